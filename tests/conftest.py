@@ -1,17 +1,25 @@
-"""Fixtures shared by the whole suite, and its guard against threads left running.
+"""Fixtures shared by the whole suite, and its guards against what a test leaves behind.
 
 A thread left working after its test (an OTel batch processor, a periodic metric reader, a
 span store writer, an HTTP server, a telemetry shutdown that outlived its bound) keeps
 exporting and logging into the root logger while later tests run, where tests that read log
-lines pick its lines up; a non-daemon one keeps the interpreter from exiting. Each test is
-checked on its own, so the one that leaks is the one that fails.
+lines pick its lines up; a non-daemon one keeps the interpreter from exiting. A child process
+left running holds its ports, files and CPU while later tests run. Process-wide state a test
+changed (an environment variable, the working directory, the umask, ``sys.path``, a signal
+handler, a logging handler, an OpenTelemetry global provider) makes every later test depend
+on whether that test ran before it. Each test is checked on its own, so the one that leaks is
+the one that fails.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -48,6 +56,190 @@ PROJECT_THREADS = "taskdaemon-"
 #: returned: a thread already told to stop (an executor shut down without waiting, a server
 #: past its last request) is joined rather than reported. A thread nobody stopped still fails.
 STOPPING_GRACE = 2.0
+
+
+#: The command line of the process-wide group watchdog (``group_watchdog``), started at the
+#: first command stage a test runs in this process and meant to live as long as the process.
+WATCHDOG_PROGRAM = "_watchdog_process.py"
+
+
+def child_processes() -> dict[int, str]:
+    """This process's children still running (zombies excluded), with their command lines."""
+    running = {}
+    for task in os.listdir("/proc/self/task"):
+        with open(f"/proc/self/task/{task}/children") as children:
+            pids = children.read().split()
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as stat:
+                    state = stat.read().rpartition(")")[2].split()[0]
+                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                    command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+            except FileNotFoundError:  # reaped meanwhile
+                continue
+            if state != "Z":
+                running[int(pid)] = command
+    return running
+
+
+def children_left_running(before: set[int], grace: float = STOPPING_GRACE) -> list[str]:
+    """Command lines of the child processes started since ``before`` still running after
+    ``grace`` (a child already signalled gets that long to end), the watchdog excepted."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = {
+            pid: command
+            for pid, command in child_processes().items()
+            if pid not in before and WATCHDOG_PROGRAM not in command
+        }
+        if not left or time.monotonic() >= deadline:
+            return sorted(command[:200] for command in left.values())
+        time.sleep(0.05)
+
+
+@pytest.fixture(autouse=True)
+def no_child_process_left_running() -> Iterator[None]:
+    """Fail the test that leaves a child process it started running after its teardown."""
+    before = set(child_processes())
+    yield
+    left = children_left_running(before)
+    assert not left, f"child processes left running after the test: {left}"
+
+
+def _environment() -> dict[str, str]:
+    """The environment, but for the variable pytest sets to the test it runs."""
+    return {name: value for name, value in os.environ.items() if name != "PYTEST_CURRENT_TEST"}
+
+
+def _set_environment(saved: dict[str, str]) -> None:
+    for name in set(_environment()) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
+
+
+def _umask() -> int:
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
+
+
+#: Every signal a handler can be set for.
+CATCHABLE_SIGNALS = tuple(
+    signal.Signals(number)
+    for number in sorted(signal.valid_signals())
+    if number not in (signal.SIGKILL, signal.SIGSTOP) and number < signal.SIGRTMIN
+)
+
+
+def _signal_handlers() -> dict[str, object]:
+    return {number.name: signal.getsignal(number) for number in CATCHABLE_SIGNALS}
+
+
+def _set_signal_handlers(saved: dict[str, object]) -> None:
+    for name, handler in saved.items():
+        if handler is not None:  # None: not set from Python, so not a test's to put back
+            signal.signal(signal.Signals[name], handler)  # type: ignore[arg-type]
+
+
+def _logging_handlers() -> dict[str, list[logging.Handler]]:
+    """Each logger's handlers (the root's under ``""``) but pytest's own, which it swaps around
+    every phase of a test, and the ``NullHandler`` a library adds when first imported."""
+    loggers = {"": logging.getLogger(), **logging.Logger.manager.loggerDict}
+    handlers = {
+        name: [
+            h
+            for h in logger.handlers
+            if not (type(h).__module__.startswith("_pytest") or type(h) is logging.NullHandler)
+        ]
+        for name, logger in loggers.items()
+        if isinstance(logger, logging.Logger)
+    }
+    return {name: listed for name, listed in handlers.items() if listed}
+
+
+def _set_logging_handlers(saved: dict[str, list[logging.Handler]]) -> None:
+    for name, handlers in _logging_handlers().items():
+        for handler in handlers:
+            if handler not in saved.get(name, []):
+                logging.getLogger(name or None).removeHandler(handler)
+                handler.close()
+
+
+#: The OpenTelemetry API's global providers: module, attribute, and the attribute of its
+#: set-once guard.
+OTEL_GLOBALS = (
+    ("opentelemetry.trace", "_TRACER_PROVIDER", "_TRACER_PROVIDER_SET_ONCE"),
+    ("opentelemetry.metrics._internal", "_METER_PROVIDER", "_METER_PROVIDER_SET_ONCE"),
+    ("opentelemetry._logs._internal", "_LOGGER_PROVIDER", "_LOGGER_PROVIDER_SET_ONCE"),
+)
+
+
+def _otel_globals() -> tuple[object, ...]:
+    """The global providers (read without importing the API: few tests need it)."""
+    return tuple(getattr(sys.modules.get(module), name, None) for module, name, _ in OTEL_GLOBALS)
+
+
+def _unset_otel_globals(saved: tuple[object, ...]) -> None:
+    """Unset the globals set since ``saved``, as OpenTelemetry's own test utilities do: the API
+    lets a process set each one once, and a test is not the process."""
+    from opentelemetry.util._once import Once
+
+    for (module, name, once), before in zip(OTEL_GLOBALS, saved, strict=True):
+        if before is None and module in sys.modules:
+            setattr(sys.modules[module], name, None)
+            setattr(sys.modules[module], once, Once())
+
+
+#: Process-wide state a test may change but must put back: its name, how to read it, how to
+#: put a saved value back (so that the tests after a leaking one start clean).
+PROCESS_STATE: tuple[tuple[str, Callable[[], Any], Callable[[Any], object]], ...] = (
+    ("environment variables", _environment, _set_environment),
+    ("working directory", os.getcwd, os.chdir),
+    ("umask", _umask, os.umask),
+    ("sys.path", lambda: list(sys.path), lambda saved: sys.path.__setitem__(slice(None), saved)),
+    ("signal handlers", _signal_handlers, _set_signal_handlers),
+    ("logging handlers", _logging_handlers, _set_logging_handlers),
+    ("root logger level", lambda: logging.getLogger().level, logging.getLogger().setLevel),
+    ("OpenTelemetry global providers", _otel_globals, _unset_otel_globals),
+)
+
+
+def process_state() -> list[Any]:
+    """The values of :data:`PROCESS_STATE`, in its order."""
+    return [read() for _, read, _ in PROCESS_STATE]
+
+
+def changed_state(before: list[Any]) -> list[str]:
+    """What differs from ``before`` (for a mapping, its keys that differ), each put back."""
+    changed = []
+    for (name, _, put_back), saved, now in zip(PROCESS_STATE, before, process_state(), strict=True):
+        if saved != now:
+            if isinstance(saved, dict):
+                keys = sorted(k for k in saved.keys() | now.keys() if saved.get(k) != now.get(k))
+                changed.append(f"{name} {keys}")
+            else:
+                changed.append(name)
+            put_back(saved)
+    return changed
+
+
+@pytest.fixture(autouse=True)
+def no_process_state_changed() -> Iterator[None]:
+    """Fail the test that leaves process-wide state changed after its teardown (put back)."""
+    before = process_state()
+    yield
+    changed = changed_state(before)
+    assert not changed, f"process-wide state changed by the test: {changed}"
+
+
+@pytest.fixture
+def process_state_put_back() -> Iterator[None]:
+    """For a test that runs the command's composition root in this process (``run``'s
+    observers, ``build_monitor``): it configures logging and sets the OTel global providers
+    for the whole process, as the real command does; they are put back after the test."""
+    before = process_state()
+    yield
+    changed_state(before)
 
 
 def _watched(thread: threading.Thread) -> bool:

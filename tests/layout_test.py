@@ -10,16 +10,26 @@
 * A test file never imports another test file: what several files share is a ``*_support.py``
   helper or a ``conftest.py`` fixture (importing a test module would also import its tests).
 
-It also checks the suite's guard against threads left running (``conftest.left_running``).
+It also checks the suite's guards against threads and child processes left running
+(``conftest.left_running``, ``conftest.children_left_running``) and process-wide state left
+changed (``conftest.changed_state``).
 """
 
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import threading
 from pathlib import Path
 
-from conftest import left_running
+from conftest import (
+    changed_state,
+    child_processes,
+    children_left_running,
+    left_running,
+    process_state,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = ROOT / "src" / "taskdaemon" / "pipeline"
@@ -169,3 +179,40 @@ def test_the_thread_guard_reports_only_watched_threads_still_running() -> None:
         for thread in (leaked, stopping, foreign):
             thread.join()
     assert ["taskdaemon-leaked"] == left
+
+
+def test_the_process_guard_reports_only_children_still_running() -> None:
+    """A child nobody stopped is reported by its command line; one killed (even unreaped) and
+    one that ended are not."""
+    before = set(child_processes())
+    running = subprocess.Popen(["sleep", "60"])
+    killed = subprocess.Popen(["sleep", "61"])
+    ended = subprocess.Popen(["true"])
+    killed.kill()
+    ended.wait()
+    try:
+        left = children_left_running(before, grace=0.5)
+    finally:
+        running.kill()
+        for process in (running, killed):
+            process.wait()
+    assert ["sleep 60 "] == left
+
+
+def test_the_state_guard_names_what_changed_and_puts_it_back(tmp_path: Path) -> None:
+    """A variable set, the umask and the working directory changed are each named (a
+    variable by its name, never its value) and put back; what did not change is not named."""
+    cwd, umask = os.getcwd(), os.umask(0o022)
+    os.umask(umask)
+    before = process_state()
+    os.environ["TASKDAEMON_GUARD_CHECK"] = "s3cret"
+    os.umask(0o077)
+    os.chdir(tmp_path)
+    try:
+        changed = changed_state(before)
+    finally:
+        os.environ.pop("TASKDAEMON_GUARD_CHECK", None)
+        os.umask(umask)
+        os.chdir(cwd)
+    expected = ["environment variables ['TASKDAEMON_GUARD_CHECK']", "working directory", "umask"]
+    assert (expected, before) == (changed, process_state())

@@ -482,6 +482,7 @@ def test_the_stand_in_says_when_its_monitor_wanted_what_it_declined(
     ]
 
 
+@pytest.mark.usefixtures("process_state_put_back")
 @pytest.mark.parametrize(
     ("flags", "observes", "hint"),
     [
