@@ -218,6 +218,7 @@ def _rows(draw: st.DrawFn) -> tuple[Any, ...]:
     return (span_id, start, end, text)
 
 
+@pytest.mark.slow  # drawing 400 nested rows: 100 s on a loaded machine, near the 120 s timeout
 @settings(max_examples=400, deadline=None)
 @given(_rows())
 @example(("00f067aa0ba902b7", 1, 2, '[null,"n","SERVER","OK","",{"a":[1,[2,{"b":[]}]]},[],[]]'))
