@@ -66,20 +66,24 @@ WATCHDOG_PROGRAM = "_watchdog_process.py"
 
 def child_processes() -> dict[int, str]:
     """This process's children still running (zombies excluded), with their command lines."""
-    running = {}
+    pids = []
     for task in os.listdir("/proc/self/task"):
-        with open(f"/proc/self/task/{task}/children") as children:
-            pids = children.read().split()
-        for pid in pids:
-            try:
-                with open(f"/proc/{pid}/stat") as stat:
-                    state = stat.read().rpartition(")")[2].split()[0]
-                with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
-                    command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
-            except FileNotFoundError:  # reaped meanwhile
-                continue
-            if state != "Z":
-                running[int(pid)] = command
+        try:
+            with open(f"/proc/self/task/{task}/children") as children:
+                pids += children.read().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+    running = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                state = stat.read().rpartition(")")[2].split()[0]
+            with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+                command = cmdline.read().replace(b"\0", b" ").decode(errors="replace")
+        except FileNotFoundError:  # reaped meanwhile
+            continue
+        if state != "Z":
+            running[int(pid)] = command
     return running
 
 
