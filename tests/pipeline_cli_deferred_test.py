@@ -338,10 +338,23 @@ async def test_only_the_first_stage_start_schedules_the_loading(
 def test_waiting_for_the_monitor_lets_loading_begin() -> None:
     """Whatever needs the monitor (a stage's TRACEPARENT, a flush, the run's end) lets loading
     begin at once instead of waiting for the first stage."""
-    deferred = DeferredMonitor(PayloadCapture())
+    deferred = DeferredMonitor(PayloadCapture(), load_timeout=0.0)
     before = deferred.may_load
-    assert deferred.wait(timeout=0.0) is None
+    assert deferred.wait() is None
     assert (False, True) == (before, deferred.may_load)
+
+
+def test_a_load_that_does_not_end_in_time_is_abandoned() -> None:
+    """A wait for the load past ``load_timeout`` abandons it: the kept events count as lost,
+    later ones are lost at once, and a monitor that comes late is refused, handed nothing."""
+    deferred = DeferredMonitor(PayloadCapture(), load_timeout=0.0)
+    deferred.on_event(started_record("a"))
+    deferred.on_event(started_record("b"))
+    assert deferred.wait() is None
+    deferred.on_event(started_record("c"))
+    late = GatedMonitor()
+    refused = not deferred.started(late, preset_trace_id, preset_span_id)  # type: ignore[arg-type]
+    assert (True, True, 3, []) == (refused, deferred.abandoned, deferred.lost, late.seen)
 
 
 class GatedMonitor:

@@ -55,7 +55,16 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile.
   (``run_log_scope.wants``) without waiting for the monitor. Should the monitor it gets want a
   kind it declined, it says so once.
 * **Monitoring never stops the pipeline**: if loading fails, one warning says why, the run goes
-  on, and the end says how many engine events were not recorded.
+  on, and the end says how many engine events were not recorded. A load that never ends (an
+  import left blocked: a signal raised in the main thread inside importlib's unprotected window
+  can leave the global import lock held for ever; a hung network file system) is abandoned
+  once a wait for it has lasted ``LOAD_TIMEOUTS`` times ``TASKDAEMON_EXPORT_TIMEOUT`` (60 s by
+  default: a load takes well under a second, tens on a loaded machine): every wait returns,
+  the kept events count as lost, and the one warning at the end says the load did not finish
+  in time. A monitor that loads after that is closed unused (``started`` refuses it), never
+  handed events half-way. The bound is on the load only: a handover under way is CPU work
+  that ends, and is waited for. Decision: the bound, not a signal handler that stays out of
+  importlib's window, is the defence: it holds whatever left the load stuck.
 
 One caveat, from the OTel API: spans a stage handler starts *without* a parent from its
 ``TRACEPARENT`` before the global tracer provider is set (the first few tens of milliseconds)
@@ -110,6 +119,8 @@ MAX_KEPT_PAYLOADS = 32
 MAX_KEPT_RECORDS = 10_000
 #: Seconds the loading waits for the first stage to start before it begins anyway.
 LOAD_DELAY = 0.25
+#: A wait for the load longer than this many ``TASKDAEMON_EXPORT_TIMEOUT`` abandons it.
+LOAD_TIMEOUTS = 12
 
 Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 #: A run's record or output batch kept until the monitor has the events before it: how many
@@ -217,10 +228,16 @@ class DeferredMonitor:
     guards_itself: ClassVar[bool] = True
 
     def __init__(
-        self, capture: PayloadCapture, hooks_want: Callable[[type], bool] | None = None
+        self,
+        capture: PayloadCapture,
+        hooks_want: Callable[[type], bool] | None = None,
+        *,
+        load_timeout: float = LOAD_TIMEOUTS * Settings().export_timeout,
     ) -> None:
         #: The monitor's payload capture, made before it (a debug dump reads it).
         self.capture = capture
+        #: Seconds a wait for the load lasts before the load is abandoned (module docstring).
+        self.load_timeout = load_timeout
         # What the monitor's hooks will answer for an optional record (None: not known, so
         # every record is kept until the monitor answers itself).
         self._hooks_want = hooks_want
@@ -256,12 +273,14 @@ class DeferredMonitor:
         # engine's loop, while telemetry is live).
         self._live = False
         self.lost = 0  # engine events never recorded (loading failed)
+        self.abandoned = False  # the load did not end in time (``abandon``)
 
     # --- what the loading thread calls ---------------------------------------------------------
 
-    def started(self, monitor: PipelineMonitor, preset: Preset, preset_span: Preset) -> None:
+    def started(self, monitor: PipelineMonitor, preset: Preset, preset_span: Preset) -> bool:
         """The monitor exists: hand it the kept events, in order, with the kept records and
-        output batches in their places, then every new one.
+        output batches in their places, then every new one. False, and nothing handed over,
+        when the load was abandoned (``abandon``): the caller closes the monitor.
 
         The kept events are taken in swaps and handed over outside the lock, so the engine
         keeps running (and keeping) meanwhile instead of waiting for the whole replay; the
@@ -269,6 +288,8 @@ class DeferredMonitor:
         Only this thread forwards until then, so the order holds; records this thread logs
         meanwhile (the run log's, through ``logging``) are written at once, in their place."""
         with self._lock:
+            if self._over:
+                return False
             self._monitor, self._preset, self._preset_span = monitor, preset, preset_span
         self._replaying = threading.get_ident()
         wanted = sorted(kind.__name__ for kind in self._declined if monitor.wants_record(kind))
@@ -284,20 +305,41 @@ class DeferredMonitor:
                     self._loaded.set()
                     self._live = True
                     self._replaying = None
-                    return
+                    return True
             self._forward_all(kept, logs)
 
-    def failed(self, reason: str) -> None:
-        """Loading failed: count the kept events as lost; the run goes on without telemetry."""
+    def failed(self, reason: str) -> bool:
+        """Loading failed: count the kept events as lost; the run goes on without telemetry.
+        False when the load was abandoned before (that said why already)."""
         with self._lock:
-            self._failure = reason
-            self.lost += len(self._kept)
-            self._kept.clear()
-            self.slot.dropped += len(self._kept_logs)
-            self._kept_logs.clear()
-            self._kept_payloads = 0
-            self._over = True
-            self._loaded.set()
+            if self._over:
+                return False
+            self._give_up(reason)
+            return True
+
+    def abandon(self) -> bool:
+        """Give up a load that has not ended (module docstring): its kept events count as lost,
+        as when loading fails. False when the monitor came (or loading failed) first."""
+        with self._lock:
+            if self._monitor is not None or self._over:
+                return False
+            self.abandoned = True
+            self._give_up(
+                f"it did not load within {self.load_timeout:g}s,"
+                f" {LOAD_TIMEOUTS} x TASKDAEMON_EXPORT_TIMEOUT"
+            )
+            return True
+
+    def _give_up(self, reason: str) -> None:
+        """Count what is kept as lost and end the wait for the monitor (the lock held)."""
+        self._failure = reason
+        self.lost += len(self._kept)
+        self._kept.clear()
+        self.slot.dropped += len(self._kept_logs)
+        self._kept_logs.clear()
+        self._kept_payloads = 0
+        self._over = True
+        self._loaded.set()
 
     def wait_to_begin(self, timeout: float) -> None:
         """Return once loading may begin, or after ``timeout`` seconds (the loading thread)."""
@@ -322,10 +364,13 @@ class DeferredMonitor:
         """Whether loading may begin (see the module docstring)."""
         return self._begin.is_set()
 
-    def wait(self, timeout: float | None = None) -> PipelineMonitor | None:
-        """The monitor once loaded (None if loading failed or ``timeout`` ran out)."""
+    def wait(self) -> PipelineMonitor | None:
+        """The monitor once loaded; None if loading failed, or did not end within
+        ``load_timeout`` (then it is abandoned)."""
         self._begin.set()
-        self._loaded.wait(timeout)
+        if not self._loaded.wait(self.load_timeout) and self.abandon():
+            return None
+        self._loaded.wait()  # the monitor came: its handover is under way
         return self._monitor
 
     # --- observer protocol ---------------------------------------------------------------------
@@ -543,7 +588,9 @@ def start_deferred_monitoring(
     capture = PayloadCapture(
         max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
     )
-    deferred = DeferredMonitor(capture, hooks_want=run_log_wants)
+    deferred = DeferredMonitor(
+        capture, hooks_want=run_log_wants, load_timeout=LOAD_TIMEOUTS * settings.export_timeout
+    )
     root = logging.getLogger()
     slot = deferred.slot
     # A sink even without a store: output goes to the store's writer or nowhere, as once
@@ -574,18 +621,22 @@ def start_deferred_monitoring(
                 id_generator=PresetIdGenerator(),
             )
         except Exception as error:  # monitoring never stops the pipeline
-            _log.warning("telemetry failed to start; the run goes on without it: %s", error)
-            deferred.failed(f"{type(error).__name__}: {error}")
+            if deferred.failed(f"{type(error).__name__}: {error}"):
+                _log.warning("telemetry failed to start; the run goes on without it: %s", error)
+                return
         else:
-            deferred.started(monitor, preset_trace_id, preset_span_id)
+            if deferred.started(monitor, preset_trace_id, preset_span_id):
+                return
+        loaded.close()  # abandoned: shut down unused (``close`` leaves it to this thread)
 
     thread = threading.Thread(target=load, name="taskdaemon-telemetry-load", daemon=True)
 
     def close() -> None:
-        deferred.begin()
-        thread.join()
+        deferred.wait()  # a load that never ends is abandoned there
         try:
-            loaded.close()  # telemetry shutdown, then the lost-span report (as start_monitoring)
+            if not deferred.abandoned:  # else the thread closes whatever it loads, unused
+                thread.join()  # it ended, or ends once done handing over
+                loaded.close()  # telemetry shutdown, then the lost-span report (start_monitoring)
         finally:
             remove_output_sink(slot)
             root.removeHandler(slot)
