@@ -259,13 +259,7 @@ def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> in
 def report_unexported_logs(failures: ExportFailures | None) -> int:
     """Log one warning line when log exports failed (``None``: no log exporter); returns the
     count. Call it once the logger provider is shut down, so the count is final."""
-    if failures is None:
-        return 0
-    lost = sum(failures.failed().values())
-    if lost:
-        causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
-        _logs_log.warning("%s (%s)", _not_exported(lost, "log record"), causes)
-    return lost
+    return _report_failures(failures, _logs_log, lambda lost: _not_exported(lost, "log record"))
 
 
 def _not_exported(count: int, noun: str) -> str:
@@ -277,10 +271,20 @@ def report_unexported_metrics(failures: ExportFailures | None) -> int:
     """Log one warning line when metric exports failed (``None``: no metric exporter but
     Prometheus); returns how many exports failed. Call it once the meter provider is shut
     down, so the count is final."""
+    return _report_failures(
+        failures, _metrics_log, lambda failed: f"{counted(failed, 'metric export')} failed"
+    )
+
+
+def _report_failures(
+    failures: ExportFailures | None, log: logging.Logger, said: Callable[[int], str]
+) -> int:
+    """One warning line, ``said(count)`` and each exporter's last error, when ``failures``
+    counted any; the count (0 for None: no such exporter)."""
     if failures is None:
         return 0
-    failed = sum(failures.failed().values())
-    if failed:
+    count = sum(failures.failed().values())
+    if count:
         causes = "; ".join(f"{name}: {error}" for name, error in failures.last_errors().items())
-        _metrics_log.warning("%s failed (%s)", counted(failed, "metric export"), causes)
-    return failed
+        log.warning("%s (%s)", said(count), causes)
+    return count
