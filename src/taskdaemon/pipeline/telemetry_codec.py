@@ -408,22 +408,27 @@ def edge_from_legacy(text: str) -> EdgeRecord | None:
     return EdgeRecord(parts[0], parts[1], parts[2] if len(parts) == 3 else "")
 
 
-#: A line that is an ``encode_edge`` item of a completion or event trigger whose strings orjson
-#: wrote as they are (none holds a ``_NOT_PLAIN`` character, so each JSON string's value is its
-#: text between the quotes), and nothing else: what ``decode_edge`` reads as an edge, groups
-#: (source, target, ``true`` / ``false`` for a completion, else the event type).
-_PLAIN_EDGE: Final = re.compile(
-    r'^\["([^\x00-\x1f"\\\ud800-\udfff]*+)","([^\x00-\x1f"\\\ud800-\udfff]*+)",\['
-    r'(?:"on_completion","[^\x00-\x1f"\\\ud800-\udfff]*+",(true|false)'
-    r'|"on_event","([^\x00-\x1f"\\\ud800-\udfff]*+)",(?:null|"[^\x00-\x1f"\\\ud800-\udfff]*+"))'
-    r"\]\]$",
-    re.MULTILINE,
-)
+@cache
+def _plain_edge() -> re.Pattern[str]:
+    """A line that is an ``encode_edge`` item of a completion or event trigger whose strings
+    orjson wrote as they are (none holds a ``_NOT_PLAIN`` character, so each JSON string's
+    value is its text between the quotes), and nothing else: what ``decode_edge`` reads as an
+    edge, groups (source, target, ``true`` / ``false`` for a completion, else the event type).
+    Compiled on first use: most commands that import this module read no run span's edges."""
+    return re.compile(
+        r'^\["([^\x00-\x1f"\\\ud800-\udfff]*+)","([^\x00-\x1f"\\\ud800-\udfff]*+)",\['
+        r'(?:"on_completion","[^\x00-\x1f"\\\ud800-\udfff]*+",(true|false)'
+        r'|"on_event","([^\x00-\x1f"\\\ud800-\udfff]*+)",(?:null|"[^\x00-\x1f"\\\ud800-\udfff]*+"))'
+        r"\]\]$",
+        re.MULTILINE,
+    )
+
+
 _COMPLETION_LABELS: Final = {"true": "on completion", "false": "on completion\n(any result)"}
 
 
 def _plain_edges(specs: tuple[str, ...]) -> tuple[EdgeRecord, ...] | None:
-    """``decode_edge`` of each of ``specs`` in one pass of ``_PLAIN_EDGE`` over them joined by
+    """``decode_edge`` of each of ``specs`` in one pass of ``_plain_edge`` over them joined by
     line feeds, when every one is such a line; else None (the caller decodes them one by one).
 
     A run span has an item an edge, and decoding each (a JSON document, its checks, its label)
@@ -436,7 +441,7 @@ def _plain_edges(specs: tuple[str, ...]) -> tuple[EdgeRecord, ...] | None:
     joined = "\n".join(specs)
     if joined.count("\n") != len(specs) - 1:
         return None
-    found = _PLAIN_EDGE.findall(joined)
+    found = _plain_edge().findall(joined)
     if len(found) != len(specs):
         return None
     labels = _COMPLETION_LABELS
