@@ -121,10 +121,10 @@ class LateStandIn(DeferredMonitor):
             target=self.started, args=(monitor, preset_trace_id, preset_span_id)
         )
 
-    def wait(self, timeout: float | None = None) -> PipelineMonitor | None:
+    def wait(self) -> PipelineMonitor | None:
         if self.loader.ident is None:
             self.loader.start()
-        return super().wait(timeout)
+        return super().wait()
 
 
 async def test_the_stand_in_waits_for_telemetry_past_its_bound_of_payloads(

@@ -161,7 +161,7 @@ def _stopped_while_b_paused(
     [
         ("cancel", "run cancelled"),
         ("failure", "stage 'a' failed (error_strategy: fail)"),
-        ("quit", "run cancelled"),
+        ("quit", "run cancelled by cli debug"),
     ],
 )
 def test_a_stage_a_stop_caught_paused_says_why_in_every_view(

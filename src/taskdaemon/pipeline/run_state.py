@@ -623,7 +623,11 @@ class RunState:
         stage.skip_cause = (event.cancel_reason or None, event.cancel_cause or None)
 
     def _breakpoint_hit(self, event: BreakpointHit) -> None:
-        self._stage(event.stage).paused.add(event.task_run_id)
+        stage = self._stage(event.stage)
+        stage.paused.add(event.task_run_id)
+        attempt = stage.attempts.get(event.task_run_id)
+        if attempt is not None and event.error:  # a failure pause: why, before its end says it
+            attempt.error = redact_text(event.error)
         if not self.finished:
             self.status = RunStatus.PAUSED.value  # while anything in it is paused
 
