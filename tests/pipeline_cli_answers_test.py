@@ -375,6 +375,7 @@ HINT = "(an entry stage has triggers: [{manual: {approval_required: false}}])"
 
 
 @pytest.mark.parametrize("triggers", ["", "    triggers: []\n"])
+@pytest.mark.usefixtures("process_state_put_back")  # validate in-process sets sys.path
 def test_a_stage_without_triggers_is_shown_the_entry_form(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], triggers: str
 ) -> None:

@@ -37,10 +37,12 @@ class Target:
 
 
 async def _ended(reader: asyncio.StreamReader) -> bytes:
-    """What the server sends until it ends the connection (a reset counts as an end)."""
+    """What the server sends until it ends the connection (a reset counts as an end, and so
+    does a broken pipe: a trickling client's write that met the closed connection fails the
+    read it waits on)."""
     try:
         return await asyncio.wait_for(reader.read(), 30.0)
-    except ConnectionResetError:
+    except (ConnectionResetError, BrokenPipeError):
         return b""
 
 
