@@ -66,21 +66,6 @@ EXPORTER_LOGGERS: tuple[str, ...] = (
 )
 
 
-#: The message templates of the exporters' lines about an export that failed or is being
-#: retried: OTLP/HTTP's (the common client's, for every signal), then OTLP/gRPC's.
-EXPORT_FAILURE_TEMPLATES: Final = frozenset(
-    {
-        "Transient error %s encountered while exporting %s batch, retrying in %.2fs.",
-        "Failed to export %s batch due to timeout, max retries or shutdown.",
-        "Failed to export %s batch code: %s, reason: %s",
-        "Transient error %s encountered while exporting %s to %s, retrying in %.2fs. "
-        "Error details: %s",
-        "Failed to export %s to %s, error code: %s, error details: %s",
-        "Shutdown in progress, aborting retry.",
-    }
-)
-
-
 #: Per template, where its arguments hold the cause of the failure (a refused connection, an
 #: HTTP status and reason, a gRPC code and details) and the gRPC exporters' signal. The HTTP
 #: exporters' last line after retries, :data:`_GAVE_UP`, has none (the retry's line before it
@@ -93,6 +78,12 @@ _CAUSES: Final[dict[str, tuple[tuple[int, ...], int | None]]] = {
     "Failed to export %s to %s, error code: %s, error details: %s": ((2, 3), 0),
 }
 _GAVE_UP: Final = "Failed to export %s batch due to timeout, max retries or shutdown."
+#: The message templates of the exporters' lines about an export that failed or is being
+#: retried: OTLP/HTTP's (the common client's, for every signal) and OTLP/gRPC's, those that
+#: give a cause, the HTTP exporters' last line, and the retry cut by a shutdown.
+EXPORT_FAILURE_TEMPLATES: Final = frozenset(
+    {*_CAUSES, _GAVE_UP, "Shutdown in progress, aborting retry."}
+)
 #: The OTLP/HTTP exporters' loggers, one a signal (the gRPC ones share one: the signal is an
 #: argument).
 _HTTP_SIGNALS: Final = {
@@ -153,14 +144,7 @@ def install_export_failure_filter(
     """Put one :class:`ExportFailureFilter` first on ``loggers`` (once: reuses an installed
     one). First, because the filters after it change what it matches: the repeats' filter
     adds a count to a record's template, the password filter merges its arguments in."""
-    for name in loggers:
-        for existing in logging.getLogger(name).filters:
-            if isinstance(existing, ExportFailureFilter):
-                return existing
-    made = ExportFailureFilter()
-    for name in loggers:
-        logging.getLogger(name).filters.insert(0, made)
-    return made
+    return _install_once(ExportFailureFilter, ExportFailureFilter, loggers, first=True)
 
 
 class RepeatedLogFilter(logging.Filter):
@@ -275,14 +259,23 @@ def install_endpoint_password_filter(
 
 
 def _install_once(
-    kind: type[_FilterT], make: Callable[[], _FilterT], loggers: Sequence[str]
+    kind: type[_FilterT],
+    make: Callable[[], _FilterT],
+    loggers: Sequence[str],
+    *,
+    first: bool = False,
 ) -> _FilterT:
-    """The ``kind`` filter already on one of ``loggers``, else ``make()`` added to each."""
+    """The ``kind`` filter already on one of ``loggers``, else ``make()`` added to each (put
+    before the filters there with ``first``)."""
     for name in loggers:
         for existing in logging.getLogger(name).filters:
             if isinstance(existing, kind):
                 return existing
     made = make()
     for name in loggers:
-        logging.getLogger(name).addFilter(made)
+        logger = logging.getLogger(name)
+        if first:
+            logger.filters.insert(0, made)
+        else:
+            logger.addFilter(made)
     return made
