@@ -27,10 +27,11 @@ from typing import Any
 from taskdaemon.pipeline import control
 from taskdaemon.pipeline.approval_audit import MAX_NOTE_CHARS, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline.cli.ended_runs import ended_run
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.redaction import redact_text
 
-__all__ = ["ended_run", "register"]
+__all__ = ["register"]
 
 EXIT_REFUSED = 1
 EXIT_USAGE = 2
@@ -120,38 +121,6 @@ def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> in
         # Not sorted: the stages in the pipeline's order, as every other view lists them.
         print(json.dumps(response.get("status", {}), indent=2))
     return 0
-
-
-def ended_run(run: str, home: str | None) -> str | None:
-    """Why no process serves ``run`` when the home's embedded store has it ended: the control
-    socket's answer asked whether its ``taskdaemon run`` was still running, with no hint that
-    the run was simply over. None when the store has no such ended run (or no store). Also
-    ``debug attach|continue|step|skip``'s answer."""
-    from pathlib import Path  # noqa: PLC0415 - this error's path alone (start-up time)
-
-    from taskdaemon.pipeline.errors import SettingsError, SpanSourceError  # noqa: PLC0415
-    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
-    from taskdaemon.pipeline.run_state import INTERRUPTED  # noqa: PLC0415
-    from taskdaemon.pipeline.state import RunStatus  # noqa: PLC0415
-    from taskdaemon.pipeline.tracking import open_source  # noqa: PLC0415
-
-    store = (Path(home) if home else home_directory()) / "spans.db"
-    try:
-        source = open_source(f"sqlite:///{store.absolute()}")
-        try:
-            record = source.get_run(run)
-        finally:
-            source.close()
-    except (PipelineError, SettingsError, SpanSourceError, ValueError):
-        return None  # the socket's own answer then (a bad retention setting is not this one's)
-    # Ended: a final status, or interrupted (its process died): no process serves it again.
-    ended = {status.value for status in RunStatus if status.is_final} | {INTERRUPTED}
-    if record.status not in ended:
-        return None
-    return (
-        f"run {record.run_id} has ended ({record.status}): no process serves it any more "
-        f"('taskdaemon runs show {record.run_id}' has its record)"
-    )
 
 
 def _user() -> str:

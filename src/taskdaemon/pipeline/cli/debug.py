@@ -199,7 +199,7 @@ def _remote(words: Sequence[str]) -> int:
             }
         )
     except RunNotFoundError as exc:
-        from taskdaemon.pipeline.cli.approve import ended_run  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.ended_runs import ended_run  # noqa: PLC0415
 
         return _fail(EXIT_NO_RUN, ended_run(words[1], None) or str(exc))
     except PipelineError as exc:

@@ -1,0 +1,43 @@
+"""Why no process serves a run any more: the answer ``approve``, ``publish``, ``cancel``,
+``status`` and ``debug attach|continue|step|skip`` give when the control socket finds no served
+run and the home's embedded store has that run ended.
+
+Its imports (the span store, the run states, even ``pathlib``) are made inside
+:func:`ended_run`, on this error's path alone, so the commands that import this module pay
+nothing at start-up for it.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ended_run"]
+
+
+def ended_run(run: str, home: str | None) -> str | None:
+    """Why no process serves ``run`` when the home's embedded store has it ended: the control
+    socket's answer asked whether its ``taskdaemon run`` was still running, with no hint that
+    the run was simply over. None when the store has no such ended run (or no store)."""
+    from pathlib import Path  # noqa: PLC0415
+
+    from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError  # noqa: PLC0415
+    from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
+    from taskdaemon.pipeline.run_state import INTERRUPTED  # noqa: PLC0415
+    from taskdaemon.pipeline.state import RunStatus  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking import open_source  # noqa: PLC0415
+
+    store = (Path(home) if home else home_directory()) / "spans.db"
+    try:
+        source = open_source(f"sqlite:///{store.absolute()}")
+        try:
+            record = source.get_run(run)
+        finally:
+            source.close()
+    except (PipelineError, SettingsError, SpanSourceError, ValueError):
+        return None  # the socket's own answer then (a bad retention setting is not this one's)
+    # Ended: a final status, or interrupted (its process died): no process serves it again.
+    ended = {status.value for status in RunStatus if status.is_final} | {INTERRUPTED}
+    if record.status not in ended:
+        return None
+    return (
+        f"run {record.run_id} has ended ({record.status}): no process serves it any more "
+        f"('taskdaemon runs show {record.run_id}' has its record)"
+    )
