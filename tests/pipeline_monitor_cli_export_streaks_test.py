@@ -20,6 +20,7 @@ from cli_support import ROOT, TASKDAEMON, environment, write
 from collector_support import answered, answering_posts
 from prometheus_support import free_port
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
+from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 #: ``start`` ends at once, then two stages each wait on a fifo the test writes to, once the
 #: lines it waits for came.
@@ -115,19 +116,26 @@ def test_a_dead_collector_is_said_once_then_its_return(home: Path, tmp_path: Pat
         assert 2 == len(said), "".join(stderr)
 
 
-def _streak(closing: threading.Event, causes: dict[str, str]) -> ExportStreak:
-    return ExportStreak("logs", "otlp", closing, lambda signal: causes.pop(signal, None))
+def _streak(
+    closing: threading.Event, causes: dict[str, str], failures: ExportFailures | None = None
+) -> ExportStreak:
+    record = (failures or ExportFailures()).record
+    return ExportStreak("logs", "otlp", closing, lambda signal: causes.pop(signal, None), record)
 
 
 def test_a_streak_is_one_line_and_its_end_another(caplog: pytest.LogCaptureFixture) -> None:
     """Three failed exports, then two that went through: two lines, the cause the exporter's
-    line gave, and what the whole streak lost."""
-    streak = _streak(threading.Event(), {"logs": "HTTP 503: busy"})
+    line gave, and what the whole streak lost, which is counted too (with the wrapper's
+    error: the exit line's)."""
+    failures = ExportFailures()
+    streak = _streak(threading.Event(), {"logs": "HTTP 503: busy"}, failures)
     with caplog.at_level(logging.INFO):
         for records in (2, 3, 4):
             streak.failed(records, "export failed")
         streak.succeeded()
         streak.succeeded()
+    counted = ({"otlp": 9}, {"otlp": "export failed"})
+    assert counted == (failures.failed(), failures.last_errors())
     assert [(r.name, r.getMessage()) for r in caplog.records] == [
         (
             "taskdaemon.logs",
@@ -142,9 +150,10 @@ def test_a_streak_is_one_line_and_its_end_another(caplog: pytest.LogCaptureFixtu
 
 
 def test_no_streak_starts_once_the_telemetry_closes(caplog: pytest.LogCaptureFixture) -> None:
-    """Failures while shutting down are the exit line's; a streak said before still ends."""
-    closing = threading.Event()
-    said_before, after = _streak(closing, {}), _streak(closing, {})
+    """Failures while shutting down are the exit line's (counted, not said); a streak said
+    before still ends."""
+    closing, failures = threading.Event(), ExportFailures()
+    said_before, after = _streak(closing, {}), _streak(closing, {}, failures)
     with caplog.at_level(logging.INFO):
         said_before.failed(1, "export failed")
         closing.set()
@@ -152,6 +161,7 @@ def test_no_streak_starts_once_the_telemetry_closes(caplog: pytest.LogCaptureFix
         after.succeeded()
         said_before.failed(1, "export failed")
         said_before.succeeded()
+    assert {"otlp": 1} == failures.failed()
     assert [r.getMessage().partition(";")[0] for r in caplog.records] == [
         "log record exports to otlp fail: export failed (what is lost is counted in "
         "taskdaemon_logs_export_failed_total and said at exit)",

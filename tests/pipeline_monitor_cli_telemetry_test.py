@@ -237,10 +237,10 @@ async def test_the_sdks_export_durations_get_the_seconds_buckets(
 def test_failed_spans_are_summed_per_exporter_and_successes_add_none() -> None:
     """Each failed export adds its spans to its exporter's count; a success adds nothing."""
     health = ExportHealth()
-    health.record(False, "otlp: down", exporter="otlp", spans=3)
-    health.record(True)
-    health.record(False, "otlp: down", exporter="otlp", spans=4)
-    health.record(False, "console: closed", exporter="console", spans=1)
+    health.record("otlp", 3, "otlp: down")
+    health.record("otlp", 0, None)
+    health.record("otlp", 4, "otlp: down")
+    health.record("console", 1, "console: closed")
     assert {"otlp": 7, "console": 1} == health.failed_spans()
 
 

@@ -263,7 +263,7 @@ async def test_readyz_is_503_after_failed_span_exports() -> None:
     """A failed export with no success since makes span_export unready, with the error."""
     health = ExportHealth()
     health.exporters.append("otlp")
-    health.record(False, "otlp: export of 3 spans failed")
+    health.record("otlp", 3, "otlp: export of 3 spans failed")
     async with _client(create_app(health=HealthSources(export=health.snapshot))) as client:
         response = await client.get("/readyz")
     component = response.json()["components"]["span_export"]
@@ -275,8 +275,8 @@ async def test_readyz_recovers_after_a_successful_export() -> None:
     """A success after the last failure makes span_export ready again."""
     health = ExportHealth()
     health.exporters.append("otlp")
-    health.record(False, "boom")
-    health.record(True)
+    health.record("otlp", 1, "boom")
+    health.record("otlp", 0, None)
     async with _client(create_app(health=HealthSources(export=health.snapshot))) as client:
         response = await client.get("/readyz")
     assert response.status_code == 200

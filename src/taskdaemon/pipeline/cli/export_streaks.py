@@ -9,6 +9,11 @@ exporter (``cli/telemetry.py``, ``cli/observed_log_exporter.py``,
 its cause and where the loss is counted, and the first success after it, with how much the
 streak lost. It is the span store's rule for a full disk (docs/span-store.md).
 
+Decision: a streak is the one thing a wrapped exporter tells of each export's outcome, and it
+passes the outcome on to where the signal's losses are counted (``record``:
+``span_losses.ExportFailures.record``, ``telemetry.ExportHealth.record``), so that no wrapper
+can count a loss and leave its streak unsaid, or the other way round.
+
 Decision: nothing starts a streak once the telemetry shuts down (``closing`` is set): the
 failures of the last exports are the exit line's, so a short run against a dead collector
 says that line alone. A streak said before the shutdown still says its recovery.
@@ -23,10 +28,14 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.wording import counted
 
-__all__ = ["ExportStreak", "Signal"]
+__all__ = ["ExportStreak", "Signal", "Tally"]
 
 #: The exported signals, as the OTel variables name them (``OTEL_TRACES_EXPORTER``...).
 Signal = Literal["traces", "logs", "metrics"]
+
+#: Where an exporter's outcomes are counted: its name, what one export lost, and the error
+#: (``None``: the export went through).
+Tally = Callable[[str, int, str | None], None]
 
 #: Per signal: the logger of its lines (those of its line at exit), what is exported, what a
 #: failed export's count counts, and the series that counts it (metric exports have none: said
@@ -44,10 +53,11 @@ _SAID: Final[dict[str, tuple[str, str, str, str | None]]] = {
 
 
 class ExportStreak:
-    """The streak of failed exports of one exporter (``name``) of one signal. The export
-    thread calls :meth:`failed` and :meth:`succeeded`; thread-safe all the same (a flush may
-    export from another thread). ``causes`` is ``ExportFailureFilter.take_cause``: the
-    exporters return a bare failure, their folded line said why."""
+    """The streak of failed exports of one exporter (``name``) of one signal, each outcome
+    passed on to ``record`` (``name``, what was lost, the error; ``None``: it went through).
+    The export thread calls :meth:`failed` and :meth:`succeeded`; thread-safe all the same (a
+    flush may export from another thread). ``causes`` is ``ExportFailureFilter.take_cause``:
+    the exporters return a bare failure, their folded line said why."""
 
     def __init__(
         self,
@@ -55,6 +65,7 @@ class ExportStreak:
         name: str,
         closing: threading.Event,
         causes: Callable[[str], str | None],
+        record: Tally,
     ) -> None:
         logger, self._what, self._noun, self._series = _SAID[signal]
         self._log = logging.getLogger(logger)
@@ -62,12 +73,14 @@ class ExportStreak:
         self._name = name
         self._closing = closing
         self._causes = causes
+        self._record = record
         self._lock = threading.Lock()
         self._lost: int | None = None  # None: no streak said
 
     def failed(self, count: int, error: str) -> None:
         """One export lost ``count`` (spans, records, or the export itself); ``error`` is the
         wrapper's cause, said when the exporter's folded line gave none."""
+        self._record(self._name, count, error)
         cause = self._causes(self._signal) or error  # taken each time: never a stale one
         with self._lock:
             if self._lost is not None:
@@ -87,6 +100,7 @@ class ExportStreak:
 
     def succeeded(self) -> None:
         """An export went through: ends a streak that was said, in one line."""
+        self._record(self._name, 0, None)
         with self._lock:
             lost, self._lost = self._lost, None
         if lost is not None:

@@ -1,11 +1,12 @@
 """A log exporter that counts what it failed to export (``cli/telemetry.py`` wraps each one).
 
 Monitoring never stops a pipeline, so a log export that fails (a dead collector, an error
-answer) loses its records; :class:`ObservedLogExporter` counts them per exporter in
-``span_losses.ExportFailures``, which ``taskdaemon.logs.export_failed`` and the warning line
-at exit read, and says when exports start to fail and succeed again
-(``cli/export_streaks.py``). It lives apart from ``cli/telemetry.py`` because it subclasses
-the logs SDK's exporter, which only a process with a log exporter imports (start-up time).
+answer) loses its records; :class:`ObservedLogExporter` tells its exporter's streak
+(``cli/export_streaks.py``), which says when exports start to fail and succeed again and
+counts the records per exporter in ``span_losses.ExportFailures``, which
+``taskdaemon.logs.export_failed`` and the warning line at exit read. It lives apart from
+``cli/telemetry.py`` because it subclasses the logs SDK's exporter, which only a process
+with a log exporter imports (start-up time).
 """
 
 from __future__ import annotations
@@ -16,38 +17,29 @@ from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
-from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 __all__ = ["ObservedLogExporter"]
 
 
 class ObservedLogExporter(LogRecordExporter):
-    """Delegates to ``inner``; a failed export (an error result, or an exception, which is
-    raised on) adds its records to ``failures`` under ``name``; ``streak`` hears of each."""
+    """Delegates to ``inner``; tells ``streak`` of each export, a failed one (an error result,
+    or an exception, which is raised on) with its records."""
 
-    def __init__(
-        self, inner: LogRecordExporter, failures: ExportFailures, name: str, streak: ExportStreak
-    ) -> None:
+    def __init__(self, inner: LogRecordExporter, streak: ExportStreak) -> None:
         self._inner = inner
-        self._failures = failures
-        self._name = name
         self._streak = streak
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         try:
             result = self._inner.export(batch)
         except Exception as exc:
-            self._failed(len(batch), f"{type(exc).__name__}: {exc}")
+            self._streak.failed(len(batch), f"{type(exc).__name__}: {exc}")
             raise
         if result is LogRecordExportResult.SUCCESS:
             self._streak.succeeded()
         else:
-            self._failed(len(batch), "export failed")
+            self._streak.failed(len(batch), "export failed")
         return result
-
-    def _failed(self, records: int, error: str) -> None:
-        self._failures.record(self._name, records, error)
-        self._streak.failed(records, error)
 
     def shutdown(self) -> None:
         self._inner.shutdown()  # type: ignore[no-untyped-call]  # the SDK leaves it untyped

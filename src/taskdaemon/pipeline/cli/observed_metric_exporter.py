@@ -18,26 +18,21 @@ from typing import Any
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
 
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
-from taskdaemon.pipeline.cli.span_losses import ExportFailures
 
 __all__ = ["ObservedMetricExporter"]
 
 
 class ObservedMetricExporter(MetricExporter):
     """Delegates to ``inner`` (with its preferred temporality and aggregation, which the
-    reader takes from its exporter); a failed export (an error result, or an exception, which
-    is raised on) counts one under ``name`` in ``failures``; ``streak`` hears of each."""
+    reader takes from its exporter); tells ``streak`` of each export, a failed one (an error
+    result, or an exception, which is raised on) as one lost."""
 
-    def __init__(
-        self, inner: MetricExporter, failures: ExportFailures, name: str, streak: ExportStreak
-    ) -> None:
+    def __init__(self, inner: MetricExporter, streak: ExportStreak) -> None:
         super().__init__(
             preferred_temporality=inner._preferred_temporality,
             preferred_aggregation=inner._preferred_aggregation,
         )
         self._inner = inner
-        self._failures = failures
-        self._name = name
         self._streak = streak
 
     def export(
@@ -46,17 +41,13 @@ class ObservedMetricExporter(MetricExporter):
         try:
             result = self._inner.export(metrics_data, timeout_millis=timeout_millis, **kwargs)
         except Exception as exc:
-            self._failed(f"{type(exc).__name__}: {exc}")
+            self._streak.failed(1, f"{type(exc).__name__}: {exc}")
             raise
         if result is MetricExportResult.SUCCESS:
             self._streak.succeeded()
         else:
-            self._failed("export failed")
+            self._streak.failed(1, "export failed")
         return result
-
-    def _failed(self, error: str) -> None:
-        self._failures.record(self._name, 1, error)
-        self._streak.failed(1, error)
 
     def force_flush(self, timeout_millis: float = 10_000) -> bool:
         return self._inner.force_flush(timeout_millis)

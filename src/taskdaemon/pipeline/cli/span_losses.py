@@ -142,16 +142,19 @@ def observe_failed_exports(
 class ExportFailures:
     """What failed to export, per exporter, with each exporter's last error: log records
     (``cli/observed_log_exporter.py``) or metric exports (``cli/observed_metric_exporter.py``),
-    one instance each (thread-safe: the exporters' threads record, a metric reader and the
-    exit path read; never reset)."""
+    one instance each, told by the exporters' streaks (``cli/export_streaks.py``; thread-safe:
+    the exporters' threads record, a metric reader and the exit path read; never reset)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._counts: dict[str, int] = {}
         self._errors: dict[str, str] = {}
 
-    def record(self, exporter: str, count: int, error: str) -> None:
-        """Add ``count`` lost by one failed export of ``exporter``, and why."""
+    def record(self, exporter: str, count: int, error: str | None) -> None:
+        """Add ``count`` lost by one failed export of ``exporter``, and why (``None``: the
+        export went through, which changes no count)."""
+        if error is None:
+            return
         with self._lock:
             self._counts[exporter] = self._counts.get(exporter, 0) + count
             self._errors[exporter] = error

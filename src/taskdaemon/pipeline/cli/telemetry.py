@@ -90,7 +90,7 @@ from opentelemetry.sdk.trace.export import (
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from taskdaemon import __version__
-from taskdaemon.pipeline.cli.export_streaks import ExportStreak, Signal
+from taskdaemon.pipeline.cli.export_streaks import ExportStreak, Signal, Tally
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORTER_LOGGERS,
     EndpointPasswordFilter,
@@ -163,7 +163,8 @@ class ExportHealthSnapshot:
 
 
 class ExportHealth:
-    """Thread-safe record of span export outcomes, fed by the wrapped exporters."""
+    """Thread-safe record of span export outcomes, fed by the wrapped exporters' streaks
+    (``cli/export_streaks.py``)."""
 
     def __init__(self, *, window: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         self.window = window
@@ -175,17 +176,16 @@ class ExportHealth:
         self._failed_spans: dict[str, int] = {}
         self.exporters: list[str] = []
 
-    def record(
-        self, ok: bool, error: str | None = None, *, exporter: str = "", spans: int = 0
-    ) -> None:
-        """Note one export's outcome; a failed one adds its ``spans`` to ``exporter``'s count."""
+    def record(self, exporter: str, spans: int, error: str | None) -> None:
+        """Note one export's outcome (``error`` None: it went through); a failed one adds its
+        ``spans`` to ``exporter``'s count."""
         now = self._clock()
         with self._lock:
-            self._results.append((now, ok))
-            if ok:
+            self._results.append((now, error is None))
+            if error is None:
                 self._last_success = now
             else:
-                self._last_error = error or "export failed"
+                self._last_error = error
                 if spans:
                     self._failed_spans[exporter] = self._failed_spans.get(exporter, 0) + spans
 
@@ -217,32 +217,24 @@ class ExportHealth:
 
 
 class _ObservedSpanExporter(SpanExporter):
-    """Delegates to ``inner`` and records each export's result in :class:`ExportHealth` and
-    ``streak``."""
+    """Delegates to ``inner`` and tells ``streak`` of each export's result (its errors name
+    the exporter: ``/readyz`` says the last of all)."""
 
-    def __init__(
-        self, inner: SpanExporter, health: ExportHealth, name: str, streak: ExportStreak
-    ) -> None:
+    def __init__(self, inner: SpanExporter, name: str, streak: ExportStreak) -> None:
         self._inner = inner
-        self._health = health
         self._name = name
         self._streak = streak
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        name = self._name
         try:
             result = self._inner.export(spans)
         except Exception as exc:
-            error = f"{name}: {type(exc).__name__}: {exc}"
-            self._health.record(False, error, exporter=name, spans=len(spans))
-            self._streak.failed(len(spans), error)
+            self._streak.failed(len(spans), f"{self._name}: {type(exc).__name__}: {exc}")
             raise
         if result is SpanExportResult.SUCCESS:
-            self._health.record(True)
             self._streak.succeeded()
         else:
-            error = f"{name}: export of {counted(len(spans), 'span')} failed"
-            self._health.record(False, error, exporter=name, spans=len(spans))
+            error = f"{self._name}: export of {counted(len(spans), 'span')} failed"
             self._streak.failed(len(spans), error)
         return result
 
@@ -429,8 +421,8 @@ def build_telemetry(
     notes: list[str] = []
     closing = threading.Event()
 
-    def streak(signal: Signal, name: str) -> ExportStreak:
-        return ExportStreak(signal, name, closing, fold.take_cause)
+    def streak(signal: Signal, name: str, record: Tally) -> ExportStreak:
+        return ExportStreak(signal, name, closing, fold.take_cause, record)
 
     resource = Resource.create(
         {"service.name": settings.service_name, "service.version": __version__}
@@ -462,7 +454,7 @@ def build_telemetry(
             if metric_failures is None:
                 metric_failures = ExportFailures()
             observed_metrics = ObservedMetricExporter(
-                _metric_exporter(name, settings), metric_failures, name, streak("metrics", name)
+                _metric_exporter(name, settings), streak("metrics", name, metric_failures.record)
             )
             readers.append(PeriodicExportingMetricReader(observed_metrics))
     meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
@@ -483,7 +475,7 @@ def build_telemetry(
     for name in settings.traces_exporters:
         exporter = _span_exporter(name, settings, meter_provider)
         health.exporters.append(name)
-        observed = _ObservedSpanExporter(exporter, health, name, streak("traces", name))
+        observed = _ObservedSpanExporter(exporter, name, streak("traces", name, health.record))
         # Masked as the batch leaves: values learnt while its spans waited.
         masked = MaskedSpanExporter(observed)
         processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
@@ -517,7 +509,7 @@ def build_telemetry(
         log_failures = ExportFailures()
         for name in settings.logs_exporters:
             observed_logs = ObservedLogExporter(
-                _log_exporter(name, settings), log_failures, name, streak("logs", name)
+                _log_exporter(name, settings), streak("logs", name, log_failures.record)
             )
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
