@@ -333,8 +333,7 @@ def test_exporter_errors_are_logged_once(
     """Five failed batches give at most one error line, not one per batch (at ``debug``: above
     it, no line of them passes, ``pipeline_monitor_cli_exporter_logs_test.py``)."""
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=0.3))
-    dedupe = install_repeated_log_filter()
-    dedupe.reset()  # earlier tests of this process logged the same messages
+    dedupe = install_repeated_log_filter()  # the set-up's, its window started anew
     tracer = telemetry.tracer_provider.get_tracer("t")
     exporter_logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
     with caplog.at_level(logging.DEBUG), caplog.at_level(logging.WARNING, logger=exporter_logger):
@@ -354,6 +353,29 @@ def test_exporter_errors_are_logged_once(
         len(errors) <= 1,
     )
     assert expected == actual
+
+
+def test_each_telemetry_set_up_says_its_first_exporter_error(
+    dead_collector: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """Two set-ups of one process, one after the other, both exporting to a refused port
+    (at ``debug``): each says the exporter's error once, the second not silenced by the
+    first's line within the repeats' window (``RepeatedLogFilter``: a set-up's window)."""
+    exporter_logger = "opentelemetry.exporter.otlp.proto.grpc.exporter"
+    said = []
+    with caplog.at_level(logging.DEBUG), caplog.at_level(logging.WARNING, logger=exporter_logger):
+        for home in ("first", "second"):
+            telemetry = telemetry_for(load_settings(home=tmp_path / home, export_timeout=0.3))
+            for _ in range(2):
+                telemetry.tracer_provider.get_tracer("t").start_span("s").end()
+                telemetry.tracer_provider.force_flush()
+            telemetry.shutdown()
+            said.append(sum(r.name == exporter_logger for r in caplog.records))
+            caplog.clear()
+    assert [1, 1] == said
 
 
 def test_repeated_log_filter_counts_what_it_suppressed() -> None:

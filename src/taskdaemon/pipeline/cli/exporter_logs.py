@@ -156,6 +156,14 @@ class RepeatedLogFilter(logging.Filter):
     The signal (``traces``, ``logs``, ``metrics``: an argument of the record) is part of the
     problem: the gRPC exporters of every signal share one logger and one template, so without
     it the first signal to fail hid the others' failures for the whole window.
+
+    Decision: the window is a telemetry set-up's, not the process's: ``build_telemetry``
+    resets it, so each set-up of one process (a test after another, an embedding application
+    building its telemetry again) says its first problem of each kind rather than lose it to
+    the same line of an earlier set-up (the HTTP servers' error-log budgets are per server for
+    the same reason). It cannot be finer: a record does not say which set-up's exporter logged
+    it (the loggers are the exporter modules', the threads the SDK's). Two set-ups alive at
+    once share it, the second's start letting each problem through once more.
     """
 
     def __init__(self, *, window: float = 300.0, clock: Callable[[], float] = time.monotonic):

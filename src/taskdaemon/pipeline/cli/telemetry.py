@@ -39,10 +39,10 @@ Prometheus exporter.
 
 A dead or slow collector never blocks a stage: spans are queued by the batch processor (ending a
 span is a deque append), and the exporters' lines about failed exports are folded into
-taskdaemon's own at exit (shown at ``--log-level debug``, then once per five minutes with a
-count of what was suppressed, per signal: ``cli/exporter_logs.py``). What is lost is counted:
-the spans of every failed export in ``taskdaemon.spans.export_failed``,
-per exporter (``span_losses.observe_failed_exports``), the log records of every failed
+taskdaemon's own at exit (shown at ``--log-level debug``, then once per five minutes of a
+set-up with a count of what was suppressed, per signal: ``cli/exporter_logs.py``). What is
+lost is counted: the spans of every failed export in ``taskdaemon.spans.export_failed``, per
+exporter (``span_losses.observe_failed_exports``), the log records of every failed
 log export in ``taskdaemon.logs.export_failed`` (``cli/observed_log_exporter.py``), and the
 failed exports of every OTLP or console metric exporter (``cli/observed_metric_exporter.py``),
 each said in one line at exit (``span_losses``) and, while the process lives, in one line when
@@ -416,7 +416,7 @@ def build_telemetry(
     ``id_generator`` replaces the SDK's random one (``cli/run_ids.py``).
     """
     fold = install_export_failure_filter()  # first: see its docstring
-    install_repeated_log_filter()
+    install_repeated_log_filter().reset()  # a window of this set-up's: see its docstring
     install_endpoint_password_filter()  # after the repeats' filter: see its docstring
     notes: list[str] = []
     closing = threading.Event()
