@@ -140,10 +140,11 @@ def observe_failed_exports(
 
 
 class ExportFailures:
-    """What failed to export, per exporter, with each exporter's last error: log records
-    (``cli/observed_log_exporter.py``) or metric exports (``cli/observed_metric_exporter.py``),
-    one instance each, told by the exporters' streaks (``cli/export_streaks.py``; thread-safe:
-    the exporters' threads record, a metric reader and the exit path read; never reset)."""
+    """What failed to export, per exporter, with each exporter's last error: spans
+    (``telemetry.ExportHealth``), log records (``cli/observed_log_exporter.py``) or metric
+    exports (``cli/observed_metric_exporter.py``), one instance each, told by the exporters'
+    streaks (``cli/export_streaks.py``; thread-safe: the exporters' threads record, a metric
+    reader and the exit path read; never reset)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()

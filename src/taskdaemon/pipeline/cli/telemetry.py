@@ -173,7 +173,7 @@ class ExportHealth:
         self._results: deque[tuple[float, bool]] = deque(maxlen=1024)
         self._last_error: str | None = None
         self._last_success: float | None = None
-        self._failed_spans: dict[str, int] = {}
+        self._failed_spans = ExportFailures()  # the span count of each exporter's failures
         self.exporters: list[str] = []
 
     def record(self, exporter: str, spans: int, error: str | None) -> None:
@@ -186,13 +186,11 @@ class ExportHealth:
                 self._last_success = now
             else:
                 self._last_error = error
-                if spans:
-                    self._failed_spans[exporter] = self._failed_spans.get(exporter, 0) + spans
+        self._failed_spans.record(exporter, spans, error)
 
     def failed_spans(self) -> dict[str, int]:
         """Spans whose export failed since the start, per exporter (never reset)."""
-        with self._lock:
-            return dict(self._failed_spans)
+        return self._failed_spans.failed()
 
     def snapshot(self) -> ExportHealthSnapshot:
         """Outcomes in the window. ``successes`` counts only those after the last failure."""
