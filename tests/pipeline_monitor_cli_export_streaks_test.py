@@ -167,3 +167,17 @@ def test_no_streak_starts_once_the_telemetry_closes(caplog: pytest.LogCaptureFix
         "taskdaemon_logs_export_failed_total and said at exit)",
         "log record exports to otlp succeed again",
     ]
+
+
+def test_a_span_streak_names_its_exporter_once(caplog: pytest.LogCaptureFixture) -> None:
+    """The span wrapper's errors begin with the exporter's name (``/readyz`` says the last of
+    all exporters); the streak's line names it already, and the count keeps the whole error."""
+    failures = ExportFailures()
+    streak = ExportStreak("traces", "otlp", threading.Event(), lambda _: None, failures.record)
+    with caplog.at_level(logging.INFO):
+        streak.failed(2, "otlp: export of 2 spans failed")
+    assert failures.last_errors() == {"otlp": "otlp: export of 2 spans failed"}
+    assert [r.getMessage() for r in caplog.records] == [
+        "span exports to otlp fail: export of 2 spans failed (what is lost is counted in "
+        "taskdaemon_spans_export_failed_total and said at exit)"
+    ]

@@ -79,9 +79,10 @@ class ExportStreak:
 
     def failed(self, count: int, error: str) -> None:
         """One export lost ``count`` (spans, records, or the export itself); ``error`` is the
-        wrapper's cause, said when the exporter's folded line gave none."""
+        wrapper's cause, said when the exporter's folded line gave none (without the exporter's
+        name it may begin with, which the line says already)."""
         self._record(self._name, count, error)
-        cause = self._causes(self._signal) or error  # taken each time: never a stale one
+        cause = self._causes(self._signal) or error.removeprefix(f"{self._name}: ")
         with self._lock:
             if self._lost is not None:
                 self._lost += count
