@@ -237,7 +237,8 @@ async def test_options_and_405_list_every_method_the_path_is_served_with() -> No
 
 async def test_data_answers_are_never_cached_and_the_static_files_may_be() -> None:
     """Run data (JSON, DAG drawings, streams' heads), HEAD answers and errors carry
-    ``Cache-Control: no-store`` and ``nosniff``; the page's script does not need to."""
+    ``Cache-Control: no-store`` and ``nosniff``; the page's script, and its ``304``, may be
+    cached, still ``nosniff``."""
     async with waiting_run() as (client, run_id):
         answers = [
             await client.get("/api/runs", headers=BEARER),
@@ -247,12 +248,40 @@ async def test_data_answers_are_never_cached_and_the_static_files_may_be() -> No
             await client.get("/healthz"),
         ]
         script = await client.get("/static/app.js", headers=BEARER)
+        unchanged = await client.get(
+            "/static/app.js", headers={**BEARER, "if-none-match": script.headers["etag"]}
+        )
     assert [(r.status_code, r.headers.get("cache-control")) for r in answers] == [
         (200, "no-store")
     ] * len(answers)
     assert {r.headers.get("x-content-type-options") for r in answers} == {"nosniff"}
     assert [bool(r.headers.get("content-type")) for r in answers] == [True] * len(answers)
-    assert (script.status_code, script.headers.get("cache-control")) == (200, None)
+    assert [
+        (r.status_code, r.headers.get("cache-control"), r.headers.get("x-content-type-options"))
+        for r in (script, unchanged)
+    ] == [(200, None, "nosniff"), (304, None, "nosniff")]
+
+
+async def test_every_error_under_static_is_never_cached() -> None:
+    """A missing file, the folder itself, no credential, a wrong ``Host``, a ``POST`` (JSON or
+    not) and a ``HEAD`` of a missing file under ``/static/`` are errors like any other's:
+    ``no-store`` and ``nosniff``. They had neither, so a cache could keep a 404 of a file."""
+    async with waiting_run() as (client, _run_id):
+        answers = [
+            await client.get("/static/nope.js", headers=BEARER),
+            await client.get("/static/", headers=BEARER),
+            await client.get("/static/app.js"),
+            await client.get("/static/app.js", headers={**BEARER, "host": "evil.example"}),
+            await client.post("/static/app.js", headers=BEARER),
+            await client.post("/static/app.js", headers=JSON),
+            await client.head("/static/nope.js", headers=BEARER),
+        ]
+    assert [
+        (r.status_code, r.headers.get("cache-control"), r.headers.get("x-content-type-options"))
+        for r in answers
+    ] == [(status, "no-store", "nosniff") for status in (404, 404, 401, 403, 415, 405, 404)]
+    for answer in answers[:-1]:  # a HEAD answer has no body
+        assert_one_json_error(answer, answer.status_code)
 
 
 # --- lists ---------------------------------------------------------------------------------------

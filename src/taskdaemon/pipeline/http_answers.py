@@ -8,9 +8,13 @@
   no route serves (``http_security.wants_page``) gets the web page's 404 page, saying the same.
 * ``OPTIONS`` on a route answers 204 with ``Allow`` (no CORS headers: the server never grants a
   cross-origin request). It needs the token like any other method.
-* **Headers.** Every answer but the page's static files carries ``Cache-Control: no-store``
-  (run data, tokens in sign-in redirects and health verdicts must not be kept by a proxy or a
-  browser's cache) and ``X-Content-Type-Options: nosniff``, unless the route set its own.
+* **Headers.** Every answer carries ``X-Content-Type-Options: nosniff``, and every one but a
+  static file of the page (a ``GET`` or ``HEAD`` under ``/static/`` answered below 400)
+  ``Cache-Control: no-store`` (run data, tokens in sign-in redirects and health verdicts must
+  not be kept by a proxy or a browser's cache), unless the route set its own. A ``/static/``
+  error (no such file, a refused credential or method) is an error like any other: without
+  ``no-store`` (HTTP lets a cache keep a 404 by its own rule), a browser could keep a file's
+  absence past a newer server that has it.
 * **Query parameters.** ``/api`` routes refuse a parameter they do not read (400 naming the ones
   they do), so a misspelt filter is an error rather than a silently unfiltered answer;
   ``token`` (``http_security.py``) is accepted everywhere.
@@ -54,6 +58,8 @@ _ALWAYS: Final = frozenset({"token"})
 _PATH_SHOWN: Final = 80
 _HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
 _RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in _HEADERS)
+#: A static file's: it may be cached.
+_STATIC_HEADERS: Final = tuple(h for h in _RAW_HEADERS if h[0] != b"cache-control")
 
 
 def _allowed(request: Request) -> str:
@@ -105,22 +111,25 @@ async def server_error(request: Request, exc: Exception) -> Response:
 
 class AnswerHeadersMiddleware:
     """Adds ``Cache-Control: no-store`` and ``X-Content-Type-Options: nosniff`` to every
-    answer that does not set them, the page's static files excepted."""
+    answer that does not set them, but ``no-store`` to a static file the page loads (a
+    ``GET`` or ``HEAD`` under ``cacheable`` answered below 400): its errors are not kept."""
 
     def __init__(self, app: App, *, cacheable: str = "/static/") -> None:
         self.app = app
         self.cacheable = cacheable
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.cacheable):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        static = scope["method"] in ("GET", "HEAD") and scope["path"].startswith(self.cacheable)
 
         async def send_with_headers(message: MutableMapping[str, Any]) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", ()))
                 present = {name.lower() for name, _ in headers}
-                headers.extend(h for h in _RAW_HEADERS if h[0] not in present)
+                added = _STATIC_HEADERS if static and message["status"] < 400 else _RAW_HEADERS
+                headers.extend(h for h in added if h[0] not in present)
                 message["headers"] = headers
             await send(message)
 
