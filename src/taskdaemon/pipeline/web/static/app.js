@@ -292,20 +292,23 @@
       box.append(approve, reject);
     }
 
-    function fillActions(cell, node) {
-      cell.replaceChildren();
-      if (node.approvable) approvalButtons(cell, node);
-      if (node.resumable) {
-        for (const action of ["continue", "step"]) {
-          const word = action === "continue" ? "Continue" : "Step";
-          const button = el("button", { type: "button", "data-action": action, "aria-label": word + " " + visible(node.name) }, word);
-          button.addEventListener("click", () => command(node.name, action, { stage: node.name }, cell));
-          cell.append(button);
-        }
+    // A paused stage's Continue and Step ("Continue build"), in its row and in its line at the top.
+    function resumeButtons(box, node) {
+      for (const action of ["continue", "step"]) {
+        const word = action === "continue" ? "Continue" : "Step";
+        const button = el("button", { type: "button", "data-action": action, "aria-label": word + " " + visible(node.name) }, word);
+        button.addEventListener("click", () => command(node.name, action, { stage: node.name }, box));
+        box.append(button);
       }
     }
 
-    // `cell`: the buttons' box, a stages table cell or a line of the approvals at the top.
+    function fillActions(cell, node) {
+      cell.replaceChildren();
+      if (node.approvable) approvalButtons(cell, node);
+      if (node.resumable) resumeButtons(cell, node);
+    }
+
+    // `cell`: the buttons' box, a stages table cell or a stage's line at the top of the page.
     async function command(stage, action, payload, cell) {
       // A button disabled while it has the keyboard focus drops it to the page's top, and Tab
       // went on from there: the focus goes to the stage's name in the table first, where the
@@ -409,7 +412,7 @@
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
       // The stages this page can approve, said at the top (a live region, written when it
       // changes): their rows are below the fold of a long page, and the run only read
-      // "running" meanwhile. Their buttons are there too (renderApprovals).
+      // "running" meanwhile. Their buttons are there too (renderLinesAtTop).
       const approvable = state.nodes.filter((n) => n.approvable).map((n) => n.name);
       setText(document.getElementById("run-approvals"), approvable.length === 0 ? ""
         : "Waiting for your approval: " + approvable.join(", ") + ".");
@@ -424,33 +427,39 @@
       quiet.hidden = since === null;
     }
 
-    // Each stage waiting for this page's approval has a line at the top with its own Approve
-    // and Reject: on a phone the stages table's row scrolled sideways to reach them, below
-    // the fold. A line is kept from event to event, as the table's rows are, so a press
-    // survives an update; when its stage no longer waits, a focus in it goes to the stage's
-    // name in the table (the buttons' focus rule in `command`).
+    // Each stage waiting for this page's approval, and each one paused in the debugger, has a
+    // line at the top with its name and its buttons (Approve and Reject; Continue and Step): on
+    // a phone the stages table's row scrolled sideways to reach them, below the fold, and the
+    // narrow table now shows no Actions column at all. A line is kept from event to event, as
+    // the table's rows are, so a press survives an update; when its stage no longer waits or
+    // is paused, a focus in it goes to the stage's name in the table (the buttons' focus rule
+    // in `command`).
     const approvalLines = new Map();
+    const pausedLines = new Map();
 
-    function renderApprovals() {
-      const list = document.getElementById("approval-buttons");
-      const waiting = state.nodes.filter((n) => n.approvable);
-      const names = new Set(waiting.map((n) => n.name));
-      for (const [name, line] of Array.from(approvalLines)) {
+    function renderLines(list, lines, nodes, fill) {
+      const names = new Set(nodes.map((n) => n.name));
+      for (const [name, line] of Array.from(lines)) {
         if (names.has(name)) continue;
         if (line.contains(document.activeElement)) stageRows.get(name)?.pick.focus({ preventScroll: true });
-        approvalLines.delete(name);
+        lines.delete(name);
       }
-      const lines = waiting.map((node) => {
-        let line = approvalLines.get(node.name);
+      const wanted = nodes.map((node) => {
+        let line = lines.get(node.name);
         if (!line) {
           line = el("li", { "data-stage": node.name });
-          line.append(el("span", { class: "approval-name" }, node.name), " ");
-          approvalButtons(line, node);
-          approvalLines.set(node.name, line);
+          line.append(el("span", { class: "line-name" }, node.name), " ");
+          fill(line, node);
+          lines.set(node.name, line);
         }
         return line;
       });
-      if (lines.length !== list.children.length || lines.some((line, i) => list.children[i] !== line)) list.replaceChildren(...lines);
+      if (wanted.length !== list.children.length || wanted.some((line, i) => list.children[i] !== line)) list.replaceChildren(...wanted);
+    }
+
+    function renderLinesAtTop() {
+      renderLines(document.getElementById("approval-buttons"), approvalLines, state.nodes.filter((n) => n.approvable), approvalButtons);
+      renderLines(document.getElementById("paused-buttons"), pausedLines, state.nodes.filter((n) => n.resumable), resumeButtons);
     }
 
     document.getElementById("continue-run").addEventListener("click", async (event) => {
@@ -644,7 +653,7 @@
       sayDag();
       renderRun();
       renderStages();
-      renderApprovals();
+      renderLinesAtTop();
       renderTimeline();
       markNodes();
       wantDraw();

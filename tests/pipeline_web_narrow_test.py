@@ -1,0 +1,174 @@
+"""The run page at a phone's width (375 pixels) and a desktop's (1,280), in Debian's headless
+chromium (Playwright), with long hyphenated names (``extract-customer-orders-from-the-regional-
+warehouse``): the stages table fits its box (no sideways scroll of the page or of the table),
+a name takes the lines it needs, not one a word, and a stage paused in the debugger is
+continued from the top of a phone's page by keyboard.
+
+The tests assert what the browser lays out (the DOM's boxes against the window), never pixels
+or timings: a real ``taskdaemon serve`` for the paused run, a real span store under a
+``ui``-style server for the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from browser_support import (
+    SHARED_BROWSER_LOOP,
+    TOKEN,
+    browser_page,
+    first_run,
+    open_run_page,
+    server_url,
+    state_of,
+    stored_runs_server,
+    taskdaemon,
+)
+from pipeline_tracking_support import store_stages
+
+pytestmark = pytest.mark.slow
+
+GATE = "approve-the-release-of-the-quarterly-customer-invoices"
+EXTRACT = "extract-customer-orders-from-the-regional-warehouse"
+LOAD = "load-the-invoices-into-the-accounting-ledger-database"
+
+#: A run that waits for an approval of its first stage (the test sets its breakpoint
+#: meanwhile), then pauses before the second.
+PAUSED = f"""\
+name: nightly-customer-orders-extraction-and-invoicing
+stages:
+  - name: {GATE}
+    loop: command
+    command: "true"
+    triggers: [{{manual: {{approval_required: true}}}}]
+  - name: {EXTRACT}
+    loop: command
+    command: "true"
+    triggers: [{{on_completion: {{stage: {GATE}}}}}]
+"""
+
+#: The page's layout: its width and the window's, the stages table box's width and how far
+#: it scrolls, and for each of the selected buttons whether it shows whole in the window.
+LAYOUT = """(selector) => {
+  const box = document.getElementById("stages").parentElement;
+  const whole = (b) => { const r = b.getBoundingClientRect();
+    return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth; };
+  return [document.documentElement.scrollWidth <= window.innerWidth,
+          box.scrollWidth <= box.clientWidth,
+          Array.from(document.querySelectorAll(selector), whole)];
+}"""
+
+TOP = f'#paused-buttons li[data-stage="{EXTRACT}"]'
+
+#: Whether the keyboard's focus is on a button ``selector`` selects.
+FOCUSED = "(selector) => document.activeElement.matches(selector)"
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """At 375 pixels a stage paused at a breakpoint has a line at the top of the page with
+    Continue and Step named for it, whole in the window; the page and the stages table need no
+    sideways scroll (the table's Continue and Step were past the window's edge, in a box
+    scrolled sideways), and the table shows no Actions column. Reached by Tab and pressed with
+    Enter, Continue resumes the stage, the run ends, and the focus is on the stage's name."""
+    (tmp_path / "paused.yaml").write_text(PAUSED)
+    argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await first_run(url)
+        async with httpx.AsyncClient(
+            base_url=f"{url}/api/runs/{run_id}",
+            headers={"authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        ) as client:
+            put = await client.put("/debug/breakpoints", json={"stage": EXTRACT})
+            approved = await client.post(f"/approve/{GATE}", json={})
+        async with browser_page(shared_chromium, width=375) as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector(f'{TOP} button[data-action="step"]')
+            await page.wait_for_selector(state_of(EXTRACT, "paused"))
+            layout = await page.evaluate(LAYOUT, f"{TOP} button")
+            named = [
+                await page.get_by_role("button", name=f"{word} {EXTRACT}").count()
+                for word in ("Continue", "Step")
+            ]
+            in_table = await page.eval_on_selector_all(
+                "#stages button[data-action]", "bs => bs.map(b => b.getClientRects().length)"
+            )
+            tabs = 0
+            while tabs < 50 and not await page.evaluate(FOCUSED, f"{TOP} button"):
+                await page.keyboard.press("Tab")
+                tabs += 1
+            label = await page.evaluate("document.activeElement.getAttribute('aria-label')")
+            await page.keyboard.press("Enter")
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            after = await page.evaluate(
+                "[document.activeElement.closest('tr')?.dataset.stage, "
+                "document.activeElement.className, document.getElementById('run-status')"
+                ".textContent, document.querySelectorAll('#paused-buttons li').length]"
+            )
+        process.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(process.wait, 30)
+    assert (201, 202) == (put.status_code, approved.status_code)
+    assert [True, True, [True, True]] == layout
+    assert ([1, 1], [0, 0]) == (named, in_table)  # the top's; the table's are not laid out
+    assert (True, f"Continue {EXTRACT}") == (tabs < 50, label)
+    assert [EXTRACT, "link select", "success", 0] == after
+    assert [] == errors
+
+
+#: For each stages table row: the lines its name takes, whether its error (if any) is under
+#: the name (a phone) or beside it (a desktop), and whether the Attempts cell is laid out.
+ROWS = """() => Array.from(document.querySelectorAll("#stages tbody tr"), (tr) => {
+  const name = tr.querySelector("button.select");
+  const line = parseFloat(getComputedStyle(name).lineHeight);
+  const lines = Math.round(name.getBoundingClientRect().height / line);
+  const error = tr.querySelector("td.error-cell");
+  const place = error.textContent === "" ? null
+    : error.getBoundingClientRect().top >= name.getBoundingClientRect().bottom ? "under" : "beside";
+  return [lines, place, tr.cells[4].getClientRects().length > 0];
+})"""
+
+
+@SHARED_BROWSER_LOOP
+@pytest.mark.parametrize(
+    ("width", "under", "counts"), [(375, "under", False), (1280, "beside", True)]
+)
+async def test_long_hyphenated_names_fit_the_stages_table_at_a_phones_and_a_desktops_width(
+    shared_chromium: Any, tmp_path: Path, width: int, under: str, counts: bool
+) -> None:
+    """Three stages with names of 51 to 53 characters, the last failed with a long error: each
+    name takes at most three lines (at 1,280 pixels they took six to eight, a word a line,
+    beside an error column of 12 em), and neither the page nor the stages table scrolls
+    sideways. At 375 pixels a stage's error is under its name and the Instances and Attempts
+    columns are gone (the table scrolled sideways to reach the state); at 1,280 each column
+    is there, the error beside the name."""
+    error = "the ledger database refused the connection: " + "password authentication " * 8
+    run_id = await asyncio.to_thread(
+        store_stages,
+        tmp_path / "spans.db",
+        "extract-customer-orders-from-the-regional-warehouse-nightly",
+        [GATE, EXTRACT, LOAD],
+        error,
+        step=1_000_000,
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=width) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        layout = await page.evaluate(LAYOUT, "#stages .state")
+        rows = await page.evaluate(ROWS)
+    assert [True, True, [True] * 3] == layout
+    assert [lines <= 3 for lines, _place, _counts in rows] == [True] * 3, rows
+    assert [[None, counts], [None, counts], [under, counts]] == [row[1:] for row in rows]
+    assert [] == errors
