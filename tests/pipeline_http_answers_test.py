@@ -7,6 +7,7 @@ port) over a real engine, as a client would, over TCP.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import Mapping, Sequence
@@ -282,6 +283,34 @@ async def test_every_error_under_static_is_never_cached() -> None:
     ] == [(status, "no-store", "nosniff") for status in (404, 404, 401, 403, 415, 405, 404)]
     for answer in answers[:-1]:  # a HEAD answer has no body
         assert_one_json_error(answer, answer.status_code)
+
+
+async def test_a_request_the_server_cannot_parse_is_a_json_error_never_cached() -> None:
+    """A head that is no HTTP, and one past the 16 KiB bound, are refused by the protocol
+    before any middleware: in the API's one error shape, ``no-store`` and ``nosniff`` (it was
+    uvicorn's plain text "Invalid HTTP request received.", cacheable)."""
+    heads = [b"GARBAGE\r\n\r\n", b"GET / HTTP/1.1\r\nHost: x\r\nX: " + b"a" * 20_000 + b"\r\n\r\n"]
+    answers = []
+    async with waiting_run() as (client, _run_id):
+        for head in heads:
+            reader, writer = await asyncio.open_connection(
+                client.base_url.host, client.base_url.port
+            )
+            writer.write(head)
+            answers.append(_answer(await reader.read()))
+            writer.close()
+            await writer.wait_closed()
+    for answer in answers:
+        assert_one_json_error(answer, 400)
+        assert "nosniff" == answer.headers["x-content-type-options"]
+
+
+def _answer(raw: bytes) -> httpx.Response:
+    """A whole HTTP/1.1 answer, as read off a socket."""
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.split(b"\r\n")
+    headers = {name: value for name, _, value in (line.partition(b": ") for line in lines)}
+    return httpx.Response(int(status.split(b" ")[1]), headers=headers, content=body)
 
 
 # --- lists ---------------------------------------------------------------------------------------

@@ -320,6 +320,7 @@ async def test_when_every_connection_is_busy_a_new_one_gets_503(
     body = b'{"error": "too many open connections"}'
     expected = (
         b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+        b"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"
         b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(body), body),
         True,
         [11.0],

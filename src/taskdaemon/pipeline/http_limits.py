@@ -62,6 +62,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import logging
 import math
 import resource
@@ -213,11 +214,22 @@ async def _close_with(send: Any, status: int, message: str) -> None:
 # --- connections ---------------------------------------------------------------------------------
 
 
-_REFUSED_BODY: Final = b'{"error": "too many open connections"}'
-_REFUSED: Final = (
-    b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
-    b"connection: close\r\ncontent-length: %d\r\n\r\n%s" % (len(_REFUSED_BODY), _REFUSED_BODY)
-)
+def _raw_error(status: str, message: str) -> bytes:
+    """A whole answer ``status`` (``"503 Service Unavailable"``) closing the connection, in
+    the API's one error shape and with its headers (``http_answers``), for the protocol to
+    write before any request reaches the app and its middlewares."""
+    body = json.dumps({"error": message}).encode()
+    head = (
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n"
+        f"x-content-type-options: nosniff\r\nconnection: close\r\n"
+        f"content-length: {len(body)}\r\n\r\n"
+    )
+    return head.encode() + body
+
+
+_REFUSED: Final = _raw_error("503 Service Unavailable", "too many open connections")
+#: Uvicorn's own answer was plain text ("Invalid HTTP request received."), cacheable.
+_UNPARSED: Final = _raw_error("400 Bad Request", "invalid HTTP request: its head cannot be read")
 
 
 class _CountingTransport:
@@ -269,6 +281,12 @@ class _BoundedH11Protocol(H11Protocol):
             self._header_timer = self.loop.call_later(1.0, transport.close)
             return
         self._arm_header_timer()
+
+    def send_400_response(self, msg: str) -> None:
+        """A head h11 cannot parse (malformed, past its bound) is refused as the app refuses
+        a request, in JSON; uvicorn has logged ``msg``."""
+        self.transport.write(_UNPARSED)
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
