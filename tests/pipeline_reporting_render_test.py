@@ -135,6 +135,23 @@ def test_a_wrapped_summary_breaks_between_its_clauses(width: int) -> None:
     ), summary
 
 
+def test_a_long_pipeline_name_leaves_no_clause_alone_on_a_line() -> None:
+    """A pipeline name that fills the line sends the figures after it to the next line, where
+    they join: ``5 runs,`` stood alone on a line of its own, the rates on the next."""
+    row = StageReport("build", 5, 0.0, 0, 1.5, 12.5, 130.0, 0.2, 1.25, 0.42, 45_000_000, 0.9)
+    name = "nightly-data-warehouse-refresh-with-a-really-quite-long-pipeline-name"
+    pipeline = PipelineReport(name, 5, 1.0, 0.0, 0.289, 0.402, 0.408, (row,), None, None, ())
+    text = render_report(Report(0.0, 1.0, "sqlite:///x", (pipeline,)), "table", 60)
+    lines = text.splitlines()
+    at = next(n for n, line in enumerate(lines) if line.startswith("pipeline"))
+    expected = [
+        "pipeline nightly-data-warehouse-refresh-with-a-really-quit…:",
+        "    5 runs, 100.0% succeeded, 0.0% failed;",
+        "    duration p50 289ms, p90 402ms, p99 408ms",
+    ]
+    assert expected == lines[at : lines.index("", at)], text
+
+
 @pytest.mark.parametrize(
     ("fmt", "expected"),
     [

@@ -172,17 +172,18 @@ def _summary_lines(p: PipelineReport, width: int | None) -> list[str]:
 
 def _clauses(line: str, width: int) -> list[str]:
     """``line`` wrapped between its clauses (``, ``), its later lines indented by four; a
-    clause wider than ``width`` alone wraps between words (``table_fit.wrapped``)."""
+    clause wider than ``width`` alone wraps between words (``table_fit.wrapped``) at once, so
+    that the next clause joins its last line: wrapped only at the end, a long pipeline name's
+    first clause (``pipeline NAME: 5 runs``) left ``5 runs,`` alone on a line."""
     lines: list[str] = []
     for clause in line.split(", "):
         if lines and text_columns(f"{lines[-1]}, {clause},") <= width:
             lines[-1] += f", {clause}"
-        elif lines:
+            continue
+        if lines:
             lines[-1] += ","
-            lines.append(f"    {clause}")
-        else:
-            lines.append(clause)
-    return [part for line in lines for part in wrapped(line, width)]
+        lines += wrapped(f"    {clause}" if lines else clause, width)
+    return lines
 
 
 #: The stage table's columns a narrow terminal leaves out, first to last: what a stage cost
