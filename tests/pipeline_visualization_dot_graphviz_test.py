@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -22,7 +23,7 @@ from taskdaemon.pipeline.model import (
     Stage,
 )
 from taskdaemon.pipeline.records import RunRecord, StageRecord
-from taskdaemon.pipeline.visualization import render_dot
+from taskdaemon.pipeline.visualization import render_dot, render_mermaid
 
 
 def stage_nodes(svg: bytes, pipeline: Pipeline) -> list[str]:
@@ -208,3 +209,47 @@ def test_run_without_stages_has_no_legend() -> None:
     the graph."""
     dot = render_dot(None, RunRecord("0" * 32, "p", "running", 0.0, None, (), ()))
     assert ("cluster_legend" in dot, svg_nodes(run_dot(dot, "svg"))) == (False, [])
+
+
+def _chain(length: int) -> Pipeline:
+    """``length`` stages, each started by the completion of the one before."""
+    triggers = [(Manual(approval_required=False),)]
+    triggers += [(OnCompletion(f"s{i - 1:03d}"),) for i in range(1, length)]
+    return Pipeline("chain", tuple(Stage(f"s{i:03d}", "python", t) for i, t in enumerate(triggers)))
+
+
+def _fan_out(width: int) -> Pipeline:
+    """A root stage and ``width`` stages started by its completion."""
+    root = Stage("root", "python", (Manual(approval_required=False),))
+    fan = (Stage(f"w{i:03d}", "python", (OnCompletion("root"),)) for i in range(width))
+    return Pipeline("fan", (root, *fan))
+
+
+def _size(svg: bytes) -> tuple[float, float]:
+    """The drawing's width and height in points."""
+    root = ET.fromstring(svg)
+    return float(root.get("width", "").removesuffix("pt")), float(
+        root.get("height", "").removesuffix("pt")
+    )
+
+
+@pytest.mark.parametrize(("length", "rankdir"), [(6, "LR"), (7, "TB")])
+def test_a_chain_of_more_than_six_stages_is_laid_out_top_to_bottom(
+    length: int, rankdir: str
+) -> None:
+    """Six chained stages are drawn left to right, as the contract has it; seven top to bottom,
+    in DOT and in Mermaid alike."""
+    pipeline = _chain(length)
+    assert (f"  rankdir={rankdir};", f"flowchart {rankdir}") == (
+        render_dot(pipeline).splitlines()[1],
+        render_mermaid(pipeline).splitlines()[3],
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pipeline", [_chain(300), _fan_out(200)], ids=["deep", "wide"])
+def test_a_deep_or_a_wide_dag_scrolls_down_not_sideways(pipeline: Pipeline) -> None:
+    """Graphviz draws 300 chained stages, and 200 parallel ones, as a drawing far taller than
+    wide, within a screen's width: the chain drawn left to right was 690 inches wide."""
+    width, height = _size(run_dot(render_dot(pipeline), "svg"))
+    assert (True, True) == (width < 10 * 72, height > 10 * width), (width, height)

@@ -15,7 +15,8 @@ CLASS = re.compile(r"^  (classDef \w+ [\w:#,\- ]+|class [sg]\d+(,[sg]\d+)* \w+)$
 def parse(text: str) -> tuple[dict[str, str], list[tuple[str, str, str]]]:
     """Split a rendering into node labels and edges; fail on any line of another shape."""
     lines = text.splitlines()
-    assert [lines[0], lines[2], lines[3]] == ["---", "---", "flowchart LR"]
+    assert [lines[0], lines[2]] == ["---", "---"]
+    assert lines[3] in ("flowchart LR", "flowchart TB")  # TB: a long chain (hostile names')
     assert lines[1].startswith("title: ")
     nodes: dict[str, str] = {}
     edges: list[tuple[str, str, str]] = []

@@ -157,7 +157,8 @@ def png_size(png: bytes) -> tuple[int, int]:
 
 
 def chain(count: int) -> tuple[list[str], list[tuple[str, str]]]:
-    """``count`` stages, each after the one before: a drawing as wide as they are many."""
+    """``count`` stages, each after the one before: a drawing as long as they are many (past
+    six, top to bottom: docs/architecture.md, "Output formats")."""
     names = [f"s{i:03d}" for i in range(count)]
     return names, list(itertools.pairwise(names))
 

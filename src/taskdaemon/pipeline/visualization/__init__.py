@@ -17,8 +17,8 @@ streams them from a span source, for a run in another process (``follow_stored_r
 stretches in which a remote source had nothing new).
 
 Formats: DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following the shipped
-JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub. Their contract:
-docs/architecture.md, "Output formats".
+JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub (both ``TB`` for a
+long chain). Their contract: docs/architecture.md, "Output formats".
 """
 
 from __future__ import annotations

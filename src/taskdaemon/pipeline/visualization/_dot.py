@@ -1,15 +1,16 @@
 """Graphviz DOT, the taskdaemon format (docs/architecture.md, "Output formats").
 
-``digraph pipeline { rankdir=LR; ... }``; a stage is ``"planning" [label="Planning\\n(plan
-loop)", shape=box, style=rounded]``; dependency edges are labelled by trigger (``"on
-completion"``, ``"on event\\nspec.ready"``, plus an ``if <filter>`` line for filtered events).
-With a run overlay, nodes are filled with their state's colour (``style="rounded,filled"``), get
-a third label line (``3 instances · 1.2s``) and the graph a legend cluster of the states it
-shows. Conditions, manual approvals and external events are dashed pseudo-nodes pointing at
-their stage: a condition is a diamond, an approval an inverted trapezium, an external event a
-``cds`` flag (Mermaid draws the same families). A stage cancelled by another's failure gets a
-dotted edge from that stage, labelled with the reason. Every string is quoted and escaped, so
-any stage name or expression renders with ``dot`` unchanged.
+``digraph pipeline { rankdir=LR; ... }`` (``TB`` for a long chain: ``_snapshot.direction``);
+a stage is ``"planning" [label="Planning\\n(plan loop)", shape=box, style=rounded]``;
+dependency edges are labelled by trigger (``"on completion"``, ``"on event\\nspec.ready"``,
+plus an ``if <filter>`` line for filtered events). With a run overlay, nodes are filled with
+their state's colour (``style="rounded,filled"``), get a third label line (``3 instances ·
+1.2s``) and the graph a legend cluster of the states it shows. Conditions, manual approvals and
+external events are dashed pseudo-nodes pointing at their stage: a condition is a diamond, an
+approval an inverted trapezium, an external event a ``cds`` flag (Mermaid draws the same
+families). A stage cancelled by another's failure gets a dotted edge from that stage, labelled
+with the reason. Every string is quoted and escaped, so any stage name or expression renders
+with ``dot`` unchanged.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
     DagGate,
     DagNode,
     DagSnapshot,
+    direction,
     edge_text,
     gates,
     node_label_lines,
@@ -108,7 +110,7 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
     taken = {node.name for node in snapshot.nodes}
     out = [
         "digraph pipeline {",
-        "  rankdir=LR;",
+        f"  rankdir={direction(snapshot)};",
         f"  label={quote(run_title(snapshot))};",
         "  labelloc=t;",
         "  fontname=Helvetica;",

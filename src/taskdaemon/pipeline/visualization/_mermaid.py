@@ -1,9 +1,10 @@
-"""Mermaid ``flowchart LR`` with the DOT content: rounded stage nodes, edge labels in ``|"…"|``,
-one ``classDef`` per state (same colours as DOT), dashed pseudo-nodes for conditions (rhombus),
-approvals (inverted trapezoid) and external events (flag), and a dotted edge, labelled with the
-reason, from a failed stage to each stage its failure cancelled. Node ids are generated (``s0``,
-``g0``), so any stage name is safe; label text is quoted and every character Mermaid could read
-as syntax is written as an entity code (``#34;``), which GitHub's renderer decodes.
+"""Mermaid ``flowchart LR`` (``TB`` for a long chain, as DOT) with the DOT content: rounded
+stage nodes, edge labels in ``|"…"|``, one ``classDef`` per state (same colours as DOT), dashed
+pseudo-nodes for conditions (rhombus), approvals (inverted trapezoid) and external events
+(flag), and a dotted edge, labelled with the reason, from a failed stage to each stage its
+failure cancelled. Node ids are generated (``s0``, ``g0``), so any stage name is safe; label
+text is quoted and every character Mermaid could read as syntax is written as an entity code
+(``#34;``), which GitHub's renderer decodes.
 
 Decision: a box is headed by the stage's title (``feature_delivery`` as ``Feature Delivery``),
 as DOT's is: DOT's label is a contract (docs/architecture.md, "Output formats") and Mermaid draws
@@ -19,6 +20,7 @@ from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     STATE_HEX,
     DagSnapshot,
+    direction,
     edge_text,
     gates,
     node_label_lines,
@@ -54,7 +56,7 @@ def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
     """The Mermaid text of ``snapshot`` (ends with a newline)."""
     ids = {node.name: f"s{index}" for index, node in enumerate(snapshot.nodes)}
     title = cut(run_title(snapshot).replace("\n", " — "), MAX_TEXT)
-    out = ["---", f"title: {json.dumps(title)}", "---", "flowchart LR"]
+    out = ["---", f"title: {json.dumps(title)}", "---", f"flowchart {direction(snapshot)}"]
     for node in snapshot.nodes:
         out.append(f"  {ids[node.name]}({text(chr(10).join(node_label_lines(node)))})")
     gate_list = gates(snapshot)

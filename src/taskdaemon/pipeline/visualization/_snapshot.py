@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.ellipsis import cut_line
@@ -529,3 +530,41 @@ def states_present(snapshot: DagSnapshot) -> tuple[str, ...]:
 def state_colour(state: str) -> str:
     """The fill colour of ``state`` (an unknown state is drawn like pending)."""
     return STATES.get(state, STATES["pending"])
+
+
+#: The most stages a chain may hold and still be drawn left to right: at Graphviz's sizes a
+#: stage and its edge take about 2.3 inches across, so six fill a laptop's screen.
+ACROSS_MAX = 6
+
+
+def direction(snapshot: DagSnapshot) -> str:
+    """``LR`` (left to right, the contract's layout) or ``TB`` (top to bottom) for a DAG whose
+    longest chain holds more than ``ACROSS_MAX`` stages and more than its widest rank does.
+
+    Drawn left to right, a chain of 300 stages was one row 690 inches wide, read by scrolling
+    sideways; top to bottom it scrolls down, as a page does. A wide fan-out stays left to
+    right: its rank is a column there, and would be a row as wide top to bottom."""
+    ranks = _ranks(snapshot)
+    depth = max(ranks.values(), default=0) + 1
+    breadth = max(Counter(ranks.values()).values(), default=0)
+    return "TB" if depth > max(ACROSS_MAX, breadth) else "LR"
+
+
+def _ranks(snapshot: DagSnapshot) -> dict[str, int]:
+    """Each stage's rank, as ``dot`` ranks them: the longest chain of edges that ends at it.
+    Stages on a cycle (which a foreign source's spans may claim) are not ranked past it."""
+    after: dict[str, list[str]] = {node.name: [] for node in snapshot.nodes}
+    waiting = dict.fromkeys(after, 0)
+    for edge in snapshot.edges:
+        after[edge.source].append(edge.target)
+        waiting[edge.target] += 1
+    ranks = dict.fromkeys(after, 0)
+    ready = [name for name, count in waiting.items() if count == 0]
+    while ready:
+        name = ready.pop()
+        for target in after[name]:
+            ranks[target] = max(ranks[target], ranks[name] + 1)
+            waiting[target] -= 1
+            if waiting[target] == 0:
+                ready.append(target)
+    return ranks
