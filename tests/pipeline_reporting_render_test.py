@@ -243,3 +243,14 @@ def test_regressions_without_a_previous_run_say_nothing_was_compared(
     counted = replace(report.pipelines[0], previous_runs=4)
     document = json.loads(render_report(replace(report, pipelines=(counted,)), "json"))
     assert 4 == document["pipelines"][0]["previous_window_runs"]
+
+
+def test_the_lines_above_a_long_table_wrap_between_stages_never_within_one() -> None:
+    """In a narrow terminal the slowest stages' line wraps between two stages: a stage's name
+    ended one line and its p90 began the next (``d012`` over ``307ms``)."""
+    text = render_report(_many(21, {}), "table", 32)
+    assert [
+        "slowest by p90: s00 21.0s,",
+        "    s01 20.0s, s02 19.0s,",
+        "    s03 18.0s, s04 17.0s",
+    ] == _lines_between(text, "none of 21 stages failed", "STAGE")

@@ -170,11 +170,15 @@ def _summary_lines(p: PipelineReport, width: int | None) -> list[str]:
     return [*_clauses(f"{rates};", width), *_clauses(f"    {durations}", width)]
 
 
-def _clauses(line: str, width: int) -> list[str]:
-    """``line`` wrapped between its clauses (``, ``), its later lines indented by four; a
-    clause wider than ``width`` alone wraps between words (``table_fit.wrapped``) at once, so
-    that the next clause joins its last line: wrapped only at the end, a long pipeline name's
-    first clause (``pipeline NAME: 5 runs``) left ``5 runs,`` alone on a line."""
+def _clauses(line: str, width: int | None) -> list[str]:
+    """``line`` as is, or, wider than ``width``, wrapped between its clauses (``, ``), its
+    later lines indented by four: ``d012 307ms`` stays whole, where a wrap between words put
+    the stage's name at the end of one line and its p90 on the next. A clause wider than
+    ``width`` alone wraps between words (``table_fit.wrapped``) at once, so that the next
+    clause joins its last line: wrapped only at the end, a long pipeline name's first clause
+    (``pipeline NAME: 5 runs``) left ``5 runs,`` alone on a line."""
+    if width is None or text_columns(line) <= width:
+        return [line]
     lines: list[str] = []
     for clause in line.split(", "):
         if lines and text_columns(f"{lines[-1]}, {clause},") <= width:
@@ -212,7 +216,7 @@ def _render_table(report: Report, width: int | None = None) -> str:
     for p in report.pipelines:
         lines += ["", *_summary_lines(p, width)]
         for line in highlights(p):
-            lines += wrapped(line, width)
+            lines += _clauses(line, width)
         lines += ["", *_stage_table(p, width)]
         for label, path in labelled_paths(p):
             lines += ["", *_path_lines(label, path, width)]
