@@ -372,3 +372,31 @@ def test_a_run_stopped_while_a_debugger_waits_on_its_socket_ends_quietly(
         smell for smell in ("Traceback", "Exception in", "CancelledError") if smell in stderr
     ]
     no_sleeper_left(pids)
+
+
+def test_a_report_with_days_to_rebuild_on_a_locked_store_says_so_in_one_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """A report whose store has days to rebuild (retention deleted runs of them) writes before
+    it reads; another process holding the write lock past the store's busy timeout (30 s) was
+    a traceback ending in "database is locked". It is one line naming the lock and why a
+    report writes, exit 1; released, the same report is written."""
+    path = _quick_pipeline(tmp_path)
+    for _ in range(2):
+        assert 0 == taskdaemon(home, "run", str(path)).returncode
+    assert 0 == taskdaemon(home, "retention", "--keep", "1").returncode  # a stale day
+    holder = sqlite3.connect(home / "spans.db", isolation_level=None)
+    try:
+        holder.execute("BEGIN EXCLUSIVE")
+        locked = taskdaemon(home, "report")
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    lock = "another process holds the store's write lock (database is locked)"
+    assert (1, 1, True) == (
+        locked.returncode,
+        len(locked.stderr.splitlines()),
+        locked.stderr.startswith(f"taskdaemon report: {home / 'spans.db'}: {lock}, and "),
+    ), locked.stderr
+    released = taskdaemon(home, "report")
+    assert (0, True) == (released.returncode, "pipeline quick: 1 run," in released.stdout)

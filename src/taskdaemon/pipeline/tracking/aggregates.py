@@ -64,6 +64,7 @@ from taskdaemon.pipeline.tracking._ranked_column import (
 from taskdaemon.pipeline.tracking._run_rows import Pending, write_kept, write_record, write_run
 from taskdaemon.pipeline.tracking._schema import (
     connect,
+    is_busy,
     private_copy,
     rollback,
     unwritable_file_system,
@@ -304,6 +305,18 @@ class StoreReportData:
             self.aggregated = aggregate_missing(self._conn)
             self.rebuilt_days = refresh_stale_days(self._conn)
             self._conn.execute("BEGIN")
+        except sqlite3.OperationalError as error:
+            self.close()
+            if not is_busy(error):
+                raise
+            # Held past the store's busy timeout (a long ``BEGIN EXCLUSIVE``, a ``retention
+            # --vacuum``): a traceback said "database is locked" and nothing of why a report
+            # writes. Only a report with aggregates to bring up to date writes at all.
+            raise SpanSourceError(
+                f"{store.path}: another process holds the store's write lock ({error}), and "
+                "the report brings the store's aggregates up to date first: run it again once "
+                "that process is done"
+            ) from None
         except BaseException:
             self.close()
             raise
