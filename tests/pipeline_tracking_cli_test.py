@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_faults_support import on_a_terminal
 from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
@@ -97,6 +98,23 @@ def test_runs_list_of_a_pipeline_the_source_never_ran_says_so(
         assert main(["runs", "list", "--source", url, *options]) == 0
         said.append(capsys.readouterr().out.strip())
     assert ["no run of pipeline 'alpa' is known to this source", "no runs"] == said
+
+
+@pytest.mark.slow
+def test_a_long_unknown_pipeline_name_is_wrapped_to_the_terminal(home: Path) -> None:
+    """On a 60-column terminal the line saying the source knows no run of a long pipeline name
+    wraps between words: it was one line of 85 characters beside tables fitted to the width."""
+    name = "nightly-data-warehouse-refresh-with-a-really-quite-long-pipeline-name"
+    with on_a_terminal(home, "runs", "list", "-p", name, columns=60) as listed:
+        listed.wait_for("this source")
+        code = listed.process.wait(60)
+    lines = bytes(listed.seen).decode().replace("\r", "").splitlines()
+    expected = [
+        "no run of pipeline",
+        "    'nightly-data-warehouse-refresh-with-a-r…' is known to",
+        "    this source",
+    ]
+    assert (0, expected) == (code, lines)
 
 
 def test_runs_show_prints_the_stage_table(

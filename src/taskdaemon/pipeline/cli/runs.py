@@ -31,6 +31,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
+from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
 
 __all__ = ["register"]
@@ -138,8 +139,9 @@ def _list(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
     elif runs:
         print(format_runs_table(runs, table_width(args)))
-    elif unknown:
-        print(f"no run of pipeline {quote(args.pipeline)} is known to this source")
+    elif unknown:  # wrapped on a terminal, as the tables beside it are fitted
+        line = f"no run of pipeline {quote(args.pipeline)} is known to this source"
+        print("\n".join(wrapped(line, table_width(args))))
     else:
         print("no runs")
     if total is not None:

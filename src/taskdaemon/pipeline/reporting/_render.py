@@ -212,7 +212,7 @@ def _render_table(report: Report, width: int | None = None) -> str:
     for note in report.notes:
         lines += wrapped(f"note: {note}", width)
     if not report.pipelines:
-        lines.append(empty(report))
+        lines += wrapped(empty(report), width)
     for p in report.pipelines:
         lines += ["", *_summary_lines(p, width)]
         for line in highlights(p):
