@@ -122,12 +122,14 @@ def _shown(home: Path, run_id: str, stage: str) -> str:
 
 
 def _web_and_replay(home: Path, run_id: str, stage: str) -> tuple[str, str]:
-    """``stage``'s error in the web page's stage table (its live update document) and its
-    line in ``replay --step``'s ``where`` at the run's end, both from the stored spans."""
+    """``stage``'s error (a skipped one's reason) in the web page's stage table (its live
+    update document) and its line in ``replay --step``'s ``where`` at the run's end, both from
+    the stored spans."""
     with SpanStore(home / "spans.db") as store:
         record, spans = store.get_run(run_id), store.get_trace(run_id)
     page = run_state(dag_snapshot(None, record), now=record.end or 0.0, can_control=False)
-    web = next(node["error"] for node in page["nodes"] if node["name"] == stage)
+    node = next(node for node in page["nodes"] if node["name"] == stage)
+    web = node["error"] or node["skip_reason"]
     out = io.StringIO()
     StepPrompt(RecordedWalk(spans), stdin=io.StringIO("goto 1h\nwhere\nquit\n"), stdout=out).run()
     where = [line.strip() for line in out.getvalue().splitlines() if line.startswith(f"  {stage} ")]
@@ -238,3 +240,33 @@ def test_a_stage_waiting_or_pending_is_skipped_for_the_stop_in_every_view(
     assert summary[0] == live[0] == stored["status"] == "skipped"
     assert (one_line(reason_stored, 70), reason_stored) == (summary[1], live[1])
     assert reason_stored.startswith(reason)
+
+
+def test_a_stage_skipped_for_a_quit_says_who_cancelled_in_every_view(home: Path) -> None:
+    """``quit`` at ``a``'s start breakpoint cancels the run for the prompt's user, and ``b``,
+    pending behind ``a``, is skipped for that cancel: it says who, as the run's error does (it
+    read ``run cancelled``, as if nobody had asked), in ``debug``'s summary and progress, its
+    log record, ``runs show`` (table and JSON), the web page and ``replay --step``."""
+    why = "run cancelled by cli debug"
+    pipeline = str(_pipeline(home, 2, AFTER_A))
+    done = taskdaemon(home, "debug", pipeline, "--break", "a", stdin="quit\n")
+    assert 1 == done.returncode, done.stdout + done.stderr
+    run_id = done.stdout.split()[2]
+    progress = [line.split(None, 2)[1:] for line in done.stderr.splitlines()]
+    logs = taskdaemon(home, "logs", run_id, "--stage", "b").stdout.splitlines()
+    stored = _stored(home, run_id, "b")
+    assert (
+        ("skipped", why),
+        [["b", f"skipped: {why}"]],
+        [f"stage b skipped: {why}"],
+        why,
+        ("skipped", why, why),
+        (why, f"b  skipped  ({why})"),
+    ) == (
+        _summary(done.stdout, "b"),
+        [words for words in progress if words[0] == "b"],
+        [line.split(None, 2)[2] for line in logs],
+        _shown(home, run_id, "b"),
+        (stored["status"], stored["skip_reason"], stored["cancel_reason"]),
+        _web_and_replay(home, run_id, "b"),
+    )

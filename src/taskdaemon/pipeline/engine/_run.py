@@ -111,7 +111,7 @@ class Run(Attempts, Triggers):
 
     def skip_reason_for(self, srt: StageRun) -> str:
         if self.stopping is RunStatus.CANCELLED:
-            return "run cancelled"
+            return self.cancel_reason or "run cancelled"  # who cancelled, as the run's error
         if self.stopping is RunStatus.FAILURE:
             return f"run failed: {self.first_failure}"
         if srt.cs.has_events and not srt.instances:
