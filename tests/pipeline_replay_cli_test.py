@@ -170,17 +170,23 @@ _TWO = """\
 def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
     home: Path, tmp_path: Path
 ) -> None:
-    """Resumed from ``b``, the fed ``a`` ends ``replayed`` in the progress lines as in the
-    summary; its stand-in handler's ``success in 0ms`` told of work nobody did."""
+    """Resumed from ``b``, the fed ``a`` says ``replayed`` in one progress line, as the summary
+    does: its stand-in handler's ``running`` and ``success in 0ms`` told of work nobody did.
+    ``-q`` writes no progress line at all."""
     original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
     replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b")
-    ends = [line.split()[1:] for line in replay.stderr.splitlines() if "running" not in line]
+    quiet = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    lines = [line.split()[1:4] for line in replay.stderr.splitlines()]
     summary = [line.split()[:2] for line in replay.stdout.splitlines()[1:3]]
-    assert (0, [["a", "replayed"], ["b", "success", "in"], ["run", "two", "success"]]) == (
-        replay.returncode,
-        [words[:3] for words in ends],
-    ), replay.stderr
+    expected = [
+        ["a", "replayed"],
+        ["b", "running"],
+        ["b", "success", "in"],
+        ["run", "two", "success"],
+    ]
+    assert (0, expected) == (replay.returncode, lines), replay.stderr
     assert [["a", "replayed"], ["b", "success"]] == summary, replay.stdout
+    assert (0, "") == (quiet.returncode, quiet.stderr)
 
 
 @pytest.mark.slow

@@ -214,8 +214,9 @@ class ProgressView:
         # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
         # at the prompt already.
         self._attach_hint = attach_hint
-        # A replay's fed stages end as its summary says they did, ``replayed``: their stand-in
-        # handler's ``success in 0ms`` told of no work.
+        # A replay's fed stages end as its summary says they did, ``replayed``, and that is
+        # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
+        # work nobody did.
         self._replayed = frozenset(replayed)
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
@@ -275,6 +276,8 @@ class ProgressView:
                 self._multi.add(event.stage)
             self._started[event.task_run_id] = event.at
             self._reached.add((event.stage, event.instance))
+            if event.stage in self._replayed:
+                return  # it never ran: its one line is ``replayed`` (the constructor)
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._write(event.stage, f"running{retry}", event.instance)
         elif isinstance(event, StageFinished):
