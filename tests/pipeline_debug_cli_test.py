@@ -314,6 +314,38 @@ def test_quit_at_a_start_breakpoint_says_who_cancelled(home: Path, pipeline_file
     ), done.stdout + done.stderr
 
 
+@pytest.mark.slow
+def test_the_logs_of_failure_pauses_read_in_the_order_things_happened(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``retry`` at ``c``'s failure pause, then ``continue`` at its second attempt's: ``logs``
+    gives each attempt's failure (its pause names the error), pause, resumption and outcome in
+    that order, its times never going back: the attempt's end, written when its pause is
+    resumed, was read after the resumption but stamped back at the failure."""
+    done = debug(home, str(pipeline_file), "--break-on-failure", "-q", stdin="retry\ncontinue\n")
+    run_id = done.stdout.split()[2]
+    logs = taskdaemon(home, "logs", run_id, "--stage", "c").stdout.splitlines()
+    error = "command 'exit 3' exited with code 3"
+    paused = f"paused: failure: #1 on failure of any stage (pipeline dbg): {error}"
+    expected = [
+        "stage c.0.1 started (attempt 1)",
+        f"stage c.0.1 {paused}",
+        "stage c.0.1 resumed: retry by cli debug after TIME",
+        f"stage c.0.1 finished: failure: {error}",
+        "stage c.0.1 retried: attempt 2 in 0.000s",
+        "stage c.0.2 started (attempt 2)",
+        f"stage c.0.2 {paused}",
+        "stage c.0.2 resumed: continue by cli debug after TIME",
+        f"stage c.0.2 finished: failure: {error}",
+    ]
+    times = [line.split()[0] for line in logs]
+    assert (1, expected, sorted(times)) == (
+        done.returncode,
+        [re.sub(r" after \S+$", " after TIME", line.split(None, 2)[2]) for line in logs],
+        times,
+    ), done.stdout + done.stderr
+
+
 def test_quit_after_the_run_ended_elsewhere_does_not_say_cancelled() -> None:
     """``quit`` at a prompt whose run another client resumed to its end sends no cancel and
     does not claim to have cancelled it."""

@@ -6,7 +6,11 @@ engine event is handled, with the span that event belongs to. It writes stdlib r
 reach every handler the process installed (console, the span store's log table, OTLP). Each
 record carries ``run_id``, ``pipeline``, ``stage``, ``instance``, ``attempt``, ``trace_id``,
 ``span_id`` (the ones that apply; the run's span for run-level records), ``event`` (a dotted
-name) and the fields below; its time is the event's.
+name) and the fields below; its time is the event's, but for the end of an attempt that paused
+at a failure breakpoint: that record is written when the pause is resumed, after the pause's
+and the resumption's, so it takes the resumption's time, and ``logs`` reads the failure (the
+pause's record names its error), the pause, the resumption and the outcome in that order, with
+no time going back (the attempt's span still ends at the failure: a pause is not run time).
 
 Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
 
@@ -101,6 +105,7 @@ from taskdaemon.pipeline.log_rows import Row, RowSink, encoded_attributes, row_s
 from taskdaemon.pipeline.logs import has_ambient_ids
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
 from taskdaemon.pipeline.record_fields import fields as record_fields
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact
 from taskdaemon.pipeline.run_log_scope import (
     DECISION_LOGGER,
@@ -165,9 +170,15 @@ class RunLog:
         self._span_hex = ""
         # Remembered attribute texts, by the record's event name and its other values.
         self._texts: dict[tuple[Any, ...], str] = {}
+        # Executions paused at a failure, by (run id, task run id): None, then the time they
+        # were resumed, which their end's record takes (module doc).
+        self._failure_paused: dict[tuple[str, str], float | None] = {}
 
     def __call__(self, event: EngineEvent, span: SpanContext | None) -> None:
         """Write the records of ``event`` (never raises into the monitor: it guards hooks)."""
+        if self._failure_paused and isinstance(event, StageFinished):
+            at = self._failure_paused.pop((event.run_id, event.task_run_id), None)
+            event = event if at is None else replace(event, at=at)
         token = _turn.token
         if token is not None:
             lean = self._lean
@@ -614,18 +625,22 @@ class RunLog:
             )
 
     def _breakpoint_hit(self, event: BreakpointHit, span: SpanContext | None) -> None:
+        if event.kind == "failure":
+            self._failure_paused[event.run_id, event.task_run_id] = None
         if _lifecycle.isEnabledFor(logging.INFO):
             self._emit(
                 _lifecycle,
                 logging.INFO,
                 event,
                 span,
-                "stage %s paused: %s",
-                (event.task_run_id, event.reason),
+                "stage %s paused: %s%s",
+                (event.task_run_id, event.reason, f": {event.error}" if event.error else ""),
                 {"event": "breakpoint.hit", "kind": event.kind},
             )
 
     def _breakpoint_resumed(self, event: BreakpointResumed, span: SpanContext | None) -> None:
+        if (event.run_id, event.task_run_id) in self._failure_paused:
+            self._failure_paused[event.run_id, event.task_run_id] = event.at
         if _lifecycle.isEnabledFor(logging.INFO):
             self._emit(
                 _lifecycle,
