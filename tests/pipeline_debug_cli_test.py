@@ -27,6 +27,7 @@ from pipeline_debug_cli_support import (
     write_pipeline,
 )
 from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.tracking.store import SpanStore
 
 
@@ -344,6 +345,31 @@ def test_the_logs_of_failure_pauses_read_in_the_order_things_happened(
         [re.sub(r" after \S+$", " after TIME", line.split(None, 2)[2]) for line in logs],
         times,
     ), done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_runs_show_says_how_long_a_stage_was_paused_beside_its_duration(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``b`` held at a start breakpoint, ``c`` at a failure pause, retried, and at its second
+    attempt's: ``runs show`` writes each one's paused time (its attempts' ``paused_time``
+    summed) beside its DURATION, which a pause between two attempts lies inside; nothing beside
+    ``a``'s, never paused."""
+    typed = "continue\nretry\ncontinue\n"
+    done = debug(home, str(pipeline_file), "--break", "b", "--break-on-failure", "-q", stdin=typed)
+    run_id = done.stdout.split()[2]
+    shown = taskdaemon(home, "runs", "show", run_id).stdout.splitlines()
+    stages = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)["stages"]
+    expected = {"a": None}
+    for stage in stages[1:]:
+        paused = sum(attempt["paused_time"] for attempt in stage["attempts"])
+        expected[stage["name"]] = f"(paused {format_duration(paused)})"
+    said = {}
+    for line in shown:
+        if line.split()[:1] in (["a"], ["b"], ["c"]):
+            found = re.search(r"\(paused \S+\)", line)
+            said[line.split()[0]] = found.group() if found else None
+    assert (1, expected) == (done.returncode, said), "\n".join(shown)
 
 
 def test_quit_after_the_run_ended_elsewhere_does_not_say_cancelled() -> None:

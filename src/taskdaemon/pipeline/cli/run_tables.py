@@ -190,6 +190,11 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
 
     QUEUE is the longest any attempt waited for a worker slot, as in the ``run`` summary (a
     retry that found a slot at once does not hide the wait of the attempt before it).
+    DURATION is wall time, from the first attempt's start to the last one's end; a stage its
+    executions were held at debugger breakpoints says for how long beside it (``1.7s (paused
+    1.6s)``, ``paused_time``): an attempt's own span leaves a pause out, but a pause between two
+    attempts (at a failure, then ``retry``) lies inside that window, and a pause before the
+    first start or after the last failure outside it (docs/debugging.md, "Spans").
     INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
     (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the skip reason, else
     the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
@@ -256,12 +261,14 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         cpu = [a.cpu_seconds for a in stage.attempts if a.cpu_seconds is not None]
         mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
         queues = [a.queue_time for a in stage.attempts if a.queue_time is not None]
+        paused = sum(a.paused_time or 0.0 for a in stage.attempts)
         rows.append(
             (
                 stage.name,
                 stage.status,
                 local_time(first.start if first else None),
-                format_duration(duration),
+                format_duration(duration)
+                + (f" (paused {format_duration(paused)})" if paused else ""),
                 format_duration(max(queues) if queues else None),
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
