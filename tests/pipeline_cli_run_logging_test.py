@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
@@ -60,3 +61,32 @@ def test_the_stdout_bound_setting_reaches_the_captures(
         install_run_logging(settings, monitor, telemetry, stack)
         bound = stage_output.capture_limits().stdout_max_bytes
     assert 4096 == bound
+
+
+def test_run_logs_of_a_store_that_cannot_be_opened_are_counted_on_metrics(
+    tmp_path: Path, telemetry_for: Callable[[Settings], Telemetry]
+) -> None:
+    """With the store unopenable (a directory in its place), the run's records and captured
+    output are counted in ``taskdaemon_logs_dropped_total``, as its spans are in
+    ``taskdaemon_spans_dropped_total``: nothing keeps them, and the alert must see it."""
+    (tmp_path / "spans.db").mkdir()
+    settings = load_settings(home=tmp_path)
+    telemetry = telemetry_for(settings)
+    monitor = PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+    run_id = "e" * 32
+    lines = ("one", "two", "three")
+    batch = OutputBatch(run_id, "p", "s", 0, 1, run_id, "b7ad6b7169203331", "stdout", lines, 0)
+    with contextlib.ExitStack() as stack:
+        stack.callback(monitor.close)
+        writer = install_run_logging(settings, monitor, telemetry, stack)
+        for sink in stage_output.output_sinks():
+            sink.write_output(batch)
+        logging.getLogger("taskdaemon.test").warning("of the run", extra={"run_id": run_id})
+        logging.getLogger("taskdaemon.test").warning("of no run")
+        assert telemetry.registry is not None
+        dropped = telemetry.registry.get_sample_value(
+            "taskdaemon_logs_dropped_total", scope_labels()
+        )
+    assert (None, 4.0) == (writer, dropped)

@@ -10,7 +10,9 @@
 * the capture bound comes from ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES``;
 * the records the writer could not keep (its queue full, a failed write) are counted in
   ``taskdaemon.logs.dropped`` (Prometheus ``taskdaemon_logs_dropped_total``), beside the
-  writer's warning line, as the span store's losses are (``span_losses``).
+  writer's warning line, as the span store's losses are (``span_losses``); so are all of them
+  when the store cannot be opened (``log_writer.UnstoredLogs`` takes the writer's place), which
+  the span store's one warning line already says.
 
 Decision: the console (stderr) does not print lifecycle records nor captured output: ``run``
 already prints one progress line per transition, and a command's output is read with
@@ -42,7 +44,7 @@ from taskdaemon.pipeline.settings import Settings
 if TYPE_CHECKING:
     from taskdaemon.pipeline.cli.telemetry import Telemetry
     from taskdaemon.pipeline.monitor import PipelineMonitor
-    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter, UnstoredLogs
 
 __all__ = ["install_run_logging"]
 
@@ -99,10 +101,13 @@ def install_run_logging(
         ):
             handler.addFilter(_ConsoleFilter())
     writer = None
-    if settings.span_source.lower().startswith("sqlite:///") and not _store_unavailable(telemetry):
-        writer = _store_writer(settings, slot or _RootSlot(), stack)
-        if writer is not None:
-            observe_dropped_logs(telemetry.meter_provider, writer)
+    if settings.span_source.lower().startswith("sqlite:///"):
+        from taskdaemon.pipeline.tracking.log_writer import UnstoredLogs  # noqa: PLC0415
+
+        writer = None if _store_unavailable(telemetry) else _store_writer(settings)
+        kept = writer if writer is not None else UnstoredLogs()
+        _attach(kept, slot or _RootSlot(), settings, stack)
+        observe_dropped_logs(telemetry.meter_provider, kept)
     if telemetry.logger_provider is not None:
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
@@ -112,19 +117,26 @@ def install_run_logging(
     return writer
 
 
-def _store_writer(
-    settings: Settings, slot: HandlerSlot, stack: contextlib.AsyncExitStack | contextlib.ExitStack
-) -> SqliteLogWriter | None:
-    """The store's log writer, registered as sink and handler; None (one warning) when the
-    store cannot be opened: the span store says the same of its spans, and the run goes on."""
+def _store_writer(settings: Settings) -> SqliteLogWriter | None:
+    """The store's log writer; None (one warning) when the store cannot be opened: the span
+    store says the same of its spans, and the run goes on."""
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.source_urls import store_path  # noqa: PLC0415
 
     try:
-        writer = SqliteLogWriter(store_path(settings.span_source))
+        return SqliteLogWriter(store_path(settings.span_source))
     except (SpanSourceError, OSError, sqlite3.Error) as error:
         _logger.warning("run logs are not stored: %s", error)
         return None
+
+
+def _attach(
+    writer: SqliteLogWriter | UnstoredLogs,
+    slot: HandlerSlot,
+    settings: Settings,
+    stack: contextlib.AsyncExitStack | contextlib.ExitStack,
+) -> None:
+    """Register ``writer`` as sink and handler (through ``slot``) until ``stack`` closes."""
     handler = writer.handler()
     handler.addFilter(ContextFilter())
     slot.attach(handler, writer)
@@ -134,7 +146,6 @@ def _store_writer(
         writer.close(settings.export_timeout)
 
     stack.callback(close_writer)
-    return writer
 
 
 def _store_unavailable(telemetry: Telemetry) -> bool:

@@ -54,7 +54,7 @@ from taskdaemon.pipeline.wording import counted
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import SpanProcessor
 
-    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+    from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter, UnstoredLogs
 
 __all__ = [
     "ExportFailures",
@@ -101,9 +101,11 @@ def observe_dropped_spans(
     )
 
 
-def observe_dropped_logs(meter_provider: MeterProvider, writer: SqliteLogWriter) -> None:
+def observe_dropped_logs(
+    meter_provider: MeterProvider, writer: SqliteLogWriter | UnstoredLogs
+) -> None:
     """Register ``taskdaemon.logs.dropped`` over the store's log writer's ``dropped``: run log
-    records it could not keep (its queue full, a failed write)."""
+    records it could not keep (its queue full, a failed write, the store not opened)."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
         yield Observation(writer.dropped)

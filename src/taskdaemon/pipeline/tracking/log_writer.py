@@ -26,6 +26,11 @@ At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and count
 A batch that cannot be written (a full disk, or a store file deleted or replaced under the
 writer, which SQLite would go on writing into unseen) is dropped and counted the same way.
 
+When the store cannot be opened, :class:`UnstoredLogs` takes the writer's place: it keeps
+nothing and counts what it is handed in ``dropped``, so that the run logs a broken store loses
+are counted (``taskdaemon_logs_dropped_total``, alert ``TaskdaemonRunLogsLost``) as its spans
+are (``unavailable.UnavailableSpanStore``).
+
 Values a run's data brings that were not masked before (``secret_values``: a stage returned
 the token it printed) are masked again in that run's rows written before: the writer listens
 for them while open and queues a ``tracking._remask.Remask`` behind the rows queued so far.
@@ -43,7 +48,7 @@ from collections import deque
 from collections.abc import Sequence
 from itertools import chain
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
@@ -55,7 +60,7 @@ from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
 from taskdaemon.pipeline.tracking._remask import Remask
 from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 
-__all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter"]
+__all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter", "UnstoredLogs"]
 
 #: Rows waiting for the writer thread at most; more are dropped and counted.
 MAX_PENDING: Final = 200_000
@@ -418,8 +423,56 @@ def _first(entries: Sequence[_Entry], room: int) -> list[_Entry]:
     return kept
 
 
+class UnstoredLogs:
+    """The log writer's stand-in for a store that could not be opened (module docstring):
+    ``dropped`` counts the rows :class:`SqliteLogWriter` would have queued."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # output, logging and the monitor hand rows on threads
+        self.dropped = 0
+
+    def _count(self, rows: int) -> None:
+        with self._lock:
+            self.dropped += rows
+
+    def write_output(self, batch: OutputBatch) -> None:
+        """Count one batch of captured output (its lines, or its one marker row)."""
+        self._count(1 if batch.dropped_lines else len(batch.texts))
+
+    def write_record(self, record: logging.LogRecord) -> None:
+        """Count one stdlib record when it belongs to a run (has a ``run_id``)."""
+        if getattr(record, "run_id", None):
+            self._count(1)
+
+    def write_row(self, row: Row) -> None:
+        """Count one row."""
+        self._count(1)
+
+    def write_rows(self, rows: list[Row]) -> None:
+        """Count ``rows``."""
+        self._count(len(rows))
+
+    def handler(self) -> logging.Handler:
+        """A ``logging.Handler`` feeding :meth:`write_record` (add ``logs.ContextFilter``)."""
+        return _StoreHandler(self)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Nothing waits: True."""
+        return True
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Nothing to close: the store's one warning line said that nothing is stored."""
+
+
+class _Writer(Protocol):
+    def write_record(self, record: logging.LogRecord) -> None: ...
+    def write_row(self, row: Row) -> None: ...
+    def write_rows(self, rows: list[Row]) -> None: ...
+    def flush(self, timeout: float = 10.0) -> bool: ...
+
+
 class _StoreHandler(logging.Handler):
-    def __init__(self, writer: SqliteLogWriter) -> None:
+    def __init__(self, writer: _Writer) -> None:
         super().__init__()
         self._writer = writer
         #: Where ``log_rows.row_sink_for`` sends rows of records only this handler wants.
