@@ -267,7 +267,7 @@ async def test_readyz_is_503_after_failed_span_exports() -> None:
     async with _client(create_app(health=HealthSources(export=health.snapshot))) as client:
         response = await client.get("/readyz")
     component = response.json()["components"]["span_export"]
-    expected = (503, False, "1 failed exports in 60s: otlp: export of 3 spans failed")
+    expected = (503, False, "1 failed export in 60s: otlp: export of 3 spans failed")
     assert expected == (response.status_code, component["ok"], component["detail"])
 
 

@@ -190,7 +190,7 @@ def readiness(
         if export.ok:
             components["span_export"] = ComponentHealth(True, "exports succeeding", data)
         else:
-            detail = f"{export.failures} failed exports in {export.window:.0f}s"
+            detail = f"{counted(export.failures, 'failed export')} in {export.window:.0f}s"
             if export.last_error:
                 detail = f"{detail}: {export.last_error}"
             components["span_export"] = ComponentHealth(False, detail, data)
