@@ -157,6 +157,26 @@ def test_otlp_log_records_leave_out_fields_without_a_value() -> None:
 
 
 @pytest.mark.usefixtures("root_logging")
+def test_otlp_log_records_leave_out_a_code_location_the_record_lacks() -> None:
+    """A record made rather than logged (``run_log``'s: its module, no function, line 0) is
+    exported with its file alone, not with a null function and line 0; a logged one has all
+    three."""
+    exporter = InMemoryLogRecordExporter()
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+    configure_logging(load_settings(), logger_provider=provider, stream=io.StringIO())
+    _log.handle(_log.makeRecord(_log.name, logging.INFO, __file__, 0, "made", (), None))
+    _log.info("logged")
+    provider.shutdown()
+    keys = ("code.file.path", "code.function.name", "code.line.number")
+    found = [
+        [key for key in keys if key in (data.log_record.attributes or {})]
+        for data in exporter.get_finished_logs()
+    ]
+    assert [["code.file.path"], list(keys)] == found
+
+
+@pytest.mark.usefixtures("root_logging")
 @pytest.mark.parametrize(("level", "shown"), [("info", False), ("debug", True)])
 def test_the_http_clients_request_lines_show_only_from_debug(level: str, shown: bool) -> None:
     """httpx's line a request (a remote span source polled by ``ui``) is not printed at the

@@ -401,8 +401,8 @@ def test_a_record_carries_the_events_time(records: list[logging.LogRecord]) -> N
 
 
 def test_a_record_names_the_run_log_module_as_its_source(records: list[logging.LogRecord]) -> None:
-    """The records' code location (exported as ``code.file.path`` and ``code.line.number``) is
-    this module, with no line."""
+    """The records' code location (exported as ``code.file.path``) is this module, with no
+    line (none exported: ``logs.OTelLogHandler``)."""
     RunLog()(StageQueued(**IDS, at=5.0, task_run_id="build.0.1"), SPAN)
     (record,) = records
     assert (run_log_module.__file__, 0) == (record.pathname, record.lineno)

@@ -319,11 +319,13 @@ class OTelLogHandler(logging.Handler):
         if record.name.startswith("opentelemetry"):
             return
         try:
-            attributes: dict[str, Any] = {
-                "code.file.path": record.pathname,
-                "code.function.name": record.funcName,
-                "code.line.number": record.lineno,
-            }
+            # A record made rather than logged (``run_log``'s: no function, line 0) has no code
+            # location but its module: left out, not sent as null and 0.
+            attributes: dict[str, Any] = {"code.file.path": record.pathname}
+            if record.funcName:
+                attributes["code.function.name"] = record.funcName
+            if record.lineno:
+                attributes["code.line.number"] = record.lineno
             for name in ("run_id", "pipeline", "stage", "instance", "attempt"):
                 value = getattr(record, name, None)
                 if value is not None:
