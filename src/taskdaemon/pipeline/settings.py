@@ -104,8 +104,8 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 * ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_PROTOCOL``: ``grpc`` (default) or
   ``http/protobuf`` (``http/json`` is rejected: the Python SDK has no such exporter).
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
-  SDK exporters themselves; only the endpoints' scheme, host and port are checked here
-  (``http_url``, as the remote span sources' URLs are). When no
+  SDK exporters themselves; the endpoints' scheme, host and port are checked here (``http_url``,
+  as span sources' URLs are), and the headers' form (``otlp_headers``). When no
   ``OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT`` is set the exporters get ``TASKDAEMON_EXPORT_TIMEOUT``
   instead of the SDK's 10 s, so a dead collector costs at most that per batch.
 """
@@ -129,6 +129,7 @@ from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.home import home_path
 from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.log_levels import level_number
+from taskdaemon.pipeline.otlp_headers import header_problems
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 from taskdaemon.pipeline.span_source_forms import (
@@ -652,8 +653,8 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
                 values[name] = parse(value)
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
-        problems.update((variable, (variable, why)) for variable, why in _source_bound_problems())
-        problems.update((variable, (variable, why)) for variable, why in _span_limit_problems())
+        checked = (*_source_bound_problems(), *_span_limit_problems(), *header_problems())
+        problems.update((variable, (variable, why)) for variable, why in checked)
         _last_environ, _last_parsed = environ, (values, problems)
     return dict(_last_parsed[0]), dict(_last_parsed[1])
 
