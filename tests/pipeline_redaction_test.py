@@ -280,12 +280,12 @@ def test_a_run_seeded_with_secrets_records_and_shows_none(tmp_path: Path) -> Non
         **os.environ,
         "TASKDAEMON_HOME": str(home),
         "TASKDAEMON_LOG_FORMAT": "json",
-        "OTEL_TRACES_EXPORTER": "console",  # the exported spans, on stdout
+        "OTEL_TRACES_EXPORTER": "console",  # the exported spans, on stderr
         "OTEL_METRICS_EXPORTER": "none",
         "OTEL_LOGS_EXPORTER": "none",
     }
     run = _taskdaemon(tmp_path, env, "run", "leaky.yaml")
-    outputs = {"run stdout (exported spans)": run.stdout, "run stderr (logs)": run.stderr}
+    outputs = {"run stdout": run.stdout, "run stderr (logs, exported spans)": run.stderr}
     store = b"".join(path.read_bytes() for path in sorted(home.glob("spans.db*")))
     outputs["span store"] = store.decode("utf-8", "replace")
     run_id = _run_id(home)

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import sqlite3
 import tarfile
 from pathlib import Path
 from typing import Any
 
 from cli_support import taskdaemon
+
+#: What ``run -q`` prints on stdout: the run id, alone.
+RUN_ID_LINE = re.compile(r"[0-9a-f]{32}\n")
 
 #: A command line that makes a secret from two halves (so that no recorded command line holds
 #: it whole) into ``$V``, and the secret it makes.
@@ -40,7 +44,8 @@ def shown_everywhere(home: Path, run_id: str, folder: Path) -> dict[str, str]:
 def run_exported_at_exit(home: Path, pipeline: Path, signal: str) -> str:
     """Run ``pipeline`` to success with the console exporter of ``signal`` (``traces`` or
     ``logs``) and its batch processor waiting a minute, longer than the run: every record is
-    exported at exit, after the run's values were learnt. What the exporter printed."""
+    exported at exit, after the run's values were learnt. What the exporter printed (on
+    stderr: stdout is the run id alone)."""
     delay = {"traces": "OTEL_BSP_SCHEDULE_DELAY", "logs": "OTEL_BLRP_SCHEDULE_DELAY"}[signal]
     done = taskdaemon(
         home,
@@ -50,8 +55,8 @@ def run_exported_at_exit(home: Path, pipeline: Path, signal: str) -> str:
         cwd=pipeline.parent,
         **{f"OTEL_{signal.upper()}_EXPORTER": "console", delay: "60000"},
     )
-    assert 0 == done.returncode, done.stderr
-    return done.stdout
+    assert (0, True) == (done.returncode, bool(RUN_ID_LINE.fullmatch(done.stdout))), done.stderr
+    return done.stderr
 
 
 def archive_text(archive: Path) -> str:

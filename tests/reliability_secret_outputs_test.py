@@ -337,8 +337,8 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             raise
         finally:
             stdout, stderr = process.communicate(timeout=120)
-    shown["run stdout (console exporters)"] = stdout
-    shown["run stderr (JSON log lines)"] = stderr
+    shown["run stdout"] = stdout
+    shown["run stderr (JSON log lines, console exporters)"] = stderr
     assert received, stderr
     shown["OTLP/HTTP span export"] = b"".join(received).decode("utf-8", "replace")
     otlp_json = pipeline.parent / "otlp.jsonl"
@@ -394,8 +394,7 @@ def test_no_output_holds_a_secret_in_any_encoding(shown: dict[str, str]) -> None
 
 #: Outputs that show the run's data, so each holds the marker where a secret was.
 CARRIERS = (
-    "run stdout (console exporters)",
-    "run stderr (JSON log lines)",
+    "run stderr (JSON log lines, console exporters)",
     "OTLP/HTTP span export",
     "runs show --source otlp-json",
     "serve /api/runs/ID",

@@ -55,6 +55,10 @@ off by default upstream) they reach the same readers: the spans a full queue dro
 ``error.type``, the queue's size and capacity.
 Without an exporter there is no batch processor, and nothing is added.
 
+Decision: the ``console`` exporters write to stderr, not to the SDK's default stdout: a
+command's stdout is its result (``run -q``'s run id, a summary, ``--json``), which scripts read,
+and the exports made it unreadable; stderr is where taskdaemon's diagnostics go.
+
 :meth:`Telemetry.shutdown` flushes and shuts everything down within ``TASKDAEMON_EXPORT_TIMEOUT``
 seconds in all (one helper thread a provider, all at once, so that a dead collector's retries
 for one signal do not spend the others' time; past the bound they are abandoned, a warning says
@@ -66,6 +70,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 import time
 from collections import deque
@@ -566,7 +571,7 @@ def _span_exporter(
     name: str, settings: Settings, meter_provider: metrics_api.MeterProvider
 ) -> SpanExporter:
     if name == "console":
-        return ConsoleSpanExporter()
+        return ConsoleSpanExporter(out=sys.stderr)  # stdout is the command's (module doc)
     protocol = _protocol(name, settings, "traces")
     timeout = _timeout(settings, "traces")
     if protocol == "grpc":
@@ -592,7 +597,7 @@ def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
     if name == "console":
         from opentelemetry.sdk.metrics.export import ConsoleMetricExporter  # noqa: PLC0415
 
-        return ConsoleMetricExporter()
+        return ConsoleMetricExporter(out=sys.stderr)  # as spans
     protocol = _protocol(name, settings, "metrics")
     timeout = _timeout(settings, "metrics")
     if protocol == "grpc":
@@ -616,7 +621,7 @@ def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
     if name == "console":
         from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter  # noqa: PLC0415
 
-        return ConsoleLogRecordExporter()
+        return ConsoleLogRecordExporter(out=sys.stderr)  # as spans
     protocol = _protocol(name, settings, "logs")
     timeout = _timeout(settings, "logs")
     if protocol == "grpc":
