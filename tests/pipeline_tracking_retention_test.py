@@ -45,6 +45,16 @@ def test_retention_keeps_the_newest_runs_per_pipeline(tmp_path: Path) -> None:
     )
 
 
+def test_retention_with_nothing_to_delete_reports_none_deleted(tmp_path: Path) -> None:
+    """A pass whose policy dooms no run says it deleted no run and no span, and leaves all."""
+    db = tmp_path / "spans.db"
+    _fill(db, 2)
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        result = store.apply_retention(RetentionPolicy(keep=2))
+        left = len(store.search(limit=100))
+    assert ((0, 0), 4) == ((result.deleted_runs, result.deleted_spans), left)
+
+
 def test_retention_by_age(tmp_path: Path) -> None:
     """--max-age removes runs that started before now minus the age."""
     db = tmp_path / "spans.db"
