@@ -392,28 +392,45 @@ def _audit(caplog: pytest.LogCaptureFixture) -> list[tuple[str, dict[str, Any]]]
     ]
 
 
+@pytest.mark.parametrize(
+    ("comment", "message"),
+    [
+        ("ok", "approval of release granted by ann (ok)"),
+        ("", "approval of release granted by ann"),
+        ("x" * 4096, f"approval of release granted by ann ({'x' * 4096})"),
+    ],
+)
 async def test_an_approval_is_audited_with_its_comment(
-    home: Path, caplog: pytest.LogCaptureFixture
+    home: Path, caplog: pytest.LogCaptureFixture, comment: str, message: str
 ) -> None:
-    """A granted approval is logged as the HTTP API logs it: message and fields."""
+    """A granted approval is logged as the HTTP API logs it: message and fields; no comment
+    leaves no empty brackets, and a comment of the most characters allowed is taken whole."""
     caplog.set_level("INFO", logger="taskdaemon.audit")
     async with ControlServer(RUN, Target(), home=home):
-        await _in_thread(control.approve, RUN, "release", by="ann", comment="ok", home=str(home))
-    fields = {"run_id": RUN, "stage": "release", "by": "ann", "comment": "ok"}
-    assert [("approval of release granted by ann (ok)", fields)] == _audit(caplog)
+        await _in_thread(control.approve, RUN, "release", by="ann", comment=comment, home=str(home))
+    fields = {"run_id": RUN, "stage": "release", "by": "ann", "comment": comment}
+    assert [(message, fields)] == _audit(caplog)
 
 
+@pytest.mark.parametrize(
+    ("reason", "message"),
+    [
+        ("red", "approval of release rejected by bob: red"),
+        ("", "approval of release rejected by bob: no reason given"),
+    ],
+)
 async def test_a_rejection_is_audited_with_its_reason_and_comment(
-    home: Path, caplog: pytest.LogCaptureFixture
+    home: Path, caplog: pytest.LogCaptureFixture, reason: str, message: str
 ) -> None:
-    """A rejection is logged with its reason in the message, reason and comment as fields."""
+    """A rejection is logged with its reason in the message (or that none was given), reason
+    and comment as fields."""
     caplog.set_level("INFO", logger="taskdaemon.audit")
     async with ControlServer(RUN, Target(), home=home):
         await _in_thread(
-            control.reject, RUN, "release", by="bob", reason="red", comment="c", home=str(home)
+            control.reject, RUN, "release", by="bob", reason=reason, comment="c", home=str(home)
         )
-    fields = {"run_id": RUN, "stage": "release", "by": "bob", "reason": "red", "comment": "c"}
-    assert [("approval of release rejected by bob: red", fields)] == _audit(caplog)
+    fields = {"run_id": RUN, "stage": "release", "by": "bob", "reason": reason, "comment": "c"}
+    assert [(message, fields)] == _audit(caplog)
 
 
 class _Refusing(Target):

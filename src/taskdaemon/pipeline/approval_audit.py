@@ -36,7 +36,7 @@ def note_field(request: Mapping[str, Any], name: str) -> str:
     return value
 
 
-def log_approved(run_id: str, stage: str, *, by: str, comment: str = "") -> None:
+def log_approved(run_id: str, stage: str, *, by: str, comment: str) -> None:
     """Log that ``by`` granted the approval ``stage`` of run ``run_id`` waited for."""
     _audit.info(
         "approval of %s granted by %s%s",
@@ -47,7 +47,7 @@ def log_approved(run_id: str, stage: str, *, by: str, comment: str = "") -> None
     )
 
 
-def log_rejected(run_id: str, stage: str, *, by: str, reason: str, comment: str = "") -> None:
+def log_rejected(run_id: str, stage: str, *, by: str, reason: str, comment: str) -> None:
     """Log that ``by`` rejected it, and why."""
     _audit.info(
         "approval of %s rejected by %s: %s",
