@@ -363,6 +363,41 @@ async def test_the_approver_is_the_authenticated_principal() -> None:
     )
 
 
+async def test_each_broken_decision_body_is_a_400_saying_what_is_wrong() -> None:
+    """A body that is not JSON, not an object, names an approver, or holds a note that is not
+    a string or is too long: each a 400 whose one line says which, and the run still waits."""
+    bodies = [
+        ("approve", b'{"x": ', "body is not JSON: Expecting value: line 1 column 7 (char 6)"),
+        ("approve", b"\xff{}", "body is not UTF-8 (invalid byte at offset 0)"),
+        ("approve", b"[1]", "body must be a JSON object"),
+        (
+            "approve",
+            b'{"by": "admin"}',
+            '"by" is not accepted: the approver is the authenticated principal; '
+            'put notes in "comment"',
+        ),
+        ("approve", b'{"comment": 3}', "comment must be a string"),
+        ("reject", b'{"reason": "%s"}' % (b"x" * 4097), "reason is longer than 4096 characters"),
+    ]
+    async with gated_run() as (server, handle, recorder), httpx.AsyncClient() as client:
+        answers = [
+            await client.post(
+                f"{server.url}/api/runs/{handle.run_id}/{op}/deploy",
+                content=body,
+                headers={**bearer(), "content-type": "application/json"},
+            )
+            for op, body, _ in bodies
+        ]
+        resolved = list(recorder.resolved)
+        still_waiting = str(handle.snapshot().stage_status["deploy"])
+    expected = [(400, {"error": error}) for _, _, error in bodies]
+    assert (expected, [], "waiting") == (
+        [(answer.status_code, answer.json()) for answer in answers],
+        resolved,
+        still_waiting,
+    )
+
+
 async def test_reject_of_an_unknown_run_logs_no_audit_record(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
