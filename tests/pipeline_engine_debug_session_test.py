@@ -34,6 +34,13 @@ async def test_a_breakpoint_on_anything_but_start_failure_or_an_event_type_is_re
     assert expected == str(refused.value)
 
 
+async def test_a_breakpoint_on_an_event_type_of_one_character_is_taken() -> None:
+    """``event:`` followed by any type, however short, is a kind a breakpoint can have."""
+    async with session() as (_engine, debug):
+        bp = debug.set_breakpoint("a", on="event:x")
+    assert "event:x" == bp.on
+
+
 async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
     """A 100,000-character condition that does not compile, or ``on``, is quoted in the one-line
     refusal by its first 39 characters and an ellipsis, as every refusal quotes
@@ -73,6 +80,18 @@ async def test_an_empty_condition_is_no_condition() -> None:
         paused = await paused_at(debug, chain())
         debug.continue_()
     assert (None, "b") == (bp.when, paused.stage)
+
+
+async def test_a_breakpoint_of_another_kind_or_stage_set_first_does_not_hide_a_later_one() -> None:
+    """The breakpoints are each looked at in turn: one on a's failure and one on c's start,
+    set before the one on b's start, do not keep the run from pausing at b."""
+    async with session() as (_engine, debug):
+        debug.set_breakpoint("a", on="failure")
+        debug.set_breakpoint("c")
+        bp = debug.set_breakpoint("b")
+        paused = await paused_at(debug, chain())
+        debug.continue_()
+    assert ("b", 1) == (paused.stage, bp.hits)
 
 
 async def test_deleting_one_breakpoint_keeps_the_others() -> None:
@@ -333,11 +352,13 @@ async def test_a_condition_giving_a_secret_keeps_it_redacted_and_cut_in_the_erro
 
 
 async def test_a_condition_that_fails_to_evaluate_is_false_and_kept_as_the_error() -> None:
-    """A ``when`` whose evaluation raises does not pause; the breakpoint keeps the error."""
+    """A ``when`` whose evaluation raises does not pause; the breakpoint keeps the error's
+    words (``info breakpoints`` shows them)."""
     async with session() as (_engine, debug):
         bp = debug.set_breakpoint("b", when="inputs.missing == 1")
         result = await debug.execute(chain())
-    assert (True, True) == (result.succeeded, bool(bp.last_error))
+    expected = "'inputs.missing == 1': no such key 'missing'"
+    assert (True, expected) == (result.succeeded, bp.last_error)
 
 
 async def test_each_pause_counts_as_a_hit_of_its_breakpoint() -> None:
