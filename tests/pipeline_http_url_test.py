@@ -62,10 +62,12 @@ def test_the_schemes_taken_can_be_others() -> None:
         ("HTTP://[::1]:4318", "::1", 4318),
         ("http://127.0.0.1:0", "127.0.0.1", 0),
         ("https://bücher.example:65535", "bücher.example", 65535),
+        ("http://grafana:3000/login?next=https://x/d", "grafana", 3000),
     ],
 )
 def test_a_usable_url_is_cut_into_its_parts(url: str, host: str, port: int | None) -> None:
-    """Surrounding spaces go, the scheme is any case, an IDNA host and ports 0 and 65535 pass."""
+    """Surrounding spaces go, the scheme is any case, an IDNA host and ports 0 and 65535 pass,
+    and the scheme is the first ``://``'s (a query may hold another URL)."""
     parts = http_url(url)
     assert (host, port) == (parts.hostname, parts.port)
 
