@@ -189,6 +189,18 @@ tests_for() {
                 tests/pipeline_engine_property_test.py ;;
         pipeline/secret_values.py)
             echo tests/pipeline_secret_values_test.py ;;
+        pipeline/tracking/_retention.py)
+            # Retention's own tests, then the store's history, the writer's start and the
+            # kept runs and logs a pass deletes (none imports the module by name).
+            echo tests/pipeline_tracking_retention_test.py \
+                tests/pipeline_tracking_store_history_test.py \
+                tests/pipeline_tracking_writer_start_test.py \
+                tests/pipeline_tracking_kept_runs_test.py tests/pipeline_debug_logs_test.py ;;
+        pipeline/approval_audit.py | pipeline/http_json.py)
+            # The control socket's and the HTTP API's decisions, in-process (the CLI's approve
+            # test runs in subprocesses: not credited).
+            echo tests/pipeline_control_test.py tests/pipeline_http_answers_test.py \
+                tests/pipeline_web_api_test.py tests/reliability_http_test.py ;;
         pipeline/engine/_attempt.py | pipeline/engine/_run.py)
             echo tests/pipeline_engine_attempt_test.py tests/pipeline_engine_run_lifecycle_test.py \
                 tests/pipeline_engine_failures_test.py \
