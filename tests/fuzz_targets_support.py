@@ -342,13 +342,16 @@ DEBUGGED = pipeline(
 )
 
 
-def debug_conversation(lines: Iterable[bytes], prompt: str | None) -> list[dict[str, Any]]:
+def debug_conversation(
+    lines: Iterable[bytes], prompt: str | None
+) -> tuple[list[dict[str, Any]], str]:
     """A run of DEBUGGED paused before ``a``, served by a ControlServer with DebugOps (its
     ``handle``, as a connection's lines reach it): each of ``lines`` sent to it, then the
     ``prompt``'s commands (when given) typed at a DebugPrompt driving it. The answers to
-    ``lines``, as the client reads them; CommandBrokeError when the prompt broke."""
+    ``lines``, as the client reads them, and what the prompt printed; CommandBrokeError when
+    the prompt broke."""
 
-    async def converse() -> list[dict[str, Any]]:
+    async def converse() -> tuple[list[dict[str, Any]], str]:
         async with Engine(resolver=Resolver()) as engine:
             session = engine.with_debug(True)
             session.set_breakpoint("a", None, "start")
@@ -356,7 +359,7 @@ def debug_conversation(lines: Iterable[bytes], prompt: str | None) -> list[dict[
             ops = DebugOps(engine, handle.run_id)
             server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
             loop = asyncio.get_running_loop()
-            answers = []
+            answers, shown = [], ""
             try:
                 for line in lines:
                     answer = await server.handle(line)
@@ -376,17 +379,17 @@ def debug_conversation(lines: Iterable[bytes], prompt: str | None) -> list[dict[
                             raise PipelineError(str(answer.get("error", "request refused")))
                         return answer
 
-                    await loop.run_in_executor(None, _prompt_run, call, prompt)
+                    shown = await loop.run_in_executor(None, _prompt_run, call, prompt)
             finally:
                 engine.with_debug(False)
                 handle.cancel()
                 await handle.wait()
-            return answers
+            return answers, shown
 
     return asyncio.run(converse())
 
 
-def _prompt_run(call: Callable[[dict[str, Any]], dict[str, Any]], commands: str) -> None:
+def _prompt_run(call: Callable[[dict[str, Any]], dict[str, Any]], commands: str) -> str:
     out = io.StringIO()
     debugger = DebugPrompt(call, stdin=io.StringIO(commands), stdout=out, history=None)
     try:
@@ -398,6 +401,7 @@ def _prompt_run(call: Callable[[dict[str, Any]], dict[str, Any]], commands: str)
             f"{type(error).__name__}: {error}; shown: {out.getvalue()[-1500:]}"
         ) from error
     out.getvalue().encode("utf-8", "surrogateescape")  # stdout writes what stdin read
+    return out.getvalue()
 
 
 PROMPT_LINES = ("break b", "break b if request.n > 0", "break c on failure", "break on event go",
@@ -468,7 +472,7 @@ def _control_make(rng: random.Random) -> list[bytes]:
 
 def _control_run(lines: list[bytes]) -> None:
     with scratch():
-        answers = debug_conversation(lines, None)
+        answers, _ = debug_conversation(lines, None)
     for answer in answers:
         if not isinstance(answer.get("ok"), bool):
             raise CommandBrokeError(f"an answer without ok: {answer!r:.300}")
