@@ -196,6 +196,11 @@ tests_for() {
                 tests/pipeline_tracking_store_history_test.py \
                 tests/pipeline_tracking_writer_start_test.py \
                 tests/pipeline_tracking_kept_runs_test.py tests/pipeline_debug_logs_test.py ;;
+        pipeline/cli/_debug_prompt.py)
+            # Its commands typed over a real run in-process, then the file whose other tests
+            # run the prompt in subprocesses (not credited).
+            echo tests/pipeline_cli_debug_prompt_commands_test.py \
+                tests/pipeline_debug_cli_test.py ;;
         pipeline/approval_audit.py | pipeline/http_json.py)
             # The control socket's and the HTTP API's decisions, in-process (the CLI's approve
             # test runs in subprocesses: not credited).
