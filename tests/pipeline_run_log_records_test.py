@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from taskdaemon.pipeline import run_log as run_log_module
+from taskdaemon.pipeline import run_log_emit
 from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -401,11 +401,11 @@ def test_a_record_carries_the_events_time(records: list[logging.LogRecord]) -> N
 
 
 def test_a_record_names_the_run_log_module_as_its_source(records: list[logging.LogRecord]) -> None:
-    """The records' code location (exported as ``code.file.path``) is this module, with no
-    line (none exported: ``logs.OTelLogHandler``)."""
+    """The records' code location (exported as ``code.file.path``) is the run log's module that
+    writes them, with no line (none exported: ``logs.OTelLogHandler``)."""
     RunLog()(StageQueued(**IDS, at=5.0, task_run_id="build.0.1"), SPAN)
     (record,) = records
-    assert (run_log_module.__file__, 0) == (record.pathname, record.lineno)
+    assert (run_log_emit.__file__, 0) == (record.pathname, record.lineno)
 
 
 def test_a_finished_runs_pipeline_is_forgotten(records: list[logging.LogRecord]) -> None:
