@@ -4,6 +4,7 @@ replay in its own private workspace, a full replay and one resumed from a stage 
 
 from __future__ import annotations
 
+import json
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -252,3 +253,29 @@ def test_verify_refuses_a_run_whose_record_has_no_end(
         planned.returncode,
         planned.stderr.splitlines(),
     )
+
+
+@pytest.mark.slow
+def test_a_fed_stage_s_log_records_say_it_was_replayed(home: Path, tmp_path: Path) -> None:
+    """Resumed from ``b``, the fed ``a`` writes one run log record naming the run it was fed
+    from, in place of a start and a finish that told of work nobody did; ``b``, run again,
+    writes both. ``logs --json`` gives the record's ``event`` and ``replayed_from``."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    old = original.stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
+    new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+    text = taskdaemon(home, "logs", new)
+    records = [
+        json.loads(line) for line in taskdaemon(home, "logs", new, "--json").stdout.splitlines()
+    ]
+    assert (0, 0) == (replay.returncode, text.returncode), replay.stdout + text.stderr
+    assert [
+        f"run {new} of two started",
+        f"stage a.0.1 replayed from run {old}: success",
+        "stage b.0.1 started (attempt 1)",
+        "stage b.0.1 finished: success",
+        f"run {new} finished: success",
+    ] == [line.split(maxsplit=2)[2] for line in text.stdout.splitlines()]
+    assert [("stage.replayed", old, "success")] == [
+        (r["event"], r.get("replayed_from"), r.get("status")) for r in records if r["stage"] == "a"
+    ]

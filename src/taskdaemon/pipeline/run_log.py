@@ -20,7 +20,11 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
   an execution paused at a debugger's breakpoint and resumed (with who resumed it, how and
   after how long), and an input overridden there (WARNING, the new value): what a debugger did
   to a run is part of its history, or its logs would show a stage start late and run with an
-  input its definition never gave it;
+  input its definition never gave it; a replay's fed execution (``replay.run``: its handler
+  did not run, the record's outputs were returned) writes one record at its end in place of
+  its start and end, ``stage a.0.1 replayed from run ID: success`` (``event``
+  ``stage.replayed``, with ``status``, ``error_type`` and ``replayed_from``, the recorded run's
+  id; the end's level), so that its logs do not tell of work nobody did;
 * ``taskdaemon.run.decision`` (DEBUG): each trigger evaluation (``trigger``, ``expression`` for
   CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
   slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any, Final
 
 from opentelemetry.trace import SpanContext
@@ -123,9 +128,14 @@ def _value(value: Any) -> str:
 class RunLog(RunLogEmitter):
     """The monitor hook writing run logs (see the module docstring)."""
 
-    def __init__(self) -> None:
+    def __init__(self, fed: Callable[[str, int], bool] | None = None) -> None:
+        """``fed(stage, instance)``: whether a replay feeds that execution from its record
+        (asked for the runs that are replays only; the monitor's span hook knows)."""
         super().__init__()
+        self._fed = fed
         self._pipelines: dict[str, Pipeline] = {}
+        # The runs under way that are replays: the id of the run each one replays.
+        self._replays: dict[str, str] = {}
         # The lifecycle-only path (``_lean``): the turn's token and, when neither TRACE nor
         # DEBUG is on, the answers for the lifecycle logger by level (``_lifecycle_answer``).
         self._lean: tuple[object, dict[int, Any] | None] = (UNKNOWN, None)
@@ -155,6 +165,8 @@ class RunLog(RunLogEmitter):
                     return
         if isinstance(event, RunStarted):
             self._pipelines[event.run_id] = event.pipeline
+            if event.replay_of is not None:
+                self._replays[event.run_id] = event.replay_of
         if _event.isEnabledFor(TRACE):
             fields = {
                 f.name: getattr(event, f.name)
@@ -176,6 +188,7 @@ class RunLog(RunLogEmitter):
             handler(self, event, span)
         if isinstance(event, RunFinished):
             self._pipelines.pop(event.run_id, None)
+            self._replays.pop(event.run_id, None)
 
     def _begin_turn(self, token: list[Any]) -> tuple[object, dict[int, Any] | None]:
         """The turn's lean state: lifecycle answers to fill when neither TRACE nor DEBUG is
@@ -243,8 +256,15 @@ class RunLog(RunLogEmitter):
         span_hex = self._span_hex if span is self._span else self._span_hex_of(span)
         sink = answer[0]
         stage, instance, attempt = event.stage, event.instance, event.attempt
-        if sink is None or span_hex is None or stage is None or instance is None or attempt is None:
-            # The logging path, or ids to be stamped.
+        if (
+            sink is None
+            or span_hex is None
+            or stage is None
+            or instance is None
+            or attempt is None
+            or (self._replays and event.run_id in self._replays)
+        ):
+            # The logging path, ids to be stamped, or a replay's stage, perhaps fed.
             _HANDLERS[type(event)](self, event, span)
             return
         # The attributes' JSON is remembered by the record's values when each is a string or
@@ -365,7 +385,7 @@ class RunLog(RunLogEmitter):
                 (event.task_run_id, _value(dict(event.inputs))),
                 {"event": "inputs.resolved"},
             )
-        if _lifecycle.isEnabledFor(logging.INFO):
+        if _lifecycle.isEnabledFor(logging.INFO) and self._replayed_from(event) is None:
             self._emit(
                 _lifecycle,
                 logging.INFO,
@@ -392,16 +412,25 @@ class RunLog(RunLogEmitter):
                 (event.task_run_id, _value(dict(event.outputs))),
                 {"event": "outputs.mapped"},
             )
-        if _lifecycle.isEnabledFor(level):
-            self._emit(
-                _lifecycle,
-                level,
-                event,
-                span,
-                "stage %s finished: %s",
-                (event.task_run_id, _outcome(status, event.error)),
-                {"event": "stage.finished", "status": status, "error_type": event.error_type},
-            )
+        if not _lifecycle.isEnabledFor(level):
+            return
+        fields = {"event": "stage.finished", "status": status, "error_type": event.error_type}
+        original = self._replayed_from(event)
+        args: tuple[str, ...]
+        if original is None:
+            message, args = "stage %s finished: %s", (event.task_run_id,)
+        else:  # fed from the record: one record for its start and end (module doc)
+            message, args = "stage %s replayed from run %s: %s", (event.task_run_id, original)
+            fields.update(event="stage.replayed", replayed_from=original)
+        outcome = _outcome(status, event.error)
+        self._emit(_lifecycle, level, event, span, message, (*args, outcome), fields)
+
+    def _replayed_from(self, event: StageStarted | StageFinished) -> str | None:
+        """The id of the run a replay feeds this execution from, or None when it runs."""
+        original = self._replays.get(event.run_id) if self._replays else None
+        if original is None or self._fed is None or not self._fed(event.stage, event.instance):
+            return None
+        return original
 
     def _stage_retrying(self, event: StageRetrying, span: SpanContext | None) -> None:
         if _lifecycle.isEnabledFor(logging.WARNING):

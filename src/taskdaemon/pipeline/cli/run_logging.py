@@ -1,7 +1,7 @@
 """Wiring of run logs for the ``taskdaemon`` process (``start_monitoring`` calls it).
 
 * the monitor gets a :class:`~taskdaemon.pipeline.run_log.RunLog` hook (lifecycle records, and
-  engine decisions / events at ``debug`` / ``trace``);
+  engine decisions / events at ``debug`` / ``trace``), told which executions a replay feeds;
 * with the embedded store (``sqlite:///`` span source), a
   :class:`~taskdaemon.pipeline.tracking.log_writer.SqliteLogWriter` on the same file takes the
   captured command output and every ``logging`` record that belongs to a run;
@@ -93,7 +93,14 @@ def install_run_logging(
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
     stage_output.bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
-    monitor.add_event_hook(RunLog())
+
+    def fed(stage: str, instance: int) -> bool:
+        """Whether the replay under way feeds this execution (``replay.run.ReplaySpanHook``,
+        the monitor's span hook while it runs): its run log says so (``run_log``)."""
+        hook = monitor.span_hook
+        return hook is not None and bool(hook.feeds(stage, instance))
+
+    monitor.add_event_hook(RunLog(fed))
     root = logging.getLogger()
     for handler in root.handlers:
         if getattr(handler, "_taskdaemon_installed", False) and isinstance(
