@@ -204,12 +204,12 @@ def _long_run(starts: tuple[float, ...]) -> RunRecord:
 @pytest.mark.parametrize("width", [80, 100])
 def test_runs_show_fits_80_and_100_columns_by_its_narrow_reading(width: int) -> None:
     """Wider than the terminal, the stage table reads narrow: START the time of day alone (the
-    start line says the date), INST and TRIES, names and errors cut; at 80 columns MEMORY and
-    CPU are left out too, and a line names them. Statuses, times and figures stay whole."""
+    start line says the date), INST, TRIES and TOOK, names and errors cut; at 80 columns MEMORY
+    is left out too, and a line names it. Statuses, times and figures stay whole."""
     run = _long_run(tuple(_EPOCH + 60 * n for n in range(12)))
     lines = format_run_table(run, width).splitlines()
     table = lines[lines.index("") + 1 :]
-    hidden = "(--wide shows the columns left out to fit: CPU, MEMORY)"
+    hidden = "(--wide shows the columns left out to fit: MEMORY)"
     expected = (True, "INST" in table[0] and "TRIES" in table[0], width == 80, 12)
     actual = (
         all(text_columns(line) <= width for line in lines),
@@ -219,8 +219,7 @@ def test_runs_show_fits_80_and_100_columns_by_its_narrow_reading(width: int) -> 
     )
     assert expected == actual, lines
     first = table[1].split()
-    assert ["success", "07:13:20", "1.5s", "250ms", "1", "1"] == first[1:7], table[1]
-    assert ("-" if width == 80 else "400ms") == first[7], table[1]  # ERROR's "-", or CPU
+    assert ["success", "07:13:20", "1.5s", "250ms", "1", "1", "400ms"] == first[1:8], table[1]
     assert table[12].split()[-1].endswith("…"), table[12]
     assert "start     2023-11-15 07:13:20 (UTC+09:00)" in lines
 
@@ -258,9 +257,23 @@ def test_runs_list_leaves_out_stages_then_failed_when_names_alone_cannot_fit() -
     ]  # fmt: skip
     lines = format_runs_table(runs, 80).splitlines()
     assert all(len(line) <= 80 for line in lines), lines
-    assert ["DURATION", "REPLAY", "OF"] == lines[0].split()[-3:], lines[0]
+    assert ["TOOK", "REPLAY", "OF"] == lines[0].split()[-3:], lines[0]
     assert "(--wide shows the columns left out to fit: STAGES, FAILED)" == lines[-1]
     assert ["01234567", "interrupted"] == [lines[1].split()[0], lines[1].split()[2]], lines
     wider = format_runs_table(runs, 100).splitlines()
     assert ["STAGES", "FAILED"] == wider[0].split()[-4:-2], wider
     assert wider[1].split()[1].endswith("…"), wider
+
+
+def test_an_interrupted_run_s_row_fits_60_columns_its_name_cut_to_8() -> None:
+    """``interrupted`` (11 columns) beside the id, start and TOOK leaves the pipeline 9 of 60
+    columns: its name is cut below its 12 as a last resort (``table_fit.LAST_GIVEN``), after
+    STAGES and FAILED are left out; the status and the duration stay whole."""
+    runs = [
+        RunSummary("a" * 32, "nightly-data-warehouse-refresh", "interrupted", 1.0, 3601.0, 4, 1),
+        RunSummary("b" * 32, "p", "success", 1.0, 2.0, 1, 0),
+    ]
+    lines = format_runs_table(runs, 60).splitlines()
+    assert [] == [line for line in lines if text_columns(line) > 60], lines
+    assert ["aaaaaaaa", "nightly-…", "interrupted"] == lines[1].split()[:3], lines
+    assert ("TOOK", "1h00m") == (lines[0].split()[-1], lines[1].split()[-1]), lines

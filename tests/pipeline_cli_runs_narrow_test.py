@@ -102,9 +102,10 @@ def test_runs_show_fits_by_its_narrow_reading(
     history: tuple[Path, list[str]], columns: int
 ) -> None:
     """At 80, 100 and 120 columns (its table is 130 whole, with a partly CJK error) every line
-    fits: START reads the time of the day the ``start`` line gives, INSTANCES and ATTEMPTS
-    read INST and TRIES, stage names and the error give way; each status, time and count is
-    whole, and the run's id in its head too. The columns left out are named under it."""
+    fits: START reads the time of the day the ``start`` line gives, INSTANCES, ATTEMPTS and
+    DURATION read INST, TRIES and TOOK, stage names and the error give way; each status, time
+    and count is whole, and the run's id in its head too. The columns left out are named under
+    it."""
     home, ids = history
     code, lines = on_a_terminal_of(columns, home, "runs", "show", ids[0][:8])
     assert 0 == code, lines
@@ -114,7 +115,7 @@ def test_runs_show_fits_by_its_narrow_reading(
     whole = taskdaemon(home, "runs", "show", ids[0]).stdout.splitlines()
     table = lines[lines.index("") + 1 :]
     header = table[0].split()
-    assert ["STAGE", "STATUS", "START", "DURATION"] == header[:4], table[0]
+    assert ["STAGE", "STATUS", "START", "TOOK"] == header[:4], table[0]
     assert {"INST", "TRIES", "ERROR"} <= set(header), table[0]
     for row, stage, status in zip(table[1:3], STAGES, ("success", "failure"), strict=True):
         cells = row.split()

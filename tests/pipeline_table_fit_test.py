@@ -67,6 +67,20 @@ def test_columns_to_drop_go_in_order_only_while_the_table_is_too_wide() -> None:
     assert () == fit(header, rows, None, (0,), drop=(3, 2)).hidden  # unfitted: every column
 
 
+def test_a_floor_below_12_is_a_last_resort_after_every_drop() -> None:
+    """With ``floor``, names already at 12 and every column to drop gone still leave the table
+    wider: the names give way further, to ``floor`` and no fewer; without it they keep 12."""
+    header = ("NAME", "P50", "NOTE", "MEMORY")
+    rows = [("deploy-the-artifact-to-production", "12.3s", "a note", "43.7 MiB")]
+    table = fit(header, rows, 23, (0, 2), drop=(3,), floor=8)
+    expected = (["NAME      P50    NOTE", "deploy-…  12.3s  a note"], ("MEMORY",))
+    assert expected == (table.lines, table.hidden)
+    assert "deploy-the-…  12.3s  a note" == fit(header, rows, 23, (0, 2), drop=(3,)).lines[1]
+    assert "deploy-…  12.3s  a note" == fit(header, rows, 10, (0, 2), drop=(3,), floor=8).lines[1]
+    kept = fit(header, rows, 37, (0, 2), drop=(3,), floor=8)  # 12 and MEMORY fit: no cut below
+    assert ((), "deploy-the-…") == (kept.hidden, kept.lines[1][:12])
+
+
 def test_wide_characters_take_two_columns_and_are_cut_where_the_screen_ends() -> None:
     """A CJK character takes two terminal columns: rows holding them line up with the others,
     and a cut keeps what fits in the columns, not in the characters."""

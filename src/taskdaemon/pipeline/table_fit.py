@@ -10,7 +10,11 @@ each taken only while the table is still wider than the terminal:
    needs least first: memory before the durations), and the free text widens back into the
    room they leave; their headers are returned (``Fitted.hidden``) for the caller's note
    (:func:`hidden_note`), since ``--wide`` brings them back;
-3. what is left keeps its numbers, statuses, times and ids whole, and a table that still does
+3. a caller that asks for it (``floor``: ``runs list`` and ``runs show``, whose fixed columns
+   leave a 60-column terminal less than two names of ``MIN_GIVEN``) has the free text narrowed
+   further, to no fewer than ``floor`` columns: a last resort, since a name cut to
+   ``LAST_GIVEN`` tells fewer apart, but a row that wraps misaligns every column after it;
+4. what is left keeps its numbers, statuses, times and ids whole, and a table that still does
    not fit is left wider than the terminal.
 
 Widths are terminal columns, not characters: a CJK character takes two, a combining mark none,
@@ -29,6 +33,7 @@ from os.path import commonprefix
 from typing import NamedTuple
 
 __all__ = [
+    "LAST_GIVEN",
     "MIN_GIVEN",
     "MIN_ID",
     "Fitted",
@@ -44,6 +49,9 @@ __all__ = [
 
 #: The fewest columns a column that gives way keeps (its cells then read ``abcdefghij…``).
 MIN_GIVEN = 12
+#: The fewest it keeps as a last resort, when the caller asks (``fit``'s ``floor``):
+#: ``abcdefg…``.
+LAST_GIVEN = 8
 #: The fewest digits of a run id shown: every command takes a unique prefix of at least 4.
 MIN_ID = 8
 #: Between two columns.
@@ -130,19 +138,19 @@ def _span(widths: Sequence[int]) -> int:
     return sum(widths) + _GAP * (len(widths) - 1)
 
 
-def _fitted(widths: list[int], width: int, give_way: Collection[int]) -> list[int]:
+def _fitted(widths: list[int], width: int, give_way: Collection[int], floor: int) -> list[int]:
     """``widths`` with the ``give_way`` columns narrowed, the widest first, until the line
-    fits in ``width`` or each is down to ``MIN_GIVEN``."""
+    fits in ``width`` or each is down to ``floor``."""
     widths = list(widths)
     over = _span(widths) - width
     while over > 0:
-        shrinkable = [i for i in give_way if widths[i] > MIN_GIVEN]
+        shrinkable = [i for i in give_way if widths[i] > floor]
         if not shrinkable:
             break
         widest = max(shrinkable, key=lambda i: widths[i])
         others = [widths[i] for i in shrinkable if i != widest]
         # Down to the next widest (or the floor, or the fit), at least one column.
-        target = max(MIN_GIVEN, max(others, default=MIN_GIVEN), widths[widest] - over)
+        target = max(floor, max(others, default=floor), widths[widest] - over)
         step = max(1, widths[widest] - target)
         widths[widest] -= step
         over -= step
@@ -164,10 +172,13 @@ def fit(
     width: int | None = None,
     give_way: Collection[int] = (),
     drop: Sequence[int] = (),
+    *,
+    floor: int = MIN_GIVEN,
 ) -> Fitted:
     """The lines of a table, two spaces between columns, trailing spaces stripped; fitted to
     ``width`` columns when it is given: the ``give_way`` columns (indexes) narrowed, then the
-    ``drop`` columns left out in that order while it is still wider (the module's rule).
+    ``drop`` columns left out in that order while it is still wider, then the ``give_way``
+    columns narrowed to ``floor`` (the module's rule).
     ValueError for a row whose cells are not the header's (a caller's bug, said at once)."""
     if any(len(row) != len(header) for row in rows):
         raise ValueError(f"a row's cells are not the header's {len(header)}")
@@ -179,9 +190,11 @@ def fit(
             if leaving is not None:
                 kept.remove(leaving)
             giving = [n for n, i in enumerate(kept) if i in give_way]
-            widths = _fitted([whole[i] for i in kept], width, giving)
+            widths = _fitted([whole[i] for i in kept], width, giving, MIN_GIVEN)
             if _span(widths) <= width:
                 break
+        if _span(widths) > width:  # the last resort (step 3), a no-op at the default floor
+            widths = _fitted(widths, width, giving, floor)
     lines = [
         "  ".join(
             padded(cut_columns(row[i], size), size) for i, size in zip(kept, widths, strict=True)

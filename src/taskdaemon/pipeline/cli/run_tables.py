@@ -18,7 +18,14 @@ from taskdaemon.pipeline.records import (
     StageRecord,
     stage_error,
 )
-from taskdaemon.pipeline.table_fit import cut_columns, fit, hidden_note, short_ids, text_columns
+from taskdaemon.pipeline.table_fit import (
+    LAST_GIVEN,
+    cut_columns,
+    fit,
+    hidden_note,
+    short_ids,
+    text_columns,
+)
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 from taskdaemon.pipeline.wording import counted
@@ -54,10 +61,11 @@ def _table(
     give_way: tuple[int, ...],
     drop: tuple[int, ...] = (),
 ) -> str:
-    """The aligned table, fitted to ``width`` when given (``table_fit.fit``), with the line
-    naming the columns it left out to fit, if any."""
+    """The aligned table, fitted to ``width`` when given (``table_fit.fit``, its free text to
+    ``LAST_GIVEN`` columns as a last resort), with the line naming the columns it left out to
+    fit, if any."""
     cells = [[_cell(cell) for cell in row] for row in rows]
-    table = fit(header, cells, width, give_way, drop)
+    table = fit(header, cells, width, give_way, drop, floor=LAST_GIVEN)
     return "\n".join([*table.lines, *hidden_note(table.hidden, width)])
 
 
@@ -82,11 +90,15 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
 
     ``width``: the columns of the terminal it is written to, when the whole table is wider:
     RUN ID then shows the shortest prefix of at least 8 digits unique among the runs listed
-    (which ``runs show`` takes back), and PIPELINE gives way (cut with an ellipsis) before any
-    other column (``table_fit``). Still wider (an ``interrupted`` run beside replays leaves
-    PIPELINE less than its 12 columns at 80), STAGES then FAILED are left out, a line naming
-    them: the run's status already says whether it failed, and ``runs show`` has its stages.
-    None (a pipe, a file, ``--wide``): every id whole, every column.
+    (which ``runs show`` takes back), DURATION reads TOOK (its cells are 5 wide up to 99
+    hours: the long header only widened the column), and PIPELINE gives way (cut with an
+    ellipsis) before any other column (``table_fit``). Still wider (an ``interrupted`` run
+    beside replays leaves PIPELINE less than its 12 columns at 80), STAGES, FAILED, then
+    REPLAY OF are left out, a line naming them: the run's status already says whether it
+    failed, ``runs show`` has its stages and what it replayed. Still wider (60 columns: the
+    id, status, start and TOOK take 51 beside an ``interrupted`` run), PIPELINE is cut to 8
+    columns as a last resort (``table_fit.LAST_GIVEN``). None (a pipe, a file, ``--wide``):
+    every id whole, every column.
 
     A replay is a run of its own, and without the column three replays of a run read as four
     identical rows of its pipeline. The column says which run each one replayed in 8 hex
@@ -130,7 +142,9 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
         return whole
     ids = short_ids([row[0] for row in rows])
     shown = [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)]
-    return _table(header, shown, width, (1,), drop=(5, 6))  # STAGES, then FAILED
+    narrow = (*header[:4], "TOOK", *header[5:])
+    # STAGES, then FAILED, then REPLAY OF (the docstring).
+    return _table(narrow, shown, width, (1,), drop=(5, 6, 7) if replays else (5, 6))
 
 
 #: The columns of a run's error and of a stage's ERROR cell in ``runs show``: as much as the
@@ -208,12 +222,17 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
       ``start`` line above says once (a run that crossed midnight keeps its dates);
       INSTANCES and ATTEMPTS read INST and TRIES (``watch`` says INST; the cells are counts
       of one or two digits, so the long headers only widened their columns);
+      DURATION reads TOOK (its cells are 5 wide up to 99 hours), and a pause is a PAUSED
+      column beside it, not 19 columns of ``1.7s (paused 1.6s)`` in every row;
     * STAGE and ERROR give way (cut with an ellipsis, the wider first, to 12 columns);
-    * MEMORY, then CPU, then QUEUE are left out, a line under the table naming them and
-      ``--wide``: what a run cost matters after what it did and how long it took.
+    * MEMORY, then CPU, then QUEUE, then PAUSED are left out, a line under the table naming
+      them and ``--wide``: what a run cost matters after what it did and how long it took,
+      and a pause is the debugger's, not the run's;
+    * STAGE and ERROR give way further, to 8 columns (``table_fit.LAST_GIVEN``), a last
+      resort that fits 60 columns: the other columns then take 42 or more.
 
     STATUS, START, DURATION and the counts are never cut, nor the run's id: at 80 columns a
-    table of long names keeps STAGE, STATUS, START, DURATION, QUEUE, INST, TRIES and ERROR.
+    table of long names keeps STAGE, STATUS, START, TOOK, QUEUE, INST, TRIES, CPU and ERROR.
     None (a pipe, a file, ``--wide``, ``--json``'s absence aside): the whole table.
     """
     # One zone for the view: the run's start and its stages' (a run rarely spans a change).
@@ -253,7 +272,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         "MEMORY",
         "ERROR",
     )
-    rows = []
+    rows: list[tuple[str, ...]] = []
+    pauses = []  # each stage's PAUSED cell
     for stage in run.stages:
         first = stage.attempts[0] if stage.attempts else None
         end = max((a.end for a in stage.attempts if a.end is not None), default=None)
@@ -262,13 +282,13 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
         queues = [a.queue_time for a in stage.attempts if a.queue_time is not None]
         paused = sum(a.paused_time or 0.0 for a in stage.attempts)
+        pauses.append(format_duration(paused) if paused else "-")
         rows.append(
             (
                 stage.name,
                 stage.status,
                 local_time(first.start if first else None),
-                format_duration(duration)
-                + (f" (paused {format_duration(paused)})" if paused else ""),
+                format_duration(duration),
                 format_duration(max(queues) if queues else None),
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
                 str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
@@ -277,13 +297,22 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 _one_line(_stage_error(stage), _STAGE_ERROR),
             )
         )
-    whole = _table(header, rows, None, ())
+    noted = [
+        (*row[:3], row[3] + ("" if pause == "-" else f" (paused {pause})"), *row[4:])
+        for row, pause in zip(rows, pauses, strict=True)
+    ]
+    whole = _table(header, noted, None, ())
     if _fits(whole, width):
         return "\n".join(head) + "\n\n" + whole
     day = local_time(run.start)[:10]
     if all(row[2] == "-" or row[2][:10] == day for row in rows):  # the head says the date
         rows = [(row[0], row[1], row[2][11:] or row[2], *row[3:]) for row in rows]
-    narrow = (*header[:5], "INST", "TRIES", *header[7:])
-    # Left out last to first: MEMORY, CPU, QUEUE (the docstring).
-    table = _table(narrow, rows, width, (0, len(header) - 1), drop=(8, 7, 4))
+    narrow: tuple[str, ...] = (*header[:3], "TOOK", header[4], "INST", "TRIES", *header[7:])
+    # Left out first to last: MEMORY, CPU, QUEUE, then PAUSED (the docstring).
+    drop: tuple[int, ...] = (8, 7, 4)
+    if any(pause != "-" for pause in pauses):
+        narrow = (*narrow[:4], "PAUSED", *narrow[4:])
+        rows = [(*row[:4], pause, *row[4:]) for row, pause in zip(rows, pauses, strict=True)]
+        drop = (9, 8, 5, 4)
+    table = _table(narrow, rows, width, (0, len(narrow) - 1), drop=drop)
     return "\n".join(head) + "\n\n" + table
