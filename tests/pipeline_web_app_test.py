@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+from cli_support import taskdaemon
 from pipeline_tracking_support import store_with
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
@@ -127,3 +128,34 @@ async def test_a_page_after_a_run_the_source_lacks_or_no_run_id_is_refused(
     )
     assert 400 == bad.status_code
     assert "before: not a run id (32 hex digits): &#39;" + "x" * 39 + "…&#39;" in bad.text
+
+
+def empty_rows(page: str) -> list[str]:
+    """The line a runs page's table shows instead of rows, if any."""
+    found = re.findall(r'<tr class="empty"><td colspan="8">([^<]*)</td>', page)
+    return [html.unescape(text) for text in found]
+
+
+async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: Path) -> None:
+    """Filtered by a pipeline the store holds no run of, the page and its API say so in the
+    words of ``runs list --pipeline`` (a typo reads as one), where filters that match no run of
+    a pipeline the store holds say that no run matches."""
+    db = tmp_path / "spans.db"
+    await asyncio.to_thread(store_with, db, [10])  # a run of "etl", a success
+    async with stored(db) as client:
+        typo = (await client.get("/", params={"pipeline": "etll"})).text
+        answer = (await client.get("/api/runs/recent", params={"pipeline": "etll"})).json()
+        cancelled = {"pipeline": "etl", "status": "cancelled"}
+        none = (await client.get("/", params=cancelled)).text
+        listed = (await client.get("/api/runs/recent", params={"pipeline": "etl"})).json()
+    cli = taskdaemon(tmp_path, "runs", "list", "--pipeline", "etll", "--source", f"sqlite:///{db}")
+    said = "No run of pipeline 'etll' is known to this source."
+    expected = ([said], {"runs": [], "empty": said}, ["No runs match."], (1, None), said)
+    actual = (
+        empty_rows(typo),
+        answer,
+        empty_rows(none),
+        (len(listed["runs"]), listed["empty"]),
+        f"N{cli.stdout.strip()[1:]}.",
+    )
+    assert expected == actual, cli.stderr

@@ -26,13 +26,13 @@ from taskdaemon.pipeline.cli.options import (
 )
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
+from taskdaemon.pipeline.wording import no_run_of
 
 __all__ = ["register"]
 
@@ -140,8 +140,7 @@ def _list(args: argparse.Namespace) -> int:
     elif runs:
         print(format_runs_table(runs, table_width(args)))
     elif unknown:  # wrapped on a terminal, as the tables beside it are fitted
-        line = f"no run of pipeline {quote(args.pipeline)} is known to this source"
-        print("\n".join(wrapped(line, table_width(args))))
+        print("\n".join(wrapped(no_run_of(args.pipeline), table_width(args))))
     else:
         print("no runs")
     if total is not None:

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 
 from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration as format_seconds
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
+from taskdaemon.pipeline.wording import no_run_of
 
 __all__ = [
     "NOT_COMPARED",
@@ -138,7 +138,7 @@ def empty(report: Report) -> str:
     """What a report without figures says: no ended run in its window, or, for a pipeline of
     which the source holds no run at all (a typo, say), just that."""
     if report.unknown_pipeline is not None:
-        return f"no run of pipeline {quote(report.unknown_pipeline)} is known to this source"
+        return no_run_of(report.unknown_pipeline)
     return "no ended runs in this window"
 
 

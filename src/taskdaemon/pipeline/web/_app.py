@@ -89,6 +89,7 @@ from taskdaemon.pipeline.web._views import (
     run_state,
     summary_json,
 )
+from taskdaemon.pipeline.wording import no_run_of
 
 __all__ = ["CSP", "WebApp", "WebOptions"]
 
@@ -256,10 +257,11 @@ class WebApp:
 
     async def runs_page(self, request: Request) -> Response:
         """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
-        error, status, rows, older = None, 200, [], None
+        error, status, rows, older, empty = None, 200, [], None, None
         try:
             filters = _filters(request)
             rows = await self._recent(filters)
+            empty = await self._empty(filters, rows)
         except (ValueError, RunNotFoundError) as exc:
             error, status = str(exc), 400
         except SpanSourceError as exc:
@@ -273,6 +275,7 @@ class WebApp:
             rows=rows,
             filters=_raw_filters(request),
             older=older,
+            empty=empty or _NO_MATCH,
             limit=filters["limit"] if status == 200 else DEFAULT_LIMIT,
             newest=_page_url(request, None) if _PAGED & request.query_params.keys() else None,
             error=error,
@@ -320,11 +323,25 @@ class WebApp:
         rows = await self.data.recent(**filters)
         return [summary_json(summary, live=live) for summary, live in rows]
 
+    async def _empty(self, filters: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
+        """What the runs table says when it has no row (None when it has some): that the
+        engine and the source hold no run of the pipeline asked for, as ``runs list`` says,
+        else that no run matches the filters."""
+        if rows:
+            return None
+        pipeline = filters["pipeline"]
+        if pipeline is not None and not await self.data.knows_pipeline(pipeline):
+            said = no_run_of(pipeline)
+            return f"{said[:1].upper()}{said[1:]}."
+        return _NO_MATCH
+
     async def api_recent(self, request: Request) -> Response:
-        """``{"runs": [...]}`` newest first."""
+        """``{"runs": [...], "empty": ...}`` newest first; ``empty``: what the page says when
+        no run is listed (``_empty``), null when some are."""
         try:
             filters = _filters(request)
-            return JSONResponse({"runs": await self._recent(filters)})
+            rows = await self._recent(filters)
+            return JSONResponse({"runs": rows, "empty": await self._empty(filters, rows)})
         except (ValueError, RunNotFoundError) as exc:
             return error_response(400, str(exc))
         except SpanSourceError as exc:
@@ -504,6 +521,8 @@ class WebApp:
 
 
 _NO_RUN = "Run not found"
+#: The runs table's one line when filters that name a pipeline with runs match none.
+_NO_MATCH = "No runs match."
 
 #: The query parameters that page back: ``before``, the page's; ``until``, as older links
 #: paged (by start alone: runs of one start were lost), still followed.

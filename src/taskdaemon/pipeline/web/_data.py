@@ -205,6 +205,23 @@ class RunData:
         ordered = sorted(rows.values(), key=lambda row: (row[0].start, row[0].run_id), reverse=True)
         return ordered[:limit]
 
+    async def knows_pipeline(self, pipeline: str) -> bool:
+        """Whether the engine or the source holds any run of ``pipeline``, whatever its
+        status and start: as ``runs list`` asks, so that a page filtered by a name nobody ran
+        says so rather than that no run matches."""
+        if self.live is not None:
+            for run_id in self.live.runs():
+                try:
+                    if self.live.record(run_id).pipeline == pipeline:
+                        return True
+                except KeyError:
+                    continue
+        source = await asyncio.to_thread(self.source)
+        if source is None:
+            return False
+        found = await asyncio.to_thread(source.search, pipeline=pipeline, limit=1)
+        return bool(found)
+
     async def _start(self, run_id: str, source: Any) -> float:
         """The start of a run the engine or the source holds; RunNotFoundError otherwise."""
         if self.live is not None:

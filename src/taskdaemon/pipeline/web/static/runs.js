@@ -116,7 +116,7 @@ window.taskdaemonRunsPage = (function () {
         note.hidden = true;
         const rows = body.runs.map(place);
         if (!rows.length) {
-          const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "8" }, "No runs match.")); rows.push(tr);
+          const tr = el("tr", { class: "empty" }); tr.appendChild(el("td", { colspan: "8" }, body.empty)); rows.push(tr);
         }
         settle(rows);
         pageLinks(body.runs);
