@@ -23,6 +23,7 @@ import heapq
 from collections.abc import Mapping
 from enum import StrEnum
 from functools import cached_property
+from operator import methodcaller
 from typing import ClassVar, TypeAlias
 
 from taskdaemon.pipeline.frozen import field, frozen, lazy_maker
@@ -350,6 +351,14 @@ class Pipeline(ValueMethods):
         if len(order) != len(self.stage_map):
             raise ValueError(f"pipeline {self.name!r} has a cycle")
         return tuple(order)
+
+    @cached_property
+    def trigger_descriptions(self) -> tuple[tuple[str, ...], ...]:
+        """Each stage's triggers' ``describe()``, in stage and trigger order. The trigger plan
+        and the monitor's stage attributes both show them: made once per definition, not once
+        by each (a definition of thousands of stages pays them per stage)."""
+        describe = methodcaller("describe")
+        return tuple([tuple(map(describe, stage.triggers)) for stage in self.stages])
 
     @cached_property
     def definition_hash(self) -> str:

@@ -259,10 +259,12 @@ class TriggerPlan(ValueMethods):
 
         Built in one loop over the stages, without a generator a stage: ``Stage.is_entry`` is
         "a ``manual`` trigger without approval", which the loop's ``Manual`` branch notes as it
-        goes; a stage whose triggers are all non-event ones has every description as its
-        ``other_descriptions``, in the same order; a trigger's error location is only ever read
-        in an error, so it is made only for an expression. Each ``CompiledStage`` comes from
-        ``frozen.maker``: the record its class call would give (:func:`_make_compiled_stage`).
+        goes; the descriptions are the pipeline's (``Pipeline.trigger_descriptions``, which the
+        monitor reads too); a stage whose triggers are all non-event ones has every description
+        as its ``other_descriptions``, in the same order; a trigger's error location is only
+        ever read in an error, so it is made only for an expression. Each ``CompiledStage``
+        comes from ``frozen.maker``: the record its class call would give
+        (:func:`_make_compiled_stage`).
         """
         emitters: dict[str, list[str]] = {}
         for stage in pipeline.stages:
@@ -280,6 +282,7 @@ class TriggerPlan(ValueMethods):
         entry_stages: list[str] = []
         manual_entries: list[str] = []
         make = _make_compiled_stage()
+        described = pipeline.trigger_descriptions
         for position, stage in enumerate(pipeline.stages):
             name = stage.name
             if not upstream[name]:
@@ -352,10 +355,7 @@ class TriggerPlan(ValueMethods):
                     for m in stage.outputs
                 )
             )
-            if len(triggers) == 1:  # the usual stage: its one description, without a loop
-                descriptions: tuple[str, ...] = (triggers[0].describe(),)
-            else:
-                descriptions = tuple([t.describe() for t in triggers])
+            descriptions = described[position]
             compiled[name] = make(
                 stage=stage,
                 index=position,

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from operator import methodcaller
 from typing import Any, NamedTuple
 
 from opentelemetry.context import Context
@@ -123,7 +122,9 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
     builds a tuple for its first item, and the loop's command look-up) and each ``StageInfo``
     built with positional arguments: this runs once per definition, but a definition of
     thousands of stages pays it per stage. The trigger and edge specs come from
-    ``telemetry_codec.encode_triggers`` / ``encode_edges``, made for all of them at once."""
+    ``telemetry_codec.encode_triggers`` / ``encode_edges``, made for all of them at once, and
+    their descriptions are the pipeline's (``Pipeline.trigger_descriptions``), which the
+    trigger plan made already."""
     masked = MASKED.generation  # read first: a value learnt meanwhile makes it stale
     stages_of = pipeline.stages
     name = pipeline.name
@@ -149,11 +150,11 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
             t.CICD_TASK_NAME: stage.name,
             t.STAGE_LOOP: stage.loop,
             t.STAGE_UPSTREAM: list(upstream.get(stage.name, ())),
-            t.STAGE_TRIGGERS: list(map(_DESCRIBE, stage.triggers)),
+            t.STAGE_TRIGGERS: list(described),
             t.STAGE_TRIGGER_SPECS: list(map(spec_of, map(id, stage.triggers))),
             t.STAGE_TRIGGER_MODE: str(stage.trigger_mode),
         }
-        for stage in stages_of
+        for stage, described in zip(stages_of, pipeline.trigger_descriptions, strict=True)
     ]
     loops = pipeline.loops
     stages: dict[str, StageInfo] = {}
@@ -170,10 +171,6 @@ def pipeline_info(pipeline: Pipeline, extra: Mapping[str, Any] | None = None) ->
             is_command = loop_def is not None and loop_def.command is not None
         stages[stage.name] = StageInfo(loop, is_command, event_type, static, redacted)
     return PipelineInfo(run_attributes, stages, _redacted_run(run_attributes), masked)
-
-
-#: ``trigger.describe()`` as a callable for ``map``.
-_DESCRIBE = methodcaller("describe")
 
 
 def _redacted_run(run_attributes: dict[str, Any]) -> Mapping[str, Any]:
