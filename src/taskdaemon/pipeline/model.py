@@ -358,7 +358,15 @@ class Pipeline(ValueMethods):
         and the monitor's stage attributes both show them: made once per definition, not once
         by each (a definition of thousands of stages pays them per stage)."""
         describe = methodcaller("describe")
-        return tuple([tuple(map(describe, stage.triggers)) for stage in self.stages])
+        # The usual stage has one trigger: its description in a tuple, without a ``map``.
+        return tuple(
+            [
+                (stage.triggers[0].describe(),)
+                if len(stage.triggers) == 1
+                else tuple(map(describe, stage.triggers))
+                for stage in self.stages
+            ]
+        )
 
     @cached_property
     def definition_hash(self) -> str:
