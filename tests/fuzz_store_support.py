@@ -1,9 +1,10 @@
 """The fuzzer's span store target: a real store file changed as a hand or a failing disk would
 change it, read back by every command that reads the store and by the web page's routes
-(docs/input-limits.md, "Fuzzing"); and its report target: runs as a span source may rebuild
-them, odd in every field the report reads, reported in each format. :data:`TARGETS` holds
-every target, these and ``fuzz_targets_support``'s; :func:`failures` runs a target's cases
-against the oracle.
+(docs/input-limits.md, "Fuzzing"); its report target: runs as a span source may rebuild them,
+odd in every field the report reads, reported in each format; and its web target: odd
+requests, with the token, a wrong one or none, to the web page over that store, whose answers
+must never hold the token. :data:`TARGETS` holds every target, these and
+``fuzz_targets_support``'s; :func:`failures` runs a target's cases against the oracle.
 
 The commands run in-process as ``fuzz_targets_support.run_command`` runs them, the store being
 the temporary home's own; the web page is the real app (``taskdaemon ui``'s, read-only) over
@@ -22,8 +23,10 @@ import sqlite3
 import tempfile
 import xml.etree.ElementTree
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -174,6 +177,132 @@ def _store_run(data: bytes) -> None:
             raise ServerError(failed)
 
 
+#: The web page's routes (``taskdaemon ui``'s, read-only, over the store's seed run), but its
+#: streams: an answer reaches httpx's ASGI transport whole, and a stream never ends.
+WEB_PATHS = ("/", "/", "/runs/{id}", "/runs/{short}", "/runs/{id}/", "/api/runs/recent",
+             "/api/pipelines", "/api/runs/{id}", "/api/runs/{short}", "/api/runs/{id}/dag",
+             "/api/runs/{id}/logs", "/static/app.js", "/nope", "//elsewhere/x", "/%2F%2Fx",
+             "/runs/{id}/..")  # fmt: skip
+WEB_QUERIES = ("limit=1", "limit=0", "limit=-1", "limit=99999999999999999999", "status=success",
+               "status=running", "pipeline=p", "since=1h", "since=1900-01-01",
+               "until=2199-12-31", "before={id}", "until={id}", "stage=a", "stage=b",
+               "stage=", "format=json", "format=dot", "format=mermaid", "format=svg",
+               "sign_in_refused=1", "token", "token=")  # fmt: skip
+WEB_HOSTS = ("127.0.0.1", "localhost:8080", "[::1]:1", "127.1", "evil.example", "",
+             "127.0.0.1.", "0x7f.1", "[::ffff:127.0.0.1]", "localhost:", "[", "\u00e9")  # fmt: skip
+WEB_ORIGINS = ("http://127.0.0.1:8080", "null", "https://evil.example", "http://[::1",
+               "file://", "http://localhost")  # fmt: skip
+#: Where a request carries the token (``TOKEN``), a wrong one sharing its first characters
+#: (``WRONG``: a mistyped token is most of the right one), or none.
+WEB_CREDENTIALS = (
+    ("authorization", "Bearer TOKEN"), ("authorization", "token TOKEN"),
+    ("authorization", "bearer TOKEN"), ("authorization", "Bearer WRONG"), ("query", "TOKEN"),
+    ("query", "WRONG"), ("cookie", "taskdaemon-session-80=WRONG"), ("none", ""),
+)  # fmt: skip
+#: How much of the token no answer may hold.
+TOKEN_SHOWN = 24
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """One request of the web target: ``TOKEN`` and ``WRONG`` in ``credential`` stand for
+    the app's token and a wrong one, made when the app is."""
+
+    method: str
+    path: str
+    query: str
+    headers: tuple[tuple[str, str], ...]
+    credential: tuple[str, str]
+
+
+def _web_request(rng: random.Random) -> WebRequest:
+    path = rng.choice(WEB_PATHS).replace("{short}", STORED_RUN[:6]).replace("{id}", STORED_RUN)
+    if rng.random() < 0.3:
+        path = fuzz_support.mutate(rng, path, 2, 4096)
+    query = "&".join(rng.choice(WEB_QUERIES) for _ in range(rng.randint(0, 3)))
+    query = query.replace("{id}", STORED_RUN)
+    if rng.random() < 0.4:
+        query = fuzz_support.mutate(rng, query, 2, 4096)
+    headers = []
+    for name, values in (
+        ("host", WEB_HOSTS),
+        ("origin", WEB_ORIGINS),
+        ("accept", ("text/html", "text/html,*/*;q=0.8", "application/json", "*/*")),
+        ("content-type", ("application/json", "text/plain", "application/json; charset=x")),
+    ):
+        if rng.random() < 0.5:
+            value = rng.choice(values)
+            if rng.random() < 0.3:
+                value = fuzz_support.mutate(rng, value, 2, 4096)
+            headers.append((name, value))
+    method = rng.choice(("GET", "GET", "GET", "HEAD", "POST", "OPTIONS"))
+    return WebRequest(method, path, query, tuple(headers), rng.choice(WEB_CREDENTIALS))
+
+
+def _web_make(rng: random.Random) -> list[WebRequest]:
+    return [_web_request(rng) for _ in range(rng.randint(1, 4))]
+
+
+def _header_value(text: str) -> bytes:
+    """``text`` as a server's HTTP parser passes it to the app: UTF-8, without the control
+    characters h11 refuses (a 400 before the app), spaces at the ends taken off."""
+    kept = "".join(c for c in text if c == "\t" or not (c < " " or c == "\x7f"))
+    return kept.strip(" \t").encode("utf-8", "surrogatepass")
+
+
+async def web_answers(db: Path, requests: list[WebRequest]) -> tuple[str, list[httpx.Response]]:
+    """The token of ``taskdaemon ui``'s app over the store ``db``, and its answers to
+    ``requests``, sent in turn by one client (which keeps the session cookie a sign-in sets)."""
+    app = create_app(web=WebOptions(source_url=f"sqlite:///{db}", read_only=True))
+    token = app.state.auth.token
+    wrong = token[:TOKEN_SHOWN] + "0" * (len(token) - TOKEN_SHOWN)
+    transport = httpx.ASGITransport(app=app)
+    answers = []
+    try:
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+            for request in requests:
+                place, value = request.credential
+                value = value.replace("TOKEN", token).replace("WRONG", wrong)
+                headers = [(name.encode(), _header_value(v)) for name, v in request.headers]
+                query = request.query
+                if place == "query":
+                    query += f"&token={value}"
+                elif place != "none":
+                    headers.append((place.encode(), value.encode()))
+                try:
+                    answer = await client.request(
+                        request.method, request.path + "?" + query, headers=headers
+                    )
+                except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeEncodeError):
+                    continue  # the client would not send it: nothing to test
+                answers.append(answer)
+    finally:
+        app.state.web.close()
+    return token, answers
+
+
+class BadAnswerError(Exception):
+    """An answer holding the token, or a redirect off this server (``//host`` and ``/\\host``
+    name another to a browser)."""
+
+
+def _web_run(requests: list[WebRequest]) -> None:
+    with scratch() as root:
+        db = root / "home" / "spans.db"
+        db.write_bytes(_store_seed())
+        token, answers = asyncio.run(web_answers(db, requests))
+    for answer in answers:
+        if answer.status_code >= 500 and answer.status_code != 502:
+            raise ServerError(answer.status_code, answer.request.url, answer.text[:300])
+        location = urlsplit(answer.headers.get("location", "/"))
+        own = location.netloc in ("", answer.request.headers["host"])
+        if not own or location.path.startswith(("//", "/\\")):
+            raise BadAnswerError(f"a redirect off the server: {location.geturl()!r:.300}")
+        shown = str(answer.headers) + answer.text
+        if token[:TOKEN_SHOWN] in shown:
+            raise BadAnswerError(f"{answer.request.url}: {shown[:300]!r}")
+
+
 #: Names a source may give a pipeline or a stage: markup, quotes, control and bidi characters,
 #: a combining mark, nothing, and text past any label.
 REPORT_MARKUP = ('<svg onload="x">', "</svg><b>")
@@ -252,6 +381,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
     **fuzz_targets_support.TARGETS,
     "store": lambda: Target(_store_make, _store_run, ()),
     "report": lambda: Target(_report_make, _report_run, ()),
+    "web": lambda: Target(_web_make, _web_run, ()),
 }
 
 
