@@ -31,7 +31,8 @@ COOKIE = f"taskdaemon-session-{PORT}"
 
 
 class _Inner:
-    """The app behind the gate: records that a request reached it."""
+    """The app behind the gate: records that a request reached it, and answers with the
+    query string it was given."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
@@ -43,7 +44,7 @@ class _Inner:
         request = await receive()  # the app gets the client's stream, untouched
         assert request["type"] == "http.request"
         await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"inner"})
+        await send({"type": "http.response.body", "body": scope.get("query_string", b"")})
 
 
 class _Answer:
@@ -238,6 +239,17 @@ async def test_the_token_in_the_query_of_an_api_call(query: str, status: int) ->
     """``?token=T`` authenticates any request (a GET of /api is answered, not redirected)."""
     answer = await _request("/api/runs", query=query)
     assert answer.status == status
+
+
+@pytest.mark.parametrize("credential", ["header", "query"])
+async def test_the_app_is_given_the_query_without_the_token(credential: str) -> None:
+    """The app's redirects and links repeat the query (a path with a trailing ``/`` is sent
+    to the path without it): a fuzzed ``GET /runs/ID/?token=T`` answered a ``Location``
+    holding the token."""
+    headers = [_bearer()] if credential == "header" else []
+    query = f"a=1&tok%65n=wrong&token&token={TOKEN}&b=%26token"
+    answer = await _request("/runs/x/", headers=headers, query=query)
+    assert (answer.status, answer.body) == (200, b"a=1&b=%26token")
 
 
 # --- the session start ---------------------------------------------------------------------------

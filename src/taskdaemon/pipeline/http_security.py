@@ -14,7 +14,8 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
   the token leaves the address bar), as a browser's ``GET`` of any other page with the token
   does, redirecting to that page (the sign-in page's box sends the token to the page it
-  stands for); or ``?token=T`` on any request. Tokens are compared with
+  stands for); or ``?token=T`` on any request, taken off the query the app is given (a
+  redirect or a link it makes from the query would hold it). Tokens are compared with
   :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
@@ -59,7 +60,7 @@ import socket
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Final
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 from urllib.parse import quote as url_quote
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
@@ -330,6 +331,8 @@ class SecurityMiddleware:
         ):
             await self._start_session(scope, send, query, cookie_name)
             return
+        if "token" in query:
+            scope = {**scope, "query_string": _without_token(scope["query_string"])}
         await self.app(scope, receive, send)
 
     def _origin_allowed(self, origin: str) -> bool:
@@ -384,6 +387,17 @@ def _page_without_token(
     kept = [(k, v) for k, v in query.items() if k not in {"token", _REFUSED}]
     rest = urlencode(kept + (extra or []))
     return "/" + url_quote(scope["path"].lstrip("/")) + (f"?{rest}" if rest else "")
+
+
+def _without_token(query: bytes) -> bytes:
+    """``query`` without its ``token`` parameters: the app never needs them, and would echo
+    them (a redirect to the path without its ``/``, the runs page's links to the next rows)."""
+    kept = (
+        part
+        for part in query.split(b"&")
+        if unquote_plus(part.partition(b"=")[0].decode("latin-1")) != "token"
+    )
+    return b"&".join(kept)
 
 
 async def _redirect(send: Send, location: str, cookie: str | None = None) -> None:
