@@ -36,10 +36,11 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: records go, 200416 an event timed before every span (``replay --step``), 301135 a queue time
 #: of ``Infinity``; jaeger 101281 a ``doubleValue`` of 401 digits; tempo 204780 a search result
 #: starting at ``1e400``; argv 324 a remote source's host with an empty label; web 195 a
-#: redirect (``/runs/ID/`` to ``/runs/ID``) repeating ``?token=``.
+#: redirect (``/runs/ID/`` to ``/runs/ID``) repeating ``?token=``, 2126 a ``Host`` of ``[::1]``
+#: and a port of brackets, allowed and written into a redirect.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
-         "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195,)}  # fmt: skip
+         "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS

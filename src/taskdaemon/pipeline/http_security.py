@@ -27,8 +27,9 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   (:func:`is_loopback`: ``localhost``, ``127.0.0.0/8`` including shorthand such as ``127.1``,
   ``::1``, ``::ffff:127.0.0.1``), the bind host, a name in ``TASKDAEMON_API_ALLOWED_HOSTS`` (``*``
   allows any), or, on a wildcard bind (``0.0.0.0``, ``::``), any IP literal or this machine's
-  host name. Anything else is 403: this is what stops DNS rebinding, where a web page's own
-  name resolves to 127.0.0.1. A request without ``Host`` (HTTP/1.0, never a browser) passes.
+  host name (with a port or none: a name followed by anything else names none of them).
+  Anything else is 403: this is what stops DNS rebinding, where a web page's own name
+  resolves to 127.0.0.1. A request without ``Host`` (HTTP/1.0, never a browser) passes.
 * **Origin.** When present it must name an allowed host as well (``null`` never does): a
   cross-site page cannot use the browser's cookie (``SameSite=Strict`` already withholds it).
 * **No state change on a simple content type.** ``POST``, ``PUT``, ``PATCH`` and ``DELETE``
@@ -138,10 +139,13 @@ def is_loopback(host: str) -> bool:
 
 
 def host_name(header: str) -> str:
-    """The host part of a ``Host`` header value (port and IPv6 brackets removed), lowercase."""
+    """The host part of a ``Host`` header value (port and IPv6 brackets removed), lowercase.
+    What follows a name but a port stays part of it (so it names no allowed host): the app
+    writes the header back into the URLs it redirects to."""
     value = header.strip().lower()
     if value.startswith("["):
-        return value[1:].partition("]")[0]
+        name, _, rest = value[1:].partition("]")
+        return name if not rest or (rest[0] == ":" and ascii_digits(rest[1:])) else value
     name, sep, port = value.rpartition(":")
     if sep and ascii_digits(port) and ":" not in name:
         return name
