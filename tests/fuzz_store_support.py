@@ -1,9 +1,10 @@
 """The fuzzer's span store target: a real store file changed as a hand or a failing disk would
 change it, read back by every command that reads the store and by the web page's routes
 (docs/input-limits.md, "Fuzzing"); its report target: runs as a span source may rebuild them,
-odd in every field the report reads, reported in each format; and its web target: odd
-requests, with the token, a wrong one or none, to the web page over that store, whose answers
-must never hold the token. :data:`TARGETS` holds every target, these and
+odd in every field the report reads, reported in each format; its web target: odd requests,
+with the token, a wrong one or none, to the web page over that store, whose answers must
+never hold the token; and its api target: the same to ``serve``'s app over a live run
+(:func:`api_answers`). :data:`TARGETS` holds every target, these and
 ``fuzz_targets_support``'s; :func:`failures` runs a target's cases against the oracle.
 
 The commands run in-process as ``fuzz_targets_support.run_command`` runs them, the store being
@@ -23,7 +24,7 @@ import sqlite3
 import tempfile
 import xml.etree.ElementTree
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -34,6 +35,7 @@ import fuzz_support
 import fuzz_targets_support
 from fuzz_support import ServerError, Target
 from fuzz_targets_support import mutated_json, run_command, scratch
+from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import REPORT_FORMATS, RecordData, build_report, render_report
 from taskdaemon.pipeline.server import create_app
@@ -213,14 +215,19 @@ class WebRequest:
     query: str
     headers: tuple[tuple[str, str], ...]
     credential: tuple[str, str]
+    body: str = ""
 
 
-def _web_request(rng: random.Random) -> WebRequest:
-    path = rng.choice(WEB_PATHS).replace("{short}", STORED_RUN[:6]).replace("{id}", STORED_RUN)
+def _web_request(
+    rng: random.Random, paths: tuple[str, ...] = WEB_PATHS, run_id: str = STORED_RUN
+) -> WebRequest:
+    """A request of one of ``paths``, where ``{id}`` is ``run_id`` (or stays, for the run the
+    app makes) and ``{short}`` the first six characters of it."""
+    path = rng.choice(paths).replace("{short}", run_id[:6]).replace("{id}", run_id)
     if rng.random() < 0.3:
         path = fuzz_support.mutate(rng, path, 2, 4096)
     query = "&".join(rng.choice(WEB_QUERIES) for _ in range(rng.randint(0, 3)))
-    query = query.replace("{id}", STORED_RUN)
+    query = query.replace("{id}", run_id)
     if rng.random() < 0.4:
         query = fuzz_support.mutate(rng, query, 2, 4096)
     headers = []
@@ -250,35 +257,78 @@ def _header_value(text: str) -> bytes:
     return kept.strip(" \t").encode("utf-8", "surrogatepass")
 
 
-async def web_answers(db: Path, requests: list[WebRequest]) -> tuple[str, list[httpx.Response]]:
-    """The token of ``taskdaemon ui``'s app over the store ``db``, and its answers to
-    ``requests``, sent in turn by one client (which keeps the session cookie a sign-in sets)."""
-    app = create_app(web=WebOptions(source_url=f"sqlite:///{db}", read_only=True))
+async def _answers(app: Any, requests: list[WebRequest], run_id: str) -> list[httpx.Response]:
+    """The answers of ``app`` to ``requests`` (``{id}`` in a path or query: ``run_id``), sent in
+    turn by one client, which keeps the session cookie a sign-in sets."""
     token = app.state.auth.token
     wrong = token[:TOKEN_SHOWN] + "0" * (len(token) - TOKEN_SHOWN)
     transport = httpx.ASGITransport(app=app)
     answers = []
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        for request in requests:
+            place, value = request.credential
+            value = value.replace("TOKEN", token).replace("WRONG", wrong)
+            headers = [(name.encode(), _header_value(v)) for name, v in request.headers]
+            query = request.query
+            if place == "query":
+                query += f"&token={value}"
+            elif place != "none":
+                headers.append((place.encode(), value.encode()))
+            try:
+                answer = await client.request(
+                    request.method,
+                    (request.path + "?" + query).replace("{id}", run_id),
+                    headers=headers,
+                    content=request.body.encode("utf-8", "surrogatepass"),
+                )
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeEncodeError):
+                continue  # the client would not send it: nothing to test
+            answers.append(answer)
+    return answers
+
+
+async def web_answers(db: Path, requests: list[WebRequest]) -> tuple[str, list[httpx.Response]]:
+    """The token of ``taskdaemon ui``'s app over the store ``db``, and its answers to
+    ``requests``."""
+    app = create_app(web=WebOptions(source_url=f"sqlite:///{db}", read_only=True))
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
-            for request in requests:
-                place, value = request.credential
-                value = value.replace("TOKEN", token).replace("WRONG", wrong)
-                headers = [(name.encode(), _header_value(v)) for name, v in request.headers]
-                query = request.query
-                if place == "query":
-                    query += f"&token={value}"
-                elif place != "none":
-                    headers.append((place.encode(), value.encode()))
-                try:
-                    answer = await client.request(
-                        request.method, request.path + "?" + query, headers=headers
-                    )
-                except (httpx.InvalidURL, httpx.UnsupportedProtocol, UnicodeEncodeError):
-                    continue  # the client would not send it: nothing to test
-                answers.append(answer)
+        return app.state.auth.token, await _answers(app, requests, STORED_RUN)
     finally:
         app.state.web.close()
-    return token, answers
+
+
+#: The API's routes and the page's, of a run waiting for an approval.
+API_PATHS = (*fuzz_support.ROUTES, "/runs/{id}", "/runs/{id}/", "/api/runs/{id}/")
+
+
+def _api_make(rng: random.Random) -> list[WebRequest]:
+    requests = []
+    for _ in range(rng.randint(1, 4)):
+        request = _web_request(rng, API_PATHS, "{id}")
+        body = rng.choice(fuzz_support.BODIES)
+        if rng.random() < 0.7:
+            body = fuzz_support.mutate(rng, body, 3)
+        method = rng.choice(("GET", "POST", "POST", "PUT", "DELETE", "HEAD"))
+        request = replace(request, method=method, body=body)
+        if rng.random() < 0.6:  # past the gate, to the routes (the query may hold a token)
+            kept = [h for h in request.headers if h[0] not in ("host", "origin", "content-type")]
+            headers = (*kept, ("content-type", "application/json"))
+            request = replace(request, headers=headers, credential=WEB_CREDENTIALS[0])
+        requests.append(request)
+    return requests
+
+
+async def api_answers(requests: list[WebRequest]) -> tuple[str, list[httpx.Response]]:
+    """The token of ``serve``'s app over an engine holding one run that waits for an approval
+    (``fuzz_support.http_answers``'s), and its answers to ``requests``."""
+    async with Engine() as engine:
+        handle = await engine.start_run(fuzz_support.APPROVAL, {})
+        app = create_app(engine=engine)
+        try:
+            return app.state.auth.token, await _answers(app, requests, handle.run_id)
+        finally:
+            handle.cancel()
+            await handle.wait()
 
 
 class BadAnswerError(Exception):
@@ -290,7 +340,17 @@ def _web_run(requests: list[WebRequest]) -> None:
     with scratch() as root:
         db = root / "home" / "spans.db"
         db.write_bytes(_store_seed())
-        token, answers = asyncio.run(web_answers(db, requests))
+        _judge(*asyncio.run(web_answers(db, requests)))
+
+
+def _api_run(requests: list[WebRequest]) -> None:
+    with scratch():  # a run's span store: the home's
+        _judge(*asyncio.run(api_answers(requests)))
+
+
+def _judge(token: str, answers: list[httpx.Response]) -> None:
+    """The web and api targets' oracle: no 5xx but 502, no redirect off the server, and no
+    answer holding the token."""
     for answer in answers:
         if answer.status_code >= 500 and answer.status_code != 502:
             raise ServerError(answer.status_code, answer.request.url, answer.text[:300])
@@ -382,6 +442,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
     "store": lambda: Target(_store_make, _store_run, ()),
     "report": lambda: Target(_report_make, _report_run, ()),
     "web": lambda: Target(_web_make, _web_run, ()),
+    "api": lambda: Target(_api_make, _api_run, ()),
 }
 
 

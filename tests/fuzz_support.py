@@ -589,14 +589,16 @@ def _http_make(rng: random.Random) -> Request:
     return Request(method, path, query, body, content_type)
 
 
+#: A pipeline whose run waits for an approval: the API's requests have a run to act on.
+APPROVAL = Pipeline("api", (Stage("a", "command", (Manual(approval_required=True),)),))
+
+
 async def http_answers(requests: list[Request]) -> list[int]:
     """The status of each request, sent in turn with the token to a real app over an engine
     holding one run that waits for an approval."""
-
-    pipeline = Pipeline("api", (Stage("a", "command", (Manual(approval_required=True),)),))
     statuses = []
     async with Engine() as engine:
-        handle = await engine.start_run(pipeline, {})
+        handle = await engine.start_run(APPROVAL, {})
         app = create_app(engine=engine)
         headers = {"authorization": f"Bearer {app.state.auth.token}"}
         transport = httpx.ASGITransport(app=app)

@@ -27,7 +27,7 @@ from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
          "settings": 300, "otlp": 60, "row": 200, "http": 100, "dump": 30, "store": 20,
          "tempo": 150, "jaeger": 150, "prompt": 150, "control": 300, "argv": 150,
-         "report": 20, "web": 10}  # fmt: skip
+         "report": 20, "web": 10, "api": 100}  # fmt: skip
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
