@@ -438,11 +438,18 @@ def _report_run(case: tuple[list[RunRecord], float, float]) -> None:
             raise BadPageError(shown[:300])
 
 
+def _store_target(make: Callable[[random.Random], Any], run: Callable[[Any], None]) -> Target:
+    """A target of the store's seed, made first: it takes a real run, whose seconds under a
+    loaded machine passed the campaign's alarm on the first case (a timeout that is none)."""
+    _store_seed()
+    return Target(make, run, ())
+
+
 TARGETS: dict[str, Callable[[], Target]] = {
     **fuzz_targets_support.TARGETS,
-    "store": lambda: Target(_store_make, _store_run, ()),
+    "store": lambda: _store_target(_store_make, _store_run),
     "report": lambda: Target(_report_make, _report_run, ()),
-    "web": lambda: Target(_web_make, _web_run, ()),
+    "web": lambda: _store_target(_web_make, _web_run),
     "api": lambda: Target(_api_make, _api_run, ()),
 }
 
