@@ -14,8 +14,8 @@ hash seed and no ``.pyc`` written, and reports (count of the long chain - count 
 and shut-down cancelled. Each tree's ``.pyc`` are compiled first (``compileall``): which
 modules the deferred monitoring has loaded when a short run ends depends on timing, and a
 module one chain imports and the other does not must cost its load, not its compilation
-(benchmarks/README.md, "Per-run walks of the definition...": 1,480M instructions of compiling
-in a 301-stage run against 955M in a chain of 1, for a tree without them).
+(benchmarks/README.md, "Per-run walks of the definition, cut where done twice or per stage for
+nothing (start40, 2026-12-05)", "Noticed").
 
 The count does not depend on the machine's speed, but it is not fixed either: the threads
 beside the loop (the SDK's batch processor, the monitor's worker, the writers) do work per
