@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline.settings import (
+from taskdaemon.pipeline.settings_parsers import (
     TRACES_EXPORTERS,
-    _exporters,
-    _integer,
-    _number,
-    _optional,
-    _text,
+    exporters,
+    integer,
+    number,
+    optional,
+    text,
 )
 
 
@@ -21,17 +21,17 @@ from taskdaemon.pipeline.settings import (
 # mutant, so a parser built at import would never be the mutated one.
 def _port(value: Any) -> Any:
     """``TASKDAEMON_METRICS_PORT``'s parser applied to ``value``."""
-    return _integer(ge=0, le=65535)(value)
+    return integer(ge=0, le=65535)(value)
 
 
 def _count(value: Any) -> Any:
     """The byte and line caps' parser applied to ``value``."""
-    return _integer(ge=0)(value)
+    return integer(ge=0)(value)
 
 
 def _timeout(value: Any) -> Any:
     """``TASKDAEMON_EXPORT_TIMEOUT``'s parser applied to ``value``."""
-    return _number(gt=0, le=300)(value)
+    return number(gt=0, le=300)(value)
 
 
 def _reason(parse: Any, value: Any) -> str:
@@ -120,17 +120,17 @@ def test_a_number_above_its_upper_bound_is_refused_with_its_reason() -> None:
 
 def test_exporter_names_are_stripped_and_lowered() -> None:
     """``" OTLP, Console "`` names the otlp and console exporters."""
-    assert ("otlp", "console") == _exporters(TRACES_EXPORTERS)(" OTLP, Console ")
+    assert ("otlp", "console") == exporters(TRACES_EXPORTERS)(" OTLP, Console ")
 
 
 def test_an_empty_exporter_list_means_none() -> None:
     """An empty variable is the ``none`` exporter."""
-    assert ("none",) == _exporters(TRACES_EXPORTERS)("")
+    assert ("none",) == exporters(TRACES_EXPORTERS)("")
 
 
 def test_an_exporter_override_may_be_a_list() -> None:
     """A list of names given as an override is taken."""
-    assert ("otlp",) == _exporters(TRACES_EXPORTERS)(["otlp"])
+    assert ("otlp",) == exporters(TRACES_EXPORTERS)(["otlp"])
 
 
 def test_unknown_exporters_are_all_named_with_the_choices() -> None:
@@ -139,14 +139,14 @@ def test_unknown_exporters_are_all_named_with_the_choices() -> None:
         "unknown exporter 'zipkin', 'statsd'; "
         "expected console, none, otlp, otlp_proto_grpc, otlp_proto_http"
     )
-    assert expected == _reason(_exporters(TRACES_EXPORTERS), "zipkin, otlp, statsd")
+    assert expected == _reason(exporters(TRACES_EXPORTERS), "zipkin, otlp, statsd")
 
 
 def test_an_optional_setting_given_none_is_none() -> None:
     """None is taken as no value, without parsing it."""
-    assert None is _optional(_text)(None)
+    assert None is optional(text)(None)
 
 
 def test_an_optional_setting_given_a_value_parses_it() -> None:
     """A value is passed to the setting's parser."""
-    assert "x" == _optional(_text)("x")
+    assert "x" == optional(text)("x")

@@ -24,7 +24,8 @@ a value (``""`` is not a valid port), numbers are parsed as Python literals (``1
 ASCII (``int`` alone would take ``９０９０``: docs/architecture.md, "Settings"), and the
 reasons read like pydantic's (``Input should be less than or equal to 65535``), so scripts matching
 them keep working. Keyword overrides of :func:`load_settings` (field names) are validated the same
-way; an unknown one is a ``TypeError``.
+way; an unknown one is a ``TypeError``. Each variable's parser is in ``settings_parsers``; this
+module is the table of them and the reading of the environment.
 
 taskdaemon's own variables:
 
@@ -112,31 +113,27 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 
 from __future__ import annotations
 
-import logging
-import math
 import os
-import re
-import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Final, Literal
 
-from taskdaemon.pipeline.ascii_number import ascii_digits, ascii_only
-from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
+from taskdaemon.pipeline import settings_parsers as parsers
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
-from taskdaemon.pipeline.home import home_path
-from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.otlp_headers import header_problems
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
-from taskdaemon.pipeline.span_source_forms import (
-    SPAN_SOURCE_SCHEMES,
-    SPAN_SOURCE_USAGE,
-    unknown_scheme,
+from taskdaemon.pipeline.settings_parsers import (
+    LOGS_EXPORTERS,
+    METRICS_EXPORTERS,
+    OTLP_PROTOCOLS,
+    TRACES_EXPORTERS,
 )
+from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_SCHEMES, SPAN_SOURCE_USAGE
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.variables import reader
 
@@ -152,13 +149,6 @@ __all__ = [
     "Settings",
     "load_settings",
 ]
-
-TRACES_EXPORTERS = frozenset({"otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"})
-METRICS_EXPORTERS = frozenset(
-    {"prometheus", "otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"}
-)
-LOGS_EXPORTERS = frozenset({"otlp", "otlp_proto_grpc", "otlp_proto_http", "console", "none"})
-OTLP_PROTOCOLS = frozenset({"grpc", "http/protobuf"})
 
 _MASK = "**********"
 
@@ -320,278 +310,93 @@ class Settings(ValueMethods):
         return values
 
 
-# --- parsing and validation --------------------------------------------------------------------
-# Each parser takes the raw value (the variable's text, or an override's Python value) and
-# answers the field's value or raises ValueError with the reason.
-
-Parser = Callable[[Any], Any]
-
-
-def _text(value: Any) -> str:
-    if not isinstance(value, str):
-        raise ValueError("Input should be a valid string")
-    return value
-
-
-def _optional(parse: Parser) -> Parser:
-    def parse_optional(value: Any) -> Any:
-        return None if value is None else parse(value)
-
-    return parse_optional
-
-
-def _bounded(value: float, ge: float | None, gt: float | None, le: float | None) -> None:
-    if gt is not None and not value > gt:
-        raise ValueError(f"Input should be greater than {gt:g}")
-    if ge is not None and not value >= ge:
-        raise ValueError(f"Input should be greater than or equal to {ge:g}")
-    if le is not None and not value <= le:
-        raise ValueError(f"Input should be less than or equal to {le:g}")
-
-
-def _ascii(text: str, kind: str) -> None:
-    """Refuse a number written with other than ASCII (``ascii_number``)."""
-    try:
-        ascii_only(text)
-    except ValueError:
-        raise ValueError(
-            f"Input should be a valid {kind}, in ASCII digits, not {quote(text)}"
-        ) from None
-
-
-def _integer(*, ge: int | None = None, le: int | None = None) -> Parser:
-    def parse_integer(value: Any) -> int:
-        if isinstance(value, str):
-            _ascii(value, "integer")
-            try:
-                number = float(value) if "." in value else int(value)
-            except ValueError:
-                raise ValueError(
-                    "Input should be a valid integer, unable to parse string as an integer"
-                ) from None
-        elif isinstance(value, int | float):
-            number = value
-        else:
-            raise ValueError("Input should be a valid integer")
-        if isinstance(number, float):
-            if not number.is_integer():
-                raise ValueError("Input should be a valid integer, got a number with a fraction")
-            number = int(number)
-        _bounded(number, ge, None, le)
-        return int(number)
-
-    return parse_integer
-
-
-def _number(*, gt: float | None = None, le: float | None = None) -> Parser:
-    def parse_number(value: Any) -> float:
-        if isinstance(value, str):
-            _ascii(value, "number")
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            raise ValueError(
-                "Input should be a valid number, unable to parse string as a number"
-            ) from None
-        if math.isnan(number):  # no comparison holds: named, rather than a bound it misses
-            raise ValueError("Input should be a number, not NaN")
-        _bounded(number, None, gt, le)
-        return number
-
-    return parse_number
-
-
-def _words(value: Any) -> tuple[str, ...]:
-    """A comma list (text), or a sequence of strings (an override)."""
-    if isinstance(value, str):
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise ValueError("Input should be a comma-separated list of strings")
-
-
-def _patterns(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:  # bounded: a list nested 2,000 deep was a RecursionError traceback
-            value = loads_bounded(value)
-        except BoundedInputError as exc:
-            raise ValueError(f"invalid JSON list: {exc}") from None
-        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ValueError("Input should be a JSON list of strings")
-    patterns = _words(value)
-    for pattern in patterns:
-        try:
-            # A FutureWarning ("possible nested set", ``x[[a]``) would be printed by every
-            # command, two lines before its own output: the pattern's meaning is to change.
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", FutureWarning)
-                re.compile(pattern)
-        except (re.error, FutureWarning) as exc:
-            raise ValueError(f"invalid regular expression {quote(pattern)}: {exc}") from None
-    return patterns
-
-
-def _host(value: Any) -> str:
-    host = _text(value).strip()
-    if not host:
-        raise ValueError("must not be empty (use 0.0.0.0 to listen on every interface)")
-    return host
+# --- parsing ---------------------------------------------------------------------------------
+# Each field's parser is from ``settings_parsers``, but the token's, which makes a Secret.
 
 
 def _token(value: Any) -> Secret:
-    text = value.get_secret_value() if isinstance(value, Secret) else _text(value)
+    text = value.get_secret_value() if isinstance(value, Secret) else parsers.text(value)
     if len(text.strip()) < 16:
         raise ValueError("must have at least 16 characters")
     return Secret(text)
 
 
-def _grafana(value: Any) -> str | None:
-    """Grafana's base URL, checked at start as an OTLP endpoint is (``http_url``): a typo'd
-    port or a space would otherwise show only as a dead link on a run's page. The check
-    refuses nothing a Grafana can be reached at: a path prefix (``https://host/grafana``,
-    Grafana behind a proxy), a query and any port from 0 to 65535 pass."""
-    text = _text(value).strip()
-    if not text:
-        return None
-    http_url(text)
-    return text
-
-
-def _span_source(value: Any) -> str | None:
-    """A span source URL whose scheme is known (the rest is checked where it is opened): a
-    typo such as ``ftp://`` would otherwise only show when a command reads the source, and
-    ``run``, which only writes to the embedded store, would ignore it."""
-    text = _text(value).strip()
-    if not text:
-        return None
-    if unknown_scheme(text):
-        raise ValueError(f"must be {SPAN_SOURCE_USAGE}")
-    return text
-
-
-def _log_format(value: Any) -> str:
-    text = _text(value).strip().lower()
-    if text not in ("json", "text"):
-        raise ValueError("Input should be 'json' or 'text'")
-    return text
-
-
-def _log_level(value: Any) -> str:
-    number = level_number(_text(value))  # ValueError names the choices
-    return str(logging.getLevelName(number))
-
-
-def _exporters(allowed: frozenset[str]) -> Parser:
-    def parse_exporters(value: Any) -> tuple[str, ...]:
-        if isinstance(value, str):
-            names = tuple(part.strip().lower() for part in value.split(",") if part.strip())
-            names = names or ("none",)
-        else:
-            names = _words(value)
-        unknown = [name for name in names if name not in allowed]
-        if unknown:
-            expected = ", ".join(sorted(allowed))
-            raise ValueError(
-                f"unknown exporter {', '.join(map(repr, unknown))}; expected {expected}"
-            )
-        return names
-
-    return parse_exporters
-
-
-def _protocol(value: Any) -> str:
-    protocol = _text(value).strip().lower()
-    if protocol == "http/json":
-        raise ValueError("http/json is not supported by the Python SDK; use http/protobuf")
-    if protocol not in OTLP_PROTOCOLS:
-        raise ValueError(f"must be grpc or http/protobuf, not {quote(value)}")
-    return protocol
-
-
-def _endpoint(value: Any) -> str:
-    """An OTLP endpoint: checked at start (``http_url``), as the exporters only log a failed
-    export, so a typo'd ``http://127..1:4318``, ``:43l7`` or ``http://col lector`` lost every
-    span exported while the run succeeded."""
-    text = _text(value)
-    http_url(text)
-    return text.strip()
-
-
-def _resource_attributes(value: Any) -> str:
-    text = _text(value)
-    for part in text.split(","):
-        if part.strip() and "=" not in part:
-            raise ValueError(f"expected key=value pairs separated by commas, got {quote(part)}")
-    return text
-
-
-def _home(value: Any) -> Path:
-    """As every command finds the home (``home.home_path``): blank is the default."""
-    return value if isinstance(value, Path) else home_path(_text(value))
-
-
 #: Each field's variable and parser (a field not listed here is not a setting).
-_FIELDS: dict[str, tuple[str, Parser]] = {
-    "home": ("TASKDAEMON_HOME", _home),
-    "span_source_url": ("TASKDAEMON_SPAN_SOURCE", _optional(_span_source)),
-    "metrics_host": ("TASKDAEMON_METRICS_HOST", _host),
-    "metrics_port": ("TASKDAEMON_METRICS_PORT", _integer(ge=0, le=65535)),
-    "payload_max_bytes": ("TASKDAEMON_PAYLOAD_MAX_BYTES", _integer(ge=0)),
-    "capture_max_bytes": ("TASKDAEMON_CAPTURE_MAX_BYTES", _integer(ge=0)),
-    "redact_patterns": ("TASKDAEMON_REDACT_PATTERNS", _patterns),
-    "export_timeout": ("TASKDAEMON_EXPORT_TIMEOUT", _number(gt=0, le=300)),
-    "log_format": ("TASKDAEMON_LOG_FORMAT", _log_format),
-    "log_level": ("TASKDAEMON_LOG_LEVEL", _log_level),
-    "api_token": ("TASKDAEMON_API_TOKEN", _optional(_token)),
-    "api_user": ("TASKDAEMON_API_USER", _optional(_text)),
-    "api_allowed_hosts": ("TASKDAEMON_API_ALLOWED_HOSTS", _words),
-    "log_capture_max_lines": ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", _integer(ge=0)),
-    "log_capture_max_bytes": ("TASKDAEMON_LOG_CAPTURE_MAX_BYTES", _integer(ge=0)),
+_FIELDS: dict[str, tuple[str, parsers.Parser]] = {
+    "home": ("TASKDAEMON_HOME", parsers.home),
+    "span_source_url": ("TASKDAEMON_SPAN_SOURCE", parsers.optional(parsers.span_source)),
+    "metrics_host": ("TASKDAEMON_METRICS_HOST", parsers.host),
+    "metrics_port": ("TASKDAEMON_METRICS_PORT", parsers.integer(ge=0, le=65535)),
+    "payload_max_bytes": ("TASKDAEMON_PAYLOAD_MAX_BYTES", parsers.integer(ge=0)),
+    "capture_max_bytes": ("TASKDAEMON_CAPTURE_MAX_BYTES", parsers.integer(ge=0)),
+    "redact_patterns": ("TASKDAEMON_REDACT_PATTERNS", parsers.patterns),
+    "export_timeout": ("TASKDAEMON_EXPORT_TIMEOUT", parsers.number(gt=0, le=300)),
+    "log_format": ("TASKDAEMON_LOG_FORMAT", parsers.log_format),
+    "log_level": ("TASKDAEMON_LOG_LEVEL", parsers.log_level),
+    "api_token": ("TASKDAEMON_API_TOKEN", parsers.optional(_token)),
+    "api_user": ("TASKDAEMON_API_USER", parsers.optional(parsers.text)),
+    "api_allowed_hosts": ("TASKDAEMON_API_ALLOWED_HOSTS", parsers.words),
+    "log_capture_max_lines": ("TASKDAEMON_LOG_CAPTURE_MAX_LINES", parsers.integer(ge=0)),
+    "log_capture_max_bytes": ("TASKDAEMON_LOG_CAPTURE_MAX_BYTES", parsers.integer(ge=0)),
     # 0 would fail every command stage (its stdout, however short, over the bound).
-    "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", _integer(ge=1)),
-    "breakpoints": ("TASKDAEMON_BREAKPOINTS", _text),
-    "grafana_url": ("TASKDAEMON_GRAFANA_URL", _optional(_grafana)),
-    "otel_service_name": ("OTEL_SERVICE_NAME", _optional(_text)),
-    "otel_resource_attributes": ("OTEL_RESOURCE_ATTRIBUTES", _optional(_resource_attributes)),
-    "otel_traces_exporter": ("OTEL_TRACES_EXPORTER", _optional(_exporters(TRACES_EXPORTERS))),
-    "otel_metrics_exporter": ("OTEL_METRICS_EXPORTER", _optional(_exporters(METRICS_EXPORTERS))),
-    "otel_logs_exporter": ("OTEL_LOGS_EXPORTER", _optional(_exporters(LOGS_EXPORTERS))),
-    "otel_exporter_otlp_protocol": ("OTEL_EXPORTER_OTLP_PROTOCOL", _optional(_protocol)),
+    "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", parsers.integer(ge=1)),
+    "breakpoints": ("TASKDAEMON_BREAKPOINTS", parsers.text),
+    "grafana_url": ("TASKDAEMON_GRAFANA_URL", parsers.optional(parsers.grafana_url)),
+    "otel_service_name": ("OTEL_SERVICE_NAME", parsers.optional(parsers.text)),
+    "otel_resource_attributes": (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        parsers.optional(parsers.resource_attributes),
+    ),
+    "otel_traces_exporter": (
+        "OTEL_TRACES_EXPORTER",
+        parsers.optional(parsers.exporters(TRACES_EXPORTERS)),
+    ),
+    "otel_metrics_exporter": (
+        "OTEL_METRICS_EXPORTER",
+        parsers.optional(parsers.exporters(METRICS_EXPORTERS)),
+    ),
+    "otel_logs_exporter": (
+        "OTEL_LOGS_EXPORTER",
+        parsers.optional(parsers.exporters(LOGS_EXPORTERS)),
+    ),
+    "otel_exporter_otlp_protocol": (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        parsers.optional(parsers.protocol),
+    ),
     "otel_exporter_otlp_traces_protocol": (
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        _optional(_protocol),
+        parsers.optional(parsers.protocol),
     ),
     "otel_exporter_otlp_metrics_protocol": (
         "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
-        _optional(_protocol),
+        parsers.optional(parsers.protocol),
     ),
-    "otel_exporter_otlp_logs_protocol": ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", _optional(_protocol)),
-    "otel_exporter_otlp_endpoint": ("OTEL_EXPORTER_OTLP_ENDPOINT", _optional(_endpoint)),
+    "otel_exporter_otlp_logs_protocol": (
+        "OTEL_EXPORTER_OTLP_LOGS_PROTOCOL",
+        parsers.optional(parsers.protocol),
+    ),
+    "otel_exporter_otlp_endpoint": (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        parsers.optional(parsers.endpoint),
+    ),
     "otel_exporter_otlp_traces_endpoint": (
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        _optional(_endpoint),
+        parsers.optional(parsers.endpoint),
     ),
     "otel_exporter_otlp_metrics_endpoint": (
         "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
-        _optional(_endpoint),
+        parsers.optional(parsers.endpoint),
     ),
-    "otel_exporter_otlp_logs_endpoint": ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", _optional(_endpoint)),
+    "otel_exporter_otlp_logs_endpoint": (
+        "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        parsers.optional(parsers.endpoint),
+    ),
 }
 
 
 #: The settings that name a file, whose bytes need not be text: the others are text that
 #: goes into spans, logs and headers.
 _PATHS: Final = frozenset(("home", "span_source_url"))
-
-
-def _utf8(value: str) -> None:
-    """Refuse a variable's value holding bytes that are not UTF-8 (Python keeps them as lone
-    surrogates): as the service name or a resource attribute, the store refused every span
-    of the run with them, and an exporter would have too."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("holds bytes that are not UTF-8 text") from None
 
 
 def _environment_values(environ: Mapping[str, str]) -> dict[str, str]:
@@ -649,7 +454,7 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
             variable, parse = _FIELDS[name]
             try:
                 if name not in _PATHS:
-                    _utf8(value)
+                    parsers.utf8(value)
                 values[name] = parse(value)
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
