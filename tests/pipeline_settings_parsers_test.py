@@ -67,29 +67,31 @@ def test_a_float_override_without_a_fraction_is_an_integer() -> None:
 
 
 def test_an_integer_with_a_fraction_is_refused_with_its_reason() -> None:
-    """``"2.5"`` is no integer: pydantic's words."""
-    assert "Input should be a valid integer, got a number with a fraction" == _reason(_port, "2.5")
+    """``"2.5"`` is no integer: pydantic's words, then the value."""
+    expected = "Input should be a valid integer, got a number with a fraction, not '2.5'"
+    assert expected == _reason(_port, "2.5")
 
 
 def test_text_that_is_no_integer_is_refused_with_its_reason() -> None:
     """A word for an integer setting is refused with pydantic's words."""
-    expected = "Input should be a valid integer, unable to parse string as an integer"
+    expected = "Input should be a valid integer, unable to parse string as an integer, not 'http'"
     assert expected == _reason(_port, "http")
 
 
 def test_an_integer_override_of_another_type_is_refused_with_its_reason() -> None:
     """A list given for an integer setting is refused with pydantic's words."""
-    assert "Input should be a valid integer" == _reason(_port, [1])
+    assert "Input should be a valid integer, not [1]" == _reason(_port, [1])
 
 
 def test_an_integer_below_its_lower_bound_is_refused_with_its_reason() -> None:
     """-1 for a setting of at least 0 is refused, naming the bound."""
-    assert "Input should be greater than or equal to 0" == _reason(_port, "-1")
+    assert "Input should be greater than or equal to 0, not '-1'" == _reason(_port, "-1")
 
 
 def test_an_integer_above_its_upper_bound_is_refused_with_its_reason() -> None:
     """65536 for a port is refused, naming the bound."""
-    assert "Input should be less than or equal to 65535" == _reason(_port, "65536")
+    expected = "Input should be less than or equal to 65535, not '65536'"
+    assert expected == _reason(_port, "65536")
 
 
 def test_a_number_is_read_as_a_float() -> None:
@@ -99,7 +101,7 @@ def test_a_number_is_read_as_a_float() -> None:
 
 def test_text_that_is_no_number_is_refused_with_its_reason() -> None:
     """A word for a number setting is refused with pydantic's words."""
-    expected = "Input should be a valid number, unable to parse string as a number"
+    expected = "Input should be a valid number, unable to parse string as a number, not 'soon'"
     assert expected == _reason(_timeout, "soon")
 
 
@@ -109,13 +111,13 @@ def test_not_a_number_is_refused_by_name() -> None:
 
 
 def test_a_number_at_its_exclusive_lower_bound_is_refused_with_its_reason() -> None:
-    """0 seconds is refused: the timeout must be above 0."""
-    assert "Input should be greater than 0" == _reason(_timeout, "0")
+    """0 seconds is refused: the timeout must be above 0; the value is quoted as written."""
+    assert "Input should be greater than 0, not ' 0 '" == _reason(_timeout, " 0 ")
 
 
 def test_a_number_above_its_upper_bound_is_refused_with_its_reason() -> None:
-    """301 seconds is refused, naming the bound."""
-    assert "Input should be less than or equal to 300" == _reason(_timeout, "301")
+    """301.5 seconds (an override) is refused, naming the bound and the value."""
+    assert "Input should be less than or equal to 300, not 301.5" == _reason(_timeout, 301.5)
 
 
 def test_exporter_names_are_stripped_and_lowered() -> None:

@@ -138,21 +138,22 @@ def test_port_65535_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_negative_port_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A port under 0 is refused with pydantic's words for the lower bound."""
     problems = _refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "-1")
-    expected = [("TASKDAEMON_METRICS_PORT", "Input should be greater than or equal to 0")]
+    expected = [("TASKDAEMON_METRICS_PORT", "Input should be greater than or equal to 0, not '-1'")]
     assert expected == problems
 
 
 def test_a_port_too_high_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A port over 65535 is refused with pydantic's words for the upper bound."""
     problems = _refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "65536")
-    expected = [("TASKDAEMON_METRICS_PORT", "Input should be less than or equal to 65535")]
+    why = "Input should be less than or equal to 65535, not '65536'"
+    expected = [("TASKDAEMON_METRICS_PORT", why)]
     assert expected == problems
 
 
 def test_a_zero_export_timeout_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """The export timeout must be above 0."""
     problems = _refusal(monkeypatch, "TASKDAEMON_EXPORT_TIMEOUT", "0")
-    assert [("TASKDAEMON_EXPORT_TIMEOUT", "Input should be greater than 0")] == problems
+    assert [("TASKDAEMON_EXPORT_TIMEOUT", "Input should be greater than 0, not '0'")] == problems
 
 
 def test_an_empty_grafana_url_means_no_link(monkeypatch: pytest.MonkeyPatch) -> None:

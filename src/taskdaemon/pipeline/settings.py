@@ -23,7 +23,9 @@ variable names are matched without regard to case (an exact upper-case name wins
 a value (``""`` is not a valid port), numbers are parsed as Python literals (``1_000``) written in
 ASCII (``int`` alone would take ``９０９０``: docs/architecture.md, "Settings"), and the
 reasons read like pydantic's (``Input should be less than or equal to 65535``), so scripts matching
-them keep working. Keyword overrides of :func:`load_settings` (field names) are validated the same
+them keep working; a number's reason then quotes the value (``, not '65536'``), as the span
+source bounds', the protocols' and the log level's do, so the one line a command prints shows
+what to fix. Keyword overrides of :func:`load_settings` (field names) are validated the same
 way; an unknown one is a ``TypeError``. Each variable's parser is in ``settings_parsers``; this
 module is the table of them and the reading of the environment.
 

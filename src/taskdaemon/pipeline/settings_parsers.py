@@ -21,7 +21,7 @@ from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.home import home_path
 from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.log_levels import level_number
@@ -75,13 +75,22 @@ def optional(parse: Parser) -> Parser:
     return parse_optional
 
 
-def _bounded(value: float, ge: float | None, gt: float | None, le: float | None) -> None:
-    if gt is not None and not value > gt:
-        raise ValueError(f"Input should be greater than {gt:g}")
-    if ge is not None and not value >= ge:
-        raise ValueError(f"Input should be greater than or equal to {ge:g}")
-    if le is not None and not value <= le:
-        raise ValueError(f"Input should be less than or equal to {le:g}")
+def _refused(reason: str, value: Any) -> ValueError:
+    """The error refusing ``value``, quoted after the reason (redacted and cut, as every
+    refused value is: ``ellipsis.quote_value``), so the one line a command prints shows what
+    was wrong, as for the other settings (``not 'foo'``)."""
+    return ValueError(f"{reason}, not {quote_value(value)}")
+
+
+def _bounded(
+    parsed: float, value: Any, ge: float | None, gt: float | None, le: float | None
+) -> None:
+    if gt is not None and not parsed > gt:
+        raise _refused(f"Input should be greater than {gt:g}", value)
+    if ge is not None and not parsed >= ge:
+        raise _refused(f"Input should be greater than or equal to {ge:g}", value)
+    if le is not None and not parsed <= le:
+        raise _refused(f"Input should be less than or equal to {le:g}", value)
 
 
 def _ascii(written: str, kind: str) -> None:
@@ -89,9 +98,7 @@ def _ascii(written: str, kind: str) -> None:
     try:
         ascii_only(written)
     except ValueError:
-        raise ValueError(
-            f"Input should be a valid {kind}, in ASCII digits, not {quote(written)}"
-        ) from None
+        raise _refused(f"Input should be a valid {kind}, in ASCII digits", written) from None
 
 
 def integer(*, ge: int | None = None, le: int | None = None) -> Parser:
@@ -101,18 +108,20 @@ def integer(*, ge: int | None = None, le: int | None = None) -> Parser:
             try:
                 parsed = float(value) if "." in value else int(value)
             except ValueError:
-                raise ValueError(
-                    "Input should be a valid integer, unable to parse string as an integer"
+                raise _refused(
+                    "Input should be a valid integer, unable to parse string as an integer", value
                 ) from None
         elif isinstance(value, int | float):
             parsed = value
         else:
-            raise ValueError("Input should be a valid integer")
+            raise _refused("Input should be a valid integer", value)
         if isinstance(parsed, float):
             if not parsed.is_integer():
-                raise ValueError("Input should be a valid integer, got a number with a fraction")
+                raise _refused(
+                    "Input should be a valid integer, got a number with a fraction", value
+                )
             parsed = int(parsed)
-        _bounded(parsed, ge, None, le)
+        _bounded(parsed, value, ge, None, le)
         return int(parsed)
 
     return parse_integer
@@ -125,12 +134,12 @@ def number(*, gt: float | None = None, le: float | None = None) -> Parser:
         try:
             parsed = float(value)
         except (TypeError, ValueError):
-            raise ValueError(
-                "Input should be a valid number, unable to parse string as a number"
+            raise _refused(
+                "Input should be a valid number, unable to parse string as a number", value
             ) from None
         if math.isnan(parsed):  # no comparison holds: named, rather than a bound it misses
             raise ValueError("Input should be a number, not NaN")
-        _bounded(parsed, None, gt, le)
+        _bounded(parsed, value, None, gt, le)
         return parsed
 
     return parse_number
