@@ -55,14 +55,13 @@ def _refused_sqlite(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _dumped(monkeypatch: pytest.MonkeyPatch) -> str:
-    settings = load_settings(grafana_url="https://user:secret@grafana.example/grafana")
-    return str(_environment(settings, PayloadCapture())["settings"]["grafana_url"])
+    settings = load_settings(span_source_url="tempo+http://user:secret@tempo:3200")
+    return str(_environment(settings, PayloadCapture())["settings"]["span_source_url"])
 
 
 PATHS = {
     # http_url's refusal, quoted by ellipsis.quote
     "otlp endpoint": _refused_setting("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:secret@x:9x"),
-    "grafana url": _refused_setting("TASKDAEMON_GRAFANA_URL", "http://user:secret@x:9x"),
     "tempo source": _refused_source("tempo+http://user:secret@x:9x"),
     # display_url: an unknown source, a sqlite URL with a host, the ui's log line, a redirect
     "unknown source": _refused_source("nosuch://user:secret@host"),

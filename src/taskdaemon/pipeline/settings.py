@@ -66,7 +66,8 @@ variable                        meaning                                 default
 ``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug``:      none
                                 ``STAGE[:CEL]`` separated by ``;``
 ``TASKDAEMON_GRAFANA_URL``      Grafana's base URL: the web page links   no link
-                                each run to its trace there (http/https)
+                                each run to its trace there (http/https,
+                                no user or password)
 =============================== ======================================= =========================
 
 Numbers: surrounding spaces are ignored; an empty value is refused (the source bounds and the

@@ -17,7 +17,7 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
@@ -182,14 +182,30 @@ def host(value: Any) -> str:
     return name
 
 
+#: A URL's user information: ``user@`` or ``user:password@`` before its host.
+_USERINFO: Final = re.compile(r"[^:/?#]*://[^/?#]*@")
+
+
 def grafana_url(value: Any) -> str | None:
     """Grafana's base URL, checked at start as an OTLP endpoint is (``http_url``): a typo'd
     port or a space would otherwise show only as a dead link on a run's page. The check
     refuses nothing a Grafana can be reached at: a path prefix (``https://host/grafana``,
-    Grafana behind a proxy), a query and any port from 0 to 65535 pass."""
+    Grafana behind a proxy), a query and any port from 0 to 65535 pass.
+
+    A user or password in it (``http://admin:secret@grafana:3000``) is refused, in a line that
+    does not quote the URL (a user alone may be a token): the URL is only ever a link, put on
+    every run's page, so a password there reached whoever read the page, the browser's
+    history and address bar, while it signed nobody in (Grafana's UI has its own sign-in).
+    Refused rather than stripped, so the user learns it at start instead of trusting a link
+    that quietly lost half of what they wrote; checked first, so no other refusal quotes it."""
     url = text(value).strip()
     if not url:
         return None
+    if _USERINFO.match(url):
+        raise ValueError(
+            "must hold no user or password (user:password@): it is only a link on the run"
+            " pages, and Grafana signs its users in itself"
+        )
     http_url(url)
     return url
 
