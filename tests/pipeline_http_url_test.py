@@ -29,6 +29,21 @@ REFUSALS = [
 ]
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://glsa_s3cret0@collector:43l7",
+        "ftp://glsa_s3cret0@collector/v1",
+        "https://glsa_s3cret0@[::1/x",
+        "http://glsa_s3cret0@x y/?a=b@c",
+    ],
+)
+def test_a_user_alone_in_a_refused_url_is_not_shown(url: str) -> None:
+    """A token pasted as a URL's user (no password) is hidden too, whatever the refusal."""
+    refusal = _refusal(url)
+    assert ("glsa_s3cret0" in refusal, "[REDACTED]@" in refusal) == (False, True), refusal
+
+
 @pytest.mark.parametrize(("rest", "reason"), REFUSALS)
 def test_a_bad_host_or_port_is_refused_in_one_line_naming_it(rest: str, reason: str) -> None:
     """Each refusal says what is wrong, then quotes the URL cut to 40 characters."""

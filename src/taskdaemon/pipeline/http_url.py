@@ -15,6 +15,7 @@ from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
 from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.redaction import REDACTED
 
 __all__ = ["HTTP_SCHEMES", "http_url"]
 
@@ -26,13 +27,13 @@ def http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> SplitResult:
     """``url`` (surrounding spaces ignored) cut into its parts when its scheme is one of
     ``schemes``, it holds no white space (``urlsplit`` would drop a tab or line break unseen)
     and it names a host the resolver can encode and, if any, a port from 0 to 65535. Else
-    ``ValueError``, one line: what is wrong, then the URL quoted (``ellipsis.quote``, which
-    hides a password it holds)."""
+    ``ValueError``, one line: what is wrong, then the URL quoted without its user part
+    (:func:`_shown`)."""
     text = url.strip()
     scheme, separator, _ = text.partition("://")
     if not separator or scheme.lower() not in schemes:
         kinds = " or ".join(f"{name}://" for name in schemes)
-        raise ValueError(f"must be an {kinds} URL, not {quote(url)}")
+        raise ValueError(f"must be an {kinds} URL, not {_shown(url)}")
     if any(character.isspace() for character in text):
         raise _refusal("it has white space inside", url)
     try:
@@ -53,5 +54,19 @@ def http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> SplitResult:
 
 
 def _refusal(what: str, url: str) -> ValueError:
-    """The error saying ``what`` is wrong with ``url``, quoted only now (it redacts)."""
-    return ValueError(f"{what}, in {quote(url)}")
+    """The error saying ``what`` is wrong with ``url``, quoted only now (:func:`_shown`)."""
+    return ValueError(f"{what}, in {_shown(url)}")
+
+
+def _shown(url: str) -> str:
+    """``url`` quoted (``ellipsis.quote``: redacted, cut), a user without a password shown as
+    ``[REDACTED]`` too: an API token is as often pasted as the user alone
+    (``http://glsa_s3cret@collector:4318``), which the general redaction leaves, since a user
+    name (``git@``) is usually no secret; a URL a setting refused is no place to show one. A
+    ``user:password`` keeps its user, as every other view shows it (``user:[REDACTED]@``)."""
+    scheme, separator, rest = url.partition("://")
+    end = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    user, at, host = rest[:end].rpartition("@")
+    if separator and at and user and ":" not in user:
+        url = f"{scheme}://{REDACTED}@{host}{rest[end:]}"
+    return quote(url)
