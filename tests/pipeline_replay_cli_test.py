@@ -279,3 +279,25 @@ def test_a_fed_stage_s_log_records_say_it_was_replayed(home: Path, tmp_path: Pat
     assert [("stage.replayed", old, "success")] == [
         (r["event"], r.get("replayed_from"), r.get("status")) for r in records if r["stage"] == "a"
     ]
+
+
+@pytest.mark.slow
+def test_log_level_debug_adds_the_engine_s_decisions(home: Path, tmp_path: Path) -> None:
+    """``replay --log-level debug`` logs the engine's decisions (trigger evaluations, the
+    resolved inputs) as ``run --log-level debug`` does; without it a replay logs none."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    old = original.stdout.strip()
+
+    def decision_loggers(*options: str) -> set[str]:
+        replay = taskdaemon(home, "replay", old, "-q", *options)
+        assert 0 == replay.returncode, replay.stderr
+        new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+        logs = taskdaemon(home, "logs", new, "--json", "--level", "debug")
+        return {json.loads(line)["logger"] for line in logs.stdout.splitlines()} & {
+            "taskdaemon.run.decision"
+        }
+
+    assert (set(), {"taskdaemon.run.decision"}) == (
+        decision_loggers(),
+        decision_loggers("--log-level", "debug"),
+    )

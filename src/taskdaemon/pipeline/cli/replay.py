@@ -48,6 +48,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import (
     add_input_options,
     add_source_option,
@@ -123,6 +124,7 @@ def register(subparsers: Any) -> None:
         help="no progress lines on stderr; the summary (or --verify's report) still goes to stdout",
     )
     add_workspace_option(parser)
+    add_log_level_option(parser)
     parser.set_defaults(func=replay_command)
 
 
@@ -248,7 +250,8 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     signals = StopSignals()  # Ctrl-C, SIGTERM, SIGHUP cancel the replay, as they cancel ``run``'s
     async with contextlib.AsyncExitStack() as stack:
         try:
-            monitoring = start_monitoring(load_settings(), serve=None, stack=stack)
+            settings = load_settings(**settings_overrides(args))
+            monitoring = start_monitoring(settings, serve=None, stack=stack)
         except OSError as error:
             raise SettingsError([("monitoring", str(error))]) from None
         signals.install()
