@@ -15,19 +15,18 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import taskdaemon
 from pipeline_debug_cli_support import debug
 from taskdaemon.pipeline.table_fit import LAST_GIVEN, text_columns
-from terminal_support import on_a_terminal_of
+from terminal_support import (
+    LONG_PIPELINE,
+    LONG_STAGES,
+    long_names_pipeline,
+    on_a_terminal_of,
+)
 
 pytestmark = pytest.mark.slow
 
-PIPELINE = "nightly-data-warehouse-refresh-with-a-long-name"
-STAGES = (
-    "extract-customer-orders-from-the-legacy-billing-system",
-    "load-into-the-warehouse-and-refresh-materialized-views",
-)
-ERROR = "数据仓库刷新失败: the warehouse refused the load, its refresh timed out"
 COLUMNS = [60, 80, 120]
 
 
@@ -38,21 +37,9 @@ def history() -> Iterator[tuple[Path, list[str]]]:
     first."""
     home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     try:
-        path = write(
-            home / "long.yaml",
-            f"""\
-            name: {PIPELINE}
-            stages:
-              - name: {STAGES[0]}
-                command: "true"
-                triggers: [{{manual: {{approval_required: false}}}}]
-              - name: {STAGES[1]}
-                command: "echo '{ERROR}' >&2; exit 3"
-                triggers: [{{on_completion: {{stage: {STAGES[0]}}}}}]
-            """,
-        )
+        path = long_names_pipeline(home)
         assert 1 == taskdaemon(home, "run", str(path), "-q").returncode
-        paused = debug(home, str(path), "--break", STAGES[1], "-q", stdin="continue\n")
+        paused = debug(home, str(path), "--break", LONG_STAGES[1], "-q", stdin="continue\n")
         assert 1 == paused.returncode, paused.stdout + paused.stderr
         first = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)[-1]["run_id"]
         assert 1 == taskdaemon(home, "replay", first, "-q").returncode
@@ -79,7 +66,7 @@ def test_runs_list_fits_and_keeps_each_status_time_and_duration(
     rows = [_cells(line) for line in lines[1 : 1 + len(ids)]]
     for row, whole, run_id in zip(rows, piped, ids, strict=True):
         assert run_id.startswith(row[0]), row
-        assert PIPELINE.startswith(row[1].removesuffix("…")), row
+        assert LONG_PIPELINE.startswith(row[1].removesuffix("…")), row
         assert LAST_GIVEN <= text_columns(row[1]), row
         assert whole[2:5] == row[2:5], (row, whole)
 
@@ -102,7 +89,7 @@ def test_runs_show_of_a_paused_run_fits_and_keeps_each_figure(
     assert ["STAGE", "STATUS", "START", "TOOK"] == header[:4], table
     said = " ".join(" ".join(table[3:]).split())  # the note, its wrapped lines joined
     assert ("PAUSED" in header) != ("PAUSED" in said), table
-    for row, stage, cells in zip(table[1:3], STAGES, whole[1:], strict=True):
+    for row, stage, cells in zip(table[1:3], LONG_STAGES, whole[1:], strict=True):
         shown = dict(zip(header, _cells(row), strict=True))
         assert stage.startswith(shown["STAGE"].removesuffix("…")), row
         assert LAST_GIVEN <= text_columns(shown["STAGE"]), row

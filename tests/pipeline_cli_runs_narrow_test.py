@@ -15,18 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import taskdaemon
 from taskdaemon.pipeline.table_fit import text_columns
-from terminal_support import on_a_terminal_of
+from terminal_support import (
+    LONG_PIPELINE,
+    LONG_STAGES,
+    long_names_pipeline,
+    on_a_terminal_of,
+)
 
 pytestmark = pytest.mark.slow
 
-PIPELINE = "nightly-data-warehouse-refresh-with-a-long-name"
-STAGES = (
-    "extract-customer-orders-from-the-legacy-billing-system",
-    "load-into-the-warehouse-and-refresh-materialized-views",
-)
-ERROR = "数据仓库刷新失败: the warehouse refused the load, its refresh timed out"
 TIME = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d")
 
 
@@ -36,19 +35,7 @@ def history() -> Iterator[tuple[Path, list[str]]]:
     ids, newest first."""
     home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     try:
-        path = write(
-            home / "long.yaml",
-            f"""\
-            name: {PIPELINE}
-            stages:
-              - name: {STAGES[0]}
-                command: "true"
-                triggers: [{{manual: {{approval_required: false}}}}]
-              - name: {STAGES[1]}
-                command: "echo '{ERROR}' >&2; exit 3"
-                triggers: [{{on_completion: {{stage: {STAGES[0]}}}}}]
-            """,
-        )
+        path = long_names_pipeline(home)
         for _ in range(3):
             assert 1 == taskdaemon(home, "run", str(path), "-q").returncode
         listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
@@ -72,7 +59,7 @@ def test_runs_list_fits_80_columns_and_its_ids_can_be_typed_back(
         assert 8 <= len(shown) < 32, row
         assert run_id.startswith(shown), row
         assert pipeline.endswith("…"), row
-        assert PIPELINE.startswith(pipeline[:-1]), row
+        assert LONG_PIPELINE.startswith(pipeline[:-1]), row
         assert "failure" == status, row
         assert TIME.fullmatch(f"{day} {hour}"), row
         typed = taskdaemon(home, "runs", "show", shown)
@@ -88,13 +75,13 @@ def test_a_pipe_and_wide_get_the_whole_table(history: tuple[Path, list[str]]) ->
     assert 0 == piped.returncode, piped.stderr
     rows = piped.stdout.splitlines()[1:]
     assert ids == [row.split()[0] for row in rows]
-    assert all(PIPELINE == row.split()[1] for row in rows)
+    assert all(LONG_PIPELINE == row.split()[1] for row in rows)
     code, lines = on_a_terminal_of(80, home, "runs", "list", "--wide")
     assert (0, piped.stdout.splitlines()) == (code, lines)
     shown = taskdaemon(home, "runs", "show", ids[0])
     code, lines = on_a_terminal_of(80, home, "runs", "show", ids[0], "--wide")
     assert (0, shown.stdout.splitlines()) == (code, lines)
-    assert STAGES[0] in shown.stdout
+    assert LONG_STAGES[0] in shown.stdout
 
 
 @pytest.mark.parametrize("columns", [80, 100, 120])
@@ -117,7 +104,7 @@ def test_runs_show_fits_by_its_narrow_reading(
     header = table[0].split()
     assert ["STAGE", "STATUS", "START", "TOOK"] == header[:4], table[0]
     assert {"INST", "TRIES", "ERROR"} <= set(header), table[0]
-    for row, stage, status in zip(table[1:3], STAGES, ("success", "failure"), strict=True):
+    for row, stage, status in zip(table[1:3], LONG_STAGES, ("success", "failure"), strict=True):
         cells = row.split()
         assert stage.startswith(cells[0].removesuffix("…")), row
         assert status == cells[1], row

@@ -13,7 +13,33 @@ import subprocess
 import termios
 from pathlib import Path
 
-from cli_support import ROOT, TASKDAEMON, environment
+from cli_support import ROOT, TASKDAEMON, environment, write
+
+#: A pipeline whose names and error are wider than a narrow terminal gives them.
+LONG_PIPELINE = "nightly-data-warehouse-refresh-with-a-long-name"
+LONG_STAGES = (
+    "extract-customer-orders-from-the-legacy-billing-system",
+    "load-into-the-warehouse-and-refresh-materialized-views",
+)
+LONG_ERROR = "数据仓库刷新失败: the warehouse refused the load, its refresh timed out"
+
+
+def long_names_pipeline(folder: Path) -> Path:
+    """``folder/long.yaml``: :data:`LONG_PIPELINE`, whose second stage fails with
+    :data:`LONG_ERROR` (on stderr, exit 3) after its first succeeds."""
+    return write(
+        folder / "long.yaml",
+        f"""\
+        name: {LONG_PIPELINE}
+        stages:
+          - name: {LONG_STAGES[0]}
+            command: "true"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: {LONG_STAGES[1]}
+            command: "echo '{LONG_ERROR}' >&2; exit 3"
+            triggers: [{{on_completion: {{stage: {LONG_STAGES[0]}}}}}]
+        """,
+    )
 
 
 def on_a_terminal_of(
