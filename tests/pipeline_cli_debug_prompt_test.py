@@ -292,7 +292,8 @@ def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_f
 def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
     """A failed command's error ends with its stderr's last lines: the failure pause, ``logs``
     and the run's end each say it on one line (the stderr lines joined), as the progress and
-    the summary do; it broke the prompt's lines in two."""
+    the summary do; it broke the prompt's lines in two. The run log records ``logs`` lists
+    under them are shown whole (the pause's names the error, its stderr lines below it)."""
     (home / "fails.yaml").write_text(
         textwrap.dedent(
             """\
@@ -307,9 +308,12 @@ def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
     done = taskdaemon(
         home, "debug", "fails.yaml", "--break-on-failure", "-q", cwd=home, stdin="logs\ncontinue\n"
     )
-    said = [line for line in done.stdout.splitlines() if "exited with code 4" in line]
+    lines = done.stdout.splitlines()
+    said = [line for line in lines if "exited with code 4" in line and "[INFO]" not in line]
     assert 1 == done.returncode, done.stdout + done.stderr
     assert 3 == len(said), done.stdout
+    record = next(n for n, line in enumerate(lines) if "[INFO] stage x.0.1 paused: " in line)
+    assert ["one", "two"] == lines[record + 1 : record + 3], done.stdout
     assert all(line.endswith("stderr (last lines): one two") for line in said), done.stdout
     for start in ("paused at x.0.1 (failure: ", "  error: command ", "run ended failure: "):
         assert any(line.startswith(start) for line in said), done.stdout

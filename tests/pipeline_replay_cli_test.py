@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import Served, taskdaemon, write
+from watchdog_support import until
 
 
 @pytest.mark.slow
@@ -230,6 +231,12 @@ def test_verify_refuses_a_run_whose_record_has_no_end(
     anything runs; a replay without ``--verify`` of it is still planned."""
     served = serve(str(write(tmp_path / "going.yaml", _GOING)))
     served.wait_for_line("second")  # its progress line: first ended, second runs
+    # The store has the run a little after its progress line (its writer's turn): until then a
+    # replay finds no such run (exit 1), as it did once under load.
+    until(
+        lambda: 0 == taskdaemon(home, "runs", "show", served.run_id, "--json").returncode,
+        "the running run in the store",
+    )
     verified = taskdaemon(home, "replay", served.run_id, "--verify", "-q")
     planned = taskdaemon(home, "replay", served.run_id, "--dry-run")
     taskdaemon(home, "cancel", served.run_id)
