@@ -17,7 +17,7 @@ from urllib.parse import SplitResult, urlsplit
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.redaction import REDACTED
 
-__all__ = ["HTTP_SCHEMES", "http_url"]
+__all__ = ["HTTP_SCHEMES", "http_url", "user_part"]
 
 #: The schemes of a plain http(s) URL.
 HTTP_SCHEMES: Final = ("http", "https")
@@ -64,9 +64,18 @@ def _shown(url: str) -> str:
     (``http://glsa_s3cret@collector:4318``), which the general redaction leaves, since a user
     name (``git@``) is usually no secret; a URL a setting refused is no place to show one. A
     ``user:password`` keeps its user, as every other view shows it (``user:[REDACTED]@``)."""
-    scheme, separator, rest = url.partition("://")
-    end = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
-    user, at, host = rest[:end].rpartition("@")
-    if separator and at and user and ":" not in user:
-        url = f"{scheme}://{REDACTED}@{host}{rest[end:]}"
+    user = user_part(url)
+    if user and ":" not in user:
+        scheme, _, rest = url.partition("://")
+        url = f"{scheme}://{REDACTED}@{rest[len(user) + 1 :]}"
     return quote(url)
+
+
+def user_part(url: str) -> str | None:
+    """What stands before the last ``@`` of ``url``'s authority (``user`` or
+    ``user:password``; ``""`` for ``http://@host``), or None when it has no ``@`` there (one
+    in its path, query or fragment does not count)."""
+    _, separator, rest = url.partition("://")
+    end = min((rest.find(mark) for mark in "/?#" if mark in rest), default=len(rest))
+    user, at, _ = rest[:end].rpartition("@")
+    return user if separator and at else None

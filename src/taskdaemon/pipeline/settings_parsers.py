@@ -17,13 +17,13 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.home import home_path
-from taskdaemon.pipeline.http_url import http_url
+from taskdaemon.pipeline.http_url import http_url, user_part
 from taskdaemon.pipeline.log_levels import level_number
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 
@@ -182,10 +182,6 @@ def host(value: Any) -> str:
     return name
 
 
-#: A URL's user information: ``user@`` or ``user:password@`` before its host.
-_USERINFO: Final = re.compile(r"[^:/?#]*://[^/?#]*@")
-
-
 def grafana_url(value: Any) -> str | None:
     """Grafana's base URL, checked at start as an OTLP endpoint is (``http_url``): a typo'd
     port or a space would otherwise show only as a dead link on a run's page. The check
@@ -201,7 +197,7 @@ def grafana_url(value: Any) -> str | None:
     url = text(value).strip()
     if not url:
         return None
-    if _USERINFO.match(url):
+    if user_part(url) is not None:
         raise ValueError(
             "must hold no user or password (user:password@): it is only a link on the run"
             " pages, and Grafana signs its users in itself"
