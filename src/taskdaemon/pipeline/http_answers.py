@@ -40,6 +40,7 @@ from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
+    "ANSWER_HEADERS",
     "AnswerHeadersMiddleware",
     "RequestCheckMiddleware",
     "http_error",
@@ -56,8 +57,9 @@ _ALWAYS: Final = frozenset({"token"})
 #: Characters of a path a 404 or 405 names: a run's routes are under 80; the rest of a 16 KiB
 #: path is not sent back.
 _PATH_SHOWN: Final = 80
-_HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
-_RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in _HEADERS)
+#: The headers every answer carries (a static file no ``no-store``: the module docstring).
+ANSWER_HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
+_RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in ANSWER_HEADERS)
 #: A static file's: it may be cached.
 _STATIC_HEADERS: Final = tuple(h for h in _RAW_HEADERS if h[0] != b"cache-control")
 
@@ -105,7 +107,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
     every middleware, hence the headers here; it then re-raises, and Uvicorn logs the
     traceback."""
     response = error_response(500, "internal server error (logged by the server)")
-    response.headers.update(dict(_HEADERS))
+    response.headers.update(dict(ANSWER_HEADERS))
     return response
 
 

@@ -78,6 +78,7 @@ from prometheus_client.exposition import choose_encoder, gzip_accepted
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from taskdaemon.pipeline.connection_slots import longest_idle
+from taskdaemon.pipeline.http_answers import ANSWER_HEADERS
 from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
@@ -219,10 +220,10 @@ def _raw_error(status: str, message: str) -> bytes:
     the API's one error shape and with its headers (``http_answers``), for the protocol to
     write before any request reaches the app and its middlewares."""
     body = json.dumps({"error": message}).encode()
+    headers = "".join(f"{name}: {value}\r\n" for name, value in ANSWER_HEADERS)
     head = (
-        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncache-control: no-store\r\n"
-        f"x-content-type-options: nosniff\r\nconnection: close\r\n"
-        f"content-length: {len(body)}\r\n\r\n"
+        f"HTTP/1.1 {status}\r\ncontent-type: application/json\r\n{headers}"
+        f"connection: close\r\ncontent-length: {len(body)}\r\n\r\n"
     )
     return head.encode() + body
 
