@@ -29,12 +29,9 @@ def test_records_the_log_writer_drops_are_counted_on_metrics(
     monkeypatch.setattr(log_writer, "MAX_PENDING", 0)
     settings = load_settings(home=tmp_path)
     telemetry = telemetry_for(settings)
-    monitor = PipelineMonitor(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
+    monitor = _monitor(telemetry)
     run_id = "d" * 32
-    lines = ("one", "two", "three")
-    batch = OutputBatch(run_id, "p", "s", 0, 1, run_id, "b7ad6b7169203331", "stdout", lines, 0)
+    batch = _three_lines(run_id)
     with contextlib.ExitStack() as stack:
         stack.callback(monitor.close)
         writer = install_run_logging(settings, monitor, telemetry, stack)
@@ -53,9 +50,7 @@ def test_the_stdout_bound_setting_reaches_the_captures(
     """``TASKDAEMON_STDOUT_MAX_BYTES`` is the bound of the captures started while installed."""
     settings = load_settings(home=tmp_path, stdout_max_bytes=4096)
     telemetry = telemetry_for(settings)
-    monitor = PipelineMonitor(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
+    monitor = _monitor(telemetry)
     with contextlib.ExitStack() as stack:
         stack.callback(monitor.close)
         install_run_logging(settings, monitor, telemetry, stack)
@@ -72,12 +67,9 @@ def test_run_logs_of_a_store_that_cannot_be_opened_are_counted_on_metrics(
     (tmp_path / "spans.db").mkdir()
     settings = load_settings(home=tmp_path)
     telemetry = telemetry_for(settings)
-    monitor = PipelineMonitor(
-        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-    )
+    monitor = _monitor(telemetry)
     run_id = "e" * 32
-    lines = ("one", "two", "three")
-    batch = OutputBatch(run_id, "p", "s", 0, 1, run_id, "b7ad6b7169203331", "stdout", lines, 0)
+    batch = _three_lines(run_id)
     with contextlib.ExitStack() as stack:
         stack.callback(monitor.close)
         writer = install_run_logging(settings, monitor, telemetry, stack)
@@ -90,3 +82,16 @@ def test_run_logs_of_a_store_that_cannot_be_opened_are_counted_on_metrics(
             "taskdaemon_logs_dropped_total", scope_labels()
         )
     assert (None, 4.0) == (writer, dropped)
+
+
+def _monitor(telemetry: Telemetry) -> PipelineMonitor:
+    """A monitor on ``telemetry``'s providers (the test closes it)."""
+    return PipelineMonitor(
+        tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+    )
+
+
+def _three_lines(run_id: str) -> OutputBatch:
+    """Three lines of stdout captured from a stage of run ``run_id``."""
+    lines = ("one", "two", "three")
+    return OutputBatch(run_id, "p", "s", 0, 1, run_id, "b7ad6b7169203331", "stdout", lines, 0)
