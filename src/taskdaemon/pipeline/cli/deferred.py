@@ -232,12 +232,16 @@ class DeferredMonitor:
         capture: PayloadCapture,
         hooks_want: Callable[[type], bool] | None = None,
         *,
-        load_timeout: float = LOAD_TIMEOUTS * Settings().export_timeout,
+        load_timeout: float | None = None,
     ) -> None:
         #: The monitor's payload capture, made before it (a debug dump reads it).
         self.capture = capture
-        #: Seconds a wait for the load lasts before the load is abandoned (module docstring).
-        self.load_timeout = load_timeout
+        #: Seconds a wait for the load lasts before the load is abandoned (module docstring);
+        #: by default the default settings' bound, made here, not when the module is imported
+        #: (``taskdaemon run`` imports it at start-up and passes its own).
+        self.load_timeout = (
+            LOAD_TIMEOUTS * Settings().export_timeout if load_timeout is None else load_timeout
+        )
         # What the monitor's hooks will answer for an optional record (None: not known, so
         # every record is kept until the monitor answers itself).
         self._hooks_want = hooks_want
