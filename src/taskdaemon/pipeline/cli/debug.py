@@ -257,49 +257,52 @@ def _local(args: argparse.Namespace, file: str) -> int:
     workspace = workspace_root(args)
     # The run's progress lines (and log records) show above the prompt, not in what is typed.
     above = LinesAbove(sys.stderr)
-    with contextlib.redirect_stderr(above):
+    # SIGTERM and SIGHUP stop the run as Ctrl-C does (cancelled, exit 143 or 129), not by their
+    # default action, which would leave the run ``interrupted`` in the store, no summary: from
+    # the run's start, as its first pause may show before the prompt does.
+    with contextlib.redirect_stderr(above), sigterm_raises():
         runner = _RunThread(args, pipeline, request, registry, workspace, env)
         runner.start()
-        run_id = runner.started()
-        if run_id is None:
-            return _fail(runner.code, runner.error or "the run did not start")
-        call = caller(run_id)
-        prompt = DebugPrompt(
-            call, history=home_directory() / "debug_history", by="cli debug", above=above
-        )
-        # SIGTERM and SIGHUP stop the run as Ctrl-C does (cancelled, exit 143 or 129), not by their
-        # default action, which would leave the run ``interrupted`` in the store, no summary.
-        with sigterm_raises():
-            try:
-                prompt.run()
-                if not prompt.done:
-                    call(
-                        {
-                            "action": "detach",
-                            "by": "cli debug (end of input)",
-                            "client": prompt.client,
-                            "all": True,
-                        }
-                    )
-                    while not prompt.done:
-                        prompt.wait()
-            except KeyboardInterrupt as stop:
-                runner.interrupted = exit_code(stop) - 128
-                with contextlib.suppress(OSError):  # said if it can be: the cancel must happen
-                    print(
-                        f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                runner.cancel(reason(stop))
-            except PipelineError as exc:
-                _fail(EXIT_FAILURE, str(exc))
-                runner.cancel()
-            except BaseException:
-                runner.cancel()  # else finish() would wait for ever on a run left paused
-                raise
-            finally:
-                runner.finish()
+        try:
+            run_id = runner.started()
+            if run_id is None:
+                return _fail(runner.code, runner.error or "the run did not start")
+            call = caller(run_id)
+            prompt = DebugPrompt(
+                call, history=home_directory() / "debug_history", by="cli debug", above=above
+            )
+            prompt.run()
+            if not prompt.done:
+                call(
+                    {
+                        "action": "detach",
+                        "by": "cli debug (end of input)",
+                        "client": prompt.client,
+                        "all": True,
+                    }
+                )
+                while not prompt.done:
+                    prompt.wait()
+        except KeyboardInterrupt as stop:
+            run_id = runner.started()  # the stop may come before the run has its id
+            if run_id is None:
+                return _fail(runner.code, runner.error or "the run did not start")
+            runner.interrupted = exit_code(stop) - 128
+            with contextlib.suppress(OSError):  # said if it can be: the cancel must happen
+                print(
+                    f"\n{signal.Signals(runner.interrupted).name}: cancelling run {run_id}...",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            runner.cancel(reason(stop))
+        except PipelineError as exc:
+            _fail(EXIT_FAILURE, str(exc))
+            runner.cancel()
+        except BaseException:
+            runner.cancel()  # else finish() would wait for ever on a run left paused
+            raise
+        finally:
+            runner.finish()
         return runner.code
 
 
