@@ -96,15 +96,25 @@ def read_until(fd: int, needle: bytes, seen: bytearray) -> None:
 
 
 #: Runs ARGV as the session leader of the terminal on its stdin (its controlling terminal), with
-#: SIGHUP and SIGINT at their default, as a command typed in a terminal has them: a suite run
-#: under ``nohup`` (``scripts/mutation.sh``) or in the background inherits them ignored, and an
-#: ignored signal stays ignored across exec. Closing the terminal's other end then hangs it up:
-#: the kernel sends SIGHUP, as when an ssh connection drops or a tmux pane is killed.
+#: SIGHUP as HANGUP says and SIGINT at its default, as a command typed in a terminal has it: a
+#: suite run under ``nohup`` (``scripts/mutation.sh``) or in the background inherits them
+#: ignored, and an ignored signal stays ignored across exec. Closing the terminal's other end
+#: then hangs it up: the kernel sends SIGHUP, as when an ssh connection drops or a tmux pane
+#: is killed.
 _ON_A_TERMINAL = (
-    "import fcntl, os, signal, sys, termios; "
-    "signal.signal(signal.SIGHUP, signal.SIG_DFL); signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "import fcntl, os, signal, sys, termios; {hangup}; "
+    "signal.signal(signal.SIGINT, signal.SIG_DFL); "
     "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
 )
+#: SIGHUP as a command gets it: at its default (a terminal's command), ignored (``nohup``), or
+#: blocked, so that it never comes and the command learns of the hang-up only by a failed
+#: read (as when the signal is late: it came while the main thread could not raise it).
+HANGUP = {
+    "default": "signal.signal(signal.SIGHUP, signal.SIG_DFL)",
+    "ignored": "signal.signal(signal.SIGHUP, signal.SIG_IGN)",
+    "blocked": "signal.signal(signal.SIGHUP, signal.SIG_DFL); "
+    "signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})",
+}
 
 
 @dataclass
@@ -150,10 +160,13 @@ class OnTerminal:
 
 
 @contextlib.contextmanager
-def on_a_terminal(home: Path, *args: str, columns: int | None = None) -> Iterator[OnTerminal]:
+def on_a_terminal(
+    home: Path, *args: str, columns: int | None = None, hangup: str = "default"
+) -> Iterator[OnTerminal]:
     """``taskdaemon ARGS`` on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session
     of its own, killed at the end if still there. ``columns``: the terminal's width (24 rows;
-    ``COLUMNS`` unset, so the terminal's own size is read), else the pty's default."""
+    ``COLUMNS`` unset, so the terminal's own size is read), else the pty's default; ``hangup``:
+    SIGHUP's disposition (:data:`HANGUP`)."""
     primary, secondary = pty.openpty()
     env = environment(home)
     if columns is not None:
@@ -162,7 +175,7 @@ def on_a_terminal(home: Path, *args: str, columns: int | None = None) -> Iterato
         env.pop("COLUMNS", None)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", _ON_A_TERMINAL, TASKDAEMON, *args],
+            [sys.executable, "-c", _ON_A_TERMINAL.format(hangup=HANGUP[hangup]), TASKDAEMON, *args],
             cwd=ROOT,
             env=env,
             stdin=secondary,

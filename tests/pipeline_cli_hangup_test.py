@@ -23,11 +23,22 @@ from cli_faults_support import (
     stored_status,
     wait_for_pids,
 )
-from cli_support import TASKDAEMON, taskdaemon
+from cli_support import TASKDAEMON, taskdaemon, write
 
 pytestmark = pytest.mark.slow
 
 HUNG_UP = "the terminal hung up (SIGHUP)"
+
+SHORT_PIPELINE = """\
+    name: short
+    stages:
+      - name: first
+        command: "echo first"
+        triggers: [{manual: {approval_required: false}}]
+      - name: last
+        command: "echo last"
+        triggers: [{on_completion: {stage: first}}]
+"""
 
 
 def _cancel_reason(home: Path, run_id: str, stage: str) -> str | None:
@@ -81,6 +92,36 @@ def test_a_hung_up_terminal_cancels_a_debugged_run_at_its_prompt(
         assert 129 == debugged.hang_up()
         run_id = debugged.run_id()
     assert "cancelled" == stored_status(home, run_id)
+
+
+def test_a_terminal_found_hung_up_by_the_prompt_cancels_the_debugged_run(
+    home: Path, tmp_path: Path
+) -> None:
+    """The prompt's read fails (EIO) before any SIGHUP raised (here it is blocked, so it never
+    comes; in life it comes late, put off while the main thread was inside an import): the
+    same stop as the signal's, exit 129, the run cancelled because the terminal hung up.
+    Before, the failed read ended ``debug`` as a full disk does ("cannot write the output",
+    exit 1), or, with the SIGHUP raised just after, exit 130."""
+    path, _pids = slow_pipeline(tmp_path)
+    with on_a_terminal(home, "debug", str(path), "--break", "wait", hangup="blocked") as debugged:
+        debugged.wait_for("(taskdaemon) ")
+        assert 129 == debugged.hang_up()
+        run_id = debugged.run_id()
+    assert "cancelled" == stored_status(home, run_id)
+    assert HUNG_UP == _cancel_reason(home, run_id, "wait")
+
+
+def test_under_nohup_a_debugged_run_goes_on_when_its_terminal_hangs_up(
+    home: Path, tmp_path: Path
+) -> None:
+    """``debug`` started with SIGHUP ignored (``nohup``): its terminal hanging up is the end of
+    its input, as Ctrl-D is: the prompt lets go of the run, which runs to its end; exit 0."""
+    path = write(tmp_path / "short.yaml", SHORT_PIPELINE)
+    with on_a_terminal(home, "debug", str(path), "--break", "last", hangup="ignored") as debugged:
+        debugged.wait_for("(taskdaemon) ")
+        assert 0 == debugged.hang_up()
+        run_id = debugged.run_id()
+    assert "success" == stored_status(home, run_id)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,9 @@
   how to leave (``INTERRUPTED``), as pdb and gdb do: a Ctrl-C meant to clear a half-typed
   command must not cancel a run that waited hours at a breakpoint. Ctrl-C at any other time
   (the prompt waiting for the run) and SIGTERM or SIGHUP still reach the command, which stops;
+  a terminal found hung up at the prompt (its read or the line after it fails, EIO: the
+  SIGHUP has not raised yet) stops it as that SIGHUP does (``sigterm.terminal_hung_up``), or,
+  under ``nohup``, ends the input (``cli/hangup.py``);
 * on a terminal, a line another thread writes while the prompt waits for a line (``debug
   FILE``'s progress, on stderr through :class:`LinesAbove`) shows above the prompt, which is
   drawn again below it with what was typed so far, as a shell shows a job's notice: it used
@@ -32,6 +35,7 @@ the terminal whether readline drew its prompt: readline turns echo off to draw i
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import shlex
@@ -43,6 +47,8 @@ from pathlib import Path
 from typing import IO, ClassVar
 
 from taskdaemon.pipeline.cli._prompt_signals import PromptSignals
+from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
+from taskdaemon.pipeline.cli.sigterm import terminal_hung_up
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
@@ -123,6 +129,17 @@ class LinesAbove(io.TextIOBase):
         return self._stream.fileno()
 
 
+def _terminal_gone(error: OSError) -> None:
+    """A read or write of the terminal failed (``error``): if as a hung-up terminal's do
+    (EIO), the SIGHUP that hang-up sends has not raised yet. Stop as it would, or, under
+    ``nohup``, return: the input ends there. Any other error is raised."""
+    if error.errno != errno.EIO:
+        raise error
+    if hangup_handled():
+        raise terminal_hung_up() from None
+    detach_terminal()  # nothing reads or shows the terminal any more
+
+
 class CommandPrompt:
     """A read-dispatch loop over ``COMMANDS`` (subclasses fill the tables and the commands)."""
 
@@ -176,7 +193,13 @@ class CommandPrompt:
                 with self._signals.waiting():
                     return input(self.PROMPT)
             except EOFError:
-                self._print("")
+                try:
+                    self._print("")
+                except OSError as error:  # readline reads a hung-up terminal as its end
+                    _terminal_gone(error)
+                return None
+            except OSError as error:
+                _terminal_gone(error)
                 return None
             except KeyboardInterrupt as stop:
                 if type(stop) is not KeyboardInterrupt:  # SIGTERM or SIGHUP (cli/sigterm.py)

@@ -63,8 +63,8 @@ has started. :class:`DeferredMonitor` stands in for the monitor meanwhile.
   the kept events count as lost, and the one warning at the end says the load did not finish
   in time. A monitor that loads after that is closed unused (``started`` refuses it), never
   handed events half-way. The bound is on the load only: a handover under way is CPU work
-  that ends, and is waited for. Decision: the bound, not a signal handler that stays out of
-  importlib's window, is the defence: it holds whatever left the load stuck.
+  that ends, and is waited for. The signals the CLI raises as exceptions stay out of that
+  window (``cli/sigterm.py``); the bound holds whatever else leaves the load stuck.
 
 One caveat, from the OTel API: spans a stage handler starts *without* a parent from its
 ``TRACEPARENT`` before the global tracer provider is set (the first few tens of milliseconds)

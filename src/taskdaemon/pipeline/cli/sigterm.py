@@ -8,19 +8,28 @@ instead, and SIGHUP :class:`HungUp`: the same clean stop, exit code 143 or 129
 (:func:`exit_code`). A second SIGTERM exits at once. SIGHUP follows ``cli/hangup.py``: left
 ignored under ``nohup``, the terminal's streams detached before anything is raised, and a
 SIGHUP after the first signal (the shell's, after the kernel's) is no hurry: it changes nothing.
+
+Inside, Ctrl-C raises through the same guard, which keeps all three out of one place: the
+import machinery's own frames. There, between taking a module's lock and the ``try`` that gives
+it back, an exception leaves the lock held for ever; the telemetry still loading on its thread
+then blocks on it, and the run waits for the telemetry (a hung-up ``debug`` hung until
+``cli/deferred.py``'s bound, about one in ten under load). A signal that finds the main thread
+there is sent again a moment later (``_AGAIN``), and raises once it is out.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import threading
 from collections.abc import Iterator
 from types import FrameType
 
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 
-__all__ = ["HungUp", "Terminated", "exit_code", "reason", "sigterm_raises"]
+__all__ = ["HungUp", "Terminated", "exit_code", "reason", "sigterm_raises", "terminal_hung_up"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -45,6 +54,22 @@ def reason(stop: KeyboardInterrupt) -> str | None:
     return HANGUP_REASON if isinstance(stop, HungUp) else None
 
 
+#: The file name of the import machinery's frames (``_bootstrap`` and ``_bootstrap_external``).
+_IMPORT_MACHINERY = "<frozen importlib._bootstrap"
+#: Seconds before a signal that came inside the import machinery is sent again.
+_AGAIN = 0.01
+
+
+def _put_off(signum: int, frame: FrameType | None) -> bool:
+    """Whether ``frame`` is the import machinery's: then the signal is sent again shortly."""
+    if frame is None or not frame.f_code.co_filename.startswith(_IMPORT_MACHINERY):
+        return False
+    again = threading.Timer(_AGAIN, os.kill, (os.getpid(), signum))
+    again.daemon = True
+    again.start()
+    return True
+
+
 def _stopping() -> None:
     """What signals do once the first one raised: a second SIGTERM exits at once (the user does
     not want to wait); SIGHUP only detaches the terminal."""
@@ -53,12 +78,30 @@ def _stopping() -> None:
         signal.signal(signal.SIGHUP, lambda *_: detach_terminal())
 
 
+def terminal_hung_up() -> HungUp:
+    """The stop of a command whose read of its terminal failed as a hung-up terminal's does
+    (EIO) before the kernel's SIGHUP raised (put off, above, or still on its way): the stop the
+    signal makes, and the SIGHUP that follows only detaches."""
+    detach_terminal()
+    _stopping()
+    return HungUp()
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    if not _put_off(signum, frame):
+        raise KeyboardInterrupt
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
+    if _put_off(signum, frame):
+        return
     _stopping()
     raise Terminated
 
 
 def _hang_up(signum: int, frame: FrameType | None) -> None:
+    if _put_off(signum, frame):
+        return
     detach_terminal()  # before the stop writes anything: a hung-up terminal fails writes
     _stopping()
     raise HungUp
@@ -67,13 +110,18 @@ def _hang_up(signum: int, frame: FrameType | None) -> None:
 @contextlib.contextmanager
 def sigterm_raises() -> Iterator[None]:
     """SIGTERM raises :class:`Terminated`, and SIGHUP (unless ignored) :class:`HungUp`, in the
-    main thread while inside."""
+    main thread while inside; Ctrl-C (unless ignored) still ``KeyboardInterrupt``. None of
+    them inside the import machinery (above)."""
     hangup = hangup_handled()
     previous = signal.signal(signal.SIGTERM, _raise)
     previous_hangup = signal.signal(signal.SIGHUP, _hang_up) if hangup else None
+    interrupt = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    previous_interrupt = signal.signal(signal.SIGINT, _interrupt) if interrupt else None
     try:
         yield
     finally:
+        if previous_interrupt is not None:
+            signal.signal(signal.SIGINT, previous_interrupt)
         signal.signal(signal.SIGTERM, previous)
         # Once stopping, a late SIGHUP (the shell's, as it exits) still only detaches: its
         # default action would end the process before it returns its exit code.
