@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import pty
@@ -74,6 +75,42 @@ def test_a_configured_token_is_named_in_a_line_the_logs_keep_whole(
         announce_sign_in(logging.getLogger("qa21.sign_in"), "API", "http://127.0.0.1:1", None, None)
     (message,) = [record.getMessage() for record in caplog.records]
     assert redact_text(message) == message
+
+
+class _HangUpOnRecord(logging.Handler):
+    """Closes the terminal's other end as the record is logged: a hang-up as the server's
+    line is read (the test that hangs up ``serve`` on reading it met this)."""
+
+    def __init__(self, primary: int) -> None:
+        super().__init__()
+        self.primary = primary
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+        os.close(self.primary)
+
+
+def test_a_terminal_that_hangs_up_at_the_log_line_does_not_fail_the_announce() -> None:
+    """The URL with the token goes to a terminal that hung up as the line naming the token's
+    file was read: nothing raises (the write's EIO was the server's exit 1)."""
+    primary, secondary = pty.openpty()
+    log = logging.getLogger("qa41.sign_in")
+    hang_up = _HangUpOnRecord(primary)
+    log.addHandler(hang_up)
+    log.setLevel(logging.INFO)
+    try:
+        # Unbuffered, as stderr writes through: a failed write keeps nothing to flush later.
+        with io.TextIOWrapper(io.FileIO(secondary, "w"), write_through=True) as terminal:
+            announce_sign_in(
+                log, "API", "http://127.0.0.1:1", "ab" * 16, Path("t"), stream=terminal
+            )
+            with pytest.raises(OSError, match="Input/output error"):  # the terminal is gone
+                os.write(secondary, b"\n")
+    finally:
+        log.removeHandler(hang_up)
+        log.setLevel(logging.NOTSET)
+    assert ["API: http://127.0.0.1:1/ (token in t)"] == hang_up.messages
 
 
 @pytest.mark.slow

@@ -11,6 +11,7 @@ log, a journal) and every log handler or exporter therefore never see the token.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 from collections.abc import Callable
@@ -75,13 +76,17 @@ def announce_sign_in(
         # Not "token: NAME": the logs redact whatever follows "token:", the name included.
         log.info("%s: %s/ (token from TASKDAEMON_API_TOKEN)", label, url)
         return
-    where = f"token in {token_file}" if token_file is not None else "token on the terminal only"
-    log.info("%s: %s/ (%s)", label, url, where)
     out = sys.stderr if stream is None else stream
     try:
         interactive = out.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream: treat as captured
         interactive = False
+    where = f"token in {token_file}" if token_file is not None else "token on the terminal only"
+    log.info("%s: %s/ (%s)", label, url, where)
     if interactive:
-        out.write(f"  sign in: {url}/?token={token}\n")
-        out.flush()
+        # A terminal hung up since (closed by whoever read the line above) fails the write
+        # (EIO): nobody is left to read the URL, and the hang-up's SIGHUP, on its way, stops
+        # the server cleanly. Not a failure to serve (it was: exit 1, "cannot serve").
+        with contextlib.suppress(OSError):
+            out.write(f"  sign in: {url}/?token={token}\n")
+            out.flush()
