@@ -138,7 +138,7 @@ SMOKES: dict[str, Smoke] = {
     "tracking_store": Smoke(("--quick", "--rounds", "1"), "runs list over 10,000 runs"),
     "unseen_run_ends": Smoke(("--runs", "5"), "instructions per unseen run end", valgrind=True),
     "validation_shapes": Smoke(("--sizes", "100", "--rounds", "1"), "fan-out "),
-    "visualization_render": Smoke(("--stages", "5", "--repeat", "1"), "render dot"),
+    "visualization_render": Smoke(("--stages", "5", "--repeat", "1", "--svg"), "svg fan-out"),
     "watchdog_token_scan": Smoke(
         ("--rounds", "1", "--extra", "0,1", "--spawns", "10"), r"^listing  spawning/started"
     ),

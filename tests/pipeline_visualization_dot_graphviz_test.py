@@ -24,6 +24,7 @@ from taskdaemon.pipeline.model import (
 )
 from taskdaemon.pipeline.records import RunRecord, StageRecord
 from taskdaemon.pipeline.visualization import render_dot, render_mermaid
+from taskdaemon.pipeline.visualization._dot import LABELLED_EDGES_MAX
 
 
 def stage_nodes(svg: bytes, pipeline: Pipeline) -> list[str]:
@@ -223,6 +224,23 @@ def _fan_out(width: int) -> Pipeline:
     root = Stage("root", "python", (Manual(approval_required=False),))
     fan = (Stage(f"w{i:03d}", "python", (OnCompletion("root"),)) for i in range(width))
     return Pipeline("fan", (root, *fan))
+
+
+@pytest.mark.parametrize(
+    ("width", "labels"), [(LABELLED_EDGES_MAX - 1, 1), (LABELLED_EDGES_MAX, 0)]
+)
+def test_a_fan_out_past_the_bound_says_its_triggers_in_tooltips(width: int, labels: int) -> None:
+    """Up to ``LABELLED_EDGES_MAX`` stages every edge is labelled; past it none is, each
+    keeping its trigger as its tooltip, and the stages are drawn as before."""
+    dot = render_dot(_fan_out(width))
+    edges = _lines(dot, '"root" ->')
+    tooltip = 'tooltip="on completion of root"'
+    assert (width, width * labels, width, width) == (
+        len(edges),
+        sum("label=" in line for line in edges),
+        sum(tooltip in line for line in edges),
+        len(_lines(dot, '"w')),
+    )
 
 
 def _size(svg: bytes) -> tuple[float, float]:

@@ -9,8 +9,9 @@ their state's colour (``style="rounded,filled"``), get a third label line (``3 i
 external events are dashed pseudo-nodes pointing at their stage: a condition is a diamond, an
 approval an inverted trapezium, an external event a ``cds`` flag (Mermaid draws the same
 families). A stage cancelled by another's failure gets a dotted edge from that stage, labelled
-with the reason. Every string is quoted and escaped, so any stage name or expression renders
-with ``dot`` unchanged.
+with the reason. Past ``LABELLED_EDGES_MAX`` stages an edge's text is its tooltip alone (the
+SVG's hover text), which keeps a very wide fan-out's layout within ``dot``'s time bound. Every
+string is quoted and escaped, so any stage name or expression renders with ``dot`` unchanged.
 """
 
 from __future__ import annotations
@@ -49,6 +50,12 @@ _GATE_SHAPES = {"condition": "diamond", "approval": "invtrapezium", "external_ev
 #: The longest text of one DOT string, in characters: Graphviz refuses a quoted string over
 #: 16,384 bytes, and 2,000 characters stay under it even escaped and all 4-byte UTF-8.
 MAX_TEXT = 2000
+
+#: Stages past which an edge says its trigger in its tooltip alone. ``dot`` lays a labelled
+#: edge's text out as a node of its own, and in a very wide fan-out those nodes were most of
+#: its layout's work, up to ``graphviz.DOT_TIMEOUT`` on a loaded machine, for as many copies
+#: of ``on completion`` as stages (docs/architecture.md, "Output formats").
+LABELLED_EDGES_MAX = 1000
 
 
 def quote(text: str) -> str:
@@ -105,9 +112,15 @@ def _unique(base: str, taken: set[str]) -> str:
     return candidate
 
 
+def _edge_line(source_id: str, target_id: str, pairs: list[tuple[str, str]], labelled: bool) -> str:
+    kept = pairs if labelled else [pair for pair in pairs if pair[0] != "label"]
+    return f"  {source_id} -> {target_id} {_attrs(kept)};"
+
+
 def render_dot_snapshot(snapshot: DagSnapshot) -> str:
     """The DOT text of ``snapshot`` (ends with a newline)."""
     taken = {node.name for node in snapshot.nodes}
+    labelled = len(snapshot.nodes) <= LABELLED_EDGES_MAX
     out = [
         "digraph pipeline {",
         f"  rankdir={direction(snapshot)};",
@@ -139,10 +152,10 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
         pairs = [("label", edge_text(edge)), ("tooltip", edge.description or edge.label)]
         if edge.trigger == "on_completion" and edge.success_only is False:
             pairs.append(("style", "dashed"))
-        out.append(f"  {_id(edge.source)} -> {_id(edge.target)} {_attrs(pairs)};")
+        out.append(_edge_line(_id(edge.source), _id(edge.target), pairs, labelled))
     for gate, gate_id in gate_ids:
         pairs = [("label", gate.edge_label), ("style", "dashed"), ("tooltip", gate.description)]
-        out.append(f"  {gate_id} -> {_id(gate.stage)} {_attrs(pairs)};")
+        out.append(_edge_line(gate_id, _id(gate.stage), pairs, labelled))
     for cancel in cancellations(snapshot):
         pairs = [
             ("label", cancel.label),
@@ -152,7 +165,7 @@ def render_dot_snapshot(snapshot: DagSnapshot) -> str:
             ("constraint", "false"),
             ("tooltip", cancel.description),
         ]
-        out.append(f"  {_id(cancel.source)} -> {_id(cancel.target)} {_attrs(pairs)};")
+        out.append(_edge_line(_id(cancel.source), _id(cancel.target), pairs, labelled))
     states = states_present(snapshot)
     if snapshot.run is not None and states:
         import html  # noqa: PLC0415 - only a run's legend needs it (html.entities: start-up)
