@@ -9,7 +9,10 @@ run id, fresh span ids (links and parent ids follow), its own ``service.instance
 ``taskdaemon run`` started by cron each minute is a new process), and its times moved so that the
 copies start one a minute, the newest ``--newest-age`` seconds ago. Every tenth copy belongs to
 the pipeline ``nightly-build`` instead of ``feature-delivery``, and every twenty-fifth one has
-its ``release`` stage failed, so the pipeline and status filters have something to find.
+its ``release`` stage failed, so the pipeline and status filters have something to find. A
+failed copy's log records say so as a real failure's do (``failed_rows``): ``release`` writes
+its refusal on stderr instead of its release on stdout, its end and the run's are ERROR
+records of a failure, and no more records than a success's are written.
 
 The spans go through the project's own writer, ``SqliteSpanProcessor`` (so the runs table and
 the report aggregates are the writer's); the log records are copied into the ``logs`` table with
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import random
 import sqlite3
 import subprocess
@@ -35,11 +39,15 @@ from opentelemetry.sdk.trace import Event, ReadableSpan
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
 ROOT = Path(__file__).resolve().parent.parent
 MINUTE = 60 * 1_000_000_000
+FAILED_STAGE = "release"
+REFUSAL = "release refused"
+ERROR = (severity_number(logging.ERROR), "ERROR")  # a log row's severity and level
 OTHER_PIPELINE = "nightly-build"
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 
@@ -70,6 +78,11 @@ def template(home: Path) -> tuple[list[SpanRecord], list[tuple[Any, ...]]]:
     ).fetchall()
     conn.close()
     return spans, logs
+
+
+def is_failed(number: int) -> bool:
+    """Whether copy ``number`` is one whose ``FAILED_STAGE`` failed (every twenty-fifth)."""
+    return number % 25 == 24
 
 
 def _moved(attributes: Mapping[str, Any], ids: dict[str, str], shift: int) -> dict[str, Any]:
@@ -108,7 +121,7 @@ class Copier:
         shift = self.shift(number)
         trace_no = int(ids[self.spans[0].trace_id], 16)
         pipeline = OTHER_PIPELINE if number % 10 == 9 else None
-        failed = number % 25 == 24
+        failed = is_failed(number)
         resource = Resource(
             {**self.spans[0].resource, "service.instance.id": "%032x" % self.rng.getrandbits(128)}  # noqa: UP031
         )
@@ -121,13 +134,13 @@ class Copier:
                 if span.parent_span_id is None:
                     name = t.run_span_name(pipeline)
             status = Status(StatusCode[span.status_code], span.status_message or None)
-            if failed and (span.parent_span_id is None or span.name == "release"):
+            if failed and (span.parent_span_id is None or span.name == FAILED_STAGE):
                 if span.parent_span_id is None:
                     attributes[t.CICD_PIPELINE_RESULT] = t.RESULT_FAILURE
                 else:
                     attributes[t.CICD_TASK_RUN_RESULT] = t.RESULT_FAILURE
                     attributes["taskdaemon.stage.status"] = "failure"
-                    status = Status(StatusCode.ERROR, "release refused")
+                    status = Status(StatusCode.ERROR, REFUSAL)
             parent = None
             if span.parent_span_id is not None:
                 parent = SpanContext(trace_no, int(ids[span.parent_span_id], 16), False, SAMPLED)
@@ -159,6 +172,28 @@ class Copier:
                 )
             )
         return out
+
+
+def failed_rows(logs: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """The template's log rows as a run whose ``FAILED_STAGE`` failed writes them: the stage's
+    output is its refusal on stderr, and its end and the run's are ERROR records of a failure
+    (a success run's rows said ``finished: success`` of a failed run and its failed stage)."""
+    out = []
+    for row in logs:
+        severity, stage, scope, body, text = row[2:4], row[5], row[9], row[10], row[11]
+        attributes = json.loads(text or "null")
+        event = attributes.get("event") if isinstance(attributes, dict) else None
+        if stage == FAILED_STAGE and scope == "taskdaemon.run.output":
+            body, text = REFUSAL, json.dumps({"log.iostream": "stderr"})
+        elif stage == FAILED_STAGE and event == "stage.finished":
+            body = body.replace("finished: success", f"finished: failure: {REFUSAL}")
+            fields = {"status": "failure", "error_type": "StageFailedError"}
+            severity, text = ERROR, json.dumps({**attributes, **fields})
+        elif event == "run.finished":
+            body = body.replace("finished: success", "finished: failure")
+            severity, text = ERROR, json.dumps({**attributes, "status": "failure"})
+        out.append((*row[:2], *severity, *row[4:10], body, text))
+    return out
 
 
 def _log_rows(
@@ -200,6 +235,7 @@ def build(db: Path, runs: int, newest_age: float = 60.0) -> None:
         spans, logs = template(Path(home))
     newest = time.time_ns() - int(newest_age * 1e9)
     copier = Copier(spans, newest, runs)
+    failed_logs = failed_rows(logs)
     processor = SqliteSpanProcessor(db, max_batch=8192, retention=RetentionPolicy())
     log_rows: list[tuple[Any, ...]] = []
     started = time.perf_counter()
@@ -212,7 +248,8 @@ def build(db: Path, runs: int, newest_age: float = 60.0) -> None:
             processor.on_end(span)
         processor.on_end(copy[0])
         pipeline = OTHER_PIPELINE if number % 10 == 9 else None
-        log_rows.extend(_log_rows(logs, ids, copier.shift(number), pipeline))
+        template_logs = failed_logs if is_failed(number) else logs
+        log_rows.extend(_log_rows(template_logs, ids, copier.shift(number), pipeline))
         if number % 5000 == 4999:
             processor.force_flush()
             rate = (number + 1) / (time.perf_counter() - started)
