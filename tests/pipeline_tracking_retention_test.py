@@ -111,6 +111,38 @@ def test_retention_by_age_drops_old_foreign_traces_and_unused_resources(tmp_path
     )
 
 
+def test_a_count_alone_keeps_every_foreign_trace(tmp_path: Path) -> None:
+    """``keep`` counts runs: a pass by count alone deletes the runs past it and leaves every
+    trace of another service, however many and old; the age limit beside it deletes the old
+    ones (the contract: docs/architecture.md, "Settings")."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider, _ = make_provider(processor)
+    late = T0 + 10 * 3600 * S
+    runs = [write_example_run(provider, t0=T0 + n * 3600 * S) for n in (0, 10)]
+    other = TracerProvider(resource=Resource.create({"service.name": "web"}))
+    other.add_span_processor(processor)
+    foreign = []
+    for start in (T0, T0 + S, late):
+        span = other.get_tracer("web").start_span("GET /", start_time=start)
+        span.end(start + S)
+        foreign.append(format(span.get_span_context().trace_id, "032x"))
+    provider.shutdown()
+    passes = []
+    with SpanStore(db, retention=RetentionPolicy()) as store:
+        for policy in (RetentionPolicy(keep=1), RetentionPolicy(keep=1, max_age=5 * 3600)):
+            result = store.apply_retention(policy, now=late / 1e9 + 60)
+            passes.append(
+                (
+                    result.deleted_runs,
+                    [s.run_id for s in store.search()],
+                    [bool(_trace_or_none(store, trace)) for trace in foreign],
+                )
+            )
+    assert passes == [(1, [runs[1]], [True, True, True]), (0, [runs[1]], [False, False, True])]
+    assert orphans_and_integrity(db) == (0, "ok")
+
+
 def _trace_or_none(store: SpanStore, trace_id: str) -> list[SpanRecord] | None:
     try:
         return store.get_trace(trace_id)

@@ -1,5 +1,9 @@
 """``taskdaemon retention``: delete old runs from the embedded span store, per pipeline.
 
+``--keep`` counts runs; the traces of other services (no run row) go by ``--max-age`` alone
+(``SpanStore.apply_retention`` says why), so ``--keep`` alone does not bound the file when they
+are written to it, and its help says so.
+
 Exit codes: 0 ok, 1 a store that cannot answer (missing, damaged), 2 bad arguments or a span
 source that is not the embedded store.
 """
@@ -37,14 +41,16 @@ def register(subparsers: Any) -> None:
     ret.add_argument(
         "--max-age",
         metavar="AGE",
-        help="delete runs that started more than AGE ago (90s, 12h, 30d)",
+        help="delete runs, and other services' traces, that started more than AGE ago "
+        "(90s, 12h, 30d)",
     )
     ret.add_argument(
         "--keep",
         type=whole_number,
         default=None,
         metavar="N",
-        help=f"keep the newest N runs per pipeline (0 to {MAX_KEEP})",
+        help=f"keep the newest N runs per pipeline (0 to {MAX_KEEP}); other services' "
+        "traces are not runs: only --max-age deletes them",
     )
     ret.add_argument(
         "--vacuum",

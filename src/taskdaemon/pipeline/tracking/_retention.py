@@ -13,7 +13,9 @@ what it reads must not grow with the whole history:
 - a resource is looked at only when a doomed trace used it.
 
 What still grows with the history when something is deleted: dropping the closed writers no
-run refers to reads every run's ``writer_id`` (no index holds it).
+run refers to reads every run's ``writer_id`` (no index holds it). Traces without a run row (other
+services') go by ``max_age`` alone: counting them for ``keep`` would read every trace, runs'
+included, on every open.
 """
 
 from __future__ import annotations

@@ -16,7 +16,8 @@ the file; open stage spans of an interrupted run read as ``interrupted``.
 
 Retention (``apply_retention``): per pipeline, runs older than ``max_age`` and beyond the newest
 ``keep`` are deleted with all their spans in one transaction (runs still being written are never
-deleted), then freed pages are returned with ``PRAGMA incremental_vacuum`` outside it. The store
+deleted), then freed pages are returned with ``PRAGMA incremental_vacuum`` outside it; traces of
+other services (no run row) go by ``max_age`` only, never by ``keep``. The store
 applies ``TASKDAEMON_RETENTION_MAX_AGE`` / ``TASKDAEMON_RETENTION_KEEP`` when it opens.
 ``vacuum`` compacts the whole file on demand (``taskdaemon retention --vacuum``).
 
@@ -545,7 +546,10 @@ class SpanStore:
         """Delete, per pipeline, runs older than ``policy.max_age`` or beyond the newest
         ``policy.keep``, with their spans and log records, in one transaction; never a run
         still being written. Traces that have no run row (foreign spans) whose first span is
-        older than ``max_age`` go too, and resources no remaining trace uses. Freed pages are then
+        older than ``max_age`` go too, and resources no remaining trace uses; ``keep`` counts
+        runs and leaves those traces, so only ``max_age`` bounds them: they have no pipeline
+        to count them by, and finding the newest ``keep`` of them would read every trace in
+        the store on every open (no index tells them from runs). Freed pages are then
         released with an incremental vacuum. What a pass reads grows with what it deletes and
         with ``keep``, not with the whole history (``tracking._retention``)."""
         if not policy.is_active:
