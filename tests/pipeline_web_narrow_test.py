@@ -1,8 +1,8 @@
-"""The run page at a phone's width (375 pixels) and a desktop's (1,280), in Debian's headless
-chromium (Playwright), with long hyphenated names (``extract-customer-orders-from-the-regional-
-warehouse``): the stages table fits its box (no sideways scroll of the page or of the table),
-a name takes the lines it needs, not one a word, and a stage paused in the debugger is
-continued from the top of a phone's page by keyboard.
+"""The run page and the runs list at a phone's width (375 pixels) and a desktop's (1,280), in
+Debian's headless chromium (Playwright), with long hyphenated names (``extract-customer-orders-
+from-the-regional-warehouse``): the stages table and the runs list fit their boxes (no sideways
+scroll of the page or of a table), a name takes the lines it needs, not one a word, and a stage
+paused in the debugger is continued from the top of a phone's page by keyboard.
 
 The tests assert what the browser lays out (the DOM's boxes against the window), never pixels
 or timings: a real ``taskdaemon serve`` for the paused run, a real span store under a
@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from browser_support import (
     SHARED_BROWSER_LOOP,
@@ -30,7 +31,9 @@ from browser_support import (
     stored_runs_server,
     taskdaemon,
 )
-from pipeline_tracking_support import store_stages
+from pipeline_tracking_support import RESOURCE, T0, S, store_stages, write_run
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 
 pytestmark = pytest.mark.slow
 
@@ -69,6 +72,33 @@ TOP = f'#paused-buttons li[data-stage="{EXTRACT}"]'
 #: Whether the keyboard's focus is on a button ``selector`` selects.
 FOCUSED = "(selector) => document.activeElement.matches(selector)"
 
+#: Runs of pipelines with long names: hyphenated, and one unbroken 70 characters long.
+PIPELINES = [
+    "nightly-customer-orders-extraction-and-invoicing-for-the-emea-region",
+    "etl",
+    "a" * 70,
+]
+
+#: The runs list's layout: whether the page and the table's box need no sideways scroll, and
+#: for each row: every cell with text whole in the window and not clipped, the lines its
+#: pipeline's name and start time take, and whether the name is under the run id (each run
+#: on lines of its own) or beside it (a table's row).
+RUNS_LAYOUT = """() => {
+  const box = document.getElementById("runs").parentElement;
+  const whole = (e) => { const r = e.getBoundingClientRect();
+    return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth
+      && e.scrollWidth <= e.clientWidth; };
+  const lines = (e) => { const probe = document.createRange(); probe.selectNodeContents(e);
+    return new Set(Array.from(probe.getClientRects(), (r) => Math.round(r.top))).size; };
+  return [document.documentElement.scrollWidth <= window.innerWidth,
+          box.scrollWidth <= box.clientWidth,
+          Array.from(document.querySelectorAll("#runs tbody tr"), (tr) => [
+            Array.from(tr.cells).filter((td) => td.textContent !== "").every(whole),
+            lines(tr.cells[1]), lines(tr.querySelector("time")),
+            tr.cells[1].getBoundingClientRect().top >= tr.cells[0].getBoundingClientRect().bottom,
+          ])];
+}"""
+
 
 @SHARED_BROWSER_LOOP
 async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
@@ -77,7 +107,8 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     """At 375 pixels a stage paused at a breakpoint has a line at the top of the page with
     Continue and Step named for it, whole in the window; the page and the stages table need no
     sideways scroll (the table's Continue and Step were past the window's edge, in a box
-    scrolled sideways), and the table shows no Actions column. Reached by Tab and pressed with
+    scrolled sideways), and the table shows no Actions column; its run, live and paused, is
+    on lines of its own in the runs list, which fits too. Reached by Tab and pressed with
     Enter, Continue resumes the stage, the run ends, and the focus is on the stage's name."""
     (tmp_path / "paused.yaml").write_text(PAUSED)
     argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
@@ -93,6 +124,8 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
             approved = await client.post(f"/approve/{GATE}", json={})
         async with browser_page(shared_chromium, width=375) as (page, errors):
             await page.goto(f"{url}/?token={TOKEN}")
+            await page.wait_for_selector("#runs .state-paused")
+            listed = await page.evaluate(RUNS_LAYOUT)
             await page.goto(f"{url}/runs/{run_id}")
             await page.wait_for_selector(f'{TOP} button[data-action="step"]')
             await page.wait_for_selector(state_of(EXTRACT, "paused"))
@@ -119,6 +152,7 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
         process.send_signal(signal.SIGTERM)
         assert 0 == await asyncio.to_thread(process.wait, 30)
     assert (201, 202) == (put.status_code, approved.status_code)
+    assert [True, True, [[True, 2, 1, True]]] == listed
     assert [True, True, [True, True]] == layout
     assert ([1, 1], [0, 0]) == (named, in_table)  # the top's; the table's are not laid out
     assert (True, f"Continue {EXTRACT}") == (tabs < 50, label)
@@ -171,4 +205,50 @@ async def test_long_hyphenated_names_fit_the_stages_table_at_a_phones_and_a_desk
     assert [True, True, [True] * 3] == layout
     assert [lines <= 3 for lines, _place, _counts in rows] == [True] * 3, rows
     assert [[None, counts], [None, counts], [under, counts]] == [row[1:] for row in rows]
+    assert [] == errors
+
+
+def store_history(db: Path, count: int) -> None:
+    """``count`` runs of ``PIPELINES`` in turn, ended with success, failure or cancellation
+    in turn, every fourth retrying its first stage."""
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    results = [t.RESULT_SUCCESS, t.RESULT_FAILURE, t.RESULT_CANCELLATION]
+    for i in range(count):
+        pipeline = PIPELINES[i % len(PIPELINES)]
+        result = results[i % len(results)]
+        write_run(provider, T0 + i * S, 10, pipeline=pipeline, failed=i % 4 == 0, result=result)
+    provider.shutdown()
+
+
+@SHARED_BROWSER_LOOP
+@pytest.mark.parametrize(("width", "under"), [(375, True), (768, True), (1280, False)])
+async def test_the_runs_list_fits_a_phone_with_long_names_and_many_runs(
+    shared_chromium: Any, tmp_path: Path, width: int, under: bool
+) -> None:
+    """The runs list of 40 runs, with pipeline names of up to 70 characters, succeeded, failed
+    and cancelled, in an iPhone's 375 by 812 pixels: neither the page nor the list's box
+    scrolls sideways (the table was 1,261 pixels wide, its status and start past the edge),
+    each run's cells show whole, the pipeline's name under the run id, in at most three lines,
+    and the start time on one. So on a 768-pixel tablet (the table's last columns were past
+    its box's edge); at 1,280 pixels it is a table, the name beside the run id."""
+    await asyncio.to_thread(store_history, tmp_path / "spans.db", 40)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=width) as (page, errors),
+    ):
+        await page.set_viewport_size({"width": width, "height": 812})
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/")
+        fits, box_fits, rows = await page.evaluate(RUNS_LAYOUT)
+        labels = await page.evaluate(
+            "Array.from(document.querySelector('#runs tbody tr').cells, (td) => "
+            "getComputedStyle(td, '::before').content)"
+        )
+    assert (True, True, 40) == (fits, box_fits, len(rows))
+    assert [[True, True, 1, under]] * 40 == [
+        [whole, name <= 3, time, below] for whole, name, time, below in rows
+    ], rows
+    named = ['"Duration " / ""', '"Stages " / ""', '"Failed " / ""']
+    assert (named if under else ["none"] * 3) == labels[4:7]
     assert [] == errors

@@ -522,37 +522,3 @@ async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(
     assert [[2, True]] * 3 == rows
     assert width == scrolled
     assert [] == errors
-
-
-#: For each runs list row: the lines its pipeline's name and its start time take.
-RUN_LINES = """() => Array.from(document.querySelectorAll("#runs tbody tr"), (tr) => {
-  const lines = (cell) => {
-    const probe = document.createRange();
-    probe.selectNodeContents(cell);
-    return new Set(Array.from(probe.getClientRects(), (r) => Math.round(r.top))).size;
-  };
-  return [lines(tr.cells[1]), lines(tr.querySelector("time"))];
-})"""
-
-
-@SHARED_BROWSER_LOOP
-async def test_the_runs_list_keeps_names_and_times_whole_in_a_phones_window(
-    shared_chromium: Any,
-    tmp_path: Path,
-) -> None:
-    """In a 360-pixel window the runs list shows a hyphenated pipeline name on two lines at
-    most and each start time on one: the columns shrank to their longest word, so a name
-    took a line per word and a time broke at its hyphens ("2023-" / "11-14" / "22:13:20")."""
-    names = ["extract", "load"]
-    await asyncio.to_thread(
-        store_stages, tmp_path / "spans.db", "a-pipeline-with-a-long-name", names, "x"
-    )
-    async with (
-        stored_runs_server(tmp_path / "spans.db") as url,
-        browser_page(shared_chromium, width=360) as (page, errors),
-    ):
-        await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/")
-        rows = await page.evaluate(RUN_LINES)
-    assert [[2, 1]] == rows
-    assert [] == errors
