@@ -332,8 +332,8 @@ async def api_answers(requests: list[WebRequest]) -> tuple[str, list[httpx.Respo
 
 
 class BadAnswerError(Exception):
-    """An answer holding the token, or a redirect off this server (``//host`` and ``/\\host``
-    name another to a browser)."""
+    """An answer holding the token, or a redirect naming a host (the client's ``Host`` written
+    back, or another: ``//host`` and ``/\\host`` name one to a browser too)."""
 
 
 def _web_run(requests: list[WebRequest]) -> None:
@@ -350,15 +350,14 @@ def _api_run(requests: list[WebRequest]) -> None:
 
 def _judge(token: str, answers: list[httpx.Response]) -> None:
     """The web and api targets' oracle: no 5xx but 502 and 503 (a span source failing; no
-    engine, as ``ui``'s API has none, no Graphviz), no redirect off the server, and no answer
+    engine, as ``ui``'s API has none, no Graphviz), no redirect naming a host, and no answer
     holding the token."""
     for answer in answers:
         if answer.status_code >= 500 and answer.status_code not in (502, 503):
             raise ServerError(answer.status_code, answer.request.url, answer.text[:300])
         location = urlsplit(answer.headers.get("location", "/"))
-        own = location.netloc in ("", answer.request.headers["host"])
-        if not own or location.path.startswith(("//", "/\\")):
-            raise BadAnswerError(f"a redirect off the server: {location.geturl()!r:.300}")
+        if location.netloc or location.path.startswith(("//", "/\\")):
+            raise BadAnswerError(f"a redirect naming a host: {location.geturl()!r:.300}")
         shown = str(answer.headers) + answer.text
         if token[:TOKEN_SHOWN] in shown:
             raise BadAnswerError(f"{answer.request.url}: {shown[:300]!r}")

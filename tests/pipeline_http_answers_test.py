@@ -335,3 +335,29 @@ async def test_limit_keeps_the_newest_runs_in_their_order() -> None:
         active = (await client.get("/api/runs?finished=false", headers=BEARER)).json()["runs"]
     assert [run["run_id"] for run in every] == ids
     assert ([run["run_id"] for run in newest], active) == (ids[1:], [])
+
+
+async def test_a_redirect_names_a_path_never_the_clients_host() -> None:
+    """With ``TASKDAEMON_API_ALLOWED_HOSTS=*`` any ``Host`` passes the check. A path with a
+    ``/`` too many or too few is still sent to the one a route serves, its query kept, by a
+    ``Location`` without a host: Starlette's redirect wrote the request's, ``http://evil.example
+    /api/runs``, where a poisoned link or cache would send a browser. Followed, it reaches the
+    route; a path no route serves either way is a 404."""
+    run = "0" * 32
+    paths = ["/api/runs/?finished=true", f"/runs/{run}//", "/static", "/metrics/", "/x/"]
+    hostile = {**BEARER, "host": "evil.example"}
+    async with (
+        server_support.serving(auth=ApiAuth.configured(TOKEN, allowed_hosts=["*"])) as server,
+        httpx.AsyncClient(base_url=server.url) as client,
+    ):
+        answers = [await client.get(path, headers=hostile) for path in paths]
+        followed = await client.get("/api/", headers=BEARER, follow_redirects=True)
+    assert [(a.status_code, a.headers.get("location")) for a in answers] == [
+        (307, "/api/runs?finished=true"),
+        (307, f"/runs/{run}"),
+        (307, "/static/"),
+        (307, "/metrics"),
+        (404, None),
+    ]
+    assert ([307], 200) == ([r.status_code for r in followed.history], followed.status_code)
+    assert f"{server.url}/api" == str(followed.url)

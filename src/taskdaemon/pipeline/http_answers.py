@@ -15,6 +15,11 @@
   error (no such file, a refused credential or method) is an error like any other: without
   ``no-store`` (HTTP lets a cache keep a 404 by its own rule), a browser could keep a file's
   absence past a newer server that has it.
+* **Redirects** name a path on this server, never a host: a path with a trailing ``/`` too
+  many or too few (``/api/runs/``) is sent (307) to the one a route serves, as Starlette's
+  router does, but with ``Location: /api/runs`` (query kept) where Starlette wrote the
+  request's ``Host`` into it: with ``TASKDAEMON_API_ALLOWED_HOSTS=*`` any ``Host`` passes, and
+  the server would send a browser to whatever host a client or a poisoned cache named.
 * **Query parameters.** ``/api`` routes refuse a parameter they do not read (400 naming the ones
   they do), so a misspelt filter is an error rather than a silently unfiltered answer;
   ``token`` (``http_security.py``) is accepted everywhere.
@@ -29,11 +34,12 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
+from urllib.parse import quote as url_quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Match
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Match, Router
 
 from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.http_json import error_response
@@ -45,6 +51,7 @@ __all__ = [
     "RequestCheckMiddleware",
     "http_error",
     "nothing_at",
+    "relative_slash_redirects",
     "server_error",
 ]
 
@@ -100,6 +107,31 @@ async def http_error(request: Request, exc: Exception) -> Response:
 def nothing_at(path: str) -> str:
     """What a 404 of no route says, JSON or (``server.py``) a browser's page."""
     return f"nothing at {cut(path, _PATH_SHOWN)}"
+
+
+def relative_slash_redirects(router: Router) -> None:
+    """Makes ``router`` send a path no route serves to its twin with a ``/`` added or the
+    trailing ones taken off, when a route serves that, by a ``Location`` without a host (the
+    module docstring); anything else is its 404 still."""
+    router.redirect_slashes = False
+    not_found = router.not_found
+
+    async def unrouted(scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope["path"]
+        if scope["type"] == "http" and path != "/":
+            twin = path.rstrip("/") if path.endswith("/") else path + "/"
+            if any(
+                route.matches({**scope, "path": twin})[0] is not Match.NONE
+                for route in router.routes
+            ):
+                query = scope.get("query_string", b"").decode("latin-1")
+                # one leading "/": "//host" in a Location names another server
+                location = "/" + url_quote(twin.lstrip("/")) + (f"?{query}" if query else "")
+                await RedirectResponse(location, status_code=307)(scope, receive, send)
+                return
+        await not_found(scope, receive, send)
+
+    router.default = unrouted
 
 
 async def server_error(request: Request, exc: Exception) -> Response:

@@ -95,6 +95,7 @@ from taskdaemon.pipeline.http_answers import (
     RequestCheckMiddleware,
     http_error,
     nothing_at,
+    relative_slash_redirects,
     server_error,
 )
 from taskdaemon.pipeline.http_health import (
@@ -403,6 +404,7 @@ def create_app(
             Exception: server_error,
         },
     )
+    relative_slash_redirects(app.router)
     app.state.auth = auth
     app.state.bind_host = "127.0.0.1"  # MonitorServer sets the address it binds
     app.state.bridge = bridge
