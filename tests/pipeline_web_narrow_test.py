@@ -252,3 +252,36 @@ async def test_the_runs_list_fits_a_phone_with_long_names_and_many_runs(
     named = ['"Duration " / ""', '"Stages " / ""', '"Failed " / ""']
     assert (named if under else ["none"] * 3) == labels[4:7]
     assert [] == errors
+
+
+#: For each timeline row: whether its bar's track takes most of the box's width, and whether
+#: its label is over the track (a phone) rather than beside it, and the label's text shown.
+TIMELINE = """() => Array.from(document.querySelectorAll("#timeline .row"), (row) => {
+  const box = document.getElementById("timeline").clientWidth;
+  const label = row.querySelector(".label").getBoundingClientRect();
+  const track = row.querySelector(".track").getBoundingClientRect();
+  return [track.width >= 0.9 * box, label.bottom <= track.top];
+})"""
+
+
+@SHARED_BROWSER_LOOP
+@pytest.mark.parametrize(("width", "over"), [(375, True), (1280, False)])
+async def test_a_phones_timeline_puts_each_label_over_its_bar(
+    shared_chromium: Any, tmp_path: Path, width: int, over: bool
+) -> None:
+    """At 375 pixels each timeline row's label is over its bar, the bar's track across the
+    box: beside it, the label's 14 em left the bars 145 pixels of a 375-pixel phone, their
+    words cut ("runn"). At 1,280 pixels the label is beside its bar, as before."""
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "nightly", [GATE, EXTRACT, LOAD], "x", step=S
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=width) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        rows = await page.evaluate(TIMELINE)
+        fits = await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
+    assert [[over, over]] * 3 == rows
+    assert fits
+    assert [] == errors
