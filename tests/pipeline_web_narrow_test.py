@@ -69,6 +69,18 @@ LAYOUT = """(selector) => {
 
 TOP = f'#paused-buttons li[data-stage="{EXTRACT}"]'
 
+#: Whether the DAG's drawing scrolls in its box, and whether the shape ``selector`` selects
+#: is wholly in the box's visible part.
+IN_DAG_BOX = """(selector) => {
+  const box = document.getElementById("dag");
+  const shape = box.querySelector(selector).getBoundingClientRect();
+  const r = box.getBoundingClientRect();
+  const left = r.left + box.clientLeft, top = r.top + box.clientTop;
+  return [box.scrollWidth > box.clientWidth,
+          shape.left >= left && shape.right <= left + box.clientWidth
+            && shape.top >= top && shape.bottom <= top + box.clientHeight];
+}"""
+
 #: Whether the keyboard's focus is on a button ``selector`` selects.
 FOCUSED = "(selector) => document.activeElement.matches(selector)"
 
@@ -107,9 +119,11 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     """At 375 pixels a stage paused at a breakpoint has a line at the top of the page with
     Continue and Step named for it, whole in the window; the page and the stages table need no
     sideways scroll (the table's Continue and Step were past the window's edge, in a box
-    scrolled sideways), and the table shows no Actions column; its run, live and paused, is
-    on lines of its own in the runs list, which fits too. Reached by Tab and pressed with
-    Enter, Continue resumes the stage, the run ends, and the focus is on the stage's name."""
+    scrolled sideways), and the table shows no Actions column; the DAG, scrolling in its box,
+    opens on the paused stage (it opened on the approved one, the paused one out of the box);
+    the run, live and paused, is on lines of its own in the runs list, which fits too.
+    Reached by Tab and pressed with Enter, Continue resumes the stage, the run ends, and the
+    focus is on the stage's name."""
     (tmp_path / "paused.yaml").write_text(PAUSED)
     argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
     with taskdaemon(argv, cwd=tmp_path) as process:
@@ -129,6 +143,8 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
             await page.goto(f"{url}/runs/{run_id}")
             await page.wait_for_selector(f'{TOP} button[data-action="step"]')
             await page.wait_for_selector(state_of(EXTRACT, "paused"))
+            await page.wait_for_selector('#dag g.node[data-state="paused"]')
+            drawn = await page.evaluate(IN_DAG_BOX, '#dag g.node[data-state="paused"]')
             layout = await page.evaluate(LAYOUT, f"{TOP} button")
             named = [
                 await page.get_by_role("button", name=f"{word} {EXTRACT}").count()
@@ -153,6 +169,7 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
         assert 0 == await asyncio.to_thread(process.wait, 30)
     assert (201, 202) == (put.status_code, approved.status_code)
     assert [True, True, [[True, 2, 1, True]]] == listed
+    assert [True, True] == drawn
     assert [True, True, [True, True]] == layout
     assert ([1, 1], [0, 0]) == (named, in_table)  # the top's; the table's are not laid out
     assert (True, f"Continue {EXTRACT}") == (tabs < 50, label)

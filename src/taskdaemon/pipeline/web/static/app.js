@@ -94,9 +94,10 @@
 
     // A drawing larger than its box opens on the stage to look at, centred where it can be,
     // not on its top left corner (whitespace in a fan-out's drawing): one the reader can
-    // approve, else one that failed, else one running, else the first stage. It is brought
-    // back at each drawing and fit until the reader moves the box (docs/web.md, "The DAG drawing").
-    const FOCUS = [(n) => n.approvable, (n) => n.state === "failure" || n.state === "timeout",
+    // approve or one paused (both hold the run), else one that failed, else one running, else
+    // the first stage. It is brought back at each drawing and fit until the reader moves the
+    // box (docs/web.md, "The DAG drawing").
+    const FOCUS = [(n) => n.approvable || n.state === "paused", (n) => n.state === "failure" || n.state === "timeout",
       (n) => n.state === "running" || n.state === "retrying", () => true];
     let boxMoved = false;
     for (const kind of ["wheel", "pointerdown", "keydown", "touchstart"]) {
