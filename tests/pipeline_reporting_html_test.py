@@ -184,3 +184,28 @@ async def test_chromium_draws_each_chart_with_a_name_of_markup_as_text(tmp_path:
     names = [(drawn, sorted(t for t in texts if t in ("s00", HOSTILE))) for drawn, texts in charts]
     assert [(True, sorted(["s00", HOSTILE]))] * 3 == names
     assert [] == errors
+
+
+#: Whether the page needs no sideways scroll, and for each table and chart whether its box
+#: ends inside the window (a wider one scrolls in it).
+PHONE_LAYOUT = """() => [document.documentElement.scrollWidth <= window.innerWidth,
+  Array.from(document.querySelectorAll("table, figure"),
+             (box) => box.getBoundingClientRect().right <= window.innerWidth)]"""
+
+
+@pytest.mark.slow
+async def test_a_phone_reads_the_report_without_a_sideways_scroll(tmp_path: Path) -> None:
+    """At 375 pixels the report of a pipeline named with 70 letters and no space, its stage
+    table of 12 columns and its 760-pixel charts, needs no sideways scroll of the page: the
+    name breaks, and each table and chart scrolls in its own box. The page was 1,134 pixels
+    wide, and had no viewport ``<meta>``, so a phone drew it shrunk to a third."""
+    report = _report(["s00", "s01"])
+    long = replace(report, pipelines=(replace(report.pipelines[0], pipeline="a" * 70),))
+    written = render_report(long, "html")
+    (tmp_path / "report.html").write_text(written)
+    async with browser_page(width=375) as (page, errors):
+        await page.goto((tmp_path / "report.html").as_uri())
+        fits, boxes = await page.evaluate(PHONE_LAYOUT)
+    assert (True, [True] * 4) == (fits, boxes)
+    assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in written
+    assert [] == errors

@@ -28,13 +28,19 @@ from taskdaemon.pipeline.reporting._text import (
 
 __all__ = ["render_html"]
 
+#: A phone's browser lays the page out at its own width (the viewport's ``<meta>``): a table or
+#: chart wider than that scrolls in its box, and a name or run id without a space breaks, so the
+#: page never does; without them a 375-pixel phone drew a page 1,134 pixels wide, shrunk.
 _CSS = """
-body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 72em; color: #222; }
+body { font-family: system-ui, sans-serif; color: #222; }
+body { margin: 2em auto; padding: 0 1em; max-width: 72em; }
+h1, h2, h3, p, figcaption { overflow-wrap: anywhere; }
+table { display: block; overflow-x: auto; }
 table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 0.9em; }
 th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f0f0f0; }
-figure { margin: 1em 0; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
+figure { margin: 1em 0; overflow-x: auto; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
 .note { background: #fff8dc; padding: 0.5em; border-left: 4px solid #e0c000; }
 """
 
@@ -131,6 +137,7 @@ def render_html(report: Report) -> str:
         body.append(_section(daily, daily_svg(p.daily_p90, chosen)))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{title}</title><style>{_CSS}</style></head><body>\n"
         + "\n".join(part for part in body if part)
         + "\n</body></html>\n"
