@@ -92,7 +92,7 @@ _TWINS = {
     "--auto-approve": ("run", "debug", "serve"),
     "--break": ("run", "debug"),
     "--break-on-failure": ("run", "debug"),
-    "--log-level": ("run", "serve"),
+    "--log-level": ("run", "serve", "replay", "debug"),
     "--interval": ("logs", "watch"),
     "--host": ("serve", "ui"),
     "--pipeline": ("runs list", "report"),

@@ -583,3 +583,26 @@ def test_the_runs_logs_say_what_the_debugger_did(home: Path, pipeline_file: Path
         ("INFO", "stage b.0.1 finished: success"),
     ] == said
     assert resumed.endswith(("ms", "s")), said
+
+
+@pytest.mark.slow
+def test_log_level_debug_adds_the_engine_s_decisions(home: Path, pipeline_file: Path) -> None:
+    """``debug FILE --log-level debug`` logs the engine's decisions as ``run`` and ``replay``
+    do (``debug`` had no ``--log-level``: only ``TASKDAEMON_LOG_LEVEL`` gave them); a level
+    it does not know is argparse's one line, exit 2, as theirs."""
+
+    def decision_loggers(*options: str) -> set[str]:
+        done = debug(home, str(pipeline_file), "-q", *options)
+        assert 1 == done.returncode, done.stderr  # c fails
+        logs = taskdaemon(home, "logs", done.stdout.split()[2], "--json", "--level", "debug")
+        return {json.loads(line)["logger"] for line in logs.stdout.splitlines()} & {
+            "taskdaemon.run.decision"
+        }
+
+    wrong = debug(home, str(pipeline_file), "--log-level", "loud")
+    assert (set(), {"taskdaemon.run.decision"}) == (
+        decision_loggers(),
+        decision_loggers("--log-level", "DEBUG"),
+    )
+    assert (2, 1) == (wrong.returncode, len(wrong.stderr.splitlines())), wrong.stderr
+    assert "--log-level: invalid choice: 'loud'" in wrong.stderr

@@ -3,6 +3,7 @@
 ::
 
     taskdaemon debug FILE [--break STAGE[:CEL]]... [--break-on-failure] [--input k=v]...
+                          [--log-level LEVEL]
     taskdaemon debug attach RUN
     taskdaemon debug continue|step|skip RUN [STAGE]
 
@@ -11,12 +12,13 @@
   prompt (:mod:`._debug_prompt`). The run is served on its control socket and the prompt speaks
   to it there, so ``debug attach`` from another terminal drives the same run. ``-q`` drops the
   progress lines and the summary table at the end, not the prompt's lines (``run -q`` prints the
-  run id instead of the summary). When the input ends (a pipe), the run's breakpoints are
-  deleted and the run goes on to its end; the exit code is the run's (0 success, 1 failure or
-  cancelled; ``quit`` cancels), 2 for an invalid file or breakpoint, 130 on Ctrl-C (while the
-  prompt waits for the run: at the terminal's prompt, Ctrl-C drops the line being typed,
-  ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C does, exit 143, and SIGHUP (the
-  terminal closed) too, exit 129, the run's reason saying so.
+  run id instead of the summary). ``--log-level`` is ``run``'s (``cli/log_options.py``; the
+  run's settings are ``run.build_observers``'s from the same arguments). When the input ends
+  (a pipe), the run's breakpoints are deleted and the run goes on to its end; the exit code
+  is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an invalid file or
+  breakpoint, 130 on Ctrl-C (while the prompt waits for the run: at the terminal's prompt,
+  Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C
+  does, exit 143, and SIGHUP (the terminal closed) too, exit 129, the run's reason saying so.
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -49,6 +51,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     add_approval_options,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
+from taskdaemon.pipeline.cli.log_options import add_log_level_option
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
@@ -111,6 +114,7 @@ def register(subparsers: Any) -> None:
         help="debug FILE: no progress lines on stderr and no summary table at the end; the "
         "prompt's lines are still shown",
     )
+    add_log_level_option(parser)
     parser.set_defaults(func=debug_command)
 
 

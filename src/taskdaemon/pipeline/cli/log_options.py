@@ -1,4 +1,4 @@
-"""The ``--log-level`` option shared by ``run``, ``serve`` and ``replay``.
+"""The ``--log-level`` option shared by ``run``, ``serve``, ``replay`` and ``debug``.
 
 ``--log-level trace|debug|info|warning|error`` overrides ``TASKDAEMON_LOG_LEVEL`` for the
 process: ``debug`` adds the engine's decisions to the run logs, ``trace`` every engine event
