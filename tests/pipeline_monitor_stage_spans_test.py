@@ -40,7 +40,7 @@ class RecordingHook:
     def run_started(self, event: Any, attributes: dict[str, Any]) -> None:
         """Nothing to add to the run span."""
 
-    def feeds(self, stage: str, instance: int) -> bool:
+    def feeds(self, run_id: str, stage: str, instance: int) -> bool:
         """No execution is fed from a record."""
         return False
 

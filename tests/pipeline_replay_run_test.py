@@ -3,22 +3,23 @@ links and statuses they leave, verification, missing values and a changed defini
 
 from __future__ import annotations
 
+import asyncio
 import random
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pipeline_replay_support import FLOW, HANDLERS, Recording, counting, cut_like_tempo
+from pipeline_replay_support import FLOW, HANDLERS, Recording, check, counting, cut_like_tempo
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import OutputMapping
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
-from taskdaemon.pipeline.replay import ReplayError
+from taskdaemon.pipeline.replay import ReplayError, replay_async
 from taskdaemon.pipeline.tracking import encode_traces
 
-from pipeline_engine_support import after, stage  # isort: skip
+from pipeline_engine_support import Resolver, after, stage  # isort: skip
 
 
 @pytest.fixture
@@ -121,6 +122,59 @@ def test_from_stage_feeds_upstream_and_marks_their_spans_replayed(rec: Recording
         calls,
         dict(outcome.result.outputs),
     )
+
+
+@pytest.mark.slow
+def test_a_run_beside_a_replay_on_the_same_monitor_is_not_fed(rec: Recording) -> None:
+    """The replay's span hook asked only which stage and instance: a run of the same pipeline
+    that another engine ran on the monitor while a replay fed plan and build had its plan and
+    build spans marked ``replayed`` and linked to the recorded run's. Only the replay's are."""
+    original = rec.run()
+
+    async def both() -> tuple[Any, Any]:
+        entered, gate = asyncio.Event(), asyncio.Event()
+
+        async def held_check(ctx: Any) -> Any:
+            entered.set()
+            await gate.wait()
+            return await check(ctx)
+
+        replay = asyncio.create_task(
+            replay_async(
+                original.run_id,
+                source=f"sqlite:///{rec.db}",
+                from_stage="check",
+                resolver=Resolver({**HANDLERS, "check": held_check}),
+                monitor=rec.monitor,
+            )
+        )
+        await entered.wait()  # fed plan and build are done; the hook is the monitor's
+        beside = await rec.run_async()
+        gate.set()
+        return await replay, beside
+
+    outcome, beside = asyncio.run(both())
+    rec.monitor.flush()
+    rec.provider.force_flush()
+
+    def fed_spans(run_id: str) -> dict[str, tuple[Any, list[str]]]:
+        return {
+            span.attributes[t.CICD_TASK_NAME]: (
+                span.attributes[t.STAGE_STATUS],
+                [
+                    link.trace_id
+                    for link in span.links
+                    if dict(link.attributes)[t.LINK_RELATION] == t.LINK_REPLAYED_FROM
+                ],
+            )
+            for span in rec.spans(run_id)
+            if span.attributes.get(t.CICD_TASK_NAME) in ("plan", "build")
+        }
+
+    assert (
+        {"plan": ("replayed", [original.run_id]), "build": ("replayed", [original.run_id])},
+        {"plan": ("success", []), "build": ("success", [])},
+    ) == (fed_spans(outcome.run_id), fed_spans(beside.run_id))
 
 
 @pytest.mark.slow

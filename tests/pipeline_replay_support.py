@@ -132,28 +132,34 @@ class Recording:
     ) -> RunResult:
         """Run ``flow`` with ``handlers`` (in a workspace under ``workspace``, when given),
         granting (or rejecting) the approval when asked."""
-
-        async def go() -> RunResult:
-            observers: list[Any] = [self.monitor]
-            if recorder is not None:
-                observers.insert(0, recorder)
-            engine = Engine(
-                resolver=Resolver(dict(handlers)), observers=observers, workspace=workspace
-            )
-            async with engine:
-                handle = await engine.start_run(flow, dict(request or {"goal": "g"}))
-                while not handle.done:
-                    snapshot = handle.snapshot()
-                    if str(snapshot.stage_status.get("release")) == "waiting":
-                        (handle.approve if approve else handle.reject)("release", by="alice")
-                        break
-                    await asyncio.sleep(0.001)
-                return await handle.wait()
-
-        result = asyncio.run(go())
+        result = asyncio.run(self.run_async(flow, request, handlers, approve, recorder, workspace))
         self.monitor.flush()
         self.provider.force_flush()
         return result
+
+    async def run_async(  # noqa: PLR0917 - ``run``'s arguments, in its order
+        self,
+        flow: Pipeline = FLOW,
+        request: Mapping[str, Any] | None = None,
+        handlers: Mapping[str, Any] = HANDLERS,
+        approve: bool = True,
+        recorder: Recorder | None = None,
+        workspace: Path | None = None,
+    ) -> RunResult:
+        """``run`` inside a running event loop (beside a replay, say), the monitor not flushed."""
+        observers: list[Any] = [self.monitor]
+        if recorder is not None:
+            observers.insert(0, recorder)
+        engine = Engine(resolver=Resolver(dict(handlers)), observers=observers, workspace=workspace)
+        async with engine:
+            handle = await engine.start_run(flow, dict(request or {"goal": "g"}))
+            while not handle.done:
+                snapshot = handle.snapshot()
+                if str(snapshot.stage_status.get("release")) == "waiting":
+                    (handle.approve if approve else handle.reject)("release", by="alice")
+                    break
+                await asyncio.sleep(0.001)
+            return await handle.wait()
 
     def replay(self, run_id: str, **options: Any) -> ReplayOutcome:
         """Replay ``run_id`` from this store, recording the replay into it too."""

@@ -128,9 +128,9 @@ def _value(value: Any) -> str:
 class RunLog(RunLogEmitter):
     """The monitor hook writing run logs (see the module docstring)."""
 
-    def __init__(self, fed: Callable[[str, int], bool] | None = None) -> None:
-        """``fed(stage, instance)``: whether a replay feeds that execution from its record
-        (asked for the runs that are replays only; the monitor's span hook knows)."""
+    def __init__(self, fed: Callable[[str, str, int], bool] | None = None) -> None:
+        """``fed(run_id, stage, instance)``: whether a replay feeds that execution from its
+        record (asked for the runs that are replays only; the monitor's span hook knows)."""
         super().__init__()
         self._fed = fed
         self._pipelines: dict[str, Pipeline] = {}
@@ -428,9 +428,9 @@ class RunLog(RunLogEmitter):
     def _replayed_from(self, event: StageStarted | StageFinished) -> str | None:
         """The id of the run a replay feeds this execution from, or None when it runs."""
         original = self._replays.get(event.run_id) if self._replays else None
-        if original is None or self._fed is None or not self._fed(event.stage, event.instance):
+        if original is None or self._fed is None:
             return None
-        return original
+        return original if self._fed(event.run_id, event.stage, event.instance) else None
 
     def _stage_retrying(self, event: StageRetrying, span: SpanContext | None) -> None:
         if _lifecycle.isEnabledFor(logging.WARNING):

@@ -182,8 +182,8 @@ class PipelineMonitor(ManualFeed):
     @property
     def span_hook(self) -> Any:
         """Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
-        a recorded run, and says which executions it feeds (``feeds(stage, instance)``: those
-        record no duration or queue time). None outside a replay."""
+        a recorded run, and says which executions it feeds (``feeds(run_id, stage, instance)``:
+        those record no duration or queue time). None outside a replay."""
         return self._recorder.span_hook
 
     @span_hook.setter

@@ -108,7 +108,7 @@ class Recorder:
         self._allocated: dict[str, tuple[Span, int]] = {}
         self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
         self._warned_foreign_id = False
-        #: Replay's hook (``replay.spans.ReplaySpanHook``): marks the spans of stages fed from
+        #: Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
         #: a recorded run. None outside a replay.
         self.span_hook: Any = None
         self.hooks: tuple[EventHook, ...] = ()
@@ -318,7 +318,7 @@ class Recorder:
         # A replay's fed execution (``replay.run``) did no work: it records no queue time,
         # trigger wait or duration (``_end_execution``).
         hook = self.span_hook
-        fed = hook is not None and hook.feeds(event.stage, event.instance)
+        fed = hook is not None and hook.feeds(event.run_id, event.stage, event.instance)
         # By position, in the field order (span, context, stage, instance, attempt, started_at,
         # queue_time, fed): keyword matching of eight arguments cost twice the call.
         run.open[event.task_run_id] = Execution(

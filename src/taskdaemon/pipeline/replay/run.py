@@ -9,7 +9,9 @@
   failed); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
   outputs are already mapped. ``ReplaySpanHook`` marks its span ``replayed``, with the
   original's status in ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the
-  original span, and keeps the run span's definition the replayed one;
+  original span, and keeps the run span's definition the replayed one: of the replay's run
+  alone, which it learns from the replay's engine (the monitor may watch other engines' runs
+  meanwhile, and their stages of the same names are not fed);
 * approvals are decided as they were recorded (in order, per stage); an approval with no
   recorded decision is rejected, so a replay never approves what nobody approved;
 * events the original received from outside are published again, in order, at the start;
@@ -155,30 +157,41 @@ class _ReplayResolver:
 
 
 class ReplaySpanHook:
-    """The monitor's ``span_hook`` during a replay (see the module docstring)."""
+    """The monitor's ``span_hook`` during a replay (see the module docstring), and an observer
+    of the replay's engine, ahead of the monitor: the engine's ``RunStarted`` names the run it
+    speaks for before the monitor asks about any of its records."""
 
     def __init__(self, plan: ReplayPlan, definition: Mapping[str, Any]) -> None:
         self._plan = plan
         self._definition = definition
         self._trace_id = int(plan.recorded.run_id, 16)
+        self._run_id: str | None = None
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Learn the replay's run id (its engine starts that run alone)."""
+        if isinstance(event, RunStarted):
+            self._run_id = event.run_id
 
     def run_started(self, event: RunStarted, attributes: dict[str, Any]) -> None:
         """Record the replayed definition, not the feeding variant the engine runs."""
-        attributes.update(self._definition)
+        if event.run_id == self._run_id:
+            attributes.update(self._definition)
 
-    def _fed(self, stage: str, instance: int) -> FedExecution | None:
+    def _fed(self, run_id: str, stage: str, instance: int) -> FedExecution | None:
+        if run_id != self._run_id:
+            return None
         return self._plan.fed.get(stage, {}).get(instance)
 
-    def feeds(self, stage: str, instance: int) -> bool:
-        """Whether this instance of ``stage`` is fed from the record (the monitor then records
-        no duration or queue time for it: it does no work)."""
-        return self._fed(stage, instance) is not None
+    def feeds(self, run_id: str, stage: str, instance: int) -> bool:
+        """Whether this instance of ``stage`` in run ``run_id`` is fed from the record (the
+        monitor then records no duration or queue time for it: it does no work)."""
+        return self._fed(run_id, stage, instance) is not None
 
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
     ) -> None:
         """Link a fed execution's span to the original span."""
-        fed = self._fed(event.stage, event.instance)
+        fed = self._fed(event.run_id, event.stage, event.instance)
         if fed is None:
             return
         context = SpanContext(
@@ -191,7 +204,7 @@ class ReplaySpanHook:
 
     def stage_finished(self, event: StageFinished, attributes: dict[str, Any]) -> None:
         """Mark a fed execution's span ``replayed`` with the original's status."""
-        fed = self._fed(event.stage, event.instance)
+        fed = self._fed(event.run_id, event.stage, event.instance)
         if fed is not None:
             attributes[t.STAGE_STATUS] = t.STATUS_REPLAYED
             attributes[t.STAGE_REPLAYED_STATUS] = fed.original.status
@@ -206,13 +219,10 @@ class _ReplayObserver:
             self._decisions[approval.stage].append(approval)
         self.published: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
         self.engine: Engine | None = None
-        self.run_id = ""
         self.unrecorded_approvals: list[str] = []
 
     def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, RunStarted):
-            self.run_id = event.run_id
-        elif isinstance(event, EventPublished) and event.source is not None:
+        if isinstance(event, EventPublished) and event.source is not None:
             self.published[event.source.task_run_id].append((event.event_type, dict(event.payload)))
         elif isinstance(event, ApprovalRequested):
             asyncio.get_running_loop().call_soon(self._decide, event.run_id, event.stage)
@@ -262,15 +272,16 @@ async def execute_plan(
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
+    hook = ReplaySpanHook(plan, definition)
     engine = Engine(
         resolver=_ReplayResolver(
             resolver, plan, None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
         ),
-        observers=[watcher, *observers, monitor],
+        observers=[watcher, hook, *observers, monitor],
         workspace=workspace,
     )
     watcher.engine = engine
-    previous, monitor.span_hook = monitor.span_hook, ReplaySpanHook(plan, definition)
+    previous, monitor.span_hook = monitor.span_hook, hook
     try:
         async with engine:
             handle = await engine.start_run(
