@@ -288,6 +288,48 @@ def test_a_fed_stage_s_log_records_say_it_was_replayed(home: Path, tmp_path: Pat
     ]
 
 
+_RETRIED = """\
+    name: retried
+    error_strategy: retry
+    retry: {max_attempts: 3, backoff: {initial: 0.05, factor: 1, max: 0.05}}
+    stages:
+      - name: a
+        command: "%s"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{on_completion: {stage: a}}]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "attempts", "status", "outcome"),
+    [
+        ("[ -f tried ] || { touch tried; exit 3; }", 2, "success", "success after 2 attempts"),
+        ("exit 3", 3, "failure", "failure after 3 attempts: command 'exit 3' exited with code 3"),
+    ],
+    ids=["retried-then-succeeded", "failed-three-times"],
+)
+def test_a_fed_stage_s_record_tells_the_attempts_the_record_made(  # noqa: PLR0917
+    home: Path, tmp_path: Path, command: str, attempts: int, status: str, outcome: str
+) -> None:
+    """A fed stage the record retried was said replayed with no word of its attempts, and
+    one whose every attempt failed was retried by the replay itself: a record ``replayed``
+    and a ``retried`` one per recorded attempt, each waiting its backoff. Now it is fed once,
+    and its one record says how many attempts the record made."""
+    pipeline = write(tmp_path / "retried.yaml", _RETRIED % command)
+    old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    logs = taskdaemon(home, "logs", new, "--stage", "a", "--json")
+    records = [json.loads(line) for line in logs.stdout.splitlines()]
+    assert [("stage.replayed", status, attempts)] == [
+        (r["event"], r["status"], r.get("replayed_attempts")) for r in records
+    ], logs.stdout + logs.stderr
+    assert records[0]["msg"].startswith(f"stage a.0.1 replayed from run {old}: {outcome}")
+
+
 @pytest.mark.slow
 def test_log_level_debug_adds_the_engine_s_decisions(home: Path, tmp_path: Path) -> None:
     """``replay --log-level debug`` logs the engine's decisions (trigger evaluations, the

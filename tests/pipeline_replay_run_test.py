@@ -13,7 +13,7 @@ import pytest
 from pipeline_replay_support import FLOW, HANDLERS, Recording, check, counting, cut_like_tempo
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.model import OutputMapping
+from taskdaemon.pipeline.model import Backoff, ErrorStrategy, OutputMapping, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay import ReplayError, replay_async
@@ -175,6 +175,41 @@ def test_a_run_beside_a_replay_on_the_same_monitor_is_not_fed(rec: Recording) ->
         {"plan": ("replayed", [original.run_id]), "build": ("replayed", [original.run_id])},
         {"plan": ("success", []), "build": ("success", [])},
     ) == (fed_spans(outcome.run_id), fed_spans(beside.run_id))
+
+
+@pytest.mark.slow
+def test_a_fed_stage_hands_on_the_events_of_every_recorded_attempt(rec: Recording) -> None:
+    """A fed stage published the events of its last recorded attempt only: the part build's
+    failed first attempt published had been checked in the original, and the replay's check,
+    run again on the events, lost that instance. Fed, build publishes all three parts again,
+    in one attempt."""
+    tries: list[int] = []
+
+    async def flaky_build(ctx: Any) -> dict[str, Any]:
+        tries.append(ctx.attempt)
+        if ctx.attempt == 1:
+            ctx.publish("part", {"name": "first try"})
+            raise RuntimeError("build broke after one part")
+        return await HANDLERS["build"](ctx)
+
+    flow = replace(
+        FLOW,
+        stages=FLOW.stages[:3],  # no release: nothing to approve
+        error_strategy=ErrorStrategy.RETRY,
+        retry=RetryPolicy(max_attempts=2, backoff=Backoff(initial=0.01)),
+    )
+    original = rec.run(flow=flow, handlers={**HANDLERS, "build": flaky_build})
+    outcome = rec.replay(original.run_id, from_stage="check")
+
+    def checked(run_id: str) -> list[tuple[Any, ...]]:
+        return sorted(
+            (span.attributes[t.STAGE_INSTANCE], span.attributes[t.STAGE_ATTEMPT])
+            for span in rec.spans(run_id)
+            if span.attributes.get(t.CICD_TASK_NAME) == "check"
+        )
+
+    assert ([1, 2], "success") == (tries, str(outcome.result.status))
+    assert [(0, 1), (1, 1), (2, 1)] == checked(original.run_id) == checked(outcome.run_id)
 
 
 @pytest.mark.slow

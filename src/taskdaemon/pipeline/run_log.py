@@ -23,8 +23,11 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
   input its definition never gave it; a replay's fed execution (``replay.run``: its handler
   did not run, the record's outputs were returned) writes one record at its end in place of
   its start and end, ``stage a.0.1 replayed from run ID: success`` (``event``
-  ``stage.replayed``, with ``status``, ``error_type`` and ``replayed_from``, the recorded run's
-  id; the end's level), so that its logs do not tell of work nobody did;
+  ``stage.replayed``, with ``status``, ``error_type``, ``replayed_from``, the recorded run's
+  id, and ``replayed_attempts``; the end's level), so that its logs do not tell of work nobody
+  did; ``success after 2 attempts`` when the record retried it, whose attempts the one fed
+  execution stands for, and ``status`` the recorded one (a recorded timeout is fed as a
+  failure);
 * ``taskdaemon.run.decision`` (DEBUG): each trigger evaluation (``trigger``, ``expression`` for
   CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
   slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,
@@ -128,9 +131,12 @@ def _value(value: Any) -> str:
 class RunLog(RunLogEmitter):
     """The monitor hook writing run logs (see the module docstring)."""
 
-    def __init__(self, fed: Callable[[str, str, int], bool] | None = None) -> None:
-        """``fed(run_id, stage, instance)``: whether a replay feeds that execution from its
-        record (asked for the runs that are replays only; the monitor's span hook knows)."""
+    def __init__(
+        self, fed: Callable[[str, str, int], tuple[str, int] | None] | None = None
+    ) -> None:
+        """``fed(run_id, stage, instance)``: when a replay feeds that execution from its record,
+        the recorded status and the attempts the record made of it, else None (asked for the
+        runs that are replays only; the monitor's span hook knows)."""
         super().__init__()
         self._fed = fed
         self._pipelines: dict[str, Pipeline] = {}
@@ -414,23 +420,39 @@ class RunLog(RunLogEmitter):
             )
         if not _lifecycle.isEnabledFor(level):
             return
-        fields = {"event": "stage.finished", "status": status, "error_type": event.error_type}
-        original = self._replayed_from(event)
+        fields: dict[str, Any] = {
+            "event": "stage.finished",
+            "status": status,
+            "error_type": event.error_type,
+        }
+        replayed = self._replayed_from(event)
         args: tuple[str, ...]
-        if original is None:
-            message, args = "stage %s finished: %s", (event.task_run_id,)
+        if replayed is None:
+            outcome = _outcome(status, event.error)
+            message, args = "stage %s finished: %s", (event.task_run_id, outcome)
         else:  # fed from the record: one record for its start and end (module doc)
-            message, args = "stage %s replayed from run %s: %s", (event.task_run_id, original)
-            fields.update(event="stage.replayed", replayed_from=original)
-        outcome = _outcome(status, event.error)
-        self._emit(_lifecycle, level, event, span, message, (*args, outcome), fields)
+            original, recorded, attempts = replayed
+            outcome = _outcome(recorded, event.error)
+            if attempts > 1:  # ``_outcome`` begins with the status
+                outcome = f"{recorded} after {attempts} attempts{outcome[len(recorded) :]}"
+            message = "stage %s replayed from run %s: %s"
+            args = (event.task_run_id, original, outcome)
+            fields.update(
+                event="stage.replayed",
+                status=recorded,
+                replayed_from=original,
+                replayed_attempts=attempts,
+            )
+        self._emit(_lifecycle, level, event, span, message, args, fields)
 
-    def _replayed_from(self, event: StageStarted | StageFinished) -> str | None:
-        """The id of the run a replay feeds this execution from, or None when it runs."""
+    def _replayed_from(self, event: StageStarted | StageFinished) -> tuple[str, str, int] | None:
+        """The id of the run a replay feeds this execution from, the recorded status and the
+        attempts the record made of it; None when it runs."""
         original = self._replays.get(event.run_id) if self._replays else None
         if original is None or self._fed is None:
             return None
-        return original if self._fed(event.run_id, event.stage, event.instance) else None
+        recorded = self._fed(event.run_id, event.stage, event.instance)
+        return None if recorded is None else (original, *recorded)
 
     def _stage_retrying(self, event: StageRetrying, span: SpanContext | None) -> None:
         if _lifecycle.isEnabledFor(logging.WARNING):

@@ -94,11 +94,12 @@ def install_run_logging(
     stage_output.bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
 
-    def fed(run_id: str, stage: str, instance: int) -> bool:
-        """Whether the replay under way feeds this execution (``replay.run.ReplaySpanHook``,
-        the monitor's span hook while it runs): its run log says so (``run_log``)."""
+    def fed(run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
+        """What the record says of an execution the replay under way feeds
+        (``replay.run.ReplaySpanHook``, the monitor's span hook while it runs), for its run
+        log record (``run_log``); None when it runs."""
         hook = monitor.span_hook
-        return hook is not None and bool(hook.feeds(run_id, stage, instance))
+        return None if hook is None else hook.recorded(run_id, stage, instance)
 
     monitor.add_event_hook(RunLog(fed))
     root = logging.getLogger()

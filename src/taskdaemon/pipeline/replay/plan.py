@@ -10,7 +10,8 @@
 * **which stages run again**: all of them, or with ``from_stage`` that stage and everything
   downstream of it, plus every stage that did not succeed in the original (re-execution from
   failure, as Dagster offers). Every other stage that ran is **fed**: its recorded outputs
-  and published events are handed to the run as they were (its span is ``replayed``).
+  and the events every attempt of it published are handed to the run as they were, in one
+  attempt standing for all of the record's (its span is ``replayed``).
   Stages upstream of ``from_stage`` are always fed, whatever their recorded status;
 * **what is missing**: every value the replay needs that was redacted or cut. A plan with
   missing values must not run (``ReplayPlan.check``): replay never runs on wrong data;
@@ -70,7 +71,9 @@ class MissingValue:
 
 @dataclass(frozen=True, slots=True)
 class FedExecution:
-    """What a fed stage's instance hands the new run: the original's last attempt."""
+    """What a fed stage's instance hands the new run: the original's last attempt, and the
+    events every recorded attempt of it published, in order (a failed attempt's events were
+    delivered too: the listeners ran on them)."""
 
     original: RecordedExecution
     outputs: Mapping[str, Any]
@@ -263,7 +266,8 @@ def _fed(
                     )
                 )
         events = []
-        for event in execution.events:
+        attempts = [a for a in recorded.executions.get(stage, ()) if a.instance == instance]
+        for event in [e for a in sorted(attempts, key=lambda a: a.attempt) for e in a.events]:
             problem, payload = event.payload.check()
             if problem is not None and event.payload.text is not None:
                 missing.append(

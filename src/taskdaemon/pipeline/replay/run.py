@@ -7,11 +7,14 @@
 * a **fed** stage (see ``plan.py``) runs a stand-in handler that publishes the recorded events
   and returns the recorded outputs (or fails with the recorded error when the original
   failed); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
-  outputs are already mapped. ``ReplaySpanHook`` marks its span ``replayed``, with the
-  original's status in ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the
-  original span, and keeps the run span's definition the replayed one: of the replay's run
-  alone, which it learns from the replay's engine (the monitor may watch other engines' runs
-  meanwhile, and their stages of the same names are not fed);
+  outputs are already mapped, and with one attempt: the stand-in hands on the outcome of every
+  attempt the record made, so a retry of a recorded failure would invent attempts (and wait
+  their backoff) that the run log and the spans would then tell of as replayed.
+  ``ReplaySpanHook`` marks its span ``replayed``, with the original's status in
+  ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the original span, and
+  keeps the run span's definition the replayed one: of the replay's run alone, which it learns
+  from the replay's engine (the monitor may watch other engines' runs meanwhile, and their
+  stages of the same names are not fed);
 * approvals are decided as they were recorded (in order, per stage); an approval with no
   recorded decision is rejected, so a replay never approves what nobody approved;
 * events the original received from outside are published again, in order, at the start;
@@ -50,7 +53,7 @@ from taskdaemon.pipeline.events import (
     StageStarted,
 )
 from taskdaemon.pipeline.loops import Handler
-from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.model import Pipeline, RetryPolicy, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
@@ -187,6 +190,12 @@ class ReplaySpanHook:
         monitor then records no duration or queue time for it: it does no work)."""
         return self._fed(run_id, stage, instance) is not None
 
+    def recorded(self, run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
+        """A fed execution's recorded status and the attempts the record made of it (its last
+        attempt's number), for its run log record (``run_log``); None when it runs."""
+        fed = self._fed(run_id, stage, instance)
+        return None if fed is None else (fed.original.status, fed.original.attempt)
+
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
     ) -> None:
@@ -244,11 +253,14 @@ class _ReplayObserver:
 
 
 def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
+    """``pipeline`` with each fed stage unmapped and given one attempt (module docstring)."""
     names = set(fed)
     if not names:
         return pipeline
+    once = RetryPolicy(max_attempts=1)
     stages = tuple(
-        replace(stage, outputs=None) if stage.name in names else stage for stage in pipeline.stages
+        replace(stage, outputs=None, retry=once) if stage.name in names else stage
+        for stage in pipeline.stages
     )
     return replace(pipeline, stages=stages)
 
