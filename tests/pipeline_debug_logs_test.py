@@ -26,6 +26,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline_debug_logs_support import IDS
+from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_stage_output_support import TRACEPARENT, Sink
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.config import parse_pipeline
@@ -532,3 +533,50 @@ def test_log_rows_for_a_store_deleted_under_the_writer_are_counted(tmp_path: Pat
     finally:
         writer.close()
     assert (1, 1) == (writer.written, writer.dropped)
+
+
+def test_records_flushed_from_inside_a_stage_keep_their_order_and_ids() -> None:
+    """A stage reading its environment (its ``TRACEPARENT``) flushes the monitor's queue from
+    inside its handler call. Handled there, the run log's records of others took that stage's
+    ids from ``ContextFilter`` (a trigger evaluation got its instance and attempt), and the
+    filter, reading the same unresolved environment for them, flushed again from within the
+    first record: the records queued behind it were written before it (in a replay, a fed
+    stage's trigger evaluation after the next stage had started)."""
+
+    async def reads_its_environment(ctx: StageContext) -> dict[str, Any]:
+        return {"traceparent": ctx.environment.get("TRACEPARENT")}
+
+    flow = pipeline(
+        stage("first"),
+        stage("reader", *after("first")),
+        name="flushed",
+    )
+    provider = TracerProvider()
+    monitor = PipelineMonitor(tracer_provider=provider, meter_provider=MeterProvider())
+    monitor.add_event_hook(RunLog())
+    keep = Keep()
+    keep.addFilter(ContextFilter())
+    logger = logging.getLogger("taskdaemon.run")
+    logger.addHandler(keep)
+    logger.setLevel(logging.DEBUG)
+
+    async def play() -> Any:
+        resolver = Resolver({"reader": reads_its_environment})
+        async with Engine(resolver=resolver, observers=[monitor]) as engine:
+            return await engine.run(flow)
+
+    try:
+        result = asyncio.run(play())
+    finally:
+        monitor.close()
+        logger.removeHandler(keep)
+        logger.setLevel(logging.NOTSET)
+        provider.shutdown()
+    times = [record.created for record in keep.records]
+    evaluated = [r for r in keep.records if getattr(r, "event", None) == "trigger.evaluated"]
+    assert result.outputs["reader"]["traceparent"], result.outputs
+    assert (sorted(times), [(None, None)] * len(evaluated)) == (
+        times,
+        [(r.instance, r.attempt) for r in evaluated],  # type: ignore[attr-defined]
+    )
+    assert len(evaluated) >= 2  # first's and reader's

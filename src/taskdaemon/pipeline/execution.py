@@ -4,11 +4,12 @@ The engine sets it around each handler call (``engine/_attempt.py``) to the hand
 :class:`~taskdaemon.pipeline.loops.StageContext`. Asyncio tasks and ``asyncio.to_thread`` copy
 the context they start in, so the handler's own code sees it: on the engine's loop, in the
 worker thread a sync handler runs in, and in tasks the handler starts. Code outside a handler
-call (the engine between stages, the monitor's worker thread) sees ``None``: a task the engine
-starts on its own account (a stage instance, an approval's timer) is given
-:func:`outside_execution`'s context, because it may be started from inside a handler call (an
-event the handler publishes fires an ``on_event`` stage) and would otherwise inherit that
-execution for its whole life, with every record the engine hands over in it.
+call (the engine between stages, the monitor's worker thread, and its queue flushed from within
+a handler call: ``PipelineMonitor.flush``) sees ``None``: a task the engine starts on its own
+account (a stage instance, an approval's timer) is given :func:`outside_execution`'s context,
+because it may be started from inside a handler call (an event the handler publishes fires an
+``on_event`` stage) and would otherwise inherit that execution for its whole life, with every
+record the engine hands over in it.
 
 ``logs.ContextFilter`` reads it to tag every log record made during a stage with the run, the
 stage, its instance and attempt, and the stage span's ids (from the execution's

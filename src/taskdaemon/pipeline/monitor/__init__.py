@@ -98,6 +98,7 @@ from taskdaemon.pipeline.events import (
     RunStarted,
     StageStarted,
 )
+from taskdaemon.pipeline.execution import outside_execution
 from taskdaemon.pipeline.metrics import (
     LabelGuard,
     MonitorMetrics,
@@ -275,8 +276,20 @@ class PipelineMonitor(ManualFeed):
             _logger.warning("monitor failed %s a %s record", what, kind.__name__, exc_info=True)
 
     def flush(self) -> None:
-        """Handle every queued record now, on this thread (safe at any time, and twice)."""
-        self._queue.settle()
+        """Handle every queued record now, on this thread (safe at any time, and twice).
+
+        Outside the stage execution the caller may be running for (``execution``): the
+        records are other executions', and a stage reading its environment (``TRACEPARENT``,
+        ``stage_environment``) flushes the queue from inside its handler call. In it,
+        ``logs.ContextFilter`` stamped that stage's ids on the run log's records of others,
+        and, reading the same unresolved environment for them, flushed again from within
+        the first record's handling: the records queued behind it were written before it
+        (a fed stage's trigger evaluation after the next stage had started)."""
+        context = outside_execution()
+        if context is None:
+            self._queue.settle()
+        else:
+            context.run(self._queue.settle)
 
     def close(self) -> None:
         """Handle what is queued and stop the worker thread (safe twice; restarts on use)."""
