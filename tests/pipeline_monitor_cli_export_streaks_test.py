@@ -175,3 +175,27 @@ def test_a_span_streak_names_its_exporter_once(caplog: pytest.LogCaptureFixture)
         "span exports to otlp fail: export of 2 spans failed (what is lost is counted in "
         "taskdaemon_spans_export_failed_total and said at exit)"
     ]
+
+
+def test_a_metric_streak_says_its_loss_is_said_at_exit_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Metric exports have no series counting their failures: the line says the exit line has
+    them, not "counted said at exit" (which it read), and the recovery counts exports."""
+    failures = ExportFailures()
+    streak = ExportStreak("metrics", "otlp", threading.Event(), lambda _: None, failures.record)
+    with caplog.at_level(logging.INFO):
+        streak.failed(1, "export failed")
+        streak.failed(1, "export failed")
+        streak.succeeded()
+    assert {"otlp": 2} == failures.failed()
+    assert [(r.name, r.getMessage()) for r in caplog.records] == [
+        (
+            "taskdaemon.metrics",
+            "metric exports to otlp fail: export failed (what is lost is said at exit)",
+        ),
+        (
+            "taskdaemon.metrics",
+            "metric exports to otlp succeed again; 2 metric exports lost while they failed",
+        ),
+    ]

@@ -90,9 +90,9 @@ class ExportStreak:
             if self._closing.is_set():
                 return
             self._lost = count
-        counter = f"in {self._series} and " if self._series else ""
+        counter = f"counted in {self._series} and " if self._series else ""
         self._log.warning(
-            "%s exports to %s fail: %s (what is lost is counted %ssaid at exit)",
+            "%s exports to %s fail: %s (what is lost is %ssaid at exit)",
             self._what,
             self._name,
             cause,
