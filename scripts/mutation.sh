@@ -137,6 +137,7 @@ tests_for() {
                 tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py ;;
         pipeline/settings.py | pipeline/settings_parsers.py)
             echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
+                tests/pipeline_settings_grafana_credentials_test.py \
                 tests/pipeline_monitor_settings_test.py tests/pipeline_monitor_cli_telemetry_test.py \
                 tests/pipeline_redaction_test.py tests/pipeline_http_security_test.py ;;
         pipeline/run_log.py)

@@ -13,7 +13,9 @@ from taskdaemon.pipeline.settings_parsers import (
     integer,
     number,
     optional,
+    patterns,
     text,
+    utf8,
 )
 
 
@@ -72,6 +74,13 @@ def test_an_integer_with_a_fraction_is_refused_with_its_reason() -> None:
     assert expected == _reason(_port, "2.5")
 
 
+def test_an_integer_in_other_digits_is_refused_with_its_reason() -> None:
+    """Full-width digits, which ``int()`` takes and no other reader of the value does: the
+    reason says which digits, then the value."""
+    expected = "Input should be a valid integer, in ASCII digits, not '\uff19\uff10'"
+    assert expected == _reason(_port, "\uff19\uff10")
+
+
 def test_text_that_is_no_integer_is_refused_with_its_reason() -> None:
     """A word for an integer setting is refused with pydantic's words."""
     expected = "Input should be a valid integer, unable to parse string as an integer, not 'http'"
@@ -103,6 +112,12 @@ def test_text_that_is_no_number_is_refused_with_its_reason() -> None:
     """A word for a number setting is refused with pydantic's words."""
     expected = "Input should be a valid number, unable to parse string as a number, not 'soon'"
     assert expected == _reason(_timeout, "soon")
+
+
+def test_a_number_in_other_digits_is_refused_with_its_reason() -> None:
+    """As for an integer: ``float()`` takes full-width digits, the setting does not."""
+    expected = "Input should be a valid number, in ASCII digits, not '\uff15'"
+    assert expected == _reason(_timeout, "\uff15")
 
 
 def test_not_a_number_is_refused_by_name() -> None:
@@ -152,3 +167,23 @@ def test_an_optional_setting_given_none_is_none() -> None:
 def test_an_optional_setting_given_a_value_parses_it() -> None:
     """A value is passed to the setting's parser."""
     assert "x" == optional(text)("x")
+
+
+def test_a_pattern_whose_meaning_is_to_change_is_refused_with_its_reason() -> None:
+    """Python's FutureWarning for ``x[[a]`` would be printed by every command: refused, the
+    warning's text the reason."""
+    expected = "invalid regular expression 'x[[a]': Possible nested set at position 2"
+    assert expected == _reason(patterns, "x[[a]")
+
+
+def test_a_pattern_python_only_deprecates_is_taken() -> None:
+    """A DeprecationWarning (``(?(+1)y)``, a group named by a sign) is Python's own, hidden
+    outside ``__main__``: the pattern is taken, and the warning left to Python's filters, not
+    raised at the user."""
+    with pytest.warns(DeprecationWarning, match="bad character in group name"):
+        assert ("(a)(?(+1)y)",) == patterns("(a)(?(+1)y)")
+
+
+def test_text_of_bytes_that_are_not_utf8_is_refused_with_its_reason() -> None:
+    """A lone surrogate (a byte the environment did not decode) is refused, not quoted."""
+    assert "holds bytes that are not UTF-8 text" == _reason(utf8, "name-\udcff")
