@@ -11,6 +11,7 @@ import pytest
 
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, RunSummary, StageRecord
 from taskdaemon.pipeline.table_fit import text_columns
 
@@ -277,3 +278,150 @@ def test_an_interrupted_run_s_row_fits_60_columns_its_name_cut_to_8() -> None:
     assert [] == [line for line in lines if text_columns(line) > 60], lines
     assert ["aaaaaaaa", "nightly-…", "interrupted"] == lines[1].split()[:3], lines
     assert ("TOOK", "1h00m") == (lines[0].split()[-1], lines[1].split()[-1]), lines
+
+
+def _said(table: str) -> list[str]:
+    """The table's lines, each without the padding after its last cell."""
+    return [line.rstrip() for line in table.splitlines()]
+
+
+#: A run that failed, and a replay of it an hour later.
+_REPLAYED = [
+    RunSummary(RUN_ID, "nightly", "failure", _EPOCH, _EPOCH + 75.0, 4, 1),
+    RunSummary("f" * 32, "nightly", "success", _EPOCH + 3600, _EPOCH + 3609.5, 4, 0,
+               replay_of=RUN_ID),
+]  # fmt: skip
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_list_on_a_pipe_is_every_column_of_every_run() -> None:
+    """No width: each run's whole id, its counts, and which run a replay replayed (``-`` for a
+    run that is none); without a replay listed, no REPLAY OF column."""
+    assert _said(format_runs_table(_REPLAYED)) == [
+        "RUN ID                            PIPELINE  STATUS   START (UTC+09:00)    DURATION"
+        "  STAGES  FAILED  REPLAY OF",
+        f"{RUN_ID}  nightly   failure  2023-11-15 07:13:20  1m15s     4       1       -",
+        f"{'f' * 32}  nightly   success  2023-11-15 08:13:20  9.5s      4       0       01234567",
+    ]
+    assert _said(format_runs_table(_REPLAYED[:1])) == [
+        "RUN ID                            PIPELINE  STATUS   START (UTC+09:00)    DURATION"
+        "  STAGES  FAILED",
+        f"{RUN_ID}  nightly   failure  2023-11-15 07:13:20  1m15s     4       1",
+    ]
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_list_leaves_out_replay_of_after_stages_and_failed() -> None:
+    """At 70 columns an ``interrupted`` run beside its replay, long names cut, fits only with
+    REPLAY OF left out too, after STAGES and FAILED, and the line under it names all three."""
+    runs = [
+        replace(run, pipeline="nightly-data-warehouse-refresh", end=None, status="interrupted")
+        if run.replay_of is None
+        else replace(run, pipeline="nightly-data-warehouse-refresh")
+        for run in _REPLAYED
+    ]
+    lines = format_runs_table(runs, 70).splitlines()
+    assert [] == [line for line in lines if text_columns(line) > 70], lines
+    assert ["RUN", "ID", "PIPELINE", "STATUS", "START", "(UTC+09:00)", "TOOK"] == lines[0].split()
+    assert "(--wide shows the columns left out to fit: STAGES, FAILED, REPLAY OF)" == lines[-1]
+
+
+#: A run of each kind of stage: one whose cost was measured, one retried after a pause at a
+#: breakpoint, one cancelled while its attempt ran, one skipped; a replay that failed.
+_STAGES = (
+    StageRecord("fetch", "command", "success", (
+        AttemptRecord("fetch.0.1", 0, 1, "success", _EPOCH, _EPOCH + 0.25, queue_time=0.05,
+                      cpu_seconds=0.1, peak_memory_bytes=3 * 1024 * 1024),
+    )),
+    StageRecord("build", "command", "failure", (
+        AttemptRecord("build.0.1", 0, 1, "failure", _EPOCH + 1, _EPOCH + 2, error="exit 2"),
+        AttemptRecord("build.0.2", 0, 2, "failure", _EPOCH + 3.7, _EPOCH + 5, error="exit 3",
+                      paused_time=1.6),
+    )),
+    StageRecord("poll", "command", "cancelled", (
+        AttemptRecord("poll.0.1", 0, 1, "running", _EPOCH + 1, None),
+    ), cancel_reason="the run was cancelled"),
+    StageRecord("deploy", "command", "skipped", skip_reason="upstream build failed"),
+)  # fmt: skip
+_FAILED_REPLAY = RunRecord(
+    RUN_ID, "nightly", "failure", _EPOCH, _EPOCH + 6, _STAGES, (),
+    error="stage 'build' failure: exit 3", error_type="CommandFailedError", replay_of="e" * 32,
+)  # fmt: skip
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_show_on_a_pipe_says_each_kind_of_stage() -> None:
+    """No width: the run's head (the run it replayed, its error as ``Type: message``), then a
+    row per stage: its cost, its pause beside its duration, the cancelled stage's reason with
+    no duration (its attempt never ended), and ``-`` for all a skipped stage never had."""
+    assert _said(format_run_table(_FAILED_REPLAY)) == [
+        f"run       {RUN_ID}",
+        "pipeline  nightly",
+        "status    failure",
+        "start     2023-11-15 07:13:20 (UTC+09:00)",
+        "duration  6.0s",
+        f"replay of {'e' * 32}",
+        "error     CommandFailedError: stage 'build' failure: exit 3",
+        "",
+        "STAGE   STATUS     START                DURATION            QUEUE  INSTANCES  ATTEMPTS"
+        "  CPU    MEMORY  ERROR",
+        "fetch   success    2023-11-15 07:13:20  250ms               50ms   1          1"
+        "         100ms  3.0MiB  -",
+        "build   failure    2023-11-15 07:13:21  4.0s (paused 1.6s)  -      1          2"
+        "         -      -       exit 3",
+        "poll    cancelled  2023-11-15 07:13:21  -                   -      1          1"
+        "         -      -       cancelled: the run was cancelled",
+        "deploy  skipped    -                    -                   -      -          -"
+        "         -      -       upstream build failed",
+    ]
+
+
+@pytest.mark.usefixtures("in_tokyo")
+@pytest.mark.parametrize(
+    ("error_type", "error", "said"),
+    [("KeyboardInterrupt", None, "KeyboardInterrupt"), (None, "boom", "boom")],
+)
+def test_runs_show_says_an_error_of_a_type_or_a_message_alone(
+    error_type: str | None, error: str | None, said: str
+) -> None:
+    """A run's error with no message, or no type, is its one part; a run still running has
+    no duration."""
+    run = RunRecord(
+        RUN_ID, "p", "running", _EPOCH, None, (), (), error=error, error_type=error_type
+    )
+    assert ["duration  -", f"error     {said}"] == _said(format_run_table(run))[4:6]
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_show_says_what_its_spans_held_past_what_was_read_or_written() -> None:
+    """What a reader left of the spans, and what the SDK dropped when it wrote them, each in a
+    head line that the narrow reading never cuts (its figures are the point); the pipeline's
+    name and the error are cut to the width."""
+    run = replace(
+        _FAILED_REPLAY,
+        pipeline="nightly-data-warehouse-refresh-" * 3,
+        error="x" * 200,
+        error_type=None,
+        stages=_STAGES[:1],
+        events_not_read=999_000,
+        links_not_read=3,
+        attributes_not_read=1,
+        attributes_dropped_when_written=672,
+    )
+    assert _said(format_run_table(run, 60))[:9] == [
+        f"run       {RUN_ID}",
+        "pipeline  nightly-data-warehouse-refresh-nightly-data-wareh…",
+        "status    failure",
+        "start     2023-11-15 07:13:20 (UTC+09:00)",
+        "duration  6.0s",
+        f"replay of {'e' * 32}",
+        f"error     {'x' * 49}…",
+        "not read  999000 span events and 3 span links and 1 span attribute, past the first "
+        "1000 a span",
+        "dropped   672 span attributes when written",
+    ]
+    links = replace(run, events_not_read=0, attributes_not_read=0, links_dropped_when_written=1)
+    assert [
+        "not read  3 span links, past the first 1000 a span",
+        "dropped   1 span link and 672 span attributes when written",
+    ] == _said(format_run_table(links))[7:9]
