@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -79,14 +80,25 @@ def test_a_failed_stage_whose_last_instance_succeeded_shows_its_last_error() -> 
     assert "bad item 3" == row.split("  ")[-1].strip()
 
 
-@pytest.fixture
-def in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """This process's local time zone is Asia/Tokyo (UTC+09:00, no daylight saving)."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
+def _local_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
+    """This process's local time zone is ``zone`` while the test runs."""
+    monkeypatch.setenv("TZ", zone)
     time.tzset()
     yield
     monkeypatch.undo()
     time.tzset()
+
+
+@pytest.fixture
+def in_tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Asia/Tokyo: UTC+09:00, no daylight saving."""
+    yield from _local_zone(monkeypatch, "Asia/Tokyo")
+
+
+@pytest.fixture
+def in_berlin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Europe/Berlin: UTC+01:00 in winter, UTC+02:00 in summer."""
+    yield from _local_zone(monkeypatch, "Europe/Berlin")
 
 
 @pytest.mark.usefixtures("in_tokyo")
@@ -324,6 +336,35 @@ def test_runs_list_leaves_out_replay_of_after_stages_and_failed() -> None:
     assert [] == [line for line in lines if text_columns(line) > 70], lines
     assert ["RUN", "ID", "PIPELINE", "STATUS", "START", "(UTC+09:00)", "TOOK"] == lines[0].split()
     assert "(--wide shows the columns left out to fit: STAGES, FAILED, REPLAY OF)" == lines[-1]
+    narrower = format_runs_table(runs, 60).splitlines()  # the line under it wrapped too
+    assert [] == [line for line in narrower if text_columns(line) > 60], narrower
+    assert ["(--wide shows the columns left out to fit: STAGES, FAILED,", "    REPLAY OF)"] == (
+        narrower[-2:]
+    )
+
+
+def test_a_table_as_wide_as_the_terminal_is_whole() -> None:
+    """A table exactly the terminal's width fits: whole; a column narrower, it reads narrow."""
+    whole = format_runs_table(_REPLAYED)
+    width = max(text_columns(line) for line in whole.splitlines())
+    assert whole == format_runs_table(_REPLAYED, width)
+    assert "TOOK" in format_runs_table(_REPLAYED, width - 1).splitlines()[0]
+
+
+_JANUARY, _JULY = 1_704_110_400.0, 1_719_835_200.0  # 2024-01-01 and 2024-07-01, 12:00 UTC
+
+
+@pytest.mark.usefixtures("in_berlin")
+def test_runs_list_says_the_zone_of_its_runs_not_of_today() -> None:
+    """START's zone is the offset the runs' times are in (summer time for a July run, whatever
+    the date today), and ``local time`` when the runs listed straddle a change of offset."""
+    winter = RunSummary("a" * 32, "p", "success", _JANUARY, _JANUARY + 1)
+    summer = RunSummary("b" * 32, "p", "success", _JULY, _JULY + 1)
+    starts = [
+        re.split(r" {2,}", format_runs_table(runs).splitlines()[0])[3]
+        for runs in ([winter], [summer], [winter, summer])
+    ]
+    assert ["START (UTC+01:00)", "START (UTC+02:00)", "START (local time)"] == starts
 
 
 #: A run of each kind of stage: one whose cost was measured, one retried after a pause at a
