@@ -461,8 +461,39 @@ def test_runs_show_says_what_its_spans_held_past_what_was_read_or_written() -> N
         "1000 a span",
         "dropped   672 span attributes when written",
     ]
-    links = replace(run, events_not_read=0, attributes_not_read=0, links_dropped_when_written=1)
+    links = replace(
+        run,
+        events_not_read=0,
+        attributes_not_read=0,
+        events_dropped_when_written=5,
+        links_dropped_when_written=1,
+    )
     assert [
         "not read  3 span links, past the first 1000 a span",
-        "dropped   1 span link and 672 span attributes when written",
+        "dropped   5 span events and 1 span link and 672 span attributes when written",
     ] == _said(format_run_table(links))[7:9]
+
+
+@pytest.mark.usefixtures("in_tokyo")
+def test_runs_show_narrow_puts_a_pause_in_a_column_left_out_last() -> None:
+    """Narrower than the whole table: the time of day under START (a skipped stage's ``-``
+    too), TOOK, and the pause in a PAUSED column beside it; at 80 columns MEMORY and CPU are
+    left out, at 60 QUEUE and then PAUSED as well."""
+    at_80 = format_run_table(_FAILED_REPLAY, 80).split("\n\n", 1)[1]
+    assert _said(at_80) == [
+        "STAGE   STATUS     START     TOOK   PAUSED  QUEUE  INST  TRIES  ERROR",
+        "fetch   success    07:13:20  250ms  -       50ms   1     1      -",
+        "build   failure    07:13:21  4.0s   1.6s    -      1     2      exit 3",
+        "poll    cancelled  07:13:21  -      -       -      1     1      cancelled: the …",
+        "deploy  skipped    -         -      -       -      -     -      upstream build …",
+        "(--wide shows the columns left out to fit: CPU, MEMORY)",
+    ]
+    at_60 = _said(format_run_table(_FAILED_REPLAY, 60).split("\n\n", 1)[1])
+    assert ["STAGE", "STATUS", "START", "TOOK", "INST", "TRIES", "ERROR"] == at_60[0].split()
+    assert ["(--wide shows the columns left out to fit: PAUSED, QUEUE,", "    CPU, MEMORY)"] == (
+        at_60[-2:]
+    )
+    unpaused = replace(_FAILED_REPLAY, stages=(_STAGES[0], _STAGES[3]))
+    at_60 = _said(format_run_table(unpaused, 60).split("\n\n", 1)[1])
+    assert "STAGE   STATUS   START     TOOK   INST  TRIES  ERROR" == at_60[0]
+    assert ["(--wide shows the columns left out to fit: QUEUE, CPU,", "    MEMORY)"] == at_60[-2:]
