@@ -240,12 +240,15 @@ def test_runs_show_fits_80_and_100_columns_by_its_narrow_reading(width: int) -> 
 @pytest.mark.usefixtures("in_tokyo")
 def test_runs_show_keeps_the_dates_of_a_run_that_crossed_midnight() -> None:
     """Stages that started on another day than the run keep their dates: a time of day alone
-    would read as the run's date."""
+    would read as the run's date. So does one still running (no duration yet)."""
     midnight = _EPOCH + 16 * 3600 + 46 * 60 + 40  # 2023-11-16 00:00:00 in Tokyo
     run = _long_run((midnight - 30, midnight + 30))
-    table = format_run_table(run, 80).split("\n\n", 1)[1].splitlines()
-    starts = [" ".join(row.split()[2:4]) for row in table[1:3]]
-    assert ["2023-11-15 23:59:30", "2023-11-16 00:00:30"] == starts, table
+    attempt = replace(run.stages[1].attempts[0], status="running", end=None, error=None)
+    running = replace(run.stages[1], status="running", attempts=(attempt,))
+    for shown in (run, replace(run, status="running", end=None, stages=(run.stages[0], running))):
+        table = format_run_table(shown, 80).split("\n\n", 1)[1].splitlines()
+        starts = [" ".join(row.split()[2:4]) for row in table[1:3]]
+        assert ["2023-11-15 23:59:30", "2023-11-16 00:00:30"] == starts, table
 
 
 def test_runs_show_is_whole_on_a_pipe_and_when_it_fits() -> None:
