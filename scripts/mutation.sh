@@ -145,6 +145,12 @@ tests_for() {
                 tests/pipeline_run_log_stored_rows_test.py tests/pipeline_debug_logs_test.py \
                 tests/pipeline_debug_logs_cli_test.py \
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_cli_deferred_test.py ;;
+        pipeline/run_log_emit.py)
+            # The run log's records and rows, then the record queue's turns that batch the rows.
+            echo tests/pipeline_run_log_records_test.py tests/pipeline_run_log_rows_test.py \
+                tests/pipeline_run_log_stored_rows_test.py tests/pipeline_monitor_record_queue_test.py \
+                tests/pipeline_debug_logs_test.py tests/pipeline_monitor_unrecorded_test.py \
+                tests/pipeline_cli_deferred_test.py ;;
         pipeline/log_export.py)
             echo tests/pipeline_log_export_test.py tests/pipeline_debug_logs_test.py \
                 tests/pipeline_debug_logs_cli_test.py ;;
@@ -288,6 +294,10 @@ tests_for() {
                 tests/pipeline_tracking_remask_test.py tests/pipeline_debug_dump_write_test.py ;;
         pipeline/table_fit.py)
             echo tests/pipeline_table_fit_test.py tests/pipeline_cli_run_tables_test.py ;;
+        pipeline/cli/run_tables.py)
+            # The tables in-process; not the replay and web files that import it too: their
+            # server and browser take a minute a mutant, for lines the tables' tests compare.
+            echo tests/pipeline_cli_run_tables_test.py ;;
         pipeline/api_views.py)
             # The pure views first; then the run API and the runs page over a real server.
             echo tests/pipeline_api_views_test.py tests/pipeline_http_answers_test.py \
