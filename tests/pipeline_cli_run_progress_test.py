@@ -138,7 +138,7 @@ def test_a_cancelled_runs_wait_for_an_approval_is_withdrawn_not_rejected(
     tmp_path: Path, home: Path, serve: Callable[..., Served]
 ) -> None:
     """The engine closes the request of a run that stops: the line said ``rejected by engine``,
-    a rejection nobody made, before the stage's ``skipped: run cancelled``."""
+    a rejection nobody made, before the stage's ``skipped: run cancelled by <user>``."""
     served = serve(str(write(tmp_path / "gated.yaml", GATED_PIPELINE)))
     line = served.wait_for_line("waiting for approval")
     cancelled = taskdaemon(home, "cancel", line.split("approve ")[1].split()[0])
@@ -148,7 +148,7 @@ def test_a_cancelled_runs_wait_for_an_approval_is_withdrawn_not_rejected(
     assert expected == (
         cancelled.returncode,
         code,
-        [line for line in lines if "approval withdrawn" in line or " by " in line],
+        [line for line in lines if "approval withdrawn" in line or "rejected" in line],
     ), stderr
 
 

@@ -33,7 +33,7 @@ class Target:
 
     def publish(self, event_type: str, payload: Any) -> None: ...
 
-    def cancel(self) -> None: ...
+    def cancel(self, *, by: str = "") -> None: ...
 
 
 async def _ended(reader: asyncio.StreamReader) -> bytes:
@@ -61,7 +61,7 @@ class Held(Target):
         self.release = asyncio.Event()
         self.entered = 0
 
-    async def cancel(self) -> None:  # type: ignore[override]
+    async def cancel(self, *, by: str = "") -> None:  # type: ignore[override]
         self.entered += 1
         await self.release.wait()
 

@@ -32,8 +32,8 @@ class RecordingTarget:
     def publish(self, event_type: str, payload: Any) -> None:
         self.calls.append(("publish", event_type, json.dumps(payload)))
 
-    async def cancel(self) -> None:
-        self.calls.append(("cancel",))
+    async def cancel(self, *, by: str = "") -> None:
+        self.calls.append(("cancel", by))
 
 
 async def test_control_protocol_answers_every_op(home: Path) -> None:
@@ -48,6 +48,8 @@ async def test_control_protocol_answers_every_op(home: Path) -> None:
             {"op": "publish", "type": "spec.ready", "payload": {"n": 1}},
             {"op": "publish", "type": "spec.ready", "payload": [1]},
             {"op": "cancel"},
+            {"op": "cancel", "by": "bob"},
+            {"op": "cancel", "by": ["bob"]},
             {"op": "status"},
             {"op": "explode"},
         ]
@@ -66,6 +68,8 @@ async def test_control_protocol_answers_every_op(home: Path) -> None:
         {"ok": True},
         {"ok": False, "error": "publish needs a JSON object as 'payload'"},
         {"ok": True},
+        {"ok": True},
+        {"ok": False, "error": "by must be a string"},
         {"ok": True, "run_id": "f" * 32, "status": {"x": 1}},
         {"ok": False, "error": "unknown op 'explode' (approve, reject, publish, cancel, status)"},
         {"ok": False, "error": "not JSON: Expecting value: line 1 column 1 (char 0)"},
@@ -75,7 +79,8 @@ async def test_control_protocol_answers_every_op(home: Path) -> None:
         ("approve", "release", "ann"),
         ("reject", "release", "control socket"),
         ("publish", "spec.ready", '{"n": 1}'),
-        ("cancel",),
+        ("cancel", "control socket"),
+        ("cancel", "bob"),
     ]
     assert expected_calls == target.calls
     assert not server.path.exists()

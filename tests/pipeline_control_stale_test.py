@@ -40,7 +40,7 @@ class _Target:
 
     def publish(self, event_type: str, payload: Any) -> None: ...
 
-    def cancel(self) -> None:
+    def cancel(self, *, by: str = "") -> None:
         self.cancelled += 1
 
 

@@ -43,10 +43,10 @@ class Target:
     def publish(self, event_type: str, payload: Any) -> None:
         self.calls.append(("publish", event_type, payload))
 
-    async def cancel(self) -> None:
+    async def cancel(self, *, by: str = "") -> None:
         if self.refusal is not None:
             raise self.refusal
-        self.calls.append(("cancel",))
+        self.calls.append(("cancel", by))
 
 
 async def _ask(server: ControlServer, request: Any) -> Any:
@@ -479,11 +479,11 @@ async def test_publish_reaches_the_run_with_its_payload(home: Path) -> None:
 
 
 async def test_cancel_reaches_the_run(home: Path) -> None:
-    """``control.cancel`` cancels the run in the serving process."""
+    """``control.cancel`` cancels the run in the serving process, for whom it names."""
     target = Target()
     async with ControlServer(RUN, target, home=home):
-        await _in_thread(control.cancel, RUN, home=str(home))
-    assert [("cancel",)] == target.calls
+        await _in_thread(control.cancel, RUN, by="alice", home=str(home))
+    assert [("cancel", "alice")] == target.calls
 
 
 async def test_status_is_the_mapping_the_run_reports(home: Path) -> None:
@@ -500,7 +500,7 @@ async def test_a_unique_prefix_names_the_served_run(home: Path) -> None:
     target = Target()
     async with ControlServer(RUN, target, home=home):
         await _in_thread(control.cancel, "fff", home=str(home))
-    assert [("cancel",)] == target.calls
+    assert [("cancel", "control socket")] == target.calls
 
 
 async def test_an_exact_id_wins_over_longer_ids_it_prefixes(home: Path) -> None:
@@ -510,7 +510,7 @@ async def test_an_exact_id_wins_over_longer_ids_it_prefixes(home: Path) -> None:
     target = Target()
     async with ControlServer(RUN, target, home=home):
         await _in_thread(control.cancel, RUN, home=str(home))
-    assert [("cancel",)] == target.calls
+    assert [("cancel", "control socket")] == target.calls
 
 
 def test_an_ambiguous_prefix_names_every_run_it_matches(home: Path) -> None:

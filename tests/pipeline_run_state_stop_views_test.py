@@ -77,7 +77,7 @@ def _stored(home: Path, run_id: str, stage: str) -> dict[str, Any]:
 
 def _stop(home: Path, served: Served, how: str) -> None:
     if how == "cancel":
-        done = taskdaemon(home, "cancel", served.run_id)
+        done = taskdaemon(home, "cancel", served.run_id, "--by", "alice")
         assert done.returncode == 0, done.stderr
     else:
         (home / "go").touch()  # ``a`` fails: error_strategy fail stops the run
@@ -159,24 +159,28 @@ def _stopped_while_b_paused(
 
 
 @pytest.mark.parametrize(
-    ("how", "why"),
+    ("how", "why", "by"),
     [
-        ("cancel", "run cancelled"),
-        ("failure", "stage 'a' failed (error_strategy: fail)"),
-        ("quit", "run cancelled by cli debug"),
+        ("cancel", "run cancelled by alice", "alice"),
+        ("failure", "stage 'a' failed (error_strategy: fail)", "engine"),
+        ("quit", "run cancelled by cli debug", "cli debug"),
     ],
 )
 def test_a_stage_a_stop_caught_paused_says_why_in_every_view(
-    home: Path, serve: Start, how: str, why: str
+    home: Path, serve: Start, how: str, why: str, by: str
 ) -> None:
     """Paused at a start breakpoint when the run stops, ``b`` never started (no span of its
     own): the run span's ``breakpoint.resumed`` event keeps why, so ``runs show`` (table and
     JSON), the web page and ``replay --step`` say ``cancelled: <why>`` as the summary of
-    ``run`` (or ``debug``) does, and ``run --watch`` too."""
+    ``run`` (or ``debug``) does, and ``run --watch`` too; its log record says who resumed it:
+    who cancelled, or the engine for a failure's stop."""
     run_id, stdout, live = _stopped_while_b_paused(home, serve, how)
     error = f"cancelled: {why}"
     stored = _stored(home, run_id, "b")
     web, where = _web_and_replay(home, run_id, "b")
+    logs = taskdaemon(home, "logs", run_id, "--stage", "b").stdout.splitlines()
+    resumed = [line.split(None, 2)[2].partition(" after ")[0] for line in logs if "resum" in line]
+    assert [f"stage b.0.1 resumed: cancel by {by}"] == resumed
     assert [("cancelled", error)] * 3 == [
         _summary(stdout, "b"),
         ("cancelled", _shown(home, run_id, "b")),
@@ -235,11 +239,42 @@ def test_a_stage_waiting_or_pending_is_skipped_for_the_stop_in_every_view(
     """Waiting for an approval, or pending behind ``a``, when the run stops, ``b`` is skipped
     with the stop as its reason in the summary, live and in ``runs show``."""
     summary, live, stored = _run(home, serve, _pipeline(home, 2, triggers), until, how)
-    reason = "run cancelled" if how == "cancel" else "run failed: stage 'a' failure: "
+    reason = "run cancelled by alice" if how == "cancel" else "run failed: stage 'a' failure: "
     reason_stored = stored["skip_reason"]
     assert summary[0] == live[0] == stored["status"] == "skipped"
     assert (one_line(reason_stored, 70), reason_stored) == (summary[1], live[1])
     assert reason_stored.startswith(reason)
+
+
+def _who_views(home: Path, run_id: str, stdout: str, stderr: str) -> tuple[Any, ...]:
+    """After a cancel that skipped ``b``: ``b`` in the command's summary and progress lines,
+    its log record, ``runs show`` (table and JSON), the web page and ``replay --step``, and the
+    run's own last log record."""
+    progress = [line.split(None, 2)[1:] for line in stderr.splitlines()]
+    logs = taskdaemon(home, "logs", run_id).stdout.splitlines()
+    stored = _stored(home, run_id, "b")
+    return (
+        _summary(stdout, "b"),
+        [words for words in progress if words[0] == "b"],
+        [line.split(None, 2)[2] for line in logs if " stage b " in line],
+        _shown(home, run_id, "b"),
+        (stored["status"], stored["skip_reason"], stored["cancel_reason"]),
+        _web_and_replay(home, run_id, "b"),
+        logs[-1].split(None, 2)[2],
+    )
+
+
+def _who(run_id: str, why: str) -> tuple[Any, ...]:
+    """What :func:`_who_views` answers when the cancel's reason is ``why``."""
+    return (
+        ("skipped", why),
+        [["b", f"skipped: {why}"]],
+        [f"stage b skipped: {why}"],
+        why,
+        ("skipped", why, why),
+        (why, f"b  skipped  ({why})"),
+        f"run {run_id} finished: cancelled: {why}",
+    )
 
 
 def test_a_stage_skipped_for_a_quit_says_who_cancelled_in_every_view(home: Path) -> None:
@@ -247,26 +282,28 @@ def test_a_stage_skipped_for_a_quit_says_who_cancelled_in_every_view(home: Path)
     pending behind ``a``, is skipped for that cancel: it says who, as the run's error does (it
     read ``run cancelled``, as if nobody had asked), in ``debug``'s summary and progress, its
     log record, ``runs show`` (table and JSON), the web page and ``replay --step``."""
-    why = "run cancelled by cli debug"
     pipeline = str(_pipeline(home, 2, AFTER_A))
     done = taskdaemon(home, "debug", pipeline, "--break", "a", stdin="quit\n")
     assert 1 == done.returncode, done.stdout + done.stderr
     run_id = done.stdout.split()[2]
-    progress = [line.split(None, 2)[1:] for line in done.stderr.splitlines()]
-    logs = taskdaemon(home, "logs", run_id, "--stage", "b").stdout.splitlines()
-    stored = _stored(home, run_id, "b")
-    assert (
-        ("skipped", why),
-        [["b", f"skipped: {why}"]],
-        [f"stage b skipped: {why}"],
-        why,
-        ("skipped", why, why),
-        (why, f"b  skipped  ({why})"),
-    ) == (
-        _summary(done.stdout, "b"),
-        [words for words in progress if words[0] == "b"],
-        [line.split(None, 2)[2] for line in logs],
-        _shown(home, run_id, "b"),
-        (stored["status"], stored["skip_reason"], stored["cancel_reason"]),
-        _web_and_replay(home, run_id, "b"),
+    assert _who(run_id, "run cancelled by cli debug") == _who_views(
+        home, run_id, done.stdout, done.stderr
     )
+
+
+@pytest.mark.parametrize("by", [["--by", "alice"], []])
+def test_a_stage_skipped_for_taskdaemon_cancel_says_who_cancelled(
+    home: Path, serve: Start, by: list[str]
+) -> None:
+    """``taskdaemon cancel RUN`` sends who cancels (``--by``, else the user's name) over the
+    control socket: ``b``, pending behind ``a``, and the run say who in every view, as after
+    the debugger's ``quit`` (they read ``run cancelled``)."""
+    served = serve(str(_pipeline(home, 2, AFTER_A)))
+    served.wait_for_line("running")
+    done = taskdaemon(home, "cancel", served.run_id, *by)
+    assert 0 == done.returncode, done.stderr
+    who = done.stdout.removeprefix("cancel requested (by ").removesuffix(")\n")
+    code, stdout, stderr = served.finish()
+    assert (1, "alice" if by else who) == (code, who)
+    views = _who_views(home, served.run_id, stdout, stderr)
+    assert _who(served.run_id, f"run cancelled by {who}") == views

@@ -12,12 +12,15 @@ Requests (``op`` plus fields)::
     {"op": "approve", "stage": "release", "by": "alice", "comment": "..."}
     {"op": "reject",  "stage": "release", "by": "alice", "reason": "...", "comment": "..."}
     {"op": "publish", "type": "spec.ready", "payload": {...}}
-    {"op": "cancel"}
+    {"op": "cancel", "by": "alice"}
     {"op": "status"}
     {"op": "debug", "action": "state", ...}   (see ``debug_ops.py``)
 
 ``comment`` and ``reason`` are optional text of at most 4,096 characters; a decision the run
 accepted is logged on ``taskdaemon.audit`` as the HTTP API logs it (``approval_audit.py``).
+A cancel's ``by`` (text of the same bound) names who cancelled in the run's error and its
+skipped stages' reason, ``run cancelled by alice``; a client that sends none (one older than
+``by``) is named ``control socket``, as an approval without ``by`` is.
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
@@ -108,8 +111,8 @@ class ControlTarget(Protocol):
     def publish(self, event_type: str, payload: Mapping[str, Any]) -> Any:
         """Publish an event into the run."""
 
-    def cancel(self) -> Any:
-        """Cancel the run."""
+    def cancel(self, *, by: str = ...) -> Any:
+        """Cancel the run for ``by``."""
 
 
 def control_dir(home: str | os.PathLike[str] | None = None) -> Path:
@@ -412,7 +415,11 @@ class ControlServer:
                 await _maybe_await(self._target.publish(event_type, payload))
                 return {"ok": True}
             if op == "cancel":
-                await _maybe_await(self._target.cancel())
+                try:
+                    by = note_field(request, "by") or "control socket"
+                except ValueError as exc:
+                    return {"ok": False, "error": str(exc)}
+                await _maybe_await(self._target.cancel(by=by))
                 return {"ok": True}
             if isinstance(op, str) and op in self._extra:
                 return await self._extra[op](request)
@@ -572,9 +579,9 @@ def publish(
     send_request(run_id, {"op": "publish", "type": event_type, "payload": dict(payload)}, home=home)
 
 
-def cancel(run_id: str, *, home: str | None = None) -> None:
-    """Cancel run ``run_id``."""
-    send_request(run_id, {"op": "cancel"}, home=home)
+def cancel(run_id: str, *, by: str = "", home: str | None = None) -> None:
+    """Cancel run ``run_id`` for ``by``."""
+    send_request(run_id, {"op": "cancel", "by": by}, home=home)
 
 
 def status(run_id: str, *, home: str | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@
 
     taskdaemon approve RUN STAGE [--reject [--reason TEXT]] [--by NAME] [--comment TEXT]
     taskdaemon publish RUN TYPE [--payload JSON]
-    taskdaemon cancel RUN
+    taskdaemon cancel RUN [--by NAME]
     taskdaemon status RUN
 
 They work on any run in progress: they talk to the ``taskdaemon run`` process through the
@@ -90,6 +90,9 @@ def register(subparsers: Any) -> None:
         "cancel", help="cancel a run in progress", description=f"Cancel a run. {where}"
     )
     parser.add_argument("run", metavar="RUN", help="run id (or a unique prefix)")
+    parser.add_argument(
+        "--by", metavar="NAME", help="who cancels, in the run's record (default: your user name)"
+    )
     parser.add_argument("--home", metavar="DIR", help=home_help)
     parser.set_defaults(func=_cancel)
 
@@ -159,9 +162,10 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    code = _call("cancel", {"op": "cancel"}, args)
+    by = args.by or _user()
+    code = _call("cancel", {"op": "cancel", "by": by}, args)
     if code == 0:
-        print("cancel requested")
+        print(f"cancel requested (by {by})")
     return code
 
 

@@ -205,9 +205,7 @@ class DebugSession:
         """Cancel the run, for ``by``: its error and its pauses' ends name them (a quit at a
         prompt read ``cancel by engine``, ``run cancelled``, as if nobody had asked). A run that
         ended meanwhile is left as it ended, as ``RunHandle.cancel`` leaves it."""
-        run = self._run_of(run_id, need_open=False)
-        run.cancelled_by = by
-        run.stop(RunStatus.CANCELLED, f"run cancelled by {by}")
+        self._run_of(run_id, need_open=False).cancel(by=by)
 
     def step(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution | None:
         """Step mode for the run, and resume exactly one paused execution (the stage's, else

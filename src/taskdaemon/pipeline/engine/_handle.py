@@ -103,9 +103,10 @@ class RunHandle:
             )
         run.publish(event_type, payload or {}, None)
 
-    def cancel(self, reason: str | None = None) -> None:
+    def cancel(self, reason: str | None = None, *, by: str | None = None) -> None:
         """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent.
 
-        ``reason``: why, as the run's error and its cancelled attempts say (default "run
-        cancelled"; SIGHUP's says the terminal hung up)."""
-        self._run.stop(RunStatus.CANCELLED, reason or "run cancelled")
+        ``reason``: why, as the run's error, its cancelled attempts and its skipped stages say
+        (SIGHUP's says the terminal hung up); else ``by``, who asked (a user, ``api``): ``run
+        cancelled by <by>``; else "run cancelled"."""
+        self._run.cancel(reason, by)

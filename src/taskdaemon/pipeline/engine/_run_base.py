@@ -184,8 +184,8 @@ class RunBase:
         # that caused it: every cancelled attempt and skipped stage carries both.
         self.cancel_reason: str | None = None
         self.cancel_cause: str | None = None
-        # Who cancelled the run from the debugger (``DebugSession.cancel``): the pauses the
-        # stop resumes are attributed to them, as a ``continue`` is.
+        # Who cancelled the run (``cancel``'s ``by``: the debugger's user, ``taskdaemon cancel``'s):
+        # the pauses the stop resumes are attributed to them, as a ``continue`` is.
         self.cancelled_by: str | None = None
         self.result: RunResult | None = None
         self.isolated = IsolatedEvaluations(self)  # expensive CEL, answered off the loop
@@ -296,6 +296,17 @@ class RunBase:
 
         @abstractmethod
         def snapshot(self, final: bool = False) -> RunResult: ...
+
+    def cancel(self, reason: str | None = None, by: str | None = None) -> None:
+        """Cancel the run, with ``reason`` as its error, or else for ``by``, who asked: its
+        error, its skipped stages and its cancelled attempts then read ``run cancelled by
+        <by>``, and the pauses the stop ends were resumed by them (``DebugSession``). A run
+        already stopping or ended keeps its reason and who."""
+        if by is not None and self.stopping is None and self.result is None:
+            self.cancelled_by = by
+        self.stop(
+            RunStatus.CANCELLED, reason or (f"run cancelled by {by}" if by else "run cancelled")
+        )
 
     def cancelled_error(self) -> str:
         """The error of an attempt a stop cancels: ``cancelled: <why>``."""
