@@ -26,6 +26,7 @@ from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent, StageStarted
+from taskdaemon.pipeline.http_security import server_user
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -335,7 +336,8 @@ async def test_api_reject_skips_the_stage(pipeline: Pipeline) -> None:
 
 
 async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
-    """POST events starts an event stage instance; POST cancel ends the run cancelled."""
+    """POST events starts an event stage instance; POST cancel ends the run cancelled, for the
+    token's principal (the server's user by default), through the API."""
     resolver, sync = Resolver(hold=True), Sync()
     async with Engine(resolver=resolver, observers=[sync]) as engine:
         handle = await engine.start_run(pipeline, {})
@@ -347,8 +349,13 @@ async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
             )
             cancelled = await client.post(f"/api/runs/{handle.run_id}/cancel", json={})
         result = await handle.wait()
-    expected = (202, 202, RunStatus.CANCELLED)
-    assert expected == (published.status_code, cancelled.status_code, result.status)
+    expected = (202, 202, RunStatus.CANCELLED, f"run cancelled by {server_user()} (api)")
+    assert expected == (
+        published.status_code,
+        cancelled.status_code,
+        result.status,
+        result.error,
+    )
 
 
 async def test_api_refuses_to_cancel_a_run_that_has_ended(pipeline: Pipeline) -> None:

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from cli_support import Served, taskdaemon
 from taskdaemon.pipeline.cli._step_prompt import StepPrompt
+from taskdaemon.pipeline.http_security import server_user
 from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.store import SpanStore
@@ -307,3 +309,28 @@ def test_a_stage_skipped_for_taskdaemon_cancel_says_who_cancelled(
     assert (1, "alice" if by else who) == (code, who)
     views = _who_views(home, served.run_id, stdout, stderr)
     assert _who(served.run_id, f"run cancelled by {who}") == views
+
+
+def test_a_stage_skipped_for_a_cancel_through_the_api_says_who_cancelled(
+    home: Path, serve: Start
+) -> None:
+    """``POST /api/runs/RUN/cancel`` to ``run --serve`` cancels for the token's principal (the
+    server's user here), through the API: ``b`` and the run say so in every view; the token
+    is in none."""
+    served = serve(str(_pipeline(home, 2, AFTER_A)), "--serve", "127.0.0.1:0")
+    url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
+    served.wait_for_line("running")
+    token = (home / "api-token").read_text().strip()
+    answer = httpx.post(
+        f"{url}/api/runs/{served.run_id}/cancel",
+        json={},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    code, stdout, stderr = served.finish()
+    assert (202, 1) == (answer.status_code, code), stderr
+    views = _who_views(home, served.run_id, stdout, stderr)
+    assert _who(served.run_id, f"run cancelled by {server_user()} (api)") == views
+    assert (
+        token not in repr(views) + taskdaemon(home, "runs", "show", served.run_id, "--json").stdout
+    )

@@ -29,7 +29,8 @@ Routes (all JSON unless stated):
                                           optional)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
-``POST /api/runs/{id}/cancel``            cancel the run (409 once it has ended)
+``POST /api/runs/{id}/cancel``            cancel the run (409 once it has ended), for
+                                          ``<principal> (api)``
 ``/api/runs/{id}/debug[...]``, ``/dump``  the debugger (``server_debug.py``)
 ========================================= ======================================================
 
@@ -37,7 +38,9 @@ Access (``http_security.py``): ``/metrics``, ``/healthz`` and ``/readyz`` are op
 else needs the API token (``Authorization: Bearer T`` or the session cookie), a ``Host`` and
 ``Origin`` naming this server, and ``Content-Type: application/json`` on POST. The approver
 recorded is the token's principal (``TASKDAEMON_API_USER``, else the server's OS user), never a
-name from the body: a body with ``by`` is refused. The approve or reject is logged as an audit
+name from the body: a body with ``by`` is refused. A cancel names the principal too, and the
+API it came through, as the run's error and its skipped stages say: ``run cancelled by ops
+(api)``. The approve or reject is logged as an audit
 record *after* the engine accepted it, with the comment as a field of its own.
 
 Errors are ``{"error": "<one line>"}`` (``http_answers.py`` makes every answer so, 404 and 405
@@ -184,8 +187,8 @@ class RunController(Protocol):
     async def publish(self, run_id: str, event_type: str, payload: Mapping[str, Any]) -> None:
         """Publish an event into the run."""
 
-    async def cancel(self, run_id: str) -> None:
-        """Cancel the run."""
+    async def cancel(self, run_id: str, *, by: str) -> None:
+        """Cancel the run for ``by``."""
 
 
 # --- metrics and runs ----------------------------------------------------------------------------
@@ -358,7 +361,8 @@ def create_app(
 
     async def cancel(request: Request) -> Response:
         await json_body(request)
-        return await _command(lambda e: e.cancel(request.path_params["run_id"]))
+        by = f"{auth.principal} (api)"
+        return await _command(lambda e: e.cancel(request.path_params["run_id"], by=by))
 
     async def _command(call: Callable[[RunController], Awaitable[None]]) -> Response:
         if engine is None:
@@ -532,10 +536,10 @@ class EngineController:
             )
         engine.publish(run_id, event_type, payload)
 
-    async def cancel(self, run_id: str) -> None:
-        """Cancel the run; PipelineError (409) once it has ended, as approving a stage that
-        waits no more is refused, rather than an "accepted" that does nothing."""
+    async def cancel(self, run_id: str, *, by: str) -> None:
+        """Cancel the run for ``by``; PipelineError (409) once it has ended, as approving a
+        stage that waits no more is refused, rather than an "accepted" that does nothing."""
         handle = self._engine().get_run(run_id)
         if handle.done:
             raise PipelineError(f"run {run_id} has already ended ({handle.status})")
-        handle.cancel()
+        handle.cancel(by=by)
