@@ -89,7 +89,8 @@ def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
 ) -> None:
     """SIGTERM to ``debug FILE`` while its run is paused at a breakpoint (the prompt waiting
     for a command) cancels the run, as Ctrl-C does: exit 143, the run recorded cancelled with
-    its summary printed. Before, the process ended at once, its run left ``interrupted``."""
+    its summary printed, its error naming SIGTERM. Before, the process ended at once, its run
+    left ``interrupted``."""
     path, _pids = slow_pipeline(tmp_path)
     debugged = start("debug", str(path), "--break", "wait", stdin=subprocess.PIPE)
     debugged.wait_for_line("wait                     paused")
@@ -100,6 +101,7 @@ def test_sigterm_cancels_a_debugged_run_paused_at_a_breakpoint(
     assert "SIGTERM: cancelling run " in stderr
     run_id = run_id_of_summary(stdout)
     assert f"run {run_id} cancelled" in stdout
+    assert "error: run cancelled by SIGTERM" in stdout.splitlines()
     assert "cancelled" == stored_status(home, run_id)
 
 

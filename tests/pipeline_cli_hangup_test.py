@@ -166,7 +166,7 @@ def test_under_nohup_a_run_outlives_its_terminal(home: Path, tmp_path: Path) -> 
     """A run started with SIGHUP ignored (``nohup``) is meant to outlive its terminal: SIGHUP
     changes nothing. SIGHUP and then SIGTERM are sent together; had SIGHUP been handled, it
     (the lower number, delivered first) would have cancelled the run, exit 129. The run ends
-    by SIGTERM's cancel instead: exit 143, the engine's reason."""
+    by SIGTERM's cancel instead: exit 143, the reason naming SIGTERM."""
     path, pids = slow_pipeline(tmp_path)
     with in_background(home) as start:
         served = start("run", str(path), launcher=(sys.executable, "-c", _NOHUP, TASKDAEMON))
@@ -177,5 +177,5 @@ def test_under_nohup_a_run_outlives_its_terminal(home: Path, tmp_path: Path) -> 
     assert 143 == code, stderr
     assert "SIGTERM: cancelling run " in stderr
     run_id = next(line.split()[1] for line in stderr.splitlines() if " started " in line)
-    assert "run cancelled" == _cancel_reason(home, run_id, "wait")
+    assert "run cancelled by SIGTERM" == _cancel_reason(home, run_id, "wait")
     no_sleeper_left(pids)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -257,7 +258,7 @@ def _who_views(home: Path, run_id: str, stdout: str, stderr: str) -> tuple[Any, 
     stored = _stored(home, run_id, "b")
     return (
         _summary(stdout, "b"),
-        [words for words in progress if words[0] == "b"],
+        [words for words in progress if words[:1] == ["b"]],
         [line.split(None, 2)[2] for line in logs if " stage b " in line],
         _shown(home, run_id, "b"),
         (stored["status"], stored["skip_reason"], stored["cancel_reason"]),
@@ -309,6 +310,21 @@ def test_a_stage_skipped_for_taskdaemon_cancel_says_who_cancelled(
     assert (1, "alice" if by else who) == (code, who)
     views = _who_views(home, served.run_id, stdout, stderr)
     assert _who(served.run_id, f"run cancelled by {who}") == views
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_stage_skipped_for_a_signal_says_which_signal_cancelled(
+    home: Path, serve: Start, signum: signal.Signals
+) -> None:
+    """SIGINT or SIGTERM to ``run`` cancels the run for that signal: ``b`` and the run name it
+    in every view (they read ``run cancelled``, as if nobody had asked)."""
+    served = serve(str(_pipeline(home, 2, AFTER_A)))
+    served.wait_for_line("running")
+    served.process.send_signal(signum)
+    code, stdout, stderr = served.finish()
+    assert 128 + signum == code, stderr
+    views = _who_views(home, served.run_id, stdout, stderr)
+    assert _who(served.run_id, f"run cancelled by {signum.name}") == views
 
 
 def test_a_stage_skipped_for_a_cancel_through_the_api_says_who_cancelled(

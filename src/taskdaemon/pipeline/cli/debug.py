@@ -298,7 +298,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-            runner.cancel(reason(stop))
+            runner.cancel(reason(stop), signal.Signals(runner.interrupted).name)
         except PipelineError as exc:
             _fail(EXIT_FAILURE, str(exc))
             runner.cancel()
@@ -340,10 +340,11 @@ class _RunThread(threading.Thread):
         self._ready.wait()
         return self.run_id
 
-    def cancel(self, reason: str | None = None) -> None:
-        """Cancel the run (from the prompt's thread), ``reason`` recorded (None: the default)."""
+    def cancel(self, reason: str | None = None, by: str | None = None) -> None:
+        """Cancel the run (from the prompt's thread), ``reason`` recorded, else who cancels
+        (``RunHandle.cancel``)."""
         if self._loop is not None and self._handle is not None:
-            self._loop.call_soon_threadsafe(self._handle.cancel, reason)
+            self._loop.call_soon_threadsafe(self._handle.cancel, reason, by)
 
     def finish(self) -> None:
         """Let the thread close the socket and telemetry once the run ended; wait for it."""

@@ -50,7 +50,8 @@ def exit_code(stop: KeyboardInterrupt) -> int:
 
 
 def reason(stop: KeyboardInterrupt) -> str | None:
-    """The reason a run ``stop`` cancelled records; None: the engine's "run cancelled"."""
+    """The reason a run ``stop`` cancelled records; None: the engine's, which names the signal
+    (``run cancelled by SIGTERM``)."""
     return HANGUP_REASON if isinstance(stop, HungUp) else None
 
 

@@ -30,13 +30,15 @@ class StopSignals:
     """Cancels a run on SIGINT, SIGTERM or SIGHUP (installed on the running loop by ``install``).
 
     ``cancel`` is called for the first signal, with the reason to record (None: the engine's
-    own, "run cancelled"); ``run_id`` names the run in the line said then.
+    ``run cancelled by <by>``) and who cancels, the signal's name (``RunHandle.cancel``'s
+    ``by``: a run's record names who cancelled it, as after ``taskdaemon cancel``);
+    ``run_id`` names the run in the line said then.
     A signal before the run has an id (``bind`` not called yet) is kept, and cancels it when
     ``bind`` is called."""
 
     def __init__(self) -> None:
         self.received: list[int] = []
-        self._cancel: Callable[[str | None], object] | None = None
+        self._cancel: Callable[[str | None, str], object] | None = None
         self._run_id = ""
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handled: tuple[int, ...] = ()
@@ -59,12 +61,12 @@ class StopSignals:
             if self._hung_up:  # the terminal is gone: a later SIGHUP (the shell's) must not
                 signal.signal(signal.SIGHUP, signal.SIG_IGN)  # end the process as it exits
 
-    def bind(self, run_id: str, cancel: Callable[[str | None], object]) -> None:
+    def bind(self, run_id: str, cancel: Callable[[str | None, str], object]) -> None:
         """The run to cancel; a signal received before is acted on now."""
         self._run_id, self._cancel = run_id, cancel
         if self.received:
             self._say(self.received[0])
-            cancel(_reason(self.received[0]))
+            cancel(_reason(self.received[0]), signal.Signals(self.received[0]).name)
 
     def exit_code(self) -> int | None:
         """128 + the first signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), or None
@@ -89,9 +91,10 @@ class StopSignals:
         self.received.append(signum)
         if self._cancel is not None:
             self._say(signum)
-            self._cancel(_reason(signum))
+            self._cancel(_reason(signum), signal.Signals(signum).name)
 
 
 def _reason(signum: int) -> str | None:
-    """The reason a run stopped by ``signum`` records; None: the engine's "run cancelled"."""
+    """The reason a run stopped by ``signum`` records; None: the engine's, which names the
+    signal (``run cancelled by SIGTERM``)."""
     return HANGUP_REASON if signum == signal.SIGHUP else None

@@ -103,10 +103,11 @@ class RunHandle:
             )
         run.publish(event_type, payload or {}, None)
 
-    def cancel(self, reason: str | None = None, *, by: str | None = None) -> None:
+    def cancel(self, reason: str | None = None, by: str | None = None) -> None:
         """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent.
 
         ``reason``: why, as the run's error, its cancelled attempts and its skipped stages say
-        (SIGHUP's says the terminal hung up); else ``by``, who asked (a user, ``api``): ``run
-        cancelled by <by>``; else "run cancelled"."""
+        (SIGHUP's says the terminal hung up); else ``by``, who asked (a user, ``ops (api)``, a
+        signal's name): ``run cancelled by <by>``; else "run cancelled". ``by`` is also who
+        the run's pauses were resumed by."""
         self._run.cancel(reason, by)
