@@ -365,3 +365,47 @@ def test_serve_says_its_address_once(home: Path) -> None:
     found = re.search(r"API: (http://127\.0\.0\.1:\d+)/ \(token in \S+\)$", first.strip())
     assert found is not None, first + rest
     assert (0, 1) == (served.returncode, (first + rest).count(found.group(1))), first + rest
+
+
+@pytest.mark.slow
+def test_a_signal_that_stops_serve_cancels_its_run_for_that_signal(
+    home: Path, tmp_path: Path
+) -> None:
+    """SIGTERM to ``serve`` while its scheduled run runs cancels the run for SIGTERM, as a
+    signal to ``run`` does: the stage it ended, the one it skipped and the run say so (they
+    read ``run cancelled``, as if nobody had asked), and serve exits 0."""
+    from cli_support import wait_until_stored, write
+    from schedule_support import scheduled_serve
+
+    why = "run cancelled by SIGTERM"
+    pipeline = write(
+        tmp_path / "held.yaml",
+        "name: held\nstages:\n"
+        "  - {name: a, command: 'sleep 60', triggers: [{manual: {approval_required: false}}]}\n"
+        "  - {name: b, command: 'true', triggers: [{on_completion: {stage: a}}]}\n",
+    )
+    with scheduled_serve(home, pipeline, "--max-runs=1") as serve:
+        wait_until_stored(home, serve.run_id, "a")
+        serve.process.send_signal(signal.SIGTERM)
+        serve.line(" ended cancelled ")
+        code = serve.process.wait(timeout=60)
+    logs = taskdaemon(home, "logs", serve.run_id).stdout.splitlines()
+    shown = json.loads(taskdaemon(home, "runs", "show", serve.run_id, "--json").stdout)
+    stages = {s["name"]: s for s in shown["stages"]}
+    assert (
+        0,
+        "cancelled",
+        (f"cancelled: {why}", why),
+        ("skipped", why),
+        [
+            f"stage a.0.1 finished: cancelled: {why}",
+            f"stage b skipped: {why}",
+            f"run {serve.run_id} finished: cancelled: {why}",
+        ],
+    ) == (
+        code,
+        shown["status"],
+        (stages["a"]["attempts"][-1]["error"], stages["a"]["cancel_reason"]),
+        (stages["b"]["status"], stages["b"]["skip_reason"]),
+        [line.split(None, 2)[2] for line in logs if why in line],
+    )

@@ -22,7 +22,8 @@ pipeline on a schedule.
   and the command that reaches it (``taskdaemon debug attach RUN``); its resumption one line
   more (the action and who), both with the run's fields (not ``stage``: they are serve's
   lines, not the stage's log records, which its log panel and ``logs --stage`` show).
-* Stopping: the first signal cancels the open run and exits 0 after telemetry is flushed (within
+* Stopping: the first signal cancels the open run, for that signal as ``run``'s are (``run
+  cancelled by SIGTERM``), and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
 * A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
   ``$TASKDAEMON_HOME``) is one error line, no traceback, and counted in
@@ -49,7 +50,7 @@ import math
 import signal
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon import __version__
@@ -66,6 +67,7 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     whole_number,
 )
+from taskdaemon.pipeline.cli.stop_signals import stop_cancel
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 from taskdaemon.pipeline.control import ControlServer, handle_status
 from taskdaemon.pipeline.ellipsis import quote
@@ -294,6 +296,7 @@ async def _serve(
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    stopped_by: list[int] = []  # the signal that set ``stop``: the open run is cancelled for it
 
     def on_signal(signum: int) -> None:
         if signum == signal.SIGHUP:
@@ -303,6 +306,7 @@ async def _serve(
         if stop.is_set():
             exit_now(128 + signum)  # as every command's second signal (cli/terminal_state.py)
         _log.info("%s: stopping", signal.Signals(signum).name)
+        stopped_by.append(signum)
         stop.set()
 
     async with contextlib.AsyncExitStack() as stack:
@@ -346,6 +350,7 @@ async def _serve(
                     stop,
                     not_started=not_started,
                     debug=lambda run_id: debug_op(engine, run_id, observers, metrics),
+                    stopped_by=stopped_by,
                 )
     return EXIT_OK
 
@@ -379,10 +384,12 @@ async def _schedule(
     *,
     not_started: Callable[[str], None] = lambda pipeline: None,
     debug: Callable[[str], DebugOp] | None = None,
+    stopped_by: Sequence[int] = (),
 ) -> None:
     """Start ``pipeline``'s runs as ``args`` schedule them until ``stop``; ``debug`` makes the
     control socket's ``debug`` op of a run (``cli/debug_socket.py``), without which the
-    debugger does not reach the runs."""
+    debugger does not reach the runs; ``stopped_by`` holds the signal that set ``stop``, once
+    one did."""
     runs = 0
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
         started = time.monotonic()
@@ -410,7 +417,7 @@ async def _schedule(
                 extra={"run_id": handle.run_id, "pipeline": pipeline.name},
             )
             ops = {} if debug is None else {"debug": debug(handle.run_id)}
-            result = await _served_until_end_or_stop(handle, stop, ops)
+            result = await _served_until_end_or_stop(handle, stop, ops, stopped_by)
             end_breakpoints(engine, handle.run_id)
         if result is not None:
             _log.info(
@@ -433,7 +440,10 @@ async def _schedule(
 
 
 async def _served_until_end_or_stop(
-    handle: RunHandle, stop: asyncio.Event, extra_ops: Mapping[str, DebugOp]
+    handle: RunHandle,
+    stop: asyncio.Event,
+    extra_ops: Mapping[str, DebugOp],
+    stopped_by: Sequence[int],
 ) -> RunResult:
     """:func:`_until_end_or_stop`, the run served on its control socket meanwhile, as a
     ``taskdaemon run``'s is: ``approve``, ``publish``, ``cancel``, ``status`` and the
@@ -447,19 +457,22 @@ async def _served_until_end_or_stop(
     except (OSError, PipelineError) as error:
         _log.warning("run %s has no control socket: %s", handle.run_id, error)
     try:
-        return await _until_end_or_stop(handle, stop)
+        return await _until_end_or_stop(handle, stop, stopped_by)
     finally:
         await server.aclose()
 
 
-async def _until_end_or_stop(handle: RunHandle, stop: asyncio.Event) -> RunResult:
-    """The run's result once it has ended, cancelled first when ``stop`` is set before."""
+async def _until_end_or_stop(
+    handle: RunHandle, stop: asyncio.Event, stopped_by: Sequence[int]
+) -> RunResult:
+    """The run's result once it has ended, cancelled first when ``stop`` is set before: for
+    the signal that set it (``stopped_by``), as ``run``'s signals cancel (``StopSignals``)."""
     waiter = asyncio.ensure_future(handle.wait())
     stopper = asyncio.ensure_future(stop.wait())
     await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
     stopper.cancel()
     if not waiter.done():
-        handle.cancel()
+        handle.cancel(*stop_cancel(stopped_by[0]) if stopped_by else ())
     return await waiter
 
 

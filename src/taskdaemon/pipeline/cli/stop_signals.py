@@ -23,7 +23,7 @@ from collections.abc import Callable
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 
-__all__ = ["StopSignals"]
+__all__ = ["StopSignals", "stop_cancel"]
 
 
 class StopSignals:
@@ -66,7 +66,7 @@ class StopSignals:
         self._run_id, self._cancel = run_id, cancel
         if self.received:
             self._say(self.received[0])
-            cancel(_reason(self.received[0]), signal.Signals(self.received[0]).name)
+            cancel(*stop_cancel(self.received[0]))
 
     def exit_code(self) -> int | None:
         """128 + the first signal's number (130 SIGINT, 143 SIGTERM, 129 SIGHUP), or None
@@ -91,10 +91,11 @@ class StopSignals:
         self.received.append(signum)
         if self._cancel is not None:
             self._say(signum)
-            self._cancel(_reason(signum), signal.Signals(signum).name)
+            self._cancel(*stop_cancel(signum))
 
 
-def _reason(signum: int) -> str | None:
-    """The reason a run stopped by ``signum`` records; None: the engine's, which names the
-    signal (``run cancelled by SIGTERM``)."""
-    return HANGUP_REASON if signum == signal.SIGHUP else None
+def stop_cancel(signum: int) -> tuple[str | None, str]:
+    """``RunHandle.cancel``'s reason and who for a run stopped by ``signum``: the signal's name,
+    and SIGHUP's own reason (None for the others: the engine's, which names the signal, ``run
+    cancelled by SIGTERM``)."""
+    return HANGUP_REASON if signum == signal.SIGHUP else None, signal.Signals(signum).name
