@@ -139,6 +139,18 @@ def _web_and_replay(home: Path, run_id: str, stage: str) -> tuple[str, str]:
     return web, where[-1]
 
 
+def _run_error(home: Path, run_id: str) -> tuple[str, str, str]:
+    """The run's own error in ``runs show`` (its table's ``error`` line, its JSON) and on the
+    web page (its live update document), from the stored spans."""
+    table = taskdaemon(home, "runs", "show", run_id).stdout.splitlines()
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    with SpanStore(home / "spans.db") as store:
+        record = store.get_run(run_id)
+    page = run_state(dag_snapshot(None, record), now=record.end or 0.0, can_control=False)
+    line = next(line for line in table if line.startswith("error "))
+    return line.split(None, 1)[1], shown["error"], page["run"]["error"]
+
+
 def _stopped_while_b_paused(
     home: Path, serve: Start, how: str
 ) -> tuple[str, str, tuple[str, str] | None]:
@@ -251,8 +263,8 @@ def test_a_stage_waiting_or_pending_is_skipped_for_the_stop_in_every_view(
 
 def _who_views(home: Path, run_id: str, stdout: str, stderr: str) -> tuple[Any, ...]:
     """After a cancel that skipped ``b``: ``b`` in the command's summary and progress lines,
-    its log record, ``runs show`` (table and JSON), the web page and ``replay --step``, and the
-    run's own last log record."""
+    its log record, ``runs show`` (table and JSON), the web page and ``replay --step``; and the
+    run's own last log record and its error in ``runs show`` and on the web page."""
     progress = [line.split(None, 2)[1:] for line in stderr.splitlines()]
     logs = taskdaemon(home, "logs", run_id).stdout.splitlines()
     stored = _stored(home, run_id, "b")
@@ -264,6 +276,7 @@ def _who_views(home: Path, run_id: str, stdout: str, stderr: str) -> tuple[Any, 
         (stored["status"], stored["skip_reason"], stored["cancel_reason"]),
         _web_and_replay(home, run_id, "b"),
         logs[-1].split(None, 2)[2],
+        _run_error(home, run_id),
     )
 
 
@@ -277,6 +290,7 @@ def _who(run_id: str, why: str) -> tuple[Any, ...]:
         ("skipped", why, why),
         (why, f"b  skipped  ({why})"),
         f"run {run_id} finished: cancelled: {why}",
+        (why, why, why),
     )
 
 

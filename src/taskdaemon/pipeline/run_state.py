@@ -531,6 +531,8 @@ class RunState:
         if event.status is RunStatus.FAILURE:
             self.error_type = event.error_type or _OTHER_ERROR
             self.error = redact_text(event.error or self.error_type)
+        elif event.status is RunStatus.CANCELLED and event.error:
+            self.error = redact_text(event.error)  # who cancelled, as the run span keeps it
 
     def _stage_waiting(self, event: StageWaiting | ApprovalRequested) -> None:
         stage = self._stage(event.stage)

@@ -183,12 +183,19 @@ def describe_run_start(
 
 
 def end_run_span(span: Span, event: RunFinished, result: str, error_type: str | None) -> None:
-    """End the run span with its result (and status ERROR with ``error_type`` on failure)."""
+    """End the run span with its result (and status ERROR with ``error_type`` on failure).
+
+    A cancelled run's reason, which names who cancelled it, goes in
+    ``taskdaemon.stage.cancel_reason``, as on the attempts and skip spans that cancel ended:
+    its status stays UNSET (cancelling is not an error), and a status description is for
+    ERROR alone."""
     if span.is_recording():
         attributes: dict[str, Any] = {t.CICD_PIPELINE_RESULT: result}
         if error_type is not None:
             attributes[t.ERROR_TYPE] = error_type
             span.set_status(Status(StatusCode.ERROR, event.error or error_type))
+        elif result == t.RESULT_CANCELLATION and event.error:
+            attributes[t.STAGE_CANCEL_REASON] = event.error
         span.set_attributes(attributes)
     span.end(end_time=ns(event.at))
 

@@ -147,6 +147,13 @@ def _redacted(text: str | None) -> str | None:
     return None if text is None else redact_text(text)
 
 
+def _run_error(status_message: str | None, attrs: Mapping[str, Any]) -> str | None:
+    """The run's error: a failed run's status description, else a cancelled run's reason
+    (``taskdaemon.stage.cancel_reason``: who cancelled it), as the engine's result says."""
+    message = _str_or_none(status_message) or _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
+    return _redacted(message)
+
+
 def _payload(span: SpanRecord, event_name: str) -> str | None:
     for event in span.events:
         if event.name == event_name:
@@ -544,7 +551,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         edges=_edges(root_attrs, stage_tuple),
         definition_hash=_str_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),
         started_by=_str_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
-        error=None if root is None else _redacted(_str_or_none(root.status_message)),
+        error=None if root is None else _run_error(root.status_message, root_attrs),
         error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
         replay_of=replay_of(root_attrs),
         # In key order: Jaeger sorts attribute lists by key, the store keeps the writer's order;
