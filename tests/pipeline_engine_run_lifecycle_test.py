@@ -326,6 +326,27 @@ async def test_every_reader_of_an_ending_stage_is_evaluated_again() -> None:
     assert {} == dict(result.skip_reasons)
 
 
+async def test_closing_the_engine_cancels_an_open_run_for_the_shutdown() -> None:
+    """An engine closed while a run holds in ``a`` cancels the run for its shutdown: the run,
+    ``a`` and ``c`` (skipped behind ``a``) say so, as they say who after any other cancel
+    (they read ``run cancelled``, as if nobody had asked)."""
+    gate = Gate()
+    p = pipeline(stage("a"), stage("c", *after("a")))
+    engine = Engine(resolver=Resolver({"a": gate}), clock=Clock())
+    async with engine:
+        handle = await engine.start_run(p)
+        await gate.entered.wait()
+    result = await handle.wait()
+    why = "run cancelled by engine shutdown"
+    [a] = result.executions["a"]
+    assert (RunStatus.CANCELLED, why, f"cancelled: {why}", {"c": why}) == (
+        result.status,
+        result.error,
+        a.error,
+        dict(result.skip_reasons),
+    )
+
+
 async def test_an_event_stage_fed_by_a_stage_closes_when_its_emitter_ends() -> None:
     """An event stage fed by another stage ends once its emitter has ended and its events are
     handled, so a stage after it starts while the run is still open; each instance names the

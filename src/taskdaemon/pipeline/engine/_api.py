@@ -248,10 +248,12 @@ class Engine:
         self.get_run(run_id).cancel()
 
     async def aclose(self) -> None:
-        """Cancel every open run and wait for them to end; safe to call twice."""
+        """Cancel every open run, for the shutdown (``run cancelled by engine shutdown``: a run
+        ended so says why, as one a user or a signal cancelled does), and wait for them to
+        end; safe to call twice."""
         open_runs = [h for h in self._runs.values() if not h.done]
         for handle in open_runs:
-            handle.cancel()
+            handle.cancel(by="engine shutdown")
         for handle in open_runs:
             await handle.wait()
 
