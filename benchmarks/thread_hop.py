@@ -7,9 +7,10 @@ of sync stages makes them) on a fresh event loop, once for each default executor
 ``ThreadPoolExecutor`` (what asyncio makes), a ``_sync_pool.SyncPool`` set by hand (its results
 through ``call_soon_threadsafe``) and "(installed)", none set: what ``in_thread`` installs (a
 ``SyncPool`` whose results come through the loop's ``_loop_inbox``, since round 17), in turns
-that alternate which goes first. Per hop: the process's CPU time and voluntary context switches
-(``getrusage``), the loop thread's CPU (``time.thread_time``) and the number of pool threads
-the hops used. Medians of the rounds; all in one process, side by side.
+that alternate which goes first. Per hop: the process's CPU time, voluntary and involuntary
+context switches (``getrusage``: a thread woken on the loop's CPU preempts it, an involuntary
+switch of the loop's), the loop thread's CPU (``time.thread_time``) and the number of pool
+threads the hops used. Medians of the rounds; all in one process, side by side.
 
 The handler's context has plain functions as callbacks and a plain environment, so each hop
 also pays ``_threads.thread_safe``'s copy of it. With ``--engine-context`` it is shaped as the
@@ -97,6 +98,7 @@ async def hops(
         "cpu": cpu / n * 1e6,
         "loop": thread_cpu / n * 1e6,
         "switches": (after.ru_nvcsw - before.ru_nvcsw) / n,
+        "preempted": (after.ru_nivcsw - before.ru_nivcsw) / n,
         "threads": len(names),
     }
 
@@ -125,12 +127,15 @@ def main() -> None:
         f"{args.hops} sequential sync hops of a no-op, median of {args.rounds} rounds "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
-    print(f"  {'executor':<20} {'cpu µs':>8} {'loop µs':>8} {'vol sw':>7} {'threads':>8}")
+    print(
+        f"  {'executor':<20} {'cpu µs':>8} {'loop µs':>8} {'vol sw':>7} {'invol sw':>8}"
+        f" {'threads':>8}"
+    )
     for name, rounds in figures.items():
         med = {key: statistics.median(r[key] for r in rounds) for key in rounds[0]}
         print(
             f"  {name:<20} {med['cpu']:8.1f} {med['loop']:8.1f} {med['switches']:7.2f}"
-            f" {med['threads']:8.0f}"
+            f" {med['preempted']:8.2f} {med['threads']:8.0f}"
         )
 
 
