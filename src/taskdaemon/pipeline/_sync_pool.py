@@ -18,6 +18,16 @@ pool's queue: more context switches and more CPU a hop than here (benchmarks/REA
 * runs the call and the delivery itself: a job is a pair of callables (``partial`` objects of
   C functions for a stage's hop), not a Python function that runs one and returns the other
   (a frame and a closure a stage);
+* after a delivery that found no next job in its slot, gives up its CPU once
+  (``os.sched_yield``, which lets go of the GIL) before its idle wait. The delivery woke the
+  loop, which the scheduler most often puts on the delivering thread's CPU. Were the thread to
+  go straight to its idle wait, the loop's ring for the next stage would wake it while the loop
+  still held the GIL: woken twice (the bell, then the GIL), each wake-up preempting the loop.
+  The yield lets the loop run its turn first: it takes the result, puts the next stage in the
+  slot while nobody waits on the bell (the ring then wakes no one) and lets go of the GIL as it
+  blocks, and the thread goes on with that job. Where the loop runs on another CPU the yield
+  returns at once and the thread waits as before (measured in benchmarks/README.md: perf41's
+  section on the hop's yield);
 * starts a thread only when none is idle, never more than ``max_workers`` (as
   ``ThreadPoolExecutor``'s default, ``min(32, cpus + 4)``); jobs beyond that wait in a FIFO
   backlog that busy threads take from before they go idle; a thread idle for
@@ -56,6 +66,9 @@ Call = Callable[[], Any]
 Deliver = Callable[[Any, "BaseException | None"], None]
 
 _numbers = itertools.count(1)
+
+#: ``os.sched_yield`` (it lets go of the GIL), None where there is none (Windows).
+_yield = getattr(os, "sched_yield", None)
 
 
 def _ignore(result: Any, error: BaseException | None) -> None:
@@ -229,6 +242,11 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
                 continue
             if closing:
                 return
+            if worker.call is None and _yield is not None:
+                # The delivery woke the loop, most often onto this CPU: let it run its turn
+                # first (module docstring). The slot is read without the guard: a stale
+                # answer costs one yield more or less, nothing else.
+                _yield()
             # The idle wait, inline (a method would be a frame a stage). Only an idle thread
             # waits (on the idle stack, put there under the guard while the pool was open; a
             # thread that found it closed ended above), so no check of ``_closed`` comes first:
