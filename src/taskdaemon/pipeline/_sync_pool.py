@@ -26,8 +26,8 @@ pool's queue: more context switches and more CPU a hop than here (benchmarks/REA
   The yield lets the loop run its turn first: it takes the result, puts the next stage in the
   slot while nobody waits on the bell (the ring then wakes no one) and lets go of the GIL as it
   blocks, and the thread goes on with that job. Where the loop runs on another CPU the yield
-  returns at once and the thread waits as before (measured in benchmarks/README.md: perf41's
-  section on the hop's yield);
+  returns at once and the thread waits as before (benchmarks/README.md, "The hop's yield (perf41,
+  2026-12-05)");
 * starts a thread only when none is idle, never more than ``max_workers`` (as
   ``ThreadPoolExecutor``'s default, ``min(32, cpus + 4)``); jobs beyond that wait in a FIFO
   backlog that busy threads take from before they go idle; a thread idle for
