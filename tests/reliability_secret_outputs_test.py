@@ -177,14 +177,20 @@ def _live(shown: dict[str, str], home: Path, port: int, process: subprocess.Pope
     assert process.poll() is None, "the run ended before it served"
     headers = {"authorization": f"Bearer {token_file.read_text().strip()}"}
     with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=30) as api:
-        for _ in range(600):
-            runs = api.get("/api/runs").json()["runs"]
-            if runs:
-                run_id = runs[0]["run_id"]
-                stages = api.get(f"/api/runs/{run_id}").json()["stages"]
-                if [s["status"] for s in stages][:4] == BEFORE_THE_GATE:
-                    break
+        for _ in range(600):  # until the gate waits for its approval alone (a 503: again)
+            listed = api.get("/api/runs")
+            if listed.status_code == 200 and listed.json()["runs"]:
+                run_id = listed.json()["runs"][0]["run_id"]
+                shown_run = api.get(f"/api/runs/{run_id}")
+                stages = shown_run.json()["stages"] if shown_run.status_code == 200 else []
+                gate = [(s["status"], s["triggers_held"]) for s in stages if s["name"] == "gate"]
+                if [s["status"] for s in stages][:4] == BEFORE_THE_GATE and gate == [
+                    ("waiting", [0])
+                ]:
+                    break  # the gate holds its upstream's trigger: its approval is next
             time.sleep(0.1)
+        else:
+            raise AssertionError("the gate never waited for its approval")
         shown["serve /api/runs"] = _get(api, "/api/runs")
         shown["serve /api/runs/ID"] = _get(api, f"/api/runs/{run_id}")
         shown["serve /metrics"] = _get(api, "/metrics")
@@ -195,7 +201,7 @@ def _live(shown: dict[str, str], home: Path, port: int, process: subprocess.Pope
     status = taskdaemon(home, "status", run_id)
     shown["status"] = status.stdout + status.stderr
     comment = f"token={SECRETS['approval comment token']}"
-    for _ in range(100):  # the approval is asked for just after the stages it follows end
+    for _ in range(20):  # asked for just after the gate's trigger is held
         approved = taskdaemon(home, "approve", run_id, "gate", "--comment", comment)
         if approved.returncode != 1:
             break
