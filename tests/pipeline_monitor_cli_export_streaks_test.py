@@ -20,6 +20,7 @@ from collector_support import answered, answering_posts
 from prometheus_support import free_port
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
+from taskdaemon.pipeline.cli.telemetry import ExportHealth
 
 #: ``start`` ends at once, then two stages each wait on a fifo the test writes to, once the
 #: lines it waits for came.
@@ -164,13 +165,14 @@ def test_no_streak_starts_once_the_telemetry_closes(caplog: pytest.LogCaptureFix
 
 
 def test_a_span_streak_names_its_exporter_once(caplog: pytest.LogCaptureFixture) -> None:
-    """The span wrapper's errors begin with the exporter's name (``/readyz`` says the last of
-    all exporters); the streak's line names it already, and the count keeps the whole error."""
-    failures = ExportFailures()
-    streak = ExportStreak("traces", "otlp", threading.Event(), lambda _: None, failures.record)
+    """The streak's line names the exporter, and its health (``/readyz``, which says the last
+    error of all exporters) too, each once; the count keeps the wrapper's error."""
+    health = ExportHealth()
+    streak = ExportStreak("traces", "otlp", threading.Event(), lambda _: None, health.record)
     with caplog.at_level(logging.INFO):
-        streak.failed(2, "otlp: export of 2 spans failed")
-    assert failures.last_errors() == {"otlp": "otlp: export of 2 spans failed"}
+        streak.failed(2, "export of 2 spans failed")
+    assert health.failures.last_errors() == {"otlp": "export of 2 spans failed"}
+    assert health.snapshot().last_error == "otlp: export of 2 spans failed"
     assert [r.getMessage() for r in caplog.records] == [
         "span exports to otlp fail: export of 2 spans failed (what is lost is counted in "
         "taskdaemon_spans_export_failed_total and said at exit)"

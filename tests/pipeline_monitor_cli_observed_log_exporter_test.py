@@ -1,4 +1,5 @@
-"""Log records a log exporter failed to export are counted per exporter and said at exit."""
+"""Log records a log exporter failed to export are counted per exporter and said at exit, and
+make ``/readyz`` unready while no export succeeds (docs/architecture.md, "HTTP server")."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from cli_support import taskdaemon
 from collector_support import answered, answering_posts
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli.telemetry import Telemetry
+from taskdaemon.pipeline.server import HealthSources, create_app
 from taskdaemon.pipeline.settings import Settings, load_settings
 
 TelemetryFor = Callable[[Settings], Telemetry]  # the telemetry_for fixture (conftest.py)
@@ -84,6 +87,39 @@ def test_records_a_closed_port_did_not_take_are_counted(
     _emit_and_flush(telemetry, 4)
     assert telemetry.registry is not None
     assert 4.0 == telemetry.registry.get_sample_value(SERIES, scope_labels(exporter="otlp"))
+
+
+async def test_readyz_names_the_log_exporter_a_collector_refuses(
+    erring_collector: str,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    telemetry_for: TelemetryFor,
+) -> None:
+    """A log export the collector answered 500 makes ``/readyz`` 503, its ``log_export``
+    naming the exporter, as ``span_export`` would; span export (none configured) stays ok."""
+    _logs_to(monkeypatch, erring_collector, "http/protobuf")
+    telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=2.0))
+    _emit_and_flush(telemetry, 2)
+    sources = HealthSources(
+        export=telemetry.export_health.snapshot, log_export=telemetry.log_export_health.snapshot
+    )
+    transport = httpx.ASGITransport(app=create_app(health=sources))
+    async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
+        response = await client.get("/readyz")
+    components = response.json()["components"]
+    expected = (
+        503,
+        {"ok": True, "detail": "no span exporter configured"},
+        {
+            "ok": False,
+            "detail": "1 failed export in 60s: otlp: export failed",
+            "exporters": ["otlp"],
+            "failures": 1,
+            "window_seconds": 60.0,
+        },
+    )
+    actual = (response.status_code, components["span_export"], components["log_export"])
+    assert expected == actual
 
 
 def test_records_a_collector_took_are_not_counted(

@@ -237,11 +237,11 @@ async def test_the_sdks_export_durations_get_the_seconds_buckets(
 def test_failed_spans_are_summed_per_exporter_and_successes_add_none() -> None:
     """Each failed export adds its spans to its exporter's count; a success adds nothing."""
     health = ExportHealth()
-    health.record("otlp", 3, "otlp: down")
+    health.record("otlp", 3, "down")
     health.record("otlp", 0, None)
-    health.record("otlp", 4, "otlp: down")
-    health.record("console", 1, "console: closed")
-    assert {"otlp": 7, "console": 1} == health.failed_spans()
+    health.record("otlp", 4, "down")
+    health.record("console", 1, "closed")
+    assert {"otlp": 7, "console": 1} == health.failures.failed()
 
 
 def test_shutdown_is_safe_to_call_twice(tmp_path: Path, telemetry_for: TelemetryFor) -> None:

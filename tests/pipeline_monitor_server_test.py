@@ -253,7 +253,10 @@ async def test_readyz_is_200_with_nothing_to_worry_about() -> None:
     async with _client(create_app()) as client:
         response = await client.get("/readyz")
     body = response.json()
-    expected = (200, {"span_export": True, "span_store": True, "stages": True})
+    expected = (
+        200,
+        {"span_export": True, "log_export": True, "span_store": True, "stages": True},
+    )
     assert expected == (
         response.status_code,
         {name: c["ok"] for name, c in body["components"].items()},
@@ -264,7 +267,7 @@ async def test_readyz_is_503_after_failed_span_exports() -> None:
     """A failed export with no success since makes span_export unready, with the error."""
     health = ExportHealth()
     health.exporters.append("otlp")
-    health.record("otlp", 3, "otlp: export of 3 spans failed")
+    health.record("otlp", 3, "export of 3 spans failed")
     async with _client(create_app(health=HealthSources(export=health.snapshot))) as client:
         response = await client.get("/readyz")
     component = response.json()["components"]["span_export"]

@@ -1,9 +1,9 @@
-"""What ``/healthz`` and ``/readyz`` answer: the engine loop's lag, span export, the span store
-and stages overrunning their timeouts, each component's verdict in one report.
+"""What ``/healthz`` and ``/readyz`` answer: the engine loop's lag, span and log export, the span
+store and stages overrunning their timeouts, each component's verdict in one report.
 
 ``LoopLagMonitor`` is a task on the engine's loop that sleeps an interval and measures how late
-it wakes; ``liveness`` reads its last tick; ``readiness`` judges span export, the store and the
-runs' stages; ``HealthSources`` says where the server's two routes read each from
+it wakes; ``liveness`` reads its last tick; ``readiness`` judges span and log export, the store
+and the runs' stages; ``HealthSources`` says where the server's two routes read each from
 (``server.create_app``).
 """
 
@@ -168,32 +168,23 @@ def liveness(lag: LoopLagSnapshot, *, now: float, max_lag: float = 1.0) -> Healt
 def readiness(
     *,
     export: Any | None,
+    log_export: Any | None = None,
     store: Any | None,
     runs: Sequence[RunView],
     now: float,
     grace: float = 5.0,
 ) -> HealthReport:
-    """Ready when span export works, the store is healthy and no stage overran its timeout.
+    """Ready when span and log export work, the store is healthy and no stage overran its
+    timeout.
 
-    ``export`` is an ``ExportHealthSnapshot`` (or ``None`` without exporters), ``store`` any
-    object with ``ok`` and ``detail`` (or ``None`` without a store), ``now`` epoch seconds.
+    ``export`` and ``log_export`` are ``ExportHealthSnapshot``s of span and log record export
+    (or ``None`` without exporters), ``store`` any object with ``ok`` and ``detail`` (or
+    ``None`` without a store), ``now`` epoch seconds.
     """
-    components: dict[str, ComponentHealth] = {}
-    if export is None or not export.exporters:
-        components["span_export"] = ComponentHealth(True, "no span exporter configured")
-    else:
-        data = {
-            "exporters": list(export.exporters),
-            "failures": export.failures,
-            "window_seconds": export.window,
-        }
-        if export.ok:
-            components["span_export"] = ComponentHealth(True, "exports succeeding", data)
-        else:
-            detail = f"{counted(export.failures, 'failed export')} in {export.window:.0f}s"
-            if export.last_error:
-                detail = f"{detail}: {export.last_error}"
-            components["span_export"] = ComponentHealth(False, detail, data)
+    components: dict[str, ComponentHealth] = {
+        "span_export": _export_verdict(export, "span"),
+        "log_export": _export_verdict(log_export, "log"),
+    }
     if store is None:
         components["span_store"] = ComponentHealth(True, "no span store configured")
     else:
@@ -219,15 +210,37 @@ def readiness(
     return HealthReport(components)
 
 
+def _export_verdict(export: Any | None, signal: str) -> ComponentHealth:
+    """One signal's export (``signal``: ``span`` or ``log``) judged by one rule: unready while
+    its exports failed in the window with no success since. Log export is judged as span export
+    is: a collector refusing the run logs loses what an operator set the exporter up to see,
+    as one refusing spans does, and the embedded store keeps both either way."""
+    if export is None or not export.exporters:
+        return ComponentHealth(True, f"no {signal} exporter configured")
+    data = {
+        "exporters": list(export.exporters),
+        "failures": export.failures,
+        "window_seconds": export.window,
+    }
+    if export.ok:
+        return ComponentHealth(True, "exports succeeding", data)
+    detail = f"{counted(export.failures, 'failed export')} in {export.window:.0f}s"
+    if export.last_error:
+        detail = f"{detail}: {export.last_error}"
+    return ComponentHealth(False, detail, data)
+
+
 @dataclass(slots=True)
 class HealthSources:
     """Where ``/healthz`` and ``/readyz`` read from; every source is optional.
 
-    ``export`` returns an ``ExportHealthSnapshot``; ``store`` an object with ``ok``/``detail``.
+    ``export`` and ``log_export`` return an ``ExportHealthSnapshot`` (of span and of log
+    record export); ``store`` an object with ``ok``/``detail``.
     """
 
     lag: LoopLagMonitor | None = None
     export: Callable[[], Any] | None = None
+    log_export: Callable[[], Any] | None = None
     store: Callable[[], Any | None] | None = None
     max_lag: float = 1.0
     stage_grace: float = 5.0

@@ -10,8 +10,10 @@ Routes (all JSON unless stated):
 ``GET /healthz``                          liveness: the *engine* loop's lag measured by a ticker
                                           task; 200 ``{"status": "ok", ...}`` or 503
 ``GET /readyz``                           readiness, one entry per component: ``span_export``
-                                          (no failed export without a later success in the last
-                                          60 s), ``span_store`` (the store's own ``health()``),
+                                          and ``log_export`` (no failed export without a later
+                                          success in the last 60 s, naming the exporter that
+                                          failed last), ``span_store`` (the store's own
+                                          ``health()``),
                                           ``stages`` (no stage running past its timeout plus a
                                           grace); 200 when all are ok, else 503
 ``GET /``, ``/runs/{id}``                 the web page (``web/``): runs, and each run live
@@ -291,6 +293,7 @@ def create_app(
         def gather() -> HealthReport:  # on the engine's loop: sources are not thread-safe
             return readiness(
                 export=_guarded(sources.export),
+                log_export=_guarded(sources.log_export),
                 store=_guarded(sources.store),
                 runs=_guarded(engine.runs) or () if engine is not None else (),
                 now=sources.wall_clock(),

@@ -79,10 +79,9 @@ class ExportStreak:
 
     def failed(self, count: int, error: str) -> None:
         """One export lost ``count`` (spans, records, or the export itself); ``error`` is the
-        wrapper's cause, said when the exporter's folded line gave none (without the exporter's
-        name it may begin with, which the line says already)."""
+        wrapper's cause, said when the exporter's folded line gave none."""
         self._record(self._name, count, error)
-        cause = self._causes(self._signal) or error.removeprefix(f"{self._name}: ")
+        cause = self._causes(self._signal) or error
         with self._lock:
             if self._lost is not None:
                 self._lost += count

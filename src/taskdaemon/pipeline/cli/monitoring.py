@@ -106,8 +106,8 @@ def build_monitor(
     )
     # After the shutdown (LIFO), so that the counts are final.
     stack.callback(report_unexported_metrics, telemetry.metric_export_failures)
-    stack.callback(report_unexported_logs, telemetry.log_export_failures)
-    stack.callback(report_unexported_spans, telemetry.export_health.failed_spans)
+    stack.callback(report_unexported_logs, telemetry.log_export_health.failures)
+    stack.callback(report_unexported_spans, telemetry.export_health.failures.failed)
     stack.callback(report_lost_spans, telemetry.span_processors)
     stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:
@@ -170,7 +170,10 @@ def start_monitoring(
             engine=controller,
             registry=telemetry.registry if telemetry.serves_prometheus else None,
             health=HealthSources(
-                lag=lag, export=telemetry.export_health.snapshot, store=telemetry.store_health
+                lag=lag,
+                export=telemetry.export_health.snapshot,
+                log_export=telemetry.log_export_health.snapshot,
+                store=telemetry.store_health,
             ),
             auth=auth,
             redact_patterns=settings.redact_patterns,

@@ -125,7 +125,7 @@ def observe_failed_exports(
     exporters: Sequence[str],
 ) -> None:
     """Register ``taskdaemon.spans.export_failed`` over ``failed_spans()`` (spans whose export
-    failed, per exporter name; ``ExportHealth.failed_spans``). Each of ``exporters`` has its
+    failed, per exporter name; ``ExportHealth.failures.failed``). Each of ``exporters`` has its
     series from the start, at 0 until it fails (:func:`_from_zero`)."""
 
     def observe(options: CallbackOptions) -> Iterable[Observation]:
@@ -142,9 +142,9 @@ def observe_failed_exports(
 
 
 class ExportFailures:
-    """What failed to export, per exporter, with each exporter's last error: spans
-    (``telemetry.ExportHealth``), log records (``cli/observed_log_exporter.py``) or metric
-    exports (``cli/observed_metric_exporter.py``), one instance each, told by the exporters'
+    """What failed to export, per exporter, with each exporter's last error: spans or log
+    records (each signal's ``telemetry.ExportHealth``) or metric exports
+    (``cli/observed_metric_exporter.py``), one instance each, told by the exporters'
     streaks (``cli/export_streaks.py``; thread-safe: the exporters' threads record, a metric
     reader and the exit path read; never reset)."""
 
@@ -250,7 +250,7 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
 
 
 def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> int:
-    """Log one warning line when span exports failed (``ExportHealth.failed_spans``: per
+    """Log one warning line when span exports failed (``ExportHealth.failures.failed``: per
     exporter); returns the count. Call it once the tracer provider is shut down, so the count
     is final. A ``taskdaemon run`` without ``--serve`` has no ``/metrics`` or ``/readyz``, and
     the exporter's own lines are folded away (the module docstring)."""

@@ -11,8 +11,9 @@ What it builds:
   ``TASKDAEMON_SPAN_SOURCE``), then any ``extra_span_processors`` given by the caller, then one
   ``BatchSpanProcessor`` per ``OTEL_TRACES_EXPORTER`` entry (``otlp`` = gRPC or HTTP per
   ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
-  results feed :class:`ExportHealth` (``/readyz``), and gets ``TASKDAEMON_EXPORT_TIMEOUT`` as its
-  per-request timeout unless ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
+  results feed :class:`ExportHealth` (``/readyz``'s ``span_export``), and gets
+  ``TASKDAEMON_EXPORT_TIMEOUT`` as its per-request timeout unless
+  ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
 * **Sampling**: none, whatever ``OTEL_TRACES_SAMPLER`` says. A run's spans are its history,
   the store's and every view's: a sampled-out run was a run id that ``run -q`` printed and
   no view found. Sample the export in the Collector instead (tail sampling).
@@ -27,8 +28,9 @@ What it builds:
   Views pin every ``pipeline.*``/``cicd.*`` histogram (and the SDK's own ``otel.sdk.*``
   durations) to the seconds buckets of
   :data:`~taskdaemon.pipeline.telemetry.DURATION_BUCKETS` (never exponential).
-* **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set;
-  ``logs.configure_logging`` attaches the handler.
+* **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set,
+  each exporter wrapped as the span exporters are, its results feeding an :class:`ExportHealth`
+  of its own (``/readyz``'s ``log_export``); ``logs.configure_logging`` attaches the handler.
 
 Start-up time: the SDK parts are imported only when the settings ask for them: the metrics SDK
 only with a metric reader to feed, the logs SDK only with a log exporter, each exporter only when
@@ -152,7 +154,7 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class ExportHealthSnapshot:
-    """Span export results over the last ``window`` seconds (for ``/readyz``)."""
+    """One signal's export results over the last ``window`` seconds (for ``/readyz``)."""
 
     exporters: tuple[str, ...]
     window: float
@@ -168,8 +170,9 @@ class ExportHealthSnapshot:
 
 
 class ExportHealth:
-    """Thread-safe record of span export outcomes, fed by the wrapped exporters' streaks
-    (``cli/export_streaks.py``)."""
+    """Thread-safe record of one signal's export outcomes (spans', or log records'), fed by
+    the wrapped exporters' streaks (``cli/export_streaks.py``). The last error is kept with
+    the name of the exporter that failed (``/readyz`` says it)."""
 
     def __init__(self, *, window: float = 60.0, clock: Callable[[], float] = time.time) -> None:
         self.window = window
@@ -178,24 +181,21 @@ class ExportHealth:
         self._results: deque[tuple[float, bool]] = deque(maxlen=1024)
         self._last_error: str | None = None
         self._last_success: float | None = None
-        self._failed_spans = ExportFailures()  # the span count of each exporter's failures
+        #: What each exporter's failed exports lost (spans or log records), never reset.
+        self.failures = ExportFailures()
         self.exporters: list[str] = []
 
-    def record(self, exporter: str, spans: int, error: str | None) -> None:
-        """Note one export's outcome (``error`` None: it went through); a failed one adds its
-        ``spans`` to ``exporter``'s count."""
+    def record(self, exporter: str, count: int, error: str | None) -> None:
+        """Note one export's outcome (``error`` None: it went through); a failed one adds
+        ``count`` (its spans or records) to ``exporter``'s."""
         now = self._clock()
         with self._lock:
             self._results.append((now, error is None))
             if error is None:
                 self._last_success = now
             else:
-                self._last_error = error
-        self._failed_spans.record(exporter, spans, error)
-
-    def failed_spans(self) -> dict[str, int]:
-        """Spans whose export failed since the start, per exporter (never reset)."""
-        return self._failed_spans.failed()
+                self._last_error = f"{exporter}: {error}"
+        self.failures.record(exporter, count, error)
 
     def snapshot(self) -> ExportHealthSnapshot:
         """Outcomes in the window. ``successes`` counts only those after the last failure."""
@@ -220,25 +220,22 @@ class ExportHealth:
 
 
 class _ObservedSpanExporter(SpanExporter):
-    """Delegates to ``inner`` and tells ``streak`` of each export's result (its errors name
-    the exporter: ``/readyz`` says the last of all)."""
+    """Delegates to ``inner`` and tells ``streak`` of each export's result."""
 
-    def __init__(self, inner: SpanExporter, name: str, streak: ExportStreak) -> None:
+    def __init__(self, inner: SpanExporter, streak: ExportStreak) -> None:
         self._inner = inner
-        self._name = name
         self._streak = streak
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             result = self._inner.export(spans)
         except Exception as exc:
-            self._streak.failed(len(spans), f"{self._name}: {type(exc).__name__}: {exc}")
+            self._streak.failed(len(spans), f"{type(exc).__name__}: {exc}")
             raise
         if result is SpanExportResult.SUCCESS:
             self._streak.succeeded()
         else:
-            error = f"{self._name}: export of {counted(len(spans), 'span')} failed"
-            self._streak.failed(len(spans), error)
+            self._streak.failed(len(spans), f"export of {counted(len(spans), 'span')} failed")
         return result
 
     def shutdown(self) -> None:
@@ -286,10 +283,10 @@ class Telemetry:
     #: The Prometheus reader's registry; None when no Prometheus reader was built.
     registry: CollectorRegistry | None
     export_health: ExportHealth
+    #: Log record export's outcomes (no exporters without a log exporter).
+    log_export_health: ExportHealth
     span_processors: tuple[SpanProcessor, ...]
     notes: tuple[str, ...] = ()
-    #: Log records the log exporters failed to export; None without a log exporter.
-    log_export_failures: ExportFailures | None = None
     #: The metric exporters' failed exports; None without an OTLP or console metric exporter.
     metric_export_failures: ExportFailures | None = None
     #: Set as the shutdown starts: no failing exporter starts a streak line after it.
@@ -478,7 +475,7 @@ def build_telemetry(
     for name in settings.traces_exporters:
         exporter = _span_exporter(name, settings, meter_provider)
         health.exporters.append(name)
-        observed = _ObservedSpanExporter(exporter, name, streak("traces", name, health.record))
+        observed = _ObservedSpanExporter(exporter, streak("traces", name, health.record))
         # Masked as the batch leaves: values learnt while its spans waited.
         masked = MaskedSpanExporter(observed)
         processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
@@ -493,10 +490,10 @@ def build_telemetry(
         tracer_provider.add_span_processor(processor)
     observe_dropped_spans(meter_provider, processors)
     if health.exporters:
-        observe_failed_exports(meter_provider, health.failed_spans, tuple(health.exporters))
+        observe_failed_exports(meter_provider, health.failures.failed, tuple(health.exporters))
 
     logger_provider: LoggerProvider | None = None
-    log_failures: ExportFailures | None = None
+    log_health = ExportHealth()
     if settings.logs_exporters:
         from opentelemetry.sdk._logs import LoggerProvider  # noqa: PLC0415
         from opentelemetry.sdk._logs.export import BatchLogRecordProcessor  # noqa: PLC0415
@@ -509,15 +506,15 @@ def build_telemetry(
         )
 
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        log_failures = ExportFailures()
         for name in settings.logs_exporters:
+            log_health.exporters.append(name)
             observed_logs = ObservedLogExporter(
-                _log_exporter(name, settings), streak("logs", name, log_failures.record)
+                _log_exporter(name, settings), streak("logs", name, log_health.record)
             )
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(masked_logs))
-        observe_failed_log_exports(meter_provider, log_failures, settings.logs_exporters)
+        observe_failed_log_exports(meter_provider, log_health.failures, settings.logs_exporters)
 
     if set_global:
         _set_globals(tracer_provider, meter_provider, notes)
@@ -532,9 +529,9 @@ def build_telemetry(
         logger_provider=logger_provider,
         registry=registry,
         export_health=health,
+        log_export_health=log_health,
         span_processors=tuple(processors),
         notes=tuple(notes),
-        log_export_failures=log_failures,
         metric_export_failures=metric_failures,
         closing=closing,
     )
