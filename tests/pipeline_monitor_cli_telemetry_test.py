@@ -551,32 +551,6 @@ def test_a_record_without_a_password_is_left_as_it_was() -> None:
     assert (True, "export to %s failed", ("h:1",)) == (passed, record.msg, record.args)
 
 
-def test_run_with_a_password_in_its_grpc_endpoint_never_prints_it(tmp_path: Path) -> None:
-    """``taskdaemon run --log-level debug`` exporting over gRPC to ``http://user:password@host``
-    (an endpoint gRPC cannot use: its export fails and is logged) never shows the password on
-    stderr."""
-    pipeline = tmp_path / "one.yaml"
-    pipeline.write_text(
-        "name: one\nstages:\n  - name: a\n    loop: command\n    command: 'true'\n"
-        "    triggers: [{manual: {approval_required: false}}]\n"
-    )
-    done = taskdaemon(
-        tmp_path / "home",
-        "run",
-        "-q",
-        "--log-level",
-        "debug",
-        str(pipeline),
-        OTEL_TRACES_EXPORTER="otlp",
-        OTEL_EXPORTER_OTLP_PROTOCOL="grpc",
-        OTEL_EXPORTER_OTLP_ENDPOINT="http://user:s3cretpw@127.0.0.1:1",
-        OTEL_EXPORTER_OTLP_TIMEOUT="1",
-    )
-    expected = (0, False, True)
-    actual = (done.returncode, "s3cretpw" in done.stderr, "user:[REDACTED]@" in done.stderr)
-    assert expected == actual, done.stderr
-
-
 @pytest.mark.parametrize("sampler", ["always_off", "traceidratio"])
 def test_a_sampler_in_the_environment_never_loses_a_run(tmp_path: Path, sampler: str) -> None:
     """``OTEL_TRACES_SAMPLER=always_off`` (or a ratio, 0 here) dropped the run's spans before

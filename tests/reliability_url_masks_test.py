@@ -60,8 +60,8 @@ def _dumped(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 PATHS = {
-    # http_url's refusal, quoted by ellipsis.quote
-    "otlp endpoint": _refused_setting("OTEL_EXPORTER_OTLP_ENDPOINT", "http://user:secret@x:9x"),
+    # http_url's refusal, quoted by ellipsis.quote (an OTLP endpoint's credentials are
+    # refused before, quoting nothing: tests/pipeline_settings_otlp_credentials_test.py)
     "tempo source": _refused_source("tempo+http://user:secret@x:9x"),
     # display_url: an unknown source, a sqlite URL with a host, the ui's log line, a redirect
     "unknown source": _refused_source("nosuch://user:secret@host"),

@@ -109,7 +109,8 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
   ``http/protobuf`` (``http/json`` is rejected: the Python SDK has no such exporter).
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
   SDK exporters themselves; the endpoints' scheme, host and port are checked here (``http_url``,
-  as span sources' URLs are), and the headers' form (``otlp_headers``). When no
+  as span sources' URLs are; a user or password in one is refused: credentials go in the
+  headers), and the headers' form (``otlp_headers``). When no
   ``OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT`` is set the exporters get ``TASKDAEMON_EXPORT_TIMEOUT``
   instead of the SDK's 10 s, so a dead collector costs at most that per batch.
 """

@@ -259,8 +259,22 @@ def protocol(value: Any) -> str:
 def endpoint(value: Any) -> str:
     """An OTLP endpoint: checked at start (``http_url``), as the exporters only log a failed
     export, so a typo'd ``http://127..1:4318``, ``:43l7`` or ``http://col lector`` lost every
-    span exported while the run succeeded."""
+    span exported while the run succeeded.
+
+    A user or password in it (``http://user:secret@collector:4318``) is refused, in a line
+    that does not quote the URL (a user alone may be a token), as in Grafana's URL: the gRPC
+    exporter, the default, dials ``user:secret@collector:4317`` as a host name, so every
+    export failed, and its lines named that endpoint; the HTTP one sent it as Basic
+    authentication, which the header variables send as well (``Authorization=Basic ...``)
+    without putting a credential in a URL that exporters, proxies and error lines show.
+    Refused rather than stripped, so no export goes out unauthenticated unsaid; checked first,
+    so no other refusal quotes it."""
     url = text(value)
+    if user_part(url) is not None:
+        raise ValueError(
+            "must hold no user or password (user:password@): send credentials in"
+            " OTEL_EXPORTER_OTLP_HEADERS (Authorization=Basic ...)"
+        )
     http_url(url)
     return url.strip()
 
