@@ -1,4 +1,5 @@
-"""``taskdaemon logs`` (``cli/logs.py``): when a follower stops; the ids of a run-level record."""
+"""``taskdaemon logs`` (``cli/logs.py``): when a follower stops; the ids of a run-level record;
+``--json`` in a JSON log line's keys."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
 from taskdaemon.pipeline.cli import logs as logs_command
 from taskdaemon.pipeline.cli import main
+from taskdaemon.pipeline.durations import log_time
 
 _FINISHED = "SELECT * FROM logs WHERE json_extract(attributes, '$.event') = 'run.finished'"
 
@@ -84,6 +86,28 @@ def test_the_run_end_record_has_no_stage_after_a_published_event(
     started = next(json.loads(line) for line in records if '"run.started"' in line)
     expected = [(None, None, None, started["span_id"])]
     assert expected == [(r["stage"], r["instance"], r["attempt"], r["span_id"]) for r in ends]
+
+
+def test_json_records_read_as_the_json_log_lines_said_them(home: Path, tmp_path: Path) -> None:
+    """A run's DEBUG records, written as JSON log lines on stderr (``TASKDAEMON_LOG_FORMAT=json``)
+    and read back by ``logs --json``: every key of a line, ``ts`` first of all, has the line's
+    value in the stored record, whose ``ts_ns`` is that same time in nanoseconds."""
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    done = taskdaemon(
+        home, "run", "--log-level", "debug", str(pipeline), TASKDAEMON_LOG_FORMAT="json"
+    )
+    said = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    run_id = said[0]["run_id"]
+    stored = [
+        json.loads(line) for line in taskdaemon(home, "logs", run_id, "--json").stdout.splitlines()
+    ]
+    by_message = {(record["msg"], record["span_id"]): record for record in stored}
+    read_back, times = [], []
+    for line in said:
+        record = by_message.get((line["msg"], line["span_id"]), {})
+        read_back.append({key: record.get(key) for key in line})
+        times.append(log_time(record.get("ts_ns", 0)))
+    assert (said, [line["ts"] for line in said]) == (read_back, times)
 
 
 @pytest.mark.slow

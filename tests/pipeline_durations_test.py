@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from taskdaemon.pipeline.durations import parse_age, parse_when
+from taskdaemon.pipeline.durations import log_time, parse_age, parse_when
 
 NOW = 1_800_000_000.0
 
@@ -81,3 +81,11 @@ def test_an_age_is_written_in_ascii(text: str) -> None:
     their ASCII twins, as ``float`` reads them; an age is now ASCII, as a setting is."""
     with pytest.raises(ValueError, match="not a duration"):
         parse_age(text)
+
+
+def test_a_log_time_is_cut_to_its_millisecond_never_rounded_into_the_next_second() -> None:
+    """The last nanosecond of a second stays in it: the seconds were read from the time as a
+    float, which rounds up there, and the milliseconds from the integer, so ``logs`` printed
+    such a record a second late (``…:56.999Z``)."""
+    last = 1_796_485_135_999_999_999
+    assert ("2026-12-05T15:38:55.999Z", "1970-01-01T00:00:00.000Z") == (log_time(last), log_time(0))

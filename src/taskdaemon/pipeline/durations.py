@@ -27,7 +27,7 @@ from datetime import datetime
 
 from taskdaemon.pipeline.ellipsis import quote
 
-__all__ = ["format_duration", "parse_age", "parse_when", "utc_offset"]
+__all__ = ["format_duration", "log_time", "parse_age", "parse_when", "utc_offset"]
 
 _MAX_AGE_DAYS = 36500
 _EARLIEST = -2208988800.0  # 1900-01-01T00:00Z
@@ -67,6 +67,15 @@ def local_time(epoch: float | None) -> str:
     if epoch is None:
         return "-"
     return datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def log_time(time_ns: int) -> str:
+    """``time_ns`` (nanoseconds since the epoch) as a log record's time: UTC, ISO 8601, to the
+    millisecond (``2026-12-05T15:38:00.410Z``). The one way the log lines (``logs``: text, and
+    JSON's ``ts``) and ``taskdaemon logs`` (its lines, and ``--json``'s ``ts``) write it, so a
+    record reads the same in both (the store keeps its time as the handlers' ``created``)."""
+    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time_ns // 1_000_000_000))
+    return f"{whole}.{time_ns // 1_000_000 % 1000:03d}Z"
 
 
 def utc_offset(epoch: float) -> str:

@@ -16,11 +16,12 @@ Every record that reaches a handler installed by :func:`configure_logging` carri
   ``cicd.pipeline.name`` and ``cicd.pipeline.task.name``).
 
 ``TASKDAEMON_LOG_FORMAT=json`` writes one JSON object a line (``ts``, ``level``, ``logger``,
-``msg``, the ids above, any other ``extra`` fields, ``exc``); ``text`` writes a readable line
-with the same ids in brackets. With ``OTEL_LOGS_EXPORTER`` set, :class:`OTelLogHandler` also
-sends every record to the ``LoggerProvider`` (with the span context, so backends link logs to
-spans). Records of the ``opentelemetry`` loggers are never exported that way, so a failing log
-exporter cannot feed on its own complaints.
+``msg``, the ids above, any other ``extra`` fields, ``exc``; ``taskdaemon logs --json`` writes a
+stored record under the same keys, ``ts`` in the same form: ``durations.log_time``); ``text``
+writes a readable line with the same ids in brackets. With ``OTEL_LOGS_EXPORTER`` set,
+:class:`OTelLogHandler` also sends every record to the ``LoggerProvider`` (with the span
+context, so backends link logs to spans). Records of the ``opentelemetry`` loggers are never
+exported that way, so a failing log exporter cannot feed on its own complaints.
 
 In ``text`` format, control characters in the message and the ids are escaped
 (:func:`escape_controls`): a value that reached a log line from outside (a rejection reason, a
@@ -41,11 +42,11 @@ import json
 import logging
 import re
 import sys
-import time
 import traceback
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
@@ -234,7 +235,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": _iso(record.created),
+            "ts": log_time(int(record.created * 1e9)),
             "level": record.levelname,
             "logger": record.name,
             "msg": redact_text(record.getMessage()),
@@ -262,7 +263,7 @@ class TextFormatter(logging.Formatter):
             if (value := getattr(record, name, None)) is not None
         )
         message = record.getMessage()
-        line = f"{_iso(record.created)} {record.levelname} {record.name}: {message}"
+        line = f"{log_time(int(record.created * 1e9))} {record.levelname} {record.name}: {message}"
         if ids:
             line = f"{line} [{ids}]"
         line = escape_controls(line)
@@ -290,11 +291,6 @@ _TEXT_FIELDS: Final = ("pipeline", "run_id", "stage", "instance", "attempt", "tr
 
 def _redacted_str(value: Any) -> str:
     return redact_text(str(value))
-
-
-def _iso(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
 
 
 def _severity(levelno: int) -> SeverityNumber:

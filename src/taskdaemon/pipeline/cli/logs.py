@@ -15,7 +15,9 @@ every so often) is waited for up to :data:`APPEAR_TIMEOUT` seconds, as ``watch``
 records a debug dump holds (a finished snapshot: ``--follow`` prints them and ends). Text
 lines read ``time LEVEL stage.instance.attempt [stream] message`` with control characters
 escaped; ``--json`` prints one object a line with every id (``run_id``, ``pipeline``,
-``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field.
+``stage``, ``instance``, ``attempt``, ``trace_id``, ``span_id``) and field, under the keys of a
+JSON log line (``TASKDAEMON_LOG_FORMAT=json``: ``ts``, ``level``, ``logger``, ``msg``), with
+``ts_ns`` beside ``ts``.
 
 Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
 arguments (a source other than the embedded store too), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP:
@@ -38,6 +40,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     source_exit_code,
 )
+from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
 from taskdaemon.pipeline.terminal_text import shown
@@ -76,12 +79,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=logs_command, writes_home=False)  # cli._foreign_home
 
 
-def _iso(time_ns: int) -> str:
-    seconds = time_ns / 1e9
-    whole = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
-    return f"{whole}.{time_ns // 1_000_000 % 1000:03d}Z"
-
-
 def _text(row: Any) -> str:
     where = row.stage or "run"
     if row.stage and row.instance is not None and row.attempt is not None:
@@ -92,7 +89,7 @@ def _text(row: Any) -> str:
     # a.0.1 started", "a.0.1 waits for a worker slot"): the column would say it twice.
     if not stream and row.body.startswith((head, f"stage {head}")):
         head = ""
-    return shown(f"{_iso(row.time_ns)} {row.level:<7} {head}{row.body}")
+    return shown(f"{log_time(row.time_ns)} {row.level:<7} {head}{row.body}")
 
 
 #: Seconds ``--follow`` waits for a whole run id to be stored (``watch``'s bound).

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Final
 
+from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.log_levels import level_number, severity_number
 from taskdaemon.pipeline.run_log_scope import LIFECYCLE_LOGGER
@@ -107,8 +108,11 @@ class StoredLog:
         return self.run_id
 
     def as_json(self) -> dict[str, Any]:
-        """The row as one JSON object (``taskdaemon logs --json``): ids, level, body, fields."""
+        """The row as one JSON object (``taskdaemon logs --json``): ids, level, body, fields.
+        Its time is ``ts`` as a JSON log line writes it (``logs.JsonFormatter``), so one record
+        reads the same in both, and ``ts_ns``, the nanoseconds stored."""
         entry: dict[str, Any] = {
+            "ts": log_time(self.time_ns),
             "ts_ns": self.time_ns,
             "level": self.level,
             "logger": self.scope,
