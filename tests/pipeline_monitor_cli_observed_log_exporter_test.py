@@ -3,16 +3,20 @@ make ``/readyz`` unready while no export succeeds (docs/architecture.md, "HTTP s
 
 from __future__ import annotations
 
+import json
 import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from cli_support import taskdaemon
+from cli_support import taskdaemon, write
 from collector_support import answered, answering_posts
 from pipeline_monitor_support import scope_labels
+from schedule_support import scheduled_serve
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.server import HealthSources, create_app
 from taskdaemon.pipeline.settings import Settings, load_settings
@@ -120,6 +124,33 @@ async def test_readyz_names_the_log_exporter_a_collector_refuses(
     )
     actual = (response.status_code, components["span_export"], components["log_export"])
     assert expected == actual
+
+
+@pytest.mark.slow
+def test_serve_is_unready_while_its_log_exports_fail(
+    erring_collector: str, home: Path, tmp_path: Path
+) -> None:
+    """``serve`` wires its log exporters' health into ``/readyz``: once its scheduled run's
+    records met the collector's 500 (the streak's line is the sync point), ``/readyz`` is 503
+    with ``log_export`` naming the exporter."""
+    pipeline = write(tmp_path / "echo.yaml", PIPELINE)
+    with scheduled_serve(
+        home,
+        pipeline,
+        "--max-runs=1",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_LOGS_ENDPOINT=erring_collector,
+        OTEL_EXPORTER_OTLP_LOGS_PROTOCOL="http/protobuf",
+        OTEL_BLRP_SCHEDULE_DELAY="100",
+    ) as served:
+        served.line("log record exports to otlp fail")
+        with pytest.raises(urllib.error.HTTPError) as unready:
+            urllib.request.urlopen(f"http://127.0.0.1:{served.port}/readyz", timeout=30)
+        answer = unready.value
+        component = json.loads(answer.read())["components"]["log_export"]
+        answer.close()
+    expected = (503, False, ["otlp"])
+    assert expected == (answer.code, component["ok"], component["exporters"]), component
 
 
 def test_records_a_collector_took_are_not_counted(
