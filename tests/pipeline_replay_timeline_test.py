@@ -78,6 +78,21 @@ def test_offsets_parse_and_bad_ones_are_one_line_errors() -> None:
         assert "\n" not in str(caught.value)
 
 
+def test_an_offset_is_ascii_and_within_the_span_clock() -> None:
+    """Other scripts' digits are no time (``float`` and ``\\d`` took ``١٠`` as ten), and a time
+    past 2**63 ns is refused: ``1e300`` seconds overflowed when made nanoseconds."""
+    assert [9_223_372_036.0, 10.0] == [parse_offset(x) for x in ("9223372036s", "1_0")]
+    for bad, why in (
+        ("١٠", "such as 12.5s"),
+        ("٣s", "such as 12.5s"),
+        ("1e300", "0 to 292 years"),
+        ("9223372037s", "0 to 292 years"),
+        ("9" * 400 + "h", "0 to 292 years"),
+    ):
+        with pytest.raises(ValueError, match=why):
+            parse_offset(bad)
+
+
 def test_a_long_bad_offset_is_quoted_cut_as_every_refusal() -> None:
     """A 100,000-character ``--at`` is quoted by its first 39 characters and an ellipsis
     (``ellipsis.quote``), not whole."""

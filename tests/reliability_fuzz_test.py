@@ -447,3 +447,18 @@ def test_a_stage_measured_as_infinite_shows_no_measure(home: Path, tmp_path: Pat
         as_json.returncode,
         plan["attempts"][0]["queue_time"],
     )
+
+
+@pytest.mark.slow
+def test_a_time_past_the_span_clock_is_one_line(home: Path) -> None:
+    """``--at 1e300`` (``runs show``, ``dag --run``) and the step prompt's ``goto 1e300`` made
+    the time nanoseconds as a float, which overflowed: an OverflowError traceback. A time
+    past 2**63 ns from the run's start is now refused in one line."""
+    source = f"otlp-json://{SPANS}"
+    refusal = "--at '1e300': expected a time of 0 to 292 years"
+    for command in (("runs", "show", RUN_ID), ("dag", "--run", RUN_ID)):
+        done = taskdaemon(home, *command, "--at", "1e300", "--source", source)
+        assert (2, True) == (done.returncode, done.stderr.endswith(f"{refusal}\n")), done.stderr
+    done = taskdaemon(home, "replay", RUN_ID, "--step", "--source", source, stdin="goto 1e300\n")
+    error = "error: goto '1e300': expected a time of 0 to 292 years"
+    assert (0, "", True) == (done.returncode, done.stderr, error in done.stdout), done.stdout

@@ -12,7 +12,9 @@ Nothing is executed: everything comes from the run's spans, from any span source
   skip, a breakpoint's pause and resumption, an input overridden, run finished;
   ``replay --step`` walks it.
 * ``parse_offset(text)``: ``12.5s``, ``1m30s``, ``500ms`` or a number of seconds, from the
-  run's start.
+  run's start, in ASCII digits (``ascii_number``), of at most 2**63 ns: a span's time is a
+  count of nanoseconds, and ``1e300`` seconds had none (an ``OverflowError`` traceback of
+  ``runs show --at``, ``dag --at`` and the step prompt's ``goto``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
@@ -52,7 +55,9 @@ _END_ATTRIBUTES = frozenset(
         t.STAGE_CANCEL_CAUSE,
     }
 )
-_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)
+#: The longest offset, in seconds: 2**63 ns (about 292 years), the span clock's range.
+_LONGEST = 2**63 / 1e9
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
@@ -60,7 +65,7 @@ def parse_offset(text: str) -> float:
     """Seconds from ``12.5s``, ``1m30s``, ``500ms`` or ``12.5``; ``ValueError`` otherwise."""
     raw = text.strip()
     try:
-        value = float(raw)
+        value = float(ascii_only(raw))
     except ValueError:
         parts = _PART.findall(raw)
         if not parts or "".join(n + u for n, u in parts) != raw:
@@ -69,8 +74,8 @@ def parse_offset(text: str) -> float:
                 "500ms or 12.5"
             ) from None
         value = sum(float(number) * _UNITS[unit] for number, unit in parts)
-    if not 0 <= value < float("inf"):  # also refuses nan
-        raise ValueError(f"--at {quote(text)}: expected a time of 0 or more")
+    if not 0 <= value <= _LONGEST:  # also refuses nan
+        raise ValueError(f"--at {quote(text)}: expected a time of 0 to 292 years")
     return value
 
 
