@@ -96,6 +96,24 @@ def test_a_password_in_a_refused_url_is_not_shown() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("http:/ops:hunter2hunter2@x:4318", "'http:[REDACTED]@x:4318'"),
+        ("ops:hunter2hunter2@x:4318", "'ops:[REDACTED]@x:4318'"),
+        ("htp//ops:hunter2hunter2@x", "'htp//ops:[REDACTED]@x'"),
+        ("http://ops:hunter2/hunter2@x:4318", "'http://ops:[REDACTED]@x:4318'"),
+        ("http://ops:hunter2?hunter2@x", "'http://ops:[REDACTED]@x'"),
+    ],
+)
+def test_a_password_in_what_is_not_quite_a_url_is_not_shown(url: str, shown: str) -> None:
+    """A slash short of a URL, no scheme, or a password holding ``/`` or ``?``: the general
+    redaction's shape (``scheme://user:password@``) did not match, and the refusal quoted the
+    password (the fuzzer's ``env`` target, an endpoint's ``http://`` mistyped)."""
+    refusal = _refusal(url)
+    assert (False, True) == ("hunter2" in refusal, refusal.endswith(shown)), refusal
+
+
 @pytest.mark.parametrize(("rest", "reason"), REFUSALS)
 def test_the_settings_and_the_span_sources_refuse_with_the_same_words(
     monkeypatch: pytest.MonkeyPatch, rest: str, reason: str

@@ -59,15 +59,22 @@ def _refusal(what: str, url: str) -> ValueError:
 
 
 def _shown(url: str) -> str:
-    """``url`` quoted (``ellipsis.quote``: redacted, cut), a user without a password shown as
-    ``[REDACTED]`` too: an API token is as often pasted as the user alone
-    (``http://glsa_s3cret@collector:4318``), which the general redaction leaves, since a user
-    name (``git@``) is usually no secret; a URL a setting refused is no place to show one. A
-    ``user:password`` keeps its user, as every other view shows it (``user:[REDACTED]@``)."""
-    user = user_part(url)
-    if user and ":" not in user:
-        scheme, _, rest = url.partition("://")
-        url = f"{scheme}://{REDACTED}@{rest[len(user) + 1 :]}"
+    """``url`` quoted (``ellipsis.quote``: redacted, cut), all it holds from its scheme's
+    ``://`` (else its start) to its last ``@`` shown as ``[REDACTED]``, but a user before a
+    ``:`` (``user:[REDACTED]@``, as every other view shows a URL's password). An API token is as
+    often pasted as the user alone (``http://glsa_s3cret@collector:4318``), which the general
+    redaction leaves, since a user name (``git@``) is usually no secret; and a refused URL may
+    be no URL at all: a password holding a ``/`` (``http://u:pa/ss@host``), or a slash short
+    (``http:/u:pw@host``), was shown whole, the general redaction's shape not matching it. A
+    URL a setting refused is no place to show any of these."""
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        scheme, rest = "", url
+    user, at, host = rest.rpartition("@")
+    if at:
+        name, colon, _ = user.partition(":")
+        user = f"{name}:{REDACTED}" if colon else REDACTED
+        url = f"{scheme}{separator}{user}@{host}"
     return quote(url)
 
 
