@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Fuzz taskdaemon's readers of untrusted input for as long as you give it
 (docs/input-limits.md, "Fuzzing"; the targets and the oracle are tests/fuzz_support.py's,
-tests/fuzz_targets_support.py's and tests/fuzz_store_support.py's).
+tests/fuzz_targets_support.py's, tests/fuzz_env_support.py's and tests/fuzz_store_support.py's).
 
 Usage: scripts/fuzz.py [--minutes 20] [--targets yaml,json,...] [--first-seed 0]
                        [--out /tmp/taskdaemon-fuzz] [--case-seconds 10] [--memory-mib 2048]

@@ -4,8 +4,8 @@ change it, read back by every command that reads the store and by the web page's
 odd in every field the report reads, reported in each format; its web target: odd requests,
 with the token, a wrong one or none, to the web page over that store, whose answers must
 never hold the token; and its api target: the same to ``serve``'s app over a live run
-(:func:`api_answers`). :data:`TARGETS` holds every target, these and
-``fuzz_targets_support``'s; :func:`failures` runs a target's cases against the oracle.
+(:func:`api_answers`). :data:`TARGETS` holds every target, these and ``fuzz_env_support``'s
+(and the targets before it); :func:`failures` runs a target's cases against the oracle.
 
 The commands run in-process as ``fuzz_targets_support.run_command`` runs them, the store being
 the temporary home's own; the web page is the real app (``taskdaemon ui``'s, read-only) over
@@ -31,8 +31,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
+import fuzz_env_support
 import fuzz_support
-import fuzz_targets_support
 from fuzz_support import ServerError, Target
 from fuzz_targets_support import mutated_json, run_command, scratch
 from taskdaemon.pipeline.engine import Engine
@@ -445,7 +445,7 @@ def _store_target(make: Callable[[random.Random], Any], run: Callable[[Any], Non
 
 
 TARGETS: dict[str, Callable[[], Target]] = {
-    **fuzz_targets_support.TARGETS,
+    **fuzz_env_support.TARGETS,
     "store": lambda: _store_target(_store_make, _store_run),
     "report": lambda: Target(_report_make, _report_run, ()),
     "web": lambda: _store_target(_web_make, _web_run),

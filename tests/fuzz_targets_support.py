@@ -1,7 +1,8 @@
 """The fuzzer's targets past the input readers of ``fuzz_support``: debug dumps read back by
 the commands, Tempo's and Jaeger's answers, the debug prompt's
-commands and the control socket's requests over a real run, and the command line itself
-(docs/input-limits.md, "Fuzzing"). :data:`TARGETS` holds every target, these and ``fuzz_support``'s.
+commands and the control socket's requests over a real run, the step prompt's commands over a
+recorded one (``replay --step``), and the command line itself (docs/input-limits.md, "Fuzzing").
+:data:`TARGETS` holds every target, these and ``fuzz_support``'s.
 
 The commands run in-process (``cli.main``) with their output captured, in a temporary home and
 working directory: the oracle is that nothing escapes ``main`` but ``SystemExit`` and that no
@@ -158,12 +159,13 @@ def scratch() -> Iterator[Path]:
                 os.environ["TASKDAEMON_HOME"] = saved_home
 
 
-def run_command(argv: list[str]) -> tuple[int, str]:
-    """``taskdaemon ARGV`` in-process: its exit code and its output (stdout, then stderr);
-    CommandBrokeError when an exception escapes or a traceback is written."""
+def run_command(argv: list[str], stdin: str = "") -> tuple[int, str]:
+    """``taskdaemon ARGV`` in-process, reading ``stdin`` (``replay --step``'s commands): its
+    exit code and its output (stdout, then stderr); CommandBrokeError when an exception escapes
+    or a traceback is written."""
     out, err = io.StringIO(), io.StringIO()
     saved = sys.stdin
-    sys.stdin = io.StringIO("")  # ``replay --step`` reads commands: none
+    sys.stdin = io.StringIO(stdin)
     try:
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
             code = main(argv)
@@ -432,6 +434,33 @@ def _prompt_run_case(commands: str) -> None:
         debug_conversation((), commands)
 
 
+STEP_LINES = ("next", "", "n", "prev", "p", "goto 12.5s", "goto 1m30s", "goto 500ms", "g 0.004",
+              "goto 3", "where", "inputs build", "outputs deploy", "logs test", "logs plan",
+              "inputs gate", "help", "?", "quit", "q")  # fmt: skip
+
+
+def _step_make(rng: random.Random) -> str:
+    """Commands typed at ``replay --step``'s prompt, one a line, as ``_prompt_make`` makes the
+    debug prompt's."""
+    lines = []
+    for _ in range(rng.randint(1, 8)):
+        line = rng.choice(STEP_LINES)
+        roll = rng.random()
+        if roll < 0.5:
+            line = mutate(rng, line, 3, 1 << 16)
+        elif roll < 0.7:  # its argument, or one more, odd
+            odd = rng.choice((*ODD, "1e300", "9" * 400 + "ms", "-0", "1e-400", "٣s", "0x1p9"))
+            line = " ".join((*line.split()[:1], odd) if rng.random() < 0.7 else (line, odd))
+        lines.append(line.replace("\n", " ").replace("\ud800", "\udcff"))
+    return "\n".join(lines) + "\n"
+
+
+def _step_run(commands: str) -> None:
+    with scratch():  # its dump, ``run.tar.gz``, is the run stepped through
+        source = "dump://run.tar.gz"
+        run_command(["replay", RUN_ID, "--step", "--source", source], stdin=commands)
+
+
 REQUESTS: tuple[dict[str, Any], ...] = (
     {"op": "status"},
     {"op": "approve", "stage": "a", "comment": "ok"},
@@ -576,6 +605,7 @@ TARGETS: dict[str, Callable[[], Target]] = {
     "tempo": lambda: _backend_target("tempo"),
     "jaeger": lambda: _backend_target("jaeger"),
     "prompt": lambda: Target(_prompt_make, _prompt_run_case, ()),
+    "step": lambda: Target(_step_make, _step_run, ()),
     "control": lambda: Target(_control_make, _control_run, ()),
     "argv": lambda: Target(_argv_make, _argv_run, ()),
 }

@@ -27,7 +27,7 @@ from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
          "settings": 300, "otlp": 60, "row": 200, "http": 100, "dump": 30, "store": 20,
          "tempo": 150, "jaeger": 150, "prompt": 150, "control": 300, "argv": 150,
-         "report": 20, "web": 10, "api": 100}  # fmt: skip
+         "report": 20, "web": 10, "api": 100, "env": 30, "step": 20}  # fmt: skip
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
@@ -37,10 +37,12 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: of ``Infinity``; jaeger 101281 a ``doubleValue`` of 401 digits; tempo 204780 a search result
 #: starting at ``1e400``; argv 324 a remote source's host with an empty label; web 195 a
 #: redirect (``/runs/ID/`` to ``/runs/ID``) repeating ``?token=``, 2126 a ``Host`` of ``[::1]``
-#: and a port of brackets, allowed and written into a redirect.
+#: and a port of brackets, allowed and written into a redirect; env 1490 an OTLP endpoint's
+#: password quoted by its refusal (``httu:PASSWORD@host``); step 229 ``goto 1e300``.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
-         "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126)}  # fmt: skip
+         "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126),
+         "env": (1490,), "step": (229,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
