@@ -38,11 +38,12 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: starting at ``1e400``; argv 324 a remote source's host with an empty label; web 195 a
 #: redirect (``/runs/ID/`` to ``/runs/ID``) repeating ``?token=``, 2126 a ``Host`` of ``[::1]``
 #: and a port of brackets, allowed and written into a redirect; env 1490 an OTLP endpoint's
-#: password quoted by its refusal (``httu:PASSWORD@host``); step 229 ``goto 1e300``.
+#: password quoted by its refusal (``httu:PASSWORD@host``), 4790 ``dump`` under a home of a
+#: name too long; step 229 ``goto 1e300``.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
          "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126),
-         "env": (1490,), "step": (229,)}  # fmt: skip
+         "env": (1490, 4790), "step": (229,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -464,3 +465,21 @@ def test_a_time_past_the_span_clock_is_one_line(home: Path) -> None:
     done = taskdaemon(home, "replay", RUN_ID, "--step", "--source", source, stdin="goto 1e300\n")
     error = "error: goto '1e300': expected a time of 0 to 292 years"
     assert (0, "", True) == (done.returncode, done.stderr, error in done.stdout), done.stdout
+
+
+@pytest.mark.slow
+def test_dump_under_a_home_whose_control_folder_cannot_be_listed(tmp_path: Path) -> None:
+    """``dump RUN`` lists the runs its home serves first: a home of a 300-character name (the
+    ``env`` target's) failed that listing with ENAMETOOLONG, an OSError traceback. It is now
+    one line; given a source, the home's control folder is not looked at."""
+    home = tmp_path / ("h" * 300)
+    served = taskdaemon(home, "dump", RUN_ID, "-o", str(tmp_path / "a.tar.gz"))
+    source = f"otlp-json://{SPANS}"
+    read = taskdaemon(home, "dump", RUN_ID, "-o", str(tmp_path / "b.tar.gz"), "--source", source)
+    refusal = (
+        f"taskdaemon dump: cannot list the runs served under {home}/control: File name too long"
+    )
+    assert ((1, [refusal]), (0, "")) == (
+        (served.returncode, served.stderr.splitlines()),
+        (read.returncode, read.stderr),
+    ), served.stderr

@@ -52,12 +52,20 @@ def _fail(message: str, code: int = 1) -> int:
 
 def dump_command(args: argparse.Namespace) -> int:
     """Write the dump; returns the exit code."""
-    from taskdaemon.pipeline.control import send_request, served_runs  # noqa: PLC0415
+    from taskdaemon.pipeline.control import control_dir, send_request, served_runs  # noqa: PLC0415
 
     output = str(Path(args.output).absolute()) if args.output else None
-    # An empty RUN names no run here (every id starts with it); the source refuses it.
-    served = [run for run in served_runs() if args.run_id and run.startswith(args.run_id)]
-    if len(served) == 1 and not args.source:
+    # An empty RUN names no run here (every id starts with it); the source refuses it. A
+    # source given is read whatever the home serves: its control folder is not looked at.
+    served: list[str] = []
+    if args.run_id and not args.source:
+        try:
+            served = [run for run in served_runs() if run.startswith(args.run_id)]
+        except OSError as exc:  # a path too long, another user's folder (EACCES): a traceback
+            return _fail(
+                f"cannot list the runs served under {control_dir()}: {exc.strerror or exc}"
+            )
+    if len(served) == 1:
         try:
             answer = send_request(
                 served[0], {"op": "debug", "action": "dump", "path": output}, timeout=120.0
