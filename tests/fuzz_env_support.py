@@ -52,9 +52,10 @@ VARIABLES: dict[str, tuple[str, ...]] = {
     "OTEL_EXPORTER_OTLP_COMPRESSION": ("gzip", "zip"),
 }  # fmt: skip
 #: How a credential is marked as one in a value: a value whose mutation took its mark away
-#: (``http://u:CANARYhost``, the ``@`` gone) holds no credential anyone could tell.
-MARKS = (f":{CANARY}@", f"Bearer {CANARY}", f"key={CANARY}", f"token={CANARY}",
-         f"password={CANARY}")  # fmt: skip
+#: (``http://u:CANARYhost``, the ``@`` gone; ``api_0.1token=``, the word ``token`` glued to
+#: another) holds no credential anyone could tell.
+MARKS = (f":{CANARY}@", f"Bearer {CANARY}", f"-key={CANARY}", f"_token={CANARY}",
+         f",password={CANARY}")  # fmt: skip
 #: The variables naming a file: a case keeps them in its scratch folder.
 PATHS = ("TASKDAEMON_HOME", "TASKDAEMON_SPAN_SOURCE")
 
