@@ -122,6 +122,20 @@ def test_no_control_directory_means_no_served_runs(tmp_path: Path) -> None:
     assert [] == control.served_runs(tmp_path)
 
 
+def test_a_home_holding_control_characters_is_named_escaped(tmp_path: Path) -> None:
+    """``TASKDAEMON_HOME`` may hold any byte: the error naming its control folder wrote an
+    escape sequence and a carriage return raw to whoever read it. They are shown escaped."""
+    home = tmp_path / "h\x1b[31mX\rY"
+    with pytest.raises(RunNotFoundError) as caught:
+        send_request(RUN, {"op": "status"}, home=home)
+    shown = str(caught.value)
+    assert (True, False, False) == (
+        "h\\x1b[31mX\\x0dY/control" in shown,
+        "\x1b" in shown,
+        "\r" in shown,
+    )
+
+
 def test_served_runs_are_the_sorted_stems_of_the_sockets(tmp_path: Path) -> None:
     """Each ``*.sock`` socket listened on under the control directory names a run, sorted;
     other files do not (a file named ``*.sock`` neither: it is no socket)."""

@@ -471,13 +471,14 @@ def test_a_time_past_the_span_clock_is_one_line(home: Path) -> None:
 def test_dump_under_a_home_whose_control_folder_cannot_be_listed(tmp_path: Path) -> None:
     """``dump RUN`` lists the runs its home serves first: a home of a 300-character name (the
     ``env`` target's) failed that listing with ENAMETOOLONG, an OSError traceback. It is now
-    one line; given a source, the home's control folder is not looked at."""
-    home = tmp_path / ("h" * 300)
+    one line, the home's escape escaped; given a source, the control folder is not looked at."""
+    home = tmp_path / ("\x1b" + "h" * 299)
     served = taskdaemon(home, "dump", RUN_ID, "-o", str(tmp_path / "a.tar.gz"))
     source = f"otlp-json://{SPANS}"
     read = taskdaemon(home, "dump", RUN_ID, "-o", str(tmp_path / "b.tar.gz"), "--source", source)
     refusal = (
-        f"taskdaemon dump: cannot list the runs served under {home}/control: File name too long"
+        f"taskdaemon dump: cannot list the runs served under {tmp_path}/\\x1b{'h' * 299}/control: "
+        "File name too long"
     )
     assert ((1, [refusal]), (0, "")) == (
         (served.returncode, served.stderr.splitlines()),

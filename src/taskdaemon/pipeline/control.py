@@ -65,6 +65,7 @@ from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = [
     "ControlServer",
@@ -77,6 +78,7 @@ __all__ = [
     "reject",
     "send_request",
     "served_runs",
+    "shown_control_dir",
     "socket_path",
     "status",
 ]
@@ -119,6 +121,13 @@ def control_dir(home: str | os.PathLike[str] | None = None) -> Path:
     """``<home>/control``; home is ``TASKDAEMON_HOME`` or ``./.taskdaemon`` when not given."""
     base = Path(home) if home is not None else home_directory()
     return base / "control"
+
+
+def shown_control_dir(home: str | os.PathLike[str] | None = None) -> str:
+    """:func:`control_dir` as an error names it, its control characters escaped
+    (``terminal_text.shown``): ``TASKDAEMON_HOME`` may hold any byte, and an escape sequence or
+    a carriage return in it drove the terminal of whoever read the error."""
+    return shown(str(control_dir(home)))
 
 
 def socket_path(run_id: str, home: str | os.PathLike[str] | None = None) -> Path:
@@ -474,11 +483,11 @@ def _resolve_run(run_id: str, home: str | os.PathLike[str] | None) -> Path:
         matches = [served for served in served_runs(home) if served.startswith(run_id)]
     except OSError as exc:  # the control directory is another user's (EACCES)
         raise RunNotFoundError(
-            f"cannot look for run {run_id!r} under {control_dir(home)}: {exc.strerror or exc}"
+            f"cannot look for run {run_id!r} under {shown_control_dir(home)}: {exc.strerror or exc}"
         ) from None
     if len(matches) == 1:
         return socket_path(matches[0], home)
-    where = control_dir(home)
+    where = shown_control_dir(home)
     if len(matches) > 1:
         raise RunNotFoundError(f"run id {run_id!r} is ambiguous here: {', '.join(matches)}")
     raise RunNotFoundError(

@@ -52,7 +52,11 @@ def _fail(message: str, code: int = 1) -> int:
 
 def dump_command(args: argparse.Namespace) -> int:
     """Write the dump; returns the exit code."""
-    from taskdaemon.pipeline.control import control_dir, send_request, served_runs  # noqa: PLC0415
+    from taskdaemon.pipeline.control import (  # noqa: PLC0415
+        send_request,
+        served_runs,
+        shown_control_dir,
+    )
 
     output = str(Path(args.output).absolute()) if args.output else None
     # An empty RUN names no run here (every id starts with it); the source refuses it. A
@@ -63,7 +67,7 @@ def dump_command(args: argparse.Namespace) -> int:
             served = [run for run in served_runs() if run.startswith(args.run_id)]
         except OSError as exc:  # a path too long, another user's folder (EACCES): a traceback
             return _fail(
-                f"cannot list the runs served under {control_dir()}: {exc.strerror or exc}"
+                f"cannot list the runs served under {shown_control_dir()}: {exc.strerror or exc}"
             )
     if len(served) == 1:
         try:
