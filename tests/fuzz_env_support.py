@@ -9,8 +9,9 @@ SDK's span limits, the span sources' bounds, the store's retention). A case sets
 them, some holding a credential (:data:`CANARY`: the API token, an OTLP header, a URL's
 password, a resource attribute under a secret word), and runs one command that reads the
 settings in ``fuzz_targets_support.scratch``'s home. The oracle: nothing escapes the command,
-no traceback, and the credential, where every value holding it still marks it as one
-(:data:`MARKS`), is in neither its output nor the dump it writes.
+no traceback, no ``ESC`` or ``CR`` written (a variable's text driving the terminal), and the
+credential, where every value holding it still marks it as one (:data:`MARKS`), is in neither
+its output nor the dump it writes.
 """
 
 from __future__ import annotations
@@ -110,6 +111,8 @@ def _env_run(case: tuple[dict[str, str], tuple[str, ...]]) -> None:
     environment, command = case
     with scratch() as root, _environment(environment):
         _, shown = run_command(list(command))
+        if "\x1b" in shown or "\r" in shown:  # text from a variable drove the terminal
+            raise CommandBrokeError(f"{command!r} wrote a control character: {shown[-1500:]!r}")
         if not _holds_credential(environment):
             return
         if CANARY in shown:
