@@ -23,6 +23,11 @@ REFUSALS = [
     (" collector:4317", "it has white space inside"),
     ("col lector:4317", "it has white space inside"),
     ("a:4318/v1/\tlogs", "it has white space inside"),
+    # what the HTTP client refuses (an InvalidURL traceback), which Python's checks let by
+    ("999.0.0.1:4318", "its host is not an IPv4 address"),
+    ("1.2.3.04", "its host is not an IPv4 address"),
+    ("127.\ufeff1:4318", "its host is not an internationalised domain name"),
+    ("x\u200by", "its host is not an internationalised domain name"),
     (":4317", "it has no host"),
     ("/v1/traces", "it has no host"),
     ("", "it has no host"),

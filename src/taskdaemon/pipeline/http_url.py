@@ -11,6 +11,8 @@ with a ``UnicodeError``, a traceback at the first query.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
@@ -21,6 +23,8 @@ __all__ = ["HTTP_SCHEMES", "http_url", "user_part"]
 
 #: The schemes of a plain http(s) URL.
 HTTP_SCHEMES: Final = ("http", "https")
+#: A host the HTTP client (httpx) reads as an IPv4 address, and refuses unless it is one.
+_IPV4_STYLE: Final = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 
 
 def http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> SplitResult:
@@ -50,7 +54,28 @@ def http_url(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> SplitResult:
         parts.hostname.encode("idna")  # as the resolver will
     except UnicodeError:
         raise _refusal("its host name's labels are 1 to 63 characters", url) from None
+    _check_as_the_client(parts.hostname, url)
     return parts
+
+
+def _check_as_the_client(host: str, url: str) -> None:
+    """Refuse ``host`` where the HTTP client would (``httpx``: an ``InvalidURL`` traceback at
+    the first query): four numbers that are no IPv4 address (``999.0.0.1``, ``1.2.3.04``), and
+    a name beyond ASCII that IDNA 2008 refuses, which Python's older codec above maps to one
+    (a zero-width or soft-hyphen character in it: ``127.\\ufeff1``). ``idna``, the client's
+    own package, is imported only for such a name: the settings' check runs at every start."""
+    if _IPV4_STYLE.fullmatch(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise _refusal("its host is not an IPv4 address", url) from None
+    elif not host.isascii():
+        import idna  # noqa: PLC0415 - see the docstring
+
+        try:
+            idna.encode(host)
+        except idna.IDNAError:
+            raise _refusal("its host is not an internationalised domain name", url) from None
 
 
 def _refusal(what: str, url: str) -> ValueError:
