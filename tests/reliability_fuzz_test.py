@@ -39,11 +39,12 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: redirect (``/runs/ID/`` to ``/runs/ID``) repeating ``?token=``, 2126 a ``Host`` of ``[::1]``
 #: and a port of brackets, allowed and written into a redirect; env 1490 an OTLP endpoint's
 #: password quoted by its refusal (``httu:PASSWORD@host``), 4790 ``dump`` under a home of a
-#: name too long; step 229 ``goto 1e300``.
+#: name too long, 40027 a ``dump://`` file of a name too long, 47929 a Tempo host the HTTP client
+#: refuses (``127.\ufeff&1``); step 229 ``goto 1e300``.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
          "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126),
-         "env": (1490, 4790), "step": (229,)}  # fmt: skip
+         "env": (1490, 4790, 40027, 47929), "step": (229,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
@@ -484,3 +485,20 @@ def test_dump_under_a_home_whose_control_folder_cannot_be_listed(tmp_path: Path)
         (served.returncode, served.stderr.splitlines()),
         (read.returncode, read.stderr),
     ), served.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scheme", ["otlp-json", "dump"])
+def test_a_span_file_of_a_name_too_long_is_one_line(
+    home: Path, tmp_path: Path, scheme: str
+) -> None:
+    """Python 3.11's ``Path.exists`` raises the OSError of a name too long: ``--source
+    otlp-json://`` or ``dump://`` of a 300-character file name (the ``env`` target's
+    ``TASKDAEMON_SPAN_SOURCE``) ended every command reading it in a traceback."""
+    path = tmp_path / ("s" * 300)
+    done = taskdaemon(home, "runs", "list", "--source", f"{scheme}://{path}")
+    assert (1, 1, True) == (
+        done.returncode,
+        len(done.stderr.splitlines()),
+        f"taskdaemon runs list: {path}: " in done.stderr and "File name too long" in done.stderr,
+    ), done.stderr

@@ -55,9 +55,11 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
     SpanSourceError (one line) when it is not a readable taskdaemon dump."""
     found: dict[str, bytes] = {}
     total = 0
-    if path.exists() and not path.is_file():  # opening a fifo waits for a writer
-        raise SpanSourceError(f"{path}: not a regular file")
     try:
+        # Opening a fifo waits for a writer. In the ``try``: Python 3.11's ``exists`` raises
+        # the OSError of a name too long (a traceback of every command given such a dump).
+        if path.exists() and not path.is_file():
+            raise SpanSourceError(f"{path}: not a regular file")
         with tarfile.open(path, mode="r:gz") as archive:
             for count, member in enumerate(archive, 1):
                 if count > MAX_MEMBERS:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -104,10 +105,14 @@ class OtlpJsonSource:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        if not self.path.exists():
-            raise SpanSourceError(f"{self.path}: no such file or directory")
-        if not (self.path.is_file() or self.path.is_dir()):  # a read of it might never end
-            raise SpanSourceError(f"{self.path}: not a regular file or a directory")
+        try:
+            status = self.path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise SpanSourceError(f"{self.path}: no such file or directory") from None
+        except OSError as exc:  # a name too long, a loop of links: a traceback from ``exists``
+            raise SpanSourceError(f"{self.path}: cannot read: {exc.strerror or exc}") from None
+        if not (stat.S_ISREG(status.st_mode) or stat.S_ISDIR(status.st_mode)):
+            raise SpanSourceError(f"{self.path}: not a regular file or a directory")  # a fifo
 
     def _files(self) -> list[Path]:
         if self.path.is_dir():
