@@ -10,7 +10,7 @@ them, some holding a credential (:data:`CANARY`: the API token, an OTLP header, 
 password, a resource attribute under a secret word), and runs one command that reads the
 settings in ``fuzz_targets_support.scratch``'s home. The oracle: nothing escapes the command,
 no traceback, no ``ESC`` or ``CR`` written (a variable's text driving the terminal), and the
-credential, where every value holding it still marks it as one (:data:`MARKS`), is in neither
+credential, where each of its copies is still marked as one (:data:`MARKS`), is in neither
 its output nor the dump it writes.
 """
 
@@ -123,11 +123,12 @@ def _env_run(case: tuple[dict[str, str], tuple[str, ...]]) -> None:
 
 
 def _holds_credential(environment: dict[str, str]) -> bool:
-    """Whether :data:`CANARY` is in ``environment`` and marked as a credential in every value
-    holding it (:data:`MARKS`; the API token is one whatever it holds)."""
+    """Whether :data:`CANARY` is in ``environment`` and each time marked as a credential
+    (:data:`MARKS`; the API token is one whatever it holds)."""
     holding = [(name, value) for name, value in environment.items() if CANARY in value]
     return bool(holding) and all(
-        name.upper() == "TASKDAEMON_API_TOKEN" or any(mark in value for mark in MARKS)
+        name.upper() == "TASKDAEMON_API_TOKEN"
+        or value.count(CANARY) == sum(value.count(mark) for mark in MARKS)
         for name, value in holding
     )
 
