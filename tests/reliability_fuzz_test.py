@@ -40,11 +40,12 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: and a port of brackets, allowed and written into a redirect; env 1490 an OTLP endpoint's
 #: password quoted by its refusal (``httu:PASSWORD@host``), 4790 ``dump`` under a home of a
 #: name too long, 40027 a ``dump://`` file of a name too long, 47929 a Tempo host the HTTP client
-#: refuses (``127.\ufeff&1``); step 229 ``goto 1e300``.
+#: refuses (``127.\ufeff&1``), 90210 a span store's "no run" line naming a home with ``ESC``;
+#: step 229 ``goto 1e300``.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
          "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126),
-         "env": (1490, 4790, 40027, 47929), "step": (229,)}  # fmt: skip
+         "env": (1490, 4790, 40027, 47929, 90210), "step": (229,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS

@@ -21,15 +21,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sys
 from typing import Any
 
 from taskdaemon.pipeline import control
 from taskdaemon.pipeline.approval_audit import MAX_NOTE_CHARS, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.cli.ended_runs import ended_run
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
-from taskdaemon.pipeline.redaction import redact_text
 
 __all__ = ["register"]
 
@@ -106,20 +105,15 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=_status)
 
 
-def _fail(command: str, code: int, message: str) -> int:
-    print(f"taskdaemon {command}: {redact_text(message)}", file=sys.stderr)
-    return code
-
-
 def _call(command: str, request: dict[str, Any], args: argparse.Namespace) -> int:
     try:
         response = control.send_request(args.run, request, home=args.home)
     except RunNotFoundError as error:
-        return _fail(command, EXIT_NO_RUN, ended_run(args.run, args.home) or str(error))
+        return refuse(command, EXIT_NO_RUN, ended_run(args.run, args.home) or str(error))
     except PipelineError as error:
-        return _fail(command, EXIT_REFUSED, str(error))
+        return refuse(command, EXIT_REFUSED, str(error))
     except OSError as error:
-        return _fail(command, EXIT_REFUSED, f"cannot reach the run: {error}")
+        return refuse(command, EXIT_REFUSED, f"cannot reach the run: {error}")
     if command == "status":
         # Not sorted: the stages in the pipeline's order, as every other view lists them.
         print(json.dumps(response.get("status", {}), indent=2))
@@ -135,11 +129,11 @@ def _user() -> str:
 
 def _approve(args: argparse.Namespace) -> int:
     if args.reason and not args.reject:
-        return _fail("approve", EXIT_USAGE, "--reason goes with --reject only")
+        return refuse("approve", EXIT_USAGE, "--reason goes with --reject only")
     try:  # refused here, not only by the run: a line of usage, not the run's refusal
         notes = {name: note_field(vars(args), name) for name in ("comment", "reason")}
     except ValueError as error:
-        return _fail("approve", EXIT_USAGE, f"--{error}")
+        return refuse("approve", EXIT_USAGE, f"--{error}")
     by = args.by or _user()
     op = "reject" if args.reject else "approve"
     code = _call("approve", {"op": op, "stage": args.stage, "by": by, **notes}, args)
@@ -152,9 +146,9 @@ def _publish(args: argparse.Namespace) -> int:
     try:
         payload = loads_bounded(args.payload)
     except BoundedInputError as error:  # "not JSON: …", "nested deeper than …"
-        return _fail("publish", EXIT_USAGE, f"--payload is {error}")
+        return refuse("publish", EXIT_USAGE, f"--payload is {error}")
     if not isinstance(payload, dict):
-        return _fail("publish", EXIT_USAGE, "--payload must be a JSON object")
+        return refuse("publish", EXIT_USAGE, "--payload must be a JSON object")
     code = _call("publish", {"op": "publish", "type": args.type, "payload": payload}, args)
     if code == 0:
         print(f"published {args.type}")

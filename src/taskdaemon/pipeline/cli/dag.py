@@ -22,16 +22,17 @@ leaves no temporary file beside it, as SIGTERM's default action did).
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
+from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.visualization import DagSnapshot, VisualizationFormat, visualize
 
 __all__ = ["register", "run_dag"]
@@ -72,15 +73,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_dag, reads_settings=False, writes_home=False)
 
 
-def _say(message: str) -> None:
-    print(f"taskdaemon dag: {redact_text(message)}", file=sys.stderr, flush=True)
-
-
-def _fail(code: int, message: str) -> int:
-    _say(message)
-    return code
-
-
 def _span_source(source_url: str | None) -> str:
     """``--source``, else the settings' source; every setting is checked here, as other
     commands check them at start (``cli._check_settings``): only ``--run`` reads any."""
@@ -108,14 +100,16 @@ def _load_run(run_id: str, source_url: str | None, at: str | None = None) -> Run
 def run_dag(args: argparse.Namespace) -> int:
     """Draw the DAG named by ``args``; returns the exit code."""
     if args.file is None and args.run is None:
-        return _fail(2, "give a pipeline FILE, --run RUN_ID, or both")
+        return refuse("dag", 2, "give a pipeline FILE, --run RUN_ID, or both")
     for option, value in (("--source", args.source), ("--at", args.at)):
         if value is not None and args.run is None:
-            return _fail(2, f"{option} needs --run")
+            return refuse("dag", 2, f"{option} needs --run")
     if args.watch and (args.run is None or args.output is None):
-        return _fail(2, "--watch needs --run and -o FILE")
+        return refuse("dag", 2, "--watch needs --run and -o FILE")
     if args.watch and args.at is not None:
-        return _fail(2, "--watch follows the run as it goes; it cannot be combined with --at")
+        return refuse(
+            "dag", 2, "--watch follows the run as it goes; it cannot be combined with --at"
+        )
     pipeline: Pipeline | None = None
     run: RunRecord | None = None
     try:
@@ -146,24 +140,24 @@ def run_dag(args: argparse.Namespace) -> int:
         print(exc, file=sys.stderr, flush=True)
         return 2
     except ValueError as exc:
-        return _fail(2, str(exc))
+        return refuse("dag", 2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(source_exit_code(exc), str(exc))
+        return refuse("dag", source_exit_code(exc), str(exc))
     except OSError as exc:
-        return _fail(1, f"cannot write {args.output}: {exc.strerror or exc}")
+        return refuse("dag", 1, f"cannot write {args.output}: {exc.strerror or exc}")
     except KeyboardInterrupt as stop:
         from taskdaemon.pipeline.cli.sigterm import exit_code  # noqa: PLC0415
 
         return exit_code(stop)
     if pipeline is not None and run is not None and run.pipeline != pipeline.name:
-        return _fail(2, _other_pipeline(run, pipeline, args.file))
+        return refuse("dag", 2, _other_pipeline(run, pipeline, args.file))
     try:
         text = _drawn(pipeline, args.format, run)
     except PipelineError as exc:  # Graphviz missing, failing or too slow
-        return _fail(1, str(exc))
+        return refuse("dag", 1, str(exc))
     problem = write_output(text, args.output)
     if problem:
-        return _fail(1, problem)
+        return refuse("dag", 1, problem)
     if run is not None:
         # The drawing has no place for these that every format keeps: said beside it.
         from taskdaemon.pipeline.cli.run_tables import dropped_note, not_read_note  # noqa: PLC0415
@@ -208,7 +202,9 @@ async def _watch(
     try:
         resolve = getattr(source, "resolve_run_id", None)
         full_id = resolve(run_id) if callable(resolve) else run_id
-        async for snapshot in watch_stored_run(source, full_id, pipeline=pipeline, on_quiet=_say):
+        async for snapshot in watch_stored_run(
+            source, full_id, pipeline=pipeline, on_quiet=functools.partial(say, "dag")
+        ):
             run = snapshot.run
             if pipeline is not None and run is not None and run.pipeline != pipeline.name:
                 raise ValueError(_other_pipeline(run, pipeline, file))

@@ -53,6 +53,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
 from taskdaemon.pipeline.cli.log_options import add_log_level_option
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     PipelineError,
@@ -118,14 +119,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=debug_command)
 
 
-def _fail(code: int, message: str) -> int:
-    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
-
-    # A run's refusal quotes what it was given (a stage name from the command line, say).
-    print(f"taskdaemon debug: {shown(message)}", file=sys.stderr, flush=True)
-    return code
-
-
 #: The longest debug answer read. An answer quotes a paused stage's inputs (each pause, each
 #: ``where``) and ``inputs``/``outputs`` a stage's values, which a command's stdout can make up
 #: to TASKDAEMON_STDOUT_MAX_BYTES (64 MiB) long: past the control socket's usual 1 MiB the
@@ -151,7 +144,7 @@ def debug_command(args: argparse.Namespace) -> int:
     if words[0] in _ACTIONS:
         return _remote(words)
     if len(words) != 1:
-        return _fail(EXIT_INVALID, f"expected one FILE, got {quote(' '.join(words))}")
+        return refuse("debug", EXIT_INVALID, f"expected one FILE, got {quote(' '.join(words))}")
     return _local(args, words[0])
 
 
@@ -162,7 +155,7 @@ def _remote(words: Sequence[str]) -> int:
     action = words[0]
     if len(words) < 2 or len(words) > 3 or (action == "attach" and len(words) != 2):
         usage = "RUN" if action == "attach" else "RUN [STAGE]"
-        return _fail(EXIT_INVALID, f"usage: taskdaemon debug {action} {usage}")
+        return refuse("debug", EXIT_INVALID, f"usage: taskdaemon debug {action} {usage}")
     call = caller(words[1])
     try:
         if action == "attach":
@@ -193,7 +186,7 @@ def _remote(words: Sequence[str]) -> int:
                 # line of its own, not after the prompt readline left on the terminal).
                 if sys.stdout.isatty():
                     print(flush=True)
-                return _fail(stopped, _left_line(prompt.run_id, left))
+                return refuse("debug", stopped, _left_line(prompt.run_id, left))
             return EXIT_SUCCESS
         answer = call(
             {
@@ -205,9 +198,9 @@ def _remote(words: Sequence[str]) -> int:
     except RunNotFoundError as exc:
         from taskdaemon.pipeline.cli.ended_runs import ended_run  # noqa: PLC0415
 
-        return _fail(EXIT_NO_RUN, ended_run(words[1], None) or str(exc))
+        return refuse("debug", EXIT_NO_RUN, ended_run(words[1], None) or str(exc))
     except PipelineError as exc:
-        return _fail(EXIT_FAILURE, str(exc))
+        return refuse("debug", EXIT_FAILURE, str(exc))
     except KeyboardInterrupt:
         return EXIT_SIGINT
     print(_resumed_line(action, answer.get("resumed")))
@@ -252,7 +245,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
-        return _fail(EXIT_INVALID, str(error))
+        return refuse("debug", EXIT_INVALID, str(error))
     loaded = load_for_run(file, request, args.approve, "debug")
     if loaded is None:
         return EXIT_INVALID
@@ -270,7 +263,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         try:
             run_id = runner.started()
             if run_id is None:
-                return _fail(runner.code, runner.error or "the run did not start")
+                return refuse("debug", runner.code, runner.error or "the run did not start")
             call = caller(run_id)
             prompt = DebugPrompt(
                 call, history=home_directory() / "debug_history", by="cli debug", above=above
@@ -290,7 +283,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         except KeyboardInterrupt as stop:
             run_id = runner.started()  # the stop may come before the run has its id
             if run_id is None:
-                return _fail(runner.code, runner.error or "the run did not start")
+                return refuse("debug", runner.code, runner.error or "the run did not start")
             runner.interrupted = exit_code(stop) - 128
             with contextlib.suppress(OSError):  # said if it can be: the cancel must happen
                 print(
@@ -300,7 +293,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
                 )
             runner.cancel(reason(stop), signal.Signals(runner.interrupted).name)
         except PipelineError as exc:
-            _fail(EXIT_FAILURE, str(exc))
+            refuse("debug", EXIT_FAILURE, str(exc))
             runner.cancel()
         except BaseException:
             runner.cancel()  # else finish() would wait for ever on a run left paused

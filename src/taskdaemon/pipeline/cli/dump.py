@@ -13,11 +13,11 @@ is stale (its process was killed: the run reads ``interrupted``). The default fi
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError, SpanSourceError
 
 __all__ = ["register"]
@@ -45,11 +45,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=dump_command)
 
 
-def _fail(message: str, code: int = 1) -> int:
-    print(f"taskdaemon dump: {message}", file=sys.stderr, flush=True)
-    return code
-
-
 def dump_command(args: argparse.Namespace) -> int:
     """Write the dump; returns the exit code."""
     from taskdaemon.pipeline.control import (  # noqa: PLC0415
@@ -66,8 +61,10 @@ def dump_command(args: argparse.Namespace) -> int:
         try:
             served = [run for run in served_runs() if run.startswith(args.run_id)]
         except OSError as exc:  # a path too long, another user's folder (EACCES): a traceback
-            return _fail(
-                f"cannot list the runs served under {shown_control_dir()}: {exc.strerror or exc}"
+            return refuse(
+                "dump",
+                1,
+                f"cannot list the runs served under {shown_control_dir()}: {exc.strerror or exc}",
             )
     if len(served) == 1:
         try:
@@ -79,7 +76,7 @@ def dump_command(args: argparse.Namespace) -> int:
             # The run's spans are in the store: dumped from there, as any ended run is.
             return _from_source(served[0], output, None)
         except PipelineError as exc:
-            return _fail(str(exc))
+            return refuse("dump", 1, str(exc))
         print(answer["path"], flush=True)
         return 0
     return _from_source(args.run_id, output, args.source)
@@ -123,10 +120,10 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
                 interrupted=interrupted,
             )
         except OSError as exc:  # as dag -o and report -o say it, not the temporary's errno
-            return _fail(f"cannot write {target}: {exc.strerror or exc}")
+            return refuse("dump", 1, f"cannot write {target}: {exc.strerror or exc}")
     except SpanSourceError as exc:
-        return _fail(str(exc).splitlines()[0], source_exit_code(exc))
+        return refuse("dump", source_exit_code(exc), str(exc).splitlines()[0])
     except (PipelineError, ValueError, OSError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        return refuse("dump", 1, str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
     print(written.absolute(), flush=True)
     return 0

@@ -40,6 +40,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     source_exit_code,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
@@ -114,11 +115,6 @@ def _wait_for_run(source: Any, run_id: str, interval: float) -> None:
         time.sleep(interval)
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon logs: {message}", file=sys.stderr, flush=True)
-    return code
-
-
 def logs_command(args: argparse.Namespace) -> int:
     """Print (and with ``--follow`` keep printing) the run's records; returns the exit code."""
     from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
@@ -129,11 +125,12 @@ def logs_command(args: argparse.Namespace) -> int:
     try:
         source = open_source(args.source)
     except SpanSourceError as error:
-        return _fail(source_exit_code(error), str(error))
+        return refuse("logs", source_exit_code(error), str(error))
     try:
         dump = _dump_path(args.source)
         if not isinstance(source, SpanStore) and dump is None:
-            return _fail(
+            return refuse(
+                "logs",
                 2,
                 "run logs are kept in the embedded store (a sqlite:/// source) and in debug "
                 "dumps (dump:///)",
@@ -142,7 +139,7 @@ def logs_command(args: argparse.Namespace) -> int:
             record = source.get_run(args.run_id)
             unknown = _unknown_stage(args.stage, record)
             if unknown is not None:
-                return _fail(1, unknown)
+                return refuse("logs", 1, unknown)
             if not _write(args, _dump_rows(dump, record.run_id, args)):
                 _say_none(args, record.run_id)
             return 0
@@ -153,7 +150,7 @@ def logs_command(args: argparse.Namespace) -> int:
         if args.stage is not None:
             unknown = _unknown_stage(args.stage, source.get_run(run_id))
             if unknown is not None:
-                return _fail(1, unknown)
+                return refuse("logs", 1, unknown)
         if source.missing:  # the home's store, no run made yet: a full id is not resolved
             raise RunNotFoundError(f"no run {run_id} in {source.path}")
         conn = connect_store(source.path)
@@ -163,9 +160,9 @@ def logs_command(args: argparse.Namespace) -> int:
         finally:
             conn.close()
     except RunNotFoundError as error:
-        return _fail(1, str(error))
+        return refuse("logs", 1, str(error))
     except (SpanSourceError, sqlite3.Error) as error:
-        return _fail(source_exit_code(error), str(error))
+        return refuse("logs", source_exit_code(error), str(error))
     except KeyboardInterrupt as stop:
         return exit_code(stop)
     except BrokenPipeError:

@@ -56,6 +56,7 @@ from taskdaemon.pipeline.cli.options import (
     source_exit_code,
     workspace_root,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -128,11 +129,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=replay_command)
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon replay: {message}", file=sys.stderr, flush=True)
-    return code
-
-
 def replay_command(args: argparse.Namespace) -> int:
     """Run the ``replay`` command named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
@@ -149,7 +145,7 @@ def replay_command(args: argparse.Namespace) -> int:
         inputs = parse_inputs(args.input, args.input_file)
         stage_outputs = dict(load_stage_output(spec) for spec in args.stage_output)
     except ValueError as error:
-        return _fail(2, str(error))
+        return refuse("replay", 2, str(error))
     pipeline = None
     try:
         if args.file is not None:
@@ -169,11 +165,11 @@ def replay_command(args: argparse.Namespace) -> int:
         print(error, file=sys.stderr, flush=True)
         return 2
     except RunNotFoundError as error:
-        return _fail(1, str(error))
+        return refuse("replay", 1, str(error))
     except SpanSourceError as error:
-        return _fail(source_exit_code(error), str(error))
+        return refuse("replay", source_exit_code(error), str(error))
     except ReplayError as error:
-        return _fail(2, str(error))
+        return refuse("replay", 2, str(error))
     for note in plan.notes:  # a note quotes the record (who resumed a breakpoint, say)
         print(f"note: {shown(note)}", file=sys.stderr)
     # A file not used is said once, as the missing definition (``plan.missing``).
@@ -195,7 +191,7 @@ def replay_command(args: argparse.Namespace) -> int:
     try:
         plan.check(verify=args.verify)
     except ReplayError as error:
-        return _fail(2, str(error))
+        return refuse("replay", 2, str(error))
     return run_loop(_execute(args, plan))  # as ``run``'s (event_loop.py)
 
 
@@ -268,7 +264,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 started=lambda handle: signals.bind(handle.run_id, handle.cancel),
             )
         except PipelineError as error:
-            return _fail(2, str(error))
+            return refuse("replay", 2, str(error))
     result = outcome.result
     statuses = dict(result.stage_status)
     statuses.update(dict.fromkeys(plan.fed, "replayed"))
@@ -308,13 +304,13 @@ def _step(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except RunNotFoundError as error:
-        return _fail(1, str(error))
+        return refuse("replay", 1, str(error))
     except SpanSourceError as error:
-        return _fail(source_exit_code(error), str(error))
+        return refuse("replay", source_exit_code(error), str(error))
     try:
         walk = RecordedWalk(spans)
     except ValueError as error:
-        return _fail(1, f"run {args.run_id}: {error}")
+        return refuse("replay", 1, f"run {args.run_id}: {error}")
     logs = log_reader_for(url, default_source_url())
     prompt = StepPrompt(walk, logs=logs, history=home_directory() / "step_history")
     with sigterm_raises():

@@ -19,7 +19,6 @@ arguments or settings.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from dataclasses import replace
 from typing import Any, Final
@@ -35,6 +34,7 @@ from taskdaemon.pipeline.cli.options import (
     whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import write_output
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
@@ -78,11 +78,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_report, writes_home=False)  # cli._foreign_home
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon report: {message}", file=sys.stderr, flush=True)
-    return code
-
-
 def _remote_data(source: Any, args: argparse.Namespace, since: float, until: float) -> Any:
     from taskdaemon.pipeline.reporting import RecordData  # noqa: PLC0415
 
@@ -108,19 +103,19 @@ def run_report(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
     if not 1 <= args.limit <= MAX_LIST:
-        return _fail(2, f"--limit must be 1 to {MAX_LIST}")
+        return refuse("report", 2, f"--limit must be 1 to {MAX_LIST}")
     now = time.time()
     try:
         since = parse_when(args.since, clock=lambda: now)
         until = parse_when(args.until, clock=lambda: now) if args.until else now
     except ValueError as exc:
-        return _fail(2, str(exc))
+        return refuse("report", 2, str(exc))
     if until <= since:
         # Each bound as the user gave it, or its default: "--until 2020-01-01" alone met the
         # default --since of 7d, which the line did not name.
         first = f"--since {args.since}" + (" (the default)" if args.since == "7d" else "")
         last = f"--until {args.until}" if args.until else "--until (now, the default)"
-        return _fail(2, f"{last} must be after {first}")
+        return refuse("report", 2, f"{last} must be after {first}")
     url = args.source
     try:
         if url is None:
@@ -131,24 +126,24 @@ def run_report(args: argparse.Namespace) -> int:
     except SettingsError:
         raise
     except ValueError as exc:
-        return _fail(2, str(exc))
+        return refuse("report", 2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(source_exit_code(exc), str(exc))
+        return refuse("report", source_exit_code(exc), str(exc))
     try:
         text = _compute(source, args, since, until, url)
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(source_exit_code(exc), str(exc))
+        return refuse("report", source_exit_code(exc), str(exc))
     except _DAMAGED as exc:
         from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
 
         if not isinstance(source, SpanStore):
             raise
         reason = cut(f"{type(exc).__name__}: {exc}", 200)
-        return _fail(1, f"{source.path}: the report's aggregates are damaged ({reason})")
+        return refuse("report", 1, f"{source.path}: the report's aggregates are damaged ({reason})")
     finally:
         source.close()
     problem = write_output(text, args.output)
-    return _fail(1, problem) if problem else 0
+    return refuse("report", 1, problem) if problem else 0
 
 
 #: What a report from the store's aggregates raises on a value of the wrong type in them

@@ -11,13 +11,12 @@ source that is not the embedded store.
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code, whole_number
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.tracking import (
     RetentionPolicy,
     SpanStore,
@@ -61,31 +60,26 @@ def register(subparsers: Any) -> None:
     ret.set_defaults(func=_retention)
 
 
-def _error(message: str, code: int) -> int:
-    print(f"taskdaemon retention: {redact_text(message)}", file=sys.stderr)
-    return code
-
-
 def _retention(args: argparse.Namespace) -> int:
     try:
         max_age = parse_age(args.max_age) if args.max_age else None
     except ValueError as exc:
-        return _error(f"--max-age: {exc}", 2)
+        return refuse("retention", 2, f"--max-age: {exc}")
     if args.keep is not None and not 0 <= args.keep <= MAX_KEEP:
-        return _error(f"--keep must be 0 to {MAX_KEEP}", 2)
+        return refuse("retention", 2, f"--keep must be 0 to {MAX_KEEP}")
     policy = RetentionPolicy(max_age=max_age, keep=args.keep)
     if not policy.is_active and not args.vacuum:
-        return _error("nothing to do: give --max-age, --keep and/or --vacuum", 2)
+        return refuse("retention", 2, "nothing to do: give --max-age, --keep and/or --vacuum")
     url = (args.source or default_source_url()).strip()
     if not url.lower().startswith("sqlite://"):  # asked first: other sources take no policy
-        return _error("retention applies to the embedded sqlite:// store only", 2)
+        return refuse("retention", 2, "retention applies to the embedded sqlite:// store only")
     try:
         source = open_source(url, retention=RetentionPolicy())
     except SpanSourceError as exc:  # the embedded store, damaged or out of reach: say which
-        return _error(str(exc), source_exit_code(exc))
+        return refuse("retention", source_exit_code(exc), str(exc))
     try:
         if not isinstance(source, SpanStore):
-            return _error("retention applies to the embedded sqlite:// store only", 2)
+            return refuse("retention", 2, "retention applies to the embedded sqlite:// store only")
         result = source.apply_retention(policy)
         print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
         if args.vacuum and source.missing:  # the home's store, not made yet
@@ -94,7 +88,7 @@ def _retention(args: argparse.Namespace) -> int:
             before, after = source.vacuum()
             print(f"vacuumed {source.path}: {before / 2**20:.1f} MiB -> {after / 2**20:.1f} MiB")
     except SpanSourceError as exc:
-        return _error(str(exc), source_exit_code(exc))
+        return refuse("retention", source_exit_code(exc), str(exc))
     finally:
         source.close()
     return 0

@@ -67,6 +67,7 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     workspace_root,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
@@ -89,7 +90,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.redaction import redact_lines, redact_text
+from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
@@ -521,11 +522,6 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
 # -- the command ------------------------------------------------------------------------------
 
 
-def _fail(code: int, message: str) -> int:
-    print(f"taskdaemon run: {redact_text(message)}", file=sys.stderr, flush=True)
-    return code
-
-
 def run_command(args: argparse.Namespace) -> int:
     """Validate, run and summarise the pipeline named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
@@ -533,7 +529,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         request = parse_inputs(args.input, args.input_file)
     except ValueError as error:
-        return _fail(EXIT_INVALID, str(error))
+        return refuse("run", EXIT_INVALID, str(error))
     # Fewer collections of the run's long-lived records (heap.py); tuned before the load, so
     # that the definition is frozen with the rest rather than walked by a young collection.
     with tuned_collector() as keep:
@@ -585,7 +581,7 @@ async def run_pipeline(
                 hint_approvals=awaits_approval(pipeline, approvals),
             )
         except PipelineError as error:  # --serve's address cannot be bound: as serve and ui
-            return _fail(EXIT_FAILURE, str(error))
+            return refuse("run", EXIT_FAILURE, str(error))
         watcher = None
         if watch:
             from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
@@ -599,11 +595,11 @@ async def run_pipeline(
         async with engine:
             breakpoints = _breakpoints(engine, pipeline, args)
             if breakpoints is not None:
-                return _fail(EXIT_INVALID, breakpoints)
+                return refuse("run", EXIT_INVALID, breakpoints)
             try:
                 handle = await engine.start_run(pipeline, request, started_by="cli")
             except PipelineError as error:  # its workspace cannot be made (a read-only home)
-                return _fail(EXIT_INVALID, str(error))
+                return refuse("run", EXIT_INVALID, str(error))
             if watch:  # else the progress view wrote it as the run started (or -q: nothing)
                 print(header(handle.run_id), file=sys.stderr, flush=True)
             approvals.attach(handle)
@@ -638,7 +634,7 @@ async def run_pipeline(
         print(result.run_id, flush=True)
         if not result.succeeded:  # --quiet drops progress and summary, never the reason
             reason = f": {one_line(result.error, 500)}" if result.error else ""
-            _fail(EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
+            refuse("run", EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
         print(render_summary(result, pipeline, summary_width()), flush=True)
     if result.succeeded:

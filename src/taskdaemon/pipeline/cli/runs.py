@@ -24,11 +24,11 @@ from taskdaemon.pipeline.cli.options import (
     table_width,
     whole_number,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.record_fields import as_dict
-from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
@@ -101,19 +101,14 @@ def register(subparsers: Any) -> None:
     show_p.set_defaults(func=_show, writes_home=False)
 
 
-def _error(action: str, message: str, code: int) -> int:
-    print(f"taskdaemon runs {action}: {redact_text(message)}", file=sys.stderr)
-    return code
-
-
 def _list(args: argparse.Namespace) -> int:
     try:
         since = parse_when(args.since) if args.since else None
         until = parse_when(args.until) if args.until else None
     except ValueError as exc:
-        return _error("list", str(exc), 2)
+        return refuse("runs list", 2, str(exc))
     if not 1 <= args.limit <= MAX_LIST:  # past it, SQLite's integers overflow (a traceback)
-        return _error("list", f"--limit must be 1 to {MAX_LIST}", 2)
+        return refuse("runs list", 2, f"--limit must be 1 to {MAX_LIST}")
     filters = {"pipeline": args.pipeline, "status": args.status, "since": since, "until": until}
     total: int | None = None
     try:
@@ -133,7 +128,7 @@ def _list(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except SpanSourceError as exc:
-        return _error("list", str(exc), source_exit_code(exc))
+        return refuse("runs list", source_exit_code(exc), str(exc))
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
@@ -161,11 +156,11 @@ def _show(args: argparse.Namespace) -> int:
         finally:
             source.close()
     except ValueError as exc:
-        return _error("show", str(exc), 2)
+        return refuse("runs show", 2, str(exc))
     except RunNotFoundError as exc:
-        return _error("show", str(exc), 1)
+        return refuse("runs show", 1, str(exc))
     except SpanSourceError as exc:
-        return _error("show", str(exc), source_exit_code(exc))
+        return refuse("runs show", source_exit_code(exc), str(exc))
     if args.json:
         print(json.dumps(_run_json(run), indent=2, default=str))
     else:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import sys
 import time
@@ -30,6 +31,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     source_exit_code,
 )
+from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
 
 if TYPE_CHECKING:
@@ -131,16 +133,6 @@ def redrawable(stream: IO[str]) -> bool:
     return stream.isatty() and os.environ.get("TERM", "") != "dumb"
 
 
-def _say(message: str) -> None:
-    """One line on stderr: above the live table on a terminal, apart from the plain lines."""
-    print(f"taskdaemon watch: {message}", file=sys.stderr, flush=True)
-
-
-def _fail(code: int, message: str) -> int:
-    _say(message)
-    return code
-
-
 async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | None:
     from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
     from taskdaemon.pipeline.visualization._source_poll import source_call  # noqa: PLC0415
@@ -148,7 +140,9 @@ async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | Non
     resolve = getattr(source, "resolve_run_id", None)
     if callable(resolve):  # off the loop's thread, as each poll is: Ctrl-C need not wait
         run_id = await source_call(resolve, run_id)
-    stream = watch_stored_run(source, run_id, interval=interval, on_quiet=_say)
+    stream = watch_stored_run(
+        source, run_id, interval=interval, on_quiet=functools.partial(say, "watch")
+    )
     return await follow(stream, sys.stdout, tty=redrawable(sys.stdout))
 
 
@@ -164,9 +158,9 @@ def run_watch(args: argparse.Namespace) -> int:
     try:
         source = open_source(url)
     except ValueError as exc:
-        return _fail(2, str(exc))
+        return refuse("watch", 2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(source_exit_code(exc), str(exc))
+        return refuse("watch", source_exit_code(exc), str(exc))
     from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
 
     try:
@@ -175,9 +169,9 @@ def run_watch(args: argparse.Namespace) -> int:
     except KeyboardInterrupt as stop:
         return exit_code(stop)
     except (PipelineError, SpanSourceError) as exc:
-        return _fail(source_exit_code(exc), str(exc))
+        return refuse("watch", source_exit_code(exc), str(exc))
     finally:
         source.close()
     if last is None or last.run is None:
-        return _fail(1, f"run {args.run} showed no state")
+        return refuse("watch", 1, f"run {args.run} showed no state")
     return 0 if last.run.status == "success" else 1

@@ -1,0 +1,29 @@
+"""A command's refusal: one line on stderr, ``taskdaemon COMMAND: MESSAGE``.
+
+Every command says why it stops in the same form. The message is redacted (a refusal may quote
+a setting, a URL or a value the user gave: ``redaction.py``) and each of its lines has its
+control characters escaped (``terminal_text.shown``): a path or a name from the environment or
+the command line may hold ESC or CR, which would drive the reader's terminal (fuzz41's ``env``
+target met a ``TASKDAEMON_HOME`` with ESC in a span store's "no run" line).
+"""
+
+from __future__ import annotations
+
+import sys
+
+__all__ = ["refuse", "say"]
+
+
+def say(command: str, message: str) -> None:
+    """``taskdaemon COMMAND: MESSAGE`` on stderr (redacted, escaped)."""
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    lines = redact_text(message).split("\n")
+    print(f"taskdaemon {command}: " + "\n".join(map(shown, lines)), file=sys.stderr, flush=True)
+
+
+def refuse(command: str, code: int, message: str) -> int:
+    """:func:`say` the refusal; ``code``, the command's exit code."""
+    say(command, message)
+    return code
