@@ -3,7 +3,8 @@ svg``, a debug dump's ``dag.svg``).
 
 ``dot`` runs as a subprocess with a time limit: a drawing that takes longer (thousands of
 stages on a slow machine) is an error, not a hung command. The web page has its own renderer
-(``web/_svg.py``): asynchronous, bounded in concurrency and cached for many viewers.
+(``web/_svg.py``): asynchronous, bounded in concurrency and cached for many viewers; it says
+its failures in the same words (:func:`missing`, :func:`too_slow`, :func:`failed`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Final
 
 from taskdaemon.pipeline.errors import PipelineError
 
-__all__ = ["DOT_TIMEOUT", "GraphvizError", "dot_to_svg"]
+__all__ = ["DOT_TIMEOUT", "GraphvizError", "dot_to_svg", "failed", "missing", "too_slow"]
 
 #: Seconds ``dot`` may take for one drawing.
 DOT_TIMEOUT: Final = 10.0
@@ -24,11 +25,27 @@ class GraphvizError(PipelineError):
     """``dot`` is missing, failed, or took too long (one line saying which)."""
 
 
+def missing() -> GraphvizError:
+    """No ``dot`` on ``PATH``."""
+    return GraphvizError("Graphviz's dot is not installed (Debian: apt install graphviz)")
+
+
+def too_slow(timeout: float) -> GraphvizError:
+    """``dot`` ran past ``timeout`` seconds (and was killed)."""
+    return GraphvizError(f"dot took longer than {timeout:g} s")
+
+
+def failed(returncode: int | None, stderr: bytes) -> GraphvizError:
+    """``dot`` exited ``returncode``: its first line of ``stderr`` says why."""
+    first = stderr.decode(errors="replace").strip().splitlines()[:1]
+    return GraphvizError(f"dot failed: {first[0] if first else f'exit {returncode}'}")
+
+
 def dot_to_svg(dot: str, *, timeout: float = DOT_TIMEOUT) -> bytes:
     """The SVG document Graphviz draws of ``dot``; :class:`GraphvizError` when it cannot."""
     executable = shutil.which("dot")
     if executable is None:
-        raise GraphvizError("Graphviz's dot is not installed (Debian: apt install graphviz)")
+        raise missing()
     try:
         done = subprocess.run(
             [executable, "-Tsvg"],
@@ -38,10 +55,9 @@ def dot_to_svg(dot: str, *, timeout: float = DOT_TIMEOUT) -> bytes:
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise GraphvizError(f"dot took longer than {timeout:g} s") from None
+        raise too_slow(timeout) from None
     except OSError as error:
         raise GraphvizError(f"cannot run {executable}: {error.strerror or error}") from None
     if done.returncode != 0:
-        first = done.stderr.decode(errors="replace").strip().splitlines()[:1]
-        raise GraphvizError(f"dot failed: {first[0] if first else f'exit {done.returncode}'}")
+        raise failed(done.returncode, done.stderr)
     return done.stdout

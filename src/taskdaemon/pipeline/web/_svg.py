@@ -16,15 +16,13 @@ import re
 import shutil
 from collections import OrderedDict
 
+from taskdaemon.pipeline.graphviz import DOT_TIMEOUT, GraphvizError, failed, missing, too_slow
+
 __all__ = ["GraphvizError", "SvgRenderer"]
 
 _PROLOGUE = re.compile(
     rb"\A\s*(?:<\?xml[^>]*\?>\s*)?(?:<!DOCTYPE[^>]*>\s*)?(?:<!--.*?-->\s*)*", re.DOTALL
 )
-
-
-class GraphvizError(Exception):
-    """``dot`` is missing, failed, or took too long."""
 
 
 class SvgRenderer:
@@ -34,7 +32,7 @@ class SvgRenderer:
         self,
         *,
         dot: str | None = None,
-        timeout: float = 10.0,
+        timeout: float = DOT_TIMEOUT,
         concurrency: int = 2,
         cache_size: int = 64,
         max_bytes: int = 16 << 20,
@@ -54,7 +52,7 @@ class SvgRenderer:
             self._cache.move_to_end(key)
             return cached
         if self.dot is None:
-            raise GraphvizError("Graphviz is not installed (no 'dot' on PATH)")
+            raise missing()
         async with self._gate:
             svg = await self._run(dot_text)
         self._cache[key] = svg
@@ -74,15 +72,14 @@ class SvgRenderer:
         try:
             out, err = await asyncio.wait_for(process.communicate(dot_text.encode()), self.timeout)
         except TimeoutError:
-            raise GraphvizError(f"dot took longer than {self.timeout:g}s") from None
+            raise too_slow(self.timeout) from None
         finally:
             if process.returncode is None:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await process.wait()
         if process.returncode != 0:
-            first = err.decode(errors="replace").strip().splitlines()[:1]
-            raise GraphvizError(f"dot failed: {first[0] if first else process.returncode}")
+            raise failed(process.returncode, err)
         if len(out) > self.max_bytes:
             raise GraphvizError(f"the drawing is larger than {self.max_bytes} bytes")
         return _PROLOGUE.sub(b"", out, count=1)
