@@ -238,7 +238,8 @@ def _local(args: argparse.Namespace, file: str) -> int:
     from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
     from taskdaemon.pipeline.cli._prompt import LinesAbove  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.sigterm import exit_code, reason, sigterm_raises  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.stop_signals import stop_cancel  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -291,7 +292,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
                     file=sys.stderr,
                     flush=True,
                 )
-            runner.cancel(reason(stop), signal.Signals(runner.interrupted).name)
+            runner.cancel(*stop_cancel(runner.interrupted))
         except PipelineError as exc:
             refuse("debug", EXIT_FAILURE, str(exc))
             runner.cancel()

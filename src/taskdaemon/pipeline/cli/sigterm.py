@@ -26,10 +26,10 @@ import threading
 from collections.abc import Iterator
 from types import FrameType
 
-from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, hangup_handled
+from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 
-__all__ = ["HungUp", "Terminated", "exit_code", "reason", "sigterm_raises", "terminal_hung_up"]
+__all__ = ["HungUp", "Terminated", "exit_code", "sigterm_raises", "terminal_hung_up"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -47,12 +47,6 @@ class HungUp(Terminated):
 def exit_code(stop: KeyboardInterrupt) -> int:
     """143 for SIGTERM, 129 for SIGHUP, 130 for Ctrl-C."""
     return 128 + (stop.signum if isinstance(stop, Terminated) else signal.SIGINT)
-
-
-def reason(stop: KeyboardInterrupt) -> str | None:
-    """The reason a run ``stop`` cancelled records; None: the engine's, which names the signal
-    (``run cancelled by SIGTERM``)."""
-    return HANGUP_REASON if isinstance(stop, HungUp) else None
 
 
 #: The file name of the import machinery's frames (``_bootstrap`` and ``_bootstrap_external``).
