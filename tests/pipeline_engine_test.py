@@ -287,9 +287,10 @@ async def test_several_runs_at_once_are_independent() -> None:
         gates["two"].set()
         second = await two.wait()
         assert not one.done
-        engine.cancel(one.run_id)
+        engine.cancel(one.run_id, by="ops")
         first = await one.wait()
     assert (RunStatus.CANCELLED, RunStatus.SUCCESS) == (first.status, second.status)
+    assert "run cancelled by ops" == first.error
     assert {"who": "two"} == dict(second.outputs["a"])
 
 

@@ -243,9 +243,10 @@ class Engine:
         """``get_run(run_id).publish(event_type, payload)``."""
         self.get_run(run_id).publish(event_type, payload)
 
-    def cancel(self, run_id: str) -> None:
-        """``get_run(run_id).cancel()``."""
-        self.get_run(run_id).cancel()
+    def cancel(self, run_id: str, by: str | None = None) -> None:
+        """``get_run(run_id).cancel(by=by)``: a run cancelled by id says who, as one cancelled by
+        its handle does."""
+        self.get_run(run_id).cancel(by=by)
 
     async def aclose(self) -> None:
         """Cancel every open run, for the shutdown (``run cancelled by engine shutdown``: a run
