@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from taskdaemon.pipeline.control import send_request
+from taskdaemon.pipeline.errors import PipelineError
 
 APPROVAL_PIPELINE = """\
     name: gated
@@ -104,6 +106,29 @@ def test_reject_skips_the_stage(home: Path, tmp_path: Path, serve: Any) -> None:
     assert "deploy                   rejected by bob" in stderr
     assert "skipped" == stdout.splitlines()[2].split()[1]
     assert 0 == code
+
+
+@pytest.mark.slow
+def test_an_approver_s_name_is_bounded_as_a_canceller_s(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """A control socket client's ``by`` of 4,097 characters, or not text, is refused in one
+    line, an approval's as a cancel's (an approval took any length, and ``str()`` of any
+    value); the run goes on waiting, and a name of 4,096 characters decides."""
+    text = APPROVAL_PIPELINE.split("      - name: announce", maxsplit=1)[0]
+    served = serve(str(write(tmp_path / "gated.yaml", text.replace("[deploy.requested]", "[]"))))
+    served.wait_for_line("waiting for approval")
+    refusals = []
+    for op in ("approve", "reject", "cancel"):
+        for by in ("x" * 4097, ["alice"]):
+            with pytest.raises(PipelineError) as refused:
+                send_request(served.run_id, {"op": op, "stage": "deploy", "by": by}, home=home)
+            refusals.append(str(refused.value))
+    expected = ["by is longer than 4096 characters", "by must be a string"] * 3
+    assert expected == refusals
+    send_request(served.run_id, {"op": "approve", "stage": "deploy", "by": "y" * 4096}, home=home)
+    code, _stdout, stderr = served.finish()
+    assert (0, True) == (code, f"deploy                   approved by {'y' * 4096}" in stderr)
 
 
 @pytest.mark.slow

@@ -18,9 +18,9 @@ Requests (``op`` plus fields)::
 
 ``comment`` and ``reason`` are optional text of at most 4,096 characters; a decision the run
 accepted is logged on ``taskdaemon.audit`` as the HTTP API logs it (``approval_audit.py``).
-A cancel's ``by`` (text of the same bound) names who cancelled in the run's error and its
-skipped stages' reason, ``run cancelled by alice``; a client that sends none (one older than
-``by``) is named ``control socket``, as an approval without ``by`` is.
+``by`` (text of the same bound, one check for a decision and a cancel) names who decided, and
+who cancelled in the run's error and its skipped stages' reason, ``run cancelled by alice``; a
+client that sends none (one older than ``by``) is named ``control socket``.
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
@@ -412,8 +412,7 @@ class ControlServer:
                 stage = request.get("stage")
                 if not isinstance(stage, str) or not stage:
                     return {"ok": False, "error": f"{op} needs a 'stage'"}
-                by = str(request.get("by") or "control socket")
-                return await self._decide(op, stage, by, request)
+                return await self._decide(op, stage, request)
             if op == "publish":
                 event_type = request.get("type")
                 payload = request.get("payload", {})
@@ -425,7 +424,7 @@ class ControlServer:
                 return {"ok": True}
             if op == "cancel":
                 try:
-                    by = note_field(request, "by") or "control socket"
+                    by = _by(request)
                 except ValueError as exc:
                     return {"ok": False, "error": str(exc)}
                 await _maybe_await(self._target.cancel(by=by))
@@ -439,11 +438,10 @@ class ControlServer:
             "error": f"unknown op {op!r} (approve, reject, publish, cancel, status)",
         }
 
-    async def _decide(
-        self, op: str, stage: str, by: str, request: dict[str, Any]
-    ) -> dict[str, Any]:
+    async def _decide(self, op: str, stage: str, request: dict[str, Any]) -> dict[str, Any]:
         """Approve or reject, then log the audit record the HTTP API logs for it."""
         try:
+            by = _by(request)
             comment = note_field(request, "comment")
             reason = note_field(request, "reason")
         except ValueError as exc:
@@ -457,6 +455,12 @@ class ControlServer:
             await _maybe_await(self._target.reject(stage, by=by))
             log_rejected(self.run_id, stage, by=by, reason=reason, comment=comment)
         return {"ok": True}
+
+
+def _by(request: Mapping[str, Any]) -> str:
+    """Who ``request`` names: its ``by``, bounded by ``note_field`` (a decision's and a cancel's
+    alike: a name reaches the run's error, spans and audit record), else ``control socket``."""
+    return note_field(request, "by") or "control socket"
 
 
 async def _maybe_await(value: object) -> None:
