@@ -131,6 +131,44 @@ def test_an_approver_s_name_is_bounded_as_a_canceller_s(
     assert (0, True) == (code, f"deploy                   approved by {'y' * 4096}" in stderr)
 
 
+HOSTILE_TYPE_PIPELINE = """\
+    name: hostile
+    external_events: ["ping\\e[2J"]
+    stages:
+      - name: deploy
+        command: "true"
+        triggers: [{manual: {approval_required: true}}]
+      - name: release
+        command: "true"
+        triggers: [{manual: {approval_required: true}}]
+"""
+
+
+@pytest.mark.slow
+def test_what_a_command_did_repeats_the_caller_s_text_escaped(
+    home: Path, tmp_path: Path, serve: Any
+) -> None:
+    """``approve --by``, ``publish TYPE`` and ``cancel --by`` say what they did in the caller's
+    words: a name with ESC, BEL and a line break reached the terminal as it was (a window title
+    set, the screen cleared, a line forged under the command's); it is escaped, as a refusal."""
+    served = serve(str(write(tmp_path / "hostile.yaml", HOSTILE_TYPE_PIPELINE)))
+    served.wait_for_line("waiting for approval")
+    served.wait_for_line("waiting for approval")
+    name = "\x1b]0;pwned\x07mallory\n\x1b[2Jroot"
+    said = "\\x1b]0;pwned\\x07mallory\\x0a\\x1b[2Jroot"
+    done = [
+        taskdaemon(home, "publish", served.run_id, "ping\x1b[2J"),
+        taskdaemon(home, "approve", served.run_id, "deploy", "--by", name),
+        taskdaemon(home, "cancel", served.run_id, "--by", name),
+    ]
+    assert [
+        (0, "published ping\\x1b[2J\n"),
+        (0, f"approved deploy (by {said})\n"),
+        (0, f"cancel requested (by {said})\n"),
+    ] == [(command.returncode, command.stdout) for command in done]
+    assert 1 == served.finish()[0]
+
+
 @pytest.mark.slow
 def test_approving_a_stage_not_waiting_is_refused(home: Path, tmp_path: Path, serve: Any) -> None:
     """Approving a stage that waits for no approval exits 1 with the run's reason."""

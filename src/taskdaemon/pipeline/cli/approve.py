@@ -14,6 +14,9 @@ any prefix naming exactly one served run. Exit codes: 0 done, 1 the run refused 
 is not waiting for an approval), 2 bad arguments, 3 no such run is served here (a run the home's
 store has as ended is said to have ended). The run logs a decision it accepted on
 ``taskdaemon.audit``, with the comment and reason, as the HTTP API does (``approval_audit``).
+What a command says it did repeats the caller's text (``--by``, the stage, the event type)
+with its control characters escaped (``terminal_text.shown``), as a refusal does: a name
+holding ESC or a line break would otherwise drive the terminal or forge a line.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.cli.ended_runs import ended_run
 from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["register"]
 
@@ -138,7 +142,7 @@ def _approve(args: argparse.Namespace) -> int:
     op = "reject" if args.reject else "approve"
     code = _call("approve", {"op": op, "stage": args.stage, "by": by, **notes}, args)
     if code == 0:
-        print(f"{'rejected' if args.reject else 'approved'} {args.stage} (by {by})")
+        print(shown(f"{'rejected' if args.reject else 'approved'} {args.stage} (by {by})"))
     return code
 
 
@@ -151,7 +155,7 @@ def _publish(args: argparse.Namespace) -> int:
         return refuse("publish", EXIT_USAGE, "--payload must be a JSON object")
     code = _call("publish", {"op": "publish", "type": args.type, "payload": payload}, args)
     if code == 0:
-        print(f"published {args.type}")
+        print(shown(f"published {args.type}"))
     return code
 
 
@@ -159,7 +163,7 @@ def _cancel(args: argparse.Namespace) -> int:
     by = args.by or _user()
     code = _call("cancel", {"op": "cancel", "by": by}, args)
     if code == 0:
-        print(f"cancel requested (by {by})")
+        print(shown(f"cancel requested (by {by})"))
     return code
 
 
