@@ -89,11 +89,20 @@ def test_a_rejection_s_reason_is_in_the_run_s_audit_record(
         (["--reason", "why"], "--reason goes with --reject only"),
         (["--comment", "x" * 4097], "--comment is longer than 4096 characters"),
         (["--reject", "--reason", "x" * 4097], "--reason is longer than 4096 characters"),
+        (["--by", "x" * 4097], "--by is longer than 4096 characters"),
     ],
 )
-def test_a_bad_comment_or_reason_is_one_line_before_any_run_is_reached(
+def test_a_bad_comment_reason_or_name_is_one_line_before_any_run_is_reached(
     home: Path, argv: list[str], error: str
 ) -> None:
     """Refused in one line with exit 2, before the run is looked for (none is served here)."""
     done = taskdaemon(home, "approve", "0" * 32, "deploy", *argv)
     assert (2, f"taskdaemon approve: {error}\n", "") == (done.returncode, done.stderr, done.stdout)
+
+
+def test_a_canceller_s_name_is_bounded_as_an_approver_s(home: Path) -> None:
+    """``cancel --by`` of 4,097 characters is refused in one line with exit 2 before any run is
+    looked for, as ``approve --by`` is, not sent for the run to refuse (exit 1)."""
+    done = taskdaemon(home, "cancel", "0" * 32, "--by", "x" * 4097)
+    expected = (2, "taskdaemon cancel: --by is longer than 4096 characters\n", "")
+    assert expected == (done.returncode, done.stderr, done.stdout)

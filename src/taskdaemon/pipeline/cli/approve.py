@@ -135,10 +135,10 @@ def _approve(args: argparse.Namespace) -> int:
     if args.reason and not args.reject:
         return refuse("approve", EXIT_USAGE, "--reason goes with --reject only")
     try:  # refused here, not only by the run: a line of usage, not the run's refusal
-        notes = {name: note_field(vars(args), name) for name in ("comment", "reason")}
+        notes = {name: note_field(vars(args), name) for name in ("by", "comment", "reason")}
     except ValueError as error:
         return refuse("approve", EXIT_USAGE, f"--{error}")
-    by = args.by or _user()
+    by = notes.pop("by") or _user()
     op = "reject" if args.reject else "approve"
     code = _call("approve", {"op": op, "stage": args.stage, "by": by, **notes}, args)
     if code == 0:
@@ -160,7 +160,10 @@ def _publish(args: argparse.Namespace) -> int:
 
 
 def _cancel(args: argparse.Namespace) -> int:
-    by = args.by or _user()
+    try:  # as approve's --by
+        by = note_field(vars(args), "by") or _user()
+    except ValueError as error:
+        return refuse("cancel", EXIT_USAGE, f"--{error}")
     code = _call("cancel", {"op": "cancel", "by": by}, args)
     if code == 0:
         print(shown(f"cancel requested (by {by})"))
