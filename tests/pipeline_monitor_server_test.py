@@ -340,7 +340,7 @@ async def test_api_reject_skips_the_stage(pipeline: Pipeline) -> None:
 
 async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
     """POST events starts an event stage instance; POST cancel ends the run cancelled, for the
-    token's principal (the server's user by default), through the API."""
+    token's principal (the server's user by default), named as its approvals name it."""
     resolver, sync = Resolver(hold=True), Sync()
     async with Engine(resolver=resolver, observers=[sync]) as engine:
         handle = await engine.start_run(pipeline, {})
@@ -352,7 +352,7 @@ async def test_api_publishes_events_and_cancels(pipeline: Pipeline) -> None:
             )
             cancelled = await client.post(f"/api/runs/{handle.run_id}/cancel", json={})
         result = await handle.wait()
-    expected = (202, 202, RunStatus.CANCELLED, f"run cancelled by {server_user()} (api)")
+    expected = (202, 202, RunStatus.CANCELLED, f"run cancelled by {server_user()}")
     assert expected == (
         published.status_code,
         cancelled.status_code,

@@ -345,8 +345,8 @@ def test_a_stage_skipped_for_a_cancel_through_the_api_says_who_cancelled(
     home: Path, serve: Start
 ) -> None:
     """``POST /api/runs/RUN/cancel`` to ``run --serve`` cancels for the token's principal (the
-    server's user here), through the API: ``b`` and the run say so in every view; the token
-    is in none."""
+    server's user here), named as its approvals name it: ``b`` and the run say so in every
+    view; the token is in none."""
     served = serve(str(_pipeline(home, 2, AFTER_A)), "--serve", "127.0.0.1:0")
     url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
     served.wait_for_line("running")
@@ -360,7 +360,7 @@ def test_a_stage_skipped_for_a_cancel_through_the_api_says_who_cancelled(
     code, stdout, stderr = served.finish()
     assert (202, 1) == (answer.status_code, code), stderr
     views = _who_views(home, served.run_id, stdout, stderr)
-    assert _who(served.run_id, f"run cancelled by {server_user()} (api)") == views
+    assert _who(served.run_id, f"run cancelled by {server_user()}") == views
     assert (
         token not in repr(views) + taskdaemon(home, "runs", "show", served.run_id, "--json").stdout
     )

@@ -363,6 +363,26 @@ async def test_the_approver_is_the_authenticated_principal() -> None:
     )
 
 
+async def test_the_principal_has_one_name_when_it_approves_and_when_it_cancels() -> None:
+    """The token's principal approves and cancels one run under one name, ``operator``, in the
+    approval's record and in the run's error (the cancel said ``operator (api)``: one
+    principal under two names in one run's records). ``notify`` holds the run open."""
+    async with gated_run() as (server, handle, recorder), httpx.AsyncClient() as client:
+        base = f"{server.url}/api/runs/{handle.run_id}"
+        held = await client.post(f"{base}/events", json={"type": "note.posted"}, headers=bearer())
+        granted = await client.post(f"{base}/approve/deploy", json={}, headers=bearer())
+        cancelled = await client.post(f"{base}/cancel", json={}, headers=bearer())
+        result = await handle.wait()
+    expected = (202, 202, 202, ["operator"], "run cancelled by operator")
+    assert expected == (
+        held.status_code,
+        granted.status_code,
+        cancelled.status_code,
+        [event.by for event in recorder.resolved],
+        result.error,
+    )
+
+
 async def test_each_broken_decision_body_is_a_400_saying_what_is_wrong() -> None:
     """A body that is not JSON, not an object, names an approver, or holds a note that is not
     a string or is too long: each a 400 whose one line says which, and the run still waits."""

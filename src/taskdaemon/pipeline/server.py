@@ -31,8 +31,8 @@ Routes (all JSON unless stated):
                                           optional)
 ``POST /api/runs/{id}/reject/{stage}``    reject it (body ``{"reason": "...", "comment": "..."}``)
 ``POST /api/runs/{id}/events``            publish ``{"type": "...", "payload": {...}}``
-``POST /api/runs/{id}/cancel``            cancel the run (409 once it has ended), for
-                                          ``<principal> (api)``
+``POST /api/runs/{id}/cancel``            cancel the run (409 once it has ended), for the
+                                          token's principal
 ``/api/runs/{id}/debug[...]``, ``/dump``  the debugger (``server_debug.py``)
 ========================================= ======================================================
 
@@ -40,9 +40,9 @@ Access (``http_security.py``): ``/metrics``, ``/healthz`` and ``/readyz`` are op
 else needs the API token (``Authorization: Bearer T`` or the session cookie), a ``Host`` and
 ``Origin`` naming this server, and ``Content-Type: application/json`` on POST. The approver
 recorded is the token's principal (``TASKDAEMON_API_USER``, else the server's OS user), never a
-name from the body: a body with ``by`` is refused. A cancel names the principal too, and the
-API it came through, as the run's error and its skipped stages say: ``run cancelled by ops
-(api)``. The approve or reject is logged as an audit
+name from the body: a body with ``by`` is refused. A cancel, and the debugger's resumes and
+overrides (``server_debug.py``), name the principal alike, as the run's error and its skipped
+stages say: ``run cancelled by ops``. The approve or reject is logged as an audit
 record *after* the engine accepted it, with the comment as a field of its own.
 
 Errors are ``{"error": "<one line>"}`` (``http_answers.py`` makes every answer so, 404 and 405
@@ -364,8 +364,8 @@ def create_app(
 
     async def cancel(request: Request) -> Response:
         await json_body(request)
-        by = f"{auth.principal} (api)"
-        return await _command(lambda e: e.cancel(request.path_params["run_id"], by=by))
+        run_id = request.path_params["run_id"]
+        return await _command(lambda e: e.cancel(run_id, by=auth.principal))
 
     async def _command(call: Callable[[RunController], Awaitable[None]]) -> Response:
         if engine is None:

@@ -107,7 +107,7 @@ class RunHandle:
         """Cancel the run (running stages end ``cancelled``, the rest ``skipped``); idempotent.
 
         ``reason``: why, as the run's error, its cancelled attempts and its skipped stages say
-        (SIGHUP's says the terminal hung up); else ``by``, who asked (a user, ``ops (api)``, a
-        signal's name): ``run cancelled by <by>``; else "run cancelled". ``by`` is also who
-        the run's pauses were resumed by."""
+        (SIGHUP's says the terminal hung up); else ``by``, who asked (a user, the API token's
+        principal, a signal's name): ``run cancelled by <by>``; else "run cancelled". ``by`` is
+        also who the run's pauses were resumed by."""
         self._run.cancel(reason, by)
