@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import requests
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry
@@ -273,6 +274,33 @@ async def test_readyz_is_503_after_failed_span_exports() -> None:
     component = response.json()["components"]["span_export"]
     expected = (503, False, "1 failed export in 60s: otlp: export of 3 spans failed")
     assert expected == (response.status_code, component["ok"], component["detail"])
+
+
+def _refused_post_error(endpoint: str) -> str:
+    """What an exporter that raises gives for a POST to ``endpoint`` (a URL of a port held
+    bound, never listening, so refused): ``requests``' error, in the wrapper's form
+    (``cli/telemetry.py``, ``_ObservedSpanExporter``), which quotes the URL's path and query."""
+    with pytest.raises(requests.ConnectionError) as refused:
+        requests.post(endpoint, data=b"", timeout=10)
+    return f"{type(refused.value).__name__}: {refused.value}"
+
+
+async def test_readyz_redacts_the_secrets_an_export_error_quotes() -> None:
+    """/readyz answers anyone, without the token: the error of an export to an endpoint with a
+    key in its query was shown whole. Its detail is redacted; the rest of the cause stays."""
+    secret = "k3y-0f-th3-c0ll3ct0r"
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        error = _refused_post_error(f"http://127.0.0.1:{port}/v1/traces?api_key={secret}")
+    health = ExportHealth()
+    health.exporters.append("otlp")
+    health.record("otlp", 1, error)
+    async with _client(create_app(health=HealthSources(export=health.snapshot))) as client:
+        response = await client.get("/readyz")
+    detail = response.json()["components"]["span_export"]["detail"]
+    said = f"1 failed export in 60s: otlp: {error.replace(secret, '[REDACTED]')}"
+    assert (True, False, said) == (secret in error, secret in response.text, detail)
 
 
 async def test_readyz_recovers_after_a_successful_export() -> None:

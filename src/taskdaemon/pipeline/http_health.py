@@ -5,6 +5,11 @@ store and stages overrunning their timeouts, each component's verdict in one rep
 it wakes; ``liveness`` reads its last tick; ``readiness`` judges span and log export, the store
 and the runs' stages; ``HealthSources`` says where the server's two routes read each from
 (``server.create_app``).
+
+Every detail is redacted where the report becomes JSON (:meth:`HealthReport.to_json`): an
+export's error is the exporter's text, which may quote its endpoint's password or query key, or
+a header, and the store's error a path, while ``/healthz`` and ``/readyz`` answer anyone,
+without the API token.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskdaemon.pipeline.api_views import RunView
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.wording import counted
 
 __all__ = [
@@ -51,11 +57,12 @@ class HealthReport:
         return all(component.ok for component in self.components.values())
 
     def to_json(self) -> dict[str, Any]:
-        """``{"status": "ok"|"unavailable", "components": {name: {...}}}``."""
+        """``{"status": "ok"|"unavailable", "components": {name: {...}}}``, each detail
+        redacted (the module docstring)."""
         return {
             "status": "ok" if self.ok else "unavailable",
             "components": {
-                name: {"ok": c.ok, "detail": c.detail, **dict(c.data)}
+                name: {"ok": c.ok, "detail": redact_text(c.detail), **dict(c.data)}
                 for name, c in self.components.items()
             },
         }
