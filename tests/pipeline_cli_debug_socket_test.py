@@ -1,7 +1,8 @@
 """``taskdaemon debug attach`` on a run ``serve`` scheduled, as real processes: ``serve`` with
 a pipeline, the prompt on a pseudo-terminal, the HTTP debugger routes of the same ``serve``
 (the prompt and the routes act on one engine, so each sees what the other set), and the
-unhappy paths in one line (a second prompt attached, the run ended)."""
+unhappy paths in one line (a second prompt attached, the run ended, a request's ``by`` over
+a ``run``'s socket longer than the socket takes)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,19 @@ import select
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, in_background, taskdaemon, write
+from cli_support import (
+    ONE_STAGE_PIPELINE,
+    ROOT,
+    TASKDAEMON,
+    environment,
+    in_background,
+    taskdaemon,
+    write,
+)
 from pipeline_debug_ops_support import debugged_runs
 from schedule_support import Scheduled, scheduled_serve
 from taskdaemon.pipeline.cli.debug_socket import debug_op
@@ -248,3 +258,25 @@ async def test_a_runs_debug_requests_delete_and_list_only_breakpoints_that_apply
     assert (others["id"], other.run_id) in left
     assert {other.run_id} == {run_id for _, run_id in left}
     assert sorted([mine.run_id, other.run_id]) == sorted(still_paused)
+
+
+@pytest.mark.slow
+def test_a_debugger_s_name_is_bounded_as_an_approver_s(home: Path, serve: Any) -> None:
+    """A ``debug`` request's ``by`` over a ``run``'s control socket took any length into the
+    run's spans (``breakpoint.resumed``) and, for ``cancel``, its error: 4,097 characters, or
+    a name that is not text, is refused in one line, as the socket refuses an approver's; the
+    run stays paused, and a name of 4,096 characters resumes it."""
+    served = serve(str(write(home / "one.yaml", ONE_STAGE_PIPELINE)), "--break", "only")
+    served.wait_for_line("paused")
+    refusals = []
+    for action in ("continue", "cancel"):
+        for by in ("x" * 4097, ["alice"]):
+            request = {"op": "debug", "action": action, "by": by}
+            with pytest.raises(PipelineError) as refused:
+                send_request(served.run_id, request, home=home)
+            refusals.append(str(refused.value))
+    expected = ["by is longer than 4096 characters", "by must be a string"] * 2
+    assert expected == refusals
+    send_request(served.run_id, {"op": "debug", "action": "continue", "by": "y" * 4096}, home=home)
+    code, _stdout, stderr = served.finish()
+    assert (0, True) == (code, f"resumed: continue by {'y' * 4096}" in stderr)

@@ -26,8 +26,9 @@ Actions (fields in brackets are optional)::
     sync                                flush the process's log handlers into the store
     cancel                              cancel the run (a prompt's ``quit``)
 
-``by`` (who) is recorded on ``breakpoint.resumed`` and ``input.override``, and for ``cancel`` in
-the run's error (``run cancelled by <who>``) and on the pauses it ends.
+``by`` (who; text of at most 4,096 characters, as the control socket's ``by`` of an approval) is
+recorded on ``breakpoint.resumed`` and ``input.override``, and for ``cancel`` in the run's error
+(``run cancelled by <who>``) and on the pauses it ends.
 
 Every answer shows run data as the spans hold it: inputs, outputs, overrides and waiting
 events' payloads redacted by key and shape (``redact_patterns``, the CLI's
@@ -55,6 +56,7 @@ import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.approval_audit import note_field
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
@@ -119,6 +121,15 @@ def _text(request: Mapping[str, Any], key: str, *, required: bool = False) -> st
     if not isinstance(value, str):
         raise DebugRequestError(f"'{key}' must be a string")
     return value
+
+
+def _by(request: Mapping[str, Any]) -> str:
+    """Who ``request`` names, else ``debugger``: bounded by ``note_field``, as the control
+    socket bounds an approval's and a cancel's ``by`` (it reaches the run's error and spans)."""
+    try:
+        return note_field(request, "by") or "debugger"
+    except ValueError as exc:
+        raise DebugRequestError(str(exc)) from None
 
 
 def check_condition(pipeline: Pipeline, stage: str | None, when: str | None, on: str) -> None:
@@ -249,7 +260,7 @@ class DebugOps:
     async def _answer(self, action: str, request: Mapping[str, Any]) -> dict[str, Any]:
         session = self.session
         run_id = self.run_id
-        by = _text(request, "by") or "debugger"
+        by = _by(request)
         stage = _text(request, "stage")
         handle = self._engine.get_run(run_id)
         if action == "state":
