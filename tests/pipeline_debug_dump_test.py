@@ -3,6 +3,7 @@ a running process, a seeded secret that must not be in it, and corrupt or hostil
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import io
@@ -75,6 +76,13 @@ def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """``taskdaemon run --break b`` with a secret in its request and in a's output (from the
     environment), paused at b."""
+    with _paused_run(home) as paused:
+        yield paused
+
+
+@contextlib.contextmanager
+def _paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """:func:`paused_run`'s run, in ``home``: killed on exit if still running."""
     path = home / "dumped.yaml"
     path.write_text(textwrap.dedent(PIPELINE))
     process = subprocess.Popen(
@@ -266,6 +274,23 @@ def test_sigusr1_writes_a_dump_and_the_run_goes_on(
     assert taskdaemon(home, "debug", "continue", run_id).returncode == 0
     process.communicate(timeout=60)
     assert process.returncode == 0
+
+
+@pytest.mark.slow
+def test_sigusr1_s_line_shows_the_home_s_control_characters_escaped(home: Path) -> None:
+    """``TASKDAEMON_HOME`` may hold any byte: SIGUSR1's line named the dump's path under it as
+    it was, so an ESC in the home's name drove the terminal (as fuzz41 found a refusal's
+    line did); it is escaped as a refusal's is."""
+    hostile = home / "h\x1b[2J"
+    hostile.mkdir(mode=0o700)
+    with _paused_run(hostile) as (process, run_id):
+        process.send_signal(signal.SIGUSR1)
+        assert process.stderr is not None
+        line = next(line for line in process.stderr if "dump of run" in line)
+        assert taskdaemon(hostile, "debug", "continue", run_id).returncode == 0
+        process.communicate(timeout=60)
+    said = f"taskdaemon: dump of run {run_id} written to {home}/h\\x1b[2J/dumps/{run_id}-"
+    assert (0, True) == (process.returncode, line.startswith(said)), line
 
 
 @pytest.mark.slow

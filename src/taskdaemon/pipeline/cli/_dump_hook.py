@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.refusal import printable
 from taskdaemon.pipeline.errors import PipelineError
 
 __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
@@ -113,12 +114,15 @@ def dump_signal_handler(engine: Any, writer: DumpWriter) -> Callable[[], None]:
         for handle in engine.runs:
             if handle.done:
                 continue
+            # The path is under TASKDAEMON_HOME, and the error may quote it: a name the user
+            # gave, which may hold ESC or a secret (``refusal.printable``).
             try:
                 path = await writer(handle.run_id, None)
             except Exception as exc:  # a dump never stops a run
-                print(f"taskdaemon: no dump of run {handle.run_id}: {exc}", file=sys.stderr)
-                continue
-            print(f"taskdaemon: dump of run {handle.run_id} written to {path}", file=sys.stderr)
+                said = f"no dump of run {handle.run_id}: {exc}"
+            else:
+                said = f"dump of run {handle.run_id} written to {path}"
+            print(f"taskdaemon: {printable(said)}", file=sys.stderr)
 
     def on_signal() -> None:
         task = loop.create_task(dump_all())

@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["refuse", "say"]
+__all__ = ["printable", "refuse", "say"]
+
+
+def printable(message: str) -> str:
+    """``message`` redacted, each of its lines' control characters escaped: what :func:`say`
+    prints, and any other line of the CLI's that quotes a path or a name it was given."""
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    return "\n".join(map(shown, redact_text(message).split("\n")))
 
 
 def say(command: str, message: str) -> None:
     """``taskdaemon COMMAND: MESSAGE`` on stderr (redacted, escaped)."""
-    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
-    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
-
-    lines = redact_text(message).split("\n")
-    print(f"taskdaemon {command}: " + "\n".join(map(shown, lines)), file=sys.stderr, flush=True)
+    print(f"taskdaemon {command}: {printable(message)}", file=sys.stderr, flush=True)
 
 
 def refuse(command: str, code: int, message: str) -> int:
