@@ -350,3 +350,24 @@ def test_log_level_debug_adds_the_engine_s_decisions(home: Path, tmp_path: Path)
         decision_loggers(),
         decision_loggers("--log-level", "debug"),
     )
+
+
+@pytest.mark.slow
+def test_an_approval_the_record_never_decided_is_rejected_and_said(
+    home: Path, tmp_path: Path
+) -> None:
+    """A file run with ``--use-file`` whose ``b`` now waits for an approval the record has no
+    decision for: the replay rejects it (it never approves what nobody approved) and says why
+    where a rejection is said, its progress line and its summary's row."""
+    old = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q").stdout.strip()
+    gated = write(
+        tmp_path / "gated.yaml",
+        _TWO.replace("on_completion: {stage: a}", "manual: {approval_required: true}"),
+    )
+    replay = taskdaemon(home, "replay", old, str(gated), "--use-file")
+    said = "approval rejected by replay (no recorded decision)"
+    assert (0, ["skipped", "-", "-", "-", "-", *said.split()]) == (
+        replay.returncode,
+        next(line for line in replay.stdout.splitlines() if line.startswith("b ")).split()[1:],
+    ), replay.stdout
+    assert "b                        rejected by replay (no recorded decision)" in replay.stderr

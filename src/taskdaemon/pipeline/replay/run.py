@@ -228,7 +228,6 @@ class _ReplayObserver:
             self._decisions[approval.stage].append(approval)
         self.published: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
         self.engine: Engine | None = None
-        self.unrecorded_approvals: list[str] = []
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, EventPublished) and event.source is not None:
@@ -247,8 +246,7 @@ class _ReplayObserver:
                     self.engine.approve(run_id, stage, by=by)
                 else:
                     self.engine.reject(run_id, stage, by=by)
-            else:
-                self.unrecorded_approvals.append(stage)
+            else:  # said wherever a rejection is: progress, summary, span, run log
                 self.engine.reject(run_id, stage, by="replay (no recorded decision)")
 
 
