@@ -20,7 +20,7 @@ from pipeline_engine_support import (
 )
 from pipeline_monitor_support import Telemetry
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.errors import ERROR_MAX_CHARS
+from taskdaemon.pipeline.errors import ERROR_MAX_CHARS, StageTimeoutError
 from taskdaemon.pipeline.events import (
     RunFinished,
     RunStarted,
@@ -227,6 +227,28 @@ async def test_timeout_counts_as_a_failed_attempt() -> None:
         e.status for e in result.executions["slow"]
     ]
     assert ([3], 2) == (sleep.delays, blocked.cleaned)
+
+
+async def test_a_handler_s_own_deadline_ends_timeout_a_plain_timeout_error_fails() -> None:
+    """``StageTimeoutError`` from a handler (a deadline of its own: a replay's fed timeout)
+    ends its attempt ``timeout`` with its message, as the stage's timeout would; a plain
+    ``TimeoutError`` (a socket's) is the handler's failure, not the stage's timeout."""
+
+    async def own_deadline(ctx: StageContext) -> None:
+        raise StageTimeoutError("timed out after 5s")
+
+    async def socket_timeout(ctx: StageContext) -> None:
+        raise TimeoutError("read timed out")
+
+    recorder = Recorder()
+    p = pipeline(stage("own"), stage("socket"), error_strategy=ErrorStrategy.CONTINUE)
+    handlers = {"own": own_deadline, "socket": socket_timeout}
+    async with Engine(resolver=Resolver(handlers), observers=[recorder]) as engine:
+        await engine.run(p)
+    assert {
+        "own": (StageStatus.TIMEOUT, "timed out after 5s", "TimeoutError"),
+        "socket": (StageStatus.FAILURE, "read timed out", "TimeoutError"),
+    } == {e.stage: (e.status, e.error, e.error_type) for e in recorder.of(StageFinished)}
 
 
 async def test_pipeline_timeout_is_the_default_stage_timeout() -> None:

@@ -8,6 +8,7 @@ import json
 import stat
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -371,3 +372,37 @@ def test_an_approval_the_record_never_decided_is_rejected_and_said(
         next(line for line in replay.stdout.splitlines() if line.startswith("b ")).split()[1:],
     ), replay.stdout
     assert "b                        rejected by replay (no recorded decision)" in replay.stderr
+
+
+_TIMED_OUT = """\
+    name: timed
+    error_strategy: continue
+    stages:
+      - name: a
+        command: "sleep 30"
+        timeout: 0.2
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{on_completion: {stage: a, success_only: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_fed_timeout_says_timeout_as_the_original_did(home: Path, tmp_path: Path) -> None:
+    """A recorded timeout was fed as a plain failure: the replay's run error read ``stage 'a'
+    failure``, its type ``ReplayedFailureError``, and ``b``'s trigger ``a ended failure``. Fed,
+    it now times out: the run's error and type are the original's, and so is the trigger's
+    reason."""
+    pipeline = write(tmp_path / "timed.yaml", _TIMED_OUT)
+    old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "b", "-q", "--log-level", "debug")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+
+    def error(run_id: str) -> tuple[Any, ...]:
+        shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+        return shown["error"], shown["error_type"]
+
+    logs = taskdaemon(home, "logs", new, "--stage", "b", "--level", "debug").stdout
+    assert ("stage 'a' timeout: timed out after 0.2s", "TimeoutError") == error(old) == error(new)
+    assert "b trigger 0 (on completion of a (any result)): satisfied (a ended timeout)" in logs

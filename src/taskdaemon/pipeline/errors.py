@@ -160,7 +160,8 @@ class StageFailedError(TaskdaemonError):
 
 
 class StageTimeoutError(TaskdaemonError):
-    """Raised when a stage attempt ran past its timeout."""
+    """Raised by a handler whose own deadline passed: the engine ends its attempt ``timeout``,
+    as when the stage's ``timeout`` expires (a replay's stand-in for a recorded timeout)."""
 
 
 def no_such_stage(stage: str, stages: Sequence[str]) -> str:

@@ -26,8 +26,8 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
   ``stage.replayed``, with ``status``, ``error_type``, ``replayed_from``, the recorded run's
   id, and ``replayed_attempts``; the end's level), so that its logs do not tell of work nobody
   did; ``success after 2 attempts`` when the record retried it, whose attempts the one fed
-  execution stands for, and ``status`` the recorded one (a recorded timeout is fed as a
-  failure);
+  execution stands for, and ``status`` the recorded one (the engine's may differ: a recorded
+  cancellation is fed as a failure);
 * ``taskdaemon.run.decision`` (DEBUG): each trigger evaluation (``trigger``, ``expression`` for
   CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
   slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,

@@ -27,6 +27,7 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   cancelled (handlers clean up on ``CancelledError``) and the attempt ends ``timeout``. A
   Python ``async def`` handler that swallows the cancellation is abandoned after a grace
   (``cancel_grace``, applied by ``loops.python_handler``), and the attempt ends as if it had not.
+  A handler raising ``StageTimeoutError`` (a deadline of its own) ends its attempt ``timeout``.
 * **Retries**: the policy is ``stage.retry``, else ``pipeline.retry`` when the error strategy is
   ``retry``, else a single attempt. A failed or timed-out attempt ``n < max_attempts`` is
   followed by ``await sleep(backoff.delay(n))`` (the injected ``sleep``) and attempt ``n + 1``.

@@ -4,7 +4,10 @@ timeout, retries with backoff, and the records of each attempt.
 * **Worker slots**: every attempt holds one from just before the pause gate until its handler
   returned.
 * **Timeouts**: ``stage.timeout or pipeline.timeout`` per attempt; on expiry the handler task is
-  cancelled and the attempt ends ``timeout``.
+  cancelled and the attempt ends ``timeout``. A handler raising ``StageTimeoutError`` ends its
+  attempt ``timeout`` too, its message the error: a deadline of its own passed (a replay's
+  stand-in for a recorded timeout, ``replay/run.py``); a plain ``TimeoutError`` from a handler
+  is a failure (a socket's, say), not the stage's timeout.
 * **Retries**: ``stage.retry``, else ``pipeline.retry`` under ``error_strategy: retry``, else one
   attempt. A failed or timed-out attempt ``n < max_attempts`` is followed by the injected
   ``sleep(backoff.delay(n))`` and attempt ``n + 1``; a data error is never retried.
@@ -47,7 +50,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     StageRun,
     move,
 )
-from taskdaemon.pipeline.errors import bounded_text, exception_text
+from taskdaemon.pipeline.errors import StageTimeoutError, bounded_text, exception_text
 from taskdaemon.pipeline.events import (
     StageQueued,
     StageRetrying,
@@ -344,6 +347,10 @@ class Attempts(RunBase):
                 return FAILURE, _failed(ex, exc)
             ex.error = f"timed out after {limit:g}s"
             ex.error_type = "TimeoutError"
+            return TIMEOUT, exc
+        except StageTimeoutError as exc:  # the handler's own deadline (module docstring)
+            _failed(ex, exc)
+            ex.error_type = "TimeoutError"  # as the engine's own deadline says it
             return TIMEOUT, exc
         except Exception as exc:
             return FAILURE, _failed(ex, exc)

@@ -6,7 +6,9 @@
   span ``taskdaemon.pipeline.replay_of`` and a ``replay_of`` link;
 * a **fed** stage (see ``plan.py``) runs a stand-in handler that publishes the recorded events
   and returns the recorded outputs (or fails with the recorded error when the original
-  failed); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
+  failed, and times out, ``ReplayedTimeoutError``, when it timed out: the replay's run then
+  says ``timeout`` where the original did, its run error, a trigger's reason, the span's
+  result); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
   outputs are already mapped, and with one attempt: the stand-in hands on the outcome of every
   attempt the record made, so a retry of a recorded failure would invent attempts (and wait
   their backoff) that the run log and the spans would then tell of as replayed.
@@ -43,7 +45,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 from taskdaemon.pipeline import recorded as recorded_values
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunHandle, RunResult
-from taskdaemon.pipeline.errors import PipelineError, StageFailedError
+from taskdaemon.pipeline.errors import PipelineError, StageFailedError, StageTimeoutError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     EngineEvent,
@@ -59,6 +61,7 @@ from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 from taskdaemon.pipeline.stage_context import StageContext
+from taskdaemon.pipeline.state import StageStatus
 
 __all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan", "recorded_workspace"]
 
@@ -82,6 +85,10 @@ class ReplayedFailureError(StageFailedError):
     """A fed stage reproducing its recorded failure."""
 
 
+class ReplayedTimeoutError(StageTimeoutError):
+    """A fed stage reproducing its recorded timeout (the engine ends it ``timeout``)."""
+
+
 def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
         execution = fed.get(ctx.instance)
@@ -93,9 +100,10 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
             ctx.publish(event_type, payload)
         original = execution.original
         if original.status != "success":
-            raise ReplayedFailureError(
-                original.error or f"recorded as {original.status} in the original run"
-            )
+            message = original.error or f"recorded as {original.status} in the original run"
+            if original.status == StageStatus.TIMEOUT:
+                raise ReplayedTimeoutError(message)
+            raise ReplayedFailureError(message)
         return dict(execution.outputs)
 
     return handler
