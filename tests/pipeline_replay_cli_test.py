@@ -374,12 +374,12 @@ def test_an_approval_the_record_never_decided_is_rejected_and_said(
     assert "b                        rejected by replay (no recorded decision)" in replay.stderr
 
 
-_TIMED_OUT = """\
-    name: timed
+_ENDED = """\
+    name: ended
     error_strategy: continue
     stages:
       - name: a
-        command: "sleep 30"
+        command: "%s"
         timeout: 0.2
         triggers: [{manual: {approval_required: false}}]
       - name: b
@@ -389,20 +389,41 @@ _TIMED_OUT = """\
 
 
 @pytest.mark.slow
-def test_a_fed_timeout_says_timeout_as_the_original_did(home: Path, tmp_path: Path) -> None:
-    """A recorded timeout was fed as a plain failure: the replay's run error read ``stage 'a'
-    failure``, its type ``ReplayedFailureError``, and ``b``'s trigger ``a ended failure``. Fed,
-    it now times out: the run's error and type are the original's, and so is the trigger's
-    reason."""
-    pipeline = write(tmp_path / "timed.yaml", _TIMED_OUT)
+@pytest.mark.parametrize(
+    ("command", "error", "types", "ended"),
+    [
+        (
+            "sleep 30",
+            "stage 'a' timeout: timed out after 0.2s",
+            ("TimeoutError", "timeout"),
+            "timeout",
+        ),
+        (
+            "exit 4",
+            "stage 'a' failure: command 'exit 4' exited with code 4",
+            ("CommandFailedError", "CommandFailedError"),
+            "failure",
+        ),
+    ],
+    ids=["timeout", "failure"],
+)
+def test_a_fed_stage_ends_as_the_original_did(  # noqa: PLR0917
+    home: Path, tmp_path: Path, command: str, error: str, types: tuple[str, str], ended: str
+) -> None:
+    """A fed stage ended as ``ReplayedFailureError``, a recorded timeout as a plain failure:
+    the replay's run error read ``stage 'a' failure``, its type and the stage's that class, and
+    ``b``'s trigger ``a ended failure``. Fed, the stage now ends as the original did: the
+    run's error and type, the stage's error type and the trigger's reason are the original's."""
+    pipeline = write(tmp_path / "ended.yaml", _ENDED % command)
     old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
     replay = taskdaemon(home, "replay", old, "--from", "b", "-q", "--log-level", "debug")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
 
-    def error(run_id: str) -> tuple[Any, ...]:
+    def said(run_id: str) -> tuple[Any, ...]:
         shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
-        return shown["error"], shown["error_type"]
+        (attempt,) = shown["stages"][0]["attempts"]
+        return shown["error"], (shown["error_type"], attempt["error_type"])
 
     logs = taskdaemon(home, "logs", new, "--stage", "b", "--level", "debug").stdout
-    assert ("stage 'a' timeout: timed out after 0.2s", "TimeoutError") == error(old) == error(new)
-    assert "b trigger 0 (on completion of a (any result)): satisfied (a ended timeout)" in logs
+    assert (error, types) == said(old) == said(new)
+    assert f"b trigger 0 (on completion of a (any result)): satisfied (a ended {ended})" in logs

@@ -187,6 +187,8 @@ class RecordedExecution:
     error: str | None
     #: (input, by) of each input a debugger overrode before the attempt ran.
     overrides: tuple[tuple[str, str], ...] = ()
+    #: Its span's ``error.type`` when it failed (a fed failure raises under that name).
+    error_type: str | None = None
 
     @property
     def task_run_id(self) -> str:
@@ -286,6 +288,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         events=tuple(_events(span)),
         error=_str(attributes.get(t.STAGE_ERROR_MESSAGE)) or _str(span.status_message),
         overrides=tuple(overrides),
+        error_type=_str(attributes.get(t.ERROR_TYPE)),
     )
 
 

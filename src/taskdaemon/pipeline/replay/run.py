@@ -6,12 +6,13 @@
   span ``taskdaemon.pipeline.replay_of`` and a ``replay_of`` link;
 * a **fed** stage (see ``plan.py``) runs a stand-in handler that publishes the recorded events
   and returns the recorded outputs (or fails with the recorded error when the original
-  failed, and times out, ``ReplayedTimeoutError``, when it timed out: the replay's run then
-  says ``timeout`` where the original did, its run error, a trigger's reason, the span's
-  result); the engine runs the stage with its ``outputs:`` mapping removed, since the recorded
-  outputs are already mapped, and with one attempt: the stand-in hands on the outcome of every
-  attempt the record made, so a retry of a recorded failure would invent attempts (and wait
-  their backoff) that the run log and the spans would then tell of as replayed.
+  failed, under the recorded error type, and times out, ``ReplayedTimeoutError``, when it
+  timed out: the replay's run then says what the original did, in its run error and type, a
+  trigger's reason, the span's result and ``error.type``); the engine runs the stage with its
+  ``outputs:`` mapping removed, since the recorded outputs are already mapped, and with one
+  attempt: the stand-in hands on the outcome of every attempt the record made, so a retry of a
+  recorded failure would invent attempts (and wait their backoff) that the run log and the
+  spans would then tell of as replayed.
   ``ReplaySpanHook`` marks its span ``replayed``, with the original's status in
   ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the original span, and
   keeps the run span's definition the replayed one: of the replay's run alone, which it learns
@@ -59,6 +60,7 @@ from taskdaemon.pipeline.model import Pipeline, RetryPolicy, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
+from taskdaemon.pipeline.replay.record import RecordedExecution
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 from taskdaemon.pipeline.stage_context import StageContext
 from taskdaemon.pipeline.state import StageStatus
@@ -82,7 +84,8 @@ class ReplayOutcome:
 
 
 class ReplayedFailureError(StageFailedError):
-    """A fed stage reproducing its recorded failure."""
+    """A fed stage reproducing its recorded failure; raised as a subclass named as the
+    recorded error type (``_recorded_end``)."""
 
 
 class ReplayedTimeoutError(StageTimeoutError):
@@ -100,13 +103,29 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
             ctx.publish(event_type, payload)
         original = execution.original
         if original.status != "success":
-            message = original.error or f"recorded as {original.status} in the original run"
-            if original.status == StageStatus.TIMEOUT:
-                raise ReplayedTimeoutError(message)
-            raise ReplayedFailureError(message)
+            raise _recorded_end(original)
         return dict(execution.outputs)
 
     return handler
+
+
+def _recorded_end(original: RecordedExecution) -> Exception:
+    """What a fed stage the record did not see succeed raises: its timeout, else its failure
+    under the recorded error type's name. The engine, the span's ``error.type`` and the run's
+    error take a failure's type from its exception's class name, so the class is named as the
+    record's (its ``exception`` event's type, ``taskdaemon.pipeline.replay.run.NAME``, still
+    says the replay raised it); a record with no type (schema 1) keeps ReplayedFailureError."""
+    message = original.error or f"recorded as {original.status} in the original run"
+    if original.status == StageStatus.TIMEOUT:
+        return ReplayedTimeoutError(message)
+    if original.error_type is None:
+        return ReplayedFailureError(message)
+    named: type[ReplayedFailureError] = type(
+        ReplayedFailureError.__name__,
+        (ReplayedFailureError,),
+        {"__qualname__": original.error_type},
+    )
+    return named(message)
 
 
 def recorded_workspace(root: str, plan: ReplayPlan) -> str | None:
