@@ -332,6 +332,31 @@ def test_a_fed_stage_s_record_tells_the_attempts_the_record_made(  # noqa: PLR09
 
 
 @pytest.mark.slow
+def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_path: Path) -> None:
+    """A fed stage the record retried once showed ATTEMPTS 1 in the replay's summary and in
+    ``runs show``, and no attempt in ``replay --step``'s ``where``, as if the original had
+    never retried it, while its run log record said ``success after 2 attempts``. Every view
+    now counts the attempts the record made."""
+    pipeline = write(
+        tmp_path / "retried.yaml", _RETRIED % "[ -f tried ] || { touch tried; exit 3; }"
+    )
+    old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    shown = taskdaemon(home, "runs", "show", new, "--wide").stdout
+    step = taskdaemon(home, "replay", new, "--step", stdin="goto 1h\nwhere\n").stdout
+
+    def row(text: str) -> list[str]:
+        return next(line for line in text.splitlines() if line.startswith("a ")).split()
+
+    assert (["a", "replayed", "1", "2"], ["1", "2"], "  a  replayed  (attempt 2)") == (
+        row(replay.stdout)[:4],
+        row(shown)[6:8],  # INSTANCES, ATTEMPTS after STAGE, STATUS, START's two, DURATION, QUEUE
+        next(line for line in step.splitlines() if line.startswith("  a ")),
+    ), replay.stdout + shown + step
+
+
+@pytest.mark.slow
 def test_log_level_debug_adds_the_engine_s_decisions(home: Path, tmp_path: Path) -> None:
     """``replay --log-level debug`` logs the engine's decisions (trigger evaluations, the
     resolved inputs) as ``run --log-level debug`` does; without it a replay logs none."""

@@ -52,6 +52,8 @@ class AttemptRecord(ValueMethods):
     cancel_cause: str | None = None
     # Seconds this execution was paused at debugger breakpoints; None when it never was.
     paused_time: float | None = None
+    # Fed by a replay from its record: the attempts the record made, which it stands for.
+    replayed_attempts: int | None = None
     # Read from the spans for the report's critical path (``reporting._stats``), not compared
     # (a live record, built from the engine's own records, has neither): the span ids of the
     # executions its ``triggered_by`` links name, and the (time, event type) of each
@@ -63,6 +65,13 @@ class AttemptRecord(ValueMethods):
     def duration(self) -> float | None:
         """Seconds from start to end, None while open."""
         return None if self.end is None else max(0.0, self.end - self.start)
+
+    @property
+    def attempts_made(self) -> int:
+        """The attempts this execution counts for in every view's ATTEMPTS: its number, or the
+        record's attempts when a replay fed it (its one execution stands for them; a 1 would
+        say the original never retried: docs/architecture.md, "Command line")."""
+        return self.replayed_attempts or self.attempt
 
 
 @frozen

@@ -169,9 +169,11 @@ DROPPED_LINKS_COUNT: Final = "otel.dropped_links_count"
 
 # --- replay (schema 2) ----------------------------------------------------------------------
 # A stage fed from a recorded run during a replay: its span's taskdaemon.stage.status is
-# "replayed", REPLAYED_STATUS keeps the original's status, and it links the original span.
+# "replayed", REPLAYED_STATUS keeps the original's status, REPLAYED_ATTEMPTS the attempts the
+# original made of it (the one fed execution stands for them all), and it links the original span.
 STATUS_REPLAYED: Final = "replayed"
 STAGE_REPLAYED_STATUS: Final = "taskdaemon.stage.replayed_status"
+STAGE_REPLAYED_ATTEMPTS: Final = "taskdaemon.stage.replayed_attempts"
 LINK_REPLAYED_FROM: Final = "replayed_from"  # a replayed stage span -> the original span
 
 # --- metrics: OTel instrument name -> Prometheus name in comments ---------------------------

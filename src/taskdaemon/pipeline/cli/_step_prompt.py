@@ -186,7 +186,7 @@ class StepPrompt(CommandPrompt):
             instances = {a.instance for a in stage.attempts}
             if len(instances) > 1:
                 extra.append(f"{len(instances)} instances")
-            retries = max((a.attempt for a in stage.attempts), default=1)
+            retries = max((a.attempts_made for a in stage.attempts), default=1)
             if retries > 1:
                 extra.append(f"attempt {retries}")
             # Why it was skipped, else its error, as ``runs show``'s ERROR cell reads it.

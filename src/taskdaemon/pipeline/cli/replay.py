@@ -195,6 +195,23 @@ def replay_command(args: argparse.Namespace) -> int:
     return run_loop(_execute(args, plan))  # as ``run``'s (event_loop.py)
 
 
+def _as_recorded(result: Any, fed: Any) -> Any:
+    """``result`` with its fed stages as the record tells them, for the summary: ``replayed``
+    (a status the engine has not), each execution numbered as the record's last attempt of its
+    instance, so that ATTEMPTS counts the attempts the record made, as ``runs show`` does
+    (``records.AttemptRecord.attempts_made``)."""
+    executions = dict(result.executions)
+    for stage, instances in fed.items():
+        executions[stage] = tuple(
+            replace(ex, attempt=instances[ex.instance].original.attempt)
+            if ex.instance in instances
+            else ex
+            for ex in executions.get(stage, ())
+        )
+    statuses = {**result.stage_status, **dict.fromkeys(fed, "replayed")}
+    return replace(result, stage_status=statuses, executions=executions)
+
+
 def _default_source() -> str:
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -266,12 +283,10 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         except PipelineError as error:
             return refuse("replay", 2, str(error))
     result = outcome.result
-    statuses = dict(result.stage_status)
-    statuses.update(dict.fromkeys(plan.fed, "replayed"))
     if args.json and outcome.report is not None:
         print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
     else:
-        print(render_summary(replace(result, stage_status=statuses), pipeline, summary_width()))
+        print(render_summary(_as_recorded(result, plan.fed), pipeline, summary_width()))
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())

@@ -291,7 +291,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 format_duration(duration),
                 format_duration(max(queues) if queues else None),
                 str(len({a.instance for a in stage.attempts})) if stage.attempts else "-",
-                str(max(a.attempt for a in stage.attempts)) if stage.attempts else "-",
+                str(max(a.attempts_made for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
                 format_bytes(max(mem)) if mem else "-",
                 _one_line(_stage_error(stage), _STAGE_ERROR),

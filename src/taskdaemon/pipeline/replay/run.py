@@ -239,11 +239,13 @@ class ReplaySpanHook:
         links.append(Link(context, {t.LINK_RELATION: t.LINK_REPLAYED_FROM}))
 
     def stage_finished(self, event: StageFinished, attributes: dict[str, Any]) -> None:
-        """Mark a fed execution's span ``replayed`` with the original's status."""
+        """Mark a fed execution's span ``replayed`` with the original's status and the attempts
+        the original made (its last attempt's number: the views' ATTEMPTS)."""
         fed = self._fed(event.run_id, event.stage, event.instance)
         if fed is not None:
             attributes[t.STAGE_STATUS] = t.STATUS_REPLAYED
             attributes[t.STAGE_REPLAYED_STATUS] = fed.original.status
+            attributes[t.STAGE_REPLAYED_ATTEMPTS] = fed.original.attempt
 
 
 class _ReplayObserver:

@@ -46,6 +46,7 @@ _END_ATTRIBUTES = frozenset(
         t.CICD_TASK_RUN_RESULT,
         t.STAGE_STATUS,
         t.STAGE_REPLAYED_STATUS,
+        t.STAGE_REPLAYED_ATTEMPTS,
         t.ERROR_TYPE,
         t.STAGE_ERROR_MESSAGE,
         t.STAGE_CPU_TIME,

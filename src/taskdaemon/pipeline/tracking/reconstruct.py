@@ -236,6 +236,7 @@ def _attempt(
         cancel_reason=cancel_reason,
         cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
         paused_time=paused_time.get(task_run_id),
+        replayed_attempts=int_attribute(attrs.get(t.STAGE_REPLAYED_ATTEMPTS)),
         triggered_by=triggered_by,
         published=published,
     )

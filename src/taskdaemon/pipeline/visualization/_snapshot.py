@@ -455,7 +455,7 @@ def node_summary(node: DagNode) -> str | None:
         parts.append(node.state)
     if node.instances > 1:
         parts.append(f"{node.instances} instances")
-    most = max((attempt.attempt for attempt in node.attempts), default=1)
+    most = max((attempt.attempts_made for attempt in node.attempts), default=1)
     if most > 1:
         parts.append(f"{most} attempts")
     if node.duration is not None:

@@ -218,7 +218,7 @@ def run_state(
                 "instances": node.instances,
                 # The most attempts one instance needed, as every table and the DAG's label
                 # count them (docs/architecture.md, "Command line").
-                "attempts": max((attempt.attempt for attempt in node.attempts), default=0),
+                "attempts": max((attempt.attempts_made for attempt in node.attempts), default=0),
                 "error": cut(node.error),
                 "skip_reason": cut(node.skip_reason),
                 "approvable": bool(can_control and open_run and waiting),
