@@ -5,6 +5,7 @@ replay in its own private workspace, a full replay and one resumed from a stage 
 from __future__ import annotations
 
 import json
+import re
 import stat
 from collections.abc import Callable
 from pathlib import Path
@@ -354,6 +355,58 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
         row(shown)[6:8],  # INSTANCES, ATTEMPTS after STAGE, STATUS, START's two, DURATION, QUEUE
         next(line for line in step.splitlines() if line.startswith("  a ")),
     ), replay.stdout + shown + step
+
+
+_MAPPED = """\
+    name: mapped
+    stages:
+      - name: a
+        command: 'echo "{\\"n\\": 3}"'
+        inputs: {k: "1"}
+        outputs: {n: result.n}
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        inputs: {n: stages.a.outputs.n}
+        triggers: [{on_completion: {stage: a}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_fed_stage_s_debug_records_read_as_the_original_s(home: Path, tmp_path: Path) -> None:
+    """At debug level a fed stage writes the decision records a live one does, with the
+    original's values (its slot wait, its resolved inputs, its outputs), and one
+    ``stage.replayed`` record for the start and end it did not make; the output its command
+    never wrote again is not there. The slot wait's seconds are the replay's own."""
+    pipeline = write(tmp_path / "mapped.yaml", _MAPPED)
+    old = taskdaemon(home, "run", str(pipeline), "-q", "--log-level", "debug").stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "b", "-q", "--log-level", "debug")
+    new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+
+    def records(run_id: str) -> list[tuple[str | None, str]]:
+        logs = taskdaemon(home, "logs", run_id, "--stage", "a", "--level", "debug", "--json")
+        return [
+            (r.get("event"), re.sub(r"after [0-9.]+s", "after Ns", r["msg"]))
+            for r in map(json.loads, logs.stdout.splitlines())
+            if r.get("event") != "trigger.evaluated"
+        ]
+
+    assert [
+        ("slot.waiting", "a.0.1 waits for a worker slot"),
+        ("slot.acquired", "a.0.1 got a worker slot after Ns"),
+        ("inputs.resolved", 'a.0.1 resolved inputs {"k": 1}'),
+        ("outputs.mapped", 'a.0.1 mapped outputs {"n": 3}'),
+        ("stage.replayed", f"stage a.0.1 replayed from run {old}: success"),
+    ] == records(new)
+    assert [
+        ("slot.waiting", "a.0.1 waits for a worker slot"),
+        ("slot.acquired", "a.0.1 got a worker slot after Ns"),
+        ("inputs.resolved", 'a.0.1 resolved inputs {"k": 1}'),
+        ("stage.started", "stage a.0.1 started (attempt 1)"),
+        (None, '{"n": 3}'),  # its command's stdout
+        ("outputs.mapped", 'a.0.1 mapped outputs {"n": 3}'),
+        ("stage.finished", "stage a.0.1 finished: success"),
+    ] == records(old)
 
 
 @pytest.mark.slow
