@@ -337,7 +337,7 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
     """A fed stage the record retried once showed ATTEMPTS 1 in the replay's summary and in
     ``runs show``, and no attempt in ``replay --step``'s ``where``, as if the original had
     never retried it, while its run log record said ``success after 2 attempts``. Every view
-    now counts the attempts the record made."""
+    now counts the attempts the record made, and so does a replay of the replay."""
     pipeline = write(
         tmp_path / "retried.yaml", _RETRIED % "[ -f tried ] || { touch tried; exit 3; }"
     )
@@ -346,6 +346,7 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     shown = taskdaemon(home, "runs", "show", new, "--wide").stdout
     step = taskdaemon(home, "replay", new, "--step", stdin="goto 1h\nwhere\n").stdout
+    again = taskdaemon(home, "replay", new, "--from", "b", "-q").stdout  # a replay of the replay
 
     def row(text: str) -> list[str]:
         return next(line for line in text.splitlines() if line.startswith("a ")).split()
@@ -355,6 +356,15 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
         row(shown)[6:8],  # INSTANCES, ATTEMPTS after STAGE, STATUS, START's two, DURATION, QUEUE
         next(line for line in step.splitlines() if line.startswith("  a ")),
     ), replay.stdout + shown + step
+    newer = next(line for line in again.splitlines() if line.startswith("run ")).split()[1]
+    logs = taskdaemon(home, "logs", newer, "--stage", "a").stdout
+    assert (
+        ["a", "replayed", "1", "2"],
+        [f"replayed from run {new}: success after 2 attempts"],
+    ) == (
+        row(again)[:4],
+        [line.split(" a.0.1 ")[1] for line in logs.splitlines()],
+    ), again + logs
 
 
 _MAPPED = """\

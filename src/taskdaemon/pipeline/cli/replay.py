@@ -197,13 +197,13 @@ def replay_command(args: argparse.Namespace) -> int:
 
 def _as_recorded(result: Any, fed: Any) -> Any:
     """``result`` with its fed stages as the record tells them, for the summary: ``replayed``
-    (a status the engine has not), each execution numbered as the record's last attempt of its
-    instance, so that ATTEMPTS counts the attempts the record made, as ``runs show`` does
+    (a status the engine has not), each execution numbered as the attempts the record made of
+    its instance, so that ATTEMPTS counts them, as ``runs show`` does
     (``records.AttemptRecord.attempts_made``)."""
     executions = dict(result.executions)
     for stage, instances in fed.items():
         executions[stage] = tuple(
-            replace(ex, attempt=instances[ex.instance].original.attempt)
+            replace(ex, attempt=instances[ex.instance].original.attempts_made)
             if ex.instance in instances
             else ex
             for ex in executions.get(stage, ())

@@ -189,11 +189,20 @@ class RecordedExecution:
     overrides: tuple[tuple[str, str], ...] = ()
     #: Its span's ``error.type`` when it failed (a fed failure raises under that name).
     error_type: str | None = None
+    #: Fed by the replay this record is of: the attempts its own record made, which it stood for.
+    replayed_attempts: int | None = None
 
     @property
     def task_run_id(self) -> str:
         """``{stage}.{instance}.{attempt}``."""
         return f"{self.stage}.{self.instance}.{self.attempt}"
+
+    @property
+    def attempts_made(self) -> int:
+        """The attempts the record made of this instance, when this is its last: its number,
+        or for an execution a replay fed, the attempts it stood for (a replay of a replay
+        still says how often the first run tried)."""
+        return self.replayed_attempts or self.attempt
 
 
 @dataclass(frozen=True)
@@ -289,6 +298,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         error=_str(attributes.get(t.STAGE_ERROR_MESSAGE)) or _str(span.status_message),
         overrides=tuple(overrides),
         error_type=_str(attributes.get(t.ERROR_TYPE)),
+        replayed_attempts=_int(attributes.get(t.STAGE_REPLAYED_ATTEMPTS)),
     )
 
 

@@ -218,10 +218,10 @@ class ReplaySpanHook:
         return self._fed(run_id, stage, instance) is not None
 
     def recorded(self, run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
-        """A fed execution's recorded status and the attempts the record made of it (its last
-        attempt's number), for its run log record (``run_log``); None when it runs."""
+        """A fed execution's recorded status and the attempts the record made of it
+        (``attempts_made``), for its run log record (``run_log``); None when it runs."""
         fed = self._fed(run_id, stage, instance)
-        return None if fed is None else (fed.original.status, fed.original.attempt)
+        return None if fed is None else (fed.original.status, fed.original.attempts_made)
 
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
@@ -240,12 +240,12 @@ class ReplaySpanHook:
 
     def stage_finished(self, event: StageFinished, attributes: dict[str, Any]) -> None:
         """Mark a fed execution's span ``replayed`` with the original's status and the attempts
-        the original made (its last attempt's number: the views' ATTEMPTS)."""
+        the original made (``attempts_made``: the views' ATTEMPTS)."""
         fed = self._fed(event.run_id, event.stage, event.instance)
         if fed is not None:
             attributes[t.STAGE_STATUS] = t.STATUS_REPLAYED
             attributes[t.STAGE_REPLAYED_STATUS] = fed.original.status
-            attributes[t.STAGE_REPLAYED_ATTEMPTS] = fed.original.attempt
+            attributes[t.STAGE_REPLAYED_ATTEMPTS] = fed.original.attempts_made
 
 
 class _ReplayObserver:
