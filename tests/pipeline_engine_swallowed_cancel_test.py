@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -128,3 +129,63 @@ async def test_a_handler_cleaning_up_within_the_grace_is_not_abandoned() -> None
         cleaned,
         cancel_grace.abandoned(),
     )
+
+
+async def test_within_the_grace_the_handler_is_given_every_cancellation() -> None:
+    """A handler that swallowed its timeout is still told of the run's cancel that comes
+    within the grace: it cleans up and raises then, is not abandoned, and the run ends
+    cancelled."""
+    swallowed = asyncio.Event()
+    cleaned: list[str] = []
+
+    async def twice(ctx: StageContext) -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            swallowed.set()  # the timeout's: swallowed
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cleaned.append(ctx.stage)  # the run's cancel: cleans up and lets it through
+            raise
+
+    resolver = Resolver({"slow": python_handler(twice, cancel_grace=5.0)})  # type: ignore[dict-item]
+    before = cancel_grace.abandoned()
+    async with Engine(resolver=resolver) as engine:
+        handle = await engine.start_run(pipeline(stage("slow", timeout=0.01)))
+        await swallowed.wait()
+        handle.cancel()
+        result = await handle.wait()
+    assert (RunStatus.CANCELLED, ["slow"], before) == (
+        result.status,
+        cleaned,
+        cancel_grace.abandoned(),
+    )
+
+
+async def test_an_abandoned_handler_whose_finally_raises_is_let_go_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Closing the abandoned handler runs its ``finally``; what that raises does not reach the
+    engine (the stage ends timed out), and is a debug record naming the stage, with its
+    traceback."""
+
+    async def raising_finally(ctx: StageContext) -> None:
+        try:
+            while True:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.sleep(10)
+        finally:
+            raise RuntimeError("cleanup failed")
+
+    resolver = Resolver({"slow": python_handler(raising_finally, cancel_grace=GRACE)})  # type: ignore[dict-item]
+    with caplog.at_level(logging.DEBUG, logger=cancel_grace.__name__):
+        async with Engine(resolver=resolver) as engine:
+            result = await engine.run(pipeline(stage("slow", timeout=0.01)))
+    (record,) = [r for r in caplog.records if r.levelno == logging.DEBUG]
+    assert record.exc_info is not None
+    assert (StageStatus.TIMEOUT, "closing the abandoned handler of stage 'slow' raised") == (
+        result.stage_status["slow"],
+        record.getMessage(),
+    )
+    assert (record.exc_info[0], str(record.exc_info[1])) == (RuntimeError, "cleanup failed")
