@@ -1,7 +1,9 @@
 """Helpers of the fault tests (``pipeline_cli_faults_test.py``, ``pipeline_cli_hangup_test.py``,
 ``pipeline_control_stale_test.py``): a pipeline whose stage runs until stopped, its stage
 processes, a run's stored status, and a command on a terminal of its own that the test can
-hang up."""
+hang up. And, for the in-process tests of the stop signals (``pipeline_cli_sigterm_test.py``,
+``pipeline_cli_stop_signals_test.py``, ``pipeline_cli_hangup_streams_test.py``), the standard
+streams put back after a hangup pointed them elsewhere."""
 
 from __future__ import annotations
 
@@ -246,3 +248,16 @@ def in_background(home: Path) -> Iterator[Callable[..., Served]]:
             served.process.communicate()
             if served.process.stdin is not None:
                 served.process.stdin.close()
+
+
+@contextlib.contextmanager
+def standard_streams_put_back() -> Iterator[None]:
+    """Inside, a test may point file descriptors 0, 1 and 2 elsewhere (``detach_terminal``
+    points those that are a terminal at ``/dev/null``, as under ``pytest -s``): put back after."""
+    saved = [os.dup(fd) for fd in (0, 1, 2)]
+    try:
+        yield
+    finally:
+        for fd, copy in enumerate(saved):
+            os.dup2(copy, fd)
+            os.close(copy)
