@@ -74,3 +74,16 @@ def test_sighup_stops_a_command_unless_ignored_at_start(
         )
     finally:
         signal.signal(signal.SIGHUP, previous)
+
+
+def test_a_closed_stream_is_passed_over() -> None:
+    """A command started with stdin closed (``<&-``) still has its terminal detached from the
+    other streams."""
+    terminal, pty_end = os.openpty()
+    os.dup2(pty_end, 2)
+    os.close(pty_end)
+    os.close(0)
+    detach_terminal()
+    after = os.fstat(2).st_rdev
+    os.close(terminal)
+    assert after == os.stat(os.devnull).st_rdev

@@ -9,9 +9,13 @@ ignored, and a hung-up run keeps ignoring the shell's later SIGHUP. The commands
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import io
 import os
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from typing import IO
 
 import pytest
 
@@ -101,6 +105,39 @@ async def test_a_signal_before_the_run_has_an_id_cancels_it_once_bound(
     assert (said_before, cancels) == ("", [(None, "SIGTERM")])
     assert capsys.readouterr().err == "\nSIGTERM: cancelling run run-8...\n"
     assert signals.exit_code() == 143
+
+
+def _closed() -> IO[str]:
+    stream = io.StringIO()
+    stream.close()
+    return stream
+
+
+def _broken_pipe() -> IO[str]:
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    return open(write_end, "w", encoding="utf-8")
+
+
+@pytest.mark.parametrize("gone", [_closed, _broken_pipe], ids=["closed", "reader-ended"])
+async def test_a_run_whose_stderr_is_gone_is_cancelled_all_the_same(
+    gone: Callable[[], IO[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The line cannot be written (stderr closed, or its reader ended: EPIPE), and must not
+    stop the cancel."""
+    stderr = gone()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    signals = StopSignals()
+    signals.install()
+    try:
+        cancels = _bind(signals, "run-12")
+        os.kill(os.getpid(), signal.SIGTERM)
+        await _all_handled()
+    finally:
+        signals.remove()
+        with contextlib.suppress(OSError):
+            stderr.close()
+    assert cancels == [(None, "SIGTERM")]
 
 
 def test_without_a_signal_there_is_no_exit_code() -> None:
