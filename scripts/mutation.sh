@@ -302,6 +302,11 @@ tests_for() {
             # The pure views first; then the run API and the runs page over a real server.
             echo tests/pipeline_api_views_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_server_runs_page_test.py ;;
+        pipeline/http_health.py)
+            # The verdicts and the ticker in-process first, then /healthz and /readyz over the
+            # app (no other test imports the module by name: the server re-exports it).
+            echo tests/pipeline_http_health_test.py tests/pipeline_monitor_server_test.py \
+                tests/pipeline_monitor_cli_observed_log_exporter_test.py ;;
         pipeline/run_id_form.py)
             echo tests/pipeline_run_id_form_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
