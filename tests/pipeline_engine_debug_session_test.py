@@ -331,6 +331,38 @@ async def test_a_resume_records_who_resumed_and_how() -> None:
     assert expected == actual
 
 
+@pytest.mark.parametrize(
+    ("cancels", "by"),
+    [
+        ([None], "engine"),
+        (["ops", None], "ops"),
+        (["ops", "dev"], "ops"),
+        ([None, "dev"], "engine"),
+    ],
+)
+async def test_a_pause_the_run_s_cancel_ends_is_resumed_by_who_cancelled_first(
+    cancels: list[str | None], by: str
+) -> None:
+    """A run cancelled at a pause resumes it ``cancel`` by whom asked (``engine`` when nobody
+    is named); a cancel asked again while the run stops changes neither who nor why."""
+    recorder = Recorder()
+    async with session(recorder) as (engine, debug):
+        debug.set_breakpoint("b")
+        paused = await paused_at(debug, chain())
+        run = engine.get_run(paused.run_id)
+        for who in cancels:
+            run.cancel(by=who)
+        result = await run.wait()
+    (resumed,) = recorder.of(BreakpointResumed)
+    why = f"run cancelled by {cancels[0]}" if cancels[0] else "run cancelled"
+    assert (resumed.action, resumed.by, result.status, result.error) == (
+        "cancel",
+        by,
+        RunStatus.CANCELLED,
+        why,
+    )
+
+
 async def test_a_condition_that_does_not_give_a_bool_is_false_and_kept_as_the_error() -> None:
     """A ``when`` that evaluates to a non-bool does not pause; the breakpoint says why."""
     async with session() as (_engine, debug):
