@@ -5,13 +5,13 @@ holds every target, this one and ``fuzz_targets_support``'s.
 ``fuzz_support``'s ``settings`` target gives one setting as a keyword of ``load_settings``; the
 environment is read otherwise: a variable's name in any case, bytes that are not UTF-8, several
 variables at once, and the variables read beside the settings' table (the OTLP headers, the
-SDK's span limits, the span sources' bounds, the store's retention). A case sets one to four of
-them, some holding a credential (:data:`CANARY`: the API token, an OTLP header, a URL's
-password, a resource attribute under a secret word), and runs one command that reads the
-settings in ``fuzz_targets_support.scratch``'s home. The oracle: nothing escapes the command,
-no traceback, no ``ESC`` or ``CR`` written (a variable's text driving the terminal), and the
-credential, where each of its copies is still marked as one (:data:`MARKS`), is in neither
-its output nor the dump it writes.
+SDK's own variables of ``otel_variables``, the span sources' bounds, the store's retention). A
+case sets one to four of them, some holding a credential (:data:`CANARY`: the API token, an
+OTLP header, a URL's password, a resource attribute under a secret word), and runs one command
+that reads the settings in ``fuzz_targets_support.scratch``'s home. The oracle: nothing escapes
+the command, no traceback, no ``ESC`` or ``CR`` written (a variable's text driving the
+terminal), and the credential, where each of its copies is still marked as one
+(:data:`MARKS`), is in neither its output nor the dump it writes.
 """
 
 from __future__ import annotations
@@ -26,8 +26,10 @@ from pathlib import Path
 import fuzz_targets_support
 from fuzz_support import MAX_ARGUMENT, RUN_ID, WORDS, Target, mutate
 from fuzz_targets_support import CommandBrokeError, run_command, scratch
+from taskdaemon.pipeline.otel_variables import SPAN_LIMITS
+from taskdaemon.pipeline.otel_variables import VARIABLES as SDK_VARIABLES
 from taskdaemon.pipeline.otlp_headers import VARIABLES as HEADER_VARIABLES
-from taskdaemon.pipeline.settings import _FIELDS, _SPAN_LIMITS
+from taskdaemon.pipeline.settings import _FIELDS
 
 #: A credential a case puts in the environment: no output, span, log or dump may hold it.
 CANARY = "Cnry7q2Wx9Lm4Tz8Kp3V"
@@ -36,7 +38,8 @@ CANARY = "Cnry7q2Wx9Lm4Tz8Kp3V"
 VARIABLES: dict[str, tuple[str, ...]] = {
     **{variable: () for variable, _ in _FIELDS.values()},
     **dict.fromkeys(HEADER_VARIABLES, (f"authorization=Bearer {CANARY}", f"x-api-key={CANARY}")),
-    **dict.fromkeys(_SPAN_LIMITS, ("128", "0", "")),
+    **dict.fromkeys(SDK_VARIABLES, ("1000", "0", "", "gzip")),
+    **dict.fromkeys(SPAN_LIMITS, ("128", "0", "")),
     "TASKDAEMON_API_TOKEN": (CANARY, f" {CANARY} "),
     "TASKDAEMON_HOME": ("home", "dir", "fifo", "zero", "run.tar.gz", "missing", ""),
     "TASKDAEMON_SPAN_SOURCE": ("sqlite://home/spans.db", "dump://run.tar.gz", "otlp-json://fifo",

@@ -187,7 +187,7 @@ def test_at_debug_the_exporters_own_lines_say_why(home: Path, tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
-    """A collector that never answers, exporters that would wait ten minutes: the shutdown
+    """A collector that never answers, exporters that would wait five minutes: the shutdown
     is cut at TASKDAEMON_EXPORT_TIMEOUT, says so, and every line is taskdaemon's. Logged while
     the log provider was still shutting down, that warning reached the provider, which added a
     line of the SDK's own ("Shutdown called, ignoring Log."). (The metric reader's shutdown,
@@ -204,7 +204,7 @@ def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: P
             OTEL_LOGS_EXPORTER="otlp",
             OTEL_METRICS_EXPORTER="otlp",
             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_EXPORTER_OTLP_TIMEOUT="600",
+            OTEL_EXPORTER_OTLP_TIMEOUT="300",
             TASKDAEMON_EXPORT_TIMEOUT="1",
         )
     cut = "telemetry shutdown did not finish within 1.0s (TASKDAEMON_EXPORT_TIMEOUT)"

@@ -285,7 +285,7 @@ def test_an_otlp_timeout_is_set_for_the_signals_its_variable_names(
     monkeypatch: pytest.MonkeyPatch, variable: str, expected: list[bool]
 ) -> None:
     """The general OTLP timeout counts for every signal, a signal's own for that one only."""
-    monkeypatch.setenv(variable, "3000")
+    monkeypatch.setenv(variable, "30")
     settings = load_settings()
     signals = ("traces", "metrics", "logs")
     assert expected == [settings.otlp_timeout_is_set(signal) for signal in signals]  # type: ignore[arg-type]

@@ -110,7 +110,9 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
   SDK exporters themselves; the endpoints' scheme, host and port are checked here (``http_url``,
   as span sources' URLs are; a user or password in one is refused: credentials go in the
-  headers), and the headers' form (``otlp_headers``). When no
+  headers), the headers' form (``otlp_headers``), and the timeouts and compression with the
+  SDK's other variables (the span limits, the batch processors', the metric reader's:
+  ``otel_variables``). When no
   ``OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT`` is set the exporters get ``TASKDAEMON_EXPORT_TIMEOUT``
   instead of the SDK's 10 s, so a dead collector costs at most that per batch.
 """
@@ -123,11 +125,10 @@ from pathlib import Path
 from typing import Any, Final, Literal
 
 from taskdaemon.pipeline import settings_parsers as parsers
-from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.frozen import field, frozen
 from taskdaemon.pipeline.log_levels import level_number
+from taskdaemon.pipeline.otel_variables import sdk_problems
 from taskdaemon.pipeline.otlp_headers import header_problems
 from taskdaemon.pipeline.record_fields import fields
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
@@ -462,38 +463,10 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
                 values[name] = parse(value)
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
-        checked = (*_source_bound_problems(), *_span_limit_problems(), *header_problems())
+        checked = (*_source_bound_problems(), *sdk_problems(), *header_problems())
         problems.update((variable, (variable, why)) for variable, why in checked)
         _last_environ, _last_parsed = environ, (values, problems)
     return dict(_last_parsed[0]), dict(_last_parsed[1])
-
-
-#: The OpenTelemetry SDK's span limits, which it reads from the environment itself.
-_SPAN_LIMITS: Final = (
-    "OTEL_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT",
-    "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT",
-    "OTEL_SPAN_EVENT_COUNT_LIMIT",
-    "OTEL_SPAN_LINK_COUNT_LIMIT",
-)
-
-
-def _span_limit_problems() -> list[tuple[str, str]]:
-    """What is wrong with the SDK's span limits (``_SPAN_LIMITS``): a whole number of 0 or
-    more (of at most 18 digits: Python refuses to read one of over 4,300), or empty for
-    none. The SDK refuses any other value with a ValueError where ``run`` and ``serve`` make
-    their tracer, a traceback after the run was announced; refused here, it stops every
-    command at start with the other settings."""
-    problems = []
-    for variable in _SPAN_LIMITS:
-        value = os.environ.get(variable, "").strip()
-        if value and not (ascii_digits(value) and len(value) <= 18):
-            why = f"must be a whole number of 0 or more, of at most 18 digits, not {quote(value)}"
-            problems.append((variable, why))
-    return problems
 
 
 def _source_bound_problems() -> list[tuple[str, str]]:

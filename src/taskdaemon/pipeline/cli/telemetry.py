@@ -13,7 +13,8 @@ What it builds:
   ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
   results feed :class:`ExportHealth` (``/readyz``'s ``span_export``), and gets
   ``TASKDAEMON_EXPORT_TIMEOUT`` as its per-request timeout unless
-  ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set.
+  ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set; a gRPC one is handed its compression
+  (:func:`_grpc_compression`).
 * **Sampling**: none, whatever ``OTEL_TRACES_SAMPLER`` says. A run's spans are its history,
   the store's and every view's: a sampled-out run was a run id that ``run -q`` printed and
   no view found. Sample the export in the Collector instead (tail sampling).
@@ -115,6 +116,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     observe_failed_log_exports,
 )
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.otel_variables import compression
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking.spans import WRITTEN_SPAN_ITEMS
@@ -124,6 +126,7 @@ from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
+    import grpc
     from opentelemetry.sdk._logs import LoggerProvider
     from opentelemetry.sdk._logs.export import LogRecordExporter
     from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
@@ -564,6 +567,19 @@ def _timeout(settings: Settings, signal: Signal) -> float | None:
     return None if settings.otlp_timeout_is_set(signal) else settings.export_timeout
 
 
+def _grpc_compression(signal: Signal) -> grpc.Compression | None:
+    """The compression the variables give ``signal`` (``otel_variables.compression``), handed
+    to its gRPC exporter: left to read them itself, it knows only ``gzip`` and raises on the
+    specification's ``deflate`` and ``none``."""
+    import grpc  # noqa: PLC0415  (lazy, as the gRPC exporters that need it)
+
+    chosen = compression(signal)
+    if chosen is None:
+        return None
+    kinds = grpc.Compression
+    return {"gzip": kinds.Gzip, "deflate": kinds.Deflate, "none": kinds.NoCompression}[chosen]
+
+
 def _span_exporter(
     name: str, settings: Settings, meter_provider: metrics_api.MeterProvider
 ) -> SpanExporter:
@@ -577,7 +593,9 @@ def _span_exporter(
             OTLPSpanExporter as GrpcSpanExporter,
         )
 
-        return GrpcSpanExporter(timeout=timeout, meter_provider=meter_provider)
+        return GrpcSpanExporter(
+            timeout=timeout, meter_provider=meter_provider, compression=_grpc_compression("traces")
+        )
     # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
         OTLPSpanExporter as HttpSpanExporter,
@@ -603,7 +621,7 @@ def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
             OTLPMetricExporter as GrpcMetricExporter,
         )
 
-        return GrpcMetricExporter(timeout=timeout)
+        return GrpcMetricExporter(timeout=timeout, compression=_grpc_compression("metrics"))
     # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
         OTLPMetricExporter as HttpMetricExporter,
@@ -627,7 +645,7 @@ def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
             OTLPLogExporter as GrpcLogExporter,
         )
 
-        return GrpcLogExporter(timeout=timeout)
+        return GrpcLogExporter(timeout=timeout, compression=_grpc_compression("logs"))
     # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
     from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
         OTLPLogExporter as HttpLogExporter,
