@@ -186,6 +186,42 @@ def test_at_debug_the_exporters_own_lines_say_why(home: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("protocol", "proxy"), [("grpc", "grpc_proxy"), ("http/protobuf", "http_proxy")]
+)
+def test_a_proxys_password_is_in_no_exporter_line(
+    home: Path, tmp_path: Path, protocol: str, proxy: str
+) -> None:
+    """Why no filter hides an endpoint's password in the exporters' lines (the module
+    docstring): a credential-bearing endpoint is refused at start, and the other credential
+    they dial with, a proxy's, is in no line at ``--log-level debug``, which names the proxy
+    by its address (gRPC's failure, urllib3's connection)."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    password, port = "Pr0xyS3cr3t8d7c", _closed_port()
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        "--log-level",
+        "debug",
+        path,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_EXPORTER_OTLP_ENDPOINT="http://collector.invalid:4317",
+        OTEL_EXPORTER_OTLP_PROTOCOL=protocol,
+        OTEL_EXPORTER_OTLP_TIMEOUT="1",
+        TASKDAEMON_EXPORT_TIMEOUT="30",
+        no_proxy="",
+        NO_PROXY="",
+        **{proxy: f"http://proxy-user:{password}@127.0.0.1:{port}"},
+    )
+    assert (0, True, False) == (
+        done.returncode,
+        f"127.0.0.1:{port}" in done.stderr,  # the proxy was dialled, and named
+        password in done.stderr + done.stdout,
+    ), done.stderr[-3000:]
+
+
+@pytest.mark.slow
 def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
     """A collector that never answers, exporters that would wait five minutes: the shutdown
     is cut at TASKDAEMON_EXPORT_TIMEOUT, says so, and every line is taskdaemon's. Logged while

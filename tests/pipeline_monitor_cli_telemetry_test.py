@@ -23,12 +23,10 @@ from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli.telemetry import (
-    EndpointPasswordFilter,
     ExportHealth,
     RepeatedLogFilter,
     Telemetry,
     build_telemetry,
-    install_endpoint_password_filter,
     install_repeated_log_filter,
 )
 from taskdaemon.pipeline.config import parse_pipeline
@@ -516,39 +514,6 @@ async def test_invalid_settings_exit_2_naming_the_variable(tmp_path: Path) -> No
     )
     _, stderr = await process.communicate()
     assert (2, True) == (process.returncode, "TASKDAEMON_METRICS_PORT" in stderr.decode())
-
-
-def test_an_exporters_record_loses_its_endpoints_password(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """A record of the gRPC exporter's logger naming ``user:password@host`` reaches the
-    handlers without the password; the repeats' filter before it still sees the template."""
-    dedupe = install_repeated_log_filter()
-    hide = install_endpoint_password_filter()
-    name = "opentelemetry.exporter.otlp.proto.grpc.exporter"
-    filters = logging.getLogger(name).filters
-    template = "Failed to export %s to %s (test %s)"
-    with caplog.at_level(logging.WARNING, logger=name):
-        logging.getLogger(name).warning(template, "traces", "user:s3cret@collector:4317", "t1")
-    messages = [r.getMessage() for r in caplog.records if r.name == name]
-    expected = (
-        True,
-        ["Failed to export traces to user:[REDACTED]@collector:4317 (test t1)"],
-        True,
-    )
-    actual = (
-        filters.index(dedupe) < filters.index(hide),
-        messages,
-        (name, template, "traces") in dedupe.suppressed(),
-    )
-    assert expected == actual
-
-
-def test_a_record_without_a_password_is_left_as_it_was() -> None:
-    """The filter keeps a clean record's template and arguments (nothing is merged)."""
-    record = logging.LogRecord("x", logging.ERROR, "f", 1, "export to %s failed", ("h:1",), None)
-    passed = EndpointPasswordFilter().filter(record)
-    assert (True, "export to %s failed", ("h:1",)) == (passed, record.msg, record.args)
 
 
 @pytest.mark.parametrize("sampler", ["always_off", "traceidratio"])

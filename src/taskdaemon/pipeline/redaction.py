@@ -425,7 +425,8 @@ def redact_endpoint_passwords(text: str) -> str:
     """``text`` with the password of each ``user:password@host`` that has no scheme replaced by
     ``[REDACTED]`` (``text`` itself when there is none).
 
-    For the OTLP exporters' own log lines only: the gRPC exporter names its endpoint by its bare
+    For the causes quoted from the OTLP exporters' own log lines only
+    (``cli/exporter_logs.ExportFailureFilter``): the gRPC exporter names its endpoint by its bare
     ``host:port`` part, credentials included, which :func:`redact_text`'s URL shape (it needs
     ``scheme://``) does not take. Not a shape of :func:`redact_text`: in recorded values, words
     such as ``note:see@home`` are too often not credentials, and every recorded string would pay

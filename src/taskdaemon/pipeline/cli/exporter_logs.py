@@ -1,5 +1,4 @@
-"""The exporters' own log lines: none about a failed export, unless asked; one per problem, with
-no endpoint password in it.
+"""The exporters' own log lines: none about a failed export, unless asked; one per problem.
 
 A dead, erring or hanging collector makes the OTLP exporters and the SDK's batch processors log
 two to four long lines for every batch (a retry's back-off, the final failure, a traceback for
@@ -12,8 +11,7 @@ series and ``/readyz``. :class:`ExportFailureFilter` keeps those lines off every
 log level is ``debug`` or below (``--log-level debug``), where they say why. It goes first on
 the loggers of :data:`EXPORTER_LOGGERS` when telemetry is built (``cli/telemetry.py``);
 :class:`RepeatedLogFilter` then keeps the first of each problem per window of what is left and
-says how many it dropped when the next passes; :class:`EndpointPasswordFilter` hides the
-password of an endpoint the gRPC exporter names without its scheme.
+says how many it dropped when the next passes.
 
 Decision: a line is folded by its exact message template (:data:`EXPORT_FAILURE_TEMPLATES`,
 those of the installed SDK's exporters), never by its level or logger, so that every other
@@ -29,6 +27,15 @@ arguments left out, so the gRPC exporters of traces and of logs, which share one
 one template, hid each other: a run whose traces and logs went to a dead collector said that
 one of them failed, never both. Ours does what it was for (no endless repeats of a failing
 export's line, even when the log line is itself exported) per signal, and counts what it drops.
+
+Decision: no filter hides an endpoint's password. The gRPC exporter names its endpoint without
+the scheme (``user:password@collector:4317``), which the formatters' redaction does not take
+(it needs ``scheme://``), but no such endpoint reaches an exporter: the endpoint variables,
+the only place an exporter takes one from (taskdaemon passes none), are refused at start when
+they hold a user or password (``settings_parsers.endpoint``), and a proxy's credentials
+(``grpc_proxy``, ``https_proxy``) are in none of these lines, the proxy named by its address
+(``tests/pipeline_monitor_cli_exporter_logs_test.py``). What the exporters' lines give as a
+failure's cause, kept for taskdaemon's own line, is still redacted in both forms.
 """
 
 from __future__ import annotations
@@ -44,11 +51,9 @@ from taskdaemon.pipeline.redaction import redact_endpoint_passwords, redact_text
 __all__ = [
     "EXPORTER_LOGGERS",
     "EXPORT_FAILURE_TEMPLATES",
-    "EndpointPasswordFilter",
     "ExportFailureFilter",
     "RepeatedLogFilter",
     "drop_sdk_duplicate_filters",
-    "install_endpoint_password_filter",
     "install_export_failure_filter",
     "install_repeated_log_filter",
 ]
@@ -142,8 +147,8 @@ def install_export_failure_filter(
     loggers: Sequence[str] = EXPORTER_LOGGERS,
 ) -> ExportFailureFilter:
     """Put one :class:`ExportFailureFilter` first on ``loggers`` (once: reuses an installed
-    one). First, because the filters after it change what it matches: the repeats' filter
-    adds a count to a record's template, the password filter merges its arguments in."""
+    one). First, because the filter after it changes what it matches: the repeats' filter
+    adds a count to a record's template."""
     return _install_once(ExportFailureFilter, ExportFailureFilter, loggers, first=True)
 
 
@@ -236,34 +241,6 @@ def _is_sdk_duplicate_filter(candidate: object) -> bool:
     this module imports no SDK)."""
     kind = type(candidate)
     return kind.__name__ == "DuplicateFilter" and kind.__module__.startswith("opentelemetry.")
-
-
-class EndpointPasswordFilter(logging.Filter):
-    """Hides the password of an endpoint named as ``user:password@host`` in a record's message.
-
-    The gRPC exporter logs its endpoint without the scheme (``exporting traces to
-    user:pw@collector:4317``), and the log formatters' redaction only takes a password inside a
-    ``scheme://`` URL (``redaction.redact_endpoint_passwords`` says why). Installed on the
-    exporters' loggers after :class:`RepeatedLogFilter`, which keys on the message's template:
-    a record that passes has its arguments merged into a redacted message."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken record: the handler reports it, as without this filter
-            return True
-        hidden = redact_endpoint_passwords(message)
-        if hidden is not message:
-            record.msg, record.args = hidden, None
-        return True
-
-
-def install_endpoint_password_filter(
-    loggers: Sequence[str] = EXPORTER_LOGGERS,
-) -> EndpointPasswordFilter:
-    """Attach one :class:`EndpointPasswordFilter` to ``loggers`` (once: reuses an installed
-    one), after any filter already there."""
-    return _install_once(EndpointPasswordFilter, EndpointPasswordFilter, loggers)
 
 
 def _install_once(

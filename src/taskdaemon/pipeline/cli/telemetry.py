@@ -101,10 +101,8 @@ from taskdaemon import __version__
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak, Signal, Tally
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORTER_LOGGERS,
-    EndpointPasswordFilter,
     RepeatedLogFilter,
     drop_sdk_duplicate_filters,
-    install_endpoint_password_filter,
     install_export_failure_filter,
     install_repeated_log_filter,
 )
@@ -138,13 +136,11 @@ if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
 
 __all__ = [
     "EXPORTER_LOGGERS",
-    "EndpointPasswordFilter",
     "ExportHealth",
     "ExportHealthSnapshot",
     "RepeatedLogFilter",
     "Telemetry",
     "build_telemetry",
-    "install_endpoint_password_filter",
     "install_repeated_log_filter",
     "store_span_processors",
 ]
@@ -420,7 +416,6 @@ def build_telemetry(
     """
     fold = install_export_failure_filter()  # first: see its docstring
     install_repeated_log_filter().reset()  # a window of this set-up's: see its docstring
-    install_endpoint_password_filter()  # after the repeats' filter: see its docstring
     notes: list[str] = []
     closing = threading.Event()
 
