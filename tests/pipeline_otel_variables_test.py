@@ -34,6 +34,9 @@ REFUSED = [
     ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096", "at most the queue's size (OTEL_BSP_MAX_QUEUE_SIZE"),
     ("OTEL_METRIC_EXPORT_INTERVAL", "inf", "finite number of milliseconds, not 'inf'"),
     ("OTEL_METRIC_EXPORT_TIMEOUT", "-5", "greater than 0, not '-5'"),
+    ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable file, not '/nonexistent"),
+    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "", "must name a readable file, not ''"),
+    ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "1", "must be true or false, not '1'"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "foo", "must be grpc or http/protobuf, not 'foo'"),
     ("OTEL_EXPORTER_OTLP_HEADERS", "Bearer S3cr3tT0ken9f8e7d", "member 1 of 1 is not one"),
 ]
@@ -71,11 +74,13 @@ def test_a_value_the_sdk_would_not_take_stops_a_run_in_one_line(
         {"OTEL_BLRP_SCHEDULE_DELAY": "1", "OTEL_BLRP_EXPORT_TIMEOUT": "0"},
         {"OTEL_METRIC_EXPORT_INTERVAL": "1.5", "OTEL_METRIC_EXPORT_TIMEOUT": "30000"},
         {"OTEL_SPAN_EVENT_COUNT_LIMIT": "", "OTEL_ATTRIBUTE_COUNT_LIMIT": "0"},
+        {"OTEL_EXPORTER_OTLP_CLIENT_KEY": __file__, "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "False"},
     ],
 )
 def test_values_the_sdk_takes_pass(environ: dict[str, str]) -> None:
     """Spaces around a value, any case of a compression, a batch as large as its queue, a 0
-    the SDK reads as a bound (an export timeout it does not use, a limit), an empty limit."""
+    the SDK reads as a bound (an export timeout it does not use, a limit), an empty limit, a
+    readable file, a boolean in any case."""
     assert [] == sdk_problems(environ)
 
 

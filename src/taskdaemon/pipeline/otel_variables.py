@@ -26,12 +26,21 @@ accepts and the value refused:
   SDK's defaults stand in for an unset one), the export timeout (which the SDK reads and does
   not use) a whole number of 0 or more;
 * ``OTEL_METRIC_EXPORT_INTERVAL`` and ``OTEL_METRIC_EXPORT_TIMEOUT``: milliseconds, a finite
-  number more than 0.
+  number more than 0;
+* ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_CERTIFICATE``, ``_CLIENT_KEY`` and
+  ``_CLIENT_CERTIFICATE``: a readable file. A file missing was a traceback in the gRPC
+  exporter's log, which then trusted the system's authorities instead of the one named, and
+  every export failing over HTTP, its cause said nowhere;
+* ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_INSECURE``: ``true`` or ``false``, in any case
+  but with no space around. The gRPC exporters take any other word as ``false``: ``1`` or
+  ``yes``, meant as plain text to an ``http://`` collector, made them speak TLS to it, every
+  export failing.
 
 Whole numbers are ASCII digits of at most 18 (Python refuses to read one of over 4,300), other
 numbers as ``TASKDAEMON_*``'s (``settings_parsers.number``). Unlike a span limit, these take no
-empty value: the gRPC exporters and the batch processors fail on one. The variables are read
-by their exact names, as the SDK reads them.
+empty value: the SDK fails on most empty ones, and its gRPC and HTTP exporters disagree on
+what an empty certificate means. The variables are read by their exact names, as the SDK
+reads them.
 """
 
 from __future__ import annotations
@@ -105,6 +114,16 @@ def _interval(value: str) -> None:
         raise ValueError(f"must be a finite number of milliseconds, not {quote(value)}")
 
 
+def _readable_file(value: str) -> None:
+    if not (os.path.isfile(value) and os.access(value, os.R_OK)):
+        raise ValueError(f"must name a readable file, not {quote(value)}")
+
+
+def _boolean(value: str) -> None:
+    if value.lower() not in ("true", "false"):  # the SDK reads no space around it
+        raise ValueError(f"must be true or false, not {quote(value)}")
+
+
 #: Each variable's check, which raises ValueError with the reason.
 VARIABLES: Final[dict[str, Callable[[str], None]]] = {
     **dict.fromkeys(SPAN_LIMITS, _limit),
@@ -118,6 +137,12 @@ VARIABLES: Final[dict[str, Callable[[str], None]]] = {
     **{f"{batch}EXPORT_TIMEOUT": _count for batch in _BATCHES},
     "OTEL_METRIC_EXPORT_INTERVAL": _interval,
     "OTEL_METRIC_EXPORT_TIMEOUT": _interval,
+    **{
+        f"OTEL_EXPORTER_OTLP{signal}_{name}": _readable_file
+        for signal in _SIGNALS
+        for name in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
+    },
+    **{f"OTEL_EXPORTER_OTLP{signal}_INSECURE": _boolean for signal in _SIGNALS},
 }
 
 

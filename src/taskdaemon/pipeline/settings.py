@@ -110,9 +110,9 @@ Standard OpenTelemetry variables, honoured as the SDK defines them:
 * ``OTEL_EXPORTER_OTLP_*`` endpoints, headers, timeouts, certificates, compression: read by the
   SDK exporters themselves; the endpoints' scheme, host and port are checked here (``http_url``,
   as span sources' URLs are; a user or password in one is refused: credentials go in the
-  headers), the headers' form (``otlp_headers``), and the timeouts and compression with the
-  SDK's other variables (the span limits, the batch processors', the metric reader's:
-  ``otel_variables``). When no
+  headers), the headers' form (``otlp_headers``), and the timeouts, compression, certificate
+  files and ``INSECURE`` with the SDK's other variables (the span limits, the batch
+  processors', the metric reader's: ``otel_variables``). When no
   ``OTEL_EXPORTER_OTLP[_SIGNAL]_TIMEOUT`` is set the exporters get ``TASKDAEMON_EXPORT_TIMEOUT``
   instead of the SDK's 10 s, so a dead collector costs at most that per batch.
 """
