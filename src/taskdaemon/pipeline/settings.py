@@ -463,7 +463,9 @@ def _parsed_environment() -> tuple[dict[str, Any], dict[str, tuple[str, str]]]:
                 values[name] = parse(value)
             except ValueError as exc:
                 problems[name] = (variable, str(exc))
-        checked = (*_source_bound_problems(), *sdk_problems(), *header_problems())
+        # Read from the copy: each lookup in os.environ encodes the name, and these look up
+        # some forty names on every command's start.
+        checked = (*_source_bound_problems(), *sdk_problems(environ), *header_problems(environ))
         problems.update((variable, (variable, why)) for variable, why in checked)
         _last_environ, _last_parsed = environ, (values, problems)
     return dict(_last_parsed[0]), dict(_last_parsed[1])
