@@ -68,6 +68,19 @@ def test_a_port_in_use_is_one_line(home: Path) -> None:
     assert (done.returncode, done.stderr.splitlines()) == (1, [said])
 
 
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_a_host_that_cannot_be_served_on_is_said_escaped(command: str, home: Path) -> None:
+    """The line quotes ``--host`` as given: an ESC in it drove the reader's terminal (both
+    printed their own line, unescaped). Now ``cli/refusal.py``'s, as every command's. glibc
+    refuses such a name itself: no DNS query leaves the machine."""
+    token = "t" * 32  # beyond loopback the API needs one: refused before binding otherwise
+    done = taskdaemon(
+        home, command, "--port", "0", "--host", "bad\x1b[31mhost", TASKDAEMON_API_TOKEN=token
+    )
+    said = f"taskdaemon {command}: cannot serve on bad\\x1b[31mhost:0: Name or service not known"
+    assert (done.returncode, done.stderr.splitlines()) == (1, [said])
+
+
 async def test_a_scheduled_run_that_cannot_start_is_one_error_and_serving_goes_on(
     tmp_path: Path,
 ) -> None:

@@ -67,6 +67,7 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     whole_number,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.cli.stop_signals import stop_cancel
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 from taskdaemon.pipeline.control import ControlServer, handle_status
@@ -227,16 +228,12 @@ def serve_command(args: argparse.Namespace) -> int:
             name for name, dest in _RUN_OPTIONS if getattr(args, dest) not in (None, False, [])
         ]
         if given:  # a schedule without a pipeline ran nothing, silently
-            print(f"taskdaemon serve: {given[0]} needs --pipeline", file=sys.stderr, flush=True)
-            return EXIT_INVALID
+            return refuse("serve", EXIT_INVALID, f"{given[0]} needs --pipeline")
     args.every = 60.0 if args.every is None else args.every
     args.max_runs = 0 if args.max_runs is None else args.max_runs
     settings = load_settings(**settings_overrides(args))
     host = args.host or settings.metrics_host
     port = settings.metrics_port if args.port is None else args.port
-    if not 0 <= port <= 65535:
-        _log.error("--port must be 0-65535, got %s", port)
-        return EXIT_INVALID
     pipeline = registry = None
     request: dict[str, Any] = {}
     if args.pipeline:
@@ -261,7 +258,8 @@ def serve_command(args: argparse.Namespace) -> int:
             _log_lines(issues)
             return EXIT_INVALID
         # Every scheduled run would fail at its first stage, for ever: refused as ``run``
-        # refuses it, and printed, not logged (redacted already; ``cli/inputs.py``).
+        # refuses it, and printed, not logged: not by ``refuse``, which would redact the line
+        # again (``--input token=VALUE`` reads as a secret assigned: ``cli/inputs.py``).
         missing = missing_request_inputs(pipeline, request)
         if missing is not None:
             print(f"taskdaemon serve: {missing}", file=sys.stderr, flush=True)
@@ -279,8 +277,7 @@ def serve_command(args: argparse.Namespace) -> int:
                 )
             )
     except OSError as error:  # one line, as every command's refusals
-        print(f"taskdaemon serve: {cannot_serve(host, port, error)}", file=sys.stderr)
-        return EXIT_ADDRESS
+        return refuse("serve", EXIT_ADDRESS, cannot_serve(host, port, error))
 
 
 async def _serve(

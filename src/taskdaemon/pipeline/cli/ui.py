@@ -29,7 +29,6 @@ import asyncio
 import contextlib
 import logging
 import signal
-import sys
 from typing import Any
 
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
@@ -39,8 +38,8 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     source_exit_code,
 )
+from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.logs import configure_logging
-from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.settings import load_settings
 
 __all__ = ["DEFAULT_PORT", "register"]
@@ -78,13 +77,11 @@ def ui_command(args: argparse.Namespace) -> int:
     try:
         open_source(url).close()  # a bad URL or missing file is an error now, not per page
     except SpanSourceError as error:  # one line, as every reader of a source says it
-        print(f"taskdaemon ui: {redact_text(str(error))}", file=sys.stderr, flush=True)
-        return source_exit_code(error)
+        return refuse("ui", source_exit_code(error), str(error))
     try:
         return asyncio.run(_serve(settings, url, host, port))
     except OSError as error:
-        print(f"taskdaemon ui: {cannot_serve(host, port, error)}", file=sys.stderr)
-        return EXIT_ADDRESS
+        return refuse("ui", EXIT_ADDRESS, cannot_serve(host, port, error))
 
 
 async def _serve(settings: Any, url: str, host: str, port: int) -> int:
