@@ -4,12 +4,13 @@ the first lines of a run."""
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cli_support import GATED_PIPELINE, Served, taskdaemon, write
+from cli_support import GATED_PIPELINE, ONE_STAGE_PIPELINE, Served, taskdaemon, write
 from pipeline_engine_support import pipeline, stage
 from taskdaemon.pipeline.cli.run import ProgressView
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
@@ -185,3 +186,22 @@ def test_on_a_narrow_terminal_a_long_stage_name_gives_way_to_its_label() -> None
     assert ["running", "failure"] == [line.split()[2] for line in narrow], narrow
     assert narrow[1].split()[1].endswith("…"), narrow
     assert [stage, stage] == [line.split()[1] for line in pipe.getvalue().splitlines()]
+
+
+def test_a_home_holding_esc_is_escaped_in_the_lines_of_a_run(tmp_path: Path) -> None:
+    """``TASKDAEMON_HOME`` is the user's name, and two of ``run``'s lines quote it: the header
+    (the workspace) and, under a home too long for a socket path, that the run has no control
+    socket. Both printed it as it was: an ESC in it drove the reader's terminal."""
+    home = tmp_path / ("e\x1b[31m" + "x" * 100)
+    done = taskdaemon(home, "run", str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)))
+    escaped = str(home).replace("\x1b", "\\x1b")
+    quoting = [
+        re.sub("[0-9a-f]{32}", "RUN", line.split(escaped)[0])
+        for line in done.stderr.splitlines()
+        if escaped in line
+    ]
+    expected = [
+        "run RUN of one started (workspace ",
+        "taskdaemon run: no control socket: control socket path too long (",
+    ]
+    assert (0, False, expected) == (done.returncode, "\x1b" in done.stderr, quoting)

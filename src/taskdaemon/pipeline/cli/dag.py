@@ -164,7 +164,7 @@ def run_dag(args: argparse.Namespace) -> int:
 
         for word, note in (("not read", not_read_note(run)), ("dropped", dropped_note(run))):
             if note is not None:
-                print(f"taskdaemon dag: {word}: {note}", file=sys.stderr)
+                say("dag", f"{word}: {note}")
     return 0
 
 

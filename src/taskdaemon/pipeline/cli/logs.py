@@ -40,7 +40,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     source_exit_code,
 )
-from taskdaemon.pipeline.cli.refusal import refuse
+from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
@@ -206,7 +206,7 @@ def _say_none(args: argparse.Namespace, run_id: str) -> None:
     nothing (one skipped, say). Stdout stays empty for a script."""
     which = "" if args.stage is None else f" of stage {quote(args.stage)}"
     level = "" if args.level is None else f" at level {args.level} or above"
-    print(f"taskdaemon logs: no records{which}{level} in run {run_id}", file=sys.stderr)
+    say("logs", f"no records{which}{level} in run {run_id}")
 
 
 def _write(args: argparse.Namespace, rows: list[Any]) -> int:

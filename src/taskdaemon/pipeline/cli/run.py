@@ -67,7 +67,7 @@ from taskdaemon.pipeline.cli.options import (
     cannot_serve,
     workspace_root,
 )
-from taskdaemon.pipeline.cli.refusal import refuse
+from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
@@ -556,8 +556,10 @@ async def run_pipeline(
     def approve_hint(run_id: str, stage: str) -> str:
         return f"taskdaemon approve {run_id} {stage}"
 
-    def header(run_id: str) -> str:
-        return f"run {run_id} of {pipeline.name} started (workspace {workspace / run_id})"
+    def header(run_id: str) -> str:  # the workspace: --workspace or the home, as given
+        return (
+            f"run {run_id} of {pipeline.name} started (workspace {shown(str(workspace / run_id))})"
+        )
 
     watch = getattr(args, "watch", False) and not args.quiet
     progress = (
@@ -624,7 +626,7 @@ async def run_pipeline(
             try:
                 await server.start()
             except (OSError, PipelineError) as error:
-                print(f"taskdaemon run: no control socket: {error}", file=sys.stderr)
+                say("run", f"no control socket: {error}")
             else:
                 stack.push_async_callback(server.aclose)
             result = await handle.wait()
