@@ -150,3 +150,16 @@ def test_an_odd_number_is_a_meaning_or_one_line(
         assert done.returncode == 2, done.stderr
         assert done.stderr.startswith(f"taskdaemon: invalid setting {variable}: {refused}")
         assert done.stderr.count("\n") == 1
+
+
+def test_a_refused_setting_quoting_the_users_text_is_escaped(home: Path) -> None:
+    """``serve --host`` beyond loopback without a token is refused as an invalid setting, and
+    the line names the host: an ESC in it reached the terminal (the line was the one not
+    written by ``cli/refusal.py``, which escapes)."""
+    done = taskdaemon(home, "serve", "--port", "0", "--host", "bad\x1b[31mhost")
+    said = (
+        "taskdaemon: invalid setting TASKDAEMON_API_TOKEN: refusing to serve the run API on "
+        "bad\\x1b[31mhost without a configured token; set TASKDAEMON_API_TOKEN (16+ characters) "
+        "or bind 127.0.0.1"
+    )
+    assert (done.returncode, done.stderr.splitlines()) == (2, [said])

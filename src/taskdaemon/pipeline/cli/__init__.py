@@ -261,8 +261,13 @@ def _dispatch(argv: Sequence[str] | None) -> int:
             return 2
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
-        # One line a variable, each whole on its own (a log reader or grep sees the program).
-        lines = (f"taskdaemon: invalid setting {name}: {why}" for name, why in error.problems)
+        from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+        # One line a variable, each whole on its own (a log reader or grep sees the program),
+        # escaped: a why may quote the user's text (``serve --host``'s, refused without a token).
+        lines = (
+            shown(f"taskdaemon: invalid setting {name}: {why}") for name, why in error.problems
+        )
         print("\n".join(lines), file=sys.stderr, flush=True)
         return 2
     return code
