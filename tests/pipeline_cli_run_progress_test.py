@@ -134,6 +134,23 @@ def test_an_entry_stage_asks_for_its_approval_after_the_run_s_first_line(
     assert expected == actual, (first, second, approved.stderr)
 
 
+@pytest.mark.parametrize("grant", ["--approve", "--auto-approve"])
+def test_a_stage_the_command_line_grants_names_no_command_to_approve_it(
+    grant: str, tmp_path: Path, home: Path
+) -> None:
+    """``--approve STAGE`` and ``--auto-approve`` grant an approval as it is asked for, yet the
+    line named ``taskdaemon approve RUN STAGE``: a wait the user read as theirs to end (the
+    README's demo showed it). The command is for an approval nobody grants (the test above)."""
+    file = str(write(tmp_path / "gated.yaml", _APPROVAL_FIRST))
+    done = taskdaemon(home, "run", file, *([grant, "gate"] if grant == "--approve" else [grant]))
+    lines = [line.split(None, 1)[1] for line in done.stderr.splitlines()[1:]]
+    expected = [
+        "gate                     waiting for approval",
+        f"gate                     approved by cli {grant}",
+    ]
+    assert (0, expected) == (done.returncode, [line for line in lines if "approv" in line])
+
+
 @pytest.mark.slow
 def test_a_cancelled_runs_wait_for_an_approval_is_withdrawn_not_rejected(
     tmp_path: Path, home: Path, serve: Callable[..., Served]

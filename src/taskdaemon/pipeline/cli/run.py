@@ -198,7 +198,7 @@ class ProgressView:
         stream: IO[str] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        approve_hint: Callable[[str, str], str] | None = None,
+        approve_hint: Callable[[str, str], str | None] | None = None,
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
         replayed: Collection[str] = (),
@@ -207,7 +207,7 @@ class ProgressView:
         self._width = summary_width(self._stream)
         self._clock = clock
         self._start = clock()
-        self._hint = approve_hint  # (run id, stage) -> the command that approves it
+        self._hint = approve_hint  # (run id, stage) -> the command that approves it, if any
         # The run's first line (``run ... started``), written when the run starts: before any
         # line of its stages, an entry stage's request for an approval included, which the
         # engine makes before ``start_run`` returns.
@@ -303,7 +303,8 @@ class ProgressView:
             self._skipped.add(event.stage)
             self._write(event.stage, "skipped", detail=event.reason)
         elif isinstance(event, ApprovalRequested):
-            hint = f"({self._hint(event.run_id, event.stage)})" if self._hint else None
+            command = self._hint(event.run_id, event.stage) if self._hint else None
+            hint = None if command is None else f"({command})"
             self._write(event.stage, "waiting for approval", hint=hint)
         elif isinstance(event, ApprovalResolved):
             if event.timed_out:
@@ -553,8 +554,12 @@ async def run_pipeline(
     """Run ``pipeline`` to its end, serving it on its control socket; returns the exit code."""
     from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
 
-    def approve_hint(run_id: str, stage: str) -> str:
-        return f"taskdaemon approve {run_id} {stage}"
+    approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
+
+    def approve_hint(run_id: str, stage: str) -> str | None:
+        # None for a stage the command line grants: its approval comes at once, and the command
+        # to copy read as a wait the user had to end (``--auto-approve`` showed it too).
+        return None if approvals.wants(stage) else f"taskdaemon approve {run_id} {stage}"
 
     def header(run_id: str) -> str:  # the workspace: --workspace or the home, as given
         return (
@@ -571,7 +576,6 @@ async def run_pipeline(
             header=header,
         )
     )
-    approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
     signals = StopSignals()  # the first SIGINT, SIGTERM or SIGHUP cancels the run
     async with contextlib.AsyncExitStack() as stack:
         try:
