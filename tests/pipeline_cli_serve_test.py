@@ -326,13 +326,14 @@ def test_the_command_line_reaches_a_scheduled_run(home: Path, tmp_path: Path) ->
 
 
 @pytest.mark.slow
-def test_a_scheduled_run_paused_at_a_breakpoint_is_said_with_the_command_to_reach_it(
+def test_a_scheduled_run_waiting_for_someone_is_said_with_the_command_to_reach_it(
     home: Path, tmp_path: Path
 ) -> None:
-    """A scheduled run that pauses at a breakpoint is one line on serve's log naming the
-    execution and ``taskdaemon debug attach RUN`` (serve said nothing: the run waited unseen),
-    and its resumption one more; both are structured records with the run's fields. The
-    command it names reaches the run."""
+    """A scheduled run that waits for an approval, or pauses at a breakpoint, is one line on
+    serve's log naming the stage or execution and ``taskdaemon approve RUN STAGE`` or
+    ``taskdaemon debug attach RUN`` (serve said nothing: the run waited unseen), and a
+    resumption one more; all are structured records with the run's fields. The commands they
+    name reach the run."""
     from cli_support import taskdaemon, write
     from schedule_support import scheduled_serve
 
@@ -345,7 +346,8 @@ def test_a_scheduled_run_paused_at_a_breakpoint_is_said_with_the_command_to_reac
     with scheduled_serve(home, pipeline, "--max-runs=1", TASKDAEMON_LOG_FORMAT="json") as serve:
         run_id = serve.run_id
         serve.api("PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "b"})
-        taskdaemon(home, "approve", run_id, "a")
+        waits = json.loads(serve.line(" waits for approval "))
+        approved = taskdaemon(home, *waits["msg"].rsplit(": ", 1)[1].split()[1:])
         paused = json.loads(serve.line(" paused "))
         named = paused["msg"].rsplit(": ", 1)[1].split()
         attached = taskdaemon(home, *named[1:], stdin="continue\n")
@@ -355,9 +357,11 @@ def test_a_scheduled_run_paused_at_a_breakpoint_is_said_with_the_command_to_reac
         f"run {run_id} of gated paused at b.0.1 (#1 before b (run {run_id[:8]})): "
         f"taskdaemon debug attach {run_id}"
     )
+    expected_waits = f"run {run_id} of gated waits for approval of a: taskdaemon approve {run_id} a"
+    assert (expected_waits, "INFO", 0) == (waits["msg"], waits["level"], approved.returncode)
     assert (expected_paused, "WARNING") == (paused["msg"], paused["level"])
     assert f"run {run_id} of gated resumed b.0.1: continue by cli debug attach" == resumed["msg"]
-    for record in (paused, resumed):
+    for record in (waits, paused, resumed):
         assert (run_id, "gated", None) == (
             record["run_id"],
             record["pipeline"],

@@ -16,8 +16,9 @@ pipeline on a schedule.
   ``--auto-approve`` grants every approval; otherwise approvals come through the API
   (``POST /api/runs/{id}/approve/{stage}``) or the command line (``taskdaemon approve RUN
   STAGE``): each scheduled run is served on its control socket while it runs, as a
-  ``taskdaemon run``'s is, and its id is said when it starts (the schedule's lines about a
-  run carry its ``run_id`` and ``pipeline`` as log fields, as the run's own records do).
+  ``taskdaemon run``'s is, and its id is said when it starts, and a wait for an approval in
+  one line with the ``approve`` command (the schedule's lines about a run carry its
+  ``run_id`` and ``pipeline`` as log fields, as the run's own records do).
   A run that pauses at a debugger breakpoint is one warning line naming the execution, why,
   and the command that reaches it (``taskdaemon debug attach RUN``); its resumption one line
   more (the action and who), both with the run's fields (not ``stage``: they are serve's
@@ -45,6 +46,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import signal
@@ -175,14 +177,34 @@ class _AutoApprove:
             self.engine.approve(run_id, stage, "serve --auto-approve")
 
 
-class _PauseLines:
+class _WaitLines:
     """Says on serve's log when an execution of a run pauses at a breakpoint, with the command
-    that reaches it, and when it goes on: an operator watching serve learns that a run waits
-    for someone, as ``taskdaemon run``'s progress lines say it. Each line carries the run's
-    ``run_id`` and ``pipeline`` as log fields, as the schedule's other lines do."""
+    that reaches it, and when it goes on, and when a stage waits for an approval nobody grants
+    here (no ``--auto-approve``), with the command that grants it: an operator watching serve
+    learns that a run waits for someone, as ``taskdaemon run``'s progress lines say it (the
+    demo's run sat at its approval with nothing said past its start). Each line carries the
+    run's ``run_id`` and ``pipeline`` as log fields, as the schedule's other lines do."""
+
+    def __init__(self, *, auto_approve: bool) -> None:
+        self._auto_approve = auto_approve
 
     def on_event(self, event: EngineEvent) -> None:
-        if isinstance(event, BreakpointHit):
+        if isinstance(event, ApprovalRequested) and not self._auto_approve:
+            # Said once the event is delivered, as ``_AutoApprove`` grants: an entry stage asks
+            # before ``start_run`` returns, and its line came before the run's ``started``.
+            asyncio.get_running_loop().call_soon(
+                functools.partial(
+                    _log.info,
+                    "run %s of %s waits for approval of %s: taskdaemon approve %s %s",
+                    event.run_id,
+                    event.pipeline,
+                    event.stage,
+                    event.run_id,
+                    event.stage,
+                    extra={"run_id": event.run_id, "pipeline": event.pipeline},
+                )
+            )
+        elif isinstance(event, BreakpointHit):
             _log.warning(
                 "run %s of %s paused at %s (%s): taskdaemon debug attach %s",
                 event.run_id,
@@ -317,7 +339,7 @@ async def _serve(
         stack.callback(_remove_signal_handlers, loop, handled)
         monitoring = start_monitoring(settings, serve=address, stack=stack)
         approver = _AutoApprove()
-        observers: list[Any] = [*monitoring.observers, _PauseLines()]
+        observers: list[Any] = [*monitoring.observers, _WaitLines(auto_approve=args.auto_approve)]
         if args.auto_approve:
             observers.append(approver)
         workspace = settings.home / "workspaces"
