@@ -136,3 +136,24 @@ def test_cancelled_runs_have_their_share_beside_the_rates(tmp_path: Path, home: 
         shown["failure_rate"],
         shown["cancelled_rate"],
     )
+
+
+def test_without_a_format_the_output_files_suffix_chooses_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``report -o report.html`` (no ``--format``) wrote the terminal's table into it: ``-o``'s
+    suffix now chooses the format, an unknown one the table, and a ``--format`` given wins
+    over the suffix (``cli/output_file.py``)."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    heads = {}
+    for name, given in [("r.html", []), ("r.md", []), ("r.json", []), ("r.txt", []),
+                        ("t.html", ["-f", "table"])]:  # fmt: skip
+        code = main(["report", "-o", str(tmp_path / name), *given])
+        heads[name] = (code, (tmp_path / name).read_text()[:10])
+    assert heads == {
+        "r.html": (0, "<!DOCTYPE "),
+        "r.md": (0, "# Pipeline"),
+        "r.json": (0, '{\n  "since'),
+        "r.txt": (0, "Report: ru"),
+        "t.html": (0, "Report: ru"),
+    }

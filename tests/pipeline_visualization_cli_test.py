@@ -188,3 +188,24 @@ def test_example_script_prints_the_mermaid_drawing() -> None:
     )
     expected = visualize(load_pipeline(EXAMPLE), VisualizationFormat.MERMAID)
     assert (0, expected, "") == (done.returncode, done.stdout, done.stderr)
+
+
+def test_without_a_format_the_output_files_suffix_chooses_it(tmp_path: Path) -> None:
+    """``dag --run RUN -o run.svg`` (no ``--format``) wrote DOT text into a file no viewer
+    opened as an image: ``-o``'s suffix now chooses the format, an unknown one DOT, and a
+    ``--format`` given wins over the suffix (``cli/output_file.py``)."""
+    from taskdaemon.pipeline.cli import main
+
+    heads = {}
+    for name, given in [*((n, []) for n in ("d.svg", "d.json", "d.mmd", "d.gv", "d.txt")),
+                        ("f.svg", ["-f", "dot"])]:  # fmt: skip
+        code = main(["dag", str(EXAMPLE), "-o", str(tmp_path / name), *given])
+        heads[name] = (code, (tmp_path / name).read_text()[:9])
+    assert heads == {
+        "d.svg": (0, "<?xml ver"),
+        "d.json": (0, '{\n  "vers'),
+        "d.mmd": (0, "---\ntitle"),
+        "d.gv": (0, "digraph p"),
+        "d.txt": (0, "digraph p"),
+        "f.svg": (0, "digraph p"),
+    }

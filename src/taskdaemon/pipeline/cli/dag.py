@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
-from taskdaemon.pipeline.cli.output_file import write_atomically, write_output
+from taskdaemon.pipeline.cli.output_file import output_format, write_atomically, write_output
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
@@ -39,6 +39,8 @@ __all__ = ["register", "run_dag"]
 
 #: The format drawn by Graphviz rather than by a renderer of ``visualization``.
 SVG = "svg"
+#: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
+_BY_SUFFIX = {".svg": SVG, ".dot": "dot", ".gv": "dot", ".json": "json", ".mmd": "mermaid"}
 
 
 def register(subparsers: Any) -> None:
@@ -62,8 +64,8 @@ def register(subparsers: Any) -> None:
         "--format",
         "-f",
         choices=[*(fmt.value for fmt in VisualizationFormat), SVG],
-        default=VisualizationFormat.DOT.value,
-        help="output format; svg is the DOT drawn by Graphviz's dot (default: dot)",
+        help="output format; svg is the DOT drawn by Graphviz's dot (default: -o FILE's suffix, "
+        ".svg .dot .gv .json .mmd, else dot)",
     )
     parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
     parser.add_argument(
@@ -99,6 +101,7 @@ def _load_run(run_id: str, source_url: str | None, at: str | None = None) -> Run
 
 def run_dag(args: argparse.Namespace) -> int:
     """Draw the DAG named by ``args``; returns the exit code."""
+    args.format = output_format(args.format, args.output, _BY_SUFFIX, VisualizationFormat.DOT.value)
     if args.file is None and args.run is None:
         return refuse("dag", 2, "give a pipeline FILE, --run RUN_ID, or both")
     for option, value in (("--source", args.source), ("--at", args.at)):

@@ -12,16 +12,33 @@ its ``-o`` took the same road; ``dag -o`` and ``report -o`` refused a missing fo
 script writing a run's dump, DAG and report into a new ``out/RUN/`` needed a ``mkdir -p``
 for two of the three. Refusing for all three would have broken ``dump -o`` where it worked.
 A mistyped folder is made rather than refused: the file lands where it was named.
+
+Decision: with no ``--format``, ``-o FILE``'s suffix chooses it (``run.svg``, ``report.html``),
+else the command's default: ``dag --run RUN -o run.svg`` wrote DOT text into a file no viewer
+opened as an image, and ``report -o report.html`` the terminal's table. A ``--format`` given
+wins, so a suffix never overrides what was asked.
 """
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 
-__all__ = ["write_atomically", "write_output"]
+__all__ = ["output_format", "write_atomically", "write_output"]
+
+
+def output_format(
+    given: str | None, output: str | None, by_suffix: Mapping[str, str], default: str
+) -> str:
+    """``--format`` when ``given``, else the one ``output``'s suffix names in ``by_suffix``,
+    else ``default`` (the module docstring)."""
+    if given is not None:
+        return given
+    suffix = Path(output).suffix.lower() if output else ""
+    return by_suffix.get(suffix, default)
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -33,7 +33,7 @@ from taskdaemon.pipeline.cli.options import (
     table_width,
     whole_number,
 )
-from taskdaemon.pipeline.cli.output_file import write_output
+from taskdaemon.pipeline.cli.output_file import output_format, write_output
 from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
@@ -42,6 +42,8 @@ from taskdaemon.pipeline.redaction import redact_text
 __all__ = ["register", "run_report"]
 
 _FORMATS = ("table", "markdown", "json", "html")
+#: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
+_BY_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}
 
 
 def register(subparsers: Any) -> None:
@@ -63,7 +65,10 @@ def register(subparsers: Any) -> None:
         "--until", metavar="T", help=f"runs started before T: {WHEN_FORMAT} (default now)"
     )
     parser.add_argument(
-        "--format", "-f", choices=_FORMATS, default="table", help="output format (default table)"
+        "--format",
+        "-f",
+        choices=_FORMATS,
+        help="output format (default: -o FILE's suffix, .html .md .json, else table)",
     )
     add_source_option(parser)
     parser.add_argument(
@@ -102,6 +107,7 @@ def run_report(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
 
+    args.format = output_format(args.format, args.output, _BY_SUFFIX, "table")
     if not 1 <= args.limit <= MAX_LIST:
         return refuse("report", 2, f"--limit must be 1 to {MAX_LIST}")
     now = time.time()
