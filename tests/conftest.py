@@ -306,6 +306,25 @@ def no_thread_left_by_module() -> Iterator[None]:
 
 
 @pytest.fixture
+def cleared_variables() -> Callable[[str], bool]:
+    """Which variables ``clean_environment`` unsets: every TASKDAEMON_* and OTEL_* one, in any
+    case, as ``load_settings`` reads them. A module overrides this fixture to clear fewer."""
+    return lambda name: name.upper().startswith(("TASKDAEMON_", "OTEL_"))
+
+
+@pytest.fixture
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, cleared_variables: Callable[[str], bool]
+) -> None:
+    """No variable of the caller's that ``cleared_variables`` names reaches ``load_settings``
+    in this process: for a module of settings tests, ``pytestmark =
+    pytest.mark.usefixtures("clean_environment")``."""
+    for name in list(os.environ):
+        if cleared_variables(name):
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
 def telemetry_for() -> Iterator[Callable[[Settings], Telemetry]]:
     """``build_telemetry`` for a test: every Telemetry it built is shut down at teardown and
     waited for, even when its shutdown outlived the export bound (a dead collector)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 
@@ -31,11 +32,13 @@ _VARIABLES = (
 )
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from an environment without any of our variables."""
-    for name in _VARIABLES:
-        monkeypatch.delenv(name, raising=False)
+pytestmark = pytest.mark.usefixtures("clean_environment")
+
+
+@pytest.fixture
+def cleared_variables() -> Callable[[str], bool]:
+    """Each test starts from an environment without any of these variables."""
+    return _VARIABLES.__contains__
 
 
 def test_defaults_match_the_documented_contract() -> None:

@@ -6,7 +6,6 @@ in its own process; none gets as far as serving a page or an ``/api`` answer."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -29,12 +28,7 @@ CREDENTIALS = {
 }
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TASKDAEMON_* or OTEL_* variable of the caller's reaches ``load_settings``."""
-    for name in list(os.environ):
-        if name.upper().startswith(("TASKDAEMON_", "OTEL_")):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 @pytest.mark.parametrize("url", CREDENTIALS.values(), ids=CREDENTIALS)

@@ -17,12 +17,7 @@ from taskdaemon.pipeline.settings import _FIELDS, Secret, load_settings
 TOKEN = "t" * 16  # the shortest token taken
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts from an environment without a TASKDAEMON_* or OTEL_* variable."""
-    for name in list(os.environ):
-        if name.upper().startswith(("TASKDAEMON_", "OTEL_")):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _problems(**overrides: Any) -> list[tuple[str, str]]:

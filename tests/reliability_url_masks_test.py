@@ -3,7 +3,6 @@ each shows the same mask, ``user:[REDACTED]@``, and never the password."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import pytest
@@ -21,12 +20,7 @@ from taskdaemon.pipeline.tracking.sources import open_source
 MASKED = "user:[REDACTED]@"
 
 
-@pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No TASKDAEMON_* or OTEL_* variable of the caller's reaches ``load_settings``."""
-    for name in list(os.environ):
-        if name.upper().startswith(("TASKDAEMON_", "OTEL_")):
-            monkeypatch.delenv(name)
+pytestmark = pytest.mark.usefixtures("clean_environment")
 
 
 def _refused_setting(variable: str, value: str) -> Callable[[pytest.MonkeyPatch], str]:
