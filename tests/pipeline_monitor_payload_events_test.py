@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator
 from types import MappingProxyType
 from typing import Any
 
@@ -18,14 +17,6 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
 from taskdaemon.pipeline.state import RunStatus
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 def _expected(text: str, redacted: bool, cap: int = 4096) -> dict[str, Any]:
@@ -40,7 +31,7 @@ def _expected(text: str, redacted: bool, cap: int = 4096) -> dict[str, Any]:
 
 
 def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
     """Two runs of four stages: a payload redacted and one that only looks redacted (same JSON
     text, flag False), the empty payload again and again, and two too long to share, cut at
@@ -57,7 +48,7 @@ def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
     stages = [Stage(names[0], "python", (Manual(approval_required=False),))]
     stages += [Stage(n, "python", (OnCompletion(p),)) for p, n in itertools.pairwise(names)]
     capture = PayloadCapture(max_bytes=64)
-    feed = Feed(telemetry, Pipeline(name="payloads", stages=tuple(stages)), capture=capture)
+    feed = Feed(tel, Pipeline(name="payloads", stages=tuple(stages)), capture=capture)
     for _ in range(2):
         feed.start_run()
         for name, (inputs, outputs) in zip(names, payloads, strict=True):
@@ -74,7 +65,7 @@ def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
         (_expected(big_text, False, 64), _expected(bigger_text, False, 64)),
     ]
     for name, (inputs, outputs) in zip(names, expected, strict=True):
-        spans = telemetry.by_name(t.stage_span_name(name))
+        spans = tel.by_name(t.stage_span_name(name))
         assert len(spans) == 2
         for span in spans:
             events = {event.name: dict(event.attributes or {}) for event in span.events}
@@ -83,13 +74,13 @@ def test_each_payload_event_records_its_own_payload_when_payloads_repeat(
 
 
 @pytest.mark.parametrize("cap", [0, 1, 2, 3, 4096])
-def test_empty_payloads_are_cut_at_their_own_capture_cap(telemetry: Telemetry, cap: int) -> None:
+def test_empty_payloads_are_cut_at_their_own_capture_cap(tel: Telemetry, cap: int) -> None:
     """Empty inputs and outputs (a dict, a mapping proxy), recorded whole by one monitor, then
     by a monitor whose capture has ``cap``: each event is ``{}`` as its own capture keeps it
     (nothing under a cap of 0, ``{`` under 1, whole from 2), whatever was remembered from the
     first (``_stage_spans._payload_event`` shares the attributes of an empty payload)."""
     first = Feed(
-        telemetry,
+        tel,
         Pipeline(name="first", stages=(Stage("a", "python", (Manual(approval_required=False),)),)),
     )
     first.start_run()
@@ -97,7 +88,7 @@ def test_empty_payloads_are_cut_at_their_own_capture_cap(telemetry: Telemetry, c
     first.finish("a", outputs={})
     first.finish_run(RunStatus.SUCCESS)
     second = Feed(
-        telemetry,
+        tel,
         Pipeline(name="second", stages=(Stage("b", "python", (Manual(approval_required=False),)),)),
         capture=PayloadCapture(max_bytes=cap),
     )
@@ -109,8 +100,8 @@ def test_empty_payloads_are_cut_at_their_own_capture_cap(telemetry: Telemetry, c
     second.start("b", inputs={})
     second.finish("b", outputs={})
     second.finish_run(RunStatus.SUCCESS)
-    [whole] = telemetry.by_name(t.stage_span_name("a"))
-    spans = telemetry.by_name(t.stage_span_name("b"))
+    [whole] = tel.by_name(t.stage_span_name("a"))
+    spans = tel.by_name(t.stage_span_name("b"))
     assert len(spans) == 2
     for span, expected in [
         (whole, _expected("{}", False)),

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
 from pipeline_monitor_support import Feed, Telemetry
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, OnCondition, Pipeline, Stage
@@ -13,14 +9,6 @@ from taskdaemon.pipeline.payloads import REDACTED
 from taskdaemon.pipeline.state import RunStatus
 
 TOKEN = "ghp_" + "T3st" * 9  # a GitHub token's shape, not a real one
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 def _pipeline() -> Pipeline:
@@ -34,19 +22,19 @@ def _pipeline() -> Pipeline:
 
 
 def test_stage_spans_of_two_runs_carry_the_redacted_definition_and_their_own_run(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
     """A secret in a trigger reaches no stage span of either run of one definition (the
     attributes redacted once are shared), and each span names its own run, in the order the
     attributes always had: the definition's, the run id, then the execution's."""
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     runs = []
     for _ in range(2):
         runs.append(feed.start_run())
         feed.start("second")
         feed.finish("second")
         feed.finish_run(RunStatus.SUCCESS)
-    spans = [span for span in telemetry.spans() if span.name == t.stage_span_name("second")]
+    spans = [span for span in tel.spans() if span.name == t.stage_span_name("second")]
     assert len(spans) == 2
     for span, run_id in zip(spans, runs, strict=True):
         attributes = dict(span.attributes or {})

@@ -70,14 +70,6 @@ def spans() -> Iterator[Spans]:
     made.provider.shutdown()
 
 
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
-
-
 def _events(span: ReadableSpan) -> list[tuple[str, int, dict[str, Any]]]:
     return [(e.name, e.timestamp, dict(e.attributes or {})) for e in span.events]
 
@@ -323,12 +315,12 @@ def test_a_hook_adds_to_the_run_span_and_no_capture_no_request(spans: Spans) -> 
     }
 
 
-def test_skip_spans_of_the_stages_that_never_ran(telemetry: Telemetry) -> None:
+def test_skip_spans_of_the_stages_that_never_ran(tel: Telemetry) -> None:
     """At the run's end, a zero-length skip span for each stage that never ran: at its
     ``StageSkipped`` with its reason (and the stop's cancel reason and cause), else at the
     run's end as not reached; with the definition's attributes and the run id, execution
     ``{stage}.0.0``, attempt and instance 0. A stage that ran has none."""
-    feed = Feed(telemetry, chain_pipeline(("a", "b", "c")))
+    feed = Feed(tel, chain_pipeline(("a", "b", "c")))
     feed.start_run()
     feed.start("a")
     feed.tick()
@@ -349,12 +341,10 @@ def test_skip_spans_of_the_stages_that_never_ran(telemetry: Telemetry) -> None:
     feed.tick(3)
     feed.finish_run(RunStatus.FAILURE, error="stage 'a' failed", error_type="RuntimeError")
     skips = [
-        s
-        for s in telemetry.spans()
-        if (s.attributes or {}).get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
+        s for s in tel.spans() if (s.attributes or {}).get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
     ]
     assert [s.name for s in skips] == ["b", "c"]
-    [run] = telemetry.by_name(t.run_span_name("chain"))
+    [run] = tel.by_name(t.run_span_name("chain"))
     b, c = skips
     for span, at in [(b, skipped_at), (c, feed.now)]:
         assert span.kind is SpanKind.INTERNAL

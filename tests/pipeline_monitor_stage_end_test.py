@@ -4,7 +4,6 @@ end still takes the general way."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,14 +12,6 @@ from pipeline_monitor_support import STAGE_END_KEYS, Feed, Telemetry, chain_pipe
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, Pipeline, Stage
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 @pytest.mark.parametrize(
@@ -55,19 +46,19 @@ def telemetry() -> Iterator[Telemetry]:
     ],
 )
 def test_end_attributes_in_order(
-    telemetry: Telemetry, status: StageStatus, finished: dict[str, Any], expected: list[Any]
+    tel: Telemetry, status: StageStatus, finished: dict[str, Any], expected: list[Any]
 ) -> None:
     """The end attributes of a stage span, key by key in ``end_stage_span``'s order (absent
     ones left out), for plain successes and the ends that take the general way."""
     feed = Feed(
-        telemetry,
+        tel,
         Pipeline(name="ends", stages=(Stage("a", "python", (Manual(approval_required=False),)),)),
     )
     feed.start_run()
     feed.start("a")
     feed.finish("a", status=status, **finished)
     feed.finish_run(RunStatus.SUCCESS if status is StageStatus.SUCCESS else RunStatus.FAILURE)
-    [span] = telemetry.by_name(t.stage_span_name("a"))
+    [span] = tel.by_name(t.stage_span_name("a"))
     result, stage_status = expected[0]
     values = [result, stage_status, *expected[1:]]
     want = [

@@ -7,7 +7,7 @@ types)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import MappingProxyType
 from typing import Any
 
@@ -60,14 +60,6 @@ class RecordingHook:
 class Attempt(int):
     """An attempt number of a type the already-redacted start is not made for (an ``int``
     subclass): the span is then walked by the tracer, with the same result."""
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 def _pipeline() -> Pipeline:
@@ -187,12 +179,12 @@ def _expected_start(feed: Feed, started: StageStarted, **execution: Any) -> list
 
 
 def _one_run(
-    telemetry: Telemetry, hook: RecordingHook | None, attempt: int = 1
+    tel: Telemetry, hook: RecordingHook | None, attempt: int = 1
 ) -> tuple[Feed, list[StageStarted]]:
     """One run of ``_pipeline()`` with each start shape: fired triggers of the definition (one
     naming a secret) and one it does not describe, none at all, an event whose type is a text,
     one whose type is not, and an event-less start of an ``on_event`` stage."""
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     if hook is not None:
         feed.monitor.span_hook = hook
     feed.start_run()
@@ -227,11 +219,11 @@ def _end(feed: Feed, started: StageStarted, **fields: Any) -> StageFinished:
     return feed.finish(started.stage, started.instance, started.attempt, **fields)
 
 
-def _executions(telemetry: Telemetry) -> list[ReadableSpan]:
+def _executions(tel: Telemetry) -> list[ReadableSpan]:
     """The executions' spans, in end order (not the skip spans of stages that never ran)."""
     return [
         span
-        for span in telemetry.spans()
+        for span in tel.spans()
         if span.kind is SpanKind.INTERNAL
         and (span.attributes or {}).get(t.CICD_TASK_RUN_RESULT) != t.RESULT_SKIP
     ]
@@ -257,7 +249,7 @@ def _expected_shapes(feed: Feed, starts: list[StageStarted]) -> list[list[tuple[
 
 
 @pytest.mark.parametrize("way", ["prepared", "walked", "hook"])
-def test_start_attributes_of_each_start_shape(telemetry: Telemetry, way: str) -> None:
+def test_start_attributes_of_each_start_shape(tel: Telemetry, way: str) -> None:
     """Each start's attributes, key by key in order, the same built already redacted, walked
     for an attempt of another int type, and walked with a span hook: the definition's
     (redacted: the trigger naming a token), the run id, the execution's ids, attempt and
@@ -265,8 +257,8 @@ def test_start_attributes_of_each_start_shape(telemetry: Telemetry, way: str) ->
     (the definition's redacted form, or the text redacted), and the event's type (the start
     event's, else the stage's ``on_event`` type, else empty)."""
     hook = RecordingHook() if way == "hook" else None
-    feed, starts = _one_run(telemetry, hook, attempt=2 if way == "walked" else 1)
-    spans = _executions(telemetry)
+    feed, starts = _one_run(tel, hook, attempt=2 if way == "walked" else 1)
+    spans = _executions(tel)
     expected = _expected_shapes(feed, starts)
     assert [span.name for span in spans] == [s.stage for s in starts]
     got = [[(k, v) for k, v in _start_attributes(span) if k not in _END_KEYS] for span in spans]
@@ -280,14 +272,14 @@ _END_KEYS = {t.CICD_TASK_RUN_RESULT, t.STAGE_STATUS}
 
 
 @pytest.mark.parametrize("way", ["prepared", "walked", "hook"])
-def test_start_span_shape_times_parent_and_input_event(telemetry: Telemetry, way: str) -> None:
+def test_start_span_shape_times_parent_and_input_event(tel: Telemetry, way: str) -> None:
     """A stage span is INTERNAL, a child of the run span in its trace, starts at its
     ``StageStarted`` and ends at its ``StageFinished``, carries the input payload event at its
     start and the output one at its end, and links (once) to the execution that fired it."""
     hook = RecordingHook() if way == "hook" else None
-    _, starts = _one_run(telemetry, hook, attempt=2 if way == "walked" else 1)
-    [run_span] = [span for span in telemetry.spans() if span.kind is SpanKind.SERVER]
-    spans = _executions(telemetry)
+    _, starts = _one_run(tel, hook, attempt=2 if way == "walked" else 1)
+    [run_span] = [span for span in tel.spans() if span.kind is SpanKind.SERVER]
+    spans = _executions(tel)
     plan, build = spans[0], spans[1]
     for span, started in zip(spans, starts, strict=True):
         assert span.kind is SpanKind.INTERNAL
@@ -310,20 +302,20 @@ def test_start_span_shape_times_parent_and_input_event(telemetry: Telemetry, way
         ]
 
 
-def test_a_hook_s_start_and_end_attributes_are_recorded_redacted(telemetry: Telemetry) -> None:
+def test_a_hook_s_start_and_end_attributes_are_recorded_redacted(tel: Telemetry) -> None:
     """A span hook sees the start attributes before they are recorded (the definition's, not
     yet redacted) and the end ones, and what it adds is recorded, redacted."""
     hook = RecordingHook(
         start_extra={"taskdaemon.test.start": f"token={TOKEN}"},
         end_extra={"taskdaemon.test.end": "password=hunter2"},
     )
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "build")
     _end(feed, started, cpu_seconds=0.5)
     feed.finish_run(RunStatus.SUCCESS)
-    [span] = _executions(telemetry)
+    [span] = _executions(tel)
     attributes = dict(span.attributes or {})
     assert attributes["taskdaemon.test.start"] == f"token={REDACTED}"
     assert attributes["taskdaemon.test.end"] == f"password={REDACTED}"
@@ -348,24 +340,24 @@ def test_a_hook_s_start_and_end_attributes_are_recorded_redacted(telemetry: Tele
     assert [e.name for e in span.events] == [t.EVENT_STAGE_INPUT, t.EVENT_STAGE_OUTPUT]
 
 
-def test_no_payload_events_without_capture(telemetry: Telemetry) -> None:
+def test_no_payload_events_without_capture(tel: Telemetry) -> None:
     """With payload capture off, a stage span has no input or output event, on the prepared
     and on the general way of its end."""
-    feed = Feed(telemetry, _pipeline(), capture=PayloadCapture(enabled=False))
+    feed = Feed(tel, _pipeline(), capture=PayloadCapture(enabled=False))
     feed.start_run()
     plain = _started(feed, "plan", inputs={"goal": "go"})
     _end(feed, plain, outputs={"plan": 1})
     retried = _started(feed, "build", inputs={"x": 1})
     _end(feed, retried, outputs={"y": 2}, will_retry=True)
     feed.finish_run(RunStatus.SUCCESS)
-    spans = _executions(telemetry)
+    spans = _executions(tel)
     assert [(span.name, list(span.events)) for span in spans] == [("plan", []), ("build", [])]
     assert dict(spans[1].attributes or {})[t.STAGE_WILL_RETRY] is True
 
 
-def test_a_retry_links_to_its_previous_attempt(telemetry: Telemetry) -> None:
+def test_a_retry_links_to_its_previous_attempt(tel: Telemetry) -> None:
     """The second attempt's span links to the first's with relation ``previous_attempt``."""
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     feed.start_run()
     first = _started(feed, "plan")
     _end(
@@ -379,7 +371,7 @@ def test_a_retry_links_to_its_previous_attempt(telemetry: Telemetry) -> None:
     second = _started(feed, "plan", attempt=2, previous=TaskRunRef("plan", 0, 1))
     _end(feed, second)
     feed.finish_run(RunStatus.SUCCESS)
-    one, two = _executions(telemetry)
+    one, two = _executions(tel)
     [link] = two.links
     assert link.context.span_id == one.context.span_id
     assert dict(link.attributes or {}) == {t.LINK_RELATION: t.LINK_PREVIOUS_ATTEMPT}
@@ -472,7 +464,7 @@ def test_a_retry_links_to_its_previous_attempt(telemetry: Telemetry) -> None:
     ],
 )
 def test_an_unsuccessful_end(
-    telemetry: Telemetry,
+    tel: Telemetry,
     *,
     hooked: bool,
     status: StageStatus,
@@ -486,14 +478,14 @@ def test_an_unsuccessful_end(
     a cancel without an exception), status ERROR with the message on a failure or timeout
     (UNSET on a cancel), and no output event (only a success has one)."""
     hook = RecordingHook() if hooked else None
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     if hook is not None:
         feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "plan", inputs={"goal": "go"})
     finished = _end(feed, started, status=status, outputs={"x": 1}, **fields)
     feed.finish_run(RunStatus.FAILURE)
-    [span] = _executions(telemetry)
+    [span] = _executions(tel)
     assert end_attributes(span) == list(attributes.items())
     events = [(e.name, e.timestamp) for e in span.events]
     if exception is None:
@@ -517,18 +509,18 @@ class EmptyAsNull(PayloadCapture):
         return super().capture_flagged(None if value == {} else value)
 
 
-def test_a_capture_subclass_captures_empty_payloads_its_own_way(telemetry: Telemetry) -> None:
+def test_a_capture_subclass_captures_empty_payloads_its_own_way(tel: Telemetry) -> None:
     """The remembered events of an empty payload are only for ``PayloadCapture`` itself: a
     subclass's capture writes them as it captures them."""
-    first = Feed(telemetry, _pipeline())
+    first = Feed(tel, _pipeline())
     first.start_run()
     _end(first, _started(first, "plan", inputs={}), outputs={})
     first.finish_run(RunStatus.SUCCESS)
-    second = Feed(telemetry, _pipeline(), capture=EmptyAsNull())
+    second = Feed(tel, _pipeline(), capture=EmptyAsNull())
     second.start_run()
     _end(second, _started(second, "plan", inputs={}), outputs={})
     second.finish_run(RunStatus.SUCCESS)
-    one, two = _executions(telemetry)
+    one, two = _executions(tel)
     assert [dict(e.attributes or {}) for e in one.events] == [_payload("{}")] * 2
     assert [dict(e.attributes or {}) for e in two.events] == [_payload("null")] * 2
 
@@ -558,17 +550,17 @@ def test_the_payload_memo_is_bounded_and_keeps_only_short_whole_texts() -> None:
 
 
 @pytest.mark.parametrize("hooked", [False, True])
-def test_an_unknown_stage_s_span(telemetry: Telemetry, hooked: bool) -> None:
+def test_an_unknown_stage_s_span(tel: Telemetry, hooked: bool) -> None:
     """A start of a stage the definition does not name (the manual API allows it) still gets
     its span, named after it, with its loop, the run's and the execution's attributes."""
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     if hooked:
         feed.monitor.span_hook = RecordingHook()
     feed.start_run()
     started = _started(feed, "extra", triggers=[])
     _end(feed, started)
     feed.finish_run(RunStatus.SUCCESS)
-    [span] = _executions(telemetry)
+    [span] = _executions(tel)
     assert span.name == "extra"
     attributes = dict(span.attributes or {})
     assert attributes[t.CICD_TASK_NAME] == "extra"
@@ -590,19 +582,19 @@ def test_an_unknown_stage_s_span(telemetry: Telemetry, hooked: bool) -> None:
     ],
 )
 def test_a_success_s_end(
-    telemetry: Telemetry, *, hooked: bool, fields: dict[str, Any], extra: dict[str, Any]
+    tel: Telemetry, *, hooked: bool, fields: dict[str, Any], extra: dict[str, Any]
 ) -> None:
     """A success's end: result, status, CPU, and what else it carries (peak memory, a cancel
     reason or cause, an exception as an event, a retry flag), the output event at the end,
     no error status; with a span hook, the same, given to the hook before it is recorded."""
     hook = RecordingHook() if hooked else None
-    feed = Feed(telemetry, _pipeline())
+    feed = Feed(tel, _pipeline())
     feed.monitor.span_hook = hook
     feed.start_run()
     started = _started(feed, "plan")
     finished = _end(feed, started, outputs={"ok": True}, cpu_seconds=0.5, **fields)
     feed.finish_run(RunStatus.SUCCESS)
-    [span] = _executions(telemetry)
+    [span] = _executions(tel)
     end = {
         t.CICD_TASK_RUN_RESULT: "success",
         t.STAGE_STATUS: "success",

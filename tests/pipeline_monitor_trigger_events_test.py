@@ -3,10 +3,7 @@ redacting them as a whole records (round 15: the worker no longer walks them).""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from pipeline_monitor_support import Feed, Telemetry
 from taskdaemon.pipeline import telemetry as t
@@ -21,14 +18,6 @@ from taskdaemon.pipeline.telemetry_codec import encode_trigger
 TOKEN = "ghp_" + "T3st" * 9  # a GitHub token's shape, not a real one
 #: A valid stage name (lower case, digits, ``_``) that is a GitHub token's shape too.
 SECRET_NAME = "ghp_" + "t3st" * 9
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 def _pipeline() -> Pipeline:
@@ -90,19 +79,19 @@ def _events(pipeline: Pipeline, run_id: str, at: float) -> list[TriggerEvaluated
 
 
 def test_trigger_events_record_their_attributes_redacted_as_a_whole(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
     """Every ``trigger.evaluated`` event holds ``redact`` of its whole attribute mapping, keys
     in the same order, whether its name and description are the definition's or not: a
     secret-shaped stage name, description, type or detail never reaches the span."""
     pipeline = _pipeline()
-    feed = Feed(telemetry, pipeline)
+    feed = Feed(tel, pipeline)
     run_id = feed.start_run()
     events = _events(pipeline, run_id, feed.now)
     for event in events:
         feed.emit(event)
     feed.finish_run(RunStatus.SUCCESS)
-    (run_span,) = telemetry.by_name(t.run_span_name(pipeline.name))
+    (run_span,) = tel.by_name(t.run_span_name(pipeline.name))
     recorded = [e for e in run_span.events if e.name == t.EVENT_TRIGGER_EVALUATED]
     assert len(recorded) == len(events)
     for event, span_event in zip(events, recorded, strict=True):
@@ -116,26 +105,26 @@ def test_trigger_events_record_their_attributes_redacted_as_a_whole(
     assert recorded[1].attributes[t.CICD_TASK_NAME] == REDACTED
 
 
-def test_trigger_events_on_an_open_stage_span_are_redacted(telemetry: Telemetry) -> None:
+def test_trigger_events_on_an_open_stage_span_are_redacted(tel: Telemetry) -> None:
     """An evaluation while the stage's span is open goes on that span, redacted as a whole."""
     pipeline = _pipeline()
-    feed = Feed(telemetry, pipeline)
+    feed = Feed(tel, pipeline)
     run_id = feed.start_run()
     feed.start(SECRET_NAME)
     event = _events(pipeline, run_id, feed.now)[2]
     feed.emit(event)
     feed.finish(SECRET_NAME)
     feed.finish_run(RunStatus.SUCCESS)
-    (stage_span,) = [s for s in telemetry.spans() if s.parent is not None and s.events]
+    (stage_span,) = [s for s in tel.spans() if s.parent is not None and s.events]
     (span_event,) = [e for e in stage_span.events if e.name == t.EVENT_TRIGGER_EVALUATED]
     assert dict(span_event.attributes or {}) == redact(_raw(event))
 
 
-def test_stage_links_keep_their_relations_and_order(telemetry: Telemetry) -> None:
+def test_stage_links_keep_their_relations_and_order(tel: Telemetry) -> None:
     """A retried stage fired by another links to its trigger, then to its previous attempt,
     each link with its relation (one redacted mapping serves every link)."""
     pipeline = _pipeline()
-    feed = Feed(telemetry, pipeline)
+    feed = Feed(tel, pipeline)
     feed.start_run()
     feed.start("first")
     feed.finish("first")
@@ -145,9 +134,9 @@ def test_stage_links_keep_their_relations_and_order(telemetry: Telemetry) -> Non
     feed.start(SECRET_NAME, attempt=2, fired_by=fired_by)
     feed.finish(SECRET_NAME, attempt=2)
     feed.finish_run(RunStatus.SUCCESS)
-    linked = [span for span in telemetry.spans() if span.links]
+    linked = [span for span in tel.spans() if span.links]
     assert len(linked) == 2
-    first = next(s for s in telemetry.spans() if s.name == t.stage_span_name("first"))
+    first = next(s for s in tel.spans() if s.name == t.stage_span_name("first"))
     once, twice = sorted(linked, key=lambda span: span.start_time or 0)
     relation = {t.LINK_RELATION: t.LINK_TRIGGERED_BY}
     assert [(link.context.span_id, dict(link.attributes or {})) for link in once.links] == [
@@ -180,13 +169,13 @@ def _started(
 
 
 def test_stage_span_start_attributes_are_the_whole_mapping_redacted(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
     """A stage span's name and start attributes are ``redact`` of what they always were, in
     the same order: a secret-shaped stage name, fired trigger (the definition's or not) or
     event type never reaches the span."""
     pipeline = _pipeline()
-    feed = Feed(telemetry, pipeline)
+    feed = Feed(tel, pipeline)
     run_id = feed.start_run()
     static = pipeline.stage(SECRET_NAME)
     described = tuple(trigger.describe() for trigger in static.triggers)
@@ -202,7 +191,7 @@ def test_stage_span_start_attributes_are_the_whole_mapping_redacted(
     for event in started:
         feed.emit(event)
     feed.finish_run(RunStatus.SUCCESS)
-    spans = {s.attributes[t.CICD_TASK_RUN_ID]: s for s in telemetry.spans() if s.parent}
+    spans = {s.attributes[t.CICD_TASK_RUN_ID]: s for s in tel.spans() if s.parent}
     for event in started:
         definition = pipeline.stage(event.stage) if event.stage == SECRET_NAME else None
         raw: dict[str, Any] = {

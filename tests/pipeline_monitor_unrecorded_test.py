@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,6 @@ from taskdaemon.pipeline.run_log import DECISION_LOGGER, EVENT_LOGGER, RunLog
 from taskdaemon.pipeline.run_log_scope import LOGGED
 
 UNRECORDED = {StageQueued, StageWaiting}
-
-
-@pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
 
 
 class _Resolver:
@@ -68,10 +59,10 @@ def _run(monitor: PipelineMonitor) -> None:
     monitor.flush()
 
 
-def _span_shapes(telemetry: Telemetry) -> list[tuple[str, int, int, int]]:
+def _span_shapes(tel: Telemetry) -> list[tuple[str, int, int, int]]:
     return [
         (span.name, len(span.attributes or {}), len(span.events), len(span.links))
-        for span in telemetry.spans()
+        for span in tel.spans()
     ]
 
 
@@ -80,9 +71,9 @@ def test_the_monitor_ignores_exactly_the_waiting_records() -> None:
     assert PipelineMonitor()._unrecorded == UNRECORDED
 
 
-def test_a_hook_without_wants_gets_every_record(telemetry: Telemetry) -> None:
+def test_a_hook_without_wants_gets_every_record(tel: Telemetry) -> None:
     """A hook that does not say what it wants still gets the records the recorder ignores."""
-    monitor = telemetry.monitor()
+    monitor = tel.monitor()
     hook = _Hook(None)
     monitor.add_event_hook(hook)
     _run(monitor)

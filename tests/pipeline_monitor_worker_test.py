@@ -41,14 +41,6 @@ UNKNOWN_RUN = "f" * 32
 
 
 @pytest.fixture
-def telemetry() -> Iterator[Telemetry]:
-    """Fresh SDK providers with in-memory export, shut down after the test."""
-    tel = Telemetry()
-    yield tel
-    tel.shutdown()
-
-
-@pytest.fixture
 def failures(caplog: pytest.LogCaptureFixture) -> Iterator[Callable[[], list[str]]]:
     """The monitor's warnings so far (a record it failed on is logged, not raised)."""
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
@@ -72,14 +64,14 @@ class _Hook:
 
 
 def test_each_hook_call_gets_the_span_its_record_belongs_to(
-    telemetry: Telemetry, failures: Callable[[], list[str]]
+    tel: Telemetry, failures: Callable[[], list[str]]
 ) -> None:
     """A record with an execution gets that execution's span, open or ended (a retry notice
     comes after its attempt ended); a record naming only a stage gets the stage's latest open
     execution, else the run's span; a record of an unknown run gets None. Record types the
     hook declines (``takes``) never reach it; records about an execution or run the monitor
     never saw are handled without a failure."""
-    feed = Feed(telemetry, chain_pipeline(("a", "b", "c")))
+    feed = Feed(tel, chain_pipeline(("a", "b", "c")))
     hook = _Hook(StageQueued, ApprovalRequested)
     feed.monitor.add_event_hook(hook)
     feed.start_run()
@@ -103,12 +95,12 @@ def test_each_hook_call_gets_the_span_its_record_belongs_to(
     )
     feed.monitor.flush()
 
-    run_span = telemetry.by_name(t.run_span_name("chain"))[0]
+    run_span = tel.by_name(t.run_span_name("chain"))[0]
     run = run_span.get_span_context()
     a0, a1 = (
         next(
             s.get_span_context()
-            for s in telemetry.by_name(t.stage_span_name("a"))
+            for s in tel.by_name(t.stage_span_name("a"))
             if s.attributes and s.attributes.get(t.STAGE_INSTANCE) == instance
         )
         for instance in (0, 1)
@@ -152,11 +144,11 @@ def test_each_hook_call_gets_the_span_its_record_belongs_to(
     assert expected == actual
 
 
-def test_stage_times_are_never_negative(telemetry: Telemetry) -> None:
+def test_stage_times_are_never_negative(tel: Telemetry) -> None:
     """Queue time, trigger wait and duration come from the records' clocks: one that went
     back (another host's, a clock step) counts as zero, never as negative time, in the
     metrics and in ``get_metrics``; a positive time under a second counts as it is."""
-    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed = Feed(tel, chain_pipeline(("a", "b")))
     feed.start_run()
     feed.start("a", queue=-1.0, wait=-2.0)  # started before it was queued, queued before due
     feed.tick(-3.0)
@@ -174,7 +166,7 @@ def test_stage_times_are_never_negative(telemetry: Telemetry) -> None:
     def sums(metric: str) -> dict[str, tuple[int, float]]:
         return {
             dict(key)[t.LABEL_STAGE]: (point.count, point.sum)
-            for key, point in telemetry.histograms(metric).items()
+            for key, point in tel.histograms(metric).items()
             if dict(key)[t.LABEL_PIPELINE] == "chain"
         }
 
@@ -197,9 +189,9 @@ def test_stage_times_are_never_negative(telemetry: Telemetry) -> None:
 
 
 def test_trigger_evaluations_are_counted_by_pipeline_stage_and_type(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
-    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed = Feed(tel, chain_pipeline(("a", "b")))
     feed.start_run()
     feed.trigger("a", 0, "manual")
     feed.trigger("b", 0, "on_completion")
@@ -207,17 +199,17 @@ def test_trigger_evaluations_are_counted_by_pipeline_stage_and_type(
     feed.monitor.flush()
     counted = {
         (attrs[t.LABEL_PIPELINE], attrs[t.LABEL_STAGE], attrs[t.LABEL_TRIGGER_TYPE]): value
-        for key, value in telemetry.values(t.METRIC_TRIGGER_EVALUATIONS).items()
+        for key, value in tel.values(t.METRIC_TRIGGER_EVALUATIONS).items()
         for attrs in [dict(key)]
     }
     assert {("chain", "a", "manual"): 1, ("chain", "b", "on_completion"): 2} == counted
 
 
 def test_a_stage_environment_of_an_unknown_run_or_execution_is_empty(
-    telemetry: Telemetry, failures: Callable[[], list[str]]
+    tel: Telemetry, failures: Callable[[], list[str]]
 ) -> None:
     """No span, no variables, and no failure logged: the engine asks for every stage."""
-    feed = Feed(telemetry, chain_pipeline(("a",)))
+    feed = Feed(tel, chain_pipeline(("a",)))
     feed.start_run()
     started = feed.start("a")
 
@@ -243,10 +235,10 @@ def test_a_stage_environment_of_an_unknown_run_or_execution_is_empty(
 
 
 @pytest.mark.slow
-def test_a_stage_process_is_what_the_memory_gauge_measures(telemetry: Telemetry) -> None:
+def test_a_stage_process_is_what_the_memory_gauge_measures(tel: Telemetry) -> None:
     """Once a stage reports its process, the sampler measures that process tree's memory,
     not the monitor's own process (a small child, a far larger test process)."""
-    feed = Feed(telemetry, chain_pipeline(("a",)), resource_sampling=True)
+    feed = Feed(tel, chain_pipeline(("a",)), resource_sampling=True)
     feed.start_run()
     feed.start("a")
     own = feed.monitor.sampler.memory()[("chain", "a")]
@@ -268,12 +260,12 @@ def test_a_stage_process_is_what_the_memory_gauge_measures(telemetry: Telemetry)
 
 
 def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
-    telemetry: Telemetry, failures: Callable[[], list[str]]
+    tel: Telemetry, failures: Callable[[], list[str]]
 ) -> None:
     """A stage still open when its run ends is ended as cancelled, when the run ended;
     the run is counted with its status, result, error type and duration in the metrics and in
     ``get_metrics``. An end of a run the monitor never saw is no failure."""
-    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed = Feed(tel, chain_pipeline(("a", "b")))
     feed.start_run()
     active = feed.monitor.get_metrics("chain").active_runs
     feed.start("a")
@@ -285,11 +277,11 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
         RunFinished(run_id=UNKNOWN_RUN, pipeline="chain", status=RunStatus.FAILURE, at=feed.now)
     )
     snapshot = feed.monitor.get_metrics("chain")
-    (stage,) = telemetry.by_name(t.stage_span_name("a"))
+    (stage,) = tel.by_name(t.stage_span_name("a"))
     attrs = dict(stage.attributes or {})
     durations = {
         tuple(sorted(dict(key).items())): (point.count, point.sum)
-        for key, point in telemetry.histograms(t.METRIC_CICD_RUN_DURATION).items()
+        for key, point in tel.histograms(t.METRIC_CICD_RUN_DURATION).items()
     }
     expected = (
         1,
@@ -312,12 +304,12 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
             attrs.get(t.STAGE_STATUS),
             attrs.get(t.STAGE_INSTANCE),
             attrs.get(t.STAGE_ATTEMPT),
-            stage.end_time == telemetry.by_name(t.run_span_name("chain"))[0].end_time,
+            stage.end_time == tel.by_name(t.run_span_name("chain"))[0].end_time,
         ),
-        telemetry.values(t.METRIC_EXECUTIONS),
+        tel.values(t.METRIC_EXECUTIONS),
         durations,
-        telemetry.values(t.METRIC_CICD_RUN_ERRORS),
-        telemetry.values(t.METRIC_ACTIVE_EXECUTIONS),
+        tel.values(t.METRIC_CICD_RUN_ERRORS),
+        tel.values(t.METRIC_ACTIVE_EXECUTIONS),
         (
             snapshot.total_runs,
             snapshot.failed_runs,
@@ -331,12 +323,12 @@ def test_a_run_s_end_ends_its_open_stages_and_counts_the_run(
 
 
 def test_runs_the_monitor_did_not_name_are_said_once(
-    telemetry: Telemetry, failures: Callable[[], list[str]]
+    tel: Telemetry, failures: Callable[[], list[str]]
 ) -> None:
     """A run whose id is not its trace id (started by someone who did not ask the monitor for
     an id) is recorded under its own trace: one warning says so, for the first such run only."""
     pipeline = chain_pipeline(("a",))
-    feed = Feed(telemetry, pipeline)
+    feed = Feed(tel, pipeline)
     feed.start_run()  # named by the monitor: no warning
     for run_id in ("1" * 32, "2" * 32):
         feed.emit(RunStarted(run_id=run_id, pipeline=pipeline, request={}, at=feed.now))
@@ -347,9 +339,9 @@ def test_runs_the_monitor_did_not_name_are_said_once(
 
 
 def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
-    telemetry: Telemetry, caplog: pytest.LogCaptureFixture
+    tel: Telemetry, caplog: pytest.LogCaptureFixture
 ) -> None:
-    feed = Feed(telemetry, chain_pipeline(("a",)))
+    feed = Feed(tel, chain_pipeline(("a",)))
 
     def failing(event: EngineEvent, span: SpanContext | None) -> None:
         if isinstance(event, StageStarted):
@@ -367,7 +359,7 @@ def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
     logged = [
         (r.getMessage(), r.exc_info is not None and str(r.exc_info[1])) for r in caplog.records
     ]
-    spans = sorted(s.name for s in telemetry.spans())
+    spans = sorted(s.name for s in tel.spans())
     assert (
         [("monitor failed on StageStarted", "hook broke")],
         sorted([t.run_span_name("chain"), t.stage_span_name("a")]),
@@ -375,11 +367,11 @@ def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
 
 
 def test_a_hook_is_asked_again_for_each_record_handled_outside_a_turn(
-    telemetry: Telemetry,
+    tel: Telemetry,
 ) -> None:
     """Records fed by hand (no record queue turn) ask a hook's ``takes`` for each record, so a
     hook that starts taking a type (its logger's level lowered) gets the very next one."""
-    feed = Feed(telemetry, chain_pipeline(("a", "b")))
+    feed = Feed(tel, chain_pipeline(("a", "b")))
     hook = _Hook(StageStarted)
     feed.monitor.add_event_hook(hook)
     feed.start_run()
