@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from cli_support import without_settings
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
@@ -51,15 +51,13 @@ TIMEOUT_MS = 30_000
 
 def environment(home: Path) -> dict[str, str]:
     """This environment without taskdaemon or OTel settings, with the test's home and token."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env.update(
+    return without_settings(
         TASKDAEMON_HOME=str(home),
         TASKDAEMON_API_TOKEN=TOKEN,
         TASKDAEMON_GRAFANA_URL="http://grafana.invalid:3000",
         OTEL_METRICS_EXPORTER="none",
         PYTHONUNBUFFERED="1",
     )
-    return env
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
-"""Running the real ``taskdaemon`` command in tests: its environment, one command to its end,
-pipeline files, and a run in the background read line by line (the ``serve`` fixture in
-``conftest.py``)."""
+"""Running the real ``taskdaemon`` command in tests: its environment (the caller's settings
+left out), one command to its end, pipeline files, and a run in the background read line by
+line (the ``serve`` fixture in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,20 @@ from typing import IO
 
 ROOT = Path(__file__).resolve().parent.parent
 TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+
+def settings_variable(name: str) -> bool:
+    """Whether ``name`` is a TASKDAEMON_* or OTEL_* variable, in any case: ``load_settings``
+    reads a variable whatever the case of its name (docs/architecture.md, "Settings")."""
+    return name.upper().startswith(("TASKDAEMON_", "OTEL_"))
+
+
+def without_settings(**extra: str) -> dict[str, str]:
+    """This environment without a TASKDAEMON_* or OTEL_* variable of the caller's, and
+    ``extra``: a command run with it reads the test's settings only."""
+    env = {name: value for name, value in os.environ.items() if not settings_variable(name)}
+    env.update(extra)
+    return env
 
 
 def environment(home: Path, **extra: str) -> dict[str, str]:

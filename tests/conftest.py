@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from cli_support import ROOT, TASKDAEMON, Served, environment
+from cli_support import ROOT, TASKDAEMON, Served, environment, settings_variable
 from taskdaemon.pipeline.secret_values import forget_secrets
 
 if TYPE_CHECKING:
@@ -309,7 +309,7 @@ def no_thread_left_by_module() -> Iterator[None]:
 def cleared_variables() -> Callable[[str], bool]:
     """Which variables ``clean_environment`` unsets: every TASKDAEMON_* and OTEL_* one, in any
     case, as ``load_settings`` reads them. A module overrides this fixture to clear fewer."""
-    return lambda name: name.upper().startswith(("TASKDAEMON_", "OTEL_"))
+    return settings_variable
 
 
 @pytest.fixture

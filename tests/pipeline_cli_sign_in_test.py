@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import without_settings
 from taskdaemon.pipeline.cli.sign_in import announce_sign_in, publish_sign_in
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.redaction import redact_text
@@ -28,9 +29,9 @@ _SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)")
 
 
 def _environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env.update(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none", PYTHONUNBUFFERED="1")
-    return env
+    return without_settings(
+        TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none", PYTHONUNBUFFERED="1"
+    )
 
 
 def _serve(home: Path, stderr: int, command: str = "serve") -> subprocess.Popen[bytes]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from opentelemetry import metrics as metrics_api
 
+from cli_support import without_settings
 from taskdaemon.pipeline import cli, tracking
 from taskdaemon.pipeline.cli import COMMAND_MODULES, COMMANDS, build_parser
 from taskdaemon.pipeline.cli.telemetry import build_telemetry
@@ -96,9 +96,7 @@ def loaded(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
 
 def environment(home: Path) -> dict[str, str]:
     """This environment without taskdaemon or OTel settings, with its own home."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env["TASKDAEMON_HOME"] = str(home)
-    return env
+    return without_settings(TASKDAEMON_HOME=str(home))
 
 
 @pytest.fixture(scope="module")

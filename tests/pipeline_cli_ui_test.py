@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cli_support import without_settings
+
 
 def _future_store(path: Path) -> None:
     """A store written by a taskdaemon newer than this one (its schema version is ahead)."""
@@ -28,8 +30,7 @@ def _in_a_terminal(home: Path, source: str, *args: str) -> tuple[int | None, str
     as its terminal: its exit code (None if it still served after a quiet minute: then it is
     killed) and all it wrote there."""
     controller, terminal = pty.openpty()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env.update(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none")
+    env = without_settings(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none")
     with subprocess.Popen(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", "ui", "--source", source]
         + (list(args) or ["--port", "0"]),

@@ -4,7 +4,6 @@ pattern on the CLI's paths."""
 from __future__ import annotations
 
 import ast
-import os
 import re
 import subprocess
 import sys
@@ -13,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml.reader
 
+from cli_support import without_settings
 from taskdaemon.pipeline.yaml_import import NON_PRINTABLE, YAML_NON_PRINTABLE
 
 EVERY_CODE_POINT = "".join(map(chr, range(0x110000)))
@@ -68,8 +68,7 @@ def test_commands_import_yaml_with_the_listed_pattern(argv: list[str], tmp_path:
     ``import yaml`` is this module's), and PyYAML still refuses a non-printable character."""
     (tmp_path / "seeded.yaml").write_text(PIPELINE)
     (tmp_path / "seeded_handler.py").write_text("def handle(ctx):\n    return {}\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env["TASKDAEMON_HOME"] = str(tmp_path / "home")
+    env = without_settings(TASKDAEMON_HOME=str(tmp_path / "home"))
     done = subprocess.run(
         [sys.executable, "-c", CHECK, *argv, "seeded.yaml"],
         cwd=tmp_path,

@@ -39,6 +39,7 @@ from typing import IO
 import httpx
 import pytest
 
+from cli_support import without_settings
 from taskdaemon.pipeline import LoopRegistry, load_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,9 +119,7 @@ def _is_invalid_example(block: Block) -> bool:
 
 
 def _environment() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TASKDAEMON_", "OTEL_"))}
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    return env
+    return without_settings(PATH=f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}")
 
 
 def _scratch(directory: Path) -> Path:
