@@ -12,7 +12,6 @@ import os
 import signal
 import stat
 import subprocess
-import sys
 import tarfile
 import textwrap
 from collections.abc import Iterator
@@ -21,7 +20,9 @@ from typing import Any
 
 import pytest
 
-from pipeline_debug_cli_support import environment as debug_environment
+from cli_support import ROOT, TASKDAEMON
+from cli_support import environment as cli_environment
+from cli_support import taskdaemon as cli_taskdaemon
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.dump_source import (
@@ -31,8 +32,6 @@ from taskdaemon.pipeline.tracking.dump_source import (
     DumpSource,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 SECRET = "s3cr3t-VALUE-7d1f0b"
 
 PIPELINE = """\
@@ -49,27 +48,19 @@ PIPELINE = """\
 """
 
 
+#: What the dumped run's environment adds to the suite's (own home, no exporters): a secret
+#: in an OTLP header setting, and the one stage a prints as its output "password".
+SECRETS = {"OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {SECRET}", "SEEDED": SECRET}
+
+
 def environment(home: Path) -> dict[str, str]:
-    """The debugger tests' environment (own home, no exporters) with a secret in an OTLP
-    header setting."""
-    return {
-        **debug_environment(home),
-        "OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {SECRET}",
-        "SEEDED": SECRET,  # stage a prints it as its output "password"
-    }
+    """The suite's environment with :data:`SECRETS`."""
+    return cli_environment(home, **SECRETS)
 
 
 def taskdaemon(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """One command to its end."""
-    return subprocess.run(
-        [TASKDAEMON, *args],
-        cwd=ROOT,
-        env=environment(home),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    """One command to its end, with :data:`SECRETS`."""
+    return cli_taskdaemon(home, *args, **SECRETS)
 
 
 @pytest.fixture
