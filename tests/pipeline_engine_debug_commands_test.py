@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_engine_debug_support import chain, paused_at, session
+from pipeline_engine_debug_support import chain, paused_at, session, two_paused
 from pipeline_engine_support import Recorder, after, fail, pipeline, stage
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import BreakpointResumed, InputOverridden, StageSkipped
@@ -68,10 +68,7 @@ async def test_continue_of_a_stage_resumes_only_that_stage() -> None:
     p = pipeline(stage("a"), stage("b"), concurrency=2)
     async with session(handlers={"b": mark}) as (_engine, debug):
         debug.set_breakpoint(None)
-        handle = await debug.start(p)
-        while len(debug.paused()) < 2:
-            await debug.wait_paused()
-            await asyncio.sleep(0)
+        handle = await two_paused(debug, p)
         resumed = debug.continue_(handle.run_id, "b")
         await b_ran.wait()
         left = [x.stage for x in debug.paused()]
@@ -84,10 +81,7 @@ async def test_continue_of_a_run_counts_every_pause_it_resumed() -> None:
     p = pipeline(stage("a"), stage("b"), concurrency=2)
     async with session() as (engine, debug):
         debug.set_breakpoint(None)
-        handle = await debug.start(p)
-        while len(debug.paused()) < 2:
-            await debug.wait_paused()
-            await asyncio.sleep(0)
+        handle = await two_paused(debug, p)
         resumed = debug.continue_(handle.run_id)
         result = await engine.get_run(handle.run_id).wait()
     assert (2, True) == (resumed, result.succeeded)
@@ -398,10 +392,7 @@ async def test_retry_takes_the_stage_it_names() -> None:
     p = pipeline(stage("a"), stage("b"), concurrency=2, error_strategy=ErrorStrategy.CONTINUE)
     async with session(handlers={"a": fail, "b": fail}) as (_engine, debug):
         debug.set_breakpoint(None, on="failure")
-        handle = await debug.start(p)
-        while len(debug.paused()) < 2:
-            await debug.wait_paused()
-            await asyncio.sleep(0)
+        handle = await two_paused(debug, p)
         _first, second = debug.paused()
         retried = debug.retry(handle.run_id, second.stage)
         debug.delete_breakpoint()

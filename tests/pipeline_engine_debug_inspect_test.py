@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pipeline_engine_debug_support import chain, paused_at, session
+from pipeline_engine_debug_support import chain, paused_at, session, two_paused
 from pipeline_engine_support import Recorder, after, pipeline, stage
 from taskdaemon.pipeline.events import BreakpointHit
 from taskdaemon.pipeline.loops import StageContext
@@ -285,10 +285,7 @@ async def test_an_event_breakpoint_counts_each_execution_it_pauses() -> None:
     p = pipeline(stage("a", emits=("go",)), stage("b", OnEvent("go"), parallel_instances=2))
     async with session(handlers={"a": publish_two}) as (_engine, debug):
         bp = debug.set_breakpoint("b", on="event:go")
-        handle = await debug.start(p)
-        while len(debug.paused()) < 2:
-            await debug.wait_paused()
-            await asyncio.sleep(0)
+        handle = await two_paused(debug, p)
         debug.continue_()
         await handle.wait()
     assert 2 == bp.hits

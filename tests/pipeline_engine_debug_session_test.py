@@ -9,7 +9,7 @@ import asyncio
 
 import pytest
 
-from pipeline_engine_debug_support import chain, paused_at, session
+from pipeline_engine_debug_support import chain, paused_at, session, two_paused
 from pipeline_engine_support import Recorder, Resolver, fail, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import PipelineError
@@ -297,10 +297,7 @@ async def test_a_run_stays_paused_while_another_of_its_executions_is() -> None:
     p = pipeline(stage("a"), stage("b"), concurrency=2)
     async with session(handlers={"a": mark}) as (engine, debug):
         debug.set_breakpoint(None)
-        handle = await debug.start(p)
-        while len(debug.paused()) < 2:
-            await debug.wait_paused()
-            await asyncio.sleep(0)
+        handle = await two_paused(debug, p)
         debug.continue_(handle.run_id, "a")
         await a_ran.wait()
         status = engine.get_run(handle.run_id).status

@@ -1,14 +1,15 @@
 """Helpers of the debug session tests: a chain of three stages, an engine in debug mode and
-its session, and a run started until its first pause."""
+its session, and a run started until its first pause, or until two of its executions pause."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
-from taskdaemon.pipeline.engine import DebugSession, Engine, PausedExecution
+from taskdaemon.pipeline.engine import DebugSession, Engine, PausedExecution, RunHandle
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import InputMapping, Pipeline
 
@@ -44,3 +45,13 @@ async def paused_at(debug: DebugSession, p: Pipeline, **options: Any) -> PausedE
     paused = await debug.wait_paused(handle.run_id)
     assert paused is not None
     return paused
+
+
+async def two_paused(debug: DebugSession, p: Pipeline) -> RunHandle:
+    """Start ``p`` and wait until two of its executions are paused; the run's handle.
+    ``wait_paused`` returns at once while one is: the loop yields for the other to pause."""
+    handle = await debug.start(p)
+    while len(debug.paused()) < 2:
+        await debug.wait_paused()
+        await asyncio.sleep(0)
+    return handle
