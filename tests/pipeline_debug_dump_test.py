@@ -39,7 +39,7 @@ PIPELINE = """\
     stages:
       - name: a
         command: |
-          printf '{"x": 1, "password": "%s"}' "$SEEDED"
+          printf '{"x": 1, "password": "%s", "seeded": %d}' "$SEEDED" "${#SEEDED}"
         triggers: [{manual: {approval_required: false}}]
       - name: b
         command: "echo '{}'"
@@ -49,7 +49,8 @@ PIPELINE = """\
 
 
 #: What the dumped run's environment adds to the suite's (own home, no exporters): a secret
-#: in an OTLP header setting, and the one stage a prints as its output "password".
+#: in an OTLP header setting, and the one stage a prints as its output "password" (and its
+#: length as "seeded", which shows that it reached the stage).
 SECRETS = {"OTEL_EXPORTER_OTLP_HEADERS": f"authorization=Bearer {SECRET}", "SEEDED": SECRET}
 
 
@@ -97,6 +98,17 @@ def _paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     process.communicate()
 
 
+def log_records(found: dict[str, bytes]) -> list[dict[str, Any]]:
+    """The log records of a dump's members ``found``."""
+    logs = json.loads(found["logs.otlp.json"])
+    return [
+        record
+        for resource in logs["resourceLogs"]
+        for scope in resource["scopeLogs"]
+        for record in scope["logRecords"]
+    ]
+
+
 def members(path: Path) -> dict[str, bytes]:
     """Every member of a dump, by name."""
     with tarfile.open(path, "r:gz") as archive:
@@ -136,13 +148,7 @@ def test_a_dump_of_a_paused_run_holds_everything_and_reads_back_as_a_span_source
     assert manifest["run_id"] == run_id
     for name, info in manifest["files"].items():
         assert hashlib.sha256(found[name]).hexdigest() == info["sha256"]
-    logs = json.loads(found["logs.otlp.json"])
-    records = [
-        record
-        for resource in logs["resourceLogs"]
-        for scope in resource["scopeLogs"]
-        for record in scope["logRecords"]
-    ]
+    records = log_records(found)
     assert {r["traceId"] for r in records} == {run_id}  # a's output lines, from the store
     assert any('"x": 1' in r["body"]["stringValue"] for r in records)
     engine = json.loads(found["engine.json"])
@@ -184,6 +190,9 @@ def test_a_dump_holds_no_seeded_secret(
     found = members(target)
     for name, data in found.items():
         assert SECRET.encode() not in data, name
+    seeded = f'{{"x": 1, "password": "[REDACTED]", "seeded": {len(SECRET)}}}'
+    lines = [r["body"]["stringValue"] for r in log_records(found)]
+    assert seeded in lines  # the secret reached a's output, and was masked there
     assert SECRET.encode() not in (home / "spans.db").read_bytes()
     settings = json.loads(found["environment.json"])["settings"]
     assert settings["home"] == str(home)  # the settings are there, the header secret is not
