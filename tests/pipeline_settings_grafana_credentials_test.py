@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
-from taskdaemon.pipeline.errors import SettingsError
+from settings_support import load_problems, refusal
 from taskdaemon.pipeline.settings import load_settings
 
 VARIABLE = "TASKDAEMON_GRAFANA_URL"
@@ -37,14 +37,10 @@ def test_a_grafana_url_with_credentials_is_refused_without_them(
 ) -> None:
     """The variable and the override alike are refused with the one reason, which quotes
     nothing of the URL."""
-    monkeypatch.setenv(VARIABLE, url)
-    with pytest.raises(SettingsError) as from_variable:
-        load_settings()
+    from_variable = refusal(monkeypatch, VARIABLE, url)
     monkeypatch.delenv(VARIABLE)
-    with pytest.raises(SettingsError) as from_override:
-        load_settings(grafana_url=url)
-    expected = ((VARIABLE, REFUSED),)
-    assert (expected, expected) == (from_variable.value.problems, from_override.value.problems)
+    expected = [(VARIABLE, REFUSED)]
+    assert (expected, expected) == (from_variable, load_problems(grafana_url=url))
 
 
 @pytest.mark.parametrize(

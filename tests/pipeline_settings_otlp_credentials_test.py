@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
-from taskdaemon.pipeline.errors import SettingsError
+from settings_support import load_problems, refusal
 from taskdaemon.pipeline.settings import load_settings
 
 VARIABLES = {
@@ -44,14 +44,10 @@ def test_an_endpoint_with_credentials_is_refused_without_them(
 ) -> None:
     """The variable and the override alike are refused with the one reason, which quotes
     nothing of the URL."""
-    monkeypatch.setenv(variable, url)
-    with pytest.raises(SettingsError) as from_variable:
-        load_settings()
+    from_variable = refusal(monkeypatch, variable, url)
     monkeypatch.delenv(variable)
-    with pytest.raises(SettingsError) as from_override:
-        load_settings(**{VARIABLES[variable]: url})
-    expected = ((variable, REFUSED),)
-    assert (expected, expected) == (from_variable.value.problems, from_override.value.problems)
+    expected = [(variable, REFUSED)]
+    assert (expected, expected) == (from_variable, load_problems(**{VARIABLES[variable]: url}))
 
 
 def test_an_at_sign_after_the_host_is_no_credential(monkeypatch: pytest.MonkeyPatch) -> None:

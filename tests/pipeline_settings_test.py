@@ -6,31 +6,17 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli_support import environment, taskdaemon
-from taskdaemon.pipeline.errors import SettingsError
+from settings_support import load_problems, refusal
 from taskdaemon.pipeline.settings import _FIELDS, Secret, load_settings
 
 TOKEN = "t" * 16  # the shortest token taken
 
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
-
-
-def _problems(**overrides: Any) -> list[tuple[str, str]]:
-    """The problems ``load_settings`` reports for ``overrides``."""
-    with pytest.raises(SettingsError) as caught:
-        load_settings(**overrides)
-    return list(caught.value.problems)
-
-
-def _refusal(monkeypatch: pytest.MonkeyPatch, variable: str, value: str) -> list[tuple[str, str]]:
-    """The problems ``load_settings`` reports with ``variable`` set to ``value``."""
-    monkeypatch.setenv(variable, value)
-    return _problems()
 
 
 def test_settings_with_the_same_token_are_equal() -> None:
@@ -57,7 +43,7 @@ def test_a_token_of_sixteen_characters_is_taken(monkeypatch: pytest.MonkeyPatch)
 
 def test_a_shorter_token_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fifteen characters (blanks around them not counted) are refused."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_API_TOKEN", "  " + "t" * 15 + "  ")
+    problems = refusal(monkeypatch, "TASKDAEMON_API_TOKEN", "  " + "t" * 15 + "  ")
     assert [("TASKDAEMON_API_TOKEN", "must have at least 16 characters")] == problems
 
 
@@ -68,12 +54,12 @@ def test_a_token_override_may_be_a_secret_already() -> None:
 
 def test_a_text_setting_given_another_type_is_refused() -> None:
     """An override that is no string, for a text setting, is refused with pydantic's words."""
-    assert [("TASKDAEMON_API_USER", "Input should be a valid string")] == _problems(api_user=5)
+    assert [("TASKDAEMON_API_USER", "Input should be a valid string")] == load_problems(api_user=5)
 
 
 def test_a_home_that_is_no_text_is_refused() -> None:
     """``home`` takes a path or a text; a number is refused, not turned into an error."""
-    assert [("TASKDAEMON_HOME", "Input should be a valid string")] == _problems(home=5)
+    assert [("TASKDAEMON_HOME", "Input should be a valid string")] == load_problems(home=5)
 
 
 def test_a_list_setting_given_a_number_is_refused() -> None:
@@ -81,14 +67,14 @@ def test_a_list_setting_given_a_number_is_refused() -> None:
     expected = [
         ("TASKDAEMON_API_ALLOWED_HOSTS", "Input should be a comma-separated list of strings")
     ]
-    assert expected == _problems(api_allowed_hosts=5)
+    assert expected == load_problems(api_allowed_hosts=5)
 
 
 def test_a_redact_list_of_non_strings_is_refused_with_its_reason(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A JSON list holding a number is refused with the exact reason."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_REDACT_PATTERNS", '["a", 1]')
+    problems = refusal(monkeypatch, "TASKDAEMON_REDACT_PATTERNS", '["a", 1]')
     assert [("TASKDAEMON_REDACT_PATTERNS", "Input should be a JSON list of strings")] == problems
 
 
@@ -98,7 +84,7 @@ def test_a_wrong_source_bound_is_refused_with_the_other_settings(
     """The span sources' bounds are read with the settings: a wrong one is listed with the
     other wrong settings, after them, naming its variable and the value quoted."""
     monkeypatch.setenv("TASKDAEMON_SOURCE_MAX_BYTES", "1kb")
-    problems = _refusal(monkeypatch, "TASKDAEMON_API_TOKEN", "short")
+    problems = refusal(monkeypatch, "TASKDAEMON_API_TOKEN", "short")
     assert [
         ("TASKDAEMON_API_TOKEN", "must have at least 16 characters"),
         ("TASKDAEMON_SOURCE_MAX_BYTES", "not a number: '1kb'"),
@@ -113,7 +99,7 @@ def test_the_metrics_host_is_stripped(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_blank_metrics_host_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A blank host is refused, the reason naming how to listen everywhere."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_METRICS_HOST", "  ")
+    problems = refusal(monkeypatch, "TASKDAEMON_METRICS_HOST", "  ")
     expected = "must not be empty (use 0.0.0.0 to listen on every interface)"
     assert [("TASKDAEMON_METRICS_HOST", expected)] == problems
 
@@ -132,14 +118,14 @@ def test_port_65535_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_negative_port_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A port under 0 is refused with pydantic's words for the lower bound."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "-1")
+    problems = refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "-1")
     expected = [("TASKDAEMON_METRICS_PORT", "Input should be greater than or equal to 0, not '-1'")]
     assert expected == problems
 
 
 def test_a_port_too_high_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A port over 65535 is refused with pydantic's words for the upper bound."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "65536")
+    problems = refusal(monkeypatch, "TASKDAEMON_METRICS_PORT", "65536")
     why = "Input should be less than or equal to 65535, not '65536'"
     expected = [("TASKDAEMON_METRICS_PORT", why)]
     assert expected == problems
@@ -147,7 +133,7 @@ def test_a_port_too_high_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPa
 
 def test_a_zero_export_timeout_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """The export timeout must be above 0."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_EXPORT_TIMEOUT", "0")
+    problems = refusal(monkeypatch, "TASKDAEMON_EXPORT_TIMEOUT", "0")
     assert [("TASKDAEMON_EXPORT_TIMEOUT", "Input should be greater than 0, not '0'")] == problems
 
 
@@ -171,7 +157,7 @@ def test_a_grafana_url_of_either_scheme_in_any_case_is_kept(
 
 def test_a_grafana_url_of_another_scheme_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A Grafana URL that is not http or https is refused with the reason."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_GRAFANA_URL", "ftp://grafana")
+    problems = refusal(monkeypatch, "TASKDAEMON_GRAFANA_URL", "ftp://grafana")
     expected = "must be an http:// or https:// URL, not 'ftp://grafana'"
     assert [("TASKDAEMON_GRAFANA_URL", expected)] == problems
 
@@ -197,7 +183,7 @@ def test_a_span_source_that_is_only_a_scheme_name_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """``sqlite`` without ``://`` is no URL: refused with the forms a source takes."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_SPAN_SOURCE", "sqlite")
+    problems = refusal(monkeypatch, "TASKDAEMON_SPAN_SOURCE", "sqlite")
     expected = (
         "must be sqlite:///PATH, tempo+http://HOST:PORT, jaeger+http://HOST:PORT, "
         "otlp-json:///PATH or dump:///PATH.tar.gz"
@@ -216,20 +202,20 @@ def test_a_span_source_scheme_is_read_before_its_first_separator(
 
 def test_an_unknown_log_format_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A log format other than json or text is refused with pydantic's words."""
-    problems = _refusal(monkeypatch, "TASKDAEMON_LOG_FORMAT", "xml")
+    problems = refusal(monkeypatch, "TASKDAEMON_LOG_FORMAT", "xml")
     assert [("TASKDAEMON_LOG_FORMAT", "Input should be 'json' or 'text'")] == problems
 
 
 def test_http_json_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """``http/json`` is refused, naming the protocol to use instead."""
-    problems = _refusal(monkeypatch, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
+    problems = refusal(monkeypatch, "OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
     expected = "http/json is not supported by the Python SDK; use http/protobuf"
     assert [("OTEL_EXPORTER_OTLP_PROTOCOL", expected)] == problems
 
 
 def test_an_unknown_protocol_is_refused_with_its_reason(monkeypatch: pytest.MonkeyPatch) -> None:
     """A protocol other than grpc or http/protobuf is refused, quoting the value given."""
-    problems = _refusal(monkeypatch, "OTEL_EXPORTER_OTLP_PROTOCOL", "udp")
+    problems = refusal(monkeypatch, "OTEL_EXPORTER_OTLP_PROTOCOL", "udp")
     assert [("OTEL_EXPORTER_OTLP_PROTOCOL", "must be grpc or http/protobuf, not 'udp'")] == problems
 
 
@@ -237,7 +223,7 @@ def test_a_resource_attribute_without_a_value_is_refused_among_others(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Each comma-separated part must be ``key=value``: the bad one is quoted."""
-    problems = _refusal(monkeypatch, "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,team")
+    problems = refusal(monkeypatch, "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci,team")
     expected = "expected key=value pairs separated by commas, got 'team'"
     assert [("OTEL_RESOURCE_ATTRIBUTES", expected)] == problems
 
