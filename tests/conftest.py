@@ -306,21 +306,12 @@ def no_thread_left_by_module() -> Iterator[None]:
 
 
 @pytest.fixture
-def cleared_variables() -> Callable[[str], bool]:
-    """Which variables ``clean_environment`` unsets: every TASKDAEMON_* and OTEL_* one, in any
-    case, as ``load_settings`` reads them. A module overrides this fixture to clear fewer."""
-    return settings_variable
-
-
-@pytest.fixture
-def clean_environment(
-    monkeypatch: pytest.MonkeyPatch, cleared_variables: Callable[[str], bool]
-) -> None:
-    """No variable of the caller's that ``cleared_variables`` names reaches ``load_settings``
-    in this process: for a module of settings tests, ``pytestmark =
-    pytest.mark.usefixtures("clean_environment")``."""
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No TASKDAEMON_* or OTEL_* variable of the caller's (in any case, as ``load_settings``
+    reads them) reaches ``load_settings`` in this process: for a module of settings tests,
+    ``pytestmark = pytest.mark.usefixtures("clean_environment")``."""
     for name in list(os.environ):
-        if cleared_variables(name):
+        if settings_variable(name):
             monkeypatch.delenv(name)
 
 

@@ -3,42 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 import pytest
 
 from settings_support import load_problems, refusal
 from taskdaemon.pipeline.settings import DEFAULT_REDACT_PATTERNS, SPAN_SOURCE_SCHEMES, load_settings
 
-_VARIABLES = (
-    "TASKDAEMON_HOME",
-    "TASKDAEMON_SPAN_SOURCE",
-    "TASKDAEMON_METRICS_HOST",
-    "TASKDAEMON_METRICS_PORT",
-    "TASKDAEMON_PAYLOAD_MAX_BYTES",
-    "TASKDAEMON_REDACT_PATTERNS",
-    "TASKDAEMON_EXPORT_TIMEOUT",
-    "TASKDAEMON_LOG_FORMAT",
-    "TASKDAEMON_LOG_LEVEL",
-    "OTEL_SERVICE_NAME",
-    "OTEL_RESOURCE_ATTRIBUTES",
-    "OTEL_TRACES_EXPORTER",
-    "OTEL_METRICS_EXPORTER",
-    "OTEL_LOGS_EXPORTER",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-)
-
-
 pytestmark = pytest.mark.usefixtures("clean_environment")
-
-
-@pytest.fixture
-def cleared_variables() -> Callable[[str], bool]:
-    """Each test starts from an environment without any of these variables."""
-    return _VARIABLES.__contains__
 
 
 def test_defaults_match_the_documented_contract() -> None:
