@@ -166,7 +166,7 @@ def _first_events(client: httpx.Client, path: str, count: int) -> str:
     return "\n".join(seen)
 
 
-def _live(shown: dict[str, str], home: Path, port: int, process: subprocess.Popen[str]) -> str:
+def _live(shown: dict[str, str], home: Path, port: int, process: subprocess.Popen[bytes]) -> str:
     """Read the serving run's ``/metrics`` and ``/api`` once its ``gate`` waits, then approve it
     with a comment holding a token; its run id."""
     token_file = home / f"api-token.{port}"
@@ -328,21 +328,25 @@ def _run(shown: dict[str, str], home: Path, pipeline: Path) -> str:
             TASKDAEMON_LOG_FORMAT="json",
             TASKDAEMON_LOG_LEVEL="trace",  # every engine event in the log lines
         )
-        process = subprocess.Popen(
-            [TASKDAEMON, "run", str(pipeline), "--serve", f"127.0.0.1:{port}", *REQUEST],
-            cwd=pipeline.parent,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            run_id = _live(shown, home, port, process)
-        except BaseException:
-            process.kill()
-            raise
-        finally:
-            stdout, stderr = process.communicate(timeout=120)
+        # Files, not pipes: at TRACE, with console exporters, the run writes more than a pipe
+        # holds while ``_live`` talks to it, and a pipe nobody reads would block the run.
+        out, err = pipeline.parent / "run.stdout", pipeline.parent / "run.stderr"
+        with out.open("w") as stdout_file, err.open("w") as stderr_file:
+            process = subprocess.Popen(
+                [TASKDAEMON, "run", str(pipeline), "--serve", f"127.0.0.1:{port}", *REQUEST],
+                cwd=pipeline.parent,
+                env=env,
+                stdout=stdout_file,
+                stderr=stderr_file,
+            )
+            try:
+                run_id = _live(shown, home, port, process)
+            except BaseException:
+                process.kill()
+                raise
+            finally:
+                process.wait(timeout=120)
+        stdout, stderr = out.read_text(encoding="utf-8"), err.read_text(encoding="utf-8")
     shown["run stdout"] = stdout
     shown["run stderr (JSON log lines, console exporters)"] = stderr
     assert received, stderr
