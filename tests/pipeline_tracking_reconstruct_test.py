@@ -366,6 +366,42 @@ def test_only_spans_with_a_stage_name_are_stages() -> None:
     )
 
 
+class _Compared(str):
+    """A stage name that counts how often it is compared with another text."""
+
+    comparisons = 0
+
+    def __eq__(self, other: object) -> bool:
+        _Compared.comparisons += 1
+        return str.__eq__(self, other)
+
+    __hash__ = str.__hash__
+
+
+def test_stage_names_are_looked_up_not_searched() -> None:
+    """Each stage with spans is found among the declared stages by its name's hash, not by a
+    pass over all of them: 2,000 stages cost thousands of comparisons, not two million, so a
+    run of thousands of stages is rebuilt in time linear in them (``runs show``, the web
+    page, ``report``)."""
+    spans = example_spans()
+    root, plan = root_span(spans), next(s for s in spans if s.name == "plan")
+    names = [f"stage_{n}" for n in range(2000)]
+    root = replace(root, attributes={**root.attributes, t.PIPELINE_STAGES: tuple(names)})
+    stages = [
+        replace(
+            plan,
+            span_id=f"{n:016x}",
+            attributes={**plan.attributes, t.CICD_TASK_NAME: _Compared(name)},
+        )
+        for n, name in enumerate(names, 1)
+    ]
+    _Compared.comparisons = 0
+    run = reconstruct_run([root, *stages])
+    comparisons = _Compared.comparisons
+    assert [s.name for s in run.stages] == names
+    assert comparisons <= 4 * len(names)
+
+
 def test_error_type_attribute_beats_the_exception_event() -> None:
     """``error.type`` on the span names the attempt's error type; the exception event's type and
     message fill in only what the attributes lack."""

@@ -468,8 +468,10 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     declared_loops = dict(
         zip(declared, strings_attribute(root_attrs.get(t.PIPELINE_STAGE_LOOPS)), strict=False)
     )
-    names = list(declared)
-    names += [name for name in stage_spans if name not in names]
+    # A set to look names up in: ``not in`` the list was a pass over the declared stages for
+    # every stage with spans, quadratic in a run of thousands of stages.
+    declared_names = set(declared)
+    names = [*declared, *(name for name in stage_spans if name not in declared_names)]
     stages = []
     for name in names:
         group = stage_spans.get(name, [])
