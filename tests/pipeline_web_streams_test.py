@@ -104,3 +104,22 @@ async def test_small_documents_are_sent_without_a_pause() -> None:
         sizes.append(size_of(await subscription.next(5.0)))
     subscription.close()
     assert ([10, 11, 12, "end"], []) == (sizes, pauses.asked)
+
+
+async def test_a_final_big_document_is_followed_by_the_end_without_a_pause() -> None:
+    """An item ``final`` says is the last (the run ended) is sent and the end follows as the
+    source ends, unpaced: a pause there only kept the page of a run of thousands of stages
+    saying it was live."""
+    source, pauses = Latest(), Pauses()
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    subscription = hub.subscribe("run", render, source, lambda size: size == 3000)
+    source.items.put_nowait(2000)
+    sizes = [size_of(await subscription.next(5.0))]
+    await asyncio.wait_for(pauses.started.wait(), 5.0)
+    pauses.release.set()
+    source.items.put_nowait(3000)
+    sizes.append(size_of(await subscription.next(5.0)))
+    source.items.put_nowait(None)  # never released: a pause after 3000 would hold the end
+    sizes.append(size_of(await subscription.next(5.0)))
+    subscription.close()
+    assert ([2000, 3000, "end"], 1) == (sizes, len(pauses.asked))

@@ -57,6 +57,7 @@ from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_id_form import run_id_problem
+from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
@@ -435,6 +436,9 @@ class WebApp:
                 f"{'live' if live else 'stored'}:{run_id}",
                 render_state,
                 lambda: self.data.follow(run_id),
+                lambda item: (
+                    item[0].run is not None and item[0].run.status not in OPEN_RUN_STATUSES
+                ),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

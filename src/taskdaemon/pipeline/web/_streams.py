@@ -15,7 +15,9 @@ viewer of a run of thousands of stages gets at most that many bytes a second, no
 half-megabyte snapshot at every change. Nothing is lost: a feed's sources coalesce (the
 engine's ``DagWatcher.watch`` snapshots every change made meanwhile, a stored run is polled
 afresh), so the snapshot taken after the pause is the current one, and the run's last one is
-always sent, then ``end``.
+always sent, then ``end``. A feed's ``final`` item (the run ended) is not paced after: nothing
+comes after it but ``end``, which a pause only delayed (seconds for a run of thousands of
+stages, whose page said it was still live meanwhile).
 
 Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
 event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
@@ -152,11 +154,13 @@ class Feed:
         render: Callable[[Any], Any],
         source: AsyncIterator[Any],
         pace: Pace | None = None,
+        final: Callable[[Any], bool] | None = None,
     ):
         self.key = key
         self.render = render
         self._source = source
         self._pace = pace
+        self._final = final
         self.subscribers: set[Subscription] = set()
         self.latest: bytes | None = None
         self.counter = 0
@@ -171,7 +175,8 @@ class Feed:
                 for subscriber in list(self.subscribers):
                     subscriber.offer(self.latest)
                 pace = self._pace
-                if pace is not None and len(self.latest) > pace.over:
+                last = self._final is not None and self._final(item)
+                if pace is not None and len(self.latest) > pace.over and not last:
                     # The source coalesces what changes meanwhile into its next snapshot.
                     await pace.sleep(len(self.latest) / pace.rate)
             self.done = True
@@ -223,9 +228,14 @@ class StreamHub:
         return StreamStats(self._open, len(self._feeds), self.dropped, self.refused)
 
     def subscribe(
-        self, key: str, render: Callable[[Any], Any], source: Callable[[], AsyncIterator[Any]]
+        self,
+        key: str,
+        render: Callable[[Any], Any],
+        source: Callable[[], AsyncIterator[Any]],
+        final: Callable[[Any], bool] | None = None,
     ) -> Subscription:
-        """A subscription to the feed of ``key`` (started from ``source()`` if none runs).
+        """A subscription to the feed of ``key`` (started from ``source()`` if none runs;
+        ``final(item)``: the source yields nothing after ``item``, so no pause follows it).
 
         The current snapshot, when the feed has one, is queued at once. Raises
         :class:`StreamLimitError` at ``max_streams``. Call it on the server's loop.
@@ -236,7 +246,7 @@ class StreamHub:
         self._loop = asyncio.get_running_loop()
         feed = self._feeds.get(key)
         if feed is None or (feed.task is not None and feed.task.done() and not feed.done):
-            feed = Feed(key, render, source(), self.pace)
+            feed = Feed(key, render, source(), self.pace, final)
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
         subscription = Subscription(self, feed, self.queue_size)
