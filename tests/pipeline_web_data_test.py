@@ -1,13 +1,17 @@
-"""Where the web page reads runs from (``web/_data.py``): the pipelines it lists."""
+"""Where the web page reads runs from (``web/_data.py``): the pipelines it lists, and the
+ended runs it keeps for the next requests."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_tracking_support import RESOURCE, T0, S, write_run
+from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.tracking.sources import open_source
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 from taskdaemon.pipeline.web._data import RunData
 from taskdaemon.pipeline.web._views import pipelines_json
@@ -35,3 +39,51 @@ async def test_a_pipeline_not_among_the_recent_runs_is_listed_with_its_true_coun
     finally:
         data.close()
     assert [("etl", 3), ("old", 1)] == [(p["name"], p["runs"]) for p in listed]
+
+
+class _Reads:
+    """The store of ``url``, counting the runs read from it."""
+
+    def __init__(self, url: str) -> None:
+        self.store: Any = open_source(url)
+        self.runs = 0
+
+    def get_run(self, run_id: str) -> RunRecord:
+        self.runs += 1
+        record: RunRecord = self.store.get_run(run_id)
+        return record
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _ended_run(db: Path) -> str:
+    """The id of one ended run written into ``db``."""
+    provider = TracerProvider(resource=RESOURCE)
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    run_id = write_run(provider, T0, 10)
+    provider.shutdown()
+    return run_id
+
+
+async def _reads(db: Path, run_id: str, *, kept_for: float) -> int:
+    """How often the store was read for a page's record, snapshot and record again."""
+    reads = _Reads(f"sqlite:///{db}")
+    data = RunData(source_url=f"sqlite:///{db}", opener=lambda _url: reads, kept_for=kept_for)
+    try:
+        assert (await data.record(run_id)).run_id == run_id
+        assert (await data.snapshot(run_id)).run is not None
+        assert (await data.record(run_id)).status == "success"
+    finally:
+        data.close()
+    return reads.runs
+
+
+async def test_an_ended_run_is_read_once_for_a_views_requests(tmp_path: Path) -> None:
+    """The page, its stream and a stage's details each ask for the run: an ended one is
+    rebuilt from its spans once while kept, not at each request (seconds each for thousands of
+    stages); with nothing kept, at each."""
+    db = tmp_path / "spans.db"
+    run_id = await asyncio.to_thread(_ended_run, db)
+    kept, not_kept = [await _reads(db, run_id, kept_for=k) for k in (60.0, 0.0)]
+    assert (1, 3) == (kept, not_kept)

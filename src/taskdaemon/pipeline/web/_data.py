@@ -11,6 +11,11 @@
   page says the run has been quiet since then and that its process may be gone, and no more
   once a span arrives. That time is the source's own word, not when this server began to poll.
 
+An ended run read from the source is kept ``kept_for`` seconds (the last few runs): one view
+of a run asks for it several times (the page, its stream, a stage's details and logs), and
+each read rebuilt the whole run from its spans, seconds for thousands of stages, for a run
+that no longer changes. A running run is read afresh each time.
+
 A run the engine knows is drawn from the engine; its stage details (inputs, outputs, CPU,
 memory) come from its spans, which hold them redacted and capped as captured. Blocking source
 calls run in worker threads; the source is opened on first use and closed by :meth:`close`.
@@ -22,19 +27,23 @@ import asyncio
 import functools
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
+from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES, RUN_RECORD_STATUSES
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
 
 __all__ = ["RunData", "check_status"]
 
 _STATUSES = RUN_RECORD_STATUSES
+
+#: Ended runs kept at most (the module docstring).
+_KEPT_RUNS = 4
 
 
 class RunData:
@@ -50,6 +59,7 @@ class RunData:
         poll_interval: float = 0.5,
         quiet_polls: int = 120,
         clock: Callable[[], float] = time.time,
+        kept_for: float = 60.0,
     ) -> None:
         self.live = live
         self.source_url = source_url
@@ -59,6 +69,9 @@ class RunData:
         self.poll_interval = poll_interval
         self.quiet_polls = quiet_polls
         self.clock = clock
+        self.kept_for = kept_for
+        # run id -> (when it was read, time.monotonic(); the ended run read)
+        self._kept: OrderedDict[str, tuple[float, RunRecord]] = OrderedDict()
 
     # --- the span source --------------------------------------------------------------------
 
@@ -89,7 +102,12 @@ class RunData:
             source.close()
 
     async def _stored(self, run_id: str) -> RunRecord | None:
-        """The run from the source; None when it has none (or there is no source)."""
+        """The run from the source (an ended one as kept: module docstring); None when it
+        has none (or there is no source)."""
+        now = time.monotonic()
+        kept = self._kept.get(run_id)
+        if kept is not None and now - kept[0] < self.kept_for:
+            return kept[1]
         source = await asyncio.to_thread(self.source)
         if source is None:
             return None
@@ -97,6 +115,11 @@ class RunData:
             record: RunRecord = await asyncio.to_thread(source.get_run, run_id)
         except RunNotFoundError:
             return None
+        if record.status not in OPEN_RUN_STATUSES:
+            self._kept[run_id] = (now, record)
+            self._kept.move_to_end(run_id)
+            while len(self._kept) > _KEPT_RUNS:
+                self._kept.popitem(last=False)
         return record
 
     # --- what the routes ask ----------------------------------------------------------------
