@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from importlib import resources
+from typing import Any
 
 import jsonschema
 import pytest
 
 from pipeline_visualization_support import failed_run, feature_delivery
-from taskdaemon.pipeline.visualization import dag_schema, render_json, snapshot_dict, validate_dag
+from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+from taskdaemon.pipeline.visualization import (
+    dag_schema,
+    dag_snapshot,
+    render_json,
+    snapshot_dict,
+    validate_dag,
+)
 
 
 def test_schema_is_shipped_in_the_package() -> None:
@@ -79,3 +88,40 @@ def test_schema_rejects_broken_documents(corrupt: object, message: str) -> None:
     corrupt(document)
     with pytest.raises(jsonschema.ValidationError, match=message):
         validate_dag(document)
+
+
+def _fan(stages: int) -> Pipeline:
+    """One stage and ``stages - 1`` started by its completion."""
+    fan = (Stage(f"stage_{i}", "phase", (OnCompletion("stage_0"),)) for i in range(1, stages))
+    return Pipeline("fan", (Stage("stage_0", "plan", (Manual(),)), *fan))
+
+
+@pytest.mark.parametrize("indent", [2, 4])
+@pytest.mark.parametrize(
+    ("pipeline", "run"),
+    [
+        pytest.param(feature_delivery, lambda: None, id="definition"),
+        pytest.param(feature_delivery, failed_run, id="overlay"),
+        pytest.param(lambda: None, failed_run, id="run-only"),
+        pytest.param(lambda: _fan(1), lambda: None, id="no-edges"),
+    ],
+)
+def test_text_is_the_documents_json_dumps(pipeline: Any, run: Any, indent: int) -> None:
+    """Nodes and edges encoded one by one make the very text ``json.dumps`` makes of the
+    whole document, at any indentation, empty lists included."""
+    expected = json.dumps(snapshot_dict(pipeline(), run()), indent=indent, ensure_ascii=False)
+    assert expected + "\n" == render_json(pipeline(), run(), indent=indent)
+
+
+def test_a_big_dags_text_takes_little_more_memory_than_itself() -> None:
+    """Rendering 2,000 stages peaks at under four times the text's size: ``json.dumps`` with
+    an indent held every piece of the text in one list before joining them, and the whole
+    document of dicts beside it."""
+    snapshot = dag_snapshot(_fan(2000))
+    tracemalloc.start()
+    try:
+        text = render_json(snapshot)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * len(text)

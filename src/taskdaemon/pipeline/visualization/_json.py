@@ -10,7 +10,9 @@ shipped as ``taskdaemon/pipeline/schemas/dag.schema.json`` (``dag_schema()``).
 
 from __future__ import annotations
 
+import io
 import json
+from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
@@ -118,6 +120,15 @@ def _edge(edge: DagEdge) -> dict[str, Any]:
 
 def snapshot_to_dict(snapshot: DagSnapshot) -> dict[str, Any]:
     """The JSON document of ``snapshot`` as plain dicts and lists."""
+    return {
+        **_head(snapshot),
+        "nodes": [_node(node) for node in snapshot.nodes],
+        "edges": [_edge(edge) for edge in snapshot.edges],
+    }
+
+
+def _head(snapshot: DagSnapshot) -> dict[str, Any]:
+    """The document's fields before ``nodes`` and ``edges``."""
     run = snapshot.run
     return {
         "version": FORMAT_VERSION,
@@ -140,8 +151,6 @@ def snapshot_to_dict(snapshot: DagSnapshot) -> dict[str, Any]:
             "replay_of": run.replay_of,
             "definition_hash": run.definition_hash,
         },
-        "nodes": [_node(node) for node in snapshot.nodes],
-        "edges": [_edge(edge) for edge in snapshot.edges],
     }
 
 
@@ -151,11 +160,38 @@ def render_json_snapshot(snapshot: DagSnapshot, *, indent: int | None = 2) -> st
     ``indent=None`` gives compact text several times faster (the standard library's C encoder
     only runs without indentation): use it for APIs and live streams.
     """
-    separators = (",", ":") if indent is None else None
-    text = json.dumps(
-        snapshot_to_dict(snapshot), indent=indent, separators=separators, ensure_ascii=False
-    )
-    return text + "\n"
+    if indent is None:
+        text = json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False)
+        return text + "\n"
+    # Indented, ``json`` encodes in Python and keeps every piece of the text in one list until
+    # it joins them, tens of pieces a node: several times the text's size in memory, for the
+    # largest pipeline files more than a gigabyte. Each node and edge is encoded alone
+    # instead, its text indented to its place, with no document of them all built first.
+    encoder = json.JSONEncoder(indent=indent, ensure_ascii=False)
+    out = io.StringIO()
+    out.write(encoder.encode(_head(snapshot)).removesuffix("\n}"))
+    _write_items(out, encoder, "nodes", map(_node, snapshot.nodes), indent)
+    _write_items(out, encoder, "edges", map(_edge, snapshot.edges), indent)
+    out.write("\n}\n")
+    return out.getvalue()
+
+
+def _write_items(
+    out: io.StringIO,
+    encoder: json.JSONEncoder,
+    key: str,
+    items: Iterator[dict[str, Any]],
+    indent: int,
+) -> None:
+    """``,"key": [items]`` as ``json.dumps`` indents it at the document's first level (JSON
+    text holds no newline but those of its indentation, so each is indented by replacing it)."""
+    out.write(f",\n{' ' * indent}{json.dumps(key)}: [")
+    item_pad = "\n" + " " * (2 * indent)
+    empty = True
+    for item in items:
+        out.write(("" if empty else ",") + item_pad + encoder.encode(item).replace("\n", item_pad))
+        empty = False
+    out.write("]" if empty else f"\n{' ' * indent}]")
 
 
 @cache
