@@ -209,3 +209,22 @@ def test_without_a_format_the_output_files_suffix_chooses_it(tmp_path: Path) -> 
         "d.txt": (0, "digraph p"),
         "f.svg": (0, "digraph p"),
     }
+
+
+def test_mermaid_past_its_default_limits_is_written_whole_with_a_note(tmp_path: Path) -> None:
+    """A 600-stage fan-out's Mermaid is written whole (a renderer configured for more draws
+    it), and one line on stderr says that GitHub will not, and what will."""
+    stages = "".join(
+        f"  - {{name: s{i}, loop: l, triggers: [{{on_completion: {{stage: s0}}}}]}}\n"
+        for i in range(1, 600)
+    )
+    file = tmp_path / "fan.yaml"
+    file.write_text(
+        "name: fan\nloops: {l: {handler: 'x:y'}}\nstages:\n"
+        "  - {name: s0, loop: l, triggers: [{manual: {approval_required: false}}]}\n" + stages
+    )
+    done = dag(str(file), "--format", "mermaid")
+    assert (0, visualize(load_pipeline(str(file)), "mermaid")) == (done.returncode, done.stdout)
+    assert done.stderr.startswith("taskdaemon dag: note: 599 links and ")
+    assert done.stderr.endswith("--format svg draws it with Graphviz\n")
+    assert done.stderr.count("\n") == 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 from pipeline_visualization_support import failed_run, feature_delivery, hostile_pipeline
+from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, Pipeline, Stage
 from taskdaemon.pipeline.visualization import render_mermaid
+from taskdaemon.pipeline.visualization._mermaid import beyond_default_limits
 
 NODE = re.compile(r'^  ([sg]\d+)(\(|\{|\[\\|>)"([^"]*)"(\)|\}|/\]|\])$')
 EDGE = re.compile(r'^  ([sg]\d+) (-->|-\.->)\|"([^"]*)"\| (s\d+)$')
@@ -63,3 +65,34 @@ def test_hostile_text_is_escaped() -> None:
     assert nodes["s6"] == "#60;b#62;html#60;/b#62; #38; co<br/>(python loop)"
     assert all(re.fullmatch(r"[^\"<>|\n]*", label.replace("<br/>", "")) for label in nodes.values())
     assert all("|" not in label for _, _, label in edges)
+
+
+def _fan(links: int, gates: int = 0, name: str = "stage") -> str:
+    """The Mermaid text of a stage started by the run and ``links`` stages its completion
+    starts (named ``name_N``), the first ``gates`` of them also waiting for a condition (a
+    gate's link each)."""
+    fan = (
+        Stage(
+            f"{name}_{i}",
+            "phase",
+            (OnCompletion("stage_0"),) + ((OnCondition("true"),) if i <= gates else ()),
+        )
+        for i in range(1, links - gates + 1)
+    )
+    return render_mermaid(Pipeline("fan", (Stage("stage_0", "plan", (Manual(),)), *fan)))
+
+
+def test_past_mermaids_default_limits_the_text_says_why_github_refuses_it() -> None:
+    """Mermaid with its defaults draws 500 links (the gates' too) and 50,000 characters: one
+    more link is said, with both counts and what draws it instead; long names push the text
+    past 50,000 characters in fewer links."""
+    assert (None, None) == (beyond_default_limits(_fan(500)), beyond_default_limits(_fan(500, 40)))
+    said = beyond_default_limits(_fan(501, 40))
+    long_names = _fan(400, name="n" * 120)
+    assert said is not None
+    assert said.startswith("501 links and ")
+    assert said.endswith("--format svg draws it with Graphviz")
+    assert len(long_names) > 50_000
+    assert (beyond_default_limits(long_names) or "").startswith(
+        f"400 links and {len(long_names):,} "
+    )

@@ -161,6 +161,14 @@ def run_dag(args: argparse.Namespace) -> int:
     problem = write_output(text, args.output)
     if problem:
         return refuse("dag", 1, problem)
+    if args.format == VisualizationFormat.MERMAID:
+        from taskdaemon.pipeline.visualization._mermaid import (  # noqa: PLC0415
+            beyond_default_limits,
+        )
+
+        refused = beyond_default_limits(text)
+        if refused is not None:
+            say("dag", f"note: {refused}")
     if run is not None:
         # The drawing has no place for these that every format keeps: said beside it.
         from taskdaemon.pipeline.cli.run_tables import dropped_note, not_read_note  # noqa: PLC0415

@@ -29,7 +29,7 @@ from taskdaemon.pipeline.visualization._snapshot import (
     states_present,
 )
 
-__all__ = ["render_mermaid_snapshot"]
+__all__ = ["beyond_default_limits", "render_mermaid_snapshot"]
 
 _SAFE = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:_-()/+*=!?'@$%^~"
@@ -42,6 +42,30 @@ _GATE_SHAPES = {"condition": ("{", "}"), "approval": ("[\\", "/]"), "external_ev
 #: The longest label text, in characters: longer text is cut with an ellipsis (Mermaid refuses
 #: a whole diagram over 50,000 characters by default, and entity codes multiply the length).
 MAX_TEXT = 500
+
+
+#: What Mermaid draws at most unless configured otherwise (``maxEdges``, ``maxTextSize``): past
+#: either, GitHub and every renderer with the defaults show an error instead of the diagram.
+DEFAULT_MAX_LINKS = 500
+DEFAULT_MAX_CHARACTERS = 50_000
+
+
+def beyond_default_limits(mermaid: str) -> str | None:
+    """Why Mermaid with its defaults refuses to draw ``mermaid`` (this module's text), or None.
+
+    A DAG of hundreds of stages passes Mermaid's limits; its text stays valid, for a renderer
+    configured to draw more, but a user who pastes it into GitHub is told why it shows an
+    error there and what draws it instead."""
+    # Every link is written ``-->|`` or ``-.->|``; label text writes ``>`` and ``|`` as codes.
+    links = mermaid.count("->|")
+    if links <= DEFAULT_MAX_LINKS and len(mermaid) <= DEFAULT_MAX_CHARACTERS:
+        return None
+    return (
+        f"{links:,} links and {len(mermaid):,} characters: Mermaid draws at most "
+        f"{DEFAULT_MAX_LINKS} links and {DEFAULT_MAX_CHARACTERS:,} characters unless configured "
+        "to draw more (maxEdges, maxTextSize), so GitHub shows an error instead; "
+        "--format svg draws it with Graphviz"
+    )
 
 
 def text(value: str) -> str:
