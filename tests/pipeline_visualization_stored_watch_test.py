@@ -10,7 +10,7 @@ import pytest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_engine_support import after, pipeline, stage
+from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_tracking_support import GATED, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -118,3 +118,25 @@ async def test_without_a_recorded_definition_a_pending_stage_waits_for_unknown(
     waits for, and the view says ``unknown`` rather than a blank."""
     waiting = await _waiting_at_the_approval(tmp_path, PayloadCapture(enabled=False))
     assert waiting == {"build": "", "deploy": "approval", "notify": "unknown"}
+
+
+async def test_a_run_paused_at_a_breakpoint_is_followed_to_its_end(tmp_path: Path) -> None:
+    """A run paused at a breakpoint is still going: the stream shows it paused, and after it
+    is resumed, its end. It ended at the pause, and the web page of such a run said it had
+    ended, paused, and followed it no more."""
+    db = tmp_path / "spans.db"
+    tracer_provider, monitor = monitored_store(db)
+    statuses: list[str | None] = []
+    async with Engine(resolver=Resolver({}), observers=[monitor]) as engine:
+        debug = engine.with_debug(True)
+        debug.set_breakpoint("b")
+        handle = await debug.start(pipeline(stage("a"), stage("b", *after("a"))))
+        with SpanStore(db) as store:
+            async for snapshot in watch_stored_run(store, handle.run_id, interval=0.05):
+                statuses.append(snapshot.run.status if snapshot.run else None)
+                if statuses.count("paused") == 1 and statuses[-1] == "paused":
+                    debug.continue_(handle.run_id)
+        await handle.wait()
+    monitor.close()
+    tracer_provider.shutdown()
+    assert ("paused" in statuses, statuses[-1]) == (True, "success"), statuses

@@ -11,7 +11,9 @@ Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
 (``_source_poll``: a poll a silent remote source never answers does not hold Ctrl-C up to
 ``TASKDAEMON_SOURCE_TIMEOUT``), and so does ``recorded_pipeline``; a snapshot is yielded
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
-that shows the run no longer running (finished, or ``interrupted`` when its writer died).
+that shows the run no longer running (finished, or ``interrupted`` when its writer died). A run
+``paused`` at a breakpoint is still going: it is followed on (the stream ended at the pause,
+and the web page said the run had ended, ``paused``, and stopped following it).
 
 A run whose process died. The embedded store tells: its writer's pid is gone, or its heartbeat
 is stale, and the run reads ``interrupted`` (``tracking/store.py``), which ends the stream. A
@@ -62,6 +64,7 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
+from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
@@ -71,6 +74,10 @@ __all__ = ["follow_stored_run", "recorded_pipeline", "watch_stored_run"]
 #: reads (``yamlsafe.MAX_YAML_BYTES``, 16 MiB; not imported, which would import PyYAML). A longer
 #: one is no file's, and parsing it would cost the reader its size many times over.
 _MAX_DEFINITION_CHARS = 16 * 1024 * 1024
+
+
+#: The statuses of a run still going, followed on (the module docstring).
+_GOING = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value})
 
 
 class _RunSource(Protocol):
@@ -176,7 +183,7 @@ async def follow_stored_run(
                     pipeline = await source_call(recorded_pipeline, run)
                 snapshot = dag_snapshot(pipeline, run)
                 yield snapshot, None
-            if run.status != "running":
+            if run.status not in _GOING:
                 return
         await asyncio.sleep(interval)
 
