@@ -97,6 +97,24 @@ async def test_an_empty_run_id_names_no_served_run(home: Path) -> None:
     assert expected == (str(refused.value), target.calls)
 
 
+async def test_an_unknown_op_is_quoted_short_and_redacted(home: Path) -> None:
+    """An op of 70,000 characters, or holding a credential, is named by its start, redacted:
+    the answer used to send the whole op back (the socket fuzzer, seed 35)."""
+    target = RecordingTarget()
+    async with ControlServer("f" * 32, target, home=home) as server:
+        answers = [
+            await server.handle(json.dumps({"op": op}).encode())
+            for op in ("x" * 70_000, "password=hunter2", ["a"] * 1000)
+        ]
+    tail = " (approve, reject, publish, cancel, status)"
+    expected = [
+        {"ok": False, "error": f"unknown op '{'x' * 39}…'{tail}"},
+        {"ok": False, "error": f"unknown op 'password=[REDACTED]'{tail}"},
+        {"ok": False, "error": f"unknown op {str(['a'] * 8)[:39]}…{tail}"},
+    ]
+    assert expected == answers
+
+
 async def test_a_deeply_nested_control_request_is_a_one_line_answer(home: Path) -> None:
     """A request line nested 10,000 deep is answered with the depth limit on the same
     connection, which then still answers (json's recursion no longer kills the handler)."""

@@ -23,8 +23,9 @@ who cancelled in the run's error and its skipped stages' reason, ``run cancelled
 client that sends none (one older than ``by``) is named ``control socket``.
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
-``{"ok": false, "error": "one line"}``. The server never raises into the run: a bad request is
-answered with an error and the connection stays usable.
+``{"ok": false, "error": "one line"}``, which quotes what it refuses as every error does,
+redacted and cut (``ellipsis.quote_value``), never at length. The server never raises into
+the run: a bad request is answered with an error and the connection stays usable.
 
 What a client can make the run hold is bounded: a request line is at most 1 MiB (a longer one
 closes the connection); a socket serves at most 32 connections at once: one more cuts the
@@ -61,7 +62,7 @@ from typing import Any, Protocol
 from taskdaemon.pipeline.approval_audit import log_approved, log_rejected, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.connection_slots import longest_idle
-from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.ellipsis import cut, quote_value
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.private_file import make_private_dirs
@@ -435,7 +436,7 @@ class ControlServer:
             return {"ok": False, "error": str(exc) or type(exc).__name__}
         return {
             "ok": False,
-            "error": f"unknown op {op!r} (approve, reject, publish, cancel, status)",
+            "error": f"unknown op {quote_value(op)} (approve, reject, publish, cancel, status)",
         }
 
     async def _decide(self, op: str, stage: str, request: dict[str, Any]) -> dict[str, Any]:
