@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Fuzz taskdaemon's readers of untrusted input for as long as you give it
 (docs/input-limits.md, "Fuzzing"; the targets and the oracle are tests/fuzz_support.py's,
-tests/fuzz_targets_support.py's, tests/fuzz_env_support.py's and tests/fuzz_store_support.py's).
+tests/fuzz_targets_support.py's, tests/fuzz_env_support.py's, tests/fuzz_store_support.py's and
+tests/fuzz_wire_support.py's).
 
 Usage: scripts/fuzz.py [--minutes 20] [--targets yaml,json,...] [--first-seed 0]
                        [--out /tmp/taskdaemon-fuzz] [--case-seconds 10] [--memory-mib 2048]
@@ -13,7 +14,7 @@ target goes on from the next seed. Each distinct finding (target, exception, inn
 of taskdaemon) is written once to the output folder as ``<target>-<seed>.txt``, the case
 itself beside it for a pipeline file, with what ``taskdaemon validate --no-resolve`` answers
 to that file. A case is a function of its seed: ``fuzz_support.case(TARGETS[name](), seed)``
-(``fuzz_store_support.TARGETS``)
+(``fuzz_wire_support.TARGETS``)
 makes it again. Not part of CI: ``tests/reliability_fuzz_test.py`` runs a fixed slice.
 """
 
@@ -54,7 +55,7 @@ def child(name: str, first: int, case_seconds: float) -> None:
     """Run ``name``'s cases from seed ``first`` on; one JSON line per seed started and per
     finding, on stdout."""
     import fuzz_support  # noqa: PLC0415 - after sys.path holds the checkout
-    from fuzz_store_support import TARGETS  # noqa: PLC0415
+    from fuzz_wire_support import TARGETS  # noqa: PLC0415
 
     target = TARGETS[name]()
 
@@ -199,7 +200,7 @@ def main() -> None:
         name, first, seconds = sys.argv[2:5]
         child(name, int(first), float(seconds))
         return
-    from fuzz_store_support import TARGETS  # noqa: PLC0415
+    from fuzz_wire_support import TARGETS  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=20.0)

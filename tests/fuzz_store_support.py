@@ -4,8 +4,8 @@ change it, read back by every command that reads the store and by the web page's
 odd in every field the report reads, reported in each format; its web target: odd requests,
 with the token, a wrong one or none, to the web page over that store, whose answers must
 never hold the token; and its api target: the same to ``serve``'s app over a live run
-(:func:`api_answers`). :data:`TARGETS` holds every target, these and ``fuzz_env_support``'s
-(and the targets before it); :func:`failures` runs a target's cases against the oracle.
+(:func:`api_answers`). :data:`TARGETS` holds these targets and those before them
+(``fuzz_env_support``'s, and theirs); ``fuzz_wire_support`` holds the last ones.
 
 The commands run in-process as ``fuzz_targets_support.run_command`` runs them, the store being
 the temporary home's own; the web page is the real app (``taskdaemon ui``'s, read-only) over
@@ -23,7 +23,7 @@ import re
 import sqlite3
 import tempfile
 import xml.etree.ElementTree
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -451,16 +451,3 @@ TARGETS: dict[str, Callable[[], Target]] = {
     "web": lambda: _store_target(_web_make, _web_run),
     "api": lambda: Target(_api_make, _api_run, ()),
 }
-
-
-def failures(name: str, seeds: Iterable[int]) -> Iterator[tuple[int, Any, BaseException]]:
-    """``(seed, case, error)`` for each case of ``seeds`` on which the target breaks the oracle."""
-    target = TARGETS[name]()
-    for seed in seeds:
-        made = fuzz_support.case(target, seed)
-        try:
-            target.run(made)
-        except target.allowed:
-            continue
-        except Exception as error:  # the oracle: anything else is a finding
-            yield seed, made, error

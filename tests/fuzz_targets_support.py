@@ -52,7 +52,7 @@ class CommandBrokeError(Exception):
     """A command let an exception escape, or wrote a traceback."""
 
 
-def _one_line(error: str) -> None:
+def one_line(error: str) -> None:
     """An error as the commands print it: one line of UTF-8."""
     if "\n" in error or "\r" in error or not error.strip():
         raise CommandBrokeError(f"not a one-line error: {error!r:.300}")
@@ -327,7 +327,7 @@ def _backend_target(name: str) -> Target:
                 try:
                     found = call()
                 except (SpanSourceError, RunNotFoundError) as error:
-                    _one_line(str(error))
+                    one_line(str(error))
                     continue
                 if not isinstance(found, list):
                     render_dot(run=found).encode("utf-8")
@@ -509,7 +509,7 @@ def _control_run(lines: list[bytes]) -> None:
         if not answer["ok"] and not isinstance(error, str):
             raise CommandBrokeError(f"a refusal without its error: {answer!r:.300}")
         if not answer["ok"]:
-            _one_line(error)
+            one_line(error)
 
 
 # --- the command line ----------------------------------------------------------------------------

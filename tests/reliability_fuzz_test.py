@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import TASKDAEMON, taskdaemon, write
-from fuzz_store_support import TARGETS, failures
+from fuzz_wire_support import TARGETS, failures
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.dump import write_dump
@@ -27,7 +27,8 @@ from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "options": 300,
          "settings": 300, "otlp": 60, "row": 200, "http": 100, "dump": 30, "store": 20,
          "tempo": 150, "jaeger": 150, "prompt": 150, "control": 300, "argv": 150,
-         "report": 20, "web": 10, "api": 100, "env": 30, "step": 20}  # fmt: skip
+         "report": 20, "web": 10, "api": 100, "env": 30, "step": 20, "wire": 4,
+         "socket": 4}  # fmt: skip
 #: The seeds whose cases found a defect (the commits of this file's regressions), kept in the
 #: slice: 588 ``!!float`` of nothing, 624 ``!!timestamp``, 686 ``x[[a]`` as a redact pattern,
 #: 1583 an escaped lone surrogate in a span name, 1841 a 5,000-digit number in a span file,
@@ -41,11 +42,11 @@ SLICE = {"yaml": 200, "json": 300, "toml": 300, "cel": 300, "durations": 300, "o
 #: password quoted by its refusal (``httu:PASSWORD@host``), 4790 ``dump`` under a home of a
 #: name too long, 40027 a ``dump://`` file of a name too long, 47929 a Tempo host the HTTP client
 #: refuses (``127.\ufeff&1``), 90210 a span store's "no run" line naming a home with ``ESC``;
-#: step 229 ``goto 1e300``.
+#: step 229 ``goto 1e300``; socket 35 an unknown op of 70,000 characters, sent back whole.
 FOUND = {"yaml": (588, 624), "json": (102323, 115311), "settings": (686, 112857),
          "otlp": (1583, 1841), "row": (383126,), "dump": (101005, 200416, 301135),
          "jaeger": (101281,), "tempo": (204780,), "argv": (324,), "web": (195, 2126),
-         "env": (1490, 4790, 40027, 47929, 90210), "step": (229,)}  # fmt: skip
+         "env": (1490, 4790, 40027, 47929, 90210), "step": (229,), "socket": (35,)}  # fmt: skip
 
 SPANS = Path(__file__).parent / "fixtures" / "spans" / "schema2_run.json"
 RUN_ID = "f22c00fc74d48b4f2875f0a81ee3a83a"  # the run of SPANS
