@@ -322,8 +322,8 @@ async def api_answers(requests: list[WebRequest]) -> tuple[str, list[httpx.Respo
     """The token of ``serve``'s app over an engine holding one run that waits for an approval
     (``fuzz_support.http_answers``'s), and its answers to ``requests``."""
     async with Engine() as engine:
+        app = create_app(engine=engine)  # first: its watcher of the live runs sees the run start
         handle = await engine.start_run(fuzz_support.APPROVAL, {})
-        app = create_app(engine=engine)
         try:
             return app.state.auth.token, await _answers(app, requests, handle.run_id)
         finally:

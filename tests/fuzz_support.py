@@ -598,8 +598,8 @@ async def http_answers(requests: list[Request]) -> list[int]:
     holding one run that waits for an approval."""
     statuses = []
     async with Engine() as engine:
+        app = create_app(engine=engine)  # first: its watcher of the live runs sees the run start
         handle = await engine.start_run(APPROVAL, {})
-        app = create_app(engine=engine)
         headers = {"authorization": f"Bearer {app.state.auth.token}"}
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as client:
