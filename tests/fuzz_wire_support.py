@@ -21,9 +21,9 @@ import json
 import logging
 import random
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
 
@@ -151,13 +151,32 @@ def _wire_request(rng: random.Random) -> str:
     return text
 
 
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Clients(Generic[T]):
+    """A case of either target: its clients, served in turn or all at once (``together``)."""
+
+    each: tuple[T, ...]
+    together: bool
+
+
+async def _served(clients: Clients[Any], talk: Callable[[Any], Awaitable[R]]) -> list[R]:
+    """``talk(client)`` of each client, in turn or all at once."""
+    if clients.together:
+        return list(await asyncio.gather(*(talk(client) for client in clients.each)))
+    return [await talk(client) for client in clients.each]
+
+
 def _pieces(rng: random.Random, data: bytes) -> tuple[bytes, ...]:
     """``data`` cut in up to four pieces, as a client's writes (or the network) may cut it."""
     cuts = sorted(rng.sample(range(1, len(data)), min(max(len(data) - 1, 0), rng.randint(0, 3))))
     return tuple(data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True))
 
 
-def _wire_make(rng: random.Random) -> list[Connection]:
+def _wire_make(rng: random.Random) -> Clients[Connection]:
     connections = []
     for _ in range(rng.randint(1, 3)):
         data = "".join(_wire_request(rng) for _ in range(rng.choice((1, 1, 1, 2, 3))))
@@ -166,7 +185,7 @@ def _wire_make(rng: random.Random) -> list[Connection]:
         if rng.random() < 0.2:  # half-sent: the client stops mid-request
             raw, wait = raw[: rng.randrange(len(raw) + 1)], min(wait, SILENCE)
         connections.append(Connection(_pieces(rng, raw), wait))
-    return connections
+    return Clients(tuple(connections), rng.random() < 0.3)
 
 
 async def _converse(port: int, connection: Connection, words: dict[bytes, bytes]) -> bytes:
@@ -206,8 +225,8 @@ async def _converse(port: int, connection: Connection, words: dict[bytes, bytes]
 _STATUS = re.compile(rb"(?:^|\r\n)HTTP/1\.[01] (\d{3}) ")
 
 
-async def wire_answers(connections: list[Connection]) -> tuple[str, list[bytes], int]:
-    """The app's token, what the real server wrote on each of ``connections`` (sent in turn),
+async def wire_answers(connections: Clients[Connection]) -> tuple[str, list[bytes], int]:
+    """The app's token, what the real server wrote on each of ``connections``,
     and the status it answers a plain request with afterwards; the server serves ``serve``'s
     app over an engine holding one run that waits for an approval."""
     async with Engine() as engine, serving(engine) as server:
@@ -217,7 +236,7 @@ async def wire_answers(connections: list[Connection]) -> tuple[str, list[bytes],
         words = {b"TOKEN": token.encode(), b"WRONG": wrong.encode()}
         words[b"{id}"] = handle.run_id.encode()
         try:
-            answers = [await _converse(server.port, c, words) for c in connections]
+            answers = await _served(connections, lambda c: _converse(server.port, c, words))
             headers = {"authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(base_url=server.url, headers=headers) as client:
                 after = (await client.get(f"/api/runs/{handle.run_id}")).status_code
@@ -227,7 +246,7 @@ async def wire_answers(connections: list[Connection]) -> tuple[str, list[bytes],
     return token, answers, after
 
 
-def _wire_run(connections: list[Connection]) -> None:
+def _wire_run(connections: Clients[Connection]) -> None:
     with scratch(), logged_errors() as found:  # a dump's path is the working directory's
         token, answers, after = asyncio.run(wire_answers(connections))
     _no_errors(found)
@@ -269,7 +288,7 @@ class SocketClient:
     ending: str
 
 
-def _socket_make(rng: random.Random) -> list[SocketClient]:
+def _socket_make(rng: random.Random) -> Clients[SocketClient]:
     clients = []
     for _ in range(rng.randint(1, 3)):
         data = b""
@@ -285,7 +304,7 @@ def _socket_make(rng: random.Random) -> list[SocketClient]:
         clients.append(
             SocketClient(_pieces(rng, data), rng.choice(("eof", "eof", "eof", "stall", "leave")))
         )
-    return clients
+    return Clients(tuple(clients), rng.random() < 0.3)
 
 
 def _owed(data: bytes) -> int | None:
@@ -322,9 +341,9 @@ async def _socket_converse(path: str, client: SocketClient) -> list[bytes]:
     return lines
 
 
-async def socket_answers(clients: list[SocketClient]) -> tuple[list[list[bytes]], bytes]:
+async def socket_answers(clients: Clients[SocketClient]) -> tuple[list[list[bytes]], bytes]:
     """What a real run's control socket (DEBUGGED paused before ``a``, with DebugOps) wrote to
-    each of ``clients`` (each served in turn), and its answer to a status request after."""
+    each of ``clients``, and its answer to a status request after."""
     async with Engine(resolver=Resolver()) as engine:
         session = engine.with_debug(True)
         session.set_breakpoint("a", None, "start")
@@ -333,7 +352,7 @@ async def socket_answers(clients: list[SocketClient]) -> tuple[list[list[bytes]]
         server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
         try:
             async with server:
-                answers = [await _socket_converse(str(server.path), c) for c in clients]
+                answers = await _served(clients, lambda c: _socket_converse(str(server.path), c))
                 last = SocketClient((b'{"op": "status"}\n',), "eof")
                 (after, *_) = [*await _socket_converse(str(server.path), last), b""]
         finally:
@@ -343,13 +362,13 @@ async def socket_answers(clients: list[SocketClient]) -> tuple[list[list[bytes]]
     return answers, after
 
 
-def _socket_run(clients: list[SocketClient]) -> None:
+def _socket_run(clients: Clients[SocketClient]) -> None:
     with scratch(), logged_errors() as found:  # the socket is under the home's control folder
         answers, after = asyncio.run(socket_answers(clients))
     _no_errors(found)
     if not json.loads(after or b"{}").get("ok"):
         raise CommandBrokeError(f"a status request after the case: {after!r:.300}")
-    for client, lines in zip(clients, answers, strict=True):
+    for client, lines in zip(clients.each, answers, strict=True):
         owed = _owed(b"".join(client.pieces)) if client.ending == "eof" else None
         if owed is not None and owed != len(lines):
             raise CommandBrokeError(f"{len(lines)} answers to {owed} lines: {lines!r:.300}")
