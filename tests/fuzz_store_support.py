@@ -137,13 +137,6 @@ STORE_COMMANDS = (
 )
 
 
-def _store_run(data: bytes) -> None:
-    with scratch() as root:
-        (root / "home" / "spans.db").write_bytes(data)
-        for command in STORE_COMMANDS:
-            run_command(list(command))
-
-
 #: What the web page is asked of the store's run.
 STORE_PAGES = (
     "/",
