@@ -11,7 +11,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,22 @@ class Scheduled:
     home: Path
     port: int
     run_id: str = ""
+    #: Lines read while another was waited for, and not returned yet: a line that came before
+    #: the one an earlier call waited for (a log export's failure before the run's "started")
+    #: is still found by the call that waits for it.
+    passed: list[str] = field(default_factory=list)
 
     def line(self, needle: str) -> str:
-        """Read serve's stderr until a line holds ``needle`` (the explicit sync point)."""
+        """The first line of serve's stderr holding ``needle`` that no call returned (the
+        explicit sync point): among those read already, else read until it comes."""
         assert self.process.stderr is not None
+        for index, line in enumerate(self.passed):
+            if needle in line:
+                return self.passed.pop(index)
         for line in self.process.stderr:
             if needle in line:
                 return line
+            self.passed.append(line)
         raise AssertionError(f"{needle!r} never came from serve")
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
