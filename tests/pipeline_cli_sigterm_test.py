@@ -29,8 +29,10 @@ _SEND = "signal.pthread_kill(threading.get_ident(), signum)\nsent.append(signum)
 @pytest.fixture(autouse=True)
 def hangup_handler_put_back() -> Iterator[None]:
     """A stop leaves SIGHUP only detaching the terminal, for the rest of the process (a late
-    hang-up must not end a command that is stopping): put back for the next test."""
-    previous = signal.getsignal(signal.SIGHUP)
+    hang-up must not end a command that is stopping): put back for the next test. Each test
+    starts with SIGHUP's default action, as a command started from a terminal has it, whatever
+    the suite's own (ignored under ``nohup``, which the tests of that case set themselves)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     yield
     signal.signal(signal.SIGHUP, previous)
 

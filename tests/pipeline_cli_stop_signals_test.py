@@ -31,8 +31,10 @@ ARRIVAL = 30.0
 def hangup_put_back() -> Iterator[None]:
     """A hung-up run leaves SIGHUP ignored for the rest of the process (the shell's late
     SIGHUP must not end it), and points the standard streams that are a terminal (``pytest
-    -s`` on one) at ``/dev/null``: both put back for the next test."""
-    previous = signal.getsignal(signal.SIGHUP)
+    -s`` on one) at ``/dev/null``: both put back for the next test. Each test starts with
+    SIGHUP's default action, as a command started from a terminal has it, whatever the
+    suite's own (ignored under ``nohup``, which the test of that case sets itself)."""
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
     with standard_streams_put_back():
         yield
     signal.signal(signal.SIGHUP, previous)
