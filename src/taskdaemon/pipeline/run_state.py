@@ -74,6 +74,7 @@ __all__ = [
     "ACTIVE_STAGE_STATUSES",
     "ENDED_STAGE_STATUSES",
     "FAILED_STAGE_STATUSES",
+    "GOING_RUN_STATUSES",
     "HALTED_ACTIONS",
     "INTERRUPTED",
     "NOT_STARTED_STAGE_STATUSES",
@@ -120,6 +121,9 @@ RUN_RECORD_STATUSES: Final = (
 )
 #: A run record with one of these has no end (yet): its run span is open.
 OPEN_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value, INTERRUPTED})
+#: A run record with one of these is still driven by its process (an ``interrupted`` one is not):
+#: a reader following it waits for more.
+GOING_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value})
 
 #: Which status names a stage whose instances disagree: the first that any instance has wins.
 #: In-flight states come first (the stage is not done while any instance is), then the failures,

@@ -64,7 +64,7 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.state import RunStatus
+from taskdaemon.pipeline.run_state import GOING_RUN_STATUSES
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 
@@ -74,10 +74,6 @@ __all__ = ["follow_stored_run", "recorded_pipeline", "watch_stored_run"]
 #: reads (``yamlsafe.MAX_YAML_BYTES``, 16 MiB; not imported, which would import PyYAML). A longer
 #: one is no file's, and parsing it would cost the reader its size many times over.
 _MAX_DEFINITION_CHARS = 16 * 1024 * 1024
-
-
-#: The statuses of a run still going, followed on (the module docstring).
-_GOING = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value})
 
 
 class _RunSource(Protocol):
@@ -183,7 +179,7 @@ async def follow_stored_run(
                     pipeline = await source_call(recorded_pipeline, run)
                 snapshot = dag_snapshot(pipeline, run)
                 yield snapshot, None
-            if run.status not in _GOING:
+            if run.status not in GOING_RUN_STATUSES:
                 return
         await asyncio.sleep(interval)
 
