@@ -24,7 +24,7 @@ import random
 import sys
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -344,6 +344,24 @@ DEBUGGED = pipeline(
 )
 
 
+@contextlib.asynccontextmanager
+async def paused_debug_server() -> AsyncIterator[ControlServer]:
+    """A run of DEBUGGED paused before ``a``, and a ControlServer of it with DebugOps (not
+    started: a target sends it lines, or starts it for its socket); the run is cancelled and
+    waited for on the way out."""
+    async with Engine(resolver=Resolver()) as engine:
+        session = engine.with_debug(True)
+        session.set_breakpoint("a", None, "start")
+        handle = await engine.start_run(DEBUGGED, {"n": 1})
+        ops = DebugOps(engine, handle.run_id)
+        try:
+            yield ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
+        finally:
+            engine.with_debug(False)
+            handle.cancel()
+            await handle.wait()
+
+
 def debug_conversation(
     lines: Iterable[bytes], prompt: str | None
 ) -> tuple[list[dict[str, Any]], str]:
@@ -354,38 +372,28 @@ def debug_conversation(
     the prompt broke."""
 
     async def converse() -> tuple[list[dict[str, Any]], str]:
-        async with Engine(resolver=Resolver()) as engine:
-            session = engine.with_debug(True)
-            session.set_breakpoint("a", None, "start")
-            handle = await engine.start_run(DEBUGGED, {"n": 1})
-            ops = DebugOps(engine, handle.run_id)
-            server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
+        async with paused_debug_server() as server:
             loop = asyncio.get_running_loop()
             answers, shown = [], ""
-            try:
-                for line in lines:
-                    answer = await server.handle(line)
-                    answers.append(json.loads(json.dumps(answer, default=str)))
-                if prompt is not None:
+            for line in lines:
+                answer = await server.handle(line)
+                answers.append(json.loads(json.dumps(answer, default=str)))
+            if prompt is not None:
 
-                    def call(request: dict[str, Any]) -> dict[str, Any]:
-                        op = (
-                            {"op": "cancel"}
-                            if request.get("action") == "cancel"
-                            else {"op": "debug", **request}
-                        )
-                        line = json.dumps(op).encode()
-                        sent = asyncio.run_coroutine_threadsafe(server.handle(line), loop)
-                        answer = json.loads(json.dumps(sent.result(60), default=str))
-                        if not answer.get("ok"):
-                            raise PipelineError(str(answer.get("error", "request refused")))
-                        return answer
+                def call(request: dict[str, Any]) -> dict[str, Any]:
+                    op = (
+                        {"op": "cancel"}
+                        if request.get("action") == "cancel"
+                        else {"op": "debug", **request}
+                    )
+                    line = json.dumps(op).encode()
+                    sent = asyncio.run_coroutine_threadsafe(server.handle(line), loop)
+                    answer = json.loads(json.dumps(sent.result(60), default=str))
+                    if not answer.get("ok"):
+                        raise PipelineError(str(answer.get("error", "request refused")))
+                    return answer
 
-                    shown = await loop.run_in_executor(None, _prompt_run, call, prompt)
-            finally:
-                engine.with_debug(False)
-                handle.cancel()
-                await handle.wait()
+                shown = await loop.run_in_executor(None, _prompt_run, call, prompt)
             return answers, shown
 
     return asyncio.run(converse())

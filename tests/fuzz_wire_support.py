@@ -31,17 +31,14 @@ import fuzz_store_support
 import fuzz_support
 from fuzz_support import ServerError, Target
 from fuzz_targets_support import (
-    DEBUGGED,
     REQUESTS,
     CommandBrokeError,
     mutated_json,
     one_line,
+    paused_debug_server,
     scratch,
 )
-from pipeline_engine_support import Resolver
 from server_support import serving
-from taskdaemon.pipeline.control import ControlServer
-from taskdaemon.pipeline.debug_ops import DebugOps
 from taskdaemon.pipeline.engine import Engine
 
 
@@ -344,21 +341,10 @@ async def _socket_converse(path: str, client: SocketClient) -> list[bytes]:
 async def socket_answers(clients: Clients[SocketClient]) -> tuple[list[list[bytes]], bytes]:
     """What a real run's control socket (DEBUGGED paused before ``a``, with DebugOps) wrote to
     each of ``clients``, and its answer to a status request after."""
-    async with Engine(resolver=Resolver()) as engine:
-        session = engine.with_debug(True)
-        session.set_breakpoint("a", None, "start")
-        handle = await engine.start_run(DEBUGGED, {"n": 1})
-        ops = DebugOps(engine, handle.run_id)
-        server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
-        try:
-            async with server:
-                answers = await _served(clients, lambda c: _socket_converse(str(server.path), c))
-                last = SocketClient((b'{"op": "status"}\n',), "eof")
-                (after, *_) = [*await _socket_converse(str(server.path), last), b""]
-        finally:
-            engine.with_debug(False)
-            handle.cancel()
-            await handle.wait()
+    async with paused_debug_server() as server, server:
+        answers = await _served(clients, lambda c: _socket_converse(str(server.path), c))
+        last = SocketClient((b'{"op": "status"}\n',), "eof")
+        (after, *_) = [*await _socket_converse(str(server.path), last), b""]
     return answers, after
 
 
