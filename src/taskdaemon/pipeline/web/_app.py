@@ -57,7 +57,7 @@ from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_id_form import run_id_problem
-from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.run_state import GOING_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
@@ -436,8 +436,10 @@ class WebApp:
                 f"{'live' if live else 'stored'}:{run_id}",
                 render_state,
                 lambda: self.data.follow(run_id),
+                # The follower's own rule for its last item (``visualization._stored``): an
+                # ``interrupted`` run ends it too, and is not paced before its ``end``.
                 lambda item: (
-                    item[0].run is not None and item[0].run.status not in OPEN_RUN_STATUSES
+                    item[0].run is not None and item[0].run.status not in GOING_RUN_STATUSES
                 ),
             )
         except StreamLimitError as exc:
