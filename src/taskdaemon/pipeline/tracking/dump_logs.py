@@ -76,7 +76,9 @@ def _record(raw: Any, scope: str) -> StoredLog | None:
 
 
 def decode_logs(body: Any) -> list[StoredLog]:
-    """The records of one OTLP JSON ``ExportLogsServiceRequest``, in time order."""
+    """The records of one OTLP JSON ``ExportLogsServiceRequest``, in the document's order
+    (:func:`~.log_read.encode_logs` keeps the store's: sorting by time listed a dump
+    differently from the store it was written from)."""
     rows: list[StoredLog] = []
     if not isinstance(body, dict):
         return rows
@@ -92,7 +94,6 @@ def decode_logs(body: Any) -> list[StoredLog]:
                 row = _record(raw, name if isinstance(name, str) else "")
                 if row is not None:
                     rows.append(row)
-    rows.sort(key=lambda row: row.time_ns)
     return rows
 
 

@@ -294,8 +294,13 @@ def run_log_records(
 def encode_logs(
     rows: Iterable[StoredLog], resource: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """The rows as one OTLP JSON ``ExportLogsServiceRequest`` (one scope per logger name)."""
-    scopes: dict[str, list[dict[str, Any]]] = {}
+    """The rows as one OTLP JSON ``ExportLogsServiceRequest``, in their order: each run of
+    consecutive rows of one logger is one ``ScopeLogs`` entry (a logger's name may come back in
+    a later entry). Grouping each logger's rows into one entry lost the order the store holds
+    them in (its insertion order, which ``logs`` prints): records come from several threads
+    (the monitor's, the output readers'), so one can be older than the record stored before it,
+    or as old as another logger's; a dump read back by time listed such a run differently."""
+    scopes: list[tuple[str, list[dict[str, Any]]]] = []
     for row in rows:
         attributes = {
             f"taskdaemon.{name}": value
@@ -324,7 +329,9 @@ def encode_logs(
         }
         if row.span_id:
             record["spanId"] = row.span_id
-        scopes.setdefault(row.scope, []).append(record)
+        if not scopes or scopes[-1][0] != row.scope:
+            scopes.append((row.scope, []))
+        scopes[-1][1].append(record)
     resource_attributes = dict(resource or {"service.name": "taskdaemon"})
     return {
         "resourceLogs": [
@@ -336,8 +343,7 @@ def encode_logs(
                     ]
                 },
                 "scopeLogs": [
-                    {"scope": {"name": scope}, "logRecords": records}
-                    for scope, records in scopes.items()
+                    {"scope": {"name": scope}, "logRecords": records} for scope, records in scopes
                 ],
             }
         ]
