@@ -15,7 +15,7 @@ import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
-from taskdaemon.pipeline.otel_variables import compression, sdk_problems
+from taskdaemon.pipeline.otel_variables import VARIABLES, compression, sdk_problems
 from taskdaemon.pipeline.telemetry import run_span_name, stage_span_name
 
 #: Per variable, a value refused and what the one line must say (besides the variable).
@@ -31,11 +31,13 @@ REFUSED = [
     ("OTEL_BLRP_MAX_QUEUE_SIZE", "0", "whole number more than 0, of at most 18 digits"),
     ("OTEL_BLRP_MAX_EXPORT_BATCH_SIZE", "５", "whole number more than 0"),
     ("OTEL_BSP_EXPORT_TIMEOUT", "1.5", "whole number of 0 or more"),
+    ("OTEL_BLRP_EXPORT_TIMEOUT", "1" + "0" * 18, "of at most 18 digits, not '1000000000000000000'"),
     ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096", "at most the queue's size (OTEL_BSP_MAX_QUEUE_SIZE"),
     ("OTEL_METRIC_EXPORT_INTERVAL", "inf", "finite number of milliseconds, not 'inf'"),
     ("OTEL_METRIC_EXPORT_TIMEOUT", "-5", "greater than 0, not '-5'"),
     ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", "readable file, not '/nonexistent"),
     ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "", "must name a readable file, not ''"),
+    ("OTEL_EXPORTER_OTLP_METRICS_CERTIFICATE", "/", "must name a readable file, not '/'"),
     ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "1", "must be true or false, not '1'"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "foo", "must be grpc or http/protobuf, not 'foo'"),
     ("OTEL_EXPORTER_OTLP_HEADERS", "Bearer S3cr3tT0ken9f8e7d", "member 1 of 1 is not one"),
@@ -75,13 +77,31 @@ def test_a_value_the_sdk_would_not_take_stops_a_run_in_one_line(
         {"OTEL_METRIC_EXPORT_INTERVAL": "1.5", "OTEL_METRIC_EXPORT_TIMEOUT": "30000"},
         {"OTEL_SPAN_EVENT_COUNT_LIMIT": "", "OTEL_ATTRIBUTE_COUNT_LIMIT": "0"},
         {"OTEL_EXPORTER_OTLP_CLIENT_KEY": __file__, "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "False"},
+        {"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "TRUE", "OTEL_BSP_SCHEDULE_DELAY": "9" * 18},
+        {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "2048"},
     ],
 )
 def test_values_the_sdk_takes_pass(environ: dict[str, str]) -> None:
     """Spaces around a value, any case of a compression, a batch as large as its queue, a 0
     the SDK reads as a bound (an export timeout it does not use, a limit), an empty limit, a
-    readable file, a boolean in any case."""
+    readable file, a boolean in any case, a whole number of 18 digits, a batch as large as
+    the SDK's queue when none is set."""
     assert [] == sdk_problems(environ)
+
+
+#: The rows of :data:`REFUSED` that ``sdk_problems`` checks (the others are ``settings``').
+SDK_REFUSED = [row for row in REFUSED if row[0] in VARIABLES]
+
+
+@pytest.mark.parametrize(("variable", "value", "why"), SDK_REFUSED, ids=[r[0] for r in SDK_REFUSED])
+def test_sdk_problems_gives_the_variable_and_its_reason(
+    variable: str, value: str, why: str
+) -> None:
+    """The reasons the run's line shows, from the check in-process (where mutation testing
+    sees it, not in ``run``'s subprocess): one problem, the variable's, each refused alone (a
+    batch size against the SDK's queue)."""
+    problems = sdk_problems({variable: value})
+    assert [(variable, True)] == [(name, why in said) for name, said in problems], problems
 
 
 def test_a_batch_is_held_to_the_queue_it_is_given_or_the_sdks() -> None:
