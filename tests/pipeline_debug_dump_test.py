@@ -521,3 +521,27 @@ def test_a_log_member_not_matching_its_sha256_is_a_one_line_error(tmp_path: Path
     with pytest.raises(SpanSourceError) as caught:
         dump_log_records(path, "0" * 32)
     assert f"{path}: logs.otlp.json does not match its sha256" == str(caught.value)
+
+
+@pytest.mark.parametrize("entry", [{"size": 20}, {"sha256": 5}, "logs"])
+def test_a_log_member_listed_without_its_sha256_matches_no_member(
+    tmp_path: Path, entry: object
+) -> None:
+    """A manifest entry ``dump.py`` never writes (no sha256, one not a string, not an object)
+    checks the member as a changed one: before, its records were read unchecked and a lost
+    member read as a run that logged nothing."""
+    files = {"logs.otlp.json": entry}
+    manifest = json.dumps({"format": "taskdaemon-dump", "version": 1, "files": files}).encode()
+    kept = {"manifest.json": manifest, "logs.otlp.json": b'{"resourceLogs": []}'}
+    errors = []
+    for path in (
+        _archive(tmp_path / "kept.tar.gz", kept),
+        _archive(tmp_path / "lost.tar.gz", {"manifest.json": manifest}),
+    ):
+        with pytest.raises(SpanSourceError) as caught:
+            dump_log_records(path, "0" * 32)
+        errors.append(str(caught.value).removeprefix(f"{path}: "))
+    assert [
+        "logs.otlp.json does not match its sha256",
+        "the manifest lists logs.otlp.json, the archive lacks it",
+    ] == errors

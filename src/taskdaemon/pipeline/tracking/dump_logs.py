@@ -5,9 +5,9 @@ tools that read a dump as they read the store: ``replay RUN --step --source dump
 a stage's records. The archive is read with :func:`~.dump_source.read_dump_members`' bounds; a
 record that is not an object, or whose body cannot be read, is skipped, an attribute that cannot
 be read is left out, and a list of another type holds nothing: never an error. A
-member the manifest lists (with its sha256, as ``dump.py`` always writes it) must be there and
-match: a dump that lost its log records, or had them changed, is one error line rather than a
-run that seems to have logged nothing.
+member the manifest lists (with its sha256, as ``dump.py`` always writes it; an entry without
+one matches no member) must be there and match: a dump that lost its log records, or had them
+changed, is one error line rather than a run that seems to have logged nothing.
 """
 
 from __future__ import annotations
@@ -97,16 +97,14 @@ def decode_logs(body: Any) -> list[StoredLog]:
     return rows
 
 
-def _listed_sha256(manifest: bytes) -> str | None:
-    """The sha256 the manifest lists for the log member; None when it lists none (the
-    manifest itself is checked by the span source)."""
+def _listed_entry(manifest: bytes) -> Any:
+    """The manifest's entry for the log member; None when it lists none (the manifest itself
+    is checked by the span source)."""
     try:
         files = json.loads(manifest).get("files")
     except (ValueError, RecursionError, AttributeError):
         return None
-    entry = files.get(_MEMBER) if isinstance(files, dict) else None
-    sha256 = entry.get("sha256") if isinstance(entry, dict) else None
-    return sha256 if isinstance(sha256, str) else None
+    return files.get(_MEMBER) if isinstance(files, dict) else None
 
 
 def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None) -> list[StoredLog]:
@@ -114,13 +112,14 @@ def dump_log_records(path: str | Path, run_id: str, *, stage: str | None = None)
     one stage; SpanSourceError (one line) when the archive is not a readable dump."""
     path = Path(path)
     members = read_dump_members(path, ("manifest.json", _MEMBER))
-    listed = _listed_sha256(members["manifest.json"])
+    listed = _listed_entry(members["manifest.json"])
     data = members.get(_MEMBER)
     if data is None:
         if listed is not None:
             raise SpanSourceError(f"{path}: the manifest lists {_MEMBER}, the archive lacks it")
         return []
-    if listed is not None and hashlib.sha256(data).hexdigest() != listed:
+    sha256 = listed.get("sha256") if isinstance(listed, dict) else None
+    if listed is not None and hashlib.sha256(data).hexdigest() != sha256:
         raise SpanSourceError(f"{path}: {_MEMBER} does not match its sha256")
     body = decode_member(path, _MEMBER, data)
     wanted = run_id.strip().lower()
