@@ -31,6 +31,7 @@ from taskdaemon.pipeline.tracking.dump_source import (
     MAX_MEMBERS,
     DumpSource,
 )
+from taskdaemon.pipeline.tracking.log_read import StoredLog, encode_logs
 
 SECRET = "s3cr3t-VALUE-7d1f0b"
 
@@ -545,3 +546,21 @@ def test_a_log_member_listed_without_its_sha256_matches_no_member(
         "logs.otlp.json does not match its sha256",
         "the manifest lists logs.otlp.json, the archive lacks it",
     ] == errors
+
+
+def test_the_log_records_read_are_the_asked_runs_and_stages(tmp_path: Path) -> None:
+    """A prefix of the run's id, as typed (any case, spaces around), picks that run's records,
+    not another run's in the same dump; a stage picks its own only."""
+    run, other = "ab12" + "0" * 28, "ab99" + "0" * 28
+    rows = [
+        StoredLog(0, run, 1, 9, "INFO", "dumped", "a", 0, 1, None, "td", "a's"),
+        StoredLog(0, run, 2, 9, "INFO", "dumped", "b", 0, 1, None, "td", "b's"),
+        StoredLog(0, other, 3, 9, "INFO", "dumped", "a", 0, 1, None, "td", "the other run's"),
+    ]
+    logs = json.dumps(encode_logs(rows)).encode()
+    files = {"manifest.json": _listing({"logs.otlp.json": logs}), "logs.otlp.json": logs}
+    path = _archive(tmp_path / "two.tar.gz", files)
+    asked = [(" AB1 ", None), ("ab12", "a"), ("ab12", "c")]
+    assert [["a's", "b's"], ["a's"], []] == [
+        [row.body for row in dump_log_records(path, prefix, stage=stage)] for prefix, stage in asked
+    ]
