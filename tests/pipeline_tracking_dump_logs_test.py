@@ -12,7 +12,7 @@ def test_records_of_foreign_or_damaged_otlp_json_are_read_as_far_as_they_can_be(
     """What the collector's file exporter writes (a trace id, no ``taskdaemon.*`` ids), a
     record with none of the optional fields, ids and a span id of the wrong type, a body that
     is not a string, attributes that cannot be read, and entries that are not objects before
-    the ones that are: every readable record, in time order."""
+    the ones that are: every readable record, in the document's order."""
     attributes = [
         3,
         {"key": 1, "value": {"stringValue": "a key not a string"}},
@@ -43,7 +43,7 @@ def test_records_of_foreign_or_damaged_otlp_json_are_read_as_far_as_they_can_be(
     }
     empty = {"pipeline": None, "stage": None, "instance": None, "attempt": None, "span_id": None}
     assert [
-        StoredLog(id=0, run_id="", time_ns=0, severity=0, level="", scope="", body="bare", **empty),
-        StoredLog(0, "ab12", 20, 0, "", **empty, scope="", body="5", attributes={"kept": True}),
         StoredLog(0, "cd34", 30, 0, "", **empty, scope="", body="\"b'hi'\""),
+        StoredLog(0, "ab12", 20, 0, "", **empty, scope="", body="5", attributes={"kept": True}),
+        StoredLog(id=0, run_id="", time_ns=0, severity=0, level="", scope="", body="bare", **empty),
     ] == decode_logs(body)
