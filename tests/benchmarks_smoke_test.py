@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT
+from cli_support import ROOT, free_port
 
 BENCHMARKS = ROOT / "benchmarks"
 
@@ -154,13 +153,6 @@ def _all_scripts() -> list[str]:
     return sorted(path.stem for path in BENCHMARKS.glob("*.py"))
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _env(tmp_path: Path) -> dict[str, str]:
     """This tree's package first on the path (scripts read ``PYTHONPATH`` as the tree they
     measure), and a fresh private home."""
@@ -199,7 +191,7 @@ def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) ->
         script, *first_args = (arg.format(tmp=tmp_path) for arg in smoke.first)
         before = _run([str(BENCHMARKS / f"{script}.py"), *first_args], tmp_path)
         assert before.returncode == 0, f"{script} exited {before.returncode}:\n{before.stderr}"
-    args = [arg.format(tmp=tmp_path, port=_free_port()) for arg in smoke.args]
+    args = [arg.format(tmp=tmp_path, port=free_port()) for arg in smoke.args]
     done = _run([str(BENCHMARKS / f"{name}.py"), *args], tmp_path)
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
     assert re.search(smoke.prints, done.stdout, re.MULTILINE), done.stdout[-4000:]

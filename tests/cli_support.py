@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -228,3 +229,11 @@ class Served:
         """Wait for the exit code, stdout and the rest of stderr."""
         stdout, stderr = self.process.communicate(timeout=timeout)
         return self.process.returncode, stdout, stderr
+
+
+def free_port() -> int:
+    """A TCP port of the loopback interface nobody listens on right now (bound, then
+    released): free to serve on, and a connection to it is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

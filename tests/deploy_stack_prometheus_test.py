@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from cli_support import ROOT, TASKDAEMON, environment, write
+from cli_support import ROOT, TASKDAEMON, environment, free_port, write
 from deploy_stack_support import (
     dashboard_exprs,
     datasource_exprs,
@@ -26,7 +26,7 @@ from deploy_stack_support import (
     traces_to_metrics,
     yaml_at,
 )
-from prometheus_support import answers, free_port, scraped_serves, start_prometheus, stop, until
+from prometheus_support import answers, scraped_serves, start_prometheus, stop, until
 
 
 @pytest.fixture

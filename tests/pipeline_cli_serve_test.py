@@ -211,8 +211,8 @@ async def test_serve_shows_its_runs_that_could_not_start_on_metrics(home: Path) 
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
-    from cli_support import TASKDAEMON, environment, write
-    from prometheus_support import free_port, stop, until
+    from cli_support import TASKDAEMON, environment, free_port, write
+    from prometheus_support import stop, until
 
     (home / "workspaces").write_text("not a directory")
     pipeline = write(

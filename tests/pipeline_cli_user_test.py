@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from cli_support import ROOT, TASKDAEMON, environment, free_port, taskdaemon, write
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.cli.options import span_source
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE
@@ -251,13 +251,6 @@ def test_a_workspace_that_cannot_be_made_reads_the_same_in_run_and_debug(
     ]
 
 
-def _closed_port() -> int:
-    """A loopback port nothing listens on (bound, then closed)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 #: Sources that cannot answer (1) and URLs that name no source (2), for every reader.
 _SOURCE_FAULTS = {
     "tempo+http://127.0.0.1:{port}": 1,
@@ -277,7 +270,7 @@ def test_a_source_that_cannot_answer_is_exit_1_and_a_bad_url_exit_2_everywhere(
     out of range 1 from ``dag`` and 2 from ``runs``. Now: a source that cannot answer
     (unreachable, missing, damaged) is 1, a URL that names no source 2, each in one line."""
     (tmp_path / "damaged.db").write_bytes(b"not a database" * 512)
-    port = _closed_port()
+    port = free_port()
     run_id = "abcd" + "0" * 28  # a whole id: remote sources take no prefix
     args = [run_id if word == "abcd" else word for word in _SOURCE_COMMANDS[command]]
     codes = {}

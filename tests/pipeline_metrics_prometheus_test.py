@@ -17,8 +17,9 @@ import httpx
 import pytest
 import yaml
 
+from cli_support import free_port
 from pipeline_monitor_support import PROMETHEUS_NAMES
-from prometheus_support import PROMETHEUS, free_port, start_prometheus, stop, until
+from prometheus_support import PROMETHEUS, start_prometheus, stop, until
 
 ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent

@@ -15,9 +15,8 @@ from typing import IO
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, write
+from cli_support import ROOT, TASKDAEMON, environment, free_port, write
 from collector_support import answered, answering_posts
-from prometheus_support import free_port
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
 from taskdaemon.pipeline.cli.telemetry import ExportHealth

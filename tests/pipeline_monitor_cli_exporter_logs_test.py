@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, free_port, taskdaemon, write
 from collector_support import answered, answering_posts
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORT_FAILURE_TEMPLATES,
@@ -96,16 +96,9 @@ def test_it_is_first_on_every_exporter_logger_so_it_sees_the_templates() -> None
     assert all(isinstance(each[1], RepeatedLogFilter) for each in filters if len(each) > 1)
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def _refusing() -> Iterator[str]:
-    yield f"http://127.0.0.1:{_closed_port()}"
+    yield f"http://127.0.0.1:{free_port()}"
 
 
 @contextlib.contextmanager
@@ -176,7 +169,7 @@ def test_at_debug_the_exporters_own_lines_say_why(home: Path, tmp_path: Path) ->
         "debug",
         path,
         OTEL_TRACES_EXPORTER="otlp",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
         OTEL_EXPORTER_OTLP_TIMEOUT="1",
         TASKDAEMON_EXPORT_TIMEOUT="30",
@@ -197,7 +190,7 @@ def test_a_proxys_password_is_in_no_exporter_line(
     they dial with, a proxy's, is in no line at ``--log-level debug``, which names the proxy
     by its address (gRPC's failure, urllib3's connection)."""
     path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
-    password, port = "Pr0xyS3cr3t8d7c", _closed_port()
+    password, port = "Pr0xyS3cr3t8d7c", free_port()
     done = taskdaemon(
         home,
         "run",
@@ -263,7 +256,7 @@ def test_each_signals_retries_have_the_whole_bound(home: Path, tmp_path: Path) -
         OTEL_TRACES_EXPORTER="otlp",
         OTEL_LOGS_EXPORTER="otlp",
         OTEL_METRICS_EXPORTER="otlp",
-        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{_closed_port()}",
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{free_port()}",
         OTEL_EXPORTER_OTLP_TIMEOUT="5",
         TASKDAEMON_EXPORT_TIMEOUT="6",
     )

@@ -4,7 +4,6 @@ make ``/readyz`` unready while no export succeeds (docs/architecture.md, "HTTP s
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import free_port, taskdaemon, write
 from collector_support import answered, answering_posts
 from pipeline_monitor_support import scope_labels
 from schedule_support import scheduled_serve
@@ -50,13 +49,6 @@ def erring_collector() -> Iterator[str]:
         yield f"{url}/v1/logs"
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _emit_and_flush(telemetry: Telemetry, count: int) -> None:
     """Emit ``count`` log records through ``telemetry``'s logger provider, then flush it."""
     assert telemetry.logger_provider is not None
@@ -86,7 +78,7 @@ def test_records_a_closed_port_did_not_take_are_counted(
 ) -> None:
     """Every record of a log export to a closed port is counted, whichever the protocol."""
     scheme_path = "/v1/logs" if protocol == "http/protobuf" else ""
-    _logs_to(monkeypatch, f"http://127.0.0.1:{_closed_port()}{scheme_path}", protocol)
+    _logs_to(monkeypatch, f"http://127.0.0.1:{free_port()}{scheme_path}", protocol)
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
     _emit_and_flush(telemetry, 4)
     assert telemetry.registry is not None

@@ -3,7 +3,6 @@ wrapped exporter prefers (delta or cumulative temporality) is still what is sent
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
 )
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
+from cli_support import free_port
 from collector_support import answered, answering_posts
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.settings import Settings, load_settings
@@ -31,13 +31,6 @@ def _metrics_to(monkeypatch: pytest.MonkeyPatch, endpoint: str, protocol: str) -
         monkeypatch.delenv(name, raising=False)
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _count_and_flush(telemetry: Telemetry, times: int) -> None:
     """Add 1 to a counter, then export what the reader collects, ``times`` times."""
     counter = telemetry.meter_provider.get_meter("test").create_counter("test.things")
@@ -51,7 +44,7 @@ def test_each_export_a_closed_port_did_not_take_is_counted(
     protocol: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, telemetry_for: TelemetryFor
 ) -> None:
     path = "/v1/metrics" if protocol == "http/protobuf" else ""
-    _metrics_to(monkeypatch, f"http://127.0.0.1:{_closed_port()}{path}", protocol)
+    _metrics_to(monkeypatch, f"http://127.0.0.1:{free_port()}{path}", protocol)
     telemetry = telemetry_for(load_settings(home=tmp_path, export_timeout=1.0))
     _count_and_flush(telemetry, 2)
     failures = telemetry.metric_export_failures

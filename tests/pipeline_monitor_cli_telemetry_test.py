@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import generate_latest
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, free_port, taskdaemon, write
 from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
 from pipeline_monitor_support import scope_labels
@@ -62,17 +62,10 @@ class Resolver:
         return handler
 
 
-def _closed_port() -> int:
-    """A port on 127.0.0.1 nobody listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def dead_collector(monkeypatch: pytest.MonkeyPatch) -> str:
     """OTLP pointed at a closed port of 127.0.0.1."""
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{free_port()}"
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
     for name in ("OTEL_TRACES_EXPORTER", "OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_METRICS_EXPORTER"):
         monkeypatch.delenv(name, raising=False)

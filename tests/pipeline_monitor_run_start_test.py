@@ -148,8 +148,8 @@ async def test_a_served_run_has_one_start_and_duration_in_every_view(home: Path)
     are its stage's start and end in ``/api/runs`` and ``runs show --json``."""
     import httpx
 
-    from cli_support import TASKDAEMON, environment, taskdaemon, write
-    from prometheus_support import free_port, stop, until
+    from cli_support import TASKDAEMON, environment, free_port, taskdaemon, write
+    from prometheus_support import stop, until
     from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 
     pipeline = write(home / "one.yaml", ONE_STAGE)

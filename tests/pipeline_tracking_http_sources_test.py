@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from cli_support import free_port
 from pipeline_tracking_support import T0, Backend, S, example_spans, serve
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, encode_traces, open_source
@@ -59,9 +59,7 @@ def test_retries_below_one_still_ask_once(retries: int, tries: int) -> None:
 
 def test_a_backend_nobody_listens_on_is_said_with_the_error_and_the_tries() -> None:
     """A refused connection names the URL, the transport error's type, and the tries."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    url = f"http://127.0.0.1:{free_port()}"
     with TempoSource(url, backoff=0.01) as source:
         message = _refusal(source)
     said = f"cannot reach {url}/api/v2/traces/{RUN}: ConnectError: "

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from cli_support import taskdaemon
+from cli_support import free_port, taskdaemon
 from pipeline_tracking_support import (
     Backend,
     example_spans,
@@ -478,9 +477,7 @@ def test_a_body_that_is_not_utf8_is_a_clear_error() -> None:
 
 def test_dead_port_is_a_clear_error() -> None:
     """A backend nobody listens on raises SpanSourceError saying it cannot be reached."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with (
         TempoSource(f"http://127.0.0.1:{port}", backoff=0.01) as source,
         pytest.raises(SpanSourceError, match="cannot reach"),

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import shutil
 import signal
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import IO, Any
 import httpx
 import yaml
 
-from cli_support import TASKDAEMON, environment, write
+from cli_support import TASKDAEMON, environment, free_port, write
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,13 +36,6 @@ async def start_prometheus(
         stdout=asyncio.subprocess.DEVNULL,
         stderr=log,
     )
-
-
-def free_port() -> int:
-    """A TCP port free on the loopback interface right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def until(

@@ -26,7 +26,6 @@ import queue
 import re
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from typing import IO
 import httpx
 import pytest
 
-from cli_support import without_settings
+from cli_support import free_port, without_settings
 from taskdaemon.pipeline import LoopRegistry, load_pipeline
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,13 +275,6 @@ def test_runs_show_takes_the_first_digits(demo_home: tuple[Path, str]) -> None:
 # -- the served run -------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
-
-
 def _pump(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     for line in stream:
         lines.put(line)
@@ -299,7 +291,7 @@ def test_served_run_answers_and_finishes_when_approved() -> None:
     """The README's served run (on a free port instead of 9090, which may be taken on a shared
     machine) serves /metrics while it waits for the release approval, and the command it prints
     for granting that approval lets it finish with exit status 0."""
-    port = _free_port()
+    port = free_port()
     command = SERVED.replace("127.0.0.1:9090", f"127.0.0.1:{port}")
     # The run's control socket lives under ./.taskdaemon and a Unix socket path has at most 107
     # bytes: pytest's tmp_path is too deep for it, a fresh directory in the temp dir is not.

@@ -36,9 +36,16 @@ import pytest
 from google.protobuf.json_format import MessageToJson
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from cli_support import TASKDAEMON, environment, pythonpath_with, start_ui, taskdaemon, write
+from cli_support import (
+    TASKDAEMON,
+    environment,
+    free_port,
+    pythonpath_with,
+    start_ui,
+    taskdaemon,
+    write,
+)
 from collector_support import answered, answering_posts
-from prometheus_support import free_port
 from redaction_support import MADE_SECRET, MAKE_SECRET, archive_text
 from taskdaemon.pipeline.redaction import REDACTED
 

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_support import ROOT, TASKDAEMON, environment
-from prometheus_support import free_port
+from cli_support import ROOT, TASKDAEMON, environment, free_port
 
 
 @dataclass
