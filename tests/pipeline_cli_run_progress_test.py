@@ -1,5 +1,5 @@
-"""``run``'s and ``debug``'s progress lines (``cli.run.ProgressView``): at a breakpoint, and
-the first lines of a run."""
+"""``run``'s and ``debug``'s progress lines (``cli.run_progress.ProgressView``): at a
+breakpoint, and the first lines of a run."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from cli_support import GATED_PIPELINE, ONE_STAGE_PIPELINE, Served, taskdaemon, write
 from pipeline_engine_support import pipeline, stage
-from taskdaemon.pipeline.cli.run import ProgressView
+from taskdaemon.pipeline.cli.run_progress import ProgressView
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
 from taskdaemon.pipeline.model import OnEvent
 from taskdaemon.pipeline.state import StageStatus

@@ -9,7 +9,7 @@ import pytest
 
 from cli_support import write
 from pipeline_engine_support import Resolver, after, pipeline, retry, stage
-from taskdaemon.pipeline.cli.run import render_summary
+from taskdaemon.pipeline.cli.run_summary import render_summary
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import pythonpath_with, taskdaemon, write
-from taskdaemon.pipeline.cli.run import ProgressView
+from taskdaemon.pipeline.cli.run_progress import ProgressView
 from taskdaemon.pipeline.events import ApprovalResolved
 from taskdaemon.pipeline.table_fit import text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown

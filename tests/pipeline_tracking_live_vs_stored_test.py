@@ -19,7 +19,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from pipeline_engine_support import FakeSleep, retry
-from taskdaemon.pipeline.cli.run import summary_error
+from taskdaemon.pipeline.cli.run_summary import summary_error
 from taskdaemon.pipeline.engine import DebugSession, Engine, RunResult
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.loops import StageContext

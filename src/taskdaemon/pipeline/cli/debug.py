@@ -358,12 +358,10 @@ class _RunThread(threading.Thread):
             self._ready.set()
 
     async def _main(self) -> None:
-        from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
-            ProgressView,
-            build_observers,
-            render_summary,
-            summary_width,
-        )
+        from taskdaemon.pipeline.cli.run import build_observers  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.terminal_width import summary_width  # noqa: PLC0415
         from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
         from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
         from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415

@@ -220,12 +220,10 @@ def _default_source() -> str:
 
 async def _execute(args: argparse.Namespace, plan: Any) -> int:
     from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
-        ProgressView,
-        render_summary,
-        summary_width,
-    )
+    from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
     from taskdaemon.pipeline.cli.stop_signals import StopSignals  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.terminal_width import summary_width  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
         add_working_directory_to_path,
         resolve_issues,

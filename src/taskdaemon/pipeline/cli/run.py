@@ -49,8 +49,7 @@ import asyncio
 import contextlib
 import signal
 import sys
-import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -68,47 +67,33 @@ from taskdaemon.pipeline.cli.options import (
     workspace_root,
 )
 from taskdaemon.pipeline.cli.refusal import refuse, say
+from taskdaemon.pipeline.cli.run_progress import ProgressView
+from taskdaemon.pipeline.cli.run_summary import render_summary
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.control import ControlServer, handle_status
-from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import PipelineError, SettingsError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
-    ApprovalResolved,
-    BreakpointHit,
-    BreakpointResumed,
     EngineEvent,
-    RunFinished,
-    RunStarted,
-    StageFinished,
-    StageRetrying,
-    StageSkipped,
-    StageStarted,
 )
 from taskdaemon.pipeline.heap import tuned_collector
-from taskdaemon.pipeline.loops import CommandFailedError, LoopRegistry
+from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.redaction import redact_lines
-from taskdaemon.pipeline.run_state import not_reached_reason
-from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
+from taskdaemon.pipeline.table_fit import cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
-    from taskdaemon.pipeline.engine import Engine, RunResult
+    from taskdaemon.pipeline.engine import Engine
 
 __all__ = [
     "ApprovalPolicy",
     "Observers",
-    "ProgressView",
     "build_observers",
     "parse_inputs",
     "register",
-    "render_summary",
     "run_pipeline",
-    "summary_error",
-    "summary_width",
 ]
 
 EXIT_SUCCESS = 0
@@ -170,163 +155,7 @@ def register(subparsers: Any) -> None:
 # -- request ----------------------------------------------------------------------------------
 
 
-# -- progress ---------------------------------------------------------------------------------
-
-
-class ProgressView:
-    """An engine observer writing one line per stage transition to ``stream`` (stderr).
-
-    Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
-    the run started, fixed width so lines align: the origin of ``runs show --at``, ``dag --at``
-    and ``replay --step``, and the run's last line reads its duration; it counted from the
-    view's making, up to a tenth of a second earlier, while telemetry and the observers were
-    set up); durations in the text use ``format_duration`` like every other view. Never blocks
-    beyond a line write.
-
-    The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
-    when made. On a terminal, a wrapped line breaks the clock column, so a line wider than the
-    terminal gives way as a table's row does: a stage's name longer than its 24-column label
-    is cut (to no fewer than those 24), then an error or a reason ending the line (a failure,
-    a skip, the run's end) is cut to fit it, keeping at least ``_MIN_DETAIL`` columns (the
-    summary, ``runs show`` and ``logs`` have them whole). A pipe or a file keeps every name
-    and 80 characters of each error. Hints (a command to copy) are never cut: one that does not
-    fit after its line goes on a line of its own, under the stage's label.
-    """
-
-    def __init__(
-        self,
-        stream: IO[str] | None = None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        approve_hint: Callable[[str, str], str | None] | None = None,
-        attach_hint: bool = True,
-        header: Callable[[str], str] | None = None,
-        replayed: Collection[str] = (),
-    ) -> None:
-        self._stream = stream if stream is not None else sys.stderr
-        self._width = summary_width(self._stream)
-        self._clock = clock
-        self._start = clock()
-        self._hint = approve_hint  # (run id, stage) -> the command that approves it, if any
-        # The run's first line (``run ... started``), written when the run starts: before any
-        # line of its stages, an entry stage's request for an approval included, which the
-        # engine makes before ``start_run`` returns.
-        self._header = header
-        # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
-        # at the prompt already.
-        self._attach_hint = attach_hint
-        # A replay's fed stages end as its summary says they did, ``replayed``, and that is
-        # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
-        # work nobody did.
-        self._replayed = frozenset(replayed)
-        self._multi: set[str] = set()  # stages with more than one instance: show #n
-        self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
-        self._skipped: set[str] = set()  # stages whose skip line is written
-        self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
-        self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
-
-    def _write(
-        self,
-        stage: str,
-        what: str,
-        instance: int | None = None,
-        detail: str | None = None,
-        hint: str | None = None,
-    ) -> None:
-        label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
-        if self._width is not None:  # a long name gives way, to its column's 24 (the docstring)
-            # The clock and its gap (11), a space, ``what``, and the least of the detail.
-            fixed = 12 + len(what) + (2 + _MIN_DETAIL if detail else 0)
-            label = cut_columns(label, max(24, self._width - fixed))
-        elapsed = self._clock() - self._start
-        line = f"{elapsed:8.2f}s  {label:<24} {what}"
-        if detail and self._width is None:  # an error or a reason: cut (the class docstring)
-            line += f": {one_line(detail, 80)}"
-        elif detail and self._width is not None:
-            room = max(_MIN_DETAIL, self._width - text_columns(line) - 2)
-            line += f": {cut_columns(one_line(detail, room), room)}"
-        lines = [line]
-        if hint and (self._width is None or text_columns(f"{line} {hint}") <= self._width):
-            lines[0] += f" {hint}"
-        elif hint:  # a command to copy, whole (the class docstring)
-            lines.append(f"{'':12}{hint}")
-        # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
-        self._stream.write("".join(f"{shown(line)}\n" for line in lines))
-        self._stream.flush()
-
-    def _write_tail(self, tail: str) -> None:
-        """A failed command's last stderr lines, indented under its failure line (redacted,
-        control characters escaped: the text came from the command)."""
-        for line in redact_lines(tail.splitlines()):
-            self._stream.write(f"{'':10}  | {shown(line)}\n")
-        self._stream.flush()
-
-    def on_event(self, event: EngineEvent) -> None:
-        """Write the line for ``event`` (most events have none); a failed command's stderr tail
-        follows its failure line."""
-        if isinstance(event, RunStarted):
-            self._start = self._clock()  # the clock's origin (the class docstring)
-            # An event stage's instances are numbered from its first line on: its first pause
-            # read "implementation", its second "implementation#1", then "implementation#0".
-            self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
-            if self._header is not None:
-                self._stream.write(self._header(event.run_id) + "\n")
-                self._stream.flush()
-        elif isinstance(event, StageStarted):
-            if event.event is not None or event.instance > 0:
-                self._multi.add(event.stage)
-            self._started[event.task_run_id] = event.at
-            self._reached.add((event.stage, event.instance))
-            if event.stage in self._replayed:
-                return  # it never ran: its one line is ``replayed`` (the constructor)
-            retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            self._write(event.stage, f"running{retry}", event.instance)
-        elif isinstance(event, StageFinished):
-            started = self._started.pop(event.task_run_id, None)
-            if started is None and event.stage in self._skipped:
-                return  # the end of an execution skipped before it ran: its skip line said it
-            if started is None and (event.stage, event.instance) not in self._reached:
-                # A stop caught it queued: not reached, as the run's records say (engine/_run.py,
-                # ``not_reached``); the run's status, which the reason names, comes at its end.
-                self._unreached.append((event.stage, event.instance))
-                return
-            took = f" in {format_duration(event.at - started)}" if started is not None else ""
-            error = event.cancel_reason if event.cancel_reason else event.error
-            retry = " (will retry)" if event.will_retry else ""
-            what = "replayed" if event.stage in self._replayed else f"{event.status}{took}{retry}"
-            self._write(event.stage, what, event.instance, error)
-            if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
-                self._write_tail(event.exception.stderr_tail)
-        elif isinstance(event, StageRetrying):
-            self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
-        elif isinstance(event, StageSkipped):
-            self._skipped.add(event.stage)
-            self._write(event.stage, "skipped", detail=event.reason)
-        elif isinstance(event, ApprovalRequested):
-            command = self._hint(event.run_id, event.stage) if self._hint else None
-            hint = None if command is None else f"({command})"
-            self._write(event.stage, "waiting for approval", hint=hint)
-        elif isinstance(event, ApprovalResolved):
-            if event.timed_out:
-                what = "approval timed out"
-            elif event.by == "engine" and not event.approved:  # no one said no (_approvals.py)
-                what = "approval withdrawn"
-            else:
-                what = "approved" if event.approved else "rejected"
-                what += f" by {event.by}" if event.by else ""
-            self._write(event.stage, what)
-        elif isinstance(event, BreakpointHit):
-            if event.instance > 0:  # a fan-out paused before its first start: say which
-                self._multi.add(event.stage)
-            self._reached.add((event.stage, event.instance))
-            attach = f"(taskdaemon debug attach {event.run_id})" if self._attach_hint else None
-            self._write(event.stage, "paused", event.instance, event.reason, attach)
-        elif isinstance(event, BreakpointResumed):
-            self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
-        elif isinstance(event, RunFinished):
-            for stage, instance in self._unreached:
-                self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
-            self._write(f"run {event.pipeline}", str(event.status), detail=event.error)
+# -- observers ------------------------------------------------------------------------------
 
 
 class Observers(list[Any]):
@@ -421,103 +250,6 @@ def build_observers(
 
         observers.append(start_deferred_monitoring(settings, stack))
     return observers
-
-
-# -- summary ----------------------------------------------------------------------------------
-
-
-#: Characters of a stage's error the summary keeps on a pipe or in a file (``runs show`` has
-#: it whole).
-_ERROR_WIDTH = 70
-#: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
-#: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
-_MIN_DETAIL = 10
-
-
-def summary_error(result: RunResult, stage: str) -> str | None:
-    """The ERROR cell of ``stage`` in the summary: its skip reason, else the last error of an
-    instance whose final started execution has one (``records.outcome_error``), else that of an
-    execution a stop cancelled while held at a breakpoint before its start (``cancelled:
-    <why>``), as the records do: what every view of its records says
-    (``records.stage_error``)."""
-    from taskdaemon.pipeline.records import outcome_error  # noqa: PLC0415 - at the run's end
-
-    # A skipped stage's reason first: one whose executions a stop caught queued says it was
-    # not reached, as ``runs show`` does, rather than its executions' cancellation. Of the
-    # others, only the executions the records know of (started, or held at a breakpoint): an
-    # instance or a retry a stop caught queued has no span, so its cancellation is no view's.
-    # An execution held at a breakpoint that a stop cancelled has no attempt in the records:
-    # they say ``cancelled: <why>`` only when no started execution has an error
-    # (``records.stage_error``), and so does the summary: a sibling instance's failure that
-    # stopped the run is the stage's error, not the cancellation it caused.
-    executions = result.executions.get(stage, ())
-    return (
-        result.skip_reasons.get(stage)
-        or outcome_error(
-            (ex.instance, ex.error) for ex in executions if ex.times.running is not None
-        )
-        or outcome_error((ex.instance, ex.error) for ex in executions if ex.held)
-    )
-
-
-def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = None) -> str:
-    """The summary table of a finished run, stages in file order.
-
-    Columns: stage, status, instances (how many ran), attempts (the most any one instance
-    needed, as in ``runs show``; ``-`` for a stage that never started), queue time (the
-    longest wait for a slot), duration (first start to last end), error (that of an instance
-    whose last attempt failed, as ``runs show`` reads it: an attempt a retry made good is not
-    the stage's error; or why the stage was skipped or cancelled).
-
-    ``width``: the columns of the terminal the summary is written to, which it fits by the
-    rule every table of the terminal follows (``table_fit``), since a wrapped row no longer
-    reads as a row: only when the whole table is wider, INSTANCES and ATTEMPTS read INST and
-    TRIES (as in ``runs show``), then STAGE and ERROR give way, the wider first, to no fewer
-    than 12 columns. STATUS, the counts and the durations are never cut, and no column is
-    left out (``run`` has no ``--wide``; ``runs show RUN`` has every column and whole
-    errors). The run's error line is cut to the width too.
-    None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
-    """
-    header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
-    rows: list[tuple[str, ...]] = []
-    for stage in pipeline.stages:
-        every = result.executions.get(stage.name, ())
-        # What ran: an execution skipped or cancelled before its start is no attempt (its
-        # error, a cancellation's reason, still shows).
-        executions = [ex for ex in every if ex.times.running is not None]
-        status = str(result.stage_status.get(stage.name, "pending"))
-        instances = len({ex.instance for ex in executions})
-        attempts = max((ex.attempt for ex in executions), default=0)
-        queues = [ex.times.queue_time for ex in executions if ex.times.queue_time is not None]
-        starts = [ex.times.running for ex in executions if ex.times.running is not None]
-        ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
-        duration = max(ends) - min(starts) if starts and ends else None
-        error = summary_error(result, stage.name)
-        rows.append(
-            (
-                stage.name,
-                status,
-                str(instances) if executions else "-",
-                str(attempts) if executions else "-",
-                format_duration(max(queues) if queues else None),
-                format_duration(duration),
-                error or "",
-            )
-        )
-    rows = [(*row[:-1], one_line(row[-1], _ERROR_WIDTH)) for row in rows]
-    lines = aligned(header, rows)
-    if width is not None and any(text_columns(line) > width for line in lines):
-        narrow = (*header[:2], "INST", "TRIES", *header[4:])
-        lines = aligned(narrow, rows, width, (0, len(header) - 1))
-    total = None if result.finished_at is None else result.finished_at - result.started_at
-    lines.append("")
-    lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
-    if result.error:
-        error = one_line(result.error, 200)
-        if width is not None:  # in terminal columns: a CJK message takes two a character
-            error = cut_columns(error, max(MIN_GIVEN, width - len("error: ")))
-        lines.append(f"error: {error}")
-    return "\n".join(lines)
 
 
 # -- the command ------------------------------------------------------------------------------

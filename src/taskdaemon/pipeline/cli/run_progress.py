@@ -1,0 +1,196 @@
+"""``run``'s progress lines on stderr: one line per stage transition (``ProgressView``).
+
+``debug FILE`` and ``replay`` write the same lines (with their own hints). Apart from
+``cli/run.py`` so that the command's module holds the command, and the line's rules (the clock
+column, what gives way on a narrow terminal, hints never cut) are read in one place.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Collection
+from typing import IO
+
+from taskdaemon.pipeline.cli.terminal_width import summary_width
+from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.events import (
+    ApprovalRequested,
+    ApprovalResolved,
+    BreakpointHit,
+    BreakpointResumed,
+    EngineEvent,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageRetrying,
+    StageSkipped,
+    StageStarted,
+)
+from taskdaemon.pipeline.loops import CommandFailedError
+from taskdaemon.pipeline.redaction import redact_lines
+from taskdaemon.pipeline.run_state import not_reached_reason
+from taskdaemon.pipeline.table_fit import cut_columns, text_columns
+from taskdaemon.pipeline.terminal_text import one_line, shown
+
+__all__ = ["ProgressView"]
+
+#: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
+#: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
+_MIN_DETAIL = 10
+
+
+class ProgressView:
+    """An engine observer writing one line per stage transition to ``stream`` (stderr).
+
+    Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
+    the run started, fixed width so lines align: the origin of ``runs show --at``, ``dag --at``
+    and ``replay --step``, and the run's last line reads its duration; it counted from the
+    view's making, up to a tenth of a second earlier, while telemetry and the observers were
+    set up); durations in the text use ``format_duration`` like every other view. Never blocks
+    beyond a line write.
+
+    The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
+    when made. On a terminal, a wrapped line breaks the clock column, so a line wider than the
+    terminal gives way as a table's row does: a stage's name longer than its 24-column label
+    is cut (to no fewer than those 24), then an error or a reason ending the line (a failure,
+    a skip, the run's end) is cut to fit it, keeping at least ``_MIN_DETAIL`` columns (the
+    summary, ``runs show`` and ``logs`` have them whole). A pipe or a file keeps every name
+    and 80 characters of each error. Hints (a command to copy) are never cut: one that does not
+    fit after its line goes on a line of its own, under the stage's label.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        approve_hint: Callable[[str, str], str | None] | None = None,
+        attach_hint: bool = True,
+        header: Callable[[str], str] | None = None,
+        replayed: Collection[str] = (),
+    ) -> None:
+        self._stream = stream if stream is not None else sys.stderr
+        self._width = summary_width(self._stream)
+        self._clock = clock
+        self._start = clock()
+        self._hint = approve_hint  # (run id, stage) -> the command that approves it, if any
+        # The run's first line (``run ... started``), written when the run starts: before any
+        # line of its stages, an entry stage's request for an approval included, which the
+        # engine makes before ``start_run`` returns.
+        self._header = header
+        # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
+        # at the prompt already.
+        self._attach_hint = attach_hint
+        # A replay's fed stages end as its summary says they did, ``replayed``, and that is
+        # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
+        # work nobody did.
+        self._replayed = frozenset(replayed)
+        self._multi: set[str] = set()  # stages with more than one instance: show #n
+        self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
+        self._skipped: set[str] = set()  # stages whose skip line is written
+        self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
+        self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
+
+    def _write(
+        self,
+        stage: str,
+        what: str,
+        instance: int | None = None,
+        detail: str | None = None,
+        hint: str | None = None,
+    ) -> None:
+        label = stage if instance is None or stage not in self._multi else f"{stage}#{instance}"
+        if self._width is not None:  # a long name gives way, to its column's 24 (the docstring)
+            # The clock and its gap (11), a space, ``what``, and the least of the detail.
+            fixed = 12 + len(what) + (2 + _MIN_DETAIL if detail else 0)
+            label = cut_columns(label, max(24, self._width - fixed))
+        elapsed = self._clock() - self._start
+        line = f"{elapsed:8.2f}s  {label:<24} {what}"
+        if detail and self._width is None:  # an error or a reason: cut (the class docstring)
+            line += f": {one_line(detail, 80)}"
+        elif detail and self._width is not None:
+            room = max(_MIN_DETAIL, self._width - text_columns(line) - 2)
+            line += f": {cut_columns(one_line(detail, room), room)}"
+        lines = [line]
+        if hint and (self._width is None or text_columns(f"{line} {hint}") <= self._width):
+            lines[0] += f" {hint}"
+        elif hint:  # a command to copy, whole (the class docstring)
+            lines.append(f"{'':12}{hint}")
+        # ``what`` may hold text from outside (an approver's name, a breakpoint's reason).
+        self._stream.write("".join(f"{shown(line)}\n" for line in lines))
+        self._stream.flush()
+
+    def _write_tail(self, tail: str) -> None:
+        """A failed command's last stderr lines, indented under its failure line (redacted,
+        control characters escaped: the text came from the command)."""
+        for line in redact_lines(tail.splitlines()):
+            self._stream.write(f"{'':10}  | {shown(line)}\n")
+        self._stream.flush()
+
+    def on_event(self, event: EngineEvent) -> None:
+        """Write the line for ``event`` (most events have none); a failed command's stderr tail
+        follows its failure line."""
+        if isinstance(event, RunStarted):
+            self._start = self._clock()  # the clock's origin (the class docstring)
+            # An event stage's instances are numbered from its first line on: its first pause
+            # read "implementation", its second "implementation#1", then "implementation#0".
+            self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
+            if self._header is not None:
+                self._stream.write(self._header(event.run_id) + "\n")
+                self._stream.flush()
+        elif isinstance(event, StageStarted):
+            if event.event is not None or event.instance > 0:
+                self._multi.add(event.stage)
+            self._started[event.task_run_id] = event.at
+            self._reached.add((event.stage, event.instance))
+            if event.stage in self._replayed:
+                return  # it never ran: its one line is ``replayed`` (the constructor)
+            retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self._write(event.stage, f"running{retry}", event.instance)
+        elif isinstance(event, StageFinished):
+            started = self._started.pop(event.task_run_id, None)
+            if started is None and event.stage in self._skipped:
+                return  # the end of an execution skipped before it ran: its skip line said it
+            if started is None and (event.stage, event.instance) not in self._reached:
+                # A stop caught it queued: not reached, as the run's records say (engine/_run.py,
+                # ``not_reached``); the run's status, which the reason names, comes at its end.
+                self._unreached.append((event.stage, event.instance))
+                return
+            took = f" in {format_duration(event.at - started)}" if started is not None else ""
+            error = event.cancel_reason if event.cancel_reason else event.error
+            retry = " (will retry)" if event.will_retry else ""
+            what = "replayed" if event.stage in self._replayed else f"{event.status}{took}{retry}"
+            self._write(event.stage, what, event.instance, error)
+            if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
+                self._write_tail(event.exception.stderr_tail)
+        elif isinstance(event, StageRetrying):
+            self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
+        elif isinstance(event, StageSkipped):
+            self._skipped.add(event.stage)
+            self._write(event.stage, "skipped", detail=event.reason)
+        elif isinstance(event, ApprovalRequested):
+            command = self._hint(event.run_id, event.stage) if self._hint else None
+            hint = None if command is None else f"({command})"
+            self._write(event.stage, "waiting for approval", hint=hint)
+        elif isinstance(event, ApprovalResolved):
+            if event.timed_out:
+                what = "approval timed out"
+            elif event.by == "engine" and not event.approved:  # no one said no (_approvals.py)
+                what = "approval withdrawn"
+            else:
+                what = "approved" if event.approved else "rejected"
+                what += f" by {event.by}" if event.by else ""
+            self._write(event.stage, what)
+        elif isinstance(event, BreakpointHit):
+            if event.instance > 0:  # a fan-out paused before its first start: say which
+                self._multi.add(event.stage)
+            self._reached.add((event.stage, event.instance))
+            attach = f"(taskdaemon debug attach {event.run_id})" if self._attach_hint else None
+            self._write(event.stage, "paused", event.instance, event.reason, attach)
+        elif isinstance(event, BreakpointResumed):
+            self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
+        elif isinstance(event, RunFinished):
+            for stage, instance in self._unreached:
+                self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
+            self._write(f"run {event.pipeline}", str(event.status), detail=event.error)
