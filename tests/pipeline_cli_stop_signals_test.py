@@ -183,6 +183,34 @@ async def test_removed_the_signals_are_given_back(hang_up: bool, after: object) 
     assert signal.getsignal(signal.SIGHUP) == after
 
 
+async def test_removing_twice_leaves_the_signals_to_their_new_owner() -> None:
+    """A second ``remove`` does nothing: the signals a later owner took on the same loop stay
+    its own (SIGTERM still cancels its run), and SIGHUP, which a hang-up left ignored and the
+    later owner does not handle (as under ``nohup``), stays ignored. A second call that
+    removed the handlers again would give SIGTERM its default action, which ends the process
+    and leaves its run ``interrupted``."""
+    first = StopSignals()
+    first.install()
+    try:
+        _bind(first, "run-13")
+        os.kill(os.getpid(), signal.SIGHUP)
+        await _all_handled()
+    finally:
+        first.remove()
+    later = StopSignals()
+    later.install()
+    try:
+        cancels = _bind(later, "run-14")
+        first.remove()
+        assert signal.SIG_DFL != signal.getsignal(signal.SIGTERM), "SIGTERM would end pytest"
+        assert signal.SIG_IGN == signal.getsignal(signal.SIGHUP)
+        os.kill(os.getpid(), signal.SIGTERM)
+        await _all_handled()
+    finally:
+        later.remove()
+    assert [(None, "SIGTERM")] == cancels
+
+
 @pytest.mark.filterwarnings("ignore:.*multi-threaded.*fork:DeprecationWarning")
 @pytest.mark.parametrize(
     ("second", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["int", "term"]

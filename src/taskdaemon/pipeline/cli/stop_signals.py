@@ -53,7 +53,8 @@ class StopSignals:
             self._loop.add_signal_handler(signum, self._on_signal, signum)
 
     def remove(self) -> None:
-        """Give the signals back to their previous handling."""
+        """Give the signals back to their previous handling. A second call does nothing: by
+        then the signals may have a new owner on the loop, whose handlers stay."""
         if self._loop is not None:
             for signum in self._handled:
                 self._loop.remove_signal_handler(signum)
