@@ -98,6 +98,22 @@ class ExportStreak:
             counter,
         )
 
+    def off(self, reason: str) -> None:
+        """The exporter could not be built (``cli/unbuilt_exporters.py``): say so now, in one
+        line naming it and why, and nothing more while its stand-in fails every export (no
+        streak line, no recovery: each loss is counted and the total said at exit)."""
+        with self._lock:
+            self._lost = 0
+        counter = f"counted in {self._series} and " if self._series else ""
+        self._log.warning(
+            "%s exporter %s is off, it could not be built: %s (what it would have exported "
+            "is %ssaid at exit)",
+            self._what,
+            self._name,
+            reason,
+            counter,
+        )
+
     def succeeded(self) -> None:
         """An export went through: ends a streak that was said, in one line."""
         self._record(self._name, 0, None)

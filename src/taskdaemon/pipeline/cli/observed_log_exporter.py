@@ -19,7 +19,7 @@ from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportRes
 
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 
-__all__ = ["ObservedLogExporter"]
+__all__ = ["ObservedLogExporter", "UnbuiltLogExporter"]
 
 
 class ObservedLogExporter(LogRecordExporter):
@@ -47,3 +47,17 @@ class ObservedLogExporter(LogRecordExporter):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return self._inner.force_flush(timeout_millis)
+
+
+class UnbuiltLogExporter(LogRecordExporter):
+    """Stands in for a log exporter that could not be built: every export fails
+    (``cli/unbuilt_exporters.py``)."""
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        return LogRecordExportResult.FAILURE
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True

@@ -19,7 +19,7 @@ from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult,
 
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 
-__all__ = ["ObservedMetricExporter"]
+__all__ = ["ObservedMetricExporter", "UnbuiltMetricExporter"]
 
 
 class ObservedMetricExporter(MetricExporter):
@@ -54,3 +54,19 @@ class ObservedMetricExporter(MetricExporter):
 
     def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
         self._inner.shutdown(timeout_millis=timeout_millis, **kwargs)
+
+
+class UnbuiltMetricExporter(MetricExporter):
+    """Stands in for a metric exporter that could not be built: every export fails
+    (``cli/unbuilt_exporters.py``)."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""

@@ -14,7 +14,8 @@ What it builds:
   results feed :class:`ExportHealth` (``/readyz``'s ``span_export``), and gets
   ``TASKDAEMON_EXPORT_TIMEOUT`` as its per-request timeout unless
   ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set; a gRPC one is handed its compression
-  (:func:`_grpc_compression`).
+  (:func:`_grpc_compression`). An exporter (of any signal) that cannot be built turns off
+  alone, said in one line, the rest built as asked (``cli/unbuilt_exporters.py``).
 * **Sampling**: none, whatever ``OTEL_TRACES_SAMPLER`` says. A run's spans are its history,
   the store's and every view's: a sampled-out run was a run id that ``run -q`` printed and
   no view found. Sample the export in the Collector instead (tail sampling).
@@ -79,6 +80,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING
 
 from opentelemetry import metrics as metrics_api
@@ -113,6 +115,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     observe_failed_exports,
     observe_failed_log_exports,
 )
+from taskdaemon.pipeline.cli.unbuilt_exporters import UnbuiltSpanExporter, built
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.otel_variables import compression
 from taskdaemon.pipeline.settings import Settings
@@ -447,13 +450,14 @@ def build_telemetry(
 
             from taskdaemon.pipeline.cli.observed_metric_exporter import (  # noqa: PLC0415
                 ObservedMetricExporter,
+                UnbuiltMetricExporter,
             )
 
             if metric_failures is None:
                 metric_failures = ExportFailures()
-            observed_metrics = ObservedMetricExporter(
-                _metric_exporter(name, settings), streak("metrics", name, metric_failures.record)
-            )
+            metrics = streak("metrics", name, metric_failures.record)
+            made = built(partial(_metric_exporter, name, settings), UnbuiltMetricExporter, metrics)
+            observed_metrics = ObservedMetricExporter(made, metrics)
             readers.append(PeriodicExportingMetricReader(observed_metrics))
     meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
     if readers:
@@ -471,9 +475,10 @@ def build_telemetry(
     health = ExportHealth()
     processors: list[SpanProcessor] = [*store_span_processors(settings), *extra_span_processors]
     for name in settings.traces_exporters:
-        exporter = _span_exporter(name, settings, meter_provider)
+        spans = streak("traces", name, health.record)
+        make = partial(_span_exporter, name, settings, meter_provider)
         health.exporters.append(name)
-        observed = _ObservedSpanExporter(exporter, streak("traces", name, health.record))
+        observed = _ObservedSpanExporter(built(make, UnbuiltSpanExporter, spans), spans)
         # Masked as the batch leaves: values learnt while its spans waited.
         masked = MaskedSpanExporter(observed)
         processors.append(BatchSpanProcessor(masked, meter_provider=meter_provider))
@@ -501,14 +506,15 @@ def build_telemetry(
         )
         from taskdaemon.pipeline.cli.observed_log_exporter import (  # noqa: PLC0415
             ObservedLogExporter,
+            UnbuiltLogExporter,
         )
 
         logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
         for name in settings.logs_exporters:
             log_health.exporters.append(name)
-            observed_logs = ObservedLogExporter(
-                _log_exporter(name, settings), streak("logs", name, log_health.record)
-            )
+            logs = streak("logs", name, log_health.record)
+            made_logs = built(partial(_log_exporter, name, settings), UnbuiltLogExporter, logs)
+            observed_logs = ObservedLogExporter(made_logs, logs)
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
             logger_provider.add_log_record_processor(BatchLogRecordProcessor(masked_logs))
