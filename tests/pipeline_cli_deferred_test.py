@@ -252,6 +252,20 @@ async def test_every_event_after_a_failed_load_is_counted_lost_at_once() -> None
     assert [(name, number, 0) for number, (name, _, _) in enumerate(seen, 1)] == seen
 
 
+def test_a_load_that_failed_or_was_abandoned_leaves_the_run_unstored() -> None:
+    """What ``run`` says of its run as it ends (``unstored``): a load that failed, or was
+    abandoned, left it in no store; one still to come, nothing yet."""
+    failed = DeferredMonitor(PayloadCapture())
+    failed.failed("ImportError: no SDK")
+    abandoned = DeferredMonitor(PayloadCapture(), load_timeout=0.01)
+    assert abandoned.wait() is None
+    assert ("telemetry failed to start", "telemetry failed to start", None) == (
+        failed.unstored(),
+        abandoned.unstored(),
+        DeferredMonitor(PayloadCapture()).unstored(),
+    )
+
+
 def test_records_past_the_bound_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past its bound the stand-in counts the run's records instead of keeping them; what is
     kept and never written (loading failed) is counted then too."""

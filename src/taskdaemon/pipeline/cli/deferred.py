@@ -272,6 +272,8 @@ class DeferredMonitor:
         self._span_ids: dict[tuple[str, str], str] = {}
         self._presets_spans = span_context_foreseen(os.environ)
         self._failure: str | None = None
+        #: Why the loaded telemetry's store holds no run (``span_losses.unstored_cause``).
+        self.store_cause: str | None = None
         # Set once the monitor has every kept event: from then on events go straight to it,
         # without the lock and the two Event calls of the hand-over (a few µs an event, on the
         # engine's loop, while telemetry is live).
@@ -553,6 +555,13 @@ class DeferredMonitor:
             preset, value = self._preset_span, self._span_ids.get((event.run_id, event.task_run_id))
         return preset(value) if preset is not None and value is not None else None
 
+    def unstored(self) -> str | None:
+        """Why the run is in no span store, once the loading is over (its own line said the
+        details): telemetry did not load, or its store could not be opened; None else."""
+        if self._failure is not None:
+            return "telemetry failed to start"
+        return self.store_cause
+
     def report(self) -> None:
         """One warning if events were lost (after the run)."""
         if self.lost:
@@ -615,8 +624,9 @@ def start_deferred_monitoring(
                 preset_span_id,
                 preset_trace_id,
             )
+            from taskdaemon.pipeline.cli.span_losses import unstored_cause  # noqa: PLC0415
 
-            _, monitor, _ = build_monitor(
+            telemetry, monitor, _ = build_monitor(
                 settings,
                 serve_metrics=False,
                 stack=loaded,
@@ -629,6 +639,7 @@ def start_deferred_monitoring(
                 _log.warning("telemetry failed to start; the run goes on without it: %s", error)
                 return
         else:
+            deferred.store_cause = unstored_cause(telemetry.span_processors)
             if deferred.started(monitor, preset_trace_id, preset_span_id):
                 return
         loaded.close()  # abandoned: shut down unused (``close`` leaves it to this thread)

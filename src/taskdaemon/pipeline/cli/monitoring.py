@@ -26,6 +26,7 @@ from taskdaemon.pipeline.cli.span_losses import (
     report_unexported_logs,
     report_unexported_metrics,
     report_unexported_spans,
+    unstored_cause,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.ellipsis import quote
@@ -77,6 +78,10 @@ class Monitoring:
     def observers(self) -> list[Any]:
         """The engine observers monitoring needs (the monitor, the API's controller)."""
         return [self.monitor] if self.controller is None else [self.monitor, self.controller]
+
+    def unstored(self) -> str | None:
+        """Why the runs of this process are in no span store (``span_losses.unstored_cause``)."""
+        return unstored_cause(self.telemetry.span_processors)
 
     def bind(self, engine: Engine) -> None:
         """Let the run API steer ``engine``."""

@@ -37,8 +37,9 @@
   killed with their process groups; a sync handler's thread, which cannot be, is not waited
   for once the run has ended); a second one exits at once.
 * Lost telemetry never changes the exit code, which is the pipeline's: a span store that cannot
-  be opened is one warning line at start, spans it failed to write (a full disk) are one warning
-  line when they start failing and one at the end with how many were lost, and the metric
+  be opened is one warning line at start and one at the end (the run id printed is not
+  stored), spans it failed to write (a full disk) are one warning line when they start failing
+  and one at the end with how many were lost, and the metric
   ``taskdaemon_spans_dropped_total`` counts them (see ``docs/span-store.md``).
 """
 
@@ -152,10 +153,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run_command)
 
 
-# -- request ----------------------------------------------------------------------------------
-
-
-# -- observers ------------------------------------------------------------------------------
+# -- observers --------------------------------------------------------------------------------
 
 
 class Observers(list[Any]):
@@ -164,6 +162,8 @@ class Observers(list[Any]):
     ``SIGUSR1``, the debugger's ``dump``, the HTTP route: docs/debugging.md, "Dumps")."""
 
     registry: Any = None
+    #: Why the run is in no span store, asked once it has ended (``DeferredMonitor.unstored``).
+    unstored: Callable[[], str | None] = staticmethod(lambda: None)
 
 
 class ApprovalHint:
@@ -245,10 +245,12 @@ def build_observers(
             raise PipelineError(cannot_serve(*address, error)) from None
         observers.extend(monitoring.observers)
         observers.registry = monitoring.telemetry.registry
+        observers.unstored = monitoring.unstored
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
         from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
 
-        observers.append(start_deferred_monitoring(settings, stack))
+        observers.append(deferred := start_deferred_monitoring(settings, stack))
+        observers.unstored = deferred.unstored
     return observers
 
 
@@ -375,6 +377,8 @@ async def run_pipeline(
             refuse("run", EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
         print(render_summary(result, pipeline, summary_width()), flush=True)
+    if (unstored := observers.unstored()) is not None:  # architecture.md, "Span sources"
+        say("run", f"run {result.run_id} is not stored ({unstored}): runs show will not find it")
     if result.succeeded:
         return EXIT_SUCCESS
     stopped = signals.exit_code()

@@ -67,6 +67,7 @@ __all__ = [
     "report_unexported_logs",
     "report_unexported_metrics",
     "report_unexported_spans",
+    "unstored_cause",
 ]
 
 _log = logging.getLogger("taskdaemon.spans")
@@ -224,6 +225,15 @@ def announce_unavailable_store(processors: Iterable[SpanProcessor]) -> None:
     for processor in processors:
         if isinstance(processor, UnavailableSpanStore):
             processor.warn_once()
+
+
+def unstored_cause(processors: Iterable[SpanProcessor]) -> str | None:
+    """Why none of the process's runs is in the span store: it could not be opened (an
+    ``UnavailableSpanStore`` stands in, which said the details at start); None else. ``run``
+    says it of its run as it ends."""
+    if any(isinstance(processor, UnavailableSpanStore) for processor in processors):
+        return "the span store could not be opened"
+    return None
 
 
 def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:

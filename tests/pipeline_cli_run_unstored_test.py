@@ -1,0 +1,48 @@
+"""``taskdaemon run`` on a span store it cannot open: the run runs, and the run id it prints
+does not pretend to be found (docs/architecture.md, "Span sources": why it runs rather than
+refuses). The in-process side, a telemetry load that failed, is
+``pipeline_cli_deferred_test.py``'s."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("serve", [(), ("--serve", "127.0.0.1:0")], ids=["deferred", "serve"])
+def test_a_run_on_a_store_that_cannot_open_says_its_id_is_not_stored(
+    home: Path, tmp_path: Path, serve: tuple[str, ...]
+) -> None:
+    """A store that opens: the run id printed is found and nothing more is said. A damaged
+    one: the run still succeeds (exit 0) and prints its id, one line says the store cannot
+    open, and one at the end that this run is not stored, as ``runs show`` of it confirms.
+    Before, the id was printed as if any view would find it."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    first = taskdaemon(home, "run", "-q", *serve, str(path), TASKDAEMON_LOG_LEVEL="warning")
+    assert (0, "") == (first.returncode, first.stderr)
+    shown = taskdaemon(home, "runs", "show", first.stdout.strip(), "--json")
+    assert "success" == json.loads(shown.stdout)["status"], shown.stderr
+    store = home / "spans.db"
+    for suffix in ("", "-wal", "-shm"):
+        store.with_name(store.name + suffix).unlink(missing_ok=True)
+    store.write_text("not a store\n")
+    done = taskdaemon(home, "run", "-q", *serve, str(path), TASKDAEMON_LOG_LEVEL="warning")
+    assert 0 == done.returncode, done.stderr
+    run_id = done.stdout.strip()
+    said = [line.split(": ", 1)[1] for line in done.stderr.splitlines()]
+    assert [
+        f"span store unavailable, spans are not stored: {store}: cannot open span store: file "
+        "is not a database",
+        f"run {run_id} is not stored (the span store could not be opened): runs show will not "
+        "find it",
+    ] == said, done.stderr
+    missing = taskdaemon(home, "runs", "show", run_id)
+    assert 1 == missing.returncode
+    assert [f"{store}: cannot open span store: file is not a database"] == [
+        line.split(": ", 1)[1] for line in missing.stderr.splitlines()
+    ]
