@@ -1,6 +1,6 @@
 """Running the real ``taskdaemon`` command in tests: its environment (the caller's settings
-left out), one command to its end, pipeline files, and a run in the background read line by
-line (the ``serve`` fixture in ``conftest.py``)."""
+left out, a credential provider installed), one command to its end, pipeline files, and a run
+in the background read line by line (the ``serve`` fixture in ``conftest.py``)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,23 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     env.pop("TASKDAEMON_RETENTION_KEEP", None)
     env.update(extra)
     return env
+
+
+#: :func:`credential_provider`'s entry point: its provider is ``dict``, whose ``{}`` is no
+#: ``grpc.ChannelCredentials``.
+NOT_CREDENTIALS = "not-credentials"
+
+
+def credential_provider(folder: Path) -> Path:
+    """A distribution in ``folder``, to put on the path, declaring :data:`NOT_CREDENTIALS` a
+    gRPC credential provider (``OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER``)."""
+    info = folder / "not_credentials-1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: not-credentials\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(
+        f"[opentelemetry_otlp_credential_provider]\n{NOT_CREDENTIALS} = builtins:dict\n"
+    )
+    return folder
 
 
 def taskdaemon(

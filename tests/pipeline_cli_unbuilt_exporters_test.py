@@ -9,50 +9,55 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.util._importlib_metadata import _original_entry_points_cached
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import (
+    NOT_CREDENTIALS,
+    ONE_STAGE_PIPELINE,
+    credential_provider,
+    taskdaemon,
+    write,
+)
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.settings import Settings, load_settings
 
 pytestmark = pytest.mark.usefixtures("clean_environment")
 
-#: The entry point's name: its provider is ``dict``, whose ``{}`` is no channel credentials.
-PROVIDER = "not-credentials"
 RAISED = (
-    f"RuntimeError: Requested component '{PROVIDER}' is of type <class 'dict'> must be of type "
-    "`grpc.ChannelCredentials`."
+    f"RuntimeError: Requested component '{NOT_CREDENTIALS}' is of type <class 'dict'> must be "
+    "of type `grpc.ChannelCredentials`."
 )
-
-
-def _credential_provider(folder: Path) -> Path:
-    """A distribution in ``folder`` (to put on the path) declaring :data:`PROVIDER`."""
-    info = folder / "not_credentials-1.0.dist-info"
-    info.mkdir(parents=True)
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: not-credentials\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text(
-        f"[opentelemetry_otlp_credential_provider]\n{PROVIDER} = builtins:dict\n"
-    )
-    return folder
 
 
 def _unbuildable(folder: Path) -> dict[str, str]:
     """The variables that make every OTLP exporter's constructor raise."""
     return {
         "OTEL_EXPORTER_OTLP_ENDPOINT": "https://127.0.0.1:9",
-        "OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER": PROVIDER,
+        "OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER": NOT_CREDENTIALS,
         "OTEL_TRACES_EXPORTER": "otlp",
         "OTEL_METRICS_EXPORTER": "otlp",
         "OTEL_LOGS_EXPORTER": "otlp",
         "PYTHONPATH": os.pathsep.join(
-            filter(None, [str(_credential_provider(folder)), os.environ.get("PYTHONPATH")])
+            filter(None, [str(credential_provider(folder)), os.environ.get("PYTHONPATH")])
         ),
     }
 
 
+@pytest.fixture
+def entry_points_read_anew() -> Iterator[None]:
+    """The SDK reads the installed entry points once a process (a cache of its own): read
+    anew, so that the provider this test installs is found, and after it, so that no later
+    test finds it."""
+    _original_entry_points_cached.cache_clear()
+    yield
+    _original_entry_points_cached.cache_clear()
+
+
+@pytest.mark.usefixtures("entry_points_read_anew")
 def test_each_exporter_that_cannot_be_built_is_off_and_counted(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -108,7 +113,7 @@ def test_a_run_whose_exporter_cannot_be_built_is_stored_all_the_same(
     assert 0 == done.returncode, done.stderr
     said = [line.split(": ", 1)[1] for line in done.stderr.splitlines()]
     # The provider's name is redacted: a value of a variable named like a credential.
-    raised = RAISED.replace(PROVIDER, "[REDACTED]")
+    raised = RAISED.replace(NOT_CREDENTIALS, "[REDACTED]")
     assert [
         f"span exporter otlp is off, it could not be built: {raised} (what it would have "
         "exported is counted in taskdaemon_spans_export_failed_total and said at exit)",

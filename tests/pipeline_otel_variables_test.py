@@ -12,10 +12,22 @@ from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
-from taskdaemon.pipeline.otel_variables import VARIABLES, compression, sdk_problems
+from cli_support import (
+    NOT_CREDENTIALS,
+    ONE_STAGE_PIPELINE,
+    credential_provider,
+    taskdaemon,
+    write,
+)
+from taskdaemon.pipeline.otel_variables import (
+    GRPC_STATUS_CODES,
+    VARIABLES,
+    compression,
+    sdk_problems,
+)
 from taskdaemon.pipeline.telemetry import run_span_name, stage_span_name
 
 #: Per variable, a value refused and what the one line must say (besides the variable).
@@ -41,6 +53,17 @@ REFUSED = [
     ("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "1", "must be true or false, not '1'"),
     ("OTEL_EXPORTER_OTLP_PROTOCOL", "foo", "must be grpc or http/protobuf, not 'foo'"),
     ("OTEL_EXPORTER_OTLP_HEADERS", "Bearer S3cr3tT0ken9f8e7d", "member 1 of 1 is not one"),
+    (
+        "OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES",
+        "unavailable, BUSY",
+        "gRPC status codes separated by commas (UNAVAILABLE, ...), not 'unavailable, BUSY'",
+    ),
+    (
+        "OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER",
+        "S3cr3tT0ken9f8e7d",
+        "names no installed credential provider (entry points opentelemetry_otlp_credential_",
+    ),
+    ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_LOGS_CREDENTIAL_PROVIDER", " ", "names no installed"),
 ]
 
 
@@ -79,6 +102,10 @@ def test_a_value_the_sdk_would_not_take_stops_a_run_in_one_line(
         {"OTEL_EXPORTER_OTLP_CLIENT_KEY": __file__, "OTEL_EXPORTER_OTLP_LOGS_INSECURE": "False"},
         {"OTEL_EXPORTER_OTLP_TRACES_INSECURE": "TRUE", "OTEL_BSP_SCHEDULE_DELAY": "9" * 18},
         {"OTEL_BLRP_MAX_EXPORT_BATCH_SIZE": "2048"},
+        {
+            "OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES": " unavailable ,Data_Loss,",
+            "OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER": "",
+        },
     ],
 )
 def test_values_the_sdk_takes_pass(environ: dict[str, str]) -> None:
@@ -102,6 +129,47 @@ def test_sdk_problems_gives_the_variable_and_its_reason(
     batch size against the SDK's queue)."""
     problems = sdk_problems({variable: value})
     assert [(variable, True)] == [(name, why in said) for name, said in problems], problems
+
+
+def test_the_status_codes_are_grpcs() -> None:
+    assert tuple(code.name for code in grpc.StatusCode) == GRPC_STATUS_CODES
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES", "unavailable, BUSY"),
+        ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES", " unavailable ,Data_Loss,"),
+        ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES", ""),
+        ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER", "no-such-provider"),
+        ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER", ""),
+    ],
+)
+@pytest.mark.usefixtures("clean_environment")
+def test_a_value_is_refused_when_the_sdks_grpc_exporter_raises_on_it(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check agrees with the real gRPC exporter of an ``https://`` endpoint (which calls
+    the credential provider), built with the value: refused when it raises, passed when it
+    is built."""
+    monkeypatch.setenv(variable, value)
+    try:
+        OTLPSpanExporter(endpoint="https://127.0.0.1:9").shutdown()
+    except (KeyError, RuntimeError):
+        raised = True
+    else:
+        raised = False
+    assert raised == bool(sdk_problems({variable: value}))
+
+
+def test_an_installed_credential_provider_passes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any installed provider's name passes: whether it answers credentials is known only by
+    calling it, which is the exporter's to do (``cli/unbuilt_exporters.py``)."""
+    monkeypatch.syspath_prepend(str(credential_provider(tmp_path)))
+    environ = {"OTEL_PYTHON_EXPORTER_OTLP_GRPC_TRACES_CREDENTIAL_PROVIDER": NOT_CREDENTIALS}
+    assert [] == sdk_problems(environ)
 
 
 def test_a_batch_is_held_to_the_queue_it_is_given_or_the_sdks() -> None:

@@ -4,7 +4,8 @@ The SDK and its exporters read these variables themselves, where ``run`` and ``s
 their telemetry, and each treats a bad value its own way: the gRPC exporters raise
 (``OTEL_EXPORTER_OTLP_TIMEOUT=abc``, any compression but ``gzip``), and so do the batch
 processors for a size of 0 or less or a batch larger than its queue; ``run`` then went on
-without telemetry, so without its span store, and no view found the run it printed. The
+without telemetry, so without its span store, and no view found the run it printed (an
+exporter that raises now turns off alone, ``cli/unbuilt_exporters.py``: still lost). The
 HTTP exporters log a warning and take their default (``Unsupported compression type: zip``),
 the batch processors log a traceback and take theirs (``OTEL_BSP_SCHEDULE_DELAY=abc``), and
 the metric reader takes ``inf`` as "never export". Checked with the other settings
@@ -34,12 +35,26 @@ accepts and the value refused:
 * ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_INSECURE``: ``true`` or ``false``, in any case
   but with no space around. The gRPC exporters take any other word as ``false``: ``1`` or
   ``yes``, meant as plain text to an ``http://`` collector, made them speak TLS to it, every
-  export failing.
+  export failing;
+* ``OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES``: gRPC status codes by name
+  (``grpc.StatusCode``), separated by commas, in any case, spaces and empty members ignored
+  (empty: no code is retried), as the gRPC exporters read it. A name they do not know was a
+  ``KeyError`` from their constructor: ``run`` went on without telemetry, and since
+  ``cli/unbuilt_exporters.py`` every gRPC exporter was off;
+* ``OTEL_PYTHON_EXPORTER_OTLP_GRPC[_TRACES|_METRICS|_LOGS]_CREDENTIAL_PROVIDER``: empty (the
+  exporters then ignore it), or the name of an installed entry point of the group
+  ``opentelemetry_otlp_credential_provider``. A name none has was a ``RuntimeError`` from the
+  constructor of every gRPC exporter of an ``https://`` endpoint. The line does not show the
+  value: the variable is named like a credential, and ``secret_values`` keeps its value out of
+  every line. A provider that is installed but fails (raises, or answers no
+  ``grpc.ChannelCredentials``) is only known by calling it, which is the exporter's to do: it
+  turns that exporter off, in one line (``cli/unbuilt_exporters.py``).
 
 Whole numbers are ASCII digits of at most 18 (Python refuses to read one of over 4,300), other
-numbers as ``TASKDAEMON_*``'s (``settings_parsers.number``). Unlike a span limit, these take no
-empty value: the SDK fails on most empty ones, and its gRPC and HTTP exporters disagree on
-what an empty certificate means. The variables are read by their exact names, as the SDK
+numbers as ``TASKDAEMON_*``'s (``settings_parsers.number``). Unlike a span limit and the two
+``OTEL_PYTHON_*`` (whose empty value the gRPC exporters read as said), these take no empty
+value: the SDK fails on most empty ones, and its gRPC and HTTP exporters disagree on what an
+empty certificate means. The variables are read by their exact names, as the SDK
 reads them.
 """
 
@@ -54,7 +69,14 @@ from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.settings_parsers import number
 
-__all__ = ["COMPRESSIONS", "SPAN_LIMITS", "VARIABLES", "compression", "sdk_problems"]
+__all__ = [
+    "COMPRESSIONS",
+    "GRPC_STATUS_CODES",
+    "SPAN_LIMITS",
+    "VARIABLES",
+    "compression",
+    "sdk_problems",
+]
 
 #: The SDK's span limits, which take empty for none.
 SPAN_LIMITS: Final = (
@@ -68,6 +90,28 @@ SPAN_LIMITS: Final = (
     "OTEL_SPAN_LINK_COUNT_LIMIT",
 )
 COMPRESSIONS: Final = ("gzip", "deflate", "none")
+#: ``grpc.StatusCode``'s names (importing grpc would cost every command's start).
+GRPC_STATUS_CODES: Final = (
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+)
+#: The entry point group of the gRPC exporters' credential providers.
+_CREDENTIAL_PROVIDERS: Final = "opentelemetry_otlp_credential_provider"
 #: How the OTLP variables name a signal (the general one first).
 _SIGNALS: Final = ("", "_TRACES", "_METRICS", "_LOGS")
 #: The span and log batch processors' prefixes, and the SDK's queue size of both when unset.
@@ -124,6 +168,25 @@ def _boolean(value: str) -> None:
         raise ValueError(f"must be true or false, not {quote(value)}")
 
 
+def _status_codes(value: str) -> None:
+    # As the gRPC exporters read it: split on commas, each stripped and upper-cased.
+    if any(
+        code.strip().upper() not in GRPC_STATUS_CODES for code in value.split(",") if code.strip()
+    ):
+        raise ValueError(
+            f"must be gRPC status codes separated by commas (UNAVAILABLE, ...), not {quote(value)}"
+        )
+
+
+def _credential_provider(value: str) -> None:
+    from importlib.metadata import entry_points  # noqa: PLC0415 - only when set
+
+    if value and not entry_points(group=_CREDENTIAL_PROVIDERS, name=value):
+        raise ValueError(
+            f"names no installed credential provider (entry points {_CREDENTIAL_PROVIDERS})"
+        )
+
+
 #: Each variable's check, which raises ValueError with the reason.
 VARIABLES: Final[dict[str, Callable[[str], None]]] = {
     **dict.fromkeys(SPAN_LIMITS, _limit),
@@ -143,6 +206,11 @@ VARIABLES: Final[dict[str, Callable[[str], None]]] = {
         for name in ("CERTIFICATE", "CLIENT_KEY", "CLIENT_CERTIFICATE")
     },
     **{f"OTEL_EXPORTER_OTLP{signal}_INSECURE": _boolean for signal in _SIGNALS},
+    "OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES": _status_codes,
+    **{
+        f"OTEL_PYTHON_EXPORTER_OTLP_GRPC{signal}_CREDENTIAL_PROVIDER": _credential_provider
+        for signal in _SIGNALS
+    },
 }
 
 
