@@ -8,11 +8,16 @@
   and returns the recorded outputs (or fails with the recorded error when the original
   failed, under the recorded error type, and times out, ``ReplayedTimeoutError``, when it
   timed out: the replay's run then says what the original did, in its run error and type, a
-  trigger's reason, the span's result and ``error.type``); the engine runs the stage with its
-  ``outputs:`` mapping removed, since the recorded outputs are already mapped, and with one
-  attempt: the stand-in hands on the outcome of every attempt the record made, so a retry of a
-  recorded failure would invent attempts (and wait their backoff) that the run log and the
-  spans would then tell of as replayed.
+  trigger's reason, the span's result and ``error.type``). Fed executions running at once end
+  in the order the record ended them (``_FedEndings``), not in the order they started: the
+  run's first failure (its error, its type, its exit line), the failure that stops it under
+  ``error_strategy: fail`` and the stages that stop cancels are then the record's, by the
+  engine's own rules, and a replay of the replay, whose fed spans ended in that order, orders
+  them alike. The engine runs a fed stage with its ``outputs:`` mapping removed, since the
+  recorded outputs are already mapped, and with one attempt: the stand-in hands on the
+  outcome of every attempt the record made, so a retry of a recorded failure would invent
+  attempts (and wait their backoff) that the run log and the spans would then tell of as
+  replayed.
   ``ReplaySpanHook`` marks its span ``replayed``, with the original's status in
   ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the original span, and
   keeps the run span's definition the replayed one: of the replay's run alone, which it learns
@@ -33,6 +38,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import itertools
 import os
 import shutil
 import threading
@@ -92,7 +99,49 @@ class ReplayedTimeoutError(StageTimeoutError):
     """A fed stage reproducing its recorded timeout (the engine ends it ``timeout``)."""
 
 
-def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
+class _FedEndings:
+    """Fed executions running at once end one at a time, in the order the record ended them
+    (module docstring). Each waits its turn; the waiting one the record ended first is let go
+    once a turn of the event loop has passed with no stand-in arriving and none let go: by
+    then the engine has ended the one let go before (its wake-up runs ahead of the next look,
+    and the engine handles its end in that same step) and started what that end fired, whose
+    stand-ins have arrived to be weighed. One queued for a worker slot meanwhile joins late."""
+
+    def __init__(self) -> None:
+        self._waiting: list[tuple[bool, int, int, asyncio.Future[None]]] = []
+        self._arrivals = itertools.count()
+        self._busy = False  # a stand-in arrived, or was let go, since the last look
+        self._looking = False
+
+    async def turn(self, original: RecordedExecution) -> None:
+        """Wait until ``original``'s ending is next (a stop of the run cancels the wait)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        unended = original.end_ns is None  # still running when the record stops: last
+        entry = (unended, original.end_ns or 0, next(self._arrivals), future)
+        heapq.heappush(self._waiting, entry)
+        self._busy = True
+        if not self._looking:
+            self._looking = True
+            loop.call_soon(self._look)
+        await future
+
+    def _look(self) -> None:
+        if not self._busy:
+            while self._waiting:
+                future = heapq.heappop(self._waiting)[3]
+                if not future.done():  # else its stand-in was cancelled while it waited
+                    future.set_result(None)
+                    self._busy = True
+                    break
+        if self._busy:
+            self._busy = False
+            asyncio.get_running_loop().call_soon(self._look)
+        else:
+            self._looking = False
+
+
+def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndings) -> Handler:
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
         execution = fed.get(ctx.instance)
         if execution is None:
@@ -102,6 +151,7 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution]) -> Handler:
         for event_type, payload in execution.events:
             ctx.publish(event_type, payload)
         original = execution.original
+        await endings.turn(original)
         if original.status != "success":
             raise _recorded_end(original)
         return dict(execution.outputs)
@@ -172,16 +222,21 @@ class _ReplayResolver:
     the workspace seed, when there is one)."""
 
     def __init__(
-        self, base: HandlerResolver, plan: ReplayPlan, seed: _WorkspaceSeed | None
+        self,
+        base: HandlerResolver,
+        plan: ReplayPlan,
+        seed: _WorkspaceSeed | None,
+        endings: _FedEndings,
     ) -> None:
         self._base = base
         self._plan = plan
         self._seed = seed
+        self._endings = endings
 
     def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
         fed = self._plan.fed.get(stage.name)
         if fed is not None:
-            return _fed_handler(stage.name, fed)
+            return _fed_handler(stage.name, fed, self._endings)
         handler = self._base.resolve(pipeline, stage)
         return handler if self._seed is None else self._seed.wrap(handler)
 
@@ -312,10 +367,10 @@ async def execute_plan(
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
     hook = ReplaySpanHook(plan, definition)
+    endings = _FedEndings()
+    seed = None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
     engine = Engine(
-        resolver=_ReplayResolver(
-            resolver, plan, None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
-        ),
+        resolver=_ReplayResolver(resolver, plan, seed, endings),
         observers=[watcher, hook, *observers, monitor],
         workspace=workspace,
     )
