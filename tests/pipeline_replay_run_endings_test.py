@@ -1,6 +1,6 @@
-"""How a replay's fed stages end: in the order the record ended them. Real ``taskdaemon run``
-and ``replay`` processes, each replay then replayed in turn: a replay of a replay tells the
-same."""
+"""How a replay's fed stages end: in the order the record ended them, and each as the record
+saw it end, a cancellation too. Real ``taskdaemon run``, ``cancel`` and ``replay`` processes,
+each replay then replayed in turn: a replay of a replay tells the same."""
 
 from __future__ import annotations
 
@@ -58,3 +58,72 @@ def test_a_replay_s_first_failure_is_the_record_s(home: Path, tmp_path: Path) ->
     assert (error, "CommandFailedError") == first_failure(old), run.stderr
     assert first_failure(old) == first_failure(new) == first_failure(newer)
     assert [f"error: {error}"] * 2 == [said, said_again]
+
+
+#: ``b`` runs until cancelled: by a user, or (``stopped``) by the failure of ``a``, which waits
+#: for ``b`` to start, under ``error_strategy: fail``.
+_CANCELLED = """\
+    name: cancelled
+    stages:
+      - name: b
+        command: "touch b.on; sleep 30"
+        triggers: [{manual: {approval_required: false}}]
+      - name: a
+        command: "%s"
+        triggers: [{manual: {approval_required: false}}]
+      - name: c
+        command: "true"
+        trigger_mode: all
+        triggers:
+          - on_completion: {stage: a, success_only: false}
+          - on_completion: {stage: b, success_only: false}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "error"),
+    [
+        ("true", "run cancelled by alice"),
+        (
+            "until [ -f b.on ]; do sleep 0.02; done; exit 4",
+            "stage 'a' failure: command 'until [ -f b.on ]; do sleep 0.02; done; exit 4' "
+            "exited with code 4",
+        ),
+    ],
+    ids=["cancelled-by-a-user", "stopped-by-a-failure"],
+)
+def test_a_fed_stage_the_record_saw_cancelled_ends_cancelled(
+    home: Path, tmp_path: Path, serve: Any, command: str, error: str
+) -> None:
+    """A fed stage the record saw cancelled ended ``failure`` (``recorded as cancelled in the
+    original run``), and with it the replay's run, which a user had cancelled. Fed, it now
+    stops its run as the record's was stopped, for the recorded reason, unless the fed failure
+    that stopped the original (under ``error_strategy: fail``) stops it first: the run's
+    status and error, and each stage's error, cancel reason and cause, are the original's, in
+    a replay of the replay too."""
+    served = serve(str(write(tmp_path / "cancelled.yaml", _CANCELLED % command)))
+    served.wait_for_line(" started ")
+    served.wait_for_line("b                        running")
+    if command == "true":
+        assert 0 == taskdaemon(home, "cancel", served.run_id, "--by", "alice").returncode
+    assert 1 == served.finish()[0]
+    new, _said = _replayed(home, served.run_id)
+    newer, _said = _replayed(home, new)
+
+    def said(run_id: str) -> tuple[Any, ...]:
+        shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+        return (
+            shown["status"],
+            shown["error"],
+            {
+                stage["name"]: [
+                    (a["error"], a["cancel_reason"], a["cancel_cause"]) for a in stage["attempts"]
+                ]
+                for stage in shown["stages"]
+            },
+        )
+
+    status = "cancelled" if command == "true" else "failure"
+    assert (status, error) == said(served.run_id)[:2]
+    assert said(served.run_id) == said(new) == said(newer)

@@ -175,8 +175,9 @@ def test_open_stage_span_in_a_running_run_is_running() -> None:
 
 def test_cancelled_attempt_says_why() -> None:
     """A cancelled attempt without an error reads ``cancelled: <reason>`` and keeps the reason
-    and the causing stage; an error it has is kept; a reason on an attempt that was not
-    cancelled is kept but makes no error."""
+    and the causing stage, and so does one a replay fed from a cancelled one (``replayed``);
+    an error it has is kept; a reason on an attempt that was not cancelled is kept but makes
+    no error."""
     spans = example_spans()
     cancel = {
         t.STAGE_STATUS: "cancelled",
@@ -188,14 +189,20 @@ def test_cancelled_attempt_says_why() -> None:
     not_cancelled = plan_attempt(
         spans, attributes={**cancel, t.STAGE_STATUS: "success", t.STAGE_CANCEL_CAUSE: None}
     )
+    fed = plan_attempt(
+        spans,
+        attributes={**cancel, t.STAGE_STATUS: "replayed", t.STAGE_REPLAYED_STATUS: "cancelled"},
+    )
     assert [
         (cancelled.status, cancelled.error, cancelled.cancel_reason, cancelled.cancel_cause),
         (with_error.error, with_error.cancel_reason),
         (not_cancelled.error, not_cancelled.cancel_reason, not_cancelled.cancel_cause),
+        (fed.status, fed.error, fed.cancel_reason, fed.cancel_cause),
     ] == [
         ("cancelled", "cancelled: stage 'x' failed", "stage 'x' failed", "x"),
         ("killed", "stage 'x' failed"),
         (None, "stage 'x' failed", None),
+        ("replayed", "cancelled: stage 'x' failed", "stage 'x' failed", "x"),
     ]
 
 

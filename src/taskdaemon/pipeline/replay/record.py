@@ -191,6 +191,8 @@ class RecordedExecution:
     error_type: str | None = None
     #: Fed by the replay this record is of: the attempts its own record made, which it stood for.
     replayed_attempts: int | None = None
+    #: Why the stop of its run cancelled it (``run cancelled by alice``), when it did.
+    cancel_reason: str | None = None
 
     @property
     def task_run_id(self) -> str:
@@ -299,6 +301,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         overrides=tuple(overrides),
         error_type=_str(attributes.get(t.ERROR_TYPE)),
         replayed_attempts=_int(attributes.get(t.STAGE_REPLAYED_ATTEMPTS)),
+        cancel_reason=_str(attributes.get(t.STAGE_CANCEL_REASON)),
     )
 
 

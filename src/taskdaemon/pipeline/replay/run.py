@@ -8,16 +8,18 @@
   and returns the recorded outputs (or fails with the recorded error when the original
   failed, under the recorded error type, and times out, ``ReplayedTimeoutError``, when it
   timed out: the replay's run then says what the original did, in its run error and type, a
-  trigger's reason, the span's result and ``error.type``). Fed executions running at once end
-  in the order the record ended them (``_FedEndings``), not in the order they started: the
-  run's first failure (its error, its type, its exit line), the failure that stops it under
-  ``error_strategy: fail`` and the stages that stop cancels are then the record's, by the
-  engine's own rules, and a replay of the replay, whose fed spans ended in that order, orders
-  them alike. The engine runs a fed stage with its ``outputs:`` mapping removed, since the
-  recorded outputs are already mapped, and with one attempt: the stand-in hands on the
-  outcome of every attempt the record made, so a retry of a recorded failure would invent
-  attempts (and wait their backoff) that the run log and the spans would then tell of as
-  replayed.
+  trigger's reason, the span's result and ``error.type``); a recorded cancellation stops the
+  replay's run for the recorded reason (the engine cancels a stage only by stopping its run),
+  unless a fed failure stopped it first, as it did the original's, and so cancelled the stage
+  with the record's reason. Fed executions running at once end in the order the record ended
+  them (``_FedEndings``), not in the order they started: the run's first failure (its error,
+  its type, its exit line), the failure that stops it under ``error_strategy: fail`` and the
+  stages that stop cancels are then the record's, by the engine's own rules, and a replay of
+  the replay, whose fed spans ended in that order, orders them alike. The engine runs a fed
+  stage with its ``outputs:`` mapping removed, since the recorded outputs are already mapped,
+  and with one attempt: the stand-in hands on the outcome of every attempt the record made,
+  so a retry of a recorded failure would invent attempts (and wait their backoff) that the
+  run log and the spans would then tell of as replayed.
   ``ReplaySpanHook`` marks its span ``replayed``, with the original's status in
   ``taskdaemon.stage.replayed_status`` and a ``replayed_from`` link to the original span, and
   keeps the run span's definition the replayed one: of the replay's run alone, which it learns
@@ -108,6 +110,8 @@ class _FedEndings:
     stand-ins have arrived to be weighed. One queued for a worker slot meanwhile joins late."""
 
     def __init__(self) -> None:
+        #: The replay's engine, whose run a fed cancellation stops (``_fed_handler``).
+        self.engine: Engine | None = None
         self._waiting: list[tuple[bool, int, int, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
         self._busy = False  # a stand-in arrived, or was let go, since the last look
@@ -152,6 +156,13 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndin
             ctx.publish(event_type, payload)
         original = execution.original
         await endings.turn(original)
+        if original.status == StageStatus.CANCELLED:
+            # The engine cancels a stage only by stopping its run: so is the replay's stopped,
+            # for the recorded reason, unless a fed failure stopped it first (the wait above
+            # is then cancelled, with the reason the record gives).
+            assert endings.engine is not None
+            endings.engine.get_run(ctx.run_id).cancel(reason=original.cancel_reason)
+            await asyncio.get_running_loop().create_future()  # cancelled by that stop
         if original.status != "success":
             raise _recorded_end(original)
         return dict(execution.outputs)
@@ -374,7 +385,7 @@ async def execute_plan(
         observers=[watcher, hook, *observers, monitor],
         workspace=workspace,
     )
-    watcher.engine = engine
+    watcher.engine = endings.engine = engine
     previous, monitor.span_hook = monitor.span_hook, hook
     try:
         async with engine:

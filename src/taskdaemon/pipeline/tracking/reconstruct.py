@@ -204,7 +204,9 @@ def _attempt(
     exc_message, exc_type = _exception(span)
     error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
     cancel_reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
-    if error is None and status == StageStatus.CANCELLED and cancel_reason:
+    # A cancelled attempt, or one a replay fed from a cancelled one (``replayed``).
+    cancelled = StageStatus.CANCELLED in (status, attrs.get(t.STAGE_REPLAYED_STATUS))
+    if error is None and cancelled and cancel_reason:
         error = f"cancelled: {cancel_reason}"  # the same text the engine gives the attempt
     # Plain loops, not generators: most spans have a link or two and no published event.
     triggered_by: tuple[str, ...] = ()
