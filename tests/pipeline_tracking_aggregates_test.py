@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_tracking_support import RESOURCE, T0, S, make_provider, write_run
+from pipeline_tracking_support import RESOURCE, T0, S, make_provider, store_stages, write_run
 from reliability_support import tmpfs
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.reporting import PipelineSample
+from taskdaemon.pipeline.reporting import PipelineSample, percentile
 from taskdaemon.pipeline.tracking import SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._day_totals import DAY_NS
 from taskdaemon.pipeline.tracking._schema import connect
@@ -154,6 +154,36 @@ def test_whole_days_sum_the_runs_of_every_status(tmp_path: Path) -> None:
         sample.failed,
         sample.total_seconds,
     )
+
+
+def _statements_to_sample(db: Path, stages: int, window: tuple[float, float]) -> int:
+    """The SQL statements a sample of a run of ``stages`` stages over ``window`` executes,
+    every stage's duration and queue wait percentiles read."""
+    store_stages(db, "wide", [f"s{i}" for i in range(stages)], "boom")
+    statements: list[str] = []
+    with SpanStore(db, retention=None) as store:
+        data = StoreReportData(store)
+        try:
+            data._conn.set_trace_callback(statements.append)
+            sample = data.sample("wide", *window)
+            for stage in sample.stages:
+                percentile(stage.durations, 0.9)
+                percentile(stage.queue_waits, 0.9)
+        finally:
+            data.close()
+    assert stages == len(sample.stages)
+    return len(statements)
+
+
+@pytest.mark.parametrize("window", [WHOLE_DAY, CUT_DAY], ids=["whole day", "cut day"])
+def test_a_samples_queries_do_not_grow_with_its_stages(
+    tmp_path: Path, window: tuple[float, float]
+) -> None:
+    """A sample reads each kind of row for all the pipeline's stages at once: a run of 100
+    stages costs as many statements as a run of 10 (a 5,000-stage run's report was ten
+    statements a stage), from the day rows or from a cut day's attempts."""
+    expected = _statements_to_sample(tmp_path / "ten.db", 10, window)
+    assert expected == _statements_to_sample(tmp_path / "hundred.db", 100, window)
 
 
 def test_a_histogram_that_disagrees_with_the_rows_is_one_line(tmp_path: Path) -> None:

@@ -22,14 +22,19 @@ is exact: the window's histogram names the bucket holding rank ``k``, and either
 OFFSET r`` step inside that bucket's value range, along an index ordered by the value, or the
 window's own values in that bucket, sorted in memory when the history crowds the bucket
 (``tracking._ranked_column``), read it. No more than one bucket's values (``BUCKET_ROWS``) is ever
-loaded into Python. Runs that had not ended are counted for the report's notes only (``unended``):
-one query over the window's open runs through ``runs_status``, and one liveness check per writer.
+loaded into Python, save those of the stages with at most ``_FEW`` executions in the window, read
+whole, a few values a stage. Each kind of row (day totals, histograms, a cut day's attempts and
+critical steps, those few values) is read for all of a pipeline's stages in one query, not one a
+stage: a 5,000-stage run's report made ten a stage. Runs that had not ended are counted for the
+report's notes only (``unended``): one query over the window's open runs through ``runs_status``,
+and one liveness check per writer.
 Ended runs without aggregates (written before schema version 5, or by a process that died between a
 run's end and its aggregates) are aggregated first, by rebuilding them; stale days are rebuilt next.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from collections import Counter
@@ -48,6 +53,7 @@ from taskdaemon.pipeline.tracking._day_totals import (
     SERIES_RUN,
     DayTotals,
     bucket,
+    new_totals,
     refresh_stale_days,
     stage_totals_add,
 )
@@ -89,6 +95,11 @@ _logger = logging.getLogger("taskdaemon.tracking")
 RUN_STARTED: Final = 0
 STAGE_ENDED: Final = 1
 RUN_ENDED: Final = 2
+
+#: A stage with at most this many executions in a report window has their durations and queue
+#: waits read whole, with the other such stages', in one query: in memory, at most this many
+#: values a stage of the pipeline, as the report's own rows hold a few values a stage.
+_FEW: Final = 16
 
 _NONE_REBUILT: Final[Mapping[int, RunRecord | None]] = MappingProxyType({})
 
@@ -381,78 +392,135 @@ class StoreReportData:
             )
         )
 
-    def _stage(self, key_no: int, stage: str, window: _Window) -> StageSample | None:
-        row = self._conn.execute(
-            "SELECT coalesce(sum(executions), 0), coalesce(sum(failures), 0), "
-            "coalesce(sum(retries), 0), sum(cpu_s), coalesce(sum(cpu_count), 0), "
-            "max(peak_memory), coalesce(sum(queue_count), 0), coalesce(sum(critical_ns), 0) "
-            "FROM stage_days WHERE key_no = ? AND day >= ? AND day < ?",
-            (key_no, *window.days),
-        ).fetchone()
-        totals = list(row)
-        durations = self._histogram(key_no, SERIES_DURATION, window)
-        queues = self._histogram(key_no, SERIES_QUEUE, window)
+    def _stages(self, pipeline: str, window: _Window) -> tuple[StageSample, ...]:
+        """The samples of ``pipeline``'s stages with executions in ``window``, by stage name:
+        each kind of row read for all its stages at once, and the durations and queue waits of
+        a stage with at most ``_FEW`` executions read whole in one more query, where reading
+        them by rank would cost a query or two a percentile."""
+        keys = self._conn.execute(
+            "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
+            "ORDER BY stage",
+            (pipeline,),
+        ).fetchall()
+        totals = {key_no: new_totals() for key_no, _ in keys}
+        # ``key_no IN``: each stage's rows along the primary key, in its order (its day's,
+        # then its attempts' start order), so sums are added as one stage at a time added them.
+        for key_no, *row in self._conn.execute(
+            "SELECT key_no, sum(executions), sum(failures), sum(retries), sum(cpu_s), "
+            "sum(cpu_count), max(peak_memory), sum(queue_count), sum(critical_ns) "
+            "FROM stage_days WHERE key_no IN (SELECT key_no FROM stage_keys WHERE pipeline = ? "
+            "AND stage != '') AND day >= ? AND day < ? GROUP BY key_no",
+            (pipeline, *window.days),
+        ):
+            totals[key_no] = row
+        histograms: dict[tuple[int, int], Counter[int]] = {}
+        for key_no, series, number, count in self._conn.execute(
+            "SELECT key_no, series, bucket, sum(count) FROM histogram_days "
+            "WHERE key_no IN (SELECT key_no FROM stage_keys WHERE pipeline = ? AND stage != '') "
+            "AND series IN (?, ?) AND day >= ? AND day < ? GROUP BY key_no, series, bucket",
+            (pipeline, SERIES_DURATION, SERIES_QUEUE, *window.days),
+        ):
+            histograms.setdefault((key_no, series), Counter())[number] = count
         for low, high in window.edges:
-            for failed, attempt, took, queue_ns, cpu_s, peak in self._conn.execute(
-                "SELECT failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory "
-                "FROM stage_attempts WHERE key_no = ? AND start_ns >= ? AND start_ns < ?",
-                (key_no, low, high),
+            for key_no, failed, attempt, took, queue_ns, cpu_s, peak in self._conn.execute(
+                "SELECT key_no, failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory "
+                "FROM stage_attempts WHERE key_no IN (SELECT key_no FROM stage_keys "
+                "WHERE pipeline = ? AND stage != '') AND start_ns >= ? AND start_ns < ?",
+                (pipeline, low, high),
             ):
-                stage_totals_add(totals, failed, attempt, queue_ns, cpu_s, peak)
-                durations[bucket(took)] += 1
+                stage_totals_add(totals[key_no], failed, attempt, queue_ns, cpu_s, peak)
+                histograms.setdefault((key_no, SERIES_DURATION), Counter())[bucket(took)] += 1
                 if queue_ns is not None:
-                    queues[bucket(queue_ns)] += 1
-            totals[7] += self._conn.execute(
-                "SELECT coalesce(sum(run_ns), 0) FROM critical_steps WHERE key_no = ? "
-                "AND start_ns >= ? AND start_ns < ?",
-                (key_no, low, high),
-            ).fetchone()[0]
-        executions, failures, retries, cpu_s, cpu_count, peak, _, critical_ns = totals
-        if not executions:
-            return None
+                    queue = histograms.setdefault((key_no, SERIES_QUEUE), Counter())
+                    queue[bucket(queue_ns)] += 1
+            for key_no, critical_ns in self._conn.execute(
+                "SELECT key_no, sum(run_ns) FROM critical_steps WHERE key_no IN (SELECT key_no "
+                "FROM stage_keys WHERE pipeline = ? AND stage != '') "
+                "AND start_ns >= ? AND start_ns < ? GROUP BY key_no",
+                (pipeline, low, high),
+            ):
+                totals[key_no][7] += critical_ns
+        few = self._few_values(
+            [key_no for key_no, _ in keys if 0 < totals[key_no][0] <= _FEW], window
+        )
+        stages = []
+        for key_no, stage in keys:
+            executions, failures, retries, cpu_s, cpu_count, peak, _, critical_ns = totals[key_no]
+            if not executions:
+                continue
+            durations: Sequence[float]
+            queue_waits: Sequence[float]
+            if key_no in few:
+                durations, queue_waits = few[key_no]
+            else:
+                durations, queue_waits = (
+                    self._column(key_no, series, window, histograms, executions)
+                    for series in (SERIES_DURATION, SERIES_QUEUE)
+                )
+            stages.append(
+                StageSample(
+                    stage=stage,
+                    executions=executions,
+                    failures=failures,
+                    retries=retries,
+                    cpu_seconds=cpu_s,
+                    cpu_samples=cpu_count,
+                    peak_memory_bytes=peak,
+                    durations=durations,
+                    queue_waits=queue_waits,
+                    critical_seconds=critical_ns / NS_PER_SECOND,
+                )
+            )
+        return tuple(stages)
+
+    def _few_values(
+        self, keys: list[int], window: _Window
+    ) -> dict[int, tuple[list[float], list[float]]]:
+        """Per stage of ``keys``, its window's durations and queue waits, sorted ascending."""
+        values: dict[int, tuple[list[float], list[float]]] = {key_no: ([], []) for key_no in keys}
+        if not keys:
+            return values
+        for key_no, took, queue_ns in self._conn.execute(
+            "SELECT key_no, duration_ns, queue_ns FROM stage_attempts "
+            "WHERE key_no IN (SELECT value FROM json_each(?)) AND start_ns >= ? AND start_ns < ?",
+            (json.dumps(keys), window.since, window.until),
+        ):
+            durations, queue_waits = values[key_no]
+            durations.append(took / NS_PER_SECOND)
+            if queue_ns is not None:
+                queue_waits.append(queue_ns / NS_PER_SECOND)
+        for durations, queue_waits in values.values():
+            durations.sort()
+            queue_waits.sort()
+        return values
+
+    def _column(
+        self,
+        key_no: int,
+        series: int,
+        window: _Window,
+        histograms: Mapping[tuple[int, int], Counter[int]],
+        executions: int,
+    ) -> RankedColumn:
+        """A stage's durations (``series`` ``SERIES_DURATION``) or queue waits, read by rank
+        with the window's histogram of them (``histograms[key_no, series]``)."""
+        column = "duration_ns" if series == SERIES_DURATION else "queue_ns"
+        index = "stage_attempts_duration" if series == SERIES_DURATION else "stage_attempts_queue"
         where = "WHERE key_no = ? AND start_ns >= ? AND start_ns < ?"
-        by_value = "FROM stage_attempts INDEXED BY {} " + where
-        # The primary key (key, start, trace, span): the window's range of the stage.
-        by_start = "FROM stage_attempts INDEXED BY sqlite_autoindex_stage_attempts_1 " + where
-        ties = "start_ns, trace_no, span_id"  # the value indexes' order after the value
-        params = (key_no, window.since, window.until)
-        return StageSample(
-            stage=stage,
-            executions=executions,
-            failures=failures,
-            retries=retries,
-            cpu_seconds=cpu_s,
-            cpu_samples=cpu_count,
-            peak_memory_bytes=peak,
-            durations=RankedColumn(
-                self._conn,
-                ColumnReads(
-                    by_value.format("stage_attempts_duration"),
-                    by_start,
-                    "duration_ns",
-                    ties,
-                    (key_no, SERIES_DURATION),
-                ),
-                params,
-                durations,
-                executions,
-                self._bucket_cache,
+        return RankedColumn(
+            self._conn,
+            ColumnReads(
+                f"FROM stage_attempts INDEXED BY {index} " + where,
+                # The primary key (key, start, trace, span): the window's range of the stage.
+                "FROM stage_attempts INDEXED BY sqlite_autoindex_stage_attempts_1 " + where,
+                column,
+                "start_ns, trace_no, span_id",  # the value indexes' order after the value
+                (key_no, series),
             ),
-            queue_waits=RankedColumn(
-                self._conn,
-                ColumnReads(
-                    by_value.format("stage_attempts_queue"),
-                    by_start,
-                    "queue_ns",
-                    ties,
-                    (key_no, SERIES_QUEUE),
-                ),
-                params,
-                queues,
-                executions,  # a window read crosses the attempts without a queue wait too
-                self._bucket_cache,
-            ),
-            critical_seconds=critical_ns / NS_PER_SECOND,
+            (key_no, window.since, window.until),
+            histograms.get((key_no, series), Counter()),
+            executions,  # a window read crosses the attempts without a queue wait too
+            self._bucket_cache,
         )
 
     def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
@@ -484,15 +552,6 @@ class StoreReportData:
                 if status != FED:
                     total_ns += duration
                     histogram[bucket(duration)] += 1
-        stages = []
-        for key_no, stage in self._conn.execute(
-            "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
-            "ORDER BY stage",
-            (pipeline,),
-        ).fetchall():
-            found = self._stage(key_no, stage, window)
-            if found is not None:
-                stages.append(found)
         # A replay that fed stages is counted apart, never as a run (``reporting._replays``).
         replays = counts.pop(FED, 0)
         runs = sum(counts.values())
@@ -521,7 +580,7 @@ class StoreReportData:
             failed=counts.get("failure", 0),
             durations=durations,
             total_seconds=total_ns / NS_PER_SECOND,
-            stages=tuple(stages),
+            stages=self._stages(pipeline, window),
             median_run=self._run_at(durations, (runs - 1) // 2) if runs else None,
             slowest_run=self._run_at(durations, runs - 1) if runs else None,
             replays=replays,
