@@ -2,7 +2,12 @@
 svg``, a debug dump's ``dag.svg``).
 
 ``dot`` runs as a subprocess with a time limit: a drawing that takes longer (thousands of
-stages on a slow machine) is an error, not a hung command. The web page has its own renderer
+stages on a slow machine) is an error, not a hung command. ``dag --format svg`` gives it
+longer (``DAG_DOT_TIMEOUT``) than a dump and the web page do (``DOT_TIMEOUT``): a user asked
+that command for the whole drawing, waits for it alone and can stop it with Ctrl-C, and it is
+the command the web page names for a DAG too big to draw there, so it must draw a 5,000-stage
+fan-out on a loaded machine; a dump is taken in a hurry and a page's request holds a server's
+slot, so both keep the short bound. The web page has its own renderer
 (``web/_svg.py``): asynchronous, bounded in concurrency and cached for many viewers; it says
 its failures in the same words (:func:`missing`, :func:`too_slow`, :func:`failed`).
 """
@@ -15,10 +20,20 @@ from typing import Final
 
 from taskdaemon.pipeline.errors import PipelineError
 
-__all__ = ["DOT_TIMEOUT", "GraphvizError", "dot_to_svg", "failed", "missing", "too_slow"]
+__all__ = [
+    "DAG_DOT_TIMEOUT",
+    "DOT_TIMEOUT",
+    "GraphvizError",
+    "dot_to_svg",
+    "failed",
+    "missing",
+    "too_slow",
+]
 
 #: Seconds ``dot`` may take for one drawing.
 DOT_TIMEOUT: Final = 10.0
+#: Seconds ``dot`` may take for ``dag --format svg`` (see the module docstring).
+DAG_DOT_TIMEOUT: Final = 120.0
 
 
 class GraphvizError(PipelineError):

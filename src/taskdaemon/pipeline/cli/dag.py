@@ -12,7 +12,7 @@ A run is rebuilt from its stored spans through the span source (``--source``, el
 the run (polling the source) and rewrites OUT on every change until the run ends, for editors
 with a live preview; each write goes to a temporary file beside OUT, renamed over it, so a
 reader never sees half a file. ``svg`` is the DOT drawn by Graphviz's ``dot`` (as the API's
-``?format=svg``), within ``graphviz.DOT_TIMEOUT``; without Graphviz it is one line, exit 1.
+``?format=svg``), within ``graphviz.DAG_DOT_TIMEOUT``; without Graphviz it is one line, exit 1.
 Exit codes: 0 drawn, 1 the run or its source could not be read,
 2 invalid arguments, pipeline file or settings; ``--watch`` stopped by Ctrl-C 130, SIGTERM 143,
 SIGHUP 129, as ``watch`` stops (``cli/sigterm.py``): with no line, OUT whole (a write under way
@@ -184,9 +184,10 @@ def _drawn(what: Pipeline | DagSnapshot | None, fmt: str, run: RunRecord | None 
     ``svg`` Graphviz's drawing of the DOT text (``graphviz.GraphvizError`` when it cannot)."""
     if fmt != SVG:
         return visualize(what, VisualizationFormat(fmt), run=run)
-    from taskdaemon.pipeline.graphviz import dot_to_svg  # noqa: PLC0415 (a subprocess's module)
+    from taskdaemon.pipeline.graphviz import DAG_DOT_TIMEOUT, dot_to_svg  # noqa: PLC0415
 
-    return dot_to_svg(visualize(what, VisualizationFormat.DOT, run=run)).decode()
+    dot = visualize(what, VisualizationFormat.DOT, run=run)
+    return dot_to_svg(dot, timeout=DAG_DOT_TIMEOUT).decode()
 
 
 def _other_pipeline(run: RunRecord, pipeline: Pipeline, file: str | None) -> str:
