@@ -67,12 +67,15 @@ def _ended_run(db: Path) -> str:
 
 
 async def _reads(db: Path, run_id: str, *, kept_for: float) -> int:
-    """How often the store was read for a page's record, snapshot and record again."""
+    """How often the store was read for a page's record, snapshot, stream (followed to its
+    end) and record again."""
     reads = _Reads(f"sqlite:///{db}")
     data = RunData(source_url=f"sqlite:///{db}", opener=lambda _url: reads, kept_for=kept_for)
     try:
         assert (await data.record(run_id)).run_id == run_id
         assert (await data.snapshot(run_id)).run is not None
+        streamed = [snapshot.run async for snapshot, _quiet in data.follow(run_id)]
+        assert ["success"] == [run.status for run in streamed if run is not None]
         assert (await data.record(run_id)).status == "success"
     finally:
         data.close()
@@ -82,8 +85,9 @@ async def _reads(db: Path, run_id: str, *, kept_for: float) -> int:
 async def test_an_ended_run_is_read_once_for_a_views_requests(tmp_path: Path) -> None:
     """The page, its stream and a stage's details each ask for the run: an ended one is
     rebuilt from its spans once while kept, not at each request (seconds each for thousands of
-    stages); with nothing kept, at each."""
+    stages), the stream's follower included (it rebuilt the run once more to end); with
+    nothing kept, at each."""
     db = tmp_path / "spans.db"
     run_id = await asyncio.to_thread(_ended_run, db)
     kept, not_kept = [await _reads(db, run_id, kept_for=k) for k in (60.0, 0.0)]
-    assert (1, 3) == (kept, not_kept)
+    assert (1, 4) == (kept, not_kept)

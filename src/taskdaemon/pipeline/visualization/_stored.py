@@ -149,11 +149,15 @@ async def follow_stored_run(
     interval: float = 0.5,
     appear_timeout: float = 30.0,
     quiet_polls: int = 120,
+    first: RunRecord | None = None,
 ) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
     """``watch_stored_run``'s stream with its quiet stretches in it: ``(snapshot, None)`` at
     each change, and ``(the same snapshot, when the newest span of the run ended)`` (epoch
     seconds) once ``quiet_polls`` polls in a row found the running run unchanged on a source
-    that cannot tell a dead writer (once per quiet stretch: see the module docstring)."""
+    that cannot tell a dead writer (once per quiet stretch: see the module docstring).
+    ``first``: the run as the caller has just read it, taken as the first poll's: the web
+    page keeps an ended run it read (``web/_data.py``), and its stream rebuilt that run from
+    its spans once more, seconds for thousands of stages, to yield it and end."""
     deadline = time.monotonic() + appear_timeout
     snapshot: DagSnapshot | None = None  # the last one yielded
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
@@ -161,7 +165,10 @@ async def follow_stored_run(
     unchanged = 0  # polls in a row that found the run as it was
     while True:
         try:
-            run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
+            if first is None:
+                run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
+            else:
+                run, first = first, None
         except RunNotFoundError:
             if snapshot is not None or time.monotonic() > deadline:
                 raise

@@ -14,7 +14,8 @@
 An ended run read from the source is kept ``kept_for`` seconds (the last few runs): one view
 of a run asks for it several times (the page, its stream, a stage's details and logs), and
 each read rebuilt the whole run from its spans, seconds for thousands of stages, for a run
-that no longer changes. A running run is read afresh each time.
+that no longer changes. Its stream's follower takes it too, as its first poll, which ends
+the stream (the run has ended). A running run is read afresh each time.
 
 A run the engine knows is drawn from the engine; its stage details (inputs, outputs, CPU,
 memory) come from its spans, which hold them redacted and capped as captured. Blocking source
@@ -101,13 +102,18 @@ class RunData:
         if source is not None:
             source.close()
 
+    def _kept_run(self, run_id: str, now: float) -> RunRecord | None:
+        """The ended run kept from a read less than ``kept_for`` seconds before ``now``."""
+        kept = self._kept.get(run_id)
+        return kept[1] if kept is not None and now - kept[0] < self.kept_for else None
+
     async def _stored(self, run_id: str) -> RunRecord | None:
         """The run from the source (an ended one as kept: module docstring); None when it
         has none (or there is no source)."""
         now = time.monotonic()
-        kept = self._kept.get(run_id)
-        if kept is not None and now - kept[0] < self.kept_for:
-            return kept[1]
+        kept = self._kept_run(run_id, now)
+        if kept is not None:
+            return kept
         source = await asyncio.to_thread(self.source)
         if source is None:
             return None
@@ -177,6 +183,7 @@ class RunData:
             interval=self.poll_interval,
             appear_timeout=0.0,
             quiet_polls=self.quiet_polls,
+            first=self._kept_run(run_id, time.monotonic()),
         )
         async for item in stream:
             yield item
