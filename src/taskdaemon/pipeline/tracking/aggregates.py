@@ -37,7 +37,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
@@ -413,14 +413,19 @@ class StoreReportData:
             (pipeline, *window.days),
         ):
             totals[key_no] = row
-        histograms: dict[tuple[int, int], Counter[int]] = {}
+        # Per series, each stage's histogram of the window (bucket -> count).
+        histograms: dict[int, defaultdict[int, Counter[int]]] = {
+            SERIES_DURATION: defaultdict(Counter),
+            SERIES_QUEUE: defaultdict(Counter),
+        }
+        duration_counts, queue_counts = histograms[SERIES_DURATION], histograms[SERIES_QUEUE]
         for key_no, series, number, count in self._conn.execute(
             "SELECT key_no, series, bucket, sum(count) FROM histogram_days "
             "WHERE key_no IN (SELECT key_no FROM stage_keys WHERE pipeline = ? AND stage != '') "
             "AND series IN (?, ?) AND day >= ? AND day < ? GROUP BY key_no, series, bucket",
             (pipeline, SERIES_DURATION, SERIES_QUEUE, *window.days),
         ):
-            histograms.setdefault((key_no, series), Counter())[number] = count
+            histograms[series][key_no][number] = count
         for low, high in window.edges:
             for key_no, failed, attempt, took, queue_ns, cpu_s, peak in self._conn.execute(
                 "SELECT key_no, failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory "
@@ -429,10 +434,9 @@ class StoreReportData:
                 (pipeline, low, high),
             ):
                 stage_totals_add(totals[key_no], failed, attempt, queue_ns, cpu_s, peak)
-                histograms.setdefault((key_no, SERIES_DURATION), Counter())[bucket(took)] += 1
+                duration_counts[key_no][bucket(took)] += 1
                 if queue_ns is not None:
-                    queue = histograms.setdefault((key_no, SERIES_QUEUE), Counter())
-                    queue[bucket(queue_ns)] += 1
+                    queue_counts[key_no][bucket(queue_ns)] += 1
             for key_no, critical_ns in self._conn.execute(
                 "SELECT key_no, sum(run_ns) FROM critical_steps WHERE key_no IN (SELECT key_no "
                 "FROM stage_keys WHERE pipeline = ? AND stage != '') "
@@ -499,11 +503,11 @@ class StoreReportData:
         key_no: int,
         series: int,
         window: _Window,
-        histograms: Mapping[tuple[int, int], Counter[int]],
+        histograms: Mapping[int, Mapping[int, Counter[int]]],
         executions: int,
     ) -> RankedColumn:
         """A stage's durations (``series`` ``SERIES_DURATION``) or queue waits, read by rank
-        with the window's histogram of them (``histograms[key_no, series]``)."""
+        with the window's histogram of them (``histograms[series][key_no]``)."""
         column = "duration_ns" if series == SERIES_DURATION else "queue_ns"
         index = "stage_attempts_duration" if series == SERIES_DURATION else "stage_attempts_queue"
         where = "WHERE key_no = ? AND start_ns >= ? AND start_ns < ?"
@@ -518,7 +522,7 @@ class StoreReportData:
                 (key_no, series),
             ),
             (key_no, window.since, window.until),
-            histograms.get((key_no, series), Counter()),
+            histograms[series].get(key_no, Counter()),
             executions,  # a window read crosses the attempts without a queue wait too
             self._bucket_cache,
         )
