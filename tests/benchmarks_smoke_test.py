@@ -42,6 +42,7 @@ SMOKES: dict[str, Smoke] = {
     "big_pipeline_memory": Smoke(
         ("--sizes", "1", "--shapes", "block", "--commands", "validate"), "peak MiB"
     ),
+    "big_runs": Smoke(("--stages", "3", "--rounds", "1"), r"report html +this +CPU"),
     "cel_context_instructions": Smoke(
         ("--evaluations", "5"), "instructions an evaluation", valgrind=True
     ),
