@@ -4,15 +4,17 @@
 
 One run of a fan-out (one stage, then ``--stages - 1`` started by its completion, no-op
 ``async`` Python handlers) is made by ``taskdaemon run -q`` into a fresh home's span store.
-Each round then times, as subprocesses (CPU is user + system of the child and what it waited
-for, ``dot`` included; peak is its maximum resident set), with this tree's code and with
-``--baseline SRC`` (another checkout's ``src``) interleaved:
+Each round then times, as subprocesses, with this tree's code and with ``--baseline SRC``
+(another checkout's ``src``) interleaved (CPU: user + system of the child and of what it waited
+for, ``dot`` included; wall: the child's whole life, what ``dot``'s bound sees; peak: its
+maximum resident set, the figure ``/usr/bin/time -v`` gives):
 
 - ``report -f html``, ``-f table`` and ``-f json`` over a window holding the run;
 - ``dag --run ID --format svg -o FILE``, the command the web page names for a DAG too big to
   draw there (Graphviz's ``dot`` does most of that work);
 - ``stream``: the web page's reads of an ended run (``web/_data.RunData``): the page's record,
-  then, timed, the stream route's check and its stream followed to its end.
+  then, its CPU timed by the child itself, the stream route's check and its stream followed to
+  its end.
 
 Each line gives the median and range of the rounds.
 """
@@ -48,15 +50,17 @@ def child_env(home: Path, source: str, work: Path) -> dict[str, str]:
     return dict(os.environ, TASKDAEMON_HOME=str(home), PYTHONPATH=f"{source}:{work}")
 
 
-def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
-    """CPU seconds, peak MiB and exit code of ``command``, and what it printed."""
+def measured(command: list[str], env: dict[str, str]) -> tuple[float, float, float, int, str]:
+    """Wall and CPU seconds, peak MiB and exit code of ``command``, and what it printed."""
     with tempfile.TemporaryFile() as out:
+        start = time.perf_counter()
         process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
         _, status, usage = os.wait4(process.pid, 0)
+        wall = time.perf_counter() - start
         out.seek(0)
         said = out.read().decode(errors="replace")
     code = os.waitstatus_to_exitcode(status)
-    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, said
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, code, said
 
 
 async def _stream(db: str, run_id: str) -> float:
@@ -121,24 +125,25 @@ def main() -> None:
             str(home / "spans.db"),
             run_id,
         ]
-        figures: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        figures: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         refused: dict[tuple[str, str], list[str]] = {}
         for _ in range(args.rounds):
             for name, command in commands.items():
                 for tree, source in sources.items():
-                    cpu, peak, code, said = measured(command, child_env(home, source, work))
+                    wall, cpu, peak, code, said = measured(command, child_env(home, source, work))
                     if code != 0:  # main's dag svg: dot past its bound
                         refused.setdefault((name, tree), []).append(said.strip())
                     elif name == "stream":  # the child's own figure: the page's read left out
                         cpu = float(said.split()[-1])
-                    figures.setdefault((name, tree), []).append((cpu, peak))
+                    figures.setdefault((name, tree), []).append((wall, cpu, peak))
         print(f"{args.stages} stages, fan-out, {args.rounds} rounds: median (range)")
         for (name, tree), rows in figures.items():
-            cpus, peaks = [row[0] for row in rows], [row[1] for row in rows]
+            walls, cpus, peaks = ([row[i] for row in rows] for i in range(3))
             failed = refused.get((name, tree), [])
             print(
                 f"  {name:<12} {tree:<4}  CPU {statistics.median(cpus):6.2f} s "
-                f"({min(cpus):.2f}-{max(cpus):.2f})  peak {statistics.median(peaks):6.1f} MiB"
+                f"({min(cpus):.2f}-{max(cpus):.2f})  wall {statistics.median(walls):6.2f} s "
+                f"({min(walls):.2f}-{max(walls):.2f})  peak {statistics.median(peaks):6.1f} MiB"
                 + (f"  {len(failed)} failed: {failed[0]}" if failed else "")
             )
 
