@@ -109,14 +109,20 @@ async def test_step_with_nothing_paused_returns_none_and_the_next_execution_paus
 
 
 async def test_stepping_a_stage_that_is_not_paused_is_refused() -> None:
-    """``step(run_id, stage)`` for a stage that is not paused is a PipelineError."""
+    """``step(run_id, stage)`` for a stage that is not paused, or that the run does not have,
+    is a PipelineError, and a refused step leaves the run out of step mode: else its next
+    ready execution would pause for a command that did nothing."""
     async with session() as (_engine, debug):
         debug.set_breakpoint("b")
         paused = await paused_at(debug, chain())
         with pytest.raises(PipelineError) as refused:
             debug.step(paused.run_id, "c")
+        with pytest.raises(PipelineError):
+            debug.step(paused.run_id, "nosuch")
+        stepping = debug.is_stepping(paused.run_id)
         debug.continue_()
     assert f"stage 'c' of run {paused.run_id} is not paused" == str(refused.value)
+    assert stepping is False
 
 
 async def test_a_second_continue_of_the_same_pause_resumes_nothing() -> None:

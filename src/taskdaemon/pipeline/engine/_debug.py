@@ -210,14 +210,15 @@ class DebugSession:
     def step(self, run_id: str, stage: str | None = None, by: str = "") -> PausedExecution | None:
         """Step mode for the run, and resume exactly one paused execution (the stage's, else
         the one paused first); returns it (None when nothing was paused: the next ready
-        execution will pause)."""
+        execution will pause). A refused step (a stage not paused, or not the run's) leaves
+        step mode as it was: a command that did nothing changes nothing."""
         self._run_of(run_id)
+        pauses = self._select(run_id, stage)
+        if not pauses and stage is not None:
+            raise PipelineError(f"stage {quote(stage)} of run {run_id} is not paused")
         self._stepping.add(run_id)
         self._rearm()
-        pauses = self._select(run_id, stage)
         if not pauses:
-            if stage is not None:
-                raise PipelineError(f"stage {quote(stage)} of run {run_id} is not paused")
             return None
         snapshot = pauses[0].snapshot()
         self._resume(pauses[0], "step", by)
