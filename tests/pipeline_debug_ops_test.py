@@ -496,7 +496,7 @@ async def test_set_without_a_stage_is_refused() -> None:
     async with debugged() as run:
         await run.paused_at("a")
         answer = await run.ops({"action": "set", "input": "n", "value": 7})
-    assert {"ok": False, "error": "cannot override an input of a stage: nothing is not paused"} == (
+    assert {"ok": False, "error": "cannot override an input of a stage: nothing is paused"} == (
         answer
     )
 

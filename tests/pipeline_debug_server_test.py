@@ -112,7 +112,7 @@ async def test_errors_are_one_line_with_their_status() -> None:
         409,
         400,
     ]
-    assert nothing.json()["error"] == "cannot skip a stage: nothing is not paused"
+    assert nothing.json()["error"] == "cannot skip a stage: nothing is paused"
     assert "breakpoint condition" in bad_cel.json()["error"]
 
 

@@ -147,7 +147,7 @@ async def test_skipping_when_nothing_is_paused_is_refused() -> None:
         with pytest.raises(PipelineError) as refused:
             debug.skip(paused.run_id)
         debug.continue_()
-    assert "cannot skip a stage: nothing is not paused" == str(refused.value)
+    assert "cannot skip a stage: nothing is paused" == str(refused.value)
 
 
 async def test_skipping_a_stage_that_is_not_paused_is_refused() -> None:

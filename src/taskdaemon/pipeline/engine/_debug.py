@@ -577,9 +577,11 @@ class DebugSession:
     def _one(self, run_id: str, stage: str | None, kind: str, verb: str, why: str) -> _Pause:
         pauses = self._select(run_id, stage)
         if not pauses:
-            what = f"stage {quote(stage)}" if stage else "nothing"
-            named = cut(stage, QUOTED) if stage else "a stage"
-            raise PipelineError(f"cannot {verb} {named}: {what} is not paused")
+            if stage:
+                raise PipelineError(
+                    f"cannot {verb} {cut(stage, QUOTED)}: stage {quote(stage)} is not paused"
+                )
+            raise PipelineError(f"cannot {verb} a stage: nothing is paused")
         right = [p for p in pauses if p.kind == kind]
         if not right:
             raise PipelineError(f"cannot {verb} {pauses[0].srt.name!r}: {why}")
