@@ -22,10 +22,12 @@ from taskdaemon.pipeline.events import (
     StageQueued,
     StageSkipped,
     StageStarted,
+    TaskRunRef,
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.log_levels import TRACE
 from taskdaemon.pipeline.model import Manual, OnCondition, OnEvent, Pipeline, Stage
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.run_log import (
     DECISION_LOGGER,
     EVENT_LOGGER,
@@ -476,3 +478,25 @@ def test_a_failed_stages_engine_event_leaves_its_exception_out(
     RunLog()(failed, SPAN)
     (trace,) = [r.getMessage() for r in records if r.levelname == "TRACE"]
     assert (True, False) == ('"error": "boom"' in trace, "raised object" in trace)
+
+
+def test_an_engine_events_references_read_as_task_run_ids(
+    records: list[logging.LogRecord],
+) -> None:
+    """The executions an event refers to (``fired_by``, ``previous_attempt``, an event's
+    ``source``) read as the task run ids spans and other records name them (``a.0.1``), not as
+    Python's text of the object (``TaskRunRef(stage='a', ...)``)."""
+    logging.getLogger(EVENT_LOGGER).setLevel(TRACE)
+    started = replace(
+        _started(),
+        task_run_id="build.0.2",
+        attempt=2,
+        fired_by=(TaskRunRef(stage="plan", instance=0, attempt=1),),
+        previous_attempt=TaskRunRef(stage="build", instance=0, attempt=1),
+    )
+    RunLog()(started, SPAN)
+    (trace,) = [r.getMessage() for r in records if r.levelname == "TRACE"]
+    assert ('"fired_by": ["plan.0.1"]', '"previous_attempt": "build.0.1"') == (
+        trace[trace.index('"fired_by"') :].split(", ")[0],
+        trace[trace.index('"previous_attempt"') :].split(", ")[0],
+    )

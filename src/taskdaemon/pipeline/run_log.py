@@ -32,7 +32,8 @@ Levels (``TASKDAEMON_LOG_LEVEL`` / ``--log-level``), by logger:
   CEL triggers, ``values`` it read, redacted, ``result``, ``stage_ready``); the wait for a worker
   slot (``wait_s``, on queueing and on start); the resolved data mappings (``inputs`` on start,
   ``outputs`` on success); approvals requested and resolved;
-* ``taskdaemon.run.event`` (TRACE): every engine event, as its type and fields.
+* ``taskdaemon.run.event`` (TRACE): every engine event, as its type and fields (an execution it
+  refers to by its task run id, ``a.0.1``, as spans and the other records name it).
 
 Values are redacted (``redaction.redact``) and cut to :data:`MAX_VALUE_CHARS` of JSON. Nothing
 is computed for a level that is off (one ``isEnabledFor`` per event). How a record reaches its
@@ -80,6 +81,7 @@ from taskdaemon.pipeline.events import (
     StageRetrying,
     StageSkipped,
     StageStarted,
+    TaskRunRef,
     TriggerEvaluated,
 )
 from taskdaemon.pipeline.log_levels import TRACE, severity_number
@@ -122,10 +124,18 @@ def _outcome(status: str, error: str | None) -> str:
 def _value(value: Any) -> str:
     """Redacted, bounded JSON of ``value``."""
     try:
-        text = json.dumps(redact(value), default=str, ensure_ascii=False, sort_keys=True)
+        text = json.dumps(redact(value), default=_json_default, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
         text = repr(value)
     return cut(text, MAX_VALUE_CHARS)
+
+
+def _json_default(value: Any) -> str:
+    """An execution an event refers to (``fired_by``, ``previous_attempt``, ``source``) as
+    the task run id every span and record names it by, else the object's text."""
+    if isinstance(value, TaskRunRef):
+        return value.task_run_id
+    return str(value)
 
 
 class RunLog(RunLogEmitter):
