@@ -59,6 +59,18 @@ async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
     assert expected == errors
 
 
+async def test_a_refused_breakpoint_takes_no_number() -> None:
+    """Breakpoints are numbered 1, 2, 3 as they are taken: a condition that does not compile,
+    or a bad ``on``, refused in between, leaves no gap in ``info breakpoints``."""
+    async with session() as (_engine, debug):
+        first = debug.set_breakpoint("a")
+        for when, on in (("(((", "start"), (None, "begin")):
+            with pytest.raises(PipelineError):
+                debug.set_breakpoint("b", when, on)
+        second = debug.set_breakpoint("b")
+    assert (1, 2) == (first.id, second.id)
+
+
 async def test_a_breakpoint_records_what_it_was_set_with() -> None:
     """A breakpoint keeps its stage, kind, condition, pipeline (a Pipeline's name) and run, and
     ids count from 1."""

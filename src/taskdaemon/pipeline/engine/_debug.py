@@ -89,7 +89,7 @@ class DebugSession:
     def __init__(self, engine: DebugHost) -> None:
         self._engine = engine
         self._breakpoints: dict[int, Breakpoint] = {}
-        self._ids = itertools.count(1)
+        self._last_id = 0  # the number of the last breakpoint taken (a refused one takes none)
         self._seq = itertools.count(1)
         self._paused: dict[tuple[str, str], _Pause] = {}
         self._stepping: set[str] = set()
@@ -116,7 +116,8 @@ class DebugSession:
     ) -> Breakpoint:
         """Add a breakpoint and return it; DebugRequestError for a bad ``on`` or ``when``."""
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
-        bp = new_breakpoint(next(self._ids), stage, when, on, name, run_id)
+        bp = new_breakpoint(self._last_id + 1, stage, when, on, name, run_id)
+        self._last_id = bp.id
         self._breakpoints[bp.id] = bp
         self._rearm()
         return bp
