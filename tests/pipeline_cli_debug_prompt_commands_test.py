@@ -62,16 +62,23 @@ def test_delete_takes_a_number_with_or_without_its_hash_or_deletes_all() -> None
     ] == [line for line in shown if not line.startswith(("(taskdaemon)", "breakpoint #"))]
 
 
+#: Every form of ``break``: a mistyped one (``on failur``) is shown them all, not the form it
+#: was not.
+_BREAK_USAGE = "usage: break STAGE [on failure] [if CEL] | break on event TYPE"
+
+
 def test_a_mistyped_breakpoint_command_is_refused_in_one_line_saying_its_usage() -> None:
     """Each mistake is one ``error:`` line naming the usage or the word refused (a number
     only of ASCII digits, up to nine), or the run's refusal of what it was asked (an event
     no stage listens for, a breakpoint it does not have), and no breakpoint is added or
     deleted."""
     mistakes = {
-        "break": "usage: break STAGE [if CEL] | STAGE on failure | on event TYPE",
-        "break b if": "usage: break STAGE [if CEL]",
-        "break b when request.n > 0": "usage: break STAGE [if CEL]",
-        "break c on failure if": "usage: break STAGE [if CEL]",
+        "break": _BREAK_USAGE,
+        "break b if": _BREAK_USAGE,
+        "break b when request.n > 0": _BREAK_USAGE,
+        "break c on failure if": _BREAK_USAGE,
+        "break b on failur": _BREAK_USAGE,
+        "break on event": _BREAK_USAGE,
         "break on event go": "no stage listens for event 'go' (events: none)",
         "delete x": "not a breakpoint number: 'x'",
         "delete 1234567890": "not a breakpoint number: '1234567890'",

@@ -70,6 +70,8 @@ _ALIASES = {
 _RESUMING = frozenset({"continue", "step", "skip", "retry"})
 #: What a usage error of a command whose STAGE may be omitted adds.
 _LEFT_OUT = "STAGE may be left out when one stage is paused"
+#: Every form of ``break``, said whichever one was mistyped (``on failur`` is not ``if CEL``'s).
+_BREAK_USAGE = "usage: break STAGE [on failure] [if CEL] | break on event TYPE"
 
 
 class DebugPrompt(CommandPrompt):
@@ -256,7 +258,7 @@ class DebugPrompt(CommandPrompt):
         if words[:2] == ["on", "event"] and len(words) == 3:
             request.update(on=f"event:{words[2]}")
         elif not words:
-            raise PipelineError("usage: break STAGE [if CEL] | STAGE on failure | on event TYPE")
+            raise PipelineError(_BREAK_USAGE)
         else:
             request["stage"] = words[0]
             rest = words[1:]
@@ -265,7 +267,7 @@ class DebugPrompt(CommandPrompt):
                 rest = rest[2:]
             if rest:
                 if rest[0] != "if" or len(rest) < 2:
-                    raise PipelineError("usage: break STAGE [if CEL]")
+                    raise PipelineError(_BREAK_USAGE)
                 # As typed: the argument split would take the quotes off a CEL string.
                 request["when"] = self.rest_of_line(len(words) - len(rest) + 2)
         answer = self._call(request)
