@@ -238,6 +238,7 @@ def test_stage_n_names_one_instance_of_a_fan_out(home: Path) -> None:
             if "paused at c.2.1 [c#2]" in shown:
                 break
         assert "paused at c.0.1 [c#0] (#1 before c (pipeline fan))" in shown
+        assert "  c  paused  (instances: 3 paused)" in shown  # counted: a fan-out may be 500
         terminal.type("inputs c#1\n")
         assert '{"n": 2}' in terminal.expect('{"n": ')
         terminal.type("set c#2 n 30\n")

@@ -305,7 +305,10 @@ class DebugPrompt(CommandPrompt):
         for name, stage in state["stages"].items():
             extra = []
             if stage["instances"] and len(stage["instances"]) > 1:
-                extra.append("instances " + ",".join(stage["instances"]))
+                # Counted, not listed: a fan-out of 500 made one line of 500 words; the
+                # paused ones are named below, each with its STAGE#N.
+                counts = Counter(stage["instances"])
+                extra.append("instances: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
             if stage["pending_events"]:
                 extra.append(f"{counted(stage['pending_events'], 'event')} waiting")
             if stage["approval"] == "requested":
