@@ -194,6 +194,26 @@ def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
 
 
 @pytest.mark.slow
+def test_the_help_says_a_prefix_is_enough_and_when_verify_exits_3(
+    home: Path, tmp_path: Path
+) -> None:
+    """RUN was "the recorded run's id" and ``--verify`` "compare with the record; exit 3", as
+    if a verify always exited 3; a prefix of an id in the embedded store does, and the help
+    now says both."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    dry = taskdaemon(home, "replay", original.stdout.strip()[:8], "--dry-run")
+    shown = " ".join(taskdaemon(home, "replay", "--help", COLUMNS="200").stdout.split())
+    assert (0, original.stdout.strip()) == (dry.returncode, dry.stdout.split()[3]), dry.stdout
+    assert (
+        "RUN the recorded run's id (in the embedded store, a unique prefix is enough)",
+        True,
+    ) == (
+        shown[shown.index("RUN the") :].split(" FILE")[0],
+        "--verify compare with the record (exit 3 when they differ)" in shown,
+    )
+
+
+@pytest.mark.slow
 def test_a_file_that_differs_is_said_once(home: Path, tmp_path: Path) -> None:
     """Without ``--use-file``, a file that differs from the recorded definition is the error's
     missing definition alone: it was also a note before it, the same reason twice."""

@@ -104,11 +104,17 @@ def register(subparsers: Any) -> None:
         "2 invalid arguments or a value the replay cannot get, 3 divergence (--verify), "
         "130 cancelled by Ctrl-C (143 by SIGTERM, 129 by SIGHUP: the terminal closed).",
     )
-    parser.add_argument("run_id", metavar="RUN", help="the recorded run's id")
+    parser.add_argument(
+        "run_id",
+        metavar="RUN",
+        help="the recorded run's id (in the embedded store, a unique prefix is enough)",
+    )
     parser.add_argument("file", metavar="FILE", nargs="?", help="a definition file to run")
     add_source_option(parser)
     parser.add_argument("--from", dest="from_stage", metavar="STAGE", help="run from this stage")
-    parser.add_argument("--verify", action="store_true", help="compare with the record; exit 3")
+    parser.add_argument(
+        "--verify", action="store_true", help="compare with the record (exit 3 when they differ)"
+    )
     parser.add_argument("--json", action="store_true", help="the divergence report as JSON")
     parser.add_argument("--dry-run", action="store_true", help="say what would run; run nothing")
     parser.add_argument("--use-file", action="store_true", help="run FILE even if it differs")
