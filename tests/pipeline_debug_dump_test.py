@@ -564,3 +564,32 @@ def test_the_log_records_read_are_the_asked_runs_and_stages(tmp_path: Path) -> N
     assert [["a's", "b's"], ["a's"], []] == [
         [row.body for row in dump_log_records(path, prefix, stage=stage)] for prefix, stage in asked
     ]
+
+
+@pytest.mark.slow
+def test_sigusr1_to_serve_is_said_in_its_log_records(home: Path, tmp_path: Path) -> None:
+    """``serve`` writes log records alone (with ``TASKDAEMON_LOG_FORMAT=json`` one JSON object
+    a line: docs/architecture.md, "Logs"); SIGUSR1's line was a bare ``taskdaemon: dump of run
+    ...`` among them, which a JSON log reader cannot read, and with no run in progress nothing
+    was said at all. Both are records of serve's log now, the dump's with the run's fields."""
+    from schedule_support import scheduled_serve
+
+    pipeline = tmp_path / "gated.yaml"
+    pipeline.write_text(
+        "name: gated\nstages:\n"
+        "  - {name: a, command: 'true', triggers: [{manual: {approval_required: true}}]}\n"
+    )
+    with scheduled_serve(home, pipeline, "--max-runs=1", TASKDAEMON_LOG_FORMAT="json") as serve:
+        serve.process.send_signal(signal.SIGUSR1)
+        dumped = json.loads(serve.line("dump of run "))
+        assert taskdaemon(home, "approve", serve.run_id, "a").returncode == 0
+        serve.line(" ended ")
+        serve.process.send_signal(signal.SIGUSR1)
+        nothing = json.loads(serve.line("SIGUSR1"))
+    path = dumped["msg"].rsplit(" written to ", 1)[1]
+    assert ("INFO", serve.run_id, True) == (
+        dumped["level"],
+        dumped.get("run_id"),
+        Path(path).parent == home / "dumps" and Path(path).is_file(),
+    )
+    assert ("INFO", "SIGUSR1: no run in progress to dump") == (nothing["level"], nothing["msg"])

@@ -1,6 +1,12 @@
 """How a CLI process writes debug dumps of the runs it runs: ``dump`` at the prompt, ``POST
 /api/runs/{id}/dump``, ``taskdaemon dump RUN`` through the control socket, and ``SIGUSR1``
-(a dump of each active run, the run going on; each path is printed on stderr)."""
+(a dump of each active run, the run going on; each path is said on stderr, and so is a
+signal that found no run in progress).
+
+Where SIGUSR1's lines go: ``taskdaemon run`` prints them among its progress lines; ``serve``
+writes log records alone (one JSON object a line with ``TASKDAEMON_LOG_FORMAT=json``), so
+there each line is a record of its log, with the run's fields: a bare line among them broke
+a reader of its JSON lines."""
 
 from __future__ import annotations
 
@@ -92,11 +98,14 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
     return write
 
 
-def install_dump_signal(engine: Any, writer: DumpWriter) -> Callable[[], None]:
+def install_dump_signal(
+    engine: Any, writer: DumpWriter, log: logging.Logger | None = None
+) -> Callable[[], None]:
     """On ``SIGUSR1`` write a dump of each of ``engine``'s open runs (in the running loop);
-    returns the function that removes the handler."""
+    returns the function that removes the handler. ``log``: as for
+    :func:`dump_signal_handler`."""
     loop = asyncio.get_running_loop()
-    loop.add_signal_handler(signal.SIGUSR1, dump_signal_handler(engine, writer))
+    loop.add_signal_handler(signal.SIGUSR1, dump_signal_handler(engine, writer, log))
 
     def remove() -> None:
         loop.remove_signal_handler(signal.SIGUSR1)
@@ -104,25 +113,39 @@ def install_dump_signal(engine: Any, writer: DumpWriter) -> Callable[[], None]:
     return remove
 
 
-def dump_signal_handler(engine: Any, writer: DumpWriter) -> Callable[[], None]:
+def dump_signal_handler(
+    engine: Any, writer: DumpWriter, log: logging.Logger | None = None
+) -> Callable[[], None]:
     """The ``SIGUSR1`` handler of :func:`install_dump_signal`: each call starts a task (in the
-    running loop) writing a dump of each of ``engine``'s open runs."""
+    running loop) writing a dump of each of ``engine``'s open runs. Each line goes to ``log``
+    as a record (INFO, WARNING when a dump failed) when given, else to stderr (module doc)."""
     loop = asyncio.get_running_loop()
     tasks: set[asyncio.Task[None]] = set()
 
+    def say(said: str, level: int = logging.INFO, handle: Any = None) -> None:
+        if log is not None:  # its handlers redact and escape, as printable does
+            ids = (
+                {}
+                if handle is None
+                else {"run_id": handle.run_id, "pipeline": handle.pipeline.name}
+            )
+            log.log(level, "%s", said, extra=ids)
+            return
+        # The path is under TASKDAEMON_HOME, and the error may quote it: a name the user
+        # gave, which may hold ESC or a secret (``refusal.printable``).
+        print(f"taskdaemon: {printable(said)}", file=sys.stderr)
+
     async def dump_all() -> None:
-        for handle in engine.runs:
-            if handle.done:
-                continue
-            # The path is under TASKDAEMON_HOME, and the error may quote it: a name the user
-            # gave, which may hold ESC or a secret (``refusal.printable``).
+        handles = [handle for handle in engine.runs if not handle.done]
+        if not handles:
+            say("SIGUSR1: no run in progress to dump")
+        for handle in handles:
             try:
                 path = await writer(handle.run_id, None)
             except Exception as exc:  # a dump never stops a run
-                said = f"no dump of run {handle.run_id}: {exc}"
+                say(f"no dump of run {handle.run_id}: {exc}", logging.WARNING, handle)
             else:
-                said = f"dump of run {handle.run_id} written to {path}"
-            print(f"taskdaemon: {printable(said)}", file=sys.stderr)
+                say(f"dump of run {handle.run_id} written to {path}", handle=handle)
 
     def on_signal() -> None:
         task = loop.create_task(dump_all())

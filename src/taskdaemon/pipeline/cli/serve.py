@@ -350,7 +350,7 @@ async def _serve(
 
         stack.callback(
             install_dump_signal(
-                engine, dump_writer(engine, observers, monitoring.telemetry.registry)
+                engine, dump_writer(engine, observers, monitoring.telemetry.registry), _log
             )
         )
         async with engine:
