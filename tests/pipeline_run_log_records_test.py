@@ -148,10 +148,13 @@ def test_a_started_stage_records_its_wait_for_a_slot(records: list[logging.LogRe
 def test_the_resolved_inputs_are_sorted_json_with_text_as_it_is(
     records: list[logging.LogRecord],
 ) -> None:
-    """Inputs are JSON with sorted keys, non-ASCII text kept and other objects as text."""
+    """Inputs are JSON with sorted keys, non-ASCII text kept and other objects as text, in the
+    message and in the field ``inputs`` (a JSON log reader had them in the text only, where
+    a trigger's ``values`` are a field)."""
     RunLog()(_started(b=1, a="été", path=Path("/srv/x")), SPAN)
-    expected = 'build.0.1 resolved inputs {"a": "été", "b": 1, "path": "/srv/x"}'
-    assert expected == _inputs_message(records)
+    text = '{"a": "été", "b": 1, "path": "/srv/x"}'
+    assert f"build.0.1 resolved inputs {text}" == _inputs_message(records)
+    assert [text] == [r.inputs for r in records if getattr(r, "event", "") == "inputs.resolved"]
 
 
 def test_inputs_of_the_longest_json_kept_are_whole(records: list[logging.LogRecord]) -> None:
@@ -180,7 +183,8 @@ def test_inputs_that_are_no_json_are_shown_by_repr(records: list[logging.LogReco
 
 
 def test_a_successful_stage_records_its_mapped_outputs(records: list[logging.LogRecord]) -> None:
-    """A success writes its outputs as JSON in a DEBUG record before the lifecycle one."""
+    """A success writes its outputs as JSON in a DEBUG record before the lifecycle one, in its
+    message and its field ``outputs``."""
     finished = StageFinished(
         **IDS,
         task_run_id="build.0.1",
@@ -190,9 +194,15 @@ def test_a_successful_stage_records_its_mapped_outputs(records: list[logging.Log
     )
     RunLog()(finished, SPAN)
     assert [
-        (DECISION_LOGGER, "DEBUG", 'build.0.1 mapped outputs {"ok": true}', "outputs.mapped"),
-        (LIFECYCLE_LOGGER, "INFO", "stage build.0.1 finished: success", "stage.finished"),
-    ] == _shown(records, "event")
+        (
+            DECISION_LOGGER,
+            "DEBUG",
+            'build.0.1 mapped outputs {"ok": true}',
+            "outputs.mapped",
+            '{"ok": true}',
+        ),
+        (LIFECYCLE_LOGGER, "INFO", "stage build.0.1 finished: success", "stage.finished", "-"),
+    ] == _shown(records, "event", "outputs")
 
 
 def test_a_stopped_stage_says_cancelled_once(records: list[logging.LogRecord]) -> None:

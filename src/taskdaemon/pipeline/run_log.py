@@ -392,14 +392,15 @@ class RunLog(RunLogEmitter):
                 (event.task_run_id, wait),
                 {"event": "slot.acquired", "wait_s": round(wait, 6)},
             )
+            inputs = _value(dict(event.inputs))
             self._emit(
                 _decision,
                 logging.DEBUG,
                 event,
                 span,
                 "%s resolved inputs %s",
-                (event.task_run_id, _value(dict(event.inputs))),
-                {"event": "inputs.resolved"},
+                (event.task_run_id, inputs),
+                {"event": "inputs.resolved", "inputs": inputs},
             )
         if _lifecycle.isEnabledFor(logging.INFO) and self._replayed_from(event) is None:
             self._emit(
@@ -419,14 +420,15 @@ class RunLog(RunLogEmitter):
         else:
             level = logging.WARNING if status == "cancelled" else logging.INFO
         if status == "success" and _decision.isEnabledFor(logging.DEBUG):
+            outputs = _value(dict(event.outputs))
             self._emit(
                 _decision,
                 logging.DEBUG,
                 event,
                 span,
                 "%s mapped outputs %s",
-                (event.task_run_id, _value(dict(event.outputs))),
-                {"event": "outputs.mapped"},
+                (event.task_run_id, outputs),
+                {"event": "outputs.mapped", "outputs": outputs},
             )
         if not _lifecycle.isEnabledFor(level):
             return
