@@ -294,7 +294,10 @@ def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
     """A failed command's error ends with its stderr's last lines: the failure pause, ``logs``
     and the run's end each say it on one line (the stderr lines joined), as the progress and
     the summary do; it broke the prompt's lines in two. The run log records ``logs`` lists
-    under them are shown whole (the pause's names the error, its stderr lines below it)."""
+    under them are shown whole (the pause's names the error, its stderr lines below it,
+    indented under it: at the margin they read as lines of the prompt's own), the command's
+    own lines with their stream, as ``taskdaemon logs`` shows them (they read as taskdaemon's
+    records)."""
     (home / "fails.yaml").write_text(
         textwrap.dedent(
             """\
@@ -314,7 +317,8 @@ def test_a_failed_commands_error_is_one_line_at_the_prompt(home: Path) -> None:
     assert 1 == done.returncode, done.stdout + done.stderr
     assert 3 == len(said), done.stdout
     record = next(n for n, line in enumerate(lines) if "[INFO] stage x.0.1 paused: " in line)
-    assert ["one", "two"] == lines[record + 1 : record + 3], done.stdout
+    assert [" " * 9 + "one", " " * 9 + "two"] == lines[record + 1 : record + 3], done.stdout
+    assert ["  [INFO] [stderr] one", "  [INFO] [stderr] two"] == lines[record - 2 : record]
     assert all(line.endswith("stderr (last lines): one two") for line in said), done.stdout
     for start in ("paused at x.0.1 (failure: ", "  error: command ", "run ended failure: "):
         assert any(line.startswith(start) for line in said), done.stdout

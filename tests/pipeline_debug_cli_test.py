@@ -66,7 +66,7 @@ def test_commands_on_a_pipe_run_in_order_and_the_exit_code_is_the_runs(
     assert "  b  paused" in out
     assert '(taskdaemon) inputs b\n{"x": 1}' in out
     assert "#1 before b (pipeline dbg)  hits 1" in out
-    assert '  [INFO] {"x": 1}' in out  # a's stdout, a log record of its stage
+    assert '  [INFO] [stdout] {"x": 1}' in out  # a's stdout, a log record of its stage
     assert "run ended failure" in out
     run_id = out.split()[2]
     assert outputs_of(home, run_id, "b") == {"got": 5}

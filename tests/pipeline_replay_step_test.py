@@ -223,7 +223,7 @@ def test_the_prompt_on_a_terminal_from_each_source(
             type_at_prompt(b"inputs build\n", '{"n": 2}')
             answer = type_at_prompt(b"outputs build\n", 'upstream plan (success): {"n": 2}')
             assert 'build (success): {"at": 1}' in answer
-            answer = type_at_prompt(b"logs plan\n", "[INFO] planning")
+            answer = type_at_prompt(b"logs plan\n", "[INFO] [stderr] planning")
             assert "plan.0.1: success" in answer
             type_at_prompt(b"prev\n", "build success")
             type_at_prompt(b"\x04", "\n")  # Ctrl-D: end of input

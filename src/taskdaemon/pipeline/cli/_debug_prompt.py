@@ -393,12 +393,7 @@ class DebugPrompt(CommandPrompt):
         except (SpanSourceError, OSError) as exc:
             self._print(f"  no log records: {str(exc).splitlines()[0]}")
             return
-        if len(rows) > last:
-            self._print(
-                f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
-            )
-        for row in rows[-last:]:
-            self._print(f"  [{row.level}] {row.body}")
+        self._print_records(rows, last)
 
     def _do_dump(self, args: Sequence[str]) -> None:
         # The run's process writes it, in its own working directory: a relative path is this

@@ -44,7 +44,7 @@ import termios
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, ClassVar
+from typing import IO, Any, ClassVar
 
 from taskdaemon.pipeline.cli._prompt_signals import PromptSignals
 from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
@@ -53,6 +53,7 @@ from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.terminal_text import shown
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["CommandPrompt", "LinesAbove"]
 
@@ -223,6 +224,20 @@ class CommandPrompt:
         # line's control characters are escaped (``terminal_text``).
         self._out.write("\n".join(map(shown, text.split("\n"))) + "\n")
         self._out.flush()
+
+    def _print_records(self, rows: Sequence[Any], last: int) -> None:
+        """``logs``' tail: the last ``last`` of a stage's stored log records, each ``[LEVEL]``
+        and, for a command's output, its stream (``[stderr]``, as ``taskdaemon logs`` says it:
+        else a line the command printed read as one of taskdaemon's), a record of several
+        lines (a failure's stderr tail) indented under its first, not at the prompt's margin."""
+        if len(rows) > last:
+            self._print(
+                f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
+            )
+        for row in rows[-last:]:
+            stream = row.attributes.get("log.iostream")
+            head = f"  [{row.level}] " + (f"[{stream}] " if stream else "")
+            self._print(head + row.body.replace("\n", "\n" + " " * len(head)))
 
     def execute(self, line: str) -> None:
         """Run one command line, printing its answer or its one-line error."""

@@ -31,7 +31,6 @@ from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
-from taskdaemon.pipeline.wording import counted
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
@@ -253,10 +252,4 @@ class StepPrompt(CommandPrompt):
             self._print(f"  no log records: {str(exc).splitlines()[0]}")
             return
         now = walk.event.time_ns
-        rows = [row for row in rows if row.time_ns <= now]
-        if len(rows) > last:
-            self._print(
-                f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
-            )
-        for row in rows[-last:]:
-            self._print(f"  [{row.level}] {row.body}")
+        self._print_records([row for row in rows if row.time_ns <= now], last)
