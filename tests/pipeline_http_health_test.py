@@ -188,6 +188,17 @@ def test_each_export_is_judged_by_its_own_results() -> None:
     }
 
 
+def test_an_exporter_that_has_not_exported_yet_is_ready_and_says_so() -> None:
+    """Before its first batch (a run's spans go at its end) an exporter was "exports
+    succeeding", to a collector nobody had reached yet; it is ready, as nothing failed, and
+    says that nothing was exported yet."""
+    body = _ready(export=_export(0, 0))
+    assert (True, "no export yet") == (
+        body["components"]["span_export"]["ok"],
+        body["components"]["span_export"]["detail"],
+    )
+
+
 @pytest.mark.parametrize("ok", [True, False])
 def test_the_store_says_its_own_verdict(ok: bool) -> None:
     body = _ready(store=StoreHealth(ok, "database or disk is full"))

@@ -230,7 +230,8 @@ def _export_verdict(export: Any | None, signal: str) -> ComponentHealth:
         "window_seconds": export.window,
     }
     if export.ok:
-        return ComponentHealth(True, "exports succeeding", data)
+        tried = export.failures or export.successes or export.last_success_at is not None
+        return ComponentHealth(True, "exports succeeding" if tried else "no export yet", data)
     detail = f"{counted(export.failures, 'failed export')} in {export.window:.0f}s"
     if export.last_error:
         detail = f"{detail}: {export.last_error}"
