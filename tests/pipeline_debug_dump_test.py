@@ -593,3 +593,38 @@ def test_sigusr1_to_serve_is_said_in_its_log_records(home: Path, tmp_path: Path)
         Path(path).parent == home / "dumps" and Path(path).is_file(),
     )
     assert ("INFO", "SIGUSR1: no run in progress to dump") == (nothing["level"], nothing["msg"])
+
+
+@pytest.mark.slow
+def test_sigusr1_to_debug_file_writes_a_dump_and_the_prompt_goes_on(home: Path) -> None:
+    """``debug FILE`` runs its pipeline as ``run`` does, but SIGUSR1 killed it ("User defined
+    signal 1": the prompt gone, the run ``interrupted``): its engine runs in a thread of its
+    own, where ``run``'s handler cannot be installed. The signal writes a dump of the run, and
+    the prompt goes on to the run's end."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    process = subprocess.Popen(
+        [TASKDAEMON, "debug", str(path), "--break", "b", "-q"],
+        cwd=ROOT,
+        env=environment(home),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stderr is not None
+        opening = process.stdout.readline()
+        assert "paused at b.0.1" in process.stdout.readline(), opening
+        process.send_signal(signal.SIGUSR1)
+        line = next(line for line in process.stderr if "dump of run" in line)
+        out, _ = process.communicate("continue\n", timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    run_id = opening.split()[2]
+    path = Path(line.rsplit("written to ", 1)[1].strip())
+    assert (0, run_id) == (process.returncode, json.loads(members(path)["manifest.json"])["run_id"])
+    assert "run ended success" in out

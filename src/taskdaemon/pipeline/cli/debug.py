@@ -19,6 +19,7 @@
   breakpoint, 130 on Ctrl-C (while the prompt waits for the run: at the terminal's prompt,
   Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C
   does, exit 143, and SIGHUP (the terminal closed) too, exit 129, the run's reason saying so.
+  SIGUSR1 writes a dump of the run, as it does to ``run`` (its line above the prompt).
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -42,7 +43,7 @@ import contextlib
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +261,9 @@ def _local(args: argparse.Namespace, file: str) -> int:
     # the run's start, as its first pause may show before the prompt does.
     with contextlib.redirect_stderr(above), sigterm_raises():
         runner = _RunThread(args, pipeline, request, registry, workspace, env)
+        # The run's loop is not this thread's, where a signal's handler runs: it hands the
+        # dump to the loop (``run`` installs its SIGUSR1 on its loop, the main thread's).
+        previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: runner.dump())
         runner.start()
         try:
             run_id = runner.started()
@@ -300,6 +304,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
             runner.cancel()  # else finish() would wait for ever on a run left paused
             raise
         finally:
+            signal.signal(signal.SIGUSR1, previous)
             runner.finish()
         return runner.code
 
@@ -324,6 +329,7 @@ class _RunThread(threading.Thread):
         self._finished = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._handle: Any = None
+        self._dump: Callable[[], None] | None = None  # SIGUSR1's handler, in the run's loop
         self.run_id: str | None = None
         self.code = EXIT_FAILURE
         self.error: str | None = None
@@ -339,6 +345,13 @@ class _RunThread(threading.Thread):
         (``RunHandle.cancel``)."""
         if self._loop is not None and self._handle is not None:
             self._loop.call_soon_threadsafe(self._handle.cancel, reason, by)
+
+    def dump(self) -> None:
+        """SIGUSR1's dump of the run, as ``run`` writes it (``cli/_dump_hook.py``), written
+        by the run's loop (from the signal's handler, in the prompt's thread)."""
+        if self._loop is not None and self._dump is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed: the run has ended
+                self._loop.call_soon_threadsafe(self._dump)
 
     def finish(self) -> None:
         """Let the thread close the socket and telemetry once the run ended; wait for it."""
@@ -382,13 +395,18 @@ class _RunThread(threading.Thread):
                     return
                 self._loop, self._handle = asyncio.get_running_loop(), handle
                 approvals.attach(handle)
-                from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
+                from taskdaemon.pipeline.cli._dump_hook import (  # noqa: PLC0415
+                    dump_signal_handler,
+                    dump_writer,
+                )
                 from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
+                writer = dump_writer(engine, observers)
+                self._dump = dump_signal_handler(engine, writer)
                 ops = DebugOps(
                     engine,
                     handle.run_id,
-                    dump=dump_writer(engine, observers),
+                    dump=writer,
                     redact_patterns=load_settings().redact_patterns,
                 )
                 server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
