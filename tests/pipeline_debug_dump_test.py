@@ -628,3 +628,37 @@ def test_sigusr1_to_debug_file_writes_a_dump_and_the_prompt_goes_on(home: Path) 
     path = Path(line.rsplit("written to ", 1)[1].strip())
     assert (0, run_id) == (process.returncode, json.loads(members(path)["manifest.json"])["run_id"])
     assert "run ended success" in out
+
+
+@pytest.mark.slow
+def test_sigusr1_to_a_replay_writes_a_dump_of_its_run(home: Path, tmp_path: Path) -> None:
+    """A replay is a run of its own, but SIGUSR1 killed ``taskdaemon replay`` (its run left
+    ``interrupted``): it never installed ``run``'s handler. It writes a dump of the replay's
+    run, which goes on to its end."""
+    from cli_support import in_background
+
+    go = tmp_path / "go"
+    go.touch()
+    path = home / "waits.yaml"
+    path.write_text(
+        "name: waits\nstages:\n"
+        f"  - {{name: a, command: 'while [ ! -e {go} ]; do sleep 0.05; done',"
+        " triggers: [{manual: {approval_required: false}}]}\n"
+    )
+    recorded = taskdaemon(home, "run", str(path), "-q").stdout.strip()
+    go.unlink()
+    replay = in_background(home, "replay", recorded)
+    try:
+        assert replay.stderr is not None
+        next(line for line in replay.stderr if " running" in line)
+        replay.send_signal(signal.SIGUSR1)
+        line = next(line for line in replay.stderr if "dump of run" in line)
+        go.touch()
+        out, _ = replay.communicate(timeout=60)
+    finally:
+        if replay.poll() is None:
+            replay.kill()
+            replay.communicate()
+    manifest = json.loads(members(Path(line.rsplit("written to ", 1)[1].strip()))["manifest.json"])
+    assert (0, f"replay of run {recorded}") == (replay.returncode, out.splitlines()[-1])
+    assert manifest["run_id"] == line.split()[4] != recorded

@@ -33,7 +33,7 @@
   or 129 (their default action left the terminal without its echo).
 * SIGINT, SIGTERM and SIGHUP cancel the replay as they cancel ``run``
   (``cli/stop_signals.py``): its run is recorded ``cancelled``, never left ``interrupted``; a
-  second signal exits at once.
+  second signal exits at once. SIGUSR1 writes a dump of its run, as for ``run``'s.
 * Exit codes: 0 the replay succeeded (and, with ``--verify``, did not diverge), 1 it failed or
   the run was not found, 2 invalid arguments or a value the replay cannot get, 3 divergence,
   130 cancelled by Ctrl-C (SIGINT; SIGTERM gives 143, SIGHUP 129).
@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import sys
 from pathlib import Path
@@ -282,7 +283,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 verify=args.verify,
                 workspace=root,
                 seed_workspace=seed,
-                started=lambda handle: signals.bind(handle.run_id, handle.cancel),
+                started=functools.partial(_started, signals, monitoring, stack),
             )
         except PipelineError as error:
             return refuse("replay", 2, str(error))
@@ -300,6 +301,18 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         return 0
     stopped = signals.exit_code()
     return stopped if stopped is not None and str(result.status) == "cancelled" else 1
+
+
+def _started(
+    signals: Any, monitoring: Any, stack: contextlib.AsyncExitStack, engine: Any, handle: Any
+) -> None:
+    """The replay's run started: the stop signals cancel it, and SIGUSR1 writes a dump of it,
+    as for ``run``'s (a replay is a run of its own: that signal's default action ended it,
+    left ``interrupted``)."""
+    from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
+
+    signals.bind(handle.run_id, handle.cancel)
+    stack.callback(install_dump_signal(engine, dump_writer(engine, monitoring.observers)))
 
 
 # --- --step -----------------------------------------------------------------------------------

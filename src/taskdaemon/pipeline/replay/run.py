@@ -367,12 +367,13 @@ async def execute_plan(
     verify: bool = False,
     workspace: str | None = None,
     seed_workspace: str | None = None,
-    started: Callable[[RunHandle], object] | None = None,
+    started: Callable[[Engine, RunHandle], object] | None = None,
 ) -> ReplayOutcome:
     """Run ``plan`` (which must pass ``check``) in a workspace under ``workspace`` (seeded
     from ``seed_workspace``: the module docstring) and return the outcome; the monitor's span
-    hook is set for the run and cleared after it. ``started`` is given the run's handle as soon
-    as the run started (the CLI cancels it through the handle on SIGINT or SIGTERM)."""
+    hook is set for the run and cleared after it. ``started`` is given the engine and the
+    run's handle as soon as the run started (the CLI cancels it through the handle on SIGINT
+    or SIGTERM, and dumps it from the engine on SIGUSR1)."""
     pipeline = plan.check(verify=verify)
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
@@ -396,7 +397,7 @@ async def execute_plan(
                 replay_of=plan.recorded.run_id,
             )
             if started is not None:
-                started(handle)
+                started(engine, handle)
             for event in plan.recorded.external_events:
                 if event.source is None and event.payload.problem() is None:
                     with contextlib.suppress(PipelineError):
