@@ -3,8 +3,9 @@
 Bodies reach these functions already bounded in size and time (``http_limits.py``). A body is
 a JSON object or empty; anything else is a 400 with a one-line reason, never a 500: bad UTF-8,
 bad JSON and deep nesting are refused by ``bounded.loads_bounded``.
-A ``by`` field is refused outright: the approver is whoever the token stands for, and a client
-that believes it can name someone else must hear that it cannot.
+A ``by`` field is refused outright: who approves, cancels or resumes is whoever the token
+stands for, and a client that believes it can name someone else must hear that it cannot, in
+the route's words (only an approval takes a ``comment`` to put notes in).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ async def bad_request(request: Request, exc: Exception) -> Response:
     return error_response(400, str(exc))
 
 
-async def json_body(request: Request) -> dict[str, Any]:
-    """The body as a JSON object (``{}`` when empty); BadRequestError otherwise."""
+async def json_body(request: Request, *, approval: bool = False) -> dict[str, Any]:
+    """The body as a JSON object (``{}`` when empty); BadRequestError otherwise. ``approval``:
+    the route decides an approval (its refusal of ``by`` names the approver and ``comment``)."""
     raw = await request.body()
     if not raw.strip():
         return {}
@@ -48,10 +50,12 @@ async def json_body(request: Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise BadRequestError("body must be a JSON object")
     if "by" in body:
-        raise BadRequestError(
-            '"by" is not accepted: the approver is the authenticated principal; '
-            'put notes in "comment"'
-        )
+        if approval:
+            raise BadRequestError(
+                '"by" is not accepted: the approver is the authenticated principal; '
+                'put notes in "comment"'
+            )
+        raise BadRequestError('"by" is not accepted: who acts is the authenticated principal')
     return body
 
 

@@ -336,7 +336,7 @@ def create_app(
         return JSONResponse(api_index(request.app.routes))
 
     async def approve(request: Request) -> Response:
-        body = await json_body(request)
+        body = await json_body(request, approval=True)
         comment = text_field(body, "comment")
         run_id, stage = request.path_params["run_id"], request.path_params["stage"]
         return await _command(
@@ -344,7 +344,7 @@ def create_app(
         )
 
     async def reject(request: Request) -> Response:
-        body = await json_body(request)
+        body = await json_body(request, approval=True)
         reason, comment = text_field(body, "reason"), text_field(body, "comment")
         run_id, stage = request.path_params["run_id"], request.path_params["stage"]
         return await _command(
