@@ -1,6 +1,6 @@
 """How a replay's fed stages end: in the order the record ended them, and each as the record
-saw it end, a cancellation too. Real ``taskdaemon run``, ``cancel`` and ``replay`` processes,
-each replay then replayed in turn: a replay of a replay tells the same."""
+saw it end, a cancellation too, or not at all. Real ``taskdaemon run``, ``cancel`` and
+``replay`` processes, each replay then replayed in turn: a replay of a replay tells the same."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 
 from cli_support import taskdaemon, write
+from taskdaemon.pipeline.tracking import SpanStore
+from taskdaemon.pipeline.visualization import dag_snapshot
+from taskdaemon.pipeline.web._views import run_state
 
 #: ``b`` fails first, ``a`` after it, though ``a`` starts first (a file says ``b`` ended).
 _CONTINUED = """\
@@ -127,3 +130,58 @@ def test_a_fed_stage_the_record_saw_cancelled_ends_cancelled(
     status = "cancelled" if command == "true" else "failure"
     assert (status, error) == said(served.run_id)[:2]
     assert said(served.run_id) == said(new) == said(newer)
+
+
+#: One worker slot: ``b`` runs while ``a`` waits to retry, so the record ends ``b`` first; the
+#: replay feeds ``a`` in one attempt, which holds the slot and fails, so ``b`` is left queued.
+_QUEUED = """\
+    name: queued
+    concurrency: 1
+    error_strategy: retry
+    retry: {max_attempts: 2, backoff: {initial: 0.05, factor: 1, max: 0.05}}
+    stages:
+      - name: a
+        command: "exit 3"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: c
+        command: "true"
+        trigger_mode: all
+        triggers:
+          - on_completion: {stage: a, success_only: false}
+          - on_completion: {stage: b, success_only: false}
+"""
+
+
+@pytest.mark.slow
+def test_a_fed_stage_the_replay_never_started_is_skipped_in_every_view(
+    home: Path, tmp_path: Path
+) -> None:
+    """``b`` ran in the original but the replay's stop caught it queued, so it never started:
+    the replay's summary said ``replayed`` for it, ``runs show``, the DAG and the web page
+    ``skipped``, not reached. The summary now says what they say."""
+    run = taskdaemon(home, "run", str(write(tmp_path / "queued.yaml", _QUEUED)), "-q")
+    old = run.stdout.strip()
+    replay = taskdaemon(home, "replay", old, "--from", "c", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    summary = {
+        line.split()[0]: (line.split()[1], line.split(maxsplit=6)[-1])
+        for line in replay.stdout.splitlines()[1:4]
+    }
+    shown = json.loads(taskdaemon(home, "runs", "show", new, "--json").stdout)
+    drawn = json.loads(taskdaemon(home, "dag", "--run", new, "--format", "json").stdout)
+    with SpanStore(home / "spans.db") as store:
+        page = run_state(dag_snapshot(None, store.get_run(new)), now=0.0, can_control=False)
+    reason = "not reached: the run ended (failure)"
+    assert ("success", ("replayed", "skipped")) == (
+        json.loads(taskdaemon(home, "runs", "show", old, "--json").stdout)["stages"][1]["status"],
+        (summary["a"][0], summary["b"][0]),
+    ), run.stderr + replay.stdout + replay.stderr
+    assert summary["b"][1] == reason
+    assert [("a", "replayed"), ("b", "skipped")] * 3 == [
+        *[(stage["name"], stage["status"]) for stage in shown["stages"][:2]],
+        *[(node["name"], node["state"]) for node in drawn["nodes"][:2]],
+        *[(node["name"], node["state"]) for node in page["nodes"][:2]],
+    ]

@@ -11,7 +11,8 @@
   handler code, linked to the original (``replay_of``), with a workspace of its own as a
   run has (``DIR/<run_id>``, ``--workspace DIR``, default ``$TASKDAEMON_HOME/workspaces``).
   ``--from STAGE`` feeds what comes before STAGE from the record (those stages show
-  ``replayed``, in the progress lines as in the summary), and starts the replay's workspace
+  ``replayed``, in the progress lines as in the summary, unless the replay stopped before
+  one started: ``skipped``, as ``runs show`` says), and starts the replay's workspace
   as a copy of the recorded run's (``DIR/<recorded run id>``, left untouched), so STAGE finds
   the files the fed stages left. ``FILE`` is used when it is the recorded definition; when it
   differs the command says how and runs it only with ``--use-file`` (said once: a note when
@@ -206,7 +207,11 @@ def _as_recorded(result: Any, fed: Any) -> Any:
     """``result`` with its fed stages as the record tells them, for the summary: ``replayed``
     (a status the engine has not), each execution numbered as the attempts the record made of
     its instance, so that ATTEMPTS counts them, as ``runs show`` does
-    (``records.AttemptRecord.attempts_made``)."""
+    (``records.AttemptRecord.attempts_made``). A fed stage the replay stopped before it started
+    (queued for a slot when a fed failure ended the run) stays ``skipped``: it was fed nothing,
+    and has no span to say ``replayed`` in ``runs show``, the DAG or the web page."""
+    from taskdaemon.pipeline.state import StageStatus  # noqa: PLC0415
+
     executions = dict(result.executions)
     for stage, instances in fed.items():
         executions[stage] = tuple(
@@ -215,7 +220,8 @@ def _as_recorded(result: Any, fed: Any) -> Any:
             else ex
             for ex in executions.get(stage, ())
         )
-    statuses = {**result.stage_status, **dict.fromkeys(fed, "replayed")}
+    started = [stage for stage in fed if result.stage_status.get(stage) != StageStatus.SKIPPED]
+    statuses = {**result.stage_status, **dict.fromkeys(started, "replayed")}
     return replace(result, stage_status=statuses, executions=executions)
 
 
