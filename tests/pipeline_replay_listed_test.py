@@ -1,6 +1,7 @@
 """Every list of runs says which runs are replays, and of which run: ``runs list`` (table and
 JSON) from the store and from a dump, the API's list and the web page's, Tempo's and Jaeger's
-searches, and a store written before ``runs.replay_of`` existed (schema 10)."""
+searches, and a store written before ``runs.replay_of`` existed (schema 10); and what a
+replay's FAILED counts."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import httpx
 import pytest
 
 from browser_support import TOKEN, browser_page, stored_runs_server
-from cli_support import taskdaemon
+from cli_support import taskdaemon, write
 from pipeline_replay_support import Recording
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.cli.run_tables import format_runs_table
@@ -94,6 +95,42 @@ def test_runs_list_the_api_and_the_web_page_say_which_runs_are_replays(
         table[0][-len("REPLAY OF") :],
         cells,
     )
+
+
+_FAILING = """\
+    name: failing
+    error_strategy: continue
+    stages:
+      - name: a
+        command: "exit 3"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{on_completion: {stage: a, success_only: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_replay_s_failed_count_counts_the_stages_it_fed_failed(
+    home: Path, tmp_path: Path
+) -> None:
+    """Resumed from ``b``, a replay of a run whose ``a`` failed feeds ``a`` its failure and
+    fails of it as the original did, yet ``runs list`` counted it no failed stage (the
+    original one). FAILED now counts ``a`` in both, and ``runs show --json`` gives the status
+    ``a`` was fed beside the ``replayed`` its row says."""
+    pipeline = write(tmp_path / "failing.yaml", _FAILING)
+    original = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
+    replay = taskdaemon(home, "replay", original, "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    shown = json.loads(taskdaemon(home, "runs", "show", new, "--json").stdout)
+    assert {original: ("failure", 1), new: ("failure", 1)} == {
+        row["run_id"]: (row["status"], row["failed_stages"]) for row in listed
+    }, replay.stdout + replay.stderr
+    assert [("a", "replayed", ["failure"]), ("b", "success", [None])] == [
+        (stage["name"], stage["status"], [a["replayed_status"] for a in stage["attempts"]])
+        for stage in shown["stages"]
+    ]
 
 
 @pytest.fixture(scope="module")

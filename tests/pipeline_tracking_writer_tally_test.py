@@ -1,6 +1,7 @@
 """The writer's summary of a run it saw start (the ``runs`` row, from its in-memory tally) is the
 summary a rebuild of the run from its stored spans gives: stages declared or not, a stage whose
-only span is a skip, a stage span without a stage name, failed and retried attempts."""
+only span is a skip, a stage span without a stage name, failed and retried attempts, and a
+replay's fed ones."""
 
 from __future__ import annotations
 
@@ -104,6 +105,36 @@ def test_a_stage_stopped_before_its_retry_is_no_failed_stage_in_the_row(tmp_path
         rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
     rebuilt_row = (rebuilt.status, rebuilt.failed_stages)
     assert [("cancelled", 0), ("cancelled", 0)] == [written, rebuilt_row]
+
+
+def test_a_fed_stage_counts_as_the_status_it_was_fed(tmp_path: Path) -> None:
+    """A replay's fed attempts (``replayed``) count by the status the record gave them: a fed
+    failure and a fed timeout are failed stages, a fed success is not, in the tallied row and
+    in the rebuilt summary alike (they counted none)."""
+    db = tmp_path / "spans.db"
+    processor, tracer, root = _started_run(db, ["failed", "timed", "done"])
+    for name, fed in (("failed", "failure"), ("timed", "timeout"), ("done", "success")):
+        tracer.start_span(
+            name,
+            context=trace.set_span_in_context(root),
+            start_time=T0 + 10,
+            attributes={
+                t.CICD_TASK_NAME: name,
+                t.STAGE_STATUS: t.STATUS_REPLAYED,
+                t.STAGE_REPLAYED_STATUS: fed,
+            },
+        ).end(T0 + 20)
+    root.set_attribute(t.CICD_PIPELINE_RESULT, t.RESULT_FAILURE)
+    root.end(T0 + 200)
+    processor.shutdown()
+
+    trace_id = format(root.get_span_context().trace_id, "032x")
+    with sqlite3.connect(db) as conn:
+        written = conn.execute(
+            "SELECT status, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
+        ).fetchone()
+        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
+    assert [("failure", 2), ("failure", 2)] == [written, (rebuilt.status, rebuilt.failed_stages)]
 
 
 def test_a_run_another_writer_started_is_summarized_from_its_stored_spans(

@@ -52,8 +52,10 @@ class AttemptRecord(ValueMethods):
     cancel_cause: str | None = None
     # Seconds this execution was paused at debugger breakpoints; None when it never was.
     paused_time: float | None = None
-    # Fed by a replay from its record: the attempts the record made, which it stands for.
+    # Fed by a replay from its record: the attempts the record made, which it stands for, and
+    # the status the record gave it, which the replay's run took as the stage's outcome.
     replayed_attempts: int | None = None
+    replayed_status: str | None = None
     # Read from the spans for the report's critical path (``reporting._stats``), not compared
     # (a live record, built from the engine's own records, has neither): the span ids of the
     # executions its ``triggered_by`` links name, and the (time, event type) of each

@@ -18,6 +18,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.tracking.reconstruct import (
+    counted_status,
     ended_run_status,
     find_root,
     reconstruct_run,
@@ -84,13 +85,15 @@ class RunTally:
     ) -> None:
         """Tally an ended attempt of stage ``name`` (a non-empty string) of a run whose start
         was seen; ``status`` is its ``ended_attempt_status``, None for a skip span (its stage
-        is still one of the run's)."""
+        is still one of the run's), kept as it counts (``counted_status``: a fed attempt by
+        the status it was fed)."""
         tally = self.runs.get(trace_id)
         if tally is None:
             return
         entries = tally.setdefault(name, [])
         if status is None:
             return
+        status = counted_status(status, attrs.get(t.STAGE_REPLAYED_STATUS))
         instance = attrs.get(t.STAGE_INSTANCE, 0)
         if attrs.get(t.STAGE_WILL_RETRY) is True:
             # Last of its instance when the run ends, the retry never came: the stage was

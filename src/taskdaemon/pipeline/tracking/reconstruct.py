@@ -69,7 +69,7 @@ from taskdaemon.pipeline.telemetry_codec import (
 )
 from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanRecord, epoch_seconds
 
-__all__ = ["find_root", "reconstruct_run", "replay_of", "summarize_run"]
+__all__ = ["counted_status", "find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
 
 def _seconds(ns: int | None) -> float | None:
@@ -239,6 +239,7 @@ def _attempt(
         cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
         paused_time=paused_time.get(task_run_id),
         replayed_attempts=int_attribute(attrs.get(t.STAGE_REPLAYED_ATTEMPTS)),
+        replayed_status=_str_or_none(attrs.get(t.STAGE_REPLAYED_STATUS)),
         triggered_by=triggered_by,
         published=published,
     )
@@ -574,8 +575,28 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     )
 
 
+def counted_status(status: str, replayed_status: object) -> str:
+    """What an ended attempt counts as among its run's failed stages: its status, or for one a
+    replay fed (``replayed``) the status the record gave it, which the replay's run took as the
+    stage's outcome (docs/architecture.md, "Command line": FAILED)."""
+    if status == t.STATUS_REPLAYED and isinstance(replayed_status, str) and replayed_status:
+        return replayed_status
+    return status
+
+
+def _failed(stage: StageRecord) -> bool:
+    if stage.status == t.STATUS_REPLAYED:
+        stage_status = stage_status_of(
+            (a.instance, counted_status(a.status, a.replayed_status)) for a in stage.attempts
+        )
+    else:
+        stage_status = stage.status
+    return stage_status in FAILED_STAGE_STATUSES
+
+
 def summarize_run(record: RunRecord) -> RunSummary:
-    """The history row of a run: its stage count and how many stages failed (or timed out)."""
+    """The history row of a run: its stage count and how many stages failed (or timed out), a
+    stage a replay fed by the status it was fed (``counted_status``)."""
     return RunSummary(
         run_id=record.run_id,
         pipeline=record.pipeline,
@@ -583,6 +604,6 @@ def summarize_run(record: RunRecord) -> RunSummary:
         start=record.start,
         end=record.end,
         stage_count=len(record.stages),
-        failed_stages=sum(1 for s in record.stages if s.status in FAILED_STAGE_STATUSES),
+        failed_stages=sum(1 for s in record.stages if _failed(s)),
         replay_of=record.replay_of,
     )
