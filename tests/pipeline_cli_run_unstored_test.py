@@ -1,7 +1,7 @@
 """``taskdaemon run`` on a span store it cannot open: the run runs, and the run id it prints
 does not pretend to be found (docs/architecture.md, "Span sources": why it runs rather than
-refuses). The in-process side, a telemetry load that failed, is
-``pipeline_cli_deferred_test.py``'s."""
+refuses); nor do ``replay``'s and ``debug FILE``'s. The in-process side, a telemetry load that
+failed, is ``pipeline_cli_deferred_test.py``'s."""
 
 from __future__ import annotations
 
@@ -46,3 +46,42 @@ def test_a_run_on_a_store_that_cannot_open_says_its_id_is_not_stored(
     assert [f"{store}: cannot open span store: file is not a database"] == [
         line.split(": ", 1)[1] for line in missing.stderr.splitlines()
     ]
+
+
+def _damaged(home: Path) -> Path:
+    """Replace the home's span store by a file that is no database; the store's path."""
+    store = home / "spans.db"
+    for suffix in ("", "-wal", "-shm"):
+        store.with_name(store.name + suffix).unlink(missing_ok=True)
+    store.write_text("not a store\n")
+    return store
+
+
+@pytest.mark.slow
+def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored(
+    home: Path, tmp_path: Path
+) -> None:
+    """``replay`` (of a run read from its dump) and ``debug FILE`` (its input at an end) make
+    new runs, whose ids they print in their summaries: on a damaged store they end, as ``run``
+    does, with one line saying the run is not stored; they used to say nothing."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    original = taskdaemon(home, "run", "-q", str(path)).stdout.strip()
+    dump = tmp_path / "one.tar.gz"
+    assert 0 == taskdaemon(home, "dump", original, "-o", str(dump)).returncode
+    _damaged(home)
+    quiet = {"TASKDAEMON_LOG_LEVEL": "warning"}
+    replay = taskdaemon(home, "replay", original, "--source", f"dump://{dump}", "-q", **quiet)
+    debug = taskdaemon(home, "debug", str(path), "-q", stdin="", **quiet)
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    debugged = next(
+        line for line in debug.stdout.splitlines() if line.startswith("debugging run ")
+    ).split()[2]
+    ended = [line for line in debug.stderr.splitlines() if "is not stored" in line]
+    assert (0, 0) == (replay.returncode, debug.returncode), replay.stderr + debug.stderr
+    assert [
+        f"taskdaemon replay: run {new} is not stored (the span store could not be opened): "
+        "runs show will not find it",
+        f"taskdaemon debug: run {debugged} is not stored (the span store could not be opened): "
+        "runs show will not find it",
+    ] == [replay.stderr.splitlines()[-1], *ended], replay.stderr + debug.stderr
+    assert [1, 1] == [taskdaemon(home, "runs", "show", r).returncode for r in (new, debugged)]

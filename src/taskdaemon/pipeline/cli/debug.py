@@ -20,6 +20,8 @@
   Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C
   does, exit 143, and SIGHUP (the terminal closed) too, exit 129, the run's reason saying so.
   SIGUSR1 writes a dump of the run, as it does to ``run`` (its line above the prompt).
+  A span store that cannot be opened ends it, as ``run``, with one line saying the run id
+  printed is not stored (``run.say_unstored``).
 * ``--break STAGE[:CEL]`` pauses before the stage starts, when the CEL condition (over
   ``request``, ``stages``, ``event``, ``inputs``) holds; ``--break-on-failure`` pauses every
   stage after it fails, before the error strategy acts. ``TASKDAEMON_BREAKPOINTS`` adds
@@ -371,7 +373,7 @@ class _RunThread(threading.Thread):
             self._ready.set()
 
     async def _main(self) -> None:
-        from taskdaemon.pipeline.cli.run import build_observers  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.run import build_observers, say_unstored  # noqa: PLC0415
         from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
         from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
         from taskdaemon.pipeline.cli.terminal_width import summary_width  # noqa: PLC0415
@@ -418,6 +420,7 @@ class _RunThread(threading.Thread):
                 await asyncio.get_running_loop().run_in_executor(None, self._finished.wait)
         if not args.quiet:
             print(render_summary(result, self._pipeline, summary_width()), flush=True)
+        say_unstored("debug", result.run_id, observers.unstored())
         if result.succeeded:
             self.code = EXIT_SUCCESS
         elif self.interrupted:

@@ -22,6 +22,8 @@
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
   report (``--json`` for JSON); a record with no end (the run still going, or interrupted) is
   refused (``ReplayPlan.check``); without ``--verify`` a note says the record is incomplete.
+* A span store that cannot be opened (the record read from another source, ``--source``) ends
+  the replay, as ``run``, with one line saying its run is not stored (``run.say_unstored``).
 * ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
   replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
@@ -233,6 +235,7 @@ def _default_source() -> str:
 
 async def _execute(args: argparse.Namespace, plan: Any) -> int:
     from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.run import say_unstored  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
     from taskdaemon.pipeline.cli.stop_signals import StopSignals  # noqa: PLC0415
@@ -301,6 +304,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())
+    say_unstored("replay", result.run_id, monitoring.unstored())
     if outcome.report is not None and outcome.report.diverged:
         return EXIT_DIVERGED
     if result.succeeded:

@@ -166,6 +166,14 @@ class Observers(list[Any]):
     unstored: Callable[[], str | None] = staticmethod(lambda: None)
 
 
+def say_unstored(command: str, run_id: str, cause: str | None) -> None:
+    """The line ``run``, ``replay`` and ``debug FILE`` end with when their run is in no span
+    store (``cause``: their monitoring's ``unstored()``), since the id they printed will not be
+    found (docs/architecture.md, "Span sources"); nothing when it is stored."""
+    if cause is not None:
+        say(command, f"run {run_id} is not stored ({cause}): runs show will not find it")
+
+
 class ApprovalHint:
     """With ``--quiet`` (no progress lines), the one line a wait for an approval still gets on
     ``stream`` (stderr), with the command that grants it: the run waits for it, and the run id
@@ -377,8 +385,7 @@ async def run_pipeline(
             refuse("run", EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
     else:
         print(render_summary(result, pipeline, summary_width()), flush=True)
-    if (unstored := observers.unstored()) is not None:  # architecture.md, "Span sources"
-        say("run", f"run {result.run_id} is not stored ({unstored}): runs show will not find it")
+    say_unstored("run", result.run_id, observers.unstored())
     if result.succeeded:
         return EXIT_SUCCESS
     stopped = signals.exit_code()
