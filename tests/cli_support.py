@@ -59,19 +59,28 @@ def environment(home: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-#: :func:`credential_provider`'s entry point: its provider is ``dict``, whose ``{}`` is no
-#: ``grpc.ChannelCredentials``.
+#: :func:`credential_provider`'s entry points: one whose provider is ``dict``, whose ``{}`` is no
+#: ``grpc.ChannelCredentials``, and one whose provider is a ``requests.Session`` sending
+#: :data:`PROVIDED_AUTHORIZATION` (an HTTP exporter's credentials).
 NOT_CREDENTIALS = "not-credentials"
+BEARER_SESSION = "bearer-session"
+PROVIDED_AUTHORIZATION = "Bearer provided-by-the-session"
 
 
 def credential_provider(folder: Path) -> Path:
-    """A distribution in ``folder``, to put on the path, declaring :data:`NOT_CREDENTIALS` a
-    gRPC credential provider (``OTEL_PYTHON_EXPORTER_OTLP_GRPC_CREDENTIAL_PROVIDER``)."""
+    """A distribution in ``folder``, to put on the path, declaring :data:`NOT_CREDENTIALS` and
+    :data:`BEARER_SESSION` credential providers
+    (``OTEL_PYTHON_EXPORTER_OTLP_{GRPC,HTTP}_CREDENTIAL_PROVIDER``)."""
     info = folder / "not_credentials-1.0.dist-info"
     info.mkdir(parents=True)
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: not-credentials\nVersion: 1.0\n")
     (info / "entry_points.txt").write_text(
         f"[opentelemetry_otlp_credential_provider]\n{NOT_CREDENTIALS} = builtins:dict\n"
+        f"{BEARER_SESSION} = bearer_session:session\n"
+    )
+    (folder / "bearer_session.py").write_text(
+        "import requests\n\n\ndef session():\n    made = requests.Session()\n"
+        f"    made.headers['Authorization'] = {PROVIDED_AUTHORIZATION!r}\n    return made\n"
     )
     return folder
 

@@ -17,17 +17,21 @@ def answering_posts(
     answer: Callable[[BaseHTTPRequestHandler], None],
     received: list[bytes] | None = None,
     port: int = 0,
+    headers: list[dict[str, str]] | None = None,
 ) -> Iterator[str]:
     """A server on 127.0.0.1 that reads each POST's body (appended to ``received`` when
-    given: what the exporters sent), then calls ``answer(handler)`` (a client that went away
-    is not an error: it is what the bounds under test do); yields its base URL, and stops and
-    joins the server on exit. ``port``: one a client was already refused on (0: any free)."""
+    given: what the exporters sent; its headers to ``headers``), then calls
+    ``answer(handler)`` (a client that went away is not an error: it is what the bounds under
+    test do); yields its base URL, and stops and joins the server on exit. ``port``: one a
+    client was already refused on (0: any free)."""
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             if received is not None:
                 received.append(body)
+            if headers is not None:
+                headers.append(dict(self.headers.items()))
             with contextlib.suppress(OSError):
                 answer(self)
 

@@ -1,4 +1,5 @@
-"""The OTLP/HTTP exporters' session (``cli/bounded_session.py``) against local servers."""
+"""The OTLP/HTTP exporters' session (``cli/bounded_session.py``) against local servers, and
+the one a credential provider gives them in its place."""
 
 from __future__ import annotations
 
@@ -8,11 +9,21 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 import requests
 
-from collector_support import answering_posts
+from cli_support import (
+    BEARER_SESSION,
+    ONE_STAGE_PIPELINE,
+    PROVIDED_AUTHORIZATION,
+    credential_provider,
+    pythonpath_with,
+    taskdaemon,
+    write,
+)
+from collector_support import answered, answering_posts
 from taskdaemon.pipeline.cli.bounded_session import (
     BoundedSession,
     ResponseTooLargeError,
@@ -266,3 +277,44 @@ def test_a_body_stalled_past_the_read_timeout_is_a_connection_error() -> None:
     finally:
         release.set()
     assert "ConnectionError(ReadTimeoutError)" == outcome
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER",
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+    ],
+)
+def test_a_run_exports_through_the_credential_provider_s_session(
+    home: Path, tmp_path: Path, variable: str
+) -> None:
+    """A real ``taskdaemon run`` exporting its spans over OTLP/HTTP with a credential provider
+    named (for every signal, or for traces) sends them with the provider's session, so its
+    credentials (here an ``Authorization`` header) reach the collector; without it, none."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    folder = credential_provider(tmp_path / "provider")
+
+    def sent(provider: dict[str, str]) -> tuple[int, str, set[str | None]]:
+        """A run's exit code, its stderr, and the Authorization headers of its exports."""
+        seen: list[dict[str, str]] = []
+        with answering_posts(answered(200), headers=seen) as collector:
+            run = taskdaemon(
+                home,
+                "run",
+                "-q",
+                str(path),
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_EXPORTER_OTLP_ENDPOINT=collector,
+                PYTHONPATH=pythonpath_with(folder),
+                **provider,
+            )
+        said = {{k.lower(): v for k, v in headers.items()}.get("authorization") for headers in seen}
+        return run.returncode, run.stderr, said
+
+    assert [(0, "", {PROVIDED_AUTHORIZATION}), (0, "", {None})] == [
+        sent({variable: BEARER_SESSION}),
+        sent({}),
+    ]

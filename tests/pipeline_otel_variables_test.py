@@ -13,9 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+    OTLPSpanExporter as HttpSpanExporter,
+)
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
 from cli_support import (
+    BEARER_SESSION,
     NOT_CREDENTIALS,
     ONE_STAGE_PIPELINE,
     credential_provider,
@@ -64,6 +68,11 @@ REFUSED = [
         "names no installed credential provider (entry points opentelemetry_otlp_credential_",
     ),
     ("OTEL_PYTHON_EXPORTER_OTLP_GRPC_LOGS_CREDENTIAL_PROVIDER", " ", "names no installed"),
+    (
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+        "S3cr3tT0ken9f8e7d",
+        "names no installed credential provider (entry points opentelemetry_otlp_credential_",
+    ),
 ]
 
 
@@ -162,13 +171,35 @@ def test_a_value_is_refused_when_the_sdks_grpc_exporter_raises_on_it(
     assert raised == bool(sdk_problems({variable: value}))
 
 
+@pytest.mark.parametrize("value", ["no-such-provider", ""])
+@pytest.mark.usefixtures("clean_environment")
+def test_a_provider_is_refused_when_the_sdks_http_exporter_raises_on_it(
+    value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTTP exporters load the provider in their constructor, for any endpoint: the check
+    agrees with the real one built with the value (``RuntimeError`` for a name no entry point
+    has; an empty value is no provider)."""
+    variable = "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER"
+    monkeypatch.setenv(variable, value)
+    try:
+        HttpSpanExporter(endpoint="http://127.0.0.1:9/v1/traces").shutdown()
+    except RuntimeError:
+        raised = True
+    else:
+        raised = False
+    assert (value != "", raised) == (raised, bool(sdk_problems({variable: value})))
+
+
 def test_an_installed_credential_provider_passes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Any installed provider's name passes: whether it answers credentials is known only by
     calling it, which is the exporter's to do (``cli/unbuilt_exporters.py``)."""
     monkeypatch.syspath_prepend(str(credential_provider(tmp_path)))
-    environ = {"OTEL_PYTHON_EXPORTER_OTLP_GRPC_TRACES_CREDENTIAL_PROVIDER": NOT_CREDENTIALS}
+    environ = {
+        "OTEL_PYTHON_EXPORTER_OTLP_GRPC_TRACES_CREDENTIAL_PROVIDER": NOT_CREDENTIALS,
+        "OTEL_PYTHON_EXPORTER_OTLP_HTTP_CREDENTIAL_PROVIDER": BEARER_SESSION,
+    }
     assert [] == sdk_problems(environ)
 
 

@@ -41,14 +41,17 @@ accepts and the value refused:
   (empty: no code is retried), as the gRPC exporters read it. A name they do not know was a
   ``KeyError`` from their constructor: ``run`` went on without telemetry, and since
   ``cli/unbuilt_exporters.py`` every gRPC exporter was off;
-* ``OTEL_PYTHON_EXPORTER_OTLP_GRPC[_TRACES|_METRICS|_LOGS]_CREDENTIAL_PROVIDER``: empty (the
-  exporters then ignore it), or the name of an installed entry point of the group
-  ``opentelemetry_otlp_credential_provider``. A name none has was a ``RuntimeError`` from the
-  constructor of every gRPC exporter of an ``https://`` endpoint. The line does not show the
-  value: the variable is named like a credential, and ``secret_values`` keeps its value out of
-  every line. A provider that is installed but fails (raises, or answers no
-  ``grpc.ChannelCredentials``) is only known by calling it, which is the exporter's to do: it
-  turns that exporter off, in one line (``cli/unbuilt_exporters.py``).
+* ``OTEL_PYTHON_EXPORTER_OTLP_GRPC[_TRACES|_METRICS|_LOGS]_CREDENTIAL_PROVIDER`` and its
+  ``_HTTP`` twin: empty (the exporters then ignore it), or the name of an installed entry
+  point of the group ``opentelemetry_otlp_credential_provider``. A name none has was a
+  ``RuntimeError`` from the constructor of every gRPC exporter of an ``https://`` endpoint,
+  and of every HTTP exporter. The HTTP provider's session is the exporter's (the SDK loads it:
+  ``cli/bounded_session.py`` gives it none of taskdaemon's then), so its credentials are
+  sent. The line does not show the value: the variable is named like a credential, and
+  ``secret_values`` keeps its value out of every line. A provider that is installed but fails
+  (raises, or answers no ``grpc.ChannelCredentials`` or ``requests.Session``) is only known by
+  calling it, which is the exporter's to do: it turns that exporter off, in one line
+  (``cli/unbuilt_exporters.py``).
 
 Whole numbers are ASCII digits of at most 18 (Python refuses to read one of over 4,300), other
 numbers as ``TASKDAEMON_*``'s (``settings_parsers.number``). Unlike a span limit and the two
@@ -208,7 +211,8 @@ VARIABLES: Final[dict[str, Callable[[str], None]]] = {
     **{f"OTEL_EXPORTER_OTLP{signal}_INSECURE": _boolean for signal in _SIGNALS},
     "OTEL_PYTHON_EXPORTER_OTLP_GRPC_RETRYABLE_ERROR_CODES": _status_codes,
     **{
-        f"OTEL_PYTHON_EXPORTER_OTLP_GRPC{signal}_CREDENTIAL_PROVIDER": _credential_provider
+        f"OTEL_PYTHON_EXPORTER_OTLP_{transport}{signal}_CREDENTIAL_PROVIDER": _credential_provider
+        for transport in ("GRPC", "HTTP")
         for signal in _SIGNALS
     },
 }
