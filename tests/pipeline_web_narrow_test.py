@@ -31,7 +31,15 @@ from browser_support import (
     stored_runs_server,
     taskdaemon,
 )
-from pipeline_tracking_support import RESOURCE, T0, S, store_stages, write_run
+from pipeline_tracking_support import (
+    RESOURCE,
+    T0,
+    S,
+    make_provider,
+    store_stages,
+    write_example_run,
+    write_run,
+)
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 
@@ -301,4 +309,40 @@ async def test_a_phones_timeline_puts_each_label_over_its_bar(
         fits = await page.evaluate("document.documentElement.scrollWidth <= innerWidth")
     assert [[over, over]] * 3 == rows
     assert fits
+    assert [] == errors
+
+
+def store_example_run(db: Path) -> str:
+    """``write_example_run``'s run in the store ``db``: ``build`` failed once and retried
+    (``success · 2 attempts · ...``), ``deploy`` skipped with a reason."""
+    processor = SqliteSpanProcessor(db)
+    provider, _exporter = make_provider(processor)
+    try:
+        return write_example_run(provider)
+    finally:
+        provider.shutdown()
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_retried_stages_pill_wraps_between_its_parts_at_a_desktops_width(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """At 1,280 pixels, beside the stage panel, the stages table of a run with a retried stage
+    and a skip reason fits its box: the pill of ``build`` wraps between its parts (``success
+    ·``, ``2 attempts ·``, its duration), each whole on a line. Whole on one line, the pill
+    made the table scroll sideways, its Error column cut at the box's edge."""
+    run_id = await asyncio.to_thread(store_example_run, tmp_path / "spans.db")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=1280) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        layout = await page.evaluate(LAYOUT, "#stages .state")
+        parts = await page.eval_on_selector_all(
+            '#stages tr[data-stage="build"] .state .part',
+            "parts => parts.map(p => [p.textContent, p.getClientRects().length])",
+        )
+    assert [True, True, [True] * 4] == layout
+    assert ["success ·", "2 attempts ·"] == [text for text, _rects in parts[:2]], parts
+    assert [1, 1, 1] == [rects for _text, rects in parts]
     assert [] == errors

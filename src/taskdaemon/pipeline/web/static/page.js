@@ -86,8 +86,16 @@ window.taskdaemonPage = (function () {
     return text.length <= CELL ? text : text.slice(0, CELL - 1) + "\u2026";
   }
 
+  // A label's parts ("failure", "3 attempts", "4.5s") are each kept on a line, so a narrow
+  // State column wraps a pill between them, never inside one (as the server's first rendering).
   function statePill(state, label) {
-    return el("span", { class: "state state-" + state }, label || state);
+    const pill = el("span", { class: "state state-" + state });
+    const parts = String(label || state).split(" \u00b7 ");
+    parts.forEach((part, i) => {
+      if (i > 0) pill.append(" ");
+      pill.append(el("span", { class: "part" }, i < parts.length - 1 ? part + " \u00b7" : part));
+    });
+    return pill;
   }
 
   async function postJson(url, body) {
