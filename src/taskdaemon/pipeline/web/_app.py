@@ -264,9 +264,9 @@ class WebApp:
             rows = await self._recent(filters)
             empty = await self._empty(filters, rows)
         except (ValueError, RunNotFoundError) as exc:
-            error, status = str(exc), 400
+            error, status, empty = str(exc), 400, _NONE_SHOWN
         except SpanSourceError as exc:
-            error, status = f"span source: {exc}", 502
+            error, status, empty = f"span source: {exc}", 502, _NONE_SHOWN
         else:
             if len(rows) == filters["limit"]:  # maybe more: a link to the runs after the last
                 older = _page_url(request, rows[-1]["run_id"])
@@ -291,8 +291,14 @@ class WebApp:
             return self._page("missing.html", status=404, heading=_NO_RUN, error=problem)
         try:
             snapshot = await self.data.snapshot(run_id)
-        except (RunNotFoundError, SpanSourceError) as exc:
+        except RunNotFoundError as exc:
             return self._page("missing.html", status=404, heading=_NO_RUN, error=str(exc))
+        except SpanSourceError as exc:
+            # Not "Run not found" (404): the run may well be there, behind a source that did
+            # not answer, and reloading later is what to do.
+            return self._page(
+                "missing.html", status=502, heading=_NO_SOURCE, error=f"span source: {exc}"
+            )
         if snapshot.run is not None and snapshot.run.run_id != run_id:
             # A prefix (`runs list` prints 12 digits) opens the run's own page: drawn under the
             # prefix, a run of this engine read "from stored spans, read-only", without its
@@ -527,8 +533,13 @@ class WebApp:
 
 
 _NO_RUN = "Run not found"
+#: A run page's heading when its source did not answer (502).
+_NO_SOURCE = "Cannot read the run"
 #: The runs table's one line when filters that name a pipeline with runs match none.
 _NO_MATCH = "No runs match."
+#: The empty list's line under a refused filter or a source that did not answer: "No runs
+#: match." sent the reader to widen filters that were not the cause.
+_NONE_SHOWN = "No runs shown: see the error above."
 
 #: The query parameters that page back: ``before``, the page's; ``until``, as older links
 #: paged (by start alone: runs of one start were lost), still followed.

@@ -1,0 +1,64 @@
+"""The pages of a ``ui`` whose span source does not answer (a Tempo address where nothing
+listens), in Debian's headless chromium: they say the source failed, and neither sends the
+reader after the run or the filters. The runs list said "No runs match." under the source's
+error, as if the filters were too narrow; a run's page said "Run not found" (404) of a run
+that may well be there."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page
+from cli_support import free_port
+from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.web import WebOptions
+
+pytestmark = pytest.mark.slow
+
+RUN_ID = "ac07e43c8b78e4363b79be706efa7398"
+
+
+@contextlib.asynccontextmanager
+async def unanswered_source_server() -> AsyncIterator[str]:
+    """A ``ui``-style server (read-only) over a Tempo source on a port nobody listens on;
+    yields its URL."""
+    source = f"tempo+http://127.0.0.1:{free_port()}"
+    app = create_app(
+        auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=source, read_only=True)
+    )
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        yield server.url
+    finally:
+        await server.aclose()
+        app.state.web.close()
+
+
+@SHARED_BROWSER_LOOP
+async def test_pages_over_a_source_that_does_not_answer_say_so(shared_chromium: Any) -> None:
+    """The runs list shows the source's error and, in its table, that no runs are shown
+    because of it; a run's page is a 502 headed "Cannot read the run" with the source's
+    error. The console's only errors are those answers' (the list's refreshes are 502s)."""
+    async with (
+        unanswered_source_server() as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        listed = await page.evaluate(
+            "[document.getElementById('runs-error').textContent,"
+            " document.querySelector('#runs tr.empty').textContent]"
+        )
+        answer = await page.goto(f"{url}/runs/{RUN_ID}")
+        assert answer is not None
+        run_page = [answer.status, await page.text_content("h1"), await page.text_content(".error")]
+    assert listed[0].startswith("span source: cannot reach"), listed
+    assert "No runs shown: see the error above." == listed[1]
+    assert [502, "Cannot read the run"] == run_page[:2]
+    assert run_page[2].startswith("span source: cannot reach"), run_page
+    assert [] == [e for e in errors if "status of 502" not in e]
