@@ -131,7 +131,8 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     opens on the paused stage (it opened on the approved one, the paused one out of the box);
     the run, live and paused, is on lines of its own in the runs list, which fits too.
     Reached by Tab and pressed with Enter, Continue resumes the stage, the run ends, and the
-    focus is on the stage's name."""
+    focus is on the stage's name, scrolled into the window (it was a screen below, out of
+    sight)."""
     (tmp_path / "paused.yaml").write_text(PAUSED)
     argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
     with taskdaemon(argv, cwd=tmp_path) as process:
@@ -171,7 +172,9 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
             after = await page.evaluate(
                 "[document.activeElement.closest('tr')?.dataset.stage, "
                 "document.activeElement.className, document.getElementById('run-status')"
-                ".textContent, document.querySelectorAll('#paused-buttons li').length]"
+                ".textContent, document.querySelectorAll('#paused-buttons li').length, "
+                "(r => r.top >= 0 && r.bottom <= innerHeight)"
+                "(document.activeElement.getBoundingClientRect())]"
             )
         process.send_signal(signal.SIGTERM)
         assert 0 == await asyncio.to_thread(process.wait, 30)
@@ -181,7 +184,7 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     assert [True, True, [True, True]] == layout
     assert ([1, 1], [0, 0]) == (named, in_table)  # the top's; the table's are not laid out
     assert (True, f"Continue {EXTRACT}") == (tabs < 50, label)
-    assert [EXTRACT, "link select", "success", 0] == after
+    assert [EXTRACT, "link select", "success", 0, True] == after
     assert [] == errors
 
 

@@ -288,8 +288,8 @@
     function approvalButtons(box, node) {
       const approve = el("button", { type: "button", class: "approve", "data-action": "approve", "aria-label": "Approve " + visible(node.name) }, "Approve");
       const reject = el("button", { type: "button", class: "reject", "data-action": "reject", "aria-label": "Reject " + visible(node.name) }, "Reject");
-      approve.addEventListener("click", () => command(node.name, "approve", { comment: "approved from the web page" }, box));
-      reject.addEventListener("click", () => command(node.name, "reject", { reason: "rejected from the web page" }, box));
+      approve.addEventListener("click", (event) => command(node.name, "approve", { comment: "approved from the web page" }, box, event));
+      reject.addEventListener("click", (event) => command(node.name, "reject", { reason: "rejected from the web page" }, box, event));
       box.append(approve, reject);
     }
 
@@ -298,7 +298,7 @@
       for (const action of ["continue", "step"]) {
         const word = action === "continue" ? "Continue" : "Step";
         const button = el("button", { type: "button", "data-action": action, "aria-label": word + " " + visible(node.name) }, word);
-        button.addEventListener("click", () => command(node.name, action, { stage: node.name }, box));
+        button.addEventListener("click", (event) => command(node.name, action, { stage: node.name }, box, event));
         box.append(button);
       }
     }
@@ -309,12 +309,15 @@
       if (node.resumable) resumeButtons(cell, node);
     }
 
-    // `cell`: the buttons' box, a stages table cell or a stage's line at the top of the page.
-    async function command(stage, action, payload, cell) {
+    // `cell`: the buttons' box, a stages table cell or a stage's line at the top of the page;
+    // `event`: the button's click.
+    async function command(stage, action, payload, cell, event) {
       // A button disabled while it has the keyboard focus drops it to the page's top, and Tab
       // went on from there: the focus goes to the stage's name in the table first, where the
-      // table keeps it once the action is gone.
-      if (cell.contains(document.activeElement)) stageRows.get(stage).pick.focus({ preventScroll: true });
+      // table keeps it once the action is gone. Pressed from the keyboard (a click of detail
+      // 0), the page scrolls to it: on a phone the name was a screen below the line at the
+      // top, and the focus out of sight. A pointer's press leaves the page where it is.
+      if (cell.contains(document.activeElement)) stageRows.get(stage).pick.focus({ preventScroll: event.detail > 0 });
       for (const button of cell.querySelectorAll("button")) button.disabled = true;
       const base = "/api/runs/" + encodeURIComponent(runId);
       const url = action === "approve" || action === "reject"
