@@ -103,6 +103,23 @@ def test_attach_from_another_process_drives_the_run(
 
 
 @pytest.mark.slow
+def test_quit_at_an_attached_prompt_cancels_the_run_and_exits_1(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """``quit`` at a ``debug attach`` prompt cancels the run, as at ``debug FILE``'s, and
+    exits 1 as a cancelled run does everywhere: it exited 0, telling a script all went well."""
+    run_id = _paused_run_id(served)
+    attached = debug(home, "attach", run_id, stdin="quit\n")
+    _out, err = served.communicate(timeout=60)
+    assert (1, "run cancelled", 1) == (
+        attached.returncode,
+        attached.stdout.splitlines()[-1],
+        served.returncode,
+    ), attached.stderr
+    assert "resumed: cancel by cli debug attach" in err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("action", "said"),
     [

@@ -100,6 +100,7 @@ class DebugPrompt(CommandPrompt):
         self._stages: list[str] = []
         self._run_id = ""
         self.done = False  # the run ended
+        self.cancelled = False  # ``quit`` cancelled the run: ``debug attach`` exits 1 then
 
     def _ended_aware(self, call: Call) -> Call:
         """``call``, saying that the run ended when its process no longer serves it after this
@@ -416,6 +417,7 @@ class DebugPrompt(CommandPrompt):
             raise
         if not ended:
             self._call({"action": "cancel", "by": self._by})
+            self.cancelled = True
             self._print("run cancelled")
 
 

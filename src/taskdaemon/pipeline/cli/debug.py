@@ -30,7 +30,8 @@
   ``serve`` process serves (each run ``serve`` schedules, while it runs; a prefix of the id is
   enough); leaving it (end of input) deletes the breakpoints set from it and resumes the run,
   unless another prompt is attached (the run is left to it); Ctrl-C, SIGTERM and SIGHUP leave
-  it so too (exit 130, 143, 129).
+  it so too (exit 130, 143, 129). ``quit`` cancels the run, as at ``debug FILE``'s prompt, and
+  exits 1 as a cancelled run does (0 when the run had already ended).
   ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
   the one-line reason). A run that is not in progress here (or an id that cannot be one) is
   exit 3, as for ``approve``, ``publish``, ``cancel`` and ``status``.
@@ -190,7 +191,9 @@ def _remote(words: Sequence[str]) -> int:
                 if sys.stdout.isatty():
                     print(flush=True)
                 return refuse("debug", stopped, _left_line(prompt.run_id, left))
-            return EXIT_SUCCESS
+            # A run ``quit`` cancelled exits as a cancelled run does everywhere (``debug
+            # FILE``, ``run``): 0 told a script that what it attached to went well.
+            return EXIT_FAILURE if prompt.cancelled else EXIT_SUCCESS
         answer = call(
             {
                 "action": action,
