@@ -260,6 +260,30 @@ def test_dump_into_an_existing_directory_writes_the_archive_inside_it(home: Path
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("where", ["dump -o", "the prompt"])
+def test_a_path_ending_with_a_slash_is_a_folder_made_to_hold_the_dump(
+    home: Path, where: str
+) -> None:
+    """``dump -o out/new/`` and the prompt's ``dump out/new/``, the folders missing, make them
+    and write the archive inside under the default name, as into an existing folder: both
+    wrote a file called ``new`` (the trailing slash lost), not what the slash asked for."""
+    path = home / "dumped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE))
+    folder = home / "out" / "new"
+    if where == "dump -o":
+        run_id = taskdaemon(home, "run", str(path), "-q").stdout.strip()
+        said = taskdaemon(home, "dump", run_id, "-o", f"{folder}/").stdout.strip()
+    else:
+        debugged = cli_taskdaemon(
+            home, "debug", str(path), "--break", "b", "-q", stdin=f"dump {folder}/\n", **SECRETS
+        )
+        said = debugged.stdout.split("dump written to ", 1)[1].split("\n", 1)[0]
+    written = [p.name for p in folder.iterdir()] if folder.is_dir() else []
+    assert ([Path(said).name], str(folder)) == (written, str(Path(said).parent))
+    assert written[0].endswith(".tar.gz")
+
+
+@pytest.mark.slow
 def test_sigusr1_writes_a_dump_and_the_run_goes_on(
     home: Path, paused_run: tuple[subprocess.Popen[str], str]
 ) -> None:

@@ -33,6 +33,7 @@ import hashlib
 import importlib.metadata
 import io
 import json
+import os
 import platform
 import sys
 import tarfile
@@ -69,6 +70,16 @@ def default_dump_path(home: Path, run_id: str) -> Path:
     """``$TASKDAEMON_HOME/dumps/<run_id>-<UTC time>.tar.gz``."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     return home / "dumps" / f"{run_id}-{stamp}.tar.gz"
+
+
+def dump_output(given: str) -> str:
+    """The path ``given`` to ``dump -o`` or the prompt's ``dump``, absolute (the run's process
+    may write it, elsewhere: a relative path is the caller's), with its trailing separator:
+    ``out/`` names a folder to write the dump in, made when missing, as an existing ``out``
+    is written into; without the separator, ``Path`` wrote a file called ``out``."""
+    absolute = str(Path(given).expanduser().absolute())
+    folder = given.endswith(os.sep) and not absolute.endswith(os.sep)
+    return absolute + os.sep if folder else absolute
 
 
 def stored_logs(source_url: str, run_id: str) -> tuple[dict[str, Any] | None, str | None]:
@@ -131,7 +142,7 @@ def _json(value: Any) -> bytes:
 
 
 def write_dump(
-    path: Path,
+    path: Path | str,
     run_id: str,
     spans: Iterable[SpanRecord],
     *,
@@ -146,7 +157,8 @@ def write_dump(
 ) -> Path:
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
     name then renamed, mode 0600; into ``path`` under the default file name when it is a
-    directory) and return the file written. ``spans`` are the run's spans from the
+    directory, or a string ending with a separator: ``dump_output``) and return the file
+    written. ``spans`` are the run's spans from the
     store; the rest is optional (the manifest notes what is missing). Without ``pipeline``,
     the definition the run span recorded is dumped when it is whole and sound
     (``recorded_pipeline``): the dump of an ended run has it too. ``interrupted``: the
@@ -206,7 +218,9 @@ def write_dump(
             for name, data in members.items()
         },
     }
-    if path.is_dir():  # as cp does: into it, under the default file name
+    folder = str(path).endswith(os.sep)
+    path = Path(path)
+    if folder or path.is_dir():  # as cp does: into it, under the default file name
         path = path / default_dump_path(path, record.run_id).name
     make_output_dirs(path)  # made here: the owner's only, never through another's link
 

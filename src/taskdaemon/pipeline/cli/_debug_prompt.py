@@ -399,7 +399,9 @@ class DebugPrompt(CommandPrompt):
     def _do_dump(self, args: Sequence[str]) -> None:
         # The run's process writes it, in its own working directory: a relative path is this
         # prompt's (``debug attach`` runs elsewhere), as for ``taskdaemon dump -o``.
-        path = str(Path(args[0]).expanduser().absolute()) if args else None
+        from taskdaemon.pipeline.dump import dump_output  # noqa: PLC0415
+
+        path = dump_output(args[0]) if args else None
         answer = self._call({"action": "dump", "path": path})
         self._print(f"dump written to {answer['path']}")
 

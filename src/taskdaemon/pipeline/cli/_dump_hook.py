@@ -15,7 +15,6 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.refusal import printable
@@ -59,7 +58,7 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
 
             metrics = generate_latest(registry)
         settings = load_settings()
-        target = Path(path) if path else default_dump_path(settings.home, handle.run_id)
+        target = path or default_dump_path(settings.home, handle.run_id)
         capture = getattr(monitor, "capture", None)
 
         def blocking() -> str:

@@ -13,7 +13,6 @@ is stale (its process was killed: the run reads ``interrupted``). The default fi
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
@@ -38,7 +37,8 @@ def register(subparsers: Any) -> None:
         "-o",
         "--output",
         metavar="FILE",
-        help="the archive to write, or a directory to write it in (default: "
+        help="the archive to write, or a directory to write it in, made if missing when "
+        "its name ends with / (default: "
         "$TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz)",
     )
     add_source_option(parser)
@@ -52,8 +52,9 @@ def dump_command(args: argparse.Namespace) -> int:
         served_runs,
         shown_control_dir,
     )
+    from taskdaemon.pipeline.dump import dump_output  # noqa: PLC0415
 
-    output = str(Path(args.output).absolute()) if args.output else None
+    output = dump_output(args.output) if args.output else None
     # An empty RUN names no run here (every id starts with it); the source refuses it. A
     # source given is read whatever the home serves: its control folder is not looked at.
     served: list[str] = []
@@ -103,7 +104,7 @@ def _from_source(run_id: str, output: str | None, url: str | None) -> int:
         finally:
             source.close()
         full_id = spans[0].trace_id
-        target = Path(output) if output else default_dump_path(settings.home, full_id)
+        target = output or default_dump_path(settings.home, full_id)
         capture = PayloadCapture(
             max_bytes=settings.payload_max_bytes, redact_patterns=settings.redact_patterns
         )
