@@ -6,6 +6,7 @@ its own process."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,19 @@ def test_a_refused_setting_quoting_the_users_text_is_escaped(home: Path) -> None
         "or bind 127.0.0.1"
     )
     assert (done.returncode, done.stderr.splitlines()) == (2, [said])
+
+
+@pytest.mark.parametrize("level", ["critical", "WARN", "loud"])
+def test_log_level_option_and_variable_take_the_same_names(home: Path, level: str) -> None:
+    """``run --log-level LEVEL`` takes what ``TASKDAEMON_LOG_LEVEL=LEVEL`` takes, and refuses
+    what it refuses in the same words: the option refused ``critical`` (and ``warn``), which
+    the variable took."""
+    pipeline = str(write(home / "one.yaml", ONE_STAGE_PIPELINE))
+    by_variable = taskdaemon(home, "run", "-q", pipeline, TASKDAEMON_LOG_LEVEL=level)
+    by_option = taskdaemon(home, "run", "-q", "--log-level", level, pipeline)
+
+    def said(done: Any) -> tuple[int, str]:
+        return done.returncode, done.stderr.partition("must be")[2].partition(" (see")[0].strip()
+
+    assert said(by_variable) == said(by_option), by_option.stderr
+    assert said(by_option)[0] == (2 if level == "loud" else 0)

@@ -589,7 +589,8 @@ def test_the_runs_logs_say_what_the_debugger_did(home: Path, pipeline_file: Path
 def test_log_level_debug_adds_the_engine_s_decisions(home: Path, pipeline_file: Path) -> None:
     """``debug FILE --log-level debug`` logs the engine's decisions as ``run`` and ``replay``
     do (``debug`` had no ``--log-level``: only ``TASKDAEMON_LOG_LEVEL`` gave them); a level
-    it does not know is argparse's one line, exit 2, as theirs."""
+    it does not know is argparse's one line, exit 2, as theirs, naming the levels in the words
+    ``TASKDAEMON_LOG_LEVEL``'s refusal has."""
 
     def decision_loggers(*options: str) -> set[str]:
         done = debug(home, str(pipeline_file), "-q", *options)
@@ -605,4 +606,7 @@ def test_log_level_debug_adds_the_engine_s_decisions(home: Path, pipeline_file: 
         decision_loggers("--log-level", "DEBUG"),
     )
     assert (2, 1) == (wrong.returncode, len(wrong.stderr.splitlines())), wrong.stderr
-    assert "--log-level: invalid choice: 'loud'" in wrong.stderr
+    assert (
+        "--log-level: must be one of trace, debug, info, warning, error, critical, not 'loud'"
+        in wrong.stderr
+    )

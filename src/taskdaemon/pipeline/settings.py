@@ -50,7 +50,7 @@ variable                        meaning                                 default
                                 on the whole telemetry shutdown
 ``TASKDAEMON_LOG_FORMAT``       ``json`` or ``text``                     ``text``
 ``TASKDAEMON_LOG_LEVEL``        ``trace``, ``debug``, ``info``,          ``INFO``
-                                ``warning``, ``error`` (``critical``)
+                                ``warning``, ``error``, ``critical``
 ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` command output lines captured as  ``10000``
                                 log records per stage execution (0:
                                 none, one warning says how much)
