@@ -68,6 +68,22 @@ def test_every_alert_rule_has_a_unit_test_that_fires_it_and_one_that_does_not() 
     assert set() == {(name, "fires" if fires else "quiet") for name, fires in missing}
 
 
+def test_every_recording_rule_has_a_unit_test_of_its_own() -> None:
+    """Each recording rule of prometheus/rules/recording.yml is the expression of a
+    `promql_expr_test` case, with the samples it must give: six had none, so a wrong quantile,
+    metric or `by` in them passed `promtool test rules`."""
+    recording = yaml.safe_load((ROOT / "prometheus/rules/recording.yml").read_text())
+    names = {rule["record"] for group in recording["groups"] for rule in group["rules"]}
+    cases = yaml.safe_load((ROOT / "prometheus/tests/rules_test.yml").read_text())["tests"]
+    tested = {
+        case["expr"]
+        for test in cases
+        for case in test.get("promql_expr_test", [])
+        if case["exp_samples"]
+    }
+    assert set() == names - tested
+
+
 async def test_prometheus_config_is_valid() -> None:
     """prometheus.yml and the rule files it names pass `promtool check config`."""
     code, output = await _promtool("check", "config", "prometheus/prometheus.yml")
