@@ -54,3 +54,15 @@ def test_a_breakpoint_condition_reading_what_the_pipeline_lacks_exits_2(
         f"taskdaemon {command}: TASKDAEMON_BREAKPOINTS 'a:inputs.nosuch > 1': breakpoint "
         "condition reads input 'nosuch', which stage 'a' does not declare (inputs: none)"
     ] == by_env.stderr.splitlines()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", ["", " :inputs.x > 1"])
+def test_a_breakpoint_without_a_stage_asks_for_one(home: Path, spec: str) -> None:
+    """``--break ''`` (or a condition with no stage before its ``:``) says a stage name is
+    needed, naming the stages: it said ``no stage ''``, as if one called '' had been sought."""
+    path = home / "one.yaml"
+    path.write_text(PIPELINE)
+    done = taskdaemon(home, "run", str(path), "--break", spec)
+    said = f"taskdaemon run: --break {spec!r}: a stage name is needed (stages: a)"
+    assert (2, [said]) == (done.returncode, done.stderr.splitlines())

@@ -43,6 +43,8 @@ def parse_breakpoint(
     stage, sep, when = spec.partition(":")
     stage = stage.strip()
     quoted = quote(spec)  # an environment variable may hold megabytes
+    if not stage:  # "no stage ''" read as if a stage called '' had been looked for
+        raise ValueError(f"{origin} {quoted}: a stage name is needed (stages: {', '.join(stages)})")
     if stage not in stages:
         raise ValueError(
             f"{origin} {quoted}: no stage {quote(stage)} (stages: {', '.join(stages)})"
