@@ -93,17 +93,19 @@ def test_the_walk_answers_at_the_current_instant(recorded: tuple[Path, str]) -> 
 
 @pytest.mark.slow
 def test_the_walk_stops_at_both_ends_and_goto_clamps(recorded: tuple[Path, str]) -> None:
-    """prev at the first event and next at the last are refusals that do not move; goto
-    before the start lands on the first event, past the end on the last; a bad time is one
-    line naming goto."""
+    """prev at the first event and next at the last are refusals that do not move, each
+    saying how to move the other way (prev's said nothing); goto before the start lands on the
+    first event, past the end on the last; a bad time is one line naming goto."""
     walk = RecordedWalk(_spans(*recorded))
-    with pytest.raises(PipelineError, match="start of the recorded run"):
+    with pytest.raises(PipelineError) as at_start:
         walk.prev()
+    assert "start of the recorded run ('next' or 'goto T' to go on)" == str(at_start.value)
     walk.goto("1h")
     last = walk.index
     assert last == len(walk.events) - 1
-    with pytest.raises(PipelineError, match="end of the recorded run"):
+    with pytest.raises(PipelineError) as at_end:
         walk.next()
+    assert "end of the recorded run ('prev' or 'goto T' to go back)" == str(at_end.value)
     assert last == walk.index
     walk.goto("0")
     assert 0 == walk.index

@@ -76,7 +76,7 @@ class RecordedWalk:
     def prev(self) -> None:
         """Move to the previous event; PipelineError at the first one."""
         if self.index == 0:
-            raise PipelineError("start of the recorded run")
+            raise PipelineError("start of the recorded run ('next' or 'goto T' to go on)")
         self.index -= 1
 
     def goto(self, when: str) -> None:
