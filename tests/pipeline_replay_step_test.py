@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from cli_faults_support import on_a_terminal
-from cli_support import TASKDAEMON, environment
+from cli_support import TASKDAEMON, environment, taskdaemon
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.cli._step_prompt import StepPrompt
 from taskdaemon.pipeline.errors import PipelineError
@@ -272,3 +272,34 @@ def test_dump_log_records_read_back_as_written() -> None:
     assert rows == decode_logs(encode_logs(rows))
     for foreign in (None, [], {"resourceLogs": [1, {"scopeLogs": [2, {"logRecords": [3]}]}]}):
         assert [] == decode_logs(foreign)
+
+
+FAN_OUT = """\
+    name: fan
+    stages:
+      - name: a
+        handler: "fanout:publish"
+        emits: [item]
+        triggers: [{manual: {approval_required: false}}]
+      - name: c
+        command: "true"
+        parallel_instances: 3
+        triggers: [{on_event: {type: item}}]
+"""
+
+
+@pytest.mark.slow
+def test_where_counts_a_fan_out_s_instances_as_the_debugger_does(home: Path) -> None:
+    """``where`` in ``replay --step`` counts a fanned-out stage's instances by status, in the
+    words of the debugger's ``where`` (``instances: 3 paused``): it said ``3 instances``."""
+    (home / "fanout.py").write_text(
+        "def publish(ctx):\n    for n in (1, 2, 3):\n        ctx.publish('item', {'n': n})\n"
+        "    return {}\n"
+    )
+    (home / "fan.yaml").write_text(textwrap.dedent(FAN_OUT))
+    ran = taskdaemon(home, "run", "fan.yaml", "-q", cwd=home)
+    assert 0 == ran.returncode, ran.stderr
+    stepped = taskdaemon(
+        home, "replay", ran.stdout.strip(), "--step", cwd=home, stdin="goto 1h\nwhere\n"
+    )
+    assert "  c  success  (instances: 3 success)" in stepped.stdout.splitlines(), stepped.stdout

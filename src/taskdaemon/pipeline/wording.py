@@ -3,6 +3,9 @@ sentence every view says of a pipeline nobody ran."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
+
 from taskdaemon.pipeline.ellipsis import quote
 
 
@@ -10,6 +13,14 @@ def counted(count: int, noun: str) -> str:
     """``count`` and ``noun``, with an ``s`` unless ``count`` is one (every noun counted here
     takes one)."""
     return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def instance_counts(statuses: Iterable[str]) -> str:
+    """``instances: 2 success, 1 paused``: a fanned-out stage's instances counted by status, as
+    ``where`` says it at the debugger's prompt and in ``replay --step`` (the one said ``(3
+    instances)``, the other ``(instances: 3 paused)``). Counted, not listed: a fan-out of 500
+    made one line of 500 words."""
+    return "instances: " + ", ".join(f"{n} {s}" for s, n in Counter(statuses).items())
 
 
 def no_run_of(pipeline: str) -> str:

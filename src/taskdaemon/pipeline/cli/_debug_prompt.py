@@ -33,7 +33,7 @@ from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.table_fit import wrapped
-from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.wording import counted, instance_counts
 
 __all__ = ["COMMANDS", "DebugPrompt"]
 
@@ -306,10 +306,8 @@ class DebugPrompt(CommandPrompt):
         for name, stage in state["stages"].items():
             extra = []
             if stage["instances"] and len(stage["instances"]) > 1:
-                # Counted, not listed: a fan-out of 500 made one line of 500 words; the
-                # paused ones are named below, each with its STAGE#N.
-                counts = Counter(stage["instances"])
-                extra.append("instances: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+                # The paused ones are named below, each with its STAGE#N.
+                extra.append(instance_counts(stage["instances"]))
             if stage["pending_events"]:
                 extra.append(f"{counted(stage['pending_events'], 'event')} waiting")
             if stage["approval"] == "requested":

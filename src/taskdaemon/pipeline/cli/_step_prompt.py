@@ -31,6 +31,7 @@ from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
+from taskdaemon.pipeline.wording import instance_counts
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
@@ -182,9 +183,10 @@ class StepPrompt(CommandPrompt):
         width = max((len(stage.name) for stage in state.stages), default=5)
         for stage in state.stages:
             extra = []
-            instances = {a.instance for a in stage.attempts}
-            if len(instances) > 1:
-                extra.append(f"{len(instances)} instances")
+            # Each instance's status is its last attempt's, as a live run's is.
+            last = {a.instance: a.status for a in sorted(stage.attempts, key=lambda a: a.attempt)}
+            if len(last) > 1:
+                extra.append(instance_counts(last.values()))
             retries = max((a.attempts_made for a in stage.attempts), default=1)
             if retries > 1:
                 extra.append(f"attempt {retries}")
