@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -9,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
-from taskdaemon.pipeline.cli.output_file import write_output
+from taskdaemon.pipeline.cli import main
+from taskdaemon.pipeline.cli.output_file import output_format, write_output
 
 
 def test_a_file_is_private_to_its_owner_whatever_the_umask(tmp_path: Path) -> None:
@@ -170,3 +172,36 @@ def test_a_folder_link_another_user_planted_is_not_followed(tmp_path: Path) -> N
         f"taskdaemon report: cannot write {target}: {link} is another user's link (uid 65534)\n",
         [],
     )
+
+
+MAP = {".svg": "svg", ".dot": "dot"}
+
+
+@pytest.mark.parametrize(
+    ("given", "output", "chosen"),
+    [
+        ("dot", "run.svg", "dot"),  # a --format given wins over the suffix
+        (None, "run.svg", "svg"),
+        (None, "out/RUN.SVG", "svg"),  # the suffix in any case
+        (None, "run.dot.svg", "svg"),  # the last suffix
+        (None, "run.png", "json"),  # a suffix the command has no format for
+        (None, "run", "json"),
+        (None, None, "json"),  # stdout
+    ],
+)
+def test_the_format_is_the_given_one_else_the_suffix_s_else_the_default(
+    given: str | None, output: str | None, chosen: str
+) -> None:
+    """``--format``, else what ``-o``'s suffix names, else the command's default."""
+    assert chosen == output_format(given, output, MAP, "json")
+
+
+def test_dag_o_with_an_upper_case_suffix_writes_that_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``dag FILE -o RUN.JSON``, in-process: the file is the JSON drawing, not DOT text."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(tmp_path / "home"))
+    target = tmp_path / "RUN.JSON"
+    code = main(["dag", "examples/feature_delivery.yaml", "-o", str(target)])
+    assert (0, "", "") == (code, *capsys.readouterr())
+    assert "feature-delivery" == json.loads(target.read_text())["pipeline"]["name"]
