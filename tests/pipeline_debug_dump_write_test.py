@@ -216,6 +216,20 @@ def test_the_run_member_is_the_run_rebuilt_from_the_spans(
     assert expected == member_json(dump(tmp_path, spans), "run.json")
 
 
+@pytest.mark.parametrize(
+    ("given", "status"), [({}, "running"), ({"interrupted": True}, "interrupted")]
+)
+def test_an_open_run_reads_interrupted_when_no_process_writes_it(
+    tmp_path: Path, spans: list[SpanRecord], given: dict[str, bool], status: str
+) -> None:
+    """A run span the store holds open: ``running``, or ``interrupted`` when the store knows
+    no process writes the run any more (killed), in the manifest and the run member alike."""
+    open_run = [s if s.parent_span_id else replace(s, end_ns=None) for s in spans]
+    path = dump(tmp_path, open_run, **given)
+    found = (member_json(path, "manifest.json")["status"], member_json(path, "run.json")["status"])
+    assert (status, status) == found
+
+
 def test_json_members_are_indented_with_sorted_keys(
     tmp_path: Path, spans: list[SpanRecord]
 ) -> None:
