@@ -294,6 +294,10 @@ tests_for() {
                 tests/pipeline_tracking_remask_test.py tests/pipeline_debug_dump_write_test.py ;;
         pipeline/table_fit.py)
             echo tests/pipeline_table_fit_test.py tests/pipeline_cli_run_tables_test.py ;;
+        pipeline/cli/dump.py)
+            # The command in-process (a stored run, a served one), then its subprocess tests
+            # (not credited: the "before" selection).
+            echo tests/pipeline_cli_dump_test.py tests/pipeline_debug_dump_test.py ;;
         pipeline/cli/run_tables.py)
             # The tables in-process; not the replay and web files that import it too: their
             # server and browser take a minute a mutant, for lines the tables' tests compare.
