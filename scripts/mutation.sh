@@ -298,6 +298,10 @@ tests_for() {
             # The command in-process (a stored run, a served one), then its subprocess tests
             # (not credited: the "before" selection).
             echo tests/pipeline_cli_dump_test.py tests/pipeline_debug_dump_test.py ;;
+        pipeline/cli/logs.py)
+            # The command in-process over a stored run first, then the file whose other tests
+            # run it in subprocesses (not credited).
+            echo tests/pipeline_cli_logs_lines_test.py tests/pipeline_cli_logs_test.py ;;
         pipeline/cli/run_tables.py)
             # The tables in-process; not the replay and web files that import it too: their
             # server and browser take a minute a mutant, for lines the tables' tests compare.
