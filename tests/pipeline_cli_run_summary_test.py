@@ -3,6 +3,7 @@ fitted to the terminal it is written to."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from cli_support import write
 from pipeline_engine_support import Resolver, after, pipeline, retry, stage
 from taskdaemon.pipeline.cli.run_summary import render_summary
+from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline
@@ -175,3 +177,69 @@ def _on_80_columns(home: Path, path: Path, stream: str) -> tuple[int, list[str]]
     """``taskdaemon run PATH`` with its ``stream`` (stdout or stderr) on an 80-column
     pseudo-terminal and the other discarded: its exit code and the lines it wrote there."""
     return on_a_terminal_of(80, home, "run", str(path), streams=(stream,))
+
+
+async def test_each_cell_says_what_the_run_s_records_say() -> None:
+    """A stage retried once, one failing, one skipped for it: each row's status, instances,
+    attempts (the most one instance needed), longest queue, first start to last end and
+    error; a stage that never started has ``-`` for its counts; then a blank line and the
+    run's status and duration."""
+    tries = {"build": 0}
+
+    async def flaky(ctx: StageContext) -> None:
+        tries["build"] += 1
+        if tries["build"] == 1:
+            raise RuntimeError("first try")
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError("refused")
+
+    graph = pipeline(
+        stage("build", retry=retry(2, initial=0.01)),
+        stage("deploy", *after("build")),
+        stage("announce", *after("deploy")),
+    )
+    resolver = Resolver({"build": flaky, "deploy": refuse})  # type: ignore[dict-item]
+    async with Engine(resolver=resolver) as engine:
+        result = await engine.run(graph)
+    lines = render_summary(result, graph).splitlines()
+    assert result.finished_at is not None
+    took = format_duration(result.finished_at - result.started_at)
+
+    def cells(name: str) -> list[str]:
+        ran = [ex for ex in result.executions[name] if ex.times.running is not None]
+        queues = [ex.times.queue_time for ex in ran if ex.times.queue_time is not None]
+        duration = max(ex.times.ended for ex in ran) - min(ex.times.running for ex in ran)
+        return [format_duration(max(queues)), format_duration(duration)]
+
+    assert [
+        ["STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR"],
+        ["build", "success", "1", "2", *cells("build")],
+        ["deploy", "failure", "1", "1", *cells("deploy"), "refused"],
+        ["announce", "skipped", "-", "-", "-", "-", result.skip_reasons["announce"]],
+        [],
+        [f"run {result.run_id} failure in {took}"],
+    ] == [re.split(r"  +", line) if line else [] for line in lines[:5]] + [lines[5:6]]
+
+
+async def test_a_terminal_exactly_as_wide_as_the_table_gets_it_whole() -> None:
+    """A table as wide as the terminal fits: its long headers stay; one column less and
+    they give way."""
+    result, graph = await _failed_run()
+    table = render_summary(result, graph).splitlines()[:3]
+    widest = max(text_columns(line) for line in table)
+    assert table == render_summary(result, graph, widest).splitlines()[:3]
+    assert "INST" == render_summary(result, graph, widest - 1).split()[2]
+
+
+async def test_a_pipe_keeps_200_characters_of_the_run_s_error() -> None:
+    """Without a width, the run's error line keeps its first 199 characters and an ellipsis."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError("x" * 300)
+
+    graph = pipeline(stage("deploy"))
+    async with Engine(resolver=Resolver({"deploy": refuse})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(graph)
+    assert result.error is not None
+    assert "error: " + result.error[:199] + "…" == render_summary(result, graph).splitlines()[-1]
