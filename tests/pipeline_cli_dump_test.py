@@ -292,7 +292,8 @@ def test_the_help_says_what_a_dump_holds_and_the_exit_codes(
         "goes to stdout. Exit codes: 0 written, 1 no such run or the dump failed, 2 bad "
         "arguments.",
         "  RUN                   run id (a unique prefix is enough)",
-        "                        the archive to write, or a directory to write it in (default: "
+        "                        the archive to write, or a directory to write it in, made if "
+        "missing when its name ends with / (default: "
         "$TASKDAEMON_HOME/dumps/<run_id>-<time>.tar.gz)",
     ] == [lines[2], lines[5], lines[10]]
     with pytest.raises(SystemExit):
