@@ -27,7 +27,15 @@ from pathlib import Path
 
 import psutil
 
-from cli_support import ROOT, TASKDAEMON, Served, environment, taskdaemon, write
+from cli_support import (
+    ROOT,
+    TASKDAEMON,
+    Served,
+    environment,
+    taskdaemon,
+    wait_until_stored,
+    write,
+)
 
 #: Stage ``wait`` runs until stopped; its sleeper's pid is appended to the file PIDS.
 SLOW_PIPELINE = """\
@@ -248,6 +256,20 @@ def in_background(home: Path) -> Iterator[Callable[..., Served]]:
             served.process.communicate()
             if served.process.stdin is not None:
                 served.process.stdin.close()
+
+
+def killed_run(home: Path, tmp_path: Path) -> str:
+    """The id of a run of :data:`SLOW_PIPELINE` whose process was killed (``kill -9``) while
+    ``wait`` ran, once the store held that: no writer will end it, and its control socket is
+    left behind, stale."""
+    path, _pids = slow_pipeline(tmp_path)
+    with in_background(home) as start:
+        killed = start("run", str(path))
+        killed.wait_for_line("wait                     running")
+        wait_until_stored(home, killed.run_id, "wait")
+        killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
+        killed.finish()
+    return killed.run_id
 
 
 @contextlib.contextmanager

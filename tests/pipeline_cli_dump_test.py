@@ -17,8 +17,7 @@ from typing import Any
 
 import pytest
 
-from cli_faults_support import in_background, slow_pipeline
-from cli_support import wait_until_stored
+from cli_faults_support import killed_run
 from pipeline_engine_support import Resolver, after, fail, pipeline, stage
 from pipeline_tracking_support import monitored_store, run_into_store
 from taskdaemon.pipeline.cli import _dump_hook, main
@@ -108,16 +107,10 @@ def test_a_killed_run_named_by_a_prefix_is_dumped_from_the_store_interrupted(
     """A run whose process was killed (``kill -9``: its socket left behind, stale), named by a
     prefix: dumped from the store, whose verdict (no writer will end it) makes it
     ``interrupted``, not ``running``."""
-    path, _pids = slow_pipeline(tmp_path)
-    with in_background(home) as start:
-        killed = start("run", str(path))
-        killed.wait_for_line("wait                     running")
-        wait_until_stored(home, killed.run_id, "wait")
-        killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
-        killed.finish()
+    run_id = killed_run(home, tmp_path)
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
     target = tmp_path / "run.tar.gz"
-    code = main(["dump", killed.run_id[:8], "-o", str(target)])
+    code = main(["dump", run_id[:8], "-o", str(target)])
     assert (0, f"{target}\n", "") == (code, *capsys.readouterr())
     got = manifest(target)
     bodies = [
@@ -126,8 +119,8 @@ def test_a_killed_run_named_by_a_prefix_is_dumped_from_the_store_interrupted(
         for scope in resource["scopeLogs"]
         for record in scope["logRecords"]
     ]
-    started = f"run {killed.run_id} of slow started"
-    assert (killed.run_id, "interrupted", True) == (got["run_id"], got["status"], started in bodies)
+    started = f"run {run_id} of slow started"
+    assert (run_id, "interrupted", True) == (got["run_id"], got["status"], started in bodies)
 
 
 def test_without_o_the_dump_goes_under_the_home_named_by_the_whole_id(

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_faults_support import in_background, slow_pipeline
-from cli_support import taskdaemon, wait_until_stored, write
+from cli_faults_support import killed_run
+from cli_support import taskdaemon, write
 from taskdaemon.pipeline.cli import logs as logs_command
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.durations import log_time
@@ -212,13 +212,7 @@ def test_follow_of_a_killed_run_ends_without_its_last_record(
 ) -> None:
     """``--follow`` of a run whose process was killed (no writer will end it, and its end
     record never comes): its records, then exit 0, not a wait for ever."""
-    path, _pids = slow_pipeline(tmp_path)
-    with in_background(home) as start:
-        killed = start("run", str(path))
-        killed.wait_for_line("wait                     running")
-        wait_until_stored(home, killed.run_id, "wait")
-        killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
-        killed.finish()
+    run_id = killed_run(home, tmp_path)
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
-    code, out, err = logs(capsys, killed.run_id, "-f", "--interval", "0.05")
+    code, out, err = logs(capsys, run_id, "-f", "--interval", "0.05")
     assert (0, "", True) == (code, err, "stage wait.0.1 started" in out), out
