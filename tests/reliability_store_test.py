@@ -98,7 +98,8 @@ def _broken_store(kind: str, home: Path, disk: Path) -> tuple[Path, str]:
 )
 def test_run_goes_on_without_a_store_it_cannot_open(tmp_path: Path, kind: str) -> None:
     """A store that cannot be opened leaves the run succeeding (exit 0) with one warning line
-    naming the file and the cause, and no traceback."""
+    naming the file and the cause at start, one line at the end saying the printed run id is
+    not stored, and no traceback."""
     home = tmp_path / "home"
     home.mkdir()
     pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
@@ -108,11 +109,16 @@ def test_run_goes_on_without_a_store_it_cannot_open(tmp_path: Path, kind: str) -
             home, "run", "-q", str(pipeline), TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}"
         )
     lines = done.stderr.splitlines()
-    expected = (0, 1, True, True, True, False)
+    unstored = (
+        f"taskdaemon run: run {done.stdout.strip()} is not stored (the span store could not be "
+        "opened): runs show will not find it"
+    )
+    expected = (0, 2, True, unstored, True, True, False)
     actual = (
         done.returncode,
         len(lines),
         bool(lines) and WARNING_LINE.match(lines[0]) is not None,
+        lines[-1],
         "span store unavailable" in done.stderr and str(db) in done.stderr,
         cause in done.stderr,
         "Traceback" in done.stderr,
