@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON
+from cli_support import ROOT, TASKDAEMON, in_background
 from cli_support import environment as cli_environment
 from cli_support import taskdaemon as cli_taskdaemon
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -627,15 +627,7 @@ def test_sigusr1_to_debug_file_writes_a_dump_and_the_prompt_goes_on(home: Path) 
     the prompt goes on to the run's end."""
     path = home / "dumped.yaml"
     path.write_text(textwrap.dedent(PIPELINE))
-    process = subprocess.Popen(
-        [TASKDAEMON, "debug", str(path), "--break", "b", "-q"],
-        cwd=ROOT,
-        env=environment(home),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    process = in_background(home, "debug", str(path), "--break", "b", "-q")
     try:
         assert process.stdout is not None
         assert process.stderr is not None
@@ -659,8 +651,6 @@ def test_sigusr1_to_a_replay_writes_a_dump_of_its_run(home: Path, tmp_path: Path
     """A replay is a run of its own, but SIGUSR1 killed ``taskdaemon replay`` (its run left
     ``interrupted``): it never installed ``run``'s handler. It writes a dump of the replay's
     run, which goes on to its end."""
-    from cli_support import in_background
-
     go = tmp_path / "go"
     go.touch()
     path = home / "waits.yaml"
