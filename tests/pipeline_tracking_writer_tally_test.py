@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,27 @@ def _started_run(db: Path, stages: list[str]) -> tuple[SqliteSpanProcessor, Trac
     return processor, tracer, root
 
 
+def _trace_id(root: Span) -> str:
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def _row(db: Path, root: Span, *columns: str) -> tuple[object, ...]:
+    """The ``columns`` of the ``runs`` row of ``root``'s run, as the writer stored them."""
+    with closing(sqlite3.connect(db)) as conn:
+        query = f"SELECT {', '.join(columns)} FROM runs WHERE trace_id = ?"
+        return tuple(conn.execute(query, (_trace_id(root),)).fetchone())
+
+
+def _row_and_rebuilt(
+    db: Path, root: Span, *columns: str
+) -> tuple[tuple[object, ...], tuple[object, ...]]:
+    """The stored row's ``columns`` (see ``_row``), and the same fields of the summary of the
+    run rebuilt from its stored spans."""
+    with closing(sqlite3.connect(db)) as conn:
+        rebuilt = summarize_run(reconstruct_run(select_trace(conn, _trace_id(root))))
+    return _row(db, root, *columns), tuple(getattr(rebuilt, column) for column in columns)
+
+
 def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None:
     db = tmp_path / "spans.db"
     processor, tracer, root = _started_run(db, ["declared"])
@@ -64,14 +86,8 @@ def test_the_tallied_run_row_is_the_rebuilt_runs_summary(tmp_path: Path) -> None
     root.end(T0 + 200)
     processor.shutdown()
 
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    with sqlite3.connect(db) as conn:
-        written = conn.execute(
-            "SELECT status, stage_count, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
-        spans = select_trace(conn, trace_id)
-    rebuilt = summarize_run(reconstruct_run(spans))
-    assert written == (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages)
+    written, rebuilt = _row_and_rebuilt(db, root, "status", "stage_count", "failed_stages")
+    assert written == rebuilt
     assert written[1:] == (3, 1)  # declared, skipped and flaky; flaky failed
 
 
@@ -97,14 +113,8 @@ def test_a_stage_stopped_before_its_retry_is_no_failed_stage_in_the_row(tmp_path
     root.end(T0 + 200)
     processor.shutdown()
 
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    with sqlite3.connect(db) as conn:
-        written = conn.execute(
-            "SELECT status, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
-        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
-    rebuilt_row = (rebuilt.status, rebuilt.failed_stages)
-    assert [("cancelled", 0), ("cancelled", 0)] == [written, rebuilt_row]
+    written, rebuilt = _row_and_rebuilt(db, root, "status", "failed_stages")
+    assert [("cancelled", 0), ("cancelled", 0)] == [written, rebuilt]
 
 
 def test_a_fed_stage_counts_as_the_status_it_was_fed(tmp_path: Path) -> None:
@@ -128,13 +138,8 @@ def test_a_fed_stage_counts_as_the_status_it_was_fed(tmp_path: Path) -> None:
     root.end(T0 + 200)
     processor.shutdown()
 
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    with sqlite3.connect(db) as conn:
-        written = conn.execute(
-            "SELECT status, failed_stages FROM runs WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
-        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
-    assert [("failure", 2), ("failure", 2)] == [written, (rebuilt.status, rebuilt.failed_stages)]
+    written, rebuilt = _row_and_rebuilt(db, root, "status", "failed_stages")
+    assert [("failure", 2), ("failure", 2)] == [written, rebuilt]
 
 
 def test_a_run_another_writer_started_is_summarized_from_its_stored_spans(
@@ -171,13 +176,8 @@ def test_a_run_another_writer_started_is_summarized_from_its_stored_spans(
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"):
         second.on_end(root)  # the ended run span reaches a writer that never saw it start
         second.shutdown()
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    with sqlite3.connect(db) as conn:
-        written = conn.execute(
-            "SELECT pipeline, status, stage_count, failed_stages, end_ns FROM runs "
-            "WHERE trace_id = ?",
-            (trace_id,),
-        ).fetchone()
+    trace_id = _trace_id(root)
+    written = _row(db, root, "pipeline", "status", "stage_count", "failed_stages", "end_ns")
     # The report aggregates take the writer's rebuild: one warning, not one each.
     warned = [r.getMessage().split(" (first:")[0] for r in caplog.records]
     expected = (
@@ -204,7 +204,7 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
     failed, though instance 0 succeeded after it), counts every failed stage, counts a declared
     stage that never ran, and takes a run's status from its span status when the run span
     names no result; a run span naming no pipeline gets an empty name, from its start on. The
-    rebuilt summary agrees."""
+    rebuilt summary agrees on the status and the counts."""
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db)
     provider, _ = make_provider(processor)
@@ -218,11 +218,7 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
         },
     )
     processor.force_flush()
-    trace_id = format(root.get_span_context().trace_id, "032x")
-    with sqlite3.connect(db) as conn:
-        running = conn.execute(
-            "SELECT pipeline, status, stage_count FROM runs WHERE trace_id = ?", (trace_id,)
-        ).fetchone()
+    running = _row(db, root, "pipeline", "status", "stage_count")
     context = trace.set_span_in_context(root)
     for name, instance, start, failed in (
         ("a", 1, T0 + 10, True),
@@ -242,12 +238,7 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
     root.set_status(Status(StatusCode.ERROR))
     root.end(T0 + 200)
     processor.shutdown()
-    with sqlite3.connect(db) as conn:
-        written = conn.execute(
-            "SELECT pipeline, status, stage_count, failed_stages FROM runs WHERE trace_id = ?",
-            (trace_id,),
-        ).fetchone()
-        rebuilt = summarize_run(reconstruct_run(select_trace(conn, trace_id)))
-    expected = (("", "running", 4), ("", "failure", 4, 3), ("failure", 4, 3))
-    actual = (running, written, (rebuilt.status, rebuilt.stage_count, rebuilt.failed_stages))
-    assert expected == actual
+    written, rebuilt = _row_and_rebuilt(db, root, "status", "stage_count", "failed_stages")
+    pipeline = _row(db, root, "pipeline")
+    expected = (("", "running", 4), ("failure", 4, 3), ("failure", 4, 3), ("",))
+    assert expected == (running, written, rebuilt, pipeline)
