@@ -5,10 +5,13 @@ embedded store and drawn in every format (and in the watch table)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_engine_support import Resolver, after, pipeline, stage
@@ -19,9 +22,12 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import InputMapping
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 from taskdaemon.pipeline.visualization import (
+    DagWatcher,
     dag_snapshot,
     render_dot,
     render_json,
@@ -229,6 +235,66 @@ async def test_a_run_paused_at_a_failure_reads_back_with_the_error(tmp_path: Pat
     finally:
         monitor.close()
         provider.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def _stored(
+    tmp_path: Path, *observers: Any, resolver: Resolver | None = None
+) -> AsyncIterator[tuple[Engine, Callable[[str], RunRecord]]]:
+    """An engine whose monitor writes into a store under ``tmp_path``, with ``observers``
+    besides, and what reads a run back from that store, the monitor's spans flushed first."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    monitor = PipelineMonitor(tracer_provider=provider, resource_sampling=False)
+
+    def read(run_id: str) -> RunRecord:
+        monitor.flush()
+        processor.force_flush()
+        with SpanStore(db) as store:
+            return store.get_run(run_id)
+
+    try:
+        async with Engine(resolver=resolver or Resolver(), observers=[monitor, *observers]) as e:
+            yield e, read
+    finally:
+        monitor.close()
+        provider.shutdown()
+
+
+async def test_a_stage_paused_before_its_start_is_carried_live_and_read_back(
+    tmp_path: Path,
+) -> None:
+    """A stage paused at a breakpoint before its first attempt has no attempt: the live record
+    and the one read back from the store both carry its pause (since when, at which
+    breakpoint), for the views that draw a row per attempt; once it starts, neither does."""
+    watcher = DagWatcher()
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    async with _stored(tmp_path, watcher) as (engine, read):
+        debug = engine.with_debug(True)
+        debug.set_breakpoint("b")
+        task = asyncio.create_task(debug.execute(p))
+        paused = await debug.wait_paused()
+        assert paused is not None
+        live, stored = watcher.record(paused.run_id), read(paused.run_id)
+        debug.continue_()
+        assert (await task).succeeded
+        ended_live, ended = watcher.record(paused.run_id), read(paused.run_id)
+    (held,) = live.stage("b").paused_before_start
+    (from_spans,) = stored.stage("b").paused_before_start
+    assert ("b.0.1", 0, 1, "#1 before b") == (
+        held.task_run_id,
+        held.instance,
+        held.attempt,
+        held.reason,
+    )
+    assert replace(held, since=0.0) == replace(from_spans, since=0.0)
+    assert from_spans.since == pytest.approx(held.since, abs=1e-6)
+    for record in (live, stored):
+        assert ("paused", ()) == (record.stage("b").status, record.stage("b").attempts)
+    for record in (ended_live, ended):
+        assert () == record.stage("b").paused_before_start
 
 
 def test_flush_open_spans_writes_the_events_an_open_span_gained(tmp_path: Path) -> None:

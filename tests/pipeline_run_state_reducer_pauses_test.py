@@ -19,6 +19,7 @@ from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
 )
+from taskdaemon.pipeline.records import PausedBeforeStart
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 
@@ -84,6 +85,22 @@ def test_a_pause_before_the_start_is_carried_to_the_attempt() -> None:
     state.apply(started("a", 16.0, queued_at=11.0, paused=4.0))
     (a,) = state.record().stage("a").attempts
     assert (a.paused_time, a.queue_time) == (4.0, 1.0)
+
+
+def test_a_pause_before_the_start_says_since_when_and_where_until_it_ends() -> None:
+    """An execution held before it starts has no attempt to show it: its stage record carries
+    the pause, since when and the breakpoint's reason, until it is resumed or the run ends. A
+    pause after a start (at a failure) is its open attempt's, not carried again."""
+    state = fold([run_started(), queued("a", 11.0), hit("a", 11.5), started("b", 11.0)])
+    state.apply(hit("b", 12.0))
+    held = (PausedBeforeStart("a.0.1", 0, 1, 11.5, "step"),)
+    assert (held, ()) == tuple(state.record().stage(s).paused_before_start for s in "ab")
+    state.apply(resumed("a", 15.0, 3.5))
+    assert () == state.record().stage("a").paused_before_start
+    state.apply(hit("a", 16.0, attempt=2))
+    assert ("a.0.2",) == tuple(p.task_run_id for p in state.record().stage("a").paused_before_start)
+    state.apply(end(RunStatus.CANCELLED, 17.0))
+    assert () == state.record().stage("a").paused_before_start
 
 
 def test_a_paused_stage_with_an_ended_attempt_is_paused() -> None:

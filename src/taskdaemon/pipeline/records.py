@@ -16,12 +16,14 @@ __all__ = [
     "ApprovalWait",
     "AttemptRecord",
     "EdgeRecord",
+    "PausedBeforeStart",
     "RunRecord",
     "RunSummary",
     "StageRecord",
     "TriggerRecord",
     "approval_waits",
     "outcome_error",
+    "paused_before_start",
     "stage_cancel_cause",
     "stage_error",
     "triggers_held",
@@ -97,6 +99,21 @@ class TriggerRecord(ValueMethods):
 
 
 @frozen
+class PausedBeforeStart(ValueMethods):
+    """An execution paused at a breakpoint before its start, and still paused: it has no
+    attempt yet (its span starts when it does), so without this a view that draws a row per
+    attempt would show nothing of it while a user waits on it. ``since`` is when it paused
+    (epoch seconds); ``reason`` is the breakpoint's, as its ``breakpoint.hit`` says it
+    (``#1 before build``, ``step``, ``event spec.ready``)."""
+
+    task_run_id: str
+    instance: int
+    attempt: int
+    since: float
+    reason: str
+
+
+@frozen
 class StageRecord(ValueMethods):
     """A stage of the run with every execution it had (none when it never ran)."""
 
@@ -117,6 +134,21 @@ class StageRecord(ValueMethods):
     # The positions (in ``triggers``) of the triggers whose latest evaluation held while the
     # stage had not started, in order: what it no longer waits for. Empty once it started.
     triggers_held: tuple[int, ...] = ()
+    # Its executions paused now before their start, in the order they paused (see the class).
+    paused_before_start: tuple[PausedBeforeStart, ...] = ()
+
+
+def paused_before_start(
+    paused: Mapping[str, tuple[int, int, float, str] | None],
+) -> tuple[PausedBeforeStart, ...]:
+    """``StageRecord.paused_before_start`` from task run id -> ``(instance, attempt, since,
+    reason)`` of each execution paused now, in the order they paused: None for one paused after
+    it started (at a failure), which its attempt shows."""
+    return tuple(
+        PausedBeforeStart(task_run_id, *held)
+        for task_run_id, held in paused.items()
+        if held is not None
+    )
 
 
 def triggers_held(latest: Mapping[int, bool]) -> tuple[int, ...]:

@@ -321,7 +321,9 @@ class _Stage:
         self.seen_queued: set[str] = set()  # every task run id seen queued
         self.retrying: set[tuple[int, int]] = set()  # (instance, failed attempt)
         self.stopped: set[int] = set()  # instances the run's end caught waiting for a retry
-        self.paused: set[str] = set()  # task run ids paused at a breakpoint
+        # task run id paused at a breakpoint -> (instance, attempt, since, reason) when paused
+        # before its start (it has no attempt to show it: ``PausedBeforeStart``), else None
+        self.paused: dict[str, tuple[int, int, float, str] | None] = {}
         # task run id -> (instance, status): ended while paused before its start
         self.halted: dict[str, tuple[int, str]] = {}
         # why a stop cancelled one of them (reason, cause): it has no attempt to say so
@@ -373,6 +375,7 @@ class _Stage:
     def frozen(self, name: str) -> StageRecord:
         from taskdaemon.pipeline.records import (  # noqa: PLC0415
             StageRecord,
+            paused_before_start,
             stage_cancel_cause,
             triggers_held,
         )
@@ -395,6 +398,7 @@ class _Stage:
             trigger_mode=self.trigger_mode,
             cancel_reason=cancel_reason,
             cancel_cause=cancel_cause,
+            paused_before_start=paused_before_start(self.paused) if self.paused else (),
         )
 
 
@@ -630,8 +634,9 @@ class RunState:
 
     def _breakpoint_hit(self, event: BreakpointHit) -> None:
         stage = self._stage(event.stage)
-        stage.paused.add(event.task_run_id)
         attempt = stage.attempts.get(event.task_run_id)
+        held = (event.instance, event.attempt, event.at, redact_text(event.reason))
+        stage.paused[event.task_run_id] = None if attempt is not None else held
         if attempt is not None and event.error:  # a failure pause: why, before its end says it
             attempt.error = redact_text(event.error)
         if not self.finished:
@@ -639,7 +644,7 @@ class RunState:
 
     def _breakpoint_resumed(self, event: BreakpointResumed) -> None:
         stage = self._stage(event.stage)
-        stage.paused.discard(event.task_run_id)
+        stage.paused.pop(event.task_run_id, None)
         total = stage.paused_time.get(event.task_run_id, 0.0) + float(event.paused)
         stage.paused_time[event.task_run_id] = total
         attempt = stage.attempts.get(event.task_run_id)

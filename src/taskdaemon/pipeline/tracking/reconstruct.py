@@ -34,18 +34,21 @@ it gives one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
     ApprovalWait,
     AttemptRecord,
     EdgeRecord,
+    PausedBeforeStart,
     RunRecord,
     RunSummary,
     StageRecord,
     approval_waits,
+    paused_before_start,
     stage_cancel_cause,
     triggers_held,
 )
@@ -296,24 +299,49 @@ def _latest_evaluations(root: SpanRecord | None) -> dict[str, dict[int, bool]]:
     return held
 
 
-def _paused_executions(root: SpanRecord) -> dict[str, tuple[str, str | None]]:
-    """Task run id -> (stage, error) of each execution whose latest breakpoint event on the run
-    span is ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans"). The error is a failure
-    pause's: its attempt failed, but its span ends only when it resumes, so the hit event is
-    where the record finds why it paused."""
-    latest: dict[str, tuple[str, str, str | None]] = {}
+class _Pause(NamedTuple):
+    """An execution paused now, as its ``breakpoint.hit`` event says: its stage, a failure
+    pause's error, when it paused and the breakpoint's reason."""
+
+    stage: str
+    error: str | None
+    since: float
+    reason: str
+
+
+def _paused_executions(root: SpanRecord) -> dict[str, _Pause]:
+    """Task run id -> its pause, of each execution whose latest breakpoint event on the run
+    span is ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans"), in the order they
+    paused. The error is a failure pause's: its attempt failed, but its span ends only when it
+    resumes, so the hit event is where the record finds why it paused."""
+    latest: dict[str, _Pause | None] = {}
     for event in _in_time_order(root.events):
         if event.name in (t.EVENT_BREAKPOINT_HIT, t.EVENT_BREAKPOINT_RESUMED):
             trid = event.attributes.get(t.CICD_TASK_RUN_ID)
             stage = event.attributes.get(t.CICD_TASK_NAME)
-            if isinstance(trid, str) and isinstance(stage, str):
+            if not (isinstance(trid, str) and isinstance(stage, str)):
+                continue
+            latest.pop(trid, None)  # a pause again is in the order it paused last
+            if event.name == t.EVENT_BREAKPOINT_HIT:
                 error = _str_or_none(event.attributes.get(t.STAGE_ERROR_MESSAGE))
-                latest[trid] = (stage, event.name, error)
-    return {
-        trid: (stage, error)
-        for trid, (stage, name, error) in latest.items()
-        if name == t.EVENT_BREAKPOINT_HIT
-    }
+                reason = redact_text(str(event.attributes.get(t.BREAKPOINT_REASON, "")))
+                latest[trid] = _Pause(stage, error, epoch_seconds(event.time_ns), reason)
+    return {trid: pause for trid, pause in latest.items() if pause is not None}
+
+
+def _paused_before_start(
+    pauses: Iterable[tuple[str, _Pause]], attempts: tuple[AttemptRecord, ...]
+) -> tuple[PausedBeforeStart, ...]:
+    """The stage's executions paused now before their start: paused, with no span among its
+    ``attempts`` (its span starts when it does), instance and attempt read from the task run
+    id (``{stage}.{instance}.{attempt}``)."""
+    started = {attempt.task_run_id for attempt in attempts}
+    held: dict[str, tuple[int, int, float, str] | None] = {}
+    for trid, pause in pauses:
+        instance, _, attempt = trid.removeprefix(f"{pause.stage}.").partition(".")
+        if trid not in started and ascii_digits(instance) and ascii_digits(attempt):
+            held[trid] = (int(instance), int(attempt), pause.since, pause.reason)
+    return paused_before_start(held)
 
 
 def _paused_time(root: SpanRecord | None) -> dict[str, float]:
@@ -461,7 +489,10 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     approvals = _approval_waits(root)
     awaiting = awaiting_approval(approvals) if live else frozenset()
     paused = _paused_executions(root) if live and root is not None else {}
-    paused_stages = {stage for stage, _error in paused.values()}
+    paused_stages = {pause.stage for pause in paused.values()}
+    paused_in: dict[str, list[tuple[str, _Pause]]] = {}
+    for trid, pause in paused.items():
+        paused_in.setdefault(pause.stage, []).append((trid, pause))
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
     paused_time = _paused_time(root)
@@ -490,7 +521,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         )
         if paused:
             attempts = tuple(
-                replace(a, status=StageStatus.PAUSED.value, error=paused[a.task_run_id][1])
+                replace(a, status=StageStatus.PAUSED.value, error=paused[a.task_run_id].error)
                 if a.end is None and a.task_run_id in paused
                 else a
                 for a in attempts
@@ -541,6 +572,9 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
                 cancel_reason=cancel_reason,
                 cancel_cause=cancel_cause,
+                paused_before_start=_paused_before_start(paused_in[name], attempts)
+                if name in paused_in
+                else (),
             )
         )
     stage_tuple = tuple(stages)

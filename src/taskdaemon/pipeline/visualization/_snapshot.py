@@ -26,6 +26,7 @@ from taskdaemon.pipeline.model import OnEvent, Pipeline, Stage, TriggerMode
 from taskdaemon.pipeline.records import (
     AttemptRecord,
     EdgeRecord,
+    PausedBeforeStart,
     RunRecord,
     StageRecord,
     TriggerRecord,
@@ -139,6 +140,9 @@ class DagNode(ValueMethods):
     # Positions in ``triggers`` of those found holding before the stage started (the run's
     # ``StageRecord.triggers_held``): what it no longer waits for.
     triggers_held: tuple[int, ...] = ()
+    # Its executions paused now before their start (``StageRecord.paused_before_start``): they
+    # have no attempt, and a view drawing a row per attempt draws one for each of them too.
+    paused_before_start: tuple[PausedBeforeStart, ...] = ()
 
     @property
     def duration(self) -> float | None:
@@ -372,6 +376,7 @@ def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
         cancel_reason=record.cancel_reason if record is not None else None,
         cancel_cause=record.cancel_cause if record is not None else None,
         triggers_held=record.triggers_held if record is not None else (),
+        paused_before_start=record.paused_before_start if record is not None else (),
     )
 
 
@@ -392,6 +397,7 @@ def _node_from_record(record: StageRecord) -> DagNode:
         cancel_reason=record.cancel_reason,
         cancel_cause=record.cancel_cause,
         triggers_held=record.triggers_held,
+        paused_before_start=record.paused_before_start,
     )
 
 
