@@ -17,6 +17,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_monitor_support import Telemetry
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.cli.run_tables import format_run_table
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import InputMapping
@@ -34,6 +35,7 @@ from taskdaemon.pipeline.visualization import (
     render_mermaid,
 )
 from taskdaemon.pipeline.visualization._terminal import stage_rows
+from taskdaemon.pipeline.web._views import timeline
 
 
 def _events(span: Any, name: str) -> list[dict[str, Any]]:
@@ -263,12 +265,21 @@ async def _stored(
         provider.shutdown()
 
 
-async def test_a_stage_paused_before_its_start_is_carried_live_and_read_back(
+def _row_of(record: RunRecord, stage: str, now: float) -> dict[str, Any]:
+    """``stage``'s one row of the web page's timeline of ``record`` at ``now``."""
+    rows = timeline(dag_snapshot(None, record), now=now)["rows"]
+    (row,) = [row for row in rows if row["stage"] == stage]
+    return row
+
+
+async def test_a_stage_paused_before_its_start_has_a_row_live_and_read_back(
     tmp_path: Path,
 ) -> None:
     """A stage paused at a breakpoint before its first attempt has no attempt: the live record
     and the one read back from the store both carry its pause (since when, at which
-    breakpoint), for the views that draw a row per attempt; once it starts, neither does."""
+    breakpoint), so the web page's timeline has a row for it, one open ``paused`` bar, and
+    ``runs show`` says it; once it starts, neither carries it and that row is its attempt's.
+    Neither view showed anything of it: the run looked stuck with nothing paused."""
     watcher = DagWatcher()
     p = pipeline(stage("a"), stage("b", *after("a")))
     async with _stored(tmp_path, watcher) as (engine, read):
@@ -293,8 +304,26 @@ async def test_a_stage_paused_before_its_start_is_carried_live_and_read_back(
     assert from_spans.since == pytest.approx(held.since, abs=1e-6)
     for record in (live, stored):
         assert ("paused", ()) == (record.stage("b").status, record.stage("b").attempts)
+        (pause,) = record.stage("b").paused_before_start
+        since = round(pause.since, 6)
+        assert {
+            "stage": "b",
+            "instance": 0,
+            "attempt": 1,
+            "status": "paused",
+            "open": True,
+            "segments": [{"kind": "paused", "start": since, "end": since + 5.0}],
+            "since": since,
+            "reason": "#1 before b",
+        } == _row_of(record, "b", now=since + 5.0)
+        (line,) = [line for line in format_run_table(record).splitlines() if line.startswith("b ")]
+        assert line.endswith(" at #1 before b"), line
     for record in (ended_live, ended):
         assert () == record.stage("b").paused_before_start
+        row = _row_of(record, "b", now=held.since + 5.0)
+        kinds = [segment["kind"] for segment in row["segments"] if segment["kind"] != "queued"]
+        assert ("success", ["paused", "running"]) == (row["status"], kinds)
+        assert "reason" not in row
 
 
 def test_flush_open_spans_writes_the_events_an_open_span_gained(tmp_path: Path) -> None:

@@ -9,6 +9,9 @@ each event holds; it asserts on the DOM, never on pixels or timings.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -250,17 +253,19 @@ stages:
     triggers: [{on_completion: {stage: release}}]
 """
 
-#: The release row's bars: each one's kind, text, title and left and width in pixels.
-RELEASE_BARS = """() => [...document.querySelectorAll('#timeline .row[data-stage="release"] .seg')]
+#: A stage's row's bars: each one's kind, text, title and left and width in pixels.
+BARS = """(stage) => [...document.querySelectorAll(`#timeline .row[data-stage="${stage}"] .seg`)]
   .map((bar) => { const box = bar.getBoundingClientRect();
                   return [bar.dataset.kind, bar.textContent, bar.title, box.left, box.width]; })"""
 
 
-async def release_bars(page: Any) -> dict[str, tuple[str, str, float, float]]:
-    """The release row's bars by kind: (text, title, left, width)."""
+async def release_bars(
+    page: Any, stage: str = "release"
+) -> dict[str, tuple[str, str, float, float]]:
+    """The bars of ``stage``'s row by kind: (text, title, left, width)."""
     return {
         kind: (text, title, left, width)
-        for kind, text, title, left, width in await page.evaluate(RELEASE_BARS)
+        for kind, text, title, left, width in await page.evaluate(BARS, stage)
     }
 
 
@@ -272,6 +277,32 @@ def approval_and_run(record: dict[str, Any]) -> tuple[float, float]:
     return wait["resolved"] - wait["requested"], attempt["end"] - attempt["start"]
 
 
+@contextlib.asynccontextmanager
+async def served_run(
+    browser: Any, tmp_path: Path, pipeline: str, *options: str
+) -> AsyncIterator[tuple[str, Any, list[str], httpx.AsyncClient]]:
+    """``taskdaemon run`` of ``pipeline`` with ``options``, serving its API: its run's id, the
+    run's page in ``browser`` (signed in), the page's console errors and a client of the API
+    with the token. ``{go}`` in ``pipeline`` names the file its last stage waits for, made on
+    exit; the process must then end with 0."""
+    go = tmp_path / "go"
+    (tmp_path / "run.yaml").write_text(pipeline.replace("{go}", str(go)))
+    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    argv = ["run", "run.yaml", "--quiet", *options, "--serve", "127.0.0.1:0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = await asyncio.to_thread(server_url, process)
+        run_id = await first_run(url)
+        async with (
+            browser_page(browser) as (page, errors),
+            httpx.AsyncClient(base_url=url, headers={**headers, "origin": url}) as api,
+        ):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            yield run_id, page, errors, api
+            go.touch()
+        assert 0 == process.wait(timeout=60)
+
+
 @SHARED_BROWSER_LOOP
 async def test_the_timeline_draws_an_approval_wait_live_and_stored(
     shared_chromium: Any, tmp_path: Path
@@ -281,28 +312,14 @@ async def test_the_timeline_draws_an_approval_wait_live_and_stored(
     before its ``running`` one, ending where that one begins, their widths in the ratio of the
     run record's approval wait to its running time; the stored run's page draws the same.
     The wait was drawn as nothing: the row held its running bar alone."""
-    go = tmp_path / "go"
-    (tmp_path / "gated.yaml").write_text(GATED.replace("{go}", str(go)))
-    headers = {"authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
-    argv = ["run", "gated.yaml", "--quiet", "--serve", "127.0.0.1:0"]
-    with taskdaemon(argv, cwd=tmp_path) as process:
-        url = await asyncio.to_thread(server_url, process)
-        run_id = await first_run(url)
-        async with (
-            browser_page(shared_chromium) as (page, errors),
-            httpx.AsyncClient(base_url=url, headers={**headers, "origin": url}) as api,
-        ):
-            await page.goto(f"{url}/?token={TOKEN}")
-            await page.goto(f"{url}/runs/{run_id}")
-            await page.wait_for_selector('#timeline .row[data-stage="release"] .seg-approval.open')
-            waiting = await release_bars(page)
-            await asyncio.sleep(1.0)  # the wait the timeline is to show
-            approved = await api.post(f"/api/runs/{run_id}/approve/release", json={})
-            await page.wait_for_selector('#timeline .row[data-stage="hold"]')
-            live = await release_bars(page)
-            record = (await api.get(f"/api/runs/{run_id}")).json()
-            go.touch()
-        assert 0 == process.wait(timeout=60)
+    async with served_run(shared_chromium, tmp_path, GATED) as (run_id, page, errors, api):
+        await page.wait_for_selector('#timeline .row[data-stage="release"] .seg-approval.open')
+        waiting = await release_bars(page)
+        await asyncio.sleep(1.0)  # the wait the timeline is to show
+        approved = await api.post(f"/api/runs/{run_id}/approve/release", json={})
+        await page.wait_for_selector('#timeline .row[data-stage="hold"]')
+        live = await release_bars(page)
+        record = (await api.get(f"/api/runs/{run_id}")).json()
     async with (
         stored_runs_server(tmp_path / "home" / "spans.db") as stored_url,
         browser_page(shared_chromium) as (stored_page, stored_errors),
@@ -320,5 +337,75 @@ async def test_the_timeline_draws_an_approval_wait_live_and_stored(
         running_left, running_width = bars["running"][2:]
         assert left + width <= running_left + 1, bars
         assert width / running_width == pytest.approx(waited / ran, rel=0.05), bars
+    assert [] == errors
+    assert [] == stored_errors
+
+
+HELD = """\
+name: held
+stages:
+  - name: prepare
+    command: "echo '{}'"
+    triggers: [{manual: {approval_required: false}}]
+  - name: build
+    command: "echo '{}'"
+    triggers: [{on_completion: {stage: prepare}}]
+  - name: hold
+    command: "while [ ! -e {go} ]; do sleep 0.05; done"
+    triggers: [{on_completion: {stage: build}}]
+"""
+
+#: A row's label: its text and its title.
+LABEL = """(stage) => { const label = document.querySelector(
+  `#timeline .row[data-stage="${stage}"] .label`); return [label.textContent, label.title]; }"""
+
+
+async def build_row(page: Any) -> tuple[list[str], str, str]:
+    """The kinds of the build row's bars, its label's text and its title."""
+    text, title = await page.evaluate(LABEL, "build")
+    return [kind for kind in await release_bars(page, "build") if kind != "queued"], text, title
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """``run --break build``: build pauses before its first attempt. The run's page (its live
+    state) and a ``ui`` page over the store (its spans) draw its row, one open ``paused`` bar,
+    the label's title saying since when and at which breakpoint, as the API's run record does;
+    after ``continue`` the same row is its attempt's, paused then running. The timeline had no
+    row for it: the run looked stuck with nothing paused."""
+    served = served_run(shared_chromium, tmp_path, HELD, "--break", "build")
+    async with served as (run_id, page, errors, api):
+        await page.wait_for_selector('#timeline .row[data-stage="build"] .seg-paused.open')
+        live = await build_row(page)
+        record = (await api.get(f"/api/runs/{run_id}")).json()
+        async with (
+            stored_runs_server(tmp_path / "home" / "spans.db") as stored_url,
+            browser_page(shared_chromium) as (stored_page, stored_errors),
+        ):
+            await stored_page.goto(f"{stored_url}/?token={TOKEN}")
+            await stored_page.goto(f"{stored_url}/runs/{run_id}")
+            await stored_page.wait_for_selector('#timeline .row[data-stage="build"] .seg-paused')
+            stored = await build_row(stored_page)
+        continued = await api.post(f"/api/runs/{run_id}/debug/continue", json={})
+        await page.wait_for_selector('#timeline .row[data-stage="hold"]')
+        resumed = await build_row(page)
+    (build,) = [stage for stage in record["stages"] if stage["name"] == "build"]
+    (pause,) = build["paused_before_start"]
+    reason = "#1 before build (pipeline held)"
+    assert ("paused", [], "build.0.1", reason) == (
+        build["status"],
+        build["attempts"],
+        pause["task_run_id"],
+        pause["reason"],
+    )
+    for kinds, text, title in (live, stored):
+        assert (["paused"], "build · paused") == (kinds, text)
+        assert re.fullmatch(
+            rf"build: paused since \d{{4}}-\d\d-\d\d [\d:]{{8}} at {re.escape(reason)}", title
+        ), title
+    assert (200, {"resumed": 1}) == (continued.status_code, continued.json())
+    assert (["paused", "running"], "build · success", "build: success") == resumed
     assert [] == errors
     assert [] == stored_errors

@@ -158,10 +158,18 @@ def _one_line(text: str | None, width: int) -> str:
     return one_line(text, width) or "-"
 
 
-def _stage_error(stage: StageRecord) -> str | None:
+def _stage_error(stage: StageRecord, day: str) -> str | None:
     """The ERROR cell: the skip reason, else the stage's error as every view reads it
-    (``records.stage_error``)."""
-    return stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
+    (``records.stage_error``), else since when and at which breakpoint an execution of it is
+    paused before its start, which has no attempt to show it (the time of day alone on
+    ``day``, the run's start date)."""
+    error = stage.skip_reason or stage_error(stage.status, stage.attempts, stage.cancel_reason)
+    if error is not None or not stage.paused_before_start:
+        return error
+    first, *more = stage.paused_before_start
+    since = local_time(first.since)
+    since = since[11:] if since.startswith(day) else since
+    return f"paused since {since} at {first.reason}" + (f", and {len(more)} more" if more else "")
 
 
 def _span_items(events: int, links: int, attributes: int) -> str | None:
@@ -213,7 +221,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the skip reason, else
     the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
     a stop of the run cancelled, also one it caught paused before its start), as the ``run``
-    summary reads it.
+    summary reads it, else since when and at which breakpoint an execution of it is paused
+    before its start (``StageRecord.paused_before_start``: it has no attempt to show it).
 
     ``width``: the columns of the terminal it is written to. When the whole table is wider, it
     reads narrower, in this order, each step only while it is still wider (``table_fit``):
@@ -274,6 +283,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     )
     rows: list[tuple[str, ...]] = []
     pauses = []  # each stage's PAUSED cell
+    day = local_time(run.start)[:10]
     for stage in run.stages:
         first = stage.attempts[0] if stage.attempts else None
         end = max((a.end for a in stage.attempts if a.end is not None), default=None)
@@ -294,7 +304,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
                 str(max(a.attempts_made for a in stage.attempts)) if stage.attempts else "-",
                 format_duration(sum(cpu)) if cpu else "-",
                 format_bytes(max(mem)) if mem else "-",
-                _one_line(_stage_error(stage), _STAGE_ERROR),
+                _one_line(_stage_error(stage, day), _STAGE_ERROR),
             )
         )
     noted = [
@@ -304,7 +314,6 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     whole = _table(header, noted, None, ())
     if _fits(whole, width):
         return "\n".join(head) + "\n\n" + whole
-    day = local_time(run.start)[:10]
     if all(row[2] == "-" or row[2][:10] == day for row in rows):  # the head says the date
         rows = [(row[0], row[1], row[2][11:] or row[2], *row[3:]) for row in rows]
     narrow: tuple[str, ...] = (*header[:3], "TOOK", header[4], "INST", "TRIES", *header[7:])

@@ -28,7 +28,13 @@ from urllib.parse import quote
 
 from taskdaemon.pipeline import ellipsis
 from taskdaemon.pipeline.record_fields import as_dict, replace
-from taskdaemon.pipeline.records import ApprovalWait, AttemptRecord, RunRecord, RunSummary
+from taskdaemon.pipeline.records import (
+    ApprovalWait,
+    AttemptRecord,
+    PausedBeforeStart,
+    RunRecord,
+    RunSummary,
+)
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
 
@@ -115,7 +121,10 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
     was queued. An attempt recording the seconds it spent paused before it started
     (``paused_time``) gets that segment between its queued and running ones; an attempt paused
     now is one open ``paused`` segment. A stage awaiting an approval before any attempt is one
-    ``waiting`` row of an open ``approval`` segment.
+    ``waiting`` row of an open ``approval`` segment. An execution paused now before its start
+    (``DagNode.paused_before_start``), which has no attempt yet, is a ``paused`` row of its
+    own, an open ``paused`` segment since it paused, with ``"since"`` and ``"reason"`` (the
+    breakpoint's) besides: it keeps its key, and becomes that attempt's row once it starts.
     """
     rows: list[dict[str, Any]] = []
     hidden = 0
@@ -126,22 +135,29 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
         waits.setdefault(wait.stage, []).append(wait)
     for node in snapshot.nodes:
         stage_waits = waits.get(node.name, [])
-        for attempt in node.attempts or _awaiting(stage_waits):
+        drawn = node.attempts or _awaiting(stage_waits)
+        held: dict[str, PausedBeforeStart] = {}
+        if node.paused_before_start:  # they have no attempt: one row each of their own
+            held = {pause.task_run_id: pause for pause in node.paused_before_start}
+            drawn = (*drawn, *map(_held, node.paused_before_start))
+        for attempt in drawn:
             if len(rows) >= MAX_ROWS:
                 hidden += 1
                 continue
             segments = _segments(attempt, stage_waits, now)
             first = min(first, segments[0]["start"]) if first is not None else segments[0]["start"]
-            rows.append(
-                {
-                    "stage": node.name,
-                    "instance": attempt.instance,
-                    "attempt": attempt.attempt,
-                    "status": attempt.status,
-                    "open": attempt.end is None,
-                    "segments": segments,
-                }
-            )
+            row = {
+                "stage": node.name,
+                "instance": attempt.instance,
+                "attempt": attempt.attempt,
+                "status": attempt.status,
+                "open": attempt.end is None,
+                "segments": segments,
+            }
+            pause = held.get(attempt.task_run_id) if held else None
+            if pause is not None:  # paused before its start: since when, and why
+                row["since"], row["reason"] = _r(pause.since), cut(pause.reason)
+            rows.append(row)
     last = now
     if run is not None and run.end is not None:
         last = run.end
@@ -159,6 +175,13 @@ def _awaiting(waits: list[ApprovalWait]) -> tuple[AttemptRecord, ...]:
     if not waits or waits[-1].resolved is not None:
         return ()
     return (AttemptRecord("", 0, 1, "waiting", waits[-1].requested, None),)
+
+
+def _held(pause: PausedBeforeStart) -> AttemptRecord:
+    """The open attempt a timeline draws for an execution paused before its start."""
+    return AttemptRecord(
+        pause.task_run_id, pause.instance, pause.attempt, "paused", pause.since, None
+    )
 
 
 def _segments(

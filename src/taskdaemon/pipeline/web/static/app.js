@@ -238,7 +238,9 @@
         timelineRows.set(key, row);
       }
       const rest = (fanned.has(r.stage) ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
-      setAttr(row.label, "title", r.stage + rest + ": " + r.status);
+      // Paused before its start, it has no attempt yet: since when, and at which breakpoint.
+      const held = r.reason === undefined ? "" : " since " + fmtTime(r.since) + " at " + r.reason;
+      setAttr(row.label, "title", r.stage + rest + ": " + r.status + held);
       setText(row.name, r.stage);
       setText(row.rest, rest + " · " + r.status);
       r.segments.forEach((seg, i) => {
