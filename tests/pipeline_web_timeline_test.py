@@ -372,7 +372,8 @@ async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
 ) -> None:
     """``run --break build``: build pauses before its first attempt. The run's page (its live
     state) and a ``ui`` page over the store (its spans) draw its row, one open ``paused`` bar,
-    the label's title saying since when and at which breakpoint, as the API's run record does;
+    the label's title saying since when and at which breakpoint, as the stage panel and the
+    API's run record do;
     after ``continue`` the same row is its attempt's, paused then running. The timeline had no
     row for it: the run looked stuck with nothing paused."""
     served = served_run(shared_chromium, tmp_path, HELD, "--break", "build")
@@ -380,6 +381,8 @@ async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
         await page.wait_for_selector('#timeline .row[data-stage="build"] .seg-paused.open')
         live = await build_row(page)
         record = (await api.get(f"/api/runs/{run_id}")).json()
+        await page.click('#stages tr[data-stage="build"] button.select')
+        panel = await page.text_content('#stage-detail dt:text-is("paused") + dd')
         async with (
             stored_runs_server(tmp_path / "home" / "spans.db") as stored_url,
             browser_page(shared_chromium) as (stored_page, stored_errors),
@@ -400,11 +403,11 @@ async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
         pause["task_run_id"],
         pause["reason"],
     )
+    since = r"since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d at " + re.escape(reason)
     for kinds, text, title in (live, stored):
         assert (["paused"], "build · paused") == (kinds, text)
-        assert re.fullmatch(
-            rf"build: paused since \d{{4}}-\d\d-\d\d [\d:]{{8}} at {re.escape(reason)}", title
-        ), title
+        assert re.fullmatch(f"build: paused {since}", title), title
+    assert re.fullmatch(f"build.0.1 {since}", panel or ""), panel
     assert (200, {"resumed": 1}) == (continued.status_code, continued.json())
     assert (["paused", "running"], "build · success", "build: success") == resumed
     assert [] == errors

@@ -607,6 +607,8 @@
         fact(facts, "loop", stage.loop || "-");
         if (stage.skip_reason) fact(facts, "skipped", stage.skip_reason);
         if (stage.cancel_reason) fact(facts, "cancelled", stage.cancel_reason + (stage.cancel_cause ? " (by " + stage.cancel_cause + ")" : ""));
+        // Held at a breakpoint before it started: no attempt below says so.
+        for (const p of stage.paused_before_start || []) fact(facts, "paused", p.task_run_id + " since " + fmtTime(p.since) + " at " + p.reason);
         parts.push(facts);
         if (!stage.attempts.length) parts.push(el("p", { class: "muted" }, "No attempt yet."));
         for (const a of stage.attempts) {
