@@ -72,7 +72,7 @@ PATHS: dict[str, tuple[str, ...]] = {
         "argparse",
         "logging",
         "taskdaemon.pipeline.records",
-        "taskdaemon.pipeline.run_state",
+        "taskdaemon.pipeline.status_rules",
         "taskdaemon.pipeline.tracking.store",
         "taskdaemon.pipeline.tracking.sources",
         "taskdaemon.pipeline.cli.runs",

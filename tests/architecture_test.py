@@ -1,11 +1,11 @@
 """The dependency rule of docs/architecture.md, checked by reading every module's imports (ast).
 
 * The core (model, state, events, triggers, engine, loops, cancel_grace, group_watchdog,
-  expressions, errors, records, config, control, run_state) never imports OpenTelemetry,
-  ``monitor``, ``metrics``, ``tracking``, ``server`` or ``cli``: not directly, not through
-  another taskdaemon module, not through ``from taskdaemon.pipeline import ...``. Imports
-  under ``if TYPE_CHECKING:`` count too: the rule is about what the core knows, not only what
-  it loads.
+  expressions, errors, records, config, control, run_state, status_rules) never imports
+  OpenTelemetry, ``monitor``, ``metrics``, ``tracking``, ``server`` or ``cli``: not directly,
+  not through another taskdaemon module, not through ``from taskdaemon.pipeline import ...``.
+  Imports under ``if TYPE_CHECKING:`` count too: the rule is about what the core knows, not
+  only what it loads.
 * Only ``cli/`` and ``settings.py`` construct the OpenTelemetry SDK providers
   (``TracerProvider``, ``MeterProvider``, ``LoggerProvider``): everything else takes providers
   as arguments (importing a provider class to annotate such an argument is fine).
@@ -42,6 +42,7 @@ CORE = (
     "config",
     "control",
     "run_state",
+    "status_rules",
 )
 FORBIDDEN_INTERNAL = ("monitor", "metrics", "tracking", "server", "cli")
 FORBIDDEN_EXTERNAL = ("opentelemetry",)

@@ -1,5 +1,6 @@
-"""run_state: the status vocabulary is defined once, its rules (precedence, approvals), and the
-reducer against the embedded store for a paused run and a run waiting for an approval."""
+"""status_rules and run_state: the status vocabulary is defined once, its rules (precedence,
+approvals), and the reducer against the embedded store for a paused run and a run waiting for an
+approval."""
 
 from __future__ import annotations
 
@@ -19,19 +20,16 @@ from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord
-from taskdaemon.pipeline.run_state import (
-    RunState,
-    apply,
-    halted_executions,
-    stage_status_of,
-)
+from taskdaemon.pipeline.run_state import RunState, apply
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import halted_executions, stage_status_of
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 
 SRC = Path(__file__).resolve().parent.parent / "src" / "taskdaemon"
-# The vocabulary's homes: the names and transitions (state.py), every set and order (run_state).
-HOMES = {SRC / "pipeline" / "state.py", SRC / "pipeline" / "run_state.py"}
+# The vocabulary's homes: the names and transitions (state.py), every set and order
+# (status_rules.py).
+HOMES = {SRC / "pipeline" / "state.py", SRC / "pipeline" / "status_rules.py"}
 STATUS_NAMES = frozenset(StageStatus) | {"interrupted"}
 
 

@@ -11,7 +11,8 @@ import itertools
 import pytest
 
 from taskdaemon.pipeline.records import approval_waits
-from taskdaemon.pipeline.run_state import (
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import (
     ACTIVE_STAGE_STATUSES,
     ENDED_STAGE_STATUSES,
     FAILED_STAGE_STATUSES,
@@ -29,7 +30,6 @@ from taskdaemon.pipeline.run_state import (
     run_failed,
     stage_status_of,
 )
-from taskdaemon.pipeline.state import StageStatus
 
 PRECEDENCE = (
     "paused",

@@ -98,7 +98,7 @@ from taskdaemon.pipeline.run_log_scope import (
     takes,
     wants,
 )
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, is_failed
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES, is_failed
 
 __all__ = ["DECISION_LOGGER", "EVENT_LOGGER", "LIFECYCLE_LOGGER", "MAX_VALUE_CHARS", "RunLog"]
 

@@ -1,29 +1,24 @@
-"""One model of a run's state: the status vocabulary, the approval rule, and the event reducer.
+"""The event reducer: the one model of a run's state that every view shares.
 
-Everything that decides what a run or a stage *is* lives here, once, so that the views that
-show a run (the live watcher, the server, the monitor, span reconstruction, reports) cannot
-disagree:
+``apply(state, event) -> state`` folds engine events into a :class:`RunState` whose
+:meth:`RunState.record` is the same frozen ``RunRecord`` that ``tracking.reconstruct_run``
+rebuilds from the run's spans, timings aside (a property test holds the two to that, field by
+field), so that the views that show a run (the live watcher, the server, the monitor, span
+reconstruction, reports) cannot disagree. Both sides decide what a status means by the rules of
+``status_rules`` (which statuses failed, the precedence over a stage's instances, the approval
+rule, how an execution stopped before its start ends).
 
-* **Vocabulary**: the statuses a stage or run can have (``state.StageStatus`` and
-  ``state.RunStatus`` name them and say which are final; a ``RunRecord`` adds ``interrupted``
-  for runs and attempts whose writer is gone), which of them count as failed, and the precedence
-  that turns a stage's instances into one stage status (:func:`stage_status_of`).
-* **Approvals**: a stage awaits an approval while its latest approval record is a request,
-  that is while its wait is open (:func:`awaiting_approval`); an ended run awaits nothing.
-* **The reducer**: ``apply(state, event) -> state`` folds engine events into a :class:`RunState`
-  whose :meth:`RunState.record` is the same frozen ``RunRecord`` that
-  ``tracking.reconstruct_run`` rebuilds from the run's spans, timings aside (a property test
-  holds the two to that, field by field). A few fields only the span side knows:
-  ``AttemptRecord.span_id`` (``""`` here), ``RunRecord.attributes`` (the raw run-span
-  attributes; empty here), the measured CPU time of in-process stages, and payload text unless
-  the state was given the same encoder the monitor uses (``payloads=``).
+A few fields only the span side knows: ``AttemptRecord.span_id`` (``""`` here),
+``RunRecord.attributes`` (the raw run-span attributes; empty here), the measured CPU time of
+in-process stages, and payload text unless the state was given the same encoder the monitor
+uses (``payloads=``).
 
-  While a run is open the live record is finer than the stored one: spans cannot show a stage
-  that is ``queued`` or ``waiting`` for its triggers (stored records say ``pending`` unless it
-  waits for an approval), so the live record says so and the stored one catches up when the
-  run ends. A stage the run's end caught waiting for a retry is ``cancelled`` in both, and so is
-  one a stop cancelled while it was paused before its start (:func:`halted_executions`; an
-  execution skipped there is ``skipped`` alike).
+While a run is open the live record is finer than the stored one: spans cannot show a stage that
+is ``queued`` or ``waiting`` for its triggers (stored records say ``pending`` unless it waits for
+an approval), so the live record says so and the stored one catches up when the run ends. A
+stage the run's end caught waiting for a retry is ``cancelled`` in both, and so is one a stop
+cancelled while it was paused before its start (``status_rules.halted_executions``; an
+execution skipped there is ``skipped`` alike).
 
 The state is mutable and ``apply`` returns the state it was given: copying the books on every
 event would cost O(stages) per event on the engine's thread. Take :meth:`RunState.record` for a
@@ -33,14 +28,23 @@ are in docs/run-state.md.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Container, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.status_rules import (
+    FAILED_STAGE_STATUSES,
+    HALTED_ACTIONS,
+    OTHER_ERROR_TYPE,
+    awaiting_approval,
+    exception_type_name,
+    failure_error_type,
+    not_reached_reason,
+    stage_status_of,
+)
 
-if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load the engine's model
+if TYPE_CHECKING:  # readers of stored runs import this module: it must not load the engine's model
     from taskdaemon.pipeline.events import (
         ApprovalRequested,
         ApprovalResolved,
@@ -62,7 +66,6 @@ if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load th
     # The engine imports this module for its status rules before its first stage starts; the
     # record classes are built only when a run is read (``frozen``, ``record``): imported there.
     from taskdaemon.pipeline.records import (
-        ApprovalWait,
         AttemptRecord,
         EdgeRecord,
         RunRecord,
@@ -71,170 +74,9 @@ if TYPE_CHECKING:  # reading history imports the vocabulary: it must not load th
     )
 
 __all__ = [
-    "ACTIVE_STAGE_STATUSES",
-    "ENDED_STAGE_STATUSES",
-    "FAILED_STAGE_STATUSES",
-    "GOING_RUN_STATUSES",
-    "HALTED_ACTIONS",
-    "INTERRUPTED",
-    "NOT_STARTED_STAGE_STATUSES",
-    "OPEN_RUN_STATUSES",
-    "RUN_RECORD_STATUSES",
-    "STAGE_PRECEDENCE",
-    "TERMINAL_STAGE_STATUSES",
     "RunState",
     "apply",
-    "awaiting_approval",
-    "exception_type_name",
-    "failure_error_type",
-    "halted_executions",
-    "is_failed",
-    "not_reached_reason",
-    "run_failed",
-    "stage_status_of",
 ]
-
-#: The status of a run or attempt whose writer is gone before it ended (records only).
-INTERRUPTED: Final = "interrupted"
-
-#: A stage (or attempt) with one of these failed: the run fails unless its strategy continues.
-FAILED_STAGE_STATUSES: Final = frozenset({StageStatus.FAILURE, StageStatus.TIMEOUT})
-#: An execution with one of these ran to an end (a skipped one never ran).
-ENDED_STAGE_STATUSES: Final = FAILED_STAGE_STATUSES | {StageStatus.SUCCESS, StageStatus.CANCELLED}
-#: A stage with one of these can change no more (``StageStatus.is_final``).
-TERMINAL_STAGE_STATUSES: Final = frozenset(s for s in StageStatus if s.is_final)
-#: A stage with one of these has not been queued yet.
-NOT_STARTED_STAGE_STATUSES: Final = frozenset({StageStatus.PENDING, StageStatus.WAITING})
-#: A stage with one of these is in progress: considered, not yet at an end.
-ACTIVE_STAGE_STATUSES: Final = (
-    frozenset(StageStatus) - TERMINAL_STAGE_STATUSES - {StageStatus.PENDING}
-)
-
-#: Every status a ``RunRecord`` can have: the run statuses past ``pending``, and ``interrupted``.
-RUN_RECORD_STATUSES: Final = (
-    RunStatus.RUNNING.value,
-    RunStatus.SUCCESS.value,
-    RunStatus.FAILURE.value,
-    RunStatus.CANCELLED.value,
-    INTERRUPTED,
-    RunStatus.PAUSED.value,
-)
-#: A run record with one of these has no end (yet): its run span is open.
-OPEN_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value, INTERRUPTED})
-#: A run record with one of these is still driven by its process (an ``interrupted`` one is not):
-#: a reader following it waits for more.
-GOING_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value})
-
-#: Which status names a stage whose instances disagree: the first that any instance has wins.
-#: In-flight states come first (the stage is not done while any instance is), then the failures,
-#: worst first: a fan-out stage with one failed instance and others cancelled by the stop that
-#: failure caused says ``failure``, the cause.
-STAGE_PRECEDENCE: Final = (
-    StageStatus.PAUSED.value,
-    StageStatus.RUNNING.value,
-    INTERRUPTED,
-    StageStatus.RETRYING.value,
-    StageStatus.QUEUED.value,
-    StageStatus.FAILURE.value,
-    StageStatus.TIMEOUT.value,
-    StageStatus.CANCELLED.value,
-)
-_RANK: Final = {status: rank for rank, status in enumerate(STAGE_PRECEDENCE)}
-
-_OTHER_ERROR: Final = "_OTHER"  # semconv's fallback for error.type
-
-
-def is_failed(status: str) -> bool:
-    """True for a failed stage or attempt status (``failure``, ``timeout``)."""
-    return status in FAILED_STAGE_STATUSES
-
-
-def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
-    """A stage's status from its ``(instance, status)`` attempts in start order.
-
-    Each instance's last attempt counts. The first of :data:`STAGE_PRECEDENCE` that one of them
-    has wins; else their common status when they agree; else ``skipped`` (some instance did
-    not run, e.g. the debugger skipped it). ``skipped`` too when there is no attempt.
-    """
-    last_per_instance: dict[int, str] = {}
-    for instance, status in attempts:
-        last_per_instance[instance] = status
-    if len(last_per_instance) == 1:  # the common case; one status is its own best and agrees
-        (only,) = last_per_instance.values()
-        return only
-    best: str | None = None
-    for status in last_per_instance.values():
-        rank = _RANK.get(status)
-        if rank is not None and (best is None or rank < _RANK[best]):
-            best = status
-    if best is not None:
-        return best
-    distinct = set(last_per_instance.values())
-    return distinct.pop() if len(distinct) == 1 else StageStatus.SKIPPED.value
-
-
-def run_failed(statuses: Iterable[str]) -> bool:
-    """True when one of a run's executions (each one's final status) failed."""
-    return any(status in FAILED_STAGE_STATUSES for status in statuses)
-
-
-def awaiting_approval(waits: Iterable[ApprovalWait]) -> frozenset[str]:
-    """Stages awaiting an approval: those with a wait still open, of the waits
-    ``records.approval_waits`` makes of the approval records (a request waits until its stage's
-    next grant, rejection or timeout). The live state and the stored record both ask this."""
-    return frozenset(wait.stage for wait in waits if wait.resolved is None)
-
-
-def exception_type_name(exception: BaseException) -> str:
-    """The type name an exception is recorded under: ``module.QualName``, bare for builtins."""
-    kind = type(exception)
-    module = kind.__module__
-    return f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
-
-
-def failure_error_type(status: str, exception: BaseException | None, error_type: str | None) -> str:
-    """The ``error.type`` of a failed attempt: ``timeout``; else the exception's class name;
-    else the given type; else ``_OTHER`` (semconv's fallback)."""
-    if status == StageStatus.TIMEOUT:
-        return StageStatus.TIMEOUT.value
-    if exception is not None:
-        return type(exception).__qualname__
-    return error_type or _OTHER_ERROR
-
-
-#: The actions of a ``BreakpointResumed`` (span event ``breakpoint.resumed``) that end an
-#: execution paused before its start without starting it, and the status it ends with: a stop
-#: of the run (a cancel, a failure elsewhere) cancels it; the debugger's ``skip`` skips it.
-HALTED_ACTIONS: Final = {"cancel": StageStatus.CANCELLED.value, "skip": StageStatus.SKIPPED.value}
-
-
-def halted_executions(
-    resumptions: Iterable[tuple[str, str, str]], started: Container[str]
-) -> dict[str, dict[str, tuple[int, str]]]:
-    """Stage -> {task run id: (instance, status)} of the executions ended while they were
-    paused at a breakpoint before they started, from ``(stage, task_run_id, action)``
-    breakpoint resumptions: those whose action is one of :data:`HALTED_ACTIONS` and whose task
-    run id is not in ``started`` (an execution paused after a failure did start).
-
-    Such an execution was reached (it held its worker slot, its inputs resolved) and ended as
-    the engine ends it, ``cancelled`` or ``skipped``; it has no span, since it never started, so
-    this is how a record built from spans knows it (docs/run-state.md, "Rules")."""
-    halted: dict[str, dict[str, tuple[int, str]]] = {}
-    for stage, task_run_id, action in resumptions:
-        prefix = f"{stage}."  # a task run id is "{stage}.{instance}.{attempt}"
-        status = HALTED_ACTIONS.get(action)
-        if status is None or task_run_id in started or not task_run_id.startswith(prefix):
-            continue
-        instance, _, attempt = task_run_id[len(prefix) :].partition(".")
-        if ascii_digits(instance) and ascii_digits(attempt):
-            halted.setdefault(stage, {})[task_run_id] = (int(instance), status)
-    return halted
-
-
-def not_reached_reason(run_status: str) -> str:
-    """The skip reason of a stage that had no event at all by the end of its run."""
-    return f"not reached: the run ended ({run_status})"
-
 
 PayloadText = Callable[[Mapping[str, Any]], str | None]
 
@@ -537,7 +379,7 @@ class RunState:
         self.status = status
         self.end = event.at
         if event.status is RunStatus.FAILURE:
-            self.error_type = event.error_type or _OTHER_ERROR
+            self.error_type = event.error_type or OTHER_ERROR_TYPE
             self.error = redact_text(event.error or self.error_type)
         elif event.status is RunStatus.CANCELLED and event.error:
             self.error = redact_text(event.error)  # who cancelled, as the run span keeps it

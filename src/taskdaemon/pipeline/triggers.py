@@ -41,8 +41,8 @@ from taskdaemon.pipeline.model import (
     Stage,
     TriggerMode,
 )
-from taskdaemon.pipeline.run_state import ENDED_STAGE_STATUSES
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import ENDED_STAGE_STATUSES
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [

@@ -20,8 +20,8 @@ def ended_run(run: str, home: str | None) -> str | None:
 
     from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError  # noqa: PLC0415
     from taskdaemon.pipeline.home import home_directory  # noqa: PLC0415
-    from taskdaemon.pipeline.run_state import INTERRUPTED  # noqa: PLC0415
     from taskdaemon.pipeline.state import RunStatus  # noqa: PLC0415
+    from taskdaemon.pipeline.status_rules import INTERRUPTED  # noqa: PLC0415
     from taskdaemon.pipeline.tracking import open_source  # noqa: PLC0415
 
     store = (Path(home) if home else home_directory()) / "spans.db"

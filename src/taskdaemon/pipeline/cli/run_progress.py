@@ -29,7 +29,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.loops import CommandFailedError
 from taskdaemon.pipeline.redaction import redact_lines
-from taskdaemon.pipeline.run_state import not_reached_reason
+from taskdaemon.pipeline.status_rules import not_reached_reason
 from taskdaemon.pipeline.table_fit import cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 

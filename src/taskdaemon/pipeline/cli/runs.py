@@ -29,7 +29,7 @@ from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_tab
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.record_fields import as_dict
-from taskdaemon.pipeline.run_state import RUN_RECORD_STATUSES
+from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
 from taskdaemon.pipeline.wording import no_run_of

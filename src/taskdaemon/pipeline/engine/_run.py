@@ -40,8 +40,8 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.execution import outside_execution
 from taskdaemon.pipeline.model import ErrorStrategy
-from taskdaemon.pipeline.run_state import not_reached_reason, stage_status_of
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.status_rules import not_reached_reason, stage_status_of
 from taskdaemon.pipeline.triggers import ApprovalState
 
 
@@ -350,7 +350,7 @@ class Run(Attempts, Triggers):
 
         Such an execution never started, so it has no span, and no run-span event says it
         was queued (the monitor counts no execution for it either): the run's records can
-        only know that the stage never ran (``run_state.not_reached_reason``). The result
+        only know that the stage never ran (``status_rules.not_reached_reason``). The result
         says what they say; its ``executions`` still list the cancelled execution. No
         ``StageSkipped`` is emitted: the telemetry stays as it was. docs/run-state.md, "Rules".
         """

@@ -16,8 +16,8 @@ from taskdaemon.pipeline.engine._results import ExecutionResult
 from taskdaemon.pipeline.errors import InvalidTransitionError
 from taskdaemon.pipeline.events import TaskRunRef
 from taskdaemon.pipeline.model import TriggerMode
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.state import STAGE_TRANSITIONS, StageStatus, StageTimes
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.triggers import ApprovalState, CompiledStage, TriggerState
 
 # Module-level aliases: the scheduler compares against these on every transition.

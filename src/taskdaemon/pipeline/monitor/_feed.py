@@ -33,9 +33,9 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.monitor._books import Run
-from taskdaemon.pipeline.monitor._spans import OTHER_ERROR, traceparent_of
-from taskdaemon.pipeline.run_state import run_failed
+from taskdaemon.pipeline.monitor._spans import traceparent_of
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.status_rules import OTHER_ERROR_TYPE, run_failed
 
 __all__ = ["ManualFeed"]
 
@@ -172,7 +172,7 @@ class ManualFeed(ABC):
             final = RunStatus(status)
         error_type = None
         if final is RunStatus.FAILURE:
-            error_type = "stage_failed" if error is None else OTHER_ERROR
+            error_type = "stage_failed" if error is None else OTHER_ERROR_TYPE
         self.on_event(
             RunFinished(
                 run_id=run_id,
@@ -209,7 +209,7 @@ class ManualFeed(ABC):
         elif exception is not None:
             error_type = type(exception).__qualname__
         elif error is not None:
-            error_type = OTHER_ERROR
+            error_type = OTHER_ERROR_TYPE
         self.on_event(
             StageFinished(
                 run_id=run_id,

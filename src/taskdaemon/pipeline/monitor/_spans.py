@@ -43,12 +43,11 @@ from taskdaemon.pipeline.monitor._shared_events import SharedEventAttributes
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
-from taskdaemon.pipeline.run_state import not_reached_reason
 from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import not_reached_reason
 
 __all__ = [
-    "OTHER_ERROR",
     "ROOT",
     "SPAN_PAYLOAD_BYTES",
     "STAGE_CLOSING_EVENTS",
@@ -71,7 +70,6 @@ __all__ = [
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 ROOT = Context()  # an empty context: spans started in it are roots
-OTHER_ERROR = "_OTHER"  # semconv's fallback for error.type
 
 
 def ns(seconds: float) -> int:

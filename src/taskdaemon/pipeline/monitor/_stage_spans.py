@@ -26,9 +26,9 @@ from taskdaemon.pipeline.monitor._shared_events import SharedMappingEvents, as_c
 from taskdaemon.pipeline.monitor._spans import name_no_secret, ns, set_cancel_cause
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, failure_error_type
 from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES, failure_error_type
 from taskdaemon.pipeline.telemetry_codec import stage_result
 
 __all__ = ["end_stage_span", "start_stage_span"]

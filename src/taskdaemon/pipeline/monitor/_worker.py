@@ -57,6 +57,7 @@ from taskdaemon.pipeline.monitor._spans import ROOT
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
 from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.status_rules import OTHER_ERROR_TYPE
 from taskdaemon.pipeline.telemetry_codec import run_result
 
 __all__ = ["EventHook", "Recorder"]
@@ -489,7 +490,7 @@ class Recorder:
         result = run_result(status)
         error_type = None
         if status is RunStatus.FAILURE:
-            error_type = event.error_type or _spans.OTHER_ERROR
+            error_type = event.error_type or OTHER_ERROR_TYPE
         if run.span_masked != MASKED.generation:  # the definition, masked with what is known now
             run.span.set_attributes(run.info.run_attributes)
         _spans.end_run_span(run.span, event, result, error_type)

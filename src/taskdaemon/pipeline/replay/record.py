@@ -27,7 +27,7 @@ import orjson
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.payloads import REDACTED
-from taskdaemon.pipeline.run_state import stage_status_of
+from taskdaemon.pipeline.status_rules import stage_status_of
 from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, find_root, is_skip
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -239,7 +239,7 @@ class RecordedRun:
         return result
 
     def stage_status(self, stage: str) -> str:
-        """The stage's recorded status: its instances' last attempts aggregated (``run_state``'s
+        """The stage's recorded status: its instances' last attempts aggregated (``status_rules``'s
         ``stage_status_of``: success only if every instance's last attempt was)."""
         finals = self.final.get(stage)
         if not finals:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.reporting._text import format_seconds, html_text
-from taskdaemon.pipeline.run_state import is_failed
+from taskdaemon.pipeline.status_rules import is_failed
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
 __all__ = ["daily_svg", "distribution_svg", "timeline_svg"]

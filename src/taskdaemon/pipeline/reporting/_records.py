@@ -24,7 +24,7 @@ from taskdaemon.pipeline.reporting._model import PipelineSample, StageSample
 from taskdaemon.pipeline.reporting._replays import FED, fed_stages
 from taskdaemon.pipeline.reporting._stats import run_critical_path
 from taskdaemon.pipeline.reporting._unended import Unended
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, INTERRUPTED
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES, INTERRUPTED
 
 __all__ = ["RecordData"]
 

@@ -30,7 +30,7 @@ from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
 from taskdaemon.pipeline.tracking.reconstruct import (
     NUMBER_BOUND,

@@ -24,7 +24,7 @@ from taskdaemon.pipeline.reporting import (
     run_upstream,
     stage_intervals,
 )
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._day_totals import DayTotals, day_of, mark_stale
 from taskdaemon.pipeline.tracking._kept_runs import KeptRun
 from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns

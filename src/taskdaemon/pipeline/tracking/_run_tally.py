@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.run_state import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.tracking.reconstruct import (
     counted_status,
     ended_run_status,

@@ -28,8 +28,8 @@ from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_b
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.state import RunStatus
+from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking._jaeger import (
     error_body_message,

@@ -26,7 +26,7 @@ is ``approval.requested``: the embedded store rewrites open spans as they gain e
 sees the run span only once it ends) and ``skipped`` otherwise, except an execution a stop
 cancelled, or the debugger skipped, while it was paused before its start: the run span's
 ``breakpoint.resumed`` event with action ``cancel`` or ``skip`` says so, and it counts as
-``cancelled`` or ``skipped`` (``run_state.halted_executions``); a stop's event also says why
+``cancelled`` or ``skipped`` (``status_rules.halted_executions``); a stop's event also says why
 (``taskdaemon.stage.cancel_reason``, ``.cancel_cause``), the stage's reason when no attempt of
 it gives one.
 """
@@ -53,7 +53,8 @@ from taskdaemon.pipeline.records import (
     triggers_held,
 )
 from taskdaemon.pipeline.redaction import redact, redact_text
-from taskdaemon.pipeline.run_state import (
+from taskdaemon.pipeline.state import RunStatus, StageStatus
+from taskdaemon.pipeline.status_rules import (
     FAILED_STAGE_STATUSES,
     HALTED_ACTIONS,
     INTERRUPTED,
@@ -63,7 +64,6 @@ from taskdaemon.pipeline.run_state import (
     not_reached_reason,
     stage_status_of,
 )
-from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.telemetry_codec import (
     edges_of,
     run_status_of_result,
@@ -274,7 +274,7 @@ def _in_time_order(events: Iterable[SpanEventRecord]) -> list[SpanEventRecord]:
 
 def _approval_waits(root: SpanRecord | None) -> tuple[ApprovalWait, ...]:
     """Every approval a stage waited for, by the run span's approval events; those still open
-    are the stages awaiting an approval (``run_state.awaiting_approval``)."""
+    are the stages awaiting an approval (``status_rules.awaiting_approval``)."""
     records = []
     for event in _in_time_order(root.events) if root is not None else ():
         if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
@@ -365,7 +365,7 @@ def _halted(
 ) -> tuple[dict[str, dict[str, tuple[int, str]]], dict[str, _Cause]]:
     """Stage -> {task run id: (instance, status)} of the executions a stop cancelled, or the
     debugger skipped, while paused before their start: the run span's ``breakpoint.resumed``
-    events (``run_state.halted_executions``) naming an execution none of ``spans`` is of; and
+    events (``status_rules.halted_executions``) naming an execution none of ``spans`` is of; and
     stage -> (reason, cause) of the stop that cancelled the latest of them, as its event says
     (``taskdaemon.stage.cancel_reason``, ``.cancel_cause``). The execution spans are looked at
     only when such an event exists (most runs have none)."""

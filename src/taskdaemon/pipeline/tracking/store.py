@@ -48,7 +48,7 @@ from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSour
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
-from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import (
     LARGE_BODY,

@@ -64,7 +64,7 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.run_state import GOING_RUN_STATUSES
+from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 from taskdaemon.pipeline.visualization._source_poll import source_call
 

@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from taskdaemon.pipeline.model import TriggerMode
-from taskdaemon.pipeline.run_state import (
+from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.status_rules import (
     ACTIVE_STAGE_STATUSES,
     FAILED_STAGE_STATUSES,
     NOT_STARTED_STAGE_STATUSES,
     TERMINAL_STAGE_STATUSES,
 )
-from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.table_fit import cut_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration

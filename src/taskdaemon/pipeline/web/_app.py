@@ -57,7 +57,7 @@ from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_id_form import run_id_problem
-from taskdaemon.pipeline.run_state import GOING_RUN_STATUSES
+from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize

@@ -35,7 +35,7 @@ from typing import Any
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.run_state import OPEN_RUN_STATUSES, RUN_RECORD_STATUSES
+from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES, RUN_RECORD_STATUSES
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
 
