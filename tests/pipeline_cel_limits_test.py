@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taskdaemon.pipeline.cel_limits import (
+    IN_PROCESS_DATA_TERMS,
     MAX_CHAIN,
     MAX_LENGTH,
     MAX_NESTING,
@@ -297,6 +298,50 @@ def test_a_method_s_result_is_assumed_to_be_data() -> None:
 def test_a_sum_of_lists_has_their_sizes_added() -> None:
     """``+`` of two lists has both sizes; ``*`` binds tighter and gives one value."""
     assert CostEstimate(18, False) == estimate_cost("([1, 2] + [3] * [4]).map(x, x)")
+
+
+def test_a_plus_chain_of_the_run_s_data_is_data_bound_past_its_terms() -> None:
+    """Joining the run's values by ``+`` stays cheap up to the limit's terms; one more, and
+    the work depends on their real size (each ``+`` copies all before it)."""
+    chain = [f"request.v{i}" for i in range(IN_PROCESS_DATA_TERMS + 1)]
+    within, over = " + ".join(chain[:-1]), " + ".join(chain)
+    assert (4, CostEstimate(11, False), CostEstimate(14, True)) == (
+        IN_PROCESS_DATA_TERMS,
+        estimate_cost(within),
+        estimate_cost(over),
+    )
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "(request.a + request.b) + (request.c + request.d) + request.e",
+        "request.a + (request.b + request.c + request.d + request.e)",
+        "x ? 1 : request.a + request.b + request.c + request.d + request.e",
+        "-(request.a + request.b + request.c + request.d + request.e)",
+    ],
+)
+def test_the_terms_of_a_plus_chain_are_counted_through_brackets(source: str) -> None:
+    """Five of the run's values joined, however the chain is bracketed or negated."""
+    estimate = estimate_cost(source)
+    assert estimate is not None
+    assert estimate.iterates_data
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "request.a + 1 + 2 + 3 + 4 + 5 + 6",
+        "'a' + 'b' + 'c' + 'd' + 'e' + 'f'",
+        "size(request.a + request.b) + size(request.c + request.d) + size(request.e)",
+        "request.a + request.b == request.c + request.d + request.e",
+    ],
+)
+def test_literals_and_separate_chains_are_not_data_terms(source: str) -> None:
+    """Literals are not the run's data; a call or a comparison ends a chain."""
+    estimate = estimate_cost(source)
+    assert estimate is not None
+    assert not estimate.iterates_data
 
 
 def test_another_operator_yields_one_value() -> None:

@@ -451,6 +451,16 @@ def test_cheap_expressions_stay_in_process() -> None:
     assert (False, True, True) == (cheap.isolated, data.isolated, costly.isolated)
 
 
+@pytest.mark.slow
+def test_a_long_join_of_the_run_s_data_stops_at_the_time_limit(cel_worker: None) -> None:
+    """200 copies of a mebibyte of the run's data joined by ``+`` (each ``+`` copying all
+    before it) are evaluated in the worker, and stopped at its time limit: in-process they
+    held the caller, the engine's loop, until the whole result was built."""
+    expression = compile_expression(" + ".join(["event.payload.s"] * 200))
+    with pytest.raises(ExpressionError, match="over the time limit"):
+        expression.evaluate({"event": {"payload": {"s": "x" * 2**20}}})
+
+
 def test_over_the_static_budget_names_the_limit() -> None:
     """The [0..99]^3 comprehension is refused before compiling, with its estimated cost."""
     source = f"{HUNDRED}.map(a, {HUNDRED}.map(b, {HUNDRED}.map(c, a + b + c)))"

@@ -12,6 +12,9 @@ limit, so an expression is first scanned here, in time linear in its length:
   costs its receiver's size times its body. A list or map literal has its own size; a list
   from the run's data (``request.items``) is assumed to hold :data:`ASSUMED_DATA_SIZE`
   elements. An estimate over :data:`COST_BUDGET` is refused when the pipeline is validated.
+  A ``+`` chain joining more than :data:`IN_PROCESS_DATA_TERMS` values of the run's data is
+  data-bound work as well: each ``+`` copies what came before, so its cost grows with the
+  square of the terms times their real size, which only the evaluation knows.
 
 The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
 """
@@ -30,6 +33,7 @@ __all__ = [
     "ASSUMED_DATA_SIZE",
     "COST_BUDGET",
     "IN_PROCESS_COST",
+    "IN_PROCESS_DATA_TERMS",
     "MAX_CHAIN",
     "MAX_LENGTH",
     "MAX_NESTING",
@@ -52,10 +56,15 @@ MAX_OPERATORS: Final = 1000
 MAX_CHAIN: Final = 64
 #: Largest static cost estimate accepted (Kubernetes' per-call limit, about 0.1 s).
 COST_BUDGET: Final = 1_000_000
-#: Estimates up to this, with no comprehension over the run's data, evaluate in-process.
+#: Estimates up to this, with no data-bound work (``iterates_data``), evaluate in-process.
 IN_PROCESS_COST: Final = 10_000
 #: The size assumed for a list or map taken from the run's data.
 ASSUMED_DATA_SIZE: Final = 100
+#: Most values of the run's data one ``+`` chain joins in-process. Joining that many copies each
+#: value a few times, the order of the work of converting them for the binding; in a longer
+#: chain of long strings or lists each ``+`` copies all that came before, on the event loop,
+#: with no time or memory bound there: such a chain goes to the worker.
+IN_PROCESS_DATA_TERMS: Final = 4
 
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _OPERATORS: Final = frozenset(
@@ -154,7 +163,9 @@ def _ends_operand(piece: str) -> bool:
 @frozen
 class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
-    collection from the run's data, whose real size only the evaluation knows."""
+    collection from the run's data, or a ``+`` chain joins more than
+    :data:`IN_PROCESS_DATA_TERMS` of its values, work whose real size only the evaluation
+    knows."""
 
     cost: int
     iterates_data: bool
@@ -165,6 +176,12 @@ class _Est(ValueMethods):
     cost: int
     size: int  # elements, if a collection
     data: bool  # the size is an assumption (the value comes from the run's data)
+    joined: int = 0  # values of the run's data a ``+`` chain joined into this one
+
+    @property
+    def terms(self) -> int:
+        """The values of the run's data this one is made of."""
+        return self.joined or int(self.data)
 
 
 class _Parser:
@@ -195,15 +212,20 @@ class _Parser:
         otherwise = self.expression()
         size = max(then.size, otherwise.size)
         cost = condition.cost + max(then.cost, otherwise.cost) + 1
-        return _Est(cost, size, then.data or otherwise.data)
+        return _Est(cost, size, then.data or otherwise.data, max(then.joined, otherwise.joined))
 
     def binary(self, level: int) -> _Est:
         left = self.unary()
         while (op := self.peek()) in _BINARY and _BINARY[op] >= level:
             self.take()
             right = self.binary(_BINARY[op] + 1)
-            size = left.size + right.size if op == "+" else 1
-            left = _Est(left.cost + right.cost + 1, size, op == "+" and (left.data or right.data))
+            if op != "+":
+                left = _Est(left.cost + right.cost + 1, 1, False)
+                continue
+            joined = left.terms + right.terms
+            self.iterates_data = self.iterates_data or joined > IN_PROCESS_DATA_TERMS
+            size = left.size + right.size
+            left = _Est(left.cost + right.cost + 1, size, left.data or right.data, joined)
         return left
 
     def unary(self) -> _Est:
@@ -212,7 +234,9 @@ class _Parser:
             self.take()
             count += 1
         operand = self.postfix(self.primary())
-        return _Est(operand.cost + count, operand.size, operand.data) if count else operand
+        if not count:
+            return operand
+        return _Est(operand.cost + count, operand.size, operand.data, operand.joined)
 
     def primary(self) -> _Est:
         piece = self.take()
