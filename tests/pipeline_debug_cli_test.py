@@ -268,6 +268,28 @@ def test_a_secret_typed_on_a_pipe_is_not_echoed_back(home: Path, pipeline_file: 
 
 
 @pytest.mark.slow
+def test_a_breakpoint_comparing_a_secret_is_redacted_where_it_pauses(
+    home: Path, pipeline_file: Path
+) -> None:
+    """A ``--break`` whose condition compares the request's token with its value pauses the
+    run, and the progress line saying why quoted the condition whole: it names it redacted, as
+    the prompt does, and the value appears nowhere in the output."""
+    secret = "GivenSecret-55443322"
+    done = debug(
+        home,
+        str(pipeline_file),
+        "--break",
+        f'b:request.token == "{secret}"',
+        "-i",
+        f"token={secret}",
+        stdin="continue\n",
+    )
+    paused = [line.split(None, 2)[2] for line in done.stderr.splitlines() if "paused" in line]
+    expected = ['paused: #1 before b if request.token == "[REDACTED]" (pipeline dbg)']
+    assert (expected, False) == (paused, secret in done.stdout + done.stderr), done.stderr
+
+
+@pytest.mark.slow
 def test_a_stage_skipped_at_a_breakpoint_never_ran_in_the_summary_and_progress(
     home: Path, pipeline_file: Path
 ) -> None:

@@ -57,6 +57,7 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
 )
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 if TYPE_CHECKING:
@@ -463,6 +464,9 @@ class DebugSession:
         inputs: dict[str, Any],
     ) -> _Pause:
         ex = inst.executions[-1]
+        # The reason quotes the breakpoint's condition, which may compare a secret with its
+        # value: every observer prints or records it (the progress line wrote it in clear).
+        reason = redact_text(reason)
         return _Pause(run, srt, inst, ex, kind, reason, inputs, next(self._seq), run.ctx.clock())
 
     async def _hold(self, pause: _Pause, back: StageStatus) -> tuple[str, str, float]:
