@@ -196,6 +196,29 @@ async def test_on_condition_reads_the_request() -> None:
     )
 
 
+async def test_a_skip_reason_quoting_a_condition_names_its_secrets_redacted() -> None:
+    """A stage skipped because its condition can no longer hold is skipped with a reason that
+    quotes the condition, and the condition's error: both may name a secret (a token compared
+    with its literal, a request value quoted by CEL's error). The reason observers, the run's
+    result, ``run``'s lines and the live ``/api`` get is redacted, as the stored one was."""
+    p = pipeline(
+        stage("a"),
+        stage("b", OnCondition("request.api_key == 'Lit3ralSecret-99' && stages.a.status == ''")),
+        stage("c", OnCondition("duration(request.password) > duration('1s')")),
+    )
+    recorder = Recorder()
+    async with Engine(resolver=Resolver(), observers=[recorder]) as engine:
+        result = await engine.run(p, {"api_key": "other", "password": "Pa55-Given-4411"})
+    reasons = [e.reason for e in recorder.events if isinstance(e, StageSkipped)]
+    shown = " ".join([*reasons, *result.skip_reasons.values()])
+    assert (2, True, False, False) == (
+        len(reasons),
+        "[REDACTED]" in shown,
+        "Lit3ralSecret" in shown,
+        "Pa55-Given" in shown,
+    ), shown
+
+
 async def test_on_event_filter_selects_events_and_event_feeds_inputs() -> None:
     """Only events whose filter holds start instances; event.* is visible to inputs."""
     seen: list[int] = []

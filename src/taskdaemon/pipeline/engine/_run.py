@@ -40,6 +40,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.execution import outside_execution
 from taskdaemon.pipeline.model import ErrorStrategy
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.status_rules import not_reached_reason, stage_status_of
 from taskdaemon.pipeline.triggers import ApprovalState
@@ -294,6 +295,9 @@ class Run(Attempts, Triggers):
     def skip(self, srt: StageRun, reason: str, at: float) -> None:
         if srt.final:
             return
+        # A reason quotes conditions (a token compared with its literal) and their errors (CEL
+        # quotes the value it could not read): redacted once, as an execution's error is.
+        reason = redact_text(reason)
         srt.skip_reason = reason
         srt.events.clear()
         if srt.approval is ApprovalState.REQUESTED:
