@@ -25,13 +25,20 @@ from taskdaemon.pipeline.model import (
     ErrorStrategy,
     Manual,
     OnCompletion,
+    OnCondition,
     OnEvent,
     Pipeline,
     RetryPolicy,
     Stage,
 )
 from taskdaemon.pipeline.state import RunStatus, StageStatus
-from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, render_dot, watch_run
+from taskdaemon.pipeline.visualization import (
+    DagSnapshot,
+    DagWatcher,
+    render_dot,
+    visualize,
+    watch_run,
+)
 
 PIPE = Pipeline(
     "p",
@@ -321,3 +328,28 @@ async def test_watch_run_detaches_from_the_engine_closed_unstarted_dropped_or_at
         last.run.status if last.run else None,
         after_end,
     )
+
+
+async def test_a_live_run_s_triggers_show_a_compared_secret_redacted() -> None:
+    """A condition and a filter comparing a token with its literal are secrets by their shape:
+    the stored run holds them redacted, and so do the live run's record (its triggers and their
+    specs, which ``/api`` serves) and each drawing of its snapshot."""
+    secret = "Lit3ralSecret-99"
+    graph = Pipeline(
+        "p",
+        (
+            Stage("a", "python", (Manual(),)),
+            Stage("b", "python", (OnCondition(f"request.api_key == '{secret}'"),)),
+            Stage("c", "python", (OnEvent("x.y", f"event.token == '{secret}'"),)),
+        ),
+        external_events=("x.y",),
+    )
+    watcher = DagWatcher()
+    async with Engine(resolver=Resolver(), observers=[watcher]) as engine:
+        await engine.run(graph, {"api_key": "other"}, run_id=RUN_ID)
+    record = watcher.record(RUN_ID)
+    shown = [repr(record.stages)] + [
+        visualize(watcher.snapshot(RUN_ID), fmt) for fmt in ("dot", "json", "mermaid")
+    ]
+    assert [] == [text for text in shown if secret in text]
+    assert all("REDACTED" in text for text in shown)

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Final
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.finite_number import is_finite_number
 from taskdaemon.pipeline.records import EdgeRecord, TriggerRecord
+from taskdaemon.pipeline.redaction import redact_text
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Edge, Trigger
@@ -206,15 +207,20 @@ def encode_triggers(triggers: Sequence[Trigger]) -> dict[int, str]:
 
 
 def trigger_record(trigger: Trigger) -> TriggerRecord:
-    """``trigger`` as a ``TriggerRecord`` (its description is ``describe()``)."""
+    """``trigger`` as a ``TriggerRecord`` (its description is ``describe()``), its texts
+    redacted: a condition or a filter may compare a secret with its literal (``request.token
+    == '…'``), and every view of a definition the engine or a file holds (a live run's record
+    and drawings, ``dag FILE``) reads its triggers from here; a stored one was redacted as its
+    spans were written."""
     items = _trigger_items(trigger)
-    kind, description = items[0], trigger.describe()
+    kind, description = items[0], redact_text(trigger.describe())
     if kind == "on_completion":
         return TriggerRecord(kind, description, stage=items[1], success_only=items[2])
     if kind == "on_event":
-        return TriggerRecord(kind, description, event_type=items[1], filter=items[2])
+        shown = None if items[2] is None else redact_text(items[2])
+        return TriggerRecord(kind, description, event_type=items[1], filter=shown)
     if kind == "on_condition":
-        return TriggerRecord(kind, description, expression=items[1])
+        return TriggerRecord(kind, description, expression=redact_text(items[1]))
     return TriggerRecord(kind, description, approval_required=items[1], timeout=items[2])
 
 
