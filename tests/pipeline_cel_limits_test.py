@@ -313,6 +313,28 @@ def test_a_plus_chain_of_the_run_s_data_is_data_bound_past_its_terms() -> None:
 
 
 @pytest.mark.parametrize(
+    ("source", "data_bound"),
+    [
+        ("[1, 2].map(x, request.s)", True),
+        ("[1, 2].filter(x, stages.a.outputs.s == 'y')", True),
+        ("[1, 2].exists(x, has(event.k))", True),
+        ("[[1], [2]].map(x, x.map(y, y + 1))", True),  # an element's size is unknown
+        ("[1, 2].map(x, [3, 4].map(y, x + y))", False),
+        ("[1, 2].map(request, request + 1)", False),  # the name it binds is not the run's
+        ("[1, 2].exists(x, x == 2) && request.n > 0", False),
+    ],
+)
+def test_a_comprehension_reading_the_run_s_data_in_its_body_is_data_bound(
+    source: str, data_bound: bool
+) -> None:
+    """Over a literal list too, a body reading the run's variables is copied what it reads at
+    each element: its work grows with their size; names the comprehensions bind are not read."""
+    estimate = estimate_cost(source)
+    assert estimate is not None
+    assert data_bound == estimate.iterates_data
+
+
+@pytest.mark.parametrize(
     "source",
     [
         "(request.a + request.b) + (request.c + request.d) + request.e",

@@ -461,6 +461,19 @@ def test_a_long_join_of_the_run_s_data_stops_at_the_time_limit(cel_worker: None)
         expression.evaluate({"event": {"payload": {"s": "x" * 2**20}}})
 
 
+@pytest.mark.slow
+def test_a_comprehension_over_a_literal_reading_the_run_s_data_stops_at_the_time_limit(
+    cel_worker: None,
+) -> None:
+    """A map over 300 literal elements whose body reads a mebibyte of the run's data (copied at
+    each element, and its growing result with it) is evaluated in the worker and stopped at its
+    time limit: in-process it held the engine's loop until it was done."""
+    elements = ", ".join(str(n) for n in range(300))
+    expression = compile_expression(f"[{elements}].map(x, event.payload.s).size() > 0")
+    with pytest.raises(ExpressionError, match="over the time limit"):
+        expression.evaluate({"event": {"payload": {"s": "x" * 2**20}}})
+
+
 def test_over_the_static_budget_names_the_limit() -> None:
     """The [0..99]^3 comprehension is refused before compiling, with its estimated cost."""
     source = f"{HUNDRED}.map(a, {HUNDRED}.map(b, {HUNDRED}.map(c, a + b + c)))"

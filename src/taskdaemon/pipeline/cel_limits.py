@@ -11,7 +11,9 @@ limit, so an expression is first scanned here, in time linear in its length:
   evaluation takes: a comprehension (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
   costs its receiver's size times its body. A list or map literal has its own size; a list
   from the run's data (``request.items``) is assumed to hold :data:`ASSUMED_DATA_SIZE`
-  elements. An estimate over :data:`COST_BUDGET` is refused when the pipeline is validated.
+  elements; one whose body reads the run's data is data-bound whatever its list (the binding
+  copies what the body reads, and the results, at each element). An estimate over
+  :data:`COST_BUDGET` is refused when the pipeline is validated.
   A ``+`` chain joining more than :data:`IN_PROCESS_DATA_TERMS` values of the run's data is
   data-bound work as well: each ``+`` copies what came before, so its cost grows with the
   square of the terms times their real size, which only the evaluation knows.
@@ -163,7 +165,7 @@ def _ends_operand(piece: str) -> bool:
 @frozen
 class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
-    collection from the run's data, or a ``+`` chain joins more than
+    collection from the run's data or has a body reading it, or a ``+`` chain joins more than
     :data:`IN_PROCESS_DATA_TERMS` of its values, work whose real size only the evaluation
     knows."""
 
@@ -191,6 +193,8 @@ class _Parser:
         self.tokens = tokens
         self.at = 0
         self.iterates_data = False
+        self.bound: list[str] = []  # the names the enclosing comprehensions bind
+        self.reads = 0  # names read that no comprehension binds: the run's variables
 
     def peek(self) -> str:
         return self.tokens[self.at] if self.at < len(self.tokens) else ""
@@ -263,6 +267,8 @@ class _Parser:
                 self.take("{")
                 items = self.items("}", pairs=True)
                 return _Est(1 + sum(i.cost for i in items), 1, False)
+            if piece not in self.bound:
+                self.reads += 1
             return _Est(1, ASSUMED_DATA_SIZE, True)
         if piece[0].isdigit() or piece[0] in "'\"" or piece[0] in "rRbB.":
             return _Est(1, 1, False)
@@ -280,10 +286,17 @@ class _Parser:
                 operand = _Est(operand.cost + 1, ASSUMED_DATA_SIZE, True)
                 continue
             self.take("(")
+            macro = name in _MACROS
+            self.bound.append(self.peek() if macro else "")
+            reads = self.reads
             args = self.items(")", pairs=False)
+            self.bound.pop()
             body = 1 + sum(a.cost for a in args)
-            if name in _MACROS and args:
-                self.iterates_data = self.iterates_data or operand.data
+            if macro and args:
+                # Over the run's data, or over a literal with a body reading it: the binding
+                # copies what the body reads, and what it returns, at each element.
+                reading = self.reads > reads
+                self.iterates_data = self.iterates_data or operand.data or reading
                 cost = operand.cost + operand.size * body
                 size = operand.size if name in ("map", "filter") else 1
                 operand = _Est(cost, size, operand.data and name in ("map", "filter"))
