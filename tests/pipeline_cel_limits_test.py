@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from taskdaemon.pipeline.cel_limits import (
+    IN_PROCESS_DATA_READS,
     IN_PROCESS_DATA_TERMS,
     MAX_CHAIN,
     MAX_LENGTH,
@@ -309,6 +310,19 @@ def test_a_plus_chain_of_the_run_s_data_is_data_bound_past_its_terms() -> None:
         IN_PROCESS_DATA_TERMS,
         estimate_cost(within),
         estimate_cost(over),
+    )
+
+
+def test_reads_of_the_run_s_variables_past_the_limit_are_data_bound() -> None:
+    """Each read of a variable copies its value: up to the limit's reads an expression stays
+    cheap; one more, and its work grows with the value's real size."""
+    within = " || ".join(["request.s == 'a'"] * IN_PROCESS_DATA_READS)
+    over = f"{within} || stages.a.status == 'x'"
+    bound = "[1].all(x, " + " || ".join(["x == 1"] * (IN_PROCESS_DATA_READS + 1)) + ")"
+    found = [estimate_cost(source) for source in (within, over, bound)]
+    assert (16, [False, True, False]) == (
+        IN_PROCESS_DATA_READS,
+        [e.iterates_data if e is not None else None for e in found],
     )
 
 

@@ -474,6 +474,17 @@ def test_a_comprehension_over_a_literal_reading_the_run_s_data_stops_at_the_time
         expression.evaluate({"event": {"payload": {"s": "x" * 2**20}}})
 
 
+@pytest.mark.slow
+def test_hundreds_of_reads_of_the_run_s_data_stop_at_the_time_limit(cel_worker: None) -> None:
+    """A list literal of 800 reads of a mebibyte of the run's data (each read a copy) is
+    evaluated in the worker and stopped at its time limit, or ended by its memory cap; in-process
+    it held the engine's loop, and its result's size in memory, until it was built."""
+    reads = ", ".join(["inputs.s"] * 800)
+    expression = compile_expression(f"size([{reads}]) > 0", {"inputs"})
+    with pytest.raises(ExpressionError, match=r"over the time limit|the CEL worker died"):
+        expression.evaluate({"inputs": {"s": "x" * 2**20}})
+
+
 def test_over_the_static_budget_names_the_limit() -> None:
     """The [0..99]^3 comprehension is refused before compiling, with its estimated cost."""
     source = f"{HUNDRED}.map(a, {HUNDRED}.map(b, {HUNDRED}.map(c, a + b + c)))"

@@ -16,7 +16,9 @@ limit, so an expression is first scanned here, in time linear in its length:
   :data:`COST_BUDGET` is refused when the pipeline is validated.
   A ``+`` chain joining more than :data:`IN_PROCESS_DATA_TERMS` values of the run's data is
   data-bound work as well: each ``+`` copies what came before, so its cost grows with the
-  square of the terms times their real size, which only the evaluation knows.
+  square of the terms times their real size, which only the evaluation knows. So are more
+  than :data:`IN_PROCESS_DATA_READS` reads of the run's variables: the binding copies the
+  value at each read.
 
 The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "ASSUMED_DATA_SIZE",
     "COST_BUDGET",
     "IN_PROCESS_COST",
+    "IN_PROCESS_DATA_READS",
     "IN_PROCESS_DATA_TERMS",
     "MAX_CHAIN",
     "MAX_LENGTH",
@@ -67,6 +70,10 @@ ASSUMED_DATA_SIZE: Final = 100
 #: chain of long strings or lists each ``+`` copies all that came before, on the event loop,
 #: with no time or memory bound there: such a chain goes to the worker.
 IN_PROCESS_DATA_TERMS: Final = 4
+#: Most reads of the run's variables (``request``, ``stages``...) one expression makes
+#: in-process. The binding copies the value read at each read: a condition reads a few, and
+#: hundreds of reads of one long value (a list of it, an ``||`` over it) are copies of it.
+IN_PROCESS_DATA_READS: Final = 16
 
 _MACROS: Final = frozenset({"all", "exists", "exists_one", "map", "filter"})
 _OPERATORS: Final = frozenset(
@@ -165,9 +172,9 @@ def _ends_operand(piece: str) -> bool:
 @frozen
 class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
-    collection from the run's data or has a body reading it, or a ``+`` chain joins more than
-    :data:`IN_PROCESS_DATA_TERMS` of its values, work whose real size only the evaluation
-    knows."""
+    collection from the run's data or has a body reading it, a ``+`` chain joins more than
+    :data:`IN_PROCESS_DATA_TERMS` of its values, or the run's variables are read more than
+    :data:`IN_PROCESS_DATA_READS` times: work whose real size only the evaluation knows."""
 
     cost: int
     iterates_data: bool
@@ -328,4 +335,5 @@ def estimate_cost(source: str) -> CostEstimate | None:
         return None
     if parser.peek():
         return None
-    return CostEstimate(estimate.cost, parser.iterates_data)
+    data_bound = parser.iterates_data or parser.reads > IN_PROCESS_DATA_READS
+    return CostEstimate(estimate.cost, data_bound)
