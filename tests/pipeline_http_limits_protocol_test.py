@@ -371,6 +371,22 @@ async def test_a_connection_still_sending_a_body_answered_early_is_busy(
     assert (False, b"HTTP/1.1 503 Service Unavailable") == (sending_transport.closed, status)
 
 
+async def test_the_body_of_a_request_answered_early_must_end_within_the_body_timeout(
+    servers: Callable[..., _Server],
+) -> None:
+    """A request answered before its body was read (a 401) leaves the body unread and the
+    connection busy: a client trickling it for ever held its slot for ever. The rest of the
+    body must come within the body timeout of the answer, or the connection is closed."""
+    server = servers(app=_early)
+    protocol, transport = server.connect(1)
+    protocol.data_received(POST)
+    await asyncio.gather(*server.loop.tasks)
+    protocol.data_received(b"123")  # some of it, never the end
+    due = server.loop.armed()
+    server.loop.fire()
+    assert ([30.0], True) == (due, transport.closed)
+
+
 async def test_a_connection_closed_by_its_header_timer_is_lost_cleanly(
     servers: Callable[..., _Server],
 ) -> None:

@@ -5,7 +5,11 @@ limit                       default      what happens past it
 =========================== ============ ==========================================================
 request body                1 MiB        413, checked on ``Content-Length`` first and then while
                                          the body streams in (the connection is closed)
-body read time              30 s         408 (the connection is closed)
+body read time              30 s         408 (the connection is closed); the body of a
+                                         request answered before it was read (a 401 from the
+                                         security middleware, which reads no body) must end
+                                         within this time of the answer, or the connection is
+                                         closed: it is busy while it comes, never idle
 request headers             16 KiB       400 (h11's own bound on an incomplete event, applied
                                          here to a head that arrives whole in one read too)
 header read time            10 s         the connection is closed: a client that connects, or
@@ -262,10 +266,12 @@ class _BoundedH11Protocol(H11Protocol):
 
     header_timeout: float = 10.0
     write_timeout: float = 30.0
+    body_timeout: float = 30.0
     connection_cap: int = 512
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._write_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
         self._counted = _CountingTransport(transport, self._output_waits)
         super().connection_made(cast(asyncio.Transport, self._counted))
         self._header_timer: asyncio.TimerHandle | None = None
@@ -306,6 +312,9 @@ class _BoundedH11Protocol(H11Protocol):
 
     def _received(self, data: bytes) -> None:
         super().data_received(data)
+        if self._body_timer is not None and self.conn.their_state is not h11.SEND_BODY:
+            self._body_timer.cancel()
+            self._body_timer = None
         if self.conn.their_state is not h11.IDLE:
             self._disarm_header_timer()
         elif self._header_timer is None and self._waiting_for_request():
@@ -317,12 +326,28 @@ class _BoundedH11Protocol(H11Protocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if not self.transport.is_closing() and self.conn.their_state is h11.IDLE:
+        if self.transport.is_closing():
+            return
+        if self.conn.their_state is h11.IDLE:
             self._idle_since = self.loop.time()
             self._arm_header_timer()
+        elif self.conn.their_state is h11.SEND_BODY and self._body_timer is None:
+            # Answered before its body was read (a 401): nothing reads or bounds the rest of
+            # the body, and the connection is busy while it comes, so a client trickling a
+            # chunked body for ever would hold its slot for ever.
+            self._body_timer = self.loop.call_later(self.body_timeout, self._body_timed_out)
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        if self.conn.their_state is h11.SEND_BODY:
+            why = "the body of a request answered before it was read"
+            self._close(f"{why} did not end within {self.body_timeout:g}s")
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_header_timer()
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         if self._write_timer is not None:
             self._write_timer.cancel()
             self._write_timer = None
@@ -412,6 +437,7 @@ def bounded_protocol(limits: HttpLimits) -> type[H11Protocol]:
         {
             "header_timeout": limits.header_timeout,
             "write_timeout": limits.write_timeout,
+            "body_timeout": limits.body_timeout,
             "connection_cap": limits.connection_cap(),
         },
     )
