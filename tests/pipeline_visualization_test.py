@@ -183,6 +183,21 @@ def test_title_case(name: str, title: str) -> None:
     assert title == title_case(name)
 
 
+@pytest.mark.parametrize("fmt", ["dot", "json"])
+def test_a_definition_s_descriptions_are_drawn_redacted(fmt: str) -> None:
+    """A pipeline's and a stage's descriptions are free text, drawn in DOT (so SVG) and JSON
+    (``dag FILE``, a live run's drawings; Mermaid draws none): a credential written there by
+    its shape is drawn redacted, as the stored run holds it."""
+    secret = "Hunter2Secret-QQ"
+    graph = Pipeline(
+        "p",
+        (Stage("a", "python", (), description=f"deploys with password={secret}"),),
+        description=f"the key: api_key={secret}",
+    )
+    drawn = visualize(graph, fmt)
+    assert (False, True) == (secret in drawn, "REDACTED" in drawn)
+
+
 @pytest.mark.parametrize(
     ("seconds", "text"),
     [

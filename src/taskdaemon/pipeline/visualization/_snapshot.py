@@ -32,6 +32,7 @@ from taskdaemon.pipeline.records import (
     TriggerRecord,
     stage_error,
 )
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
 from taskdaemon.pipeline.value_methods import ValueMethods
 
@@ -323,7 +324,7 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
         pipeline=pipeline.name if pipeline is not None else run.pipeline if run else "",
         nodes=tuple(nodes),
         edges=tuple(edges),
-        description=pipeline.description if pipeline is not None else "",
+        description=redact_text(pipeline.description) if pipeline is not None else "",
         definition=pipeline,
         run=run,
     )
@@ -367,7 +368,8 @@ def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
         triggers=tuple(trigger_record(t) for t in stage.triggers),
         trigger_mode=stage.trigger_mode.value,
         parallel_instances=stage.parallel_instances,
-        description=stage.description,
+        # Free text, drawn as the triggers are (``trigger_record``): redacted as they are.
+        description=redact_text(stage.description),
         state=record.status if record is not None else None,
         attempts=attempts,
         start=start,
