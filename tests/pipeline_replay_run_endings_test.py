@@ -35,6 +35,33 @@ _CONTINUED = """\
 """
 
 
+#: ``d`` fails first, ``b`` after it, though ``b`` starts first: ``d`` is fired by the end of
+#: ``a``, and its stand-in comes late: after its input is evaluated in the CEL worker, many
+#: turns of the loop (``_WORKED_INPUT``), or after its approval, which the replay gives a turn
+#: after it is asked, as recorded (``_APPROVED``).
+_FIRED_LATE = """\
+    name: fired
+    error_strategy: continue
+    stages:
+      - name: c
+        command: "true"
+        trigger_mode: all
+        triggers:
+          - on_completion: {stage: b, success_only: false}
+          - on_completion: {stage: d, success_only: false}
+      - {name: a, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - name: b
+        command: "until [ -f d.done ]; do sleep 0.02; done; sleep 0.2; exit 3"
+        triggers: [{manual: {approval_required: false}}]
+      - name: d
+        command: "touch d.done; exit 5"
+        %s
+        triggers: [{on_completion: {stage: a}}%s]
+"""
+_WORKED_INPUT = _FIRED_LATE % ('inputs: {names: {from: "request.map(k, k)", required: true}}', "")
+_APPROVED = _FIRED_LATE % ("trigger_mode: all", ", {manual: {approval_required: true}}")
+
+
 def _replayed(home: Path, run_id: str) -> tuple[str, str]:
     """``replay RUN --from c -q``: the replay's id and its exit line (``error: ...``)."""
     replay = taskdaemon(home, "replay", run_id, "--from", "c", "-q")
@@ -44,11 +71,26 @@ def _replayed(home: Path, run_id: str) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_a_replay_s_first_failure_is_the_record_s(home: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("definition", "error"),
+    [
+        (_CONTINUED, "stage 'b' failure: command 'touch b.done; exit 5' exited with code 5"),
+        (_WORKED_INPUT, "stage 'd' failure: command 'touch d.done; exit 5' exited with code 5"),
+        (_APPROVED, "stage 'd' failure: command 'touch d.done; exit 5' exited with code 5"),
+    ],
+    ids=["started-later", "fired-with-a-worked-input", "fired-by-an-approval"],
+)
+def test_a_replay_s_first_failure_is_the_record_s(
+    home: Path, tmp_path: Path, definition: str, error: str
+) -> None:
     """Fed stages ended in the order they started, so the replay's first failure, its error,
     type and exit line, was ``a``'s where the record's was ``b``'s. They now end in the order
-    the record ended them, and a replay of the replay tells ``b`` first too."""
-    run = taskdaemon(home, "run", str(write(tmp_path / "continued.yaml", _CONTINUED)), "-q")
+    the record ended them, and a replay of the replay tells ``b`` first too. A fed stage
+    fired by a fed end waited for no stand-in that was still on its way, one whose input the
+    CEL worker evaluates, or one an approval fires (``_FIRED_LATE``): ``b`` ended before
+    ``d``, which the record ended first."""
+    path = str(write(tmp_path / "pipeline.yaml", definition))
+    run = taskdaemon(home, "run", path, "--auto-approve", "-q")
     old = run.stdout.strip()
     new, said = _replayed(home, old)
     newer, said_again = _replayed(home, new)
@@ -57,7 +99,6 @@ def test_a_replay_s_first_failure_is_the_record_s(home: Path, tmp_path: Path) ->
         shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
         return shown["error"], shown["error_type"]
 
-    error = "stage 'b' failure: command 'touch b.done; exit 5' exited with code 5"
     assert (error, "CommandFailedError") == first_failure(old), run.stderr
     assert first_failure(old) == first_failure(new) == first_failure(newer)
     assert [f"error: {error}"] * 2 == [said, said_again]

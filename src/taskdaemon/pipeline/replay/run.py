@@ -58,10 +58,12 @@ from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunHandle, RunRe
 from taskdaemon.pipeline.errors import PipelineError, StageFailedError, StageTimeoutError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
+    ApprovalResolved,
     EngineEvent,
     EventPublished,
     RunStarted,
     StageFinished,
+    StageQueued,
     StageStarted,
 )
 from taskdaemon.pipeline.loops import Handler
@@ -101,48 +103,106 @@ class ReplayedTimeoutError(StageTimeoutError):
     """A fed stage reproducing its recorded timeout (the engine ends it ``timeout``)."""
 
 
+#: A stage execution as the engine's records name it: stage, instance, attempt.
+_Key = tuple[str, int, int]
+
+
+#: The engine's records ``_FedEndings`` follows.
+_FOLLOWED = frozenset(
+    (RunStarted, StageQueued, StageStarted, StageFinished, ApprovalRequested, ApprovalResolved)
+)
+
+
 class _FedEndings:
     """Fed executions running at once end one at a time, in the order the record ended them
-    (module docstring). Each waits its turn; the waiting one the record ended first is let go
-    once a turn of the event loop has passed with no stand-in arriving and none let go: by
-    then the engine has ended the one let go before (its wake-up runs ahead of the next look,
-    and the engine handles its end in that same step) and started what that end fired, whose
-    stand-ins have arrived to be weighed. One queued for a worker slot meanwhile joins late."""
+    (module docstring). The waiting stand-in the record ended first is let go when nothing
+    that could still bring one it must go after is under way, as the replay's engine tells it
+    (an observer, ahead of the monitor), not as turns of the event loop would suggest:
 
-    def __init__(self) -> None:
+    * the one let go before has ended (its ``StageFinished``), and the step that emitted it
+      has run out: the engine handles an end, queueing what it fires, in that same step;
+    * every fed execution the engine queued (``StageQueued``) has come to wait its turn,
+      ended, or waits for a worker slot: all the run's slots are held by executions that
+      started and did not end (the stand-ins waiting included), so only an end frees one;
+    * no approval the replay is to decide waits for it (``_ReplayObserver``): approved, it
+      fires a stage.
+
+    Each change of these looks again, once a step. None relies on how many steps the engine
+    takes to bring a stand-in to its handler: an input the CEL worker evaluates takes many."""
+
+    def __init__(self, plan: ReplayPlan, slots: int) -> None:
         #: The replay's engine, whose run a fed cancellation stops (``_fed_handler``).
         self.engine: Engine | None = None
-        self._waiting: list[tuple[bool, int, int, asyncio.Future[None]]] = []
+        self._fed = plan.fed
+        self._slots = max(1, slots)  # as the engine sizes a run's worker slots
+        self._run_id: str | None = None
+        self._waiting: list[tuple[bool, int, int, _Key, asyncio.Future[None]]] = []
         self._arrivals = itertools.count()
-        self._busy = False  # a stand-in arrived, or was let go, since the last look
+        self._coming: set[_Key] = set()  # queued fed executions, not arrived
+        self._holding: set[str] = set()  # the run's executions started and not ended
+        self._asking: set[str] = set()  # stages whose approval the replay is to decide
+        self._out: _Key | None = None  # the execution let go, until it ends
         self._looking = False
 
-    async def turn(self, original: RecordedExecution) -> None:
+    def on_event(self, event: EngineEvent) -> None:
+        """Follow what decides the next turn (the class docstring)."""
+        # By exact type (the engine makes records of these classes, never of subclasses): no
+        # chain of isinstance calls for each of the many records that change nothing here.
+        if type(event) not in _FOLLOWED:
+            return
+        if type(event) is RunStarted:
+            self._run_id = event.run_id
+            return
+        if event.run_id != self._run_id:
+            return
+        if type(event) is StageQueued:
+            if event.instance in self._fed.get(event.stage, ()):
+                self._coming.add((event.stage, event.instance, event.attempt))
+            return
+        if type(event) is StageStarted:
+            self._holding.add(event.task_run_id)
+        elif type(event) is StageFinished:
+            self._holding.discard(event.task_run_id)
+            key = (event.stage, event.instance, event.attempt)
+            # A fed execution that never came: its inputs failed, or a stop caught it queued.
+            self._coming.discard(key)
+            if key == self._out:
+                self._out = None
+        elif type(event) is ApprovalRequested:
+            self._asking.add(event.stage)
+        elif type(event) is ApprovalResolved:
+            self._asking.discard(event.stage)
+        self._look_soon()
+
+    async def turn(self, ctx: StageContext, original: RecordedExecution) -> None:
         """Wait until ``original``'s ending is next (a stop of the run cancels the wait)."""
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         unended = original.end_ns is None  # still running when the record stops: last
-        entry = (unended, original.end_ns or 0, next(self._arrivals), future)
-        heapq.heappush(self._waiting, entry)
-        self._busy = True
-        if not self._looking:
-            self._looking = True
-            loop.call_soon(self._look)
+        key = (ctx.stage, ctx.instance, ctx.attempt)
+        heapq.heappush(
+            self._waiting, (unended, original.end_ns or 0, next(self._arrivals), key, future)
+        )
+        self._coming.discard(key)
+        self._look_soon()
         await future
 
-    def _look(self) -> None:
-        if not self._busy:
-            while self._waiting:
-                future = heapq.heappop(self._waiting)[3]
-                if not future.done():  # else its stand-in was cancelled while it waited
-                    future.set_result(None)
-                    self._busy = True
-                    break
-        if self._busy:
-            self._busy = False
+    def _look_soon(self) -> None:
+        if not self._looking:
+            self._looking = True
             asyncio.get_running_loop().call_soon(self._look)
-        else:
-            self._looking = False
+
+    def _look(self) -> None:
+        self._looking = False
+        if self._out is not None or self._asking:
+            return
+        if self._coming and len(self._holding) < self._slots:
+            return  # a fed stand-in is on its way, or may take the free slot
+        while self._waiting:
+            *_order, key, future = heapq.heappop(self._waiting)
+            if not future.done():  # else its stand-in was cancelled while it waited
+                future.set_result(None)
+                self._out = key
+                return
 
 
 def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndings) -> Handler:
@@ -155,7 +215,7 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndin
         for event_type, payload in execution.events:
             ctx.publish(event_type, payload)
         original = execution.original
-        await endings.turn(original)
+        await endings.turn(ctx, original)
         if original.status == StageStatus.CANCELLED:
             # The engine cancels a stage only by stopping its run: so is the replay's stopped,
             # for the recorded reason, unless a fed failure stopped it first (the wait above
@@ -379,11 +439,11 @@ async def execute_plan(
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
     hook = ReplaySpanHook(plan, definition)
-    endings = _FedEndings()
+    endings = _FedEndings(plan, pipeline.concurrency)
     seed = None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
     engine = Engine(
         resolver=_ReplayResolver(resolver, plan, seed, endings),
-        observers=[watcher, hook, *observers, monitor],
+        observers=[watcher, hook, *([endings] if plan.fed else []), *observers, monitor],
         workspace=workspace,
     )
     watcher.engine = endings.engine = engine
