@@ -112,7 +112,7 @@ def _store_make(rng: random.Random) -> bytes:
             for _ in range(rng.randint(1, 3)):
                 _store_change(rng, conn)
             if rng.random() < 0.1:
-                conn.execute(f"PRAGMA user_version = {rng.choice((-1, 0, 1, 5, 10, 12))}")
+                conn.execute(f"PRAGMA user_version = {rng.choice((-1, 0, 1, 5, 10, 11, 13))}")
         data = bytearray(db.read_bytes())
     if rng.random() < 0.1:  # damaged pages: cut short, or bytes past the header changed
         if rng.random() < 0.5:

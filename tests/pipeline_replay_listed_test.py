@@ -110,6 +110,21 @@ _FAILING = """\
 """
 
 
+def _failing_replayed(home: Path, tmp_path: Path) -> tuple[str, str, str]:
+    """A run of ``_FAILING`` and its replay from ``b``: their ids and the replay's output."""
+    pipeline = write(tmp_path / "failing.yaml", _FAILING)
+    original = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
+    replay = taskdaemon(home, "replay", original, "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    return original, new, replay.stdout + replay.stderr
+
+
+def _failed_counts(home: Path) -> dict[str, tuple[str, int]]:
+    """``runs list --json``: each run's status and FAILED."""
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    return {row["run_id"]: (row["status"], row["failed_stages"]) for row in listed}
+
+
 @pytest.mark.slow
 def test_a_replay_s_failed_count_counts_the_stages_it_fed_failed(
     home: Path, tmp_path: Path
@@ -118,19 +133,41 @@ def test_a_replay_s_failed_count_counts_the_stages_it_fed_failed(
     fails of it as the original did, yet ``runs list`` counted it no failed stage (the
     original one). FAILED now counts ``a`` in both, and ``runs show --json`` gives the status
     ``a`` was fed beside the ``replayed`` its row says."""
-    pipeline = write(tmp_path / "failing.yaml", _FAILING)
-    original = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
-    replay = taskdaemon(home, "replay", original, "--from", "b", "-q")
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
-    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    original, new, said = _failing_replayed(home, tmp_path)
     shown = json.loads(taskdaemon(home, "runs", "show", new, "--json").stdout)
-    assert {original: ("failure", 1), new: ("failure", 1)} == {
-        row["run_id"]: (row["status"], row["failed_stages"]) for row in listed
-    }, replay.stdout + replay.stderr
+    assert {original: ("failure", 1), new: ("failure", 1)} == _failed_counts(home), said
     assert [("a", "replayed", ["failure"]), ("b", "success", [None])] == [
         (stage["name"], stage["status"], [a["replayed_status"] for a in stage["attempts"]])
         for stage in shown["stages"]
     ]
+
+
+@pytest.mark.slow
+def test_a_replay_stored_before_fed_stages_counted_is_counted_once_upgraded(
+    home: Path, tmp_path: Path
+) -> None:
+    """A replay stored by a taskdaemon that counted no fed stage among its FAILED (schema 11,
+    its row as that writer left it: 0) kept that count, since only its spans can tell. The
+    first open of the file by this taskdaemon counts it again from them: FAILED 1, as the
+    original's, and the file is at this schema."""
+    original, new, said = _failing_replayed(home, tmp_path)
+    conn = sqlite3.connect(home / "spans.db")
+    try:
+        conn.execute("UPDATE runs SET failed_stages = 0 WHERE trace_id = ?", (new,))
+        conn.execute("PRAGMA user_version = 11")
+        conn.commit()
+    finally:
+        conn.close()
+    counts = _failed_counts(home)
+    conn = sqlite3.connect(home / "spans.db")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        stored = conn.execute("SELECT failed_stages FROM runs WHERE trace_id = ?", (new,))
+        row = stored.fetchone()
+    finally:
+        conn.close()
+    assert {original: ("failure", 1), new: ("failure", 1)} == counts, said
+    assert ((1,), SCHEMA_VERSION) == (row, version)
 
 
 @pytest.fixture(scope="module")

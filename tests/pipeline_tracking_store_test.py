@@ -33,7 +33,7 @@ from taskdaemon.pipeline.tracking import (
     store_processor_for,
 )
 from taskdaemon.pipeline.tracking._schema import connect
-from taskdaemon.pipeline.tracking.store import _TRACE_QUERY, _trace_rows, select_trace
+from taskdaemon.pipeline.tracking._trace_read import _TRACE_QUERY, _trace_rows, select_trace
 from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent

@@ -14,7 +14,9 @@ version 8 has its span rows copied from the WITHOUT ROWID tree into the rowid ta
 version 9 changes no table: the aggregates of replays that fed stages are dropped and written
 again by the first report, under the rule that leaves fed executions and such replays out
 (``forget_replays``);
-version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``).
+version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``);
+version 11 changes no table: a replay's FAILED, which the writer counted before without the
+stages it fed failed, is counted again from its stored spans (``_recount_replays``).
 
 The tables they bring a file to are ``tracking._tables``; ``tracking._schema`` opens the file
 and calls :func:`migrate` in its write transaction.
@@ -37,6 +39,8 @@ from taskdaemon.pipeline.tracking._tables import (
     SPANS_DDL,
     execute_script,
 )
+from taskdaemon.pipeline.tracking._trace_read import select_trace
+from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run, summarize_run
 
 __all__ = ["migrate"]
 
@@ -121,6 +125,24 @@ def _add_replay_of(conn: sqlite3.Connection) -> None:
     )
 
 
+def _recount_replays(conn: sqlite3.Connection) -> None:
+    """v12 holds a replay's ``failed_stages`` to ``summarize_run``'s count, which counts a stage
+    it fed by the status it was fed (``reconstruct.counted_status``). Written before, the
+    count left such stages out, and a replay of a failed run was listed ``failure`` with no
+    failed stage; only its spans can tell, so each ended replay is rebuilt from them, once.
+    A replay whose run span is not stored keeps its count, as the writer left it."""
+    ended = conn.execute(
+        "SELECT trace_id FROM runs WHERE replay_of IS NOT NULL AND end_ns IS NOT NULL"
+    ).fetchall()
+    where = conn.execute("PRAGMA database_list").fetchone()[2]  # the file, for a warning
+    for (trace_id,) in ended:
+        spans = select_trace(conn, trace_id, where=where)
+        if find_root(spans) is None:
+            continue
+        failed = summarize_run(reconstruct_run(spans)).failed_stages
+        conn.execute("UPDATE runs SET failed_stages = ? WHERE trace_id = ?", (failed, trace_id))
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
@@ -132,9 +154,10 @@ _MIGRATIONS: Final = {
     8: _spans_to_rowid_table,
     9: forget_replays,
     10: _add_replay_of,
+    11: _recount_replays,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11}
+_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11, 11: 12}
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> None:

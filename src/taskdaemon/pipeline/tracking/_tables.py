@@ -1,6 +1,6 @@
 """The span store's tables as this version makes them (``SCHEMA_VERSION``).
 
-Schema version 11 (``PRAGMA user_version``):
+Schema version 12 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -21,7 +21,8 @@ Schema version 11 (``PRAGMA user_version``):
 - ``runs``: one row per run (trace), denormalized from the root span (see ``store``); v11
   adds ``replay_of``, the run a replay re-executed (the run span's
   ``taskdaemon.pipeline.replay_of``), so that every list of runs read from the store can tell
-  a replay from the run it replayed;
+  a replay from the run it replayed; v12 changes no table: it says that a replay's
+  ``failed_stages`` counts the stages it fed failed (``tracking._migrations``);
 - ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
 - the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
   ``critical_steps``, described in ``tracking._aggregates_schema``.
@@ -58,7 +59,7 @@ from typing import Final
 
 __all__ = ["DDL", "LOGS_DDL", "SCHEMA_VERSION", "SPANS_DDL", "execute_script"]
 
-SCHEMA_VERSION: Final = 11
+SCHEMA_VERSION: Final = 12
 
 LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (
