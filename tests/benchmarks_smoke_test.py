@@ -109,6 +109,11 @@ SMOKES: dict[str, Smoke] = {
     "remask_instructions": Smoke(
         ("--lines", "100", "--per-batch", "10"), "masked again", valgrind=True
     ),
+    "replay_fed_instructions": Smoke(
+        ("--stages", "2", "--replays", "1", "--shapes", "wide"),
+        r"^  wide   this",
+        valgrind=True,
+    ),
     "replay_plan": Smoke(("--stages", "5", "--repeat", "1"), "  CPU   best"),
     "report": Smoke(
         ("--runs", "50", "--rounds", "1", "--db", "{tmp}/report.db"), "Report: runs started"
