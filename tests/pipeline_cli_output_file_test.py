@@ -11,7 +11,7 @@ import pytest
 
 from cli_support import taskdaemon
 from taskdaemon.pipeline.cli import main
-from taskdaemon.pipeline.cli.output_file import output_format, write_output
+from taskdaemon.pipeline.cli.output_file import output_format, output_target, write_output
 
 
 def test_a_file_is_private_to_its_owner_whatever_the_umask(tmp_path: Path) -> None:
@@ -205,3 +205,35 @@ def test_dag_o_with_an_upper_case_suffix_writes_that_format(
     code = main(["dag", "examples/feature_delivery.yaml", "-o", str(target)])
     assert (0, "", "") == (code, *capsys.readouterr())
     assert "feature-delivery" == json.loads(target.read_text())["pipeline"]["name"]
+
+
+def test_a_trailing_slash_names_a_folder_made_for_every_o(tmp_path: Path) -> None:
+    """``dag -o out/`` and ``report -o out/`` write into a new folder, 0700, under the file
+    name each gives its output, as ``dump -o out/`` did; they wrote a file called ``out``."""
+    out = tmp_path / "out"
+    home = tmp_path / "home"
+    drawn = taskdaemon(home, "dag", "examples/feature_delivery.yaml", "-f", "json", "-o", f"{out}/")
+    reported = taskdaemon(home, "report", "-o", f"{out}/new/")
+    assert [(0, ""), (0, "")] == [(done.returncode, done.stderr) for done in (drawn, reported)]
+    assert (["feature_delivery.json", "new"], ["report.txt"], 0o700) == (
+        sorted(os.listdir(out)),
+        os.listdir(out / "new"),
+        stat.S_IMODE(out.stat().st_mode),
+    )
+    assert (
+        "feature-delivery"
+        == json.loads((out / "feature_delivery.json").read_text())["pipeline"]["name"]
+    )
+
+
+def test_an_existing_folder_is_written_into_and_its_suffix_chooses_no_format(
+    tmp_path: Path,
+) -> None:
+    """``-o`` naming a folder that exists (no ``/``) writes into it, as ``cp`` and ``dump``
+    do: ``dag -o out`` was refused ("Is a directory"); a folder named ``x.svg`` says no format."""
+    folder = tmp_path / "x.svg"
+    folder.mkdir()
+    assert ("dot", str(folder / "f.dot")) == (
+        output_format(None, str(folder), {".svg": "svg"}, "dot"),
+        output_target(str(folder), "f.dot"),
+    )

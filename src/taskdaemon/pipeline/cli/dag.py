@@ -28,7 +28,12 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
-from taskdaemon.pipeline.cli.output_file import output_format, write_atomically, write_output
+from taskdaemon.pipeline.cli.output_file import (
+    output_format,
+    output_target,
+    write_atomically,
+    write_output,
+)
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
@@ -41,6 +46,8 @@ __all__ = ["register", "run_dag"]
 SVG = "svg"
 #: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
 _BY_SUFFIX = {".svg": SVG, ".dot": "dot", ".gv": "dot", ".json": "json", ".mmd": "mermaid"}
+#: The suffix of the file ``-o FOLDER/`` gets: ``RUN_ID.svg``, or ``FILE``'s stem for a definition.
+_SUFFIX = {SVG: ".svg", "dot": ".dot", "json": ".json", "mermaid": ".mmd"}
 
 
 def register(subparsers: Any) -> None:
@@ -67,7 +74,13 @@ def register(subparsers: Any) -> None:
         help="output format; svg is the DOT drawn by Graphviz's dot (default: -o FILE's suffix, "
         ".svg .dot .gv .json .mmd, else dot)",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write here instead of stdout; a folder (made if missing when its name ends with /) "
+        "gets RUN_ID.FORMAT, or FILE's stem.FORMAT for a definition",
+    )
     parser.add_argument(
         "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
     )
@@ -132,7 +145,7 @@ def run_dag(args: argparse.Namespace) -> int:
                         args.run,
                         args.source,
                         args.format,
-                        Path(args.output),
+                        args.output,
                         file=args.file,
                     )
                 )
@@ -158,7 +171,8 @@ def run_dag(args: argparse.Namespace) -> int:
         text = _drawn(pipeline, args.format, run)
     except PipelineError as exc:  # Graphviz missing, failing or too slow
         return refuse("dag", 1, str(exc))
-    problem = write_output(text, args.output)
+    named = run.run_id if run is not None else Path(str(args.file)).stem
+    problem = write_output(text, output_target(args.output, named + _SUFFIX[args.format]))
     if problem:
         return refuse("dag", 1, problem)
     if args.format == VisualizationFormat.MERMAID:
@@ -203,7 +217,7 @@ async def _watch(
     run_id: str,
     source_url: str | None,
     fmt: str,
-    output: Path,
+    output: str,
     *,
     file: str | None = None,
 ) -> None:
@@ -220,6 +234,10 @@ async def _watch(
             run = snapshot.run
             if pipeline is not None and run is not None and run.pipeline != pipeline.name:
                 raise ValueError(_other_pipeline(run, pipeline, file))
-            write_atomically(output, _drawn(snapshot, fmt))
+            target = str(output_target(output, full_id + _SUFFIX[fmt]))
+            try:
+                write_atomically(Path(target), _drawn(snapshot, fmt))
+            except OSError as exc:  # the file named, not the folder -o named
+                raise PipelineError(f"cannot write {target}: {exc.strerror or exc}") from exc
     finally:
         source.close()

@@ -17,17 +17,37 @@ Decision: with no ``--format``, ``-o FILE``'s suffix chooses it (``run.svg``, ``
 else the command's default: ``dag --run RUN -o run.svg`` wrote DOT text into a file no viewer
 opened as an image, and ``report -o report.html`` the terminal's table. A ``--format`` given
 wins, so a suffix never overrides what was asked.
+
+Decision: ``-o`` naming a folder (a trailing ``/``, or a folder that exists) writes into it,
+under the name the command gives its file (``output_target``), as ``dump -o out/`` always
+did: ``dag -o out/`` wrote a file called ``out``, and ``dag -o out`` with ``out`` a folder
+was refused. A folder's name says no format, so its suffix chooses none.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 
-__all__ = ["output_format", "write_atomically", "write_output"]
+__all__ = ["names_folder", "output_format", "output_target", "write_atomically", "write_output"]
+
+
+def names_folder(output: str | None) -> bool:
+    """Whether ``-o output`` names a folder to write in: it ends with a separator (made when
+    missing), or it is a folder that exists (the module docstring)."""
+    return output is not None and (output.endswith(os.sep) or os.path.isdir(output))
+
+
+def output_target(output: str | None, name: str) -> str | None:
+    """Where ``-o output`` writes: ``output``, or the file ``name`` in it when it names a
+    folder; None (stdout) stays None."""
+    if output is None or not names_folder(output):
+        return output
+    return os.path.join(output, name)
 
 
 def output_format(
@@ -37,7 +57,7 @@ def output_format(
     else ``default`` (the module docstring)."""
     if given is not None:
         return given
-    suffix = Path(output).suffix.lower() if output else ""
+    suffix = Path(output).suffix.lower() if output and not names_folder(output) else ""
     return by_suffix.get(suffix, default)
 
 

@@ -33,7 +33,7 @@ from taskdaemon.pipeline.cli.options import (
     table_width,
     whole_number,
 )
-from taskdaemon.pipeline.cli.output_file import output_format, write_output
+from taskdaemon.pipeline.cli.output_file import output_format, output_target, write_output
 from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
@@ -44,6 +44,13 @@ __all__ = ["register", "run_report"]
 _FORMATS = ("table", "markdown", "json", "html")
 #: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
 _BY_SUFFIX = {".html": "html", ".htm": "html", ".md": "markdown", ".json": "json"}
+#: The file ``-o FOLDER/`` gets, per format.
+_IN_FOLDER = {
+    "table": "report.txt",
+    "markdown": "report.md",
+    "json": "report.json",
+    "html": "report.html",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -78,7 +85,13 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="sources without aggregates: rebuild at most N runs (default 1000)",
     )
-    parser.add_argument("-o", "--output", metavar="FILE", help="write here instead of stdout")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        help="write here instead of stdout; a folder (made if missing when its name ends with /) "
+        "gets report.txt, .md, .json or .html",
+    )
     add_wide_option(parser)
     parser.set_defaults(func=run_report, writes_home=False)  # cli._foreign_home
 
@@ -148,7 +161,7 @@ def run_report(args: argparse.Namespace) -> int:
         return refuse("report", 1, f"{source.path}: the report's aggregates are damaged ({reason})")
     finally:
         source.close()
-    problem = write_output(text, args.output)
+    problem = write_output(text, output_target(args.output, _IN_FOLDER[args.format]))
     return refuse("report", 1, problem) if problem else 0
 
 
