@@ -123,6 +123,16 @@ def test_stage_and_level_keep_their_records(
     )
 
 
+@pytest.mark.parametrize(("alias", "name"), [("warn", "warning"), ("FATAL", "critical")])
+def test_level_takes_the_aliases_log_level_takes(
+    run_id: str, capsys: pytest.CaptureFixture[str], alias: str, name: str
+) -> None:
+    """``--level warn`` and ``--level fatal`` keep what ``warning`` and ``critical`` keep, and
+    say it in their names: ``--log-level`` and ``TASKDAEMON_LOG_LEVEL`` took them, ``--level``
+    refused them as invalid choices."""
+    assert logs(capsys, run_id, "--level", name) == logs(capsys, run_id, "--level", alias)
+
+
 def test_nothing_kept_is_said_on_stderr_only(
     run_id: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

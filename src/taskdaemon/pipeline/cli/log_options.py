@@ -1,11 +1,12 @@
-"""The ``--log-level`` option shared by ``run``, ``serve``, ``replay`` and ``debug``.
+"""The ``--log-level`` option shared by ``run``, ``serve``, ``replay`` and ``debug``, and the
+parser of every option naming a level (``logs --level`` too).
 
 ``--log-level trace|debug|info|warning|error|critical`` overrides ``TASKDAEMON_LOG_LEVEL``
 for the process: ``debug`` adds the engine's decisions to the run logs, ``trace`` every engine
 event (``run_log``). It takes the names the variable takes, checked by the same function
 (``log_levels.level_number``), and refuses the others in the same words: the option refused
-``critical``, which the variable took. Import-light: parsers are built before any command
-runs.
+``critical``, which the variable took, and ``logs --level`` refused ``warn`` and ``fatal``,
+which ``--log-level`` took. Import-light: parsers are built before any command runs.
 """
 
 from __future__ import annotations
@@ -13,29 +14,33 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_log_level_option", "settings_overrides"]
+__all__ = ["LEVEL_CHOICES", "add_log_level_option", "level_name", "settings_overrides"]
+
+#: What an option naming a level says it takes.
+LEVEL_CHOICES = "trace, debug, info, warning (warn), error or critical (fatal)"
 
 
-def _level(value: str) -> str:
-    """``value`` when ``TASKDAEMON_LOG_LEVEL`` would take it; else argparse's one line, naming
-    the choices."""
+def level_name(value: str) -> str:
+    """The lower-case name of the level ``value`` names, as ``TASKDAEMON_LOG_LEVEL`` takes it
+    (``WARN`` → ``warning``); else argparse's one line, naming the choices."""
+    import logging  # noqa: PLC0415
+
     from taskdaemon.pipeline.log_levels import level_number  # noqa: PLC0415
 
     try:
-        level_number(value)
+        return str(logging.getLevelName(level_number(value))).lower()
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return value
 
 
 def add_log_level_option(parser: argparse.ArgumentParser) -> None:
     """Add ``--log-level`` to ``parser``."""
     parser.add_argument(
         "--log-level",
-        type=_level,
+        type=level_name,
         metavar="LEVEL",
-        help="trace, debug, info, warning, error or critical (default TASKDAEMON_LOG_LEVEL, "
-        "else info); debug logs every engine decision, trace every engine event",
+        help=f"{LEVEL_CHOICES} (default TASKDAEMON_LOG_LEVEL, else info); debug logs every "
+        "engine decision, trace every engine event",
     )
 
 

@@ -35,6 +35,7 @@ import sys
 import time
 from typing import Any
 
+from taskdaemon.pipeline.cli.log_options import LEVEL_CHOICES, level_name
 from taskdaemon.pipeline.cli.options import (
     add_interval_option,
     add_source_option,
@@ -48,7 +49,6 @@ from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = ["register"]
 
-_LEVELS = ("trace", "debug", "info", "warning", "error", "critical")
 #: After the run ended, polls go on until the run's last lifecycle record is stored and a
 #: poll finds nothing more (the log writer may trail the span writer), at most this long: a
 #: run killed outright, or logged above INFO, has no such record.
@@ -69,9 +69,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--stage", help="only this stage's records")
     parser.add_argument(
         "--level",
-        type=str.lower,
-        choices=_LEVELS,
-        help="this level and above (default: every level stored)",
+        type=level_name,
+        metavar="LEVEL",
+        help=f"{LEVEL_CHOICES}: this level and above (default: every level stored)",
     )
     parser.add_argument("--follow", "-f", action="store_true", help="poll until the run ends")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
