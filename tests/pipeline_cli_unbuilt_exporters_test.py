@@ -66,7 +66,8 @@ def test_each_exporter_that_cannot_be_built_is_off_and_counted(
 ) -> None:
     """The three exporters raise as they are built: telemetry is built all the same, with its
     span store; each exporter is one line, and what it would have exported is counted as
-    failed exports are (a span, a log record, the metric export at shutdown)."""
+    failed exports are (a span, a log record, the metric export at shutdown), under an error
+    that says it was off, for the lines at exit."""
     for name, value in _unbuildable(tmp_path / "dist").items():
         monkeypatch.setenv(name, value)
     monkeypatch.syspath_prepend(str(tmp_path / "dist"))
@@ -94,6 +95,12 @@ def test_each_exporter_that_cannot_be_built_is_off_and_counted(
         telemetry.log_export_health.failures.failed(),
         telemetry.metric_export_failures.failed(),
     )
+    off = {"otlp": "off, it could not be built (RuntimeError)"}
+    assert (off, off, off) == (
+        telemetry.export_health.failures.last_errors(),
+        telemetry.log_export_health.failures.last_errors(),
+        telemetry.metric_export_failures.last_errors(),
+    )
     assert store is not None
     assert store.ok, store.detail
 
@@ -104,7 +111,8 @@ def test_a_run_whose_exporter_cannot_be_built_is_stored_all_the_same(
 ) -> None:
     """``taskdaemon run`` whose span exporter raises as it is built: the run is in the store
     (``runs show`` of the id it printed, its run log in ``logs``), one line says the exporter
-    is off, and the end says how many spans it did not export. Before, the whole telemetry
+    is off, and the end says how many spans it did not export, and that it was off: it said
+    ``export failed`` of an exporter that never ran. Before, the whole telemetry
     was off: the span store too, and no view found the run id printed."""
     path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     env = {**_unbuildable(tmp_path / "dist"), "OTEL_METRICS_EXPORTER": "none"}
@@ -117,7 +125,7 @@ def test_a_run_whose_exporter_cannot_be_built_is_stored_all_the_same(
     assert [
         f"span exporter otlp is off, it could not be built: {raised} (what it would have "
         "exported is counted in taskdaemon_spans_export_failed_total and said at exit)",
-        "2 spans were not exported (otlp: export failed)",
+        "2 spans were not exported (otlp: off, it could not be built (RuntimeError))",
     ] == said, done.stderr
     run_id = done.stdout.strip()
     shown = taskdaemon(home, "runs", "show", run_id, "--json")

@@ -28,7 +28,7 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.wording import counted
 
-__all__ = ["ExportStreak", "Signal", "Tally"]
+__all__ = ["OFF", "ExportStreak", "Signal", "Tally"]
 
 #: The exported signals, as the OTel variables name them (``OTEL_TRACES_EXPORTER``...).
 Signal = Literal["traces", "logs", "metrics"]
@@ -36,6 +36,11 @@ Signal = Literal["traces", "logs", "metrics"]
 #: Where an exporter's outcomes are counted: its name, what one export lost, and the error
 #: (``None``: the export went through).
 Tally = Callable[[str, int, str | None], None]
+
+#: The error of each export of an exporter that could not be built (:meth:`ExportStreak.off`),
+#: then the short cause: the line at exit (``span_losses``) said ``otlp: export failed`` of an
+#: exporter that never ran, and sent the reader to a collector that was never called.
+OFF: Final = "off, it could not be built"
 
 #: Per signal: the logger of its lines (those of its line at exit), what is exported, what a
 #: failed export's count counts, and the series that counts it (metric exports have none: said
@@ -76,11 +81,13 @@ class ExportStreak:
         self._record = record
         self._lock = threading.Lock()
         self._lost: int | None = None  # None: no streak said
+        self._off: str | None = None  # the error of every export once the exporter is off
 
     def failed(self, count: int, error: str) -> None:
         """One export lost ``count`` (spans, records, or the export itself); ``error`` is the
-        wrapper's cause, said when the exporter's folded line gave none."""
-        self._record(self._name, count, error)
+        wrapper's cause, said when the exporter's folded line gave none; an exporter that is
+        off (:meth:`off`) records its own error instead."""
+        self._record(self._name, count, self._off or error)
         cause = self._causes(self._signal) or error
         with self._lock:
             if self._lost is not None:
@@ -98,12 +105,14 @@ class ExportStreak:
             counter,
         )
 
-    def off(self, reason: str) -> None:
+    def off(self, reason: str, short: str) -> None:
         """The exporter could not be built (``cli/unbuilt_exporters.py``): say so now, in one
         line naming it and why, and nothing more while its stand-in fails every export (no
-        streak line, no recovery: each loss is counted and the total said at exit)."""
+        streak line, no recovery: each loss is counted, under :data:`OFF` and ``short``, the
+        cause in a word, and the total said at exit)."""
         with self._lock:
             self._lost = 0
+            self._off = f"{OFF} ({short})"
         counter = f"counted in {self._series} and " if self._series else ""
         self._log.warning(
             "%s exporter %s is off, it could not be built: %s (what it would have exported "

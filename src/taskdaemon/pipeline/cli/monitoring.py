@@ -112,7 +112,8 @@ def build_monitor(
     # After the shutdown (LIFO), so that the counts are final.
     stack.callback(report_unexported_metrics, telemetry.metric_export_failures)
     stack.callback(report_unexported_logs, telemetry.log_export_health.failures)
-    stack.callback(report_unexported_spans, telemetry.export_health.failures.failed)
+    failures = telemetry.export_health.failures
+    stack.callback(report_unexported_spans, failures.failed, failures.last_errors)
     stack.callback(report_lost_spans, telemetry.span_processors)
     stack.callback(telemetry.shutdown)
     if telemetry.logger_provider is not None:

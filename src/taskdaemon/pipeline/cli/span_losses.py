@@ -259,17 +259,30 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
     return lost
 
 
-def report_unexported_spans(failed_spans: Callable[[], Mapping[str, int]]) -> int:
+def report_unexported_spans(
+    failed_spans: Callable[[], Mapping[str, int]],
+    last_errors: Callable[[], Mapping[str, str]] = dict,
+) -> int:
     """Log one warning line when span exports failed (``ExportHealth.failures.failed``: per
     exporter); returns the count. Call it once the tracer provider is shut down, so the count
     is final. A ``taskdaemon run`` without ``--serve`` has no ``/metrics`` or ``/readyz``, and
-    the exporter's own lines are folded away (the module docstring)."""
+    the exporter's own lines are folded away (the module docstring). An exporter that was off
+    (its ``last_errors`` one ``export_streaks.OFF``) is said to be, with its cause in a word."""
     failed = {name: spans for name, spans in failed_spans().items() if spans}
     lost = sum(failed.values())
     if lost:
-        causes = "; ".join(f"{name}: export failed" for name in failed)
+        errors = last_errors()
+        causes = "; ".join(f"{name}: {_span_cause(errors.get(name))}" for name in failed)
         _log.warning("%s (%s)", _not_exported(lost, "span"), causes)
     return lost
+
+
+def _span_cause(error: str | None) -> str:
+    """An exporter that was off, said so; else ``export failed``: a span export's own error
+    (``export of 3 spans failed``) says no more."""
+    from taskdaemon.pipeline.cli.export_streaks import OFF  # noqa: PLC0415 - start-up time
+
+    return error if error is not None and error.startswith(OFF) else "export failed"
 
 
 def report_unexported_logs(failures: ExportFailures | None) -> int:

@@ -9,7 +9,8 @@ that fails every export, and says in one line which exporter is off and why
 (``ExportStreak.off``). The stand-in goes through the same wrapper and batch processor as the
 exporter would have, so what it would have exported is counted where every failed export's
 loss is (``taskdaemon.spans.export_failed`` and its siblings, ``/readyz``'s ``span_export``
-and ``log_export``) and said in the line at exit (``span_losses``). The span store, fed by its
+and ``log_export``) and said in the line at exit (``span_losses``), as off rather than as
+failed exports (``otlp: off, it could not be built (RuntimeError)``). The span store, fed by its
 own processor, never depended on an exporter.
 
 The log and metric stand-ins live beside their wrappers (``cli/observed_log_exporter.py``,
@@ -39,7 +40,7 @@ def built(
     try:
         return make()
     except Exception as exc:  # any: an exporter's constructor is not ours (module docstring)
-        streak.off(f"{type(exc).__name__}: {exc}")
+        streak.off(f"{type(exc).__name__}: {exc}", type(exc).__name__)
         return stand_in()
 
 
