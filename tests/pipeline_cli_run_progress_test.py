@@ -222,3 +222,32 @@ def test_a_home_holding_esc_is_escaped_in_the_lines_of_a_run(tmp_path: Path) -> 
         "taskdaemon run: no control socket: control socket path too long (",
     ]
     assert (0, False, expected) == (done.returncode, "\x1b" in done.stderr, quoting)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["run", "debug"])
+def test_at_debug_each_line_follows_the_records_of_the_events_before_it(
+    command: str, home: Path, tmp_path: Path
+) -> None:
+    """``--log-level debug`` with stderr a pipe: the run log's records of a stage's trigger
+    and start come before its ``running`` and ``success`` lines. The monitor's worker wrote
+    them a linger later, or ``run``'s loading thread once telemetry had loaded: after the
+    lines of the stages that followed, or after the run's last line."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    done = taskdaemon(home, command, str(path), "--log-level", "debug", stdin="")
+    assert 0 == done.returncode, done.stderr
+    said = [
+        " ".join(line.split()[3:6]) if " DEBUG " in line else " ".join(line.split()[1:3])
+        for line in done.stderr.splitlines()
+        if " DEBUG taskdaemon.run.decision: " in line or line.startswith("    0.")
+    ]
+    assert [
+        "only trigger 0",
+        "only.0.1 waits for",
+        "only running",
+        "only.0.1 got a",
+        "only.0.1 resolved inputs",
+        "only success",
+        "only.0.1 mapped outputs",
+        "run one",
+    ] == said, done.stderr

@@ -2,9 +2,11 @@
 
 Loading the OTel SDK, the span store and the monitor takes longer than everything else
 ``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
-``--serve``, :func:`start_deferred_monitoring` therefore configures the console logging at once
-and builds the rest (``cli/monitoring.build_monitor``) on a thread, once the run's first stage
-has started. :class:`DeferredMonitor` stands in for the monitor meanwhile.
+``--serve``, and but for progress lines at ``--log-level debug`` or ``trace`` (whose records
+go beside them: ``cli/run_progress.py``), :func:`start_deferred_monitoring` therefore
+configures the console logging at once and builds the rest (``cli/monitoring.build_monitor``)
+on a thread, once the run's first stage has started. :class:`DeferredMonitor` stands in for
+the monitor meanwhile.
 
 * **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
   beside the engine's start would still delay the first stage by its share. The thread

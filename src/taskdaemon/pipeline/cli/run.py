@@ -48,6 +48,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import signal
 import sys
 from collections.abc import Callable, Mapping
@@ -237,20 +238,29 @@ def build_observers(
         observers.append(progress)
     elif hint_approvals and getattr(args, "quiet", False):
         observers.append(ApprovalHint(approvals))
-    if serve:
+    # The run log's records on the console beside the lines: the monitor first, its records
+    # written before each line (``cli/run_progress.py``'s module docstring).
+    beside = progress is not None and settings.log_level_number <= logging.DEBUG
+    if serve or beside:
         from taskdaemon.pipeline.cli.monitoring import (  # noqa: PLC0415
             parse_address,
             start_monitoring,
         )
 
-        try:
-            address = parse_address(serve, settings.metrics_host)
-        except ValueError as error:  # reported by the CLI's main, exit 2
-            raise SettingsError([("--serve", str(error))]) from None
+        address = None
+        if serve:
+            try:
+                address = parse_address(serve, settings.metrics_host)
+            except ValueError as error:  # reported by the CLI's main, exit 2
+                raise SettingsError([("--serve", str(error))]) from None
         try:
             monitoring = start_monitoring(settings, serve=address, stack=stack)
         except OSError as error:  # a port in use: said as serve and ui say it (run_pipeline)
+            if address is None:
+                raise
             raise PipelineError(cannot_serve(*address, error)) from None
+        if progress is not None and beside:
+            progress.settle_first(monitoring.monitor.flush)
         observers.extend(monitoring.observers)
         observers.registry = monitoring.telemetry.registry
         observers.unstored = monitoring.unstored

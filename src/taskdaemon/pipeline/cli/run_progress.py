@@ -3,6 +3,16 @@
 ``debug FILE`` and ``replay`` write the same lines (with their own hints). Apart from
 ``cli/run.py`` so that the command's module holds the command, and the line's rules (the clock
 column, what gives way on a narrow terminal, hints never cut) are read in one place.
+
+Decision: at ``--log-level debug`` or ``trace`` the console gets the run log's records too,
+written by the monitor's worker thread a linger after their events (``_record_queue``), and
+they landed after the progress lines of the next stages: ``a trigger 0 ... satisfied`` below
+``a running``, ``a.0.1 mapped outputs`` below ``b running``. There the command builds the
+monitor before the run (``run.build_observers``) and the view has it write what is queued
+before each line (:meth:`ProgressView.settle_first`), so each line follows the records of
+the events before it. At other levels nothing changes: the view writes to its stream as it
+did, the monitor's records stay on the worker, and ``run`` still loads its telemetry on a
+thread (``cli/deferred.py``).
 """
 
 from __future__ import annotations
@@ -10,7 +20,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Collection
-from typing import IO
+from typing import IO, Protocol
 
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.durations import format_duration
@@ -34,6 +44,30 @@ from taskdaemon.pipeline.table_fit import cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
 __all__ = ["ProgressView"]
+
+
+class _Stream(Protocol):
+    """What the view writes its lines to."""
+
+    def write(self, text: str, /) -> int: ...
+
+    def flush(self) -> None: ...
+
+
+class _SettledStream:
+    """``stream``, whose every write ``settle`` precedes (the module docstring)."""
+
+    def __init__(self, stream: _Stream, settle: Callable[[], None]) -> None:
+        self._stream = stream
+        self._settle = settle
+
+    def write(self, text: str, /) -> int:
+        self._settle()
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
 
 #: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
 #: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
@@ -70,8 +104,8 @@ class ProgressView:
         header: Callable[[str], str] | None = None,
         replayed: Collection[str] = (),
     ) -> None:
-        self._stream = stream if stream is not None else sys.stderr
-        self._width = summary_width(self._stream)
+        self._stream: _Stream = stream if stream is not None else sys.stderr
+        self._width = summary_width(stream if stream is not None else sys.stderr)
         self._clock = clock
         self._start = clock()
         self._hint = approve_hint  # (run id, stage) -> the command that approves it, if any
@@ -91,6 +125,11 @@ class ProgressView:
         self._skipped: set[str] = set()  # stages whose skip line is written
         self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
         self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
+
+    def settle_first(self, settle: Callable[[], None]) -> None:
+        """Call ``settle`` (the monitor's ``flush``) before each line, so that the run log's
+        records of the events before it are written first (the module docstring)."""
+        self._stream = _SettledStream(self._stream, settle)
 
     def _write(
         self,
