@@ -156,6 +156,21 @@ def in_background(home: Path, *args: str, hangup: bool = False) -> subprocess.Po
     )
 
 
+def read_one_line(home: Path, *args: str) -> tuple[str, int, str]:
+    """``taskdaemon ARGS | head -1``: the first line of its stdout, the pipe then closed with
+    the rest unread; its exit code and its stderr."""
+    process = in_background(home, *args)
+    assert process.stdin is not None
+    assert process.stdout is not None
+    assert process.stderr is not None
+    process.stdin.close()
+    first = process.stdout.readline()
+    process.stdout.close()
+    stderr = process.stderr.read()
+    process.stderr.close()
+    return first, process.wait(timeout=60), stderr
+
+
 def _default_hangup() -> None:
     signal.signal(signal.SIGHUP, signal.SIG_DFL)
 

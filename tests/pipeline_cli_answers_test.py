@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, taskdaemon
+from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, read_one_line, taskdaemon
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.config import parse_pipeline
@@ -196,20 +196,11 @@ def test_a_reader_that_stops_early_gets_no_traceback(crowded_store: str, attempt
     """``runs list --json | head -1``: the reader takes one line and closes the pipe while the
     command still has ~100 KB to write; it exits 141 with nothing on stderr."""
     del attempt  # repeated: the old failure showed in some tries only
-    process = subprocess.Popen(
-        [TASKDAEMON, "runs", "list", "--json", "--limit", str(RUNS), "--source", crowded_store],
-        env=environment(Path(tempfile.gettempdir())),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+    first, code, stderr = read_one_line(
+        Path(tempfile.gettempdir()),
+        *("runs", "list", "--json", "--limit", str(RUNS), "--source", crowded_store),
     )
-    assert process.stdout is not None
-    assert process.stderr is not None
-    first = process.stdout.readline()
-    process.stdout.close()
-    stderr = process.stderr.read().decode()
-    process.stderr.close()
-    code = process.wait(timeout=60)
-    assert (first.strip(), code, stderr) == (b"[", EXIT_BROKEN_PIPE, "")
+    assert (first.strip(), code, stderr) == ("[", EXIT_BROKEN_PIPE, "")
 
 
 @pytest.mark.slow

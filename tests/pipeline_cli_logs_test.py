@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, read_one_line, taskdaemon, write
 from taskdaemon.pipeline.cli import logs as logs_command
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.durations import log_time
@@ -86,6 +86,20 @@ def test_the_run_end_record_has_no_stage_after_a_published_event(
     started = next(json.loads(line) for line in records if '"run.started"' in line)
     expected = [(None, None, None, started["span_id"])]
     assert expected == [(r["stage"], r["instance"], r["attempt"], r["span_id"]) for r in ends]
+
+
+def test_a_reader_that_stops_early_ends_logs_as_every_command(home: Path, tmp_path: Path) -> None:
+    """``logs RUN | head -1`` of a run that printed 20,000 lines: exit 141, nothing on stderr,
+    as ``runs list`` and the others end (docs/architecture.md, "Exit codes"); ``logs`` alone
+    caught the closed pipe and said 0, as if it had written every record."""
+    loud = write(tmp_path / "loud.yaml", ONE_STAGE_PIPELINE.replace('"true"', '"seq 20000"'))
+    run_id = taskdaemon(home, "run", "-q", str(loud)).stdout.strip()
+    first, code, stderr = read_one_line(home, "logs", run_id)
+    assert (f"run {run_id} of one started", 141, "") == (
+        first.split(maxsplit=2)[2].strip(),
+        code,
+        stderr,
+    )
 
 
 def test_json_records_read_as_the_json_log_lines_said_them(home: Path, tmp_path: Path) -> None:

@@ -165,8 +165,6 @@ def logs_command(args: argparse.Namespace) -> int:
         return refuse("logs", source_exit_code(error), str(error))
     except KeyboardInterrupt as stop:
         return exit_code(stop)
-    except BrokenPipeError:
-        return 0
     finally:
         source.close()
 
