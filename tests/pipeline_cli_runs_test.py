@@ -32,3 +32,17 @@ def test_an_invalid_retention_variable_is_an_invalid_setting(
     code = main(["runs", "list", "--source", f"sqlite:///{home}/s.db"])
     expected = (2, "taskdaemon: invalid setting TASKDAEMON_RETENTION_KEEP: not a count: 'abc'\n")
     assert expected == (code, capsys.readouterr().err)
+
+
+def test_bounds_the_wrong_way_round_are_refused_as_report_refuses_them(
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs list --since 1d --until 3d`` (the ages swapped) said ``no runs``, exit 0, which
+    no store could answer otherwise; ``report`` refused the same bounds. Now exit 2 and one
+    line naming both; equal bounds still list the runs started at that instant."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    code = main(["runs", "list", "--since", "1d", "--until", "3d"])
+    expected = (2, "taskdaemon runs list: --until 3d must not be before --since 1d\n")
+    assert expected == (code, capsys.readouterr().err)
+    same = ["--since", "2026-01-01T00:00", "--until", "2026-01-01T00:00"]
+    assert (0, ("no runs\n", "")) == (main(["runs", "list", *same]), capsys.readouterr())

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import (
@@ -102,11 +103,18 @@ def register(subparsers: Any) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
+    now = time.time()  # one "now" for both bounds, as report reads them
     try:
-        since = parse_when(args.since) if args.since else None
-        until = parse_when(args.until) if args.until else None
+        since = parse_when(args.since, clock=lambda: now) if args.since else None
+        until = parse_when(args.until, clock=lambda: now) if args.until else None
     except ValueError as exc:
         return refuse("runs list", 2, str(exc))
+    if since is not None and until is not None and until < since:
+        # As report refuses it: "no runs" sent the reader to look for runs that no window
+        # could hold (``--since 1d --until 3d``, the two ages swapped).
+        return refuse(
+            "runs list", 2, f"--until {args.until} must not be before --since {args.since}"
+        )
     if not 1 <= args.limit <= MAX_LIST:  # past it, SQLite's integers overflow (a traceback)
         return refuse("runs list", 2, f"--limit must be 1 to {MAX_LIST}")
     filters = {"pipeline": args.pipeline, "status": args.status, "since": since, "until": until}
