@@ -237,3 +237,19 @@ def test_an_existing_folder_is_written_into_and_its_suffix_chooses_no_format(
         output_format(None, str(folder), {".svg": "svg"}, "dot"),
         output_target(str(folder), "f.dot"),
     )
+
+
+@pytest.mark.parametrize("command", ["dag", "report", "dump"])
+def test_an_empty_output_path_is_a_usage_error(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``-o ''``: ``dag`` and ``report`` said ``cannot write : No such file or directory``
+    (exit 1) and ``dump`` wrote its default file; each now refuses it in one line, exit 2."""
+    first = ["abcd"] if command == "dump" else []
+    with pytest.raises(SystemExit) as exited:
+        main([command, *first, "-o", ""])
+    said = f"taskdaemon {command}: error: argument -o/--output: an empty path"
+    assert (2, f"{said} (see taskdaemon {command} --help)\n") == (
+        exited.value.code,
+        capsys.readouterr().err,
+    )

@@ -30,6 +30,7 @@ from typing import Any
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import (
     output_format,
+    output_path,
     output_target,
     write_atomically,
     write_output,
@@ -77,6 +78,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o",
         "--output",
+        type=output_path,
         metavar="FILE",
         help="write here instead of stdout; a folder (made if missing when its name ends with /) "
         "gets RUN_ID.FORMAT, or FILE's stem.FORMAT for a definition",

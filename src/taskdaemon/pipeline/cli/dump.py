@@ -16,6 +16,7 @@ import argparse
 from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.output_file import output_path
 from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError, SpanSourceError
 
@@ -36,6 +37,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o",
         "--output",
+        type=output_path,
         metavar="FILE",
         help="the archive to write, or a directory to write it in, made if missing when "
         "its name ends with / (default: "

@@ -22,10 +22,15 @@ Decision: ``-o`` naming a folder (a trailing ``/``, or a folder that exists) wri
 under the name the command gives its file (``output_target``), as ``dump -o out/`` always
 did: ``dag -o out/`` wrote a file called ``out``, and ``dag -o out`` with ``out`` a folder
 was refused. A folder's name says no format, so its suffix chooses none.
+
+Decision: an empty ``-o ''`` is refused (``output_path``): ``dag`` and ``report`` said
+``cannot write : No such file or directory`` and ``dump`` wrote its default file, each its
+own way, none saying what was wrong.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from collections.abc import Mapping
@@ -33,7 +38,21 @@ from pathlib import Path
 
 from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 
-__all__ = ["names_folder", "output_format", "output_target", "write_atomically", "write_output"]
+__all__ = [
+    "names_folder",
+    "output_format",
+    "output_path",
+    "output_target",
+    "write_atomically",
+    "write_output",
+]
+
+
+def output_path(value: str) -> str:
+    """``-o``'s argparse type: ``value``, unless it is empty (the module docstring)."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("an empty path")
+    return value
 
 
 def names_folder(output: str | None) -> bool:

@@ -33,7 +33,12 @@ from taskdaemon.pipeline.cli.options import (
     table_width,
     whole_number,
 )
-from taskdaemon.pipeline.cli.output_file import output_format, output_target, write_output
+from taskdaemon.pipeline.cli.output_file import (
+    output_format,
+    output_path,
+    output_target,
+    write_output,
+)
 from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
@@ -88,6 +93,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "-o",
         "--output",
+        type=output_path,
         metavar="FILE",
         help="write here instead of stdout; a folder (made if missing when its name ends with /) "
         "gets report.txt, .md, .json or .html",
