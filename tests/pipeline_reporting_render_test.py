@@ -256,6 +256,18 @@ def test_the_lines_above_a_long_table_wrap_between_stages_never_within_one() -> 
     ] == _lines_between(text, "none of 21 stages failed", "STAGE")
 
 
+def test_json_names_a_pipeline_the_source_knows_no_run_of() -> None:
+    """The table, Markdown and HTML say ``no run of pipeline 'onee' is known``; the JSON was
+    that of an empty window, which a script could not tell from a typo. Now ``unknown_pipeline``
+    names it, null when the pipeline is known or none was asked for."""
+    unknown = Report(0.0, 1.0, "sqlite:///x", (), unknown_pipeline="onee")
+    known = Report(0.0, 1.0, "sqlite:///x", ())
+    assert ["onee", None] == [
+        json.loads(render_report(report, "json", None))["unknown_pipeline"]
+        for report in (unknown, known)
+    ]
+
+
 def test_a_long_unknown_pipeline_name_is_wrapped_to_the_terminal() -> None:
     """The line saying the source knows no run of the pipeline asked for wraps between words
     in a narrow terminal, as the report's other prose does."""
