@@ -575,3 +575,28 @@ def test_dump_where_a_file_stands_for_a_folder_names_the_target(tmp_path: Path) 
     done = taskdaemon(home, "dump", ran.stdout.strip(), "-o", str(target))
     expected = f"taskdaemon dump: cannot write {target}: File exists\n"
     assert (ran.returncode, done.returncode, done.stderr) == (0, 1, expected)
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (["report", "-f", "JSON"], '"since": '),
+        (["runs", "list", "--status", "FAILURE"], "no runs"),
+        (["dag", "examples/feature_delivery.yaml", "-f", "Mermaid"], "flowchart LR"),
+    ],
+    ids=["report-format", "runs-status", "dag-format"],
+)
+def test_a_choice_is_taken_in_any_case(
+    argv: list[str],
+    says: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``report -f JSON``, ``runs list --status FAILURE`` and ``dag -f Mermaid`` were invalid
+    choices, where ``logs --level ERROR`` and ``-o REPORT.HTML``'s suffix are read in any
+    case; each is now taken as its lower-case name."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(tmp_path))
+    code = main(argv)
+    out, err = capsys.readouterr()
+    assert (0, "", True) == (code, err, says in out), out

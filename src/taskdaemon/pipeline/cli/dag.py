@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
+from taskdaemon.pipeline.cli.options import add_source_option, any_case, source_exit_code
 from taskdaemon.pipeline.cli.output_file import (
     output_format,
     output_path,
@@ -45,6 +45,8 @@ __all__ = ["register", "run_dag"]
 
 #: The format drawn by Graphviz rather than by a renderer of ``visualization``.
 SVG = "svg"
+#: What ``--format`` takes, in any case (``options.any_case``).
+_FORMATS = (*(fmt.value for fmt in VisualizationFormat), SVG)
 #: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
 _BY_SUFFIX = {".svg": SVG, ".dot": "dot", ".gv": "dot", ".json": "json", ".mmd": "mermaid"}
 #: The suffix of the file ``-o FOLDER/`` gets: ``RUN_ID.svg``, or ``FILE``'s stem for a definition.
@@ -71,7 +73,8 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         "-f",
-        choices=[*(fmt.value for fmt in VisualizationFormat), SVG],
+        type=any_case(_FORMATS),
+        choices=_FORMATS,
         help="output format; svg is the DOT drawn by Graphviz's dot (default: -o FILE's suffix, "
         ".svg .dot .gv .json .mmd, else dot)",
     )

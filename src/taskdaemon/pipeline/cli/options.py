@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Collection
 from pathlib import Path
 
 from taskdaemon.pipeline.ascii_number import ascii_only
@@ -28,6 +29,7 @@ __all__ = [
     "add_source_option",
     "add_wide_option",
     "add_workspace_option",
+    "any_case",
     "cannot_serve",
     "pipeline_name",
     "poll_interval",
@@ -37,6 +39,20 @@ __all__ = [
     "table_width",
     "whole_number",
 ]
+
+
+def any_case(choices: Collection[str]) -> Callable[[str], str]:
+    """The argparse type of an option of ``choices``: one given in any case (``-f JSON``) is
+    taken as its lower-case name, as ``-o FILE``'s suffix and ``logs --level`` are read; any
+    other value is left as given for argparse to refuse. Not lower-cased: the refusal quotes
+    it, redacted by the secret values it is compared with (``DB_PASSWORD``'s, in its case)."""
+
+    def chosen(value: str) -> str:
+        lower = value.lower()
+        return lower if lower in choices else value
+
+    return chosen
+
 
 #: The largest ``--limit`` of ``runs list`` and ``report``: far past any history read from a
 #: terminal, and within SQLite's integers (a larger one was an OverflowError of the store).

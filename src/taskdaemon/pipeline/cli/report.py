@@ -29,6 +29,7 @@ from taskdaemon.pipeline.cli.options import (
     add_pipeline_filter,
     add_source_option,
     add_wide_option,
+    any_case,
     source_exit_code,
     table_width,
     whole_number,
@@ -79,6 +80,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--format",
         "-f",
+        type=any_case(_FORMATS),
         choices=_FORMATS,
         help="output format (default: -o FILE's suffix, .html .md .json, else table)",
     )

@@ -21,6 +21,7 @@ from taskdaemon.pipeline.cli.options import (
     add_pipeline_filter,
     add_source_option,
     add_wide_option,
+    any_case,
     source_exit_code,
     table_width,
     whole_number,
@@ -62,6 +63,7 @@ def register(subparsers: Any) -> None:
     # STATUS, not the choices' braces: they made a usage line of 93 columns, past 80.
     list_p.add_argument(
         "--status",
+        type=any_case(STATUSES),
         choices=STATUSES,
         metavar="STATUS",
         help=f"only runs with this status: {', '.join(STATUSES)}",
