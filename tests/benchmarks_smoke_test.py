@@ -43,6 +43,7 @@ SMOKES: dict[str, Smoke] = {
         ("--sizes", "1", "--shapes", "block", "--commands", "validate"), "peak MiB"
     ),
     "big_runs": Smoke(("--stages", "3", "--rounds", "1"), r"report html +this +CPU"),
+    "cel_routing_costs": Smoke(("--rounds", "1"), r"^request\.goal +- +in +[\d.]+us"),
     "cel_context_instructions": Smoke(
         ("--evaluations", "5"), "instructions an evaluation", valgrind=True
     ),
