@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -14,13 +15,14 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_engine_support import Resolver, after, pipeline, stage
+from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from pipeline_monitor_support import Telemetry
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.run_tables import format_run_table
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import TriggerEvaluated
 from taskdaemon.pipeline.loops import StageContext
-from taskdaemon.pipeline.model import InputMapping
+from taskdaemon.pipeline.model import InputMapping, OnCondition
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
@@ -347,3 +349,41 @@ def test_flush_open_spans_writes_the_events_an_open_span_gained(tmp_path: Path) 
         span.end()
     finally:
         provider.shutdown()
+
+
+async def test_cel_s_errors_quoting_a_secret_are_redacted_where_they_are_made(
+    tel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """CEL's error can quote the value it could not read (``duration``'s quotes the request's
+    password). A condition's error and a breakpoint's ``last_error`` are redacted as the
+    expression makes them: the records observers get, the breakpoint (``/api``'s and the
+    prompt's), the live record and its table, the spans and the logs never hold it."""
+    secret = "Pa55-Given-4411"
+    texts = ("detail", "reason", "error", "description")
+    reads = "duration(request.password) > duration('1s')"
+    p = pipeline(stage("a"), stage("b", *after("a")), stage("c", OnCondition(reads)))
+    recorder, watcher = Recorder(), DagWatcher()
+    caplog.set_level(logging.DEBUG)
+    observers = [recorder, watcher, tel.monitor(resource_sampling=False)]
+    async with Engine(resolver=Resolver(), observers=observers) as engine:
+        debug = engine.with_debug(True)
+        bp = debug.set_breakpoint("b", when=reads)
+        result = await debug.execute(p, {"password": secret})
+    tel.monitors[0].close()
+    details = [e.detail for e in recorder.of(TriggerEvaluated) if e.stage == "c"]
+    shown = {
+        # The texts of the records: not the request, nor the values a condition read, which
+        # they carry as they are (observers redact what they keep of them).
+        "records": repr([getattr(e, k, "") for e in recorder.events for k in texts]),
+        "breakpoint": repr(bp.as_dict()),
+        "record": repr(watcher.record(result.run_id)),
+        "table": format_run_table(watcher.record(result.run_id)),
+        "result": repr(result),
+        "spans": repr([(s.attributes, [e.attributes for e in s.events]) for s in tel.spans()]),
+        "logs": caplog.text,
+    }
+    assert ([], True, True) == (
+        [name for name, text in shown.items() if secret in text],
+        all("[REDACTED]" in detail for detail in details),
+        "[REDACTED]" in (bp.last_error or ""),
+    ), shown

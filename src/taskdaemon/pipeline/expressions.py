@@ -89,7 +89,7 @@ class Expression(ValueMethods):
         An isolated expression makes the caller wait for the worker, up to its time limit: code
         running on an event loop uses :meth:`evaluate_async` instead."""
         if self._over_budget:
-            raise ExpressionError(f"{clip(self.source, 200)!r}: {self._over_budget[0]}")
+            raise self._failure(ExpressionError(self._over_budget[0]))
         try:
             if self.isolated:
                 from taskdaemon.pipeline.cel_worker import shared_worker  # noqa: PLC0415
@@ -130,22 +130,28 @@ class Expression(ValueMethods):
             raise self._failure(exc) from None
 
     def _failure(self, exc: BaseException) -> BaseException:
-        """The ExpressionError that stands for ``exc`` (interrupts pass)."""
+        """The ExpressionError that stands for ``exc`` (interrupts pass), its text redacted.
+
+        The text quotes the expression (a token compared with its literal) and CEL's error,
+        which can quote the value it could not read (a password): a condition's error and a
+        breakpoint's ``last_error`` are kept and shown, so it is redacted here, once, where it
+        is made. Only a failure pays for it."""
         # The worker (subprocess, pickle, a thread pool) is imported only by isolated
         # expressions: loading and validating a pipeline never starts it.
         from taskdaemon.pipeline.cel_worker import WorkerError  # noqa: PLC0415
+        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415
 
         source = clip(self.source, 200)
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             return exc
         if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
-            return MissingKeyError(f"{source!r}: no such key {key!r}")
+            return MissingKeyError(redact_text(f"{source!r}: no such key {key!r}"))
         if isinstance(exc, WorkerError):
             self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
-            return ExpressionError(f"{source!r}: evaluation stopped: {exc}")
+            return ExpressionError(redact_text(f"{source!r}: evaluation stopped: {exc}"))
         # ValueError/TypeError…, and the binding's PanicException (a BaseException)
-        return ExpressionError(f"{source!r}: {_first_line(exc)}")
+        return ExpressionError(redact_text(f"{source!r}: {_first_line(exc)}"))
 
 
 def compile_expression(
