@@ -326,23 +326,35 @@ def test_reads_of_the_run_s_variables_past_the_limit_are_data_bound() -> None:
     )
 
 
+_SEVENTEEN = str(list(range(17)))
+
+
 @pytest.mark.parametrize(
     ("source", "data_bound"),
     [
-        ("[1, 2].map(x, request.s)", True),
-        ("[1, 2].filter(x, stages.a.outputs.s == 'y')", True),
-        ("[1, 2].exists(x, has(event.k))", True),
+        ("[1, 2].map(x, request.s)", False),  # 1 + 2 copies: the body's, the result's
+        ("[1, 2, 3, 4, 5].map(x, request.s)", False),  # 15
+        ("[1, 2, 3, 4, 5, 6].map(x, request.s)", True),  # 21
+        ("[1, 2].filter(x, stages.a.outputs.s == 'y')", False),
+        (f"{_SEVENTEEN}.filter(x, stages.a.outputs.s == 'y')", True),
+        ("[1, 2].exists(x, has(event.k))", False),
+        ("[1, 2, 3, 4, 5, 6, 7, 8].exists(x, x == event.a || x == event.b)", False),  # 16
+        ("[1, 2, 3, 4, 5, 6, 7, 8, 9].exists(x, x == event.a || x == event.b)", True),
+        ("[1, 2, 3].map(x, [1, 2, 3].filter(y, y > request.n))", True),  # 6 times 3
+        ("[1, 2, 3].filter(x, x > request.n).size() > request.m", False),
         ("[[1], [2]].map(x, x.map(y, y + 1))", True),  # an element's size is unknown
         ("[1, 2].map(x, [3, 4].map(y, x + y))", False),
         ("[1, 2].map(request, request + 1)", False),  # the name it binds is not the run's
         ("[1, 2].exists(x, x == 2) && request.n > 0", False),
     ],
 )
-def test_a_comprehension_reading_the_run_s_data_in_its_body_is_data_bound(
+def test_a_comprehension_s_body_reads_the_run_s_data_once_an_element(
     source: str, data_bound: bool
 ) -> None:
     """Over a literal list too, a body reading the run's variables is copied what it reads at
-    each element: its work grows with their size; names the comprehensions bind are not read."""
+    each element (and a ``map`` its growing result): its reads count once an element (for a
+    ``map``, once more for each result before it) toward the limit of reads. Names the
+    comprehensions bind are not read."""
     estimate = estimate_cost(source)
     assert estimate is not None
     assert data_bound == estimate.iterates_data

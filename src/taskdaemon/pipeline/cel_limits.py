@@ -11,14 +11,15 @@ limit, so an expression is first scanned here, in time linear in its length:
   evaluation takes: a comprehension (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
   costs its receiver's size times its body. A list or map literal has its own size; a list
   from the run's data (``request.items``) is assumed to hold :data:`ASSUMED_DATA_SIZE`
-  elements; one whose body reads the run's data is data-bound whatever its list (the binding
-  copies what the body reads, and the results, at each element). An estimate over
-  :data:`COST_BUDGET` is refused when the pipeline is validated.
+  elements. An estimate over :data:`COST_BUDGET` is refused when the pipeline is validated.
   A ``+`` chain joining more than :data:`IN_PROCESS_DATA_TERMS` values of the run's data is
   data-bound work as well: each ``+`` copies what came before, so its cost grows with the
   square of the terms times their real size, which only the evaluation knows. So are more
   than :data:`IN_PROCESS_DATA_READS` reads of the run's variables: the binding copies the
-  value at each read.
+  value at each read. A read in a comprehension's body over a literal list counts once an
+  element (the binding copies what the body reads at each one), and in a ``map``'s once
+  more for each result before it (its growing result is copied too): a small filter reading
+  the run's data stays in-process, hundreds of elements of it do not.
 
 The numbers and their reasons are in docs/cel-limits.md. Pure: no CEL, no I/O.
 """
@@ -172,7 +173,7 @@ def _ends_operand(piece: str) -> bool:
 @frozen
 class CostEstimate(ValueMethods):
     """The estimated steps of one evaluation; ``iterates_data``: some comprehension walks a
-    collection from the run's data or has a body reading it, a ``+`` chain joins more than
+    collection from the run's data, a ``+`` chain joins more than
     :data:`IN_PROCESS_DATA_TERMS` of its values, or the run's variables are read more than
     :data:`IN_PROCESS_DATA_READS` times: work whose real size only the evaluation knows."""
 
@@ -202,6 +203,7 @@ class _Parser:
         self.iterates_data = False
         self.bound: list[str] = []  # the names the enclosing comprehensions bind
         self.reads = 0  # names read that no comprehension binds: the run's variables
+        self.repeats = 1  # how many times the enclosing comprehensions' bodies are evaluated
 
     def peek(self) -> str:
         return self.tokens[self.at] if self.at < len(self.tokens) else ""
@@ -275,7 +277,7 @@ class _Parser:
                 items = self.items("}", pairs=True)
                 return _Est(1 + sum(i.cost for i in items), 1, False)
             if piece not in self.bound:
-                self.reads += 1
+                self.reads += self.repeats
             return _Est(1, ASSUMED_DATA_SIZE, True)
         if piece[0].isdigit() or piece[0] in "'\"" or piece[0] in "rRbB.":
             return _Est(1, 1, False)
@@ -295,15 +297,15 @@ class _Parser:
             self.take("(")
             macro = name in _MACROS
             self.bound.append(self.peek() if macro else "")
-            reads = self.reads
+            repeats = self.repeats
+            if macro:
+                self.repeats *= _body_repeats(name, operand.size)
             args = self.items(")", pairs=False)
             self.bound.pop()
+            self.repeats = repeats
             body = 1 + sum(a.cost for a in args)
             if macro and args:
-                # Over the run's data, or over a literal with a body reading it: the binding
-                # copies what the body reads, and what it returns, at each element.
-                reading = self.reads > reads
-                self.iterates_data = self.iterates_data or operand.data or reading
+                self.iterates_data = self.iterates_data or operand.data
                 cost = operand.cost + operand.size * body
                 size = operand.size if name in ("map", "filter") else 1
                 operand = _Est(cost, size, operand.data and name in ("map", "filter"))
@@ -323,6 +325,13 @@ class _Parser:
             self.take(",")
         self.take(closing)
         return found
+
+
+def _body_repeats(macro: str, size: int) -> int:
+    """The reads a read in the body of ``macro`` over ``size`` elements stands for: the binding
+    copies what the body reads at each element, and ``map`` copies its growing result (what
+    the bodies returned so far) at each element too."""
+    return size * (size + 1) // 2 if macro == "map" else size
 
 
 def estimate_cost(source: str) -> CostEstimate | None:

@@ -11,7 +11,7 @@ Bounded (docs/cel-limits.md): before compiling, an expression must pass the stat
 ``ExpressionLimitError`` naming the limit. The binding's own panics are caught. An expression
 that is cheap by its estimate (the common case: comparisons, ``has``, ``size``, string
 functions) is evaluated in-process; one with data-bound work (a comprehension over the run's
-data or reading it in its body, a long ``+`` chain of its values, many reads of it), or a
+data, a long ``+`` chain of its values, many reads of it, in a comprehension's body too), or a
 high estimate, is evaluated in the CEL worker process under a time limit (``cel_worker``), so
 no evaluation blocks the caller for longer than that limit; the engine awaits it
 (:meth:`Expression.evaluate_async`, ``engine/_isolated.py``), so its loop does not wait at all.
