@@ -209,6 +209,17 @@ def test_retention_command_deletes_beyond_keep(
     assert capsys.readouterr().out.strip() == "deleted 2 runs (14 spans)"
 
 
+def test_retention_command_says_one_run_in_the_singular(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention that deletes the one run says ``1 run``, not ``1 runs``."""
+    processor = SqliteSpanProcessor(tmp_path / "spans.db", retention=RetentionPolicy())
+    write_example_run(make_provider(processor)[0], pipeline="alpha", t0=T0)
+    processor.shutdown()
+    assert main(["retention", "--keep", "0", "--source", f"sqlite:///{tmp_path}/spans.db"]) == 0
+    assert capsys.readouterr().out.strip() == "deleted 1 run (7 spans)"
+
+
 def test_retention_command_vacuums_the_file(
     store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
 ) -> None:

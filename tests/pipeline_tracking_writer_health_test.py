@@ -51,7 +51,7 @@ def test_a_run_span_lost_to_a_failing_write_is_said_once_and_forgotten(
         StoreHealth(True, f"{db}: writing"),
         {format(root.get_span_context().trace_id, "032x")},
         [f"span store {db}: write failed, spans are dropped until writes succeed again: {gone}"],
-        StoreHealth(False, f"{db}: writes failing ({gone}); 1 spans dropped"),
+        StoreHealth(False, f"{db}: writes failing ({gone}); 1 span dropped"),
         {},
         StoreHealth(False, f"{db}: span store closed"),
     )

@@ -31,7 +31,7 @@ from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
-from taskdaemon.pipeline.wording import instance_counts
+from taskdaemon.pipeline.wording import counted, instance_counts
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
@@ -119,7 +119,7 @@ class StepPrompt(CommandPrompt):
         state = self.walk.state()
         opening = (
             f"stepping through run {state.run_id} ({state.pipeline}), "
-            f"{len(self.walk.events)} recorded events, nothing executed; "
+            f"{counted(len(self.walk.events), 'recorded event')}, nothing executed; "
             "'help' lists the commands"
         )
         for line in wrapped(opening, self._width):

@@ -44,6 +44,7 @@ from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register", "run_report"]
 
@@ -117,7 +118,7 @@ def _remote_data(source: Any, args: argparse.Namespace, since: float, until: flo
     notes = []
     if len(found) >= args.limit:
         notes.append(
-            f"only the newest {args.limit} runs were read from the source (--limit); "
+            f"the source was read for its newest {counted(args.limit, 'run')} only (--limit); "
             "older runs of the window are left out"
         )
     return RecordData(runs), notes

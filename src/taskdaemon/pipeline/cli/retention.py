@@ -24,6 +24,7 @@ from taskdaemon.pipeline.tracking import (
     open_source,
 )
 from taskdaemon.pipeline.tracking.store import MAX_KEEP
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register"]
 
@@ -81,7 +82,8 @@ def _retention(args: argparse.Namespace) -> int:
         if not isinstance(source, SpanStore):
             return refuse("retention", 2, "retention applies to the embedded sqlite:// store only")
         result = source.apply_retention(policy)
-        print(f"deleted {result.deleted_runs} runs ({result.deleted_spans} spans)")
+        deleted = counted(result.deleted_runs, "run")
+        print(f"deleted {deleted} ({counted(result.deleted_spans, 'span')})")
         if args.vacuum and source.missing:  # the home's store, not made yet
             print(f"nothing to vacuum: no span store at {source.path} yet")
         elif args.vacuum:

@@ -34,7 +34,7 @@ from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
-from taskdaemon.pipeline.wording import no_run_of
+from taskdaemon.pipeline.wording import counted, no_run_of
 
 __all__ = ["register"]
 
@@ -149,7 +149,11 @@ def _list(args: argparse.Namespace) -> int:
     else:
         print("no runs")
     if total is not None:
-        shown = f"{len(runs)} of {total} runs" if total >= 0 else f"{len(runs)} runs, more match"
+        shown = (
+            f"{len(runs)} of {counted(total, 'run')}"
+            if total >= 0
+            else f"{counted(len(runs), 'run')}, more match"
+        )
         print(f"{shown}; --limit N for more", file=sys.stderr)
     return 0
 

@@ -26,6 +26,7 @@ from typing import Any
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "SHOWN_STAGES",
@@ -174,5 +175,5 @@ def run_validate(args: argparse.Namespace) -> int:
             code = 2
             continue
         count = len(pipeline.stages)
-        print(f"OK {file} ({count} stage{'' if count == 1 else 's'})", flush=True)
+        print(f"OK {file} ({counted(count, 'stage')})", flush=True)
     return code

@@ -114,7 +114,7 @@ def first_difference(old: Any, new: Any, path: str = "") -> str | None:
             if found:
                 return found
         if len(old) != len(new):
-            return f"{path or '.'}: {len(old)} items → {len(new)} items"
+            return f"{path or '.'}: {counted(len(old), 'item')} → {counted(len(new), 'item')}"
         return None
     if old != new:
         return f"{path or '.'}: {_short(old)} → {_short(new)}"

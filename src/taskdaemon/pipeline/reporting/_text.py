@@ -10,7 +10,7 @@ from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
-from taskdaemon.pipeline.wording import no_run_of
+from taskdaemon.pipeline.wording import counted, no_run_of
 
 __all__ = [
     "NOT_COMPARED",
@@ -109,11 +109,11 @@ def highlights(p: PipelineReport) -> list[str]:
             f"{s.stage} {percent(s.failure_rate)} of {s.executions}" for s in failing[:NAMED]
         )
         failed = (
-            f"{len(failing)} of {len(p.stages)} stages failed; "
+            f"{len(failing)} of {counted(len(p.stages), 'stage')} failed; "
             f"most often (of their executions): {most}"
         )
     else:
-        failed = f"none of {len(p.stages)} stages failed"
+        failed = f"none of {counted(len(p.stages), 'stage')} failed"
     ranked = ", ".join(f"{s.stage} {format_seconds(s.p90)}" for s in slowest(p)[:NAMED])
     return [failed, f"slowest by p90: {ranked}"]
 
@@ -127,7 +127,7 @@ def summary(p: PipelineReport) -> str:
     runs' when some were), duration percentiles."""
     cancelled = f", {percent(p.cancelled_rate)} cancelled" if p.cancelled_rate else ""
     return (
-        f"{p.runs} run{'' if p.runs == 1 else 's'}, {percent(p.success_rate)} succeeded, "
+        f"{counted(p.runs, 'run')}, {percent(p.success_rate)} succeeded, "
         f"{percent(p.failure_rate)} "
         f"failed{cancelled}; duration p50 {format_seconds(p.p50)}, p90 {format_seconds(p.p90)}, "
         f"p99 {format_seconds(p.p99)}"

@@ -65,6 +65,7 @@ from taskdaemon.pipeline.tracking.aggregates import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, is_skip, replay_of
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore, retention_from_env
+from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -302,7 +303,7 @@ class SqliteSpanProcessor(SpanProcessor):
             return StoreHealth(
                 False,
                 f"{self.path}: writes failing ({failures.last_error}); "
-                f"{failures.dropped} spans dropped",
+                f"{counted(failures.dropped, 'span')} dropped",
             )
         return StoreHealth(True, f"{self.path}: writing")
 

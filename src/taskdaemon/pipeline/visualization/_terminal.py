@@ -31,6 +31,7 @@ from taskdaemon.pipeline.status_rules import (
 from taskdaemon.pipeline.table_fit import cut_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["StageRow", "changes", "render_table", "stage_rows", "summary_line"]
 
@@ -183,11 +184,11 @@ def summary_line(snapshot: DagSnapshot, now: float) -> str:
     run = snapshot.run
     done = sum(1 for node in snapshot.nodes if node.state in TERMINAL_STAGE_STATUSES)
     if run is None:
-        return f"{snapshot.pipeline}: {done}/{len(snapshot.nodes)} stages done"
+        return f"{snapshot.pipeline}: {done}/{counted(len(snapshot.nodes), 'stage')} done"
     elapsed = (run.end if run.end is not None else now) - run.start
     return (
         f"run {run.run_id} of {snapshot.pipeline}: {run.status}, "
-        f"{format_duration(max(0.0, elapsed))}, {done}/{len(snapshot.nodes)} stages done"
+        f"{format_duration(max(0.0, elapsed))}, {done}/{counted(len(snapshot.nodes), 'stage')} done"
     )
 
 

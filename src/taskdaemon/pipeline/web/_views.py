@@ -37,6 +37,7 @@ from taskdaemon.pipeline.records import (
 )
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "MAX_ERROR",
@@ -274,7 +275,7 @@ def dag_words(state: Mapping[str, Any]) -> tuple[str, str]:
     stage count and the run's status; then how many stages are in each state, in the legend's
     order. The page's script writes them alike at each update (``sayDag``)."""
     nodes, run = state["nodes"], state["run"] or {}
-    count = f"{len(nodes)} stage{'' if len(nodes) == 1 else 's'}"
+    count = counted(len(nodes), "stage")
     name = f"DAG of {run.get('pipeline') or 'the run'}: {count}, run {run.get('status', '-')}"
     counts = Counter(node["state"] for node in nodes)
     return name, ", ".join(f"{counts[s]} {s}" for s in STATE_NAMES if counts[s])
