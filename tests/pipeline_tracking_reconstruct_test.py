@@ -29,6 +29,7 @@ from taskdaemon.pipeline.tracking import (
     span_record_from_sdk,
     summarize_run,
 )
+from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.visualization import DagWatcher
 
 
@@ -300,9 +301,11 @@ def test_attempt_error_prefers_the_stage_message_then_the_span_status() -> None:
     assert ["exit 3", "status text", None] == [both.error, status_only.error, neither.error]
 
 
-def test_pipeline_name_comes_from_the_run_span_then_a_stage_then_the_span_name() -> None:
-    """The pipeline is the run span's ``cicd.pipeline.name``; without it, a stage span's; without
-    either, the run span's name after ``RUN ``; with no run span and no name, empty."""
+def test_pipeline_name_comes_from_the_run_span_else_a_stage_when_there_is_no_run_span() -> None:
+    """The pipeline is the run span's ``cicd.pipeline.name``; a run span without it names none
+    (empty, as the writer's ``runs`` row says), whatever its stages or its span name say; with
+    no run span, a stage span's; with neither, empty. A legacy run span (named ``RUN …``,
+    without the action, no row) gives its name after ``RUN ``."""
     spans = example_spans()
     root = root_span(spans)
 
@@ -321,8 +324,10 @@ def test_pipeline_name_comes_from_the_run_span_then_a_stage_then_the_span_name()
         named("from-root", "from-stage"),
         named(None, "from-stage"),
         named(None, None),
+        named(None, "from-stage", keep_root=False),
         named(None, None, keep_root=False),
-    ] == ["from-root", "from-stage", "demo", ""]
+        reconstruct_run([SpanRecord("t", "r", None, "RUN legacy", "INTERNAL", 1, 2)]).pipeline,
+    ] == ["from-root", "", "", "from-stage", "", "legacy"]
 
 
 def test_run_span_is_found_by_its_action_before_its_name() -> None:

@@ -16,6 +16,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 
 from pipeline_tracking_support import T0, make_provider
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.replay.timeline import timeline
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.store import select_trace
@@ -242,3 +243,32 @@ def test_the_tallied_row_counts_stages_by_instance_and_declaration(tmp_path: Pat
     pipeline = _row(db, root, "pipeline")
     expected = (("", "running", 4), ("failure", 4, 3), ("failure", 4, 3), ("",))
     assert expected == (running, written, rebuilt, pipeline)
+
+
+def test_a_run_span_that_names_no_pipeline_names_none_in_the_row_and_the_rebuild(
+    tmp_path: Path,
+) -> None:
+    """A run span without ``cicd.pipeline.name`` (a foreign producer's, named ``run``) names
+    no pipeline in the stored row nor in the run rebuilt from its spans (``runs list`` and
+    ``runs show``), though its span name and its stage's attribute would have given one; its
+    timeline says the run started without a name."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    tracer = make_provider(processor)[0].get_tracer("test")
+    root = tracer.start_span(
+        "run", start_time=T0, attributes={t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION}
+    )
+    processor.force_flush()  # the row is written of the run span's start
+    stage = tracer.start_span(
+        "a",
+        context=trace.set_span_in_context(root),
+        start_time=T0 + 10,
+        attributes={t.CICD_TASK_NAME: "a", t.CICD_PIPELINE_NAME: "from-stage"},
+    )
+    stage.end(T0 + 20)
+    root.end(T0 + 30)
+    processor.shutdown()
+    written, rebuilt = _row_and_rebuilt(db, root, "pipeline")
+    with closing(sqlite3.connect(db)) as conn:
+        started = timeline(select_trace(conn, _trace_id(root)))[0].what
+    assert [("",), ("",), "run started"] == [written, rebuilt, started]

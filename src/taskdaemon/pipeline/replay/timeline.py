@@ -33,6 +33,7 @@ from taskdaemon.pipeline.tracking.reconstruct import (
     ended_attempt_status,
     find_root,
     is_skip,
+    pipeline_of,
     reconstruct_run,
 )
 from taskdaemon.pipeline.tracking.spans import SpanRecord
@@ -172,10 +173,9 @@ def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
     events: list[tuple[int, int, TimelineEvent]] = []
     for span in spans:
         if span is root:
-            pipeline = span.name.removeprefix(f"{t.RUN_ACTION} ")
-            events.append(
-                (span.start_ns, 0, TimelineEvent(span.start_ns, f"run {pipeline} started"))
-            )
+            named = pipeline_of(span, ())
+            said = f"run {named} started" if named else "run started"
+            events.append((span.start_ns, 0, TimelineEvent(span.start_ns, said)))
             if span.end_ns is not None:
                 result = span.attributes.get(t.CICD_PIPELINE_RESULT, "ended")
                 events.append((span.end_ns, 3, TimelineEvent(span.end_ns, f"run ended: {result}")))

@@ -131,6 +131,23 @@ def replay_of(attributes: Mapping[str, Any]) -> str | None:
     return _str_or_none(attributes.get(t.PIPELINE_REPLAY_OF))
 
 
+def pipeline_of(root: SpanRecord | None, stage_groups: Iterable[list[SpanRecord]]) -> str:
+    """The pipeline a run names. A run span with the ``RUN`` action, the one the writer keeps
+    a ``runs`` row of, names its ``cicd.pipeline.name`` or none (""), as that row says: a
+    foreign producer's or a crafted store's span named ``run`` would otherwise be pipeline
+    ``run`` in ``runs show`` and nameless in ``runs list``, its filters and retention, which
+    go by the row. A trace with no such span has no row to agree with: there the name comes
+    from a stage span's attribute, else from a run span named ``RUN <pipeline>``."""
+    attributes: Mapping[str, Any] = root.attributes if root is not None else {}
+    named = _str_or_none(attributes.get(t.CICD_PIPELINE_NAME))
+    if named is not None or attributes.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION:
+        return named or ""
+    for group in stage_groups:
+        if pipeline := _str_or_none(group[0].attributes.get(t.CICD_PIPELINE_NAME)):
+            return pipeline
+    return root.name.removeprefix(f"{t.RUN_ACTION} ") if root is not None else ""
+
+
 def find_root(spans: Iterable[SpanRecord]) -> SpanRecord | None:
     """The run span of a trace: a parentless span with ``cicd.pipeline.action.name=RUN``, else
     a parentless span named ``RUN …``, else None."""
@@ -470,14 +487,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         if isinstance(name, str) and name:
             stage_spans.setdefault(name, []).append(span)
 
-    pipeline = _str_or_none(root_attrs.get(t.CICD_PIPELINE_NAME))
-    if pipeline is None:
-        for group in stage_spans.values():
-            pipeline = _str_or_none(group[0].attributes.get(t.CICD_PIPELINE_NAME))
-            if pipeline:
-                break
-    if pipeline is None and root is not None:
-        pipeline = root.name.removeprefix(f"{t.RUN_ACTION} ")
+    pipeline = pipeline_of(root, stage_spans.values())
 
     if root is not None and root.end_ns is not None:
         status = ended_run_status(root_attrs, root.status_code)
@@ -583,7 +593,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     end_ns = None if run_is_open or root is None else root.end_ns
     return RunRecord(
         run_id=root.trace_id if root is not None else all_spans[0].trace_id,
-        pipeline=pipeline or "",
+        pipeline=pipeline,
         status=status,
         start=epoch_seconds(start_ns),  # the engine's started_at, exactly
         end=None if end_ns is None else epoch_seconds(end_ns),
