@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import json
 import logging
 from collections.abc import AsyncIterator, Callable
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
+from rich.console import Console
 
 from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from pipeline_monitor_support import Telemetry
@@ -36,7 +38,7 @@ from taskdaemon.pipeline.visualization import (
     render_json,
     render_mermaid,
 )
-from taskdaemon.pipeline.visualization._terminal import stage_rows
+from taskdaemon.pipeline.visualization._terminal import render_table, stage_rows
 from taskdaemon.pipeline.web._views import timeline
 
 
@@ -191,8 +193,15 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
             assert "#da70d6" in render_mermaid(p, record)
             nodes = {n["name"]: n for n in json.loads(render_json(p, record))["nodes"]}
             assert nodes["b"]["state"] == "paused"
-            rows = {r.stage: r for r in stage_rows(dag_snapshot(p, record), now=record.start)}
+            (held,) = next(s for s in record.stages if s.name == "b").paused_before_start
+            snapshot = dag_snapshot(p, record)
+            rows = {r.stage: r for r in stage_rows(snapshot, now=held.since + 65)}
             assert rows["b"].state == "paused"  # taskdaemon watch's table
+            # Paused before its first attempt, its ELAPSED is the time since it paused.
+            console = Console(width=120, record=True, force_terminal=False, file=io.StringIO())
+            console.print(render_table(snapshot, held.since + 65))
+            (row,) = [r.split() for r in console.export_text().splitlines() if r.startswith("b ")]
+            assert ["b", "paused", "1m05s"] == row[:3]
             # The command to type, with the run's id (it said RUN)
             attach = f"the debugger (taskdaemon debug attach {paused.run_id[:8]})"
             assert rows["b"].waiting_for == attach

@@ -63,6 +63,10 @@ class StageRow:
     waiting_for: str
     error: str = ""  # a failed stage's error, a skipped or cancelled one's reason, on one line
     approval_asked: bool = False  # what it waits for now includes an approval a person gives
+    # Paused at a breakpoint before its first attempt: the time since it paused, which the
+    # table's ELAPSED shows (it has no attempt to time). Not in the plain lines: at the change
+    # that prints one, the time is the poll's lag, not news.
+    paused_for: float | None = None
 
 
 #: Columns of a stage's error (or skip reason) a row or a plain line shows: the table's
@@ -83,6 +87,14 @@ def _elapsed(node: DagNode, now: float) -> float | None:
     if node.end is not None:
         return max(0.0, node.end - node.start)
     return max(0.0, now - node.start)
+
+
+def _paused_for(node: DagNode, now: float) -> float | None:
+    """How long a stage with no attempt yet has been paused before its start (its first held
+    execution's time): a blank cell told a user waiting at the breakpoint nothing."""
+    if node.start is not None or not node.paused_before_start:
+        return None
+    return max(0.0, now - min(pause.since for pause in node.paused_before_start))
 
 
 def _progress(node: DagNode) -> str:
@@ -174,6 +186,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
                 waiting_for=waiting_for,
                 error=_error(node),
                 approval_asked=asked,
+                paused_for=_paused_for(node, now),
             )
         )
     return rows
@@ -229,6 +242,11 @@ def _one_line(text: str, style: str = "") -> Any:
     return Text(text, style=style, no_wrap=True, overflow="ellipsis")
 
 
+def _elapsed_cell(row: StageRow) -> str:
+    elapsed = row.elapsed if row.elapsed is not None else row.paused_for
+    return "" if elapsed is None else format_duration(elapsed)
+
+
 def render_table(
     snapshot: DagSnapshot, now: float, height: int | None = None, width: int | None = None
 ) -> Any:
@@ -262,7 +280,7 @@ def render_table(
         table.add_row(
             _one_line(row.stage),
             Text(row.state, style=_STYLES.get(row.state, "")),
-            "" if row.elapsed is None else format_duration(row.elapsed),
+            _elapsed_cell(row),
             row.progress,
             _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red"),
         )
