@@ -27,7 +27,7 @@ from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import InputMapping, OnCondition
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
@@ -37,6 +37,7 @@ from taskdaemon.pipeline.visualization import (
     render_dot,
     render_json,
     render_mermaid,
+    validate_dag,
 )
 from taskdaemon.pipeline.visualization._terminal import render_table, stage_rows
 from taskdaemon.pipeline.web._views import timeline
@@ -191,9 +192,17 @@ async def test_a_paused_run_reads_back_paused_from_the_store_and_draws_so(tmp_pa
             assert "orchid" in dot
             assert "paused" in dot
             assert "#da70d6" in render_mermaid(p, record)
-            nodes = {n["name"]: n for n in json.loads(render_json(p, record))["nodes"]}
-            assert nodes["b"]["state"] == "paused"
             (held,) = next(s for s in record.stages if s.name == "b").paused_before_start
+            document = json.loads(render_json(p, record))
+            validate_dag(document)
+            nodes = {n["name"]: n for n in document["nodes"]}
+            assert nodes["b"]["state"] == "paused"
+            # What no attempt shows yet; a node with none paused has no such field.
+            assert ([as_dict(held)], [], None) == (
+                nodes["b"].get("paused_before_start"),
+                nodes["b"]["attempts"],
+                nodes["a"].get("paused_before_start"),
+            )
             snapshot = dag_snapshot(p, record)
             rows = {r.stage: r for r in stage_rows(snapshot, now=held.since + 65)}
             assert rows["b"].state == "paused"  # taskdaemon watch's table

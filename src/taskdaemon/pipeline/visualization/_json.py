@@ -2,10 +2,12 @@
 
 The document (``version`` 1) has ``pipeline`` (name, description, definition hash), ``run``
 (null without an overlay), ``nodes`` (name, title, loop type, state, trigger mode, fan-out,
-triggers, timings, attempts, and ``cancel_reason``/``cancel_cause`` when a stop of the run
-cancelled or skipped the stage) and ``edges`` (from, to, trigger, label, description, event type,
-filter). Times are epoch seconds, durations seconds. It validates against the JSON Schema
-shipped as ``taskdaemon/pipeline/schemas/dag.schema.json`` (``dag_schema()``).
+triggers, timings, attempts, ``cancel_reason``/``cancel_cause`` when a stop of the run
+cancelled or skipped the stage, and ``paused_before_start`` while executions of it are paused
+at a breakpoint before their first attempt, which no attempt shows) and ``edges`` (from, to,
+trigger, label, description, event type, filter). Times are epoch seconds, durations
+seconds. It validates against the JSON Schema shipped as
+``taskdaemon/pipeline/schemas/dag.schema.json`` (``dag_schema()``).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Iterator
 from functools import cache
 from typing import Any
 
+from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.records import AttemptRecord
 from taskdaemon.pipeline.visualization._snapshot import (
     DagEdge,
@@ -74,7 +77,7 @@ def _attempt(attempt: AttemptRecord) -> dict[str, Any]:
 
 
 def _node(node: DagNode) -> dict[str, Any]:
-    return {
+    data = {
         "name": node.name,
         "title": node.title,
         "loop": node.loop,
@@ -99,6 +102,9 @@ def _node(node: DagNode) -> dict[str, Any]:
         "cancel_reason": node.cancel_reason,
         "cancel_cause": node.cancel_cause,
     }
+    if node.paused_before_start:  # only then: every other node's document stays as it was
+        data["paused_before_start"] = [as_dict(pause) for pause in node.paused_before_start]
+    return data
 
 
 def _edge(edge: DagEdge) -> dict[str, Any]:
