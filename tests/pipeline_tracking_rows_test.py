@@ -299,7 +299,7 @@ def test_a_stored_run_skips_a_damaged_row_with_one_warning(
     warnings = [r.getMessage() for r in caplog.records]
     assert (1, True, True, [repr(s) for s in expected]) == (
         len(warnings),
-        f"skipped 1 corrupt span rows of run {trace_id}" in warnings[0],
+        f"skipped 1 corrupt span row of run {trace_id}" in warnings[0],
         reason in warnings[0],
         [repr(s) for s in spans],
     )

@@ -75,6 +75,6 @@ def test_a_run_another_writer_started_is_rebuilt_once(
         written, again, from_spans = kept_and_rebuilt(conn)
     finally:
         conn.close()
-    expected = ([run_id], [f"{db}: skipped 1 corrupt span rows of run {run_id}"], ("success", 4, 0))
+    expected = ([run_id], [f"{db}: skipped 1 corrupt span row of run {run_id}"], ("success", 4, 0))
     assert expected == (rebuilt, warned, row)
     assert (1, from_spans) == (again, written)

@@ -183,7 +183,7 @@ def test_a_run_another_writer_started_is_summarized_from_its_stored_spans(
     warned = [r.getMessage().split(" (first:")[0] for r in caplog.records]
     expected = (
         ("p", "failure", 2, 1, T0 + 200),
-        [f"{db}: skipped 1 corrupt span rows of run {trace_id}"],
+        [f"{db}: skipped 1 corrupt span row of run {trace_id}"],
     )
     assert expected == (written, warned)
 

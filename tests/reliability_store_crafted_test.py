@@ -414,11 +414,11 @@ def test_rows_of_the_wrong_type_are_skipped_or_refused_in_one_line(
     report = _run(home, db, ["report"])
     damaged = "the report's aggregates are damaged (ValueError: could not convert string to float"
     assert (
-        (0, "no runs\n", f"{db}: skipped 1 corrupt runs rows (first: {run_id!r}: start_ns is str"),
+        (0, "no runs\n", f"{db}: skipped 1 corrupt runs row (first: {run_id!r}: start_ns is str"),
         (
             0,
             True,
-            f"skipped 1 corrupt log rows of run {run_id} (first: 1: time_ns is str, not int)",
+            f"skipped 1 corrupt log row of run {run_id} (first: 1: time_ns is str, not int)",
         ),
         (1, "", f"taskdaemon report: {db}: {damaged}: 'lots')"),
     ) == (
@@ -458,5 +458,5 @@ def test_watch_ends_on_a_run_whose_run_span_row_is_damaged(
     code, out, err, _ = _run(home, db, ["watch", stored[1], "--interval", "0.05"])
     last = out.splitlines()[-1]
     expected = (1, True, f"run {stored[1]} of p: interrupted", True)
-    skipped = f"skipped 1 corrupt span rows of run {stored[1]}" in err
+    skipped = f"skipped 1 corrupt span row of run {stored[1]}" in err
     assert expected == (code, "b: success" in out, last.split(",")[0], skipped)

@@ -581,7 +581,7 @@ def test_runs_show_and_dag_skip_a_damaged_row_with_one_warning(tmp_path: Path, b
         (
             done.returncode,
             len(done.stderr.splitlines()),
-            "skipped 1 corrupt span rows" in done.stderr,
+            "skipped 1 corrupt span row" in done.stderr,
             "first" in done.stdout,
         )
         for done in (show, dag)

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from taskdaemon.pipeline.tracking._rows import LARGE_BODY, decode_resource, decode_span
 from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["select_trace"]
 
@@ -68,9 +69,9 @@ def select_trace(
             skipped.append(f"{span_id}: {exc}")
     if skipped:
         logger.warning(
-            "%s: skipped %d corrupt span rows of run %s (first: %s)",
+            "%s: skipped %s of run %s (first: %s)",
             where,
-            len(skipped),
+            counted(len(skipped), "corrupt span row"),
             trace_id,
             skipped[0],
         )

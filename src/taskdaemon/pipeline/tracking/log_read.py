@@ -31,6 +31,7 @@ from taskdaemon.pipeline.tracking._rows import RowTypes
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 from taskdaemon.pipeline.tracking.source_urls import store_path
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "COLUMNS",
@@ -258,7 +259,10 @@ def read_logs(
             skipped.append(problem)
     if skipped:
         logger.warning(
-            "skipped %d corrupt log rows of run %s (first: %s)", len(skipped), run_id, skipped[0]
+            "skipped %s of run %s (first: %s)",
+            counted(len(skipped), "corrupt log row"),
+            run_id,
+            skipped[0],
         )
     # A row holds one record or more: ``limit`` rows hold at least ``limit`` records, and the
     # first row may hold some at or below ``after``.

@@ -63,6 +63,7 @@ from taskdaemon.pipeline.tracking._trace_read import select_trace
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord, epoch_seconds
 from taskdaemon.pipeline.variables import reader
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -372,7 +373,10 @@ class SpanStore:
                     break
         if skipped:
             logger.warning(
-                "%s: skipped %d corrupt runs rows (first: %s)", self.path, len(skipped), skipped[0]
+                "%s: skipped %s (first: %s)",
+                self.path,
+                counted(len(skipped), "corrupt runs row"),
+                skipped[0],
             )
         return out
 
