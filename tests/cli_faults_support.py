@@ -206,9 +206,11 @@ def on_a_terminal(
 
 
 @contextlib.contextmanager
-def listening(directory: Path, *names: str) -> Iterator[list[Path]]:
+def listening(directory: Path, *names: str, backlog: int | None = None) -> Iterator[list[Path]]:
     """A Unix socket listening at ``directory/NAME`` for each name (a live run's, as far as a
-    listing can tell), closed and removed at the end."""
+    listing can tell), closed and removed at the end. None of them accepts: with ``backlog``
+    0 the first connection fills its queue, and each later one is refused at once (EAGAIN),
+    as by a run too busy to accept."""
     directory.mkdir(mode=0o700, exist_ok=True)
     with contextlib.ExitStack() as stack:
         paths = []
@@ -217,7 +219,7 @@ def listening(directory: Path, *names: str) -> Iterator[list[Path]]:
             path = directory / name
             listener.bind(str(path))
             stack.callback(path.unlink, missing_ok=True)
-            listener.listen()
+            listener.listen(*(() if backlog is None else (backlog,)))
             paths.append(path)
         yield paths
 

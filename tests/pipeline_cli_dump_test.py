@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from cli_faults_support import killed_run
+from cli_faults_support import killed_run, listening
 from pipeline_engine_support import Resolver, after, fail, pipeline, stage
 from pipeline_tracking_support import monitored_store, run_into_store
 from taskdaemon.pipeline.cli import _dump_hook, main
@@ -121,6 +121,19 @@ def test_a_killed_run_named_by_a_prefix_is_dumped_from_the_store_interrupted(
     ]
     started = f"run {run_id} of slow started"
     assert (run_id, "interrupted", True) == (got["run_id"], got["status"], started in bodies)
+
+
+def test_a_run_whose_socket_refuses_the_request_is_dumped_from_the_store_to_o(
+    stored: str, home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A socket listed as served (the listing's connection got in) whose process takes no
+    request (its queue full: gone since, or stuck), named by a prefix: dumped from the store,
+    the whole id and ``-o`` kept."""
+    target = tmp_path / "run.tar.gz"
+    with listening(home / "control", f"{stored}.sock", backlog=0):
+        code = main(["dump", stored[:8], "-o", str(target)])
+    assert (0, f"{target}\n", "") == (code, *capsys.readouterr())
+    assert (stored, "failure") == (manifest(target)["run_id"], manifest(target)["status"])
 
 
 def test_without_o_the_dump_goes_under_the_home_named_by_the_whole_id(
