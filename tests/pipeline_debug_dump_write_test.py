@@ -27,7 +27,7 @@ from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_tracking_support import run_into_store
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.dump import default_dump_path, stored_logs, write_dump
+from taskdaemon.pipeline.dump import default_dump_path, dump_output, stored_logs, write_dump
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -467,6 +467,39 @@ def test_a_directory_gets_the_archive_inside_under_the_default_name(
     written = write_dump(tmp_path, run_id, spans)
     pattern = rf"{run_id}-\d{{8}}T\d{{6}}Z\.tar\.gz"
     assert (tmp_path, True) == (written.parent, re.fullmatch(pattern, written.name) is not None)
+
+
+def test_a_path_ending_with_a_separator_is_a_folder_made_for_the_archive(
+    tmp_path: Path, spans: list[SpanRecord]
+) -> None:
+    """``out/new/`` as text, both folders missing: made, the archive inside under the default
+    name; ``out/file`` without the separator is the archive itself."""
+    run_id = spans[0].trace_id
+    written = write_dump(f"{tmp_path / 'out' / 'new'}/", run_id, spans)
+    plain = write_dump(str(tmp_path / "out" / "file"), run_id, spans)
+    assert (tmp_path / "out" / "new", True, tmp_path / "out" / "file", True) == (
+        written.parent,
+        written.name.startswith(f"{run_id}-"),
+        plain,
+        plain.is_file(),
+    )
+
+
+def test_dump_output_is_absolute_and_keeps_a_trailing_separator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path given to ``dump -o`` made absolute against this folder (the run's process
+    writes it, elsewhere), ``~`` expanded, its trailing separator kept once, and none added."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    given = ["out/new/", "out/file", "~/dumps/", "/", "~"]
+    assert [
+        f"{tmp_path}/out/new/",
+        f"{tmp_path}/out/file",
+        f"{tmp_path}/home/dumps/",
+        "/",
+        f"{tmp_path}/home",
+    ] == [dump_output(path) for path in given]
 
 
 def test_the_default_dump_path_is_under_dumps_named_by_run_and_utc_time() -> None:
