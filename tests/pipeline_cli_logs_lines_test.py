@@ -157,7 +157,13 @@ def test_a_stage_the_run_lacks_and_an_unknown_run_are_exit_1(
         err.startswith(f"taskdaemon logs: run {run_id} of pipeline 'two' "),
     ), err
     code, out, err = logs(capsys, "ffffffff")
-    assert (1, "", 1, True) == (code, out, len(err.splitlines()), "ffffffff" in err), err
+    assert (1, "", 1, True, True) == (
+        code,
+        out,
+        len(err.splitlines()),
+        err.startswith("taskdaemon logs: "),
+        "ffffffff" in err,
+    ), err
 
 
 def test_follow_of_an_ended_run_prints_it_and_ends(
@@ -184,11 +190,48 @@ def test_a_source_other_than_the_store_or_a_dump_is_exit_2(
     """An OTLP JSON file holds no run logs: exit 2, one line."""
     spans = write(tmp_path / "spans.json", '{"resourceSpans": []}')
     code, out, err = logs(capsys, run_id, "--source", f"otlp-json://{spans}")
-    assert (2, "", "taskdaemon logs: run logs are kept in the embedded store") == (
-        code,
-        out,
-        err[: len("taskdaemon logs: run logs are kept in the embedded store")],
+    said = (
+        "taskdaemon logs: run logs are kept in the embedded store (a sqlite:/// source) and "
+        "in debug dumps (dump:///)\n"
     )
+    assert (2, "", said) == (code, out, err)
+
+
+def test_a_source_that_cannot_be_opened_is_exit_1_and_its_reason(
+    run_id: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A store or a dump that is not there: exit 1, one line naming the command and the
+    path."""
+    missing = tmp_path / "nowhere"
+    said = [
+        logs(capsys, run_id, "--source", source)
+        for source in (f"sqlite:///{missing}/spans.db", f"dump://{missing}/run.tar.gz")
+    ]
+    assert [
+        (1, "", f"taskdaemon logs: {missing}/spans.db: no span store here\n"),
+        (1, "", f"taskdaemon logs: {missing}/run.tar.gz: no such file\n"),
+    ] == said
+
+
+def test_a_home_without_a_store_or_with_a_broken_one_is_exit_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A whole id in a home where no run was made yet (no store): no such run there; a store
+    that is not SQLite: the store's error. Each one line, exit 1."""
+    whole = "f" * 32
+    said = []
+    for name, content in (("empty", None), ("broken", "not a database " * 100)):
+        home = tmp_path / name
+        home.mkdir()
+        if content is not None:
+            (home / "spans.db").write_text(content)
+        monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+        said.append(logs(capsys, whole))
+    empty, broken = tmp_path / "empty" / "spans.db", tmp_path / "broken" / "spans.db"
+    assert [
+        (1, "", f"taskdaemon logs: no run {whole} in {empty}\n"),
+        (1, "", f"taskdaemon logs: {broken}: cannot open span store: file is not a database\n"),
+    ] == said
 
 
 def test_a_dump_prints_what_the_store_prints_with_the_filters(
@@ -211,7 +254,8 @@ def test_a_dump_prints_what_the_store_prints_with_the_filters(
         for where in ((), source)
     )
     assert (9, stored) == (len(dumped), dumped)
-    assert 1 == logs(capsys, run_id, "--stage", "d", *source)[0]
+    lacking = logs(capsys, run_id, "--stage", "d")
+    assert (1, lacking) == (lacking[0], logs(capsys, run_id, "--stage", "d", *source))
     said = f"taskdaemon logs: no records of stage 'a' at level error or above in run {run_id}\n"
     assert (0, "", said) == logs(capsys, run_id, "--stage", "a", "--level", "error", *source)
 
@@ -226,3 +270,35 @@ def test_follow_of_a_killed_run_ends_without_its_last_record(
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
     code, out, err = logs(capsys, run_id, "-f", "--interval", "0.05")
     assert (0, "", True) == (code, err, "stage wait.0.1 started" in out), out
+
+
+def test_the_help_says_what_is_printed_each_option_and_the_exit_codes(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``logs --help``: what is printed, in which order, the exit codes (the contract a script
+    relies on), each option's line, and the command's line in ``taskdaemon --help``."""
+    monkeypatch.setenv("COLUMNS", "1000")  # one line a paragraph
+    with pytest.raises(SystemExit) as done:
+        main(["logs", "--help"])
+    lines = capsys.readouterr().out.splitlines()
+    assert (0, "usage: taskdaemon logs [-h] [--stage STAGE] [--level ") == (
+        done.value.code,
+        lines[0][: len("usage: taskdaemon logs [-h] [--stage STAGE] [--level ")],
+    )
+    assert [
+        "Print a run's log records from the embedded store (or a debug dump): lifecycle "
+        "records, engine decisions, command output and handlers' own logging, in order. Exit "
+        "codes: 0 ok, 1 the run (or its --stage) was not found or the store cannot answer, 2 "
+        "invalid arguments, 130 interrupted.",
+        "  RUN                   run id, or a unique prefix (4+ hex)",
+        "  --stage STAGE         only this stage's records",
+        "  --follow, -f          poll until the run ends",
+        "                        this level and above (default: every level stored)",
+        "  --json                one JSON object a line",
+        "  --source URL          span source: sqlite:///PATH or dump:///PATH.tar.gz (default "
+        "TASKDAEMON_SPAN_SOURCE, else the embedded store, $TASKDAEMON_HOME/spans.db)",
+    ] == [lines[2], lines[5], lines[9], lines[12], lines[11], lines[13], lines[15]]
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    said = "    logs      print a run's log records (lifecycle, decisions, command output)"
+    assert said in capsys.readouterr().out.splitlines()
