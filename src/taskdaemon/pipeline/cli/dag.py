@@ -29,8 +29,8 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, any_case, source_exit_code
 from taskdaemon.pipeline.cli.output_file import (
+    add_output_option,
     output_format,
-    output_path,
     output_target,
     write_atomically,
     write_output,
@@ -78,14 +78,7 @@ def register(subparsers: Any) -> None:
         help="output format; svg is the DOT drawn by Graphviz's dot (default: -o FILE's suffix, "
         ".svg .dot .gv .json .mmd, else dot)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=output_path,
-        metavar="FILE",
-        help="write here instead of stdout; a folder (made if missing when its name ends with /) "
-        "gets RUN_ID.FORMAT, or FILE's stem.FORMAT for a definition",
-    )
+    add_output_option(parser, "RUN_ID.FORMAT, or FILE's stem.FORMAT for a definition")
     parser.add_argument(
         "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
     )

@@ -39,6 +39,7 @@ from pathlib import Path
 from taskdaemon.pipeline.private_file import make_output_dirs, replace_privately
 
 __all__ = [
+    "add_output_option",
     "names_folder",
     "output_format",
     "output_path",
@@ -53,6 +54,19 @@ def output_path(value: str) -> str:
     if not value.strip():
         raise argparse.ArgumentTypeError("an empty path")
     return value
+
+
+def add_output_option(parser: argparse.ArgumentParser, folder_gets: str) -> None:
+    """``-o/--output FILE`` of a command that writes to stdout otherwise (``dag``, ``report``);
+    ``folder_gets``: the help's name of the file a folder gets."""
+    parser.add_argument(
+        "-o",
+        "--output",
+        type=output_path,
+        metavar="FILE",
+        help="write here instead of stdout; a folder (made if missing when its name ends with /) "
+        f"gets {folder_gets}",
+    )
 
 
 def names_folder(output: str | None) -> bool:

@@ -35,8 +35,8 @@ from taskdaemon.pipeline.cli.options import (
     whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import (
+    add_output_option,
     output_format,
-    output_path,
     output_target,
     write_output,
 )
@@ -93,14 +93,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="sources without aggregates: rebuild at most N runs (default 1000)",
     )
-    parser.add_argument(
-        "-o",
-        "--output",
-        type=output_path,
-        metavar="FILE",
-        help="write here instead of stdout; a folder (made if missing when its name ends with /) "
-        "gets report.txt, .md, .json or .html",
-    )
+    add_output_option(parser, "report.txt, .md, .json or .html")
     add_wide_option(parser)
     parser.set_defaults(func=run_report, writes_home=False)  # cli._foreign_home
 
