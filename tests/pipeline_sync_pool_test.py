@@ -125,6 +125,40 @@ def test_a_submitted_callable_that_raises_fails_its_future_only() -> None:
         pool.shutdown(wait=True)
 
 
+def test_a_submitted_job_s_thread_is_idle_before_its_future_is_done() -> None:
+    """``run_in_executor`` wakes its loop from the future's callbacks: by then the thread is
+    idle, so a loop that ends its run at once finds the pool not ``busy`` (``event_loop.run``
+    warned of a sync handler still running, of a call that had returned: a flaky ``debug``
+    test)."""
+    pool = SyncPool(max_workers=1)
+    busy_when_done: list[int] = []
+    try:
+        gate = threading.Event()
+        blocked = pool.submit(gate.wait)
+        blocked.add_done_callback(lambda _: busy_when_done.append(pool.busy()))
+        gate.set()
+        assert blocked.result(10) is True
+    finally:
+        pool.shutdown(wait=True)
+    assert [0] == busy_when_done
+
+
+def test_a_job_cancelled_in_the_backlog_stays_cancelled_and_never_runs() -> None:
+    pool = SyncPool(max_workers=1)
+    ran: list[str] = []
+    try:
+        gate = threading.Event()
+        blocked = pool.submit(gate.wait)
+        queued = pool.submit(ran.append, "ran")
+        cancelled = queued.cancel()
+        gate.set()
+        blocked.result(10)
+        after = pool.submit(lambda: "next").result(10)
+    finally:
+        pool.shutdown(wait=True)
+    assert (True, True, [], "next") == (cancelled, queued.cancelled(), ran, after)
+
+
 def test_asyncio_run_shuts_the_pool_down_with_the_loop() -> None:
     """A loop that got the pool as its default executor joins its threads when it closes."""
 

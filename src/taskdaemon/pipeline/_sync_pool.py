@@ -144,17 +144,27 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
     def submit(
         self, fn: Callable[..., T], /, *args: Any, **kwargs: Any
     ) -> concurrent.futures.Future[T]:
-        """``Executor.submit``: ``fn(*args, **kwargs)`` on a pool thread, as a future."""
+        """``Executor.submit``: ``fn(*args, **kwargs)`` on a pool thread, as a future.
+
+        The future is done only once the thread is idle again (in the delivery), as a
+        ``dispatch`` job's result is delivered: ``run_in_executor`` and ``to_thread`` wake
+        their loop from the future's callbacks, and a loop woken before the thread went idle
+        could end its run and find the pool ``busy`` (``event_loop.run`` then warned of a
+        handler still running, of a call that had returned)."""
         future: concurrent.futures.Future[T] = concurrent.futures.Future()
 
-        def call() -> None:
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args, **kwargs))
-                except BaseException as error:  # the future's caller sees it
-                    future.set_exception(error)
+        def call() -> tuple[bool, Any]:
+            if not future.set_running_or_notify_cancel():
+                return False, None  # cancelled while in the backlog: nothing to run
+            return True, fn(*args, **kwargs)
 
-        self.dispatch(call, _ignore)
+        def deliver(result: Any, error: BaseException | None) -> None:
+            if error is not None:  # the future's caller sees it
+                future.set_exception(error)
+            elif result[0]:
+                future.set_result(result[1])
+
+        self.dispatch(call, deliver)
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
