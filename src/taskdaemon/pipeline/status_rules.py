@@ -34,6 +34,7 @@ __all__ = [
     "TERMINAL_STAGE_STATUSES",
     "awaiting_approval",
     "exception_type_name",
+    "execution_numbers",
     "failure_error_type",
     "halted_executions",
     "is_failed",
@@ -157,6 +158,19 @@ def failure_error_type(status: str, exception: BaseException | None, error_type:
 HALTED_ACTIONS: Final = {"cancel": StageStatus.CANCELLED.value, "skip": StageStatus.SKIPPED.value}
 
 
+def execution_numbers(stage: str, task_run_id: str) -> tuple[int, int] | None:
+    """``(instance, attempt)`` of ``stage``'s execution ``task_run_id``
+    (``{stage}.{instance}.{attempt}``, ``events.task_run_id``); None for an id of another
+    stage, or not of that shape (a span event of a foreign producer or a damaged store)."""
+    prefix = f"{stage}."
+    if not task_run_id.startswith(prefix):
+        return None
+    instance, _, attempt = task_run_id[len(prefix) :].partition(".")
+    if ascii_digits(instance) and ascii_digits(attempt):
+        return int(instance), int(attempt)
+    return None
+
+
 def halted_executions(
     resumptions: Iterable[tuple[str, str, str]], started: Container[str]
 ) -> dict[str, dict[str, tuple[int, str]]]:
@@ -170,13 +184,12 @@ def halted_executions(
     this is how a record built from spans knows it (docs/run-state.md, "Rules")."""
     halted: dict[str, dict[str, tuple[int, str]]] = {}
     for stage, task_run_id, action in resumptions:
-        prefix = f"{stage}."  # a task run id is "{stage}.{instance}.{attempt}"
         status = HALTED_ACTIONS.get(action)
-        if status is None or task_run_id in started or not task_run_id.startswith(prefix):
+        if status is None or task_run_id in started:
             continue
-        instance, _, attempt = task_run_id[len(prefix) :].partition(".")
-        if ascii_digits(instance) and ascii_digits(attempt):
-            halted.setdefault(stage, {})[task_run_id] = (int(instance), status)
+        numbers = execution_numbers(stage, task_run_id)
+        if numbers is not None:
+            halted.setdefault(stage, {})[task_run_id] = (numbers[0], status)
     return halted
 
 

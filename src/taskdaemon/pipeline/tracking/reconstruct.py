@@ -37,7 +37,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
     ApprovalWait,
@@ -60,6 +59,7 @@ from taskdaemon.pipeline.status_rules import (
     INTERRUPTED,
     OPEN_RUN_STATUSES,
     awaiting_approval,
+    execution_numbers,
     halted_executions,
     not_reached_reason,
     stage_status_of,
@@ -351,13 +351,13 @@ def _paused_before_start(
 ) -> tuple[PausedBeforeStart, ...]:
     """The stage's executions paused now before their start: paused, with no span among its
     ``attempts`` (its span starts when it does), instance and attempt read from the task run
-    id (``{stage}.{instance}.{attempt}``)."""
+    id (``status_rules.execution_numbers``)."""
     started = {attempt.task_run_id for attempt in attempts}
     held: dict[str, tuple[int, int, float, str] | None] = {}
     for trid, pause in pauses:
-        instance, _, attempt = trid.removeprefix(f"{pause.stage}.").partition(".")
-        if trid not in started and ascii_digits(instance) and ascii_digits(attempt):
-            held[trid] = (int(instance), int(attempt), pause.since, pause.reason)
+        numbers = None if trid in started else execution_numbers(pause.stage, trid)
+        if numbers is not None:
+            held[trid] = (*numbers, pause.since, pause.reason)
     return paused_before_start(held)
 
 
