@@ -17,7 +17,8 @@
   stages that stop cancels are then the record's, by the engine's own rules, and a replay of
   the replay, whose fed spans ended in that order, orders them alike. The engine runs a fed
   stage with its ``outputs:`` mapping removed, since the recorded outputs are already mapped,
-  and with one attempt: the stand-in hands on the outcome of every attempt the record made,
+  with no timeout (its wait for its turn is no work of its: ``_feeding_pipeline``), and
+  with one attempt: the stand-in hands on the outcome of every attempt the record made,
   so a retry of a recorded failure would invent attempts (and wait their backoff) that the
   run log and the spans would then tell of as replayed.
   ``ReplaySpanHook`` marks its span ``replayed``, with the original's status in
@@ -406,16 +407,23 @@ class _ReplayObserver:
 
 
 def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
-    """``pipeline`` with each fed stage unmapped and given one attempt (module docstring)."""
+    """``pipeline`` with each fed stage unmapped, given one attempt (module docstring) and no
+    timeout. A fed stage does no work: its stand-in waits its turn (``_FedEndings``), which
+    lasts as long as the others take to reach theirs, and hands on the record's outcome, a
+    recorded timeout included (``ReplayedTimeoutError``). A deadline would measure only that
+    wait, and end ``timeout`` a stage the record saw succeed. The pipeline's own timeout
+    therefore moves onto each stage run again, which keeps it, and off the run."""
     names = set(fed)
     if not names:
         return pipeline
     once = RetryPolicy(max_attempts=1)
     stages = tuple(
-        replace(stage, outputs=None, retry=once) if stage.name in names else stage
+        replace(stage, outputs=None, retry=once, timeout=None)
+        if stage.name in names
+        else replace(stage, timeout=pipeline.effective_timeout(stage))
         for stage in pipeline.stages
     )
-    return replace(pipeline, stages=stages)
+    return replace(pipeline, stages=stages, timeout=None)
 
 
 async def execute_plan(
