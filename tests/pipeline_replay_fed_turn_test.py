@@ -1,5 +1,6 @@
-"""What a replay's fed stage is held to while it waits its turn: not its timeout. Real
-``taskdaemon run`` and ``replay`` processes over a pipeline file."""
+"""What a replay's fed stage is held to while it waits its turn (not its timeout), and what a
+replay of that replay makes of it. Real ``taskdaemon run`` and ``replay`` processes over a
+pipeline file."""
 
 from __future__ import annotations
 
@@ -12,10 +13,18 @@ import pytest
 from cli_support import pythonpath_with, taskdaemon, write
 
 #: Handlers the pipelines below name: one that ends without awaiting, so no deadline, however
-#: short, can end it in the recorded run.
+#: short, can end it in the recorded run, and one that publishes an event and fails on its
+#: first attempt only.
 _HANDLERS = """\
 async def done(ctx):
     return {"n": 1}
+
+
+async def flaky(ctx):
+    ctx.publish("part", {"attempt": ctx.attempt})
+    if ctx.attempt == 1:
+        raise RuntimeError("first attempt")
+    return {"n": ctx.attempt}
 """
 
 #: Fed stages that all start at once: the first to reach its turn waits for the others to reach
@@ -40,6 +49,18 @@ def _wide(stage_timeout: str, pipeline_timeout: str) -> str:
 _ENTRY = "triggers: [{manual: {approval_required: false}}]"
 
 
+def _handlers(folder: Path) -> dict[str, str]:
+    """``_HANDLERS`` written as ``fed.py`` in ``folder``: the environment that imports it."""
+    (folder / "fed.py").write_text(_HANDLERS)
+    return {"PYTHONPATH": pythonpath_with(folder)}
+
+
+def _replayed(home: Path, run_id: str, *args: str, **env: str) -> tuple[str, list[str]]:
+    """``replay RUN ARGS -q``: the replay's id and its lines on stdout."""
+    lines = taskdaemon(home, "replay", run_id, *args, "-q", **env).stdout.splitlines()
+    return next(line for line in lines if line.startswith("run ")).split()[1], lines
+
+
 def _shown(home: Path, run_id: str, **env: str) -> dict[str, Any]:
     """``runs show RUN --json``."""
     shown: dict[str, Any] = json.loads(
@@ -62,8 +83,7 @@ def test_a_fed_stage_does_not_time_out_while_it_waits_its_turn(
     ended a stage ``timeout`` that the record saw succeed. A fed stage now runs with no
     timeout (it does no work; a recorded timeout it hands on as recorded), and the replay
     ends as the record did: ``last``, run again, still under the pipeline's timeout."""
-    (tmp_path / "fed.py").write_text(_HANDLERS)
-    env = {"PYTHONPATH": pythonpath_with(tmp_path)}
+    env = _handlers(tmp_path)
     path = write(tmp_path / "wide.yaml", _wide(stage_timeout, pipeline_timeout))
     run = taskdaemon(home, "run", str(path), "-q", **env)
     replay = taskdaemon(home, "replay", run.stdout.strip(), "--from", "last", "-q", **env)
@@ -77,3 +97,37 @@ def test_a_fed_stage_does_not_time_out_while_it_waits_its_turn(
         [stage["status"] for stage in shown[1]["stages"][:-1]],
         said[1][2],
     )
+
+
+#: ``a`` fails its first attempt and succeeds its second, publishing an event in each.
+_RETRIED = """\
+    name: retried
+    stages:
+      - name: a
+        handler: "fed:flaky"
+        emits: [part]
+        retry: {max_attempts: 2, backoff: {initial: 0.01, factor: 1, max: 0.01}}
+        triggers: [{manual: {approval_required: false}}]
+      - {name: b, command: "true", triggers: [{on_completion: {stage: a}}]}
+"""
+
+
+@pytest.mark.slow
+def test_a_replay_of_a_replay_that_fed_a_retried_stage_verifies_clean(
+    home: Path, tmp_path: Path
+) -> None:
+    """A replay fed ``a`` in one execution standing for the record's two attempts. Replayed
+    whole with ``--verify``, that replay's ``a`` retried as the first run's did, yet verify
+    said its first attempt diverged (``success → failure``) and its second ran in the replay
+    only. The fed execution is now compared with the last attempt it stood for, and with
+    the events of all of them."""
+    env = _handlers(tmp_path)
+    run = taskdaemon(home, "run", str(write(tmp_path / "retried.yaml", _RETRIED)), "-q", **env)
+    fed, _lines = _replayed(home, run.stdout.strip(), "--from", "b", **env)
+    _again, lines = _replayed(home, fed, "--verify", **env)
+    shown = _shown(home, fed, **env)
+    assert (0, ["replayed", "success"]) == (
+        run.returncode,
+        [stage["status"] for stage in shown["stages"]],
+    ), run.stderr
+    assert lines[-1].startswith("verify: no divergence in 2 re-executed executions"), lines

@@ -15,7 +15,10 @@ path in its workspace (``<root>/<run_id>/...``, the same root for both runs by d
 what it did in the original, and is not a divergence. Any other difference is.
 
 An execution the original had and the replay did not (or the other way round) is a divergence
-too. The report renders as a table or as JSON; the CLI exits 3 when it is not empty.
+too. When the original is itself a replay, an execution it fed stands for every attempt its
+own record made (``_standing_for``): a stage run again that retries as the first run did
+does not diverge from it. The report renders as a table or as JSON; the CLI exits 3 when it
+is not empty.
 """
 
 from __future__ import annotations
@@ -189,6 +192,26 @@ def _as_recorded(value: Any, replay_id: str, recorded_id: str) -> Any:
     return value
 
 
+def _standing_for(
+    executions: Sequence[RecordedExecution],
+) -> tuple[dict[tuple[int, int], RecordedExecution], dict[tuple[int, int], int]]:
+    """The recorded executions by (instance, attempt), and the first attempt each stood for
+    when that was not its own. An execution the recorded run (a replay) fed stood for every
+    attempt its own record made (``attempts_made``): it has the last one's status and outputs
+    and the events all of them published, so it is compared with the replay's last attempt
+    and the events of all of them; the replay's earlier attempts are no extra executions,
+    since the first run made them too."""
+    old: dict[tuple[int, int], RecordedExecution] = {}
+    first: dict[tuple[int, int], int] = {}
+    for execution in executions:
+        last = execution.attempts_made
+        if last != execution.attempt:
+            first[(execution.instance, last)] = execution.attempt
+            execution = replace(execution, attempt=last)  # noqa: PLW2901 - keyed by its last
+        old[(execution.instance, execution.attempt)] = execution
+    return old, first
+
+
 def compare_run(  # noqa: PLR0917 - one call site, each argument named there
     recorded: RecordedRun,
     replay_id: str,
@@ -204,10 +227,15 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
     """
     report = DivergenceReport(recorded.run_id, replay_id)
     for stage in rerun:
-        old = {(e.instance, e.attempt): e for e in recorded.executions.get(stage, ())}
+        old, first = _standing_for(recorded.executions.get(stage, ()))
         new = {(e.instance, e.attempt): e for e in executions.get(stage, ())}
+        stood_for = {
+            (i, number) for (i, last), start in first.items() for number in range(start, last)
+        }
         for key in sorted(old.keys() | new.keys()):
             instance, attempt = key
+            if key in stood_for:
+                continue  # an earlier attempt a fed execution stood for: compared with it
             if key not in new:
                 report.divergences.append(
                     Divergence(stage, instance, attempt, "missing", (), "ran in the original only")
@@ -234,7 +262,8 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
                 was,
                 [
                     (kind, _as_recorded(payload, replay_id, recorded.run_id))
-                    for kind, payload in published.get(was.task_run_id, ())
+                    for number in range(first.get(key, attempt), attempt + 1)
+                    for kind, payload in published.get(f"{stage}.{instance}.{number}", ())
                 ],
                 capture,
             )
