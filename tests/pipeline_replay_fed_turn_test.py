@@ -13,11 +13,21 @@ import pytest
 from cli_support import pythonpath_with, taskdaemon, write
 
 #: Handlers the pipelines below name: one that ends without awaiting, so no deadline, however
-#: short, can end it in the recorded run, and one that publishes an event and fails on its
-#: first attempt only.
+#: short, can end it in the recorded run; one that publishes an event and fails on its first
+#: attempt only; one that publishes three and one that fails at once.
 _HANDLERS = """\
 async def done(ctx):
     return {"n": 1}
+
+
+async def parts(ctx):
+    for index in range(3):
+        ctx.publish("part", {"index": index})
+    return {"n": 3}
+
+
+async def bad(ctx):
+    raise ValueError("bad part")
 
 
 async def flaky(ctx):
@@ -131,3 +141,48 @@ def test_a_replay_of_a_replay_that_fed_a_retried_stage_verifies_clean(
         [stage["status"] for stage in shown["stages"]],
     ), run.stderr
     assert lines[-1].startswith("verify: no divergence in 2 re-executed executions"), lines
+
+
+#: ``build`` fires three ``check`` instances; the first fails at once and stops the run before
+#: the others start, so the record has one instance of ``check``.
+_STOPPED_FAN = """\
+    name: stopped
+    stages:
+      - name: build
+        handler: "fed:parts"
+        emits: [part]
+        triggers: [{manual: {approval_required: false}}]
+      - name: check
+        handler: "fed:bad"
+        parallel_instances: 2
+        triggers: [{on_event: {type: part}}]
+      - {name: pack, command: "true", triggers: [{on_completion: {stage: check}}]}
+"""
+
+
+@pytest.mark.slow
+def test_a_fed_instance_the_record_lacks_ends_after_the_recorded_ones(
+    home: Path, tmp_path: Path
+) -> None:
+    """Replayed from ``pack``, the fed ``build`` fires a second ``check`` instance the record
+    does not have. Its stand-in failed at once, before the recorded failure of the first had
+    its turn, so the replay's error was ``no instance 1`` where the record's was the first
+    instance's. It now waits until every recorded ending has had its turn: the recorded
+    failure stops the replay as it stopped the original, and cancels it."""
+    env = _handlers(tmp_path)
+    run = taskdaemon(home, "run", str(write(tmp_path / "stopped.yaml", _STOPPED_FAN)), "-q", **env)
+    new, lines = _replayed(home, run.stdout.strip(), "--from", "pack", **env)
+    shown = [_shown(home, run_id, **env) for run_id in (run.stdout.strip(), new)]
+    checks = [
+        (attempt["instance"], attempt["status"], attempt["error"])
+        for attempt in shown[1]["stages"][1]["attempts"]
+    ]
+    assert ("stage 'check' failure: bad part", 1) == (
+        shown[0]["error"],
+        len(shown[0]["stages"][1]["attempts"]),
+    ), run.stderr
+    assert [shown[0]["error"]] * 2 == [shown[1]["error"], lines[-2].removeprefix("error: ")]
+    assert [
+        (0, "replayed", "bad part"),
+        (1, "cancelled", "cancelled: stage 'check' failed (error_strategy: fail)"),
+    ] == checks

@@ -175,13 +175,14 @@ class _FedEndings:
             self._asking.discard(event.stage)
         self._look_soon()
 
-    async def turn(self, ctx: StageContext, original: RecordedExecution) -> None:
-        """Wait until ``original``'s ending is next (a stop of the run cancels the wait)."""
+    async def turn(self, ctx: StageContext, end_ns: int | None) -> None:
+        """Wait until the ending the record has at ``end_ns`` is next: None, an execution
+        still running when the record stops or one it does not have, comes last (a stop of
+        the run cancels the wait)."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        unended = original.end_ns is None  # still running when the record stops: last
         key = (ctx.stage, ctx.instance, ctx.attempt)
         heapq.heappush(
-            self._waiting, (unended, original.end_ns or 0, next(self._arrivals), key, future)
+            self._waiting, (end_ns is None, end_ns or 0, next(self._arrivals), key, future)
         )
         self._coming.discard(key)
         self._look_soon()
@@ -210,13 +211,18 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndin
     async def handler(ctx: StageContext) -> Mapping[str, Any]:
         execution = fed.get(ctx.instance)
         if execution is None:
+            # An instance the record's run stopped before starting (a fed stage published the
+            # event that fired it): it ends after every recorded ending, so the fed failure
+            # that stopped the original stops the replay first, and cancels it, as its
+            # first failure would not if this one failed at once.
+            await endings.turn(ctx, None)
             raise ReplayedFailureError(
                 f"replay: the recorded run has no instance {ctx.instance} of stage {stage!r}"
             )
         for event_type, payload in execution.events:
             ctx.publish(event_type, payload)
         original = execution.original
-        await endings.turn(ctx, original)
+        await endings.turn(ctx, original.end_ns)
         if original.status == StageStatus.CANCELLED:
             # The engine cancels a stage only by stopping its run: so is the replay's stopped,
             # for the recorded reason, unless a fed failure stopped it first (the wait above
