@@ -5,12 +5,13 @@ pipeline file."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon, write
+from cli_support import Served, pythonpath_with, taskdaemon, wait_until_stored, write
 
 #: Handlers the pipelines below name: one that ends without awaiting, so no deadline, however
 #: short, can end it in the recorded run; one that publishes an event and fails on its first
@@ -186,3 +187,40 @@ def test_a_fed_instance_the_record_lacks_ends_after_the_recorded_ones(
         (0, "replayed", "bad part"),
         (1, "cancelled", "cancelled: stage 'check' failed (error_strategy: fail)"),
     ] == checks
+
+
+#: ``b`` runs until cancelled; ``c`` comes after it.
+_GOING = """\
+    name: going
+    stages:
+      - {name: a, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - {name: b, command: "sleep 60", triggers: [{on_completion: {stage: a}}]}
+      - {name: c, command: "true", triggers: [{on_completion: {stage: b}}]}
+"""
+
+
+@pytest.mark.slow
+def test_a_stage_the_record_has_no_end_of_is_missing_not_fed(
+    home: Path, tmp_path: Path, serve: Callable[..., Served]
+) -> None:
+    """Replayed from ``c`` while ``b`` still runs (or after its run was killed), the plan fed
+    ``b`` an outcome the record does not have: its stand-in failed (``recorded as running``),
+    and ``c``, the stage asked for, was skipped, every time. The plan now names ``b``'s end
+    as missing and how to do without it, before anything runs."""
+    served = serve(str(write(tmp_path / "going.yaml", _GOING)))
+    served.wait_for_line(" started ")
+    wait_until_stored(home, served.run_id, "b")
+    replays = [
+        taskdaemon(home, "replay", served.run_id, "--from", "c", *args)
+        for args in ([], ["--dry-run"])
+    ]
+    taskdaemon(home, "cancel", served.run_id)
+    served.finish()
+    missing = (
+        "the end of b.0.1: the record stops while it runs (the run is still going, or it was "
+        "interrupted); supply it with --from b (run it again)"
+    )
+    assert [(2, f"  {missing}"), (2, f"missing: {missing}")] == [
+        (replays[0].returncode, replays[0].stderr.splitlines()[-1]),
+        (replays[1].returncode, replays[1].stdout.splitlines()[-1]),
+    ], [replay.stdout + replay.stderr for replay in replays]

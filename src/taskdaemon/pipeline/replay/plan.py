@@ -13,8 +13,10 @@
   and the events every attempt of it published are handed to the run as they were, in one
   attempt standing for all of the record's (its span is ``replayed``).
   Stages upstream of ``from_stage`` are always fed, whatever their recorded status;
-* **what is missing**: every value the replay needs that was redacted or cut. A plan with
-  missing values must not run (``ReplayPlan.check``): replay never runs on wrong data;
+* **what is missing**: every value the replay needs that was redacted or cut, and the end
+  of a stage to feed that the record stops while it runs (a run still going, or killed). A
+  plan with missing values must not run (``ReplayPlan.check``): replay never runs on wrong
+  data;
 * **what it cannot repeat**: an input overridden, a stage skipped or retried at a breakpoint
   of the original, in a stage that runs again: one note each (the replay runs the stage as
   its definition says, so it may differ there).
@@ -245,6 +247,18 @@ def _fed(
     fed: dict[int, FedExecution] = {}
     finals = recorded.final.get(stage, {})
     for instance, execution in sorted(finals.items()):
+        if execution.end_ns is None:
+            # Fed only as an upstream of ``--from`` (a stage run again otherwise): the record
+            # has no outcome to hand on, and a stand-in failing for want of one would fail the
+            # replay, and skip the stage it was asked to run, every time.
+            missing.append(
+                MissingValue(
+                    f"the end of {execution.task_run_id}",
+                    "the record stops while it runs (the run is still going, or it was "
+                    "interrupted)",
+                    f"--from {stage} (run it again)",
+                )
+            )
         outputs: Any = {}
         if supplied is not None:
             if isinstance(supplied, dict) and isinstance(supplied.get("instances"), list):
