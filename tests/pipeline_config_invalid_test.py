@@ -118,6 +118,10 @@ EXPECTED = {
         "stages[1].parallel_instances: caps concurrent on_event instances, and this stage has "
         "no on_event trigger"
     ),
+    "plural_stage_key.yaml": (
+        "pipelines/invalid/plural_stage_key.yaml:5: stages[0].retries: unknown key (did you "
+        "mean 'retry'?)"
+    ),
     "python_without_handler.yaml": (
         "pipelines/invalid/python_without_handler.yaml:3: stages[0].handler: required for loop "
         "'python'"

@@ -133,10 +133,22 @@ def _ancestors(path: str) -> Iterator[str]:
 
 
 def _close_match(name: str, candidates: Collection[str]) -> list[str]:
-    """The candidate closest to a wrong ``name``, if any is close (a list of at most one)."""
+    """The candidate closest to a wrong ``name``, if any is close (a list of at most one): of
+    the close ones, the one that begins as ``name`` does for longest, else the closest. A
+    word is misspelt at its end more often than at its start: ``retries`` is ``retry`` with
+    another ending, though ``triggers`` shares more of its letters."""
     import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
 
-    return difflib.get_close_matches(name, list(candidates), n=1)
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    if not close:
+        return []
+    return [max(close, key=lambda candidate: _shared_start(name, candidate))]
+
+
+def _shared_start(one: str, other: str) -> int:
+    """How many characters ``one`` and ``other`` begin with alike."""
+    pairs = zip(one, other, strict=False)
+    return next((at for at, (a, b) in enumerate(pairs) if a != b), min(len(one), len(other)))
 
 
 def _choices(names: Collection[str]) -> str:
