@@ -156,6 +156,24 @@ def in_background(home: Path, *args: str, hangup: bool = False) -> subprocess.Po
     )
 
 
+def dumped_while_running(home: Path, go: Path, *args: str) -> tuple[int, str, Path]:
+    """``taskdaemon ARGS`` in the background, sent SIGUSR1 once a stage runs (one that waits
+    for the file ``go``, made then): its exit code, its stdout and the dump it wrote."""
+    process = in_background(home, *args)
+    try:
+        assert process.stderr is not None
+        next(line for line in process.stderr if " running" in line)
+        process.send_signal(signal.SIGUSR1)
+        line = next(line for line in process.stderr if "dump of run" in line)
+        go.touch()
+        out, _ = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, out, Path(line.rsplit("written to ", 1)[1].strip())
+
+
 def read_one_line(home: Path, *args: str) -> tuple[str, int, str]:
     """``taskdaemon ARGS | head -1``: the first line of its stdout, the pipe then closed with
     the rest unread; its exit code and its stderr."""

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, in_background
+from cli_support import ROOT, TASKDAEMON, dumped_while_running, in_background
 from cli_support import environment as cli_environment
 from cli_support import taskdaemon as cli_taskdaemon
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -661,18 +661,8 @@ def test_sigusr1_to_a_replay_writes_a_dump_of_its_run(home: Path, tmp_path: Path
     )
     recorded = taskdaemon(home, "run", str(path), "-q").stdout.strip()
     go.unlink()
-    replay = in_background(home, "replay", recorded)
-    try:
-        assert replay.stderr is not None
-        next(line for line in replay.stderr if " running" in line)
-        replay.send_signal(signal.SIGUSR1)
-        line = next(line for line in replay.stderr if "dump of run" in line)
-        go.touch()
-        out, _ = replay.communicate(timeout=60)
-    finally:
-        if replay.poll() is None:
-            replay.kill()
-            replay.communicate()
-    manifest = json.loads(members(Path(line.rsplit("written to ", 1)[1].strip()))["manifest.json"])
-    assert (0, f"replay of run {recorded}") == (replay.returncode, out.splitlines()[-1])
-    assert manifest["run_id"] == line.split()[4] != recorded
+    code, out, dump = dumped_while_running(home, go, "replay", recorded)
+    manifest = json.loads(members(dump)["manifest.json"])
+    assert (0, f"replay of run {recorded}") == (code, out.splitlines()[-1])
+    replayed = next(line for line in out.splitlines() if line.startswith("run "))
+    assert manifest["run_id"] == replayed.split()[1] != recorded

@@ -5,13 +5,21 @@ pipeline file."""
 from __future__ import annotations
 
 import json
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from cli_support import Served, pythonpath_with, taskdaemon, wait_until_stored, write
+from cli_support import (
+    Served,
+    dumped_while_running,
+    pythonpath_with,
+    taskdaemon,
+    wait_until_stored,
+    write,
+)
 
 #: Handlers the pipelines below name: one that ends without awaiting, so no deadline, however
 #: short, can end it in the recorded run; one that publishes an event and fails on its first
@@ -224,3 +232,55 @@ def test_a_stage_the_record_has_no_end_of_is_missing_not_fed(
         (replays[0].returncode, replays[0].stderr.splitlines()[-1]),
         (replays[1].returncode, replays[1].stdout.splitlines()[-1]),
     ], [replay.stdout + replay.stderr for replay in replays]
+
+
+#: ``f``, fed from ``a``, has outputs, a retry policy and a timeout; ``a`` waits for a file.
+_WAITS = """\
+    name: waits
+    timeout: 30
+    stages:
+      - name: f
+        command: "echo '{\\"v\\": 1}'"
+        outputs: {v: result.v}
+        retry: {max_attempts: 2}
+        timeout: 20
+        triggers: [{manual: {approval_required: false}}]
+      - name: a
+        command: "while [ ! -e %s ]; do sleep 0.05; done"
+        triggers: [{on_completion: {stage: f}}]
+"""
+
+
+def _dumped_definition(path: Path) -> Any:
+    """The ``definition.json`` of the dump at ``path``."""
+    with tarfile.open(path, "r:gz") as archive:
+        member = archive.extractfile("definition.json")
+        assert member is not None
+        return json.loads(member.read())
+
+
+@pytest.mark.slow
+def test_a_dump_of_a_live_replay_holds_the_definition_replayed(home: Path, tmp_path: Path) -> None:
+    """SIGUSR1 to a replay dumped the definition its engine runs, in which the fed ``f`` has
+    no outputs mapping, one attempt and (since fed stages wait their turn untimed) no timeout,
+    and the pipeline's timeout is on each stage: not the definition replayed, which its run
+    span records and a dump of the ended replay holds. It now dumps the replayed one."""
+    go = tmp_path / "go"
+    go.touch()
+    recorded = taskdaemon(home, "run", str(write(tmp_path / "waits.yaml", _WAITS % go)), "-q")
+    go.unlink()
+    code, out, dump = dumped_while_running(
+        home, go, "replay", recorded.stdout.strip(), "--from", "a"
+    )
+    replayed = next(line for line in out.splitlines() if line.startswith("run ")).split()[1]
+    ended = taskdaemon(home, "dump", replayed, "-o", str(tmp_path / "ended.tar.gz"))
+    assert (0, 0) == (code, ended.returncode), out + ended.stderr
+    live, after = _dumped_definition(dump), _dumped_definition(tmp_path / "ended.tar.gz")
+    assert (after["stages"], after["timeout"]) == (live["stages"], live["timeout"])
+    fed = live["stages"][0]
+    assert (30, 20, [{"name": "v", "required": True, "source": "result.v"}], 2) == (
+        live["timeout"],
+        fed["timeout"],
+        fed["outputs"],
+        fed["retry"]["max_attempts"],
+    )

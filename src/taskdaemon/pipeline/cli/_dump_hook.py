@@ -27,10 +27,15 @@ logger = logging.getLogger(__name__)
 DumpWriter = Callable[[str, str | None], Awaitable[str]]
 
 
-def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> DumpWriter:
+def dump_writer(
+    engine: Any, observers: Sequence[Any], registry: Any = None, definition: Any = None
+) -> DumpWriter:
     """An async ``(run_id, path or None) -> written path`` for runs of ``engine``: it settles
     the monitor (one of ``observers``) and the span store first, so the dump has every span
-    so far, and adds the live engine state and, with a Prometheus ``registry``, the metrics."""
+    so far, and adds the live engine state and, with a Prometheus ``registry``, the metrics.
+    ``definition``: the pipeline to dump in place of the one the engine runs (a replay's
+    engine runs a variant that feeds its fed stages; the definition replayed is what its run
+    span records, and what a dump of the ended run holds)."""
     monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
 
     async def write(run_id: str, path: str | None) -> str:
@@ -82,7 +87,7 @@ def dump_writer(engine: Any, observers: Sequence[Any], registry: Any = None) -> 
                     spans,
                     logs=logs,
                     logs_note=logs_note,
-                    pipeline=handle.pipeline,
+                    pipeline=handle.pipeline if definition is None else definition,
                     engine_state=state,
                     metrics=metrics,
                     settings=settings,

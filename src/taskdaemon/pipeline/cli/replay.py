@@ -292,7 +292,9 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 verify=args.verify,
                 workspace=root,
                 seed_workspace=seed,
-                started=functools.partial(_started, signals, monitoring, stack),
+                started=functools.partial(
+                    _started, signals, monitoring, stack, definition=plan.pipeline
+                ),
             )
         except PipelineError as error:
             return refuse("replay", 2, str(error))
@@ -314,15 +316,22 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
 
 
 def _started(
-    signals: Any, monitoring: Any, stack: contextlib.AsyncExitStack, engine: Any, handle: Any
+    signals: Any,
+    monitoring: Any,
+    stack: contextlib.AsyncExitStack,
+    engine: Any,
+    handle: Any,
+    *,
+    definition: Any,
 ) -> None:
     """The replay's run started: the stop signals cancel it, and SIGUSR1 writes a dump of it,
     as for ``run``'s (a replay is a run of its own: that signal's default action ended it,
-    left ``interrupted``)."""
+    left ``interrupted``), with the ``definition`` replayed."""
     from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
 
     signals.bind(handle.run_id, handle.cancel)
-    stack.callback(install_dump_signal(engine, dump_writer(engine, monitoring.observers)))
+    writer = dump_writer(engine, monitoring.observers, definition=definition)
+    stack.callback(install_dump_signal(engine, writer))
 
 
 # --- --step -----------------------------------------------------------------------------------
