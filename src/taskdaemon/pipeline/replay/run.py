@@ -423,13 +423,15 @@ def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
     if not names:
         return pipeline
     once = RetryPolicy(max_attempts=1)
-    stages = tuple(
-        replace(stage, outputs=None, retry=once, timeout=None)
-        if stage.name in names
-        else replace(stage, timeout=pipeline.effective_timeout(stage))
-        for stage in pipeline.stages
-    )
-    return replace(pipeline, stages=stages, timeout=None)
+    stages = []
+    for stage in pipeline.stages:
+        if stage.name in names:
+            stages.append(replace(stage, outputs=None, retry=once, timeout=None))
+        elif stage.timeout is None and pipeline.timeout is not None:
+            stages.append(replace(stage, timeout=pipeline.timeout))
+        else:
+            stages.append(stage)
+    return replace(pipeline, stages=tuple(stages), timeout=None)
 
 
 async def execute_plan(
