@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from cli_support import taskdaemon, write
 
 
@@ -50,3 +52,27 @@ def test_an_unknown_stage_and_an_over_long_condition_are_quoted_as_every_refusal
         "expression is 9000 characters long (the limit is 8192)",
     ]
     assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
+
+
+@pytest.mark.parametrize("command", ["validate", "dag", "run"])
+def test_a_file_s_issues_are_printed_escaped_and_redacted(
+    home: Path, tmp_path: Path, command: str
+) -> None:
+    """A pipeline file's issues quote its name and its keys as written: their control
+    characters are escaped and a key shaped like a token is masked, by each command that
+    loads the file (``validate`` printed both raw, ``dag`` both, ``run`` the escapes)."""
+    token = "ghp_" + "a1" * 18
+    path = write(
+        tmp_path / "x\x1b]0;title\x07.yaml",
+        f'name: ok\n"k\\e[2J\\u202e": 1\n"{token}": 2\nstages: []\n',
+    )
+    done = taskdaemon(home, command, str(path))
+    printed = done.stdout if command == "validate" else done.stderr
+    named = f"{tmp_path}/x\\x1b]0;title\\x07.yaml"
+    expected = [
+        f"{named}:2: k\\x1b[2J\\u202e: unknown key",
+        f"{named}:3: [REDACTED]: unknown key",
+        f"{named}:4: stages: must not be empty",
+    ]
+    issues = [line.split(" (")[0] for line in printed.splitlines()]
+    assert (2, expected) == (done.returncode, issues)

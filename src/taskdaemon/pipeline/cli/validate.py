@@ -23,6 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskdaemon.pipeline.cli.refusal import printable
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
@@ -127,7 +128,7 @@ def load_for_run(
     from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import missing_request_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
-    from taskdaemon.pipeline.redaction import redact_text, redact_texts  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import redact_texts  # noqa: PLC0415
     from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
         remember_environment_secrets,
         remember_secrets,
@@ -138,7 +139,7 @@ def load_for_run(
     try:
         pipeline = load_pipeline(file)
     except ConfigError as error:
-        print(redact_text(str(error)), file=sys.stderr, flush=True)
+        print(printable(str(error)), file=sys.stderr, flush=True)
         return None
     add_working_directory_to_path()
     registry = LoopRegistry.default()
@@ -149,7 +150,7 @@ def load_for_run(
     if missing is not None:  # redacted already: ``--input token=VALUE`` read as a secret
         issues.append(f"taskdaemon {command}: {missing}")
     if issues:
-        print("\n".join(issues), file=sys.stderr, flush=True)
+        print(printable("\n".join(issues)), file=sys.stderr, flush=True)
         return None
     return pipeline, registry
 
@@ -166,14 +167,14 @@ def run_validate(args: argparse.Namespace) -> int:
         try:
             pipeline = load_pipeline(file)
         except ConfigError as error:
-            print(error, flush=True)
+            print(printable(str(error)), flush=True)
             code = 2
             continue
         issues = [] if args.no_resolve else resolve_issues(pipeline, registry)
         if issues:
-            print("\n".join(issues), flush=True)
+            print(printable("\n".join(issues)), flush=True)
             code = 2
             continue
         count = len(pipeline.stages)
-        print(f"OK {file} ({counted(count, 'stage')})", flush=True)
+        print(printable(f"OK {file} ({counted(count, 'stage')})"), flush=True)
     return code
