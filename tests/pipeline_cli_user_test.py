@@ -183,6 +183,19 @@ def test_an_option_a_command_does_not_have_names_that_command(
     assert expected == (done.returncode, done.stderr)
 
 
+def test_a_usage_error_escapes_the_controls_it_quotes(home: Path) -> None:
+    """argparse quotes an argument no parser took as it was given: ESC, BEL and U+202E in it
+    reached the terminal (a title set, the screen cleared, the line reversed). They are
+    escaped, as in every refusal."""
+    done = taskdaemon(home, "runs", "list", "x\x1b]0;title\x07\x1b[2J\u202ey")
+    expected = (
+        2,
+        "taskdaemon runs list: error: unrecognized arguments: "
+        "x\\x1b]0;title\\x07\\x1b[2J\\u202ey (see taskdaemon runs list --help)\n",
+    )
+    assert expected == (done.returncode, done.stderr)
+
+
 @pytest.mark.parametrize(
     ("argv", "shown"),
     [

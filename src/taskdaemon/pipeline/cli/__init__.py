@@ -132,14 +132,17 @@ class _Parser(argparse.ArgumentParser):
 
         argparse quotes what it refused (``unrecognized arguments: --comment token=...``, a
         secret in a mistyped option's value): the line is redacted first, by shape and by the
-        values of this process's environment that sit under secret names."""
+        values of this process's environment that sit under secret names, and its control
+        characters are escaped, as every refusal's (an argument holding ESC or OSC 52 would
+        drive the reader's terminal)."""
         from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
         from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
             remember_environment_secrets,
         )
+        from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
 
         remember_environment_secrets()
-        message = redact_text(message)
+        message = shown(redact_text(message))
         if message.endswith(("expected one argument", "expected at most one argument")):
             message += " (a value starting with '-' goes after '=': --option=-value)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
