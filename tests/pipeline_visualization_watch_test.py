@@ -283,6 +283,27 @@ def test_plain_lines_say_each_change_once() -> None:
     assert [] == changes(first, first, 1_700_000_011.0)
 
 
+def test_names_from_a_span_source_are_shown_escaped() -> None:
+    """A run read from a span source (an OTLP JSON file, Tempo) names its pipeline and stages
+    with anyone's text: ESC in them reached the terminal through ``watch``'s lines."""
+    t0 = 1_700_000_000.0
+    stage = "a\x1b]0;title\x07"
+    run = RunRecord(
+        "ab" * 16,
+        "p\x1b[2J\u202e",
+        "success",
+        t0,
+        t0 + 1,
+        (StageRecord(stage, "command", "success", (attempt(stage, 0, t0, t0 + 1),)),),
+        (),
+    )
+    lines = changes(None, dag_snapshot(None, run), t0 + 2)
+    assert [
+        "a\\x1b]0;title\\x07: success, 1.0s",
+        f"run {'ab' * 16} of p\\x1b[2J\\u202e: success, 1.0s, 1/1 stage done",
+    ] == lines
+
+
 @pytest.mark.parametrize("width", [80, 56, 40])
 def test_a_narrow_terminal_cuts_the_free_text_columns_only(width: int) -> None:
     """However narrow the terminal, every state, elapsed time and instance count is whole and
@@ -486,6 +507,25 @@ def test_run_watch_says_an_approval_after_the_other_triggers(home: Path, tmp_pat
     first, *_ = waits
     assert all(w.endswith(", then approval") for w in [first, *waits[1:-1]]), waits
     assert waits[-1].endswith((", then approval", " waiting for approval")), waits
+
+
+@pytest.mark.slow
+def test_run_watch_shows_a_waited_for_condition_escaped(home: Path, tmp_path: Path) -> None:
+    """A condition waited for is the definition's text, and a literal it compares may hold
+    ESC, BEL and U+202E: `run --watch` printed them to the terminal (its title set, its screen
+    cleared). They are escaped, as an error is."""
+    escapes = GATED.replace(
+        "manual: {approval_required: true}",
+        "on_condition: {expression: \"'\\e]0;title\\a\\e[2J\\u202e' == ''\"}",
+    ).replace("trigger_mode: all", "trigger_mode: any")
+    path = write(tmp_path / "escapes.yaml", escapes)
+    done = taskdaemon(home, "run", str(path), "--watch")
+    shown = "waiting for build, condition '\\x1b]0;title\\x07\\x1b[2J\\u202e' == ''"
+    assert (0, True, False) == (
+        done.returncode,
+        f"deploy: waiting, {shown}" in done.stderr.splitlines(),
+        any(c in done.stderr for c in "\x1b\x07\u202e"),
+    ), done.stderr
 
 
 @pytest.mark.slow

@@ -12,7 +12,8 @@ not have to wait for the run's end to read why.
 the CLI's start-up stays fast). ``changes(previous, current)`` gives the plain lines for output
 that is not a terminal: one line per stage whose state changed or which came to wait for an
 approval, and one when the run ends, so a 300-stage run prints about one line per stage, not a
-screenful per change.
+screenful per change. Every text a row or a line quotes (names, conditions, errors) has its
+control characters escaped (``terminal_text``): a definition or a span source wrote it.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from taskdaemon.pipeline.status_rules import (
     NOT_STARTED_STAGE_STATUSES,
     TERMINAL_STAGE_STATUSES,
 )
-from taskdaemon.pipeline.table_fit import cut_columns, wrapped
-from taskdaemon.pipeline.terminal_text import one_line
+from taskdaemon.pipeline.table_fit import wrapped
+from taskdaemon.pipeline.terminal_text import one_line, shown
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.wording import counted
 
@@ -158,8 +159,10 @@ def _waiting_for(
         # it waits for is stored nowhere, and a blank would read as "nothing".
         reasons.append("unknown")
     text = ", ".join(dict.fromkeys(reasons))
-    # Columns, not characters: a condition comparing with a CJK string is twice as wide.
-    return cut_columns(text, 60), asked
+    # Columns, not characters: a condition comparing with a CJK string is twice as wide. A
+    # condition or an event type is the definition's text, escapes and all ("\x1b[2J" in a
+    # compared literal): shown escaped, as an error is.
+    return one_line(text, 60), asked
 
 
 def _error(node: DagNode) -> str:
@@ -179,7 +182,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
         waiting_for, asked = _waiting_for(node, states, run_id)
         rows.append(
             StageRow(
-                stage=node.name,
+                stage=shown(node.name),  # a name from a remote source is anyone's text
                 state=node.state or "pending",
                 elapsed=_elapsed(node, now),
                 progress=_progress(node),
@@ -196,11 +199,12 @@ def summary_line(snapshot: DagSnapshot, now: float) -> str:
     """``run <id> of <pipeline>: running, 12.3 s, 4/10 stages done``."""
     run = snapshot.run
     done = sum(1 for node in snapshot.nodes if node.state in TERMINAL_STAGE_STATUSES)
+    pipeline = shown(snapshot.pipeline)  # as a stage's name, anyone's text from a remote source
     if run is None:
-        return f"{snapshot.pipeline}: {done}/{counted(len(snapshot.nodes), 'stage')} done"
+        return f"{pipeline}: {done}/{counted(len(snapshot.nodes), 'stage')} done"
     elapsed = (run.end if run.end is not None else now) - run.start
     return (
-        f"run {run.run_id} of {snapshot.pipeline}: {run.status}, "
+        f"run {shown(run.run_id)} of {pipeline}: {run.status}, "
         f"{format_duration(max(0.0, elapsed))}, {done}/{counted(len(snapshot.nodes), 'stage')} done"
     )
 
