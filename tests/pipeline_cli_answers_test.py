@@ -203,6 +203,15 @@ def test_a_reader_that_stops_early_gets_no_traceback(crowded_store: str, attempt
     assert (first.strip(), code, stderr) == ("[", EXIT_BROKEN_PIPE, "")
 
 
+def test_output_its_encoding_cannot_hold_is_escaped_not_a_traceback(tmp_path: Path) -> None:
+    """Under ``PYTHONIOENCODING=ascii`` (or a Latin-1 locale), a Spanish file name and a
+    U+202E in an error line were a ``UnicodeEncodeError`` traceback; they are the line,
+    escaped."""
+    done = taskdaemon(tmp_path, "validate", "año\u202e.yaml", PYTHONIOENCODING="ascii")
+    expected = (2, "a\\xf1o\\u202e.yaml: cannot read the file: no such file or directory\n", "")
+    assert expected == (done.returncode, done.stdout, done.stderr)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs Linux's /dev/full")
 def test_a_full_disk_on_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:

@@ -196,6 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     does not handle it itself (``runs list`` waiting on a slow backend) ends it with
     ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end.
     """
+    _encodable_output()
     try:
         code = _dispatch(argv)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
@@ -214,6 +215,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"taskdaemon: cannot write the output: {error.strerror}", file=sys.stderr)
         return 1
     return code
+
+
+def _encodable_output() -> None:
+    """Let stdout and stderr write what their encoding cannot, as ``\\xf1``: under
+    ``PYTHONIOENCODING=ascii`` or a Latin-1 locale, a non-ASCII file name in an error line, or
+    the ``…`` of a cut cell, was a ``UnicodeEncodeError`` traceback instead of the output. A
+    UTF-8 stream (the usual case, and ``LANG=C``, which Python coerces to UTF-8) can write
+    everything and is left as it is."""
+    import codecs  # noqa: PLC0415 - loaded at start-up by Python already
+    import io  # noqa: PLC0415
+
+    for stream in (sys.stdout, sys.stderr):
+        if (
+            isinstance(stream, io.TextIOWrapper)
+            and stream.errors == "strict"
+            and codecs.lookup(stream.encoding).name != "utf-8"
+        ):
+            stream.reconfigure(errors="backslashreplace")
 
 
 def _stdout_to_devnull() -> None:
