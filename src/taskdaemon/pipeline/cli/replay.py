@@ -192,11 +192,11 @@ def replay_command(args: argparse.Namespace) -> int:
             "incomplete",
             file=sys.stderr,
         )
-    if args.dry_run:
-        print(f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:")
-        print("\n".join(plan.describe()))
+    if args.dry_run:  # names as recorded: a span source's (an OTLP JSON file's) own text
+        header = f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:"
+        print(printable("\n".join([header, *plan.describe()])))
         for missing in plan.missing:
-            print(f"missing: {missing.describe()}")
+            print(printable(f"missing: {missing.describe()}"))
         return 2 if plan.missing else 0
     try:
         plan.check(verify=args.verify)

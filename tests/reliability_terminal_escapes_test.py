@@ -1,0 +1,80 @@
+"""A run read from a span file someone else wrote: its names reach the terminal escaped.
+
+A span source is anyone's text: an OTLP JSON file handed over (``otlp-json:///PATH``), a
+Tempo or Jaeger shared with others. The run's pipeline and stage names there may hold ESC,
+BEL and U+202E, which, printed as they are, set the reader's terminal title, clear its screen
+or reverse the rest of a line (``terminal_text``). A real run's spans are exported (its
+dump's ``spans.otlp.json``), their names rewritten as such a file would have them, and every
+reading command run on the file in a real subprocess must print them escaped.
+"""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli_support import taskdaemon
+from reliability_support import TWO_STAGES, store_one_run
+
+pytestmark = pytest.mark.slow
+
+#: What a name ends with in the rewritten file: an OSC title, BEL, a screen clear, U+202E.
+HOSTILE = "\x1b]0;title\x07\x1b[2J\u202e"
+
+
+def _with_hostile_names(value: Any) -> Any:
+    """``value`` (decoded OTLP JSON) with every text naming the pipeline or a stage ending in
+    :data:`HOSTILE`."""
+    if isinstance(value, dict):
+        return {key: _with_hostile_names(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_with_hostile_names(item) for item in value]
+    return value + HOSTILE if value in ("p", "a", "b") else value
+
+
+@pytest.fixture(scope="module")
+def hostile_spans(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """An ``otlp-json:///`` source of one finished run whose names end in :data:`HOSTILE`,
+    and the run's id."""
+    folder = tmp_path_factory.mktemp("spans")
+    db, run_id = store_one_run(folder, TWO_STAGES)
+    source = f"sqlite:///{db}"
+    done = taskdaemon(
+        folder, "dump", run_id, "-o", str(folder / "run.tar.gz"), TASKDAEMON_SPAN_SOURCE=source
+    )
+    assert 0 == done.returncode, done.stderr
+    with tarfile.open(folder / "run.tar.gz") as dump:
+        member = dump.extractfile("spans.otlp.json")
+        assert member is not None
+        spans = json.load(member)
+    hostile = folder / "hostile.json"
+    hostile.write_text(json.dumps(_with_hostile_names(spans)))
+    return f"otlp-json:///{hostile}", run_id
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["runs", "list"],
+        ["runs", "show", "RUN"],
+        ["report"],
+        ["watch", "RUN"],
+        ["replay", "RUN", "--dry-run"],
+    ],
+    ids=" ".join,
+)
+def test_a_span_file_s_names_are_printed_escaped(
+    home: Path, hostile_spans: tuple[str, str], command: list[str]
+) -> None:
+    """The command reads the run (exit 0) and prints its names with their control and bidi
+    characters escaped: ``watch`` and ``replay --dry-run`` printed them raw."""
+    source, run_id = hostile_spans
+    args = [run_id if word == "RUN" else word for word in command]
+    done = taskdaemon(home, *args, "--source", source)
+    printed = done.stdout + done.stderr
+    raw = sorted({char for char in "\x1b\x07\u202e" if char in printed})
+    assert (0, [], True) == (done.returncode, raw, "\\x1b]0;title" in printed), printed
