@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 
 from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     DagGate,
@@ -39,7 +40,7 @@ __all__ = ["render_dot_snapshot"]
 _BARE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*|[0-9]+)\Z")
 _KEYWORDS = frozenset({"node", "edge", "graph", "digraph", "subgraph", "strict"})
 _TEXT_KEYS = frozenset({"label", "tooltip"})
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 # One shape family per gate kind, the same in Mermaid (GATE_SHAPE_FAMILIES): the flowchart
 # symbols of a decision (condition), a manual operation (approval) and an incoming signal
@@ -62,10 +63,14 @@ def quote(text: str) -> str:
     """A DOT double-quoted string for ``text`` (an escString in labels: newline → ``\\n``).
 
     Backslashes are doubled so that ``dot`` never reads them as its own escapes (``\\N``,
-    ``\\l``…); other control characters, which Graphviz rejects, become spaces. Text over
-    ``MAX_TEXT`` characters is cut, ending with an ellipsis.
+    ``\\l``…); other control characters (C0, DEL, C1), which Graphviz rejects, become spaces.
+    A bidirectional or invisible character (U+202E, U+200B) is written as its visible escape
+    (``\\u202e``), as the terminal and the web page show it: printed, it reversed the rest of
+    a line of the DOT text, and drawn, the rest of a label. Text over ``MAX_TEXT`` characters
+    is cut, ending with an ellipsis.
     """
-    text = _CONTROL.sub(" ", cut(text, MAX_TEXT).replace("\r\n", "\n"))
+    text = cut(text, MAX_TEXT).replace("\r\n", "\n").translate(UNSEEN_ESCAPES)
+    text = _CONTROL.sub(" ", text)
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
 
