@@ -124,6 +124,28 @@ def test_json_records_read_as_the_json_log_lines_said_them(home: Path, tmp_path:
     assert (said, [line["ts"] for line in said]) == (read_back, times)
 
 
+def test_json_records_escape_what_a_terminal_acts_on(home: Path, tmp_path: Path) -> None:
+    """A command's line holding U+202E and the C1 control CSI (U+009B) is in the JSON log
+    lines and ``logs --json`` as JSON escapes: JSON encoders leave both as they are, and
+    printed they reverse or drive the terminal. A program reads the same line back."""
+    said = "x\u202e\u009by"
+    pipeline = write(
+        tmp_path / "one.yaml",
+        ONE_STAGE_PIPELINE.replace('command: "true"', "command: \"printf 'x\\u202e\\u009by'\""),
+    )
+    done = taskdaemon(
+        home, "run", "-q", "--log-level", "debug", str(pipeline), TASKDAEMON_LOG_FORMAT="json"
+    )
+    run_id = done.stdout.strip()
+    stored = taskdaemon(home, "logs", run_id, "--json").stdout
+    messages = [json.loads(line)["msg"] for line in stored.splitlines()]
+    assert (0, False, True) == (
+        done.returncode,
+        any(char in done.stderr + stored for char in "\u202e\u009b"),
+        any(said in message for message in messages),
+    ), stored
+
+
 @pytest.mark.slow
 def test_a_private_key_a_command_prints_in_two_writes_is_not_in_the_logs(
     home: Path, tmp_path: Path

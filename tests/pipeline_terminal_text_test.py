@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from cli_support import pythonpath_with, taskdaemon, write
 from taskdaemon.pipeline.cli.run_progress import ProgressView
 from taskdaemon.pipeline.events import ApprovalResolved
 from taskdaemon.pipeline.table_fit import text_columns
-from taskdaemon.pipeline.terminal_text import one_line, shown
+from taskdaemon.pipeline.terminal_text import json_shown, one_line, shown
 
 #: Clears the screen, sets the window's title, and rings the bell.
 HOSTILE = "disk full \x1b[2J\x1b]0;owned\x07 \x9b31m"
@@ -166,3 +167,15 @@ def test_one_line_of_emoji_and_right_to_left_text_counts_columns() -> None:
         for width in range(1, 30):
             assert text_columns(one_line(text, width)) <= width
     assert "🚀…" == one_line("🚀🚀🚀", 4)
+
+
+def test_json_shown_escapes_what_a_terminal_acts_on_and_keeps_the_value() -> None:
+    """DEL, a C1 control and U+202E, which a JSON encoder leaves raw, become JSON escapes; the
+    text reads back as the same value, and other non-ASCII text stays as it is."""
+    value = {"msg": "é\x7f\x9b\u202e\u200b"}
+    text = json.dumps(value, ensure_ascii=False)
+    shown_text = json_shown(text)
+    assert ('{"msg": "é\\u007f\\u009b\\u202e\\u200b"}', value) == (
+        shown_text,
+        json.loads(shown_text),
+    )

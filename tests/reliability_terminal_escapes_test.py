@@ -65,6 +65,7 @@ def hostile_spans(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
         ["watch", "RUN"],
         ["replay", "RUN", "--dry-run"],
         ["dag", "--run", "RUN"],
+        ["dag", "--run", "RUN", "-f", "json"],
     ],
     ids=" ".join,
 )
@@ -73,7 +74,8 @@ def test_a_span_file_s_names_are_printed_escaped(
 ) -> None:
     """The command reads the run (exit 0) and prints its names with their control and bidi
     characters escaped (DOT's controls as spaces, which Graphviz takes): ``watch`` and
-    ``replay --dry-run`` printed them raw, ``dag``'s DOT the U+202E."""
+    ``replay --dry-run`` printed them raw, ``dag``'s DOT and JSON the U+202E (JSON as its
+    ``\\u202e`` escape now: the same value to a program)."""
     source, run_id = hostile_spans
     args = [run_id if word == "RUN" else word for word in command]
     done = taskdaemon(home, *args, "--source", source)

@@ -52,7 +52,7 @@ from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
-from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
+from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, json_shown
 
 if TYPE_CHECKING:  # the logs SDK loads only when a log exporter is configured (start-up time)
     from types import ModuleType
@@ -249,7 +249,7 @@ class JsonFormatter(logging.Formatter):
             entry["exc"] = redact_text(self.formatException(record.exc_info))
         elif record.stack_info:
             entry["stack"] = redact_text(record.stack_info)
-        return json.dumps(entry, default=_redacted_str, ensure_ascii=False)
+        return json_shown(json.dumps(entry, default=_redacted_str, ensure_ascii=False))
 
 
 class TextFormatter(logging.Formatter):

@@ -8,10 +8,14 @@ characters and DEL as visible escapes (``\\x1b``), the bidirectional controls th
 reorder the rest of a line (``\\u202e``), and the zero-width characters that would hide in it
 (``\\u200b``). The logs' one-line format
 (``logs.escape_controls``) builds on the same table, and escapes line breaks and tabs too.
+JSON printed to a terminal (``dag -f json``, ``logs --json``, the JSON log format) has its C0
+controls escaped by the encoder already; :func:`json_shown` escapes the rest, as JSON
+escapes, so the value read back is the same.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 from taskdaemon.pipeline.table_fit import cut_columns
@@ -21,6 +25,7 @@ __all__ = [
     "CONTROL_ESCAPES",
     "INVISIBLE_ESCAPES",
     "UNSEEN_ESCAPES",
+    "json_shown",
     "one_line",
     "shown",
 ]
@@ -74,3 +79,17 @@ def one_line(text: str | None, width: int) -> str:
     if shown_flat.isascii() and len(shown_flat) <= width:  # the usual case: no count to make
         return shown_flat
     return cut_columns(flat, width, CONTROL_ESCAPES)
+
+
+#: What a JSON encoder leaves as it is and a terminal acts on: DEL, the C1 controls (U+009B
+#: is CSI to a terminal that reads 8-bit controls) and :data:`UNSEEN_ESCAPES`.
+_JSON_UNSEEN: Final = re.compile(
+    "[" + "".join(map(chr, (*range(0x7F, 0xA0), *sorted(UNSEEN_ESCAPES)))) + "]"
+)
+
+
+def json_shown(text: str) -> str:
+    """JSON ``text`` with each character of :data:`_JSON_UNSEEN` written as its JSON escape
+    (``\\u202e``): the same value to a JSON reader, and nothing a terminal acts on. Such a
+    character can only be inside a JSON string, where an escape is valid."""
+    return _JSON_UNSEEN.sub(lambda found: f"\\u{ord(found.group()):04x}", text)

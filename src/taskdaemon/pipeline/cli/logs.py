@@ -45,7 +45,7 @@ from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
-from taskdaemon.pipeline.terminal_text import shown
+from taskdaemon.pipeline.terminal_text import json_shown, shown
 
 __all__ = ["register"]
 
@@ -211,7 +211,7 @@ def _write(args: argparse.Namespace, rows: list[Any]) -> int:
     """Write ``rows``; how many."""
     for row in rows:
         if args.json:
-            line = json.dumps(row.as_json(), default=str, ensure_ascii=False)
+            line = json_shown(json.dumps(row.as_json(), default=str, ensure_ascii=False))
         else:
             line = _text(row)
         sys.stdout.write(line + "\n")  # one call: a stop (SIGTERM) never comes mid-record

@@ -71,7 +71,7 @@ from taskdaemon.pipeline.errors import (
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.record_fields import replace
-from taskdaemon.pipeline.terminal_text import shown
+from taskdaemon.pipeline.terminal_text import json_shown, shown
 
 __all__ = ["register"]
 
@@ -300,7 +300,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             return refuse("replay", 2, str(error))
     result = outcome.result
     if args.json and outcome.report is not None:
-        print(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False))
+        print(json_shown(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False)))
     else:
         print(render_summary(_as_recorded(result, plan.fed), pipeline, summary_width()))
         print(f"replay of run {plan.recorded.run_id}")

@@ -20,6 +20,7 @@ from typing import Any
 
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.records import AttemptRecord
+from taskdaemon.pipeline.terminal_text import json_shown
 from taskdaemon.pipeline.visualization._snapshot import (
     DagEdge,
     DagNode,
@@ -168,7 +169,7 @@ def render_json_snapshot(snapshot: DagSnapshot, *, indent: int | None = 2) -> st
     """
     if indent is None:
         text = json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False)
-        return text + "\n"
+        return json_shown(text) + "\n"
     # Indented, ``json`` encodes in Python and keeps every piece of the text in one list until
     # it joins them, tens of pieces a node: several times the text's size in memory, for the
     # largest pipeline files more than a gigabyte. Each node and edge is encoded alone
@@ -179,7 +180,7 @@ def render_json_snapshot(snapshot: DagSnapshot, *, indent: int | None = 2) -> st
     _write_items(out, encoder, "nodes", map(_node, snapshot.nodes), indent)
     _write_items(out, encoder, "edges", map(_edge, snapshot.edges), indent)
     out.write("\n}\n")
-    return out.getvalue()
+    return json_shown(out.getvalue())  # printed to a terminal as often as read by a program
 
 
 def _write_items(
