@@ -24,10 +24,21 @@ from pathlib import Path
 import pytest
 
 from cli_support import start_ui, taskdaemon
-from reliability_support import TWO_STAGES, store_one_run, with_peak
+from reliability_support import store_one_run, with_peak
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 
 pytestmark = pytest.mark.slow
+
+PIPELINE = """\
+name: p
+stages:
+  - name: a
+    command: "echo hi"
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    command: "true"
+    triggers: [{on_completion: {stage: a}}]
+"""
 
 MIB = 2**20
 
@@ -35,7 +46,7 @@ MIB = 2**20
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A real store holding one finished run of two command stages, and the run's id."""
-    return store_one_run(tmp_path_factory.mktemp("store"), TWO_STAGES)
+    return store_one_run(tmp_path_factory.mktemp("store"), PIPELINE)
 
 
 def _commands(run_id: str) -> list[list[str]]:

@@ -133,19 +133,6 @@ def fill(directory: Path, name: str = "filler") -> Path:
     return path
 
 
-#: Two command stages, ``b`` after ``a``, of pipeline ``p``: the run the stores are made of.
-TWO_STAGES = """\
-name: p
-stages:
-  - name: a
-    command: "echo hi"
-    triggers: [{manual: {approval_required: false}}]
-  - name: b
-    command: "true"
-    triggers: [{on_completion: {stage: a}}]
-"""
-
-
 def store_one_run(folder: Path, pipeline: str) -> tuple[Path, str]:
     """A real store, ``folder/spans.db``, holding one finished ``taskdaemon run`` of the
     ``pipeline`` text, and the run's id (the crafted-store and huge-span tests' start)."""

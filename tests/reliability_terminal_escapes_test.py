@@ -33,7 +33,7 @@ def _with_hostile_names(value: Any) -> Any:
         return {key: _with_hostile_names(item) for key, item in value.items()}
     if isinstance(value, list):
         return [_with_hostile_names(item) for item in value]
-    return value + HOSTILE if value in ("p", "a", "b") else value
+    return value + HOSTILE if value in ("two", "first", "second") else value
 
 
 @pytest.fixture(scope="module")
