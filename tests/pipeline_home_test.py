@@ -147,6 +147,17 @@ def test_a_home_another_user_owns_is_refused_to_writers_not_to_readers(tmp_path:
     ], listed.stdout
 
 
+def _folder(path: Path, mode: int, *, owner: int | None = None, group: int | None = None) -> Path:
+    """``path`` made with ``mode``, given to ``owner`` and ``group`` if named (skipped when
+    this is not root, who alone may give a folder away)."""
+    if (owner, group) != (None, None) and os.geteuid() != 0:
+        pytest.skip("giving a folder to another user or group needs root")
+    path.mkdir()
+    path.chmod(mode)
+    os.chown(path, -1 if owner is None else owner, -1 if group is None else group)
+    return path
+
+
 @pytest.mark.parametrize(
     ("mode", "group"), [(0o777, None), (0o1777, None), (0o770, 65534)], ids=["0777", "1777", "0770"]
 )
@@ -156,13 +167,7 @@ def test_a_home_group_or_others_may_write_is_refused(
     """A home group or others may write (``TASKDAEMON_HOME=/tmp``, a group's folder: here
     ``nogroup``, the primary group of ``nobody`` and others), sticky or not (anyone could
     make ``control/`` there first): writers refuse it, one line, exit 2."""
-    if group is not None and os.geteuid() != 0:
-        pytest.skip("giving a folder to another group needs root")
-    home = tmp_path / "home"
-    home.mkdir()
-    home.chmod(mode)
-    if group is not None:
-        os.chown(home, -1, group)
+    home = _folder(tmp_path / "home", mode, group=group)
     pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     run, publish, _ = _commands(home, pipeline)
     why = f"may be written by group or others (mode {mode:04o})"
@@ -362,3 +367,40 @@ def test_a_home_reached_through_another_users_link_is_refused(tmp_path: Path) ->
         (run.returncode, run.stderr),
         os.listdir(tmp_path / "ours"),
     )
+
+
+@pytest.mark.parametrize(
+    ("mode", "owner", "why"),
+    [
+        (0o777, None, "may be written by group or others (mode 0777)"),
+        (0o755, 65534, "belongs to another user (uid 65534)"),
+        (0o1777, None, None),
+    ],
+    ids=["0777", "nobody's", "1777"],
+)
+def test_a_workspace_another_user_controls_is_refused(
+    tmp_path: Path, mode: int, owner: int | None, why: str | None
+) -> None:
+    """``--workspace DIR`` that others may write (not sticky) or that another user owns: its
+    owner, or anyone, could rename a run's folder away and put theirs in its place before a
+    stage works in it. ``run`` refuses it in one line, exit 2, and makes nothing there; a
+    sticky DIR (``/tmp``) is used, as only a name's owner may rename it there."""
+    workspace = _folder(tmp_path / "workspace", mode, owner=owner)
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    done = subprocess.run(
+        [TASKDAEMON, "run", "-q", str(pipeline), "--workspace", str(workspace)],
+        env=environment(tmp_path / "home"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    made = [entry.name for entry in workspace.iterdir()]
+    if why is None:
+        assert (0, [done.stdout.strip()]) == (done.returncode, made), done.stderr
+        return
+    refusal = (
+        f"taskdaemon: --workspace '{workspace}' {why}: whoever controls it could swap a run's "
+        "folder for theirs; use a folder of your own\n"
+    )
+    assert (2, refusal, []) == (done.returncode, done.stderr, made)

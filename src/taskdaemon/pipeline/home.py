@@ -26,6 +26,10 @@ could make ``control/`` in it first). A link on the home's path is judged by whe
 as ``sshd`` judges it (``realpath``), and by its owner as well, as ``private_file`` judges the
 folders above an output file: another user's link (in a sticky ``/tmp``) is theirs to point
 elsewhere. Only the names the path gives are judged so, not those inside a link's target.
+
+:func:`foreign_workspace` judges a ``--workspace DIR`` by the same rule, but lets DIR itself
+be sticky as the folders above are: each run makes only its own ``DIR/<run_id>``, 0700, under
+a name no one can guess first, and in a sticky folder no one else may rename it away.
 """
 
 from __future__ import annotations
@@ -38,7 +42,14 @@ from typing import Final
 
 from taskdaemon.pipeline.variables import variable
 
-__all__ = ["DEFAULT_HOME", "HOME_VARIABLE", "foreign_home", "home_directory", "home_path"]
+__all__ = [
+    "DEFAULT_HOME",
+    "HOME_VARIABLE",
+    "foreign_home",
+    "foreign_workspace",
+    "home_directory",
+    "home_path",
+]
 
 HOME_VARIABLE: Final = "TASKDAEMON_HOME"
 DEFAULT_HOME: Final = ".taskdaemon"
@@ -58,13 +69,27 @@ def home_directory(environ: Mapping[str, str] | None = None) -> Path:
 def foreign_home(path: Path) -> str | None:
     """Why this process must not write into the home ``path`` (module docstring), else None.
     A home that cannot be looked at (a file above it) is left to the command to fail on."""
+    return _foreign_folder(path, sticky_counts=False)
+
+
+def foreign_workspace(path: Path) -> str | None:
+    """Why this process must not make its runs' folders in ``path`` (``--workspace``), else
+    None: as :func:`foreign_home`, a sticky ``path`` allowed (module docstring). A ``path``
+    that is no folder (``/dev/null``) is left to the run, which says it cannot make its
+    folder there."""
+    if path.exists() and not path.is_dir():
+        return None
+    return _foreign_folder(path, sticky_counts=True)
+
+
+def _foreign_folder(path: Path, *, sticky_counts: bool) -> str | None:
     try:
         found = path.stat()
     except FileNotFoundError:
         found = None  # made 0700 later, in the folders judged below
     except OSError:
         return None
-    if found is not None and (why := _foreign(found, sticky_counts=False)):
+    if found is not None and (why := _foreign(found, sticky_counts=sticky_counts)):
         return why
     absolute = path.absolute()
     for name in (absolute, *absolute.parents):

@@ -281,6 +281,9 @@ def _dispatch(argv: Sequence[str] | None) -> int:
         if getattr(args, "writes_home", True) and (problem := _foreign_home(args)):
             print(problem, file=sys.stderr, flush=True)
             return 2
+        if getattr(args, "workspace", None) and (problem := _foreign_workspace(args.workspace)):
+            print(problem, file=sys.stderr, flush=True)
+            return 2
         code: int = args.func(args)
     except SettingsError as error:  # invalid TASKDAEMON_*/OTEL_* variables: name them, exit 2
         from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
@@ -321,6 +324,22 @@ def _foreign_home(args: argparse.Namespace) -> str | None:
     return (
         f"taskdaemon: {name} {_home_named(home)} {_shown_whole(why)}: whoever controls it "
         "could swap our workspaces and control sockets for theirs; use a home of your own"
+    )
+
+
+def _foreign_workspace(given: str) -> str | None:
+    """The line refusing ``--workspace DIR`` when another user controls DIR or a folder above
+    it (``home.foreign_workspace``), else None: its owner, or anyone who may write it, could
+    rename a run's folder away and put theirs in its place before a stage works in it."""
+    from pathlib import Path  # noqa: PLC0415 - start-up time (--version)
+
+    from taskdaemon.pipeline.home import foreign_workspace  # noqa: PLC0415
+
+    if (why := foreign_workspace(Path(given))) is None:
+        return None
+    return (
+        f"taskdaemon: --workspace {_home_named(Path(given))} {_shown_whole(why)}: whoever "
+        "controls it could swap a run's folder for theirs; use a folder of your own"
     )
 
 
