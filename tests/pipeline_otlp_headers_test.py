@@ -35,11 +35,16 @@ def test_headers_the_sdk_sends_pass(value: str) -> None:
         (f"tenant=a,Bearer {SECRET}", "member 2 of 2"),
         (f'x-api-key="{SECRET}"', "member 1 of 1"),
         (f"bad key={SECRET},{SECRET}", "member 1, 2 of 2"),
+        (
+            ",".join([SECRET] * 65_000),
+            "member 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 and 64990 more of 65000",
+        ),
     ],
 )
 def test_members_the_sdk_would_drop_are_named_by_position(value: str, why: str) -> None:
     """A bare token, a member without a key, a quoted value, a key with a space: each is named
-    by its position, and the text (a credential) is in no problem."""
+    by its position, the first ten of them past which the rest are counted (65,000 bad
+    members were a 440 KB line), and the text (a credential) is in no problem."""
     problems = header_problems({"OTEL_EXPORTER_OTLP_HEADERS": value})
     assert [("OTEL_EXPORTER_OTLP_HEADERS", True, False)] == [
         (variable, why in text, SECRET in text) for variable, text in problems
