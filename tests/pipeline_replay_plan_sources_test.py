@@ -205,6 +205,14 @@ def test_a_stage_output_file_nested_too_deep_is_one_line(tmp_path: Path) -> None
     assert f"--stage-output b={path}: nested deeper than 100 levels" == str(refused.value)
 
 
+def test_an_endless_stage_output_file_is_refused_at_the_size_limit() -> None:
+    """``--stage-output S=/dev/zero`` was read whole, growing until memory ran out: it is
+    read up to the limit ``--input-file`` has (16 MiB) and refused in one line."""
+    with pytest.raises(ValueError, match="--stage-output") as refused:
+        load_stage_output("b=/dev/zero")
+    assert "--stage-output b=/dev/zero: larger than 16777216 bytes" == str(refused.value)
+
+
 def test_a_stage_output_file_name_may_hold_an_equals_sign(tmp_path: Path) -> None:
     """Only the first ``=`` ends the stage name: the file's name may hold more."""
     path = tmp_path / "a=b.json"

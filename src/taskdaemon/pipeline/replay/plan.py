@@ -44,6 +44,7 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.model import OnEvent, Pipeline
 from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
 from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
 __all__ = ["FedExecution", "MissingValue", "ReplayError", "ReplayPlan", "build_plan"]
 
@@ -396,12 +397,12 @@ def load_stage_output(spec: str) -> tuple[str, Any]:
     if not sep or not stage or not path:
         raise ValueError(f"--stage-output {quote(spec)}: expected STAGE=FILE.json")
     try:
-        with open(path, "rb") as handle:
-            data = handle.read()
+        with open(path, "rb") as handle:  # never more than the limit, as --input-file reads
+            data = handle.read(MAX_YAML_BYTES + 1)  # (/dev/zero grew until memory ran out)
     except OSError as error:
         raise ValueError(f"--stage-output {spec}: {error.strerror or error}") from None
     try:  # bounded: json recurses, and a deep file would end in a RecursionError traceback
-        return stage, loads_bounded(data)
+        return stage, loads_bounded(data, max_bytes=MAX_YAML_BYTES)
     except BoundedInputError as error:  # not JSON, not UTF-8, nested too deep
         raise ValueError(f"--stage-output {spec}: {error}") from None
 
