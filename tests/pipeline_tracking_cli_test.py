@@ -100,6 +100,46 @@ def test_runs_list_of_a_pipeline_the_source_never_ran_says_so(
     assert ["no run of pipeline 'alpa' is known to this source", "no runs"] == said
 
 
+def test_the_json_of_a_pipeline_the_source_never_ran_says_so_on_stderr(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``runs list --json`` and ``report -f json`` of a pipeline with a typo keep their JSON
+    on stdout and say on stderr, in one line of the same words, that the source knows no run
+    of it, and exit 0: ``runs list --json`` printed ``[]`` alone, as for a filter that matched
+    nothing."""
+    url, _ = store_url
+    said = []
+    for command in (["runs", "list", "--json"], ["report", "-f", "json", "--since", "2023-01-01"]):
+        code = main([*command, "--source", url, "-p", "alpa"])
+        out, err = capsys.readouterr()
+        shown = json.loads(out)
+        said.append((code, shown if command[0] == "runs" else shown["unknown_pipeline"], err))
+    note = "no run of pipeline 'alpa' is known to this source\n"
+    expected = [
+        (0, [], f"taskdaemon runs list: {note}"),
+        (0, "alpa", f"taskdaemon report: {note}"),
+    ]
+    assert expected == said
+
+
+def test_no_note_on_stderr_where_stdout_says_it_or_the_pipeline_ran(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tables of ``runs list`` and ``report`` say on stdout that the source knows no run of
+    the pipeline, so stderr does not say it twice; a known pipeline filtered to nothing is no
+    typo, and its JSON comes with no note."""
+    url, _ = store_url
+    errors = []
+    for command in (
+        ["runs", "list", "-p", "alpa"],
+        ["report", "-p", "alpa"],
+        ["runs", "list", "--json", "-p", "alpha", "--status", "failure"],
+    ):
+        assert main([*command, "--source", url]) == 0
+        errors.append(capsys.readouterr().err)
+    assert ["", "", ""] == errors
+
+
 @pytest.mark.slow
 def test_a_long_unknown_pipeline_name_is_wrapped_to_the_terminal(home: Path) -> None:
     """On a 60-column terminal the line saying the source knows no run of a long pipeline name

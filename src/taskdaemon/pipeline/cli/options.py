@@ -13,10 +13,12 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 
 from taskdaemon.pipeline.ascii_number import ascii_only
+from taskdaemon.pipeline.cli.refusal import say
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
+from taskdaemon.pipeline.wording import no_run_of
 
 __all__ = [
     "INTERVAL_RANGE",
@@ -31,6 +33,7 @@ __all__ = [
     "add_workspace_option",
     "any_case",
     "cannot_serve",
+    "note_unknown_pipeline",
     "pipeline_name",
     "poll_interval",
     "port_number",
@@ -219,6 +222,21 @@ def add_pipeline_filter(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--pipeline", "-p", type=pipeline_name, metavar="P", help="only this pipeline's runs"
     )
+
+
+def note_unknown_pipeline(command: str, pipeline: str) -> None:
+    """Say on stderr, in one line, that the source holds no run of ``--pipeline``'s value at
+    all (``wording.no_run_of``): ``runs list`` and ``report`` say it for every output but
+    their table on stdout, which says it in its place. JSON has no room for a sentence (``runs
+    list --json`` is a list; ``report -f json`` names the pipeline as ``unknown_pipeline``),
+    and a file (``-o``) or an HTML page is not read on the terminal: stdout keeps its form, so
+    a script's parse of it holds, and the person running the script still learns of the typo.
+
+    The command exits 0 all the same: the source answered, and its answer is true. A
+    pipeline with no run is not always a typo (a new pipeline before its first run, a store
+    that retention emptied), and a script listing a pipeline's runs before its first would stop
+    under ``set -e`` on an exit 1, which is kept for a source that cannot answer."""
+    say(command, no_run_of(pipeline))
 
 
 def add_wide_option(parser: argparse.ArgumentParser) -> None:

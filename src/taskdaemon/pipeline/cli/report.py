@@ -30,6 +30,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     add_wide_option,
     any_case,
+    note_unknown_pipeline,
     source_exit_code,
     table_width,
     whole_number,
@@ -151,7 +152,7 @@ def run_report(args: argparse.Namespace) -> int:
     except (PipelineError, SpanSourceError) as exc:
         return refuse("report", source_exit_code(exc), str(exc))
     try:
-        text = _compute(source, args, since, until, url)
+        text, unknown = _compute(source, args, since, until, url)
     except (PipelineError, SpanSourceError) as exc:
         return refuse("report", source_exit_code(exc), str(exc))
     except _DAMAGED as exc:
@@ -164,7 +165,11 @@ def run_report(args: argparse.Namespace) -> int:
     finally:
         source.close()
     problem = write_output(text, output_target(args.output, _IN_FOLDER[args.format]))
-    return refuse("report", 1, problem) if problem else 0
+    if problem:
+        return refuse("report", 1, problem)
+    if unknown is not None and (args.format != "table" or args.output is not None):
+        note_unknown_pipeline("report", unknown)
+    return 0
 
 
 #: What a report from the store's aggregates raises on a value of the wrong type in them
@@ -180,7 +185,8 @@ def _compute(
     since: float,
     until: float,
     url: str,
-) -> str:
+) -> tuple[str, str | None]:
+    """The report's text, and the pipeline asked for if the source holds no run of it."""
     from taskdaemon.pipeline.reporting import build_report, render_report  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.aggregates import StoreReportData  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
@@ -213,4 +219,4 @@ def _compute(
     # A table for a terminal is fitted to it; one written to a file (-o) is whole.
     width = table_width(args) if args.output is None else None
     text: str = render_report(report, args.format, width)
-    return text
+    return text, report.unknown_pipeline

@@ -22,6 +22,7 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     add_wide_option,
     any_case,
+    note_unknown_pipeline,
     source_exit_code,
     table_width,
     whole_number,
@@ -142,6 +143,8 @@ def _list(args: argparse.Namespace) -> int:
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
         print(json.dumps(rows, indent=2))
+        if unknown:
+            note_unknown_pipeline("runs list", args.pipeline)
     elif runs:
         print(format_runs_table(runs, table_width(args)))
     elif unknown:  # wrapped on a terminal, as the tables beside it are fitted
