@@ -6,8 +6,11 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+import pytest
+
 from pipeline_engine_support import FakeSleep, Resolver
 from pipeline_visualization_support import RUN_ID
+from taskdaemon.pipeline import telemetry_codec
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import (
     EngineEvent,
@@ -31,6 +34,7 @@ from taskdaemon.pipeline.model import (
     RetryPolicy,
     Stage,
 )
+from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.visualization import (
     DagSnapshot,
@@ -330,26 +334,74 @@ async def test_watch_run_detaches_from_the_engine_closed_unstarted_dropped_or_at
     )
 
 
-async def test_a_live_run_s_triggers_show_a_compared_secret_redacted() -> None:
-    """A condition and a filter comparing a token with its literal are secrets by their shape:
-    the stored run holds them redacted, and so do the live run's record (its triggers and their
-    specs, which ``/api`` serves) and each drawing of its snapshot."""
-    secret = "Lit3ralSecret-99"
+#: What a condition and an event filter of :func:`_comparing_secrets` compare with.
+_SECRET = "Lit3ralSecret-99"
+
+
+async def _comparing_secrets() -> DagWatcher:
+    """A watcher that saw a run of a pipeline whose condition and filter compare a token with
+    its literal (:data:`_SECRET`) to its end."""
     graph = Pipeline(
         "p",
         (
             Stage("a", "python", (Manual(),)),
-            Stage("b", "python", (OnCondition(f"request.api_key == '{secret}'"),)),
-            Stage("c", "python", (OnEvent("x.y", f"event.token == '{secret}'"),)),
+            Stage("b", "python", (OnCondition(f"request.api_key == '{_SECRET}'"),)),
+            Stage("c", "python", (OnEvent("x.y", f"event.token == '{_SECRET}'"),)),
         ),
         external_events=("x.y",),
     )
     watcher = DagWatcher()
     async with Engine(resolver=Resolver(), observers=[watcher]) as engine:
         await engine.run(graph, {"api_key": "other"}, run_id=RUN_ID)
+    return watcher
+
+
+async def test_a_live_run_s_triggers_show_a_compared_secret_redacted() -> None:
+    """A condition and a filter comparing a token with its literal are secrets by their shape:
+    the stored run holds them redacted, and so do the live run's record (its triggers and their
+    specs, which ``/api`` serves) and each drawing of its snapshot."""
+    secret = _SECRET
+    watcher = await _comparing_secrets()
     record = watcher.record(RUN_ID)
     shown = [repr(record.stages)] + [
         visualize(watcher.snapshot(RUN_ID), fmt) for fmt in ("dot", "json", "mermaid")
     ]
     assert [] == [text for text in shown if secret in text]
     assert all("REDACTED" in text for text in shown)
+
+
+async def test_a_served_run_s_updates_redact_its_triggers_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each snapshot of a served run (each update of its page) redacted the definition's
+    triggers again, though they never change while it runs: the first snapshot redacts them,
+    the next ones draw the same text and redact nothing."""
+    watcher = await _comparing_secrets()
+    redacted: list[str] = []
+    redact = telemetry_codec.redact_text
+    monkeypatch.setattr(
+        telemetry_codec, "redact_text", lambda text: redacted.append(text) or redact(text)
+    )
+    drawn, counts = [], []
+    for _ in range(3):
+        drawn.append(visualize(watcher.snapshot(RUN_ID), "json"))
+        counts.append(len(redacted))
+    assert [counts[0]] * 3 == counts
+    assert [drawn[0]] * 3 == drawn
+    assert (True, False, True) == (counts[0] > 0, _SECRET in drawn[0], "REDACTED" in drawn[0])
+
+
+def test_a_value_known_as_a_secret_after_a_drawing_is_masked_in_the_next() -> None:
+    """A definition's texts are kept redacted between drawings, yet a value known as a secret
+    since (a stage returned it under ``token``) is masked in the next drawing of the same
+    definition: they are redacted again, not kept stale."""
+    value = "Learnt-Later-77"
+    graph = Pipeline(
+        "p",
+        (Stage("a", "python", (OnCondition(f"request.flag == '{value}'"),), description=value),),
+        description=f"ships {value}",
+    )
+    before = visualize(graph, "json")
+    remember_secrets({"token": value})
+    after = visualize(graph, "json")
+    assert (True, 0) == (value in before, after.count(value))

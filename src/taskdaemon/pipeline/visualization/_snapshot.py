@@ -10,7 +10,8 @@ run gives the states; stages or edges only the run knows (the definition changed
 kept, after the definition's.
 
 Nodes hold the run's ``AttemptRecord`` objects and the snapshot its ``RunRecord``: renderers read
-the records, there is no render copy of them.
+the records, there is no render copy of them. The definition's texts come redacted from
+``_definition_texts``, once per definition rather than once per snapshot of a served run.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from taskdaemon.pipeline.records import (
     TriggerRecord,
     stage_error,
 )
-from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.telemetry_codec import trigger_from_description, trigger_record
+from taskdaemon.pipeline.telemetry_codec import trigger_from_description
 from taskdaemon.pipeline.value_methods import ValueMethods
+from taskdaemon.pipeline.visualization._definition_texts import definition_texts
 
 __all__ = [
     "STATES",
@@ -295,11 +296,18 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
     records = {stage.name: stage for stage in run.stages} if run is not None else {}
     nodes: list[DagNode] = []
     edges: list[DagEdge] = []
+    texts = None
     if pipeline is not None:
-        nodes.extend(_node_from_stage(stage, records.get(stage.name)) for stage in pipeline.stages)
+        texts = definition_texts(pipeline)
+        nodes.extend(
+            _node_from_stage(stage, records.get(stage.name), triggers, description)
+            for stage, triggers, description in zip(
+                pipeline.stages, texts.triggers, texts.descriptions, strict=True
+            )
+        )
         edges.extend(
-            _edge_from_trigger(edge.source, edge.target, trigger_record(edge.trigger), edge.label)
-            for edge in pipeline.edges
+            _edge_from_trigger(edge.source, edge.target, trigger, edge.label)
+            for edge, trigger in zip(pipeline.edges, texts.edge_triggers, strict=True)
         )
     if run is not None:
         known = {node.name for node in nodes}
@@ -324,7 +332,7 @@ def dag_snapshot(pipeline: Pipeline | None = None, run: RunRecord | None = None)
         pipeline=pipeline.name if pipeline is not None else run.pipeline if run else "",
         nodes=tuple(nodes),
         edges=tuple(edges),
-        description=redact_text(pipeline.description) if pipeline is not None else "",
+        description=texts.description if texts is not None else "",
         definition=pipeline,
         run=run,
     )
@@ -358,18 +366,21 @@ def _timing(attempts: tuple[AttemptRecord, ...]) -> tuple[float | None, float | 
     return start, end
 
 
-def _node_from_stage(stage: Stage, record: StageRecord | None) -> DagNode:
+def _node_from_stage(
+    stage: Stage, record: StageRecord | None, triggers: tuple[TriggerRecord, ...], description: str
+) -> DagNode:
+    """``stage``'s node: its ``triggers`` and ``description`` as ``definition_texts`` redacted
+    them, once per definition."""
     attempts = _attempts(record)
     start, end = _timing(attempts)
     return DagNode(
         name=stage.name,
         title=title_case(stage.name),
         loop=stage.loop,
-        triggers=tuple(trigger_record(t) for t in stage.triggers),
+        triggers=triggers,
         trigger_mode=stage.trigger_mode.value,
         parallel_instances=stage.parallel_instances,
-        # Free text, drawn as the triggers are (``trigger_record``): redacted as they are.
-        description=redact_text(stage.description),
+        description=description,
         state=record.status if record is not None else None,
         attempts=attempts,
         start=start,
