@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_support import without_settings
+from cli_support import line_with, without_settings
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
@@ -82,16 +82,11 @@ def taskdaemon(argv: list[str], *, cwd: Path) -> Iterator[subprocess.Popen[str]]
 def server_url(process: subprocess.Popen[str]) -> str:
     """The URL the process announces on stderr (``API: http://...``), read line by line."""
     assert process.stderr is not None
-    seen: list[str] = []
-    for line in process.stderr:
-        seen.append(line)
-        found = re.search(r"API: (http://[\d.:]+)/", line)
-        if found:
-            # Keep draining stderr so the process never blocks on a full pipe.
-            drain = threading.Thread(target=process.stderr.read, daemon=True)
-            drain.start()
-            return found.group(1)
-    raise AssertionError("the server never announced its URL:\n" + "".join(seen))
+    found = re.search(r"API: (http://[\d.:]+)/", line_with(process.stderr, "API: http://"))
+    assert found is not None
+    # Keep draining stderr so the process never blocks on a full pipe.
+    threading.Thread(target=process.stderr.read, daemon=True).start()
+    return found.group(1)
 
 
 async def first_run(url: str) -> str:

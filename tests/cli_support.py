@@ -1,16 +1,19 @@
 """Running the real ``taskdaemon`` command in tests: its environment (the caller's settings
-left out, a credential provider installed), one command to its end, pipeline files, and a run
-in the background read line by line (the ``serve`` fixture in ``conftest.py``)."""
+left out, a credential provider installed), one command to its end, pipeline files, a run in
+the background read line by line (the ``serve`` fixture in ``conftest.py``), and the reads of a
+command's output with a deadline (:func:`line_with`)."""
 
 from __future__ import annotations
 
 import os
+import queue
 import re
 import signal
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,6 +88,63 @@ def credential_provider(folder: Path) -> Path:
     return folder
 
 
+#: How long a test waits for the line it reads a command's output for: the command is
+#: stuck past it, and the test says so with what it read, where pytest's limit (120 s) would
+#: stop it with nothing but a stack.
+LINE_WAIT = 60.0
+
+
+def read_line(stream: IO[str] | None, timeout: float = LINE_WAIT, seen: Sequence[str] = ()) -> str:
+    """The next line of ``stream`` (``""`` at its end) if it comes within ``timeout``
+    seconds; else an AssertionError quoting ``seen``, the lines read before it. The line is
+    read on a thread of its own: a pipe's ``readline`` takes no timeout, and a ``select`` on
+    its descriptor misses what the text layer read ahead already."""
+    assert stream is not None
+    got: queue.SimpleQueue[str | Exception] = queue.SimpleQueue()
+
+    def pump() -> None:
+        try:
+            got.put(stream.readline())
+        except (OSError, ValueError) as exc:  # raised on the test's thread instead (a closed pipe)
+            got.put(exc)
+
+    threading.Thread(target=pump, name="test line reader", daemon=True).start()
+    try:
+        line = got.get(timeout=max(timeout, 0.0))
+    except queue.Empty:
+        said = "".join(seen) or "(nothing)\n"
+        raise AssertionError(f"no line within {timeout:g} s; read before it:\n{said}") from None
+    if isinstance(line, Exception):
+        raise line
+    return line
+
+
+def line_with(
+    stream: IO[str] | None,
+    needle: str,
+    timeout: float = LINE_WAIT,
+    seen: list[str] | None = None,
+) -> str:
+    """The first line of ``stream`` holding ``needle`` (the explicit sync point), read within
+    ``timeout`` seconds in all; each line read is added to ``seen``. A command that hangs, or
+    whose output ends first, fails the test with the lines it read."""
+    assert stream is not None
+    read = [] if seen is None else seen
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            line = read_line(stream, deadline - time.monotonic())
+        except AssertionError:
+            line = None
+        if not line:
+            why = "the output ended" if line == "" else f"not within {timeout:g} s"
+            said = "".join(read) or "(nothing)\n"
+            raise AssertionError(f"{needle!r} never came ({why}); the output read:\n{said}")
+        read.append(line)
+        if needle in line:
+            return line
+
+
 def taskdaemon(
     home: Path,
     *args: str,
@@ -125,17 +185,13 @@ def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Pop
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert ui.stderr is not None
-    seen = ""
-    for line in ui.stderr:
-        seen += line
-        if _UI_URL.search(line):
-            break
-    found = _UI_URL.search(seen)
-    if found is None:
+    try:
+        found = _UI_URL.search(line_with(ui.stderr, "taskdaemon ui: http"))
+        assert found is not None
+    except AssertionError:
         ui.kill()
         ui.communicate(timeout=30)
-        raise AssertionError(seen)
+        raise
     return ui, found.group(1), Path(found.group(2)).read_text().strip()
 
 
@@ -161,10 +217,9 @@ def dumped_while_running(home: Path, go: Path, *args: str) -> tuple[int, str, Pa
     for the file ``go``, made then): its exit code, its stdout and the dump it wrote."""
     process = in_background(home, *args)
     try:
-        assert process.stderr is not None
-        next(line for line in process.stderr if " running" in line)
+        line_with(process.stderr, " running")
         process.send_signal(signal.SIGUSR1)
-        line = next(line for line in process.stderr if "dump of run" in line)
+        line = line_with(process.stderr, "dump of run")
         go.touch()
         out, _ = process.communicate(timeout=60)
     finally:
@@ -182,7 +237,12 @@ def read_one_line(home: Path, *args: str) -> tuple[str, int, str]:
     assert process.stdout is not None
     assert process.stderr is not None
     process.stdin.close()
-    first = process.stdout.readline()
+    try:
+        first = read_line(process.stdout)
+    except AssertionError:
+        process.kill()
+        process.communicate(timeout=30)
+        raise
     process.stdout.close()
     stderr = process.stderr.read()
     process.stderr.close()
@@ -272,17 +332,15 @@ class Served:
     run_id: str = ""
 
     def wait_for_line(self, needle: str) -> str:
-        """Read stderr until a line contains ``needle`` (the explicit sync point)."""
-        stream: IO[str] | None = self.process.stderr
-        assert stream is not None
-        seen = []
-        for line in stream:
-            seen.append(line)
-            if line.startswith("run ") and " started " in line:
-                self.run_id = line.split()[1]
-            if needle in line:
-                return line
-        raise AssertionError(f"{needle!r} never came; stderr was:\n{''.join(seen)}")
+        """Read stderr until a line contains ``needle`` (the explicit sync point), within
+        :data:`LINE_WAIT` seconds."""
+        seen: list[str] = []
+        try:
+            return line_with(self.process.stderr, needle, seen=seen)
+        finally:
+            started = [line for line in seen if line.startswith("run ") and " started " in line]
+            if started:
+                self.run_id = started[-1].split()[1]
 
     def finish(self, timeout: float = 60) -> tuple[int, str, str]:
         """Wait for the exit code, stdout and the rest of stderr."""

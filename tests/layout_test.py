@@ -41,6 +41,7 @@ REPOSITORY_CHECKS = frozenset(
     {
         "architecture",
         "benchmarks_smoke",  # benchmarks/*.py: scripts of the repository, run once each
+        "cli_support",  # tests/cli_support.py's reads with a deadline: the suite's own helper
         "deploy_stack",
         "deploy_stack_prometheus",  # the stack's rules and dashboards in a real Prometheus
         "docs_commands",

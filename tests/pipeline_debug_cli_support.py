@@ -7,7 +7,7 @@ import subprocess
 import textwrap
 from pathlib import Path
 
-from cli_support import ROOT, TASKDAEMON, environment, in_background
+from cli_support import ROOT, TASKDAEMON, environment, in_background, line_with
 
 PIPELINE = """\
     name: dbg
@@ -56,10 +56,9 @@ def typed(prompt: subprocess.Popen[str], command: str, until: str) -> str:
     """Type ``command`` at the ``attached`` ``prompt``; its first output line holding
     ``until`` (the sync point)."""
     assert prompt.stdin is not None
-    assert prompt.stdout is not None
     prompt.stdin.write(command + "\n")
     prompt.stdin.flush()
-    return next(line for line in prompt.stdout if until in line)
+    return line_with(prompt.stdout, until)
 
 
 APPROVED = """\

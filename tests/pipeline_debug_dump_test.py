@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, dumped_while_running, in_background
+from cli_support import ROOT, TASKDAEMON, dumped_while_running, in_background, line_with, read_line
 from cli_support import environment as cli_environment
 from cli_support import taskdaemon as cli_taskdaemon
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -86,17 +86,13 @@ def _paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert process.stderr is not None
-    run_id = ""
-    for line in process.stderr:
-        if "taskdaemon debug attach " in line:
-            run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
-            break
-    assert run_id, "the run never paused"
-    yield process, run_id
-    if process.poll() is None:
-        process.kill()
-    process.communicate()
+    try:
+        line = line_with(process.stderr, "taskdaemon debug attach ")
+        yield process, line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate()
 
 
 def log_records(found: dict[str, bytes]) -> list[dict[str, Any]]:
@@ -291,8 +287,7 @@ def test_sigusr1_writes_a_dump_and_the_run_goes_on(
     still finishes when continued."""
     process, run_id = paused_run
     process.send_signal(signal.SIGUSR1)
-    assert process.stderr is not None
-    line = next(line for line in process.stderr if "dump of run" in line)
+    line = line_with(process.stderr, "dump of run")
     path = Path(line.rsplit("written to ", 1)[1].strip())
     assert path.parent == home / "dumps"
     assert json.loads(members(path)["manifest.json"])["run_id"] == run_id
@@ -310,8 +305,7 @@ def test_sigusr1_s_line_shows_the_home_s_control_characters_escaped(home: Path) 
     hostile.mkdir(mode=0o700)
     with _paused_run(hostile) as (process, run_id):
         process.send_signal(signal.SIGUSR1)
-        assert process.stderr is not None
-        line = next(line for line in process.stderr if "dump of run" in line)
+        line = line_with(process.stderr, "dump of run")
         assert taskdaemon(hostile, "debug", "continue", run_id).returncode == 0
         process.communicate(timeout=60)
     said = f"taskdaemon: dump of run {run_id} written to {home}/h\\x1b[2J/dumps/{run_id}-"
@@ -335,8 +329,7 @@ def test_a_cli_dump_of_a_served_run_holds_its_metrics(home: Path) -> None:
         text=True,
     )
     try:
-        assert process.stderr is not None
-        line = next(line for line in process.stderr if "taskdaemon debug attach " in line)
+        line = line_with(process.stderr, "taskdaemon debug attach ")
         run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
         dumped = taskdaemon(home, "dump", run_id)
         metrics = members(Path(dumped.stdout.strip())).get("metrics.prom", b"")
@@ -629,12 +622,10 @@ def test_sigusr1_to_debug_file_writes_a_dump_and_the_prompt_goes_on(home: Path) 
     path.write_text(textwrap.dedent(PIPELINE))
     process = in_background(home, "debug", str(path), "--break", "b", "-q")
     try:
-        assert process.stdout is not None
-        assert process.stderr is not None
-        opening = process.stdout.readline()
-        assert "paused at b.0.1" in process.stdout.readline(), opening
+        opening = read_line(process.stdout)
+        assert "paused at b.0.1" in read_line(process.stdout), opening
         process.send_signal(signal.SIGUSR1)
-        line = next(line for line in process.stderr if "dump of run" in line)
+        line = line_with(process.stderr, "dump of run")
         out, _ = process.communicate("continue\n", timeout=60)
     finally:
         if process.poll() is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_support import ROOT, TASKDAEMON, environment, free_port
+from cli_support import ROOT, TASKDAEMON, environment, free_port, line_with
 
 
 @dataclass
@@ -34,15 +34,12 @@ class Scheduled:
     def line(self, needle: str) -> str:
         """The first line of serve's stderr holding ``needle`` that no call returned (the
         explicit sync point): among those read already, else read until it comes."""
-        assert self.process.stderr is not None
         for index, line in enumerate(self.passed):
             if needle in line:
                 return self.passed.pop(index)
-        for line in self.process.stderr:
-            if needle in line:
-                return line
-            self.passed.append(line)
-        raise AssertionError(f"{needle!r} never came from serve")
+        line = line_with(self.process.stderr, needle, seen=self.passed)
+        self.passed.pop()  # ``line`` itself: returned now
+        return line
 
     def api(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """One call of serve's run API with its token; the JSON answer."""

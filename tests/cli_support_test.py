@@ -1,0 +1,59 @@
+"""The reads of a command's output with a deadline (``cli_support.line_with``), over a real
+subprocess."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from cli_support import line_with
+
+
+@pytest.fixture
+def one_line_then_silent() -> Iterator[subprocess.Popen[str]]:
+    """A process that prints ``first`` and then hangs, printing nothing more: killed after."""
+    code = "import time; print('first', flush=True); time.sleep(600)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True
+    )
+    yield process
+    process.kill()
+    process.communicate(timeout=30)
+
+
+def test_a_line_that_never_comes_fails_at_the_deadline_with_what_was_read(
+    one_line_then_silent: subprocess.Popen[str],
+) -> None:
+    """A command that hangs after one line fails the wait for a second line at its deadline,
+    quoting the line read: a loop over the pipe waited for pytest's limit and said nothing."""
+    began = time.monotonic()
+    with pytest.raises(AssertionError) as failed:
+        line_with(one_line_then_silent.stdout, "second", timeout=1)
+    waited = time.monotonic() - began
+    expected = "'second' never came (not within 1 s); the output read:\nfirst\n"
+    assert (expected, True) == (str(failed.value), waited < 30)
+
+
+def test_output_that_ends_first_fails_at_once_with_what_was_read() -> None:
+    """Output that ends before the line waited for fails the wait, quoting what it held."""
+    code = "print('first'); print('last')"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    with pytest.raises(AssertionError) as failed:
+        line_with(process.stdout, "second")
+    process.communicate(timeout=30)
+    expected = "'second' never came (the output ended); the output read:\nfirst\nlast\n"
+    assert expected == str(failed.value)
+
+
+def test_the_line_waited_for_is_returned_and_every_line_read_kept(
+    one_line_then_silent: subprocess.Popen[str],
+) -> None:
+    """The line holding the needle is returned and, with the lines before it, added to
+    ``seen``."""
+    seen = ["earlier\n"]
+    found = line_with(one_line_then_silent.stdout, "irs", seen=seen)
+    assert ("first\n", ["earlier\n", "first\n"]) == (found, seen)
