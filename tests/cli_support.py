@@ -121,14 +121,16 @@ def read_line(stream: IO[str] | None, timeout: float = LINE_WAIT, seen: Sequence
 
 def line_with(
     stream: IO[str] | None,
-    needle: str,
+    needle: str | re.Pattern[str],
     timeout: float = LINE_WAIT,
     seen: list[str] | None = None,
 ) -> str:
-    """The first line of ``stream`` holding ``needle`` (the explicit sync point), read within
-    ``timeout`` seconds in all; each line read is added to ``seen``. A command that hangs, or
-    whose output ends first, fails the test with the lines it read."""
+    """The first line of ``stream`` holding ``needle`` (a pattern: that it matches, searched)
+    read within ``timeout`` seconds in all, the explicit sync point; each line read is added to
+    ``seen``. A command that hangs, or whose output ends first, fails the test with the lines
+    it read."""
     assert stream is not None
+    pattern = needle if isinstance(needle, re.Pattern) else re.compile(re.escape(needle))
     read = [] if seen is None else seen
     deadline = time.monotonic() + timeout
     while True:
@@ -139,9 +141,10 @@ def line_with(
         if not line:
             why = "the output ended" if line == "" else f"not within {timeout:g} s"
             said = "".join(read) or "(nothing)\n"
-            raise AssertionError(f"{needle!r} never came ({why}); the output read:\n{said}")
+            shown = needle.pattern if isinstance(needle, re.Pattern) else needle
+            raise AssertionError(f"{shown!r} never came ({why}); the output read:\n{said}")
         read.append(line)
-        if needle in line:
+        if pattern.search(line):
             return line
 
 
@@ -186,7 +189,7 @@ def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Pop
         text=True,
     )
     try:
-        found = _UI_URL.search(line_with(ui.stderr, "taskdaemon ui: http"))
+        found = _UI_URL.search(line_with(ui.stderr, _UI_URL))
         assert found is not None
     except AssertionError:
         ui.kill()

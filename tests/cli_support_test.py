@@ -3,6 +3,7 @@ subprocess."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -49,11 +50,12 @@ def test_output_that_ends_first_fails_at_once_with_what_was_read() -> None:
     assert expected == str(failed.value)
 
 
+@pytest.mark.parametrize("needle", ["irs", re.compile(r"^f\w+t$")])
 def test_the_line_waited_for_is_returned_and_every_line_read_kept(
-    one_line_then_silent: subprocess.Popen[str],
+    one_line_then_silent: subprocess.Popen[str], needle: str | re.Pattern[str]
 ) -> None:
-    """The line holding the needle is returned and, with the lines before it, added to
-    ``seen``."""
+    """The line holding the needle (text it holds, or a pattern it matches) is returned and,
+    with the lines before it, added to ``seen``."""
     seen = ["earlier\n"]
-    found = line_with(one_line_then_silent.stdout, "irs", seen=seen)
+    found = line_with(one_line_then_silent.stdout, needle, seen=seen)
     assert ("first\n", ["earlier\n", "first\n"]) == (found, seen)

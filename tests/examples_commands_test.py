@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli_support import ROOT, environment
+from cli_support import ROOT, environment, line_with
 from pipeline_monitor_support import PROMETHEUS_NAMES
 
 #: The line the metrics server logs once it serves, with its address.
@@ -67,14 +67,9 @@ def test_the_metrics_server_serves_the_ten_pipeline_metrics(tmp_path: Path) -> N
         stderr=subprocess.PIPE,
         text=True,
     )
-    assert server.stderr is not None
     try:
-        seen, found = "", None
-        for line in server.stderr:
-            seen += line
-            if found := _SERVING.search(line):
-                break
-        assert found, seen
+        found = _SERVING.search(line_with(server.stderr, _SERVING))
+        assert found is not None
         missing = set(PROMETHEUS_NAMES)
         deadline = time.monotonic() + _WITHIN
         while missing and time.monotonic() < deadline:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import TASKDAEMON, environment, in_background, taskdaemon
+from cli_support import TASKDAEMON, environment, in_background, line_with, taskdaemon
 from taskdaemon.pipeline.tracking.store import SpanStore
 from terminal_support import on_a_terminal_of
 
@@ -274,7 +274,7 @@ def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_f
     run = in_background(home, "run", str(pipeline_file), "--break", "b")
     try:
         assert run.stderr is not None
-        line = next(line for line in run.stderr if "taskdaemon debug attach " in line)
+        line = line_with(run.stderr, "taskdaemon debug attach ")
         run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
         attach = taskdaemon(home, "debug", "attach", run_id, cwd=home, stdin="skip\n")
         assert 0 == run.wait(timeout=60)
@@ -364,7 +364,7 @@ def test_continue_after_a_failure_ended_the_run_says_it_ended(home: Path) -> Non
     debugged = in_background(home, "debug", str(home / "par.yaml"), "--break", "b")
     try:
         assert debugged.stderr is not None
-        next(line for line in debugged.stderr if "run par " in line)  # it ended
+        line_with(debugged.stderr, "run par ")  # it ended
         out, _err = debugged.communicate("continue\n", timeout=60)
     finally:
         if debugged.poll() is None:

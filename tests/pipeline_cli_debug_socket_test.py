@@ -23,6 +23,7 @@ from cli_support import (
     TASKDAEMON,
     environment,
     in_background,
+    line_with,
     taskdaemon,
     write,
 )
@@ -180,7 +181,7 @@ def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
         assert first.stdout is not None
         first.stdin.write("break b\n")
         first.stdin.flush()
-        next(line for line in first.stdout if line.startswith("breakpoint #1"))  # it is set
+        line_with(first.stdout, "breakpoint #1")  # it is set
         taskdaemon(scheduled.home, "approve", run_id, "a")
         scheduled.wait_paused("b")
         second = taskdaemon(scheduled.home, "debug", "attach", run_id[:8], stdin="where\n")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import in_background, taskdaemon
+from cli_support import in_background, read_line, taskdaemon
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli.serve import _schedule
@@ -376,7 +376,7 @@ def test_serve_says_its_address_once(home: Path) -> None:
     address three times (the HTTP thread's, the sign-in line, its own)."""
     served = in_background(home, "serve", "--port", "0")
     assert served.stderr is not None
-    first = served.stderr.readline()
+    first = read_line(served.stderr)
     served.send_signal(signal.SIGTERM)
     _out, rest = served.communicate(timeout=60)
     found = re.search(r"API: (http://127\.0\.0\.1:\d+)/ \(token in \S+\)$", first.strip())

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from cli_faults_support import OnTerminal, on_a_terminal, read_until
-from cli_support import GATED_PIPELINE, in_background, wait_until_stored, write
+from cli_support import GATED_PIPELINE, in_background, read_line, wait_until_stored, write
 
 pytestmark = pytest.mark.slow
 
@@ -66,7 +66,7 @@ def test_logs_follow_ends_on_sigterm_and_sighup_as_watch_does(
         hung_up = hung.hang_up()
     piped = in_background(home, "logs", run_id, "-f", hangup=True)
     assert piped.stdout is not None
-    first = piped.stdout.readline()
+    first = read_line(piped.stdout)
     piped.send_signal(signal.SIGHUP)
     rest, stderr = piped.communicate(timeout=60)
     assert (143, True, 129, 129, "") == (

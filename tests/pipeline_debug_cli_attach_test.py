@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON
+from cli_support import ROOT, TASKDAEMON, line_with, read_line
 from pipeline_debug_cli_support import (
     APPROVED,
     attached,
@@ -54,13 +54,8 @@ def served(home: Path, pipeline_file: Path) -> Iterator[subprocess.Popen[str]]:
 
 def _paused_run_id(process: subprocess.Popen[str]) -> str:
     """Read the run's stderr until b pauses; its line names the attach command."""
-    assert process.stderr is not None
-    seen = []
-    for line in process.stderr:
-        seen.append(line)
-        if "paused:" in line and "taskdaemon debug attach " in line:
-            return line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
-    raise AssertionError("the run never paused:\n" + "".join(seen))
+    line = line_with(process.stderr, "taskdaemon debug attach ")  # only a pause's line says it
+    return line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
 
 
 @pytest.mark.slow
@@ -367,7 +362,7 @@ def test_an_attacher_killed_at_the_prompt_does_not_hold_the_run_paused(
         text=True,
     )
     assert killed.stdout is not None
-    next(line for line in killed.stdout if line.startswith("paused at b.0.1"))  # attached
+    line_with(killed.stdout, "paused at b.0.1")  # attached
     killed.kill()
     killed.communicate()
     debug(home, "attach", run_id, stdin="where\n")
@@ -413,12 +408,12 @@ def test_an_attached_prompt_says_the_run_ended_elsewhere(
     attach = None
     try:
         assert run.stderr is not None
-        line = next(line for line in run.stderr if "waiting for approval" in line)
+        line = line_with(run.stderr, "waiting for approval")
         run_id = line.split("taskdaemon approve ", 1)[1].split()[0]
         attach = attached(home, run_id)
         assert attach.stdout is not None
-        joined = attach.stdout.readline()  # "debugging run ...": joined
-        assert "nothing paused" in attach.stdout.readline()
+        joined = read_line(attach.stdout)  # "debugging run ...": joined
+        assert "nothing paused" in read_line(attach.stdout)
         subprocess.run(
             [TASKDAEMON, "approve", run_id, "release"],
             env=environment(home),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import TASKDAEMON, environment
+from cli_support import TASKDAEMON, environment, line_with
 from pipeline_debug_logs_support import IDS
 from pipeline_tracking_support import make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
@@ -78,12 +78,8 @@ def test_logs_follow_a_run_in_another_process_and_run_shows_the_stderr_tail(
             stderr=subprocess.PIPE,
             text=True,
         )
-        assert follow.stdout is not None
-        seen = []
-        for line in follow.stdout:  # blocks until the line arrives: no sleep for ordering
-            seen.append(line)
-            if line.rstrip().endswith("[stdout] first"):
-                break
+        seen: list[str] = []
+        line_with(follow.stdout, "[stdout] first", seen=seen)  # no sleep for ordering
         assert "second" not in "".join(seen)  # the run still waits at its gate
         gate.touch()
         rest, _ = follow.communicate(timeout=60)

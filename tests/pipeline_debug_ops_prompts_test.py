@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from cli_support import read_line
 from pipeline_debug_ops_support import debugged
 from pipeline_engine_support import Recorder
 from taskdaemon.pipeline.events import BreakpointResumed
@@ -122,7 +123,7 @@ class Prompt:
             text=True,
         )
         assert self.process.stdout is not None
-        assert "ready\n" == self.process.stdout.readline()
+        assert "ready\n" == read_line(self.process.stdout)
 
     @property
     def pid(self) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, write
+from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, read_line, write
 from taskdaemon.pipeline import group_watchdog
 from taskdaemon.pipeline.group_watchdog import PROGRAM, GroupWatchdog, shared_watchdog
 from watchdog_support import DEADLINE, gone, group, until, watchdog_of
@@ -129,7 +129,7 @@ def test_the_parent_death_signal_ends_the_groups_without_end_of_file() -> None:
     try:
         assert parent.stdout is not None
         assert parent.stdin is not None
-        pids = [int(word) for word in parent.stdout.readline().split()]
+        pids = [int(word) for word in read_line(parent.stdout).split()]
         holder, watchdog = pids
         parent.stdin.close()  # the parent leaves through os._exit: no atexit, no close
         parent.wait(DEADLINE)

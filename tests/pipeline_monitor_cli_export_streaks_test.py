@@ -15,7 +15,7 @@ from typing import IO
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, free_port, write
+from cli_support import ROOT, TASKDAEMON, environment, free_port, line_with, write
 from collector_support import answered, answering_posts
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
@@ -41,10 +41,8 @@ SIGNALS = (("spans", "span"), ("logs", "log record"), ("metrics", "metric"))
 
 def _until(stderr: list[str], stream: IO[str], pattern: str) -> None:
     """Read stderr lines into ``stderr`` until one matches ``pattern``."""
-    while not any(re.search(pattern, line) for line in stderr):
-        line = stream.readline()
-        assert line, f"{pattern!r} never came; stderr was:\n{''.join(stderr)}"
-        stderr.append(line)
+    if not any(re.search(pattern, line) for line in stderr):
+        line_with(stream, re.compile(pattern), seen=stderr)
 
 
 @pytest.mark.slow

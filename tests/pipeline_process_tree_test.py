@@ -12,6 +12,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
+from cli_support import read_line
 from taskdaemon.pipeline import process_tree
 from taskdaemon.pipeline.process_tree import ProcessTree, TreePeaks
 
@@ -25,7 +26,7 @@ def waiting_shell(script: str, ready: str) -> Iterator[subprocess.Popen[str]]:
         ["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert shell.stdout is not None
-    assert f"{ready}\n" == shell.stdout.readline()
+    assert f"{ready}\n" == read_line(shell.stdout)
     yield shell
     for process in psutil.Process(shell.pid).children(recursive=True):
         process.kill()

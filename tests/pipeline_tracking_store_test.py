@@ -23,6 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.trace import Link
 
+from cli_support import read_line
 from pipeline_tracking_support import T0, S, make_provider, orphans_and_integrity, write_example_run
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.tracking import (
@@ -194,7 +195,7 @@ def test_sigkilled_run_is_interrupted_with_finished_stages(tmp_path: Path) -> No
         text=True,
     )
     assert proc.stdout is not None
-    run_id = proc.stdout.readline().strip()
+    run_id = read_line(proc.stdout).strip()
     proc.kill()
     proc.wait(timeout=30)
     proc.stdout.close()

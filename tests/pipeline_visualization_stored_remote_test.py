@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment
+from cli_support import ROOT, TASKDAEMON, environment, read_line
 from pipeline_remote_run_support import HELD, held_run_spans, tempo_trace
 from pipeline_replay_support import cut_like_tempo
 from pipeline_tracking_support import Backend, serve
@@ -170,7 +170,7 @@ def test_watch_says_on_stderr_that_no_new_span_came(home: Path) -> None:
         guard.start()
         try:
             assert watch.stderr is not None
-            said = watch.stderr.readline()
+            said = read_line(watch.stderr)
             tempo.route(path, tempo_trace(ended))
             out, _ = watch.communicate()
         finally:

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from cli_support import GATED_PIPELINE as GATED
-from cli_support import ROOT, TASKDAEMON, environment, taskdaemon, write
+from cli_support import ROOT, TASKDAEMON, environment, read_line, taskdaemon, write
 from pipeline_engine_support import Resolver
 from pipeline_visualization_support import feature_delivery
 from taskdaemon.pipeline.engine import Engine
@@ -448,7 +448,7 @@ def test_watch_writes_plain_lines_through_a_pipe(home: Path, tmp_path: Path, ser
     )
     try:
         assert watcher.stdout is not None
-        first = [watcher.stdout.readline(), watcher.stdout.readline()]
+        first = [read_line(watcher.stdout), read_line(watcher.stdout)]
         assert ["build: success", "deploy: waiting, waiting for approval"] == [
             re.sub(r", [\d.]+(ms|s)$", "", line.strip()) for line in first
         ]

@@ -20,7 +20,7 @@ import pytest
 
 from browser_support import TOKEN as BROWSER_TOKEN
 from browser_support import browser_page
-from cli_support import TASKDAEMON, environment
+from cli_support import TASKDAEMON, environment, line_with
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.server import MonitorServer, create_app
@@ -64,14 +64,13 @@ def test_a_run_serve_log_stream_ends_with_the_stages_last_lines(home: Path) -> N
         text=True,
     )
     try:
-        assert process.stderr is not None
-        text, api, started = "", None, None
-        for line in process.stderr:  # until the server's address and the run's id are out
-            text += line
-            if (api := _API.search(text)) and (started := _STARTED.search(text)):
-                break
-        assert api is not None, text
-        assert started is not None, text
+        seen: list[str] = []
+        for said in (_API, _STARTED):  # the server's address and the run's id, in any order
+            if not any(map(said.search, seen)):
+                line_with(process.stderr, said, seen=seen)
+        api, started = _API.search("".join(seen)), _STARTED.search("".join(seen))
+        assert api is not None
+        assert started is not None
         url, run_id = api.group(1), started.group(1)
         stream = f"{url}/api/runs/{run_id}/logs/stream?stage=deploy"
         headers = {"Authorization": f"Bearer {TOKEN}"}
