@@ -576,6 +576,19 @@ def test_a_pipeline_name_that_is_not_utf8_is_one_line(
     assert "argument --pipeline/-p: not UTF-8 text: 'caf\\udce9'" in err
 
 
+@pytest.mark.parametrize("command", [["runs", "list"], ["report"]])
+def test_an_empty_pipeline_name_is_a_usage_error(
+    command: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--pipeline ''`` (``-p "$P"`` with ``P`` unset) was read as a pipeline the source
+    knows no run of, exit 0: it is refused in one line, exit 2, as no pipeline has that name."""
+    with pytest.raises(SystemExit) as exited:
+        main([*command, "--pipeline", "", "--source", f"sqlite:///{tmp_path / 's.db'}"])
+    err = capsys.readouterr().err
+    assert (exited.value.code, len(err.splitlines())) == (2, 1)
+    assert "argument --pipeline/-p: empty: name a pipeline, or leave --pipeline out" in err
+
+
 @pytest.mark.slow
 def test_dump_where_a_file_stands_for_a_folder_names_the_target(tmp_path: Path) -> None:
     """``dump RUN -o FILE/x.tar.gz`` (a file where a folder should be) said ``[Errno 17] File

@@ -207,9 +207,13 @@ def cannot_serve(host: str, port: int, error: OSError) -> str:
 
 
 def pipeline_name(text: str) -> str:
-    """``--pipeline``'s value (argparse type): text that is UTF-8. A byte that is not (a name
-    typed in another encoding) reached the store's query as a lone surrogate: a
-    UnicodeEncodeError traceback."""
+    """``--pipeline``'s value (argparse type): text that is UTF-8, and not empty. A byte that
+    is not UTF-8 (a name typed in another encoding) reached the store's query as a lone
+    surrogate: a UnicodeEncodeError traceback. No pipeline is named ``''``: ``-p "$P"`` with
+    ``P`` unset was read as a pipeline the source knows no run of, exit 0, where the mistake is
+    the command line's."""
+    if not text:
+        raise argparse.ArgumentTypeError("empty: name a pipeline, or leave --pipeline out")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # repr shows the byte as \udcXX
@@ -220,7 +224,12 @@ def pipeline_name(text: str) -> str:
 def add_pipeline_filter(parser: argparse.ArgumentParser) -> None:
     """``--pipeline/-p NAME``: only the runs of one pipeline (``runs list``, ``report``)."""
     parser.add_argument(
-        "--pipeline", "-p", type=pipeline_name, metavar="P", help="only this pipeline's runs"
+        "--pipeline",
+        "-p",
+        type=pipeline_name,
+        metavar="P",
+        help="only this pipeline's runs; one the source knows no run of (a typo) is said so, "
+        "in the table, else on stderr",
     )
 
 
