@@ -54,15 +54,39 @@ async def test_a_pipe_keeps_70_characters_of_a_stage_error() -> None:
     assert row.endswith("  " + ERROR[:69] + "…"), row
 
 
-async def test_a_terminal_too_narrow_for_the_other_columns_keeps_12_error_columns() -> None:
-    """A 40-column terminal cannot hold the other columns: the error keeps 12 columns (its
-    first 11 characters and an ellipsis) rather than vanishing, the floor of every fitted
-    table (``table_fit.MIN_GIVEN``; the summary kept 16 by an arithmetic of its own), and
-    INSTANCES and ATTEMPTS read INST and TRIES, as in ``runs show``."""
+async def test_a_terminal_too_narrow_for_the_other_columns_keeps_8_error_columns() -> None:
+    """A 40-column terminal cannot hold the other columns: the error keeps 8 columns (its
+    first 7 characters and an ellipsis) rather than vanishing, the last resort of ``runs
+    show``'s table (``table_fit.LAST_GIVEN``; the summary kept 16 by an arithmetic of its
+    own, then 12), and INSTANCES and ATTEMPTS read INST and TRIES, as in ``runs show``."""
     result, graph = await _failed_run()
     header, row = render_summary(result, graph, 40).splitlines()[:2]
     assert header.split() == ["STAGE", "STATUS", "INST", "TRIES", "QUEUE", "DURATION", "ERROR"]
-    assert row.endswith("  " + ERROR[:11] + "…"), row
+    assert row.endswith("  " + ERROR[:7] + "…"), row
+
+
+async def test_a_60_column_terminal_holds_rows_with_long_names_and_errors() -> None:
+    """On 60 columns the status, counts and durations take 49: names and errors kept to 12
+    wrapped every row with an error, its tail under the next row's STAGE. They give way to 8,
+    as in ``runs show``, and every row fits."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError(ERROR)
+
+    deploy = "deploy_the_artifact_to_every_production_region"
+    graph = pipeline(stage(deploy), stage("announce_the_release_on_every_channel", *after(deploy)))
+    async with Engine(resolver=Resolver({deploy: refuse})) as engine:  # type: ignore[arg-type]
+        result = await engine.run(graph)
+    lines = render_summary(result, graph, 60).splitlines()
+    name, status = lines[1].split()[:2]
+    expected = ([], "failure", True, True)
+    actual = (
+        [line for line in lines if len(line) > 60],
+        status,
+        name.endswith("…"),
+        lines[1].endswith("…"),
+    )
+    assert expected == actual, lines
 
 
 async def test_a_summary_that_fits_is_the_piped_one() -> None:
@@ -106,11 +130,11 @@ async def test_long_stage_names_are_cut_to_keep_rows_of_80() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("columns", [80, 100, 120])
+@pytest.mark.parametrize("columns", [60, 80, 100, 120])
 def test_run_on_a_narrow_terminal_prints_a_summary_that_fits(
     home: Path, tmp_path: Path, columns: int
 ) -> None:
-    """``taskdaemon run`` with its stdout on a pseudo-terminal of 80, 100 or 120 columns
+    """``taskdaemon run`` with its stdout on a pseudo-terminal of 60, 80, 100 or 120 columns
     prints no line wider than it, though the failing command's error is longer; the status
     and the error's first words are there."""
     path = _narrow(tmp_path)
@@ -119,7 +143,7 @@ def test_run_on_a_narrow_terminal_prints_a_summary_that_fits(
     expected = (1, 2, True)
     assert expected == (code, len(table), all(len(line) <= columns for line in lines)), lines
     assert table[1].split()[1] == "failure", table
-    assert 'command "echo' in table[1], table
+    assert 'command "e' in table[1], table
 
 
 async def test_a_stage_a_retry_made_good_shows_no_error() -> None:

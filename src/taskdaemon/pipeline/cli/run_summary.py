@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING
 
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.model import Pipeline
-from taskdaemon.pipeline.table_fit import MIN_GIVEN, aligned, cut_columns, text_columns
+from taskdaemon.pipeline.table_fit import (
+    LAST_GIVEN,
+    MIN_GIVEN,
+    aligned,
+    cut_columns,
+    fit,
+    text_columns,
+)
 from taskdaemon.pipeline.terminal_text import one_line
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
@@ -63,9 +70,11 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     rule every table of the terminal follows (``table_fit``), since a wrapped row no longer
     reads as a row: only when the whole table is wider, INSTANCES and ATTEMPTS read INST and
     TRIES (as in ``runs show``), then STAGE and ERROR give way, the wider first, to no fewer
-    than 12 columns. STATUS, the counts and the durations are never cut, and no column is
-    left out (``run`` has no ``--wide``; ``runs show RUN`` has every column and whole
-    errors). The run's error line is cut to the width too.
+    than 12 columns, and, as a last resort, to 8 (``table_fit.LAST_GIVEN``, as in ``runs
+    show``): the other columns take 49, so at 12 a 60-column terminal wrapped every row with
+    an error, its cut tail under the STAGE column. STATUS, the counts and the durations are
+    never cut, and no column is left out (``run`` has no ``--wide``; ``runs show RUN`` has
+    every column and whole errors). The run's error line is cut to the width too.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
@@ -98,7 +107,7 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     lines = aligned(header, rows)
     if width is not None and any(text_columns(line) > width for line in lines):
         narrow = (*header[:2], "INST", "TRIES", *header[4:])
-        lines = aligned(narrow, rows, width, (0, len(header) - 1))
+        lines = fit(narrow, rows, width, (0, len(header) - 1), floor=LAST_GIVEN).lines
     total = None if result.finished_at is None else result.finished_at - result.started_at
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
