@@ -376,12 +376,16 @@ def test_continue_after_a_failure_ended_the_run_says_it_ended(home: Path) -> Non
 
 
 @pytest.mark.slow
-def test_the_opening_and_help_fit_an_80_column_terminal(home: Path, pipeline_file: Path) -> None:
+@pytest.mark.parametrize("columns", [60, 80])
+def test_the_opening_and_help_fit_a_narrow_terminal(
+    home: Path, pipeline_file: Path, columns: int
+) -> None:
     """On a terminal 80 columns wide the prompt's opening (92 columns with its run id) wraps
     between words, and ``help``'s last line (132 columns) is two: the terminal broke them
-    mid-word. The run id stays whole."""
+    mid-word. On 60, each of ``help``'s lines wraps between words too (``continue``'s is 75
+    columns). The run id stays whole."""
     code, shown = on_a_terminal_of(
-        80,
+        columns,
         home,
         "debug",
         str(pipeline_file),
@@ -394,5 +398,5 @@ def test_the_opening_and_help_fit_an_80_column_terminal(home: Path, pipeline_fil
     opening = next(i for i, line in enumerate(shown) if line.startswith("debugging run "))
     run_id = shown[opening].split()[2]
     assert (1, 32) == (code, len(run_id)), shown
-    assert [] == [line for line in shown[opening:] if len(line) > 80], shown
+    assert [] == [line for line in shown[opening:] if len(line) > columns], shown
     assert "[STAGE] may be left out when one stage is paused" in shown

@@ -248,7 +248,7 @@ class DebugPrompt(CommandPrompt):
     def _do_help(self, args: Sequence[str]) -> None:
         super()._do_help(args)
         # Two lines: as one it was 132 columns, past a terminal of 80.
-        self._print(
+        self._print_prose(
             "STAGE#N: instance N of a fanned-out stage (numbered as in the progress lines)\n"
             "[STAGE] may be left out when one stage is paused"
         )

@@ -49,9 +49,11 @@ from typing import IO, Any, ClassVar
 from taskdaemon.pipeline.cli._prompt_signals import PromptSignals
 from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.sigterm import terminal_hung_up
+from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.terminal_text import shown
 from taskdaemon.pipeline.wording import counted
 
@@ -283,10 +285,17 @@ class CommandPrompt:
 
     def _do_help(self, args: Sequence[str]) -> None:
         for text in self.COMMANDS.values():
-            self._print("  " + text)
+            self._print_prose("  " + text)
         if self.ALIASES:  # pdb's and gdb's users type them: say they work
             short = " ".join(f"{alias}={command}" for alias, command in self.ALIASES.items())
-            self._print(f"short forms: {short}")
+            self._print_prose(f"short forms: {short}")
+
+    def _print_prose(self, text: str) -> None:
+        """Each line of ``text`` (words of ours, not the run's) wrapped between words to the
+        terminal's width, as the prompt's opening is: a terminal of 60 columns broke
+        ``help``'s lines mid-word (``a`` / ``nd leave step mode``). Whole on a pipe."""
+        width = summary_width(self._out)
+        self._print("\n".join(part for line in text.split("\n") for part in wrapped(line, width)))
 
     # ------------------------------------------------------------------ readline
 
