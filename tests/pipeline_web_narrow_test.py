@@ -64,6 +64,18 @@ stages:
     triggers: [{{on_completion: {{stage: {GATE}}}}}]
 """
 
+#: ``PAUSED`` beside a stage that fails at once with a long error, the run going on
+#: (``continue``): a stages table with an Actions column and an Error column of 12 em.
+PAUSED_BESIDE_A_FAILURE = (
+    PAUSED.replace("stages:\n", "error_strategy: continue\nstages:\n", 1)
+    + f"""\
+  - name: {LOAD}
+    loop: command
+    command: "echo 'the ledger database refused the connection: bad password' >&2; exit 3"
+    triggers: [{{manual: {{approval_required: false}}}}]
+"""
+)
+
 #: The page's layout: its width and the window's, the stages table box's width and how far
 #: it scrolls, and for each of the selected buttons whether it shows whole in the window.
 LAYOUT = """(selector) => {
@@ -120,6 +132,21 @@ RUNS_LAYOUT = """() => {
 }"""
 
 
+async def paused_run(url: str) -> str:
+    """The id of the first run of ``url``'s server, its ``GATE`` approved once a breakpoint
+    is set before ``EXTRACT``, which then pauses there."""
+    run_id = await first_run(url)
+    async with httpx.AsyncClient(
+        base_url=f"{url}/api/runs/{run_id}",
+        headers={"authorization": f"Bearer {TOKEN}"},
+        timeout=30,
+    ) as client:
+        put = await client.put("/debug/breakpoints", json={"stage": EXTRACT})
+        approved = await client.post(f"/approve/{GATE}", json={})
+    assert (201, 202) == (put.status_code, approved.status_code)
+    return run_id
+
+
 @SHARED_BROWSER_LOOP
 async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     shared_chromium: Any, tmp_path: Path
@@ -137,14 +164,7 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
     with taskdaemon(argv, cwd=tmp_path) as process:
         url = server_url(process)
-        run_id = await first_run(url)
-        async with httpx.AsyncClient(
-            base_url=f"{url}/api/runs/{run_id}",
-            headers={"authorization": f"Bearer {TOKEN}"},
-            timeout=30,
-        ) as client:
-            put = await client.put("/debug/breakpoints", json={"stage": EXTRACT})
-            approved = await client.post(f"/approve/{GATE}", json={})
+        run_id = await paused_run(url)
         async with browser_page(shared_chromium, width=375) as (page, errors):
             await page.goto(f"{url}/?token={TOKEN}")
             await page.wait_for_selector("#runs .state-paused")
@@ -178,13 +198,40 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
             )
         process.send_signal(signal.SIGTERM)
         assert 0 == await asyncio.to_thread(process.wait, 30)
-    assert (201, 202) == (put.status_code, approved.status_code)
     assert [True, True, [[True, 2, 1, True]]] == listed
     assert [True, True] == drawn
     assert [True, True, [True, True]] == layout
     assert ([1, 1], [0, 0]) == (named, in_table)  # the top's; the table's are not laid out
     assert (True, f"Continue {EXTRACT}") == (tabs < 50, label)
     assert [EXTRACT, "link select", "success", 0, True] == after
+    assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_paused_stage_s_buttons_beside_an_error_fit_a_desktops_stages_table(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """At 1,280 pixels, beside the stage panel, a stage paused at a breakpoint has Continue
+    and Step in the stages table, whole in the window, and the table fits its box beside
+    another stage's long error; the Instances and Attempts columns, which the stage panel
+    has, give way. With them, the table was 785 pixels in a box of 709, its Error column cut
+    at the box's edge."""
+    (tmp_path / "paused.yaml").write_text(PAUSED_BESIDE_A_FAILURE)
+    argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await paused_run(url)
+        async with browser_page(shared_chromium, width=1280) as (page, errors):
+            await page.goto(f"{url}/?token={TOKEN}")
+            await page.goto(f"{url}/runs/{run_id}")
+            await page.wait_for_selector(state_of(LOAD, "failure"))
+            await page.wait_for_selector(state_of(EXTRACT, "paused"))
+            layout = await page.evaluate(LAYOUT, "#stages button[data-action], #stages .state")
+            rows = await page.evaluate(ROWS)
+        process.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(process.wait, 30)
+    assert [True, True, [True] * 5] == layout
+    assert [False] * 3 == [counts for _lines, _place, counts in rows], rows
     assert [] == errors
 
 
