@@ -17,6 +17,7 @@ from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished,
 from taskdaemon.pipeline.model import OnEvent
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.table_fit import text_columns
+from terminal_support import on_a_terminal_of
 
 RUN_ID = "ab" * 16
 
@@ -203,6 +204,23 @@ def test_on_a_narrow_terminal_a_long_stage_name_gives_way_to_its_label() -> None
     assert ["running", "failure"] == [line.split()[2] for line in narrow], narrow
     assert narrow[1].split()[1].endswith("…"), narrow
     assert [stage, stage] == [line.split()[1] for line in pipe.getvalue().splitlines()]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("watch", [(), ("--watch",)])
+def test_on_a_narrow_terminal_the_runs_first_line_wraps_between_words(
+    home: Path, tmp_path: Path, watch: tuple[str, ...]
+) -> None:
+    """On a 60-column terminal ``run``'s first line (``run ID of one started (workspace
+    PATH)``, over 100 columns), above its progress lines or its ``--watch`` table, wraps
+    between words as the debugger's opening does: the terminal broke it mid-word, in the
+    workspace's path. The run id and the path are whole, each on a line."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    code, lines = on_a_terminal_of(60, home, "run", str(path), *watch, streams=("stderr",))
+    run_id = lines[0].split()[1]
+    workspace = home / "workspaces" / run_id
+    expected = (0, [f"run {run_id} of one started", "    (workspace", f"    {workspace})"])
+    assert expected == (code, lines[:3]), lines
 
 
 def test_a_home_holding_esc_is_escaped_in_the_lines_of_a_run(tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ from taskdaemon.pipeline.cli.options import (
     workspace_root,
 )
 from taskdaemon.pipeline.cli.refusal import refuse, say
-from taskdaemon.pipeline.cli.run_progress import ProgressView
+from taskdaemon.pipeline.cli.run_progress import ProgressView, header_lines
 from taskdaemon.pipeline.cli.run_summary import render_summary
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
@@ -359,7 +359,8 @@ async def run_pipeline(
             except PipelineError as error:  # its workspace cannot be made (a read-only home)
                 return refuse("run", EXIT_INVALID, str(error))
             if watch:  # else the progress view wrote it as the run started (or -q: nothing)
-                print(header(handle.run_id), file=sys.stderr, flush=True)
+                sys.stderr.write(header_lines(header(handle.run_id), summary_width(sys.stderr)))
+                sys.stderr.flush()
             approvals.attach(handle)
             view = None
             if watcher is not None:

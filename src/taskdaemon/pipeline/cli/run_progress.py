@@ -40,10 +40,10 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.loops import CommandFailedError
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.status_rules import not_reached_reason
-from taskdaemon.pipeline.table_fit import cut_columns, text_columns
+from taskdaemon.pipeline.table_fit import cut_columns, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
-__all__ = ["ProgressView"]
+__all__ = ["ProgressView", "header_lines"]
 
 
 class _Stream(Protocol):
@@ -69,6 +69,13 @@ class _SettledStream:
         self._stream.flush()
 
 
+def header_lines(header: str, width: int | None) -> str:
+    """The run's first line, wrapped between words on a terminal ``width`` columns wide, as
+    the debugger's opening line is (``table_fit.wrapped``): on 60 columns the terminal broke
+    it mid-word, in the workspace's path. Whole, and one line, on a pipe (None)."""
+    return "".join(f"{line}\n" for line in wrapped(header, width))
+
+
 #: The fewest characters of a progress line's error kept on a narrow terminal: a failure line
 #: with its retry note leaves 14 of 80 columns, and the summary and the stderr tail follow.
 _MIN_DETAIL = 10
@@ -91,7 +98,9 @@ class ProgressView:
     a skip, the run's end) is cut to fit it, keeping at least ``_MIN_DETAIL`` columns (the
     summary, ``runs show`` and ``logs`` have them whole). A pipe or a file keeps every name
     and 80 characters of each error. Hints (a command to copy) are never cut: one that does not
-    fit after its line goes on a line of its own, under the stage's label.
+    fit after its line goes on a line of its own, under the stage's label. The run's first
+    line (``run ID of PIPELINE started (workspace PATH)``) wraps between words instead
+    (:func:`header_lines`): it names no stage, and every word of it is to be read whole.
     """
 
     def __init__(
@@ -176,7 +185,7 @@ class ProgressView:
             # read "implementation", its second "implementation#1", then "implementation#0".
             self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
             if self._header is not None:
-                self._stream.write(self._header(event.run_id) + "\n")
+                self._stream.write(header_lines(self._header(event.run_id), self._width))
                 self._stream.flush()
         elif isinstance(event, StageStarted):
             if event.event is not None or event.instance > 0:
