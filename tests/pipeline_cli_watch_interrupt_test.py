@@ -1,6 +1,7 @@
 """``run --watch`` and ``watch`` on a terminal stopped by a real Ctrl-C (typed on a pty): the
 line saying the run is being cancelled is written above the live table, not over it, and no
-echo of the key moves the cursor under the table.
+echo of the key moves the cursor under the table. So is a log record written meanwhile (an
+approval granted from another terminal).
 
 Before, the line went straight to stderr past the table's last line, so the table's next
 redraw, which moves the cursor up by its own height, started that many lines below where it
@@ -11,6 +12,7 @@ wrapped past a row as wide as the terminal.
 
 from __future__ import annotations
 
+import re
 import termios
 from pathlib import Path
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from cli_faults_support import on_a_terminal
-from cli_support import GATED_PIPELINE, write
+from cli_support import GATED_PIPELINE, taskdaemon, write
 
 pytestmark = pytest.mark.slow
 
@@ -47,14 +49,37 @@ def test_the_cancelling_line_of_a_ctrl_c_goes_above_the_live_table(
         assert 130 == run.process.wait(60)
         run.wait_for("run cancelled")
     shown = bytes(run.seen)
-    said = shown.index(b"SIGINT: cancelling run ")
-    # What follows the line, up to the table's next header, draws the table below it: no
-    # cursor movement back over it.
-    redraw = shown[said : shown.index(b"STAGE", said)]
-    assert _CURSOR_UP not in redraw, redraw
-    # And the line was written where the live table was erased first (above the table).
-    assert _CURSOR_UP in shown[shown.rindex(b"STAGE", 0, said) : said]
+    assert _drawn_above_the_table(shown, b"SIGINT: cancelling run "), shown[-800:]
     assert b"Traceback" not in shown
+
+
+def _drawn_above_the_table(shown: bytes, line: bytes) -> bool:
+    """Whether ``line`` was written where the live table was erased first (a cursor movement
+    up between the table's last header and it), and the table drawn below it (none from it
+    to the next header)."""
+    said = shown.index(line)
+    redraw = shown[said : shown.index(b"STAGE", said)]
+    return _CURSOR_UP in shown[shown.rindex(b"STAGE", 0, said) : said] and _CURSOR_UP not in redraw
+
+
+def test_a_log_record_written_meanwhile_goes_above_the_live_table(
+    home: Path, tmp_path: Path
+) -> None:
+    """An approval granted from another terminal while ``run --watch`` draws its table logs a
+    ``taskdaemon.audit`` record: it is written above the table, which is drawn again below it.
+    The record's handler kept the stderr it was made with, not the one the live table writes
+    through: the record went past the table, the next frame was drawn over it, and the top
+    of the previous frame stayed on the screen."""
+    path = write(tmp_path / "gated.yaml", GATED_PIPELINE)
+    with on_a_terminal(home, "run", str(path), "--watch") as run:
+        run.wait_for("approval")
+        found = re.search(rb"run ([0-9a-f]{32}) of gated started", bytes(run.seen))
+        assert found is not None, bytes(run.seen)
+        approved = taskdaemon(home, "approve", found.group(1).decode(), "deploy")
+        assert 0 == run.process.wait(60), approved.stderr
+        run.wait_for("success in")
+    shown = bytes(run.seen)
+    assert _drawn_above_the_table(shown, b"approval of deploy granted by "), shown[-800:]
 
 
 def test_a_ctrl_c_to_watch_on_a_narrow_terminal_is_not_echoed_under_the_table(

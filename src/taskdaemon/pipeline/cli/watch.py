@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
+import logging
 import os
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.options import (
@@ -118,11 +120,34 @@ async def follow(
             # counts on, and the next frame was drawn over half of the last one.
             redirect_stderr=True,
         ) as live,
+        _records_above(stream),
     ):
         async for snapshot in snapshots:
             view.snapshot = snapshot
             live.refresh()
     return view.snapshot
+
+
+@contextlib.contextmanager
+def _records_above(stream: IO[str]) -> Iterator[None]:
+    """While the live table is drawn, the root logger's handlers that write to ``stream``
+    write through ``sys.stderr``, which ``rich`` has replaced with its own (``Live``'s
+    ``redirect_stderr``): a log record then goes above the table, as a line written to
+    stderr does. A handler keeps the stream it was made with, so a record written meanwhile
+    (an approval granted from another terminal, ``taskdaemon.audit``) went past the table,
+    and the next frame was drawn over half of the last one, the record lost under it."""
+    handlers = [
+        handler
+        for handler in logging.getLogger().handlers
+        if isinstance(handler, logging.StreamHandler) and handler.stream is stream
+    ]
+    for handler in handlers:
+        handler.setStream(sys.stderr)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.setStream(stream)
 
 
 def redrawable(stream: IO[str]) -> bool:
