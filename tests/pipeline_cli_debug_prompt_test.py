@@ -169,6 +169,50 @@ def test_a_progress_line_shows_above_the_prompt_and_what_was_typed(home: Path) -
         terminal.close()
 
 
+AHEAD = """\
+    name: ahead
+    stages:
+      - name: slow
+        command: "while [ ! -e {go} ]; do sleep 0.05; done; echo '{{}}'"
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: b
+        command: "echo '{{}}'"
+        triggers: [{{on_completion: {{stage: slow}}}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_command_typed_before_the_first_pause_waits_for_the_prompt(home: Path) -> None:
+    """While the prompt waits for the first pause (``slow`` runs until told to end, ``b``
+    then pauses), the terminal does not echo keys: ``where`` typed meanwhile shows at the
+    prompt, and runs there. Echoed, it landed among the progress lines, before the pause."""
+    go = home / "go"
+    (home / "ahead.yaml").write_text(textwrap.dedent(AHEAD).format(go=go))
+    terminal = Terminal(home, "ahead.yaml", "--break", "b", progress=True)
+    try:
+        terminal.expect("debugging run ")
+        echoing = _echo_while_the_run_goes(terminal.controller)
+        os.write(terminal.controller, b"where\n")
+        go.touch()
+        terminal.expect("paused at b.0.1")
+        terminal.expect("  slow  success")  # where's answer: each stage's state
+        shown = terminal.shown
+        at_the_prompt = shown.index(PROMPT + "where") + len(PROMPT)
+        assert (False, at_the_prompt) == (echoing, shown.index("where")), shown
+    finally:
+        terminal.close()
+
+
+def _echo_while_the_run_goes(controller: int) -> bool:
+    """Whether the terminal still echoes keys once the prompt's opening has shown, waiting
+    up to 10 s for it to stop (the prompt turns echo off just after its opening)."""
+    for _ in range(200):
+        if not termios.tcgetattr(controller)[3] & termios.ECHO:
+            return False
+        select.select([], [], [], 0.05)
+    return True
+
+
 @pytest.fixture
 def pipeline_file(home: Path) -> Path:
     path = home / "dbgtty.yaml"

@@ -29,6 +29,7 @@ from typing import IO, Any
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
 from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
+from taskdaemon.pipeline.cli.terminal_state import keys_unechoed
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
@@ -179,7 +180,15 @@ class DebugPrompt(CommandPrompt):
 
         A run that ends as this prompt waits (``continue`` or ``skip`` of its last stage at
         ``debug attach``) may take its process, and the connection of the wait, with it before
-        answering: the wait fails, and a second request tells that from a run that refused."""
+        answering: the wait fails, and a second request tells that from a run that refused.
+
+        Meanwhile the terminal does not echo keys (``terminal_state.keys_unechoed``, as under
+        ``watch``'s table): a command typed ahead waits for the prompt, which shows it. Echoed,
+        it landed among the progress lines, ``where    3.02s  gate  approved by root``."""
+        with keys_unechoed(self._out):
+            self._wait()
+
+    def _wait(self) -> None:
         while True:
             try:
                 answer = self._call({"action": "wait", "timeout": 5})
