@@ -1,5 +1,6 @@
 """The history side of the web page in Debian's headless chromium (Playwright): the runs list
-paged back over many finished runs while new ones end, as a user walks it.
+paged back over many finished runs while new ones end, as a user walks it, and the page of a
+run opened before its first span was stored.
 
 Each test serves a real span store (``ui``'s read-only server) and asserts on what the
 browser shows, never on timings.
@@ -12,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
 from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page, stored_runs_server
-from pipeline_tracking_support import T0, store_with
+from pipeline_tracking_support import RESOURCE, T0, store_with, write_run
+from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator, preset_trace_id
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 
 pytestmark = pytest.mark.slow
 
@@ -125,3 +129,35 @@ async def test_paging_back_over_runs_that_started_in_the_same_nanosecond(
     assert seen[20:] == last_page
     assert seen == api
     assert [] == errors
+
+
+def store_run_as(db: Path, run_id: str) -> None:
+    """One run (``write_run``'s) stored in ``db`` under the trace id ``run_id``."""
+    provider = TracerProvider(resource=RESOURCE, id_generator=PresetIdGenerator())
+    provider.add_span_processor(SqliteSpanProcessor(db))
+    with preset_trace_id(run_id):
+        write_run(provider, T0, 10)
+    provider.shutdown()
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_run_page_opened_before_the_run_s_first_span_shows_the_run_once_stored(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """The page of a run id the store does not hold yet (a run copied from ``run``'s first
+    line, its first span still on its way) says the run is not found and that it looks
+    again; once the run is stored it shows the run, unreloaded by the user. It stayed "Run
+    not found" until reloaded by hand."""
+    db = tmp_path / "spans.db"
+    await asyncio.to_thread(store_with, db, [10])
+    run_id = "5e7d0c1a2b3c4d5e6f708192a3b4c5d6"
+    async with stored_runs_server(db) as url, browser_page(shared_chromium) as (page, errors):
+        await page.goto(f"{url}/?token={TOKEN}")
+        answer = await page.goto(f"{url}/runs/{run_id}")
+        assert answer is not None
+        missing = (answer.status, await page.text_content("h1"))
+        await asyncio.to_thread(store_run_as, db, run_id)
+        await page.wait_for_selector('body[data-page="run"][data-stream-state="ended"]')
+        shown = await page.text_content("#run-status")
+    assert (404, "Run not found", "success") == (*missing, shown)
+    assert [] == [e for e in errors if "status of 404" not in e]

@@ -292,7 +292,12 @@ class WebApp:
         try:
             snapshot = await self.data.snapshot(run_id)
         except RunNotFoundError as exc:
-            return self._page("missing.html", status=404, heading=_NO_RUN, error=str(exc))
+            # A whole run id may name a run that has just started, its first span not yet in
+            # the source (a run id copied from ``run``'s first line): the page looks again.
+            awaited = run_id if run_id_problem(run_id, full=True) is None else None
+            return self._page(
+                "missing.html", status=404, heading=_NO_RUN, error=str(exc), awaited=awaited
+            )
         except SpanSourceError as exc:
             # Not "Run not found" (404): the run may well be there, behind a source that did
             # not answer, and reloading later is what to do.

@@ -735,10 +735,28 @@
     connect();
   }
 
+  // A run not found by its whole id may have just started, its first span not yet in the
+  // span source: the page asks again every 3 s for a minute, and shows the run once there.
+  // It stayed "Run not found" until reloaded by hand.
+  function awaitRun(url) {
+    const note = document.getElementById("awaiting");
+    let tries = 20;
+    async function ask() {
+      let status = 0;
+      try { status = (await fetch(url, { credentials: "same-origin" })).status; } catch (e) { status = 0; }
+      if (status === 200) { window.location.reload(); return; }
+      tries -= 1;
+      if (tries > 0) { window.setTimeout(ask, 3000); return; }
+      note.textContent = "No such run appeared in a minute: reload the page to look again.";
+    }
+    window.setTimeout(ask, 3000);
+  }
+
   document.addEventListener("DOMContentLoaded", () => {
     const page = document.body.dataset.page;
     localizeTimes();
     if (page === "runs") window.taskdaemonRunsPage();
     if (page === "run") runPage();
+    if (page === "missing" && document.body.dataset.awaited) awaitRun(document.body.dataset.awaited);
   });
 })();
