@@ -32,6 +32,19 @@ async def _failed_run() -> tuple[RunResult, Pipeline]:
         return await engine.run(graph), graph
 
 
+async def _long_names_run() -> tuple[RunResult, Pipeline]:
+    """A run whose first stage, of a 46-character name, fails with the long ``ERROR``,
+    skipping the second, of 37."""
+
+    async def refuse(ctx: StageContext) -> None:
+        raise RuntimeError(ERROR)
+
+    deploy = "deploy_the_artifact_to_every_production_region"
+    graph = pipeline(stage(deploy), stage("announce_the_release_on_every_channel", *after(deploy)))
+    async with Engine(resolver=Resolver({deploy: refuse})) as engine:  # type: ignore[arg-type]
+        return await engine.run(graph), graph
+
+
 async def test_a_terminal_of_80_columns_gets_rows_of_80_at_most() -> None:
     """Given the terminal's 80 columns, every line of the summary fits in them, the errors cut
     with an ellipsis."""
@@ -69,14 +82,7 @@ async def test_a_60_column_terminal_holds_rows_with_long_names_and_errors() -> N
     """On 60 columns the status, counts and durations take 49: names and errors kept to 12
     wrapped every row with an error, its tail under the next row's STAGE. They give way to 8,
     as in ``runs show``, and every row fits."""
-
-    async def refuse(ctx: StageContext) -> None:
-        raise RuntimeError(ERROR)
-
-    deploy = "deploy_the_artifact_to_every_production_region"
-    graph = pipeline(stage(deploy), stage("announce_the_release_on_every_channel", *after(deploy)))
-    async with Engine(resolver=Resolver({deploy: refuse})) as engine:  # type: ignore[arg-type]
-        result = await engine.run(graph)
+    result, graph = await _long_names_run()
     lines = render_summary(result, graph, 60).splitlines()
     name, status = lines[1].split()[:2]
     expected = ([], "failure", True, True)
@@ -115,14 +121,7 @@ async def test_long_stage_names_are_cut_to_keep_rows_of_80() -> None:
     """Stage names of 40 and more characters left no room on 80 columns: every row wrapped
     whatever the error's cut. They are cut (with an ellipsis, as ``watch`` cuts them) before
     the error loses its last 16 characters."""
-
-    async def refuse(ctx: StageContext) -> None:
-        raise RuntimeError(ERROR)
-
-    deploy = "deploy_the_artifact_to_every_production_region"
-    graph = pipeline(stage(deploy), stage("announce_the_release_on_every_channel", *after(deploy)))
-    async with Engine(resolver=Resolver({deploy: refuse})) as engine:  # type: ignore[arg-type]
-        result = await engine.run(graph)
+    result, graph = await _long_names_run()
     lines = render_summary(result, graph, 80).splitlines()
     expected = ([], True)
     actual = ([line for line in lines if len(line) > 80], lines[1].split()[0].endswith("…"))

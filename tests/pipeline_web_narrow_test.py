@@ -12,7 +12,9 @@ or timings: a real ``taskdaemon serve`` for the paused run, a real span store un
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -132,19 +134,27 @@ RUNS_LAYOUT = """() => {
 }"""
 
 
-async def paused_run(url: str) -> str:
-    """The id of the first run of ``url``'s server, its ``GATE`` approved once a breakpoint
-    is set before ``EXTRACT``, which then pauses there."""
-    run_id = await first_run(url)
-    async with httpx.AsyncClient(
-        base_url=f"{url}/api/runs/{run_id}",
-        headers={"authorization": f"Bearer {TOKEN}"},
-        timeout=30,
-    ) as client:
-        put = await client.put("/debug/breakpoints", json={"stage": EXTRACT})
-        approved = await client.post(f"/approve/{GATE}", json={})
-    assert (201, 202) == (put.status_code, approved.status_code)
-    return run_id
+@contextlib.asynccontextmanager
+async def paused_served(tmp_path: Path, definition: str) -> AsyncIterator[tuple[str, str]]:
+    """``definition`` run once by ``taskdaemon serve``; yields its URL and the run's id, once
+    ``GATE`` is approved after a breakpoint was set before ``EXTRACT``, which then pauses
+    there. The server is stopped by SIGTERM at the end, and exits 0."""
+    (tmp_path / "paused.yaml").write_text(definition)
+    argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
+    with taskdaemon(argv, cwd=tmp_path) as process:
+        url = server_url(process)
+        run_id = await first_run(url)
+        async with httpx.AsyncClient(
+            base_url=f"{url}/api/runs/{run_id}",
+            headers={"authorization": f"Bearer {TOKEN}"},
+            timeout=30,
+        ) as client:
+            put = await client.put("/debug/breakpoints", json={"stage": EXTRACT})
+            approved = await client.post(f"/approve/{GATE}", json={})
+        assert (201, 202) == (put.status_code, approved.status_code)
+        yield url, run_id
+        process.send_signal(signal.SIGTERM)
+        assert 0 == await asyncio.to_thread(process.wait, 30)
 
 
 @SHARED_BROWSER_LOOP
@@ -160,44 +170,40 @@ async def test_a_phone_continues_a_paused_stage_from_the_top_by_keyboard(
     Reached by Tab and pressed with Enter, Continue resumes the stage, the run ends, and the
     focus is on the stage's name, scrolled into the window (it was a screen below, out of
     sight)."""
-    (tmp_path / "paused.yaml").write_text(PAUSED)
-    argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
-    with taskdaemon(argv, cwd=tmp_path) as process:
-        url = server_url(process)
-        run_id = await paused_run(url)
-        async with browser_page(shared_chromium, width=375) as (page, errors):
-            await page.goto(f"{url}/?token={TOKEN}")
-            await page.wait_for_selector("#runs .state-paused")
-            listed = await page.evaluate(RUNS_LAYOUT)
-            await page.goto(f"{url}/runs/{run_id}")
-            await page.wait_for_selector(f'{TOP} button[data-action="step"]')
-            await page.wait_for_selector(state_of(EXTRACT, "paused"))
-            await page.wait_for_selector('#dag g.node[data-state="paused"]')
-            drawn = await page.evaluate(IN_DAG_BOX, '#dag g.node[data-state="paused"]')
-            layout = await page.evaluate(LAYOUT, f"{TOP} button")
-            named = [
-                await page.get_by_role("button", name=f"{word} {EXTRACT}").count()
-                for word in ("Continue", "Step")
-            ]
-            in_table = await page.eval_on_selector_all(
-                "#stages button[data-action]", "bs => bs.map(b => b.getClientRects().length)"
-            )
-            tabs = 0
-            while tabs < 50 and not await page.evaluate(FOCUSED, f"{TOP} button"):
-                await page.keyboard.press("Tab")
-                tabs += 1
-            label = await page.evaluate("document.activeElement.getAttribute('aria-label')")
-            await page.keyboard.press("Enter")
-            await page.wait_for_selector('body[data-stream-state="ended"]')
-            after = await page.evaluate(
-                "[document.activeElement.closest('tr')?.dataset.stage, "
-                "document.activeElement.className, document.getElementById('run-status')"
-                ".textContent, document.querySelectorAll('#paused-buttons li').length, "
-                "(r => r.top >= 0 && r.bottom <= innerHeight)"
-                "(document.activeElement.getBoundingClientRect())]"
-            )
-        process.send_signal(signal.SIGTERM)
-        assert 0 == await asyncio.to_thread(process.wait, 30)
+    async with (
+        paused_served(tmp_path, PAUSED) as (url, run_id),
+        browser_page(shared_chromium, width=375) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.wait_for_selector("#runs .state-paused")
+        listed = await page.evaluate(RUNS_LAYOUT)
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector(f'{TOP} button[data-action="step"]')
+        await page.wait_for_selector(state_of(EXTRACT, "paused"))
+        await page.wait_for_selector('#dag g.node[data-state="paused"]')
+        drawn = await page.evaluate(IN_DAG_BOX, '#dag g.node[data-state="paused"]')
+        layout = await page.evaluate(LAYOUT, f"{TOP} button")
+        named = [
+            await page.get_by_role("button", name=f"{word} {EXTRACT}").count()
+            for word in ("Continue", "Step")
+        ]
+        in_table = await page.eval_on_selector_all(
+            "#stages button[data-action]", "bs => bs.map(b => b.getClientRects().length)"
+        )
+        tabs = 0
+        while tabs < 50 and not await page.evaluate(FOCUSED, f"{TOP} button"):
+            await page.keyboard.press("Tab")
+            tabs += 1
+        label = await page.evaluate("document.activeElement.getAttribute('aria-label')")
+        await page.keyboard.press("Enter")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        after = await page.evaluate(
+            "[document.activeElement.closest('tr')?.dataset.stage, "
+            "document.activeElement.className, document.getElementById('run-status')"
+            ".textContent, document.querySelectorAll('#paused-buttons li').length, "
+            "(r => r.top >= 0 && r.bottom <= innerHeight)"
+            "(document.activeElement.getBoundingClientRect())]"
+        )
     assert [True, True, [[True, 2, 1, True]]] == listed
     assert [True, True] == drawn
     assert [True, True, [True, True]] == layout
@@ -216,20 +222,16 @@ async def test_a_paused_stage_s_buttons_beside_an_error_fit_a_desktops_stages_ta
     another stage's long error; the Instances and Attempts columns, which the stage panel
     has, give way. With them, the table was 785 pixels in a box of 709, its Error column cut
     at the box's edge."""
-    (tmp_path / "paused.yaml").write_text(PAUSED_BESIDE_A_FAILURE)
-    argv = ["serve", "--pipeline", "paused.yaml", "--max-runs", "1", "--port", "0"]
-    with taskdaemon(argv, cwd=tmp_path) as process:
-        url = server_url(process)
-        run_id = await paused_run(url)
-        async with browser_page(shared_chromium, width=1280) as (page, errors):
-            await page.goto(f"{url}/?token={TOKEN}")
-            await page.goto(f"{url}/runs/{run_id}")
-            await page.wait_for_selector(state_of(LOAD, "failure"))
-            await page.wait_for_selector(state_of(EXTRACT, "paused"))
-            layout = await page.evaluate(LAYOUT, "#stages button[data-action], #stages .state")
-            rows = await page.evaluate(ROWS)
-        process.send_signal(signal.SIGTERM)
-        assert 0 == await asyncio.to_thread(process.wait, 30)
+    async with (
+        paused_served(tmp_path, PAUSED_BESIDE_A_FAILURE) as (url, run_id),
+        browser_page(shared_chromium, width=1280) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector(state_of(LOAD, "failure"))
+        await page.wait_for_selector(state_of(EXTRACT, "paused"))
+        layout = await page.evaluate(LAYOUT, "#stages button[data-action], #stages .state")
+        rows = await page.evaluate(ROWS)
     assert [True, True, [True] * 5] == layout
     assert [False] * 3 == [counts for _lines, _place, counts in rows], rows
     assert [] == errors
