@@ -7,12 +7,13 @@
 The run is read from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURCE``, else the
 embedded store), polled every ``--interval`` seconds (default 0.5), so it follows a run started
 by another process. On a terminal it draws a live table (``rich``): each stage's state, elapsed
-time, instance progress of fan-outs and what it waits for. When stdout is not a terminal it
-writes one plain line per change instead. It ends when the run does; from a remote source,
-where a run whose process died never ends, a minute without a new span (120 polls) is said on
-stderr, once per quiet stretch, and the watch goes on (``watch_stored_run``). Exit codes: 0 the run
-succeeded, 1 it did not (or could not be read), 2 invalid arguments or settings, 130 Ctrl-C,
-143 SIGTERM, 129 SIGHUP (all stop it cleanly: the terminal gets its cursor back).
+time, instance progress of fan-outs, its attempts once a stage retried, and what it waits
+for. When stdout is not a terminal it writes one plain line per change instead. It ends when
+the run does; from a remote source, where a run whose process died never ends, a minute without
+a new span (120 polls) is said on stderr, once per quiet stretch, and the watch goes on
+(``watch_stored_run``). Exit codes: 0 the run succeeded, 1 it did not (or could not be read),
+2 invalid arguments or settings, 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP (all stop it cleanly: the
+terminal gets its cursor back).
 """
 
 from __future__ import annotations

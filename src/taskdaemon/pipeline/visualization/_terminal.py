@@ -2,6 +2,8 @@
 
 ``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
 progress (``7/10``: instances ended out of instances started, shown for stages with several),
+its attempts (the most one instance made, ``runs show``'s TRIES: a TRIES column only once a
+shown stage retried, so a stage a retry made good does not read as one that passed first time),
 what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
 retry; a trigger found holding is not listed, ``DagNode.triggers_held``, since the stage waits
 on it no longer; in trigger mode ``all`` an approval comes last, ``then approval``, as the
@@ -68,6 +70,9 @@ class StageRow:
     # table's ELAPSED shows (it has no attempt to time). Not in the plain lines: at the change
     # that prints one, the time is the poll's lag, not news.
     paused_for: float | None = None
+    # The most attempts one instance made (``runs show``'s TRIES), 0 before the first: a stage
+    # a retry made good read just ``success``, as one that passed first time.
+    attempts: int = 0
 
 
 #: Columns of a stage's error (or skip reason) a row or a plain line shows: the table's
@@ -190,6 +195,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
                 error=_error(node),
                 approval_asked=asked,
                 paused_for=_paused_for(node, now),
+                attempts=max((a.attempts_made for a in node.attempts), default=0),
             )
         )
     return rows
@@ -279,15 +285,24 @@ def render_table(
     table.add_column("STATE", no_wrap=True)
     table.add_column("ELAPSED", justify="right", no_wrap=True)
     table.add_column("INST", justify="right", no_wrap=True)
+    # TRIES only once a stage shown retried: a column of 1s would say nothing and take five
+    # columns from the free text on a narrow terminal.
+    tries = any(row.attempts > 1 for row in rows)
+    if tries:
+        table.add_column("TRIES", justify="right", no_wrap=True)
     table.add_column(_one_line("WAITING FOR / ERROR"), overflow="ellipsis")
     for row in rows:
-        table.add_row(
+        cells = [
             _one_line(row.stage),
             Text(row.state, style=_STYLES.get(row.state, "")),
             _elapsed_cell(row),
             row.progress,
-            _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red"),
-        )
+        ]
+        if tries:
+            cells.append(str(row.attempts) if row.attempts else "")
+        waits = row.waiting_for
+        cells.append(_one_line(waits) if waits else _one_line(row.error, "red"))
+        table.add_row(*cells)
     parts: list[Any] = [Text("\n".join(heading), style="bold"), table]
     if more:
         parts.append(Text(more, style="dim"))
