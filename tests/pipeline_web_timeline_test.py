@@ -412,3 +412,37 @@ async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
     assert (["paused", "running"], "build · success", "build: success") == resumed
     assert [] == errors
     assert [] == stored_errors
+
+
+#: Each bar of the timeline: its kind, whether the text it shows is wider than the bar (its
+#: kind's text measured whole, in CSS pixels), whether that text overflows the bar's box, the
+#: bar's ``text-overflow`` and its title.
+CUT_BARS = """() => [...document.querySelectorAll("#timeline .row .seg")].map((bar) => {
+  const range = document.createRange();
+  range.selectNodeContents(bar.firstChild);
+  const wider = range.getBoundingClientRect().width > bar.clientWidth;
+  return [bar.dataset.kind, wider, bar.scrollWidth > bar.clientWidth,
+          getComputedStyle(bar).textOverflow, bar.title];
+})"""
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_bar_too_short_for_its_label_ends_it_with_an_ellipsis(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A bar narrower than its kind's word is marked cut and ends it with an ellipsis (it was
+    cut mid-word: "runni", "ru"), its title saying it whole; a long bar shows its word whole."""
+
+    def make(first: dict[str, Any]) -> list[dict[str, Any]]:
+        event = with_stages(first, ["success", "success", "success"], "")
+        bars = ("queued", 0, 1), ("running", 1, 100)
+        return [timed(event, 100, [row("work", 1, "success", *bars)])]
+
+    async with run_page_with(tmp_path, make, browser=shared_chromium) as (page, errors, _):
+        await page.wait_for_selector("#timeline .seg-running")
+        bars = await page.evaluate(CUT_BARS)
+    assert [
+        ["queued", True, True, "ellipsis", "queued 1.0s"],
+        ["running", False, False, "ellipsis", "running 1m39s"],
+    ] == bars
+    assert [] == errors
