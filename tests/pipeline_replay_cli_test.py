@@ -535,3 +535,27 @@ def test_a_fed_stage_ends_as_the_original_did(  # noqa: PLR0917
     logs = taskdaemon(home, "logs", new, "--stage", "b", "--level", "debug").stdout
     assert (error, types) == said(old) == said(new)
     assert f"b trigger 0 (on completion of a (any result)): satisfied (a ended {ended})" in logs
+
+
+@pytest.mark.slow
+def test_a_fed_stage_has_no_duration_or_queue_of_its_own(home: Path, tmp_path: Path) -> None:
+    """A fed stage's DURATION and QUEUE read ``-`` in the replay's summary and in ``runs show``,
+    as its CPU and MEMORY do: they gave its stand-in's wait in the replay (``0ms``, a few ms
+    of queue), which was neither the record's figure nor any work's. The stage run again has
+    its own."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    shown = taskdaemon(home, "runs", "show", new, "--wide").stdout
+
+    def cells(text: str, stage: str, columns: slice) -> list[str]:
+        return next(line for line in text.splitlines() if line.startswith(f"{stage} ")).split()[
+            columns
+        ]
+
+    summary = [cells(replay.stdout, stage, slice(1, 6)) for stage in ("a", "b")]
+    table = [cells(shown, stage, slice(4, 6)) for stage in ("a", "b")]  # DURATION, QUEUE
+    assert (["replayed", "1", "1", "-", "-"], ["-", "-"]) == (summary[0], table[0]), (
+        replay.stdout + shown
+    )
+    assert "-" not in summary[1][3:] + table[1], replay.stdout + shown

@@ -19,6 +19,7 @@ from taskdaemon.pipeline.table_fit import (
     fit,
     text_columns,
 )
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import one_line
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
@@ -62,7 +63,8 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
 
     Columns: stage, status, instances (how many ran), attempts (the most any one instance
     needed, as in ``runs show``; ``-`` for a stage that never started), queue time (the
-    longest wait for a slot), duration (first start to last end), error (that of an instance
+    longest wait for a slot), duration (first start to last end; a replay's fed stage, whose
+    handler did not run, has ``-`` for both, as in ``runs show``), error (that of an instance
     whose last attempt failed, as ``runs show`` reads it: an attempt a retry made good is not
     the stage's error; or why the stage was skipped or cancelled).
 
@@ -87,9 +89,12 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
         status = str(result.stage_status.get(stage.name, "pending"))
         instances = len({ex.instance for ex in executions})
         attempts = max((ex.attempt for ex in executions), default=0)
-        queues = [ex.times.queue_time for ex in executions if ex.times.queue_time is not None]
-        starts = [ex.times.running for ex in executions if ex.times.running is not None]
-        ends = [ex.times.ended for ex in executions if ex.times.ended is not None]
+        # A replay's fed stage did no work: its times are its stand-in's wait for a slot in
+        # the replay, so QUEUE and DURATION say ``-``, as ``runs show`` does (``run_tables._ran``).
+        timed = [] if status == STATUS_REPLAYED else executions
+        queues = [ex.times.queue_time for ex in timed if ex.times.queue_time is not None]
+        starts = [ex.times.running for ex in timed if ex.times.running is not None]
+        ends = [ex.times.ended for ex in timed if ex.times.ended is not None]
         duration = max(ends) - min(starts) if starts and ends else None
         error = summary_error(result, stage.name)
         rows.append(

@@ -13,6 +13,7 @@ from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.records import (
+    AttemptRecord,
     RunRecord,
     RunSummary,
     StageRecord,
@@ -26,6 +27,7 @@ from taskdaemon.pipeline.table_fit import (
     short_ids,
     text_columns,
 )
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 from taskdaemon.pipeline.wording import counted
@@ -206,6 +208,17 @@ def dropped_note(run: RunRecord) -> str | None:
     return None if dropped is None else f"{dropped} when written"
 
 
+def _ran(attempts: Sequence[AttemptRecord]) -> list[AttemptRecord]:
+    """The attempts this run executed: not a replay's fed ones (status ``replayed``), whose
+    handler did not run. A fed stage's stand-in returns the recorded outputs at once, and its
+    time is its wait for a worker slot in the replay: as DURATION and QUEUE it read as the
+    stage's figures, neither the record's nor any work's. A fed stage shows ``-`` there, as
+    its CPU and MEMORY do, and a report leaves it out of every stage figure alike
+    (``reporting._replays``); the recorded figures are the original run's (``runs show``
+    of the run its ``replay of`` line names)."""
+    return [attempt for attempt in attempts if attempt.status != STATUS_REPLAYED]
+
+
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
@@ -216,7 +229,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     executions were held at debugger breakpoints says for how long beside it (``1.7s (paused
     1.6s)``, ``paused_time``): an attempt's own span leaves a pause out, but a pause between two
     attempts (at a failure, then ``retry``) lies inside that window, and a pause before the
-    first start or after the last failure outside it (docs/debugging.md, "Spans").
+    first start or after the last failure outside it (docs/debugging.md, "Spans"). A replay's
+    fed stage has ``-`` for both (``_ran`` says why).
     INSTANCES counts the instances that ran; ATTEMPTS is the most attempts one instance needed
     (1: no retry), the meaning the ``run`` summary gives it too. ERROR is the skip reason, else
     the last error of an instance whose final attempt has one (``cancelled: <why>`` for a stage
@@ -286,11 +300,12 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     day = local_time(run.start)[:10]
     for stage in run.stages:
         first = stage.attempts[0] if stage.attempts else None
-        end = max((a.end for a in stage.attempts if a.end is not None), default=None)
-        duration = None if first is None or end is None else max(0.0, end - first.start)
+        ran = _ran(stage.attempts)
+        end = max((a.end for a in ran if a.end is not None), default=None)
+        duration = None if not ran or end is None else max(0.0, end - ran[0].start)
         cpu = [a.cpu_seconds for a in stage.attempts if a.cpu_seconds is not None]
         mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
-        queues = [a.queue_time for a in stage.attempts if a.queue_time is not None]
+        queues = [a.queue_time for a in ran if a.queue_time is not None]
         paused = sum(a.paused_time or 0.0 for a in stage.attempts)
         pauses.append(format_duration(paused) if paused else "-")
         rows.append(
