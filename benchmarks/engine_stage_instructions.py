@@ -48,15 +48,22 @@ def _child(kind: str, observer: str, which: str, runs: int, gc_off: bool) -> Non
         asyncio.run(run(big if which == "big" else small))
 
 
-def instructions(command: list[str], env: dict[str, str], cwd: str | None = None) -> int:
+def instructions(
+    command: list[str], env: dict[str, str], cwd: str | None = None, *, profile: str = ""
+) -> int:
     """The instructions valgrind counts for ``command``, run with address-space randomisation
     off, a fixed hash seed and no ``.pyc`` written (``env`` plus those); exits with valgrind's
-    output when it gives no count. Also ``per_stage_instructions.py``'s counter."""
+    output when it gives no count. Also ``per_stage_instructions.py``'s counter.
+
+    With ``profile``, callgrind writes one profile a thread, ``{profile}-01`` for the first
+    (``sleep_stage_instructions.py`` reads each thread's total there)."""
     # No .pyc written: else the first child compiles and writes them, the next one reads them,
     # and the difference of two children counts the compiling.
     env = dict(env, PYTHONHASHSEED="0", PYTHONDONTWRITEBYTECODE="1")
     valgrind = ["setarch", "-R", "valgrind", "--tool=callgrind", "--cache-sim=no"]
-    valgrind += ["--branch-sim=no", "--callgrind-out-file=/dev/null"]
+    valgrind += ["--branch-sim=no", f"--callgrind-out-file={profile or '/dev/null'}"]
+    if profile:
+        valgrind.append("--separate-threads=yes")
     done = subprocess.run(
         [*valgrind, *command], cwd=cwd, env=env, check=False, capture_output=True, text=True
     )

@@ -129,6 +129,7 @@ SMOKES: dict[str, Smoke] = {
     "sdk_floor_per_stage": Smoke(("--stages", "5", "--processes", "1"), "ms CPU a stage"),
     "secret_masks": Smoke(("--rounds", "1", "--lines", "100"), "texts: 0 values"),
     "span_rows": Smoke(("--runs", "5", "--stages", "3", "--rounds", "1"), "us a row"),
+    "sleep_stage_instructions": Smoke(("--stages", "2"), r"of a 10 ms stage$", valgrind=True),
     "sse_streams": Smoke(
         ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
     ),
