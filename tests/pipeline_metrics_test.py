@@ -12,6 +12,10 @@ import pytest
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics._internal._view_instrument_match import _DEFAULT_CARDINALITY_LIMIT
+from opentelemetry.sdk.metrics._internal.measurement import Measurement
+from opentelemetry.sdk.metrics._internal.measurement_consumer import (
+    SynchronousMeasurementConsumer,
+)
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
@@ -184,6 +188,49 @@ def test_active_executions_rise_and_fall(tel: Telemetry) -> None:
     after = tel.values(t.METRIC_ACTIVE_EXECUTIONS)
     key = (("pipeline", "chain"),)
     assert ({key: 1}, {key: 0}) == (during, after)
+
+
+def test_a_runs_records_after_the_first_skip_the_sdks_path(
+    tel: Telemetry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's start and end are handled on the event loop's thread: only label sets not seen
+    before take the SDK's own path, so a second run of a pipeline hands its records to the
+    aggregations directly (``metrics._direct``), with the values the SDK's path records."""
+    metrics = PipelineMetrics(meter_provider=tel.meter_provider)
+    consumed: list[str] = []
+    own = SynchronousMeasurementConsumer.consume_measurement
+
+    def counted(consumer: SynchronousMeasurementConsumer, measurement: Measurement) -> None:
+        consumed.append(measurement.instrument.name)
+        own(consumer, measurement)
+
+    monkeypatch.setattr(SynchronousMeasurementConsumer, "consume_measurement", counted)
+    through_sdk = []
+    for _ in range(2):
+        metrics.run_started("p")
+        metrics.run_finished("p", "failure", "failure", 1.5, "stage_failed")
+        through_sdk.append(len(consumed))
+        consumed.clear()
+    p, cicd = ("pipeline", "p"), ("cicd.pipeline.name", "p")
+    duration = tel.histograms(t.METRIC_EXECUTION_DURATION)[(p, ("status", "failure"))]
+    assert (
+        [8, 0],
+        {
+            (p, ("status", s)): 2 if s == "failure" else 0
+            for s in ("success", "failure", "cancelled")
+        },
+        (2, 3.0),
+        {(p,): 0},
+        {(cicd, ("cicd.pipeline.run.state", "executing")): 0},
+        {(cicd, ("error.type", "stage_failed")): 2},
+    ) == (
+        through_sdk,
+        tel.values(t.METRIC_EXECUTIONS),
+        (duration.count, duration.sum),
+        tel.values(t.METRIC_ACTIVE_EXECUTIONS),
+        tel.values(t.METRIC_CICD_RUN_ACTIVE),
+        tel.values(t.METRIC_CICD_RUN_ERRORS),
+    )
 
 
 def test_semconv_run_metrics(tel: Telemetry) -> None:

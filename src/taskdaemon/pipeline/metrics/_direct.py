@@ -4,8 +4,8 @@ Each record through the SDK's public ``Counter.add`` / ``Histogram.record`` buil
 ``Measurement`` (whose construction cleans the attribute mapping), asks the exemplar filter,
 and for every reader and view copies the attributes, hashes them (a sorted walk) and looks the
 aggregation up, before the aggregation adds the value: about five times the aggregation's own
-work. taskdaemon records every stage with one of a few cached attribute dicts, so all of that
-gives the same answer each time. :func:`direct_recorder` returns a callable that remembers,
+work. taskdaemon records every stage and run with one of a few cached attribute dicts, so all
+of that gives the same answer each time. :func:`direct_recorder` returns a callable that remembers,
 per attribute dict, the aggregations the SDK chose for it, and hands each later record to
 them as the SDK would: the same ``Measurement`` fields, the same ``aggregate`` calls, in the
 same order, so the same data points.

@@ -199,6 +199,15 @@ class PipelineMetrics:
             unit=t.UNIT_FOLDS,
             description="Label values folded into #other# (once per new label combination).",
         )
+        # The per-run records too: a run's start and end are handled on the thread that
+        # settles the monitor's queue, which is the event loop's (``PipelineMonitor.on_event``),
+        # so their work delays the run's first stage and its return.
+        self._add_active = direct_recorder(self.active_executions)
+        self._add_cicd_active = direct_recorder(self.cicd_run_active)
+        self._count_run = direct_recorder(self.executions)
+        self._record_run_duration = direct_recorder(self.execution_duration)
+        self._record_cicd_duration = direct_recorder(self.cicd_run_duration)
+        self._count_run_error = direct_recorder(self.cicd_run_errors)
         self._fold_attrs: dict[str, dict[str, str]] = {}
         if self.recording:
             guard.on_fold = self._folded
@@ -250,8 +259,8 @@ class PipelineMetrics:
         born = self._stages_born.get(pipeline)
         if born is None or not born.issuperset(stages):
             self._stage_series_born(pipeline, stages, born)
-        self.active_executions.add(1, self._labels((t.LABEL_PIPELINE, pipeline)))
-        self.cicd_run_active.add(
+        self._add_active(1, self._labels((t.LABEL_PIPELINE, pipeline)))
+        self._add_cicd_active(
             1,
             self._labels(
                 (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
@@ -272,7 +281,7 @@ class PipelineMetrics:
         """
         self._born.add(pipeline)
         for status in RUN_STATUSES:
-            self.executions.add(0, self._run_attrs[pipeline, status])
+            self._count_run(0, self._run_attrs[pipeline, status])
 
     def _stage_series_born(
         self, pipeline: str, stages: Collection[str], born: frozenset[str] | None
@@ -320,19 +329,19 @@ class PipelineMetrics:
         """A run ended with ``status`` (RunStatus value) and semconv ``result``."""
         if not self.recording:
             return
-        self.active_executions.add(-1, self._labels((t.LABEL_PIPELINE, pipeline)))
-        self.cicd_run_active.add(
+        self._add_active(-1, self._labels((t.LABEL_PIPELINE, pipeline)))
+        self._add_cicd_active(
             -1,
             self._labels(
                 (t.CICD_PIPELINE_NAME, pipeline), (t.CICD_PIPELINE_RUN_STATE, "executing")
             ),
         )
         labels = self._run_attrs[pipeline, status]
-        self.executions.add(1, labels)
-        self.execution_duration.record(duration, labels)
-        self.cicd_run_duration.record(duration, self._result_attrs[pipeline, result])
+        self._count_run(1, labels)
+        self._record_run_duration(duration, labels)
+        self._record_cicd_duration(duration, self._result_attrs[pipeline, result])
         if error_type is not None:
-            self.cicd_run_errors.add(1, self._error_attrs[pipeline, error_type])
+            self._count_run_error(1, self._error_attrs[pipeline, error_type])
 
     def stage_started(
         self, pipeline: str, stage: str, queue_time: float, trigger_wait: float | None
