@@ -412,6 +412,33 @@ def _evaluated(index: int, description: str, **fields: Any) -> TriggerEvaluated:
     return TriggerEvaluated(**values)
 
 
+class _CountedSet(set[str]):
+    """A set that counts the membership tests asked of it one name at a time."""
+
+    asked = 0
+
+    def __contains__(self, name: object) -> bool:
+        self.asked += 1
+        return super().__contains__(name)
+
+
+def test_a_run_whose_every_stage_ran_is_not_walked_for_skip_spans(tel: Telemetry) -> None:
+    """The run's end is handled on the event loop's thread: when every stage ran (the usual
+    end) its stages are not looked up one by one for skip spans, and there are none."""
+    feed = Feed(tel, chain_pipeline(("a", "b", "c")))
+    feed.start_run()
+    for stage in ("a", "b", "c"):
+        feed.start(stage)
+        feed.finish(stage)
+    run = feed.monitor._recorder.runs[feed.run_id]
+    ran = run.ran = _CountedSet(run.ran)
+    feed.finish_run()
+    skips = [
+        s for s in tel.spans() if (s.attributes or {}).get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
+    ]
+    assert ([], 0) == (skips, ran.asked)
+
+
 @pytest.mark.parametrize("with_info", [True, False])
 def test_trigger_evaluated_events(spans: Spans, with_info: bool) -> None:
     """``trigger.evaluated``: stage, index, type, description, the two flags and the detail,

@@ -203,7 +203,13 @@ def end_run_span(span: Span, event: RunFinished, result: str, error_type: str | 
 
 def emit_skip_spans(tracer: RedactingTracer, run: Run, event: RunFinished) -> None:
     """A zero-length ``skip`` span for each stage of the run that never ran, so the whole DAG
-    is in the trace: at its ``StageSkipped`` (with its reason), else at the run's end."""
+    is in the trace: at its ``StageSkipped`` (with its reason), else at the run's end.
+
+    A run whose every stage ran, the usual end, has none: that is asked of the set of the
+    stages that ran at once (in C) rather than stage by stage, a Python step a stage of the
+    DAG at each run's end, which is handled on the event loop's thread."""
+    if run.ran.issuperset(run.pipeline.stage_map):
+        return
     for stage in run.pipeline.stages:
         if stage.name in run.ran:
             continue
