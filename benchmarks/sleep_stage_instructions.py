@@ -45,19 +45,19 @@ the collector runs on whichever thread allocates past its threshold, and the wor
 allocations count, so collections would land on the loop in one child and not in the next.
 ``--profiles DIR`` keeps each child's per-thread callgrind profiles there
 (``callgrind_annotate DIR/this-monitored-31.out-01`` names the loop thread's C functions);
-which Python code runs on the loop, ``--python-profile`` prints from one child run natively
-under ``cProfile`` (call counts; its times are wall time, and a wait for the GIL is in them).
+which Python code runs on the loop, ``--python-profile`` prints from one child run natively:
+the bytecodes each function executed on the loop's thread over the counted chain, a stage,
+with what it called and on its own (``sys.settrace``'s opcode events: a count, not a time, so
+the load does not move it either).
 """
 
 from __future__ import annotations
 
 import argparse
 import compileall
-import cProfile
 import gc
 import json
 import os
-import pstats
 import re
 import shutil
 import statistics
@@ -65,7 +65,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
+from types import CodeType, FrameType
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -77,10 +80,59 @@ from per_stage_instructions import summary  # noqa: E402 - added above
 VARIANTS = ("bare", "monitored")
 
 
+class BytecodeCount:
+    """The Python bytecodes this thread executes while enabled, by function: with what it
+    called (``within``) and on its own (``own``), from ``sys.settrace``'s opcode events."""
+
+    def __init__(self) -> None:
+        self.within: Counter[str] = Counter()
+        self.own: Counter[str] = Counter()
+
+    def _opcode(self, frame: FrameType, event: str, arg: object) -> Any:
+        if event == "opcode":
+            self.own[_where(frame.f_code)] += 1
+            seen: set[CodeType] = set()
+            walked: FrameType | None = frame
+            while walked is not None:
+                code = walked.f_code
+                if code not in seen:  # a recursive function counts once an opcode
+                    seen.add(code)
+                    self.within[_where(code)] += 1
+                walked = walked.f_back
+        return self._opcode
+
+    def _call(self, frame: FrameType, event: str, arg: object) -> Any:
+        frame.f_trace_opcodes = True
+        return self._opcode
+
+    def enable(self) -> None:
+        sys.settrace(self._call)
+
+    def disable(self) -> None:
+        sys.settrace(None)
+
+    def report(self, stages: int, shown: int = 60) -> None:
+        """The functions with the most bytecodes, a stage of ``stages``, on stderr."""
+        print("bytecodes a stage: with callees, own, function", file=sys.stderr)
+        for where, count in self.within.most_common(shown):
+            own = self.own[where] / stages
+            print(f"{count / stages:12,.1f} {own:10,.1f}  {where}", file=sys.stderr)
+
+
+def _where(code: CodeType) -> str:
+    """A function as ``file:line(name)``, the file from its package on."""
+    path = code.co_filename
+    for marker in ("site-packages/", "/src/", "/benchmarks/", "/lib/python3.11/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+            break
+    return f"{path}:{code.co_firstlineno}({code.co_name})"
+
+
 def _child(variant: str, stages: int, warm_up: int, gc_off: bool, python_profile: bool) -> None:
     """Run a chain of ``warm_up`` stages, then the counted chain of ``stages``, on a fresh
     engine; print the loop thread's CPU seconds over the counted chain as JSON (and, with
-    ``python_profile``, its Python calls)."""
+    ``python_profile``, the bytecodes its functions ran on this thread)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -109,7 +161,7 @@ def _child(variant: str, stages: int, warm_up: int, gc_off: bool, python_profile
         chains = {size: chain(size) for size in (warm_up, 1)}
         for warm in chains.values():
             await engine.run(warm, INPUTS)
-        profile = cProfile.Profile() if python_profile else None
+        profile = BytecodeCount() if python_profile else None
         start = time.thread_time()
         if stages:
             if profile is not None:
@@ -124,7 +176,7 @@ def _child(variant: str, stages: int, warm_up: int, gc_off: bool, python_profile
         meter_provider.shutdown()
         print(json.dumps({"loop_cpu": cpu}), flush=True)
         if profile is not None:
-            pstats.Stats(profile, stream=sys.stderr).sort_stats("cumulative").print_stats(80)
+            profile.report(max(stages, 1))
 
     with tempfile.TemporaryDirectory(prefix="td-sleep-stage-") as home:
         run_loop(main(home))
@@ -172,7 +224,7 @@ def main() -> None:
     parser.add_argument(
         "--python-profile",
         choices=VARIANTS,
-        help="print the loop thread's Python calls of one child instead (cProfile, no valgrind)",
+        help="print the bytecodes each function runs on the loop of one child (no valgrind)",
     )
     parser.add_argument("--child", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--warm-up", type=int, help=argparse.SUPPRESS)
