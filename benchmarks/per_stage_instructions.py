@@ -81,6 +81,25 @@ def summary(values: list[float]) -> str:
     return shown
 
 
+def trees_to_count(
+    parser: argparse.ArgumentParser, baseline: str | None, script: str
+) -> dict[str, Path]:
+    """This checkout's ``src`` as "this" and, with ``baseline``, that one as "base", each
+    compiled first (module doc), once valgrind and setarch are found; else a one-line error.
+    Also ``sleep_stage_instructions.py``'s."""
+    for tool in ("valgrind", "setarch"):
+        if shutil.which(tool) is None:
+            sys.exit(f"{script} needs {tool} (apt-get install valgrind util-linux)")
+    trees = {"this": SRC}
+    if baseline:
+        if not (Path(baseline) / "taskdaemon").is_dir():
+            parser.error(f"--baseline {baseline}: no taskdaemon package there")
+        trees["base"] = Path(baseline).resolve()
+    for source in trees.values():
+        compileall.compile_dir(source, quiet=1)
+    return trees
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=301)
@@ -88,20 +107,9 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="SRC", help="also count SRC (a checkout's src)")
     parser.add_argument("--rounds", type=int, default=1, help="rounds, interleaved (median)")
     args = parser.parse_args()
-    for tool in ("valgrind", "setarch"):
-        if shutil.which(tool) is None:
-            sys.exit(
-                f"per_stage_instructions.py needs {tool} (apt-get install valgrind util-linux)"
-            )
+    trees = trees_to_count(parser, args.baseline, "per_stage_instructions.py")
     n = args.stages
     variants = [v for v in args.variants.split(",") if v]
-    trees = {"this": SRC}
-    if args.baseline:
-        if not (Path(args.baseline) / "taskdaemon").is_dir():
-            parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
-        trees["base"] = Path(args.baseline).resolve()
-    for source in trees.values():
-        compileall.compile_dir(source, quiet=1)
     work = Path(tempfile.mkdtemp(prefix="td-per-stage-instructions-"))
     try:
         (work / "bench_handlers.py").write_text(HANDLERS)

@@ -1,6 +1,6 @@
 """``pipeline_with_monitoring.py``'s 10 ms stages counted in machine instructions, per thread.
 
-Run: ``python benchmarks/sleep_stage_instructions.py [--stages 101] [--rounds 1]
+Run: ``python benchmarks/sleep_stage_instructions.py [--stages 31] [--rounds 1]
 [--baseline SRC] [--row-stages 20] [--profiles DIR] [--python-profile bare|monitored]``
 (needs ``valgrind`` and ``setarch``; a few minutes a round and tree).
 
@@ -54,7 +54,6 @@ the load does not move it either).
 from __future__ import annotations
 
 import argparse
-import compileall
 import gc
 import json
 import os
@@ -75,7 +74,7 @@ SRC = HERE.parent / "src"
 sys.path.insert(0, str(HERE))
 
 from engine_stage_instructions import instructions  # noqa: E402 - the benchmarks directory
-from per_stage_instructions import summary  # noqa: E402 - added above
+from per_stage_instructions import summary, trees_to_count  # noqa: E402 - added above
 
 VARIANTS = ("bare", "monitored")
 
@@ -130,9 +129,10 @@ def _where(code: CodeType) -> str:
 
 
 def _child(variant: str, stages: int, warm_up: int, gc_off: bool, python_profile: bool) -> None:
-    """Run a chain of ``warm_up`` stages, then the counted chain of ``stages``, on a fresh
-    engine; print the loop thread's CPU seconds over the counted chain as JSON (and, with
-    ``python_profile``, the bytecodes its functions ran on this thread)."""
+    """On a fresh engine, run the chains of ``warm_up`` stages and of 1, then the counted one
+    of ``stages`` (one of the two, or none for 0); print the loop thread's CPU seconds over the
+    counted chain as JSON (and, with ``python_profile``, the bytecodes its functions ran on
+    this thread)."""
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -210,7 +210,7 @@ def loop_cpu(command: list[str], source: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stages", type=int, default=101)
+    parser.add_argument("--stages", type=int, default=31)
     parser.add_argument("--rounds", type=int, default=1, help="rounds, interleaved (median)")
     parser.add_argument("--baseline", metavar="SRC", help="also count SRC (a checkout's src)")
     parser.add_argument("--gc", choices=("on", "off"), default="off")
@@ -240,18 +240,7 @@ def main() -> None:
         command.append(args.python_profile)
         subprocess.run(command, env=_env(SRC), check=True)
         return
-    for tool in ("valgrind", "setarch"):
-        if shutil.which(tool) is None:
-            sys.exit(
-                f"sleep_stage_instructions.py needs {tool} (apt-get install valgrind util-linux)"
-            )
-    trees = {"this": SRC}
-    if args.baseline:
-        if not (Path(args.baseline) / "taskdaemon").is_dir():
-            parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
-        trees["base"] = Path(args.baseline).resolve()
-    for source in trees.values():
-        compileall.compile_dir(source, quiet=1)
+    trees = trees_to_count(parser, args.baseline, "sleep_stage_instructions.py")
     n = args.stages
     work = Path(args.profiles) if args.profiles else Path(tempfile.mkdtemp(prefix="td-sleep-"))
     work.mkdir(parents=True, exist_ok=True)
