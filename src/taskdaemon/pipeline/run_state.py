@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.status_rules import (
@@ -118,6 +119,11 @@ class _Attempt:
         self.error_type: str | None = None
         self.cancel_reason: str | None = None
         self.cancel_cause: str | None = None
+
+    def mask_again(self) -> None:
+        """Redact the texts kept again, with the values known as secrets now."""
+        self.inputs, self.outputs = _again(self.inputs), _again(self.outputs)
+        self.error = _again(self.error)
 
     def frozen(self, paused: bool) -> AttemptRecord:
         from taskdaemon.pipeline.records import AttemptRecord  # noqa: PLC0415 - see the top
@@ -208,6 +214,28 @@ class _Stage:
             pairs.append((-3, StageStatus.QUEUED.value))
         return stage_status_of(pairs)
 
+    def mask_again(self) -> None:
+        """Redact the texts kept again, with the values known as secrets now: the triggers
+        (redacted at the run's start), a skip's and a pause's reason, the attempts' texts."""
+        from taskdaemon.pipeline.record_fields import replace  # noqa: PLC0415 - rarely needed
+
+        self.triggers = tuple(map(redact_text, self.triggers))
+        self.trigger_specs = tuple(
+            replace(
+                spec,
+                description=redact_text(spec.description),
+                filter=_again(spec.filter),
+                expression=_again(spec.expression),
+            )
+            for spec in self.trigger_specs
+        )
+        self.skip_reason = _again(self.skip_reason)
+        for task_run_id, held in self.paused.items():
+            if held is not None:
+                self.paused[task_run_id] = (*held[:3], redact_text(held[3]))
+        for attempt in self.attempts.values():
+            attempt.mask_again()
+
     def _ordered(self) -> list[_Attempt]:
         # The order span reconstruction gives (start order); (instance, attempt) breaks ties.
         if len(self.attempts) < 2:
@@ -252,8 +280,8 @@ class RunState:
     """
 
     # fmt: off
-    __slots__ = ("_approval_log", "_stages", "end", "error", "error_type", "payloads", "pipeline",
-        "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
+    __slots__ = ("_approval_log", "_masked", "_stages", "end", "error", "error_type", "payloads",
+        "pipeline", "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
     # fmt: on
 
     def __init__(
@@ -277,6 +305,8 @@ class RunState:
         self.payloads = payloads
         self._stages: dict[str, _Stage] = {}
         self._approval_log: list[tuple[str, bool, float]] = []  # (stage, is_request, at)
+        # ``MASKED.generation`` the texts kept were redacted under (see ``record``).
+        self._masked = MASKED.generation
 
     @property
     def finished(self) -> bool:
@@ -300,12 +330,24 @@ class RunState:
         return self
 
     def record(self) -> RunRecord:
-        """A frozen ``RunRecord`` of the state now."""
+        """A frozen ``RunRecord`` of the state now.
+
+        Each text is redacted once, as its event arrives; a value known as a secret since (a
+        stage returned it under ``token``) was not masked in the texts kept before, the
+        triggers among them, so they are redacted again, once per change of what is known
+        (``MASKED.generation``), as the stored rows are (``tracking/_remask``)."""
         from taskdaemon.pipeline.records import (  # noqa: PLC0415
             EdgeRecord,
             RunRecord,
             approval_waits,
         )
+
+        masked = MASKED.generation  # read first: a value learnt meanwhile is masked next time
+        if masked != self._masked:
+            self.error = _again(self.error)
+            for stage in self._stages.values():
+                stage.mask_again()
+            self._masked = masked
 
         names = list(self._stages)
         edges: tuple[EdgeRecord, ...] = ()
@@ -498,6 +540,10 @@ class RunState:
                 stage.halted_cause = (event.cancel_reason or None, event.cancel_cause or None)
         if self.status == RunStatus.PAUSED and not any(s.paused for s in self._stages.values()):
             self.status = RunStatus.RUNNING.value
+
+
+def _again(text: str | None) -> str | None:
+    return None if text is None else redact_text(text)
 
 
 # Keyed by the event's class name: importing the event classes would load the engine's model

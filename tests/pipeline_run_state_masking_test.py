@@ -1,0 +1,157 @@
+"""A live run's record masks a value that became known as a secret after its texts were kept
+(a stage returned it under ``token``): its triggers, errors and reasons, redacted once as their
+events arrived, are redacted again once per change of what is known, as stored rows are."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+from cli_support import Served, write
+from run_state_support import RUN, fold, ids, skipped, started
+from taskdaemon.pipeline import run_state
+from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished
+from taskdaemon.pipeline.model import Manual, OnCondition, Pipeline, Stage
+from taskdaemon.pipeline.redaction import REDACTED
+from taskdaemon.pipeline.secret_values import remember_secrets
+from taskdaemon.pipeline.state import StageStatus
+
+LEARNT = "LearntTok-99887766"  # shown before the run learns it as a secret
+CONDITION = f"stages.a.outputs.note == '{LEARNT}'"
+
+PIPELINE = Pipeline(
+    "p",
+    (
+        Stage("a", "python", (Manual(),)),
+        Stage("b", "python", (OnCondition(CONDITION),)),
+        Stage("c", "python", (Manual(),)),
+    ),
+)
+EVENTS = [
+    RunStarted(run_id=RUN, pipeline=PIPELINE, request={}, at=10.0),
+    started("a", 11.0, inputs={"note": LEARNT}),
+    StageFinished(
+        **ids("a", 0, 1), status=StageStatus.FAILURE, at=12.0, error=f"vault said {LEARNT}"
+    ),
+    skipped("b", f"condition {CONDITION} does not hold", 13.0),
+    BreakpointHit(**ids("c", 0, 1), at=14.0, kind="start", reason=f"event {LEARNT}"),
+]
+
+
+def _state() -> run_state.RunState:
+    return fold(EVENTS, payloads=lambda value: f"{dict(value)}")
+
+
+def test_texts_kept_before_a_value_was_learnt_are_masked_in_the_next_record() -> None:
+    """The trigger, the inputs, the error, the skip reason and the pause reason held the value
+    in clear while it was not a secret; once learnt, the next record holds it nowhere."""
+    state = _state()
+    assert LEARNT in repr(state.record())
+    remember_secrets({"token": LEARNT})
+    record = state.record()
+    a, b, c = record.stages
+    assert (
+        f"on condition stages.a.outputs.note == '{REDACTED}'",
+        f"stages.a.outputs.note == '{REDACTED}'",
+        f"{{'note': '{REDACTED}'}}",
+        f"vault said {REDACTED}",
+        f"condition stages.a.outputs.note == '{REDACTED}' does not hold",
+        f"event {REDACTED}",
+        False,
+    ) == (
+        b.triggers[0],
+        b.trigger_specs[0].expression,
+        a.attempts[0].inputs,
+        a.attempts[0].error,
+        b.skip_reason,
+        c.paused_before_start[0].reason,
+        LEARNT in repr(record),
+    )
+
+
+def test_a_record_redacts_nothing_again_while_nothing_new_is_known(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The texts are redacted again at the first record after a change only: the records
+    after it, with nothing new learnt, redact no text."""
+    state = _state()
+    remember_secrets({"token": LEARNT})
+    calls: list[str] = []
+
+    def counted(text: str) -> str:
+        calls.append(text)
+        return text
+
+    monkeypatch.setattr(run_state, "redact_text", counted)
+    state.record()
+    first = len(calls)
+    state.record()
+    state.record()
+    assert (True, first) == (first > 0, len(calls))
+
+
+def _served(home: Path) -> str:
+    """``early`` fails saying the value, ``skipper``'s condition quotes it, then ``fetch``
+    returns it under ``token``; ``hold`` waits for the file ``go`` in ``home``."""
+    return f"""\
+    name: learnt
+    error_strategy: continue
+    stages:
+      - name: early
+        command: 'echo "vault said {LEARNT}" >&2; exit 3'
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: skipper
+        command: 'echo "{{}}"'
+        triggers: [{{on_condition: {{expression: "'{LEARNT}' == 'no'"}}}}]
+      - name: fetch
+        command: 'echo "{{\\"token\\": \\"{LEARNT}\\"}}"'
+        triggers: [{{on_completion: {{stage: early, success_only: false}}}}]
+      - name: hold
+        command: 'while [ ! -e {home / "go"} ]; do sleep 0.05; done; echo "{{}}"'
+        triggers: [{{on_completion: {{stage: fetch}}}}]
+"""
+
+
+def _first_event(url: str, headers: dict[str, str]) -> str:
+    """The first live event of the stream at ``url`` (the whole page state), as sent."""
+    with httpx.stream("GET", url, headers=headers, timeout=30) as response:
+        return next(line for line in response.iter_lines() if line.startswith("data: "))
+
+
+@pytest.mark.slow
+def test_the_live_views_of_run_serve_mask_a_value_learnt_after_the_run_started(
+    home: Path, serve: Callable[..., Served]
+) -> None:
+    """``run --serve``: ``early`` failed saying the value and ``skipper``'s condition quotes
+    it before ``fetch`` returns it under ``token``; while ``hold`` keeps the run open, the
+    engine's live record (``GET /api/runs/RUN``), the page's live stream and the run page
+    show both masked, and the value nowhere."""
+    pipeline = write(home / "learnt.yaml", _served(home))
+    served = serve(str(pipeline), "--serve", "127.0.0.1:0")
+    url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
+    served.wait_for_line("hold")
+    run = f"{url}/api/runs/{served.run_id}"
+    headers = {"Authorization": f"Bearer {(home / 'api-token').read_text().strip()}"}
+    try:
+        answer = httpx.get(run, headers=headers, timeout=30)
+        event = _first_event(f"{run}/stream", headers)
+        page = httpx.get(f"{url}/runs/{served.run_id}", headers=headers, timeout=30).text
+    finally:
+        (home / "go").touch()
+    code, _, stderr = served.finish()
+    stages = {stage["name"]: stage for stage in answer.json()["stages"]}
+    assert (
+        True,
+        f"on condition '{REDACTED}' == 'no'",
+        f"vault said {REDACTED}",
+        [False] * 3,
+    ) == (
+        answer.json()["live"],
+        stages["skipper"]["triggers"][0],
+        stages["early"]["attempts"][0]["error"].splitlines()[-1],
+        [LEARNT in text for text in (answer.text, event, page)],
+    ), stderr
+    assert 1 == code, stderr
