@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cli_support import Served, write
+from cli_support import Served, taskdaemon, write
 from run_state_support import RUN, fold, ids, skipped, started
 from taskdaemon.pipeline import run_state
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished
@@ -155,3 +155,20 @@ def test_the_live_views_of_run_serve_mask_a_value_learnt_after_the_run_started(
         [LEARNT in text for text in (answer.text, event, page)],
     ), stderr
     assert 1 == code, stderr
+
+
+@pytest.mark.slow
+def test_run_s_summary_masks_a_value_learnt_after_the_error_that_said_it(home: Path) -> None:
+    """``run``'s summary, printed at the run's end: ``early``'s error (its row and the run's
+    error line) and ``skipper``'s reason said the value before ``fetch`` returned it under
+    ``token``, and show it masked."""
+    (home / "go").touch()
+    done = taskdaemon(home, "run", str(write(home / "learnt.yaml", _served(home))))
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line}
+    assert (1, True, True, True, False) == (
+        done.returncode,
+        f"vault said {REDACTED}" in rows["error:"],
+        "[REDACTED]" in rows["early"],
+        "[REDACTED]" in rows["skipper"],
+        LEARNT in done.stdout,
+    ), done.stdout + done.stderr

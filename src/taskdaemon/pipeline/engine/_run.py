@@ -173,7 +173,9 @@ class Run(Attempts, Triggers):
             status=self.status,
             started_at=self.started_at,
             finished_at=self.finished_at,
-            error=self.error,
+            # Redacted when the failure came: a value learnt since (a later stage returned it
+            # under ``token``) is masked now, as in every view of the run.
+            error=None if self.error is None else redact_text(self.error),
             stage_status={name: srt.status for name, srt in self.stages.items()},
             executions=executions,
             outputs={name: ctx["outputs"] for name, ctx in self.stages_ctx.items()},

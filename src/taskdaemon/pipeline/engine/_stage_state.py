@@ -16,6 +16,7 @@ from taskdaemon.pipeline.engine._results import ExecutionResult
 from taskdaemon.pipeline.errors import InvalidTransitionError
 from taskdaemon.pipeline.events import TaskRunRef
 from taskdaemon.pipeline.model import TriggerMode
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import STAGE_TRANSITIONS, StageStatus, StageTimes
 from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.triggers import ApprovalState, CompiledStage, TriggerState
@@ -239,7 +240,9 @@ class ExecutionsView(Mapping[str, tuple[ExecutionResult, ...]]):
                         getattr(ex, "paused", 0.0),
                     ),
                     outputs=ex.outputs,
-                    error=ex.error,
+                    # Redacted when the execution ended: a value learnt since (a later stage
+                    # returned it under ``token``) is masked now, as in every view of the run.
+                    error=None if ex.error is None else redact_text(ex.error),
                     error_type=ex.error_type,
                     cancel_cause=ex.cancel_cause,
                     held=hasattr(ex, "paused"),
