@@ -1,6 +1,7 @@
-"""A live run's record masks a value that became known as a secret after its texts were kept
-(a stage returned it under ``token``): its triggers, errors and reasons, redacted once as their
-events arrived, are redacted again once per change of what is known, as stored rows are."""
+"""A value that became known as a secret after texts holding it were kept (a stage returned
+it under ``token``) is masked in every live view: the live run's record (its triggers, errors
+and reasons, redacted once as their events arrived, are redacted again once per change of what
+is known, as stored rows are), the run's result its summary reads, and a stage's log tail."""
 
 from __future__ import annotations
 
@@ -172,3 +173,57 @@ def test_run_s_summary_masks_a_value_learnt_after_the_error_that_said_it(home: P
         "[REDACTED]" in rows["skipper"],
         LEARNT in done.stdout,
     ), done.stdout + done.stderr
+
+
+def _printing(home: Path) -> str:
+    """``fetch`` prints the value, waits for the file ``told`` in ``home``, then returns it
+    under ``token``; ``hold`` waits for ``go``."""
+    return f"""\
+    name: printing
+    stages:
+      - name: fetch
+        command: >-
+          V=$(printf '%s-%s' {LEARNT.replace("-", " ")});
+          echo "got $V from vault" >&2;
+          while [ ! -e {home / "told"} ]; do sleep 0.05; done;
+          printf '{{"token": "%s"}}' "$V"
+        triggers: [{{manual: {{approval_required: false}}}}]
+      - name: hold
+        command: 'while [ ! -e {home / "go"} ]; do sleep 0.05; done; echo "{{}}"'
+        triggers: [{{on_completion: {{stage: fetch}}}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_live_log_tail_masks_a_line_it_read_before_the_value_was_learnt(
+    home: Path, serve: Callable[..., Served]
+) -> None:
+    """The page's log stream of ``fetch`` sent its line saying the value while the value was
+    no secret; once ``fetch`` returns it under ``token``, the tails sent after show the line
+    masked, and the value nowhere."""
+    served = serve(str(write(home / "printing.yaml", _printing(home))), "--serve", "127.0.0.1:0")
+    url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
+    served.wait_for_line("fetch")
+    headers = {"Authorization": f"Bearer {(home / 'api-token').read_text().strip()}"}
+    stream = f"{url}/api/runs/{served.run_id}/logs/stream?stage=fetch"
+    before, after = "", ""
+    try:
+        with httpx.stream("GET", stream, headers=headers, timeout=30) as response:
+            for line in response.iter_lines():
+                if not line.startswith("data: "):
+                    continue
+                if not before and f"got {LEARNT} from vault" in line:
+                    before = line
+                    (home / "told").touch()
+                elif before and "finished: success" in line:
+                    after = line
+                    break
+    finally:
+        (home / "told").touch()
+        (home / "go").touch()
+    code, _, stderr = served.finish()
+    assert (0, True, False) == (
+        code,
+        f"got {REDACTED} from vault" in after,
+        LEARNT in after,
+    ), stderr

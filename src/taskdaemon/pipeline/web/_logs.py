@@ -24,6 +24,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Final
 
+from taskdaemon.pipeline.masked_values import MASKED
+from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.tracking._schema import connect_to_read
 from taskdaemon.pipeline.tracking.dump_logs import dump_log_records
 from taskdaemon.pipeline.tracking.log_read import (
@@ -85,6 +87,21 @@ def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool)
         "hidden": total - len(records),
         "live": live,
     }
+
+
+def _masked(records: deque[dict[str, Any]]) -> deque[dict[str, Any]]:
+    """``records`` with their bodies redacted again: a tail keeps the records it read, and a
+    value known as a secret since (the stage returned it under ``token``) was in clear in them,
+    though the store's rows are masked again (``tracking/_remask``)."""
+    return deque(({**r, "body": redact_text(r["body"])} for r in records), maxlen=TAIL)
+
+
+def _masked_last(records: deque[dict[str, Any]], count: int) -> deque[dict[str, Any]]:
+    """``records`` with the bodies of the last ``count`` redacted again (see ``_masked``)."""
+    for index in range(max(0, len(records) - count), len(records)):
+        record = records[index]
+        records[index] = {**record, "body": redact_text(record["body"])}
+    return records
 
 
 def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any], int, int]:
@@ -166,6 +183,8 @@ async def follow_stage_logs(
             return ended()
         return await asyncio.to_thread(run_ended, conn, run_id)
 
+    masked = MASKED.generation  # read before the rows: a value learnt after is masked below
+    since_learnt = False
     conn = await asyncio.to_thread(connect_to_read, path)
     try:
         records, total, last = await asyncio.to_thread(_first, conn, run_id, stage)
@@ -192,9 +211,16 @@ async def follow_stage_logs(
                 last = rows[-1].id
                 total += len(rows)
                 records.extend(_record(row) for row in rows)
+            learnt = masked != MASKED.generation
+            if learnt or since_learnt:
+                # Rows stored before the value was known may be read before the store masks
+                # them again: every record read after a change is redacted as it comes.
+                masked = MASKED.generation
+                records = _masked(records) if learnt else _masked_last(records, len(rows))
+                since_learnt = True
             more = len(rows) == _BATCH
             done = now_ended and ended_before and not more
-            if rows or done:
+            if rows or done or learnt:
                 yield _tail(stage, records, total, live=not done)
             if done:
                 return
