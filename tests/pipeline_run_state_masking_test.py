@@ -11,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import browser_support
 from cli_support import Served, taskdaemon, write
 from run_state_support import RUN, fold, ids, skipped, started
 from taskdaemon.pipeline import run_state
@@ -96,7 +97,8 @@ def test_a_record_redacts_nothing_again_while_nothing_new_is_known(
 
 def _served(home: Path) -> str:
     """``early`` fails saying the value, ``skipper``'s condition quotes it, then ``fetch``
-    returns it under ``token``; ``hold`` waits for the file ``go`` in ``home``."""
+    returns it under ``token`` once the file ``told`` is in ``home``; ``hold`` waits for
+    ``go``."""
     return f"""\
     name: learnt
     error_strategy: continue
@@ -108,7 +110,9 @@ def _served(home: Path) -> str:
         command: 'echo "{{}}"'
         triggers: [{{on_condition: {{expression: "'{LEARNT}' == 'no'"}}}}]
       - name: fetch
-        command: 'echo "{{\\"token\\": \\"{LEARNT}\\"}}"'
+        command: >-
+          while [ ! -e {home / "told"} ]; do sleep 0.05; done;
+          echo '{{"token": "{LEARNT}"}}'
         triggers: [{{on_completion: {{stage: early, success_only: false}}}}]
       - name: hold
         command: 'while [ ! -e {home / "go"} ]; do sleep 0.05; done; echo "{{}}"'
@@ -131,6 +135,7 @@ def test_the_live_views_of_run_serve_mask_a_value_learnt_after_the_run_started(
     engine's live record (``GET /api/runs/RUN``), the page's live stream and the run page
     show both masked, and the value nowhere."""
     pipeline = write(home / "learnt.yaml", _served(home))
+    (home / "told").touch()
     served = serve(str(pipeline), "--serve", "127.0.0.1:0")
     url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
     served.wait_for_line("hold")
@@ -164,6 +169,7 @@ def test_run_s_summary_masks_a_value_learnt_after_the_error_that_said_it(home: P
     error line) and ``skipper``'s reason said the value before ``fetch`` returned it under
     ``token``, and show it masked."""
     (home / "go").touch()
+    (home / "told").touch()
     done = taskdaemon(home, "run", str(write(home / "learnt.yaml", _served(home))))
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line}
     assert (1, True, True, True, False) == (
@@ -227,3 +233,36 @@ def test_a_live_log_tail_masks_a_line_it_read_before_the_value_was_learnt(
         f"got {REDACTED} from vault" in after,
         LEARNT in after,
     ), stderr
+
+
+@pytest.mark.slow
+async def test_the_run_page_in_chromium_masks_an_error_once_its_value_is_learnt(
+    tmp_path: Path,
+) -> None:
+    """The run page, open while ``early``'s error says the value (no secret yet): once
+    ``fetch`` returns it under ``token``, the page's live stream redraws the error masked."""
+    home = tmp_path / "home"
+    write(tmp_path / "learnt.yaml", _served(home))
+    argv = ["run", "learnt.yaml", "--serve", "127.0.0.1:0"]
+    with browser_support.taskdaemon(argv, cwd=tmp_path) as process:
+        url = browser_support.server_url(process)
+        run_id = await browser_support.first_run(url)
+        try:
+            async with browser_support.browser_page() as (page, errors):
+                await page.goto(f"{url}/?token={browser_support.TOKEN}")
+                await page.goto(f"{url}/runs/{run_id}")
+                row = '#stages tr[data-stage="early"]'
+                await page.wait_for_selector(browser_support.state_of("early", "failure"))
+                before = await page.text_content(row) or ""
+                (home / "told").touch()
+                await page.wait_for_selector(browser_support.state_of("hold", "running"))
+                after = await page.text_content(row) or ""
+        finally:
+            (home / "told").touch()
+            (home / "go").touch()
+    assert (True, True, False, []) == (
+        LEARNT in before,
+        f"vault said {REDACTED}" in after,
+        LEARNT in after,
+        errors,
+    )
