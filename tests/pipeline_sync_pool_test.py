@@ -8,12 +8,14 @@ import gc
 import os
 import threading
 import weakref
+from functools import partial
+from typing import Any
 
 import pytest
 
 from pipeline_engine_support import Resolver, after, pipeline, plain_context, stage
 from taskdaemon.pipeline import _sync_pool
-from taskdaemon.pipeline._sync_pool import SyncPool
+from taskdaemon.pipeline._sync_pool import Call, Deliver, SyncPool
 from taskdaemon.pipeline._threads import in_thread
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.loops import StageContext, python_handler
@@ -79,11 +81,11 @@ def test_shutdown_runs_the_backlog_and_joins_every_thread() -> None:
     first = pool.submit(gate.wait, 10)
     second = pool.submit(lambda: 42)
     gate.set()
-    pool.shutdown(wait=True)
+    pool.shutdown()  # wait=True unless told otherwise, as Executor's
     assert first.result(0) is True
     assert second.result(0) == 42
     assert not [t for t in threading.enumerate() if t.name.startswith("taskdaemon-sync-")]
-    with pytest.raises(RuntimeError, match="after shutdown"):
+    with pytest.raises(RuntimeError, match=r"^cannot schedule new futures after shutdown$"):
         pool.submit(lambda: None)
 
 
@@ -312,3 +314,143 @@ async def test_a_handlers_result_is_freed_once_its_hop_is_done() -> None:
     finally:
         gc.enable()
     assert gone
+
+
+@pytest.mark.parametrize(("cpus", "bound"), [(None, 5), (3, 7), (100, 32)])
+def test_without_max_workers_the_bound_is_the_cpus_plus_four_at_most_32(
+    monkeypatch: pytest.MonkeyPatch, cpus: int | None, bound: int
+) -> None:
+    """As ``ThreadPoolExecutor``'s default: one CPU counted when the count is unknown, and
+    jobs past the bound wait in the backlog instead of starting a thread."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    pool = SyncPool()
+    gate = threading.Event()
+    try:
+        jobs = [pool.submit(gate.wait, 10) for _ in range(bound + 1)]
+        busy = pool.busy()  # a thread is counted busy from the dispatch that starts it
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
+    assert (bound, [True] * (bound + 1)) == (busy, [job.result(0) for job in jobs])
+
+
+def test_pool_threads_are_daemons_so_a_call_nobody_awaits_never_holds_the_exit() -> None:
+    """A handler that never returns (its stage timed out, the pool let go) runs on a daemon
+    thread: the interpreter's exit does not wait for it."""
+    pool = SyncPool(max_workers=1)
+    try:
+        daemon = pool.submit(lambda: threading.current_thread().daemon).result(10)
+    finally:
+        pool.shutdown(wait=True)
+    assert daemon is True
+
+
+def test_submit_passes_keyword_arguments_and_delivers_falsy_results() -> None:
+    """``Executor.submit``'s contract: keyword arguments reach the callable, and a result
+    that is None, zero or empty completes its future as any other."""
+    pool = SyncPool(max_workers=1)
+    try:
+        parsed = pool.submit(int, "ff", base=16).result(10)
+        falsy = [pool.submit(lambda v=v: v).result(10) for v in (None, 0, "", False)]
+    finally:
+        pool.shutdown(wait=True)
+    assert (255, [None, 0, "", False]) == (parsed, falsy)
+
+
+def test_giving_up_a_running_job_keeps_the_backlog_and_frees_a_thread() -> None:
+    """A running job given up on no longer counts against the bound: the next job gets a
+    thread at once, while the job that was waiting in the backlog still runs later."""
+    pool = SyncPool(max_workers=1)
+    gate = threading.Event()
+    delivered = threading.Event()
+
+    def deliver(result: Any, error: BaseException | None) -> None:
+        delivered.set()
+
+    try:
+        pool.dispatch(partial(gate.wait, 10), deliver)
+        queued = pool.submit(lambda: "queued")
+        pool.give_up(deliver)
+        beside = pool.submit(lambda: "beside").result(10)  # while the first still runs
+        gate.set()
+        after = queued.result(10)
+        delivered.wait(10)
+    finally:
+        gate.set()
+        pool.shutdown(wait=True)
+    assert ("beside", "queued") == (beside, after)
+
+
+def test_a_given_up_job_that_returns_gives_its_thread_back_and_is_forgotten(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The bound goes back to ``max_workers`` once a job given up on returns, whatever other
+    job returned meanwhile, and the pool keeps no reference to that job's delivery."""
+    monkeypatch.setattr(_sync_pool, "IDLE_SECONDS", 0.01)  # the threads end once idle
+    pool = SyncPool(max_workers=2)
+    ends = {name: threading.Event() for name in ("given up", "other")}
+    gates = {name: threading.Event() for name in ends}
+    threads: list[threading.Thread] = []
+
+    def job(name: str) -> tuple[Call, Deliver]:
+        def call() -> threading.Thread:
+            gates[name].wait(10)
+            return threading.current_thread()
+
+        def deliver(result: threading.Thread, error: BaseException | None) -> None:
+            threads.append(result)
+            ends[name].set()
+
+        return call, deliver
+
+    gate = threading.Event()
+    try:
+        given_up = job("given up")
+        pool.dispatch(*given_up)
+        pool.give_up(given_up[1])
+        pool.dispatch(*job("other"))  # a thread beyond the bound: the first is given up
+        for name in ("other", "given up"):  # the other returns while the first is given up
+            gates[name].set()
+            ends[name].wait(10)
+        forgotten = weakref.ref(given_up[1])
+        del given_up
+        for thread in threads:
+            thread.join(10)
+        gc.collect()
+        for _ in range(3):  # no thread left: each of these starts one, up to the bound
+            pool.submit(gate.wait, 10)
+        busy = pool.busy()
+    finally:
+        gate.set()
+        for event in gates.values():
+            event.set()
+        pool.shutdown(wait=True)
+    assert (2, None) == (busy, forgotten())
+
+
+def test_a_job_that_ends_after_shutdown_leaves_no_thread_counted_busy() -> None:
+    """A thread whose job returns after ``shutdown(wait=False)`` ends and is forgotten: the
+    pool counts no thread in a call any more."""
+    pool = SyncPool(max_workers=1)
+    gate = threading.Event()
+    job = pool.submit(lambda: (gate.wait(10), threading.current_thread())[1])
+    pool.shutdown(wait=False)
+    gate.set()
+    job.result(10).join(10)
+    assert 0 == pool.busy()
+
+
+def test_a_pool_of_one_whose_thread_ended_idle_runs_the_next_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The thread that ended idle no longer counts against ``max_workers``: the next job
+    starts a new thread instead of waiting in the backlog for ever."""
+    monkeypatch.setattr(_sync_pool, "IDLE_SECONDS", 0.01)
+    pool = SyncPool(max_workers=1)
+    try:
+        pool.submit(threading.current_thread).result(10).join(10)
+        busy = pool.busy()
+        following = pool.submit(lambda: "ran").result(10)
+    finally:
+        pool.shutdown(wait=True)
+    assert (0, "ran") == (busy, following)
