@@ -18,22 +18,27 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _hops() -> list[int]:
+def _hops() -> tuple[list[int], asyncio.AbstractEventLoop]:
+    """The results of hops on a runner's loop (as ``asyncio.run``'s), and that loop, closed."""
+
     async def main() -> list[int]:
         results = [await call_in_thread(lambda n=n: n * 2) for n in range(3)]
         with pytest.raises(ZeroDivisionError):
             await call_in_thread(lambda: 1 / 0)
         return results
 
-    return asyncio.run(main())
+    with asyncio.Runner() as runner:
+        return runner.run(main()), runner.get_loop()
 
 
 def test_results_and_errors_come_back_and_the_fd_closes_with_the_loop() -> None:
-    """Results and exceptions reach the awaiting task; once ``asyncio.run`` closed its loop,
-    the inbox's fd is closed too (not left to the loop's collection)."""
+    """Results and exceptions reach the awaiting task; once the runner closed its loop, the
+    inbox's fd is closed too, while the loop is still referenced (not left to its
+    collection)."""
     _hops()  # imports and first-use allocations out of the way
     before = _open_fds()
-    assert _hops() == [0, 2, 4]
+    results, loop = _hops()
+    assert (results, loop.is_closed()) == ([0, 2, 4], True)
     assert _open_fds() == before
 
 
@@ -59,9 +64,10 @@ def test_a_result_after_the_loop_closed_is_dropped() -> None:
     try:
         loop.run_until_complete(main())
         loop.close()  # shuts the pool down without waiting, the call still running
+        running = ran_on[0].is_alive()
         release.set()
         ran_on[0].join(5)
-        assert not ran_on[0].is_alive()
+        assert (running, ran_on[0].is_alive()) == (True, False)
     finally:
         release.set()
         threading.excepthook = previous_hook
