@@ -68,6 +68,12 @@ tests_for() {
                 tests/pipeline_tracking_reconstruct_test.py \
                 tests/pipeline_tracking_reconstruct_statuses_test.py \
                 tests/pipeline_tracking_live_vs_stored_test.py ;;
+        pipeline/validation.py)
+            # Its own test and the model's first, then the loader's, which read each issue's
+            # path and message through a pipeline file (the default selection has neither).
+            echo tests/pipeline_validation_test.py tests/pipeline_model_test.py \
+                tests/pipeline_config_invalid_test.py tests/pipeline_config_test.py \
+                tests/pipeline_config_quick_test.py tests/reliability_hostile_input_test.py ;;
         pipeline/cel_limits.py)
             echo tests/pipeline_cel_limits_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_engine_trigger_functions_test.py tests/pipeline_validation_test.py ;;

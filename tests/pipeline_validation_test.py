@@ -8,6 +8,8 @@ up front.
 
 from __future__ import annotations
 
+import math
+
 from taskdaemon.pipeline.model import (
     Backoff,
     InputMapping,
@@ -98,3 +100,79 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "stages[5].loop: unknown loop type 'ralph' (known: command, lint, python)",
     ]
     assert expected == [f"{i.path}: {i.message}" for i in validate_pipeline(pipeline)]
+
+
+def _issues(pipeline: Pipeline, *, ran: bool = False) -> list[str]:
+    return [f"{i.path}: {i.message}" for i in validate_pipeline(pipeline, ran=ran)]
+
+
+_PIPELINE_ISSUES = [
+    "external_events[0]: event type 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' is 129 "
+    "characters long (the limit is 128)",
+    "concurrency: must be >= 1, got 0",
+    "timeout: must be finite, got inf",
+    "retry.max_attempts: must be >= 1, got 0",
+    "retry.backoff.initial: must be > 0, got -1",
+    "retry.backoff.factor: must be >= 1, got 0.5",
+    "retry.backoff.max: must be finite, got inf",
+]
+
+
+def _faulty_pipeline() -> Pipeline:
+    """Every pipeline-level mistake once, and a stage whose names are exactly as long as
+    allowed."""
+    long_loop = "l" * 129
+    loops = {
+        "python": LoopDef("python", handler="m:f"),
+        "both": LoopDef("both", handler="m:f", command="x"),
+        "neither": LoopDef("neither"),
+        "bad": LoopDef("bad", handler="nope"),
+        "blank": LoopDef("blank", command=" "),
+        long_loop: LoopDef(long_loop, command="x"),
+    }
+    stage = Stage("a" * 128, "command", (Manual(),), command="true", emits=("e" * 128,))
+    return Pipeline(
+        "demo",
+        (stage,),
+        concurrency=0,
+        timeout=math.inf,
+        retry=RetryPolicy(0, Backoff(-1.0, 0.5, math.inf)),
+        loops=loops,
+        external_events=("x" * 129, "ok"),
+    )
+
+
+def test_each_pipeline_issue_has_its_path_and_message() -> None:
+    """The pipeline's own fields and its ``loops:`` have their issues at their own paths
+    (no stage's); names of 128 characters pass."""
+    expected = [
+        *_PIPELINE_ISSUES,
+        "loops.python: shadows the built-in loop type 'python'",
+        "loops.both: expected exactly one of 'handler' or 'command'",
+        "loops.neither: expected exactly one of 'handler' or 'command'",
+        "loops.bad.handler: invalid handler 'nope' (expected module:function)",
+        "loops.blank.command: must not be empty",
+        f"loops.{'l' * 129}: loop type 'lllllllllllllllllllllllllllllllllllllll…' is 129 "
+        "characters long (the limit is 128)",
+    ]
+    assert expected == _issues(_faulty_pipeline())
+    assert ["stages: must not be empty"] == _issues(Pipeline("demo", ()))
+
+
+def test_a_definition_that_ran_is_checked_only_for_what_every_run_obeys() -> None:
+    """``ran``: the pipeline's ranges and names still, but neither its ``loops:`` nor its
+    entry stage nor its events, which a pipeline built in code need not declare."""
+    no_entry = Pipeline(
+        "demo",
+        (
+            Stage("b", "command", (OnCompletion("a"),), command="true"),
+            Stage("a", "command", (OnEvent("ok"),), command="true"),
+        ),
+    )
+    assert _PIPELINE_ISSUES == _issues(_faulty_pipeline(), ran=True)
+    assert [] == _issues(no_entry, ran=True)
+    assert [
+        "stages[1].triggers[0].on_event.type: no stage emits 'ok' and it is not in external_events",
+        "stages: no entry stage (a stage with no upstream stages and a manual, on_condition "
+        "or external on_event trigger)",
+    ] == _issues(no_entry)

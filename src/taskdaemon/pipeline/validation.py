@@ -254,7 +254,7 @@ class _Validator:
         for position, trigger in enumerate(stage.triggers):
             if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
                 continue  # a known stage: nothing to report (``trigger`` says the same)
-            self.trigger(f"stages[{index}]", position, stage, trigger)
+            self.trigger(f"stages[{index}]", position, trigger)
         if self.ran:
             return  # the mappings are read by CEL only
         if stage.inputs:
@@ -299,7 +299,7 @@ class _Validator:
             seen.add(mapping.name)
             self.expression(f"{path}.{mapping.name}.from", mapping.source, variables)
 
-    def trigger(self, owner: str, index: int, stage: Stage, trigger: Trigger) -> None:
+    def trigger(self, owner: str, index: int, trigger: Trigger) -> None:
         if isinstance(trigger, OnCompletion):
             # A completion of the stage itself is a cycle ``a -> a``, reported by ``cycles``.
             if trigger.stage not in self.stage_names:
