@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from taskdaemon.pipeline import _threads
 from taskdaemon.pipeline._hop_future import HopFuture
 from taskdaemon.pipeline._threads import (
     LoopEnvironment,
@@ -444,3 +445,23 @@ def test_hops_on_a_loop_without_an_inbox_answer_through_the_loop_s_queue() -> No
         loop.run_until_complete(loop.shutdown_default_executor())
         loop.close()
     assert (["work", 0, ZeroDivisionError], None) == (answers, inbox)
+
+
+async def test_an_attribute_error_of_the_call_itself_is_not_taken_for_a_foreign_context(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``hop`` tells the engine's own context by attribute reads in a ``try``; an
+    ``AttributeError`` raised by the call that follows (the dispatch) is the caller's: it is
+    raised once, and the call is not made a second time through ``thread_safe``."""
+    loop = asyncio.get_running_loop()
+    ctx = _context(**_callbacks_of(_LoopSafe(loop)))
+    handed: list[Any] = []
+
+    def failing_call(loop: Any, function: Any, args: tuple[Any, ...], hop: bool = False) -> Any:
+        handed.append(args[0])
+        raise AttributeError("from the dispatch")
+
+    monkeypatch.setattr(_threads, "_call", failing_call)
+    with pytest.raises(AttributeError, match="from the dispatch"):
+        hop(lambda seen: seen, ctx)
+    assert [ctx] == handed

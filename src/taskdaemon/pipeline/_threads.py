@@ -246,11 +246,13 @@ def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Fut
     # ``thread_safe`` frame, no ``getattr`` calls, each a builtin call): a plain mapping or a
     # ``LoopEnvironment`` of ``loop``, and three bound methods whose object's ``loop_safe`` is
     # ``loop``. That is a case of ``thread_safe``'s test, which passes such a context through
-    # unchanged; any other context (or one of these reads failing) goes through it.
+    # unchanged; any other context (or one of these reads failing) goes through it. Only the
+    # reads are in the ``try``: an AttributeError from ``_call`` itself is the caller's, not a
+    # sign of a foreign context to hop again with.
     try:
         environment = ctx.environment
         kind = type(environment)
-        if (
+        safe = (
             (
                 kind is MappingProxyType
                 or kind is dict
@@ -259,11 +261,10 @@ def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Fut
             and ctx.publish.__self__.loop_safe is loop  # type: ignore[attr-defined]
             and ctx.report_process.__self__.loop_safe is loop  # type: ignore[attr-defined]
             and ctx.report_usage.__self__.loop_safe is loop  # type: ignore[attr-defined]
-        ):
-            return _call(loop, function, (ctx,), True)
+        )
     except AttributeError:
-        pass
-    return _call(loop, function, (thread_safe(ctx, loop),), True)
+        safe = False
+    return _call(loop, function, (ctx if safe else thread_safe(ctx, loop),), True)
 
 
 def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
