@@ -5,6 +5,7 @@ is known, as stored rows are), the run's result its summary reads, and a stage's
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,10 +17,13 @@ from cli_support import Served, taskdaemon, write
 from run_state_support import RUN, fold, ids, skipped, started
 from taskdaemon.pipeline import run_state
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import Manual, OnCondition, Pipeline, Stage
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+from taskdaemon.pipeline.web import _logs as web_logs
 
 LEARNT = "LearntTok-99887766"  # shown before the run learns it as a secret
 CONDITION = f"stages.a.outputs.note == '{LEARNT}'"
@@ -266,3 +270,44 @@ async def test_the_run_page_in_chromium_masks_an_error_once_its_value_is_learnt(
         LEARNT in after,
         errors,
     )
+
+
+def _stored(db: Path, *bodies: str) -> None:
+    """``bodies`` as log records of stage ``s`` of run ``RUN`` in the store ``db``, written
+    and the writer closed: no writer is left to mask them again when a value is learnt."""
+    writer = SqliteLogWriter(db)
+    try:
+        writer.write_rows(
+            [
+                LogRow(RUN, time.time_ns(), 9, "INFO", "p", "s", 0, 1, None, "s", body, {})
+                for body in bodies
+            ]
+        )
+    finally:
+        writer.close()
+
+
+async def test_a_log_tail_masks_rows_read_after_a_value_was_learnt_not_yet_masked_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows stored before the value was known, read after it was learnt but before the store
+    masks them again: the poll that sees the change masks every record kept, and each poll
+    after masks the rows it reads (one row a poll here), though the store still holds them in
+    clear."""
+    db = tmp_path / "spans.db"
+    _stored(db, f"first {LEARNT}")
+    follow = web_logs.follow_stage_logs(db, RUN, "s", interval=0.01, ended=lambda: False)
+    try:
+        first = await anext(follow)
+        _stored(db, f"second {LEARNT}", f"third {LEARNT}")
+        monkeypatch.setattr(web_logs, "_BATCH", 1)
+        remember_secrets({"token": LEARNT})
+        second = await anext(follow)
+        third = await anext(follow)
+    finally:
+        await follow.aclose()
+    assert (
+        [f"first {LEARNT}"],
+        [f"first {REDACTED}", f"second {REDACTED}"],
+        [f"first {REDACTED}", f"second {REDACTED}", f"third {REDACTED}"],
+    ) == tuple([record["body"] for record in tail["records"]] for tail in (first, second, third))
