@@ -171,17 +171,19 @@ def test_the_live_views_of_run_serve_mask_a_value_learnt_after_the_run_started(
 def test_run_s_summary_masks_a_value_learnt_after_the_error_that_said_it(home: Path) -> None:
     """``run``'s summary, printed at the run's end: ``early``'s error (its row and the run's
     error line) and ``skipper``'s reason said the value before ``fetch`` returned it under
-    ``token``, and show it masked."""
+    ``token``, and show it masked; so does the run's last progress line, printed then."""
     (home / "go").touch()
     (home / "told").touch()
     done = taskdaemon(home, "run", str(write(home / "learnt.yaml", _served(home))))
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line}
-    assert (1, True, True, True, False) == (
+    (ended,) = (line for line in done.stderr.splitlines() if " run learnt " in line)
+    assert (1, True, True, True, False, True) == (
         done.returncode,
         f"vault said {REDACTED}" in rows["error:"],
         "[REDACTED]" in rows["early"],
         "[REDACTED]" in rows["skipper"],
         LEARNT in done.stdout,
+        f"vault said {REDACTED}" in ended,
     ), done.stdout + done.stderr
 
 

@@ -138,6 +138,10 @@ class Run(Attempts, Triggers):
             status = RunStatus.SUCCESS
         if status is RunStatus.FAILURE and self.error is None:
             self.error = self.first_failure
+        if self.error is not None:
+            # Redacted when the failure came: a value learnt since (a later stage returned it
+            # under ``token``) is masked now, in the event every observer prints and records.
+            self.error = redact_text(self.error)
         # A cancelled run's error is the reason ``stop`` was given (``RunHandle.cancel`` always
         # gives one); it has no error type: ``error.type`` marks a failed run
         # (docs/architecture.md, the run span's attributes).
