@@ -1,10 +1,13 @@
 """A value that became known as a secret after texts holding it were kept (a stage returned
 it under ``token``) is masked in every live view: the live run's record (its triggers, errors
 and reasons, redacted once as their events arrived, are redacted again once per change of what
-is known, as stored rows are), the run's result its summary reads, and a stage's log tail."""
+is known, as stored rows are), the run's result its summary reads, a stage's log tail, the
+debugger's views and a dump (whose spans a live run's open spans write again from memory)."""
 
 from __future__ import annotations
 
+import contextlib
+import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +17,7 @@ import pytest
 
 import browser_support
 from cli_support import Served, taskdaemon, write
+from pipeline_debug_cli_support import debug as debug_cli
 from run_state_support import RUN, fold, ids, skipped, started
 from taskdaemon.pipeline import run_state
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished
@@ -313,3 +317,56 @@ async def test_a_log_tail_masks_rows_read_after_a_value_was_learnt_not_yet_maske
         [f"first {REDACTED}", f"second {REDACTED}"],
         [f"first {REDACTED}", f"second {REDACTED}", f"third {REDACTED}"],
     ) == tuple([record["body"] for record in tail["records"]] for tail in (first, second, third))
+
+
+def _dumped_text(path: Path) -> str:
+    """Every file of the debug dump at ``path``, as text, joined."""
+    with tarfile.open(path) as tar:
+        members = [tar.extractfile(member) for member in tar.getmembers() if member.isfile()]
+        return "\n".join(m.read().decode(errors="replace") for m in members if m is not None)
+
+
+@pytest.mark.slow
+def test_the_debugger_s_views_mask_a_value_learnt_after_a_breakpoint_quoted_it(
+    home: Path, serve: Callable[..., Served]
+) -> None:
+    """A breakpoint set on ``hold`` while ``fetch`` runs quotes the value (no secret yet, so
+    shown); once ``fetch`` returns it under ``token`` and ``hold`` is paused there, the HTTP
+    debugger's state, ``debug attach``'s ``where``, ``outputs``, ``logs`` and ``info
+    breakpoints`` (``early``'s error said the value) and a dump show it masked, and nowhere
+    in clear."""
+    served = serve(str(write(home / "learnt.yaml", _served(home))), "--serve", "127.0.0.1:0")
+    url = served.wait_for_line("API: ").split("API: ")[1].split()[0].rstrip("/")
+    served.wait_for_line("fetch")
+    debug = f"{url}/api/runs/{served.run_id}/debug"
+    headers = {"Authorization": f"Bearer {(home / 'api-token').read_text().strip()}"}
+    try:
+        set_at = httpx.put(
+            f"{debug}/breakpoints",
+            json={"stage": "hold", "when": f"'{LEARNT}' != 'no'"},
+            headers=headers,
+            timeout=30,
+        ).text
+        (home / "told").touch()
+        served.wait_for_line("paused")
+        state = httpx.get(debug, headers=headers, timeout=30).text
+        commands = "where\noutputs fetch\nlogs early\ninfo breakpoints\n"
+        prompt = debug_cli(home, "attach", served.run_id, stdin=commands).stdout
+        dump = httpx.post(
+            f"{url}/api/runs/{served.run_id}/dump", json={}, headers=headers, timeout=30
+        )
+        dumped = _dumped_text(Path(dump.json()["path"]))
+    finally:
+        (home / "told").touch()
+        (home / "go").touch()
+        with contextlib.suppress(httpx.HTTPError):  # ``debug attach`` ending resumed it
+            httpx.post(f"{debug}/continue", json={}, headers=headers, timeout=30)
+    code, _, stderr = served.finish()
+    assert (True, True, True, True, [False] * 3) == (
+        LEARNT in set_at,
+        f"'{REDACTED}' != 'no'" in state,
+        f"vault said {REDACTED}" in prompt,
+        '"token": "[REDACTED]"' in prompt,
+        [LEARNT in text for text in (state, prompt, dumped)],
+    ), prompt + stderr
+    assert 1 == code, stderr

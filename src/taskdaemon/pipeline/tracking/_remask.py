@@ -32,11 +32,11 @@ from typing import Final
 import orjson
 
 from taskdaemon.pipeline.frozen import frozen
-from taskdaemon.pipeline.masked_values import holds_any
+from taskdaemon.pipeline.masked_values import MASKED, holds_any
 from taskdaemon.pipeline.redaction import REDACTED, redact, redact_lines, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
-__all__ = ["Remask"]
+__all__ = ["Remask", "masked_span_body"]
 
 # The run's rows, in the order of the ``logs_trace`` index; which hold a value is tested here:
 # Python's substring search reads the text a few times faster than SQLite's ``instr``
@@ -91,12 +91,28 @@ class Remask:
         updates = []
         for span_id, body in conn.execute(_RUN_SPANS, (self.run_id,)):
             if holds_any(escaped, body):
-                fields = orjson.loads(body)
-                masked = redact(fields)
-                if masked is not fields:
-                    updates.append((orjson.dumps(masked).decode(), span_id))
+                masked = _redacted_span_body(body)
+                if masked is not body:
+                    updates.append((masked, span_id))
         conn.executemany(_UPDATE_SPAN, [(*update, self.run_id) for update in updates])
         return len(updates)
+
+
+def masked_span_body(body: str) -> str:
+    """A span row's ``body`` written again from a span that recorded texts before a value was
+    known as a secret (the run span's events, a long stage's attributes): redacted as the
+    tracer redacts what is recorded now when it holds a value known (``body`` itself when
+    not). Else the row the writer writes from the span's memory after this run's rows were
+    masked again would hold the value in clear again."""
+    if not holds_any(MASKED.needles, body):  # every written form of a value holds its needle
+        return body
+    return _redacted_span_body(body)
+
+
+def _redacted_span_body(body: str) -> str:
+    fields = orjson.loads(body)
+    masked = redact(fields)
+    return body if masked is fields else orjson.dumps(masked).decode()
 
 
 def _masked_lines(body: str, values: tuple[str, ...]) -> str:

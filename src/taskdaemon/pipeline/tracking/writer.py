@@ -40,6 +40,7 @@ from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.tracking._bodies import body as _body
 from taskdaemon.pipeline.tracking._bodies import dropped as _dropped
 from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
@@ -48,6 +49,7 @@ from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
+from taskdaemon.pipeline.tracking._remask import masked_span_body
 from taskdaemon.pipeline.tracking._run_tally import INSERT_RUN, UPSERT_RUN, RunTally, is_run_span
 from taskdaemon.pipeline.tracking._schema import (
     OpenedFile,
@@ -181,6 +183,8 @@ class SqliteSpanProcessor(SpanProcessor):
         self._open: dict[tuple[int, int], list[Any]] = {}
         self._aggregates = RunAggregator(where=self.path)  # report aggregates, as runs end
         self._refresh_due = 0.0  # monotonic time of the next _refresh_open
+        # ``MASKED.generation`` last seen, and the time (ns) it was first seen: see _learnt_ns.
+        self._learnt = (MASKED.generation, time.time_ns() if MASKED.generation else 0)
         self._shutdown = False
         self._writer_id: int | None = None
         self._ready = threading.Event()
@@ -418,6 +422,7 @@ class SqliteSpanProcessor(SpanProcessor):
         ended_root_spans: list[tuple[str, Any]] = []
         seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
         now = time.monotonic()
+        learnt_ns = self._learnt_ns()
         for is_end, span in batch:
             # The span's five fields in one call, read in place for the SDK's spans (_bodies).
             end_ns, parent, context, start_ns, resource = _fields(span)
@@ -447,13 +452,14 @@ class SqliteSpanProcessor(SpanProcessor):
             resources[id(resource)] = resource
             attrs, events, links = _parts(span)
             span_hex = "%016x" % span_no  # noqa: UP031 (see _bodies)
+            body = _body(span, parent, attrs, events, links, ended=is_end)
             row = [
                 trace,
                 span_hex,
                 start_ns,
                 end_ns,
                 id(resource),
-                _body(span, parent, attrs, events, links, ended=is_end),
+                body if start_ns >= learnt_ns else masked_span_body(body),
             ]
             # Only a root can be a run span: a stage span's row skips the call.
             is_run = parent is None and is_run_span(None, attrs)
@@ -495,7 +501,9 @@ class SqliteSpanProcessor(SpanProcessor):
         refreshed: list[list[Any]] = []
         began = time.monotonic()
         if closing or flushing or began >= self._refresh_due:
-            refreshed = self._refresh_open(trace_ids, first_start, forced=closing or flushing)
+            refreshed = self._refresh_open(
+                trace_ids, first_start, learnt_ns, forced=closing or flushing
+            )
             self._refresh_due = began + REFRESH_SPACING * (time.monotonic() - began)
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -536,8 +544,25 @@ class SqliteSpanProcessor(SpanProcessor):
             rollback(conn)
             raise
 
+    def _learnt_ns(self) -> int:
+        """When this writer first saw what is known as a secret now (``MASKED.generation``).
+        A span started before may have recorded a value in clear before it was known: its row,
+        written from what the span holds, is masked again (``masked_span_body``), or it would
+        undo ``Remask``. A span started after recorded each text redacted with the values
+        known: its row is written as it is, so nothing is searched while nothing new is
+        learnt. Seen late (at the next batch), the time errs on the side of masking."""
+        generation = MASKED.generation
+        if generation != self._learnt[0]:
+            self._learnt = (generation, time.time_ns())
+        return self._learnt[1]
+
     def _refresh_open(
-        self, trace_ids: dict[int, str], first_start: dict[int, int], *, forced: bool
+        self,
+        trace_ids: dict[int, str],
+        first_start: dict[int, int],
+        learnt_ns: int,
+        *,
+        forced: bool,
     ) -> list[list[Any]]:
         """``[body, trace, span id]`` for each open span that gained events or attributes since
         its row was written, so a running run's span events (an approval it waits for, a
@@ -563,6 +588,8 @@ class SqliteSpanProcessor(SpanProcessor):
                 trace_ids[trace] = "%032x" % trace  # noqa: UP031 (see _bodies)
                 first_start[trace] = span.start_time or 0
             body = _body(span, span.parent, attrs, events, links, ended=False)
+            if (span.start_time or 0) < learnt_ns:
+                body = masked_span_body(body)
             entry[2] = now + len(body) / OPEN_ROW_BYTES_A_SECOND
             rows.append([body, trace, "%016x" % span_id])  # noqa: UP031 (see _bodies)
         return rows
