@@ -295,6 +295,26 @@ def test_expression_may_read_stages_by_index_syntax() -> None:
     assert expected == validate_pipeline(pipeline)
 
 
+def test_unknown_stage_hint_prefers_the_stage_it_begins_as() -> None:
+    """A wrong stage name is hinted as the close stage sharing its longest start, as a wrong
+    key is: ``fetch`` means ``fetcher``, though difflib ranks ``etch`` closer."""
+    pipeline = Pipeline(
+        name="p",
+        stages=(
+            _stage("fetcher", Manual()),
+            _stage("etch", Manual()),
+            _stage("store", OnCompletion("fetch")),
+        ),
+    )
+    expected = [
+        ValidationIssue(
+            "stages[2].triggers[0].on_completion.stage",
+            "unknown stage 'fetch' (did you mean 'fetcher'?)",
+        )
+    ]
+    assert expected == validate_pipeline(pipeline)
+
+
 def test_validating_is_linear_in_the_number_of_stages() -> None:
     """Validating a chain of 10x the stages takes about 10x the Python steps, not 100x.
     Steps are counted, not timed (``operation_count_support``)."""

@@ -41,6 +41,7 @@ from taskdaemon.pipeline.model import (
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
+from taskdaemon.pipeline.wording import close_match
 from taskdaemon.pipeline.yaml_values import kind_of
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
@@ -132,25 +133,6 @@ def _ancestors(path: str) -> Iterator[str]:
         yield ""
 
 
-def _close_match(name: str, candidates: Collection[str]) -> list[str]:
-    """The candidate closest to a wrong ``name``, if any is close (a list of at most one): of
-    the close ones, the one that begins as ``name`` does for longest, else the closest. A
-    word is misspelt at its end more often than at its start: ``retries`` is ``retry`` with
-    another ending, though ``triggers`` shares more of its letters."""
-    import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
-
-    close = difflib.get_close_matches(name, list(candidates), n=3)
-    if not close:
-        return []
-    return [max(close, key=lambda candidate: _shared_start(name, candidate))]
-
-
-def _shared_start(one: str, other: str) -> int:
-    """How many characters ``one`` and ``other`` begin with alike."""
-    pairs = zip(one, other, strict=False)
-    return next((at for at, (a, b) in enumerate(pairs) if a != b), min(len(one), len(other)))
-
-
 def _choices(names: Collection[str]) -> str:
     names = list(names)
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
@@ -231,7 +213,7 @@ class ConfigReader:
     def keys(self, data: dict[str, Any], allowed: Collection[str], path: str) -> None:
         for key in data:
             if key not in allowed:
-                close = _close_match(key, allowed)
+                close = close_match(key, allowed)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
                 self.issue(_join(path, key), f"unknown key ({hint})")
 
@@ -324,7 +306,7 @@ class ConfigReader:
         if text is None:
             return None
         if text not in choices:
-            close = _close_match(text, choices)
+            close = close_match(text, choices)
             hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
             self.issue(path, f"unknown {noun} {quote(text)} ({hint})")
             return None

@@ -40,6 +40,7 @@ from taskdaemon.pipeline.model import (
     Stage,
     Trigger,
 )
+from taskdaemon.pipeline.wording import close_match
 
 __all__ = ["MAX_NAME_LENGTH", "NAME_PATTERN", "validate_pipeline"]
 
@@ -116,9 +117,7 @@ class _Validator:
         if self.ran or self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
             return ""
         self.suggestions += 1
-        import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
-
-        close = difflib.get_close_matches(name, list(candidates), n=1)
+        close = close_match(name, candidates)
         return f" (did you mean {close[0]!r}?)" if close else ""
 
     def run(self) -> list[ValidationIssue]:

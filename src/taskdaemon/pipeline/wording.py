@@ -1,10 +1,10 @@
-"""Counts as people read them: ``1 event``, ``2 events``, never ``2 event(s)``; and the
-sentence every view says of a pipeline nobody ran."""
+"""Counts as people read them: ``1 event``, ``2 events``, never ``2 event(s)``; the sentence
+every view says of a pipeline nobody ran; and which known name a wrong one was meant to be."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from taskdaemon.pipeline.ellipsis import quote
 
@@ -28,3 +28,23 @@ def no_run_of(pipeline: str) -> str:
     ``pipeline`` at all (a typo, say): "no runs" sent the reader to widen filters that were not
     the cause."""
     return f"no run of pipeline {quote(pipeline)} is known to this source"
+
+
+def close_match(name: str, candidates: Collection[str]) -> list[str]:
+    """The candidate closest to a wrong ``name``, if any is close (a list of at most one): of
+    the close ones, the one that begins as ``name`` does for longest, else the closest. A
+    word is misspelt at its end more often than at its start: ``retries`` is ``retry`` with
+    another ending, though ``triggers`` shares more of its letters. One rule for a
+    definition's keys and choices and for the stage and loop names it refers to."""
+    import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    if not close:
+        return []
+    return [max(close, key=lambda candidate: _shared_start(name, candidate))]
+
+
+def _shared_start(one: str, other: str) -> int:
+    """How many characters ``one`` and ``other`` begin with alike."""
+    pairs = zip(one, other, strict=False)
+    return next((at for at, (a, b) in enumerate(pairs) if a != b), min(len(one), len(other)))
