@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_support import line_with, without_settings
+from cli_support import ended_at_exit, line_with, without_settings
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
@@ -71,12 +71,8 @@ def taskdaemon(argv: list[str], *, cwd: Path) -> Iterator[subprocess.Popen[str]]
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with ended_at_exit(process):
         yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=30)
 
 
 def server_url(process: subprocess.Popen[str]) -> str:

@@ -5,6 +5,7 @@ command's output with a deadline (:func:`line_with`)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import re
@@ -15,7 +16,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -117,6 +118,18 @@ def read_line(stream: IO[str] | None, timeout: float = LINE_WAIT, seen: Sequence
     if isinstance(line, Exception):
         raise line
     return line
+
+
+@contextlib.contextmanager
+def ended_at_exit(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
+    """``process``, killed on leaving if still running and its pipes then read to their end: a
+    read that timed out, or any other failure, leaves no process behind."""
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=30)
 
 
 def line_with(

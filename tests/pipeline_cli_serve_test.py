@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import in_background, read_line, taskdaemon
+from cli_support import ended_at_exit, in_background, read_line, taskdaemon
 from pipeline_monitor_support import scope_labels
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.cli.serve import _schedule
@@ -374,11 +374,10 @@ def test_a_scheduled_run_waiting_for_someone_is_said_with_the_command_to_reach_i
 def test_serve_says_its_address_once(home: Path) -> None:
     """``serve`` starts with one line naming its address and where its token is; it said the
     address three times (the HTTP thread's, the sign-in line, its own)."""
-    served = in_background(home, "serve", "--port", "0")
-    assert served.stderr is not None
-    first = read_line(served.stderr)
-    served.send_signal(signal.SIGTERM)
-    _out, rest = served.communicate(timeout=60)
+    with ended_at_exit(in_background(home, "serve", "--port", "0")) as served:
+        first = read_line(served.stderr)
+        served.send_signal(signal.SIGTERM)
+        _out, rest = served.communicate(timeout=60)
     found = re.search(r"API: (http://127\.0\.0\.1:\d+)/ \(token in \S+\)$", first.strip())
     assert found is not None, first + rest
     assert (0, 1) == (served.returncode, (first + rest).count(found.group(1))), first + rest

@@ -19,7 +19,14 @@ from typing import Any
 import pytest
 
 from cli_faults_support import OnTerminal, on_a_terminal, read_until
-from cli_support import GATED_PIPELINE, in_background, read_line, wait_until_stored, write
+from cli_support import (
+    GATED_PIPELINE,
+    ended_at_exit,
+    in_background,
+    read_line,
+    wait_until_stored,
+    write,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -64,11 +71,10 @@ def test_logs_follow_ends_on_sigterm_and_sighup_as_watch_does(
     with on_a_terminal(home, "logs", run_id, "-f") as hung:
         hung.wait_for("finished: success")
         hung_up = hung.hang_up()
-    piped = in_background(home, "logs", run_id, "-f", hangup=True)
-    assert piped.stdout is not None
-    first = read_line(piped.stdout)
-    piped.send_signal(signal.SIGHUP)
-    rest, stderr = piped.communicate(timeout=60)
+    with ended_at_exit(in_background(home, "logs", run_id, "-f", hangup=True)) as piped:
+        first = read_line(piped.stdout)
+        piped.send_signal(signal.SIGHUP)
+        rest, stderr = piped.communicate(timeout=60)
     assert (143, True, 129, 129, "") == (
         terminated,
         echoing,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, line_with, read_line
+from cli_support import ROOT, TASKDAEMON, ended_at_exit, line_with, read_line
 from pipeline_debug_cli_support import (
     APPROVED,
     attached,
@@ -361,10 +361,9 @@ def test_an_attacher_killed_at_the_prompt_does_not_hold_the_run_paused(
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert killed.stdout is not None
-    line_with(killed.stdout, "paused at b.0.1")  # attached
-    killed.kill()
-    killed.communicate()
+    with ended_at_exit(killed):
+        line_with(killed.stdout, "paused at b.0.1")  # attached
+        killed.kill()
     debug(home, "attach", run_id, stdin="where\n")
     served.communicate(timeout=60)
     assert 1 == served.returncode  # c fails: the run went on to its end

@@ -122,8 +122,11 @@ class Prompt:
             stdout=subprocess.PIPE,
             text=True,
         )
-        assert self.process.stdout is not None
-        assert "ready\n" == read_line(self.process.stdout)
+        try:
+            assert "ready\n" == read_line(self.process.stdout)
+        except BaseException:  # a prompt that never got ready is not left running
+            self.close()
+            raise
 
     @property
     def pid(self) -> int:

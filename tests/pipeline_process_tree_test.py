@@ -7,12 +7,13 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import psutil
 import pytest
 
-from cli_support import read_line
+from cli_support import ended_at_exit, read_line
 from taskdaemon.pipeline import process_tree
 from taskdaemon.pipeline.process_tree import ProcessTree, TreePeaks
 
@@ -20,20 +21,36 @@ BUSY = f"{sys.executable} -c 'sum(i * i for i in range(2_000_000))'"
 
 
 def waiting_shell(script: str, ready: str) -> Iterator[subprocess.Popen[str]]:
-    """A shell running ``script``, once it printed the line ``ready``; at the end its
-    descendants are killed, and the shell ends as its stdin closes."""
+    """A shell running ``script``, once it printed the line ``ready``; at the end, or if the
+    line never comes, the shell and its descendants are killed."""
     shell = subprocess.Popen(
         ["sh", "-c", script], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
-    assert shell.stdout is not None
-    assert f"{ready}\n" == read_line(shell.stdout)
-    yield shell
-    for process in psutil.Process(shell.pid).children(recursive=True):
-        process.kill()
-    assert shell.stdin is not None
-    shell.stdin.close()
-    shell.wait(timeout=10)
-    shell.stdout.close()
+    with ended_at_exit(shell):
+        try:
+            assert f"{ready}\n" == read_line(shell.stdout)
+            yield shell
+        finally:
+            for process in psutil.Process(shell.pid).children(recursive=True):
+                process.kill()
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (a zombie has: only its parent's wait is left)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_a_shell_that_never_says_ready_is_killed_with_its_children(tmp_path: Path) -> None:
+    """The shell fixture's wait failing (another line came) leaves neither the shell nor its
+    child running: they were left waiting on stdin and ``sleep 60`` for the whole session."""
+    pids = tmp_path / "pids"
+    shell = waiting_shell(f"sleep 60 & echo $$ $! > {pids}; echo other; read _", "up")
+    with pytest.raises(AssertionError):
+        next(shell)
+    assert [True, True] == [_ended(int(pid)) for pid in pids.read_text().split()]
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
 from opentelemetry.trace import Link
 
-from cli_support import read_line
+from cli_support import ended_at_exit, read_line
 from pipeline_tracking_support import T0, S, make_provider, orphans_and_integrity, write_example_run
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.tracking import (
@@ -194,13 +194,9 @@ def test_sigkilled_run_is_interrupted_with_finished_stages(tmp_path: Path) -> No
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert proc.stdout is not None
-    run_id = read_line(proc.stdout).strip()
-    proc.kill()
-    proc.wait(timeout=30)
-    proc.stdout.close()
-    assert proc.stdin is not None
-    proc.stdin.close()
+    with ended_at_exit(proc):
+        run_id = read_line(proc.stdout).strip()
+        proc.kill()
     with SpanStore(db) as store:
         run = store.get_run(run_id)
         (summary,) = store.search(pipeline="crashy")
