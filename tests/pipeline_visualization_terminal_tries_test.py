@@ -27,6 +27,21 @@ _FLAKY = """\
         triggers: [{on_completion: {stage: fetch}}]
 """
 
+#: :data:`_FLAKY`'s ``fetch`` after four stages that pass first time: last in DAG order, the
+#: first cut from a short terminal's table once every stage has ended.
+_FLAKY_LAST = """\
+    name: flaky_last
+    stages:
+      - {name: a, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - {name: b, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - {name: c, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - {name: d, command: "true", triggers: [{manual: {approval_required: false}}]}
+      - name: fetch
+        command: "test -e tried || { touch tried; exit 1; }"
+        retry: {max_attempts: 3, backoff: {initial: 1ms, factor: 1.0, max: 1ms}}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
 _ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -54,6 +69,28 @@ def test_run_watch_shows_the_tries_runs_show_gives(home: Path, tmp_path: Path) -
         code,
         _cells(watched, "TRIES"),
         _cells(table[:3], "TRIES"),
+    ), screen
+    assert all(len(line) <= 60 for line in watched), watched
+
+
+@pytest.mark.slow
+def test_run_watch_keeps_tries_when_the_stage_that_retried_is_cut(
+    home: Path, tmp_path: Path
+) -> None:
+    """On a terminal 8 lines high, ``run --watch``'s last table cuts ``fetch`` (its rows end
+    with the count of those left out) and still has a TRIES column, 1 for each stage shown,
+    within the terminal's width: the column was decided from the rows shown, and went."""
+    path = write(tmp_path / "flaky_last.yaml", _FLAKY_LAST)
+    code, lines = on_a_terminal_of(
+        60, home, "run", str(path), "--watch", streams=("stderr",), lines=8
+    )
+    screen = [_ESCAPES.sub("", line) for line in lines]
+    last = max(i for i, line in enumerate(screen) if line.startswith("STAGE"))
+    watched = screen[last : last + 3]
+    assert (0, {"a": "1", "b": "1"}, "… 3 more stages (3 success)") == (
+        code,
+        _cells(watched, "TRIES"),
+        screen[last + 3],
     ), screen
     assert all(len(line) <= 60 for line in watched), watched
 

@@ -48,13 +48,14 @@ def on_a_terminal_of(
     *args: str,
     streams: tuple[str, ...] = ("stdout", "stderr"),
     keys: bytes | None = None,
+    lines: int = 24,
 ) -> tuple[int, list[str]]:
     """``taskdaemon ARGS`` with its ``streams`` (stdout, stderr) on a pty ``columns`` wide and
-    any other discarded (no ``COLUMNS`` variable: the terminal's own size is read): its exit
-    code and the lines it showed. With ``keys``, stdin is the terminal too and ``keys`` are
-    typed at once (the terminal holds them until the command reads)."""
+    ``lines`` high, any other discarded (no ``COLUMNS`` variable: the terminal's own size is
+    read): its exit code and the lines it showed. With ``keys``, stdin is the terminal too
+    and ``keys`` are typed at once (the terminal holds them until the command reads)."""
     primary, secondary = pty.openpty()
-    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     env = environment(home, TERM="xterm-256color")
     env.pop("COLUMNS", None)
     try:

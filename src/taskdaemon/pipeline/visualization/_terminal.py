@@ -3,7 +3,7 @@
 ``stage_rows(snapshot, now)`` is the pure part: per stage its state, elapsed time, instance
 progress (``7/10``: instances ended out of instances started, shown for stages with several),
 its attempts (the most one instance made, ``runs show``'s TRIES: a TRIES column only once a
-shown stage retried, so a stage a retry made good does not read as one that passed first time),
+stage of the run retried, so a stage a retry made good does not read as one that passed first time),
 what it waits for (an approval, its upstream stages, an event, a condition, a worker slot, a
 retry; a trigger found holding is not listed, ``DagNode.triggers_held``, since the stage waits
 on it no longer; in trigger mode ``all`` an approval comes last, ``then approval``, as the
@@ -273,7 +273,8 @@ def render_table(
     heading = wrapped(summary_line(snapshot, now), width)
     # The stage rows fit under the summary and the table's header; at least one is shown.
     max_rows = None if height is None else max(2, height - len(heading) - 1)
-    rows, more = _fit(stage_rows(snapshot, now), max_rows)
+    every_row = stage_rows(snapshot, now)
+    rows, more = _fit(every_row, max_rows)
 
     # A narrow terminal takes its columns from the free-text ones (the widest first), never
     # from STATE, ELAPSED and INST: ``rich`` shrinks only columns that may wrap before it cuts
@@ -285,9 +286,10 @@ def render_table(
     table.add_column("STATE", no_wrap=True)
     table.add_column("ELAPSED", justify="right", no_wrap=True)
     table.add_column("INST", justify="right", no_wrap=True)
-    # TRIES only once a stage shown retried: a column of 1s would say nothing and take five
-    # columns from the free text on a narrow terminal.
-    tries = any(row.attempts > 1 for row in rows)
+    # TRIES only once a stage retried: a column of 1s would say nothing and take five
+    # columns from the free text on a narrow terminal. Any stage of the run, not only those
+    # shown: on a short terminal the column went when the stage that retried was cut.
+    tries = any(row.attempts > 1 for row in every_row)
     if tries:
         table.add_column("TRIES", justify="right", no_wrap=True)
     table.add_column(_one_line("WAITING FOR / ERROR"), overflow="ellipsis")
