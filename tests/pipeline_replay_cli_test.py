@@ -169,6 +169,9 @@ _TWO = """\
         triggers: [{on_completion: {stage: a}}]
 """
 
+#: The ``dag`` formats that draw a node's label (JSON gives its figures instead).
+_DRAWINGS = ("dot", "mermaid", "svg")
+
 
 @pytest.mark.slow
 def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
@@ -559,3 +562,21 @@ def test_a_fed_stage_has_no_duration_or_queue_of_its_own(home: Path, tmp_path: P
         replay.stdout + shown
     )
     assert "-" not in summary[1][3:] + table[1], replay.stdout + shown
+
+
+@pytest.mark.slow
+def test_a_fed_stage_has_no_duration_in_the_dag(home: Path, tmp_path: Path) -> None:
+    """Every ``dag --run`` format draws a fed stage as ``replayed`` with no duration, and JSON
+    gives it none, as ``runs show`` reads ``-``: its label read ``replayed · 0ms``, its
+    stand-in's wait. The stage run again keeps its own."""
+    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    drawn = {f: taskdaemon(home, "dag", "--run", new, "--format", f).stdout for f in _DRAWINGS}
+    graph = json.loads(taskdaemon(home, "dag", "--run", new, "--format", "json").stdout)
+    nodes = {node["name"]: node["timings"] for node in graph["nodes"]}
+    # ``replayed · 0ms``; Mermaid writes the dot as ``#183;``
+    timed = {f: bool(re.search("replayed (·|#183;)", text)) for f, text in drawn.items()}
+    assert dict.fromkeys(_DRAWINGS, False) == timed, drawn
+    assert (None, None) == (nodes["a"]["duration"], nodes["a"]["queue_time"]), nodes
+    assert nodes["b"]["duration"] is not None, nodes

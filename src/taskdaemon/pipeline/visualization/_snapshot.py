@@ -33,6 +33,7 @@ from taskdaemon.pipeline.records import (
     TriggerRecord,
     stage_error,
 )
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.telemetry_codec import trigger_from_description
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.visualization._definition_texts import definition_texts
@@ -147,9 +148,16 @@ class DagNode(ValueMethods):
     paused_before_start: tuple[PausedBeforeStart, ...] = ()
 
     @property
+    def fed(self) -> bool:
+        """Whether a replay fed the stage from its record (its attempts are ``replayed``): its
+        handler did not run, and its stand-in's times are its wait in the replay."""
+        return bool(self.attempts) and all(a.status == STATUS_REPLAYED for a in self.attempts)
+
+    @property
     def duration(self) -> float | None:
-        """Wall-clock seconds from the first start to the last end, None while open."""
-        if self.start is None or self.end is None:
+        """Wall-clock seconds from the first start to the last end, None while open and for a
+        fed stage, which has no duration of its own (``runs show`` reads ``-`` for it too)."""
+        if self.start is None or self.end is None or self.fed:
             return None
         return max(0.0, self.end - self.start)
 
@@ -165,8 +173,10 @@ class DagNode(ValueMethods):
 
     @property
     def queue_time(self) -> float | None:
-        """Seconds all attempts spent waiting for a worker slot, None if none was recorded."""
-        values = [a.queue_time for a in self.attempts if a.queue_time is not None]
+        """Seconds the attempts that ran spent waiting for a worker slot, None if none was
+        recorded."""
+        ran = [a for a in self.attempts if a.status != STATUS_REPLAYED]  # as ``duration``
+        values = [a.queue_time for a in ran if a.queue_time is not None]
         return sum(values) if values else None
 
     @property
@@ -518,6 +528,7 @@ def node_tooltip(node: DagNode) -> str:
         lines.append("attempts:")
         for attempt in node.attempts[:_TOOLTIP_ATTEMPTS]:
             took = format_duration(attempt.duration) if attempt.duration is not None else "open"
+            took = "-" if attempt.status == STATUS_REPLAYED else took
             line = f"  {attempt.task_run_id} {attempt.status} {took}"
             lines.append(line + (f": {cut_line(attempt.error, 80)}" if attempt.error else ""))
         if len(node.attempts) > _TOOLTIP_ATTEMPTS:
