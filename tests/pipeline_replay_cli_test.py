@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from cli_support import Served, taskdaemon, write
+from pipeline_replay_support import TWO_STAGES, replayed_from_b
 from watchdog_support import until
 
 
@@ -158,16 +159,7 @@ def test_quiet_drops_only_the_progress_lines(home: Path, tmp_path: Path) -> None
     )
 
 
-_TWO = """\
-    name: two
-    stages:
-      - name: a
-        command: "true"
-        triggers: [{manual: {approval_required: false}}]
-      - name: b
-        command: "true"
-        triggers: [{on_completion: {stage: a}}]
-"""
+_TWO = TWO_STAGES
 
 #: The ``dag`` formats that draw a node's label (JSON gives its figures instead).
 _DRAWINGS = ("dot", "mermaid", "svg")
@@ -569,9 +561,7 @@ def test_a_fed_stage_has_no_duration_in_the_dag(home: Path, tmp_path: Path) -> N
     """Every ``dag --run`` format draws a fed stage as ``replayed`` with no duration, and JSON
     gives it none, as ``runs show`` reads ``-``: its label read ``replayed · 0ms``, its
     stand-in's wait. The stage run again keeps its own."""
-    original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
-    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    new, _ = replayed_from_b(home, tmp_path)
     drawn = {f: taskdaemon(home, "dag", "--run", new, "--format", f).stdout for f in _DRAWINGS}
     graph = json.loads(taskdaemon(home, "dag", "--run", new, "--format", "json").stdout)
     nodes = {node["name"]: node["timings"] for node in graph["nodes"]}

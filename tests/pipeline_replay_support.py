@@ -11,6 +11,7 @@ from typing import Any
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
+from cli_support import taskdaemon, write
 from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.loops import StageContext
@@ -196,3 +197,26 @@ def cut_like_tempo(spans: list[Any], limit: int = 2048) -> list[Any]:
         )
         for span in spans
     ]
+
+
+#: ``b`` after ``a``, each the command ``true``: ``replay --from b`` feeds ``a`` from the record
+#: and runs ``b`` again.
+TWO_STAGES = """\
+    name: two
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{on_completion: {stage: a}}]
+"""
+
+
+def replayed_from_b(home: Path, folder: Path) -> tuple[str, str]:
+    """``taskdaemon run`` of :data:`TWO_STAGES` (written in ``folder``) in ``home``, then
+    ``replay --from b`` of that run: the replay's run id and its standard output."""
+    original = taskdaemon(home, "run", str(write(folder / "two.yaml", TWO_STAGES)), "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    return new, replay.stdout

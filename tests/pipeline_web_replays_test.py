@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
+from typing import Any
 
 import httpx
 
-from browser_support import TOKEN, stored_runs_server
-from pipeline_replay_support import Recording
+from browser_support import (
+    SHARED_BROWSER_LOOP,
+    TOKEN,
+    browser_page,
+    open_run_page,
+    state_of,
+    stored_runs_server,
+)
+from pipeline_replay_support import Recording, replayed_from_b
 from taskdaemon.pipeline.cli.run_tables import format_run_table
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.tracking import SpanStore
@@ -49,3 +58,49 @@ def test_a_replay_names_the_run_it_replayed_in_runs_show_and_on_its_page(tmp_pat
     forged = replace(records[replay], replay_of="javascript:x")
     state = run_state(dag_snapshot(None, forged), now=0.0, can_control=False)
     assert state["run"]["replay_of"] is None
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_run_page_gives_a_fed_stage_no_time_of_its_own(
+    shared_chromium: Any, home: Path, tmp_path: Path
+) -> None:
+    """On a ``replay --from``'s page, the stage it fed has no duration in the stages table,
+    ``-`` as it took and was queued in its panel, and a timeline mark that says no length, as
+    ``runs show`` reads ``-``: they gave its stand-in's wait in the replay (``0ms``). The stage
+    run again keeps its times."""
+    new, _ = await asyncio.to_thread(replayed_from_b, home, tmp_path)
+    async with (
+        stored_runs_server(home / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, new)
+        pills = [await page.text_content(f"{state_of(s, st)} .state") for s, st in _SHOWN]
+        bars = [
+            await page.get_attribute(
+                f'#timeline .row[data-stage="{stage}"] .seg:last-child', "title"
+            )
+            for stage in ("a", "b")
+        ]
+        facts = []
+        for stage in ("a", "b"):
+            await page.click(f'#stages tr[data-stage="{stage}"] button.select')
+            await page.wait_for_selector(f'#stage-detail h3[data-stage="{stage}"]')
+            facts.append(
+                [
+                    await page.text_content(f'#stage-detail dt:text-is("{name}") + dd')
+                    for name in ("took", "queued")
+                ]
+            )
+    assert ("replayed", ["-", "-"], "replayed") == (pills[0], facts[0], bars[0]), (
+        pills,
+        facts,
+        bars,
+    )
+    assert re.fullmatch(r"success · \d+ms", pills[1] or ""), pills
+    assert re.fullmatch(r"\d+ms", facts[1][0] or ""), facts
+    assert re.fullmatch(r"running \d+ms", bars[1] or ""), bars
+    assert [] == errors
+
+
+#: The stages table's rows of the replay: the fed stage, and the one run again.
+_SHOWN = (("a", "replayed"), ("b", "success"))

@@ -35,6 +35,7 @@ from taskdaemon.pipeline.records import (
     RunRecord,
     RunSummary,
 )
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
 from taskdaemon.pipeline.wording import counted
@@ -117,7 +118,10 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
     """``{"start", "end", "rows": [...], "hidden"}``: one row per attempt of every instance.
 
     A row is ``{"stage", "instance", "attempt", "status", "open", "segments": [{"kind",
-    "start", "end"}]}``; kinds are ``approval``, ``queued``, ``paused`` and ``running``. An
+    "start", "end"}]}``; kinds are ``approval``, ``queued``, ``paused``, ``running`` and
+    ``replayed``: a replay's fed attempt is one mark of no length where it started, its
+    handler did not run and its stand-in's time is its wait in the replay (``runs show``
+    reads ``-`` for it). An
     instance's first attempt begins with the stage's latest approval wait resolved before it
     was queued. An attempt recording the seconds it spent paused before it started
     (``paused_time``) gets that segment between its queued and running ones; an attempt paused
@@ -192,6 +196,8 @@ def _segments(
     segments: list[dict[str, Any]] = []
     if attempt.status == "waiting":
         return [{"kind": "approval", "start": _r(attempt.start), "end": _r(now)}]
+    if attempt.status == STATUS_REPLAYED:
+        return [{"kind": "replayed", "start": _r(attempt.start), "end": _r(attempt.start)}]
     end = attempt.end if attempt.end is not None else now
     paused = attempt.paused_time or 0.0
     begin = attempt.start - paused

@@ -253,10 +253,11 @@
         setAttr(bar, "data-kind", seg.kind);
         // Its kind shows; its length too to a screen reader, as its title to a pointer: one
         // heard "queued running" and no time at all, which was the bars' whole point.
-        const length = fmtDuration(seg.end - seg.start);
-        setAttr(bar, "title", seg.kind + " " + length);
+        // A replay's fed attempt did no work: its mark has no length to say.
+        const length = seg.kind === "replayed" ? "" : " " + fmtDuration(seg.end - seg.start);
+        setAttr(bar, "title", seg.kind + length);
         setText(bar.firstChild, seg.kind);
-        setText(bar.lastChild, " " + length);
+        setText(bar.lastChild, length);
         const left = (100 * (seg.start - t.start) / span) + "%";
         const width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
         if (bar.style.left !== left) bar.style.left = left;
@@ -616,8 +617,10 @@
           box2.appendChild(el("h4", null, "instance " + a.instance + " · attempt " + a.attempt + " · " + a.status));
           const list = el("dl", { class: "facts" });
           fact(list, "started", fmtTime(a.start));
-          fact(list, "took", a.end === null ? "running" : fmtDuration(a.end - a.start));
-          fact(list, "queued", fmtDuration(a.queue_time));
+          // Fed by a replay, its handler did not run: its times are its wait in the replay.
+          const fed = a.status === "replayed";
+          fact(list, "took", fed ? "-" : a.end === null ? "running" : fmtDuration(a.end - a.start));
+          fact(list, "queued", fed ? "-" : fmtDuration(a.queue_time));
           fact(list, "CPU", a.cpu_seconds === null ? "-" : fmtDuration(a.cpu_seconds));
           fact(list, "peak memory", fmtBytes(a.peak_memory_bytes));
           box2.appendChild(list);
