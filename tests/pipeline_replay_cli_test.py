@@ -15,7 +15,10 @@ import pytest
 
 from cli_support import Served, taskdaemon, write
 from pipeline_replay_support import TWO_STAGES, replayed_from_b
+from terminal_support import on_a_terminal_of
 from watchdog_support import until
+
+_ESCAPES = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 @pytest.mark.slow
@@ -570,3 +573,18 @@ def test_a_fed_stage_has_no_duration_in_the_dag(home: Path, tmp_path: Path) -> N
     assert dict.fromkeys(_DRAWINGS, False) == timed, drawn
     assert (None, None) == (nodes["a"]["duration"], nodes["a"]["queue_time"]), nodes
     assert nodes["b"]["duration"] is not None, nodes
+
+
+def test_watch_gives_a_fed_stage_no_elapsed_time(home: Path, tmp_path: Path) -> None:
+    """``watch`` of a ``replay --from`` on a terminal leaves the fed stage's ELAPSED blank, as
+    ``runs show`` reads ``-``: it gave its stand-in's wait in the replay (``0ms``). The stage
+    run again keeps its own."""
+    new, _ = replayed_from_b(home, tmp_path)
+    code, lines = on_a_terminal_of(80, home, "watch", new)
+    screen = [_ESCAPES.sub("", line) for line in lines]
+    last = max(i for i, line in enumerate(screen) if line.startswith("STAGE"))
+    header = screen[last]
+    elapsed = slice(header.index("STATE"), header.index("INST"))  # STATE and ELAPSED
+    cells = {line.split()[0]: line[elapsed].split() for line in screen[last + 1 : last + 3]}
+    assert (0, ["replayed"], "success") == (code, cells["a"], cells["b"][0]), screen
+    assert re.fullmatch(r"\d+ms", cells["b"][1]), screen

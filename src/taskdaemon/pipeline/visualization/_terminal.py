@@ -88,7 +88,9 @@ _NO_ELAPSED = ACTIVE_STAGE_STATUSES - {StageStatus.RETRYING} - {StageStatus.PAUS
 
 
 def _elapsed(node: DagNode, now: float) -> float | None:
-    if node.start is None:
+    # A fed stage has none of its own: its stand-in's time is its wait in the replay, which
+    # ``runs show`` and the DAG leave out too (``DagNode.fed``).
+    if node.start is None or node.fed:
         return None
     if node.end is not None:
         return max(0.0, node.end - node.start)
