@@ -588,3 +588,5 @@ def test_watch_gives_a_fed_stage_no_elapsed_time(home: Path, tmp_path: Path) -> 
     cells = {line.split()[0]: line[elapsed].split() for line in screen[last + 1 : last + 3]}
     assert (0, ["replayed"], "success") == (code, cells["a"], cells["b"][0]), screen
     assert re.fullmatch(r"\d+ms", cells["b"][1]), screen
+    # A fed stage has ended as a stage that ran has: the summary counts both done.
+    assert any(line.rstrip().endswith("2/2 stages done") for line in screen), screen

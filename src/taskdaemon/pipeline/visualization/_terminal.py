@@ -32,6 +32,7 @@ from taskdaemon.pipeline.status_rules import (
     TERMINAL_STAGE_STATUSES,
 )
 from taskdaemon.pipeline.table_fit import wrapped
+from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import one_line, shown
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.wording import counted
@@ -79,9 +80,12 @@ class StageRow:
 #: last column is cut to the terminal's width anyway, and ``runs show`` has it whole.
 _ERROR_CHARS = 200
 
+# A stage in one of these has ended: the final statuses, and a replay's fed stage once its
+# stand-in handed on the recorded outcome (``replayed``, a span status, not the engine's).
+_ENDED = TERMINAL_STAGE_STATUSES | {STATUS_REPLAYED}
 # An upstream stage in one of these no longer holds its downstream stages up (a cancelled one
 # is listed: the run is stopping and the line says what it was waiting for).
-_UPSTREAM_DONE = TERMINAL_STAGE_STATUSES - {StageStatus.CANCELLED}
+_UPSTREAM_DONE = _ENDED - {StageStatus.CANCELLED}
 # Change lines leave the elapsed time out for these: nothing has ended that it would measure
 # (a retrying or paused stage shows how long its attempt ran).
 _NO_ELAPSED = ACTIVE_STAGE_STATUSES - {StageStatus.RETRYING} - {StageStatus.PAUSED}
@@ -206,7 +210,7 @@ def stage_rows(snapshot: DagSnapshot, now: float) -> list[StageRow]:
 def summary_line(snapshot: DagSnapshot, now: float) -> str:
     """``run <id> of <pipeline>: running, 12.3 s, 4/10 stages done``."""
     run = snapshot.run
-    done = sum(1 for node in snapshot.nodes if node.state in TERMINAL_STAGE_STATUSES)
+    done = sum(1 for node in snapshot.nodes if node.state in _ENDED)
     pipeline = shown(snapshot.pipeline)  # as a stage's name, anyone's text from a remote source
     if run is None:
         return f"{pipeline}: {done}/{counted(len(snapshot.nodes), 'stage')} done"
