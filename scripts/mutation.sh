@@ -95,6 +95,11 @@ tests_for() {
                 tests/pipeline_config_quick_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_config_test.py tests/pipeline_config_invalid_test.py \
                 tests/pipeline_config_robustness_test.py ;;
+        pipeline/yaml_graph.py)
+            # Its own tests, then the quick reader's and the loader's, which reach it through
+            # pipeline files with aliases and merge keys, and the lines of their issues.
+            echo tests/pipeline_yaml_graph_test.py tests/pipeline_yaml_quick_test.py \
+                tests/pipeline_config_quick_test.py tests/pipeline_yaml_lines_test.py ;;
         pipeline/yaml_quick.py)
             echo tests/pipeline_yaml_quick_test.py tests/pipeline_config_quick_test.py ;;
         pipeline/durations.py)

@@ -41,6 +41,10 @@ READ = {
     "merge after own keys": "b: &b {x: 1, y: 2}\nt:\n  y: 3\n  z: 4\n  <<: *b\n",
     "merge of a list, first wins": "a: &a {x: 1}\nb: &b {x: 2, y: 2}\nt: {<<: [*a, *b]}\n",
     "two merge keys, later wins": "a: &a {x: 1}\nb: &b {x: 2}\nt: {<<: *a, <<: *b}\n",
+    "two merge keys of other keys": "a: &a {x: 1}\nb: &b {y: 2}\nt: {<<: *a, <<: *b}\n",
+    "aliases of a small list after many nodes": (
+        "p: [" + ", ".join(["x"] * 2000) + "]\na: &a [x]\nb: [*a, *a, *a, *a, *a]\n"
+    ),
     "merge of a merge": "a: &a {x: 1}\nb: &b {<<: *a, y: 2}\nt:\n  <<: *b\n  z: 3\n",
     "merge of an inline mapping": "t:\n  <<: {x: 1, y: [a]}\n  y: 2\n",
     "alias of a list of mappings": "a: &a [{x: 1}, {y: 2}]\nt: *a\nu: [*a, *a]\n",
@@ -59,8 +63,8 @@ def test_each_case_reads_as_the_converter_does(text: str) -> None:
     assert ([], _typed(value)) == (issues, _typed(graph_tree(text)))
 
 
-def _words(issues: list[Any]) -> list[tuple[str, str, int | None]]:
-    return [(issue.path, issue.message, issue.line) for issue in issues]
+def _words(issues: list[Any]) -> list[tuple[str, str, str | None, int | None]]:
+    return [(issue.path, issue.message, issue.file, issue.line) for issue in issues]
 
 
 WORDED = {
@@ -70,6 +74,11 @@ WORDED = {
     "keys not strings": "a: &a {x: 1}\nt: {1: *a, !!int q: 2, [l]: 3, {m: 1}: 4, ok: 5}\n",
     "anchors in a duplicate's value": "t: {x: 1, x: &b [1]}\nu: *b\nv: {y: !!int z}\n",
     "many issues": "a: &a {x: 1}\nt: [*a" + ", 2020-02-30" * 1005 + "]\n",
+    "an anchored key after a mistake": "t: {x: 1, x: 2}\n&k name: x\nu: [*k]\n",
+    "a collection as the first key": "a: &a {x: 1}\nt: {[l]: 3, u: *a}\n",
+    "a merge of a list after a mistake": (
+        "a: &a {x: 1}\nb: &b {y: 2}\nt: {x: 1, x: 2}\nu: {<<: [*a, *b]}\n"
+    ),
 }
 
 
@@ -87,6 +96,13 @@ LEFT = {
     "a mistake in a merge source": "a: &a {x: 1}\nt: {<<: {x: 2020-02-30}, y: *a}\n",
     "a merge of a scalar": "a: &a 1\nt: {<<: *a, y: 1, y: 2}\n",
     "an alias as a key": "a: &a x\nt: {*a : 1, y: 1, y: 2}\n",
+    "a mistake after an anchor in an anchored node": (
+        "t: {x: 1, x: 2}\na: &a {b: &b 1, c: !!int z}\nu: *a\n"
+    ),
+    "a mistake after a merge in an anchored node": (
+        "t: {x: 1, x: 2}\na: &a {<<: {b: 1}, c: !!int z}\nu: *a\n"
+    ),
+    "a non-specific tag after a mistake": "t: {x: 1, x: 2}\nu: ! 1\n",
 }
 
 
@@ -109,6 +125,7 @@ GIVEN_UP = {
     "merge of a list of scalars": "a: &a {x: 1}\nt: {<<: [*a, 1]}\n",
     "undefined alias": "t: *a\n",
     "anchored twice": "a: &a 1\nb: &a 2\nc: *a\n",
+    "a key's anchor anchored again": "&k a: 1\nb: &k 2\n",
     "two documents": "a: &a 1\nb: *a\n---\nc: 1\n",
     "syntax error": "a: &a 1\nb: [*a\n",
     "empty": "# *\n",
@@ -121,6 +138,60 @@ def test_what_the_converter_words_or_the_composer_refuses_is_given_up(text: str)
     assert NOT_PLAIN is graph_tree(text)
 
 
+REFUSED_AFTER_A_MISTAKE = {
+    "a name anchored twice": "t: {x: 1, x: 2}\na: &a 1\nb: &a 2\n",
+    "two documents": "t: {x: 1, x: 2}\n---\nc: 1\n",
+}
+
+
+@pytest.mark.parametrize(
+    "text", REFUSED_AFTER_A_MISTAKE.values(), ids=REFUSED_AFTER_A_MISTAKE.keys()
+)
+def test_what_pyyaml_refuses_after_a_mistake_is_left_to_the_composer(text: str) -> None:
+    """The issues' read gives up at what PyYAML refuses, after the mistake that started it."""
+    with pytest.raises(yaml.YAMLError):
+        compose_bounded(text)
+    assert None is graph_read(text, "f")
+
+
+def _after_a_mistake(anchored: str, aliases: str) -> str:
+    """A duplicate key first, where the value's read stops, then ``anchored`` and its
+    ``aliases``: only the issues' read meets them."""
+    return f"t: {{x: 1, x: 2}}\na: &a {anchored}\nb: [{aliases}]\n"
+
+
+def _flood(aliases: int) -> str:
+    """``aliases`` aliases of a list of 200 scalars, after a mistake (211 own nodes)."""
+    return _after_a_mistake("[" + ", ".join(["x"] * 200) + "]", ", ".join(["*a"] * aliases))
+
+
+def test_the_issues_read_gives_up_at_aliases_past_four_times_the_nodes_so_far() -> None:
+    """Aliases within four times the nodes read before them and a thousand: the converter's
+    issues; past that (2,010 nodes added to 211), left to the converter, as the value's read
+    leaves them."""
+    within, past = _flood(5), _flood(10)
+    worded = graph_read(within, "f")
+    assert worded is not None
+    assert _words(_converted(within)[1]) == _words(worded[1])
+    assert (True, None) == (bool(_converted(past)[1]), graph_read(past, "f"))
+
+
+def test_the_issues_read_gives_up_at_collections_nested_64_deep_through_an_alias() -> None:
+    """An alias in a list of the document's mapping of 61 nested lists: 63 collections deep,
+    worded; of 62: 64 deep, left to the converter (which words it, allowing 100)."""
+    texts = [_after_a_mistake("[" * depth + "]" * depth, "*a") for depth in (61, 62)]
+    assert [True, True] == [bool(_converted(text)[1]) for text in texts]
+    assert (False, True) == tuple(graph_read(text, "f") is None for text in texts)
+
+
+def test_the_issues_read_gives_up_at_collections_nested_64_deep() -> None:
+    """62 nested lists under the document's mapping: worded; 63 (64 collections): left to the
+    converter."""
+    texts = [f"t: {{x: 1, x: 2}}\nu: {'[' * depth}{']' * depth}\n" for depth in (62, 63)]
+    assert [True, True] == [bool(_converted(text)[1]) for text in texts]
+    assert (False, True) == tuple(graph_read(text, "f") is None for text in texts)
+
+
 def _nested(depth: int) -> str:
     return "a: &a " + "[" * depth + "]" * depth + "\nb: *a\n"
 
@@ -131,6 +202,14 @@ def test_collections_nested_64_deep_through_an_alias_give_up() -> None:
         graph_tree(_nested(62)) is NOT_PLAIN,
         graph_tree(_nested(63)) is NOT_PLAIN,
     )
+
+
+def test_an_alias_nested_64_deep_gives_up() -> None:
+    """An alias in a list of the document's mapping of 61 nested lists is read (63
+    collections deep), of 62 given up."""
+    texts = [f"a: &a {'[' * n}{']' * n}\nb: [*a]\n" for n in (61, 62)]
+    assert _typed(_converted(texts[0])[0]) == _typed(graph_tree(texts[0]))
+    assert NOT_PLAIN is graph_tree(texts[1])
 
 
 def test_aliases_past_the_budget_early_in_the_text_are_left_to_the_composer() -> None:
@@ -151,6 +230,10 @@ LATE = {
     + ", "
     + _FLOOD
     + "]\n",
+    "anchors in the rest": (
+        "a: &a x\nb: [" + ", ".join(["x"] * 10_000) + "]\nc: [" + _FLOOD + "]\n"
+        "d: &d y\nf: &f [z]\ne: [" + ", ".join(["*d", "*f"] * 30_000) + "]\n"
+    ),
     "an anchored mapping open": (
         "a: &a x\nz: &z\n  b: [" + ", ".join(["x"] * 10_000) + "]\n  c: [" + _FLOOD + "]\n"
         "d: &d [" + ", ".join(["*a"] * 100) + "]\ne: [*z, *z, *d]\n"
@@ -168,7 +251,28 @@ def test_aliases_past_the_budget_late_in_the_text_are_refused_as_the_composer_do
         compose_bounded(text)
     with pytest.raises(YamlLimitError) as read:
         graph_tree(text)
-    assert (str(composed.value), composed.value.line) == (str(read.value), read.value.line)
+    with pytest.raises(YamlLimitError) as worded:
+        graph_read(text, "f")
+    assert [(str(composed.value), composed.value.line)] * 2 == [
+        (str(found.value), found.value.line) for found in (read, worded)
+    ]
+
+
+def _late(depth: int) -> str:
+    """Aliases past the budget of the nodes before them past the text's first third, then an
+    alias of ``depth`` nested lists in a list of the document's mapping."""
+    nested = "[" * depth + "]" * depth
+    return LATE["aliases of a scalar"] + f"d: &d {nested}\ne: [*d]\n"
+
+
+def test_collections_nested_64_deep_in_the_rest_counted_give_up() -> None:
+    """The rest counted holds an alias 63 collections deep: refused as the composer does; 64
+    deep: given up, as the read gives up at any depth of 64."""
+    with pytest.raises(YamlLimitError) as composed:
+        compose_bounded(_late(61))
+    with pytest.raises(YamlLimitError) as read:
+        graph_tree(_late(61))
+    assert (str(composed.value), NOT_PLAIN) == (str(read.value), graph_tree(_late(62)))
 
 
 def test_aliases_past_four_times_the_nodes_so_far_are_left_even_within_the_budget() -> None:
@@ -176,6 +280,41 @@ def test_aliases_past_four_times_the_nodes_so_far_are_left_even_within_the_budge
     to the composer, even within ``ALIAS_BUDGET`` (which it reads)."""
     text = "a: &a [" + ", ".join(["x"] * 200) + "]\nb: [" + ", ".join(["*a"] * 10) + "]\n"
     assert (True, NOT_PLAIN) == (compose_bounded(text) is not None, graph_tree(text))
+
+
+def test_merges_past_four_times_the_nodes_so_far_are_left_even_within_the_budget() -> None:
+    """Merge keys count their source's nodes as aliases do: the seventh merge of a mapping of
+    401 nodes adds 2,807 to 419."""
+    source = "{" + ", ".join(f"k{n}: x" for n in range(200)) + "}"
+    texts = [f"a: &a {source}\nb: [" + ", ".join(["{<<: *a}"] * n) + "]\n" for n in (6, 7)]
+    assert [True, True] == [compose_bounded(text) is not None for text in texts]
+    assert (False, True) == tuple(graph_tree(text) is NOT_PLAIN for text in texts)
+
+
+def test_collections_nested_64_deep_through_a_merge_give_up() -> None:
+    """A merge in the document's mapping of a mapping of 60 nested lists is read (63
+    collections deep), of 61 given up."""
+    texts = [f"a: &a {{k: {'[' * n}{']' * n}}}\nb: {{<<: *a}}\n" for n in (60, 61)]
+    assert _typed(_converted(texts[0])[0]) == _typed(graph_tree(texts[0]))
+    assert NOT_PLAIN is graph_tree(texts[1])
+
+
+def _counted(aliases: int) -> str:
+    """15,000 own nodes, ``aliases`` aliases of a scalar (past the text's first third once
+    past four times those nodes), then 15,000 own nodes more."""
+    own = ", ".join(["x"] * 15_000)
+    flood = ", ".join(["*a"] * aliases)
+    return f"a: &a x\nb: [{own}]\nc: [{flood}]\nd: [{own}]\n"
+
+
+def test_the_rest_counted_is_refused_past_four_times_the_own_nodes() -> None:
+    """Past ``ALIAS_BUDGET``, the budget is four times the own nodes (30,009): 135,000 nodes
+    added are refused as the composer does, 110,000 are within it (given up)."""
+    with pytest.raises(YamlLimitError) as composed:
+        compose_bounded(_counted(135_000))
+    with pytest.raises(YamlLimitError) as read:
+        graph_tree(_counted(135_000))
+    assert (str(composed.value), NOT_PLAIN) == (str(read.value), graph_tree(_counted(110_000)))
 
 
 def _early_aliases() -> str:
@@ -186,7 +325,20 @@ def _early_aliases() -> str:
 def test_aliases_copied_once_the_budget_is_known_read_as_the_converter_does() -> None:
     """Aliases past four times the nodes read before them are copied at the end, to the
     converter's value."""
-    text = _early_aliases()
+    big = "[" + ", ".join(["x"] * 200) + "]"
+    texts = [
+        _early_aliases(),
+        f"a: &a {big}\nb: {{" + ", ".join(f"k{n}: *a" for n in range(8)) + "}\n",
+        f"a: &a {{l: {big}}}\nb: [" + ", ".join(["{<<: *a}"] * 5) + "]\n",
+    ]
+    assert [_typed(_converted(text)[0]) for text in texts] == [
+        _typed(graph_tree(text)) for text in texts
+    ]
+
+
+def test_aliases_copied_once_the_budget_is_known_keep_their_place_among_scalars() -> None:
+    """Each alias copied at the end takes its own place in its list, between scalars."""
+    text = "a: &a [" + ", ".join(["x"] * 200) + "]\nb: [0, 0" + ", *a, 0" * 8 + "]\n"
     assert _typed(_converted(text)[0]) == _typed(graph_tree(text))
 
 
@@ -196,6 +348,14 @@ def test_each_alias_of_a_collection_is_a_copy_of_its_own() -> None:
     value = graph_tree(_early_aliases())
     copies = [value["b"][0], value["b"][7], value["a"]]
     assert 3 == len({id(copy) for copy in copies})
+
+
+def test_the_collections_inside_each_alias_s_copy_are_its_own() -> None:
+    """The lists and mappings inside an aliased collection are distinct in each copy too."""
+    value = graph_tree("a: &a {m: {l: [[1]]}}\nb: *a\nc: [*a]\nd: {<<: *a}\n")
+    copies = [value["a"], value["b"], value["c"][0], value["d"]]
+    inner = [(copy["m"], copy["m"]["l"], copy["m"]["l"][0]) for copy in copies]
+    assert [4, 4, 4] == [len({id(item[n]) for item in inner}) for n in range(3)]
 
 
 _BASE = "b: &b\n  x: 1\n  r: {p: 1, q: 2}\n"
