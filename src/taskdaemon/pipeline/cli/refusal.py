@@ -11,16 +11,24 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["printable", "refuse", "say"]
+__all__ = ["escaped", "printable", "refuse", "say"]
 
 
 def printable(message: str) -> str:
     """``message`` redacted, each of its lines' control characters escaped: what :func:`say`
     prints, and any other line of the CLI's that quotes a path or a name it was given."""
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
-    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
 
-    return "\n".join(map(shown, redact_text(message).split("\n")))
+    return escaped(redact_text(message))
+
+
+def escaped(message: str) -> str:
+    """``message`` with each of its lines' control characters escaped, and nothing redacted:
+    for lines redacted already, part by part, where a whole-line redaction would mask words
+    of ours (``--input token=VALUE`` reads as a secret's assignment)."""
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415 - a refusal only
+
+    return "\n".join(map(shown, message.split("\n")))
 
 
 def say(command: str, message: str) -> None:

@@ -23,7 +23,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskdaemon.pipeline.cli.refusal import printable
+from taskdaemon.pipeline.cli.refusal import escaped, printable
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
@@ -147,10 +147,10 @@ def load_for_run(
         resolve_issues(pipeline, registry) + check_approvals(pipeline, approve, command)
     )
     missing = missing_request_inputs(pipeline, request)
-    if missing is not None:  # redacted already: ``--input token=VALUE`` read as a secret
+    if missing is not None:  # not redacted: ``--input token=VALUE`` would read as a secret
         issues.append(f"taskdaemon {command}: {missing}")
-    if issues:
-        print(printable("\n".join(issues)), file=sys.stderr, flush=True)
+    if issues:  # redacted above, each issue; escaped here, the missing inputs' line too
+        print(escaped("\n".join(issues)), file=sys.stderr, flush=True)
         return None
     return pipeline, registry
 
