@@ -148,8 +148,7 @@ class DebugPrompt(CommandPrompt):
             "'help' lists the commands"
         )
         # Wrapped between words on a terminal: with the run id, it is 92 columns and more.
-        for line in wrapped(opening, summary_width(self._out)):
-            self._print(line)
+        self._print_prose(opening)
         if first_stop:
             self.wait()
         else:
@@ -211,8 +210,7 @@ class DebugPrompt(CommandPrompt):
             return
         self.done = True
         error = f": {_flat(answer['error'])}" if answer.get("error") else ""
-        for line in wrapped(f"run ended {answer['status']}{error}", summary_width(self._out)):
-            self._print(line)
+        self._print_prose(f"run ended {answer['status']}{error}")
 
     def _resume(self, action: str, args: Sequence[str]) -> None:
         stage = args[0] if args else None
