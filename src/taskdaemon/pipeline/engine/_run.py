@@ -178,8 +178,9 @@ class Run(Attempts, Triggers):
             started_at=self.started_at,
             finished_at=self.finished_at,
             # Redacted when the failure came: a value learnt since (a later stage returned it
-            # under ``token``) is masked now, as in every view of the run.
-            error=None if self.error is None else redact_text(self.error),
+            # under ``token``) is masked now, as in every view of the run. The final one is
+            # made by ``finish``, which has just masked it so.
+            error=self.error if final or self.error is None else redact_text(self.error),
             stage_status={name: srt.status for name, srt in self.stages.items()},
             executions=executions,
             outputs={name: ctx["outputs"] for name, ctx in self.stages_ctx.items()},
