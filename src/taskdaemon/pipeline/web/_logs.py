@@ -89,19 +89,14 @@ def _tail(stage: str, records: deque[dict[str, Any]], total: int, *, live: bool)
     }
 
 
-def _masked(records: deque[dict[str, Any]]) -> deque[dict[str, Any]]:
-    """``records`` with their bodies redacted again: a tail keeps the records it read, and a
-    value known as a secret since (the stage returned it under ``token``) was in clear in them,
-    though the store's rows are masked again (``tracking/_remask``)."""
-    return deque(({**r, "body": redact_text(r["body"])} for r in records), maxlen=TAIL)
-
-
-def _masked_last(records: deque[dict[str, Any]], count: int) -> deque[dict[str, Any]]:
-    """``records`` with the bodies of the last ``count`` redacted again (see ``_masked``)."""
+def _masked_last(records: deque[dict[str, Any]], count: int) -> None:
+    """``records`` with the bodies of the last ``count`` redacted again, in place: a tail keeps
+    the records it read, and a value known as a secret since (the stage returned it under
+    ``token``) was in clear in them, though the store's rows are masked again
+    (``tracking/_remask``). Each tail sent is a copy (``_tail``)."""
     for index in range(max(0, len(records) - count), len(records)):
         record = records[index]
         records[index] = {**record, "body": redact_text(record["body"])}
-    return records
 
 
 def _first(conn: sqlite3.Connection, run_id: str, stage: str) -> tuple[deque[Any], int, int]:
@@ -216,7 +211,7 @@ async def follow_stage_logs(
                 # Rows stored before the value was known may be read before the store masks
                 # them again: every record read after a change is redacted as it comes.
                 masked = MASKED.generation
-                records = _masked(records) if learnt else _masked_last(records, len(rows))
+                _masked_last(records, len(records) if learnt else len(rows))
                 since_learnt = True
             more = len(rows) == _BATCH
             done = now_ended and ended_before and not more
