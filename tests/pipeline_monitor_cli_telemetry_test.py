@@ -91,6 +91,27 @@ def test_prometheus_exporter_setting_means_our_single_reader(
     assert expected == (len(lines), "one reader per registry" in " ".join(telemetry.notes))
 
 
+def test_the_prometheus_note_names_no_address_of_its_own(home: Path, tmp_path: Path) -> None:
+    """With OTEL_METRICS_EXPORTER=prometheus, `run --serve` on a port of its own says that its
+    /metrics serves the metrics and names no address: the note named the settings' default,
+    127.0.0.1:9090, whatever `--serve` (or `serve --port`) bound."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    served = f"127.0.0.1:{free_port()}"
+    done = taskdaemon(
+        home, "run", path, "-q", "--serve", served, OTEL_METRICS_EXPORTER="prometheus"
+    )
+    notes = [
+        line.split(": ", 1)[1]
+        for line in done.stderr.splitlines()
+        if "OTEL_METRICS_EXPORTER=prometheus" in line
+    ]
+    expected = [
+        "OTEL_METRICS_EXPORTER=prometheus is served by taskdaemon's own /metrics, where it serves"
+        " the API (one reader per registry; no second server on OTEL_EXPORTER_PROMETHEUS_PORT)"
+    ]
+    assert (0, expected) == (done.returncode, notes), done.stderr
+
+
 async def _run_wide(telemetry: Telemetry) -> None:
     """Run ``PIPELINE`` (21 spans: the run's and its 20 stages') monitored on ``telemetry``,
     and flush its span processors."""

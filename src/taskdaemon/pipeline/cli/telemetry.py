@@ -438,9 +438,11 @@ def build_telemetry(
             registry, reader = _prometheus_reader()
             readers.append(reader)
             if settings.otel_metrics_exporter is not None:
+                # No address: `serve --port` and `run --serve HOST:PORT` bind one the settings
+                # do not hold (port 0 any free one), and the server's own line names it.
                 notes.append(
-                    "OTEL_METRICS_EXPORTER=prometheus is served by taskdaemon's own /metrics on "
-                    f"{settings.metrics_host}:{settings.metrics_port} "
+                    "OTEL_METRICS_EXPORTER=prometheus is served by taskdaemon's own /metrics, "
+                    "where it serves the API "
                     "(one reader per registry; no second server on OTEL_EXPORTER_PROMETHEUS_PORT)"
                 )
         else:
