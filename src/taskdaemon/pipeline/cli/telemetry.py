@@ -672,13 +672,19 @@ def _set_globals(
     tracer_provider: TracerProvider, meter_provider: metrics_api.MeterProvider, notes: list[str]
 ) -> None:
     # The API allows setting each global once; a Proxy* provider means nobody has yet.
+    # One note for all that were set (`opentelemetry-instrument` sets both): one fact, one line.
+    taken: list[str] = []
     if isinstance(trace_api.get_tracer_provider(), trace_api.ProxyTracerProvider):
         trace_api.set_tracer_provider(tracer_provider)
     else:
-        notes.append("a global TracerProvider was already set; taskdaemon uses its own")
+        taken.append("TracerProvider")
     if isinstance(meter_provider, metrics_api.NoOpMeterProvider):
         pass  # nothing to collect: leave the global for someone who has something
     elif type(metrics_api.get_meter_provider()).__name__ == "_ProxyMeterProvider":
         metrics_api.set_meter_provider(meter_provider)
     else:
-        notes.append("a global MeterProvider was already set; taskdaemon uses its own")
+        taken.append("MeterProvider")
+    if taken:
+        which = " and ".join(taken)
+        were = "were" if len(taken) > 1 else "was"
+        notes.append(f"a global {which} {were} already set; taskdaemon uses its own")
