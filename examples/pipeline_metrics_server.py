@@ -3,7 +3,7 @@
 Run from the repository root::
 
     .venv/bin/python examples/pipeline_metrics_server.py
-    curl -s localhost:9090/metrics | grep pipeline_      # all ten pipeline_* names within 30 s
+    curl -s localhost:9090/metrics | grep pipeline_      # every pipeline_* name within 30 s
 
 The server listens on ``TASKDAEMON_METRICS_HOST:TASKDAEMON_METRICS_PORT`` (127.0.0.1:9090 by
 default) and also serves ``/healthz``, ``/readyz`` and ``/api/runs``. A new run starts every
