@@ -1,16 +1,20 @@
 """The span store writer while another connection holds the store's write lock: its flushes
-answer False within their bound, ``unwritten`` counts the ended spans waiting and says why, and
-everything is written once the lock is released."""
+answer False within their bound, ``unwritten`` counts the ended spans waiting and says why, a
+run end not written within ``flush_run_end``'s bound is said and counted, and everything is
+written once the lock is released."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
+import weakref
 from pathlib import Path
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor, writer
 
 
 def _wait_for_unwritten(processor: SqliteSpanProcessor, count: int) -> tuple[int, str]:
@@ -66,3 +70,34 @@ def test_spans_held_up_by_another_connections_lock_are_unwritten_until_it_ends(
         names,
     )
     assert expected == actual, waiting
+
+
+def test_a_run_end_held_up_past_its_bound_is_said_and_counted(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``flush_run_end`` while another connection holds the lock answers False within its
+    bound, says in one line that the run's end is not in the store yet, and counts it
+    (``late_run_ends``); one that finds the lock free answers True and counts nothing."""
+    monkeypatch.setattr(writer, "_LIVE", weakref.WeakSet())  # this test's writer alone
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        tracer.start_span("run").end()
+        with caplog.at_level(logging.WARNING, logger=writer.__name__):
+            late = writer.flush_run_end("ab" * 16, timeout=0.2)
+    finally:
+        holder.execute("COMMIT")
+        holder.close()
+    in_time = writer.flush_run_end("cd" * 16)
+    provider.shutdown()
+    said = [record.getMessage() for record in caplog.records]
+    assert (False, True, 1) == (late, in_time, processor.late_run_ends)
+    assert [
+        f"span store {db}: the end of run {'ab' * 16} was not written within 0.2s; it shows "
+        "running there until it is (1 late run end so far)"
+    ] == said

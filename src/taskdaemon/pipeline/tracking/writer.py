@@ -75,11 +75,23 @@ if TYPE_CHECKING:
 
     from taskdaemon.pipeline.records import RunRecord
 
-__all__ = ["HEARTBEAT_EVERY", "SqliteSpanProcessor", "StoreHealth", "flush_open_spans"]
+__all__ = [
+    "HEARTBEAT_EVERY",
+    "RUN_END_WAIT",
+    "SqliteSpanProcessor",
+    "StoreHealth",
+    "flush_open_spans",
+    "flush_run_end",
+]
 
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY: Final = 1.0  # seconds between writer heartbeats (see store.STALE_AFTER)
+#: Seconds a process waits for its writers to hold a run's end before it says the run ended
+#: (``flush_run_end``). The run is over: the wait only holds back the line, the control
+#: socket's close and a scheduled next run, so a writer stuck on another process's lock (up
+#: to SQLite's busy timeout) costs this, not the busy timeout.
+RUN_END_WAIT: Final = 2.0
 #: After rewriting open spans that gained events (``_refresh_open``), the writer waits this many
 #: times what it took (building the rows and their UPDATE) before doing it again: a handful of
 #: open runs are refreshed on every batch, thousands of them (each run span rewritten whole,
@@ -123,6 +135,25 @@ def flush_open_spans(timeout_millis: int = 30000) -> bool:
     (True when each finished in time)."""
     finished = [processor.flush_open_spans(timeout_millis) for processor in list(_LIVE)]
     return all(finished)  # every writer flushed, even after one timed out
+
+
+def flush_run_end(run_id: str, timeout: float = RUN_END_WAIT) -> bool:
+    """Have every embedded-store writer of this process write what it holds, the end of
+    ``run_id`` among it, within ``timeout`` seconds in all; True when each did.
+
+    Whoever says a run ended, or stops serving it (closes its control socket), calls this
+    first: the run span is queued as the run finishes, but a writer commits it only with its
+    next batch, and meanwhile ``debug attach``, ``approve`` or ``runs show`` read the store,
+    find the run running with no process serving it, and ask whether its process still runs.
+    Once per run end, never per stage. A writer that does not finish in time says so in one
+    line and counts it (``late_run_ends``); the caller goes on (monitoring never holds a
+    pipeline)."""
+    deadline = time.monotonic() + timeout
+    finished = True
+    for processor in list(_LIVE):
+        remaining = max(0, int((deadline - time.monotonic()) * 1000))
+        finished = processor.flush_run_end(run_id, remaining) and finished
+    return finished
 
 
 def _register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
@@ -191,6 +222,8 @@ class SqliteSpanProcessor(SpanProcessor):
         self._error: BaseException | None = None
         self._failures = WriteFailures()
         self._writing: list[tuple[bool, Any]] = _NOTHING  # the batch being written
+        self._late_run_ends = 0  # run ends not written within flush_run_end's bound
+        self._late_lock = threading.Lock()
         _LIVE.add(self)
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
@@ -225,6 +258,7 @@ class SqliteSpanProcessor(SpanProcessor):
         self._error = None
         self._failures = WriteFailures()
         self._writing = _NOTHING
+        self._late_lock = threading.Lock()  # the parent's may have been held at the fork
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="taskdaemon-span-store", daemon=True)
         self._thread.start()
@@ -262,6 +296,33 @@ class SqliteSpanProcessor(SpanProcessor):
         marker = Flush(refresh=True)
         self._queue.put_urgent(marker)
         return marker.done.wait(timeout_millis / 1000)
+
+    def flush_run_end(self, run_id: str, timeout_millis: int) -> bool:
+        """``force_flush`` for a run that has just ended (module function ``flush_run_end``):
+        past ``timeout_millis`` one warning line says the store does not hold the run's end
+        yet, and ``late_run_ends`` counts it. A writer that is gone answers False in silence:
+        what it could not write is told as its other losses are."""
+        if not self._thread.is_alive():
+            return False
+        if self.force_flush(timeout_millis):
+            return True
+        with self._late_lock:
+            self._late_run_ends += 1
+            late = self._late_run_ends
+        logger.warning(
+            "span store %s: the end of run %s was not written within %.1fs; it shows running "
+            "there until it is (%s so far)",
+            self.path,
+            run_id,
+            timeout_millis / 1000,
+            counted(late, "late run end"),
+        )
+        return False
+
+    @property
+    def late_run_ends(self) -> int:
+        """Run ends not written within ``flush_run_end``'s bound since this writer started."""
+        return self._late_run_ends
 
     def shutdown(self) -> None:
         """Flush, mark this writer closed, stop the thread; safe to call twice. A closed writer
