@@ -11,7 +11,6 @@ import os
 import pty
 import select
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,6 @@ from cli_support import (
 from pipeline_debug_ops_support import debugged_runs
 from schedule_support import Scheduled, scheduled_serve
 from taskdaemon.pipeline.cli.debug_socket import debug_op
-from taskdaemon.pipeline.cli.ended_runs import ended_run
 from taskdaemon.pipeline.control import ControlServer, send_request
 from taskdaemon.pipeline.errors import PipelineError
 
@@ -169,16 +167,6 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
 
 
 @pytest.mark.slow
-def _wait_until_stored_ended(home: Path, run_id: str) -> None:
-    """Wait until the home's span store holds ``run_id`` ended (the explicit sync point:
-    ``ended_run``'s answer, asked at most 600 times a tenth of a second apart)."""
-    for _ in range(600):
-        if ended_run(run_id, str(home)) is not None:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"the store never held run {run_id} ended")
-
-
 def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
     scheduled: Scheduled,
 ) -> None:
@@ -205,9 +193,6 @@ def test_a_second_prompt_and_an_ended_scheduled_run_are_told_in_one_line(
         if first.poll() is None:
             first.kill()
             first.communicate()
-    # serve says the run ended once its socket is gone, but the span store may wait for its
-    # writer's next batch to hold the run's end; the answers below read the store.
-    _wait_until_stored_ended(scheduled.home, run_id)
     attach = taskdaemon(scheduled.home, "debug", "attach", run_id)
     step = taskdaemon(scheduled.home, "debug", "step", run_id[:8])
     assert (0, "") == (second.returncode, second.stderr)

@@ -55,6 +55,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     add_approval_options,
 )
 from taskdaemon.pipeline.cli.breakpoints import add_break_options, apply_breakpoints
+from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.log_options import add_log_level_option
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.cli.refusal import refuse
@@ -420,6 +421,7 @@ class _RunThread(threading.Thread):
                 self.run_id = handle.run_id
                 self._ready.set()
                 result = await handle.wait()
+                await store_run_end(result.run_id)  # before the socket closes (the stack)
                 await asyncio.get_running_loop().run_in_executor(None, self._finished.wait)
         if not args.quiet:
             print(render_summary(result, self._pipeline, summary_width()), flush=True)

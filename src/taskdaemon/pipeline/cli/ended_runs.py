@@ -1,15 +1,31 @@
 """Why no process serves a run any more: the answer ``approve``, ``publish``, ``cancel``,
 ``status`` and ``debug attach|continue|step|skip`` give when the control socket finds no served
-run and the home's embedded store has that run ended.
+run and the home's embedded store has that run ended; and, on the serving side,
+:func:`store_run_end`, which makes sure that answer is the one given as soon as the run ends.
 
-Its imports (the span store, the run states, even ``pathlib``) are made inside
-:func:`ended_run`, on this error's path alone, so the commands that import this module pay
-nothing at start-up for it.
+Its imports (the span store, the run states, even ``pathlib``) are made inside the functions,
+on their paths alone, so the commands that import this module pay nothing at start-up for it.
 """
 
 from __future__ import annotations
 
-__all__ = ["ended_run"]
+__all__ = ["ended_run", "store_run_end"]
+
+
+async def store_run_end(run_id: str) -> None:
+    """Wait, off the event loop and within ``tracking.writer.RUN_END_WAIT``, for this
+    process's span store writers to hold ``run_id``'s end.
+
+    ``serve``, ``run`` and ``debug`` await this once their run has ended and before they say
+    so or close its control socket: a command that then finds no socket reads the store, and
+    must find the run ended there (:func:`ended_run`), not running with no process serving it.
+    A late writer says so itself (``SqliteSpanProcessor.flush_run_end``); the caller goes on.
+    """
+    import asyncio  # noqa: PLC0415
+
+    from taskdaemon.pipeline.tracking.writer import flush_run_end  # noqa: PLC0415
+
+    await asyncio.to_thread(flush_run_end, run_id)
 
 
 def ended_run(run: str, home: str | None) -> str | None:

@@ -60,6 +60,7 @@ from taskdaemon.pipeline.cli.approval_policy import (
     add_approval_options,
 )
 from taskdaemon.pipeline.cli.debug_socket import debug_op
+from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import (
@@ -387,6 +388,8 @@ async def run_pipeline(
             else:
                 stack.push_async_callback(server.aclose)
             result = await handle.wait()
+            # Before the socket closes (the stack) and the summary says the run ended.
+            await store_run_end(result.run_id)
             if view is not None:
                 await view  # ends with the snapshot of the finished run
     if args.quiet:

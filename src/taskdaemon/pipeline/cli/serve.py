@@ -59,6 +59,7 @@ from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
+from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.inputs import missing_request_inputs, parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
@@ -467,7 +468,9 @@ async def _served_until_end_or_stop(
     """:func:`_until_end_or_stop`, the run served on its control socket meanwhile, as a
     ``taskdaemon run``'s is: ``approve``, ``publish``, ``cancel``, ``status`` and the
     ``extra_ops`` (``debug``) reach it. A socket that cannot be made is one warning; the run
-    goes on, its API still answering."""
+    goes on, its API still answering. Once the run has ended, the span store holds its end
+    before the socket closes and the caller says it ended (``store_run_end``): a command that
+    finds no socket reads the store, and must find the run ended there."""
     server = ControlServer(
         handle.run_id, handle, status=lambda: handle_status(handle), extra_ops=extra_ops
     )
@@ -476,7 +479,9 @@ async def _served_until_end_or_stop(
     except (OSError, PipelineError) as error:
         _log.warning("run %s has no control socket: %s", handle.run_id, error)
     try:
-        return await _until_end_or_stop(handle, stop, stopped_by)
+        result = await _until_end_or_stop(handle, stop, stopped_by)
+        await store_run_end(result.run_id)
+        return result
     finally:
         await server.aclose()
 
