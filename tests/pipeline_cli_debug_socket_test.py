@@ -7,6 +7,7 @@ a ``run``'s socket longer than the socket takes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import select
@@ -100,9 +101,12 @@ class Terminal:
         return shown
 
     def close(self) -> int:
-        """Ctrl-D at the prompt; the exit code."""
+        """Ctrl-D at the prompt; the exit code, once what the prompt wrote as it left is in
+        ``text`` (read until the terminal closes)."""
         self.type("\x04")
         try:
+            with contextlib.suppress(AssertionError):  # EIO: the prompt closed the terminal
+                self.read_until("\0")  # never written: reads to the end
             return self.process.wait(timeout=60)
         finally:
             if self.process.poll() is None:
@@ -118,8 +122,9 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     """``debug attach`` on a run ``serve`` scheduled (it answered "no run is served here",
     exit 3, before): a breakpoint set at the prompt is seen by the HTTP routes and one set
     over HTTP at the prompt; the run pauses at b, ``inputs b`` reads a's x, ``step`` runs b and
-    pauses c; leaving deletes the prompt's breakpoint, not the HTTP one, at which d pauses and
-    is resumed over HTTP; the run ends ``success`` and its breakpoints with it."""
+    pauses c; leaving (Ctrl-D) says it resumed c, deletes the prompt's breakpoint, not the
+    HTTP one, at which d pauses and is resumed over HTTP; the run ends ``success`` and its
+    breakpoints with it."""
     run_id = scheduled.run_id
     prompt = Terminal(scheduled.home, run_id[:8])
     try:
@@ -139,6 +144,7 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
         paused_c = prompt.read_until("paused at c.")
         http_paused = scheduled.api("GET", f"/api/runs/{run_id}/debug")["paused"]
         code = prompt.close()
+        leaving = prompt.text[prompt.text.index("paused at c.") :]
         scheduled.wait_paused("d")  # at the HTTP breakpoint, which the prompt's leaving kept
         at_d = scheduled.api("GET", f"/api/runs/{run_id}/debug")
         resumed = scheduled.api("POST", f"/api/runs/{run_id}/debug/continue", {})
@@ -160,6 +166,7 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     assert "paused at c." in paused_c
     assert ["c"] == [paused["stage"] for paused in http_paused]
     assert 0 == code
+    assert f"left run {run_id}, resuming 1 paused execution" in leaving  # Ctrl-D: c goes on
     assert [2] == [bp["id"] for bp in at_d["breakpoints"]]  # the prompt's #1 went as it left
     assert 1 == resumed["resumed"]
     assert f"run {run_id} of sched ended success" in ended

@@ -115,6 +115,29 @@ def test_quit_at_an_attached_prompt_cancels_the_run_and_exits_1(
 
 
 @pytest.mark.slow
+def test_the_end_of_input_at_an_attached_prompt_lets_the_run_go_on_and_says_so(
+    home: Path, served: subprocess.Popen[str]
+) -> None:
+    """The input of a ``debug attach`` prompt ending (a script's commands ran out) leaves the
+    run as Ctrl-C does, never as ``quit`` does: b's pause resumed, the run going on to its
+    own end (c fails, exit 1, not cancelled), the prompt exiting 0 with one line saying so
+    (it left in silence, and a script could not tell resumed from cancelled)."""
+    run_id = _paused_run_id(served)
+    attached = debug(home, "attach", run_id, stdin="where\n")
+    _out, err = served.communicate(timeout=60)
+    assert (0, f"left run {run_id}, resuming 1 paused execution", "") == (
+        attached.returncode,
+        attached.stdout.splitlines()[-1],
+        attached.stderr,
+    )
+    assert (1, True, False) == (
+        served.returncode,
+        "resumed: continue by cli debug attach" in err,
+        "cancel" in err,
+    ), err
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("action", "said"),
     [
@@ -252,6 +275,7 @@ def test_attach_to_a_run_with_nothing_paused_prompts_at_once(home: Path) -> None
         "run running, nothing paused ('continue' or 'step' waits for the next pause)",
         "(taskdaemon) break b",
         f"breakpoint #1 before b (run {run_id[:8]})",
+        f"left run {run_id}, resuming nothing",
     ] == attached.stdout.splitlines()[1:]
 
 
@@ -342,7 +366,7 @@ def test_dump_at_an_attached_prompt_writes_a_relative_path_where_the_prompt_is(
     finally:
         process.kill()
     assert (f"dump written to {home / 'prompt' / 'here.tar.gz'}", ["here.tar.gz"]) == (
-        attached.stdout.splitlines()[-1],
+        attached.stdout.splitlines()[-2],  # the last says the prompt left the run
         os.listdir(home / "prompt"),
     )
 

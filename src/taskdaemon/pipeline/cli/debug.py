@@ -29,9 +29,16 @@
 * ``debug attach RUN`` opens the prompt on a run another ``taskdaemon run`` / ``debug`` /
   ``serve`` process serves (each run ``serve`` schedules, while it runs; a prefix of the id is
   enough); leaving it (end of input) deletes the breakpoints set from it and resumes the run,
-  unless another prompt is attached (the run is left to it); Ctrl-C, SIGTERM and SIGHUP leave
-  it so too (exit 130, 143, 129). ``quit`` cancels the run, as at ``debug FILE``'s prompt, and
-  exits 1 as a cancelled run does (0 when the run had already ended).
+  unless another prompt is attached (the run is left to it), and says so (``left run RUN,
+  resuming 1 paused execution``); Ctrl-C, SIGTERM and SIGHUP leave it so too (exit 130, 143,
+  129). ``quit`` cancels the run, as at ``debug FILE``'s prompt, and exits 1 as a cancelled
+  run does (0 when the run had already ended). The difference is deliberate: the end of the
+  input is no word of the user's (a terminal closed, a connection dropped, a script whose
+  commands ran out), and it must not cancel a run another process owns, which may have
+  waited hours at a breakpoint and is what that process exists for; leaving lets the run do
+  what it would have done with no prompt attached. Cancelling is the one thing that cannot be
+  taken back, so it takes a word typed: ``quit`` (or ``taskdaemon cancel RUN``). A script
+  that wants the run cancelled ends its commands with ``quit``.
   ``debug continue|step|skip RUN [STAGE]`` does one thing and exits (0 done, 1 refused, with
   the one-line reason). A run that is not in progress here (or an id that cannot be one) is
   exit 3, as for ``approve``, ``publish``, ``cancel`` and ``status``.
@@ -192,6 +199,10 @@ def _remote(words: Sequence[str]) -> int:
                 if sys.stdout.isatty():
                     print(flush=True)
                 return refuse("debug", stopped, _left_line(prompt.run_id, left))
+            if (leaving := _leaving(prompt.run_id, left)) is not None:
+                # The input's end let the run go on: said, so that a script whose commands
+                # ran out reads that its run was resumed, not cancelled as ``quit`` does.
+                print(leaving, flush=True)
             # A run ``quit`` cancelled exits as a cancelled run does everywhere (``debug
             # FILE``, ``run``): 0 told a script that what it attached to went well.
             return EXIT_FAILURE if prompt.cancelled else EXIT_SUCCESS
@@ -217,12 +228,19 @@ def _remote(words: Sequence[str]) -> int:
 def _left_line(run_id: str, detached: dict[str, Any]) -> str:
     """What an interrupted ``debug attach`` did on leaving (its ``detach`` answer, empty when
     the run had ended or the prompt never joined it)."""
+    leaving = _leaving(run_id, detached)
+    return "interrupted" if leaving is None else f"interrupted: {leaving}"
+
+
+def _leaving(run_id: str, detached: dict[str, Any]) -> str | None:
+    """What leaving a ``debug attach`` prompt did to the run, from its ``detach`` answer;
+    None when there was none (the run had ended, or the prompt never joined it)."""
     if "resumed" not in detached:
-        return "interrupted"
+        return None
     resumed = detached["resumed"]
     if not resumed:
-        return f"interrupted: left run {run_id}, resuming nothing"
-    return f"interrupted: left run {run_id}, resuming {counted(resumed, 'paused execution')}"
+        return f"left run {run_id}, resuming nothing"
+    return f"left run {run_id}, resuming {counted(resumed, 'paused execution')}"
 
 
 def _resumed_line(action: str, resumed: Any) -> str:
