@@ -1,18 +1,22 @@
-"""A run said ended is stored ended: ``serve`` logs "run ... ended", and closes the run's
-control socket, only once its span store holds the run's end (``cli/ended_runs.store_run_end``),
-so a command that finds no socket and reads the store is told the run ended, never asked
-whether its process still runs. Real processes: ``serve``, and the commands asked at once."""
+"""A run said ended is stored ended: ``serve`` logs "run ... ended", and ``serve``, ``run`` and
+``debug FILE`` close the run's control socket, only once their span store holds the run's end
+(``cli/ended_runs.store_run_end``), so a command that finds no socket and reads the store is
+told the run ended, never asked whether its process still runs. Real processes: ``serve`` and
+``run``, and the commands asked at once."""
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
+from cli_support import ended_at_exit, in_background, line_with, taskdaemon, write
 from schedule_support import scheduled_serve
 from taskdaemon.pipeline.cli.ended_runs import ended_run
+from taskdaemon.pipeline.control import send_request
+from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 
 #: Its one stage outlasts the span store writer's batch interval many times: the run's end
 #: then reaches a writer that has written its start already and waits idle, which commits the
@@ -53,3 +57,39 @@ def test_a_run_serve_says_ended_is_ended_in_the_store_at_once(home: Path) -> Non
         (line,) = refused.stderr.splitlines()
         assert f"run {run_id} has ended (success)" in line, line
     assert "success" == json.loads(shown.stdout)["status"]
+
+
+def _until_unserved(home: Path, run_id: str) -> None:
+    """Ask the run's control socket until it answered once and then no longer does (the
+    explicit sync point: each look is one request; any answer, an error too, is served)."""
+    served = False
+    while True:
+        try:
+            send_request(run_id, {"op": "status"}, home=home, timeout=30)
+        except RunNotFoundError:
+            if served:
+                return
+        except PipelineError:  # answered (an op this process does not serve), or closing
+            served = True
+        else:
+            served = True
+
+
+@pytest.mark.slow
+def test_a_run_whose_socket_is_gone_is_ended_in_the_store(home: Path) -> None:
+    """Read as soon as the control socket of a ``taskdaemon run`` stops answering, the store
+    has the run ended: the socket closed first, and the store got the run's end only when
+    telemetry shut down after it."""
+    pipeline = write(home / "short.yaml", PIPELINE)
+    with ended_at_exit(in_background(home, "run", str(pipeline))) as process:
+        started = line_with(process.stderr, " started ")
+        found = re.search(r"\brun ([0-9a-f]{32}) of ", started)
+        assert found is not None, started
+        run_id = found.group(1)
+        ended_run(run_id, str(home))  # the reading code loaded before the moment it is asked
+        _until_unserved(home, run_id)
+        said = ended_run(run_id, str(home))
+        code = process.wait(timeout=60)
+    assert 0 == code
+    assert said is not None
+    assert said.startswith(f"run {run_id} has ended (success)"), said

@@ -5,7 +5,8 @@ into rows and commits a batch at least every ``flush_interval`` (100 ms) while s
 a running run is visible from another process within that delay. A span is written when it
 starts (``end_ns`` NULL) and again when it ends; a span that has already ended when its start
 comes up gets only the ended row. ``force_flush`` and ``shutdown`` write everything queued
-before they were called. The rows are those of ``tracking._tables``; a run's ``runs`` row is
+before they were called; ``flush_run_end`` does it, bounded, for a process about to say that
+a run ended. The rows are those of ``tracking._tables``; a run's ``runs`` row is
 ``tracking._run_tally``'s (from an in-memory tally of a run this processor saw start, else
 rebuilt from its stored spans, once for its row and its report aggregates both).
 
