@@ -158,3 +158,35 @@ def test_without_a_format_the_output_files_suffix_chooses_it(
         "r.txt": (0, "Report: ru"),
         "t.html": (0, "Report: ru"),
     }
+
+
+@pytest.mark.slow
+def test_a_stages_critical_share_is_over_every_run_of_the_window(
+    tmp_path: Path, home: Path
+) -> None:
+    """``shape`` ran once as a -> b, then once changed to a alone: b's share is its time on
+    the path over both runs' durations (the pipeline's time, as docs/reports.md says), not
+    over the one run it ran in, so the shares add up to at most 1. Computed here from ``runs
+    show --json``'s spans, not from the report's code."""
+    stage = '  - {{name: {}, command: "sleep 0.2", triggers: [{}]}}\n'
+    first = "name: shape\nstages:\n" + stage.format("a", "{manual: {approval_required: false}}")
+    both = first + stage.format("b", "{on_completion: {stage: a}}")
+    ran = [
+        taskdaemon(home, "run", "-q", str(write(tmp_path / f"{i}.yaml", text))).returncode
+        for i, text in enumerate((both, first))
+    ]
+    assert [0, 0] == ran
+    listed = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    runs = [
+        json.loads(taskdaemon(home, "runs", "show", r["run_id"], "--json").stdout) for r in listed
+    ]
+    total = sum(run["end"] - run["start"] for run in runs)
+    ran_for: dict[str, float] = {}
+    for run in runs:  # each stage is on its run's path: a chain, or a alone
+        for shown in run["stages"]:
+            (attempt,) = shown["attempts"]
+            ran_for[shown["name"]] = ran_for.get(shown["name"], 0.0) + attempt["duration"]
+    stages = json.loads(taskdaemon(home, "report", "-f", "json").stdout)["pipelines"][0]["stages"]
+    shares = {s["stage"]: s["critical_path_share"] for s in stages}
+    assert shares == pytest.approx({name: t / total for name, t in ran_for.items()}, abs=2e-6)
+    assert sum(shares.values()) <= 1.0
