@@ -15,7 +15,7 @@ from cli_support import (
     wait_until_stored,
     write,
 )
-from pipeline_tracking_support import Backend, example_spans, serve, store_stages
+from pipeline_tracking_support import T0, Backend, S, example_spans, serve, store_stages, store_with
 from taskdaemon.pipeline.cli import main
 from taskdaemon.pipeline.tracking import encode_traces
 
@@ -190,3 +190,20 @@ def test_a_stages_critical_share_is_over_every_run_of_the_window(
     shares = {s["stage"]: s["critical_path_share"] for s in stages}
     assert shares == pytest.approx({name: t / total for name, t in ran_for.items()}, abs=2e-6)
     assert sum(shares.values()) <= 1.0
+
+
+def test_since_is_in_the_window_and_until_is_not(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Runs started at T0, T0 + 100 s and T0 + 200 s: ``--since T0 --until T0+200s`` reports
+    the first two (docs/reports.md: ``[since, until)``), where ``runs list`` with the same
+    bounds lists all three, its ``--until`` being "at or before"."""
+    store_with(tmp_path / "spans.db", [100, 200, 300])
+    source = f"sqlite:///{tmp_path / 'spans.db'}"
+    bounds = ["--since", "2023-11-14T22:13:20Z", "--until", "2023-11-14T22:16:40Z"]
+    assert 0 == main(["report", "--source", source, "-f", "json", *bounds])
+    (shown,) = json.loads(capsys.readouterr().out)["pipelines"]
+    assert 0 == main(["runs", "list", "--source", source, "--json", *bounds])
+    listed = json.loads(capsys.readouterr().out)
+    starts = [T0 // S, T0 // S + 100, T0 // S + 200]
+    assert (2, starts) == (shown["runs"], sorted(r["start"] for r in listed))
