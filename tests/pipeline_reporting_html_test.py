@@ -87,7 +87,7 @@ def test_the_charts_of_a_pipeline_of_many_stages_draw_its_20_slowest() -> None:
     assert [
         (f"Duration distribution of {which}", slowest),
         (f"Timeline of the median run {'a' * 32} (25.0s): {which}", slowest),
-        (f"p90 duration per day: {which}", slowest),
+        (f"p90 duration per UTC day, by run start: {which}", slowest),
     ] == _charts(page)
     assert 25 == len(re.findall(r"<tr><td>s\d\d</td>", page))
 
@@ -98,7 +98,7 @@ def test_the_charts_of_a_pipeline_of_20_stages_draw_every_stage() -> None:
     assert [
         ("Duration distribution per stage", every),
         (f"Timeline of the median run {'a' * 32} (20.0s)", every),
-        ("p90 duration per day", every),
+        ("p90 duration per UTC day, by run start", every),
     ] == _charts(render_report(_report(_names(20)), "html"))
 
 

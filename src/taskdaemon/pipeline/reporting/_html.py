@@ -133,7 +133,7 @@ def render_html(report: Report) -> str:
                 f"({format_seconds(p.median_run.duration)})" + (f": {which}" if which else "")
             )
             body.append(_section(caption, timeline_svg(p.median_run, chosen)))
-        daily = "p90 duration per day" + (f": {which}" if which else "")
+        daily = "p90 duration per UTC day, by run start" + (f": {which}" if which else "")
         body.append(_section(daily, daily_svg(p.daily_p90, chosen)))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
