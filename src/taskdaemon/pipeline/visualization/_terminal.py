@@ -31,7 +31,7 @@ from taskdaemon.pipeline.status_rules import (
     NOT_STARTED_STAGE_STATUSES,
     TERMINAL_STAGE_STATUSES,
 )
-from taskdaemon.pipeline.table_fit import wrapped
+from taskdaemon.pipeline.table_fit import cut_columns, wrapped
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import one_line, shown
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
@@ -251,11 +251,37 @@ def _fit(rows: list[StageRow], max_rows: int | None) -> tuple[list[StageRow], st
     return shown, f"… {sum(left.values())} more stages ({counts})"
 
 
+class _OneLine:
+    """A cell kept to one line, cut with an ellipsis where its column is narrower, as every
+    table of taskdaemon cuts (``table_fit.cut_columns``): the ellipsis right after the last
+    character that fits, the column's last blank after it when that character was wide.
+    ``rich``'s own cut put the blank before the ellipsis (``構築段階構 …``), which read as a
+    text ending in a space, its ellipsis a column left of the others in its column. Sized as
+    ``rich`` sizes its text (a plain class: ``rich`` is imported only when drawing)."""
+
+    __slots__ = ("style", "text")
+
+    def __init__(self, text: str, style: str = "") -> None:
+        self.text = text
+        self.style = style
+
+    def _rich(self, text: str) -> Any:
+        from rich.text import Text  # noqa: PLC0415
+
+        return Text(text, style=self.style, no_wrap=True, overflow="ellipsis")
+
+    def __rich_measure__(self, console: Any, options: Any) -> Any:
+        return self._rich(self.text).__rich_measure__(console, options)
+
+    def __rich_console__(self, console: Any, options: Any) -> Any:
+        width = options.max_width
+        text = cut_columns(self.text, width) if width >= 1 else self.text
+        return self._rich(text).__rich_console__(console, options)
+
+
 def _one_line(text: str, style: str = "") -> Any:
     """A cell kept to one line, cut with an ellipsis where its column is narrower."""
-    from rich.text import Text  # noqa: PLC0415
-
-    return Text(text, style=style, no_wrap=True, overflow="ellipsis")
+    return _OneLine(text, style)
 
 
 def _elapsed_cell(row: StageRow) -> str:
