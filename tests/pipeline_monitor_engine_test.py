@@ -14,7 +14,7 @@ from opentelemetry.trace import StatusCode, format_span_id, format_trace_id
 from pipeline_monitor_support import Telemetry, chain_pipeline, example_pipeline
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent, StageStarted
+from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent, RunStarted, StageStarted
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
 from taskdaemon.pipeline.model import ErrorStrategy, Manual, Pipeline, RetryPolicy, Stage
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -324,3 +324,48 @@ async def test_engine_run_links_to_the_callers_current_span(tel: Telemetry) -> N
     assert [(caller.get_span_context().span_id, t.LINK_PARENT)] == [
         (link.context.span_id, link.attributes[t.LINK_RELATION]) for link in run_span.links
     ]
+
+
+async def test_a_run_the_monitor_named_starts_on_its_worker(tel: Telemetry) -> None:
+    """``RunStarted`` of a run whose span the monitor started is queued for the worker, not
+    handled on the loop: when the first stage starts, the loop has handled no record; the
+    run span still links to the caller's span, read when the run was named."""
+    monitor = _monitor(tel)
+    by_caller: list[int] = []
+
+    async def counts(ctx: StageContext) -> Mapping[str, Any]:
+        by_caller.append(monitor._queue.stats()["by_caller"])
+        return {}
+
+    engine = Engine(resolver=Resolver({"a": counts}), observers=[monitor])
+    with tel.tracer_provider.get_tracer("caller").start_as_current_span("request") as caller:
+        await engine.run(chain_pipeline(("a",)), {})
+    monitor.close()
+    (run_span,) = tel.by_name("RUN chain")
+    assert ([0], [(caller.get_span_context().span_id, t.LINK_PARENT)]) == (
+        by_caller,
+        [(link.context.span_id, link.attributes[t.LINK_RELATION]) for link in run_span.links],
+    )
+
+
+class _StartHook:
+    """An event hook that takes every record and notes the thread each run start was on."""
+
+    def __init__(self) -> None:
+        self.threads: list[str] = []
+
+    def __call__(self, event: EngineEvent, span: object) -> None:
+        if isinstance(event, RunStarted):
+            self.threads.append(threading.current_thread().name)
+
+
+async def test_a_run_start_a_hook_takes_is_handled_on_the_loop(tel: Telemetry) -> None:
+    """A hook that takes ``RunStarted`` (the run log's ``run ... started``) gets it at once, on
+    the loop's thread: on the worker it came after what the run's handlers log themselves."""
+    monitor = _monitor(tel)
+    hook = _StartHook()
+    monitor.add_event_hook(hook)
+    engine = Engine(resolver=Resolver({"a": _plan}), observers=[monitor])
+    await engine.run(chain_pipeline(("a",)), {})
+    monitor.close()
+    assert [threading.current_thread().name] == hook.threads

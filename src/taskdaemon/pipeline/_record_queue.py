@@ -23,10 +23,11 @@ Policy, and why:
   CPU (benchmarks/README.md, "Round 9 (wake9)", which also says how the value was chosen).
   The trade: live readers that do not settle (the live views, ``watch``) see a record up to
   the linger later; whatever needs the telemetry complete settles the queue itself, at once
-  (``stage_environment``, ``flush``, ``get_metrics``, ``RunStarted``/``RunFinished``), so a
-  settle finds up to a linger's records more than before, on its own thread. The linger is
-  kept well under the time a chain of sync stages takes to queue ``INLINE_BATCH`` records, so
-  the worker, not the loop, still handles them. Only ``stop`` cuts a linger short.
+  (``stage_environment``, ``flush``, ``get_metrics``, ``RunFinished``, a ``RunStarted``
+  whose run span the monitor did not start), so a settle finds up to a linger's records more
+  than before, on its own thread. The linger is kept well under the time a chain of sync
+  stages takes to queue ``INLINE_BATCH`` records, so the worker, not the loop, still handles
+  them. Only ``stop`` cuts a linger short.
 * After a batch the worker does not go idle at once: for ``WORKER_POLL_SECONDS`` it looks for
   records every linger, still busy, so the records of a stage that ends within that time ring
   nobody. A stage that sleeps or waits for a subprocess (10 ms, say) used to find the worker

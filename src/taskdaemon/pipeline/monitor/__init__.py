@@ -116,8 +116,8 @@ from taskdaemon.pipeline.span_redaction import RedactingTracer
 __all__ = ["PipelineMonitor"]
 
 _logger = logging.getLogger(__name__)
-#: Records handled at once, on the caller's thread: ``RunStarted`` reads the caller's current span
-#: (linked as the parent), ``RunFinished`` completes the run's telemetry (see ``on_event``).
+#: Records handled at once, on the caller's thread: ``RunFinished`` completes the run's
+#: telemetry; ``RunStarted`` unless it may go to the worker (see ``on_event``).
 _SETTLE_NOW: frozenset[type] = frozenset({RunStarted, RunFinished})
 
 
@@ -209,11 +209,16 @@ class PipelineMonitor(ManualFeed):
         loop that never waits handles the queue itself in batches, and one that publishes
         events faster than their payloads are recorded handles the queue once it holds
         ``HEAVY_BOUND`` of them (``_record_queue``). What needs the result now settles the
-        queue first, on the caller's thread: ``RunStarted`` (the caller's current span is the
-        run's parent link), ``RunFinished`` (a finished run's telemetry is complete when
-        ``engine.run`` returns), ``stage_environment``, the manual API, ``get_metrics`` and
-        ``flush()``. Outside a running loop (the manual API, records fed by hand) every record
-        is handled at once. What fails is logged once per record type.
+        queue first, on the caller's thread: ``RunFinished`` (a finished run's telemetry is
+        complete when ``engine.run`` returns), ``stage_environment``, the manual API,
+        ``get_metrics`` and ``flush()``; and ``RunStarted`` when this monitor did not start its
+        run span (``allocate_run_id``), which is then started under the caller's current span
+        and context (a parent to link, ``taskdaemon run``'s preset trace id), or when a hook
+        takes it (the run log's first record stays first). Else a run's start goes to the
+        worker as its other records do (``Recorder.starts_on_worker``): ``allocate_run_id``
+        read the caller's span, and the run's attributes, books and metric records are made
+        off the loop. Outside a running loop (the manual API, records fed by hand) every
+        record is handled at once. What fails is logged once per record type.
         """
         kind = type(event)
         try:
@@ -224,7 +229,14 @@ class PipelineMonitor(ManualFeed):
             # The non-raising loop probe: get_running_loop() would raise for every hand-fed
             # record.
             if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
-                self._queue.handle_now(event)
+                if (
+                    kind is RunStarted
+                    and asyncio._get_running_loop() is not None
+                    and self._recorder.starts_on_worker(cast(RunStarted, event))
+                ):
+                    self._queue.put(event)
+                else:
+                    self._queue.handle_now(event)
             elif kind is EventPublished:  # a payload counts against the queue's own bound
                 self._queue.put(event, heavy=bool(cast(EventPublished, event).payload))
             else:

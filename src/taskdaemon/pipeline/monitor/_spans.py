@@ -147,10 +147,16 @@ def start_run_span(
 
 
 def describe_run_start(
-    span: Span, event: RunStarted, capture: PayloadCapture, span_hook: Any
+    span: Span,
+    event: RunStarted,
+    capture: PayloadCapture,
+    span_hook: Any,
+    current: SpanContext | None = None,
 ) -> None:
     """What ``RunStarted`` adds to the run span: the run id, who started it, the request, and
-    the links to an external parent and to a replayed run."""
+    the links to an external parent and to a replayed run. ``current``: the span current
+    where the run was named, read there (``Recorder.allocate``), the parent when the event
+    names none; None to read it now, on this thread."""
     if not span.is_recording():
         return
     attributes: dict[str, Any] = {}  # the definition's are set at the span's start
@@ -167,7 +173,8 @@ def describe_run_start(
     if event.parent_traceparent:
         parent = _parse_traceparent(event.parent_traceparent)
     else:
-        current = trace.get_current_span().get_span_context()
+        if current is None:
+            current = trace.get_current_span().get_span_context()
         parent = current if current.is_valid else None
     if parent is not None:
         span.add_link(parent, {t.LINK_RELATION: t.LINK_PARENT})

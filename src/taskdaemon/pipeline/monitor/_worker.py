@@ -104,9 +104,9 @@ class Recorder:
         self._sampling = metrics.recording and metrics.resource_sampling
         self.aggregates = aggregates
         self.runs: dict[str, Run] = {}
-        # Run spans ``allocate`` started before their ``RunStarted`` arrives, by run id.
-        #: Run spans started by ``allocate``, with ``MASKED.generation`` read before.
-        self._allocated: dict[str, tuple[Span, int]] = {}
+        #: Run spans ``allocate`` started before their ``RunStarted`` arrives, by run id, with
+        #: ``MASKED.generation`` read before and the span current where the run was named.
+        self._allocated: dict[str, tuple[Span, int, SpanContext]] = {}
         self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
         self._warned_foreign_id = False
         #: Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
@@ -194,15 +194,33 @@ class Recorder:
         return run.span_context
 
     def allocate(self, pipeline: Pipeline, at: float) -> str | None:
-        """Start a run span now and answer its trace id (the run id); None if not tracing."""
+        """Start a run span now and answer its trace id (the run id); None if not tracing.
+
+        The caller's current span, the run's parent unless its ``RunStarted`` names one, is
+        read here, on the caller's thread and in its context: the engine names a run and
+        starts it in one step, and its ``RunStarted`` is then handled on the worker
+        (``starts_on_worker``), where that span is not current."""
         masked = MASKED.generation
         span = self._start_run_span(pipeline, at)
         span_context = span.get_span_context()
         if not span_context.is_valid:
             return None
         run_id = format_trace_id(span_context.trace_id)
-        self._allocated[run_id] = (span, masked)
+        current = trace.get_current_span().get_span_context()
+        self._allocated[run_id] = (span, masked, current)
         return run_id
+
+    def starts_on_worker(self, event: RunStarted) -> bool:
+        """Whether ``event`` may be handled on the worker: its run span was started by
+        ``allocate``, which read the caller's span, and no hook takes it. A hook that does (the
+        run log's ``run ... started``) is called at once, on the caller's thread, as before: on
+        the worker, the record came after those the run's handlers log themselves, no longer
+        the run's first. Asked on the caller's thread without the queue's lock: the entry is
+        only taken by handling this very record, and a hook's ``takes`` reads only levels."""
+        if event.run_id not in self._allocated:
+            return False
+        hooks = self.hooks
+        return not hooks or not any(_takes(hook, RunStarted) for hook in hooks)
 
     def stage_environment(self, event: StageStarted) -> dict[str, str]:
         """The subprocess variables naming the execution's span ({} if it has none)."""
@@ -246,8 +264,9 @@ class Recorder:
         pipeline = event.pipeline
         info = self._info(pipeline)
         allocated = self._allocated.pop(event.run_id, None)
+        current = None  # read now, by ``describe_run_start``, when the run was named elsewhere
         if allocated is not None:
-            span, masked = allocated
+            span, masked, current = allocated
         else:
             masked = MASKED.generation
             span = self._start_run_span(pipeline, event.at)
@@ -262,7 +281,7 @@ class Recorder:
                     "run %s was not named by this monitor: its trace id differs from its run id",
                     event.run_id,
                 )
-        _spans.describe_run_start(span, event, self.capture, self.span_hook)
+        _spans.describe_run_start(span, event, self.capture, self.span_hook, current)
         self.runs[event.run_id] = Run(
             run_id=event.run_id,
             pipeline=pipeline,
