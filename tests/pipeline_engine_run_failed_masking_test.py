@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from cli_support import pythonpath_with, start_ui, taskdaemon, write
+from redaction_support import shown_everywhere
 from taskdaemon.pipeline.redaction import REDACTED
-from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore
 
 LEARNT = "StoppingTok-55443322"  # said by ``early``'s error before ``fetch`` returns it
 
@@ -55,18 +55,18 @@ stages:
 
 
 @pytest.mark.slow
-def test_a_run_failed_skip_reason_masks_a_value_learnt_while_the_run_stopped(home: Path) -> None:
+def test_a_run_failed_skip_reason_masks_a_value_learnt_while_the_run_stopped(
+    home: Path, tmp_path: Path
+) -> None:
     """``early`` fails saying the value; the run stops, and ``fetch``, cancelled, returns it
     under ``token``; ``after`` is skipped ``run failed: ...``: ``runs show``, its ``--json``,
-    the stored spans and the web API's run show the reason masked, and the value nowhere."""
+    ``logs``, a dump, the store's rows and the web API's run show the reason masked, and the
+    value nowhere."""
     write(home / "stopping_handlers.py", HANDLERS)
     pipeline = write(home / "stopping.yaml", PIPELINE)
     ran = taskdaemon(home, "run", str(pipeline), PYTHONPATH=pythonpath_with(home))
     (run_id,) = (line.split()[1] for line in ran.stdout.splitlines() if line.startswith("run "))
-    shown = taskdaemon(home, "runs", "show", run_id, "--wide")
-    as_json = taskdaemon(home, "runs", "show", run_id, "--json")
-    with SpanStore(home / "spans.db", retention=RetentionPolicy()) as store:
-        spans = repr(store.get_trace(run_id))
+    shown = shown_everywhere(home, run_id, tmp_path)
     ui, url, token = start_ui(home)
     try:
         api = httpx.get(
@@ -75,12 +75,14 @@ def test_a_run_failed_skip_reason_masks_a_value_learnt_while_the_run_stopped(hom
     finally:
         ui.terminate()
         ui.communicate(timeout=30)
+    shown["run"] = ran.stdout
+    shown["ui /api/runs/RUN"] = api.text
     (after,) = (s for s in api.json()["stages"] if s["name"] == "after")
     reason = f"run failed: stage 'early' failure: vault said {REDACTED}"
-    assert (1, reason, True, True, [False] * 5) == (
+    assert (1, reason, True, True, []) == (
         ran.returncode,
         after["skip_reason"],
-        reason in as_json.stdout,
-        "vault said [REDACTED]" in shown.stdout,
-        [LEARNT in text for text in (ran.stdout, shown.stdout, as_json.stdout, spans, api.text)],
-    ), ran.stdout + ran.stderr + shown.stdout
+        reason in shown["runs show --json"],
+        "vault said [REDACTED]" in shown["runs show"],
+        [where for where, text in shown.items() if LEARNT in text],
+    ), ran.stdout + ran.stderr
