@@ -49,6 +49,7 @@ REPOSITORY_CHECKS = frozenset(
         "examples_commands",  # examples/*.py run as their docstrings say
         "examples_loops",  # examples/loops.py: a file of the repository, not of the package
         "layout",
+        "packaging_installed",  # the wheel built from the tree, installed and run outside it
         "public_api",
         "readme",
     }
