@@ -171,22 +171,29 @@ class OnTerminal:
 
 @contextlib.contextmanager
 def on_a_terminal(
-    home: Path, *args: str, columns: int | None = None, hangup: str = "default"
+    home: Path,
+    *args: str,
+    columns: int | None = None,
+    hangup: str = "default",
+    command: str = TASKDAEMON,
+    cwd: Path = ROOT,
+    **extra: str,
 ) -> Iterator[OnTerminal]:
-    """``taskdaemon ARGS`` on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session
-    of its own, killed at the end if still there. ``columns``: the terminal's width (24 rows;
-    ``COLUMNS`` unset, so the terminal's own size is read), else the pty's default; ``hangup``:
-    SIGHUP's disposition (:data:`HANGUP`)."""
+    """``taskdaemon ARGS`` (``command``, run in ``cwd`` with ``environment(home, **extra)``)
+    on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session of its own, killed at
+    the end if still there. ``columns``: the terminal's width (24 rows; ``COLUMNS`` unset, so
+    the terminal's own size is read), else the pty's default; ``hangup``: SIGHUP's disposition
+    (:data:`HANGUP`)."""
     primary, secondary = pty.openpty()
-    env = environment(home)
+    env = environment(home, **extra)
     if columns is not None:
         fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
-        env = environment(home, TERM="xterm-256color")
+        env = environment(home, TERM="xterm-256color", **extra)
         env.pop("COLUMNS", None)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", _ON_A_TERMINAL.format(hangup=HANGUP[hangup]), TASKDAEMON, *args],
-            cwd=ROOT,
+            [sys.executable, "-c", _ON_A_TERMINAL.format(hangup=HANGUP[hangup]), command, *args],
+            cwd=cwd,
             env=env,
             stdin=secondary,
             stdout=secondary,

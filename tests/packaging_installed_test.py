@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from browser_support import TOKEN, browser_page, server_url
+from cli_faults_support import on_a_terminal
 from cli_support import ONE_STAGE_PIPELINE, ROOT, ended_at_exit, environment, taskdaemon, write
 
 pytestmark = pytest.mark.slow
@@ -178,6 +179,28 @@ def test_installed_run_is_stored_listed_reported_and_replayed(
     run_installed(installed, folder, "report", "--format", "html", "-o", "report.html")
     assert "<html" in (folder / "report.html").read_text()
     assert "no divergence" in run_installed(installed, folder, "replay", run_id, "--verify")
+
+
+def test_installed_debug_pauses_and_continues_on_a_terminal(
+    installed: Installed, folder: Path, home: Path
+) -> None:
+    """``debug FILE --break STAGE`` of the installed command pauses at the stage under its
+    prompt on a terminal, runs on at ``continue`` and leaves with 0 at the input's end."""
+    with on_a_terminal(
+        home,
+        "debug",
+        "one.yaml",
+        "--break",
+        "only",
+        command=installed.command,
+        cwd=folder,
+        PYTHONPATH="",
+    ) as terminal:
+        terminal.wait_for("(taskdaemon) ")
+        terminal.type(b"continue\n")
+        terminal.wait_for("run ended success\r\n(taskdaemon) ")  # an earlier Ctrl-D may go unread
+        terminal.type(b"\x04")
+        assert 0 == terminal.process.wait(60)
 
 
 @pytest.fixture
