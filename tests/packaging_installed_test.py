@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tarfile
 import tomllib
 import zipfile
 from collections.abc import Iterator
@@ -38,8 +39,9 @@ ASSETS = ("style.css", "page.js", "runs.js", "app.js")
 
 @dataclass(frozen=True)
 class Installed:
-    """The built wheel and the venv it is installed in."""
+    """The built sdist, the wheel built from it, and the venv the wheel is installed in."""
 
+    sdist: Path
     wheel: Path
     venv: Path
 
@@ -59,9 +61,10 @@ def _run(*argv: str | Path) -> None:
 
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
-    """The wheel built from a copy of what the Dockerfile copies (``pyproject.toml``,
+    """The sdist built from a copy of what the Dockerfile copies (``pyproject.toml``,
     ``README.md``, ``src``: the build writes its scratch beside its source, never in the
-    checkout), installed with ``--no-deps`` into a new venv."""
+    checkout), the wheel built from that sdist alone, installed with ``--no-deps`` into a new
+    venv."""
     floor = int(metadata.version("setuptools").split(".")[0])
     assert floor >= SETUPTOOLS_FLOOR, "this venv's setuptools is too old: scripts/setup.sh --dev"
     root = tmp_path_factory.mktemp("installed")
@@ -72,8 +75,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     shutil.copytree(
         ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
     )
+    backend = f"from setuptools import build_meta; build_meta.build_sdist({str(root)!r})"
+    subprocess.run([sys.executable, "-c", backend], cwd=source, capture_output=True, check=True)
+    (sdist,) = root.glob("taskdaemon-*.tar.gz")
     pip = (sys.executable, "-m", "pip", "--disable-pip-version-check", "--no-input")
-    _run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root, source)
+    _run(*pip, "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", root, sdist)
     (wheel,) = root.glob("taskdaemon-*.whl")
     venv = root / "venv"
     _run(sys.executable, "-m", "venv", "--without-pip", venv)
@@ -81,7 +87,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     borrowed = dict.fromkeys(sysconfig.get_paths()[key] for key in ("purelib", "platlib"))
     (site / "borrowed.pth").write_text("".join(f"{path}\n" for path in borrowed))
     _run(*pip, "--python", venv / "bin" / "python", "install", "--no-deps", "--no-index", wheel)
-    return Installed(wheel=wheel, venv=venv)
+    return Installed(sdist=sdist, wheel=wheel, venv=venv)
 
 
 @pytest.fixture
@@ -111,6 +117,16 @@ def run_installed(installed: Installed, folder: Path, *args: str) -> str:
     return done.stdout
 
 
+def package_files() -> set[str]:
+    """The files of the source package, as paths under ``src``."""
+    source = ROOT / "src"
+    return {
+        path.relative_to(source).as_posix()
+        for path in (source / "taskdaemon").rglob("*")
+        if path.is_file() and "__pycache__" not in path.parts
+    }
+
+
 def test_build_requires_the_setuptools_that_reads_the_license() -> None:
     """The build backend's declared floor reads ``project.license`` as pyproject states it: an
     SPDX string needs setuptools 77, and an older one refuses the file."""
@@ -124,13 +140,7 @@ def test_wheel_holds_every_file_the_package_reads(installed: Installed) -> None:
     wheel, and nothing else but its metadata."""
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
-    package = ROOT / "src"
-    expected = {
-        path.relative_to(package).as_posix()
-        for path in (package / "taskdaemon").rglob("*")
-        if path.is_file() and "__pycache__" not in path.parts
-    }
-    assert expected == {name for name in names if name.startswith("taskdaemon/")}
+    assert package_files() == {name for name in names if name.startswith("taskdaemon/")}
     assert all(name.startswith(("taskdaemon/", "taskdaemon-")) for name in names)
 
 
@@ -140,6 +150,16 @@ _WHERE_AND_SCHEMA = (
     "import taskdaemon; from taskdaemon.pipeline.visualization import dag_schema; "
     "print(dag_schema()['$schema']); print(taskdaemon.__file__)"
 )
+
+
+def test_sdist_holds_the_package_its_metadata_and_no_tests(installed: Installed) -> None:
+    """The sdist holds the README its metadata shows, the build configuration and every file
+    of the package (the wheel is built from it alone), and nothing of tests/."""
+    with tarfile.open(installed.sdist) as sdist:
+        names = {name.partition("/")[2] for name in sdist.getnames()}
+    package = {f"src/{name}" for name in package_files()}
+    assert {"README.md", "pyproject.toml", "PKG-INFO", *package} <= names
+    assert not any(name.startswith("tests") for name in names)
 
 
 def test_installed_package_is_the_one_run(installed: Installed, folder: Path) -> None:
