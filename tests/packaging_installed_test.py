@@ -62,15 +62,15 @@ def _run(*argv: str | Path) -> None:
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     """The sdist built from a copy of what the Dockerfile copies (``pyproject.toml``,
-    ``README.md``, ``src``: the build writes its scratch beside its source, never in the
-    checkout), the wheel built from that sdist alone, installed with ``--no-deps`` into a new
-    venv."""
+    ``README.md``, ``LICENSE``, ``src``: the build writes its scratch beside its source, never
+    in the checkout), the wheel built from that sdist alone, installed with ``--no-deps`` into
+    a new venv."""
     floor = int(metadata.version("setuptools").split(".")[0])
     assert floor >= SETUPTOOLS_FLOOR, "this venv's setuptools is too old: scripts/setup.sh --dev"
     root = tmp_path_factory.mktemp("installed")
     source = root / "source"
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy2(ROOT / name, source / name)
     shutil.copytree(
         ROOT / "src", source / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info")
@@ -137,11 +137,12 @@ def test_build_requires_the_setuptools_that_reads_the_license() -> None:
 
 def test_wheel_holds_every_file_the_package_reads(installed: Installed) -> None:
     """Every file of the source package (templates, assets, schemas, ``py.typed``) is in the
-    wheel, and nothing else but its metadata."""
+    wheel, and nothing else but its metadata, which carries the license text."""
     with zipfile.ZipFile(installed.wheel) as wheel:
         names = set(wheel.namelist())
     assert package_files() == {name for name in names if name.startswith("taskdaemon/")}
     assert all(name.startswith(("taskdaemon/", "taskdaemon-")) for name in names)
+    assert "taskdaemon-0.1.0.dist-info/licenses/LICENSE" in names
 
 
 #: Run by the installed venv's Python: where taskdaemon is imported from, and the DAG schema it
@@ -153,12 +154,13 @@ _WHERE_AND_SCHEMA = (
 
 
 def test_sdist_holds_the_package_its_metadata_and_no_tests(installed: Installed) -> None:
-    """The sdist holds the README its metadata shows, the build configuration and every file
-    of the package (the wheel is built from it alone), and nothing of tests/."""
+    """The sdist holds the README its metadata shows, the license text, the build
+    configuration and every file of the package (the wheel is built from it alone), and
+    nothing of tests/."""
     with tarfile.open(installed.sdist) as sdist:
         names = {name.partition("/")[2] for name in sdist.getnames()}
     package = {f"src/{name}" for name in package_files()}
-    assert {"README.md", "pyproject.toml", "PKG-INFO", *package} <= names
+    assert {"README.md", "LICENSE", "pyproject.toml", "PKG-INFO", *package} <= names
     assert not any(name.startswith("tests") for name in names)
 
 
