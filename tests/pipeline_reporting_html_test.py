@@ -4,6 +4,7 @@ many stages, and in headless chromium (Playwright) with a stage name holding mar
 from __future__ import annotations
 
 import html
+import itertools
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from browser_support import browser_page
+from browser_support import browser_page, chromium_browser
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import render_report
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
@@ -209,3 +210,83 @@ async def test_a_phone_reads_the_report_without_a_sideways_scroll(tmp_path: Path
     assert (True, [True] * 4) == (fits, boxes)
     assert '<meta name="viewport" content="width=device-width, initial-scale=1">' in written
     assert [] == errors
+
+
+def test_durations_within_two_orders_of_magnitude_keep_linear_axes() -> None:
+    """Stages of medians 0.5 s to 3.5 s, the fastest one's shortest attempt of no time, keep
+    linear axes in seconds: a log axis is drawn only when a linear one would hide a stage."""
+    page = render_report(_report(_names(4)), "html")
+    linear = (">duration (s)</text>", ">p90 duration (s)</text>", ", log (")
+    assert (1, 1, 0) == tuple(page.count(text) for text in linear)
+
+
+#: Four stages' durations, three fast beside one of three minutes.
+FAST_AND_SLOW = {"s00": 0.005, "s01": 0.010, "s02": 0.040, "s03": 180.0}
+
+#: Per chart drawn, each mark's position in its chart (left to right for the box plot's
+#: medians, bottom to top for the p90 chart's dots; a dot's stage read from its tooltip) and
+#: the texts that read as durations, in order.
+MARKS = """() => Array.from(document.querySelectorAll("figure svg"), (svg) => {
+  const origin = svg.getBoundingClientRect();
+  const medians = Array.from(svg.querySelectorAll('path[stroke-width="2"]'),
+    (p) => Math.round(p.getBoundingClientRect().x - origin.x));
+  const dots = Array.from(svg.querySelectorAll("circle > title"))
+    .filter((title) => title.textContent.includes(" on 1970-01-01"))
+    .map((title) => Math.round(origin.bottom - title.parentNode.getBoundingClientRect().bottom));
+  const ticks = Array.from(svg.querySelectorAll("text"), (t) => t.textContent)
+    .filter((t) => /^\\d+(ms|s|min|h|d)$/.test(t));
+  return [medians.concat(dots), ticks];
+})"""
+
+
+def _fast_and_slow() -> Report:
+    """A report of ``FAST_AND_SLOW``, the fastest stage's shortest attempt lasting no time."""
+    report = _report(list(FAST_AND_SLOW))
+    pipeline = replace(
+        report.pipelines[0],
+        distributions={
+            name: (
+                0.0 if name == "s00" else v * 0.8,
+                v * 0.9,
+                v,
+                v * 1.1,
+                v * 1.2,
+                v * 1.3,
+                v * 1.5,
+            )
+            for name, v in FAST_AND_SLOW.items()
+        },
+        daily_p90={name: ((0.0, v), (DAY, v)) for name, v in FAST_AND_SLOW.items()},
+    )
+    return replace(report, pipelines=(pipeline,))
+
+
+@pytest.mark.slow
+async def test_stages_of_milliseconds_beside_one_of_minutes_are_each_drawn_apart(
+    tmp_path: Path,
+) -> None:
+    """Stages of 5 ms, 10 ms, 40 ms and 3 min: each stage's median in the box plot and its
+    p90 dot are drawn in chromium at least 10 pixels from the next stage's, in order, on a log
+    axis whose ticks read as durations, the same at 1,280 and 400 pixels. On the linear axis the
+    three fast stages were drawn on the zero line, one over the other."""
+    page_path = tmp_path / "report.html"
+    written = render_report(_fast_and_slow(), "html")
+    page_path.write_text(written)
+    drawn = []
+    async with chromium_browser() as browser:
+        for width in (1280, 400):
+            async with browser_page(browser, width=width) as (page, errors):
+                await page.goto(page_path.as_uri())
+                drawn.append(await page.evaluate(MARKS))
+                assert [] == errors
+    (box, ticks), _timeline, (dots, p90_ticks) = drawn[0]
+    gaps = [
+        later - earlier
+        for positions in (box, dots)
+        for earlier, later in itertools.pairwise(positions)
+    ]
+    durations = ["1ms", "10ms", "100ms", "1s", "10s", "1min", "10min"]
+    assert (4, 4, True) == (len(box), len(dots), all(gap >= 10 for gap in gaps)), (box, dots)
+    assert (durations, durations) == (ticks, p90_ticks)
+    assert drawn[0] == drawn[1]
+    assert "duration, log (under 1ms at 1ms)" in written

@@ -1,17 +1,22 @@
 """The HTML report's three charts, written as SVG text: no plotting library, no script.
 
-They are simple (rows of bars and boxes on one linear axis, and a few lines over days), and
+They are simple (rows of bars and boxes on one axis, and a few lines over days), and
 drawing them with matplotlib cost the report its import and two layouts a figure, seconds
 for a page of three charts. Every text a run contributes (stage names) is escaped, attribute
 and text alike (``html_text``), so a name holding markup, quotes or control characters is
 shown, never parsed. Each mark has a
 ``<title>`` with its figures: a browser shows it on hover and a screen reader reads it.
+
+The two duration axes (the box plot's and the p90 chart's) turn logarithmic when their values
+span more than two orders of magnitude (``_duration_scale``): on a linear axis a stage of
+minutes squeezed stages of milliseconds onto its zero line, one over the other, so a legend of
+four stages showed two lines. Below that spread a linear axis reads more easily, and is kept.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
 
@@ -48,17 +53,51 @@ LINES = (
 )
 
 
+#: A log axis's floor: a shorter duration (zero, or under the clock's resolution) is drawn at
+#: it, as its axis label says, since a logarithm has no place for zero. A millisecond, as the
+#: views write no finer unit: a finer floor would spend decades of the axis on nothing shown.
+FLOOR = 0.001
+#: The most a duration axis's values may span (highest over lowest, the lowest no less than
+#: ``FLOOR``) and stay linear: a mark a hundredth of the axis's length is a few pixels wide.
+SPREAD = 100.0
+#: A log axis's ticks, in seconds, and how they are labelled: powers of ten up to seconds, then
+#: the minutes, hours and days a reader counts in.
+LOG_TICKS = (
+    (0.001, "1ms"),
+    (0.01, "10ms"),
+    (0.1, "100ms"),
+    (1.0, "1s"),
+    (10.0, "10s"),
+    (60.0, "1min"),
+    (600.0, "10min"),
+    (3600.0, "1h"),
+    (36000.0, "10h"),
+    (86400.0, "1d"),
+    (864000.0, "10d"),
+)
+
+
 class _Scale(NamedTuple):
-    """A linear map of data [lo, hi] onto pixels [start, end], and the ticks along it."""
+    """A map of data [lo, hi] onto pixels [start, end], linear or (``log``) logarithmic with
+    values under ``FLOOR`` drawn at it, and the ticks along it."""
 
     lo: float
     hi: float
     start: float
     end: float
     ticks: tuple[float, ...]
+    log: bool = False
 
     def at(self, value: float) -> float:
-        return self.start + (value - self.lo) / (self.hi - self.lo) * (self.end - self.start)
+        if self.log:
+            lo, hi, value = (math.log10(max(v, FLOOR)) for v in (self.lo, self.hi, value))
+        else:
+            lo, hi = self.lo, self.hi
+        return self.start + (value - lo) / (hi - lo) * (self.end - self.start)
+
+    def label(self, tick: float) -> str:
+        """A tick's text: a duration on a log axis, a number of the axis's unit otherwise."""
+        return dict(LOG_TICKS)[tick] if self.log else f"{tick:g}"
 
 
 def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
@@ -72,6 +111,31 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
     digits = max(0, -math.floor(math.log10(step)))
     ticks = tuple(round(i * step, digits) for i in range(first, last + 1))
     return _Scale(ticks[0], ticks[-1], start, end, ticks)
+
+
+def _log_scale(lo: float, hi: float, start: float, end: float) -> _Scale:
+    """[lo, hi] (lo at least ``FLOOR``) widened to the ``LOG_TICKS`` on either side of it."""
+    seconds = [tick for tick, _ in LOG_TICKS]
+    first = max([tick for tick in seconds if tick <= lo], default=seconds[0])
+    last = min([tick for tick in seconds if tick >= hi], default=seconds[-1])
+    ticks = tuple(tick for tick in seconds if first <= tick <= last)
+    return _Scale(ticks[0], max(ticks[-1], hi), start, end, ticks, log=True)
+
+
+def _duration_scale(
+    values: list[float], marks: list[float], start: float, end: float, what: str
+) -> tuple[_Scale, str]:
+    """An axis of durations showing ``values`` and its label (``what`` they are): logarithmic
+    when the highest value is more than ``SPREAD`` times the lowest of ``marks`` (counted as
+    ``FLOOR`` when shorter), the figures each stage is read by (a median, a p90), so that the
+    fastest stage can be read beside the slowest; linear from zero otherwise, or when a value
+    is negative (a clock stepped back), which no logarithm can place. ``marks`` and not every
+    value: a stage's one attempt of no time (a whisker at zero) would turn every axis log."""
+    lo, hi = min(values), max(values)
+    if lo < 0 or hi <= SPREAD * max(min(marks), FLOOR):
+        return _scale(min(0.0, lo), hi, start, end), f"{what} (s)"
+    label = f"{what}, log (under {LOG_TICKS[0][1]} at {LOG_TICKS[0][1]})"
+    return _log_scale(max(lo, FLOOR), hi, start, end), label
 
 
 def _label(name: str) -> str:
@@ -103,17 +167,20 @@ def _frame(left: float, top: float, right: float, bottom: float) -> str:
     )
 
 
-def _rows(names: list[str], lo: float, hi: float, label: str) -> tuple[list[str], _Scale]:
-    """A chart of one row per name, labelled at its left, with grid lines at the ticks of
-    [lo, hi], their values under the plot and the axis ``label``: its parts and x scale."""
+def _rows(
+    names: list[str], axis: Callable[[float, float], tuple[_Scale, str]]
+) -> tuple[list[str], _Scale]:
+    """A chart of one row per name, labelled at its left, with grid lines at the ticks of the
+    scale and label ``axis`` gives for the pixels from and to, their values under the plot and
+    the axis's label: its parts and x scale."""
     labels = [_label(name) for name in names]
     left = CHAR * max(len(text) for text in labels) + 16
     bottom = TOP + ROW * len(names)
-    scale = _scale(lo, hi, left + PAD, WIDTH - RIGHT - PAD)
+    scale, label = axis(left + PAD, WIDTH - RIGHT - PAD)
     parts = [_frame(left, TOP, WIDTH - RIGHT, bottom)]
     for tick in scale.ticks:
         parts.append(_vline(scale.at(tick), TOP, bottom))
-        parts.append(_text(scale.at(tick), bottom + 15, f"{tick:g}", ' text-anchor="middle"'))
+        parts.append(_text(scale.at(tick), bottom + 15, scale.label(tick), ' text-anchor="middle"'))
     parts.append(_text((left + WIDTH - RIGHT) / 2, bottom + 34, label, ' text-anchor="middle"'))
     for row, text in enumerate(labels):
         parts.append(_text(left - 6, TOP + ROW * row + ROW / 2 + 4, text, ' text-anchor="end"'))
@@ -144,8 +211,11 @@ def distribution_svg(
         return None
     # From zero, or from below it: an attempt that ended before it started (a clock stepped
     # back, a source's odd times) lasted a negative time, drawn inside the frame too.
-    low = min(0.0, *(q[0] for q in rows.values()))
-    parts, scale = _rows(list(rows), low, max(q[6] for q in rows.values()), "duration (s)")
+    values = [q[0] for q in rows.values()] + [q[6] for q in rows.values()]
+    medians = [q[2] for q in rows.values()]
+    parts, scale = _rows(
+        list(rows), lambda start, end: _duration_scale(values, medians, start, end, "duration")
+    )
     for row, (name, quantiles) in enumerate(rows.items()):
         q0, q25, q50, q75, _q90, q99, q100 = (scale.at(v) for v in quantiles)
         y = TOP + ROW * row + ROW / 2
@@ -190,7 +260,9 @@ def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
     bars = [bar for row in rows for bar in row]
     label = "seconds since the run started (light: queue wait; red: failed)"
     lo, hi = min(0.0, *(b[0] for b in bars)), max(b[2] for b in bars)
-    parts, scale = _rows([stage.name for stage in stages], lo, hi, label)
+    parts, scale = _rows(
+        [stage.name for stage in stages], lambda start, end: (_scale(lo, hi, start, end), label)
+    )
     for row, (stage, attempts) in enumerate(zip(stages, rows, strict=True)):
         for number, (queued, start, end, failed) in enumerate(attempts, 1):
             what = f"{stage.name} attempt {number}"
@@ -216,20 +288,22 @@ def daily_svg(
     if not names:
         return None
     days = sorted({day for name in names for day, _ in daily[name]})
-    left, bottom = 56, 250
+    bottom = 250
+    values = [value for name in names for _, value in daily[name]]
+    ys, label = _duration_scale(values, values, bottom, TOP, "p90 duration")  # as the box plot's
+    # The ticks' values stand right of the turned axis label: "100ms" is wider than "0.5".
+    left = max(56, 32 + CHAR * max(len(ys.label(tick)) for tick in ys.ticks))
     right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
     pad = (days[-1] - days[0]) * 0.05 or 43200.0  # one day alone sits in the middle
     xs = _Scale(days[0] - pad, days[-1] + pad, left, right, ())
-    values = [value for name in names for _, value in daily[name]]
-    ys = _scale(min(0.0, *values), max(values), bottom, TOP)  # below zero: as the box plot
     parts = [_frame(left, TOP, right, bottom)]
     for tick in ys.ticks:
         y = ys.at(tick)
         parts.append(f'<path d="M{left} {y:.1f}H{right:.1f}" stroke="{GRID}"/>')
-        parts.append(_text(left - 6, y + 4, f"{tick:g}", ' text-anchor="end"'))
+        parts.append(_text(left - 6, y + 4, ys.label(tick), ' text-anchor="end"'))
     middle = (TOP + bottom) / 2
     turn = f' text-anchor="middle" transform="rotate(-90 14 {middle:.1f})"'
-    parts.append(_text(14, middle, "p90 duration (s)", turn))
+    parts.append(_text(14, middle, label, turn))
     for day in days[:: math.ceil(len(days) / 10)]:  # at most 10 dates under the axis
         x = xs.at(day)
         parts.append(_vline(x, TOP, bottom))
