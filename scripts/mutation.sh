@@ -330,6 +330,11 @@ tests_for() {
         pipeline/run_id_form.py)
             echo tests/pipeline_run_id_form_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
+        pipeline/replay/run.py)
+            # Replays run in-process (a real engine, monitor and store each); not the CLI's
+            # replay files, whose subprocesses mutmut credits nothing.
+            echo tests/pipeline_replay_run_test.py tests/pipeline_replay_run_shapes_test.py \
+                tests/pipeline_reporting_replays_test.py ;;
         pipeline/tracking/_jaeger.py)
             # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
             echo tests/pipeline_tracking_sources_jaeger_test.py ;;

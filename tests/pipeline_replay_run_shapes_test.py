@@ -5,6 +5,7 @@ a fed end, beside a stage run again that takes its time."""
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -40,8 +41,8 @@ SHAPES = pipeline(
 )
 
 
-def _in_order() -> Mapping[str, Any]:
-    """Handlers that end each execution once the one before it in ``ORDER`` has ended."""
+def _in_order(order: list[str] = ORDER) -> Mapping[str, Any]:
+    """Handlers that end each execution once the one before it in ``order`` has ended."""
     ended: dict[str, asyncio.Event] = {}
 
     async def ring(ctx: StageContext) -> Mapping[str, Any]:
@@ -49,9 +50,9 @@ def _in_order() -> Mapping[str, Any]:
             for index in range(3):
                 ctx.publish("part", {"index": index})
         name = f"part#{ctx.instance}" if ctx.stage == "part" else ctx.stage
-        at = ORDER.index(name)
+        at = order.index(name) if name in order else 0
         if at:
-            await ended.setdefault(ORDER[at - 1], asyncio.Event()).wait()
+            await ended.setdefault(order[at - 1], asyncio.Event()).wait()
         ended.setdefault(name, asyncio.Event()).set()
         return {"at": at}
 
@@ -88,3 +89,41 @@ def test_fed_stages_end_in_the_record_s_order_in_every_shape(tmp_path: Path) -> 
     ]
     assert ("failure", "success") == (str(original.status), str(outcome.result.status))
     assert ORDER == fed
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("slots", "order"),
+    [
+        pytest.param(1, ["s0", "s1", "s2", "s3"], id="one-slot"),
+        # s0 and s1 start, s1 ends first, then s2, started in its slot, then s0, then s3.
+        pytest.param(2, ["s1", "s2", "s0", "s3"], id="two-slots"),
+    ],
+)
+def test_fed_stages_queued_for_worker_slots_end_in_the_record_s_order(
+    tmp_path: Path, slots: int, order: list[str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """When the worker slots are all held, the fed stand-ins that hold them wait their turn
+    while the others stay queued for a slot: the first is let go (only an end frees a slot),
+    and the next waits for the one that end lets start when the record ended that one first.
+    No observer fails on the stage run again (the engine would log it and go on)."""
+    flow = pipeline(
+        *(stage(f"s{i}") for i in range(4)),
+        stage("z", *after("s0", "s1", "s2", "s3"), trigger_mode=TriggerMode.ALL),
+        name="slots",
+        concurrency=slots,
+    )
+    rec = Recording(tmp_path / "spans.db")
+    recorded, replayed = Recorder(), Recorder()
+    try:
+        original = rec.run(flow, handlers=_in_order(order), recorder=recorded)
+        outcome = rec.replay(original.run_id, from_stage="z", observers=[replayed])
+    finally:
+        rec.close()
+
+    def ended(recorder: Recorder) -> list[str]:
+        return [e.stage for e in recorder.events if isinstance(e, StageFinished)]
+
+    assert [*order, "z"] == ended(recorded)
+    assert ("success", ended(recorded)) == (str(outcome.result.status), ended(replayed))
+    assert [] == [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

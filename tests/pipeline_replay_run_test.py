@@ -4,7 +4,9 @@ links and statuses they leave, verification, missing values and a changed defini
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,23 @@ import pytest
 from pipeline_replay_support import FLOW, HANDLERS, Recording, check, counting, cut_like_tempo
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.model import Backoff, ErrorStrategy, OutputMapping, RetryPolicy
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.events import ApprovalRequested, ApprovalResolved, StageFinished
+from taskdaemon.pipeline.model import (
+    Backoff,
+    ErrorStrategy,
+    InputMapping,
+    Manual,
+    OnEvent,
+    OutputMapping,
+    RetryPolicy,
+)
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay import ReplayError, replay_async
 from taskdaemon.pipeline.tracking import encode_traces
 
-from pipeline_engine_support import Resolver, after, stage  # isort: skip
+from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage  # isort: skip
 
 
 @pytest.fixture
@@ -177,6 +189,15 @@ def test_a_run_beside_a_replay_on_the_same_monitor_is_not_fed(rec: Recording) ->
     ) == (fed_spans(outcome.run_id), fed_spans(beside.run_id))
 
 
+#: Plan, build and check (no release: nothing to approve), a failed stage retried once.
+_RETRIED = replace(
+    FLOW,
+    stages=FLOW.stages[:3],
+    error_strategy=ErrorStrategy.RETRY,
+    retry=RetryPolicy(max_attempts=2, backoff=Backoff(initial=0.01)),
+)
+
+
 @pytest.mark.slow
 def test_a_fed_stage_hands_on_the_events_of_every_recorded_attempt(rec: Recording) -> None:
     """A fed stage published the events of its last recorded attempt only: the part build's
@@ -192,13 +213,7 @@ def test_a_fed_stage_hands_on_the_events_of_every_recorded_attempt(rec: Recordin
             raise RuntimeError("build broke after one part")
         return await HANDLERS["build"](ctx)
 
-    flow = replace(
-        FLOW,
-        stages=FLOW.stages[:3],  # no release: nothing to approve
-        error_strategy=ErrorStrategy.RETRY,
-        retry=RetryPolicy(max_attempts=2, backoff=Backoff(initial=0.01)),
-    )
-    original = rec.run(flow=flow, handlers={**HANDLERS, "build": flaky_build})
+    original = rec.run(flow=_RETRIED, handlers={**HANDLERS, "build": flaky_build})
     outcome = rec.replay(original.run_id, from_stage="check")
 
     def checked(run_id: str) -> list[tuple[Any, ...]]:
@@ -357,3 +372,280 @@ def test_a_stage_resumed_after_fed_ones_finds_the_files_they_left(
         sorted(p.name for p in (root / original.run_id).iterdir()),
     )
     assert (root / outcome.run_id / "plan.txt").read_text() == f"steps of {original.run_id}"
+
+
+async def _plan_with_a_link(ctx: Any) -> dict[str, Any]:
+    """``_plan_in_workspace``, and a link to its file beside it."""
+    answer = await _plan_in_workspace(ctx)
+    (Path(ctx.workspace) / "link").symlink_to("plan.txt")
+    return answer
+
+
+async def _build_onto_file(ctx: Any) -> dict[str, Any]:
+    """Adds a line to the plan's file, and publishes a part for ``check`` to read it."""
+    path = Path(ctx.workspace) / "plan.txt"
+    path.write_text(path.read_text() + "\nbuilt")
+    ctx.publish("part", {"name": "file"})
+    return {"parts": ["file"]}
+
+
+async def _check_file(ctx: Any) -> dict[str, Any]:
+    """Reads the plan's file as this stage finds it."""
+    return {"checked": (Path(ctx.workspace) / "plan.txt").read_text()}
+
+
+@pytest.mark.slow
+def test_the_recorded_folder_is_copied_once_with_its_links(rec: Recording, tmp_path: Path) -> None:
+    """The copy keeps a link a link, and is made before the first re-executed stage only: the
+    file the recorded build had added a line to, to which the replay's build adds another, is
+    read with both by the next stage, not copied over again."""
+    root = tmp_path / "workspaces"
+    flow = _flow_without_plan_mapping()
+    handlers = {**HANDLERS, "plan": _plan_with_a_link, "build": _build_onto_file}
+    original = rec.run(handlers=handlers, flow=flow, workspace=root)
+    resolver = Resolver({**handlers, "check": _check_file})
+    outcome = rec.replay(
+        original.run_id, from_stage="build", resolver=resolver, workspace=str(root)
+    )
+    folder = root / outcome.run_id
+    assert ("success", "plan.txt", {"checked": f"steps of {original.run_id}\nbuilt\nbuilt"}) == (
+        str(outcome.result.status),
+        (folder / "link").readlink().as_posix(),
+        dict(outcome.result.executions["check"][0].outputs),
+    )
+
+
+async def _plan_signed(ctx: Any) -> dict[str, Any]:
+    """Leaves a file named after its run in its workspace."""
+    (Path(ctx.workspace) / f"by-{ctx.run_id}").write_text("")
+    return await HANDLERS["plan"](ctx)
+
+
+@pytest.mark.slow
+def test_only_a_replay_that_feeds_stages_starts_from_the_recorded_folder(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """A full replay feeds nothing: its workspace holds only what its own stages left, not the
+    recorded run's files. A replay from a stage whose recorded run's folder is gone starts
+    from an empty workspace, and runs."""
+    root = tmp_path / "workspaces"
+    handlers = {**HANDLERS, "plan": _plan_signed}
+    original = rec.run(handlers=handlers, workspace=root)
+    full = rec.replay(original.run_id, resolver=Resolver(handlers), workspace=str(root))
+    shutil.rmtree(root / original.run_id)
+    resumed = rec.replay(original.run_id, from_stage="build", workspace=str(root))
+    assert ("success", [f"by-{full.run_id}"], "success", []) == (
+        str(full.result.status),
+        sorted(p.name for p in (root / full.run_id).iterdir()),
+        str(resumed.result.status),
+        sorted(p.name for p in (root / resumed.run_id).iterdir()),
+    )
+
+
+@pytest.mark.slow
+def test_a_recorded_folder_that_cannot_be_copied_fails_the_first_stage_resumed(
+    rec: Recording, tmp_path: Path
+) -> None:
+    """A named pipe in the recorded run's folder cannot be copied: the first stage resumed fails
+    with a line naming the folder, and runs no handler."""
+    root = tmp_path / "workspaces"
+    original = rec.run(handlers=_IN_WORKSPACE, flow=_flow_without_plan_mapping(), workspace=root)
+    os.mkfifo(root / original.run_id / "pipe")
+    handlers, calls = counting(_IN_WORKSPACE)
+    outcome = rec.replay(
+        original.run_id, from_stage="build", resolver=handlers, workspace=str(root)
+    )
+    (build,) = outcome.result.executions["build"]
+    said = f"replay: cannot copy the recorded run's workspace {root / original.run_id}: "
+    assert ("failure", "failure", True, {}) == (
+        str(outcome.result.status),
+        str(build.status),
+        (build.error or "").startswith(said),
+        calls,
+    )
+
+
+class DiskFullError(Exception):
+    """A failure of a type of this test's own."""
+
+
+async def _disk_full(ctx: Any) -> dict[str, Any]:
+    raise DiskFullError("no space left on /data")
+
+
+async def _hang(ctx: Any) -> dict[str, Any]:
+    """Waits until the stage's timeout cancels it."""
+    return await asyncio.get_running_loop().create_future()  # type: ignore[no-any-return]
+
+
+#: ``bad`` fails twice, ``slow`` times out; ``z`` runs after both.
+_ENDS = replace(
+    FLOW,
+    stages=(
+        stage("bad", loop="bad", retry=RetryPolicy(max_attempts=2, backoff=Backoff(initial=0.01))),
+        stage("slow", loop="slow", timeout=0.05),
+        stage("z", *after("bad", "slow", success_only=False), loop="z"),
+    ),
+    error_strategy=ErrorStrategy.CONTINUE,
+)
+
+
+@pytest.mark.slow
+def test_fed_stages_end_as_the_record_failed_and_timed_out(rec: Recording) -> None:
+    """Fed, a stage the record saw fail fails with the recorded message under the recorded
+    error type, once (the one fed execution stands for both recorded attempts), and one it
+    saw time out times out with the recorded message."""
+    handlers = {"bad": _disk_full, "slow": _hang}
+    original = rec.run(flow=_ENDS, handlers=handlers)
+    outcome = rec.replay(original.run_id, from_stage="z", resolver=Resolver(handlers))
+
+    def ends(result: Any) -> list[tuple[Any, ...]]:
+        return [
+            (name, len(result.executions[name]), str(e.status), e.error_type, e.error)
+            for name in ("bad", "slow")
+            for e in result.executions[name][-1:]
+        ]
+
+    bad, slow = ends(original)
+    assert [
+        ("bad", 2, "failure", "DiskFullError", "no space left on /data"),
+        ("slow", 1, "timeout", "TimeoutError", "timed out after 0.05s"),
+    ] == ends(original)
+    assert [("bad", 1, *bad[2:]), slow] == ends(outcome.result)
+
+
+@pytest.mark.slow
+def test_the_span_hook_tells_the_run_log_what_the_record_did_of_fed_executions(
+    rec: Recording,
+) -> None:
+    """While a replay runs, the monitor's span hook answers, for each fed execution, the
+    recorded status and the attempts the record made (a retried stage's two); nothing for an
+    execution run again, nor for another run's stage of the same name."""
+    answers: list[tuple[Any, ...]] = []
+
+    class Asking:
+        def on_event(self, event: Any) -> None:
+            if isinstance(event, StageFinished):
+                hook = rec.monitor.span_hook
+                answers.append(
+                    (
+                        event.stage,
+                        event.instance,
+                        hook.recorded(event.run_id, event.stage, event.instance),
+                        hook.recorded("0" * 32, event.stage, event.instance),
+                    )
+                )
+
+    async def flaky_plan(ctx: Any) -> dict[str, Any]:
+        if ctx.attempt == 1:
+            raise RuntimeError("plan broke once")
+        return await HANDLERS["plan"](ctx)
+
+    original = rec.run(flow=_RETRIED, handlers={**HANDLERS, "plan": flaky_plan})
+    rec.replay(original.run_id, from_stage="check", observers=[Asking()])
+    assert [
+        ("plan", 0, ("success", 2), None),
+        ("build", 0, ("success", 1), None),
+        ("check", 0, None, None),
+        ("check", 1, None, None),
+    ] == sorted(answers, key=lambda a: ("plan", "build", "check").index(a[0]))
+
+
+@pytest.mark.slow
+def test_approvals_are_decided_as_recorded_and_one_never_recorded_is_rejected(
+    rec: Recording,
+) -> None:
+    """A replay approves what alice approved and rejects what she rejected, in her name; an
+    approval the record never asked for (its check failed, so release never waited) is
+    rejected, since nobody approved it."""
+
+    async def broken_check(ctx: Any) -> dict[str, Any]:
+        raise RuntimeError("check broke")
+
+    def decided(outcome: Any, recorder: Recorder) -> tuple[Any, ...]:
+        (resolved,) = [e for e in recorder.events if isinstance(e, ApprovalResolved)]
+        return (resolved.stage, resolved.approved, resolved.by, str(outcome.result.status))
+
+    said = []
+    for original in (
+        rec.run(approve=True),
+        rec.run(approve=False),
+        rec.run(handlers={**HANDLERS, "check": broken_check}),
+    ):
+        recorder = Recorder()
+        said.append(decided(rec.replay(original.run_id, observers=[recorder]), recorder))
+    assert [
+        ("release", True, "replay (alice)", "success"),
+        ("release", False, "replay (alice)", "success"),
+        ("release", False, "replay (no recorded decision)", "success"),
+    ] == said
+
+
+@pytest.mark.slow
+def test_a_fed_stage_hands_on_its_recorded_outputs_as_they_were_mapped(rec: Recording) -> None:
+    """The record holds a stage's outputs after its ``outputs:`` mapping (``todo`` from the
+    result's ``steps``): fed, they reach the stage after it as they are, not mapped again."""
+    stages = list(FLOW.stages[:3])
+    stages[0] = replace(stages[0], outputs=(OutputMapping("todo", "result.steps"),))
+    stages[1] = replace(stages[1], inputs=(InputMapping("steps", "stages.plan.outputs.todo"),))
+    flow = replace(FLOW, stages=tuple(stages))
+    original = rec.run(flow=flow)
+    outcome = rec.replay(original.run_id, from_stage="build")
+    assert ("success", {"parts": ["g-1", "g-2"]}) == (
+        str(outcome.result.status),
+        dict(outcome.result.outputs["build"]),
+    )
+
+
+async def _sized(ctx: Any) -> dict[str, Any]:
+    """The size the event that fired it carried, if any."""
+    return {"size": ctx.event.get("size")}
+
+
+#: ``worker`` runs once for each ``job`` event published from outside; ``hold``'s approval
+#: keeps the run open meanwhile.
+_OUTSIDE = pipeline(
+    stage("hold", Manual(approval_required=True), loop="hold"),
+    stage("worker", OnEvent("job"), loop="worker", parallel_instances=3),
+    name="outside",
+    external_events=("job",),
+)
+
+
+async def _published_from_outside(rec: Recording, payloads: list[Any]) -> Any:
+    """A run of ``_OUTSIDE`` given each of ``payloads`` as a ``job`` event from outside while
+    ``hold`` waits for its approval, then approved by alice."""
+    asked = asyncio.Event()
+
+    class Asked:
+        def on_event(self, event: Any) -> None:
+            if isinstance(event, ApprovalRequested):
+                asked.set()
+
+    engine = Engine(resolver=Resolver({"worker": _sized}), observers=[Asked(), rec.monitor])
+    async with engine:
+        handle = await engine.start_run(_OUTSIDE, {})
+        await asked.wait()
+        for payload in payloads:
+            handle.publish("job", payload)
+        handle.approve("hold", by="alice")
+        return await handle.wait()
+
+
+@pytest.mark.slow
+def test_events_from_outside_are_published_again_in_order(rec: Recording) -> None:
+    """A replay publishes the events the run got from outside again, in order and with their
+    payloads (an empty one too): the stage they fire runs once for each, as it did."""
+    original = asyncio.run(_published_from_outside(rec, [{"size": 2}, {}, {"size": 5}]))
+    rec.monitor.flush()
+    rec.provider.force_flush()
+    outcome = rec.replay(original.run_id, resolver=Resolver({"worker": _sized}))
+
+    def sizes(result: Any) -> list[Any]:
+        return [dict(e.outputs) for e in result.executions["worker"]]
+
+    assert ("success", [{"size": 2}, {"size": None}, {"size": 5}]) == (
+        str(outcome.result.status),
+        sizes(outcome.result),
+    )
+    assert sizes(original) == sizes(outcome.result)
