@@ -519,8 +519,9 @@ def test_the_span_hook_tells_the_run_log_what_the_record_did_of_fed_executions(
     rec: Recording,
 ) -> None:
     """While a replay runs, the monitor's span hook answers, for each fed execution, the
-    recorded status and the attempts the record made (a retried stage's two); nothing for an
-    execution run again, nor for another run's stage of the same name."""
+    recorded status and the attempts the record made (a retried stage's two, which its span
+    keeps too); nothing for an execution run again, nor for another run's stage of the same
+    name."""
     answers: list[tuple[Any, ...]] = []
 
     class Asking:
@@ -542,7 +543,14 @@ def test_the_span_hook_tells_the_run_log_what_the_record_did_of_fed_executions(
         return await HANDLERS["plan"](ctx)
 
     original = rec.run(flow=_RETRIED, handlers={**HANDLERS, "plan": flaky_plan})
-    rec.replay(original.run_id, from_stage="check", observers=[Asking()])
+    outcome = rec.replay(original.run_id, from_stage="check", observers=[Asking()])
+    spans = {
+        span.attributes.get(t.CICD_TASK_NAME): span.attributes for span in rec.spans(outcome.run_id)
+    }
+    assert (2, 1) == (
+        spans["plan"][t.STAGE_REPLAYED_ATTEMPTS],
+        spans["build"][t.STAGE_REPLAYED_ATTEMPTS],
+    )
     assert [
         ("plan", 0, ("success", 2), None),
         ("build", 0, ("success", 1), None),
@@ -584,7 +592,10 @@ def test_approvals_are_decided_as_recorded_and_one_never_recorded_is_rejected(
 @pytest.mark.slow
 def test_a_fed_stage_hands_on_its_recorded_outputs_as_they_were_mapped(rec: Recording) -> None:
     """The record holds a stage's outputs after its ``outputs:`` mapping (``todo`` from the
-    result's ``steps``): fed, they reach the stage after it as they are, not mapped again."""
+    result's ``steps``): fed, they reach the stage after it as they are, not mapped again.
+    The replay's run span keeps the replayed definition (its hash, not the one of the
+    variant with that mapping removed) and says who started it; without ``verify`` the
+    outcome has no report, and it holds the plan it ran."""
     stages = list(FLOW.stages[:3])
     stages[0] = replace(stages[0], outputs=(OutputMapping("todo", "result.steps"),))
     stages[1] = replace(stages[1], inputs=(InputMapping("steps", "stages.plan.outputs.todo"),))
@@ -595,6 +606,14 @@ def test_a_fed_stage_hands_on_its_recorded_outputs_as_they_were_mapped(rec: Reco
         str(outcome.result.status),
         dict(outcome.result.outputs["build"]),
     )
+    recorded, replayed = (_root(rec.spans(run.run_id)).attributes for run in (original, outcome))
+    assert (flow.definition_hash, "replay", None, original.run_id) == (
+        replayed[t.PIPELINE_DEFINITION_HASH],
+        replayed[t.PIPELINE_STARTED_BY],
+        outcome.report,
+        outcome.plan.recorded.run_id,
+    )
+    assert recorded[t.PIPELINE_DEFINITION_HASH] == replayed[t.PIPELINE_DEFINITION_HASH]
 
 
 async def _sized(ctx: Any) -> dict[str, Any]:
