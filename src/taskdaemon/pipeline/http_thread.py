@@ -126,6 +126,10 @@ class _EmbeddedServer(uvicorn.Server):
         for sock in sockets or []:
             sock.close()
         state = self.server_state
+        # A connection accepted in the loop iteration that closed the listener reaches
+        # connection_made two iterations later: let it, so that it is shut down below too.
+        for _ in range(2):
+            await asyncio.sleep(0)
         for connection in list(state.connections):
             connection.shutdown()  # closes an idle one; a busy one after its response
         try:
@@ -139,12 +143,28 @@ class _EmbeddedServer(uvicorn.Server):
             _log.error("cancelling %d request(s) still running after the grace", len(state.tasks))
             for task in state.tasks:
                 task.cancel()
+            if state.tasks:  # a cancelled request still answers 500, or closes its connection
+                await asyncio.wait(list(state.tasks), timeout=_CANCEL_WAIT)
+        await self._abort_connections()
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    async def _abort_connections(self) -> None:
+        """Abort the connections still open: a transport the loop does not close before the
+        thread closes the loop keeps its socket open for ever (a cancelled answer waiting for
+        a client that reads nothing, one left when ``force_exit`` cut the wait short)."""
+        left = list(self.server_state.connections)
+        for connection in left:
+            connection.transport.abort()
+        if left:
+            await asyncio.sleep(0)  # abort closes the socket in a callback of the next iteration
 
 
 #: How often a stopping server looks whether its connections and requests have ended.
 _CLOSE_POLL: Final = 0.005
+
+#: How long a stopping server waits for the requests it cancelled after the grace to end.
+_CANCEL_WAIT: Final = 1.0
 
 
 #: The error-log budget of the server whose thread (or one of its worker threads) logs.
