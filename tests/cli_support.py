@@ -363,6 +363,22 @@ class Served:
         stdout, stderr = self.process.communicate(timeout=timeout)
         return self.process.returncode, stdout, stderr
 
+    def close(self) -> None:
+        """Kill the command if it still runs, reap it and close its pipes: the pipes of one
+        that already exited (its test never read its end) stayed open until the collector
+        found them, in whichever later test that happened."""
+        if self.process.poll() is None:
+            self.process.kill()
+        try:
+            self.process.communicate(timeout=10)
+        except subprocess.TimeoutExpired:  # a process the command started holds its pipes
+            pass
+        finally:
+            for pipe in (self.process.stdout, self.process.stderr):
+                if pipe is not None:
+                    pipe.close()
+            self.process.wait()
+
 
 def free_port() -> int:
     """A TCP port of the loopback interface nobody listens on right now (bound, then

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from cli_support import line_with
+from cli_support import Served, line_with
 
 
 @pytest.fixture
@@ -59,3 +59,22 @@ def test_the_line_waited_for_is_returned_and_every_line_read_kept(
     seen = ["earlier\n"]
     found = line_with(one_line_then_silent.stdout, needle, seen=seen)
     assert ("first\n", ["earlier\n", "first\n"]) == (found, seen)
+
+
+def test_closing_a_served_command_that_exited_closes_its_pipes() -> None:
+    """A served command that exited before its test read its end has its pipes closed and is
+    reaped by ``Served.close``: left open, the collector closed them with a ResourceWarning
+    in a later test."""
+    code = "import sys; print('out'); print('err', file=sys.stderr)"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    served = Served(process)
+    served.wait_for_line("err")
+    process.wait(timeout=30)
+    served.close()
+    assert (0, True, True) == (process.returncode, process.stdout.closed, process.stderr.closed)

@@ -395,7 +395,8 @@ def home() -> Iterator[Path]:
 
 @pytest.fixture
 def serve(home: Path) -> Iterator[Any]:
-    """Start ``taskdaemon run`` processes in the background; kill leftovers at the end."""
+    """Start ``taskdaemon run`` processes in the background; at the end, each is killed if it
+    still runs, reaped and its pipes closed."""
     started: list[Served] = []
 
     def start(*args: str) -> Served:
@@ -413,9 +414,7 @@ def serve(home: Path) -> Iterator[Any]:
 
     yield start
     for served in started:
-        if served.process.poll() is None:
-            served.process.kill()
-            served.process.communicate()
+        served.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
