@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import shutil
 import socket
 import threading
@@ -23,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
-from server_support import serving
+from server_support import serving, sockets_on_port
 from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
@@ -546,21 +545,16 @@ def _endless_app(entered: threading.Event) -> Starlette:
     return Starlette(routes=[Route("/endless", endless)])
 
 
-def _open_descriptors() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
-
-
 @pytest.mark.slow
 async def test_aclose_closes_the_connection_of_an_answer_cancelled_after_the_grace() -> None:
     """A connection whose answer was cancelled after the grace while its client read nothing
     (the rest of the answer still buffered) is closed once aclose returns: a stopped server
     leaves no descriptor open."""
     entered = threading.Event()
-    before = _open_descriptors()
     server = MonitorServer(_endless_app(entered), port=0, grace=1.0)
     await server.start()
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as client:
         client.sendall(b"GET /endless HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
         await asyncio.to_thread(entered.wait, 30)
         await server.aclose()
-    assert set() == _open_descriptors() - before
+    assert [] == sockets_on_port(server.port)
