@@ -121,15 +121,21 @@ class _EmbeddedServer(uvicorn.Server):
                 await asyncio.wait_for(wake.wait(), 0.1)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        # A connection accepted in one loop iteration gets its transport in the next and is
+        # made (connection_made) in the one after. Stop accepting, and let those come, before
+        # closing the servers: asyncio drops, socket open, a transport whose server closed
+        # first, and one made later would miss the shutdown of every connection below.
+        loop = asyncio.get_running_loop()
+        for server in self.servers:
+            for listener in server.sockets:
+                loop.remove_reader(listener)
+        for _ in range(2):
+            await asyncio.sleep(0)
         for server in self.servers:
             server.close()
         for sock in sockets or []:
             sock.close()
         state = self.server_state
-        # A connection accepted in the loop iteration that closed the listener reaches
-        # connection_made two iterations later: let it, so that it is shut down below too.
-        for _ in range(2):
-            await asyncio.sleep(0)
         for connection in list(state.connections):
             connection.shutdown()  # closes an idle one; a busy one after its response
         try:
