@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -261,3 +262,32 @@ def test_a_flood_of_unfinished_lines_leaves_a_real_run_small_and_served(
     cancel = taskdaemon(home, "cancel", run_id)
     process.communicate(timeout=60)  # its ending, and its pipes closed
     assert (0, True, 0) == (status.returncode, peak_kib < 150 * 1024, cancel.returncode)
+
+
+def _open_sockets() -> set[str]:
+    """The sockets this process holds open, as ``/proc`` names them (``socket:[inode]``)."""
+    links = set()
+    for descriptor in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):  # the listing's own descriptor, closed since
+            links.add(os.readlink(f"/proc/self/fd/{descriptor}"))
+    return {link for link in links if link.startswith("socket:")}
+
+
+async def test_a_connection_accepted_as_the_server_stops_is_closed_by_the_stop(home: Path) -> None:
+    """A connection the loop accepted just before the stop began, but had not yet made a
+    transport for, is closed by the stop too: asyncio dropped it with its socket open."""
+    server = ControlServer(RUN, Target(), home=home)
+    await server.start()
+    try:
+        with socket.socket(socket.AF_UNIX) as client:
+            before = _open_sockets()
+            client.connect(str(server.path))
+            # The loop accepts the connection in its next iteration and makes its transport
+            # in the one after: the stop begins between the two.
+            await asyncio.sleep(0)
+            await asyncio.sleep(0)
+            await server.aclose()
+            left = _open_sockets() - before
+    finally:
+        await server.aclose()
+    assert set() == left

@@ -1,5 +1,6 @@
-"""Which connection gives up its slot when a server is full: one rule for the HTTP server
-(``http_limits``) and the control socket (``control``).
+"""Which connection gives up its slot when a server is full, and how a server stops accepting:
+rules shared by the HTTP server (``http_limits``, ``http_thread``) and the control socket
+(``control``).
 
 The connection that has waited longest for a request makes room for the new one; a connection
 with a request in progress (being read, handled, or its answer written) never does, so a full
@@ -12,10 +13,11 @@ and a client that never reads would keep the slot it was told to give up.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterable
-from typing import TypeVar
+from typing import Final, TypeVar
 
-__all__ = ["longest_idle"]
+__all__ = ["longest_idle", "stop_accepting"]
 
 Connection = TypeVar("Connection")
 
@@ -27,3 +29,24 @@ def longest_idle(
     connection that is busy, or already closing); None when no connection waits."""
     waiting = [(since, c) for c in connections if (since := idle_since(c)) is not None]
     return min(waiting, key=lambda pair: pair[0])[1] if waiting else None
+
+
+#: Loop iterations from accepting a connection to its stream handler's first step: the
+#: transport is made in the next, ``connection_made`` called in the one after, and a stream
+#: server's handler task starts in the third.
+_ACCEPTED_WITHIN: Final = 3
+
+
+async def stop_accepting(server: asyncio.Server) -> None:
+    """Stop ``server`` accepting, then let the connections it accepted already be made, before
+    the caller closes it and ends its connections.
+
+    Closing it at once leaked them: Python 3.11 drops, its socket open, a transport made after
+    its server closed, and one made after the caller's pass over its connections is never told
+    to close, and stays open once the loop ends.
+    """
+    loop = asyncio.get_running_loop()
+    for listener in server.sockets:
+        loop.remove_reader(listener)
+    for _ in range(_ACCEPTED_WITHIN):
+        await asyncio.sleep(0)

@@ -61,7 +61,7 @@ from typing import Any, Protocol
 
 from taskdaemon.pipeline.approval_audit import log_approved, log_rejected, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.connection_slots import longest_idle
+from taskdaemon.pipeline.connection_slots import longest_idle, stop_accepting
 from taskdaemon.pipeline.ellipsis import cut, quote_value
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.home import home_directory
@@ -257,7 +257,7 @@ class ControlServer:
         self.path = socket_path(run_id, home)
         self._target = target
         self._status = status
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._connections: dict[asyncio.Task[Any], _Connection] = {}
 
     async def start(self) -> None:
@@ -303,6 +303,7 @@ class ControlServer:
         server, self._server = self._server, None
         if server is None:
             return
+        await stop_accepting(server)
         server.close()
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()

@@ -29,6 +29,7 @@ from typing import Any, Final, Self
 import uvicorn
 from starlette.applications import Starlette
 
+from taskdaemon.pipeline.connection_slots import stop_accepting
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.http_limits import (
     HttpLimits,
@@ -121,16 +122,8 @@ class _EmbeddedServer(uvicorn.Server):
                 await asyncio.wait_for(wake.wait(), 0.1)
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # A connection accepted in one loop iteration gets its transport in the next and is
-        # made (connection_made) in the one after. Stop accepting, and let those come, before
-        # closing the servers: asyncio drops, socket open, a transport whose server closed
-        # first, and one made later would miss the shutdown of every connection below.
-        loop = asyncio.get_running_loop()
         for server in self.servers:
-            for listener in server.sockets:
-                loop.remove_reader(listener)
-        for _ in range(2):
-            await asyncio.sleep(0)
+            await stop_accepting(server)
         for server in self.servers:
             server.close()
         for sock in sockets or []:
