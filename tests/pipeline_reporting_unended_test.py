@@ -125,9 +125,7 @@ class Scene:
     def close(self) -> None:
         """Kill the processes still running (the held run), and any sleeper left."""
         for served in self.started:
-            if served.process.returncode is None:  # not waited for yet
-                served.process.kill()
-                served.process.communicate()
+            served.close()
         # The killed run's group watchdog ends its sleeper; one left over is ended here.
         for line in self.pids.read_text().split() if self.pids.exists() else ():
             try:
