@@ -489,11 +489,12 @@ def _slow_app(entered: threading.Event, release: Callable[[], Awaitable[object]]
 
 
 def _refused(port: int) -> None:
-    """Return once the port refuses connections: the server has begun to stop."""
+    """Return once the port refuses connections, or resets one it queued before its listener
+    closed: the server has begun to stop."""
     while True:
         try:
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
-        except ConnectionRefusedError:
+        except (ConnectionRefusedError, ConnectionResetError):
             return
         time.sleep(0.01)
 
