@@ -91,9 +91,10 @@ def run_id_of_summary(stdout: str) -> str:
     raise AssertionError(f"no summary line in {stdout!r}")
 
 
-def read_until(fd: int, needle: bytes, seen: bytearray) -> None:
-    """Read the pty's output into ``seen`` until it holds ``needle`` (or the output ends)."""
-    while needle not in seen:
+def read_until(fd: int, needle: bytes, seen: bytearray, since: int = 0) -> None:
+    """Read the pty's output into ``seen`` until it holds ``needle`` (past ``since``), or the
+    output ends."""
+    while needle not in seen[since:]:
         ready, _, _ = select.select([fd], [], [], 60)
         assert ready, f"{needle!r} never came: {bytes(seen)[-500:]!r}"
         try:
@@ -114,8 +115,9 @@ def read_until(fd: int, needle: bytes, seen: bytearray) -> None:
 _ON_A_TERMINAL = (
     "import fcntl, os, signal, sys, termios; {hangup}; "
     "signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "fcntl.ioctl(0, termios.TIOCSCTTY, 0); os.execv(sys.argv[1], sys.argv[1:])"
+    "{controlling}os.execv(sys.argv[1], sys.argv[1:])"
 )
+_CONTROLLING = "fcntl.ioctl(0, termios.TIOCSCTTY, 0); "
 #: SIGHUP as a command gets it: at its default (a terminal's command), ignored (``nohup``), or
 #: blocked, so that it never comes and the command learns of the hang-up only by a failed
 #: read (as when the signal is late: it came while the main thread could not raise it).
@@ -136,10 +138,10 @@ class OnTerminal:
     primary: int
     seen: bytearray = field(default_factory=bytearray)
 
-    def wait_for(self, needle: str) -> None:
-        """Read the terminal until it showed ``needle``."""
-        read_until(self.primary, needle.encode(), self.seen)
-        assert needle.encode() in self.seen, bytes(self.seen)[-500:]
+    def wait_for(self, needle: str, since: int = 0) -> None:
+        """Read the terminal until it showed ``needle`` (past ``since`` in ``seen``)."""
+        read_until(self.primary, needle.encode(), self.seen, since)
+        assert needle.encode() in self.seen[since:], bytes(self.seen)[-500:]
 
     def type(self, keys: bytes) -> None:
         """Type ``keys`` on the terminal (``b"\\x03"``: Ctrl-C, SIGINT to the command)."""
@@ -175,6 +177,7 @@ def on_a_terminal(
     *args: str,
     columns: int | None = None,
     hangup: str = "default",
+    controlling: bool = True,
     command: str = TASKDAEMON,
     cwd: Path = ROOT,
     **extra: str,
@@ -183,7 +186,8 @@ def on_a_terminal(
     on a terminal of its own (see :data:`_ON_A_TERMINAL`), in a session of its own, killed at
     the end if still there. ``columns``: the terminal's width (24 rows; ``COLUMNS`` unset, so
     the terminal's own size is read), else the pty's default; ``hangup``: SIGHUP's disposition
-    (:data:`HANGUP`)."""
+    (:data:`HANGUP`); not ``controlling``: the terminal is not its controlling one, as a
+    script's pseudo-terminal may not be (it has none then)."""
     primary, secondary = pty.openpty()
     env = environment(home, **extra)
     if columns is not None:
@@ -192,7 +196,15 @@ def on_a_terminal(
         env.pop("COLUMNS", None)
     try:
         process = subprocess.Popen(
-            [sys.executable, "-c", _ON_A_TERMINAL.format(hangup=HANGUP[hangup]), command, *args],
+            [
+                sys.executable,
+                "-c",
+                _ON_A_TERMINAL.format(
+                    hangup=HANGUP[hangup], controlling=_CONTROLLING if controlling else ""
+                ),
+                command,
+                *args,
+            ],
             cwd=cwd,
             env=env,
             stdin=secondary,

@@ -139,21 +139,23 @@ class DebugPrompt(CommandPrompt):
 
         ``debug attach`` does not wait: the run it joins may be hours from its next pause,
         and its user attached to set a breakpoint or look around now."""
-        # Attaches this prompt too: its pid tells the run when it is gone without detaching.
-        state = self._call({"action": "state", "client": self.client, "pid": os.getpid()})
-        self._stages = list(state["state"]["stages"])
-        self._run_id = str(state["state"]["run_id"])
-        opening = (
-            f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
-            "'help' lists the commands"
-        )
-        # Wrapped between words on a terminal: with the run id, it is 92 columns and more.
-        self._print_prose(opening)
-        if first_stop:
-            self.wait()
-        else:
-            self._report_now()
-        self.loop()
+        # Ctrl-D typed ahead, while the first stop is waited for, ends the input too.
+        with self.keys_kept():
+            # Attaches this prompt too: its pid tells the run when it is gone without detaching.
+            state = self._call({"action": "state", "client": self.client, "pid": os.getpid()})
+            self._stages = list(state["state"]["stages"])
+            self._run_id = str(state["state"]["run_id"])
+            opening = (
+                f"debugging run {state['state']['run_id']} ({state['state']['pipeline']}); "
+                "'help' lists the commands"
+            )
+            # Wrapped between words on a terminal: with the run id, it is 92 columns and more.
+            self._print_prose(opening)
+            if first_stop:
+                self.wait()
+            else:
+                self._report_now()
+            self.loop()
 
     def _report_now(self) -> None:
         answer = self._call({"action": "wait", "timeout": 0})

@@ -24,7 +24,11 @@
   FILE``'s progress, on stderr through :class:`LinesAbove`) shows above the prompt, which is
   drawn again below it with what was typed so far, as a shell shows a job's notice: it used
   to land in the middle of the typed text, prompt and text lost from view. A pipe or a file
-  gets the lines unchanged.
+  gets the lines unchanged;
+* on a terminal, keys typed ahead while no line is read (the debugger waiting for its run)
+  are read at the next prompt as typed: a Ctrl-D typed as the run ended, before the next
+  prompt showed, ends the input (:meth:`CommandPrompt.keys_kept`). It used to reach readline
+  as a NUL byte, and the command waited for ever.
 
 A Ctrl-C typed just as the prompt shows reaches it too (``_prompt_signals.py``). No Python
 code runs inside ``input()`` (no ``set_pre_input_hook``): CPython's readline swallows what a
@@ -49,6 +53,7 @@ from typing import IO, Any, ClassVar
 from taskdaemon.pipeline.cli._prompt_signals import PromptSignals
 from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.sigterm import terminal_hung_up
+from taskdaemon.pipeline.cli.terminal_state import keys_as_typed
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
@@ -177,7 +182,7 @@ class CommandPrompt:
         """Read and run commands until the input ends or a command sets ``quit``."""
         if self._interactive:
             self._setup_readline()
-        with self._signals if self._interactive else contextlib.nullcontext():
+        with self.keys_kept(), self._signals if self._interactive else contextlib.nullcontext():
             try:
                 while not self.quit:
                     line = self._read()
@@ -187,6 +192,12 @@ class CommandPrompt:
             finally:
                 if self._interactive:
                     self._save_history()
+
+    def keys_kept(self) -> contextlib.AbstractContextManager[None]:
+        """Around all the time the prompt reads (a subclass's waits between its lines too):
+        on a terminal, each key typed while no line is read is kept as typed for the next
+        one, a Ctrl-D among them (``terminal_state.keys_as_typed``)."""
+        return keys_as_typed() if self._interactive else contextlib.nullcontext()
 
     def _read(self) -> str | None:
         while self._interactive:

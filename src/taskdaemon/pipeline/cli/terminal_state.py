@@ -13,19 +13,29 @@ A second SIGINT or SIGTERM ends the command at once (``os._exit``, ``cli/stop_si
 echo back and shows the cursor the table hid first. A shell keeps the terminal settings a
 command that exited (rather than was killed) left behind, so the echo stayed off for the
 commands typed next, and the prompt came back without a cursor.
+
+An interactive prompt (``cli/_prompt.py``) keeps its terminal's keys as typed between the lines
+readline reads (:func:`keys_as_typed`). readline reads a key at a time, its terminal out of
+line mode while it waits for a line, and puts back on return the mode it found. In line mode,
+a Ctrl-D typed while no line is read (the debugger's prompt waiting for the run, or between
+"run ended" and the next prompt) is kept as the end of a line, which a key-at-a-time read
+gets as a NUL byte, not Ctrl-D: readline then took it for a key of its own (``set-mark``),
+and the prompt waited for ever for an end of input that had come.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import termios
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
-__all__ = ["cursor_hidden", "exit_now", "keys_unechoed"]
+__all__ = ["cursor_hidden", "exit_now", "keys_as_typed", "keys_unechoed"]
 
-#: The settings each :func:`keys_unechoed` block puts back, the innermost last.
+#: The settings each :func:`keys_unechoed` or :func:`keys_as_typed` block puts back, the
+#: innermost last.
 _echoed: list[list[Any]] = []
 #: The file descriptors of each :func:`cursor_hidden` block, the innermost last.
 _hidden: list[int] = []
@@ -39,21 +49,60 @@ def keys_unechoed(stream: IO[str]) -> Iterator[None]:
     """Inside, keys typed on the terminal ``stream`` writes to are not echoed, when stdin is
     that terminal and this process its foreground (a background one that changed them would
     be stopped, SIGTTOU); its settings are put back on the way out."""
+    with _changed(_own_terminal(stream), termios.ECHO, lambda keys: keys):
+        yield
+
+
+@contextlib.contextmanager
+def keys_as_typed() -> Iterator[None]:
+    """Inside, the terminal on stdin hands over each key as it is typed, out of line mode (a
+    Ctrl-D kept as Ctrl-D for readline: module docstring), when this process is its
+    foreground; its echo and signal keys unchanged, its settings put back on the way out."""
+    with _changed(_own_terminal(None), termios.ICANON, _key_at_a_time):
+        yield
+
+
+def _own_terminal(stream: IO[str] | None) -> list[Any] | None:
+    """The settings of the terminal on stdin, when this process is its foreground (and, with
+    ``stream``, that stream writes to it too); else None. Without ``stream``, a terminal that
+    is not this process's controlling one counts too (a script's pseudo-terminal): changing
+    it stops no one."""
     try:
-        shown = (
-            os.isatty(0)
-            and os.path.samestat(os.fstat(0), os.fstat(stream.fileno()))
-            and os.tcgetpgrp(0) == os.getpgrp()
-        )
-        settings = termios.tcgetattr(0) if shown else None
+        if not os.isatty(0):
+            return None
+        if stream is not None and not os.path.samestat(os.fstat(0), os.fstat(stream.fileno())):
+            return None
+        try:
+            foreground = os.tcgetpgrp(0) == os.getpgrp()
+        except OSError as error:
+            foreground = stream is None and error.errno == errno.ENOTTY
+        return termios.tcgetattr(0) if foreground else None
     except (OSError, ValueError, termios.error):  # no file descriptor, or no terminal after all
-        settings = None
+        return None
+
+
+def _key_at_a_time(keys: list[Any]) -> list[Any]:
+    """``keys`` (the control characters of the settings) for a read that returns each key."""
+    keys = list(keys)
+    keys[termios.VMIN], keys[termios.VTIME] = 1, 0
+    return keys
+
+
+@contextlib.contextmanager
+def _changed(
+    settings: list[Any] | None, off: int, keys: Callable[[list[Any]], list[Any]]
+) -> Iterator[None]:
+    """Inside, the terminal on stdin has the local ``off`` modes cleared and its control
+    characters as ``keys`` makes them; ``settings`` (None: no terminal to change) put back
+    on the way out, and by :func:`exit_now`."""
     if settings is None:
         yield
         return
-    quiet = list(settings)
-    quiet[3] = settings[3] & ~termios.ECHO
-    termios.tcsetattr(0, termios.TCSANOW, quiet)
+    changed = list(settings)
+    changed[3] = settings[3] & ~off
+    changed[6] = keys(settings[6])
+    # TCSANOW: the keys typed ahead stay to be read (TCSAFLUSH would drop them).
+    termios.tcsetattr(0, termios.TCSANOW, changed)
     _echoed.append(settings)
     try:
         yield

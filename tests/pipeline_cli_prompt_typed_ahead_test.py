@@ -1,0 +1,192 @@
+"""The end of the debugger prompt's input typed ahead (``cli/_prompt.py``'s ``keys_kept``,
+``cli/terminal_state.py``'s ``keys_as_typed``): Ctrl-D typed while the prompt waits for its
+run, just as "run ended" shows, or at the next prompt, on a terminal (the command's
+controlling one, or a script's that is not), at ``debug attach`` to a run ``serve`` runs, and
+the input's end on a pipe: each ends the command at once, with the run's exit code."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_faults_support import OnTerminal, on_a_terminal, wait_for_pids
+from cli_support import (
+    in_background,
+    line_with,
+    taskdaemon,
+    write,
+)
+from schedule_support import Scheduled, scheduled_serve
+
+PROMPT = "(taskdaemon) "
+#: How long the command may take to end once its input ended after its run did (a hang used
+#: to last for ever: this fails it fast).
+ENDS_WITHIN = 10.0
+#: When Ctrl-D is typed after ``continue``: while the stage it resumed runs (the prompt waits
+#: for the run), once "run ended" shows (before or as the next prompt is drawn), or once that
+#: prompt shows.
+MOMENTS = ("waiting", "ended", "prompt")
+
+#: What the stage the test resumes runs: its pid written to STARTED, then it waits for GO.
+WAITS = "echo $$ >> STARTED; while [ ! -e GO ]; do sleep 0.05; done"
+#: One stage, ``only``, which succeeds once GO exists.
+ONE_STAGE = f"""\
+    name: one
+    stages:
+      - name: only
+        command: "{WAITS}"
+        triggers: [{{manual: {{approval_required: false}}}}]
+"""
+#: a waits for an approval (the test's moment to attach and set a breakpoint at b); b
+#: succeeds once GO exists.
+GATED = f"""\
+    name: gated
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{{manual: {{approval_required: true}}}}]
+      - name: b
+        command: "{WAITS}"
+        triggers: [{{on_completion: {{stage: a}}}}]
+"""
+
+
+def _written(home: Path, name: str, pipeline: str) -> Path:
+    """``pipeline`` in ``home/name``, its stage's STARTED and GO files in ``home``."""
+    text = pipeline.replace("STARTED", str(home / "started")).replace("GO", str(home / "go"))
+    return write(home / name, text)
+
+
+@pytest.fixture
+def one_stage(home: Path) -> Path:
+    """:data:`ONE_STAGE` in a file."""
+    return _written(home, "one.yaml", ONE_STAGE)
+
+
+def _ends_promptly(process: subprocess.Popen[bytes] | subprocess.Popen[str]) -> int:
+    """``process``'s exit code, once it exited within :data:`ENDS_WITHIN` seconds."""
+    try:
+        return process.wait(ENDS_WITHIN)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(f"still running {ENDS_WITHIN:g} s after its input ended") from None
+
+
+def _continue_then_ctrl_d(terminal: OnTerminal, moment: str, home: Path) -> int:
+    """At the prompt on ``terminal``, ``continue`` (the run then goes to its end, its stage
+    let go from ``home``'s GO file) and Ctrl-D at ``moment`` (:data:`MOMENTS`); the command's
+    exit code."""
+    terminal.wait_for(PROMPT)
+    since = len(terminal.seen)
+    if moment == "waiting":
+        terminal.type(b"continue\n")
+        wait_for_pids(home / "started", 1)  # readline has read the line: the stage runs
+        terminal.type(b"\x04")
+        (home / "go").touch()
+        return _ends_promptly(terminal.process)
+    (home / "go").touch()
+    terminal.type(b"continue\n")
+    terminal.wait_for("ended", since)  # "run ended success", or at attach "run ... has ended"
+    if moment == "prompt":
+        terminal.wait_for(PROMPT, terminal.seen.index(b"ended", since))
+    terminal.type(b"\x04")
+    return _ends_promptly(terminal.process)
+
+
+def _debugged(
+    home: Path, pipeline: Path, *, controlling: bool = True
+) -> contextlib.AbstractContextManager[OnTerminal]:
+    """``debug -q --break only PIPELINE`` on a terminal of its own (not its ``controlling``
+    one: as a script's pseudo-terminal may be)."""
+    return on_a_terminal(
+        home,
+        "debug",
+        "-q",
+        "--break",
+        "only",
+        str(pipeline),
+        controlling=controlling,
+        TERM="dumb",
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("controlling", [True, False], ids=["controlling", "script"])
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_ctrl_d_typed_ahead_on_a_terminal_ends_the_debug_command(
+    home: Path, one_stage: Path, moment: str, controlling: bool
+) -> None:
+    """Ctrl-D typed after ``continue`` at any moment around the run's end ends ``debug FILE``
+    at once with the run's exit code: typed while no line was read, it reached readline as a
+    NUL byte, and the command waited for ever."""
+    with _debugged(home, one_stage, controlling=controlling) as terminal:
+        assert 0 == _continue_then_ctrl_d(terminal, moment, home)
+
+
+@pytest.mark.slow
+def test_ctrl_d_typed_as_the_run_ends_is_never_lost(home: Path, one_stage: Path) -> None:
+    """Ctrl-D typed as soon as "run ended" shows, 30 times over, ends the command each time:
+    whether it came before readline drew its next prompt was a race, and one that came before
+    was lost."""
+    codes = []
+    for _ in range(30):
+        with _debugged(home, one_stage) as terminal:
+            codes.append(_continue_then_ctrl_d(terminal, "ended", home))
+    assert [0] * 30 == codes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", ["waiting", "ended"])
+def test_the_end_of_a_piped_input_ends_the_debug_command(
+    home: Path, one_stage: Path, moment: str
+) -> None:
+    """Commands on a pipe that ends after ``continue``, as the run is waited for or once it
+    ended, end ``debug FILE`` at once with the run's exit code."""
+    debugged = in_background(home, "debug", "-q", "--break", "only", str(one_stage))
+    assert debugged.stdin is not None
+    try:
+        debugged.stdin.write("continue\n")
+        debugged.stdin.flush()
+        if moment == "ended":
+            (home / "go").touch()
+            line_with(debugged.stdout, "run ended success")
+        else:
+            wait_for_pids(home / "started", 1)  # the prompt read the line: the stage runs
+        debugged.stdin.close()  # the input ends
+        (home / "go").touch()
+        assert 0 == _ends_promptly(debugged)
+    finally:
+        if debugged.poll() is None:
+            debugged.kill()
+        debugged.wait()
+        for stream in (debugged.stdout, debugged.stderr):
+            if stream is not None:
+                stream.close()
+
+
+@pytest.fixture
+def scheduled(home: Path) -> Iterator[Scheduled]:
+    """``serve`` running one scheduled run of :data:`GATED`, waiting at a's approval."""
+    with scheduled_serve(home, _written(home, "gated.yaml", GATED)) as served:
+        yield served
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_ctrl_d_typed_ahead_at_debug_attach_ends_it(scheduled: Scheduled, moment: str) -> None:
+    """At ``debug attach`` to a run ``serve`` runs, paused at its breakpoint, Ctrl-D typed
+    after ``continue`` at any moment around the run's end (which another process reports)
+    ends the prompt at once: 0, the run had ended."""
+    with on_a_terminal(scheduled.home, "debug", "attach", scheduled.run_id, TERM="dumb") as (
+        terminal
+    ):
+        terminal.wait_for(PROMPT)
+        terminal.type(b"break b\n")
+        terminal.wait_for("breakpoint #1")
+        approved = taskdaemon(scheduled.home, "approve", scheduled.run_id, "a")
+        assert 0 == approved.returncode, approved.stderr
+        scheduled.wait_paused("b")
+        assert 0 == _continue_then_ctrl_d(terminal, moment, scheduled.home)
