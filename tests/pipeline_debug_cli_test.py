@@ -209,9 +209,8 @@ def _complete_and_keep_history(process: subprocess.Popen[bytes], controller: int
     mark = [0]  # where the terminal's text stood when the last keys were typed
 
     def at_prompt(keys: bytes) -> None:
-        """Wait for the prompt that follows the last keys typed (readline owns the terminal
-        then), then type ``keys``: a Ctrl-D typed before readline switched the terminal to raw
-        mode could be lost."""
+        """Wait for the prompt that follows the last keys typed (their answer shown in
+        full), then type ``keys``."""
         while "(taskdaemon) " not in "".join(seen)[mark[0] :]:
             ready, _, _ = select.select([controller], [], [], 30.0)
             if not ready:
