@@ -100,6 +100,13 @@ tests_for() {
             # pipeline files with aliases and merge keys, and the lines of their issues.
             echo tests/pipeline_yaml_graph_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/pipeline_yaml_lines_test.py ;;
+        pipeline/config_reader.py)
+            # Each field's issue and default through pipeline texts, then the loader's files,
+            # the quick reader's, the numbers' and the hostile files' (size and count limits).
+            echo tests/pipeline_config_reader_test.py tests/pipeline_config_invalid_test.py \
+                tests/pipeline_config_test.py \
+                tests/pipeline_config_quick_test.py tests/pipeline_finite_number_test.py \
+                tests/pipeline_config_robustness_test.py tests/reliability_hostile_input_test.py ;;
         pipeline/yaml_quick.py)
             echo tests/pipeline_yaml_quick_test.py tests/pipeline_config_quick_test.py ;;
         pipeline/durations.py)
