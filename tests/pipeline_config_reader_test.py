@@ -7,7 +7,9 @@ from __future__ import annotations
 import pytest
 
 from config_support import one_stage, parse_error, parse_text
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.model import Backoff, OutputMapping, RetryPolicy
+from taskdaemon.pipeline.validation import MAX_NAME_LENGTH
 
 _DURATION = "(expected seconds or 500ms, 30s, 10m, 2h)"
 
@@ -133,3 +135,14 @@ def test_fields_left_out_take_the_models_defaults() -> None:
     assert pipeline.retry == RetryPolicy()
     assert pipeline.stages[0].retry == RetryPolicy(backoff=Backoff())
     assert pipeline.stages[0].outputs == (OutputMapping("x", "1", required=True),)
+
+
+def test_an_event_after_a_dropped_one_keeps_its_index_in_the_file() -> None:
+    # The reader drops the empty name; the validator's issue about the long one is numbered as
+    # in the file, not as in the list left, where it would fall inside the first issue's path.
+    long = "x" * (MAX_NAME_LENGTH + 1)
+    assert parse_error(one_stage("", f"external_events: ['', {long}]\n")).splitlines() == [
+        "<string>:2: external_events[0]: must not be empty",
+        f"<string>:2: external_events[1]: event type {quote(long)} is {len(long)} characters "
+        f"long (the limit is {MAX_NAME_LENGTH})",
+    ]
