@@ -20,12 +20,19 @@ async def store_run_end(run_id: str) -> None:
     so or close its control socket: a command that then finds no socket reads the store, and
     must find the run ended there (:func:`ended_run`), not running with no process serving it.
     A late writer says so itself (``SqliteSpanProcessor.flush_run_end``); the caller goes on.
+
+    The writer's module is looked up, never imported: a process whose telemetry has not loaded
+    has no writer to wait for, and one whose loading thread is stuck inside an import holds
+    the lock an import here would wait on for ever (``cli/deferred.py`` abandons that load;
+    the command must still end).
     """
     import asyncio  # noqa: PLC0415
+    import sys  # noqa: PLC0415
 
-    from taskdaemon.pipeline.tracking.writer import flush_run_end  # noqa: PLC0415
-
-    await asyncio.to_thread(flush_run_end, run_id)
+    writer = sys.modules.get("taskdaemon.pipeline.tracking.writer")
+    flush = getattr(writer, "flush_run_end", None)  # None: not loaded, or still loading
+    if flush is not None:
+        await asyncio.to_thread(flush, run_id)
 
 
 def ended_run(run: str, home: str | None) -> str | None:
