@@ -127,7 +127,8 @@ _REFRESH_OPEN: Final = (
 
 _NOTHING: Final[list[tuple[bool, Any]]] = []  # no batch being written (never appended to)
 
-# The writers of this process, for flush_open_spans (a debug dump has no handle on them).
+# The writers of this process, for flush_open_spans and flush_run_end (a debug dump, and a
+# command saying that its run ended, have no handle on them).
 _LIVE: weakref.WeakSet[SqliteSpanProcessor] = weakref.WeakSet()
 
 
