@@ -130,6 +130,7 @@ def child(shape: str, runs: int) -> dict[str, float]:
     """One round: seconds in ``observe`` per stage span, on a fresh store."""
     from taskdaemon.pipeline import telemetry as t
     from taskdaemon.pipeline.tracking import RetentionPolicy, SqliteSpanProcessor
+    from taskdaemon.pipeline.tracking._bodies import parts
     from taskdaemon.pipeline.tracking._kept_runs import attempt_from_sdk
     from taskdaemon.pipeline.tracking._schema import connect
     from taskdaemon.pipeline.tracking.aggregates import (
@@ -139,7 +140,6 @@ def child(shape: str, runs: int) -> dict[str, float]:
         RunAggregator,
     )
     from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status
-    from taskdaemon.pipeline.tracking.writer import _parts
 
     # The trace id, then what ``attempt_from_sdk`` takes after the attributes: an older tree's
     # writer hands over fewer fields (no events and links), and so does this benchmark there.
@@ -147,7 +147,7 @@ def child(shape: str, runs: int) -> dict[str, float]:
 
     def _stage(span: Any) -> tuple[Any, Any]:
         """A stage span's attributes and what the writer works out of it (``observe``)."""
-        attrs, events, links = _parts(span)
+        attrs, events, links = parts(span)
         status = ended_attempt_status(attrs, span.status.status_code._name_)
         name, context = attrs[t.CICD_TASK_NAME], span.context
         span_hex = f"{context.span_id:016x}"
@@ -168,9 +168,9 @@ def child(shape: str, runs: int) -> dict[str, float]:
             batch = data[first : first + RUNS_A_BATCH]
             seen = []
             for root, *stages in batch:
-                seen.append((RUN_STARTED, root, _parts(root)[0], None))
+                seen.append((RUN_STARTED, root, parts(root)[0], None))
                 seen.extend((STAGE_ENDED, span, *_stage(span)) for span in stages)
-                seen.append((RUN_ENDED, root, _parts(root)[0], None))
+                seen.append((RUN_ENDED, root, parts(root)[0], None))
                 stage_spans += len(stages)
             conn.execute("BEGIN IMMEDIATE")
             conn.executemany(

@@ -240,7 +240,7 @@ tests_for() {
                 tests/pipeline_engine_debug_session_test.py \
                 tests/pipeline_engine_debug_commands_test.py \
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_engine_test.py ;;
-        pipeline/tracking/writer.py)
+        pipeline/tracking/writer.py | pipeline/tracking/_span_batches.py)
             echo tests/pipeline_tracking_writer_start_test.py \
                 tests/pipeline_tracking_writer_tally_test.py \
                 tests/pipeline_tracking_writer_health_test.py \

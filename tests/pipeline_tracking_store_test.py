@@ -33,9 +33,9 @@ from taskdaemon.pipeline.tracking import (
     span_record_from_sdk,
     store_processor_for,
 )
+from taskdaemon.pipeline.tracking._bodies import parts
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking._trace_read import _TRACE_QUERY, _trace_rows, select_trace
-from taskdaemon.pipeline.tracking.writer import _parts
 
 TESTS = Path(__file__).resolve().parent
 
@@ -241,10 +241,10 @@ def test_writer_reads_sdk_spans_without_copying_them(tmp_path: Path) -> None:
     with_events = next(s for s in spans if s.events)
     with_links = next(s for s in spans if s.links)
     assert (
-        all(_parts(s)[0] is s._attributes._dict for s in spans),  # type: ignore[attr-defined]
-        type(_parts(with_events)[1]),
-        list(_parts(with_events)[1]),
-        list(_parts(with_links)[2]),
+        all(parts(s)[0] is s._attributes._dict for s in spans),  # type: ignore[attr-defined]
+        type(parts(with_events)[1]),
+        list(parts(with_events)[1]),
+        list(parts(with_links)[2]),
     ) == (True, deque, list(with_events.events), list(with_links.links))
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from opentelemetry.sdk.trace import Span, SpanLimits, TracerProvider
 
-from taskdaemon.pipeline.tracking import SqliteSpanProcessor, writer
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor, _span_batches, writer
 
 
 def _open_body(db: Path) -> str:
@@ -42,7 +42,7 @@ def test_deferred_refresh_keeps_an_open_spans_events_for_later(
     """After a rewrite of open spans the writer waits REFRESH_SPACING times its duration before
     the next one (batches in between write only their own rows); events an open span gained
     meanwhile still reach the file, at the latest when the writer shuts down."""
-    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # the next rewrite is never due
+    monkeypatch.setattr(_span_batches, "REFRESH_SPACING", 1e12)  # the next rewrite is never due
     db = tmp_path / "spans.db"
     processor, _, _ = _deferred(db)
     deferred = _open_body(db)
@@ -77,7 +77,7 @@ def test_flush_open_spans_rewrites_open_spans_before_their_spacing_is_due(
     of such rewrites says not yet, which a plain ``force_flush`` left for later; the
     module-level ``flush_open_spans`` asks every live writer of the process (here the test's
     own list, as above)."""
-    monkeypatch.setattr(writer, "REFRESH_SPACING", 1e12)  # no rewrite is due after the first
+    monkeypatch.setattr(_span_batches, "REFRESH_SPACING", 1e12)  # no rewrite is due after the first
     monkeypatch.setattr(writer, "_LIVE", weakref.WeakSet())
     db = tmp_path / "spans.db"
     _, provider, span = _deferred(db)
@@ -163,8 +163,8 @@ def test_an_open_rows_rewrite_waits_on_its_size(
     """With every rewrite of open spans due (``REFRESH_SPACING`` 0), a row still waits a second
     per ``OPEN_ROW_BYTES_A_SECOND`` of it after it was written: a batch rewrites it only once
     that is over, and ``flush_open_spans`` whatever it says."""
-    monkeypatch.setattr(writer, "REFRESH_SPACING", 0.0)
-    monkeypatch.setattr(writer, "OPEN_ROW_BYTES_A_SECOND", bytes_a_second)
+    monkeypatch.setattr(_span_batches, "REFRESH_SPACING", 0.0)
+    monkeypatch.setattr(_span_batches, "OPEN_ROW_BYTES_A_SECOND", bytes_a_second)
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db)
     provider = TracerProvider()

@@ -16,7 +16,7 @@ from pipeline_tracking_support import RESOURCE, T0, S, write_example_run
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor, writer
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION
-from taskdaemon.pipeline.tracking.writer import _register_writer
+from taskdaemon.pipeline.tracking._span_batches import register_writer
 
 #: What ``retention_from_env`` says of ``TASKDAEMON_RETENTION_KEEP=lots``.
 PROBLEM = "TASKDAEMON_RETENTION_KEEP: not a count: 'lots'"
@@ -81,12 +81,12 @@ def test_a_registration_waits_for_the_lock_only_when_asked_and_raises_other_erro
     conn = sqlite3.connect(db, timeout=0.1, isolation_level=None)
     try:
         holder.execute("BEGIN IMMEDIATE")
-        unregistered = _register_writer(conn, wait=False)
+        unregistered = register_writer(conn, wait=False)
         (busy_ms,) = conn.execute("PRAGMA busy_timeout").fetchone()
         with pytest.raises(sqlite3.OperationalError, match="locked"):
-            _register_writer(conn, wait=True)
+            register_writer(conn, wait=True)
         holder.execute("ROLLBACK")
-        registered = _register_writer(conn, wait=False)
+        registered = register_writer(conn, wait=False)
     finally:
         holder.close()
         conn.close()
@@ -94,7 +94,7 @@ def test_a_registration_waits_for_the_lock_only_when_asked_and_raises_other_erro
     try:
         for wait in (False, True):
             with pytest.raises(sqlite3.OperationalError, match="no such table: writers"):
-                _register_writer(bare, wait=wait)
+                register_writer(bare, wait=wait)
     finally:
         bare.close()
     assert (None, 100, True) == (unregistered, busy_ms, isinstance(registered, int))

@@ -2,7 +2,7 @@
 in place (``parts``), and the ``body`` column's JSON text (``body``; layout in
 ``tracking._tables``); for the report aggregates' kept attempts, the span ids its links name
 and its events of one name, read the same way (``linked_span_ids``, ``named_events``). Used by
-the writer thread only (``tracking.writer``, ``tracking._kept_runs``).
+the writer thread only (``tracking._span_batches``, ``tracking._kept_runs``).
 
 Span and trace ids are written as ``"%016x" % n`` and ``"%032x" % n``: the same digits and zero
 padding as ``format(n, "016x")`` for every int (printf-style ``x`` and the format mini-language
