@@ -48,8 +48,9 @@ tests_for() {
         pipeline/triggers.py)
             echo tests/pipeline_engine_trigger_functions_test.py \
                 tests/pipeline_engine_triggers_test.py tests/pipeline_model_test.py \
-                tests/pipeline_engine_test.py tests/pipeline_config_test.py \
-                tests/pipeline_config_invalid_test.py tests/pipeline_config_robustness_test.py ;;
+                tests/pipeline_engine_test.py tests/pipeline_engine_observers_test.py \
+                tests/pipeline_config_test.py tests/pipeline_config_invalid_test.py \
+                tests/pipeline_config_robustness_test.py ;;
         pipeline/visualization/_dot.py)
             echo tests/pipeline_visualization_test.py tests/pipeline_visualization_dot_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;

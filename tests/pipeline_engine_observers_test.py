@@ -1,16 +1,28 @@
-"""The engine's observers (``engine/_observers.py``): a sole observer that guards itself is
-called directly, and gets the records and the questions the guarded fan-out would give it."""
+"""The engine's observers (``engine/_observers.py``): the guarded fan-out of records and the
+optional hooks (run ids, the records wanted, a stage's environment), an observer that raises
+or steers the run, and a sole observer that guards itself, called directly, getting the
+records and the questions the guarded fan-out would give it."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
 from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
-from taskdaemon.pipeline.events import OPTIONAL_RECORDS, EngineEvent, StageQueued, StageWaiting
+from taskdaemon.pipeline.events import (
+    OPTIONAL_RECORDS,
+    EngineEvent,
+    StageQueued,
+    StageStarted,
+    StageWaiting,
+)
+from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.model import Manual, TriggerMode
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 
 pytestmark = pytest.mark.timeout(10)
 
@@ -21,8 +33,8 @@ class Guarding(Recorder):
     guards_itself: ClassVar[bool] = True
 
 
-class GuardingDeclining(Guarding):
-    """A guarding recorder that declines every optional record and notes what it was asked."""
+class Declining(Recorder):
+    """A recorder that declines every optional record and notes what it was asked."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -31,6 +43,10 @@ class GuardingDeclining(Guarding):
     def wants_record(self, kind: type) -> bool:
         self.asked.append(kind.__name__)
         return False
+
+
+class GuardingDeclining(Guarding, Declining):
+    """A guarding recorder that declines every optional record and notes what it was asked."""
 
 
 class Raising(Recorder):
@@ -119,3 +135,169 @@ async def test_the_fan_out_still_logs_a_raising_observer_once(
             await engine.run(PIPELINE)
     messages = [r.getMessage() for r in caplog.records]
     assert 1 == sum("failed on StageStarted" in message for message in messages)
+
+
+async def test_run_id_comes_from_the_first_observer_that_answers() -> None:
+    """allocate_run_id: a raising or invalid answer is skipped, the first 32-hex wins."""
+
+    class Broken(Recorder):
+        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
+            raise RuntimeError("no")
+
+    class Invalid(Recorder):
+        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
+            return "not-hex"
+
+    class Good(Recorder):
+        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
+            return "ab" * 16
+
+    engine = Engine(resolver=Resolver(), observers=[Broken(), Invalid(), Good()])
+    async with engine:
+        result = await engine.run(pipeline(stage("a")))
+    assert "ab" * 16 == result.run_id
+
+
+async def test_records_no_observer_wants_are_not_built(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """wants_record: StageWaiting and StageQueued are built only when some observer wants
+    them; an observer without the hook wants every record, and a raising hook counts as
+    wanting (logged once). Other records never ask."""
+
+    class RaisingHook(Declining):
+        def wants_record(self, kind: type) -> bool:
+            raise RuntimeError("no")
+
+    p = pipeline(stage("a"), stage("b", *after("a")))
+    declining = Declining()
+    async with Engine(resolver=Resolver(), observers=[declining]) as engine:
+        await engine.run(p)
+    assert [] == declining.of(StageWaiting) + declining.of(StageQueued)
+    assert {kind.__name__ for kind in OPTIONAL_RECORDS} == set(declining.asked)
+    assert 2 == len(declining.of(StageStarted))
+
+    declining, keeping = Declining(), Recorder()
+    async with Engine(resolver=Resolver(), observers=[declining, keeping]) as engine:
+        await engine.run(p)
+    assert keeping.names() == declining.names()
+    assert 2 == len(keeping.of(StageQueued))
+
+    raising = RaisingHook()
+    with caplog.at_level(logging.ERROR, logger="taskdaemon.pipeline.engine"):
+        async with Engine(resolver=Resolver(), observers=[raising]) as engine:
+            await engine.run(p)
+    assert 2 == len(raising.of(StageQueued))
+    assert 1 == sum("wants_record failed on StageQueued" in r.getMessage() for r in caplog.records)
+
+
+async def test_default_run_id_is_32_hex() -> None:
+    """Without an allocating observer the run id is 32 lowercase hex digits."""
+    async with Engine(resolver=Resolver()) as engine:
+        result = await engine.run(pipeline(stage("a")))
+    assert 32 == len(result.run_id)
+    assert set(result.run_id) <= set("0123456789abcdef")
+
+
+async def test_raising_observer_is_logged_once_and_changes_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An observer that raises on every event is logged once per event type; the run is intact."""
+
+    class Angry:
+        def on_event(self, event: Any) -> None:
+            raise ValueError("boom")
+
+    recorder = Recorder()
+    p = pipeline(stage("a"), stage("b", *after("a")), stage("c", *after("b")))
+    with caplog.at_level(logging.ERROR, logger="taskdaemon.pipeline.engine"):
+        async with Engine(resolver=Resolver(), observers=[Angry(), recorder]) as engine:
+            result = await engine.run(p)
+    assert RunStatus.SUCCESS == result.status
+    started = [r for r in caplog.records if "StageStarted" in r.getMessage()]
+    assert 1 == len(started)
+    assert "RunFinished" == type(recorder.events[-1]).__name__
+
+
+async def test_stage_environment_answers_are_merged_into_the_context() -> None:
+    """stage_environment answers of observers reach ctx.environment, after StageStarted."""
+    seen: list[dict[str, str]] = []
+
+    class Env(Recorder):
+        def stage_environment(self, event: StageStarted) -> dict[str, str]:
+            return {"TRACEPARENT": f"tp-{event.task_run_id}"}
+
+    class Env2(Recorder):
+        def stage_environment(self, event: StageStarted) -> dict[str, str]:
+            return {"OTHER": "1"}
+
+    async def handler(ctx: StageContext) -> None:
+        seen.append(dict(ctx.environment))
+
+    engine = Engine(resolver=Resolver({"a": handler}), observers=[Env(), Env2()])  # type: ignore[dict-item]
+    async with engine:
+        await engine.run(pipeline(stage("a")))
+    assert [{"TRACEPARENT": "tp-a.0.1", "OTHER": "1"}] == seen
+
+
+async def test_stage_environment_is_asked_only_when_a_handler_reads_it() -> None:
+    """Hooks run on the first read of ctx.environment, once; a handler that never reads it
+    never makes an observer answer (nothing on the critical path for most Python stages)."""
+    asked: list[str] = []
+
+    class Env(Recorder):
+        def stage_environment(self, event: StageStarted) -> dict[str, str]:
+            asked.append(event.stage)
+            return {"TRACEPARENT": "tp"}
+
+    async def reads(ctx: StageContext) -> None:
+        assert "tp" == ctx.environment["TRACEPARENT"]
+        assert {"TRACEPARENT": "tp"} == dict(ctx.environment)
+
+    async def ignores(ctx: StageContext) -> None:
+        return None
+
+    handlers = {"a": ignores, "b": reads}
+    engine = Engine(resolver=Resolver(handlers), observers=[Env()])  # type: ignore[arg-type]
+    async with engine:
+        result = await engine.run(pipeline(stage("a"), stage("b", *after("a"))))
+    assert RunStatus.SUCCESS == result.status
+    assert ["b"] == asked
+
+
+async def test_observers_can_be_added_and_removed_twice() -> None:
+    """add_observer and remove_observer are idempotent."""
+    recorder = Recorder()
+    engine = Engine(resolver=Resolver())
+    engine.add_observer(recorder)
+    engine.add_observer(recorder)
+    async with engine:
+        await engine.run(pipeline(stage("a")))
+    count = len(recorder.events)
+    assert 1 == recorder.names().count("RunStarted")
+    engine.remove_observer(recorder)
+    engine.remove_observer(recorder)
+    async with engine:
+        await engine.run(pipeline(stage("a")))
+    assert count == len(recorder.events)
+
+
+async def test_observer_may_steer_the_run_from_inside_on_event() -> None:
+    """An observer that approves on ApprovalRequested (re-entrantly) gets the stage started."""
+
+    class AutoApprove:
+        def __init__(self) -> None:
+            self.engine: Engine | None = None
+
+        def on_event(self, event: Any) -> None:
+            if type(event).__name__ == "ApprovalRequested":
+                assert self.engine is not None
+                self.engine.approve(event.run_id, event.stage, by="bot")
+
+    observer = AutoApprove()
+    engine = Engine(resolver=Resolver(), observers=[observer])
+    observer.engine = engine
+    approval = Manual(approval_required=True)
+    p = pipeline(stage("a"), stage("b", *after("a"), approval, trigger_mode=TriggerMode.ALL))
+    result = await asyncio.wait_for(engine.run(p), timeout=5)
+    assert {"a": StageStatus.SUCCESS, "b": StageStatus.SUCCESS} == dict(result.stage_status)

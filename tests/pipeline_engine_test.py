@@ -1,10 +1,10 @@
-"""Engine basics: results, data flow, observers, run ids, the public API and its errors."""
+"""Engine basics: results, data flow, the events of a run, the public API and its errors (the
+observers' hooks and run ids: ``pipeline_engine_observers_test.py``)."""
 
 from __future__ import annotations
 
 import ast
 import asyncio
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,6 @@ from pipeline_engine_support import (
 from taskdaemon.pipeline.engine import Engine, RunResult
 from taskdaemon.pipeline.errors import ApprovalError, PipelineError, RunNotFoundError
 from taskdaemon.pipeline.events import (
-    OPTIONAL_RECORDS,
     RunFinished,
     RunStarted,
     StageFinished,
@@ -294,143 +293,6 @@ async def test_several_runs_at_once_are_independent() -> None:
     assert {"who": "two"} == dict(second.outputs["a"])
 
 
-async def test_run_id_comes_from_the_first_observer_that_answers() -> None:
-    """allocate_run_id: a raising or invalid answer is skipped, the first 32-hex wins."""
-
-    class Broken(Recorder):
-        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
-            raise RuntimeError("no")
-
-    class Invalid(Recorder):
-        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
-            return "not-hex"
-
-    class Good(Recorder):
-        def allocate_run_id(self, pipeline: Any, request: Any) -> str:
-            return "ab" * 16
-
-    engine = Engine(resolver=Resolver(), observers=[Broken(), Invalid(), Good()])
-    async with engine:
-        result = await engine.run(pipeline(stage("a")))
-    assert "ab" * 16 == result.run_id
-
-
-async def test_records_no_observer_wants_are_not_built(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """wants_record: StageWaiting and StageQueued are built only when some observer wants
-    them; an observer without the hook wants every record, and a raising hook counts as
-    wanting (logged once). Other records never ask."""
-
-    class Declining(Recorder):
-        def __init__(self) -> None:
-            super().__init__()
-            self.asked: list[str] = []
-
-        def wants_record(self, kind: type) -> bool:
-            self.asked.append(kind.__name__)
-            return False
-
-    class Raising(Declining):
-        def wants_record(self, kind: type) -> bool:
-            raise RuntimeError("no")
-
-    p = pipeline(stage("a"), stage("b", *after("a")))
-    declining = Declining()
-    async with Engine(resolver=Resolver(), observers=[declining]) as engine:
-        await engine.run(p)
-    assert [] == declining.of(StageWaiting) + declining.of(StageQueued)
-    assert {kind.__name__ for kind in OPTIONAL_RECORDS} == set(declining.asked)
-    assert 2 == len(declining.of(StageStarted))
-
-    declining, keeping = Declining(), Recorder()
-    async with Engine(resolver=Resolver(), observers=[declining, keeping]) as engine:
-        await engine.run(p)
-    assert keeping.names() == declining.names()
-    assert 2 == len(keeping.of(StageQueued))
-
-    raising = Raising()
-    with caplog.at_level(logging.ERROR, logger="taskdaemon.pipeline.engine"):
-        async with Engine(resolver=Resolver(), observers=[raising]) as engine:
-            await engine.run(p)
-    assert 2 == len(raising.of(StageQueued))
-    assert 1 == sum("wants_record failed on StageQueued" in r.getMessage() for r in caplog.records)
-
-
-async def test_default_run_id_is_32_hex() -> None:
-    """Without an allocating observer the run id is 32 lowercase hex digits."""
-    async with Engine(resolver=Resolver()) as engine:
-        result = await engine.run(pipeline(stage("a")))
-    assert 32 == len(result.run_id)
-    assert set(result.run_id) <= set("0123456789abcdef")
-
-
-async def test_raising_observer_is_logged_once_and_changes_nothing(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """An observer that raises on every event is logged once per event type; the run is intact."""
-
-    class Angry:
-        def on_event(self, event: Any) -> None:
-            raise ValueError("boom")
-
-    recorder = Recorder()
-    p = pipeline(stage("a"), stage("b", *after("a")), stage("c", *after("b")))
-    with caplog.at_level(logging.ERROR, logger="taskdaemon.pipeline.engine"):
-        async with Engine(resolver=Resolver(), observers=[Angry(), recorder]) as engine:
-            result = await engine.run(p)
-    assert RunStatus.SUCCESS == result.status
-    started = [r for r in caplog.records if "StageStarted" in r.getMessage()]
-    assert 1 == len(started)
-    assert "RunFinished" == type(recorder.events[-1]).__name__
-
-
-async def test_stage_environment_answers_are_merged_into_the_context() -> None:
-    """stage_environment answers of observers reach ctx.environment, after StageStarted."""
-    seen: list[dict[str, str]] = []
-
-    class Env(Recorder):
-        def stage_environment(self, event: StageStarted) -> dict[str, str]:
-            return {"TRACEPARENT": f"tp-{event.task_run_id}"}
-
-    class Env2(Recorder):
-        def stage_environment(self, event: StageStarted) -> dict[str, str]:
-            return {"OTHER": "1"}
-
-    async def handler(ctx: StageContext) -> None:
-        seen.append(dict(ctx.environment))
-
-    engine = Engine(resolver=Resolver({"a": handler}), observers=[Env(), Env2()])  # type: ignore[dict-item]
-    async with engine:
-        await engine.run(pipeline(stage("a")))
-    assert [{"TRACEPARENT": "tp-a.0.1", "OTHER": "1"}] == seen
-
-
-async def test_stage_environment_is_asked_only_when_a_handler_reads_it() -> None:
-    """Hooks run on the first read of ctx.environment, once; a handler that never reads it
-    never makes an observer answer (nothing on the critical path for most Python stages)."""
-    asked: list[str] = []
-
-    class Env(Recorder):
-        def stage_environment(self, event: StageStarted) -> dict[str, str]:
-            asked.append(event.stage)
-            return {"TRACEPARENT": "tp"}
-
-    async def reads(ctx: StageContext) -> None:
-        assert "tp" == ctx.environment["TRACEPARENT"]
-        assert {"TRACEPARENT": "tp"} == dict(ctx.environment)
-
-    async def ignores(ctx: StageContext) -> None:
-        return None
-
-    handlers = {"a": ignores, "b": reads}
-    engine = Engine(resolver=Resolver(handlers), observers=[Env()])  # type: ignore[arg-type]
-    async with engine:
-        result = await engine.run(pipeline(stage("a"), stage("b", *after("a"))))
-    assert RunStatus.SUCCESS == result.status
-    assert ["b"] == asked
-
-
 async def test_report_process_and_usage_reach_the_events() -> None:
     """ctx.report_process emits StageProcess; report_usage lands in StageFinished."""
 
@@ -462,23 +324,6 @@ async def test_stage_exception_is_recorded_unchanged() -> None:
     (finished,) = recorder.of(StageFinished)
     assert finished.exception is boom
     assert "KeyError" == finished.error_type
-
-
-async def test_observers_can_be_added_and_removed_twice() -> None:
-    """add_observer and remove_observer are idempotent."""
-    recorder = Recorder()
-    engine = Engine(resolver=Resolver())
-    engine.add_observer(recorder)
-    engine.add_observer(recorder)
-    async with engine:
-        await engine.run(pipeline(stage("a")))
-    count = len(recorder.events)
-    assert 1 == recorder.names().count("RunStarted")
-    engine.remove_observer(recorder)
-    engine.remove_observer(recorder)
-    async with engine:
-        await engine.run(pipeline(stage("a")))
-    assert count == len(recorder.events)
 
 
 async def test_pause_gate_is_awaited_before_each_start() -> None:
@@ -677,24 +522,3 @@ async def test_raising_pause_gate_fails_the_run_instead_of_hanging() -> None:
     result = await asyncio.wait_for(handle.wait(), timeout=5)
     assert RunStatus.FAILURE == result.status
     assert "internal error: RuntimeError('debugger broke')" in (result.error or "")
-
-
-async def test_observer_may_steer_the_run_from_inside_on_event() -> None:
-    """An observer that approves on ApprovalRequested (re-entrantly) gets the stage started."""
-
-    class AutoApprove:
-        def __init__(self) -> None:
-            self.engine: Engine | None = None
-
-        def on_event(self, event: Any) -> None:
-            if type(event).__name__ == "ApprovalRequested":
-                assert self.engine is not None
-                self.engine.approve(event.run_id, event.stage, by="bot")
-
-    observer = AutoApprove()
-    engine = Engine(resolver=Resolver(), observers=[observer])
-    observer.engine = engine
-    approval = Manual(approval_required=True)
-    p = pipeline(stage("a"), stage("b", *after("a"), approval, trigger_mode=TriggerMode.ALL))
-    result = await asyncio.wait_for(engine.run(p), timeout=5)
-    assert {"a": StageStatus.SUCCESS, "b": StageStatus.SUCCESS} == dict(result.stage_status)
