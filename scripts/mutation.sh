@@ -121,7 +121,8 @@ tests_for() {
                 tests/pipeline_config_robustness_test.py ;;
         pipeline/tracking/_remote.py)
             # The remote sources' own tests, and the two other readers of its settings and URLs.
-            echo tests/reliability_sources_test.py tests/pipeline_tracking_source_urls_test.py \
+            echo tests/reliability_sources_test.py tests/reliability_sources_deadlines_test.py \
+                tests/pipeline_tracking_source_urls_test.py \
                 tests/pipeline_settings_size_bounds_test.py ;;
         pipeline/control.py)
             echo tests/pipeline_control_test.py tests/pipeline_control_protocol_test.py \
@@ -182,7 +183,7 @@ tests_for() {
             echo tests/pipeline_cli_bounded_session_test.py ;;
         pipeline/tracking/_deadline_io.py)
             echo tests/pipeline_tracking_deadline_io_test.py tests/reliability_sources_test.py \
-                tests/pipeline_tracking_sources_test.py ;;
+                tests/reliability_sources_deadlines_test.py tests/pipeline_tracking_sources_test.py ;;
         pipeline/group_watchdog.py)
             echo tests/pipeline_group_watchdog_test.py ;;
         pipeline/yaml_lines.py)
@@ -352,7 +353,8 @@ tests_for() {
             echo tests/pipeline_tracking_http_sources_test.py \
                 tests/pipeline_tracking_sources_tempo_test.py \
                 tests/pipeline_tracking_sources_jaeger_test.py \
-                tests/pipeline_tracking_sources_test.py tests/reliability_sources_test.py ;;
+                tests/pipeline_tracking_sources_test.py tests/reliability_sources_test.py \
+                tests/reliability_sources_deadlines_test.py ;;
         pipeline/tracking/spans.py)
             # The readers that keep what ``bounded`` keeps, and the SDK's spans through a store;
             # not the reliability tests of a million events (slow, and a subprocess's part is
