@@ -22,8 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from reliability_sources_support import RUN_ID, Backend, answering, serving
-from reliability_support import taskdaemon
+from reliability_sources_support import RUN_ID, Backend, answering, serving, show_run
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.tracking import TempoSource
 from taskdaemon.pipeline.tracking._remote import RemoteLimits, read_bounded
@@ -44,16 +43,7 @@ def test_runs_show_gives_up_on_a_trickling_backend_at_its_deadline(home: Path) -
             server.write(handler, b" ")
 
     with serving(trickle) as server:
-        done = taskdaemon(
-            home,
-            "runs",
-            "show",
-            RUN_ID,
-            "--source",
-            f"tempo+{server.url}",
-            timeout=60,
-            TASKDAEMON_SOURCE_TIMEOUT="1",
-        )
+        done = show_run(home, server, TASKDAEMON_SOURCE_TIMEOUT="1")
     expected = (1, 1, True, False)  # a source that cannot answer: exit 1
     actual = (
         done.returncode,

@@ -5,13 +5,16 @@ block."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from http_stub_support import serving_in_thread
+from reliability_support import taskdaemon
 
 RUN_ID = "0123456789abcdef0123456789abcdef"
 
@@ -75,3 +78,12 @@ def answering(
         server.write(handler, body)
 
     return answer
+
+
+def show_run(
+    home: Path, backend: Backend, run_id: str = RUN_ID, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``taskdaemon runs show RUN_ID`` with ``backend`` as its Tempo source, to its end."""
+    return taskdaemon(
+        home, "runs", "show", run_id, "--source", f"tempo+{backend.url}", timeout=60, **env
+    )

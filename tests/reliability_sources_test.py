@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from reliability_sources_support import RUN_ID, Backend, answering, serving
+from reliability_sources_support import RUN_ID, Backend, answering, serving, show_run
 from reliability_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.errors import SettingsError, SpanSourceError
@@ -153,16 +153,7 @@ def test_runs_show_refuses_an_endless_body_in_one_line(home: Path) -> None:
             server.write(handler, b" " * 65536)
 
     with serving(endless) as server:
-        done = taskdaemon(
-            home,
-            "runs",
-            "show",
-            RUN_ID,
-            "--source",
-            f"tempo+{server.url}",
-            timeout=60,
-            TASKDAEMON_SOURCE_MAX_BYTES="1000000",
-        )
+        done = show_run(home, server, TASKDAEMON_SOURCE_MAX_BYTES="1000000")
     expected = (1, 1, True)  # a source that cannot answer: exit 1
     actual = (
         done.returncode,
@@ -242,9 +233,7 @@ def test_runs_show_refuses_a_dense_answer_in_one_line(home: Path) -> None:
     """``runs show`` against an answer of 2 million empty lists exits 1 with one line."""
     body = DENSE_ANSWERS["empty lists"]
     with serving(answering(body)) as server:
-        done = taskdaemon(
-            home, "runs", "show", TEMPO_V2_RUN, "--source", f"tempo+{server.url}", timeout=60
-        )
+        done = show_run(home, server, TEMPO_V2_RUN)
     expected = (1, 1, True)
     actual = (
         done.returncode,
