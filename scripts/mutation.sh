@@ -265,7 +265,7 @@ tests_for() {
                 tests/pipeline_monitor_payload_events_test.py \
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_monitor_batch_test.py \
                 tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py \
-                tests/pipeline_reporting_replays_test.py ;;
+                tests/pipeline_replay_run_workspace_test.py tests/pipeline_reporting_replays_test.py ;;
         pipeline/monitor/_stage_spans.py | pipeline/monitor/_spans.py)
             echo tests/pipeline_monitor_stage_spans_test.py tests/pipeline_monitor_spans_test.py \
                 tests/pipeline_monitor_stage_end_test.py \
@@ -279,7 +279,7 @@ tests_for() {
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_worker_test.py \
                 tests/pipeline_monitor_batch_test.py tests/pipeline_monitor_unrecorded_test.py \
                 tests/pipeline_debug_monitor_test.py tests/pipeline_replay_run_test.py \
-                tests/pipeline_reporting_replays_test.py ;;
+                tests/pipeline_replay_run_workspace_test.py tests/pipeline_reporting_replays_test.py ;;
         pipeline/reporting/_stats.py)
             echo tests/pipeline_reporting_stats_test.py tests/pipeline_tracking_report_test.py \
                 tests/pipeline_reporting_event_path_test.py tests/pipeline_reporting_render_test.py \
@@ -343,7 +343,7 @@ tests_for() {
             # Replays run in-process (a real engine, monitor and store each); not the CLI's
             # replay files, whose subprocesses mutmut credits nothing.
             echo tests/pipeline_replay_run_test.py tests/pipeline_replay_run_shapes_test.py \
-                tests/pipeline_reporting_replays_test.py ;;
+                tests/pipeline_replay_run_workspace_test.py tests/pipeline_reporting_replays_test.py ;;
         pipeline/tracking/_jaeger.py)
             # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
             echo tests/pipeline_tracking_sources_jaeger_test.py ;;

@@ -57,6 +57,13 @@ FLOW: Pipeline = pipeline(
 )
 
 
+def flow_without_plan_mapping() -> Pipeline:
+    """``FLOW`` with the plan's output mapping left out: the plan's whole result reaches the
+    build, so what a plan handler returns beside its steps is read downstream too."""
+    stages = tuple(replace(s, outputs=None) if s.name == "plan" else s for s in FLOW.stages)
+    return replace(FLOW, stages=stages)
+
+
 async def plan(ctx: StageContext) -> Mapping[str, Any]:
     """Two steps derived from the goal."""
     return {"steps": [f"{ctx.inputs['goal']}-1", f"{ctx.inputs['goal']}-2"], "noise": 1}
