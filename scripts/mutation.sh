@@ -268,7 +268,7 @@ tests_for() {
                 tests/pipeline_replay_run_workspace_test.py tests/pipeline_reporting_replays_test.py ;;
         pipeline/monitor/_stage_spans.py | pipeline/monitor/_spans.py)
             echo tests/pipeline_monitor_stage_spans_test.py tests/pipeline_monitor_spans_test.py \
-                tests/pipeline_monitor_stage_end_test.py \
+                tests/pipeline_monitor_stage_spans_ends_test.py tests/pipeline_monitor_stage_end_test.py \
                 tests/pipeline_monitor_payload_events_test.py \
                 tests/pipeline_monitor_redaction_once_test.py \
                 tests/pipeline_monitor_stage_statics_test.py \

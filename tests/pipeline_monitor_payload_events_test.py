@@ -1,6 +1,7 @@
 """The ``stage.input`` / ``stage.output`` events of repeated payloads: each span records its
 own payload's attributes, whatever was recorded before (the monitor shares the redacted
-attributes of whole short texts between spans, ``_stage_spans._payload_event``)."""
+attributes of whole short texts between spans, ``_stage_spans._payload_event``); that memo
+itself: bounded, of short whole texts only, and sharing only the mappings it keeps."""
 
 from __future__ import annotations
 
@@ -11,11 +12,17 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
+from pipeline_monitor_stage_spans_support import (
+    payload_attributes,
+)
 from pipeline_monitor_support import Feed, Telemetry
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline, Stage
+from taskdaemon.pipeline.monitor import _stage_spans
 from taskdaemon.pipeline.payloads import REDACTED, PayloadCapture
+from taskdaemon.pipeline.span_redaction import RedactingTracer
 from taskdaemon.pipeline.state import RunStatus
 
 
@@ -110,3 +117,62 @@ def test_empty_payloads_are_cut_at_their_own_capture_cap(tel: Telemetry, cap: in
         events = {event.name: dict(event.attributes or {}) for event in span.events}
         assert list(events[t.EVENT_STAGE_INPUT].items()) == list(expected.items())
         assert list(events[t.EVENT_STAGE_OUTPUT].items()) == list(expected.items())
+
+
+def test_the_payload_memo_is_bounded_and_keeps_only_short_whole_texts() -> None:
+    """The remembered payload events hold short whole texts only (a text over 256 bytes, or
+    one cut at the cap, is not kept), at most 1,024 of them: emptied when full."""
+    memo = _stage_spans._payload_events
+    memo.clear()
+    capture = PayloadCapture(max_bytes=300)
+    long_text = '{"k":"' + "x" * 250 + '"}'  # 258 bytes
+    edge = '{"k":"' + "x" * 248 + '"}'  # 256 bytes: kept
+    assert (len(long_text), len(edge)) == (258, 256)
+    _stage_spans._payload_event(capture, {"k": "x" * 250})
+    _stage_spans._payload_event(PayloadCapture(max_bytes=4), {"k": "y"})
+    assert memo == {}
+    _stage_spans._payload_event(capture, {"k": "x" * 248})
+    assert list(memo) == [(edge, False)]
+    for i in range(1, 1024):
+        _stage_spans._payload_event(capture, {"i": i})
+    assert len(memo) == 1024
+    _stage_spans._payload_event(capture, {"i": 1})
+    assert len(memo) == 1024  # known: not added
+    _stage_spans._payload_event(capture, {"i": 5000})
+    assert list(memo) == [('{"i":5000}', False)]
+    memo.clear()
+
+
+@pytest.mark.parametrize(("value", "text"), [([], "[]"), ("", '""'), (None, "null"), (0, "0")])
+def test_an_empty_value_that_is_not_a_mapping_is_captured_as_it_is(value: Any, text: str) -> None:
+    """Only an empty dict or mapping proxy takes the remembered ``{}`` event: any other empty
+    value is captured as its own JSON."""
+    capture = PayloadCapture()
+    _stage_spans._payload_events.clear()  # the memo as a fresh process has it: no ``{}`` yet
+    assert dict(_stage_spans._payload_event(capture, {})) == payload_attributes("{}")  # now it has
+    assert dict(_stage_spans._payload_event(capture, value)) == payload_attributes(text)
+    assert dict(_stage_spans._payload_event(capture, MappingProxyType({}))) == payload_attributes(
+        "{}"
+    )
+
+
+def test_payload_events_share_the_memos_mappings_only() -> None:
+    """A short payload's event (the memo keeps its attributes) shares one SDK mapping between
+    spans; a long one's (not kept) is built for its own event and not held after."""
+    tracer = RedactingTracer(TracerProvider().get_tracer("test"))
+    capture = PayloadCapture(max_bytes=4096)
+    short, long = {"k": "short"}, {"k": "x" * 400}
+    spans = [tracer.start_span(name) for name in ("a", "b")]
+    for span in spans:
+        for value in (short, long):
+            attributes = _stage_spans._payload_event(capture, value)
+            _stage_spans._add_payload_event(span, t.EVENT_STAGE_INPUT, attributes, 1)
+    (short_a, long_a), (short_b, long_b) = (
+        [event.attributes for event in span.wrapped.events]  # type: ignore[attr-defined]
+        for span in spans
+    )
+    assert short_a is short_b
+    assert long_a is not long_b
+    assert dict(long_a) == dict(long_b)
+    kept = [entry[0] for entry in _stage_spans._PAYLOAD_EVENTS._kept.values()]
+    assert all("x" * 400 not in str(mapping) for mapping in kept)
