@@ -10,6 +10,8 @@
 * A test file never imports another test file: what several files share is a ``*_support.py``
   helper or a ``conftest.py`` fixture (importing a test module would also import its tests).
 
+A ``pytest.mark`` sits on a test function, never on a helper (pytest ignores it there).
+
 It also checks the suite's guards against threads and child processes left running
 (``conftest.left_running``, ``conftest.children_left_running``) and process-wide state left
 changed (``conftest.changed_state``).
@@ -161,6 +163,40 @@ def test_the_import_rule_reports_each_import_of_a_test_module(tmp_path: Path) ->
     assert ["a_test.py: imports b_test", "b_test.py: imports a_test"] == imports_of_test_modules(
         tmp_path
     )
+
+
+def marks_off_tests(tests: Path) -> list[str]:
+    """``file: function`` for each ``pytest.mark`` on a function that is not a test: pytest
+    ignores it there, so a ``slow`` mark meant for the test below a helper marks nothing, and
+    that slow test runs in the quick selection."""
+    found = []
+    for path in sorted(tests.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            if node.name.startswith("test_"):
+                continue
+            for decorator in node.decorator_list:
+                target = decorator.func if isinstance(decorator, ast.Call) else decorator
+                if ast.unparse(target).startswith("pytest.mark."):
+                    found.append(f"{path.name}: {node.name}")
+    return found
+
+
+def test_marks_sit_on_tests() -> None:
+    """A mark (``slow``, ``parametrize``) is on a test function, never on a helper."""
+    assert [] == marks_off_tests(ROOT / "tests")
+
+
+def test_the_mark_rule_reports_a_marked_helper(tmp_path: Path) -> None:
+    """Bare and called marks on helpers are reported; marks on tests and fixtures are not."""
+    (tmp_path / "a_test.py").write_text(
+        "import pytest\n\n@pytest.mark.slow\ndef _wait():\n    pass\n\n"
+        "@pytest.mark.parametrize('x', [1])\nasync def helper(x):\n    pass\n\n"
+        "@pytest.mark.slow\ndef test_a():\n    pass\n\n"
+        "@pytest.fixture\ndef home():\n    pass\n"
+    )
+    assert ["a_test.py: _wait", "a_test.py: helper"] == marks_off_tests(tmp_path)
 
 
 def test_the_thread_guard_reports_only_watched_threads_still_running() -> None:

@@ -95,7 +95,6 @@ class Terminal:
             self.process.wait()
 
 
-@pytest.mark.slow
 def _until_stored(home: Path, run_id: str, timeout: float = 30) -> None:
     """Return once the span store in ``home`` holds the trace ``run_id``.
 
@@ -116,6 +115,7 @@ def _until_stored(home: Path, run_id: str, timeout: float = 30) -> None:
         time.sleep(0.02)
 
 
+@pytest.mark.slow
 def test_watch_follows_a_run_in_another_process_on_a_terminal(
     home: Path, tmp_path: Path, serve: Any
 ) -> None:
