@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import html
 import itertools
+import math
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -234,7 +236,7 @@ MARKS = """() => Array.from(document.querySelectorAll("figure svg"), (svg) => {
     .filter((title) => title.textContent.includes(" on 1970-01-01"))
     .map((title) => Math.round(origin.bottom - title.parentNode.getBoundingClientRect().bottom));
   const ticks = Array.from(svg.querySelectorAll("text"), (t) => t.textContent)
-    .filter((t) => /^\\d+(ms|s|min|h|d)$/.test(t));
+    .filter((t) => /^\\d+(ms|s|m\\d\\ds|h\\d\\dm)$/.test(t));
   return [medians.concat(dots), ticks];
 })"""
 
@@ -261,6 +263,21 @@ def _fast_and_slow() -> Report:
     return replace(report, pipelines=(pipeline,))
 
 
+async def _drawn_at_two_widths(tmp_path: Path, written: str, script: str) -> list[Any]:
+    """What ``script`` reads from the page ``written`` in chromium at 1,280 and 400 pixels;
+    neither logged an error."""
+    page_path = tmp_path / "report.html"
+    page_path.write_text(written)
+    drawn = []
+    async with chromium_browser() as browser:
+        for width in (1280, 400):
+            async with browser_page(browser, width=width) as (page, errors):
+                await page.goto(page_path.as_uri())
+                drawn.append(await page.evaluate(script))
+                assert [] == errors
+    return drawn
+
+
 @pytest.mark.slow
 async def test_stages_of_milliseconds_beside_one_of_minutes_are_each_drawn_apart(
     tmp_path: Path,
@@ -269,24 +286,85 @@ async def test_stages_of_milliseconds_beside_one_of_minutes_are_each_drawn_apart
     p90 dot are drawn in chromium at least 10 pixels from the next stage's, in order, on a log
     axis whose ticks read as durations, the same at 1,280 and 400 pixels. On the linear axis the
     three fast stages were drawn on the zero line, one over the other."""
-    page_path = tmp_path / "report.html"
     written = render_report(_fast_and_slow(), "html")
-    page_path.write_text(written)
-    drawn = []
-    async with chromium_browser() as browser:
-        for width in (1280, 400):
-            async with browser_page(browser, width=width) as (page, errors):
-                await page.goto(page_path.as_uri())
-                drawn.append(await page.evaluate(MARKS))
-                assert [] == errors
+    drawn = await _drawn_at_two_widths(tmp_path, written, MARKS)
     (box, ticks), _timeline, (dots, p90_ticks) = drawn[0]
     gaps = [
         later - earlier
         for positions in (box, dots)
         for earlier, later in itertools.pairwise(positions)
     ]
-    durations = ["1ms", "10ms", "100ms", "1s", "10s", "1min", "10min"]
+    durations = ["1ms", "10ms", "100ms", "1s", "10s", "1m40s", "16m40s"]
     assert (4, 4, True) == (len(box), len(dots), all(gap >= 10 for gap in gaps)), (box, dots)
     assert (durations, durations) == (ticks, p90_ticks)
     assert drawn[0] == drawn[1]
     assert "duration, log (under 1ms at 1ms)" in written
+
+
+#: Per duration chart (the box plot, then the p90 chart), along its duration axis in pixels
+#: from the chart's corner: each grid line, each tick label's centre and text, and each mark
+#: (the medians, then the p90 dots).
+AXES = """() => {
+  const centre = (box, origin, across) => across
+    ? Math.round(box.y + box.height / 2 - origin.y)
+    : Math.round(box.x + box.width / 2 - origin.x);
+  const svgs = Array.from(document.querySelectorAll("figure svg"));
+  return [[svgs[0], "line", 'path[stroke-width="2"]', false],
+          [svgs[2], 'path[stroke="#dddddd"]', "circle:has(title)", true]]
+    .map(([svg, grid, marks, across]) => {
+      const origin = svg.getBoundingClientRect();
+      const at = (e) => centre(e.getBoundingClientRect(), origin, across);
+      const ticks = Array.from(svg.querySelectorAll("text"))
+        .filter((t) => /^\\d/.test(t.textContent) && !t.textContent.includes("-"));
+      return [Array.from(svg.querySelectorAll(grid), at),
+              ticks.map((t) => [at(t), t.textContent]),
+              Array.from(svg.querySelectorAll(marks), at)];
+    });
+}"""
+
+#: Three stages: of 2 ms, of 1,000 s (a decade), and of 20 days.
+DECADES = {"s00": 0.002, "s01": 1000.0, "s02": 20 * DAY}
+
+
+@pytest.mark.slow
+async def test_a_log_axis_has_a_labelled_grid_line_every_decade_past_ten_days(
+    tmp_path: Path,
+) -> None:
+    """Stages of 2 ms, 1,000 s and 20 days: in chromium, both duration axes have a grid line at
+    every power of ten of seconds from 1 ms to 10^7 s, evenly spaced, each labelled at its
+    line as a duration; the stage of 1,000 s lies on its line and the one of 20 days where its
+    logarithm puts it, the same at 1,280 and 400 pixels. The ticks were 10 s, 1 min, 10 min,
+    1 h, unevenly spaced, and none past 10 days."""
+    pipeline = replace(
+        _report(list(DECADES)).pipelines[0],
+        distributions={name: (v,) * 7 for name, v in DECADES.items()},
+        daily_p90={name: ((0.0, v),) for name, v in DECADES.items()},
+    )
+    report = replace(_report(list(DECADES)), pipelines=(pipeline,))
+    drawn = await _drawn_at_two_widths(tmp_path, render_report(report, "html"), AXES)
+    labels = ["1ms", "10ms", "100ms", "1s", "10s", "1m40s", "16m40s", "2h46m", "27h46m"]
+    labels += ["277h46m", "2777h46m"]
+    for grid, ticks, marks in drawn[0]:
+        step = (grid[-1] - grid[0]) / 10
+        even = [grid[0] + power * step for power in range(11)]
+        logs = [grid[0] + (math.log10(value) + 3) * step for value in DECADES.values()]
+        assert (labels, grid) == ([t for _, t in ticks], [x for x, _ in ticks])
+        assert even == pytest.approx(grid, abs=1)
+        assert (grid[6], logs) == (marks[1], pytest.approx(marks, abs=1))
+    assert drawn[0] == drawn[1]
+
+
+def test_a_log_axis_too_narrow_for_every_label_labels_every_other_decade() -> None:
+    """Beside a stage name of 40 characters the box plot's eleven decades are too close for
+    labels of up to 8 characters: every other one is labelled, counted from 1 s, and every
+    decade keeps its grid line; the labels were written over one another."""
+    long = "x" * 40
+    values = dict(zip([long, "s01", "s02"], DECADES.values(), strict=True))
+    pipeline = replace(
+        _report(list(values)).pipelines[0],
+        distributions={name: (v,) * 7 for name, v in values.items()},
+    )
+    page = render_report(replace(_report(list(values)), pipelines=(pipeline,)), "html")
+    box = re.findall(r"<svg .*?</svg>", page, re.S)[0]
+    ticks = re.findall(r'text-anchor="middle">(\d[^<]*)</text>', box)
+    assert (11, ["10ms", "1s", "1m40s", "2h46m", "277h46m"]) == (box.count("<line "), ticks)

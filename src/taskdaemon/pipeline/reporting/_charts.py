@@ -60,21 +60,19 @@ FLOOR = 0.001
 #: The most a duration axis's values may span (highest over lowest, the lowest no less than
 #: ``FLOOR``) and stay linear: a mark a hundredth of the axis's length is a few pixels wide.
 SPREAD = 100.0
-#: A log axis's ticks, in seconds, and how they are labelled: powers of ten up to seconds, then
-#: the minutes, hours and days a reader counts in.
-LOG_TICKS = (
-    (0.001, "1ms"),
-    (0.01, "10ms"),
-    (0.1, "100ms"),
-    (1.0, "1s"),
-    (10.0, "10s"),
-    (60.0, "1min"),
-    (600.0, "10min"),
-    (3600.0, "1h"),
-    (36000.0, "10h"),
-    (86400.0, "1d"),
-    (864000.0, "10d"),
-)
+#: The pixels a tick's label takes across a vertical axis: its line of 12px text and a gap.
+LINE = 16
+
+
+def _decade_label(seconds: float) -> str:
+    """A log axis's tick, a power of ten of seconds, written as the report writes a duration
+    (``format_seconds``), a whole number of seconds without its ``.0``: ``1ms``, ``10s``,
+    ``1m40s``, ``16m40s``, ``2h46m``. The ticks stay even decades, as a log axis promises
+    (equal steps, equal ratios), and read as the durations in the table above the chart and in
+    the tooltips; ticks at 1 min, 10 min and 1 h were closer together than the decades below
+    them, and a reader comparing distances read wrong ratios."""
+    text = format_seconds(seconds)
+    return text.removesuffix(".0s") + "s" if text.endswith(".0s") else text
 
 
 class _Scale(NamedTuple):
@@ -87,6 +85,7 @@ class _Scale(NamedTuple):
     end: float
     ticks: tuple[float, ...]
     log: bool = False
+    every: int = 1  # on a log axis, the decades apart of the labelled ticks
 
     def at(self, value: float) -> float:
         if self.log:
@@ -96,8 +95,11 @@ class _Scale(NamedTuple):
         return self.start + (value - lo) / (hi - lo) * (self.end - self.start)
 
     def label(self, tick: float) -> str:
-        """A tick's text: a duration on a log axis, a number of the axis's unit otherwise."""
-        return dict(LOG_TICKS)[tick] if self.log else f"{tick:g}"
+        """A tick's text: a duration on a log axis (none between labelled ticks), a number of
+        the axis's unit otherwise."""
+        if not self.log:
+            return f"{tick:g}"
+        return _decade_label(tick) if round(math.log10(tick)) % self.every == 0 else ""
 
 
 def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
@@ -113,29 +115,43 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
     return _Scale(ticks[0], ticks[-1], start, end, ticks)
 
 
-def _log_scale(lo: float, hi: float, start: float, end: float) -> _Scale:
-    """[lo, hi] (lo at least ``FLOOR``) widened to the ``LOG_TICKS`` on either side of it."""
-    seconds = [tick for tick, _ in LOG_TICKS]
-    first = max([tick for tick in seconds if tick <= lo], default=seconds[0])
-    last = min([tick for tick in seconds if tick >= hi], default=seconds[-1])
-    ticks = tuple(tick for tick in seconds if first <= tick <= last)
-    return _Scale(ticks[0], max(ticks[-1], hi), start, end, ticks, log=True)
+def _log_scale(lo: float, hi: float, start: float, end: float, room: float | None) -> _Scale:
+    """[lo, hi] (lo at least ``FLOOR``) widened to the powers of ten of seconds on either side
+    of it, a tick at each. Labels need ``room`` pixels along the axis each (None: as wide as
+    the widest label, for an axis written along); when the decades are closer than that,
+    only every second (third...) tick is labelled, counted from 1 s, and the others keep
+    their grid line: labels written over one another read as none."""
+    first = math.floor(math.log10(lo) + 1e-9)
+    last = max(math.ceil(math.log10(hi) - 1e-9), first + 1)
+    ticks = tuple(10.0**power for power in range(first, last + 1))
+    if room is None:
+        room = CHAR * max(len(_decade_label(tick)) for tick in ticks) + PAD
+    every = max(1, math.ceil(room / (abs(end - start) / (last - first))))
+    return _Scale(ticks[0], ticks[-1], start, end, ticks, log=True, every=every)
 
 
 def _duration_scale(
-    values: list[float], marks: list[float], start: float, end: float, what: str
+    values: list[float],
+    marks: list[float],
+    start: float,
+    end: float,
+    what: str,
+    *,
+    room: float | None = None,
 ) -> tuple[_Scale, str]:
     """An axis of durations showing ``values`` and its label (``what`` they are): logarithmic
     when the highest value is more than ``SPREAD`` times the lowest of ``marks`` (counted as
     ``FLOOR`` when shorter), the figures each stage is read by (a median, a p90), so that the
     fastest stage can be read beside the slowest; linear from zero otherwise, or when a value
     is negative (a clock stepped back), which no logarithm can place. ``marks`` and not every
-    value: a stage's one attempt of no time (a whisker at zero) would turn every axis log."""
+    value: a stage's one attempt of no time (a whisker at zero) would turn every axis log.
+    ``room``: as ``_log_scale``'s."""
     lo, hi = min(values), max(values)
     if lo < 0 or hi <= SPREAD * max(min(marks), FLOOR):
         return _scale(min(0.0, lo), hi, start, end), f"{what} (s)"
-    label = f"{what}, log (under {LOG_TICKS[0][1]} at {LOG_TICKS[0][1]})"
-    return _log_scale(max(lo, FLOOR), hi, start, end), label
+    floor = _decade_label(FLOOR)
+    label = f"{what}, log (under {floor} at {floor})"
+    return _log_scale(max(lo, FLOOR), hi, start, end, room), label
 
 
 def _label(name: str) -> str:
@@ -180,7 +196,8 @@ def _rows(
     parts = [_frame(left, TOP, WIDTH - RIGHT, bottom)]
     for tick in scale.ticks:
         parts.append(_vline(scale.at(tick), TOP, bottom))
-        parts.append(_text(scale.at(tick), bottom + 15, scale.label(tick), ' text-anchor="middle"'))
+        if text := scale.label(tick):
+            parts.append(_text(scale.at(tick), bottom + 15, text, ' text-anchor="middle"'))
     parts.append(_text((left + WIDTH - RIGHT) / 2, bottom + 34, label, ' text-anchor="middle"'))
     for row, text in enumerate(labels):
         parts.append(_text(left - 6, TOP + ROW * row + ROW / 2 + 4, text, ' text-anchor="end"'))
@@ -290,7 +307,7 @@ def daily_svg(
     days = sorted({day for name in names for day, _ in daily[name]})
     bottom = 250
     values = [value for name in names for _, value in daily[name]]
-    ys, label = _duration_scale(values, values, bottom, TOP, "p90 duration")  # as the box plot's
+    ys, label = _duration_scale(values, values, bottom, TOP, "p90 duration", room=LINE)
     # The ticks' values stand right of the turned axis label: "100ms" is wider than "0.5".
     left = max(56, 32 + CHAR * max(len(ys.label(tick)) for tick in ys.ticks))
     right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
@@ -300,7 +317,8 @@ def daily_svg(
     for tick in ys.ticks:
         y = ys.at(tick)
         parts.append(f'<path d="M{left} {y:.1f}H{right:.1f}" stroke="{GRID}"/>')
-        parts.append(_text(left - 6, y + 4, ys.label(tick), ' text-anchor="end"'))
+        if text := ys.label(tick):
+            parts.append(_text(left - 6, y + 4, text, ' text-anchor="end"'))
     middle = (TOP + bottom) / 2
     turn = f' text-anchor="middle" transform="rotate(-90 14 {middle:.1f})"'
     parts.append(_text(14, middle, label, turn))
