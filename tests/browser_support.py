@@ -61,12 +61,15 @@ def environment(home: Path) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def taskdaemon(argv: list[str], *, cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    """The CLI in a subprocess; killed (with a warning-free wait) if still running at exit."""
+def taskdaemon(
+    argv: list[str], *, cwd: Path, home: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """The CLI in a subprocess, its home ``home`` (default ``cwd/home``); killed (with a
+    warning-free wait) if still running at exit."""
     process = subprocess.Popen(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", *argv],
         cwd=cwd,
-        env=environment(cwd / "home"),
+        env=environment(home or cwd / "home"),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

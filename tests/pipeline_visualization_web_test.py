@@ -31,15 +31,16 @@ from browser_support import (
     SHARED_BROWSER_LOOP,
     TOKEN,
     browser_page,
-    environment,
     first_run,
     server_url,
     state_of,
     stored_runs_server,
     taskdaemon,
 )
+from cli_support import without_settings
 from pipeline_tracking_support import T0, store_stages, store_with
 from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.home import DEFAULT_HOME
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.tracking._schema import connect
@@ -308,15 +309,18 @@ async def test_ui_follows_a_run_of_another_process_read_only(
 ) -> None:
     """``ui``'s server over the span store another process writes: the page shows ``build``
     running, then done, without a reload, has no approve button, and logs no error; the HTML
-    report of that store opens in the same browser."""
-    store_url = f"sqlite:///{(workdir / 'home' / 'spans.db').as_posix()}"
+    report of that store, made as a user makes it in their project (the default home, no
+    setting), opens in the same browser and names the store as ``.taskdaemon/spans.db``: the
+    README's screenshot showed the test's temporary path."""
+    home = workdir / DEFAULT_HOME
+    store_url = f"sqlite:///{(home / 'spans.db').as_posix()}"
     auth = ApiAuth.configured(TOKEN)
     app = create_app(
         auth=auth, web=WebOptions(source_url=store_url, read_only=True, poll_interval=0.1)
     )
     server = MonitorServer(app, host="127.0.0.1", port=0)
     argv = ["run", "web.yaml", "-i", "goal=ship it", "--approve", "deploy", "--quiet"]
-    with taskdaemon(argv, cwd=workdir) as process:
+    with taskdaemon(argv, cwd=workdir, home=home) as process:
         await server.start()
         try:
             run_id = await first_run(server.url)
@@ -349,7 +353,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(
                         str(report),
                     ],
                     cwd=workdir,
-                    env=environment(workdir / "home"),
+                    env=without_settings(),
                     check=True,
                     timeout=120,
                     capture_output=True,
@@ -363,6 +367,7 @@ async def test_ui_follows_a_run_of_another_process_read_only(
         assert 0 == process.wait(timeout=30)
     assert ("success", "success", 0, False) == (status, build, buttons, actions)
     assert "web-demo" in (report_text or "")
+    assert "read from sqlite:///.taskdaemon/spans.db." in (report_text or "")
     assert "read-only" in (tag or "")
     assert "from stored spans" in (tag or "")
     assert same_document
