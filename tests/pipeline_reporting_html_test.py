@@ -302,8 +302,9 @@ async def test_stages_of_milliseconds_beside_one_of_minutes_are_each_drawn_apart
 
 
 #: Per duration chart (the box plot, then the p90 chart), along its duration axis in pixels
-#: from the chart's corner: each grid line, each tick label's centre and text, and each mark
-#: (the medians, then the p90 dots).
+#: from the chart's corner: each grid line, each tick label's centre and text, each mark (the
+#: medians, then the p90 dots), and whether every label lies whole in the chart, apart from
+#: the next and, on the p90 chart, right of the turned axis label.
 AXES = """() => {
   const centre = (box, origin, across) => across
     ? Math.round(box.y + box.height / 2 - origin.y)
@@ -316,9 +317,19 @@ AXES = """() => {
       const at = (e) => centre(e.getBoundingClientRect(), origin, across);
       const ticks = Array.from(svg.querySelectorAll("text"))
         .filter((t) => /^\\d/.test(t.textContent) && !t.textContent.includes("-"));
+      const boxes = ticks.map((t) => t.getBoundingClientRect());
+      const turned = Array.from(svg.querySelectorAll("text[transform]"))
+        .filter((t) => t.textContent.includes("duration"))
+        .map((t) => t.getBoundingClientRect().right);
+      const apart = boxes.slice(1).every((box, i) => across
+        ? box.bottom <= boxes[i].top : box.left >= boxes[i].right)
+        && boxes.every((box) => turned.every((right) => box.left >= right));
+      const inside = boxes.every((box) => box.left >= origin.left && box.right <= origin.right
+        && box.top >= origin.top && box.bottom <= origin.bottom);
       return [Array.from(svg.querySelectorAll(grid), at),
               ticks.map((t) => [at(t), t.textContent]),
-              Array.from(svg.querySelectorAll(marks), at)];
+              Array.from(svg.querySelectorAll(marks), at),
+              apart && inside];
     });
 }"""
 
@@ -332,9 +343,9 @@ async def test_a_log_axis_has_a_labelled_grid_line_every_decade_past_ten_days(
 ) -> None:
     """Stages of 2 ms, 1,000 s and 20 days: in chromium, both duration axes have a grid line at
     every power of ten of seconds from 1 ms to 10^7 s, evenly spaced, each labelled at its
-    line as a duration; the stage of 1,000 s lies on its line and the one of 20 days where its
-    logarithm puts it, the same at 1,280 and 400 pixels. The ticks were 10 s, 1 min, 10 min,
-    1 h, unevenly spaced, and none past 10 days."""
+    line as a duration, whole and apart from the next; the stage of 1,000 s lies on its line
+    and the one of 20 days where its logarithm puts it, the same at 1,280 and 400 pixels. The
+    ticks were 10 s, 1 min, 10 min, 1 h, unevenly spaced, and none past 10 days."""
     pipeline = replace(
         _report(list(DECADES)).pipelines[0],
         distributions={name: (v,) * 7 for name, v in DECADES.items()},
@@ -344,11 +355,11 @@ async def test_a_log_axis_has_a_labelled_grid_line_every_decade_past_ten_days(
     drawn = await _drawn_at_two_widths(tmp_path, render_report(report, "html"), AXES)
     labels = ["1ms", "10ms", "100ms", "1s", "10s", "1m40s", "16m40s", "2h46m", "27h46m"]
     labels += ["277h46m", "2777h46m"]
-    for grid, ticks, marks in drawn[0]:
+    for grid, ticks, marks, fits in drawn[0]:
         step = (grid[-1] - grid[0]) / 10
         even = [grid[0] + power * step for power in range(11)]
         logs = [grid[0] + (math.log10(value) + 3) * step for value in DECADES.values()]
-        assert (labels, grid) == ([t for _, t in ticks], [x for x, _ in ticks])
+        assert (labels, grid, True) == ([t for _, t in ticks], [x for x, _ in ticks], fits)
         assert even == pytest.approx(grid, abs=1)
         assert (grid[6], logs) == (marks[1], pytest.approx(marks, abs=1))
     assert drawn[0] == drawn[1]

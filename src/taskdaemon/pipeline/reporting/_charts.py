@@ -15,6 +15,7 @@ four stages showed two lines. Below that spread a linear axis reads more easily,
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -32,6 +33,10 @@ WIDTH = 760
 ROW = 34  # pixels a stage's row takes in the box plot and the timeline
 LABEL = 40  # characters of a stage name a label shows: the table above has it whole
 CHAR = 7  # the average width of a 12px system-ui character, to size the label margin
+#: The width of a tick label's character: its digits, and the ``m`` of ``2h46m``, are wider
+#: than a name's average letter, and a label sized by ``CHAR`` ran off the chart's edge.
+DIGIT = 8
+GAP = 6  # the fewest pixels between two tick labels written along an axis
 TOP, BOTTOM, RIGHT = 10, 44, 20  # margins around the plot: the x axis's ticks and label below
 PAD = 8  # pixels between the frame and the nearest tick, so no mark lies on the frame
 GRID = "#dddddd"
@@ -117,17 +122,25 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
 
 def _log_scale(lo: float, hi: float, start: float, end: float, room: float | None) -> _Scale:
     """[lo, hi] (lo at least ``FLOOR``) widened to the powers of ten of seconds on either side
-    of it, a tick at each. Labels need ``room`` pixels along the axis each (None: as wide as
-    the widest label, for an axis written along); when the decades are closer than that,
-    only every second (third...) tick is labelled, counted from 1 s, and the others keep
-    their grid line: labels written over one another read as none."""
+    of it, a tick at each. Two labels need ``room`` pixels between their ticks (None: half
+    of each one's width and ``GAP``, for labels written along the axis); when the decades are
+    closer than that, only every second (third...) tick is labelled, counted from 1 s, and
+    the others keep their grid line: labels written over one another read as none."""
     first = math.floor(math.log10(lo) + 1e-9)
     last = max(math.ceil(math.log10(hi) - 1e-9), first + 1)
     ticks = tuple(10.0**power for power in range(first, last + 1))
-    if room is None:
-        room = CHAR * max(len(_decade_label(tick)) for tick in ticks) + PAD
-    every = max(1, math.ceil(room / (abs(end - start) / (last - first))))
-    return _Scale(ticks[0], ticks[-1], start, end, ticks, log=True, every=every)
+    gap = abs(end - start) / (last - first)
+    widths = {power: DIGIT * len(_decade_label(10.0**power)) for power in range(first, last + 1)}
+    every = 1
+    while True:
+        labelled = [power for power in widths if power % every == 0]
+        apart = [
+            (widths[a] + widths[b]) / 2 + GAP if room is None else room
+            for a, b in itertools.pairwise(labelled)
+        ]
+        if all(every * gap >= needed for needed in apart):
+            return _Scale(ticks[0], ticks[-1], start, end, ticks, log=True, every=every)
+        every += 1
 
 
 def _duration_scale(
@@ -193,6 +206,11 @@ def _rows(
     left = CHAR * max(len(text) for text in labels) + 16
     bottom = TOP + ROW * len(names)
     scale, label = axis(left + PAD, WIDTH - RIGHT - PAD)
+    # The last tick's label, centred on it, must end inside the chart, with a few pixels to
+    # spare as fonts differ: "2777h46m" was cut.
+    overhang = (DIGIT * len(scale.label(scale.ticks[-1])) + PAD) / 2 - RIGHT - PAD
+    if overhang > 0:
+        scale, label = axis(left + PAD, WIDTH - RIGHT - PAD - overhang)
     parts = [_frame(left, TOP, WIDTH - RIGHT, bottom)]
     for tick in scale.ticks:
         parts.append(_vline(scale.at(tick), TOP, bottom))
@@ -309,7 +327,7 @@ def daily_svg(
     values = [value for name in names for _, value in daily[name]]
     ys, label = _duration_scale(values, values, bottom, TOP, "p90 duration", room=LINE)
     # The ticks' values stand right of the turned axis label: "100ms" is wider than "0.5".
-    left = max(56, 32 + CHAR * max(len(ys.label(tick)) for tick in ys.ticks))
+    left = max(56, 32 + DIGIT * max(len(ys.label(tick)) for tick in ys.ticks))
     right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
     pad = (days[-1] - days[0]) * 0.05 or 43200.0  # one day alone sits in the middle
     xs = _Scale(days[0] - pad, days[-1] + pad, left, right, ())
