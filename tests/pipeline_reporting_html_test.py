@@ -379,3 +379,30 @@ def test_a_log_axis_too_narrow_for_every_label_labels_every_other_decade() -> No
     box = re.findall(r"<svg .*?</svg>", page, re.S)[0]
     ticks = re.findall(r'text-anchor="middle">(\d[^<]*)</text>', box)
     assert (11, ["10ms", "1s", "1m40s", "2h46m", "277h46m"]) == (box.count("<line "), ticks)
+
+
+def _svgs(report: Report, **changes: Any) -> list[ET.Element]:
+    """The charts of ``report``'s pipeline with ``changes``, parsed."""
+    pipeline = replace(report.pipelines[0], **changes)
+    page = render_report(replace(report, pipelines=(pipeline,)), "html")
+    return [ET.fromstring(svg) for svg in re.findall(r"<svg .*?</svg>", page, re.S)]
+
+
+def test_p90_dots_at_zero_and_at_the_top_tick_lie_inside_the_frame() -> None:
+    """A stage whose every attempt took no time, beside one of 50 ms: its p90 dot was drawn on
+    the frame's bottom line and the other's on its top line, each half hidden (two stages of
+    no time, one dot over the other, showed one). Every dot now lies inside the frame."""
+    svg = "{http://www.w3.org/2000/svg}"
+    *_, daily = _svgs(
+        _report(["s00", "s01"]), daily_p90={"s00": ((0.0, 0.0),), "s01": ((0.0, 0.05),)}
+    )
+    frame = daily.find(f"{svg}rect")
+    assert frame is not None
+    top = float(frame.get("y", ""))
+    bottom = top + float(frame.get("height", ""))
+    dots = [
+        (float(c.get("cy", "")), float(c.get("r", "")))
+        for c in daily.iter(f"{svg}circle")
+        if c.find(f"{svg}title") is not None
+    ]
+    assert [True, True] == [top < y - r and y + r < bottom for y, r in dots], (top, bottom, dots)

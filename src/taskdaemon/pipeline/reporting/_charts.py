@@ -325,7 +325,9 @@ def daily_svg(
     days = sorted({day for name in names for day, _ in daily[name]})
     bottom = 250
     values = [value for name in names for _, value in daily[name]]
-    ys, label = _duration_scale(values, values, bottom, TOP, "p90 duration", room=LINE)
+    # ``PAD`` inside the frame, as the box plot's: a dot at zero or at the top tick was drawn
+    # on the frame, half of it hidden beside a dot on the line below.
+    ys, label = _duration_scale(values, values, bottom - PAD, TOP + PAD, "p90 duration", room=LINE)
     # The ticks' values stand right of the turned axis label: "100ms" is wider than "0.5".
     left = max(56, 32 + DIGIT * max(len(ys.label(tick)) for tick in ys.ticks))
     right = WIDTH - RIGHT - CHAR * max(len(_label(name)) for name in names) - 40
