@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from browser_support import browser_page, chromium_browser
+from taskdaemon.pipeline.record_fields import replace as replace_record
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import render_report
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
@@ -406,3 +407,17 @@ def test_p90_dots_at_zero_and_at_the_top_tick_lie_inside_the_frame() -> None:
         if c.find(f"{svg}title") is not None
     ]
     assert [True, True] == [top < y - r and y + r < bottom for y, r in dots], (top, bottom, dots)
+
+
+def test_an_axis_of_seconds_of_weeks_writes_no_exponent() -> None:
+    """A run of 20 days: its timeline's linear axis, in seconds, read ``1e+06`` and ``2e+06``;
+    each tick is now written whole, with thousands separated."""
+    report = _report(["s00"])
+    run = report.pipelines[0].median_run
+    assert run is not None
+    attempt = replace_record(run.stages[0].attempts[0], start=0.0, end=20 * DAY)
+    stage = replace_record(run.stages[0], attempts=(attempt,))
+    long = replace_record(run, end=20 * DAY, stages=(stage,))
+    _box, timeline, _daily = _svgs(report, median_run=long)
+    texts = [t.text for t in timeline.iter("{http://www.w3.org/2000/svg}text")]
+    assert ["0", "500,000", "1,000,000", "1,500,000", "2,000,000"] == texts[:5]

@@ -91,6 +91,7 @@ class _Scale(NamedTuple):
     ticks: tuple[float, ...]
     log: bool = False
     every: int = 1  # on a log axis, the decades apart of the labelled ticks
+    digits: int = 0  # on a linear axis, the decimals its ticks are written with
 
     def at(self, value: float) -> float:
         if self.log:
@@ -102,8 +103,9 @@ class _Scale(NamedTuple):
     def label(self, tick: float) -> str:
         """A tick's text: a duration on a log axis (none between labelled ticks), a number of
         the axis's unit otherwise."""
-        if not self.log:
-            return f"{tick:g}"
+        if not self.log:  # never with an exponent: a run of weeks read 1e+06, 2e+06
+            text = f"{tick:,.{self.digits}f}"
+            return text.rstrip("0").rstrip(".") if "." in text else text
         return _decade_label(tick) if round(math.log10(tick)) % self.every == 0 else ""
 
 
@@ -117,7 +119,7 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
     first, last = math.floor(lo / step), math.ceil(hi / step)
     digits = max(0, -math.floor(math.log10(step)))
     ticks = tuple(round(i * step, digits) for i in range(first, last + 1))
-    return _Scale(ticks[0], ticks[-1], start, end, ticks)
+    return _Scale(ticks[0], ticks[-1], start, end, ticks, digits=digits)
 
 
 def _log_scale(lo: float, hi: float, start: float, end: float, room: float | None) -> _Scale:
