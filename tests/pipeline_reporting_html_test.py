@@ -421,3 +421,29 @@ def test_an_axis_of_seconds_of_weeks_writes_no_exponent() -> None:
     _box, timeline, _daily = _svgs(report, median_run=long)
     texts = [t.text for t in timeline.iter("{http://www.w3.org/2000/svg}text")]
     assert ["0", "500,000", "1,000,000", "1,500,000", "2,000,000"] == texts[:5]
+
+
+#: The tooltips of the p90 marks under the first p90 dot's centre and 1.5 pixels inside its
+#: edge, as chromium finds them with the dot scrolled into view.
+UNDER_THE_DOT = """() => {
+  const svg = document.querySelectorAll("figure svg")[2];
+  const circle = svg.querySelector("circle:has(title)");
+  circle.scrollIntoView({block: "center", inline: "center"});
+  const dot = circle.getBoundingClientRect();
+  const x = dot.x + dot.width / 2, y = dot.y + dot.height / 2;
+  return [[x, y], [x + dot.width / 2 - 1.5, y]].map(([px, py]) =>
+    document.elementFromPoint(px, py).querySelector("title").textContent);
+}"""
+
+
+@pytest.mark.slow
+async def test_stages_of_equal_p90_on_a_day_each_show_their_dot(tmp_path: Path) -> None:
+    """Two stages of one p90 on one day: chromium shows the second's dot in the middle and the
+    first's as a ring around it, each with its tooltip, at both widths. The second was drawn
+    over the first, which no one could see or point at: a legend of two stages, one dot."""
+    equal = dict.fromkeys(("s00", "s01"), ((0.0, 0.1),))
+    pipeline = replace(_report(["s00", "s01"]).pipelines[0], daily_p90=equal)
+    written = render_report(replace(_report(["s00", "s01"]), pipelines=(pipeline,)), "html")
+    drawn = await _drawn_at_two_widths(tmp_path, written, UNDER_THE_DOT)
+    shown = ["s01 on 1970-01-01: p90 100ms", "s00 on 1970-01-01: p90 100ms"]
+    assert [shown, shown] == drawn

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections import Counter
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import NamedTuple
@@ -39,6 +40,7 @@ DIGIT = 8
 GAP = 6  # the fewest pixels between two tick labels written along an axis
 TOP, BOTTOM, RIGHT = 10, 44, 20  # margins around the plot: the x axis's ticks and label below
 PAD = 8  # pixels between the frame and the nearest tick, so no mark lies on the frame
+DOT, RING = 3.5, 2.0  # a p90 dot's radius, and the width of each ring around one over it
 GRID = "#dddddd"
 BOX, MEDIAN = "#1f4e79", "#ff7f0e"
 RAN, FAILED, QUEUED = "#5b9bd5", "#d9534f", "#cfe2f3"
@@ -312,6 +314,11 @@ def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
     return _svg(WIDTH, TOP + ROW * len(stages) + BOTTOM, parts)
 
 
+def _place(xs: _Scale, ys: _Scale, point: tuple[float, float]) -> tuple[int, int]:
+    """The pixel a p90 chart's point (day, value) is drawn at."""
+    return round(xs.at(point[0])), round(ys.at(point[1]))
+
+
 def _day(epoch: float) -> str:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d")
 
@@ -349,21 +356,29 @@ def daily_svg(
         parts.append(_vline(x, TOP, bottom))
         turn = f' text-anchor="end" transform="rotate(-30 {x:.1f} {bottom + 14})"'
         parts.append(_text(x, bottom + 14, _day(day), turn))
+    # Stages of one p90 on one day share a place: each is drawn a ring wider than the one drawn
+    # over it, so every colour shows; one dot over the other, stages of equal durations read
+    # as a legend of two and one dot.
+    places = Counter(_place(xs, ys, point) for name in names for point in daily[name])
+    drawn: Counter[tuple[int, int]] = Counter()
     for number, name in enumerate(names):
         colour = LINES[number % len(LINES)]
         points = [(xs.at(day), ys.at(value)) for day, value in daily[name]]
         path = "".join(f"{'L' if i else 'M'}{x:.1f} {y:.1f}" for i, (x, y) in enumerate(points))
         parts.append(f'<path d="{path}" stroke="{colour}" fill="none" stroke-width="1.5"/>')
         for (x, y), (day, value) in zip(points, daily[name], strict=True):
+            place = _place(xs, ys, (day, value))
+            drawn[place] += 1
+            radius = DOT + RING * (places[place] - drawn[place])
             title = f"{name} on {_day(day)}: p90 {format_seconds(value)}"
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3.5" fill="{colour}">'
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{colour}">'
                 f"<title>{html_text(title)}</title></circle>"
             )
         key = TOP + 8 + 18 * number
         parts.append(
             f'<path d="M{right + 12:.1f} {key}h20" stroke="{colour}" stroke-width="1.5"/>'
-            f'<circle cx="{right + 22:.1f}" cy="{key}" r="3.5" fill="{colour}"/>'
+            f'<circle cx="{right + 22:.1f}" cy="{key}" r="{DOT:g}" fill="{colour}"/>'
             + _text(right + 38, key + 4, _label(name))
         )
     return _svg(WIDTH, max(bottom + 80, TOP + 18 * len(names) + 8), parts)
