@@ -166,6 +166,23 @@ def test_an_empty_report_says_so_in_each_format(fmt: str, expected: str) -> None
     assert expected in render_report(Report(0.0, 1.0, "", ()), fmt)
 
 
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ("table", "\nno stage ran in these runs\n"),
+        ("markdown", "\nNo stage ran in these runs.\n"),
+        ("html", "<p>No stage ran in these runs.</p>"),
+    ],
+)
+def test_runs_that_ran_no_stage_say_so_in_place_of_the_stage_table(fmt: str, expected: str) -> None:
+    """Runs each cancelled before its first stage (or that skipped every stage) have no stage
+    figures: the report says so where the stage table stands. It showed the table's headers
+    over no row, and the HTML page no chart, without a word of why."""
+    pipeline = PipelineReport("etl", 3, 0.0, 0.0, 0.001, 0.001, 0.001, (), None, None, ())
+    text = render_report(Report(0.0, 1.0, "sqlite:///x", (pipeline,)), fmt)
+    assert (True, False) == (expected in text, "STAGE" in text), text
+
+
 def _many(count: int, failing: dict[int, float]) -> Report:
     """A pipeline of ``count`` stages, ``s00`` the slowest (p90 ``count`` s) and each next one
     a second faster; the stages in ``failing`` fail at the given rate, of 10 executions."""

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from taskdaemon.pipeline.reporting._model import Report
 from taskdaemon.pipeline.reporting._text import (
+    NO_STAGE,
     NOT_COMPARED,
     STAGE_HEADER,
     empty_sentence,
@@ -42,7 +43,10 @@ def render_markdown(report: Report) -> str:
     for p in report.pipelines:
         lines += ["", f"## {_md_cell(p.pipeline)}", "", summary(p) + "."]
         lines += [f"\n{line.translate(CONTROL_ESCAPES)}." for line in highlights(p)]
-        lines += ["", *_md_table(STAGE_HEADER, stage_rows(p))]
+        if p.stages:
+            lines += ["", *_md_table(STAGE_HEADER, stage_rows(p))]
+        else:
+            lines += ["", f"{NO_STAGE[:1].upper()}{NO_STAGE[1:]}."]
         for label, path in labelled_paths(p):
             lines += [
                 "",

@@ -15,6 +15,7 @@ from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._stats import CriticalPath
 from taskdaemon.pipeline.reporting._text import (
+    NO_STAGE,
     NOT_COMPARED,
     STAGE_HEADER,
     empty,
@@ -203,6 +204,8 @@ _DROPPED = tuple(
 def _stage_table(p: PipelineReport, width: int | None) -> list[str]:
     """The stage table, fitted to ``width`` when given: STAGE gives way first, then the
     ``_DROPPED`` columns are left out one by one (``table_fit``), a line naming them."""
+    if not p.stages:
+        return [NO_STAGE]
     rows = [[cell.translate(CONTROL_ESCAPES) for cell in row] for row in stage_rows(p)]
     table = fit(STAGE_HEADER, rows, width, (0,), _DROPPED)
     return [*table.lines, *hidden_note(table.hidden, width)]

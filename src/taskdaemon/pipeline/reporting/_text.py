@@ -14,6 +14,7 @@ from taskdaemon.pipeline.wording import counted, no_run_of
 
 __all__ = [
     "NOT_COMPARED",
+    "NO_STAGE",
     "STAGE_HEADER",
     "empty",
     "empty_sentence",
@@ -117,6 +118,11 @@ def highlights(p: PipelineReport) -> list[str]:
     ranked = ", ".join(f"{s.stage} {format_seconds(s.p90)}" for s in slowest(p)[:NAMED])
     return [failed, f"slowest by p90: {ranked}"]
 
+
+#: What the report says in place of the stage table when no stage of the window's runs ran
+#: (each was cancelled before its first stage, or skipped them all): a table of headers alone,
+#: and the HTML page without a chart, said nothing of why.
+NO_STAGE = "no stage ran in these runs"
 
 #: What the report says of regressions when the previous window had no ended run.
 NOT_COMPARED = "not compared (no ended run in the previous window of the same length)"
