@@ -18,6 +18,7 @@ from browser_support import browser_page, chromium_browser
 from taskdaemon.pipeline.record_fields import replace as replace_record
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.reporting import render_report
+from taskdaemon.pipeline.reporting._charts import _log_scale
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 
 DAY = 86400.0
@@ -237,7 +238,7 @@ MARKS = """() => Array.from(document.querySelectorAll("figure svg"), (svg) => {
     .filter((title) => title.textContent.includes(" on 1970-01-01"))
     .map((title) => Math.round(origin.bottom - title.parentNode.getBoundingClientRect().bottom));
   const ticks = Array.from(svg.querySelectorAll("text"), (t) => t.textContent)
-    .filter((t) => /^\\d+(ms|s|m\\d\\ds|h\\d\\dm)$/.test(t));
+    .filter((t) => /^\\d[\\d,]*(ms|s|m|h|d)$/.test(t));
   return [medians.concat(dots), ticks];
 })"""
 
@@ -295,7 +296,7 @@ async def test_stages_of_milliseconds_beside_one_of_minutes_are_each_drawn_apart
         for positions in (box, dots)
         for earlier, later in itertools.pairwise(positions)
     ]
-    durations = ["1ms", "10ms", "100ms", "1s", "10s", "1m40s", "16m40s"]
+    durations = ["1ms", "10ms", "100ms", "1s", "10s", "1m", "10m"]
     assert (4, 4, True) == (len(box), len(dots), all(gap >= 10 for gap in gaps)), (box, dots)
     assert (durations, durations) == (ticks, p90_ticks)
     assert drawn[0] == drawn[1]
@@ -334,52 +335,69 @@ AXES = """() => {
     });
 }"""
 
-#: Three stages: of 2 ms, of 1,000 s (a decade), and of 20 days.
-DECADES = {"s00": 0.002, "s01": 1000.0, "s02": 20 * DAY}
+#: Three stages: of 2 ms, of an hour (a tick), and of 20 days.
+UNITS = {"s00": 0.002, "s01": 3600.0, "s02": 20 * DAY}
+#: A log axis's ticks from 1 ms to 100 days, in seconds, and their labels.
+UNIT_TICKS = {
+    "1ms": 0.001,
+    "10ms": 0.01,
+    "100ms": 0.1,
+    "1s": 1.0,
+    "10s": 10.0,
+    "1m": 60.0,
+    "10m": 600.0,
+    "1h": 3600.0,
+    "1d": DAY,
+    "10d": 10 * DAY,
+    "100d": 100 * DAY,
+}
 
 
 @pytest.mark.slow
-async def test_a_log_axis_has_a_labelled_grid_line_every_decade_past_ten_days(
+async def test_a_log_axis_has_a_labelled_grid_line_at_each_unit_past_ten_days(
     tmp_path: Path,
 ) -> None:
-    """Stages of 2 ms, 1,000 s and 20 days: in chromium, both duration axes have a grid line at
-    every power of ten of seconds from 1 ms to 10^7 s, evenly spaced, each labelled at its
-    line as a duration, whole and apart from the next; the stage of 1,000 s lies on its line
-    and the one of 20 days where its logarithm puts it, the same at 1,280 and 400 pixels. The
-    ticks were 10 s, 1 min, 10 min, 1 h, unevenly spaced, and none past 10 days."""
+    """Stages of 2 ms, 1 h and 20 days: in chromium, both duration axes have a grid line at
+    1ms, 10ms, 100ms, 1s, 10s, 1m, 10m, 1h, 1d, 10d and 100d, each where its logarithm puts
+    it and labelled at its line, whole and apart from the next; the stage of an hour lies on
+    its line and the one of 20 days where its logarithm puts it, the same at 1,280 and 400
+    pixels. The ticks stopped at 10 days."""
     pipeline = replace(
-        _report(list(DECADES)).pipelines[0],
-        distributions={name: (v,) * 7 for name, v in DECADES.items()},
-        daily_p90={name: ((0.0, v),) for name, v in DECADES.items()},
+        _report(list(UNITS)).pipelines[0],
+        distributions={name: (v,) * 7 for name, v in UNITS.items()},
+        daily_p90={name: ((0.0, v),) for name, v in UNITS.items()},
     )
-    report = replace(_report(list(DECADES)), pipelines=(pipeline,))
+    report = replace(_report(list(UNITS)), pipelines=(pipeline,))
     drawn = await _drawn_at_two_widths(tmp_path, render_report(report, "html"), AXES)
-    labels = ["1ms", "10ms", "100ms", "1s", "10s", "1m40s", "16m40s", "2h46m", "27h46m"]
-    labels += ["277h46m", "2777h46m"]
+    decades = math.log10(100 * DAY / 0.001)
     for grid, ticks, marks, fits in drawn[0]:
-        step = (grid[-1] - grid[0]) / 10
-        even = [grid[0] + power * step for power in range(11)]
-        logs = [grid[0] + (math.log10(value) + 3) * step for value in DECADES.values()]
-        assert (labels, grid, True) == ([t for _, t in ticks], [x for x, _ in ticks], fits)
-        assert even == pytest.approx(grid, abs=1)
-        assert (grid[6], logs) == (marks[1], pytest.approx(marks, abs=1))
+        step = (grid[-1] - grid[0]) / decades
+        at = [grid[0] + math.log10(value / 0.001) * step for value in UNIT_TICKS.values()]
+        logs = [grid[0] + math.log10(value / 0.001) * step for value in UNITS.values()]
+        assert (list(UNIT_TICKS), grid, True) == (
+            [t for _, t in ticks],
+            [x for x, _ in ticks],
+            fits,
+        )
+        assert at == pytest.approx(grid, abs=1)
+        assert (grid[7], logs) == (marks[1], pytest.approx(marks, abs=1))
     assert drawn[0] == drawn[1]
 
 
-def test_a_log_axis_too_narrow_for_every_label_labels_every_other_decade() -> None:
-    """Beside a stage name of 40 characters the box plot's eleven decades are too close for
-    labels of up to 8 characters: every other one is labelled, counted from 1 s, and every
-    decade keeps its grid line; the labels were written over one another."""
-    long = "x" * 40
-    values = dict(zip([long, "s01", "s02"], DECADES.values(), strict=True))
-    pipeline = replace(
-        _report(list(values)).pipelines[0],
-        distributions={name: (v,) * 7 for name, v in values.items()},
+def test_a_log_axis_too_narrow_for_every_label_labels_every_other_tick() -> None:
+    """Eleven ticks from 1 ms to 100 days along 200 pixels are too close for their labels:
+    every other one is labelled, counted from 1 s, and every tick keeps its grid line (the
+    labels were written over one another). Along 600 pixels each is labelled; across an axis
+    of 80 pixels (``room``: the p90 chart's lines of text, 16 pixels each) every third is."""
+    narrow = _log_scale(0.002, 20 * DAY, 0, 200, None)
+    wide = _log_scale(0.002, 20 * DAY, 0, 600, None)
+    across = _log_scale(0.002, 20 * DAY, 80, 0, 16)
+    assert (list(UNIT_TICKS.values()), ["10ms", "1s", "1m", "1h", "10d"]) == (
+        list(narrow.ticks),
+        [label for label in narrow.labels if label],
     )
-    page = render_report(replace(_report(list(values)), pipelines=(pipeline,)), "html")
-    box = re.findall(r"<svg .*?</svg>", page, re.S)[0]
-    ticks = re.findall(r'text-anchor="middle">(\d[^<]*)</text>', box)
-    assert (11, ["10ms", "1s", "1m40s", "2h46m", "277h46m"]) == (box.count("<line "), ticks)
+    assert list(UNIT_TICKS) == list(wide.labels)
+    assert ["1ms", "1s", "10m", "10d"] == [label for label in across.labels if label]
 
 
 def _svgs(report: Report, **changes: Any) -> list[ET.Element]:

@@ -71,15 +71,26 @@ SPREAD = 100.0
 LINE = 16
 
 
-def _decade_label(seconds: float) -> str:
-    """A log axis's tick, a power of ten of seconds, written as the report writes a duration
-    (``format_seconds``), a whole number of seconds without its ``.0``: ``1ms``, ``10s``,
-    ``1m40s``, ``16m40s``, ``2h46m``. The ticks stay even decades, as a log axis promises
-    (equal steps, equal ratios), and read as the durations in the table above the chart and in
-    the tooltips; ticks at 1 min, 10 min and 1 h were closer together than the decades below
-    them, and a reader comparing distances read wrong ratios."""
-    text = format_seconds(seconds)
-    return text.removesuffix(".0s") + "s" if text.endswith(".0s") else text
+#: A log axis's ticks, in seconds, with their labels: the units a reader counts durations in,
+#: as the report writes them (``1m``, ``1h``, the ``m`` and ``h`` of ``format_seconds``'s
+#: ``2h46m``). Each tick stands where its logarithm puts it, so the steps of six (10s to 1m,
+#: 10m to 1h) are a little shorter than the tens and the step from 1h to 1d longer: the axis
+#: stays true while its labels stay words a reader knows. Powers of ten of seconds past a
+#: minute (``16m40s``, ``2h46m``, ``27h46m``) were tried and read as nobody's units.
+LOG_TICKS = (
+    (0.001, "1ms"),
+    (0.01, "10ms"),
+    (0.1, "100ms"),
+    (1.0, "1s"),
+    (10.0, "10s"),
+    (60.0, "1m"),
+    (600.0, "10m"),
+    (3600.0, "1h"),
+    *((86400.0 * 10**power, f"{10**power:,}d") for power in range(7)),
+)
+#: The index of ``1s`` in ``LOG_TICKS``: when not every tick can be labelled, the labelled
+#: ones are counted from it, so ``1s`` is always among them.
+_SECOND = 3
 
 
 class _Scale(NamedTuple):
@@ -92,7 +103,7 @@ class _Scale(NamedTuple):
     end: float
     ticks: tuple[float, ...]
     log: bool = False
-    every: int = 1  # on a log axis, the decades apart of the labelled ticks
+    labels: tuple[str, ...] = ()  # on a log axis, each tick's label ("" for none)
     digits: int = 0  # on a linear axis, the decimals its ticks are written with
 
     def at(self, value: float) -> float:
@@ -108,7 +119,7 @@ class _Scale(NamedTuple):
         if not self.log:  # never with an exponent: a run of weeks read 1e+06, 2e+06
             text = f"{tick:,.{self.digits}f}"
             return text.rstrip("0").rstrip(".") if "." in text else text
-        return _decade_label(tick) if round(math.log10(tick)) % self.every == 0 else ""
+        return self.labels[self.ticks.index(tick)]
 
 
 def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
@@ -125,26 +136,32 @@ def _scale(lo: float, hi: float, start: float, end: float) -> _Scale:
 
 
 def _log_scale(lo: float, hi: float, start: float, end: float, room: float | None) -> _Scale:
-    """[lo, hi] (lo at least ``FLOOR``) widened to the powers of ten of seconds on either side
-    of it, a tick at each. Two labels need ``room`` pixels between their ticks (None: half
-    of each one's width and ``GAP``, for labels written along the axis); when the decades are
-    closer than that, only every second (third...) tick is labelled, counted from 1 s, and
-    the others keep their grid line: labels written over one another read as none."""
-    first = math.floor(math.log10(lo) + 1e-9)
-    last = max(math.ceil(math.log10(hi) - 1e-9), first + 1)
-    ticks = tuple(10.0**power for power in range(first, last + 1))
-    gap = abs(end - start) / (last - first)
-    widths = {power: DIGIT * len(_decade_label(10.0**power)) for power in range(first, last + 1)}
-    every = 1
-    while True:
-        labelled = [power for power in widths if power % every == 0]
-        apart = [
-            (widths[a] + widths[b]) / 2 + GAP if room is None else room
-            for a, b in itertools.pairwise(labelled)
-        ]
-        if all(every * gap >= needed for needed in apart):
-            return _Scale(ticks[0], ticks[-1], start, end, ticks, log=True, every=every)
-        every += 1
+    """[lo, hi] (lo at least ``FLOOR``) widened to the ``LOG_TICKS`` on either side of it, a
+    grid line at each. Two labels need ``room`` pixels between their ticks (None: half of
+    each one's width and ``GAP``, for labels written along the axis); when ticks are closer
+    than that, only every second (third...) one is labelled, counted from 1 s, and the others
+    keep their grid line: labels written over one another read as none."""
+    seconds = [tick for tick, _ in LOG_TICKS]
+    first = max((i for i, tick in enumerate(seconds) if tick <= lo), default=0)
+    last = min((i for i, tick in enumerate(seconds) if tick >= hi), default=len(seconds) - 1)
+    last = max(last, first + 1)
+    ticks = tuple(seconds[first : last + 1])
+    plain = _Scale(ticks[0], max(ticks[-1], hi), start, end, ticks, log=True)
+    for every in range(1, len(ticks) + 1):
+        shown = [i for i in range(first, last + 1) if (i - _SECOND) % every == 0]
+        apart = (
+            abs(plain.at(seconds[b]) - plain.at(seconds[a]))
+            - (
+                (DIGIT * (len(LOG_TICKS[a][1]) + len(LOG_TICKS[b][1]))) / 2 + GAP
+                if room is None
+                else room
+            )
+            for a, b in itertools.pairwise(shown)
+        )
+        if all(left >= 0 for left in apart):
+            break
+    labels = tuple(LOG_TICKS[i][1] if i in shown else "" for i in range(first, last + 1))
+    return plain._replace(labels=labels)
 
 
 def _duration_scale(
@@ -166,8 +183,7 @@ def _duration_scale(
     lo, hi = min(values), max(values)
     if lo < 0 or hi <= SPREAD * max(min(marks), FLOOR):
         return _scale(min(0.0, lo), hi, start, end), f"{what} (s)"
-    floor = _decade_label(FLOOR)
-    label = f"{what}, log (under {floor} at {floor})"
+    label = f"{what}, log (under {LOG_TICKS[0][1]} at {LOG_TICKS[0][1]})"
     return _log_scale(max(lo, FLOOR), hi, start, end, room), label
 
 
