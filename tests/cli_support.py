@@ -211,15 +211,17 @@ def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Pop
     return ui, found.group(1), Path(found.group(2)).read_text().strip()
 
 
-def in_background(home: Path, *args: str, hangup: bool = False) -> subprocess.Popen[str]:
-    """``taskdaemon ARGS`` in the background, in the repository, with ``environment(home)``
-    and its stdin, stdout and stderr on pipes (text). ``hangup``: SIGHUP's default action
-    restored in the command, for a test of SIGHUP run under ``nohup`` (SIGHUP ignored, and
-    inherited: the command would rightly keep ignoring it)."""
+def in_background(
+    home: Path, *args: str, hangup: bool = False, **extra: str
+) -> subprocess.Popen[str]:
+    """``taskdaemon ARGS`` in the background, in the repository, with ``environment(home,
+    **extra)`` and its stdin, stdout and stderr on pipes (text). ``hangup``: SIGHUP's default
+    action restored in the command, for a test of SIGHUP run under ``nohup`` (SIGHUP ignored,
+    and inherited: the command would rightly keep ignoring it)."""
     return subprocess.Popen(
         [TASKDAEMON, *args],
         cwd=ROOT,
-        env=environment(home),
+        env=environment(home, **extra),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -367,9 +367,9 @@ async def test_dump_answers_the_path_the_writer_wrote() -> None:
     """``dump`` calls the writer with the run and the path asked for, and answers its path."""
     calls: list[tuple[str, str | None]] = []
 
-    async def write(run_id: str, path: str | None) -> str:
+    async def write(run_id: str, path: str | None) -> dict[str, str]:
         calls.append((run_id, path))
-        return "/dumps/x.tar.gz"
+        return {"path": "/dumps/x.tar.gz"}
 
     async with debugged(dump=write) as run:
         answer = await run.ops({"action": "dump", "path": "here.tar.gz"})

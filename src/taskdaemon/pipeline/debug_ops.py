@@ -95,7 +95,9 @@ _DATA_KEYS = frozenset({"inputs", "outputs", "pending_events", "value"})
 #: Keys of an answer whose values are text that may quote run data: redacted by shape.
 _TEXT_KEYS = frozenset({"error", "last_error", "reason", "when", "description"})
 
-DumpWriter = Callable[[str, str | None], Awaitable[str]]
+#: Writes a dump of a run (to the path given, else to the default place): its answer has the
+#: ``path`` written and, when the dump lacks something (the spans), ``missing``: what and why.
+DumpWriter = Callable[[str, str | None], Awaitable[dict[str, str]]]
 
 
 def flush_log_handlers() -> None:
@@ -314,7 +316,7 @@ class DebugOps:
             return self._detach(_text(request, "client"), bool(request.get("all")), by)
         if self._dump is None:
             raise PipelineError("this process cannot write debug dumps")
-        return {"path": await self._dump(run_id, _text(request, "path"))}
+        return dict(await self._dump(run_id, _text(request, "path")))
 
     def _detach(self, client: str | None, everything: bool, by: str) -> dict[str, Any]:
         if client is None or everything:

@@ -154,6 +154,7 @@ def write_dump(
     logs: Mapping[str, Any] | None = None,
     logs_note: str | None = None,
     interrupted: bool = False,
+    unrecorded: str | None = None,
 ) -> Path:
     """Write the dump of run ``run_id`` to ``path`` (parents created, written to a temporary
     name then renamed, mode 0600; into ``path`` under the default file name when it is a
@@ -163,27 +164,34 @@ def write_dump(
     the definition the run span recorded is dumped when it is whole and sound
     (``recorded_pipeline``): the dump of an ended run has it too. ``interrupted``: the
     store knows no process writes the run any more (it was killed), so an open run is recorded
-    ``interrupted``, not ``running``. ValueError without spans."""
-    from taskdaemon.pipeline.visualization import (  # noqa: PLC0415
-        recorded_pipeline,
-        render_dot,
-    )
+    ``interrupted``, not ``running``. ``unrecorded``: why the writing process recorded no
+    spans of its live run (its telemetry did not load); the dump then holds what it knows
+    live (engine state, definition, metrics, settings), its manifest saying why the spans and
+    the run record are missing. ValueError without spans otherwise."""
+    from taskdaemon.pipeline.visualization import render_dot  # noqa: PLC0415
 
     capture = capture or PayloadCapture()
     spans = list(spans)
-    if not spans:
+    if not spans and unrecorded is None:
         raise ValueError(f"no spans of run {run_id}: nothing to dump")
-    record = reconstruct_run(spans, interrupted=interrupted)
+    record = reconstruct_run(spans, interrupted=interrupted) if spans else None
     notes: list[str] = []
     members: dict[str, bytes] = {
         SPANS_MEMBER: json.dumps(encode_traces(spans), sort_keys=True).encode() + b"\n",
-        "run.json": _json(as_dict(record)),
     }
+    if record is not None:
+        members["run.json"] = _json(as_dict(record))
+    else:
+        notes.append(f"{SPANS_MEMBER}, run.json: no spans: {unrecorded}")
     if logs is None:
         notes.append(logs_note or "logs.otlp.json: the writer had no log records")
         logs = {"resourceLogs": []}
     members["logs.otlp.json"] = _json(logs)
-    if pipeline is None:  # a run no live process holds: the definition its run span recorded
+    if pipeline is None and record is not None:  # no live process holds it: the recorded one
+        # Imported here alone (it loads orjson): a dump without spans is of a run whose
+        # telemetry load may be stuck importing what orjson imports (``cli/_dump_hook.py``).
+        from taskdaemon.pipeline.visualization import recorded_pipeline  # noqa: PLC0415
+
         pipeline = recorded_pipeline(record)
     if pipeline is not None:
         members["definition.json"] = _json(capture.redact(_plain(pipeline)))
@@ -205,12 +213,14 @@ def write_dump(
         notes.append("metrics.prom: the writing process has no Prometheus registry")
     members["environment.json"] = _json(_environment(settings, capture))
     created = time.time()
+    live = engine_state or {}  # no spans: the run as the engine has it
+    dumped = run_id if record is None else record.run_id
     manifest = {
         "format": DUMP_FORMAT,
         "version": DUMP_VERSION,
-        "run_id": record.run_id,
-        "pipeline": record.pipeline,
-        "status": record.status,
+        "run_id": dumped,
+        "pipeline": live.get("pipeline") if record is None else record.pipeline,
+        "status": live.get("status") if record is None else record.status,
         "created_at": created,
         "notes": notes,
         "files": {
@@ -221,7 +231,7 @@ def write_dump(
     folder = str(path).endswith(os.sep)
     path = Path(path)
     if folder or path.is_dir():  # as cp does: into it, under the default file name
-        path = path / default_dump_path(path, record.run_id).name
+        path = path / default_dump_path(path, dumped).name
     make_output_dirs(path)  # made here: the owner's only, never through another's link
 
     def archive_into(raw: BinaryIO) -> None:

@@ -410,7 +410,8 @@ class DebugPrompt(CommandPrompt):
 
         path = dump_output(args[0]) if args else None
         answer = self._call({"action": "dump", "path": path})
-        self._print(f"dump written to {answer['path']}")
+        missing = answer.get("missing")
+        self._print(f"dump written to {answer['path']}" + (f" ({missing})" if missing else ""))
 
     def _do_quit(self, args: Sequence[str]) -> None:
         self.quit = True

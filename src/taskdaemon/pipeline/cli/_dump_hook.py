@@ -11,9 +11,12 @@ a reader of its JSON lines."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -24,36 +27,33 @@ __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
 
 logger = logging.getLogger(__name__)
 
-DumpWriter = Callable[[str, str | None], Awaitable[str]]
+DumpWriter = Callable[[str, str | None], Awaitable[dict[str, str]]]
 
 
 def dump_writer(
     engine: Any, observers: Sequence[Any], registry: Any = None, definition: Any = None
 ) -> DumpWriter:
-    """An async ``(run_id, path or None) -> written path`` for runs of ``engine``: it settles
-    the monitor (one of ``observers``) and the span store first, so the dump has every span
-    so far, and adds the live engine state and, with a Prometheus ``registry``, the metrics.
-    ``definition``: the pipeline to dump in place of the one the engine runs (a replay's
-    engine runs a variant that feeds its fed stages; the definition replayed is what its run
-    span records, and what a dump of the ended run holds)."""
+    """An async ``(run_id, path or None) -> answer`` for runs of ``engine`` (``path``: the file
+    written; ``missing``: what the dump lacks, and why). It settles the monitor (one of
+    ``observers``) and the span store first, so the dump has every span so far, and adds the
+    live engine state and, with a Prometheus ``registry``, the metrics. ``definition``: the
+    pipeline to dump in place of the one the engine runs (a replay's engine runs a variant
+    that feeds its fed stages; the definition replayed is what its run span records, and what
+    a dump of the ended run holds).
+
+    When telemetry did not load (``cli/deferred.py``: it failed, or the load was abandoned
+    once a wait for it timed out, the monitor's ``flush`` among those waits), the run has no
+    spans: the dump holds what the process knows live, and says so. Nothing of the span store
+    or OTel is imported then, and the rest of the dump's code is loaded on a thread of its
+    own, waited for within the same bound: a load abandoned inside an import holds that
+    module's lock for ever, and an import of it here waited with it, the signal's dump never
+    written and the run never ended (the loop's own thread was the one waiting)."""
     monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
 
-    async def write(run_id: str, path: str | None) -> str:
-        from opentelemetry import trace  # noqa: PLC0415
-
-        from taskdaemon.pipeline.debug_ops import flush_log_handlers  # noqa: PLC0415
-        from taskdaemon.pipeline.dump import (  # noqa: PLC0415
-            default_dump_path,
-            stored_logs,
-            write_dump,
-        )
+    async def write(run_id: str, path: str | None) -> dict[str, str]:
+        # Loaded: the engine runs, and its settings were read.
         from taskdaemon.pipeline.engine import engine_state  # noqa: PLC0415
         from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-        from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
-            default_source_url,
-            open_source,
-        )
-        from taskdaemon.pipeline.tracking.writer import flush_open_spans  # noqa: PLC0415
 
         handle = engine.get_run(run_id)
         state = engine_state(engine, handle.run_id)
@@ -62,44 +62,115 @@ def dump_writer(
             from prometheus_client import generate_latest  # noqa: PLC0415
 
             metrics = generate_latest(registry)
-        settings = load_settings()
-        target = path or default_dump_path(settings.home, handle.run_id)
-        capture = getattr(monitor, "capture", None)
-
-        def blocking() -> str:
-            if monitor is not None:
-                monitor.flush()
-            flush_log_handlers()  # the store's log writer: the run's records so far
-            flush = getattr(trace.get_tracer_provider(), "force_flush", None)
-            if callable(flush):
-                flush()
-            flush_open_spans()  # the run span's latest events (a breakpoint.hit) too
-            source = open_source()
-            try:
-                spans = source.get_trace(handle.run_id)
-            finally:
-                source.close()
-            logs, logs_note = stored_logs(default_source_url(), handle.run_id)
-            try:
-                written = write_dump(
-                    target,
-                    handle.run_id,
-                    spans,
-                    logs=logs,
-                    logs_note=logs_note,
-                    pipeline=handle.pipeline if definition is None else definition,
-                    engine_state=state,
-                    metrics=metrics,
-                    settings=settings,
-                    capture=capture,
-                )
-            except OSError as exc:  # as ``dump -o`` of a run from the store says it
-                raise PipelineError(f"cannot write {target}: {exc.strerror or exc}") from None
-            return str(written.absolute())
-
-        return await asyncio.get_running_loop().run_in_executor(None, blocking)
+        loop = asyncio.get_running_loop()
+        if monitor is not None:  # every span so far; a load under way is waited for, bounded
+            await loop.run_in_executor(None, monitor.flush)
+        dump = functools.partial(
+            _write,
+            path,
+            handle.run_id,
+            pipeline=handle.pipeline if definition is None else definition,
+            engine_state=state,
+            metrics=metrics,
+            settings=load_settings(),
+            capture=getattr(monitor, "capture", None),
+        )
+        unloaded = getattr(monitor, "not_loaded", None)
+        if unloaded is None or monitor is None:
+            return {"path": await loop.run_in_executor(None, dump)}
+        why = f"telemetry failed to start ({unloaded})"
+        written = await _on_a_thread_of_its_own(
+            functools.partial(dump, unrecorded=why), monitor.load_timeout
+        )
+        return {"path": written, "missing": f"no spans: {why}"}
 
     return write
+
+
+def _write(path: str | None, run_id: str, *, unrecorded: str | None = None, **given: Any) -> str:
+    """Write the dump (``dump.write_dump``'s ``given`` arguments) to ``path``, else to the
+    default place; the spans and log records from the store unless ``unrecorded`` says why the
+    run has none. Returns the absolute path written."""
+    from taskdaemon.pipeline.dump import default_dump_path, write_dump  # noqa: PLC0415
+
+    target = path or default_dump_path(given["settings"].home, run_id)
+    if unrecorded is None:
+        spans, logs, logs_note = _stored(run_id)
+    else:
+        spans, logs, logs_note = [], None, f"logs.otlp.json: no log records: {unrecorded}"
+    try:
+        written = write_dump(
+            target,
+            run_id,
+            spans,
+            logs=logs,
+            logs_note=logs_note,
+            unrecorded=unrecorded,
+            **given,
+        )
+    except OSError as exc:  # as ``dump -o`` of a run from the store says it
+        raise PipelineError(f"cannot write {target}: {exc.strerror or exc}") from None
+    return str(written.absolute())
+
+
+def _stored(run_id: str) -> tuple[list[Any], Any, str | None]:
+    """The run's spans and log records from the store, once every span and record so far
+    reached it: the spans, the logs and why there are none (``dump.stored_logs``)."""
+    from opentelemetry import trace  # noqa: PLC0415
+
+    from taskdaemon.pipeline.debug_ops import flush_log_handlers  # noqa: PLC0415
+    from taskdaemon.pipeline.dump import stored_logs  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.sources import (  # noqa: PLC0415
+        default_source_url,
+        open_source,
+    )
+    from taskdaemon.pipeline.tracking.writer import flush_open_spans  # noqa: PLC0415
+
+    flush_log_handlers()  # the store's log writer: the run's records so far
+    flush = getattr(trace.get_tracer_provider(), "force_flush", None)
+    if callable(flush):
+        flush()
+    flush_open_spans()  # the run span's latest events (a breakpoint.hit) too
+    source = open_source()
+    try:
+        spans = source.get_trace(run_id)
+    finally:
+        source.close()
+    logs, logs_note = stored_logs(default_source_url(), run_id)
+    return spans, logs, logs_note
+
+
+async def _on_a_thread_of_its_own(work: Callable[[], str], bound: float) -> str:
+    """``work()`` on a daemon thread, waited for at most ``bound`` seconds: a thread of the
+    loop's executor left waiting on an import lock would hold up the process's exit, which
+    joins them. A thread left waiting is left, daemon; its answer, should it come, dropped."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def settle(result: str | None, error: BaseException | None) -> None:
+        if answer.done():
+            return
+        if error is not None:
+            answer.set_exception(error)
+        else:
+            answer.set_result(result or "")
+
+    def run() -> None:
+        try:
+            result, error = work(), None
+        except Exception as exc:
+            result, error = None, exc
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            loop.call_soon_threadsafe(settle, result, error)
+
+    threading.Thread(target=run, name="taskdaemon-dump", daemon=True).start()
+    try:
+        return await asyncio.wait_for(answer, bound)
+    except TimeoutError:
+        raise PipelineError(
+            f"the dump's code did not load within {bound:g}s"
+            " (telemetry's load is stuck inside an import)"
+        ) from None
 
 
 def install_dump_signal(
@@ -145,11 +216,13 @@ def dump_signal_handler(
             say("SIGUSR1: no run in progress to dump")
         for handle in handles:
             try:
-                path = await writer(handle.run_id, None)
+                answer = await writer(handle.run_id, None)
             except Exception as exc:  # a dump never stops a run
                 say(f"no dump of run {handle.run_id}: {exc}", logging.WARNING, handle)
             else:
-                say(f"dump of run {handle.run_id} written to {path}", handle=handle)
+                said = f"dump of run {handle.run_id} written to {answer['path']}"
+                missing = answer.get("missing")
+                say(said + (f" ({missing})" if missing else ""), handle=handle)
 
     def on_signal() -> None:
         task = loop.create_task(dump_all())

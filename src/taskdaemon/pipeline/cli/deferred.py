@@ -557,6 +557,14 @@ class DeferredMonitor:
             preset, value = self._preset_span, self._span_ids.get((event.run_id, event.task_run_id))
         return preset(value) if preset is not None and value is not None else None
 
+    @property
+    def not_loaded(self) -> str | None:
+        """Why telemetry did not load (it failed, or the load was abandoned), once that is
+        known; None while it loads and once it has. A debug dump asks, after ``flush``: the
+        run then has no spans, and an abandoned load may hold the locks of the modules it
+        was importing (``cli/_dump_hook.py``)."""
+        return self._failure
+
     def unstored(self) -> str | None:
         """Why the run is in no span store, once the loading is over (its own line said the
         details): telemetry did not load, or its store could not be opened; None else."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.options import add_source_option, source_exit_code
 from taskdaemon.pipeline.cli.output_file import output_path
-from taskdaemon.pipeline.cli.refusal import refuse
+from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError, SpanSourceError
 
 __all__ = ["register"]
@@ -81,6 +81,8 @@ def dump_command(args: argparse.Namespace) -> int:
         except PipelineError as exc:
             return refuse("dump", 1, str(exc))
         print(answer["path"], flush=True)
+        if answer.get("missing"):  # the run's process has no spans of it to dump
+            say("dump", answer["missing"])
         return 0
     return _from_source(args.run_id, output, args.source)
 

@@ -237,7 +237,7 @@ def _dump_through(controller: Any, monitor: Any, registry: Any) -> Any:
     """``POST /api/runs/{id}/dump``: a dump of the controller's engine's run."""
     from taskdaemon.pipeline.cli._dump_hook import dump_writer  # noqa: PLC0415
 
-    async def write(run_id: str, path: str | None) -> str:
+    async def write(run_id: str, path: str | None) -> dict[str, str]:
         return await dump_writer(controller.engine, [monitor], registry)(run_id, path)
 
     return write
