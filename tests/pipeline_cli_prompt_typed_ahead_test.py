@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import termios
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -124,6 +125,30 @@ def test_ctrl_d_typed_ahead_on_a_terminal_ends_the_debug_command(
     NUL byte, and the command waited for ever."""
     with _debugged(home, one_stage, controlling=controlling) as terminal:
         assert 0 == _continue_then_ctrl_d(terminal, moment, home)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("controlling", [True, False], ids=["controlling", "script"])
+@pytest.mark.parametrize(
+    ("keys", "shown"),
+    [(b"\x04", b""), (b"continue\n\x04", b"(taskdaemon) continue\r\n")],
+    ids=["ctrl-d", "commands"],
+)
+def test_keys_typed_as_debug_starts_are_read_at_its_prompt(
+    home: Path, one_stage: Path, keys: bytes, shown: bytes, controlling: bool
+) -> None:
+    """Ctrl-D, and commands before it, typed as ``debug FILE`` starts (before its prompt took
+    the terminal) are read at the prompt: each command shown after it and run, the Ctrl-D
+    ending the input, and the command ends with the run's exit code, its terminal back in line
+    mode. Kept in line mode, the Ctrl-D reached readline as a NUL byte, and the command waited
+    for ever."""
+    (home / "go").touch()
+    with _debugged(home, one_stage, controlling=controlling) as terminal:
+        terminal.type(keys)
+        assert 0 == _ends_promptly(terminal.process)
+        terminal.wait_for("run ended success")
+        assert shown in terminal.seen
+        assert termios.tcgetattr(terminal.primary)[3] & termios.ICANON
 
 
 @pytest.mark.slow

@@ -28,7 +28,9 @@
 * on a terminal, keys typed ahead while no line is read (the debugger waiting for its run)
   are read at the next prompt as typed: a Ctrl-D typed as the run ended, before the next
   prompt showed, ends the input (:meth:`CommandPrompt.keys_kept`). It used to reach readline
-  as a NUL byte, and the command waited for ever.
+  as a NUL byte, and the command waited for ever. Lines and Ctrl-D typed before the prompt
+  first took its terminal (the command still starting) are read first, each shown after the
+  prompt as a pipe's lines are, a Ctrl-D as the end of input;
 
 A Ctrl-C typed just as the prompt shows reaches it too (``_prompt_signals.py``). No Python
 code runs inside ``input()`` (no ``set_pre_input_hook``): CPython's readline swallows what a
@@ -38,6 +40,7 @@ the terminal whether readline drew its prompt: readline turns echo off to draw i
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import errno
 import io
@@ -46,7 +49,7 @@ import shlex
 import sys
 import termios
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any, ClassVar
 
@@ -174,6 +177,8 @@ class CommandPrompt:
         self._interactive = self._in.isatty()
         self._signals = PromptSignals()
         self._line = ""
+        #: Lines (None: a Ctrl-D) typed before the prompt read its terminal (``keys_kept``).
+        self._typed_ahead: collections.deque[str | None] = collections.deque()
         self.quit = False
 
     # ------------------------------------------------------------------ loop
@@ -193,13 +198,30 @@ class CommandPrompt:
                 if self._interactive:
                     self._save_history()
 
-    def keys_kept(self) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def keys_kept(self) -> Iterator[None]:
         """Around all the time the prompt reads (a subclass's waits between its lines too):
         on a terminal, each key typed while no line is read is kept as typed for the next
-        one, a Ctrl-D among them (``terminal_state.keys_as_typed``)."""
-        return keys_as_typed() if self._interactive else contextlib.nullcontext()
+        one, a Ctrl-D among them (``terminal_state.keys_as_typed``). The lines and Ctrl-D
+        typed before (while the command started) are read first, each as at the prompt."""
+        if not self._interactive:
+            yield
+            return
+        with keys_as_typed() as typed:
+            self._typed_ahead.extend(typed)
+            yield
 
     def _read(self) -> str | None:
+        if self._typed_ahead:  # typed before the prompt was there: shown after it now
+            line = self._typed_ahead.popleft()
+            if line is None:  # Ctrl-D: the end of input, as at the prompt
+                self._print("")
+                return None
+            import readline  # noqa: PLC0415 - a terminal: loaded by _setup_readline
+
+            readline.add_history(line.rstrip("\n"))
+            self._echo(line)
+            return line
         while self._interactive:
             if self._above is not None:
                 self._above.reading(self.PROMPT, self._in.fileno())
@@ -225,12 +247,16 @@ class CommandPrompt:
         line = self._in.readline()
         if not line:
             return None
-        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a pipe only
-
-        # Redacted as the history is: the transcript is output (a CI job's log, say), and a
-        # secret typed as a value to ``set`` or in a condition is not to be shown back there.
-        self._print(self.PROMPT + redact_text(line.rstrip("\n")))
+        self._echo(line)
         return line
+
+    def _echo(self, line: str) -> None:
+        """Show ``line`` after the prompt, as readline did not (read from a pipe, or typed
+        ahead). Redacted as the history is: the transcript is output (a CI job's log, say),
+        and a secret typed as a value to ``set`` or in a condition is not to be shown back."""
+        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - not at once
+
+        self._print(self.PROMPT + redact_text(line.rstrip("\n")))
 
     def _print(self, text: str) -> None:
         # What the commands print comes from the run (errors, log records, reasons): each

@@ -20,7 +20,11 @@ line mode while it waits for a line, and puts back on return the mode it found. 
 a Ctrl-D typed while no line is read (the debugger's prompt waiting for the run, or between
 "run ended" and the next prompt) is kept as the end of a line, which a key-at-a-time read
 gets as a NUL byte, not Ctrl-D: readline then took it for a key of its own (``set-mark``),
-and the prompt waited for ever for an end of input that had come.
+and the prompt waited for ever for an end of input that had come. Keys typed before the
+prompt first switched (``debug FILE`` still loading its pipeline and starting its run, or
+the first stop awaited) were kept in line mode the same way: the switch reads first what line
+mode holds, each line typed and each Ctrl-D, and hands it to the prompt
+(:func:`keys_as_typed`), which reads them before its terminal.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import select
 import termios
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
@@ -54,12 +59,32 @@ def keys_unechoed(stream: IO[str]) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def keys_as_typed() -> Iterator[None]:
+def keys_as_typed() -> Iterator[list[str | None]]:
     """Inside, the terminal on stdin hands over each key as it is typed, out of line mode (a
     Ctrl-D kept as Ctrl-D for readline: module docstring), when this process is its
-    foreground; its echo and signal keys unchanged, its settings put back on the way out."""
-    with _changed(_own_terminal(None), termios.ICANON, _key_at_a_time):
-        yield
+    foreground; its echo and signal keys unchanged, its settings put back on the way out.
+
+    Yields what was typed ahead in line mode, read before the switch: each line (with its
+    ``\n``; a line ended by Ctrl-D without it) and None for each Ctrl-D on a line of its own,
+    the end of input. Line mode hands over only whole lines: a line half typed is left, and
+    read as typed after the switch. Empty when the terminal was out of line mode already."""
+    settings = _own_terminal(None)
+    typed = _lines_typed_ahead() if settings is not None and settings[3] & termios.ICANON else []
+    with _changed(settings, termios.ICANON, _key_at_a_time):
+        yield typed
+
+
+def _lines_typed_ahead() -> list[str | None]:
+    """What the terminal on stdin, in line mode, holds to be read now (:func:`keys_as_typed`):
+    a read of it returns one line, or nothing for a Ctrl-D. Never waits."""
+    typed: list[str | None] = []
+    try:
+        while select.select([0], [], [], 0)[0]:
+            data = os.read(0, 4096)
+            typed.append(data.decode(errors="replace") if data else None)
+    except OSError:  # the terminal went away: what is left is read, or fails, as it would
+        pass
+    return typed
 
 
 def _own_terminal(stream: IO[str] | None) -> list[Any] | None:
