@@ -7,6 +7,7 @@ the input's end on a pipe: each ends the command at once, with the run's exit co
 from __future__ import annotations
 
 import contextlib
+import signal
 import subprocess
 import termios
 from collections.abc import Iterator
@@ -148,6 +149,22 @@ def test_keys_typed_as_debug_starts_are_read_at_its_prompt(
         assert 0 == _ends_promptly(terminal.process)
         terminal.wait_for("run ended success")
         assert shown in terminal.seen
+        assert termios.tcgetattr(terminal.primary)[3] & termios.ICANON
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signals", [1, 2], ids=["sigterm", "second-sigterm"])
+def test_a_signal_at_the_debug_prompt_puts_line_mode_back(
+    home: Path, one_stage: Path, signals: int
+) -> None:
+    """SIGTERM to ``debug FILE`` at its prompt, once (the run cancelled) or twice at once (the
+    second exits at once, ``terminal_state.exit_now``), leaves its terminal in line mode, as
+    before the prompt took it out."""
+    with _debugged(home, one_stage) as terminal:
+        terminal.wait_for(PROMPT)
+        for _ in range(signals):
+            terminal.process.send_signal(signal.SIGTERM)
+        assert 143 == _ends_promptly(terminal.process)
         assert termios.tcgetattr(terminal.primary)[3] & termios.ICANON
 
 
