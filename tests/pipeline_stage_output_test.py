@@ -353,6 +353,10 @@ class StandInWriter:
             raise self.raises
         self.closed = True
 
+    async def wait_closed(self) -> None:
+        if self.raises is not None:
+            raise self.raises
+
 
 class StandInProcess:
     """What ``communicate`` uses of an ``asyncio.subprocess.Process``: stdin and ``wait``."""
@@ -406,6 +410,46 @@ async def test_a_command_that_does_not_read_its_stdin_is_not_an_error(
     stdin = StandInWriter(error(), where)
     await communicate(StandInProcess(stdin), b"data", capture)  # type: ignore[arg-type]
     assert (b"data", where == "drain") == (stdin.written, stdin.closed)
+
+
+class WatchedFuture(asyncio.futures._PyFuture):  # type: ignore[name-defined,misc]
+    """A future that tells when its outcome is read: asyncio's Python future, whose outcome a
+    task reads through ``result``, where it reads a C future's within C."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.read = asyncio.Event()
+
+    def result(self) -> None:
+        self.read.set()
+        return super().result()
+
+    def exception(self) -> BaseException | None:
+        self.read.set()
+        return super().exception()
+
+
+async def test_the_error_of_a_stdin_the_command_left_unread_is_read(
+    sink: Sink, captures: list[OutputCapture]
+) -> None:
+    """The broken pipe of a command that exits with its stdin unread is read where asyncio
+    keeps it (the future its stdin's ``wait_closed`` awaits), so no Python logs it as a
+    "Future exception was never retrieved" with a traceback (3.11.2 does, not 3.11.7)."""
+    capture = new_capture(captures)
+    process = await asyncio.create_subprocess_exec(  # it exits with most of the data unread
+        "head",
+        "-c",
+        "1",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=capture.child_stdout,
+        stderr=capture.child_stderr,
+    )
+    capture.spawned()
+    watched = WatchedFuture()
+    process._protocol._stdin_closed = watched  # type: ignore[attr-defined]
+    await communicate(process, b"x" * (1 << 20), capture)
+    await asyncio.wait_for(watched.read.wait(), 10)
+    assert isinstance(watched.exception(), BrokenPipeError | ConnectionResetError)
 
 
 def test_a_reader_ending_after_its_loop_closed_raises_nothing(

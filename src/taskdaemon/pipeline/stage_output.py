@@ -584,6 +584,23 @@ async def _feed(process: asyncio.subprocess.Process, data: bytes) -> None:
             await stdin.drain()
     with contextlib.suppress(BrokenPipeError, ConnectionResetError):
         stdin.close()
+    # Python 3.11's early releases (Debian 12's 3.11.2; not 3.11.7) keep a broken pipe's error
+    # in a future that nobody awaits, then log it with its traceback ("Future exception was
+    # never retrieved") after each command that left its stdin unread. The pipe's end is
+    # awaited aside, not here: a command's child may hold the pipe open, unread, after the stage.
+    ending = asyncio.ensure_future(_pipe_ended(stdin))
+    _ENDING.add(ending)
+    ending.add_done_callback(_ENDING.discard)
+
+
+#: The tasks awaiting a command's stdin pipe's end, held until it ends (a task the loop alone
+#: refers to may be collected while it waits).
+_ENDING: set[asyncio.Future[None]] = set()
+
+
+async def _pipe_ended(stdin: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        await stdin.wait_closed()
 
 
 async def communicate(
