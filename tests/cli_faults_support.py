@@ -247,18 +247,23 @@ def listening(directory: Path, *names: str, backlog: int | None = None) -> Itera
 def in_background(home: Path) -> Iterator[Callable[..., Served]]:
     """A function starting ``taskdaemon ARGS`` in the background (``launcher`` runs it: the
     console script, or a ``python -c`` wrapper first), each in a session of its own, its
-    stdout and stderr on pipes; whatever is left of a session is killed at the end."""
+    stdout and stderr on pipes, without the variables ``without`` names; whatever is left of a
+    session is killed at the end."""
     started: list[Served] = []
 
     def launch(
         *args: str,
         stdin: int | None = subprocess.DEVNULL,
         launcher: Sequence[str] = (TASKDAEMON,),
+        without: Sequence[str] = (),
     ) -> Served:
+        env = environment(home)
+        for name in without:
+            env.pop(name, None)
         process = subprocess.Popen(
             [*launcher, *args],
             cwd=ROOT,
-            env=environment(home),
+            env=env,
             stdin=stdin,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -337,9 +337,11 @@ def test_a_damaged_store_is_one_line_for_every_reader_and_a_run_still_runs(
 def test_sigterm_cancels_a_run_whose_stderr_is_gone(home: Path, tmp_path: Path, start: Any) -> None:
     """A run whose stderr reader went away (a closed pipe, a closed terminal) is still
     cancelled by SIGTERM: the line saying so cannot be written, and must not stop the cancel.
-    It exits 143 with its stage cancelled, and no stage process outlives it."""
+    It exits 143 with its stage cancelled, and no stage process outlives it. Its stderr is
+    buffered, as a user's is: with the line kept in the buffer, the interpreter's last flush
+    failed and the exit code was 120 (``PYTHONUNBUFFERED``, set in CI, hid it)."""
     pipeline, pids = slow_pipeline(tmp_path)
-    served = start("run", str(pipeline))
+    served = start("run", str(pipeline), without=["PYTHONUNBUFFERED"])
     served.wait_for_line("wait                     running")
     wait_for_pids(pids, 1)
     assert served.process.stderr is not None

@@ -19,7 +19,7 @@ import os
 import sys
 from collections.abc import Sequence
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from taskdaemon import __version__
 
@@ -194,7 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit. Output that
     cannot be written (a full disk) is one line on stderr and exit 1. Ctrl-C where a command
     does not handle it itself (``runs list`` waiting on a slow backend) ends it with
-    ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end.
+    ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end. A stderr whose reader
+    went away keeps the exit code (:func:`_stderr_settled`).
     """
     _encodable_output()
     try:
@@ -203,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        _stdout_to_devnull()
+        _to_devnull(sys.stdout)
         return EXIT_BROKEN_PIPE
     except OSError as error:
         import errno  # noqa: PLC0415 - only a failed write needs it (start-up time)
@@ -211,9 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A full or failing device: stdout on a full disk (``> /dev/full``) raises one.
         if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
             raise
-        _stdout_to_devnull()
+        _to_devnull(sys.stdout)
         print(f"taskdaemon: cannot write the output: {error.strerror}", file=sys.stderr)
         return 1
+    finally:
+        _stderr_settled()
     return code
 
 
@@ -235,12 +238,28 @@ def _encodable_output() -> None:
             stream.reconfigure(errors="backslashreplace")
 
 
-def _stdout_to_devnull() -> None:
-    # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point stdout at devnull so
-    # the interpreter's final flush has nowhere to fail.
+def _to_devnull(stream: TextIO) -> None:
+    # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point the stream at devnull
+    # so the interpreter's final flush has nowhere to fail.
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    os.dup2(devnull, stream.fileno())
     os.close(devnull)
+
+
+def _stderr_settled() -> None:
+    """Flush stderr; one that cannot take it (its reader went away: a closed pipe or terminal)
+    is pointed at devnull.
+
+    A line that failed to reach such a stderr (a run's ``SIGTERM: cancelling run``) stays in
+    its buffer, and the interpreter's final flush failed on it again: the process exited 120,
+    not 143, and its caller read a crash. Only when stderr is buffered, as it is for a user;
+    ``PYTHONUNBUFFERED``, set in CI, kept nothing to flush."""
+    try:
+        sys.stderr.flush()
+    except ValueError:  # closed in-process: nothing left to flush at exit
+        pass
+    except OSError:
+        _to_devnull(sys.stderr)
 
 
 def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Any:
