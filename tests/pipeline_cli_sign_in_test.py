@@ -114,6 +114,28 @@ def test_a_terminal_that_hangs_up_at_the_log_line_does_not_fail_the_announce() -
     assert ["API: http://127.0.0.1:1/ (token in t)"] == hang_up.messages
 
 
+def test_a_token_neither_in_a_file_nor_on_a_terminal_is_said_to_be_nowhere(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A token that could not be written to its file (a home this user may not write), with
+    stderr captured, is said to be shown nowhere, with the way out; never "on the terminal"
+    of a server that has none."""
+    captured = io.StringIO()
+    with caplog.at_level(logging.INFO, logger="user47.sign_in"):
+        announce_sign_in(
+            logging.getLogger("user47.sign_in"),
+            "API",
+            "http://127.0.0.1:1",
+            "ab" * 16,
+            None,
+            stream=captured,
+        )
+    expected = [
+        "API: http://127.0.0.1:1/ (token shown nowhere: set TASKDAEMON_API_TOKEN to sign in)"
+    ]
+    assert (expected, "") == (caplog.messages, captured.getvalue())
+
+
 @pytest.mark.slow
 def test_a_terminal_gets_the_sign_in_url_with_the_token(tmp_path: Path) -> None:
     """On a terminal the server shows the URL with its generated token (the one in the 0600

@@ -70,7 +70,10 @@ def announce_sign_in(
     """Log ``label: url/`` and where the token is; show the token URL on a terminal.
 
     ``token`` is None for a configured ``TASKDAEMON_API_TOKEN`` (its owner already has it: it
-    is never shown). ``token_file`` is None when the token could not be written to its file.
+    is never shown). ``token_file`` is None when the token could not be written to its file
+    (a home this user may not write: root never meets one); with no terminal either, the line
+    says the token is nowhere and how to choose one, where it said "on the terminal only" of
+    a terminal there was not.
     """
     if token is None:
         # Not "token: NAME": the logs redact whatever follows "token:", the name included.
@@ -81,7 +84,12 @@ def announce_sign_in(
         interactive = out.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream: treat as captured
         interactive = False
-    where = f"token in {token_file}" if token_file is not None else "token on the terminal only"
+    if token_file is not None:
+        where = f"token in {token_file}"
+    elif interactive:
+        where = "token on the terminal only"
+    else:
+        where = "token shown nowhere: set TASKDAEMON_API_TOKEN to sign in"
     log.info("%s: %s/ (%s)", label, url, where)
     if interactive:
         # A terminal hung up since (closed by whoever read the line above) fails the write
