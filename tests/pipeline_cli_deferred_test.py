@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import format_span_id, format_trace_id
 
 from cli_support import environment
-from pipeline_monitor_support import chain_pipeline
+from pipeline_monitor_support import chain_pipeline, started_record
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli import build_parser
 from taskdaemon.pipeline.cli import deferred as deferred_module
@@ -541,23 +541,6 @@ async def test_the_approval_policy_observes_only_when_it_grants(
     others = [type(observer).__name__ for observer in observers if observer is not approvals]
     expected = ["ApprovalHint", "DeferredMonitor"] if hint else ["DeferredMonitor"]
     assert (observes, expected) == (approvals in observers, others)
-
-
-def started_record(stage: str) -> StageStarted:
-    """A ``StageStarted`` of stage ``stage`` in run ``r``."""
-    return StageStarted(
-        run_id="r",
-        pipeline="p",
-        stage=stage,
-        instance=0,
-        attempt=1,
-        task_run_id=f"{stage}.0.1",
-        loop="python",
-        at=0.0,
-        queued_at=0.0,
-        considered_at=0.0,
-        inputs={},
-    )
 
 
 def test_the_stand_in_counts_a_record_its_monitor_fails_on_and_does_not_raise(

@@ -216,6 +216,23 @@ def chain_pipeline(
     return Pipeline(name=name, stages=tuple(stages), error_strategy=error_strategy)
 
 
+def started_record(stage: str, run_id: str = "r") -> StageStarted:
+    """A ``StageStarted`` of stage ``stage`` in run ``run_id``, at time 0."""
+    return StageStarted(
+        run_id=run_id,
+        pipeline="p",
+        stage=stage,
+        instance=0,
+        attempt=1,
+        task_run_id=f"{stage}.0.1",
+        loop="python",
+        at=0.0,
+        queued_at=0.0,
+        considered_at=0.0,
+        inputs={},
+    )
+
+
 class Feed:
     """Plays engine event records into ``monitor`` the way the engine emits them.
 
