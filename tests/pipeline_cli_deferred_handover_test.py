@@ -18,6 +18,7 @@ import pytest
 from pipeline_monitor_support import chain_pipeline, started_record
 from taskdaemon.pipeline import secret_values
 from taskdaemon.pipeline.cli import deferred as deferred_module
+from taskdaemon.pipeline.cli import monitoring
 from taskdaemon.pipeline.cli.deferred import (
     LOAD_TIMEOUTS,
     DeferredMonitor,
@@ -511,3 +512,54 @@ async def test_run_s_deferred_monitoring_sets_up_at_once_loads_alone_and_puts_ba
         slot in output_sinks(),
         stat.S_IMODE(folder.stat().st_mode),
     )
+
+
+@pytest.mark.usefixtures("process_state_put_back")
+async def test_a_load_that_fails_is_said_once_and_the_run_goes_on_unstored(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A load that raises is said in one warning with the error, the events it missed in one
+    more at the end; the run is in no store."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+
+    def failing(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("no collector")
+
+    monkeypatch.setattr(monitoring, "build_monitor", failing)
+    said, logger = Recorder(), logging.getLogger("taskdaemon.run")
+    logger.addHandler(said)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            deferred = start_deferred_monitoring(load_settings(), stack)
+            deferred.on_event(object())  # type: ignore[arg-type]
+    finally:
+        logger.removeHandler(said)
+    assert (
+        [
+            "telemetry failed to start; the run goes on without it: no collector",
+            "1 engine events were not recorded: telemetry failed to start"
+            " (RuntimeError: no collector)",
+        ],
+        "telemetry failed to start",
+    ) == (said.seen, deferred.unstored())
+
+
+@pytest.mark.usefixtures("process_state_put_back")
+async def test_records_kept_past_the_bound_are_said_once_the_store_came(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run's records dropped past the bound while telemetry loaded are counted in one
+    warning at the end, once the store's writer came (else nothing was to be stored)."""
+    monkeypatch.setenv("TASKDAEMON_HOME", str(home))
+    monkeypatch.setattr(deferred_module, "MAX_KEPT_RECORDS", 1)
+    monkeypatch.setattr(deferred_module, "LOAD_DELAY", 60.0)  # loads when the end waits
+    said, logger = Recorder(), logging.getLogger("taskdaemon.run")
+    logger.addHandler(said)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            deferred = start_deferred_monitoring(load_settings(), stack)
+            for message in ("kept", "dropped", "dropped too"):
+                deferred.slot.handle(record(message))
+    finally:
+        logger.removeHandler(said)
+    assert (True, ["2 run log records were not stored"]) == (deferred.slot.attached, said.seen)
