@@ -360,6 +360,45 @@ def test_a_payload_published_after_a_failed_load_is_counted_lost_quietly(
     assert (2, []) == (deferred.lost, caplog.records)
 
 
+def test_a_payload_published_during_the_handover_is_kept_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """While the kept events are handed over, an event published with a payload is kept at
+    once (below the bound, one payload here: the swap took the others) and handed over after
+    them, with no warning and nothing lost."""
+    monkeypatch.setattr(deferred_module, "MAX_KEPT_PAYLOADS", 1)
+    deferred, monitor = DeferredMonitor(PayloadCapture()), Recorder()
+    before, during = published({"n": 1}), published({"n": 2})
+    deferred.on_event(before)
+    holding, release = threading.Event(), threading.Event()
+
+    def on_events(events: list[object]) -> None:
+        holding.set()
+        release.wait(10)
+        monitor.seen.extend(events)
+
+    monitor.on_events = on_events  # type: ignore[method-assign]
+    loader = threading.Thread(target=start, args=(deferred, monitor))
+    engine = threading.Thread(target=deferred.on_event, args=(during,))
+    loader.start()
+    try:
+        assert holding.wait(10)
+        with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
+            engine.start()
+            engine.join(5)
+        kept_at_once = not engine.is_alive()
+    finally:
+        release.set()
+        loader.join()
+    engine.join()
+    assert (True, [before, during], 0, []) == (
+        kept_at_once,
+        monitor.seen,
+        deferred.lost,
+        caplog.records,
+    )
+
+
 def test_records_the_handover_logs_land_at_once_in_their_place() -> None:
     """A run's record logged by the loading thread while it hands the kept events over (the
     run log's, for each event) is written at once, right after its event, not kept."""
