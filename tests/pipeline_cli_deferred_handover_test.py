@@ -248,6 +248,29 @@ def test_a_traceparent_not_foreseen_is_the_monitor_s(
     assert {} == deferred.stage_environment(event)
 
 
+@contextlib.contextmanager
+def handover_held(deferred: DeferredMonitor, monitor: Recorder) -> Iterator[None]:
+    """Hand ``monitor`` to ``deferred`` on a loading thread, held in its first batch of kept
+    events for the ``with`` block; let go and joined after it."""
+    holding, release = threading.Event(), threading.Event()
+    seen = monitor.on_events
+
+    def on_events(events: list[object]) -> None:
+        holding.set()
+        release.wait(10)
+        seen(events)
+
+    monitor.on_events = on_events  # type: ignore[method-assign]
+    loader = threading.Thread(target=start, args=(deferred, monitor))
+    loader.start()
+    try:
+        assert holding.wait(10)
+        yield
+    finally:
+        release.set()
+        loader.join()
+
+
 def test_a_load_is_given_up_only_when_no_monitor_came() -> None:
     """A load is not given up (what a wait past ``load_timeout`` asks) while the monitor is
     being handed the kept events: it came in time, and the wait is for the handover; a
@@ -255,22 +278,8 @@ def test_a_load_is_given_up_only_when_no_monitor_came() -> None:
     deferred = DeferredMonitor(PayloadCapture(), load_timeout=0.0)
     kept, monitor = object(), Recorder()
     deferred.on_event(kept)  # type: ignore[arg-type]
-    holding, release = threading.Event(), threading.Event()
-
-    def on_events(events: list[object]) -> None:
-        holding.set()
-        release.wait(10)
-        monitor.seen.extend(events)
-
-    monitor.on_events = on_events  # type: ignore[method-assign]
-    loader = threading.Thread(target=start, args=(deferred, monitor))
-    loader.start()
-    try:
-        assert holding.wait(10)
+    with handover_held(deferred, monitor):
         given_up = deferred.abandon()
-    finally:
-        release.set()
-        loader.join()
     abandoned = DeferredMonitor(PayloadCapture(), load_timeout=0.0)
     abandoned.wait()
     failed = DeferredMonitor(PayloadCapture())
@@ -370,26 +379,11 @@ def test_a_payload_published_during_the_handover_is_kept_within_the_bound(
     deferred, monitor = DeferredMonitor(PayloadCapture()), Recorder()
     before, during = published({"n": 1}), published({"n": 2})
     deferred.on_event(before)
-    holding, release = threading.Event(), threading.Event()
-
-    def on_events(events: list[object]) -> None:
-        holding.set()
-        release.wait(10)
-        monitor.seen.extend(events)
-
-    monitor.on_events = on_events  # type: ignore[method-assign]
-    loader = threading.Thread(target=start, args=(deferred, monitor))
     engine = threading.Thread(target=deferred.on_event, args=(during,))
-    loader.start()
-    try:
-        assert holding.wait(10)
-        with caplog.at_level(logging.WARNING, logger="taskdaemon.run"):
-            engine.start()
-            engine.join(5)
+    with handover_held(deferred, monitor), caplog.at_level(logging.WARNING):
+        engine.start()
+        engine.join(5)
         kept_at_once = not engine.is_alive()
-    finally:
-        release.set()
-        loader.join()
     engine.join()
     assert (True, [before, during], 0, []) == (
         kept_at_once,
