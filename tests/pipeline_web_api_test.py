@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Mapping
@@ -20,7 +19,7 @@ import httpx
 import pytest
 
 from server_support import GATED_PIPELINE as PIPELINE
-from server_support import ApprovalSeen
+from server_support import ApprovalSeen, Blocks, data_of
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.http_security import ApiAuth
@@ -83,37 +82,9 @@ async def served(
             await server.aclose()
 
 
-class Blocks:
-    """Reads an event stream block by block (events and comments), across calls."""
-
-    def __init__(self, response: httpx.Response) -> None:
-        self._chunks = response.aiter_text()
-        self._buffer = ""
-
-    async def take(self, count: int) -> list[str]:
-        """The next ``count`` blocks (fewer if the stream ends first)."""
-        blocks: list[str] = []
-        while len(blocks) < count:
-            if "\n\n" in self._buffer:
-                block, self._buffer = self._buffer.split("\n\n", 1)
-                blocks.append(block)
-                continue
-            try:
-                self._buffer += await anext(self._chunks)
-            except StopAsyncIteration:
-                break
-        return blocks
-
-
 async def events(response: httpx.Response, count: int) -> list[str]:
     """The first ``count`` blocks of an event stream."""
     return await Blocks(response).take(count)
-
-
-def data_of(block: str) -> Any:
-    """The JSON of an event block's ``data:`` line."""
-    line = next(line for line in block.splitlines() if line.startswith("data: "))
-    return json.loads(line[len("data: ") :])
 
 
 @pytest.mark.slow

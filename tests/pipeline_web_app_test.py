@@ -5,17 +5,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import json
 import re
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 
 from cli_support import taskdaemon
+from pipeline_engine_support import Resolver
 from pipeline_tracking_support import store_with
+from server_support import GATED_PIPELINE, ApprovalSeen, Blocks, data_of, serving
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.graphviz import missing
 from taskdaemon.pipeline.http_security import ApiAuth
+from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.server import MonitorServer, create_app
+from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 from taskdaemon.pipeline.web import WebOptions
+from taskdaemon.pipeline.web._logs import MAX_STAGE_NAME
 
 TOKEN = "qa-web-app-token-0123456789"
 
@@ -159,3 +171,334 @@ async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: P
         f"N{cli.stdout.strip()[1:]}.",
     )
     assert expected == actual, cli.stderr
+
+
+def logged(db: Path, run_id: str, stage: str, *bodies: str) -> None:
+    """Log records ``bodies`` of ``stage`` of ``run_id``, written to the store ``db``."""
+    writer = SqliteLogWriter(db)
+    try:
+        for body in bodies:
+            writer.write_row(
+                LogRow(
+                    run_id, time.time_ns(), 13, "WARNING", "gated", stage, 0, 1, None, "s", body, {}
+                )
+            )
+    finally:
+        writer.close()
+
+
+@contextlib.asynccontextmanager
+async def served_with_store(
+    db: Path, *, poll_interval: float, max_streams: int = 256
+) -> AsyncIterator[tuple[httpx.AsyncClient, MonitorServer, Any, Any]]:
+    """A served engine whose span source is the store ``db``, and its gated run waiting for
+    ``deploy``'s approval with a record ``one`` of ``build`` in the store; yields a client
+    holding the token, the server, the engine and the run's handle."""
+    approval = ApprovalSeen()
+    web = WebOptions(
+        source_url=f"sqlite:///{db}", poll_interval=poll_interval, max_streams=max_streams
+    )
+    async with (
+        Engine(resolver=Resolver(), observers=[approval]) as engine,
+        serving(engine, auth=ApiAuth.configured(TOKEN), web=web) as server,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client,
+    ):
+        handle = await engine.start_run(parse_pipeline(GATED_PIPELINE), {})
+        await approval.event.wait()
+        await asyncio.to_thread(logged, db, handle.run_id, "build", "one")
+        try:
+            yield client, server, engine, handle
+        finally:
+            handle.cancel()
+            await handle.wait()
+
+
+def tail_of(block: str) -> tuple[str, list[str], bool]:
+    """(stage, record bodies, live) of a log stream's event block."""
+    tail = data_of(block)
+    return tail["stage"], [record["body"] for record in tail["records"]], tail["live"]
+
+
+async def test_a_served_runs_stage_logs_are_read_from_its_store_live_until_it_ends(
+    tmp_path: Path,
+) -> None:
+    """A run this server's engine holds has its stage's records read from the store: the tail
+    says live while the engine runs it (the store holds no row of the run, which would read as
+    ended), a stage's stream sends each new record and, once the run ended, the whole tail not
+    live and ``event: end``; two stages' streams each get their own stage's tail."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=0.01) as (client, _server, engine, handle):
+        run_id = handle.run_id
+        tail = (await client.get(f"/api/runs/{run_id}/logs", params={"stage": "build"})).json()
+        stream = f"/api/runs/{run_id}/logs/stream"
+        async with (
+            client.stream("GET", stream, params={"stage": "build"}) as build,
+            client.stream("GET", stream, params={"stage": "deploy"}) as deploy,
+        ):
+            build_blocks, deploy_blocks = Blocks(build), Blocks(deploy)
+            first = (await build_blocks.take(2))[1]
+            other = (await deploy_blocks.take(2))[1]
+            await asyncio.to_thread(logged, db, run_id, "build", "two")
+            second = (await build_blocks.take(1))[0]
+            engine.approve(run_id, "deploy")
+            await handle.wait()
+            rest = await build_blocks.take(10)
+    expected = (
+        ("build", ["one"], True),
+        ("build", ["one"], True),
+        ("deploy", [], True),
+        ("build", ["one", "two"], True),
+        (("build", ["one", "two"], False), "event: end"),
+    )
+    actual = (
+        (tail["stage"], [record["body"] for record in tail["records"]], tail["live"]),
+        tail_of(first),
+        tail_of(other),
+        tail_of(second),
+        (tail_of(rest[-2]), rest[-1].split("\n")[0]),
+    )
+    assert expected == actual
+
+
+async def test_a_stage_log_stream_closed_after_its_run_ended_sends_the_stored_tail(
+    tmp_path: Path,
+) -> None:
+    """A server closed after its run ended (``run --serve``) sends a stage's log stream the
+    tail read from the store then, not live, and ``event: end``, though its follower had not
+    polled since: the records written meanwhile are in it."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=3600) as (client, server, engine, handle):
+        run_id = handle.run_id
+        async with client.stream(
+            "GET", f"/api/runs/{run_id}/logs/stream", params={"stage": "build"}
+        ) as build:
+            blocks = Blocks(build)
+            first = (await blocks.take(2))[1]
+            await asyncio.to_thread(logged, db, run_id, "build", "two")
+            engine.approve(run_id, "deploy")
+            await handle.wait()
+            await server.aclose()
+            rest = await blocks.take(10)
+    expected = (("build", ["one"], True), [("build", ["one", "two"], False)], "event: end")
+    actual = (tail_of(first), [tail_of(b) for b in rest[:-1]], rest[-1].split("\n")[0])
+    assert expected == actual
+
+
+async def test_a_store_that_cannot_be_read_is_a_one_line_502_naming_it(tmp_path: Path) -> None:
+    """A span source file that is no SQLite database answers a stage's logs with a 502 saying
+    the span store failed (not a dump), in one line; a run the engine does not hold, looked
+    for in that source, with a 502 saying the source failed."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=0.01) as (client, _server, _engine, handle):
+        db.write_bytes(b"not a database" * 100)
+        answer = await client.get(f"/api/runs/{handle.run_id}/logs", params={"stage": "build"})
+        other = await client.get(f"/api/runs/{'0' * 32}/logs", params={"stage": "build"})
+    expected = (
+        (502, f"span store: {db}: cannot open span store: file is not a database"),
+        (502, True),
+    )
+    actual = (
+        (answer.status_code, answer.json()["error"]),
+        (other.status_code, other.json()["error"].startswith("span source: ")),
+    )
+    assert expected == actual
+
+
+async def test_a_stage_name_of_the_bound_is_looked_for_and_one_more_refused(
+    tmp_path: Path,
+) -> None:
+    """``?stage=`` of ``MAX_STAGE_NAME`` characters is a stage name looked for in the run (404
+    naming its stages), one character more is refused unread (400 saying the bound), on both
+    logs routes; a run no one knows is a 404 naming it."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=0.01) as (client, _server, _engine, handle):
+        answers = [
+            await client.get(f"/api/runs/{handle.run_id}/{route}", params={"stage": stage})
+            for route in ("logs", "logs/stream")
+            for stage in ("s" * MAX_STAGE_NAME, "s" * (MAX_STAGE_NAME + 1))
+        ]
+        unknown = await client.get(f"/api/runs/{'0' * 32}/logs", params={"stage": "build"})
+    looked_for = (
+        404,
+        f"run {handle.run_id} has no stage '{'s' * 39}…' (its stages: build, deploy)",
+    )
+    refused = (400, f"?stage= must name a stage (1-{MAX_STAGE_NAME} chars)")
+    expected = [looked_for, refused, looked_for, refused]
+    assert expected == [(a.status_code, a.json()["error"]) for a in answers]
+    assert (404, f"no run '{'0' * 32}' here or in the span source") == (
+        unknown.status_code,
+        unknown.json()["error"],
+    )
+
+
+async def test_a_run_record_says_whether_this_process_runs_it(tmp_path: Path) -> None:
+    """``/api/runs/{id}`` of the run this server's engine holds says ``live`` (its page can
+    approve it), a stored run's record does not, and an id no one knows is 404 naming it."""
+    db = tmp_path / "spans.db"
+    (stored_id,) = await asyncio.to_thread(store_with, db, [10])
+    async with served_with_store(db, poll_interval=0.01) as (client, _server, _engine, handle):
+        answers = [
+            await client.get(f"/api/runs/{run_id}")
+            for run_id in (handle.run_id, stored_id, "0" * 32)
+        ]
+    expected = [
+        (200, True),
+        (200, False),
+        (404, f"no run '{'0' * 32}' here or in the span source"),
+    ]
+    actual = [
+        (a.status_code, a.json()["live"] if a.status_code == 200 else a.json()["error"])
+        for a in answers
+    ]
+    assert expected == actual
+
+
+#: ``lint`` runs first (it succeeds), then ``build`` (the test's handler fails it).
+LINT_THEN_BUILD = """
+name: checked
+loops: {work: {handler: "unused:unused"}}
+stages:
+  - name: lint
+    loop: work
+    triggers: [{manual: {approval_required: false}}]
+  - name: build
+    loop: work
+    triggers: [{on_completion: {stage: lint}}]
+"""
+
+
+async def test_the_run_pages_error_cells_are_cut_and_empty_without_an_error() -> None:
+    """The run page's stages table shows a long error as its first characters and an
+    ellipsis, 200 in all, a prefix of its attempt's error in the record; a stage without an
+    error has an empty cell."""
+
+    async def long_failure(ctx: Any) -> Any:
+        raise RuntimeError("E" * 1500)
+
+    async with (
+        Engine(resolver=Resolver({"build": long_failure})) as engine,
+        serving(engine, auth=ApiAuth.configured(TOKEN)) as server,
+        httpx.AsyncClient(
+            base_url=server.url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client,
+    ):
+        handle = await engine.start_run(parse_pipeline(LINT_THEN_BUILD), {})
+        await handle.wait()
+        page = (await client.get(f"/runs/{handle.run_id}")).text
+        record = (await client.get(f"/api/runs/{handle.run_id}")).json()
+    cells = {
+        stage: html.unescape(cell)
+        for stage, cell in re.findall(
+            r'<tr data-stage="(\w+)".*?<td class="error-cell">(.*?)</td>', page, re.S
+        )
+    }
+    (build,) = (stage for stage in record["stages"] if stage["name"] == "build")
+    error = build["attempts"][-1]["error"]
+    expected = (200, True, "")
+    actual = (
+        len(cells["build"]),
+        cells["build"].endswith("…") and error.startswith(cells["build"][:-1]),
+        cells["lint"],
+    )
+    assert expected == actual, cells
+
+
+async def test_the_dag_route_names_its_formats_and_locks_its_svg_down(tmp_path: Path) -> None:
+    """An unknown ``?format=`` is a 400 naming the four formats; an unknown run's DAG a 404
+    naming the run; the SVG, typed as one, may hold a stage's text: it carries a CSP of its
+    own that allows nothing, and ``nosniff``."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=0.01) as (client, _server, _engine, handle):
+        dag = f"/api/runs/{handle.run_id}/dag"
+        png = await client.get(dag, params={"format": "png"})
+        svg = await client.get(dag, params={"format": "svg"})
+        missing = await client.get(f"/api/runs/{'0' * 32}/dag")
+    expected = (
+        (400, "unknown format 'png': one of dot, json, mermaid, svg"),
+        (404, f"no run '{'0' * 32}' here or in the span source"),
+        (200, "image/svg+xml", "default-src 'none'", "nosniff"),
+    )
+    actual = (
+        (png.status_code, png.json()["error"]),
+        (missing.status_code, missing.json()["error"]),
+        (
+            svg.status_code,
+            svg.headers["content-type"],
+            svg.headers["content-security-policy"],
+            svg.headers["x-content-type-options"],
+        ),
+    )
+    assert expected == actual
+
+
+async def test_an_svg_without_graphviz_is_a_503_saying_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A server started where no ``dot`` is on ``PATH`` answers the SVG with a 503 saying
+    Graphviz is missing and how to install it, in one line; the other formats are served."""
+    monkeypatch.setenv("PATH", str(tmp_path))
+    async with served_with_store(tmp_path / "spans.db", poll_interval=0.01) as (
+        client,
+        _server,
+        _engine,
+        handle,
+    ):
+        dag = f"/api/runs/{handle.run_id}/dag"
+        svg = await client.get(dag, params={"format": "svg"})
+        dot = await client.get(dag, params={"format": "dot"})
+    expected = (503, str(missing()), 200)
+    assert expected == (svg.status_code, svg.json()["error"], dot.status_code)
+
+
+async def test_a_stage_log_stream_closed_while_its_run_goes_on_ends_without_its_end(
+    tmp_path: Path,
+) -> None:
+    """A server closed while its run still goes on ends a stage's log stream with no last
+    tail and no ``event: end``, so the page reconnects rather than show the run's logs
+    complete."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=3600) as (client, server, _engine, handle):
+        stream = f"/api/runs/{handle.run_id}/logs/stream"
+        async with client.stream("GET", stream, params={"stage": "build"}) as build:
+            blocks = Blocks(build)
+            first = (await blocks.take(2))[1]
+            await server.aclose()
+            rest = await blocks.take(10)
+    assert (("build", ["one"], True), []) == (tail_of(first), rest)
+
+
+async def test_a_stored_runs_logs_asked_by_a_prefix_of_its_id_are_its_own(tmp_path: Path) -> None:
+    """``/api/runs/{prefix}/logs`` (a run id as ``runs list`` prints it) answers the stage's
+    records of the run the prefix names, whose rows hold its whole id, not live: it ended."""
+    db = tmp_path / "spans.db"
+    (run_id,) = await asyncio.to_thread(store_with, db, [10])
+    await asyncio.to_thread(logged, db, run_id, "work", "one")
+    async with stored(db) as client:
+        answer = await client.get(f"/api/runs/{run_id[:12]}/logs", params={"stage": "work"})
+    tail = answer.json()
+    expected = (200, ["one"], False)
+    assert expected == (answer.status_code, [r["body"] for r in tail["records"]], tail["live"])
+
+
+async def test_a_stage_log_stream_past_the_cap_is_a_503_with_retry_after(tmp_path: Path) -> None:
+    """With ``max_streams=1`` and a stage's log stream open, a second one is refused with a
+    503 saying the limit and ``Retry-After: 5``, as the run's streams are."""
+    db = tmp_path / "spans.db"
+    async with served_with_store(db, poll_interval=3600, max_streams=1) as (
+        client,
+        _server,
+        _engine,
+        handle,
+    ):
+        stream = f"/api/runs/{handle.run_id}/logs/stream"
+        async with client.stream("GET", stream, params={"stage": "build"}) as first:
+            reader = Blocks(first)  # kept: a dropped reader closes the first stream
+            await reader.take(2)
+            # Headers first: were the cap broken, this stream's body would never end.
+            async with client.stream("GET", stream, params={"stage": "deploy"}) as second:
+                body = await second.aread() if second.status_code == 503 else b"{}"
+    expected = (503, "1 event streams are open (the limit)", "5")
+    actual = (second.status_code, json.loads(body).get("error"), second.headers.get("retry-after"))
+    assert expected == actual

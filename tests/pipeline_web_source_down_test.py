@@ -10,6 +10,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 
 from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page
@@ -62,3 +63,44 @@ async def test_pages_over_a_source_that_does_not_answer_say_so(shared_chromium: 
     assert [502, "Cannot read the run"] == run_page[:2]
     assert run_page[2].startswith("span source: cannot reach"), run_page
     assert [] == [e for e in errors if "status of 502" not in e]
+
+
+async def test_every_api_route_over_a_source_that_does_not_answer_is_a_502_saying_so() -> None:
+    """The runs, the pipelines, a run's record, DAG and stream each answer 502 with the
+    source's error in one line: the run may well be there, so never 404."""
+    async with (
+        unanswered_source_server() as url,
+        httpx.AsyncClient(
+            base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client,
+    ):
+        answers = [
+            await client.get(path)
+            for path in (
+                "/api/runs/recent",
+                "/api/pipelines",
+                f"/api/runs/{RUN_ID}",
+                f"/api/runs/{RUN_ID}/dag",
+                f"/api/runs/{RUN_ID}/dag?format=svg",
+                f"/api/runs/{RUN_ID}/stream",
+            )
+        ]
+    expected = [(502, True)] * 6
+    actual = [
+        (a.status_code, a.json()["error"].startswith("span source: cannot reach")) for a in answers
+    ]
+    assert expected == actual, [a.text for a in answers]
+
+
+async def test_the_logs_of_a_tempo_source_are_a_404_saying_where_logs_are_kept() -> None:
+    """A stage's logs over a Tempo source are a 404 saying that run logs are kept in the
+    embedded store and in debug dumps only, before the source is asked anything."""
+    async with (
+        unanswered_source_server() as url,
+        httpx.AsyncClient(
+            base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+        ) as client,
+    ):
+        answer = await client.get(f"/api/runs/{RUN_ID}/logs", params={"stage": "build"})
+    expected = (404, "run logs are kept in the embedded span store and in debug dumps only")
+    assert expected == (answer.status_code, answer.json()["error"])

@@ -3,13 +3,15 @@
 Shared by the server's own tests and the HTTP reliability tests, so that both start and stop the
 server the same way (its Uvicorn task and lag ticker end before the test does). With it, the
 run they serve: :data:`GATED_PIPELINE`, whose ``deploy`` waits for an approval, and
-:class:`ApprovalSeen`, which wakes a test when it is asked for.
+:class:`ApprovalSeen`, which wakes a test when it is asked for; and :class:`Blocks` and
+:func:`data_of`, which read an event stream's blocks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -25,6 +27,7 @@ from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import HealthSources, LoopLagMonitor, MonitorServer, create_app
+from taskdaemon.pipeline.web import WebOptions
 
 #: ``build`` runs at once; ``deploy`` runs after it once approved.
 GATED_PIPELINE = """
@@ -64,6 +67,7 @@ async def serving(
     registry: CollectorRegistry | None = None,
     lag: LoopLagMonitor | None = None,
     max_lag: float = 1.0,
+    web: WebOptions | None = None,
 ) -> AsyncIterator[MonitorServer]:
     """A real server on a free port of 127.0.0.1, stopped on exit. Without ``auth`` the app
     generates its token (``server.app.state.auth.token``).
@@ -71,13 +75,14 @@ async def serving(
     ``max_lag`` is ``/healthz``'s bound on the loop's lag and on the time since its last
     tick. A test about serving, not about that verdict, raises it: on a loaded machine the
     test's own loop can go a second without a tick, and the server would then rightly answer
-    503."""
+    503. ``web``: the web page's options (its span source among them)."""
     app = create_app(
         engine=engine,
         auth=auth,
         limits=limits,
         registry=registry,
         health=HealthSources(lag=lag, max_lag=max_lag),
+        web=web,
     )
     server = MonitorServer(app, host="127.0.0.1", port=0, lag=lag)
     await server.start()
@@ -130,3 +135,31 @@ async def waiting_run(token: str) -> AsyncIterator[tuple[httpx.AsyncClient, str]
         finally:
             handle.cancel()
             await handle.wait()
+
+
+class Blocks:
+    """Reads an event stream block by block (events and comments), across calls."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self._chunks = response.aiter_text()
+        self._buffer = ""
+
+    async def take(self, count: int) -> list[str]:
+        """The next ``count`` blocks (fewer if the stream ends first)."""
+        blocks: list[str] = []
+        while len(blocks) < count:
+            if "\n\n" in self._buffer:
+                block, self._buffer = self._buffer.split("\n\n", 1)
+                blocks.append(block)
+                continue
+            try:
+                self._buffer += await anext(self._chunks)
+            except StopAsyncIteration:
+                break
+        return blocks
+
+
+def data_of(block: str) -> Any:
+    """The JSON of an event block's ``data:`` line."""
+    line = next(line for line in block.splitlines() if line.startswith("data: "))
+    return json.loads(line[len("data: ") :])
