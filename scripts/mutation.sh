@@ -331,6 +331,16 @@ tests_for() {
             # The pure views first; then the run API and the runs page over a real server.
             echo tests/pipeline_api_views_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_server_runs_page_test.py ;;
+        pipeline/web/_app.py)
+            # The routes over a real server in-process: the API and the pages' HTML first,
+            # then pages in chromium. Not the page's script's own files (the page's use, the
+            # screen reader's): a minute of browser a mutant of the routes every test reaches.
+            # Nor `pipeline_visualization_web_test.py`: under the stats pass its run of
+            # another process read `interrupted` and stopped the run (docs/mutation.md, mutw47).
+            echo tests/pipeline_web_app_test.py tests/pipeline_web_api_test.py \
+                tests/pipeline_http_answers_test.py tests/pipeline_web_logs_test.py \
+                tests/pipeline_web_source_down_test.py tests/pipeline_web_remote_quiet_test.py \
+                tests/pipeline_web_debug_logs_test.py tests/pipeline_web_history_test.py ;;
         pipeline/http_health.py)
             # The verdicts and the ticker in-process first, then /healthz and /readyz over the
             # app (no other test imports the module by name: the server re-exports it).
