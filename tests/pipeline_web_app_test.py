@@ -9,6 +9,7 @@ import json
 import re
 import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -502,3 +503,24 @@ async def test_a_stage_log_stream_past_the_cap_is_a_503_with_retry_after(tmp_pat
     expected = (503, "1 event streams are open (the limit)", "5")
     actual = (second.status_code, json.loads(body).get("error"), second.headers.get("retry-after"))
     assert expected == actual
+
+
+async def test_the_pages_times_are_iso_8601_in_utc_for_the_script(tmp_path: Path) -> None:
+    """The runs page's and the run page's ``<time datetime>`` hold the run's start as ISO
+    8601 in UTC (``Z``), the same instant as the API's, which the script shows in the
+    browser's zone."""
+    db = tmp_path / "spans.db"
+    (run_id,) = await asyncio.to_thread(store_with, db, [10])
+    async with stored(db) as client:
+        (row,) = (await client.get("/api/runs/recent")).json()["runs"]
+        runs_page = (await client.get("/")).text
+        run_page = (await client.get(f"/runs/{run_id}")).text
+    listed = re.findall(r'<td><time datetime="([^"]*)">', runs_page)
+    started = re.findall(r'<time id="run-started" datetime="([^"]*)">', run_page)
+    times = listed + started
+    expected = ([True, True], [True, True])
+    actual = (
+        [t.endswith("Z") for t in times],
+        [abs(datetime.fromisoformat(t).timestamp() - row["start"]) < 1e-5 for t in times],
+    )
+    assert expected == actual, times
