@@ -10,7 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, taskdaemon, write
+
+#: ``taskdaemon ARGS`` with its stderr on its stdout (``2>&1``): one stream, in written order.
+_ONE_LOG = ("sh", "-c", 'exec "$0" "$@" 2>&1', TASKDAEMON)
 
 
 @pytest.mark.slow
@@ -63,25 +66,29 @@ def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored
 ) -> None:
     """``replay`` (of a run read from its dump) and ``debug FILE`` (its input at an end) make
     new runs, whose ids they print in their summaries: on a damaged store they end, as ``run``
-    does, with one line saying the run is not stored; they used to say nothing."""
+    does, with one line saying the run is not stored; they used to say nothing. ``replay``'s
+    stdout and stderr go to one pipe, as ``replay ... > log 2>&1`` puts them in one file: the
+    line comes after the summary, where its buffered stdout had the summary come last."""
     path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     original = taskdaemon(home, "run", "-q", str(path)).stdout.strip()
     dump = tmp_path / "one.tar.gz"
     assert 0 == taskdaemon(home, "dump", original, "-o", str(dump)).returncode
     _damaged(home)
     quiet = {"TASKDAEMON_LOG_LEVEL": "warning"}
-    replay = taskdaemon(home, "replay", original, "--source", f"dump://{dump}", "-q", **quiet)
+    replay = taskdaemon(
+        home, "replay", original, "--source", f"dump://{dump}", "-q", launcher=_ONE_LOG, **quiet
+    )
     debug = taskdaemon(home, "debug", str(path), "-q", stdin="", **quiet)
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     debugged = next(
         line for line in debug.stdout.splitlines() if line.startswith("debugging run ")
     ).split()[2]
     ended = [line for line in debug.stderr.splitlines() if "is not stored" in line]
-    assert (0, 0) == (replay.returncode, debug.returncode), replay.stderr + debug.stderr
+    assert (0, 0) == (replay.returncode, debug.returncode), replay.stdout + debug.stderr
     assert [
         f"taskdaemon replay: run {new} is not stored (the span store could not be opened): "
         "runs show will not find it",
         f"taskdaemon debug: run {debugged} is not stored (the span store could not be opened): "
         "runs show will not find it",
-    ] == [replay.stderr.splitlines()[-1], *ended], replay.stderr + debug.stderr
+    ] == [replay.stdout.splitlines()[-1], *ended], replay.stdout + debug.stderr
     assert [1, 1] == [taskdaemon(home, "runs", "show", r).returncode for r in (new, debugged)]
