@@ -161,6 +161,11 @@ def line_with(
             return line
 
 
+#: A ``launcher`` for :func:`taskdaemon` that puts the command's stderr on its stdout (``2>&1``):
+#: one stream in the order it was written, as a user's ``> log 2>&1`` keeps it.
+ONE_STREAM = ("sh", "-c", 'exec "$0" "$@" 2>&1', TASKDAEMON)
+
+
 def taskdaemon(
     home: Path,
     *args: str,

@@ -21,7 +21,15 @@ from typing import Any
 import httpx
 import pytest
 
-from cli_support import ROOT, TASKDAEMON, environment, pythonpath_with, read_one_line, taskdaemon
+from cli_support import (
+    ONE_STREAM,
+    ROOT,
+    TASKDAEMON,
+    environment,
+    pythonpath_with,
+    read_one_line,
+    taskdaemon,
+)
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import build_parser, main
 from taskdaemon.pipeline.config import parse_pipeline
@@ -246,6 +254,23 @@ def test_a_cut_list_says_how_many_runs_match(
         RUNS + 1,
         "",
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "args", [(), ("--json", "--pipeline", "no-such")], ids=["cut-table", "unknown-json"]
+)
+def test_runs_list_says_its_note_after_its_answer_in_one_log(
+    crowded_store: str, tmp_path: Path, args: tuple[str, ...]
+) -> None:
+    """``runs list > log 2>&1``: the stderr line (the list is cut; no run of that pipeline)
+    follows the answer, as on a terminal. The answer, held in stdout's buffer (a pipe, a file)
+    until exit, came after it."""
+    command = ("runs", "list", "--source", crowded_store, *args)
+    apart = taskdaemon(tmp_path, *command)
+    together = taskdaemon(tmp_path, *command, launcher=ONE_STREAM)
+    assert (True, 1) == (bool(apart.stdout), apart.stderr.count("\n")), apart.stderr
+    assert (0, apart.stdout + apart.stderr) == (together.returncode, together.stdout)
 
 
 # --- /api ----------------------------------------------------------------------------------------

@@ -10,10 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, taskdaemon, write
-
-#: ``taskdaemon ARGS`` with its stderr on its stdout (``2>&1``): one stream, in written order.
-_ONE_LOG = ("sh", "-c", 'exec "$0" "$@" 2>&1', TASKDAEMON)
+from cli_support import ONE_STAGE_PIPELINE, ONE_STREAM, taskdaemon, write
 
 
 @pytest.mark.slow
@@ -76,7 +73,7 @@ def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored
     _damaged(home)
     quiet = {"TASKDAEMON_LOG_LEVEL": "warning"}
     replay = taskdaemon(
-        home, "replay", original, "--source", f"dump://{dump}", "-q", launcher=_ONE_LOG, **quiet
+        home, "replay", original, "--source", f"dump://{dump}", "-q", launcher=ONE_STREAM, **quiet
     )
     debug = taskdaemon(home, "debug", str(path), "-q", stdin="", **quiet)
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]

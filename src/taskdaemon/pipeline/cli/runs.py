@@ -142,7 +142,7 @@ def _list(args: argparse.Namespace) -> int:
         return refuse("runs list", source_exit_code(exc), str(exc))
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows, indent=2), flush=True)  # before the note, as on a terminal
         if unknown:
             note_unknown_pipeline("runs list", args.pipeline)
     elif runs:
@@ -152,6 +152,9 @@ def _list(args: argparse.Namespace) -> int:
     else:
         print("no runs")
     if total is not None:
+        # After the table in a log of both streams too (``> log 2>&1``): a buffered stdout (a
+        # pipe, a file) held the table until exit, and the line came first.
+        sys.stdout.flush()
         shown = (
             f"{len(runs)} of {counted(total, 'run')}"
             if total >= 0
