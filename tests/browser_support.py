@@ -56,7 +56,6 @@ def environment(home: Path) -> dict[str, str]:
         TASKDAEMON_API_TOKEN=TOKEN,
         TASKDAEMON_GRAFANA_URL="http://grafana.invalid:3000",
         OTEL_METRICS_EXPORTER="none",
-        PYTHONUNBUFFERED="1",
     )
 
 

@@ -42,6 +42,12 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.settings import Settings
     from taskdaemon.pipeline.stage_output import OutputCapture
 
+# A user's taskdaemon writes to a pipe or a file through a buffer; this machine's environment
+# sets PYTHONUNBUFFERED, which hid what a buffer keeps back (a line late, or lost at exit). Every
+# process a test starts inherits the environment as a user's would; a test that needs an
+# unbuffered child asks for it by name, with its reason.
+os.environ.pop("PYTHONUNBUFFERED", None)
+
 #: Names of the threads OpenTelemetry's SDK and ``build_telemetry`` start to export or shut down.
 EXPORTER_THREADS = (
     "OtelBatch",  # OtelBatch{Span,LogRecord}RecordProcessor

@@ -232,7 +232,7 @@ def served(installed: Installed, folder: Path) -> Iterator[str]:
     process = subprocess.Popen(
         [installed.command, "serve", "--port", "0"],
         cwd=folder,
-        env=_environment(folder, TASKDAEMON_API_TOKEN=TOKEN, PYTHONUNBUFFERED="1"),
+        env=_environment(folder, TASKDAEMON_API_TOKEN=TOKEN),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

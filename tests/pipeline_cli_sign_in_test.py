@@ -29,9 +29,7 @@ _SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)")
 
 
 def _environment(home: Path) -> dict[str, str]:
-    return without_settings(
-        TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none", PYTHONUNBUFFERED="1"
-    )
+    return without_settings(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none")
 
 
 def _serve(home: Path, stderr: int, command: str = "serve") -> subprocess.Popen[bytes]:
