@@ -265,7 +265,10 @@ async def test_a_stage_waiting_for_approval_reads_the_same_live_and_from_the_sto
             await asyncio.wait_for(asked.wait(), timeout=10)
             assert live.state is not None
             monitor.flush()
-            processor.force_flush()
+            # The open stage span's approval event, rewritten now: ``force_flush`` writes what
+            # is queued, and an open row only once its refresh spacing allows, which a slow
+            # earlier rewrite stretches (the stage then read ``pending``).
+            processor.flush_open_spans()
             with SpanStore(db) as store:
                 stored = store.get_run(handle.run_id)
             assert live.state.awaiting_approval == {"gate"}
