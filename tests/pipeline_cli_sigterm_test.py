@@ -61,6 +61,39 @@ def test_a_signal_inside_the_import_machinery_raises_once_out_of_it(
 
 
 @pytest.mark.parametrize(
+    ("signum", "raised"),
+    [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt), (signal.SIGHUP, HungUp)],
+)
+def test_a_signal_sent_again_while_its_timer_starts_is_put_off_too(
+    signum: int, raised: type[BaseException], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a loaded machine the timer that sends a put-off signal again can take longer to start
+    than its delay: the signal came again while its handler was still starting the timer, in a
+    frame of ``threading``, and raised there, inside the import machinery's frame the first
+    one had spared. A timer slow to start (past the delay) now puts that one off as well."""
+    start = threading.Timer.start
+    slowed: list[None] = []
+
+    def slow_start(timer: threading.Timer) -> None:
+        start(timer)
+        if not slowed:  # the first start only: the timer fires meanwhile, in the handler
+            slowed.append(None)
+            time.sleep(0.2)
+
+    monkeypatch.setattr(threading.Timer, "start", slow_start)
+    sent: list[int] = []
+    with sigterm_raises():
+        try:
+            _send_in_a_frame_of("<frozen importlib._bootstrap>", signum, sent)
+        except (KeyboardInterrupt, Terminated, HungUp) as inside:
+            pytest.fail(f"{inside!r} raised inside the import machinery")
+        assert [signum] == sent
+        monkeypatch.setattr(threading.Timer, "start", start)
+        with pytest.raises(raised):
+            time.sleep(10)
+
+
+@pytest.mark.parametrize(
     ("signum", "raised"), [(signal.SIGTERM, Terminated), (signal.SIGINT, KeyboardInterrupt)]
 )
 def test_a_signal_elsewhere_raises_where_it_comes(signum: int, raised: type[BaseException]) -> None:

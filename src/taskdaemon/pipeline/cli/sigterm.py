@@ -55,13 +55,34 @@ _IMPORT_MACHINERY = "<frozen importlib._bootstrap"
 _AGAIN = 0.01
 
 
+#: While a handler starts the timers of the signals it put off (:func:`_put_off`): the signals
+#: that came meanwhile, to be sent again too. Empty otherwise.
+_came_meanwhile: list[list[int]] = []
+
+
 def _put_off(signum: int, frame: FrameType | None) -> bool:
-    """Whether ``frame`` is the import machinery's: then the signal is sent again shortly."""
+    """Whether ``frame`` is the import machinery's: then the signal is sent again shortly.
+
+    So is a signal that comes while a handler is still starting that timer: on a loaded
+    machine the timer's thread may start, wait and send the signal before ``start`` returns,
+    and the handler then ran again in ``threading``'s frame and raised there, inside the
+    import machinery's frame the first signal had spared. Such a signal is only noted; the
+    handler starting the timer sends it again in turn, so no handler starts a thread inside
+    another."""
+    if _came_meanwhile:
+        _came_meanwhile[0].append(signum)
+        return True
     if frame is None or not frame.f_code.co_filename.startswith(_IMPORT_MACHINERY):
         return False
-    again = threading.Timer(_AGAIN, os.kill, (os.getpid(), signum))
-    again.daemon = True
-    again.start()
+    pending = [signum]
+    _came_meanwhile.append(pending)
+    try:
+        while pending:
+            again = threading.Timer(_AGAIN, os.kill, (os.getpid(), pending.pop(0)))
+            again.daemon = True
+            again.start()
+    finally:
+        _came_meanwhile.clear()
     return True
 
 
