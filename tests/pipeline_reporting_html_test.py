@@ -400,6 +400,17 @@ def test_a_log_axis_too_narrow_for_every_label_labels_every_other_tick() -> None
     assert ["1ms", "1s", "10m", "10d"] == [label for label in across.labels if label]
 
 
+def test_a_log_axis_past_its_last_tick_ends_at_the_longest_value() -> None:
+    """Durations past the last tick (a clock gone wrong by millennia) keep the last two ticks
+    and an axis reaching the longest value: an index past the ticks' end raised."""
+    axis = _log_scale(1e11, 2e11, 0, 600, None)
+    assert ((100_000 * DAY, 1_000_000 * DAY), ("100,000d", "1,000,000d"), 2e11) == (
+        axis.ticks,
+        axis.labels,
+        axis.hi,
+    )
+
+
 def _svgs(report: Report, **changes: Any) -> list[ET.Element]:
     """The charts of ``report``'s pipeline with ``changes``, parsed."""
     pipeline = replace(report.pipelines[0], **changes)

@@ -34,7 +34,7 @@ WIDTH = 760
 ROW = 34  # pixels a stage's row takes in the box plot and the timeline
 LABEL = 40  # characters of a stage name a label shows: the table above has it whole
 CHAR = 7  # the average width of a 12px system-ui character, to size the label margin
-#: The width of a tick label's character: its digits, and the ``m`` of ``2h46m``, are wider
+#: The width of a tick label's character: its digits, and the ``m`` of ``10m``, are wider
 #: than a name's average letter, and a label sized by ``CHAR`` ran off the chart's edge.
 DIGIT = 8
 GAP = 6  # the fewest pixels between two tick labels written along an axis
@@ -142,7 +142,10 @@ def _log_scale(lo: float, hi: float, start: float, end: float, room: float | Non
     than that, only every second (third...) one is labelled, counted from 1 s, and the others
     keep their grid line: labels written over one another read as none."""
     seconds = [tick for tick, _ in LOG_TICKS]
-    first = max((i for i, tick in enumerate(seconds) if tick <= lo), default=0)
+    # At most the last tick but one: the axis ends past the last tick for longer durations.
+    first = min(
+        max((i for i, tick in enumerate(seconds) if tick <= lo), default=0), len(seconds) - 2
+    )
     last = min((i for i, tick in enumerate(seconds) if tick >= hi), default=len(seconds) - 1)
     last = max(last, first + 1)
     ticks = tuple(seconds[first : last + 1])
