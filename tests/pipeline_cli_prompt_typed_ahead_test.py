@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import signal
 import subprocess
+import sys
 import termios
 from collections.abc import Iterator
 from pathlib import Path
@@ -232,3 +233,23 @@ def test_ctrl_d_typed_ahead_at_debug_attach_ends_it(scheduled: Scheduled, moment
         assert 0 == approved.returncode, approved.stderr
         scheduled.wait_paused("b")
         assert 0 == _continue_then_ctrl_d(terminal, moment, scheduled.home)
+
+
+def test_the_keys_typed_ahead_stop_at_the_first_end_of_input() -> None:
+    """What line mode held is read up to the first end of input: an input that reads as ended
+    for ever (``/dev/null`` here; a terminal after a hang-up) gave an end of input at each read,
+    and the read before the prompt never ended."""
+    code = (
+        "from taskdaemon.pipeline.cli.terminal_state import _lines_typed_ahead\n"
+        "print(_lines_typed_ahead())\n"
+    )
+    with open("/dev/null", "rb") as nothing:
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            stdin=nothing,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    assert ("[None]\n", 0) == (done.stdout, done.returncode), done.stderr

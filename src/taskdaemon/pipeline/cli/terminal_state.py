@@ -76,12 +76,15 @@ def keys_as_typed() -> Iterator[list[str | None]]:
 
 def _lines_typed_ahead() -> list[str | None]:
     """What the terminal on stdin, in line mode, holds to be read now (:func:`keys_as_typed`):
-    a read of it returns one line, or nothing for a Ctrl-D. Never waits."""
+    a read of it returns one line, or nothing for a Ctrl-D. Never waits, and stops at the first
+    end of input: the prompt ends there, and a terminal that hung up reads as one for ever."""
     typed: list[str | None] = []
     try:
         while select.select([0], [], [], 0)[0]:
             data = os.read(0, 4096)
             typed.append(data.decode(errors="replace") if data else None)
+            if not data:
+                break
     except OSError:  # the terminal went away: what is left is read, or fails, as it would
         pass
     return typed
