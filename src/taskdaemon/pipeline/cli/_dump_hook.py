@@ -11,16 +11,15 @@ a reader of its JSON lines."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import signal
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from taskdaemon.pipeline.cli.refusal import printable
+from taskdaemon.pipeline.daemon_call import daemon_call
 from taskdaemon.pipeline.errors import PipelineError
 
 __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
@@ -144,28 +143,8 @@ async def _on_a_thread_of_its_own(work: Callable[[], str], bound: float) -> str:
     """``work()`` on a daemon thread, waited for at most ``bound`` seconds: a thread of the
     loop's executor left waiting on an import lock would hold up the process's exit, which
     joins them. A thread left waiting is left, daemon; its answer, should it come, dropped."""
-    loop = asyncio.get_running_loop()
-    answer: asyncio.Future[str] = loop.create_future()
-
-    def settle(result: str | None, error: BaseException | None) -> None:
-        if answer.done():
-            return
-        if error is not None:
-            answer.set_exception(error)
-        else:
-            answer.set_result(result or "")
-
-    def run() -> None:
-        try:
-            result, error = work(), None
-        except Exception as exc:
-            result, error = None, exc
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
-            loop.call_soon_threadsafe(settle, result, error)
-
-    threading.Thread(target=run, name="taskdaemon-dump", daemon=True).start()
     try:
-        return await asyncio.wait_for(answer, bound)
+        return await asyncio.wait_for(daemon_call(work, name="taskdaemon-dump"), bound)
     except TimeoutError:
         raise PipelineError(
             f"the dump's code did not load within {bound:g}s"

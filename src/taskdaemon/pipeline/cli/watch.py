@@ -160,12 +160,12 @@ def redrawable(stream: IO[str]) -> bool:
 
 
 async def _watch(source: Any, run_id: str, interval: float) -> DagSnapshot | None:
+    from taskdaemon.pipeline.daemon_call import daemon_call  # noqa: PLC0415
     from taskdaemon.pipeline.visualization import watch_stored_run  # noqa: PLC0415
-    from taskdaemon.pipeline.visualization._source_poll import source_call  # noqa: PLC0415
 
     resolve = getattr(source, "resolve_run_id", None)
     if callable(resolve):  # off the loop's thread, as each poll is: Ctrl-C need not wait
-        run_id = await source_call(resolve, run_id)
+        run_id = await daemon_call(resolve, run_id)
     stream = watch_stored_run(
         source, run_id, interval=interval, on_quiet=functools.partial(say, "watch")
     )

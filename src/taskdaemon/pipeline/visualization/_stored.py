@@ -8,7 +8,7 @@ Collector's OTLP-JSON files) have a run's spans only once each ended, so a remot
 finished stages as they finish.
 
 Each poll runs the source's blocking ``get_run`` in a daemon thread of its own
-(``_source_poll``: a poll a silent remote source never answers does not hold Ctrl-C up to
+(``daemon_call``: a poll a silent remote source never answers does not hold Ctrl-C up to
 ``TASKDAEMON_SOURCE_TIMEOUT``), and so does ``recorded_pipeline``; a snapshot is yielded
 only when the rebuilt run differs from the last one yielded. The stream ends after the snapshot
 that shows the run no longer running (finished, or ``interrupted`` when its writer died). A run
@@ -59,6 +59,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.daemon_call import daemon_call
 from taskdaemon.pipeline.definition import pipeline_from_canonical, sha256_text
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -66,7 +67,6 @@ from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
-from taskdaemon.pipeline.visualization._source_poll import source_call
 
 __all__ = ["follow_stored_run", "recorded_pipeline", "watch_stored_run"]
 
@@ -166,7 +166,7 @@ async def follow_stored_run(
     while True:
         try:
             if first is None:
-                run = await source_call(source.get_run, run_id)  # Ctrl-C need not wait
+                run = await daemon_call(source.get_run, run_id)  # Ctrl-C need not wait
             else:
                 run, first = first, None
         except RunNotFoundError:
@@ -183,7 +183,7 @@ async def follow_stored_run(
                     recorded = True
                     # Off the loop's thread, as each poll: checking a definition at the size
                     # bound takes seconds, which a server's other clients need not wait.
-                    pipeline = await source_call(recorded_pipeline, run)
+                    pipeline = await daemon_call(recorded_pipeline, run)
                 snapshot = dag_snapshot(pipeline, run)
                 yield snapshot, None
             if run.status not in GOING_RUN_STATUSES:
