@@ -230,7 +230,7 @@ def _rows(
     bottom = TOP + ROW * len(names)
     scale, label = axis(left + PAD, WIDTH - RIGHT - PAD)
     # The last tick's label, centred on it, must end inside the chart, with a few pixels to
-    # spare as fonts differ: "2777h46m" was cut.
+    # spare as fonts differ: a long last label ("1,000,000d") was cut.
     overhang = (DIGIT * len(scale.label(scale.ticks[-1])) + PAD) / 2 - RIGHT - PAD
     if overhang > 0:
         scale, label = axis(left + PAD, WIDTH - RIGHT - PAD - overhang)
