@@ -82,7 +82,7 @@ async def test_a_stages_first_failure_is_seen_by_increase_and_its_alert(
     """`serve` runs a pipeline once; Prometheus scrapes its stage's series at 0 while the run
     waits for an approval, then the stage's first attempt fails and its retry succeeds (so
     does the run): `increase()` over the stage's failure series, at its last scrape, is
-    exactly 1 and `PipelineStageFailed` fires for that stage."""
+    exactly 1 and `PipelineStageFailed` fires for that stage, its summary in whole attempts."""
     port = free_port()
     pipeline = write(tmp_path / "flaky.yaml", flaky(tmp_path / "attempted"))
     env = environment(home, OTEL_METRICS_EXPORTER="prometheus")
@@ -114,7 +114,15 @@ async def test_a_stages_first_failure_is_seen_by_increase_and_its_alert(
             data={"query": f"increase({STAGE_FAILURES}[5m])", "time": last["value"][1]},
         )
         runs = await answers(prometheus, 'pipeline_executions_total{pipeline="flaky"}')
+        (firing,) = (await prometheus.get("/api/v1/alerts")).json()["data"]["alerts"]
     (increase,) = response.json()["data"]["result"]
+    # The summary names whole attempts: `increase()` at the evaluation's time extrapolates
+    # past the last scrape, and "1.05 attempts" (or "1 attempts") read wrong.
+    attempts = round(float(firing["value"]))
+    assert (
+        f"Stage deploy of flaky failed in the last 10 minutes "
+        f"({attempts} attempt{'s' if attempts != 1 else ''})"
+    ) == firing["annotations"]["summary"]
     assert (
         1,
         1.0,
