@@ -28,6 +28,14 @@ thread does not outlive the instrumentation; engines built meanwhile keep their 
 worker starts again if one of them runs). Both calls
 are idempotent (``BaseInstrumentor`` guards them). ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=
 taskdaemon`` makes ``opentelemetry-instrument`` skip it.
+
+Decision: spans and metrics only, no run logs (the lifecycle records of ``run_log`` and a
+command's output as log records), even with ``OTEL_LOGS_EXPORTER`` set: they are ``logging``
+records at INFO, and a script's loggers, their levels and the root logger's handlers are the
+script's, which an instrumentor that sets them would change under it (the distro adds its own
+handler only when ``OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED`` asks it to). A script
+that wants them calls ``cli.monitoring.start_monitoring``, as
+``examples/pipeline_metrics_server.py`` does: the command's logging, store and exporters.
 """
 
 from __future__ import annotations
