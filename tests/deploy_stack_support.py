@@ -17,7 +17,6 @@ DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))
 
 # What Grafana substitutes before a query reaches Prometheus (the "All" pipeline value is ".*").
 GRAFANA_VARIABLES = {
-    "${pipeline:regex}": ".*",
     "$pipeline": ".*",
     "$__rate_interval": "1m",
     "$__interval": "15s",
