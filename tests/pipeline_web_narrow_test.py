@@ -398,3 +398,41 @@ async def test_a_retried_stages_pill_wraps_between_its_parts_at_a_desktops_width
     assert ["success ·", "2 attempts ·"] == [text for text, _rects in parts[:2]], parts
     assert [1, 1, 1] == [rects for _text, rects in parts]
     assert [] == errors
+
+
+#: A stage's name without a hyphen or space, 80 characters long.
+UNBROKEN = "transformationofthecustomerordersintotheinvoicesoftheaccountingledgerwithoutbreak"
+
+#: For each stages table row: whether its name shows within its cell, and clear of its
+#: state's pill.
+NAME_CLEAR = """() => Array.from(document.querySelectorAll("#stages tbody tr"), (tr) => {
+  const name = tr.querySelector("button.select").getBoundingClientRect();
+  const cell = tr.cells[0].getBoundingClientRect();
+  const pill = tr.querySelector(".state").getBoundingClientRect();
+  const apart = name.right <= pill.left || name.bottom <= pill.top || pill.bottom <= name.top;
+  return name.right <= cell.right + 0.5 && apart;
+})"""
+
+
+@SHARED_BROWSER_LOOP
+@pytest.mark.parametrize("width", [390, 1400])
+async def test_a_stage_name_without_a_hyphen_breaks_in_the_stages_table(
+    shared_chromium: Any, tmp_path: Path, width: int
+) -> None:
+    """A stage named by 80 letters without a hyphen breaks where it must, as a pipeline's
+    name does in the runs list: on a phone it ran on under its state's pill, cut off by
+    it, and at 1,400 pixels it widened the stages table past its box, the Instances column
+    cut at the box's edge and the others out of sight."""
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "ledger", ["extract", UNBROKEN], "refused"
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium, width=width) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        layout = await page.evaluate(LAYOUT, "#stages .state")
+        clear = await page.evaluate(NAME_CLEAR)
+    assert [True, True, [True] * 2] == layout
+    assert [True] * 2 == clear
+    assert [] == errors
