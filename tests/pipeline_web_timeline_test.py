@@ -446,3 +446,40 @@ async def test_a_bar_too_short_for_its_label_ends_it_with_an_ellipsis(
         ["running", False, False, "ellipsis", "running 1m39s"],
     ] == bars
     assert [] == errors
+
+
+#: The run's duration, the axis's end and the release stage's approval bar's title, as shown.
+CLOCKS = """() => [document.getElementById("run-duration").textContent,
+  document.querySelector("#timeline .axis").lastElementChild.textContent,
+  document.querySelector('#timeline .row[data-stage="release"] .seg-approval').title]"""
+
+
+def seconds(shown: str) -> float:
+    """The seconds of a duration as the page and the CLI write it (``92ms``, ``8.6s``,
+    ``1m09s``)."""
+    found = re.fullmatch(r"(?:(\d+)m)?(\d+(?:\.\d+)?)(ms|s)", shown.rsplit(maxsplit=1)[-1])
+    assert found is not None, shown
+    minutes, value, unit = found.groups()
+    return int(minutes or 0) * 60 + float(value) / (1000 if unit == "ms" else 1)
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_run_waiting_for_its_approval_shows_its_time_going_on(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """While a stage waits for its approval no event comes, and the run's duration, the
+    timeline's axis and the open approval bar go on by the second all the same, in the
+    CLI's format: they stood at the last event's, a run waiting an hour read a second."""
+    async with served_run(shared_chromium, tmp_path, GATED) as (run_id, page, errors, api):
+        await page.wait_for_selector('#timeline .row[data-stage="release"] .seg-approval.open')
+        await page.wait_for_selector('body[data-stream-state="open"]')
+        first = await page.evaluate(CLOCKS)
+        await page.wait_for_function(
+            f"(first) => ({CLOCKS})().every((shown, i) => shown !== first[i])", arg=first
+        )
+        later = await page.evaluate(CLOCKS)
+        approved = await api.post(f"/api/runs/{run_id}/approve/release", json={})
+    assert 202 == approved.status_code, approved.text
+    assert [True] * 3 == [seconds(b) > seconds(a) for a, b in zip(first, later, strict=True)]
+    assert later[2].startswith("approval ")
+    assert [] == errors

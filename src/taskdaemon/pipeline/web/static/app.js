@@ -659,8 +659,27 @@
       setText(document.getElementById("dag-said"), legendStates.filter((s) => counts.get(s)).map((s) => counts.get(s) + " " + s).join(", "));
     }
 
+    // Between events the run's clock goes on: a stage that runs for minutes, or waits for an
+    // approval, sends none, and the run's duration and the timeline's open bars stood still
+    // at the last event's (a run waiting an hour for its approval read 1m09s all along). While
+    // the stream is live, each second they are drawn again at the server's clock of the last
+    // event plus the time since it came; the next event sets them right.
+    const TICK_MS = 1000;
+    let stateAt = 0;
+    function tick() {
+      if (!state || !state.run || ENDED.has(state.run.status) || body.dataset.streamState !== "open") return;
+      if (performance.now() - stateAt < TICK_MS) return;  // an event has just drawn them
+      const now = state.now + (performance.now() - stateAt) / 1000;
+      for (const r of state.timeline.rows) if (r.open && r.segments.length) r.segments[r.segments.length - 1].end = now;
+      state.timeline.end = Math.max(state.timeline.end, now);
+      setText(document.getElementById("run-duration"), fmtDuration(now - state.run.start));
+      renderTimeline();
+    }
+    window.setInterval(tick, TICK_MS);
+
     function onState(data) {
       state = data;
+      stateAt = performance.now();
       sayDag();
       renderRun();
       renderStages();
