@@ -522,3 +522,28 @@ async def test_hyphenated_stage_names_stay_readable_in_a_phones_window(
     assert [[2, True]] * 3 == rows
     assert width == scrolled
     assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_runs_list_of_a_store_not_made_yet_says_it_has_no_runs(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """Over a store not made yet (a fresh home), the runs list says the source has no runs
+    yet, as the server writes it and as each refresh redraws it; filtered, "No runs match."
+    It said "No runs match." with no filter to widen."""
+    async with (
+        stored_runs_server(tmp_path / "home" / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        written = await page.text_content("#runs tr.empty")
+        await page.wait_for_selector("#runs-updated:has-text('Updated')")
+        refreshed = await page.text_content("#runs tr.empty")
+        await page.goto(f"{url}/?status=failure")
+        filtered = await page.text_content("#runs tr.empty")
+    assert ["No runs in this source yet."] * 2 + ["No runs match."] == [
+        written,
+        refreshed,
+        filtered,
+    ]
+    assert [] == errors

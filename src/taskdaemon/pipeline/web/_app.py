@@ -337,10 +337,13 @@ class WebApp:
 
     async def _empty(self, filters: dict[str, Any], rows: list[dict[str, Any]]) -> str | None:
         """What the runs table says when it has no row (None when it has some): that the
-        engine and the source hold no run of the pipeline asked for, as ``runs list`` says,
-        else that no run matches the filters."""
+        engine and the source hold no run at all when nothing was filtered, that they hold
+        no run of the pipeline asked for, as ``runs list`` says, else that no run matches
+        the filters."""
         if rows:
             return None
+        if all(filters[name] is None for name in _NARROWING):
+            return _NO_RUN_YET
         pipeline = filters["pipeline"]
         if pipeline is not None and not await self.data.knows_pipeline(pipeline):
             said = no_run_of(pipeline)
@@ -542,6 +545,11 @@ _NO_RUN = "Run not found"
 _NO_SOURCE = "Cannot read the run"
 #: The runs table's one line when filters that name a pipeline with runs match none.
 _NO_MATCH = "No runs match."
+#: Its line when nothing was filtered (a fresh home, a store not made yet): "No runs match."
+#: sent the reader to look for a filter there was none of.
+_NO_RUN_YET = "No runs in this source yet."
+#: The filters that narrow the runs listed (``limit`` only cuts them).
+_NARROWING = ("pipeline", "status", "since", "until", "before")
 #: The empty list's line under a refused filter or a source that did not answer: "No runs
 #: match." sent the reader to widen filters that were not the cause.
 _NONE_SHOWN = "No runs shown: see the error above."
