@@ -22,7 +22,7 @@ from browser_support import (
     open_run_page,
     stored_runs_server,
 )
-from pipeline_tracking_support import store_with
+from pipeline_tracking_support import store_stages, store_with
 
 pytestmark = pytest.mark.slow
 
@@ -171,4 +171,31 @@ async def test_the_dag_is_named_by_its_stages_and_the_runs_status_as_they_change
         "3 success, 1 failure, 1 skipped",
     ) == updated
     assert drawing[0], "the drawing is hidden: the figure says what it shows, in words"
+    assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_timeline_a_keyboard_reaches_is_named(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """The timeline of a run of 200 stages scrolls in its box, which Tab reaches (chromium
+    makes a scrolling box a stop of the keyboard's): a screen reader is told it is the
+    timeline, a region. It was an unnamed generic element, announced as nothing."""
+    names = [f"s{i:03d}" for i in range(200)]
+    run_id = await asyncio.to_thread(
+        store_stages, tmp_path / "spans.db", "many", names, "boom", step=1_000_000
+    )
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        await page.focus("#dag-fit")
+        reached = []
+        for _ in range(3):  # the DAG's box, which scrolls too, then the timeline's
+            await page.keyboard.press("Tab")
+            reached.append(await page.evaluate("document.activeElement.id"))
+        said = await accessible(page, "#timeline")
+    assert "timeline" in reached, reached
+    assert (False, "region", "Timeline") == said[:3]
     assert [] == errors
