@@ -266,7 +266,7 @@ class WebApp:
         except (ValueError, RunNotFoundError) as exc:
             error, status, empty = str(exc), 400, _NONE_SHOWN
         except SpanSourceError as exc:
-            error, status, empty = f"span source: {exc}", 502, _NONE_SHOWN
+            error, status, empty = _failed("span source", exc), 502, _NONE_SHOWN
         else:
             if len(rows) == filters["limit"]:  # maybe more: a link to the runs after the last
                 older = _page_url(request, rows[-1]["run_id"])
@@ -302,7 +302,7 @@ class WebApp:
             # Not "Run not found" (404): the run may well be there, behind a source that did
             # not answer, and reloading later is what to do.
             return self._page(
-                "missing.html", status=502, heading=_NO_SOURCE, error=f"span source: {exc}"
+                "missing.html", status=502, heading=_NO_SOURCE, error=_failed("span source", exc)
             )
         if snapshot.run is not None and snapshot.run.run_id != run_id:
             # A prefix (`runs list` prints 12 digits) opens the run's own page: drawn under the
@@ -360,14 +360,14 @@ class WebApp:
         except (ValueError, RunNotFoundError) as exc:
             return error_response(400, str(exc))
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
 
     async def api_pipelines(self, request: Request) -> Response:
         """``{"pipelines": [...]}``."""
         try:
             summaries, known, counts = await self.data.pipelines()
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
         return JSONResponse({"pipelines": pipelines_json(summaries, known, counts)})
 
     async def api_run(self, request: Request) -> Response:
@@ -379,7 +379,7 @@ class WebApp:
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
         stage = request.query_params.get("stage")
         if stage is not None:
             stages = tuple(s for s in record.stages if s.name == stage)
@@ -401,7 +401,7 @@ class WebApp:
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
         if fmt != "svg":
             return Response(visualize(snapshot, fmt), media_type=_DAG_TYPES[fmt])
         try:
@@ -429,7 +429,7 @@ class WebApp:
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
         live = self.data.is_live(run_id)
         control = self.can_control and live
 
@@ -485,7 +485,7 @@ class WebApp:
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
         except SpanSourceError as exc:
-            return error_response(502, f"span source: {exc}")
+            return error_response(502, _failed("span source", exc))
         full_id = snapshot.run.run_id if snapshot.run is not None else run_id
         stages = [node.name for node in snapshot.nodes]
         if stage not in stages:  # a typo's empty tail would look like a stage that is silent
@@ -506,7 +506,7 @@ class WebApp:
                 tail = await asyncio.to_thread(stage_log_tail, path, run_id, stage, ended=ended)
             return JSONResponse(tail)
         except (SpanSourceError, sqlite3.Error) as exc:
-            return error_response(502, f"{'dump' if in_dump else 'span store'}: {exc}")
+            return error_response(502, _failed("dump" if in_dump else "span store", exc))
 
     async def api_logs_stream(self, request: Request) -> Response | EventStreamResponse:
         """The stage's tail as Server-Sent Events, a new one as records arrive (one feed per
@@ -615,3 +615,11 @@ def _iso(epoch: float | None) -> str:
     if epoch is None:
         return ""
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def _failed(what: str, error: Exception) -> str:
+    """``what: error`` for a route's 502, unless the error already says it is about a span
+    store (the store's errors name the file and what is wrong with it, as every command prints
+    them): a file that is not a database read ``span store: PATH: cannot open span store: ...``."""
+    text = str(error)
+    return text if "span store" in text else f"{what}: {text}"

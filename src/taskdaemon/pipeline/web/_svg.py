@@ -5,6 +5,11 @@ a subprocess with a time limit (``timeout``) and at most ``concurrency`` at once
 cut of its XML prologue and DOCTYPE so it can be inserted into the page, and kept in a small
 LRU cache keyed by the DOT text (every viewer of a run asks for the same drawing after each
 change, so ``dot`` runs once per change, not once per viewer).
+
+``dot`` is looked up on ``PATH`` again at each drawing while it is missing, so Graphviz
+installed after ``serve`` started serves the next request rather than a 503 until a restart;
+once found, its path is kept (no lookup per request). A ``dot`` removed after it was found is
+missing again at the next drawing, and looked up again.
 """
 
 from __future__ import annotations
@@ -52,7 +57,9 @@ class SvgRenderer:
             self._cache.move_to_end(key)
             return cached
         if self.dot is None:
-            raise missing()
+            self.dot = shutil.which("dot")  # installed since (see the module docstring)
+            if self.dot is None:
+                raise missing()
         async with self._gate:
             svg = await self._run(dot_text)
         self._cache[key] = svg
@@ -62,13 +69,17 @@ class SvgRenderer:
 
     async def _run(self, dot_text: str) -> bytes:
         assert self.dot is not None
-        process = await asyncio.create_subprocess_exec(
-            self.dot,
-            "-Tsvg",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                self.dot,
+                "-Tsvg",
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+        except FileNotFoundError:  # uninstalled since it was found: looked up again next time
+            self.dot = None
+            raise missing() from None
         try:
             out, err = await asyncio.wait_for(process.communicate(dot_text.encode()), self.timeout)
         except TimeoutError:
