@@ -88,7 +88,7 @@ def _broken_store(kind: str, home: Path, disk: Path) -> tuple[Path, str]:
     if kind == "read_only":
         db = _valid_store(disk / "spans.db")
         subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
-        return db, "unable to open database file"
+        return db, "cannot open span store: this user cannot write it: on a read-only file system"
     assert kind == "full_disk"
     fill(disk)
     return disk / "spans.db", "database or disk is full"

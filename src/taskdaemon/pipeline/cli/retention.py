@@ -4,8 +4,9 @@
 (``SpanStore.apply_retention`` says why), so ``--keep`` alone does not bound the file when they
 are written to it, and its help says so.
 
-Exit codes: 0 ok, 1 a store that cannot answer (missing, damaged), 2 bad arguments or a span
-source that is not the embedded store.
+Exit codes: 0 ok, 1 a store that cannot answer (missing, damaged) or that this user may not
+write (one line saying why: a read-only file system, a folder of another user), 2 bad arguments
+or a span source that is not the embedded store.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ from taskdaemon.pipeline.tracking import (
     default_source_url,
     open_source,
 )
-from taskdaemon.pipeline.tracking.store import MAX_KEEP
+from taskdaemon.pipeline.tracking.source_urls import store_path
+from taskdaemon.pipeline.tracking.store import MAX_KEEP, why_read_only
 from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register"]
@@ -77,7 +79,7 @@ def _retention(args: argparse.Namespace) -> int:
     try:
         source = open_source(url, retention=RetentionPolicy())
     except SpanSourceError as exc:  # the embedded store, damaged or out of reach: say which
-        return refuse("retention", source_exit_code(exc), str(exc))
+        return refuse("retention", source_exit_code(exc), _unwritable(url) or str(exc))
     try:
         if not isinstance(source, SpanStore):
             return refuse("retention", 2, "retention applies to the embedded sqlite:// store only")
@@ -94,3 +96,15 @@ def _retention(args: argparse.Namespace) -> int:
     finally:
         source.close()
     return 0
+
+
+def _unwritable(url: str) -> str | None:
+    """The line for a store file this user may read but not write, whose open failed: what
+    retention must do (write) and why it cannot, not the readers' "cannot read this span store
+    safely" nor SQLite's "attempt to write a readonly database"; None for any other failure."""
+    try:
+        path = store_path(url)
+    except SpanSourceError:
+        return None
+    why = why_read_only(path) if path.exists() else None
+    return None if why is None else f"{path}: cannot delete runs from this span store: {why}"

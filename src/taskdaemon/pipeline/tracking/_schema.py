@@ -2,8 +2,9 @@
 
 :func:`connect` opens a store file for writing and reading (created 0600 when missing, in WAL
 mode, its tables made by ``tracking._tables`` or an older file brought to them by
-``tracking._migrations``); :func:`connect_to_read` also opens one on a read-only or full file
-system, and :func:`private_copy` copies such a store where a report can write. A file that is
+``tracking._migrations``); :func:`connect_to_read` also opens one this user may read but
+not write (a read-only mount, another user's folder, a full file system) when that is safe,
+and :func:`private_copy` copies such a store where a report can write. A file that is
 another program's database, or holds a view or trigger the store does not make, is refused and
 left as it is. The file's helpers: its identity while a writer holds it (``OpenedFile``), what
 stands in the way of its folder, and why a writer may still wait to write.
@@ -36,6 +37,7 @@ __all__ = [
     "SCHEMA_VERSION",
     "MissingStoreError",
     "OpenedFile",
+    "ReadOnlyConnection",
     "connect",
     "connect_to_read",
     "create_private",
@@ -43,8 +45,10 @@ __all__ = [
     "file_in_the_way",
     "is_busy",
     "private_copy",
+    "reads_only",
     "rollback",
     "unwritable_file_system",
+    "why_read_only",
     "why_unwritten",
 ]
 
@@ -196,6 +200,174 @@ def unwritable_file_system(path: Path) -> str | None:
     return "full" if stat.f_bavail * stat.f_frsize < FULL_BELOW else None
 
 
+def why_read_only(path: Path, *, or_full: bool = False) -> str | None:
+    """Why this process cannot write the store at ``path``, as the end of a sentence about
+    it (``on a read-only file system``, ``its folder F is not writable by this user``), or
+    None when it can as far as the file system and ``access(2)`` tell. A WAL store is written
+    with its ``-wal`` and ``-shm`` files beside it, so its folder must be writable too.
+    ``or_full``: a full file system (:data:`FULL_BELOW`) counts too; otherwise it does not,
+    as a write may still fit there (``retention`` is how one makes room)."""
+    kind = unwritable_file_system(path)
+    if kind == "read-only" and not _superblock_read_only(path):
+        return "on a read-only mount (its file system may be written through another)"
+    if kind == "read-only" or (kind == "full" and or_full):
+        return f"on a {kind} file system"
+    folder = path.absolute().parent
+    if not os.access(folder, os.W_OK):
+        return f"its folder {folder} is not writable by this user"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return "the file is not writable by this user"
+    return None
+
+
+class ReadOnlyConnection(sqlite3.Connection):
+    """A connection :func:`connect_to_read` opened only to read (``mode=ro`` or
+    ``immutable``); ``why`` says why this process cannot write the store."""
+
+    why = ""
+
+
+def reads_only(conn: sqlite3.Connection) -> str | None:
+    """Why ``conn`` (from :func:`connect_to_read`) only reads its store, None when it may
+    write: a command that must write says it in one line rather than SQLite's "attempt to
+    write a readonly database"."""
+    return conn.why if isinstance(conn, ReadOnlyConnection) else None
+
+
+def _superblock_read_only(path: Path) -> bool:
+    """Whether the file system of ``path`` is read-only in every mount of it (its superblock's
+    ``ro`` in ``/proc/self/mountinfo``). A read-only bind mount (``mount -o remount,ro,bind``,
+    a container's ``:ro`` volume) sets ``ST_RDONLY`` for its own path only, while the file
+    system under it may still be written through another mount."""
+    try:
+        device = os.stat(path).st_dev
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as mounts:
+            for line in mounts:
+                fields = line.split()
+                major, _, minor = fields[2].partition(":") if len(fields) > 2 else ("", "", "")
+                if f"{major}:{minor}" == f"{os.major(device)}:{os.minor(device)}":
+                    super_options = fields[-1].split(",")
+                    return "ro" in super_options
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def _nobody_writes(path: Path) -> bool:
+    """Whether no process (root aside) can start writing the WAL store at ``path`` while its
+    ``-shm`` file is missing: a writer must make that file first, which nobody can on a file
+    system read-only in every mount, nor in a folder without any write permission bit. Then
+    ``immutable`` reads it as safely as any read; otherwise its owner may write the file under
+    a reader that takes no lock, which then reads pages of two states."""
+    if _superblock_read_only(path):
+        return True
+    return not os.stat(path.absolute().parent).st_mode & 0o222
+
+
+def connect_to_read(path: Path) -> sqlite3.Connection:
+    """:func:`connect`, or for a store this process cannot write (a read-only or full file
+    system, a folder of another user, a copy on a CD) a :class:`ReadOnlyConnection` that only
+    reads it, when that is safe; SpanSourceError in one line saying why and what to do when
+    it is not.
+
+    A store in WAL mode is read with its ``-shm`` file, which SQLite makes beside it even to
+    read, and which tells a reader what a writer in another process committed. So:
+
+    * the ``-shm`` file exists (a writer has the store open): opened ``mode=ro``, SQLite reads
+      along with that writer as usual;
+    * it is missing and nobody can make it (:func:`_nobody_writes`: a file system read-only in
+      every mount or full, a folder without any write bit): opened ``immutable`` (no locks, no
+      ``-shm``), which only holds for a file that cannot change, and here it cannot;
+    * it is missing and the folder's owner may still write there (another user's home, a
+      read-only bind mount of a folder written elsewhere): refused, as ``immutable`` could read
+      the file while its writer changes it. The line says to read a copy.
+
+    What a writer left in a ``-wal`` file it did not checkpoint (a crashed process) is not read
+    ``immutable``: one warning says so. For the commands that only read the store (``runs``,
+    ``logs``, ``dag --run``, the web page); writers keep :func:`connect`. It never creates the
+    file: a missing one is MissingStoreError (a mistyped path must not become an empty store).
+    A full file system is tried as usual first: a writer running there has its ``-shm`` file."""
+    if os.path.exists(path) and (why := why_read_only(path)) is not None:
+        return _connect_read_only(path, why)
+    try:
+        return connect(path, create=False)
+    except MissingStoreError:
+        raise
+    except SpanSourceError as error:
+        if unwritable_file_system(path) != "full":
+            raise
+        return _connect_read_only(path, "on a full file system", error)
+
+
+def _connect_read_only(
+    path: Path, why: str, error: SpanSourceError | None = None
+) -> sqlite3.Connection:
+    """The :class:`ReadOnlyConnection` of :func:`connect_to_read`, checked as :func:`connect`
+    checks a store; ``error``: what the usual open failed with, said for SQLite's failures."""
+    shm = path.with_name(path.name + "-shm")
+    kind = unwritable_file_system(path)
+    if kind == "full" and (error is not None or not os.path.exists(shm)):
+        # Full, and the usual open failed (a writer running here would have let it) or no
+        # writer has the store open: one starting now cannot make its -shm file either. A
+        # -shm left by a failed open may be too short to read with.
+        flag = "immutable=1"
+    elif os.path.exists(shm) or (kind is None and os.access(path.parent, os.W_OK)):
+        flag = "mode=ro"  # SQLite reads along with any writer (making the -shm if need be)
+    elif _nobody_writes(path):
+        flag = "immutable=1"
+    else:
+        raise SpanSourceError(
+            f"{path}: cannot read this span store safely: {why}, so SQLite cannot make its "
+            f"{shm.name} file to read it while its owner may write it; copy it into a folder "
+            "of yours and read the copy"
+        )
+    conn: ReadOnlyConnection | None = None
+    try:
+        conn = sqlite3.connect(
+            f"file:{urllib.parse.quote(str(path.absolute()))}?{flag}",
+            uri=True,
+            timeout=30.0,
+            isolation_level=None,
+            check_same_thread=False,
+            factory=ReadOnlyConnection,
+        )
+        conn.why = why
+        conn.execute("PRAGMA busy_timeout = 30000")
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:  # as connect does: another program's database, or no store yet
+            _refuse_foreign(conn, path)
+            raise MissingStoreError(f"{path}: no span store here (the file holds none)")
+        _refuse_crafted(conn, path, version)
+        if version > SCHEMA_VERSION:
+            raise SpanSourceError(
+                f"{path}: span store schema version {version} is newer than this taskdaemon "
+                f"understands ({SCHEMA_VERSION}); upgrade taskdaemon"
+            )
+        if version != SCHEMA_VERSION:  # it cannot be migrated here
+            raise SpanSourceError(
+                f"{path}: span store schema version {version}, {why} (this taskdaemon reads "
+                f"{SCHEMA_VERSION} and cannot migrate it there)"
+            )
+        _refuse_incomplete(conn, path)
+    except (SpanSourceError, sqlite3.Error, UnicodeDecodeError) as refused:
+        if conn is not None:
+            conn.close()
+        if isinstance(refused, SpanSourceError):
+            raise
+        if error is not None:
+            raise error from None
+        raise SpanSourceError(f"{path}: cannot open span store: {refused}") from None
+    wal = path.with_name(path.name + "-wal")
+    if flag != "mode=ro" and wal.exists() and wal.stat().st_size > 0:
+        _logger.warning(
+            "%s: %s, read without its write-ahead log %s: the runs written last may be missing",
+            path,
+            why,
+            wal,
+        )
+    return conn
+
+
 def private_copy(path: Path) -> Path:
     """A copy of the store at ``path`` that can be written, in a new directory private to its
     owner (0700, the copy 0600) under the temporary directory: for ``taskdaemon report`` on a
@@ -233,59 +405,12 @@ def private_copy(path: Path) -> Path:
     return copy
 
 
-def connect_to_read(path: Path) -> sqlite3.Connection:
-    """:func:`connect`, or for a store on a read-only file system (a backup's snapshot, a
-    container's read-only volume) or a full one a connection that only reads it.
-
-    A store in WAL mode cannot be opened as usual there: SQLite must create its ``-shm`` file
-    even to read. Nobody can write the file on such a file system, so it is opened
-    ``immutable`` (no locks, no ``-shm``), which only holds for a file that cannot change. On a
-    full file system that holds too: a process writing the store has its ``-shm`` file made
-    (readers then open the store as usual and never come here), and one starting now cannot
-    make it either. What a
-    writer left in a ``-wal`` file it did not checkpoint (a crashed process) is not read then:
-    one warning says so. For the commands that only read the store (``runs``, ``logs``,
-    ``dag --run``, the web page); writers keep :func:`connect`. It never creates the file: a
-    missing one is MissingStoreError (a mistyped path must not become an empty store)."""
-    try:
-        return connect(path, create=False)
-    except MissingStoreError:
-        raise
-    except SpanSourceError as error:
-        kind = unwritable_file_system(path)
-        if kind is None:
-            raise
-        try:
-            conn = sqlite3.connect(
-                f"file:{urllib.parse.quote(str(path.absolute()))}?immutable=1",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-        except sqlite3.Error:
-            raise error from None
-        try:
-            _refuse_crafted(conn, path, version)
-            if version != SCHEMA_VERSION:  # it cannot be migrated here
-                raise SpanSourceError(
-                    f"{path}: span store schema version {version} on a {kind} file system "
-                    f"(this taskdaemon reads {SCHEMA_VERSION} and cannot migrate it there)"
-                )
-            _refuse_incomplete(conn, path)
-        except SpanSourceError:
-            conn.close()
-            raise
-        wal = path.with_name(path.name + "-wal")
-        if wal.exists() and wal.stat().st_size > 0:
-            _logger.warning(
-                "%s: on a %s file system, read without its write-ahead log %s: the "
-                "runs written last may be missing",
-                path,
-                kind,
-                wal,
-            )
-        return conn
+def _cannot_write(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite's refusal to write the file or make the ones beside it
+    ("attempt to write a readonly database", "unable to open database file")."""
+    return isinstance(error, sqlite3.Error) and (
+        error.sqlite_errorcode & 0xFF in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN)
+    )
 
 
 def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
@@ -481,6 +606,8 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
             if isinstance(exc, OSError) and (blocker := file_in_the_way(path)) is not None:
                 reason = f"{blocker} is not a directory"  # not the "File exists" of its mkdir
+            if _cannot_write(exc) and (why := why_read_only(path)) is not None:
+                reason = f"this user cannot write it: {why}"  # not "attempt to write a ..."
             raise SpanSourceError(f"{path}: cannot open span store: {reason}") from exc
         raise
     return conn

@@ -73,7 +73,7 @@ from taskdaemon.pipeline.tracking._schema import (
     is_busy,
     private_copy,
     rollback,
-    unwritable_file_system,
+    why_read_only,
 )
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.store import SpanStore, select_trace
@@ -298,15 +298,14 @@ class StoreReportData:
         try:
             self._conn = connect(store.path)
         except SpanSourceError:
-            kind = unwritable_file_system(store.path)
-            if kind is None:
+            why = why_read_only(store.path, or_full=True)
+            if why is None:
                 raise
-            # A backup's snapshot, a read-only volume or a full disk: the aggregates are
-            # written to a private copy, for this report only, rather than refusing to report.
+            # A backup's snapshot, a read-only volume, another user's folder or a full disk:
+            # the aggregates are written to a private copy, for this report only, rather than
+            # refusing to report.
             self._copy = private_copy(store.path)
-            _logger.warning(
-                "%s: on a %s file system, reporting from a temporary copy", store.path, kind
-            )
+            _logger.warning("%s: %s, reporting from a temporary copy", store.path, why)
             try:
                 self._conn = connect(self._copy)
             except BaseException:

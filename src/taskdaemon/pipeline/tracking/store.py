@@ -21,6 +21,11 @@ other services (no run row) go by ``max_age`` only, never by ``keep``. The store
 applies ``TASKDAEMON_RETENTION_MAX_AGE`` / ``TASKDAEMON_RETENTION_KEEP`` when it opens.
 ``vacuum`` compacts the whole file on demand (``taskdaemon retention --vacuum``).
 
+A store this process may read but not write (a folder of another user, a read-only mount:
+``_schema.connect_to_read``) is read as any other. The retention of the environment is not
+applied to it on open (a reader must not fail for a setting meant for the store's writer), and
+``apply_retention`` and ``vacuum`` refuse it in one line saying why.
+
 A missing file. The store never creates its file (writers do: ``tracking.writer``), so a
 mistyped path is not turned into an empty store: opening one is MissingStoreError, naming the
 path. Opened with ``missing_ok`` (``open_source`` does so for the home's own store, which no
@@ -57,7 +62,9 @@ from taskdaemon.pipeline.tracking._schema import (
     MissingStoreError,
     connect_to_read,
     empty_store,
+    reads_only,
     rollback,
+    why_read_only,
 )
 from taskdaemon.pipeline.tracking._trace_read import select_trace
 from taskdaemon.pipeline.tracking.reconstruct import reconstruct_run, summarize_run
@@ -73,6 +80,7 @@ __all__ = [
     "SpanStore",
     "retention_from_env",
     "select_trace",
+    "why_read_only",
 ]
 
 logger = logging.getLogger(__name__)
@@ -185,7 +193,7 @@ class SpanStore:
             if not missing_ok:
                 raise
             self._conn, self._waiting = empty_store(), True
-        if policy.is_active:
+        if policy.is_active and reads_only(self._conn) is None:
             self.apply_retention(policy)
 
     # -- lifecycle
@@ -227,6 +235,15 @@ class SpanStore:
                 yield self._conn
             except sqlite3.Error as exc:
                 raise SpanSourceError(f"{self.path}: {exc}") from exc
+
+    def _refuse_read_only(self, verb: str) -> None:
+        """SpanSourceError in one line when this process only reads the store (opened by
+        ``_schema.connect_to_read`` where it cannot write), before SQLite's "attempt to write
+        a readonly database"."""
+        with self._lock:
+            why = reads_only(self._conn)
+        if why is not None:
+            raise SpanSourceError(f"{self.path}: cannot {verb} this span store: {why}")
 
     # -- liveness
 
@@ -474,6 +491,7 @@ class SpanStore:
         the 30 s busy timeout) while it runs. A missing file has nothing to compact: (0, 0)."""
         if self.missing:
             return 0, 0
+        self._refuse_read_only("compact")
         before = self.path.stat().st_size
         with self._cursor() as conn:
             conn.execute("VACUUM")
@@ -494,6 +512,7 @@ class SpanStore:
         with ``keep``, not with the whole history (``tracking._retention``)."""
         if not policy.is_active:
             return RetentionResult(0, 0)
+        self._refuse_read_only("delete runs from")
         now = self._clock() if now is None else now
         cutoff = None if policy.max_age is None else int((now - policy.max_age) * 1e9)
         with self._cursor() as conn:
