@@ -16,7 +16,10 @@ Decision: the hash is taken over the *redacted* JSON. Hashing the raw payload wo
 anyone with the span brute-force a low-entropy secret from its digest; the redacted digest
 still answers "did two attempts get the same input?", which is what it is for.
 
-Capture never raises: a payload that cannot be serialised is captured as its ``repr``.
+Capture never raises: a payload that cannot be serialised is captured as its ``repr``, and a
+value whose ``__str__`` or ``__repr__`` raises (a handler's object is anyone's code) is written
+``<Type: str() failed>``, as ``errors.exception_text`` writes such an exception: the stage's
+span, and with it the stored stage, must not be lost to its outputs' text.
 """
 
 from __future__ import annotations
@@ -161,7 +164,11 @@ def _json_default(value: Any) -> Any:
         return dict(value)
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    return redact_text(str(value))  # after redact(): its text was never looked at
+    try:
+        text = str(value)
+    except Exception:
+        return f"<{type(value).__qualname__}: str() failed>"
+    return redact_text(text)  # after redact(): its text was never looked at
 
 
 def _fallback_text(capture: PayloadCapture, payload: Any) -> str:
@@ -171,3 +178,5 @@ def _fallback_text(capture: PayloadCapture, payload: Any) -> str:
         return redact_text(repr(capture.redact(payload)))
     except RecursionError:
         return f"<{type(payload).__name__} that cannot be serialised>"
+    except Exception:
+        return f"<{type(payload).__qualname__}: repr() failed>"

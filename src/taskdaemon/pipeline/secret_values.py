@@ -127,6 +127,10 @@ def remember_secrets(value: Any, run_id: str | None = None) -> None:
     found: list[str] = []
     secret = _registry.keys
     stack: list[tuple[Any, bool]] = [(value, False)]
+    # The containers walked, by id and whether under a secret key: a handler's result may hold
+    # itself (``d["self"] = d``), and this walk runs on the engine's loop, where a cycle walked
+    # forever would stop the run and every signal handler with it.
+    walked: set[tuple[int, bool]] = set()
     while stack:
         item, hidden = stack.pop()
         if isinstance(item, str):
@@ -136,11 +140,15 @@ def remember_secrets(value: Any, run_id: str | None = None) -> None:
         elif type(item) is int:  # exactly: an enum's text is not its digits
             if hidden and abs(item) in _MASKED_NUMBERS:
                 found.append(str(item))
+        elif (id(item), hidden) in walked:
+            continue
         elif isinstance(item, Mapping):
+            walked.add((id(item), hidden))
             stack.extend(
                 (sub, hidden or (type(key) is str and secret(key))) for key, sub in item.items()
             )
         elif isinstance(item, list | tuple):
+            walked.add((id(item), hidden))
             stack.extend((sub, hidden) for sub in item)
     if found:
         new = _add(found)

@@ -192,10 +192,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     A closed stdout (the reader of a pipe exited early) ends the command quietly with
     ``EXIT_BROKEN_PIPE``: no traceback, no "Exception ignored" at interpreter exit. Output that
-    cannot be written (a full disk) is one line on stderr and exit 1. Ctrl-C where a command
-    does not handle it itself (``runs list`` waiting on a slow backend) ends it with
-    ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end. A stderr whose reader
-    went away keeps the exit code (:func:`_stderr_settled`).
+    cannot be written (a full disk, a closed descriptor) is one line on stderr and exit 1.
+    Ctrl-C where a command does not handle it itself (``runs list`` waiting on a slow backend)
+    ends it with ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end. A stderr
+    whose reader went away keeps the exit code (:func:`_stderr_settled`).
     """
     _encodable_output()
     try:
@@ -209,8 +209,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as error:
         import errno  # noqa: PLC0415 - only a failed write needs it (start-up time)
 
-        # A full or failing device: stdout on a full disk (``> /dev/full``) raises one.
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO):
+        # A full or failing device: stdout on a full disk (``> /dev/full``) raises one; so
+        # does a descriptor closed under the command (a stage's handler that ran ``os.close(1)``
+        # in this process): the run has ended and is stored, only its summary is lost.
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EBADF):
             raise
         _to_devnull(sys.stdout)
         print(f"taskdaemon: cannot write the output: {error.strerror}", file=sys.stderr)

@@ -26,6 +26,7 @@ from taskdaemon.pipeline.engine._callbacks import Callbacks, LazyEnvironment
 from taskdaemon.pipeline.engine._context_builder import new_context
 from taskdaemon.pipeline.engine._dataflow import (
     DataError,
+    check_result,
     map_outputs,
     plain_outputs,
     resolve_inputs,
@@ -330,6 +331,7 @@ class Attempts(RunBase):
                     result = handler(context)
                     if type(result) is _COROUTINE or isawaitable(result):
                         result = await result
+            check_result(result)
             cs = srt.cs
             if cs.outputs is not None:
                 # The mapping may rename a secret key's value or drop the key (``t:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from taskdaemon.pipeline.bounded import DEFAULT_MAX_DEPTH, BoundedInputError, check_depth
 from taskdaemon.pipeline.engine._stage_state import Instance
 from taskdaemon.pipeline.errors import ExpressionError, PipelineError
 from taskdaemon.pipeline.expressions import MissingKeyError
@@ -78,6 +79,23 @@ def _failed(exc: ExpressionError) -> str:
     """How a required value failed: missing (the data lacks a key it reads), or not evaluable
     (a type error, a limit): only the first is the data's absence."""
     return "missing" if isinstance(exc, MissingKeyError) else "cannot evaluate"
+
+
+def check_result(result: Any) -> None:
+    """DataError when a handler's result nests deeper than ``bounded.DEFAULT_MAX_DEPTH`` (100)
+    levels, as a value holding itself (``d["self"] = d``) does without end.
+
+    Decision: such a result fails its attempt, never retried, rather than being passed on.
+    A stage's outputs are data that later stages' expressions read, and the CEL binding
+    converts what it is given recursively in native code: a cycle, or a nesting thousands
+    deep, crashes the whole process there (a segmentation fault, no error and no stored end).
+    The bound is the one every JSON this project reads is held to (``--input``, published
+    payloads): outputs read back as JSON stay readable."""
+    if result is not None:  # not its truth: an array's is an error
+        try:
+            check_depth(result, DEFAULT_MAX_DEPTH)
+        except BoundedInputError as exc:
+            raise DataError(f"the handler's result is {exc} (does it hold itself?)") from None
 
 
 def plain_outputs(result: Any) -> Mapping[str, Any]:

@@ -1,0 +1,140 @@
+"""Stage code that misbehaves, run by the real ``taskdaemon run``: whatever a handler returns,
+the run ends with a status and an exit code that say what happened, no traceback reaches the
+user, and the store keeps the stage's end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import pythonpath_with, taskdaemon, write
+
+#: Handlers returning what no JSON can hold.
+HANDLERS = """\
+import os
+import time
+
+
+class BadRepr:
+    def __repr__(self):
+        raise RuntimeError("repr raises")
+
+
+def cyclic(ctx):
+    result = {"n": 1}
+    result["self"] = result
+    return result
+
+
+async def cyclic_async(ctx):
+    return cyclic(ctx)
+
+
+def bad_repr(ctx):
+    return {"r": BadRepr()}
+
+
+def bad_repr_alone(ctx):
+    return BadRepr()
+
+
+def closes_stdout(ctx):
+    os.close(1)
+
+
+async def blocks_the_loop(ctx):
+    time.sleep(2)
+    return {"late": True}
+
+
+async def forks(ctx):
+    pid = os.fork()
+    if pid:
+        with open("CHILD", "w") as file:
+            file.write(str(pid))
+    return {"pid": pid}
+
+
+def reads(ctx):
+    return {"x": ctx.inputs["x"]}
+"""
+
+
+def _pipeline(tmp_path: Path, handler: str, read: str = "stages.s.outputs.n") -> Path:
+    """A stage returning ``handler``'s result and one reading ``read`` (an output of it)."""
+    (tmp_path / "misbehaving.py").write_text(HANDLERS.replace("CHILD", str(tmp_path / "child")))
+    return write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: misbehaving
+        timeout: 30s
+        stages:
+          - name: s
+            handler: "misbehaving:{handler}"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: t
+            handler: "misbehaving:reads"
+            triggers: [{{on_completion: {{stage: s}}}}]
+            inputs: {{x: "{read}"}}
+        """,
+    )
+
+
+def _stored_stages(home: Path, run_id: str) -> dict[str, dict[str, object]]:
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    return {stage["name"]: stage for stage in json.loads(shown.stdout)["stages"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("handler", ["cyclic", "cyclic_async"])
+def test_a_result_that_holds_itself_fails_its_stage_in_one_line(
+    home: Path, tmp_path: Path, handler: str
+) -> None:
+    """It walked the secret look-up for ever on the engine's loop (deaf to SIGTERM), and once
+    past that, the CEL binding converting it for the next stage crashed the process."""
+    ran = taskdaemon(
+        home, "run", str(_pipeline(tmp_path, handler)), "-q", PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 1 == ran.returncode, ran.stderr
+    assert "Traceback" not in ran.stderr + ran.stdout
+    error = "the handler's result is nested deeper than 100 levels (does it hold itself?)"
+    run_id = ran.stdout.strip()
+    assert f"taskdaemon run: run {run_id} failure: stage 's' failure: {error}\n" == ran.stderr
+    stages = _stored_stages(home, run_id)
+    assert "failure" == stages["s"]["status"]
+    assert "skipped" == stages["t"]["status"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("handler", ["bad_repr", "bad_repr_alone"])
+def test_a_result_whose_repr_raises_is_stored_with_its_stage(
+    home: Path, tmp_path: Path, handler: str
+) -> None:
+    """The monitor's capture of the outputs raised: a traceback on stderr, and the stage's span
+    lost (stored ``interrupted``)."""
+    pipeline = _pipeline(tmp_path, handler, read="stages.s.status")
+    ran = taskdaemon(home, "run", str(pipeline), "-q", PYTHONPATH=pythonpath_with(tmp_path))
+    assert 0 == ran.returncode, ran.stderr
+    assert "" == ran.stderr
+    stages = _stored_stages(home, ran.stdout.strip())
+    assert "success" == stages["s"]["status"]
+    (attempt,) = stages["s"]["attempts"]  # type: ignore[misc]
+    assert "str() failed>" in attempt["outputs"] or "repr() failed>" in attempt["outputs"]
+
+
+@pytest.mark.slow
+def test_a_handler_that_closes_stdout_leaves_a_stored_run_and_one_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """The summary's write then failed with EBADF: a traceback, though the run had ended."""
+    pipeline = _pipeline(tmp_path, "closes_stdout", read="stages.s.status")
+    ran = taskdaemon(home, "run", str(pipeline), PYTHONPATH=pythonpath_with(tmp_path))
+    assert 1 == ran.returncode, ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert ran.stderr.endswith("\ntaskdaemon: cannot write the output: Bad file descriptor\n")
+    run_id = ran.stderr.split()[1]  # ``run <id> of misbehaving started``
+    stages = _stored_stages(home, run_id)
+    assert ["success", "success"] == [stages["s"]["status"], stages["t"]["status"]]
