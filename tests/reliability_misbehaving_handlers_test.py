@@ -4,7 +4,10 @@ user, and the store keeps the stage's end."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -138,3 +141,44 @@ def test_a_handler_that_closes_stdout_leaves_a_stored_run_and_one_line(
     run_id = ran.stderr.split()[1]  # ``run <id> of misbehaving started``
     stages = _stored_stages(home, run_id)
     assert ["success", "success"] == [stages["s"]["status"], stages["t"]["status"]]
+
+
+@pytest.mark.slow
+def test_an_async_handler_that_blocks_the_loop_past_its_timeout_times_out(
+    home: Path, tmp_path: Path
+) -> None:
+    """Its cancellation had no await to reach, so the stage ended ``success`` 2 s into a
+    0.5 s timeout, with what it returned late as its outputs."""
+    pipeline = _pipeline(tmp_path, "blocks_the_loop", read="stages.s.status")
+    pipeline.write_text(pipeline.read_text().replace("timeout: 30s", "timeout: 500ms"))
+    ran = taskdaemon(home, "run", str(pipeline), "-q", PYTHONPATH=pythonpath_with(tmp_path))
+    assert 1 == ran.returncode, ran.stderr
+    run_id = ran.stdout.strip()
+    expected = f"taskdaemon run: run {run_id} failure: stage 's' timeout: timed out after 0.5s\n"
+    assert expected == ran.stderr
+    stages = _stored_stages(home, run_id)
+    assert "timeout" == stages["s"]["status"]
+    (attempt,) = stages["s"]["attempts"]  # type: ignore[misc]
+    assert attempt["outputs"] is None
+
+
+@pytest.mark.slow
+def test_an_async_handler_that_forks_and_returns_twice_leaves_one_run(
+    home: Path, tmp_path: Path
+) -> None:
+    """The child carried on as a copy of the engine and hung on a lock of a thread the fork
+    left behind, holding the command's stdout and stderr open: the caller reading them waited
+    for ever."""
+    pipeline = _pipeline(tmp_path, "forks", read="stages.s.status")
+    try:
+        ran = taskdaemon(
+            home, "run", str(pipeline), "-q", timeout=30, PYTHONPATH=pythonpath_with(tmp_path)
+        )
+        assert 0 == ran.returncode, ran.stderr
+        assert "" == ran.stderr
+        stages = _stored_stages(home, ran.stdout.strip())
+        assert ["success", "success"] == [stages["s"]["status"], stages["t"]["status"]]
+    finally:
+        child = int((tmp_path / "child").read_text())
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Mapping
 from inspect import isawaitable
 from types import CoroutineType
@@ -319,18 +320,29 @@ class Attempts(RunBase):
         deadline = None
         # The handler's own code (its log records above all) knows which execution it serves.
         token = enter_execution(context)
+        pid = os.getpid()
         try:
             handler = self.handler_for(stage)
             if limit is None:  # no timeout: spare the Timeout object on the hot path
                 result: Any = handler(context)
                 if type(result) is _COROUTINE or isawaitable(result):
                     result = await result
+                _exit_if_forked(pid)
             else:
                 deadline = asyncio.timeout(limit)
                 async with deadline:
                     result = handler(context)
                     if type(result) is _COROUTINE or isawaitable(result):
                         result = await result
+                _exit_if_forked(pid)
+                when = deadline.when()
+                if when is not None and when <= asyncio.get_running_loop().time():
+                    # Past its deadline with no await the cancellation could reach: an async
+                    # handler that blocked the loop (``time.sleep``). Its time is up all the
+                    # same, and what it returned late is not its outputs.
+                    ex.error = f"timed out after {limit:g}s"
+                    ex.error_type = "TimeoutError"
+                    return TIMEOUT, TimeoutError(ex.error)
             check_result(result)
             cs = srt.cs
             if cs.outputs is not None:
@@ -422,3 +434,16 @@ def _failed(ex: Execution, exc: BaseException) -> BaseException:
     ex.error = bounded_text(redact_text(exception_text(exc))) or type(exc).__name__
     ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
     return exc
+
+
+def _exit_if_forked(pid: int) -> None:
+    """End this process at once, exit code 0, when it is not ``pid`` (the engine's process that
+    called the handler): an async handler that ran ``os.fork()`` and returned in both processes.
+
+    Decision: the child is a copy of taskdaemon whose other threads (the monitor's, the span
+    store's) did not survive the fork; carrying on as an engine, it waited for ever on a lock
+    one of them held, with the command's stdout and stderr open, so a caller reading them
+    (``taskdaemon run ... | tee``) never saw their end. A handler's child that means to live
+    on does its work before returning, as a ``multiprocessing`` child does."""
+    if os.getpid() != pid:
+        os._exit(0)
