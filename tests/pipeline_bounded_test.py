@@ -14,6 +14,7 @@ from taskdaemon.pipeline.bounded import (
     BoundedInputError,
     TooDenseError,
     check_depth,
+    check_unfolded,
     loads_bounded,
 )
 
@@ -146,6 +147,31 @@ def test_a_document_at_the_bound_once_strings_are_left_out_is_decoded() -> None:
 )
 def test_check_depth_walks_every_container_of_a_level(value: object) -> None:
     """Four levels are refused under a limit of three, whatever comes before or after the
-    deepest container in its level, and in any mapping."""
+    deepest container in its level, and in any mapping; by ``check_unfolded`` too, which
+    passes each as ``check_depth`` does at a limit of five."""
     with pytest.raises(BoundedInputError, match=r"^nested deeper than 3 levels$"):
         check_depth(value, 3)
+    with pytest.raises(BoundedInputError, match=r"^nests deeper than 3 levels \("):
+        check_unfolded(value, 3)
+    check_depth(value, 5)
+    check_unfolded(value, 5)
+
+
+def test_check_unfolded_counts_a_shared_value_each_time_it_is_held() -> None:
+    """Ten values held four times over are 40 (and the four references 4 more), whether the
+    four are one list or four: 44 pass a bound of 44 and not one of 43."""
+    ten = list(range(10))
+    for value in ([ten] * 4, [list(range(10)) for _ in range(4)]):
+        check_unfolded(value, max_values=44)
+        with pytest.raises(BoundedInputError, match=r"^holds more than 43 values, a shared"):
+            check_unfolded(value, max_values=43)
+
+
+def test_check_unfolded_walks_each_shared_container_once() -> None:
+    """A list held twice at each of 60 levels unfolds to 2**61 values: counted, not walked."""
+    value: list[object] = [1]
+    for _ in range(60):
+        value = [value, value]
+    with pytest.raises(BoundedInputError, match=r"^holds more than 16,777,216 values"):
+        check_unfolded(value)
+    check_unfolded(value, max_values=2**62)

@@ -49,6 +49,7 @@ __all__ = [
     "TooDenseError",
     "check_depth",
     "check_text",
+    "check_unfolded",
     "loads_bounded",
 ]
 
@@ -61,6 +62,9 @@ MIN_BYTES_PER_VALUE: Final = 8
 #: a document nested 100,000 deep is still refused for its depth (the clearer reason), and
 #: 131,072 empty lists take about 8 MB.
 FREE_VALUES: Final = 2**17
+#: Values a value built in Python may hold, each shared sub-value counted every time it is
+#: referred to, as a JSON encoder or the CEL binding unfolds it (:func:`check_unfolded`).
+MAX_UNFOLDED_VALUES: Final = 2**24
 #: A JSON string, escapes included: what the precise count of values leaves out.
 _STRING: Final = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 #: A JSON escape of a UTF-16 surrogate (``\\ud83d\\ude00`` is a pair, one character when decoded).
@@ -154,6 +158,53 @@ def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:
         depth += 1
         if depth > max_depth:
             raise BoundedInputError(f"nested deeper than {max_depth} levels")
+        level = below
+
+
+def check_unfolded(
+    value: Any, max_depth: int = DEFAULT_MAX_DEPTH, max_values: int = MAX_UNFOLDED_VALUES
+) -> None:
+    """:func:`check_depth` for a value built in Python rather than decoded (a handler's
+    result), which may share sub-values: BoundedInputError when it nests deeper than
+    ``max_depth`` (a value holding itself does without end) or unfolds to more than
+    ``max_values`` values, each shared sub-value counted as often as it is referred to.
+
+    Every later walker unfolds sharing: ``x = [x, x]`` forty times over is 81 objects, and
+    2**41 values to its JSON encoder and to the CEL binding, which ran out of memory in native
+    code. Walked level by level, each level's distinct containers once with how often they are
+    reached, so the walk costs at most ``max_depth`` times the distinct containers."""
+    level: dict[int, list[Any]] = {id(value): [value, 1]}
+    depth = 0
+    values = 0
+    while True:
+        below: dict[int, list[Any]] = {}
+        containers = False
+        for item, times in level.values():
+            if isinstance(item, dict | Mapping):
+                children: Any = item.values()
+            elif isinstance(item, list | tuple):
+                children = item
+            else:
+                continue
+            containers = True
+            values += times * len(children)
+            for child in children:
+                if type(child) not in _SCALARS:
+                    if (entry := below.get(id(child))) is None:
+                        below[id(child)] = [child, times]
+                    else:
+                        entry[1] += times
+        if values > max_values:
+            raise BoundedInputError(
+                f"holds more than {max_values:,} values, a shared one counted each time it is held"
+            )
+        if not containers:
+            return
+        depth += 1
+        if depth > max_depth:
+            raise BoundedInputError(
+                f"nests deeper than {max_depth} levels (a value that holds itself does without end)"
+            )
         level = below
 
 

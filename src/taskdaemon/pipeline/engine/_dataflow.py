@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskdaemon.pipeline.bounded import DEFAULT_MAX_DEPTH, BoundedInputError, check_depth
+from taskdaemon.pipeline.bounded import BoundedInputError, check_unfolded
 from taskdaemon.pipeline.engine._stage_state import Instance
 from taskdaemon.pipeline.errors import ExpressionError, PipelineError
 from taskdaemon.pipeline.expressions import MissingKeyError
@@ -83,7 +83,8 @@ def _failed(exc: ExpressionError) -> str:
 
 def check_result(result: Any) -> None:
     """DataError when a handler's result nests deeper than ``bounded.DEFAULT_MAX_DEPTH`` (100)
-    levels, as a value holding itself (``d["self"] = d``) does without end.
+    levels, as a value holding itself (``d["self"] = d``) does without end, or holds more than
+    ``bounded.MAX_UNFOLDED_VALUES`` values once its shared sub-values are unfolded.
 
     Decision: such a result fails its attempt, never retried, rather than being passed on.
     A stage's outputs are data that later stages' expressions read, and the CEL binding
@@ -93,9 +94,9 @@ def check_result(result: Any) -> None:
     payloads): outputs read back as JSON stay readable."""
     if result is not None:  # not its truth: an array's is an error
         try:
-            check_depth(result, DEFAULT_MAX_DEPTH)
+            check_unfolded(result)
         except BoundedInputError as exc:
-            raise DataError(f"the handler's result is {exc} (does it hold itself?)") from None
+            raise DataError(f"the handler's result {exc}") from None
 
 
 def plain_outputs(result: Any) -> Mapping[str, Any]:
