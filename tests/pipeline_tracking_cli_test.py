@@ -3,16 +3,21 @@ through the real PipelineMonitor rebuilt from the store."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import re
+import resource
+import signal
 import sqlite3
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
 from cli_faults_support import on_a_terminal
+from cli_support import TASKDAEMON, environment
 from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
@@ -271,6 +276,40 @@ def test_retention_command_vacuums_the_file(
         "deleted 2 runs (14 spans)",
         True,
         True,
+    )
+
+
+def _files_up_to(size: int) -> None:
+    """In a child, before it runs: no file written past ``size`` bytes (``EFBIG``, SIGXFSZ
+    ignored), as on a device that fills up."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
+
+@pytest.mark.slow
+def test_a_vacuum_that_fails_says_so_after_the_deletion_in_one_log(tmp_path: Path) -> None:
+    """``retention --vacuum > log 2>&1`` whose vacuum fails (it writes the whole file again,
+    here past what the process may write): the log says the runs were deleted, then why the
+    vacuum failed, exit 1. The block-buffered "deleted" line came after the error."""
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
+    provider, _ = make_provider(processor)
+    for index in range(40):
+        write_example_run(provider, pipeline="alpha", t0=T0 + index * S)
+    processor.shutdown()
+    done = subprocess.run(
+        [TASKDAEMON, "retention", "--keep", "39", "--vacuum", "--source", f"sqlite:///{db}"],
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=functools.partial(_files_up_to, db.stat().st_size // 2),
+    )
+    assert (1, ["deleted 1 run (7 spans)", f"taskdaemon retention: {db}: disk I/O error"]) == (
+        done.returncode,
+        done.stdout.splitlines(),
     )
 
 

@@ -5,13 +5,19 @@ a setting, a URL or a value the user gave: ``redaction.py``) and each of its lin
 control characters escaped (``terminal_text.shown``): a path or a name from the environment or
 the command line may hold ESC or CR, which would drive the reader's terminal (fuzz41's ``env``
 target met a ``TASKDAEMON_HOME`` with ESC in a span store's "no run" line).
+
+The line comes after what the command printed on stdout before it, in a log of both streams
+too (``stdout_first``): ``retention --vacuum``'s "deleted N runs" came after the vacuum's
+error in ``> log 2>&1``, its stdout held in a block buffer until exit.
 """
 
 from __future__ import annotations
 
 import sys
 
-__all__ = ["escaped", "printable", "refuse", "say"]
+from taskdaemon.pipeline.stdout_first import flush_stdout
+
+__all__ = ["escaped", "note", "printable", "refuse", "say"]
 
 
 def printable(message: str) -> str:
@@ -32,8 +38,15 @@ def escaped(message: str) -> str:
 
 
 def say(command: str, message: str) -> None:
-    """``taskdaemon COMMAND: MESSAGE`` on stderr (redacted, escaped)."""
-    print(f"taskdaemon {command}: {printable(message)}", file=sys.stderr, flush=True)
+    """``taskdaemon COMMAND: MESSAGE`` on stderr (redacted, escaped), after stdout's text."""
+    note(f"taskdaemon {command}: {printable(message)}")
+
+
+def note(line: str) -> None:
+    """``line`` on stderr as it is, after what stdout holds (the module docstring): for a
+    line of the command's own words, not a refusal (``runs list``'s "--limit N for more")."""
+    flush_stdout()
+    print(line, file=sys.stderr, flush=True)
 
 
 def refuse(command: str, code: int, message: str) -> int:

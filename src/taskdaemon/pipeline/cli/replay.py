@@ -306,10 +306,6 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         print(f"replay of run {plan.recorded.run_id}")
         if outcome.report is not None:
             print(outcome.report.render_table())
-    # Out before the stderr line below, as ``run``'s summary is: a buffered stdout (a pipe, a
-    # file) held the summary until exit, and a log of both streams read the run's last line
-    # first.
-    sys.stdout.flush()
     say_unstored("replay", result.run_id, monitoring.unstored())
     if outcome.report is not None and outcome.report.diverged:
         return EXIT_DIVERGED

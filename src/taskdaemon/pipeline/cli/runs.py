@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from typing import Any
 
@@ -27,7 +26,7 @@ from taskdaemon.pipeline.cli.options import (
     table_width,
     whole_number,
 )
-from taskdaemon.pipeline.cli.refusal import refuse
+from taskdaemon.pipeline.cli.refusal import note, refuse
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -142,7 +141,7 @@ def _list(args: argparse.Namespace) -> int:
         return refuse("runs list", source_exit_code(exc), str(exc))
     if args.json:
         rows = [{**as_dict(r), "duration": r.duration} for r in runs]
-        print(json.dumps(rows, indent=2), flush=True)  # before the note, as on a terminal
+        print(json.dumps(rows, indent=2))
         if unknown:
             note_unknown_pipeline("runs list", args.pipeline)
     elif runs:
@@ -152,15 +151,12 @@ def _list(args: argparse.Namespace) -> int:
     else:
         print("no runs")
     if total is not None:
-        # After the table in a log of both streams too (``> log 2>&1``): a buffered stdout (a
-        # pipe, a file) held the table until exit, and the line came first.
-        sys.stdout.flush()
         shown = (
             f"{len(runs)} of {counted(total, 'run')}"
             if total >= 0
             else f"{counted(len(runs), 'run')}, more match"
         )
-        print(f"{shown}; --limit N for more", file=sys.stderr)
+        note(f"{shown}; --limit N for more")  # after the table, in a log of both streams too
     return 0
 
 
