@@ -341,6 +341,43 @@ def pythonpath_with(*paths: Path | str) -> str:
     return os.pathsep.join(filter(None, [*map(str, paths), os.environ.get("PYTHONPATH")]))
 
 
+#: Two Python stages that print to taskdaemon's stdout (``printing.py``, :func:`printing_run`);
+#: the first logs a warning after its line.
+PRINTING_PIPELINE = """\
+    name: printing
+    stages:
+      - name: first
+        handler: "printing:first"
+        triggers: [{manual: {approval_required: false}}]
+      - name: second
+        handler: "printing:second"
+        triggers: [{on_completion: {stage: first}}]
+"""
+
+_PRINTING_HANDLERS = """\
+import logging
+
+
+def first(context):
+    print("printed by first")
+    logging.getLogger("printing").warning("logged by first")
+    return {}
+
+
+def second(context):
+    print("printed by second")
+    return {}
+"""
+
+
+def printing_run(home: Path, folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``taskdaemon run ARGS printing.yaml`` of :data:`PRINTING_PIPELINE` in ``folder``, its
+    stderr on its stdout (``2>&1``): one stream, in the order it was written."""
+    write(folder / "printing.yaml", PRINTING_PIPELINE)
+    (folder / "printing.py").write_text(_PRINTING_HANDLERS)
+    return taskdaemon(home, "run", *args, "printing.yaml", cwd=folder, launcher=ONE_STREAM)
+
+
 def write(path: Path, text: str) -> Path:
     """Write a dedented pipeline file."""
     path.write_text(textwrap.dedent(text))

@@ -313,11 +313,10 @@ def test_on_a_narrow_terminal_a_hint_that_does_not_fit_goes_whole_on_its_own_lin
     hint = lambda run_id, name: f"taskdaemon approve {run_id} {name}"  # noqa: E731
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLUMNS", "60")
-        narrow = ProgressView(_Terminal(), clock=lambda: 0.0, approve_hint=hint)
+        stream = _Terminal()
+        narrow = ProgressView(stream, clock=lambda: 0.0, approve_hint=hint)
     asked = ApprovalRequested(**_BOOK, stage="gate", at=0.0)
     narrow.on_event(asked)
-    stream = narrow._stream
-    assert isinstance(stream, io.StringIO)
     assert [
         "    0.00s  gate                     waiting for approval",
         f"            (taskdaemon approve {RUN_ID} gate)",

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import GATED_PIPELINE, ONE_STAGE_PIPELINE, Served, taskdaemon, write
+from cli_support import (
+    GATED_PIPELINE,
+    ONE_STAGE_PIPELINE,
+    Served,
+    printing_run,
+    taskdaemon,
+    write,
+)
 from pipeline_engine_support import pipeline, stage
 from taskdaemon.pipeline.cli.run_progress import ProgressView
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
@@ -269,3 +276,33 @@ def test_at_debug_each_line_follows_the_records_of_the_events_before_it(
         "only.0.1 mapped outputs",
         "run one",
     ] == said, done.stderr
+
+
+@pytest.mark.slow
+def test_what_a_handler_prints_comes_between_its_stages_lines_in_one_log(
+    home: Path, tmp_path: Path
+) -> None:
+    """``run FILE > log 2>&1`` of Python stages that print (the first logs a warning after
+    its line): each line printed comes after its stage's ``running`` and before its end, as
+    on a terminal. They came after the run's last line, held in stdout's block buffer until
+    the summary."""
+    done = printing_run(home, tmp_path)
+    said = []  # each progress line as its stage and first word; the handlers' lines as said
+    for line in done.stdout.splitlines():
+        if line.startswith("    "):
+            said.append(" ".join(line.split()[1:3]))
+        elif found := re.search(r"(printed|logged) by \w+", line):
+            said.append(found.group())
+    assert (0, said) == (
+        done.returncode,
+        [
+            "first running",
+            "printed by first",
+            "logged by first",
+            "first success",
+            "second running",
+            "printed by second",
+            "second success",
+            "run printing",
+        ],
+    ), done.stdout

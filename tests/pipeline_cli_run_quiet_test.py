@@ -11,8 +11,10 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from cli_support import GATED_PIPELINE as GATED
-from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+from cli_support import ONE_STAGE_PIPELINE, printing_run, taskdaemon, write
 from taskdaemon.pipeline.cli.approval_policy import ApprovalPolicy
 from taskdaemon.pipeline.cli.run import awaits_approval
 from taskdaemon.pipeline.config import parse_pipeline
@@ -74,3 +76,18 @@ def test_the_hint_is_an_observer_only_for_a_wait_the_command_line_does_not_grant
         awaits_approval(gated, ApprovalPolicy([], approve_all=True)),
         awaits_approval(plain, ApprovalPolicy([])),
     ]
+
+
+@pytest.mark.slow
+def test_what_a_handler_prints_comes_before_what_it_logs_next_in_one_log(
+    home: Path, tmp_path: Path
+) -> None:
+    """``run -q FILE > log 2>&1`` of Python stages that print, the first logging a warning
+    after its line: the log reads them in the order they were written, the run id last. The
+    lines printed, held in stdout's block buffer until the run id, came after the warning."""
+    done = printing_run(home, tmp_path, "-q")
+    *said, run_id = done.stdout.splitlines()
+    warned = [i for i, line in enumerate(said) if " WARNING printing: logged by first [" in line]
+    assert (0, [1]) == (done.returncode, warned), done.stdout
+    assert ["printed by first", "printed by second"] == said[:1] + said[2:], done.stdout
+    assert 32 == len(run_id), done.stdout

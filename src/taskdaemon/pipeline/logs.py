@@ -51,6 +51,7 @@ from taskdaemon.pipeline.execution import current_execution
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
+from taskdaemon.pipeline.stdout_first import flush_stdout
 from taskdaemon.pipeline.telemetry import CICD_PIPELINE_NAME, CICD_PIPELINE_RUN_ID, CICD_TASK_NAME
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, json_shown
 
@@ -371,6 +372,15 @@ def _record_context(record: logging.LogRecord) -> otel_context.Context:
 _HTTP_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
 
 
+class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The console's handler: each record after what stdout holds (``stdout_first``), so that
+    a log of both streams has a handler's ``print`` before the warning it logs next."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        flush_stdout()
+        super().emit(record)
+
+
 def configure_logging(
     settings: Settings,
     *,
@@ -390,7 +400,7 @@ def configure_logging(
         if getattr(handler, _INSTALLED, False):
             root.removeHandler(handler)
             handler.close()
-    console = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    console = _ConsoleHandler(stream if stream is not None else sys.stderr)
     console.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
     installed: list[logging.Handler] = [console]
     if logger_provider is not None:

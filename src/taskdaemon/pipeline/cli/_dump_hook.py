@@ -14,11 +14,10 @@ import asyncio
 import functools
 import logging
 import signal
-import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from taskdaemon.pipeline.cli.refusal import printable
+from taskdaemon.pipeline.cli.refusal import note, printable
 from taskdaemon.pipeline.daemon_call import daemon_call
 from taskdaemon.pipeline.errors import PipelineError
 
@@ -187,7 +186,7 @@ def dump_signal_handler(
             return
         # The path is under TASKDAEMON_HOME, and the error may quote it: a name the user
         # gave, which may hold ESC or a secret (``refusal.printable``).
-        print(f"taskdaemon: {printable(said)}", file=sys.stderr)
+        note(f"taskdaemon: {printable(said)}")
 
     async def dump_all() -> None:
         handles = [handle for handle in engine.runs if not handle.done]

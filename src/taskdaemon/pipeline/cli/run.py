@@ -84,6 +84,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.stdout_first import flush_stdout
 from taskdaemon.pipeline.table_fit import cut_columns, text_columns
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
@@ -200,6 +201,7 @@ class ApprovalHint:
             if self._width is not None and text_columns(lines[0]) > self._width:
                 stage = cut_columns(event.stage, max(1, self._width - 19))
                 lines = [f"{stage} waits for approval", f"    {hint}"]
+            flush_stdout()  # after what a handler printed, in a log of both streams too
             self._stream.write("".join(f"{shown(line)}\n" for line in lines))
             self._stream.flush()
 
@@ -360,6 +362,7 @@ async def run_pipeline(
             except PipelineError as error:  # its workspace cannot be made (a read-only home)
                 return refuse("run", EXIT_INVALID, str(error))
             if watch:  # else the progress view wrote it as the run started (or -q: nothing)
+                flush_stdout()
                 sys.stderr.write(header_lines(header(handle.run_id), summary_width(sys.stderr)))
                 sys.stderr.flush()
             approvals.attach(handle)

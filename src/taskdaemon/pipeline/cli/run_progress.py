@@ -13,6 +13,11 @@ before each line (:meth:`ProgressView.settle_first`), so each line follows the r
 the events before it. At other levels nothing changes: the view writes to its stream as it
 did, the monitor's records stay on the worker, and ``run`` still loads its telemetry on a
 thread (``cli/deferred.py``).
+
+What a Python handler prints goes to the process's stdout, buffered by blocks on a pipe or a
+file: each line of the view writes it out first (``stdout_first``), so that a log of both
+streams (``run FILE > log 2>&1``) has it between the stage's ``running`` and its end, not
+after the run's last line.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.loops import CommandFailedError
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.status_rules import not_reached_reason
+from taskdaemon.pipeline.stdout_first import flush_stdout
 from taskdaemon.pipeline.table_fit import cut_columns, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line, shown
 
@@ -55,7 +61,8 @@ class _Stream(Protocol):
 
 
 class _SettledStream:
-    """``stream``, whose every write ``settle`` precedes (the module docstring)."""
+    """``stream``, whose every write ``settle`` precedes (the module docstring): what stdout
+    holds, and the monitor's records queued."""
 
     def __init__(self, stream: _Stream, settle: Callable[[], None]) -> None:
         self._stream = stream
@@ -113,7 +120,9 @@ class ProgressView:
         header: Callable[[str], str] | None = None,
         replayed: Collection[str] = (),
     ) -> None:
-        self._stream: _Stream = stream if stream is not None else sys.stderr
+        self._stream: _Stream = _SettledStream(
+            stream if stream is not None else sys.stderr, flush_stdout
+        )
         self._width = summary_width(stream if stream is not None else sys.stderr)
         self._clock = clock
         self._start = clock()

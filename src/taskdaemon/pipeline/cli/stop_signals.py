@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from taskdaemon.pipeline.cli.hangup import HANGUP_REASON, detach_terminal, stop_signals
 from taskdaemon.pipeline.cli.terminal_state import exit_now
+from taskdaemon.pipeline.stdout_first import flush_stdout
 
 __all__ = ["StopSignals", "stop_cancel"]
 
@@ -79,6 +80,7 @@ class StopSignals:
         # Said, not required: with stderr gone (its reader ended, a closed terminal), the
         # cancel must still happen, and an error here would skip it.
         with contextlib.suppress(OSError, ValueError):
+            flush_stdout()  # after what a handler printed, in a log of both streams too
             print(f"\n{name}: cancelling run {self._run_id}...", file=sys.stderr, flush=True)
 
     def _on_signal(self, signum: int) -> None:

@@ -36,6 +36,7 @@ from taskdaemon.pipeline.cli.options import (
 )
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.errors import PipelineError, SpanSourceError
+from taskdaemon.pipeline.stdout_first import flush_stdout
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.visualization import DagSnapshot
@@ -93,6 +94,7 @@ async def follow(
     if not tty:
         last: DagSnapshot | None = None
         async for snapshot in snapshots:
+            flush_stdout()  # ``run --watch`` writes to stderr: after what a handler printed
             for line in changes(last, snapshot, time.time()):
                 stream.write(line + "\n")
             stream.flush()
