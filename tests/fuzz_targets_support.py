@@ -492,6 +492,7 @@ REQUESTS: tuple[dict[str, Any], ...] = (
             ("detach", {"client": "x", "all": True}),
             ("sync", {}),
             ("dump", {"path": "x.tar.gz"}),
+            ("settling", {}),
         )
     ),
 )

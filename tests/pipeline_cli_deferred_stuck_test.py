@@ -138,11 +138,16 @@ def test_sigusr1_dumps_a_run_whose_load_never_ends(
     with _stuck_run(tmp_path, home, command) as process:
         line_with(process.stderr, " running")
         process.send_signal(signal.SIGUSR1)
-        said = line_with(process.stderr, "dump of run", timeout=30)
+        seen: list[str] = []
+        said = line_with(process.stderr, "dump of run", timeout=30, seen=seen)
     assert ["running", "waits"] == [
         _dumped_without_spans(_written(said))[key] for key in ("status", "pipeline")
     ]
     assert 0 == process.returncode
+    # Said at once, before the dump that waits: the signal's dump said nothing meanwhile.
+    run_id = said.split()[4]
+    waited = f"taskdaemon: dumping run {run_id}: waiting for telemetry to settle first (3s at most)"
+    assert [waited] == [line.rstrip("\n") for line in seen if "dumping run" in line], seen
 
 
 @pytest.mark.slow
@@ -150,14 +155,19 @@ def test_dump_at_the_prompt_and_through_the_socket_comes_without_spans(
     tmp_path: Path, home: Path
 ) -> None:
     """``dump`` at the debug prompt and ``taskdaemon dump RUN`` of a run whose telemetry load
-    is stuck each write a dump without spans, saying so: they used to wait for ever."""
+    is stuck each write a dump without spans, saying so: they used to wait for ever. The
+    prompt says first that its dump waits."""
     with _stuck_run(tmp_path, home, "debug", "--break", "a") as process:
         run_id = line_with(process.stdout, "debugging run ").split()[2]
         assert process.stdin is not None
         process.stdin.write("dump\n")
         process.stdin.flush()
-        said = line_with(process.stdout, "dump written to ", timeout=30)
+        seen: list[str] = []
+        said = line_with(process.stdout, "dump written to ", timeout=30, seen=seen)
         dumped = taskdaemon(home, "dump", run_id, timeout=30)
+    # The prompt said first that its dump waits, and how long at most: it used to say nothing.
+    waited = "waiting for telemetry to settle first (3s at most)"
+    assert [waited] == [line.split("> ")[-1].rstrip("\n") for line in seen if "settle" in line]
     _dumped_without_spans(_written(said))
     assert f"taskdaemon dump: {NO_SPANS}\n" == dumped.stderr
     _dumped_without_spans(Path(dumped.stdout.strip()))

@@ -379,6 +379,27 @@ async def test_dump_answers_the_path_the_writer_wrote() -> None:
     )
 
 
+async def test_settling_answers_the_writers_bound_and_none_without_one() -> None:
+    """``settling`` answers how long a dump asked now would first wait (the writer's
+    ``settling``), 0 for a writer that never waits and in a process without dumps."""
+
+    async def write(run_id: str, path: str | None) -> dict[str, str]:
+        return {"path": "/dumps/x.tar.gz"}
+
+    class Waits:
+        settling = staticmethod(lambda: 60.0)
+
+        async def __call__(self, run_id: str, path: str | None) -> dict[str, str]:
+            return await write(run_id, path)
+
+    answers = []
+    for dump in (Waits(), write, None):
+        async with debugged(dump=dump) as run:
+            answers.append(await run.ops({"action": "settling"}))
+    assert [60.0, 0, 0] == [answer.pop("seconds") for answer in answers]
+    assert [{"ok": True}] * 3 == answers
+
+
 async def test_an_error_text_is_redacted_by_shape() -> None:
     """A refusal quoting a secret-shaped text answers it redacted."""
     token = "ghp_" + "a1B2" * 9

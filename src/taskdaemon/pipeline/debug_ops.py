@@ -23,6 +23,9 @@ Actions (fields in brackets are optional)::
     delete [id]                         delete one breakpoint, or all of this run's
     detach [client] [all]               a prompt leaves (see below), leave step mode, resume
     dump [path]                         write a debug dump (when the process can)
+    settling                            ``seconds``: how long a dump asked now would first wait
+                                        for telemetry to load, at most (0: it would not wait);
+                                        a prompt says so before its ``dump``
     sync                                flush the process's log handlers into the store
     cancel                              cancel the run (a prompt's ``quit``)
 
@@ -85,6 +88,7 @@ ACTIONS = (
     "delete",
     "detach",
     "dump",
+    "settling",
     "sync",
     "cancel",
 )
@@ -314,6 +318,9 @@ class DebugOps:
             return {}
         if action == "detach":
             return self._detach(_text(request, "client"), bool(request.get("all")), by)
+        if action == "settling":  # a writer that never waits has nothing to say (_dump_hook)
+            settling = getattr(self._dump, "settling", None)
+            return {"seconds": settling() if callable(settling) else 0}
         if self._dump is None:
             raise PipelineError("this process cannot write debug dumps")
         return dict(await self._dump(run_id, _text(request, "path")))

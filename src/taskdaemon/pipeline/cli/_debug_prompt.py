@@ -409,6 +409,13 @@ class DebugPrompt(CommandPrompt):
         from taskdaemon.pipeline.dump import dump_output  # noqa: PLC0415
 
         path = dump_output(args[0]) if args else None
+        # Said first, as SIGUSR1's dump says it (``cli/_dump_hook.py``): the answer comes once
+        # the dump is written, up to a minute later. A process older than ``settling`` refuses
+        # it, and its dump is asked all the same.
+        with contextlib.suppress(PipelineError):
+            seconds = self._call({"action": "settling"}).get("seconds")
+            if seconds:
+                self._print(f"waiting for telemetry to settle first ({seconds:g}s at most)")
         answer = self._call({"action": "dump", "path": path})
         missing = answer.get("missing")
         self._print(f"dump written to {answer['path']}" + (f" ({missing})" if missing else ""))

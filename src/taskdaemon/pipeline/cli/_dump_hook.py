@@ -15,7 +15,7 @@ import functools
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from taskdaemon.pipeline.cli.refusal import note, printable
 from taskdaemon.pipeline.daemon_call import daemon_call
@@ -25,7 +25,14 @@ __all__ = ["DumpWriter", "dump_writer", "install_dump_signal"]
 
 logger = logging.getLogger(__name__)
 
-DumpWriter = Callable[[str, str | None], Awaitable[dict[str, str]]]
+
+class DumpWriter(Protocol):
+    """Writes a dump of a run (``debug_ops.DumpWriter``); ``waiting`` is told at once, in
+    one line, when the dump must first wait for telemetry to load, and for how long at most."""
+
+    def __call__(
+        self, run_id: str, path: str | None, /, waiting: Callable[[str], None] | None = None
+    ) -> Awaitable[dict[str, str]]: ...
 
 
 def dump_writer(
@@ -45,10 +52,26 @@ def dump_writer(
     or OTel is imported then, and the rest of the dump's code is loaded on a thread of its
     own, waited for within the same bound: a load abandoned inside an import holds that
     module's lock for ever, and an import of it here waited with it, the signal's dump never
-    written and the run never ended (the loop's own thread was the one waiting)."""
+    written and the run never ended (the loop's own thread was the one waiting).
+
+    A dump asked while telemetry still loads waits for it, up to the monitor's
+    ``load_timeout`` (60 s by default), and the caller's ``waiting`` is told so first, the
+    bound in its line: a SIGUSR1 or a prompt's ``dump`` said nothing for that long. A load
+    given up then leaves its dump's code the same bound again, should that code be held by
+    the import the load was stuck in; the line names the wait for telemetry, which every
+    such dump has, not that rarer second one. A dump that need not wait says nothing more."""
     monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
 
-    async def write(run_id: str, path: str | None) -> dict[str, str]:
+    def settling() -> float:
+        """Seconds a dump asked now would first wait for telemetry to load, at most; 0 when
+        it would not wait (the load is over, or this process has no deferred one)."""
+        if monitor is None or not getattr(monitor, "loading", False):
+            return 0.0
+        return float(monitor.load_timeout)
+
+    async def write(
+        run_id: str, path: str | None, /, waiting: Callable[[str], None] | None = None
+    ) -> dict[str, str]:
         # Loaded: the engine runs, and its settings were read.
         from taskdaemon.pipeline.engine import engine_state  # noqa: PLC0415
         from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
@@ -62,6 +85,11 @@ def dump_writer(
             metrics = generate_latest(registry)
         loop = asyncio.get_running_loop()
         if monitor is not None:  # every span so far; a load under way is waited for, bounded
+            if waiting is not None and (seconds := settling()):
+                waiting(
+                    f"dumping run {handle.run_id}: waiting for telemetry to settle first"
+                    f" ({seconds:g}s at most)"
+                )
             await loop.run_in_executor(None, monitor.flush)
         dump = functools.partial(
             _write,
@@ -82,7 +110,22 @@ def dump_writer(
         )
         return {"path": written, "missing": f"no spans: {why}"}
 
-    return write
+    return _Writer(write, settling)
+
+
+class _Writer:
+    """A :class:`DumpWriter` that also answers the debugger's ``settling``
+    (``debug_ops``): a prompt asks it before its ``dump``, whose answer comes only once
+    written, to say the wait first, on its own output."""
+
+    def __init__(self, write: DumpWriter, settling: Callable[[], float]) -> None:
+        self._write = write
+        self.settling = settling
+
+    def __call__(
+        self, run_id: str, path: str | None, /, waiting: Callable[[str], None] | None = None
+    ) -> Awaitable[dict[str, str]]:
+        return self._write(run_id, path, waiting)
 
 
 def _write(path: str | None, run_id: str, *, unrecorded: str | None = None, **given: Any) -> str:
@@ -194,7 +237,7 @@ def dump_signal_handler(
             say("SIGUSR1: no run in progress to dump")
         for handle in handles:
             try:
-                answer = await writer(handle.run_id, None)
+                answer = await writer(handle.run_id, None, functools.partial(say, handle=handle))
             except Exception as exc:  # a dump never stops a run
                 say(f"no dump of run {handle.run_id}: {exc}", logging.WARNING, handle)
             else:

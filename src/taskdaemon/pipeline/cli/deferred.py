@@ -558,6 +558,13 @@ class DeferredMonitor:
         return preset(value) if preset is not None and value is not None else None
 
     @property
+    def loading(self) -> bool:
+        """Whether the load is still under way: a wait for the monitor now (``flush``, and a
+        debug dump, which says so first: ``cli/_dump_hook.py``) lasts until it ends, up to
+        ``load_timeout``."""
+        return not self._loaded.is_set()
+
+    @property
     def not_loaded(self) -> str | None:
         """Why telemetry did not load (it failed, or the load was abandoned), once that is
         known; None while it loads and once it has. A debug dump asks, after ``flush``: the
