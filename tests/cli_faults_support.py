@@ -91,11 +91,19 @@ def run_id_of_summary(stdout: str) -> str:
     raise AssertionError(f"no summary line in {stdout!r}")
 
 
+#: Seconds :func:`read_until` waits for its needle, in all.
+READ_WAIT = 60.0
+
+
 def read_until(fd: int, needle: bytes, seen: bytearray, since: int = 0) -> None:
     """Read the pty's output into ``seen`` until it holds ``needle`` (past ``since``), or the
-    output ends."""
+    output ends; an AssertionError if neither within :data:`READ_WAIT` seconds in all. Each
+    read's wait alone was bounded: a command that keeps drawing (a live table) and never
+    writes ``needle`` held the test until pytest's timeout, which shows nothing it read."""
+    deadline = time.monotonic() + READ_WAIT
     while needle not in seen[since:]:
-        ready, _, _ = select.select([fd], [], [], 60)
+        left = deadline - time.monotonic()
+        ready = select.select([fd], [], [], left)[0] if left > 0 else []
         assert ready, f"{needle!r} never came: {bytes(seen)[-500:]!r}"
         try:
             chunk = os.read(fd, 65536)
