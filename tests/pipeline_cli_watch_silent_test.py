@@ -3,18 +3,29 @@
 shown again, while its poll is still in flight. Before, the poll's worker thread was joined
 on the way out: Ctrl-C waited until the source's request gave up (within
 ``TASKDAEMON_SOURCE_TIMEOUT``).
+
+And a stop signal that a thread other than the main one takes, while the main thread sleeps in
+its loop's wait (the poll in flight, no timer due), still stops ``watch`` and ``dag --watch``
+(``cli/sigterm.py``'s ``woken_by_signals``). Before, the main thread slept on: the live table
+went on drawing, and a Ctrl-C typed just as the loop began to wait was lost the same way (the
+Ctrl-C test, under load, then held until pytest's timeout).
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cli_faults_support import on_a_terminal
+from cli_faults_support import OnTerminal, on_a_terminal, read_until
 
 pytestmark = pytest.mark.slow
 
@@ -38,6 +49,43 @@ def _trickle(connection: socket.socket, stop: threading.Event) -> None:
         return
 
 
+@contextlib.contextmanager
+def _silent_source(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, socket.socket]]:
+    """A ``tempo+http`` URL whose server accepts one request and never answers it in full
+    (:func:`_trickle`, from :func:`_holding_the_poll` on), and its listening socket."""
+    monkeypatch.setenv("TASKDAEMON_SOURCE_TIMEOUT", DEADLINE)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        silent.settimeout(60)  # a command that never polls fails the test, not hangs it
+        yield f"tempo+http://127.0.0.1:{silent.getsockname()[1]}", silent
+
+
+@contextlib.contextmanager
+def _holding_the_poll(silent: socket.socket) -> Iterator[None]:
+    """Inside, the command's first poll is in flight, held by :func:`_trickle`."""
+    accepted, _ = silent.accept()
+    stop = threading.Event()
+    trickling = threading.Thread(target=_trickle, args=(accepted, stop))
+    trickling.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        trickling.join()
+        accepted.close()
+
+
+def _exit_code(command: OnTerminal, signal_name: str) -> int:
+    """The command's exit code, once ``signal_name`` (sent) stopped it."""
+    try:
+        return command.process.wait(60)
+    except subprocess.TimeoutExpired:
+        raise AssertionError(
+            f"{signal_name} did not stop it while its poll was in flight"
+        ) from None
+
+
 def test_ctrl_c_stops_watch_while_a_silent_source_holds_its_poll(
     home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -45,30 +93,64 @@ def test_ctrl_c_stops_watch_while_a_silent_source_holds_its_poll(
     a read to time out, until the query's deadline (:data:`DEADLINE`): the exit cannot have
     come from an answer, a closed connection or a timeout. Had the command waited for its
     poll, it would still be running when the test stops waiting for it."""
-    monkeypatch.setenv("TASKDAEMON_SOURCE_TIMEOUT", DEADLINE)
-    stop = threading.Event()
-    with socket.socket() as silent:
-        silent.bind(("127.0.0.1", 0))
-        silent.listen()
-        silent.settimeout(60)  # a command that never polls fails the test, not hangs it
-        url = f"tempo+http://127.0.0.1:{silent.getsockname()[1]}"
-        with on_a_terminal(home, "watch", "a" * 32, "--source", url) as watch:
-            accepted, _ = silent.accept()  # the poll is in flight now
-            trickling = threading.Thread(target=_trickle, args=(accepted, stop))
-            trickling.start()
-            try:
-                watch.wait_for("\x1b[?25l")  # the live table hid the cursor
-                watch.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT
-                watch.wait_for("\x1b[?25h")  # the cursor shown again
-                try:
-                    code = watch.process.wait(60)
-                except subprocess.TimeoutExpired:
-                    raise AssertionError("Ctrl-C waited for the poll in flight") from None
-            finally:
-                stop.set()
-                trickling.join()
-                accepted.close()
+    with (
+        _silent_source(monkeypatch) as (url, silent),
+        on_a_terminal(home, "watch", "a" * 32, "--source", url) as watch,
+        _holding_the_poll(silent),
+    ):
+        watch.wait_for("\x1b[?25l")  # the live table hid the cursor
+        watch.type(b"\x03")  # Ctrl-C: the terminal sends SIGINT
+        watch.wait_for("\x1b[?25h")  # the cursor shown again
+        code = _exit_code(watch, "Ctrl-C")
     shown = bytes(watch.seen)
     assert 130 == code
     assert b"Traceback" not in shown
     assert shown.index(b"\x1b[?25h") > shown.index(b"\x1b[?25l")
+
+
+def _asleep_in_its_loop(pid: int) -> None:
+    """Wait until the main thread of ``pid`` sleeps in its event loop's wait (``epoll``)."""
+    for _ in range(600):
+        with contextlib.suppress(OSError):
+            if Path(f"/proc/{pid}/task/{pid}/wchan").read_text() == "do_epoll_wait":
+                return
+        time.sleep(0.05)
+    raise AssertionError(f"the main thread of {pid} never waited in its loop")
+
+
+@pytest.mark.parametrize(
+    ("command", "signum"),
+    [
+        (("watch", "a" * 32), signal.SIGINT),
+        (("watch", "a" * 32), signal.SIGTERM),
+        (("dag", "--run", "a" * 32, "--watch", "-o", "OUT"), signal.SIGTERM),
+    ],
+    ids=["watch-int", "watch-term", "dag-watch-term"],
+)
+def test_a_stop_signal_another_thread_takes_still_stops_the_command(
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    command: tuple[str, ...],
+    signum: int,
+) -> None:
+    """The signal is sent to one of the command's other threads (``kill`` of its thread id:
+    the kernel hands it to that thread), once the main thread sleeps in its loop's wait. Its
+    handler raises in the main thread all the same, at once: the command exits 128 + the
+    signal without a traceback (``watch`` with its cursor shown again)."""
+    argv = [str(tmp_path / "dag.dot") if word == "OUT" else word for word in command]
+    with (
+        _silent_source(monkeypatch) as (url, silent),
+        on_a_terminal(home, *argv, "--source", url) as running,
+        _holding_the_poll(silent),
+    ):
+        pid = running.process.pid
+        _asleep_in_its_loop(pid)
+        other = next(int(tid) for tid in os.listdir(f"/proc/{pid}/task") if int(tid) != pid)
+        os.kill(other, signum)
+        exited = _exit_code(running, signal.Signals(signum).name)
+        read_until(running.primary, b"\0never written", running.seen)  # to the terminal's end
+    shown = bytes(running.seen)
+    assert (128 + signum, False) == (exited, b"Traceback" in shown), shown[-500:]
+    if command[0] == "watch":
+        assert shown.index(b"\x1b[?25h") > shown.index(b"\x1b[?25l")

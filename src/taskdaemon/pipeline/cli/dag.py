@@ -134,17 +134,22 @@ def run_dag(args: argparse.Namespace) -> int:
         if args.watch:
             import asyncio  # noqa: PLC0415 (drawing a file once needs no event loop)
 
-            from taskdaemon.pipeline.cli.sigterm import sigterm_raises  # noqa: PLC0415
+            from taskdaemon.pipeline.cli.sigterm import (  # noqa: PLC0415
+                sigterm_raises,
+                woken_by_signals,
+            )
 
             with sigterm_raises():
                 asyncio.run(
-                    _watch(
-                        pipeline,
-                        args.run,
-                        args.source,
-                        args.format,
-                        args.output,
-                        file=args.file,
+                    woken_by_signals(
+                        _watch(
+                            pipeline,
+                            args.run,
+                            args.source,
+                            args.format,
+                            args.output,
+                            file=args.file,
+                        )
                     )
                 )
             return 0

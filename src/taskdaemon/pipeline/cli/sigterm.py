@@ -15,6 +15,14 @@ it back, an exception leaves the lock held for ever; the telemetry still loading
 then blocks on it, and the run waits for the telemetry (a hung-up ``debug`` hung until
 ``cli/deferred.py``'s bound, about one in ten under load). A signal that finds the main thread
 there is sent again a moment later (``_AGAIN``), and raises once it is out.
+
+A command that waits on an event loop (``watch``, ``dag --watch``) runs it with
+:func:`woken_by_signals`. A signal only marks its Python handler pending, to be run by the main
+thread at its next bytecode; the kernel may hand it to another thread (any that does not block
+it), or to the main thread a moment before its loop starts to wait. A loop waiting with no
+timer due (a poll in flight that a silent source holds) then slept on: the live table went on
+drawing, and the Ctrl-C was never seen. The loop now also waits on the signals' wakeup
+descriptor, which the C handler writes to whichever thread runs it.
 """
 
 from __future__ import annotations
@@ -23,13 +31,23 @@ import contextlib
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from types import FrameType
+from typing import TypeVar
 
 from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 
-__all__ = ["HungUp", "Terminated", "exit_code", "sigterm_raises", "terminal_hung_up"]
+__all__ = [
+    "HungUp",
+    "Terminated",
+    "exit_code",
+    "sigterm_raises",
+    "terminal_hung_up",
+    "woken_by_signals",
+]
+
+T = TypeVar("T")
 
 
 class Terminated(KeyboardInterrupt):
@@ -143,3 +161,33 @@ def sigterm_raises() -> Iterator[None]:
         # default action would end the process before it returns its exit code.
         if previous_hangup is not None and signal.getsignal(signal.SIGHUP) is _hang_up:
             signal.signal(signal.SIGHUP, previous_hangup)
+
+
+async def woken_by_signals(main: Awaitable[T]) -> T:
+    """``main`` awaited on the running loop, which wakes for every signal with a Python handler
+    meanwhile (module docstring): the main thread runs that handler at once, and a handler
+    that raises (:func:`sigterm_raises`) stops the loop there. Outside the main thread, where
+    no handler runs, just ``main``."""
+    import asyncio  # noqa: PLC0415 - the commands without a loop need not import it
+
+    if threading.current_thread() is not threading.main_thread():
+        return await main
+    loop = asyncio.get_running_loop()
+    read, write = os.pipe()
+    os.set_blocking(read, False)
+    os.set_blocking(write, False)  # as the wakeup descriptor must be
+    loop.add_reader(read, _drain, read)
+    previous = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+    try:
+        return await main
+    finally:
+        signal.set_wakeup_fd(previous)
+        loop.remove_reader(read)
+        os.close(read)
+        os.close(write)
+
+
+def _drain(fd: int) -> None:
+    """Read what the signals wrote (one byte each): the wake-up, once it is done."""
+    with contextlib.suppress(OSError):  # nothing left (EAGAIN)
+        os.read(fd, 4096)

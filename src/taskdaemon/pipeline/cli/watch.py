@@ -189,11 +189,15 @@ def run_watch(args: argparse.Namespace) -> int:
         return refuse("watch", 2, str(exc))
     except (PipelineError, SpanSourceError) as exc:
         return refuse("watch", source_exit_code(exc), str(exc))
-    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import (  # noqa: PLC0415
+        exit_code,
+        sigterm_raises,
+        woken_by_signals,
+    )
 
     try:
         with sigterm_raises():  # a clean stop: the live table gives the terminal its cursor back
-            last = asyncio.run(_watch(source, args.run, args.interval))
+            last = asyncio.run(woken_by_signals(_watch(source, args.run, args.interval)))
     except KeyboardInterrupt as stop:
         return exit_code(stop)
     except (PipelineError, SpanSourceError) as exc:
