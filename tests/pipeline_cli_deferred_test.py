@@ -266,6 +266,36 @@ def test_a_load_that_failed_or_was_abandoned_leaves_the_run_unstored() -> None:
     )
 
 
+def test_why_telemetry_did_not_load_is_said_once_it_failed_or_was_given_up(spans: Spans) -> None:
+    """``not_loaded``, what a debug dump of the run says it lacks spans for
+    (``cli/_dump_hook.py``): the reason a load failed with, or the bound an abandoned load
+    passed; None while loading and once loaded. mutmut makes no mutant of a property, so
+    this pins it (docs/mutation.md)."""
+    failed = DeferredMonitor(PayloadCapture())
+    failed.failed("ImportError: no SDK")
+    abandoned = DeferredMonitor(PayloadCapture(), load_timeout=0.01)
+    assert abandoned.wait() is None
+    loaded = DeferredMonitor(PayloadCapture())
+    monitor = spans.monitor()
+    try:
+        assert loaded.started(monitor, preset_trace_id, preset_span_id)
+    finally:
+        monitor.close()
+    expected = (
+        "ImportError: no SDK",
+        "it did not load within 0.01s, 12 x TASKDAEMON_EXPORT_TIMEOUT",
+        None,
+        None,
+    )
+    actual = (
+        failed.not_loaded,
+        abandoned.not_loaded,
+        DeferredMonitor(PayloadCapture()).not_loaded,
+        loaded.not_loaded,
+    )
+    assert expected == actual
+
+
 def test_records_past_the_bound_are_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Past its bound the stand-in counts the run's records instead of keeping them; what is
     kept and never written (loading failed) is counted then too."""
