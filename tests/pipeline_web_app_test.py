@@ -174,6 +174,20 @@ async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: P
     assert expected == actual, cli.stderr
 
 
+@pytest.mark.slow
+async def test_the_pipelines_count_every_stored_run_past_the_newest_thousand(
+    tmp_path: Path,
+) -> None:
+    """``/api/pipelines`` says how many runs the store holds of each pipeline, not how many of
+    the newest 1,000 runs it reads for the last run: a pipeline of 1,001 runs says 1,001."""
+    db = tmp_path / "spans.db"
+    ids = await asyncio.to_thread(store_with, db, [1] * 1001)
+    async with stored(db) as client:
+        answer = (await client.get("/api/pipelines")).json()
+    expected = [("etl", 1001, ids[-1])]
+    assert expected == [(p["name"], p["runs"], p["last_run"]) for p in answer["pipelines"]]
+
+
 def logged(db: Path, run_id: str, stage: str, *bodies: str) -> None:
     """Log records ``bodies`` of ``stage`` of ``run_id``, written to the store ``db``."""
     writer = SqliteLogWriter(db)

@@ -43,14 +43,15 @@ async def unanswered_source_server() -> AsyncIterator[str]:
 
 @SHARED_BROWSER_LOOP
 async def test_pages_over_a_source_that_does_not_answer_say_so(shared_chromium: Any) -> None:
-    """The runs list shows the source's error and, in its table, that no runs are shown
-    because of it; a run's page is a 502 headed "Cannot read the run" with the source's
+    """The runs list is a 502 showing the source's error and, in its table, that no runs are
+    shown because of it; a run's page is a 502 headed "Cannot read the run" with the source's
     error. The console's only errors are those answers' (the list's refreshes are 502s)."""
     async with (
         unanswered_source_server() as url,
         browser_page(shared_chromium) as (page, errors),
     ):
-        await page.goto(f"{url}/?token={TOKEN}")
+        runs = await page.goto(f"{url}/?token={TOKEN}")
+        assert runs is not None
         listed = await page.evaluate(
             "[document.getElementById('runs-error').textContent,"
             " document.querySelector('#runs tr.empty').textContent]"
@@ -58,6 +59,7 @@ async def test_pages_over_a_source_that_does_not_answer_say_so(shared_chromium: 
         answer = await page.goto(f"{url}/runs/{RUN_ID}")
         assert answer is not None
         run_page = [answer.status, await page.text_content("h1"), await page.text_content(".error")]
+    assert 502 == runs.status
     assert listed[0].startswith("span source: cannot reach"), listed
     assert "No runs shown: see the error above." == listed[1]
     assert [502, "Cannot read the run"] == run_page[:2]
