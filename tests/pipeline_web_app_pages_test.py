@@ -110,6 +110,11 @@ async def waiting_run_of(web: WebOptions | None) -> AsyncIterator[tuple[str, str
             await handle.wait()
 
 
+#: The stages table as the server draws it for a run with an action to offer (the script
+#: draws it again from the stream).
+ACTIONS = '<table id="stages" class="grid">'
+
+
 async def tags(page: Any) -> list[str]:
     """The tags of a run page's summary ("in this process", "read-only", ...)."""
     found = await page.eval_on_selector_all(".summary .tag", "tags => tags.map(t => t.textContent)")
@@ -134,9 +139,11 @@ async def test_a_served_engine_s_run_page_acts_on_its_own_run_and_reads_stored_o
         browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
-        await page.goto(f"{url}/runs/{run_id}")
+        answer = await page.goto(f"{url}/runs/{run_id}")
+        assert answer is not None
         await page.wait_for_selector('#approval-buttons button:has-text("Approve")')
         own = (
+            ACTIONS in await answer.text(),
             await tags(page),
             await page.get_attribute("#trace-link", "href"),
             await page.get_attribute("body", "data-logs"),
@@ -149,6 +156,7 @@ async def test_a_served_engine_s_run_page_acts_on_its_own_run_and_reads_stored_o
             await page.get_attribute("body", "data-logs"),
         )
     expected = (
+        True,
         ["in this process"],
         grafana_trace_url(GRAFANA, run_id),
         f"/api/runs/{run_id}/logs/stream",
@@ -190,4 +198,28 @@ async def test_the_runs_page_of_an_engine_alone_pages_back_and_to_the_newest(
         [[], [], None, f"{url}/?limit=1&pipeline=gated"],
     )
     assert expected == (newest, older)
+    assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_read_only_served_engine_offers_no_action_on_its_own_run(
+    shared_chromium: Any,
+) -> None:
+    """A served engine told to be read-only draws its own waiting run's page "in this
+    process" but read-only, its stages table without the approval's action; without a
+    Grafana URL it links no trace."""
+    async with (
+        waiting_run_of(WebOptions(read_only=True)) as (url, run_id),
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        answer = await page.goto(f"{url}/runs/{run_id}")
+        assert answer is not None
+        await page.wait_for_selector('body[data-stream-state="open"]')
+        shown = (
+            await tags(page),
+            ACTIONS in await answer.text(),
+            await page.locator("#trace-link").count(),
+        )
+    assert (["in this process", "read-only"], False, 0) == shown
     assert [] == errors
