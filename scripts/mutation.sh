@@ -340,7 +340,8 @@ tests_for() {
             echo tests/pipeline_web_app_test.py tests/pipeline_web_api_test.py \
                 tests/pipeline_http_answers_test.py tests/pipeline_web_logs_test.py \
                 tests/pipeline_web_source_down_test.py tests/pipeline_web_remote_quiet_test.py \
-                tests/pipeline_web_debug_logs_test.py tests/pipeline_web_history_test.py ;;
+                tests/pipeline_web_debug_logs_test.py tests/pipeline_web_history_test.py \
+                tests/pipeline_web_app_pages_test.py ;;
         pipeline/http_health.py)
             # The verdicts and the ticker in-process first, then /healthz and /readyz over the
             # app (no other test imports the module by name: the server re-exports it).
