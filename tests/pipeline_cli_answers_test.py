@@ -239,6 +239,39 @@ def test_a_full_disk_on_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> No
     assert expected == (done.returncode, done.stderr)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("closes", "args", "expected"),
+    [
+        (
+            ">&-",
+            ["runs", "list"],
+            (1, "", "taskdaemon: cannot write the output: stdout is closed\n"),
+        ),
+        ("2>&-", ["dag", "examples/feature_delivery.yaml", "--format", "dot"], (0, "digraph", "")),
+    ],
+    ids=["stdout", "stderr"],
+)
+def test_a_stream_closed_before_the_command_is_one_line_not_a_traceback(
+    tmp_path: Path, closes: str, args: list[str], expected: tuple[int, str, str]
+) -> None:
+    """``runs list >&-`` was an AttributeError traceback (Python makes a closed stdout None),
+    and a command with stderr closed (``2>&-``) that succeeded exited 1. The command does its
+    work, and a closed stdout is said in one line, exit 1."""
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$@" {closes}', "sh", TASKDAEMON, *args],
+        cwd=ROOT,
+        env=environment(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    code, out, err = expected
+    assert (code, err) == (done.returncode, done.stderr)
+    assert done.stdout.startswith(out)
+
+
 def test_a_cut_list_says_how_many_runs_match(
     crowded_store: str, capsys: pytest.CaptureFixture[str]
 ) -> None:

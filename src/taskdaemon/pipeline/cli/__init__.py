@@ -195,12 +195,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     cannot be written (a full disk, a closed descriptor) is one line on stderr and exit 1.
     Ctrl-C where a command does not handle it itself (``runs list`` waiting on a slow backend)
     ends it with ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end. A stderr
-    whose reader went away keeps the exit code (:func:`_stderr_settled`).
+    whose reader went away keeps the exit code (:func:`_stderr_settled`). A stdout or stderr
+    closed before the command started (``>&-``, ``2>&-``) is :func:`_closed_at_start`'s.
     """
+    stdout_closed = _closed_at_start()
     _encodable_output()
     try:
         code = _dispatch(argv)
         sys.stdout.flush()  # a closed pipe shows here, inside the handler, not at exit
+        if stdout_closed:
+            print("taskdaemon: cannot write the output: stdout is closed", file=sys.stderr)
+            return code or 1
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
@@ -220,6 +225,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _stderr_settled()
     return code
+
+
+def _closed_at_start() -> bool:
+    """Give a stdout or stderr closed before the command started (``>&-``, ``2>&-``: Python
+    then makes ``sys.stdout`` None) ``/dev/null`` in its place, on its own descriptor; whether
+    stdout was closed.
+
+    Decision: the command still does its work (a run runs and is stored), as it does when its
+    stdout fails during the run (``main``), and says then, in one line, that the output went
+    nowhere, exit 1 unless the command failed already: ``ls >&-`` fails so too. A closed stderr
+    cannot be told anything. Before, the first write to None was an AttributeError traceback
+    (``runs list >&-``), or a run that succeeded exited 1 (``run FILE 2>&-``). The descriptor is
+    filled, not left closed, so that the next file this process opens does not take its number
+    and become a command stage's stdout or stderr."""
+    closed = {1: sys.stdout is None, 2: sys.stderr is None}
+    for fd, was_closed in closed.items():
+        if not was_closed:
+            continue
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        if devnull != fd:
+            os.dup2(devnull, fd)
+            os.close(devnull)
+        stream = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for the process
+        if fd == 1:
+            sys.stdout = stream
+        else:
+            sys.stderr = stream
+    return closed[1]
 
 
 def _encodable_output() -> None:
