@@ -383,6 +383,18 @@ tests_for() {
                 tests/pipeline_cli_deferred_traceparent_test.py \
                 tests/pipeline_monitor_held_payloads_test.py tests/pipeline_monitor_batch_test.py \
                 tests/pipeline_tracking_log_writer_batches_test.py ;;
+        pipeline/home.py)
+            # The home's verdicts in-process, then the commands that refuse or use it (run in
+            # subprocesses: credited nothing); not the page's file that imports the default
+            # name only.
+            echo tests/pipeline_home_test.py ;;
+        pipeline/server_debug.py)
+            # The debugger's routes over a real engine, in-process and over TCP (no test
+            # imports the module by name: the server registers its routes).
+            echo tests/pipeline_server_debug_answers_test.py tests/pipeline_debug_server_test.py ;;
+        pipeline/http_answers.py)
+            # Every answer's shape over a real server (no test imports it by name).
+            echo tests/pipeline_http_answers_test.py ;;
         *)  # a module without a listed selection: the test files that import it
             imported_by "taskdaemon.${1%.py}" ;;
     esac
