@@ -5,14 +5,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli_support import ONE_STAGE_PIPELINE, TASKDAEMON, environment, write
-from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.home import foreign_home, foreign_workspace, home_directory
 from taskdaemon.pipeline.settings import load_settings
 
 
@@ -37,6 +39,18 @@ def test_the_home_is_found_as_the_settings_find_it(
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert (Path(home), Path(home)) == (home_directory(environ), load_settings().home)
+
+
+def test_a_given_environment_is_read_not_the_processs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``home_directory(environ)`` reads ``environ`` alone (a child's environment being
+    built), whatever the process's own says; without one, the process's."""
+    monkeypatch.setenv("TASKDAEMON_HOME", "/process")
+    given = {"TASKDAEMON_HOME": "/given"}
+    assert [Path("/given"), Path(".taskdaemon"), Path("/process")] == [
+        home_directory(given),
+        home_directory({}),
+        home_directory(),
+    ]
 
 
 @pytest.mark.slow
@@ -404,3 +418,192 @@ def test_a_workspace_another_user_controls_is_refused(
         "folder for theirs; use a folder of your own\n"
     )
     assert (2, refusal, []) == (done.returncode, done.stderr, made)
+
+
+def _private(path: Path) -> Path:
+    """``path`` made 0700 (its parents too), ours: the case's folder to judge."""
+    path.mkdir(parents=True, mode=0o700)
+    return path
+
+
+def _link(link: Path, to: Path, *, owner: int | None = None) -> Path:
+    """``link`` to ``to``, given to ``owner`` if named (root alone may)."""
+    if owner is not None and os.geteuid() != 0:
+        pytest.skip("giving a link to another user needs root")
+    link.symlink_to(to)
+    if owner is not None:
+        os.lchown(link, owner, owner)
+    return link
+
+
+_NOBODY = 65534
+
+
+def _our_own_group() -> int:
+    """This user's group of one (``_group_of_one_only_ours``); skips if there is none."""
+    gid = _group_of_one_only_ours()
+    if gid is None:
+        pytest.skip("this machine's user has no group of its own")
+    return gid
+
+
+def _group_with(*, others_listed: bool) -> int:
+    """A group with another user listed in it, or one with no member at all (no one's
+    primary group either), as this machine's user database has them; skips if none."""
+    import grp
+    import pwd
+
+    me = pwd.getpwuid(os.geteuid()).pw_name
+    primary = {user.pw_gid for user in pwd.getpwall()}
+    for group in grp.getgrall():
+        listed = [name for name in group.gr_mem if name != me]
+        if bool(listed) if others_listed else not group.gr_mem and group.gr_gid not in primary:
+            return group.gr_gid
+    pytest.skip("no such group on this machine")
+
+
+_OTHERS_MAY = "may be written by group or others (mode {:04o})"
+
+#: The homes ``foreign_home`` judges in this process, each made in a private folder: how it is
+#: made, and the verdict, ``{here}`` standing for that folder (None: the home is used).
+_JUDGED_HOMES: list[tuple[str, Any, str | None]] = [
+    ("ours-0700", lambda t: _private(t / "home"), None),
+    ("ours-0711", lambda t: _folder(t / "home", 0o711), None),
+    ("not-made", lambda t: t / "home", None),
+    ("not-made-nor-its-folders", lambda t: t / "a" / "b" / "home", None),
+    ("under-a-file", lambda t: write(t / "file", "") / "home", None),
+    ("0777", lambda t: _folder(t / "home", 0o777), _OTHERS_MAY.format(0o777)),
+    ("0702", lambda t: _folder(t / "home", 0o702), _OTHERS_MAY.format(0o702)),
+    ("sticky-1777", lambda t: _folder(t / "home", 0o1777), _OTHERS_MAY.format(0o1777)),
+    ("0770-of-our-own-group", lambda t: _folder(t / "home", 0o770, group=_our_own_group()), None),
+    (
+        "0772-of-our-own-group",
+        lambda t: _folder(t / "home", 0o772, group=_our_own_group()),
+        _OTHERS_MAY.format(0o772),
+    ),
+    (
+        "0770-of-nogroup",
+        lambda t: _folder(t / "home", 0o770, group=_NOBODY),
+        _OTHERS_MAY.format(0o770),
+    ),
+    (
+        "0770-of-a-group-another-is-in",
+        lambda t: _folder(t / "home", 0o770, group=_group_with(others_listed=True)),
+        _OTHERS_MAY.format(0o770),
+    ),
+    (
+        "0770-of-a-group-of-no-one",
+        lambda t: _folder(t / "home", 0o770, group=_group_with(others_listed=False)),
+        _OTHERS_MAY.format(0o770),
+    ),
+    (
+        "0770-of-no-such-group",
+        lambda t: _folder(t / "home", 0o770, group=54321),
+        _OTHERS_MAY.format(0o770),
+    ),
+    (
+        "nobodys",
+        lambda t: _folder(t / "home", 0o700, owner=_NOBODY),
+        f"belongs to another user (uid {_NOBODY})",
+    ),
+    (
+        "under-0777",
+        lambda t: _private(_folder(t / "shared", 0o777) / "home"),
+        "is under '{here}/shared', which " + _OTHERS_MAY.format(0o777),
+    ),
+    (
+        "not-made-nor-its-folders-under-0777",
+        lambda t: _folder(t / "shared", 0o777) / "a" / "b" / "home",
+        "is under '{here}/shared', which " + _OTHERS_MAY.format(0o777),
+    ),
+    ("under-1777", lambda t: _private(_folder(t / "shared", 0o1777) / "home"), None),
+    (
+        "under-nobodys-1755",
+        lambda t: _private(_folder(t / "theirs", 0o1755, owner=_NOBODY) / "home"),
+        "is under '{here}/theirs', which belongs to another user (uid 65534)",
+    ),
+    (
+        "through-nobodys-link",
+        lambda t: _link(
+            _folder(t / "shared", 0o1777) / "home", _private(t / "ours"), owner=_NOBODY
+        ),
+        "is reached through '{here}/shared/home', another user's link (uid 65534)",
+    ),
+    (
+        "not-made-through-nobodys-link",
+        lambda t: (
+            _link(_folder(t / "shared", 0o1777) / "l", _private(t / "ours"), owner=_NOBODY) / "home"
+        ),
+        "is reached through '{here}/shared/l', another user's link (uid 65534)",
+    ),
+    ("through-our-link", lambda t: _link(t / "home", _private(t / "ours")), None),
+    (
+        "through-our-link-to-0777",
+        lambda t: _link(t / "home", _folder(t / "ours", 0o777)),
+        _OTHERS_MAY.format(0o777),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("made", "why"), [case[1:] for case in _JUDGED_HOMES], ids=[case[0] for case in _JUDGED_HOMES]
+)
+def test_a_home_is_judged_by_its_owner_its_mode_and_the_folders_above(
+    tmp_path: Path, made: Any, why: str | None
+) -> None:
+    """``foreign_home`` in this process, on real folders, modes and owners: the words of each
+    verdict (the commands above print them), a sticky home refused, a group-writable one
+    used only when its group is ours alone, a home not made yet (or under a file: the command
+    fails on it) judged by the folders that are."""
+    here = _private(tmp_path / "here")
+    expected = None if why is None else why.format(here=here)
+    assert expected == foreign_home(made(here))
+
+
+@pytest.mark.parametrize(
+    ("made", "why"),
+    [
+        (lambda t: _folder(t / "workspace", 0o1777), None),
+        (lambda t: _folder(t / "workspace", 0o777), _OTHERS_MAY.format(0o777)),
+        (
+            lambda t: _folder(t / "workspace", 0o755, owner=_NOBODY),
+            "belongs to another user (uid 65534)",
+        ),
+        (lambda t: t / "workspace", None),
+        (lambda t: write(t / "workspace", ""), None),
+        (
+            lambda t: _folder(_folder(t / "shared", 0o777) / "workspace", 0o700),
+            "is under '{here}/shared', which " + _OTHERS_MAY.format(0o777),
+        ),
+    ],
+    ids=["sticky-1777", "0777", "nobodys", "not-made", "a-file", "under-0777"],
+)
+def test_a_workspace_is_judged_as_a_home_but_may_be_sticky(
+    tmp_path: Path, made: Any, why: str | None
+) -> None:
+    """``foreign_workspace`` in this process: a sticky DIR is used where a sticky home is not;
+    a file given as DIR is left to the run (it says it cannot make its folder there)."""
+    here = _private(tmp_path / "here")
+    expected = None if why is None else why.format(here=here)
+    assert expected == foreign_workspace(made(here))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="acting as another user needs root")
+def test_a_users_home_in_folders_and_through_links_root_owns_is_used() -> None:
+    """For a user other than root (this process as ``nobody`` for the one call), a home of
+    theirs reached through root's link, in a folder root owns (0755), under ``/tmp``, is
+    theirs to use: root may do anything anyway, so its folders and links are no one else's."""
+    folder = Path(tempfile.mkdtemp(dir="/tmp"))  # root's, as /tmp is
+    try:
+        folder.chmod(0o755)
+        home = _private(folder / "home")
+        os.chown(home, _NOBODY, _NOBODY)
+        (folder / "link").symlink_to(home)
+        os.seteuid(_NOBODY)
+        try:
+            verdicts = [foreign_home(folder / "link"), foreign_home(home)]
+        finally:
+            os.seteuid(0)
+    finally:
+        shutil.rmtree(folder)  # the link removed, not followed
+    assert [None, None] == verdicts
