@@ -12,7 +12,7 @@ from pipeline_engine_support import Recorder, Resolver, after, pipeline, stage
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import BreakpointResumed
 from taskdaemon.pipeline.model import InputMapping
-from taskdaemon.pipeline.server import create_app
+from taskdaemon.pipeline.server import EngineController, create_app
 
 
 def _client(app: Any, *, token: bool = True) -> httpx.AsyncClient:
@@ -185,3 +185,130 @@ async def test_a_paused_executions_inputs_are_redacted_with_the_servers_patterns
             await client.post(f"{base}/continue", json={})
         await handle.wait()
     assert [{"ssn": "[REDACTED]", "n": 1}] == [paused["inputs"] for paused in state["paused"]]
+
+
+async def test_looking_without_debug_mode_says_the_run_and_that_nothing_is_paused() -> None:
+    """GET /debug before debug mode is on answers every field the page reads (debug off,
+    the run, its status, nothing paused, no breakpoint), and leaves debug mode off."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"a": hold})) as engine:
+        app = create_app(engine=engine)
+        handle = await engine.start_run(PIPELINE, {"n": 1})
+        async with _client(app) as client:
+            looked = await client.get(f"/api/runs/{handle.run_id}/debug")
+        gate.set()
+        await handle.wait()
+        debugger = engine._debugger
+    assert (200, None) == (looked.status_code, debugger)
+    assert {
+        "debug": False,
+        "run_id": handle.run_id,
+        "status": "running",
+        "paused": [],
+        "breakpoints": [],
+    } == looked.json()
+
+
+async def test_an_unknown_action_is_404_naming_the_actions_there_are() -> None:
+    """POST /debug/<action> with no such action: 404, the action quoted and the five named,
+    and the run is not touched."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"a": hold})) as engine:
+        app = create_app(engine=engine)
+        handle = await engine.start_run(PIPELINE, {"n": 1})
+        async with _client(app) as client:
+            unknown = await client.post(f"/api/runs/{handle.run_id}/debug/jump", json={})
+        gate.set()
+        await handle.wait()
+    assert (404, {"error": "no debug action 'jump' (continue, step, skip, retry, set)"}) == (
+        unknown.status_code,
+        unknown.json(),
+    )
+
+
+async def test_breakpoints_are_deleted_one_by_number_or_all_at_once() -> None:
+    """DELETE /breakpoints/{n} deletes that one; DELETE /breakpoints, every breakpoint of the
+    run; each says how many it deleted."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"a": hold})) as engine:
+        app = create_app(engine=engine)
+        handle = await engine.start_run(PIPELINE, {"n": 1})
+        base = f"/api/runs/{handle.run_id}/debug"
+        async with _client(app) as client:
+            added = [
+                (await client.put(f"{base}/breakpoints", json={"stage": "b", "on": on})).json()
+                for on in ("start", "failure", "start")
+            ]
+            number = added[1]["breakpoint"]["id"]
+            one = await client.request("DELETE", f"{base}/breakpoints/{number}", json={})
+            left = (await client.get(base)).json()["breakpoints"]
+            every = await client.request("DELETE", f"{base}/breakpoints", json={})
+            none = (await client.get(base)).json()["breakpoints"]
+        engine.with_debug(True).delete_breakpoint(None)  # any a failed DELETE left: no wait
+        gate.set()
+        await handle.wait()
+    assert [(200, {"deleted": 1}), (200, {"deleted": 2})] == [
+        (one.status_code, one.json()),
+        (every.status_code, every.json()),
+    ]
+    kept = [added[0]["breakpoint"]["id"], added[2]["breakpoint"]["id"]]
+    assert (kept, []) == ([b["id"] for b in left], none)
+
+
+async def test_a_dump_is_written_where_the_server_chooses_never_the_client() -> None:
+    """POST /dump answers the path the process's writer wrote (200), asked for the path the
+    server chooses: a ``path`` in the body never reaches the writer."""
+    asked: list[tuple[str, str | None]] = []
+
+    async def writer(run_id: str, path: str | None) -> dict[str, str]:
+        asked.append((run_id, path))
+        return {"path": f"/dumps/{run_id}.tar.gz"}
+
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"a": hold})) as engine:
+        app = create_app(engine=engine, dump=writer)
+        handle = await engine.start_run(PIPELINE, {"n": 1})
+        async with _client(app) as client:
+            dumped = await client.post(
+                f"/api/runs/{handle.run_id}/dump", json={"path": "/etc/cron.d/x"}
+            )
+        gate.set()
+        await handle.wait()
+    assert (200, {"path": f"/dumps/{handle.run_id}.tar.gz"}, [(handle.run_id, None)]) == (
+        dumped.status_code,
+        dumped.json(),
+        asked,
+    )
+
+
+async def test_the_debug_routes_answer_503_until_an_engine_is_bound() -> None:
+    """A server whose engine is not bound yet (``serve`` builds the app first): every debug
+    route is a 503 saying so, not a 500."""
+    app = create_app(engine=EngineController())
+    run = "0" * 32
+    async with _client(app) as client:
+        answers = [
+            await client.get(f"/api/runs/{run}/debug"),
+            await client.post(f"/api/runs/{run}/debug/continue", json={}),
+            await client.put(f"/api/runs/{run}/debug/breakpoints", json={"stage": "a"}),
+            await client.post(f"/api/runs/{run}/dump", json={}),
+        ]
+    assert [(503, {"error": "no engine attached to this server"})] * 4 == [
+        (answer.status_code, answer.json()) for answer in answers
+    ]

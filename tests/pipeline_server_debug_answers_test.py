@@ -21,6 +21,7 @@ import server_support
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from taskdaemon.pipeline.debug_ops import DebugOps
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.model import InputMapping
 
@@ -142,3 +143,34 @@ async def test_a_well_formed_request_after_refused_ones_is_answered() -> None:
         resumed = await client.post(f"{base}/continue", json={"stage": "a"})
     assert [400, 200, 200] == [r.status_code for r in (refused, done, resumed)]
     assert ({"inputs": {"n": 2}}, {"resumed": 1}) == (done.json(), resumed.json())
+
+
+@pytest.mark.slow
+async def test_an_engine_that_does_not_answer_in_time_is_503() -> None:
+    """The engine's loop busy past the server's bound (the test holds it with blocking
+    requests, on purpose): each debug route answers 503 with the bridge's words, and the run
+    then goes on to its end."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    p = pipeline(stage("hold"), stage("a", *after("hold")))
+    async with (
+        Engine(resolver=Resolver({"hold": hold})) as engine,
+        server_support.serving(
+            engine, auth=ApiAuth.configured(TOKEN), limits=HttpLimits(engine_timeout=0.2)
+        ) as server,
+    ):
+        handle = await engine.start_run(p)
+        base = f"{server.url}/api/runs/{handle.run_id}/debug"
+        with httpx.Client(headers=JSON, timeout=30) as blocking:  # holds this loop: the engine's
+            answers = [
+                blocking.get(base),  # noqa: ASYNC212 - the loop held is the point
+                blocking.put(f"{base}/breakpoints", json={"stage": "a"}),  # noqa: ASYNC212
+            ]
+        gate.set()
+        await handle.wait()
+    assert [(503, {"error": "the engine did not answer within 0.2s"})] * 2 == [
+        (answer.status_code, answer.json()) for answer in answers
+    ]
