@@ -361,3 +361,29 @@ async def test_a_redirect_names_a_path_never_the_clients_host() -> None:
     ]
     assert ([307], 200) == ([r.status_code for r in followed.history], followed.status_code)
     assert f"{server.url}/api" == str(followed.url)
+
+
+async def test_refusals_and_404_405_name_the_path_whole_up_to_80_characters() -> None:
+    """The exact words of a 404, a 405 and a refused query: the path cut at 80 characters (a
+    16 KiB path is not sent back), at most five unknown parameters named, sorted, and the
+    parameters the route reads; a run id that is not one is refused before the method (the
+    route serving another method still names the path's rule)."""
+    long = "/api/" + "x" * 200
+    async with waiting_run() as (client, run_id):
+        run = f"/api/runs/{run_id}"
+        answers = [
+            await client.get(long, headers=BEARER),
+            await client.request("DELETE", f"{run}/dag", headers=JSON),
+            await client.get("/api/runs?g=1&f=1&e=1&d=1&c=1&b=1&a=1&limit=1", headers=BEARER),
+            await client.request("DELETE", "/api/runs/nope", headers=JSON),
+            await client.get(f"{run}/dag?format=mermaid&token=x&zz=1", headers=BEARER),
+        ]
+    assert [json.loads(a.content)["error"] for a in answers] == [
+        f"nothing at {long[:79]}… (GET /api lists the routes)",
+        f"DELETE is not allowed on {run}/dag; allowed: GET, HEAD, OPTIONS",
+        "unknown query parameter 'a', 'b', 'c', 'd', 'e' for /api/runs"
+        " (it reads: before, finished, limit)",
+        "not a run id (32 hex digits, or a prefix of at least 4): 'nope'",
+        f"unknown query parameter 'zz' for {run}/dag (it reads: format)",
+    ]
+    assert [a.status_code for a in answers] == [404, 405, 400, 400, 400]
