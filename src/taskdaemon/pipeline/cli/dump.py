@@ -70,6 +70,7 @@ def dump_command(args: argparse.Namespace) -> int:
                 f"cannot list the runs served under {shown_control_dir()}: {exc.strerror or exc}",
             )
     if len(served) == 1:
+        _say_settling(send_request, served[0])
         try:
             answer = send_request(
                 served[0], {"op": "debug", "action": "dump", "path": output}, timeout=120.0
@@ -85,6 +86,20 @@ def dump_command(args: argparse.Namespace) -> int:
             say("dump", answer["missing"])
         return 0
     return _from_source(args.run_id, output, args.source)
+
+
+def _say_settling(send_request: Any, run_id: str) -> None:
+    """Say first, in one line, that the served run's dump waits for its telemetry to load, and
+    how long at most, as its prompt's ``dump`` and its SIGUSR1 say (``cli/_dump_hook.py``):
+    the dump's answer comes only once it is written, up to a minute later. Nothing when it
+    does not wait; nothing either from a process that cannot answer (older than
+    ``settling``, or gone: the dump's own request says what is wrong)."""
+    try:
+        seconds = send_request(run_id, {"op": "debug", "action": "settling"}, timeout=10.0)
+    except PipelineError:
+        return
+    if seconds.get("seconds"):
+        say("dump", f"waiting for telemetry to settle first ({seconds['seconds']:g}s at most)")
 
 
 def _from_source(run_id: str, output: str | None, url: str | None) -> int:
