@@ -320,7 +320,7 @@ class Attempts(RunBase):
         deadline = None
         # The handler's own code (its log records above all) knows which execution it serves.
         token = enter_execution(context)
-        pid = os.getpid()
+        pid = _process.pid
         try:
             handler = self.handler_for(stage)
             if limit is None:  # no timeout: spare the Timeout object on the hot path
@@ -436,6 +436,17 @@ def _failed(ex: Execution, exc: BaseException) -> BaseException:
     return exc
 
 
+class _Process:
+    """This process's id, kept current across ``os.fork`` (``register_at_fork``): read for
+    each attempt without a system call."""
+
+    pid = os.getpid()
+
+
+_process = _Process()
+os.register_at_fork(after_in_child=lambda: setattr(_process, "pid", os.getpid()))
+
+
 def _exit_if_forked(pid: int) -> None:
     """End this process at once, exit code 0, when it is not ``pid`` (the engine's process that
     called the handler): an async handler that ran ``os.fork()`` and returned in both processes.
@@ -444,6 +455,7 @@ def _exit_if_forked(pid: int) -> None:
     store's) did not survive the fork; carrying on as an engine, it waited for ever on a lock
     one of them held, with the command's stdout and stderr open, so a caller reading them
     (``taskdaemon run ... | tee``) never saw their end. A handler's child that means to live
-    on does its work before returning, as a ``multiprocessing`` child does."""
-    if os.getpid() != pid:
+    on does its work before returning, as a ``multiprocessing`` child does. A process forked
+    before its attempts start (a pre-forking server's worker) runs them as its own."""
+    if _process.pid != pid:
         os._exit(0)
