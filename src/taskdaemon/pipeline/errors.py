@@ -183,9 +183,10 @@ ERROR_MAX_CHARS: Final = 8192
 STACKTRACE_MAX_CHARS: Final = 65536
 
 
-def exception_text(error: BaseException) -> str:
+def exception_text(error: object) -> str:
     """``str(error)``, or ``<Type: str() failed>`` when its ``__str__`` raises (a handler's
-    exception is anyone's code: failing to describe it must not fail the engine)."""
+    exception, or a value it returned, is anyone's code: failing to describe it must not fail
+    the engine, nor a payload's capture)."""
     try:
         return str(error)
     except Exception:

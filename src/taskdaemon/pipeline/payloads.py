@@ -29,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from taskdaemon.pipeline import telemetry
+from taskdaemon.pipeline.errors import exception_text
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -164,11 +165,7 @@ def _json_default(value: Any) -> Any:
         return dict(value)
     if isinstance(value, list | tuple | set | frozenset):
         return list(value)
-    try:
-        text = str(value)
-    except Exception:
-        return f"<{type(value).__qualname__}: str() failed>"
-    return redact_text(text)  # after redact(): its text was never looked at
+    return redact_text(exception_text(value))  # after redact(): its text was never looked at
 
 
 def _fallback_text(capture: PayloadCapture, payload: Any) -> str:

@@ -243,10 +243,7 @@ def _closed_at_start() -> bool:
     for fd, was_closed in closed.items():
         if not was_closed:
             continue
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        if devnull != fd:
-            os.dup2(devnull, fd)
-            os.close(devnull)
+        _devnull_on(fd)
         stream = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for the process
         if fd == 1:
             sys.stdout = stream
@@ -276,9 +273,16 @@ def _encodable_output() -> None:
 def _to_devnull(stream: TextIO) -> None:
     # The Python docs' recipe (library/signal, "Note on SIGPIPE"): point the stream at devnull
     # so the interpreter's final flush has nowhere to fail.
+    _devnull_on(stream.fileno())
+
+
+def _devnull_on(fd: int) -> None:
+    """``/dev/null`` on descriptor ``fd``, open or closed (a closed one is the number the
+    open takes, then kept as it is)."""
     devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, stream.fileno())
-    os.close(devnull)
+    if devnull != fd:
+        os.dup2(devnull, fd)
+        os.close(devnull)
 
 
 def _stderr_settled() -> None:
