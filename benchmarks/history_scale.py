@@ -23,11 +23,13 @@ through Starlette's test client over a read-only app, as ``taskdaemon ui`` serve
 from __future__ import annotations
 
 import argparse
+import atexit
 import concurrent.futures
 import contextlib
 import io
 import logging
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -175,12 +177,14 @@ def sample_ids(db: Path) -> dict[str, str]:
 def child(op: str, db: Path, reps: int) -> None:
     """Do ``op`` ``reps`` times over ``db`` (in this process)."""
     ids = {**sample_ids(db), "tmp": tempfile.mkdtemp(prefix="history-op-")}
+    atexit.register(shutil.rmtree, ids["tmp"], True)
     for _ in range(reps):
         OPS[op](db, ids)
 
 
 def _env(source: str, db: Path, op: str) -> dict[str, str]:
     home = Path(tempfile.mkdtemp(prefix="history-home-"))
+    atexit.register(shutil.rmtree, home, True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join((source, str(HERE.parent))))
     env.update(TASKDAEMON_HOME=str(home), TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}")
     env.update(ENV.get(op, {}))

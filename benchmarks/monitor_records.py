@@ -38,11 +38,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import gc
 import json
 import logging
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -64,6 +66,7 @@ def child(
     from per_stage import HANDLERS, chain
 
     work = Path(tempfile.mkdtemp(prefix="td-monitor-records-"))
+    atexit.register(shutil.rmtree, work, True)
     os.environ["TASKDAEMON_HOME"] = str(work / "home")
     (work / "bench_handlers.py").write_text(HANDLERS)
     (work / "chain.yaml").write_text(chain("async", stages))

@@ -163,10 +163,17 @@ def _all_scripts() -> list[str]:
 
 def _env(tmp_path: Path) -> dict[str, str]:
     """This tree's package first on the path (scripts read ``PYTHONPATH`` as the tree they
-    measure), and a fresh private home."""
+    measure), a fresh private home, and a temporary folder of its own (``TMPDIR``), which
+    the script must leave empty."""
     home = tmp_path / "home"
     home.mkdir(mode=0o700, exist_ok=True)
-    return {**os.environ, "PYTHONPATH": str(ROOT / "src"), "TASKDAEMON_HOME": str(home)}
+    (tmp_path / "tmp").mkdir(mode=0o700, exist_ok=True)
+    return {
+        **os.environ,
+        "PYTHONPATH": str(ROOT / "src"),
+        "TASKDAEMON_HOME": str(home),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
 
 
 def _run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -203,6 +210,8 @@ def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) ->
     done = _run([str(BENCHMARKS / f"{name}.py"), *args], tmp_path)
     assert done.returncode == 0, f"{name} exited {done.returncode}:\n{done.stderr[-4000:]}"
     assert re.search(smoke.prints, done.stdout, re.MULTILINE), done.stdout[-4000:]
+    # Run by hand again and again, a script that leaves its scratch folders behind fills /tmp.
+    assert sorted(os.listdir(tmp_path / "tmp")) == []
 
 
 @pytest.mark.slow
