@@ -5,7 +5,8 @@ switch off a part that is no longer there) for days before anyone notices. This 
 one with tiny arguments and checks that it exits 0 and prints its figure lines. The figures are
 not asserted: they measure nothing at this size. Scripts that count instructions under valgrind
 run only where ``valgrind`` is installed (``scripts/setup.sh --dev`` installs it, so CI runs
-them).
+them); those that count the kernel's events with ``perf``, only where ``perf`` may read its
+tracepoints.
 """
 
 from __future__ import annotations
@@ -29,11 +30,13 @@ BENCHMARKS = ROOT / "benchmarks"
 class Smoke:
     """One script's tiny run: its arguments (``{tmp}`` is the test's own folder, ``{port}`` a
     free loopback port), a regular expression its figure lines match, whether it needs
-    valgrind, and another script to run first with its arguments (a store to read)."""
+    valgrind or ``perf``, and another script to run first with its arguments (a store to
+    read)."""
 
     args: tuple[str, ...]
     prints: str
     valgrind: bool = False
+    perf: bool = False
     first: tuple[str, ...] = ()
 
 
@@ -133,6 +136,9 @@ SMOKES: dict[str, Smoke] = {
     "sse_streams": Smoke(
         ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
     ),
+    "stage_kernel_counts": Smoke(
+        ("--stages", "3", "--rounds", "1", "--kinds", "sync"), r"^  sync +-?[\d.]+", perf=True
+    ),
     "startup_costs": Smoke(("--processes", "1"), "  asyncio "),
     "stored_row_decoding": Smoke(
         ("--db", "{tmp}/history.db", "--ops", "show"),
@@ -155,6 +161,15 @@ SMOKES: dict[str, Smoke] = {
         '"bytes_per_second": ',
     ),
 }
+
+
+def _perf_reads_tracepoints() -> bool:
+    """Whether ``perf`` is installed and may count a tracepoint here (root, or a low enough
+    ``kernel.perf_event_paranoid``)."""
+    if shutil.which("perf") is None:
+        return False
+    probe = ["perf", "stat", "-e", "sched:sched_wakeup", "true"]
+    return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
 def _all_scripts() -> list[str]:
@@ -202,6 +217,8 @@ def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) ->
     smoke = SMOKES[name]
     if smoke.valgrind and shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed")
+    if smoke.perf and not _perf_reads_tracepoints():
+        pytest.skip("perf cannot count tracepoints here")
     if smoke.first:
         script, *first_args = (arg.format(tmp=tmp_path) for arg in smoke.first)
         before = _run([str(BENCHMARKS / f"{script}.py"), *first_args], tmp_path)

@@ -1,0 +1,180 @@
+"""What a stage of ``taskdaemon run`` asks of the kernel: system calls, switches, wake-ups.
+
+``.venv/bin/python benchmarks/stage_kernel_counts.py [--stages 1001] [--rounds 3]
+[--kinds sync,async] [--baseline SRC]``
+
+Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
+of each kind and over a chain of 1, each a whole process with a fresh ``TASKDAEMON_HOME``,
+under ``perf stat`` (the kernel's software counters and tracepoints: every thread of the
+process) and ``perf record`` of the scheduler's wake-ups. Per stage = (N-stage count - 1-stage
+count) / (N - 1), the median of the rounds. Counts, not times: a loaded machine changes what a
+system call or a switch costs, much less how many a stage makes, so two trees compare here in
+a sitting whose CPU figures are noise (benchmarks/README.md). Columns:
+
+* ``syscalls``, and the system calls a sync hop is made of: ``futex`` (a lock or the GIL
+  handed to a blocked thread), ``epoll_wait`` (the loop's selector), ``read`` and ``write``
+  (the loop inbox's ``eventfd``), ``sched_yield`` (the pool thread after a delivery,
+  ``_sync_pool``), ``getpid`` (asyncio's running-loop check in Python 3.11);
+* ``switches`` (context switches) and ``migrations`` (a thread moved to another CPU);
+* ``wakeups``: threads of the process woken by threads of the process, and of them the share
+  woken on another CPU than the waker's (``cross``). On this two-CPU VM a wake-up onto the
+  other, idle CPU is the dear kind: the woken thread brings the interpreter's state over to
+  its CPU's cache, and each hand-over of the GIL that follows does the same. The share is
+  about how busy the machine is as much as about the code: a loaded machine rarely has an idle
+  CPU to wake a thread on.
+
+Needs ``perf`` with access to tracepoints (root, or ``kernel.perf_event_paranoid`` at most
+1). With ``--baseline SRC`` (another checkout's ``src``) each kind also runs that code, in the
+same rounds, as ``KIND@base``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+#: perf stat events, in the printed order, with their column names.
+COUNTED = {
+    "raw_syscalls:sys_enter": "syscalls",
+    "syscalls:sys_enter_futex": "futex",
+    "syscalls:sys_enter_epoll_wait": "epoll_wait",
+    "syscalls:sys_enter_read": "read",
+    "syscalls:sys_enter_write": "write",
+    "syscalls:sys_enter_sched_yield": "sched_yield",
+    "syscalls:sys_enter_getpid": "getpid",
+    "context-switches": "switches",
+    "cpu-migrations": "migrations",
+}
+COLUMNS = [*COUNTED.values(), "wakeups", "cross"]
+
+# ``perf script -F tid,cpu,event,trace`` lines: the current thread and its CPU (the waker's,
+# for a wake-up), the event, and its fields (the wakee's tid and the CPU it is woken on).
+_LINE = re.compile(r"\s*(\d+)\s+\[(\d+)\]\s+sched:(sched_\w+):\s+(.*)")
+_WAKEE = re.compile(r" pid=(\d+) .*target_cpu=(\d+)")
+
+
+def perf_usable() -> str | None:
+    """None when ``perf`` can count this machine's tracepoints, else why not (one line)."""
+    if shutil.which("perf") is None:
+        return "perf is not installed (Debian: apt-get install linux-perf)"
+    probe = subprocess.run(
+        ["perf", "stat", "-x,", "-e", ",".join(COUNTED), "true"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if probe.returncode != 0 or "<not supported>" in probe.stderr:
+        last = (probe.stderr.strip().splitlines() or ["no output"])[-1]
+        return f"perf cannot count the kernel's tracepoints here: {last}"
+    return None
+
+
+def wakeups(script: str) -> tuple[int, int]:
+    """Wake-ups of the process's threads by its threads, and how many were onto another CPU
+    than the waker's, from ``perf script`` output of a ``perf record`` of one process (whose
+    events all come from its own threads: the current task of each is one of them)."""
+    ours: set[int] = set()
+    woken: list[tuple[int, bool]] = []  # (wakee tid, onto another CPU)
+    for line in script.splitlines():
+        match = _LINE.match(line)
+        if match is None:
+            continue
+        ours.add(int(match[1]))
+        if match[3] == "sched_wakeup" and (wakee := _WAKEE.search(match[4])) is not None:
+            woken.append((int(wakee[1]), int(wakee[2]) != int(match[2])))
+    inside = [cross for tid, cross in woken if tid in ours]
+    return len(inside), sum(inside)
+
+
+def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
+    """The counts of ``taskdaemon run -q FILE`` (with ``source`` first on its ``PYTHONPATH``
+    when given): two processes, one under ``perf stat``, one under ``perf record`` (whose own
+    system calls ``perf stat`` would count)."""
+    env = dict(os.environ, TASKDAEMON_HOME=str(work / "home"))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    if source:
+        env["PYTHONPATH"] = source
+    stat, data = work / "stat.csv", work / "sched.data"
+    command = [sys.executable, "-m", "taskdaemon.pipeline.cli", "run", "-q", file]
+    counters = ["perf", "stat", "-x,", "-o", str(stat), "-e", ",".join(COUNTED), "--"]
+    scheduler = ["perf", "record", "-q", "-o", str(data), "-e", "sched:sched_wakeup", "--"]
+    for perf in (counters, scheduler):
+        subprocess.run([*perf, *command], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+        shutil.rmtree(work / "home", ignore_errors=True)
+    counts: dict[str, float] = {}
+    for line in stat.read_text().splitlines():
+        fields = line.split(",")
+        if len(fields) > 2 and fields[2] in COUNTED and fields[0].replace(".", "").isdigit():
+            counts[COUNTED[fields[2]]] = float(fields[0])
+    script = subprocess.run(
+        ["perf", "script", "-i", str(data), "-F", "tid,cpu,event,trace"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    counts["wakeups"], counts["cross"] = wakeups(script)
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--stages", type=int, default=1001)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--kinds", default="sync,async", help="comma list of sync, async")
+    parser.add_argument("--baseline", metavar="SRC")
+    args = parser.parse_args()
+    kinds = [kind for kind in args.kinds.split(",") if kind]
+    if args.stages < 2 or args.rounds < 1 or not set(kinds) <= {"sync", "async"} or not kinds:
+        parser.error("--stages at least 2, --rounds at least 1, --kinds of sync and async")
+    trees: dict[str, str | None] = {"": None}
+    if args.baseline:
+        if not (Path(args.baseline) / "taskdaemon").is_dir():
+            parser.error(f"--baseline {args.baseline}: no taskdaemon package there")
+        trees["@base"] = str(Path(args.baseline).resolve())
+    problem = perf_usable()
+    if problem:
+        parser.exit(1, f"stage_kernel_counts: {problem}\n")
+    sys.path.insert(0, str(HERE))
+    from per_stage import HANDLERS, chain
+
+    n = args.stages
+    variants = {f"{kind}{tree}": (kind, source) for kind in kinds for tree, source in trees.items()}
+    per_stage: dict[str, dict[str, list[float]]] = {v: {c: [] for c in COLUMNS} for v in variants}
+    work = Path(tempfile.mkdtemp(prefix="td-kernel-counts-"))
+    try:
+        (work / "bench_handlers.py").write_text(HANDLERS)
+        for kind in kinds:
+            (work / f"{kind}-1.yaml").write_text(chain(kind, 1))
+            (work / f"{kind}-n.yaml").write_text(chain(kind, n))
+        for _ in range(args.rounds):
+            order = list(variants.items())
+            random.shuffle(order)  # no variant always runs first
+            for variant, (kind, source) in order:
+                one = measure(work, f"{kind}-1.yaml", source)
+                many = measure(work, f"{kind}-n.yaml", source)
+                for column in COLUMNS:
+                    delta = many.get(column, 0.0) - one.get(column, 0.0)
+                    per_stage[variant][column].append(delta / (n - 1))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    print(
+        f"taskdaemon run -q, chain of {n} vs 1 no-op stages, kernel counts a stage (perf, every "
+        f"thread), median of {args.rounds} rounds (load average {os.getloadavg()[0]:.1f} on "
+        f"{os.cpu_count()} CPUs)"
+    )
+    print(f"  {'variant':<11}" + "".join(f" {column:>11}" for column in COLUMNS))
+    for variant, columns in per_stage.items():
+        figures = "".join(f" {statistics.median(columns[c]):11.2f}" for c in COLUMNS)
+        print(f"  {variant:<11}{figures}")
+
+
+if __name__ == "__main__":
+    main()
