@@ -10,6 +10,7 @@ if [[ "${1:-}" == "--dev" ]]; then
     apt_packages+=(prometheus-alertmanager)  # and a real Alertmanager (its inhibit rules)
     apt_packages+=(chromium)    # the web page tests drive it headless with Playwright
     apt_packages+=(valgrind)    # the benchmarks that count instructions (and their smoke test)
+    apt_packages+=(linux-perf)  # the one that counts system calls and wake-ups (its smoke test)
 fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
