@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from cli_support import ROOT, TASKDAEMON, environment, free_port, write
+from cli_support import ONE_STAGE_PIPELINE, ROOT, TASKDAEMON, environment, free_port, write
 from deploy_stack_support import (
     dashboard_exprs,
     datasource_exprs,
@@ -26,7 +26,16 @@ from deploy_stack_support import (
     traces_to_metrics,
     yaml_at,
 )
-from prometheus_support import answers, scraped_serves, start_prometheus, stop, until
+from prometheus_support import (
+    alert_expression,
+    answers,
+    rules_prometheus,
+    scraped_serves,
+    serving,
+    start_prometheus,
+    stop,
+    until,
+)
 
 
 @pytest.fixture
@@ -348,3 +357,36 @@ async def test_a_daemon_that_is_down_silences_its_own_alerts_only(tmp_path: Path
         "TaskdaemonSpansLost b:9090": "active",
         "PipelineFailureRateHigh -": "active",
     } == states
+
+
+@pytest.mark.slow
+async def test_a_dead_daemons_stage_alerts_stop_at_its_first_failed_scrape(
+    home: Path, tmp_path: Path
+) -> None:
+    """`PipelineStageSlow` and `PipelineStageQueueing` (their thresholds lowered to 0 here) answer
+    while a real `serve` runs its stage, and nothing once Prometheus failed to scrape it after a
+    SIGKILL, while `TaskdaemonDown`'s expression answers. They read an hour: they kept
+    answering that hour from the samples of a daemon that was gone."""
+    rules = {
+        name: alert_expression(name).replace(threshold, "> 0")
+        for name, threshold in (("PipelineStageSlow", "> 1800"), ("PipelineStageQueueing", "> 300"))
+    }
+    assert all("> 0" in expr for expr in rules.values())
+    port = free_port()
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    env = environment(home, OTEL_METRICS_EXPORTER="prometheus")
+    async with (
+        rules_prometheus(tmp_path, [f"127.0.0.1:{port}"]) as prometheus,
+        serving(port, pipeline, env, "--every", "0.2") as daemon,
+    ):
+        for name, expr in rules.items():
+            await until(lambda expr=expr: answers(prometheus, expr), limit=60, what=name)
+        daemon.kill()
+        await daemon.wait()
+        await until(
+            lambda: answers(prometheus, alert_expression("TaskdaemonDown")),
+            limit=60,
+            what="the failed scrape",
+        )
+        after = {name: await answers(prometheus, expr) for name, expr in rules.items()}
+    assert {"PipelineStageSlow": [], "PipelineStageQueueing": []} == after
