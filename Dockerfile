@@ -29,5 +29,14 @@ ENV TASKDAEMON_HOME=/var/lib/taskdaemon \
     TASKDAEMON_METRICS_PORT=9090
 
 EXPOSE 9090
+# Liveness, not readiness: /healthz answers 200 while the engine's loop keeps up, and 503 when it
+# is stuck, which a restart mends. /readyz is 503 while the collector refuses spans or log
+# records, the span store cannot write (a full disk) or a stage overruns its timeout: none of
+# these is mended by a restart, during which pipelines would stop, and an orchestrator that
+# replaces unhealthy containers would restart a working daemon for each collector outage. They
+# are watched instead: /readyz, the loss counters and their alerts (prometheus/rules/alerts.yml).
+# The port is the command's; a command serving on another one needs its own probe.
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=5 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:9090/healthz', timeout=3)"]
 CMD ["taskdaemon", "serve", "--host", "0.0.0.0", "--port", "9090", \
      "--pipeline", "examples/feature_delivery.yaml", "--every", "30", "--auto-approve"]

@@ -11,10 +11,13 @@ import json
 import re
 import shutil
 import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 from compose_spec import PyCompose
 from opentelemetry.exporter.prometheus import PrometheusMetricReader
@@ -22,7 +25,8 @@ from opentelemetry.sdk.metrics import MeterProvider
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli_support import ROOT
+from cli_support import ONE_STAGE_PIPELINE, ROOT, free_port, write
+from collector_support import answering_posts
 from deploy_stack_support import (
     DASHBOARDS,
     dashboard_exprs,
@@ -37,6 +41,7 @@ from pipeline_monitor_support import (
     example_pipeline,
     play_example_run,
 )
+from prometheus_support import exporting_environment, serving, until
 from taskdaemon.pipeline.cli.ui import DEFAULT_PORT as UI_DEFAULT_PORT
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.web._views import grafana_trace_url
@@ -370,6 +375,65 @@ def test_dockerfile_builds_the_service_the_compose_file_runs(compose: dict[str, 
         "COPY examples ./examples" in dockerfile,
         (ROOT / pipeline).is_file(),
     )
+
+
+def _healthcheck() -> list[str]:
+    """The command of the Dockerfile's HEALTHCHECK (exec form)."""
+    dockerfile = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")
+    found = re.search(r"^HEALTHCHECK .*? CMD (\[.*\])$", dockerfile, re.MULTILINE)
+    assert found is not None, "the Dockerfile has no HEALTHCHECK in exec form"
+    command: list[str] = json.loads(found[1])
+    return command
+
+
+async def _probe(command: list[str], port: int, path: str = "/healthz") -> int:
+    """The exit code of the HEALTHCHECK's Python ``command`` pointed at ``port`` (and at
+    ``path`` instead of its own route when given)."""
+    code = command[2].replace("127.0.0.1:9090/healthz", f"127.0.0.1:{port}{path}")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stderr=asyncio.subprocess.DEVNULL
+    )
+    return await process.wait()
+
+
+@pytest.mark.slow
+async def test_the_healthcheck_probes_liveness_and_passes_while_the_collector_is_down(
+    compose: dict[str, Any], home: Path, tmp_path: Path
+) -> None:
+    """The image's HEALTHCHECK (which the compose service inherits) run against a real `serve`
+    whose collector refuses every export: `/readyz` is 503, the probe passes; with the daemon
+    gone it fails. It probed `/readyz`, in the compose file, and marked a working daemon
+    unhealthy for every collector outage."""
+    command = _healthcheck()
+    service = compose["services"]["taskdaemon"]
+    served = service["command"]
+    # The service inherits the image's probe, which dials the port the service serves on.
+    assert (["python", "-c"], False, "9090") == (
+        command[:2],
+        "healthcheck" in service,
+        served[served.index("--port") + 1],
+    )
+
+    def refuse(handler: BaseHTTPRequestHandler) -> None:
+        handler.send_response(400)
+        handler.send_header("Content-Length", "0")
+        handler.end_headers()
+
+    port = free_port()
+    pipeline = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    with answering_posts(refuse) as collector:
+        env = exporting_environment(home, collector)
+        async with serving(port, pipeline, env, "--every", "0.2"):
+
+            async def unready() -> bool:
+                async with httpx.AsyncClient(timeout=5) as client:
+                    answer = await client.get(f"http://127.0.0.1:{port}/readyz")
+                return answer.status_code == 503
+
+            await until(unready, limit=60, what="/readyz 503 with the collector refusing")
+            while_down = (await _probe(command, port), await _probe(command, port, "/readyz"))
+        gone = await _probe(command, port)
+    assert ((0, 1), 1) == (while_down, gone)
 
 
 def test_the_image_has_the_debian_packages_a_user_install_gets() -> None:
