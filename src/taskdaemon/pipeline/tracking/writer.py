@@ -14,6 +14,12 @@ interval without being woken per span and writes what is queued; ``force_flush``
 ``flush_open_spans``, ``shutdown`` and a queue that reaches ``max_batch`` (the memory bound)
 wake it at once (``tracking._span_queue``).
 
+Retention. The policy (``retention``, else ``TASKDAEMON_RETENTION_*``) is applied when the writer
+starts, then again every ``RETENTION_EVERY`` while it runs: ``serve`` runs for weeks, and a
+pass at its start alone let the store grow all that time past the runs it was told to keep. A
+minute bounds the overshoot to the runs of a minute, and a pass that deletes nothing reads
+little (``tracking._retention``). A failing pass is one warning until a pass succeeds again.
+
 Cost. The caller pays one queue append; the writer's time per span is the batch's
 (``tracking._span_batches``), and WAL checkpoints run on their own thread
 (``_checkpoint.Checkpointer``).
@@ -49,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HEARTBEAT_EVERY",
+    "RETENTION_EVERY",
     "RUN_END_WAIT",
     "SqliteSpanProcessor",
     "StoreHealth",
@@ -59,6 +66,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_EVERY: Final = 1.0  # seconds between writer heartbeats (see store.STALE_AFTER)
+RETENTION_EVERY: Final = 60.0  # seconds between retention passes (the module docstring)
 #: Seconds a process waits for its writers to hold a run's end before it says the run ended
 #: (``flush_run_end``). The run is over: the wait only holds back the line, the control
 #: socket's close and a scheduled next run, so a writer stuck on another process's lock (up
@@ -120,11 +128,13 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
         flush_interval: float = 0.1,
         max_batch: int = 4096,
         retention: RetentionPolicy | None = None,
+        retention_every: float = RETENTION_EVERY,
     ) -> None:
         super().__init__(Path(path))
         self._interval = flush_interval
         self._max_batch = max_batch
         self._retention = retention
+        self._retention_every = retention_every
         self._queue = SpanQueue(flush_interval, max_batch)
         self._shutdown = False
         self._ready = threading.Event()
@@ -306,19 +316,21 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
 
     def _serve(self, conn: sqlite3.Connection, checkpointer: Checkpointer) -> None:
         """The writer thread's work once the store is open: retention, then batches until
-        ``STOP``."""
+        ``STOP``, with a retention pass every ``retention_every`` seconds."""
         try:
             policy = self._retention if self._retention is not None else retention_from_env()
-            if policy.is_active:
-                with sqlite_section():
-                    SpanStore(self.path, retention=policy).close()
         except Exception as exc:
             logger.warning(
                 "span store %s: retention failed, continuing without it: %s", self.path, exc
             )
-        last_beat = time.monotonic()
+            policy = RetentionPolicy()
+        retained = self._retain(policy, failing=False)
+        last_pass = last_beat = time.monotonic()
         stop = False
         while not stop:
+            if policy.is_active and time.monotonic() - last_pass >= self._retention_every:
+                retained = self._retain(policy, failing=not retained)
+                last_pass = time.monotonic()
             batch, flushes, stop = self._queue.next_batch(last_beat + HEARTBEAT_EVERY)
             beat = time.monotonic() - last_beat >= HEARTBEAT_EVERY
             refresh = any(flush.refresh for flush in flushes)
@@ -345,6 +357,20 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
             for flush in flushes:
                 flush.done.set()
             del batch  # not kept alive while the writer waits: ended spans may be freed
+
+    def _retain(self, policy: RetentionPolicy, *, failing: bool) -> bool:
+        """Apply ``policy`` (when active); False when the pass failed, said in one line unless
+        the last pass ``failing`` said it already."""
+        if not policy.is_active:
+            return True
+        try:
+            with sqlite_section():
+                SpanStore(self.path, retention=policy).close()
+        except Exception as exc:
+            if not failing:
+                logger.warning("span store %s: retention failed: %s", self.path, exc)
+            return False
+        return True
 
     def _write_failed(self, batch: list[tuple[bool, Any]], exc: Exception) -> None:
         """Count the batch's ended spans as dropped; log the first failure of a streak in one
