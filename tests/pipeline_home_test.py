@@ -137,6 +137,7 @@ def _refusal(name: str, home: Path | str, why: str) -> str:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to nobody needs root")
 def test_a_home_another_user_owns_is_refused_to_writers_not_to_readers(tmp_path: Path) -> None:
     """A home ``nobody`` made 0755 (a shared checkout's ``.taskdaemon``): ``run`` and
@@ -172,6 +173,7 @@ def _folder(path: Path, mode: int, *, owner: int | None = None, group: int | Non
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "group"), [(0o777, None), (0o1777, None), (0o770, 65534)], ids=["0777", "1777", "0770"]
 )
@@ -203,6 +205,7 @@ def _group_of_one_only_ours() -> int | None:
     return None if others or grp.getgrgid(gid).gr_mem else gid
 
 
+@pytest.mark.slow
 def test_a_checkout_only_our_own_group_may_write_holds_a_home(tmp_path: Path) -> None:
     """A clone made under umask 002 (Fedora, RHEL: a group per user): the checkout, 0775, and
     its default home, 0770, may be written by a group whose one member is this user. As
@@ -239,6 +242,7 @@ def _run_in_checkout(checkout: Path, gid: int, pipeline: Path) -> None:
     )
 
 
+@pytest.mark.slow
 def test_the_default_home_refused_is_named_whole_where_it_is(tmp_path: Path) -> None:
     """The default home, ``.taskdaemon`` in the current folder, made 0777 there: the refusal
     names it by its absolute path, whole, though far past ``quote``'s 40 characters (they
@@ -264,6 +268,7 @@ def test_the_default_home_refused_is_named_whole_where_it_is(tmp_path: Path) -> 
     assert (2, _refusal("TASKDAEMON_HOME", named, why)) == (run.returncode, run.stderr)
 
 
+@pytest.mark.slow
 def test_a_private_home_of_this_user_is_used(tmp_path: Path) -> None:
     """The normal case: a 0700 home of this user (and one not made yet) gets the run's store
     and workspace."""
@@ -284,6 +289,7 @@ def test_a_private_home_of_this_user_is_used(tmp_path: Path) -> None:
     assert [(0, True, True)] * 2 == outcomes, outcomes
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("missing", [False, True], ids=["made", "not-made-yet"])
 def test_a_home_under_a_folder_others_may_write_is_refused(tmp_path: Path, missing: bool) -> None:
     """A 0700 home of ours (or one not made yet) in ``shared/``, 0777 and not sticky: anyone
@@ -313,6 +319,7 @@ def test_a_home_under_a_folder_others_may_write_is_refused(tmp_path: Path, missi
     ], listed.stdout
 
 
+@pytest.mark.slow
 def test_a_home_reached_through_a_link_is_judged_where_it_leads(tmp_path: Path) -> None:
     """``TASKDAEMON_HOME`` names ``ours/home``, a link to a home in a folder anyone may
     write: the folders judged are the real ones, and the line names the one to blame."""
@@ -330,6 +337,7 @@ def test_a_home_reached_through_a_link_is_judged_where_it_leads(tmp_path: Path) 
     )
 
 
+@pytest.mark.slow
 def test_a_home_of_ours_in_a_sticky_folder_anyone_may_write_is_used(tmp_path: Path) -> None:
     """``shared/mine/home`` with ``shared`` 1777 as ``/tmp`` is (only a name's owner may
     rename it there) and ``mine`` ours, 0700: the home is used, as ``TASKDAEMON_HOME`` under
@@ -347,6 +355,7 @@ def test_a_home_of_ours_in_a_sticky_folder_anyone_may_write_is_used(tmp_path: Pa
     ), run.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to nobody needs root")
 def test_a_home_under_a_folder_another_user_owns_is_refused(tmp_path: Path) -> None:
     """``theirs/home``: the home is ours and 0700, but ``theirs`` (0755) belongs to
@@ -363,6 +372,7 @@ def test_a_home_under_a_folder_another_user_owns_is_refused(tmp_path: Path) -> N
     )
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
 def test_a_home_reached_through_another_users_link_is_refused(tmp_path: Path) -> None:
     """``shared/home`` is ``nobody``'s link, in a sticky folder, to a private home of ours:
@@ -383,6 +393,7 @@ def test_a_home_reached_through_another_users_link_is_refused(tmp_path: Path) ->
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("mode", "owner", "why"),
     [

@@ -47,6 +47,7 @@ async def test_rules_pass_promtool_check() -> None:
     assert (0, 2) == (code, output.count("SUCCESS")), output
 
 
+@pytest.mark.slow
 async def test_rule_unit_tests_pass() -> None:
     """`promtool test rules` passes: quantiles, failure ratio and alerts behave as written."""
     code, output = await _promtool("test", "rules", "prometheus/tests/rules_test.yml")
