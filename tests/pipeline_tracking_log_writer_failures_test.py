@@ -254,9 +254,42 @@ def test_a_batch_whose_insert_fails_is_rolled_back_and_the_next_one_written(
         (1, 1),
         [
             f"run log records are not stored: {db}: no room",
+            f"run log records are stored again in {db}; 1 dropped so far",
             f"1 run log records were not stored in {db}",
         ],
     ) == (_bodies(db), counts, _warnings(caplog))
+
+
+def test_each_streak_of_failed_batches_is_said_and_its_end_too(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two outages (a disk that fills, is freed and fills again in a week of `serve`): each
+    says when it starts and when it ends. Only the first was said; the second was counted
+    in silence."""
+    db = tmp_path / "spans.db"
+    writer = SqliteLogWriter(db)
+    other = sqlite3.connect(db, isolation_level=None)
+    refuse = "CREATE TRIGGER refuse BEFORE INSERT ON logs BEGIN SELECT RAISE(ABORT, 'full'); END"
+    try:
+        for body in ("lost", "kept", "lost again", "kept again"):
+            if body.startswith("lost"):
+                other.execute(refuse)
+            writer.write_row(_row(body))
+            assert writer.flush(timeout=10.0)
+            other.execute("DROP TRIGGER IF EXISTS refuse")
+    finally:
+        other.close()
+        writer.close()
+    assert (
+        ["kept", "kept again"],
+        [
+            f"run log records are not stored: {db}: full",
+            f"run log records are stored again in {db}; 1 dropped so far",
+            f"run log records are not stored: {db}: full",
+            f"run log records are stored again in {db}; 2 dropped so far",
+            f"2 run log records were not stored in {db}",
+        ],
+    ) == (_bodies(db), _warnings(caplog))
 
 
 def test_a_closed_writer_is_not_kept_alive_by_the_values_it_listened_for(

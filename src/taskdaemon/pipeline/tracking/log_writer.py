@@ -24,7 +24,9 @@ and a commit of its own.
 At most :data:`MAX_PENDING` rows wait; past that, new rows are dropped and counted
 (``dropped``), with one warning per writer: logging must not exhaust memory nor stop a run.
 A batch that cannot be written (a full disk, or a store file deleted or replaced under the
-writer, which SQLite would go on writing into unseen) is dropped and counted the same way.
+writer, which SQLite would go on writing into unseen) is dropped and counted the same way, said
+in one warning at the first failure of a streak and one when a batch is written again, as the
+span writer says its own: a `serve` whose disk fills twice in a week said only the first.
 
 When the store cannot be opened, :class:`UnstoredLogs` takes the writer's place: it keeps
 nothing and counts what it is handed in ``dropped``, so that the run logs a broken store loses
@@ -279,9 +281,16 @@ class SqliteLogWriter:
                 self._write(entries)
                 self.written += size
                 self.batches += 1
+                if self._warned:  # the streak's end, said as its start was
+                    self._warned = False
+                    _logger.warning(
+                        "run log records are stored again in %s; %d dropped so far",
+                        self.path,
+                        self.dropped,
+                    )
             except Exception as error:  # a broken file loses these rows, never the run
                 self.dropped += size
-                if not self._warned:  # said once, in one line; close() says how many were lost
+                if not self._warned:  # once a streak, in one line; close() says how many were lost
                     self._warned = True
                     _logger.warning("run log records are not stored: %s: %s", self.path, error)
             finally:
