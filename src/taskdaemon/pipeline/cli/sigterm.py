@@ -16,6 +16,12 @@ then blocks on it, and the run waits for the telemetry (a hung-up ``debug`` hung
 ``cli/deferred.py``'s bound, about one in ten under load). A signal that finds the main thread
 there is sent again a moment later (``_AGAIN``), and raises once it is out.
 
+Nor inside a :func:`signals_held` block (``rich``'s live display starting or stopping:
+``cli/watch.py``). Its start hides the cursor, takes stderr and pushes its render hook, and
+only a whole start is undone: a Ctrl-C raised there (``Live.__enter__`` left, no
+``__exit__``) left the shell a hidden cursor, and a stop interrupted before its ``finally``
+did as much. Such a signal is noted, and raised as the block ends.
+
 A command that waits on an event loop (``watch``, ``dag --watch``) runs it with
 :func:`woken_by_signals`. A signal only marks its Python handler pending, to be run by the main
 thread at its next bytecode; the kernel may hand it to another thread (any that does not block
@@ -42,6 +48,7 @@ __all__ = [
     "HungUp",
     "Terminated",
     "exit_code",
+    "signals_held",
     "sigterm_raises",
     "terminal_hung_up",
     "woken_by_signals",
@@ -73,6 +80,25 @@ _IMPORT_MACHINERY = "<frozen importlib._bootstrap"
 _AGAIN = 0.01
 
 
+#: The signals that came inside each :func:`signals_held` block, the innermost last.
+_held: list[list[int]] = []
+
+
+@contextlib.contextmanager
+def signals_held() -> Iterator[None]:
+    """Inside, SIGINT, SIGTERM and SIGHUP raise nothing when :func:`sigterm_raises` handles
+    them: each is noted, and raised as the block ends, an exception from inside or not (the
+    signal is why the command stops). Only for what is short and must be done whole."""
+    pending: list[int] = []
+    _held.append(pending)
+    try:
+        yield
+    finally:
+        _held.pop()
+        for signum in pending:
+            signal.raise_signal(signum)  # its handler runs in this thread, at once
+
+
 #: While a handler starts the timers of the signals it put off (:func:`_put_off`): the signals
 #: that came meanwhile, to be sent again too. Empty otherwise.
 _came_meanwhile: list[list[int]] = []
@@ -86,7 +112,10 @@ def _put_off(signum: int, frame: FrameType | None) -> bool:
     and the handler then ran again in ``threading``'s frame and raised there, inside the
     import machinery's frame the first signal had spared. Such a signal is only noted; the
     handler starting the timer sends it again in turn, so no handler starts a thread inside
-    another."""
+    another. A signal inside a :func:`signals_held` block is only noted, for the block."""
+    if _held:
+        _held[-1].append(signum)
+        return True
     if _came_meanwhile:
         _came_meanwhile[0].append(signum)
         return True

@@ -129,14 +129,17 @@ def _changed(
     changed = list(settings)
     changed[3] = settings[3] & ~off
     changed[6] = keys(settings[6])
-    # TCSANOW: the keys typed ahead stay to be read (TCSAFLUSH would drop them).
-    termios.tcsetattr(0, termios.TCSANOW, changed)
+    # Noted first, and put back before the note goes: a Ctrl-C that came during the change
+    # raised as it returned, before the ``try``, and left the echo off (or the terminal out of
+    # line mode) for the shell; one that came in ``finally`` between the two did as much.
     _echoed.append(settings)
     try:
+        # TCSANOW: the keys typed ahead stay to be read (TCSAFLUSH would drop them).
+        termios.tcsetattr(0, termios.TCSANOW, changed)
         yield
     finally:
-        _echoed.pop()
         _put_back(settings)
+        _echoed.pop()
 
 
 @contextlib.contextmanager

@@ -103,6 +103,7 @@ async def follow(
     from rich.console import Console  # noqa: PLC0415
     from rich.live import Live  # noqa: PLC0415
 
+    from taskdaemon.pipeline.cli.sigterm import signals_held  # noqa: PLC0415
     from taskdaemon.pipeline.cli.terminal_state import (  # noqa: PLC0415
         cursor_hidden,
         keys_unechoed,
@@ -110,24 +111,29 @@ async def follow(
 
     console = Console(file=stream, force_terminal=True)
     view = _LiveView(console)
-    with (
-        keys_unechoed(stream),
-        cursor_hidden(stream),
-        Live(
-            view,
-            console=console,
-            refresh_per_second=4,
-            redirect_stdout=False,
-            # A line written to stderr meanwhile (the first Ctrl-C's "SIGINT: cancelling run",
-            # a warning) goes above the table: written past it, it moved the cursor the redraw
-            # counts on, and the next frame was drawn over half of the last one.
-            redirect_stderr=True,
-        ) as live,
-        _records_above(stream),
-    ):
-        async for snapshot in snapshots:
-            view.snapshot = snapshot
-            live.refresh()
+    live = Live(
+        view,
+        console=console,
+        refresh_per_second=4,
+        redirect_stdout=False,
+        # A line written to stderr meanwhile (the first Ctrl-C's "SIGINT: cancelling run",
+        # a warning) goes above the table: written past it, it moved the cursor the redraw
+        # counts on, and the next frame was drawn over half of the last one.
+        redirect_stderr=True,
+    )
+    with keys_unechoed(stream), cursor_hidden(stream):
+        try:
+            # Its start and stop are done whole, a Ctrl-C meanwhile raised after them: one
+            # raised inside left the cursor hidden (``cli/sigterm.py``, ``signals_held``).
+            with signals_held():
+                live.start(refresh=True)
+            with _records_above(stream):
+                async for snapshot in snapshots:
+                    view.snapshot = snapshot
+                    live.refresh()
+        finally:
+            with signals_held():
+                live.stop()
     return view.snapshot
 
 
