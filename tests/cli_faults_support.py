@@ -28,6 +28,7 @@ from pathlib import Path
 import psutil
 
 from cli_support import (
+    ONE_STAGE_PIPELINE,
     ROOT,
     TASKDAEMON,
     Served,
@@ -89,6 +90,13 @@ def run_id_of_summary(stdout: str) -> str:
         if line.startswith("run ") and " in " in line:
             return line.split()[1]
     raise AssertionError(f"no summary line in {stdout!r}")
+
+
+def ended_run(home: Path, folder: Path) -> str:
+    """The id of a run of ``ONE_STAGE_PIPELINE`` (written in ``folder``) that succeeded."""
+    done = taskdaemon(home, "run", str(write(folder / "one.yaml", ONE_STAGE_PIPELINE)))
+    assert 0 == done.returncode, done.stderr
+    return run_id_of_summary(done.stdout)
 
 
 #: Seconds :func:`read_until` waits for its needle, in all.
@@ -154,6 +162,12 @@ class OnTerminal:
     def type(self, keys: bytes) -> None:
         """Type ``keys`` on the terminal (``b"\\x03"``: Ctrl-C, SIGINT to the command)."""
         os.write(self.primary, keys)
+
+    def read_to_end(self) -> bytes:
+        """Read the terminal to the end of the output (the command and all it started gone);
+        everything it showed."""
+        read_until(self.primary, b"\0never written\0", self.seen)
+        return bytes(self.seen)
 
     def run_id(self) -> str:
         """The id of the run the command said it started (``run ID of NAME started``) or

@@ -11,15 +11,13 @@ from __future__ import annotations
 
 import os
 import pty
-import re
 import sys
 import termios
 from pathlib import Path
 
 import pytest
 
-from cli_faults_support import on_a_terminal, read_until
-from cli_support import taskdaemon, write
+from cli_faults_support import ended_run, on_a_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -62,24 +60,6 @@ termios.tcsetattr = tcsetattr
 """
 
 
-def _ended_run(home: Path, tmp_path: Path) -> str:
-    path = write(
-        tmp_path / "quick.yaml",
-        """\
-        name: quick
-        stages:
-          - name: a
-            command: "true"
-            triggers: [{manual: {approval_required: false}}]
-        """,
-    )
-    done = taskdaemon(home, "run", str(path))
-    assert done.returncode == 0, done.stderr
-    found = re.search(r"run ([0-9a-f]{32}) of quick started", done.stderr)
-    assert found, done.stderr
-    return found.group(1)
-
-
 def _watched_with(home: Path, run_id: str, patch: str) -> tuple[bytes, int]:
     """``watch RUN_ID`` on a terminal, ``patch`` applied: what it showed and its exit code.
     The terminal's settings after it are a new terminal's (read through the pty's other
@@ -87,7 +67,7 @@ def _watched_with(home: Path, run_id: str, patch: str) -> tuple[bytes, int]:
     code = _WRAPPED.format(patch=patch)
     with on_a_terminal(home, "-c", code, "watch", run_id, command=sys.executable) as watch:
         exit_code = watch.process.wait(60)
-        read_until(watch.primary, b"never written", watch.seen)  # to the output's end
+        shown = watch.read_to_end()
         after = termios.tcgetattr(watch.primary)
     primary, secondary = pty.openpty()
     try:
@@ -95,7 +75,7 @@ def _watched_with(home: Path, run_id: str, patch: str) -> tuple[bytes, int]:
     finally:
         os.close(primary)
         os.close(secondary)
-    return bytes(watch.seen), exit_code
+    return shown, exit_code
 
 
 @pytest.mark.parametrize(
@@ -108,7 +88,7 @@ def test_a_ctrl_c_as_the_live_display_starts_or_stops_shows_the_cursor(
     """Before, a Ctrl-C in ``Live.start`` (``__enter__``: no ``__exit__`` then) or in its
     stop before its ``finally`` raised there: the shell got a hidden cursor back."""
     patch = _AT_THE_CURSOR.format(show=show, wrapper=wrapper)
-    shown, code = _watched_with(home, _ended_run(home, tmp_path), patch)
+    shown, code = _watched_with(home, ended_run(home, tmp_path), patch)
     assert code == 130, shown
     assert _HIDE in shown, shown
     assert _SHOW in shown[shown.rindex(_HIDE) :], (moment, shown[-300:])
@@ -119,6 +99,6 @@ def test_a_ctrl_c_as_the_echo_goes_off_puts_it_back(home: Path, tmp_path: Path) 
     """Before, a Ctrl-C during the ``tcsetattr`` that turns the echo off raised as it returned,
     before the ``try`` that puts it back: the shell's terminal no longer echoed what was typed
     (``_watched_with`` compares the settings)."""
-    shown, code = _watched_with(home, _ended_run(home, tmp_path), _AT_THE_ECHO)
+    shown, code = _watched_with(home, ended_run(home, tmp_path), _AT_THE_ECHO)
     assert code == 130, shown
     assert b"Traceback" not in shown, shown

@@ -196,7 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     Ctrl-C where a command does not handle it itself (``runs list`` waiting on a slow backend)
     ends it with ``EXIT_INTERRUPTED``, no traceback, as ``run`` and ``watch`` end. A stderr
     whose reader went away keeps the exit code (:func:`_stderr_settled`). A stdout or stderr
-    closed before the command started (``>&-``, ``2>&-``) is :func:`_closed_at_start`'s.
+    closed before the command started (``>&-``, ``2>&-``), or a closed stdin (``<&-``), is
+    :func:`_closed_at_start`'s.
     """
     stdout_closed = _closed_at_start()
     _encodable_output()
@@ -238,14 +239,21 @@ def _closed_at_start() -> bool:
     cannot be told anything. Before, the first write to None was an AttributeError traceback
     (``runs list >&-``), or a run that succeeded exited 1 (``run FILE 2>&-``). The descriptor is
     filled, not left closed, so that the next file this process opens does not take its number
-    and become a command stage's stdout or stderr."""
-    closed = {1: sys.stdout is None, 2: sys.stderr is None}
+    and become a command stage's stdout or stderr.
+
+    A closed stdin (``<&-``) reads as ``/dev/null``, at its end at once: the prompts (``debug
+    attach``, ``replay --step``) end as they do on ``</dev/null``. Their first look at it was an
+    AttributeError traceback (``None.isatty``)."""
+    closed = {0: sys.stdin is None, 1: sys.stdout is None, 2: sys.stderr is None}
     for fd, was_closed in closed.items():
         if not was_closed:
             continue
         _devnull_on(fd)
-        stream = open(fd, "w", encoding="utf-8", closefd=False)  # noqa: SIM115 - for the process
-        if fd == 1:
+        # For the process: never closed.
+        stream = open(fd, "r" if fd == 0 else "w", encoding="utf-8", closefd=False)  # noqa: SIM115
+        if fd == 0:
+            sys.stdin = stream
+        elif fd == 1:
             sys.stdout = stream
         else:
             sys.stderr = stream
@@ -278,8 +286,8 @@ def _to_devnull(stream: TextIO) -> None:
 
 def _devnull_on(fd: int) -> None:
     """``/dev/null`` on descriptor ``fd``, open or closed (a closed one is the number the
-    open takes, then kept as it is)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
+    open takes, then kept as it is), for reading when it is stdin's."""
+    devnull = os.open(os.devnull, os.O_RDONLY if fd == 0 else os.O_WRONLY)
     if devnull != fd:
         os.dup2(devnull, fd)
         os.close(devnull)
