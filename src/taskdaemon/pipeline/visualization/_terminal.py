@@ -31,7 +31,7 @@ from taskdaemon.pipeline.status_rules import (
     NOT_STARTED_STAGE_STATUSES,
     TERMINAL_STAGE_STATUSES,
 )
-from taskdaemon.pipeline.table_fit import cut_columns, wrapped
+from taskdaemon.pipeline.table_fit import cut_columns, text_columns, wrapped
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import one_line, shown
 from taskdaemon.pipeline.visualization._snapshot import DagNode, DagSnapshot, format_duration
@@ -289,6 +289,46 @@ def _elapsed_cell(row: StageRow) -> str:
     return "" if elapsed is None else format_duration(elapsed)
 
 
+#: The columns whose cells are free text, cut to what is left on a narrow terminal.
+_FREE_TEXT = frozenset({"STAGE", "WAITING FOR / ERROR"})
+#: The columns a narrow terminal leaves out, the first first (``_columns_kept``).
+_LEFT_OUT_FIRST = ("WAITING FOR / ERROR", "INST", "TRIES", "ELAPSED")
+#: The columns of a stage's name a narrow terminal keeps before it leaves a column out.
+_STAGE_COLUMNS = 8
+
+
+def _columns_kept(names: list[str], rows: list[StageRow], width: int | None) -> list[str]:
+    """The columns of ``names`` a terminal ``width`` columns wide shows, in their order.
+
+    Decision: a stage's name is what a row is read by. On 20 columns the fixed columns
+    (STATE, ELAPSED, INST) took every column, and ``rich`` drew the STAGE column 0 wide: rows
+    of states with no names; on 30 it was one character and its ellipsis. Until the name has
+    ``_STAGE_COLUMNS`` (or its whole, when shorter), the columns go in ``_LEFT_OUT_FIRST``'s
+    order: the free text first (``runs show`` and ``logs`` have it whole), then the instances
+    and tries, then the elapsed time. STATE always stays."""
+    if width is None:
+        return names
+    names = list(names)
+    stage = min(_STAGE_COLUMNS, max((text_columns(row.stage) for row in rows), default=1))
+    cells = {
+        "STATE": [row.state for row in rows],
+        "ELAPSED": [_elapsed_cell(row) for row in rows],
+        "INST": [row.progress for row in rows],
+        "TRIES": [str(row.attempts) for row in rows],
+    }
+    fixed = {name: max(map(len, [name, *texts])) for name, texts in cells.items()}
+    for name in _LEFT_OUT_FIRST:
+        others = [other for other in names if other != "STAGE"]
+        # Each column after the first has two blanks before it.
+        room = width - sum(2 + fixed.get(other, 0) for other in others)
+        # The free text shares what is left with the name, the wider cut first (``rich``).
+        if room >= stage * (2 if "WAITING FOR / ERROR" in others else 1):
+            break
+        if name in names:
+            names.remove(name)
+    return names
+
+
 def render_table(
     snapshot: DagSnapshot, now: float, height: int | None = None, width: int | None = None
 ) -> Any:
@@ -314,29 +354,29 @@ def render_table(
     # Those two columns may "wrap" for the sizing, and their cells and headers never do: each
     # stays one line, cut with an ellipsis.
     table = Table(box=None, pad_edge=False, header_style="bold")
-    table.add_column(_one_line("STAGE"), overflow="ellipsis")
-    table.add_column("STATE", no_wrap=True)
-    table.add_column("ELAPSED", justify="right", no_wrap=True)
-    table.add_column("INST", justify="right", no_wrap=True)
     # TRIES only once a stage retried: a column of 1s would say nothing and take five
     # columns from the free text on a narrow terminal. Any stage of the run, not only those
     # shown: on a short terminal the column went when the stage that retried was cut.
     tries = any(row.attempts > 1 for row in every_row)
-    if tries:
-        table.add_column("TRIES", justify="right", no_wrap=True)
-    table.add_column(_one_line("WAITING FOR / ERROR"), overflow="ellipsis")
-    for row in rows:
-        cells = [
-            _one_line(row.stage),
-            Text(row.state, style=_STYLES.get(row.state, "")),
-            _elapsed_cell(row),
-            row.progress,
-        ]
-        if tries:
-            cells.append(str(row.attempts) if row.attempts else "")
-        waits = row.waiting_for
-        cells.append(_one_line(waits) if waits else _one_line(row.error, "red"))
-        table.add_row(*cells)
+    cells: dict[str, list[Any]] = {
+        "STAGE": [_one_line(row.stage) for row in rows],
+        "STATE": [Text(row.state, style=_STYLES.get(row.state, "")) for row in rows],
+        "ELAPSED": [_elapsed_cell(row) for row in rows],
+        "INST": [row.progress for row in rows],
+        "TRIES": [str(row.attempts) if row.attempts else "" for row in rows],
+        "WAITING FOR / ERROR": [
+            _one_line(row.waiting_for) if row.waiting_for else _one_line(row.error, "red")
+            for row in rows
+        ],
+    }
+    kept = _columns_kept([name for name in cells if tries or name != "TRIES"], rows, width)
+    for name in kept:
+        if name in _FREE_TEXT:
+            table.add_column(_one_line(name), overflow="ellipsis")
+        else:
+            table.add_column(name, justify="left" if name == "STATE" else "right", no_wrap=True)
+    for index in range(len(rows)):
+        table.add_row(*(cells[name][index] for name in kept))
     parts: list[Any] = [Text("\n".join(heading), style="bold"), table]
     if more:
         parts.append(Text(more, style="dim"))
