@@ -169,7 +169,8 @@ def test_a_handler_module_missing_a_dependency_is_not_blamed_on_the_directory(
     assert 2 == done.returncode
     expected = (
         f"{path}: stage 'a': cannot import module 'needs_dep_mod': "
-        "ModuleNotFoundError: No module named 'no_such_dependency_xyz'\n"
+        "ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
+        "(raised at needs_dep_mod.py:1)\n"
     )
     assert expected == done.stdout
 

@@ -76,3 +76,44 @@ def test_a_file_s_issues_are_printed_escaped_and_redacted(
     ]
     issues = [line.split(" (")[0] for line in printed.splitlines()]
     assert (2, expected) == (done.returncode, issues)
+
+
+def test_a_newcomer_s_handler_mistakes_say_what_was_meant_and_where(
+    home: Path, tmp_path: Path
+) -> None:
+    """A misspelt handler function or module gets a "did you mean" (the keys of the file had
+    one, the handlers none), a module that raises as it is imported names the line that
+    raised, and a module missing from a package that was found is not blamed on the current
+    directory."""
+    package = tmp_path / "steps"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "build.py").write_text(
+        "def fetch(ctx):\n    return {}\n\n\nclass Tool:\n    def run(self, ctx):\n        pass\n"
+    )
+    (package / "broken.py").write_text("import json\n\nSETTINGS = json.loads('{')\n")
+    entry = "triggers: [{manual: {approval_required: false}}]"
+    write(
+        tmp_path / "first.yaml",
+        f"""\
+        name: first
+        stages:
+          - {{name: a, handler: "steps.build:fecth", {entry}}}
+          - {{name: b, handler: "steps.biuld:fetch", {entry}}}
+          - {{name: c, handler: "steps.broken:fetch", {entry}}}
+          - {{name: d, handler: "steps.build:Tool.rn", {entry}}}
+        """,
+    )
+    done = taskdaemon(home, "validate", "first.yaml", cwd=tmp_path)
+    assert 2 == done.returncode
+    assert [
+        "first.yaml: stage 'a': loop type 'python': handler 'steps.build:fecth': "
+        "module 'steps.build' has no attribute 'fecth' (did you mean 'fetch'?)",
+        "first.yaml: stage 'b': cannot import module 'steps.biuld': "
+        "ModuleNotFoundError: No module named 'steps.biuld' (did you mean 'steps.build'?)",
+        "first.yaml: stage 'c': cannot import module 'steps.broken': JSONDecodeError: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) "
+        "(raised at steps/broken.py:3)",
+        "first.yaml: stage 'd': loop type 'python': handler 'steps.build:Tool.rn': "
+        "module 'steps.build' has no attribute 'Tool.rn' (did you mean 'Tool.run'?)",
+    ] == done.stdout.splitlines()

@@ -531,7 +531,8 @@ def test_module_raising_at_import_is_reported(tmp_path: Path, monkeypatch: Any) 
         LoopRegistry().resolve(definition, work)
     expected = (
         "stage 'build': loop type 'plan': handler 'broken_loop_mod:plan': "
-        "cannot import module 'broken_loop_mod': RuntimeError: boom"
+        "cannot import module 'broken_loop_mod': RuntimeError: boom "
+        f"(raised at {tmp_path / 'broken_loop_mod.py'}:1)"
     )
     assert expected == str(caught.value)
 

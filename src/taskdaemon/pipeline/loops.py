@@ -38,6 +38,7 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -208,7 +209,12 @@ _TARGET = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
 
 
 def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageContext], Any]:
-    """Import ``module:function`` (the function part may be dotted: ``module:Class.method``)."""
+    """Import ``module:function`` (the function part may be dotted: ``module:Class.method``).
+
+    A failure is worded for the author of the file: a misspelt function or module gets the
+    "did you mean" of a misspelt key (``_near_name``, ``_near_module``), and a module that
+    raises while it is imported names the line that raised (``_raised_at``), since the
+    exception's own words rarely say where it came from."""
     where = f"stage {stage!r}: loop type {loop!r}: handler {target!r}"
     if not _TARGET.match(target):
         raise LoopTypeError(f"{where}: expected 'module:function'")
@@ -216,24 +222,85 @@ def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageCont
     try:
         obj: Any = importlib.import_module(module_name)
     except Exception as exc:  # any import-time failure is the user's module, name it
+        missing = exc.name if isinstance(exc, ModuleNotFoundError) else None
         cause = f"{type(exc).__name__}: {exc}"
+        cause += _near_module(module_name) if missing == module_name else _raised_at(exc)
         raise HandlerImportError(
             f"{where}: cannot import module {module_name!r}: {cause}",
             module=module_name,
             cause=cause,
-            missing=exc.name if isinstance(exc, ModuleNotFoundError) else None,
+            missing=missing,
         ) from exc
-    for part in attribute.split("."):
+    parts = attribute.split(".")
+    for at, part in enumerate(parts):
         try:
             obj = getattr(obj, part)
         except AttributeError as exc:
+            hint = _near_name(obj, part, ".".join([*parts[:at], ""]))
             raise LoopTypeError(
-                f"{where}: module {module_name!r} has no attribute {attribute!r}"
+                f"{where}: module {module_name!r} has no attribute {attribute!r}{hint}"
             ) from exc
     if not callable(obj):
         raise LoopTypeError(f"{where}: {attribute!r} is not callable")
     function: Callable[[StageContext], Any] = obj
     return function
+
+
+#: The longest name given a "did you mean": difflib's work grows with its length.
+_MAX_NEAR_NAME = 100
+
+
+def _near_name(owner: object, name: str, prefix: str) -> str:
+    """`` (did you mean 'fetch'?)`` for ``name`` missing from ``owner``, among its public
+    attributes (``prefix`` is the dotted path to ``owner``), or ``""``."""
+    from taskdaemon.pipeline.wording import close_match  # noqa: PLC0415 - a failure only
+
+    try:
+        names = [found for found in dir(owner) if not found.startswith("_")]
+    except Exception:  # a hostile ``__dir__``: no hint rather than no error line
+        return ""
+    close = close_match(name, names) if len(name) <= _MAX_NEAR_NAME else []
+    return f" (did you mean {prefix + close[0]!r}?)" if close else ""
+
+
+def _near_module(module_name: str) -> str:
+    """`` (did you mean 'pkg.build'?)`` for a missing ``pkg.biuld`` whose package imports, among
+    the package's modules; ``""`` for a missing top-level module (every installed one would be
+    a candidate, and the usual cause is the directory: ``validate`` says where it looked)."""
+    package_name, _, name = module_name.rpartition(".")
+    package = sys.modules.get(package_name) if package_name else None
+    paths = getattr(package, "__path__", None)
+    if paths is None or len(name) > _MAX_NEAR_NAME:
+        return ""
+    import pkgutil  # noqa: PLC0415 - a failure only (start-up time)
+
+    from taskdaemon.pipeline.wording import close_match  # noqa: PLC0415 - a failure only
+
+    close = close_match(name, [module.name for module in pkgutil.iter_modules(paths)])
+    return f" (did you mean {f'{package_name}.{close[0]}'!r}?)" if close else ""
+
+
+def _raised_at(exc: BaseException) -> str:
+    """`` (raised at pkg/mod.py:3)``: the line of the innermost module being imported that
+    raised, relative to the current directory when under it: the module's own line that called
+    into a library, not the library's line that raised (``json.loads`` of a bad constant), which
+    is not the author's to fix. ``""`` when there is none (a ``SyntaxError``'s words already
+    name its file and line)."""
+    import os  # noqa: PLC0415 - a failure only
+
+    place = None
+    traceback = exc.__traceback__
+    while traceback is not None:
+        code = traceback.tb_frame.f_code
+        if code.co_name == "<module>" and not code.co_filename.startswith("<"):
+            place = (code.co_filename, traceback.tb_lineno)
+        traceback = traceback.tb_next
+    if place is None:
+        return ""
+    path = place[0]
+    if path.startswith(os.getcwd() + os.sep):
+        path = os.path.relpath(path)
+    return f" (raised at {path}:{place[1]})"
 
 
 # -- the registry -----------------------------------------------------------------------------

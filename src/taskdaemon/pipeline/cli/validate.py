@@ -78,8 +78,10 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
     names the first :data:`SHOWN_STAGES` and counts the rest: a 300-stage file whose handler
     module is not on the path gets one line, not 300 copies of it. A module that fails to
     import is one problem whatever the loop types and functions that name it, and when the
-    module itself is not found the line says where handler modules are looked for: the usual
-    cause is a run started from another directory than the project's.
+    module's top-level package is not found the line says where handler modules are looked
+    for: the usual cause is a run started from another directory than the project's. A module
+    missing from a package that was found is a misspelling, not a directory (the loop type's
+    error then says which of the package's modules was meant).
     """
     stages_of: dict[str, list[str]] = {}
     for stage in pipeline.stages:
@@ -87,7 +89,7 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
             registry.resolve(pipeline, stage)
         except HandlerImportError as error:
             problem = f"cannot import module {error.module!r}: {error.cause}"
-            if error.missing is not None and f"{error.module}.".startswith(f"{error.missing}."):
+            if error.missing is not None and error.module.partition(".")[0] == error.missing:
                 problem += (
                     f" (handler modules are imported from the current directory, {os.getcwd()},"
                     " and PYTHONPATH)"
