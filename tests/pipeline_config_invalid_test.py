@@ -201,7 +201,8 @@ EXPECTED = {
         "unknown key (did you mean 'on_completion'?)"
     ),
     "yaml_syntax.yaml": (
-        "pipelines/invalid/yaml_syntax.yaml:5: invalid yaml: mapping values are not allowed here"
+        "pipelines/invalid/yaml_syntax.yaml:5: invalid yaml: a ':' at column 14 where a value "
+        "goes on: quote a value that holds ': ', or check the line's indentation"
     ),
     "zero_duration.yaml": (
         "pipelines/invalid/zero_duration.yaml:5: stages[0].timeout: must be > 0, got 0"

@@ -158,7 +158,7 @@ def test_a_syntax_error_is_worded_by_the_pure_parser_with_its_line() -> None:
     text = "a: 1\nb: [2\nc: 3\n"
     with pytest.raises(yaml.YAMLError) as caught:
         yaml.compose(text, Loader=yaml.CSafeLoader)
-    assert ("expected ',' or ']', but got ':'", 3) == syntax_problem(text, caught.value)
+    assert ("expected ',' or ']', but got ':' at column 2", 3) == syntax_problem(text, caught.value)
 
 
 @pytest.mark.parametrize(
@@ -264,3 +264,38 @@ def test_validate_says_where_a_misindented_line_of_the_example_goes_wrong(
     assert done.stdout.startswith(f"{path}:{at + 1}: invalid yaml: a key at column 3 does not ")
     assert done.stdout.endswith("check the line's indentation\n")
     assert 1 == len(done.stdout.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (  # an editor that indents with a tab
+            "name: first\nstages:\n\t- name: a\n",
+            "3: invalid yaml: a tab at column 1: YAML indents with spaces, not tabs",
+        ),
+        (  # a quote never closed: the parser said "end of stream" on the line after the last
+            'name: first\nstages:\n  - name: a\n    command: "make all\n    loop: command\n',
+            "4: invalid yaml: the quoted string begun at column 14 is never closed",
+        ),
+        (  # a command holding ': ', not quoted
+            "name: first\nstages:\n  - name: a\n    command: echo: hi\n",
+            "4: invalid yaml: a ':' at column 18 where a value goes on: quote a value that "
+            "holds ': ', or check the line's indentation",
+        ),
+        (  # a flow mapping left open
+            "name: first\nstages: [{name: a]\n",
+            "2: invalid yaml: expected ',' or '}', but got ']' at column 18",
+        ),
+    ],
+)
+def test_validate_says_what_a_newcomer_s_yaml_slip_is_and_where(
+    home: Path, tmp_path: Path, text: str, expected: str
+) -> None:
+    """The YAML slips of a first pipeline are one line with the line a reader must fix, the
+    column, and what to do: the parser's own words named a token ("found character '\\t' that
+    cannot start any token", "mapping values are not allowed here") or, for a quote never
+    closed, the line after the file's last."""
+    path = tmp_path / "first.yaml"
+    path.write_text(text)
+    done = taskdaemon(home, "validate", str(path))
+    assert (2, f"{path}:{expected}\n") == (done.returncode, done.stdout), done.stderr

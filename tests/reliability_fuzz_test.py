@@ -201,7 +201,7 @@ def test_a_quoted_flow_key_libyaml_refuses_is_a_syntax_error(home: Path, tmp_pat
     text = 'name: x\nstages: []\nx: {"' + "k" * 1100 + '": 1}\n'
     path = write(tmp_path / "key.yaml", text)
     done = taskdaemon(home, "validate", "--no-resolve", str(path))
-    assert (2, [f"{path}:3: invalid yaml: expected ',' or '}}', but got ':'"]) == (
+    assert (2, [f"{path}:3: invalid yaml: expected ',' or '}}', but got ':' at column 1107"]) == (
         done.returncode,
         (done.stdout + done.stderr).splitlines(),
     )

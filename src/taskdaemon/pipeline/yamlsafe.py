@@ -149,7 +149,9 @@ def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
 
 def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
     """A YAML syntax error as ``(problem, line)``: the pure parser's words, the same with or
-    without libyaml, except for a nesting error (the pure parser would recurse on it)."""
+    without libyaml, except for a nesting error (the pure parser would recurse on it), with the
+    column, and in a pipeline author's words where the parser's name its tokens
+    (``_misindented``, ``_unclosed``, ``_worded``)."""
     if _CLoader is not yaml.SafeLoader and "maximum nesting depth" not in str(exc):
         try:
             yaml.compose(text, Loader=yaml.SafeLoader)
@@ -158,11 +160,45 @@ def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
         except RecursionError:
             pass
     if isinstance(exc, yaml.MarkedYAMLError):
+        unclosed = _unclosed(exc)
+        if unclosed is not None:
+            return unclosed
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
-        problem = _misindented(exc) or exc.problem or exc.context or "syntax error"
+        problem = _misindented(exc) or _worded(exc)
         return problem.replace("\n", " "), line
     return str(exc).splitlines()[0] if str(exc) else "syntax error", None
+
+
+def _unclosed(exc: yaml.MarkedYAMLError) -> tuple[str, int] | None:
+    """A quoted string never closed, on the line where it begins: the parser's ``found
+    unexpected end of stream`` named the line after the file's last, where nothing is wrong."""
+    begun = exc.context_mark
+    if exc.context != "while scanning a quoted scalar" or begun is None:
+        return None
+    if exc.problem != "found unexpected end of stream":
+        return None
+    return f"the quoted string begun at column {begun.column + 1} is never closed", begun.line + 1
+
+
+def _worded(exc: yaml.MarkedYAMLError) -> str:
+    """The parser's problem with its column, and what to do for the mistakes a pipeline's
+    author makes most: a tab that indents (YAML indents with spaces only) and a ``: `` inside a
+    value that is not quoted (``command: echo: hi``), which the parser takes for a key, as it
+    does a line indented into the value above it."""
+    problem = exc.problem or exc.context or "syntax error"
+    mark = exc.problem_mark
+    if mark is None:
+        return problem
+    column = mark.column + 1
+    if problem.startswith("found character '\\t'"):
+        return f"a tab at column {column}: YAML indents with spaces, not tabs"
+    if problem == "mapping values are not allowed here":
+        return (
+            f"a ':' at column {column} where a value goes on: quote a value that holds ': ', "
+            "or check the line's indentation"
+        )
+    return f"{problem} at column {column}"
 
 
 #: What the parser's tokens are to a reader of a pipeline file.
