@@ -66,14 +66,23 @@ class StdoutTooLargeError(StageFailedError):
         )
 
 
+#: The shell's exit codes for a command it could not start.
+_SHELL_CODES = {126: "found but not executable", 127: "not found"}
+
+
 class CommandFailedError(StageFailedError):
     """Raised when a command stage's process exits with a non-zero code (or dies of a signal).
 
     ``exit_code`` is the process's return code (negative: the signal number that killed it);
-    ``stderr_tail`` the last lines it wrote on stderr.
+    ``stderr_tail`` the last lines it wrote on stderr. The shell's 127 (a command not found)
+    and 126 (found, not executable) name ``workspace``, the directory the command ran in: a
+    relative path in a command (``./scripts/build.sh``) is read from the run's workspace, not
+    from where taskdaemon was started, and the shell's own line does not say where it looked.
     """
 
-    def __init__(self, command: str, exit_code: int, stderr_tail: str) -> None:
+    def __init__(
+        self, command: str, exit_code: int, stderr_tail: str, workspace: str | None = None
+    ) -> None:
         self.command = command
         self.exit_code = exit_code
         self.stderr_tail = stderr_tail
@@ -84,6 +93,8 @@ class CommandFailedError(StageFailedError):
                 how = f"was killed by signal {-exit_code}"
         else:
             how = f"exited with code {exit_code}"
+        if exit_code in _SHELL_CODES and workspace:
+            how += f" ({_SHELL_CODES[exit_code]}; it ran in the run's workspace, {workspace})"
         message = f"command {command!r} {how}"
         if stderr_tail:
             message += f"; stderr (last lines):\n{stderr_tail}"
@@ -374,7 +385,7 @@ def command_handler(
         code = process.returncode
         assert code is not None  # communicate() returns after the process was reaped
         if code != 0:
-            raise CommandFailedError(text, code, capture.stderr_tail)
+            raise CommandFailedError(text, code, capture.stderr_tail, ctx.workspace)
         if capture.stdout_over:
             raise StdoutTooLargeError(capture.stdout_bytes, capture.limits.stdout_max_bytes)
         return _parse_stdout(capture.stdout)
