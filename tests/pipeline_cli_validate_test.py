@@ -117,3 +117,49 @@ def test_a_newcomer_s_handler_mistakes_say_what_was_meant_and_where(
         "first.yaml: stage 'd': loop type 'python': handler 'steps.build:Tool.rn': "
         "module 'steps.build' has no attribute 'Tool.rn' (did you mean 'Tool.run'?)",
     ] == done.stdout.splitlines()
+
+
+def test_a_handler_that_cannot_take_the_stage_context_is_refused_before_a_run(
+    home: Path, tmp_path: Path
+) -> None:
+    """A ``def fetch():`` (or one of two required arguments, or a method named through its
+    class) failed its stage at every run though ``validate`` said OK; handlers that can be
+    called with one argument (a default, ``*args``, a class method, a bound method)
+    stay valid."""
+    (tmp_path / "handlers.py").write_text(
+        "def bare():\n    pass\n\n\ndef two(ctx, other):\n    pass\n\n\n"
+        "def optional(ctx, other=1):\n    pass\n\n\ndef star(*args):\n    pass\n\n\n"
+        "class Tool:\n    def method(self, ctx):\n        pass\n\n"
+        "    @classmethod\n    def build(cls, ctx):\n        pass\n\n\nTOOL = Tool()\n"
+    )
+    targets = [
+        "bare",
+        "two",
+        "optional",
+        "star",
+        "Tool.method",
+        "Tool.build",
+        "TOOL.method",
+        "Tool",
+    ]
+    stages = "".join(
+        f'  - {{name: s{at}, handler: "handlers:{target}", '
+        "triggers: [{manual: {approval_required: false}}]}\n"
+        for at, target in enumerate(targets)
+    )
+    write(tmp_path / "first.yaml", f"name: first\nstages:\n{stages}")
+    done = taskdaemon(home, "validate", "first.yaml", cwd=tmp_path)
+    called = "a handler is called with one argument, the stage context (def handler(ctx): ...)"
+    assert (
+        2,
+        [
+            f"first.yaml: stage 's0': loop type 'python': handler 'handlers:bare': 'bare' takes "
+            f"no argument: {called}",
+            f"first.yaml: stage 's1': loop type 'python': handler 'handlers:two': 'two' takes "
+            f"2 arguments: {called}",
+            "first.yaml: stage 's4': loop type 'python': handler 'handlers:Tool.method': "
+            f"'Tool.method' takes 2 arguments: {called}",
+        ],
+    ) == (done.returncode, done.stdout.splitlines())
+    run = taskdaemon(home, "run", "first.yaml", cwd=tmp_path)
+    assert (2, done.stdout) == (run.returncode, run.stderr)

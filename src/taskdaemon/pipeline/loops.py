@@ -242,8 +242,43 @@ def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageCont
             ) from exc
     if not callable(obj):
         raise LoopTypeError(f"{where}: {attribute!r} is not callable")
+    wrong = _call_mismatch(obj)
+    if wrong is not None:
+        raise LoopTypeError(
+            f"{where}: {attribute!r} {wrong}: a handler is called with one argument, the "
+            "stage context (def handler(ctx): ...)"
+        )
     function: Callable[[StageContext], Any] = obj
     return function
+
+
+_CO_VARARGS = 0x04  # ``inspect.CO_VARARGS``
+
+
+def _call_mismatch(function: object) -> str | None:
+    """Why ``function`` cannot be called with one positional argument, as its code says
+    (``takes no argument``, ``takes 2 arguments``), or None: a ``def fetch():`` failed every run
+    at its first stage, though ``validate`` had said OK. Read from the code object, without
+    ``inspect`` (its import is most of ``validate``'s start-up); a callable without one of its
+    own (a class, a callable object, a ``functools.partial``, a C function) or that takes
+    ``*args`` (most decorators' wrappers) is not judged."""
+    bound = 0
+    inner = getattr(function, "__func__", None)
+    if inner is not None and getattr(function, "__self__", None) is not None:
+        function, bound = inner, 1
+    code = getattr(function, "__code__", None)
+    try:
+        if code is None or code.co_flags & _CO_VARARGS:
+            return None
+        positional = code.co_argcount - bound
+        required = positional - len(getattr(function, "__defaults__", None) or ())
+    except (AttributeError, TypeError):  # a ``__code__`` that is not a code object
+        return None
+    if positional < 1:
+        return "takes no argument"
+    if required > 1:
+        return f"takes {required} arguments"
+    return None
 
 
 #: The longest name given a "did you mean": difflib's work grows with its length.

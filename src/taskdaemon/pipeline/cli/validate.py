@@ -8,7 +8,8 @@ imports the ``module:function`` of Python loop types (with the current directory
 Exit code: 0 when every file is valid, 2 otherwise.
 
 What resolving a ``module:function`` reference checks, and so what it costs: the module
-imports without error, the dotted attribute exists, and it is callable; no handler runs. The
+imports without error, the dotted attribute exists, and it is callable, with one argument
+where its code says how many it takes (``loops._call_mismatch``); no handler runs. The
 module's top-level imports are therefore paid by every ``validate``: a handler module should
 import what only a running handler needs (asyncio, subprocess helpers) inside the handler,
 as ``examples/loops.py`` does. A reference that does not resolve is one line naming the stage,
