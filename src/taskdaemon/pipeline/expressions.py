@@ -151,7 +151,7 @@ class Expression(ValueMethods):
             self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
             return ExpressionError(redact_text(f"{source!r}: evaluation stopped: {exc}"))
         # ValueError/TypeError…, and the binding's PanicException (a BaseException)
-        return ExpressionError(redact_text(f"{source!r}: {_first_line(exc)}"))
+        return ExpressionError(redact_text(f"{source!r}: {_type_error_words(_first_line(exc))}"))
 
 
 def compile_expression(
@@ -191,6 +191,24 @@ def compile_expression(
     cost = None if estimate is None else estimate.cost
     paths = read_paths(source, variables)
     return Expression(source, variables, program, isolated, cost, paths)
+
+
+#: Where the binding's advice on a type mismatch starts, after its first sentence.
+_NO_COERCION = " CEL does not coerce between types"
+
+
+def _type_error_words(text: str) -> str:
+    """The binding's type mismatch (``No such overload: ...``, ``Unsupported operation: string
+    + int. ...``) as its first sentence and a short hint: its advice ran to 400 characters, so
+    that a skip reason, cut to 200, ended in the middle of a list of "common causes" and the
+    hint that says what to write was never shown."""
+    at = text.find(_NO_COERCION)
+    if at <= 0:
+        return text
+    return (
+        f"{text[:at].rstrip().rstrip('.')} (CEL converts no type: compare like with like, "
+        "or convert with int(x), double(x) or string(x))"
+    )
 
 
 def _first_line(exc: BaseException) -> str:
