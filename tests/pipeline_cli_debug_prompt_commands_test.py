@@ -103,6 +103,6 @@ def test_info_shows_the_last_error_of_a_condition_that_failed_to_evaluate() -> N
     assert [
         "#1 before a  hits 1",
         "#2 before b if request.nope == 1 (run RUN)  hits 0"
-        "  (last error: 'request.nope == 1': no such key 'nope')",
+        "  (last error: 'request.nope == 1': no such key 'nope' (request has: 'n'))",
         "#3 before c (run RUN)  hits 1",
     ] == shown[-3:]

@@ -398,7 +398,7 @@ async def test_a_condition_that_fails_to_evaluate_is_false_and_kept_as_the_error
     async with session() as (_engine, debug):
         bp = debug.set_breakpoint("b", when="inputs.missing == 1")
         result = await debug.execute(chain())
-    expected = "'inputs.missing == 1': no such key 'missing'"
+    expected = "'inputs.missing == 1': no such key 'missing' (inputs has: 'x')"
     assert (True, expected) == (result.succeeded, bp.last_error)
 
 

@@ -107,7 +107,7 @@ def test_filter_that_fails_to_evaluate_rejects_the_event() -> None:
     """A filter that cannot be evaluated on an event rejects it and says why; only a true value
     (not merely a truthy one) accepts."""
     expression = compile_expression("event.n > 2")
-    assert (False, "error: 'event.n > 2': no such key 'n'") == evaluate_filter(
+    assert (False, "error: 'event.n > 2': no such key 'n' (event has: 'x')") == evaluate_filter(
         expression, {"event": {"x": 1}}
     )
     assert (True, "filter: True") == evaluate_filter(expression, {"event": {"n": 3}})

@@ -25,6 +25,7 @@ run, and each attempt would cost the whole limit again.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import islice
 from typing import Any
 
 from taskdaemon.pipeline.cel_limits import (
@@ -97,7 +98,7 @@ class Expression(ValueMethods):
                 return shared_worker().evaluate(self.source, self._readable(context))
             return self._program.execute(self._readable(context))
         except BaseException as exc:
-            raise self._failure(exc) from None
+            raise self._failure(exc, context) from None
 
     def _readable(self, context: Mapping[str, Any]) -> dict[str, Any]:
         """``context`` with only the parts of its variables the expression reads
@@ -127,9 +128,11 @@ class Expression(ValueMethods):
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
-            raise self._failure(exc) from None
+            raise self._failure(exc, context) from None
 
-    def _failure(self, exc: BaseException) -> BaseException:
+    def _failure(
+        self, exc: BaseException, context: Mapping[str, Any] | None = None
+    ) -> BaseException:
         """The ExpressionError that stands for ``exc`` (interrupts pass), its text redacted.
 
         The text quotes the expression (a token compared with its literal) and CEL's error,
@@ -146,7 +149,8 @@ class Expression(ValueMethods):
             return exc
         if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
-            return MissingKeyError(redact_text(f"{source!r}: no such key {key!r}"))
+            held = "" if context is None else _keys_beside(self.paths, context, key)
+            return MissingKeyError(redact_text(f"{source!r}: no such key {key!r}{held}"))
         if isinstance(exc, WorkerError):
             self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
             return ExpressionError(redact_text(f"{source!r}: evaluation stopped: {exc}"))
@@ -191,6 +195,47 @@ def compile_expression(
     cost = None if estimate is None else estimate.cost
     paths = read_paths(source, variables)
     return Expression(source, variables, program, isolated, cost, paths)
+
+
+#: The most keys :func:`_keys_beside` names.
+_KEYS_SHOWN = 10
+
+
+def _keys_beside(paths: Paths | None, context: Mapping[str, Any], key: object) -> str:
+    """`` (stages.fetch.outputs has: 'stdout', 'exit_code')``: the keys of the mapping an expression
+    read ``key`` from and did not find it in, found along the paths it reads (``cel_paths``),
+    else ``""``. A misspelt key shows beside the right one, and a command that printed no JSON
+    object shows its ``stdout``: "no such key 'count'" alone sent its author to the command.
+    Not for a stage missing from ``stages`` (a condition waiting for it reads it so until it
+    ends), nor for an empty mapping."""
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - a failure only
+
+    found = _holder(paths or {}, context, key, ())
+    if found is None or found[0] == ("stages",) or not found[1]:
+        return ""
+    where, mapping = found
+    names = [quote(str(name)) for name in islice(mapping, _KEYS_SHOWN)]
+    more = len(mapping) - len(names)
+    return f" ({'.'.join(where)} has: {', '.join(names)}{f' and {more} more' if more > 0 else ''})"
+
+
+def _holder(
+    trie: Mapping[str, Any], value: Any, key: object, where: tuple[str, ...]
+) -> tuple[tuple[str, ...], Mapping[Any, Any]] | None:
+    """The path to, and the mapping of, the first place along ``trie`` where ``value`` lacks
+    ``key`` (depth first, as the paths were read)."""
+    if not isinstance(value, Mapping):
+        return None
+    for name, below in trie.items():
+        if name not in value:
+            if name == key and where:
+                return where, value
+            continue
+        if below is not None:
+            found = _holder(below, value[name], key, (*where, name))
+            if found is not None:
+                return found
+    return None
 
 
 #: Where the binding's advice on a type mismatch starts, after its first sentence.
