@@ -4,8 +4,11 @@ gives fields a file leaves out. Found missing by mutation testing (docs/mutation
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from cli_support import taskdaemon, write
 from config_support import one_stage, parse_error, parse_text
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.model import Backoff, OutputMapping, RetryPolicy
@@ -146,3 +149,39 @@ def test_an_event_after_a_dropped_one_keeps_its_index_in_the_file() -> None:
         f"<string>:2: external_events[1]: event type {quote(long)} is {len(long)} characters "
         f"long (the limit is {MAX_NAME_LENGTH})",
     ]
+
+
+def test_validate_shows_a_newcomer_how_a_stage_follows_another(home: Path, tmp_path: Path) -> None:
+    """The ways other tools order steps, written here, each get the line to write instead:
+    ``depends_on`` listed the stage keys (and the missing triggers said to make the stage an
+    entry stage, the opposite of what was meant), a trigger written with its one value
+    (``on_completion: fetch``) and a list of stages said only what type was expected."""
+    entry = "triggers: [{manual: {approval_required: false}}]"
+    path = write(
+        tmp_path / "first.yaml",
+        f"""\
+        name: first
+        stages:
+          - {{name: fetch, command: "true", {entry}}}
+          - {{name: a, command: "true", depends_on: [fetch]}}
+          - {{name: b, command: "true", triggers: [{{on_completion: fetch}}]}}
+          - {{name: c, command: "true", triggers: [{{on_completion: {{stage: [fetch, b]}}}}]}}
+          - {{name: d, command: "true", triggers: [{{on_condition: stages.fetch.outputs.ok}}]}}
+        """,
+    )
+    done = taskdaemon(home, "validate", str(path))
+    assert (
+        2,
+        [
+            f"{path}:4: stages[1].depends_on: unknown key (a stage runs after another by a "
+            "trigger: triggers: [{on_completion: {stage: NAME}}])",
+            f"{path}:4: stages[1].triggers: missing required field",
+            f"{path}:5: stages[2].triggers[0].on_completion: expected a mapping, got string "
+            "(write on_completion: {stage: 'fetch'})",
+            f"{path}:6: stages[3].triggers[0].on_completion.stage: expected a string, got list "
+            "(one stage per trigger: triggers: [{on_completion: {stage: a}}, {on_completion: "
+            "{stage: b}}], with trigger_mode: all to wait for both)",
+            f"{path}:7: stages[4].triggers[0].on_condition: expected a mapping, got string "
+            "(write on_condition: {expression: 'stages.fetch.outputs.ok'})",
+        ],
+    ) == (done.returncode, done.stdout.splitlines())

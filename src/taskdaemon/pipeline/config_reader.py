@@ -133,6 +133,31 @@ def _ancestors(path: str) -> Iterator[str]:
         yield ""
 
 
+#: Keys other tools use to order their steps (GitHub Actions' ``needs``, Airflow's and
+#: Compose's ``depends_on``): a stage says it in a trigger, which the unknown key's line shows.
+_DEPENDENCY_KEYS: Final = frozenset(
+    {"after", "depends", "depends_on", "dependencies", "needs", "requires", "run_after"}
+)
+_AFTER_HINT: Final = (
+    "a stage runs after another by a trigger: triggers: [{on_completion: {stage: NAME}}]"
+)
+_SEVERAL_STAGES_HINT: Final = (
+    "expected a string, got list (one stage per trigger: triggers: [{on_completion: {stage: "
+    "a}}, {on_completion: {stage: b}}], with trigger_mode: all to wait for both)"
+)
+#: The field a trigger kind's mapping needs, which a newcomer writes as the kind's value.
+_TRIGGER_FIELD: Final = {"on_completion": "stage", "on_event": "type", "on_condition": "expression"}
+
+
+def _trigger_body_hint(kind: str, body: str | list[Any]) -> str:
+    """``expected a mapping, got string (write on_completion: {stage: 'fetch'})`` for a
+    trigger written ``on_completion: fetch``, or with a list (``[a, b]``)."""
+    field = _TRIGGER_FIELD[kind]
+    if isinstance(body, list):
+        return f"expected a mapping, got list (write {kind}: {{{field}: ...}}, one per trigger)"
+    return f"expected a mapping, got string (write {kind}: {{{field}: {quote(body)}}})"
+
+
 def _choices(names: Collection[str]) -> str:
     names = list(names)
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
@@ -215,6 +240,8 @@ class ConfigReader:
             if key not in allowed:
                 close = close_match(key, allowed)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
+                if allowed is _STAGE_KEYS and key in _DEPENDENCY_KEYS:
+                    hint = _AFTER_HINT
                 self.issue(_join(path, key), f"unknown key ({hint})")
 
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
@@ -424,6 +451,7 @@ class ConfigReader:
                 triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
         if triggers is None:
             no_triggers: tuple[Trigger, ...] = ()
+            after = not keys.isdisjoint(_DEPENDENCY_KEYS)  # its unknown key says what to write
             triggers = self.field(
                 data,
                 "triggers",
@@ -431,7 +459,7 @@ class ConfigReader:
                 self.triggers,
                 no_triggers,
                 required=True,
-                hint=ENTRY_STAGE_HINT,
+                hint="" if after else ENTRY_STAGE_HINT,
             )
         if keys <= _STAGE_REQUIRED_SET:  # no optional field: nothing more to read
             return _make_stage()(
@@ -488,11 +516,17 @@ class ConfigReader:
         body = value[kind]
         if body is None and kind == "manual":
             body = {}
+        if kind in _TRIGGER_FIELD and isinstance(body, str | list):
+            self.issue(body_path, _trigger_body_hint(kind, body))
+            return None
         data = self.mapping(body, body_path)
         if data is None:
             return None
         self.keys(data, _TRIGGER_KEYS[kind], body_path)
         if kind == "on_completion":
+            if isinstance(data.get("stage"), list):
+                self.issue(_join(body_path, "stage"), _SEVERAL_STAGES_HINT)
+                return None
             stage = self.field(data, "stage", body_path, self.name, None, required=True)
             success_only = self.field(data, "success_only", body_path, self.boolean, True)
             return None if stage is None else OnCompletion(stage, success_only)
