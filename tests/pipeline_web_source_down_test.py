@@ -7,7 +7,8 @@ that may well be there."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
@@ -15,6 +16,7 @@ import pytest
 
 from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page
 from cli_support import free_port
+from http_stub_support import serving_in_thread
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.web import WebOptions
@@ -25,10 +27,10 @@ RUN_ID = "ac07e43c8b78e4363b79be706efa7398"
 
 
 @contextlib.asynccontextmanager
-async def unanswered_source_server() -> AsyncIterator[str]:
-    """A ``ui``-style server (read-only) over a Tempo source on a port nobody listens on;
-    yields its URL."""
-    source = f"tempo+http://127.0.0.1:{free_port()}"
+async def unanswered_source_server(source: str | None = None) -> AsyncIterator[str]:
+    """A ``ui``-style server (read-only) over a Tempo source at ``source`` (default: a port
+    nobody listens on); yields its URL."""
+    source = source or f"tempo+http://127.0.0.1:{free_port()}"
     app = create_app(
         auth=ApiAuth.configured(TOKEN), web=WebOptions(source_url=source, read_only=True)
     )
@@ -106,3 +108,43 @@ async def test_the_logs_of_a_tempo_source_are_a_404_saying_where_logs_are_kept()
         answer = await client.get(f"/api/runs/{RUN_ID}/logs", params={"stage": "build"})
     expected = (404, "run logs are kept in the embedded span store and in debug dumps only")
     assert expected == (answer.status_code, answer.json()["error"])
+
+
+@contextlib.contextmanager
+def tempo_saying(status: int, text: str) -> Iterator[str]:
+    """A Tempo stand-in answering every GET with ``status`` and ``text``; yields its URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = text.encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.block_on_close = True
+    with serving_in_thread(server):
+        yield f"tempo+http://127.0.0.1:{server.server_port}"
+
+
+async def test_a_backend_error_quoting_span_store_still_names_the_span_source() -> None:
+    """Only the embedded store's own errors are shown bare (they name their file): a backend
+    whose answer happens to say "span store" is still prefixed ``span source:``, as any other
+    backend error is (the page once decided by the words, and showed it bare)."""
+    with tempo_saying(400, "span store flushing, try again") as tempo:
+        async with (
+            unanswered_source_server(tempo) as url,
+            httpx.AsyncClient(
+                base_url=url, headers={"authorization": f"Bearer {TOKEN}"}, timeout=30
+            ) as client,
+        ):
+            answer = await client.get(f"/api/runs/{RUN_ID}")
+    error = answer.json()["error"]
+    assert (502, True) == (answer.status_code, error.startswith("span source: ")), error
+    assert "HTTP 400: span store flushing, try again" in error

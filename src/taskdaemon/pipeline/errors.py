@@ -26,6 +26,7 @@ __all__ = [
     "SettingsError",
     "SpanSourceError",
     "SpanSourceURLError",
+    "SpanStoreError",
     "StageFailedError",
     "StageNotFoundError",
     "StageTimeoutError",
@@ -119,6 +120,13 @@ class InvalidTransitionError(PipelineError):
 class SpanSourceError(TaskdaemonError):
     """Raised when a span source cannot answer: backend unreachable, HTTP error, malformed body,
     unreadable file, or an unknown source URL."""
+
+
+class SpanStoreError(SpanSourceError):
+    """An embedded span store that cannot be opened or used as one (no database, a foreign or
+    newer schema, a file this user cannot write or read safely). Its message starts with the
+    file's path and says it is about a span store, so a caller shows it as it is, with no
+    prefix naming the source again (the web page's 502s)."""
 
 
 class SpanSourceURLError(SpanSourceError):

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.ellipsis import cut
-from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.errors import SpanSourceError, SpanStoreError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
 from taskdaemon.pipeline.tracking._migrations import migrate
@@ -109,7 +109,7 @@ def why_unwritten(path: Path) -> str:
     return "its writer was still busy"
 
 
-class MissingStoreError(SpanSourceError):
+class MissingStoreError(SpanStoreError):
     """There is no store file at the path a reader was given (readers never create one)."""
 
 
@@ -316,7 +316,7 @@ def _connect_read_only(
     elif _nobody_writes(path):
         flag = "immutable=1"
     else:
-        raise SpanSourceError(
+        raise SpanStoreError(
             f"{path}: cannot read this span store safely: {why}, so SQLite cannot make its "
             f"{shm.name} file to read it while its owner may write it; copy it into a folder "
             "of yours and read the copy"
@@ -339,12 +339,12 @@ def _connect_read_only(
             raise MissingStoreError(f"{path}: no span store here (the file holds none)")
         _refuse_crafted(conn, path, version)
         if version > SCHEMA_VERSION:
-            raise SpanSourceError(
+            raise SpanStoreError(
                 f"{path}: span store schema version {version} is newer than this taskdaemon "
                 f"understands ({SCHEMA_VERSION}); upgrade taskdaemon"
             )
         if version != SCHEMA_VERSION:  # it cannot be migrated here
-            raise SpanSourceError(
+            raise SpanStoreError(
                 f"{path}: span store schema version {version}, {why} (this taskdaemon reads "
                 f"{SCHEMA_VERSION} and cannot migrate it there)"
             )
@@ -356,7 +356,7 @@ def _connect_read_only(
             raise
         if error is not None:
             raise error from None
-        raise SpanSourceError(f"{path}: cannot open span store: {refused}") from None
+        raise SpanStoreError(f"{path}: cannot open span store: {refused}") from None
     wal = path.with_name(path.name + "-wal")
     if flag != "mode=ro" and wal.exists() and wal.stat().st_size > 0:
         _logger.warning(
@@ -424,7 +424,7 @@ def _refuse_foreign(conn: sqlite3.Connection, path: Path) -> None:
     ]
     if names:
         shown = ", ".join(cut(name, 40) for name in names[:3]) + (", ..." if len(names) > 3 else "")
-        raise SpanSourceError(
+        raise SpanStoreError(
             f"{path}: not a taskdaemon span store (no schema version, and tables of its own: "
             f"{shown}); name another file"
         )
@@ -499,7 +499,7 @@ def _refuse_incomplete(conn: sqlite3.Connection, path: Path) -> None:
     if missing:
         table, column = missing[0]
         more = f", and {len(missing) - 1} more" if len(missing) > 1 else ""
-        raise SpanSourceError(
+        raise SpanStoreError(
             f"{path}: not a taskdaemon span store (no column {table}.{column}{more}); "
             "name another file"
         )
@@ -518,7 +518,7 @@ def _refuse_crafted(conn: sqlite3.Connection, path: Path, version: int) -> None:
         since = _SAME_TRIGGER_SINCE if kind == "trigger" else _SAME_VIEW_SINCE
         if (kind, name, sql) in own or (version < since and (kind, name) in named):
             continue
-        raise SpanSourceError(
+        raise SpanStoreError(
             f"{path}: not a taskdaemon span store (a {kind} {cut(str(name), 40)!r} taskdaemon "
             "does not make); name another file"
         )
@@ -561,7 +561,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         if version == 0:
             _refuse_foreign(conn, path)
         if version < 0:  # SQLite's user_version is signed; no store had one below 0
-            raise SpanSourceError(
+            raise SpanStoreError(
                 f"{path}: not a taskdaemon span store (schema version {version}); name another file"
             )
         conn.execute("COMMIT")
@@ -576,7 +576,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         if version > 0:  # in WAL mode: the read does not hold off another opener's switch to it
             _refuse_crafted(conn, path, version)
         if version > SCHEMA_VERSION:
-            raise SpanSourceError(
+            raise SpanStoreError(
                 f"{path}: span store schema version {version} is newer than this taskdaemon "
                 f"understands ({SCHEMA_VERSION}); upgrade taskdaemon"
             )
@@ -608,6 +608,6 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
                 reason = f"{blocker} is not a directory"  # not the "File exists" of its mkdir
             if _cannot_write(exc) and (why := why_read_only(path)) is not None:
                 reason = f"this user cannot write it: {why}"  # not "attempt to write a ..."
-            raise SpanSourceError(f"{path}: cannot open span store: {reason}") from exc
+            raise SpanStoreError(f"{path}: cannot open span store: {reason}") from exc
         raise
     return conn

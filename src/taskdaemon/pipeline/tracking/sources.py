@@ -33,7 +33,12 @@ from typing import Any, Protocol, runtime_checkable
 from urllib.parse import parse_qs
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, SpanSourceURLError
+from taskdaemon.pipeline.errors import (
+    RunNotFoundError,
+    SpanSourceError,
+    SpanSourceURLError,
+    SpanStoreError,
+)
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.http_url import http_url
 from taskdaemon.pipeline.records import RunRecord, RunSummary
@@ -255,7 +260,7 @@ def open_source(
             missing_ok = os.path.abspath(path) == os.path.abspath(home_store())
         if missing_ok and (blocker := file_in_the_way(Path(path))) is not None:
             # A home that is a file can hold no store: "no runs" would hide the mistake.
-            raise SpanSourceError(f"{blocker}: not a directory, so no span store can be in it")
+            raise SpanStoreError(f"{blocker}: not a directory, so no span store can be in it")
         try:
             return SpanStore(path, missing_ok=missing_ok, **options)
         except MissingStoreError as error:

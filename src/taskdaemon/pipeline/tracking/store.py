@@ -49,7 +49,12 @@ from typing import Any, Final
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.durations import parse_age
 from taskdaemon.pipeline.ellipsis import quote
-from taskdaemon.pipeline.errors import RunNotFoundError, SettingsError, SpanSourceError
+from taskdaemon.pipeline.errors import (
+    RunNotFoundError,
+    SettingsError,
+    SpanSourceError,
+    SpanStoreError,
+)
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
@@ -243,7 +248,7 @@ class SpanStore:
         with self._lock:
             why = reads_only(self._conn)
         if why is not None:
-            raise SpanSourceError(f"{self.path}: cannot {verb} this span store: {why}")
+            raise SpanStoreError(f"{self.path}: cannot {verb} this span store: {why}")
 
     # -- liveness
 

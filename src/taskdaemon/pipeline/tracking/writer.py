@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from opentelemetry.sdk.trace import SpanProcessor
 
-from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.errors import SpanSourceError, SpanStoreError
 from taskdaemon.pipeline.tracking._checkpoint import Checkpointer
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._health import StoreHealth, WriteFailures
@@ -150,7 +150,7 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
         if isinstance(self._error, SpanSourceError):
             raise self._error
         if self._error is not None:
-            raise SpanSourceError(f"{self.path}: cannot open span store: {self._error}")
+            raise SpanStoreError(f"{self.path}: cannot open span store: {self._error}")
         if hasattr(os, "register_at_fork"):
             restart = weakref.WeakMethod(self._restart_in_child)
 

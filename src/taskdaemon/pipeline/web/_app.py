@@ -52,7 +52,12 @@ from starlette.staticfiles import StaticFiles
 from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit
 from taskdaemon.pipeline.durations import local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import quote
-from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
+from taskdaemon.pipeline.errors import (
+    RunNotFoundError,
+    SpanSourceError,
+    SpanStoreError,
+    no_such_stage,
+)
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
@@ -618,8 +623,9 @@ def _iso(epoch: float | None) -> str:
 
 
 def _failed(what: str, error: Exception) -> str:
-    """``what: error`` for a route's 502, unless the error already says it is about a span
-    store (the store's errors name the file and what is wrong with it, as every command prints
-    them): a file that is not a database read ``span store: PATH: cannot open span store: ...``."""
-    text = str(error)
-    return text if "span store" in text else f"{what}: {text}"
+    """``what: error`` for a route's 502, unless the error is an embedded store's
+    (``SpanStoreError``: its message names the file and what is wrong with it as a span store,
+    as every command prints it), shown as it is: prefixed, a file that is not a database read
+    ``span store: PATH: cannot open span store: ...``. Decided by the error's type, not its
+    words: a backend's answer that quotes "span store" is still named a span source's."""
+    return str(error) if isinstance(error, SpanStoreError) else f"{what}: {error}"
