@@ -186,3 +186,58 @@ async def stored_runs_server(db: Path, *, port: int = 0) -> AsyncIterator[str]:
     finally:
         await server.aclose()
         app.state.web.close()
+
+
+#: Every text on the page that shows, with its contrast ratio against what is behind it (WCAG
+#: 2's formula, the backgrounds of its ancestors laid over the browser's canvas), as [text,
+#: ratio, large]; and the page's own background's relative luminance. Its argument: whether
+#: an SVG's texts count (their colour is their ``fill``); the web page's DAG leaves them out,
+#: as its text sits on the states' fills, not on the page.
+CONTRASTS = """(svg) => {
+  const parse = (c) => {
+    const m = c.match(/rgba?\\(([^)]+)\\)/);
+    if (!m) return null;
+    const p = m[1].split(",").map(Number);
+    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
+  };
+  const lum = (c) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+  };
+  const over = (l, o) => ({
+    r: l.r * l.a + o.r * (1 - l.a), g: l.g * l.a + o.g * (1 - l.a), b: l.b * l.a + o.b * (1 - l.a),
+  });
+  // Under every background: the browser's canvas, white or dark by the page's colour scheme.
+  const probe = document.body.appendChild(document.createElement("div"));
+  probe.style.background = "Canvas";
+  const canvas = parse(getComputedStyle(probe).backgroundColor);
+  probe.remove();
+  const behind = (e) => {
+    const layers = [];
+    for (let n = e; n; n = n.parentElement) {
+      const c = parse(getComputedStyle(n).backgroundColor);
+      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+    }
+    return layers.reverse().reduce((out, l) => over(l, out), canvas);
+  };
+  const found = [];
+  const seen = new Set();
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  while (walker.nextNode()) {
+    const e = walker.currentNode.parentElement;
+    if (!walker.currentNode.textContent.trim() || seen.has(e)) continue;
+    seen.add(e);
+    if (e.closest("[hidden], .for-screen-readers") || !e.getClientRects().length) continue;
+    if (e.closest("svg") && !svg) continue;
+    if (e.disabled) continue;
+    const s = getComputedStyle(e);
+    const a = lum(parse(e instanceof SVGElement ? s.fill : s.color));
+    const b = lum(behind(e));
+    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+    const size = parseFloat(s.fontSize);
+    const large = size >= 24 || (Number(s.fontWeight) >= 700 && size >= 18.66);
+    const name = e.tagName + "." + e.className + ": " + e.textContent.trim().slice(0, 30);
+    found.push([name, Math.round(ratio * 100) / 100, large]);
+  }
+  return { texts: found, page: lum(behind(document.body)) };
+}"""

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from browser_support import (
+    CONTRASTS,
     SHARED_BROWSER_LOOP,
     TOKEN,
     browser_page,
@@ -80,59 +81,6 @@ async def test_a_printed_run_page_shows_the_whole_dag_and_error(
     assert [] == errors
 
 
-#: Every text on the page that shows (not in the DAG's drawing, whose text sits on the states'
-#: fills), with its contrast ratio against what is behind it (WCAG 2's formula, the
-#: backgrounds of its ancestors laid over white), as [text, ratio, large]; and the page's own
-#: background's relative luminance.
-CONTRASTS = """() => {
-  const parse = (c) => {
-    const m = c.match(/rgba?\\(([^)]+)\\)/);
-    if (!m) return null;
-    const p = m[1].split(",").map(Number);
-    return { r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1 };
-  };
-  const lum = (c) => {
-    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
-    return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-  };
-  const over = (l, o) => ({
-    r: l.r * l.a + o.r * (1 - l.a), g: l.g * l.a + o.g * (1 - l.a), b: l.b * l.a + o.b * (1 - l.a),
-  });
-  // Under every background: the browser's canvas, white or dark by the page's colour scheme.
-  const probe = document.body.appendChild(document.createElement("div"));
-  probe.style.background = "Canvas";
-  const canvas = parse(getComputedStyle(probe).backgroundColor);
-  probe.remove();
-  const behind = (e) => {
-    const layers = [];
-    for (let n = e; n; n = n.parentElement) {
-      const c = parse(getComputedStyle(n).backgroundColor);
-      if (c && c.a > 0) { layers.push(c); if (c.a >= 1) break; }
-    }
-    return layers.reverse().reduce((out, l) => over(l, out), canvas);
-  };
-  const found = [];
-  const seen = new Set();
-  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
-  while (walker.nextNode()) {
-    const e = walker.currentNode.parentElement;
-    if (!walker.currentNode.textContent.trim() || seen.has(e)) continue;
-    seen.add(e);
-    if (e.closest("svg, [hidden], .for-screen-readers") || !e.getClientRects().length) continue;
-    if (e.disabled) continue;
-    const s = getComputedStyle(e);
-    const a = lum(parse(s.color));
-    const b = lum(behind(e));
-    const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
-    const size = parseFloat(s.fontSize);
-    const large = size >= 24 || (Number(s.fontWeight) >= 700 && size >= 18.66);
-    const name = e.tagName + "." + e.className + ": " + e.textContent.trim().slice(0, 30);
-    found.push([name, Math.round(ratio * 100) / 100, large]);
-  }
-  return { texts: found, page: lum(behind(document.body)) };
-}"""
-
-
 @SHARED_BROWSER_LOOP
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
@@ -150,12 +98,12 @@ async def test_every_text_keeps_its_contrast_in_light_and_dark_mode(
     ):
         await page.emulate_media(color_scheme=scheme)
         await page.goto(f"{url}/runs/{run_id}")
-        sign_in = await page.evaluate(CONTRASTS)
+        sign_in = await page.evaluate(CONTRASTS, False)
         await page.goto(f"{url}/?token={TOKEN}")
         await page.wait_for_selector("#runs tbody tr[data-run-id]")
-        runs = await page.evaluate(CONTRASTS)
+        runs = await page.evaluate(CONTRASTS, False)
         await with_stage_picked(page, url, run_id, "stage-002")
-        run = await page.evaluate(CONTRASTS)
+        run = await page.evaluate(CONTRASTS, False)
     texts = sign_in["texts"] + runs["texts"] + run["texts"]
     low = [(text, ratio) for text, ratio, large in texts if ratio < (3 if large else 4.5)]
     assert len(texts) > 50

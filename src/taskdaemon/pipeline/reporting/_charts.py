@@ -41,6 +41,9 @@ GAP = 6  # the fewest pixels between two tick labels written along an axis
 TOP, BOTTOM, RIGHT = 10, 44, 20  # margins around the plot: the x axis's ticks and label below
 PAD = 8  # pixels between the frame and the nearest tick, so no mark lies on the frame
 DOT, RING = 3.5, 2.0  # a p90 dot's radius, and the width of each ring around one over it
+#: The charts' colours on a light page. Marks drawn in the page's own colours carry a class
+#: (``grid``, ``frame``, the box plot's ``whisker``, ``box`` and ``outlier``), and the HTML
+#: report's dark scheme redraws them (``reporting._html``); the others read on either.
 GRID = "#dddddd"
 BOX, MEDIAN = "#1f4e79", "#ff7f0e"
 RAN, FAILED, QUEUED = "#5b9bd5", "#d9534f", "#cfe2f3"
@@ -209,13 +212,16 @@ def _svg(width: float, height: float, parts: Iterable[str]) -> str:
 
 
 def _vline(x: float, top: float, bottom: float) -> str:
-    return f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" stroke="{GRID}"/>'
+    return (
+        f'<line x1="{x:.1f}" y1="{top:.1f}" x2="{x:.1f}" y2="{bottom:.1f}" '
+        f'stroke="{GRID}" class="grid"/>'
+    )
 
 
 def _frame(left: float, top: float, right: float, bottom: float) -> str:
     return (
         f'<rect x="{left:.1f}" y="{top:.1f}" width="{right - left:.1f}" '
-        f'height="{bottom - top:.1f}" fill="none" stroke="#333"/>'
+        f'height="{bottom - top:.1f}" fill="none" stroke="#333" class="frame"/>'
     )
 
 
@@ -286,11 +292,15 @@ def distribution_svg(
             f"<g><title>{html_text(f'{name}: {figures}')}</title>"
             f'<path d="M{q0:.1f} {y:.1f}H{q25:.1f}M{q75:.1f} {y:.1f}H{q99:.1f}'
             f"M{q0:.1f} {y - 5:.1f}V{y + 5:.1f}M{q99:.1f} {y - 5:.1f}V{y + 5:.1f}"
-            f'" stroke="{BOX}"/>'
+            f'" stroke="{BOX}" class="whisker"/>'
             f'<rect x="{q25:.1f}" y="{low:.1f}" width="{max(q75 - q25, 1.0):.1f}" '
-            f'height="{high - low:.1f}" fill="#ffffff" stroke="{BOX}"/>'
+            f'height="{high - low:.1f}" fill="#ffffff" stroke="{BOX}" class="box"/>'
             f'<path d="M{q50:.1f} {low:.1f}V{high:.1f}" stroke="{MEDIAN}" stroke-width="2"/>'
-            + (f'<circle cx="{q100:.1f}" cy="{y:.1f}" r="3" fill="{BOX}"/>' if q100 > q99 else "")
+            + (
+                f'<circle cx="{q100:.1f}" cy="{y:.1f}" r="3" fill="{BOX}" class="outlier"/>'
+                if q100 > q99
+                else ""
+            )
             + "</g>"
         )
     return _svg(WIDTH, TOP + ROW * len(rows) + BOTTOM, parts)
@@ -364,7 +374,7 @@ def daily_svg(
     parts = [_frame(left, TOP, right, bottom)]
     for tick in ys.ticks:
         y = ys.at(tick)
-        parts.append(f'<path d="M{left} {y:.1f}H{right:.1f}" stroke="{GRID}"/>')
+        parts.append(f'<path d="M{left} {y:.1f}H{right:.1f}" stroke="{GRID}" class="grid"/>')
         if text := ys.label(tick):
             parts.append(_text(left - 6, y + 4, text, ' text-anchor="end"'))
     middle = (TOP + bottom) / 2

@@ -28,6 +28,11 @@ from taskdaemon.pipeline.reporting._text import (
 
 __all__ = ["render_html"]
 
+#: The page follows the reader's colour scheme, as the web page does: dark on a dark desktop
+#: (the web page's colours), the charts' marks drawn in the page's colours too (the box plot's
+#: dark blue read 2:1 on the dark background). Only on a screen: printed, it stays dark on
+#: white, whatever the desktop's scheme. Every text keeps WCAG AA's 4.5:1 in both.
+#:
 #: A phone's browser lays the page out at its own width (the viewport's ``<meta>``): a table or
 #: chart wider than that scrolls in its box, and a name or run id without a space breaks, so the
 #: page never does; without them a 375-pixel phone drew a page 1,134 pixels wide, shrunk.
@@ -42,6 +47,19 @@ th:first-child, td:first-child { text-align: left; }
 th { background: #f0f0f0; }
 figure { margin: 1em 0; overflow-x: auto; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
 .note { background: #fff8dc; padding: 0.5em; border-left: 4px solid #e0c000; }
+@media screen and (prefers-color-scheme: dark) {
+  :root { color-scheme: dark; }
+  body { color: #e8e8ea; background: #121316; }
+  th, td { border-color: #4a4d55; }
+  th { background: #26282d; }
+  .note { background: #2b2713; border-left-color: #c8a800; }
+  svg text { fill: #e8e8ea; }
+  svg .grid { stroke: #3a3c42; }
+  svg .frame { stroke: #8a8d94; }
+  svg .whisker, svg .box { stroke: #8ab4f8; }
+  svg .box { fill: #121316; }
+  svg .outlier { fill: #8ab4f8; }
+}
 """
 
 
