@@ -22,7 +22,8 @@ from browser_support import (
     open_run_page,
     stored_runs_server,
 )
-from pipeline_tracking_support import store_stages, store_with
+from pipeline_tracking_support import make_provider, store_stages, store_with, write_example_run
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 
 pytestmark = pytest.mark.slow
 
@@ -108,20 +109,30 @@ END = "event: end\ndata: {}\n\n"
 async def accessible(page: Any, selector: str) -> tuple[bool, str, str, str]:
     """What chromium's accessibility tree says of the element ``selector`` picks: ignored,
     its role, name and description (what a screen reader is handed)."""
+    return (await each_accessible(page, selector))[0]
+
+
+async def each_accessible(page: Any, selector: str) -> list[tuple[bool, str, str, str]]:
+    """:func:`accessible` of every element ``selector`` picks, in the document's order."""
     cdp = await page.context.new_cdp_session(page)
     root = (await cdp.send("DOM.getDocument", {"depth": -1}))["root"]["nodeId"]
-    node = await cdp.send("DOM.querySelector", {"nodeId": root, "selector": selector})
-    tree = await cdp.send(
-        "Accessibility.getPartialAXTree", {"nodeId": node["nodeId"], "fetchRelatives": False}
-    )
-    ax = tree["nodes"][0]
+    nodes = await cdp.send("DOM.querySelectorAll", {"nodeId": root, "selector": selector})
+    found = []
+    for node in nodes["nodeIds"]:
+        tree = await cdp.send(
+            "Accessibility.getPartialAXTree", {"nodeId": node, "fetchRelatives": False}
+        )
+        ax = tree["nodes"][0]
+        found.append(
+            (
+                bool(ax.get("ignored")),
+                ax.get("role", {}).get("value", ""),
+                ax.get("name", {}).get("value", ""),
+                ax.get("description", {}).get("value", ""),
+            )
+        )
     await cdp.detach()
-    return (
-        bool(ax.get("ignored")),
-        ax.get("role", {}).get("value", ""),
-        ax.get("name", {}).get("value", ""),
-        ax.get("description", {}).get("value", ""),
-    )
+    return found
 
 
 @SHARED_BROWSER_LOOP
@@ -198,4 +209,41 @@ async def test_the_timeline_a_keyboard_reaches_is_named(
         said = await accessible(page, "#timeline")
     assert "timeline" in reached, reached
     assert (False, "region", "Timeline") == said[:3]
+    assert [] == errors
+
+
+def store_example_run(db: Path) -> str:
+    """``write_example_run``'s run in the store ``db``: ``plan`` has inputs and outputs,
+    ``build``'s first attempt failed."""
+    provider, _exporter = make_provider(SqliteSpanProcessor(db))
+    try:
+        return write_example_run(provider)
+    finally:
+        provider.shutdown()
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_stage_panels_value_boxes_are_named_with_their_attempt(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """The boxes of an attempt's error, inputs and outputs scroll, so Tab stops on each: a
+    screen reader is told which value of which attempt it is in (a panel shows every
+    attempt's). They were unnamed text, announced as nothing."""
+    run_id = await asyncio.to_thread(store_example_run, tmp_path / "spans.db")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        said = []
+        for stage in ("plan", "build"):
+            await page.click(f'#stages tr[data-stage="{stage}"] button.select')
+            await page.wait_for_selector(f'#stage-detail h3[data-stage="{stage}"]')
+            boxes = await each_accessible(page, "#stage-detail pre")
+            said += [(role, name) for _, role, name, _ in boxes]
+    assert [
+        ("region", "Inputs of instance 0, attempt 1"),
+        ("region", "Outputs of instance 0, attempt 1"),
+        ("region", "Error of instance 0, attempt 1"),
+    ] == said
     assert [] == errors

@@ -561,13 +561,20 @@
       list.appendChild(el("dd", null, value));
     }
 
-    function showValue(parent, title, text) {
+    // A value's box (an error, inputs, outputs): a long one scrolls in it, which a keyboard
+    // user must reach too (tabindex), and a screen reader names it when Tab lands there, with
+    // its attempt, as a panel shows several (it was an unnamed text, announced as nothing).
+    function valueBox(cls, title, a, text) {
+      return el("pre", { class: cls, tabindex: "0", role: "region",
+        "aria-label": title + " of instance " + a.instance + ", attempt " + a.attempt }, text);
+    }
+
+    function showValue(parent, title, a, text) {
       if (text === null || text === undefined) return;
       parent.appendChild(el("h4", null, title));
       let shown = text;
       try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
-      // tabindex: a long value scrolls in its box, which a keyboard user must reach too.
-      parent.appendChild(el("pre", { class: title.toLowerCase(), tabindex: "0" }, shown));
+      parent.appendChild(valueBox(title.toLowerCase(), title, a, shown));
     }
 
     async function loadDetail() {
@@ -624,9 +631,9 @@
           fact(list, "CPU", a.cpu_seconds === null ? "-" : fmtDuration(a.cpu_seconds));
           fact(list, "peak memory", fmtBytes(a.peak_memory_bytes));
           box2.appendChild(list);
-          if (a.error) box2.appendChild(el("pre", { class: "error", tabindex: "0" }, (a.error_type ? a.error_type + ": " : "") + a.error));
-          showValue(box2, "Inputs", a.inputs);
-          showValue(box2, "Outputs", a.outputs);
+          if (a.error) box2.appendChild(valueBox("error", "Error", a, (a.error_type ? a.error_type + ": " : "") + a.error));
+          showValue(box2, "Inputs", a, a.inputs);
+          showValue(box2, "Outputs", a, a.outputs);
           parts.push(box2);
         }
       }
