@@ -26,16 +26,24 @@ window.taskdaemonPage = (function () {
     return node;
   }
 
+  // Python's round() of a number not below zero: a half goes to the even neighbour, where
+  // Math.round takes it up. The server writes a page's first figures in Python, and the
+  // CLI all of them: 12.5 ms read "12ms" there and "13ms" here, 1.25 MiB "1.2MiB" and "1.3".
+  function roundEven(x) {
+    const up = Math.round(x);
+    return up - x === 0.5 && up % 2 === 1 ? up - 1 : up;
+  }
+
   // durations.format_duration, as the terminal writes them: each unit is chosen by the value
   // rounded to its precision, so 0.9996 s is 1.0s (not 1000ms) and 59.96 s 1m00s (not 60.0s).
   function fmtDuration(seconds) {
     if (seconds === null || seconds === undefined) return "-";
     const s = Math.max(0, seconds);
-    const millis = Math.round(s * 1000);
+    const millis = roundEven(s * 1000);
     if (millis < 1000) return millis + "ms";
-    const tenths = Math.round(s * 10);
+    const tenths = roundEven(s * 10);
     if (tenths < 600) return (tenths / 10).toFixed(1) + "s";
-    const whole = Math.round(s);
+    const whole = roundEven(s);
     if (whole < 3600) return Math.floor(whole / 60) + "m" + String(whole % 60).padStart(2, "0") + "s";
     return Math.floor(whole / 3600) + "h" + String(Math.floor((whole % 3600) / 60)).padStart(2, "0") + "m";
   }
@@ -69,11 +77,19 @@ window.taskdaemonPage = (function () {
     return name ? name + " (" + offset + ")" : offset;
   }
 
+  // byte_sizes.format_bytes, as runs show and the report write a size: no space before the
+  // unit (the page wrote "3.4 MiB" beside their "3.4MiB"), one decimal rounded as Python's
+  // format does. A size's only exact halves of a tenth are its quarters (n.25, n.75: a
+  // fourth of it is a whole odd number, found exactly), which toFixed rounds up.
   function fmtBytes(value) {
     if (value === null || value === undefined) return "-";
     let size = value;
     for (const unit of ["B", "KiB", "MiB", "GiB"]) {
-      if (size < 1024 || unit === "GiB") return (unit === "B" ? size : size.toFixed(1)) + " " + unit;
+      if (size < 1024 || unit === "GiB") {
+        if (unit === "B") return Math.round(size) + unit;
+        const tenth = size * 4 % 2 === 1 ? roundEven(size * 10) / 10 : size;
+        return tenth.toFixed(1) + unit;
+      }
       size /= 1024;
     }
     return String(value);

@@ -1,0 +1,89 @@
+"""The web page's figures as the command line writes them, in Debian's headless chromium: the
+script's durations and sizes (``static/page.js``) against ``durations.format_duration`` and
+``byte_sizes.format_bytes``, which ``runs show``, ``report`` and the page's first rendering use.
+A stage's figure must not read one way in a terminal, or before the page's first refresh, and
+another after it."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from browser_support import SHARED_BROWSER_LOOP, browser_page, open_run_page, stored_runs_server
+from pipeline_tracking_support import store_stages
+from taskdaemon.pipeline.byte_sizes import format_bytes
+from taskdaemon.pipeline.durations import format_duration
+
+pytestmark = pytest.mark.slow
+
+#: Durations at every unit's edges and halves: a half rounds to the even neighbour in Python
+#: (12.5 ms is 12ms), where Math.round took it up.
+SECONDS = [
+    0.0,
+    0.0005,
+    0.0015,
+    0.0125,
+    0.0135,
+    0.4995,
+    0.9995,
+    0.9996,
+    1.25,
+    1.35,
+    12.25,
+    59.95,
+    59.96,
+    90.5,
+    91.5,
+    3599.5,
+    3600.0,
+    7322.5,
+    1e7 + 0.5,
+]
+
+MIB = 1024 * 1024
+#: Sizes at each unit's edges, and at its quarters (1.25 and 2.25 are exact halves of a
+#: tenth, which Python's format rounds to the even tenth and toFixed rounded up).
+SIZES = [
+    0,
+    1023,
+    1024,
+    1280,
+    2304,
+    1792,
+    1024 * 1023,
+    MIB - 1,
+    MIB,
+    MIB + MIB // 4,
+    2 * MIB + MIB // 4,
+    3_565_158,
+    1024 * MIB - 1,
+    1024 * MIB,
+    1024 * MIB * 5 // 4,
+    10**13,
+]
+
+
+@SHARED_BROWSER_LOOP
+async def test_durations_and_sizes_read_as_the_command_line_writes_them(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """Each duration and size the script writes equals Python's text for it. The script took
+    a half up (``13ms`` for ``runs show``'s ``12ms``, ``1.3 MiB`` for ``1.2MiB``) and put a
+    space before a size's unit (``3.4 MiB`` beside the table's ``3.4MiB``)."""
+    run_id = await asyncio.to_thread(store_stages, tmp_path / "spans.db", "one", ["a"], "boom")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        written = await page.evaluate(
+            "([seconds, sizes]) => [seconds.map(taskdaemonPage.fmtDuration),"
+            " sizes.map(taskdaemonPage.fmtBytes)]",
+            [SECONDS, SIZES],
+        )
+    expected = [[format_duration(s) for s in SECONDS], [format_bytes(b) for b in SIZES]]
+    assert expected == written
+    assert [] == errors
