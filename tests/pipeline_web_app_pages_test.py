@@ -112,7 +112,7 @@ async def waiting_run_of(web: WebOptions | None) -> AsyncIterator[tuple[str, str
 
 #: The stages table as the server draws it for a run with an action to offer (the script
 #: draws it again from the stream).
-ACTIONS = '<table id="stages" class="grid">'
+ACTIONS = '<table id="stages" class="grid" '
 
 
 async def tags(page: Any) -> list[str]:

@@ -247,3 +247,23 @@ async def test_the_stage_panels_value_boxes_are_named_with_their_attempt(
         ("region", "Error of instance 0, attempt 1"),
     ] == said
     assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_runs_and_stages_tables_are_named_by_their_headings(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A screen reader's list of tables names the runs table "Runs" and a run's stages table
+    "Stages", their headings: both were an unnamed table."""
+    run_id = await asyncio.to_thread(store_example_run, tmp_path / "spans.db")
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.wait_for_selector("#runs tbody tr[data-run-id]")
+        runs = await accessible(page, "#runs")
+        await open_run_page(page, url, run_id)
+        stages = await accessible(page, "#stages")
+    assert [(False, "table", "Runs"), (False, "table", "Stages")] == [runs[:3], stages[:3]]
+    assert [] == errors
