@@ -449,6 +449,17 @@ def store_stages(
     return format(root.get_span_context().trace_id, "032x")
 
 
+def store_example_run(db: Path) -> str:
+    """``write_example_run``'s run in the store ``db``: ``plan`` has inputs and outputs,
+    ``build`` failed once and retried (``success · 2 attempts · ...``), ``deploy`` skipped
+    with a reason."""
+    provider, _exporter = make_provider(SqliteSpanProcessor(db))
+    try:
+        return write_example_run(provider)
+    finally:
+        provider.shutdown()
+
+
 def store_with(db: Path, works: Sequence[int], *, t0: int = T0, step: int = 100 * S) -> list[str]:
     """Write one run per ``works`` item (its ``work`` duration in ms), ``step`` apart."""
     provider = TracerProvider(resource=RESOURCE)

@@ -7,13 +7,15 @@ another after it."""
 from __future__ import annotations
 
 import asyncio
+import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from browser_support import SHARED_BROWSER_LOOP, browser_page, open_run_page, stored_runs_server
-from pipeline_tracking_support import store_stages
+from cli_support import taskdaemon
+from pipeline_tracking_support import store_example_run, store_stages
 from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration
 
@@ -86,4 +88,37 @@ async def test_durations_and_sizes_read_as_the_command_line_writes_them(
         )
     expected = [[format_duration(s) for s in SECONDS], [format_bytes(b) for b in SIZES]]
     assert expected == written
+    assert [] == errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_stage_that_has_not_run_has_no_counts_as_runs_show_says(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A skipped stage's Instances and Attempts read ``-``, as in ``runs show`` and ``run``'s
+    summary, in the server's first rendering and in the script's: the page said ``0`` and
+    ``0``, the terminal ``-`` and ``-``."""
+    db = tmp_path / "spans.db"
+    run_id = await asyncio.to_thread(store_example_run, db)
+    async with (
+        stored_runs_server(db) as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        served = await page.evaluate(
+            """(id) => fetch("/runs/" + id).then((r) => r.text())""", run_id
+        )
+        row = '#stages tr[data-stage="deploy"]'
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')  # the stream's state drawn
+        drawn = await page.evaluate(
+            f"[...document.querySelector('{row}').cells].map((c) => c.textContent)"
+        )
+    first = re.search(r'<tr data-stage="deploy".*?</tr>', served, re.S)
+    assert first is not None
+    cells = re.findall(r"<td>([^<]*)</td>", first.group(0))
+    shown = await asyncio.to_thread(
+        taskdaemon, tmp_path, "runs", "show", run_id, "--source", f"sqlite:///{db}"
+    )
+    deploy = next(line.split() for line in shown.stdout.splitlines() if line.startswith("deploy "))
+    assert (["-", "-"], ["-", "-"], ["-", "-"]) == (cells, drawn[3:5], deploy[5:7])
     assert [] == errors

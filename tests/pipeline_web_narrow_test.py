@@ -37,9 +37,8 @@ from pipeline_tracking_support import (
     RESOURCE,
     T0,
     S,
-    make_provider,
+    store_example_run,
     store_stages,
-    write_example_run,
     write_run,
 )
 from taskdaemon.pipeline import telemetry as t
@@ -362,17 +361,6 @@ async def test_a_phones_timeline_puts_each_label_over_its_bar(
     assert [[over, over]] * 3 == rows
     assert fits
     assert [] == errors
-
-
-def store_example_run(db: Path) -> str:
-    """``write_example_run``'s run in the store ``db``: ``build`` failed once and retried
-    (``success · 2 attempts · ...``), ``deploy`` skipped with a reason."""
-    processor = SqliteSpanProcessor(db)
-    provider, _exporter = make_provider(processor)
-    try:
-        return write_example_run(provider)
-    finally:
-        provider.shutdown()
 
 
 @SHARED_BROWSER_LOOP

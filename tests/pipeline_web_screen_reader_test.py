@@ -22,8 +22,7 @@ from browser_support import (
     open_run_page,
     stored_runs_server,
 )
-from pipeline_tracking_support import make_provider, store_stages, store_with, write_example_run
-from taskdaemon.pipeline.tracking import SqliteSpanProcessor
+from pipeline_tracking_support import store_example_run, store_stages, store_with
 
 pytestmark = pytest.mark.slow
 
@@ -210,16 +209,6 @@ async def test_the_timeline_a_keyboard_reaches_is_named(
     assert "timeline" in reached, reached
     assert (False, "region", "Timeline") == said[:3]
     assert [] == errors
-
-
-def store_example_run(db: Path) -> str:
-    """``write_example_run``'s run in the store ``db``: ``plan`` has inputs and outputs,
-    ``build``'s first attempt failed."""
-    provider, _exporter = make_provider(SqliteSpanProcessor(db))
-    try:
-        return write_example_run(provider)
-    finally:
-        provider.shutdown()
 
 
 @SHARED_BROWSER_LOOP

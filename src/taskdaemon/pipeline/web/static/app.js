@@ -378,8 +378,9 @@
       setText(row.pick, node.name);
       const pill = node.state + "\u0000" + node.label;
       if (row.pill !== pill) { row.pill = pill; row.state.replaceChildren(statePill(node.state, node.label)); }
-      setText(row.instances, node.instances);
-      setText(row.attempts, node.attempts);
+      // A stage that has not run has no count ("-"), as runs show and run's summary say.
+      setText(row.instances, node.instances || "-");
+      setText(row.attempts, node.attempts || "-");
       setText(row.error, cellText(node.error || node.skip_reason || ""));
       // The actions change with the stage's state only; a focus on one that is gone (a stage
       // approved, resumed) moves to the next one offered, else to the stage's name.
