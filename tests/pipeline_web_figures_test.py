@@ -1,8 +1,9 @@
-"""The web page's figures as the command line writes them, in Debian's headless chromium: the
-script's durations and sizes (``static/page.js``) against ``durations.format_duration`` and
-``byte_sizes.format_bytes``, which ``runs show``, ``report`` and the page's first rendering use.
-A stage's figure must not read one way in a terminal, or before the page's first refresh, and
-another after it."""
+"""The web page's figures, and a run's error, as the command line writes them, in Debian's
+headless chromium: the script's durations and sizes (``static/page.js``) against
+``durations.format_duration`` and ``byte_sizes.format_bytes``, which ``runs show``, ``report``
+and the page's first rendering use; a stage's counts and the run's error against ``runs show``.
+Nothing must read one way in a terminal, or before the page's first refresh, and another after
+it."""
 
 from __future__ import annotations
 
@@ -15,9 +16,16 @@ import pytest
 
 from browser_support import SHARED_BROWSER_LOOP, browser_page, open_run_page, stored_runs_server
 from cli_support import taskdaemon
-from pipeline_tracking_support import store_example_run, store_stages
+from pipeline_tracking_support import (
+    make_provider,
+    store_example_run,
+    store_stages,
+    write_example_run,
+)
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor
 
 pytestmark = pytest.mark.slow
 
@@ -121,4 +129,42 @@ async def test_a_stage_that_has_not_run_has_no_counts_as_runs_show_says(
     )
     deploy = next(line.split() for line in shown.stdout.splitlines() if line.startswith("deploy "))
     assert (["-", "-"], ["-", "-"], ["-", "-"]) == (cells, drawn[3:5], deploy[5:7])
+    assert [] == errors
+
+
+def store_failed_example_run(db: Path) -> str:
+    """``write_example_run``'s run, failed (``StageFailedError: build failed``), in ``db``."""
+    provider, _exporter = make_provider(SqliteSpanProcessor(db))
+    try:
+        return write_example_run(provider, result=t.RESULT_FAILURE)
+    finally:
+        provider.shutdown()
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_failed_runs_error_names_its_type_as_runs_show_does(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """The run's error line reads ``Type: message`` as ``runs show``'s ``error`` line does,
+    served and redrawn by the script (the stage panel writes an attempt's so too): the page
+    left the type out."""
+    db = tmp_path / "spans.db"
+    run_id = await asyncio.to_thread(store_failed_example_run, db)
+    async with (
+        stored_runs_server(db) as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, run_id)
+        served = await page.evaluate(
+            """(id) => fetch("/runs/" + id).then((r) => r.text())""", run_id
+        )
+        await page.wait_for_selector('#dag[data-dag-state="drawn"]')  # the stream's state drawn
+        drawn = await page.text_content("#run-error")
+    first = re.search(r'<p id="run-error" class="error">([^<]*)</p>', served)
+    shown = await asyncio.to_thread(
+        taskdaemon, tmp_path, "runs", "show", run_id, "--source", f"sqlite:///{db}"
+    )
+    said = next(line for line in shown.stdout.splitlines() if line.startswith("error "))
+    expected = "StageFailedError: build failed"
+    assert [expected] * 3 == [first and first.group(1), drawn, said.split(None, 1)[1]]
     assert [] == errors

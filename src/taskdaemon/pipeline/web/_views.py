@@ -266,6 +266,7 @@ def run_state(
             "end": _r(run.end),
             "duration": format_duration(run.duration if run.end is not None else now - run.start),
             "error": cut(run.error),
+            "error_type": cut(run.error_type),
             "replay_of": _run_id_or_none(run.replay_of),
         },
         "nodes": nodes,

@@ -413,9 +413,11 @@
       status.className = "state state-" + run.status;
       status.textContent = run.status;
       document.getElementById("run-duration").textContent = run.duration;
+      // "Type: message", as runs show writes a run's error and the stage panel an attempt's.
+      const said = [run.error_type, run.error].filter(Boolean).join(": ");
       const error = document.getElementById("run-error");
-      error.textContent = visible(run.error || "");
-      error.hidden = !run.error;
+      error.textContent = visible(said);
+      error.hidden = !said;
       body.dataset.runStatus = run.status;
       document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
       // The stages this page can approve, said at the top (a live region, written when it
