@@ -145,6 +145,24 @@ async def test_a_well_formed_request_after_refused_ones_is_answered() -> None:
     assert ({"inputs": {"n": 2}}, {"resumed": 1}) == (done.json(), resumed.json())
 
 
+async def test_a_run_id_prefix_is_404_naming_the_whole_id() -> None:
+    """``GET /api/runs/PREFIX`` reads the store and takes a prefix; the routes that act on the
+    engine's run take its whole id only, and a prefix of it used to be a bare ``no run
+    'PREFIX' in this engine``, as if the run were not there. Now the refusal names the run
+    the prefix starts, so the next request is a copy away; the paused run is left paused."""
+    async with paused_run() as (client, _engine, run_id):
+        prefix = run_id[:8]
+        answers = [
+            await client.get(f"/api/runs/{prefix}/debug"),
+            await client.post(f"/api/runs/{prefix}/debug/continue", json={}),
+            await client.post(f"/api/runs/{prefix}/cancel", json={}),
+        ]
+        state = (await client.get(f"/api/runs/{run_id}/debug")).json()
+    said = f"no run '{prefix}' in this engine: did you mean run {run_id}? (give its whole id)"
+    assert [(404, said)] * 3 == [one_error(answer) for answer in answers]
+    assert ["a.0.1"] == [paused["task_run_id"] for paused in state["paused"]]
+
+
 @pytest.mark.slow
 async def test_an_engine_that_does_not_answer_in_time_is_503() -> None:
     """The engine's loop busy past the server's bound (the test holds it with blocking

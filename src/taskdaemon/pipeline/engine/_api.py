@@ -223,11 +223,21 @@ class Engine:
         return tuple(self._runs.values())
 
     def get_run(self, run_id: str) -> RunHandle:
-        """The run called ``run_id``; RunNotFoundError if the engine does not know it."""
+        """The run called ``run_id``; RunNotFoundError if the engine does not know it.
+
+        A run is named here by its whole id only: what acts on a run (approve, cancel, debug)
+        must not guess. The CLI and the span source routes take a unique prefix of 4 or more,
+        so a person who pasted one gets, when it starts the id of exactly one run the engine
+        knows, that id in the refusal: the next request is then a copy away."""
         try:
             return self._runs[run_id]
         except KeyError:
-            raise RunNotFoundError(f"no run {quote(run_id)} in this engine") from None
+            refusal = f"no run {quote(run_id)} in this engine"
+            if len(run_id) >= 4:
+                started = [known for known in self._runs if known.startswith(run_id)]
+                if len(started) == 1:
+                    refusal += f": did you mean run {started[0]}? (give its whole id)"
+            raise RunNotFoundError(refusal) from None
 
     def approve(self, run_id: str, stage: str, by: str = "") -> None:
         """``get_run(run_id).approve(stage, by)``."""
