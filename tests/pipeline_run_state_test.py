@@ -183,7 +183,8 @@ async def test_a_paused_run_reads_the_same_live_and_from_the_embedded_store(
     tmp_path: Path,
 ) -> None:
     """Paused at a breakpoint, the live state and the store's record both say run and stage are
-    ``paused``; once resumed and ended both carry the 5 s paused (engine clock) on the attempt."""
+    ``paused``, the attempt held since its failure; once resumed and ended both carry the 5 s
+    paused (engine clock) on the attempt."""
     now = [1000.0]
     db = tmp_path / "spans.db"
     processor = SqliteSpanProcessor(db, retention=RetentionPolicy())
@@ -215,6 +216,10 @@ async def test_a_paused_run_reads_the_same_live_and_from_the_embedded_store(
                 _no_timings(a) for a in stored.stage("b").attempts
             ]
             assert current.stage("b").attempts[0].status == "paused"
+            # since when it is held at its failure, which the page's timeline draws from
+            assert [1000.0, 1000.0] == [
+                record.stage("b").attempts[0].paused_since for record in (current, stored)
+            ]
             assert current.stage("a") == replace(
                 stored.stage("a"),
                 attempts=tuple(
@@ -233,6 +238,7 @@ async def test_a_paused_run_reads_the_same_live_and_from_the_embedded_store(
         (live_b,) = final.stage("b").attempts
         (stored_b,) = stored.stage("b").attempts
         assert live_b.paused_time == stored_b.paused_time == 5.0
+        assert live_b.paused_since is stored_b.paused_since is None  # resumed: held no more
         assert _no_timings(live_b) == _no_timings(stored_b)
         assert final.stage("c").skip_reason == stored.stage("c").skip_reason
     finally:

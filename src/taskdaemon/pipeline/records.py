@@ -54,6 +54,9 @@ class AttemptRecord(ValueMethods):
     cancel_cause: str | None = None
     # Seconds this execution was paused at debugger breakpoints; None when it never was.
     paused_time: float | None = None
+    # When this open attempt paused at its failure (a ``failure`` breakpoint): it ran until
+    # then, and the timeline draws it so. None unless it is paused there now.
+    paused_since: float | None = None
     # Fed by a replay from its record: the attempts the record made, which it stands for, and
     # the status the record gave it, which the replay's run took as the stage's outcome.
     replayed_attempts: int | None = None

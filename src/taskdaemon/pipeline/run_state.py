@@ -90,8 +90,8 @@ class _Attempt:
 
     # fmt: off
     __slots__ = ("attempt", "cancel_cause", "cancel_reason", "cpu_seconds", "end", "error",
-        "error_type", "inputs", "instance", "outputs", "paused_time", "peak_memory_bytes",
-        "queue_time", "start", "status", "task_run_id", "trigger_wait")
+        "error_type", "inputs", "instance", "outputs", "paused_since", "paused_time",
+        "peak_memory_bytes", "queue_time", "start", "status", "task_run_id", "trigger_wait")
     # fmt: on
 
     def __init__(
@@ -119,6 +119,7 @@ class _Attempt:
         self.error_type: str | None = None
         self.cancel_reason: str | None = None
         self.cancel_cause: str | None = None
+        self.paused_since: float | None = None  # paused at its failure since (a hit's time)
 
     def mask_again(self) -> None:
         """Redact the texts kept again, with the values known as secrets now."""
@@ -128,7 +129,8 @@ class _Attempt:
     def frozen(self, paused: bool) -> AttemptRecord:
         from taskdaemon.pipeline.records import AttemptRecord  # noqa: PLC0415 - see the top
 
-        status = StageStatus.PAUSED.value if paused and self.end is None else self.status
+        held = paused and self.end is None
+        status = StageStatus.PAUSED.value if held else self.status
         return AttemptRecord(
             task_run_id=self.task_run_id,
             instance=self.instance,
@@ -147,6 +149,7 @@ class _Attempt:
             cancel_reason=self.cancel_reason,
             cancel_cause=self.cancel_cause,
             paused_time=self.paused_time,
+            paused_since=self.paused_since if held else None,
         )
 
 
@@ -521,8 +524,10 @@ class RunState:
         attempt = stage.attempts.get(event.task_run_id)
         held = (event.instance, event.attempt, event.at, redact_text(event.reason))
         stage.paused[event.task_run_id] = None if attempt is not None else held
-        if attempt is not None and event.error:  # a failure pause: why, before its end says it
-            attempt.error = redact_text(event.error)
+        if attempt is not None:  # a failure pause: since when, and why before its end says it
+            attempt.paused_since = event.at
+            if event.error:
+                attempt.error = redact_text(event.error)
         if not self.finished:
             self.status = RunStatus.PAUSED.value  # while anything in it is paused
 

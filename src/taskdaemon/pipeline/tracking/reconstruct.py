@@ -531,7 +531,12 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         )
         if paused:
             attempts = tuple(
-                replace(a, status=StageStatus.PAUSED.value, error=paused[a.task_run_id].error)
+                replace(
+                    a,
+                    status=StageStatus.PAUSED.value,
+                    error=paused[a.task_run_id].error,
+                    paused_since=paused[a.task_run_id].since,
+                )
                 if a.end is None and a.task_run_id in paused
                 else a
                 for a in attempts

@@ -125,8 +125,10 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
     instance's first attempt begins with the stage's latest approval wait resolved before it
     was queued. An attempt recording the seconds it spent paused before it started
     (``paused_time``) gets that segment between its queued and running ones; an attempt paused
-    now is one open ``paused`` segment. A stage awaiting an approval before any attempt is one
-    ``waiting`` row of an open ``approval`` segment. An execution paused now before its start
+    now at its failure (``paused_since``) is its ``running`` segment until it failed, then an
+    open ``paused`` one: drawn all ``paused``, the time its handler ran read as held. A stage
+    awaiting an approval before any attempt is one ``waiting`` row of an open ``approval``
+    segment. An execution paused now before its start
     (``DagNode.paused_before_start``), which has no attempt yet, is a ``paused`` row of its
     own, an open ``paused`` segment since it paused, with ``"since"`` and ``"reason"`` (the
     breakpoint's) besides: it keeps its key, and becomes that attempt's row once it starts.
@@ -213,8 +215,14 @@ def _segments(
         segments.append({"kind": "queued", "start": _r(queued), "end": _r(begin)})
     if paused:
         segments.append({"kind": "paused", "start": _r(begin), "end": _r(attempt.start)})
-    kind = "paused" if attempt.status == "paused" else "running"
-    segments.append({"kind": kind, "start": _r(attempt.start), "end": _r(end)})
+    if attempt.status != "paused":
+        segments.append({"kind": "running", "start": _r(attempt.start), "end": _r(end)})
+    elif attempt.paused_since is not None:  # paused at its failure: it ran until then
+        failed = max(attempt.start, attempt.paused_since)
+        segments.append({"kind": "running", "start": _r(attempt.start), "end": _r(failed)})
+        segments.append({"kind": "paused", "start": _r(failed), "end": _r(end)})
+    else:
+        segments.append({"kind": "paused", "start": _r(attempt.start), "end": _r(end)})
     return segments
 
 
