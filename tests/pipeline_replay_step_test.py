@@ -144,6 +144,31 @@ def test_the_prompt_on_a_pipe_reads_logs_up_to_the_instant(recorded: tuple[Path,
     assert "(replay) quit" == lines[-1]  # nothing read after quit
 
 
+@pytest.mark.slow
+def test_the_debuggers_words_typed_by_habit_say_what_to_type_instead(
+    recorded: tuple[Path, str],
+) -> None:
+    """``step`` (``s``), what a debugger's user types to go on in a ``--step`` walk, is
+    ``next``; ``continue``, ``c``, ``set``, ``break`` act on a live run and are each refused
+    saying that nothing runs here and how to move. They all read ``unknown command``, as a
+    typo would (the CLI on a pipe, its commands one a line)."""
+    home, run_id = recorded
+    done = taskdaemon(
+        home, "replay", run_id, "--step", stdin="step\ns\ncontinue\nc\nset n 1\nbreak b\n"
+    )
+    lines = done.stdout.splitlines()
+    assert 0 == done.returncode, done.stderr
+    moved = [lines[lines.index(f"(replay) {word}") + 1][:3] for word in ("step", "s")]
+    assert ["[2/", "[3/"] == moved, lines
+    instead = (
+        "acts on a live run; a recorded run is only walked here: 'next' goes to the next event, "
+        "'goto T' to an instant ('help' lists the commands)"
+    )
+    assert [f"error: '{word}' {instead}" for word in ("continue", "c", "set", "break")] == [
+        line for line in lines if line.startswith("error:")
+    ]
+
+
 def _read_until(fd: int, needle: str, seen: list[str], start: int = 0) -> str:
     """Read the terminal until ``needle`` appears after offset ``start`` of what it showed;
     returns the text from ``start``."""

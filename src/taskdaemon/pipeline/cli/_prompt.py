@@ -158,6 +158,9 @@ class CommandPrompt:
     COMMANDS: ClassVar[dict[str, str]] = {}
     #: Short spellings of commands.
     ALIASES: ClassVar[dict[str, str]] = {}
+    #: Words of another prompt's commands that this one does not offer, with what to type
+    #: instead: "unknown command" would read as a typo of a word the user knows.
+    NOT_HERE: ClassVar[dict[str, str]] = {}
     PROMPT: ClassVar[str] = "(taskdaemon) "
     #: What a Ctrl-C at the prompt says (how to leave, and what leaving does).
     INTERRUPTED: ClassVar[str] = "interrupted ('quit' or Ctrl-D leaves)"
@@ -294,7 +297,11 @@ class CommandPrompt:
             return
         command = self.ALIASES.get(words[0], words[0])
         if command not in self.COMMANDS:
-            self._print(f"error: unknown command {quote(words[0])} ('help' lists them)")
+            instead = self.NOT_HERE.get(words[0])
+            if instead is not None:
+                self._print(f"error: {quote(words[0])} {instead} ('help' lists the commands)")
+            else:
+                self._print(f"error: unknown command {quote(words[0])} ('help' lists them)")
             return
         try:
             getattr(self, "_do_" + command)(words[1:])

@@ -8,7 +8,9 @@ executed: ``next`` (or an empty line), ``prev`` and ``goto T`` move through the 
 events, each move printing the event and every stage's state after it; ``where``, ``inputs
 STAGE``, ``outputs STAGE`` and ``logs STAGE`` answer as the debugger's commands do, from the
 record *at the current instant*. The debugger's commands that act on a live run (``continue``,
-``set``, ``skip``...) are not offered: there is nothing to resume.
+``set``, ``skip``...) are not offered: there is nothing to resume. Typed by habit, each is
+refused saying so and how to move instead (an "unknown command" read as a typo), and ``step``
+(``s``) is ``next``: walking a record event by event is what ``--step`` names.
 
 ``logs STAGE`` reads the stage's log records up to the current instant from where the run's
 records are kept: the ``sqlite://`` store the spans come from, the dump's ``logs.otlp.json``
@@ -55,6 +57,9 @@ STEP_COMMANDS: dict[str, str] = {
 }
 _STEP_ALIASES = {
     "n": "next",
+    # ``--step`` walks event by event: a user of the debugger's prompt types ``step`` for that
+    "step": "next",
+    "s": "next",
     "p": "prev",
     "g": "goto",
     "q": "quit",
@@ -63,6 +68,13 @@ _STEP_ALIASES = {
     "?": "help",
 }
 _MOVES = frozenset({"next", "prev", "goto"})
+#: The debugger's commands that act on a live run (and their short forms), typed here by
+#: habit: each is refused saying that nothing runs here and how to move instead.
+_LIVE_ONLY = dict.fromkeys(
+    ("continue", "c", "set", "skip", "retry", "break", "b", "delete", "info", "dump"),
+    "acts on a live run; a recorded run is only walked here: 'next' goes to the next event, "
+    "'goto T' to an instant",
+)
 
 
 def _json(value: Any) -> str:
@@ -96,6 +108,7 @@ class StepPrompt(CommandPrompt):
 
     COMMANDS = STEP_COMMANDS
     ALIASES = _STEP_ALIASES
+    NOT_HERE = _LIVE_ONLY
     PROMPT = "(replay) "
 
     def __init__(
