@@ -261,6 +261,13 @@ def run_state(
                 "skip_reason": cut(node.skip_reason),
                 "approvable": bool(can_control and open_run and waiting),
                 "resumable": bool(can_control and debug and open_run and node.state == "paused"),
+                # paused at its failure (``paused_since``): Retry is offered beside them
+                "retryable": bool(
+                    can_control
+                    and debug
+                    and open_run
+                    and any(a.paused_since is not None for a in node.attempts)
+                ),
             }
         )
     return {

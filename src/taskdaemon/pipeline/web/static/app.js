@@ -296,10 +296,12 @@
       box.append(approve, reject);
     }
 
-    // A paused stage's Continue and Step ("Continue build"), in its row and in its line at the top.
+    // A paused stage's Continue and Step ("Continue build"), in its row and in its line at the
+    // top; and Retry when it is paused at its failure: a new attempt at once, the fix a
+    // developer made in between picked up (the prompt's `retry`, which the page lacked).
     function resumeButtons(box, node) {
-      for (const action of ["continue", "step"]) {
-        const word = action === "continue" ? "Continue" : "Step";
+      for (const action of node.retryable ? ["continue", "step", "retry"] : ["continue", "step"]) {
+        const word = action === "continue" ? "Continue" : action === "step" ? "Step" : "Retry";
         const button = el("button", { type: "button", "data-action": action, "aria-label": word + " " + visible(node.name) }, word);
         button.addEventListener("click", (event) => command(node.name, action, { stage: node.name }, box, event));
         box.append(button);
@@ -384,7 +386,7 @@
       setText(row.error, cellText(node.error || node.skip_reason || ""));
       // The actions change with the stage's state only; a focus on one that is gone (a stage
       // approved, resumed) moves to the next one offered, else to the stage's name.
-      const offered = (node.approvable ? "approve " : "") + (node.resumable ? "resume" : "");
+      const offered = (node.approvable ? "approve " : "") + (node.resumable ? "resume" : "") + (node.retryable ? " retry" : "");
       if (row.offered !== offered) {
         const focused = row.actions.contains(document.activeElement);
         row.offered = offered;
@@ -447,20 +449,22 @@
     const approvalLines = new Map();
     const pausedLines = new Map();
 
-    function renderLines(list, lines, nodes, fill) {
-      const names = new Set(nodes.map((n) => n.name));
-      for (const [name, line] of Array.from(lines)) {
-        if (names.has(name)) continue;
-        if (line.contains(document.activeElement)) stageRows.get(name)?.pick.focus({ preventScroll: true });
-        lines.delete(name);
+    // `key`: what a line stands for; a line whose key changed (a pause become one at a failure,
+    // which offers Retry) is made again.
+    function renderLines(list, lines, nodes, fill, key = (node) => node.name) {
+      const keys = new Set(nodes.map(key));
+      for (const [held, line] of Array.from(lines)) {
+        if (keys.has(held)) continue;
+        if (line.contains(document.activeElement)) stageRows.get(line.dataset.stage)?.pick.focus({ preventScroll: true });
+        lines.delete(held);
       }
       const wanted = nodes.map((node) => {
-        let line = lines.get(node.name);
+        let line = lines.get(key(node));
         if (!line) {
           line = el("li", { "data-stage": node.name });
           line.append(el("span", { class: "line-name" }, node.name), " ");
           fill(line, node);
-          lines.set(node.name, line);
+          lines.set(key(node), line);
         }
         return line;
       });
@@ -469,7 +473,7 @@
 
     function renderLinesAtTop() {
       renderLines(document.getElementById("approval-buttons"), approvalLines, state.nodes.filter((n) => n.approvable), approvalButtons);
-      renderLines(document.getElementById("paused-buttons"), pausedLines, state.nodes.filter((n) => n.resumable), resumeButtons);
+      renderLines(document.getElementById("paused-buttons"), pausedLines, state.nodes.filter((n) => n.resumable), resumeButtons, (n) => n.name + (n.retryable ? " retry" : ""));
     }
 
     document.getElementById("continue-run").addEventListener("click", async (event) => {
