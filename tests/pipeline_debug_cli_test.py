@@ -74,6 +74,22 @@ def test_commands_on_a_pipe_run_in_order_and_the_exit_code_is_the_runs(
 
 
 @pytest.mark.slow
+def test_where_after_a_step_ran_the_run_to_its_end_says_no_step_mode(
+    home: Path, pipeline_file: Path
+) -> None:
+    """``step`` at b, then at c, runs the run to its end (c fails); ``where`` then reads
+    ``run RUN failure``: it read ``failure, step mode``, a mode nothing can pause in any more."""
+    done = debug(home, str(pipeline_file), "--break", "b", "-q", stdin="where\nstep\nstep\nwhere\n")
+    wheres = [
+        line for line in done.stdout.splitlines() if line.startswith("run ") and "slots" in line
+    ]
+    assert 1 == done.returncode, done.stderr
+    assert [("paused", ""), ("failure", "")] == [
+        (line.split()[2].rstrip(";,"), ", step mode" * ("step mode" in line)) for line in wheres
+    ], wheres
+
+
+@pytest.mark.slow
 def test_the_stage_may_be_left_out_when_one_is_paused(home: Path, pipeline_file: Path) -> None:
     """At a breakpoint, ``inputs`` alone said ``usage: inputs STAGE`` where ``continue`` alone
     resumed the paused stage: ``inputs``, ``outputs`` and ``logs`` now take it too, and so

@@ -319,11 +319,13 @@ class DebugSession:
 
     def state(self, run_id: str) -> dict[str, Any]:
         """The run as a debugger shows it: status, step mode, each stage's status, what is
-        paused, waiting and queued, worker slots in use, events waiting per stage."""
+        paused, waiting and queued, worker slots in use, events waiting per stage. A run that
+        has ended is in no step mode: nothing of it will pause again (``where`` read
+        ``failure, step mode`` after a ``step`` ran a run to its end)."""
         run = self._run_of(run_id, need_open=False)
         return run_state(
             run,
-            run.run_id in self._stepping,
+            run.run_id in self._stepping and run.result is None,
             self.paused(run.run_id),
             self.breakpoints(run.run_id),
         )
