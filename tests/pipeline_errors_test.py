@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.errors import no_such_stage
+from taskdaemon.pipeline.errors import (
+    REDACTION_REACH,
+    bounded_text,
+    no_such_stage,
+    redacted_bounded_text,
+)
+from taskdaemon.pipeline.redaction import redact_text
 
 
 def test_no_such_stage_names_at_most_twenty_stages() -> None:
@@ -10,3 +16,14 @@ def test_no_such_stage_names_at_most_twenty_stages() -> None:
     stages = [f"s{i}" for i in range(23)]
     expected = f"has no stage 'x' (its stages: {', '.join(stages[:20])} and 3 more)"
     assert expected == no_such_stage("x", stages)
+
+
+def test_a_long_text_is_redacted_at_its_kept_ends_only() -> None:
+    """Only the kept ends of a long text, and :data:`REDACTION_REACH` past each, are redacted:
+    a secret cut at a kept end is still redacted whole (its key lies past the cut), and the cut
+    counts the characters of the text; a short text is redacted, then cut, as before."""
+    text = f"password=hunter2 {'m' * 3 * REDACTION_REACH} password=hunter3"
+    cut = f"…[{len(text) - 20} characters cut]…"
+    assert f"password=[{cut}[REDACTED]" == redacted_bounded_text(text, redact_text, limit=20)
+    short = "a password=x b"
+    assert bounded_text(redact_text(short), 8) == redacted_bounded_text(short, redact_text, 8)

@@ -3,7 +3,7 @@ several front ends share."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from taskdaemon.pipeline.ellipsis import cut, quote
@@ -12,6 +12,7 @@ from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "ERROR_MAX_CHARS",
+    "REDACTION_REACH",
     "SHOWN_PATH",
     "STACKTRACE_MAX_CHARS",
     "ApprovalError",
@@ -35,6 +36,7 @@ __all__ = [
     "bounded_text",
     "exception_text",
     "no_such_stage",
+    "redacted_bounded_text",
 ]
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
@@ -209,3 +211,26 @@ def bounded_text(text: str, limit: int = ERROR_MAX_CHARS) -> str:
         return text
     half = limit // 2
     return f"{text[:half]}…[{len(text) - 2 * half} characters cut]…{text[len(text) - half :]}"
+
+
+#: How far past a kept end of a long text :func:`redacted_bounded_text` still redacts: longer
+#: than any secret the shapes of ``redaction`` find (an 8192-bit RSA key's PEM is about 6,500
+#: characters), so that a secret that reaches into a kept end lies whole in what is redacted.
+REDACTION_REACH: Final = 65536
+
+
+def redacted_bounded_text(
+    text: str, redact: Callable[[str], str], limit: int = ERROR_MAX_CHARS
+) -> str:
+    """``bounded_text(redact(text), limit)``, but for a long ``text`` only its two ends are
+    redacted: each kept end with :data:`REDACTION_REACH` more characters beyond it, so a secret
+    cut there is still redacted whole, and the cut counts the characters of ``text``. A handler's
+    exception whose ``__str__`` returns 50 MB was redacted whole, in copies as large, at each of
+    the three places that described it."""
+    half = limit // 2
+    window = half + REDACTION_REACH
+    if len(text) <= 2 * window:
+        return bounded_text(redact(text), limit)
+    head = redact(text[:window])[:half]
+    tail = redact(text[len(text) - window :])
+    return f"{head}…[{len(text) - 2 * half} characters cut]…{tail[max(len(tail) - half, 0) :]}"

@@ -22,7 +22,12 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, Tracer
 from opentelemetry.util import types
 
-from taskdaemon.pipeline.errors import STACKTRACE_MAX_CHARS, bounded_text, exception_text
+from taskdaemon.pipeline.errors import (
+    STACKTRACE_MAX_CHARS,
+    bounded_text,
+    exception_text,
+    redacted_bounded_text,
+)
 from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
@@ -163,25 +168,54 @@ class RedactingSpan(Span):
         attributes: types.Attributes = None,
         timestamp: int | None = None,
         escaped: bool = False,
+        message: str | None = None,
     ) -> None:
         """Record ``exception`` as the SDK does (an ``exception`` event with its type, message
-        and stack trace), with the message and stack trace redacted."""
+        and stack trace), with the message and stack trace redacted and bounded.
+
+        ``message`` is the exception's text when the caller has it already (the engine's
+        error of the attempt, redacted and bounded): a handler's ``__str__`` is anyone's code,
+        and one returning 50 MB was called once here for the message and once more by
+        ``traceback`` for the stack trace's last line. Its text is taken once, here or by the
+        caller, and the stack trace's last line is that text.
+        """
         cls = type(exception)
         module = cls.__module__
+        name = (
+            f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+        )
+        if message is None:
+            message = redacted_bounded_text(exception_text(exception), redact_text)
         recorded: dict[str, Any] = {
-            "exception.type": f"{module}.{cls.__qualname__}"
-            if module and module != "builtins"
-            else cls.__qualname__,
-            "exception.message": exception_text(exception),
-            "exception.stacktrace": "".join(traceback.format_exception(exception)),
+            "exception.type": name,
+            "exception.message": message,
+            "exception.stacktrace": _stacktrace(exception, name, message),
             "exception.escaped": str(escaped),
         }
         if attributes:
             recorded.update(attributes)
         recorded = redact_attributes(recorded)
         # Bounded once redacted (``bounded_text``): a handler's message may be 10 MB.
-        recorded["exception.message"] = bounded_text(recorded["exception.message"])
         recorded["exception.stacktrace"] = bounded_text(
             recorded["exception.stacktrace"], STACKTRACE_MAX_CHARS
         )
         self._span.add_event("exception", recorded, timestamp=timestamp)
+
+
+#: The sentences ``traceback`` writes between an exception and the one it came from.
+_CAUSE = "\nThe above exception was the direct cause of the following exception:\n\n"
+_CONTEXT = "\nDuring handling of the above exception, another exception occurred:\n\n"
+
+
+def _stacktrace(exception: BaseException, name: str, message: str) -> str:
+    """What ``traceback.format_exception(exception)`` writes, its last line ``name: message``
+    without calling ``exception.__str__`` again; the exceptions it was raised from or while
+    handling are written by ``traceback`` itself."""
+    chained, joint = exception.__cause__, _CAUSE
+    if chained is None and not exception.__suppress_context__:
+        chained, joint = exception.__context__, _CONTEXT
+    before = "" if chained is None else "".join(traceback.format_exception(chained)) + joint
+    frames = "".join(traceback.format_tb(exception.__traceback__))
+    if frames:
+        frames = "Traceback (most recent call last):\n" + frames
+    return f"{before}{frames}{name}: {message}\n" if message else f"{before}{frames}{name}\n"

@@ -52,7 +52,7 @@ from taskdaemon.pipeline.engine._stage_state import (
     StageRun,
     move,
 )
-from taskdaemon.pipeline.errors import StageTimeoutError, bounded_text, exception_text
+from taskdaemon.pipeline.errors import StageTimeoutError, exception_text, redacted_bounded_text
 from taskdaemon.pipeline.events import (
     StageQueued,
     StageRetrying,
@@ -431,7 +431,7 @@ class Attempts(RunBase):
 def _failed(ex: Execution, exc: BaseException) -> BaseException:
     """Note a failed attempt's error on ``ex`` and return ``exc``."""
     # The message reaches results, the CLI, /api and every view: never with a secret in it.
-    ex.error = bounded_text(redact_text(exception_text(exc))) or type(exc).__name__
+    ex.error = redacted_bounded_text(exception_text(exc), redact_text) or type(exc).__name__
     ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
     return exc
 

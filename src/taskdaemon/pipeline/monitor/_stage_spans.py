@@ -309,7 +309,10 @@ def end_stage_span(
             description = event.error or error_type
             attributes[t.STAGE_ERROR_MESSAGE] = description
             if event.exception is not None:
-                span.record_exception(event.exception, timestamp=end)
+                # A failure's error is its exception's text, redacted and bounded
+                # (_attempt._failed): taken once, as a handler's __str__ may return 50 MB.
+                message = event.error if status is StageStatus.FAILURE else None
+                span.record_exception(event.exception, timestamp=end, message=message)
             else:
                 span.add_event(
                     "exception",
