@@ -8,6 +8,9 @@ off, non-string keys, and the default key words (module constants are not mutate
 from __future__ import annotations
 
 import hashlib
+import time
+from datetime import date
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -18,6 +21,7 @@ from taskdaemon.pipeline.payloads import (
     REDACTED,
     CapturedPayload,
     PayloadCapture,
+    value_text,
 )
 
 
@@ -184,17 +188,30 @@ def test_span_event_attributes() -> None:
     } == captured.attributes()
 
 
-class _Surrogate:
-    """A value whose text (str and repr alike) holds a lone surrogate, which UTF-8 cannot."""
-
-    def __str__(self) -> str:
-        return "a\ud800b"
-
-    __repr__ = __str__
-
-
-def test_a_repr_that_utf8_cannot_hold_is_captured_with_a_replacement() -> None:
-    """Capture never raises: when even the fallback repr holds a lone surrogate, that
-    character is replaced by ``?``."""
-    captured = PayloadCapture().capture({"v": _Surrogate()})
+def test_a_text_that_utf8_cannot_hold_is_captured_with_a_replacement() -> None:
+    """Capture never raises: when even the fallback repr holds a lone surrogate (a path's
+    text, which capture writes by ``str``), that character is replaced by ``?``."""
+    captured = PayloadCapture().capture({"v": PurePosixPath("a\ud800b")})
     assert "\"{'v': a?b}\"" == captured.json
+
+
+class _Forever:
+    """A value whose text never comes: its ``__repr__`` (and so its ``__str__``) sleeps."""
+
+    def __repr__(self) -> str:
+        time.sleep(1e9)
+        raise AssertionError
+
+
+def test_a_handlers_own_text_is_never_called() -> None:
+    """A value of the handler's own type is written by its type, its ``__repr__`` never
+    called (it hung the run's end on the monitor's thread); a standard one by ``str``, also
+    in the fallback repr of a payload JSON cannot hold."""
+    mine = f"<{__name__}._Forever object>"
+    assert (
+        f'{{"d":"2026-12-06","v":"{mine}"}}'
+        == PayloadCapture().capture({"v": _Forever(), "d": date(2026, 12, 6)}).json
+    )
+    captured = PayloadCapture().capture({"v": [_Forever(), ValueError("x")], "s": "\ud800"})
+    assert f"\"{{'v': [{mine}, x], 's': '\\\\ud800'}}\"" == captured.json
+    assert "<builtins.ValueError object>" == value_text(ValueError(_Forever()))

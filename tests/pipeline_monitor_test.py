@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import types
+from pathlib import PurePosixPath
 from typing import Any
 
 import pytest
@@ -314,15 +315,21 @@ def test_payload_capture_caps_and_hashes_the_full_json() -> None:
 
 
 def test_payload_capture_writes_what_json_has_no_form_for() -> None:
-    """Sets become arrays, other mappings objects, unknown types their str; what cannot be
+    """Sets become arrays, other mappings objects, a standard type its str, a type of the
+    caller's its name (its ``__str__`` is never called: payloads.value_text); what cannot be
     written at all (a lone surrogate, an int past 64 bits) is captured as its repr, and a
     cycle, which redaction cannot walk, by its type alone."""
     cycle: dict[str, Any] = {}
     cycle["self"] = cycle
     capture = PayloadCapture()
-    assert '{"m":{"z":1},"s":[1,2],"t":"Telemetry"}' == (
+    assert '{"m":{"z":1},"n":"<pipeline_monitor_test._Named object>","s":[1,2],"t":"a/b"}' == (
         capture.capture(
-            {"s": {2, 1}, "m": types.MappingProxyType({"z": 1}), "t": _Named("Telemetry")}
+            {
+                "s": {2, 1},
+                "m": types.MappingProxyType({"z": 1}),
+                "t": PurePosixPath("a/b"),
+                "n": _Named("Telemetry"),
+            }
         ).json
     )
     assert '"<dict that cannot be serialised>"' == capture.capture(cycle).json

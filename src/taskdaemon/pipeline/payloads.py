@@ -20,12 +20,22 @@ Capture never raises: a payload that cannot be serialised is captured as its ``r
 value whose ``__str__`` or ``__repr__`` raises (a handler's object is anyone's code) is written
 ``<Type: str() failed>``, as ``errors.exception_text`` writes such an exception: the stage's
 span, and with it the stored stage, must not be lost to its outputs' text.
+
+Decision: capture never calls a handler's own ``__str__`` or ``__repr__`` (:func:`value_text`).
+A value of a type whose text comes from Python itself or a few standard modules (dates,
+decimals, fractions, UUIDs, paths, IP addresses, enums) is written as ``str(value)``; any other,
+as ``<module.Type object>``. Capture runs on the monitor's thread after the handler returned: a
+``__repr__`` that never returns hung the run's end there (deaf to SIGTERM), and one that is slow
+delayed every later span. A thread with a deadline could still run such code, but could never
+stop it (a ``while True`` would spin to the process's end) and would cost a thread per value; a
+value meant to be read belongs in the JSON types, which are written as they are.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping
-from types import MappingProxyType
+from types import MappingProxyType, ModuleType
 from typing import Any
 
 from taskdaemon.pipeline import telemetry
@@ -34,7 +44,14 @@ from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
 from taskdaemon.pipeline.value_methods import ValueMethods
 
-__all__ = ["DEFAULT_REDACT_PATTERNS", "REDACTED", "CapturedPayload", "PayloadCapture"]
+__all__ = [
+    "DEFAULT_REDACT_PATTERNS",
+    "REDACTED",
+    "CapturedPayload",
+    "PayloadCapture",
+    "shown_repr",
+    "value_text",
+]
 
 
 @frozen
@@ -163,16 +180,130 @@ def _sha256(data: bytes) -> str:
 def _json_default(value: Any) -> Any:
     if isinstance(value, Mapping):
         return dict(value)
-    if isinstance(value, list | tuple | set | frozenset):
+    if isinstance(value, list | tuple | set | frozenset | deque):
         return list(value)
-    return redact_text(exception_text(value))  # after redact(): its text was never looked at
+    return redact_text(value_text(value))  # after redact(): its text was never looked at
+
+
+#: Standard modules whose classes' text is their own, calling no other object's: a class whose
+#: ``__str__`` (or, when that is ``object``'s, ``__repr__``) one of them defines is safe to write.
+_PLAIN_TEXT_MODULES = frozenset(
+    {
+        "datetime",
+        "decimal",
+        "_decimal",
+        "_pydecimal",
+        "fractions",
+        "uuid",
+        "pathlib",
+        "ipaddress",
+        "enum",
+    }
+)
+#: Built-in classes whose text calls no other object's (a container's, an exception's or a
+#: bound method's does).
+_PLAIN_TEXT_BUILTINS = frozenset(
+    {
+        object,
+        int,
+        float,
+        complex,
+        str,
+        bytes,
+        bytearray,
+        bool,
+        type,
+        range,
+        type(None),
+        type(len),
+        type(_import_orjson),
+        ModuleType,
+    }
+)
+
+
+def value_text(value: object) -> str:
+    """``str(value)`` when Python itself or a standard module writes it, else
+    ``<module.Type object>``: a handler's own ``__str__``/``__repr__`` is never called (see the
+    module docstring). An exception is written by ``str`` when its arguments are plain text
+    and numbers, as ``BaseException.__str__`` writes nothing else then."""
+    cls = type(value)
+    owner = _owner(cls, "__str__")
+    if _plain_text(owner) and (
+        all(type(arg) in _PLAIN_ARGS for arg in value.args)
+        if isinstance(value, BaseException)
+        else owner is not object or _plain_text(_owner(cls, "__repr__"))
+    ):
+        return exception_text(value)
+    return f"<{cls.__module__}.{cls.__qualname__} object>"
+
+
+_PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
+
+
+def _owner(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that defines ``name``."""
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
+def _plain_text(owner: type) -> bool:
+    return (
+        owner in _PLAIN_TEXT_BUILTINS
+        or owner is BaseException
+        or (owner.__module__ in _PLAIN_TEXT_MODULES)
+    )
+
+
+class _Shown(str):
+    """Text whose repr is itself: a value :func:`value_text` wrote, inside a fallback repr."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+
+def _shown(value: Any, holding: set[int], depth: int = 0) -> Any:
+    """``value`` with every value other than text, numbers and containers as
+    :func:`value_text` writes it, for a repr that calls no handler's code: a container that
+    holds itself is written ``{...}`` or ``[...]`` there, as ``repr`` writes it, and one nested
+    deeper than 100 levels is a ``RecursionError``."""
+    if type(value) in _PLAIN_ARGS:
+        return value
+    if not isinstance(value, Mapping | list | tuple | set | frozenset | deque):
+        return _Shown(value_text(value))
+    if id(value) in holding:
+        return _Shown("{...}" if isinstance(value, Mapping) else "[...]")
+    if depth > 100:
+        raise RecursionError
+    holding.add(id(value))
+    try:
+        if isinstance(value, Mapping):
+            return {
+                _shown(key, holding, depth + 1): _shown(item, holding, depth + 1)
+                for key, item in value.items()
+            }
+        items = [_shown(item, holding, depth + 1) for item in value]
+        for kind in (tuple, frozenset, set):  # the built-in kind: a subclass's own is user code
+            if isinstance(value, kind):
+                return kind(items)
+        return items
+    finally:
+        holding.discard(id(value))
+
+
+def shown_repr(value: Any) -> str:
+    """``repr(value)``, its values other than text, numbers and containers written by
+    :func:`value_text`; a ``RecursionError`` for a value nested deeper than 100 levels."""
+    return repr(_shown(value, set()))
 
 
 def _fallback_text(capture: PayloadCapture, payload: Any) -> str:
-    """The repr of a payload JSON cannot hold, redacted; a cyclic one (which redaction cannot
-    walk) only by its type, since its repr would show what its keys hold."""
+    """The repr of a payload JSON cannot hold, redacted (:func:`shown_repr`); a cyclic one
+    (which redaction cannot walk) only by its type, since its repr would show what its keys
+    hold."""
     try:
-        return redact_text(repr(capture.redact(payload)))
+        return redact_text(shown_repr(capture.redact(payload)))
     except RecursionError:
         return f"<{type(payload).__name__} that cannot be serialised>"
     except Exception:

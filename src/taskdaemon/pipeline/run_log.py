@@ -87,6 +87,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.log_levels import TRACE, severity_number
 from taskdaemon.pipeline.log_rows import encoded_attributes
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline
+from taskdaemon.pipeline.payloads import shown_repr, value_text
 from taskdaemon.pipeline.record_fields import fields as record_fields
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact
@@ -126,16 +127,20 @@ def _value(value: Any) -> str:
     try:
         text = json.dumps(redact(value), default=_json_default, ensure_ascii=False, sort_keys=True)
     except (TypeError, ValueError, RecursionError):
-        text = repr(value)
+        try:
+            text = shown_repr(value)
+        except RecursionError:
+            text = f"<{type(value).__qualname__} nested without end>"
     return cut(text, MAX_VALUE_CHARS)
 
 
 def _json_default(value: Any) -> str:
     """An execution an event refers to (``fired_by``, ``previous_attempt``, ``source``) as
-    the task run id every span and record names it by, else the object's text."""
+    the task run id every span and record names it by, else the object's text: taskdaemon's
+    own, never a handler's (``payloads.value_text``)."""
     if isinstance(value, TaskRunRef):
         return value.task_run_id
-    return str(value)
+    return str(value) if type(value).__module__.startswith("taskdaemon.") else value_text(value)
 
 
 class RunLog(RunLogEmitter):
