@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
 import signal
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 _T = TypeVar("_T")
+_logger = logging.getLogger(__name__)
 _BLANK = re.compile(r"\s+")  # what str.strip removes
 
 #: How often the process tree of a command stage is sampled, in seconds.
@@ -228,6 +230,21 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
         await asyncio.wait_for(process.wait(), grace)
 
 
+async def _end_held_open(stage: str, pgid: int) -> None:
+    """End the processes a command left in its group that still hold its output open after it
+    exited (``stage_output.DRAIN_GRACE``), and say so: they end with the stage all the same
+    (``command_handler``), but the user who started them in the background should know why."""
+    from taskdaemon.pipeline.stage_output import DRAIN_GRACE  # noqa: PLC0415 - see the top
+
+    _logger.warning(
+        "stage %r: its command exited, but processes it left running held its output open "
+        "for %gs: they are killed with the stage",
+        stage,
+        DRAIN_GRACE,
+    )
+    await _kill_group(pgid, KILL_GRACE)
+
+
 def _unlist_once_ended(watchdog: GroupWatchdog, pgid: int, ending: asyncio.Future[None]) -> None:
     """Unlist ``pgid`` once ``ending`` (its group's end) has run to its end."""
     if not ending.cancelled():
@@ -362,7 +379,9 @@ def command_handler(
             sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
             ctx.report_process(process.pid)
             try:
-                await communicate(process, stdin, capture)
+                await communicate(
+                    process, stdin, capture, partial(_end_held_open, ctx.stage, process.pid)
+                )
             except BaseException:
                 # Unlisted when the group is gone, not when this wait ends: a second
                 # cancellation (the run's, after the stage's) ends the wait at once while the

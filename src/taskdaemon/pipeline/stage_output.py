@@ -48,7 +48,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol
 
@@ -603,11 +603,26 @@ async def _pipe_ended(stdin: asyncio.StreamWriter) -> None:
         await stdin.wait_closed()
 
 
+#: Seconds a command's output is still read after its process exited, while a process it left
+#: behind holds the pipes open (``sh -c 'server & echo done'``): the stage ends when its
+#: process ends, and what a child writes in this grace is still its output.
+DRAIN_GRACE: Final = 1.0
+
+
 async def communicate(
-    process: asyncio.subprocess.Process, stdin: bytes, capture: OutputCapture
+    process: asyncio.subprocess.Process,
+    stdin: bytes,
+    capture: OutputCapture,
+    held_open: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Feed ``stdin``, capture stdout and stderr to their ends (on a reader thread), and wait
     for the process. When cancelled, the reader stops within 0.1 s and still ends the capture.
+
+    Once the process has exited, its pipes are read for :data:`DRAIN_GRACE` more at most:
+    past it, ``held_open()`` is awaited (the command loop ends the processes left in the
+    command's group, which hold the pipes), what they wrote is read for as long again, and
+    the reader stops. The wait for the process's end no longer waits for a child it left
+    running, which ran the stage to its timeout.
     """
     loop = asyncio.get_running_loop()
     done: asyncio.Future[None] = loop.create_future()
@@ -625,11 +640,23 @@ async def communicate(
     threading.Thread(target=read, name="taskdaemon-output", daemon=True).start()
     try:
         await _feed(process, stdin)
-        await asyncio.shield(done)
         await process.wait()
+        if not await _ended_within(done, DRAIN_GRACE):
+            if held_open is not None:
+                await held_open()
+            if not await _ended_within(done, DRAIN_GRACE):
+                stop.set()
+                await asyncio.shield(done)
     except BaseException:
         stop.set()
         raise
+
+
+async def _ended_within(done: asyncio.Future[None], seconds: float) -> bool:
+    """Whether ``done`` is done within ``seconds`` (it is not cancelled when it is not)."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(done), seconds)
+    return done.done()
 
 
 def _settle(done: asyncio.Future[None]) -> None:

@@ -1,0 +1,144 @@
+"""Stage code whose results, errors or leftover processes misbehave after it returned, run by
+the real ``taskdaemon run``: a value whose text never comes, an error whose text is huge, a
+command whose child holds its output open. The run ends, says what happened, and keeps the
+stage's end."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cli_support import pythonpath_with, taskdaemon, write
+
+#: Handlers whose results or errors misbehave; ``CALLS`` is a file each ``__str__`` call marks.
+HANDLERS = """\
+import time
+
+
+class Spins:
+    def __repr__(self):
+        while True:
+            pass
+
+
+class Sleeps:
+    def __repr__(self):
+        time.sleep(1e9)
+
+
+class Huge(Exception):
+    def __str__(self):
+        with open("CALLS", "a") as calls:
+            calls.write("x")
+        return "x" * 5_000_000 + " the end"
+
+
+def spins(ctx):
+    return {"r": Spins(), "kept": 1}
+
+
+async def sleeps(ctx):
+    return {"r": [Sleeps()], "kept": 1}
+
+
+def huge(ctx):
+    raise Huge()
+"""
+
+
+def _pipeline(tmp_path: Path, work: str) -> Path:
+    """One stage doing ``work`` (``handler: ...`` or ``command: ...``), timeout 20 s."""
+    (tmp_path / "misbehaving.py").write_text(HANDLERS.replace("CALLS", str(tmp_path / "calls")))
+    return write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: misbehaving
+        timeout: 20s
+        stages:
+          - name: s
+            {work}
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+
+
+def _stored_attempt(home: Path, run_id: str) -> dict[str, object]:
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    (stage,) = json.loads(shown.stdout)["stages"]
+    (attempt,) = stage["attempts"]
+    assert isinstance(attempt, dict)
+    return {"status": stage["status"], **attempt}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("handler", "held"),
+    [("spins", '"<misbehaving.Spins object>"'), ("sleeps", '["<misbehaving.Sleeps object>"]')],
+)
+def test_a_result_whose_repr_never_returns_is_stored_by_its_type(
+    home: Path, tmp_path: Path, handler: str, held: str
+) -> None:
+    """The monitor called the value's ``__repr__`` on the thread the run's end waits for: the
+    run never ended, SIGTERM did nothing (30 s TimeoutExpired here)."""
+    pipeline = _pipeline(tmp_path, f'handler: "misbehaving:{handler}"')
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=30, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == ran.returncode, ran.stderr
+    assert "" == ran.stderr
+    attempt = _stored_attempt(home, ran.stdout.strip())
+    assert "success" == attempt["status"]
+    assert f'{{"kept":1,"r":{held}}}' == attempt["outputs"]
+
+
+@pytest.mark.slow
+def test_an_error_whose_text_is_huge_is_taken_once_and_cut(home: Path, tmp_path: Path) -> None:
+    """Its ``__str__`` was called three times (the engine's error, the span's message, the
+    span's stack trace), each 5 MB text redacted whole before being cut."""
+    pipeline = _pipeline(tmp_path, 'handler: "misbehaving:huge"')
+    ran = taskdaemon(home, "run", str(pipeline), "-q", PYTHONPATH=pythonpath_with(tmp_path))
+    assert 1 == ran.returncode, ran.stderr
+    assert "x" == (tmp_path / "calls").read_text()
+    cut = f"…[{5_000_008 - 8192} characters cut]…"
+    said = f"taskdaemon run: run {ran.stdout.strip()} failure: stage 's' failure: xxx"
+    assert ran.stderr.startswith(said), ran.stderr[:200]
+    assert 1 == ran.stderr.count("\n")
+    attempt = _stored_attempt(home, ran.stdout.strip())
+    assert f"{'x' * 4096}{cut}{'x' * 4088} the end" == attempt["error"]
+
+
+@pytest.mark.slow
+def test_a_command_whose_child_holds_its_output_ends_with_its_process(
+    home: Path, tmp_path: Path
+) -> None:
+    """The stage waited for the end of its output, which the child ``sleep`` held open: the
+    command that printed ``done`` and exited 0 at once ran to its timeout and failed."""
+    pids = tmp_path / "pids"
+    pipeline = _pipeline(tmp_path, f'command: "sleep 1000 & echo $! > {pids}; echo done"')
+    started = time.monotonic()
+    try:
+        ran = taskdaemon(home, "run", str(pipeline), "-q", timeout=30)
+        took = time.monotonic() - started
+        assert 0 == ran.returncode, ran.stderr
+        assert took < 15, took  # the drain's grace and the kill, not the 20 s timeout
+        assert (
+            "WARNING taskdaemon.pipeline.command_loop: stage 's': its command exited, but "
+            "processes it left running held its output open for 1s: they are killed with the "
+            "stage [" in ran.stderr
+        )
+        attempt = _stored_attempt(home, ran.stdout.strip())
+        assert "success" == attempt["status"]
+        assert '{"exit_code":0,"stdout":"done"}' == attempt["outputs"]
+        with contextlib.suppress(psutil.NoSuchProcess):  # killed with its stage
+            assert psutil.STATUS_ZOMBIE == psutil.Process(int(pids.read_text())).status()
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(pids.read_text()), signal.SIGKILL)
