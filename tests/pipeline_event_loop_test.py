@@ -199,3 +199,20 @@ def test_run_says_how_many_sync_calls_it_left_running(caplog: pytest.LogCaptureF
         "left to end with the process"
     ]
     assert expected == [r.getMessage() for r in caplog.records if r.name.endswith("event_loop")]
+
+
+def test_run_carries_on_after_a_stray_stop(caplog: pytest.LogCaptureFixture) -> None:
+    """Code on the loop that stops it (a handler's ``get_event_loop().stop()``) made ``run``'s
+    wait end with its coroutine pending, and closing the loop then waited for ever."""
+
+    async def main() -> int:
+        asyncio.get_running_loop().stop()
+        await asyncio.sleep(0)
+        return 5
+
+    with caplog.at_level(logging.WARNING, "taskdaemon.pipeline.event_loop"):
+        assert 5 == run(main())
+    assert [
+        "the event loop was stopped (loop.stop()) by code running on it, such as a stage's "
+        "handler: ignored, the run goes on"
+    ] == [r.getMessage() for r in caplog.records]

@@ -19,6 +19,7 @@ from cli_support import pythonpath_with, taskdaemon, write
 
 #: Handlers whose results or errors misbehave; ``CALLS`` is a file each ``__str__`` call marks.
 HANDLERS = """\
+import asyncio
 import time
 
 
@@ -50,6 +51,11 @@ async def sleeps(ctx):
 
 def huge(ctx):
     raise Huge()
+
+
+async def stops_the_loop(ctx):
+    asyncio.get_event_loop().stop()
+    return {"kept": 1}
 """
 
 
@@ -142,3 +148,23 @@ def test_a_command_whose_child_holds_its_output_ends_with_its_process(
     finally:
         with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
             os.kill(int(pids.read_text()), signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_an_async_handler_that_stops_the_loop_leaves_the_run_going(
+    home: Path, tmp_path: Path
+) -> None:
+    """``get_event_loop().stop()`` ended the loop's wait with the run pending: a traceback
+    (``Event loop stopped before Future completed``), exit 1, or with a command stage after
+    it, closing the loop waited for ever for the run's tasks, deaf to SIGTERM."""
+    pipeline = _pipeline(tmp_path, 'handler: "misbehaving:stops_the_loop"')
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=30, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == ran.returncode, ran.stderr
+    assert ran.stderr.endswith(
+        "WARNING taskdaemon.pipeline.event_loop: the event loop was stopped (loop.stop()) by "
+        "code running on it, such as a stage's handler: ignored, the run goes on\n"
+    )
+    attempt = _stored_attempt(home, ran.stdout.strip())
+    assert ("success", '{"kept":1}') == (attempt["status"], attempt["outputs"])

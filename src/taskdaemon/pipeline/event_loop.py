@@ -68,12 +68,38 @@ class SpacedSelector(selectors.DefaultSelector):
         return ready
 
 
+class _Loop(asyncio.SelectorEventLoop):
+    """asyncio's selector loop, whose ``run_until_complete`` carries on after a stray
+    ``stop()``.
+
+    A stage's handler runs on this loop, and ``asyncio.get_event_loop().stop()`` in one made
+    ``run_until_complete`` raise with the run still pending; closing the loop then waited for
+    ever for the run's tasks, deaf to SIGTERM. The future awaited is what ends the call, so a
+    ``stop()`` before it is done is ignored, with one warning each time."""
+
+    def run_until_complete(self, future: Any) -> Any:
+        future = asyncio.ensure_future(future, loop=self)
+        while True:
+            try:
+                return super().run_until_complete(future)
+            except RuntimeError:
+                if future.done() or self.is_closed() or self.is_running():
+                    raise
+            import logging  # noqa: PLC0415 - only then (start-up time)
+
+            logging.getLogger(__name__).warning(
+                "the event loop was stopped (loop.stop()) by code running on it, such as a "
+                "stage's handler: ignored, the run goes on"
+            )
+
+
 def new_event_loop() -> asyncio.AbstractEventLoop:
-    """A selector event loop over a :class:`SpacedSelector`; on Windows, asyncio's own loop
-    (its proactor runs subprocesses, which a selector loop there cannot)."""
+    """A selector event loop over a :class:`SpacedSelector` that ignores a stray ``stop()``
+    (:class:`_Loop`); on Windows, asyncio's own loop (its proactor runs subprocesses, which a
+    selector loop there cannot)."""
     if sys.platform == "win32":  # pragma: no cover - taskdaemon's CI runs Linux
         return asyncio.new_event_loop()
-    return asyncio.SelectorEventLoop(SpacedSelector())
+    return _Loop(SpacedSelector())
 
 
 def run(main: Coroutine[Any, Any, T]) -> T:
