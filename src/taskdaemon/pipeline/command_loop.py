@@ -230,7 +230,7 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
         await asyncio.wait_for(process.wait(), grace)
 
 
-async def _end_held_open(stage: str, pgid: int) -> None:
+async def _end_held_open(stage: str, pgid: int, grace: float) -> None:
     """End the processes a command left in its group that still hold its output open after it
     exited (``stage_output.DRAIN_GRACE``), and say so: they end with the stage all the same
     (``command_handler``), but the user who started them in the background should know why."""
@@ -242,7 +242,7 @@ async def _end_held_open(stage: str, pgid: int) -> None:
         stage,
         DRAIN_GRACE,
     )
-    await _kill_group(pgid, KILL_GRACE)
+    await _kill_group(pgid, grace)
 
 
 def _unlist_once_ended(watchdog: GroupWatchdog, pgid: int, ending: asyncio.Future[None]) -> None:
@@ -379,9 +379,8 @@ def command_handler(
             sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
             ctx.report_process(process.pid)
             try:
-                await communicate(
-                    process, stdin, capture, partial(_end_held_open, ctx.stage, process.pid)
-                )
+                held_open = partial(_end_held_open, ctx.stage, process.pid, kill_grace)
+                await communicate(process, stdin, capture, held_open)
             except BaseException:
                 # Unlisted when the group is gone, not when this wait ends: a second
                 # cancellation (the run's, after the stage's) ends the wait at once while the
