@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import PurePosixPath
 from typing import Any
@@ -215,3 +216,41 @@ def test_a_handlers_own_text_is_never_called() -> None:
     captured = PayloadCapture().capture({"v": [_Forever(), ValueError("x")], "s": "\ud800"})
     assert f"\"{{'v': [{mine}, x], 's': '\\\\ud800'}}\"" == captured.json
     assert "<builtins.ValueError object>" == value_text(ValueError(_Forever()))
+
+
+@dataclass
+class _Point:
+    x: int
+    tags: list[Any]
+    hidden: str = field(default="h", repr=False)
+
+
+@dataclass(slots=True)
+class _Slotted:
+    name: str
+    inner: Any = None
+
+
+@dataclass
+class _OwnRepr:
+    x: int
+
+    def __repr__(self) -> str:
+        time.sleep(1e9)
+        raise AssertionError
+
+
+def test_a_dataclass_is_written_as_its_generated_repr_without_its_code() -> None:
+    """A dataclass is written field by field, as the ``__repr__`` dataclasses made writes it
+    (a handler's own values inside as any other), one holding itself with ``...``; one whose
+    class body writes its own ``__repr__`` is the handler's code, and written by its type."""
+    point = _Point(1, [date(2026, 12, 6), _Forever()])
+    forever = f"<{__name__}._Forever object>"
+    assert f"_Point(x=1, tags=[2026-12-06, {forever}])" == value_text(point)
+    cycle = _Slotted("a")
+    cycle.inner = [cycle, _Slotted("b")]
+    assert "_Slotted(name='a', inner=[..., _Slotted(name='b', inner=None)])" == value_text(cycle)
+    assert f"<{__name__}._OwnRepr object>" == value_text(_OwnRepr(1))
+    # JSON writes a dataclass as an object of every field, before any text is needed.
+    captured = PayloadCapture().capture({"p": _Point(2, [])})
+    assert '{"p":{"x":2,"tags":[],"hidden":"h"}}' == captured.json

@@ -33,9 +33,10 @@ value meant to be read belongs in the JSON types, which are written as they are.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import deque
 from collections.abc import Mapping
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType, MemberDescriptorType, ModuleType
 from typing import Any
 
 from taskdaemon.pipeline import telemetry
@@ -228,6 +229,8 @@ def value_text(value: object) -> str:
     module docstring). An exception is written by ``str`` when its arguments are plain text
     and numbers, as ``BaseException.__str__`` writes nothing else then."""
     cls = type(value)
+    if _generated_repr(cls):
+        return shown_repr(value)
     owner = _owner(cls, "__str__")
     if _plain_text(owner) and (
         all(type(arg) in _PLAIN_ARGS for arg in value.args)
@@ -244,6 +247,57 @@ _PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
 def _owner(cls: type, name: str) -> type:
     """The class of ``cls``'s MRO that defines ``name``."""
     return next(klass for klass in cls.__mro__ if name in vars(klass))
+
+
+def _generated_repr(cls: type) -> bool:
+    """Whether ``cls`` is a dataclass written by the ``__repr__`` ``dataclasses`` made for it
+    (``Point(x=1, y=2)``), with ``object``'s ``__str__`` and attribute lookup: such a value is
+    written field by field (:func:`_fields_text`), its values as any other, without calling
+    the handler's code. A class body's own ``__repr__`` is the handler's, and kept out."""
+    if _owner(cls, "__str__") is not object or _owner(cls, "__getattribute__") is not object:
+        return False
+    owner = _owner(cls, "__repr__")
+    if "__dataclass_fields__" not in vars(owner):
+        return False
+    made = vars(owner)["__repr__"]
+    code = getattr(getattr(made, "__wrapped__", made), "__code__", None)
+    return code is not None and code.co_filename == "<string>"  # made by exec, not written
+
+
+def _fields_text(value: Any, holding: set[int], depth: int) -> str:
+    """A dataclass as its generated ``__repr__`` writes it, each field by :func:`_shown`; one
+    that holds itself is ``...`` there, as that ``__repr__`` writes it."""
+    if id(value) in holding:
+        return "..."
+    holding.add(id(value))
+    try:
+        shown = []
+        for field in dataclasses.fields(value):
+            if field.repr:
+                held = _field_value(value, field.name)
+                text = "?" if held is _UNSET else repr(_shown(held, holding, depth + 1))
+                shown.append(f"{field.name}={text}")
+        return f"{type(value).__qualname__}({', '.join(shown)})"
+    finally:
+        holding.discard(id(value))
+
+
+_UNSET = object()
+
+
+def _field_value(value: Any, name: str) -> Any:
+    """The field ``name`` of ``value`` from its ``__dict__`` or its slot, else ``_UNSET``
+    (a field behind a descriptor of the handler's, or not set)."""
+    held = getattr(value, "__dict__", {})
+    if name in held:
+        return held[name]
+    slot = next((vars(klass)[name] for klass in type(value).__mro__ if name in vars(klass)), None)
+    if isinstance(slot, MemberDescriptorType):
+        try:
+            return slot.__get__(value)
+        except AttributeError:
+            return _UNSET
+    return _UNSET
 
 
 def _plain_text(owner: type) -> bool:
@@ -271,6 +325,10 @@ def _shown(value: Any, holding: set[int], depth: int = 0) -> Any:
     if type(value) in _PLAIN_ARGS:
         return value
     if not isinstance(value, Mapping | list | tuple | set | frozenset | deque):
+        if _generated_repr(type(value)):
+            if depth > 100:
+                raise RecursionError
+            return _Shown(_fields_text(value, holding, depth))
         return _Shown(value_text(value))
     if id(value) in holding:
         return _Shown("{...}" if isinstance(value, Mapping) else "[...]")
