@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from taskdaemon.pipeline.redaction import (
+    DEFAULT_REDACT_PATTERNS,
     REDACTED,
     KeyMatcher,
     key_words,
@@ -195,3 +196,56 @@ def test_endpoint_passwords_are_not_a_shape_of_recorded_values() -> None:
     """``redact_text``, which every recorded value passes through, leaves a scheme-less
     ``a:b@c`` alone: only the exporters' log lines are scrubbed of it."""
     assert "note:see@home" == redact_text("note:see@home")
+
+
+class _Counted(KeyMatcher):
+    """A matcher that counts the keys it decides afresh."""
+
+    def __init__(self, patterns: tuple[str, ...] = DEFAULT_REDACT_PATTERNS) -> None:
+        super().__init__(patterns)
+        self.fresh = 0
+
+    def _decide(self, key: str) -> bool:
+        self.fresh += 1
+        return super()._decide(key)
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "1password",
+        "db2pass",
+        "pass1word",
+        "api1key",
+        "api_1_key",
+        "token42",
+        "k123",
+        "a1b2c3",
+        "password_2fa",
+        "2fa_token",
+        "sessions9",
+        "x9_api_keys",
+        "pwd0",
+        "0pwd",
+        "ssh12pass",
+    ],
+)
+def test_digits_do_not_change_a_default_verdict(key: str) -> None:
+    """Under the default patterns a key is decided by its shape, its digits as ``0``: the
+    verdict is the one its own words give, for any digits."""
+    matcher = KeyMatcher()
+    assert [matcher._decide(variant) for variant in (key, key.replace("1", "987"))] == [
+        matcher(key),
+        matcher(key.replace("1", "987")),
+    ]
+
+
+def test_keys_that_differ_in_digits_alone_are_decided_once() -> None:
+    """A result of keys ``item_0`` ... ``item_999`` is one decision under the default
+    patterns (it was a thousand, on the engine's loop); a pattern list of one's own is
+    decided key by key, since a pattern may name digits."""
+    default, own = _Counted(), _Counted(("item_7",))
+    keys = [f"item_{n}" for n in range(1000)]
+    verdicts = [[default(key) for key in keys], [own(key) for key in keys]]
+    assert (default.fresh, own.fresh) == (1, 1000)
+    assert verdicts == [[False] * 1000, [key == "item_7" for key in keys]]
