@@ -313,6 +313,41 @@ def _answer(raw: bytes) -> httpx.Response:
     return httpx.Response(int(status.split(b" ")[1]), headers=headers, content=body)
 
 
+async def test_static_files_keep_their_own_rules_for_head_ranges_queries_and_methods() -> None:
+    """Under ``/static/``: a ``HEAD`` of a file may be cached as its ``GET`` may, and so may a
+    range of it (206); a range Starlette refuses (400) is an error, never cached; a query
+    (a script's version, ``?v=2``) is no ``/api`` parameter and is not refused, nor is one on
+    ``/healthz``; a ``POST`` is a 405, and ``OPTIONS`` a 204, naming what the folder is served
+    with (they named ``OPTIONS`` alone: the mount's scope matched no route of the app)."""
+    async with waiting_run() as (client, _run_id):
+        head = await client.head("/static/app.js", headers=BEARER)
+        part = await client.get("/static/app.js", headers={**BEARER, "range": "bytes=0-3"})
+        backwards = await client.get("/static/app.js", headers={**BEARER, "range": "bytes=5-2"})
+        versioned = await client.get("/static/app.js?v=2", headers=BEARER)
+        probed = await client.get("/healthz?probe=1")
+        posted = await client.post("/static/app.js", headers=JSON)
+        options = await client.options("/static/app.js", headers=BEARER)
+    assert [
+        (r.status_code, r.headers.get("cache-control"), r.headers.get("x-content-type-options"))
+        for r in (head, part, backwards, versioned, probed)
+    ] == [
+        (200, None, "nosniff"),
+        (206, None, "nosniff"),
+        (400, "no-store", "nosniff"),
+        (200, None, "nosniff"),
+        (200, "no-store", "nosniff"),
+    ]
+    assert (len(part.content), head.content, bool(versioned.content)) == (4, b"", True)
+    assert [posted.headers["allow"], options.headers["allow"], options.status_code] == [
+        "GET, HEAD, OPTIONS",
+        "GET, HEAD, OPTIONS",
+        204,
+    ]
+    assert assert_one_json_error(posted, 405) == (
+        "POST is not allowed on /static/app.js; allowed: GET, HEAD, OPTIONS"
+    )
+
+
 # --- lists ---------------------------------------------------------------------------------------
 
 

@@ -73,10 +73,20 @@ _STATIC_HEADERS: Final = tuple(h for h in _RAW_HEADERS if h[0] != b"cache-contro
 
 def _allowed(request: Request) -> str:
     """Every method the request's path is served with, ``OPTIONS`` included: Starlette's own
-    ``Allow`` names only the first route of the path, and a path can have one per method."""
+    ``Allow`` names only the first route of the path, and a path can have one per method.
+
+    The app's routes are matched from the app's root: an error raised inside a mount
+    (``/static``) comes with the mount's scope, whose ``root_path`` ends in the mount's path,
+    and no route of the app matched it (a ``POST`` of a static file was allowed only
+    ``OPTIONS``)."""
+    scope = request.scope
+    root = {
+        "method": "OPTIONS",
+        "root_path": scope.get("app_root_path", scope.get("root_path", "")),
+    }
     methods = {"OPTIONS"}
     for route in request.app.routes:
-        match, _child = route.matches({**request.scope, "method": "OPTIONS"})
+        match, _child = route.matches({**scope, **root})
         if match is not Match.NONE:
             methods.update(getattr(route, "methods", None) or ("GET", "HEAD"))
     return ", ".join(sorted(methods))
