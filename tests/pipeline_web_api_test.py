@@ -162,6 +162,47 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
     ), opened
 
 
+async def test_the_stream_says_what_this_server_controls_and_why_a_run_has_none() -> None:
+    """The stream's state offers approval and the debugger's buttons where this server's
+    engine runs the run and serves its debugger, and neither on a read-only server
+    (``taskdaemon ui``) of the same run; a run no source holds is a 404 naming the id."""
+    states = []
+    for web in (None, WebOptions(read_only=True)):
+        async with (
+            served(web=web) as (url, run_id, _app),
+            httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+        ):
+            async with client.stream("GET", f"{url}/api/runs/{run_id}/stream") as response:
+                state = data_of((await events(response, 2))[1])
+            missing = await client.get(f"{url}/api/runs/{'0' * 32}/stream")
+        deploy = next(node for node in state["nodes"] if node["name"] == "deploy")
+        states.append((state["controls"], deploy["approvable"]))
+    assert states == [
+        ({"approve": True, "debug": True}, True),
+        ({"approve": False, "debug": False}, False),
+    ]
+    said = f"no run '{'0' * 32}' here or in the span source"
+    assert (missing.status_code, missing.json()) == (404, {"error": said})
+
+
+async def test_an_ended_runs_one_snapshot_is_not_paced_before_its_end() -> None:
+    """Pacing holds a feed after a large snapshot so that a fast-changing run does not flood a
+    slow client; the last snapshot of a run is not held, so a run that has ended gets its
+    state and ``event: end`` at once however large it is (here every byte is "large" and
+    paced at 1 byte/s: held, it would take minutes)."""
+    web = WebOptions(pace_over=1, pace_rate=1.0)
+    async with (
+        served(fail=True, web=web) as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+        client.stream("GET", f"{url}/api/runs/{run_id}/stream") as response,
+    ):
+        blocks = await asyncio.wait_for(events(response, 4), timeout=20)
+    assert [data_of(blocks[1])["run"]["status"], blocks[2:]] == [
+        "failure",
+        ["event: end\ndata: {}"],
+    ]
+
+
 async def left(app: Any) -> tuple[int, int, int]:
     """(open streams, feeds, subscribers of the engine's watcher) once none is left, or as
     they are after ten seconds: the server sees a client leave on its own thread."""
