@@ -136,8 +136,8 @@ async def test_stream_needs_the_token_or_the_session_cookie() -> None:
 
 @pytest.mark.slow
 async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
-    """With ``max_streams=1`` a second stream gets 503 and ``Retry-After`` while the first is
-    open, and is served again once it closed."""
+    """With ``max_streams=1`` a second stream gets 503, ``Retry-After`` and the reason while
+    the first is open, and is served again once it closed."""
     async with (
         served(web=WebOptions(max_streams=1)) as (url, run_id, app),
         httpx.AsyncClient(headers=BEARER, timeout=30) as client,
@@ -148,9 +148,11 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
             # stream with it, when the garbage collector gets to it.
             reader = Blocks(first)
             opened = await reader.take(2)
-            # Headers only: were the cap broken, reading this stream's body would never end.
+            # The body of a refusal only: were the cap broken, reading this stream's body
+            # would never end.
             async with client.stream("GET", stream_url) as second:
-                pass
+                refused = second.status_code == 503
+                refusal = (await second.aread()).decode() if refused else ""
         await left(app)
         async with client.stream("GET", stream_url) as third:
             await events(third, 2)
@@ -160,6 +162,7 @@ async def test_streams_beyond_the_cap_are_refused_with_retry_after() -> None:
         third.status_code,
         opened[1][:5],  # a snapshot, not a "problem" event that ended the first stream
     ), opened
+    assert refusal == '{"error":"1 event streams are open (the limit)"}'
 
 
 async def test_the_stream_says_what_this_server_controls_and_why_a_run_has_none() -> None:
