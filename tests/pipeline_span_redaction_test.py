@@ -355,3 +355,25 @@ def test_record_exception_bounds_a_huge_message_and_stack_trace(
     message_cut = 10_000_000 - ERROR_MAX_CHARS
     assert ERROR_MAX_CHARS + len(f"…[{message_cut} characters cut]…") == len(message)
     assert full.replace("x" * 10_000_000, message) == attributes["exception.stacktrace"]
+
+
+def test_an_exception_group_and_notes_keep_their_whole_stack_trace(
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+) -> None:
+    """An exception group's stack trace holds its exceptions' own (a ``TaskGroup`` in an async
+    handler raises one), and a note added to an exception follows it: written as
+    ``traceback`` writes them, their text redacted."""
+    provider, exporter = spans
+    span = RedactingTracer(provider.get_tracer("test")).start_span("s")
+    noted = _raised(ValueError("first"))
+    noted.add_note(f"while using {TOKEN}")
+    group = _raised(ExceptionGroup("two failed", [noted, _raised(KeyError("second"))]))
+    span.record_exception(group)
+    span.end()
+    (ended,) = exporter.get_finished_spans()
+    (event,) = ended.events
+    stacktrace = "".join(traceback.format_exception(group)).replace(TOKEN, REDACTED)
+    assert ("KeyError: 'second'" in stacktrace, stacktrace) == (
+        True,
+        (event.attributes or {})["exception.stacktrace"],
+    )

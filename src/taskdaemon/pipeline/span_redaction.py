@@ -210,7 +210,12 @@ _CONTEXT = "\nDuring handling of the above exception, another exception occurred
 def _stacktrace(exception: BaseException, name: str, message: str) -> str:
     """What ``traceback.format_exception(exception)`` writes, its last line ``name: message``
     without calling ``exception.__str__`` again; the exceptions it was raised from or while
-    handling are written by ``traceback`` itself."""
+    handling are written by ``traceback`` itself. So is an exception group (its exceptions'
+    stack traces are what it is read for: a ``TaskGroup`` in an async handler raises one) and
+    an exception with notes (``add_note``, written after its text): their text is taken
+    again there, a cost only such exceptions pay."""
+    if isinstance(exception, BaseExceptionGroup) or getattr(exception, "__notes__", None):
+        return "".join(traceback.format_exception(exception))
     chained, joint = exception.__cause__, _CAUSE
     if chained is None and not exception.__suppress_context__:
         chained, joint = exception.__context__, _CONTEXT
