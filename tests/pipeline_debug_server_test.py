@@ -4,6 +4,8 @@ paused state in /api/runs, and the API's access rule (token, JSON, principal).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -27,6 +29,27 @@ PIPELINE = pipeline(
     stage("a", inputs=(InputMapping("n", "request.n"),)),
     stage("b", *after("a")),
 )
+
+
+@contextlib.asynccontextmanager
+async def _held_run() -> AsyncIterator[tuple[Engine, httpx.AsyncClient, str]]:
+    """A run of :data:`PIPELINE` held in its first stage, on an engine an app serves, with a
+    client of the app: ``(engine, client, run id)``. On leaving, the client is closed, the stage
+    let go and the run awaited."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    async with Engine(resolver=Resolver({"a": hold})) as engine:
+        app = create_app(engine=engine)
+        handle = await engine.start_run(PIPELINE, {"n": 1})
+        try:
+            async with _client(app) as client:
+                yield engine, client, handle.run_id
+        finally:
+            gate.set()
+            await handle.wait()
 
 
 async def test_a_run_is_debugged_over_http_from_breakpoint_to_end() -> None:
@@ -84,26 +107,16 @@ async def test_a_run_is_debugged_over_http_from_breakpoint_to_end() -> None:
 async def test_errors_are_one_line_with_their_status() -> None:
     """Unknown run 404, unknown action 404, nothing paused 409, bad body 400, DELETE of an
     unknown breakpoint 409, a condition that does not compile 400."""
-    gate = asyncio.Event()
-
-    async def hold(ctx: Any) -> None:
-        await gate.wait()
-
-    async with Engine(resolver=Resolver({"a": hold})) as engine:
-        app = create_app(engine=engine)
-        handle = await engine.start_run(PIPELINE, {"n": 1})
-        base = f"/api/runs/{handle.run_id}/debug"
-        async with _client(app) as client:
-            missing = await client.get("/api/runs/" + "0" * 32 + "/debug")
-            unknown = await client.post(f"{base}/jump", json={})
-            nothing = await client.post(f"{base}/skip", json={})
-            bad = await client.post(
-                f"{base}/continue", content=b"[1]", headers={"content-type": "application/json"}
-            )
-            gone = await client.request("DELETE", f"{base}/breakpoints/9", json={})
-            bad_cel = await client.put(f"{base}/breakpoints", json={"stage": "b", "when": "x("})
-        gate.set()
-        await handle.wait()
+    async with _held_run() as (_, client, run_id):
+        base = f"/api/runs/{run_id}/debug"
+        missing = await client.get("/api/runs/" + "0" * 32 + "/debug")
+        unknown = await client.post(f"{base}/jump", json={})
+        nothing = await client.post(f"{base}/skip", json={})
+        bad = await client.post(
+            f"{base}/continue", content=b"[1]", headers={"content-type": "application/json"}
+        )
+        gone = await client.request("DELETE", f"{base}/breakpoints/9", json={})
+        bad_cel = await client.put(f"{base}/breakpoints", json={"stage": "b", "when": "x("})
     assert [r.status_code for r in (missing, unknown, nothing, bad, gone, bad_cel)] == [
         404,
         404,
@@ -190,23 +203,12 @@ async def test_a_paused_executions_inputs_are_redacted_with_the_servers_patterns
 async def test_looking_without_debug_mode_says_the_run_and_that_nothing_is_paused() -> None:
     """GET /debug before debug mode is on answers every field the page reads (debug off,
     the run, its status, nothing paused, no breakpoint), and leaves debug mode off."""
-    gate = asyncio.Event()
-
-    async def hold(ctx: Any) -> None:
-        await gate.wait()
-
-    async with Engine(resolver=Resolver({"a": hold})) as engine:
-        app = create_app(engine=engine)
-        handle = await engine.start_run(PIPELINE, {"n": 1})
-        async with _client(app) as client:
-            looked = await client.get(f"/api/runs/{handle.run_id}/debug")
-        gate.set()
-        await handle.wait()
-        debugger = engine._debugger
-    assert (200, None) == (looked.status_code, debugger)
+    async with _held_run() as (engine, client, run_id):
+        looked = await client.get(f"/api/runs/{run_id}/debug")
+    assert (200, None) == (looked.status_code, engine._debugger)
     assert {
         "debug": False,
-        "run_id": handle.run_id,
+        "run_id": run_id,
         "status": "running",
         "paused": [],
         "breakpoints": [],
@@ -216,18 +218,8 @@ async def test_looking_without_debug_mode_says_the_run_and_that_nothing_is_pause
 async def test_an_unknown_action_is_404_naming_the_actions_there_are() -> None:
     """POST /debug/<action> with no such action: 404, the action quoted and the five named,
     and the run is not touched."""
-    gate = asyncio.Event()
-
-    async def hold(ctx: Any) -> None:
-        await gate.wait()
-
-    async with Engine(resolver=Resolver({"a": hold})) as engine:
-        app = create_app(engine=engine)
-        handle = await engine.start_run(PIPELINE, {"n": 1})
-        async with _client(app) as client:
-            unknown = await client.post(f"/api/runs/{handle.run_id}/debug/jump", json={})
-        gate.set()
-        await handle.wait()
+    async with _held_run() as (_, client, run_id):
+        unknown = await client.post(f"/api/runs/{run_id}/debug/jump", json={})
     assert (404, {"error": "no debug action 'jump' (continue, step, skip, retry, set)"}) == (
         unknown.status_code,
         unknown.json(),
@@ -237,28 +229,18 @@ async def test_an_unknown_action_is_404_naming_the_actions_there_are() -> None:
 async def test_breakpoints_are_deleted_one_by_number_or_all_at_once() -> None:
     """DELETE /breakpoints/{n} deletes that one; DELETE /breakpoints, every breakpoint of the
     run; each says how many it deleted."""
-    gate = asyncio.Event()
-
-    async def hold(ctx: Any) -> None:
-        await gate.wait()
-
-    async with Engine(resolver=Resolver({"a": hold})) as engine:
-        app = create_app(engine=engine)
-        handle = await engine.start_run(PIPELINE, {"n": 1})
-        base = f"/api/runs/{handle.run_id}/debug"
-        async with _client(app) as client:
-            added = [
-                (await client.put(f"{base}/breakpoints", json={"stage": "b", "on": on})).json()
-                for on in ("start", "failure", "start")
-            ]
-            number = added[1]["breakpoint"]["id"]
-            one = await client.request("DELETE", f"{base}/breakpoints/{number}", json={})
-            left = (await client.get(base)).json()["breakpoints"]
-            every = await client.request("DELETE", f"{base}/breakpoints", json={})
-            none = (await client.get(base)).json()["breakpoints"]
+    async with _held_run() as (engine, client, run_id):
+        base = f"/api/runs/{run_id}/debug"
+        added = [
+            (await client.put(f"{base}/breakpoints", json={"stage": "b", "on": on})).json()
+            for on in ("start", "failure", "start")
+        ]
+        number = added[1]["breakpoint"]["id"]
+        one = await client.request("DELETE", f"{base}/breakpoints/{number}", json={})
+        left = (await client.get(base)).json()["breakpoints"]
+        every = await client.request("DELETE", f"{base}/breakpoints", json={})
+        none = (await client.get(base)).json()["breakpoints"]
         engine.with_debug(True).delete_breakpoint(None)  # any a failed DELETE left: no wait
-        gate.set()
-        await handle.wait()
     assert [(200, {"deleted": 1}), (200, {"deleted": 2})] == [
         (one.status_code, one.json()),
         (every.status_code, every.json()),
