@@ -284,9 +284,7 @@ async def test_readyz_stays_down_while_span_writes_fail(
         dropped,
         names,
         sum("write failed" in m and "database or disk is full" in m for m in messages),
-        sum(
-            m == f"span store {db}: writes succeed again; 1 spans dropped so far" for m in messages
-        ),
+        sum(m == f"span store {db}: writes succeed again; 1 span dropped so far" for m in messages),
     )
     assert expected == actual
 

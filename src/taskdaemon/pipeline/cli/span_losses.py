@@ -12,7 +12,9 @@ could not be opened) the run goes on; the loss is told three ways:
   ``health()``);
 * one warning line when the process ends (:func:`report_lost_spans`): how many spans were not
   stored and why, those the writer had still not written when the exit's bound ran out
-  included (a store another process holds locked: SQLite is asked whether it is). A store
+  included (a store another process holds locked: SQLite is asked whether it is), and how
+  many were dropped before and after the writer's last "writes succeed again" line, when
+  some were after it (its "so far" figure is then not the total). A store
   that could not be opened at all already said so in its one line at start
   (:func:`announce_unavailable_store`), so it is not repeated.
 
@@ -253,10 +255,22 @@ def report_lost_spans(processors: Iterable[SpanProcessor]) -> int:
         lost += store.dropped_spans
         cause = getattr(store, "last_write_error", None)
         if cause:
-            causes.append(f"{getattr(store, 'path', 'span store')}: {cause}")
+            causes.append(f"{getattr(store, 'path', 'span store')}: {cause}{_since(store)}")
     if lost:
         _log.warning("%d spans were not stored (%s)", lost, "; ".join(causes) or "write failed")
     return lost
+
+
+def _since(store: Any) -> str:
+    """``; 46 before writes last succeeded again, 4 after`` when the store dropped spans since
+    its last recovery line (which said 46 so far): a full disk that fills again. Without it the
+    exit line's count (50) read as contradicting that line's."""
+    recovered = getattr(store, "dropped_at_recovery", None)
+    if recovered is None or store.dropped_spans <= recovered:
+        return ""
+    return (
+        f"; {recovered} before writes last succeeded again, {store.dropped_spans - recovered} after"
+    )
 
 
 def report_unexported_spans(

@@ -38,6 +38,7 @@ class WriteFailures:
         self._dropped = 0
         self._failing = False
         self._last_error: str | None = None
+        self._dropped_at_recovery: int | None = None
 
     @property
     def dropped(self) -> int:
@@ -53,6 +54,12 @@ class WriteFailures:
     def last_error(self) -> str | None:
         """The cause of the latest failed batch (kept after writes recover), or None."""
         return self._last_error
+
+    @property
+    def dropped_at_recovery(self) -> int | None:
+        """``dropped`` when writes last succeeded again (what the recovery line said), or None
+        before any recovery: the spans dropped since are ``dropped`` minus it."""
+        return self._dropped_at_recovery
 
     def failed(self, spans: int, error: BaseException) -> bool:
         """A batch holding ``spans`` ended spans failed with ``error``; True when this starts a
@@ -72,4 +79,6 @@ class WriteFailures:
         with self._lock:
             ended = self._failing
             self._failing = False
+            if ended:
+                self._dropped_at_recovery = self._dropped
             return ended

@@ -256,6 +256,12 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
         """Spans lost since this writer started: their end row could not be written."""
         return self._failures.dropped
 
+    @property
+    def dropped_at_recovery(self) -> int | None:
+        """``dropped_spans`` when writes last succeeded again (said in the recovery line), or
+        None before any recovery."""
+        return self._failures.dropped_at_recovery
+
     def unwritten(self) -> tuple[int, str]:
         """Ended spans not written yet, queued or in a write still going on, and why, when the
         writer thread outlived ``shutdown``'s bound (``Telemetry.shutdown``): the process ends
@@ -344,9 +350,9 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
                 else:
                     if self._failures.succeeded(len(batch)):
                         logger.warning(
-                            "span store %s: writes succeed again; %d spans dropped so far",
+                            "span store %s: writes succeed again; %s dropped so far",
                             self.path,
-                            self._failures.dropped,
+                            counted(self._failures.dropped, "span"),
                         )
                     if batch:
                         checkpointer.wrote(len(batch))
