@@ -25,6 +25,7 @@ from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.server import MonitorServer, create_app
 from taskdaemon.pipeline.visualization import STATES, DagWatcher, dag_snapshot
@@ -515,3 +516,17 @@ async def test_a_server_closed_as_its_run_ends_still_sends_the_end() -> None:
         data_of(rest[-2])["run"]["status"],
         rest[-1].split("\n")[0],
     )
+
+
+def test_an_interrupted_runs_duration_is_unknown_not_the_time_since_its_start() -> None:
+    """A run whose process was killed (``interrupted``, no end) reads ``-``, as in ``runs
+    show``; before, the page said the time since its start (1m35s for a run killed 5 s in,
+    more at each load). A running run still counts up to now."""
+    open_attempt = AttemptRecord("a.0.1", 0, 1, "interrupted", start=1.0, end=None)
+    interrupted = replace(_one_stage_run("interrupted", open_attempt), end=None)
+    running = replace(interrupted, status="running")
+    durations = [
+        run_state(dag_snapshot(None, run), now=95.5, can_control=False)["run"]["duration"]
+        for run in (interrupted, running)
+    ]
+    assert ["-", "1m35s"] == durations

@@ -279,7 +279,7 @@ def run_state(
             "status": run.status,
             "start": _r(run.start),
             "end": _r(run.end),
-            "duration": format_duration(run.duration if run.end is not None else now - run.start),
+            "duration": format_duration(_run_duration(run, now)),
             "error": cut(run.error),
             "error_type": cut(run.error_type),
             "replay_of": _run_id_or_none(run.replay_of),
@@ -290,6 +290,16 @@ def run_state(
         "quiet_since": _r(quiet_since),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
+
+
+def _run_duration(run: RunRecord, now: float) -> float | None:
+    """The run's duration once it ended, ``now`` minus its start while it runs, None (``-``)
+    for an interrupted run, as ``runs show`` and the list of runs say: its process died at a
+    time no span records, and ``now`` minus its start, which grows at every load, read as
+    the time it ran (``1m35s`` for a run killed 5 s after its start)."""
+    if run.end is not None:
+        return run.duration
+    return None if run.status == "interrupted" else now - run.start
 
 
 def dag_words(state: Mapping[str, Any]) -> tuple[str, str]:
