@@ -1,11 +1,13 @@
-"""``taskdaemon runs``: the bounds of its options."""
+"""``taskdaemon runs``: the bounds of its options, and what ``runs show`` says of a run it lacks."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from taskdaemon.pipeline.cli import main
 
 
@@ -46,3 +48,29 @@ def test_bounds_the_wrong_way_round_are_refused_as_report_refuses_them(
     assert expected == (code, capsys.readouterr().err)
     same = ["--since", "2026-01-01T00:00", "--until", "2026-01-01T00:00"]
     assert (0, ("no runs\n", "")) == (main(["runs", "list", *same]), capsys.readouterr())
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_storing_anything_is_said_to_have_started(
+    home: Path, tmp_path: Path
+) -> None:
+    """A run whose handler ends the process at once (``os._exit``, as a ``kill -9`` or the OOM
+    killer would) stores nothing: ``run`` loads telemetry after the first stage starts. Its
+    ``runs show`` said only "no run ID", as for a mistyped id; it now says the run started
+    here, and the causes. Exit 1 and one line, as before."""
+    (tmp_path / "dies.py").write_text("import os\n\n\ndef step(ctx):\n    os._exit(3)\n")
+    (tmp_path / "dies.yaml").write_text(
+        "name: dies\nstages:\n  - name: a\n    handler: 'dies:step'\n"
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    ran = taskdaemon(home, "run", "dies.yaml", cwd=tmp_path)
+    started = re.search(r"run ([0-9a-f]{32}) of dies started", ran.stdout + ran.stderr)
+    assert (3, True) == (ran.returncode, started is not None), ran.stderr
+    run_id = started.group(1)  # type: ignore[union-attr]
+    shown = taskdaemon(home, "runs", "show", run_id)
+    expected = (
+        f"taskdaemon runs show: no run {run_id} in {home / 'spans.db'} (it started here: "
+        f"{home / 'workspaces' / run_id} is its workspace; its process was killed before its "
+        "spans were stored, could not store them, or retention deleted them since)\n"
+    )
+    assert (1, "", expected) == (shown.returncode, shown.stdout, shown.stderr)

@@ -30,7 +30,9 @@ from taskdaemon.pipeline.cli.refusal import note, refuse
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.record_fields import as_dict
+from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
@@ -174,7 +176,7 @@ def _show(args: argparse.Namespace) -> int:
     except ValueError as exc:
         return refuse("runs show", 2, str(exc))
     except RunNotFoundError as exc:
-        return refuse("runs show", 1, str(exc))
+        return refuse("runs show", 1, f"{exc}{_started_here(args.run_id)}")
     except SpanSourceError as exc:
         return refuse("runs show", source_exit_code(exc), str(exc))
     if args.json:
@@ -182,6 +184,21 @@ def _show(args: argparse.Namespace) -> int:
     else:
         print(format_run_table(run, table_width(args)))
     return 0
+
+
+def _started_here(run_id: str) -> str:
+    """What ``runs show`` adds to "no run ID" when the home holds the run's workspace: the run
+    did start. Decision: said, because the id comes from ``run``'s first line, and a process
+    killed in its first second (before ``run``'s telemetry loaded: docs/span-store.md, "A
+    process killed outright") stores nothing; "no run" alone read as a wrong id. Retention
+    deletes runs and keeps workspaces, so the line names that cause too."""
+    workspace = home_directory() / "workspaces" / run_id
+    if run_id_problem(run_id, full=True) is not None or not workspace.is_dir():
+        return ""
+    return (
+        f" (it started here: {workspace} is its workspace; its process was killed before its"
+        " spans were stored, could not store them, or retention deleted them since)"
+    )
 
 
 def _run_json(run: Any) -> dict[str, Any]:
