@@ -316,7 +316,7 @@ def _answer(raw: bytes) -> httpx.Response:
 
 async def test_static_files_keep_their_own_rules_for_head_ranges_queries_and_methods() -> None:
     """Under ``/static/``: a ``HEAD`` of a file may be cached as its ``GET`` may, and so may a
-    range of it (206); a range Starlette refuses (400) is an error, never cached; a query
+    range of it (206); a range refused (400) is an error, never cached; a query
     (a script's version, ``?v=2``) is no ``/api`` parameter and is not refused, nor is one on
     ``/healthz``; a ``POST`` is a 405, and ``OPTIONS`` a 204, naming what the folder is served
     with (they named ``OPTIONS`` alone: the mount's scope matched no route of the app)."""
@@ -347,6 +347,25 @@ async def test_static_files_keep_their_own_rules_for_head_ranges_queries_and_met
     assert assert_one_json_error(posted, 405) == (
         "POST is not allowed on /static/app.js; allowed: GET, HEAD, OPTIONS"
     )
+
+
+async def test_a_static_files_refused_range_is_the_one_json_error_shape() -> None:
+    """A range past the file's end is a 416 and a backwards one a 400, both ``{"error": ...}``
+    as every other error (Starlette answered them in plain text, the 416 with no body); a
+    range unit other than ``bytes`` is ignored, the whole file served (RFC 9110 14.2)."""
+    async with waiting_run() as (client, _run_id):
+        whole = await client.get("/static/app.js", headers=BEARER)
+        size = len(whole.content)
+        past = await client.get("/static/app.js", headers={**BEARER, "range": f"bytes={size}-"})
+        backwards = await client.get("/static/app.js", headers={**BEARER, "range": "bytes=5-2"})
+        lines = await client.get("/static/app.js", headers={**BEARER, "range": "lines=0-3"})
+    assert (
+        assert_one_json_error(past, 416)
+        == f"range 'bytes={size}-' starts past the file's {size} bytes"
+    )
+    assert past.headers["content-range"] == f"bytes */{size}"
+    assert assert_one_json_error(backwards, 400) == "range 'bytes=5-2': start must be less than end"
+    assert (lines.status_code, lines.content) == (200, whole.content)
 
 
 async def test_a_header_the_route_sets_itself_is_sent_once() -> None:

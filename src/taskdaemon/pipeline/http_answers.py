@@ -15,6 +15,11 @@
   error (no such file, a refused credential or method) is an error like any other: without
   ``no-store`` (HTTP lets a cache keep a 404 by its own rule), a browser could keep a file's
   absence past a newer server that has it.
+* **Ranges of a static file** (``StaticFolder``). A ``Range`` past the file's end is a 416 of
+  the same JSON shape (with ``Content-Range: bytes */<size>``), and a malformed byte range
+  (``bytes=5-2``) a 400 of it, where Starlette answered plain text (RFC 9110 lets a server
+  reject or ignore an invalid range: refused, a client's mistake shows). A range unit other than
+  ``bytes`` is ignored (the whole file, 200), as RFC 9110 requires, where Starlette refused it.
 * **Redirects** name a path on this server, never a host: a path with a trailing ``/`` too
   many or too few (``/api/runs/``) is sent (307) to the one a route serves, as Starlette's
   router does, but with ``Location: /api/runs`` (query kept) where Starlette wrote the
@@ -31,15 +36,24 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 from urllib.parse import quote as url_quote
 
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import (
+    FileResponse,
+    MalformedRangeHeader,
+    RangeNotSatisfiable,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Match, Router
+from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
 from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.http_json import error_response
@@ -49,6 +63,7 @@ __all__ = [
     "ANSWER_HEADERS",
     "AnswerHeadersMiddleware",
     "RequestCheckMiddleware",
+    "StaticFolder",
     "http_error",
     "nothing_at",
     "relative_slash_redirects",
@@ -242,3 +257,39 @@ class RequestCheckMiddleware:
             if partial is None:
                 partial = found
         return partial
+
+
+class _RangeCheckedFile(FileResponse):
+    """A file whose refused ``Range`` is an ``HTTPException``, answered by ``http_error`` in
+    the one error shape (Starlette's ``FileResponse`` answers it in plain text itself)."""
+
+    @classmethod
+    def _parse_range_header(cls, http_range: str, file_size: int) -> list[tuple[int, int]]:
+        if http_range.partition("=")[0].strip().lower() != "bytes":
+            return []  # RFC 9110, 14.2: a range unit not understood is ignored
+        shown = f"range {quote(cut(http_range, _PATH_SHOWN))}"
+        try:
+            return super()._parse_range_header(http_range, file_size)
+        except RangeNotSatisfiable:
+            past = f"{shown} starts past the file's {file_size} bytes"
+            raise HTTPException(416, past, {"content-range": f"bytes */{file_size}"}) from None
+        except MalformedRangeHeader as exc:
+            why = exc.content.removeprefix("Range header: ").rstrip(".")
+            raise HTTPException(400, f"{shown}: {why}") from None
+
+
+class StaticFolder(StaticFiles):
+    """Starlette's ``StaticFiles`` whose files refuse a bad ``Range`` in the one error shape
+    (the module docstring)."""
+
+    def file_response(
+        self,
+        full_path: str | os.PathLike[str],
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = _RangeCheckedFile(full_path, status_code=status_code, stat_result=stat_result)
+        if self.is_not_modified(response.headers, Headers(scope=scope)):
+            return NotModifiedResponse(response.headers)
+        return response

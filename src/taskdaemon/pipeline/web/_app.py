@@ -47,7 +47,6 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit
 from taskdaemon.pipeline.durations import local_time, utc_offset
@@ -58,6 +57,7 @@ from taskdaemon.pipeline.errors import (
     SpanStoreError,
     no_such_stage,
 )
+from taskdaemon.pipeline.http_answers import StaticFolder
 from taskdaemon.pipeline.http_json import error_response
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
@@ -236,7 +236,7 @@ class WebApp:
         return [
             Route("/", self.runs_page, methods=["GET"]),
             Route("/runs/{run_id}", self.run_page, methods=["GET"]),
-            Mount("/static", app=StaticFiles(directory=_HERE / "static"), name="static"),
+            Mount("/static", app=StaticFolder(directory=_HERE / "static"), name="static"),
             Route("/api/runs/recent", self.api_recent, methods=["GET"]),
             Route("/api/pipelines", self.api_pipelines, methods=["GET"]),
             Route("/api/runs/{run_id}", self.api_run, methods=["GET"]),
