@@ -78,7 +78,7 @@ def _report(names: list[str]) -> Report:
 
 def _charts(page: str) -> list[tuple[str, list[str]]]:
     """Each figure's caption and the stage names its drawing writes."""
-    figures = re.findall(r"<figcaption>(.*?)</figcaption>(.*?)</figure>", page, re.S)
+    figures = re.findall(r"<figcaption[^>]*>(.*?)</figcaption>(.*?)</figure>", page, re.S)
     return [(caption, sorted(set(re.findall(r">(s\d\d)</text>", svg)))) for caption, svg in figures]
 
 

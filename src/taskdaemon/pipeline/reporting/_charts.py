@@ -28,7 +28,7 @@ from taskdaemon.pipeline.reporting._text import format_seconds, html_text
 from taskdaemon.pipeline.status_rules import is_failed
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
 
-__all__ = ["daily_svg", "distribution_svg", "timeline_svg"]
+__all__ = ["Chart", "daily_svg", "distribution_svg", "timeline_svg"]
 
 WIDTH = 760
 ROW = 34  # pixels a stage's row takes in the box plot and the timeline
@@ -203,12 +203,22 @@ def _text(x: float, y: float, text: str, extra: str = "") -> str:
     return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{html_text(text)}</text>'
 
 
-def _svg(width: float, height: float, parts: Iterable[str]) -> str:
-    return (
+class Chart(NamedTuple):
+    """A chart's SVG (one image to a screen reader, ``role="img"``: its name and description
+    are the page's to give) and its figures in words, one a mark, as the marks' tooltips say
+    them: the chart's text alternative."""
+
+    svg: str
+    figures: tuple[str, ...]
+
+
+def _svg(width: float, height: float, parts: Iterable[str], figures: Iterable[str]) -> Chart:
+    svg = (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width:.0f}" height="{height:.0f}" '
         f'viewBox="0 0 {width:.0f} {height:.0f}" font-family="system-ui, sans-serif" '
-        f'font-size="12">' + "".join(parts) + "</svg>"
+        f'font-size="12" role="img">' + "".join(parts) + "</svg>"
     )
+    return Chart(svg, tuple(figures))
 
 
 def _vline(x: float, top: float, bottom: float) -> str:
@@ -263,7 +273,7 @@ def _bar(scale: _Scale, row: int, start: float, end: float, *, colour: str, titl
 
 def distribution_svg(
     distributions: dict[str, tuple[float, ...]], chosen: frozenset[str] | None
-) -> str | None:
+) -> Chart | None:
     """One row per stage (of ``chosen`` only, unless None): a box from p25 to p75 with a
     line at the median, whiskers from the minimum to p99, a dot at the maximum above p99."""
     rows = {
@@ -280,6 +290,7 @@ def distribution_svg(
     parts, scale = _rows(
         list(rows), lambda start, end: _duration_scale(values, medians, start, end, "duration")
     )
+    said = []
     for row, (name, quantiles) in enumerate(rows.items()):
         q0, q25, q50, q75, _q90, q99, q100 = (scale.at(v) for v in quantiles)
         y = TOP + ROW * row + ROW / 2
@@ -288,8 +299,9 @@ def distribution_svg(
             f"{what} {format_seconds(value)}"
             for what, value in zip(_QUANTILES, quantiles, strict=True)
         )
+        said.append(f"{name}: {figures}")
         parts.append(
-            f"<g><title>{html_text(f'{name}: {figures}')}</title>"
+            f"<g><title>{html_text(said[-1])}</title>"
             f'<path d="M{q0:.1f} {y:.1f}H{q25:.1f}M{q75:.1f} {y:.1f}H{q99:.1f}'
             f"M{q0:.1f} {y - 5:.1f}V{y + 5:.1f}M{q99:.1f} {y - 5:.1f}V{y + 5:.1f}"
             f'" stroke="{BOX}" class="whisker"/>'
@@ -303,10 +315,10 @@ def distribution_svg(
             )
             + "</g>"
         )
-    return _svg(WIDTH, TOP + ROW * len(rows) + BOTTOM, parts)
+    return _svg(WIDTH, TOP + ROW * len(rows) + BOTTOM, parts, said)
 
 
-def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
+def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> Chart | None:
     """One row per stage of ``run`` (of ``chosen`` only, unless None), one bar per attempt
     from its start to its end, its queue wait drawn lighter before it, a failed one red."""
     stages = [s for s in run.stages if s.attempts and (chosen is None or s.name in chosen)]
@@ -331,6 +343,7 @@ def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
     parts, scale = _rows(
         [stage.name for stage in stages], lambda start, end: (_scale(lo, hi, start, end), label)
     )
+    said = []
     for row, (stage, attempts) in enumerate(zip(stages, rows, strict=True)):
         for number, (queued, start, end, failed) in enumerate(attempts, 1):
             what = f"{stage.name} attempt {number}"
@@ -340,7 +353,9 @@ def timeline_svg(run: RunRecord, chosen: frozenset[str] | None) -> str | None:
             title = f"{what}: {'failed' if failed else 'ran'} {format_seconds(end - start)}"
             colour = FAILED if failed else RAN
             parts.append(_bar(scale, row, start, end, colour=colour, title=title))
-    return _svg(WIDTH, TOP + ROW * len(stages) + BOTTOM, parts)
+            waited = f", queued {format_seconds(start - queued)}" if start > queued else ""
+            said.append(f"{title} from {format_seconds(start)}{waited}")
+    return _svg(WIDTH, TOP + ROW * len(stages) + BOTTOM, parts, said)
 
 
 def _place(xs: _Scale, ys: _Scale, point: tuple[float, float]) -> tuple[int, int]:
@@ -354,7 +369,7 @@ def _day(epoch: float) -> str:
 
 def daily_svg(
     daily: dict[str, tuple[tuple[float, float], ...]], chosen: frozenset[str] | None
-) -> str | None:
+) -> Chart | None:
     """Each stage's p90 per day (of ``chosen`` only, unless None), a line of dots per stage
     under a date axis, and a legend naming the stages by colour."""
     names = sorted(name for name in daily if chosen is None or name in chosen)
@@ -390,6 +405,7 @@ def daily_svg(
     # as a legend of two and one dot.
     places = Counter(_place(xs, ys, point) for name in names for point in daily[name])
     drawn: Counter[tuple[int, int]] = Counter()
+    said = []
     for number, name in enumerate(names):
         colour = LINES[number % len(LINES)]
         points = [(xs.at(day), ys.at(value)) for day, value in daily[name]]
@@ -400,6 +416,7 @@ def daily_svg(
             drawn[place] += 1
             radius = DOT + RING * (places[place] - drawn[place])
             title = f"{name} on {_day(day)}: p90 {format_seconds(value)}"
+            said.append(title)
             parts.append(
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{colour}">'
                 f"<title>{html_text(title)}</title></circle>"
@@ -410,4 +427,4 @@ def daily_svg(
             f'<circle cx="{right + 22:.1f}" cy="{key}" r="{DOT:g}" fill="{colour}"/>'
             + _text(right + 38, key + 4, _label(name))
         )
-    return _svg(WIDTH, max(bottom + 80, TOP + 18 * len(names) + 8), parts)
+    return _svg(WIDTH, max(bottom + 80, TOP + 18 * len(names) + 8), parts, said)

@@ -12,11 +12,24 @@ A chart draws at most ``CHART_STAGES`` stages, the slowest by p90, and its capti
 pipeline of 300 stages drew a box plot and a timeline thousands of pixels tall and a p90 chart
 whose legend held 300 lines, none of which could be read. The table above the charts still
 lists every stage.
+
+For a screen reader, each chart is one image named by its caption (``aria-labelledby``; it was
+named by all its axis labels run together, "0 0.1 0.2 ... compile") and described by its
+figures in words, one a mark as its tooltip says them (its ``<desc>``: chromium gives no
+description from the list in a closed ``<details>``), listed under it in that ``<details>``
+for the reader who cannot hover a mark. Each table has a ``<caption>``: the stages table's
+names it (it has no heading), one under a heading repeats the heading for a screen reader's
+list of tables only (``.for-screen-readers``, not drawn twice).
 """
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.reporting._charts import daily_svg, distribution_svg, timeline_svg
+from taskdaemon.pipeline.reporting._charts import (
+    Chart,
+    daily_svg,
+    distribution_svg,
+    timeline_svg,
+)
 from taskdaemon.pipeline.reporting._markdown import render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._text import (
@@ -46,6 +59,10 @@ th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
 th:first-child, td:first-child { text-align: left; }
 th { background: #f0f0f0; }
 figure { margin: 1em 0; overflow-x: auto; } figcaption { font-weight: 600; margin-bottom: 0.3em; }
+.for-screen-readers { position: absolute; width: 1px; height: 1px; overflow: hidden; }
+.for-screen-readers { clip-path: inset(50%); white-space: nowrap; }
+caption { text-align: left; font-weight: 600; padding-bottom: 0.3em; }
+details { margin: 0.3em 0 0; font-size: 0.9em; }
 .note { background: #fff8dc; padding: 0.5em; border-left: 4px solid #e0c000; }
 @media screen and (prefers-color-scheme: dark) {
   :root { color-scheme: dark; }
@@ -75,10 +92,19 @@ def _charted(p: PipelineReport) -> tuple[frozenset[str] | None, str]:
     return chosen, f"the {len(chosen)} slowest stages by p90 (of {len(p.stages)} in the table)"
 
 
-def _section(title: str, svg: str | None) -> str:
-    if svg is None:
+def _section(key: str, title: str, chart: Chart | None) -> str:
+    """A chart in its figure, ``key`` unique in the page (its ids' stem)."""
+    if chart is None:
         return ""
-    return f"<figure><figcaption>{html_text(title)}</figcaption>{svg}</figure>\n"
+    described = f'<desc id="{key}-figures">{html_text("; ".join(chart.figures))}.</desc>'
+    named = f'role="img" aria-labelledby="{key}" aria-describedby="{key}-figures">{described}'
+    listed = "".join(f"<li>{html_text(line)}</li>" for line in chart.figures)
+    return (
+        f'<figure><figcaption id="{key}">{html_text(title)}</figcaption>'
+        + chart.svg.replace('role="img">', named, 1)
+        + f"<details><summary>The figures in words</summary><ul>{listed}</ul></details>"
+        "</figure>\n"
+    )
 
 
 def _markdown_tables_as_html(report: Report) -> dict[str, str]:
@@ -87,11 +113,13 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
     current: str | None = None
     parts: list[str] = []
     in_table = False
+    heading: str | None = None  # the heading above the next table
     for line in render_markdown(report).splitlines():
         if line.startswith("## "):
             if current is not None:
                 out[current] = "".join(parts)
             current, parts, in_table = line[3:].replace("\\|", "|"), [], False
+            heading = None
             continue
         if current is None:
             continue
@@ -101,8 +129,13 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
                 continue
             tag = "th" if not in_table else "td"
             if not in_table:
-                parts.append("<table>")
-                in_table = True
+                caption = (
+                    f'<caption class="for-screen-readers">{html_text(heading)}</caption>'
+                    if heading
+                    else f"<caption>Stages of {html_text(current)}</caption>"
+                )
+                parts.append(f"<table>{caption}")
+                in_table, heading = True, None
             parts.append(
                 "<tr>" + "".join(f"<{tag}>{html_text(c)}</{tag}>" for c in cells) + "</tr>"
             )
@@ -111,7 +144,8 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
             parts.append("</table>")
             in_table = False
         if line.startswith("### "):
-            parts.append(f"<h3>{html_text(line[4:].replace('`', ''))}</h3>")
+            heading = line[4:].replace("`", "")
+            parts.append(f"<h3>{html_text(heading)}</h3>")
         elif line.strip():
             parts.append(f"<p>{html_text(line)}</p>")
     if current is not None:
@@ -135,12 +169,14 @@ def render_html(report: Report) -> str:
     body += [f'<p class="note">{html_text(note)}</p>' for note in report.notes]
     if not report.pipelines:
         body.append(f"<p>{html_text(empty_sentence(report))}</p>")
-    for p in report.pipelines:
+    for number, p in enumerate(report.pipelines):
         body.append(f"<h2>{html_text(p.pipeline)}</h2>")
         body.append(tables.get(p.pipeline, ""))
         chosen, which = _charted(p)
+        key = f"chart-{number}"
         body.append(
             _section(
+                f"{key}-a",
                 "Duration distribution " + (f"of {which}" if which else "per stage"),
                 distribution_svg(p.distributions, chosen),
             )
@@ -150,9 +186,9 @@ def render_html(report: Report) -> str:
                 f"Timeline of the median run {p.median_run.run_id} "
                 f"({format_seconds(p.median_run.duration)})" + (f": {which}" if which else "")
             )
-            body.append(_section(caption, timeline_svg(p.median_run, chosen)))
+            body.append(_section(f"{key}-b", caption, timeline_svg(p.median_run, chosen)))
         daily = "p90 duration per UTC day, by run start" + (f": {which}" if which else "")
-        body.append(_section(daily, daily_svg(p.daily_p90, chosen)))
+        body.append(_section(f"{key}-c", daily, daily_svg(p.daily_p90, chosen)))
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
