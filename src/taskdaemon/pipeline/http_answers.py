@@ -20,6 +20,15 @@
   (``bytes=5-2``) a 400 of it, where Starlette answered plain text (RFC 9110 lets a server
   reject or ignore an invalid range: refused, a client's mistake shows). A range unit other than
   ``bytes`` is ignored (the whole file, 200), as RFC 9110 requires, where Starlette refused it.
+* **Compression.** An answer of ``GZIP_FROM`` bytes or more is gzipped for a client that
+  accepts it (``Vary: Accept-Encoding``; ``server.py`` adds Starlette's ``GZipMiddleware``):
+  the page, DAG and state of a run of hundreds of stages are repetitive JSON, SVG and HTML
+  that gzip shrinks tenfold and more, and on a slow line the DAG showed only once all of them
+  had come whole. Server-Sent Events are not compressed (Starlette leaves
+  ``text/event-stream`` alone: an event must reach the page when sent, not when a compressor
+  flushes), nor a range (206), nor ``/metrics``, which gzips its own. No answer's body holds a
+  secret (the token and the session are in headers only), so the length of a compressed
+  answer that echoes a request (BREACH) has nothing to give away.
 * **Redirects** name a path on this server, never a host: a path with a trailing ``/`` too
   many or too few (``/api/runs/``) is sent (307) to the one a route serves, as Starlette's
   router does, but with ``Location: /api/runs`` (query kept) where Starlette wrote the
@@ -61,6 +70,7 @@ from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
     "ANSWER_HEADERS",
+    "GZIP_FROM",
     "AnswerHeadersMiddleware",
     "RequestCheckMiddleware",
     "StaticFolder",
@@ -79,6 +89,9 @@ _ALWAYS: Final = frozenset({"token"})
 #: Characters of a path a 404 or 405 names: a run's routes are under 80; the rest of a 16 KiB
 #: path is not sent back.
 _PATH_SHOWN: Final = 80
+#: The smallest body gzipped (the module docstring): below it, gzip's own header and a packet
+#: or two saved are not worth the work.
+GZIP_FROM: Final = 1024
 #: The headers every answer carries (a static file no ``no-store``: the module docstring).
 ANSWER_HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options", "nosniff"))
 _RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in ANSWER_HEADERS)

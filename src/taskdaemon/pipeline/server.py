@@ -72,6 +72,7 @@ from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -96,6 +97,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.events import EngineEvent
 from taskdaemon.pipeline.http_answers import (
+    GZIP_FROM,
     AnswerHeadersMiddleware,
     RequestCheckMiddleware,
     http_error,
@@ -400,6 +402,7 @@ def create_app(
             *_debug_routes(engine, dump, bridge, auth, redact_patterns),
         ],
         middleware=[
+            Middleware(GZipMiddleware, minimum_size=GZIP_FROM),
             Middleware(AnswerHeadersMiddleware),
             Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
             Middleware(RequestLimitMiddleware, limits=limits),
