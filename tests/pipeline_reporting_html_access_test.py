@@ -42,28 +42,37 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return page
 
 
-async def _images(page: Any) -> list[tuple[str, str]]:
-    """Each image of chromium's accessibility tree: its name and its description."""
+async def _accessible(page: Any) -> tuple[list[tuple[str, str]], list[str]]:
+    """What chromium's accessibility tree holds: each image's name and description, and
+    every text and drawn mark a screen reader reads (a mark by its tooltip)."""
     cdp = await page.context.new_cdp_session(page)
-    tree = await cdp.send("Accessibility.getFullAXTree")
+    nodes = (await cdp.send("Accessibility.getFullAXTree"))["nodes"]
     await cdp.detach()
-    return [
+    shown = [node for node in nodes if not node.get("ignored")]
+    images = [
         (node.get("name", {}).get("value", ""), node.get("description", {}).get("value", ""))
-        for node in tree["nodes"]
-        if node.get("role", {}).get("value") == "image" and not node.get("ignored")
+        for node in shown
+        if node.get("role", {}).get("value") == "image"
     ]
+    texts = [
+        node.get("name", {}).get("value", "")
+        for node in shown
+        if node.get("role", {}).get("value") in ("StaticText", "graphics-symbol")
+    ]
+    return images, texts
 
 
 async def test_each_chart_is_an_image_named_by_its_caption_and_described_in_words(
     report: Path,
 ) -> None:
     """A screen reader heard each chart as its axis labels run together ("0 0.1 0.2 ...
-    compile unit-tests"), with no figure: now it hears the caption as its name and the
-    figures its marks' tooltips give as its description, listed in words under it too."""
+    compile unit-tests"), with no figure, and then each of those labels again: now it hears
+    the caption as its name and the figures its marks' tooltips give as its description,
+    listed in words under it too, and no label."""
     async with browser_page() as (page, errors):
         await page.goto(report.as_uri())
         captions = await page.locator("figcaption").all_inner_texts()
-        images = await _images(page)
+        images, texts = await _accessible(page)
         listed = [
             "; ".join(await figure.locator("details li").all_text_contents()) + "."
             for figure in await page.locator("figure").all()
@@ -82,6 +91,9 @@ async def test_each_chart_is_an_image_named_by_its_caption_and_described_in_word
     ] == [1, 1, 2, 2], (timeline, daily)
     assert listed == [box, timeline, daily]
     assert f'- img "{captions[0]}"' in snapshot, snapshot
+    # The axes' labels and the marks are the image's, not read out after it one by one.
+    drawn = ("duration (s)", "seconds since the run started", "p90 duration (s)", "compile ")
+    assert [] == [text for text in texts if text.startswith(drawn)]
 
 
 async def test_each_table_has_a_caption_a_screen_reader_lists_it_by(report: Path) -> None:

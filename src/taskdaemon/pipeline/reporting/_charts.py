@@ -200,13 +200,14 @@ def _label(name: str) -> str:
 
 
 def _text(x: float, y: float, text: str, extra: str = "") -> str:
-    return f'<text x="{x:.1f}" y="{y:.1f}"{extra}>{html_text(text)}</text>'
+    return f'<text x="{x:.1f}" y="{y:.1f}"{extra} aria-hidden="true">{html_text(text)}</text>'
 
 
 class Chart(NamedTuple):
-    """A chart's SVG (one image to a screen reader, ``role="img"``: its name and description
-    are the page's to give) and its figures in words, one a mark, as the marks' tooltips say
-    them: the chart's text alternative."""
+    """A chart's SVG and its figures in words, one a mark, as the marks' tooltips say them:
+    the chart's text alternative. To a screen reader the SVG is one image (``role="img"``),
+    its name and description the page's to give; its labels and marks are hidden from it
+    (``aria-hidden``: chromium read them out after the image, the marks by their tooltips)."""
 
     svg: str
     figures: tuple[str, ...]
@@ -267,7 +268,7 @@ def _bar(scale: _Scale, row: int, start: float, end: float, *, colour: str, titl
     y = TOP + ROW * row + ROW * 0.2
     return (
         f'<rect x="{x:.1f}" y="{y:.1f}" width="{width:.1f}" height="{ROW * 0.6:.1f}" '
-        f'fill="{colour}"><title>{html_text(title)}</title></rect>'
+        f'fill="{colour}" aria-hidden="true"><title>{html_text(title)}</title></rect>'
     )
 
 
@@ -301,7 +302,7 @@ def distribution_svg(
         )
         said.append(f"{name}: {figures}")
         parts.append(
-            f"<g><title>{html_text(said[-1])}</title>"
+            f'<g aria-hidden="true"><title>{html_text(said[-1])}</title>'
             f'<path d="M{q0:.1f} {y:.1f}H{q25:.1f}M{q75:.1f} {y:.1f}H{q99:.1f}'
             f"M{q0:.1f} {y - 5:.1f}V{y + 5:.1f}M{q99:.1f} {y - 5:.1f}V{y + 5:.1f}"
             f'" stroke="{BOX}" class="whisker"/>'
@@ -418,8 +419,8 @@ def daily_svg(
             title = f"{name} on {_day(day)}: p90 {format_seconds(value)}"
             said.append(title)
             parts.append(
-                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{colour}">'
-                f"<title>{html_text(title)}</title></circle>"
+                f'<circle cx="{x:.1f}" cy="{y:.1f}" r="{radius:g}" fill="{colour}" '
+                f'aria-hidden="true"><title>{html_text(title)}</title></circle>'
             )
         key = TOP + 8 + 18 * number
         parts.append(
