@@ -73,6 +73,19 @@ def chain(kind: str, stages: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def absolute_pythonpath() -> None:
+    """Make each relative entry of this process's ``PYTHONPATH`` absolute, for the processes it
+    starts. They run in a scratch folder, where ``PYTHONPATH=src`` (the tree measured, as
+    benchmarks/README.md's commands give it) names nothing: they would import the installed
+    ``taskdaemon`` (the checkout the virtualenv was made from) in place of that tree. Also
+    used by ``run_thread_cpu.py`` and ``stage_kernel_counts.py``."""
+    if "PYTHONPATH" in os.environ:
+        entries = os.environ["PYTHONPATH"].split(os.pathsep)
+        os.environ["PYTHONPATH"] = os.pathsep.join(
+            str(Path(e).resolve()) if e else e for e in entries
+        )
+
+
 def timed(
     command: list[str], cwd: Path, home: Path, source: str | None = None
 ) -> tuple[float, float]:
@@ -115,6 +128,7 @@ def main() -> None:
         "PYTHONPATH, in the same rounds, as VARIANT@base",
     )
     args = parser.parse_args()
+    absolute_pythonpath()
     n: int = args.stages
     variants = [v for v in args.variants.split(",") if v]
     work = Path(tempfile.mkdtemp(prefix="td-per-stage-"))

@@ -139,7 +139,9 @@ def main() -> None:
     if args.pin:
         sources.update({f"{name}@pin": (source, args.pin) for name, source in trees.items()})
     sys.path.insert(0, str(HERE))
-    from per_stage import HANDLERS, chain
+    from per_stage import HANDLERS, absolute_pythonpath, chain
+
+    absolute_pythonpath()
 
     n = args.stages
     work = Path(tempfile.mkdtemp(prefix="td-thread-cpu-"))

@@ -143,7 +143,9 @@ def main() -> None:
     if problem:
         parser.exit(1, f"stage_kernel_counts: {problem}\n")
     sys.path.insert(0, str(HERE))
-    from per_stage import HANDLERS, chain
+    from per_stage import HANDLERS, absolute_pythonpath, chain
+
+    absolute_pythonpath()
 
     n = args.stages
     variants = {f"{kind}{tree}": (kind, source) for kind in kinds for tree, source in trees.items()}

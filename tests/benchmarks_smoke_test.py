@@ -239,3 +239,31 @@ def test_monitor_instructions_switches_each_part_off(part: str, tmp_path: Path) 
     script = str(BENCHMARKS / "monitor_instructions.py")
     done = _run([script, "--child", "3", "--hand-over", f"--without={part}"], tmp_path)
     assert (done.returncode, done.stderr) == (0, "")
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("name", ["per_stage", "run_thread_cpu", "stage_kernel_counts"])
+def test_a_relative_pythonpath_still_names_the_tree_measured(name: str, tmp_path: Path) -> None:
+    """``PYTHONPATH=src``, as benchmarks/README.md gives these scripts' commands, reaches the
+    ``taskdaemon`` processes they run in a scratch folder: a relative entry there would name
+    nothing, and the processes would import the installed package (another checkout's code)
+    in place of the tree measured. The tree here is a folder whose ``src`` holds only a
+    ``sitecustomize`` that notes each process that finds it."""
+    smoke = SMOKES[name]
+    if smoke.perf and not _perf_reads_tracepoints():
+        pytest.skip("perf cannot count tracepoints here")
+    tree = tmp_path / "tree"
+    (tree / "src").mkdir(parents=True)
+    seen = tmp_path / "seen"
+    (tree / "src" / "sitecustomize.py").write_text(
+        f"import os\nwith open({str(seen)!r}, 'a') as f:\n    f.write(f'{{os.getpid()}}\\n')\n"
+    )
+    env = {**_env(tmp_path), "PYTHONPATH": os.pathsep.join(["src", str(ROOT / "src")])}
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARKS / f"{name}.py"), *smoke.args],
+        cwd=tree, env=env, capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    # The script itself, and every taskdaemon process it ran (one at least).
+    assert len(seen.read_text().split()) > 1, done.stdout[-2000:]
