@@ -134,6 +134,16 @@ tests_for() {
         pipeline/cel_worker.py)
             echo tests/pipeline_cel_worker_test.py tests/reliability_hostile_input_test.py \
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_triggers_test.py ;;
+        pipeline/expressions.py)
+            # The messages in-process first (the file's CLI cases run in subprocesses, which
+            # mutmut credits nothing), then the paths read, the worker's and the engine's
+            # evaluations. Not the start-up test (what `run` imports), nor the hostile input's
+            # (its CEL cases are in cel_limits.py's and cel_worker.py's selections).
+            echo tests/pipeline_expressions_test.py tests/pipeline_cel_paths_test.py \
+                tests/pipeline_engine_isolated_cel_test.py \
+                tests/pipeline_engine_trigger_functions_test.py \
+                tests/pipeline_engine_triggers_test.py tests/pipeline_engine_dataflow_test.py \
+                tests/pipeline_value_methods_test.py ;;
         pipeline/stored_json.py)
             echo tests/pipeline_stored_json_test.py tests/pipeline_tracking_store_test.py \
                 tests/pipeline_tracking_migrations_test.py tests/pipeline_tracking_retention_test.py ;;
