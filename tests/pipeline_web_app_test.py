@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from cli_support import taskdaemon
-from pipeline_engine_support import Resolver
+from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_tracking_support import store_with
 from server_support import GATED_PIPELINE, ApprovalSeen, Blocks, data_of, serving
 from taskdaemon.pipeline.config import parse_pipeline
@@ -565,3 +565,41 @@ async def test_the_pages_times_are_iso_8601_in_utc_for_the_script(tmp_path: Path
     offset = datetime.now().astimezone().strftime("%z")  # the server's zone: this process's
     zone = f"Times in the server's zone (UTC{offset[:3]}:{offset[3:]})"
     assert [zone in runs_page, zone in run_page] == [True, True]
+
+
+async def test_the_first_drawing_of_a_paused_run_has_its_actions_column() -> None:
+    """A run paused at a breakpoint, opened on the server whose engine runs it and serves its
+    debugger, is drawn with the stages table's actions column (the paused stage's Continue
+    and Step go there), before the stream's first update; once the run has ended the column is
+    left out again."""
+    gate = asyncio.Event()
+
+    async def hold(ctx: Any) -> None:
+        await gate.wait()
+
+    tables = []
+    async with Engine(resolver=Resolver({"hold": hold})) as engine:
+        app = create_app(engine=engine, auth=ApiAuth.configured(TOKEN))
+        handle = await engine.start_run(pipeline(stage("hold"), stage("a", *after("hold"))), {})
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url="http://127.0.0.1",
+            headers={"authorization": f"Bearer {TOKEN}"},
+        ) as client:
+            debug = f"/api/runs/{handle.run_id}/debug"
+            put = await client.put(f"{debug}/breakpoints", json={"stage": "a"})
+            gate.set()
+            await engine.with_debug(True).wait_paused(handle.run_id)
+            tables.append((await client.get(f"/runs/{handle.run_id}")).text)
+            await client.post(f"{debug}/continue", json={})
+            await handle.wait()
+            tables.append((await client.get(f"/runs/{handle.run_id}")).text)
+    classes = [
+        re.findall(r'<table id="stages" class="([^"]*)"', page)
+        + re.findall(r'<tr data-stage="a" data-state="(\w+)"', page)
+        for page in tables
+    ]
+    assert (201, [["grid", "paused"], ["grid no-actions", "success"]]) == (
+        put.status_code,
+        classes,
+    )
