@@ -119,6 +119,18 @@ async def test_stream_frames_events_and_answers_a_reconnect_with_a_full_snapshot
     assert "success" == data_of(rest[-2])["run"]["status"]
 
 
+async def test_a_stream_tells_the_browser_the_reconnect_delay_the_options_give() -> None:
+    """``retry_ms`` is the ``retry:`` a stream starts with (the browser's EventSource waits so
+    long before it reconnects), not the default's 2000."""
+    async with (
+        served(web=WebOptions(retry_ms=750)) as (url, run_id, _app),
+        httpx.AsyncClient(headers=BEARER, timeout=30) as client,
+        client.stream("GET", f"{url}/api/runs/{run_id}/stream") as response,
+    ):
+        first = await events(response, 1)
+    assert ["retry: 750"] == first
+
+
 @pytest.mark.slow
 async def test_stream_needs_the_token_or_the_session_cookie() -> None:
     """Without credentials the stream is 401; the cookie ``/?token=`` sets opens it (what a
