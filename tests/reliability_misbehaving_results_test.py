@@ -41,6 +41,37 @@ class Huge(Exception):
         return "x" * 5_000_000 + " the end"
 
 
+class SpinsError(Exception):
+    def __str__(self):
+        while True:
+            pass
+
+
+class SleepsError(Exception):
+    def __str__(self):
+        time.sleep(1e9)
+
+
+class Mine(Exception):
+    def __str__(self):
+        return "mine: " + self.args[0]
+
+
+def raises_spinning(ctx):
+    raise SpinsError()
+
+
+async def raises_from_sleeping(ctx):
+    try:
+        raise SleepsError()
+    except SleepsError as error:
+        raise ValueError("outer") from error
+
+
+def raises_mine(ctx):
+    raise Mine("its own text")
+
+
 def spins(ctx):
     return {"r": Spins(), "kept": 1}
 
@@ -119,6 +150,32 @@ def test_an_error_whose_text_is_huge_is_taken_once_and_cut(home: Path, tmp_path:
     assert 1 == ran.stderr.count("\n")
     attempt = _stored_attempt(home, ran.stdout.strip())
     assert f"{'x' * 4096}{cut}{'x' * 4088} the end" == attempt["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("handler", "error"),
+    [
+        ("raises_spinning", "<misbehaving.SpinsError: its text did not come within 1s>"),
+        ("raises_from_sleeping", "outer"),
+        ("raises_mine", "mine: its own text"),
+    ],
+)
+def test_an_error_whose_text_never_comes_fails_the_stage_and_the_run_ends(
+    home: Path, tmp_path: Path, handler: str, error: str
+) -> None:
+    """The engine (the error) and the monitor (a stack trace's cause) called the exception's
+    ``__str__`` on threads the run's end waits for: the run never ended, deaf to SIGTERM (30 s
+    TimeoutExpired here). A class's own ``__str__`` that returns is still the error."""
+    pipeline = _pipeline(tmp_path, f'handler: "misbehaving:{handler}"')
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=30, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 1 == ran.returncode, ran.stderr
+    said = f"taskdaemon run: run {ran.stdout.strip()} failure: stage 's' failure: {error}\n"
+    assert said == ran.stderr
+    attempt = _stored_attempt(home, ran.stdout.strip())
+    assert ("failure", error) == (attempt["status"], attempt["error"])
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.foreign_text import handler_error_text
 from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
@@ -498,7 +499,7 @@ class RunState:
             attempt.error = redact_text(event.error or attempt.error_type)
         else:
             exception = event.exception
-            message = str(exception) if exception is not None else ""
+            message = handler_error_text(exception) if exception is not None else ""
             if status == StageStatus.CANCELLED and attempt.cancel_reason:
                 message = f"cancelled: {attempt.cancel_reason}"
             attempt.error = redact_text(message) if message else None

@@ -25,9 +25,9 @@ from opentelemetry.util import types
 from taskdaemon.pipeline.errors import (
     STACKTRACE_MAX_CHARS,
     bounded_text,
-    exception_text,
     redacted_bounded_text,
 )
+from taskdaemon.pipeline.foreign_text import TEXT_DEADLINE_SECONDS, handler_error_text, text_within
 from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
@@ -185,7 +185,7 @@ class RedactingSpan(Span):
             f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
         )
         if message is None:
-            message = redacted_bounded_text(exception_text(exception), redact_text)
+            message = redacted_bounded_text(handler_error_text(exception), redact_text)
         recorded: dict[str, Any] = {
             "exception.type": name,
             "exception.message": message,
@@ -213,14 +213,29 @@ def _stacktrace(exception: BaseException, name: str, message: str) -> str:
     handling are written by ``traceback`` itself. So is an exception group (its exceptions'
     stack traces are what it is read for: a ``TaskGroup`` in an async handler raises one) and
     an exception with notes (``add_note``, written after its text): their text is taken
-    again there, a cost only such exceptions pay."""
+    again there, a cost only such exceptions pay, on a thread awaited
+    ``TEXT_DEADLINE_SECONDS`` at most (``_formatted``), as any of them may be the handler's."""
     if isinstance(exception, BaseExceptionGroup) or getattr(exception, "__notes__", None):
-        return "".join(traceback.format_exception(exception))
+        return _formatted(exception)
     chained, joint = exception.__cause__, _CAUSE
     if chained is None and not exception.__suppress_context__:
         chained, joint = exception.__context__, _CONTEXT
-    before = "" if chained is None else "".join(traceback.format_exception(chained)) + joint
+    before = "" if chained is None else _formatted(chained) + joint
     frames = "".join(traceback.format_tb(exception.__traceback__))
     if frames:
         frames = "Traceback (most recent call last):\n" + frames
     return f"{before}{frames}{name}: {message}\n" if message else f"{before}{frames}{name}\n"
+
+
+def _formatted(exception: BaseException) -> str:
+    """``traceback.format_exception(exception)``, or when the texts it takes (the handler's
+    ``__str__`` of each exception in it, its notes) do not come within
+    ``TEXT_DEADLINE_SECONDS``, its type and a line saying so (``foreign_text``)."""
+    written = text_within(lambda: "".join(traceback.format_exception(exception)))
+    if written is not None:
+        return written
+    cls = type(exception)
+    return (
+        f"{cls.__module__}.{cls.__qualname__}: its stack trace's text did not come within "
+        f"{TEXT_DEADLINE_SECONDS:g}s\n"
+    )

@@ -52,13 +52,14 @@ from taskdaemon.pipeline.engine._stage_state import (
     StageRun,
     move,
 )
-from taskdaemon.pipeline.errors import StageTimeoutError, exception_text, redacted_bounded_text
+from taskdaemon.pipeline.errors import StageTimeoutError, redacted_bounded_text
 from taskdaemon.pipeline.events import (
     StageQueued,
     StageRetrying,
     TaskRunRef,
 )
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
+from taskdaemon.pipeline.foreign_text import handler_error_text
 from taskdaemon.pipeline.loops import Handler
 from taskdaemon.pipeline.model import Stage
 from taskdaemon.pipeline.redaction import redact_text
@@ -431,7 +432,7 @@ class Attempts(RunBase):
 def _failed(ex: Execution, exc: BaseException) -> BaseException:
     """Note a failed attempt's error on ``ex`` and return ``exc``."""
     # The message reaches results, the CLI, /api and every view: never with a secret in it.
-    ex.error = redacted_bounded_text(exception_text(exc), redact_text) or type(exc).__name__
+    ex.error = redacted_bounded_text(handler_error_text(exc), redact_text) or type(exc).__name__
     ex.error_type = "PipelineError" if isinstance(exc, DataError) else type(exc).__qualname__
     return exc
 

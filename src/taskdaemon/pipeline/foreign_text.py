@@ -1,0 +1,80 @@
+"""Taking the text of an exception that a stage's code raised, which may never come.
+
+A failed attempt's error is its exception's text (``str(exc)``): what the person who wrote the
+handler put there, and what they want to see in the run's result, its spans, views and reports.
+But that text is the handler's code when its class defines ``__str__`` (or when its arguments
+are objects whose ``__str__``/``__repr__`` ``BaseException.__str__`` calls), and a ``__str__``
+that never returns (``while True: pass``, ``time.sleep(1e9)``) hung the run on the engine's
+loop, deaf to SIGTERM's grace.
+
+Decision: keep the user's message, bound the wait. An exception whose text is written by
+Python or a standard module (its ``__str__`` defined there, its arguments plain text, numbers
+or None: ``raise ValueError("bad input")``, ``class MyError(Exception): pass``) is written by
+``str`` as before, with no thread. Any other (a class's own ``__str__``, an argument of the
+handler's type) is written by ``str`` on a daemon thread, awaited :data:`TEXT_DEADLINE_SECONDS`
+at most; past that its text is ``<module.Type: its text did not come within 1s>``, the stage
+fails with that error and the run goes on to its end. Not the rule of a result's values
+(``payloads.value_text``, which never calls a handler's ``__str__``): an error's message is
+what a failure is read for, and a user's exception class exists to write it. A thread cannot
+stop a ``__str__`` that spins: it is left running as a daemon (one a hung exception, and only
+for such an exception), and the process's exit does not wait for it.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable
+from typing import Final
+
+from taskdaemon.pipeline.errors import exception_text
+
+__all__ = ["TEXT_DEADLINE_SECONDS", "handler_error_text", "text_within"]
+
+#: How long a handler's ``__str__`` may take to write its exception's text: far more than any
+#: message takes, and little enough that a run whose stage raised one that never returns ends.
+TEXT_DEADLINE_SECONDS: Final = 1.0
+
+#: Argument types whose text ``BaseException.__str__`` writes without calling anyone's code.
+_PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
+
+
+def handler_error_text(error: BaseException) -> str:
+    """``str(error)``; ``<Type: str() failed>`` when its ``__str__`` raises; and when its text
+    is the handler's code, taken within :data:`TEXT_DEADLINE_SECONDS` or written
+    ``<module.Type: its text did not come within 1s>`` (see the module docstring)."""
+    if _python_writes(error):
+        return exception_text(error)
+    text = text_within(lambda: exception_text(error))
+    if text is None:
+        cls = type(error)
+        return (
+            f"<{cls.__module__}.{cls.__qualname__}: its text did not come within "
+            f"{TEXT_DEADLINE_SECONDS:g}s>"
+        )
+    return text
+
+
+def text_within(write: Callable[[], str], seconds: float = TEXT_DEADLINE_SECONDS) -> str | None:
+    """``write()`` called on a daemon thread, its answer if it comes within ``seconds``, else
+    None (the thread is left to its fate). ``write`` must not raise."""
+    answer: list[str] = []
+    done = threading.Event()
+
+    def call() -> None:
+        answer.append(write())
+        done.set()
+
+    threading.Thread(target=call, name="taskdaemon-exception-text", daemon=True).start()
+    return answer[0] if done.wait(seconds) else None
+
+
+def _python_writes(error: BaseException) -> bool:
+    """Whether ``str(error)`` runs no code of the handler's: the class that defines its
+    ``__str__`` is Python's or a standard module's, and its arguments are plain."""
+    cls = type(error)
+    owner = next(klass for klass in cls.__mro__ if "__str__" in vars(klass))
+    module = owner.__module__.partition(".")[0]
+    if module != "builtins" and module not in sys.stdlib_module_names:
+        return False
+    return all(type(arg) in _PLAIN_ARGS for arg in error.args)

@@ -1,0 +1,73 @@
+"""``foreign_text``: a handler's exception's text, taken within a deadline."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from taskdaemon.pipeline import foreign_text
+from taskdaemon.pipeline.foreign_text import handler_error_text, text_within
+
+
+class OwnError(Exception):
+    def __str__(self) -> str:
+        return f"own: {self.args[0]}"
+
+
+class BlocksError(Exception):
+    def __init__(self, release: threading.Event) -> None:
+        super().__init__()
+        self.release = release
+
+    def __str__(self) -> str:
+        self.release.wait()
+        return "late"
+
+
+class Arg:
+    def __repr__(self) -> str:
+        return "an argument's repr"
+
+
+def test_a_class_of_its_own_keeps_its_text() -> None:
+    """A handler's exception class writes its own message: that is what a failure shows."""
+    assert "own: disk full" == handler_error_text(OwnError("disk full"))
+
+
+def test_an_argument_of_the_handler_s_type_is_written_by_its_code() -> None:
+    """``KeyError(obj)`` calls ``obj.__repr__``: taken on the thread, and kept."""
+    assert "an argument's repr" == handler_error_text(KeyError(Arg()))
+
+
+def test_python_s_text_is_taken_on_the_caller_s_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A plain ``ValueError`` starts no thread: failures of ordinary code pay nothing more."""
+
+    def no_thread(*_: object) -> None:
+        raise AssertionError("a thread was started")
+
+    monkeypatch.setattr(foreign_text, "text_within", no_thread)
+    assert "bad input" == handler_error_text(ValueError("bad input"))
+
+
+@pytest.mark.slow
+def test_a_text_that_does_not_come_is_written_by_the_type() -> None:
+    """A ``__str__`` that does not return names the exception's type, after the deadline."""
+    release = threading.Event()
+    try:
+        assert (
+            "<pipeline_foreign_text_test.BlocksError: its text did not come within 1s>"
+            == handler_error_text(BlocksError(release))
+        )
+    finally:
+        release.set()
+
+
+def test_text_within_answers_none_past_its_deadline() -> None:
+    """``text_within`` gives up after ``seconds`` and leaves the call to its thread."""
+    release = threading.Event()
+    try:
+        assert None is text_within(lambda: "x" if release.wait() else "", 0.01)
+    finally:
+        release.set()
+    assert "y" == text_within(lambda: "y")
