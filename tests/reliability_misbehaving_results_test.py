@@ -72,6 +72,10 @@ def raises_mine(ctx):
     raise Mine("its own text")
 
 
+def million(ctx):
+    return {f"k{i}": i for i in range(1_000_000)}
+
+
 def spins(ctx):
     return {"r": Spins(), "kept": 1}
 
@@ -176,6 +180,33 @@ def test_an_error_whose_text_never_comes_fails_the_stage_and_the_run_ends(
     assert said == ran.stderr
     attempt = _stored_attempt(home, ran.stdout.strip())
     assert ("failure", error) == (attempt["status"], attempt["error"])
+
+
+@pytest.mark.slow
+def test_a_command_after_a_huge_result_does_not_pay_for_its_capture(
+    home: Path, tmp_path: Path
+) -> None:
+    """Its ``TRACEPARENT`` settled the monitor's queue on the engine's loop, so the previous
+    stage's capture of a million outputs (a million Python calls) ran inside the command's
+    attempt: ``echo`` with ``timeout: 2s`` timed out (exit 1)."""
+    pipeline = _pipeline(tmp_path, 'handler: "misbehaving:million"')
+    with pipeline.open("a") as more:
+        more.write(
+            "  - name: echo\n"
+            '    command: "echo $TRACEPARENT"\n'
+            "    timeout: 2s\n"
+            "    triggers: [{on_completion: {stage: s, success_only: true}}]\n"
+        )
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=100, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == ran.returncode, ran.stderr
+    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
+    (_, echo) = json.loads(shown.stdout)["stages"]
+    (attempt,) = echo["attempts"]
+    outputs = json.loads(attempt["outputs"])
+    named = outputs["stdout"].split("-")[1:3]  # the span the command names is its stage's
+    assert (0, [ran.stdout.strip(), attempt["span_id"]]) == (outputs["exit_code"], named)
 
 
 @pytest.mark.slow

@@ -340,6 +340,11 @@ class RecordQueue:
                 finally:
                     self.lock._lock.release()
 
+    def waiting(self, wanted: Callable[[Any], bool]) -> bool:
+        """Whether a record still queued (not yet taken to be handled) is one ``wanted``
+        accepts, the latest first. Read from a copy: the worker takes records meanwhile."""
+        return any(wanted(record) for record in reversed(list(self._pending)))
+
     def handle_now(self, record: Any) -> None:
         """Handle what is queued, then ``record``, on this thread."""
         with self.lock, _TurnScope():

@@ -45,6 +45,11 @@ class RedactingTracer:
     def __init__(self, tracer: Tracer) -> None:
         self._tracer = tracer
 
+    @property
+    def wrapped(self) -> Tracer:
+        """The tracer this one wraps."""
+        return self._tracer
+
     def start_span(
         self,
         name: str,

@@ -319,10 +319,30 @@ class PipelineMonitor(ManualFeed):
             return None
 
     def stage_environment(self, event: StageStarted) -> Mapping[str, str]:
-        """``TRACEPARENT`` (and ``TRACESTATE`` if any) of the execution's span, for subprocesses."""
-        self.flush()
+        """``TRACEPARENT`` (and ``TRACESTATE`` if any) of the execution's span, for subprocesses.
+
+        Without waiting for the records queued before the stage's ``StageStarted``: while that
+        record waits in the queue, the span's id is chosen now (``_span_ids``); else the span
+        is read under the queue's lock, a wait for at most the record being handled. When the
+        id cannot be chosen (a run whose span this monitor has not started yet, a tracer
+        without ids, the worker taking the record meanwhile) the queue is settled first, as
+        every call once did (a command after a stage that returned a million outputs timed
+        out while the loop recorded them)."""
         try:
-            return self._recorder.stage_environment(event)
+            run_id, task_run_id = event.run_id, event.task_run_id
+            if self._queue.waiting(
+                lambda record: (
+                    type(record) is StageStarted
+                    and record.task_run_id == task_run_id
+                    and record.run_id == run_id
+                )
+            ):
+                chosen = self._recorder.chosen_environment(event)
+                if chosen is not None:
+                    return chosen
+                self.flush()
+            with self._queue.lock:
+                return self._recorder.stage_environment(event)
         except Exception:
             _logger.warning("monitor failed to build a stage environment", exc_info=True)
             return {}

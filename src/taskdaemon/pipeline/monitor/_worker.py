@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, format_trace_id
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, format_trace_id
 
 from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
@@ -53,6 +54,7 @@ from taskdaemon.pipeline.monitor._books import (
     stage_info,
 )
 from taskdaemon.pipeline.monitor._debug import DebugSpans
+from taskdaemon.pipeline.monitor._span_ids import STARTED, ChosenSpanIds, span_id_chosen
 from taskdaemon.pipeline.monitor._spans import ROOT
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.span_redaction import RedactingSpan, RedactingTracer, redact_attributes
@@ -108,6 +110,8 @@ class Recorder:
         #: ``MASKED.generation`` read before and the span current where the run was named.
         self._allocated: dict[str, tuple[Span, int, SpanContext]] = {}
         self._infos: dict[int, tuple[Pipeline, PipelineInfo]] = {}
+        #: Stage span ids a command's environment chose before the span started (``_span_ids``).
+        self._chosen = ChosenSpanIds()
         self._warned_foreign_id = False
         #: Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
         #: a recorded run. None outside a replay.
@@ -230,6 +234,29 @@ class Recorder:
             return {}
         return _spans.subprocess_environment(execution.span)
 
+    def chosen_environment(self, event: StageStarted) -> dict[str, str] | None:
+        """The subprocess variables naming the execution's span, its id chosen now when the
+        span is not started yet (``_span_ids``); None when the started span must be read (the
+        worker got there first) or when it cannot be chosen here (a tracer without an id
+        generator, a run this monitor does not know yet). Called on the engine's loop without
+        the queue's lock: it reads the books with single dictionary look-ups."""
+        generator = getattr(self.tracer.wrapped, "id_generator", None)
+        run = self.runs.get(event.run_id)
+        allocated = self._allocated.get(event.run_id) if run is None else None
+        parent = run.span if run is not None else allocated[0] if allocated is not None else None
+        if generator is None or parent is None:
+            return None
+        context = parent.get_span_context()
+        if not context.is_valid:
+            return {}
+        span_id = generator.generate_span_id()
+        if self._chosen.claim(event.run_id, event.task_run_id, span_id) != span_id:
+            return None
+        chosen = SpanContext(
+            context.trace_id, span_id, False, context.trace_flags, context.trace_state
+        )
+        return _spans.subprocess_environment(NonRecordingSpan(chosen))
+
     def _info(self, pipeline: Pipeline) -> PipelineInfo:
         cached = self._infos.get(id(pipeline))
         if cached is not None and cached[0] is pipeline and cached[1].masked == MASKED.generation:
@@ -322,17 +349,19 @@ class Recorder:
         queue_time = event.at - event.queued_at - event.paused
         queue_time = queue_time if queue_time > 0.0 else 0.0
         trigger_wait = _trigger_wait(event)
-        span = _stage_spans.start_stage_span(
-            self.tracer,
-            run,
-            event,
-            info=info,
-            links=links,
-            queue_time=queue_time,
-            trigger_wait=trigger_wait,
-            capture=self.capture,
-            span_hook=self.span_hook,
-        )
+        chosen = self._chosen.claim(event.run_id, event.task_run_id, STARTED)
+        with span_id_chosen(self.tracer.wrapped, chosen) if chosen else nullcontext():
+            span = _stage_spans.start_stage_span(
+                self.tracer,
+                run,
+                event,
+                info=info,
+                links=links,
+                queue_time=queue_time,
+                trigger_wait=trigger_wait,
+                capture=self.capture,
+                span_hook=self.span_hook,
+            )
         if event.paused or self._debug.pending:
             self._debug.stage_started(span, event)
         # A replay's fed execution (``replay.run``) did no work: it records no queue time,
@@ -393,6 +422,7 @@ class Recorder:
         execution = run.open.pop(event.task_run_id, None)
         if execution is None:
             return
+        self._chosen.drop(event.run_id, event.task_run_id)
         self._end_execution(run, execution, event)
 
     def _end_execution(self, run: Run, execution: Execution, event: StageFinished) -> None:
@@ -485,6 +515,8 @@ class Recorder:
         run = self.runs.pop(event.run_id, None)
         if run is None:
             return
+        if self._chosen:
+            self._chosen.drop_run(event.run_id)
         if self._debug.pending:
             self._debug.run_finished(run.run_id)
         for trid, execution in list(run.open.items()):
