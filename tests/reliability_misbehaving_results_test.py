@@ -20,6 +20,7 @@ from cli_support import pythonpath_with, taskdaemon, write
 #: Handlers whose results or errors misbehave; ``CALLS`` is a file each ``__str__`` call marks.
 HANDLERS = """\
 import asyncio
+import logging
 import time
 
 
@@ -66,6 +67,14 @@ async def raises_from_sleeping(ctx):
         raise SleepsError()
     except SleepsError as error:
         raise ValueError("outer") from error
+
+
+def logs_spinning(ctx):
+    try:
+        raise SpinsError()
+    except SpinsError:
+        logging.getLogger("misbehaving").exception("it failed")
+    return {"kept": 1}
 
 
 def raises_mine(ctx):
@@ -180,6 +189,25 @@ def test_an_error_whose_text_never_comes_fails_the_stage_and_the_run_ends(
     assert said == ran.stderr
     attempt = _stored_attempt(home, ran.stdout.strip())
     assert ("failure", error) == (attempt["status"], attempt["error"])
+
+
+@pytest.mark.slow
+def test_a_handler_that_logs_an_error_whose_text_never_comes_goes_on(
+    home: Path, tmp_path: Path
+) -> None:
+    """Its ``logger.exception`` took the text under the console handler's lock and never let
+    go: the stage timed out and the engine's next log line blocked the loop for good, the run
+    deaf to SIGTERM (30 s TimeoutExpired here)."""
+    pipeline = _pipeline(tmp_path, 'handler: "misbehaving:logs_spinning"')
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=30, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 0 == ran.returncode, ran.stderr
+    assert ran.stderr.endswith("]\nmisbehaving.SpinsError: its text did not come within 1s\n"), (
+        ran.stderr
+    )
+    attempt = _stored_attempt(home, ran.stdout.strip())
+    assert ("success", '{"kept":1}') == (attempt["status"], attempt["outputs"])
 
 
 @pytest.mark.slow

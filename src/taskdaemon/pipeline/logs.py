@@ -48,6 +48,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.foreign_text import TEXT_DEADLINE_SECONDS, text_within
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
@@ -231,7 +232,34 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
-class JsonFormatter(logging.Formatter):
+def bounded_traceback(exception: BaseException) -> str:
+    """``traceback.format_exception(exception)`` taken within ``TEXT_DEADLINE_SECONDS``
+    (``foreign_text``), else the exception's type and a line saying so.
+
+    A handler that logs its own exception (``logger.exception``) has its ``__str__`` called
+    here, under the logging handler's lock: one that never returned held that lock, and the
+    engine's next log line (its stage's timeout) blocked the run's loop for good."""
+    written = text_within(lambda: "".join(traceback.format_exception(exception)))
+    if written is not None:
+        return written
+    cls = type(exception)
+    return (
+        f"{cls.__module__}.{cls.__qualname__}: its text did not come within "
+        f"{TEXT_DEADLINE_SECONDS:g}s\n"
+    )
+
+
+class _BoundedExceptions(logging.Formatter):
+    """A formatter whose exception text is taken within a deadline (``bounded_traceback``)."""
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
+        exception = ei[1] if ei else None
+        if exception is None:
+            return super().formatException(ei)
+        return bounded_traceback(exception).removesuffix("\n")  # as logging writes it
+
+
+class JsonFormatter(_BoundedExceptions):
     """One JSON object per record: ts, level, logger, msg, the context ids, extras, exc."""
 
     def format(self, record: logging.LogRecord) -> str:
@@ -253,7 +281,7 @@ class JsonFormatter(logging.Formatter):
         return json_shown(json.dumps(entry, default=_redacted_str, ensure_ascii=False))
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_BoundedExceptions):
     """``ts LEVEL logger: msg [pipeline=… run_id=… stage=… instance=… attempt=… trace_id=…
     span_id=…]`` for humans at a terminal (the ids that are known)."""
 
@@ -335,7 +363,7 @@ class OTelLogHandler(logging.Handler):
                 )
             exception = record.exc_info[1] if record.exc_info else None
             if exception is not None:
-                attributes["exception.stacktrace"] = "".join(traceback.format_exception(exception))
+                attributes["exception.stacktrace"] = bounded_traceback(exception)
             attributes = redact(attributes)
             self._provider.get_logger(record.name).emit(
                 timestamp=int(record.created * 1e9),

@@ -52,6 +52,7 @@ from itertools import chain
 from pathlib import Path
 from typing import Final, Protocol
 
+from taskdaemon.pipeline.foreign_text import handler_error_text
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
 from taskdaemon.pipeline.redaction import redact_texts
@@ -185,7 +186,7 @@ class SqliteLogWriter:
         }
         if record.exc_info and record.exc_info[1] is not None:
             attributes["exception.type"] = type(record.exc_info[1]).__qualname__
-            attributes["exception.message"] = str(record.exc_info[1])
+            attributes["exception.message"] = handler_error_text(record.exc_info[1])
         row = LogRow(
             str(run_id),
             int(record.created * 1e9),
