@@ -65,7 +65,10 @@ def text_within(write: Callable[[], str], seconds: float = TEXT_DEADLINE_SECONDS
         answer.append(write())
         done.set()
 
-    threading.Thread(target=call, name="taskdaemon-exception-text", daemon=True).start()
+    try:
+        threading.Thread(target=call, name="taskdaemon-exception-text", daemon=True).start()
+    except RuntimeError:  # no new thread at interpreter shutdown: an exception logged at exit
+        return write()
     return answer[0] if done.wait(seconds) else None
 
 
