@@ -204,7 +204,6 @@ def test_json_file_with_a_duplicate_key_is_an_issue(tmp_path: Path) -> None:
     [
         ("30", 30.0),
         ("2.5", 2.5),
-        ("'45'", 45.0),
         ("500ms", 0.5),
         ("30s", 30.0),
         ("10m", 600.0),
@@ -228,14 +227,15 @@ def test_durations_are_seconds_or_unit_strings(value: str, seconds: float) -> No
         ("-5s", "invalid duration '-5s'"),
         ("３０s", "invalid duration '３０s'"),  # float() reads full-width digits; nothing else
         ("'４５'", "invalid duration '４５'"),
+        ("'45'", "invalid duration '45' (seconds are a number: write 45 without quotes, or 45s)"),
         ("true", "expected a duration, got boolean"),
         ("-5", "must be > 0, got -5"),
         ("0ms", "must be > 0, got 0"),
     ],
 )
 def test_bad_durations_are_refused(value: str, expected: str) -> None:
-    """Durations with an unknown unit, in other than ASCII digits, of the wrong type or not
-    positive are refused."""
+    """Durations with an unknown unit, in other than ASCII digits, of the wrong type (seconds
+    as a string) or not positive are refused."""
     assert f"stages[0].timeout: {expected}" in parse_error(one_stage(f"timeout: {value}"))
 
 

@@ -103,6 +103,7 @@ _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", re.ASCII)
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
+_DIGITS = re.compile(r"\d+", re.ASCII)
 
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
@@ -156,6 +157,14 @@ def _trigger_body_hint(kind: str, body: str | list[Any]) -> str:
     if isinstance(body, list):
         return f"expected a mapping, got list (write {kind}: {{{field}: ...}}, one per trigger)"
     return f"expected a mapping, got string (write {kind}: {{{field}: {quote(body)}}})"
+
+
+def _unquote(value: Any, form: re.Pattern[str]) -> str:
+    """`` '3' (write 3 without quotes)`` for a number of ``form`` written as a string
+    (``max_attempts: "3"``, a common YAML slip), which strict types refuse; nothing else."""
+    if isinstance(value, str) and form.fullmatch(text := value.strip()):
+        return f" {quote(value)} (write {text} without quotes)"
+    return ""
 
 
 def _choices(names: Collection[str]) -> str:
@@ -291,13 +300,13 @@ class ConfigReader:
 
     def integer(self, value: Any, path: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.issue(path, f"expected an integer, got {kind_of(value)}")
+            self.issue(path, f"expected an integer, got {kind_of(value)}{_unquote(value, _DIGITS)}")
             return None
         return value
 
     def number(self, value: Any, path: str) -> float | None:
         if not is_number(value):
-            self.issue(path, f"expected a number, got {kind_of(value)}")
+            self.issue(path, f"expected a number, got {kind_of(value)}{_unquote(value, _NUMBER)}")
             return None
         if not is_finite_number(value):  # NaN, inf, an int too large for a float
             shown = value if isinstance(value, float) else quote(str(value))
@@ -312,8 +321,10 @@ class ConfigReader:
             self.issue(path, f"expected a duration, got {kind_of(value)}")
             return None
         text = value.strip()
-        if _NUMBER.fullmatch(text):
-            return float(text)
+        if _NUMBER.fullmatch(text):  # types are strict: "300" is no more seconds than "3" an int
+            why = f"seconds are a number: write {text} without quotes, or {text}s"
+            self.issue(path, f"invalid duration {quote(value)} ({why})")
+            return None
         if not _DURATION.fullmatch(text):
             why = "expected seconds or 500ms, 30s, 10m, 2h"
             self.issue(path, f"invalid duration {quote(value)} ({why})")
