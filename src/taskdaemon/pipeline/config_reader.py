@@ -163,8 +163,14 @@ def _unquote(value: Any, form: re.Pattern[str]) -> str:
     """`` '3' (write 3 without quotes)`` for a number of ``form`` written as a string
     (``max_attempts: "3"``, a common YAML slip), which strict types refuse; nothing else."""
     if isinstance(value, str) and form.fullmatch(text := value.strip()):
-        return f" {quote(value)} (write {text} without quotes)"
+        return f" {quote(value)} (write {_shown_number(text)} without quotes)"
     return ""
+
+
+def _shown_number(text: str) -> str:
+    """``text``, a number, as a hint writes it: ``N`` past 20 characters (a file's hostile
+    number of a million digits is not echoed whole)."""
+    return text if len(text) <= 20 else "N"
 
 
 def _choices(names: Collection[str]) -> str:
@@ -322,7 +328,8 @@ class ConfigReader:
             return None
         text = value.strip()
         if _NUMBER.fullmatch(text):  # types are strict: "300" is no more seconds than "3" an int
-            why = f"seconds are a number: write {text} without quotes, or {text}s"
+            number = _shown_number(text)
+            why = f"seconds are a number: write {number} without quotes, or {number}s"
             self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
         if not _DURATION.fullmatch(text):
