@@ -119,8 +119,8 @@ EXPECTED = {
         "no on_event trigger"
     ),
     "plural_stage_key.yaml": (
-        "pipelines/invalid/plural_stage_key.yaml:5: stages[0].retries: unknown key (did you "
-        "mean 'retry'?)"
+        "pipelines/invalid/plural_stage_key.yaml:5: stages[0].retries: unknown key (write "
+        "retry: {max_attempts: 3}, the first attempt included)"
     ),
     "python_without_handler.yaml": (
         "pipelines/invalid/python_without_handler.yaml:3: stages[0].handler: required for loop "
@@ -198,7 +198,7 @@ EXPECTED = {
     ),
     "unknown_trigger_kind.yaml": (
         "pipelines/invalid/unknown_trigger_kind.yaml:10: stages[1].triggers[0].on_complete: "
-        "unknown key (did you mean 'on_completion'?)"
+        "unknown key (write on_completion: {stage: 'start', success_only: false})"
     ),
     "yaml_syntax.yaml": (
         "pipelines/invalid/yaml_syntax.yaml:5: invalid yaml: a ':' at column 14 where a value "

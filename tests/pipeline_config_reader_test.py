@@ -173,8 +173,8 @@ def test_validate_shows_a_newcomer_how_a_stage_follows_another(home: Path, tmp_p
     assert (
         2,
         [
-            f"{path}:4: stages[1].depends_on: unknown key (a stage runs after another by a "
-            "trigger: triggers: [{on_completion: {stage: NAME}}])",
+            f"{path}:4: stages[1].depends_on: unknown key (write triggers: [{{on_completion: "
+            "{stage: 'fetch'}}])",
             f"{path}:4: stages[1].triggers: missing required field",
             f"{path}:5: stages[2].triggers[0].on_completion: expected a mapping, got string "
             "(write on_completion: {stage: 'fetch'})",

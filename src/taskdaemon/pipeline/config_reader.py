@@ -38,6 +38,12 @@ from taskdaemon.pipeline.model import (
     Trigger,
     TriggerMode,
 )
+from taskdaemon.pipeline.other_tools import (
+    ORDERING_KEYS,
+    completion_body_hint,
+    stage_key_hint,
+    trigger_kind_hint,
+)
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
@@ -134,14 +140,6 @@ def _ancestors(path: str) -> Iterator[str]:
         yield ""
 
 
-#: Keys other tools use to order their steps (GitHub Actions' ``needs``, Airflow's and
-#: Compose's ``depends_on``): a stage says it in a trigger, which the unknown key's line shows.
-_DEPENDENCY_KEYS: Final = frozenset(
-    {"after", "depends", "depends_on", "dependencies", "needs", "requires", "run_after"}
-)
-_AFTER_HINT: Final = (
-    "a stage runs after another by a trigger: triggers: [{on_completion: {stage: NAME}}]"
-)
 _SEVERAL_STAGES_HINT: Final = (
     "expected a string, got list (one stage per trigger: triggers: [{on_completion: {stage: "
     "a}}, {on_completion: {stage: b}}], with trigger_mode: all to wait for both)"
@@ -171,6 +169,16 @@ def _shown_number(text: str) -> str:
     """``text``, a number, as a hint writes it: ``N`` past 20 characters (a file's hostile
     number of a million digits is not echoed whole)."""
     return text if len(text) <= 20 else "N"
+
+
+def _habit_hint(allowed: Collection[str], key: str, value: Any) -> str | None:
+    """The line to write for an unknown ``key`` another tool uses (``other_tools``), where
+    ``allowed`` is a stage's keys, the trigger kinds or an ``on_completion``'s keys."""
+    if allowed is _STAGE_KEYS:
+        return stage_key_hint(key, value)
+    if allowed is _TRIGGER_KEYS:
+        return trigger_kind_hint(key, value)
+    return completion_body_hint(key) if allowed is _TRIGGER_KEYS["on_completion"] else None
 
 
 def _choices(names: Collection[str]) -> str:
@@ -251,13 +259,12 @@ class ConfigReader:
     # typed accessors: each returns ``default`` after reporting a wrong value
 
     def keys(self, data: dict[str, Any], allowed: Collection[str], path: str) -> None:
-        for key in data:
+        for key, value in data.items():
             if key not in allowed:
                 close = close_match(key, allowed)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
-                if allowed is _STAGE_KEYS and key in _DEPENDENCY_KEYS:
-                    hint = _AFTER_HINT
-                self.issue(_join(path, key), f"unknown key ({hint})")
+                habit = _habit_hint(allowed, key, value)
+                self.issue(_join(path, key), f"unknown key ({habit or hint})")
 
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
         if isinstance(value, dict):
@@ -469,7 +476,7 @@ class ConfigReader:
                 triggers = tuple(quick) if all(quick) else self.triggers(found, f"{path}.triggers")
         if triggers is None:
             no_triggers: tuple[Trigger, ...] = ()
-            after = not keys.isdisjoint(_DEPENDENCY_KEYS)  # its unknown key says what to write
+            after = not keys.isdisjoint(ORDERING_KEYS)  # its unknown key says what to write
             triggers = self.field(
                 data,
                 "triggers",
