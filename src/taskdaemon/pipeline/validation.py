@@ -52,12 +52,17 @@ MAX_NAME_LENGTH = 128
 # "Did you mean" suggestions per validation (each one compares with every candidate).
 _MAX_SUGGESTIONS = 20
 
+#: Stages visited in all by the searches for an input's upstream stage (``upstream_reads``).
+_REACH_BUDGET = 1_000_000
+
 _HANDLER_PATTERN = re.compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*")
 
 # ``stages.NAME`` or ``stages["NAME"]`` where ``stages`` is the context variable (not ``x.stages``).
 _STAGE_REFERENCE = re.compile(
     r"""(?<![\w.])stages\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*(?:"([^"]*)"|'([^']*)')\s*\])"""
 )
+# ``stages.NAME.outputs``: what a stage that has not ended yet does not have.
+_OUTPUTS_REFERENCE = re.compile(_STAGE_REFERENCE.pattern + r"\s*\.\s*outputs\b")
 # ``stages.release-gate``: CEL reads it as ``stages.release - gate``; worth a precise hint.
 _DASHED_REFERENCE = re.compile(r"(?<![\w.])stages\.(\w+(?:-\w+)+)")
 
@@ -106,6 +111,10 @@ class _Validator:
         self.external = set(pipeline.external_events)
         self.suggestions = 0
         self.handlers: set[str] = set()  # the handlers found valid
+        # Stages the upstream searches of ``upstream_reads`` may visit in all: each search is
+        # linear, and a hostile chain of 100,000 stages each reading the first would make
+        # them quadratic; past the budget an input is not judged (no issue).
+        self.reach_budget = _REACH_BUDGET
 
     def issue(self, path: str, message: str) -> None:
         if len(self.issues) <= MAX_ISSUES:  # past it, ``ConfigError`` says more were found
@@ -161,6 +170,8 @@ class _Validator:
             self.cycles(first_index)
             if not self.ran:
                 self.entry()
+                if not self.issues:  # a graph with no cycle, and every expression compiled
+                    self.upstream_reads()
         return self.issues
 
     def name(self, path: str, name: str) -> None:
@@ -375,6 +386,56 @@ class _Validator:
                 path = f"stages[{index}].triggers[{position}].{field_}"
                 self.issue(path, "cycle: " + " -> ".join(cycle))
                 break
+
+    def upstream_reads(self) -> None:
+        """A required input that reads the outputs of a stage which is not upstream of its own:
+        the stage may start first (an entry stage starts with the run), and then fails with
+        ``missing required input`` or not, by a race, after ``validate`` passed.
+
+        Not judged, to give no false alarm: a stage with an ``on_condition`` trigger (its
+        condition may wait for that stage) or an approval (granted when a person sees fit), an
+        input with ``required: false``, and one that tests ``has(...)``. The searches upstream
+        share a budget of stages visited (``_REACH_BUDGET``), past which nothing is judged."""
+        pipeline = self.pipeline
+        for index, stage in enumerate(pipeline.stages):
+            if not stage.inputs or any(
+                type(t) is OnCondition or (type(t) is Manual and t.approval_required)
+                for t in stage.triggers
+            ):
+                continue
+            for mapping in stage.inputs:
+                if not mapping.required or "has(" in mapping.source:
+                    continue
+                for match in _OUTPUTS_REFERENCE.finditer(mapping.source):
+                    name = next(group for group in match.groups() if group is not None)
+                    if name not in self.stage_names or self.upstream_of(stage.name, name):
+                        continue
+                    wait = f"triggers: [{{on_completion: {{stage: {name!r}}}}}]"
+                    why = (
+                        "reads the stage's own outputs, which it has only once it ended (what "
+                        "the handler returns is result, in outputs:)"
+                        if name == stage.name
+                        else f"reads stage {quote(name)}, which is not upstream of "
+                        f"{quote(stage.name)}: it may start first and fail (wait for it, {wait}, "
+                        "or make the input required: false)"
+                    )
+                    self.issue(f"stages[{index}].inputs.{mapping.name}.from", why)
+                    break
+
+    def upstream_of(self, stage: str, name: str) -> bool:
+        """True if ``name`` is upstream of ``stage`` (or past the search's budget: no issue)."""
+        upstream, seen, waiting = self.pipeline.upstream, {stage}, [stage]
+        while waiting:
+            for source in upstream.get(waiting.pop(), ()):
+                if source == name:
+                    return True
+                if source not in seen:
+                    self.reach_budget -= 1
+                    seen.add(source)
+                    waiting.append(source)
+            if self.reach_budget < 0:
+                return True
+        return False
 
     def entry(self) -> None:
         targets = {edge.target for edge in self.pipeline.edges}
