@@ -163,3 +163,16 @@ def test_a_handler_that_cannot_take_the_stage_context_is_refused_before_a_run(
     ) == (done.returncode, done.stdout.splitlines())
     run = taskdaemon(home, "run", "first.yaml", cwd=tmp_path)
     assert (2, done.stdout) == (run.returncode, run.stderr)
+
+
+def test_toml_and_json_syntax_errors_give_their_line_and_column(home: Path, tmp_path: Path) -> None:
+    """As YAML's do: JSON's column was dropped, and a TOML error at the end of the file (a value
+    left out) had neither line nor column."""
+    toml = write(tmp_path / "p.toml", 'name = "p"\nconcurrency = ')
+    json = write(tmp_path / "p.json", '{"name": "p",\n "stages": [],}\n')
+    done = taskdaemon(home, "validate", str(toml), str(json))
+    expected = [
+        f"{toml}:2: invalid toml: invalid value at the end of the file (column 15)",
+        f"{json}:2: invalid json: expecting property name enclosed in double quotes at column 15",
+    ]
+    assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr

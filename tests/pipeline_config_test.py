@@ -174,7 +174,7 @@ def test_json_syntax_error_is_reported_as_json(tmp_path: Path) -> None:
     """A .json file with a syntax error is one "invalid json" issue with JSON's line."""
     path = tmp_path / "p.json"
     path.write_text('{"name": "j",\n "stages": []\n "loops": {}}\n')
-    expected = f"{path}:3: invalid json: expecting ',' delimiter"
+    expected = f"{path}:3: invalid json: expecting ',' delimiter at column 2"
     assert expected == str(load_error(path))
 
 

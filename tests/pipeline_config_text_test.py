@@ -78,17 +78,22 @@ def test_a_table_and_a_key_nesting_too_deep_together_are_measured_once_read(inne
 
 
 def test_a_syntax_error_names_its_line_and_the_reason_in_lower_case() -> None:
-    """TOML's own message, without its position, lower-cased, with the line it names."""
-    expected = ValidationIssue("", "invalid toml: invalid value", file="f.toml", line=3)
+    """TOML's own message, lower-cased, with the line it names and its column."""
+    expected = ValidationIssue(
+        "", "invalid toml: invalid value at column 15", file="f.toml", line=3
+    )
     assert [expected] == _issues('name = "demo"\n\nconcurrency = = 4\n')
 
 
-def test_a_syntax_error_at_the_end_of_the_file_has_no_line() -> None:
-    """TOML's message for an error at the end of the text names no line: kept whole."""
+def test_a_syntax_error_at_the_end_of_the_file_is_on_its_last_line() -> None:
+    """TOML's message for an error at the end of the text names no line; it had none."""
     expected = ValidationIssue(
-        "", "invalid toml: unterminated string (at end of document)", file="f.toml"
+        "",
+        "invalid toml: unterminated string at the end of the file (column 9)",
+        file="f.toml",
+        line=2,
     )
-    assert [expected] == _issues('x = "abc')
+    assert [expected] == _issues('a = 1\nx = "abc')
 
 
 def test_an_integer_too_long_to_convert_is_its_first_line() -> None:
@@ -112,7 +117,10 @@ def test_an_integer_too_long_to_convert_is_its_first_line() -> None:
             ValidationIssue("", "nested deeper than 100 levels", file="f.json"),
         ),
         ("[" * 100_000, ValidationIssue("", "nested deeper than 100 levels", file="f.json")),
-        ('{\n"a": }', ValidationIssue("", "invalid json: expecting value", file="f.json", line=2)),
+        (
+            '{\n"a": }',
+            ValidationIssue("", "invalid json: expecting value at column 6", file="f.json", line=2),
+        ),
         ('{"a": 1, "a": 2}', ValidationIssue("", "invalid json: duplicate key 'a'", file="f.json")),
         (
             f'{{"{"k" * 100}": 1, "{"k" * 100}": 2}}',

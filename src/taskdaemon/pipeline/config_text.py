@@ -131,7 +131,8 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         issue = ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)
         return None, no_lines, [issue]
     except json.JSONDecodeError as exc:
-        issue = ValidationIssue("", f"invalid json: {exc.msg.lower()}", file=file, line=exc.lineno)
+        reason = f"invalid json: {exc.msg.lower()} at column {exc.colno}"
+        issue = ValidationIssue("", reason, file=file, line=exc.lineno)
         return None, no_lines, [issue]
     except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
         return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
@@ -191,11 +192,25 @@ def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
     except (RecursionError, BoundedInputError):  # tomllib recurses, from about 330 levels
         return None, too_deep
     except tomllib.TOMLDecodeError as exc:
-        message = str(exc)
-        found = re.search(r"\(at line (\d+), column \d+\)$", message)
-        line = int(found.group(1)) if found else None
-        reason = message[: found.start()].rstrip() if found else message
-        return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file, line=line)]
+        return None, [_toml_issue(str(exc), text, file)]
     except ValueError as exc:  # an integer of more digits than Python converts
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file)]
+
+
+def _toml_issue(message: str, text: str, file: str) -> ValidationIssue:
+    """``tomllib``'s ``reason (at line L, column C)`` as YAML's and JSON's issues read: the line
+    as the issue's, the column in the reason. Its ``(at end of document)`` is the file's last
+    line, which had no line at all: the usual slip there is a value or bracket left out."""
+    found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
+    if found:
+        reason = f"{message[: found.start()].rstrip().lower()} at column {found.group(2)}"
+        return ValidationIssue("", f"invalid toml: {reason}", file=file, line=int(found.group(1)))
+    end = message.endswith("(at end of document)")
+    reason = message.removesuffix("(at end of document)").rstrip().lower()
+    if not end:
+        return ValidationIssue("", f"invalid toml: {reason}", file=file)
+    last = text.rstrip("\r\n").rsplit("\n", 1)[-1]
+    where = f"at the end of the file (column {len(last) + 1})"
+    line = text.rstrip("\r\n").count("\n") + 1
+    return ValidationIssue("", f"invalid toml: {reason} {where}", file=file, line=line)
