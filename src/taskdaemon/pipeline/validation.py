@@ -52,6 +52,13 @@ MAX_NAME_LENGTH = 128
 # "Did you mean" suggestions per validation (each one compares with every candidate).
 _MAX_SUGGESTIONS = 20
 
+#: A command's environment variable of an input (``command_loop``: the name upper-cased, any
+#: character but a letter, digit or ``_`` made ``_``), as a shell reads a name.
+_INPUT_PREFIX = "TASKDAEMON_INPUT_"
+_INPUT_VARIABLE = re.compile(_INPUT_PREFIX + r"[A-Za-z0-9_]+")
+_ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+_SHOWN_VARIABLE = 80  # characters of a variable's name an issue quotes
+
 #: Stages visited in all by the searches for an input's upstream stage (``upstream_reads``).
 _REACH_BUDGET = 1_000_000
 
@@ -273,6 +280,29 @@ class _Validator:
             self.mappings(f"stages[{index}].inputs", stage.inputs, variables, "input")
         if stage.outputs:
             self.mappings(f"stages[{index}].outputs", stage.outputs, _OUTPUT_VARIABLES, "output")
+        if stage.command is not None and _INPUT_PREFIX in stage.command:
+            self.command_inputs(index, stage.command, stage.inputs)
+
+    def command_inputs(self, index: int, command: str, inputs: tuple[InputMapping, ...]) -> None:
+        """A command that reads ``$TASKDAEMON_INPUT_X`` where no input of its stage is ``x``: the
+        shell reads an unset variable as empty, so a misspelt name ran with nothing, silently.
+        One issue a command; a loop type's shared command is not judged (each stage using it
+        has its own inputs)."""
+        given = {_INPUT_PREFIX + _ENV_NAME.sub("_", m.name).upper() for m in inputs}
+        for match in _INPUT_VARIABLE.finditer(command):
+            variable = match.group(0)
+            if variable in given:
+                continue
+            hint = self.suggest(variable, given)
+            if not hint and given:
+                names = ", ".join(quote(name, _SHOWN_VARIABLE) for name in sorted(given)[:10])
+                hint = f" (the stage's inputs set {names})"
+            elif not hint:
+                hint = " (the stage has no inputs: inputs: {NAME: CEL} sets " + _INPUT_PREFIX
+                hint += "<NAME>)"
+            shown = quote(variable, _SHOWN_VARIABLE)
+            self.issue(f"stages[{index}].command", f"reads {shown}, which no input sets{hint}")
+            return
 
     def loop(self, index: int, stage: Stage) -> None:
         """The stage's loop type and what it needs (a handler, a command)."""
