@@ -2,12 +2,18 @@
 
 ::
 
-    taskdaemon logs RUN [--stage S] [--level L] [--follow] [--json] [--source URL]
+    taskdaemon logs RUN [--stage S [--attempt N]] [--level L] [--follow] [--json] [--source URL]
 
 Prints the run's records in order: lifecycle records, engine decisions (runs made with
 ``--log-level debug|trace``), captured command output, and a handler's own ``logging`` records.
 ``RUN`` is a run id or a unique prefix (4+ hex digits). ``--stage`` keeps one stage's records,
-``--level`` those at that level and above. ``--follow`` polls the store (every ``--interval``
+``--attempt N`` with it those of its attempt N (every instance's), ``--level`` those at that
+level and above. Decision: a retried stage's tries are read one at a time, as a scheduler's
+page of logs per try shows them; an attempt the stage never made is refused as a misspelt
+stage is (exit 1, naming the attempts it made), never an empty answer that reads as a quiet
+try (with ``--follow`` it is waited for: a run still going may yet retry); ``--attempt``
+without ``--stage`` is an argument error, since the same number is unrelated tries of
+different stages. ``--follow`` polls the store (every ``--interval``
 seconds) and prints records as another process writes them, until the run ends (then what was
 written last); a whole run id not stored yet (a run just started: its store writer commits
 every so often) is waited for up to :data:`APPEAR_TIMEOUT` seconds, as ``watch`` and ``dag
@@ -19,11 +25,12 @@ escaped; ``--json`` prints one object a line with every id (``run_id``, ``pipeli
 JSON log line (``TASKDAEMON_LOG_FORMAT=json``: ``ts``, ``level``, ``logger``, ``msg``), with
 ``ts_ns`` beside ``ts``.
 
-Exit codes: 0 ok, 1 the run (or its ``--stage``) was not found or the store cannot answer, 2 bad
-arguments (a source other than the embedded store too), 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP:
-each stops it as it stops ``watch`` (``cli/sigterm.py``), between two records, with no line
-of its own. SIGTERM's and SIGHUP's default action ended it where it stood: a record cut in
-the middle on a pipe, the parent told of a death by signal rather than an exit code.
+Exit codes: 0 ok, 1 the run (or its ``--stage`` or ``--attempt``) was not found or the store
+cannot answer, 2 bad arguments (a source other than the embedded store too), 130 Ctrl-C, 143
+SIGTERM, 129 SIGHUP: each stops it as it stops ``watch`` (``cli/sigterm.py``), between two
+records, with no line of its own. SIGTERM's and SIGHUP's default action ended it where it
+stood: a record cut in the middle on a pipe, the parent told of a death by signal rather than
+an exit code.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from taskdaemon.pipeline.cli.options import (
     add_interval_option,
     add_source_option,
     source_exit_code,
+    whole_number,
 )
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.durations import log_time
@@ -67,6 +75,12 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("run_id", metavar="RUN", help="run id, or a unique prefix (4+ hex)")
     parser.add_argument("--stage", help="only this stage's records")
+    parser.add_argument(
+        "--attempt",
+        type=whole_number,
+        metavar="N",
+        help="with --stage: only the records of its attempt N (1 is the first try)",
+    )
     parser.add_argument(
         "--level",
         type=level_name,
@@ -117,6 +131,8 @@ def _wait_for_run(source: Any, run_id: str, interval: float) -> None:
 
 def logs_command(args: argparse.Namespace) -> int:
     """Print (and with ``--follow`` keep printing) the run's records; returns the exit code."""
+    if args.attempt is not None and args.stage is None:
+        return refuse("logs", 2, "--attempt needs --stage: which stage's attempt")
     from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.log_read import connect_store  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
@@ -137,7 +153,7 @@ def logs_command(args: argparse.Namespace) -> int:
             )
         if dump is not None:  # a dump is a finished snapshot: --follow has nothing to wait for
             record = source.get_run(args.run_id)
-            unknown = _unknown_stage(args.stage, record)
+            unknown = _unknown_stage(args.stage, record, args.attempt)
             if unknown is not None:
                 return refuse("logs", 1, unknown)
             if not _write(args, _dump_rows(dump, record.run_id, args)):
@@ -148,7 +164,8 @@ def logs_command(args: argparse.Namespace) -> int:
         if args.follow:
             _wait_for_run(source, run_id, args.interval)
         if args.stage is not None:
-            unknown = _unknown_stage(args.stage, source.get_run(run_id))
+            attempt = None if args.follow else args.attempt  # a later try may yet come
+            unknown = _unknown_stage(args.stage, source.get_run(run_id), attempt)
             if unknown is not None:
                 return refuse("logs", 1, unknown)
         if source.missing:  # the home's store, no run made yet: a full id is not resolved
@@ -169,13 +186,20 @@ def logs_command(args: argparse.Namespace) -> int:
         source.close()
 
 
-def _unknown_stage(stage: str | None, record: Any) -> str | None:
-    """Why ``--stage`` names no stage of the run, if it does not: a stage that logged nothing
-    prints nothing, and a typo must not look the same."""
+def _unknown_stage(stage: str | None, record: Any, attempt: int | None = None) -> str | None:
+    """Why ``--stage`` names no stage of the run, or ``--attempt`` no attempt it made, if so:
+    a stage that logged nothing prints nothing, and a typo must not look the same."""
     stages = [item.name for item in record.stages]
-    if stage is None or stage in stages:
+    if stage is None:
         return None
-    return f"run {record.run_id} of pipeline {record.pipeline!r} {no_such_stage(stage, stages)}"
+    if stage not in stages:
+        return f"run {record.run_id} of pipeline {record.pipeline!r} {no_such_stage(stage, stages)}"
+    made = sorted({item.attempt for item in record.stages[stages.index(stage)].attempts})
+    if attempt is None or attempt in made:
+        return None
+    tries = ", ".join(map(str, made)) if made else "none: it never started"
+    run = record.run_id
+    return f"stage {quote(stage)} of run {run} has no attempt {attempt} (its attempts: {tries})"
 
 
 def _dump_path(url: str | None) -> str | None:
@@ -192,6 +216,8 @@ def _dump_rows(path: str, run_id: str, args: argparse.Namespace) -> list[Any]:
     from taskdaemon.pipeline.tracking.dump_logs import dump_log_records  # noqa: PLC0415
 
     rows = dump_log_records(path, run_id, stage=args.stage)
+    if args.attempt is not None:
+        rows = [row for row in rows if row.attempt == args.attempt]
     if args.level is None:
         return rows
     lowest = severity_number(level_number(args.level))
@@ -203,6 +229,8 @@ def _say_none(args: argparse.Namespace, run_id: str) -> None:
     (or filtered on a typo, which ``_unknown_stage`` refuses), not as a stage that logged
     nothing (one skipped, say). Stdout stays empty for a script."""
     which = "" if args.stage is None else f" of stage {quote(args.stage)}"
+    if args.attempt is not None:
+        which += f" attempt {args.attempt}"
     level = "" if args.level is None else f" at level {args.level} or above"
     say("logs", f"no records{which}{level} in run {run_id}")
 
@@ -233,7 +261,9 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         ended = args.follow and (interrupted or run_ended(conn, run_id))
         # Read before the rows: a record stored after this check is still read below.
         complete = ended and (interrupted or run_end_logged(conn, run_id))
-        rows = read_logs(conn, run_id, stage=args.stage, level=args.level, after=last)
+        rows = read_logs(
+            conn, run_id, stage=args.stage, level=args.level, after=last, attempt=args.attempt
+        )
         written += _write(args, rows)
         if rows:
             last = rows[-1].id

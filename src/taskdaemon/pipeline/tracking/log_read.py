@@ -222,9 +222,11 @@ def read_logs(
     after: int = 0,
     limit: int | None = None,
     max_body: int | None = None,
+    attempt: int | None = None,
 ) -> list[StoredLog]:
     """The run's records with ``id > after``, in order, at most ``limit``; ``stage`` and
-    ``level`` (a name such as ``warning``: that severity and above) filter them. ``store`` is
+    ``level`` (a name such as ``warning``: that severity and above) filter them, and so does
+    ``attempt`` (the records of that attempt of any stage and instance). ``store`` is
     the file, its ``sqlite:///`` URL or an open connection. ValueError for an unknown level.
     A row of several output lines gives one record per line (:func:`row_records`). With
     ``max_body``, bodies are read cut (:func:`columns`), their whole length in
@@ -235,6 +237,9 @@ def read_logs(
     if stage is not None:
         where.append("stage = ?")
         params.append(stage)
+    if attempt is not None:
+        where.append("attempt = ?")
+        params.append(attempt)
     if level is not None:
         where.append("severity >= ?")
         params.append(severity_number(level_number(level)))
