@@ -69,9 +69,11 @@ __all__ = [
     "bound_captures",
     "capture_limits",
     "communicate",
+    "deliver",
     "output_sinks",
     "remove_output_sink",
     "set_capture_limits",
+    "trace_ids",
 ]
 
 #: How much of a failed command's stderr its error message keeps.
@@ -214,7 +216,15 @@ def capture_limits() -> CaptureLimits:
     return _registry.limits
 
 
-def _deliver(batch: OutputBatch) -> None:
+def trace_ids(environment: Mapping[str, str] | None) -> tuple[str | None, str | None]:
+    """The stage span's trace and span ids, from the ``TRACEPARENT`` of ``environment``."""
+    match = _TRACEPARENT.match((environment or {}).get("TRACEPARENT", ""))
+    return (match[1], match[2]) if match else (None, None)
+
+
+def deliver(batch: OutputBatch) -> None:
+    """Hand ``batch`` to every output sink (or, with none, to ``logging``): what a capture
+    does with each read, also for lines that come from elsewhere (``handler_prints``)."""
     sinks = _registry.sinks
     if not sinks:
         _log_batch(batch)
@@ -267,16 +277,7 @@ class OutputCapture:
         environment: Mapping[str, str] | None = None,
         limits: CaptureLimits | None = None,
     ) -> None:
-        match = _TRACEPARENT.match((environment or {}).get("TRACEPARENT", ""))
-        self._ids = (
-            run_id,
-            pipeline,
-            stage,
-            instance,
-            attempt,
-            match[1] if match else None,
-            match[2] if match else None,
-        )
+        self._ids = (run_id, pipeline, stage, instance, attempt, *trace_ids(environment))
         self.limits = limits if limits is not None else _registry.limits
         self._lines_left = self.limits.max_lines
         self._bytes_left = self.limits.max_bytes
@@ -447,7 +448,7 @@ class OutputCapture:
             self._take(stream, [partial])
         held = self._held.pop(stream, None)
         if held is not None:
-            _deliver(self._batch(stream, texts=held[1], time_ns=held[0]))
+            deliver(self._batch(stream, texts=held[1], time_ns=held[0]))
 
     def read_pipes(self, stop: threading.Event) -> None:
         """Read both pipes to their ends (or until ``stop``), then close them and end the
@@ -501,7 +502,7 @@ class OutputCapture:
                 self._held[stream] = (now, texts[start:])
                 texts = texts[:start]
         if texts:
-            _deliver(self._batch(stream, texts=texts, time_ns=now))
+            deliver(self._batch(stream, texts=texts, time_ns=now))
 
     def _batch(self, stream: str, **fields: object) -> OutputBatch:
         run_id, pipeline, stage, instance, attempt, trace_id, span_id = self._ids
@@ -522,7 +523,7 @@ class OutputCapture:
         """End the capture: the marker batch when lines were dropped (once)."""
         if self.dropped_lines and not self._closed:
             self._closed = True
-            _deliver(
+            deliver(
                 self._batch(
                     "stderr", dropped_lines=self.dropped_lines, dropped_bytes=self.dropped_bytes
                 )

@@ -30,6 +30,7 @@ from taskdaemon.pipeline.cli.span_losses import (
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
 from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.handler_prints import capture_prints
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -156,6 +157,7 @@ def start_monitoring(
     telemetry, monitor, writer = build_monitor(
         settings, serve_metrics=serve is not None, stack=stack
     )
+    capture_prints(stack)  # a handler's print() is a log line of its stage too
     controller = server = None
     if serve is not None:
         from taskdaemon.pipeline.server import (  # noqa: PLC0415 - see the module docstring

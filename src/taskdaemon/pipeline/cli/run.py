@@ -272,6 +272,9 @@ def build_observers(
 
         observers.append(deferred := start_deferred_monitoring(settings, stack))
         observers.unstored = deferred.unstored
+        from taskdaemon.pipeline.handler_prints import capture_prints  # noqa: PLC0415
+
+        capture_prints(stack)  # a handler's print() is a log line of its stage too
     return observers
 
 

@@ -1,0 +1,127 @@
+"""What a Python handler prints: lines of its stage's logs too, as a command's output is.
+
+A handler's ``print()`` writes to ``sys.stdout``, the stdout of ``taskdaemon run`` or
+``serve``, and was seen there only: ``taskdaemon logs``, the web page's log tail and the OTLP
+log export had no trace of it, where a scheduler keeps a task's prints in that try's log.
+:func:`capture_prints` replaces ``sys.stdout`` with a :class:`_StageStdout` until its stack
+closes: a write made while a stage execution is current (``execution.current_execution``: on
+the loop for an async handler, in the worker thread of a sync one, in the tasks a handler
+starts) still goes to the real stdout, and is also cut into lines, each delivered as a
+command's captured stdout is (``stage_output.deliver``: every output sink, redacted there,
+tagged with the run, stage, instance, attempt and span); any other write (the run's summary,
+the debugger's prompt) goes to the real stdout alone.
+
+Decision: the real stdout keeps what a handler prints. ``run`` shows it between its stage's
+progress lines, in order with them in a log of both streams (``stdout_first``), as a user who
+prints progress from a handler expects to see it; a script that wants the run id alone from
+``run -q`` has handlers that do not print, or log instead. Stdout only. ``sys.stderr`` stays as
+it is: the console log handler writes records there, also from inside a handler's call, and a
+record is already in the stage's logs. A line is delivered when its newline is written; a line
+that never gets one waits in a buffer of at most ``stage_output.MAX_LINE_BYTES`` characters per
+execution (then it is delivered cut, as a command's long line is), and at most
+:data:`MAX_OPEN_LINES` executions keep such a buffer (the oldest is delivered first), so a
+handler that prints without newlines costs bounded memory. How many lines a run keeps is the
+log writer's bound, as for a command's output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from typing import Any, Final, TextIO
+
+from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES, OutputBatch, deliver, trace_ids
+
+__all__ = ["MAX_OPEN_LINES", "capture_prints"]
+
+#: Executions whose unfinished line (no newline yet) is kept at once, at most.
+MAX_OPEN_LINES: Final = 256
+
+_Key = tuple[str, str, int, int]
+
+
+class _StageStdout:
+    """``sys.stdout`` while pipelines run: a stage execution's writes become its log lines."""
+
+    def __init__(self, real: TextIO) -> None:
+        self._real = real
+        self._lock = threading.Lock()
+        self._open: dict[_Key, tuple[Any, str]] = {}  # unfinished line per execution
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer...
+        return getattr(self._real, name)
+
+    def write(self, text: str) -> int:
+        written = self._real.write(text)
+        context = current_execution()
+        if context is None:
+            return written
+        key = (context.run_id, context.stage, context.instance, context.attempt)
+        with self._lock:
+            _, before = self._open.pop(key, (context, ""))
+            *lines, rest = (before + text).split("\n")
+            while len(rest) > MAX_LINE_BYTES:
+                lines.append(rest[:MAX_LINE_BYTES])
+                rest = rest[MAX_LINE_BYTES:]
+            evicted = []
+            if rest:
+                self._open[key] = (context, rest)
+                while len(self._open) > MAX_OPEN_LINES:
+                    evicted.append(self._open.pop(next(iter(self._open))))
+        for old, line in evicted:
+            _deliver(old, [line])
+        if lines:
+            _deliver(context, lines)
+        return written
+
+    def writelines(self, lines: Any) -> None:
+        for line in lines:
+            self.write(line)
+
+    def flush(self) -> None:
+        self._real.flush()
+
+    def finish(self) -> None:
+        """Deliver every unfinished line (the stack closes: the runs have ended)."""
+        with self._lock:
+            left, self._open = list(self._open.values()), {}
+        for context, line in left:
+            _deliver(context, [line])
+
+
+def _deliver(context: Any, lines: list[str]) -> None:
+    trace_id, span_id = trace_ids(context.environment)
+    deliver(
+        OutputBatch(
+            context.run_id,
+            context.pipeline,
+            context.stage,
+            context.instance,
+            context.attempt,
+            trace_id,
+            span_id,
+            "stdout",
+            tuple(line.removesuffix("\r") for line in lines),
+            time.time_ns(),
+        )
+    )
+
+
+def capture_prints(stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
+    """Make stage executions' ``sys.stdout`` writes their log lines until ``stack`` closes
+    (then ``sys.stdout`` is the stream it was); nothing when that is done already."""
+    if isinstance(sys.stdout, _StageStdout):
+        return
+    real = sys.stdout
+    stream = _StageStdout(real)
+    sys.stdout = stream
+
+    def restore() -> None:
+        if sys.stdout is stream:
+            sys.stdout = real
+        stream.finish()
+
+    stack.callback(restore)

@@ -1,0 +1,152 @@
+"""``handler_prints``: what a Python handler prints is also its stage's log lines, read back by
+``taskdaemon logs``, and still on the command's stdout."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline.execution import enter_execution, leave_execution
+from taskdaemon.pipeline.handler_prints import capture_prints
+from taskdaemon.pipeline.loops import StageContext
+
+TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
+
+HANDLERS = """
+import asyncio
+
+
+def extract(ctx):
+    print("extracted", 3, "rows")
+    print("no newline yet", end="")
+    return {"rows": 3}
+
+
+async def load(ctx):
+    async def child():
+        print("from a task the handler started")
+
+    print("loading", ctx.inputs["rows"])
+    await asyncio.create_task(child())
+    return {}
+"""
+
+PIPELINE = """
+name: prints
+stages:
+  - name: extract
+    handler: "etl_prints:extract"
+    triggers: [{manual: {approval_required: false}}]
+  - name: load
+    handler: "etl_prints:load"
+    triggers: [{on_completion: {stage: extract}}]
+    inputs: {rows: stages.extract.outputs.rows}
+"""
+
+
+@pytest.mark.slow
+def test_prints_are_stage_logs(tmp_path: Path, home: Path) -> None:
+    """``logs`` shows each print as its stage's stdout line; ``run -q`` still printed them."""
+    (tmp_path / "etl_prints.py").write_text(textwrap.dedent(HANDLERS))
+    (tmp_path / "prints.yaml").write_text(PIPELINE)
+    env = {
+        **os.environ,
+        "TASKDAEMON_HOME": str(home),
+        "OTEL_TRACES_EXPORTER": "none",
+        "OTEL_METRICS_EXPORTER": "none",
+        "OTEL_LOGS_EXPORTER": "none",
+    }
+    run = subprocess.run(
+        [TASKDAEMON, "run", "-q", "prints.yaml"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (0, "") == (run.returncode, run.stderr)
+    *printed_there, run_id = run.stdout.splitlines()
+    assert [
+        "extracted 3 rows",
+        "no newline yetloading 3",
+        "from a task the handler started",
+    ] == printed_there
+    logs = subprocess.run(
+        [TASKDAEMON, "logs", run_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    printed = [line.split(" ", 2)[2] for line in logs.stdout.splitlines() if "[stdout]" in line]
+    assert [
+        "extract.0.1 [stdout] extracted 3 rows",
+        "load.0.1 [stdout] loading 3",
+        "load.0.1 [stdout] from a task the handler started",
+        "extract.0.1 [stdout] no newline yet",
+    ] == [text.strip() for text in printed]
+
+
+class _Sink:
+    def __init__(self) -> None:
+        self.batches: list[stage_output.OutputBatch] = []
+
+    def write_output(self, batch: stage_output.OutputBatch) -> None:
+        self.batches.append(batch)
+
+
+def _context(stage: str) -> StageContext:
+    return StageContext(
+        run_id="ab" * 16,
+        pipeline="p",
+        stage=stage,
+        loop="python",
+        instance=0,
+        attempt=1,
+        inputs={},
+        publish=lambda kind, payload: None,
+        report_process=lambda pid: None,
+        environment={"TRACEPARENT": f"00-{'ab' * 16}-{'cd' * 8}-01"},
+    )
+
+
+def test_writes_outside_a_stage_pass_through_and_open_lines_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every write reaches the real stdout, a stage's alone is delivered too: a line with no
+    newline cut at ``MAX_LINE_BYTES``, its rest when the capture ends."""
+    real = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", real)
+    sink = _Sink()
+    stage_output.add_output_sink(sink)
+    try:
+        with contextlib.ExitStack() as stack:
+            capture_prints(stack)
+            capture_prints(stack)  # a second call changes nothing
+            print("summary")
+            token = enter_execution(_context("s"))
+            try:
+                sys.stdout.write("x" * (stage_output.MAX_LINE_BYTES + 5))
+            finally:
+                leave_execution(token)
+            assert [("x" * stage_output.MAX_LINE_BYTES,)] == [b.texts for b in sink.batches]
+        assert sys.stdout is real
+    finally:
+        stage_output.remove_output_sink(sink)
+    assert "summary\n" + "x" * (stage_output.MAX_LINE_BYTES + 5) == real.getvalue()
+    assert ("xxxxx",) == sink.batches[-1].texts
+    assert ("ab" * 16, "cd" * 8, "stdout") == (
+        sink.batches[-1].trace_id,
+        sink.batches[-1].span_id,
+        sink.batches[-1].stream,
+    )
