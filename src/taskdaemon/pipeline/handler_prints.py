@@ -33,7 +33,6 @@ import time
 from typing import Any, Final, TextIO
 
 from taskdaemon.pipeline.execution import current_execution
-from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES, OutputBatch, deliver, trace_ids
 
 __all__ = ["MAX_OPEN_LINES", "capture_prints"]
 
@@ -59,6 +58,10 @@ class _StageStdout:
         context = current_execution()
         if context is None:
             return written
+        # Here, not at the top: ``run`` installs this before its first stage, and the capture's
+        # module is loaded by then only where a stage prints (``cli/deferred.py``'s start-up).
+        from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES  # noqa: PLC0415
+
         key = (context.run_id, context.stage, context.instance, context.attempt)
         with self._lock:
             _, before = self._open.pop(key, (context, ""))
@@ -93,6 +96,8 @@ class _StageStdout:
 
 
 def _deliver(context: Any, lines: list[str]) -> None:
+    from taskdaemon.pipeline.stage_output import OutputBatch, deliver, trace_ids  # noqa: PLC0415
+
     trace_id, span_id = trace_ids(context.environment)
     deliver(
         OutputBatch(
