@@ -281,24 +281,24 @@ def test_the_help_says_what_is_printed_each_option_and_the_exit_codes(
     with pytest.raises(SystemExit) as done:
         main(["logs", "--help"])
     lines = capsys.readouterr().out.splitlines()
-    assert (0, "usage: taskdaemon logs [-h] [--stage STAGE] [--level ") == (
-        done.value.code,
-        lines[0][: len("usage: taskdaemon logs [-h] [--stage STAGE] [--level ")],
-    )
+    usage = "usage: taskdaemon logs [-h] [--stage STAGE] [--attempt N] [--level "
+    assert (0, usage) == (done.value.code, lines[0][: len(usage)])
     assert [
         "Print a run's log records from the embedded store (or a debug dump): lifecycle "
         "records, engine decisions, command output and handlers' own logging, in order. Exit "
-        "codes: 0 ok, 1 the run (or its --stage) was not found or the store cannot answer, 2 "
-        "invalid arguments, 130 interrupted.",
+        "codes: 0 ok, 1 the run (or its --stage or --attempt) was not found or the store cannot "
+        "answer, 2 invalid arguments, 130 interrupted.",
         "  RUN                 run id, or a unique prefix (4+ hex)",
         "  --stage STAGE       only this stage's records",
+        "  --attempt N         with --stage: only the records of its attempt N (1 is the first "
+        "try)",
         "  --level LEVEL       trace, debug, info, warning (warn), error or critical (fatal): this "
         "level and above (default: every level stored)",
         "  --follow, -f        poll until the run ends",
         "  --json              one JSON object a line",
         "  --source URL        span source: sqlite:///PATH or dump:///PATH.tar.gz (default "
         "TASKDAEMON_SPAN_SOURCE, else the embedded store, $TASKDAEMON_HOME/spans.db)",
-    ] == [lines[2], lines[5], lines[9], lines[10], lines[11], lines[12], lines[14]]
+    ] == [lines[2], lines[5], lines[9], lines[10], lines[11], lines[12], lines[13], lines[15]]
     with pytest.raises(SystemExit):
         main(["--help"])
     said = "    logs      print a run's log records (lifecycle, decisions, command output)"

@@ -70,8 +70,8 @@ def register(subparsers: Any) -> None:
         help="print a run's log records (lifecycle, decisions, command output)",
         description="Print a run's log records from the embedded store (or a debug dump): "
         "lifecycle records, engine decisions, command output and handlers' own logging, "
-        "in order. Exit codes: 0 ok, 1 the run (or its --stage) was not found or the store "
-        "cannot answer, 2 invalid arguments, 130 interrupted.",
+        "in order. Exit codes: 0 ok, 1 the run (or its --stage or --attempt) was not found or "
+        "the store cannot answer, 2 invalid arguments, 130 interrupted.",
     )
     parser.add_argument("run_id", metavar="RUN", help="run id, or a unique prefix (4+ hex)")
     parser.add_argument("--stage", help="only this stage's records")
