@@ -354,7 +354,8 @@ def test_a_scheduled_run_waiting_for_someone_is_said_with_the_command_to_reach_i
         resumed = json.loads(serve.line(" resumed "))
         ended = serve.line(" ended ")
     expected_paused = (
-        f"run {run_id} of gated paused at b.0.1 (#1 before b (run {run_id[:8]})): "
+        f"run {run_id} of gated paused at b.0.1 (#1 before b (run {run_id[:8]})) "
+        "for 600s at most unless a debugger is attached: "
         f"taskdaemon debug attach {run_id}"
     )
     expected_waits = f"run {run_id} of gated waits for approval of a: taskdaemon approve {run_id} a"

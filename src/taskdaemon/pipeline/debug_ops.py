@@ -47,7 +47,9 @@ another prompt's, nor the ``--break`` ones of the run's command line) and resume
 only when no other prompt is attached (a prompt whose process is gone is not): one prompt
 leaving must not pull the run from under another at a pause. ``detach`` with ``all`` (the
 run's own ``debug FILE`` prompt at the end of its input) or without ``client`` (an older
-client) deletes every breakpoint of the run and resumes it, as before.
+client) deletes every breakpoint of the run and resumes it, as before. While a prompt is
+attached, a pause of the run is not bound by ``serve --break-timeout``
+(``DebugSession.unattended_limit``).
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ class DebugOps:
             if (client := _text(request, "client")) is not None:
                 pid = request.get("pid")
                 self._clients[client] = pid if isinstance(pid, int) and pid > 0 else None
+                session.attended[run_id] = self._attached  # holds the unattended bound off
             return {"state": session.state(run_id), "done": handle.done}
         if action == "wait":
             return await self._wait(request)

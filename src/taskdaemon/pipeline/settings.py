@@ -63,7 +63,8 @@ variable                        meaning                                 default
                                 (recorded as the approver)
 ``TASKDAEMON_API_ALLOWED_HOSTS`` extra ``Host`` names the API answers    none (loopback and the
                                 (comma list; ``*`` = any)                bind address only)
-``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug``:      none
+``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug`` /     none
+                                ``serve --pipeline``:
                                 ``STAGE[:CEL]`` separated by ``;``
 ``TASKDAEMON_GRAFANA_URL``      Grafana's base URL: the web page links   no link
                                 each run to its trace there (http/https,

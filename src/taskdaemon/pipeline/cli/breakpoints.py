@@ -1,22 +1,22 @@
 """Breakpoints from the command line: ``--break STAGE[:CEL]``, ``--break-on-failure`` and
-``TASKDAEMON_BREAKPOINTS``, shared by ``taskdaemon run`` and ``taskdaemon debug`` (apart from
-both command modules, so that neither imports the other)."""
+``TASKDAEMON_BREAKPOINTS``, shared by ``taskdaemon run``, ``taskdaemon debug`` and ``taskdaemon
+serve --pipeline`` (apart from the command modules, so that none imports another)."""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.terminal_text import shown
 
 if TYPE_CHECKING:
-    from taskdaemon.pipeline.engine import DebugSession
+    from taskdaemon.pipeline.engine import Breakpoint, DebugSession
     from taskdaemon.pipeline.model import Pipeline
 
-__all__ = ["add_break_options", "apply_breakpoints", "parse_breakpoint"]
+__all__ = ["add_break_options", "apply_breakpoints", "checked_breakpoints", "parse_breakpoint"]
 
 
 def add_break_options(parser: argparse.ArgumentParser) -> None:
@@ -82,3 +82,14 @@ def apply_breakpoints(
         session.set_breakpoint(None, on="failure", pipeline=pipeline.name)
         count += 1
     return count
+
+
+def checked_breakpoints(pipeline: Pipeline, args: argparse.Namespace, env: str) -> list[Breakpoint]:
+    """The breakpoints :func:`apply_breakpoints` would set, checked (ValueError, one line) on a
+    session of no engine: ``serve`` refuses a bad one before it serves anything, and sets them
+    on its engine's session once that engine is made."""
+    from taskdaemon.pipeline.engine import DebugSession  # noqa: PLC0415
+
+    probe = DebugSession(cast("Any", None))  # setting a breakpoint never reaches the engine
+    apply_breakpoints(probe, pipeline, args, env)
+    return probe.breakpoints()

@@ -59,6 +59,7 @@ def end_breakpoints(engine: Engine, run_id: str) -> int:
     session = engine._debugger
     if session is None:
         return 0
+    session.attended.pop(run_id, None)
     ended = [bp.id for bp in session.breakpoints() if bp.run_id == run_id]
     for number in ended:
         session.delete_breakpoint(number)

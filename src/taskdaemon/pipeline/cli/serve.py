@@ -5,7 +5,8 @@ pipeline on a schedule.
 
     taskdaemon serve [--host HOST] [--port PORT]
                      [--pipeline FILE [--every SECONDS] [--max-runs N] [--auto-approve]
-                      [--input KEY=VALUE ...]]
+                      [--input KEY=VALUE ...] [--break STAGE[:CEL] ...] [--break-on-failure]]
+                     [--break-timeout SECONDS]
 
 * Serves ``/metrics``, ``/healthz``, ``/readyz`` and ``/api/runs`` on ``--host``/``--port``
   (default ``TASKDAEMON_METRICS_HOST``/``_PORT``: 127.0.0.1:9090) until SIGINT or SIGTERM, or
@@ -23,6 +24,11 @@ pipeline on a schedule.
   and the command that reaches it (``taskdaemon debug attach RUN``); its resumption one line
   more (the action and who), both with the run's fields (not ``stage``: they are serve's
   lines, not the stage's log records, which its log panel and ``logs --stage`` show).
+* ``--break``, ``--break-on-failure`` and ``TASKDAEMON_BREAKPOINTS`` set pipeline breakpoints
+  on the engine (``cli/breakpoints.py``), checked before anything is served. A pause that no
+  ``debug attach`` prompt attends goes on after ``--break-timeout`` seconds (600), by
+  ``timeout``, with a warning: a scheduled run never waits for ever for a debugger nobody
+  opened (docs/debugging.md, "Breakpoints on serve's runs").
 * Stopping: the first signal cancels the open run, for that signal as ``run``'s are (``run
   cancelled by SIGTERM``), and exits 0 after telemetry is flushed (within
   ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
@@ -58,6 +64,7 @@ from typing import TYPE_CHECKING, Any
 from taskdaemon import __version__
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_only
+from taskdaemon.pipeline.cli.breakpoints import add_break_options, checked_breakpoints
 from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
 from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
@@ -90,7 +97,7 @@ from taskdaemon.pipeline.settings import Settings, load_settings
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
 
-    from taskdaemon.pipeline.engine import Engine, RunHandle, RunResult
+    from taskdaemon.pipeline.engine import Breakpoint, Engine, RunHandle, RunResult
     from taskdaemon.pipeline.loops import LoopRegistry
     from taskdaemon.pipeline.model import Pipeline
 
@@ -156,6 +163,15 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--auto-approve", action="store_true", help="grant every approval when it is asked for"
     )
+    add_break_options(parser)
+    parser.add_argument(
+        "--break-timeout",
+        type=_every,
+        default=600.0,
+        metavar="SECONDS",
+        help="how long a run waits at a breakpoint with no debugger attached before it goes "
+        "on (default 600)",
+    )
     add_input_options(parser)
     add_log_level_option(parser)
     parser.set_defaults(func=serve_command)
@@ -184,10 +200,18 @@ class _WaitLines:
     here (no ``--auto-approve``), with the command that grants it: an operator watching serve
     learns that a run waits for someone, as ``taskdaemon run``'s progress lines say it (the
     demo's run sat at its approval with nothing said past its start). Each line carries the
-    run's ``run_id`` and ``pipeline`` as log fields, as the schedule's other lines do."""
+    run's ``run_id`` and ``pipeline`` as log fields, as the schedule's other lines do. The
+    pause's line says how long it waits for a debugger (``--break-timeout``), the command last,
+    as a script reads it; a pause that bound ended is a warning, as the run went on without
+    anyone having looked."""
 
-    def __init__(self, *, auto_approve: bool) -> None:
+    def __init__(self, *, auto_approve: bool, break_timeout: float | None = None) -> None:
         self._auto_approve = auto_approve
+        self._bound = (
+            ""
+            if break_timeout is None
+            else f" for {break_timeout:g}s at most unless a debugger is attached"
+        )
 
     def on_event(self, event: EngineEvent) -> None:
         if isinstance(event, ApprovalRequested) and not self._auto_approve:
@@ -207,12 +231,23 @@ class _WaitLines:
             )
         elif isinstance(event, BreakpointHit):
             _log.warning(
-                "run %s of %s paused at %s (%s): taskdaemon debug attach %s",
+                "run %s of %s paused at %s (%s)%s: taskdaemon debug attach %s",
                 event.run_id,
                 event.pipeline,
                 event.task_run_id,
                 event.reason,
+                self._bound,
                 event.run_id,
+                extra={"run_id": event.run_id, "pipeline": event.pipeline},
+            )
+        elif isinstance(event, BreakpointResumed) and event.by == "timeout":
+            _log.warning(
+                "run %s of %s resumed %s: nobody attached a debugger within %.0fs "
+                "(--break-timeout); going on",
+                event.run_id,
+                event.pipeline,
+                event.task_run_id,
+                event.paused,
                 extra={"run_id": event.run_id, "pipeline": event.pipeline},
             )
         elif isinstance(event, BreakpointResumed):
@@ -241,6 +276,8 @@ _RUN_OPTIONS = (
     ("--auto-approve", "auto_approve"),
     ("--input", "input"),
     ("--input-file", "input_file"),
+    ("--break", "breaks"),
+    ("--break-on-failure", "break_on_failure"),
 )
 
 
@@ -259,6 +296,7 @@ def serve_command(args: argparse.Namespace) -> int:
     port = settings.metrics_port if args.port is None else args.port
     pipeline = registry = None
     request: dict[str, Any] = {}
+    breakpoints: list[Breakpoint] = []
     if args.pipeline:
         from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
             add_working_directory_to_path,
@@ -287,6 +325,10 @@ def serve_command(args: argparse.Namespace) -> int:
         if missing is not None:
             print(f"taskdaemon serve: {missing}", file=sys.stderr, flush=True)
             return EXIT_INVALID
+        try:
+            breakpoints = checked_breakpoints(pipeline, args, settings.breakpoints)
+        except ValueError as error:
+            return refuse("serve", EXIT_INVALID, str(error))
     try:
         with tuned_collector():  # fewer collections of the runs' long-lived records (heap.py)
             return run_loop(  # the loop that spaces a busy loop's polls (event_loop.py)
@@ -297,6 +339,7 @@ def serve_command(args: argparse.Namespace) -> int:
                     pipeline=pipeline,
                     registry=registry,
                     request=request,
+                    breakpoints=breakpoints,
                 )
             )
     except OSError as error:  # one line, as every command's refusals
@@ -311,6 +354,7 @@ async def _serve(
     pipeline: Pipeline | None,
     registry: LoopRegistry | None,
     request: dict[str, Any],
+    breakpoints: Sequence[Breakpoint] = (),
 ) -> int:
     from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
 
@@ -340,12 +384,20 @@ async def _serve(
         stack.callback(_remove_signal_handlers, loop, handled)
         monitoring = start_monitoring(settings, serve=address, stack=stack)
         approver = _AutoApprove()
-        observers: list[Any] = [*monitoring.observers, _WaitLines(auto_approve=args.auto_approve)]
+        observers: list[Any] = [
+            *monitoring.observers,
+            _WaitLines(auto_approve=args.auto_approve, break_timeout=args.break_timeout),
+        ]
         if args.auto_approve:
             observers.append(approver)
         workspace = settings.home / "workspaces"
         engine = Engine(resolver=registry, observers=observers, workspace=workspace.absolute())
         approver.engine = engine
+        engine.debug_unattended_limit = args.break_timeout
+        if breakpoints:
+            session = engine.with_debug(True)
+            for bp in breakpoints:
+                session.set_breakpoint(bp.stage, bp.when, bp.on, pipeline=bp.pipeline)
         monitoring.bind(engine)
         from taskdaemon.pipeline.cli._dump_hook import dump_writer, install_dump_signal  # noqa: PLC0415
 

@@ -47,6 +47,8 @@ class Engine:
         remember_environment_secrets()
         self._resolver = resolver
         self._debug_session: DebugSession | None = None
+        #: The ``unattended_limit`` of the debug session when debug mode goes on (``serve``).
+        self.debug_unattended_limit: float | None = None
         self._workspace = None if workspace is None else os.fspath(workspace)
         self._observers = Observers(on_change=self._observers_changed)
         self._runs: dict[str, RunHandle] = {}
@@ -98,6 +100,7 @@ class Engine:
                 from taskdaemon.pipeline.engine._debug import DebugSession  # noqa: PLC0415
 
                 session = DebugSession(self)
+                session.unattended_limit = self.debug_unattended_limit
                 self._debug_session = session
                 ctx.debugger = session
                 ctx.pause_gate = session.gate

@@ -24,6 +24,11 @@ Without debug mode none of this exists, so it costs nothing. Contract (docs/debu
 * A stop of the run (cancel, a failure elsewhere) resumes a paused execution by cancelling it
   (``action="cancel"``, by ``engine``, or by who called :meth:`cancel`). Everything runs on
   the engine's event loop thread.
+* **Unattended bound** (``unattended_limit``, ``serve --break-timeout``): when set, a pause
+  that nothing resumed within that many seconds, in a run no prompt is attached to
+  (``attended``, kept by ``debug_ops``), goes on as if continued, by ``timeout``. A
+  scheduled run must never wait for ever for a debugger nobody opened; a prompt at work keeps
+  it held for as long as it stays attached.
 
 This module holds the session: its pauses, step modes and commands. Making a breakpoint and
 finding the one a stage meets is ``_debug_match``; what ``inspect`` and ``state`` show,
@@ -34,7 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
@@ -103,6 +108,10 @@ class DebugSession:
         # What can pause at all, kept current by every change (see may_pause).
         self._armed = False
         self._watched: frozenset[str | None] = frozenset()
+        #: Seconds a pause waits in a run no prompt is attached to (None: no bound).
+        self.unattended_limit: float | None = None
+        #: run id -> whether a prompt is attached to it now (``DebugOps``).
+        self.attended: dict[str, Callable[[], bool]] = {}
 
     # ------------------------------------------------------------------ breakpoints
 
@@ -502,7 +511,7 @@ class DebugSession:
         self._notify()
         action, by = "cancel", None
         try:
-            action, by = await pause.future
+            action, by = await self._resumption(pause)
         finally:
             if by is None:  # the run's stop cancelled the pause (the module docstring)
                 by = run.cancelled_by or "engine"
@@ -537,6 +546,22 @@ class DebugSession:
                 )
             self._notify()
         return action, by, paused
+
+    async def _resumption(self, pause: _Pause) -> tuple[str, str | None]:
+        """What resumes ``pause``: its future's (action, by), or ``("continue", "timeout")``
+        once the unattended bound passed with no prompt attached to its run."""
+        future = pause.future
+        try:
+            while True:
+                await asyncio.wait((future,), timeout=self.unattended_limit)
+                if future.done():
+                    return future.result()
+                attended = self.attended.get(pause.run.run_id)
+                if attended is None or not attended():
+                    future.set_result(("continue", "timeout"))
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, None
