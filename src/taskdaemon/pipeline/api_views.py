@@ -103,6 +103,8 @@ API_DOCS: Mapping[str, str] = {
     "/api/runs/{run_id}/events": 'publish an event; body {"type": "...", "payload": {...}}',
     "/api/runs/{run_id}/debug": "the debugger's view of a run: what is paused, breakpoints",
     "/api/runs/{run_id}/debug/{action}": "continue, step, skip, retry, or set an input",
+    "/api/runs/{run_id}/debug/env": "the environment the paused stage will see",
+    "/api/runs/{run_id}/debug/env/{stage}": "the environment a paused stage will see",
     "/api/runs/{run_id}/debug/breakpoints": 'PUT {"stage", "when", "on"}; DELETE: all',
     "/api/runs/{run_id}/debug/breakpoints/{number:int}": "DELETE one breakpoint",
     "/api/runs/{run_id}/dump": "write a debug dump (.tar.gz) of the run; answers its path",

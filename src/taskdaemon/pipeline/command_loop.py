@@ -43,6 +43,7 @@ __all__ = [
     "CommandFailedError",
     "StdoutTooLargeError",
     "command_handler",
+    "input_environment",
 ]
 
 _T = TypeVar("_T")
@@ -106,7 +107,9 @@ class CommandFailedError(StageFailedError):
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
 
 
-def _input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
+def input_environment(inputs: Mapping[str, Any]) -> dict[str, str]:
+    """The ``TASKDAEMON_INPUT_<NAME>`` variables of ``inputs`` (:func:`command_handler`; the
+    debugger's ``env`` shows them: ``debug_env``)."""
     env = {}
     for name, value in inputs.items():
         key = "TASKDAEMON_INPUT_" + _ENV_NAME.sub("_", name).upper()
@@ -321,7 +324,7 @@ def command_handler(
         if not text:
             raise LoopTypeError(f"stage {ctx.stage!r}: loop type {ctx.loop!r}: no command to run")
         env = command_environment()  # without opentelemetry-instrument's bootstrap
-        env.update(_input_environment(ctx.inputs))
+        env.update(input_environment(ctx.inputs))
         env.update(
             {
                 "TASKDAEMON_RUN_ID": ctx.run_id,

@@ -18,6 +18,8 @@ Actions (fields in brackets are optional)::
     continue|step|skip|retry [stage]    resume (see DebugSession)
     set stage input value               override an input of a paused execution
     inspect stage                       inputs, upstream outputs, triggers, pending events
+    env [stage]                         the environment a paused execution's stage will see
+                                        (``debug_env``; the one paused stage when none is named)
     break [stage] [when] [on] [client]  add a breakpoint (on: start, failure, event:TYPE of
                                         a type the stage, or some stage, listens for)
     delete [id]                         delete one breakpoint, or all of this run's
@@ -86,6 +88,7 @@ ACTIONS = (
     "retry",
     "set",
     "inspect",
+    "env",
     "break",
     "delete",
     "detach",
@@ -297,6 +300,8 @@ class DebugOps:
             return {"inputs": {name: request["value"]}}  # as the stage will see it, redacted
         if action == "inspect":
             return {"stage": session.inspect(run_id, stage or "")}
+        if action == "env":
+            return {"env": self._environment(stage)}
         if action == "break":
             if stage is not None and stage not in handle.pipeline.stage_map:
                 known = ", ".join(handle.pipeline.stage_map)
@@ -343,6 +348,25 @@ class DebugOps:
             # Another prompt is at work (at a pause, perhaps): leave the run to it.
             return {"deleted": deleted, "resumed": 0}
         return {"deleted": deleted, "resumed": self.session.continue_(self.run_id, by=by)}
+
+    def _environment(self, stage: str | None) -> dict[str, Any]:
+        """The ``env`` answer (``debug_env``) for the paused execution of ``stage`` (``STAGE``
+        or ``STAGE#N``; None: the only one paused), redacted with this run's patterns."""
+        from taskdaemon.pipeline.debug_env import stage_environment  # noqa: PLC0415
+
+        handle = self._engine.get_run(self.run_id)
+        if stage is not None and stage.split("#", 1)[0] not in handle.pipeline.stage_map:
+            known = ", ".join(handle.pipeline.stage_map)
+            raise StageNotFoundError(f"no stage {quote(stage)} (stages: {known})")
+        paused = self.session.paused(self.run_id)
+        if stage is not None:
+            paused = [p for p in paused if stage in (p.stage, f"{p.stage}#{p.instance}")]
+        if len({p.stage for p in paused}) != 1:
+            what = f"stage {quote(stage)} is not paused" if stage else "nothing is paused"
+            if stage is None and paused:
+                what = "several stages are paused: name one"
+            raise PipelineError(f"no environment to show: {what} (env shows a paused stage's)")
+        return stage_environment(handle.pipeline, handle._run.workspace, paused[0], self._patterns)
 
     def _attached(self) -> bool:
         """Whether a prompt is still attached: one whose process is gone (killed, its terminal

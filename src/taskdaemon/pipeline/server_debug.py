@@ -7,6 +7,8 @@
                                                             ``retry`` (body ``{"stage"}``,
                                                             optional) or ``set`` (body
                                                             ``{"stage", "input", "value"}``)
+``GET    /api/runs/{id}/debug/env[/{stage}]``               the environment a paused stage will
+                                                            see (``debug_env``)
 ``PUT    /api/runs/{id}/debug/breakpoints``                 add one: ``{"stage", "when", "on"}``
 ``DELETE /api/runs/{id}/debug/breakpoints[/{n}]``           delete one, or all of the run's
 ``POST   /api/runs/{id}/dump``                              write a debug dump; answers its path
@@ -107,6 +109,12 @@ def debug_routes(
             return error_response(404, f"no debug action {quote(action)} ({', '.join(_RESUMING)})")
         return await run(request, {**body, "action": action, "by": principal})
 
+    async def environment(request: Request) -> Response:
+        body: dict[str, Any] = {"action": "env"}
+        if "stage" in request.path_params:
+            body["stage"] = request.path_params["stage"]
+        return await run(request, body)
+
     async def put_breakpoint(request: Request) -> Response:
         body = await json_body(request)
         return await run(request, {**body, "action": "break"}, created=True)
@@ -121,6 +129,8 @@ def debug_routes(
 
     return [
         Route("/api/runs/{run_id}/debug", state, methods=["GET"]),
+        Route("/api/runs/{run_id}/debug/env", environment, methods=["GET"]),
+        Route("/api/runs/{run_id}/debug/env/{stage}", environment, methods=["GET"]),
         Route("/api/runs/{run_id}/debug/breakpoints", put_breakpoint, methods=["PUT"]),
         Route("/api/runs/{run_id}/debug/breakpoints", delete_breakpoints, methods=["DELETE"]),
         Route(

@@ -50,6 +50,7 @@ COMMANDS: dict[str, str] = {
     "where": "where: each stage's state: running, paused, waiting, queued...",
     "inputs": "inputs [STAGE]: the stage's resolved inputs (those it will run with)",
     "outputs": "outputs [STAGE]: the stage's outputs and its upstream stages' outputs",
+    "env": "env [STAGE]: the environment a paused stage will see (secrets masked)",
     "set": "set [STAGE] INPUT JSON: override an input of a paused stage before it runs",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
@@ -341,6 +342,15 @@ class DebugPrompt(CommandPrompt):
         stage = self._stage_arg(args, "inputs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
         self._print(_json(seen["inputs"]))
+
+    def _do_env(self, args: Sequence[str]) -> None:
+        from taskdaemon.pipeline.debug_env import environment_lines  # noqa: PLC0415
+
+        if len(args) > 1:
+            raise PipelineError(f"usage: env [STAGE] ({_LEFT_OUT})")
+        request = {"action": "env"} | ({"stage": args[0]} if args else {})
+        for line in environment_lines(self._call(request)["env"]):
+            self._print(line)
 
     def _do_outputs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "outputs [STAGE]")

@@ -1,0 +1,90 @@
+"""The debugger's ``env`` (``debug_env.py``): the environment a paused stage will see, at the
+prompt of a real ``taskdaemon debug`` and over a real ``serve``'s HTTP routes with its token,
+its secrets masked, its size bounded and its terminal controls escaped."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon
+from pipeline_debug_cli_support import write_pipeline
+from schedule_support import scheduled_serve
+
+#: A secret in the environment taskdaemon starts with (a command stage inherits it).
+SECRET = "sk-live-Zq8vR2mN4pL6tY1wX3cB"
+
+
+def _env_lines(stdout: str) -> list[str]:
+    """The lines ``env`` printed: from its echo to the next prompt."""
+    after = stdout.split("(taskdaemon) env\n", 1)[1]
+    return after.split("(taskdaemon) ", 1)[0].splitlines()
+
+
+@pytest.mark.slow
+def test_env_at_the_prompt_shows_what_the_command_will_get_masked_and_escaped(
+    home: Path,
+) -> None:
+    """``env`` at a breakpoint before b: b's command, its working directory (the run's
+    workspace), the ``TASKDAEMON_INPUT_X`` made from the input it will run with, and the
+    inherited variables, ``API_TOKEN`` masked by its name, its value nowhere, a terminal
+    escape in a value escaped (before: ``unknown command 'env'``)."""
+    done = taskdaemon(
+        home,
+        "debug",
+        str(write_pipeline(home)),
+        "--break",
+        "b",
+        stdin="env\nenv a\nquit\n",
+        API_TOKEN=SECRET,
+        LOOKS="\x1b[31mred\x1b[0m",
+    )
+    lines = _env_lines(done.stdout)
+    assert lines[0] == 'b.0.1 runs a command: echo {\\"got\\": $TASKDAEMON_INPUT_X}', lines
+    assert lines[1].startswith(f"  cwd {home}/workspaces/"), lines
+    assert "    TASKDAEMON_INPUT_X=1" in lines
+    assert "    TASKDAEMON_STAGE=b" in lines
+    assert "    API_TOKEN=[REDACTED]" in lines
+    assert "    LOOKS=\\x1b[31mred\\x1b[0m" in lines
+    assert SECRET not in done.stdout + done.stderr
+    assert (
+        "error: no environment to show: stage 'a' is not paused (env shows a paused stage's)"
+        in done.stdout
+    )
+
+
+@pytest.mark.slow
+def test_env_over_http_is_redacted_and_bounded(home: Path) -> None:
+    """``GET /api/runs/{id}/debug/env/b`` on ``serve`` with its token: the same answer as the
+    prompt's, JSON; a 10,000-character value cut to 256 characters, and of 300 extra variables
+    only the first 200 by name shown, with their count said; a stage not paused is 409."""
+    extra = {f"ZZ_{n:03d}": "v" for n in range(300)}
+    with scheduled_serve(
+        home,
+        write_pipeline(home),
+        "--break",
+        "b",
+        API_TOKEN=SECRET,
+        AAA_LONG="x" * 10_000,
+        **extra,
+    ) as served:
+        served.wait_paused("b")
+        env = served.api("GET", f"/api/runs/{served.run_id}/debug/env/b")["env"]
+        only = served.api("GET", f"/api/runs/{served.run_id}/debug/env")["env"]
+        try:
+            served.api("GET", f"/api/runs/{served.run_id}/debug/env/a")
+        except OSError as exc:  # urllib's HTTPError
+            refused = str(exc)
+        served.api("POST", f"/api/runs/{served.run_id}/debug/continue", {})
+    assert (env["kind"], env["set"]["TASKDAEMON_INPUT_X"], env["inherited"]["API_TOKEN"]) == (
+        "command",
+        "1",
+        "[REDACTED]",
+    )
+    assert env == only  # the one paused stage, when none is named
+    assert len(env["inherited"]["AAA_LONG"]) == 256
+    assert env["inherited"]["AAA_LONG"].endswith("…")
+    assert (len(env["inherited"]), env["inherited_count"] > 300) == (200, True)
+    assert SECRET not in repr(env)
+    assert "409" in refused
