@@ -362,6 +362,13 @@ def _step(args: argparse.Namespace) -> int:
         walk = RecordedWalk(spans)
     except ValueError as error:
         return refuse("replay", 1, f"run {args.run_id}: {error}")
+    if walk.open:  # said as replay without --step says it: the walk ends before the run did
+        print(
+            f"note: run {args.run_id} is still running (or was interrupted): its record is "
+            "incomplete; the walk ends at its last recorded event",
+            file=sys.stderr,
+            flush=True,
+        )
     logs = log_reader_for(url, default_source_url())
     prompt = StepPrompt(walk, logs=logs, history=home_directory() / "step_history")
     with sigterm_raises():

@@ -24,6 +24,7 @@ from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.replay.timeline import TimelineEvent, parse_offset, spans_at, timeline
+from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
@@ -90,6 +91,12 @@ class RecordedWalk:
         at = self.start_ns + round(seconds * 1e9)
         reached = sum(1 for event in self.events if event.time_ns <= at)
         self.index = max(0, reached - 1)
+
+    @property
+    def open(self) -> bool:
+        """Whether the record has no end: the run still going, or interrupted (its process
+        killed), as ``replay`` says of it."""
+        return str(reconstruct_run(self.spans).status) in OPEN_RUN_STATUSES
 
     # ------------------------------------------------------------------ answering
 
