@@ -131,6 +131,21 @@ def test_a_stage_the_definition_does_not_have_is_refused(option: str) -> None:
     )
 
 
+def test_from_a_stage_the_file_renamed_says_the_record_had_it() -> None:
+    """``--use-file --from b`` where the file renamed ``b`` to ``bb`` since the run: the
+    refusal says the recorded run had ``b``, so the file changed shape (before: only the
+    file's stages, as if ``b`` were a typo)."""
+    a, b = stage("a"), stage("b", *after("a"))
+    renamed = pipeline(a, stage("bb", *after("a")), name=FLOW.name)
+    recorded = recorded_run(ran("a"), ran("b"), flow=pipeline(a, b, name=FLOW.name))
+    with pytest.raises(ReplayError) as refused:
+        build_plan(recorded, pipeline_file=renamed, use_file=True, from_stage="b")
+    assert str(refused.value) == (
+        "no stage 'b' in the definition (stages: a, bb); "
+        "the recorded run had it: the file removed or renamed it"
+    )
+
+
 def test_a_long_stage_name_refused_is_quoted_cut() -> None:
     """A 100,000-character ``--from`` stage is quoted in the refusal by its first 39
     characters and an ellipsis (``ellipsis.quote``), not whole."""

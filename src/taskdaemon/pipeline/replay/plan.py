@@ -351,7 +351,10 @@ def build_plan(
     for name in [from_stage, *supplied]:
         if name is not None and pipeline is not None and name not in pipeline.stage_map:
             known = ", ".join(names)
-            raise ReplayError(f"no stage {quote(name)} in the definition (stages: {known})")
+            gone = ""
+            if use_file and (name in recorded.executions or name in recorded.skipped):
+                gone = "; the recorded run had it: the file removed or renamed it"
+            raise ReplayError(f"no stage {quote(name)} in the definition (stages: {known}){gone}")
     if pipeline is None or from_stage is None:
         rerun = tuple(names)
     else:
