@@ -73,6 +73,9 @@ def debug_routes(
         async def on_engine() -> dict[str, Any]:
             handle = current.get_run(run_id)  # RunNotFoundError: 404
             ops = DebugOps(current, handle.run_id, dump=dump, redact_patterns=redact_patterns)
+            if body["action"] == "env" and current._debugger is None:
+                # looking never turns debug mode on, and without it nothing is paused
+                raise PipelineError("no environment to show: nothing is paused")
             if body["action"] == "state" and current._debugger is None:
                 # looking never turns debug mode on
                 return {

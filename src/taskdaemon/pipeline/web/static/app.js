@@ -625,6 +625,13 @@
         // Held at a breakpoint before it started: no attempt below says so.
         for (const p of stage.paused_before_start || []) fact(facts, "paused", p.task_run_id + " since " + fmtTime(p.since) + " at " + p.reason);
         parts.push(facts);
+        // Held at a breakpoint: the environment it will see, as the prompt's env shows it
+        // (docs/debugging.md, "The env command"); none where no engine answers (ui).
+        if ((stage.paused_before_start || []).length || stage.attempts.some((a) => a.status === "paused")) {
+          const env = await stageEnvironment(name);
+          if (asked !== detailAsked) return;
+          if (env) parts.push(environmentBox(env));
+        }
         if (!stage.attempts.length) parts.push(el("p", { class: "muted" }, "No attempt yet."));
         for (const a of stage.attempts) {
           const box2 = el("div", { class: "attempt", "data-task-run-id": a.task_run_id });
@@ -647,6 +654,34 @@
       box.replaceChildren(...parts);
       box.hidden = false;
       sayPicked(name, stage);
+    }
+
+    async function stageEnvironment(name) {
+      try {
+        const response = await fetch("/api/runs/" + encodeURIComponent(runId) + "/debug/env/" + encodeURIComponent(name), { credentials: "same-origin" });
+        return response.ok ? (await response.json()).env : null;
+      } catch (error) {
+        return null;
+      }
+    }
+
+    // A value on one line of its own: its line breaks and other controls written \\xNN.
+    const oneLine = (text) => String(text).replace(/[\u0000-\u001f\u007f]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
+    function environmentBox(env) {
+      const lines = [];
+      if (env.kind === "command") {
+        lines.push("command: " + oneLine(env.command), "cwd: " + oneLine(env.cwd), "set by taskdaemon:");
+        for (const [name, value] of Object.entries(env.set)) lines.push("  " + oneLine(name) + "=" + oneLine(value));
+        lines.push("set as the attempt starts: " + env.at_start.join(", "));
+      } else {
+        lines.push("runs in taskdaemon's process: its inputs are ctx.inputs, not variables");
+      }
+      const shown = Object.keys(env.inherited).length;
+      lines.push("inherited (" + env.inherited_count + " variables" + (env.inherited_count > shown ? "; the first " + shown + " by name" : "") + "):");
+      for (const [name, value] of Object.entries(env.inherited)) lines.push("  " + oneLine(name) + "=" + oneLine(value));
+      const box = el("details", { class: "environment", "data-task-run-id": env.task_run_id });
+      box.append(el("summary", null, "Environment of " + env.task_run_id), el("pre", null, lines.join("\n")));
+      return box;
     }
 
     // The stage panel is no live region: a screen reader read out all of it, and its log
