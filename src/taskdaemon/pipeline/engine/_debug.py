@@ -551,6 +551,8 @@ class DebugSession:
         """What resumes ``pause``: its future's (action, by), or ``("continue", "timeout")``
         once the unattended bound passed with no prompt attached to its run."""
         future = pause.future
+        if self.unattended_limit is None:  # awaited as it is: no turn of the loop added
+            return await future
         try:
             while True:
                 await asyncio.wait((future,), timeout=self.unattended_limit)
