@@ -71,3 +71,35 @@ def test_text_within_answers_none_past_its_deadline() -> None:
     finally:
         release.set()
     assert "y" == text_within(lambda: "y")
+
+
+def test_a_traceback_python_writes_takes_no_thread_and_one_of_the_handlers_does(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A chain of exceptions whose texts are all Python's is formatted in place (every logged
+    error would otherwise start a thread); one holding the handler's ``__str__`` anywhere in
+    its chain is taken within the deadline, and written by its type when it never comes."""
+    calls: list[str] = []
+    real = foreign_text.text_within
+    monkeypatch.setattr(
+        foreign_text, "text_within", lambda write, *a: calls.append("thread") or real(write, *a)
+    )
+    try:
+        try:
+            raise KeyError("k")
+        except KeyError as exc:
+            raise ValueError("plain") from exc
+    except ValueError as plain:
+        written = foreign_text.traceback_within(plain)
+    assert (calls, written.splitlines()[-1]) == ([], "ValueError: plain")
+    release = threading.Event()
+    try:
+        try:
+            raise BlocksError(release)
+        except BlocksError:
+            raise ValueError("outer")  # noqa: B904 - its context is the point
+    except ValueError as outer:
+        written = foreign_text.traceback_within(outer, 0.05)
+    release.set()
+    assert calls == ["thread"]
+    assert written == "builtins.ValueError: its text did not come within 0.05s\n"

@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import sys
 import threading
+import traceback
 from collections.abc import Callable
 from typing import Final
 
 from taskdaemon.pipeline.errors import exception_text
 
-__all__ = ["TEXT_DEADLINE_SECONDS", "handler_error_text", "text_within"]
+__all__ = ["TEXT_DEADLINE_SECONDS", "handler_error_text", "text_within", "traceback_within"]
 
 #: How long a handler's ``__str__`` may take to write its exception's text: far more than any
 #: message takes, and little enough that a run whose stage raised one that never returns ends.
@@ -72,6 +73,22 @@ def text_within(write: Callable[[], str], seconds: float = TEXT_DEADLINE_SECONDS
     return answer[0] if done.wait(seconds) else None
 
 
+def traceback_within(exception: BaseException, seconds: float = TEXT_DEADLINE_SECONDS) -> str:
+    """``traceback.format_exception(exception)`` joined, taken within
+    ``seconds``; when the texts it takes (each exception's ``__str__`` in its
+    chain or group, its notes) do not come by then, the exception's type and a line saying so.
+    For a span's stack trace and a logged exception alike: a handler that logged its own such
+    exception held the logging handler's lock, and the engine's next log line blocked the run's
+    loop for good. A chain whose every text Python writes is formatted here, with no thread."""
+    if _python_writes_chain(exception):
+        return "".join(traceback.format_exception(exception))
+    written = text_within(lambda: "".join(traceback.format_exception(exception)), seconds)
+    if written is not None:
+        return written
+    cls = type(exception)
+    return f"{cls.__module__}.{cls.__qualname__}: its text did not come within {seconds:g}s\n"
+
+
 def _python_writes(error: BaseException) -> bool:
     """Whether ``str(error)`` runs no code of the handler's: the class that defines its
     ``__str__`` is Python's or a standard module's, and its arguments are plain."""
@@ -81,3 +98,22 @@ def _python_writes(error: BaseException) -> bool:
     if module != "builtins" and module not in sys.stdlib_module_names:
         return False
     return all(type(arg) in _PLAIN_ARGS for arg in error.args)
+
+
+def _python_writes_chain(exception: BaseException) -> bool:
+    """Whether ``traceback.format_exception(exception)`` runs no code of the handler's: each
+    exception of its chain is one :func:`_python_writes` answers for, none a group or noted."""
+    seen: set[int] = set()
+    current: BaseException | None = exception
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (
+            isinstance(current, BaseExceptionGroup)
+            or getattr(current, "__notes__", None)
+            or not _python_writes(current)
+        ):
+            return False
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__
+        )
+    return True

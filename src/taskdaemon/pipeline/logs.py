@@ -42,13 +42,12 @@ import json
 import logging
 import re
 import sys
-import traceback
 from collections.abc import Iterator, Mapping
 from typing import IO, TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.execution import current_execution
-from taskdaemon.pipeline.foreign_text import TEXT_DEADLINE_SECONDS, text_within
+from taskdaemon.pipeline.foreign_text import traceback_within
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
@@ -232,31 +231,14 @@ def _extras(record: logging.LogRecord) -> dict[str, Any]:
     }
 
 
-def bounded_traceback(exception: BaseException) -> str:
-    """``traceback.format_exception(exception)`` taken within ``TEXT_DEADLINE_SECONDS``
-    (``foreign_text``), else the exception's type and a line saying so.
-
-    A handler that logs its own exception (``logger.exception``) has its ``__str__`` called
-    here, under the logging handler's lock: one that never returned held that lock, and the
-    engine's next log line (its stage's timeout) blocked the run's loop for good."""
-    written = text_within(lambda: "".join(traceback.format_exception(exception)))
-    if written is not None:
-        return written
-    cls = type(exception)
-    return (
-        f"{cls.__module__}.{cls.__qualname__}: its text did not come within "
-        f"{TEXT_DEADLINE_SECONDS:g}s\n"
-    )
-
-
 class _BoundedExceptions(logging.Formatter):
-    """A formatter whose exception text is taken within a deadline (``bounded_traceback``)."""
+    """A formatter whose exception text is taken within a deadline (``traceback_within``)."""
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 (logging's name)
         exception = ei[1] if ei else None
         if exception is None:
             return super().formatException(ei)
-        return bounded_traceback(exception).removesuffix("\n")  # as logging writes it
+        return traceback_within(exception).removesuffix("\n")  # as logging writes it
 
 
 class JsonFormatter(_BoundedExceptions):
@@ -363,7 +345,7 @@ class OTelLogHandler(logging.Handler):
                 )
             exception = record.exc_info[1] if record.exc_info else None
             if exception is not None:
-                attributes["exception.stacktrace"] = bounded_traceback(exception)
+                attributes["exception.stacktrace"] = traceback_within(exception)
             attributes = redact(attributes)
             self._provider.get_logger(record.name).emit(
                 timestamp=int(record.created * 1e9),

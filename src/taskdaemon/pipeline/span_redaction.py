@@ -27,7 +27,7 @@ from taskdaemon.pipeline.errors import (
     bounded_text,
     redacted_bounded_text,
 )
-from taskdaemon.pipeline.foreign_text import TEXT_DEADLINE_SECONDS, handler_error_text, text_within
+from taskdaemon.pipeline.foreign_text import handler_error_text, traceback_within
 from taskdaemon.pipeline.redaction import redact, redact_text
 
 __all__ = ["RedactingSpan", "RedactingTracer", "redact_attributes"]
@@ -218,29 +218,15 @@ def _stacktrace(exception: BaseException, name: str, message: str) -> str:
     handling are written by ``traceback`` itself. So is an exception group (its exceptions'
     stack traces are what it is read for: a ``TaskGroup`` in an async handler raises one) and
     an exception with notes (``add_note``, written after its text): their text is taken
-    again there, a cost only such exceptions pay, on a thread awaited
-    ``TEXT_DEADLINE_SECONDS`` at most (``_formatted``), as any of them may be the handler's."""
+    again there, a cost only such exceptions pay, within a deadline
+    (``foreign_text.traceback_within``), as any of them may be the handler's."""
     if isinstance(exception, BaseExceptionGroup) or getattr(exception, "__notes__", None):
-        return _formatted(exception)
+        return traceback_within(exception)
     chained, joint = exception.__cause__, _CAUSE
     if chained is None and not exception.__suppress_context__:
         chained, joint = exception.__context__, _CONTEXT
-    before = "" if chained is None else _formatted(chained) + joint
+    before = "" if chained is None else traceback_within(chained) + joint
     frames = "".join(traceback.format_tb(exception.__traceback__))
     if frames:
         frames = "Traceback (most recent call last):\n" + frames
     return f"{before}{frames}{name}: {message}\n" if message else f"{before}{frames}{name}\n"
-
-
-def _formatted(exception: BaseException) -> str:
-    """``traceback.format_exception(exception)``, or when the texts it takes (the handler's
-    ``__str__`` of each exception in it, its notes) do not come within
-    ``TEXT_DEADLINE_SECONDS``, its type and a line saying so (``foreign_text``)."""
-    written = text_within(lambda: "".join(traceback.format_exception(exception)))
-    if written is not None:
-        return written
-    cls = type(exception)
-    return (
-        f"{cls.__module__}.{cls.__qualname__}: its stack trace's text did not come within "
-        f"{TEXT_DEADLINE_SECONDS:g}s\n"
-    )
