@@ -5,20 +5,17 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
+from cli_support import taskdaemon
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.handler_prints import capture_prints
 from taskdaemon.pipeline.loops import StageContext
-
-TASKDAEMON = str(Path(sys.executable).with_name("taskdaemon"))
 
 HANDLERS = """
 import asyncio
@@ -57,22 +54,7 @@ def test_prints_are_stage_logs(tmp_path: Path, home: Path) -> None:
     """``logs`` shows each print as its stage's stdout line; ``run -q`` still printed them."""
     (tmp_path / "etl_prints.py").write_text(textwrap.dedent(HANDLERS))
     (tmp_path / "prints.yaml").write_text(PIPELINE)
-    env = {
-        **os.environ,
-        "TASKDAEMON_HOME": str(home),
-        "OTEL_TRACES_EXPORTER": "none",
-        "OTEL_METRICS_EXPORTER": "none",
-        "OTEL_LOGS_EXPORTER": "none",
-    }
-    run = subprocess.run(
-        [TASKDAEMON, "run", "-q", "prints.yaml"],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    run = taskdaemon(home, "run", "-q", "prints.yaml", cwd=tmp_path)
     assert (0, "") == (run.returncode, run.stderr)
     *printed_there, run_id = run.stdout.splitlines()
     assert [
@@ -80,14 +62,8 @@ def test_prints_are_stage_logs(tmp_path: Path, home: Path) -> None:
         "no newline yetloading 3",
         "from a task the handler started",
     ] == printed_there
-    logs = subprocess.run(
-        [TASKDAEMON, "logs", run_id],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    logs = taskdaemon(home, "logs", run_id)
+    assert (0, "") == (logs.returncode, logs.stderr)
     printed = [line.split(" ", 2)[2] for line in logs.stdout.splitlines() if "[stdout]" in line]
     assert [
         "extract.0.1 [stdout] extracted 3 rows",
