@@ -30,14 +30,27 @@ from typing import Final
 
 from taskdaemon.pipeline.errors import exception_text
 
-__all__ = ["TEXT_DEADLINE_SECONDS", "handler_error_text", "text_within", "traceback_within"]
+__all__ = [
+    "PLAIN_ARGS",
+    "TEXT_DEADLINE_SECONDS",
+    "defining_class",
+    "handler_error_text",
+    "text_within",
+    "traceback_within",
+]
 
 #: How long a handler's ``__str__`` may take to write its exception's text: far more than any
 #: message takes, and little enough that a run whose stage raised one that never returns ends.
 TEXT_DEADLINE_SECONDS: Final = 1.0
 
-#: Argument types whose text ``BaseException.__str__`` writes without calling anyone's code.
-_PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
+#: Argument types whose text ``BaseException.__str__`` writes without calling anyone's code
+#: (also the values ``payloads.value_text`` writes as they are).
+PLAIN_ARGS: Final = frozenset({str, int, float, bool, type(None)})
+
+
+def defining_class(cls: type, name: str) -> type:
+    """The class of ``cls``'s MRO that defines ``name``: whose code ``str``/``repr`` runs."""
+    return next(klass for klass in cls.__mro__ if name in vars(klass))
 
 
 def handler_error_text(error: BaseException) -> str:
@@ -92,12 +105,10 @@ def traceback_within(exception: BaseException, seconds: float = TEXT_DEADLINE_SE
 def _python_writes(error: BaseException) -> bool:
     """Whether ``str(error)`` runs no code of the handler's: the class that defines its
     ``__str__`` is Python's or a standard module's, and its arguments are plain."""
-    cls = type(error)
-    owner = next(klass for klass in cls.__mro__ if "__str__" in vars(klass))
-    module = owner.__module__.partition(".")[0]
+    module = defining_class(type(error), "__str__").__module__.partition(".")[0]
     if module != "builtins" and module not in sys.stdlib_module_names:
         return False
-    return all(type(arg) in _PLAIN_ARGS for arg in error.args)
+    return all(type(arg) in PLAIN_ARGS for arg in error.args)
 
 
 def _python_writes_chain(exception: BaseException) -> bool:

@@ -41,6 +41,7 @@ from typing import Any
 
 from taskdaemon.pipeline import telemetry
 from taskdaemon.pipeline.errors import exception_text
+from taskdaemon.pipeline.foreign_text import PLAIN_ARGS, defining_class
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, REDACTED, redact, redact_text
 from taskdaemon.pipeline.value_methods import ValueMethods
@@ -231,22 +232,14 @@ def value_text(value: object) -> str:
     cls = type(value)
     if _generated_repr(cls):
         return shown_repr(value)
-    owner = _owner(cls, "__str__")
+    owner = defining_class(cls, "__str__")
     if _plain_text(owner) and (
-        all(type(arg) in _PLAIN_ARGS for arg in value.args)
+        all(type(arg) in PLAIN_ARGS for arg in value.args)
         if isinstance(value, BaseException)
-        else owner is not object or _plain_text(_owner(cls, "__repr__"))
+        else owner is not object or _plain_text(defining_class(cls, "__repr__"))
     ):
         return exception_text(value)
     return f"<{cls.__module__}.{cls.__qualname__} object>"
-
-
-_PLAIN_ARGS = frozenset({str, int, float, bool, type(None)})
-
-
-def _owner(cls: type, name: str) -> type:
-    """The class of ``cls``'s MRO that defines ``name``."""
-    return next(klass for klass in cls.__mro__ if name in vars(klass))
 
 
 def _generated_repr(cls: type) -> bool:
@@ -254,9 +247,9 @@ def _generated_repr(cls: type) -> bool:
     (``Point(x=1, y=2)``), with ``object``'s ``__str__`` and attribute lookup: such a value is
     written field by field (:func:`_fields_text`), its values as any other, without calling
     the handler's code. A class body's own ``__repr__`` is the handler's, and kept out."""
-    if _owner(cls, "__str__") is not object or _owner(cls, "__getattribute__") is not object:
+    if any(defining_class(cls, name) is not object for name in ("__str__", "__getattribute__")):
         return False
-    owner = _owner(cls, "__repr__")
+    owner = defining_class(cls, "__repr__")
     if "__dataclass_fields__" not in vars(owner):
         return False
     made = vars(owner)["__repr__"]
@@ -322,7 +315,7 @@ def _shown(value: Any, holding: set[int], depth: int = 0) -> Any:
     :func:`value_text` writes it, for a repr that calls no handler's code: a container that
     holds itself is written ``{...}`` or ``[...]`` there, as ``repr`` writes it, and one nested
     deeper than 100 levels is a ``RecursionError``."""
-    if type(value) in _PLAIN_ARGS:
+    if type(value) in PLAIN_ARGS:
         return value
     if not isinstance(value, Mapping | list | tuple | set | frozenset | deque):
         if _generated_repr(type(value)):
