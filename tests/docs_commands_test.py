@@ -259,7 +259,7 @@ def test_checker_reads_blocks_spans_and_continued_lines() -> None:
         "Run `taskdaemon watch RUN --follow` or `runs list --bogus`, not `not a taskdaemon"
         " span store`.\n\n```\ntaskdaemon report [-p P]\n    [--nope]  # taskdaemon x\n```\n\n"
         "| `taskdaemon dag --run R \\| dot -Tpng` |\n\n"
-        "```console\n$ taskdaemon validate --strict f.yaml\nOK taskdaemon y\n```\n\n"
+        "```console\n$ taskdaemon validate --pedantic f.yaml\nOK taskdaemon y\n```\n\n"
         "```yaml\ncommand: taskdaemon frob\n```\n"
     )
     parser = build_parser()
@@ -272,7 +272,7 @@ def test_checker_reads_blocks_spans_and_continued_lines() -> None:
     ]
     expected = [
         (4, "report has no option --nope"),
-        (11, "validate has no option --strict"),
+        (11, "validate has no option --pedantic"),
         (1, "watch has no option --follow"),
         (1, "runs list has no option --bogus"),
     ]

@@ -50,6 +50,7 @@ from taskdaemon.pipeline.model import (
 )
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.validation import validate_pipeline
+from taskdaemon.pipeline.validation_warnings import ValidationWarning, pipeline_warnings, placed
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
 __all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
@@ -73,11 +74,15 @@ def registered_loop_types() -> frozenset[str]:
 
 
 def load_pipeline(
-    path: str | os.PathLike[str], *, registered_loops: Collection[str] | None = None
+    path: str | os.PathLike[str],
+    *,
+    registered_loops: Collection[str] | None = None,
+    warnings: list[ValidationWarning] | None = None,
 ) -> Pipeline:
     """Load and validate the pipeline file at ``path`` (``.yaml``/``.yml``/``.json``/``.toml``).
 
-    ``registered_loops`` replaces the entry point look-up when given. Raises ``ConfigError``
+    ``registered_loops`` replaces the entry point look-up when given; ``warnings``, when given,
+    receives the warnings of a valid file (``validation_warnings``). Raises ``ConfigError``
     with every issue found, including an unreadable file and a syntax error (with its line).
     The issue's file is ``path`` as given.
     """
@@ -107,6 +112,7 @@ def load_pipeline(
         fmt=fmt,
         source=file,
         registered_loops=registered_loops,
+        warnings=warnings,
     )
 
 
@@ -116,8 +122,10 @@ def parse_pipeline(
     fmt: Literal["yaml", "json", "toml"] = "yaml",
     source: str = "<string>",
     registered_loops: Collection[str] | None = None,
+    warnings: list[ValidationWarning] | None = None,
 ) -> Pipeline:
-    """Parse and validate a pipeline from ``text``; ``source`` names it in issues.
+    """Parse and validate a pipeline from ``text``; ``source`` names it in issues, and
+    ``warnings`` (when given) receives its warnings.
 
     Raises ``ConfigError`` with every issue found (see the module docstring).
     """
@@ -125,7 +133,10 @@ def parse_pipeline(
         reason = f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB"
         raise ConfigError([ValidationIssue("", reason, file=source, line=1)])
     with _gc_paused():
-        return _parse(text, fmt, source, registered_loops)
+        pipeline, reader = _parse(text, fmt, source, registered_loops)
+    if warnings is not None:
+        warnings += _warnings(pipeline, text, reader, source)
+    return pipeline
 
 
 @contextlib.contextmanager
@@ -147,7 +158,9 @@ def _gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] | None) -> Pipeline:
+def _parse(
+    text: str, fmt: str, source: str, registered_loops: Collection[str] | None
+) -> tuple[Pipeline, ConfigReader]:
     lines: Lines
     if fmt == "yaml":
         data, lines, issues = read_yaml(text, source)
@@ -181,4 +194,21 @@ def _parse(text: str, fmt: str, source: str, registered_loops: Collection[str] |
         # Stable: issues on one line keep the order they were found in; TOML has no lines.
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
-    return pipeline
+    return pipeline, reader
+
+
+def _warnings(
+    pipeline: Pipeline, text: str, reader: ConfigReader, source: str
+) -> list[ValidationWarning]:
+    """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its comments
+    suppress (a TOML file has no lines here and a JSON file no comments: neither suppresses)."""
+    found = pipeline_warnings(pipeline)
+    if not found:
+        return []
+
+    def lines_of(paths: list[str]) -> list[int | None]:
+        # A valid file had no list item dropped: the model's paths are the file's.
+        issues = [ValidationIssue(path, "") for path in paths]
+        return [issue.line for issue in reader.placed(issues)]
+
+    return placed(found, text, lines_of, source)

@@ -7,6 +7,12 @@ imports the ``module:function`` of Python loop types (with the current directory
 ``sys.path``, as ``taskdaemon run`` does), so a typo in a handler shows here and not mid-run.
 Exit code: 0 when every file is valid, 2 otherwise.
 
+A valid file may have warnings (``validation_warnings``): one line each,
+``FILE:LINE:COLUMN: warning: PATH: REASON [CODE]``, printed before its ``OK`` line, which counts
+them. They leave the exit code 0, as ruff's, mypy's and ``terraform validate``'s warnings do,
+unless ``--strict`` makes them errors (exit 2, no ``OK`` line), as mypy's ``--strict`` and
+kubectl's ``--warnings-as-errors``: a CI job that wants no warning asks for that.
+
 What resolving a ``module:function`` reference checks, and so what it costs: the module
 imports without error, the dotted attribute exists, and it is callable, with one argument
 where its code says how many it takes (``loops._call_mismatch``); no handler runs. The
@@ -28,6 +34,7 @@ from taskdaemon.pipeline.cli.refusal import escaped, printable
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.validation_warnings import WARNING_CODES, ValidationWarning
 from taskdaemon.pipeline.wording import counted
 
 __all__ = [
@@ -45,14 +52,24 @@ def register(subparsers: Any) -> None:
         "validate",
         help="check pipeline files (exit 0 valid, 2 invalid)",
         description="Check pipeline files without running them: one line per issue "
-        "(FILE:LINE: PATH: REASON), or OK FILE (N stages). Exit code 0 when every file is "
-        "valid, 2 otherwise.",
+        "(FILE:LINE: PATH: REASON), or OK FILE (N stages). Warnings "
+        "(FILE:LINE:COLUMN: warning: PATH: REASON [CODE]) leave a file valid unless --strict. "
+        "Exit code 0 when every file is valid, 2 otherwise.",
+        epilog="warning codes: "
+        + "; ".join(f"{code}: {meaning}" for code, meaning in WARNING_CODES.items())
+        + ". A comment '# taskdaemon: ignore[CODE]' on the warning's line, or on its stage's "
+        "first line, suppresses it (YAML files).",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="pipeline files to check")
     parser.add_argument(
         "--no-resolve",
         action="store_true",
         help="do not import the handlers of Python loop types",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="treat warnings as errors (exit 2)",
     )
     # cli._check_settings, cli._foreign_home
     parser.set_defaults(func=run_validate, reads_settings=False, writes_home=False)
@@ -139,11 +156,15 @@ def load_for_run(
 
     remember_environment_secrets()
     remember_secrets(request)
+    warnings: list[ValidationWarning] = []
     try:
-        pipeline = load_pipeline(file)
+        pipeline = load_pipeline(file, warnings=warnings)
     except ConfigError as error:
         print(printable(str(error)), file=sys.stderr, flush=True)
         return None
+    if warnings:  # shown, never a refusal: the run goes on (``taskdaemon validate --strict``)
+        lines = redact_texts([str(warning) for warning in warnings])
+        print(escaped("\n".join(lines)), file=sys.stderr, flush=True)
     add_working_directory_to_path()
     registry = LoopRegistry.default()
     issues = redact_texts(
@@ -167,8 +188,9 @@ def run_validate(args: argparse.Namespace) -> int:
         add_working_directory_to_path()
     code = 0
     for file in args.files:
+        warnings: list[ValidationWarning] = []
         try:
-            pipeline = load_pipeline(file)
+            pipeline = load_pipeline(file, warnings=warnings)
         except ConfigError as error:
             print(printable(str(error)), flush=True)
             code = 2
@@ -178,6 +200,13 @@ def run_validate(args: argparse.Namespace) -> int:
             print(printable("\n".join(issues)), flush=True)
             code = 2
             continue
-        count = len(pipeline.stages)
-        print(printable(f"OK {file} ({counted(count, 'stage')})"), flush=True)
+        if warnings:
+            print(printable("\n".join(str(warning) for warning in warnings)), flush=True)
+            if args.strict:
+                code = 2
+                continue
+        count = counted(len(pipeline.stages), "stage")
+        if warnings:
+            count += f", {counted(len(warnings), 'warning')}"
+        print(printable(f"OK {file} ({count})"), flush=True)
     return code

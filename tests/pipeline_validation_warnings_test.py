@@ -1,0 +1,159 @@
+"""The warnings of a valid pipeline (``validation_warnings``), through the real ``taskdaemon
+validate`` and ``taskdaemon run`` processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+
+#: One warning of each kind, and a stage of each that must get none.
+_WARNED = """\
+    name: warned
+    stages:
+      - name: build
+        command: "echo '{\\"count\\": 3}'"
+        triggers: [{manual: {approval_required: false}}]
+        outputs:
+          count: result.count
+      - name: typo
+        command: "true"
+        triggers:
+          - on_condition: {expression: "stages.build.outputs.cuont > 1 && false"}
+      - name: selfish
+        command: "true"
+        triggers:
+          - on_condition: {expression: "stages.selfish.status == 'pending'"}
+      - name: parked
+        command: "true"
+        triggers:
+          - on_condition: {expression: "1 > 2"}
+      - name: creds
+        command: "true"
+        triggers: [{on_completion: {stage: build}}]
+        inputs:
+          api_key: "'hunter2-literal'"
+          n: stages.build.outputs.count
+      - name: fine
+        command: "true"
+        triggers:
+          - on_condition: {expression: "true"}
+          - on_condition: {expression: "has(stages.build.outputs.count) && stages.a.status == 'x'"}
+      - name: a
+        command: "true"
+        triggers: [{on_completion: {stage: build}}]
+"""
+
+
+def _expected(path: Path) -> list[str]:
+    return [
+        f"{path}:11:24: warning: stages[1].triggers[0].on_condition.expression: reads output "
+        "'cuont' of stage 'build', which never has it (did you mean 'count'?) [unknown-output]",
+        f"{path}:15:24: warning: stages[2].triggers[0].on_condition.expression: reads the "
+        "stage's own status: it has not started while its condition waits, so the condition "
+        "sees only that (wait for another stage's status) [own-status]",
+        f"{path}:19:24: warning: stages[3].triggers[0].on_condition.expression: '1 > 2' reads "
+        "no variable and is never true: the stage never starts [constant-condition]",
+        f"{path}:24:7: warning: stages[4].inputs.api_key.from: a string literal that looks like "
+        "a credential, which the file and every run's recorded definition then hold (pass it "
+        "at run time with --input NAME=VALUE and read request.NAME) [secret-literal]",
+    ]
+
+
+@pytest.mark.slow
+def test_validate_prints_each_warning_with_its_place_and_exits_0(
+    home: Path, tmp_path: Path
+) -> None:
+    """A valid file's warnings are one line each, ``FILE:LINE:COLUMN: warning: PATH: REASON
+    [CODE]``, then its OK line counts them, and the exit code stays 0. Before, the file was
+    ``OK`` with nothing said: the typo's condition (``&&`` absorbs the missing key) and the
+    secret went unseen."""
+    path = write(tmp_path / "warned.yaml", _WARNED)
+    done = taskdaemon(home, "validate", str(path))
+    expected = [*_expected(path), f"OK {path} (7 stages, 4 warnings)"]
+    assert (0, expected, "") == (done.returncode, done.stdout.splitlines(), done.stderr)
+
+
+@pytest.mark.slow
+def test_strict_makes_warnings_errors(home: Path, tmp_path: Path) -> None:
+    """``--strict``: the same lines, no OK line, exit 2; a file without warnings stays OK."""
+    path = write(tmp_path / "warned.yaml", _WARNED)
+    done = taskdaemon(home, "validate", "--strict", str(path), "examples/feature_delivery.yaml")
+    expected = [*_expected(path), "OK examples/feature_delivery.yaml (5 stages)"]
+    assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
+
+
+@pytest.mark.slow
+def test_a_comment_suppresses_a_code_on_its_line_or_its_whole_stage(
+    home: Path, tmp_path: Path
+) -> None:
+    """``# taskdaemon: ignore[CODE]`` on the stage's first line suppresses that code in the
+    stage, on the warning's own line that warning; other codes still show."""
+    text = (
+        _WARNED.replace(
+            "- name: parked", "- name: parked  # taskdaemon: ignore[constant-condition]"
+        )
+        .replace("'pending'\"}", "'pending'\"}  # taskdaemon: ignore[own-status]")
+        .replace("- name: creds", "- name: creds  # taskdaemon: ignore[unknown-output]")
+    )
+    path = write(tmp_path / "quiet.yaml", text)
+    done = taskdaemon(home, "validate", "--strict", str(path))
+    expected = [_expected(path)[0], _expected(path)[3]]
+    assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
+
+
+@pytest.mark.slow
+def test_run_shows_the_warnings_first_and_runs_anyway(home: Path, tmp_path: Path) -> None:
+    """``run`` prints the warnings on stderr before the run starts and runs the pipeline (exit
+    0, the run id alone on stdout with ``-q``); the secret literal is not quoted. Before, the
+    run said nothing of them."""
+    path = write(tmp_path / "warned.yaml", _WARNED)
+    done = taskdaemon(home, "run", "-q", str(path))
+    lines = done.stderr.splitlines()
+    assert (0, _expected(path)) == (done.returncode, lines[:4]), done.stderr
+    assert 1 == len(done.stdout.split())
+    assert "hunter2" not in done.stderr + done.stdout
+
+
+@pytest.mark.slow
+def test_json_and_toml_files_get_warnings_too(home: Path, tmp_path: Path) -> None:
+    """A JSON file's warning has its line and column (read as YAML reads it); a TOML file's
+    has none, as its errors have none. A field no stage has gets a "did you mean"."""
+    json_file = write(
+        tmp_path / "j.json",
+        """\
+        {"name": "j", "stages": [
+          {"name": "build", "command": "true", "triggers": [{"manual": {}}]},
+          {"name": "check", "command": "true",
+           "triggers": [{"on_condition": {"expression": "stages.build.stauts == 'success'"}}]}
+        ]}
+        """,
+    )
+    toml_file = write(
+        tmp_path / "t.toml",
+        """\
+        name = "t"
+        [[stages]]
+        name = "build"
+        command = "true"
+        triggers = [{manual = {}}]
+        [[stages]]
+        name = "check"
+        command = "true"
+        triggers = [{on_condition = {expression = "stages.build.stauts == 'success'"}}]
+        """,
+    )
+    done = taskdaemon(home, "validate", str(json_file), str(toml_file))
+    warning = (
+        "warning: stages[1].triggers[0].on_condition.expression: reads stages.build.stauts, "
+        "which a stage does not have (did you mean 'status'?) [unknown-stage-field]"
+    )
+    expected = [
+        f"{json_file}:4:36: {warning}",
+        f"OK {json_file} (2 stages, 1 warning)",
+        f"{toml_file}: {warning}",
+        f"OK {toml_file} (2 stages, 1 warning)",
+    ]
+    assert (0, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
