@@ -176,3 +176,32 @@ def test_toml_and_json_syntax_errors_give_their_line_and_column(home: Path, tmp_
         f"{json}:2: invalid json: expecting property name enclosed in double quotes at column 15",
     ]
     assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
+
+
+def test_a_bare_yaml_boolean_where_a_string_belongs_says_to_quote_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """A stage named ``off`` (a boolean in YAML 1.1) is refused with the line to write; a JSON
+    file's ``true`` gets no word about YAML."""
+    path = write(
+        tmp_path / "off.yaml",
+        """\
+        name: p
+        stages:
+          - name: off
+            command: "true"
+            triggers: [{manual: {approval_required: false}}]
+        """,
+    )
+    as_json = write(
+        tmp_path / "off.json",
+        '{"name": "p", "stages": [{"name": true, "command": "true", '
+        '"triggers": [{"manual": {"approval_required": false}}]}]}',
+    )
+    done = taskdaemon(home, "validate", str(path), str(as_json))
+    assert 2 == done.returncode, done.stderr
+    assert [
+        f"{path}:3: stages[0].name: expected a string, got boolean (quote it: YAML reads a bare "
+        "yes, no, on, off, true or false as a boolean)",
+        f"{as_json}:1: stages[0].name: expected a string, got boolean",
+    ] == done.stdout.splitlines()

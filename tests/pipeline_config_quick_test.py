@@ -121,7 +121,8 @@ def test_a_stage_of_wrong_types_reports_each_field_on_its_line() -> None:
         "<string>:3: stages[0].name: expected a string, got integer\n"
         "<string>:4: stages[0].loop: expected a string, got list\n"
         "<string>:5: stages[0].handler: expected a string, got integer\n"
-        "<string>:6: stages[0].command: expected a string, got boolean\n"
+        "<string>:6: stages[0].command: expected a string, got boolean (quote it: YAML reads "
+        "a bare yes, no, on, off, true or false as a boolean)\n"
         "<string>:7: stages[0].triggers: expected a list, got string"
     )
 

@@ -186,6 +186,16 @@ def _choices(names: Collection[str]) -> str:
     return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
 
 
+def _quote_hint(value: object, file: str) -> str:
+    """A hint for a boolean where a string belongs in a YAML file: YAML 1.1, which PyYAML reads,
+    takes a bare ``yes``, ``no``, ``on``, ``off``, ``true`` or ``false`` as one, so a stage named
+    ``off`` or a ``command: yes`` is refused for a type the author never wrote. JSON and TOML
+    write a boolean only as ``true`` or ``false``: no hint there."""
+    if isinstance(value, bool) and not file.endswith((".json", ".toml")):
+        return " (quote it: YAML reads a bare yes, no, on, off, true or false as a boolean)"
+    return ""
+
+
 class ConfigReader:
     """Builds the model from plain values, collecting an issue for every field that is wrong.
 
@@ -293,7 +303,9 @@ class ConfigReader:
 
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.issue(path, f"expected a string, got {kind_of(value)}")
+            self.issue(
+                path, f"expected a string, got {kind_of(value)}{_quote_hint(value, self.file)}"
+            )
             return None
         return value
 
