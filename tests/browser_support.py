@@ -167,6 +167,13 @@ async def open_run_page(page: Any, url: str, run_id: str) -> None:
     await page.wait_for_selector('body[data-stream-state="ended"]')
 
 
+async def text_of(page: Any, selector: str) -> str | None:
+    """The text of ``selector`` on a loaded page, None at once when the page has no such
+    element (not after waiting the whole timeout for it)."""
+    found = await page.query_selector(selector)
+    return None if found is None else await found.text_content()
+
+
 def state_of(stage: str, state: str) -> str:
     """The selector of a stage row showing ``state``."""
     return f'#stages tr[data-stage="{stage}"][data-state="{state}"]'

@@ -96,6 +96,7 @@ class RunStarted(ValueMethods):
     started_by: str = "api"  # "cli", "api", "replay", "schedule", ...
     parent_traceparent: str | None = None  # W3C traceparent of an external parent, if any
     replay_of: str | None = None  # run id of the original run when this run is a replay
+    scheduled_at: float | None = None  # epoch seconds a schedule meant it to start at, if any
 
 
 @frozen(kw_only=True)

@@ -45,6 +45,7 @@ from taskdaemon.pipeline.status_rules import (
     not_reached_reason,
     stage_status_of,
 )
+from taskdaemon.pipeline.telemetry import PIPELINE_SCHEDULED_AT
 
 if TYPE_CHECKING:  # readers of stored runs import this module: it must not load the engine's model
     from taskdaemon.pipeline.events import (
@@ -285,7 +286,8 @@ class RunState:
 
     # fmt: off
     __slots__ = ("_approval_log", "_masked", "_stages", "end", "error", "error_type", "payloads",
-        "pipeline", "pipeline_name", "replay_of", "run_id", "start", "started_by", "status")
+        "pipeline", "pipeline_name", "replay_of", "run_id", "scheduled_at", "start", "started_by",
+        "status")
     # fmt: on
 
     def __init__(
@@ -306,6 +308,7 @@ class RunState:
         self.error: str | None = None
         self.error_type: str | None = None
         self.replay_of: str | None = None
+        self.scheduled_at: float | None = None  # ``RunStarted.scheduled_at``
         self.payloads = payloads
         self._stages: dict[str, _Stage] = {}
         self._approval_log: list[tuple[str, bool, float]] = []  # (stage, is_request, at)
@@ -373,6 +376,11 @@ class RunState:
             error=self.error,
             error_type=self.error_type,
             replay_of=self.replay_of,
+            # What a view reads of the run span's attributes before the span is stored: the
+            # scheduled time (``landing``), as the monitor writes it.
+            attributes={}
+            if self.scheduled_at is None
+            else {PIPELINE_SCHEDULED_AT: round(self.scheduled_at * 1e9)},
             approvals=approval_waits(self._approval_log),
         )
 
@@ -400,6 +408,7 @@ class RunState:
         self.start = event.at
         self.started_by = event.started_by
         self.replay_of = event.replay_of
+        self.scheduled_at = event.scheduled_at
         for definition in pipeline.stages:
             stage = self._stage(definition.name)
             stage.loop = definition.loop

@@ -61,6 +61,9 @@ PIPELINE_STARTED_BY: Final = "taskdaemon.pipeline.started_by"
 PIPELINE_CONCURRENCY: Final = "taskdaemon.pipeline.concurrency"
 PIPELINE_ERROR_STRATEGY: Final = "taskdaemon.pipeline.error_strategy"
 PIPELINE_REPLAY_OF: Final = "taskdaemon.pipeline.replay_of"
+# epoch nanoseconds: the time a schedule (``serve --pipeline``) meant the run to start, on a
+# scheduled run only; the run span's start minus it is the run's landing delay (``landing``)
+PIPELINE_SCHEDULED_AT: Final = "taskdaemon.pipeline.scheduled_at_ns"
 PIPELINE_REQUEST: Final = "taskdaemon.pipeline.request"  # JSON, capped and redacted
 # The span schema version (docs/architecture.md, "Span schema versions"): 2 added what replay
 # needs, 3 the structured edge and trigger specs. Spans without SCHEMA_VERSION are version 1.

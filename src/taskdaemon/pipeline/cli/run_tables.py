@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from taskdaemon.pipeline.byte_sizes import format_bytes
 from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.landing import landing_delay, scheduled_at
 from taskdaemon.pipeline.records import (
     AttemptRecord,
     RunRecord,
@@ -267,6 +268,9 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         f"start     {local_time(run.start)} ({_zone(times)})",
         f"duration  {format_duration(run.duration)}",
     ]
+    if (due := scheduled_at(run.attributes)) is not None:  # a run ``serve`` scheduled
+        late = format_duration(landing_delay(run.attributes, run.start))
+        head.append(f"scheduled {local_time(due)} (started {late} late)")
     if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:

@@ -31,6 +31,7 @@ from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_tab
 from taskdaemon.pipeline.durations import parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.landing import landing_delay
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
@@ -204,6 +205,7 @@ def _started_here(run_id: str) -> str:
 def _run_json(run: Any) -> dict[str, Any]:
     data = as_dict(run)
     data["duration"] = run.duration
+    data["landing_delay"] = landing_delay(run.attributes, run.start)  # None: not scheduled
     data["attributes"] = dict(run.attributes)
     for stage, stage_data in zip(run.stages, data["stages"], strict=True):
         for attempt, attempt_data in zip(stage.attempts, stage_data["attempts"], strict=True):

@@ -13,7 +13,11 @@ pipeline on a schedule.
   SIGHUP (its terminal closed) unless SIGHUP was ignored at start (``nohup``: ``cli/hangup.py``).
 * With ``--pipeline``: starts a run at once, then one every ``--every`` seconds (counted from
   the previous start; a run longer than that is followed at once by the next), at most
-  ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``.
+  ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``, and
+  their run span records the time their slot was due (``taskdaemon.pipeline.scheduled_at_ns``:
+  the first run's is the schedule's start, each next one its previous start plus ``--every``),
+  so that ``runs show``, ``runs list`` and the web page say how late each started
+  (``landing``).
   ``--auto-approve`` grants every approval; otherwise approvals come through the API
   (``POST /api/runs/{id}/approve/{stage}``) or the command line (``taskdaemon approve RUN
   STAGE``): each scheduled run is served on its control socket while it runs, as a
@@ -463,11 +467,17 @@ async def _schedule(
     debugger does not reach the runs; ``stopped_by`` holds the signal that set ``stop``, once
     one did."""
     runs = 0
+    due = time.monotonic()  # the first run's slot: at once
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
         started = time.monotonic()
         runs += 1
+        # The slot as a wall-clock time, what the run span records (``landing``): the
+        # monotonic clock counts the wait, the wall clock says when.
+        scheduled_at = time.time() - (time.monotonic() - due)
         try:
-            handle = await engine.start_run(pipeline, request, started_by="schedule")
+            handle = await engine.start_run(
+                pipeline, request, started_by="schedule", scheduled_at=scheduled_at
+            )
         except PipelineError as error:  # its workspace cannot be made (a read-only home)
             # One line, and the server goes on: the next slot may find the disk writable.
             _log.error(
@@ -503,7 +513,8 @@ async def _schedule(
             )
         if args.max_runs > 0 and runs >= args.max_runs:
             break
-        delay = max(0.0, args.every - (time.monotonic() - started))
+        due = started + args.every
+        delay = max(0.0, due - time.monotonic())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=delay)
     if not stop.is_set():

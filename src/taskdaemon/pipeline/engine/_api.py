@@ -147,8 +147,11 @@ class Engine:
         run_id: str | None = None,
         parent_traceparent: str | None = None,
         replay_of: str | None = None,
+        scheduled_at: float | None = None,
     ) -> RunHandle:
         """Start a run of ``pipeline`` and return its handle (the run goes on in the background).
+        ``scheduled_at``: the epoch seconds a schedule meant the run to start at (its run span's
+        ``taskdaemon.pipeline.scheduled_at_ns``), None for a run no schedule started.
 
         PipelineError if the pipeline cannot run (unknown stage reference, cycle, bad
         expression), ``run_id`` is taken, or the run's workspace cannot be created.
@@ -181,7 +184,7 @@ class Engine:
         handle = RunHandle(run)
         self._runs[run_id] = handle
         try:
-            run.start(started_by, parent_traceparent, replay_of)
+            run.start(started_by, parent_traceparent, replay_of, scheduled_at)
         except Exception as exc:
             # A run that broke while starting (an injected clock or observer hook that raises)
             # is ended here, so that nothing waits for it; the caller gets the error.

@@ -51,7 +51,13 @@ class Run(Attempts, Triggers):
 
     __slots__ = ()  # the run's fields: ``RunBase.__slots__``
 
-    def start(self, started_by: str, parent: str | None, replay_of: str | None) -> None:
+    def start(
+        self,
+        started_by: str,
+        parent: str | None,
+        replay_of: str | None,
+        scheduled_at: float | None = None,
+    ) -> None:
         self.status = RunStatus.RUNNING
         if self.ctx.observed:
             self.ctx.emit(
@@ -63,6 +69,7 @@ class Run(Attempts, Triggers):
                     started_by=started_by,
                     parent_traceparent=parent,
                     replay_of=replay_of,
+                    scheduled_at=scheduled_at,
                 )
             )
         self.processing = True

@@ -164,6 +164,8 @@ def describe_run_start(
     attributes[t.PIPELINE_STARTED_BY] = event.started_by
     if event.replay_of is not None:
         attributes[t.PIPELINE_REPLAY_OF] = event.replay_of
+    if event.scheduled_at is not None:
+        attributes[t.PIPELINE_SCHEDULED_AT] = ns(event.scheduled_at)
     if capture.enabled and event.request:
         attributes.update(recorded.request_attributes(capture, event.request))
     if span_hook is not None:

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import quote
 
 from taskdaemon.pipeline import ellipsis
+from taskdaemon.pipeline.landing import landing_delay, scheduled_at
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.records import (
     ApprovalWait,
@@ -283,6 +284,9 @@ def run_state(
             "error": cut(run.error),
             "error_type": cut(run.error_type),
             "replay_of": _run_id_or_none(run.replay_of),
+            # a scheduled run's due time and how late it started (``landing``), else None
+            "scheduled": _r(scheduled_at(run.attributes)),
+            "late": _late(run),
         },
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
@@ -290,6 +294,12 @@ def run_state(
         "quiet_since": _r(quiet_since),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
+
+
+def _late(run: RunRecord) -> str | None:
+    """How late a scheduled run started (``12.3s``), None for a run no schedule started."""
+    delay = landing_delay(run.attributes, run.start)
+    return None if delay is None else format_duration(delay)
 
 
 def _run_duration(run: RunRecord, now: float) -> float | None:
@@ -325,9 +335,11 @@ def _run_id_or_none(value: str | None) -> str | None:
 
 
 def record_json(record: RunRecord) -> dict[str, Any]:
-    """The run record as JSON (``asdict`` plus durations); values are as stored."""
+    """The run record as JSON (``asdict`` plus durations, and a scheduled run's landing delay:
+    ``landing``); values are as stored."""
     data = as_dict(record)
     data["duration"] = _r(record.duration)
+    data["landing_delay"] = _r(landing_delay(record.attributes, record.start))
     data["attributes"] = {k: v for k, v in record.attributes.items() if _jsonable(v)}
     return data
 
