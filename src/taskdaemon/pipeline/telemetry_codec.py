@@ -469,3 +469,11 @@ def edges_of(attributes: Mapping[str, Any]) -> tuple[EdgeRecord, ...] | None:
     decoded += tuple(map(edge_from_legacy, _strings(attributes.get(t.PIPELINE_EDGES))))
     edges = tuple(edge for edge in decoded if edge is not None)
     return edges or None
+
+
+def recorded_request(attributes: Mapping[str, Any]) -> str | None:
+    """A run span's recorded request (``taskdaemon.pipeline.request``: JSON, capped and
+    redacted when captured) as the views show it, None for a run started with none, one whose
+    capture was off, or a foreign producer's value that is no text."""
+    text = attributes.get(t.PIPELINE_REQUEST)
+    return text if isinstance(text, str) and text not in ("", "{}") else None

@@ -28,7 +28,8 @@ from taskdaemon.pipeline.table_fit import (
     short_ids,
     text_columns,
 )
-from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
+from taskdaemon.pipeline.telemetry import PIPELINE_REQUEST_TRUNCATED, STATUS_REPLAYED
+from taskdaemon.pipeline.telemetry_codec import recorded_request
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 from taskdaemon.pipeline.wording import counted
@@ -220,6 +221,17 @@ def _ran(attempts: Sequence[AttemptRecord]) -> list[AttemptRecord]:
     return [attempt for attempt in attempts if attempt.status != STATUS_REPLAYED]
 
 
+def _request(run: RunRecord) -> str | None:
+    """The run's request (its ``--input`` values, a CI's build parameters) as its run span
+    recorded it: JSON, capped and redacted when it was captured (``(cut)`` after a capped
+    one), on one line; None for a run started with none, or whose capture was off."""
+    text = recorded_request(run.attributes)
+    if text is None:
+        return None
+    cut_note = " (cut)" if run.attributes.get(PIPELINE_REQUEST_TRUNCATED) is True else ""
+    return _one_line(text, _RUN_ERROR) + cut_note
+
+
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
@@ -271,6 +283,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     if (due := scheduled_at(run.attributes)) is not None:  # a run ``serve`` scheduled
         late = format_duration(landing_delay(run.attributes, run.start))
         head.append(f"scheduled {local_time(due)} (started {late} late)")
+    if (request := _request(run)) is not None:
+        head.append(f"request   {request}")
     if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:
@@ -282,9 +296,9 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         head.append(f"not read  {note}")
     if (note := dropped_note(run)) is not None:
         head.append(f"dropped   {note}")
-    if width is not None:  # the free text of the head gives way too: the pipeline, the error
+    if width is not None:  # the free text of the head gives way too: pipeline, request, error
         head = [
-            cut_columns(line, width) if line.startswith(("pipeline", "error")) else line
+            cut_columns(line, width) if line.startswith(("pipeline", "request", "error")) else line
             for line in head
         ]
     header = (

@@ -37,6 +37,7 @@ from taskdaemon.pipeline.records import (
     RunSummary,
 )
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
+from taskdaemon.pipeline.telemetry_codec import recorded_request
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
 from taskdaemon.pipeline.wording import counted
@@ -287,6 +288,8 @@ def run_state(
             # a scheduled run's due time and how late it started (``landing``), else None
             "scheduled": _r(scheduled_at(run.attributes)),
             "late": _late(run),
+            # the request (a CI's build parameters) as recorded: capped, redacted JSON
+            "request": cut(recorded_request(run.attributes)),
         },
         "nodes": nodes,
         "timeline": timeline(snapshot, now=now),
