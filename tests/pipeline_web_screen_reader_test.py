@@ -200,6 +200,9 @@ async def test_the_timeline_a_keyboard_reaches_is_named(
         browser_page(shared_chromium) as (page, errors),
     ):
         await open_run_page(page, url, run_id)
+        # The Fit button is shown once the DAG is drawn, which the stream's end does not wait
+        # for; focusing it while hidden left the focus on the page, so Tab began at its top.
+        await page.wait_for_selector("#dag-fit", state="visible")
         await page.focus("#dag-fit")
         reached = []
         for _ in range(3):  # the DAG's box, which scrolls too, then the timeline's
