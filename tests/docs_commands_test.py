@@ -15,7 +15,9 @@ spaced ``|``, ``;``, ``&&`` or a redirection. It reports, one line each:
   ``docs/`` gives it (by any of its names): ``docs/architecture.md``, "Command line" lists
   them all;
 * a ``TASKDAEMON_*`` variable a document names that no source or test reads or sets, and one
-  the sources read that no document names.
+  the sources read that no document names;
+* a positional that ``--help`` names in lower case (``dag [file]``) where the synopses write
+  an upper-case placeholder (``dag [FILE]``).
 
 Placeholders (``RUN``, ``FILE``), values and synopsis brackets are left alone: it checks names,
 not whole command lines. What the README's commands print is ``tests/readme_test.py``'s
@@ -183,18 +185,37 @@ def documented_options(root: Path, names: Iterable[str]) -> dict[str, set[str]]:
     return given
 
 
-def parser_options(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, ...]]]:
-    """Each (sub-)command's options, each as the tuple of its names (``("-o", "--output")``)."""
-    options: dict[str, list[tuple[str, ...]]] = {}
+def _each_command(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    """Each command a reader types, by its name (``runs list``, not ``runs``), and its parser."""
     for name, command in _subcommands(parser).items():
         nested = _subcommands(command)
-        for key, each in ({f"{name} {k}": v for k, v in nested.items()} or {name: command}).items():
-            options[key] = [
-                tuple(action.option_strings)
-                for action in each._actions
-                if action.option_strings and not isinstance(action, argparse._HelpAction)
-            ]
-    return options
+        yield from ({f"{name} {k}": v for k, v in nested.items()} or {name: command}).items()
+
+
+def parser_options(parser: argparse.ArgumentParser) -> dict[str, list[tuple[str, ...]]]:
+    """Each (sub-)command's options, each as the tuple of its names (``("-o", "--output")``)."""
+    return {
+        name: [
+            tuple(action.option_strings)
+            for action in command._actions
+            if action.option_strings and not isinstance(action, argparse._HelpAction)
+        ]
+        for name, command in _each_command(parser)
+    }
+
+
+def lower_case_positionals(parser: argparse.ArgumentParser) -> list[str]:
+    """``COMMAND NAME`` of each positional that ``--help`` shows in lower case (``dag file``),
+    where the documents' synopses write a placeholder in upper case (``dag [FILE]``); a name
+    that lists actions (``debug``'s ``attach|continue|...``) is words, not a placeholder."""
+    return [
+        f"{name} {shown}"
+        for name, command in _each_command(parser)
+        for action in command._actions
+        if not action.option_strings
+        for shown in [action.metavar if isinstance(action.metavar, str) else action.dest]
+        if "|" not in shown and shown != shown.upper()
+    ]
 
 
 def test_documents_name_only_commands_and_options_that_exist() -> None:
@@ -213,6 +234,12 @@ def test_every_option_is_shown_in_a_command() -> None:
         if not set(names) & given.get(command, set())
     ]
     assert [] == missing
+
+
+def test_help_shows_positionals_as_the_documents_write_them() -> None:
+    """Every positional is an upper-case placeholder in ``--help``'s usage, as in the synopses of
+    ``docs/architecture.md``, "Command line"."""
+    assert [] == lower_case_positionals(build_parser())
 
 
 def _variables(root: Path, names: Iterable[str]) -> set[str]:

@@ -64,7 +64,9 @@ def register(subparsers: Any) -> None:
         "Exit codes: 0 drawn, 1 the run or its source could not be read, 2 invalid arguments, "
         "pipeline file or settings.",
     )
-    parser.add_argument("file", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)")
+    parser.add_argument(
+        "file", metavar="FILE", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)"
+    )
     parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")
     add_source_option(parser)
     parser.add_argument(

@@ -18,8 +18,11 @@
   Not to the ``api-token`` files: those name servers that can control runs, which a read-only
   ``ui`` must not pass for.
 * Exit codes: 0 stopped by SIGINT/SIGTERM (or SIGHUP, its terminal closed, unless ignored at
-  start: ``nohup``; ``cli/hangup.py``), 1 the address is taken or the span source cannot
-  answer, 2 bad settings or a source URL that names no source.
+  start: ``nohup``; ``cli/hangup.py``), 1 the address is taken or the span store file cannot
+  be opened (missing, damaged), 2 bad settings or a source URL that names no source. A remote
+  source (Tempo, Jaeger) is not asked at start: one that does not answer yet, or no longer,
+  fails the page that asks it (502), and ``ui`` serves on, so it can be started before the
+  backend and outlive its restarts.
 """
 
 from __future__ import annotations
@@ -57,7 +60,8 @@ def register(subparsers: Any) -> None:
         help="serve the web page read-only over a span source (the store, Tempo, Jaeger)",
         description="Serve the runs and run pages, live, read-only, over a span source, until "
         "SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 the address is taken or the "
-        "span source cannot answer, 2 invalid settings or source URL.",
+        "span store file cannot be opened (a remote source that does not answer fails its "
+        "pages, not the start), 2 invalid settings or source URL.",
     )
     add_source_option(parser)
     add_server_options(parser, str(DEFAULT_PORT))
