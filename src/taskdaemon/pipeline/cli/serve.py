@@ -155,7 +155,8 @@ def register(subparsers: Any) -> None:
         type=_every,
         default=None,
         metavar="SECONDS",
-        help="with --pipeline: seconds between run starts (default 60)",
+        help="with --pipeline: seconds from a run's start to the next one's; runs never "
+        "overlap: one that lasts longer is followed at once by the next (default 60)",
     )
     parser.add_argument(
         "--max-runs",
