@@ -19,7 +19,13 @@ every file git knows (tracked, or new and not ignored) as text and reports, one 
   anchor is not a heading of the target Markdown file (GitHub's heading ids);
 * any mention of the ``shared`` folder beside the repository (after ``..`` or ``/work``), and
   a ``Path(__file__)`` climbing above the repository root (``.parents[2]`` in ``tests/``): the
-  project never reads beside its tree.
+  project never reads beside its tree;
+* in the README and ``docs/``, a name cited in code as ``module.name`` (``logs.level_name``,
+  ``cli/logs.level_name``, ``table_fit.LAST_GIVEN``) where ``module`` is a source module
+  (a ``.py`` file of ``src/``, not a package, whose path ends so) that no longer mentions
+  ``name``: a renamed function leaves the page pointing a reader at nothing. Only names that
+  read as code (an ``_`` or a capital in them) are checked, so ``inputs.nosuch`` (CEL) and
+  ``metrics.prom`` (a file) are left alone.
 """
 
 from __future__ import annotations
@@ -162,6 +168,29 @@ def _check_links(root: Path, name: str, text: str) -> Iterator[str]:
                 yield f"{name}:{line}: link {link} has no heading #{anchor}"
 
 
+_CODE_NAME = re.compile(r"`((?:[a-z_]+/)*[a-z_]+)\.([A-Za-z_]*(?:_|[A-Z])[A-Za-z0-9_]*)`")
+#: The documents a user reads, whose citations of the code must stay true.
+_USER_DOCUMENTS = re.compile(r"README\.md|docs/[^/]+\.md")
+
+
+def find_stale_code_names(root: Path, names: Iterable[str]) -> list[str]:
+    """``FILE:LINE: reason`` for every ``module.name`` the README and ``docs/`` cite that the
+    source module (by its path's end) no longer mentions; ``names`` are paths under ``root``."""
+    names = list(names)
+    modules = [name for name in names if name.startswith("src/") and name.endswith(".py")]
+    problems: list[str] = []
+    for document in filter(_USER_DOCUMENTS.fullmatch, names):
+        text = (root / document).read_text()
+        for match in _CODE_NAME.finditer(text):
+            module, name = match.groups()
+            sources = [each for each in modules if each.endswith(f"/{module}.py")]
+            word = re.compile(rf"\b{name}\b")
+            if sources and not any(word.search((root / each).read_text()) for each in sources):
+                line = _line_of(text, match.start())
+                problems.append(f"{document}:{line}: {module}.{name}: {module} has no {name}")
+    return problems
+
+
 def find_broken_references(root: Path, names: Iterable[str]) -> list[str]:
     """``FILE:LINE: reason`` for every reference in ``names`` (paths under ``root``) to a
     document or path that is not in the tree."""
@@ -180,6 +209,11 @@ def test_repository_names_only_documents_it_contains() -> None:
     """No file of the repository cites a document, link target or section the tree lacks."""
     names = [name for name in repository_files(ROOT) if name != SELF]
     assert [] == find_broken_references(ROOT, names)
+
+
+def test_documents_cite_only_names_the_code_has() -> None:
+    """Every ``module.name`` the README and ``docs/`` cite is still in that module."""
+    assert [] == find_stale_code_names(ROOT, repository_files(ROOT))
 
 
 def test_scan_covers_the_documents_and_the_code() -> None:
@@ -269,6 +303,27 @@ def test_checker_accepts_references_that_resolve(tmp_path: Path) -> None:
         },
     )
     assert [] == find_broken_references(tmp_path, names)
+
+
+def test_checker_reports_a_code_name_its_module_lost(tmp_path: Path) -> None:
+    """A renamed function cited from a page is reported; a name still there, one in a module
+    named by more of its path, a package's, a CEL path and a file name are not."""
+    names = _tree(
+        tmp_path,
+        {
+            "src/pkg/logs.py": "def traceback_within(): ...\n",
+            "src/pkg/cli/logs.py": "LEVEL_NAMES = ()\n",
+            "src/pkg/__init__.py": "",
+            "docs/page.md": (
+                "Taken by `logs.bounded_traceback`, `logs.traceback_within`,\n"
+                "`cli/logs.LEVEL_NAMES`, `pkg.schema_version`, `inputs.nosuch`, `logs.prom`.\n"
+            ),
+            "notes/old.md": "`logs.bounded_traceback`\n",
+        },
+    )
+    assert ["docs/page.md:1: logs.bounded_traceback: logs has no bounded_traceback"] == (
+        find_stale_code_names(tmp_path, names)
+    )
 
 
 @pytest.mark.parametrize(
