@@ -203,12 +203,43 @@ def main() -> None:
     from fuzz_wire_support import TARGETS  # noqa: PLC0415
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--minutes", type=float, default=20.0)
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--first-seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(tempfile.gettempdir(), "taskdaemon-fuzz"))
-    parser.add_argument("--case-seconds", type=float, default=10.0)
-    parser.add_argument("--memory-mib", type=int, default=2048)
+    parser.add_argument(
+        "--minutes", type=float, default=20.0, help="the whole run, shared by the targets (20)"
+    )
+    parser.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        metavar="NAME,...",
+        help=f"the targets (default all: {', '.join(TARGETS)})",
+    )
+    parser.add_argument(
+        "--first-seed",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="each target's first case (0); a case is its seed",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path(tempfile.gettempdir(), "taskdaemon-fuzz"),
+        metavar="DIR",
+        help="the folder the findings are written to (%(default)s)",
+    )
+    parser.add_argument(
+        "--case-seconds",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="the alarm on each case (10)",
+    )
+    parser.add_argument(
+        "--memory-mib",
+        type=int,
+        default=2048,
+        metavar="MIB",
+        help="each target's address-space limit (2048)",
+    )
     args = parser.parse_args()
     args.targets = args.targets.split(",")
     unknown = sorted(set(args.targets) - set(TARGETS))

@@ -4,7 +4,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
 export PATH="$PWD/.venv/bin:$PATH"
-ruff check src tests examples benchmarks
-ruff format --check src tests examples benchmarks
+ruff check src tests examples benchmarks scripts
+ruff format --check src tests examples benchmarks scripts
 mypy
 pytest "$@"

@@ -342,3 +342,16 @@ def _served_run(command: str, cwd: Path, port: int) -> None:
         approved.returncode,
         code,
     ), approved.stderr
+
+
+def test_test_sh_lints_every_folder_of_python_files() -> None:
+    """``scripts/test.sh`` (the README's test command, and CI's) runs ruff over every top-level
+    folder that holds Python files: ``scripts/fuzz.py`` was left out of both ruff lines."""
+    script = (ROOT / "scripts" / "test.sh").read_text()
+    listed = subprocess.run(
+        ["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    folders = {name.split("/")[0] for name in listed.stdout.split() if "/" in name}
+    for command in ("ruff check", "ruff format --check"):
+        (line,) = [each for each in script.splitlines() if each.startswith(command)]
+        assert sorted(folders - set(line.split())) == [], line
