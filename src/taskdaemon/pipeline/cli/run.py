@@ -147,7 +147,8 @@ def register(subparsers: Any) -> None:
         "--serve",
         metavar="[HOST:]PORT",
         help="serve /metrics, /healthz, /readyz and the run API during the run "
-        "(HOST defaults to TASKDAEMON_METRICS_HOST)",
+        "(HOST defaults to TASKDAEMON_METRICS_HOST, else 127.0.0.1; beyond loopback the API "
+        "needs TASKDAEMON_API_TOKEN)",
     )
     add_log_level_option(parser)
     from taskdaemon.pipeline.cli.breakpoints import add_break_options  # noqa: PLC0415
