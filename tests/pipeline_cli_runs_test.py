@@ -1,7 +1,9 @@
-"""``taskdaemon runs``: the bounds of its options, and what ``runs show`` says of a run it lacks."""
+"""``taskdaemon runs``: the bounds of its options, what ``runs show`` says of a run it lacks, and
+which instant ``runs show --at`` shows."""
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -74,3 +76,30 @@ def test_a_run_killed_before_storing_anything_is_said_to_have_started(
         "spans were stored, could not store them, or retention deleted them since)\n"
     )
     assert (1, "", expected) == (shown.returncode, shown.stdout, shown.stderr)
+
+
+@pytest.mark.slow
+def test_a_view_at_an_instant_says_which(home: Path, tmp_path: Path) -> None:
+    """``runs show RUN --at T`` printed the run as it stood at T with nothing saying so: a
+    ``running`` table with no end, which a reader of a saved copy could take for the record.
+    Now a line above the table names the instant, and ``--json`` gives it as ``at``; the
+    whole run's view has neither."""
+    (tmp_path / "p.yaml").write_text(
+        "name: p\nloops:\n  ok: {command: 'true'}\nstages:\n  - name: a\n    loop: ok\n"
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    ran = taskdaemon(home, "run", "p.yaml", "-q", cwd=tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    run_id = ran.stdout.split()[-1]
+    at = taskdaemon(home, "runs", "show", run_id, "--at", "0s")
+    whole = taskdaemon(home, "runs", "show", run_id)
+    assert (at.returncode, at.stdout.splitlines()[:2]) == (
+        0,
+        ["the run as it stood 0ms after its start (--at)", f"run       {run_id}"],
+    ), at.stderr
+    assert whole.stdout.splitlines()[0] == f"run       {run_id}", whole.stderr
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--at", "1m30s", "--json").stdout)
+    assert (
+        shown["at"],
+        "at" in json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout),
+    ) == (90.0, False)

@@ -28,7 +28,7 @@ from taskdaemon.pipeline.cli.options import (
 )
 from taskdaemon.pipeline.cli.refusal import note, refuse
 from taskdaemon.pipeline.cli.run_tables import format_run_table, format_runs_table
-from taskdaemon.pipeline.durations import parse_when
+from taskdaemon.pipeline.durations import format_duration, parse_when
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.landing import landing_delay
@@ -164,14 +164,19 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _show(args: argparse.Namespace) -> int:
+    """``runs show``; with ``--at``, the view says which instant it shows (a line above the
+    table, ``at`` seconds in JSON): nothing else in it tells a cut view from the whole run, so
+    a saved ``running`` table read later could pass for the run's record."""
+    at = None
     try:
         source = open_source(args.source)
         try:
             run = source.get_run(args.run_id)
             if args.at is not None:
-                from taskdaemon.pipeline.replay.timeline import run_at  # noqa: PLC0415
+                from taskdaemon.pipeline.replay.timeline import parse_offset, run_at  # noqa: PLC0415
 
-                run = run_at(source.get_trace(run.run_id), args.at)
+                at = parse_offset(args.at)
+                run = run_at(source.get_trace(run.run_id), at)
         finally:
             source.close()
     except ValueError as exc:
@@ -181,8 +186,12 @@ def _show(args: argparse.Namespace) -> int:
     except SpanSourceError as exc:
         return refuse("runs show", source_exit_code(exc), str(exc))
     if args.json:
-        print(json.dumps(_run_json(run), indent=2, default=str))
+        print(
+            json.dumps(_run_json(run) | ({} if at is None else {"at": at}), indent=2, default=str)
+        )
     else:
+        if at is not None:
+            print(f"the run as it stood {format_duration(at)} after its start (--at)")
         print(format_run_table(run, table_width(args)))
     return 0
 
