@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 
 import pytest
 
 from taskdaemon.pipeline import foreign_text
-from taskdaemon.pipeline.foreign_text import handler_error_text, text_within
+from taskdaemon.pipeline.foreign_text import handler_error_text, settle_message, text_within
 
 
 class OwnError(Exception):
@@ -40,13 +41,13 @@ def test_an_argument_of_the_handler_s_type_is_written_by_its_code() -> None:
     assert "an argument's repr" == handler_error_text(KeyError(Arg()))
 
 
+def _no_thread(*_: object) -> None:
+    raise AssertionError("a thread was started")
+
+
 def test_python_s_text_is_taken_on_the_caller_s_thread(monkeypatch: pytest.MonkeyPatch) -> None:
     """A plain ``ValueError`` starts no thread: failures of ordinary code pay nothing more."""
-
-    def no_thread(*_: object) -> None:
-        raise AssertionError("a thread was started")
-
-    monkeypatch.setattr(foreign_text, "text_within", no_thread)
+    monkeypatch.setattr(foreign_text, "text_within", _no_thread)
     assert "bad input" == handler_error_text(ValueError("bad input"))
 
 
@@ -103,3 +104,32 @@ def test_a_traceback_python_writes_takes_no_thread_and_one_of_the_handlers_does(
     release.set()
     assert calls == ["thread"]
     assert written == "builtins.ValueError: its text did not come within 0.05s\n"
+
+
+def _record(msg: object, *args: object) -> logging.LogRecord:
+    return logging.LogRecord("handler", logging.INFO, __file__, 1, msg, args, None)
+
+
+def test_a_log_message_of_plain_values_is_left_to_its_handler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Text, numbers and containers of them start no thread: the engine's own lines pay
+    nothing more, and the record stays as logged."""
+    monkeypatch.setattr(foreign_text, "text_within", _no_thread)
+    record = _record("%s %r %d", "a", [1, {"k": None}], 3)
+    settle_message(record)
+    assert ("%s %r %d", ("a", [1, {"k": None}], 3)) == (record.msg, record.args)
+
+
+def test_a_log_message_of_the_handler_s_values_is_written_once() -> None:
+    """A value of the handler's type, or one as the message, is written within the deadline
+    into the message, so no handler calls its code again; a wrong format is left to logging."""
+    record = _record("value %s", Arg())
+    settle_message(record)
+    assert ("value an argument's repr", ()) == (record.msg, record.args)
+    alone = _record(Arg())
+    settle_message(alone)
+    assert ("an argument's repr", ()) == (alone.msg, alone.args)
+    wrong = _record("%d", Arg())
+    settle_message(wrong)
+    assert ("%d", 1) == (wrong.msg, len(wrong.args))

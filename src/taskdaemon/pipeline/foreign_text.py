@@ -18,15 +18,20 @@ fails with that error and the run goes on to its end. Not the rule of a result's
 what a failure is read for, and a user's exception class exists to write it. A thread cannot
 stop a ``__str__`` that spins: it is left running as a daemon (one a hung exception, and only
 for such an exception), and the process's exit does not wait for it.
+
+A log record's message is the same kind of text (``logger.info("%s", obj)`` calls ``obj``'s
+``__str__``), taken by the same rule before any log handler takes its lock
+(:func:`settle_message`).
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Final
+from typing import Any, Final
 
 from taskdaemon.pipeline.errors import exception_text
 
@@ -35,6 +40,7 @@ __all__ = [
     "TEXT_DEADLINE_SECONDS",
     "defining_class",
     "handler_error_text",
+    "settle_message",
     "text_within",
     "traceback_within",
 ]
@@ -61,11 +67,7 @@ def handler_error_text(error: BaseException) -> str:
         return exception_text(error)
     text = text_within(lambda: exception_text(error))
     if text is None:
-        cls = type(error)
-        return (
-            f"<{cls.__module__}.{cls.__qualname__}: its text did not come within "
-            f"{TEXT_DEADLINE_SECONDS:g}s>"
-        )
+        return f"<{_type_name(error)}: its text did not come within {TEXT_DEADLINE_SECONDS:g}s>"
     return text
 
 
@@ -100,6 +102,65 @@ def traceback_within(exception: BaseException, seconds: float = TEXT_DEADLINE_SE
         return written
     cls = type(exception)
     return f"{cls.__module__}.{cls.__qualname__}: its text did not come within {seconds:g}s\n"
+
+
+def settle_message(record: logging.LogRecord) -> None:
+    """Write ``record``'s message once, within :data:`TEXT_DEADLINE_SECONDS`, into
+    ``record.msg`` (``args`` emptied), so that no log handler calls anyone's code under its
+    lock. ``logger.info("%s", obj)``, ``logger.info(obj)`` and ``%r`` call ``obj``'s
+    ``__str__``/``__repr__``; one that never returned held the handler's lock, and with it
+    every other stage's logging and the engine's next log line, for good. The same decision as
+    an exception's text: the handler's message is kept when it comes in time, else the line is
+    its template and ``<its text did not come within 1s: module.Type>``. A message whose
+    template is text and whose arguments are plain (:data:`PLAIN_ARGS`, also inside a list,
+    tuple or dict) is left for the handler to write, with no thread. A message that cannot be
+    written (a wrong ``%`` format) is left as it is: logging reports it as it always did."""
+    if isinstance(record.msg, str) and _plain_args(record.args):
+        return
+    failed: list[bool] = []
+
+    def write() -> str:
+        try:
+            return record.getMessage()
+        except Exception:  # logging's own report of a bad format stays its own
+            failed.append(True)
+            return ""
+
+    text = text_within(write)
+    if failed:
+        return
+    if text is None:
+        values = record.args if isinstance(record.args, tuple) else (record.args,)
+        named = ", ".join(
+            sorted({_type_name(value) for value in values if type(value) not in PLAIN_ARGS})
+        )
+        late = f"its text did not come within {TEXT_DEADLINE_SECONDS:g}s"
+        if isinstance(record.msg, str):
+            text = f"{record.msg[:1000]} <{late}: {named}>"
+        else:
+            text = f"<{_type_name(record.msg)}: {late}>"
+    record.msg, record.args = text, ()
+
+
+def _plain_args(args: object, budget: int = 100) -> bool:
+    """Whether ``%`` writes ``args`` without calling anyone's code: plain values, or lists,
+    tuples and dicts of them (the exact built-in types), ``budget`` values at most."""
+    pending: list[Any] = [args]
+    while pending:
+        value = pending.pop()
+        kind = type(value)
+        if kind in PLAIN_ARGS:
+            continue
+        budget -= 1
+        if budget < 0 or kind not in (tuple, list, dict):
+            return False
+        pending.extend(value.items() if kind is dict else value)
+    return True
+
+
+def _type_name(value: object) -> str:
+    cls = type(value)
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def _python_writes(error: BaseException) -> bool:

@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.execution import current_execution
-from taskdaemon.pipeline.foreign_text import traceback_within
+from taskdaemon.pipeline.foreign_text import settle_message, traceback_within
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
@@ -128,7 +128,9 @@ def log_context(
 
 
 class ContextFilter(logging.Filter):
-    """Stamps trace and run ids on each record (see the module docstring); never drops one."""
+    """Stamps trace and run ids on each record (see the module docstring); never drops one.
+    It also writes a message whose text is anyone's code within a deadline
+    (``foreign_text.settle_message``): a filter runs before its handler takes its lock."""
 
     @staticmethod
     def keeps_logger(name: str) -> bool:
@@ -136,6 +138,7 @@ class ContextFilter(logging.Filter):
         return True
 
     def filter(self, record: logging.LogRecord) -> bool:
+        settle_message(record)
         try:
             _stamp(record)
         except Exception:  # a log line without its ids beats no log line
