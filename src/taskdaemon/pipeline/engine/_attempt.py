@@ -230,7 +230,12 @@ class Attempts(RunBase):
         try:
             inputs = EMPTY
             if srt.cs.inputs:
-                inputs = await resolve_inputs(srt.cs, inst.event, self.request, self.stages_ctx)
+                publisher = (
+                    inst.fired_by[0].stage if inst.event is not None and inst.fired_by else None
+                )
+                inputs = await resolve_inputs(
+                    srt.cs, inst.event, self.request, self.stages_ctx, publisher
+                )
                 # An input named api_key is a secret wherever it goes.
                 remember_secrets(inputs, self.run_id)
         except DataError as exc:

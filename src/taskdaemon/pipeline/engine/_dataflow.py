@@ -29,15 +29,29 @@ async def resolve_inputs(
     event: Mapping[str, Any] | None,
     request: Mapping[str, Any],
     stages: Mapping[str, Any],
+    publisher: str | None = None,
 ) -> dict[str, Any]:
     """The stage's inputs; DataError naming the first required input that cannot be read
     (``missing required input`` for a key the data lacks, ``cannot evaluate required input``
     for any other evaluation error).
 
-    An optional input that cannot be read is left out.
+    An optional input that cannot be read is left out. An event instance's input that reads
+    ``stages.P``, ``P`` the stage that published its event (``publisher``), is refused,
+    optional or not: ``P`` was running when it published, so what ``stages.P`` held when the
+    instance started was a race with ``P``'s end (``{}`` while it ran, its outputs once it
+    ended). The event's payload is what the publisher meant the instance to read.
+    docs/architecture.md, "Run semantics".
     """
     inputs: dict[str, Any] = {}
     extra = None if event is None else {"event": event}
+    if publisher is not None:
+        for name, compiled, _ in cs.inputs:
+            if compiled.refs is not None and publisher in compiled.refs:
+                raise DataError(
+                    f"input {name!r} reads stages.{publisher}, which published this instance's "
+                    f"event while it ran: its outputs are final only when it ends; read the "
+                    f"event's payload (event.<key>) instead"
+                )
     for name, compiled, required in cs.inputs:
         expression = compiled.expression
         try:
