@@ -1,4 +1,5 @@
-"""The event-stream hub's pacing of big documents (``web/_streams.py``), on its objects.
+"""The event-stream hub's pacing of big documents and its failed feeds (``web/_streams.py``),
+on its objects.
 
 The hub is given a sleep the test controls, so each test says when a pause ends; the source
 coalesces as the feeds' real sources do (each pull yields the latest item put).
@@ -123,3 +124,54 @@ async def test_a_final_big_document_is_followed_by_the_end_without_a_pause() -> 
     sizes.append(size_of(await subscription.next(5.0)))
     subscription.close()
     assert ([2000, 3000, "end"], 1) == (sizes, len(pauses.asked))
+
+
+class FailsThenClosesSlowly:
+    """A source whose iterators yield 1, then raise; closing one waits for ``closed`` (a
+    span source's connection being shut)."""
+
+    def __init__(self) -> None:
+        self.started = 0
+        self.closing = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    def __call__(self) -> FailsThenClosesSlowly:
+        self.started += 1
+        self.pulled = 0
+        return self
+
+    def __aiter__(self) -> FailsThenClosesSlowly:
+        return self
+
+    async def __anext__(self) -> int:
+        self.pulled += 1
+        if self.pulled > 1:
+            raise OSError("the span source went away")
+        return 1
+
+    async def aclose(self) -> None:
+        self.closing.set()
+        await self.closed.wait()
+
+
+async def test_a_stream_opened_while_a_failed_feed_closes_gets_a_feed_of_its_own() -> None:
+    """The failed feed's task ran on while its source closed, so a stream opened meanwhile
+    joined it: its subscribers had been ended already, and the new one got the old snapshot,
+    then only heartbeats, for good. It now starts a feed of its own."""
+    source = FailsThenClosesSlowly()
+    hub = StreamHub(heartbeat=0.01)
+    first = hub.subscribe("run", render, source)
+    assert 1 == size_of(await first.next(1))
+    assert b"event: problem" in (await first.next(1) or b"")
+    assert None is await first.next(1)
+    await source.closing.wait()
+    second = hub.subscribe("run", render, source)
+    try:
+        assert (2, 1) == (source.started, size_of(await second.next(1)))
+        assert b"event: problem" in (await second.next(1) or b"")
+        assert None is await second.next(1)
+    finally:
+        source.closed.set()
+        first.close()
+        second.close()
+        await asyncio.sleep(0)

@@ -32,6 +32,10 @@ without waiting for its streams' grace period; a feed whose run has ended by the
 --serve`` closes its server as its run ends, before the feed has woken to the last change) is
 given its final item first, so its clients get the finished run and ``event: end`` rather than a
 cut stream they would reconnect to for ever.
+
+A feed whose source raises (a span source gone) sends its streams ``event: problem`` and ends
+them; the page reconnects. A stream opened while that source still closes starts a feed of its
+own: it joined the failed one before, which sent it the old snapshot and then only heartbeats.
 """
 
 from __future__ import annotations
@@ -165,6 +169,9 @@ class Feed:
         self.latest: bytes | None = None
         self.counter = 0
         self.done = False
+        # Its source raised: its streams were ended, and one opened while its source still
+        # closes must start a feed of its own, not wait on this one for good.
+        self.failed = False
         self.task: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
@@ -185,6 +192,7 @@ class Feed:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a span source failing: tell the page, let it reconnect
+            self.failed = True
             _log.warning("live view of %s stopped: %s", self.key, exc)
             self.counter += 1
             problem = encode_event(self.counter, {"error": str(exc)}, event="problem")
@@ -245,7 +253,11 @@ class StreamHub:
             raise StreamLimitError(f"{self._open} event streams are open (the limit)")
         self._loop = asyncio.get_running_loop()
         feed = self._feeds.get(key)
-        if feed is None or (feed.task is not None and feed.task.done() and not feed.done):
+        if (
+            feed is None
+            or feed.failed
+            or (feed.task is not None and feed.task.done() and not feed.done)
+        ):
             feed = Feed(key, render, source(), self.pace, final)
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
