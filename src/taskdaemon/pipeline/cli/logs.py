@@ -40,7 +40,7 @@ import json
 import sqlite3
 import sys
 import time
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.cli.log_options import LEVEL_CHOICES, level_name
 from taskdaemon.pipeline.cli.options import (
@@ -224,6 +224,14 @@ def _dump_rows(path: str, run_id: str, args: argparse.Namespace) -> list[Any]:
     return [row for row in rows if row.severity >= lowest]
 
 
+#: What ``logs`` adds of a run whose process died (``os._exit`` in a handler, ``kill -9``):
+#: the records it logged in its last moments were still queued for the store, and are gone.
+#: docs/span-store.md, "A process killed outright".
+_CUT_SHORT: Final = (
+    "its process ended before it could store its end, so what it logged last may be missing"
+)
+
+
 def _say_none(args: argparse.Namespace, run_id: str) -> None:
     """On stderr, that nothing matched: an empty stdout alone read as a command that failed
     (or filtered on a typo, which ``_unknown_stage`` refuses), not as a stage that logged
@@ -275,5 +283,7 @@ def _print(args: argparse.Namespace, conn: sqlite3.Connection, run_id: str, sour
         if done:
             if not written:
                 _say_none(args, run_id)
+            if interrupted or (not args.follow and source.is_interrupted(run_id)):
+                say("logs", f"run {run_id} was interrupted: {_CUT_SHORT}")
             return 0
         time.sleep(args.interval)

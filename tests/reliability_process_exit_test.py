@@ -1,0 +1,80 @@
+"""A handler that ends taskdaemon's process (``os._exit(3)``), run by the real ``taskdaemon
+run``: nothing of the process can say or store more, so the readers of the run are what must
+be honest about it (docs/span-store.md, "A process killed outright")."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli_support import pythonpath_with, taskdaemon
+
+#: ``s`` waits until the store holds its run (the first stage's span written), logs a line and
+#: ends the process: the run is stored, its end never.
+HANDLERS = """\
+import logging
+import os
+import sqlite3
+import time
+
+
+def first(ctx):
+    return {"a": 1}
+
+
+def exits(ctx):
+    store = os.path.join(os.environ["TASKDAEMON_HOME"], "spans.db")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(f"file:{store}?mode=ro", uri=True) as conn:
+                query = "SELECT 1 FROM runs WHERE trace_id = ?"
+                if conn.execute(query, (ctx.run_id,)).fetchone():
+                    break
+        except sqlite3.Error:
+            pass
+        time.sleep(0.05)
+    logging.getLogger("exits").info("about to end the process")
+    os._exit(3)
+"""
+
+PIPELINE = """\
+name: exits
+stages:
+  - name: first
+    handler: "exiting:first"
+    triggers: [{manual: {approval_required: false}}]
+  - name: s
+    handler: "exiting:exits"
+    triggers: [{on_completion: {stage: first}}]
+"""
+
+
+@pytest.mark.slow
+def test_the_logs_of_a_run_whose_handler_ended_the_process_say_it(
+    home: Path, tmp_path: Path
+) -> None:
+    """``logs`` printed what was stored and nothing more, as of a run that had logged all it
+    had to: the line the handler logged last is missing, and nothing said why."""
+    (tmp_path / "exiting.py").write_text(HANDLERS)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    ran = taskdaemon(
+        home, "run", str(pipeline), "-q", timeout=60, PYTHONPATH=pythonpath_with(tmp_path)
+    )
+    assert 3 == ran.returncode, ran.stderr
+    run_id = (
+        ran.stdout.strip()
+        or json.loads(taskdaemon(home, "runs", "list", "--json").stdout)[0]["run_id"]
+    )
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    assert ["success", "interrupted"] == [stage["status"] for stage in shown["stages"]]
+    logged = taskdaemon(home, "logs", run_id)
+    assert 0 == logged.returncode, logged.stderr
+    assert "stage first.0.1 finished: success" in logged.stdout
+    assert logged.stderr == (
+        f"taskdaemon logs: run {run_id} was interrupted: its process ended before it could "
+        "store its end, so what it logged last may be missing\n"
+    )
