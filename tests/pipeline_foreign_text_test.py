@@ -123,7 +123,9 @@ def test_a_log_message_of_plain_values_is_left_to_its_handler(
 
 def test_a_log_message_of_the_handler_s_values_is_written_once() -> None:
     """A value of the handler's type, or one as the message, is written within the deadline
-    into the message, so no handler calls its code again; a wrong format is left to logging."""
+    into the message, so no handler calls its code again; one that cannot be written is one
+    line saying why (logging printed a traceback for each handler), a wrong format of plain
+    values is left to logging's own report."""
     record = _record("value %s", Arg())
     settle_message(record)
     assert ("value an argument's repr", ()) == (record.msg, record.args)
@@ -132,4 +134,8 @@ def test_a_log_message_of_the_handler_s_values_is_written_once() -> None:
     assert ("an argument's repr", ()) == (alone.msg, alone.args)
     wrong = _record("%d", Arg())
     settle_message(wrong)
-    assert ("%d", 1) == (wrong.msg, len(wrong.args))
+    said = "%d <its text could not be written: TypeError: %d format: a real number is required"
+    assert (said, ()) == (wrong.msg[: len(said)], wrong.args)
+    plain = _record("%d", "text")
+    settle_message(plain)
+    assert ("%d", ("text",)) == (plain.msg, plain.args)

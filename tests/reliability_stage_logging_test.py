@@ -1,7 +1,7 @@
 """Stage code whose log message is its own code, which may never return, run by the real
 ``taskdaemon run``: ``logger.info("%s", obj)``, ``logger.info(obj)`` and ``%r`` with an
-``obj`` whose ``__str__``/``__repr__`` spins. The handler goes on, the other stages log, the
-line says its text did not come."""
+``obj`` whose ``__str__``/``__repr__`` spins, or raises. The handler goes on, the other stages
+log, the line says its text did not come (or could not be written)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,16 @@ def by_percent_r(ctx):
     return {"kept": 3}
 
 
+class Raises:
+    def __str__(self):
+        raise ValueError("no text")
+
+
+def raising(ctx):
+    log.info("value %s", Raises())
+    return {"kept": 5}
+
+
 def plain(ctx):
     log.info("plain %s %r", "text", {"n": 1})
     return {"kept": 4}
@@ -55,7 +65,7 @@ def test_a_log_message_whose_text_never_comes_holds_no_one_up(home: Path, tmp_pa
     entry = "[{manual: {approval_required: false}}]"
     stages = "".join(
         f'  - {{name: {name}, handler: "spinning:{name}", triggers: {entry}}}\n'
-        for name in ("by_percent_s", "as_the_message", "by_percent_r", "plain")
+        for name in ("by_percent_s", "as_the_message", "by_percent_r", "raising", "plain")
     )
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text("name: spinning\ntimeout: 20s\nstages:\n" + stages)
@@ -74,6 +84,8 @@ def test_a_log_message_whose_text_never_comes_holds_no_one_up(home: Path, tmp_pa
         "by_percent_s": "value %s <its text did not come within 1s: spinning.Spins>",
         "as_the_message": "<spinning.Spins: its text did not come within 1s>",
         "by_percent_r": "value %r <its text did not come within 1s: builtins.list>",
+        "raising": "value %s <its text could not be written: ValueError: no text>",
         "plain": "plain text {'n': 1}",
     } == messages
     assert "value %s <its text did not come within 1s: spinning.Spins> [" in ran.stderr
+    assert "Traceback" not in ran.stderr  # logging's report of a message that raised

@@ -113,23 +113,26 @@ def settle_message(record: logging.LogRecord) -> None:
     an exception's text: the handler's message is kept when it comes in time, else the line is
     its template and ``<its text did not come within 1s: module.Type>``. A message whose
     template is text and whose arguments are plain (:data:`PLAIN_ARGS`, also inside a list,
-    tuple or dict) is left for the handler to write, with no thread. A message that cannot be
-    written (a wrong ``%`` format) is left as it is: logging reports it as it always did."""
+    tuple or dict) is left for the handler to write, with no thread (a wrong ``%`` format of
+    such values is the template's mistake, which logging reports as it always did). One whose
+    writing raises (``__str__`` raising) is its template and ``<its text could not be written:
+    Type: message>``: one line, stored, where logging printed a traceback for each handler."""
     if isinstance(record.msg, str) and _plain_args(record.args):
         return
-    failed: list[bool] = []
+    failed: list[str] = []
 
     def write() -> str:
         try:
             return record.getMessage()
-        except Exception:  # logging's own report of a bad format stays its own
-            failed.append(True)
+        except Exception as error:
+            failed.append(f"{type(error).__qualname__}: {handler_error_text(error)}")
             return ""
 
     text = text_within(write)
     if failed:
-        return
-    if text is None:
+        template = record.msg[:1000] if isinstance(record.msg, str) else _type_name(record.msg)
+        text = f"{template} <its text could not be written: {failed[0][:1000]}>"
+    elif text is None:
         values = record.args if isinstance(record.args, tuple) else (record.args,)
         named = ", ".join(
             sorted({_type_name(value) for value in values if type(value) not in PLAIN_ARGS})
