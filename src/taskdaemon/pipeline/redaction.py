@@ -34,6 +34,7 @@ from functools import cache, lru_cache
 from typing import Any, Final
 
 from taskdaemon.pipeline.masked_values import MASKED, holds_masked
+from taskdaemon.pipeline.token_shapes import VENDOR_TOKEN_SHAPES, may_hold_vendor_token
 
 __all__ = [
     "CLEAN_TEXTS",
@@ -177,6 +178,7 @@ _TOKEN_SHAPES: Final = "|".join(
         r"(?<![A-Za-z0-9-])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,255}+",
         # JWT (JWS compact form): base64url JSON header and payload, then the signature.
         r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_-]{5,}+\.eyJ[A-Za-z0-9_-]{5,}+\.[A-Za-z0-9_-]*+",
+        VENDOR_TOKEN_SHAPES,  # Stripe, sk- keys, Google, npm, PyPI, Hugging Face
     )
 )
 _CREDENTIAL_CHARS: Final = r"A-Za-z0-9\-._~+/"
@@ -344,6 +346,7 @@ def _may_hold_secret(text: str) -> bool:
         or ("_" in text and ("gh" in text or "github_pat_" in text))
         or ("-" in text and ("gl" in text or "xox" in text or "xapp" in text))
         or ("A" in text and ("AKIA" in text or "ASIA" in text or "ABIA" in text or "ACCA" in text))
+        or may_hold_vendor_token(text)
     ):
         return True
     # The bearer shape takes the word in any casing ("BeArEr"); str.lower maps each ASCII
