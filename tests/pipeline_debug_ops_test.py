@@ -512,14 +512,13 @@ async def test_step_with_nothing_paused_and_no_stage_resumes_nothing() -> None:
     assert {"ok": True, "resumed": None} == answer
 
 
-async def test_set_without_a_stage_is_refused() -> None:
-    """``set`` that names no stage answers not ok, even with a stage paused."""
+async def test_set_without_a_stage_overrides_the_one_paused() -> None:
+    """``set`` that names no stage acts on the one stage paused, as ``env`` and the prompt's
+    ``set`` do. It was refused with ``nothing is paused``, untrue with ``a`` paused."""
     async with debugged() as run:
         await run.paused_at("a")
         answer = await run.ops({"action": "set", "input": "n", "value": 7})
-    assert {"ok": False, "error": "cannot override an input of a stage: nothing is paused"} == (
-        answer
-    )
+    assert {"ok": True, "inputs": {"n": 7}} == answer
 
 
 async def test_inspect_without_a_stage_is_refused() -> None:

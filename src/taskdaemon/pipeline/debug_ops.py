@@ -16,7 +16,8 @@ Actions (fields in brackets are optional)::
                                         with ``client``, that prompt attaches
     wait [timeout]                      until something is paused or the run ended (≤ 30 s)
     continue|step|skip|retry [stage]    resume (see DebugSession)
-    set stage input value               override an input of a paused execution
+    set stage input value [secret]      override an input of a paused execution; with
+                                        ``secret`` true, its value is masked everywhere
     inspect stage                       inputs, upstream outputs, triggers, pending events
     env [stage]                         the environment a paused execution's stage will see
                                         (``debug_env``; the one paused stage when none is named)
@@ -72,6 +73,12 @@ from taskdaemon.pipeline.errors import (
     TaskdaemonError,
 )
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
+from taskdaemon.pipeline.secret_values import (
+    MASK_MAX_CHARS,
+    MASK_MIN_CHARS,
+    remember_secrets,
+    unmaskable,
+)
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine import DebugSession, Engine
@@ -296,8 +303,24 @@ class DebugOps:
             assert name is not None
             if "value" not in request:
                 raise DebugRequestError("'value' is required")
-            session.override(run_id, stage or "", name, request["value"], by=by)
-            return {"inputs": {name: request["value"]}}  # as the stage will see it, redacted
+            value = request["value"]
+            secret = request.get("secret", False)
+            if not isinstance(secret, bool):
+                raise DebugRequestError("'secret' must be true or false")
+            if secret and (why := unmaskable(value)) is not None:
+                raise DebugRequestError(
+                    f"not set: a secret is masked by its text wherever it goes, texts of "
+                    f"{MASK_MIN_CHARS} to {MASK_MAX_CHARS} characters and whole numbers of as "
+                    f"many digits, and this value holds {why}"
+                )
+            # Known as a secret before the override's event, log record and answer carry it:
+            # a value marked secret, or one set on an input of a secret name (``api_token``).
+            remember_secrets(value if secret else {name: value}, run_id, hidden=secret)
+            if stage is None and len({p.stage for p in session.paused(run_id)}) > 1:
+                # as the prompt's ``set``: an override must not guess which stage it is for
+                raise PipelineError("cannot override an input: several stages are paused: name one")
+            session.override(run_id, stage, name, value, by=by)
+            return {"inputs": {name: value}}  # as the stage will see it, redacted
         if action == "inspect":
             return {"stage": session.inspect(run_id, stage or "")}
         if action == "env":

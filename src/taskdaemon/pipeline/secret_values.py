@@ -70,6 +70,8 @@ __all__ = [
     "remember_environment_secrets",
     "remember_secrets",
     "remove_secret_listener",
+    "secret_key",
+    "unmaskable",
     "use_secret_key_patterns",
     "written_forms",
 ]
@@ -119,14 +121,43 @@ def use_secret_key_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return previous
 
 
-def remember_secrets(value: Any, run_id: str | None = None) -> None:
+def secret_key(key: str) -> bool:
+    """Whether ``key`` is a secret key by the patterns in use (``use_secret_key_patterns``)."""
+    return _registry.keys(key)
+
+
+def unmaskable(value: Any) -> str | None:
+    """What of ``value``, a JSON value told to be secret (the debugger's ``set --secret``), could
+    not be masked by value wherever it goes, said for a person, or None when all of it can be:
+    a text shorter than :data:`MASK_MIN_CHARS` or longer than :data:`MASK_MAX_CHARS`, a whole
+    number with fewer or more digits, a float (written in many ways). Keys, ``null``, booleans
+    and empty texts hold no secret. ``value`` comes from JSON: no cycle, and depth bounded."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if item and not MASK_MIN_CHARS <= len(item) <= MASK_MAX_CHARS:
+                return f"a text of {len(item)} characters"
+        elif type(item) is int and abs(item) not in _MASKED_NUMBERS:
+            return "a whole number of too few or too many digits"
+        elif type(item) is float:
+            return "a number with a fraction or an exponent"
+        elif isinstance(item, Mapping):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+    return None
+
+
+def remember_secrets(value: Any, run_id: str | None = None, *, hidden: bool = False) -> None:
     """Mask, from now on, every text found under a secret key in ``value`` (at any depth), and
-    the digits of every whole number, within the bounds of the module docstring. ``run_id``: the
-    run whose data ``value`` is; the values not masked before are told to the listeners with
-    it."""
+    the digits of every whole number, within the bounds of the module docstring; with
+    ``hidden``, every text and whole number of ``value``, under any key (a value the user said
+    is secret). ``run_id``: the run whose data ``value`` is; the values not masked before are
+    told to the listeners with it."""
     found: list[str] = []
     secret = _registry.keys
-    stack: list[tuple[Any, bool]] = [(value, False)]
+    stack: list[tuple[Any, bool]] = [(value, hidden)]
     # The containers walked, by id and whether under a secret key: a handler's result may hold
     # itself (``d["self"] = d``), and this walk runs on the engine's loop, where a cycle walked
     # forever would stop the run and every signal handler with it.

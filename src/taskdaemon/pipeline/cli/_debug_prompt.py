@@ -33,6 +33,7 @@ from taskdaemon.pipeline.cli.terminal_state import keys_unechoed
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.secret_values import remember_secrets, secret_key
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.wording import counted, instance_counts
 
@@ -51,7 +52,8 @@ COMMANDS: dict[str, str] = {
     "inputs": "inputs [STAGE]: the stage's resolved inputs (those it will run with)",
     "outputs": "outputs [STAGE]: the stage's outputs and its upstream stages' outputs",
     "env": "env [STAGE]: the environment a paused stage will see (secrets masked)",
-    "set": "set [STAGE] INPUT JSON: override an input of a paused stage before it runs",
+    "set": "set [--secret] [STAGE] INPUT JSON: override an input of a paused stage before it "
+    "runs (--secret: its value is masked in every output)",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
     "logs": "logs [STAGE]: the stage's executions, errors and last log records",
@@ -363,22 +365,41 @@ class DebugPrompt(CommandPrompt):
         if seen["pending_events"]:
             self._print(f"  events waiting: {_json(seen['pending_events'])}")
 
+    def _set_words(self, args: Sequence[str]) -> tuple[bool, int]:
+        """Whether ``set``'s ``args`` start with ``--secret``, and how many words come before
+        its INPUT: ``--secret`` and STAGE, each when given. STAGE may be left out when one
+        stage is paused, as the other commands' may: a word that names no stage of the run
+        (``STAGE#N`` names one) is then the INPUT."""
+        secret = bool(args) and args[0] == "--secret"
+        given = len(args) > secret and args[secret].split("#", 1)[0] in self._stages
+        return secret, secret + given
+
+    def masked(self, line: str) -> str:
+        """Also the value of a ``set`` that says it is secret (``--secret``) or names an input
+        of a secret name (``api_token``): the echo on a pipe comes before the run is told,
+        and a history line must not keep it, whatever its length (docs/debugging.md)."""
+        words = line.split()
+        if len(words) > 2 and self.ALIASES.get(words[0], words[0]) == "set":
+            secret, before = self._set_words(words[1:])
+            if len(words) > 2 + before and (secret or secret_key(words[1 + before])):
+                return " ".join(words[: 2 + before]) + " [REDACTED]"
+        return super().masked(line)
+
     def _do_set(self, args: Sequence[str]) -> None:
-        # STAGE may be left out when one stage is paused, as the other commands' may: a first
-        # word that names no stage of the run (``STAGE#N`` names one) is then the INPUT.
-        given = int(bool(args) and args[0].split("#", 1)[0] in self._stages)
-        usage = "set [STAGE] INPUT JSON"
-        if len(args) < 2 + given:
+        secret, before = self._set_words(args)
+        usage = "set [--secret] [STAGE] INPUT JSON"
+        if len(args) < 2 + before:
             raise PipelineError(f"usage: {usage} ({_LEFT_OUT})")
-        stage = args[0] if given else self._stage_arg((), usage)
-        name = args[given]
+        stage = args[secret] if before > secret else self._stage_arg((), usage)
+        name = args[before]
         # The value as typed (``{"k": "v"}``, ``"text"``); else as the argument split reads
         # it, so that a value quoted whole (``'"text"'``) reads too.
-        typed = self.rest_of_line(2 + given)
-        value = _json_value(typed, " ".join(args[1 + given :]))
-        answer = self._call(
-            {"action": "set", "stage": stage, "input": name, "value": value, "by": self._by}
-        )
+        typed = self.rest_of_line(2 + before)
+        value = _json_value(typed, " ".join(args[1 + before :]))
+        request = {"action": "set", "stage": stage, "input": name, "value": value, "by": self._by}
+        answer = self._call(request | ({"secret": True} if secret else {}))
+        if secret:  # masked here too (after the run learnt it, with its id, in ``debug FILE``):
+            remember_secrets(value, hidden=True)  # ``debug attach`` is another process
         # The run's answer holds the value redacted; an older process's answer holds nothing.
         shown = answer.get("inputs", {}).get(name, "[REDACTED]")
         self._print(f"{stage}: input {name} = {_json(shown)}")

@@ -257,9 +257,14 @@ class CommandPrompt:
         """Show ``line`` after the prompt, as readline did not (read from a pipe, or typed
         ahead). Redacted as the history is: the transcript is output (a CI job's log, say),
         and a secret typed as a value to ``set`` or in a condition is not to be shown back."""
+        self._print(self.PROMPT + self.masked(line.rstrip("\n")))
+
+    def masked(self, line: str) -> str:
+        """``line`` as the echo and the history show it: redacted by shape and by the values
+        known as secrets (a subclass masks what its commands say is secret, too)."""
         from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - not at once
 
-        self._print(self.PROMPT + redact_text(line.rstrip("\n")))
+        return redact_text(line)
 
     def _print(self, text: str) -> None:
         # What the commands print comes from the run (errors, log records, reasons): each
@@ -364,11 +369,9 @@ class CommandPrompt:
             return
         import readline  # noqa: PLC0415
 
-        from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a terminal only
-
         for index in range(readline.get_current_history_length()):
             line = readline.get_history_item(index + 1)  # 1-based, unlike the replacement
-            if line and (masked := redact_text(line)) != line:
+            if line and (masked := self.masked(line)) != line:
                 readline.replace_history_item(index, masked)
         try:
             make_private_dirs(self._history.parent)

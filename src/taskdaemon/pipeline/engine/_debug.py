@@ -264,9 +264,9 @@ class DebugSession:
         self._resume(pause, "retry", by)
         return snapshot
 
-    def override(self, run_id: str, stage: str, name: str, value: Any, by: str = "") -> None:
-        """Replace input ``name`` of ``stage``'s paused execution before it starts (recorded as
-        ``InputOverridden`` with the old and new values).
+    def override(self, run_id: str, stage: str | None, name: str, value: Any, by: str = "") -> None:
+        """Replace input ``name`` of ``stage``'s paused execution (None: the one that paused
+        first) before it starts (recorded as ``InputOverridden`` with the old and new values).
 
         ``name`` must be one of the stage's declared inputs (an optional one that did not
         resolve included): any other name is a typo the stage would never read, so it raises
