@@ -88,3 +88,26 @@ def test_env_over_http_is_redacted_and_bounded(home: Path) -> None:
     assert (len(env["inherited"]), env["inherited_count"] > 300) == (200, True)
     assert SECRET not in repr(env)
     assert "409" in refused
+
+
+@pytest.mark.slow
+def test_env_shows_pwd_as_the_command_sees_it(home: Path) -> None:
+    """``PWD`` and ``OLDPWD`` name directories: shown, though ``pwd`` is a secret key word.
+    A command's shell sets ``PWD`` to its working directory, the run's workspace, so that is
+    the one shown (before: ``PWD=[REDACTED]``, the key word ``pwd``)."""
+    done = taskdaemon(
+        home,
+        "debug",
+        str(write_pipeline(home)),
+        "--break",
+        "b",
+        stdin="env\nquit\n",
+        PWD="/srv/elsewhere",
+        OLDPWD="/srv/before",
+    )
+    lines = _env_lines(done.stdout)
+    cwd = lines[1].removeprefix("  cwd ")
+    assert (f"    PWD={cwd}", "    OLDPWD=/srv/before") == (
+        next(line for line in lines if line.startswith("    PWD=")),
+        next(line for line in lines if line.startswith("    OLDPWD=")),
+    )

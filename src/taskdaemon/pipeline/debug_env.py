@@ -17,7 +17,10 @@ Decided, and why:
   machine" needs it, but **redacted as every other answer is** (docs/redaction.md): by key
   (``TASKDAEMON_REDACT_PATTERNS``: ``API_TOKEN``, ``DB_PASSWORD``), by shape, and by the
   environment's secret values; and only then cut, or a long secret's first characters would be
-  shown and no longer found.
+  shown and no longer found. ``PWD`` and ``OLDPWD`` are directories, not secrets, though
+  ``pwd`` is a secret key word (``db_pwd``): shown by value, redacted by shape only, as
+  ``secret_values`` leaves them out. A command's shell sets ``PWD`` to its working directory
+  (the run's workspace), so that is the ``PWD`` shown for it; it read ``[REDACTED]``.
 * **Bounded**: at most :data:`MAX_VARIABLES` inherited variables (by name; the answer says how
   many there are), each name and value cut to :data:`MAX_VALUE` characters, the command too. A
   server's environment may be large, and the answer goes to a terminal and over HTTP.
@@ -48,6 +51,8 @@ MAX_VARIABLES: Final = 200
 MAX_VALUE: Final = 256
 #: What a command stage gets only as its attempt starts.
 AT_START: Final = ("TRACEPARENT", "TASKDAEMON_SPAWN_TOKEN")
+#: Inherited variables that name directories: shown, though ``pwd`` is a secret key word.
+_DIRECTORIES: Final = frozenset({"PWD", "OLDPWD"})
 
 
 def stage_environment(
@@ -63,6 +68,11 @@ def stage_environment(
     command = pipeline.runs_command(stage)
     inherited = command_environment() if environ is None else command_environment(environ)
     names = sorted(inherited)
+    kept = redact({name: inherited[name] for name in names[:MAX_VARIABLES]}, patterns)
+    for name in _DIRECTORIES & kept.keys():
+        kept[name] = redact_text(inherited[name])
+    if command and "PWD" in kept and workspace:
+        kept["PWD"] = workspace
     answer: dict[str, Any] = {
         "stage": paused.stage,
         "task_run_id": paused.task_run_id,
@@ -71,9 +81,7 @@ def stage_environment(
         "cwd": workspace if command else None,
         "set": {},
         "at_start": list(AT_START) if command else [],
-        "inherited": _bounded_map(
-            redact({name: inherited[name] for name in names[:MAX_VARIABLES]}, patterns)
-        ),
+        "inherited": _bounded_map(kept),
         "inherited_count": len(names),
     }
     if command:
