@@ -43,7 +43,9 @@ VENDOR_TOKEN_SHAPES: Final = "|".join(
 def may_hold_vendor_token(text: str) -> bool:
     """False when ``text`` lacks every prefix of :data:`VENDOR_TOKEN_SHAPES` (substring tests,
     each cheaper one first: a text holds a substring only if it holds its characters)."""
-    if "_" in text and ("k_" in text or "whsec_" in text or "npm_" in text or "hf_" in text):
+    if "_" in text and (
+        "sk_" in text or "rk_" in text or "whsec_" in text or "npm_" in text or "hf_" in text
+    ):
         return True
     if "-" in text and ("sk-" in text or "pypi-" in text):
         return True
