@@ -368,6 +368,22 @@ async def test_a_static_files_refused_range_is_the_one_json_error_shape() -> Non
     assert (lines.status_code, lines.content) == (200, whole.content)
 
 
+async def test_a_malformed_byte_range_is_refused_in_words_of_its_own() -> None:
+    """A ``bytes`` range with no ``=``, or whose ranges are no numbers, is a 400 saying why in
+    one sentence without Starlette's full stop, like every other error; it is not taken for
+    another unit and ignored because a ``=`` follows later in it."""
+    async with waiting_run() as (client, _run_id):
+        answers = [
+            await client.get("/static/app.js", headers={**BEARER, "range": given})
+            for given in ("bytes", "bytes=0-1=2", "bytes=x-y")
+        ]
+    assert [assert_one_json_error(a, 400) for a in answers] == [
+        "range 'bytes': Malformed range header",
+        "range 'bytes=0-1=2': range must be requested",
+        "range 'bytes=x-y': range must be requested",
+    ]
+
+
 async def test_a_header_the_route_sets_itself_is_sent_once() -> None:
     """The run page sets its own ``Cache-Control`` and ``nosniff``: the answer carries each
     once, not the route's and the server's side by side."""
