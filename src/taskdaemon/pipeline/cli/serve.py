@@ -16,8 +16,8 @@ pipeline on a schedule.
   ``--max-runs`` (0, the default, means forever). Runs are ``started_by=schedule``, and
   their run span records the time their slot was due (``taskdaemon.pipeline.scheduled_at_ns``:
   the first run's is the schedule's start, each next one its previous start plus ``--every``),
-  so that ``runs show``, ``runs list`` and the web page say how late each started
-  (``landing``).
+  so that ``runs show`` and the web page say how late each started (``landing``;
+  ``runs list`` does not: docs/architecture.md).
   ``--auto-approve`` grants every approval; otherwise approvals come through the API
   (``POST /api/runs/{id}/approve/{stage}``) or the command line (``taskdaemon approve RUN
   STAGE``): each scheduled run is served on its control socket while it runs, as a
