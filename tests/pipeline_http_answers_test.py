@@ -364,23 +364,27 @@ async def test_a_static_files_refused_range_is_the_one_json_error_shape() -> Non
         == f"range 'bytes={size}-' starts past the file's {size} bytes"
     )
     assert past.headers["content-range"] == f"bytes */{size}"
-    assert assert_one_json_error(backwards, 400) == "range 'bytes=5-2': start must be less than end"
+    assert (
+        assert_one_json_error(backwards, 400)
+        == "range 'bytes=5-2': its first byte is past its last"
+    )
     assert (lines.status_code, lines.content) == (200, whole.content)
 
 
 async def test_a_malformed_byte_range_is_refused_in_words_of_its_own() -> None:
-    """A ``bytes`` range with no ``=``, or whose ranges are no numbers, is a 400 saying why in
-    one sentence without Starlette's full stop, like every other error; it is not taken for
-    another unit and ignored because a ``=`` follows later in it."""
+    """A ``bytes`` range with no ``=``, or whose ranges are no numbers, is a 400 saying what to
+    write, in one sentence like every other error (Starlette's words said neither); it is not
+    taken for another unit and ignored because a ``=`` follows later in it."""
     async with waiting_run() as (client, _run_id):
         answers = [
             await client.get("/static/app.js", headers={**BEARER, "range": given})
             for given in ("bytes", "bytes=0-1=2", "bytes=x-y")
         ]
+    to_write = "names no byte range (write bytes=FIRST-LAST, bytes=FIRST- or bytes=-COUNT)"
     assert [assert_one_json_error(a, 400) for a in answers] == [
-        "range 'bytes': Malformed range header",
-        "range 'bytes=0-1=2': range must be requested",
-        "range 'bytes=x-y': range must be requested",
+        f"range 'bytes': {to_write}",
+        f"range 'bytes=0-1=2': {to_write}",
+        f"range 'bytes=x-y': {to_write}",
     ]
 
 

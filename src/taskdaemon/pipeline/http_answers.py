@@ -287,7 +287,13 @@ class _RangeCheckedFile(FileResponse):
             past = f"{shown} starts past the file's {file_size} bytes"
             raise HTTPException(416, past, {"content-range": f"bytes */{file_size}"}) from None
         except MalformedRangeHeader as exc:
-            why = exc.content.removeprefix("Range header: ").rstrip(".")
+            # Starlette's words ("Malformed range header.", "range must be requested") say
+            # neither what is wrong nor what to write.
+            why = (
+                "its first byte is past its last"
+                if "start must be less than end" in str(exc.content)
+                else "names no byte range (write bytes=FIRST-LAST, bytes=FIRST- or bytes=-COUNT)"
+            )
             raise HTTPException(400, f"{shown}: {why}") from None
 
 
