@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -175,3 +176,36 @@ async def test_a_stream_opened_while_a_failed_feed_closes_gets_a_feed_of_its_own
         first.close()
         second.close()
         await asyncio.sleep(0)
+
+
+async def test_a_gzipped_stream_decodes_each_chunk_whole_as_it_is_queued() -> None:
+    """A gzipped subscription's preamble, each event, ping and end decode whole from the
+    bytes queued so far (flushed at each, ``Z_SYNC_FLUSH``: nothing waits in the compressor
+    for the next), and its finish ends the gzip member. The pace is the event's size on the
+    wire, here its gzipped size."""
+    source, pauses = Latest(), Pauses()
+    hub = StreamHub(pace=Pace(over=100, rate=100_000, sleep=pauses), heartbeat=0.01)
+    subscription = hub.subscribe("run", render, source, gzip=True)
+    unzip = zlib.decompressobj(31)
+    texts = [unzip.decompress(subscription.preamble)]
+    source.items.put_nowait(50_000)
+    event = await subscription.next(5.0)
+    assert event is not None
+    texts.append(unzip.decompress(event))
+    await asyncio.wait_for(pauses.started.wait(), 5.0)
+    texts.append(unzip.decompress(await subscription.next(0.01) or b"?"))  # a ping
+    source.items.put_nowait(None)
+    pauses.release.set()
+    texts.append(unzip.decompress(await subscription.next(5.0) or b"?"))
+    texts.append(unzip.decompress(subscription.finish()))
+    subscription.close()
+    assert [b"retry: 2000\n\n", 50_000, b": ping\n\n", "end", b""] == [
+        texts[0],
+        size_of(texts[1]),
+        texts[2],
+        size_of(texts[3]),
+        texts[4],
+    ]
+    assert unzip.eof
+    assert [len(event) / 100_000] == pauses.asked
+    assert len(event) * 50 < len(texts[1])

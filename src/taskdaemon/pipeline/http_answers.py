@@ -24,9 +24,10 @@
   accepts it (``Vary: Accept-Encoding``; ``server.py`` adds Starlette's ``GZipMiddleware``):
   the page, DAG and state of a run of hundreds of stages are repetitive JSON, SVG and HTML
   that gzip shrinks tenfold and more, and on a slow line the DAG showed only once all of them
-  had come whole. Server-Sent Events are not compressed (Starlette leaves
-  ``text/event-stream`` alone: an event must reach the page when sent, not when a compressor
-  flushes), nor a range (206), nor ``/metrics``, which gzips its own. No answer's body holds a
+  had come whole. Starlette leaves ``text/event-stream`` alone (an event must reach the page
+  when sent, not when a compressor flushes): a stream gzips itself, flushed at each event
+  (``web._streams``, "Compression"). Nor is a range (206) compressed, nor ``/metrics``, which
+  gzips its own. No answer's body holds a
   secret (the token and the session are in headers only), so the length of a compressed
   answer that echoes a request (BREACH) has nothing to give away.
 * **Redirects** name a path on this server, never a host: a path with a trailing ``/`` too

@@ -81,6 +81,7 @@ from taskdaemon.pipeline.web._streams import (
     Pace,
     StreamHub,
     StreamLimitError,
+    accepts_gzip,
 )
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
@@ -131,8 +132,8 @@ class WebOptions:
     a heartbeat comment every ``heartbeat`` seconds, browsers reconnect after ``retry_ms``;
     a stored run is polled every ``poll_interval`` seconds, and said quiet after ``quiet_polls``
     polls in a row with nothing new from a remote source (``_data``); after an event of more than
-    ``pace_over`` bytes a stream waits for its share of ``pace_rate`` bytes a second before
-    it takes the next snapshot (``_streams``).
+    ``pace_over`` bytes on the wire a stream waits for its share of ``pace_rate`` bytes a
+    second before it takes the next snapshot (``_streams``).
     """
 
     source_url: str | None = None
@@ -460,6 +461,7 @@ class WebApp:
                 lambda item: (
                     item[0].run is not None and item[0].run.status not in GOING_RUN_STATUSES
                 ),
+                gzip=_gzip(request),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))
@@ -537,12 +539,18 @@ class WebApp:
                     if in_dump
                     else follow_stage_logs(path, run_id, stage, interval=interval, ended=ended)
                 ),
+                gzip=_gzip(request),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))
             response.headers["retry-after"] = "5"
             return response
         return EventStreamResponse(subscription)
+
+
+def _gzip(request: Request) -> bool:
+    """Whether the client takes its event stream gzipped (``_streams``, "Compression")."""
+    return accepts_gzip(request.headers.get("accept-encoding", ""))
 
 
 _NO_RUN = "Run not found"

@@ -9,15 +9,15 @@ snapshot, so it loses nothing but the intermediate states. A send that does not 
 a stream slot for long. At most ``max_streams`` streams are open at once; one more is answered
 503 with ``Retry-After``.
 
-Big documents are paced: after an event of more than ``pace_over`` bytes a feed waits until
-it has had its share of ``pace_rate`` bytes a second before it takes the next snapshot, so a
-viewer of a run of thousands of stages gets at most that many bytes a second, not a
-half-megabyte snapshot at every change. Nothing is lost: a feed's sources coalesce (the
-engine's ``DagWatcher.watch`` snapshots every change made meanwhile, a stored run is polled
-afresh), so the snapshot taken after the pause is the current one, and the run's last one is
-always sent, then ``end``. A feed's ``final`` item (the run ended) is not paced after: nothing
-comes after it but ``end``, which a pause only delayed (seconds for a run of thousands of
-stages, whose page said it was still live meanwhile).
+Big documents are paced: after an event of more than ``pace_over`` bytes on the wire (see
+"Compression") a feed waits until it has had its share of ``pace_rate`` bytes a second before
+it takes the next snapshot, so a viewer of a run of thousands of stages gets at most that many
+bytes a second, not a half-megabyte snapshot at every change. Nothing is lost: a feed's sources
+coalesce (the engine's ``DagWatcher.watch`` snapshots every change made meanwhile, a stored run
+is polled afresh), so the snapshot taken after the pause is the current one, and the run's last
+one is always sent, then ``end``. A feed's ``final`` item (the run ended) is not paced after:
+nothing comes after it but ``end``, which a pause only delayed (seconds for a run of thousands
+of stages, whose page said it was still live meanwhile).
 
 Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
 event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
@@ -25,6 +25,16 @@ event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sen
 reconnecting with ``Last-Event-ID`` is sent the current full snapshot (every event is a full
 snapshot, so there is nothing to replay). When the run ends the stream sends ``event: end`` and
 closes; the page then stops reconnecting.
+
+Compression: a client that accepts ``gzip`` (``Accept-Encoding``, not ``q=0``) gets its stream
+gzipped by a compressor of its own, flushed (``Z_SYNC_FLUSH``) after each chunk, so every event
+and ping still reaches the page whole when it is sent; the stream's end finishes the gzip
+member. A run's state is repetitive JSON that gzip shrinks many times over, and a slow line
+waited for the whole of each event. The compressor is the client's (the
+stream's state is its own history), so a chunk is compressed as it is queued and a pace is
+the share of the largest one any client was queued (wire bytes: a feed with one plain client
+paces by the plain size). A client dropped mid-stream leaves a cut gzip member, as it left a
+cut stream before; its browser reconnects either way.
 
 The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
 subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
@@ -44,16 +54,42 @@ import asyncio
 import contextlib
 import json
 import logging
+import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Feed", "Pace", "StreamHub", "StreamLimitError", "Subscription", "encode_event"]
+__all__ = [
+    "Feed",
+    "Pace",
+    "StreamHub",
+    "StreamLimitError",
+    "Subscription",
+    "accepts_gzip",
+    "encode_event",
+]
 
 _log = logging.getLogger("taskdaemon.http")
 
 _END = b"event: end\ndata: {}\n\n"
+_PING = b": ping\n\n"
+#: zlib's fastest level: each stream compresses every event itself (up to ``max_streams`` of
+#: them), and a run's state gzips about as small at level 1 as at 6 (a few percent bigger).
+_GZIP_LEVEL = 1
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value takes ``gzip`` (named, or ``*``, without ``q=0``)."""
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        if coding.strip() in ("gzip", "*"):
+            name, _, q = params.partition("=")
+            try:
+                return name.strip() != "q" or float(q) > 0
+            except ValueError:  # a q that is no number: not an acceptance
+                return False
+    return False
 
 
 class StreamLimitError(Exception):
@@ -79,33 +115,51 @@ class StreamStats:
 
 
 class Subscription:
-    """One client's bounded queue of encoded events."""
+    """One client's bounded queue of its stream's bytes, gzipped (``gzip``) or not, after its
+    ``preamble`` (the ``retry:`` line, compressed first)."""
 
-    def __init__(self, hub: StreamHub, feed: Feed, queue_size: int) -> None:
+    def __init__(self, hub: StreamHub, feed: Feed, queue_size: int, gzip: bool = False) -> None:
         self.hub = hub
         self.feed = feed
+        self.gzip = gzip  # its response says ``Content-Encoding: gzip``
+        self._zip = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
+        self.preamble = self.wire(f"retry: {hub.retry_ms}\n\n".encode())
         self._queue: deque[bytes] = deque()
         self._size = queue_size
         self._ready = asyncio.Event()
         self.ended = False  # the feed ended (run finished) or the hub closed
         self.dropped = False  # too slow: the queue overflowed or a send timed out
 
-    def offer(self, chunk: bytes) -> None:
-        """Queue ``chunk``; drop the client instead when its queue is full."""
+    def wire(self, chunk: bytes) -> bytes:
+        """``chunk`` as the stream sends it, compressed and flushed whole if gzipped. Call it in
+        the order the chunks go out (the compressor's state is the stream's)."""
+        if self._zip is None:
+            return chunk
+        return self._zip.compress(chunk) + self._zip.flush(zlib.Z_SYNC_FLUSH)
+
+    def finish(self) -> bytes:
+        """The stream's last bytes: the gzip member's end, or nothing."""
+        zipper, self._zip = self._zip, None
+        return b"" if zipper is None else zipper.flush(zlib.Z_FINISH)
+
+    def offer(self, chunk: bytes) -> int:
+        """Queue ``chunk``; drop the client instead when its queue is full. Returns the bytes
+        queued (0: none)."""
         if self.ended or self.dropped:
-            return
+            return 0
         if len(self._queue) >= self._size:
             self.drop()
-            return
-        self._queue.append(chunk)
+            return 0
+        self._queue.append(self.wire(chunk))
         self._ready.set()
+        return len(self._queue[-1])
 
     def end(self, last: bytes | None = _END) -> None:
         """Deliver ``last`` (past the bound: it is the final one), then end the stream."""
         if self.ended or self.dropped:
             return
         if last is not None:
-            self._queue.append(last)
+            self._queue.append(self.wire(last))
         self.ended = True
         self._ready.set()
 
@@ -118,8 +172,8 @@ class Subscription:
             self._ready.set()
 
     async def next(self, idle: float) -> bytes | None:
-        """The next chunk; ``b""`` after ``idle`` seconds without one (send a heartbeat);
-        None when the stream is over."""
+        """The next chunk of the stream's bytes; a ping (``: ping``) after ``idle`` seconds
+        without one; None when the stream is over."""
         while not self._queue:
             if self.ended or self.dropped:
                 return None
@@ -129,7 +183,7 @@ class Subscription:
                 async with asyncio.timeout(idle):
                     await self._ready.wait()
             except TimeoutError:
-                return b""
+                return self.wire(_PING)  # nothing queued: it goes out in its order
         if self.dropped:
             return None
         return self._queue.popleft()
@@ -141,7 +195,8 @@ class Subscription:
 
 @dataclass(frozen=True, slots=True)
 class Pace:
-    """After an event of more than ``over`` bytes, wait ``size / rate`` seconds (``sleep``)."""
+    """After an event of more than ``over`` bytes on the wire, wait ``size / rate`` seconds
+    (``sleep``)."""
 
     over: int
     rate: float
@@ -179,13 +234,13 @@ class Feed:
             async for item in self._source:
                 self.counter += 1
                 self.latest = encode_event(self.counter, self.render(item))
-                for subscriber in list(self.subscribers):
-                    subscriber.offer(self.latest)
+                sent = [subscriber.offer(self.latest) for subscriber in list(self.subscribers)]
+                size = max(sent, default=0)  # the most bytes a client of it has to take
                 pace = self._pace
                 last = self._final is not None and self._final(item)
-                if pace is not None and len(self.latest) > pace.over and not last:
+                if pace is not None and size > pace.over and not last:
                     # The source coalesces what changes meanwhile into its next snapshot.
-                    await pace.sleep(len(self.latest) / pace.rate)
+                    await pace.sleep(size / pace.rate)
             self.done = True
             for subscriber in list(self.subscribers):
                 subscriber.end()
@@ -241,9 +296,12 @@ class StreamHub:
         render: Callable[[Any], Any],
         source: Callable[[], AsyncIterator[Any]],
         final: Callable[[Any], bool] | None = None,
+        *,
+        gzip: bool = False,
     ) -> Subscription:
         """A subscription to the feed of ``key`` (started from ``source()`` if none runs;
-        ``final(item)``: the source yields nothing after ``item``, so no pause follows it).
+        ``final(item)``: the source yields nothing after ``item``, so no pause follows it),
+        gzipped if ``gzip``.
 
         The current snapshot, when the feed has one, is queued at once. Raises
         :class:`StreamLimitError` at ``max_streams``. Call it on the server's loop.
@@ -261,7 +319,7 @@ class StreamHub:
             feed = Feed(key, render, source(), self.pace, final)
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
-        subscription = Subscription(self, feed, self.queue_size)
+        subscription = Subscription(self, feed, self.queue_size, gzip)
         feed.subscribers.add(subscription)
         self._open += 1
         if feed.latest is not None:
@@ -356,20 +414,22 @@ class EventStreamResponse:
                         (b"content-type", b"text/event-stream; charset=utf-8"),
                         (b"cache-control", b"no-store"),
                         (b"x-accel-buffering", b"no"),
+                        (b"vary", b"accept-encoding"),
+                        *([(b"content-encoding", b"gzip")] if sub.gzip else []),
                     ],
                 }
             )
-            first = f"retry: {hub.retry_ms}\n\n".encode()
-            if not await self._send(send, first):
+            if not await self._send(send, sub.preamble):
                 return
             while not gone.is_set():
                 chunk = await sub.next(hub.heartbeat)
                 if chunk is None:
                     break
-                if not await self._send(send, chunk or b": ping\n\n"):
+                if not await self._send(send, chunk):
                     return  # dropped: returning mid-response makes the server close it
             if not gone.is_set():
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                last = sub.finish()
+                await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
