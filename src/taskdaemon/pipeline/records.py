@@ -229,6 +229,9 @@ class RunRecord(ValueMethods):
     links_dropped_when_written: int = 0
     attributes_dropped_when_written: int = 0
     attributes_not_read: int = 0
+    # An interrupted run: the last sign of life of the process that ran it (its span writer's
+    # last heartbeat, or its latest stored record); the process died after it. Else None.
+    last_seen: float | None = None
 
     @property
     def duration(self) -> float | None:

@@ -621,6 +621,17 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         attributes_dropped_when_written=sum(
             span.attributes_dropped_when_written for span in all_spans
         ),
+        last_seen=_latest_record(all_spans) if status == INTERRUPTED else None,
+    )
+
+
+def _latest_record(spans: Iterable[SpanRecord]) -> float:
+    """The time of the latest thing the spans record (a start, an end, an event)."""
+    return epoch_seconds(
+        max(
+            max(span.start_ns, span.end_ns or 0, *(event.time_ns for event in span.events))
+            for span in spans
+        )
     )
 
 

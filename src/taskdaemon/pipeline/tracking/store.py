@@ -56,9 +56,10 @@ from taskdaemon.pipeline.errors import (
     SpanStoreError,
 )
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem
-from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
+from taskdaemon.pipeline.status_rules import INTERRUPTED, OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking._retention import delete_expired
 from taskdaemon.pipeline.tracking._rows import RowTypes
 from taskdaemon.pipeline.tracking._schema import (
@@ -339,7 +340,26 @@ class SpanStore:
         """
         spans = self.get_trace(run_id)
         ended = self.is_interrupted(spans[0].trace_id, or_ended=True)
-        return reconstruct_run(spans, interrupted=ended)
+        run = reconstruct_run(spans, interrupted=ended)
+        if run.status != INTERRUPTED or run.last_seen is None:
+            return run
+        seen = self._last_sign_of_life(run.run_id)
+        return run if seen is None else replace(run, last_seen=max(run.last_seen, seen))
+
+    def _last_sign_of_life(self, run_id: str) -> float | None:
+        """When the process of an interrupted run was last known alive: its writer's last
+        heartbeat (renewed every second while it lived), or the end its row records (a run
+        span that could not be read: the writer lived on after the run, to other runs)."""
+        with self._cursor() as conn:
+            row = conn.execute(
+                "SELECT runs.end_ns, writers.heartbeat_ns FROM runs "
+                "LEFT JOIN writers ON writers.id = runs.writer_id WHERE runs.trace_id = ?",
+                (run_id,),
+            ).fetchone()
+        if row is None:
+            return None
+        ns = row[0] if row[0] is not None else row[1]
+        return epoch_seconds(ns) if isinstance(ns, int) else None
 
     def search(
         self,

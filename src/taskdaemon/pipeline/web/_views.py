@@ -9,7 +9,8 @@
   latest one.
 * :func:`timeline` cuts every stage attempt into segments: ``approval`` (waiting for a
   manual approval), ``queued`` (waiting for a worker slot), ``paused`` (held at a debugger
-  breakpoint) and ``running``. An open segment ends at ``now``. Rows are capped
+  breakpoint) and ``running``. An open segment ends at ``now``, or, in an interrupted run, at
+  the last sign of life of its process (``RunRecord.last_seen``). Rows are capped
   (:data:`MAX_ROWS`) so a fan-out of thousands stays a bounded event.
 * :func:`record_json` is the run record as stored (inputs and outputs redacted and capped when
   they were captured: the page shows nothing the spans do not hold).
@@ -36,6 +37,7 @@ from taskdaemon.pipeline.records import (
     RunRecord,
     RunSummary,
 )
+from taskdaemon.pipeline.status_rules import INTERRUPTED
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.telemetry_codec import recorded_request
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
@@ -134,10 +136,18 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
     (``DagNode.paused_before_start``), which has no attempt yet, is a ``paused`` row of its
     own, an open ``paused`` segment since it paused, with ``"since"`` and ``"reason"`` (the
     breakpoint's) besides: it keeps its key, and becomes that attempt's row once it starts.
+
+    An interrupted run (its process died) has no ``now``: its open attempts ended when the
+    process died, at a time no span records. They end at ``"last_seen"`` (the run's
+    ``last_seen``: its writer's last heartbeat, or its latest record), which bounds that time
+    from below, marked ``"interrupted": true`` and not ``open``; drawn up to ``now`` they grew
+    at every load, a stage killed after 5 s read as running for hours.
     """
     rows: list[dict[str, Any]] = []
     hidden = 0
     run = snapshot.run
+    died = run.last_seen if run is not None and run.status == INTERRUPTED else None
+    now = now if died is None else died
     first: float | None = run.start if run is not None else None
     waits: dict[str, list[ApprovalWait]] = {}
     for wait in run.approvals if run is not None else ():
@@ -160,9 +170,11 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
                 "instance": attempt.instance,
                 "attempt": attempt.attempt,
                 "status": attempt.status,
-                "open": attempt.end is None,
+                "open": attempt.end is None and died is None,
                 "segments": segments,
             }
+            if attempt.end is None and died is not None:
+                row["interrupted"] = True
             pause = held.get(attempt.task_run_id) if held else None
             if pause is not None:  # paused before its start: since when, and why
                 row["since"], row["reason"] = _r(pause.since), cut(pause.reason)
@@ -175,6 +187,7 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
         "end": _r(last),
         "rows": rows,
         "hidden": hidden,
+        "last_seen": _r(died),
     }
 
 

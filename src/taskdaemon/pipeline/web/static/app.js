@@ -249,12 +249,18 @@
           bar = row.track.appendChild(el("div"));
           bar.append(document.createTextNode(""), el("span", { class: "for-screen-readers" }));
         }
-        setAttr(bar, "class", "seg seg-" + seg.kind + (r.open && i === r.segments.length - 1 ? " open" : ""));
+        const last = i === r.segments.length - 1;
+        // An interrupted run's open attempt ends where its process was last seen alive (the
+        // server's ``last_seen``): it died after that, at a time nothing recorded.
+        const cut = r.interrupted && last;
+        setAttr(bar, "class", "seg seg-" + seg.kind + (r.open && last ? " open" : "") + (cut ? " interrupted" : ""));
         setAttr(bar, "data-kind", seg.kind);
         // Its kind shows; its length too to a screen reader, as its title to a pointer: one
         // heard "queued running" and no time at all, which was the bars' whole point.
         // A replay's fed attempt did no work: its mark has no length to say.
-        const length = seg.kind === "replayed" ? "" : " " + fmtDuration(seg.end - seg.start);
+        const length = (seg.kind === "replayed" ? "" : " " + fmtDuration(seg.end - seg.start))
+          + (cut ? " or more: interrupted; its end is the last sign of life of the run's process, at "
+            + fmtTime(t.last_seen) : "");
         setAttr(bar, "title", seg.kind + length);
         setText(bar.firstChild, seg.kind);
         setText(bar.lastChild, length);
