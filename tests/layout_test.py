@@ -12,6 +12,11 @@
 
 A ``pytest.mark`` sits on a test function, never on a helper (pytest ignores it there).
 
+No script or style sheet under ``src/`` (the web page's ``.js`` and ``.css``) has more than
+:data:`MAX_ASSET_LINES` lines, the limit ``architecture_test.py`` sets for Python files: one
+responsibility a file holds there too (``app.js`` had grown to 833 lines, the run page's DAG,
+tables, timeline, stage panel and stream in one).
+
 It also checks the suite's guards against threads and child processes left running
 (``conftest.left_running``, ``conftest.children_left_running``) and process-wide state left
 changed (``conftest.changed_state``).
@@ -35,6 +40,9 @@ from conftest import (
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE_ROOT = ROOT / "src" / "taskdaemon" / "pipeline"
+
+#: The most lines a script or style sheet under ``src/`` has (the module docstring).
+MAX_ASSET_LINES = 700
 
 #: The areas the project's spec selects with ``-k pipeline_<area>``.
 AREAS = frozenset({"monitor", "visualization", "tracking", "metrics", "debug"})
@@ -98,6 +106,28 @@ def naming_violations(tests: Path, package_root: Path) -> list[str]:
         if not (_names_a_module(words, modules) or in_area):
             found.append(f"{name}: names no module of src/taskdaemon/pipeline")
     return found
+
+
+def long_assets(root: Path, limit: int = MAX_ASSET_LINES) -> list[str]:
+    """``path: N lines`` for each ``.js`` and ``.css`` file under ``root`` over ``limit``."""
+    return [
+        f"{path.relative_to(root)}: {count} lines"
+        for path in sorted(root.rglob("*"))
+        if path.suffix in (".js", ".css") and (count := len(path.read_text().splitlines())) > limit
+    ]
+
+
+def test_no_script_or_style_sheet_over_700_lines() -> None:
+    """Every script and style sheet of the package has at most 700 lines, as its modules."""
+    assert [] == long_assets(ROOT / "src")
+
+
+def test_the_asset_rule_reports_long_scripts_and_style_sheets(tmp_path: Path) -> None:
+    """A ``.js`` or ``.css`` file over the limit is reported, one at it and other files not."""
+    (tmp_path / "static").mkdir()
+    for name, count in (("long.js", 4), ("long.css", 5), ("ok.js", 3), ("long.txt", 9)):
+        (tmp_path / "static" / name).write_text("x\n" * count)
+    assert ["static/long.css: 5 lines", "static/long.js: 4 lines"] == long_assets(tmp_path, 3)
 
 
 def test_every_test_file_names_what_it_tests() -> None:

@@ -34,7 +34,15 @@ pytestmark = pytest.mark.slow
 SETUPTOOLS_FLOOR = 77
 
 #: The page's assets, each of which the installed server must answer.
-ASSETS = ("style.css", "page.js", "runs.js", "app.js")
+ASSETS = (
+    "style.css",
+    "page.js",
+    "runs.js",
+    "timeline.js",
+    "stage_logs.js",
+    "stage_detail.js",
+    "app.js",
+)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,14 @@
 // taskdaemon web page. No framework, no build step; loaded from /static under a CSP that
 // forbids inline script. Text reaches the page through textContent only, never innerHTML.
+// The run page: its state from the live stream, the DAG, the stages table, the lines at its
+// top and the stage panel's picking. What each part draws by itself is a script of its own,
+// loaded before this one (base.html): page.js (what every page shares), runs.js (the runs
+// list), timeline.js, stage_logs.js and stage_detail.js (the stage panel's records and facts).
 "use strict";
 
 (function () {
   const {
-    visible, el, fmtDuration, fmtTime, localizeTimes, fmtBytes, cellText, statePill,
+    visible, el, setAttr, setText, fmtDuration, fmtTime, localizeTimes, cellText, statePill,
     postJson, signInAgain,
   } = window.taskdaemonPage;
 
@@ -209,88 +213,7 @@
       }
     }
 
-    // The timeline is updated in place, as the stages table is: one row per attempt, kept from
-    // event to event by its stage, instance and attempt, its label and bars written only when
-    // they change. Drawn anew at every event, hundreds of rows were thrown away and made again
-    // several times a second on a busy run; a new attempt's row is now inserted where it goes.
-    const timelineRows = new Map();
-    const timelineAxis = el("div", { class: "axis" });
-    timelineAxis.append(el("span"), el("span"));
-    const timelineHidden = el("p", { class: "muted" });
-    const timelineEmpty = el("p", { class: "muted" }, "No stage has started yet.");
-
-    function setAttr(node, name, value) {
-      if (node.getAttribute(name) !== value) node.setAttribute(name, value);
-    }
-
-    // A label is the stage's name, cut with an ellipsis when long, then what tells the rows
-    // of one stage apart, never cut: the instance (of a fan-out), the attempt and the state.
-    // Cut at its end, every attempt of a long-named stage read the same ("ingest-custo…").
-    function timelineRow(r, t, span, fanned) {
-      const key = r.stage + "\u0000" + r.instance + "\u0000" + r.attempt;
-      let row = timelineRows.get(key);
-      if (!row) {
-        row = { div: el("div", { class: "row", "data-stage": r.stage, "data-instance": r.instance, "data-attempt": r.attempt }),
-          label: el("span", { class: "label" }), name: el("span", { class: "label-name" }),
-          rest: el("span", { class: "label-rest" }), track: el("div", { class: "track" }) };
-        row.label.append(row.name, row.rest);
-        row.div.append(row.label, row.track);
-        timelineRows.set(key, row);
-      }
-      const rest = (fanned.has(r.stage) ? " [" + r.instance + "]" : "") + (r.attempt > 1 ? " #" + r.attempt : "");
-      // Paused before its start, it has no attempt yet: since when, and at which breakpoint.
-      const held = r.reason === undefined ? "" : " since " + fmtTime(r.since) + " at " + r.reason;
-      setAttr(row.label, "title", r.stage + rest + ": " + r.status + held);
-      setText(row.name, r.stage);
-      setText(row.rest, rest + " · " + r.status);
-      r.segments.forEach((seg, i) => {
-        let bar = row.track.children[i];
-        if (!bar) {
-          bar = row.track.appendChild(el("div"));
-          bar.append(document.createTextNode(""), el("span", { class: "for-screen-readers" }));
-        }
-        const last = i === r.segments.length - 1;
-        // An interrupted run's open attempt ends where its process was last seen alive (the
-        // server's ``last_seen``): it died after that, at a time nothing recorded.
-        const cut = r.interrupted && last;
-        setAttr(bar, "class", "seg seg-" + seg.kind + (r.open && last ? " open" : "") + (cut ? " interrupted" : ""));
-        setAttr(bar, "data-kind", seg.kind);
-        // Its kind shows; its length too to a screen reader, as its title to a pointer: one
-        // heard "queued running" and no time at all, which was the bars' whole point.
-        // A replay's fed attempt did no work: its mark has no length to say.
-        const length = (seg.kind === "replayed" ? "" : " " + fmtDuration(seg.end - seg.start))
-          + (cut ? " or more: interrupted; its end is the last sign of life of the run's process, at "
-            + fmtTime(t.last_seen) : "");
-        setAttr(bar, "title", seg.kind + length);
-        setText(bar.firstChild, seg.kind);
-        setText(bar.lastChild, length);
-        const left = (100 * (seg.start - t.start) / span) + "%";
-        const width = (100 * Math.max(0, seg.end - seg.start) / span) + "%";
-        if (bar.style.left !== left) bar.style.left = left;
-        if (bar.style.width !== width) bar.style.width = width;
-      });
-      while (row.track.children.length > r.segments.length) row.track.lastElementChild.remove();
-      return [key, row.div];
-    }
-
-    function renderTimeline() {
-      const box = document.getElementById("timeline");
-      const t = state.timeline;
-      const span = Math.max(1e-6, t.end - t.start);
-      setText(timelineAxis.firstElementChild, "0s");
-      setText(timelineAxis.lastElementChild, fmtDuration(span));
-      const fanned = new Set(t.rows.filter((r) => r.instance).map((r) => r.stage));
-      const rows = t.rows.map((r) => timelineRow(r, t, span, fanned));
-      const keys = new Set(rows.map(([key]) => key));
-      for (const key of Array.from(timelineRows.keys())) if (!keys.has(key)) timelineRows.delete(key);
-      const wanted = [timelineAxis, ...rows.map(([, div]) => div)];
-      if (t.hidden) { setText(timelineHidden, t.hidden + " more attempts not shown"); wanted.push(timelineHidden); }
-      if (!t.rows.length) wanted.push(timelineEmpty);
-      // Each element is put where it goes only when it is not there: a row that stays is not
-      // moved, and those no longer wanted end up after the wanted ones, and go.
-      wanted.forEach((node, i) => { if (box.children[i] !== node) box.insertBefore(node, box.children[i] || null); });
-      while (box.children.length > wanted.length) box.lastElementChild.remove();
-    }
+    const renderTimeline = window.taskdaemonTimeline(document.getElementById("timeline"));
 
     // Each button names its stage to a screen reader ("Approve release"): Tab reaches it
     // out of its row, where "Approve" alone does not say which of the waiting stages it is.
@@ -345,11 +268,6 @@
     // busy run), a button was swapped between a press and its release, so the click was lost,
     // and the keyboard focus fell back to the top of the page.
     const stageRows = new Map();
-
-    function setText(node, text) {
-      const shown = visible(text);
-      if (node.textContent !== shown) node.textContent = shown;
-    }
 
     // The server drew the table before the first state arrived: its rows are taken over, not
     // drawn anew, so a button pressed while that state arrives is the one the page keeps.
@@ -500,7 +418,7 @@
       else for (const row of document.querySelectorAll("#stages tbody tr")) row.classList.toggle("selected", row.dataset.stage === name);
       markNodes();
       loadDetail().then(() => { if (changed) reveal(); });
-      if (changed) followLogs(name);
+      if (changed) stageLogs.follow(name);
     }
 
     // A picked stage's panel is brought into the window when it is out of it: on a narrow
@@ -511,84 +429,8 @@
       if (top < 0 || top > window.innerHeight / 2) panel.scrollIntoView({ block: "start" });
     }
 
-    // The stage's log records: a live tail by SSE (each event is the whole tail, at most a
-    // few hundred records), one stream at a time, closed when another stage is selected.
-    let logStream = null;
-
-    function followLogs(name) {
-      if (logStream) { logStream.close(); logStream = null; }
-      const section = document.getElementById("stage-logs");
-      const lines = document.getElementById("log-lines");
-      const logNote = document.getElementById("logs-note");
-      section.dataset.stage = name;
-      lines.replaceChildren();
-      if (!body.dataset.logs) {
-        section.dataset.logState = "unavailable";
-        logNote.textContent = "This server's span source keeps no run logs (the embedded store and debug dumps do).";
-        return;
-      }
-      section.dataset.logState = "connecting";
-      logNote.textContent = "Loading the stage's logs…";
-      const source = new EventSource(body.dataset.logs + "?stage=" + encodeURIComponent(name), { withCredentials: true });
-      logStream = source;
-      source.onmessage = (event) => { if (logStream === source) renderLogs(JSON.parse(event.data)); };
-      source.addEventListener("end", () => {
-        source.close();
-        if (logStream === source) section.dataset.logState = "complete";
-      });
-      source.addEventListener("problem", (event) => {
-        if (logStream === source) logNote.textContent = "Log updates interrupted: " + JSON.parse(event.data).error + " (reconnecting)";
-      });
-      source.onerror = () => {
-        if (logStream === source && section.dataset.logState !== "complete") section.dataset.logState = "reconnecting";
-      };
-    }
-
-    function renderLogs(tail) {
-      const section = document.getElementById("stage-logs");
-      const lines = document.getElementById("log-lines");
-      const pinned = lines.scrollTop + lines.clientHeight >= lines.scrollHeight - 4;
-      section.dataset.logState = tail.live ? "live" : "complete";
-      section.dataset.total = String(tail.total);
-      lines.replaceChildren(...tail.records.map((r) => {
-        const level = String(r.level).toLowerCase();
-        const item = el("li", { "data-id": r.id, "data-level": level });
-        const parts = [el("span", { class: "log-time" }, fmtTime(r.time)), el("span", { class: "log-level level-" + level }, level)];
-        if (r.instance !== null && r.attempt !== null) parts.push(el("span", { class: "muted" }, r.instance + "." + r.attempt));
-        parts.push(el("span", { class: "log-body" }, r.body));
-        // Spaces between the fields, not margins alone: a line copied, or read by a screen
-        // reader, was "09:38:28INFO0.1stage release.0.1 started".
-        parts.forEach((part, i) => item.append(...(i === 0 ? [part] : [" ", part])));
-        return item;
-      }));
-      if (pinned) lines.scrollTop = lines.scrollHeight;
-      let text = tail.total === 0 ? "No log records" : tail.hidden
-        ? "The last " + tail.records.length + " of " + tail.total + " records"
-        : tail.total + (tail.total === 1 ? " record" : " records");
-      text += tail.live ? "; following live." : ".";
-      document.getElementById("logs-note").textContent = text;
-    }
-
-    function fact(list, term, value) {
-      list.appendChild(el("dt", null, term));
-      list.appendChild(el("dd", null, value));
-    }
-
-    // A value's box (an error, inputs, outputs): a long one scrolls in it, which a keyboard
-    // user must reach too (tabindex), and a screen reader names it when Tab lands there, with
-    // its attempt, as a panel shows several (it was an unnamed text, announced as nothing).
-    function valueBox(cls, title, a, text) {
-      return el("pre", { class: cls, tabindex: "0", role: "region",
-        "aria-label": title + " of instance " + a.instance + ", attempt " + a.attempt }, text);
-    }
-
-    function showValue(parent, title, a, text) {
-      if (text === null || text === undefined) return;
-      parent.appendChild(el("h4", null, title));
-      let shown = text;
-      try { shown = JSON.stringify(JSON.parse(text), null, 2); } catch (e) { shown = text; }
-      parent.appendChild(valueBox(title.toLowerCase(), title, a, shown));
-    }
+    const stageLogs = window.taskdaemonStageLogs(body);
+    const stageDetail = window.taskdaemonStageDetail;
 
     async function loadDetail() {
       if (!selected) return;
@@ -619,75 +461,14 @@
       const record = response.ok ? await response.json() : { stages: [] };
       if (asked !== detailAsked) return;
       const stage = record.stages.find((s) => s.name === name);
-      const parts = [el("h3", { "data-stage": name }, name)];
-      if (!stage) {
-        parts.push(el("p", { class: "muted" }, "Not started yet."));
-      } else {
-        const facts = el("dl", { class: "facts" });
-        fact(facts, "state", stage.status);
-        fact(facts, "loop", stage.loop || "-");
-        if (stage.skip_reason) fact(facts, "skipped", stage.skip_reason);
-        if (stage.cancel_reason) fact(facts, "cancelled", stage.cancel_reason + (stage.cancel_cause ? " (by " + stage.cancel_cause + ")" : ""));
-        // Held at a breakpoint before it started: no attempt below says so.
-        for (const p of stage.paused_before_start || []) fact(facts, "paused", p.task_run_id + " since " + fmtTime(p.since) + " at " + p.reason);
-        parts.push(facts);
-        // Held at a breakpoint: the environment it will see, as the prompt's env shows it
-        // (docs/debugging.md, "The env command"); none where no engine answers (ui).
-        if ((stage.paused_before_start || []).length || stage.attempts.some((a) => a.status === "paused")) {
-          const env = await stageEnvironment(name);
-          if (asked !== detailAsked) return;
-          if (env) parts.push(environmentBox(env));
-        }
-        if (!stage.attempts.length) parts.push(el("p", { class: "muted" }, "No attempt yet."));
-        for (const a of stage.attempts) {
-          const box2 = el("div", { class: "attempt", "data-task-run-id": a.task_run_id });
-          box2.appendChild(el("h4", null, "instance " + a.instance + " · attempt " + a.attempt + " · " + a.status));
-          const list = el("dl", { class: "facts" });
-          fact(list, "started", fmtTime(a.start));
-          // Fed by a replay, its handler did not run: its times are its wait in the replay.
-          const fed = a.status === "replayed";
-          fact(list, "took", fed ? "-" : a.end === null ? "running" : fmtDuration(a.end - a.start));
-          fact(list, "queued", fed ? "-" : fmtDuration(a.queue_time));
-          fact(list, "CPU", a.cpu_seconds === null ? "-" : fmtDuration(a.cpu_seconds));
-          fact(list, "peak memory", fmtBytes(a.peak_memory_bytes));
-          box2.appendChild(list);
-          if (a.error) box2.appendChild(valueBox("error", "Error", a, (a.error_type ? a.error_type + ": " : "") + a.error));
-          showValue(box2, "Inputs", a, a.inputs);
-          showValue(box2, "Outputs", a, a.outputs);
-          parts.push(box2);
-        }
+      let env = null;
+      if (stageDetail.held(stage)) {
+        env = await stageDetail.environment(runId, name);
+        if (asked !== detailAsked) return;
       }
-      box.replaceChildren(...parts);
+      box.replaceChildren(...stageDetail.parts(name, stage, env));
       box.hidden = false;
       sayPicked(name, stage);
-    }
-
-    async function stageEnvironment(name) {
-      try {
-        const response = await fetch("/api/runs/" + encodeURIComponent(runId) + "/debug/env/" + encodeURIComponent(name), { credentials: "same-origin" });
-        return response.ok ? (await response.json()).env : null;
-      } catch (error) {
-        return null;
-      }
-    }
-
-    // A value on one line of its own: its line breaks and other controls written \\xNN.
-    const oneLine = (text) => String(text).replace(/[\u0000-\u001f\u007f]/g, (c) => "\\x" + c.charCodeAt(0).toString(16).padStart(2, "0"));
-    function environmentBox(env) {
-      const lines = [];
-      if (env.kind === "command") {
-        lines.push("command: " + oneLine(env.command), "cwd: " + oneLine(env.cwd), "set by taskdaemon:");
-        for (const [name, value] of Object.entries(env.set)) lines.push("  " + oneLine(name) + "=" + oneLine(value));
-        lines.push("set as the attempt starts: " + env.at_start.join(", "));
-      } else {
-        lines.push("runs in taskdaemon's process: its inputs are ctx.inputs, not variables");
-      }
-      const shown = Object.keys(env.inherited).length;
-      lines.push("inherited (" + env.inherited_count + " variables" + (env.inherited_count > shown ? "; the first " + shown + " by name" : "") + "):");
-      for (const [name, value] of Object.entries(env.inherited)) lines.push("  " + oneLine(name) + "=" + oneLine(value));
-      const box = el("details", { class: "environment", "data-task-run-id": env.task_run_id });
-      box.append(el("summary", null, "Environment of " + env.task_run_id), el("pre", null, lines.join("\n")));
-      return box;
     }
 
     // The stage panel is no live region: a screen reader read out all of it, and its log
@@ -728,7 +509,7 @@
       for (const r of state.timeline.rows) if (r.open && r.segments.length) r.segments[r.segments.length - 1].end = now;
       state.timeline.end = Math.max(state.timeline.end, now);
       setText(document.getElementById("run-duration"), fmtDuration(now - state.run.start));
-      renderTimeline();
+      renderTimeline(state.timeline);
     }
     window.setInterval(tick, TICK_MS);
 
@@ -739,7 +520,7 @@
       renderRun();
       renderStages();
       renderLinesAtTop();
-      renderTimeline();
+      renderTimeline(state.timeline);
       markNodes();
       wantDraw();
       if (selected) loadDetail();
@@ -766,7 +547,7 @@
         body.dataset.streamState = "open";
         note.textContent = "Live.";
         // The stage's log stream was refused alike: it is opened again with the run's.
-        if (logStream && logStream.readyState === EventSource.CLOSED && selected) followLogs(selected);
+        stageLogs.again(selected);
       };
       stream.onmessage = (event) => {
         body.dataset.lastEventId = event.lastEventId;

@@ -1,6 +1,6 @@
-// taskdaemon web page: what both pages share (text made safe to show, times, durations, sizes,
-// state pills, JSON posts). Loaded before runs.js and app.js, which take these from
-// window.taskdaemonPage.
+// taskdaemon web page: what both pages share (text made safe to show, attributes and texts
+// written when they change, times, durations, sizes, state pills, JSON posts). Loaded before
+// the other scripts (base.html), which take these from window.taskdaemonPage.
 "use strict";
 
 window.taskdaemonPage = (function () {
@@ -24,6 +24,17 @@ window.taskdaemonPage = (function () {
     }
     if (text !== undefined && text !== null) node.textContent = visible(text);
     return node;
+  }
+
+  // An attribute and a text written only when they change: a page updated in place at every
+  // live event leaves what stays as it is (no layout, no screen reader told of it again).
+  function setAttr(node, name, value) {
+    if (node.getAttribute(name) !== value) node.setAttribute(name, value);
+  }
+
+  function setText(node, text) {
+    const shown = visible(text);
+    if (node.textContent !== shown) node.textContent = shown;
   }
 
   // Python's round() of a number not below zero: a half goes to the even neighbour, where
@@ -136,7 +147,7 @@ window.taskdaemonPage = (function () {
   }
 
   return {
-    visible, RUN_ID, el, fmtDuration, fmtTime, localizeTimes, fmtBytes, cellText, statePill,
-    postJson, signInAgain,
+    visible, RUN_ID, el, setAttr, setText, fmtDuration, fmtTime, localizeTimes, fmtBytes,
+    cellText, statePill, postJson, signInAgain,
   };
 })();
