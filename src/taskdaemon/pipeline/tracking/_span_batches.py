@@ -37,6 +37,7 @@ from taskdaemon.pipeline.tracking._bodies import dumps as _dumps
 from taskdaemon.pipeline.tracking._bodies import fields as _fields
 from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._remask import masked_span_body
+from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
 from taskdaemon.pipeline.tracking._run_tally import INSERT_RUN, UPSERT_RUN, RunTally, is_run_span
 from taskdaemon.pipeline.tracking._schema import OpenedFile, is_busy, rollback
 from taskdaemon.pipeline.tracking.aggregates import (
@@ -73,12 +74,18 @@ REFRESH_SPACING: Final = 19.0
 #: ``flush_open_spans`` and ``shutdown`` write every event.
 OPEN_ROW_BYTES_A_SECOND: Final = 1 << 20
 
-_INSERT_SPAN: Final = (
-    "INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES (?, ?, ?, ?, ?, ?)"
+# A start never overwrites a row (the end may already be there); an end always does. Both insert
+# many rows a statement (``_row_inserts``), 64 at most (384 parameters).
+_START: Final = statements(
+    "INSERT OR IGNORE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",
+    6,
+    64,
 )
-# A start never overwrites a row (the end may already be there); an end always does.
-_INSERT_START: Final = "INSERT OR IGNORE " + _INSERT_SPAN
-_INSERT_END: Final = "INSERT OR REPLACE " + _INSERT_SPAN
+_END: Final = statements(
+    "INSERT OR REPLACE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",
+    6,
+    64,
+)
 # An open span's row rewritten with what it gained; never a row whose end is already written.
 _REFRESH_OPEN: Final = (
     "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
@@ -260,8 +267,8 @@ class SpanBatchWriter:
                     row[4] = resource_nos[row[4]]
                     uses.add((row[0], row[4]))
             conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
-            conn.executemany(_INSERT_START, started)
-            conn.executemany(_INSERT_END, ended)
+            insert_rows(conn, _START, started)
+            insert_rows(conn, _END, ended)
             conn.executemany(INSERT_RUN, new_runs)
             rebuilt: dict[int, RunRecord | None] = {}
             finished = (

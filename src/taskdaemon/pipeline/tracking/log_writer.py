@@ -48,7 +48,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Sequence
-from itertools import chain
 from pathlib import Path
 from typing import Final, Protocol
 
@@ -61,6 +60,7 @@ from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking._fork_guard import sqlite_section
 from taskdaemon.pipeline.tracking._output_rows import OUTPUT_SCOPE, OutputRows
 from taskdaemon.pipeline.tracking._remask import Remask
+from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
 from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 
 __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter", "UnstoredLogs"]
@@ -69,15 +69,16 @@ __all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter", "UnstoredLogs"]
 MAX_PENDING: Final = 200_000
 #: Seconds an idle writer waits, after a row arrives, for more rows to write in the same batch.
 LINGER_SECONDS: Final = 0.05
-#: Rows a multi-row ``INSERT`` writes at once (``_insert_rows``); 480 parameters, far under
+#: Rows a multi-row ``INSERT`` writes at most (``_row_inserts``); 480 parameters, far under
 #: SQLite's limit on a statement's parameters (999 in the oldest SQLite Python supports).
 ROWS_A_STATEMENT: Final = 40
 _logger = logging.getLogger(__name__)
-_INSERT_ONE: Final = (
+_INSERTS: Final = statements(
     "INSERT INTO logs (trace_id, time_ns, severity, level, pipeline, stage, instance, attempt,"
-    " span_id, scope, body, attributes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+    " span_id, scope, body, attributes) VALUES",
+    12,
+    ROWS_A_STATEMENT,
 )
-_INSERT_MANY: Final = _INSERT_ONE + ",(?,?,?,?,?,?,?,?,?,?,?,?)" * (ROWS_A_STATEMENT - 1)
 
 # What waits for the writer: a row (its body, and its attributes unless encoded already,
 # redacted on the writer thread), a batch of output lines (as many rows as its lines), or a
@@ -363,7 +364,7 @@ class SqliteLogWriter:
                     elif isinstance(step, Remask):
                         self.remasked += step.apply(conn)
                     else:
-                        _insert_rows(conn, step)
+                        insert_rows(conn, _INSERTS, step)
                 conn.execute("COMMIT")
             except BaseException:
                 rollback(conn)  # SQLite may have rolled back itself (disk full): no second error
@@ -376,26 +377,6 @@ def written_spans() -> None:
     writer = sys.modules.get("taskdaemon.pipeline.tracking.writer")
     if writer is not None:  # else no span writer was ever made here
         writer.flush_open_spans(10_000)
-
-
-def _insert_rows(conn: sqlite3.Connection, rows: list[Row]) -> None:
-    """Insert ``rows`` in order: :data:`ROWS_A_STATEMENT` at a time by one multi-row
-    ``INSERT``, the rest by ``executemany``.
-
-    Why: ``executemany`` runs its statement once a row, and each run has a fixed cost in the
-    ``sqlite3`` module and in SQLite (step, halt, reset, the statement's counters) on top of
-    the row's own work; one statement of many rows pays it once (benchmarks/README.md,
-    "Round 18 (runlog14): the run log's rows, fourth round (2026-12-02)").
-    Exact: a ``VALUES`` list is inserted in its order, each row with the ``id`` after the one
-    before, and every value is bound as ``executemany`` binds it (the same parameter types, in
-    the same order), so the stored rows are the ones one statement a row would store."""
-    whole = len(rows) - len(rows) % ROWS_A_STATEMENT
-    for start in range(0, whole, ROWS_A_STATEMENT):
-        conn.execute(
-            _INSERT_MANY, list(chain.from_iterable(rows[start : start + ROWS_A_STATEMENT]))
-        )
-    if whole < len(rows):
-        conn.executemany(_INSERT_ONE, rows[whole:] if whole else rows)
 
 
 def _redacted(values: list[Row]) -> list[Row]:

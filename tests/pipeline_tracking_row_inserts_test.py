@@ -1,0 +1,104 @@
+"""The store's writers insert a batch's rows many to a statement (``tracking/_row_inserts.py``),
+and store the rows one statement a row would store."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+
+from taskdaemon.pipeline.log_rows import LogRow
+from taskdaemon.pipeline.tracking import SqliteSpanProcessor, log_writer, writer
+from taskdaemon.pipeline.tracking import _span_batches as span_batches
+from taskdaemon.pipeline.tracking._row_inserts import insert_rows
+
+
+def _traced(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The statements run on the connections ``module`` opens from now on (each run of a
+    statement is traced: ``executemany`` of one row a run is a run a row)."""
+    traced: list[str] = []
+    opened = module.connect
+
+    def connect(path: Path) -> sqlite3.Connection:
+        conn = opened(path)
+        conn.set_trace_callback(traced.append)
+        return conn
+
+    monkeypatch.setattr(module, "connect", connect)
+    return traced
+
+
+def test_a_batch_of_151_spans_is_inserted_by_six_statement_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The 151 spans (a run and its 150 stages) ended within one batch go in by 6 ``INSERT``
+    runs (64, 64, 16, 4, 2 and 1 rows), not 151 (one a row, each a let-go of the GIL and
+    back), and all are there."""
+    traced = _traced(writer, monkeypatch)
+    db = tmp_path / "spans.db"
+    processor = SqliteSpanProcessor(db, flush_interval=60.0)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    try:
+        with tracer.start_as_current_span("run"):  # one trace: its number is looked up once
+            for i in range(150):
+                tracer.start_span(f"s{i}").end()
+        assert processor.force_flush(10_000)
+    finally:
+        provider.shutdown()
+    assert len([sql for sql in traced if "INTO spans " in sql]) == 6
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM spans").fetchone() == (151,)
+    conn.close()
+
+
+def test_a_batch_of_119_run_log_rows_is_inserted_by_seven_statement_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two statements of 40 rows, then the 39 left by statements of 20, 10, 5, 2 and 2 rows:
+    7 runs, not 41 (the rest one a row)."""
+    traced = _traced(log_writer, monkeypatch)
+    run_log = log_writer.SqliteLogWriter(tmp_path / "spans.db", linger=60.0)
+    rows = [
+        LogRow("f" * 32, i, 9, "INFO", "chain", f"s{i}", None, 1, None, "test", f"row {i}", {})
+        for i in range(119)
+    ]
+    try:
+        run_log.write_rows(rows)
+        assert run_log.flush(timeout=10.0)
+        assert (119, 1) == (run_log.written, run_log.batches)
+    finally:
+        run_log.close()
+    assert len([sql for sql in traced if sql.startswith("INSERT INTO logs")]) == 7
+
+
+@pytest.mark.parametrize("size", [0, 1, 63, 64, 65, 129, 200])
+def test_the_stored_spans_are_those_of_one_statement_a_row(tmp_path: Path, size: int) -> None:
+    """Both of the span writer's statements, a batch of ``size`` rows in which every fifth
+    repeats an earlier row's key with other values: ``INSERT OR IGNORE`` keeps the first, ``OR
+    REPLACE`` the last, and the rows and their order are the ones ``executemany`` of the
+    one-row statement stores."""
+    rows: list[list[Any]] = []
+    for i in range(size):
+        key = i // 2 if i % 5 == 4 else i
+        rows.append([1, f"{key:016x}", 1_000 + i, None if i % 3 else 2_000 + i, 1, f"body {i}"])
+    for name, statements in (("start", span_batches._START), ("end", span_batches._END)):
+        stores = []
+        for way in ("one", "many"):
+            db = tmp_path / f"{name}-{way}.db"
+            SqliteSpanProcessor(db).shutdown()  # the schema, as the store makes it
+            stores.append(sqlite3.connect(db))
+        one_by_one, many = stores
+        try:
+            with one_by_one, many:
+                one_by_one.executemany(statements[1], rows)
+                insert_rows(many, statements, rows)
+            read = "SELECT rowid, * FROM spans ORDER BY rowid"
+            assert many.execute(read).fetchall() == one_by_one.execute(read).fetchall()
+        finally:
+            one_by_one.close()
+            many.close()
