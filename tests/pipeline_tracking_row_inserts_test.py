@@ -12,8 +12,11 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor, log_writer, writer
+from taskdaemon.pipeline.tracking import _run_rows as run_rows
 from taskdaemon.pipeline.tracking import _span_batches as span_batches
 from taskdaemon.pipeline.tracking._row_inserts import insert_rows
+
+TABLES = ("stage_keys", "run_aggregates", "stage_attempts", "critical_steps")
 
 
 def _traced(module: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
@@ -102,3 +105,35 @@ def test_the_stored_spans_are_those_of_one_statement_a_row(tmp_path: Path, size:
         finally:
             one_by_one.close()
             many.close()
+
+
+def test_a_run_of_150_stages_has_its_aggregate_rows_inserted_by_sixteen_statement_runs(
+    tmp_path: Path,
+) -> None:
+    """A run's end writes a row a stage to ``stage_keys``, ``stage_attempts`` and
+    ``critical_steps``: 5 statement runs a table for 150 stages (64, 64, 16, 4, 2), and one for
+    the run's ``run_aggregates`` row: 16, not 451."""
+    db = tmp_path / "spans.db"
+    SqliteSpanProcessor(db).shutdown()  # the schema, as the store makes it
+    traced: list[str] = []
+    conn = sqlite3.connect(db)
+    conn.set_trace_callback(traced.append)
+    try:
+        with conn:
+            keys: dict[Any, int] = {}
+            run_rows._learn_keys(conn, "chain", [f"s{i}" for i in range(150)], keys)
+            pending = run_rows.Pending()
+            pending.runs.append((1, "chain", "success", 1_000, 9_000, 8_000))
+            for i in range(150):
+                key = keys["chain", f"s{i}"]
+                pending.attempts.append(
+                    (key, 1_000 + i, 1, f"{i:016x}", 1, 0, 50, None, None, None)
+                )
+                pending.steps.append((key, 1_000 + i, 1, 0, 50))
+            pending.flush(conn)
+        inserts = [sql for sql in traced if sql.startswith("INSERT")]
+        counts = [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in TABLES]
+    finally:
+        conn.close()
+    assert len(inserts) == 16
+    assert counts == [150, 1, 150, 150]

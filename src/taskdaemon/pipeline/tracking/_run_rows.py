@@ -3,9 +3,10 @@ stored spans (``write_run``, ``write_record``) or from the attempts the writer k
 (``write_kept``, ``tracking._kept_runs``). Both paths compute every figure with the same
 arithmetic, so they write the same rows (a test holds them equal).
 
-A batch's runs are queued on a ``Pending`` and inserted with one ``executemany`` a table, not
-three a run. A run that already has aggregates (only a run span ended twice has) loses its old
-rows first, and its days are listed as stale instead of added to: sums cannot be taken back.
+A batch's runs are queued on a ``Pending`` and inserted together, a table at a time, not three
+statements a run, and many rows a statement (``tracking._row_inserts``), not one a stage. A run
+that already has aggregates (only a run span ended twice has) loses its old rows first, and its
+days are listed as stale instead of added to: sums cannot be taken back.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._day_totals import DayTotals, day_of, mark_stale
 from taskdaemon.pipeline.tracking._kept_runs import KeptRun
 from taskdaemon.pipeline.tracking._kept_runs import to_ns as _ns
+from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
 
 __all__ = ["Pending", "write_kept", "write_record", "write_run"]
 
@@ -44,23 +46,22 @@ def _learn_keys(
     ]
     if not missing:
         return
-    conn.executemany("INSERT OR IGNORE INTO stage_keys (pipeline, stage) VALUES (?, ?)", missing)
+    insert_rows(conn, _INSERT_KEYS, missing)
     for stage, number in conn.execute(
         "SELECT stage, key_no FROM stage_keys WHERE pipeline = ?", (pipeline,)
     ):
         cache[pipeline, stage] = number
 
 
-_INSERT_RUN: Final = "INSERT INTO run_aggregates VALUES (?, ?, ?, ?, ?, ?)"
-_INSERT_ATTEMPT: Final = (
-    "INSERT OR REPLACE INTO stage_attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-)
-_INSERT_STEP: Final = "INSERT OR REPLACE INTO critical_steps VALUES (?, ?, ?, ?, ?)"
+_INSERT_KEYS: Final = statements("INSERT OR IGNORE INTO stage_keys (pipeline, stage) VALUES", 2, 64)
+_INSERT_RUN: Final = statements("INSERT INTO run_aggregates VALUES", 6, 64)
+_INSERT_ATTEMPT: Final = statements("INSERT OR REPLACE INTO stage_attempts VALUES", 10, 64)
+_INSERT_STEP: Final = statements("INSERT OR REPLACE INTO critical_steps VALUES", 5, 64)
 
 
 class Pending:
-    """Aggregate rows of ended runs not written yet: a batch's runs are written with one
-    ``executemany`` a table, not three a run. ``known``: the runs known to have rows already
+    """Aggregate rows of ended runs not written yet: a batch's runs are written together, a
+    table at a time, not three statements a run. ``known``: the runs known to have rows already
     (None: not known, each run is looked up)."""
 
     def __init__(self, known: set[int] | None = None) -> None:
@@ -73,9 +74,9 @@ class Pending:
     def flush(self, conn: sqlite3.Connection) -> None:
         """Insert the rows gathered (inside the caller's transaction), then start over."""
         if self.runs:
-            conn.executemany(_INSERT_RUN, self.runs)
-            conn.executemany(_INSERT_ATTEMPT, self.attempts)
-            conn.executemany(_INSERT_STEP, self.steps)
+            insert_rows(conn, _INSERT_RUN, self.runs)
+            insert_rows(conn, _INSERT_ATTEMPT, self.attempts)
+            insert_rows(conn, _INSERT_STEP, self.steps)
         self.traces, self.runs, self.attempts, self.steps = set(), [], [], []
 
 
