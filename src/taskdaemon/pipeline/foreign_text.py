@@ -100,8 +100,7 @@ def traceback_within(exception: BaseException, seconds: float = TEXT_DEADLINE_SE
     written = text_within(lambda: "".join(traceback.format_exception(exception)), seconds)
     if written is not None:
         return written
-    cls = type(exception)
-    return f"{cls.__module__}.{cls.__qualname__}: its text did not come within {seconds:g}s\n"
+    return f"{_type_name(exception)}: its text did not come within {seconds:g}s\n"
 
 
 def settle_message(record: logging.LogRecord) -> None:
