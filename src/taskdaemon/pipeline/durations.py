@@ -16,6 +16,10 @@ Bounds: an age is at most a hundred years (``36500d``) and a point in time lies 
 and 2200. The span store keeps times as signed 64-bit nanoseconds (1678 to 2262) and a report
 reaches back a second window as long as the first, so anything wider would overflow there, as
 a traceback or an HTTP 500, instead of being refused here in one line.
+
+A point in time as a span attribute or timestamp is integer epoch nanoseconds
+(:func:`epoch_ns`), one conversion for the spans the monitor writes and the live records the
+views read before those spans are stored.
 """
 
 from __future__ import annotations
@@ -27,11 +31,19 @@ from datetime import datetime
 
 from taskdaemon.pipeline.ellipsis import quote
 
-__all__ = ["format_duration", "log_time", "parse_age", "parse_when", "utc_offset"]
+__all__ = ["epoch_ns", "format_duration", "log_time", "parse_age", "parse_when", "utc_offset"]
 
 _MAX_AGE_DAYS = 36500
 _EARLIEST = -2208988800.0  # 1900-01-01T00:00Z
 _LATEST = 7258118400.0  # 2200-01-01T00:00Z
+
+
+def epoch_ns(seconds: float) -> int:
+    """Epoch seconds as integer nanoseconds, exact to the nanosecond."""
+    # Whole and fractional parts apart: ``seconds * 1e9`` on an epoch float loses nanoseconds
+    # (61 significant bits do not fit a double), which would skew exact time attributes.
+    whole = int(seconds)
+    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 
 def format_duration(seconds: float | None) -> str:

@@ -31,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
+from taskdaemon.pipeline.durations import epoch_ns
 from taskdaemon.pipeline.foreign_text import handler_error_text
 from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.redaction import redact_text
@@ -380,7 +381,7 @@ class RunState:
             # scheduled time (``landing``), as the monitor writes it.
             attributes={}
             if self.scheduled_at is None
-            else {PIPELINE_SCHEDULED_AT: round(self.scheduled_at * 1e9)},
+            else {PIPELINE_SCHEDULED_AT: epoch_ns(self.scheduled_at)},
             approvals=approval_waits(self._approval_log),
         )
 

@@ -27,6 +27,7 @@ from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapProp
 
 from taskdaemon.pipeline import recorded
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.durations import epoch_ns as ns
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
     ApprovalResolved,
@@ -70,14 +71,6 @@ __all__ = [
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 ROOT = Context()  # an empty context: spans started in it are roots
-
-
-def ns(seconds: float) -> int:
-    """Epoch seconds as integer nanoseconds, exact to the nanosecond."""
-    # Whole and fractional parts apart: ``seconds * 1e9`` on an epoch float loses nanoseconds
-    # (61 significant bits do not fit a double), which would skew exact time attributes.
-    whole = int(seconds)
-    return whole * 1_000_000_000 + round((seconds - whole) * 1e9)
 
 
 def traceparent_of(context: Context) -> str | None:
