@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import sys
 import textwrap
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
+from pipeline_engine_support import plain_context
 from taskdaemon.pipeline import stage_output
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.handler_prints import capture_prints
@@ -82,16 +84,11 @@ class _Sink:
 
 
 def _context(stage: str) -> StageContext:
-    return StageContext(
+    """``plain_context`` of stage ``stage`` in a trace its output batches name."""
+    return dataclasses.replace(
+        plain_context(),
         run_id="ab" * 16,
-        pipeline="p",
         stage=stage,
-        loop="python",
-        instance=0,
-        attempt=1,
-        inputs={},
-        publish=lambda kind, payload: None,
-        report_process=lambda pid: None,
         environment={"TRACEPARENT": f"00-{'ab' * 16}-{'cd' * 8}-01"},
     )
 
