@@ -12,7 +12,10 @@ Decisions:
   run's start on the wall clock, so a step of the wall clock between the two could make a run
   "early"; it started on time, ``0s``.
 * A value that is not a whole number of nanoseconds (a foreign producer's span, a bool) is no
-  scheduled time: None, never an error, as every view reads spans from any source.
+  scheduled time: None, never an error, as every view reads spans from any source. Nor is one
+  past OTLP's own times (``fixed64`` nanoseconds, below 2**64, the year 2554): a source's JSON
+  can spell any integer, and 10**30 is past what a date can be (``runs show`` failed on it)
+  and 10**400 past what a float can hold (so did ``--json`` and the run's page).
 """
 
 from __future__ import annotations
@@ -24,12 +27,15 @@ from taskdaemon.pipeline import telemetry as t
 
 __all__ = ["landing_delay", "scheduled_at"]
 
+#: The first nanosecond no OTLP time reaches (its times are ``fixed64``).
+_PAST_OTLP = 2**64
+
 
 def scheduled_at(attributes: Mapping[str, Any]) -> float | None:
     """The epoch seconds a run span's schedule meant its run to start at, None when no
     schedule started it (or the attribute is not a whole number)."""
     value = attributes.get(t.PIPELINE_SCHEDULED_AT)
-    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _PAST_OTLP:
         return None
     return value / 1e9
 
