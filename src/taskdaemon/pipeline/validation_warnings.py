@@ -51,8 +51,11 @@ WARNING_CODES: Final = {
 #: Warnings a pipeline file reports at most (a hostile file of 100,000 typos is one screen).
 MAX_WARNINGS: Final = 100
 _STAGE_FIELDS: Final = ("outputs", "status")
-#: ``# taskdaemon: ignore[code, ...]`` (or ``ignore`` alone: every code), in a comment.
-_IGNORE: Final = re.compile(r"#\s*taskdaemon:\s*ignore(?:\[([a-z, -]*)\])?")
+#: ``# taskdaemon: ignore[code, ...]`` (or ``ignore`` alone: every code), in a comment. The
+#: word ends the comment's directive or meets a closed list: a list that is not closed, or a
+#: code spelled otherwise (``Own-Status``, ``own_status``) left ``ignore`` alone to match, and a
+#: typo in a code suppressed every code (ruff likewise ignores a noqa comment it cannot read).
+_IGNORE: Final = re.compile(r"#\s*taskdaemon:\s*ignore(?:\[([^\]]*)\])?(?=\s|#|$)")
 _STRING_LITERAL: Final = re.compile(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
 
 
