@@ -27,14 +27,15 @@ snapshot, so there is nothing to replay). When the run ends the stream sends ``e
 closes; the page then stops reconnecting.
 
 Compression: a client that accepts ``gzip`` (``Accept-Encoding``, not ``q=0``) gets its stream
-gzipped by a compressor of its own, flushed (``Z_SYNC_FLUSH``) after each chunk, so every event
-and ping still reaches the page whole when it is sent; the stream's end finishes the gzip
-member. A run's state is repetitive JSON that gzip shrinks many times over, and a slow line
-waited for the whole of each event. The compressor is the client's (the
-stream's state is its own history), so a chunk is compressed as it is queued and a pace is
-the share of the largest one any client was queued (wire bytes: a feed with one plain client
-paces by the plain size). A client dropped mid-stream leaves a cut gzip member, as it left a
-cut stream before; its browser reconnects either way.
+as one gzip member, each chunk flushed (``Z_SYNC_FLUSH``), so every event and ping still reaches
+the page whole when it is sent; the stream's end finishes the member. A run's state is
+repetitive JSON that gzip shrinks many times over, and a slow line waited for the whole of each
+event. Each chunk is compressed once for all the streams that send it (``_gzip_members``; a
+compressor of each client's put every event through deflate once a client, on the server's
+loop). A chunk is compressed as it is queued, and a pace is the share of the largest one any
+client was queued (wire bytes: a feed with one plain client paces by the plain size). A client
+dropped mid-stream leaves a cut gzip member, as it left a cut stream before; its browser
+reconnects either way.
 
 The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
 subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
@@ -54,11 +55,12 @@ import asyncio
 import contextlib
 import json
 import logging
-import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+from taskdaemon.pipeline.web._gzip_members import GzipMember, keep
 
 __all__ = [
     "Feed",
@@ -74,9 +76,8 @@ _log = logging.getLogger("taskdaemon.http")
 
 _END = b"event: end\ndata: {}\n\n"
 _PING = b": ping\n\n"
-#: zlib's fastest level: each stream compresses every event itself (up to ``max_streams`` of
-#: them), and a run's state gzips about as small at level 1 as at 6 (a few percent bigger).
-_GZIP_LEVEL = 1
+keep(_END)
+keep(_PING)
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -122,7 +123,7 @@ class Subscription:
         self.hub = hub
         self.feed = feed
         self.gzip = gzip  # its response says ``Content-Encoding: gzip``
-        self._zip = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31) if gzip else None
+        self._zip = GzipMember() if gzip else None
         self.preamble = self.wire(f"retry: {hub.retry_ms}\n\n".encode())
         self._queue: deque[bytes] = deque()
         self._size = queue_size
@@ -132,15 +133,13 @@ class Subscription:
 
     def wire(self, chunk: bytes) -> bytes:
         """``chunk`` as the stream sends it, compressed and flushed whole if gzipped. Call it in
-        the order the chunks go out (the compressor's state is the stream's)."""
-        if self._zip is None:
-            return chunk
-        return self._zip.compress(chunk) + self._zip.flush(zlib.Z_SYNC_FLUSH)
+        the order the chunks go out (the member's checksum is the stream's)."""
+        return chunk if self._zip is None else self._zip.wire(chunk)
 
     def finish(self) -> bytes:
         """The stream's last bytes: the gzip member's end, or nothing."""
         zipper, self._zip = self._zip, None
-        return b"" if zipper is None else zipper.flush(zlib.Z_FINISH)
+        return b"" if zipper is None else zipper.finish()
 
     def offer(self, chunk: bytes) -> int:
         """Queue ``chunk``; drop the client instead when its queue is full. Returns the bytes
