@@ -62,6 +62,7 @@ from taskdaemon.pipeline.redaction import (
 
 __all__ = [
     "MASK_MAX_CHARS",
+    "MASK_MAX_PARTS",
     "MASK_MAX_VALUES",
     "MASK_MIN_CHARS",
     "SecretListener",
@@ -83,6 +84,10 @@ _logger = logging.getLogger(__name__)
 MASK_MIN_CHARS: Final = 8
 MASK_MAX_CHARS: Final = 4096
 MASK_MAX_VALUES: Final = 256
+#: Texts and whole numbers one value told to be secret may hold (:func:`unmaskable`): each is
+#: one of the ``MASK_MAX_VALUES`` remembered, and a list of hundreds pushed out every secret
+#: known before it, which then showed in clear.
+MASK_MAX_PARTS: Final = 16
 #: Environment variables named with a secret word whose values are not secrets: ``pwd`` is a
 #: secret word for keys such as ``db_pwd``, and ``PWD`` is the working directory.
 _NOT_SECRET_VARIABLES: Final = frozenset({"PWD", "OLDPWD"})
@@ -130,22 +135,31 @@ def unmaskable(value: Any) -> str | None:
     """What of ``value``, a JSON value told to be secret (the debugger's ``set --secret``), could
     not be masked by value wherever it goes, said for a person, or None when all of it can be:
     a text shorter than :data:`MASK_MIN_CHARS` or longer than :data:`MASK_MAX_CHARS`, a whole
-    number with fewer or more digits, a float (written in many ways). Keys, ``null``, booleans
-    and empty texts hold no secret. ``value`` comes from JSON: no cycle, and depth bounded."""
-    stack = [value]
+    number with fewer or more digits, a float (written in many ways), more than
+    :data:`MASK_MAX_PARTS` texts and whole numbers. Keys, ``null``, booleans and empty texts
+    hold no secret. ``value`` comes from JSON: no cycle, and depth bounded."""
+    stack, parts = [value], 0
     while stack:
         item = stack.pop()
         if isinstance(item, str):
             if item and not MASK_MIN_CHARS <= len(item) <= MASK_MAX_CHARS:
                 return f"a text of {len(item)} characters"
-        elif type(item) is int and abs(item) not in _MASKED_NUMBERS:
-            return "a whole number of too few or too many digits"
+            parts += bool(item)
+        elif type(item) is int:
+            if abs(item) not in _MASKED_NUMBERS:
+                return "a whole number of too few or too many digits"
+            parts += 1
         elif type(item) is float:
             return "a number with a fraction or an exponent"
         elif isinstance(item, Mapping):
             stack.extend(item.values())
         elif isinstance(item, list | tuple):
             stack.extend(item)
+        if parts > MASK_MAX_PARTS:
+            return (
+                f"more than {MASK_MAX_PARTS} texts and numbers (the {MASK_MAX_VALUES} values "
+                "masked at most would forget secrets known before)"
+            )
     return None
 
 
