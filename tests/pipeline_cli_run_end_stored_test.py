@@ -1,22 +1,29 @@
 """A run said ended is stored ended: ``serve`` logs "run ... ended", and ``serve``, ``run`` and
 ``debug FILE`` close the run's control socket, only once their span store holds the run's end
 (``cli/ended_runs.store_run_end``), so a command that finds no socket and reads the store is
-told the run ended, never asked whether its process still runs. Real processes: ``serve`` and
-``run``, and the commands asked at once."""
+told the run ended, never asked whether its process still runs; and the log writers hold its
+last lines. Real processes: ``serve`` and ``run``, and the commands asked at once."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from cli_support import ended_at_exit, in_background, line_with, taskdaemon, write
 from schedule_support import scheduled_serve
-from taskdaemon.pipeline.cli.ended_runs import ended_run
+from taskdaemon.pipeline.cli.ended_runs import ended_run, store_run_end
 from taskdaemon.pipeline.control import send_request
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.log_rows import LogRow
+from taskdaemon.pipeline.tracking.log_read import read_logs
+from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+
+RUN = "4bf92f3577b34da6a3ce929d0e0e4736"
 
 #: Its one stage outlasts the span store writer's batch interval many times: the run's end
 #: then reaches a writer that has written its start already and waits idle, which commits the
@@ -93,3 +100,20 @@ def test_a_run_whose_socket_is_gone_is_ended_in_the_store(home: Path) -> None:
     assert 0 == code
     assert said is not None
     assert said.startswith(f"run {run_id} has ended (success)"), said
+
+
+def test_a_run_said_ended_has_its_last_log_rows_in_the_store(tmp_path: Path) -> None:
+    """``store_run_end`` has the process's log writers write what they hold: a writer lingers
+    before a batch (here far longer than the test), and ``taskdaemon logs`` or the API read
+    as soon as a run was said ended missed its last lines."""
+    store = tmp_path / "spans.db"
+    writer = SqliteLogWriter(store, linger=600)
+    try:
+        writer.write_row(
+            LogRow(RUN, time.time_ns(), 9, "INFO", "p", "s", 0, 1, None, "s", "bye", {})
+        )
+        asyncio.run(store_run_end(RUN))
+        stored = [record.body for record in read_logs(store, RUN)]
+    finally:
+        writer.close()
+    assert stored == ["bye"]

@@ -14,7 +14,8 @@ __all__ = ["ended_run", "store_run_end"]
 
 async def store_run_end(run_id: str) -> None:
     """Wait, off the event loop and within ``tracking.writer.RUN_END_WAIT``, for this
-    process's span store writers to hold ``run_id``'s end.
+    process's span store writers to hold ``run_id``'s end, and its log writers the run's last
+    lines.
 
     ``serve``, ``run`` and ``debug`` await this once their run has ended and before they say
     so or close its control socket: a command that then finds no socket reads the store, and
@@ -28,11 +29,24 @@ async def store_run_end(run_id: str) -> None:
     """
     import asyncio  # noqa: PLC0415
     import sys  # noqa: PLC0415
+    import time  # noqa: PLC0415
 
-    writer = sys.modules.get("taskdaemon.pipeline.tracking.writer")
-    flush = getattr(writer, "flush_run_end", None)  # None: not loaded, or still loading
-    if flush is not None:
-        await asyncio.to_thread(flush, run_id)
+    spans = sys.modules.get("taskdaemon.pipeline.tracking.writer")
+    flush = getattr(spans, "flush_run_end", None)  # None: not loaded, or still loading
+    logs = sys.modules.get("taskdaemon.pipeline.tracking.log_writer")
+    flush_logs = getattr(logs, "flush_all", None)
+    if flush is None and flush_logs is None:
+        return
+    wait = getattr(spans, "RUN_END_WAIT", 2.0)
+
+    def both() -> None:
+        start = time.monotonic()
+        if flush is not None:
+            flush(run_id, wait)
+        if flush_logs is not None:  # the run's last output lines, for ``logs`` read at once
+            flush_logs(max(0.0, wait - (time.monotonic() - start)))
+
+    await asyncio.to_thread(both)
 
 
 def ended_run(run: str, home: str | None) -> str | None:

@@ -46,6 +46,7 @@ import sqlite3
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
@@ -63,7 +64,7 @@ from taskdaemon.pipeline.tracking._remask import Remask
 from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
 from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, rollback, why_unwritten
 
-__all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter", "UnstoredLogs"]
+__all__ = ["LINGER_SECONDS", "MAX_PENDING", "SqliteLogWriter", "UnstoredLogs", "flush_all"]
 
 #: Rows waiting for the writer thread at most; more are dropped and counted.
 MAX_PENDING: Final = 200_000
@@ -92,6 +93,23 @@ _STANDARD: Final = frozenset(
 _IDS: Final = frozenset(
     {"run_id", "pipeline", "stage", "instance", "attempt", "trace_id", "span_id"}
 )
+
+
+# The writers of this process, for flush_all (a command saying its run ended has no handle).
+_LIVE: weakref.WeakSet[SqliteLogWriter] = weakref.WeakSet()
+
+
+def flush_all(timeout: float) -> bool:
+    """Have every log writer of this process write what it holds, within ``timeout`` seconds
+    in all; True when each did. A run's last output reaches its writer before the run ends,
+    and the writer lingers up to ``LINGER_SECONDS`` before a batch: whoever says the run
+    ended (``cli/ended_runs.store_run_end``) calls this first, so ``taskdaemon logs`` read
+    at once has the run's last lines."""
+    deadline = time.monotonic() + timeout
+    finished = True
+    for writer in list(_LIVE):
+        finished = writer.flush(max(0.0, deadline - time.monotonic())) and finished
+    return finished
 
 
 class SqliteLogWriter:
@@ -123,6 +141,7 @@ class SqliteLogWriter:
         self._thread = threading.Thread(target=self._run, name="taskdaemon-log-writer", daemon=True)
         self._thread.start()
         add_secret_listener(self.remask)
+        _LIVE.add(self)
 
     # -- input ---------------------------------------------------------------------------------
 
