@@ -7,7 +7,7 @@ Commands (the target is a median at or below 150 ms for each):
 * ``taskdaemon --version``;
 * ``taskdaemon validate examples/feature_delivery.yaml`` (CEL conditions, Python handlers
   resolved, from the repository root);
-* ``taskdaemon runs list``, ``taskdaemon runs show RUN_ID`` and ``taskdaemon report`` over a
+* ``taskdaemon runs list``, ``taskdaemon runs show RUN`` and ``taskdaemon report`` over a
   store of a few runs;
 * ``taskdaemon dag examples/feature_delivery.yaml``;
 * ``taskdaemon run startup.yaml`` *up to its first stage start*: the one stage's handler writes
@@ -218,7 +218,7 @@ def _commands(
         ),
         ("runs list", lambda: _timed([*cli, "runs", "list"], cwd=work, env=env), True),
         (
-            "runs show RUN_ID",
+            "runs show RUN",
             lambda: _timed([*cli, "runs", "show", run_id], cwd=work, env=env),
             True,
         ),

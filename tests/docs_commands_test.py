@@ -17,7 +17,9 @@ spaced ``|``, ``;``, ``&&`` or a redirection. It reports, one line each:
 * a ``TASKDAEMON_*`` variable a document names that no source or test reads or sets, and one
   the sources read that no document names;
 * a positional that ``--help`` names in lower case (``dag [file]``) where the synopses write
-  an upper-case placeholder (``dag [FILE]``).
+  an upper-case placeholder (``dag [FILE]``);
+* a run named other than ``RUN`` (``RUN_ID``) in a ``--help`` or in the README or ``docs/``:
+  three commands said ``RUN_ID`` and the rest ``RUN`` for the same argument.
 
 Placeholders (``RUN``, ``FILE``), values and synopsis brackets are left alone: it checks names,
 not whole command lines. What the README's commands print is ``tests/readme_test.py``'s
@@ -218,6 +220,27 @@ def lower_case_positionals(parser: argparse.ArgumentParser) -> list[str]:
     ]
 
 
+#: What a run was called beside ``RUN``, the one name every command and document gives it.
+_OTHER_RUN_NAME = re.compile(r"\bRUN_ID\b")
+
+
+def other_run_names(parser: argparse.ArgumentParser, root: Path, names: Iterable[str]) -> list[str]:
+    """``COMMAND --help`` of each command whose help names a run ``RUN_ID``, and ``FILE:LINE``
+    of each line of the documents ``names`` (paths under ``root``) that does."""
+    helps = [
+        f"{name} --help"
+        for name, command in _each_command(parser)
+        if _OTHER_RUN_NAME.search(command.format_help())
+    ]
+    lines = [
+        f"{name}:{number}"
+        for name in names
+        for number, line in enumerate((root / name).read_text().splitlines(), 1)
+        if _OTHER_RUN_NAME.search(line)
+    ]
+    return helps + lines
+
+
 def test_documents_name_only_commands_and_options_that_exist() -> None:
     """Every sub-command, action and option a document gives ``taskdaemon`` is in its parser."""
     assert [] == find_unknown_commands(ROOT, markdown_files(ROOT))
@@ -240,6 +263,13 @@ def test_help_shows_positionals_as_the_documents_write_them() -> None:
     """Every positional is an upper-case placeholder in ``--help``'s usage, as in the synopses of
     ``docs/architecture.md``, "Command line"."""
     assert [] == lower_case_positionals(build_parser())
+
+
+def test_a_run_has_one_name_in_every_help_and_document() -> None:
+    """Every ``--help`` and every page a user reads call a run ``RUN`` (``runs show RUN``,
+    ``watch RUN``, ``dag --run RUN``), as ``logs``, ``replay``, ``dump`` and ``debug`` do."""
+    documents = [n for n in markdown_files(ROOT) if _USER_DOCUMENTS.match(n)]
+    assert [] == other_run_names(build_parser(), ROOT, documents)
 
 
 def _variables(root: Path, names: Iterable[str]) -> set[str]:

@@ -121,7 +121,7 @@ def test_cancelled_runs_have_their_share_beside_the_rates(tmp_path: Path, home: 
     running = in_background(home, "run", str(write(tmp_path / "sleepy.yaml", _SLEEPY)))
     try:
         assert running.stderr is not None
-        run_id = read_line(running.stderr).split()[1]  # "run RUN_ID of one started (...)"
+        run_id = read_line(running.stderr).split()[1]  # "run RUN of one started (...)"
         wait_until_stored(home, run_id, "sleepy")
         assert 0 == taskdaemon(home, "cancel", run_id).returncode
         assert 1 == running.wait(timeout=60)

@@ -61,7 +61,7 @@ termios.tcsetattr = tcsetattr
 
 
 def _watched_with(home: Path, run_id: str, patch: str) -> tuple[bytes, int]:
-    """``watch RUN_ID`` on a terminal, ``patch`` applied: what it showed and its exit code.
+    """``watch RUN`` on a terminal, ``patch`` applied: what it showed and its exit code.
     The terminal's settings after it are a new terminal's (read through the pty's other
     end, which reads the settings of its terminal)."""
     code = _WRAPPED.format(patch=patch)

@@ -159,7 +159,7 @@ def test_a_run_over_the_file_of_another_pipeline_is_refused(stored_run: tuple[st
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        ((), 2, "give a pipeline FILE, --run RUN_ID, or both"),
+        ((), 2, "give a pipeline FILE, --run RUN, or both"),
         (("missing.yaml",), 2, "cannot read the file"),
         (("examples/feature_delivery.yaml", "--source", "sqlite:///x.db"), 2, "--source needs"),
         (("--run", "0" * 32, "--source", "sqlite:///{tmp}/empty.db"), 1, "0" * 32),

@@ -10,7 +10,7 @@
   what it prints (stdout and stderr, as a terminal shows them) must be the lines that follow.
 * ``sh`` blocks: each command (comments removed) runs with ``bash -o pipefail`` in a scratch
   directory that is what the README says it is: the demo has run there (the command
-  ``scripts/demo.sh`` ends with), ``examples/`` is beside it, ``RUN_ID`` is that run's id. A
+  ``scripts/demo.sh`` ends with), ``examples/`` is beside it, ``RUN`` is that run's id. A
   command must exit 0 without a traceback. The commands that cannot run here are in
   :data:`NOT_RUN` with the reason; the one that serves a run waiting for approval is driven to
   its end by :func:`test_served_run_answers_and_finishes_when_approved`.
@@ -242,7 +242,7 @@ def _svg_nodes(cwd: Path) -> int:
 _AFTER = {
     "--format svg -o run.svg": lambda cwd, out, run_id: _svg_nodes(cwd) >= 5,
     "taskdaemon runs list": lambda cwd, out, run_id: run_id in out,
-    "taskdaemon runs show RUN_ID": lambda cwd, out, run_id: run_id in out and "success" in out,
+    "taskdaemon runs show RUN": lambda cwd, out, run_id: run_id in out and "success" in out,
     "--format mermaid": lambda cwd, out, run_id: "flowchart LR" in out,
     "spans_readable": lambda cwd, out, run_id: 5 == len(out.splitlines()),
 }
@@ -255,7 +255,7 @@ _AFTER = {
 def test_sh_command_runs_after_the_demo(command: str, demo_home: tuple[Path, str]) -> None:
     """The command exits 0, prints no traceback, and did what it is there to show."""
     cwd, run_id = demo_home
-    done = _bash(command.replace("RUN_ID", run_id), cwd)
+    done = _bash(re.sub(r"\bRUN\b", run_id, command), cwd)
     checks = [check for key, check in _AFTER.items() if key in command]
     assert (0, False, True) == (
         done.returncode,

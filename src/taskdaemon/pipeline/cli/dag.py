@@ -3,9 +3,9 @@
 ::
 
     taskdaemon dag FILE [--format dot|json|mermaid|svg] [-o OUT]      # the definition
-    taskdaemon dag --run RUN_ID [--source URL] [--format ...] [-o OUT]  # a run, from spans alone
-    taskdaemon dag FILE --run RUN_ID ...                              # a run over its definition
-    taskdaemon dag [FILE] --run RUN_ID --watch -o OUT                 # OUT rewritten live
+    taskdaemon dag --run RUN [--source URL] [--format ...] [-o OUT]  # a run, from spans alone
+    taskdaemon dag FILE --run RUN ...                              # a run over its definition
+    taskdaemon dag [FILE] --run RUN --watch -o OUT                 # OUT rewritten live
 
 A run is rebuilt from its stored spans through the span source (``--source``, else
 ``TASKDAEMON_SPAN_SOURCE``, else ``sqlite:///$TASKDAEMON_HOME/spans.db``). ``--watch`` follows
@@ -49,7 +49,7 @@ SVG = "svg"
 _FORMATS = (*(fmt.value for fmt in VisualizationFormat), SVG)
 #: The format ``-o FILE``'s suffix chooses when no ``--format`` is given (``cli/output_file.py``).
 _BY_SUFFIX = {".svg": SVG, ".dot": "dot", ".gv": "dot", ".json": "json", ".mmd": "mermaid"}
-#: The suffix of the file ``-o FOLDER/`` gets: ``RUN_ID.svg``, or ``FILE``'s stem for a definition.
+#: The suffix of the file ``-o FOLDER/`` gets: ``RUN.svg``, or ``FILE``'s stem for a definition.
 _SUFFIX = {SVG: ".svg", "dot": ".dot", "json": ".json", "mermaid": ".mmd"}
 
 
@@ -67,7 +67,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "file", metavar="FILE", nargs="?", help="pipeline file (.yaml, .yml, .json, .toml)"
     )
-    parser.add_argument("--run", metavar="RUN_ID", help="overlay this run, rebuilt from spans")
+    parser.add_argument("--run", metavar="RUN", help="overlay this run, rebuilt from spans")
     add_source_option(parser)
     parser.add_argument(
         "--at", metavar="T", help="with --run: the run as it stood T after its start (12.5s)"
@@ -80,7 +80,7 @@ def register(subparsers: Any) -> None:
         help="output format; svg is the DOT drawn by Graphviz's dot (default: -o FILE's suffix, "
         ".svg .dot .gv .json .mmd, else dot)",
     )
-    add_output_option(parser, "RUN_ID.FORMAT, or FILE's stem.FORMAT for a definition")
+    add_output_option(parser, "RUN.FORMAT, or FILE's stem.FORMAT for a definition")
     parser.add_argument(
         "--watch", action="store_true", help="with --run and -o: rewrite FILE on every change"
     )
@@ -116,7 +116,7 @@ def run_dag(args: argparse.Namespace) -> int:
     """Draw the DAG named by ``args``; returns the exit code."""
     args.format = output_format(args.format, args.output, _BY_SUFFIX, VisualizationFormat.DOT.value)
     if args.file is None and args.run is None:
-        return refuse("dag", 2, "give a pipeline FILE, --run RUN_ID, or both")
+        return refuse("dag", 2, "give a pipeline FILE, --run RUN, or both")
     for option, value in (("--source", args.source), ("--at", args.at)):
         if value is not None and args.run is None:
             return refuse("dag", 2, f"{option} needs --run")

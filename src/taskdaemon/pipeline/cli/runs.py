@@ -95,7 +95,7 @@ def register(subparsers: Any) -> None:
     )
     show_p.add_argument(
         "run_id",
-        metavar="RUN_ID",
+        metavar="RUN",
         help="the run id (= trace id, 32 hex); in the embedded store also a unique prefix",
     )
     show_p.add_argument("--json", action="store_true", help="JSON instead of a table")

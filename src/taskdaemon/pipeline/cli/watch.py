@@ -2,7 +2,7 @@
 
 ::
 
-    taskdaemon watch RUN_ID [--source URL] [--interval SECONDS]
+    taskdaemon watch RUN [--source URL] [--interval SECONDS]
 
 The run is read from the span source (``--source``, else ``TASKDAEMON_SPAN_SOURCE``, else the
 embedded store), polled every ``--interval`` seconds (default 0.5), so it follows a run started
@@ -54,7 +54,7 @@ def register(subparsers: Any) -> None:
         "per change otherwise. Ends when the run does. Exit codes: 0 the run succeeded, 1 it "
         "did not (or could not be read), 2 invalid arguments, 130 interrupted.",
     )
-    parser.add_argument("run", metavar="RUN_ID", help="the run (a unique prefix will do)")
+    parser.add_argument("run", metavar="RUN", help="the run (a unique prefix will do)")
     add_source_option(parser)
     add_interval_option(parser)
     parser.set_defaults(func=run_watch, writes_home=False)  # cli._foreign_home
