@@ -405,7 +405,7 @@ def test_a_version_5_store_gains_the_logs_table(tmp_path: Path) -> None:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
     finally:
         conn.close()
-    assert ("logs" in tables, SCHEMA_VERSION, 12) == (True, version, version)
+    assert ("logs" in tables, SCHEMA_VERSION, 13) == (True, version, version)
 
 
 def test_log_writer_bound_drops_and_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -31,7 +31,15 @@ from datetime import datetime
 
 from taskdaemon.pipeline.ellipsis import quote
 
-__all__ = ["epoch_ns", "format_duration", "log_time", "parse_age", "parse_when", "utc_offset"]
+__all__ = [
+    "epoch_ns",
+    "format_duration",
+    "format_run_duration",
+    "log_time",
+    "parse_age",
+    "parse_when",
+    "utc_offset",
+]
 
 _MAX_AGE_DAYS = 36500
 _EARLIEST = -2208988800.0  # 1900-01-01T00:00Z
@@ -70,6 +78,18 @@ def format_duration(seconds: float | None) -> str:
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)?\s*$", re.ASCII)
+
+
+def format_run_duration(duration: float | None, at_least: float | None) -> str:
+    """A run's duration as every view writes it: :func:`format_duration` of ``duration``, or,
+    for an interrupted run (no end, ``at_least`` its start to its last sign of life,
+    ``records.lasted_at_least``), ``at least 5.2s``. Words, not ``>=5.2s`` or ``5.2s+``: they
+    read the same in any terminal, font and screen reader, and cannot pass for an exact
+    figure; the few interrupted rows pay their eight extra columns (only ``runs list``'s
+    narrow table, short of them, writes ``≥5.2s``)."""
+    if duration is None and at_least is not None:
+        return f"at least {format_duration(at_least)}"
+    return format_duration(duration)
 
 
 def local_time(epoch: float | None) -> str:

@@ -25,23 +25,34 @@ from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
 
-__all__ = ["landing_delay", "scheduled_at"]
+__all__ = ["landing_delay", "late_by", "scheduled_at", "scheduled_ns"]
 
 #: The first nanosecond no OTLP time reaches (its times are ``fixed64``).
 _PAST_OTLP = 2**64
 
 
-def scheduled_at(attributes: Mapping[str, Any]) -> float | None:
-    """The epoch seconds a run span's schedule meant its run to start at, None when no
-    schedule started it (or the attribute is not a whole number)."""
+def scheduled_ns(attributes: Mapping[str, Any]) -> int | None:
+    """The epoch nanoseconds a run span's schedule meant its run to start at (what the store's
+    ``runs.scheduled_ns`` holds), None when no schedule started it (or the attribute is not a
+    whole number)."""
     value = attributes.get(t.PIPELINE_SCHEDULED_AT)
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _PAST_OTLP:
         return None
-    return value / 1e9
+    return value
+
+
+def scheduled_at(attributes: Mapping[str, Any]) -> float | None:
+    """:func:`scheduled_ns` in epoch seconds."""
+    value = scheduled_ns(attributes)
+    return None if value is None else value / 1e9
+
+
+def late_by(due: float | None, start: float) -> float | None:
+    """Seconds from ``due`` (epoch seconds, None: no schedule) to ``start``, at least 0."""
+    return None if due is None else max(0.0, start - due)
 
 
 def landing_delay(attributes: Mapping[str, Any], start: float) -> float | None:
     """Seconds from the scheduled time in a run span's ``attributes`` to the run's ``start``
     (epoch seconds), at least 0; None for a run no schedule started."""
-    due = scheduled_at(attributes)
-    return None if due is None else max(0.0, start - due)
+    return late_by(scheduled_at(attributes), start)

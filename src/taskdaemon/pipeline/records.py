@@ -10,6 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from taskdaemon.pipeline.frozen import field, frozen
+from taskdaemon.pipeline.landing import late_by
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -22,6 +23,7 @@ __all__ = [
     "StageRecord",
     "TriggerRecord",
     "approval_waits",
+    "lasted_at_least",
     "outcome_error",
     "paused_before_start",
     "stage_cancel_cause",
@@ -238,6 +240,12 @@ class RunRecord(ValueMethods):
         """Seconds from start to end, None while running."""
         return None if self.end is None else max(0.0, self.end - self.start)
 
+    @property
+    def lasted_at_least(self) -> float | None:
+        """An interrupted run's duration as far as it is known: seconds from its start to its
+        process's last sign of life (``last_seen``); None for any other run."""
+        return lasted_at_least(self.start, self.last_seen)
+
     def stage(self, name: str) -> StageRecord:
         """The stage called ``name``; KeyError if the run has none."""
         for stage in self.stages:
@@ -249,7 +257,10 @@ class RunRecord(ValueMethods):
 @frozen
 class RunSummary(ValueMethods):
     """One row of the run history (``taskdaemon runs list``); ``replay_of``: the run this one
-    replays (``RunRecord.replay_of``), None for a run that is no replay."""
+    replays (``RunRecord.replay_of``), None for a run that is no replay; ``scheduled_at``: the
+    epoch seconds a schedule meant the run to start at (``landing.scheduled_at``), None for a
+    run no schedule started; ``last_seen``: an interrupted run's last sign of life
+    (``RunRecord.last_seen``), else None."""
 
     run_id: str
     pipeline: str
@@ -259,11 +270,31 @@ class RunSummary(ValueMethods):
     stage_count: int = 0
     failed_stages: int = 0
     replay_of: str | None = None
+    scheduled_at: float | None = None
+    last_seen: float | None = None
 
     @property
     def duration(self) -> float | None:
         """Seconds from start to end, None while running."""
         return None if self.end is None else max(0.0, self.end - self.start)
+
+    @property
+    def lasted_at_least(self) -> float | None:
+        """``RunRecord.lasted_at_least``."""
+        return lasted_at_least(self.start, self.last_seen)
+
+    @property
+    def landing_delay(self) -> float | None:
+        """Seconds the run started after its schedule meant it to, at least 0
+        (``landing.late_by``); None for a run no schedule started."""
+        return late_by(self.scheduled_at, self.start)
+
+
+def lasted_at_least(start: float, last_seen: float | None) -> float | None:
+    """The known part of an interrupted run's duration: from ``start`` to ``last_seen``, at
+    least 0; None without a last sign of life. A lower bound, never an end: the process died
+    some time after it, so every view says "at least" and none gives it as the duration."""
+    return None if last_seen is None else max(0.0, last_seen - start)
 
 
 def stage_cancel_cause(attempts: tuple[AttemptRecord, ...]) -> tuple[str | None, str | None]:

@@ -10,7 +10,12 @@ import time
 from collections.abc import Iterable, Sequence
 
 from taskdaemon.pipeline.byte_sizes import format_bytes
-from taskdaemon.pipeline.durations import format_duration, local_time, utc_offset
+from taskdaemon.pipeline.durations import (
+    format_duration,
+    format_run_duration,
+    local_time,
+    utc_offset,
+)
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.landing import landing_delay, scheduled_at
 from taskdaemon.pipeline.records import (
@@ -88,9 +93,26 @@ def _replayed(run: RunSummary) -> str:
     return run.replay_of[:_REPLAY_ID_DIGITS] if run.replay_of else "-"
 
 
+def _took(run: RunSummary) -> str | None:
+    """An interrupted run's TOOK cell, ``≥5.2s``: ``at least 5.2s`` in 6 columns, so that at 60
+    the id, ``interrupted``, the start and it still leave the pipeline 8 (the narrow table
+    already writes ``…``); None for any other run."""
+    at_least = run.lasted_at_least
+    return None if run.duration is not None or at_least is None else f"≥{format_duration(at_least)}"
+
+
 def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> str:
     """An aligned table: run id, pipeline, status, start, duration, stages, failed, and, when
-    any run listed is a replay, REPLAY OF.
+    any run listed is a replay, REPLAY OF, and when any was scheduled (``serve --pipeline``),
+    LATE: how late it started against its schedule (``RunSummary.landing_delay``; ``-`` for a
+    run no schedule started, ``0ms`` for one on time). An interrupted run's DURATION is the
+    part its process was seen alive, ``at least 5.2s`` (``durations.format_run_duration``;
+    ``≥5.2s`` in the narrow table's TOOK, ``_took``).
+
+    LATE, like REPLAY OF, only when a listed run has one, and last: a history of runs started
+    by hand keeps its width and columns, and a scheduled pipeline's table reads its delays
+    beside its durations without a flag to ask for them. It is left out after REPLAY OF when
+    the terminal is too narrow: ``runs show`` says it, with the time the run was due.
 
     ``width``: the columns of the terminal it is written to, when the whole table is wider:
     RUN ID then shows the shortest prefix of at least 8 digits unique among the runs listed
@@ -128,16 +150,20 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
     replays = any(r.replay_of for r in runs)
     if replays:
         header += ("REPLAY OF",)
+    scheduled = any(r.scheduled_at is not None for r in runs)
+    if scheduled:
+        header += ("LATE",)
     rows = [
         (
             r.run_id,
             r.pipeline,
             r.status,
             local_time(r.start),
-            format_duration(r.duration),
+            format_run_duration(r.duration, r.lasted_at_least),
             str(r.stage_count),
             str(r.failed_stages),
             *((_replayed(r),) if replays else ()),
+            *((format_duration(r.landing_delay),) if scheduled else ()),
         )
         for r in runs
     ]
@@ -145,10 +171,11 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
     if _fits(whole, width):
         return whole
     ids = short_ids([row[0] for row in rows])
-    shown = [(i, *row[1:]) for i, row in zip(ids, rows, strict=True)]
+    took = [_took(r) or row[4] for r, row in zip(runs, rows, strict=True)]
+    shown = [(i, *row[1:4], t, *row[5:]) for i, t, row in zip(ids, took, rows, strict=True)]
     narrow = (*header[:4], "TOOK", *header[5:])
-    # STAGES, then FAILED, then REPLAY OF (the docstring).
-    return _table(narrow, shown, width, (1,), drop=(5, 6, 7) if replays else (5, 6))
+    # STAGES, then FAILED, then REPLAY OF, then LATE (the docstring).
+    return _table(narrow, shown, width, (1,), drop=tuple(range(5, len(header))))
 
 
 #: The columns of a run's error and of a stage's ERROR cell in ``runs show``: as much as the
@@ -278,7 +305,7 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         f"pipeline  {run.pipeline.translate(CONTROL_ESCAPES)}",
         f"status    {run.status.translate(CONTROL_ESCAPES)}",
         f"start     {local_time(run.start)} ({_zone(times)})",
-        f"duration  {format_duration(run.duration)}",
+        f"duration  {format_run_duration(run.duration, run.lasted_at_least)}",
     ]
     if (due := scheduled_at(run.attributes)) is not None:  # a run ``serve`` scheduled
         late = format_duration(landing_delay(run.attributes, run.start))

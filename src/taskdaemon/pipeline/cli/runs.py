@@ -59,8 +59,12 @@ def register(subparsers: Any) -> None:
         "list",
         help="runs, newest first",
         description="List runs, newest first. A replay names the run it replayed: the "
-        "REPLAY OF column (shown when a listed run is a replay), replay_of in --json. When "
-        "--limit cuts the list, a note on stderr says how many runs match.",
+        "REPLAY OF column (shown when a listed run is a replay), replay_of in --json. A run "
+        "serve --pipeline scheduled says how late it started: the LATE column (shown when a "
+        "listed run was scheduled), landing_delay in --json. An interrupted run's DURATION "
+        "reads 'at least' its time up to its process's last sign of life (lasted_at_least in "
+        "--json; duration stays null). When --limit cuts the list, a note on stderr says how "
+        "many runs match.",
     )
     add_pipeline_filter(list_p)
     # STATUS, not the choices' braces: they made a usage line of 93 columns, past 80.
@@ -143,7 +147,15 @@ def _list(args: argparse.Namespace) -> int:
     except SpanSourceError as exc:
         return refuse("runs list", source_exit_code(exc), str(exc))
     if args.json:
-        rows = [{**as_dict(r), "duration": r.duration} for r in runs]
+        rows = [
+            {
+                **as_dict(r),
+                "duration": r.duration,
+                "lasted_at_least": r.lasted_at_least,
+                "landing_delay": r.landing_delay,
+            }
+            for r in runs
+        ]
         print(json.dumps(rows, indent=2))
         if unknown:
             note_unknown_pipeline("runs list", args.pipeline)
@@ -213,7 +225,8 @@ def _started_here(run_id: str) -> str:
 
 def _run_json(run: Any) -> dict[str, Any]:
     data = as_dict(run)
-    data["duration"] = run.duration
+    data["duration"] = run.duration  # None while running or interrupted: never a guess
+    data["lasted_at_least"] = run.lasted_at_least  # an interrupted run's known part, else None
     data["landing_delay"] = landing_delay(run.attributes, run.start)  # None: not scheduled
     data["attributes"] = dict(run.attributes)
     for stage, stage_data in zip(run.stages, data["stages"], strict=True):

@@ -16,7 +16,8 @@ again by the first report, under the rule that leaves fed executions and such re
 (``forget_replays``);
 version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``);
 version 11 changes no table: a replay's FAILED, which the writer counted before without the
-stages it fed failed, is counted again from its stored spans (``_recount_replays``).
+stages it fed failed, is counted again from its stored spans (``_recount_replays``);
+version 12 gains ``runs.scheduled_ns``, filled from the stored run spans (``_add_scheduled_ns``).
 
 The tables they bring a file to are ``tracking._tables``; ``tracking._schema`` opens the file
 and calls :func:`migrate` in its write transaction.
@@ -143,6 +144,29 @@ def _recount_replays(conn: sqlite3.Connection) -> None:
         conn.execute("UPDATE runs SET failed_stages = ? WHERE trace_id = ?", (failed, trace_id))
 
 
+def _add_scheduled_ns(conn: sqlite3.Connection) -> None:
+    """v13 keeps the time a schedule meant a run to start on its ``runs`` row, read here from
+    the stored run spans as ``_add_replay_of`` reads ``replay_of``: one pass whose text test
+    skips every span that does not name the attribute (only a scheduled run's run span does).
+    Only a whole, non-negative number is a due time (``landing.scheduled_at``): a foreign
+    producer's text, float or bool keeps NULL. It may run again on a file that has the column.
+    """
+    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
+    if "scheduled_ns" not in columns:
+        conn.execute("ALTER TABLE runs ADD COLUMN scheduled_ns INTEGER")
+    conn.execute(
+        "UPDATE runs SET scheduled_ns = found.due FROM ("
+        " SELECT t.trace_id, max(json_extract(s.body, '$[5].\"taskdaemon.pipeline."
+        "scheduled_at_ns\"')) AS due FROM spans s JOIN traces t USING (trace_no)"
+        " WHERE s.body LIKE '%\"taskdaemon.pipeline.scheduled_at_ns\"%'"
+        " AND json_extract(s.body, '$[0]') IS NULL"
+        " AND json_type(s.body, '$[5].\"taskdaemon.pipeline.scheduled_at_ns\"') = 'integer'"
+        " AND json_extract(s.body, '$[5].\"taskdaemon.pipeline.scheduled_at_ns\"') >= 0"
+        " GROUP BY t.trace_id"
+        ") AS found WHERE runs.trace_id = found.trace_id"
+    )
+
+
 _MIGRATIONS: Final = {
     1: _migrate_1_to_2,
     2: _migrate_thirteen_columns_to_4,
@@ -155,9 +179,23 @@ _MIGRATIONS: Final = {
     9: forget_replays,
     10: _add_replay_of,
     11: _recount_replays,
+    12: _add_scheduled_ns,
 }
 # What each migration brings the file to (2 -> 4 skips the v3 layout: both become v4 alike).
-_MIGRATED_TO: Final = {1: 2, 2: 4, 3: 4, 4: 5, 5: 6, 6: 7, 7: 8, 8: 9, 9: 10, 10: 11, 11: 12}
+_MIGRATED_TO: Final = {
+    1: 2,
+    2: 4,
+    3: 4,
+    4: 5,
+    5: 6,
+    6: 7,
+    7: 8,
+    8: 9,
+    9: 10,
+    10: 11,
+    11: 12,
+    12: 13,
+}
 
 
 def migrate(conn: sqlite3.Connection, version: int) -> None:

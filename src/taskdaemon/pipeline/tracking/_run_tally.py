@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.landing import scheduled_ns
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES, stage_status_of
 from taskdaemon.pipeline.tracking.reconstruct import (
@@ -37,16 +38,16 @@ __all__ = ["INSERT_RUN", "UPSERT_RUN", "RunTally", "is_run_span"]
 #: A run's row when its run span starts (a row already there, its end's, is kept).
 INSERT_RUN: Final = (
     "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id, "
-    "replay_of) VALUES (?, ?, 'running', ?, ?, ?, ?)"
+    "replay_of, scheduled_ns) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)"
 )
 #: A run's row when its run span ends: ``RunTally.finished_row``.
 UPSERT_RUN: Final = (
     "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "
-    "failed_stages, writer_id, replay_of) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    "failed_stages, writer_id, replay_of, scheduled_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (trace_id) DO UPDATE SET pipeline = excluded.pipeline, "
     "status = excluded.status, end_ns = excluded.end_ns, "
     "stage_count = excluded.stage_count, failed_stages = excluded.failed_stages, "
-    "replay_of = excluded.replay_of"
+    "replay_of = excluded.replay_of, scheduled_ns = excluded.scheduled_ns"
 )
 
 
@@ -160,4 +161,5 @@ class RunTally:
             failed,
             writer_id,
             replay_of(attrs),
+            scheduled_ns(attrs),
         )

@@ -30,6 +30,7 @@ import orjson
 from opentelemetry.trace import SpanContext
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.landing import scheduled_ns
 from taskdaemon.pipeline.masked_values import MASKED
 from taskdaemon.pipeline.tracking._bodies import body as _body
 from taskdaemon.pipeline.tracking._bodies import dropped as _dropped
@@ -241,7 +242,15 @@ class SpanBatchWriter:
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append(
-                    (trace_id, pipeline, start_ns, len(stages), self._writer_id, replay_of(attrs))
+                    (
+                        trace_id,
+                        pipeline,
+                        start_ns,
+                        len(stages),
+                        self._writer_id,
+                        replay_of(attrs),
+                        scheduled_ns(attrs),
+                    )
                 )
         refreshed: list[list[Any]] = []
         began = time.monotonic()

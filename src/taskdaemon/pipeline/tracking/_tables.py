@@ -1,6 +1,6 @@
 """The span store's tables as this version makes them (``SCHEMA_VERSION``).
 
-Schema version 12 (``PRAGMA user_version``):
+Schema version 13 (``PRAGMA user_version``):
 
 - ``traces``: one row per trace seen, numbering it (``trace_no``, increasing in order of first
   sight) so span rows carry a small, append-ordered key instead of a random 32-digit id, with the
@@ -22,7 +22,10 @@ Schema version 12 (``PRAGMA user_version``):
   adds ``replay_of``, the run a replay re-executed (the run span's
   ``taskdaemon.pipeline.replay_of``), so that every list of runs read from the store can tell
   a replay from the run it replayed; v12 changes no table: it says that a replay's
-  ``failed_stages`` counts the stages it fed failed (``tracking._migrations``);
+  ``failed_stages`` counts the stages it fed failed (``tracking._migrations``); v13 adds
+  ``scheduled_ns``, the time a schedule meant a run to start (the run span's
+  ``taskdaemon.pipeline.scheduled_at_ns``, NULL for a run no schedule started), so that
+  ``runs list`` can show each scheduled run's landing delay (``landing``) from the row alone;
 - ``writers``: one row per processor (pid, host, start, heartbeat, clean close);
 - the report aggregates (v5): ``stage_keys``, ``run_aggregates``, ``stage_attempts``,
   ``critical_steps``, described in ``tracking._aggregates_schema``.
@@ -59,7 +62,7 @@ from typing import Final
 
 __all__ = ["DDL", "LOGS_DDL", "SCHEMA_VERSION", "SPANS_DDL", "execute_script"]
 
-SCHEMA_VERSION: Final = 12
+SCHEMA_VERSION: Final = 13
 
 LOGS_DDL: Final = """
 CREATE TABLE IF NOT EXISTS logs (
@@ -131,7 +134,8 @@ CREATE TABLE IF NOT EXISTS runs (
     stage_count INTEGER NOT NULL DEFAULT 0,
     failed_stages INTEGER NOT NULL DEFAULT 0,
     writer_id INTEGER,
-    replay_of TEXT
+    replay_of TEXT,
+    scheduled_ns INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_pipeline_start ON runs (pipeline, start_ns);
 CREATE INDEX IF NOT EXISTS runs_start ON runs (start_ns);

@@ -37,6 +37,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final, NamedTuple
 
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.landing import scheduled_at
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
     ApprovalWait,
@@ -666,4 +667,6 @@ def summarize_run(record: RunRecord) -> RunSummary:
         stage_count=len(record.stages),
         failed_stages=sum(1 for s in record.stages if _failed(s)),
         replay_of=record.replay_of,
+        scheduled_at=scheduled_at(record.attributes),
+        last_seen=record.last_seen,
     )

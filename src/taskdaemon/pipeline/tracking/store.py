@@ -166,6 +166,7 @@ _RUN_COLUMNS: Final = RowTypes(
         ("failed_stages", int, False),
         ("writer_id", int, True),
         ("replay_of", str, True),
+        ("scheduled_ns", int, True),
     )
 )
 
@@ -346,6 +347,12 @@ class SpanStore:
         seen = self._last_sign_of_life(run.run_id)
         return run if seen is None else replace(run, last_seen=max(run.last_seen, seen))
 
+    @staticmethod
+    def _heartbeat(conn: sqlite3.Connection, writer_id: int | None) -> float | None:
+        """The last heartbeat of writer ``writer_id`` (epoch seconds), None when not known."""
+        row = conn.execute("SELECT heartbeat_ns FROM writers WHERE id = ?", (writer_id,)).fetchone()
+        return epoch_seconds(row[0]) if row is not None and isinstance(row[0], int) else None
+
     def _last_sign_of_life(self, run_id: str) -> float | None:
         """When the process of an interrupted run was last known alive: its writer's last
         heartbeat (renewed every second while it lived), or the end its row records (a run
@@ -380,7 +387,7 @@ class SpanStore:
         where, params = self._where(pipeline, status, since, until)
         query = (
             "SELECT trace_id, pipeline, status, start_ns, end_ns, stage_count, failed_stages, "  # noqa: S608
-            f"writer_id, replay_of FROM runs {where}"
+            f"writer_id, replay_of, scheduled_ns FROM runs {where}"
         )
         open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
@@ -488,13 +495,18 @@ class SpanStore:
         return (f"WHERE {' AND '.join(clauses)}" if clauses else ""), params
 
     def _summary(self, conn: sqlite3.Connection, row: Sequence[Any]) -> RunSummary:
-        trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id, original = row
+        trace_id, pipeline, status, start_ns, end_ns, stages, failed, writer_id, original, due = row
         if end_ns is None:
             # Open runs are few: their live counts and interrupted state come from the spans.
             interrupted = not self.writer_alive(conn, writer_id)
             spans = select_trace(conn, trace_id, where=self.path)
             if spans:
-                return summarize_run(reconstruct_run(spans, interrupted=interrupted))
+                summary = summarize_run(reconstruct_run(spans, interrupted=interrupted))
+                if summary.last_seen is None:
+                    return summary
+                # As ``get_run``: the writer's last heartbeat may be later than any record.
+                beat = self._heartbeat(conn, writer_id)
+                return replace(summary, last_seen=max(summary.last_seen, beat or 0.0))
             status = "interrupted" if interrupted else "running"
         return RunSummary(
             run_id=trace_id,
@@ -505,6 +517,7 @@ class SpanStore:
             stage_count=stages,
             failed_stages=failed,
             replay_of=original,
+            scheduled_at=None if due is None else due / 1e9,  # as ``landing.scheduled_at``
         )
 
     # -- retention

@@ -49,7 +49,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import BaseRoute, Mount, Route
 
 from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit
-from taskdaemon.pipeline.durations import local_time, utc_offset
+from taskdaemon.pipeline.durations import format_run_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     RunNotFoundError,
@@ -194,6 +194,8 @@ class WebApp:
             lstrip_blocks=True,
         )
         self.templates.filters["when"] = local_time
+        # an interrupted run's known part (``summary_json``'s ``lasted_at_least``)
+        self.templates.filters["at_least"] = lambda seconds: format_run_duration(None, seconds)
         self.templates.filters["iso"] = _iso
         self.templates.filters["cell"] = _cell
         self.templates.filters["shown"] = _shown

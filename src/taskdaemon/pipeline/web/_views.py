@@ -28,6 +28,7 @@ from typing import Any
 from urllib.parse import quote
 
 from taskdaemon.pipeline import ellipsis
+from taskdaemon.pipeline.durations import format_run_duration
 from taskdaemon.pipeline.landing import landing_delay, scheduled_at
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.records import (
@@ -294,7 +295,8 @@ def run_state(
             "status": run.status,
             "start": _r(run.start),
             "end": _r(run.end),
-            "duration": format_duration(_run_duration(run, now)),
+            "duration": format_run_duration(_run_duration(run, now), run.lasted_at_least),
+            "lasted_at_least": _r(run.lasted_at_least),
             "error": cut(run.error),
             "error_type": cut(run.error_type),
             "replay_of": _run_id_or_none(run.replay_of),
@@ -319,10 +321,11 @@ def _late(run: RunRecord) -> str | None:
 
 
 def _run_duration(run: RunRecord, now: float) -> float | None:
-    """The run's duration once it ended, ``now`` minus its start while it runs, None (``-``)
-    for an interrupted run, as ``runs show`` and the list of runs say: its process died at a
-    time no span records, and ``now`` minus its start, which grows at every load, read as
-    the time it ran (``1m35s`` for a run killed 5 s after its start)."""
+    """The run's duration once it ended, ``now`` minus its start while it runs, None for an
+    interrupted run (which the view writes ``at least`` its ``lasted_at_least``, as ``runs
+    show`` and the list of runs do): its process died at a time no span records, and ``now``
+    minus its start, which grows at every load, read as the time it ran (``1m35s`` for a run
+    killed 5 s after its start)."""
     if run.end is not None:
         return run.duration
     return None if run.status == "interrupted" else now - run.start
@@ -355,6 +358,7 @@ def record_json(record: RunRecord) -> dict[str, Any]:
     ``landing``); values are as stored."""
     data = as_dict(record)
     data["duration"] = _r(record.duration)
+    data["lasted_at_least"] = _r(record.lasted_at_least)  # interrupted: a bound, not a duration
     data["landing_delay"] = _r(landing_delay(record.attributes, record.start))
     data["attributes"] = {k: v for k, v in record.attributes.items() if _jsonable(v)}
     return data
@@ -400,7 +404,9 @@ def merge_details(live: RunRecord, stored: RunRecord | None) -> RunRecord:
 def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
     """One row of the runs page. ``replay_of``: the run a replay replayed, None for a run that
     is no replay; and for a replay whose value is no run id (a foreign producer's span): the
-    page marks the row a replay, and links no run."""
+    page marks the row a replay, and links no run. ``lasted_at_least``: a separate field, so
+    that no client reads a lower bound as the run's duration; the page writes it ``at least
+    5.2s``."""
     return {
         "run_id": summary.run_id,
         "pipeline": summary.pipeline,
@@ -408,6 +414,10 @@ def summary_json(summary: RunSummary, *, live: bool = False) -> dict[str, Any]:
         "start": _r(summary.start),
         "end": _r(summary.end),
         "duration": format_duration(summary.duration),
+        # an interrupted run's start to its last sign of life (seconds; "duration" stays "-"),
+        # and a scheduled run's landing delay (seconds), else None
+        "lasted_at_least": _r(summary.lasted_at_least),
+        "landing_delay": _r(summary.landing_delay),
         "stages": summary.stage_count,
         "failed_stages": summary.failed_stages,
         "replay_of": summary.replay_of,

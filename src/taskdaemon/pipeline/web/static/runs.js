@@ -4,7 +4,7 @@
 
 window.taskdaemonRunsPage = (function () {
   const REFRESH_MS = 3000;
-  const { RUN_ID, el, fmtTime, statePill, signInAgain } = window.taskdaemonPage;
+  const { RUN_ID, el, fmtDuration, fmtTime, statePill, signInAgain } = window.taskdaemonPage;
 
   function runsPage() {
     const tbody = document.querySelector("#runs tbody");
@@ -39,7 +39,8 @@ window.taskdaemonRunsPage = (function () {
       const started = el("td");
       started.appendChild(el("time", { datetime: new Date(run.start * 1000).toISOString() }, fmtTime(run.start)));
       tr.appendChild(started);
-      tr.appendChild(el("td", null, run.duration));
+      // an interrupted run: its known part, "at least", as the server's rows and runs list say
+      tr.appendChild(el("td", null, run.lasted_at_least == null ? run.duration : "at least " + fmtDuration(run.lasted_at_least)));
       tr.appendChild(el("td", null, run.stages));
       tr.appendChild(el("td", null, run.failed_stages));
       tr.appendChild(replayOf(run.replay_of));
