@@ -25,7 +25,12 @@ every file git knows (tracked, or new and not ignored) as text and reports, one 
   (a ``.py`` file of ``src/``, not a package, whose path ends so) that no longer mentions
   ``name``: a renamed function leaves the page pointing a reader at nothing. Only names that
   read as code (an ``_`` or a capital in them) are checked, so ``inputs.nosuch`` (CEL) and
-  ``metrics.prom`` (a file) are left alone.
+  ``metrics.prom`` (a file) are left alone;
+* in ``benchmarks/README.md``, a section that cites a script under ``/tmp`` (a session's
+  scratch file, which no clone has) without saying that it was a one-off (``one-off``,
+  ``scratch``, ``not committed``...): a reader looks for it in ``benchmarks/`` and finds
+  nothing. A copy of a committed benchmark (``/tmp/TREE/benchmarks/cli_startup.py``) is fine,
+  and so is a script the section writes out whole (``cat > /tmp/x.py <<'PY'``).
 """
 
 from __future__ import annotations
@@ -202,6 +207,38 @@ def find_broken_references(root: Path, names: Iterable[str]) -> list[str]:
     return problems
 
 
+_TMP_SCRIPT = re.compile(r"(?<![\w.-])(/tmp/(?:[\w.-]+/)*[\w-]+\.py)\b")
+_ONE_OFF = re.compile(
+    r"one-off|scratch|throwaway|not committed|never committed|(?:not in|outside) the repository"
+    r"|quoted (?:above|below)",
+    re.IGNORECASE,
+)
+
+
+def unsaid_scratch_scripts(root: Path, text: str) -> list[str]:
+    """``LINE: PATH`` of the first citation of each ``/tmp`` script in each ``## `` section of
+    ``text`` (benchmarks/README.md) whose section never says it was a one-off, leaving out a
+    path whose end is a file under ``root`` (a committed benchmark run from a copied tree) and
+    one the section writes out whole (``cat > PATH``)."""
+    lines = text.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("## ")]
+    problems: list[str] = []
+    for start, end in zip([0, *starts], [*starts, len(lines)], strict=True):
+        section = lines[start:end]
+        if _ONE_OFF.search("\n".join(section)):
+            continue
+        seen: set[str] = set()
+        for number, line in enumerate(section, start + 1):
+            for path in _TMP_SCRIPT.findall(line):
+                parts = Path(path).parts
+                copied = any((root / Path(*parts[i:])).is_file() for i in range(2, len(parts)))
+                written = f"cat > {path}" in "\n".join(section)  # the script, quoted whole
+                if path not in seen and not copied and not written:
+                    seen.add(path)
+                    problems.append(f"{number}: {path}")
+    return problems
+
+
 # -- the repository ---------------------------------------------------------------------------
 
 
@@ -214,6 +251,24 @@ def test_repository_names_only_documents_it_contains() -> None:
 def test_documents_cite_only_names_the_code_has() -> None:
     """Every ``module.name`` the README and ``docs/`` cite is still in that module."""
     assert [] == find_stale_code_names(ROOT, repository_files(ROOT))
+
+
+def test_benchmark_notes_say_which_scripts_were_one_offs() -> None:
+    """Each section of benchmarks/README.md that cites a script under ``/tmp`` says that it
+    was not committed, so a reader does not look for it in ``benchmarks/``."""
+    assert [] == unsaid_scratch_scripts(ROOT, (ROOT / "benchmarks/README.md").read_text())
+
+
+def test_scratch_script_check_tells_said_from_unsaid() -> None:
+    """A section citing ``/tmp/x/count.py`` alone is reported; one that says it was a one-off,
+    or cites a copied tree's committed benchmark, is not."""
+    text = (
+        "## A\nCounted with `/tmp/x/count.py`.\n"
+        "## B\nCounted with `/tmp/y/count.py` (one-off, not committed).\n"
+        "## C\n`python /tmp/base/benchmarks/cli_startup.py --rounds 3`\n"
+        "## D\n    cat > /tmp/z/count.py <<'PY'\n    PY\n    python /tmp/z/count.py\n"
+    )
+    assert ["2: /tmp/x/count.py"] == unsaid_scratch_scripts(ROOT, text)
 
 
 def test_scan_covers_the_documents_and_the_code() -> None:
