@@ -13,9 +13,10 @@ Decisions:
   "early"; it started on time, ``0s``.
 * A value that is not a whole number of nanoseconds (a foreign producer's span, a bool) is no
   scheduled time: None, never an error, as every view reads spans from any source. Nor is one
-  past OTLP's own times (``fixed64`` nanoseconds, below 2**64, the year 2554): a source's JSON
-  can spell any integer, and 10**30 is past what a date can be (``runs show`` failed on it)
-  and 10**400 past what a float can hold (so did ``--json`` and the run's page).
+  past a signed 64-bit integer of nanoseconds (the year 2262; OTLP's ``fixed64`` goes further,
+  the store's INTEGER does not): a source's JSON can spell any integer, and 10**30 is past what
+  a date can be (``runs show`` failed on it) and 10**400 past what a float can hold (so did
+  ``--json`` and the run's page).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from taskdaemon.pipeline import telemetry as t
 
 __all__ = ["landing_delay", "late_by", "scheduled_at", "scheduled_ns"]
 
-#: The first nanosecond no OTLP time reaches (its times are ``fixed64``).
-_PAST_OTLP = 2**64
+#: The first nanosecond past a signed 64-bit integer (the year 2262): OTLP's times are
+#: ``fixed64``, but the store's ``runs.scheduled_ns`` is SQLite's INTEGER, which a larger
+#: value would fail to bind, and with it the writer's whole batch of spans.
+_PAST_INT64 = 2**63
 
 
 def scheduled_ns(attributes: Mapping[str, Any]) -> int | None:
@@ -36,7 +39,7 @@ def scheduled_ns(attributes: Mapping[str, Any]) -> int | None:
     ``runs.scheduled_ns`` holds), None when no schedule started it (or the attribute is not a
     whole number)."""
     value = attributes.get(t.PIPELINE_SCHEDULED_AT)
-    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _PAST_OTLP:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < _PAST_INT64:
         return None
     return value
 

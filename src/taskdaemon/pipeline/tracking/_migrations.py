@@ -17,7 +17,7 @@ again by the first report, under the rule that leaves fed executions and such re
 version 10 gains ``runs.replay_of``, filled from the stored run spans (``_add_replay_of``);
 version 11 changes no table: a replay's FAILED, which the writer counted before without the
 stages it fed failed, is counted again from its stored spans (``_recount_replays``);
-version 12 gains ``runs.scheduled_ns``, filled from the stored run spans (``_add_scheduled_ns``).
+version 13 gains ``runs.scheduled_ns``, filled from the stored run spans (``_add_scheduled_ns``).
 
 The tables they bring a file to are ``tracking._tables``; ``tracking._schema`` opens the file
 and calls :func:`migrate` in its write transaction.
