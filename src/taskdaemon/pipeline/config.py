@@ -44,13 +44,19 @@ from typing import Final, Literal
 from taskdaemon.pipeline.config_reader import ConfigReader
 from taskdaemon.pipeline.config_text import Lines, no_lines, read_json, read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
+from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
     Pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.validation import validate_pipeline
-from taskdaemon.pipeline.validation_warnings import ValidationWarning, pipeline_warnings, placed
+from taskdaemon.pipeline.validation_warnings import (
+    ValidationWarning,
+    comment_issues,
+    pipeline_warnings,
+    placed,
+)
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
 __all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
@@ -132,10 +138,12 @@ def parse_pipeline(
     if len(text) > MAX_YAML_BYTES:
         reason = f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB"
         raise ConfigError([ValidationIssue("", reason, file=source, line=1)])
+    # The expressions validation compiled, by path, which the warnings read: only when asked.
+    compiled: dict[str, Expression] | None = None if warnings is None else {}
     with _gc_paused():
-        pipeline, reader = _parse(text, fmt, source, registered_loops)
-    if warnings is not None:
-        warnings += _warnings(pipeline, text, reader, source)
+        pipeline, reader = _parse(text, fmt, source, registered_loops, compiled)
+    if compiled is not None and warnings is not None:
+        warnings += _warnings(pipeline, text, reader, source, compiled)
     return pipeline
 
 
@@ -159,7 +167,11 @@ def _gc_paused() -> Iterator[None]:
 
 
 def _parse(
-    text: str, fmt: str, source: str, registered_loops: Collection[str] | None
+    text: str,
+    fmt: str,
+    source: str,
+    registered_loops: Collection[str] | None,
+    compiled: dict[str, Expression] | None,
 ) -> tuple[Pipeline, ConfigReader]:
     lines: Lines
     if fmt == "yaml":
@@ -183,7 +195,7 @@ def _parse(
         # Entry point discovery scans every installed distribution: only pay for it when needed.
         unknown = any(stage.loop not in declared for stage in pipeline.stages)
         registered_loops = registered_loop_types() if unknown else ()
-    found = validate_pipeline(pipeline, registered_loops=registered_loops)
+    found = validate_pipeline(pipeline, registered_loops=registered_loops, compiled=compiled)
     issues = list(reader.issues)
     for issue in found:
         path = reader.file_path(issue.path)
@@ -191,6 +203,8 @@ def _parse(
             issues.append(replace(issue, path=path, file=source))
     if issues:
         issues = reader.placed(issues)
+    issues += comment_issues(text, source, fmt)  # on their lines already
+    if issues:
         # Stable: issues on one line keep the order they were found in; TOML has no lines.
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
@@ -198,11 +212,16 @@ def _parse(
 
 
 def _warnings(
-    pipeline: Pipeline, text: str, reader: ConfigReader, source: str
+    pipeline: Pipeline,
+    text: str,
+    reader: ConfigReader,
+    source: str,
+    compiled: dict[str, Expression],
 ) -> list[ValidationWarning]:
-    """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its comments
-    suppress (a TOML file has no lines here and a JSON file no comments: neither suppresses)."""
-    found = pipeline_warnings(pipeline)
+    """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its
+    ``ignore_warnings`` fields or its comments suppress (a TOML file has no lines here and a
+    JSON file no comments: only the fields suppress there)."""
+    found = pipeline_warnings(pipeline, compiled, reader.ignored)
     if not found:
         return []
 

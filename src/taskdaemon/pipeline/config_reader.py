@@ -47,6 +47,7 @@ from taskdaemon.pipeline.other_tools import (
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
+from taskdaemon.pipeline.validation_warnings import unknown_code
 from taskdaemon.pipeline.wording import close_match
 from taskdaemon.pipeline.yaml_values import kind_of
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
@@ -63,6 +64,7 @@ _PIPELINE_KEYS: Final = (
     "loops",
     "external_events",
     "stages",
+    "ignore_warnings",
 )
 _STAGE_KEYS: Final = (
     "name",
@@ -78,6 +80,7 @@ _STAGE_KEYS: Final = (
     "parallel_instances",
     "timeout",
     "retry",
+    "ignore_warnings",
 )
 #: A stage's optional fields and the ``ConfigReader`` method that converts each, in the order their
 #: issues are found. A field a stage leaves out (most, in most files) costs a membership test
@@ -216,6 +219,9 @@ class ConfigReader:
         # The file's index of each item kept from a list the reader dropped items from, by the
         # list's path in the file (``file_path``).
         self._kept: dict[str, list[int]] = {}
+        #: The warning codes each ``ignore_warnings`` suppresses, by its owner's path (``""``
+        #: the pipeline, ``stages[I]`` a stage): not the model's, as a comment is not (below).
+        self.ignored: dict[str, tuple[str, ...]] = {}
 
     # issues
 
@@ -384,6 +390,8 @@ class ConfigReader:
             self.fatal = True
             return Pipeline(name="", stages=(), source=self.file)
         self.keys(data, _PIPELINE_KEYS, "")
+        if "ignore_warnings" in data:
+            self.ignore_warnings(data["ignore_warnings"], "")
         strategy = self.field(
             data,
             "error_strategy",
@@ -460,6 +468,8 @@ class ConfigReader:
         keys = data.keys()
         if not keys <= _STAGE_KEY_SET:
             self.keys(data, _STAGE_KEYS, path)
+        if "ignore_warnings" in data:
+            self.ignore_warnings(data["ignore_warnings"], path)
         get = data.get
         handler = get("handler")
         if handler is not None and not isinstance(handler, str):
@@ -516,6 +526,28 @@ class ConfigReader:
             triggers=triggers,
             **given,
         )
+
+    def ignore_warnings(self, value: Any, owner: str) -> None:
+        """``ignore_warnings: [CODE, ...]``, the warnings of ``owner`` (the pipeline: ``""``, or a
+        stage) that are not to be shown (docs/validation.md, "Suppressing a warning"), kept in
+        :attr:`ignored`. Not a field of the model: like a comment, it says nothing of what the
+        pipeline does, so adding one changes neither its definition nor the hash its runs
+        record. An unknown code is an issue, with a "did you mean"."""
+        path = _join(owner, "ignore_warnings")
+        if not isinstance(value, list):
+            hint = f" (write [{value}])" if isinstance(value, str) and len(value) <= 80 else ""
+            self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
+            return
+        codes = []
+        for index, item in enumerate(value):
+            reason = unknown_code(item) if isinstance(item, str) else None
+            if not isinstance(item, str):
+                self.issue(f"{path}[{index}]", f"expected a warning code, got {kind_of(item)}")
+            elif reason is not None:
+                self.issue(f"{path}[{index}]", reason)
+            else:
+                codes.append(item)
+        self.ignored[owner] = tuple(codes)
 
     def trigger_mode(self, value: Any, path: str) -> TriggerMode | None:
         mode = self.choice(value, path, _TRIGGER_MODES, "trigger mode")

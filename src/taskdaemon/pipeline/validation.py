@@ -23,7 +23,7 @@ from collections.abc import Collection, Mapping
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
-from taskdaemon.pipeline.expressions import ExpressionLimitError, compile_expression
+from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
@@ -79,7 +79,11 @@ _OUTPUT_VARIABLES = _BASE_VARIABLES | {"result"}
 
 
 def validate_pipeline(
-    pipeline: Pipeline, *, registered_loops: Collection[str] = (), ran: bool = False
+    pipeline: Pipeline,
+    *,
+    registered_loops: Collection[str] = (),
+    ran: bool = False,
+    compiled: dict[str, Expression] | None = None,
 ) -> list[ValidationIssue]:
     """Every problem of ``pipeline`` that its types cannot express, in a stable order.
 
@@ -103,14 +107,24 @@ def validate_pipeline(
     code need not follow: a pipeline built in code runs ``python`` stages whose handlers are
     callables (no ``handler`` recorded), any names, events it publishes itself, and had its
     loop types and CEL resolved and compiled by the engine.
+
+    ``compiled``, when given, receives every expression compiled, by its path: what the
+    warnings read (``validation_warnings``), so that they tokenize nothing again.
     """
-    return _Validator(pipeline, frozenset(registered_loops), ran).run()
+    return _Validator(pipeline, frozenset(registered_loops), ran, compiled).run()
 
 
 class _Validator:
-    def __init__(self, pipeline: Pipeline, registered_loops: frozenset[str], ran: bool) -> None:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        registered_loops: frozenset[str],
+        ran: bool,
+        compiled: dict[str, Expression] | None,
+    ) -> None:
         self.pipeline = pipeline
         self.ran = ran  # ``validate_pipeline``'s: a file's own rules are not checked
+        self.compiled = compiled  # ``validate_pipeline``'s: the expressions, by path
         self.issues: list[ValidationIssue] = []
         self.loop_names = BUILTIN_LOOPS | set(pipeline.loops) | registered_loops
         self.stage_names = {stage.name for stage in pipeline.stages}
@@ -368,13 +382,15 @@ class _Validator:
         if self.ran:
             return  # compiled by the engine when it ran; a drawing shows it as text
         try:
-            compile_expression(source, allowed)
+            expression = compile_expression(source, allowed)
         except ExpressionLimitError as exc:  # never compiled: the binding may crash on it
             self.issue(path, f"{quote(source)}: {exc}")
             return
         except ExpressionError as exc:
             self.issue(path, self.expression_message(source, str(exc)))
             return
+        if self.compiled is not None:
+            self.compiled[path] = expression
         for match in _STAGE_REFERENCE.finditer(source):
             name = next(group for group in match.groups() if group is not None)
             if name not in self.stage_names:

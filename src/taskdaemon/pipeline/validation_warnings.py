@@ -18,27 +18,42 @@ is sometimes meant, so an error would stop a user who meant it (docs/validation.
   or a literal shaped like a credential (``ghp_…``, ``password=…``): the file, and every run's
   recorded definition, holds it.
 
-Pure: :func:`pipeline_warnings` reads only the model (the loader places them on lines, with
-:func:`placed`, and drops the suppressed ones). A warning never quotes a literal it judges as a
-secret.
+Pure: :func:`pipeline_warnings` reads the model and the expressions ``validate_pipeline``
+compiled (each ``Expression`` holds the variables CEL says it reads and the paths ``cel_paths``
+told once at compilation: nothing is tokenized or compiled again). The loader places them on
+lines, with :func:`placed`, and drops the suppressed ones. A warning never quotes a literal it
+judges as a secret.
+
+Suppressed (docs/validation.md, "Suppressing a warning"): by a stage's or the pipeline's
+``ignore_warnings: [CODE, ...]`` field, in every format, which :func:`pipeline_warnings` takes
+(``ignored``), and in YAML by a ``# taskdaemon: ignore[CODE]`` comment, which :func:`placed`
+reads. A code neither knows is an error (:func:`unknown_code`, :func:`comment_issues`): a typo'd
+suppression would hide nothing, and say nothing of it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Final
 
-from taskdaemon.pipeline.cel_paths import Trie, read_paths
+from taskdaemon.pipeline.cel_paths import Paths
 from taskdaemon.pipeline.ellipsis import cut, quote
-from taskdaemon.pipeline.errors import SHOWN_PATH, ExpressionError
-from taskdaemon.pipeline.expressions import compile_expression
+from taskdaemon.pipeline.errors import MAX_ISSUES, SHOWN_PATH, ExpressionError, ValidationIssue
+from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
 
-__all__ = ["WARNING_CODES", "ValidationWarning", "pipeline_warnings", "placed"]
+__all__ = [
+    "WARNING_CODES",
+    "ValidationWarning",
+    "comment_issues",
+    "pipeline_warnings",
+    "placed",
+    "unknown_code",
+]
 
 #: Every warning's code, with what it means (``validate --help`` and the docs list them).
 WARNING_CODES: Final = {
@@ -51,11 +66,13 @@ WARNING_CODES: Final = {
 #: Warnings a pipeline file reports at most (a hostile file of 100,000 typos is one screen).
 MAX_WARNINGS: Final = 100
 _STAGE_FIELDS: Final = ("outputs", "status")
-#: ``# taskdaemon: ignore[code, ...]`` (or ``ignore`` alone: every code), in a comment. The
-#: word ends the comment's directive or meets a closed list: a list that is not closed, or a
-#: code spelled otherwise (``Own-Status``, ``own_status``) left ``ignore`` alone to match, and a
-#: typo in a code suppressed every code (ruff likewise ignores a noqa comment it cannot read).
-_IGNORE: Final = re.compile(r"#\s*taskdaemon:\s*ignore(?:\[([^\]]*)\])?(?=\s|#|$)")
+#: ``# taskdaemon: ignore[code, ...]`` (or ``ignore`` alone: every code), in a comment.
+#: Any text in the brackets, so that a code of another form (``ignore[W123]``) is an unknown
+#: code (``comment_issues``), not a bare ``ignore`` that suppresses every code; and the word
+#: ends the directive or meets a closed list, so that a list not closed (``ignore[own-status``)
+#: or a word that goes on (``ignored``) is no directive at all (ruff likewise ignores a noqa
+#: comment it cannot read), never a bare ``ignore``.
+_IGNORE: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
 _STRING_LITERAL: Final = re.compile(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
 
 
@@ -78,33 +95,61 @@ class ValidationWarning(ValueMethods):
         return f"{where}: warning: {cut(self.path, SHOWN_PATH)}: {self.message} [{self.code}]"
 
 
-def pipeline_warnings(pipeline: Pipeline) -> list[ValidationWarning]:
-    """The warnings of ``pipeline`` (valid: ``validate_pipeline`` found no issue), in stage
-    order, at most :data:`MAX_WARNINGS`."""
+def pipeline_warnings(
+    pipeline: Pipeline,
+    compiled: Mapping[str, Expression],
+    ignored: Mapping[str, Collection[str]] | None = None,
+) -> list[ValidationWarning]:
+    """The warnings of ``pipeline`` (valid: ``validate_pipeline`` found no issue and filled
+    ``compiled``, its expressions by path), in stage order, at most :data:`MAX_WARNINGS`.
+
+    ``ignored``: the codes ``ignore_warnings`` suppresses, by owner: ``""`` the pipeline's,
+    ``stages[I]`` a stage's. Dropped before the count, so that suppressed warnings never
+    crowd out the others."""
     found: list[ValidationWarning] = []
     stages = {stage.name: stage for stage in pipeline.stages}
+    everywhere = frozenset(ignored.get("", ())) if ignored else frozenset()
     for index, stage in enumerate(pipeline.stages):
         owner = f"stages[{index}]"
+        of_stage: list[ValidationWarning] = []
         for position, trigger in enumerate(stage.triggers):
             path = f"{owner}.triggers[{position}].{trigger.kind}"
             if type(trigger) is OnCondition:
-                found += _condition(f"{path}.expression", trigger.expression, stage, stages)
+                path += ".expression"
+                of_stage += _condition(path, compiled.get(path), stage, stages)
             elif type(trigger) is OnEvent and trigger.filter is not None:
-                filter_ = trigger.filter
-                found += _reads(f"{path}.filter", read_paths(filter_, ("stages",)), stages)
+                path += ".filter"
+                of_stage += _reads(path, _paths(compiled.get(path)), stages)
         for mapping in stage.inputs:
             path = f"{owner}.inputs.{mapping.name}.from"
-            found += _reads(path, read_paths(mapping.source, ("stages",)), stages)
-            found += _secret(path, mapping.name, mapping.source)
+            of_stage += _reads(path, _paths(compiled.get(path)), stages)
+            of_stage += _secret(path, mapping.name, mapping.source)
+        skipped = everywhere.union(ignored.get(owner, ())) if ignored else everywhere
+        found += [warning for warning in of_stage if warning.code not in skipped]
         if len(found) >= MAX_WARNINGS:
             break
     return found[:MAX_WARNINGS]
 
 
+def unknown_code(code: str) -> str | None:
+    """Why ``code`` names no warning (with a "did you mean"), or None for a known code."""
+    if code in WARNING_CODES:
+        return None
+    close = close_match(code, WARNING_CODES) if len(code) <= 128 else []
+    hint = f"did you mean {close[0]!r}?" if close else "expected " + ", ".join(WARNING_CODES)
+    return f"unknown warning code {quote(code, 80)} ({hint})"
+
+
+def _paths(expression: Expression | None) -> Paths | None:
+    return None if expression is None else expression.paths
+
+
 def _condition(
-    path: str, source: str, stage: Stage, stages: Mapping[str, Stage]
+    path: str, expression: Expression | None, stage: Stage, stages: Mapping[str, Stage]
 ) -> list[ValidationWarning]:
-    paths = read_paths(source, ("request", "stages"))
+    if expression is None:  # not compiled: only a file with errors, which has no warnings
+        return []
+    paths = expression.paths
     found = _reads(path, paths, stages)
     own = (paths or {}).get("stages") or {}
     if stage.name in own and "status" in (own[stage.name] or {}):
@@ -116,10 +161,9 @@ def _condition(
                 "own-status",
             )
         )
-    if paths != {}:  # reads a variable, or cannot be told: not constant
+    if expression.variables:  # reads a variable: not constant
         return found
-    try:  # compiled again only here: a condition that reads nothing is rare, and short
-        expression = compile_expression(source, frozenset({"request", "stages"}))
+    try:
         value = None if expression.isolated else expression.evaluate({})
     except ExpressionError:
         value = None  # an error at every evaluation: never true either
@@ -127,18 +171,17 @@ def _condition(
         found.append(
             ValidationWarning(
                 path,
-                f"{quote(source)} reads no variable and is never true: the stage never starts",
+                f"{quote(expression.source)} reads no variable and is never true: the stage "
+                "never starts",
                 "constant-condition",
             )
         )
     return found
 
 
-def _reads(
-    path: str, paths: Mapping[str, Trie | None] | None, stages: Mapping[str, Stage]
-) -> list[ValidationWarning]:
-    """The keys ``paths`` (``cel_paths.read_paths``: None, not told) reads of a stage that has
-    no such field or output."""
+def _reads(path: str, paths: Paths | None, stages: Mapping[str, Stage]) -> list[ValidationWarning]:
+    """The keys ``paths`` (an expression's, ``cel_paths``: None, not told) reads of a stage
+    that has no such field or output."""
     found = []
     for name, fields in ((paths or {}).get("stages") or {}).items():
         stage = stages.get(name)
@@ -214,6 +257,36 @@ def placed(
             ValidationWarning(warning.path, warning.message, warning.code, source, line, column)
         )
     return kept
+
+
+_TOML_COMMENT: Final = (
+    "a comment suppresses no warning in a TOML file (write ignore_warnings = "
+    '["CODE"] in the stage, or at the top for the whole file)'
+)
+
+
+def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
+    """An issue for each ``# taskdaemon: ignore[...]`` comment of ``text`` that suppresses
+    nothing: in YAML, one naming an unknown code; in TOML, any (a TOML file has no lines here to
+    place a warning on, so a comment cannot say which one it means: ``ignore_warnings`` does).
+    JSON has no comments. Each issue is on its comment's line."""
+    if fmt == "json" or "taskdaemon:" not in text:  # the common case: one scan, no regex
+        return []
+    issues: list[ValidationIssue] = []
+    line, counted = 1, 0
+    for found in _IGNORE.finditer(text):
+        line += text.count("\n", counted, found.start())
+        counted = found.start()
+        if fmt == "toml":
+            issues.append(ValidationIssue("", _TOML_COMMENT, source, line))
+            continue
+        for code in (found.group(1) or "").split(","):
+            reason = unknown_code(code.strip()) if code.strip() else None
+            if reason is not None:
+                issues.append(ValidationIssue("", f"ignore comment: {reason}", source, line))
+        if len(issues) >= MAX_ISSUES:
+            break
+    return issues[:MAX_ISSUES]
 
 
 def _suppressed(text: str, code: str) -> bool:

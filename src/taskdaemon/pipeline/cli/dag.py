@@ -130,9 +130,9 @@ def run_dag(args: argparse.Namespace) -> int:
     run: RunRecord | None = None
     try:
         if args.file is not None:
-            from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+            from taskdaemon.pipeline.cli.validate import load_warned  # noqa: PLC0415
 
-            pipeline = load_pipeline(args.file)
+            pipeline = load_warned(args.file)
         if args.watch:
             import asyncio  # noqa: PLC0415 (drawing a file once needs no event loop)
 

@@ -159,9 +159,9 @@ def replay_command(args: argparse.Namespace) -> int:
     pipeline = None
     try:
         if args.file is not None:
-            from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+            from taskdaemon.pipeline.cli.validate import load_warned  # noqa: PLC0415
 
-            pipeline = load_pipeline(args.file)
+            pipeline = load_warned(args.file)
         recorded = load_recorded_run(args.run_id, args.source or _default_source())
         plan = build_plan(
             recorded,

@@ -305,15 +305,15 @@ def serve_command(args: argparse.Namespace) -> int:
     if args.pipeline:
         from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
             add_working_directory_to_path,
+            load_warned,
             resolve_issues,
         )
-        from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
         from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
 
         configure_logging(settings)
         try:
             request = parse_inputs(args.input, args.input_file)
-            pipeline = load_pipeline(args.pipeline)
+            pipeline = load_warned(args.pipeline)  # once: not at each scheduled run
         except (ValueError, ConfigError) as error:
             _log_lines(str(error).splitlines())
             return EXIT_INVALID

@@ -40,6 +40,7 @@ from taskdaemon.pipeline.wording import counted
 __all__ = [
     "SHOWN_STAGES",
     "add_working_directory_to_path",
+    "load_warned",
     "register",
     "resolve_issues",
     "run_validate",
@@ -57,8 +58,9 @@ def register(subparsers: Any) -> None:
         "Exit code 0 when every file is valid, 2 otherwise.",
         epilog="warning codes: "
         + "; ".join(f"{code}: {meaning}" for code, meaning in WARNING_CODES.items())
-        + ". A comment '# taskdaemon: ignore[CODE]' on the warning's line, or on its stage's "
-        "first line, suppresses it (YAML files).",
+        + ". A stage's 'ignore_warnings: [CODE]' suppresses them in the stage, the pipeline's "
+        "in the file; in YAML, so does a comment '# taskdaemon: ignore[CODE]' on the "
+        "warning's line or its stage's first line.",
     )
     parser.add_argument("files", nargs="+", metavar="FILE", help="pipeline files to check")
     parser.add_argument(
@@ -73,6 +75,23 @@ def register(subparsers: Any) -> None:
     )
     # cli._check_settings, cli._foreign_home
     parser.set_defaults(func=run_validate, reads_settings=False, writes_home=False)
+
+
+def load_warned(file: str) -> Pipeline:
+    """``config.load_pipeline(file)`` for a command that goes on to use the pipeline (``run``,
+    ``debug FILE``, ``dag FILE``, ``serve --pipeline``, ``replay --file``): its warnings, if
+    any, on stderr, redacted, one line each as ``validate`` prints them, before anything else
+    the command writes; stdout stays the command's own (a ``dag --format json`` is JSON alone).
+    A warning never stops the command (docs/validation.md). ``ConfigError`` as the loader's."""
+    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import redact_texts  # noqa: PLC0415
+
+    warnings: list[ValidationWarning] = []
+    pipeline = load_pipeline(file, warnings=warnings)
+    if warnings:
+        lines = redact_texts([str(warning) for warning in warnings])
+        print(escaped("\n".join(lines)), file=sys.stderr, flush=True)
+    return pipeline
 
 
 def add_working_directory_to_path() -> None:
@@ -147,7 +166,6 @@ def load_for_run(
     # Lazy: ``validate`` itself reads no secret and needs no approval policy.
     from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import missing_request_inputs  # noqa: PLC0415
-    from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
     from taskdaemon.pipeline.redaction import redact_texts  # noqa: PLC0415
     from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
         remember_environment_secrets,
@@ -156,15 +174,11 @@ def load_for_run(
 
     remember_environment_secrets()
     remember_secrets(request)
-    warnings: list[ValidationWarning] = []
     try:
-        pipeline = load_pipeline(file, warnings=warnings)
+        pipeline = load_warned(file)  # its warnings shown, never a refusal: the run goes on
     except ConfigError as error:
         print(printable(str(error)), file=sys.stderr, flush=True)
         return None
-    if warnings:  # shown, never a refusal: the run goes on (``taskdaemon validate --strict``)
-        lines = redact_texts([str(warning) for warning in warnings])
-        print(escaped("\n".join(lines)), file=sys.stderr, flush=True)
     add_working_directory_to_path()
     registry = LoopRegistry.default()
     issues = redact_texts(
