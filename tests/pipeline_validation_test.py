@@ -176,3 +176,29 @@ def test_a_definition_that_ran_is_checked_only_for_what_every_run_obeys() -> Non
         "stages: no entry stage (a stage with no upstream stages and a manual, on_condition "
         "or external on_event trigger)",
     ] == _issues(no_entry)
+
+
+def test_a_single_operator_says_what_cel_writes() -> None:
+    """``=``, ``&``, ``|``, ``and`` and ``or``, as other languages write them, are CEL syntax
+    errors; the issue says what CEL writes. Before, only the parser's words
+    (``token recognition error at: '= '``)."""
+    conditions = [
+        "stages.a.status = 'success'",
+        "true & true",
+        "true | false",
+        "true and true",
+        "true or false",
+    ]
+    stages = [Stage("a", "command", (Manual(),), command="true")]
+    stages += [
+        Stage(f"s{index}", "command", (OnCondition(source),), command="true")
+        for index, source in enumerate(conditions)
+    ]
+    found = [issue.message for issue in validate_pipeline(Pipeline("ops", tuple(stages)))]
+    assert [
+        "syntax error at column 17: token recognition error at: '= ' (CEL compares with ==)",
+        "syntax error at column 6: token recognition error at: '& ' (CEL's and is &&)",
+        "syntax error at column 6: token recognition error at: '| ' (CEL's or is ||)",
+        "syntax error at column 6: mismatched input 'and' (CEL's and is &&)",
+        "syntax error at column 6: mismatched input 'or' (CEL's or is ||)",
+    ] == found

@@ -40,7 +40,8 @@ _WARNED = """\
         command: "true"
         triggers:
           - on_condition: {expression: "true"}
-          - on_condition: {expression: "has(stages.build.outputs.count) && stages.a.status == 'x'"}
+          - on_condition:
+              expression: "has(stages.build.outputs.count) && stages.a.status == 'success'"
       - name: a
         command: "true"
         triggers: [{on_completion: {stage: build}}]
@@ -157,3 +158,80 @@ def test_json_and_toml_files_get_warnings_too(home: Path, tmp_path: Path) -> Non
         f"OK {toml_file} (2 stages, 1 warning)",
     ]
     assert (0, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
+
+
+@pytest.mark.slow
+def test_a_secret_in_a_command_is_warned_and_a_secret_file_name_keeps_its_lines(
+    home: Path, tmp_path: Path
+) -> None:
+    """A token written in a command, where a newcomer writes one, is a ``secret-literal``,
+    never quoted. A file named like a secret's key (``secrets.yaml``, ``api-token.yaml``)
+    keeps the line and column of its warnings and errors. Before, the command said nothing,
+    and ``secrets.yaml:4:5: ...`` was shown as ``secrets.yaml:[REDACTED] ...``."""
+    token = "ghp_" + "a1b2c3d4e5" * 4
+    warned = write(
+        tmp_path / "secrets.yaml",
+        f"""\
+        name: notify
+        stages:
+          - name: post
+            command: "curl -H 'Authorization: Bearer {token}' https://example.invalid"
+            triggers: [{{manual: {{}}}}]
+        """,
+    )
+    broken = write(
+        tmp_path / "api-token.yaml",
+        """\
+        name: notify
+        stages:
+          - name: post
+            comand: "true"
+            triggers: [{manual: {}}]
+        """,
+    )
+    done = taskdaemon(home, "validate", "--no-resolve", str(warned), str(broken))
+    assert 2 == done.returncode
+    assert [
+        f"{warned}:4:5: warning: stages[0].command: holds what looks like a credential, which "
+        "the file and every run's recorded definition then hold (read it from the environment "
+        "instead: a command gets taskdaemon's, so export it and write $NAME) [secret-literal]",
+        f"OK {warned} (1 stage, 1 warning)",
+        f"{broken}:3: stages[0].loop: missing required field (or exactly one of handler and "
+        "command)",
+        f"{broken}:4: stages[0].comand: unknown key (did you mean 'command'?)",
+    ] == done.stdout.splitlines()
+    assert token not in done.stdout + done.stderr
+
+
+@pytest.mark.slow
+def test_a_status_no_stage_has_is_warned(home: Path, tmp_path: Path) -> None:
+    """``stages.S.status == 'succeeded'`` (either way round, ``stages["S"]`` too) never holds:
+    its stage would end skipped without a word. Before, the file was ``OK`` with nothing said;
+    a real status, ``success`` or ``skipped``, gets no warning."""
+    path = write(
+        tmp_path / "statuses.yaml",
+        """\
+        name: statuses
+        stages:
+          - name: collect
+            command: "true"
+            triggers: [{manual: {}}]
+          - name: summarize
+            command: "true"
+            triggers:
+              - on_condition: {expression: "'failed' == stages[\\"collect\\"].status"}
+          - name: fine
+            command: "true"
+            triggers:
+              - on_condition: {expression: "stages.collect.status == 'success'"}
+              - on_condition: {expression: "stages.summarize.status != 'skipped'"}
+        """,
+    )
+    done = taskdaemon(home, "validate", "--no-resolve", str(path))
+    assert (0, "") == (done.returncode, done.stderr)
+    assert [
+        f"{path}:9:24: warning: stages[1].triggers[0].on_condition.expression: compares the "
+        "status of stage 'collect' with 'failed', which no status is (did you mean "
+        "'failure'?) [unknown-status]",
+        f"OK {path} (3 stages, 1 warning)",
+    ] == done.stdout.splitlines()

@@ -502,6 +502,14 @@ class _Validator:
         )
 
 
+#: What a newcomer meant by an operator CEL writes doubled (or spelled), after CEL's words.
+_SINGLE_OPERATOR_HINTS = {
+    "token recognition error at: '= '": " (CEL compares with ==)",
+    "token recognition error at: '& '": " (CEL's and is &&)",
+    "token recognition error at: '| '": " (CEL's or is ||)",
+    "mismatched input 'and'": " (CEL's and is &&)",
+    "mismatched input 'or'": " (CEL's or is ||)",
+}
 _CEL_SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: ([^\n]*)")
 
 
@@ -523,7 +531,7 @@ def _syntax_message(source: str) -> str | None:
         cut = problem.find(" expecting {")
         problem = problem[:cut] if cut != -1 else problem
         where = f"column {column}" if line == "1" else f"line {line}, column {column}"
-        return f"syntax error at {where}: {problem}"
+        return f"syntax error at {where}: {problem}{_SINGLE_OPERATOR_HINTS.get(problem, '')}"
     return None
 
 

@@ -14,9 +14,12 @@ is sometimes meant, so an error would stop a user who meant it (docs/validation.
   started while its condition waits, so only the waiting statuses are seen (not always false).
 * ``constant-condition``: an ``on_condition`` that reads no variable and is not ``true``
   (``1 > 2``): the stage never starts (a legitimate way to switch a stage off for a while).
+* ``unknown-status``: ``stages.S.status == 'succeeded'``, a value no status has: the
+  comparison never holds, and the stage waiting on it ends skipped without a word.
 * ``secret-literal``: a string literal in an input whose name reads as a secret (``api_key``),
-  or a literal shaped like a credential (``ghp_…``, ``password=…``): the file, and every run's
-  recorded definition, holds it.
+  or a literal shaped like a credential (``ghp_…``, ``password=…``), in an input or in a
+  command (a stage's, a declared loop type's): the file, and every run's recorded definition,
+  holds it.
 
 Pure: :func:`pipeline_warnings` reads the model and the expressions ``validate_pipeline``
 compiled (each ``Expression`` holds the variables CEL says it reads and the paths ``cel_paths``
@@ -43,6 +46,7 @@ from taskdaemon.pipeline.errors import MAX_ISSUES, SHOWN_PATH, ExpressionError, 
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
+from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
 
@@ -62,6 +66,7 @@ WARNING_CODES: Final = {
     "own-status": "a condition reads its own stage's status",
     "constant-condition": "a condition that reads nothing and is never true",
     "secret-literal": "a secret written in the file",
+    "unknown-status": "compares a stage's status with a value no status has",
 }
 #: Warnings a pipeline file reports at most (a hostile file of 100,000 typos is one screen).
 MAX_WARNINGS: Final = 100
@@ -73,6 +78,16 @@ _STAGE_FIELDS: Final = ("outputs", "status")
 #: or a word that goes on (``ignored``) is no directive at all (ruff likewise ignores a noqa
 #: comment it cannot read), never a bare ``ignore``.
 _IGNORE: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
+#: ``stages.S.status == 'X'`` (or ``!=``, or ``stages["S"]``), and the same written the other
+#: way round: the stage and the literal compared.
+_STAGE: Final = r"""stages(?:\.([A-Za-z_]\w*)|\[\s*(?:"([^"\n]*)"|'([^'\n]*)')\s*\])\.status"""
+_LITERAL: Final = r"""(?:'([^'\\\n]*)'|"([^"\\\n]*)")"""
+_STATUS_COMPARED: Final = (
+    re.compile(rf"(?<![\w.]){_STAGE}\s*[!=]=\s*{_LITERAL}"),
+    re.compile(rf"{_LITERAL}\s*[!=]=\s*{_STAGE}\b"),
+)
+#: What ``stages.S.status`` can be while a condition reads it.
+_STATUSES: Final = tuple(str(status) for status in StageStatus)
 _STRING_LITERAL: Final = re.compile(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
 
 
@@ -109,6 +124,9 @@ def pipeline_warnings(
     found: list[ValidationWarning] = []
     stages = {stage.name: stage for stage in pipeline.stages}
     everywhere = frozenset(ignored.get("", ())) if ignored else frozenset()
+    for name, loop in pipeline.loops.items():
+        if loop.command is not None and "secret-literal" not in everywhere:
+            found += _command_secret(f"loops.{name}.command", loop.command)
     for index, stage in enumerate(pipeline.stages):
         owner = f"stages[{index}]"
         of_stage: list[ValidationWarning] = []
@@ -117,13 +135,18 @@ def pipeline_warnings(
             if type(trigger) is OnCondition:
                 path += ".expression"
                 of_stage += _condition(path, compiled.get(path), stage, stages)
+                of_stage += _statuses(path, trigger.expression)
             elif type(trigger) is OnEvent and trigger.filter is not None:
                 path += ".filter"
                 of_stage += _reads(path, _paths(compiled.get(path)), stages)
+                of_stage += _statuses(path, trigger.filter)
         for mapping in stage.inputs:
             path = f"{owner}.inputs.{mapping.name}.from"
             of_stage += _reads(path, _paths(compiled.get(path)), stages)
+            of_stage += _statuses(path, mapping.source)
             of_stage += _secret(path, mapping.name, mapping.source)
+        if stage.command is not None:
+            of_stage += _command_secret(f"{owner}.command", stage.command)
         skipped = everywhere.union(ignored.get(owner, ())) if ignored else everywhere
         found += [warning for warning in of_stage if warning.code not in skipped]
         if len(found) >= MAX_WARNINGS:
@@ -203,6 +226,32 @@ def _reads(path: str, paths: Paths | None, stages: Mapping[str, Stage]) -> list[
     return found
 
 
+def _statuses(path: str, source: str) -> list[ValidationWarning]:
+    """``stages.S.status == 'X'`` where no status is ``X`` (``'succeeded'``, ``'done'``): the
+    comparison never holds (``!=``: always), so a condition on it never fires, silently: the
+    stage ends skipped. Told from the text, as ``validation``'s stage references are."""
+    if "status" not in source:
+        return []
+    found = []
+    for pattern, stage_groups, value_groups in (
+        (_STATUS_COMPARED[0], (1, 2, 3), (4, 5)),
+        (_STATUS_COMPARED[1], (3, 4, 5), (1, 2)),
+    ):
+        for match in pattern.finditer(source):
+            value = next(match[group] for group in value_groups if match[group] is not None)
+            if value in _STATUSES:
+                continue
+            name = next(match[group] for group in stage_groups if match[group] is not None)
+            close = close_match(value, _STATUSES) if len(value) <= 128 else []
+            hint = f"did you mean {close[0]!r}?" if close else "a status is " + ", ".join(_STATUSES)
+            message = (
+                f"compares the status of stage {quote(name)} with {quote(value, 80)}, which "
+                f"no status is ({hint})"
+            )
+            found.append(ValidationWarning(path, message, "unknown-status"))
+    return found
+
+
 def _unknown_output(path: str, stage: str, key: str, declared: list[str]) -> ValidationWarning:
     close = close_match(key, declared) if len(key) <= 128 else []
     if close:
@@ -230,6 +279,25 @@ def _secret(path: str, name: str, source: str) -> list[ValidationWarning]:
             )
             return [ValidationWarning(path, message, "secret-literal")]
     return []
+
+
+def _command_secret(path: str, command: str) -> list[ValidationWarning]:
+    """A command holding a credential's shape (``Bearer ghp_…``, ``API_KEY=sk-…``): where a
+    newcomer most often writes one, and where a run's recorded definition keeps it. A shape
+    whose text has a ``$`` or a ``%`` is not one: its value is the shell's variable or a
+    ``printf`` format (``"password": "$PASSWORD"``), which is the way to pass
+    a secret this warning asks for."""
+    from taskdaemon.pipeline.redaction import secret_spans  # noqa: PLC0415 - as ``_secret``
+
+    spans = secret_spans(command)
+    if not any("$" not in command[a:b] and "%" not in command[a:b] for a, b in spans):
+        return []
+    message = (
+        "holds what looks like a credential, which the file and every run's recorded "
+        "definition then hold (read it from the environment instead: a command gets "
+        "taskdaemon's, so export it and write $NAME)"
+    )
+    return [ValidationWarning(path, message, "secret-literal")]
 
 
 def placed(

@@ -35,7 +35,7 @@ from taskdaemon.pipeline.cli.output_file import (
     write_atomically,
     write_output,
 )
-from taskdaemon.pipeline.cli.refusal import printable, refuse, say
+from taskdaemon.pipeline.cli.refusal import located, printable, refuse, say
 from taskdaemon.pipeline.errors import ConfigError, PipelineError, SpanSourceError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
@@ -158,7 +158,8 @@ def run_dag(args: argparse.Namespace) -> int:
         if args.run is not None:
             run = _load_run(args.run, args.source, args.at)
     except ConfigError as exc:  # the file's issues as validate and run write them, one a line
-        print(printable(str(exc)), file=sys.stderr, flush=True)
+        said = printable(str(exc)) if args.file is None else located(str(exc), args.file)
+        print(said, file=sys.stderr, flush=True)
         return 2
     except ValueError as exc:
         return refuse("dag", 2, str(exc))

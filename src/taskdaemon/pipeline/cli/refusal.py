@@ -13,11 +13,12 @@ error in ``> log 2>&1``, its stdout held in a block buffer until exit.
 
 from __future__ import annotations
 
+import re
 import sys
 
 from taskdaemon.pipeline.stdout_first import flush_stdout
 
-__all__ = ["escaped", "note", "printable", "refuse", "say"]
+__all__ = ["escaped", "located", "note", "printable", "refuse", "say"]
 
 
 def printable(message: str) -> str:
@@ -26,6 +27,22 @@ def printable(message: str) -> str:
     from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
 
     return escaped(redact_text(message))
+
+
+def located(message: str, file: str) -> str:
+    """:func:`printable` for the lines about ``file`` (``FILE:LINE:COLUMN: ...``, a pipeline
+    file's issues and warnings), each redacted after its place only: the place is the file the
+    user named and two numbers, and a file named ``secrets.yaml`` read as a secret's key, so
+    that every line about it showed ``secrets.yaml:[REDACTED] ...``, its line lost."""
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - a refusal only
+
+    place = re.compile(re.escape(file) + r"(?::\d+){0,2}: ")
+    lines = []
+    for line in message.split("\n"):
+        found = place.match(line)
+        head = "" if found is None else found.group(0)
+        lines.append(head + redact_text(line[len(head) :]))
+    return escaped("\n".join(lines))
 
 
 def escaped(message: str) -> str:

@@ -60,7 +60,7 @@ from taskdaemon.pipeline.cli.options import (
     source_exit_code,
     workspace_root,
 )
-from taskdaemon.pipeline.cli.refusal import printable, refuse
+from taskdaemon.pipeline.cli.refusal import located, printable, refuse
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -172,7 +172,8 @@ def replay_command(args: argparse.Namespace) -> int:
             stage_outputs=stage_outputs,
         )
     except ConfigError as error:
-        print(printable(str(error)), file=sys.stderr, flush=True)
+        said = printable(str(error)) if args.file is None else located(str(error), args.file)
+        print(said, file=sys.stderr, flush=True)
         return 2
     except RunNotFoundError as error:
         return refuse("replay", 1, str(error))

@@ -30,7 +30,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from taskdaemon.pipeline.cli.refusal import escaped, printable
+from taskdaemon.pipeline.cli.refusal import escaped, located, printable
 from taskdaemon.pipeline.errors import ConfigError, HandlerImportError, LoopTypeError
 from taskdaemon.pipeline.loops import LoopRegistry
 from taskdaemon.pipeline.model import Pipeline
@@ -84,13 +84,11 @@ def load_warned(file: str) -> Pipeline:
     the command writes; stdout stays the command's own (a ``dag --format json`` is JSON alone).
     A warning never stops the command (docs/validation.md). ``ConfigError`` as the loader's."""
     from taskdaemon.pipeline.config import load_pipeline  # noqa: PLC0415
-    from taskdaemon.pipeline.redaction import redact_texts  # noqa: PLC0415
 
     warnings: list[ValidationWarning] = []
     pipeline = load_pipeline(file, warnings=warnings)
     if warnings:
-        lines = redact_texts([str(warning) for warning in warnings])
-        print(escaped("\n".join(lines)), file=sys.stderr, flush=True)
+        print(located("\n".join(map(str, warnings)), file), file=sys.stderr, flush=True)
     return pipeline
 
 
@@ -177,7 +175,7 @@ def load_for_run(
     try:
         pipeline = load_warned(file)  # its warnings shown, never a refusal: the run goes on
     except ConfigError as error:
-        print(printable(str(error)), file=sys.stderr, flush=True)
+        print(located(str(error), file), file=sys.stderr, flush=True)
         return None
     add_working_directory_to_path()
     registry = LoopRegistry.default()
@@ -206,7 +204,7 @@ def run_validate(args: argparse.Namespace) -> int:
         try:
             pipeline = load_pipeline(file, warnings=warnings)
         except ConfigError as error:
-            print(printable(str(error)), flush=True)
+            print(located(str(error), file), flush=True)
             code = 2
             continue
         issues = [] if args.no_resolve else resolve_issues(pipeline, registry)
@@ -215,7 +213,7 @@ def run_validate(args: argparse.Namespace) -> int:
             code = 2
             continue
         if warnings:
-            print(printable("\n".join(str(warning) for warning in warnings)), flush=True)
+            print(located("\n".join(map(str, warnings)), file), flush=True)
             if args.strict:
                 code = 2
                 continue
