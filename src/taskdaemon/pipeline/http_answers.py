@@ -21,13 +21,20 @@
   reject or ignore an invalid range: refused, a client's mistake shows). A range unit other than
   ``bytes`` is ignored (the whole file, 200), as RFC 9110 requires, where Starlette refused it.
 * **Compression.** An answer of ``GZIP_FROM`` bytes or more is gzipped for a client that
-  accepts it (``Vary: Accept-Encoding``; ``server.py`` adds Starlette's ``GZipMiddleware``):
+  accepts it (``Vary: Accept-Encoding``; ``server.py`` adds :class:`GzipMiddleware`, Starlette's
+  ``GZipMiddleware`` asking :func:`accepts_gzip`):
   the page, DAG and state of a run of hundreds of stages are repetitive JSON, SVG and HTML
   that gzip shrinks tenfold and more, and on a slow line the DAG showed only once all of them
   had come whole. Starlette leaves ``text/event-stream`` alone (an event must reach the page
   when sent, not when a compressor flushes): a stream gzips itself, flushed at each event
   (``web._streams``, "Compression"). Nor is a range (206) compressed, nor ``/metrics``, which
-  gzips its own. No answer's body holds a
+  gzips its own. Whether a client accepts gzip is one rule for them all, :func:`accepts_gzip`:
+  ``gzip`` or ``*`` named without ``q=0`` (RFC 9110, 12.5.3: ``q=0`` is "not acceptable").
+  Starlette's middleware and prometheus_client's ``gzip_accepted`` looked for the word
+  ``gzip`` alone, so a client saying ``gzip;q=0`` (one that wants to read the bytes as they
+  are, or to measure them) got gzip from the page and ``/metrics``, and plain text from the
+  event streams. Prometheus's own ``/metrics`` (Go's client_golang, which weighs the ``q``
+  values) honours ``q=0``. No answer's body holds a
   secret (the token and the session are in headers only), so the length of a compressed
   answer that echoes a request (BREACH) has nothing to give away.
 * **Redirects** name a path on this server, never a host: a path with a trailing ``/`` too
@@ -54,6 +61,7 @@ from urllib.parse import quote as url_quote
 
 from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.gzip import GZipMiddleware, GZipResponder, IdentityResponder
 from starlette.requests import Request
 from starlette.responses import (
     FileResponse,
@@ -73,8 +81,10 @@ __all__ = [
     "ANSWER_HEADERS",
     "GZIP_FROM",
     "AnswerHeadersMiddleware",
+    "GzipMiddleware",
     "RequestCheckMiddleware",
     "StaticFolder",
+    "accepts_gzip",
     "http_error",
     "nothing_at",
     "relative_slash_redirects",
@@ -98,6 +108,45 @@ ANSWER_HEADERS: Final = (("cache-control", "no-store"), ("x-content-type-options
 _RAW_HEADERS: Final = tuple((name.encode(), value.encode()) for name, value in ANSWER_HEADERS)
 #: A static file's: it may be cached.
 _STATIC_HEADERS: Final = tuple(h for h in _RAW_HEADERS if h[0] != b"cache-control")
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` value takes ``gzip``: named with a ``q`` over 0 (none is
+    1), or not named and ``*`` so (a coding named has its own weight: ``*, gzip;q=0`` refuses
+    gzip). A ``q`` that is no number is a refusal."""
+    weights: dict[str, float] = {}
+    for part in accept_encoding.lower().split(","):
+        coding, _, params = part.partition(";")
+        name, _, q = params.partition("=")
+        try:
+            weight = float(q) if name.strip() == "q" else 1.0
+        except ValueError:
+            weight = 0.0
+        weights.setdefault(coding.strip(), weight)
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
+class GzipMiddleware(GZipMiddleware):
+    """Starlette's ``GZipMiddleware`` deciding by :func:`accepts_gzip` (the module docstring,
+    "Compression")."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        excluded = {"exclude_content_types": self.exclude_content_types}
+        responder: Any = (
+            GZipResponder(
+                self.app,
+                self.minimum_size,
+                compresslevel=self.compresslevel,
+                thread_minimum_size=self.thread_minimum_size,
+                **excluded,
+            )
+            if accepts_gzip(Headers(scope=scope).get("accept-encoding", ""))
+            else IdentityResponder(self.app, self.minimum_size, **excluded)
+        )
+        await responder(scope, receive, send)
 
 
 def _allowed(request: Request) -> str:

@@ -78,11 +78,11 @@ from typing import Any, Final, cast
 
 import h11
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder, gzip_accepted
+from prometheus_client.exposition import choose_encoder
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from taskdaemon.pipeline.connection_slots import longest_idle
-from taskdaemon.pipeline.http_answers import ANSWER_HEADERS
+from taskdaemon.pipeline.http_answers import ANSWER_HEADERS, accepts_gzip
 from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
@@ -585,7 +585,7 @@ class MetricsCache:
                 pending = asyncio.ensure_future(self._render(encoder, content_type))
                 self._pending[content_type] = pending
             rendered = await asyncio.shield(pending)
-        if gzip_accepted(accept_encoding or ""):
+        if accepts_gzip(accept_encoding or ""):
             return MetricsBody(rendered.gzipped, content_type, "gzip")
         return MetricsBody(rendered.plain, content_type)
 

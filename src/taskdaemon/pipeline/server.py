@@ -72,7 +72,6 @@ from prometheus_client.exposition import choose_encoder
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.middleware.gzip import GZipMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -99,6 +98,7 @@ from taskdaemon.pipeline.events import EngineEvent
 from taskdaemon.pipeline.http_answers import (
     GZIP_FROM,
     AnswerHeadersMiddleware,
+    GzipMiddleware,
     RequestCheckMiddleware,
     http_error,
     nothing_at,
@@ -402,7 +402,7 @@ def create_app(
             *_debug_routes(engine, dump, bridge, auth, redact_patterns),
         ],
         middleware=[
-            Middleware(GZipMiddleware, minimum_size=GZIP_FROM),
+            Middleware(GzipMiddleware, minimum_size=GZIP_FROM),
             Middleware(AnswerHeadersMiddleware),
             Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
             Middleware(RequestLimitMiddleware, limits=limits),

@@ -60,6 +60,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from taskdaemon.pipeline.http_answers import accepts_gzip
 from taskdaemon.pipeline.web._gzip_members import GzipMember, keep
 
 __all__ = [
@@ -78,19 +79,6 @@ _END = b"event: end\ndata: {}\n\n"
 _PING = b": ping\n\n"
 keep(_END)
 keep(_PING)
-
-
-def accepts_gzip(accept_encoding: str) -> bool:
-    """Whether an ``Accept-Encoding`` value takes ``gzip`` (named, or ``*``, without ``q=0``)."""
-    for part in accept_encoding.lower().split(","):
-        coding, _, params = part.partition(";")
-        if coding.strip() in ("gzip", "*"):
-            name, _, q = params.partition("=")
-            try:
-                return name.strip() != "q" or float(q) > 0
-            except ValueError:  # a q that is no number: not an acceptance
-                return False
-    return False
 
 
 class StreamLimitError(Exception):
