@@ -133,6 +133,11 @@ SMOKES: dict[str, Smoke] = {
     "secret_masks": Smoke(("--rounds", "1", "--lines", "100"), "texts: 0 values"),
     "span_rows": Smoke(("--runs", "5", "--stages", "3", "--rounds", "1"), "us a row"),
     "sleep_stage_instructions": Smoke(("--stages", "2"), r"of a 10 ms stage$", valgrind=True),
+    "sse_feed_costs": Smoke(
+        ("--clients", "1", "--changes", "1", "--chains", "1", "--length", "2"),
+        '"instructions_a_change": ',
+        valgrind=True,
+    ),
     "sse_streams": Smoke(
         ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
     ),

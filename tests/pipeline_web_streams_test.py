@@ -83,7 +83,7 @@ async def test_changes_during_a_big_documents_pause_are_sent_as_the_last_one() -
 async def test_a_big_documents_pause_is_its_share_of_the_byte_rate() -> None:
     """The pause after an event is its size over ``rate`` bytes a second."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, cpu_share=0))
     subscription = hub.subscribe("run", render, source)
     source.items.put_nowait(5000)
     chunk = await subscription.next(5.0)
@@ -184,7 +184,9 @@ async def test_a_gzipped_stream_decodes_each_chunk_whole_as_it_is_queued() -> No
     for the next), and its finish ends the gzip member. The pace is the event's size on the
     wire, here its gzipped size."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=100, rate=100_000, sleep=pauses), heartbeat=0.01)
+    # Paced by bytes alone (``cpu_share=0``): the pause by render cost has its own test.
+    pace = Pace(over=100, rate=100_000, sleep=pauses, cpu_share=0)
+    hub = StreamHub(pace=pace, heartbeat=0.01)
     subscription = hub.subscribe("run", render, source, gzip=True)
     unzip = zlib.decompressobj(31)
     texts = [unzip.decompress(subscription.preamble)]

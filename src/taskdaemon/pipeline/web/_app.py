@@ -133,7 +133,8 @@ class WebOptions:
     a stored run is polled every ``poll_interval`` seconds, and said quiet after ``quiet_polls``
     polls in a row with nothing new from a remote source (``_data``); after an event of more than
     ``pace_over`` bytes on the wire a stream waits for its share of ``pace_rate`` bytes a
-    second before it takes the next snapshot (``_streams``).
+    second before it takes the next snapshot, and after one rendered as more than that, until
+    its render has cost a tenth of a core (``_streams``).
     """
 
     source_url: str | None = None

@@ -37,6 +37,18 @@ client was queued (wire bytes: a feed with one plain client paces by the plain s
 dropped mid-stream leaves a cut gzip member, as it left a cut stream before; its browser
 reconnects either way.
 
+Render cost: a feed renders each snapshot on the server's loop, whose thread shares the
+interpreter with the engine (``serve``, ``run --serve``). Gzipped, the state of a run of
+hundreds of stages is a few kilobytes on the wire, under the byte pace, so the feed of such a
+run rendered the whole state at every change, as fast as the run changed. After a document of
+more than ``pace_over`` bytes (rendered, before compression) the feed also waits until its
+render (and compression) has cost at most ``cpu_share`` of a core, by the loop thread's CPU time
+(a loaded machine does not stretch it). A viewer of a big run expects to see each change within
+a fraction of a second, not every change: the snapshot after the pause holds every change made
+meanwhile, the run's last state is sent at once, and a run whose render takes a hundredth of a
+second still updates ten times a second, while one whose render takes a tenth updates about
+once a second rather than keeping a core busy. Small documents are sent at every change.
+
 The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
 subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
 without waiting for its streams' grace period; a feed whose run has ended by then (``run
@@ -55,6 +67,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -183,11 +196,21 @@ class Subscription:
 @dataclass(frozen=True, slots=True)
 class Pace:
     """After an event of more than ``over`` bytes on the wire, wait ``size / rate`` seconds
-    (``sleep``)."""
+    (``sleep``); after one rendered as more than ``over`` bytes, at least until its making has
+    cost ``cpu_share`` of a core by ``cpu_clock`` (the module docstring, "Render cost")."""
 
     over: int
     rate: float
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    cpu_share: float = 0.1
+    cpu_clock: Callable[[], float] = time.thread_time
+
+    def pause(self, rendered: int, wire: int, cpu: float) -> float:
+        """Seconds to wait after an event ``rendered`` bytes long, ``wire`` bytes on the wire
+        of the client it cost most, whose render and compression took ``cpu`` seconds."""
+        by_bytes = wire / self.rate if wire > self.over else 0.0
+        by_cpu = cpu / self.cpu_share - cpu if rendered > self.over and self.cpu_share > 0 else 0
+        return max(by_bytes, by_cpu)
 
 
 class Feed:
@@ -219,15 +242,18 @@ class Feed:
     async def run(self) -> None:
         try:
             async for item in self._source:
+                pace = self._pace
+                started = 0.0 if pace is None else pace.cpu_clock()
                 self.counter += 1
                 self.latest = encode_event(self.counter, self.render(item))
                 sent = [subscriber.offer(self.latest) for subscriber in list(self.subscribers)]
+                if pace is None or (self._final is not None and self._final(item)):
+                    continue
                 size = max(sent, default=0)  # the most bytes a client of it has to take
-                pace = self._pace
-                last = self._final is not None and self._final(item)
-                if pace is not None and size > pace.over and not last:
+                pause = pace.pause(len(self.latest), size, pace.cpu_clock() - started)
+                if pause > 0:
                     # The source coalesces what changes meanwhile into its next snapshot.
-                    await pace.sleep(size / pace.rate)
+                    await pace.sleep(pause)
             self.done = True
             for subscriber in list(self.subscribers):
                 subscriber.end()

@@ -1,0 +1,70 @@
+"""A feed of ``web/_streams.py`` paces a big document by what rendering it costs ("Render
+cost"), on the hub's objects; the render's CPU time comes from a clock the test drives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import zlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from taskdaemon.pipeline.web._streams import Pace, StreamHub
+
+
+async def _items(queue: asyncio.Queue[Any]) -> AsyncIterator[Any]:
+    """Each item put, until None."""
+    while (item := await queue.get()) is not None:
+        yield item
+
+
+def _events(text: bytes) -> list[Any]:
+    """The ``seed`` of each event's document in a stream's text (``end`` for the end)."""
+    out: list[Any] = []
+    for block in text.decode().split("\n\n"):
+        if block.startswith("event: end"):
+            out.append("end")
+        elif "data: " in block:
+            out.append(json.loads(block.split("data: ", 1)[1])["seed"])
+    return out
+
+
+class CpuClock:
+    """A CPU clock that reads ``cost`` seconds later at each reading."""
+
+    def __init__(self, cost: float) -> None:
+        self.cost = cost
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += self.cost
+        return self.now
+
+
+async def test_a_big_document_small_on_the_wire_is_paced_by_its_render_cost() -> None:
+    """A big run's state gzips far under the byte pace, so its feed rendered the whole state
+    at every change, as fast as the run changed. After a document of more than ``over``
+    bytes rendered the feed now waits until its render has cost ``cpu_share`` of a core
+    (0.02 s of CPU at a tenth: 0.18 s more); a small document is not paced, and every
+    document and the end still arrive."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    pace = Pace(over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02))
+    hub = StreamHub(pace=pace)
+    subscription = hub.subscribe("run", lambda item: item, lambda: _items(queue), gzip=True)
+    unzip = zlib.decompressobj(31)
+    unzip.decompress(subscription.preamble)
+    sizes, seen = [], []
+    for document in ({"seed": 0, "pad": "x" * 50_000}, {"seed": 1}, None):
+        queue.put_nowait(document)
+        chunk = await subscription.next(5.0)
+        assert chunk is not None
+        sizes.append(len(chunk))
+        seen += _events(unzip.decompress(chunk))
+    subscription.close()
+    assert ([0, 1, "end"], True) == (seen, sizes[0] < 1000), "small on the wire"
+    assert [0.18] == [round(seconds, 9) for seconds in asked]
