@@ -53,7 +53,7 @@ COMMANDS: dict[str, str] = {
     "outputs": "outputs [STAGE]: the stage's outputs and its upstream stages' outputs",
     "env": "env [STAGE]: the environment a paused stage will see (secrets masked)",
     "set": "set [--secret] [STAGE] INPUT JSON: override an input of a paused stage before it "
-    "runs (--secret: its value is masked in every output)",
+    "runs (--secret: its value is masked in every output; without JSON, typed unseen)",
     "skip": "skip [STAGE]: skip a paused stage (what needs it is skipped too)",
     "retry": "retry [STAGE]: run a stage paused at its failure again",
     "logs": "logs [STAGE]: the stage's executions, errors and last log records",
@@ -383,19 +383,27 @@ class DebugPrompt(CommandPrompt):
             secret, before = self._set_words(words[1:])
             if len(words) > 2 + before and (secret or secret_key(words[1 + before])):
                 return " ".join(words[: 2 + before]) + " [REDACTED]"
+            if secret and len(words) == 2 + before:  # no value: it is typed unseen, next
+                return line  # (redacted as text, ``--secret x`` read as a secret ``x``)
         return super().masked(line)
 
     def _do_set(self, args: Sequence[str]) -> None:
         secret, before = self._set_words(args)
         usage = "set [--secret] [STAGE] INPUT JSON"
-        if len(args) < 2 + before:
-            raise PipelineError(f"usage: {usage} ({_LEFT_OUT})")
+        unseen = secret and len(args) == 1 + before  # its value typed unseen, next
+        if len(args) < 2 + before and not unseen:
+            raise PipelineError(
+                f"usage: {usage} ({_LEFT_OUT}; --secret without JSON asks for it unseen)"
+            )
         stage = args[secret] if before > secret else self._stage_arg((), usage)
         name = args[before]
-        # The value as typed (``{"k": "v"}``, ``"text"``); else as the argument split reads
-        # it, so that a value quoted whole (``'"text"'``) reads too.
-        typed = self.rest_of_line(2 + before)
-        value = _json_value(typed, " ".join(args[1 + before :]))
+        if unseen:
+            value: Any = self._unseen_value(name)
+        else:
+            # The value as typed (``{"k": "v"}``, ``"text"``); else as the argument split
+            # reads it, so that a value quoted whole (``'"text"'``) reads too.
+            typed = self.rest_of_line(2 + before)
+            value = _json_value(typed, " ".join(args[1 + before :]))
         request = {"action": "set", "stage": stage, "input": name, "value": value, "by": self._by}
         answer = self._call(request | ({"secret": True} if secret else {}))
         if secret:  # masked here too (after the run learnt it, with its id, in ``debug FILE``):
@@ -403,6 +411,28 @@ class DebugPrompt(CommandPrompt):
         # The run's answer holds the value redacted; an older process's answer holds nothing.
         shown = answer.get("inputs", {}).get(name, "[REDACTED]")
         self._print(f"{stage}: input {name} = {_json(shown)}")
+
+    def _unseen_value(self, name: str) -> str:
+        """The value of ``set --secret [STAGE] NAME``, typed unseen (``cli/hidden_value.py``).
+        A line typed before the prompt first took the terminal (``keys_kept``) was shown as
+        it was typed: it is taken as the value all the same, rather than run as a command."""
+        from taskdaemon.pipeline.cli.hidden_value import read_unseen  # noqa: PLC0415
+
+        if self._typed_ahead:
+            typed = (self._typed_ahead.popleft() or "").removesuffix("\n")
+            if not typed:
+                raise PipelineError("not set: no value typed")
+            return typed
+        prompt = f"value for {name} (hidden): "
+        if self._above is not None:  # a progress line shows above it, none of the keys
+            self._above.reading(prompt, unseen=True)
+        try:
+            return read_unseen(
+                prompt, self._out, interactive=self._interactive, waiting=self._signals.waiting
+            )
+        finally:
+            if self._above is not None:
+                self._above.reading(None)
 
     def _do_logs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "logs [STAGE]")

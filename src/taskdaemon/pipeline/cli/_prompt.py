@@ -92,6 +92,7 @@ class LinesAbove(io.TextIOBase):
         self._lock = threading.Lock()
         self._prompt: str | None = None  # the prompt a line is being read at, else None
         self._keys: int | None = None  # the terminal it reads keys from, when known
+        self._unseen = False  # the line read is a secret's: none of it is drawn
         self._open = False  # a write left the line above the prompt unfinished
         try:
             self._tty = stream.isatty()
@@ -100,11 +101,13 @@ class LinesAbove(io.TextIOBase):
         dumb = os.environ.get("TERM", "dumb") in {"", "dumb"}
         self._clear = "\n" if dumb else "\r\x1b[K"
 
-    def reading(self, prompt: str | None, keys: int | None = None) -> None:
+    def reading(self, prompt: str | None, keys: int | None = None, *, unseen: bool = False) -> None:
         """Say that a line is read at ``prompt`` from the terminal ``keys`` (a descriptor;
-        None: the prompt is already drawn), or that none is (``prompt`` None)."""
+        None: the prompt is already drawn), or that none is (``prompt`` None); ``unseen``: a
+        secret's, not by readline (``cli/hidden_value.py``): what is typed is not drawn."""
         with self._lock:
             self._prompt, self._keys = prompt, keys
+            self._unseen = unseen
             self._open = False
 
     def _drawn(self) -> bool:
@@ -125,7 +128,8 @@ class LinesAbove(io.TextIOBase):
 
             head = "" if self._open else self._clear
             self._open = not text.endswith("\n")
-            tail = "" if self._open else self._prompt + readline.get_line_buffer()
+            typed = "" if self._unseen else readline.get_line_buffer()
+            tail = "" if self._open else self._prompt + typed
             self._stream.write(head + text + tail)
             self._stream.flush()
         return len(text)
@@ -222,7 +226,7 @@ class CommandPrompt:
                 return None
             import readline  # noqa: PLC0415 - a terminal: loaded by _setup_readline
 
-            readline.add_history(line.rstrip("\n"))
+            readline.add_history(self.masked(line.rstrip("\n")))
             self._echo(line)
             return line
         while self._interactive:
@@ -230,7 +234,9 @@ class CommandPrompt:
                 self._above.reading(self.PROMPT, self._in.fileno())
             try:
                 with self._signals.waiting():
-                    return input(self.PROMPT)
+                    line = input(self.PROMPT)
+                self._history_masked(line)
+                return line
             except EOFError:
                 try:
                     self._print("")
@@ -252,6 +258,18 @@ class CommandPrompt:
             return None
         self._echo(line)
         return line
+
+    def _history_masked(self, line: str) -> None:
+        """readline's history (which Up and Ctrl-R recall, and the history file saves) holds
+        ``line``, just read, as :meth:`masked` shows it: a secret typed in it (``set
+        --secret x VALUE``) was shown back on the terminal by Up, Ctrl-R, or a line recalled
+        to be edited, until the prompt ended and saved its history masked."""
+        import readline  # noqa: PLC0415 - a terminal: loaded by _setup_readline
+
+        last = readline.get_current_history_length()
+        masked = self.masked(line)
+        if masked != line and last and readline.get_history_item(last) == line:
+            readline.replace_history_item(last - 1, masked)
 
     def _echo(self, line: str) -> None:
         """Show ``line`` after the prompt, as readline did not (read from a pipe, or typed

@@ -37,7 +37,7 @@ import termios
 from collections.abc import Callable, Iterator
 from typing import IO, Any, NoReturn
 
-__all__ = ["cursor_hidden", "exit_now", "keys_as_typed", "keys_unechoed"]
+__all__ = ["cursor_hidden", "exit_now", "keys_as_typed", "keys_unechoed", "line_unseen"]
 
 #: The settings each :func:`keys_unechoed` or :func:`keys_as_typed` block puts back, the
 #: innermost last.
@@ -72,6 +72,17 @@ def keys_as_typed() -> Iterator[list[str | None]]:
     typed = _lines_typed_ahead() if settings is not None and settings[3] & termios.ICANON else []
     with _changed(settings, termios.ICANON, _key_at_a_time):
         yield typed
+
+
+@contextlib.contextmanager
+def line_unseen() -> Iterator[bool]:
+    """Inside, the terminal on stdin reads a line at a time (line mode: Backspace and Ctrl-U
+    edit it, as at a shell's password prompt) and echoes none of it, when this process is its
+    foreground; yields whether it is so (False: no terminal to read unseen from). For a secret
+    typed at a prompt (``cli/hidden_value.py``); its settings put back on the way out."""
+    settings = _own_terminal(None)
+    with _changed(settings, termios.ECHO, lambda keys: keys, on=termios.ICANON):
+        yield settings is not None
 
 
 def _lines_typed_ahead() -> list[str | None]:
@@ -118,16 +129,16 @@ def _key_at_a_time(keys: list[Any]) -> list[Any]:
 
 @contextlib.contextmanager
 def _changed(
-    settings: list[Any] | None, off: int, keys: Callable[[list[Any]], list[Any]]
+    settings: list[Any] | None, off: int, keys: Callable[[list[Any]], list[Any]], on: int = 0
 ) -> Iterator[None]:
-    """Inside, the terminal on stdin has the local ``off`` modes cleared and its control
-    characters as ``keys`` makes them; ``settings`` (None: no terminal to change) put back
-    on the way out, and by :func:`exit_now`."""
+    """Inside, the terminal on stdin has the local ``off`` modes cleared (and ``on`` set) and
+    its control characters as ``keys`` makes them; ``settings`` (None: no terminal to
+    change) put back on the way out, and by :func:`exit_now`."""
     if settings is None:
         yield
         return
     changed = list(settings)
-    changed[3] = settings[3] & ~off
+    changed[3] = (settings[3] | on) & ~off
     changed[6] = keys(settings[6])
     # Noted first, and put back before the note goes: a Ctrl-C that came during the change
     # raised as it returned, before the ``try``, and left the echo off (or the terminal out of
