@@ -358,6 +358,11 @@ class DebugPrompt(CommandPrompt):
         stage = self._stage_arg(args, "outputs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
         self._print(f"{stage} ({seen['status']}): {_json(seen['outputs'])}")
+        if len(seen["instances"]) > 1 and "#" not in stage:  # each has its own, the stage's
+            self._print(  # are its instances' once it ended: it read `work (paused): {}`
+                f"  {counted(len(seen['instances']), 'instance')}: "
+                f"'outputs {stage}#N' shows instance N's"
+            )
         for name, upstream in seen["upstream"].items():
             self._print(f"  upstream {name} ({upstream['status']}): {_json(upstream['outputs'])}")
         for trigger in seen["triggers"]:

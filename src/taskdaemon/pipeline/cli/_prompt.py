@@ -299,9 +299,13 @@ class CommandPrompt:
             self._print(
                 f"  ... {counted(len(rows) - last, 'earlier record')}; taskdaemon logs shows all"
             )
+        # Of several executions (a fan-out's instances, a retry's attempts), a command's output
+        # says whose it is, as ``taskdaemon logs`` does: ``[stdout] {"done": 1}`` did not.
+        several = len({(row.instance, row.attempt) for row in rows}) > 1
         for row in rows[-last:]:
             stream = row.attributes.get("log.iostream")
-            head = f"  [{row.level}] " + (f"[{stream}] " if stream else "")
+            whose = f"{row.stage}.{row.instance}.{row.attempt} " if several and stream else ""
+            head = f"  [{row.level}] {whose}" + (f"[{stream}] " if stream else "")
             self._print(head + row.body.replace("\n", "\n" + " " * len(head)))
 
     def execute(self, line: str) -> None:

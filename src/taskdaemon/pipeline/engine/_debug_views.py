@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._debug_records import split_instance
 from taskdaemon.pipeline.errors import ExpressionError, StageNotFoundError
+from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
     from taskdaemon.pipeline.engine._run_base import RunBase
-    from taskdaemon.pipeline.engine._stage_state import StageRun
+    from taskdaemon.pipeline.engine._stage_state import Instance, StageRun
 
 __all__ = ["run_state", "stage_of", "stage_view"]
 
@@ -36,22 +37,25 @@ def stage_of(run: RunBase, name: str) -> StageRun:
 def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, Any]:
     """``DebugSession.inspect``: ``stage`` of ``run`` (``STAGE`` or ``STAGE#N``:
     ``split_instance``), with its executions' ``pauses``, first paused first. JSON-able."""
-    stage_name, _instance = split_instance(stage)
+    stage_name, index = split_instance(stage)
     srt = stage_of(run, stage_name)
+    inst = _instance_of(srt, index)
     if pauses:
         inputs: Any = dict(pauses[0].inputs)
     else:
         inputs = {}
+        scope = {"request": run.request, "stages": run.stages_ctx}
+        if inst is not None and inst.event is not None:
+            scope["event"] = inst.event  # the instance's own event: its inputs resolve
         for name, compiled, _required in srt.cs.inputs:
             expression = compiled.expression
-            if expression.paths is not None and "event" in expression.paths:
-                # An event's payload: each instance has its own (STAGE#N when paused).
+            paths = expression.paths
+            if "event" not in scope and paths is not None and "event" in paths:
+                # An event's payload: each instance has its own (STAGE#N shows it).
                 inputs[name] = f"<from each event: {expression.source}>"
                 continue
             try:
-                inputs[name] = expression.evaluate(
-                    {"request": run.request, "stages": run.stages_ctx}
-                )
+                inputs[name] = expression.evaluate(scope)
             except ExpressionError as exc:
                 inputs[name] = f"<not resolvable now: {exc}>"
     upstream = {
@@ -70,12 +74,17 @@ def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, 
         }
         for index in range(len(srt.cs.stage.triggers))
     ]
+    if inst is None:
+        status, outputs = str(srt.status), run.stages_ctx[stage_name]["outputs"]
+    else:  # the instance's, not the stage's: ``outputs work#0`` read ``work#0 (paused): {}``
+        status = str(inst.status)
+        outputs = inst.executions[-1].outputs if inst.executions else {}
     return {
         "stage": stage,
-        "status": str(srt.status),
+        "status": status,
         "paused": [p.snapshot().as_dict() for p in pauses],
         "inputs": inputs,
-        "outputs": run.stages_ctx[stage_name]["outputs"],
+        "outputs": outputs,
         "upstream": upstream,
         "triggers": triggers,
         "fired": srt.fired,
@@ -86,6 +95,17 @@ def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, 
             for i in srt.instances
         ],
     }
+
+
+def _instance_of(srt: StageRun, index: int | None) -> Instance | None:
+    """Instance ``index`` of ``srt`` (None: the stage as a whole); StageNotFoundError naming
+    the instances it has when it has not that one."""
+    if index is None:
+        return None
+    if index >= len(srt.instances):
+        have = counted(len(srt.instances), "instance")
+        raise StageNotFoundError(f"stage {quote(srt.name)} has no instance #{index} ({have})")
+    return srt.instances[index]
 
 
 def run_state(
