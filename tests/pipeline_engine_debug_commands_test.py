@@ -264,14 +264,18 @@ async def test_overriding_an_input_of_a_stage_without_inputs_is_refused() -> Non
 
 
 async def test_overriding_an_input_after_a_failure_is_refused() -> None:
-    """Inputs can only be overridden before the execution starts."""
+    """Inputs can only be overridden before the execution starts; the refusal says how to
+    retry with another value (it said only the rule, to a user who wanted just that)."""
     async with session(handlers={"b": fail}) as (_engine, debug):
         debug.set_breakpoint("b", on="failure")
         paused = await paused_at(debug, chain())
         with pytest.raises(PipelineError) as refused:
             debug.override(paused.run_id, "b", "x", 2)
         debug.continue_()
-    why = "inputs can only be overridden before the execution starts"
+    why = (
+        "inputs can only be overridden before the execution starts (to retry it with another "
+        "value: a start breakpoint on the stage, then retry, and override at its pause)"
+    )
     assert f"cannot override an input of 'b': {why}" == str(refused.value)
 
 

@@ -277,7 +277,9 @@ class DebugSession:
             stage,
             START,
             "override an input of",
-            "inputs can only be overridden before the execution starts",
+            "inputs can only be overridden before the execution starts (to retry it with "
+            "another value: a start breakpoint on the stage, then retry, and override at its "
+            "pause)",
         )
         declared = [input_name for input_name, _compiled, _required in pause.srt.cs.inputs]
         if name not in declared:
