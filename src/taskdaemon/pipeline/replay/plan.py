@@ -29,10 +29,11 @@ outputs: the JSON object of its outputs, or ``{"instances": [...]}`` for several
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.definition import (
     DefinitionChanges,
@@ -42,7 +43,12 @@ from taskdaemon.pipeline.definition import (
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.model import OnEvent, Pipeline
-from taskdaemon.pipeline.replay.record import RecordedExecution, RecordedRun, redacted_paths
+from taskdaemon.pipeline.replay.record import (
+    RecordedExecution,
+    RecordedIntervention,
+    RecordedRun,
+    redacted_paths,
+)
 from taskdaemon.pipeline.wording import counted
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
@@ -180,6 +186,14 @@ def _load_definition(
             problem = f"{problem}: {TEMPO_HINT}"
         missing.append(MissingValue("the definition", problem or "unreadable", supply))
     return original, None
+
+
+def _execution_order(done: RecordedIntervention, stages: Sequence[str]) -> tuple[int, ...]:
+    """Where ``done`` falls among the stages run again (``stages``), then by its instance and
+    attempt, read from its ``task_run_id`` (``stage.instance.attempt``)."""
+    numbers = done.task_run_id.rsplit(".", 2)[1:]
+    place = stages.index(done.stage) if done.stage in stages else len(stages)
+    return (place, *(int(n) if ascii_digits(n) and len(n) <= 9 else 0 for n in numbers))
 
 
 def _downstream(pipeline: Pipeline, start: str) -> set[str]:
@@ -372,7 +386,9 @@ def build_plan(
     for name in supplied:
         if name not in fed:
             notes.append(f"--stage-output {name}: the stage runs again; the file is not used")
-    for done in recorded.interventions:
+    # In the order they were done, stage by stage: a retry of b.0.1 is noted before the
+    # override of b.0.2 it led to (the overrides were all noted first).
+    for done in sorted(recorded.interventions, key=lambda done: _execution_order(done, rerun)):
         if done.stage in rerun:  # a fed stage hands on what the intervention led to
             notes.append(
                 f"{done.task_run_id} {done.what} at a breakpoint in the original (by "
