@@ -442,20 +442,26 @@ class DebugPrompt(CommandPrompt):
     def _do_logs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "logs [STAGE]")
         seen = self._call({"action": "inspect", "stage": stage})["stage"]
-        for instance in seen["instances"]:
+        # ``STAGE#N``: instance N's only (the run took the name, so N is a number). It listed
+        # every instance as ``work#1.0``, ``work#1.1``..., and no record, none of stage "work#1".
+        name, _, number = stage.partition("#")
+        index = int(number) if number else None
+        instances = [i for i in seen["instances"] if index in (None, i["instance"])]
+        for instance in instances:
             self._print(
-                f"  {stage}.{instance['instance']}: {instance['status']} "
+                f"  {name}.{instance['instance']}: {instance['status']} "
                 f"({counted(instance['attempts'], 'attempt')})"
             )
         for paused in seen["paused"]:
             if paused["error"]:
                 self._print(f"  error: {_flat(paused['error'])}")
-        if not seen["instances"]:
+        if not instances:
             self._print(f"  {stage} has not run yet")
-        self._print_logs(stage)
+        self._print_logs(name, index)
 
-    def _print_logs(self, stage: str, last: int = 40) -> None:
-        """The stage's last log records, read from the embedded store (the same home)."""
+    def _print_logs(self, stage: str, instance: int | None, last: int = 40) -> None:
+        """The last log records of ``stage`` (of its ``instance``, when given), read from the
+        embedded store (the same home)."""
         from taskdaemon.pipeline.errors import SpanSourceError  # noqa: PLC0415
         from taskdaemon.pipeline.tracking.log_read import run_log_records  # noqa: PLC0415
         from taskdaemon.pipeline.tracking.sources import default_source_url  # noqa: PLC0415
@@ -467,6 +473,8 @@ class DebugPrompt(CommandPrompt):
         except (SpanSourceError, OSError) as exc:
             self._print(f"  no log records: {str(exc).splitlines()[0]}")
             return
+        if instance is not None:
+            rows = [row for row in rows if row.instance == instance]
         self._print_records(rows, last)
 
     def _do_dump(self, args: Sequence[str]) -> None:
