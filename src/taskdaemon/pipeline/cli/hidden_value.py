@@ -61,9 +61,10 @@ def read_unseen(
                 f"no value given, and the terminal's echo cannot be turned off from the "
                 f"background: {give}"
             )
-        out.write(prompt)
-        out.flush()
         try:
+            # Inside: a Ctrl-C typed as the question shows lands as its write returns.
+            out.write(prompt)
+            out.flush()
             with waiting():
                 typed = os.read(0, _LINE_MAX)
         except KeyboardInterrupt as stop:
