@@ -14,6 +14,17 @@ finishes after that (a cancelled stage's thread still running) finds it closed a
 result, as ``call_soon_threadsafe`` would raise on a closed loop: ``put`` and ``close`` share a
 lock so a write never reaches a closed (and perhaps reused) fd number.
 
+The reader takes the counter without letting go of the GIL: a ``read(2)`` of the eventfd
+through ``ctypes.PyDLL`` (whose calls keep the GIL), not ``os.eventfd_read`` (which lets go of it
+around the system call). The read cannot block (the fd is non-blocking and readable), so letting
+go bought nothing, and cost a sync stage a hand-over: the pool thread that delivered the result
+yields (``_sync_pool``) and then waits for the GIL; the loop's let-go handed it the GIL before
+the next stage was in its slot, so it found no job, blocked on its bell, and the loop's ring
+for the next stage woke it again, each step a ``futex`` call on both threads
+(benchmarks/README.md, "The loop's inbox keeps the GIL (perf52, 2026-12-07)"). ``ctypes`` is
+imported by the first inbox a process opens (its first sync hop), not before; where it cannot
+be had, the reader uses ``os.eventfd_read``.
+
 Only where ``os.eventfd`` exists (Linux) and the loop's ``add_reader`` works (selector loops):
 :func:`open_inbox` returns None elsewhere, and the caller keeps ``call_soon_threadsafe``.
 """
@@ -21,22 +32,48 @@ Only where ``os.eventfd`` exists (Linux) and the loop's ``add_reader`` works (se
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 import weakref
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 __all__ = ["Inbox", "open_inbox"]
 
 
+def _eventfd_read(fd: int, buffer: Any, size: int) -> None:
+    """The reader where ``ctypes`` cannot be had: ``os.eventfd_read``, which lets go of the
+    GIL."""
+    os.eventfd_read(fd)
+
+
+@functools.cache
+def _counter_reader() -> tuple[Callable[[int, Any, int], object], Any]:
+    """``read(fd, buffer, size)`` that takes an eventfd's counter keeping the GIL, and the
+    8-byte buffer it reads into (module doc); made once a process."""
+    try:
+        import ctypes  # noqa: PLC0415 - only a process whose loop opens an inbox pays for it
+
+        read = ctypes.PyDLL(None).read
+        read.argtypes = (ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t)
+        read.restype = ctypes.c_ssize_t
+    except (ImportError, OSError, AttributeError):  # no ctypes, or no libc read symbol
+        return _eventfd_read, None
+    # One buffer for every inbox: a ``PyDLL`` call holds the GIL, so no two reads overlap,
+    # and what is read is never looked at.
+    return read, ctypes.create_string_buffer(8)
+
+
 class Inbox:
     """Results from any thread, delivered on one loop (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_fd", "_guard", "_items")
+    __slots__ = ("__weakref__", "_buffer", "_fd", "_guard", "_items", "_read")
 
     def __init__(self, fd: int) -> None:
         self._fd = fd
+        self._read, self._buffer = _counter_reader()
         self._items: deque[tuple[Any, Any, Any]] = deque()
         self._guard = threading.Lock()
 
@@ -53,7 +90,8 @@ class Inbox:
         """The fd's reader, on the loop: every queued result delivered, here rather than
         through a function called for each (a Python frame a result): the lines of
         ``_threads._deliver``, which the loops without an inbox still call."""
-        os.eventfd_read(self._fd)  # only called readable: the counter is set
+        # Only called readable: the counter is set. Read keeping the GIL (module doc).
+        self._read(self._fd, self._buffer, 8)
         items = self._items
         while items:
             future, result, error = items.popleft()
