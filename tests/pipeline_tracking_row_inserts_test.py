@@ -14,6 +14,7 @@ from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.tracking import SqliteSpanProcessor, log_writer, writer
 from taskdaemon.pipeline.tracking import _run_rows as run_rows
 from taskdaemon.pipeline.tracking import _span_batches as span_batches
+from taskdaemon.pipeline.tracking._day_totals import DayTotals
 from taskdaemon.pipeline.tracking._row_inserts import insert_rows
 
 TABLES = ("stage_keys", "run_aggregates", "stage_attempts", "critical_steps")
@@ -137,3 +138,37 @@ def test_a_run_of_150_stages_has_its_aggregate_rows_inserted_by_sixteen_statemen
         conn.close()
     assert len(inserts) == 16
     assert counts == [150, 1, 150, 150]
+
+
+def test_a_run_of_150_stages_adds_its_day_totals_by_fourteen_statement_runs(
+    tmp_path: Path,
+) -> None:
+    """A run's end adds a ``stage_days`` row a stage and two ``histogram_days`` rows (its
+    duration, its queue wait), and a ``run_days`` row and one more histogram row for the run:
+    14 upsert runs for 150 stages (stage_days 64, 64, 16, 4, 2; run_days 1; histogram_days 64
+    four times, 32, 8, 4, 1), not 452. Added twice, every row holds twice the counts: the
+    conflict clause applies to each row of a many-row statement."""
+    db = tmp_path / "spans.db"
+    SqliteSpanProcessor(db).shutdown()  # the schema, as the store makes it
+    traced: list[str] = []
+    conn = sqlite3.connect(db)
+    conn.set_trace_callback(traced.append)
+    day_tables = ("stage_days", "run_days", "histogram_days")
+    try:
+        for _ in range(2):
+            totals = DayTotals()
+            for key in range(1, 151):
+                totals.attempt(key, 1_000, 0, 1, 1_000 * key, 10 * key, None, None)
+            totals.run(1_000, 1_000, "success", 9_000)
+            with conn:
+                totals.flush(conn)
+        upserts = [sql for sql in traced if sql.lstrip().startswith("INSERT")]
+        rows = [conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0] for table in day_tables]
+        sums = conn.execute(
+            "SELECT (SELECT sum(executions) FROM stage_days), (SELECT sum(runs) FROM run_days),"
+            " (SELECT sum(count) FROM histogram_days)"
+        ).fetchone()
+    finally:
+        conn.close()
+    assert len(upserts) == 2 * 14
+    assert (rows, sums) == ([150, 1, 301], (300, 2, 602))

@@ -28,11 +28,11 @@ Buckets (``bucket``, exact integer arithmetic, no floating point): values below 
 0; 1-15 ns are their own bucket; above, each power of two is split into 16 equal parts by the
 four bits after the leading one.
 
-Upkeep: the writer adds each batch's runs with :class:`DayTotals` (one upsert per touched row
-per batch, not per attempt). A day that cannot be updated by addition (retention deleted runs
-from it, a run's aggregates were rewritten, a store migrated from version 6) is listed in
-``stale_days``; :func:`refresh_stale_days` rebuilds those days from ``stage_attempts``,
-``critical_steps`` and ``run_aggregates`` before a report reads them.
+Upkeep: the writer adds each batch's runs with :class:`DayTotals` (one upsert row per touched
+row per batch, not per attempt, many rows a statement). A day that cannot be updated by
+addition (retention deleted runs from it, a run's aggregates were rewritten, a store migrated
+from version 6) is listed in ``stale_days``; :func:`refresh_stale_days` rebuilds those days
+from ``stage_attempts``, ``critical_steps`` and ``run_aggregates`` before a report reads them.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED as _FED
+from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
 
 __all__ = [
     "DAY_NS",
@@ -129,9 +130,16 @@ def new_totals() -> list[Any]:
     return [0, 0, 0, None, 0, None, 0, 0]
 
 
-_UPSERT_STAGE: Final = """
-INSERT INTO stage_days VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (key_no, day) DO UPDATE SET
+# Each upsert many rows a statement (``_row_inserts``): a run's end adds a row a stage to
+# ``stage_days`` and two to ``histogram_days`` (durations, queue waits), which ``executemany``
+# ran one statement a row (benchmarks/README.md, "The loop's inbox keeps the GIL (perf52,
+# 2026-12-07)"). The rows of one flush have distinct keys (they come from dicts), and SQLite
+# applies the conflict clause to each row in turn: the stored rows are the same.
+_UPSERT_STAGE: Final = statements(
+    "INSERT INTO stage_days VALUES",
+    10,
+    64,
+    """ON CONFLICT (key_no, day) DO UPDATE SET
     executions = executions + excluded.executions,
     failures = failures + excluded.failures,
     retries = retries + excluded.retries,
@@ -141,22 +149,26 @@ ON CONFLICT (key_no, day) DO UPDATE SET
     peak_memory = max(coalesce(peak_memory, excluded.peak_memory),
                       coalesce(excluded.peak_memory, peak_memory)),
     queue_count = queue_count + excluded.queue_count,
-    critical_ns = critical_ns + excluded.critical_ns
-"""
-_UPSERT_RUN: Final = """
-INSERT INTO run_days VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (key_no, day, status) DO UPDATE SET
-    runs = runs + excluded.runs, duration_ns = duration_ns + excluded.duration_ns
-"""
-_UPSERT_HISTOGRAM: Final = """
-INSERT INTO histogram_days VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (key_no, series, day, bucket) DO UPDATE SET count = count + excluded.count
-"""
+    critical_ns = critical_ns + excluded.critical_ns""",
+)
+_UPSERT_RUN: Final = statements(
+    "INSERT INTO run_days VALUES",
+    5,
+    64,
+    """ON CONFLICT (key_no, day, status) DO UPDATE SET
+    runs = runs + excluded.runs, duration_ns = duration_ns + excluded.duration_ns""",
+)
+_UPSERT_HISTOGRAM: Final = statements(
+    "INSERT INTO histogram_days VALUES",
+    5,
+    64,
+    "ON CONFLICT (key_no, series, day, bucket) DO UPDATE SET count = count + excluded.count",
+)
 
 
 class DayTotals:
     """What a set of runs adds to the day rows, summed in memory, then written by
-    :meth:`flush` with one upsert per touched row."""
+    :meth:`flush` with one upsert row per touched row."""
 
     def __init__(self) -> None:
         self._stages: dict[tuple[int, int], list[Any]] = {}
@@ -253,14 +265,14 @@ class DayTotals:
         """Add everything gathered to the day rows (inside the caller's transaction), then
         start over empty."""
         if self._stages:
-            conn.executemany(
-                _UPSERT_STAGE, [(*key, *totals) for key, totals in self._stages.items()]
+            insert_rows(
+                conn, _UPSERT_STAGE, [(*key, *totals) for key, totals in self._stages.items()]
             )
         if self._runs:
-            conn.executemany(_UPSERT_RUN, [(*key, *totals) for key, totals in self._runs.items()])
+            insert_rows(conn, _UPSERT_RUN, [(*key, *totals) for key, totals in self._runs.items()])
         if self._histogram:
-            conn.executemany(
-                _UPSERT_HISTOGRAM, [(*key, count) for key, count in self._histogram.items()]
+            insert_rows(
+                conn, _UPSERT_HISTOGRAM, [(*key, count) for key, count in self._histogram.items()]
             )
         self._stages, self._runs, self._histogram = {}, {}, {}
 

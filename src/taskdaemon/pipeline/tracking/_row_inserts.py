@@ -27,12 +27,15 @@ from typing import Any
 __all__ = ["insert_rows", "statements"]
 
 
-def statements(head: str, width: int, most: int) -> dict[int, str]:
+def statements(head: str, width: int, most: int, tail: str = "") -> dict[int, str]:
     """``head`` (``INSERT ... INTO table (columns) VALUES``) with ``n`` rows of ``width``
-    parameters, for each ``n`` :func:`insert_rows` uses: ``most``, halved down to 1."""
+    parameters, then ``tail`` (an upsert's ``ON CONFLICT ... DO UPDATE``, which SQLite applies
+    to each row of the list in turn, as to each run of a one-row statement), for each ``n``
+    :func:`insert_rows` uses: ``most``, halved down to 1."""
     row = "(" + ",".join("?" * width) + ")"
     sizes = {most >> shift for shift in range(most.bit_length())}
-    return {size: f"{head} " + ",".join([row] * size) for size in sizes}
+    end = f" {tail}" if tail else ""
+    return {size: f"{head} " + ",".join([row] * size) + end for size in sizes}
 
 
 def insert_rows(
