@@ -124,8 +124,8 @@ def test_a_log_message_of_plain_values_is_left_to_its_handler(
 def test_a_log_message_of_the_handler_s_values_is_written_once() -> None:
     """A value of the handler's type, or one as the message, is written within the deadline
     into the message, so no handler calls its code again; one that cannot be written is one
-    line saying why (logging printed a traceback for each handler), a wrong format of plain
-    values is left to logging's own report."""
+    line saying why (logging printed a traceback for each handler), and so is a wrong format
+    of plain values, its arguments shown."""
     record = _record("value %s", Arg())
     settle_message(record)
     assert ("value an argument's repr", ()) == (record.msg, record.args)
@@ -138,4 +138,20 @@ def test_a_log_message_of_the_handler_s_values_is_written_once() -> None:
     assert (said, ()) == (wrong.msg[: len(said)], wrong.args)
     plain = _record("%d", "text")
     settle_message(plain)
-    assert ("%d", ("text",)) == (plain.msg, plain.args)
+    said = "%d <its format does not fit its arguments ('text',): TypeError: %d format: a real"
+    assert (said, ()) == (plain.msg[: len(said)], plain.args)
+
+
+def test_a_log_message_of_plain_values_is_formatted_once_for_every_handler() -> None:
+    """The text written while settling is what taskdaemon's handlers take (``message_of``)
+    while the template and arguments are those it came from; the record keeps both."""
+    record = _record("%s items", 5)
+    settle_message(record)
+    template, args, text = record.__dict__["_taskdaemon_message"]
+    assert ("%s items", (5,), "5 items") == (record.msg, record.args, text)
+    record.__dict__["_taskdaemon_message"] = (template, args, "taken as written")
+    assert "taken as written" == foreign_text.message_of(record)
+    settle_message(record)  # the filter of a second handler: written already
+    assert "taken as written" == foreign_text.message_of(record)
+    record.msg = "%s items, and more"  # a filter after it changed the template
+    assert "5 items, and more" == foreign_text.message_of(record)

@@ -89,3 +89,51 @@ def test_a_log_message_whose_text_never_comes_holds_no_one_up(home: Path, tmp_pa
     } == messages
     assert "value %s <its text did not come within 1s: spinning.Spins> [" in ran.stderr
     assert "Traceback" not in ran.stderr  # logging's report of a message that raised
+
+
+WRONG_FORMATS = """\
+import logging
+
+log = logging.getLogger("formats")
+
+
+def f(ctx):
+    log.info("%d items", "x")
+    log.warning("%s and %s", 1)
+    log.info("%(name)s", {"other": 1})
+    log.info("%d done", 3)
+    return {"kept": 1}
+"""
+
+
+def test_a_message_whose_format_does_not_fit_its_values_is_kept_in_one_line(
+    home: Path, tmp_path: Path
+) -> None:
+    """Before, logging printed its traceback ("--- Logging error ---") to stderr for each
+    handler and the store lost the record."""
+    (tmp_path / "formats.py").write_text(WRONG_FORMATS)
+    entry = "[{manual: {approval_required: false}}]"
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        f'name: formats\nstages:\n  - {{name: s, handler: "formats:f", triggers: {entry}}}\n'
+    )
+    ran = taskdaemon(home, "run", str(pipeline), "-q", PYTHONPATH=pythonpath_with(tmp_path))
+    assert 0 == ran.returncode, ran.stderr
+    logged = taskdaemon(home, "logs", ran.stdout.strip(), "--json")
+    assert 0 == logged.returncode, logged.stderr
+    messages = [
+        entry["msg"]
+        for entry in map(json.loads, logged.stdout.splitlines())
+        if entry["logger"] == "formats"
+    ]
+    assert [
+        "%d items <its format does not fit its arguments ('x',): TypeError: "
+        "%d format: a real number is required, not str>",
+        "%s and %s <its format does not fit its arguments (1,): TypeError: "
+        "not enough arguments for format string>",
+        "%(name)s <its format does not fit its arguments {'other': 1}: KeyError: 'name'>",
+        "3 done",
+    ] == messages
+    assert "Logging error" not in ran.stderr
+    assert "Traceback" not in ran.stderr
+    assert "%s and %s <its format does not fit its arguments (1,)" in ran.stderr  # a warning

@@ -40,6 +40,7 @@ __all__ = [
     "TEXT_DEADLINE_SECONDS",
     "defining_class",
     "handler_error_text",
+    "message_of",
     "settle_message",
     "text_within",
     "traceback_within",
@@ -112,11 +113,26 @@ def settle_message(record: logging.LogRecord) -> None:
     an exception's text: the handler's message is kept when it comes in time, else the line is
     its template and ``<its text did not come within 1s: module.Type>``. A message whose
     template is text and whose arguments are plain (:data:`PLAIN_ARGS`, also inside a list,
-    tuple or dict) is left for the handler to write, with no thread (a wrong ``%`` format of
-    such values is the template's mistake, which logging reports as it always did). One whose
+    tuple or dict) is written here, with no thread, and kept beside ``msg`` and ``args`` for
+    taskdaemon's handlers (:func:`message_of`): each record is formatted once, whatever the
+    number of handlers, and other handlers and filters still see its template and arguments.
+    Such a message whose ``%`` format does not fit its values (``log.info("%d items", "x")``,
+    ``log.info("%s %s", 1)``) is its template, its arguments and the error, in one line:
+    ``%d items <its format does not fit its arguments ('x',): TypeError: ...>``, where logging
+    printed its traceback to stderr for each handler and the store lost the record. One whose
     writing raises (``__str__`` raising) is its template and ``<its text could not be written:
     Type: message>``: one line, stored, where logging printed a traceback for each handler."""
     if isinstance(record.msg, str) and _plain_args(record.args):
+        if record.args and _WRITTEN not in record.__dict__:  # getMessage formats only then
+            try:
+                record.__dict__[_WRITTEN] = (record.msg, record.args, record.msg % record.args)
+            except Exception as error:  # any error of % is the format's
+                shown = repr(record.args)[:1000]
+                record.msg = (
+                    f"{record.msg[:1000]} <its format does not fit its arguments {shown}: "
+                    f"{type(error).__qualname__}: {handler_error_text(error)}>"
+                )
+                record.args = ()
         return
     failed: list[str] = []
 
@@ -142,6 +158,20 @@ def settle_message(record: logging.LogRecord) -> None:
         else:
             text = f"<{_type_name(record.msg)}: {late}>"
     record.msg, record.args = text, ()
+
+
+def message_of(record: logging.LogRecord) -> str:
+    """``record.getMessage()``, taken from what :func:`settle_message` wrote when the record's
+    template and arguments are still those it wrote it from (a filter after it may change them)."""
+    written = record.__dict__.get(_WRITTEN)
+    if written is not None and written[0] is record.msg and written[1] is record.args:
+        return written[2]  # type: ignore[no-any-return]
+    return record.getMessage()
+
+
+#: The record attribute :func:`settle_message` keeps a written message in: its ``_`` keeps it
+#: out of the fields the formatters and the store take for ``extra`` ones.
+_WRITTEN: Final = "_taskdaemon_message"
 
 
 def _plain_args(args: object, budget: int = 100) -> bool:

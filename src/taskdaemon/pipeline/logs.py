@@ -47,7 +47,7 @@ from typing import IO, TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.execution import current_execution
-from taskdaemon.pipeline.foreign_text import settle_message, traceback_within
+from taskdaemon.pipeline.foreign_text import message_of, settle_message, traceback_within
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.settings import Settings
@@ -252,7 +252,7 @@ class JsonFormatter(_BoundedExceptions):
             "ts": log_time(int(record.created * 1e9)),
             "level": record.levelname,
             "logger": record.name,
-            "msg": redact_text(record.getMessage()),
+            "msg": redact_text(message_of(record)),
         }
         for name in CONTEXT_FIELDS:
             value = getattr(record, name, None)
@@ -276,7 +276,7 @@ class TextFormatter(_BoundedExceptions):
             for name in _TEXT_FIELDS
             if (value := getattr(record, name, None)) is not None
         )
-        message = record.getMessage()
+        message = message_of(record)
         line = f"{log_time(int(record.created * 1e9))} {record.levelname} {record.name}: {message}"
         if ids:
             line = f"{line} [{ids}]"
@@ -355,7 +355,7 @@ class OTelLogHandler(logging.Handler):
                 context=_record_context(record),
                 severity_number=_severity(record.levelno),
                 severity_text=record.levelname,
-                body=redact_text(record.getMessage()),
+                body=redact_text(message_of(record)),
                 attributes=attributes,
             )
         except Exception:

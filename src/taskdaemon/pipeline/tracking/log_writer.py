@@ -52,7 +52,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
-from taskdaemon.pipeline.foreign_text import handler_error_text
+from taskdaemon.pipeline.foreign_text import handler_error_text, message_of
 from taskdaemon.pipeline.log_levels import severity_number
 from taskdaemon.pipeline.log_rows import LogRow, Row, encode_attributes
 from taskdaemon.pipeline.redaction import redact_texts
@@ -218,7 +218,7 @@ class SqliteLogWriter:
             getattr(record, "attempt", None),
             getattr(record, "span_id", None),
             record.name,
-            record.getMessage(),
+            message_of(record),
             attributes,
         )
         self._put((row,), 1)
