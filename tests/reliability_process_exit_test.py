@@ -78,3 +78,50 @@ def test_the_logs_of_a_run_whose_handler_ended_the_process_say_it(
         f"taskdaemon logs: run {run_id} was interrupted: its process ended before it could "
         "store its end, so what it logged last may be missing\n"
     )
+
+
+AT_ONCE = """\
+import logging
+import os
+
+
+def first(ctx):
+    return {"a": 1}
+
+
+def exits(ctx):
+    logging.getLogger("exits").warning("about to end the process")
+    os._exit(int(os.environ["EXIT_CODE"]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("asked", "code"), [(3, 3), (0, 1)])
+def test_a_handler_that_ends_the_process_is_said_and_its_run_stored(
+    home: Path, tmp_path: Path, asked: int, code: int
+) -> None:
+    """Before, ``run`` ended silent with the code asked (0 too: a success to a caller), and
+    nothing of the run reached the store: ``runs list`` had no run."""
+    (tmp_path / "exiting.py").write_text(AT_ONCE)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    ran = taskdaemon(
+        home,
+        "run",
+        str(pipeline),
+        "-q",
+        timeout=60,
+        PYTHONPATH=pythonpath_with(tmp_path),
+        EXIT_CODE=str(asked),
+    )
+    assert code == ran.returncode, ran.stderr
+    last = ran.stderr.splitlines()[-1]
+    said = f"stage 's' ended taskdaemon's process (os._exit({asked})): run "
+    assert said in last, ran.stderr
+    run_id = last.split(said)[1].split()[0]
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    assert "interrupted" == shown["status"]
+    assert ["success", "interrupted"] == [stage["status"] for stage in shown["stages"]]
+    logged = taskdaemon(home, "logs", run_id, "--stage", "s")
+    assert "about to end the process" in logged.stdout, logged
+    assert said in logged.stdout.splitlines()[-1]

@@ -1,0 +1,92 @@
+"""``os._exit`` called by stage code while ``taskdaemon run`` runs: said and stored first.
+
+``os._exit`` ends the process at once: no ``finally``, no ``atexit``, no flush. Called by a
+handler (or code it calls, or a task it started), it left ``run`` silent (no summary, no line,
+the handler's exit code), the run's end never stored (it reads ``interrupted`` once a reader
+finds its process gone: ``tracking/store.py``), and what the process still had queued for the
+store (the handler's last log lines, the spans of stages that had just ended) lost.
+
+Decision: while a run goes, :func:`exits_said` replaces ``os._exit``. Called for a stage
+execution of this process (``execution.current_execution()``: a handler's own thread or task,
+and code it calls), it logs one error line naming the stage and the code, which is the last
+line on the console and the stage's last record in the store, then has the process's queues
+written to the store (the monitor's records, the log writer's rows, the span writer's spans:
+what a debug dump waits for), within :data:`FLUSH_BOUND` seconds on a daemon thread (the
+thread that called ``os._exit`` may hold a lock that work needs), then ends the process. The
+process always ends: code that calls ``os._exit`` means it. Its exit code is the one asked
+for, but 0, which would read as a run that succeeded, is 1: the run did not end.
+
+Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
+and the engine ends a handler's stray fork so: ``engine/_attempt.py``), taskdaemon's own exits
+(a second Ctrl-C: no stage execution is current there), and a thread a handler started
+without its context (``threading.Thread``: it runs for no execution, and is not told apart
+from taskdaemon's own threads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Final, NoReturn
+
+from taskdaemon.pipeline.execution import current_execution
+
+__all__ = ["FLUSH_BOUND", "exits_said"]
+
+_log = logging.getLogger(__name__)
+
+#: Seconds the process's queues get to reach the store before the process ends: the monitor
+#: may first wait for the telemetry still loading on its thread (a few seconds on a busy host).
+FLUSH_BOUND: Final = 10.0
+
+
+@contextlib.contextmanager
+def exits_said(observers: Iterable[object]) -> Iterator[None]:
+    """Replace ``os._exit`` for the block (module docstring); the monitor among ``observers``
+    (the run's) hands its queued records on first (its spans then go to the span writer)."""
+    real_exit = os._exit
+    pid = os.getpid()
+    monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
+    flush_monitor = getattr(monitor, "flush", None)
+
+    def said_exit(status: int) -> NoReturn:
+        execution = current_execution()
+        if execution is None or os.getpid() != pid or type(status) is not int:
+            real_exit(status)  # not stage code's, or a wrong call (its TypeError as before)
+        try:
+            _log.error(
+                "stage '%s' ended taskdaemon's process (os._exit(%d)): run %s is left "
+                "interrupted, its end never stored",
+                execution.stage,
+                status,
+                execution.run_id,
+            )
+            flushing = threading.Thread(
+                target=_flush, args=(flush_monitor,), name="taskdaemon-exit-flush", daemon=True
+            )
+            flushing.start()
+            flushing.join(FLUSH_BOUND)
+        finally:
+            real_exit(status or 1)
+
+    os._exit = said_exit
+    try:
+        yield
+    finally:
+        if os._exit is said_exit:
+            os._exit = real_exit
+
+
+def _flush(flush_monitor: Callable[[], object] | None) -> None:
+    """Have what this process queued for the store written (as a debug dump does first)."""
+    from taskdaemon.pipeline.debug_ops import flush_log_handlers  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.writer import flush_open_spans  # noqa: PLC0415
+
+    with contextlib.suppress(Exception):  # the process ends anyway
+        if flush_monitor is not None:
+            flush_monitor()
+        flush_log_handlers()
+        flush_open_spans(int(FLUSH_BOUND * 1000))
