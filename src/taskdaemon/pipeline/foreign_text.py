@@ -123,9 +123,10 @@ def settle_message(record: logging.LogRecord) -> None:
     writing raises (``__str__`` raising) is its template and ``<its text could not be written:
     Type: message>``: one line, stored, where logging printed a traceback for each handler."""
     if isinstance(record.msg, str) and _plain_args(record.args):
-        if record.args and _WRITTEN not in record.__dict__:  # getMessage formats only then
-            try:
-                record.__dict__[_WRITTEN] = (record.msg, record.args, record.msg % record.args)
+        if record.msg.__class__ is str and _WRITTEN not in record.__dict__:
+            try:  # as getMessage: no % without arguments
+                written = record.msg % record.args if record.args else record.msg
+                record.__dict__[_WRITTEN] = (record.msg, record.args, written)
             except Exception as error:  # any error of % is the format's
                 shown = repr(record.args)[:1000]
                 record.msg = (
@@ -163,10 +164,11 @@ def settle_message(record: logging.LogRecord) -> None:
 def message_of(record: logging.LogRecord) -> str:
     """``record.getMessage()``, taken from what :func:`settle_message` wrote when the record's
     template and arguments are still those it wrote it from (a filter after it may change them)."""
-    written = record.__dict__.get(_WRITTEN)
-    if written is not None and written[0] is record.msg and written[1] is record.args:
-        return written[2]  # type: ignore[no-any-return]
-    return record.getMessage()
+    try:  # no call on the way: this runs for every record and handler
+        template, args, text = record.__dict__[_WRITTEN]
+    except KeyError:
+        return record.getMessage()
+    return text if template is record.msg and args is record.args else record.getMessage()
 
 
 #: The record attribute :func:`settle_message` keeps a written message in: its ``_`` keeps it
