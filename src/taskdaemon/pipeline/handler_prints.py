@@ -117,16 +117,28 @@ def _deliver(context: Any, lines: list[str]) -> None:
 
 def capture_prints(stack: contextlib.ExitStack | contextlib.AsyncExitStack) -> None:
     """Make stage executions' ``sys.stdout`` writes their log lines until ``stack`` closes
-    (then ``sys.stdout`` is the stream it was); nothing when that is done already."""
+    (then ``sys.stdout`` is the stream it was); nothing when that is done already.
+
+    The stream it was, whatever a handler did to ``sys.stdout`` meanwhile: one that replaced
+    it (``sys.stdout = io.StringIO()``) took ``run``'s summary and ``run -q``'s run id, written
+    after the stack closes, and one that closed it (``sys.stdout.close()``) made that write
+    a traceback, exit 1, for a run that succeeded. A closed stream is opened again on its
+    descriptor (which Python's standard streams do not close with it)."""
     if isinstance(sys.stdout, _StageStdout):
         return
     real = sys.stdout
+    try:
+        fd: int | None = real.fileno()
+    except (OSError, ValueError, AttributeError):  # a stream of no descriptor (a test's)
+        fd = None
     stream = _StageStdout(real)
     sys.stdout = stream
 
     def restore() -> None:
-        if sys.stdout is stream:
-            sys.stdout = real
+        sys.stdout = real
+        if real.closed and fd is not None:
+            reopened = open(fd, "w", encoding=real.encoding, errors=real.errors, closefd=False)  # noqa: SIM115
+            sys.stdout = reopened
         stream.finish()
 
     stack.callback(restore)
