@@ -106,6 +106,7 @@ def f(ctx):
 """
 
 
+@pytest.mark.slow
 def test_a_message_whose_format_does_not_fit_its_values_is_kept_in_one_line(
     home: Path, tmp_path: Path
 ) -> None:

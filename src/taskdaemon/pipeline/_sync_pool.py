@@ -33,7 +33,11 @@ pool's queue: more context switches and more CPU a hop than here (benchmarks/REA
   backlog that busy threads take from before they go idle; a thread idle for
   ``IDLE_SECONDS`` ends;
 * forgets a job its caller gave up on (``give_up``: a sync handler whose stage timed out or
-  was cancelled): dropped from the backlog, or, running, no longer counted against the bound.
+  was cancelled): dropped from the backlog, or, running, no longer counted against the bound;
+* ends at once (``os._exit(0)``) the child of a job that forked and returned in both
+  processes (a sync handler's ``os.fork()``, as ``engine/_attempt.py`` ends an async one's):
+  the child's pool thread went idle with nobody to ring it and lived ``IDLE_SECONDS``, and a
+  handler that waited for its child waited that long.
 
 It is a ``ThreadPoolExecutor`` (``loop.set_default_executor`` requires one) so the loop shuts it
 down as it does its default executor (``asyncio.run``, ``Runner.close``:
@@ -69,6 +73,16 @@ _numbers = itertools.count(1)
 
 #: ``os.sched_yield`` (it lets go of the GIL), None where there is none (Windows).
 _yield = getattr(os, "sched_yield", None)
+
+
+class _Process:
+    """This process's id, kept current across ``os.fork`` (no system call a job)."""
+
+    pid = os.getpid()
+
+
+_process = _Process()
+os.register_at_fork(after_in_child=lambda: setattr(_process, "pid", os.getpid()))
 
 
 def _ignore(result: Any, error: BaseException | None) -> None:
@@ -221,12 +235,15 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
         call: Call = worker.call  # type: ignore[assignment]  # set by dispatch
         deliver = worker.deliver
         worker.call, worker.deliver = None, _ignore
+        pid = _process.pid
         while True:
             error: BaseException | None = None
             try:
                 result = call()
             except BaseException as caught:  # handed to the delivery
                 result, error = None, caught
+            if _process.pid != pid:  # a forked child of the job's (module docstring)
+                os._exit(0)
             # Nothing of the job is kept while the thread waits idle: the call holds the
             # handler's context, the delivery the awaited future (and an exception's traceback
             # the handler's frames). The call goes first, here, so that freeing it does not
