@@ -91,6 +91,7 @@ SMOKES: dict[str, Smoke] = {
     ),
     "json_encoding": Smoke(("--number", "10", "--repeat", "1"), "json / orjson:"),
     "live_state": Smoke(("--stages", "5", "--rounds", "1"), "us per event"),
+    "log_record_calls": Smoke(("--records", "5"), "plain  calls a record: "),
     "log_capture": Smoke(
         ("--lines", "100", "--repeat", "1", "--modes", "discarded", "--commands", "sh-echo"),
         "  discarded ",
