@@ -59,6 +59,7 @@ REPOSITORY_CHECKS = frozenset(
         "examples_commands",  # examples/*.py run as their docstrings say
         "examples_loops",  # examples/loops.py: a file of the repository, not of the package
         "layout",
+        "mutation_recheck",  # scripts/mutation_recheck.py: a script of the repository
         "packaging_installed",  # the wheel built from the tree, installed and run outside it
         "public_api",
         "readme",
