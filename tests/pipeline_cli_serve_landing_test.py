@@ -106,3 +106,18 @@ def test_a_run_that_started_before_its_slot_by_the_wall_clock_started_on_time() 
         format_run_table(run).splitlines()[5].split()[0],
         format_run_table(run).splitlines()[5].split("started ")[1].split()[0],
     )
+
+
+def test_a_scheduled_time_reads_as_seconds_to_the_nanosecond_the_epoch_included() -> None:
+    """Nanoseconds read as seconds (a run due at …892 s that started at …893.25 s is 1.25 s
+    late), and 0 is a time like any other: a machine without a real-time clock boots at the
+    epoch, and its first schedule's slot is a whole number of nanoseconds there too."""
+    due_ns = 1_796_593_892_000_000_000
+    assert (1_796_593_892.0, 1.25) == (
+        scheduled_at({t.PIPELINE_SCHEDULED_AT: due_ns}),
+        landing_delay({t.PIPELINE_SCHEDULED_AT: due_ns}, 1_796_593_893.25),
+    )
+    assert (0.0, 1.5) == (
+        scheduled_at({t.PIPELINE_SCHEDULED_AT: 0}),
+        landing_delay({t.PIPELINE_SCHEDULED_AT: 0}, 1.5),
+    )
