@@ -16,6 +16,7 @@ from taskdaemon.pipeline.tracking import _run_rows as run_rows
 from taskdaemon.pipeline.tracking import _span_batches as span_batches
 from taskdaemon.pipeline.tracking._day_totals import DayTotals
 from taskdaemon.pipeline.tracking._row_inserts import insert_rows
+from taskdaemon.pipeline.tracking._row_inserts import statements as built_statements
 
 TABLES = ("stage_keys", "run_aggregates", "stage_attempts", "critical_steps")
 
@@ -172,3 +173,33 @@ def test_a_run_of_150_stages_adds_its_day_totals_by_fourteen_statement_runs(
         conn.close()
     assert len(upserts) == 2 * 14
     assert (rows, sums) == ([150, 1, 301], (300, 2, 602))
+
+
+@pytest.mark.parametrize(("width", "most"), [(1, 1), (3, 16), (2, 5)])
+def test_statements_of_any_width_store_what_one_statement_a_row_stores(
+    width: int, most: int
+) -> None:
+    """The statements built for a table of ``width`` columns (the writers build theirs when
+    their module loads) insert 31 rows by a run of ``most`` rows, then halves of it, each at
+    most twice, and store them as ``executemany`` of a one-row statement does."""
+    head = "INSERT INTO t VALUES"
+    built = built_statements(head, width, most)
+    assert sorted(built) == sorted({most >> shift for shift in range(most.bit_length())})
+    assert built[1] == f"{head} ({','.join('?' * width)})"
+    rows = [[i * width + column for column in range(width)] for i in range(31)]
+    traced: list[str] = []
+    stores = [sqlite3.connect(":memory:") for _ in range(2)]
+    try:
+        for conn in stores:
+            conn.execute(f"CREATE TABLE t ({','.join(f'c{c}' for c in range(width))})")
+        one_by_one, many = stores
+        one_by_one.executemany(built[1], rows)
+        many.set_trace_callback(traced.append)
+        insert_rows(many, built, rows)
+        read = "SELECT rowid, * FROM t ORDER BY rowid"
+        assert many.execute(read).fetchall() == one_by_one.execute(read).fetchall()
+    finally:
+        for conn in stores:
+            conn.close()
+    expected = {1: 31, 16: 5, 5: 7}[most]  # 16+8+4+2+1; six of 5, then 1 (none of 2)
+    assert len([sql for sql in traced if sql.startswith("INSERT")]) == expected
