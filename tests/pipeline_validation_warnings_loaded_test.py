@@ -159,6 +159,30 @@ def test_a_literal_is_a_secret_by_its_input_name_or_by_its_shape() -> None:
     assert not any("hunter2" in line or token in line for line in lines)
 
 
+def test_a_stage_read_whole_does_not_end_the_reading_of_the_next() -> None:
+    """``size(stages.a)`` reads no field of ``a``, which is fine; the output read of ``b``
+    after it in the same condition is still judged."""
+    text = """\
+    name: p
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {}}]
+      - name: b
+        command: "true"
+        triggers: [{manual: {}}]
+        outputs: {n: result.n}
+      - name: c
+        command: "true"
+        triggers:
+          - on_condition: {expression: "size(stages.a) > 0 && stages.b.outputs.zzz == 1"}
+    """
+    assert _warnings(text) == [
+        "p.yaml:13:24: warning: stages[2].triggers[0].on_condition.expression: reads output "
+        "'zzz' of stage 'b', which never has it (it declares 'n') [unknown-output]"
+    ]
+
+
 @pytest.mark.parametrize(("length", "hint"), [(128, "did you mean"), (129, "it declares")])
 def test_a_key_over_128_characters_gets_no_close_match(length: int, hint: str) -> None:
     """A close name is looked for among the declared outputs only for a key of 128 characters
