@@ -212,6 +212,7 @@ def test_a_key_over_128_characters_gets_no_close_match(length: int, hint: str) -
         ("", 2),
         ("  # taskdaemon: ignore[unknown-output]", 1),
         ("  # taskdaemon: ignore[own-status, unknown-output]", 1),
+        ("  # taskdaemon: ignore[unknown-output,own-status]", 1),
         ("  #taskdaemon:ignore", 1),
         ("  # taskdaemon: ignore[own-status]", 2),
     ],
@@ -236,6 +237,19 @@ def test_a_comment_suppresses_its_codes_on_its_line(comment: str, kept: int) -> 
     lines = _warnings(text)
     assert len(lines) == kept
     assert lines[-1].startswith("p.yaml:12:7: warning: stages[1].inputs.y.from: ")
+
+
+def test_a_file_on_one_line_has_its_warnings_suppressed_by_its_comment() -> None:
+    """A flow-style file on one line: its warning is on line 1, the file's first and last, and
+    the comment there suppresses it."""
+    text = (
+        '{name: p, stages: [{name: a, command: "true", triggers: [{manual: {}}], outputs: '
+        '{n: result.n}}, {name: b, command: "true", triggers: [{on_condition: {expression: '
+        '"stages.a.outputs.m == 1"}}]}]}'
+    )
+    (line,) = _warnings(text)
+    assert line.startswith("p.yaml:1:152: warning: stages[1].triggers[0]")
+    assert _warnings(text + "  # taskdaemon: ignore") == []
 
 
 def test_a_comment_on_a_stage_s_first_line_suppresses_its_codes_in_the_whole_stage() -> None:
