@@ -204,6 +204,23 @@ def test_a_key_over_128_characters_gets_no_close_match(length: int, hint: str) -
     """
     (line,) = _warnings(text)
     assert line.partition(" (")[2].startswith(hint)
+    assert f"reads output '{'o' * 79}…' of stage 'a'" in line  # the key cut at 80
+
+
+def test_a_long_field_name_is_cut_at_80_characters() -> None:
+    text = f"""\
+    name: p
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{{manual: {{}}}}]
+      - name: b
+        command: "true"
+        triggers:
+          - on_condition: {{expression: "stages.a.{"f" * 100} == 1"}}
+    """
+    (line,) = _warnings(text)
+    assert f": reads stages.a.{'f' * 79}…, which a stage does not have (a stage has" in line
 
 
 @pytest.mark.parametrize(
