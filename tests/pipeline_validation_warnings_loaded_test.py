@@ -87,7 +87,7 @@ def test_a_stage_without_outputs_or_an_unknown_stage_is_not_judged() -> None:
       - name: check
         command: "true"
         triggers:
-          - on_condition: {{expression: "stages.free.outputs.w == 1 && stages.free.status == 'x'"}}
+          - on_condition: {{expression: "stages.free.outputs.w == 1 && stages.free.status == 'success'"}}
           - on_condition: {{expression: "stages.many.outputs.{names[0]} == 1"}}
           - on_condition: {{expression: "stages.many.outputs.zzzzzzzzzz == 1"}}
     """
@@ -282,7 +282,7 @@ def test_a_comment_on_a_stage_s_first_line_suppresses_its_codes_in_the_whole_sta
       - name: b  # taskdaemon: ignore[unknown-output]
         command: "true"
         triggers:
-          - on_condition: {expression: "stages.a.outputs.m == 1 || stages.b.status == 'x'"}
+          - on_condition: {expression: "stages.a.outputs.m == 1 || stages.b.status == 'success'"}
         inputs:
           x: stages.a.outputs.m
       - name: c
