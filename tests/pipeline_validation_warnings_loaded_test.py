@@ -87,13 +87,14 @@ def test_a_stage_without_outputs_or_an_unknown_stage_is_not_judged() -> None:
       - name: check
         command: "true"
         triggers:
-          - on_condition: {{expression: "stages.free.outputs.w == 1 && stages.free.status == 'success'"}}
+          - on_condition:
+              expression: "stages.free.outputs.w == 1 && stages.free.status == 'success'"
           - on_condition: {{expression: "stages.many.outputs.{names[0]} == 1"}}
           - on_condition: {{expression: "stages.many.outputs.zzzzzzzzzz == 1"}}
     """
     shown = ", ".join(f"'{name[:79]}…'" for name in names[:10])
     assert _warnings(text) == [
-        f"p.yaml:27:24: warning: stages[2].triggers[2].on_condition.expression: reads output "
+        f"p.yaml:28:24: warning: stages[2].triggers[2].on_condition.expression: reads output "
         f"'zzzzzzzzzz' of stage 'many', which never has it (it declares {shown}) "
         "[unknown-output]"
     ]
