@@ -105,6 +105,13 @@ def _spans_to_rowid_table(conn: sqlite3.Connection) -> None:
     conn.execute("DROP TABLE spans_v8")
 
 
+def _add_run_column(conn: sqlite3.Connection, name: str, kind: str) -> None:
+    """Add column ``name`` of type ``kind`` to ``runs`` unless the file has it already (a file
+    set back to an older version by hand, as the upgrade tests do)."""
+    if name not in {row[1] for row in conn.execute("PRAGMA table_info(runs)")}:
+        conn.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+
+
 def _add_replay_of(conn: sqlite3.Connection) -> None:
     """v11 keeps the run a replay re-executed on its ``runs`` row, read here from the stored run
     spans: one pass over the span rows, whose text test skips the JSON of every span that does
@@ -112,9 +119,7 @@ def _add_replay_of(conn: sqlite3.Connection) -> None:
     whose run span is not stored keeps NULL, as ``summarize_run`` would say. Like the other
     migrations, it may run again on a file that has the column (one set back to an older
     version by hand, as the upgrade tests do)."""
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "replay_of" not in columns:
-        conn.execute("ALTER TABLE runs ADD COLUMN replay_of TEXT")
+    _add_run_column(conn, "replay_of", "TEXT")
     conn.execute(
         "UPDATE runs SET replay_of = found.original FROM ("
         " SELECT t.trace_id, max(NULLIF(CAST(json_extract(s.body, "
@@ -151,9 +156,7 @@ def _add_scheduled_ns(conn: sqlite3.Connection) -> None:
     Only a whole, non-negative number is a due time (``landing.scheduled_at``): a foreign
     producer's text, float or bool keeps NULL. It may run again on a file that has the column.
     """
-    columns = {row[1] for row in conn.execute("PRAGMA table_info(runs)")}
-    if "scheduled_ns" not in columns:
-        conn.execute("ALTER TABLE runs ADD COLUMN scheduled_ns INTEGER")
+    _add_run_column(conn, "scheduled_ns", "INTEGER")
     conn.execute(
         "UPDATE runs SET scheduled_ns = found.due FROM ("
         " SELECT t.trace_id, max(json_extract(s.body, '$[5].\"taskdaemon.pipeline."
