@@ -36,6 +36,7 @@ suppression would hide nothing, and say nothing of it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Collection, Mapping
 from typing import Final
@@ -46,7 +47,6 @@ from taskdaemon.pipeline.errors import MAX_ISSUES, SHOWN_PATH, ExpressionError, 
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
-from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
 
@@ -86,8 +86,6 @@ _STATUS_COMPARED: Final = (
     re.compile(rf"(?<![\w.]){_STAGE}\s*[!=]=\s*{_LITERAL}"),
     re.compile(rf"{_LITERAL}\s*[!=]=\s*{_STAGE}\b"),
 )
-#: What ``stages.S.status`` can be while a condition reads it.
-_STATUSES: Final = tuple(str(status) for status in StageStatus)
 _STRING_LITERAL: Final = re.compile(r"""'([^'\\\n]*)'|"([^"\\\n]*)\"""")
 
 
@@ -226,6 +224,16 @@ def _reads(path: str, paths: Paths | None, stages: Mapping[str, Stage]) -> list[
     return found
 
 
+@functools.cache
+def _known_statuses() -> tuple[str, ...]:
+    """What ``stages.S.status`` can be while a condition reads it. The status machines
+    (``state``) are imported only when a condition compares a status: ``dag FILE`` and a
+    run's load of a file that does not pay for them (``pipeline_cli_startup_test``)."""
+    from taskdaemon.pipeline.state import StageStatus  # noqa: PLC0415
+
+    return tuple(str(status) for status in StageStatus)
+
+
 def _statuses(path: str, source: str) -> list[ValidationWarning]:
     """``stages.S.status == 'X'`` where no status is ``X`` (``'succeeded'``, ``'done'``): the
     comparison never holds (``!=``: always), so a condition on it never fires, silently: the
@@ -239,11 +247,12 @@ def _statuses(path: str, source: str) -> list[ValidationWarning]:
     ):
         for match in pattern.finditer(source):
             value = next(match[group] for group in value_groups if match[group] is not None)
-            if value in _STATUSES:
+            statuses = _known_statuses()
+            if value in statuses:
                 continue
             name = next(match[group] for group in stage_groups if match[group] is not None)
-            close = close_match(value, _STATUSES) if len(value) <= 128 else []
-            hint = f"did you mean {close[0]!r}?" if close else "a status is " + ", ".join(_STATUSES)
+            close = close_match(value, statuses) if len(value) <= 128 else []
+            hint = f"did you mean {close[0]!r}?" if close else "a status is " + ", ".join(statuses)
             message = (
                 f"compares the status of stage {quote(name)} with {quote(value, 80)}, which "
                 f"no status is ({hint})"
