@@ -44,7 +44,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.durations import parse_age
@@ -342,31 +342,10 @@ class SpanStore:
         spans = self.get_trace(run_id)
         ended = self.is_interrupted(spans[0].trace_id, or_ended=True)
         run = reconstruct_run(spans, interrupted=ended)
-        if run.status != INTERRUPTED or run.last_seen is None:
+        if run.status != INTERRUPTED:
             return run
-        seen = self._last_sign_of_life(run.run_id)
-        return run if seen is None else replace(run, last_seen=max(run.last_seen, seen))
-
-    @staticmethod
-    def _heartbeat(conn: sqlite3.Connection, writer_id: int | None) -> float | None:
-        """The last heartbeat of writer ``writer_id`` (epoch seconds), None when not known."""
-        row = conn.execute("SELECT heartbeat_ns FROM writers WHERE id = ?", (writer_id,)).fetchone()
-        return epoch_seconds(row[0]) if row is not None and isinstance(row[0], int) else None
-
-    def _last_sign_of_life(self, run_id: str) -> float | None:
-        """When the process of an interrupted run was last known alive: its writer's last
-        heartbeat (renewed every second while it lived), or the end its row records (a run
-        span that could not be read: the writer lived on after the run, to other runs)."""
         with self._cursor() as conn:
-            row = conn.execute(
-                "SELECT runs.end_ns, writers.heartbeat_ns FROM runs "
-                "LEFT JOIN writers ON writers.id = runs.writer_id WHERE runs.trace_id = ?",
-                (run_id,),
-            ).fetchone()
-        if row is None:
-            return None
-        ns = row[0] if row[0] is not None else row[1]
-        return epoch_seconds(ns) if isinstance(ns, int) else None
+            return _seen_later(conn, run)
 
     def search(
         self,
@@ -502,11 +481,7 @@ class SpanStore:
             spans = select_trace(conn, trace_id, where=self.path)
             if spans:
                 summary = summarize_run(reconstruct_run(spans, interrupted=interrupted))
-                if summary.last_seen is None:
-                    return summary
-                # As ``get_run``: the writer's last heartbeat may be later than any record.
-                beat = self._heartbeat(conn, writer_id)
-                return replace(summary, last_seen=max(summary.last_seen, beat or 0.0))
+                return _seen_later(conn, summary)  # as ``get_run``
             status = "interrupted" if interrupted else "running"
         return RunSummary(
             run_id=trace_id,
@@ -566,3 +541,24 @@ class SpanStore:
             # Outside the transaction: incremental_vacuum cannot run inside one.
             conn.execute("PRAGMA incremental_vacuum")
         return RetentionResult(deleted_runs=runs, deleted_spans=spans)
+
+
+_Seen = TypeVar("_Seen", RunRecord, RunSummary)
+
+
+def _seen_later(conn: sqlite3.Connection, run: _Seen) -> _Seen:
+    """``run`` (an interrupted run, rebuilt from its spans) with its ``last_seen`` moved to its
+    process's last sign of life when the store knows a later one than its records: the writer's
+    last heartbeat (renewed every second while it lived), or the end its row records (a run span
+    that could not be read: the writer lived on after the run, to other runs)."""
+    if run.last_seen is None:
+        return run
+    row = conn.execute(
+        "SELECT runs.end_ns, writers.heartbeat_ns FROM runs "
+        "LEFT JOIN writers ON writers.id = runs.writer_id WHERE runs.trace_id = ?",
+        (run.run_id,),
+    ).fetchone()
+    ns = None if row is None else row[0] if row[0] is not None else row[1]
+    if not isinstance(ns, int):
+        return run
+    return replace(run, last_seen=max(run.last_seen, epoch_seconds(ns)))
