@@ -19,17 +19,12 @@ import pytest
 
 from browser_support import TOKEN, stored_runs_server
 from cli_support import taskdaemon, write
-from schedule_support import scheduled_serve
+from schedule_support import EVERY, TAKES, two_runs_the_second_late
 from taskdaemon.pipeline.cli.run_tables import format_runs_table
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.records import RunSummary
 from taskdaemon.pipeline.tracking import SpanStore
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION
-
-EVERY = 0.2
-#: The first scheduled run's stage sleeps this long: the second, due ``EVERY`` after the
-#: first started, starts at least ``TAKES - EVERY`` late.
-TAKES = 1.0
 
 
 @pytest.fixture(scope="module")
@@ -39,18 +34,7 @@ def scheduled() -> Iterator[tuple[Path, str, str, str]]:
     """
     home = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
     try:
-        pipeline = write(
-            home / "nightly.yaml",
-            "name: nightly\nstages:\n"
-            f"  - {{name: build, command: 'sleep {TAKES}',"
-            " triggers: [{manual: {approval_required: false}}]}\n",
-        )
-        options = ("--every", str(EVERY), "--max-runs", "2")
-        with scheduled_serve(home, pipeline, *options) as serve:
-            first = serve.run_id
-            second_started = serve.line("(2 of 2)")
-            second = re.search(r"\brun ([0-9a-f]{32}) of ", second_started).group(1)  # type: ignore[union-attr]
-            serve.line("ended success (2 of 2)")
+        first, second = two_runs_the_second_late(home)
         quick = write(
             home / "quick.yaml",
             "name: quick\nstages:\n"

@@ -11,41 +11,25 @@ from pathlib import Path
 import pytest
 
 from browser_support import browser_page, open_run_page, stored_runs_server, text_of
-from cli_support import taskdaemon, write
-from schedule_support import scheduled_serve
+from cli_support import taskdaemon
+from schedule_support import EVERY, TAKES, two_runs_the_second_late
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli.run_tables import format_run_table
 from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.landing import landing_delay, scheduled_at
 from taskdaemon.pipeline.records import RunRecord
 
-EVERY = 0.2
-#: What the first run takes at least: its stage sleeps this long, so the second run, due
-#: ``EVERY`` after the first started, starts at least ``TAKES - EVERY`` late.
-TAKES = 1.0
-
 
 @pytest.mark.slow
 def test_a_scheduled_run_that_waited_for_the_one_before_says_how_late_it_started(
-    home: Path, tmp_path: Path
+    home: Path,
 ) -> None:
     """A real ``serve --every 0.2`` whose first run takes a second: the second run's slot came
     while the first still ran, so it started at least 0.8 s after its scheduled time, and
     ``runs show`` says so in a ``scheduled`` line, ``runs show --json`` as ``landing_delay``
     and the run page beside its start. The first run was due when the schedule began: its
     slot is no later than its start. Before: no span said when a run was due."""
-    pipeline = write(
-        tmp_path / "nightly.yaml",
-        "name: nightly\nstages:\n"
-        f"  - {{name: build, command: 'sleep {TAKES}',"
-        " triggers: [{manual: {approval_required: false}}]}\n",
-    )
-    options = ("--every", str(EVERY), "--max-runs", "2")
-    with scheduled_serve(home, pipeline, *options) as serve:
-        first = serve.run_id
-        second_started = serve.line("(2 of 2)")
-        second = re.search(r"\brun ([0-9a-f]{32}) of ", second_started).group(1)  # type: ignore[union-attr]
-        serve.line("ended success (2 of 2)")
+    first, second = two_runs_the_second_late(home)
     shown = {
         run_id: json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
         for run_id in (first, second)

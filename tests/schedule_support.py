@@ -15,7 +15,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cli_support import ROOT, TASKDAEMON, environment, free_port, line_with
+from cli_support import ROOT, TASKDAEMON, environment, free_port, line_with, write
+
+#: ``two_runs_the_second_late``'s schedule: a run every ``EVERY`` seconds, whose stage sleeps
+#: ``TAKES``: the second, due ``EVERY`` after the first started, starts at least ``TAKES -
+#: EVERY`` late.
+EVERY = 0.2
+TAKES = 1.0
 
 
 @dataclass
@@ -92,3 +98,21 @@ def scheduled_serve(home: Path, pipeline: Path, *options: str, **env: str) -> It
         safety.cancel()
         process.terminate()
         process.communicate(timeout=30)
+
+
+def two_runs_the_second_late(home: Path) -> tuple[str, str]:
+    """The ids of the two runs a real ``serve --every EVERY --max-runs 2`` starts of a pipeline
+    ``nightly`` (written in ``home``) whose stage sleeps ``TAKES``, once both have ended: the
+    second one's slot came while the first still ran."""
+    pipeline = write(
+        home / "nightly.yaml",
+        "name: nightly\nstages:\n"
+        f"  - {{name: build, command: 'sleep {TAKES}',"
+        " triggers: [{manual: {approval_required: false}}]}\n",
+    )
+    with scheduled_serve(home, pipeline, "--every", str(EVERY), "--max-runs", "2") as serve:
+        second_started = serve.line("(2 of 2)")
+        found = re.search(r"\brun ([0-9a-f]{32}) of ", second_started)
+        assert found is not None, second_started
+        serve.line("ended success (2 of 2)")
+    return serve.run_id, found.group(1)
