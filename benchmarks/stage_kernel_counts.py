@@ -1,7 +1,7 @@
 """What a stage of ``taskdaemon run`` asks of the kernel: system calls, switches, wake-ups.
 
 ``.venv/bin/python benchmarks/stage_kernel_counts.py [--stages 1001] [--rounds 3]
-[--kinds sync,async] [--baseline SRC]``
+[--kinds sync,async] [--baseline SRC] [--threads]``
 
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of each kind and over a chain of 1, each a whole process with a fresh ``TASKDAEMON_HOME``,
@@ -22,6 +22,15 @@ a sitting whose CPU figures are noise (benchmarks/README.md). Columns:
   its CPU's cache, and each hand-over of the GIL that follows does the same. The share is
   about how busy the machine is as much as about the code: a loaded machine rarely has an idle
   CPU to wake a thread on.
+
+With ``--threads``, each round also runs both chains once more under ``perf record`` of
+``futex`` calls and context switches, and a second table gives them a stage by thread, named
+by the Python thread that the kernel's thread ran (``MainThread`` is the loop;
+``taskdaemon-sync-1`` the pool's hot thread; ``taskdaemon-telemetry-load`` the loader,
+``cli/deferred.py``): which thread a change moved the cost off or onto. Those processes start
+through a ``-c`` stub that notes each thread's name (``threading.setprofile``, once a thread)
+and hands over to ``python -m taskdaemon.pipeline.cli``; a thread whose name was not noted
+(the process ended by ``os._exit``) shows as ``tid N``.
 
 Needs ``perf`` with access to tracepoints (root, or ``kernel.perf_event_paranoid`` at most
 1). With ``--baseline SRC`` (another checkout's ``src``) each kind also runs that code, in the
@@ -96,14 +105,72 @@ def wakeups(script: str) -> tuple[int, int]:
     return len(inside), sum(inside)
 
 
-def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
-    """The counts of ``taskdaemon run -q FILE`` (with ``source`` first on its ``PYTHONPATH``
-    when given): two processes, one under ``perf stat``, one under ``perf record`` (whose own
-    system calls ``perf stat`` would count)."""
+#: ``--threads``'s stub: notes ``native id name`` of every thread in ``$TD_THREAD_NAMES`` at exit,
+#: then runs ``python -m taskdaemon.pipeline.cli`` with the arguments that follow it.
+NAMER = """
+import atexit, os, runpy, sys, threading
+names = {threading.get_native_id(): threading.current_thread().name}
+def note(frame, event, arg):
+    names[threading.get_native_id()] = threading.current_thread().name
+    sys.setprofile(None)
+threading.setprofile(note)
+def save():
+    with open(os.environ["TD_THREAD_NAMES"], "w") as out:
+        out.writelines(f"{tid} {name}\\n" for tid, name in names.items())
+atexit.register(save)
+sys.argv[0] = "taskdaemon"
+runpy.run_module("taskdaemon.pipeline.cli", run_name="__main__", alter_sys=True)
+"""
+
+#: ``perf script -F tid,event`` lines of ``--threads``' record.
+_THREAD_LINE = re.compile(r"\s*(\d+)\s+(syscalls:sys_enter_futex|sched:sched_switch):")
+
+
+def _environment(work: Path, source: str | None) -> dict[str, str]:
     env = dict(os.environ, TASKDAEMON_HOME=str(work / "home"))
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     if source:
         env["PYTHONPATH"] = source
+    return env
+
+
+def by_thread(work: Path, file: str, source: str | None) -> dict[str, dict[str, float]]:
+    """``futex`` calls and context switches (counted on the thread switched out) of one
+    ``taskdaemon run -q FILE`` process, by thread name (``--threads``)."""
+    env = _environment(work, source)
+    names_file, data = work / "threads.txt", work / "threads.data"
+    env["TD_THREAD_NAMES"] = str(names_file)
+    names_file.unlink(missing_ok=True)
+    events = ["-e", "syscalls:sys_enter_futex", "-e", "sched:sched_switch"]
+    command = [sys.executable, "-c", NAMER, "run", "-q", file]
+    perf = ["perf", "record", "-q", "-o", str(data), *events, "--"]
+    subprocess.run([*perf, *command], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
+    shutil.rmtree(work / "home", ignore_errors=True)
+    names: dict[int, str] = {}
+    if names_file.exists():
+        for line in names_file.read_text().splitlines():
+            tid, _, name = line.partition(" ")
+            names[int(tid)] = name
+    script = subprocess.run(
+        ["perf", "script", "-i", str(data), "-F", "tid,event"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    counts: dict[str, dict[str, float]] = {}
+    for line in script.splitlines():
+        match = _THREAD_LINE.match(line)
+        if match is not None:
+            name = names.get(int(match[1]), f"tid {match[1]}")
+            column = "futex" if match[2].endswith("futex") else "switches"
+            row = counts.setdefault(name, {"futex": 0.0, "switches": 0.0})
+            row[column] += 1
+    return counts
+
+
+def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
+    """The counts of ``taskdaemon run -q FILE`` (with ``source`` first on its ``PYTHONPATH``
+    when given): two processes, one under ``perf stat``, one under ``perf record`` (whose own
+    system calls ``perf stat`` would count)."""
+    env = _environment(work, source)
     stat, data = work / "stat.csv", work / "sched.data"
     command = [sys.executable, "-m", "taskdaemon.pipeline.cli", "run", "-q", file]
     counters = ["perf", "stat", "-x,", "-o", str(stat), "-e", ",".join(COUNTED), "--"]
@@ -124,12 +191,18 @@ def measure(work: Path, file: str, source: str | None) -> dict[str, float]:
     return counts
 
 
+def _median_of(figures: list[float], rounds: int) -> float:
+    """The median over ``rounds`` rounds, a round without the figure counting 0."""
+    return statistics.median(figures + [0.0] * (rounds - len(figures)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--stages", type=int, default=1001)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kinds", default="sync,async", help="comma list of sync, async")
     parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--threads", action="store_true", help="futex calls, switches by thread")
     args = parser.parse_args()
     kinds = [kind for kind in args.kinds.split(",") if kind]
     if args.stages < 2 or args.rounds < 1 or not set(kinds) <= {"sync", "async"} or not kinds:
@@ -150,6 +223,8 @@ def main() -> None:
     n = args.stages
     variants = {f"{kind}{tree}": (kind, source) for kind in kinds for tree, source in trees.items()}
     per_stage: dict[str, dict[str, list[float]]] = {v: {c: [] for c in COLUMNS} for v in variants}
+    # variant -> thread name -> column -> a stage, one figure a round
+    threads: dict[str, dict[str, dict[str, list[float]]]] = {v: {} for v in variants}
     work = Path(tempfile.mkdtemp(prefix="td-kernel-counts-"))
     try:
         (work / "bench_handlers.py").write_text(HANDLERS)
@@ -165,6 +240,15 @@ def main() -> None:
                 for column in COLUMNS:
                     delta = many.get(column, 0.0) - one.get(column, 0.0)
                     per_stage[variant][column].append(delta / (n - 1))
+                if args.threads:
+                    one_by = by_thread(work, f"{kind}-1.yaml", source)
+                    many_by = by_thread(work, f"{kind}-n.yaml", source)
+                    for name in one_by.keys() | many_by.keys():
+                        row = threads[variant].setdefault(name, {"futex": [], "switches": []})
+                        before, after = one_by.get(name, {}), many_by.get(name, {})
+                        for column, figures in row.items():
+                            delta = after.get(column, 0.0) - before.get(column, 0.0)
+                            figures.append(delta / (n - 1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
@@ -176,6 +260,16 @@ def main() -> None:
     for variant, columns in per_stage.items():
         figures = "".join(f" {statistics.median(columns[c]):11.2f}" for c in COLUMNS)
         print(f"  {variant:<11}{figures}")
+    if args.threads:
+        print("by thread, a stage (median of the rounds, a thread missing from one counting 0)")
+        print(f"  {'variant':<11} {'thread':<38} {'futex':>9} {'switches':>9}")
+        for variant, rows in threads.items():
+            medians = {
+                name: [_median_of(row[column], args.rounds) for column in ("futex", "switches")]
+                for name, row in rows.items()
+            }
+            for name, (futex, switches) in sorted(medians.items(), key=lambda item: -item[1][0]):
+                print(f"  {variant:<11} {name:<38} {futex:9.2f} {switches:9.2f}")
 
 
 if __name__ == "__main__":

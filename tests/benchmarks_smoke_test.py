@@ -143,7 +143,9 @@ SMOKES: dict[str, Smoke] = {
         ("--streams", "2", "--changes", "2", "--interval", "0.05"), "p50 ratio 2/1:"
     ),
     "stage_kernel_counts": Smoke(
-        ("--stages", "3", "--rounds", "1", "--kinds", "sync"), r"^  sync +-?[\d.]+", perf=True
+        ("--stages", "3", "--rounds", "1", "--kinds", "sync", "--threads"),
+        r"^  sync +-?[\d.]+(?s:.*)^  sync +MainThread +-?[\d.]+ +-?[\d.]+$",
+        perf=True,
     ),
     "startup_costs": Smoke(("--processes", "1"), "  asyncio "),
     "stored_row_decoding": Smoke(
