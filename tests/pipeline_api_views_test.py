@@ -128,7 +128,7 @@ def test_a_runs_json_has_the_record_names_and_the_first_ones_as_aliases() -> Non
         error="cancelled: build failed",
         cancel_cause="build",
     )
-    run = RunView(RUN_ID, "ship", "failure", 10.0, (stage,), 13.0, "build failed")
+    run = RunView(RUN_ID, "ship", "failure", 10.0, (stage,), 13.0, "build failed", 1.25)
     assert {
         "run_id": RUN_ID,
         "pipeline": "ship",
@@ -136,6 +136,7 @@ def test_a_runs_json_has_the_record_names_and_the_first_ones_as_aliases() -> Non
         "start": 10.0,
         "end": 13.0,
         "error": "build failed",
+        "landing_delay": 1.25,
         "stages": [
             {
                 "name": "deploy",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -146,3 +147,19 @@ async def test_an_upper_case_cursor_names_the_same_run() -> None:
     assert lower == upper
     assert [run["run_id"] for run in upper["runs"]] == started[:2]
     assert upper["next"] is None
+
+
+async def test_each_open_run_says_how_late_its_schedule_started_it() -> None:
+    """``landing_delay``, as ``/api/runs/recent`` gives it: the seconds from the time a schedule
+    meant the run to start (``start_run``'s ``scheduled_at``, as ``serve --every`` passes it) to
+    its start, rounded to the microsecond; null for a run no schedule started. Before: no
+    field (``KeyError: 'landing_delay'``)."""
+    async with served(ended=0, held=1) as (client, engine, held):
+        late = await engine.start_run(HELD, scheduled_at=time.time() - 2.5)
+        runs = (await client.get("/api/runs")).json()["runs"]
+        engine.get_run(late.run_id).cancel()
+        await late.wait()
+    delays = {run["run_id"]: run["landing_delay"] for run in runs}
+    assert delays[held[0]] is None
+    assert 2.5 <= delays[late.run_id] < 2.5 + 60, delays
+    assert delays[late.run_id] == round(delays[late.run_id], 6)

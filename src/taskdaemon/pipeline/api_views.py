@@ -29,6 +29,7 @@ from urllib.parse import urlencode
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.landing import late_by
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
@@ -79,6 +80,7 @@ class RunView:
     stages: tuple[StageView, ...] = ()
     finished_at: float | None = None
     error: str | None = None
+    landing_delay: float | None = None  # seconds late against its schedule (``landing``)
 
 
 #: One line per route path for ``GET /api``; a route without one is listed with an empty text.
@@ -181,6 +183,8 @@ def run_json(run: RunView) -> dict[str, Any]:
         "start": run.started_at,
         "end": run.finished_at,
         "error": run.error,
+        # seconds, as ``/api/runs/recent`` gives it; None for a run no schedule started
+        "landing_delay": None if run.landing_delay is None else round(run.landing_delay, 6),
         "stages": [_stage_json(stage) for stage in run.stages],
         "started_at": run.started_at,  # deprecated: start
         "finished_at": run.finished_at,  # deprecated: end
@@ -221,9 +225,12 @@ def api_index(routes: Iterable[Any]) -> dict[str, Any]:
     return {"routes": listed}
 
 
-def run_view(pipeline: Any, result: Any, approvals: Collection[str]) -> RunView:
+def run_view(
+    pipeline: Any, result: Any, approvals: Collection[str], scheduled_at: float | None = None
+) -> RunView:
     """The view of one run: ``result`` a ``RunResult`` snapshot of ``pipeline``; ``approvals``
-    the stages of the run waiting for an approval (``run_state.RunState.awaiting_approval``)."""
+    the stages of the run waiting for an approval (``run_state.RunState.awaiting_approval``);
+    ``scheduled_at`` when a schedule meant the run to start (None: no schedule started it)."""
     stages_by_name = {stage.name: stage for stage in pipeline.stages}
     stages: list[StageView] = []
     for name, status in result.stage_status.items():
@@ -264,4 +271,5 @@ def run_view(pipeline: Any, result: Any, approvals: Collection[str]) -> RunView:
         stages=tuple(stages),
         finished_at=result.finished_at,
         error=result.error,
+        landing_delay=late_by(scheduled_at, result.started_at),
     )

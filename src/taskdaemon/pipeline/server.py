@@ -515,7 +515,9 @@ class EngineController:
             if include_finished or not handles[index].done:
                 chosen.append(handles[index])
         return [
-            run_view(h.pipeline, h.snapshot(), self.live.awaiting_approval(h.run_id))
+            run_view(
+                h.pipeline, h.snapshot(), self.live.awaiting_approval(h.run_id), h.scheduled_at
+            )
             for h in reversed(chosen)
         ]
 

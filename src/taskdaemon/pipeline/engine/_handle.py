@@ -40,6 +40,12 @@ class RunHandle:
         return self._run.status
 
     @property
+    def scheduled_at(self) -> float | None:
+        """The epoch seconds a schedule meant the run to start at, None for a run no schedule
+        started (``Engine.start_run``'s ``scheduled_at``)."""
+        return self._run.scheduled_at
+
+    @property
     def done(self) -> bool:
         """True once the run has ended (with a result, or aborted by an internal error)."""
         return self._run.done.done()

@@ -59,6 +59,7 @@ class Run(Attempts, Triggers):
         scheduled_at: float | None = None,
     ) -> None:
         self.status = RunStatus.RUNNING
+        self.scheduled_at = scheduled_at
         if self.ctx.observed:
             self.ctx.emit(
                 RunStarted(

@@ -129,6 +129,7 @@ class RunBase:
         "resolver",
         "result",
         "run_id",
+        "scheduled_at",
         "slots",
         "stages",
         "stages_ctx",
@@ -157,6 +158,7 @@ class RunBase:
         self.request = request
         self.status = RunStatus.PENDING
         self.started_at = started_at  # read by the engine before the run was named
+        self.scheduled_at: float | None = None  # when a schedule meant it to start (``start``)
         self.finished_at: float | None = None
         self.error: str | None = None
         self.error_type: str | None = None
