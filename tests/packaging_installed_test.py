@@ -39,6 +39,7 @@ ASSETS = (
     "page.js",
     "runs.js",
     "timeline.js",
+    "deltas.js",
     "stage_logs.js",
     "stage_detail.js",
     "app.js",

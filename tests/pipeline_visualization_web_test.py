@@ -506,7 +506,7 @@ async def test_a_stage_picked_before_the_first_live_update_opens_its_panel(
         stored_runs_server(tmp_path / "spans.db") as url,
         browser_page(shared_chromium) as (page, errors),
     ):
-        await page.route("**/stream", hold)
+        await page.route("**/api/runs/*/stream?*", hold)
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
         await page.click('#stages tr[data-stage="work"] button.select')

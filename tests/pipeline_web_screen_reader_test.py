@@ -163,12 +163,12 @@ async def test_the_dag_is_named_by_its_stages_and_the_runs_status_as_they_change
         browser_page(shared_chromium) as (page, errors),
     ):
         await page.goto(f"{url}/?token={TOKEN}")
-        await page.route("**/api/runs/*/stream", ended)
+        await page.route("**/api/runs/*/stream?*", ended)
         await page.goto(f"{url}/runs/{run_id}")
         await page.wait_for_selector('body[data-stream-state="ended"]')
         served = await accessible(page, "#dag")
-        await page.unroute("**/api/runs/*/stream")
-        await page.route("**/api/runs/*/stream", failed)
+        await page.unroute("**/api/runs/*/stream?*")
+        await page.route("**/api/runs/*/stream?*", failed)
         await open_run_page(page, url, run_id)
         await page.wait_for_selector('#dag[data-dag-state="drawn"]')
         updated = await accessible(page, "#dag")

@@ -85,7 +85,7 @@ async def run_page_with(
         async def fake_stream(route: Any) -> None:
             await route.fulfill(status=200, content_type="text/event-stream", body=body)
 
-        await page.route("**/api/runs/*/stream", fake_stream)
+        await page.route("**/api/runs/*/stream?*", fake_stream)
         if drawing_route is not None:
             await page.route("**/api/runs/*/dag?format=svg", drawing_route)
         if init_script is not None:

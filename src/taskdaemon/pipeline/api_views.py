@@ -42,6 +42,7 @@ __all__ = [
     "StageView",
     "api_index",
     "parse_limit",
+    "query_flag",
     "run_json",
     "run_view",
     "runs_query",
@@ -96,7 +97,9 @@ API_DOCS: Mapping[str, str] = {
     "/api/runs/recent": "recent runs (filters pipeline, status, since, until, limit, before)",
     "/api/runs/{run_id}": "the run record",
     "/api/runs/{run_id}/dag": "the DAG; ?format=dot|json|mermaid|svg",
-    "/api/runs/{run_id}/stream": "live run state as Server-Sent Events",
+    "/api/runs/{run_id}/stream": (
+        "live run state as Server-Sent Events; ?delta=true: what changed, after the first"
+    ),
     "/api/runs/{run_id}/logs": "a stage's last log records; ?stage=S",
     "/api/runs/{run_id}/logs/stream": "a stage's log tail, live, as Server-Sent Events; ?stage=S",
     "/api/pipelines": "pipelines with runs or a known definition",
@@ -124,6 +127,7 @@ API_QUERY: Mapping[str, frozenset[str]] = {
     "/api/runs/recent": frozenset({"pipeline", "status", "since", "until", "limit", "before"}),
     "/api/runs/{run_id}": frozenset({"stage"}),
     "/api/runs/{run_id}/dag": frozenset({"format"}),
+    "/api/runs/{run_id}/stream": frozenset({"delta"}),
     "/api/runs/{run_id}/logs": frozenset({"stage"}),
     "/api/runs/{run_id}/logs/stream": frozenset({"stage"}),
 }
@@ -151,14 +155,21 @@ def runs_query(params: Mapping[str, str]) -> RunsQuery:
     """``GET /api/runs``'s parameters: ``finished`` (a boolean), ``limit`` (1 to
     :data:`MAX_LIMIT`, default :data:`DEFAULT_LIMIT`), ``before`` (a full run id); ValueError
     with the reason for anything else."""
-    finished = params.get("finished", "").strip().lower()
-    if finished not in _TRUE | _FALSE:
-        raise ValueError(f"finished must be true or false, got {quote(params['finished'])}")
+    finished = query_flag(params, "finished")
     limit = parse_limit(params.get("limit"))
     before = params.get("before")
     if before is not None and (problem := run_id_problem(before, full=True)) is not None:
         raise ValueError(f"before: {problem}")
-    return RunsQuery(finished in _TRUE, limit, None if before is None else before.lower())
+    return RunsQuery(finished, limit, None if before is None else before.lower())
+
+
+def query_flag(params: Mapping[str, str], name: str) -> bool:
+    """The boolean query parameter ``name`` (``true``/``1``/``yes`` or ``false``/``0``/``no``,
+    absent: false); ValueError naming it for anything else."""
+    value = params.get(name, "").strip().lower()
+    if value not in _TRUE | _FALSE:
+        raise ValueError(f"{name} must be true or false, got {quote(params[name])}")
+    return value in _TRUE
 
 
 def parse_limit(text: str | None) -> int:

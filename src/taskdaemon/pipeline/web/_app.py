@@ -48,7 +48,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit
+from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit, query_flag
 from taskdaemon.pipeline.durations import format_run_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
@@ -68,6 +68,7 @@ from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
+from taskdaemon.pipeline.web._deltas import state_delta
 from taskdaemon.pipeline.web._drawings import RunDrawings
 from taskdaemon.pipeline.web._logs import (
     MAX_STAGE_NAME,
@@ -434,6 +435,10 @@ class WebApp:
         """Live state of the run as Server-Sent Events (see ``_streams``)."""
         run_id = request.path_params["run_id"]
         try:
+            deltas = query_flag(request.query_params, "delta")
+        except ValueError as exc:
+            return error_response(400, str(exc))
+        try:
             await self.data.snapshot(run_id)  # 404 now, not an empty stream
         except RunNotFoundError as exc:
             return error_response(404, str(exc))
@@ -452,8 +457,8 @@ class WebApp:
                 quiet_since=quiet_since,
             )
 
-        # Last-Event-ID needs no branch: every event is a full snapshot, and a new
-        # subscription starts with the current one.
+        # Last-Event-ID needs no branch: a new subscription starts with the current full
+        # snapshot, deltas (``_deltas``) or not.
         try:
             subscription = self.hub.subscribe(
                 f"{'live' if live else 'stored'}:{run_id}",
@@ -465,6 +470,8 @@ class WebApp:
                     item[0].run is not None and item[0].run.status not in GOING_RUN_STATUSES
                 ),
                 gzip=_gzip(request),
+                diff=state_delta,
+                deltas=deltas,
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

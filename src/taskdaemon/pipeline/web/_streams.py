@@ -22,9 +22,11 @@ of stages, whose page said it was still live meanwhile).
 Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
 event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
 ``heartbeat`` seconds without an event, so proxies and the browser keep the connection. A client
-reconnecting with ``Last-Event-ID`` is sent the current full snapshot (every event is a full
-snapshot, so there is nothing to replay). When the run ends the stream sends ``event: end`` and
-closes; the page then stops reconnecting.
+reconnecting with ``Last-Event-ID`` is sent the current full snapshot (there is nothing to
+replay: every stream starts with one). A subscriber that asked for deltas gets, after it, an
+``event: delta`` of what changed at each change (``_deltas``; made once a change for all of
+them), or the whole snapshot when there is no delta. When the run ends the stream sends
+``event: end`` and closes; the page then stops reconnecting.
 
 Compression: a client that accepts ``gzip`` (``Accept-Encoding``, not ``q=0``) gets its stream
 as one gzip member, each chunk flushed (``Z_SYNC_FLUSH``), so every event and ping still reaches
@@ -120,10 +122,13 @@ class Subscription:
     """One client's bounded queue of its stream's bytes, gzipped (``gzip``) or not, after its
     ``preamble`` (the ``retry:`` line, compressed first)."""
 
-    def __init__(self, hub: StreamHub, feed: Feed, queue_size: int, gzip: bool = False) -> None:
+    def __init__(
+        self, hub: StreamHub, feed: Feed, queue_size: int, gzip: bool = False, deltas: bool = False
+    ) -> None:
         self.hub = hub
         self.feed = feed
         self.gzip = gzip  # its response says ``Content-Encoding: gzip``
+        self.deltas = deltas  # it takes ``event: delta`` after its first state (``_deltas``)
         self._zip = GzipMember() if gzip else None
         self.preamble = self.wire(f"retry: {hub.retry_ms}\n\n".encode())
         self._queue: deque[bytes] = deque()
@@ -224,12 +229,17 @@ class Feed:
         source: AsyncIterator[Any],
         pace: Pace | None = None,
         final: Callable[[Any], bool] | None = None,
+        *,
+        diff: Callable[[Any, Any, int], Any] | None = None,
     ):
         self.key = key
         self.render = render
         self._source = source
         self._pace = pace
         self._final = final
+        self._diff = diff  # (old, new, base) -> a delta, or None for the whole new document
+        self._document: Any = None  # the last rendered, and the id of its event
+        self._document_id = 0
         self.subscribers: set[Subscription] = set()
         self.latest: bytes | None = None
         self.counter = 0
@@ -245,8 +255,13 @@ class Feed:
                 pace = self._pace
                 started = 0.0 if pace is None else pace.cpu_clock()
                 self.counter += 1
-                self.latest = encode_event(self.counter, self.render(item))
-                sent = [subscriber.offer(self.latest) for subscriber in list(self.subscribers)]
+                document = self.render(item)
+                self.latest = encode_event(self.counter, document)
+                delta = self._delta(document)
+                sent = [
+                    subscriber.offer(delta if subscriber.deltas and delta else self.latest)
+                    for subscriber in list(self.subscribers)
+                ]
                 if pace is None or (self._final is not None and self._final(item)):
                     continue
                 size = max(sent, default=0)  # the most bytes a client of it has to take
@@ -270,6 +285,16 @@ class Feed:
         finally:
             with contextlib.suppress(Exception):
                 await self._source.aclose()  # type: ignore[attr-defined]
+
+    def _delta(self, document: Any) -> bytes | None:
+        """The ``delta`` event from the last document to ``document`` (this event's), None when
+        no subscriber takes deltas or the whole document is to be sent (``_deltas``)."""
+        last, base = self._document, self._document_id
+        self._document, self._document_id = document, self.counter
+        if self._diff is None or last is None or not any(s.deltas for s in self.subscribers):
+            return None
+        change = self._diff(last, document, base)
+        return None if change is None else encode_event(self.counter, change, event="delta")
 
 
 class StreamHub:
@@ -311,10 +336,14 @@ class StreamHub:
         final: Callable[[Any], bool] | None = None,
         *,
         gzip: bool = False,
+        diff: Callable[[Any, Any, int], Any] | None = None,
+        deltas: bool = False,
     ) -> Subscription:
         """A subscription to the feed of ``key`` (started from ``source()`` if none runs;
         ``final(item)``: the source yields nothing after ``item``, so no pause follows it),
-        gzipped if ``gzip``.
+        gzipped if ``gzip``. With ``deltas``, each event after the first is ``diff(old, new,
+        base)`` of the documents when that is not None (``_deltas``); a feed's ``diff`` is the
+        one its first subscriber gave.
 
         The current snapshot, when the feed has one, is queued at once. Raises
         :class:`StreamLimitError` at ``max_streams``. Call it on the server's loop.
@@ -329,10 +358,10 @@ class StreamHub:
             or feed.failed
             or (feed.task is not None and feed.task.done() and not feed.done)
         ):
-            feed = Feed(key, render, source(), self.pace, final)
+            feed = Feed(key, render, source(), self.pace, final, diff=diff)
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
-        subscription = Subscription(self, feed, self.queue_size, gzip)
+        subscription = Subscription(self, feed, self.queue_size, gzip, deltas)
         feed.subscribers.add(subscription)
         self._open += 1
         if feed.latest is not None:

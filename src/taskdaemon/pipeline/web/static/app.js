@@ -3,7 +3,8 @@
 // The run page: its state from the live stream, the DAG, the stages table, the lines at its
 // top and the stage panel's picking. What each part draws by itself is a script of its own,
 // loaded before this one (base.html): page.js (what every page shares), runs.js (the runs
-// list), timeline.js, stage_logs.js and stage_detail.js (the stage panel's records and facts).
+// list), timeline.js, stage_logs.js, stage_detail.js (the stage panel's records and facts) and
+// deltas.js (the stream's deltas).
 "use strict";
 
 (function () {
@@ -540,6 +541,7 @@
     // then asks the server why, says so, and asks again until a stream is granted (signing
     // in again, in any tab, sets the cookie this page sends).
     const RETRY_MS = 3000;
+    let wire = null;
     const LOST = "Lost the connection to the server; reconnecting…";
     function connect() {
       const stream = new EventSource(body.dataset.stream, { withCredentials: true });
@@ -549,10 +551,26 @@
         // The stage's log stream was refused alike: it is opened again with the run's.
         stageLogs.again(selected);
       };
+      // A whole state, then deltas of it (web/_deltas.py): `wire` is the last state as sent,
+      // which drawing never changes (the clock's tick does change what it is given).
       stream.onmessage = (event) => {
         body.dataset.lastEventId = event.lastEventId;
-        onState(JSON.parse(event.data));
+        wire = JSON.parse(event.data);
+        onState(structuredClone(wire));
       };
+      stream.addEventListener("delta", (event) => {
+        const delta = JSON.parse(event.data);
+        if (wire === null || String(delta.base) !== body.dataset.lastEventId) {
+          // It follows a state this page did not apply: the whole state again, on a new stream.
+          stream.close();
+          wire = null;
+          connect();
+          return;
+        }
+        body.dataset.lastEventId = event.lastEventId;
+        wire = window.taskdaemonDeltas.apply(wire, delta.state);
+        onState(structuredClone(wire));
+      });
       stream.addEventListener("end", () => {
         stream.close();
         body.dataset.streamState = "ended";
