@@ -36,8 +36,10 @@ from browser_support import (
     stored_runs_server,
     taskdaemon,
 )
+from pipeline_tracking_support import store_with
 from taskdaemon.pipeline.web._deltas import state_delta
 from taskdaemon.pipeline.web._streams import StreamHub
+from web_events_support import first_event
 
 STATIC = Path(__file__).resolve().parent.parent / "src/taskdaemon/pipeline/web/static"
 
@@ -398,3 +400,55 @@ async def test_the_route_takes_delta_as_a_boolean_and_starts_with_the_whole_stat
         refused.json(),
     )
     assert {"run", "nodes", "timeline", "now"} <= set(first)
+
+
+@pytest.mark.slow
+@SHARED_BROWSER_LOOP
+async def test_a_delta_after_a_state_the_page_missed_makes_it_ask_for_the_whole_state(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """A made-up stream (``page.route``) of a stored run: the whole state, a delta of it, then
+    a delta whose ``base`` is an event the page never got. The page applies the first, not
+    the second: it opens the stream again, whose whole state it shows."""
+    (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
+    asked: list[str] = []
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        whole = await first_event(url, run_id)
+        whole["run"]["status"] = "running"
+        first = whole["nodes"][0]
+
+        def put(state: str) -> dict[str, Any]:
+            return {"nodes": {"put": [[None, {**first, "state": state}]], "drop": []}}
+
+        def event(number: int, data: Any, name: str | None = None) -> str:
+            return (
+                f"id: {number}\n"
+                + (f"event: {name}\n" if name else "")
+                + (f"data: {json.dumps(data)}\n\n")
+            )
+
+        bodies = [
+            event(1, whole)
+            + event(2, {"base": 1, "state": put("running")}, "delta")
+            + event(6, {"base": 5, "state": put("failure")}, "delta"),
+            event(7, {**whole, "nodes": [{**first, "state": "success"}, *whole["nodes"][1:]]})
+            + "event: end\ndata: {}\n\n",
+        ]
+
+        async def stream(route: Any) -> None:
+            asked.append(route.request.url)
+            body = "retry: 100\n\n" + bodies[min(len(asked), 2) - 1]
+            await route.fulfill(status=200, content_type="text/event-stream", body=body)
+
+        await page.route("**/api/runs/*/stream?*", stream)
+        await page.add_init_script(COUNT_DELTAS)
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.goto(f"{url}/runs/{run_id}")
+        await page.wait_for_selector('body[data-stream-state="ended"]')
+        shown = await page.get_attribute(f'#stages tr[data-stage="{first["name"]}"]', "data-state")
+        applied = await page.evaluate("window.__deltas")
+    assert ("success", 1, 2) == (shown, applied, len(asked))
+    assert [] == errors
