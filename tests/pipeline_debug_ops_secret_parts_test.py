@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
-from taskdaemon.pipeline.secret_values import MASK_MAX_VALUES
+from taskdaemon.pipeline.secret_values import MASK_MAX_DECLARED, MASK_MAX_VALUES
 
 #: The texts and numbers one secret value may hold (``secret_values.MASK_MAX_PARTS``).
 MASK_MAX_PARTS = 16
@@ -52,6 +52,6 @@ def test_a_secret_of_hundreds_of_texts_is_refused_and_forgets_no_secret(
     stored = [p.name for p in home.rglob("*") if p.is_file() and TOKEN.encode() in p.read_bytes()]
     assert (0, False, []) == (done.returncode, TOKEN in done.stdout + done.stderr, stored)
     assert (
-        f"this value holds more than {MASK_MAX_PARTS} texts and numbers (the {MASK_MAX_VALUES} "
-        "values masked at most would forget secrets known before)\n"
+        f"this value holds more than {MASK_MAX_PARTS} texts and numbers (each is kept masked "
+        f"until the run ends, and the open runs keep {MASK_MAX_DECLARED} at most)\n"
     ) in done.stdout

@@ -76,7 +76,7 @@ from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redac
 from taskdaemon.pipeline.secret_values import (
     MASK_MAX_CHARS,
     MASK_MIN_CHARS,
-    remember_secrets,
+    declare_secrets,
     unmaskable,
 )
 
@@ -314,8 +314,11 @@ class DebugOps:
                     f"many digits, and this value holds {why}"
                 )
             # Known as a secret before the override's event, log record and answer carry it:
-            # a value marked secret, or one set on an input of a secret name (``api_token``).
-            remember_secrets(value if secret else {name: value}, run_id, hidden=secret)
+            # a value marked secret, or one set on an input of a secret name (``api_token``),
+            # declared: kept masked until the run ends (``secret_values``).
+            declared = value if secret else {name: value}
+            if (refusal := declare_secrets(declared, run_id, run_id, hidden=secret)) is not None:
+                raise DebugRequestError(f"not set: this value holds {refusal}")
             if stage is None and len({p.stage for p in session.paused(run_id)}) > 1:
                 # as the prompt's ``set``: an override must not guess which stage it is for
                 raise PipelineError("cannot override an input: several stages are paused: name one")

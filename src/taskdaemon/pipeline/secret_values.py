@@ -18,10 +18,7 @@ Bounds, and why: a value shorter than :data:`MASK_MIN_CHARS` is not masked (``1`
 ``enabled`` are words any output holds, and a key such as ``cookies_enabled`` reads as secret:
 masking them everywhere would garble more than it hides; passwords and tokens are longer); one
 longer than :data:`MASK_MAX_CHARS` neither (a private key or a certificate is found by its
-shape); at most :data:`MASK_MAX_VALUES` are kept, the one remembered longest ago forgotten first (a
-value remembered again is the newest: a secret each run brings stays), so the look-up every new
-text pays stays bounded in a server that ran many runs (benchmarks/README.md, "Secrets masked
-by value (2026-12-03)"). A whole number is masked by its digits, within the same bounds: a
+shape). A whole number is masked by its digits, within the same bounds: a
 numeric password or PIN given as JSON (``--input password=20261205``) is read as a number, and
 a stage prints its digits. A float or a boolean is not.
 
@@ -33,6 +30,20 @@ escaped text, not the value. Only a value holding a character some encoding chan
 than one form (a token of letters, digits, ``-``, ``_``, ``.`` and ``~`` has one), so the look-up
 grows only with such values. No transform beyond these (base64, hashing, a cipher) is looked
 for: masking by value cannot know them (docs/redaction.md, "Values known as secrets").
+
+Declared and learnt (docs/redaction.md): a secret taskdaemon was told about is masked for the
+whole run, whatever else arrives. The environment's values, a run's request's and a debugger's
+override of a secret input are *declared* (:func:`declare_secrets`), kept until their holder
+is released (the environment never; a run when it ends), then learnt. Values met on the way (a
+stage's inputs and outputs, an event's payload) are *learnt* (:func:`remember_secrets`): the
+newest :data:`MASK_MAX_VALUES` are kept (a value remembered again is the newest: a secret each
+run brings stays), so the look-up every text pays stays bounded in a server that ran many
+runs; one pushed out is counted (:func:`forgotten_count`) and said in a warning at each
+doubling of the count. Before, one pool held both, and a stage returning hundreds of values
+under ``tokens`` pushed the environment's token out: the next stage's echo of it was stored
+in clear. The runs may declare :data:`MASK_MAX_DECLARED` values together; a declaration past
+it is refused whole, in a line for a person: a secret kept for part of a run would be shown in
+the rest.
 
 What was recorded before a value became known: a value learnt from a run's data (its stage
 inputs and outputs, its events) is told, with the run's id, to every listener
@@ -49,7 +60,7 @@ import os
 import re
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
 from taskdaemon.pipeline.masked_values import MASKED
@@ -59,15 +70,21 @@ from taskdaemon.pipeline.redaction import (
     KeyMatcher,
     key_matcher,
 )
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
+    "ENVIRONMENT",
     "MASK_MAX_CHARS",
+    "MASK_MAX_DECLARED",
     "MASK_MAX_PARTS",
     "MASK_MAX_VALUES",
     "MASK_MIN_CHARS",
     "SecretListener",
     "add_secret_listener",
+    "declare_secrets",
     "forget_secrets",
+    "forgotten_count",
+    "release_secrets",
     "remember_environment_secrets",
     "remember_secrets",
     "remove_secret_listener",
@@ -79,14 +96,20 @@ __all__ = [
 
 #: Told a run's id and the values of its data newly masked (see the module docstring).
 SecretListener = Callable[[str, tuple[str, ...]], None]
-_logger = logging.getLogger(__name__)
+#: Not ``__name__``: a line ``taskdaemon.pipeline.secret_values: 344 values...`` reads as a
+#: secret key and its value, and every terminal line showed ``[REDACTED]`` for the message.
+_logger = logging.getLogger("taskdaemon.pipeline.masking")
 
 MASK_MIN_CHARS: Final = 8
 MASK_MAX_CHARS: Final = 4096
+#: Values learnt on the way kept, the newest (module docstring, "Declared and learnt").
 MASK_MAX_VALUES: Final = 256
+#: Values declared secret that the open runs may keep together (the environment's aside).
+MASK_MAX_DECLARED: Final = 256
+#: The holder of the environment's values (:func:`declare_secrets`): never released.
+ENVIRONMENT: Final = "environment"
 #: Texts and whole numbers one value told to be secret may hold (:func:`unmaskable`): each is
-#: one of the ``MASK_MAX_VALUES`` remembered, and a list of hundreds pushed out every secret
-#: known before it, which then showed in clear.
+#: kept until the run ends, one of the ``MASK_MAX_DECLARED`` the open runs share.
 MASK_MAX_PARTS: Final = 16
 #: Environment variables named with a secret word whose values are not secrets: ``pwd`` is a
 #: secret word for keys such as ``db_pwd``, and ``PWD`` is the working directory.
@@ -98,14 +121,26 @@ _MASKED_NUMBERS: Final = range(10 ** (MASK_MIN_CHARS - 1), 10**MASK_MAX_CHARS)
 _KEPT_RUN: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 
+class _RefusedError(Exception):
+    """Values not declared: the bound :data:`MASK_MAX_DECLARED` would be passed."""
+
+
 class _Registry:
-    """The process's remembered values, least recently remembered first, and the key patterns
+    """The process's remembered values, declared and learnt on the way, and the key patterns
     that find them."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        #: Each value, least recently remembered first: its needle and its written forms.
-        self.order: dict[str, tuple[str, tuple[str, ...]]] = {}
+        #: Each value learnt on the way, least recently remembered first: its needle and its
+        #: written forms.
+        self.learnt: dict[str, tuple[str, tuple[str, ...]]] = {}
+        #: Each value declared (``declare_secrets``), the same, and who declared it.
+        self.declared: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.holders: dict[str, set[Hashable]] = {}
+        #: What each holder declared.
+        self.held: dict[Hashable, set[str]] = {}
+        #: The values learnt on the way forgotten so far.
+        self.forgotten = 0
         self.patterns = DEFAULT_REDACT_PATTERNS
         self.keys: KeyMatcher = key_matcher(DEFAULT_REDACT_PATTERNS)
         #: The key patterns the environment was last read with (None: not read).
@@ -157,8 +192,8 @@ def unmaskable(value: Any) -> str | None:
             stack.extend(item)
         if parts > MASK_MAX_PARTS:
             return (
-                f"more than {MASK_MAX_PARTS} texts and numbers (the {MASK_MAX_VALUES} values "
-                "masked at most would forget secrets known before)"
+                f"more than {MASK_MAX_PARTS} texts and numbers (each is kept masked until the "
+                f"run ends, and the open runs keep {MASK_MAX_DECLARED} at most)"
             )
     return None
 
@@ -168,7 +203,56 @@ def remember_secrets(value: Any, run_id: str | None = None, *, hidden: bool = Fa
     the digits of every whole number, within the bounds of the module docstring; with
     ``hidden``, every text and whole number of ``value``, under any key (a value the user said
     is secret). ``run_id``: the run whose data ``value`` is; the values not masked before are
-    told to the listeners with it."""
+    told to the listeners with it. The values join those learnt on the way, of which the
+    newest :data:`MASK_MAX_VALUES` are kept; a value declared (:func:`declare_secrets`) stays
+    declared."""
+    if found := _found(value, hidden):
+        _tell(run_id, _add(found, None))
+
+
+def declare_secrets(
+    value: Any, holder: Hashable, run_id: str | None = None, *, hidden: bool = False
+) -> str | None:
+    """:func:`remember_secrets`, the values declared: kept masked, whatever is learnt
+    meanwhile, until every holder that declared them is released (:func:`release_secrets`).
+    ``holder``: who keeps them, a run (:data:`ENVIRONMENT`, never released, is not counted).
+    Declares nothing, and answers why for a person, when the values the holders but the
+    environment keep would then pass :data:`MASK_MAX_DECLARED`; else None."""
+    found = _found(value, hidden)
+    if not found:
+        return None
+    try:
+        _tell(run_id, _add(found, holder))
+    except _RefusedError as refused:
+        return str(refused)
+    return None
+
+
+def release_secrets(holder: Hashable) -> None:
+    """Release what ``holder`` declared (:func:`declare_secrets`): a value no other holder
+    keeps joins those learnt on the way, as the newest. Nothing when ``holder`` declared
+    nothing."""
+    with _registry.lock:
+        values = _registry.held.pop(holder, ())
+        for value in values:
+            holders = _registry.holders[value]
+            holders.discard(holder)
+            if not holders:
+                del _registry.holders[value]
+                _registry.learnt[value] = _registry.declared.pop(value)
+        if forgotten := _trim():
+            _publish()
+    _said(forgotten)
+
+
+def forgotten_count() -> int:
+    """How many values learnt on the way this process forgot (pushed out of the
+    :data:`MASK_MAX_VALUES` kept): each is shown in clear if printed again."""
+    return _registry.forgotten
+
+
+def _found(value: Any, hidden: bool) -> list[str]:
+    """The texts and whole numbers of ``value`` to mask (:func:`remember_secrets`)."""
     found: list[str] = []
     secret = _registry.keys
     stack: list[tuple[Any, bool]] = [(value, hidden)]
@@ -195,14 +279,17 @@ def remember_secrets(value: Any, run_id: str | None = None, *, hidden: bool = Fa
         elif isinstance(item, list | tuple):
             walked.add((id(item), hidden))
             stack.extend((sub, hidden) for sub in item)
-    if found:
-        new = _add(found)
-        if new and run_id is not None:
-            for listener in _registry.listeners:
-                try:
-                    listener(run_id, new)
-                except Exception:  # a listener's bug must not fail the stage that told it
-                    _logger.exception("a listener of newly masked values failed")
+    return found
+
+
+def _tell(run_id: str | None, new: tuple[str, ...]) -> None:
+    """Tell the listeners ``run_id``'s newly masked forms ``new`` (see the module docstring)."""
+    if new and run_id is not None:
+        for listener in _registry.listeners:
+            try:
+                listener(run_id, new)
+            except Exception:  # a listener's bug must not fail the stage that told it
+                _logger.exception("a listener of newly masked values failed")
 
 
 def add_secret_listener(listener: SecretListener) -> None:
@@ -228,14 +315,19 @@ def remember_environment_secrets() -> None:
         if _registry.environment_read == _registry.patterns:
             return
         _registry.environment_read = _registry.patterns
-    remember_secrets({k: v for k, v in os.environ.items() if k not in _NOT_SECRET_VARIABLES})
+    environment = {k: v for k, v in os.environ.items() if k not in _NOT_SECRET_VARIABLES}
+    declare_secrets(environment, ENVIRONMENT)
 
 
 def forget_secrets() -> None:
     """Forget every remembered value, and read the environment again when next asked (for
     tests: the values are the process's)."""
     with _registry.lock:
-        _registry.order.clear()
+        _registry.learnt.clear()
+        _registry.declared.clear()
+        _registry.holders.clear()
+        _registry.held.clear()
+        _registry.forgotten = 0
         _registry.environment_read = None
         MASKED.replace((), ())
 
@@ -277,24 +369,82 @@ def _needle(forms: tuple[str, ...]) -> str:
     return max(_KEPT_RUN.findall(forms[0]), key=len, default="")
 
 
-def _add(values: list[str]) -> tuple[str, ...]:
-    """Remember ``values``; the forms (:func:`written_forms`) of the ones not remembered
-    before."""
+def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
+    """Remember ``values``, learnt on the way (``holder`` None) or declared by ``holder``; the
+    forms (:func:`written_forms`) of the ones not masked before."""
     with _registry.lock:
-        order = _registry.order
+        learnt, declared, holders = _registry.learnt, _registry.declared, _registry.holders
+        if holder is not None and holder is not ENVIRONMENT:
+            kept = sum(1 for keep in holders.values() if keep != {ENVIRONMENT})
+            adding = len({v for v in values if holders.get(v, {ENVIRONMENT}) == {ENVIRONMENT}})
+            if kept + adding > MASK_MAX_DECLARED:
+                raise _RefusedError(
+                    f"{counted(adding, 'value')} declared secret, and the open runs keep "
+                    f"{kept}: at most {MASK_MAX_DECLARED} are kept masked for a whole run"
+                )
+        lost = 0
+        if holder is None and len(values) > MASK_MAX_VALUES:
+            # Only the newest are kept: the written forms of the others are never made.
+            newest = list(dict.fromkeys(reversed(values)))
+            values = newest[:MASK_MAX_VALUES][::-1]
+            lost = sum(
+                learnt.pop(v, None) is not None or v not in declared
+                for v in newest[MASK_MAX_VALUES:]
+            )
+            _registry.forgotten += lost
         new: list[str] = []
         for value in values:
-            known = order.pop(value, None)  # the newest again: a secret every run brings stays
+            known = declared.get(value) or learnt.pop(value, None)  # learnt: the newest again
             if known is None:
                 new.append(value)
                 forms = written_forms(value)
                 known = (_needle(forms), forms)
-            order[value] = known
-        if not new:
+            if holder is not None:
+                declared[value] = known
+                holders.setdefault(value, set()).add(holder)
+                _registry.held.setdefault(holder, set()).add(value)
+            elif value not in declared:  # a secret every run brings stays
+                learnt[value] = known
+        if not new and not lost:
             return ()
-        while len(order) > MASK_MAX_VALUES:
-            del order[next(iter(order))]
-        every = {form for _, forms in order.values() for form in forms}
-        needles = tuple(dict.fromkeys(needle for needle, _ in order.values()))
-        MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles)
-        return tuple(form for value in new if value in order for form in order[value][1])
+        forgotten = lost + _trim()
+        _publish()
+        kept_forms = (declared.get(value) or learnt.get(value) for value in new)
+        masked = tuple(form for known in kept_forms if known for form in known[1])
+    _said(forgotten)
+    return masked
+
+
+def _trim() -> int:
+    """Forget the oldest values learnt on the way past :data:`MASK_MAX_VALUES`, counted; how
+    many (under the lock; the caller masks what is left)."""
+    learnt = _registry.learnt
+    forgotten = len(learnt) - MASK_MAX_VALUES
+    if forgotten <= 0:
+        return 0
+    for _ in range(forgotten):
+        del learnt[next(iter(learnt))]
+    _registry.forgotten += forgotten
+    return forgotten
+
+
+def _publish() -> None:
+    """Mask the values declared and learnt, and no other (under the lock)."""
+    entries = (*_registry.declared.values(), *_registry.learnt.values())
+    every = {form for _, forms in entries for form in forms}
+    needles = tuple(dict.fromkeys(needle for needle, _ in entries))
+    MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles)
+
+
+def _said(forgotten: int) -> None:
+    """Say that ``forgotten`` more values learnt on the way were forgotten: one warning at the
+    first and each time the process's count doubles, so a flood of values says it a few
+    times, not once per value."""
+    total = _registry.forgotten
+    if forgotten and (total - forgotten).bit_length() < total.bit_length():
+        _logger.warning(
+            "%s learnt as secrets on the way forgotten so far (the newest %d are kept): "
+            "each is shown if printed again; declared secrets stay masked",
+            counted(total, "value"),
+            MASK_MAX_VALUES,
+        )

@@ -155,23 +155,26 @@ def _stages_phrase(names: list[str]) -> str:
 def load_for_run(
     file: str, request: Mapping[str, Any], approve: Sequence[str], command: str
 ) -> tuple[Pipeline, LoopRegistry] | None:
-    """What ``run`` and ``debug FILE`` do before their run starts: learn the secrets of the
-    environment and of ``request`` (the engine would learn them at its start; any line below
-    would be printed before), load ``file``, put the working directory on ``sys.path``,
-    resolve the handlers, check ``--approve`` and that the request has every key a stage
-    certainly reads (these refusals headed ``taskdaemon COMMAND:``).
+    """What ``run`` and ``debug FILE`` do before their run starts: declare the secrets of the
+    environment and of ``request`` (the engine would declare them at its start; any line below
+    would be printed before; a request of too many is refused), load ``file``, put the working
+    directory on ``sys.path``, resolve the handlers, check ``--approve`` and that the request
+    has every key a stage certainly reads (these refusals headed ``taskdaemon COMMAND:``).
     The pipeline and its registry, or None after printing why not, each line redacted."""
     # Lazy: ``validate`` itself reads no secret and needs no approval policy.
     from taskdaemon.pipeline.cli.approval_policy import check_approvals  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import missing_request_inputs  # noqa: PLC0415
     from taskdaemon.pipeline.redaction import redact_texts  # noqa: PLC0415
     from taskdaemon.pipeline.secret_values import (  # noqa: PLC0415
+        declare_secrets,
         remember_environment_secrets,
-        remember_secrets,
     )
 
     remember_environment_secrets()
-    remember_secrets(request)
+    # Declared for the process, which runs this one request: the engine declares it again.
+    if (refusal := declare_secrets(request, "request")) is not None:
+        print(f"taskdaemon {command}: the run's request holds {refusal}", file=sys.stderr)
+        return None
     try:
         pipeline = load_warned(file)  # its warnings shown, never a refusal: the run goes on
     except ConfigError as error:

@@ -21,7 +21,11 @@ from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.private_file import make_private_dirs
-from taskdaemon.pipeline.secret_values import remember_environment_secrets, remember_secrets
+from taskdaemon.pipeline.secret_values import (
+    declare_secrets,
+    release_secrets,
+    remember_environment_secrets,
+)
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._debug import DebugSession
@@ -53,6 +57,8 @@ class Engine:
         self._observers = Observers(on_change=self._observers_changed)
         self._runs: dict[str, RunHandle] = {}
         self._finished: deque[str] = deque()
+        #: Who declared each open run's request's secrets (``secret_values.declare_secrets``).
+        self._secret_holders: dict[str, object] = {}
         self._keep_finished = keep_finished
         # What every run reads of its engine (the runs never see the engine itself).
         self._ctx = RunContext(
@@ -158,31 +164,39 @@ class Engine:
         """
         plan = plan_for(pipeline)
         request = dict(request or {})
-        if request:  # before any stage or record can carry a secret of it elsewhere
-            remember_secrets(request)
-        # The run's start, read once, before the run is named: the run's ``started_at``,
-        # ``RunStarted.at`` and the start of the run span the monitor starts to name it
-        # (``allocate_run_id``'s ``at``; the monitor's docstring, "Decisions", says why).
-        started_at = self._ctx.clock()
-        if run_id is None:
-            run_id = self._observers.allocate_run_id(pipeline, request, started_at)
-        elif run_id in self._runs:
-            raise PipelineError(f"run id {run_id} is already in use")
-        run = Run(self._ctx, pipeline, plan, run_id, request, started_at=started_at)
-        if self._workspace is not None:
-            run.workspace = os.path.join(self._workspace, run_id)
-            # Private to the owner, as the span store is: a run's files are run data. The
-            # folders above it too when made here (``private_file``).
-            try:
-                make_private_dirs(self._workspace)
-                make_private_dirs(run.workspace)
-            except OSError as error:  # a read-only or full home, a file in the way
-                reason = error.strerror or str(error)
-                raise PipelineError(
-                    f"cannot create the workspace {run.workspace}: {reason}"
-                ) from error
-        handle = RunHandle(run)
-        self._runs[run_id] = handle
+        # Before any stage or record can carry a secret of it elsewhere; kept masked until the
+        # run ends, whatever it learns meanwhile (``secret_values``, "Declared and learnt").
+        holder = object()
+        if request and (refusal := declare_secrets(request, holder)) is not None:
+            raise PipelineError(f"the run's request holds {refusal}")
+        try:
+            # The run's start, read once, before the run is named: the run's ``started_at``,
+            # ``RunStarted.at`` and the start of the run span the monitor starts to name it
+            # (``allocate_run_id``'s ``at``; the monitor's docstring, "Decisions", says why).
+            started_at = self._ctx.clock()
+            if run_id is None:
+                run_id = self._observers.allocate_run_id(pipeline, request, started_at)
+            elif run_id in self._runs:
+                raise PipelineError(f"run id {run_id} is already in use")
+            run = Run(self._ctx, pipeline, plan, run_id, request, started_at=started_at)
+            if self._workspace is not None:
+                run.workspace = os.path.join(self._workspace, run_id)
+                # Private to the owner, as the span store is: a run's files are run data. The
+                # folders above it too when made here (``private_file``).
+                try:
+                    make_private_dirs(self._workspace)
+                    make_private_dirs(run.workspace)
+                except OSError as error:  # a read-only or full home, a file in the way
+                    reason = error.strerror or str(error)
+                    raise PipelineError(
+                        f"cannot create the workspace {run.workspace}: {reason}"
+                    ) from error
+            handle = RunHandle(run)
+            self._runs[run_id] = handle
+        except BaseException:
+            release_secrets(holder)
+            raise
+        self._secret_holders[run_id] = holder  # released when the run ends
         try:
             run.start(started_by, parent_traceparent, replay_of, scheduled_at)
         except Exception as exc:
@@ -219,6 +233,10 @@ class Engine:
             raise
 
     def _run_finished(self, run_id: str) -> None:
+        # The secrets the run declared (its request's; a debugger's override of a secret input)
+        # join those learnt on the way (``secret_values``, "Declared and learnt").
+        release_secrets(self._secret_holders.pop(run_id, None))
+        release_secrets(run_id)
         self._finished.append(run_id)
         while len(self._finished) > self._keep_finished:
             self._runs.pop(self._finished.popleft(), None)
