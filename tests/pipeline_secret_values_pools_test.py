@@ -6,10 +6,15 @@ the written forms of the kept values only."""
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pytest
 
+from pipeline_engine_support import Resolver, pipeline, stage
 from taskdaemon.pipeline import secret_values
+from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 from taskdaemon.pipeline.secret_values import (
     ENVIRONMENT,
@@ -101,3 +106,26 @@ def test_a_flood_makes_the_written_forms_of_the_kept_values_only(
         forgotten_count(),
         masked,
     )
+
+
+async def test_the_engine_keeps_a_request_s_secrets_until_its_run_ends() -> None:
+    """While a run goes on, a handler returning more texts under ``tokens`` than are kept
+    leaves the request's secret masked; once the run ended, the value is learnt, and newer ones
+    push it out. A start refused (a run id in use) keeps nothing either."""
+    seen: list[str] = []
+
+    async def flood(ctx: StageContext) -> dict[str, Any]:
+        _flood(MASK_MAX_VALUES * 2, ctx.run_id[:8])
+        seen.append(redact_text(DECLARED))
+        return {}
+
+    async with Engine(resolver=Resolver({"a": flood})) as engine:  # type: ignore[dict-item]
+        done = await engine.run(pipeline(stage("a")), {"api_key": DECLARED})
+        _flood(MASK_MAX_VALUES, "after")
+        shown = redact_text(DECLARED)
+        with pytest.raises(PipelineError, match="already in use"):
+            await engine.start_run(
+                pipeline(stage("a")), {"token": "refused-s3cr3t"}, run_id=done.run_id
+            )
+        _flood(MASK_MAX_VALUES, "later")
+    assert ([REDACTED], DECLARED, "refused-s3cr3t") == (seen, shown, redact_text("refused-s3cr3t"))
