@@ -398,6 +398,7 @@ class _RunThread(threading.Thread):
         from taskdaemon.pipeline.cli.run import build_observers, say_unstored  # noqa: PLC0415
         from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
         from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.stage_exit import exits_said  # noqa: PLC0415
         from taskdaemon.pipeline.cli.terminal_width import summary_width  # noqa: PLC0415
         from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
         from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
@@ -408,6 +409,7 @@ class _RunThread(threading.Thread):
         approvals = ApprovalPolicy(args.approve, approve_all=args.auto_approve)
         async with contextlib.AsyncExitStack() as stack:
             observers = build_observers(args, progress=progress, approvals=approvals, stack=stack)
+            stack.enter_context(exits_said(observers))  # stage code's os._exit, said and stored
             engine = Engine(resolver=self._registry, observers=observers, workspace=self._workspace)
             async with engine:
                 session = engine.with_debug(True)

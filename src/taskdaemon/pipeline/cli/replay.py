@@ -61,6 +61,7 @@ from taskdaemon.pipeline.cli.options import (
     workspace_root,
 )
 from taskdaemon.pipeline.cli.refusal import located, printable, refuse
+from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.errors import (
     ConfigError,
     PipelineError,
@@ -284,6 +285,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             raise SettingsError([("monitoring", str(error))]) from None
         signals.install()
         stack.callback(signals.remove)
+        stack.enter_context(exits_said(monitoring.observers))  # stage code's os._exit, said
         try:
             outcome = await execute_plan(
                 plan,

@@ -1,4 +1,4 @@
-"""``os._exit`` called by stage code while ``taskdaemon run`` runs: said and stored first.
+"""``os._exit`` called by stage code while a command runs stages: said and stored first.
 
 ``os._exit`` ends the process at once: no ``finally``, no ``atexit``, no flush. Called by a
 handler (or code it calls, or a task it started), it left ``run`` silent (no summary, no line,
@@ -6,15 +6,16 @@ the handler's exit code), the run's end never stored (it reads ``interrupted`` o
 finds its process gone: ``tracking/store.py``), and what the process still had queued for the
 store (the handler's last log lines, the spans of stages that had just ended) lost.
 
-Decision: while a run goes, :func:`exits_said` replaces ``os._exit``. Called for a stage
-execution of this process (``execution.current_execution()``: a handler's own thread or task,
-and code it calls), it logs one error line naming the stage and the code, which is the last
-line on the console and the stage's last record in the store, then has the process's queues
-written to the store (the monitor's records, the log writer's rows, the span writer's spans:
-what a debug dump waits for), within :data:`FLUSH_BOUND` seconds on a daemon thread (the
+Decision: while ``run``, ``serve``, ``debug FILE`` or ``replay`` runs stages, :func:`exits_said`
+replaces ``os._exit`` (``serve`` ends with its run: its other runs, stored already, stay).
+Called for a stage execution of this process (``execution.current_execution()``: a handler's own
+thread or task, and code it calls), it logs one error line naming the stage and the code, which
+is the last line on the console and the stage's last record in the store, then has the process's
+queues written to the store (the monitor's records, the log writer's rows, the span writer's
+spans: what a debug dump waits for), within :data:`FLUSH_BOUND` seconds on a daemon thread (the
 thread that called ``os._exit`` may hold a lock that work needs), then ends the process. The
-process always ends: code that calls ``os._exit`` means it. Its exit code is the one asked
-for, but 0, which would read as a run that succeeded, is 1: the run did not end.
+process always ends: code that calls ``os._exit`` means it. Its exit code is the one asked for,
+but 0, which would read as a run that succeeded, is 1: the run did not end.
 
 Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
 and the engine ends a handler's stray fork so: ``engine/_attempt.py``), taskdaemon's own exits
