@@ -61,6 +61,7 @@ from taskdaemon.pipeline.cli.options import (
     workspace_root,
 )
 from taskdaemon.pipeline.cli.refusal import located, printable, refuse
+from taskdaemon.pipeline.cli.signal_keeper import SignalKeeper
 from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.errors import (
     ConfigError,
@@ -262,7 +263,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
-    observers = [] if args.quiet else [ProgressView(sys.stderr, replayed=plan.fed)]
+    observers: list[Any] = [] if args.quiet else [ProgressView(sys.stderr, replayed=plan.fed)]
     # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
     # example's) would write them into the current directory, and a stage reading them back
     # would fail.
@@ -286,6 +287,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         signals.install()
         stack.callback(signals.remove)
         stack.enter_context(exits_said(monitoring.observers))  # stage code's os._exit, said
+        observers.append(SignalKeeper().keep())  # the stop signals stay taskdaemon's
         try:
             outcome = await execute_plan(
                 plan,

@@ -72,6 +72,7 @@ from taskdaemon.pipeline.cli.options import (
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.cli.run_progress import ProgressView, header_lines
 from taskdaemon.pipeline.cli.run_summary import render_summary
+from taskdaemon.pipeline.cli.signal_keeper import SignalKeeper
 from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.cli.stop_signals import StopSignals
 from taskdaemon.pipeline.cli.terminal_width import summary_width
@@ -349,6 +350,8 @@ async def run_pipeline(
         except PipelineError as error:  # --serve's address cannot be bound: as serve and ui
             return refuse("run", EXIT_FAILURE, str(error))
         stack.enter_context(exits_said(observers))  # stage code's os._exit, said and stored
+        keeper = SignalKeeper()  # the stop signals stay taskdaemon's
+        observers.append(keeper)
         watcher = None
         if watch:
             from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
@@ -380,6 +383,7 @@ async def run_pipeline(
                 view = asyncio.create_task(follow(stream, sys.stderr, tty=redrawable(sys.stderr)))
 
             signals.install()
+            keeper.keep()
             signals.bind(handle.run_id, handle.cancel)
             stack.callback(signals.remove)
             stack.callback(_dump_on_sigusr1(engine, observers))

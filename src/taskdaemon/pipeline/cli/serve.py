@@ -82,6 +82,7 @@ from taskdaemon.pipeline.cli.options import (
     whole_number,
 )
 from taskdaemon.pipeline.cli.refusal import refuse
+from taskdaemon.pipeline.cli.signal_keeper import SignalKeeper
 from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.cli.stop_signals import stop_cancel
 from taskdaemon.pipeline.cli.terminal_state import exit_now
@@ -397,6 +398,7 @@ async def _serve(
         if args.auto_approve:
             observers.append(approver)
         stack.enter_context(exits_said(observers))  # stage code's os._exit, said and stored
+        observers.append(SignalKeeper().keep())  # the stop signals stay taskdaemon's
         workspace = settings.home / "workspaces"
         engine = Engine(resolver=registry, observers=observers, workspace=workspace.absolute())
         approver.engine = engine

@@ -1,0 +1,65 @@
+"""An ``async def`` handler that changes SIGINT's handling, run by the real ``taskdaemon run``:
+once its stage has ended, Ctrl-C cancels the run again (``cli/signal_keeper.py``)."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+from pathlib import Path
+
+import pytest
+
+from cli_support import ended_at_exit, in_background, line_with, pythonpath_with, taskdaemon
+
+HANDLERS = """\
+import os
+import signal
+
+
+async def changes(ctx):
+    signal.signal(signal.SIGINT, getattr(signal, os.environ["HANDLING"]))
+    return {}
+"""
+
+PIPELINE = """\
+name: sig
+stages:
+  - name: a
+    handler: "changing:changes"
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    command: "sleep 60"
+    triggers: [{on_completion: {stage: a}}]
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("handling", "said"), [("SIG_IGN", "set to be ignored"), ("SIG_DFL", "set to its default")]
+)
+def test_ctrl_c_cancels_the_run_after_a_handler_changed_its_handling(
+    home: Path, tmp_path: Path, handling: str, said: str
+) -> None:
+    """Before, with SIGINT ignored the run went on to ``sleep 60``'s end (exit 0, a success);
+    with its default action the process died of it (exit -2, the run left interrupted)."""
+    (tmp_path / "changing.py").write_text(HANDLERS)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    env = {"PYTHONPATH": pythonpath_with(tmp_path), "HANDLING": handling}
+    with ended_at_exit(in_background(home, "run", str(pipeline), **env)) as ran:
+        seen: list[str] = []
+        line_with(ran.stderr, re.compile(r"\bb\s+running"), seen=seen)
+        ran.send_signal(signal.SIGINT)
+        _out, rest = ran.communicate(timeout=60)
+    stderr = "".join(seen) + rest
+    assert 130 == ran.returncode, stderr
+    warning = f"SIGINT's handling was changed by stage code ({said}"  # the words up to the stage
+    assert warning in stderr
+    assert "seen as stage 'a' ended): taskdaemon's is put back" in stderr
+    run_id = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)[0]["run_id"]
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    assert ("cancelled", ["success", "cancelled"]) == (
+        shown["status"],
+        [stage["status"] for stage in shown["stages"]],
+    )
