@@ -85,6 +85,7 @@ from logging import LogRecord
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from taskdaemon.pipeline.cli.recursion_floor import built_at_floor
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
     EngineEvent,
@@ -632,25 +633,25 @@ def start_deferred_monitoring(
         _store_directory(Path(settings.span_source[len("sqlite:///") :]))
     loaded = contextlib.ExitStack()
 
+    def build() -> tuple[Any, Any, Any]:
+        from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator  # noqa: PLC0415
+
+        return build_monitor(
+            settings,
+            serve_metrics=False,
+            stack=loaded,
+            slot=slot,
+            capture=capture,
+            id_generator=PresetIdGenerator(),
+        )
+
     def load() -> None:
         deferred.wait_to_begin(LOAD_DELAY)
-        try:
-            from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
-            from taskdaemon.pipeline.cli.run_ids import (  # noqa: PLC0415
-                PresetIdGenerator,
-                preset_span_id,
-                preset_trace_id,
-            )
+        try:  # a stage's sys.setrecursionlimit(60) meanwhile: cli/recursion_floor.py
+            telemetry, monitor, _ = built_at_floor(build, loaded.close)
+            from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id  # noqa: PLC0415
             from taskdaemon.pipeline.cli.span_losses import unstored_cause  # noqa: PLC0415
-
-            telemetry, monitor, _ = build_monitor(
-                settings,
-                serve_metrics=False,
-                stack=loaded,
-                slot=slot,
-                capture=capture,
-                id_generator=PresetIdGenerator(),
-            )
         except Exception as error:  # monitoring never stops the pipeline
             if deferred.failed(f"{type(error).__name__}: {error}"):
                 _log.warning("telemetry failed to start; the run goes on without it: %s", error)
