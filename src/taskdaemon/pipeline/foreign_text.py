@@ -33,6 +33,7 @@ import traceback
 from collections.abc import Callable
 from typing import Any, Final
 
+from taskdaemon.pipeline.descriptor_reserve import exhaustion_text, starved
 from taskdaemon.pipeline.errors import exception_text
 
 __all__ = [
@@ -65,7 +66,7 @@ def handler_error_text(error: BaseException) -> str:
     is the handler's code, taken within :data:`TEXT_DEADLINE_SECONDS` or written
     ``<module.Type: its text did not come within 1s>`` (see the module docstring)."""
     if _python_writes(error):
-        return exception_text(error)
+        return exhaustion_text(error) if starved(error) else exception_text(error)
     text = text_within(lambda: exception_text(error))
     if text is None:
         return f"<{_type_name(error)}: its text did not come within {TEXT_DEADLINE_SECONDS:g}s>"

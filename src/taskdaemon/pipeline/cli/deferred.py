@@ -85,7 +85,8 @@ from logging import LogRecord
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskdaemon.pipeline.cli.recursion_floor import built_at_floor
+from taskdaemon.pipeline.cli.load_again import built_despite_stage_code
+from taskdaemon.pipeline.descriptor_reserve import keep_reserve
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
     EngineEvent,
@@ -648,8 +649,8 @@ def start_deferred_monitoring(
 
     def load() -> None:
         deferred.wait_to_begin(LOAD_DELAY)
-        try:  # a stage's sys.setrecursionlimit(60) meanwhile: cli/recursion_floor.py
-            telemetry, monitor, _ = built_at_floor(build, loaded.close)
+        try:  # stage code took what it needs: cli/load_again.py
+            telemetry, monitor, _ = built_despite_stage_code(build, loaded.close)
             from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id  # noqa: PLC0415
             from taskdaemon.pipeline.cli.span_losses import unstored_cause  # noqa: PLC0415
         except Exception as error:  # monitoring never stops the pipeline
@@ -679,5 +680,6 @@ def start_deferred_monitoring(
                 _log.warning("%d run log records were not stored", slot.dropped)
 
     stack.callback(close)
+    keep_reserve()  # for the load, should stage code take every descriptor meanwhile
     thread.start()
     return deferred
