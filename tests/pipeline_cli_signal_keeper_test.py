@@ -1,5 +1,5 @@
 """An ``async def`` handler that changes SIGINT's handling, run by the real ``taskdaemon run``:
-once its stage has ended, Ctrl-C cancels the run again (``cli/signal_keeper.py``)."""
+within ``CHECK_SECONDS`` of the change, Ctrl-C cancels the run again (``cli/signal_keeper.py``)."""
 
 from __future__ import annotations
 
@@ -50,13 +50,13 @@ def test_ctrl_c_cancels_the_run_after_a_handler_changed_its_handling(
     with ended_at_exit(in_background(home, "run", str(pipeline), **env)) as ran:
         seen: list[str] = []
         line_with(ran.stderr, re.compile(r"\bb\s+running"), seen=seen)
+        if not any("taskdaemon's is put back" in line for line in seen):  # at the next look
+            line_with(ran.stderr, "taskdaemon's is put back", seen=seen)
         ran.send_signal(signal.SIGINT)
         _out, rest = ran.communicate(timeout=60)
     stderr = "".join(seen) + rest
     assert 130 == ran.returncode, stderr
-    warning = f"SIGINT's handling was changed by stage code ({said}"  # the words up to the stage
-    assert warning in stderr
-    assert "seen as stage 'a' ended): taskdaemon's is put back" in stderr
+    assert f"SIGINT's handling was changed by stage code ({said}" in stderr
     run_id = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)[0]["run_id"]
     shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
     assert ("cancelled", ["success", "cancelled"]) == (

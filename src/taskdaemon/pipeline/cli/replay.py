@@ -287,7 +287,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
         signals.install()
         stack.callback(signals.remove)
         stack.enter_context(exits_said(monitoring.observers))  # stage code's os._exit, said
-        observers.append(SignalKeeper().keep())  # the stop signals stay taskdaemon's
+        stack.callback(SignalKeeper().keep().close)  # the stop signals stay taskdaemon's
         try:
             outcome = await execute_plan(
                 plan,

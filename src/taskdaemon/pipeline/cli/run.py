@@ -350,8 +350,6 @@ async def run_pipeline(
         except PipelineError as error:  # --serve's address cannot be bound: as serve and ui
             return refuse("run", EXIT_FAILURE, str(error))
         stack.enter_context(exits_said(observers))  # stage code's os._exit, said and stored
-        keeper = SignalKeeper()  # the stop signals stay taskdaemon's
-        observers.append(keeper)
         watcher = None
         if watch:
             from taskdaemon.pipeline.visualization import DagWatcher  # noqa: PLC0415
@@ -383,7 +381,7 @@ async def run_pipeline(
                 view = asyncio.create_task(follow(stream, sys.stderr, tty=redrawable(sys.stderr)))
 
             signals.install()
-            keeper.keep()
+            stack.callback(SignalKeeper().keep().close)  # the stop signals stay taskdaemon's
             signals.bind(handle.run_id, handle.cancel)
             stack.callback(signals.remove)
             stack.callback(_dump_on_sigusr1(engine, observers))

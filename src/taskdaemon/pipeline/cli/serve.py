@@ -398,7 +398,7 @@ async def _serve(
         if args.auto_approve:
             observers.append(approver)
         stack.enter_context(exits_said(observers))  # stage code's os._exit, said and stored
-        observers.append(SignalKeeper().keep())  # the stop signals stay taskdaemon's
+        stack.callback(SignalKeeper().keep().close)  # the stop signals stay taskdaemon's
         workspace = settings.home / "workspaces"
         engine = Engine(resolver=registry, observers=observers, workspace=workspace.absolute())
         approver.engine = engine

@@ -1,4 +1,4 @@
-"""The stop signals' handling, put back when stage code changed it (an engine observer).
+"""The stop signals' handling, put back when stage code changed it (a timer on the loop).
 
 An ``async def`` handler runs on the event loop's thread, the main one for ``run``, ``serve``
 and ``replay``, so it may call ``signal.signal``. ``signal.signal(SIGINT, SIG_IGN)`` made the
@@ -8,58 +8,68 @@ success); ``SIG_DFL`` made the next Ctrl-C kill the process outright (the run le
 run (asyncio's wake-up descriptor is written for every signal), but ran too.
 
 Decision: SIGINT, SIGTERM and SIGHUP are taskdaemon's for as long as it runs stages: they are
-how a user stops a run cleanly (``cli/stop_signals.py``). When a stage attempt ends (the
-engine's ``StageFinished``), :class:`SignalKeeper` compares each one's handling with what it
-was once taskdaemon had installed its own, and puts back any that changed, with one warning
-naming the signal, what it had become and the stage seen ending. Not refused up front: nothing
-can tell a handler's ``signal.signal`` before it runs. Not put back at once: while the handler
-runs, its choice holds (nothing polls). A handler that means to finish a step before it
-stops has the tools a run's cancellation respects: catching ``asyncio.CancelledError``, or
-``asyncio.shield``. The stage named is the one that ended when the change was seen; with
-stages running side by side, the change may be another one's.
+how a user stops a run cleanly (``cli/stop_signals.py``). :class:`SignalKeeper` takes their
+handling once taskdaemon has installed its own, looks again every :data:`CHECK_SECONDS` on the
+event loop, and puts back any that changed, with one warning naming the signal and what it had
+become. Not refused up front: nothing can tell a handler's ``signal.signal`` before it runs.
+Looked at on a timer, not as each stage ends: a check per stage would cost every stage of every
+run for a mistake few handlers make, and a timer also gives Ctrl-C back while the handler that
+changed it still runs. A handler that means to finish a step before it stops has the tools a
+run's cancellation respects: catching ``asyncio.CancelledError``, or ``asyncio.shield``. Only
+the main thread can change a signal's handling, so only ``async def`` handlers (run on the loop,
+the main thread) can do it; the warning cannot name which one did.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import signal
 import threading
 from collections.abc import Callable
 from typing import Any
 
-from taskdaemon.pipeline.events import EngineEvent, StageFinished
-
-__all__ = ["SignalKeeper"]
+__all__ = ["CHECK_SECONDS", "SignalKeeper"]
 
 _log = logging.getLogger(__name__)
 
 #: The signals kept: every stop signal a command may handle (``cli/hangup.py``).
 KEPT = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+#: How often the handling is looked at: the longest a changed handling holds.
+CHECK_SECONDS = 0.5
+
 _Handling = Callable[[int, Any], Any] | int | signal.Handlers | None
 
 
 class SignalKeeper:
-    """An engine observer that puts back the stop signals' handling (module docstring)."""
-
-    guards_itself = True  # ``on_event`` and ``wants_record`` never raise
+    """Puts back the stop signals' handling stage code changed (module docstring)."""
 
     def __init__(self) -> None:
         self._kept: dict[int, _Handling] = {}
+        self._timer: asyncio.TimerHandle | None = None
 
     def keep(self) -> SignalKeeper:
         """Take the stop signals' handling as it is now (taskdaemon's own installed) as the
-        handling to keep; the keeper itself."""
+        handling to keep, and look at it again every :data:`CHECK_SECONDS` on the running loop
+        until :meth:`close`; the keeper itself. Called on the loop's thread."""
         if threading.current_thread() is threading.main_thread():  # else none can change
             self._kept = {signum: signal.getsignal(signum) for signum in KEPT}
+            self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
         return self
 
-    def wants_record(self, kind: type) -> bool:
-        return kind is StageFinished
+    def close(self) -> None:
+        """Stop looking (the handling is left as it is)."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
-    def on_event(self, event: EngineEvent) -> None:
-        if type(event) is not StageFinished:
-            return
+    def _check(self) -> None:
+        self.put_back()
+        self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
+
+    def put_back(self) -> None:
+        """Put back each kept signal's handling that changed, saying so; never raises."""
         for signum, kept in self._kept.items():
             now = signal.getsignal(signum)
             if now == kept:
@@ -68,13 +78,13 @@ class SignalKeeper:
                 signal.signal(signum, kept)
             except (ValueError, TypeError, OSError):  # never stops the run
                 continue
+            name = signal.Signals(signum).name
             _log.warning(
-                "%s's handling was changed by stage code (%s, seen as stage '%s' ended): "
-                "taskdaemon's is put back, so that %s still stops the run",
-                signal.Signals(signum).name,
+                "%s's handling was changed by stage code (%s): taskdaemon's is put back, so "
+                "that %s still stops the run",
+                name,
                 _handling(now),
-                event.stage,
-                signal.Signals(signum).name,
+                name,
             )
 
 
