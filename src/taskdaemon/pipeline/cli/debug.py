@@ -260,11 +260,7 @@ def _resumed_line(action: str, resumed: Any) -> str:
 
 
 def _local(args: argparse.Namespace, file: str) -> int:
-    from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
-    from taskdaemon.pipeline.cli._prompt import LinesAbove  # noqa: PLC0415
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.stop_signals import stop_cancel  # noqa: PLC0415
     from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -278,13 +274,27 @@ def _local(args: argparse.Namespace, file: str) -> int:
     pipeline, registry = loaded
     env = load_settings().breakpoints
     workspace = workspace_root(args)
+    return prompt_over(
+        "debug", lambda: RunThread(args, pipeline, request, registry, workspace, env)
+    )
+
+
+def prompt_over(command: str, make_runner: Callable[[], RunThread]) -> int:
+    """Run the run ``make_runner`` makes (a :class:`RunThread`) under the prompt, in this
+    terminal, until it ends; its exit code. ``debug FILE``'s, and ``replay --break``'s
+    (``cli/replay_debug.py``); ``command`` names the command in a one-line refusal."""
+    from taskdaemon.pipeline.cli._debug_prompt import DebugPrompt  # noqa: PLC0415
+    from taskdaemon.pipeline.cli._prompt import LinesAbove  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.sigterm import exit_code, sigterm_raises  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.stop_signals import stop_cancel  # noqa: PLC0415
+
     # The run's progress lines (and log records) show above the prompt, not in what is typed.
     above = LinesAbove(sys.stderr)
     # SIGTERM and SIGHUP stop the run as Ctrl-C does (cancelled, exit 143 or 129), not by their
     # default action, which would leave the run ``interrupted`` in the store, no summary: from
     # the run's start, as its first pause may show before the prompt does.
     with contextlib.redirect_stderr(above), sigterm_raises():
-        runner = _RunThread(args, pipeline, request, registry, workspace, env)
+        runner = make_runner()
         # The run's loop is not this thread's, where a signal's handler runs: it hands the
         # dump to the loop (``run`` installs its SIGUSR1 on its loop, the main thread's).
         previous = signal.signal(signal.SIGUSR1, lambda _signum, _frame: runner.dump())
@@ -292,7 +302,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         try:
             run_id = runner.started()
             if run_id is None:
-                return refuse("debug", runner.code, runner.error or "the run did not start")
+                return refuse(command, runner.code, runner.error or "the run did not start")
             call = caller(run_id)
             prompt = DebugPrompt(
                 call, history=home_directory() / "debug_history", by="cli debug", above=above
@@ -312,7 +322,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
         except KeyboardInterrupt as stop:
             run_id = runner.started()  # the stop may come before the run has its id
             if run_id is None:
-                return refuse("debug", runner.code, runner.error or "the run did not start")
+                return refuse(command, runner.code, runner.error or "the run did not start")
             runner.interrupted = exit_code(stop) - 128
             with contextlib.suppress(OSError):  # said if it can be: the cancel must happen
                 print(
@@ -322,7 +332,7 @@ def _local(args: argparse.Namespace, file: str) -> int:
                 )
             runner.cancel(*stop_cancel(runner.interrupted))
         except PipelineError as exc:
-            refuse("debug", EXIT_FAILURE, str(exc))
+            refuse(command, EXIT_FAILURE, str(exc))
             runner.cancel()
         except BaseException:
             runner.cancel()  # else finish() would wait for ever on a run left paused
@@ -333,9 +343,12 @@ def _local(args: argparse.Namespace, file: str) -> int:
         return runner.code
 
 
-class _RunThread(threading.Thread):
+class RunThread(threading.Thread):
     """The engine's event loop, running the one debugged run and serving its control socket
-    (with the debug ops) until ``finish()``; the prompt talks to it through the socket."""
+    (with the debug ops) until ``finish()``; the prompt talks to it through the socket. A
+    subclass runs another run in ``_main`` (``cli/replay_debug.py``): it sets ``run_id`` and
+    ``_ready`` once its socket serves, ``_loop``, ``_handle`` and ``_dump`` for ``cancel`` and
+    ``dump``, ``code`` at the end, and waits for ``_finished`` before closing the socket."""
 
     def __init__(  # noqa: PLR0917 - built in one place
         self,
