@@ -49,11 +49,13 @@ def on_a_terminal_of(
     streams: tuple[str, ...] = ("stdout", "stderr"),
     keys: bytes | None = None,
     lines: int = 24,
+    cwd: Path = ROOT,
 ) -> tuple[int, list[str]]:
     """``taskdaemon ARGS`` with its ``streams`` (stdout, stderr) on a pty ``columns`` wide and
     ``lines`` high, any other discarded (no ``COLUMNS`` variable: the terminal's own size is
     read): its exit code and the lines it showed. With ``keys``, stdin is the terminal too
-    and ``keys`` are typed at once (the terminal holds them until the command reads)."""
+    and ``keys`` are typed at once (the terminal holds them until the command reads). It runs
+    in ``cwd`` (a pipeline's Python handlers beside its file)."""
     primary, secondary = pty.openpty()
     fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", lines, columns, 0, 0))
     env = environment(home, TERM="xterm-256color")
@@ -64,7 +66,7 @@ def on_a_terminal_of(
             stdin=subprocess.DEVNULL if keys is None else secondary,
             stdout=secondary if "stdout" in streams else subprocess.DEVNULL,
             stderr=secondary if "stderr" in streams else subprocess.DEVNULL,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
         )
     finally:

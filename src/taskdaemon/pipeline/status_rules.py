@@ -74,6 +74,10 @@ OPEN_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.
 #: a reader following it waits for more.
 GOING_RUN_STATUSES: Final = frozenset({RunStatus.RUNNING.value, RunStatus.PAUSED.value})
 
+#: An execution a replay fed from the record (``telemetry.STATUS_REPLAYED``, a span's status;
+#: the engine has no such state).
+REPLAYED: Final = "replayed"
+
 #: Which status names a stage whose instances disagree: the first that any instance has wins.
 #: In-flight states come first (the stage is not done while any instance is), then the failures,
 #: worst first: a fan-out stage with one failed instance and others cancelled by the stop that
@@ -103,8 +107,10 @@ def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
     """A stage's status from its ``(instance, status)`` attempts in start order.
 
     Each instance's last attempt counts. The first of :data:`STAGE_PRECEDENCE` that one of them
-    has wins; else their common status when they agree; else ``skipped`` (some instance did
-    not run, e.g. the debugger skipped it). ``skipped`` too when there is no attempt.
+    has wins; else their common status when they agree, leaving out the ``replayed`` instances
+    (reused from the record, each a success there) when others ran; else ``skipped`` (some
+    instance did not run, e.g. the debugger skipped it). ``skipped`` too when there is no
+    attempt.
     """
     last_per_instance: dict[int, str] = {}
     for instance, status in attempts:
@@ -120,6 +126,8 @@ def stage_status_of(attempts: Iterable[tuple[int, str]]) -> str:
     if best is not None:
         return best
     distinct = set(last_per_instance.values())
+    if len(distinct) > 1:  # instances a replay reused beside those it ran: these say it
+        distinct.discard(REPLAYED)
     return distinct.pop() if len(distinct) == 1 else StageStatus.SKIPPED.value
 
 

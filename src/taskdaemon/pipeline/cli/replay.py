@@ -2,9 +2,10 @@
 
 ::
 
-    taskdaemon replay RUN [FILE] [--source URL] [--from STAGE] [--verify] [--json]
+    taskdaemon replay RUN [FILE] [--source URL] [--from STAGE [--rerun-all]] [--verify] [--json]
                           [--dry-run] [--use-file] [--input K=V ...] [--stage-output S=F.json ...]
                           [--workspace DIR]
+    taskdaemon replay RUN ... --break STAGE[:CEL] ... [--break-on-failure]
     taskdaemon replay RUN --step [--source URL]
 
 * The replay is a new run (a new trace) of the recorded definition and request with today's
@@ -14,7 +15,10 @@
   ``replayed``, in the progress lines as in the summary, unless the replay stopped before
   one started: ``skipped``, as ``runs show`` says), and starts the replay's workspace
   as a copy of the recorded run's (``DIR/<recorded run id>``, left untouched), so STAGE finds
-  the files the fed stages left. ``FILE`` is used when it is the recorded definition; when it
+  the files the fed stages left. A fan-out (``on_event``) stage run again there, that some
+  instances of did not succeed in, runs only those again: the others are reused from the
+  record, shown ``replayed`` (``replay/plan.py`` says when and why); ``--rerun-all`` runs
+  them all. ``FILE`` is used when it is the recorded definition; when it
   differs the command says how and runs it only with ``--use-file`` (said once: a note when
   it runs, else the error). ``--dry-run`` prints what would run and what would be fed.
 * A value the replay needs that was redacted or cut stops it before anything runs, with one
@@ -26,6 +30,9 @@
   the replay, as ``run``, with one line saying its run is not stored (``run.say_unstored``).
 * ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
   replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
+* ``--break STAGE[:CEL]`` / ``--break-on-failure`` (and ``TASKDAEMON_BREAKPOINTS``) run the
+  replay under the debugger's prompt, as ``debug FILE`` runs a file (``cli/replay_debug.py``);
+  fed stages and reused instances never pause. Checked before anything runs (exit 2).
 * ``--step`` executes nothing: it walks the recorded run event by event, printing each event
   and the state of every stage after it, at the debugger's prompt (``cli/_step_prompt.py``:
   history, completion, ``help``; one command a line on stdin when it is not a terminal):
@@ -52,6 +59,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from taskdaemon.pipeline.cli.breakpoints import add_break_options, checked_breakpoints
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.options import (
     add_input_options,
@@ -87,10 +95,16 @@ only with --use-file when it differs) and the recorded request.
 The replay works in DIR/<run_id> as a run does (--workspace DIR). --from STAGE feeds the
 stages before STAGE from the record (they show as replayed) and runs STAGE and what follows,
 in a workspace that starts as a copy of the recorded run's (the files the fed stages left).
+Of a fan-out stage run again, only the instances that did not succeed run: those that did
+are reused from the record (replayed); --rerun-all runs them all.
 --verify compares every re-executed stage's outputs and published events with the record
 (the replay's own run id read as the recorded one). --dry-run says what would run and what
 would be fed. A value the replay needs that was redacted or cut stops it first, naming each
 one and how to supply it (--input KEY=VALUE, --stage-output STAGE=FILE.json).
+
+--break STAGE[:CEL] and --break-on-failure run the replay under the debugger's prompt, as
+'debug FILE' runs a file (the same breakpoints, prompt and commands); fed stages and reused
+instances never pause.
 
 --step runs nothing: it walks the recorded run event by event and prints the state of every
 stage after each, at the debugger's prompt (history, Tab completion, help). Commands (at the
@@ -119,6 +133,11 @@ def register(subparsers: Any) -> None:
     add_source_option(parser)
     parser.add_argument("--from", dest="from_stage", metavar="STAGE", help="run from this stage")
     parser.add_argument(
+        "--rerun-all",
+        action="store_true",
+        help="with --from: run every instance of a fan-out again, not only those that failed",
+    )
+    parser.add_argument(
         "--verify", action="store_true", help="compare with the record (exit 3 when they differ)"
     )
     parser.add_argument("--json", action="store_true", help="the divergence report as JSON")
@@ -136,6 +155,7 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="no progress lines on stderr; the summary (or --verify's report) still goes to stdout",
     )
+    add_break_options(parser)
     add_workspace_option(parser)
     add_log_level_option(parser)
     parser.set_defaults(func=replay_command)
@@ -150,8 +170,11 @@ def replay_command(args: argparse.Namespace) -> int:
         load_recorded_run,
     )
     from taskdaemon.pipeline.replay.plan import load_stage_output  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     if args.step:
+        if args.breaks or args.break_on_failure:
+            return refuse("replay", 2, "--step runs nothing: --break acts on a replay that runs")
         return _step(args)
     try:
         inputs = parse_inputs(args.input, args.input_file)
@@ -172,6 +195,7 @@ def replay_command(args: argparse.Namespace) -> int:
             from_stage=args.from_stage,
             inputs=inputs,
             stage_outputs=stage_outputs,
+            rerun_all=args.rerun_all,
         )
     except ConfigError as error:
         said = printable(str(error)) if args.file is None else located(str(error), args.file)
@@ -205,7 +229,16 @@ def replay_command(args: argparse.Namespace) -> int:
         plan.check(verify=args.verify)
     except ReplayError as error:
         return refuse("replay", 2, str(error))
-    return run_loop(_execute(args, plan))  # as ``run``'s (event_loop.py)
+    env = load_settings().breakpoints
+    try:  # checked before anything runs, as ``run`` and ``debug FILE`` check them
+        breakpoints = checked_breakpoints(plan.check(), args, env)
+    except ValueError as error:
+        return refuse("replay", 2, str(error))
+    if breakpoints:
+        from taskdaemon.pipeline.cli.replay_debug import replay_at_prompt  # noqa: PLC0415
+
+        return replay_at_prompt(args, plan, env, execute_replay)
+    return run_loop(execute_replay(args, plan))  # as ``run``'s (event_loop.py)
 
 
 def _as_recorded(result: Any, fed: Any) -> Any:
@@ -236,7 +269,9 @@ def _default_source() -> str:
     return load_settings().span_source
 
 
-async def _execute(args: argparse.Namespace, plan: Any) -> int:
+async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = None) -> int:
+    """Run the checked ``plan`` as ``args`` ask; the exit code. ``debugged``: the thread that
+    runs it under the debugger's prompt (``cli/replay_debug.py``), which gives the hooks."""
     from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run import say_unstored  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
@@ -263,13 +298,19 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
-    observers: list[Any] = [] if args.quiet else [ProgressView(sys.stderr, replayed=plan.fed)]
+    reused = [(stage, i) for stage, instances in plan.reused.items() for i in instances]
+    # At the prompt, a pause names no ``debug attach``: its user is at one (``debug FILE``'s).
+    observers = (
+        []
+        if args.quiet
+        else [ProgressView(sys.stderr, replayed=plan.fed, reused=reused, attach_hint=not debugged)]
+    )
     # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
     # example's) would write them into the current directory, and a stage reading them back
     # would fail.
     root = str(workspace_root(args))
     seed = recorded_workspace(root, plan)
-    if plan.fed and seed is None:
+    if (plan.fed or plan.reused) and seed is None:
         print(
             f"note: the recorded run's workspace {Path(root) / plan.recorded.run_id} is not "
             "there: the stages run again start in an empty workspace (a run made with "
@@ -284,10 +325,18 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
             monitoring = start_monitoring(settings, serve=None, stack=stack)
         except OSError as error:
             raise SettingsError([("monitoring", str(error))]) from None
-        signals.install()
-        stack.callback(signals.remove)
         stack.enter_context(exits_said(monitoring.observers))  # stage code's os._exit, said
-        stack.callback(SignalKeeper().keep().close)  # the stop signals stay taskdaemon's
+        if debugged is None:
+            signals.install()
+            stack.callback(signals.remove)
+            stack.callback(SignalKeeper().keep().close)  # the stop signals stay taskdaemon's
+            hooks: dict[str, Any] = {
+                "started": functools.partial(
+                    _started, signals, monitoring, stack, definition=plan.pipeline
+                )
+            }
+        else:  # the prompt's thread has the signals (``debug.prompt_over``)
+            hooks = debugged.hooks(monitoring)
         try:
             outcome = await execute_plan(
                 plan,
@@ -297,9 +346,7 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
                 verify=args.verify,
                 workspace=root,
                 seed_workspace=seed,
-                started=functools.partial(
-                    _started, signals, monitoring, stack, definition=plan.pipeline
-                ),
+                **hooks,
             )
         except PipelineError as error:
             return refuse("replay", 2, str(error))
@@ -317,6 +364,8 @@ async def _execute(args: argparse.Namespace, plan: Any) -> int:
     if result.succeeded:
         return 0
     stopped = signals.exit_code()
+    if debugged is not None and debugged.interrupted:
+        stopped = 128 + debugged.interrupted  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
     return stopped if stopped is not None and str(result.status) == "cancelled" else 1
 
 

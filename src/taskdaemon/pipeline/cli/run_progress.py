@@ -119,6 +119,7 @@ class ProgressView:
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
         replayed: Collection[str] = (),
+        reused: Collection[tuple[str, int]] = (),
     ) -> None:
         self._stream: _Stream = _SettledStream(
             stream if stream is not None else sys.stderr, flush_stdout
@@ -138,11 +139,15 @@ class ProgressView:
         # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
         # work nobody did.
         self._replayed = frozenset(replayed)
+        self._reused = frozenset(reused)  # (stage, instance): as a fed stage's, one line
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
         self._skipped: set[str] = set()  # stages whose skip line is written
         self._reached: set[tuple[str, int]] = set()  # (stage, instance) started or paused
         self._unreached: list[tuple[str, int]] = []  # cancelled queued: said at the run's end
+
+    def _is_replayed(self, stage: str, instance: int) -> bool:
+        return stage in self._replayed or (stage, instance) in self._reused
 
     def settle_first(self, settle: Callable[[], None]) -> None:
         """Call ``settle`` (the monitor's ``flush``) before each line, so that the run log's
@@ -201,7 +206,7 @@ class ProgressView:
                 self._multi.add(event.stage)
             self._started[event.task_run_id] = event.at
             self._reached.add((event.stage, event.instance))
-            if event.stage in self._replayed:
+            if self._is_replayed(event.stage, event.instance):
                 return  # it never ran: its one line is ``replayed`` (the constructor)
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
             self._write(event.stage, f"running{retry}", event.instance)
@@ -217,7 +222,8 @@ class ProgressView:
             took = f" in {format_duration(event.at - started)}" if started is not None else ""
             error = event.cancel_reason if event.cancel_reason else event.error
             retry = " (will retry)" if event.will_retry else ""
-            what = "replayed" if event.stage in self._replayed else f"{event.status}{took}{retry}"
+            replayed = self._is_replayed(event.stage, event.instance)
+            what = "replayed" if replayed else f"{event.status}{took}{retry}"
             self._write(event.stage, what, event.instance, error)
             if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
                 self._write_tail(event.exception.stderr_tail)

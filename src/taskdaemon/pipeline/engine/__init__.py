@@ -72,8 +72,10 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
   missing required input fails the attempt with ``missing required input 'x': <path>: <why>``
   (``cannot evaluate required input`` when the expression fails otherwise, a type error say).
   A handler's ``None`` result is ``{}`` and a non-mapping ``v`` is ``{"value": v}``; with an
-  ``outputs:`` mapping the outputs are those expressions over ``result``. A stage with more than
-  one instance has ``stages.X.outputs == {"instances": [outputs, in instance order]}``.
+  ``outputs:`` mapping the outputs are those expressions over ``result`` (a
+  :class:`MappedOutputs` result is the outputs as is: a replay's recorded ones). A stage with
+  more than one instance has ``stages.X.outputs == {"instances": [outputs, in instance
+  order]}``.
   ``ctx.publish`` accepts only the stage's ``emits`` (else :class:`PipelineError` in the
   handler); ``publish`` from outside only types some stage listens to or ``external_events``.
 * **Cancellation** (``cancel()``, or leaving ``async with``): running and queued executions end
@@ -112,6 +114,7 @@ from taskdaemon.pipeline.engine._results import (
     ExecutionResult,
     GateDecision,
     HandlerResolver,
+    MappedOutputs,
     PauseGate,
     RunResult,
     StageGateRequest,
@@ -127,6 +130,7 @@ __all__ = [
     "ExecutionResult",
     "GateDecision",
     "HandlerResolver",
+    "MappedOutputs",
     "PauseGate",
     "PausedExecution",
     "RunHandle",

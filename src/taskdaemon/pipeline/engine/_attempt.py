@@ -33,7 +33,7 @@ from taskdaemon.pipeline.engine._dataflow import (
     resolve_inputs,
 )
 from taskdaemon.pipeline.engine._makers import stage_finished, stage_queued, stage_started
-from taskdaemon.pipeline.engine._results import StageGateRequest
+from taskdaemon.pipeline.engine._results import MappedOutputs, StageGateRequest
 from taskdaemon.pipeline.engine._run_base import RunBase
 from taskdaemon.pipeline.engine._stage_state import (
     CANCELLED,
@@ -351,7 +351,9 @@ class Attempts(RunBase):
                     return TIMEOUT, TimeoutError(ex.error)
             check_result(result)
             cs = srt.cs
-            if cs.outputs is not None:
+            if type(result) is MappedOutputs:  # outputs recorded after their mapping
+                ex.outputs = dict(result)
+            elif cs.outputs is not None:
                 # The mapping may rename a secret key's value or drop the key (``t:
                 # result.token``): the result's own secrets are learnt before its outputs.
                 remember_secrets(result, self.run_id)

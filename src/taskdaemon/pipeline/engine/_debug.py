@@ -112,6 +112,9 @@ class DebugSession:
         self.unattended_limit: float | None = None
         #: run id -> whether a prompt is attached to it now (``DebugOps``).
         self.attended: dict[str, Callable[[], bool]] = {}
+        #: (run id, stage, instance) -> True for an execution that never pauses, at a start or
+        #: a failure: a replay's fed one, which does no work to look at (``replay/run.py``).
+        self.never_held: Callable[[str, str, int], bool] | None = None
 
     # ------------------------------------------------------------------ breakpoints
 
@@ -367,6 +370,10 @@ class DebugSession:
         run = handle._run
         if run.stopping is not None:
             return None
+        if self.never_held is not None and self.never_held(
+            request.run_id, request.stage, request.instance
+        ):
+            return None
         srt = run.stages[request.stage]
         inst = srt.instances[request.instance]
         reason = self._start_reason(run, request)
@@ -397,6 +404,8 @@ class DebugSession:
         """After a failed attempt: pause at a failure breakpoint; True means retry it now."""
         ex.ended = run.ctx.clock()  # the attempt ended here; a pause is not run time
         if run.stopping is not None or not self._breakpoints:
+            return False
+        if self.never_held is not None and self.never_held(run.run_id, srt.name, inst.index):
             return False
         # The inputs it ran with (none kept when debug mode came on while it ran).
         inputs = dict(getattr(ex, "inputs", {}))

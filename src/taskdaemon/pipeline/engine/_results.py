@@ -100,3 +100,9 @@ class RunResult:
     def succeeded(self) -> bool:
         """True when the run ended ``success``."""
         return self.status is RunStatus.SUCCESS
+
+
+class MappedOutputs(dict[str, Any]):
+    """A handler's result that already is its stage's outputs: the engine applies no
+    ``outputs:`` mapping to it. A replay hands on an instance's outputs as recorded, after
+    the mapping, for a stage whose other instances run again with it."""

@@ -75,6 +75,7 @@ async def replay_async(
     observers: Iterable[Any] = (),
     recorded: RecordedRun | None = None,
     workspace: str | None = None,
+    rerun_all: bool = False,
 ) -> ReplayOutcome:
     """Replay ``run_id`` (see ``replay``) inside a running event loop."""
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415 - lazy
@@ -93,6 +94,7 @@ async def replay_async(
         from_stage=from_stage,
         inputs=inputs,
         stage_outputs=stage_outputs,
+        rerun_all=rerun_all,
     )
     return await execute_plan(
         plan,
@@ -122,7 +124,9 @@ def replay(
     (request fields to supply), ``stage_outputs`` (stage → outputs to feed), ``resolver``,
     ``monitor`` (default: a ``PipelineMonitor`` on the global providers), ``observers``,
     ``workspace`` (the folder the replay's workspace is made in, as ``Engine(workspace=...)``;
-    with ``from_stage``, the recorded run's folder there, when there, is copied into it first).
+    with ``from_stage``, the recorded run's folder there, when there, is copied into it first),
+    ``rerun_all`` (with ``from_stage``, run again every instance of a stage some instances of
+    did not succeed in, not only those: ``plan.py``).
     ``ReplayError`` names every value the replay needs that the spans lack.
     """
     return asyncio.run(

@@ -13,6 +13,16 @@
   and the events every attempt of it published are handed to the run as they were, in one
   attempt standing for all of the record's (its span is ``replayed``).
   Stages upstream of ``from_stage`` are always fed, whatever their recorded status;
+* **which instances run again**: with ``from_stage``, a stage run again that some of its
+  instances did not succeed in (a fan-out, ``on_event``) runs only those again by default,
+  and **reuses** the instances that succeeded: their recorded outputs and events are handed
+  on as a fed stage's are, each in its instance (``replayed``, linked to its original span).
+  Re-execution from failure as Dagster offers it, per instance: ninety-nine deployments that
+  went well are not made again, with their side effects and their cost, for the one that
+  failed. It is done only where the stage gets what the original got (every stage upstream
+  of it fed, the definition unchanged for it: ``_reused``), and not for a stage whose
+  instances all succeeded (``--from`` it runs them again: there is no failure to resume
+  from). ``rerun_all`` runs every instance again (today's handler code on all of them);
 * **what is missing**: every value the replay needs that was redacted or cut, and the end
   of a stage to feed that the record stops while it runs (a run still going, or killed). A
   plan with missing values must not run (``ReplayPlan.check``): replay never runs on wrong
@@ -99,6 +109,8 @@ class ReplayPlan:
     from_stage: str | None
     rerun: tuple[str, ...]
     fed: dict[str, dict[int, FedExecution]]
+    #: Stage run again -> its instances reused from the record (the module docstring).
+    reused: dict[str, dict[int, FedExecution]] = field(default_factory=dict)
     missing: list[MissingValue] = field(default_factory=list)
     changes: DefinitionChanges | None = None
     notes: list[str] = field(default_factory=list)
@@ -131,6 +143,13 @@ class ReplayPlan:
                 lines.append(
                     f"feed  {name}: recorded outputs of {counted(len(instances), 'instance')} "
                     f"({'/'.join(statuses)}), {counted(events, 'event')}"
+                )
+            elif name in self.reused:
+                kept = sorted(self.reused[name])
+                lines.append(
+                    f"run   {name}: the instances that did not succeed; reuse the recorded "
+                    f"outputs of {counted(len(kept), 'instance')} that did "
+                    f"({', '.join(map(str, kept))})"
                 )
             else:
                 lines.append(f"run   {name}")
@@ -259,59 +278,102 @@ def _fed(
     supplied: Any,
     missing: list[MissingValue],
 ) -> dict[int, FedExecution]:
-    fed: dict[int, FedExecution] = {}
     finals = recorded.final.get(stage, {})
-    for instance, execution in sorted(finals.items()):
-        if execution.end_ns is None:
-            # Fed only as an upstream of ``--from`` (a stage run again otherwise): the record
-            # has no outcome to hand on, and a stand-in failing for want of one would fail the
-            # replay, and skip the stage it was asked to run, every time.
+    return {
+        instance: _fed_instance(recorded, execution, supplied, missing)
+        for instance, execution in sorted(finals.items())
+    }
+
+
+def _fed_instance(
+    recorded: RecordedRun,
+    execution: RecordedExecution,
+    supplied: Any,
+    missing: list[MissingValue],
+) -> FedExecution:
+    """What instance ``execution`` (its last attempt) hands the new run; every value it lacks
+    goes to ``missing``."""
+    stage, instance = execution.stage, execution.instance
+    if execution.end_ns is None:
+        # Fed only as an upstream of ``--from`` (a stage run again otherwise): the record
+        # has no outcome to hand on, and a stand-in failing for want of one would fail the
+        # replay, and skip the stage it was asked to run, every time.
+        missing.append(
+            MissingValue(
+                f"the end of {execution.task_run_id}",
+                "the record stops while it runs (the run is still going, or it was interrupted)",
+                f"--from {stage} (run it again)",
+            )
+        )
+    outputs: Any = {}
+    if supplied is not None:
+        if isinstance(supplied, dict) and isinstance(supplied.get("instances"), list):
+            items = supplied["instances"]
+            outputs = items[instance] if instance < len(items) else {}
+        else:
+            outputs = supplied
+    elif execution.status == "success":
+        value = execution.outputs
+        problem, parsed = ("not recorded", None) if value is None else value.check()
+        if problem is None:
+            outputs = parsed
+        else:
             missing.append(
                 MissingValue(
-                    f"the end of {execution.task_run_id}",
-                    "the record stops while it runs (the run is still going, or it was "
-                    "interrupted)",
-                    f"--from {stage} (run it again)",
+                    f"outputs of {execution.task_run_id}",
+                    _problem_with_hint(problem or "not recorded"),
+                    f"--stage-output {stage}=FILE.json",
                 )
             )
-        outputs: Any = {}
-        if supplied is not None:
-            if isinstance(supplied, dict) and isinstance(supplied.get("instances"), list):
-                items = supplied["instances"]
-                outputs = items[instance] if instance < len(items) else {}
-            else:
-                outputs = supplied
-        elif execution.status == "success":
-            value = execution.outputs
-            problem, parsed = ("not recorded", None) if value is None else value.check()
-            if problem is None:
-                outputs = parsed
-            else:
-                missing.append(
-                    MissingValue(
-                        f"outputs of {execution.task_run_id}",
-                        _problem_with_hint(problem or "not recorded"),
-                        f"--stage-output {stage}=FILE.json",
-                    )
+    events = []
+    attempts = [a for a in recorded.executions.get(stage, ()) if a.instance == instance]
+    for event in [e for a in sorted(attempts, key=lambda a: a.attempt) for e in a.events]:
+        problem, payload = event.payload.check()
+        if problem is not None and event.payload.text is not None:
+            missing.append(
+                MissingValue(
+                    f"event {event.event_type} #{event.event_id} of {execution.task_run_id}",
+                    _problem_with_hint(problem),
+                    f"--from {stage} (run the stage again) or a larger capture cap",
                 )
-        events = []
-        attempts = [a for a in recorded.executions.get(stage, ()) if a.instance == instance]
-        for event in [e for a in sorted(attempts, key=lambda a: a.attempt) for e in a.events]:
-            problem, payload = event.payload.check()
-            if problem is not None and event.payload.text is not None:
-                missing.append(
-                    MissingValue(
-                        f"event {event.event_type} #{event.event_id} of {execution.task_run_id}",
-                        _problem_with_hint(problem),
-                        f"--from {stage} (run the stage again) or a larger capture cap",
-                    )
-                )
-                continue
-            events.append((event.event_type, payload if isinstance(payload, dict) else {}))
-        fed[instance] = FedExecution(
-            execution, outputs if isinstance(outputs, dict) else {"value": outputs}, tuple(events)
-        )
-    return fed
+            )
+            continue
+        events.append((event.event_type, payload if isinstance(payload, dict) else {}))
+    return FedExecution(
+        execution, outputs if isinstance(outputs, dict) else {"value": outputs}, tuple(events)
+    )
+
+
+def _reused(
+    recorded: RecordedRun,
+    pipeline: Pipeline,
+    rerun: tuple[str, ...],
+    changes: DefinitionChanges | None,
+) -> dict[str, dict[int, FedExecution]]:
+    """The instances that succeeded in the record of each stage run again that some did not
+    succeed in, kept whole (re-execution from failure, module docstring). Only where the
+    stage gets what the original got: every stage upstream of it is fed (so the events that
+    made its instances come again, in the same order, and its inputs are the same), and the
+    definition file used does not change it. An instance whose outputs or events the record
+    lacks whole runs again, as one the record never saw end."""
+    again = set(rerun)
+    reused: dict[str, dict[int, FedExecution]] = {}
+    for name in rerun:
+        finals = recorded.final.get(name, {})
+        succeeded = {i: ex for i, ex in finals.items() if ex.status == "success"}
+        if not succeeded or len(succeeded) == len(finals):
+            continue  # all run again: nothing failed to re-execute from (``--from`` asked it)
+        if _upstream(pipeline, name) & again or (changes is not None and name in changes.changed):
+            continue
+        kept = {}
+        for instance, execution in sorted(succeeded.items()):
+            lacking: list[MissingValue] = []
+            fed = _fed_instance(recorded, execution, None, lacking)
+            if not lacking:
+                kept[instance] = fed
+        if kept:
+            reused[name] = kept
+    return reused
 
 
 def _outside_events(
@@ -351,6 +413,7 @@ def build_plan(
     from_stage: str | None = None,
     inputs: Mapping[str, Any] | None = None,
     stage_outputs: Mapping[str, Any] | None = None,
+    rerun_all: bool = False,
 ) -> ReplayPlan:
     """The plan of a replay of ``recorded`` (see the module docstring). Never raises for a
     missing value (the plan lists them); ``ReplayError`` for a ``from_stage`` or a
@@ -361,6 +424,7 @@ def build_plan(
     supplied = dict(stage_outputs or {})
     rerun: tuple[str, ...]
     fed: dict[str, dict[int, FedExecution]] = {}
+    reused: dict[str, dict[int, FedExecution]] = {}
     names = [s.name for s in pipeline.stages] if pipeline is not None else []
     for name in [from_stage, *supplied]:
         if name is not None and pipeline is not None and name not in pipeline.stage_map:
@@ -380,6 +444,8 @@ def build_plan(
             if name in upstream or recorded.stage_status(name) == "success":
                 fed[name] = _fed(recorded, name, supplied.get(name), missing)
         rerun = tuple(name for name in names if name not in fed)
+        if not rerun_all:
+            reused = _reused(recorded, pipeline, rerun, changes)
     if pipeline is not None:
         _outside_events(recorded, pipeline, rerun, missing)
     notes = []
@@ -404,6 +470,7 @@ def build_plan(
         from_stage=from_stage,
         rerun=rerun,
         fed=fed,
+        reused=reused,
         missing=missing,
         changes=changes,
         notes=notes,

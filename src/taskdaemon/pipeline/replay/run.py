@@ -26,6 +26,10 @@
   keeps the run span's definition the replayed one: of the replay's run alone, which it learns
   from the replay's engine (the monitor may watch other engines' runs meanwhile, and their
   stages of the same names are not fed);
+* a **reused** instance (of a stage run again whose other instances run: ``plan.py``) hands
+  on its recorded events and outputs at once, as they were, with no outputs mapping applied
+  to them again (``MappedOutputs``), and its span is ``replayed`` and linked as a fed one's;
+  it waits for no turn (``_FedEndings``): it succeeded, so no ending of it decides a failure;
 * approvals are decided as they were recorded (in order, per stage); an approval with no
   recorded decision is rejected, so a replay never approves what nobody approved;
 * events the original received from outside are published again, in order, at the start;
@@ -47,7 +51,7 @@ import os
 import shutil
 import threading
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,7 +59,13 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from taskdaemon.pipeline import recorded as recorded_values
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.engine import Engine, HandlerResolver, RunHandle, RunResult
+from taskdaemon.pipeline.engine import (
+    Engine,
+    HandlerResolver,
+    MappedOutputs,
+    RunHandle,
+    RunResult,
+)
 from taskdaemon.pipeline.errors import PipelineError, StageFailedError, StageTimeoutError
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -237,6 +247,21 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndin
     return handler
 
 
+def _reusing_handler(reused: Mapping[int, FedExecution], handler: Handler) -> Handler:
+    """``handler`` for the instances the replay runs again; the recorded outcome for those
+    it reuses (``plan.reused``)."""
+
+    async def reusing(ctx: StageContext) -> Mapping[str, Any]:
+        execution = reused.get(ctx.instance)
+        if execution is None:
+            return await handler(ctx)
+        for event_type, payload in execution.events:
+            ctx.publish(event_type, payload)
+        return MappedOutputs(execution.outputs)
+
+    return reusing
+
+
 def _recorded_end(original: RecordedExecution) -> Exception:
     """What a fed stage the record did not see succeed raises: its timeout, else its failure
     under the recorded error type's name. The engine, the span's ``error.type`` and the run's
@@ -258,9 +283,10 @@ def _recorded_end(original: RecordedExecution) -> Exception:
 
 def recorded_workspace(root: str, plan: ReplayPlan) -> str | None:
     """The recorded run's workspace under ``root`` (``root/<run id>``), to seed the replay's
-    when ``plan`` feeds stages; ``None`` when it feeds none, or the folder is not there."""
+    when ``plan`` feeds stages or reuses instances (the files they left); ``None`` when it
+    does neither, or the folder is not there."""
     folder = os.path.join(root, plan.recorded.run_id)
-    return folder if plan.fed and os.path.isdir(folder) else None
+    return folder if (plan.fed or plan.reused) and os.path.isdir(folder) else None
 
 
 class _WorkspaceSeed:
@@ -316,7 +342,10 @@ class _ReplayResolver:
         if fed is not None:
             return _fed_handler(stage.name, fed, self._endings)
         handler = self._base.resolve(pipeline, stage)
-        return handler if self._seed is None else self._seed.wrap(handler)
+        if self._seed is not None:
+            handler = self._seed.wrap(handler)
+        reused = self._plan.reused.get(stage.name)
+        return handler if reused is None else _reusing_handler(reused, handler)
 
 
 class ReplaySpanHook:
@@ -343,7 +372,8 @@ class ReplaySpanHook:
     def _fed(self, run_id: str, stage: str, instance: int) -> FedExecution | None:
         if run_id != self._run_id:
             return None
-        return self._plan.fed.get(stage, {}).get(instance)
+        fed = self._plan.fed.get(stage) or self._plan.reused.get(stage)
+        return None if fed is None else fed.get(instance)
 
     def feeds(self, run_id: str, stage: str, instance: int) -> bool:
         """Whether this instance of ``stage`` in run ``run_id`` is fed from the record (the
@@ -444,12 +474,19 @@ async def execute_plan(
     workspace: str | None = None,
     seed_workspace: str | None = None,
     started: Callable[[Engine, RunHandle], object] | None = None,
+    prepare: Callable[[Engine, Callable[[str, str, int], bool]], object] | None = None,
+    ended: Callable[[RunResult], Awaitable[object]] | None = None,
 ) -> ReplayOutcome:
     """Run ``plan`` (which must pass ``check``) in a workspace under ``workspace`` (seeded
     from ``seed_workspace``: the module docstring) and return the outcome; the monitor's span
     hook is set for the run and cleared after it. ``started`` is given the engine and the
     run's handle as soon as the run started (the CLI cancels it through the handle on SIGINT
-    or SIGTERM, and dumps it from the engine on SIGUSR1)."""
+    or SIGTERM, and dumps it from the engine on SIGUSR1). ``prepare`` is given the engine
+    before the run starts (``replay --break`` sets its breakpoints there) and which executions
+    are fed, ``(run id, stage, instance) -> bool`` (they never pause: a fed stage or a reused
+    instance does no work to stop and look at; ``DebugSession.never_held``), and ``ended`` is
+    awaited with the run's result before the engine closes (the debugger's prompt is done
+    with the run: ``cli/replay_debug.py``)."""
     pipeline = plan.check(verify=verify)
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
@@ -466,6 +503,8 @@ async def execute_plan(
     previous, monitor.span_hook = monitor.span_hook, hook
     try:
         async with engine:
+            if prepare is not None:
+                prepare(engine, hook.feeds)
             handle = await engine.start_run(
                 _feeding_pipeline(pipeline, plan.fed),
                 plan.request,
@@ -480,6 +519,8 @@ async def execute_plan(
                         payload = event.payload.value() if event.payload.text else {}
                         handle.publish(event.event_type, payload or {})
             result = await handle.wait()
+            if ended is not None:
+                await ended(result)
     finally:
         monitor.flush()
         monitor.span_hook = previous
@@ -492,5 +533,6 @@ async def execute_plan(
             watcher.published,
             plan.rerun,
             monitor.capture,
+            plan.reused,
         )
     return ReplayOutcome(result, report, plan)

@@ -24,7 +24,7 @@ is not empty.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -219,11 +219,13 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
     published: Mapping[str, Sequence[tuple[str, Mapping[str, Any]]]],
     rerun: Sequence[str],
     capture: PayloadCapture,
+    reused: Mapping[str, Container[int]] | None = None,
 ) -> DivergenceReport:
     """Compare the re-executed stages ``rerun`` of a replay with ``recorded``.
 
     ``executions``: ``RunResult.executions``; ``published``: events by publishing
-    ``task_run_id``, in order.
+    ``task_run_id``, in order; ``reused``: stage -> the instances the replay reused from the
+    record (not re-executed: not compared, nor counted as compared).
     """
     report = DivergenceReport(recorded.run_id, replay_id)
     for stage in rerun:
@@ -232,8 +234,11 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
         stood_for = {
             (i, number) for (i, last), start in first.items() for number in range(start, last)
         }
+        kept = (reused or {}).get(stage, ())
         for key in sorted(old.keys() | new.keys()):
             instance, attempt = key
+            if instance in kept:
+                continue
             if key in stood_for:
                 continue  # an earlier attempt a fed execution stood for: compared with it
             if key not in new:
