@@ -37,6 +37,7 @@ from taskdaemon.pipeline.descriptor_reserve import exhaustion_text, starved
 from taskdaemon.pipeline.errors import exception_text
 
 __all__ = [
+    "MESSAGE_MAX_CHARS",
     "PLAIN_ARGS",
     "TEXT_DEADLINE_SECONDS",
     "defining_class",
@@ -50,6 +51,15 @@ __all__ = [
 #: How long a handler's ``__str__`` may take to write its exception's text: far more than any
 #: message takes, and little enough that a run whose stage raised one that never returns ends.
 TEXT_DEADLINE_SECONDS: Final = 1.0
+
+#: Characters of a log record's message kept, and how far past them a secret the cut would
+#: split is looked for. A handler that logged a 50 MB text (``log.info("%s", blob)``, a
+#: ``__str__`` returning it) had it printed whole, redacted and stored whole: a run of one such
+#: line took a gigabyte and most of a minute, and the store's writer, busy with it, lost the
+#: records behind it. A message is one row, not lines cut into pieces as printed output is:
+#: 64 KiB keeps any message written to be read (a JSON object dumped, a long SQL statement).
+MESSAGE_MAX_CHARS: Final = 65_536
+_CUT_LOOK_CHARS: Final = 4_096
 
 #: Argument types whose text ``BaseException.__str__`` writes without calling anyone's code
 #: (also the values ``payloads.value_text`` writes as they are).
@@ -127,9 +137,9 @@ def settle_message(record: logging.LogRecord) -> None:
         if record.msg.__class__ is str and _WRITTEN not in record.__dict__:
             try:  # as getMessage: no % without arguments
                 written = record.msg % record.args if record.args else record.msg
-                record.__dict__[_WRITTEN] = (record.msg, record.args, written)
+                record.__dict__[_WRITTEN] = (record.msg, record.args, _bounded(written))
             except Exception as error:  # any error of % is the format's
-                shown = repr(record.args)[:1000]
+                shown = _args_shown(record.args)
                 record.msg = (
                     f"{record.msg[:1000]} <its format does not fit its arguments {shown}: "
                     f"{type(error).__qualname__}: {handler_error_text(error)}>"
@@ -159,7 +169,7 @@ def settle_message(record: logging.LogRecord) -> None:
             text = f"{record.msg[:1000]} <{late}: {named}>"
         else:
             text = f"<{_type_name(record.msg)}: {late}>"
-    record.msg, record.args = text, ()
+    record.msg, record.args = _bounded(text), ()
 
 
 def message_of(record: logging.LogRecord) -> str:
@@ -175,6 +185,32 @@ def message_of(record: logging.LogRecord) -> str:
 #: The record attribute :func:`settle_message` keeps a written message in: its ``_`` keeps it
 #: out of the fields the formatters and the store take for ``extra`` ones.
 _WRITTEN: Final = "_taskdaemon_message"
+
+
+def _bounded(text: str) -> str:
+    """``text`` when at most :data:`MESSAGE_MAX_CHARS` long, else its start, redacted before
+    the cut (a secret cut short would no longer be found, and its start shown), and how long it
+    was: :data:`MESSAGE_MAX_CHARS` in all, so that the filter of a second handler keeps it."""
+    if len(text) <= MESSAGE_MAX_CHARS:
+        return text
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - long texts only
+
+    said = f"… <a message of {len(text):,} characters, cut>"
+    kept = redact_text(text[: MESSAGE_MAX_CHARS + _CUT_LOOK_CHARS])
+    return kept[: MESSAGE_MAX_CHARS - len(said)] + said
+
+
+def _args_shown(args: object) -> str:
+    """``repr(args)`` cut to 1,000 characters, or the types of its values when ``repr``
+    raises: an int past ``sys.get_int_max_str_digits()`` (4,300 digits) has no text, and its
+    ``ValueError`` raised out of the log filter into the handler's ``log.info``, failing the
+    stage that logged it."""
+    try:
+        return repr(args)[:1000]
+    except ValueError:  # plain values only: an int too long to write
+        values = args.values() if isinstance(args, dict) else args
+        kinds = ", ".join(type(value).__name__ for value in values)  # type: ignore[attr-defined]
+        return f"<values of types {kinds}>"
 
 
 def _plain_args(args: object, budget: int = 100) -> bool:
