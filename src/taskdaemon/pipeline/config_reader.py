@@ -535,11 +535,15 @@ class ConfigReader:
         record. An unknown code is an issue, with a "did you mean"."""
         path = _join(owner, "ignore_warnings")
         if not isinstance(value, list):
-            hint = f" (write [{value}])" if isinstance(value, str) and len(value) <= 80 else ""
+            # the hint quotes the text raw: only a code's (a line break in it forged a line)
+            known = isinstance(value, str) and unknown_code(value) is None
+            hint = f" (write [{value}])" if known else ""
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return
         codes = []
         for index, item in enumerate(value):
+            if len(self.issues) > MAX_ISSUES:  # no more are shown: 200,000 unknown codes each
+                break  # looked for a "did you mean" took 40 s
             reason = unknown_code(item) if isinstance(item, str) else None
             if not isinstance(item, str):
                 self.issue(f"{path}[{index}]", f"expected a warning code, got {kind_of(item)}")
