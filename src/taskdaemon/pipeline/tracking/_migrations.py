@@ -154,7 +154,10 @@ def _add_scheduled_ns(conn: sqlite3.Connection) -> None:
     the stored run spans as ``_add_replay_of`` reads ``replay_of``: one pass whose text test
     skips every span that does not name the attribute (only a scheduled run's run span does).
     Only a whole, non-negative number is a due time (``landing.scheduled_at``): a foreign
-    producer's text, float or bool keeps NULL. It may run again on a file that has the column.
+    producer's text, float or bool keeps NULL, and so does an integer past 64 bits, which
+    ``json_extract`` reads as a REAL (``json_type`` still says ``integer``): stored, it was a
+    float where the reader of ``runs`` takes an int, and ``runs list`` skipped the run as a
+    corrupt row. It may run again on a file that has the column.
     """
     _add_run_column(conn, "scheduled_ns", "INTEGER")
     conn.execute(
@@ -164,6 +167,8 @@ def _add_scheduled_ns(conn: sqlite3.Connection) -> None:
         " WHERE s.body LIKE '%\"taskdaemon.pipeline.scheduled_at_ns\"%'"
         " AND json_extract(s.body, '$[0]') IS NULL"
         " AND json_type(s.body, '$[5].\"taskdaemon.pipeline.scheduled_at_ns\"') = 'integer'"
+        " AND typeof(json_extract(s.body, '$[5].\"taskdaemon.pipeline.scheduled_at_ns\"'))"
+        " = 'integer'"
         " AND json_extract(s.body, '$[5].\"taskdaemon.pipeline.scheduled_at_ns\"') >= 0"
         " GROUP BY t.trace_id"
         ") AS found WHERE runs.trace_id = found.trace_id"
