@@ -345,7 +345,7 @@ class SpanStore:
         if run.status != INTERRUPTED:
             return run
         with self._cursor() as conn:
-            return _seen_later(conn, run)
+            return _seen_later(conn, run, self._clock())
 
     def search(
         self,
@@ -481,7 +481,7 @@ class SpanStore:
             spans = select_trace(conn, trace_id, where=self.path)
             if spans:
                 summary = summarize_run(reconstruct_run(spans, interrupted=interrupted))
-                return _seen_later(conn, summary)  # as ``get_run``
+                return _seen_later(conn, summary, self._clock())  # as ``get_run``
             status = "interrupted" if interrupted else "running"
         return RunSummary(
             run_id=trace_id,
@@ -546,11 +546,14 @@ class SpanStore:
 _Seen = TypeVar("_Seen", RunRecord, RunSummary)
 
 
-def _seen_later(conn: sqlite3.Connection, run: _Seen) -> _Seen:
+def _seen_later(conn: sqlite3.Connection, run: _Seen, now: float) -> _Seen:
     """``run`` (an interrupted run, rebuilt from its spans) with its ``last_seen`` moved to its
     process's last sign of life when the store knows a later one than its records: the writer's
     last heartbeat (renewed every second while it lived), or the end its row records (a run span
-    that could not be read: the writer lived on after the run, to other runs)."""
+    that could not be read: the writer lived on after the run, to other runs). Not one after
+    ``now``: a writer whose clock ran ahead (another host's, or a file edited) wrote it, and
+    ``at least`` is a floor; a heartbeat of 2**63-1 made a run killed after 5 s last ``at least
+    2062987h24m``. Its records, which nothing contradicts, are the floor then."""
     if run.last_seen is None:
         return run
     row = conn.execute(
@@ -559,6 +562,6 @@ def _seen_later(conn: sqlite3.Connection, run: _Seen) -> _Seen:
         (run.run_id,),
     ).fetchone()
     ns = None if row is None else row[0] if row[0] is not None else row[1]
-    if not isinstance(ns, int):
+    if not isinstance(ns, int) or epoch_seconds(ns) > now:
         return run
     return replace(run, last_seen=max(run.last_seen, epoch_seconds(ns)))

@@ -1,0 +1,40 @@
+"""An interrupted run whose writer's last heartbeat is in the future (a clock ahead, another
+host's, or a store edited): ``at least`` is a floor, so ``runs list`` and ``runs show`` do not
+take a sign of life later than their own clock; they fall back to the run's records."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cli_faults_support import killed_run
+from cli_support import taskdaemon
+
+
+def _lasted(home: Path, run_id: str) -> tuple[float, float]:
+    """``lasted_at_least`` as ``runs list --json`` and ``runs show --json`` give it."""
+    (row,) = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    return row["lasted_at_least"], shown["lasted_at_least"]
+
+
+@pytest.mark.slow
+def test_a_heartbeat_in_the_future_is_no_sign_of_life(home: Path, tmp_path: Path) -> None:
+    """Before, a heartbeat of 2**63-1 ns made a run killed after seconds last ``at least
+    2062987h24m`` in both views."""
+    run_id = killed_run(home, tmp_path)
+    seen_listed, seen_shown = _lasted(home, run_id)
+    assert 0 < seen_listed == seen_shown
+    conn = sqlite3.connect(home / "spans.db")
+    try:
+        conn.execute("UPDATE writers SET heartbeat_ns = ?", (2**63 - 1,))
+        conn.commit()
+    finally:
+        conn.close()
+    skewed_listed, skewed_shown = _lasted(home, run_id)
+    assert 0 <= skewed_listed == skewed_shown <= seen_listed
+    listed = taskdaemon(home, "runs", "list").stdout
+    assert "h" not in listed.splitlines()[1].split("at least")[1], listed
