@@ -76,11 +76,11 @@ class Terminal:
             self.shown += chunk.decode(errors="replace").replace("\r\n", "\n")
         return self.shown[self._mark :]
 
-    def type(self, keys: str, after: str = PROMPT) -> None:
+    def type(self, keys: str | bytes, after: str = PROMPT) -> None:
         """Type ``keys`` once ``after`` (the prompt) shows after the last keys typed."""
         self.expect(after)
         self._mark = len(self.shown)
-        os.write(self.controller, keys.encode())
+        os.write(self.controller, keys if isinstance(keys, bytes) else keys.encode())
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -167,3 +167,40 @@ def test_with_no_terminal_a_secret_without_its_value_is_refused(home: Path, tmp_
         "it unseen: give it on the line (set --secret [STAGE] INPUT JSON), which every output "
         'masks\n(taskdaemon) inputs\n{"x": "plain-value-1"}\n'
     ) in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("keys", "refused"),
+    [
+        (
+            f"{TYPED}\nsecond-{TYPED}".encode(),
+            "the value holds a line break; what followed its first line was dropped, unseen",
+        ),
+        (f"{TYPED * 200}\n".encode(), "the line reached the terminal's 4095 characters"),
+        (f"{TYPED}\xff\n".encode("latin-1"), "the value typed is not UTF-8 text"),
+    ],
+    ids=["paste-of-two-lines", "past-the-line-length", "not-utf-8"],
+)
+def test_a_value_not_as_typed_is_refused_unseen(
+    home: Path, tmp_path: Path, keys: bytes, refused: str
+) -> None:
+    """A paste of two lines, a line past what the terminal keeps, a byte that is no UTF-8:
+    ``x`` keeps its value, and nothing typed shows or reaches the history. Before: the second
+    line ran as a command, shown (``unknown command 'second-…'``) and saved in the history;
+    the first 4095 characters, or U+FFFD for the byte, were set, unseen."""
+    ran_with = tmp_path / "ran_with"
+    terminal = Terminal(home, _pipeline(home, ran_with))
+    try:
+        terminal.expect("paused at b.0.1")
+        terminal.type("set --secret x\n")
+        terminal.type(keys, after="value for x (hidden): ")
+        assert f"error: not set: {refused}" in terminal.expect(PROMPT)
+        terminal.type("continue\n")
+        terminal.type("\x04", after="run ended success")
+        assert terminal.process.wait(timeout=30) == 0
+    finally:
+        terminal.close()
+    assert TYPED not in terminal.shown, terminal.shown
+    assert TYPED not in (home / "debug_history").read_text()
+    assert "plain-value-1" == ran_with.read_text()

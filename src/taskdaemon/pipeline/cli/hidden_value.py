@@ -20,6 +20,12 @@ Decided, and why:
   and Ctrl-D on an empty line sets nothing (``not set: no value typed``); an empty line
   too. A SIGTERM or SIGHUP (a subclass of ``KeyboardInterrupt``, ``cli/sigterm.py``) stops
   the command as anywhere else; the terminal's settings are put back whichever way;
+* a value pasted with a line break in it is refused, and what followed its first line is
+  read unseen and dropped (:func:`_rest_of_paste`): the prompt read it as commands, in clear,
+  shown (``unknown command 'SECOND-HALF'``) and kept in its history file. So is a line of the
+  terminal's 4095 characters (it drops what is typed past them: the value may be cut) and one
+  that is not UTF-8 (each bad byte was set as U+FFFD, unseen): a value nobody typed is never
+  set;
 * where there is no terminal to read from unseen (stdin a pipe, a process in the
   terminal's background), it is refused in one line saying to give the value on the line,
   which every output masks. Over HTTP the value is in the request's body, never shown.
@@ -29,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import termios
 from collections.abc import Callable
 from typing import IO
 
@@ -39,6 +46,8 @@ __all__ = ["read_unseen"]
 
 #: A line the terminal's line mode takes (Linux keeps 4095 characters and the line end).
 _LINE_MAX = 4096
+#: Bytes of a paste's rest read and dropped at most; anything past them is flushed unread.
+_REST_MAX = 65_536
 
 
 def read_unseen(
@@ -67,6 +76,7 @@ def read_unseen(
             out.flush()
             with waiting():
                 typed = os.read(0, _LINE_MAX)
+                rest = _rest_of_paste()
         except KeyboardInterrupt as stop:
             if type(stop) is not KeyboardInterrupt:  # SIGTERM or SIGHUP: they stop
                 raise
@@ -77,7 +87,41 @@ def read_unseen(
             with contextlib.suppress(OSError):  # the Enter typed was not echoed either
                 out.write("\n")
                 out.flush()
-    value = typed.decode(errors="replace").removesuffix("\n")
+    if rest:
+        raise PipelineError(
+            "not set: the value holds a line break; what followed its first line was dropped, "
+            f"unseen: {give}"
+        )
+    if len(typed) >= _LINE_MAX:
+        raise PipelineError(
+            f"not set: the line reached the terminal's {_LINE_MAX - 1} characters, and what is "
+            f"typed past them is lost: {give}"
+        )
+    try:
+        value = typed.decode().removesuffix("\n")
+    except UnicodeDecodeError:
+        raise PipelineError(f"not set: the value typed is not UTF-8 text: {give}") from None
     if not value:
         raise PipelineError("not set: no value typed")
     return value
+
+
+def _rest_of_paste() -> bytes:
+    """What the terminal holds after the line read, its echo still off: the rest of a paste
+    (the line mode turned off, so that a last line with no line end is read too), up to
+    :data:`_REST_MAX` bytes and until none comes for a tenth of a second; anything past that
+    is flushed."""
+    settings = termios.tcgetattr(0)
+    waits = list(settings)
+    waits[3] &= ~termios.ICANON
+    waits[6] = list(settings[6])
+    waits[6][termios.VMIN], waits[6][termios.VTIME] = 0, 1  # a tenth of a second
+    rest = b""
+    termios.tcsetattr(0, termios.TCSANOW, waits)
+    try:
+        while len(rest) < _REST_MAX and (more := os.read(0, _REST_MAX)):
+            rest += more
+        termios.tcflush(0, termios.TCIFLUSH)
+    finally:
+        termios.tcsetattr(0, termios.TCSANOW, settings)
+    return rest
