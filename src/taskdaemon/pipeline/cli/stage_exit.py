@@ -14,8 +14,10 @@ is the last line on the console and the stage's last record in the store, then h
 queues written to the store (the monitor's records, the log writer's rows, the span writer's
 spans: what a debug dump waits for), within :data:`FLUSH_BOUND` seconds on a daemon thread (the
 thread that called ``os._exit`` may hold a lock that work needs), then ends the process. The
-process always ends: code that calls ``os._exit`` means it. Its exit code is the one asked for,
-but 0, which would read as a run that succeeded, is 1: the run did not end.
+process always ends: code that calls ``os._exit`` means it. Its exit code is the one asked
+for, but one the shell reads as 0 (its low 8 bits: 0, 256, -256), which would read as a run
+that succeeded, is 1: the run did not end. A code past a C int is the real ``os._exit``'s
+(its ``OverflowError`` raised in the stage, as before): it ends nothing, so nothing is said.
 
 Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
 and the engine ends a handler's stray fork so: ``engine/_attempt.py``), taskdaemon's own exits
@@ -55,8 +57,13 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
 
     def said_exit(status: int) -> NoReturn:
         execution = current_execution()
-        if execution is None or os.getpid() != pid or type(status) is not int:
-            real_exit(status)  # not stage code's, or a wrong call (its TypeError as before)
+        if (
+            execution is None
+            or os.getpid() != pid
+            or type(status) is not int
+            or not -(2**31) <= status < 2**31
+        ):
+            real_exit(status)  # not stage code's, or a wrong call (its error as before)
         try:
             _log.error(
                 "stage '%s' ended taskdaemon's process (os._exit(%d)): run %s is left "
@@ -71,7 +78,7 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
             flushing.start()
             flushing.join(FLUSH_BOUND)
         finally:
-            real_exit(status or 1)
+            real_exit(status if status % 256 else 1)
 
     os._exit = said_exit
     try:
