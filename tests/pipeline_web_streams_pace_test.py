@@ -68,3 +68,31 @@ async def test_a_big_document_small_on_the_wire_is_paced_by_its_render_cost() ->
     subscription.close()
     assert ([0, 1, "end"], True) == (seen, sizes[0] < 1000), "small on the wire"
     assert [0.18] == [round(seconds, 9) for seconds in asked]
+
+
+async def test_big_feeds_share_one_render_budget() -> None:
+    """Two runs of big documents watched at once: the second feed renders while the first's
+    last document is big, so each waits as if it had half the share (0.38 s after 0.02 s of
+    CPU), and together they cost a tenth of a core. Before, each feed had a tenth of its own:
+    ``[0.18, 0.18]``, and ten such runs kept the loop thread rendering all the time."""
+    queues: dict[str, asyncio.Queue[Any]] = {"a": asyncio.Queue(), "b": asyncio.Queue()}
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    pace = Pace(over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02))
+    hub = StreamHub(pace=pace)
+    subscriptions = {
+        key: hub.subscribe(key, lambda item: item, lambda key=key: _items(queues[key]))
+        for key in queues
+    }
+    for key, queue in queues.items():
+        queue.put_nowait({"seed": key, "pad": "x" * 50_000})
+        assert await subscriptions[key].next(5.0) is not None
+    for key, subscription in subscriptions.items():
+        queues[key].put_nowait(None)
+        while (chunk := await subscription.next(5.0)) is not None and b"event: end" not in chunk:
+            pass
+        subscription.close()
+    assert [0.18, 0.38] == [round(seconds, 9) for seconds in asked]

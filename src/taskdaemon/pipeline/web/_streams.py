@@ -49,7 +49,10 @@ render (and compression) has cost at most ``cpu_share`` of a core, by the loop t
 a fraction of a second, not every change: the snapshot after the pause holds every change made
 meanwhile, the run's last state is sent at once, and a run whose render takes a hundredth of a
 second still updates ten times a second, while one whose render takes a tenth updates about
-once a second rather than keeping a core busy. Small documents are sent at every change.
+once a second rather than keeping a core busy. The share is the hub's, not each feed's: with
+N feeds whose last document was big, each waits N times as long (:meth:`Pace.pause`), so that
+together they cost a tenth of a core; a tenth for each made ten big runs watched at once keep
+the loop thread rendering all the time. Small documents are sent at every change.
 
 The hub lives on the HTTP server's event loop; feeds run there as tasks and end when their last
 subscriber leaves. :meth:`StreamHub.close` (thread-safe) ends every stream, so a server stops
@@ -210,11 +213,13 @@ class Pace:
     cpu_share: float = 0.1
     cpu_clock: Callable[[], float] = time.thread_time
 
-    def pause(self, rendered: int, wire: int, cpu: float) -> float:
+    def pause(self, rendered: int, wire: int, cpu: float, big_feeds: int = 1) -> float:
         """Seconds to wait after an event ``rendered`` bytes long, ``wire`` bytes on the wire
-        of the client it cost most, whose render and compression took ``cpu`` seconds."""
+        of the client it cost most, whose render and compression took ``cpu`` seconds, while
+        ``big_feeds`` feeds (this one among them) share ``cpu_share``."""
         by_bytes = wire / self.rate if wire > self.over else 0.0
-        by_cpu = cpu / self.cpu_share - cpu if rendered > self.over and self.cpu_share > 0 else 0
+        share = self.cpu_share / max(1, big_feeds)
+        by_cpu = cpu / share - cpu if rendered > self.over and self.cpu_share > 0 else 0
         return max(by_bytes, by_cpu)
 
 
@@ -231,8 +236,10 @@ class Feed:
         final: Callable[[Any], bool] | None = None,
         *,
         diff: Callable[[Any, Any, int], Any] | None = None,
+        big_feeds: Callable[[], int] = lambda: 1,
     ):
         self.key = key
+        self._big_feeds = big_feeds
         self.render = render
         self._source = source
         self._pace = pace
@@ -265,7 +272,8 @@ class Feed:
                 if pace is None or (self._final is not None and self._final(item)):
                     continue
                 size = max(sent, default=0)  # the most bytes a client of it has to take
-                pause = pace.pause(len(self.latest), size, pace.cpu_clock() - started)
+                cpu = pace.cpu_clock() - started
+                pause = pace.pause(len(self.latest), size, cpu, self._big_feeds())
                 if pause > 0:
                     # The source coalesces what changes meanwhile into its next snapshot.
                     await pace.sleep(pause)
@@ -328,6 +336,16 @@ class StreamHub:
         """Open streams, live feeds, dropped and refused clients so far."""
         return StreamStats(self._open, len(self._feeds), self.dropped, self.refused)
 
+    def _big_feeds(self) -> int:
+        """Live feeds whose last document was more than the pace's ``over`` bytes: they share
+        its render budget (the module docstring, "Render cost")."""
+        over = self.pace.over if self.pace is not None else 0
+        return sum(
+            1
+            for feed in self._feeds.values()
+            if not (feed.done or feed.failed) and len(feed.latest or b"") > over
+        )
+
     def subscribe(
         self,
         key: str,
@@ -358,7 +376,9 @@ class StreamHub:
             or feed.failed
             or (feed.task is not None and feed.task.done() and not feed.done)
         ):
-            feed = Feed(key, render, source(), self.pace, final, diff=diff)
+            feed = Feed(
+                key, render, source(), self.pace, final, diff=diff, big_feeds=self._big_feeds
+            )
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")
         subscription = Subscription(self, feed, self.queue_size, gzip, deltas)
