@@ -54,10 +54,10 @@ TEXT_DEADLINE_SECONDS: Final = 1.0
 
 #: Characters of a log record's message kept, and how far past them a secret the cut would
 #: split is looked for. A handler that logged a 50 MB text (``log.info("%s", blob)``, a
-#: ``__str__`` returning it) had it printed whole, redacted and stored whole: a run of one such
-#: line took a gigabyte and most of a minute, and the store's writer, busy with it, lost the
-#: records behind it. A message is one row, not lines cut into pieces as printed output is:
-#: 64 KiB keeps any message written to be read (a JSON object dumped, a long SQL statement).
+#: ``__str__`` returning it) had it printed whole, redacted and stored whole, and the store's
+#: writer, busy with it, lost the records behind it. A message is one row, not lines cut into
+#: pieces as printed output is: 64 KiB keeps any message written to be read (a JSON object
+#: dumped, a long SQL statement).
 MESSAGE_MAX_CHARS: Final = 65_536
 _CUT_LOOK_CHARS: Final = 4_096
 

@@ -552,8 +552,8 @@ def _seen_later(conn: sqlite3.Connection, run: _Seen, now: float) -> _Seen:
     last heartbeat (renewed every second while it lived), or the end its row records (a run span
     that could not be read: the writer lived on after the run, to other runs). Not one after
     ``now``: a writer whose clock ran ahead (another host's, or a file edited) wrote it, and
-    ``at least`` is a floor; a heartbeat of 2**63-1 made a run killed after 5 s last ``at least
-    2062987h24m``. Its records, which nothing contradicts, are the floor then."""
+    ``at least`` is a floor; a heartbeat of 2**63-1 made a run killed at once last ``at least``
+    centuries. Its records, which nothing contradicts, are the floor then."""
     if run.last_seen is None:
         return run
     row = conn.execute(
