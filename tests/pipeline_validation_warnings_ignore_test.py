@@ -39,7 +39,7 @@ MISSPELT = ["# taskdaemon: ignore[Unknown-Output]", "# taskdaemon: ignore[unknow
 #: Comments that suppress it.
 READ = [
     "# taskdaemon: ignore[unknown-output]",
-    "# taskdaemon: ignore[own-status, unknown-output]  # why",
+    "# taskdaemon: ignore[unused-ignore, unknown-output]  # why",
     "# taskdaemon: ignore",
     "#taskdaemon:ignore",
 ]

@@ -252,7 +252,8 @@ def test_a_comment_suppresses_its_codes_on_its_line(comment: str, kept: int) -> 
           x: stages.a.outputs.m{comment}
           y: stages.a.outputs.k
     """
-    lines = _warnings(text)
+    # ``own-status`` suppresses nothing here: its own ``unused-ignore`` is not counted
+    lines = [line for line in _warnings(text) if not line.endswith("[unused-ignore]")]
     assert len(lines) == kept
     assert lines[-1].startswith("p.yaml:12:7: warning: stages[1].inputs.y.from: ")
 

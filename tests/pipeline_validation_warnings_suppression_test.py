@@ -142,7 +142,7 @@ def test_a_suppression_that_names_no_warning_is_an_error(home: Path, tmp_path: P
     )
     done = taskdaemon(home, "validate", str(yaml_file), str(toml_file))
     codes = "unknown-output, unknown-stage-field, own-status, constant-condition, secret-literal, "
-    codes += "unknown-status"
+    codes += "unknown-status, unused-ignore"
     assert 2 == done.returncode
     assert [
         f"{yaml_file}:2: ignore_warnings: expected a list, got string (write [constant-condition])",

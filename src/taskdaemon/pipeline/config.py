@@ -50,8 +50,10 @@ from taskdaemon.pipeline.model import (
     Pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.unused_ignores import Used, unused_ignores
 from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.validation_warnings import (
+    MAX_WARNINGS,
     ValidationWarning,
     comment_issues,
     pipeline_warnings,
@@ -143,7 +145,7 @@ def parse_pipeline(
     with _gc_paused():
         pipeline, reader = _parse(text, fmt, source, registered_loops, compiled)
     if compiled is not None and warnings is not None:
-        warnings += _warnings(pipeline, text, reader, source, compiled)
+        warnings += _warnings(pipeline, text, reader, source, compiled, fmt=fmt)
     return pipeline
 
 
@@ -217,12 +219,17 @@ def _warnings(
     reader: ConfigReader,
     source: str,
     compiled: dict[str, Expression],
+    *,
+    fmt: str,
 ) -> list[ValidationWarning]:
     """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its
     ``ignore_warnings`` fields or its comments suppress (a TOML file has no lines here and a
-    JSON file no comments: only the fields suppress there)."""
-    found = pipeline_warnings(pipeline, compiled, reader.ignored)
-    if not found:
+    JSON file no comments: only the fields suppress there), then those suppressions that
+    suppressed nothing (``unused_ignores``)."""
+    suppresses = bool(reader.ignored) or (fmt == "yaml" and "taskdaemon:" in text)
+    used = Used() if suppresses else None
+    found = pipeline_warnings(pipeline, compiled, reader.ignored, used)
+    if not found and used is None:
         return []
 
     def lines_of(paths: list[str]) -> list[int | None]:
@@ -230,4 +237,9 @@ def _warnings(
         issues = [ValidationIssue(path, "") for path in paths]
         return [issue.line for issue in reader.placed(issues)]
 
-    return placed(found, text, lines_of, source)
+    kept = placed(found, text, lines_of, source, used)
+    if used is not None:
+        kept += unused_ignores(
+            used, reader.ignored, text=text, fmt=fmt, lines_of=lines_of, source=source
+        )
+    return kept[:MAX_WARNINGS]

@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable, Collection, Mapping
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from taskdaemon.pipeline.cel_paths import Paths
 from taskdaemon.pipeline.ellipsis import cut, quote
@@ -50,7 +50,11 @@ from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
 
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.unused_ignores import Used
+
 __all__ = [
+    "IGNORE_COMMENT",
     "WARNING_CODES",
     "ValidationWarning",
     "comment_issues",
@@ -67,6 +71,7 @@ WARNING_CODES: Final = {
     "constant-condition": "a condition that reads nothing and is never true",
     "secret-literal": "a secret written in the file",
     "unknown-status": "compares a stage's status with a value no status has",
+    "unused-ignore": "an ignore_warnings code or ignore comment that suppresses nothing",
 }
 #: Warnings a pipeline file reports at most (a hostile file of 100,000 typos is one screen).
 MAX_WARNINGS: Final = 100
@@ -77,7 +82,7 @@ _STAGE_FIELDS: Final = ("outputs", "status")
 #: ends the directive or meets a closed list, so that a list not closed (``ignore[own-status``)
 #: or a word that goes on (``ignored``) is no directive at all (ruff likewise ignores a noqa
 #: comment it cannot read), never a bare ``ignore``.
-_IGNORE: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
+IGNORE_COMMENT: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
 #: ``stages.S.status == 'X'`` (or ``!=``, or ``stages["S"]``), and the same written the other
 #: way round: the stage and the literal compared.
 _STAGE: Final = r"""stages(?:\.([A-Za-z_]\w*)|\[\s*(?:"([^"\n]*)"|'([^'\n]*)')\s*\])\.status"""
@@ -112,19 +117,22 @@ def pipeline_warnings(
     pipeline: Pipeline,
     compiled: Mapping[str, Expression],
     ignored: Mapping[str, Collection[str]] | None = None,
+    used: Used | None = None,
 ) -> list[ValidationWarning]:
     """The warnings of ``pipeline`` (valid: ``validate_pipeline`` found no issue and filled
     ``compiled``, its expressions by path), in stage order, at most :data:`MAX_WARNINGS`.
 
     ``ignored``: the codes ``ignore_warnings`` suppresses, by owner: ``""`` the pipeline's,
     ``stages[I]`` a stage's. Dropped before the count, so that suppressed warnings never
-    crowd out the others."""
+    crowd out the others. ``used`` (``unused_ignores``) learns which of them suppressed a
+    warning, and whether every stage was looked at (not past the cap)."""
     found: list[ValidationWarning] = []
     stages = {stage.name: stage for stage in pipeline.stages}
     everywhere = frozenset(ignored.get("", ())) if ignored else frozenset()
     for name, loop in pipeline.loops.items():
-        if loop.command is not None and "secret-literal" not in everywhere:
-            found += _command_secret(f"loops.{name}.command", loop.command)
+        if loop.command is not None:
+            of_loop = _command_secret(f"loops.{name}.command", loop.command)
+            found += _kept(of_loop, {"": everywhere}, used)
     for index, stage in enumerate(pipeline.stages):
         owner = f"stages[{index}]"
         of_stage: list[ValidationWarning] = []
@@ -145,11 +153,31 @@ def pipeline_warnings(
             of_stage += _secret(path, mapping.name, mapping.source)
         if stage.command is not None:
             of_stage += _command_secret(f"{owner}.command", stage.command)
-        skipped = everywhere.union(ignored.get(owner, ())) if ignored else everywhere
-        found += [warning for warning in of_stage if warning.code not in skipped]
+        owners = {"": everywhere, owner: frozenset(ignored.get(owner, ()) if ignored else ())}
+        found += _kept(of_stage, owners, used)
         if len(found) >= MAX_WARNINGS:
             break
+    else:
+        if used is not None:
+            used.complete = True
     return found[:MAX_WARNINGS]
+
+
+def _kept(
+    warnings: list[ValidationWarning],
+    owners: Mapping[str, frozenset[str]],
+    used: Used | None,
+) -> list[ValidationWarning]:
+    """``warnings`` but those an ``ignore_warnings`` of ``owners`` (by owner, its codes)
+    suppresses; each suppression that does is marked in ``used``."""
+    kept = []
+    for warning in warnings:
+        suppressed = [owner for owner, codes in owners.items() if warning.code in codes]
+        if used is not None:
+            used.fields.update((owner, warning.code) for owner in suppressed)
+        if not suppressed:
+            kept.append(warning)
+    return kept
 
 
 def unknown_code(code: str) -> str | None:
@@ -314,8 +342,10 @@ def placed(
     text: str,
     lines_of: Callable[[list[str]], list[int | None]],
     source: str,
+    used: Used | None = None,
 ) -> list[ValidationWarning]:
-    """``warnings`` with their file, line and column, without those a comment suppresses.
+    """``warnings`` with their file, line and column, without those a comment suppresses
+    (each comment that does is marked in ``used``, by its line and the warning's code).
 
     ``lines_of`` gives the line of each path (or of its nearest ancestor the file has). A
     warning is suppressed by ``# taskdaemon: ignore[CODE]`` on its own line, or on its stage's
@@ -327,7 +357,10 @@ def placed(
     kept = []
     for position, warning in enumerate(warnings):
         line, stage_line = lines[position], lines[len(warnings) + position]
-        if _ignores(texts, line, warning.code) or _ignores(texts, stage_line, warning.code):
+        by = [at for at in (line, stage_line) if _ignores(texts, at, warning.code)]
+        if by:
+            if used is not None:
+                used.comments.update((at, warning.code) for at in by if at is not None)
             continue
         column = None if line is None else _column(texts[line - 1], warning.path)
         kept.append(
@@ -351,7 +384,7 @@ def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
         return []
     issues: list[ValidationIssue] = []
     line, counted = 1, 0
-    for found in _IGNORE.finditer(text):
+    for found in IGNORE_COMMENT.finditer(text):
         line += text.count("\n", counted, found.start())
         counted = found.start()
         if fmt == "toml":
@@ -368,7 +401,7 @@ def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
 
 def _suppressed(text: str, code: str) -> bool:
     """True if the comment on the line ``text`` suppresses the warnings of ``code``."""
-    found = _IGNORE.search(text)
+    found = IGNORE_COMMENT.search(text)
     if found is None:
         return False
     codes = found.group(1)
