@@ -47,7 +47,8 @@ def test_an_unknown_stage_and_an_over_long_condition_are_quoted_as_every_refusal
     )
     done = taskdaemon(home, "validate", str(path))
     expected = [
-        f"{path}:5: stages[0].triggers[0].on_completion.stage: unknown stage '{'b' * 39}…'",
+        f"{path}:5: stages[0].triggers[0].on_completion.stage: unknown stage '{'b' * 39}…' "
+        "(the stages: 'a', 'c')",
         f"{path}:8: stages[1].triggers[0].on_condition.expression: '{'x' * 39}…': "
         "expression is 9000 characters long (the limit is 8192)",
     ]

@@ -137,7 +137,8 @@ EXPECTED = {
         "pipelines/invalid/several_problems.yaml:7: stages[0].loop: unknown loop type 'plann' "
         "(known: command, python)\n"
         "pipelines/invalid/several_problems.yaml:9: "
-        "stages[0].triggers[0].manual.approval_required: expected a boolean, got string\n"
+        "stages[0].triggers[0].manual.approval_required: expected a boolean, got string 'no' "
+        "(write false without quotes)\n"
         "pipelines/invalid/several_problems.yaml:12: stages[1].paralel_instances: unknown key "
         "(did you mean 'parallel_instances'?)\n"
         "pipelines/invalid/several_problems.yaml:14: "
@@ -159,7 +160,8 @@ EXPECTED = {
     ),
     "string_for_bool.yaml": (
         "pipelines/invalid/string_for_bool.yaml:10: "
-        "stages[1].triggers[0].on_completion.success_only: expected a boolean, got string"
+        "stages[1].triggers[0].on_completion.success_only: expected a boolean, got string "
+        "'no' (write false without quotes)"
     ),
     "top_level_list.yaml": (
         "pipelines/invalid/top_level_list.yaml:1: expected a mapping at the top level, got list"

@@ -123,7 +123,8 @@ def test_a_stage_of_wrong_types_reports_each_field_on_its_line() -> None:
         "<string>:5: stages[0].handler: expected a string, got integer\n"
         "<string>:6: stages[0].command: expected a string, got boolean (quote it: YAML reads "
         "a bare yes, no, on, off, true or false as a boolean)\n"
-        "<string>:7: stages[0].triggers: expected a list, got string"
+        "<string>:7: stages[0].triggers: expected a list, got string (a list of one-key "
+        "mappings: triggers: [{manual: {}}])"
     )
 
 
@@ -155,7 +156,7 @@ def test_issues_of_a_file_read_quickly_keep_their_lines() -> None:
     )
     assert _error(text) == (
         "<string>:10: stages[1].triggers[0].on_completion.success_only: expected a boolean, "
-        "got string\n"
+        "got string 'yes' (write true without quotes)\n"
         "<string>:11: stages[1].triggers[1].on_event.type: must not be empty\n"
         "<string>:12: stages[1].triggers[2].on_condition.expression: expected a string, "
         "got integer\n"
@@ -228,8 +229,10 @@ def test_an_issue_inside_an_aliased_list_is_on_the_anchored_list_s_line() -> Non
         "    triggers: *t\n"
     )
     assert _error(text).splitlines()[1:] == [
-        "<string>:5: stages[0].triggers[0].on_completion.stage: unknown stage 'nope'",
-        "<string>:5: stages[1].triggers[0].on_completion.stage: unknown stage 'nope'",
+        "<string>:5: stages[0].triggers[0].on_completion.stage: unknown stage 'nope' (the "
+        "stages: 'a', 'b')",
+        "<string>:5: stages[1].triggers[0].on_completion.stage: unknown stage 'nope' (the "
+        "stages: 'a', 'b')",
     ]
 
 
@@ -268,7 +271,10 @@ def test_an_issue_after_an_alias_is_on_its_field_s_line() -> None:
         "    handler: *h\n"
         "    triggers: [{on_completion: {stage: c}}]\n"
     )
-    expected = "<string>:8: stages[1].triggers[0].on_completion.stage: unknown stage 'c'"
+    expected = (
+        "<string>:8: stages[1].triggers[0].on_completion.stage: unknown stage 'c' (the stages: "
+        "'a', 'b')"
+    )
     assert expected == _error(text)
 
 
@@ -368,7 +374,8 @@ def test_the_validator_names_each_field_it_reports() -> None:
         "<string>:10: stages[0].retry.backoff.initial: must be > 0, got 0",
         "<string>:10: stages[0].retry.backoff.max: must be > 0, got 0",
         "<string>:13: stages[0].triggers[1].manual.timeout: must be > 0, got 0",
-        "<string>:14: stages[0].triggers[2].on_completion.stage: unknown stage 'nope'",
+        "<string>:14: stages[0].triggers[2].on_completion.stage: unknown stage 'nope' (the "
+        "stages: 'a', 'b')",
     ]
 
 

@@ -91,10 +91,12 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "mismatched input '<EOF>'",
         "stages[3].triggers[2].manual.timeout: must be > 0, got 0",
         "stages[3].inputs.x: duplicate input name",
-        "stages[3].inputs.x.from: reads unknown stage 'zz'",
+        "stages[3].inputs.x.from: reads unknown stage 'zz' (the stages: 'a', 'Bad Name', "
+        "'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb…', 'c', 'd')",
         "stages[4].emits[1]: event type 'yyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyyy…' is "
         "200 characters long (the limit is 128)",
-        "stages[4].triggers[0].on_completion.stage: unknown stage 'b'",
+        "stages[4].triggers[0].on_completion.stage: unknown stage 'b' (the stages: 'a', "
+        "'Bad Name', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb…', 'c', 'd')",
         "stages[4].triggers[1].on_event.filter: syntax error at column 11: mismatched "
         "input '<EOF>'",
         "stages[5].loop: unknown loop type 'ralph' (known: command, lint, python)",

@@ -114,6 +114,14 @@ _SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _DIGITS = re.compile(r"\d+", re.ASCII)
 
+#: What to write for a trigger given as its kind's bare name (``triggers: on_completion``).
+_TRIGGER_EXAMPLES: Final = {
+    "manual": "manual: {}",
+    "on_completion": "on_completion: {stage: NAME}",
+    "on_condition": "on_condition: {expression: CEL}",
+    "on_event": "on_event: {type: TYPE}",
+}
+
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
 
@@ -166,6 +174,30 @@ def _unquote(value: Any, form: re.Pattern[str]) -> str:
     if isinstance(value, str) and form.fullmatch(text := value.strip()):
         return f" {quote(value)} (write {_shown_number(text)} without quotes)"
     return ""
+
+
+def _boolean_hint(value: Any) -> str:
+    """`` 'no' (write false without quotes)`` for a boolean written as a string."""
+    if isinstance(value, str) and (word := value.strip().lower()) in _BOOLEAN_WORDS:
+        return f" {quote(value)} (write {_BOOLEAN_WORDS[word]} without quotes)"
+    return ""
+
+
+_BOOLEAN_WORDS: Final = dict.fromkeys(("true", "yes", "on"), "true") | dict.fromkeys(
+    ("false", "no", "off"), "false"
+)
+
+
+def _argv_hint(value: Any, path: str) -> str:
+    """A command written as a list of arguments (``command: [echo, hi]``, a Dockerfile's or
+    GitHub's ``args:`` habit): the one string ``/bin/sh -c`` reads, which the file takes."""
+    if not path.endswith(".command") or not isinstance(value, list) or len(value) > 100:
+        return ""
+    if not value or not all(isinstance(item, str) for item in value):
+        return ""
+    import shlex  # noqa: PLC0415 - a wrong file only
+
+    return f" (write it as one string, as a shell reads it: {quote(shlex.join(value), 80)})"
 
 
 def _shown_number(text: str) -> str:
@@ -309,9 +341,8 @@ class ConfigReader:
 
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            self.issue(
-                path, f"expected a string, got {kind_of(value)}{_quote_hint(value, self.file)}"
-            )
+            hint = _quote_hint(value, self.file) or _argv_hint(value, path)
+            self.issue(path, f"expected a string, got {kind_of(value)}{hint}")
             return None
         return value
 
@@ -325,7 +356,7 @@ class ConfigReader:
 
     def boolean(self, value: Any, path: str) -> bool | None:
         if not isinstance(value, bool):
-            self.issue(path, f"expected a boolean, got {kind_of(value)}")
+            self.issue(path, f"expected a boolean, got {kind_of(value)}{_boolean_hint(value)}")
             return None
         return value
 
@@ -472,14 +503,17 @@ class ConfigReader:
             self.ignore_warnings(data["ignore_warnings"], path)
         get = data.get
         handler = get("handler")
-        if handler is not None and not isinstance(handler, str):
+        # Given, if of a wrong type: the loop type is still told (its issue alone, not a
+        # "missing loop" beside it).
+        given_handler, given_command = handler is not None, get("command") is not None
+        if given_handler and not isinstance(handler, str):
             handler = self.field(data, "handler", path, self.string, None)
         command = get("command")
         if command is not None and not isinstance(command, str):
             command = self.field(data, "command", path, self.string, None)
         loop = get("loop")
-        if "loop" not in data and (handler is None) != (command is None):
-            loop = "python" if handler is not None else "command"
+        if "loop" not in data and given_handler != given_command:
+            loop = "python" if given_handler else "command"
         elif not isinstance(loop, str):  # the hint: the other way to say it (a typo'd command)
             hint = " (or exactly one of handler and command)"
             loop = self.field(data, "loop", path, self.string, "", required=True, hint=hint)
@@ -559,7 +593,9 @@ class ConfigReader:
 
     def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
         if not isinstance(value, list):
-            self.issue(path, f"expected a list, got {kind_of(value)}")
+            example = _TRIGGER_EXAMPLES.get(value, "manual: {}") if isinstance(value, str) else ""
+            hint = f" (a list of one-key mappings: triggers: [{{{example}}}])" if example else ""
+            self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
         triggers = []
         for i, item in enumerate(value):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Mapping
+from itertools import islice
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
@@ -51,6 +52,8 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 MAX_NAME_LENGTH = 128
 # "Did you mean" suggestions per validation (each one compares with every candidate).
 _MAX_SUGGESTIONS = 20
+#: Stages an unknown stage's issue lists when no name is close to it.
+_LISTED_STAGES = 8
 
 #: A command's environment variable of an input (``command_loop``: the name upper-cased, any
 #: character but a letter, digit or ``_`` made ``_``), as a shell reads a name.
@@ -128,6 +131,7 @@ class _Validator:
         self.issues: list[ValidationIssue] = []
         self.loop_names = BUILTIN_LOOPS | set(pipeline.loops) | registered_loops
         self.stage_names = {stage.name for stage in pipeline.stages}
+        self.listed: str | None = None  # ``stages_listed``, made at its first need
         self.emitted = {event_type for stage in pipeline.stages for event_type in stage.emits}
         self.external = set(pipeline.external_events)
         self.suggestions = 0
@@ -149,6 +153,22 @@ class _Validator:
         self.suggestions += 1
         close = close_match(name, candidates)
         return f" (did you mean {close[0]!r}?)" if close else ""
+
+    def stages_listed(self) -> str:
+        """`` (the stages: 'a', 'b')``, what to write for an unknown stage no name is close to
+        (a name from another file, a stage not written yet): the first
+        :data:`_LISTED_STAGES` in the file's order, then how many more. Made once: a hostile
+        file of many unknown stages pays for it once."""
+        if self.ran:
+            return ""
+        if self.listed is None:
+            unique = dict.fromkeys(stage.name for stage in self.pipeline.stages)
+            names = list(islice(unique, _LISTED_STAGES))
+            more = len(self.stage_names) - len(names)
+            shown = ", ".join(map(quote, names))
+            shown += f" and {more} more" if more > 0 else ""
+            self.listed = f" (the stages: {shown})" if names else ""
+        return self.listed
 
     def run(self) -> list[ValidationIssue]:
         pipeline = self.pipeline
@@ -357,7 +377,7 @@ class _Validator:
         if isinstance(trigger, OnCompletion):
             # A completion of the stage itself is a cycle ``a -> a``, reported by ``cycles``.
             if trigger.stage not in self.stage_names:
-                hint = self.suggest(trigger.stage, self.stage_names)
+                hint = self.suggest(trigger.stage, self.stage_names) or self.stages_listed()
                 path = f"{owner}.triggers[{index}].on_completion.stage"
                 self.issue(path, f"unknown stage {quote(trigger.stage)}{hint}")
             return
@@ -394,7 +414,7 @@ class _Validator:
         for match in _STAGE_REFERENCE.finditer(source):
             name = next(group for group in match.groups() if group is not None)
             if name not in self.stage_names:
-                hint = self.suggest(name, self.stage_names)
+                hint = self.suggest(name, self.stage_names) or self.stages_listed()
                 self.issue(path, f"reads unknown stage {quote(name)}{hint}")
 
     def expression_message(self, source: str, message: str) -> str:
@@ -531,7 +551,11 @@ def _syntax_message(source: str) -> str | None:
         cut = problem.find(" expecting {")
         problem = problem[:cut] if cut != -1 else problem
         where = f"column {column}" if line == "1" else f"line {line}, column {column}"
-        return f"syntax error at {where}: {problem}{_SINGLE_OPERATOR_HINTS.get(problem, '')}"
+        hint = _SINGLE_OPERATOR_HINTS.get(problem, "")
+        unclosed = problem.removeprefix("token recognition error at: '")[:1]
+        if not hint and unclosed in {"'", '"'} and problem.startswith("token recognition"):
+            hint = f" (the string opened with {unclosed} there is never closed)"
+        return f"syntax error at {where}: {problem}{hint}"
     return None
 
 
