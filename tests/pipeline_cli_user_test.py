@@ -573,7 +573,7 @@ def test_a_pipeline_name_that_is_not_utf8_is_one_line(
         main([*command, "--pipeline", name, "--source", f"sqlite:///{tmp_path / 's.db'}"])
     err = capsys.readouterr().err
     assert (exited.value.code, len(err.splitlines())) == (2, 1)
-    assert "argument --pipeline/-p: not UTF-8 text: 'caf\\udce9'" in err
+    assert 'argument --pipeline/-p: not UTF-8 text: "caf\\udce9"' in err
 
 
 @pytest.mark.parametrize("command", [["runs", "list"], ["report"]])

@@ -54,9 +54,9 @@ def test_a_refused_value_is_quoted_whole_up_to_forty_characters() -> None:
 
 
 def test_a_quote_shows_controls_escaped_and_takes_the_limit_given() -> None:
-    """A line break or an escape in the value is shown escaped, never acted on, and a
-    caller's own limit counts the characters before quoting."""
-    assert ("'a\\nb\\x1b'", '"it\'s…"') == (quote("a\nb\x1b"), quote("it's long", 5))
+    """A line break or an escape in the value is shown escaped, never acted on (as a JSON
+    string: ``quoting``), and a caller's own limit counts the characters before quoting."""
+    assert ('"a\\nb\\u001b"', '"it\'s…"') == (quote("a\nb\x1b"), quote("it's long", 5))
 
 
 def test_a_huge_refused_text_is_redacted_within_a_window(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from taskdaemon.pipeline.errors import SettingsError, SpanSourceURLError
 from taskdaemon.pipeline.http_url import HTTP_SCHEMES, http_url
+from taskdaemon.pipeline.quoting import quoted
 from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.tracking.sources import open_source
 
@@ -147,5 +148,6 @@ def _refusal(url: str, schemes: tuple[str, ...] = HTTP_SCHEMES) -> str:
 
 
 def _quoted(url: str) -> str:
-    """``url`` as a refusal quotes it: cut to 40 characters, the last one ``…``."""
-    return repr(url if len(url) <= 40 else url[:39] + "…")
+    """``url`` as a refusal quotes it: cut to 40 characters, the last one ``…``, by the one
+    quoting rule of messages (``quoting``)."""
+    return quoted(url if len(url) <= 40 else url[:39] + "…")

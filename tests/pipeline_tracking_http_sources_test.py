@@ -206,7 +206,7 @@ def test_a_redirect_is_one_line_with_its_target_cut(
             "(30 bytes): not UTF-8 (invalid start byte at byte 25)",
         ),
         (b'{"traces": [', """(12 bytes): '{"traces": ['"""),
-        (b"\n \n", "(3 bytes): '\\n \\n'"),
+        (b"\n \n", '(3 bytes): "\\n \\n"'),
     ],
     ids=["not-utf8", "cut", "blank-lines"],
 )

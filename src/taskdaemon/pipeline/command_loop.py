@@ -98,7 +98,9 @@ class CommandFailedError(StageFailedError):
             how = f"exited with code {exit_code}"
         if exit_code in _SHELL_CODES and workspace:
             how += f" ({_SHELL_CODES[exit_code]}; it ran in the run's workspace, {workspace})"
-        message = f"command {command!r} {how}"
+        from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - a failure only
+
+        message = f"command {quoted(command)} {how}"
         if stderr_tail:
             message += f"; stderr (last lines):\n{stderr_tail}"
         super().__init__(message)

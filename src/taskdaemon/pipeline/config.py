@@ -43,6 +43,7 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.config_reader import ConfigReader
 from taskdaemon.pipeline.config_text import Lines, no_lines, read_json, read_toml, read_yaml
+from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.model import (
@@ -102,7 +103,8 @@ def load_pipeline(
         reason = f"a directory, not a pipeline file (give its files: {files})"
         raise ConfigError([ValidationIssue("", reason, file=file)])
     if fmt is None:
-        reason = f"unknown file type {suffix or '(none)'!r} (expected .yaml, .yml, .json or .toml)"
+        shown = quote(suffix) if suffix else "(none)"
+        reason = f"unknown file type {shown} (expected .yaml, .yml, .json or .toml)"
         raise ConfigError([ValidationIssue("", reason, file=file)])
     try:
         with open(file, "rb") as stream:  # never more than the limit: it may be a huge file

@@ -47,9 +47,11 @@ def _redacted_cut(text: str, limit: int) -> str:
 
 
 def quote(text: str, limit: int = QUOTED) -> str:
-    """``text`` redacted and cut, then quoted as ``repr`` quotes it: how an error names what
-    it refused (``unknown status 'runing'``)."""
-    return repr(_redacted_cut(text, limit))
+    """``text`` redacted and cut, then quoted as ``quoting.quoted`` quotes it: how an error
+    names what it refused (``unknown status 'runing'``, ``"it's"``)."""
+    from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - errors only
+
+    return quoted(_redacted_cut(text, limit))
 
 
 def quote_value(value: object) -> str:

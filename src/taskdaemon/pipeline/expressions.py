@@ -142,20 +142,22 @@ class Expression(ValueMethods):
         # The worker (subprocess, pickle, a thread pool) is imported only by isolated
         # expressions: loading and validating a pipeline never starts it.
         from taskdaemon.pipeline.cel_worker import WorkerError  # noqa: PLC0415
+        from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415
         from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415
 
-        source = clip(self.source, 200)
+        source = quoted(clip(self.source, 200))
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             return exc
         if isinstance(exc, KeyError):
             key = exc.args[0] if exc.args else "?"
             held = "" if context is None else _keys_beside(self.paths, context, key)
-            return MissingKeyError(redact_text(f"{source!r}: no such key {key!r}{held}"))
+            shown = quoted(key) if isinstance(key, str) else repr(key)
+            return MissingKeyError(redact_text(f"{source}: no such key {shown}{held}"))
         if isinstance(exc, WorkerError):
             self._over_budget.append(f"evaluation stopped: {exc} (not evaluated again)")
-            return ExpressionError(redact_text(f"{source!r}: evaluation stopped: {exc}"))
+            return ExpressionError(redact_text(f"{source}: evaluation stopped: {exc}"))
         # ValueError/TypeError…, and the binding's PanicException (a BaseException)
-        return ExpressionError(redact_text(f"{source!r}: {_type_error_words(_first_line(exc))}"))
+        return ExpressionError(redact_text(f"{source}: {_type_error_words(_first_line(exc))}"))
 
 
 def compile_expression(

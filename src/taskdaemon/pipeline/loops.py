@@ -215,7 +215,9 @@ def _import_target(target: str, *, stage: str, loop: str) -> Callable[[StageCont
     "did you mean" of a misspelt key (``_near_name``, ``_near_module``), and a module that
     raises while it is imported names the line that raised (``_raised_at``), since the
     exception's own words rarely say where it came from."""
-    where = f"stage {stage!r}: loop type {loop!r}: handler {target!r}"
+    from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - a handler is resolved once
+
+    where = f"stage {stage!r}: loop type {loop!r}: handler {quoted(target)}"
     if not _TARGET.match(target):
         raise LoopTypeError(f"{where}: expected 'module:function'")
     module_name, _, attribute = target.partition(":")

@@ -405,4 +405,6 @@ def _compiled(source: str, allowed: frozenset[str] | set[str], where: str) -> Co
     try:
         return _compile(source, frozenset(allowed))
     except ExpressionError as exc:
-        raise ExpressionError(f"{where}: {source!r}: {exc}") from None
+        from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - a failure only
+
+        raise ExpressionError(f"{where}: {quoted(source)}: {exc}") from None

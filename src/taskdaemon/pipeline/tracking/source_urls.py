@@ -40,6 +40,13 @@ def _shown(url: str) -> str:
     return display_url(url)
 
 
+def _quoted(url: str) -> str:
+    """:func:`_shown`, quoted as every message quotes a value (``quoting``)."""
+    from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - as ``_shown``
+
+    return quoted(_shown(url))
+
+
 def scheme_of(url: str) -> str:
     """The scheme of ``url``, lower-cased; ``""`` when it has none (a plain path)."""
     return url.split("://", 1)[0].lower() if "://" in url else ""
@@ -50,10 +57,10 @@ def sqlite_path(url: str, *, warn: bool = True) -> Path:
     first character is ``/`` after ``sqlite://``. ``warn``: log ``lost_slash_hint`` once."""
     rest = url.split("://", 1)[1]
     if not rest.startswith("/"):
-        raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: use sqlite:///PATH")
+        raise SpanSourceURLError(f"bad sqlite URL {_quoted(url)}: use sqlite:///PATH")
     path = rest[1:]
     if not path:
-        raise SpanSourceURLError(f"bad sqlite URL {_shown(url)!r}: no path")
+        raise SpanSourceURLError(f"bad sqlite URL {_quoted(url)}: no path")
     hint = lost_slash_hint(path) if warn and path not in _HINTED else None
     if hint is not None:
         _HINTED.add(path)
@@ -84,7 +91,7 @@ def file_path(url: str) -> Path:
     ``//rel/path`` → ``rel/path``."""
     rest = url.split("://", 1)[1]
     if not rest:
-        raise SpanSourceURLError(f"bad {scheme_of(url)} URL {_shown(url)!r}: no path")
+        raise SpanSourceURLError(f"bad {scheme_of(url)} URL {_quoted(url)}: no path")
     return Path(rest)
 
 

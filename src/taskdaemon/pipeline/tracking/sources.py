@@ -292,4 +292,8 @@ def open_source(
             headers = {"X-Scope-OrgID": query["org"]} if "org" in query else None
             return TempoSource(base, headers=headers, **options)
         return JaegerSource(base, service=query.get("service"), **options)
-    raise SpanSourceURLError(f"unknown span source {display_url(url)!r}: use {SPAN_SOURCE_USAGE}")
+    from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - a refusal only
+
+    raise SpanSourceURLError(
+        f"unknown span source {quoted(display_url(url))}: use {SPAN_SOURCE_USAGE}"
+    )
