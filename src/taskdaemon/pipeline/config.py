@@ -51,7 +51,6 @@ from taskdaemon.pipeline.model import (
     Pipeline,
 )
 from taskdaemon.pipeline.record_fields import replace
-from taskdaemon.pipeline.unused_ignores import Used, unused_ignores
 from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.validation_warnings import (
     MAX_WARNINGS,
@@ -228,8 +227,12 @@ def _warnings(
     ``ignore_warnings`` fields or its comments suppress (a TOML file has no lines here and a
     JSON file no comments: only the fields suppress there), then those suppressions that
     suppressed nothing (``unused_ignores``)."""
-    suppresses = bool(reader.ignored) or (fmt == "yaml" and "taskdaemon:" in text)
-    used = Used() if suppresses else None
+    used = None
+    if reader.ignored or (fmt == "yaml" and "taskdaemon:" in text):
+        # Only a file that suppresses a warning imports the check (start-up time).
+        from taskdaemon.pipeline.unused_ignores import Used  # noqa: PLC0415
+
+        used = Used()
     found = pipeline_warnings(pipeline, compiled, reader.ignored, used)
     if not found and used is None:
         return []
@@ -241,6 +244,8 @@ def _warnings(
 
     kept = placed(found, text, lines_of, source, used)
     if used is not None:
+        from taskdaemon.pipeline.unused_ignores import unused_ignores  # noqa: PLC0415
+
         kept += unused_ignores(
             used, reader.ignored, text=text, fmt=fmt, lines_of=lines_of, source=source
         )
