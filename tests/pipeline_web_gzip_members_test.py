@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline.web._gzip_members import GzipMember
+from taskdaemon.pipeline.web._gzip_members import GzipMember, keep
 from taskdaemon.pipeline.web._streams import StreamHub
 
 #: The hub's bound on open streams.
@@ -104,3 +104,18 @@ def test_members_of_shared_chunks_decode_whole_chunk_by_chunk(seed: int) -> None
             assert chunk == unzip.decompress(part)
         wire += member.finish()
         assert b"".join(sent) == gzip.decompress(wire)
+
+
+def test_a_chunk_kept_is_never_deflated_again(deflated: list[int]) -> None:
+    """A chunk every stream sends (the ping, ``end``) is compressed once when kept, then sent
+    by any number of members, between other chunks, with no deflate at all; each member
+    still decodes whole."""
+    # Objects of this call's own: a feed's memo knows its last chunk by identity.
+    ping, event = b": ping %d\n\n" % id(deflated), b"data: %d\n\n" % id(deflated)
+    keep(ping)
+    assert deflated == [len(ping)]
+    for _ in range(3):
+        member = GzipMember()
+        wire = member.wire(ping) + member.wire(event) + member.wire(ping) + member.finish()
+        assert gzip.decompress(wire) == ping + event + ping
+    assert deflated == [len(ping), len(event)]
