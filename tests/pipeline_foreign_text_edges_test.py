@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import traceback
+import urllib.error
 from collections.abc import Callable, Iterator
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -86,9 +89,12 @@ def _raised(make: Callable[[], None]) -> BaseException:
 
 
 def test_a_standard_module_s_exception_takes_no_thread(threads: list[str]) -> None:
-    """An exception class of a standard package's submodule (``json.decoder``) is Python's."""
+    """An exception whose ``__str__`` is a standard package's submodule's (``urllib.error``)
+    is Python's, as one of ``BaseException``'s (``json.decoder``'s error) is."""
     error = _raised(lambda: json.loads("{"))
     assert handler_error_text(error).startswith("Expecting property name")
+    http = urllib.error.HTTPError("http://x", 404, "Not Found", Message(), None)
+    assert handler_error_text(http) == "HTTP Error 404: Not Found"
     assert threads == []
 
 
@@ -146,8 +152,10 @@ def test_a_traceback_is_taken_on_a_thread_when_any_text_of_its_chain_may_be_the_
 ) -> None:
     """The cause, the context (unless suppressed: it is not printed), a note, a group's
     members: each is a text the traceback writes. Taken in time, the traceback is whole."""
-    written = traceback_within(_raised(make))
+    error = _raised(make)
+    written = traceback_within(error)
     assert (threads == ["thread"], shown in written) == (thread, True), written
+    assert written == "".join(traceback.format_exception(error))
 
 
 def test_a_cycle_of_contexts_is_walked_once() -> None:
@@ -208,16 +216,17 @@ def test_plain_values_are_written_in_place_up_to_100_containers(depth: int) -> N
 
 
 @pytest.mark.parametrize(
-    ("record", "text"),
+    ("msg", "args", "text"),
     [
-        (_record("%s and %s", Arg(), 1), "an argument's repr and 1"),
-        (_record("%(k)s", {"k": Arg()}), "an argument's repr"),
+        ("%s and %s", (Arg(), 1), "an argument's repr and 1"),
+        ("%(k)s", ({"k": Arg()},), "an argument's repr"),
     ],
     ids=["last value plain", "in a dict"],
 )
 def test_a_value_of_the_handler_s_among_plain_ones_is_written(
-    record: logging.LogRecord, text: str
+    msg: str, args: tuple[object, ...], text: str
 ) -> None:
+    record = _record(msg, *args)  # made here: settling changes it
     settle_message(record)
     assert (record.msg, record.args) == (text, ())
 
