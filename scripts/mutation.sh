@@ -19,7 +19,7 @@
 #   MUTATION_NAMES     space-separated mutant names or globs (mutmut matches them with fnmatch,
 #                      e.g. '*SqliteSpanProcessor*_serve__mutmut_*'): test only those, as the
 #                      rest of a run stopped before its end; the score counts only the mutants
-#                      tested
+#                      tested, and only their timeouts are run again
 #   MUTATION_RECHECK_SECONDS  the least wall time a timed-out mutant's re-run is given (120):
 #                      mutmut's timeouts are each run again alone (scripts/mutation_recheck.py)
 #

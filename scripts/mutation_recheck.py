@@ -13,12 +13,15 @@ own, with a wall limit four times mutmut's and at least ``MUTATION_RECHECK_SECON
 pytest exit then replaces the timeout in ``mutants/<SOURCE>.meta``, where ``mutmut results``
 and the score read it: 0 survived, 1 killed; a mutant stopped again keeps its timeout (it loops
 or waits for ever, a real kill). Any other exit (pytest's usage or collection errors) keeps the
-timeout and is said. One line a mutant goes to stdout.
+timeout and is said. One line a mutant goes to stdout. With ``MUTATION_NAMES`` set (names or
+fnmatch patterns, as mutmut reads them) only the timeouts among those mutants are run again:
+the others were run again by the run that tested them, and a run by name stops at no other.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import os
 import signal
@@ -37,13 +40,19 @@ TIMEOUT_CONSTANT, DEFAULT_MULTIPLIER = 1.0, 15.0
 VERDICTS = {0: (0, "survived"), 1: (1, "killed")}
 
 
-def recheck(work: Path, source: str, floor: float) -> Iterator[str]:
-    """Re-run the timed-out mutants of ``source`` in ``work``, yielding the line said of each
-    as its verdict is written (a run of many takes minutes: each shows as it ends)."""
+def recheck(work: Path, source: str, floor: float, names: list[str] | None = None) -> Iterator[str]:
+    """Re-run the timed-out mutants of ``source`` in ``work`` (only those ``names`` match, when
+    given), yielding the line said of each as its verdict is written (a run of many takes
+    minutes: each shows as it ends)."""
     meta_path = work / "mutants" / f"{source}.meta"
     meta = json.loads(meta_path.read_text())
     codes: dict[str, int | None] = meta["exit_code_by_key"]
-    timed_out = sorted(name for name, code in codes.items() if code in TIMEOUT_CODES)
+    timed_out = sorted(
+        name
+        for name, code in codes.items()
+        if code in TIMEOUT_CODES
+        and (not names or any(fnmatch.fnmatch(name, pattern) for pattern in names))
+    )
     if not timed_out:
         return
     settings = tomllib.loads((work / "mutmut.toml").read_text())["tool"]["mutmut"]
@@ -105,7 +114,8 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 2
-    for line in recheck(Path(argv[0]), argv[1], floor):
+    names = os.environ.get("MUTATION_NAMES", "").split()
+    for line in recheck(Path(argv[0]), argv[1], floor, names):
         print(line, flush=True)
     return 0
 

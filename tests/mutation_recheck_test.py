@@ -47,8 +47,8 @@ def _work(tmp_path: Path, codes: dict[str, int | None]) -> Path:
     return work
 
 
-def _recheck(work: Path, seconds: str) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, MUTATION_RECHECK_SECONDS=seconds)
+def _recheck(work: Path, seconds: str, names: str = "") -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, MUTATION_RECHECK_SECONDS=seconds, MUTATION_NAMES=names)
     return subprocess.run(
         [sys.executable, str(SCRIPT), str(work), "src/m.py"],
         env=env,
@@ -83,6 +83,20 @@ def test_each_timeout_is_recorded_as_what_its_tests_say_when_run_alone(tmp_path:
     assert done.stdout.partition(" (")[0] == "m.x_f__mutmut_3: timeout again"
     meta = json.loads((work / "mutants" / "src" / "m.py.meta").read_text())
     assert meta["exit_code_by_key"] == {"m.x_f__mutmut_3": 152}
+
+
+@pytest.mark.slow
+def test_a_run_by_name_runs_again_only_the_timeouts_it_names(tmp_path: Path) -> None:
+    """``MUTATION_NAMES`` (a name, or a pattern as mutmut reads it): only the timeouts among
+    the mutants named are run again; another timeout, re-run by an earlier run, is kept."""
+    codes = {"m.x_f__mutmut_1": 36, "m.x_f__mutmut_2": 24, "m.x_f__mutmut_3": 152}
+    work = _work(tmp_path, codes)
+    done = _recheck(work, "60", "m.x_f__mutmut_1 *_2 m.x_f__mutmut_9")
+    assert (done.returncode, done.stderr) == (0, "")
+    said = [line.partition(" (")[0] for line in done.stdout.splitlines()]
+    assert said == ["m.x_f__mutmut_1: survived", "m.x_f__mutmut_2: killed"]
+    meta = json.loads((work / "mutants" / "src" / "m.py.meta").read_text())
+    assert meta["exit_code_by_key"] == {**codes, "m.x_f__mutmut_1": 0, "m.x_f__mutmut_2": 1}
 
 
 @pytest.mark.parametrize("seconds", ["soon", "0", "inf", "nan"])
