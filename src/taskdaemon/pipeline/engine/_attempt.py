@@ -276,7 +276,7 @@ class Attempts(RunBase):
         ex.status = RUNNING
         ex.started = True
         environment: Mapping[str, str] = EMPTY
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         if ctx.observed:
             previous = TaskRunRef(name, inst.index, ex.attempt - 1) if ex.attempt > 1 else None
             started = stage_started(  # every field by position, in its order (``_makers``)
@@ -342,7 +342,7 @@ class Attempts(RunBase):
                         result = await result
                 _exit_if_forked(pid)
                 when = deadline.when()
-                if when is not None and when <= asyncio.get_running_loop().time():
+                if when is not None and when <= self.loop.time():
                     # Past its deadline with no await the cancellation could reach: an async
                     # handler that blocked the loop (``time.sleep``). Its time is up all the
                     # same, and what it returned late is not its outputs.

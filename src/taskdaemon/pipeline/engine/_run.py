@@ -7,7 +7,6 @@ The run's parts: attempts, timeouts and retries (``_attempt.py``), approvals
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Mapping
 from typing import Any
 
@@ -275,9 +274,7 @@ class Run(Attempts, Triggers):
         self.active += 1
         self.queue(srt, inst, 1)
         # Not the execution of a handler that published the event firing it (``execution``).
-        inst.task = asyncio.get_running_loop().create_task(
-            self.execute(srt, inst), context=outside_execution()
-        )
+        inst.task = self.loop.create_task(self.execute(srt, inst), context=outside_execution())
 
     def admit(self, srt: StageRun) -> None:
         """Start instances for waiting events, up to ``parallel_instances`` unfinished at once."""

@@ -121,6 +121,7 @@ class RunBase:
         "first_failure",
         "handlers",
         "isolated",
+        "loop",
         "name",
         "pipeline",
         "plan",
@@ -173,7 +174,10 @@ class RunBase:
         self.stopping: RunStatus | None = None  # the final status a stop aims at
         self.finished_queue: deque[StageRun] = deque()
         self.processing = False
-        self.done: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
+        # The loop the run is made on, and runs on (``done`` is its future), kept: asyncio's
+        # probe for it is a ``getpid`` system call in CPython 3.11, a few a stage if asked.
+        self.loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[RunResult] = self.loop.create_future()
         self.event_seq = 0
         self.handlers: dict[str, Handler] = {}
         self.resolver: HandlerResolver | None = None  # ``ctx.resolver()``, asked at first use
