@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
 
+from loop_probe_support import probes_in_a_chain
 from taskdaemon.pipeline import _threads
 from taskdaemon.pipeline._hop_future import HopFuture
 from taskdaemon.pipeline._threads import (
@@ -465,3 +467,28 @@ async def test_an_attribute_error_of_the_call_itself_is_not_taken_for_a_foreign_
     with pytest.raises(AttributeError, match="from the dispatch"):
         hop(lambda seen: seen, ctx)
     assert [ctx] == handed
+
+
+async def test_a_sync_stage_does_not_ask_asyncio_for_the_running_loop() -> None:
+    """The hop tells the engine's loop from the context it was given, without
+    ``asyncio.get_running_loop()`` (a ``getpid`` system call): a chain of 21 sync stages
+    probes for the loop as often as a chain of 1."""
+    handler = python_handler(lambda ctx: None)
+    assert await probes_in_a_chain(21, handler) == await probes_in_a_chain(1, handler)
+
+
+def test_a_forked_child_does_not_take_its_parent_loop_for_its_own() -> None:
+    """The fork check ``asyncio.get_running_loop()`` made is kept: in a forked child, the hop
+    no longer trusts a loop's note of its thread (``_threads._forked_child``)."""
+    assert _threads._forked_child is False
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, b"1" if _threads._forked_child else b"0")
+        os._exit(0)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == b"1"
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)

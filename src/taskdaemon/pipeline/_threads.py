@@ -34,9 +34,11 @@ import asyncio
 import concurrent.futures
 import contextvars
 import dataclasses
+import os
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
+from threading import get_ident
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -241,30 +243,52 @@ async def in_thread(function: Callable[[StageContext], T], ctx: StageContext) ->
 def hop(function: Callable[[StageContext], T], ctx: StageContext) -> asyncio.Future[T]:
     """``in_thread`` as the future it awaits: what the ``python`` loop type's sync handler
     awaits itself, without a coroutine (its frame, its two resumptions) in between."""
-    loop = asyncio.get_running_loop()
     # The engine's own context is recognised here first, by attribute reads in a ``try`` (no
     # ``thread_safe`` frame, no ``getattr`` calls, each a builtin call): a plain mapping or a
     # ``LoopEnvironment`` of ``loop``, and three bound methods whose object's ``loop_safe`` is
-    # ``loop``. That is a case of ``thread_safe``'s test, which passes such a context through
-    # unchanged; any other context (or one of these reads failing) goes through it. Only the
-    # reads are in the ``try``: an AttributeError from ``_call`` itself is the caller's, not a
-    # sign of a foreign context to hop again with.
+    # ``loop``, the loop running on this thread. That is a case of ``thread_safe``'s test,
+    # which passes such a context through unchanged; any other context (or one of these reads
+    # failing) goes through it. Only the reads are in the ``try``: an AttributeError from
+    # ``_call`` itself is the caller's, not a sign of a foreign context to hop again with.
+    # The loop running here is told without ``asyncio.get_running_loop()``, a ``getpid``
+    # system call in CPython 3.11 (its check that the loop was not inherited through
+    # ``os.fork``): an asyncio loop notes the thread it runs on (``_thread_id``, from the start
+    # of ``run_forever`` to its end) and a thread runs one loop at a time; the fork check is
+    # kept by ``_forked_child``. A loop without the note (not asyncio's own) goes through
+    # ``thread_safe``, which asks asyncio.
     try:
+        loop = ctx.publish.__self__.loop_safe  # type: ignore[attr-defined]
         environment = ctx.environment
         kind = type(environment)
         safe = (
-            (
+            loop._thread_id == get_ident()
+            and not _forked_child
+            and (
                 kind is MappingProxyType
                 or kind is dict
                 or (LoopEnvironment in kind.__mro__ and environment._loop is loop)  # type: ignore[attr-defined]
             )
-            and ctx.publish.__self__.loop_safe is loop  # type: ignore[attr-defined]
             and ctx.report_process.__self__.loop_safe is loop  # type: ignore[attr-defined]
             and ctx.report_usage.__self__.loop_safe is loop  # type: ignore[attr-defined]
         )
     except AttributeError:
         safe = False
-    return _call(loop, function, (ctx if safe else thread_safe(ctx, loop),), True)
+    if safe:
+        return _call(loop, function, (ctx,), True)
+    loop = asyncio.get_running_loop()
+    return _call(loop, function, (thread_safe(ctx, loop),), True)
+
+
+#: Set in a forked child: its loop, if it runs one, is not the parent's (``hop``).
+_forked_child = False
+
+
+def _note_fork() -> None:
+    global _forked_child  # noqa: PLW0603 - a flag the fork hook sets, read once a stage
+    _forked_child = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
 
 
 def call_in_thread(function: Callable[..., T], *args: Any) -> asyncio.Future[T]:
