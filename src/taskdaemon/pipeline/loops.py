@@ -31,6 +31,13 @@ cancelled while the thread still ran); for an async one, the loop thread across 
 call, which includes whatever other coroutines and the loop's own bookkeeping ran meanwhile.
 Neither counts subprocesses (report them with ``report_usage``, which takes precedence) nor
 time spent waiting, so a handler that sleeps reports about zero.
+
+The thread's CPU clock is read twice a stage, and each read is a system call on Linux (the
+vDSO answers ``clock_gettime`` for wall clocks only). Kept so: one read after the call, against
+the value the same thread read after its previous stage, would add the pool's own work between
+two calls (handing over a result, taking the next call) to the stage's CPU time, and the
+first stage on a thread would have no previous value; ``getrusage(RUSAGE_THREAD)`` is a system
+call too, and counts in microseconds.
 """
 
 from __future__ import annotations
