@@ -5,6 +5,7 @@ be honest about it (docs/span-store.md, "A process killed outright")."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -95,18 +96,12 @@ def exits(ctx):
 """
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(("asked", "code"), [(3, 3), (0, 1), (256, 1), (-256, 1)])
-def test_a_handler_that_ends_the_process_is_said_and_its_run_stored(
-    home: Path, tmp_path: Path, asked: int, code: int
-) -> None:
-    """Before, ``run`` ended silent with the code asked (0 too: a success to a caller), and
-    nothing of the run reached the store: ``runs list`` had no run. 256 and -256 are 0 to the
-    shell: they exited 0 after the line was said."""
+def _run_exiting(home: Path, tmp_path: Path, asked: int) -> subprocess.CompletedProcess[str]:
+    """``run -q`` of the pipeline whose handler calls ``os._exit(asked)`` (``AT_ONCE``)."""
     (tmp_path / "exiting.py").write_text(AT_ONCE)
     pipeline = tmp_path / "p.yaml"
     pipeline.write_text(PIPELINE)
-    ran = taskdaemon(
+    return taskdaemon(
         home,
         "run",
         str(pipeline),
@@ -115,6 +110,17 @@ def test_a_handler_that_ends_the_process_is_said_and_its_run_stored(
         PYTHONPATH=pythonpath_with(tmp_path),
         EXIT_CODE=str(asked),
     )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("asked", "code"), [(3, 3), (0, 1), (256, 1), (-256, 1)])
+def test_a_handler_that_ends_the_process_is_said_and_its_run_stored(
+    home: Path, tmp_path: Path, asked: int, code: int
+) -> None:
+    """Before, ``run`` ended silent with the code asked (0 too: a success to a caller), and
+    nothing of the run reached the store: ``runs list`` had no run. 256 and -256 are 0 to the
+    shell: they exited 0 after the line was said."""
+    ran = _run_exiting(home, tmp_path, asked)
     assert code == ran.returncode, ran.stderr
     last = ran.stderr.splitlines()[-1]
     said = f"stage 's' ended taskdaemon's process (os._exit({asked})): run "
@@ -133,18 +139,7 @@ def test_a_code_past_a_c_int_ends_nothing_and_says_nothing(home: Path, tmp_path:
     """``os._exit(2**31)`` raises ``OverflowError`` and ends nothing: the stage fails with it
     and the run is stored. Before, the line said the process ended and the run was left
     interrupted, though the run went on to store its failure."""
-    (tmp_path / "exiting.py").write_text(AT_ONCE)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE)
-    ran = taskdaemon(
-        home,
-        "run",
-        str(pipeline),
-        "-q",
-        timeout=60,
-        PYTHONPATH=pythonpath_with(tmp_path),
-        EXIT_CODE=str(2**31),
-    )
+    ran = _run_exiting(home, tmp_path, 2**31)
     assert 1 == ran.returncode, ran.stderr
     assert "ended taskdaemon's process" not in ran.stderr
     assert "failure: Python int too large to convert to C int" in ran.stderr
