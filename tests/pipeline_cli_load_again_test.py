@@ -101,7 +101,7 @@ def test_a_run_whose_handler_keeps_every_descriptor_is_stored(home: Path, tmp_pa
     b = shown["stages"][1]
     assert ("success", "b") == (shown["stages"][0]["status"], b["name"]), ran.stderr
     if b["status"] != "success":  # the load took the reserve's every descriptor
-        assert b["error"].startswith(
+        assert b["attempts"][-1]["error"].startswith(
             "taskdaemon's process has all the file descriptors its limit allows open (256, "
             "ulimit -n): code it runs (a stage's handler) keeps them: [Errno 24]"
         ), b
