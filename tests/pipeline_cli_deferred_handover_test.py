@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline_monitor_support import chain_pipeline, started_record
-from taskdaemon.pipeline import secret_values
+from taskdaemon.pipeline import descriptor_reserve, secret_values
 from taskdaemon.pipeline.cli import deferred as deferred_module
 from taskdaemon.pipeline.cli import monitoring
 from taskdaemon.pipeline.cli.deferred import (
@@ -567,6 +567,7 @@ async def test_a_load_that_fails_is_said_once_and_the_run_goes_on_unstored(
             deferred.on_event(object())  # type: ignore[arg-type]
     finally:
         logger.removeHandler(said)
+    assert not descriptor_reserve.release_reserve(), "the reserve outlived the run's close"
     assert (
         [
             "telemetry failed to start; the run goes on without it: no collector",

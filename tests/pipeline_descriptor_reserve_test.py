@@ -30,8 +30,8 @@ def test_a_stage_error_for_want_of_descriptors_names_the_limit_and_who_keeps_the
 
 
 #: Counts the process's descriptors around holding and giving up the reserve, in a process of
-#: its own: in the test's, other threads (a server's, a writer's) open and close descriptors
-#: meanwhile, and a count there was flaky.
+#: its own: the test's may hold it from a run started before (CI saw 0 held), and its other
+#: threads open and close descriptors meanwhile.
 RESERVE_COUNTS = """\
 import os
 from taskdaemon.pipeline import descriptor_reserve as reserve

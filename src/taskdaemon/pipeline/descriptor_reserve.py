@@ -9,7 +9,9 @@ own fault.
 Decision: ``run`` keeps :data:`RESERVE` descriptors (``/dev/null``, close-on-exec) from before
 its first stage (:func:`keep_reserve`); a load that fails for want of descriptors gives them
 up (:func:`release_reserve`) and tries once more, so the run's spans and end reach the store
-(which keeps its files open once it has them). A stage failing for want of descriptors says so
+(which keeps its files open once it has them). The reserve is given up as well once the load
+is done, and when the run's monitoring closes: a process that runs pipelines one after another
+(tests, a notebook) holds none between them. A stage failing for want of descriptors says so
 first (:func:`exhaustion_text`): the process's limit (``ulimit -n``) and that code it runs
 keeps them. Stage code that takes the freed ones too is not stopped: the load then fails as
 before, said.
@@ -21,6 +23,7 @@ import contextlib
 import errno
 import os
 import resource
+import threading
 from typing import Final, TypeGuard
 
 __all__ = ["RESERVE", "exhaustion_text", "keep_reserve", "release_reserve", "starved"]
@@ -30,21 +33,23 @@ __all__ = ["RESERVE", "exhaustion_text", "keep_reserve", "release_reserve", "sta
 RESERVE: Final = 16
 
 _reserve: list[int] = []
+_lock = threading.Lock()  # the load's thread and the run's close may both give it up
 
 
 def keep_reserve() -> None:
     """Hold :data:`RESERVE` descriptors (fewer if the process has no more)."""
-    with contextlib.suppress(OSError):
+    with _lock, contextlib.suppress(OSError):
         while len(_reserve) < RESERVE:
             _reserve.append(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
 
 
 def release_reserve() -> bool:
     """Close the held descriptors; whether there were any."""
-    held = bool(_reserve)
-    while _reserve:
-        with contextlib.suppress(OSError):
-            os.close(_reserve.pop())
+    with _lock:
+        held = bool(_reserve)
+        while _reserve:
+            with contextlib.suppress(OSError):
+                os.close(_reserve.pop())
     return held
 
 

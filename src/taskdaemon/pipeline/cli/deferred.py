@@ -86,7 +86,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskdaemon.pipeline.cli.load_again import built_despite_stage_code
-from taskdaemon.pipeline.descriptor_reserve import keep_reserve
+from taskdaemon.pipeline.descriptor_reserve import keep_reserve, release_reserve
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
     EngineEvent,
@@ -658,6 +658,7 @@ def start_deferred_monitoring(
                 _log.warning("telemetry failed to start; the run goes on without it: %s", error)
                 return
         else:
+            release_reserve()  # loaded: the store keeps what it opened
             deferred.store_cause = unstored_cause(telemetry.span_processors)
             if deferred.started(monitor, preset_trace_id, preset_span_id):
                 return
@@ -681,5 +682,6 @@ def start_deferred_monitoring(
 
     stack.callback(close)
     keep_reserve()  # for the load, should stage code take every descriptor meanwhile
+    stack.callback(release_reserve)
     thread.start()
     return deferred
