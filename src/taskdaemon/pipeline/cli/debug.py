@@ -413,8 +413,6 @@ class RunThread(threading.Thread):
         from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
         from taskdaemon.pipeline.cli.stage_exit import exits_said  # noqa: PLC0415
         from taskdaemon.pipeline.cli.terminal_width import summary_width  # noqa: PLC0415
-        from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
-        from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
         from taskdaemon.pipeline.engine import Engine  # noqa: PLC0415
 
         args = self._args
@@ -438,18 +436,10 @@ class RunThread(threading.Thread):
                     dump_signal_handler,
                     dump_writer,
                 )
-                from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
                 writer = dump_writer(engine, observers)
                 self._dump = dump_signal_handler(engine, writer)
-                ops = DebugOps(
-                    engine,
-                    handle.run_id,
-                    dump=writer,
-                    redact_patterns=load_settings().redact_patterns,
-                )
-                server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
-                await server.start()
+                server = await debug_server(engine, handle, writer)
                 stack.push_async_callback(server.aclose)
                 self.run_id = handle.run_id
                 self._ready.set()
@@ -465,3 +455,19 @@ class RunThread(threading.Thread):
             self.code = 128 + self.interrupted  # 130 Ctrl-C, 143 SIGTERM, 129 SIGHUP
         else:
             self.code = EXIT_FAILURE
+
+
+async def debug_server(engine: Any, handle: Any, writer: Any) -> Any:
+    """The run's control socket, serving the debug ops (``writer`` its dumps), started: the
+    socket ``debug attach`` and the prompt talk to, ``debug FILE``'s and ``replay --break``'s
+    (``cli/replay_debug.py``). Raises what ``ControlServer.start`` raises."""
+    from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
+    from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
+    from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
+
+    ops = DebugOps(
+        engine, handle.run_id, dump=writer, redact_patterns=load_settings().redact_patterns
+    )
+    server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
+    await server.start()
+    return server

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.cli.breakpoints import apply_breakpoints
-from taskdaemon.pipeline.cli.debug import RunThread, prompt_over
+from taskdaemon.pipeline.cli.debug import RunThread, debug_server, prompt_over
 from taskdaemon.pipeline.errors import PipelineError
 
 __all__ = ["replay_at_prompt"]
@@ -84,21 +84,12 @@ class _ReplayThread(RunThread):
 
     async def _serve(self, engine: Any, handle: Any, writer: Any) -> None:
         """Serve the run's control socket with the debug ops, then let the prompt start."""
-        from taskdaemon.pipeline.control import ControlServer  # noqa: PLC0415
-        from taskdaemon.pipeline.debug_ops import DebugOps  # noqa: PLC0415
-        from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
-
-        ops = DebugOps(
-            engine, handle.run_id, dump=writer, redact_patterns=load_settings().redact_patterns
-        )
-        server = ControlServer(handle.run_id, handle, extra_ops={"debug": ops})
         try:
-            await server.start()
+            self._server = await debug_server(engine, handle, writer)
         except (OSError, PipelineError) as error:  # no prompt can reach the run: it stops
             self.error = f"no control socket for run {handle.run_id}: {error}"
             handle.cancel(self.error)
         else:
-            self._server = server
             self.run_id = handle.run_id
         finally:
             self._ready.set()
