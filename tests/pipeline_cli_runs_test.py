@@ -53,14 +53,15 @@ def test_bounds_the_wrong_way_round_are_refused_as_report_refuses_them(
 
 
 @pytest.mark.slow
-def test_a_run_killed_before_storing_anything_is_said_to_have_started(
+def test_a_run_killed_at_once_reads_interrupted_then_is_said_to_have_started(
     home: Path, tmp_path: Path
 ) -> None:
-    """A run whose process is killed at once (``kill -9`` by its own handler, as the OOM
-    killer would) stores nothing: ``run`` loads telemetry after the first stage starts. Its
-    ``runs show`` said only "no run ID", as for a mistyped id; it now says the run started
-    here, and the causes. Exit 1 and one line, as before. (An ``os._exit`` in a handler is
-    said and stored first: ``reliability_process_exit_test``.)"""
+    """A run whose process is killed as its first stage starts (``kill -9`` by its own
+    handler, as the OOM killer would) reads ``interrupted``: ``run`` stores its start before
+    that stage (``cli/run_start.py``); it used to store nothing, and ``runs show`` said "no
+    run ID". Once retention deleted it, ``runs show`` says the run started here, and the
+    causes, not only "no run ID", as for a mistyped id: exit 1 and one line. (An ``os._exit``
+    in a handler is said and stored first: ``reliability_process_exit_test``.)"""
     (tmp_path / "dies.py").write_text(
         "import os\nimport signal\n\n\ndef step(ctx):\n    os.kill(os.getpid(), signal.SIGKILL)\n"
     )
@@ -72,6 +73,10 @@ def test_a_run_killed_before_storing_anything_is_said_to_have_started(
     started = re.search(r"run ([0-9a-f]{32}) of dies started", ran.stdout + ran.stderr)
     assert (-9, True) == (ran.returncode, started is not None), ran.stderr
     run_id = started.group(1)  # type: ignore[union-attr]
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert (0, "interrupted") == (shown.returncode, json.loads(shown.stdout)["status"])
+    kept = taskdaemon(home, "retention", "--keep", "0")
+    assert 0 == kept.returncode, kept.stderr
     shown = taskdaemon(home, "runs", "show", run_id)
     expected = (
         f"taskdaemon runs show: no run {run_id} in {home / 'spans.db'} (it started here: "

@@ -22,6 +22,7 @@ the monitor meanwhile.
   100,000 kept, or a published event that finds ``MAX_KEPT_PAYLOADS`` kept with a payload:
   memory stays bounded, also when a stage publishes large payloads faster than telemetry
   loads (docs/span-store.md, "Payloads waiting to be recorded").
+* **The run is on record before its first stage**: its start is stored (``cli/run_start.py``).
 * **The run id is still the trace id.** Asked for a run id before the monitor exists, the
   stand-in draws one and the run span is later started with it as its trace id
   (``cli/run_ids.py``).
@@ -86,6 +87,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from taskdaemon.pipeline.cli.load_again import built_despite_stage_code
+from taskdaemon.pipeline.cli.run_start import RunStart, run_preset
 from taskdaemon.pipeline.descriptor_reserve import keep_reserve, release_reserve
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
@@ -278,6 +280,8 @@ class DeferredMonitor:
         self._failure: str | None = None
         #: Why the loaded telemetry's store holds no run (``span_losses.unstored_cause``).
         self.store_cause: str | None = None
+        #: Writes a run's start before its first stage, when set (``cli/run_start.py``).
+        self.run_start: RunStart | None = None
         # Set once the monitor has every kept event: from then on events go straight to it,
         # without the lock and the two Event calls of the hand-over (a few µs an event, on the
         # engine's loop, while telemetry is live).
@@ -457,6 +461,8 @@ class DeferredMonitor:
         # a trace id is never all zeros.
         run_id = format(int.from_bytes(os.urandom(16)) or 1, "032x")
         self._named.add(run_id)
+        if self.run_start is not None:
+            self.run_start.write(run_id, pipeline, at)
         return run_id
 
     def keep(self, item: LogRecord | OutputBatch) -> bool:
@@ -631,7 +637,10 @@ def start_deferred_monitoring(
     add_output_sink(slot)
     if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs
         root.addHandler(slot)
-        _store_directory(Path(settings.span_source[len("sqlite:///") :]))
+        store = Path(settings.span_source[len("sqlite:///") :])
+        _store_directory(store)
+        if span_context_foreseen(os.environ):  # spans are recorded
+            deferred.run_start = RunStart(store)
     loaded = contextlib.ExitStack()
 
     def build() -> tuple[Any, Any, Any]:
@@ -660,7 +669,8 @@ def start_deferred_monitoring(
         else:
             release_reserve()  # loaded: the store keeps what it opened
             deferred.store_cause = unstored_cause(telemetry.span_processors)
-            if deferred.started(monitor, preset_trace_id, preset_span_id):
+            preset_run = run_preset(deferred.run_start, preset_trace_id, preset_span_id)
+            if deferred.started(monitor, preset_run, preset_span_id):
                 return
         loaded.close()  # abandoned: shut down unused (``close`` leaves it to this thread)
 
@@ -673,6 +683,8 @@ def start_deferred_monitoring(
                 thread.join()  # it ended, or ends once done handing over
                 loaded.close()  # telemetry shutdown, then the lost-span report (start_monitoring)
         finally:
+            if deferred.run_start is not None and deferred.unstored() is not None:
+                deferred.run_start.withdraw()  # no telemetry stored the rest of the run
             remove_output_sink(slot)
             root.removeHandler(slot)
             slot.close()

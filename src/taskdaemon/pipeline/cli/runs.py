@@ -211,8 +211,8 @@ def _show(args: argparse.Namespace) -> int:
 def _started_here(run_id: str) -> str:
     """What ``runs show`` adds to "no run ID" when the home holds the run's workspace: the run
     did start. Decision: said, because the id comes from ``run``'s first line, and a process
-    killed in its first second (before ``run``'s telemetry loaded: docs/span-store.md, "A
-    process killed outright") stores nothing; "no run" alone read as a wrong id. Retention
+    killed before its start could be stored (docs/span-store.md, "A process killed outright")
+    stores nothing; "no run" alone read as a wrong id. Retention
     deletes runs and keeps workspaces, so the line names that cause too."""
     workspace = home_directory() / "workspaces" / run_id
     if run_id_problem(run_id, full=True) is not None or not workspace.is_dir():

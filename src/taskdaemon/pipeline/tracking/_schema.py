@@ -27,7 +27,6 @@ from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import SpanSourceError, SpanStoreError
 from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.tracking._aggregates_schema import create_aggregates
-from taskdaemon.pipeline.tracking._migrations import migrate
 from taskdaemon.pipeline.tracking._tables import DDL, SCHEMA_VERSION, execute_script
 
 _logger = logging.getLogger("taskdaemon.tracking")
@@ -589,6 +588,10 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
                     execute_script(conn, DDL)
                     create_aggregates(conn)
                 else:
+                    # Imported here: it reads stored traces (``reconstruct``), which a store at
+                    # this version never needs (``run`` opens one before its first stage).
+                    from taskdaemon.pipeline.tracking._migrations import migrate  # noqa: PLC0415
+
                     if version < _SAME_TRIGGER_SINCE:  # made again by the migration to 7
                         conn.execute("DROP TRIGGER IF EXISTS traces_drop_aggregates")
                     migrate(conn, version)

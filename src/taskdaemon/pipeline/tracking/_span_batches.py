@@ -48,6 +48,7 @@ from taskdaemon.pipeline.tracking.aggregates import (
     RunAggregator,
 )
 from taskdaemon.pipeline.tracking.reconstruct import ended_attempt_status, is_skip, replay_of
+from taskdaemon.pipeline.tracking.run_start import started_early
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.records import RunRecord
@@ -86,6 +87,12 @@ _END: Final = statements(
     "INSERT OR REPLACE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",
     6,
     64,
+)
+# A run span's start row replacing the one ``run`` wrote before its telemetry loaded
+# (``tracking.run_start``), with all the span records; never a row whose end is written.
+_REPLACE_EARLY: Final = (
+    "UPDATE spans SET start_ns = ?, resource_no = ?, body = ? "
+    "WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
 )
 # An open span's row rewritten with what it gained; never a row whose end is already written.
 _REFRESH_OPEN: Final = (
@@ -165,6 +172,7 @@ class SpanBatchWriter:
         first_start: dict[int, int] = {}
         resources: dict[int, Any] = {}
         new_runs: list[tuple[Any, ...]] = []
+        early: list[list[Any]] = []  # run span starts whose row ``run_start`` wrote
         ended_root_spans: list[tuple[str, Any]] = []
         seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
         now = time.monotonic()
@@ -239,6 +247,8 @@ class SpanBatchWriter:
                     # its stages, and the summary trusts a tally (it rebuilds the run without).
                     self._tally.open(trace_id)
                     seen.append((RUN_STARTED, span, attrs, None))
+                    if started_early(trace_id):
+                        early.append(row)
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append(
@@ -277,6 +287,8 @@ class SpanBatchWriter:
                     uses.add((row[0], row[4]))
             conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
             insert_rows(conn, _START, started)
+            if early:
+                conn.executemany(_REPLACE_EARLY, [(r[2], r[4], r[5], r[0], r[1]) for r in early])
             insert_rows(conn, _END, ended)
             conn.executemany(INSERT_RUN, new_runs)
             rebuilt: dict[int, RunRecord | None] = {}

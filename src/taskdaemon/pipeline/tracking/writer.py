@@ -46,6 +46,7 @@ from taskdaemon.pipeline.tracking._run_tally import is_run_span
 from taskdaemon.pipeline.tracking._schema import OpenedFile, connect, why_unwritten
 from taskdaemon.pipeline.tracking._span_batches import SpanBatchWriter, register_writer
 from taskdaemon.pipeline.tracking._span_queue import STOP, Flush, SpanQueue
+from taskdaemon.pipeline.tracking.run_start import adopted_writer
 from taskdaemon.pipeline.tracking.store import RetentionPolicy, SpanStore, retention_from_env
 from taskdaemon.pipeline.wording import counted
 
@@ -306,7 +307,11 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
                 # Not waited for when the write lock is taken: the constructor (and a run's
                 # first command stage, which needs the monitor) would wait out the busy
                 # timeout. The first write registers then (``_write``).
-                self._writer_id = register_writer(conn, wait=False)
+                # A row this process registered before its telemetry loaded is this one's.
+                adopted = adopted_writer(self.path)
+                self._writer_id = (
+                    adopted if adopted is not None else register_writer(conn, wait=False)
+                )
         except BaseException as exc:  # reported to the constructor
             self._error = exc
             self._ready.set()

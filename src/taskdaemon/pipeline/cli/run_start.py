@@ -1,0 +1,81 @@
+"""``taskdaemon run``'s start on record before its telemetry loads.
+
+The stand-in monitor (``cli/deferred.py``) names the run before its first stage starts, and
+telemetry loads once that stage has started: a process killed in between (``kill -9``, the OOM
+killer) left nothing of its run. :class:`RunStart` writes the run's start to the embedded store
+as the run is named, on the engine's thread, before its first stage (``tracking/run_start.py``
+says what it writes, and what that costs the first stage); hands the span id of that row to the
+run span when the monitor starts it (``preset``); and takes the rows back when telemetry never
+stores the rest (``withdraw``: the run then reads as not stored, as ``run`` says at its end).
+
+Only for the embedded store (a remote backend has no rows to write) and only when spans are
+recorded (``span_context_foreseen``: not under ``OTEL_SDK_DISABLED``). Never raises: a start it
+cannot write is written by the loaded writer, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.model import Pipeline
+
+__all__ = ["RunStart", "run_preset"]
+
+_log = logging.getLogger("taskdaemon.run")
+
+Preset = Callable[[str], contextlib.AbstractContextManager[None]]
+
+
+class RunStart:
+    """The run starts written to the store at ``path`` by this process (module docstring)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._written: list[str] = []  # run ids whose start is in the store
+        self._span_ids: dict[str, str] = {}  # their run span's id, until the span takes it
+
+    def write(self, run_id: str, pipeline: Pipeline, at: float | None) -> None:
+        """Write run ``run_id``'s start (``at``: its start, epoch seconds)."""
+        try:
+            from taskdaemon.pipeline.tracking.run_start import write_run_start  # noqa: PLC0415
+
+            start = time.time() if at is None else at
+            span_id = write_run_start(self.path, run_id, pipeline, start)
+        except Exception:  # monitoring never stops the pipeline
+            _log.debug("run %s: its start was not written before telemetry", run_id, exc_info=True)
+            return
+        if span_id is not None:
+            self._written.append(run_id)
+            self._span_ids[run_id] = span_id
+
+    @contextlib.contextmanager
+    def preset(self, run_id: str, preset_trace: Preset, preset_span: Preset) -> Iterator[None]:
+        """``preset_trace(run_id)``, and, when the run's start row was written, ``preset_span``
+        of that row's span id: the one span that handling its ``RunStarted`` starts is the run
+        span (``cli/deferred.py``), whose rows then replace that one."""
+        span_id = self._span_ids.pop(run_id, None)
+        with preset_trace(run_id), preset_span(span_id) if span_id else contextlib.nullcontext():
+            yield
+
+    def withdraw(self) -> None:
+        """Take back the starts written: telemetry did not store the runs (module docstring)."""
+        from taskdaemon.pipeline.tracking.run_start import withdraw_run_start  # noqa: PLC0415
+
+        for run_id in self._written:
+            withdraw_run_start(self.path, run_id)
+        self._written.clear()
+
+
+def run_preset(run_start: RunStart | None, preset_trace: Preset, preset_span: Preset) -> Preset:
+    """What the stand-in monitor starts a run span under whose id it drew (its ``preset``):
+    ``preset_trace`` (``cli/run_ids.preset_trace_id``), with ``run_start``'s span id too."""
+    if run_start is None:
+        return preset_trace
+    return functools.partial(run_start.preset, preset_trace=preset_trace, preset_span=preset_span)

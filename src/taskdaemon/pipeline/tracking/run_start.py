@@ -1,0 +1,239 @@
+"""A run's start written to the embedded store before its telemetry loads.
+
+``taskdaemon run`` starts its first stage while the OTel SDK, the span store's writer and the
+monitor load on a thread (``cli/deferred.py``), which takes from half a second to seconds on a
+busy host. A process killed meanwhile (``kill -9``, the OOM killer) used to leave nothing of
+its run: no row in ``runs``, no trace. :func:`write_run_start` writes, on the caller's thread
+and before the run's first stage starts, what a reader needs to show the run:
+
+* a ``writers`` row for this process (pid, host, heartbeat), the one the span store's writer
+  later takes over (:func:`adopted_writer`) and renews every second, so that readers judge the
+  run's liveness by this process from its first moment (``store``, "Interrupted runs"): a
+  process killed before its telemetry loaded reads ``interrupted`` as soon as its pid is gone;
+* the run span's start row: the run id and what the monitor's run span records of the
+  definition at its start (``monitor._books.pipeline_info``) but its edges, hash and text,
+  redacted as the monitor's tracer redacts (``redaction.redact``); not the run's request,
+  which only the monitor's payload capture records (masked, bounded). Its span id is the one
+  the run span is then started with (``cli/run_ids.py``), and the writer's row of that start
+  replaces it (``started_early``: once per run, never per stage), with all the span records;
+* the run's ``runs`` row, ``running``, as the writer would make it.
+
+All in one transaction, so a reader sees the run whole or not at all. What it costs the first
+stage: opening the store (what the writer would do on the loading thread; the schema check's
+in-memory copy is made once a process, for both) and one small transaction. It never waits
+long for another process's write lock (``BUSY_WAIT``), and never migrates a store of an older
+schema (a migration can take long): the loaded writer does, as before, and the start row comes
+with it. It says nothing when it cannot write (the writer says why the store cannot open, once).
+
+:func:`withdraw_run_start` takes the rows back when the telemetry did not load: the run then
+reads as it did before, not stored, rather than ``interrupted`` though it ran to its end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sqlite3
+import threading
+import time
+import urllib.parse
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.durations import epoch_ns
+from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.model import Pipeline
+
+__all__ = [
+    "BUSY_WAIT",
+    "adopted_writer",
+    "started_early",
+    "withdraw_run_start",
+    "write_run_start",
+]
+
+_log = logging.getLogger("taskdaemon.tracking")
+
+#: Milliseconds the start waits for another process's write lock before it gives up (the
+#: loaded writer then writes the start, as before): the first stage waits that long at most.
+BUSY_WAIT: Final = 250
+#: The resource of an early start row: the SDK's is not known before it loads.
+_NO_RESOURCE: Final = "{}"
+
+_lock = threading.Lock()
+# By store file (absolute path): (pid, writers row id) registered here, until a writer takes it.
+_writers: dict[str, tuple[int, int | None]] = {}
+# Run ids whose start row was written here and not yet replaced by the writer's.
+_early_runs: set[str] = set()
+
+
+def _key(path: Path) -> str:
+    return os.path.abspath(path)
+
+
+def write_run_start(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None:
+    """Write run ``run_id``'s start to the store at ``path`` (module docstring): the span id
+    of its run span's row, or None when nothing was written (the store missing a schema this
+    code writes without migrating, busy, unwritable: said at debug level only)."""
+    try:
+        if path.exists() and _old_schema(path):
+            return None
+        conn = connect(path)
+    except Exception as error:
+        _log.debug("%s: run start not written before telemetry: %s", path, error)
+        return None
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
+        with _lock:
+            known = _writers.get(_key(path))
+            writer_id = known[1] if known is not None and known[0] == os.getpid() else None
+        span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            if writer_id is None:  # as ``_span_batches.register_writer`` (which imports OTel)
+                now = time.time_ns()
+                writer_id = conn.execute(
+                    "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
+                    (os.getpid(), socket.gethostname(), now, now),
+                ).lastrowid
+            _insert(
+                conn, run_id, pipeline, span_id=span_id, start_ns=epoch_ns(at), writer=writer_id
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+    except Exception as error:
+        _log.debug("%s: run start not written before telemetry: %s", path, error)
+        return None
+    finally:
+        conn.close()
+    with _lock:
+        _writers[_key(path)] = (os.getpid(), writer_id)
+        _early_runs.add(run_id)
+    return span_id
+
+
+def _old_schema(path: Path) -> bool:
+    """Whether the file at ``path`` holds a store of another schema version than this code's
+    (an older one is migrated by the loaded writer; anything else is its to refuse)."""
+    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro", uri=True)
+    try:
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+    finally:
+        conn.close()
+    return bool(version) and version != SCHEMA_VERSION
+
+
+def _insert(
+    conn: sqlite3.Connection,
+    run_id: str,
+    pipeline: Pipeline,
+    *,
+    span_id: str,
+    start_ns: int,
+    writer: int | None,
+) -> None:
+    """The trace, the run span's start row and the ``runs`` row, in the caller's transaction."""
+    attributes = {
+        # The monitor's run span starts with these (``monitor._books.pipeline_info``), and more
+        # that the first stage does not wait for: the edges (``telemetry_codec``, not imported
+        # before it), the definition's hash (its canonical text hashed) and text.
+        t.CICD_PIPELINE_NAME: pipeline.name,
+        t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
+        t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
+        t.PIPELINE_STAGE_LOOPS: [stage.loop for stage in pipeline.stages],
+        t.PIPELINE_CONCURRENCY: pipeline.concurrency,
+        t.PIPELINE_ERROR_STRATEGY: str(pipeline.error_strategy),
+        t.CICD_PIPELINE_RUN_ID: run_id,
+    }
+    redacted = redact(attributes)
+    name = redact_text(t.run_span_name(pipeline.name))
+    body: list[Any] = [None, name, "SERVER", "UNSET", "", redacted, [], []]
+    conn.execute(
+        "INSERT OR IGNORE INTO traces (trace_id, first_ns) VALUES (?, ?)", (run_id, start_ns)
+    )
+    (trace_no,) = conn.execute(
+        "SELECT trace_no FROM traces WHERE trace_id = ?", (run_id,)
+    ).fetchone()
+    conn.execute("INSERT OR IGNORE INTO resources (attributes) VALUES (?)", (_NO_RESOURCE,))
+    (resource_no,) = conn.execute(
+        "SELECT resource_no FROM resources WHERE attributes = ?", (_NO_RESOURCE,)
+    ).fetchone()
+    conn.execute("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", (trace_no, resource_no))
+    conn.execute(
+        "INSERT OR IGNORE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
+        "VALUES (?, ?, ?, NULL, ?, ?)",
+        (
+            trace_no,
+            span_id,
+            start_ns,
+            resource_no,
+            json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+        ),
+    )
+    # ``_run_tally.INSERT_RUN``'s row (that module imports the readers: start-up time).
+    conn.execute(
+        "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, "
+        "writer_id) VALUES (?, ?, 'running', ?, ?, ?)",
+        (run_id, redacted[t.CICD_PIPELINE_NAME], start_ns, len(pipeline.stages), writer),
+    )
+
+
+def adopted_writer(path: Path) -> int | None:
+    """The ``writers`` row this process registered for the store at ``path`` before its span
+    writer started, which the writer takes over (once), or None."""
+    with _lock:
+        known = _writers.pop(_key(path), None)
+    return known[1] if known is not None and known[0] == os.getpid() else None
+
+
+def started_early(run_id: str) -> bool:
+    """Whether ``run_id``'s start row was written here, before its run span existed (asked
+    once, by the writer writing that span's start: its row then replaces this one)."""
+    if not _early_runs:
+        return False
+    with _lock:
+        if run_id not in _early_runs:
+            return False
+        _early_runs.discard(run_id)
+        return True
+
+
+def withdraw_run_start(path: Path, run_id: str) -> None:
+    """Delete what :func:`write_run_start` wrote of ``run_id`` (and its ``writers`` row, unless
+    a writer took it over), when no telemetry will ever write the rest; silent on failure."""
+    with _lock:
+        if run_id not in _early_runs:
+            return
+        _early_runs.discard(run_id)
+        known = _writers.pop(_key(path), None)
+    try:
+        conn = connect(path, create=False)
+    except Exception:
+        return
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            row = conn.execute("SELECT trace_no FROM traces WHERE trace_id = ?", (run_id,))
+            for (trace_no,) in row.fetchall():
+                conn.execute("DELETE FROM spans WHERE trace_no = ?", (trace_no,))
+                conn.execute("DELETE FROM trace_resources WHERE trace_no = ?", (trace_no,))
+                conn.execute("DELETE FROM traces WHERE trace_no = ?", (trace_no,))
+            conn.execute("DELETE FROM runs WHERE trace_id = ?", (run_id,))
+            if known is not None and known[0] == os.getpid():
+                conn.execute("DELETE FROM writers WHERE id = ?", (known[1],))
+            conn.execute("COMMIT")
+        except BaseException:
+            rollback(conn)
+            raise
+    except Exception as error:
+        _log.debug("%s: run start of %s not withdrawn: %s", path, run_id, error)
+    finally:
+        conn.close()
