@@ -242,7 +242,7 @@ def _warnings(
         issues = [ValidationIssue(path, "") for path in paths]
         return [issue.line for issue in reader.placed(issues)]
 
-    kept = placed(found, text, lines_of, source, used)
+    kept = placed(found, text, lines_of, source, used, fmt=fmt)
     if used is not None:
         from taskdaemon.pipeline.unused_ignores import unused_ignores  # noqa: PLC0415
 

@@ -24,12 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from taskdaemon.pipeline.validation_warnings import (
-    IGNORE_COMMENT,
-    MAX_WARNINGS,
-    ValidationWarning,
-    placed,
-)
+from taskdaemon.pipeline.ignore_comments import ignore_comments
+from taskdaemon.pipeline.validation_warnings import MAX_WARNINGS, ValidationWarning, placed
 
 __all__ = ["CODE", "Used", "unused_ignores"]
 
@@ -80,8 +76,8 @@ def unused_ignores(
                         CODE,
                     )
                 )
-    kept = placed(found, text, lines_of, source, used)  # a bare ignore hiding one is used
-    if fmt == "yaml" and "taskdaemon:" in text:  # the common case: one scan, no regex
+    kept = placed(found, text, lines_of, source, used, fmt=fmt)  # a bare ignore hiding one is used
+    if fmt == "yaml":
         kept += _comments(used, text, source)
     return kept[:MAX_WARNINGS]
 
@@ -90,15 +86,7 @@ def _comments(used: Used, text: str, source: str) -> list[ValidationWarning]:
     """A warning for each ``# taskdaemon: ignore`` comment of ``text`` with a code that hid
     nothing on its line (or, on a stage's first line, in its stage), at the comment's column."""
     found: list[ValidationWarning] = []
-    line, counted, line_start = 1, 0, 0
-    for match in IGNORE_COMMENT.finditer(text):
-        newlines = text.count("\n", counted, match.start())
-        if newlines:
-            line += newlines
-            line_start = text.rindex("\n", counted, match.start()) + 1
-        counted = match.start()
-        listed = match.group(1)
-        codes = None if listed is None else [code.strip() for code in listed.split(",")]
+    for line, column, codes in ignore_comments(text, "yaml"):
         if codes is not None and CODE in codes:
             continue
         if codes is None:
@@ -108,7 +96,6 @@ def _comments(used: Used, text: str, source: str) -> list[ValidationWarning]:
         if unused:
             what = "a bare ignore" if codes is None else ", ".join(unused)
             message = f"{what} suppresses nothing on this line or its stage (remove it)"
-            column = match.start() - line_start + 1
             found.append(ValidationWarning("ignore comment", message, CODE, source, line, column))
         if len(found) >= MAX_WARNINGS:
             break

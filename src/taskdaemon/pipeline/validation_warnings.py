@@ -46,6 +46,7 @@ from taskdaemon.pipeline.ellipsis import cut, quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, SHOWN_PATH, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.ignore_comments import ignore_comments
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.unused_ignores import Used
 
 __all__ = [
-    "IGNORE_COMMENT",
     "WARNING_CODES",
     "ValidationWarning",
     "comment_issues",
@@ -76,13 +76,6 @@ WARNING_CODES: Final = {
 #: Warnings a pipeline file reports at most (a hostile file of 100,000 typos is one screen).
 MAX_WARNINGS: Final = 100
 _STAGE_FIELDS: Final = ("outputs", "status")
-#: ``# taskdaemon: ignore[code, ...]`` (or ``ignore`` alone: every code), in a comment.
-#: Any text in the brackets, so that a code of another form (``ignore[W123]``) is an unknown
-#: code (``comment_issues``), not a bare ``ignore`` that suppresses every code; and the word
-#: ends the directive or meets a closed list, so that a list not closed (``ignore[own-status``)
-#: or a word that goes on (``ignored``) is no directive at all (ruff likewise ignores a noqa
-#: comment it cannot read), never a bare ``ignore``.
-IGNORE_COMMENT: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
 #: ``stages.S.status == 'X'`` (or ``!=``, or ``stages["S"]``), and the same written the other
 #: way round: the stage and the literal compared.
 _STAGE: Final = r"""stages(?:\.([A-Za-z_]\w*)|\[\s*(?:"([^"\n]*)"|'([^'\n]*)')\s*\])\.status"""
@@ -343,9 +336,12 @@ def placed(
     lines_of: Callable[[list[str]], list[int | None]],
     source: str,
     used: Used | None = None,
+    *,
+    fmt: str,
 ) -> list[ValidationWarning]:
-    """``warnings`` with their file, line and column, without those a comment suppresses
-    (each comment that does is marked in ``used``, by its line and the warning's code).
+    """``warnings`` with their file, line and column, without those a comment of a ``yaml``
+    file suppresses (each comment that does is marked in ``used``, by its line and the
+    warning's code).
 
     ``lines_of`` gives the line of each path (or of its nearest ancestor the file has). A
     warning is suppressed by ``# taskdaemon: ignore[CODE]`` on its own line, or on its stage's
@@ -353,11 +349,12 @@ def placed(
     that of the path's last key on its line, else the line's first character."""
     stage_paths = [warning.path.partition(".")[0] for warning in warnings]
     lines = lines_of([warning.path for warning in warnings] + stage_paths)
+    comments = _comments_on(text, {at for at in lines if at is not None}) if fmt == "yaml" else {}
     texts = text.splitlines()
     kept = []
     for position, warning in enumerate(warnings):
         line, stage_line = lines[position], lines[len(warnings) + position]
-        by = [at for at in (line, stage_line) if _ignores(texts, at, warning.code)]
+        by = [at for at in (line, stage_line) if _ignores(comments, at, warning.code)]
         if by:
             if used is not None:
                 used.comments.update((at, warning.code) for at in by if at is not None)
@@ -380,36 +377,41 @@ def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
     nothing: in YAML, one naming an unknown code; in TOML, any (a TOML file has no lines here to
     place a warning on, so a comment cannot say which one it means: ``ignore_warnings`` does).
     JSON has no comments. Each issue is on its comment's line."""
-    if fmt == "json" or "taskdaemon:" not in text:  # the common case: one scan, no regex
-        return []
     issues: list[ValidationIssue] = []
-    line, counted = 1, 0
-    for found in IGNORE_COMMENT.finditer(text):
-        line += text.count("\n", counted, found.start())
-        counted = found.start()
+    for comment in ignore_comments(text, fmt):
         if fmt == "toml":
-            issues.append(ValidationIssue("", _TOML_COMMENT, source, line))
+            issues.append(ValidationIssue("", _TOML_COMMENT, source, comment.line))
             continue
-        for code in (found.group(1) or "").split(","):
-            reason = unknown_code(code.strip()) if code.strip() else None
+        for code in comment.codes or ():
+            reason = unknown_code(code) if code else None
             if reason is not None:
-                issues.append(ValidationIssue("", f"ignore comment: {reason}", source, line))
+                issues.append(
+                    ValidationIssue("", f"ignore comment: {reason}", source, comment.line)
+                )
         if len(issues) >= MAX_ISSUES:
             break
     return issues[:MAX_ISSUES]
 
 
-def _suppressed(text: str, code: str) -> bool:
-    """True if the comment on the line ``text`` suppresses the warnings of ``code``."""
-    found = IGNORE_COMMENT.search(text)
-    if found is None:
-        return False
-    codes = found.group(1)
-    return codes is None or code in {part.strip() for part in codes.split(",")}
+def _comments_on(text: str, lines: set[int]) -> dict[int, list[tuple[str, ...] | None]]:
+    """The codes of each ignore comment of the YAML ``text`` on one of ``lines`` (None: a bare
+    ``ignore``), read up to the last of them."""
+    found: dict[int, list[tuple[str, ...] | None]] = {}
+    last = max(lines, default=0)
+    for comment in ignore_comments(text, "yaml") if lines else ():
+        if comment.line > last:
+            break
+        if comment.line in lines:
+            found.setdefault(comment.line, []).append(comment.codes)
+    return found
 
 
-def _ignores(texts: list[str], line: int | None, code: str) -> bool:
-    return line is not None and 0 < line <= len(texts) and _suppressed(texts[line - 1], code)
+def _ignores(
+    comments: dict[int, list[tuple[str, ...] | None]], line: int | None, code: str
+) -> bool:
+    """True if a comment on ``line`` suppresses the warnings of ``code``."""
+    listed = comments.get(line, ()) if line is not None else ()
+    return any(codes is None or code in codes for codes in listed)
 
 
 def _column(text: str, path: str) -> int:
