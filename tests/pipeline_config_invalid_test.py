@@ -27,7 +27,7 @@ EXPECTED = {
     ),
     "bad_handler.yaml": (
         "pipelines/invalid/bad_handler.yaml:4: stages[0].handler: invalid handler "
-        "'tools.build.run' (expected module:function)"
+        "'tools.build.run' (expected module:function: write 'tools.build:run')"
     ),
     "bad_pipeline_name.yaml": (
         "pipelines/invalid/bad_pipeline_name.yaml:1: name: invalid name 'Feature Delivery' "
@@ -168,7 +168,8 @@ EXPECTED = {
     ),
     "trigger_string.yaml": (
         "pipelines/invalid/trigger_string.yaml:6: stages[0].triggers[0]: expected a mapping "
-        "with one of on_completion, on_event, on_condition or manual, got string"
+        "with one of on_completion, on_event, on_condition or manual, got string "
+        "(write {manual: {}})"
     ),
     "two_triggers_in_one_item.yaml": (
         "pipelines/invalid/two_triggers_in_one_item.yaml:10: stages[1].triggers[0]: expected "
@@ -316,6 +317,27 @@ def test_a_key_holding_a_digit_int_refuses_is_an_issue_with_its_line() -> None:
 )
 def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: str) -> None:
     """Values of the wrong type anywhere become issues; the loader never crashes on them."""
+    assert expected in parse_error(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "stages: [{triggers: [on_completion]}]",
+            "stages[0].triggers[0]: expected a mapping with one of on_completion, on_event, "
+            "on_condition or manual, got string (write {on_completion: {stage: NAME}})",
+        ),
+        (
+            "stages: [{inputs: {who: world}}]",
+            "stages[0].inputs.who.from: unknown variable 'world' (available: request, stages; "
+            "a text is quoted in CEL: write \"'world'\")",
+        ),
+    ],
+)
+def test_a_first_file_s_slips_get_what_to_write(text: str, expected: str) -> None:
+    """A trigger written as its kind alone, and an input's word meant as text (which CEL reads
+    as a variable): each issue says what to write. Before, neither did."""
     assert expected in parse_error(text)
 
 

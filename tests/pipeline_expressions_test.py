@@ -71,7 +71,8 @@ def test_a_key_a_stage_s_outputs_lack_names_the_keys_they_have(home: Path, tmp_p
     expected = (
         f"taskdaemon run: run {done.stdout.strip()} failure: stage 'after' failure: missing "
         "required input 'n': 'stages.fetch.outputs.count': no such key 'count' "
-        "(stages.fetch.outputs has: 'stdout', 'exit_code')"
+        "(stages.fetch.outputs has: 'stdout', 'exit_code'; a command's result is the JSON object "
+        'it prints, such as {"count": ...})'
     )
     assert (1, [expected]) == (done.returncode, done.stderr.splitlines())
 

@@ -609,7 +609,10 @@ class ConfigReader:
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):
             kinds = _choices(_TRIGGER_KEYS)
-            self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}")
+            # ``triggers: [manual]``: the kind alone, with no mapping around it
+            example = _TRIGGER_EXAMPLES.get(value) if isinstance(value, str) else None
+            hint = f" (write {{{example}}})" if example else ""
+            self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}{hint}")
             return None
         self.keys(value, _TRIGGER_KEYS, path)
         present = [key for key in value if key in _TRIGGER_KEYS]

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from itertools import islice
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.cel_limits import (
     COST_BUDGET,
@@ -192,7 +192,13 @@ def compile_expression(
     unknown = sorted(variables - set(allowed))
     if unknown:
         names = ", ".join(sorted(allowed))
-        raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names})")
+        # ``who: world``: a word meant as text, which CEL reads as a variable
+        text = (
+            f"; a text is quoted in CEL: write \"'{source.strip()}'\""
+            if source.strip() == unknown[0]
+            else ""
+        )
+        raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names}{text})")
     isolated = estimate is None or estimate.iterates_data or estimate.cost > IN_PROCESS_COST
     cost = None if estimate is None else estimate.cost
     paths = read_paths(source, variables)
@@ -201,15 +207,20 @@ def compile_expression(
 
 #: The most keys :func:`_keys_beside` names.
 _KEYS_SHOWN = 10
+#: The result of a command that printed no JSON object (``command_loop``).
+_COMMAND_RESULT: Final = {"stdout", "exit_code"}
 
 
 def _keys_beside(paths: Paths | None, context: Mapping[str, Any], key: object) -> str:
     """`` (stages.fetch.outputs has: 'stdout', 'exit_code')``: the keys of the mapping an expression
     read ``key`` from and did not find it in, found along the paths it reads (``cel_paths``),
     else ``""``. A misspelt key shows beside the right one, and a command that printed no JSON
-    object shows its ``stdout``: "no such key 'count'" alone sent its author to the command.
+    object shows its ``stdout`` and the JSON object to print: "no such key 'count'" alone sent
+    its author to the command.
     Not for a stage missing from ``stages`` (a condition waiting for it reads it so until it
     ends), nor for an empty mapping."""
+    import json  # noqa: PLC0415 - a failure only
+
     from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - a failure only
 
     found = _holder(paths or {}, context, key, ())
@@ -218,7 +229,12 @@ def _keys_beside(paths: Paths | None, context: Mapping[str, Any], key: object) -
     where, mapping = found
     names = [quote(str(name)) for name in islice(mapping, _KEYS_SHOWN)]
     more = len(mapping) - len(names)
-    return f" ({'.'.join(where)} has: {', '.join(names)}{f' and {more} more' if more > 0 else ''})"
+    tail = f" and {more} more" if more > 0 else ""
+    if mapping.keys() == _COMMAND_RESULT and isinstance(key, str):  # what to print instead
+        tail += (
+            f"; a command's result is the JSON object it prints, such as {{{json.dumps(key)}: ...}}"
+        )
+    return f" ({'.'.join(where)} has: {', '.join(names)}{tail})"
 
 
 def _holder(

@@ -272,7 +272,10 @@ class _Validator:
         if handler is None:
             return
         if not _HANDLER_PATTERN.fullmatch(handler):
-            message = f"invalid handler {quote(handler)} (expected module:function)"
+            # ``steps.count``, a Python dotted path: the function follows the last dot
+            meant = ":".join(handler.rsplit(".", 1))
+            write = f": write {quote(meant)}" if _HANDLER_PATTERN.fullmatch(meant) else ""
+            message = f"invalid handler {quote(handler)} (expected module:function{write})"
             self.issue(f"{owner}.handler", message)
         else:  # stages share handlers: each valid one is matched once
             self.handlers.add(handler)
