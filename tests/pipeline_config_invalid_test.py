@@ -12,6 +12,11 @@ from cli_support import taskdaemon
 from config_support import INVALID, TESTS, load_error, parse_error
 from taskdaemon.pipeline.errors import ValidationIssue
 
+#: What an ``on_event`` type no stage emits gets: where to declare it.
+_EMIT_HINT = (
+    " (add it to the emits of the stage that publishes it, or write external_events: "
+    "['spec.ready'] for one published from outside the run)"
+)
 #: file name -> the exact text of ``str(ConfigError)`` when loading it from ``tests/``.
 EXPECTED = {
     "backoff_factor.yaml": (
@@ -31,11 +36,11 @@ EXPECTED = {
     ),
     "bad_pipeline_name.yaml": (
         "pipelines/invalid/bad_pipeline_name.yaml:1: name: invalid name 'Feature Delivery' "
-        "(expected [a-z0-9][a-z0-9_.-]*)"
+        "(expected [a-z0-9][a-z0-9_.-]*: write 'feature-delivery')"
     ),
     "bad_stage_name.yaml": (
         "pipelines/invalid/bad_stage_name.yaml:3: stages[0].name: invalid name 'Build_All' "
-        "(expected [a-z0-9][a-z0-9_.-]*)"
+        "(expected [a-z0-9][a-z0-9_.-]*: write 'build_all')"
     ),
     "bool_for_int.yaml": (
         "pipelines/invalid/bool_for_int.yaml:2: concurrency: expected an integer, got boolean"
@@ -149,7 +154,9 @@ EXPECTED = {
         "pipelines/invalid/several_problems.yaml:17: stages[2].name: duplicate stage name "
         "'planning' (first at stages[0])\n"
         "pipelines/invalid/several_problems.yaml:20: stages[2].triggers[0].on_event.type: no "
-        "stage emits 'spec.redy' and it is not in external_events"
+        "stage emits 'spec.redy' and it is not in external_events (add it to the emits of the "
+        "stage that publishes it, or write external_events: ['spec.redy'] for one published "
+        "from outside the run)"
     ),
     "stage_without_loop.yaml": (
         "pipelines/invalid/stage_without_loop.yaml:3: stages[0].loop: missing required field "
@@ -177,7 +184,7 @@ EXPECTED = {
     ),
     "unemitted_event.yaml": (
         "pipelines/invalid/unemitted_event.yaml:10: stages[1].triggers[0].on_event.type: no "
-        "stage emits 'spec.ready' and it is not in external_events"
+        f"stage emits 'spec.ready' and it is not in external_events{_EMIT_HINT}"
     ),
     "unknown_completion_stage.yaml": (
         "pipelines/invalid/unknown_completion_stage.yaml:10: "
@@ -241,7 +248,7 @@ def test_issue_carries_file_path_line_and_reason(monkeypatch: pytest.MonkeyPatch
     error = load_error("pipelines/invalid/unemitted_event.yaml")
     expected = ValidationIssue(
         path="stages[1].triggers[0].on_event.type",
-        message="no stage emits 'spec.ready' and it is not in external_events",
+        message=f"no stage emits 'spec.ready' and it is not in external_events{_EMIT_HINT}",
         file="pipelines/invalid/unemitted_event.yaml",
         line=10,
     )
@@ -333,11 +340,17 @@ def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: s
             "stages[0].inputs.who.from: unknown variable 'world' (available: request, stages; "
             "a text is quoted in CEL: write \"'world'\")",
         ),
+        ("retry: 3", "retry: expected a mapping, got integer (write retry: {max_attempts: 3})"),
+        (
+            "stages: [{name: a, emits: [built]}, {name: b, triggers: [{on_event: {type: biult}}]}]",
+            "no stage emits 'biult' and it is not in external_events (did you mean 'built'?)",
+        ),
     ],
 )
 def test_a_first_file_s_slips_get_what_to_write(text: str, expected: str) -> None:
-    """A trigger written as its kind alone, and an input's word meant as text (which CEL reads
-    as a variable): each issue says what to write. Before, neither did."""
+    """A trigger written as its kind alone, an input's word meant as text (which CEL reads as a
+    variable), ``retry: 3`` and a misspelt event type: each issue says what to write. Before,
+    none did."""
     assert expected in parse_error(text)
 
 

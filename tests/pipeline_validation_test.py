@@ -65,7 +65,7 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
     expected = [
         "stages[0].emits[1]: event type 'xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx…' is "
         "129 characters long (the limit is 128)",
-        "stages[1].name: invalid name 'Bad Name' (expected [a-z0-9][a-z0-9_.-]*)",
+        "stages[1].name: invalid name 'Bad Name' (expected [a-z0-9][a-z0-9_.-]*: write 'bad-name')",
         "stages[1].handler: required for loop 'python'",
         "stages[1].command: not used by loop 'python'",
         "stages[1].timeout: must be > 0, got 0",
@@ -86,7 +86,8 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "stages[3].handler: invalid handler 'not-a-handler' (expected module:function)",
         "stages[3].command: must not be empty",
         "stages[3].triggers[0].on_event.type: no stage emits 'missing' and it is not in "
-        "external_events",
+        "external_events (add it to the emits of the stage that publishes it, or write "
+        "external_events: ['missing'] for one published from outside the run)",
         "stages[3].triggers[1].on_condition.expression: syntax error at column 15: "
         "mismatched input '<EOF>'",
         "stages[3].triggers[2].manual.timeout: must be > 0, got 0",
@@ -174,7 +175,9 @@ def test_a_definition_that_ran_is_checked_only_for_what_every_run_obeys() -> Non
     assert _PIPELINE_ISSUES == _issues(_faulty_pipeline(), ran=True)
     assert [] == _issues(no_entry, ran=True)
     assert [
-        "stages[1].triggers[0].on_event.type: no stage emits 'ok' and it is not in external_events",
+        "stages[1].triggers[0].on_event.type: no stage emits 'ok' and it is not in external_events"
+        " (add it to the emits of the stage that publishes it, or write external_events: ['ok'] "
+        "for one published from outside the run)",
         "stages: no entry stage (a stage with no upstream stages and a manual, on_condition "
         "or external on_event trigger)",
     ] == _issues(no_entry)

@@ -444,6 +444,11 @@ class ConfigReader:
         )
 
     def retry(self, value: Any, path: str) -> RetryPolicy | None:
+        if type(value) is int:  # ``retry: 3``, as other tools write it
+            self.issue(
+                path, f"expected a mapping, got integer (write retry: {{max_attempts: {value}}})"
+            )
+            return None
         data = self.mapping(value, path)
         if data is None:
             return None

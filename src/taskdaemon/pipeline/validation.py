@@ -388,9 +388,13 @@ class _Validator:
         if isinstance(trigger, OnEvent):
             known = self.ran or trigger.type in self.emitted or trigger.type in self.external
             if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
+                hint = self.suggest(trigger.type, self.emitted) or (
+                    " (add it to the emits of the stage that publishes it, or write external_"
+                    f"events: [{quote(trigger.type)}] for one published from outside the run)"
+                )
                 self.issue(
                     f"{path}.type",
-                    f"no stage emits {quote(trigger.type)} and it is not in external_events",
+                    f"no stage emits {quote(trigger.type)} and it is not in external_events{hint}",
                 )
             if trigger.filter is not None:
                 self.expression(f"{path}.filter", trigger.filter, _EVENT_VARIABLES)
@@ -567,4 +571,8 @@ def _path(owner: str, field: str) -> str:
 
 
 def _bad_name(name: str) -> str:
-    return f"invalid name {quote(name)} (expected [a-z0-9][a-z0-9_.-]*)"
+    """The issue of a name the pattern refuses, with the name to write (``'Build step'``:
+    ``'build-step'``) when lowering it and joining its words with ``-`` makes one."""
+    meant = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-")
+    write = f": write {quote(meant)}" if NAME_PATTERN.fullmatch(meant) and meant != name else ""
+    return f"invalid name {quote(name)} (expected [a-z0-9][a-z0-9_.-]*{write})"
