@@ -342,6 +342,11 @@ def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: s
         ),
         ("retry: 3", "retry: expected a mapping, got integer (write retry: {max_attempts: 3})"),
         (
+            "stages: {name: a}",
+            "stages: expected a list, got mapping (an item per stage: '- name: ...' in YAML, "
+            "[[stages]] in TOML)",
+        ),
+        (
             "stages: [{name: a, emits: [built]}, {name: b, triggers: [{on_event: {type: biult}}]}]",
             "no stage emits 'biult' and it is not in external_events (did you mean 'built'?)",
         ),
@@ -349,8 +354,8 @@ def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: s
 )
 def test_a_first_file_s_slips_get_what_to_write(text: str, expected: str) -> None:
     """A trigger written as its kind alone, an input's word meant as text (which CEL reads as a
-    variable), ``retry: 3`` and a misspelt event type: each issue says what to write. Before,
-    none did."""
+    variable), ``retry: 3``, a misspelt event type and one stage's fields where the list goes
+    (``[stages]`` in TOML): each issue says what to write. Before, none did."""
     assert expected in parse_error(text)
 
 

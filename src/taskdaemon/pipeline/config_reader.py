@@ -122,6 +122,7 @@ _TRIGGER_EXAMPLES: Final = {
     "on_event": "on_event: {type: TYPE}",
 }
 
+_EACH_STAGE: Final = " (an item per stage: '- name: ...' in YAML, [[stages]] in TOML)"
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
 
@@ -490,7 +491,8 @@ class ConfigReader:
 
     def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
         if not isinstance(value, list):
-            self.issue(path, f"expected a list, got {kind_of(value)}")
+            hint = _EACH_STAGE if type(value) is dict else ""  # one stage's fields, unlisted
+            self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
         read = self.stage
         return self._compacted(path, [read(item, f"{path}[{i}]") for i, item in enumerate(value)])
