@@ -134,6 +134,9 @@ SMOKES: dict[str, Smoke] = {
     "secret_masks": Smoke(("--rounds", "1", "--lines", "100"), "texts: 0 values"),
     "span_rows": Smoke(("--runs", "5", "--stages", "3", "--rounds", "1"), "us a row"),
     "sleep_stage_instructions": Smoke(("--stages", "2"), r"of a 10 ms stage$", valgrind=True),
+    "sse_change_costs": Smoke(
+        ("--chains", "1", "--length", "6", "--changes", "2"), '"same_delta": "4 of 4"'
+    ),
     "sse_delta_bytes": Smoke(
         ("--chains", "1", "--length", "4", "--changes", "2"), '"delta_median": '
     ),

@@ -286,9 +286,9 @@ class RunState:
     """
 
     # fmt: off
-    __slots__ = ("_approval_log", "_masked", "_stages", "end", "error", "error_type", "payloads",
-        "pipeline", "pipeline_name", "replay_of", "run_id", "scheduled_at", "start", "started_by",
-        "status")
+    __slots__ = ("_approval_log", "_changed", "_masked", "_stages", "_whole_at", "end", "error",
+        "error_type", "payloads", "pipeline", "pipeline_name", "replay_of", "run_id",
+        "scheduled_at", "start", "started_by", "status", "version")
     # fmt: on
 
     def __init__(
@@ -315,6 +315,11 @@ class RunState:
         self._approval_log: list[tuple[str, bool, float]] = []  # (stage, is_request, at)
         # ``MASKED.generation`` the texts kept were redacted under (see ``record``).
         self._masked = MASKED.generation
+        # What changed since a version (``changed_since``): events applied and re-maskings so
+        # far, each stage's last change (oldest first), and the last change of any stage.
+        self.version = 0
+        self._changed: dict[str, int] = {}
+        self._whole_at = 0
 
     @property
     def finished(self) -> bool:
@@ -332,13 +337,38 @@ class RunState:
 
     def apply(self, event: EngineEvent) -> RunState:
         """Fold one event of this run into the state; return the state."""
-        handler = _HANDLERS.get(type(event).__name__)
+        name = type(event).__name__
+        handler = _HANDLERS.get(name)
         if handler is not None:
             handler(self, event)
+            self.version += 1
+            stage = getattr(event, "stage", None)
+            if name in _ANY_STAGE or not isinstance(stage, str):
+                self._whole_at = self.version
+            else:
+                self._changed.pop(stage, None)
+                self._changed[stage] = self.version
         return self
 
-    def record(self) -> RunRecord:
-        """A frozen ``RunRecord`` of the state now.
+    def changed_since(self, version: int) -> frozenset[str] | None:
+        """The stages whose record may differ from what it was at ``version`` (a ``version``
+        read before); None when any may (the run started or ended, texts were masked again).
+
+        The stages changed last are found first and the walk stops at the first one not
+        changed since: its cost is the number of stages changed, not the run's."""
+        if version < self._whole_at or MASKED.generation != self._masked:
+            return None
+        names = []
+        for name in reversed(self._changed):
+            if self._changed[name] <= version:
+                break
+            names.append(name)
+        return frozenset(names)
+
+    def record(self, stages: frozenset[str] | None = None) -> RunRecord:
+        """A frozen ``RunRecord`` of the state now; with ``stages``, holding only those stages
+        (known to the state) and their approval waits, and no edges: what changed of the run,
+        its run-level fields whole (``changed_since``).
 
         Each text is redacted once, as its event arrives; a value known as a secret since (a
         stage returned it under ``token``) was not masked in the texts kept before, the
@@ -356,10 +386,16 @@ class RunState:
             for stage in self._stages.values():
                 stage.mask_again()
             self._masked = masked
+            self.version += 1
+            self._whole_at = self.version
 
         names = list(self._stages)
         edges: tuple[EdgeRecord, ...] = ()
-        if self.pipeline is not None:
+        approvals = self._approval_log
+        if stages is not None:
+            names = [name for name in stages if name in self._stages]
+            approvals = [entry for entry in approvals if entry[0] in stages]
+        elif self.pipeline is not None:
             defined = [stage.name for stage in self.pipeline.stages]
             known = set(defined)
             names = defined + [name for name in names if name not in known]
@@ -382,7 +418,7 @@ class RunState:
             attributes={}
             if self.scheduled_at is None
             else {PIPELINE_SCHEDULED_AT: epoch_ns(self.scheduled_at)},
-            approvals=approval_waits(self._approval_log),
+            approvals=approval_waits(approvals),
         )
 
     # --- event handlers ---------------------------------------------------------------------
@@ -561,6 +597,9 @@ class RunState:
 def _again(text: str | None) -> str | None:
     return None if text is None else redact_text(text)
 
+
+#: Events that may change any stage's record (``RunState.changed_since``).
+_ANY_STAGE: Final = frozenset({"RunStarted", "RunFinished"})
 
 # Keyed by the event's class name: importing the event classes would load the engine's model
 # (and CEL) into every reader of history, which needs only the vocabulary above.

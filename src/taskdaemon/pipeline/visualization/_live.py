@@ -128,9 +128,18 @@ class DagWatcher:
         """
         return self._stream(run_id, frozenset(self.runs()) if run_id is None else frozenset())
 
+    def changes(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, frozenset[str] | None]]:
+        """``watch(run_id)``'s items as what changed: ``(snapshot, stages)``, the first
+        ``stages`` None and its snapshot whole, each next one holding only the stages an event
+        touched since the item before (``RunState.changed_since``), its run's other fields
+        whole, and no edges; None again (a whole snapshot) after an event that can touch any
+        stage. Its cost is the stages changed, not the run's (the web page's stream:
+        ``web/_live_document``)."""
+        return self._stream(run_id, frozenset(), changes=True)
+
     async def _stream(
-        self, run_id: str | None, known: frozenset[str]
-    ) -> AsyncIterator[DagSnapshot]:
+        self, run_id: str | None, known: frozenset[str], *, changes: bool = False
+    ) -> AsyncIterator[Any]:
         waiter = _Waiter(run_id, known)
         with self._lock:
             if run_id is None:  # a run that started since watch() was called
@@ -138,6 +147,7 @@ class DagWatcher:
             if waiter.run_id in self._runs:
                 waiter.changed.set()
             self._waiters.add(waiter)
+        seen: int | None = None  # the version of the run the last item showed (``changes``)
         try:
             while True:
                 await waiter.changed.wait()
@@ -145,9 +155,14 @@ class DagWatcher:
                 assert waiter.run_id is not None
                 with self._lock:
                     run = self._runs[waiter.run_id]
-                    snapshot = dag_snapshot(run.pipeline, run.record())
+                    stages = None if seen is None or not changes else run.changed_since(seen)
+                    seen = run.version  # read first: a masking in ``record`` is a change
+                    if stages is None:
+                        snapshot = dag_snapshot(run.pipeline, run.record())
+                    else:
+                        snapshot = dag_snapshot(None, run.record(stages))
                     finished = run.finished
-                yield snapshot
+                yield (snapshot, stages) if changes else snapshot
                 if finished:
                     return
         finally:

@@ -70,6 +70,7 @@ from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
 from taskdaemon.pipeline.web._data import RunData, check_status
 from taskdaemon.pipeline.web._deltas import state_delta
 from taskdaemon.pipeline.web._drawings import RunDrawings
+from taskdaemon.pipeline.web._live_document import LiveDocument
 from taskdaemon.pipeline.web._logs import (
     MAX_STAGE_NAME,
     dump_stage_log_tail,
@@ -86,6 +87,7 @@ from taskdaemon.pipeline.web._streams import (
 )
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
+    MAX_ROWS,
     STATE_NAMES,
     cut,
     dag_words,
@@ -447,7 +449,7 @@ class WebApp:
         live = self.data.is_live(run_id)
         control = self.can_control and live
 
-        def render_state(item: tuple[Any, float | None]) -> Any:
+        def render_state(item: tuple[Any, float | None], max_rows: int = MAX_ROWS) -> Any:
             snapshot, quiet_since = item
             return run_state(
                 snapshot,
@@ -455,15 +457,19 @@ class WebApp:
                 can_control=control,
                 debug=self.debug,
                 quiet_since=quiet_since,
+                max_rows=max_rows,
             )
 
         # Last-Event-ID needs no branch: a new subscription starts with the current full
-        # snapshot, deltas (``_deltas``) or not.
+        # snapshot, deltas (``_deltas``) or not. A run of this process comes as what changed,
+        # kept by a ``LiveDocument``; a stored one is polled whole.
         try:
             subscription = self.hub.subscribe(
                 f"{'live' if live else 'stored'}:{run_id}",
                 render_state,
-                lambda: self.data.follow(run_id),
+                (lambda: self.data.follow_changes(run_id))
+                if live
+                else lambda: self.data.follow(run_id),
                 # The follower's own rule for its last item (``visualization._stored``): an
                 # ``interrupted`` run ends it too, and is not paced before its ``end``.
                 lambda item: (
@@ -472,6 +478,11 @@ class WebApp:
                 gzip=_gzip(request),
                 diff=state_delta,
                 deltas=deltas,
+                view=(
+                    (lambda: LiveDocument(lambda s, q, rows: render_state((s, q), rows)))
+                    if live
+                    else None
+                ),
             )
         except StreamLimitError as exc:
             response = error_response(503, str(exc))

@@ -171,6 +171,18 @@ class RunData:
             return _never_quiet(self.live.watch(run_id))
         return self._poll(run_id)
 
+    def follow_changes(
+        self, run_id: str
+    ) -> AsyncIterator[tuple[DagSnapshot, frozenset[str] | None]]:
+        """A run of this process's changes (``DagWatcher.changes``: ``(snapshot, stages)``,
+        ``stages`` None for a whole snapshot, else the stages it holds, all that changed since
+        the item before); a live run is never quiet. One the engine no longer holds (let go
+        since the stream was asked for) is polled from the source, whole."""
+        if self.is_live(run_id):
+            assert self.live is not None
+            return self.live.changes(run_id)
+        return _whole(self._poll(run_id))
+
     async def _poll(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
         from taskdaemon.pipeline.visualization import follow_stored_run  # noqa: PLC0415
 
@@ -300,6 +312,17 @@ async def _never_quiet(
             yield snapshot, None
     finally:
         await snapshots.aclose()  # type: ignore[attr-defined]
+
+
+async def _whole(
+    polled: AsyncIterator[tuple[DagSnapshot, float | None]],
+) -> AsyncIterator[tuple[DagSnapshot, frozenset[str] | None]]:
+    """A polled run's snapshots as ``RunData.follow_changes`` yields them: each whole."""
+    try:
+        async for snapshot, _quiet in polled:
+            yield snapshot, None
+    finally:
+        await polled.aclose()  # type: ignore[attr-defined]
 
 
 def _search(

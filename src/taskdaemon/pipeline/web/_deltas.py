@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["state_delta"]
+__all__ = ["state_delta", "untimed"]
 
 #: The timeline's fields besides its rows.
 _TIMELINE_FIELDS = ("start", "end", "hidden", "last_seen")
@@ -59,7 +59,7 @@ def state_delta(old: Mapping[str, Any], new: Mapping[str, Any], base: int) -> An
         if field not in ("nodes", "timeline") and old[field] != value
     }
     nodes = _keyed(old["nodes"], new["nodes"], _node_key, lambda node: node)
-    rows = _keyed(old["timeline"]["rows"], new["timeline"]["rows"], _row_key, _untimed)
+    rows = _keyed(old["timeline"]["rows"], new["timeline"]["rows"], _row_key, untimed)
     if nodes is None or rows is None:
         return None
     carried = len(nodes["put"]) + len(rows["put"])
@@ -88,7 +88,7 @@ def _row_key(row: Mapping[str, Any]) -> Hashable:
     return (row["stage"], row["instance"], row["attempt"])
 
 
-def _untimed(row: Mapping[str, Any]) -> Any:
+def untimed(row: Mapping[str, Any]) -> Any:
     """``row`` without its open last segment's end (the state's ``now``)."""
     if not row.get("open") or not row["segments"]:
         return row

@@ -39,7 +39,8 @@ client was queued (wire bytes: a feed with one plain client paces by the plain s
 dropped mid-stream leaves a cut gzip member, as it left a cut stream before; its browser
 reconnects either way.
 
-Render cost: a feed renders each snapshot on the server's loop, whose thread shares the
+Render cost: a feed renders each snapshot on the server's loop (a run of this process, only
+the stages that changed, its view keeping the rest: ``_live_document``), whose thread shares the
 interpreter with the engine (``serve``, ``run --serve``). Gzipped, the state of a run of
 hundreds of stages is a few kilobytes on the wire, under the byte pace, so the feed of such a
 run rendered the whole state at every change, as fast as the run changed. After a document of
@@ -76,14 +77,16 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from taskdaemon.pipeline.http_answers import accepts_gzip
 from taskdaemon.pipeline.web._gzip_members import GzipMember, keep
 
 __all__ = [
     "Feed",
+    "FeedView",
     "Pace",
+    "Rendered",
     "StreamHub",
     "StreamLimitError",
     "Subscription",
@@ -223,9 +226,42 @@ class Pace:
         return max(by_bytes, by_cpu)
 
 
+class FeedView(Protocol):
+    """What a feed keeps of its run between items: ``update(item, base, deltas)`` takes the
+    next item and returns the delta (``_deltas``) from the document before, applied to event
+    ``base``, or None when the whole document goes (``deltas``: a subscriber takes deltas);
+    ``whole()`` is the document now."""
+
+    def update(self, item: Any, base: int, deltas: bool) -> Any | None: ...
+
+    def whole(self) -> Any: ...
+
+
+class Rendered:
+    """The view that renders each item whole (``render``) and, when a subscriber takes
+    deltas, diffs it with the last (``diff(old, new, base)``, None: no deltas)."""
+
+    def __init__(
+        self, render: Callable[[Any], Any], diff: Callable[[Any, Any, int], Any] | None = None
+    ) -> None:
+        self._render = render
+        self._diff = diff
+        self._document: Any = None
+
+    def update(self, item: Any, base: int, deltas: bool) -> Any | None:
+        last, self._document = self._document, self._render(item)
+        if self._diff is None or last is None or not deltas:
+            return None
+        return self._diff(last, self._document, base)
+
+    def whole(self) -> Any:
+        return self._document
+
+
 class Feed:
     """The snapshots of one run, encoded once and offered to every subscriber (paced by
-    ``pace``: see the module docstring)."""
+    ``pace``: see the module docstring); ``view`` keeps the run's document (default: each
+    item rendered whole by ``render``, diffed by ``diff``)."""
 
     def __init__(
         self,
@@ -237,6 +273,7 @@ class Feed:
         *,
         diff: Callable[[Any, Any, int], Any] | None = None,
         big_feeds: Callable[[], int] = lambda: 1,
+        view: FeedView | None = None,
     ):
         self.key = key
         self._big_feeds = big_feeds
@@ -244,11 +281,11 @@ class Feed:
         self._source = source
         self._pace = pace
         self._final = final
-        self._diff = diff  # (old, new, base) -> a delta, or None for the whole new document
-        self._document: Any = None  # the last rendered, and the id of its event
-        self._document_id = 0
+        self._view: FeedView = view if view is not None else Rendered(render, diff)
+        self._latest: bytes | None = None  # the whole document's event, made when needed
+        self._latest_id = 0  # the id of the last item's event, 0 before the first
+        self.rendered = 0  # bytes of the last event made (whole or delta): the render's size
         self.subscribers: set[Subscription] = set()
-        self.latest: bytes | None = None
         self.counter = 0
         self.done = False
         # Its source raised: its streams were ended, and one opened while its source still
@@ -256,24 +293,26 @@ class Feed:
         self.failed = False
         self.task: asyncio.Task[None] | None = None
 
+    @property
+    def latest(self) -> bytes | None:
+        """The event of the whole document now (None before the first item): encoded once a
+        change, and only when a client needs it (one joins, takes no deltas, or no delta)."""
+        if self._latest is None and self._latest_id:
+            self._latest = encode_event(self._latest_id, self._view.whole())
+        return self._latest
+
     async def run(self) -> None:
         try:
             async for item in self._source:
                 pace = self._pace
                 started = 0.0 if pace is None else pace.cpu_clock()
                 self.counter += 1
-                document = self.render(item)
-                self.latest = encode_event(self.counter, document)
-                delta = self._delta(document)
-                sent = [
-                    subscriber.offer(delta if subscriber.deltas and delta else self.latest)
-                    for subscriber in list(self.subscribers)
-                ]
+                sent = self._offer(item)
                 if pace is None or (self._final is not None and self._final(item)):
                     continue
                 size = max(sent, default=0)  # the most bytes a client of it has to take
                 cpu = pace.cpu_clock() - started
-                pause = pace.pause(len(self.latest), size, cpu, self._big_feeds())
+                pause = pace.pause(self.rendered, size, cpu, self._big_feeds())
                 if pause > 0:
                     # The source coalesces what changes meanwhile into its next snapshot.
                     await pace.sleep(pause)
@@ -294,15 +333,19 @@ class Feed:
             with contextlib.suppress(Exception):
                 await self._source.aclose()  # type: ignore[attr-defined]
 
-    def _delta(self, document: Any) -> bytes | None:
-        """The ``delta`` event from the last document to ``document`` (this event's), None when
-        no subscriber takes deltas or the whole document is to be sent (``_deltas``)."""
-        last, base = self._document, self._document_id
-        self._document, self._document_id = document, self.counter
-        if self._diff is None or last is None or not any(s.deltas for s in self.subscribers):
-            return None
-        change = self._diff(last, document, base)
-        return None if change is None else encode_event(self.counter, change, event="delta")
+    def _offer(self, item: Any) -> list[int]:
+        """Offer ``item``'s event (this feed's ``counter``) to every subscriber: the delta
+        (``_deltas``) from the last one to those that take deltas, when there is one, else
+        the whole document. Returns the bytes queued for each."""
+        subscribers = list(self.subscribers)
+        base, self._latest_id, self._latest = self._latest_id, self.counter, None
+        change = self._view.update(item, base, any(s.deltas for s in subscribers))
+        delta = None if change is None else encode_event(self.counter, change, event="delta")
+        if delta is None or not all(s.deltas for s in subscribers):
+            self.rendered = len(self.latest or b"")
+        else:
+            self.rendered = len(delta)
+        return [s.offer(delta if s.deltas and delta else self.latest or b"") for s in subscribers]
 
 
 class StreamHub:
@@ -343,7 +386,7 @@ class StreamHub:
         return sum(
             1
             for feed in self._feeds.values()
-            if not (feed.done or feed.failed) and len(feed.latest or b"") > over
+            if not (feed.done or feed.failed) and feed.rendered > over
         )
 
     def subscribe(
@@ -356,12 +399,14 @@ class StreamHub:
         gzip: bool = False,
         diff: Callable[[Any, Any, int], Any] | None = None,
         deltas: bool = False,
+        view: Callable[[], FeedView] | None = None,
     ) -> Subscription:
         """A subscription to the feed of ``key`` (started from ``source()`` if none runs;
         ``final(item)``: the source yields nothing after ``item``, so no pause follows it),
         gzipped if ``gzip``. With ``deltas``, each event after the first is ``diff(old, new,
         base)`` of the documents when that is not None (``_deltas``); a feed's ``diff`` is the
-        one its first subscriber gave.
+        one its first subscriber gave, and so is ``view()``, what it keeps of the run between
+        items (:class:`FeedView`; default: each item rendered whole, then diffed).
 
         The current snapshot, when the feed has one, is queued at once. Raises
         :class:`StreamLimitError` at ``max_streams``. Call it on the server's loop.
@@ -377,7 +422,14 @@ class StreamHub:
             or (feed.task is not None and feed.task.done() and not feed.done)
         ):
             feed = Feed(
-                key, render, source(), self.pace, final, diff=diff, big_feeds=self._big_feeds
+                key,
+                render,
+                source(),
+                self.pace,
+                final,
+                diff=diff,
+                big_feeds=self._big_feeds,
+                view=None if view is None else view(),
             )
             self._feeds[key] = feed
             feed.task = self._loop.create_task(feed.run(), name=f"sse-feed-{key}")

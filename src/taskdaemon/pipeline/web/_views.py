@@ -119,7 +119,7 @@ def _approval_gate(node: DagNode) -> bool:
 _SLACK = 1e-3
 
 
-def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
+def timeline(snapshot: DagSnapshot, *, now: float, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """``{"start", "end", "rows": [...], "hidden"}``: one row per attempt of every instance.
 
     A row is ``{"stage", "instance", "attempt", "status", "open", "segments": [{"kind",
@@ -161,7 +161,7 @@ def timeline(snapshot: DagSnapshot, *, now: float) -> dict[str, Any]:
             held = {pause.task_run_id: pause for pause in node.paused_before_start}
             drawn = (*drawn, *map(_held, node.paused_before_start))
         for attempt in drawn:
-            if len(rows) >= MAX_ROWS:
+            if len(rows) >= max_rows:
                 hidden += 1
                 continue
             segments = _segments(attempt, stage_waits, now)
@@ -249,8 +249,10 @@ def run_state(
     can_control: bool,
     debug: bool = False,
     quiet_since: float | None = None,
+    max_rows: int = MAX_ROWS,
 ) -> dict[str, Any]:
-    """The document of one live update (see the module docstring).
+    """The document of one live update (see the module docstring), its timeline's rows cut
+    at ``max_rows`` (``_live_document`` keeps them all).
 
     ``can_control``: the run is served by this process's engine, so approvals (and, with
     ``debug``, the debugger's continue and step) can be sent. ``quiet_since``: when the newest
@@ -307,7 +309,7 @@ def run_state(
             "request": cut(recorded_request(run.attributes)),
         },
         "nodes": nodes,
-        "timeline": timeline(snapshot, now=now),
+        "timeline": timeline(snapshot, now=now, max_rows=max_rows),
         "now": _r(now),
         "quiet_since": _r(quiet_since),
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
