@@ -86,8 +86,11 @@ class LiveDocument:
             sent = self._sent(index)
             if sent:
                 rows.extend(self._timed(row, now) for row in self._rows[name][:sent])
+        run = self._fields["run"]
         starts = [row["segments"][0]["start"] for row in rows]
-        start = min([self._timeline["start"], *starts])
+        if run is not None:  # as ``_views.timeline``: the run's start, or a row's before it
+            starts.append(run["start"])
+        start = min(starts, default=now)
         return {
             "run": self._fields["run"],
             "nodes": [self._nodes[name] for name in self._order],
