@@ -5,10 +5,11 @@ retried, fanned out, approvals, pauses, skips), and the stream's deltas applied 
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from taskdaemon.pipeline.events import (
@@ -213,3 +214,56 @@ def _keyed(items: list[Any], change: Mapping[str, Any], key: Any) -> list[Any]:
             out.append(put.get(k, item))
         follow(k)
     return out
+
+
+def live_stream(
+    definition: Pipeline,
+    before: Iterable[EngineEvent],
+    changes: Iterable[Iterable[EngineEvent]],
+) -> tuple[list[tuple[str | None, Any]], dict[str, Any]]:
+    """The events a page on deltas gets for a run of this process, made by the server's own
+    parts (``DagWatcher.changes``, ``LiveDocument``): the whole state after ``RunStarted`` (at
+    ``Clock()``'s start, before any event of a ``Clock()``) and ``before``, then one event per
+    batch of ``changes`` (``"delta"``, or None for a whole state), each at the time of its
+    batch's last event; and the whole state at the end."""
+    from taskdaemon.pipeline.visualization import DagWatcher
+    from taskdaemon.pipeline.web._live_document import LiveDocument
+    from taskdaemon.pipeline.web._views import run_state
+
+    clock = Clock()
+    watcher = DagWatcher()
+    watcher.on_event(RunStarted(run_id=RUN, pipeline=definition, request={}, at=clock.now))
+
+    def take(events: Iterable[EngineEvent]) -> None:
+        for event in events:
+            watcher.on_event(event)
+            clock.now = max(clock.now, event.at)
+
+    take(before)
+    document = LiveDocument(
+        lambda snapshot, quiet, rows: run_state(
+            snapshot, now=clock.now, can_control=False, quiet_since=quiet, max_rows=rows
+        )
+    )
+    stream = watcher.changes(RUN)
+    loop = asyncio.new_event_loop()
+    try:
+        document.update(loop.run_until_complete(anext(stream)), 0)
+        sent: list[tuple[str | None, Any]] = [(None, document.whole())]
+        for batch in changes:
+            take(batch)
+            delta = document.update(loop.run_until_complete(anext(stream)), len(sent))
+            sent.append((None, document.whole()) if delta is None else ("delta", delta))
+        loop.run_until_complete(stream.aclose())  # type: ignore[attr-defined]
+    finally:
+        loop.close()
+    return sent, document.whole()
+
+
+def sse_body(events: list[tuple[str | None, Any]], retry_ms: int = 600_000) -> str:
+    """``events`` as an event stream's text, ids from 1 (a delta's base is the one before)."""
+    text = f"retry: {retry_ms}\n\n"
+    for number, (name, data) in enumerate(events, start=1):
+        text += f"id: {number}\n" + (f"event: {name}\n" if name else "")
+        text += f"data: {json.dumps(data)}\n\n"
+    return text

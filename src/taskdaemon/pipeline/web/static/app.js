@@ -62,8 +62,8 @@
         const title = group.querySelector("title");
         const node = title ? byName.get(title.textContent) : undefined;
         if (!node) continue;
-        group.setAttribute("data-stage", node.name);
-        group.setAttribute("data-state", node.state);
+        setAttr(group, "data-stage", node.name);
+        setAttr(group, "data-state", node.state);
         group.classList.toggle("selected", node.name === selected);
       }
     }
@@ -300,7 +300,7 @@
         row.tr.append(first, row.state, row.actions, row.instances, row.attempts, row.error);
         stageRows.set(node.name, row);
       }
-      row.tr.dataset.state = node.state;
+      if (row.tr.dataset.state !== node.state) row.tr.dataset.state = node.state;
       row.tr.classList.toggle("selected", node.name === selected);
       setText(row.pick, node.name);
       const pill = node.state + "\u0000" + node.label;
@@ -507,21 +507,30 @@
       if (!state || !state.run || ENDED.has(state.run.status) || body.dataset.streamState !== "open") return;
       if (performance.now() - stateAt < TICK_MS) return;  // an event has just drawn them
       const now = state.now + (performance.now() - stateAt) / 1000;
-      for (const r of state.timeline.rows) if (r.open && r.segments.length) r.segments[r.segments.length - 1].end = now;
-      state.timeline.end = Math.max(state.timeline.end, now);
       setText(document.getElementById("run-duration"), fmtDuration(now - state.run.start));
-      renderTimeline(state.timeline);
+      renderTimeline.tick(state.timeline, now);
     }
     window.setInterval(tick, TICK_MS);
 
-    function onState(data) {
+    // A state is drawn whole; a delta's (web/_deltas.py) only where it names: the stage rows
+    // and timeline rows it puts or drops, the run's line and the counts. A page of thousands
+    // of stages touched every row at every event; now a change of one stage touches its rows.
+    // Nothing drawn changes `state`: it is the last state as sent, kept for the next delta.
+    function onState(data, delta) {
       state = data;
       stateAt = performance.now();
       sayDag();
       renderRun();
-      renderStages();
+      const nodes = delta && delta.nodes;
+      if (!delta || (nodes && (nodes.drop.length || nodes.put.some(([, n]) => !stageRows.has(n.name))))) {
+        renderStages();
+      } else {
+        for (const [, node] of nodes ? nodes.put : []) stageRow(node);
+        document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
+      }
       renderLinesAtTop();
-      renderTimeline(state.timeline);
+      if (delta) renderTimeline.change(state.timeline, delta.timeline && delta.timeline.rows);
+      else renderTimeline(state.timeline);
       markNodes();
       wantDraw();
       if (selected) loadDetail();
@@ -552,11 +561,11 @@
         stageLogs.again(selected);
       };
       // A whole state, then deltas of it (web/_deltas.py): `wire` is the last state as sent,
-      // which drawing never changes (the clock's tick does change what it is given).
+      // which drawing never changes.
       stream.onmessage = (event) => {
         body.dataset.lastEventId = event.lastEventId;
         wire = JSON.parse(event.data);
-        onState(structuredClone(wire));
+        onState(wire);
       };
       stream.addEventListener("delta", (event) => {
         const delta = JSON.parse(event.data);
@@ -569,7 +578,7 @@
         }
         body.dataset.lastEventId = event.lastEventId;
         wire = window.taskdaemonDeltas.apply(wire, delta.state);
-        onState(structuredClone(wire));
+        onState(wire, delta.state);
       });
       stream.addEventListener("end", () => {
         stream.close();
