@@ -34,6 +34,7 @@ from taskdaemon.pipeline.value_methods import ValueMethods
 __all__ = [
     "BUILTIN_LOOPS",
     "ENTRY_STAGE_HINT",
+    "FAN_OUT_OUTPUTS",
     "Backoff",
     "Edge",
     "ErrorStrategy",
@@ -177,6 +178,12 @@ class LoopDef(ValueMethods):
     command: str | None = None
 
 
+#: A stage with more than one instance has ``stages.X.outputs == {"instances": [the outputs of
+#: each instance, in instance order]}`` (``engine/_dataflow.stage_outputs``): every key the
+#: engine gives it, which ``validate`` knows beside the declared outputs.
+FAN_OUT_OUTPUTS: tuple[str, ...] = ("instances",)
+
+
 @frozen
 class Stage(ValueMethods):
     """One node of the DAG."""
@@ -209,6 +216,14 @@ class Stage(ValueMethods):
     def event_types(self) -> tuple[str, ...]:
         """The event types that trigger this stage."""
         return tuple(t.type for t in self.triggers if isinstance(t, OnEvent))
+
+    @property
+    def provided_outputs(self) -> tuple[str, ...]:
+        """The outputs the engine gives the stage beside its ``outputs:`` mapping: an
+        ``on_event`` stage runs one instance per event, and with more than one its outputs
+        are :data:`FAN_OUT_OUTPUTS` (whatever its ``parallel_instances``, which only bounds
+        how many run at once)."""
+        return FAN_OUT_OUTPUTS if self.event_types else ()
 
 
 @frozen

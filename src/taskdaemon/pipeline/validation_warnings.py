@@ -239,9 +239,10 @@ def _reads(path: str, paths: Paths | None, stages: Mapping[str, Stage]) -> list[
                 found.append(ValidationWarning(path, message, "unknown-stage-field"))
             elif field_ == "outputs" and keys and stage.outputs is not None:
                 declared = [mapping.name for mapping in stage.outputs]
+                provided = stage.provided_outputs  # ``instances`` of a fan-out
                 for key in keys:
-                    if key not in declared:
-                        found.append(_unknown_output(path, name, key, declared))
+                    if key not in declared and key not in provided:
+                        found.append(_unknown_output(path, name, key, declared, provided))
     return found
 
 
@@ -282,14 +283,20 @@ def _statuses(path: str, source: str) -> list[ValidationWarning]:
     return found
 
 
-def _unknown_output(path: str, stage: str, key: str, declared: list[str]) -> ValidationWarning:
-    close = close_match(key, declared) if len(key) <= 128 else []
+def _unknown_output(
+    path: str, stage: str, key: str, declared: list[str], provided: tuple[str, ...]
+) -> ValidationWarning:
+    """``provided``: the outputs the engine gives the stage beyond ``declared`` (a fan-out's
+    ``instances``), which a typo may be close to, and which the hint names as such."""
+    close = close_match(key, [*declared, *provided]) if len(key) <= 128 else []
     if close:
         hint = f"did you mean {close[0]!r}?"
     elif declared:
         hint = "it declares " + ", ".join(quote(name, 80) for name in declared[:10])
     else:
         hint = "it declares no output"
+    if provided and not close:
+        hint += "; as a fan-out it also has " + ", ".join(map(repr, provided))
     message = f"reads output {quote(key, 80)} of stage {quote(stage)}, which never has it ({hint})"
     return ValidationWarning(path, message, "unknown-output")
 

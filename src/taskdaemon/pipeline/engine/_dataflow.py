@@ -16,6 +16,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, check_unfolded
 from taskdaemon.pipeline.engine._stage_state import Instance
 from taskdaemon.pipeline.errors import ExpressionError, PipelineError
 from taskdaemon.pipeline.expressions import MissingKeyError
+from taskdaemon.pipeline.model import FAN_OUT_OUTPUTS
 from taskdaemon.pipeline.triggers import CompiledStage, expression_context
 
 
@@ -128,4 +129,5 @@ def stage_outputs(instances: Sequence[Instance]) -> Mapping[str, Any]:
     instance, else ``{"instances": [those of each instance, in instance order]}``."""
     if len(instances) == 1:
         return instances[0].executions[-1].outputs
-    return {"instances": [inst.executions[-1].outputs for inst in instances]}
+    (key,) = FAN_OUT_OUTPUTS
+    return {key: [inst.executions[-1].outputs for inst in instances]}
