@@ -82,8 +82,9 @@ def test_rerun_all_runs_every_instance_again_and_dry_run_says_which(home: Path) 
     (home / "ran.txt").write_text("")
     dry = taskdaemon(home, "replay", original, "--from", "c", "--dry-run", cwd=home)
     assert (
-        "run   c: the instances that did not succeed; reuse the recorded outputs of 2 "
-        "instances that did (0, 2)"
+        "run   c: run 1 instance again (1: failure); reuse the recorded outputs of 2 instances "
+        "(0, 2) where each gets the item and inputs it got (it will: every stage upstream of c "
+        "is fed)"
     ) in dry.stdout.splitlines(), dry.stdout
     _, spans = _replay(home, original, "--from", "c", "--rerun-all")
     assert (["1", "2", "3"], {"success"}) == (

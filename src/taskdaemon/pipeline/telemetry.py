@@ -162,6 +162,10 @@ PAYLOAD_SIZE: Final = "taskdaemon.payload.size"
 PAYLOAD_SHA256: Final = "taskdaemon.payload.sha256"
 PAYLOAD_TRUNCATED: Final = "taskdaemon.payload.truncated"
 PAYLOAD_REDACTED: Final = "taskdaemon.payload.redacted"  # schema 2: some value was redacted
+# On the ``stage.input`` of an event's instance: the sha256 of its event's payload, as
+# ``PAYLOAD_SHA256`` hashes one (full, redacted JSON), which replay compares before it reuses
+# the instance (``replay/reuse.py``).
+PAYLOAD_EVENT_SHA256: Final = "taskdaemon.payload.event_sha256"
 
 # --- what an SDK dropped past its span limits, as formats without OTLP's fields (Jaeger's
 # model, Zipkin) carry it: span attributes, by the OTel specification's mapping to non-OTLP

@@ -283,6 +283,7 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
         resolve_issues,
     )
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.reuse import InstanceReuse  # noqa: PLC0415
     from taskdaemon.pipeline.replay.run import (  # noqa: PLC0415
         execute_plan,
         recorded_workspace,
@@ -298,12 +299,12 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
     if issues:
         print("\n".join(issues), file=sys.stderr, flush=True)
         return 2
-    reused = [(stage, i) for stage, instances in plan.reused.items() for i in instances]
+    reuse = InstanceReuse(plan)  # which candidates are reused, decided as each starts
     # At the prompt, a pause names no ``debug attach``: its user is at one (``debug FILE``'s).
     observers = (
         []
         if args.quiet
-        else [ProgressView(sys.stderr, replayed=plan.fed, reused=reused, attach_hint=not debugged)]
+        else [ProgressView(sys.stderr, replayed=plan.fed, reused=reuse, attach_hint=not debugged)]
     )
     # As ``run`` makes a run's: without one a handler that keeps files in its workspace (the
     # example's) would write them into the current directory, and a stage reading them back
@@ -346,11 +347,14 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
                 verify=args.verify,
                 workspace=root,
                 seed_workspace=seed,
+                reuse=reuse,
                 **hooks,
             )
         except PipelineError as error:
             return refuse("replay", 2, str(error))
     result = outcome.result
+    for line in reuse.notes():  # a candidate that ran, as the dry run said it might
+        print(f"note: {line}", file=sys.stderr, flush=True)
     if args.json and outcome.report is not None:
         print(json_shown(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False)))
     else:

@@ -139,7 +139,9 @@ class ProgressView:
         # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
         # work nobody did.
         self._replayed = frozenset(replayed)
-        self._reused = frozenset(reused)  # (stage, instance): as a fed stage's, one line
+        # (stage, instance): as a fed stage's, one line. Kept as given: a replay decides which
+        # it reuses as each starts (``replay/reuse.py``), before this view hears of it.
+        self._reused = reused
         self._multi: set[str] = set()  # stages with more than one instance: show #n
         self._started: dict[str, float] = {}  # task_run_id -> StageStarted.at (engine clock)
         self._skipped: set[str] = set()  # stages whose skip line is written

@@ -112,9 +112,10 @@ class DebugSession:
         self.unattended_limit: float | None = None
         #: run id -> whether a prompt is attached to it now (``DebugOps``).
         self.attended: dict[str, Callable[[], bool]] = {}
-        #: (run id, stage, instance) -> True for an execution that never pauses, at a start or
-        #: a failure: a replay's fed one, which does no work to look at (``replay/run.py``).
-        self.never_held: Callable[[str, str, int], bool] | None = None
+        #: (run id, stage, instance, inputs, event) -> True for an execution that never pauses,
+        #: at a start or a failure: a replay's fed or reused one, which does no work to look
+        #: at (``replay/run.py``; reuse depends on the inputs and the event it starts with).
+        self.never_held: Callable[[str, str, int, Mapping[str, Any], Any], bool] | None = None
 
     # ------------------------------------------------------------------ breakpoints
 
@@ -371,7 +372,7 @@ class DebugSession:
         if run.stopping is not None:
             return None
         if self.never_held is not None and self.never_held(
-            request.run_id, request.stage, request.instance
+            request.run_id, request.stage, request.instance, request.inputs, request.event
         ):
             return None
         srt = run.stages[request.stage]
@@ -405,7 +406,9 @@ class DebugSession:
         ex.ended = run.ctx.clock()  # the attempt ended here; a pause is not run time
         if run.stopping is not None or not self._breakpoints:
             return False
-        if self.never_held is not None and self.never_held(run.run_id, srt.name, inst.index):
+        if self.never_held is not None and self.never_held(
+            run.run_id, srt.name, inst.index, getattr(ex, "inputs", {}), inst.event
+        ):
             return False
         # The inputs it ran with (none kept when debug mode came on while it ran).
         inputs = dict(getattr(ex, "inputs", {}))

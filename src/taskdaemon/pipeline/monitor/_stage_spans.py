@@ -81,7 +81,11 @@ def start_stage_span(
             span_hook=span_hook,
         )
     if capture.enabled and span.is_recording():
-        _add_payload_event(span, t.EVENT_STAGE_INPUT, _payload_event(capture, event.inputs), start)
+        attributes = _payload_event(capture, event.inputs)
+        if event.event is not None:  # the instance's item, which a replay compares to reuse it
+            event_hash = capture.capture(event.event).sha256
+            attributes = {**attributes, t.PAYLOAD_EVENT_SHA256: event_hash}
+        _add_payload_event(span, t.EVENT_STAGE_INPUT, attributes, start)
     return span
 
 

@@ -19,10 +19,14 @@
   on as a fed stage's are, each in its instance (``replayed``, linked to its original span).
   Re-execution from failure as Dagster offers it, per instance: ninety-nine deployments that
   went well are not made again, with their side effects and their cost, for the one that
-  failed. It is done only where the stage gets what the original got (every stage upstream
-  of it fed, the definition unchanged for it: ``_reused``), and not for a stage whose
-  instances all succeeded (``--from`` it runs them again: there is no failure to resume
-  from). ``rerun_all`` runs every instance again (today's handler code on all of them);
+  failed. The plan names the candidates; an instance is reused only when it gets the item
+  (its event's payload) and the inputs the original's got, compared by their recorded
+  hashes as it starts (``reuse.py``: an upstream stage run again, ``--input`` or
+  ``--stage-output`` may give instance 3 another item than the original's instance 3 had);
+  the others run again. Not for a stage the definition file used changes (``_reused``),
+  nor for a stage whose instances all succeeded (``--from`` it runs them again: there is no
+  failure to resume from). ``rerun_all`` runs every instance again (today's handler code on
+  all of them);
 * **what is missing**: every value the replay needs that was redacted or cut, and the end
   of a stage to feed that the record stops while it runs (a run still going, or killed). A
   plan with missing values must not run (``ReplayPlan.check``): replay never runs on wrong
@@ -109,8 +113,11 @@ class ReplayPlan:
     from_stage: str | None
     rerun: tuple[str, ...]
     fed: dict[str, dict[int, FedExecution]]
-    #: Stage run again -> its instances reused from the record (the module docstring).
+    #: Stage run again -> its instances that may be reused from the record, each when it gets
+    #: the item and inputs the original's got (the module docstring; ``reuse.py`` compares).
     reused: dict[str, dict[int, FedExecution]] = field(default_factory=dict)
+    #: Stage in ``reused`` -> (the instances it runs again and why, what may change the others').
+    reuse_reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
     missing: list[MissingValue] = field(default_factory=list)
     changes: DefinitionChanges | None = None
     notes: list[str] = field(default_factory=list)
@@ -146,10 +153,11 @@ class ReplayPlan:
                 )
             elif name in self.reused:
                 kept = sorted(self.reused[name])
+                again, basis = self.reuse_reasons[name]
                 lines.append(
-                    f"run   {name}: the instances that did not succeed; reuse the recorded "
-                    f"outputs of {counted(len(kept), 'instance')} that did "
-                    f"({', '.join(map(str, kept))})"
+                    f"run   {name}: {again}; reuse the recorded outputs of "
+                    f"{counted(len(kept), 'instance')} ({', '.join(map(str, kept))}) where "
+                    f"each gets the item and inputs it got ({basis})"
                 )
             else:
                 lines.append(f"run   {name}")
@@ -349,31 +357,61 @@ def _reused(
     pipeline: Pipeline,
     rerun: tuple[str, ...],
     changes: DefinitionChanges | None,
-) -> dict[str, dict[int, FedExecution]]:
+    given: tuple[Sequence[str], Sequence[str]],
+) -> tuple[dict[str, dict[int, FedExecution]], dict[str, tuple[str, str]]]:
     """The instances that succeeded in the record of each stage run again that some did not
-    succeed in, kept whole (re-execution from failure, module docstring). Only where the
-    stage gets what the original got: every stage upstream of it is fed (so the events that
-    made its instances come again, in the same order, and its inputs are the same), and the
-    definition file used does not change it. An instance whose outputs or events the record
-    lacks whole runs again, as one the record never saw end."""
+    succeed in, kept whole (re-execution from failure, module docstring), and per such stage
+    (what it runs again and why, what may give the others another item or other inputs).
+    Not for a stage the definition file used changes (its code may differ). Which of them is
+    reused is decided as each starts, by its item and inputs (``reuse.py``): an upstream stage
+    run again, ``--input`` or ``--stage-output`` (``given``: their keys, their stages) may change
+    them, and instance numbers do not say which item an instance got. An instance whose
+    outputs or events the record lacks whole runs again, as one the record never saw end, and
+    so does one whose record has no hash to compare (a run recorded before the item's hash was
+    kept): the dry run's word is then what the replay does."""
     again = set(rerun)
     reused: dict[str, dict[int, FedExecution]] = {}
+    reasons: dict[str, tuple[str, str]] = {}
     for name in rerun:
         finals = recorded.final.get(name, {})
         succeeded = {i: ex for i, ex in finals.items() if ex.status == "success"}
         if not succeeded or len(succeeded) == len(finals):
             continue  # all run again: nothing failed to re-execute from (``--from`` asked it)
-        if _upstream(pipeline, name) & again or (changes is not None and name in changes.changed):
+        if changes is not None and name in changes.changed:
             continue
         kept = {}
+        runs = [f"{i}: {ex.status}" for i, ex in sorted(finals.items()) if i not in succeeded]
+        fans_out = bool(pipeline.stage_map[name].event_types)
         for instance, execution in sorted(succeeded.items()):
             lacking: list[MissingValue] = []
             fed = _fed_instance(recorded, execution, None, lacking)
-            if not lacking:
+            if lacking:
+                runs.append(f"{instance}: its record is not whole")
+            elif execution.inputs is None or execution.inputs.sha256 is None:
+                runs.append(f"{instance}: its record has no hash of its inputs")
+            elif fans_out and execution.event_sha256 is None:
+                runs.append(f"{instance}: its record has no hash of its item")
+            else:
                 kept[instance] = fed
-        if kept:
-            reused[name] = kept
-    return reused
+        if not kept:
+            continue
+        upstream = _upstream(pipeline, name)
+        may = [f"{stage} runs again" for stage in _in_order(pipeline, upstream & again)]
+        may += [f"--input {key}" for key in given[0]]
+        may += [f"--stage-output {stage}" for stage in given[1] if stage in upstream]
+        basis = (
+            f"compared as each starts: {', '.join(may)}"
+            if may
+            else f"it will: every stage upstream of {name} is fed"
+        )
+        reused[name] = kept
+        reasons[name] = (f"run {counted(len(runs), 'instance')} again ({'; '.join(runs)})", basis)
+    return reused, reasons
+
+
+def _in_order(pipeline: Pipeline, names: set[str]) -> list[str]:
+    """``names`` in the definition's order."""
+    return [stage.name for stage in pipeline.stages if stage.name in names]
 
 
 def _outside_events(
@@ -425,6 +463,7 @@ def build_plan(
     rerun: tuple[str, ...]
     fed: dict[str, dict[int, FedExecution]] = {}
     reused: dict[str, dict[int, FedExecution]] = {}
+    reuse_reasons: dict[str, tuple[str, str]] = {}
     names = [s.name for s in pipeline.stages] if pipeline is not None else []
     for name in [from_stage, *supplied]:
         if name is not None and pipeline is not None and name not in pipeline.stage_map:
@@ -445,7 +484,8 @@ def build_plan(
                 fed[name] = _fed(recorded, name, supplied.get(name), missing)
         rerun = tuple(name for name in names if name not in fed)
         if not rerun_all:
-            reused = _reused(recorded, pipeline, rerun, changes)
+            given = (list(inputs or {}), [name for name in supplied if name in fed])
+            reused, reuse_reasons = _reused(recorded, pipeline, rerun, changes, given)
     if pipeline is not None:
         _outside_events(recorded, pipeline, rerun, missing)
     notes = []
@@ -471,6 +511,7 @@ def build_plan(
         rerun=rerun,
         fed=fed,
         reused=reused,
+        reuse_reasons=reuse_reasons,
         missing=missing,
         changes=changes,
         notes=notes,

@@ -193,6 +193,9 @@ class RecordedExecution:
     replayed_attempts: int | None = None
     #: Why the stop of its run cancelled it (``run cancelled by alice``), when it did.
     cancel_reason: str | None = None
+    #: The sha256 of the payload of the event that made this instance (``stage.input``'s
+    #: ``taskdaemon.payload.event_sha256``); None when none did, or the record does not say.
+    event_sha256: str | None = None
 
     @property
     def task_run_id(self) -> str:
@@ -267,11 +270,12 @@ def _events(span: SpanRecord) -> list[RecordedEvent]:
 
 def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
     attributes = span.attributes
-    inputs = outputs = None
+    inputs = outputs = event_sha256 = None
     overrides = []
     for event in span.events:
         if event.name == t.EVENT_STAGE_INPUT:
             inputs = _payload(event.attributes)
+            event_sha256 = _str(event.attributes.get(t.PAYLOAD_EVENT_SHA256))
         elif event.name == t.EVENT_STAGE_OUTPUT:
             outputs = _payload(event.attributes)
         elif event.name == t.EVENT_INPUT_OVERRIDE:
@@ -302,6 +306,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         error_type=_str(attributes.get(t.ERROR_TYPE)),
         replayed_attempts=_int(attributes.get(t.STAGE_REPLAYED_ATTEMPTS)),
         cancel_reason=_str(attributes.get(t.STAGE_CANCEL_REASON)),
+        event_sha256=event_sha256,
     )
 
 

@@ -26,7 +26,8 @@
   keeps the run span's definition the replayed one: of the replay's run alone, which it learns
   from the replay's engine (the monitor may watch other engines' runs meanwhile, and their
   stages of the same names are not fed);
-* a **reused** instance (of a stage run again whose other instances run: ``plan.py``) hands
+* a **reused** instance (of a stage run again whose other instances run: ``plan.py``; one
+  that gets the item and inputs the original's got: ``reuse.py``) hands
   on its recorded events and outputs at once, as they were, with no outputs mapping applied
   to them again (``MappedOutputs``), and its span is ``replayed`` and linked as a fed one's;
   it waits for no turn (``_FedEndings``): it succeeded, so no ending of it decides a failure;
@@ -83,6 +84,7 @@ from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
 from taskdaemon.pipeline.replay.record import RecordedExecution
+from taskdaemon.pipeline.replay.reuse import InstanceReuse
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 from taskdaemon.pipeline.stage_context import StageContext
 from taskdaemon.pipeline.state import StageStatus
@@ -247,12 +249,12 @@ def _fed_handler(stage: str, fed: Mapping[int, FedExecution], endings: _FedEndin
     return handler
 
 
-def _reusing_handler(reused: Mapping[int, FedExecution], handler: Handler) -> Handler:
+def _reusing_handler(reuse: InstanceReuse, handler: Handler) -> Handler:
     """``handler`` for the instances the replay runs again; the recorded outcome for those
-    it reuses (``plan.reused``)."""
+    it reuses (decided as each started: ``reuse.py``)."""
 
     async def reusing(ctx: StageContext) -> Mapping[str, Any]:
-        execution = reused.get(ctx.instance)
+        execution = reuse.reused(ctx.run_id, ctx.stage, ctx.instance)
         if execution is None:
             return await handler(ctx)
         for event_type, payload in execution.events:
@@ -331,11 +333,13 @@ class _ReplayResolver:
         plan: ReplayPlan,
         seed: _WorkspaceSeed | None,
         endings: _FedEndings,
+        reuse: InstanceReuse,
     ) -> None:
         self._base = base
         self._plan = plan
         self._seed = seed
         self._endings = endings
+        self._reuse = reuse
 
     def resolve(self, pipeline: Pipeline, stage: Stage) -> Handler:
         fed = self._plan.fed.get(stage.name)
@@ -344,8 +348,8 @@ class _ReplayResolver:
         handler = self._base.resolve(pipeline, stage)
         if self._seed is not None:
             handler = self._seed.wrap(handler)
-        reused = self._plan.reused.get(stage.name)
-        return handler if reused is None else _reusing_handler(reused, handler)
+        reused = stage.name in self._plan.reused
+        return _reusing_handler(self._reuse, handler) if reused else handler
 
 
 class ReplaySpanHook:
@@ -353,9 +357,12 @@ class ReplaySpanHook:
     of the replay's engine, ahead of the monitor: the engine's ``RunStarted`` names the run it
     speaks for before the monitor asks about any of its records."""
 
-    def __init__(self, plan: ReplayPlan, definition: Mapping[str, Any]) -> None:
+    def __init__(
+        self, plan: ReplayPlan, definition: Mapping[str, Any], reuse: InstanceReuse
+    ) -> None:
         self._plan = plan
         self._definition = definition
+        self._reuse = reuse
         self._trace_id = int(plan.recorded.run_id, 16)
         self._run_id: str | None = None
 
@@ -372,13 +379,27 @@ class ReplaySpanHook:
     def _fed(self, run_id: str, stage: str, instance: int) -> FedExecution | None:
         if run_id != self._run_id:
             return None
-        fed = self._plan.fed.get(stage) or self._plan.reused.get(stage)
-        return None if fed is None else fed.get(instance)
+        fed = self._plan.fed.get(stage)
+        return self._reuse.reused(run_id, stage, instance) if fed is None else fed.get(instance)
 
     def feeds(self, run_id: str, stage: str, instance: int) -> bool:
         """Whether this instance of ``stage`` in run ``run_id`` is fed from the record (the
         monitor then records no duration or queue time for it: it does no work)."""
         return self._fed(run_id, stage, instance) is not None
+
+    def never_held(
+        self,
+        run_id: str,
+        stage: str,
+        instance: int,
+        inputs: Mapping[str, Any],
+        event: Mapping[str, Any] | None,
+    ) -> bool:
+        """``DebugSession.never_held``: a fed execution, or an instance reused (decided here
+        when its gate comes first, from the inputs and the event it starts with)."""
+        if run_id == self._run_id and stage not in self._plan.fed:
+            self._reuse.decide(stage, instance, inputs, event)
+        return self.feeds(run_id, stage, instance)
 
     def recorded(self, run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
         """A fed execution's recorded status and the attempts the record made of it
@@ -474,7 +495,8 @@ async def execute_plan(
     workspace: str | None = None,
     seed_workspace: str | None = None,
     started: Callable[[Engine, RunHandle], object] | None = None,
-    prepare: Callable[[Engine, Callable[[str, str, int], bool]], object] | None = None,
+    prepare: Callable[[Engine, Callable[..., bool]], object] | None = None,
+    reuse: InstanceReuse | None = None,
     ended: Callable[[RunResult], Awaitable[object]] | None = None,
 ) -> ReplayOutcome:
     """Run ``plan`` (which must pass ``check``) in a workspace under ``workspace`` (seeded
@@ -483,20 +505,23 @@ async def execute_plan(
     run's handle as soon as the run started (the CLI cancels it through the handle on SIGINT
     or SIGTERM, and dumps it from the engine on SIGUSR1). ``prepare`` is given the engine
     before the run starts (``replay --break`` sets its breakpoints there) and which executions
-    are fed, ``(run id, stage, instance) -> bool`` (they never pause: a fed stage or a reused
-    instance does no work to stop and look at; ``DebugSession.never_held``), and ``ended`` is
-    awaited with the run's result before the engine closes (the debugger's prompt is done
-    with the run: ``cli/replay_debug.py``)."""
+    are fed, ``(run id, stage, instance, inputs, event) -> bool`` (they never pause: a fed
+    stage or a reused instance does no work to stop and look at; ``DebugSession.never_held``),
+    and ``ended`` is awaited with the run's result before the engine closes (the debugger's
+    prompt is done with the run: ``cli/replay_debug.py``). ``reuse``: where the decisions of
+    which candidates are reused go (``reuse.py``; the progress lines read it), else a new one."""
     pipeline = plan.check(verify=verify)
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
     watcher = _ReplayObserver(plan)
-    hook = ReplaySpanHook(plan, definition)
+    reuse = InstanceReuse(plan) if reuse is None else reuse
+    reuse.capture = monitor.capture  # the record's hashes are of this capture's form
+    hook = ReplaySpanHook(plan, definition, reuse)
     endings = _FedEndings(plan, pipeline.concurrency)
     seed = None if seed_workspace is None else _WorkspaceSeed(seed_workspace)
     engine = Engine(
-        resolver=_ReplayResolver(resolver, plan, seed, endings),
-        observers=[watcher, hook, *([endings] if plan.fed else []), *observers, monitor],
+        resolver=_ReplayResolver(resolver, plan, seed, endings, reuse),
+        observers=[watcher, hook, reuse, *([endings] if plan.fed else []), *observers, monitor],
         workspace=workspace,
     )
     watcher.engine = endings.engine = engine
@@ -504,7 +529,7 @@ async def execute_plan(
     try:
         async with engine:
             if prepare is not None:
-                prepare(engine, hook.feeds)
+                prepare(engine, hook.never_held)
             handle = await engine.start_run(
                 _feeding_pipeline(pipeline, plan.fed),
                 plan.request,
@@ -533,6 +558,6 @@ async def execute_plan(
             watcher.published,
             plan.rerun,
             monitor.capture,
-            plan.reused,
+            reuse.by_stage(),
         )
     return ReplayOutcome(result, report, plan)
