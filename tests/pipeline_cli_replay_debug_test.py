@@ -28,7 +28,7 @@ def test_a_replay_pauses_at_the_stage_that_failed_at_the_prompt(home: Path) -> N
     )  # fmt: skip
     pauses = [line for line in shown if line.startswith("paused at ")]
     assert (0, ["paused at c.1.1 [c#1] (#1 before c (pipeline fan))"] * 2) == (code, pauses), shown
-    # ``where``: the reused instances are ``success`` once their quick ends are in.
+    # ``where``: the reused instances read ``reused`` once they started (their gate or start).
     said = [line.removeprefix("(taskdaemon) ") for line in shown]
     assert (True, True, True) == (
         any(line.startswith("  c  paused  (instances: ") for line in said),
@@ -72,3 +72,30 @@ def test_a_bad_breakpoint_or_one_with_step_is_refused_before_anything_runs(home:
         (refused[1].returncode, ["--step runs nothing" in refused[1].stderr]),
     ], [r.stderr for r in refused]
     assert "" == (home / "ran.txt").read_text()
+
+
+@pytest.mark.slow
+def test_where_shows_what_the_replay_did_not_run_as_such(home: Path) -> None:
+    """``where`` at the pause and after the run ended: the fed ``a`` is ``replayed`` and the
+    reused instances of ``c`` ``reused``, each from the original run, which the first line
+    names; the instance that ran is ``success``. Before, all of them read ``success``, as if
+    they had run."""
+    original = failed_once(home)
+    code, shown = on_a_terminal_of(
+        140,
+        home,
+        "replay", original, "--from", "c", "--break", "c", "-q",
+        keys=b"continue\nwhere\n\x04",
+        cwd=home,
+    )  # fmt: skip
+    said = [line.removeprefix("(taskdaemon) ") for line in shown]
+    start = len(said) - 1 - said[::-1].index("where")  # the answer's, not the typed echo's
+    assert (0, said[start + 1 : start + 5]) == (
+        code,
+        [
+            f"run {said[start + 1].split()[1]} success; replay of run {original}; slots 0/4 in use",
+            f"  a  replayed  (from run {original})",
+            f"  c  success  (instances: 2 reused, 1 success; reused from run {original})",
+            "  d  success",
+        ],
+    ), shown

@@ -77,6 +77,10 @@ _LEFT_OUT = "STAGE may be left out when one stage is paused"
 #: Every form of ``break``, said whichever one was mistyped (``on failur`` is not ``if CEL``'s).
 _BREAK_USAGE = "usage: break STAGE [on failure] [if CEL] | break on event TYPE"
 
+#: What ``where`` shows of a replay's executions it did not run (the spans' and ``--dry-run``'s
+#: words): fed from the record, reused from it.
+_NOT_RUN = ("replayed", "reused")
+
 
 class DebugPrompt(CommandPrompt):
     """One debugging conversation with one run. ``run()`` returns when the input ends or on
@@ -310,8 +314,10 @@ class DebugPrompt(CommandPrompt):
         state = self._call({"action": "state"})["state"]
         slots = state["slots"]
         mode = ", step mode" if state["stepping"] else ""
+        original = state.get("replay_of")  # a replay's: what it did not run is said so
+        replay = f"; replay of run {original}" if original else ""
         self._print(
-            f"run {state['run_id']} {state['status']}{mode}; "
+            f"run {state['run_id']} {state['status']}{mode}{replay}; "
             f"slots {slots['size'] - slots['free']}/{slots['size']} in use"
         )
         width = max((len(name) for name in state["stages"]), default=5)
@@ -324,6 +330,10 @@ class DebugPrompt(CommandPrompt):
                 extra.append(f"{counted(stage['pending_events'], 'event')} waiting")
             if stage["approval"] == "requested":
                 extra.append("waiting for approval")
+            said = [word for word in _NOT_RUN if word in stage["instances"]]
+            if original and said:  # ``a  replayed  (from run R)``, ``(...; reused from run R)``
+                what = "" if said == [stage["status"]] else f"{' and '.join(said)} "
+                extra.append(f"{what}from run {original}")
             tail = f"  ({'; '.join(extra)})" if extra else ""
             self._print(f"  {name:<{width}}  {stage['status']}{tail}")
         for line in _paused_lines(state["paused"], summary_width(self._out)):

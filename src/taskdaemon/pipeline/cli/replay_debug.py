@@ -11,9 +11,10 @@ SIGHUP cancelling it, exit 130, 143, 129), and the run is served on its control 
 ``debug attach RUN`` from another terminal drives the same replay. What the replay runs,
 feeds and reuses is the plan's (``replay/plan.py``): a fed stage or a reused instance never
 runs, so it never pauses, not even in step mode (``DebugSession.never_held``: there is no
-work of it to look at, its span is ``replayed``), and a stage run again pauses as in any
-run. The replay's own run (``replay.execute_replay``) runs on this module's thread
-(``debug.RunThread``), the prompt on the main one.
+work of it to look at, its span is ``replayed``), and ``where`` shows it ``replayed`` or
+``reused``, from the original run (``DebugSession.replay``), not ``success`` as if it ran; a
+stage run again pauses as in any run. The replay's own run (``replay.execute_replay``) runs
+on this module's thread (``debug.RunThread``), the prompt on the main one.
 """
 
 from __future__ import annotations
@@ -64,9 +65,10 @@ class _ReplayThread(RunThread):
     def hooks(self, monitoring: Any) -> dict[str, Any]:
         """``execute_plan``'s ``prepare``, ``started`` and ``ended`` for this run."""
 
-        def prepare(engine: Any, fed: Any) -> None:
+        def prepare(engine: Any, hook: Any) -> None:
             session = engine.with_debug(True)
-            session.never_held = fed
+            session.never_held = hook.never_held
+            session.replay = hook  # ``where`` shows fed and reused executions as such
             apply_breakpoints(session, self._plan.pipeline, self._args, self._env)
 
         def started(engine: Any, handle: Any) -> None:

@@ -52,7 +52,7 @@ from taskdaemon.pipeline.engine._debug_records import (
     _Pause,
     split_instance,
 )
-from taskdaemon.pipeline.engine._debug_views import run_state, stage_of, stage_view
+from taskdaemon.pipeline.engine._debug_views import Replayed, run_state, stage_of, stage_view
 from taskdaemon.pipeline.engine._results import GateDecision, RunResult, StageGateRequest
 from taskdaemon.pipeline.errors import DebugRequestError, PipelineError
 from taskdaemon.pipeline.events import (
@@ -116,6 +116,9 @@ class DebugSession:
         #: at a start or a failure: a replay's fed or reused one, which does no work to look
         #: at (``replay/run.py``; reuse depends on the inputs and the event it starts with).
         self.never_held: Callable[[str, str, int, Mapping[str, Any], Any], bool] | None = None
+        #: A replay's word for its executions it did not run, which ``state`` shows
+        #: (``_debug_views.run_state``); None for a run that is no replay.
+        self.replay: Replayed | None = None
 
     # ------------------------------------------------------------------ breakpoints
 
@@ -343,6 +346,7 @@ class DebugSession:
             run.run_id in self._stepping and run.result is None,
             self.paused(run.run_id),
             self.breakpoints(run.run_id),
+            self.replay,
         )
 
     # ------------------------------------------------------------------ engine hooks

@@ -7,19 +7,31 @@ the step modes and the breakpoints (``engine/_debug.py``) hands in what it knows
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._debug_records import split_instance
 from taskdaemon.pipeline.errors import ExpressionError, StageNotFoundError
 from taskdaemon.pipeline.wording import counted
 
+
+class Replayed(Protocol):
+    """What a replay tells of its run (``replay/run.py``'s ``ReplaySpanHook``)."""
+
+    #: The id of the run replayed.
+    replay_of: str
+
+    def shown_as(self, run_id: str, stage: str, instance: int) -> str | None:
+        """``replayed`` (fed from the record), ``reused`` (a reused instance) or None (it
+        runs)."""
+
+
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._debug_records import Breakpoint, PausedExecution, _Pause
     from taskdaemon.pipeline.engine._run_base import RunBase
     from taskdaemon.pipeline.engine._stage_state import Instance, StageRun
 
-__all__ = ["run_state", "stage_of", "stage_view"]
+__all__ = ["Replayed", "run_state", "stage_of", "stage_view"]
 
 
 def stage_of(run: RunBase, name: str) -> StageRun:
@@ -113,19 +125,35 @@ def run_state(
     stepping: bool,
     paused: Iterable[PausedExecution],
     breakpoints: Iterable[Breakpoint],
+    replay: Replayed | None = None,
 ) -> dict[str, Any]:
     """``DebugSession.state``: ``run`` with whether it is ``stepping``, what of it is ``paused``
-    and the ``breakpoints`` that can apply to it. JSON-able."""
+    and the ``breakpoints`` that can apply to it. JSON-able.
+
+    With ``replay`` (the run is a replay's): an execution the replay did not run, one it fed
+    from the record or reused, is shown as the replay's spans and ``--dry-run`` name it,
+    ``replayed`` or ``reused``, not as the stand-in's ``success`` (or ``running``, while the
+    stand-in waits its turn), as if it had run; a stage all of whose instances are such is
+    shown so too, and ``replay_of`` names the original run."""
     stages: dict[str, Any] = {}
     for name, srt in run.stages.items():
+        status = str(srt.status)
+        statuses = [str(i.status) for i in srt.instances]
+        if replay is not None and statuses:
+            words = [replay.shown_as(run.run_id, name, i.index) for i in srt.instances]
+            statuses = [word or was for word, was in zip(words, statuses, strict=True)]
+            if len(set(words)) == 1 and words[0] is not None:
+                status = words[0]
         stages[name] = {
-            "status": str(srt.status),
-            "instances": [str(i.status) for i in srt.instances],
+            "status": status,
+            "instances": statuses,
             "pending_events": len(srt.events),
             "approval": srt.approval.value,
         }
     concurrency = max(1, run.pipeline.concurrency)
+    extra = {} if replay is None else {"replay_of": replay.replay_of}
     return {
+        **extra,
         "run_id": run.run_id,
         "pipeline": run.name,
         "status": str(run.status),

@@ -382,6 +382,21 @@ class ReplaySpanHook:
         fed = self._plan.fed.get(stage)
         return self._reuse.reused(run_id, stage, instance) if fed is None else fed.get(instance)
 
+    @property
+    def replay_of(self) -> str:
+        """The id of the run replayed."""
+        return self._plan.recorded.run_id
+
+    def shown_as(self, run_id: str, stage: str, instance: int) -> str | None:
+        """The word the debugger's ``where`` shows for an execution the replay does not run, as
+        its span and ``--dry-run`` name it: ``replayed`` (fed) or ``reused``; None when it
+        runs (``_debug_views.run_state``)."""
+        if run_id != self._run_id:
+            return None
+        if stage in self._plan.fed:
+            return t.STATUS_REPLAYED
+        return "reused" if self._reuse.reused(run_id, stage, instance) is not None else None
+
     def feeds(self, run_id: str, stage: str, instance: int) -> bool:
         """Whether this instance of ``stage`` in run ``run_id`` is fed from the record (the
         monitor then records no duration or queue time for it: it does no work)."""
@@ -495,7 +510,7 @@ async def execute_plan(
     workspace: str | None = None,
     seed_workspace: str | None = None,
     started: Callable[[Engine, RunHandle], object] | None = None,
-    prepare: Callable[[Engine, Callable[..., bool]], object] | None = None,
+    prepare: Callable[[Engine, ReplaySpanHook], object] | None = None,
     reuse: InstanceReuse | None = None,
     ended: Callable[[RunResult], Awaitable[object]] | None = None,
 ) -> ReplayOutcome:
@@ -504,12 +519,13 @@ async def execute_plan(
     hook is set for the run and cleared after it. ``started`` is given the engine and the
     run's handle as soon as the run started (the CLI cancels it through the handle on SIGINT
     or SIGTERM, and dumps it from the engine on SIGUSR1). ``prepare`` is given the engine
-    before the run starts (``replay --break`` sets its breakpoints there) and which executions
-    are fed, ``(run id, stage, instance, inputs, event) -> bool`` (they never pause: a fed
-    stage or a reused instance does no work to stop and look at; ``DebugSession.never_held``),
-    and ``ended`` is awaited with the run's result before the engine closes (the debugger's
-    prompt is done with the run: ``cli/replay_debug.py``). ``reuse``: where the decisions of
-    which candidates are reused go (``reuse.py``; the progress lines read it), else a new one."""
+    before the run starts (``replay --break`` sets its breakpoints there) and the run's span
+    hook, which says which executions are fed or reused (``never_held``: they never pause, a
+    fed stage or a reused instance does no work to stop and look at; ``shown_as``: what
+    the debugger's ``where`` calls them), and ``ended`` is awaited with the run's result
+    before the engine closes (the debugger's prompt is done with the run:
+    ``cli/replay_debug.py``). ``reuse``: where the decisions of which candidates are reused go
+    (``reuse.py``; the progress lines read it), else a new one."""
     pipeline = plan.check(verify=verify)
     definition = recorded_values.definition_attributes(pipeline, monitor.capture)
     definition[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
@@ -529,7 +545,7 @@ async def execute_plan(
     try:
         async with engine:
             if prepare is not None:
-                prepare(engine, hook.never_held)
+                prepare(engine, hook)
             handle = await engine.start_run(
                 _feeding_pipeline(pipeline, plan.fed),
                 plan.request,
