@@ -5,12 +5,17 @@ original's got (``replay/reuse.py``), never by its number alone: real ``taskdaem
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from cli_support import taskdaemon
 from taskdaemon.pipeline import telemetry as t
+from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.replay.plan import build_plan
+from taskdaemon.pipeline.replay.record import read_recorded_run
 from taskdaemon.pipeline.tracking.store import SpanStore
 
 #: ``a`` publishes the items of ``items.txt``; ``c`` runs one instance per item, reading its
@@ -127,3 +132,33 @@ def test_an_instance_is_reused_only_for_the_item_it_had(home: Path) -> None:
     assert ([2, 3], "12") == _ran(home)
     assert ["note: c#2 ran again: its item differs from the recorded one"] == notes
     assert {0: "replayed", 1: "success", 2: "success"} == _statuses(home, new)
+
+
+@pytest.mark.slow
+def test_a_record_without_the_items_hash_reuses_nothing_and_says_why(home: Path) -> None:
+    """A run recorded before the item's hash was kept (the attribute taken off its spans):
+    nothing can prove an instance gets its item again, so all run, and the dry run says so of
+    each. Before, instances 0 and 2 were reused by their numbers."""
+    original = _failed_once(home)
+    with SpanStore(home / "spans.db") as store:
+        spans = store.get_trace(original)
+    older = [
+        replace(
+            span,
+            events=tuple(
+                replace(event, attributes=_without(event.attributes, t.PAYLOAD_EVENT_SHA256))
+                for event in span.events
+            ),
+        )
+        for span in spans
+    ]
+    plan = build_plan(read_recorded_run(older), from_stage="c")
+    no_hash = "its record has no hash of its item"
+    assert (
+        {},
+        f"run   c: run 3 instances again (1: failure; 0: {no_hash}; 2: {no_hash})",
+    ) == (plan.reused, plan.describe()[1])
+
+
+def _without(attributes: Mapping[str, Any], name: str) -> dict[str, Any]:
+    return {key: value for key, value in attributes.items() if key != name}

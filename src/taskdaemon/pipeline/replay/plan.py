@@ -116,7 +116,8 @@ class ReplayPlan:
     #: Stage run again -> its instances that may be reused from the record, each when it gets
     #: the item and inputs the original's got (the module docstring; ``reuse.py`` compares).
     reused: dict[str, dict[int, FedExecution]] = field(default_factory=dict)
-    #: Stage in ``reused`` -> (the instances it runs again and why, what may change the others').
+    #: Stage with instances that failed and that succeeded -> (the instances it runs again and
+    #: why, what may change those in ``reused``: "" when none is there).
     reuse_reasons: dict[str, tuple[str, str]] = field(default_factory=dict)
     missing: list[MissingValue] = field(default_factory=list)
     changes: DefinitionChanges | None = None
@@ -151,6 +152,8 @@ class ReplayPlan:
                     f"feed  {name}: recorded outputs of {counted(len(instances), 'instance')} "
                     f"({'/'.join(statuses)}), {counted(events, 'event')}"
                 )
+            elif name in self.reuse_reasons and name not in self.reused:
+                lines.append(f"run   {name}: {self.reuse_reasons[name][0]}")
             elif name in self.reused:
                 kept = sorted(self.reused[name])
                 again, basis = self.reuse_reasons[name]
@@ -393,7 +396,9 @@ def _reused(
                 runs.append(f"{instance}: its record has no hash of its item")
             else:
                 kept[instance] = fed
+        again_text = f"run {counted(len(runs), 'instance')} again ({'; '.join(runs)})"
         if not kept:
+            reasons[name] = (again_text, "")
             continue
         upstream = _upstream(pipeline, name)
         may = [f"{stage} runs again" for stage in _in_order(pipeline, upstream & again)]
@@ -405,7 +410,7 @@ def _reused(
             else f"it will: every stage upstream of {name} is fed"
         )
         reused[name] = kept
-        reasons[name] = (f"run {counted(len(runs), 'instance')} again ({'; '.join(runs)})", basis)
+        reasons[name] = (again_text, basis)
     return reused, reasons
 
 
