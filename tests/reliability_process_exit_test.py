@@ -143,3 +143,46 @@ def test_a_code_past_a_c_int_ends_nothing_and_says_nothing(home: Path, tmp_path:
     assert 1 == ran.returncode, ran.stderr
     assert "ended taskdaemon's process" not in ran.stderr
     assert "failure: Python int too large to convert to C int" in ran.stderr
+
+
+#: ``s`` starts a thread, which starts another that ends the process while ``s`` awaits.
+IN_A_THREAD = """\
+import asyncio
+import os
+import threading
+
+
+def first(ctx):
+    return {"a": 1}
+
+
+def spawn():
+    threading.Thread(target=os._exit, args=(5,), name="exiter").start()
+
+
+async def exits(ctx):
+    threading.Thread(target=spawn, name="spawner").start()
+    await asyncio.sleep(60)
+"""
+
+
+@pytest.mark.slow
+def test_os_exit_in_a_thread_the_handler_started_is_said_and_its_run_stored(
+    home: Path, tmp_path: Path
+) -> None:
+    """Before, such a thread's ``os._exit(5)`` ended ``run`` silent, and the run was lost when
+    its telemetry had not loaded yet (as here: nothing waits for it)."""
+    (tmp_path / "exiting.py").write_text(IN_A_THREAD)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE)
+    path = pythonpath_with(tmp_path)
+    ran = taskdaemon(home, "run", str(pipeline), "-q", PYTHONPATH=path)
+    assert 5 == ran.returncode, ran.stderr
+    said = "stage 's' ended taskdaemon's process (os._exit(5)) from its thread 'exiter': run "
+    last = ran.stderr.splitlines()[-1]
+    assert said in last, ran.stderr
+    run_id = last.split(said)[1].split()[0]
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    assert ["success", "interrupted"] == [stage["status"] for stage in shown["stages"]]
+    logged = taskdaemon(home, "logs", run_id, "--stage", "s")
+    assert said in logged.stdout.splitlines()[-1], logged

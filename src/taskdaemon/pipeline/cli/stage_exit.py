@@ -19,11 +19,16 @@ for, but one the shell reads as 0 (its low 8 bits: 0, 256, -256), which would re
 that succeeded, is 1: the run did not end. A code past a C int is the real ``os._exit``'s
 (its ``OverflowError`` raised in the stage, as before): it ends nothing, so nothing is said.
 
+A thread stage code started (``threading.Thread``, a ``concurrent.futures`` pool's worker) runs
+for no execution, but the block notes which execution started it (``cli/stage_leftovers.py``,
+which the block enters): its ``os._exit`` is said and stored alike, the line naming the thread
+too (``... (os._exit(5)) from its thread 'uploader': ...``). Before, such a call ended the process
+silent, and the run was lost when its telemetry had not loaded yet.
+
 Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
-and the engine ends a handler's stray fork so: ``engine/_attempt.py``), taskdaemon's own exits
-(a second Ctrl-C: no stage execution is current there), and a thread a handler started
-without its context (``threading.Thread``: it runs for no execution, and is not told apart
-from taskdaemon's own threads).
+and the engine ends a handler's stray fork so: ``engine/_attempt.py``), and taskdaemon's own
+exits (a second Ctrl-C: no stage execution is current there, nor is it a thread stage code
+started).
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final, NoReturn
 
-from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.cli.stage_leftovers import leftovers_traced, started_by
+from taskdaemon.pipeline.execution import current_execution, enter_execution
 
 __all__ = ["FLUSH_BOUND", "exits_said"]
 
@@ -56,7 +62,8 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
     flush_monitor = getattr(monitor, "flush", None)
 
     def said_exit(status: int) -> NoReturn:
-        execution = current_execution()
+        thread = threading.current_thread()
+        execution = current_execution() or started_by(thread)
         if (
             execution is None
             or os.getpid() != pid
@@ -65,11 +72,17 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
         ):
             real_exit(status)  # not stage code's, or a wrong call (its error as before)
         try:
+            from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - said once
+
+            from_thread = current_execution() is None
+            if from_thread:  # the record is the stage's, in the store as on the console
+                enter_execution(execution)
             _log.error(
-                "stage '%s' ended taskdaemon's process (os._exit(%d)): run %s is left "
+                "stage '%s' ended taskdaemon's process (os._exit(%d))%s: run %s is left "
                 "interrupted, its end never stored",
                 execution.stage,
                 status,
+                f" from its thread {quote(thread.name)}" if from_thread else "",
                 execution.run_id,
             )
             flushing = threading.Thread(
@@ -82,7 +95,8 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
 
     os._exit = said_exit
     try:
-        yield
+        with leftovers_traced():
+            yield
     finally:
         if os._exit is said_exit:
             os._exit = real_exit

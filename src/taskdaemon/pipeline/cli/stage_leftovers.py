@@ -1,0 +1,113 @@
+"""What stage code leaves behind it, each with the stage it came from: the threads it starts
+and the ``atexit`` hooks it registers.
+
+Stage code may start a ``threading.Thread`` (or a ``concurrent.futures`` pool, whose workers
+are threads) that outlives its stage, and register an ``atexit`` hook. Such a thread runs for no
+stage execution (``threading.Thread`` does not copy the context it starts in, so
+``execution.current_execution()`` is None there), and a hook runs after the command, so nothing
+said where they came from when they held taskdaemon's process at its end
+(``cli/process_end.py``) or ended it (``os._exit`` in such a thread: ``cli/stage_exit.py``).
+
+While a command runs stages (:func:`leftovers_traced`, entered by ``stage_exit.exits_said``),
+``threading.Thread.start`` and ``atexit.register`` note the stage execution current where they
+are called (in a thread stage code started: the execution that started that thread). Only
+threads not named ``taskdaemon-*`` are noted: taskdaemon names its own threads so (the sync
+handlers' pool starts its threads from a stage's hop). A hook is registered wrapped
+(:class:`_Hook`), equal to the function it wraps so that ``atexit.unregister(f)`` still finds it,
+and notes while it runs that it is the hook atexit is running. Nothing changes what the thread or
+the hook does; the cost is one look-up a thread started or a hook registered, none a stage.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import threading
+import weakref
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from taskdaemon.pipeline.execution import current_execution
+
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.loops import StageContext
+
+__all__ = ["leftovers_traced", "running_hook", "started_by"]
+
+#: The stage execution that started each thread stage code started (and their threads').
+_STARTED: weakref.WeakKeyDictionary[threading.Thread, StageContext] = weakref.WeakKeyDictionary()
+
+#: The stage's hook atexit is running now, while it runs (at most one: atexit runs them in turn).
+_RUNNING: list[_Hook] = []
+
+
+def started_by(thread: threading.Thread) -> StageContext | None:
+    """The stage execution that started ``thread``, or None: not started by stage code (or
+    not while a command traced it)."""
+    return _STARTED.get(thread)
+
+
+def running_hook() -> tuple[Callable[..., object], StageContext] | None:
+    """The ``atexit`` hook that stage code registered and atexit is running now, with the
+    stage execution that registered it, or None."""
+    return (_RUNNING[0].func, _RUNNING[0].execution) if _RUNNING else None
+
+
+def _current() -> StageContext | None:
+    """The stage execution the calling code runs for, directly or through its thread."""
+    return current_execution() or _STARTED.get(threading.current_thread())
+
+
+class _Hook:
+    """An ``atexit`` hook stage code registered: calls ``func``, noted as running meanwhile."""
+
+    __slots__ = ("execution", "func")
+
+    def __init__(self, func: Callable[..., object], execution: StageContext) -> None:
+        self.func = func
+        self.execution = execution
+
+    def __call__(self, *args: Any, **kwargs: Any) -> object:
+        _RUNNING.append(self)
+        try:
+            return self.func(*args, **kwargs)
+        finally:
+            _RUNNING.remove(self)
+
+    def __eq__(self, other: object) -> bool:  # atexit.unregister(func) compares with ==
+        return other is self or other == self.func
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:  # "Exception ignored in atexit callback" names the function
+        return repr(self.func)
+
+
+@contextlib.contextmanager
+def leftovers_traced() -> Iterator[None]:
+    """Note, for the block, the stage that starts each thread and registers each hook."""
+    real_start = threading.Thread.start
+    real_register = atexit.register
+
+    def start(self: threading.Thread) -> None:
+        if not self.name.startswith("taskdaemon-") and (execution := _current()) is not None:
+            _STARTED[self] = execution
+        real_start(self)
+
+    def register(func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Callable[..., Any]:
+        execution = _current()
+        if execution is None:
+            return real_register(func, *args, **kwargs)
+        real_register(_Hook(func, execution), *args, **kwargs)
+        return func  # as atexit.register returns it: a decorator keeps the function
+
+    threading.Thread.start = start  # type: ignore[method-assign]
+    atexit.register = register
+    try:
+        yield
+    finally:
+        if threading.Thread.start is start:
+            threading.Thread.start = real_start  # type: ignore[method-assign]
+        if atexit.register is register:
+            atexit.register = real_register
