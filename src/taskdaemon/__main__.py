@@ -18,6 +18,9 @@ Decisions:
 * The handler comes from ``_signal``, built into Python and loaded at its start; ``signal``
   would import ``enum`` and more inside the window it is there to close. A SIGINT that the
   parent set to be ignored (``nohup``, a background job) stays ignored.
+* Once the command has returned, the process's end is bounded: what stage code left running
+  (a thread, an ``atexit`` hook) is named and not waited for past a grace
+  (``cli/process_end.py``).
 * What is left unguarded is Python's own start-up (``site`` and the ``.pth`` files of the
   environment) and the console script's first lines: nothing of taskdaemon's runs there.
 """
@@ -36,9 +39,14 @@ def main() -> int:
     """The ``taskdaemon`` command: ``cli.main``, exit 130 when Ctrl-C comes while it loads."""
     try:
         command = _load()
-        return EXIT_INTERRUPTED if command is None else command()
+        if command is None:
+            return EXIT_INTERRUPTED
+        code = command()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    from taskdaemon.pipeline.cli.process_end import watch_end  # noqa: PLC0415 - loaded by now
+
+    return watch_end(code)
 
 
 def _load() -> "Callable[[], int] | None":

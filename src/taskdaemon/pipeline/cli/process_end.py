@@ -1,0 +1,142 @@
+"""The process's end once its command has returned: bounded, and said when something holds it.
+
+After a command returns its exit code (``run``: the run stored, its summary printed), Python
+waits for every non-daemon thread, then runs the ``atexit`` hooks. A thread stage code left
+running (a ``threading.Thread`` of an ``async def`` handler, a ``ThreadPoolExecutor`` never shut
+down) or an ``atexit`` hook it registered that blocks held ``taskdaemon run``, ``serve``,
+``debug FILE`` or ``replay`` forever, with nothing said: a finished run, and a terminal or a CI
+job that never came back. Ctrl-C there printed a traceback from ``threading._shutdown``.
+
+Decision: the run has ended and is stored; what its stages left running is no part of it
+(the stage that started it reported its end already, and no record will say how that work
+ended). A user expects the command to end with its run, with its exit code, and to be told
+what was left. So the entry points (``taskdaemon``'s ``main``, ``python -m
+taskdaemon.pipeline.cli``) call :func:`watch_end` with the command's exit code: the process's
+end gets :data:`END_GRACE` seconds, then one line names what holds it (each thread by its name,
+the stage that started it and the code it runs; or the ``atexit`` hook and the stage that
+registered it: ``cli/stage_leftovers.py``), stdout and stderr are flushed and the process ends
+with the command's exit code (``os._exit``; the ``atexit`` hooks not yet run do not run).
+Waiting on, with a line saying so, was the other choice: a cron or CI job then hangs until
+something kills it, for work whose result nobody reads. Work that must finish belongs in the
+handler (``thread.join()``, ``executor.shutdown()``), where its stage's span, timeout and
+cancellation count it.
+
+Ctrl-C while the end is held: one line naming what held it, exit 130 (as a Ctrl-C anywhere
+else), no traceback. A SIGINT ignored from the start (``nohup``) stays ignored.
+
+The watch is a bare ``_thread`` thread, outside ``threading``'s books: a ``threading.Thread``
+would be listed by ``threading.enumerate()`` to code that looks at exit (a daemon one) or would
+hold the very exit it watches (a non-daemon one); ``_thread`` threads are never waited for.
+``cli.main`` called in the same process (the tests) never starts it: only the entry points do.
+"""
+
+from __future__ import annotations
+
+import _thread
+import contextlib
+import signal
+import sys
+import threading
+from typing import Final
+
+from taskdaemon.pipeline.cli.stage_leftovers import running_hook, started_by
+
+__all__ = ["END_GRACE", "watch_end"]
+
+#: Seconds the process's end may take after its command returned before it is forced: time
+#: for a thread finishing a last write or request, short beside anyone waiting for the prompt.
+END_GRACE: Final = 2.0
+
+#: Threads a line names at most (a handler may leave thousands); the rest are counted.
+SHOWN_THREADS: Final = 5
+
+#: ``cli.EXIT_INTERRUPTED``, which this module does not import (``cli`` imports every command).
+EXIT_INTERRUPTED: Final = 130
+
+
+def watch_end(code: int) -> int:
+    """Have the process end within :data:`END_GRACE` seconds from now with ``code`` (or 130 at
+    Ctrl-C), saying what held it (module docstring); returns ``code``, for ``sys.exit``."""
+    woken = _thread.allocate_lock()
+    woken.acquire()
+    pressed: list[int] = []
+
+    def on_sigint(signum: int, frame: object) -> None:
+        if not pressed:  # a second Ctrl-C: the first is being acted on already
+            pressed.append(signum)
+            woken.release()
+
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, on_sigint)
+
+    def watch() -> None:
+        woken.acquire(timeout=END_GRACE)
+        holder, hint = _holder()
+        if pressed:
+            _end(f"Ctrl-C: exiting without waiting for {holder}", EXIT_INTERRUPTED)
+        _end(
+            f"exiting without waiting for {holder}, still running {END_GRACE:g} s after the "
+            f"command ended{hint}",
+            code,
+        )
+
+    _thread.start_new_thread(watch, ())
+    return code
+
+
+def _end(said: str, code: int) -> None:
+    """Flush stdout, say ``said`` on stderr, end the process with ``code``."""
+    from posix import _exit  # noqa: PLC0415 - the real one, whoever replaced os._exit
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # a closed or gone stream
+        sys.stdout.flush()
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        sys.stderr.write(f"taskdaemon: {said}\n")
+        sys.stderr.flush()
+    _exit(code)
+
+
+def _holder() -> tuple[str, str]:
+    """What holds the process's end (the threads it waits for, else the hook it runs), and
+    what the code that holds it should do instead (its line's end)."""
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+
+    main = threading.main_thread()
+    # A foreign thread's stand-in (threading._DummyThread) is a daemon: never waited for.
+    waited = [t for t in threading.enumerate() if t is not main and not t.daemon]
+    if waited:
+        named = ", ".join(_thread_named(thread) for thread in waited[:SHOWN_THREADS])
+        more = len(waited) - SHOWN_THREADS
+        plural = "s" if len(waited) > 1 else ""
+        return (
+            f"thread{plural} {named}" + (f" and {more} more" if more > 0 else ""),
+            "; a handler joins the threads it starts before it returns",
+        )
+    if (hook := running_hook()) is not None:
+        func, execution = hook
+        by = f"registered by stage {quote(execution.stage)}"
+        return f"the atexit hook {_code_name(func)} ({by})", "; an atexit hook must not block"
+    frame = sys._current_frames().get(main.ident or 0)
+    where = "" if frame is None else f", in {_code_name(frame)}"
+    return f"what Python runs at exit (an atexit hook{where})", ""
+
+
+def _thread_named(thread: threading.Thread) -> str:
+    """``'name'`` with the stage that started ``thread`` and the code it runs, when known."""
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+
+    execution = started_by(thread)
+    target = getattr(thread, "_target", None) or type(thread).run
+    by = "" if execution is None else f"started by stage {quote(execution.stage)}, "
+    return f"{quote(thread.name)} ({by}running {_code_name(target)})"
+
+
+def _code_name(code: object) -> str:
+    """A function's (or a frame's) module and qualified name, as a reader finds it."""
+    inner = getattr(code, "f_code", None)
+    if inner is not None:
+        module = getattr(code, "f_globals", {}).get("__name__", "?")
+        return f"{module}.{inner.co_qualname}"
+    module = getattr(code, "__module__", None) or "?"
+    name = getattr(code, "__qualname__", None) or repr(code)
+    return f"{module}.{name}"
