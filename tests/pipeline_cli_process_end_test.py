@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -161,3 +162,31 @@ def test_ctrl_c_while_the_end_is_held_is_one_line_and_exit_130(
     said = SAID[leaves].split(", still running")[0].replace("exiting", "Ctrl-C: exiting")
     assert (130, said) == (code, shown.splitlines()[-1]), shown
     assert "Traceback" not in shown
+
+
+def test_what_holds_the_end_is_named_within_bounds() -> None:
+    """Stage code chooses its threads' names and code: a line names 5 threads at most and
+    counts the rest, each name cut and its control characters escaped."""
+    from taskdaemon.pipeline.cli.process_end import _holder
+
+    release = threading.Event()
+
+    def waits() -> None:
+        release.wait(60)
+
+    waits.__qualname__ = "x\x1b]52;c;" + "y" * 500
+    threads = [threading.Thread(target=waits, name=f"t{n}\x1b[2J" + "z" * 500) for n in range(7)]
+    for thread in threads:
+        thread.start()
+    try:
+        holder, _hint = _holder()
+    finally:
+        release.set()
+        for thread in threads:
+            thread.join()
+    assert (True, False, 5, True) == (
+        holder.startswith("threads "),
+        "\x1b" in holder,
+        holder.count("(running "),
+        holder.endswith(" and 2 more") and len(holder) < 5 * 200,
+    )

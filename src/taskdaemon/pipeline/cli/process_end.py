@@ -37,8 +37,9 @@ import contextlib
 import signal
 import sys
 import threading
-from typing import Final
+from typing import Final, NoReturn
 
+from taskdaemon.pipeline.cli import EXIT_INTERRUPTED
 from taskdaemon.pipeline.cli.stage_leftovers import running_hook, started_by
 
 __all__ = ["END_GRACE", "watch_end"]
@@ -49,9 +50,6 @@ END_GRACE: Final = 2.0
 
 #: Threads a line names at most (a handler may leave thousands); the rest are counted.
 SHOWN_THREADS: Final = 5
-
-#: ``cli.EXIT_INTERRUPTED``, which this module does not import (``cli`` imports every command).
-EXIT_INTERRUPTED: Final = 130
 
 
 def watch_end(code: int) -> int:
@@ -66,12 +64,16 @@ def watch_end(code: int) -> int:
             pressed.append(signum)
             woken.release()
 
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+    in_main = threading.current_thread() is threading.main_thread()  # else signals are not ours
+    if in_main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
         signal.signal(signal.SIGINT, on_sigint)
 
     def watch() -> None:
         woken.acquire(timeout=END_GRACE)
-        holder, hint = _holder()
+        try:
+            holder, hint = _holder()
+        except Exception:  # stage code's names and objects: the process ends all the same
+            holder, hint = "what Python runs at exit", ""
         if pressed:
             _end(f"Ctrl-C: exiting without waiting for {holder}", EXIT_INTERRUPTED)
         _end(
@@ -84,7 +86,7 @@ def watch_end(code: int) -> int:
     return code
 
 
-def _end(said: str, code: int) -> None:
+def _end(said: str, code: int) -> NoReturn:
     """Flush stdout, say ``said`` on stderr, end the process with ``code``."""
     from posix import _exit  # noqa: PLC0415 - the real one, whoever replaced os._exit
 
@@ -131,12 +133,21 @@ def _thread_named(thread: threading.Thread) -> str:
     return f"{quote(thread.name)} ({by}running {_code_name(target)})"
 
 
+#: Characters of a code's name a line shows at most (stage code chooses its names).
+NAME_SHOWN: Final = 120
+
+
 def _code_name(code: object) -> str:
-    """A function's (or a frame's) module and qualified name, as a reader finds it."""
+    """A function's (or a frame's) module and qualified name, as a reader finds it: cut to
+    :data:`NAME_SHOWN`, its control characters escaped."""
+    from taskdaemon.pipeline.ellipsis import cut  # noqa: PLC0415
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
     inner = getattr(code, "f_code", None)
     if inner is not None:
         module = getattr(code, "f_globals", {}).get("__name__", "?")
-        return f"{module}.{inner.co_qualname}"
-    module = getattr(code, "__module__", None) or "?"
-    name = getattr(code, "__qualname__", None) or repr(code)
-    return f"{module}.{name}"
+        name = inner.co_qualname
+    else:
+        module = getattr(code, "__module__", None) or "?"
+        name = getattr(code, "__qualname__", None) or type(code).__qualname__
+    return shown(cut(f"{module}.{name}", NAME_SHOWN))
