@@ -27,20 +27,25 @@ else), no traceback. A SIGINT ignored from the start (``nohup``) stays ignored.
 The watch is a bare ``_thread`` thread, outside ``threading``'s books: a ``threading.Thread``
 would be listed by ``threading.enumerate()`` to code that looks at exit (a daemon one) or would
 hold the very exit it watches (a non-daemon one); ``_thread`` threads are never waited for.
-``cli.main`` called in the same process (the tests) never starts it: only the entry points do.
+``cli.main`` called in the same process (the tests) never starts it: only the entry points do,
+and only after a command that ran stages or that leaves a thread to wait for (``runs list``
+starts no thread for it).
 """
 
 from __future__ import annotations
 
 import _thread
 import contextlib
+import os
+import select
 import signal
 import sys
 import threading
+import time
 from typing import Final, NoReturn
 
 from taskdaemon.pipeline.cli import EXIT_INTERRUPTED
-from taskdaemon.pipeline.cli.stage_leftovers import running_hook, started_by
+from taskdaemon.pipeline.cli.stage_leftovers import ran_stages, running_hook, started_by
 
 __all__ = ["END_GRACE", "watch_end"]
 
@@ -54,22 +59,27 @@ SHOWN_THREADS: Final = 5
 
 def watch_end(code: int) -> int:
     """Have the process end within :data:`END_GRACE` seconds from now with ``code`` (or 130 at
-    Ctrl-C), saying what held it (module docstring); returns ``code``, for ``sys.exit``."""
-    woken = _thread.allocate_lock()
-    woken.acquire()
-    pressed: list[int] = []
+    Ctrl-C), saying what held it (module docstring); returns ``code``, for ``sys.exit``.
 
-    def on_sigint(signum: int, frame: object) -> None:
-        if not pressed:  # a second Ctrl-C: the first is being acted on already
-            pressed.append(signum)
-            woken.release()
-
-    in_main = threading.current_thread() is threading.main_thread()  # else signals are not ours
-    if in_main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        signal.signal(signal.SIGINT, on_sigint)
+    Only after a command that ran stages, or with a thread left that the end would wait for:
+    a command that ran no stage code (``runs list``) starts no watch (no thread)."""
+    main = threading.main_thread()
+    if not ran_stages() and all(t.daemon for t in threading.enumerate() if t is not main):
+        return code
+    # Signals reach the watch through a wake-up pipe, which Python's C handler writes whichever
+    # thread the kernel gave the signal to: a handler run by the main thread would never run
+    # while that thread waits for a lock (threading._shutdown) and another got the signal.
+    woken, wake = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    if threading.current_thread() is main and signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        signal.signal(signal.SIGINT, _noted)
+        signal.set_wakeup_fd(wake, warn_on_full_buffer=False)
 
     def watch() -> None:
-        woken.acquire(timeout=END_GRACE)
+        deadline = time.monotonic() + END_GRACE
+        pressed = False
+        while not pressed and (left := deadline - time.monotonic()) > 0:
+            if select.select([woken], [], [], left)[0]:
+                pressed = signal.SIGINT in os.read(woken, 512)
         try:
             holder, hint = _holder()
         except Exception:  # stage code's names and objects: the process ends all the same
@@ -84,6 +94,12 @@ def watch_end(code: int) -> int:
 
     _thread.start_new_thread(watch, ())
     return code
+
+
+def _noted(signum: int, frame: object) -> None:
+    """SIGINT's Python handler while the end is watched: the watch acts on it (its wake-up
+    pipe), so that the main thread raises nothing (``KeyboardInterrupt`` in
+    ``threading._shutdown``, or in an ``atexit`` hook, was a traceback)."""
 
 
 def _end(said: str, code: int) -> NoReturn:

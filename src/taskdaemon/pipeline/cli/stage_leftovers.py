@@ -32,13 +32,22 @@ from taskdaemon.pipeline.execution import current_execution
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
 
-__all__ = ["leftovers_traced", "running_hook", "started_by"]
+__all__ = ["leftovers_traced", "ran_stages", "running_hook", "started_by"]
 
 #: The stage execution that started each thread stage code started (and their threads').
 _STARTED: weakref.WeakKeyDictionary[threading.Thread, StageContext] = weakref.WeakKeyDictionary()
 
 #: The stage's hook atexit is running now, while it runs (at most one: atexit runs them in turn).
 _RUNNING: list[_Hook] = []
+
+
+#: Whether this process has traced a command running stages (:func:`leftovers_traced`).
+_TRACED: list[bool] = []
+
+
+def ran_stages() -> bool:
+    """Whether a command of this process has run stages (stage code ran here)."""
+    return bool(_TRACED)
 
 
 def started_by(thread: threading.Thread) -> StageContext | None:
@@ -102,6 +111,7 @@ def leftovers_traced() -> Iterator[None]:
         real_register(_Hook(func, execution), *args, **kwargs)
         return func  # as atexit.register returns it: a decorator keeps the function
 
+    _TRACED[:] = [True]
     threading.Thread.start = start  # type: ignore[method-assign]
     atexit.register = register
     try:
