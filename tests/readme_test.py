@@ -355,3 +355,17 @@ def test_test_sh_lints_every_folder_of_python_files() -> None:
     for command in ("ruff check", "ruff format --check"):
         (line,) = [each for each in script.splitlines() if each.startswith(command)]
         assert sorted(folders - set(line.split())) == [], line
+
+
+def test_readme_names_every_debian_package_the_set_up_installs() -> None:
+    """The README's "Two commands" says which Debian packages the set-up installs (a reader
+    on a machine of their own wants to know what lands there): every package
+    ``scripts/setup.sh`` installs is named in it. ``chromium``, ``valgrind`` and ``linux-perf``
+    were installed and not said."""
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    packages = re.findall(r"^\s*apt_packages\+?=\(?(\S+?)\)", setup, re.MULTILINE)
+    section = README.read_text().split("\n## Two commands\n", 1)[1].split("\n## ", 1)[0]
+    assert ([], True) == (
+        [name for name in packages if f"`{name}`" not in section],
+        {"graphviz", "prometheus", "chromium"} <= set(packages),
+    )
