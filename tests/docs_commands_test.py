@@ -15,7 +15,8 @@ spaced ``|``, ``;``, ``&&`` or a redirection. It reports, one line each:
   ``docs/`` gives it (by any of its names): ``docs/architecture.md``, "Command line" lists
   them all;
 * a ``TASKDAEMON_*`` variable a document names that no source or test reads or sets, and one
-  the sources read that no document names;
+  the sources read that no document names, nor the Settings table of
+  ``docs/architecture.md`` (but the variables a command stage is given);
 * a positional that ``--help`` names in lower case (``dag [file]``) where the synopses write
   an upper-case placeholder (``dag [FILE]``);
 * a run named other than ``RUN`` (``RUN_ID``) in a ``--help`` or in the README or ``docs/``:
@@ -286,6 +287,33 @@ def test_documented_variables_exist_and_read_variables_are_documented() -> None:
     read = _variables(ROOT, [name for name in code if name.startswith("src/")])
     shown = _variables(ROOT, [name for name in documents if _USER_DOCUMENTS.match(name)])
     assert ([], []) == (sorted(named - used), sorted(read - shown))
+
+
+def _section(text: str, title: str) -> str:
+    return text.split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def test_settings_table_lists_every_variable_taskdaemon_reads() -> None:
+    """Every ``TASKDAEMON_*`` variable the package names is a row of the Settings table of
+    ``docs/architecture.md``, but those a command stage is given (``TASKDAEMON_RUN_ID``...,
+    which "Run semantics" lists) and the prefixes of rows (``TASKDAEMON_RETENTION_*``): the
+    table is where a reader looks for what can be set. ``TASKDAEMON_SOURCE_TIMEOUT`` and
+    ``TASKDAEMON_SOURCE_MAX_BYTES``, checked with the settings, were only in
+    ``docs/span-store.md``."""
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    rows = set(re.findall(r"^\| `(TASKDAEMON_\w+)` \|", _section(text, "Settings"), re.MULTILINE))
+    given = set(_VARIABLE.findall(_section(text, "Run semantics"))) - rows
+    read = _variables(
+        ROOT, [name for name in repository_files(ROOT, "*.py") if name.startswith("src/")]
+    )
+    missing = {
+        name
+        for name in read - rows
+        if not name.startswith("TASKDAEMON_INPUT")
+        and name not in given
+        and not any(row.startswith(f"{name}_") for row in rows)
+    }
+    assert ([], True) == (sorted(missing), "TASKDAEMON_HOME" in rows)
 
 
 @pytest.mark.parametrize(
