@@ -56,6 +56,7 @@ REPOSITORY_CHECKS = frozenset(
         "deploy_stack_prometheus",  # the stack's rules and dashboards in a real Prometheus
         "docs_commands",
         "docs_references",
+        "docs_tables",  # every Markdown table renders whole
         "examples_commands",  # examples/*.py run as their docstrings say
         "examples_loops",  # examples/loops.py: a file of the repository, not of the package
         "layout",
