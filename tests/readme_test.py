@@ -369,3 +369,19 @@ def test_readme_names_every_debian_package_the_set_up_installs() -> None:
         [name for name in packages if f"`{name}`" not in section],
         {"graphviz", "prometheus", "chromium"} <= set(packages),
     )
+
+
+def test_layout_names_every_top_level_folder() -> None:
+    """The README's Layout table names every top-level folder git knows (but ``.ci``, which
+    "Two commands" names): ``scripts/`` and the stack's ``grafana/``, ``tempo/``, ``loki/``
+    and ``alertmanager/`` were in none of its rows."""
+    listed = subprocess.run(
+        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    folders = {name.split("/")[0] for name in listed.stdout.split() if "/" in name} - {".ci"}
+    section = README.read_text().split("\n## Layout\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| ")]
+    assert ([], True) == (
+        sorted(name for name in folders if not any(f"`{name}/" in row for row in rows)),
+        {"src", "tests", "docs"} <= folders,
+    )
