@@ -177,6 +177,18 @@ def test_docs_list_every_published_port(compose: dict[str, Any]) -> None:
     assert (published, published) == (in_readme, in_architecture)
 
 
+def test_docs_name_every_alert() -> None:
+    """Every alert of ``prometheus/rules/`` is named in docs/architecture.md, where a reader
+    paged by one looks it up: ``PipelineRunsStuck`` was in no document."""
+    rules = "".join(path.read_text() for path in sorted((ROOT / "prometheus/rules").glob("*.yml")))
+    alerts = re.findall(r"^\s*- alert: (\w+)$", rules, re.MULTILINE)
+    documented = (ROOT / "docs/architecture.md").read_text()
+    assert ([], True) == (
+        [name for name in alerts if f"`{name}`" not in documented],
+        "TaskdaemonDown" in alerts,
+    )
+
+
 def test_bind_mounts_exist_in_the_repository(compose: dict[str, Any]) -> None:
     """Every `./…` volume source is a file or directory of the repository."""
     sources = [
