@@ -89,3 +89,28 @@ def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored
         "runs show will not find it",
     ] == [replay.stdout.splitlines()[-1], *ended], replay.stdout + debug.stderr
     assert [1, 1] == [taskdaemon(home, "runs", "show", r).returncode for r in (new, debugged)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("serve", [(), ("--serve", "127.0.0.1:0")], ids=["deferred", "serve"])
+def test_a_run_with_the_sdk_disabled_says_its_id_is_not_stored(
+    home: Path, tmp_path: Path, serve: tuple[str, ...]
+) -> None:
+    """``OTEL_SDK_DISABLED=true`` turns the SDK off, as the specification says: no span is made,
+    so the run's store has nothing of it. The run runs (exit 0) and ends, as on a store that
+    cannot open, with one line saying its id will not be found; before, it printed the id and
+    said nothing, and every view then answered "no run" for it."""
+    path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        *serve,
+        str(path),
+        OTEL_SDK_DISABLED=" True",
+        TASKDAEMON_LOG_LEVEL="warning",
+    )
+    run_id = done.stdout.strip()
+    said = f"taskdaemon run: run {run_id} is not stored (OTEL_SDK_DISABLED is true): runs show"
+    assert (0, [f"{said} will not find it"]) == (done.returncode, done.stderr.splitlines())
+    assert 1 == taskdaemon(home, "runs", "show", run_id).returncode

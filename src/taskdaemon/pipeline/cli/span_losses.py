@@ -42,6 +42,7 @@ The exit code of ``taskdaemon run`` stays the pipeline's: lost telemetry is not 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -231,10 +232,15 @@ def announce_unavailable_store(processors: Iterable[SpanProcessor]) -> None:
 
 def unstored_cause(processors: Iterable[SpanProcessor]) -> str | None:
     """Why none of the process's runs is in the span store: it could not be opened (an
-    ``UnavailableSpanStore`` stands in, which said the details at start); None else. ``run``
-    says it of its run as it ends."""
+    ``UnavailableSpanStore`` stands in, which said the details at start), or
+    ``OTEL_SDK_DISABLED`` is true (the SDK's own reading of it), so that no span is made at all;
+    None else. ``run`` says it of its run as it ends. The SDK is let off rather than refused:
+    the variable is the specification's way to turn telemetry off, and the run's work matters
+    more than its record (docs/architecture.md, "Span sources")."""
     if any(isinstance(processor, UnavailableSpanStore) for processor in processors):
         return "the span store could not be opened"
+    if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "OTEL_SDK_DISABLED is true"
     return None
 
 
