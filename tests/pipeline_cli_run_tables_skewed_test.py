@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,29 @@ def test_a_heartbeat_in_the_future_is_no_sign_of_life(home: Path, tmp_path: Path
     assert 0 <= skewed_listed == skewed_shown <= seen_listed
     listed = taskdaemon(home, "runs", "list").stdout
     assert "h" not in listed.splitlines()[1].split("at least")[1], listed
+
+
+def _writer_elsewhere(home: Path, ahead: float) -> None:
+    """The store's writers moved to another host, their heartbeat ``ahead`` seconds past now
+    (at most 2**63-1 ns, the largest SQLite holds)."""
+    conn = sqlite3.connect(home / "spans.db")
+    try:
+        beat = min(2**63 - 1, time.time_ns() + int(ahead * 1e9))
+        conn.execute("UPDATE writers SET host = 'elsewhere.invalid', heartbeat_ns = ?", (beat,))
+        conn.commit()
+    finally:
+        conn.close()
+
+
+@pytest.mark.slow
+def test_a_writer_on_a_host_far_ahead_is_not_alive_for_good(home: Path, tmp_path: Path) -> None:
+    """A heartbeat within the skew bound of the reader's clock, ahead, is a live writer's; one an
+    hour ahead is not. Before, any heartbeat ahead of the reader's clock was a sign of life
+    until that clock caught up: the killed run read ``running`` for the hour (2**63-1: for
+    ever)."""
+    run_id = killed_run(home, tmp_path)
+    for ahead, status in [(10.0, "running"), (3600.0, "interrupted"), (1e12, "interrupted")]:
+        _writer_elsewhere(home, ahead)
+        (row,) = json.loads(taskdaemon(home, "runs", "list", "--json").stdout)
+        shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+        assert (ahead, row["status"], shown["status"]) == (ahead, status, status)

@@ -10,9 +10,10 @@ computed from the spans, as ``reconstruct_run`` sees them).
 Interrupted runs. A run whose root span is still open is ``interrupted`` when no live process can
 still end it: its writer row is closed (the processor shut down with the run open), or the writer
 ran on this host and its pid is gone (or a zombie), or the writer's heartbeat (renewed every
-second while the processor lives) is older than ``STALE_AFTER`` seconds (a writer on another host,
-or a reused pid). Every stage span that ended more than one flush interval before a SIGKILL is in
-the file; open stage spans of an interrupted run read as ``interrupted``.
+second while the processor lives) is more than ``STALE_AFTER`` seconds away from the reader's
+clock (a writer on another host, or a reused pid). Every stage span that ended more than one
+flush interval before a SIGKILL is in the file; open stage spans of an interrupted run read as
+``interrupted``.
 
 Retention (``apply_retention``): per pipeline, runs older than ``max_age`` and beyond the newest
 ``keep`` are deleted with all their spans in one transaction (runs still being written are never
@@ -91,7 +92,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-STALE_AFTER: Final = 30.0  # seconds without a heartbeat after which a writer is presumed dead
+#: Seconds between a writer's heartbeat and the reader's clock, either way, past which the
+#: writer is presumed dead (``SpanStore.writer_alive``).
+STALE_AFTER: Final = 30.0
 
 
 # --- retention -------------------------------------------------------------------------------
@@ -257,7 +260,19 @@ class SpanStore:
     def writer_alive(self, conn: sqlite3.Connection, writer_id: int | None) -> bool:
         """Whether the writer ``writer_id`` (read through ``conn``, a connection to this
         store's file or a copy of it) can still end the runs it started (see the module
-        docstring)."""
+        docstring).
+
+        The heartbeat is the writer's clock, the reader's is its own: one number cannot tell a
+        clock that runs ahead from a writer that lives. So the skew is bounded, the same both
+        ways: a heartbeat more than ``STALE_AFTER`` seconds ahead of the reader's clock is no
+        more a sign of life than one as far behind, which already counted as dead. Before, a
+        writer on a host whose clock ran an hour ahead was taken for alive an hour after it
+        died, and one that wrote 2**63-1 (a clock or a file gone wrong) for good: its runs read
+        ``running``, and retention never deleted them. A live writer is at most a heartbeat
+        interval behind, so hosts whose clocks agree within about half a minute (NTP keeps them
+        within milliseconds) are read right; a host further off is misread either way, and
+        saying its runs ended is the mistake that ends. A heartbeat that is not a number (a
+        file edited) is no sign of life either."""
         if writer_id is None:
             return False
         row = conn.execute(
@@ -266,7 +281,9 @@ class SpanStore:
         if row is None or row[3] is not None:
             return False
         pid, host, heartbeat_ns = row[0], row[1], row[2]
-        if self._clock() - heartbeat_ns / 1e9 > STALE_AFTER:
+        if not isinstance(heartbeat_ns, int):
+            return False
+        if abs(self._clock() - heartbeat_ns / 1e9) > STALE_AFTER:
             return False
         # Imported here: reading runs needs no socket module unless a writer is live.
         import socket  # noqa: PLC0415
