@@ -66,3 +66,21 @@ def test_a_breakpoint_without_a_stage_asks_for_one(home: Path, spec: str) -> Non
     done = taskdaemon(home, "run", str(path), "--break", spec)
     said = f"taskdaemon run: --break {spec!r}: a stage name is needed (stages: a)"
     assert (2, [said]) == (done.returncode, done.stderr.splitlines())
+
+
+@pytest.mark.slow
+def test_more_breakpoints_than_a_session_keeps_are_refused_before_the_run(home: Path) -> None:
+    """256 from ``TASKDAEMON_BREAKPOINTS`` and ``--break-on-failure`` are one too many: one line,
+    exit 2, nothing run. Before, every one was set, however many (20,000 fit in the variable),
+    and the run went on."""
+    path = home / "one.yaml"
+    path.write_text(PIPELINE)
+    env = ";".join(["a"] * 256)
+    done = taskdaemon(
+        home, "run", str(path), "--break-on-failure", TASKDAEMON_BREAKPOINTS=env, stdin=""
+    )
+    said = (
+        "taskdaemon run: 257 breakpoints (--break, --break-on-failure and "
+        "TASKDAEMON_BREAKPOINTS): at most 256"
+    )
+    assert (2, [said]) == (done.returncode, done.stderr.splitlines())

@@ -71,6 +71,21 @@ async def test_a_refused_breakpoint_takes_no_number() -> None:
     assert (1, 2) == (first.id, second.id)
 
 
+async def test_a_session_keeps_at_most_256_breakpoints() -> None:
+    """The 257th breakpoint is refused in one line and takes no number; deleting one makes
+    room. Before, any number was kept, each one set going over all the others: 20,000 held a
+    ``replay`` for most of a minute before its run started."""
+    async with session() as (_engine, debug):
+        for _ in range(256):
+            debug.set_breakpoint("a")
+        with pytest.raises(PipelineError) as refused:
+            debug.set_breakpoint("a", on="failure")
+        debug.delete_breakpoint(1)
+        again = debug.set_breakpoint("a", on="failure")
+    said = "a session keeps at most 256 breakpoints (delete one first)"
+    assert (said, 257, 256) == (str(refused.value), again.id, len(debug.breakpoints()))
+
+
 async def test_a_breakpoint_records_what_it_was_set_with() -> None:
     """A breakpoint keeps its stage, kind, condition, pipeline (a Pipeline's name) and run, and
     ids count from 1."""

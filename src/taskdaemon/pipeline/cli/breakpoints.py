@@ -63,6 +63,14 @@ def apply_breakpoints(
     ValueError (one line) for a bad one."""
     specs = [("TASKDAEMON_BREAKPOINTS", s.strip()) for s in env.split(";") if s.strip()]
     specs += [("--break", s) for s in getattr(args, "breaks", [])]
+    from taskdaemon.pipeline.engine._debug_match import MAX_BREAKPOINTS  # noqa: PLC0415
+
+    wanted = len(specs) + bool(getattr(args, "break_on_failure", False))
+    if wanted > MAX_BREAKPOINTS:  # said before a condition is compiled
+        raise ValueError(
+            f"{wanted} breakpoints (--break, --break-on-failure and TASKDAEMON_BREAKPOINTS): "
+            f"at most {MAX_BREAKPOINTS}"
+        )
     stages = list(pipeline.stage_map)
     count = 0
     for origin, spec in specs:

@@ -43,7 +43,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
-from taskdaemon.pipeline.engine._debug_match import applies, first_match, holds, new_breakpoint
+from taskdaemon.pipeline.engine._debug_match import (
+    MAX_BREAKPOINTS,
+    applies,
+    first_match,
+    holds,
+    new_breakpoint,
+)
 from taskdaemon.pipeline.engine._debug_records import (
     FAILURE,
     START,
@@ -131,7 +137,12 @@ class DebugSession:
         pipeline: str | Pipeline | None = None,
         run_id: str | None = None,
     ) -> Breakpoint:
-        """Add a breakpoint and return it; DebugRequestError for a bad ``on`` or ``when``."""
+        """Add a breakpoint and return it; DebugRequestError for a bad ``on`` or ``when``, or
+        one past ``MAX_BREAKPOINTS``."""
+        if len(self._breakpoints) >= MAX_BREAKPOINTS:
+            raise DebugRequestError(
+                f"a session keeps at most {MAX_BREAKPOINTS} breakpoints (delete one first)"
+            )
         name = pipeline.name if isinstance(pipeline, Pipeline) else pipeline
         bp = new_breakpoint(self._last_id + 1, stage, when, on, name, run_id)
         self._last_id = bp.id

@@ -11,7 +11,7 @@ match is ``engine/_debug.py``.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.engine._debug_records import FAILURE, START, Breakpoint
@@ -21,7 +21,14 @@ from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expres
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._run_base import RunBase
 
-__all__ = ["applies", "first_match", "holds", "new_breakpoint"]
+__all__ = ["MAX_BREAKPOINTS", "applies", "first_match", "holds", "new_breakpoint"]
+
+#: The most breakpoints a session keeps. A person sets a handful, and pausing at every stage is
+#: step mode; each stage a run gates is matched against all of them, and each one a session
+#: sets goes over those it has (``DebugSession._rearm``), so the time to set them grew with the
+#: square of their count, and ``TASKDAEMON_BREAKPOINTS='b;b;…'`` holds tens of thousands. One
+#: more is refused in one line (delete one first), from every place that sets one.
+MAX_BREAKPOINTS: Final = 256
 
 
 def new_breakpoint(  # noqa: PLR0917 - the fields of a breakpoint, in its order
