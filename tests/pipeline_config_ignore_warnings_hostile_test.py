@@ -62,3 +62,32 @@ def test_a_list_of_many_unknown_codes_is_read_as_far_as_its_issues_are_shown(
         parse_pipeline(text, fmt=fmt)  # type: ignore[arg-type]
     assert len(looked) <= MAX_ISSUES + 1
     assert "ignore_warnings[0]: unknown warning code 'code0'" in str(refused.value)
+
+
+_ENTRY = "stages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"
+
+
+@pytest.mark.slow
+def test_a_line_of_many_unclosed_ignore_comments_is_read_in_linear_time(
+    home: Path, tmp_path: Path
+) -> None:
+    """20,000 ``# taskdaemon: ignore[`` on one line (420 KB): none is a directive. Before,
+    each one looked for its list's ``]`` to the end of the line, time with the square of the
+    line's length: ``validate`` went past the minute this test gives it."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: p\n" + "# taskdaemon: ignore[" * 20_000 + "\n" + _ENTRY)
+    checked = taskdaemon(home, "validate", str(pipeline), timeout=60)
+    assert (0, [f"OK {pipeline} (1 stage)"]) == (checked.returncode, checked.stdout.splitlines())
+
+
+@pytest.mark.slow
+def test_a_list_holding_a_bracket_is_no_directive(home: Path, tmp_path: Path) -> None:
+    """``ignore[a[b]`` is read as a list not closed (nothing), so that a list's end is never
+    looked for past the next directive's ``[``; ``ignore[a]`` beside it still is one."""
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(f"name: p  # taskdaemon: ignore[a[b]\n{_ENTRY}")
+    assert 0 == taskdaemon(home, "validate", str(pipeline)).returncode
+    pipeline.write_text(f"name: p  # taskdaemon: ignore[a[b] # taskdaemon: ignore[a]\n{_ENTRY}")
+    checked = taskdaemon(home, "validate", str(pipeline))
+    said = f"{pipeline}:1: ignore comment: unknown warning code 'a'"
+    assert (2, True) == (checked.returncode, checked.stdout.startswith(said)), checked.stdout

@@ -38,8 +38,12 @@ __all__ = ["IGNORE_COMMENT", "IgnoreComment", "ignore_comments"]
 #: code (``validation_warnings.comment_issues``), not a bare ``ignore`` that suppresses every
 #: code; and the word ends the directive or meets a closed list, so that a list not closed
 #: (``ignore[own-status``) or a word that goes on (``ignored``) is no directive at all (ruff
-#: likewise ignores a noqa comment it cannot read), never a bare ``ignore``.
-IGNORE_COMMENT: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\]\n]*)\])?(?=\s|#|$)")
+#: likewise ignores a noqa comment it cannot read), never a bare ``ignore``. Any text but a
+#: bracket: a list holding a ``[`` is no directive either, as one not closed, so that the
+#: search for a list's end stops at the next directive's ``[``: before, each directive of a line
+#: without a ``]`` searched the rest of the line, and a line of ``# taskdaemon: ignore[``
+#: repeated took time with the square of its length.
+IGNORE_COMMENT: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\[\]\n]*)\])?(?=\s|#|$)")
 _WORD: Final = "taskdaemon:"
 #: The styles of a block scalar, whose token holds its header line's comment.
 _BLOCK: Final = ("|", ">")
