@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
-from taskdaemon.pipeline import config_reader
+from taskdaemon.pipeline import config_reader, validation_warnings
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.errors import MAX_ISSUES, ConfigError
 
@@ -62,6 +62,29 @@ def test_a_list_of_many_unknown_codes_is_read_as_far_as_its_issues_are_shown(
         parse_pipeline(text, fmt=fmt)  # type: ignore[arg-type]
     assert len(looked) <= MAX_ISSUES + 1
     assert "ignore_warnings[0]: unknown warning code 'code0'" in str(refused.value)
+
+
+def test_a_comment_of_many_unknown_codes_is_read_as_far_as_its_issues_are_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``# taskdaemon: ignore[code0, ..., code99999]``: each code past the issues shown was
+    still looked up (``unknown_code``, a "did you mean" each), and the issues were cut to
+    exactly 1,000, so the line saying more were not shown never came."""
+    codes = ", ".join(f"code{index}" for index in range(100_000))
+    text = f"name: p  # taskdaemon: ignore[{codes}]\nstages: {json.dumps(_STAGES)}\n"
+    looked: list[str] = []
+    original = validation_warnings.unknown_code
+
+    def counted(code: str) -> str | None:
+        looked.append(code)
+        return original(code)
+
+    monkeypatch.setattr(validation_warnings, "unknown_code", counted)
+    with pytest.raises(ConfigError) as refused:
+        parse_pipeline(text, fmt="yaml")
+    issues = refused.value.issues
+    assert (MAX_ISSUES + 1, MAX_ISSUES + 1) == (len(looked), len(issues))
+    assert "more issues not shown (at most 1000 are)" == issues[-1].message
 
 
 _ENTRY = "stages:\n  - {name: a, command: 'true', triggers: [{manual: {}}]}\n"

@@ -388,16 +388,20 @@ def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
     for comment in ignore_comments(text, fmt):
         if fmt == "toml":
             issues.append(ValidationIssue("", _TOML_COMMENT, source, comment.line))
-            continue
-        for code in comment.codes or ():
-            reason = unknown_code(code) if code else None
-            if reason is not None:
-                issues.append(
-                    ValidationIssue("", f"ignore comment: {reason}", source, comment.line)
-                )
-        if len(issues) >= MAX_ISSUES:
+        else:
+            for code in comment.codes or ():
+                # One issue past those shown says there are more (``ConfigError``), and no
+                # code after it is looked up: each look-up is a "did you mean".
+                reason = unknown_code(code) if code else None
+                if reason is not None:
+                    issues.append(
+                        ValidationIssue("", f"ignore comment: {reason}", source, comment.line)
+                    )
+                    if len(issues) > MAX_ISSUES:
+                        break
+        if len(issues) > MAX_ISSUES:
             break
-    return issues[:MAX_ISSUES]
+    return issues
 
 
 def _comments_on(text: str, lines: set[int]) -> dict[int, list[tuple[str, ...] | None]]:
