@@ -5,10 +5,11 @@ secrets"). Pure: no import of taskdaemon or OpenTelemetry."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+import heapq
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
-__all__ = ["MASKED", "MaskedValues", "holds_any", "holds_masked", "masked_batch"]
+__all__ = ["MASKED", "MaskedValues", "holds_any", "holds_masked", "masked_batch", "masked_text"]
 
 _T = TypeVar("_T")
 
@@ -79,3 +80,46 @@ def masked_batch(
     ):
         return batch
     return [masked(item) if holds_masked("\n".join(texts(item))) else item for item in batch]
+
+
+def masked_text(text: str, values: Iterable[str], replacement: str) -> str:
+    """``text`` with each stretch of it that ``values`` (known as secrets: ``MASKED.values``)
+    cover replaced by ``replacement`` once (``text`` itself when it holds none). Values that
+    overlap are one stretch: in ``alpha-key-1234-beta-key``, the secrets ``alpha-key-1234`` and
+    ``1234-beta-key`` both go. Replaced one value after the other, as before, the first took
+    the start of the second with it, and the second's rest (``-beta-key``) was shown.
+
+    One value in ``text`` is replaced by ``str.replace``, as before. Several are found in
+    order of their places, each value's at a time (``heapq.merge``), and the text is made in
+    chunks: memory grows with the values and the text, not with the places found."""
+    present = [value for value in values if value in text]
+    if len(present) <= 1:
+        return text.replace(present[0], replacement) if present else text
+    chunks: list[str] = []
+    pieces: list[str] = []
+    shown_from = first = last = 0
+    for start, end in heapq.merge(*(_places(text, value) for value in present)):
+        if start < last:  # overlapping the stretch: the same stretch
+            last = max(last, end)
+            continue
+        if last:
+            pieces += (text[shown_from:first], replacement)
+            shown_from = last
+            if len(pieces) >= _CHUNK_PIECES:
+                chunks.append("".join(pieces))
+                pieces.clear()
+        first, last = start, end
+    pieces += (text[shown_from:first], replacement, text[last:])
+    return "".join(chunks + pieces)
+
+
+#: Pieces of a masked text joined into one chunk at a time (``masked_text``).
+_CHUNK_PIECES: Final = 4096
+
+
+def _places(text: str, value: str) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each place ``value`` is in ``text``, overlapping ones too."""
+    at = text.find(value)
+    while at >= 0:
+        yield at, at + len(value)
+        at = text.find(value, at + 1)

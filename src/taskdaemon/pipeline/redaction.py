@@ -33,7 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from functools import cache, lru_cache
 from typing import Any, Final
 
-from taskdaemon.pipeline.masked_values import MASKED, holds_masked
+from taskdaemon.pipeline.masked_values import MASKED, holds_masked, masked_text
 from taskdaemon.pipeline.token_shapes import VENDOR_TOKEN_SHAPES, may_hold_vendor_token
 
 __all__ = [
@@ -401,10 +401,7 @@ def _mask(text: str) -> str:
     """``text`` with every masked value replaced (``text`` itself when none is in it)."""
     if not holds_masked(text):  # a search per value, not per form
         return text
-    for value in MASKED.values:
-        if value in text:
-            text = text.replace(value, REDACTED)
-    return text
+    return masked_text(text, MASKED.values, REDACTED)
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:

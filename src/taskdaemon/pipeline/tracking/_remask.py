@@ -32,7 +32,7 @@ from typing import Final
 import orjson
 
 from taskdaemon.pipeline.frozen import frozen
-from taskdaemon.pipeline.masked_values import MASKED, holds_any
+from taskdaemon.pipeline.masked_values import MASKED, holds_any, masked_text
 from taskdaemon.pipeline.redaction import REDACTED, redact, redact_lines, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
@@ -122,9 +122,7 @@ def _masked_lines(body: str, values: tuple[str, ...]) -> str:
     ``redact_lines`` finds it across the lines."""
     if any("\n" in value for value in values):  # it spans lines: found in them joined
         return "\n".join(redact_lines(body.split("\n")))
-    for value in sorted(values, key=len, reverse=True):  # one holding another goes whole
-        body = body.replace(value, REDACTED)
-    return body
+    return masked_text(body, values, REDACTED)  # overlapping values go whole
 
 
 def _masked_attributes(text: str) -> str:
