@@ -63,3 +63,35 @@ def test_ctrl_c_cancels_the_run_after_a_handler_changed_its_handling(
         shown["status"],
         [stage["status"] for stage in shown["stages"]],
     )
+
+
+UNHOOKING = """\
+import signal
+
+
+async def unhooks(ctx):
+    signal.set_wakeup_fd(-1)
+    return {}
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_cancels_the_run_after_a_handler_unset_the_wakeup_descriptor(
+    home: Path, tmp_path: Path
+) -> None:
+    """``signal.set_wakeup_fd(-1)`` left every handling as it was, but asyncio never heard of
+    a signal again: before, SIGTERM was lost and ``sleep 60`` ran to its end (exit 0)."""
+    (tmp_path / "changing.py").write_text(UNHOOKING)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE.replace("changing:changes", "changing:unhooks"))
+    env = {"PYTHONPATH": pythonpath_with(tmp_path)}
+    with ended_at_exit(in_background(home, "run", str(pipeline), **env)) as ran:
+        seen: list[str] = []
+        line_with(ran.stderr, re.compile(r"\bb\s+running"), seen=seen)
+        if not any("wake-up descriptor was changed" in line for line in seen):
+            line_with(ran.stderr, "wake-up descriptor was changed", seen=seen)
+        ran.send_signal(signal.SIGTERM)
+        _out, rest = ran.communicate(timeout=90)
+    stderr = "".join(seen) + rest
+    assert 143 == ran.returncode, stderr
+    assert "wake-up descriptor was changed by stage code (to -1)" in stderr

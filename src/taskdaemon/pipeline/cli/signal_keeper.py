@@ -18,6 +18,12 @@ changed it still runs. A handler that means to finish a step before it stops has
 run's cancellation respects: catching ``asyncio.CancelledError``, or ``asyncio.shield``. Only
 the main thread can change a signal's handling, so only ``async def`` handlers (run on the loop,
 the main thread) can do it; the warning cannot name which one did.
+
+The loop's signal wake-up descriptor is kept the same way. asyncio learns of a signal from the
+byte the C handler writes to it (``signal.set_wakeup_fd``), and the Python handler it installs
+does nothing: ``signal.set_wakeup_fd(-1)`` in a handler left every handling as it was, and
+SIGTERM was lost (a later ``sleep 20`` stage ran to its end, exit 0). Each look puts the kept
+descriptor back and learns what it was in the same call, so no signal finds none meanwhile.
 """
 
 from __future__ import annotations
@@ -47,6 +53,7 @@ class SignalKeeper:
 
     def __init__(self) -> None:
         self._kept: dict[int, _Handling] = {}
+        self._wakeup = -1  # the loop's wake-up descriptor (-1: none to keep)
         self._timer: asyncio.TimerHandle | None = None
 
     def keep(self) -> SignalKeeper:
@@ -55,6 +62,13 @@ class SignalKeeper:
         until :meth:`close`; the keeper itself. Called on the loop's thread."""
         if threading.current_thread() is threading.main_thread():  # else none can change
             self._kept = {signum: signal.getsignal(signum) for signum in KEPT}
+            # Read by setting it: blocked meanwhile, a signal waits for it instead of being lost.
+            blocked = signal.pthread_sigmask(signal.SIG_BLOCK, KEPT)
+            try:
+                self._wakeup = signal.set_wakeup_fd(-1)
+                signal.set_wakeup_fd(self._wakeup)
+            finally:
+                signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
         return self
 
@@ -69,7 +83,19 @@ class SignalKeeper:
         self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
 
     def put_back(self) -> None:
-        """Put back each kept signal's handling that changed, saying so; never raises."""
+        """Put back each kept signal's handling that changed, and the wake-up descriptor,
+        saying so; never raises."""
+        if self._wakeup != -1:
+            try:
+                was = signal.set_wakeup_fd(self._wakeup)
+            except (ValueError, OSError):  # closed by stage code: nothing to put back
+                was = self._wakeup
+            if was != self._wakeup:
+                _log.warning(
+                    "the signal wake-up descriptor was changed by stage code (to %d): "
+                    "taskdaemon's is put back, so that a stop signal still stops the run",
+                    was,
+                )
         for signum, kept in self._kept.items():
             now = signal.getsignal(signum)
             if now == kept:
