@@ -118,8 +118,10 @@ _CHUNK_PIECES: Final = 4096
 
 
 def _places(text: str, value: str) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each place ``value`` is in ``text``, overlapping ones too."""
+    """``(start, end)`` of each place ``value`` is in ``text``, as ``str.replace`` finds them
+    (one after the other, not overlapping): a search from each character instead would make a
+    long value repeated in a long text cost their lengths' product."""
     at = text.find(value)
     while at >= 0:
         yield at, at + len(value)
-        at = text.find(value, at + 1)
+        at = text.find(value, at + len(value))
