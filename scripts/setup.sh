@@ -12,6 +12,11 @@ if [[ "${1:-}" == "--dev" ]]; then
     apt_packages+=(valgrind)    # the benchmarks that count instructions (and their smoke test)
     apt_packages+=(linux-perf)  # the one that counts system calls and wake-ups (its smoke test)
 fi
+python=${PYTHON:-python3}
+# Debian's python3 makes a virtualenv only with its venv package (ensurepip) installed.
+if [[ ! -x .venv/bin/python ]] && ! "$python" -c "import ensurepip" >/dev/null 2>&1; then
+    apt_packages+=(python3-venv)
+fi
 missing=()
 for pkg in "${apt_packages[@]}"; do
     dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
@@ -23,7 +28,6 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python=${PYTHON:-python3}
 [[ -x .venv/bin/python ]] || "$python" -m venv .venv
 extra=""
 [[ "${1:-}" == "--dev" ]] && extra="[dev]"
