@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from taskdaemon.pipeline.api_views import RunView, StageView
-from taskdaemon.pipeline.cli.telemetry import ExportHealthSnapshot
+from taskdaemon.pipeline.cli.export_health import ExportHealthSnapshot
 from taskdaemon.pipeline.http_health import (
     LoopLagMonitor,
     LoopLagSnapshot,

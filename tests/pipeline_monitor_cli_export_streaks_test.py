@@ -17,9 +17,9 @@ import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, free_port, line_with, write
 from collector_support import answered, answering_posts
+from taskdaemon.pipeline.cli.export_health import ExportHealth
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak
 from taskdaemon.pipeline.cli.span_losses import ExportFailures
-from taskdaemon.pipeline.cli.telemetry import ExportHealth
 
 #: ``start`` ends at once, then two stages each wait on a fifo the test writes to, once the
 #: lines it waits for came.

@@ -22,8 +22,8 @@ from cli_support import ONE_STAGE_PIPELINE, free_port, taskdaemon, write
 from collector_support import answering_posts
 from conftest import EXPORTER_THREADS
 from pipeline_monitor_support import scope_labels
+from taskdaemon.pipeline.cli.export_health import ExportHealth
 from taskdaemon.pipeline.cli.telemetry import (
-    ExportHealth,
     RepeatedLogFilter,
     Telemetry,
     build_telemetry,

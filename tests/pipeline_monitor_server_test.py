@@ -23,7 +23,8 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 from starlette.routing import Route
 
 from server_support import serving, sockets_on_port
-from taskdaemon.pipeline.cli.telemetry import ExportHealth, Telemetry
+from taskdaemon.pipeline.cli.export_health import ExportHealth
+from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent, StageStarted

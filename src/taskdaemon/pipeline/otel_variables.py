@@ -20,7 +20,7 @@ accepts and the value refused:
   collector's export for hours, is refused, and the reason says the unit;
 * ``OTEL_EXPORTER_OTLP[_TRACES|_METRICS|_LOGS]_COMPRESSION``: ``gzip``, ``deflate`` or
   ``none``, what the specification and the HTTP exporters take; the gRPC exporters know only
-  ``gzip``, so ``cli/telemetry.py`` hands them the value (:func:`compression`) rather than let
+  ``gzip``, so ``cli/otel_exporters.py`` hands them the value (:func:`compression`) rather than let
   them read it;
 * ``OTEL_BSP_*`` and ``OTEL_BLRP_*`` (the span and log batch processors): the schedule delay,
   queue size and batch size a whole number more than 0, the batch at most the queue (the

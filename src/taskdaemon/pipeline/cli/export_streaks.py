@@ -11,7 +11,7 @@ streak lost. It is the span store's rule for a full disk (docs/span-store.md).
 
 Decision: a streak is the one thing a wrapped exporter tells of each export's outcome, and it
 passes the outcome on to where the signal's losses are counted (``record``:
-``span_losses.ExportFailures.record``, ``telemetry.ExportHealth.record``), so that no wrapper
+``span_losses.ExportFailures.record``, ``export_health.ExportHealth.record``), so that no wrapper
 can count a loss and leave its streak unsaid, or the other way round.
 
 Decision: nothing starts a streak once the telemetry shuts down (``closing`` is set): the

@@ -3,7 +3,7 @@
 Monitoring never stops a pipeline, so a log export that fails (a dead collector, an error
 answer) loses its records; :class:`ObservedLogExporter` tells its exporter's streak
 (``cli/export_streaks.py``), which says when exports start to fail and succeed again and
-records each outcome in the logs' ``telemetry.ExportHealth``: the records per exporter, which
+records each outcome in the logs' ``export_health.ExportHealth``: the records per exporter, which
 ``taskdaemon.logs.export_failed`` and the warning line at exit read, and the recent failures,
 which ``/readyz`` judges (``log_export``). It lives apart from
 ``cli/telemetry.py`` because it subclasses the logs SDK's exporter, which only a process

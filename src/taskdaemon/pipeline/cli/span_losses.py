@@ -147,7 +147,7 @@ def observe_failed_exports(
 
 class ExportFailures:
     """What failed to export, per exporter, with each exporter's last error: spans or log
-    records (each signal's ``telemetry.ExportHealth``) or metric exports
+    records (each signal's ``export_health.ExportHealth``) or metric exports
     (``cli/observed_metric_exporter.py``), one instance each, told by the exporters'
     streaks (``cli/export_streaks.py``; thread-safe: the exporters' threads record, a metric
     reader and the exit path read; never reset)."""

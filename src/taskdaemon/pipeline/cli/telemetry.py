@@ -11,11 +11,11 @@ What it builds:
   ``TASKDAEMON_SPAN_SOURCE``), then any ``extra_span_processors`` given by the caller, then one
   ``BatchSpanProcessor`` per ``OTEL_TRACES_EXPORTER`` entry (``otlp`` = gRPC or HTTP per
   ``OTEL_EXPORTER_OTLP[_TRACES]_PROTOCOL``, ``console``). Each exporter is wrapped so its
-  results feed :class:`ExportHealth` (``/readyz``'s ``span_export``), and gets
-  ``TASKDAEMON_EXPORT_TIMEOUT`` as its per-request timeout unless
-  ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set; a gRPC one is handed its compression
-  (:func:`_grpc_compression`). An exporter (of any signal) that cannot be built turns off
-  alone, said in one line, the rest built as asked (``cli/unbuilt_exporters.py``).
+  results feed an ``ExportHealth`` (``/readyz``'s ``span_export``: ``cli/export_health.py``),
+  and gets ``TASKDAEMON_EXPORT_TIMEOUT`` as its per-request timeout unless
+  ``OTEL_EXPORTER_OTLP[_TRACES]_TIMEOUT`` is set; a gRPC one is handed its compression (each
+  exporter is made by ``cli/otel_exporters.py``). An exporter (of any signal) that cannot be
+  built turns off alone, said in one line, the rest built as asked (``cli/unbuilt_exporters.py``).
 * **Sampling**: none, whatever ``OTEL_TRACES_SAMPLER`` says. A run's spans are its history,
   the store's and every view's: a sampled-out run was a run id that ``run -q`` printed and
   no view found. Sample the export in the Collector instead (tail sampling).
@@ -31,7 +31,7 @@ What it builds:
   durations) to the seconds buckets of
   :data:`~taskdaemon.pipeline.telemetry.DURATION_BUCKETS` (never exponential).
 * **Logs**: a ``LoggerProvider`` with a batch processor when ``OTEL_LOGS_EXPORTER`` is set,
-  each exporter wrapped as the span exporters are, its results feeding an :class:`ExportHealth`
+  each exporter wrapped as the span exporters are, its results feeding an ``ExportHealth``
   of its own (``/readyz``'s ``log_export``); ``logs.configure_logging`` attaches the handler.
 
 Start-up time: the SDK parts are imported only when the settings ask for them: the metrics SDK
@@ -74,10 +74,8 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -93,13 +91,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
-    ConsoleSpanExporter,
     SpanExporter,
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON
 
 from taskdaemon import __version__
+from taskdaemon.pipeline.cli.export_health import ExportHealth
 from taskdaemon.pipeline.cli.export_streaks import ExportStreak, Signal, Tally
 from taskdaemon.pipeline.cli.exporter_logs import (
     EXPORTER_LOGGERS,
@@ -109,6 +107,7 @@ from taskdaemon.pipeline.cli.exporter_logs import (
     install_repeated_log_filter,
 )
 from taskdaemon.pipeline.cli.masked_span_exporter import MaskedSpanExporter
+from taskdaemon.pipeline.cli.otel_exporters import log_exporter, metric_exporter, span_exporter
 from taskdaemon.pipeline.cli.span_losses import (
     ExportFailures,
     observe_dropped_spans,
@@ -117,7 +116,6 @@ from taskdaemon.pipeline.cli.span_losses import (
 )
 from taskdaemon.pipeline.cli.unbuilt_exporters import UnbuiltSpanExporter, built
 from taskdaemon.pipeline.errors import SpanSourceError
-from taskdaemon.pipeline.otel_variables import compression
 from taskdaemon.pipeline.settings import Settings
 from taskdaemon.pipeline.telemetry import DURATION_BUCKETS
 from taskdaemon.pipeline.tracking.spans import WRITTEN_SPAN_ITEMS
@@ -127,10 +125,8 @@ from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
 from taskdaemon.pipeline.wording import counted
 
 if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
-    import grpc
     from opentelemetry.sdk._logs import LoggerProvider
-    from opentelemetry.sdk._logs.export import LogRecordExporter
-    from opentelemetry.sdk.metrics.export import MetricExporter, MetricReader
+    from opentelemetry.sdk.metrics.export import MetricReader
     from opentelemetry.sdk.metrics.view import View
     from opentelemetry.sdk.trace.id_generator import IdGenerator
     from prometheus_client import CollectorRegistry
@@ -139,8 +135,6 @@ if TYPE_CHECKING:  # imported where built (see "Start-up time" above)
 
 __all__ = [
     "EXPORTER_LOGGERS",
-    "ExportHealth",
-    "ExportHealthSnapshot",
     "RepeatedLogFilter",
     "Telemetry",
     "build_telemetry",
@@ -151,74 +145,7 @@ __all__ = [
 _log = logging.getLogger(__name__)
 
 
-# --- export health ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExportHealthSnapshot:
-    """One signal's export results over the last ``window`` seconds (for ``/readyz``)."""
-
-    exporters: tuple[str, ...]
-    window: float
-    failures: int
-    successes: int
-    last_error: str | None
-    last_success_at: float | None
-
-    @property
-    def ok(self) -> bool:
-        """Healthy unless exports failed in the window with no success after the last failure."""
-        return self.failures == 0 or self.successes > 0
-
-
-class ExportHealth:
-    """Thread-safe record of one signal's export outcomes (spans', or log records'), fed by
-    the wrapped exporters' streaks (``cli/export_streaks.py``). The last error is kept with
-    the name of the exporter that failed (``/readyz`` says it)."""
-
-    def __init__(self, *, window: float = 60.0, clock: Callable[[], float] = time.time) -> None:
-        self.window = window
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._results: deque[tuple[float, bool]] = deque(maxlen=1024)
-        self._last_error: str | None = None
-        self._last_success: float | None = None
-        #: What each exporter's failed exports lost (spans or log records), never reset.
-        self.failures = ExportFailures()
-        self.exporters: list[str] = []
-
-    def record(self, exporter: str, count: int, error: str | None) -> None:
-        """Note one export's outcome (``error`` None: it went through); a failed one adds
-        ``count`` (its spans or records) to ``exporter``'s."""
-        now = self._clock()
-        with self._lock:
-            self._results.append((now, error is None))
-            if error is None:
-                self._last_success = now
-            else:
-                self._last_error = f"{exporter}: {error}"
-        self.failures.record(exporter, count, error)
-
-    def snapshot(self) -> ExportHealthSnapshot:
-        """Outcomes in the window. ``successes`` counts only those after the last failure."""
-        now = self._clock()
-        with self._lock:
-            recent = [(at, ok) for at, ok in self._results if now - at <= self.window]
-            error = self._last_error
-            last_success = self._last_success
-        failures = sum(1 for _, ok in recent if not ok)
-        last_failure = max((at for at, ok in recent if not ok), default=None)
-        successes = sum(
-            1 for at, ok in recent if ok and (last_failure is None or at > last_failure)
-        )
-        return ExportHealthSnapshot(
-            exporters=tuple(self.exporters),
-            window=self.window,
-            failures=failures,
-            successes=successes,
-            last_error=error if failures else None,
-            last_success_at=last_success,
-        )
+# --- span exports observed ---------------------------------------------------------------------
 
 
 class _ObservedSpanExporter(SpanExporter):
@@ -458,7 +385,7 @@ def build_telemetry(
             if metric_failures is None:
                 metric_failures = ExportFailures()
             metrics = streak("metrics", name, metric_failures.record)
-            made = built(partial(_metric_exporter, name, settings), UnbuiltMetricExporter, metrics)
+            made = built(partial(metric_exporter, name, settings), UnbuiltMetricExporter, metrics)
             observed_metrics = ObservedMetricExporter(made, metrics)
             readers.append(PeriodicExportingMetricReader(observed_metrics))
     meter_provider: metrics_api.MeterProvider = metrics_api.NoOpMeterProvider()
@@ -478,7 +405,7 @@ def build_telemetry(
     processors: list[SpanProcessor] = [*store_span_processors(settings), *extra_span_processors]
     for name in settings.traces_exporters:
         spans = streak("traces", name, health.record)
-        make = partial(_span_exporter, name, settings, meter_provider)
+        make = partial(span_exporter, name, settings, meter_provider)
         health.exporters.append(name)
         observed = _ObservedSpanExporter(built(make, UnbuiltSpanExporter, spans), spans)
         # Masked as the batch leaves: values learnt while its spans waited.
@@ -515,7 +442,7 @@ def build_telemetry(
         for name in settings.logs_exporters:
             log_health.exporters.append(name)
             logs = streak("logs", name, log_health.record)
-            made_logs = built(partial(_log_exporter, name, settings), UnbuiltLogExporter, logs)
+            made_logs = built(partial(log_exporter, name, settings), UnbuiltLogExporter, logs)
             observed_logs = ObservedLogExporter(made_logs, logs)
             # Masked as the batch leaves: values learnt while its records waited.
             masked_logs = MaskedLogExporter(observed_logs)
@@ -563,109 +490,6 @@ def _histogram_views() -> list[View]:
         # seconds too; the SDK's default edges (0 to 10,000) would put every export in one.
         for pattern in ("pipeline.*", "cicd.pipeline.*", "otel.sdk.*")
     ]
-
-
-def _timeout(settings: Settings, signal: Signal) -> float | None:
-    """Our bound unless the user chose an OTLP timeout (then the SDK reads theirs)."""
-    return None if settings.otlp_timeout_is_set(signal) else settings.export_timeout
-
-
-def _grpc_compression(signal: Signal) -> grpc.Compression | None:
-    """The compression the variables give ``signal`` (``otel_variables.compression``), handed
-    to its gRPC exporter: left to read them itself, it knows only ``gzip`` and raises on the
-    specification's ``deflate`` and ``none``."""
-    import grpc  # noqa: PLC0415  (lazy, as the gRPC exporters that need it)
-
-    chosen = compression(signal)
-    if chosen is None:
-        return None
-    kinds = grpc.Compression
-    return {"gzip": kinds.Gzip, "deflate": kinds.Deflate, "none": kinds.NoCompression}[chosen]
-
-
-def _span_exporter(
-    name: str, settings: Settings, meter_provider: metrics_api.MeterProvider
-) -> SpanExporter:
-    if name == "console":
-        return ConsoleSpanExporter(out=sys.stderr)  # stdout is the command's (module doc)
-    protocol = _protocol(name, settings, "traces")
-    timeout = _timeout(settings, "traces")
-    if protocol == "grpc":
-        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (  # noqa: PLC0415
-            OTLPSpanExporter as GrpcSpanExporter,
-        )
-
-        return GrpcSpanExporter(
-            timeout=timeout, meter_provider=meter_provider, compression=_grpc_compression("traces")
-        )
-    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # noqa: PLC0415
-        OTLPSpanExporter as HttpSpanExporter,
-    )
-
-    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
-
-    return HttpSpanExporter(
-        timeout=timeout, meter_provider=meter_provider, session=bounded_session("TRACES")
-    )
-
-
-def _metric_exporter(name: str, settings: Settings) -> MetricExporter:
-    if name == "console":
-        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter  # noqa: PLC0415
-
-        return ConsoleMetricExporter(out=sys.stderr)  # as spans
-    protocol = _protocol(name, settings, "metrics")
-    timeout = _timeout(settings, "metrics")
-    if protocol == "grpc":
-        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import (  # noqa: PLC0415
-            OTLPMetricExporter as GrpcMetricExporter,
-        )
-
-        return GrpcMetricExporter(timeout=timeout, compression=_grpc_compression("metrics"))
-    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import (  # noqa: PLC0415
-        OTLPMetricExporter as HttpMetricExporter,
-    )
-
-    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
-
-    return HttpMetricExporter(timeout=timeout, session=bounded_session("METRICS"))
-
-
-def _log_exporter(name: str, settings: Settings) -> LogRecordExporter:
-    if name == "console":
-        from opentelemetry.sdk._logs.export import ConsoleLogRecordExporter  # noqa: PLC0415
-
-        return ConsoleLogRecordExporter(out=sys.stderr)  # as spans
-    protocol = _protocol(name, settings, "logs")
-    timeout = _timeout(settings, "logs")
-    if protocol == "grpc":
-        # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import (  # noqa: PLC0415
-            OTLPLogExporter as GrpcLogExporter,
-        )
-
-        return GrpcLogExporter(timeout=timeout, compression=_grpc_compression("logs"))
-    # Lazy: the OTLP exporters (grpc above all) are slow to import; load only what is asked.
-    from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # noqa: PLC0415
-        OTLPLogExporter as HttpLogExporter,
-    )
-
-    from taskdaemon.pipeline.cli.bounded_session import bounded_session  # noqa: PLC0415
-
-    return HttpLogExporter(timeout=timeout, session=bounded_session("LOGS"))
-
-
-def _protocol(name: str, settings: Settings, signal: Signal) -> str:
-    """``otlp_proto_grpc``/``otlp_proto_http`` pin the protocol; ``otlp`` follows the setting."""
-    if name == "otlp_proto_grpc":
-        return "grpc"
-    if name == "otlp_proto_http":
-        return "http/protobuf"
-    return settings.otlp_protocol(signal)
 
 
 def _set_globals(
