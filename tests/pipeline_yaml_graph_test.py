@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import yaml
 
-from taskdaemon.pipeline.config_reader import _ancestors
+from taskdaemon.pipeline.config_issues import ancestors
 from taskdaemon.pipeline.yaml_graph import graph_read, graph_tree
 from taskdaemon.pipeline.yaml_lines import graph_lines
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter
@@ -380,7 +380,7 @@ def test_every_path_has_the_converter_s_line(text: str) -> None:
 def test_a_path_and_its_ancestors_asked_for_have_the_converter_s_lines() -> None:
     """Asked for one path under a merge (and its ancestors), those lines alone are given."""
     text = LINES["own key after the merge wins"]
-    wanted = {"t.r.q", *_ancestors("t.r.q")}
+    wanted = {"t.r.q", *ancestors("t.r.q")}
     lines = _converted(text)[2]
     assert {path: lines[path] for path in wanted} == graph_lines(text, wanted)
 

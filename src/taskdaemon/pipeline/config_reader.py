@@ -5,20 +5,34 @@ what this module builds; the rules of the format are ``config``'s docstring).
 One reader per file (:class:`ConfigReader`): it checks each field's type and keys, gives a
 wrong field its default or drops the element so that the rest of the file is still checked,
 and keeps the field paths of what it refused, so that the validator's issues about the same
-fields are not reported twice and its list indices are numbered as in the file.
+fields are not reported twice and its list indices are numbered as in the file (that
+bookkeeping is ``config_issues``'; the line an issue adds for a newcomer's slip,
+``config_hints``').
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Collection, Iterator, Mapping
-from itertools import islice
+from collections.abc import Callable, Collection
 from typing import Any, Final, TypeVar
 
-from taskdaemon.pipeline.ascii_number import ascii_digits
+from taskdaemon.pipeline.config_hints import (
+    EACH_STAGE,
+    SEVERAL_STAGES_HINT,
+    TRIGGER_EXAMPLES,
+    TRIGGER_FIELD,
+    argv_hint,
+    boolean_hint,
+    one_of,
+    quote_hint,
+    shown_number,
+    trigger_body_hint,
+    unquote,
+)
+from taskdaemon.pipeline.config_issues import FileIssues
 from taskdaemon.pipeline.config_text import Lines
 from taskdaemon.pipeline.ellipsis import quote
-from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.errors import MAX_ISSUES
 from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
 from taskdaemon.pipeline.model import (
@@ -44,13 +58,11 @@ from taskdaemon.pipeline.other_tools import (
     stage_key_hint,
     trigger_kind_hint,
 )
-from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.validation_warnings import unknown_code
 from taskdaemon.pipeline.wording import close_match
 from taskdaemon.pipeline.yaml_values import kind_of
-from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["ConfigReader"]
 
@@ -110,19 +122,9 @@ _TRIGGER_MODES: Final = {mode.value: mode for mode in TriggerMode}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)", re.ASCII)  # ASCII: float takes any digits
 _DURATION = re.compile(r"(?:\d+(?:\.\d+)?(?:ms|s|m|h))+", re.ASCII)
 _UNIT_SECONDS: Final = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 _NUMBER = re.compile(r"\d+(?:\.\d+)?", re.ASCII)
 _DIGITS = re.compile(r"\d+", re.ASCII)
 
-#: What to write for a trigger given as its kind's bare name (``triggers: on_completion``).
-_TRIGGER_EXAMPLES: Final = {
-    "manual": "manual: {}",
-    "on_completion": "on_completion: {stage: NAME}",
-    "on_condition": "on_condition: {expression: CEL}",
-    "on_event": "on_event: {type: TYPE}",
-}
-
-_EACH_STAGE: Final = " (an item per stage: '- name: ...' in YAML, [[stages]] in TOML)"
 _MISSING: Final[Any] = object()
 _T = TypeVar("_T")
 
@@ -137,76 +139,6 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _line_of(lines: Mapping[str, int], path: str) -> int | None:
-    found = path if path in lines else next((p for p in _ancestors(path) if p in lines), "")
-    return lines.get(found)
-
-
-def _ancestors(path: str) -> Iterator[str]:
-    """The paths above ``path``, nearest first, then ``""``: its prefixes before a ``.`` or ``[``,
-    only the ``MAX_YAML_DEPTH + 1`` nearest the root (no file nests deeper). A key of thousands of
-    ``[`` was as many prefixes, each as long as the key: quadratic in time and memory."""
-    cuts = [found.start() for found in islice(_SEPARATOR.finditer(path, 1), MAX_YAML_DEPTH + 1)]
-    yield from (path[:cut] for cut in reversed(cuts))
-    if path:
-        yield ""
-
-
-_SEVERAL_STAGES_HINT: Final = (
-    "expected a string, got list (one stage per trigger: triggers: [{on_completion: {stage: "
-    "a}}, {on_completion: {stage: b}}], with trigger_mode: all to wait for both)"
-)
-#: The field a trigger kind's mapping needs, which a newcomer writes as the kind's value.
-_TRIGGER_FIELD: Final = {"on_completion": "stage", "on_event": "type", "on_condition": "expression"}
-
-
-def _trigger_body_hint(kind: str, body: str | list[Any]) -> str:
-    """``expected a mapping, got string (write on_completion: {stage: 'fetch'})`` for a
-    trigger written ``on_completion: fetch``, or with a list (``[a, b]``)."""
-    field = _TRIGGER_FIELD[kind]
-    if isinstance(body, list):
-        return f"expected a mapping, got list (write {kind}: {{{field}: ...}}, one per trigger)"
-    return f"expected a mapping, got string (write {kind}: {{{field}: {quote(body)}}})"
-
-
-def _unquote(value: Any, form: re.Pattern[str]) -> str:
-    """`` '3' (write 3 without quotes)`` for a number of ``form`` written as a string
-    (``max_attempts: "3"``, a common YAML slip), which strict types refuse; nothing else."""
-    if isinstance(value, str) and form.fullmatch(text := value.strip()):
-        return f" {quote(value)} (write {_shown_number(text)} without quotes)"
-    return ""
-
-
-def _boolean_hint(value: Any) -> str:
-    """`` 'no' (write false without quotes)`` for a boolean written as a string."""
-    if isinstance(value, str) and (word := value.strip().lower()) in _BOOLEAN_WORDS:
-        return f" {quote(value)} (write {_BOOLEAN_WORDS[word]} without quotes)"
-    return ""
-
-
-_BOOLEAN_WORDS: Final = dict.fromkeys(("true", "yes", "on"), "true") | dict.fromkeys(
-    ("false", "no", "off"), "false"
-)
-
-
-def _argv_hint(value: Any, path: str) -> str:
-    """A command written as a list of arguments (``command: [echo, hi]``, a Dockerfile's or
-    GitHub's ``args:`` habit): the one string ``/bin/sh -c`` reads, which the file takes."""
-    if not path.endswith(".command") or not isinstance(value, list) or len(value) > 100:
-        return ""
-    if not value or not all(isinstance(item, str) for item in value):
-        return ""
-    import shlex  # noqa: PLC0415 - a wrong file only
-
-    return f" (write it as one string, as a shell reads it: {quote(shlex.join(value), 80)})"
-
-
-def _shown_number(text: str) -> str:
-    """``text``, a number, as a hint writes it: ``N`` past 20 characters (a file's hostile
-    number of a million digits is not echoed whole)."""
-    return text if len(text) <= 20 else "N"
-
-
 def _habit_hint(allowed: Collection[str], key: str, value: Any) -> str | None:
     """The line to write for an unknown ``key`` another tool uses (``other_tools``), where
     ``allowed`` is a stage's keys, the trigger kinds or an ``on_completion``'s keys."""
@@ -217,93 +149,20 @@ def _habit_hint(allowed: Collection[str], key: str, value: Any) -> str | None:
     return completion_body_hint(key) if allowed is _TRIGGER_KEYS["on_completion"] else None
 
 
-def _choices(names: Collection[str]) -> str:
-    names = list(names)
-    return ", ".join(names[:-1]) + f" or {names[-1]}" if len(names) > 1 else names[0]
-
-
-def _quote_hint(value: object, file: str) -> str:
-    """A hint for a boolean where a string belongs in a YAML file: YAML 1.1, which PyYAML reads,
-    takes a bare ``yes``, ``no``, ``on``, ``off``, ``true`` or ``false`` as one, so a stage named
-    ``off`` or a ``command: yes`` is refused for a type the author never wrote. JSON and TOML
-    write a boolean only as ``true`` or ``false``: no hint there."""
-    if isinstance(value, bool) and not file.endswith((".json", ".toml")):
-        return " (quote it: YAML reads a bare yes, no, on, off, true or false as a boolean)"
-    return ""
-
-
-class ConfigReader:
-    """Builds the model from plain values, collecting an issue for every field that is wrong.
+class ConfigReader(FileIssues):
+    """Builds the model from plain values, collecting an issue for every field that is wrong
+    (:class:`~taskdaemon.pipeline.config_issues.FileIssues`: where each is in the file).
 
     A wrong field gets its default (or the element is dropped) so that reading goes on and the
-    rest of the file is still checked. ``lines`` gives the line of each field path asked for
-    (none for TOML); it is called once, by :meth:`placed`, for the paths of the issues found,
-    since most files have none and their lines would cost a walk of the file
-    (``config_text.yaml_lines``). An issue has no line until then.
+    rest of the file is still checked.
     """
 
     def __init__(self, file: str, lines: Lines) -> None:
-        self.file = file
-        self._lines_of = lines
-        self.issues: list[ValidationIssue] = []
+        super().__init__(file, lines)
         self.fatal = False
-        self._paths: set[str] = set()
-        self._covered: set[str] = set()
-        # The file's index of each item kept from a list the reader dropped items from, by the
-        # list's path in the file (``file_path``).
-        self._kept: dict[str, list[int]] = {}
         #: The warning codes each ``ignore_warnings`` suppresses, by its owner's path (``""``
         #: the pipeline, ``stages[I]`` a stage): not the model's, as a comment is not (below).
         self.ignored: dict[str, tuple[str, ...]] = {}
-
-    # issues
-
-    def issue(self, path: str, message: str) -> None:
-        if len(self.issues) > MAX_ISSUES:  # enough to say so (``ConfigError``)
-            return
-        self.issues.append(ValidationIssue(path, message, file=self.file))
-        self._paths.add(path)
-        self._covered.add(path)
-        self._covered.update(_ancestors(path))
-
-    def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
-        """``issues`` each on the line of its path, or of the nearest ancestor of it the file
-        has (TOML: none): the file's lines are read once, for these paths and their ancestors."""
-        wanted = {issue.path for issue in issues}
-        for issue in issues:
-            wanted.update(_ancestors(issue.path))
-        lines = self._lines_of(wanted)
-        return [replace(issue, line=_line_of(lines, issue.path)) for issue in issues]
-
-    def file_path(self, path: str) -> str:
-        """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list
-        item the reader dropped for its issue is not in the model, so the validator's indices
-        of later items are lower than the file's."""
-        if not self._kept:
-            return path
-        result, rest = "", path
-        while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
-            result += rest[:opening]
-            number = rest[opening + 1 : closing]
-            kept = self._kept.get(result, ())
-            if ascii_digits(number) and int(number) < len(kept):
-                number = str(kept[int(number)])
-            result += f"[{number}]"
-            rest = rest[closing + 1 :]
-        return result + rest
-
-    def _compacted(self, path: str, items: list[Any]) -> tuple[Any, ...]:
-        """``items`` (one a list item of the file, in its order, None where it was refused)
-        without the Nones; the kept items' file indices are kept for ``file_path`` when any
-        was dropped."""
-        kept = [item for item in items if item is not None]
-        if len(kept) != len(items):
-            self._kept[path] = [index for index, item in enumerate(items) if item is not None]
-        return tuple(kept)
-
-    def covers(self, path: str) -> bool:
-        """True if an issue was already reported at, inside or around ``path``."""
-        return path in self._covered or any(p in self._paths for p in _ancestors(path))
 
     # typed accessors: each returns ``default`` after reporting a wrong value
 
@@ -311,7 +170,7 @@ class ConfigReader:
         for key, value in data.items():
             if key not in allowed:
                 close = close_match(key, allowed)
-                hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(allowed)}"
+                hint = f"did you mean {close[0]!r}?" if close else f"expected {one_of(allowed)}"
                 habit = _habit_hint(allowed, key, value)
                 self.issue(_join(path, key), f"unknown key ({habit or hint})")
 
@@ -342,7 +201,7 @@ class ConfigReader:
 
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            hint = _quote_hint(value, self.file) or _argv_hint(value, path)
+            hint = quote_hint(value, self.file) or argv_hint(value, path)
             self.issue(path, f"expected a string, got {kind_of(value)}{hint}")
             return None
         return value
@@ -357,19 +216,19 @@ class ConfigReader:
 
     def boolean(self, value: Any, path: str) -> bool | None:
         if not isinstance(value, bool):
-            self.issue(path, f"expected a boolean, got {kind_of(value)}{_boolean_hint(value)}")
+            self.issue(path, f"expected a boolean, got {kind_of(value)}{boolean_hint(value)}")
             return None
         return value
 
     def integer(self, value: Any, path: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int):
-            self.issue(path, f"expected an integer, got {kind_of(value)}{_unquote(value, _DIGITS)}")
+            self.issue(path, f"expected an integer, got {kind_of(value)}{unquote(value, _DIGITS)}")
             return None
         return value
 
     def number(self, value: Any, path: str) -> float | None:
         if not is_number(value):
-            self.issue(path, f"expected a number, got {kind_of(value)}{_unquote(value, _NUMBER)}")
+            self.issue(path, f"expected a number, got {kind_of(value)}{unquote(value, _NUMBER)}")
             return None
         if not is_finite_number(value):  # NaN, inf, an int too large for a float
             shown = value if isinstance(value, float) else quote(str(value))
@@ -385,7 +244,7 @@ class ConfigReader:
             return None
         text = value.strip()
         if _NUMBER.fullmatch(text):  # types are strict: "300" is no more seconds than "3" an int
-            number = _shown_number(text)
+            number = shown_number(text)
             why = f"seconds are a number: write {number} without quotes, or {number}s"
             self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
@@ -409,7 +268,7 @@ class ConfigReader:
             return None
         if text not in choices:
             close = close_match(text, choices)
-            hint = f"did you mean {close[0]!r}?" if close else f"expected {_choices(choices)}"
+            hint = f"did you mean {close[0]!r}?" if close else f"expected {one_of(choices)}"
             self.issue(path, f"unknown {noun} {quote(text)} ({hint})")
             return None
         return text
@@ -491,7 +350,7 @@ class ConfigReader:
 
     def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
         if not isinstance(value, list):
-            hint = _EACH_STAGE if type(value) is dict else ""  # one stage's fields, unlisted
+            hint = EACH_STAGE if type(value) is dict else ""  # one stage's fields, unlisted
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
         read = self.stage
@@ -600,7 +459,7 @@ class ConfigReader:
 
     def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
         if not isinstance(value, list):
-            example = _TRIGGER_EXAMPLES.get(value, "manual: {}") if isinstance(value, str) else ""
+            example = TRIGGER_EXAMPLES.get(value, "manual: {}") if isinstance(value, str) else ""
             hint = f" (a list of one-key mappings: triggers: [{{{example}}}])" if example else ""
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
@@ -615,9 +474,9 @@ class ConfigReader:
 
     def trigger(self, value: Any, path: str) -> Trigger | None:
         if not isinstance(value, dict):
-            kinds = _choices(_TRIGGER_KEYS)
+            kinds = one_of(_TRIGGER_KEYS)
             # ``triggers: [manual]``: the kind alone, with no mapping around it
-            example = _TRIGGER_EXAMPLES.get(value) if isinstance(value, str) else None
+            example = TRIGGER_EXAMPLES.get(value) if isinstance(value, str) else None
             hint = f" (write {{{example}}})" if example else ""
             self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}{hint}")
             return None
@@ -628,15 +487,15 @@ class ConfigReader:
                 found = " and ".join(present)
                 self.issue(path, f"expected one trigger per list item, got {found}")
             elif not value:
-                self.issue(path, f"expected one of {_choices(_TRIGGER_KEYS)}, got an empty mapping")
+                self.issue(path, f"expected one of {one_of(_TRIGGER_KEYS)}, got an empty mapping")
             return None
         kind = present[0]
         body_path = _join(path, kind)
         body = value[kind]
         if body is None and kind == "manual":
             body = {}
-        if kind in _TRIGGER_FIELD and isinstance(body, str | list):
-            self.issue(body_path, _trigger_body_hint(kind, body))
+        if kind in TRIGGER_FIELD and isinstance(body, str | list):
+            self.issue(body_path, trigger_body_hint(kind, body))
             return None
         data = self.mapping(body, body_path)
         if data is None:
@@ -644,7 +503,7 @@ class ConfigReader:
         self.keys(data, _TRIGGER_KEYS[kind], body_path)
         if kind == "on_completion":
             if isinstance(data.get("stage"), list):
-                self.issue(_join(body_path, "stage"), _SEVERAL_STAGES_HINT)
+                self.issue(_join(body_path, "stage"), SEVERAL_STAGES_HINT)
                 return None
             stage = self.field(data, "stage", body_path, self.name, None, required=True)
             success_only = self.field(data, "success_only", body_path, self.boolean, True)

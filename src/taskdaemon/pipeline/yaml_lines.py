@@ -183,7 +183,7 @@ def graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
     was merged from; when both the merged pairs and the mapping's own pairs give a path a line
     (the same key, or a key holding a ``.``), the own one's.
 
-    ``wanted`` holds each path's ancestors too (what ``config_reader.ConfigReader.placed``
+    ``wanted`` holds each path's ancestors too (what ``config_issues.FileIssues.placed``
     asks): nothing under a collection whose path is not wanted is followed, but for its
     anchors.
     """

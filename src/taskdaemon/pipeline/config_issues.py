@@ -1,0 +1,105 @@
+"""The issues found reading one pipeline file, and where each is in the file
+(``config_reader.ConfigReader`` collects them; ``config`` places and filters them).
+
+:class:`FileIssues` keeps each issue with its field path, the paths it covers (its own and
+those above it: the validator's issue about a field already refused is not reported twice),
+and, for a list the reader dropped items from, the file's index of each item kept, so that a
+path of the model is numbered as in the file (:meth:`FileIssues.file_path`). An issue gets
+its line only when placed (:meth:`FileIssues.placed`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping
+from itertools import islice
+from typing import Any
+
+from taskdaemon.pipeline.ascii_number import ascii_digits
+from taskdaemon.pipeline.config_text import Lines
+from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
+
+__all__ = ["FileIssues", "ancestors"]
+
+_SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
+
+
+def _line_of(lines: Mapping[str, int], path: str) -> int | None:
+    found = path if path in lines else next((p for p in ancestors(path) if p in lines), "")
+    return lines.get(found)
+
+
+def ancestors(path: str) -> Iterator[str]:
+    """The paths above ``path``, nearest first, then ``""``: its prefixes before a ``.`` or ``[``,
+    only the ``MAX_YAML_DEPTH + 1`` nearest the root (no file nests deeper). A key of thousands of
+    ``[`` was as many prefixes, each as long as the key: quadratic in time and memory."""
+    cuts = [found.start() for found in islice(_SEPARATOR.finditer(path, 1), MAX_YAML_DEPTH + 1)]
+    yield from (path[:cut] for cut in reversed(cuts))
+    if path:
+        yield ""
+
+
+class FileIssues:
+    """The issues of one file with the paths they cover. ``lines`` gives the line of each
+    field path asked for (none for TOML); it is called once, by :meth:`placed`, for the paths
+    of the issues found, since most files have none and their lines would cost a walk of the
+    file (``config_text.yaml_lines``). An issue has no line until then."""
+
+    def __init__(self, file: str, lines: Lines) -> None:
+        self.file = file
+        self._lines_of = lines
+        self.issues: list[ValidationIssue] = []
+        self._paths: set[str] = set()
+        self._covered: set[str] = set()
+        # The file's index of each item kept from a list the reader dropped items from, by the
+        # list's path in the file (``file_path``).
+        self._kept: dict[str, list[int]] = {}
+
+    def issue(self, path: str, message: str) -> None:
+        if len(self.issues) > MAX_ISSUES:  # enough to say so (``ConfigError``)
+            return
+        self.issues.append(ValidationIssue(path, message, file=self.file))
+        self._paths.add(path)
+        self._covered.add(path)
+        self._covered.update(ancestors(path))
+
+    def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
+        """``issues`` each on the line of its path, or of the nearest ancestor of it the file
+        has (TOML: none): the file's lines are read once, for these paths and their ancestors."""
+        wanted = {issue.path for issue in issues}
+        for issue in issues:
+            wanted.update(ancestors(issue.path))
+        lines = self._lines_of(wanted)
+        return [replace(issue, line=_line_of(lines, issue.path)) for issue in issues]
+
+    def file_path(self, path: str) -> str:
+        """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list
+        item the reader dropped for its issue is not in the model, so the validator's indices
+        of later items are lower than the file's."""
+        if not self._kept:
+            return path
+        result, rest = "", path
+        while (opening := rest.find("[")) >= 0 and (closing := rest.find("]", opening)) >= 0:
+            result += rest[:opening]
+            number = rest[opening + 1 : closing]
+            kept = self._kept.get(result, ())
+            if ascii_digits(number) and int(number) < len(kept):
+                number = str(kept[int(number)])
+            result += f"[{number}]"
+            rest = rest[closing + 1 :]
+        return result + rest
+
+    def _compacted(self, path: str, items: list[Any]) -> tuple[Any, ...]:
+        """``items`` (one a list item of the file, in its order, None where it was refused)
+        without the Nones; the kept items' file indices are kept for ``file_path`` when any
+        was dropped."""
+        kept = [item for item in items if item is not None]
+        if len(kept) != len(items):
+            self._kept[path] = [index for index, item in enumerate(items) if item is not None]
+        return tuple(kept)
+
+    def covers(self, path: str) -> bool:
+        """True if an issue was already reported at, inside or around ``path``."""
+        return path in self._covered or any(p in self._paths for p in ancestors(path))
