@@ -34,7 +34,7 @@ from types import SimpleNamespace
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 
-from taskdaemon.pipeline.cli.deferred import PendingLogHandler
+from taskdaemon.pipeline.cli.pending_logs import PendingLogHandler
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.events import StageFinished, StageStarted
 from taskdaemon.pipeline.logs import configure_logging

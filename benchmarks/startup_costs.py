@@ -45,6 +45,7 @@ PATHS: dict[str, tuple[str, ...]] = {
         "taskdaemon.pipeline.config",
         "taskdaemon.pipeline.logs",
         "taskdaemon.pipeline.cli.deferred",
+        "taskdaemon.pipeline.cli.deferred_start",
         "taskdaemon.pipeline.cli.run",
     ),
     "validate": (

@@ -18,12 +18,9 @@ import pytest
 from pipeline_monitor_support import chain_pipeline, started_record
 from taskdaemon.pipeline import descriptor_reserve, secret_values
 from taskdaemon.pipeline.cli import deferred as deferred_module
-from taskdaemon.pipeline.cli import monitoring
-from taskdaemon.pipeline.cli.deferred import (
-    LOAD_TIMEOUTS,
-    DeferredMonitor,
-    start_deferred_monitoring,
-)
+from taskdaemon.pipeline.cli import deferred_start, monitoring
+from taskdaemon.pipeline.cli.deferred import LOAD_TIMEOUTS, DeferredMonitor
+from taskdaemon.pipeline.cli.deferred_start import start_deferred_monitoring
 from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.events import (
@@ -499,9 +496,9 @@ def test_the_span_store_s_folder_is_made_private_and_a_failure_left_to_the_store
     """The store's folder is made 0700 before the run's workspace under it; a folder that
     cannot be made is left for the store to say why."""
     store = tmp_path / "home" / "runs" / "spans.db"
-    deferred_module._store_directory(store)
+    deferred_start._store_directory(store)
     (tmp_path / "file").write_text("")
-    deferred_module._store_directory(tmp_path / "file" / "runs" / "spans.db")
+    deferred_start._store_directory(tmp_path / "file" / "runs" / "spans.db")
     assert 0o700 == stat.S_IMODE(store.parent.stat().st_mode)
 
 
@@ -586,7 +583,7 @@ async def test_records_kept_past_the_bound_are_said_once_the_store_came(
     warning at the end, once the store's writer came (else nothing was to be stored)."""
     monkeypatch.setenv("TASKDAEMON_HOME", str(home))
     monkeypatch.setattr(deferred_module, "MAX_KEPT_RECORDS", 1)
-    monkeypatch.setattr(deferred_module, "LOAD_DELAY", 60.0)  # loads when the end waits
+    monkeypatch.setattr(deferred_start, "LOAD_DELAY", 60.0)  # loads when the end waits
     said, logger = Recorder(), logging.getLogger("taskdaemon.run")
     logger.addHandler(said)
     try:

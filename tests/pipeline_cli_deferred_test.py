@@ -625,7 +625,7 @@ def test_the_engine_calls_run_s_stand_in_directly() -> None:
 _BOUND_AT_ONCE = """
 import asyncio, contextlib
 from taskdaemon.pipeline import stage_output
-from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring
+from taskdaemon.pipeline.cli.deferred_start import start_deferred_monitoring
 from taskdaemon.pipeline.settings import load_settings
 
 async def main():

@@ -497,7 +497,7 @@ def test_the_run_path_loads_no_otel_secrets_difflib_or_cel_worker() -> None:
     (the payload capture's, used once monitoring has begun)."""
     modules = imported_by(
         "import taskdaemon.pipeline.cli.run, taskdaemon.pipeline.engine, "
-        "taskdaemon.pipeline.cli.deferred, taskdaemon.pipeline.config"
+        "taskdaemon.pipeline.cli.deferred_start, taskdaemon.pipeline.config"
     )
     unneeded = ("opentelemetry", "secrets", "random", "hmac", "difflib", "pickle")
     unneeded += ("orjson", "uuid", "platform", "hashlib")

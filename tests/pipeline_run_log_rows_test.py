@@ -18,7 +18,7 @@ from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import SpanContext, TraceFlags
 
 from taskdaemon.pipeline._record_queue import RecordQueue
-from taskdaemon.pipeline.cli.deferred import PendingLogHandler
+from taskdaemon.pipeline.cli.pending_logs import PendingLogHandler
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.events import RunFinished, StageFinished, StageStarted, TriggerEvaluated
 from taskdaemon.pipeline.log_rows import row_sink_for

@@ -8,7 +8,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from taskdaemon.pipeline.cli.deferred import PendingLogHandler
+from taskdaemon.pipeline.cli.pending_logs import PendingLogHandler
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.tracking import log_writer
 from taskdaemon.pipeline.tracking.log_read import run_log_records

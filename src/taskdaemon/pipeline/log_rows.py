@@ -22,7 +22,7 @@ these hold, else None (the ``logging`` path):
 * a handler leads to a row sink when every filter it has declares ``keeps_logger(name)`` True
   and it has a ``row_sink`` attribute that is not None (the store handler), or a
   ``forwards_to`` attribute naming a handler that leads to one (the run-log slot of ``run``,
-  ``cli/deferred.PendingLogHandler``, once the store is open; while it keeps records, it has
+  ``cli/pending_logs.PendingLogHandler``, once the store is open; while it keeps records, it has
   none and the ``logging`` path keeps them in order);
 * exactly one row sink is reached.
 

@@ -3,17 +3,17 @@
 Loading the OTel SDK, the span store and the monitor takes longer than everything else
 ``run`` does before its first stage starts (``benchmarks/README.md``, "CLI start-up"). Without
 ``--serve``, and but for progress lines at ``--log-level debug`` or ``trace`` (whose records
-go beside them: ``cli/run_progress.py``), :func:`start_deferred_monitoring` therefore
-configures the console logging at once and builds the rest (``cli/monitoring.build_monitor``)
-on a thread, once the run's first stage has started. :class:`DeferredMonitor` stands in for
-the monitor meanwhile.
+go beside them: ``cli/run_progress.py``), ``run`` therefore configures the console logging at
+once and builds the rest (``cli/monitoring.build_monitor``) on a thread, once the run's first
+stage has started (``cli/deferred_start.py``). :class:`DeferredMonitor` stands in for the
+monitor meanwhile.
 
 * **When loading begins.** A thread shares the interpreter (the GIL) with the run, so loading
   beside the engine's start would still delay the first stage by its share. The thread
   therefore waits until the first stage has started (the loop's turn after ``StageStarted``,
   so the stage's own start goes first), until something needs the monitor (below, and the
-  end of the run), or at most ``LOAD_DELAY`` (a run whose first stage waits for an approval or
-  an event still reaches the span store at once).
+  end of the run), or at most ``deferred_start.LOAD_DELAY`` (a run whose first stage waits for
+  an approval or an event still reaches the span store at once).
 
 * **Nothing is lost.** Engine events are kept, in order, and handed to the monitor, before any
   later one, as soon as it exists; span times come from the events, so the spans are the ones
@@ -41,7 +41,7 @@ the monitor meanwhile.
   which a dump reads, is made at once), a flush of the run-log slot (the debugger's ``logs``
   reads the store after it: below), and a ``TRACEPARENT`` not foreseen (above).
 * **Run logs land in their place**: the store's log handler and writer are attached to a
-  :class:`PendingLogHandler`, installed on the root logger and among the output sinks
+  ``cli/pending_logs.PendingLogHandler``, installed on the root logger and among the output sinks
   (``stage_output``) at once. A record that belongs to a run, or a command's output batch,
   offered to it before the monitor has every kept event is kept among those events, in
   arrival order (up to 10,000; more are counted and dropped), and written when the handover
@@ -83,12 +83,10 @@ import os
 import threading
 from collections.abc import Callable, Mapping
 from logging import LogRecord
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from taskdaemon.pipeline.cli.load_again import built_despite_stage_code
-from taskdaemon.pipeline.cli.run_start import RunStart, run_preset
-from taskdaemon.pipeline.descriptor_reserve import keep_reserve, release_reserve
+from taskdaemon.pipeline.cli.pending_logs import PendingLogHandler
+from taskdaemon.pipeline.cli.run_start import RunStart
 from taskdaemon.pipeline.events import (
     OPTIONAL_RECORDS,
     EngineEvent,
@@ -97,23 +95,15 @@ from taskdaemon.pipeline.events import (
     RunStarted,
     StageStarted,
 )
-from taskdaemon.pipeline.logs import ContextFilter, configure_logging
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.private_file import make_private_dirs
-from taskdaemon.pipeline.run_log_scope import wants as run_log_wants
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.monitor import PipelineMonitor
     from taskdaemon.pipeline.stage_output import OutputBatch, OutputSink
 
-__all__ = [
-    "DeferredMonitor",
-    "PendingLogHandler",
-    "span_context_foreseen",
-    "start_deferred_monitoring",
-]
+__all__ = ["DeferredMonitor", "span_context_foreseen"]
 
 _log = logging.getLogger("taskdaemon.run")
 
@@ -123,8 +113,6 @@ MAX_KEPT_EVENTS = 100_000
 MAX_KEPT_PAYLOADS = 32
 #: Run log records kept while the span store opens; more are counted and dropped.
 MAX_KEPT_RECORDS = 10_000
-#: Seconds the loading waits for the first stage to start before it begins anyway.
-LOAD_DELAY = 0.25
 #: A wait for the load longer than this many ``TASKDAEMON_EXPORT_TIMEOUT`` abandons it.
 LOAD_TIMEOUTS = 12
 
@@ -141,85 +129,6 @@ def span_context_foreseen(environ: Mapping[str, str]) -> bool:
     id drawn at random), is sampled, with the random trace id flag (``03``) and no trace state;
     unless the SDK is disabled, when no span starts at all."""
     return environ.get("OTEL_SDK_DISABLED", "").strip().lower() != "true"
-
-
-class PendingLogHandler(logging.Handler):
-    """A root-logger handler and output sink standing in for the span store's log writer (see
-    the module docstring): a record of a run, or a batch of a command's output, is offered to
-    ``keep`` (``DeferredMonitor.keep``, which keeps it among the engine events until the
-    monitor has them all) and, when not kept, passed to the store's handler or writer once
-    attached. ``dropped`` counts what was kept past the bound."""
-
-    def __init__(
-        self, keep: Callable[[LogRecord | OutputBatch], bool], settle: Callable[[], object]
-    ) -> None:
-        super().__init__()
-        self.addFilter(ContextFilter())  # the ids are those of the moment the record is logged
-        self._keep = keep
-        self._settle = settle
-        self._target: logging.Handler | None = None
-        self._sink: OutputSink | None = None
-        self.attached = False  # the store's handler came (else nothing was ever to be stored)
-        self.dropped = 0
-
-    def emit(self, record: LogRecord) -> None:
-        """Keep ``record`` or pass it on, when it belongs to a run (``logging`` holds the lock)."""
-        if getattr(record, "run_id", None) is not None and not self._keep(record):
-            self.pass_on(record)
-
-    def write_output(self, batch: OutputBatch) -> None:
-        """Keep ``batch`` or pass it on (the ``stage_output.OutputSink`` protocol)."""
-        if not self._keep(batch):
-            self.pass_on(batch)
-
-    def pass_on(
-        self, item: LogRecord | OutputBatch, sinks_then: tuple[OutputSink, ...] | None = None
-    ) -> None:
-        """Pass ``item`` to the store's writer (dropped when the store never opened, or closed).
-        A batch kept while ``sinks_then`` were the output sinks goes to every sink registered
-        since too (the OTel log export's, made with the monitor): those had it from nobody."""
-        if isinstance(item, LogRecord):
-            if (target := self._target) is not None:
-                target.handle(item)
-            return
-        if (sink := self._sink) is not None:
-            sink.write_output(item)
-        if sinks_then is not None:
-            from taskdaemon.pipeline.stage_output import output_sinks  # noqa: PLC0415
-
-            for later in output_sinks():
-                if later is not self and later not in sinks_then:
-                    later.write_output(item)
-
-    @property
-    def forwards_to(self) -> logging.Handler | None:
-        """The attached handler records go to once they are not kept, None before
-        (``log_rows.row_sink_for`` reads it)."""
-        return self._target
-
-    def attach(self, handler: logging.Handler, sink: OutputSink) -> None:
-        """Pass the records not kept to ``handler``, and the output batches to ``sink``."""
-        self._target, self._sink = handler, sink
-        self.attached = True
-
-    def flush(self) -> None:
-        """Flush the attached handler: the store's log writer batches its rows, and a debug
-        dump or the debugger's ``logs`` reads the store right after a flush. While this stands
-        in on the root logger (a run whose telemetry may still load), first wait until nothing
-        is kept (``settle``: ``DeferredMonitor.wait``); not once removed, so ``logging``'s
-        flush at exit never waits for a load that will not come."""
-        if self in logging.getLogger().handlers:
-            self._settle()
-        target = self._target
-        if target is not None:
-            target.flush()
-
-    def detach(self, handler: logging.Handler, sink: OutputSink) -> None:
-        """Stop passing records and batches on (the store is closing)."""
-        if self._target is handler:
-            self._target = None
-        if self._sink is sink:
-            self._sink = None
 
 
 class DeferredMonitor:
@@ -595,105 +504,3 @@ class DeferredMonitor:
                 self.lost,
                 self._failure,
             )
-
-
-def _store_directory(store: Path) -> None:
-    """Create the span store's directory 0700 now, as the store would (``tracking/_schema``'s
-    ``create_private``), before the run's workspace under it is made with the default mode."""
-    if not store.parent.exists():
-        with contextlib.suppress(OSError):  # the store says why when it opens
-            make_private_dirs(store.parent)
-
-
-def start_deferred_monitoring(
-    settings: Settings, stack: contextlib.AsyncExitStack
-) -> DeferredMonitor:
-    """Configure console logging now, load telemetry and the monitor on a thread, and answer
-    the stand-in observer. ``stack`` waits for the loading, then shuts telemetry down (within
-    ``TASKDAEMON_EXPORT_TIMEOUT``) when it closes."""
-    configure_logging(settings)
-    # Now, not with the run logging on the loading thread: a command stage that starts
-    # before telemetry has loaded (or when it fails to) is bounded as configured too.
-    from taskdaemon.pipeline.secret_values import use_secret_key_patterns  # noqa: PLC0415
-    from taskdaemon.pipeline.stage_output import (  # noqa: PLC0415
-        add_output_sink,
-        bound_captures,
-        remove_output_sink,
-    )
-
-    bound_captures(settings, stack)
-    stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
-    capture = PayloadCapture(
-        max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
-    )
-    deferred = DeferredMonitor(
-        capture, hooks_want=run_log_wants, load_timeout=LOAD_TIMEOUTS * settings.export_timeout
-    )
-    root = logging.getLogger()
-    slot = deferred.slot
-    # A sink even without a store: output goes to the store's writer or nowhere, as once
-    # telemetry is loaded (the console drops it), not to ``stage_output``'s fallback records,
-    # which the console would print before then.
-    add_output_sink(slot)
-    if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs
-        root.addHandler(slot)
-        store = Path(settings.span_source[len("sqlite:///") :])
-        _store_directory(store)
-        if span_context_foreseen(os.environ):  # spans are recorded
-            deferred.run_start = RunStart(store)
-    loaded = contextlib.ExitStack()
-
-    def build() -> tuple[Any, Any, Any]:
-        from taskdaemon.pipeline.cli.monitoring import build_monitor  # noqa: PLC0415
-        from taskdaemon.pipeline.cli.run_ids import PresetIdGenerator  # noqa: PLC0415
-
-        return build_monitor(
-            settings,
-            serve_metrics=False,
-            stack=loaded,
-            slot=slot,
-            capture=capture,
-            id_generator=PresetIdGenerator(),
-        )
-
-    def load() -> None:
-        deferred.wait_to_begin(LOAD_DELAY)
-        try:  # stage code took what it needs: cli/load_again.py
-            telemetry, monitor, _ = built_despite_stage_code(build, loaded.close)
-            from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id  # noqa: PLC0415
-            from taskdaemon.pipeline.cli.span_losses import unstored_cause  # noqa: PLC0415
-        except Exception as error:  # monitoring never stops the pipeline
-            if deferred.failed(f"{type(error).__name__}: {error}"):
-                _log.warning("telemetry failed to start; the run goes on without it: %s", error)
-                return
-        else:
-            release_reserve()  # loaded: the store keeps what it opened
-            deferred.store_cause = unstored_cause(telemetry.span_processors)
-            preset_run = run_preset(deferred.run_start, preset_trace_id, preset_span_id)
-            if deferred.started(monitor, preset_run, preset_span_id):
-                return
-        loaded.close()  # abandoned: shut down unused (``close`` leaves it to this thread)
-
-    thread = threading.Thread(target=load, name="taskdaemon-telemetry-load", daemon=True)
-
-    def close() -> None:
-        deferred.wait()  # a load that never ends is abandoned there
-        try:
-            if not deferred.abandoned:  # else the thread closes whatever it loads, unused
-                thread.join()  # it ended, or ends once done handing over
-                loaded.close()  # telemetry shutdown, then the lost-span report (start_monitoring)
-        finally:
-            if deferred.run_start is not None and deferred.unstored() is not None:
-                deferred.run_start.withdraw()  # no telemetry stored the rest of the run
-            remove_output_sink(slot)
-            root.removeHandler(slot)
-            slot.close()
-            deferred.report()
-            if slot.attached and slot.dropped:
-                _log.warning("%d run log records were not stored", slot.dropped)
-
-    stack.callback(close)
-    keep_reserve()  # for the load, should stage code take every descriptor meanwhile
-    stack.callback(release_reserve)
-    thread.start()
-    return deferred

@@ -271,7 +271,9 @@ def build_observers(
         observers.registry = monitoring.telemetry.registry
         observers.unstored = monitoring.unstored
     else:  # the pipeline starts while telemetry loads (start-up time, see cli/deferred.py)
-        from taskdaemon.pipeline.cli.deferred import start_deferred_monitoring  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.deferred_start import (  # noqa: PLC0415
+            start_deferred_monitoring,
+        )
 
         observers.append(deferred := start_deferred_monitoring(settings, stack))
         observers.unstored = deferred.unstored
