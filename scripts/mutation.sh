@@ -103,7 +103,7 @@ tests_for() {
             # pipeline files with aliases and merge keys, and the lines of their issues.
             echo tests/pipeline_yaml_graph_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/pipeline_yaml_lines_test.py ;;
-        pipeline/config_reader.py)
+        pipeline/config_reader.py | pipeline/config_issues.py | pipeline/config_hints.py)
             # Each field's issue and default through pipeline texts, then the loader's files,
             # the quick reader's, the numbers' and the hostile files' (size and count limits).
             echo tests/pipeline_config_reader_test.py tests/pipeline_config_invalid_test.py \
@@ -305,6 +305,10 @@ tests_for() {
                 tests/pipeline_tracking_aggregates_test.py tests/pipeline_tracking_report_exact_test.py \
                 tests/pipeline_monitor_batch_test.py tests/pipeline_reporting_event_path_test.py \
                 tests/pipeline_tracking_writer_tally_test.py ;;
+        pipeline/cli/otel_exporters.py)
+            # Each exporter built in-process through the CLI's telemetry set-up (no test imports it).
+            echo tests/pipeline_monitor_cli_telemetry_test.py \
+                tests/pipeline_monitor_cli_observed_metric_exporter_test.py ;;
         pipeline/cli/span_losses.py)
             # Its own in-process tests first; the others reach it through the CLI's telemetry
             # set-up, the alerts test through subprocesses and a real Prometheus.
@@ -385,7 +389,7 @@ tests_for() {
             echo tests/pipeline_tracking_spans_test.py tests/pipeline_tracking_rows_test.py \
                 tests/pipeline_tracking_rows_large_test.py tests/pipeline_tracking_otlp_json_test.py \
                 tests/pipeline_monitor_run_start_test.py ;;
-        pipeline/cli/deferred.py)
+        pipeline/cli/deferred.py | pipeline/cli/deferred_start.py | pipeline/cli/pending_logs.py)
             # The stand-in in-process (events kept and handed over, run ids and TRACEPARENTs
             # drawn, records and output kept in their place, a load failed or abandoned, the
             # set-up and its undoing), then the payload bound, the batches and the log writer's
