@@ -23,6 +23,18 @@ little (``tracking._retention``). A failing pass is one warning until a pass suc
 Cost. The caller pays one queue append; the writer's time per span is the batch's
 (``tracking._span_batches``), and WAL checkpoints run on their own thread
 (``_checkpoint.Checkpointer``).
+
+Statement journals in memory. A batch inserts many rows a statement inside its transaction
+(``_row_inserts``), so SQLite keeps a statement journal for each such statement (the pages it
+changes, as they were, to undo that statement alone if it fails midway), and past 64 KiB it
+moves that journal to a temporary file: a page number and a page, two ``pwrite`` calls a page.
+A long run's spans share one trace, and their random span ids put each row of a 64-row
+statement on another leaf of the primary key's index, so in a long chain most batches spilled,
+each with a temporary file made, written and removed. The writer's connection has
+``temp_store = MEMORY``: the journal stays in memory. What it holds is bounded by the pages
+one statement changes (64 rows: their pages of the table and of its indexes), freed when the
+statement ends. Only this connection: a reader's sorts (the web page, reports) keep SQLite's
+default and may spill to disk.
 """
 
 from __future__ import annotations
@@ -304,6 +316,7 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
                 conn = connect(self.path)
                 self._opened = OpenedFile(self.path)
                 conn.execute("PRAGMA wal_autocheckpoint = 0")  # see Checkpointer
+                conn.execute("PRAGMA temp_store = MEMORY")  # see the module docstring
                 # Not waited for when the write lock is taken: the constructor (and a run's
                 # first command stage, which needs the monitor) would wait out the busy
                 # timeout. The first write registers then (``_write``).
