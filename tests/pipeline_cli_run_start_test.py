@@ -1,19 +1,30 @@
 """``taskdaemon run``'s start on record before its telemetry loads (``cli/run_start.py``): a
 run killed as soon as its first stage started reads ``interrupted``, not absent; a run whose
 telemetry loads has one run span and one writer, the start row replaced; a run whose telemetry
-never loads is not stored, as it says."""
+never loads is not stored, as it says; a run whose telemetry loads slowly reads ``running``
+meanwhile, its ``writers`` row kept alive until the writer takes it over."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from cli_support import ONE_STAGE_PIPELINE, in_background, pythonpath_with, taskdaemon, write
+from cli_support import (
+    ONE_STAGE_PIPELINE,
+    TASKDAEMON,
+    in_background,
+    pythonpath_with,
+    taskdaemon,
+    write,
+)
 
 #: One command stage that makes the file STARTED, then waits far longer than any test.
 SLOW = """\
@@ -39,6 +50,43 @@ if threading.current_thread().name == "taskdaemon-telemetry-load":
 _real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
 exec(compile(_real.read_text(), str(_real), "exec"))
 """
+
+
+#: Stands in for ``uuid`` as above: its import on the loading thread lasts until the file
+#: RELEASE exists, as a telemetry load on a loaded host or a slow file system lasts.
+_SLOW_UUID = """\
+import os
+import sysconfig
+import threading
+import time
+from pathlib import Path
+
+if threading.current_thread().name == "taskdaemon-telemetry-load":
+    while not os.path.exists("RELEASE"):
+        time.sleep(0.01)
+_real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
+exec(compile(_real.read_text(), str(_real), "exec"))
+"""
+
+#: One command stage that makes the file STARTED, then waits for the file GO.
+WAITING = """\
+    name: waiting
+    stages:
+      - name: a
+        command: "touch STARTED; while [ ! -e GO ]; do sleep 0.05; done"
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+#: The dead-writer limit (``store.STALE_AFTER``, 30 s) of the readers below, shortened.
+SHORT_LIMIT = 4.0
+#: ``taskdaemon ARGS`` in a process whose store judges a writer dead past ``SHORT_LIMIT``.
+SHORT_LIMIT_READER = (
+    sys.executable,
+    "-c",
+    "import sys; from taskdaemon.pipeline.tracking import store;"
+    f" store.STALE_AFTER = {SHORT_LIMIT}; sys.argv[0] = 'taskdaemon';"
+    " from taskdaemon.__main__ import main; sys.exit(main())",
+)
 
 
 def _made(path: Path, timeout: float = 60) -> None:
@@ -126,3 +174,90 @@ def test_a_run_whose_telemetry_never_loads_is_not_stored(tmp_path: Path, home: P
     ) == done.stderr.splitlines()[-1]
     listed = taskdaemon(home, "runs", "list", "--json")
     assert (0, []) == (listed.returncode, json.loads(listed.stdout)), listed.stderr
+
+
+def _slowly_loading(tmp_path: Path, home: Path) -> tuple[subprocess.Popen[str], Path, Path]:
+    """``taskdaemon run`` of :data:`WAITING` in the background, its telemetry load held until
+    the file it answers second is made (the stage ends once the third is), once its stage
+    has started."""
+    started, release, go = tmp_path / "started", tmp_path / "release", tmp_path / "go"
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uuid.py").write_text(_SLOW_UUID.replace("RELEASE", str(release)))
+    text = WAITING.replace("STARTED", str(started)).replace("GO", str(go))
+    pipeline = write(tmp_path / "waiting.yaml", text)
+    process = in_background(home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(shadow))
+    _made(started)
+    return process, release, go
+
+
+def _writers(home: Path) -> list[tuple[int, int, bool]]:
+    """The store's ``writers`` rows: started, heartbeat (ns), closed."""
+    with contextlib.closing(sqlite3.connect(home / "spans.db")) as conn:
+        rows = conn.execute("SELECT started_ns, heartbeat_ns, closed_ns IS NOT NULL FROM writers")
+        return [(started, beat, bool(closed)) for started, beat, closed in rows.fetchall()]
+
+
+def _listed(home: Path, *, launcher: tuple[str, ...] = (TASKDAEMON,)) -> list[tuple[str, str]]:
+    """``runs list --json``, in a fresh process: (pipeline, status) of each run."""
+    listed = taskdaemon(home, "runs", "list", "--json", launcher=launcher)
+    assert 0 == listed.returncode, listed.stderr
+    return [(run["pipeline"], run["status"]) for run in json.loads(listed.stdout)]
+
+
+def _ended(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """``process``'s exit code and stderr, once it ended (killed after a minute)."""
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, stderr
+
+
+@pytest.mark.slow
+def test_a_run_whose_telemetry_loads_slowly_reads_running_meanwhile(
+    tmp_path: Path, home: Path
+) -> None:
+    """The load lasts past the readers' dead-writer limit (shortened to ``SHORT_LIMIT``): a
+    reader in another process still reads the run ``running``, its process's ``writers`` row
+    renewed meanwhile. Before, that row kept the heartbeat of the run's start until the
+    writer took it over, and the live run read ``interrupted``. Once loaded, the writer takes
+    the row over: the run ends ``success`` with one ``writers`` row, closed."""
+    process, release, go = _slowly_loading(tmp_path, home)
+    try:
+        [(started_ns, _, _)] = _writers(home)
+        # The limit must pass for the test to say anything: time passing is its subject.
+        time.sleep(max(0.0, started_ns / 1e9 + SHORT_LIMIT + 1 - time.time()))
+        assert [("waiting", "running")] == _listed(home, launcher=SHORT_LIMIT_READER)
+        [(_, beat_ns, closed)] = _writers(home)
+        assert (beat_ns - started_ns > SHORT_LIMIT * 1e9, closed) == (True, False)
+    finally:
+        release.touch()
+        go.touch()
+        code, stderr = _ended(process)
+    assert 0 == code, stderr
+    assert [("waiting", "success")] == _listed(home)
+    assert [True] == [closed for _, _, closed in _writers(home)]
+
+
+@pytest.mark.slow
+def test_a_run_killed_before_the_writer_took_over_reads_interrupted(
+    tmp_path: Path, home: Path
+) -> None:
+    """Its ``writers`` row's heartbeat renewed, the process is killed before its telemetry
+    loaded: the row is fresh, but its pid is gone, and the run reads ``interrupted``."""
+    process, release, go = _slowly_loading(tmp_path, home)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(beat > started for started, beat, _ in _writers(home)):
+            assert time.monotonic() < deadline, "the writers row was never renewed"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        release.touch()
+        go.touch()
+        code, _ = _ended(process)
+    assert -signal.SIGKILL == code
+    assert [("waiting", "interrupted")] == _listed(home)

@@ -20,7 +20,7 @@ from typing import Any
 
 from taskdaemon.pipeline.cli.deferred import LOAD_TIMEOUTS, DeferredMonitor, span_context_foreseen
 from taskdaemon.pipeline.cli.load_again import built_despite_stage_code
-from taskdaemon.pipeline.cli.run_start import RunStart, run_preset
+from taskdaemon.pipeline.cli.run_start import RunStart, keep_alive, run_preset
 from taskdaemon.pipeline.descriptor_reserve import keep_reserve, release_reserve
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.payloads import PayloadCapture
@@ -97,6 +97,7 @@ def start_deferred_monitoring(
 
     def load() -> None:
         deferred.wait_to_begin(LOAD_DELAY)
+        keep_alive(deferred.run_start)  # its writers row, until the writer takes it over
         try:  # stage code took what it needs: cli/load_again.py
             telemetry, monitor, _ = built_despite_stage_code(build, loaded.close)
             from taskdaemon.pipeline.cli.run_ids import preset_span_id, preset_trace_id  # noqa: PLC0415
@@ -122,8 +123,8 @@ def start_deferred_monitoring(
                 thread.join()  # it ended, or ends once done handing over
                 loaded.close()  # telemetry shutdown, then the lost-span report (start_monitoring)
         finally:
-            if deferred.run_start is not None and deferred.unstored() is not None:
-                deferred.run_start.withdraw()  # no telemetry stored the rest of the run
+            if deferred.run_start is not None:  # taken back if no telemetry stored the rest
+                deferred.run_start.end(stored=deferred.unstored() is None)
             remove_output_sink(slot)
             root.removeHandler(slot)
             slot.close()

@@ -5,8 +5,11 @@ telemetry loads once that stage has started: a process killed in between (``kill
 killer) left nothing of its run. :class:`RunStart` writes the run's start to the embedded store
 as the run is named, on the engine's thread, before its first stage (``tracking/run_start.py``
 says what it writes, and what that costs the first stage); hands the span id of that row to the
-run span when the monitor starts it (``preset``); and takes the rows back when telemetry never
-stores the rest (``withdraw``: the run then reads as not stored, as ``run`` says at its end).
+run span when the monitor starts it (``preset``); keeps the process's ``writers`` row alive
+until the span writer takes it over (:func:`keep_alive`, called by the loading thread as the
+load begins: ``tracking/early_heartbeat.py``); and, at the run's end (``end``), stops that and
+takes the rows back when telemetry never stored the rest (the run then reads as not stored,
+as ``run`` says at its end).
 
 Only for the embedded store (a remote backend has no rows to write) and only when spans are
 recorded (``span_context_foreseen``: not under ``OTEL_SDK_DISABLED``). Never raises: a start it
@@ -26,7 +29,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
 
-__all__ = ["RunStart", "run_preset"]
+__all__ = ["RunStart", "keep_alive", "run_preset"]
 
 _log = logging.getLogger("taskdaemon.run")
 
@@ -64,13 +67,35 @@ class RunStart:
         with preset_trace(run_id), preset_span(span_id) if span_id else contextlib.nullcontext():
             yield
 
-    def withdraw(self) -> None:
-        """Take back the starts written: telemetry did not store the runs (module docstring)."""
-        from taskdaemon.pipeline.tracking.run_start import withdraw_run_start  # noqa: PLC0415
+    def end(self, *, stored: bool) -> None:
+        """The run is over: stop the heartbeat of the ``writers`` row if no writer took it over
+        (waiting ``END_WAIT`` at most for its thread); unless ``stored``, take back the starts
+        written: telemetry did not store the runs (module docstring)."""
+        from taskdaemon.pipeline.tracking.early_heartbeat import END_WAIT  # noqa: PLC0415
+        from taskdaemon.pipeline.tracking.run_start import (  # noqa: PLC0415
+            stop_heartbeat,
+            withdraw_run_start,
+        )
 
-        for run_id in self._written:
-            withdraw_run_start(self.path, run_id)
-        self._written.clear()
+        stop_heartbeat(self.path, timeout=END_WAIT)
+        if not stored:
+            for run_id in self._written:
+                withdraw_run_start(self.path, run_id)
+            self._written.clear()
+
+
+def keep_alive(run_start: RunStart | None) -> None:
+    """Renew the heartbeat of the ``writers`` row ``run_start`` writes with a run's start (none
+    when None), until the span writer takes it over or the run ends (``tracking/run_start``).
+    Never raises."""
+    if run_start is None:
+        return
+    try:
+        from taskdaemon.pipeline.tracking.run_start import keep_alive as renew  # noqa: PLC0415
+
+        renew(run_start.path)
+    except Exception:  # monitoring never stops the pipeline
+        _log.debug("%s: the early writers row is not kept alive", run_start.path, exc_info=True)
 
 
 def run_preset(run_start: RunStart | None, preset_trace: Preset, preset_span: Preset) -> Preset:

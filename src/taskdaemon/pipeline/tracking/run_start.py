@@ -9,7 +9,9 @@ and before the run's first stage starts, what a reader needs to show the run:
 * a ``writers`` row for this process (pid, host, heartbeat), the one the span store's writer
   later takes over (:func:`adopted_writer`) and renews every second, so that readers judge the
   run's liveness by this process from its first moment (``store``, "Interrupted runs"): a
-  process killed before its telemetry loaded reads ``interrupted`` as soon as its pid is gone;
+  process killed before its telemetry loaded reads ``interrupted`` as soon as its pid is gone.
+  Until the take-over, :func:`keep_alive` renews it (``early_heartbeat``): a load slower than
+  ``store.STALE_AFTER`` does not make the live run read ``interrupted`` meanwhile;
 * the run span's start row: the run id and what the monitor's run span records of the
   definition at its start (``monitor._books.pipeline_info``) but its edges, hash and text,
   redacted as the monitor's tracer redacts (``redaction.redact``); not the run's request,
@@ -31,6 +33,7 @@ reads as it did before, not stored, rather than ``interrupted`` though it ran to
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -49,11 +52,14 @@ from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollba
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
+    from taskdaemon.pipeline.tracking.early_heartbeat import Heartbeat
 
 __all__ = [
     "BUSY_WAIT",
     "adopted_writer",
+    "keep_alive",
     "started_early",
+    "stop_heartbeat",
     "withdraw_run_start",
     "write_run_start",
 ]
@@ -71,6 +77,8 @@ _lock = threading.Lock()
 _writers: dict[str, tuple[int, int | None]] = {}
 # Run ids whose start row was written here and not yet replaced by the writer's.
 _early_runs: set[str] = set()
+# By store file: the heartbeat renewing the row of ``_writers``, until stopped.
+_heartbeats: dict[str, Heartbeat] = {}
 
 
 def _key(path: Path) -> str:
@@ -188,10 +196,43 @@ def _insert(
 
 def adopted_writer(path: Path) -> int | None:
     """The ``writers`` row this process registered for the store at ``path`` before its span
-    writer started, which the writer takes over (once), or None."""
+    writer started, which the writer takes over (once), or None. Its heartbeat stops: once
+    this returns, the caller alone writes the row (``early_heartbeat``)."""
     with _lock:
         known = _writers.pop(_key(path), None)
+    stop_heartbeat(path)
     return known[1] if known is not None and known[0] == os.getpid() else None
+
+
+def keep_alive(path: Path) -> None:
+    """Renew the heartbeat of the ``writers`` row registered here for the store at ``path``
+    (now, or later: each beat asks) until :func:`stop_heartbeat`, on a daemon thread; once a
+    process and store."""
+    from taskdaemon.pipeline.tracking.early_heartbeat import Heartbeat  # noqa: PLC0415
+
+    key = _key(path)
+    with _lock:
+        if key in _heartbeats:
+            return
+        heartbeat = _heartbeats[key] = Heartbeat(path, functools.partial(_registered, key))
+    heartbeat.start()
+
+
+def _registered(key: str) -> int | None:
+    """The ``writers`` row this process registered for the store ``key`` and no writer took."""
+    with _lock:
+        known = _writers.get(key)
+    return known[1] if known is not None and known[0] == os.getpid() else None
+
+
+def stop_heartbeat(path: Path, *, timeout: float | None = None) -> None:
+    """Stop :func:`keep_alive`'s heartbeat for the store at ``path``, if any: no beat writes
+    once this returns (``Heartbeat.stop``: ``timeout`` bounds the wait, and waits for its
+    thread too)."""
+    with _lock:
+        heartbeat = _heartbeats.pop(_key(path), None)
+    if heartbeat is not None:
+        heartbeat.stop(timeout=timeout)
 
 
 def started_early(run_id: str) -> bool:
@@ -214,6 +255,7 @@ def withdraw_run_start(path: Path, run_id: str) -> None:
             return
         _early_runs.discard(run_id)
         known = _writers.pop(_key(path), None)
+    stop_heartbeat(path)
     try:
         conn = connect(path, create=False)
     except Exception:
