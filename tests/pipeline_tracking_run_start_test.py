@@ -90,3 +90,13 @@ def test_a_store_it_cannot_write_at_once_is_left_to_the_loaded_writer(tmp_path: 
     assert write_run_start(other, RUN_ID, chain_pipeline(), 1.0) is None
     assert "not a store\n" == other.read_text()
     assert (False, None) == (started_early(RUN_ID), adopted_writer(store))
+
+
+def test_no_start_is_written_once_the_span_writer_opened_the_store(tmp_path: Path) -> None:
+    """A run named after this process's span writer opened the store (its load began first):
+    no early row, which no writer would take over or renew; the monitor writes the start."""
+    store = tmp_path / "spans.db"
+    assert adopted_writer(store) is None  # the writer's open: nothing to take over yet
+    assert write_run_start(store, RUN_ID, chain_pipeline(), 1.0) is None
+    assert not store.exists()
+    assert (False, None) == (started_early(RUN_ID), adopted_writer(store))

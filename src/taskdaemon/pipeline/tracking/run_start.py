@@ -73,12 +73,16 @@ BUSY_WAIT: Final = 250
 _NO_RESOURCE: Final = "{}"
 
 _lock = threading.Lock()
+# Held by a start's write, and by the take-over (before ``_lock``): one waits for the other.
+_writing = threading.Lock()
 # By store file (absolute path): (pid, writers row id) registered here, until a writer takes it.
 _writers: dict[str, tuple[int, int | None]] = {}
 # Run ids whose start row was written here and not yet replaced by the writer's.
 _early_runs: set[str] = set()
 # By store file: the heartbeat renewing the row of ``_writers``, until stopped.
 _heartbeats: dict[str, Heartbeat] = {}
+# By store file: the pid of the process whose span writer opened it (``adopted_writer``).
+_taken: dict[str, int] = {}
 
 
 def _key(path: Path) -> str:
@@ -88,7 +92,18 @@ def _key(path: Path) -> str:
 def write_run_start(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None:
     """Write run ``run_id``'s start to the store at ``path`` (module docstring): the span id
     of its run span's row, or None when nothing was written (the store missing a schema this
-    code writes without migrating, busy, unwritable: said at debug level only)."""
+    code writes without migrating, busy, unwritable: said at debug level only), and when
+    this process's span writer has opened the store already: its own ``writers`` row is the
+    live one, and the monitor, about to have the run, writes the start with it (a run named
+    after its telemetry began to load: an early row then would be one no writer renews)."""
+    with _writing:  # the take-over comes before or after, not in between
+        if _taken.get(_key(path)) == os.getpid():
+            return None
+        return _write(path, run_id, pipeline, at)
+
+
+def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None:
+    """:func:`write_run_start`'s write."""
     try:
         if path.exists() and _old_schema(path):
             return None
@@ -198,8 +213,9 @@ def adopted_writer(path: Path) -> int | None:
     """The ``writers`` row this process registered for the store at ``path`` before its span
     writer started, which the writer takes over (once), or None. Its heartbeat stops: once
     this returns, the caller alone writes the row (``early_heartbeat``)."""
-    with _lock:
+    with _writing, _lock:
         known = _writers.pop(_key(path), None)
+        _taken[_key(path)] = os.getpid()
     stop_heartbeat(path)
     return known[1] if known is not None and known[0] == os.getpid() else None
 
