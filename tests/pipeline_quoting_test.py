@@ -26,6 +26,8 @@ CASES = [
     ("pass\u200bword", '"pass\\u200bword"'),  # zero-width: would hide in the name
     ("a\u00a0b", '"a\\u00a0b"'),
     ("\U000e0041", '"\\udb40\\udc41"'),  # a tag character: JSON's surrogate pair
+    ("\uffff", '"\\uffff"'),  # the last character of the BMP: one escape, no pair
+    ("l'été 日本", '"l\'été 日本"'),  # a JSON string keeps what is printable as it is
     ("", "''"),
     ("héllo 日本", "'héllo 日本'"),
 ]
