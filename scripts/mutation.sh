@@ -227,7 +227,18 @@ tests_for() {
                 tests/pipeline_engine_isolated_cel_test.py tests/pipeline_engine_observers_test.py \
                 tests/pipeline_engine_property_test.py ;;
         pipeline/secret_values.py)
-            echo tests/pipeline_secret_values_test.py ;;
+            # Masking by value, then the declared and learnt pools (the bound on each, holders
+            # released, values forgotten and said).
+            echo tests/pipeline_secret_values_test.py tests/pipeline_secret_values_declared_test.py \
+                tests/pipeline_secret_values_pools_test.py ;;
+        pipeline/web/_deltas.py)
+            # The deltas made and applied back in-process. Not the stream's file, whose page
+            # tests start chromium for each mutant (about 40 s each: 2 hours for the module).
+            echo tests/pipeline_web_deltas_test.py ;;
+        pipeline/unused_ignores.py)
+            # The warnings read from the loader in-process first; the other file's cases run
+            # `taskdaemon validate` processes (credited nothing) but for the warning cap's.
+            echo tests/pipeline_unused_ignores_parsed_test.py tests/pipeline_unused_ignores_test.py ;;
         pipeline/tracking/_retention.py)
             # Retention's own tests, then the store's history, the writer's start and the
             # kept runs and logs a pass deletes (none imports the module by name).
