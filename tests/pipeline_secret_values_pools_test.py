@@ -129,3 +129,111 @@ async def test_the_engine_keeps_a_request_s_secrets_until_its_run_ends() -> None
             )
         _flood(MASK_MAX_VALUES, "later")
     assert ([REDACTED], DECLARED, "refused-s3cr3t") == (seen, shown, redact_text("refused-s3cr3t"))
+
+
+def test_a_declaration_masks_what_is_under_a_secret_key_or_all_when_hidden() -> None:
+    assert declare_secrets({"note": "plain-text-1"}, "run-1") is None
+    assert "plain-text-1" == redact_text("plain-text-1")
+    declare_secrets({"note": "plain-text-2"}, "run-1", hidden=True)
+    remember_secrets({"note": "plain-text-3"}, hidden=True)
+    assert [REDACTED, REDACTED] == [redact_text("plain-text-2"), redact_text("plain-text-3")]
+
+
+def test_listeners_are_told_each_run_s_values_once() -> None:
+    """A value declared is told with its run's id; remembered again (declared or learnt), it
+    was masked already and is not told again."""
+    told: list[tuple[str, tuple[str, ...]]] = []
+
+    def listener(run_id: str, forms: tuple[str, ...]) -> None:
+        told.append((run_id, forms))
+
+    secret_values.add_secret_listener(listener)
+    try:
+        declare_secrets({"api_key": DECLARED}, "run-1", "r1")
+        remember_secrets({"token": DECLARED}, "r2")
+        declare_secrets({"api_key": DECLARED}, "run-2", "r3")
+    finally:
+        secret_values.remove_secret_listener(listener)
+    assert told == [("r1", (DECLARED,))]
+
+
+def test_the_environment_declares_more_values_than_the_learnt_bound() -> None:
+    values = [f"env-{n:08d}" for n in range(MASK_MAX_VALUES + 44)]
+    declare_secrets({"password": values}, ENVIRONMENT)
+    assert {REDACTED} == {redact_text(value) for value in values}
+    assert forgotten_count() == 0
+
+
+def test_a_flood_counts_each_value_it_pushes_out_once_and_never_a_declared_one() -> None:
+    remember_secrets({"token": "learnt-before"})
+    declare_secrets({"api_key": DECLARED}, "run-1")
+    # One output's values all arrive at once; the walk takes a list's last items as its
+    # oldest, so these two are the ones past the bound.
+    remember_secrets({"tokens": [*_flood_values(MASK_MAX_VALUES), DECLARED, "learnt-before"]})
+    assert (1, "learnt-before", REDACTED) == (
+        forgotten_count(),
+        redact_text("learnt-before"),
+        redact_text(DECLARED),
+    )
+    _flood(MASK_MAX_VALUES + 1, "second")
+    assert forgotten_count() == 1 + 1 + MASK_MAX_VALUES
+
+
+def _flood_values(count: int) -> list[str]:
+    return [f"flood-{n:08d}" for n in range(count)]
+
+
+def test_a_flood_of_known_values_still_says_what_it_forgot(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.WARNING, "taskdaemon.pipeline.masking")
+    values = _flood_values(MASK_MAX_VALUES + 1)
+    remember_secrets({"tokens": values})
+    remember_secrets({"tokens": values})  # nothing new: the oldest forgotten again
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{n} learnt as secrets on the way forgotten so far (the newest {MASK_MAX_VALUES} are "
+        "kept): each is shown if printed again; declared secrets stay masked"
+        for n in ("1 value", "2 values")
+    ]
+
+
+def test_a_released_value_that_pushes_one_out_says_so(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, "taskdaemon.pipeline.masking")
+    declare_secrets({"api_key": DECLARED}, "run-1")
+    _flood(MASK_MAX_VALUES)
+    assert caplog.records == []
+    release_secrets("run-1")
+    assert (forgotten_count(), len(caplog.records)) == (1, 1)
+
+
+def test_a_value_holding_itself_is_walked_once() -> None:
+    """A handler's result may hold itself: the walk ends, and a value beside a container met
+    twice is still found."""
+    looped: dict[str, Any] = {"token": "looped-s3cr3t"}
+    looped["self"] = looped
+    listed: list[Any] = ["listed-s3cr3t"]
+    listed.append(listed)
+    shared = {"x": 1}
+    remember_secrets({"tokens": [looped, listed, "beside-s3cr3t", shared, shared]})
+    shown = [redact_text(text) for text in ("looped-s3cr3t", "listed-s3cr3t", "beside-s3cr3t")]
+    assert shown == [REDACTED] * 3
+
+
+def test_a_new_registry_starts_with_nothing_kept_and_the_default_patterns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The process's registry is made when the module loads; one made here is used the same
+    way: no value, holder, listener or count yet, the default key patterns."""
+    monkeypatch.setattr(secret_values, "_registry", secret_values._Registry())
+    assert (forgotten_count(), secret_values.secret_key("api_key")) == (0, True)
+    assert not secret_values.secret_key("name")
+    told: list[str] = []
+    secret_values.add_secret_listener(lambda run_id, forms: told.append(run_id))
+    declare_secrets({"api_key": DECLARED}, "run-1", "r1")
+    release_secrets("run-1")
+    values = _flood(MASK_MAX_VALUES - 1)
+    assert (told, redact_text(DECLARED), redact_text(values[0])) == (["r1"], REDACTED, REDACTED)
+    _flood(1, "one-more")
+    assert (forgotten_count(), redact_text(DECLARED)) == (1, DECLARED)
+    secret_values.remember_environment_secrets()
+    assert secret_values._registry.environment_read is not None
