@@ -381,7 +381,8 @@ tests_for() {
             # Replays run in-process (a real engine, monitor and store each); not the CLI's
             # replay files, whose subprocesses mutmut credits nothing.
             echo tests/pipeline_replay_run_test.py tests/pipeline_replay_run_shapes_test.py \
-                tests/pipeline_replay_run_workspace_test.py tests/pipeline_reporting_replays_test.py ;;
+                tests/pipeline_replay_run_workspace_test.py tests/pipeline_replay_run_reuse_test.py \
+                tests/pipeline_reporting_replays_test.py ;;
         pipeline/tracking/_jaeger.py)
             # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
             echo tests/pipeline_tracking_sources_jaeger_test.py ;;

@@ -11,6 +11,7 @@ from pipeline_engine_support import after, pipeline, stage
 from replay_plan_support import (
     cut_value,
     fed_outputs,
+    missing_rows,
     ran,
     recorded_event,
     recorded_run,
@@ -118,3 +119,43 @@ def test_an_instance_the_record_lacks_whole_runs_again() -> None:
 def test_a_plain_replay_reuses_nothing() -> None:
     plan = build_plan(fan_run("success", "failure"))
     assert (plan.rerun, plan.fed, plan.reused) == (("a", "c", "d"), {}, {})
+
+
+def test_the_stages_before_one_to_reuse_do_not_end_the_search() -> None:
+    """From ``c``: ``x`` failed whole (nothing to reuse), ``y`` follows ``x`` (run again), and
+    ``c`` after them still reuses its instance that succeeded."""
+    flow = pipeline(
+        stage("a"),
+        stage("x", *after("a")),
+        stage("y", *after("x")),
+        stage("c", *after("a")),
+        stage("d", *after("c")),
+    )
+    recorded = recorded_run(
+        ran("a"),
+        ran("x", "failure"),
+        ran("y", instance=0),
+        ran("y", "failure", instance=1),
+        ran("c", instance=0),
+        ran("c", "failure", instance=1),
+        flow=flow,
+    )
+    plan = build_plan(recorded, from_stage="c")
+    assert (plan.rerun, fed_outputs(plan.reused)) == (
+        ("x", "y", "c", "d"),
+        {"c": {0: {"c_out": 0}}},
+    )
+
+
+def test_a_fed_stage_the_record_saw_no_end_of_is_missing() -> None:
+    """The run was still going, or killed, while ``a`` ran: its outcome is missing, and the
+    way to supply it is to run it again."""
+    running = replace(ran("a"), end_ns=None)
+    plan = build_plan(recorded_run(running, ran("c"), flow=FAN), from_stage="c")
+    assert missing_rows(*plan.missing) == [
+        (
+            f"the end of {running.task_run_id}",
+            "the record stops while it runs (the run is still going, or it was interrupted)",
+            "--from a (run it again)",
+        )
+    ]

@@ -53,10 +53,12 @@ class Fan:
     def __init__(self) -> None:
         self.broken = True
         self.checked: list[int] = []
+        self.published = 0
         self.parts: list[Any] = []
 
     def handlers(self) -> dict[str, Any]:
         async def a(ctx: Any) -> dict[str, Any]:
+            self.published += 1
             for n in (1, 2, 3):
                 ctx.publish("item", {"n": n})
             return {}
@@ -116,7 +118,9 @@ def test_only_the_failed_instance_runs_again_and_the_others_are_handed_on(
         verify=True,
         observers=[recorder],
     )
-    assert (str(outcome.result.status), fan.checked) == ("success", [2])
+    assert (str(outcome.result.status), fan.checked, fan.published) == ("success", [2], 1)
+    fed = _instances(rec.spans(outcome.run_id), "a")[0]
+    assert fed.attributes[t.STAGE_STATUS] == "replayed"  # fed: its handler not run again
     assert fan.parts == [[{"twice": 2}, {"twice": 4}, {"twice": 6}]]  # not mapped again
     spans = _instances(rec.spans(outcome.run_id), "c")
     trace = rec.spans(original.run_id)[0].trace_id
