@@ -5,6 +5,7 @@ its definition and supplied outputs come from, and what the record lacks, are
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -418,3 +419,17 @@ def test_describe_without_a_pipeline_lists_the_fed_stages() -> None:
     plan = build_plan(recorded_run(ran("plan"), ran("build")), from_stage="build")
     plan.pipeline = None
     assert ["feed  plan: recorded outputs of 1 instance (success), 0 events"] == (plan.describe())
+
+
+def test_a_fed_stage_the_record_saw_no_end_of_is_missing() -> None:
+    """The run was still going, or killed, while ``plan`` ran: its outcome is missing, and the
+    way to supply it is to run it again."""
+    running = dataclasses.replace(ran("plan"), end_ns=None)
+    built = build_plan(recorded_run(running, ran("build")), from_stage="build")
+    assert missing_rows(*built.missing) == [
+        (
+            f"the end of {running.task_run_id}",
+            "the record stops while it runs (the run is still going, or it was interrupted)",
+            "--from plan (run it again)",
+        )
+    ]
