@@ -1,17 +1,17 @@
 """``state_delta`` in this process (``web/_deltas.py``): each delta's exact form for small
 changes, when the whole state is sent instead, and random changes applied back by the same
-rules as the page's ``deltas.js`` (ported below). ``pipeline_web_stream_deltas_test.py``
-applies them with ``deltas.js`` itself in chromium."""
+rules as the page's ``deltas.js`` (``live_changes_support.apply_delta``).
+``pipeline_web_stream_deltas_test.py`` applies them with ``deltas.js`` itself in chromium."""
 
 from __future__ import annotations
 
 import copy
-import json
 import random
 from typing import Any
 
 import pytest
 
+from live_changes_support import apply_delta
 from taskdaemon.pipeline.web._deltas import state_delta
 
 
@@ -181,56 +181,6 @@ def test_empty_lists_with_nothing_carried_still_make_a_delta() -> None:
     }
 
 
-def keyed(items: list[Any], change: dict[str, Any], key: Any) -> list[Any]:
-    """``deltas.js``'s ``keyed``, in Python."""
-    put: dict[str, Any] = {}
-    after: dict[str, list[tuple[str, Any]]] = {}
-    for previous, item in change["put"]:
-        k = json.dumps(key(item))
-        put[k] = item
-        after.setdefault("" if previous is None else json.dumps(previous), []).append((k, item))
-    gone = {json.dumps(k) for k in change["drop"]}
-    had = {json.dumps(key(item)) for item in items}
-    out: list[Any] = []
-
-    def follow(k: str) -> None:
-        for following, item in after.get(k, []):
-            if following not in had:
-                out.append(item)
-                follow(following)
-
-    follow("")
-    for item in items:
-        k = json.dumps(key(item))
-        if k not in gone:
-            out.append(put.get(k, item))
-        follow(k)
-    return out
-
-
-def applied(old: dict[str, Any], delta: dict[str, Any]) -> dict[str, Any]:
-    """``deltas.js``'s ``apply``, in Python."""
-    result = copy.deepcopy(old)
-    for field, value in delta.items():
-        if field == "nodes":
-            result["nodes"] = keyed(result["nodes"], value, lambda n: n["name"])
-        elif field != "timeline":
-            result[field] = value
-    for field, value in delta.get("timeline", {}).items():
-        if field == "rows":
-            result["timeline"]["rows"] = keyed(
-                result["timeline"]["rows"],
-                value,
-                lambda r: [r["stage"], r["instance"], r["attempt"]],
-            )
-        else:
-            result["timeline"][field] = value
-    for r in result["timeline"]["rows"]:
-        if r["open"] and r["segments"]:
-            r["segments"][-1]["end"] = result["now"]
-    return result
-
-
 def test_random_changes_applied_back_give_the_new_state() -> None:
     """Rows inserted anywhere, dropped and changed, nodes changed, open rows ticking."""
     rng = random.Random(54)
@@ -257,7 +207,7 @@ def test_random_changes_applied_back_give_the_new_state() -> None:
         delta = state_delta(old, new, step)
         if delta is not None:
             assert delta["base"] == step
-            assert applied(old, delta["state"]) == new
+            assert apply_delta(old, delta["state"]) == new
             deltas += 1
         old = new
     assert deltas > 60
