@@ -319,7 +319,7 @@ def test_an_attached_skip_that_ends_the_run_says_it_ended(home: Path, pipeline_f
     try:
         assert run.stderr is not None
         line = line_with(run.stderr, "taskdaemon debug attach ")
-        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].split(";")[0]
         attach = taskdaemon(home, "debug", "attach", run_id, cwd=home, stdin="skip\n")
         assert 0 == run.wait(timeout=60)
     finally:

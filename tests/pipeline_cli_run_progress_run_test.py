@@ -117,8 +117,8 @@ def test_a_run_retried_skipped_approved_paused_and_cancelled_reads_line_by_line(
         "test                     skipped: no event 'tested' arrived",
         f"gate                     waiting for approval (taskdaemon approve {RUN_ID} gate)",
         "gate                     approved by alice",
-        f"deploy                   paused: breakpoint 1: before deploy (taskdaemon debug attach "
-        f"{RUN_ID})",
+        f"deploy                   paused: breakpoint 1: before deploy (waiting for: taskdaemon "
+        f"debug attach {RUN_ID}; Ctrl-C or SIGTERM cancels the run)",
         "deploy                   resumed: continue by bob",
         "deploy                   running",
         "deploy                   cancelled in 500ms: cancelled by carol",

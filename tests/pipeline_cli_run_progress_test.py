@@ -54,7 +54,7 @@ def test_a_paused_fan_out_names_its_instances_and_how_to_attach() -> None:
     first), and ``run``'s lines say how to reach the pause from another terminal."""
     stream = io.StringIO()
     lines = _lines(ProgressView(stream, clock=lambda: 0.0), stream)
-    hint = f"(taskdaemon debug attach {RUN_ID})"
+    hint = f"(waiting for: taskdaemon debug attach {RUN_ID}; Ctrl-C or SIGTERM cancels the run)"
     assert [
         f"fan                      paused: #1 before fan {hint}",
         f"fan#1                    paused: #1 before fan {hint}",

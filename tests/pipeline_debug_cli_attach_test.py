@@ -55,7 +55,7 @@ def served(home: Path, pipeline_file: Path) -> Iterator[subprocess.Popen[str]]:
 def _paused_run_id(process: subprocess.Popen[str]) -> str:
     """Read the run's stderr until b pauses; its line names the attach command."""
     line = line_with(process.stderr, "taskdaemon debug attach ")  # only a pause's line says it
-    return line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+    return line.rsplit("taskdaemon debug attach ", 1)[1].split(";")[0]
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def _paused_run(home: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     )
     try:
         line = line_with(process.stderr, "taskdaemon debug attach ")
-        yield process, line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+        yield process, line.rsplit("taskdaemon debug attach ", 1)[1].split(";")[0]
     finally:
         if process.poll() is None:
             process.kill()
@@ -330,7 +330,7 @@ def test_a_cli_dump_of_a_served_run_holds_its_metrics(home: Path) -> None:
     )
     try:
         line = line_with(process.stderr, "taskdaemon debug attach ")
-        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].strip(" )\n")
+        run_id = line.rsplit("taskdaemon debug attach ", 1)[1].split(";")[0]
         dumped = taskdaemon(home, "dump", run_id)
         metrics = members(Path(dumped.stdout.strip())).get("metrics.prom", b"")
         taskdaemon(home, "debug", "continue", run_id)

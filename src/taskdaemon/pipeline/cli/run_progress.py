@@ -132,8 +132,8 @@ class ProgressView:
         # line of its stages, an entry stage's request for an approval included, which the
         # engine makes before ``start_run`` returns.
         self._header = header
-        # A pause names ``debug attach RUN``, but not in ``debug``'s own progress: its user is
-        # at the prompt already.
+        # A pause names ``debug attach RUN`` and how to stop the wait, but not in ``debug``'s
+        # own progress: its user is at the prompt already.
         self._attach_hint = attach_hint
         # A replay's fed stages end as its summary says they did, ``replayed``, and that is
         # their only line: their stand-in handler's ``running`` and ``success in 0ms`` told of
@@ -251,7 +251,13 @@ class ProgressView:
             if event.instance > 0:  # a fan-out paused before its first start: say which
                 self._multi.add(event.stage)
             self._reached.add((event.stage, event.instance))
-            attach = f"(taskdaemon debug attach {event.run_id})" if self._attach_hint else None
+            attach = None
+            if self._attach_hint:  # what it waits for and how to stop it: stdin may be no
+                # terminal (CI), where nothing else says the process waits for someone.
+                attach = (
+                    f"(waiting for: taskdaemon debug attach {event.run_id}; "
+                    "Ctrl-C or SIGTERM cancels the run)"
+                )
             self._write(event.stage, "paused", event.instance, event.reason, attach)
         elif isinstance(event, BreakpointResumed):
             self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
