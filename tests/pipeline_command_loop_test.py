@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
+from taskdaemon.pipeline.command_loop import SHOWN_COMMAND
 
 
 @pytest.mark.slow
@@ -49,3 +50,31 @@ def test_a_command_that_does_not_start_names_the_directory_it_ran_in(
     assert (1, 1) == (done.returncode, len(lines)), done.stderr
     assert lines[0].startswith(expected), lines[0]
     assert lines[0].endswith(shell)
+
+
+@pytest.mark.slow
+def test_a_long_failed_command_is_quoted_cut_in_its_error(home: Path, tmp_path: Path) -> None:
+    """A generated 100 KB command line that fails is quoted cut to ``SHOWN_COMMAND``
+    characters, as every error quotes a value: it was quoted whole in the error, and so in the
+    terminal's line, the stored span and ``runs show``."""
+    command = "exit 3 #" + "x" * 100_000
+    write(
+        tmp_path / "long.yaml",
+        f"""\
+        name: long
+        stages:
+          - name: gen
+            command: '{command}'
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+    done = taskdaemon(home, "run", "-q", "long.yaml", cwd=tmp_path)
+    run_id = done.stdout.strip()
+    shown = f"command '{command[: SHOWN_COMMAND - 1]}…' exited with code 3"
+    assert 1 == done.returncode
+    assert [
+        f"taskdaemon run: run {run_id} failure: stage 'gen' failure: {shown}"
+    ] == done.stderr.splitlines()
+    showed = taskdaemon(home, "runs", "show", run_id, cwd=tmp_path)
+    assert shown in showed.stdout, showed.stderr
+    assert "x" * SHOWN_COMMAND not in showed.stdout

@@ -73,6 +73,11 @@ class StdoutTooLargeError(StageFailedError):
 _SHELL_CODES = {126: "found but not executable", 127: "not found"}
 
 
+#: Characters of a failed command its error quotes: a command line with its arguments, enough
+#: to tell which one failed, not a generated one at length.
+SHOWN_COMMAND = 200
+
+
 class CommandFailedError(StageFailedError):
     """Raised when a command stage's process exits with a non-zero code (or dies of a signal).
 
@@ -81,6 +86,12 @@ class CommandFailedError(StageFailedError):
     and 126 (found, not executable) name ``workspace``, the directory the command ran in: a
     relative path in a command (``./scripts/build.sh``) is read from the run's workspace, not
     from where taskdaemon was started, and the shell's own line does not say where it looked.
+
+    The message quotes the command as every error quotes a value (``ellipsis.quote``: redacted,
+    cut to ``SHOWN_COMMAND`` characters): a generated command line of 100 KB was quoted whole in
+    the error, and so in the stage span's status and exception event, ``runs show`` and the
+    terminal. ``command`` keeps it whole, and the run span's pipeline definition (replay's
+    record, with its own attribute limits) is where the full command is stored on purpose.
     """
 
     def __init__(
@@ -98,9 +109,9 @@ class CommandFailedError(StageFailedError):
             how = f"exited with code {exit_code}"
         if exit_code in _SHELL_CODES and workspace:
             how += f" ({_SHELL_CODES[exit_code]}; it ran in the run's workspace, {workspace})"
-        from taskdaemon.pipeline.quoting import quoted  # noqa: PLC0415 - a failure only
+        from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - a failure only
 
-        message = f"command {quoted(command)} {how}"
+        message = f"command {quote(command, SHOWN_COMMAND)} {how}"
         if stderr_tail:
             message += f"; stderr (last lines):\n{stderr_tail}"
         super().__init__(message)
