@@ -141,6 +141,16 @@ def test_a_server_on_a_hung_up_terminal_stops_cleanly(
         assert 0 == served.hang_up()
 
 
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_a_servers_help_names_every_signal_that_stops_it(home: Path, command: str) -> None:
+    """``serve --help`` and ``ui --help`` said they serve until SIGINT or SIGTERM, while
+    SIGHUP, their terminal closing, stops them too (exit 0, the test above)."""
+    shown = taskdaemon(home, command, "--help", COLUMNS="400")
+    assert 0 == shown.returncode, shown.stderr
+    said = " ".join(shown.stdout.split())
+    assert "until SIGINT, SIGTERM or SIGHUP (its terminal closed; not under nohup)" in said
+
+
 def test_watch_on_a_hung_up_terminal_stops_cleanly(home: Path, tmp_path: Path) -> None:
     """``watch`` of a run whose terminal hangs up stops as on SIGTERM, exit 129; the run it
     watched (on another terminal) goes on."""

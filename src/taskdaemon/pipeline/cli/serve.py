@@ -145,7 +145,8 @@ def register(subparsers: Any) -> None:
         "serve",
         help="serve metrics, health and the run API; optionally run a pipeline on a schedule",
         description="Serve /metrics, /healthz, /readyz and the run API (GET /api lists its "
-        "routes) until SIGINT or SIGTERM; with --pipeline, also run that pipeline at once and "
+        "routes) until SIGINT, SIGTERM or SIGHUP (its terminal closed; not under nohup); with "
+        "--pipeline, also run that pipeline at once and "
         "then every --every seconds. Exit codes: 0 stopped by a signal, 1 the address is "
         "taken, 2 invalid settings, arguments, file or request (one its stages cannot run "
         "without).",

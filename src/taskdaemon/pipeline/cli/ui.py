@@ -59,9 +59,10 @@ def register(subparsers: Any) -> None:
         "ui",
         help="serve the web page read-only over a span source (the store, Tempo, Jaeger)",
         description="Serve the runs and run pages, live, read-only, over a span source, until "
-        "SIGINT or SIGTERM. Exit codes: 0 stopped by a signal, 1 the address is taken or the "
-        "span store file cannot be opened (a remote source that does not answer fails its "
-        "pages, not the start), 2 invalid settings or source URL.",
+        "SIGINT, SIGTERM or SIGHUP (its terminal closed; not under nohup). Exit codes: 0 "
+        "stopped by a signal, 1 the address is taken or the span store file cannot be opened "
+        "(a remote source that does not answer fails its pages, not the start), 2 invalid "
+        "settings or source URL.",
     )
     add_source_option(parser)
     add_server_options(parser, str(DEFAULT_PORT))
