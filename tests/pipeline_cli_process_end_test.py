@@ -38,6 +38,10 @@ def hook():
     time.sleep(3600)
 
 
+if os.environ.get("LEAVES") == "import":  # as the module is imported: no stage registers it
+    atexit.register(hook)
+
+
 async def leaves(ctx):
     leaves = os.environ.get("LEAVES")
     if leaves == "thread":
@@ -115,6 +119,21 @@ def test_debug_and_replay_end_alike(home: Path, pipeline: Path, command: str, le
         args = ("replay", recorded.stdout.strip(), "--from", "a")
         ran = taskdaemon(home, *args, PYTHONPATH=path, LEAVES=leaves)
     assert (0, SAID[leaves]) == (ran.returncode, ran.stderr.splitlines()[-1]), ran.stderr
+
+
+@pytest.mark.slow
+def test_validate_ends_alike_when_a_handler_module_registers_a_hook(
+    home: Path, pipeline: Path
+) -> None:
+    """``validate`` imports the handler modules it checks: one that registers a blocking
+    ``atexit`` hook as it is imported held it for ever (here, ``TimeoutExpired`` at 60 s)."""
+    env = {"PYTHONPATH": pythonpath_with(pipeline.parent), "LEAVES": "import"}
+    checked = taskdaemon(home, "validate", str(pipeline), **env)
+    said = (
+        "taskdaemon: exiting without waiting for the atexit hook leaving.hook, still running "
+        "2 s after the command ended; an atexit hook must not block"
+    )
+    assert (0, said) == (checked.returncode, checked.stderr.splitlines()[-1]), checked.stderr
 
 
 @pytest.mark.slow

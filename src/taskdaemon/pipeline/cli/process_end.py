@@ -28,8 +28,9 @@ The watch is a bare ``_thread`` thread, outside ``threading``'s books: a ``threa
 would be listed by ``threading.enumerate()`` to code that looks at exit (a daemon one) or would
 hold the very exit it watches (a non-daemon one); ``_thread`` threads are never waited for.
 ``cli.main`` called in the same process (the tests) never starts it: only the entry points do,
-and only after a command that ran stages or that leaves a thread to wait for (``runs list``
-starts no thread for it).
+and only after a command that ran stages, or imported their handler modules (``validate``: a
+module may register a blocking ``atexit`` hook as it is imported), or that leaves a thread to
+wait for (``runs list`` starts no thread for it).
 """
 
 from __future__ import annotations
@@ -61,8 +62,8 @@ def watch_end(code: int) -> int:
     """Have the process end within :data:`END_GRACE` seconds from now with ``code`` (or 130 at
     Ctrl-C), saying what held it (module docstring); returns ``code``, for ``sys.exit``.
 
-    Only after a command that ran stages, or with a thread left that the end would wait for:
-    a command that ran no stage code (``runs list``) starts no watch (no thread)."""
+    Only after a command that ran stages or imported their handlers, or with a thread left that
+    the end would wait for: a command that ran no stage code (``runs list``) starts no watch."""
     main = threading.main_thread()
     if not ran_stages() and all(t.daemon for t in threading.enumerate() if t is not main):
         return code
@@ -135,8 +136,12 @@ def _holder() -> tuple[str, str]:
         by = f"registered by stage {quote(execution.stage)}"
         return f"the atexit hook {_code_name(func)} ({by})", "; an atexit hook must not block"
     frame = sys._current_frames().get(main.ident or 0)
-    where = "" if frame is None else f", in {_code_name(frame)}"
-    return f"what Python runs at exit (an atexit hook{where})", ""
+    while frame is not None and frame.f_back is not None:  # atexit calls the outermost: the hook
+        frame = frame.f_back
+    if frame is None:
+        return "what Python runs at exit", ""
+    # A hook no stage registered: a handler module's, as it was imported (``validate``).
+    return f"the atexit hook {_code_name(frame)}", "; an atexit hook must not block"
 
 
 def _thread_named(thread: threading.Thread) -> str:

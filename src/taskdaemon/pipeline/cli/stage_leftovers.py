@@ -32,7 +32,7 @@ from taskdaemon.pipeline.execution import current_execution
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
 
-__all__ = ["leftovers_traced", "ran_stages", "running_hook", "started_by"]
+__all__ = ["handlers_imported", "leftovers_traced", "ran_stages", "running_hook", "started_by"]
 
 #: The stage execution that started each thread stage code started (and their threads').
 _STARTED: weakref.WeakKeyDictionary[threading.Thread, StageContext] = weakref.WeakKeyDictionary()
@@ -46,8 +46,18 @@ _TRACED: list[bool] = []
 
 
 def ran_stages() -> bool:
-    """Whether a command of this process has run stages (stage code ran here)."""
+    """Whether a command of this process has run stages, or imported their handler modules
+    (:func:`handlers_imported`): stage code ran here."""
     return bool(_TRACED)
+
+
+def handlers_imported() -> None:
+    """Note that this process imported stage code outside a run: the handler modules a command
+    resolves (``validate``; ``run``, ``debug``, ``serve`` and ``replay`` before their run, or
+    instead of it when one does not resolve). A module's top-level code may register a blocking
+    ``atexit`` hook or start a thread as a handler may, and held ``validate`` at its end for
+    ever: its process's end is bounded as a run's (``cli/process_end.py``)."""
+    _TRACED[:] = [True]
 
 
 def started_by(thread: threading.Thread) -> StageContext | None:

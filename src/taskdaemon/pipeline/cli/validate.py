@@ -118,6 +118,9 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
     missing from a package that was found is a misspelling, not a directory (the loop type's
     error then says which of the package's modules was meant).
     """
+    from taskdaemon.pipeline.cli.stage_leftovers import handlers_imported  # noqa: PLC0415
+
+    handlers_imported()  # their top-level code may hold the process's end (``process_end``)
     stages_of: dict[str, list[str]] = {}
     for stage in pipeline.stages:
         try:
