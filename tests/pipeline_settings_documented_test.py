@@ -13,9 +13,15 @@ import re
 from pathlib import Path
 
 from taskdaemon.pipeline.settings import _FIELDS, Settings
+from taskdaemon.pipeline.tracking._remote import RemoteLimits
 
 ROOT = Path(__file__).resolve().parent.parent
 _ROW = re.compile(r"^\| `(TASKDAEMON_[A-Z_]+)` \| `([^`]+)`", re.MULTILINE)
+#: The span source bounds: checked with the settings, kept by every source (``RemoteLimits``).
+_SOURCE_BOUNDS = {
+    "TASKDAEMON_SOURCE_TIMEOUT": "deadline",
+    "TASKDAEMON_SOURCE_MAX_BYTES": "max_bytes",
+}
 
 
 def documented_defaults(markdown: str) -> dict[str, str]:
@@ -30,7 +36,10 @@ def wrong_defaults(documented: dict[str, str]) -> list[str]:
     defaults = Settings()
     wrong = []
     for variable, written in documented.items():
-        value = getattr(defaults, field_of[variable])
+        if variable in _SOURCE_BOUNDS:
+            value = getattr(RemoteLimits(), _SOURCE_BOUNDS[variable])
+        else:
+            value = getattr(defaults, field_of[variable])
         text = written.replace("$TASKDAEMON_HOME", str(defaults.home))
         if variable == "TASKDAEMON_SPAN_SOURCE":  # None in the field: derived from the home
             value = defaults.span_source
@@ -49,7 +58,9 @@ def test_the_settings_table_gives_the_code_defaults() -> None:
     """Every literal default of the table is the ``Settings`` default, and the table has them
     (the numeric ones at least: a table whose rows the pattern no longer reads fails too)."""
     documented = documented_defaults((ROOT / "docs" / "architecture.md").read_text())
-    assert {"TASKDAEMON_EXPORT_TIMEOUT", "TASKDAEMON_CAPTURE_MAX_BYTES"} <= set(documented)
+    assert {"TASKDAEMON_EXPORT_TIMEOUT", "TASKDAEMON_CAPTURE_MAX_BYTES", *_SOURCE_BOUNDS} <= set(
+        documented
+    )
     assert [] == wrong_defaults(documented)
 
 
@@ -61,6 +72,7 @@ def test_a_drifted_default_is_named() -> None:
         "TASKDAEMON_HOME": "./state",
         "TASKDAEMON_METRICS_PORT": "9090",
         "TASKDAEMON_SPAN_SOURCE": "sqlite:///$TASKDAEMON_HOME/runs.db",
+        "TASKDAEMON_SOURCE_TIMEOUT": "60",
     }
     assert wrong_defaults(documented) == [
         "TASKDAEMON_EXPORT_TIMEOUT: documented 10, code 5.0",
@@ -68,4 +80,5 @@ def test_a_drifted_default_is_named() -> None:
         "TASKDAEMON_HOME: documented ./state, code .taskdaemon",
         "TASKDAEMON_SPAN_SOURCE: documented sqlite:///$TASKDAEMON_HOME/runs.db,"
         " code sqlite:///.taskdaemon/spans.db",
+        "TASKDAEMON_SOURCE_TIMEOUT: documented 60, code 30.0",
     ]
