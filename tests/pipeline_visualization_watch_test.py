@@ -297,13 +297,19 @@ def test_dag_watch_rewrites_the_file_until_the_run_ends(
         text=True,
     )
     try:
+        # Polled: the rewrite showing the approval wait is the event waited for. The first
+        # picture may come before it: `run` stores a run's start before its telemetry has
+        # loaded (tracking/run_start.py), so the store shows the run, its stages pending, until
+        # the spans of its first stages land. Each read is a whole JSON file (no torn write).
         deadline = time.monotonic() + 60
-        while not out.exists():  # polled: the file's first write is the event waited for
-            assert time.monotonic() < deadline, "the file was never written"
+        states: dict[str, str] = {}
+        while states.get("deploy") != "waiting":
+            assert time.monotonic() < deadline, f"never showed deploy waiting: {states}"
             assert drawer.poll() is None, drawer.communicate()
+            if out.exists():
+                states = {n["name"]: n["state"] for n in json.loads(out.read_text())["nodes"]}
             select.select([], [], [], 0.05)
-        first = json.loads(out.read_text())
-        assert "waiting" == {n["name"]: n["state"] for n in first["nodes"]}["deploy"]
+        assert "success" == states["build"]
         assert 0 == taskdaemon(home, "approve", served.run_id, "deploy").returncode
         _, stderr = drawer.communicate(timeout=60)
     finally:
