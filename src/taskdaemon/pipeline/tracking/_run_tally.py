@@ -33,13 +33,8 @@ if TYPE_CHECKING:
 
     from taskdaemon.pipeline.records import RunRecord
 
-__all__ = ["INSERT_RUN", "UPSERT_RUN", "RunTally", "is_run_span"]
+__all__ = ["UPSERT_RUN", "RunTally", "is_run_span"]
 
-#: A run's row when its run span starts (a row already there, its end's, is kept).
-INSERT_RUN: Final = (
-    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id, "
-    "replay_of, scheduled_ns) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)"
-)
 #: A run's row when its run span ends: ``RunTally.finished_row``.
 UPSERT_RUN: Final = (
     "INSERT INTO runs (trace_id, pipeline, status, start_ns, end_ns, stage_count, "

@@ -18,8 +18,6 @@ tally and reading the span, in that order of weight (figures in ``benchmarks/REA
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import time
 from collections.abc import Mapping
@@ -39,8 +37,9 @@ from taskdaemon.pipeline.tracking._bodies import fields as _fields
 from taskdaemon.pipeline.tracking._bodies import parts as _parts
 from taskdaemon.pipeline.tracking._remask import masked_span_body
 from taskdaemon.pipeline.tracking._row_inserts import insert_rows, statements
-from taskdaemon.pipeline.tracking._run_tally import INSERT_RUN, UPSERT_RUN, RunTally, is_run_span
+from taskdaemon.pipeline.tracking._run_tally import UPSERT_RUN, RunTally, is_run_span
 from taskdaemon.pipeline.tracking._schema import OpenedFile, is_busy, rollback
+from taskdaemon.pipeline.tracking._tables import INSERT_RUN, insert_writer
 from taskdaemon.pipeline.tracking.aggregates import (
     RUN_ENDED,
     RUN_STARTED,
@@ -108,11 +107,7 @@ def register_writer(conn: sqlite3.Connection, *, wait: bool) -> int | None:
     if not wait:
         conn.execute("PRAGMA busy_timeout = 0")
     try:
-        now = time.time_ns()
-        return conn.execute(
-            "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
-            (os.getpid(), socket.gethostname(), now, now),
-        ).lastrowid
+        return insert_writer(conn)
     except sqlite3.OperationalError as exc:
         if wait or not is_busy(exc):
             raise

@@ -57,10 +57,20 @@ Opening a file and creating them is ``tracking._schema``; bringing an older file
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import time
 from typing import Final
 
-__all__ = ["DDL", "LOGS_DDL", "SCHEMA_VERSION", "SPANS_DDL", "execute_script"]
+__all__ = [
+    "DDL",
+    "INSERT_RUN",
+    "LOGS_DDL",
+    "SCHEMA_VERSION",
+    "SPANS_DDL",
+    "execute_script",
+    "insert_writer",
+]
 
 SCHEMA_VERSION: Final = 13
 
@@ -151,6 +161,24 @@ CREATE TABLE IF NOT EXISTS writers (
 """
 )
 DDL: Final = _BASE_DDL + ";\n" + LOGS_DDL
+
+
+#: A run's row when its run span starts (a row already there, its end's, is kept).
+INSERT_RUN: Final = (
+    "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, writer_id, "
+    "replay_of, scheduled_ns) VALUES (?, ?, 'running', ?, ?, ?, ?, ?)"
+)
+
+
+def insert_writer(conn: sqlite3.Connection) -> int | None:
+    """Insert this process's ``writers`` row, its heartbeat now; its id."""
+    import socket  # noqa: PLC0415 - writers only: the readers of the store do not load it
+
+    now = time.time_ns()
+    return conn.execute(
+        "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
+        (os.getpid(), socket.gethostname(), now, now),
+    ).lastrowid
 
 
 def execute_script(conn: sqlite3.Connection, script: str) -> None:

@@ -37,10 +37,8 @@ import functools
 import json
 import logging
 import os
-import socket
 import sqlite3
 import threading
-import time
 import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -49,6 +47,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.durations import epoch_ns
 from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
+from taskdaemon.pipeline.tracking._tables import INSERT_RUN, insert_writer
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
@@ -114,17 +113,12 @@ def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
         with _lock:
-            known = _writers.get(_key(path))
-            writer_id = known[1] if known is not None and known[0] == os.getpid() else None
+            writer_id = _own_row(_writers.get(_key(path)))
         span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            if writer_id is None:  # as ``_span_batches.register_writer`` (which imports OTel)
-                now = time.time_ns()
-                writer_id = conn.execute(
-                    "INSERT INTO writers (pid, host, started_ns, heartbeat_ns) VALUES (?, ?, ?, ?)",
-                    (os.getpid(), socket.gethostname(), now, now),
-                ).lastrowid
+            if writer_id is None:
+                writer_id = insert_writer(conn)
             _insert(
                 conn, run_id, pipeline, span_id=span_id, start_ns=epoch_ns(at), writer=writer_id
             )
@@ -201,12 +195,8 @@ def _insert(
             json.dumps(body, ensure_ascii=False, separators=(",", ":")),
         ),
     )
-    # ``_run_tally.INSERT_RUN``'s row (that module imports the readers: start-up time).
-    conn.execute(
-        "INSERT OR IGNORE INTO runs (trace_id, pipeline, status, start_ns, stage_count, "
-        "writer_id) VALUES (?, ?, 'running', ?, ?, ?)",
-        (run_id, redacted[t.CICD_PIPELINE_NAME], start_ns, len(pipeline.stages), writer),
-    )
+    pipeline_name, stages = redacted[t.CICD_PIPELINE_NAME], len(pipeline.stages)
+    conn.execute(INSERT_RUN, (run_id, pipeline_name, start_ns, stages, writer, None, None))
 
 
 def adopted_writer(path: Path) -> int | None:
@@ -217,7 +207,7 @@ def adopted_writer(path: Path) -> int | None:
         known = _writers.pop(_key(path), None)
         _taken[_key(path)] = os.getpid()
     stop_heartbeat(path)
-    return known[1] if known is not None and known[0] == os.getpid() else None
+    return _own_row(known)
 
 
 def keep_alive(path: Path) -> None:
@@ -237,7 +227,12 @@ def keep_alive(path: Path) -> None:
 def _registered(key: str) -> int | None:
     """The ``writers`` row this process registered for the store ``key`` and no writer took."""
     with _lock:
-        known = _writers.get(key)
+        return _own_row(_writers.get(key))
+
+
+def _own_row(known: tuple[int, int | None] | None) -> int | None:
+    """The ``writers`` row of a ``_writers`` entry if this process registered it (a child
+    forked since has the parent's entry, and another pid)."""
     return known[1] if known is not None and known[0] == os.getpid() else None
 
 
@@ -285,8 +280,8 @@ def withdraw_run_start(path: Path, run_id: str) -> None:
                 conn.execute("DELETE FROM trace_resources WHERE trace_no = ?", (trace_no,))
                 conn.execute("DELETE FROM traces WHERE trace_no = ?", (trace_no,))
             conn.execute("DELETE FROM runs WHERE trace_id = ?", (run_id,))
-            if known is not None and known[0] == os.getpid():
-                conn.execute("DELETE FROM writers WHERE id = ?", (known[1],))
+            if (writer_id := _own_row(known)) is not None:
+                conn.execute("DELETE FROM writers WHERE id = ?", (writer_id,))
             conn.execute("COMMIT")
         except BaseException:
             rollback(conn)
