@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -16,6 +17,19 @@ from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.errors import MAX_ISSUES, ConfigError
 
 _STAGES = [{"name": "a", "command": "true", "triggers": [{"manual": {}}]}]
+
+
+def counted_lookups(monkeypatch: pytest.MonkeyPatch, module: ModuleType) -> list[str]:
+    """The codes ``module.unknown_code`` is asked about from now on, in order."""
+    looked: list[str] = []
+    original = module.unknown_code
+
+    def counted(code: str) -> str | None:
+        looked.append(code)
+        return original(code)
+
+    monkeypatch.setattr(module, "unknown_code", counted)
+    return looked
 
 
 def test_a_text_where_the_list_belongs_is_refused_in_one_line(home: Path, tmp_path: Path) -> None:
@@ -50,14 +64,7 @@ def test_a_list_of_many_unknown_codes_is_read_as_far_as_its_issues_are_shown(
         )
     else:
         text = f"name: p\nignore_warnings: {json.dumps(codes)}\nstages: {json.dumps(_STAGES)}\n"
-    looked: list[str] = []
-    original = config_reader.unknown_code
-
-    def counted(code: str) -> str | None:
-        looked.append(code)
-        return original(code)
-
-    monkeypatch.setattr(config_reader, "unknown_code", counted)
+    looked = counted_lookups(monkeypatch, config_reader)
     with pytest.raises(ConfigError) as refused:
         parse_pipeline(text, fmt=fmt)  # type: ignore[arg-type]
     assert len(looked) <= MAX_ISSUES + 1
@@ -72,14 +79,7 @@ def test_a_comment_of_many_unknown_codes_is_read_as_far_as_its_issues_are_shown(
     exactly 1,000, so the line saying more were not shown never came."""
     codes = ", ".join(f"code{index}" for index in range(100_000))
     text = f"name: p  # taskdaemon: ignore[{codes}]\nstages: {json.dumps(_STAGES)}\n"
-    looked: list[str] = []
-    original = validation_warnings.unknown_code
-
-    def counted(code: str) -> str | None:
-        looked.append(code)
-        return original(code)
-
-    monkeypatch.setattr(validation_warnings, "unknown_code", counted)
+    looked = counted_lookups(monkeypatch, validation_warnings)
     with pytest.raises(ConfigError) as refused:
         parse_pipeline(text, fmt="yaml")
     issues = refused.value.issues
