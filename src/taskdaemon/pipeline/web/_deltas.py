@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["state_delta", "untimed"]
+__all__ = ["keyed_change", "row_key", "state_delta", "untimed"]
 
 #: The timeline's fields besides its rows.
 _TIMELINE_FIELDS = ("start", "end", "hidden", "last_seen")
@@ -58,8 +58,8 @@ def state_delta(old: Mapping[str, Any], new: Mapping[str, Any], base: int) -> An
         for field, value in new.items()
         if field not in ("nodes", "timeline") and old[field] != value
     }
-    nodes = _keyed(old["nodes"], new["nodes"], _node_key, lambda node: node)
-    rows = _keyed(old["timeline"]["rows"], new["timeline"]["rows"], _row_key, untimed)
+    nodes = keyed_change(old["nodes"], new["nodes"], _node_key, lambda node: node)
+    rows = keyed_change(old["timeline"]["rows"], new["timeline"]["rows"], row_key, untimed)
     if nodes is None or rows is None:
         return None
     carried = len(nodes["put"]) + len(rows["put"])
@@ -84,7 +84,7 @@ def _node_key(node: Mapping[str, Any]) -> Hashable:
     return name
 
 
-def _row_key(row: Mapping[str, Any]) -> Hashable:
+def row_key(row: Mapping[str, Any]) -> Hashable:
     return (row["stage"], row["instance"], row["attempt"])
 
 
@@ -104,15 +104,17 @@ def _open_rows_end_at_now(state: Mapping[str, Any]) -> bool:
     )
 
 
-def _keyed(
+def keyed_change(
     old: Sequence[Mapping[str, Any]],
     new: Sequence[Mapping[str, Any]],
     key: Callable[[Mapping[str, Any]], Hashable],
     compared: Callable[[Mapping[str, Any]], Any],
+    previous: Hashable = None,
 ) -> dict[str, Any] | None:
     """``{"put", "drop"}`` from list ``old`` to list ``new`` (module docstring), an item put
     when its ``compared`` form changed; None when a key repeats or the items both lists hold
-    are not in the same order in each."""
+    are not in the same order in each. ``previous``: the key of the item before ``new``'s
+    first, when the lists are a part of a longer one (None: the list's start)."""
     before = {key(item): item for item in old}
     after = [key(item) for item in new]
     if len(before) != len(old) or len(set(after)) != len(after):
@@ -121,7 +123,6 @@ def _keyed(
     if [k for k in before if k in present] != [k for k in after if k in before]:
         return None
     put: list[list[Any]] = []
-    previous: Hashable = None
     for k, item in zip(after, new, strict=True):
         if k not in before or compared(before[k]) != compared(item):
             put.append([_wire(previous), item])

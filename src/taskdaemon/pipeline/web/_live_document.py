@@ -28,10 +28,10 @@ so it is the run's start, as the whole render computes it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable
 from typing import Any
 
-from taskdaemon.pipeline.web._deltas import state_delta, untimed
+from taskdaemon.pipeline.web._deltas import keyed_change, row_key, state_delta, untimed
 from taskdaemon.pipeline.web._views import MAX_ROWS
 
 __all__ = ["LiveDocument"]
@@ -45,10 +45,6 @@ Render = Callable[[Any, Any, int], dict[str, Any]]
 
 #: ``LiveDocument._cut`` when every row is sent.
 _ALL = 1 << 62
-
-
-def _row_key(row: Mapping[str, Any]) -> tuple[Any, ...]:
-    return (row["stage"], row["instance"], row["attempt"])
 
 
 class LiveDocument:
@@ -209,11 +205,14 @@ class LiveDocument:
                 sent = self._rows.get(name, [])
                 was = len(sent) if index < old_cut else old_kept if index == old_cut else 0
                 before = sent[:was]
-            change = self._stage_rows(index, before, self._rows.get(name, [])[: self._sent(index)])
+            after = self._rows.get(name, [])[: self._sent(index)]
+            # Each put after the last row sent of the stages before (its place in the rows).
+            previous = self._last_sent_before(index) if after else None
+            change = keyed_change(before, after, row_key, untimed, previous)
             if change is None:
                 return None
-            row_puts += change[0]
-            drops += change[1]
+            row_puts += change["put"]
+            drops += change["drop"]
         timeline: dict[str, Any] = {}
         starts = [put[1]["segments"][0]["start"] for put in row_puts]
         fields = {
@@ -254,30 +253,10 @@ class LiveDocument:
             cut += 1
         self._cut, self._kept = cut, kept
 
-    def _stage_rows(
-        self, index: int, before: list[dict[str, Any]], after: list[dict[str, Any]]
-    ) -> tuple[list[list[Any]], list[Any]] | None:
-        """The puts and drops of the stage at ``index`` from its rows sent ``before`` to those
-        sent ``after``; None when a key repeats or kept rows changed their order."""
-        was = {_row_key(row): row for row in before}
-        keys = [_row_key(row) for row in after]
-        if len(was) != len(before) or len(set(keys)) != len(keys):
-            return None
-        present = set(keys)
-        if [k for k in was if k in present] != [k for k in keys if k in was]:
-            return None
-        puts = []
-        previous = self._last_sent_before(index) if after else None
-        for key, row in zip(keys, after, strict=True):
-            if key not in was or untimed(was[key]) != untimed(row):
-                puts.append([None if previous is None else list(previous), row])
-            previous = key
-        return puts, [list(key) for key in was if key not in present]
-
-    def _last_sent_before(self, index: int) -> tuple[Any, ...] | None:
+    def _last_sent_before(self, index: int) -> Hashable:
         """The key of the last row sent of the nearest stage before ``index`` with one."""
         for earlier in range(index - 1, -1, -1):
             sent = self._sent(earlier)
             if sent:
-                return _row_key(self._rows[self._order[earlier]][sent - 1])
+                return row_key(self._rows[self._order[earlier]][sent - 1])
         return None
