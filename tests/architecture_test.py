@@ -237,6 +237,35 @@ def test_every_module_has_its_place_in_the_layers() -> None:
     )
 
 
+def _package_modules_section(package: Path) -> dict[str, str]:
+    """The ``Modules:`` list of a package's docstring: each bullet's module name and its line."""
+    doc = ast.get_docstring(ast.parse((package / "__init__.py").read_text(encoding="utf-8"))) or ""
+    _, found, rest = doc.partition("\nModules:\n\n")
+    bullets = re.split(r"\n(?=\* )", rest.split("\n\n", 1)[0]) if found else []
+    return {
+        match[1]: match[2]
+        for bullet in bullets
+        if (match := re.fullmatch(r"\* ``(\w+)``: (.+)", bullet, re.DOTALL))
+    }
+
+
+def test_every_module_of_a_subpackage_is_named_in_its_package_docstring() -> None:
+    """Each subpackage's docstring ends its map with a ``Modules:`` list, one bullet per
+    module with its responsibility, and names no module that is not there: a module added
+    and named nowhere fails here. The Layers table names the subpackage; its modules are listed
+    where a reader of the package looks (docs/architecture.md, "Layers", says why)."""
+    root = SRC / "taskdaemon" / "pipeline"
+    packages = sorted(init.parent for init in root.rglob("__init__.py") if init.parent != root)
+    found = {}
+    for package in packages:
+        listed = _package_modules_section(package)
+        modules = {path.stem for path in package.glob("*.py") if path.stem != "__init__"}
+        unnamed, ghosts = sorted(modules - set(listed)), sorted(set(listed) - modules)
+        if unnamed or ghosts:
+            found[package.relative_to(root).as_posix()] = (unnamed, ghosts)
+    assert ({}, True) == (found, {"cli", "engine", "tracking"} <= {p.name for p in packages})
+
+
 def test_the_shared_helpers_import_only_each_other() -> None:
     """The "shared text and files" row of the Layers table is what any layer may use: its
     modules import no other taskdaemon module, nor OpenTelemetry, so using one never pulls a

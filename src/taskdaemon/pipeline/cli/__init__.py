@@ -10,6 +10,89 @@ what ``run`` or ``serve`` need, and ``--version`` loads none. ``--help``, no sub
 unknown one register every module, so the usage and the error list all of them. A module's
 top-level imports are what every use of its commands pays: heavy ones belong inside the
 functions that need them (``tests/pipeline_cli_startup_test.py`` audits each command).
+
+Modules:
+
+* ``__main__``: ``python -m taskdaemon.pipeline.cli``, its process's end bounded as the
+  console script's.
+* ``run``: ``taskdaemon run FILE``: validate, run, show progress, summarise.
+* ``debug``: ``taskdaemon debug``: a pipeline run under the debugger prompt, or a run
+  elsewhere debugged.
+* ``dump``: ``taskdaemon dump RUN``: a run's debug dump (``.tar.gz``).
+* ``validate``: ``taskdaemon validate FILE...``: pipeline files checked without running them.
+* ``approve``: ``taskdaemon approve | publish | cancel | status``, on a run in another
+  process.
+* ``dag``: ``taskdaemon dag``: a pipeline's DAG as DOT, JSON, Mermaid or SVG.
+* ``runs``: ``taskdaemon runs list|show``: run history from stored spans.
+* ``retention``: ``taskdaemon retention``: old runs deleted from the span store.
+* ``logs``: ``taskdaemon logs RUN``: a run's log records from the store or a dump.
+* ``replay``: ``taskdaemon replay RUN``: a recorded run re-executed, or stepped through.
+* ``replay_debug``: ``replay RUN --break ...``: the replay under the debugger's prompt.
+* ``watch``: ``taskdaemon watch RUN``: a run followed live, from any process.
+* ``report``: ``taskdaemon report``: performance over stored runs.
+* ``serve``: ``taskdaemon serve``: metrics, health and the run API, and a scheduled
+  pipeline.
+* ``ui``: ``taskdaemon ui``: the web page, read-only, over any span source.
+* ``options``: options several commands declare, each defined once.
+* ``inputs``: a run's request from ``--input KEY=VALUE`` and ``--input-file``.
+* ``log_options``: ``--log-level`` and the parser of every option naming a level.
+* ``approval_policy``: approvals granted on the command line (``--approve``,
+  ``--auto-approve``).
+* ``breakpoints``: ``--break``, ``--break-on-failure`` and ``TASKDAEMON_BREAKPOINTS``.
+* ``output_file``: where ``dag`` and ``report`` write: stdout, or the file ``-o`` names.
+* ``refusal``: a command's refusal, one line on stderr.
+* ``terminal_width``: the width of the terminal written to, or None for a pipe or a file.
+* ``run_progress``: ``run``'s progress lines on stderr, one per stage transition.
+* ``run_summary``: ``run``'s summary table on stdout once the run has ended.
+* ``run_tables``: the tables of ``runs list`` and ``runs show``, pure.
+* ``terminal_state``: the terminal while a live table is drawn, its echo and cursor put back.
+* ``sign_in``: where to sign in to a server's page and API, the token shown only to a
+  terminal.
+* ``telemetry``: the SDK providers built from the settings (the OTel composition root).
+* ``otel_exporters``: the SDK exporter each ``OTEL_*_EXPORTER`` name stands for.
+* ``unbuilt_exporters``: an exporter that cannot be built turned off alone.
+* ``bounded_session``: the OTLP/HTTP exporters' HTTP session, a collector's answer read
+  within bounds.
+* ``masked_span_exporter``: span batches masked for values that became secrets after their
+  spans ended.
+* ``masked_log_exporter``: log batches masked likewise.
+* ``observed_log_exporter``: a log exporter that counts what it failed to export.
+* ``observed_metric_exporter``: a metric exporter that counts its failed exports.
+* ``exporter_logs``: the exporters' own log lines: none per failed export unless asked, one
+  per problem.
+* ``export_streaks``: a failing collector said once as it starts failing and once as it
+  recovers.
+* ``export_health``: one signal's export outcomes, as ``/readyz`` reports them.
+* ``span_losses``: what the span store and the exporters lost, said and counted.
+* ``monitoring``: the monitoring wiring ``run``, ``serve`` and ``replay`` share.
+* ``run_logging``: run logs wired for the process.
+* ``run_ids``: trace and span ids chosen before the tracer exists.
+* ``run_start``: ``run``'s start put on record before its telemetry loads.
+* ``deferred``: ``run``'s stand-in observer while telemetry loads on a thread.
+* ``deferred_start``: the start of that load, without holding up the first stage.
+* ``pending_logs``: where a run's log records and output wait while telemetry loads.
+* ``load_again``: the telemetry's load tried again after stage code took what it needs.
+* ``debug_socket``: the control socket's ``debug`` op for the runs this process serves.
+* ``ended_runs``: the answer of the control commands for a run that ended, and the serving
+  side's record of that end.
+* ``_dump_hook``: debug dumps of this process's runs: the prompt, the API, ``dump RUN`` and
+  ``SIGUSR1``.
+* ``_prompt``: the machinery the interactive prompts share.
+* ``_prompt_signals``: a signal arriving as a prompt starts to wait still reaches it.
+* ``_debug_prompt``: the debugger prompt of ``taskdaemon debug``.
+* ``_step_prompt``: the prompt of ``replay RUN --step`` over a recorded run.
+* ``hidden_value``: a value typed unseen at the prompt (``set --secret``).
+* ``stop_signals``: SIGINT, SIGTERM and SIGHUP for ``run`` and ``replay``: the first cancels
+  the run, a second exits.
+* ``sigterm``: SIGTERM and SIGHUP handled as Ctrl-C for the commands whose Ctrl-C is a
+  ``KeyboardInterrupt``.
+* ``hangup``: SIGHUP, the terminal gone: ``nohup`` honoured, the standard streams detached.
+* ``signal_keeper``: the stop signals' handlers put back when stage code changed them.
+* ``stage_exit``: ``os._exit`` called by stage code, said and stored first.
+* ``stage_leftovers``: the threads and ``atexit`` hooks stage code leaves, each with its
+  stage.
+* ``process_end``: the process's end after its command returned: bounded, and said when
+  something holds it.
 """
 
 from __future__ import annotations

@@ -96,13 +96,42 @@ Semantics (docs/architecture.md, "Run semantics", plus the decisions below):
 * **workspace**: when given, each run gets the directory ``{workspace}/{run_id}`` (created),
   handed to handlers as ``ctx.workspace``.
 
-Layout: ``_api`` (``Engine``), ``_handle`` (``RunHandle``), ``_observers`` (fan-out),
-``_plan`` (compiled plans); a run never sees its engine, only the ``RunContext`` of
-``_run_base``, and its behaviour is split by topic: ``_run`` (lifecycle, firing, propagation),
-``_triggering``, ``_approvals``, ``_attempt`` (slots, timeouts, retries), ``_dataflow``
-(inputs and outputs, pure) over the books of ``_stage_state``. Debug mode: ``_debug`` (the
-session), ``_debug_match`` (breakpoints made and matched), ``_debug_views`` (what it shows),
-``_debug_records``, ``_engine_state``.
+Modules:
+
+* ``_api``: ``Engine``: starts runs, keeps the recent ones, fans their records out.
+* ``_handle``: ``RunHandle``, a started run to wait for, steer (approve, publish, cancel) and
+  look at.
+* ``_results``: the public value types: the resolver protocol, a pause gate's request and
+  decision, an execution's and a run's results.
+* ``_observers``: the fan-out of event records to observers and their optional hooks, each
+  guarded.
+* ``_plan``: a pipeline's compiled trigger plan, built and checked once per pipeline object.
+* ``_run_base``: what a run is given (``RunContext``; a run never sees its engine) and what it
+  holds (``RunBase``).
+* ``_run``: one run's lifecycle: start, fire, propagate finished stages, stop, finish.
+* ``_triggering``: considering a stage, evaluating its triggers and acting on their states.
+* ``_approvals``: approval requests of ``manual`` triggers: request, resolve, time out,
+  withdraw.
+* ``_attempt``: a stage instance's attempts: its slot, the pause gate, the handler under its
+  timeout, retries with backoff.
+* ``_slots``: a run's worker slots, at most ``concurrency`` attempts holding one at once.
+* ``_dataflow``: a stage's inputs from the run's context and its outputs from a handler's
+  result, pure.
+* ``_isolated``: a run's CEL evaluations answered off the engine's event loop (``cel_worker``).
+* ``_stage_state``: a run's mutable books per stage: instances, executions, trigger counters.
+* ``_callbacks``: the engine's callbacks a ``StageContext`` holds, safe to call from any
+  thread.
+* ``_context_builder``: a ``StageContext`` for one execution, built without its dataclass
+  ``__init__``.
+* ``_makers``: the makers of the event records the engine builds for every stage.
+* ``_debug``: debug mode's ``DebugSession``: breakpoints, pausing, stepping, skipping,
+  retrying, overriding inputs.
+* ``_debug_match``: breakpoints made from a request and matched against a run's moments.
+* ``_debug_records``: the debugger's records: breakpoints and paused executions, live and as
+  snapshots.
+* ``_debug_views``: what the debugger shows of a run and of one stage (``inspect``,
+  ``state``).
+* ``_engine_state``: a live run's engine state as JSON-able data, for debug dumps.
 """
 
 from typing import TYPE_CHECKING, Any

@@ -55,8 +55,17 @@ keeps them under the OTel SDK's cardinality limit, so the SDK never folds a seri
 into its overflow point; every fold is counted in ``pipeline_labels_folded_total``, logged
 once (``_labels`` says why) and alerted (``PipelineLabelsFolded``).
 
-Layout: ``_labels`` (the label guard), ``_aggregates`` (the in-process aggregates),
-``_sampler`` (resource sampling, over ``process_tree``) and ``_instruments`` (the instruments).
+Modules:
+
+* ``_instruments``: ``PipelineMetrics``, the instruments above and their recording methods.
+* ``_direct``: a synchronous instrument's records handed straight to the SDK's aggregations,
+  when the instruments are the SDK's own.
+* ``_labels``: the label guard and the series budget, which keep each label and instrument's
+  series under their caps (cardinality).
+* ``_aggregates``: the in-process aggregates behind ``PipelineMonitor.get_metrics()``, kept
+  without any OpenTelemetry reader.
+* ``_sampler``: the resource gauges' sampling of running stages' CPU and memory, over
+  ``process_tree``.
 """
 
 from taskdaemon.pipeline.metrics._aggregates import MonitorMetrics, RunAggregates, StageMetrics

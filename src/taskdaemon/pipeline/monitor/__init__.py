@@ -73,6 +73,21 @@ Decisions:
   where the handler ran; the monitor reads no clock of its own for it.
 * Expensive work (payload JSON and hashing, event attributes) is skipped when the span is not
   recording. Observer entry points never raise: failures are logged and swallowed.
+
+Modules:
+
+* ``_worker``: each engine record handled in order (dispatch, metrics, event hooks) on the
+  thread that settles it.
+* ``_books``: what the monitor keeps per pipeline definition and per open run.
+* ``_spans``: the run and skip spans and the span events, built from engine records.
+* ``_stage_spans``: each execution's span, started with its input event and ended with its
+  result, CPU, memory and output event.
+* ``_shared_events``: span events with equal attributes sharing one attribute mapping.
+* ``_span_ids``: a stage span's id chosen before the span starts, for a command's
+  ``TRACEPARENT``.
+* ``_feed``: the manual API (``start_run``, ``stage_started``, ...), which synthesises engine
+  records.
+* ``_debug``: the debugger's span events (breakpoints, overrides).
 """
 
 from __future__ import annotations

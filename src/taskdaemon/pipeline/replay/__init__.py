@@ -10,12 +10,18 @@ Python API::
     outcome.result      # the new run's RunResult (a new trace, linked to the original)
     outcome.report      # the DivergenceReport (None without verify)
 
-Modules: ``record`` reads what the spans recorded, ``plan`` decides what runs and what is fed
-(and what is missing), ``run`` executes a plan, ``verify`` compares, ``timeline`` rebuilds the
-run's state at any instant (time travel, nothing executed).
-
 Sources: every span source (``sqlite://``, ``tempo+http://``, ``jaeger+http://``,
 ``otlp-json://``). Debug dumps (``dump://``) are not a span source yet.
+
+Modules:
+
+* ``record``: what a recorded run's spans say, in the form replay needs.
+* ``plan``: what a replay runs again, what it feeds from the record, and what is missing.
+* ``reuse``: which of a replay's reuse candidates is reused, decided as each instance starts.
+* ``run``: executes a plan as a new run (a new trace) linked to the original.
+* ``verify``: ``--verify``, the re-executed stages compared with the recorded ones.
+* ``timeline``: the recorded run's state at any instant (time travel, nothing executed).
+* ``walk``: a cursor over a recorded run's events, for ``replay RUN --step``.
 """
 
 from __future__ import annotations

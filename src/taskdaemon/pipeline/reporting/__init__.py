@@ -7,6 +7,22 @@ JSON or a self-contained HTML page with charts.
 
 Definitions (percentile, critical path, regression): ``reporting._stats`` and
 ``reporting._build``; the user-facing description is docs/reports.md.
+
+Modules:
+
+* ``_model``: what a report holds (``Report``) and the ``ReportData`` protocol it is computed
+  from.
+* ``_build``: ``build_report``, the report computed from a provider's samples.
+* ``_stats``: the arithmetic, pure: percentiles over sorted samples, a run's critical path.
+* ``_records``: ``RecordData``, a provider over runs already rebuilt from any span source.
+* ``_replays``: what a report counts of replays, the same from every source.
+* ``_unended``: what a report says of the runs it leaves out because they had not ended.
+* ``_render``: ``render_report``, a report written in each format, and its JSON.
+* ``_text``: the cells and lines the table, Markdown and HTML formats share.
+* ``_markdown``: a report as Markdown (``--format markdown`` and the HTML page's text).
+* ``_html``: the HTML report, one self-contained file with inline charts.
+* ``_charts``: the HTML report's charts, written as SVG text (no plotting library, no
+  script).
 """
 
 from taskdaemon.pipeline.reporting._build import DAY, REGRESSION_THRESHOLD, build_report

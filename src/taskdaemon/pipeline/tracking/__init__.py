@@ -12,6 +12,59 @@ The same spans give the same record whichever source they came from.
 The names are resolved lazily (PEP 562), each from its own module when first used: reading runs
 (``open_source``, ``reconstruct_run``, the tables) never imports the OTel SDK, which only the
 writer (``SqliteSpanProcessor``) needs, nor the HTTP client of the remote sources.
+
+Modules:
+
+* ``spans``: ``SpanRecord``, the normalized span every source yields and reconstruction reads.
+* ``store_processor``: ``store_processor_for(settings)``, the writing side's entry point.
+* ``writer``: ``SqliteSpanProcessor``, the OTel span processor that writes the store.
+* ``_span_queue``: the writer's queue: spans in, batches out, one wake-up per batch.
+* ``_span_batches``: one batch of spans written as rows in one transaction (the processor's
+  base class).
+* ``_bodies``: an SDK span's attributes, events and links read in place, and its ``body``
+  column's JSON text.
+* ``_row_inserts``: rows inserted by multi-row ``INSERT`` statements, not one statement a row.
+* ``_run_tally``: the writer's ``runs`` rows: a run's row at its start, its summary at its end.
+* ``_health``: the writer's health, for ``/readyz``, and the count of spans it lost.
+* ``_checkpoint``: WAL checkpoints, on their own thread and connection.
+* ``_fork_guard``: ``fork()`` kept out of a thread's time inside SQLite.
+* ``unavailable``: the store's stand-in when it cannot be opened; the pipeline runs on.
+* ``run_start``: a run's start written before its telemetry loads, which the writer takes
+  over.
+* ``early_heartbeat``: the heartbeat of that early ``writers`` row until the writer takes it.
+* ``log_writer``: runs' log records written into the ``logs`` table beside their spans.
+* ``_output_rows``: captured output lines as ``logs`` rows, one row per batch of lines.
+* ``_remask``: a run's stored rows masked again for values that became secrets after them.
+* ``_schema``: the store file opened: created, migrated, or refused when it is not one.
+* ``_tables``: the tables this version makes (``SCHEMA_VERSION``).
+* ``_migrations``: a file of an older taskdaemon brought to ``SCHEMA_VERSION``.
+* ``_trace_read``: one trace's span rows read from the file and decoded.
+* ``_rows``: stored span rows decoded, refusing those that are not what the writer writes.
+* ``store``: ``SpanStore``, the reading side: runs, traces and retention over the file.
+* ``_retention``: retention's pass: the runs a policy dooms, and their rows deleted.
+* ``log_read``: runs' log records read from the store, and written as OTLP JSON logs.
+* ``aggregates``: the report aggregates, written as runs end and read by ``taskdaemon
+  report``.
+* ``_aggregates_schema``: the aggregates' tables (schema versions 5 and 7).
+* ``_kept_runs``: what the writer keeps of a run's ended stage spans for its aggregates.
+* ``_run_rows``: one ended run's aggregate rows, from a rebuilt run or from the kept spans,
+  by the same arithmetic.
+* ``_day_totals``: per-day totals and histograms of the aggregates.
+* ``_ranked_column``: exact percentiles of a window's rows, read by rank.
+* ``sources``: ``SpanSource`` and ``open_source(url)``, one interface over every backend.
+* ``source_urls``: span source URLs read as text: their scheme and the files they name.
+* ``run_filter``: runs found among loose spans, summarised and filtered alike by the sources
+  without an index, and the whole run id they need.
+* ``otlp_json``: OTLP JSON read (and written) in every shape the backends produce.
+* ``http_sources``: the HTTP sources, Grafana Tempo and Jaeger.
+* ``_jaeger``: what the Jaeger source asks Jaeger's query API v3, and how it reads the
+  answers.
+* ``_remote``: the remote sources' bounds: no credential in a message, a deadline per query,
+  a cap on a response's bytes.
+* ``_deadline_io``: a remote query's deadline on every socket read and write.
+* ``dump_source``: a debug dump (``dump:///PATH.tar.gz``) read as a span source.
+* ``dump_logs``: a debug dump's log records read back as ``StoredLog`` objects.
+* ``reconstruct``: ``reconstruct_run(spans)``, a ``RunRecord`` rebuilt from one trace's spans.
 """
 
 from __future__ import annotations

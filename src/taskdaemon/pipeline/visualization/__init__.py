@@ -19,6 +19,23 @@ stretches in which a remote source had nothing new).
 Formats: DOT ``digraph pipeline { rankdir=LR; ... }`` for Graphviz; JSON following the shipped
 JSON Schema ``schemas/dag.schema.json``; Mermaid ``flowchart LR`` for GitHub (both ``TB`` for a
 long chain). Their contract: docs/architecture.md, "Output formats".
+
+Modules:
+
+* ``_snapshot``: ``DagSnapshot``, the one data model every renderer draws: the DAG with its
+  state overlay.
+* ``_definition_texts``: a definition's texts as every snapshot of it draws them, redacted
+  once per definition.
+* ``_cancel``: cancellation edges, from the stage whose failure stopped a run to each stage
+  the stop cancelled.
+* ``_dot``: Graphviz DOT.
+* ``_json``: the snapshot as JSON data, after ``schemas/dag.schema.json``.
+* ``_mermaid``: a Mermaid ``flowchart``.
+* ``_terminal``: a run's state for a terminal: one row per stage, as a ``rich`` table or
+  plain lines.
+* ``_live``: live snapshots from engine events (``DagWatcher``, ``watch_run``).
+* ``_stored``: live snapshots of a run in another process, polled from a span source
+  (``watch_stored_run``, ``follow_stored_run``).
 """
 
 from __future__ import annotations

@@ -7,6 +7,25 @@ escaping: ``_app.py``; live streams and their bounds: ``_streams.py``; where run
 ``_data.py``; what the page shows: ``_views.py``. The templates and the small script and style
 sheet ship in the package (no build step, nothing fetched from elsewhere). Design notes:
 docs/web.md.
+
+Modules:
+
+* ``_app``: the routes (the runs page, the run page, their JSON and event-stream API), access
+  and escaping.
+* ``_data``: where runs come from: this process's engine, and a span source.
+* ``_views``: pure functions turning snapshots and records into what the page and its API
+  answer.
+* ``_streams``: the Server-Sent Event streams of live run state, bounded per client and in
+  number.
+* ``_live_document``: a live run's state document kept between changes, so that each delta is
+  built from what changed.
+* ``_deltas``: what changed between two live states of a run: the stream's deltas.
+* ``_gzip_members``: one gzip member per event-stream chunk, compressed once for every stream
+  that sends it.
+* ``_drawings``: one drawing of a run's DAG shared by every viewer while its states stay the
+  same.
+* ``_svg``: DOT drawn as SVG by Graphviz, bounded and cached.
+* ``_logs``: the stage panel's logs, one stage's stored log records as a bounded live tail.
 """
 
 from __future__ import annotations
