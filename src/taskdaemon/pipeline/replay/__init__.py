@@ -11,7 +11,7 @@ Python API::
     outcome.report      # the DivergenceReport (None without verify)
 
 Sources: every span source (``sqlite://``, ``tempo+http://``, ``jaeger+http://``,
-``otlp-json://``). Debug dumps (``dump://``) are not a span source yet.
+``otlp-json://``, and a debug dump's ``dump://``).
 
 Modules:
 
