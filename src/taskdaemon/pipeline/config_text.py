@@ -13,7 +13,7 @@ without paths or lines; if that walk meets anything irregular, or the file has a
 ``yaml_values.NodeConverter`` reads it again, with every field's line and an issue for each
 mistake. The lines of a file that ``quick_tree``, ``graph_tree`` or ``plain_tree`` read are
 found, when a later check reports issues, by reading the text's events again
-(``yaml_lines.tree_lines``, ``yaml_graph.graph_lines``), keeping the lines of the issues' paths
+(``yaml_lines.tree_lines``, ``yaml_lines.graph_lines``), keeping the lines of the issues' paths
 only: a file with mistakes pays one more parse, a file without one keeps no nodes while its
 model is built, and neither keeps a line for every path.
 """

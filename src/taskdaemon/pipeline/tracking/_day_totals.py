@@ -22,7 +22,7 @@ answer is the same value a sort of every sample would give (the reference tests 
 and the walk is bounded by one bucket's rows (1/16 of an octave, 4-6% of the value range)
 instead of half the window's. Those are the bucket's rows of the whole history: when they are
 more than four times the window's rows, the window's own values in the bucket are read instead
-(``aggregates._RankedColumn``).
+(``_ranked_column.RankedColumn``).
 
 Buckets (``bucket``, exact integer arithmetic, no floating point): values below 1 ns are bucket
 0; 1-15 ns are their own bucket; above, each power of two is split into 16 equal parts by the

@@ -15,7 +15,7 @@ the bodies of a batch with one substring pre-check over all of them (``redact_te
 no row holds a hint), the attributes' JSON remembered when it repeats
 (``log_rows.encode_attributes``). A row whose producer found that JSON remembered
 (``run_log``'s lifecycle rows, see ``log_rows``) comes with it, and is inserted as it is.
-Rows are written in batches, one transaction each, many rows a statement (``_insert_rows``):
+Rows are written in batches, one transaction each, many rows a statement (``_row_inserts``):
 once a row arrives at an idle writer, it waits up to :data:`LINGER_SECONDS` for more (less
 when a batch fills up, ``flush`` or ``close`` is called), and a row queued meanwhile wakes
 nobody. Without the wait every record
