@@ -65,13 +65,15 @@ Modules:
 * ``export_health``: one signal's export outcomes, as ``/readyz`` reports them.
 * ``span_losses``: what the span store and the exporters lost, said and counted.
 * ``monitoring``: the monitoring wiring ``run``, ``serve`` and ``replay`` share.
-* ``run_logging``: run logs wired for the process.
+* ``run_logging``: run logs wired to the monitor, the embedded store's log writer and a log
+  exporter.
 * ``run_ids``: trace and span ids chosen before the tracer exists.
 * ``run_start``: ``run``'s start put on record before its telemetry loads.
 * ``deferred``: ``run``'s stand-in observer while telemetry loads on a thread.
 * ``deferred_start``: the start of that load, without holding up the first stage.
 * ``pending_logs``: where a run's log records and output wait while telemetry loads.
-* ``load_again``: the telemetry's load tried again after stage code took what it needs.
+* ``load_again``: the telemetry's load tried again after stage code took what it needs (the
+  recursion limit, file descriptors).
 * ``debug_socket``: the control socket's ``debug`` op for the runs this process serves.
 * ``ended_runs``: the answer of the control commands for a run that ended, and the serving
   side's record of that end.

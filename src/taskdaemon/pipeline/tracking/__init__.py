@@ -1,5 +1,5 @@
 """Execution tracking rebuilt from spans: the embedded SQLite span store, the Tempo / Jaeger /
-OTLP-JSON sources, run reconstruction and retention.
+OTLP-JSON / debug dump sources, run logs in the store, run reconstruction and retention.
 
 Writing: ``SqliteSpanProcessor(path)`` (or ``store_processor_for(settings)``) is an OTel span
 processor; add it to the ``TracerProvider`` the CLI builds and every span lands in the store when

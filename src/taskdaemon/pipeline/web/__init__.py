@@ -18,8 +18,8 @@ Modules:
 * ``_live_document``: a live run's state document kept between changes, so that each delta is
   built from what changed.
 * ``_deltas``: what changed between two live states of a run: the stream's deltas.
-* ``_gzip_members``: one gzip member per event-stream chunk, compressed once for every stream
-  that sends it.
+* ``_gzip_members``: each event stream one gzip member, whose chunks are compressed once and
+  sent as the same bytes by every stream.
 * ``_drawings``: one drawing of a run's DAG shared by every viewer while its states stay the
   same.
 * ``_svg``: DOT drawn as SVG by Graphviz, bounded and cached.
