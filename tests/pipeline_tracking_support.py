@@ -7,13 +7,14 @@ import asyncio
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.resources import Resource
@@ -25,7 +26,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from http_stub_support import serving_in_thread
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.engine import Engine, RunHandle
 from taskdaemon.pipeline.loops import StageContext
 from taskdaemon.pipeline.model import Manual, Pipeline, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -37,6 +38,8 @@ from taskdaemon.pipeline.tracking import (
     reconstruct_run,
     span_record_from_sdk,
 )
+from taskdaemon.pipeline.tracking import store as store_module
+from taskdaemon.pipeline.tracking._trace_read import select_trace
 from taskdaemon.pipeline.tracking.aggregates import aggregate_missing
 
 T0 = 1_700_000_000_000_000_000  # ns
@@ -81,6 +84,33 @@ def slow_build(seconds: float) -> Resolver:
         return {}
 
     return Resolver({"build": build})
+
+
+def approved_during_a_read(
+    monkeypatch: pytest.MonkeyPatch, handle: RunHandle, tracer_provider: TracerProvider
+) -> Callable[[], None]:
+    """Force the ordering a loaded machine gives now and then, for a run of ``GATED`` waiting
+    for deploy's approval: once armed (the function returned), the store's next read of a
+    trace reads its spans, then waits while deploy is approved, the run ends and its end is
+    written (``tracer_provider`` flushed), then goes on with what it reads after the spans
+    (the run's ``runs`` row). Armed again, it does nothing: the run ends once."""
+    loop = asyncio.get_running_loop()
+    state = {"armed": False, "spent": False}
+
+    async def end() -> None:
+        handle.approve("deploy", by="test")
+        await handle.wait()
+        tracer_provider.force_flush()
+
+    def read_then_end(*args: Any, **kwargs: Any) -> list[SpanRecord]:
+        spans = select_trace(*args, **kwargs)
+        if state["armed"] and not state["spent"]:
+            state["spent"] = True
+            asyncio.run_coroutine_threadsafe(end(), loop).result(60)
+        return spans
+
+    monkeypatch.setattr(store_module, "select_trace", read_then_end)
+    return lambda: state.update(armed=True)
 
 
 def make_provider(*processors: SpanProcessor) -> tuple[TracerProvider, InMemorySpanExporter]:

@@ -11,7 +11,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 from pipeline_engine_support import Resolver, after, pipeline, stage
-from pipeline_tracking_support import GATED, monitored_store, slow_build
+from pipeline_tracking_support import GATED, approved_during_a_read, monitored_store, slow_build
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Manual, TriggerMode
@@ -55,6 +55,34 @@ async def test_snapshots_follow_a_run_through_its_approval_to_the_end(tmp_path: 
         all(a != b for a, b in pairwise(snapshots)),
         said,
     ) == (True, True, ("success", "success"), "success", True, [])
+
+
+async def test_a_run_ending_during_a_poll_is_followed_to_the_end_it_had(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run ends, deploy approved, run and written, between a poll's read of its spans
+    (deploy has none yet) and its read of the run's row (ended): the stream ended on a run
+    ``interrupted`` with deploy ``skipped``, a picture of a run that succeeded. Its last
+    snapshot is now the run's end: build and deploy done, the run a success."""
+    db = tmp_path / "spans.db"
+    tracer_provider, monitor = monitored_store(db)
+    snapshots: list[DagSnapshot] = []
+    async with Engine(resolver=slow_build(0.0), observers=[monitor]) as engine:
+        handle = await engine.start_run(GATED)
+        arm = approved_during_a_read(monkeypatch, handle, tracer_provider)
+        with SpanStore(db) as store:
+            async for snapshot in watch_stored_run(store, handle.run_id, interval=0.01):
+                snapshots.append(snapshot)
+                if snapshot.node("deploy").state == "waiting":
+                    arm()
+    monitor.close()
+    tracer_provider.shutdown()
+    final = snapshots[-1]
+    assert (
+        final.run.status if final.run else None,
+        final.node("build").state,
+        final.node("deploy").state,
+    ) == ("success", "success", "success")
 
 
 async def test_a_run_that_never_appears_raises_after_the_timeout(tmp_path: Path) -> None:

@@ -246,6 +246,20 @@ class SpanStore:
             except sqlite3.Error as exc:
                 raise SpanSourceError(f"{self.path}: {exc}") from exc
 
+    @contextmanager
+    def _snapshot(self) -> Iterator[sqlite3.Connection]:
+        """``_cursor`` in one read transaction: every statement sees the file as one commit of
+        a writer left it. In autocommit each statement sees the latest commit, and ``get_run``
+        read a run's spans before the batch that ended it and its ``runs`` row after it: the
+        run read ``interrupted``, its last stages (no span yet) ``skipped``, and ``watch``
+        ended on that picture of a run that went on to succeed."""
+        with self._cursor() as conn:
+            conn.execute("BEGIN")
+            try:
+                yield conn
+            finally:
+                rollback(conn)  # it only read: ends the transaction, keeps any error raised
+
     def _refuse_read_only(self, verb: str) -> None:
         """SpanSourceError in one line when this process only reads the store (opened by
         ``_schema.connect_to_read`` where it cannot write), before SQLite's "attempt to write
@@ -301,14 +315,18 @@ class SpanStore:
         """True when the run is open and no live writer can end it (see the module docstring);
         with ``or_ended``, also when its row says it ended: no writer will end its spans."""
         with self._cursor() as conn:
-            row = conn.execute(
-                "SELECT end_ns, writer_id FROM runs WHERE trace_id = ?", (run_id,)
-            ).fetchone()
-            if row is None:
-                return False
-            if row[0] is not None:
-                return or_ended
-            return not self.writer_alive(conn, row[1])
+            return self._interrupted(conn, run_id, or_ended=or_ended)
+
+    def _interrupted(self, conn: sqlite3.Connection, run_id: str, *, or_ended: bool) -> bool:
+        """``is_interrupted`` read through ``conn``."""
+        row = conn.execute(
+            "SELECT end_ns, writer_id FROM runs WHERE trace_id = ?", (run_id,)
+        ).fetchone()
+        if row is None:
+            return False
+        if row[0] is not None:
+            return or_ended
+        return not self.writer_alive(conn, row[1])
 
     # -- SpanSource
 
@@ -343,26 +361,35 @@ class SpanStore:
     def get_trace(self, run_id: str) -> list[SpanRecord]:
         """Every stored span of the run (a full id or a unique prefix, see
         ``resolve_run_id``), by start time; RunNotFoundError when there is none."""
-        trace_id = self.resolve_run_id(run_id)
-        with self._cursor() as conn:
-            spans = select_trace(conn, trace_id, where=self.path)
-        if not spans:
-            raise RunNotFoundError(f"no run {run_id} in {self.path}")
-        return spans
+        return self._read_run(run_id, judged=False)[0]
 
     def get_run(self, run_id: str) -> RunRecord:
         """The run rebuilt from its spans, ``interrupted`` when no writer will end it: its
         writer is gone, or its row says it ended though its ended run span could not be read.
         The writer stores both in one transaction, so only damage parts them (a run span row
         of the wrong type, skipped), and ``watch`` then waited for ever on a run shown running.
+        The spans and the row are read as one commit left them (``_read_run``).
         """
-        spans = self.get_trace(run_id)
-        ended = self.is_interrupted(spans[0].trace_id, or_ended=True)
+        spans, ended = self._read_run(run_id, judged=True)
         run = reconstruct_run(spans, interrupted=ended)
         if run.status != INTERRUPTED:
             return run
         with self._cursor() as conn:
             return _seen_later(conn, run, self._clock())
+
+    def _read_run(self, run_id: str, *, judged: bool) -> tuple[list[SpanRecord], bool]:
+        """The run's spans (RunNotFoundError when none) and, when ``judged``, whether no writer
+        will end it (``is_interrupted(or_ended=True)``), read in one transaction
+        (``_snapshot``): a run still running reads as running, never as one whose row ended
+        without its last spans, and a trace read in several queries (a large body:
+        ``tracking._trace_read``) is read as one commit left it."""
+        trace_id = self.resolve_run_id(run_id)
+        with self._snapshot() as conn:
+            spans = select_trace(conn, trace_id, where=self.path)
+            ended = judged and bool(spans) and self._interrupted(conn, trace_id, or_ended=True)
+        if not spans:
+            raise RunNotFoundError(f"no run {run_id} in {self.path}")
+        return spans, ended
 
     def search(
         self,
