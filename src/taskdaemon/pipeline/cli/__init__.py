@@ -46,8 +46,8 @@ Modules:
 * ``run_summary``: ``run``'s summary table on stdout once the run has ended.
 * ``run_tables``: the tables of ``runs list`` and ``runs show``, pure.
 * ``terminal_state``: the terminal while a live table is drawn, its echo and cursor put back.
-* ``sign_in``: where to sign in to a server's page and API, the token shown only to a
-  terminal.
+* ``sign_in``: a server's API credentials and where to sign in to its page and API, the
+  token shown only to a terminal.
 * ``telemetry``: the SDK providers built from the settings (the OTel composition root).
 * ``otel_exporters``: the SDK exporter each ``OTEL_*_EXPORTER`` name stands for.
 * ``unbuilt_exporters``: an exporter that cannot be built turned off alone.

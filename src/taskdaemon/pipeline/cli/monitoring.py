@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
-from taskdaemon.pipeline.cli.sign_in import publish_sign_in
+from taskdaemon.pipeline.cli.sign_in import api_auth, publish_sign_in
 from taskdaemon.pipeline.cli.span_losses import (
     announce_unavailable_store,
     report_lost_spans,
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     from taskdaemon.pipeline.server import EngineController, MonitorServer
     from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
 
-__all__ = ["Monitoring", "api_auth", "build_monitor", "parse_address", "start_monitoring"]
+__all__ = ["Monitoring", "build_monitor", "parse_address", "start_monitoring"]
 
 _log = logging.getLogger("taskdaemon.serve")
 
@@ -205,18 +205,6 @@ async def _close_once_stored(
     if writer is not None:
         await asyncio.to_thread(writer.flush, seconds)
     await server.aclose()
-
-
-def api_auth(settings: Settings) -> ApiAuth:
-    """The API's credentials: ``TASKDAEMON_API_TOKEN`` if set, else a token generated now."""
-    principal = settings.api_user or None
-    if settings.api_token is not None:
-        return ApiAuth.configured(
-            settings.api_token.get_secret_value(),
-            principal=principal,
-            allowed_hosts=settings.api_allowed_hosts,
-        )
-    return ApiAuth.generate(principal=principal, allowed_hosts=settings.api_allowed_hosts)
 
 
 def _announce(

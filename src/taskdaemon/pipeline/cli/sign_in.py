@@ -1,4 +1,4 @@
-"""Where to sign in to a server's web page and API: shown in full only to a terminal.
+"""A server's API credentials, and where to sign in: shown in full only to a terminal.
 
 Jupyter prints its sign-in URL, token included, so that its owner can open it with one click;
 the project's rule is that a secret never reaches a log. Both hold here: the log line names the
@@ -16,13 +16,29 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
 from taskdaemon.pipeline.http_security import TOKEN_FILE_NAME, ApiAuth
 from taskdaemon.pipeline.token_files import ServerTokenFiles, publish_token
 
-__all__ = ["announce_sign_in", "publish_sign_in"]
+if TYPE_CHECKING:
+    from taskdaemon.pipeline.settings import Settings
+
+__all__ = ["announce_sign_in", "api_auth", "publish_sign_in"]
+
+
+def api_auth(settings: Settings) -> ApiAuth:
+    """The API's credentials, ``serve``'s, ``run --serve``'s and ``ui``'s alike:
+    ``TASKDAEMON_API_TOKEN`` if set, else a token generated now."""
+    principal = settings.api_user or None
+    if settings.api_token is not None:
+        return ApiAuth.configured(
+            settings.api_token.get_secret_value(),
+            principal=principal,
+            allowed_hosts=settings.api_allowed_hosts,
+        )
+    return ApiAuth.generate(principal=principal, allowed_hosts=settings.api_allowed_hosts)
 
 
 def publish_sign_in(

@@ -90,11 +90,8 @@ def ui_command(args: argparse.Namespace) -> int:
 
 
 async def _serve(settings: Any, url: str, host: str, port: int) -> int:
-    from taskdaemon.pipeline.cli.sign_in import publish_sign_in  # noqa: PLC0415
-    from taskdaemon.pipeline.http_security import (  # noqa: PLC0415
-        UI_TOKEN_FILE_NAME,
-        ApiAuth,
-    )
+    from taskdaemon.pipeline.cli.sign_in import api_auth, publish_sign_in  # noqa: PLC0415
+    from taskdaemon.pipeline.http_security import UI_TOKEN_FILE_NAME  # noqa: PLC0415
     from taskdaemon.pipeline.server import MonitorServer, create_app  # noqa: PLC0415
     from taskdaemon.pipeline.tracking._remote import display_url  # noqa: PLC0415
     from taskdaemon.pipeline.web import WebOptions  # noqa: PLC0415
@@ -110,15 +107,7 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
 
     for signum in handled:
         loop.add_signal_handler(signum, on_signal, signum)
-    # As ``cli/monitoring.py``'s api_auth, without importing its telemetry wiring.
-    principal, hosts = settings.api_user or None, settings.api_allowed_hosts
-    auth = (
-        ApiAuth.configured(
-            settings.api_token.get_secret_value(), principal=principal, allowed_hosts=hosts
-        )
-        if settings.api_token is not None
-        else ApiAuth.generate(principal=principal, allowed_hosts=hosts)
-    )
+    auth = api_auth(settings)
     app = create_app(
         auth=auth,
         web=WebOptions(source_url=url, grafana_url=settings.grafana_url, read_only=True),
