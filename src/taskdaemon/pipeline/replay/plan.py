@@ -155,16 +155,33 @@ class ReplayPlan:
             elif name in self.reuse_reasons and name not in self.reused:
                 lines.append(f"run   {name}: {self.reuse_reasons[name][0]}")
             elif name in self.reused:
-                kept = sorted(self.reused[name])
+                kept = self.reused[name]
+                pipeline = self.pipeline  # the one ``_reused`` read: not None
+                fans_out = pipeline is not None and bool(pipeline.stage_map[name].event_types)
                 again, basis = self.reuse_reasons[name]
                 lines.append(
                     f"run   {name}: {again}; reuse the recorded outputs of "
-                    f"{counted(len(kept), 'instance')} ({', '.join(map(str, kept))}) where "
-                    f"each gets the item and inputs it got ({basis})"
+                    f"{counted(len(kept), 'instance')} ({_kept(kept, fans_out)}) where each "
+                    f"gets the item and inputs it got ({basis})"
                 )
             else:
                 lines.append(f"run   {name}")
+        if self.reused:  # what reuse does not compare, said before it trusts it
+            lines.append(
+                "reuse compares an instance's item and inputs, not the files it reads: the "
+                "workspace starts as the recorded run's as it ended, files elsewhere are read as "
+                "they are now (--rerun-all runs every instance again)"
+            )
         return lines
+
+
+def _kept(kept: Mapping[int, FedExecution], fans_out: bool) -> str:
+    """The instances a stage may reuse, in order; of a stage with ``on_event`` (``fans_out``), each
+    that no event made says so: it is reused only when no event makes it again (``reuse.py``)."""
+    return ", ".join(
+        f"{i} with no event" if fans_out and not fed.original.by_event else str(i)
+        for i, fed in sorted(kept.items())
+    )
 
 
 def _load_definition(
@@ -371,7 +388,9 @@ def _reused(
     them, and instance numbers do not say which item an instance got. An instance whose
     outputs or events the record lacks whole runs again, as one the record never saw end, and
     so does one whose record has no hash to compare (a run recorded before the item's hash was
-    kept): the dry run's word is then what the replay does."""
+    kept): the dry run's word is then what the replay does. An instance no event made (its
+    stage's other trigger did) has no item to hash: it is a candidate, reused when it again
+    starts with no event and the same inputs."""
     again = set(rerun)
     reused: dict[str, dict[int, FedExecution]] = {}
     reasons: dict[str, tuple[str, str]] = {}
@@ -384,7 +403,6 @@ def _reused(
             continue
         kept = {}
         runs = [f"{i}: {ex.status}" for i, ex in sorted(finals.items()) if i not in succeeded]
-        fans_out = bool(pipeline.stage_map[name].event_types)
         for instance, execution in sorted(succeeded.items()):
             lacking: list[MissingValue] = []
             fed = _fed_instance(recorded, execution, None, lacking)
@@ -392,7 +410,7 @@ def _reused(
                 runs.append(f"{instance}: its record is not whole")
             elif execution.inputs is None or execution.inputs.sha256 is None:
                 runs.append(f"{instance}: its record has no hash of its inputs")
-            elif fans_out and execution.event_sha256 is None:
+            elif execution.by_event and execution.event_sha256 is None:
                 runs.append(f"{instance}: its record has no hash of its item")
             else:
                 kept[instance] = fed

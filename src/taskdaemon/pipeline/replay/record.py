@@ -196,6 +196,11 @@ class RecordedExecution:
     #: The sha256 of the payload of the event that made this instance (``stage.input``'s
     #: ``taskdaemon.payload.event_sha256``); None when none did, or the record does not say.
     event_sha256: str | None = None
+    #: Whether an event made this instance (its span has ``taskdaemon.stage.event_type``, as
+    #: every record has had for it): an instance of a stage with ``on_event`` and another
+    #: trigger that the other one started has no item, where a record without the item's hash
+    #: cannot tell one from the other.
+    by_event: bool = False
 
     @property
     def task_run_id(self) -> str:
@@ -307,6 +312,7 @@ def _execution(span: SpanRecord, stage: str) -> RecordedExecution:
         replayed_attempts=_int(attributes.get(t.STAGE_REPLAYED_ATTEMPTS)),
         cancel_reason=_str(attributes.get(t.STAGE_CANCEL_REASON)),
         event_sha256=event_sha256,
+        by_event=t.STAGE_EVENT_TYPE in attributes,
     )
 
 

@@ -8,9 +8,16 @@ change what a stage reads. So an instance is reused only when what it gets is wh
 original's got: the payload of the event that made it (its item) and its inputs, each compared
 by the sha256 of its full, redacted JSON, the form the record keeps
 (``taskdaemon.payload.event_sha256`` and ``taskdaemon.payload.sha256`` of its ``stage.input``).
+An instance no event made (a stage with ``on_event`` and another trigger, which the other one
+fired) has no item: it is reused when it again starts with no event and the inputs it had,
+all its handler was given, as exact a match as an event's instance's.
 Every other instance runs again, and ``declined`` says why. The same redaction makes both
 hashes, so a secret that differs between the runs is not told apart: its key is redacted in
 the record too, and a replay never sees more of the original than the record holds.
+
+What a handler reads besides (files in its workspace or elsewhere, the clock, the network) is
+not compared: no record says what it read. A reused instance trusts them, and ``notes`` says
+so after the run, as ``ReplayPlan.describe`` says it before (docs/architecture.md, replay).
 
 ``InstanceReuse`` decides once per instance, from the inputs and the event the engine has
 resolved for it: at the debugger's gate (a reused instance never pauses) or at its
@@ -37,6 +44,7 @@ class InstanceReuse:
 
     def __init__(self, plan: ReplayPlan) -> None:
         self._candidates = plan.reused
+        self._original = plan.recorded.run_id
         self._run_id: str | None = None
         #: The capture that made the hashes compared (the replay's monitor's: ``execute_plan``).
         self.capture = PayloadCapture()
@@ -78,11 +86,11 @@ class InstanceReuse:
     ) -> str | None:
         original = fed.original
         item = None if event is None else self.capture.capture(event).sha256
-        if item != original.event_sha256:
-            if original.event_sha256 is None:
-                return "the record has no hash of the item that made it"
+        if item != original.event_sha256:  # a candidate an event made has its hash (plan.py)
             if item is None:
                 return "no event made it here, and one did in the original"
+            if original.event_sha256 is None:
+                return "an event made it here, and none did in the original"
             return "its item differs from the recorded one"
         recorded = None if original.inputs is None else original.inputs.sha256
         if recorded is None:
@@ -103,11 +111,19 @@ class InstanceReuse:
         return found
 
     def notes(self) -> list[str]:
-        """One line per candidate that ran again, and why, in stage and instance order."""
-        return [
+        """One line per candidate that ran again, and why, in stage and instance order; then,
+        when any was reused, which, and that the files they read were trusted."""
+        lines = [
             f"{stage}#{instance} ran again: {why}"
             for (stage, instance), why in sorted(self.declined.items())
         ]
+        if self._reused:
+            named = ", ".join(f"{stage}#{instance}" for stage, instance in sorted(self._reused))
+            lines.append(
+                f"reused {named} from run {self._original} on their item and inputs alone: "
+                "the files they read were not compared (--rerun-all runs them again)"
+            )
+        return lines
 
     def __contains__(self, key: object) -> bool:
         return key in self._reused
