@@ -68,6 +68,9 @@ _STEP_ALIASES = {
     "?": "help",
 }
 _MOVES = frozenset({"next", "prev", "goto"})
+#: What ``where`` says of a replay's executions it did not run, as the debugger's ``where``
+#: says them (``RecordedWalk.shown``): fed from the record, reused from it.
+_NOT_RUN = ("replayed", "reused")
 #: The debugger's commands that act on a live run (and their short forms), typed here by
 #: habit: each is refused saying that nothing runs here and how to move instead.
 _LIVE_ONLY = dict.fromkeys(
@@ -130,8 +133,9 @@ class StepPrompt(CommandPrompt):
     def run(self) -> None:
         """Say what is walked, show the first event, then take commands."""
         state = self.walk.state()
+        replay = f", a replay of run {self.walk.replay_of}" if self.walk.replay_of else ""
         opening = (
-            f"stepping through run {state.run_id} ({state.pipeline}), "
+            f"stepping through run {state.run_id} ({state.pipeline}{replay}), "
             f"{counted(len(self.walk.events), 'recorded event')}, nothing executed; "
             "'help' lists the commands"
         )
@@ -157,7 +161,7 @@ class StepPrompt(CommandPrompt):
         """The current event and the state of the run and of every stage after it."""
         walk = self.walk
         state = walk.state()
-        stages = "  ".join(f"{s.name}={s.status}" for s in state.stages)
+        stages = "  ".join(f"{s.name}={walk.shown(s)[0]}" for s in state.stages)
         self._print(f"[{walk.index + 1}/{len(walk.events)}] +{walk.offset:.3f}s  {walk.event.what}")
         for line in wrapped(f"    run={state.status}  {stages}", self._width):
             self._print(line)
@@ -187,9 +191,11 @@ class StepPrompt(CommandPrompt):
     def _do_where(self, args: Sequence[str]) -> None:
         walk = self.walk
         state = walk.state()
+        original = walk.replay_of  # a replay's: what it did not run is said so, as live
         where = (
             f"run {state.run_id} {state.status} at +{walk.offset:.3f}s "
             f"(event {walk.index + 1} of {len(walk.events)}: {walk.event.what})"
+            + (f"; replay of run {original}" if original else "")
         )
         for line in wrapped(where, self._width):
             self._print(line)
@@ -197,9 +203,13 @@ class StepPrompt(CommandPrompt):
         for stage in state.stages:
             extra = []
             # Each instance's status is its last attempt's, as a live run's is.
-            last = {a.instance: a.status for a in sorted(stage.attempts, key=lambda a: a.attempt)}
+            status, last = walk.shown(stage)
             if len(last) > 1:
                 extra.append(instance_counts(last.values()))
+            said = [word for word in _NOT_RUN if word in last.values()]
+            if original and said:  # ``a  replayed  (from run R)``, ``(...; reused from run R)``
+                what = "" if said == [status] else f"{' and '.join(said)} "
+                extra.append(f"{what}from run {original}")
             retries = max((a.attempts_made for a in stage.attempts), default=1)
             if retries > 1:
                 extra.append(f"attempt {retries}")
@@ -207,7 +217,7 @@ class StepPrompt(CommandPrompt):
             why = stage.skip_reason or stage_error(
                 stage.status, stage.attempts, stage.cancel_reason
             )
-            head = f"  {stage.name:<{width}}  {stage.status}"
+            head = f"  {stage.name:<{width}}  {status}"
             if why:
                 extra.append(one_line(why, self._why_columns(head, extra)))
             tail = f"  ({'; '.join(extra)})" if extra else ""
@@ -233,22 +243,24 @@ class StepPrompt(CommandPrompt):
 
     def _do_outputs(self, args: Sequence[str]) -> None:
         stage = self._stage_arg(args, "outputs STAGE")
-        record = self.walk.stage(stage)
+        walk = self.walk
+        record = walk.stage(stage)
+        shown = walk.shown(record)[0]
         if record.attempts:
-            found = self.walk.outputs(stage)
+            found = walk.outputs(stage)
             if len(found) == 1:
-                self._print(f"{stage} ({record.status}): {_json(found[0][2])}")
+                self._print(f"{stage} ({shown}): {_json(found[0][2])}")
             else:
-                self._print(f"{stage} ({record.status}):")
+                self._print(f"{stage} ({shown}):")
                 for task_run_id, status, outputs in found:
                     self._print(f"  {task_run_id} ({status}): {_json(outputs)}")
         else:
-            self._print(f"{stage} ({record.status}): not started")
+            self._print(f"{stage} ({shown}): not started")
         for name in record.upstream:
-            upstream = self.walk.stage(name)
-            outputs = self.walk.outputs(name) if upstream.attempts else []
+            upstream = walk.stage(name)
+            outputs = walk.outputs(name) if upstream.attempts else []
             last = outputs[-1][2] if outputs else None
-            self._print(f"  upstream {name} ({upstream.status}): {_json(last)}")
+            self._print(f"  upstream {name} ({walk.shown(upstream)[0]}): {_json(last)}")
 
     def _do_logs(self, args: Sequence[str], last: int = 40) -> None:
         stage = self._stage_arg(args, "logs STAGE")
@@ -256,7 +268,8 @@ class StepPrompt(CommandPrompt):
         record = walk.stage(stage)
         for attempt in record.attempts:
             error = f": {attempt.error}" if attempt.error else ""
-            self._print(f"  {attempt.task_run_id}: {attempt.status}{error}")
+            status = walk.attempt_status(attempt)
+            self._print(f"  {attempt.task_run_id}: {status}{error}")
         if not record.attempts:
             self._print(f"  {stage} has not run yet ({record.status})")
         if self._logs is None:

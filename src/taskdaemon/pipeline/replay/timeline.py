@@ -10,7 +10,12 @@ Nothing is executed: everything comes from the run's spans, from any span source
 * ``timeline(spans)``: the run's events in time order: run started, stage started and
   finished, trigger evaluated, approval requested and resolved, event published, retry,
   skip, a breakpoint's pause and resumption, an input overridden, run finished;
-  ``replay --step`` walks it.
+  ``replay --step`` walks it. Of a replay's record, an execution the replay did not run ends
+  as ``not_run`` names it: ``a replayed`` (fed), ``c#0 reused``.
+* ``not_run(spans)``: a replay's executions it did not run (each span linked ``replayed_from``
+  to the original from its start on), named as the replay's ``--dry-run`` and the debugger's
+  ``where`` name them: ``replayed`` when every execution of its stage is such (fed from the
+  record), else ``reused`` (an instance of a stage run again: its spans say ``replayed``).
 * ``parse_offset(text)``: ``12.5s``, ``1m30s``, ``500ms`` or a number of seconds, from the
   run's start, in ASCII digits (``ascii_number``), of at most 2**63 ns: a span's time is a
   count of nanoseconds, and ``1e300`` seconds had none (an ``OverflowError`` traceback of
@@ -38,7 +43,7 @@ from taskdaemon.pipeline.tracking.reconstruct import (
 )
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 
-__all__ = ["TimelineEvent", "parse_offset", "run_at", "spans_at", "timeline"]
+__all__ = ["TimelineEvent", "not_run", "parse_offset", "run_at", "spans_at", "timeline"]
 
 #: Attributes a span gets only when it ends: dropped from a span still open at the instant.
 _END_ATTRIBUTES = frozenset(
@@ -158,10 +163,31 @@ def _span_events(span: SpanRecord, stage: str | None) -> list[TimelineEvent]:
     return found
 
 
+def not_run(spans: Iterable[SpanRecord]) -> dict[str, str]:
+    """Span id -> ``replayed`` or ``reused``, for each execution the replay recorded by
+    ``spans`` did not run (the module docstring); empty for a run that is no replay."""
+    linked: dict[str, list[str]] = {}
+    ran: set[str] = set()
+    for span in spans:
+        stage = span.attributes.get(t.CICD_TASK_NAME)
+        if not isinstance(stage, str):
+            continue
+        if any(link.attributes.get(t.LINK_RELATION) == t.LINK_REPLAYED_FROM for link in span.links):
+            linked.setdefault(stage, []).append(span.span_id)
+        else:
+            ran.add(stage)
+    return {
+        span_id: "reused" if stage in ran else t.STATUS_REPLAYED
+        for stage, span_ids in linked.items()
+        for span_id in span_ids
+    }
+
+
 def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
     """The run's recorded events in time order (stable: start before end at one instant)."""
     spans = list(spans)
     root = find_root(spans)
+    words = not_run(spans)
     # Stages of several instances (fan-out, events): every instance is named with its number,
     # the first one too, as ``run``'s progress lines name them.
     multi = {
@@ -193,7 +219,9 @@ def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
         events.append((span.start_ns, 1, TimelineEvent(span.start_ns, f"{label} started", stage)))
         events.extend((e.time_ns, 2, e) for e in _span_events(span, stage))
         if span.end_ns is not None:
-            status = ended_attempt_status(span.attributes, span.status_code)
+            status = words.get(span.span_id) or ended_attempt_status(
+                span.attributes, span.status_code
+            )
             events.append((span.end_ns, 2, TimelineEvent(span.end_ns, f"{label} {status}", stage)))
     events.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in events]

@@ -11,6 +11,12 @@ answers *at the current instant* (the time of the current event), from the spans
   ended one's outputs, parsed when they are JSON (the text as recorded otherwise: redacted
   or cut values are shown as they are, they are not used for anything).
 
+A replay's record walked (``replay_of``): an execution the replay did not run is named as the
+replay's ``--dry-run`` and the debugger's ``where`` name it (``shown``), ``replayed`` (a stage
+fed from the record) or ``reused`` (an instance of a stage run again), from its start on (its
+``replayed_from`` link is there from its start), not ``running`` while its stand-in waits its
+turn, nor ``replayed`` for an instance of a stage whose other instances ran.
+
 Pure: no I/O, no OTel; the CLI's prompt (``cli/_step_prompt.py``) prints what it answers.
 """
 
@@ -20,10 +26,17 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
-from taskdaemon.pipeline.replay.timeline import TimelineEvent, parse_offset, spans_at, timeline
+from taskdaemon.pipeline.replay.timeline import (
+    TimelineEvent,
+    not_run,
+    parse_offset,
+    spans_at,
+    timeline,
+)
 from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
@@ -55,6 +68,12 @@ class RecordedWalk:
         self.start_ns = root.start_ns if root is not None else self.events[0].time_ns
         self.index = 0
         self._states: dict[int, RunRecord] = {}
+        whole = reconstruct_run(self.spans)
+        self._status = str(whole.status)
+        #: The run this record's run replays, None when it is no replay.
+        self.replay_of = whole.replay_of
+        #: Span id -> ``replayed`` or ``reused``: the executions the replay did not run.
+        self._not_run = not_run(self.spans)
 
     # ------------------------------------------------------------------ moving
 
@@ -96,7 +115,7 @@ class RecordedWalk:
     def open(self) -> bool:
         """Whether the record has no end: the run still going, or interrupted (its process
         killed), as ``replay`` says of it."""
-        return str(reconstruct_run(self.spans).status) in OPEN_RUN_STATUSES
+        return self._status in OPEN_RUN_STATUSES
 
     # ------------------------------------------------------------------ answering
 
@@ -110,6 +129,22 @@ class RecordedWalk:
             state = reconstruct_run(spans_at(self.spans, max(self.event.time_ns, first)))
             self._states[self.index] = state
         return state
+
+    def shown(self, stage: StageRecord) -> tuple[str, dict[int, str]]:
+        """``stage``'s status and each started instance's (its last attempt's), as a replay's
+        are named (the module docstring): a stage all of whose instances it did not run is
+        named as they are, as the debugger's ``where`` names it."""
+        last = {
+            a.instance: self.attempt_status(a)
+            for a in sorted(stage.attempts, key=lambda a: a.attempt)
+        }
+        words = set(last.values())
+        none_ran = len(words) == 1 and words <= {t.STATUS_REPLAYED, "reused"}
+        return (words.pop() if none_ran else stage.status), last
+
+    def attempt_status(self, attempt: AttemptRecord) -> str:
+        """``attempt``'s status, as a replay's is named (the module docstring)."""
+        return self._not_run.get(attempt.span_id, attempt.status)
 
     def stage_names(self) -> list[str]:
         """Every stage of the run, in the recorded order."""
@@ -139,6 +174,9 @@ class RecordedWalk:
         return [(a.task_run_id, _parsed(a.inputs)) for a in self._started(name)]
 
     def outputs(self, name: str) -> list[tuple[str, str, Any]]:
-        """``(task_run_id, status, outputs)`` of each execution of ``name`` started by now;
-        outputs are ``None`` until it ended (or when they were not captured)."""
-        return [(a.task_run_id, a.status, _parsed(a.outputs)) for a in self._started(name)]
+        """``(task_run_id, status, outputs)`` of each execution of ``name`` started by now (its
+        status as a replay's is named: ``attempt_status``); outputs are ``None`` until it ended
+        (or when they were not captured)."""
+        return [
+            (a.task_run_id, self.attempt_status(a), _parsed(a.outputs)) for a in self._started(name)
+        ]
