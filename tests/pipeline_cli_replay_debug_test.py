@@ -99,3 +99,30 @@ def test_where_shows_what_the_replay_did_not_run_as_such(home: Path) -> None:
             "  d  success",
         ],
     ), shown
+
+
+@pytest.mark.slow
+def test_outputs_and_logs_name_what_the_replay_did_not_run_as_where_does(home: Path) -> None:
+    """At the pause and after the run: ``outputs`` says the fed upstream ``a`` is
+    ``replayed`` and a reused instance ``reused``, and ``logs c`` lists the reused instances
+    as such, in ``where``'s words. Before, both said ``success`` (``a (success)``,
+    ``c.0: success``), as if they had run."""
+    original = failed_once(home)
+    code, shown = on_a_terminal_of(
+        140,
+        home,
+        "replay", original, "--from", "c", "--break", "c", "-q",
+        keys=b"logs c\ncontinue\noutputs c#0\n\x04",
+        cwd=home,
+    )  # fmt: skip
+    said = [line.removeprefix("(taskdaemon) ") for line in shown]
+    logs = len(said) - 1 - said[::-1].index("logs c")  # the answer's, not the typed echo's
+    assert (0, ["  c.0: reused (1 attempt)", "  c.1: paused (1 attempt)"]) == (
+        code,
+        said[logs + 1 : logs + 3],
+    ), shown
+    outputs = len(said) - 1 - said[::-1].index("outputs c#0")
+    assert [
+        'c#0 (reused): {"twice": 2}',
+        "  upstream a (replayed): {}",
+    ] == said[outputs + 1 : outputs + 3], shown

@@ -122,8 +122,8 @@ class DebugSession:
         #: at a start or a failure: a replay's fed or reused one, which does no work to look
         #: at (``replay/run.py``; reuse depends on the inputs and the event it starts with).
         self.never_held: Callable[[str, str, int, Mapping[str, Any], Any], bool] | None = None
-        #: A replay's word for its executions it did not run, which ``state`` shows
-        #: (``_debug_views.run_state``); None for a run that is no replay.
+        #: A replay's word for its executions it did not run, which ``state`` and ``inspect``
+        #: show (``_debug_views``); None for a run that is no replay.
         self.replay: Replayed | None = None
 
     # ------------------------------------------------------------------ breakpoints
@@ -344,7 +344,7 @@ class DebugSession:
         it will run with when paused), its upstream stages' status and outputs, its triggers'
         state, its approval and the events waiting for an instance. JSON-able."""
         run = self._run_of(run_id, need_open=False)
-        return stage_view(run, stage, self._select(run.run_id, stage))
+        return stage_view(run, stage, self._select(run.run_id, stage), self.replay)
 
     def state(self, run_id: str) -> dict[str, Any]:
         """The run as a debugger shows it: status, step mode, each stage's status, what is

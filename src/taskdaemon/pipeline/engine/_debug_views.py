@@ -46,12 +46,18 @@ def stage_of(run: RunBase, name: str) -> StageRun:
     return srt
 
 
-def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, Any]:
+def stage_view(
+    run: RunBase, stage: str, pauses: Sequence[_Pause], replay: Replayed | None = None
+) -> dict[str, Any]:
     """``DebugSession.inspect``: ``stage`` of ``run`` (``STAGE`` or ``STAGE#N``:
-    ``split_instance``), with its executions' ``pauses``, first paused first. JSON-able."""
+    ``split_instance``), with its executions' ``pauses``, first paused first. JSON-able.
+    With ``replay``, the statuses of the stage, its instances and its upstream stages are
+    named as ``run_state`` names them (``outputs`` and ``logs`` said ``success`` of a fed
+    stage and of a reused instance where ``where`` said ``replayed`` and ``reused``)."""
     stage_name, index = split_instance(stage)
     srt = stage_of(run, stage_name)
     inst = _instance_of(srt, index)
+    shown, statuses = _shown(run, srt, replay)
     if pauses:
         inputs: Any = dict(pauses[0].inputs)
     else:
@@ -72,7 +78,9 @@ def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, 
                 inputs[name] = f"<not resolvable now: {exc}>"
     upstream = {
         name: {
-            "status": run.stages_ctx[name]["status"],
+            "status": _shown(run, run.stages[name], replay)[0]
+            if replay is not None and name in run.stages
+            else run.stages_ctx[name]["status"],
             "outputs": run.stages_ctx[name]["outputs"],
         }
         for name in srt.cs.upstream
@@ -87,9 +95,9 @@ def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, 
         for index in range(len(srt.cs.stage.triggers))
     ]
     if inst is None:
-        status, outputs = str(srt.status), run.stages_ctx[stage_name]["outputs"]
+        status, outputs = shown, run.stages_ctx[stage_name]["outputs"]
     else:  # the instance's, not the stage's: ``outputs work#0`` read ``work#0 (paused): {}``
-        status = str(inst.status)
+        status = statuses[inst.index]
         outputs = inst.executions[-1].outputs if inst.executions else {}
     return {
         "stage": stage,
@@ -103,10 +111,23 @@ def stage_view(run: RunBase, stage: str, pauses: Sequence[_Pause]) -> dict[str, 
         "approval": srt.approval.value,
         "pending_events": [dict(payload) for payload, _source in srt.events],
         "instances": [
-            {"instance": i.index, "status": str(i.status), "attempts": len(i.executions)}
-            for i in srt.instances
+            {"instance": i.index, "status": statuses[n], "attempts": len(i.executions)}
+            for n, i in enumerate(srt.instances)
         ],
     }
+
+
+def _shown(run: RunBase, srt: StageRun, replay: Replayed | None) -> tuple[str, list[str]]:
+    """``srt``'s status and its instances', a replay's executions it did not run named so
+    (``run_state``)."""
+    status = str(srt.status)
+    statuses = [str(i.status) for i in srt.instances]
+    if replay is not None and statuses:
+        words = [replay.shown_as(run.run_id, srt.name, i.index) for i in srt.instances]
+        statuses = [word or was for word, was in zip(words, statuses, strict=True)]
+        if len(set(words)) == 1 and words[0] is not None:
+            status = words[0]
+    return status, statuses
 
 
 def _instance_of(srt: StageRun, index: int | None) -> Instance | None:
@@ -137,13 +158,7 @@ def run_state(
     shown so too, and ``replay_of`` names the original run."""
     stages: dict[str, Any] = {}
     for name, srt in run.stages.items():
-        status = str(srt.status)
-        statuses = [str(i.status) for i in srt.instances]
-        if replay is not None and statuses:
-            words = [replay.shown_as(run.run_id, name, i.index) for i in srt.instances]
-            statuses = [word or was for word, was in zip(words, statuses, strict=True)]
-            if len(set(words)) == 1 and words[0] is not None:
-                status = words[0]
+        status, statuses = _shown(run, srt, replay)
         stages[name] = {
             "status": status,
             "instances": statuses,
