@@ -96,6 +96,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
+from threading import get_ident
 from typing import Any, ClassVar, cast
 
 from opentelemetry import trace
@@ -103,6 +104,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import SpanContext, TracerProvider
 
 from taskdaemon import __version__
+from taskdaemon.pipeline import _threads
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline._record_queue import RecordQueue
 from taskdaemon.pipeline.errors import RunNotFoundError
@@ -194,6 +196,9 @@ class PipelineMonitor(ManualFeed):
             kind for kind, handler in self._recorder._handlers.items() if handler is ignore
         )
         self._failed_kinds: set[type] = set()  # record types an entry point failed on (logged)
+        # The loop last found running on the thread that called on_event (see there), held
+        # until another is found.
+        self._loop_seen: Any = None
 
     @property
     def span_hook(self) -> Any:
@@ -241,12 +246,23 @@ class PipelineMonitor(ManualFeed):
             # a type the recorder handles is always wanted, without the call (a few a stage).
             if kind in self._unrecorded and not self.wants_record(kind):
                 return
-            # The non-raising loop probe: get_running_loop() would raise for every hand-fed
-            # record.
-            if kind in _SETTLE_NOW or asyncio._get_running_loop() is None:
+            # The loop running on this thread, if any: the one seen last when it notes this
+            # thread as its own (asyncio's ``_thread_id``, set for the length of
+            # ``run_forever``; a thread runs one loop at a time), else asyncio's non-raising
+            # probe (``get_running_loop()`` would raise for every hand-fed record). The probe is
+            # a ``getpid`` system call in CPython 3.11 (its check that the loop was not
+            # inherited through ``os.fork``), and a live monitor gets about four records a
+            # stage from its loop; in a forked child (``_threads._forked_child``) asyncio is
+            # always asked.
+            loop = self._loop_seen
+            if loop is None or loop._thread_id != get_ident() or _threads._forked_child:
+                loop = asyncio._get_running_loop()
+                if loop is not None and getattr(loop, "_thread_id", None) == get_ident():
+                    self._loop_seen = loop
+            if kind in _SETTLE_NOW or loop is None:
                 if (
                     kind is RunStarted
-                    and asyncio._get_running_loop() is not None
+                    and loop is not None
                     and self._recorder.starts_on_worker(cast(RunStarted, event))
                 ):
                     self._queue.put(event)
