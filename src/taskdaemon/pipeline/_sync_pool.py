@@ -34,10 +34,10 @@ pool's queue: more context switches and more CPU a hop than here (benchmarks/REA
   ``IDLE_SECONDS`` ends;
 * forgets a job its caller gave up on (``give_up``: a sync handler whose stage timed out or
   was cancelled): dropped from the backlog, or, running, no longer counted against the bound;
-* ends at once (``os._exit(0)``) the child of a job that forked and returned in both
-  processes (a sync handler's ``os.fork()``, as ``engine/_attempt.py`` ends an async one's):
-  the child's pool thread went idle with nobody to ring it and lived ``IDLE_SECONDS``, and a
-  handler that waited for its child waited that long.
+* ends at once (``os._exit``, :func:`child_exit_code`) the child of a job that forked and
+  returned or raised in both processes (a sync handler's ``os.fork()``, as
+  ``engine/_attempt.py`` ends an async one's): the child's pool thread went idle with nobody to
+  ring it and lived ``IDLE_SECONDS``, and a handler that waited for its child waited that long.
 
 It is a ``ThreadPoolExecutor`` (``loop.set_default_executor`` requires one) so the loop shuts it
 down as it does its default executor (``asyncio.run``, ``Runner.close``:
@@ -56,7 +56,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-__all__ = ["IDLE_SECONDS", "Call", "Deliver", "SyncPool"]
+__all__ = ["IDLE_SECONDS", "Call", "Deliver", "SyncPool", "child_exit_code"]
 
 T = TypeVar("T")
 
@@ -83,6 +83,18 @@ class _Process:
 
 _process = _Process()
 os.register_at_fork(after_in_child=lambda: setattr(_process, "pid", os.getpid()))
+
+
+def child_exit_code(error: BaseException | None) -> int:
+    """The exit code of a handler's forked child that returned (0) or raised ``error``: as
+    Python's own for it at the top of a script (``SystemExit``'s code, else 1), so that the
+    parent's ``os.waitpid`` tells a failed child from one that did its work."""
+    if error is None:
+        return 0
+    if isinstance(error, SystemExit):
+        code = error.code
+        return code if type(code) is int and 0 <= code <= 255 else int(code is not None)
+    return 1
 
 
 def _ignore(result: Any, error: BaseException | None) -> None:
@@ -243,7 +255,7 @@ class SyncPool(concurrent.futures.ThreadPoolExecutor):
             except BaseException as caught:  # handed to the delivery
                 result, error = None, caught
             if _process.pid != pid:  # a forked child of the job's (module docstring)
-                os._exit(0)
+                os._exit(child_exit_code(error))
             # Nothing of the job is kept while the thread waits idle: the call holds the
             # handler's context, the delivery the awaited future (and an exception's traceback
             # the handler's frames). The call goes first, here, so that freeing it does not

@@ -65,6 +65,20 @@ T = TypeVar("T")
 _LOOP_POLL = 0.5
 
 
+def _unreachable(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether no thread of this process runs ``loop``: a copy a forked child inherited (stage
+    code's ``os.fork()``), whose thread stayed in the parent or is the one asking.
+
+    Decision: a call the child hands that loop would wait for ever (nobody runs it here), and a
+    parent waiting for the child (``os.waitpid``) hung the run with it. So the child is told
+    at once: an environment is resolved in place, as after the run, and a callback
+    (``ctx.publish``) raises (:func:`call_on_loop`)."""
+    if not _forked_child:
+        return False
+    thread = getattr(loop, "_thread_id", None)  # asyncio's note of the thread running it
+    return thread == get_ident() or thread not in {t.ident for t in threading.enumerate()}
+
+
 def _wait_on_loop(
     loop: asyncio.AbstractEventLoop,
     done: concurrent.futures.Future[Any],
@@ -93,7 +107,10 @@ def on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., Any]) -> Ca
 
 def call_on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., T], *args: Any) -> T:
     """``function(*args)`` run on ``loop``'s thread, called from another thread, which waits
-    for its result (or exception, re-raised here)."""
+    for its result (or exception, re-raised here). In a process forked by stage code, which
+    runs no engine (:func:`_unreachable`), it raises instead."""
+    if _unreachable(loop):
+        raise RuntimeError(_FORKED)
     done: concurrent.futures.Future[T] = concurrent.futures.Future()
 
     def run() -> None:
@@ -104,6 +121,9 @@ def call_on_loop(loop: asyncio.AbstractEventLoop, function: Callable[..., T], *a
 
     loop.call_soon_threadsafe(run)
     return done.result()
+
+
+_FORKED = "the run's engine is not in this process, forked by stage code: nothing to call there"
 
 
 class LoopEnvironment(Mapping[str, str]):
@@ -133,7 +153,7 @@ class LoopEnvironment(Mapping[str, str]):
 
     def _fetch(self) -> dict[str, str]:
         loop = self._loop
-        if asyncio._get_running_loop() is loop:  # read on the loop itself
+        if asyncio._get_running_loop() is loop or _unreachable(loop):  # read here
             return self._resolve()
         done: concurrent.futures.Future[dict[str, str]] = concurrent.futures.Future()
 

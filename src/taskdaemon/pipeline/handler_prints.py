@@ -22,11 +22,19 @@ execution (then it is delivered cut, as a command's long line is), and at most
 :data:`MAX_OPEN_LINES` executions keep such a buffer (the oldest is delivered first), so a
 handler that prints without newlines costs bounded memory. How many lines a run keeps is the
 log writer's bound, as for a command's output.
+
+A process forked by stage code (``os.fork()`` in a handler) prints to the real stdout alone.
+Decision: the child is no engine: the loop and the threads a line's delivery waits for stayed
+in the parent, so the child's first print, resolving the stage's environment for its trace
+ids, waited for ever on a loop nobody runs, and a parent waiting for the child
+(``os.waitpid``) hung the run. What the child prints still reaches the stream both share; the
+stage's logs keep the parent's lines.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import threading
 import time
@@ -41,6 +49,17 @@ MAX_OPEN_LINES: Final = 256
 
 _Key = tuple[str, str, int, int]
 
+#: Set in a forked child: a write there asks which process it is in (module docstring).
+_forked = False
+
+
+def _note_fork() -> None:
+    global _forked  # noqa: PLW0603 - a flag the fork hook sets, read by each write
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_note_fork)
+
 
 class _StageStdout:
     """``sys.stdout`` while pipelines run: a stage execution's writes become its log lines."""
@@ -49,6 +68,7 @@ class _StageStdout:
         self._real = real
         self._lock = threading.Lock()
         self._open: dict[_Key, tuple[Any, str]] = {}  # unfinished line per execution
+        self._pid = os.getpid()  # the engine's process (module docstring: a forked child)
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer...
         return getattr(self._real, name)
@@ -56,7 +76,7 @@ class _StageStdout:
     def write(self, text: str) -> int:
         written = self._real.write(text)
         context = current_execution()
-        if context is None:
+        if context is None or (_forked and os.getpid() != self._pid):
             return written
         # Here, not at the top: ``run`` installs this before its first stage, and the capture's
         # module is loaded by then only where a stage prints (``cli/deferred.py``'s start-up).

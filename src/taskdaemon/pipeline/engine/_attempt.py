@@ -23,6 +23,7 @@ from inspect import isawaitable
 from types import CoroutineType
 from typing import Any
 
+from taskdaemon.pipeline._sync_pool import child_exit_code
 from taskdaemon.pipeline.engine._callbacks import Callbacks, LazyEnvironment
 from taskdaemon.pipeline.engine._context_builder import new_context
 from taskdaemon.pipeline.engine._dataflow import (
@@ -365,20 +366,24 @@ class Attempts(RunBase):
             if ex.outputs:  # before the next stage, or a record, carries a secret of them on
                 remember_secrets(ex.outputs, self.run_id)
         except TimeoutError as exc:
+            _exit_if_forked(pid, exc)
             if deadline is None or not deadline.expired():
                 return FAILURE, _failed(ex, exc)
             ex.error = f"timed out after {limit:g}s"
             ex.error_type = "TimeoutError"
             return TIMEOUT, exc
         except StageTimeoutError as exc:  # the handler's own deadline (module docstring)
+            _exit_if_forked(pid, exc)
             _failed(ex, exc)
             ex.error_type = "TimeoutError"  # as the engine's own deadline says it
             return TIMEOUT, exc
         except Exception as exc:
+            _exit_if_forked(pid, exc)
             return FAILURE, _failed(ex, exc)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:
+            _exit_if_forked(pid, exc)
             # The handler's own ``SystemExit``, ``KeyboardInterrupt``, ``GeneratorExit`` or bare
             # ``BaseException`` (a sync handler's comes from its worker thread: no signal is
             # ever delivered there): the attempt fails. Let through, it ended the task with
@@ -455,9 +460,10 @@ _process = _Process()
 os.register_at_fork(after_in_child=lambda: setattr(_process, "pid", os.getpid()))
 
 
-def _exit_if_forked(pid: int) -> None:
-    """End this process at once, exit code 0, when it is not ``pid`` (the engine's process that
-    called the handler): an async handler that ran ``os.fork()`` and returned in both processes.
+def _exit_if_forked(pid: int, error: BaseException | None = None) -> None:
+    """End this process at once when it is not ``pid`` (the engine's process that called the
+    handler): an async handler that ran ``os.fork()`` and returned, or raised ``error``, in both
+    processes. Exit code 0, or ``error``'s as Python gives it (``_sync_pool.child_exit_code``).
 
     Decision: the child is a copy of taskdaemon whose other threads (the monitor's, the span
     store's) did not survive the fork; carrying on as an engine, it waited for ever on a lock
@@ -466,4 +472,4 @@ def _exit_if_forked(pid: int) -> None:
     on does its work before returning, as a ``multiprocessing`` child does. A process forked
     before its attempts start (a pre-forking server's worker) runs them as its own."""
     if _process.pid != pid:
-        os._exit(0)
+        os._exit(child_exit_code(error))
