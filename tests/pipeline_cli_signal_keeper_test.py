@@ -95,3 +95,45 @@ def test_sigterm_cancels_the_run_after_a_handler_unset_the_wakeup_descriptor(
     stderr = "".join(seen) + rest
     assert 143 == ran.returncode, stderr
     assert "wake-up descriptor was changed by stage code (to -1)" in stderr
+
+
+CLOSING = """\
+import os
+import signal
+
+KEPT = []
+
+
+async def closes(ctx):
+    fd = signal.set_wakeup_fd(-1)
+    signal.set_wakeup_fd(fd)
+    os.close(fd)
+    if os.environ.get("TAKE"):  # a file of the handler's takes the number
+        KEPT.append(open(os.environ["TAKE"], "wb"))
+    return {}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("take", [False, True])
+def test_sigterm_cancels_the_run_after_a_handler_closed_the_wakeup_descriptor(
+    home: Path, tmp_path: Path, take: bool
+) -> None:
+    """Before, asyncio's signal bytes went to a closed descriptor (or into the handler's file
+    that took its number): SIGTERM was lost and ``sleep 60`` ran to its end (exit 0)."""
+    (tmp_path / "changing.py").write_text(CLOSING)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(PIPELINE.replace("changing:changes", "changing:closes"))
+    taken = tmp_path / "taken"
+    env = {"PYTHONPATH": pythonpath_with(tmp_path), "TAKE": str(taken) if take else ""}
+    with ended_at_exit(in_background(home, "run", str(pipeline), **env)) as ran:
+        seen: list[str] = []
+        line_with(ran.stderr, re.compile(r"\bb\s+running"), seen=seen)
+        if not any("was closed by stage code" in line for line in seen):
+            line_with(ran.stderr, "was closed by stage code", seen=seen)
+        ran.send_signal(signal.SIGTERM)
+        _out, rest = ran.communicate(timeout=90)
+    stderr = "".join(seen) + rest
+    assert 143 == ran.returncode, stderr
+    assert "Traceback" not in stderr
+    assert not take or 0 == taken.stat().st_size  # no signal byte written into its file

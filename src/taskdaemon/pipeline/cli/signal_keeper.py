@@ -24,13 +24,25 @@ byte the C handler writes to it (``signal.set_wakeup_fd``), and the Python handl
 does nothing: ``signal.set_wakeup_fd(-1)`` in a handler left every handling as it was, and
 SIGTERM was lost (a later ``sleep 20`` stage ran to its end, exit 0). Each look puts the kept
 descriptor back and learns what it was in the same call, so no signal finds none meanwhile.
+
+A handler that *closes* that descriptor (``os.close``, ``os.closerange``) left asyncio writing
+signals (and other threads' ``call_soon_threadsafe``) to nothing: SIGTERM was lost again. So
+the keeper holds a copy of it (``os.dup``, close-on-exec) and, finding the number closed or
+holding another file (one opened meanwhile takes the lowest free number), makes the copy the
+wake-up descriptor and asyncio's socket for it (``loop._csock``), with one warning: the number
+is let go, not written to or closed again, since it may be someone else's file now. What was
+written to the number between the close and the next look (a signal byte, a thread's
+``call_soon_threadsafe``) went where the number pointed: only the handler can avoid that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
 import signal
+import socket
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -54,6 +66,8 @@ class SignalKeeper:
     def __init__(self) -> None:
         self._kept: dict[int, _Handling] = {}
         self._wakeup = -1  # the loop's wake-up descriptor (-1: none to keep)
+        self._copy = -1  # a copy of it, and what file it is: put back if closed
+        self._file: tuple[int, int] | None = None
         self._timer: asyncio.TimerHandle | None = None
 
     def keep(self) -> SignalKeeper:
@@ -69,6 +83,10 @@ class SignalKeeper:
                 signal.set_wakeup_fd(self._wakeup)
             finally:
                 signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+            if self._wakeup != -1:
+                with contextlib.suppress(OSError):
+                    self._copy = os.dup(self._wakeup)
+                    self._file = _file(self._copy)
             self._timer = asyncio.get_running_loop().call_later(CHECK_SECONDS, self._check)
         return self
 
@@ -77,6 +95,10 @@ class SignalKeeper:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._copy != -1:
+            with contextlib.suppress(OSError):
+                os.close(self._copy)
+            self._copy = -1
 
     def _check(self) -> None:
         self.put_back()
@@ -85,6 +107,8 @@ class SignalKeeper:
     def put_back(self) -> None:
         """Put back each kept signal's handling that changed, and the wake-up descriptor,
         saying so; never raises."""
+        if self._copy != -1:
+            self._reopen()
         if self._wakeup != -1:
             try:
                 was = signal.set_wakeup_fd(self._wakeup)
@@ -112,6 +136,40 @@ class SignalKeeper:
                 _handling(now),
                 name,
             )
+
+    def _reopen(self) -> None:
+        """The copy made the loop's wake-up socket if stage code closed it (module docstring)."""
+        try:
+            if _file(self._wakeup) == self._file:
+                return
+        except OSError:  # closed, the number free
+            pass
+        loop = asyncio.get_running_loop()
+        old = getattr(loop, "_csock", None)  # asyncio's own: the write end of its self-pipe
+        try:
+            if isinstance(old, socket.socket) and old.fileno() == self._wakeup:
+                new = socket.socket(fileno=self._copy)
+                new.setblocking(False)
+                loop._csock = new  # type: ignore[attr-defined]
+                old.detach()  # the number is no longer asyncio's to write to or close
+            signal.set_wakeup_fd(self._copy)
+        except (OSError, ValueError):  # never stops the run
+            return
+        _log.warning(
+            "the signal wake-up descriptor (%d) was closed by stage code: taskdaemon's copy "
+            "(%d) takes its place, so that a stop signal still stops the run",
+            self._wakeup,
+            self._copy,
+        )
+        self._wakeup, self._copy = self._copy, -1  # the loop's now, closed with it
+        with contextlib.suppress(OSError):
+            self._copy = os.dup(self._wakeup)  # for a handler that closes it again
+
+
+def _file(fd: int) -> tuple[int, int]:
+    """Which file ``fd`` is open on (device and inode); OSError when it is not open."""
+    status = os.fstat(fd)
+    return status.st_dev, status.st_ino
 
 
 def _handling(handling: _Handling) -> str:
