@@ -200,6 +200,11 @@ tests_for() {
             echo tests/pipeline_group_watchdog_test.py ;;
         pipeline/yaml_lines.py)
             echo tests/pipeline_yaml_lines_test.py ;;
+        pipeline/toml_lines.py)
+            echo tests/pipeline_toml_lines_test.py tests/pipeline_hint_syntax_test.py \
+                tests/pipeline_cli_validate_lines_test.py ;;
+        pipeline/hint_syntax.py)
+            echo tests/pipeline_hint_syntax_test.py tests/pipeline_config_invalid_test.py ;;
         pipeline/_watchdog_process.py)
             # In-process tests only: the program runs as `python -I -S` of its (mutated) file,
             # which cannot import mutmut's trampoline, so the watchdog tests fail every mutant.

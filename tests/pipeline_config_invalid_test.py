@@ -80,20 +80,21 @@ EXPECTED = {
     ),
     "cycle.yaml": (
         "pipelines/invalid/cycle.yaml:11: stages[1].triggers[1].on_completion.stage: cycle: a "
-        "-> b -> c -> a"
+        "-> b -> c -> a (none of them can start: 'a' waits for 'c' here; remove this trigger)"
     ),
     "duplicate_key.yaml": (
         "pipelines/invalid/duplicate_key.yaml:7: stages[0].command: duplicate key"
     ),
     "duplicate_stage.yaml": (
         "pipelines/invalid/duplicate_stage.yaml:7: stages[1].name: duplicate stage name "
-        "'build' (first at stages[0])"
+        "'build' (first at stages[0]: rename one)"
     ),
     "empty_file.yaml": ("pipelines/invalid/empty_file.yaml:1: the file is empty"),
     "empty_stages.yaml": ("pipelines/invalid/empty_stages.yaml:2: stages: must not be empty"),
     "event_cycle.yaml": (
         "pipelines/invalid/event_cycle.yaml:12: stages[1].triggers[0].on_event.type: cycle: "
-        "worker -> checker -> worker"
+        "worker -> checker -> worker (none of them can start: 'worker' waits for 'checker' "
+        "here; remove this trigger)"
     ),
     "loop_handler_and_command.yaml": (
         "pipelines/invalid/loop_handler_and_command.yaml:3: loops.lint: expected exactly one "
@@ -112,7 +113,8 @@ EXPECTED = {
     ),
     "no_entry_stage.yaml": (
         "pipelines/invalid/no_entry_stage.yaml:2: stages: no entry stage (a stage with no "
-        "upstream stages and a manual, on_condition or external on_event trigger)"
+        "upstream stages and a manual, on_condition or external on_event trigger: give the "
+        "first stage triggers: [{manual: {}}])"
     ),
     "parallel_instances_zero.yaml": (
         "pipelines/invalid/parallel_instances_zero.yaml:5: stages[0].parallel_instances: must "
@@ -133,7 +135,8 @@ EXPECTED = {
     ),
     "self_completion.yaml": (
         "pipelines/invalid/self_completion.yaml:11: stages[1].triggers[1].on_completion.stage: "
-        "cycle: again -> again"
+        "cycle: again -> again (none of them can start: 'again' waits for itself here; remove "
+        "this trigger)"
     ),
     "several_problems.yaml": (
         "pipelines/invalid/several_problems.yaml:3: concurrency: must be >= 1, got -1\n"
@@ -152,7 +155,7 @@ EXPECTED = {
         "pipelines/invalid/several_problems.yaml:16: stages[1].inputs.plan.from: syntax error "
         "at column 31: mismatched input '<EOF>'\n"
         "pipelines/invalid/several_problems.yaml:17: stages[2].name: duplicate stage name "
-        "'planning' (first at stages[0])\n"
+        "'planning' (first at stages[0]: rename one)\n"
         "pipelines/invalid/several_problems.yaml:20: stages[2].triggers[0].on_event.type: no "
         "stage emits 'spec.redy' and it is not in external_events (add it to the emits of the "
         "stage that publishes it, or write external_events: ['spec.redy'] for one published "
@@ -192,7 +195,8 @@ EXPECTED = {
         "'planning'?)"
     ),
     "unknown_key.toml": (
-        "pipelines/invalid/unknown_key.toml: concurency: unknown key (did you mean 'concurrency'?)"
+        "pipelines/invalid/unknown_key.toml:2: concurency: unknown key (did you mean "
+        "'concurrency'?)"
     ),
     "unknown_loop.yaml": (
         "pipelines/invalid/unknown_loop.yaml:6: stages[0].loop: unknown loop type 'plann' (did "
@@ -343,8 +347,7 @@ def test_values_of_the_wrong_shape_are_issues_not_crashes(text: str, expected: s
         ("retry: 3", "retry: expected a mapping, got integer (write retry: {max_attempts: 3})"),
         (
             "stages: {name: a}",
-            "stages: expected a list, got mapping (an item per stage: '- name: ...' in YAML, "
-            "[[stages]] in TOML)",
+            "stages: expected a list, got mapping (an item per stage: '- name: ...' in YAML)",
         ),
         (
             "stages: [{name: a, emits: [built]}, {name: b, triggers: [{on_event: {type: biult}}]}]",

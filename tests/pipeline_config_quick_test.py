@@ -176,11 +176,7 @@ def test_a_star_that_is_no_alias_takes_the_converter_and_keeps_lines() -> None:
         "    command: x\n"
         "    triggerz: []\n"
     )
-    assert _error(text) == (
-        "<string>:7: stages[1].triggers: missing required field (an entry stage has triggers: "
-        "[{manual: {approval_required: false}}])\n"
-        "<string>:9: stages[1].triggerz: unknown key (did you mean 'triggers'?)"
-    )
+    assert _error(text) == "<string>:9: stages[1].triggerz: unknown key (did you mean 'triggers'?)"
 
 
 def test_mistakes_of_a_flow_list_over_lines_are_each_on_their_own_line() -> None:
@@ -369,7 +365,8 @@ def test_the_validator_names_each_field_it_reports() -> None:
         "<string>:5: loops.lint.handler: invalid handler 'not-a-handler' (expected "
         "module:function)",
         "<string>:6: stages: no entry stage (a stage with no upstream stages and a manual, "
-        "on_condition or external on_event trigger)",
+        "on_condition or external on_event trigger: give the first stage triggers: "
+        "[{manual: {}}])",
         "<string>:9: stages[0].parallel_instances: must be >= 1, got 0",
         "<string>:10: stages[0].retry.backoff.initial: must be > 0, got 0",
         "<string>:10: stages[0].retry.backoff.max: must be > 0, got 0",

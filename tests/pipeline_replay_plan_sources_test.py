@@ -149,7 +149,8 @@ def test_a_recorded_definition_with_a_cycle_is_missing() -> None:
     assert (None, "the definition") == (plan.pipeline, what)
     assert problem == (
         f"the recorded definition is invalid: run {RUN}: "
-        "stages[0].triggers[0].on_completion.stage: cycle: plan -> build -> plan"
+        "stages[0].triggers[0].on_completion.stage: cycle: plan -> build -> plan (none of them "
+        "can start: 'plan' waits for 'build' here; remove this trigger)"
     )
 
 

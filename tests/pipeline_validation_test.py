@@ -82,7 +82,7 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "stages[2].retry.backoff.max: must be > 0, got 0",
         "stages[2].triggers: must not be empty (an entry stage has triggers: [{manual: "
         "{approval_required: false}}])",
-        "stages[3].name: duplicate stage name 'a' (first at stages[0])",
+        "stages[3].name: duplicate stage name 'a' (first at stages[0]: rename one)",
         "stages[3].handler: invalid handler 'not-a-handler' (expected module:function)",
         "stages[3].command: must not be empty",
         "stages[3].triggers[0].on_event.type: no stage emits 'missing' and it is not in "
@@ -179,7 +179,7 @@ def test_a_definition_that_ran_is_checked_only_for_what_every_run_obeys() -> Non
         " (add it to the emits of the stage that publishes it, or write external_events: ['ok'] "
         "for one published from outside the run)",
         "stages: no entry stage (a stage with no upstream stages and a manual, on_condition "
-        "or external on_event trigger)",
+        "or external on_event trigger: give the first stage triggers: [{manual: {}}])",
     ] == _issues(no_entry)
 
 

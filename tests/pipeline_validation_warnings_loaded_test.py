@@ -300,8 +300,9 @@ def test_a_comment_on_a_stage_s_first_line_suppresses_its_codes_in_the_whole_sta
     ]
 
 
-def test_json_has_lines_and_columns_and_toml_has_neither() -> None:
-    """A JSON file is read as YAML reads it (its lines); a TOML file has none here."""
+def test_json_and_toml_have_lines_and_columns() -> None:
+    """A JSON file is read as YAML reads it (its lines); a TOML file's lines are its keys'
+    (``toml_lines``), the column the last key's of the path on the line."""
     json_text = """\
     {"name": "j", "stages": [
       {"name": "build", "command": "true", "triggers": [{"manual": {}}]},
@@ -325,7 +326,7 @@ def test_json_has_lines_and_columns_and_toml_has_neither() -> None:
         "which a stage does not have (did you mean 'status'?) [unknown-stage-field]"
     )
     assert _warnings(json_text, "json") == [f"p.json:4:36: {warning}"]
-    assert _warnings(toml_text, "toml") == [f"p.toml: {warning}"]
+    assert _warnings(toml_text, "toml") == [f"p.toml:9:30: {warning}"]
 
 
 def test_a_file_of_many_typos_gets_at_most_the_bound_of_warnings() -> None:

@@ -96,7 +96,7 @@ def test_the_field_suppresses_in_every_format(home: Path, tmp_path: Path) -> Non
         f"OK {yaml_file} (3 stages, 1 warning)",
         f"{json_file}:42:14: {_TYPO}",
         f"OK {json_file} (3 stages, 1 warning)",
-        f"{toml_file}: {_TYPO}",
+        f"{toml_file}:17:30: {_TYPO}",
         f"OK {toml_file} (3 stages, 1 warning)",
     ] == done.stdout.splitlines()
 

@@ -160,7 +160,7 @@ def test_json_and_toml_files_get_warnings_too(home: Path, tmp_path: Path) -> Non
     expected = [
         f"{json_file}:4:36: {warning}",
         f"OK {json_file} (2 stages, 1 warning)",
-        f"{toml_file}: {warning}",
+        f"{toml_file}:9:30: {warning}",
         f"OK {toml_file} (2 stages, 1 warning)",
     ]
     assert (0, expected) == (done.returncode, done.stdout.splitlines()), done.stderr

@@ -2,7 +2,7 @@
 
 ``load_pipeline(path)`` and ``parse_pipeline(text)`` return a validated ``Pipeline`` or raise one
 ``ConfigError`` that carries **every** issue of the file, each with the file, the 1-based line
-(YAML only: lines come from PyYAML's parser), the field path in the canonical form
+(YAML's from PyYAML's parser, TOML's from ``toml_lines``), the field path in the canonical form
 (``stages[2].triggers[0].on_event.type``) and a short lower-case reason. ``str(error)`` is one
 line per issue, ``FILE:LINE: PATH: REASON``, ready for a CLI to print without a traceback.
 
@@ -38,14 +38,17 @@ import contextlib
 import gc
 import os
 from collections.abc import Collection, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Final, Literal
 
+from taskdaemon.pipeline.config_issues import ancestors, line_of
 from taskdaemon.pipeline.config_reader import ConfigReader
-from taskdaemon.pipeline.config_text import Lines, no_lines, read_json, read_toml, read_yaml
+from taskdaemon.pipeline.config_text import Lines, read_json, read_toml, read_yaml
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
+from taskdaemon.pipeline.hint_syntax import syntax_of
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
     Pipeline,
@@ -61,7 +64,13 @@ from taskdaemon.pipeline.validation_warnings import (
 )
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
-__all__ = ["LOOP_ENTRY_POINT_GROUP", "load_pipeline", "parse_pipeline", "registered_loop_types"]
+__all__ = [
+    "LOOP_ENTRY_POINT_GROUP",
+    "field_lines",
+    "load_pipeline",
+    "parse_pipeline",
+    "registered_loop_types",
+]
 
 #: The entry point group through which packages register loop types (name = loop type).
 LOOP_ENTRY_POINT_GROUP: Final = "taskdaemon.loops"
@@ -125,6 +134,32 @@ def load_pipeline(
     )
 
 
+def field_lines(file: str, paths: Collection[str]) -> dict[str, int]:
+    """The line of each of ``paths`` (or of its nearest ancestor) in the pipeline file at
+    ``file``, read again: for a problem found after the file loaded, such as a handler that does
+    not resolve (``cli/validate.resolve_issues``), which would otherwise name no line. Only a
+    file with such a problem pays the second read; none for a file that can no longer be read
+    (the lines are then left out, as a pipeline built in code has none)."""
+    fmt = _SUFFIXES.get(Path(file).suffix.lower())
+    try:
+        with open(file, "rb") as stream:
+            text = stream.read(MAX_YAML_BYTES + 1).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return {}
+    if len(text) > MAX_YAML_BYTES:  # grown since it loaded: its loader would refuse it now
+        return {}
+    lines: Lines
+    if fmt == "toml":
+        lines = partial(_toml_lines, text)
+    elif fmt in ("yaml", "json"):
+        read = read_yaml if fmt == "yaml" else read_json
+        _, lines, _ = read(text, file)
+    else:
+        return {}
+    found = lines({path for wanted in paths for path in (wanted, *ancestors(wanted))})
+    return {path: line for path in paths if (line := line_of(found, path)) is not None}
+
+
 def parse_pipeline(
     text: str,
     *,
@@ -148,6 +183,13 @@ def parse_pipeline(
     if compiled is not None and warnings is not None:
         warnings += _warnings(pipeline, text, reader, source, compiled, fmt=fmt)
     return pipeline
+
+
+def _toml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+    # Only a TOML file with an issue needs it (start-up time).
+    from taskdaemon.pipeline.toml_lines import toml_lines  # noqa: PLC0415 - see above
+
+    return toml_lines(text, wanted)
 
 
 @contextlib.contextmanager
@@ -183,12 +225,13 @@ def _parse(
         data, lines, issues = read_json(text, source)
     elif fmt == "toml":
         data, issues = read_toml(text, source)
-        lines = no_lines  # TOML has no lines
+        lines = partial(_toml_lines, text)
     else:
         raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml', 'json' or 'toml')")
     if issues:
         raise ConfigError(issues)
-    reader = ConfigReader(source, lines)
+    syntax = syntax_of(fmt)
+    reader = ConfigReader(source, lines, syntax)
     pipeline = reader.pipeline(data)
     del data  # the plain values are all read: the validator's peak need not hold them too
     if reader.fatal:
@@ -198,7 +241,9 @@ def _parse(
         # Entry point discovery scans every installed distribution: only pay for it when needed.
         unknown = any(stage.loop not in declared for stage in pipeline.stages)
         registered_loops = registered_loop_types() if unknown else ()
-    found = validate_pipeline(pipeline, registered_loops=registered_loops, compiled=compiled)
+    found = validate_pipeline(
+        pipeline, registered_loops=registered_loops, compiled=compiled, syntax=syntax
+    )
     issues = list(reader.issues)
     for issue in found:
         path = reader.file_path(issue.path)
@@ -208,7 +253,7 @@ def _parse(
         issues = reader.placed(issues)
     issues += comment_issues(text, source, fmt)  # on their lines already
     if issues:
-        # Stable: issues on one line keep the order they were found in; TOML has no lines.
+        # Stable: issues on one line keep the order they were found in.
         issues.sort(key=lambda issue: issue.line or 0)
         raise ConfigError(issues)
     return pipeline, reader
@@ -224,9 +269,9 @@ def _warnings(
     fmt: str,
 ) -> list[ValidationWarning]:
     """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its
-    ``ignore_warnings`` fields or its comments suppress (a TOML file has no lines here and a
-    JSON file no comments: only the fields suppress there), then those suppressions that
-    suppressed nothing (``unused_ignores``)."""
+    ``ignore_warnings`` fields or its comments suppress (a TOML file's comments are not read
+    for directives and a JSON file has none: only the fields suppress there), then those
+    suppressions that suppressed nothing (``unused_ignores``)."""
     used = None
     if reader.ignored or (fmt == "yaml" and "taskdaemon:" in text):
         # Only a file that suppresses a warning imports the check (start-up time).

@@ -21,12 +21,13 @@ from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
-__all__ = ["FileIssues", "ancestors"]
+__all__ = ["FileIssues", "ancestors", "line_of"]
 
 _SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 
 
-def _line_of(lines: Mapping[str, int], path: str) -> int | None:
+def line_of(lines: Mapping[str, int], path: str) -> int | None:
+    """The line of ``path`` in ``lines``, else of its nearest ancestor there, else None."""
     found = path if path in lines else next((p for p in ancestors(path) if p in lines), "")
     return lines.get(found)
 
@@ -43,7 +44,7 @@ def ancestors(path: str) -> Iterator[str]:
 
 class FileIssues:
     """The issues of one file with the paths they cover. ``lines`` gives the line of each
-    field path asked for (none for TOML); it is called once, by :meth:`placed`, for the paths
+    field path asked for; it is called once, by :meth:`placed`, for the paths
     of the issues found, since most files have none and their lines would cost a walk of the
     file (``config_text.yaml_lines``). An issue has no line until then."""
 
@@ -65,14 +66,18 @@ class FileIssues:
         self._covered.add(path)
         self._covered.update(ancestors(path))
 
+    def cover(self, path: str) -> None:
+        """Count ``path`` as reported, with no issue of its own: another issue says it."""
+        self._covered.add(path)
+
     def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
         """``issues`` each on the line of its path, or of the nearest ancestor of it the file
-        has (TOML: none): the file's lines are read once, for these paths and their ancestors."""
+        has: the file's lines are read once, for these paths and their ancestors."""
         wanted = {issue.path for issue in issues}
         for issue in issues:
             wanted.update(ancestors(issue.path))
         lines = self._lines_of(wanted)
-        return [replace(issue, line=_line_of(lines, issue.path)) for issue in issues]
+        return [replace(issue, line=line_of(lines, issue.path)) for issue in issues]
 
     def file_path(self, path: str) -> str:
         """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list

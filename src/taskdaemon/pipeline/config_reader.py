@@ -17,16 +17,17 @@ from collections.abc import Callable, Collection
 from typing import Any, Final, TypeVar
 
 from taskdaemon.pipeline.config_hints import (
-    EACH_STAGE,
-    SEVERAL_STAGES_HINT,
-    TRIGGER_EXAMPLES,
     TRIGGER_FIELD,
     argv_hint,
     boolean_hint,
+    each_stage,
+    entry_stage_hint,
     one_of,
     quote_hint,
+    several_stages_hint,
     shown_number,
     trigger_body_hint,
+    trigger_example,
     unquote,
 )
 from taskdaemon.pipeline.config_issues import FileIssues
@@ -35,8 +36,8 @@ from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES
 from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
+from taskdaemon.pipeline.hint_syntax import Syntax, Word, setting, written
 from taskdaemon.pipeline.model import (
-    ENTRY_STAGE_HINT,
     Backoff,
     ErrorStrategy,
     InputMapping,
@@ -139,13 +140,13 @@ def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def _habit_hint(allowed: Collection[str], key: str, value: Any) -> str | None:
+def _habit_hint(allowed: Collection[str], key: str, value: Any, syntax: Syntax) -> str | None:
     """The line to write for an unknown ``key`` another tool uses (``other_tools``), where
     ``allowed`` is a stage's keys, the trigger kinds or an ``on_completion``'s keys."""
     if allowed is _STAGE_KEYS:
-        return stage_key_hint(key, value)
+        return stage_key_hint(key, value, syntax)
     if allowed is _TRIGGER_KEYS:
-        return trigger_kind_hint(key, value)
+        return trigger_kind_hint(key, value, syntax)
     return completion_body_hint(key) if allowed is _TRIGGER_KEYS["on_completion"] else None
 
 
@@ -154,12 +155,17 @@ class ConfigReader(FileIssues):
     (:class:`~taskdaemon.pipeline.config_issues.FileIssues`: where each is in the file).
 
     A wrong field gets its default (or the element is dropped) so that reading goes on and the
-    rest of the file is still checked.
+    rest of the file is still checked. An issue that says what to write writes it in the
+    file's ``syntax`` (``hint_syntax``).
     """
 
-    def __init__(self, file: str, lines: Lines) -> None:
+    def __init__(self, file: str, lines: Lines, syntax: Syntax = "yaml") -> None:
         super().__init__(file, lines)
+        self.syntax = syntax
         self.fatal = False
+        #: The paths an unknown key's "did you mean" names (``trigers`` means
+        #: ``stages[0].triggers``): such a field is not missing as well.
+        self.meant: set[str] = set()
         #: The warning codes each ``ignore_warnings`` suppresses, by its owner's path (``""``
         #: the pipeline, ``stages[I]`` a stage): not the model's, as a comment is not (below).
         self.ignored: dict[str, tuple[str, ...]] = {}
@@ -171,7 +177,9 @@ class ConfigReader(FileIssues):
             if key not in allowed:
                 close = close_match(key, allowed)
                 hint = f"did you mean {close[0]!r}?" if close else f"expected {one_of(allowed)}"
-                habit = _habit_hint(allowed, key, value)
+                if close:
+                    self.meant.add(_join(path, close[0]))
+                habit = _habit_hint(allowed, key, value, self.syntax)
                 self.issue(_join(path, key), f"unknown key ({habit or hint})")
 
     def mapping(self, value: Any, path: str) -> dict[str, Any] | None:
@@ -193,15 +201,17 @@ class ConfigReader(FileIssues):
     ) -> _T:
         value = data.get(key, _MISSING)
         if value is _MISSING or (value is None and not required):
-            if required:
-                self.issue(_join(path, key), f"missing required field{hint}")
+            if required and (field := _join(path, key)) in self.meant:
+                self.cover(field)  # its misspelt key's issue says it; nor is it empty
+            elif required:
+                self.issue(field, f"missing required field{hint}")
             return default
         result = convert(value, f"{path}.{key}" if path else key)
         return default if result is None else result
 
     def string(self, value: Any, path: str) -> str | None:
         if not isinstance(value, str):
-            hint = quote_hint(value, self.file) or argv_hint(value, path)
+            hint = quote_hint(value, self.syntax) or argv_hint(value, path, self.syntax)
             self.issue(path, f"expected a string, got {kind_of(value)}{hint}")
             return None
         return value
@@ -245,7 +255,8 @@ class ConfigReader(FileIssues):
         text = value.strip()
         if _NUMBER.fullmatch(text):  # types are strict: "300" is no more seconds than "3" an int
             number = shown_number(text)
-            why = f"seconds are a number: write {number} without quotes, or {number}s"
+            unit = written(Word(f"{number}s"), self.syntax)
+            why = f"seconds are a number: write {number} without quotes, or {unit}"
             self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
         if not _DURATION.fullmatch(text):
@@ -305,9 +316,8 @@ class ConfigReader(FileIssues):
 
     def retry(self, value: Any, path: str) -> RetryPolicy | None:
         if type(value) is int:  # ``retry: 3``, as other tools write it
-            self.issue(
-                path, f"expected a mapping, got integer (write retry: {{max_attempts: {value}}})"
-            )
+            write = setting("retry", {"max_attempts": value}, self.syntax)
+            self.issue(path, f"expected a mapping, got integer (write {write})")
             return None
         data = self.mapping(value, path)
         if data is None:
@@ -350,7 +360,9 @@ class ConfigReader(FileIssues):
 
     def stages(self, value: Any, path: str) -> tuple[Stage, ...] | None:
         if not isinstance(value, list):
-            hint = EACH_STAGE if type(value) is dict else ""  # one stage's fields, unlisted
+            hint = (
+                each_stage(self.syntax) if type(value) is dict else ""
+            )  # one stage's fields, unlisted
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
         read = self.stage
@@ -406,7 +418,7 @@ class ConfigReader(FileIssues):
                 self.triggers,
                 no_triggers,
                 required=True,
-                hint="" if after else ENTRY_STAGE_HINT,
+                hint="" if after else entry_stage_hint(self.syntax),
             )
         if keys <= _STAGE_REQUIRED_SET:  # no optional field: nothing more to read
             return _make_stage()(
@@ -437,7 +449,7 @@ class ConfigReader(FileIssues):
         if not isinstance(value, list):
             # the hint quotes the text raw: only a code's (a line break in it forged a line)
             known = isinstance(value, str) and unknown_code(value) is None
-            hint = f" (write [{value}])" if known else ""
+            hint = f" (write {written([Word(value)], self.syntax)})" if known else ""
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return
         codes = []
@@ -459,8 +471,9 @@ class ConfigReader(FileIssues):
 
     def triggers(self, value: Any, path: str) -> tuple[Trigger, ...] | None:
         if not isinstance(value, list):
-            example = TRIGGER_EXAMPLES.get(value, "manual: {}") if isinstance(value, str) else ""
-            hint = f" (a list of one-key mappings: triggers: [{{{example}}}])" if example else ""
+            example = trigger_example(value) or trigger_example("manual")
+            listed = setting("triggers", [example], self.syntax)
+            hint = f" (a list of one-key mappings: {listed})" if isinstance(value, str) else ""
             self.issue(path, f"expected a list, got {kind_of(value)}{hint}")
             return None
         triggers = []
@@ -476,8 +489,8 @@ class ConfigReader(FileIssues):
         if not isinstance(value, dict):
             kinds = one_of(_TRIGGER_KEYS)
             # ``triggers: [manual]``: the kind alone, with no mapping around it
-            example = TRIGGER_EXAMPLES.get(value) if isinstance(value, str) else None
-            hint = f" (write {{{example}}})" if example else ""
+            example = trigger_example(value)
+            hint = f" (write {written(example, self.syntax)})" if example else ""
             self.issue(path, f"expected a mapping with one of {kinds}, got {kind_of(value)}{hint}")
             return None
         self.keys(value, _TRIGGER_KEYS, path)
@@ -495,7 +508,7 @@ class ConfigReader(FileIssues):
         if body is None and kind == "manual":
             body = {}
         if kind in TRIGGER_FIELD and isinstance(body, str | list):
-            self.issue(body_path, trigger_body_hint(kind, body))
+            self.issue(body_path, trigger_body_hint(kind, body, self.syntax))
             return None
         data = self.mapping(body, body_path)
         if data is None:
@@ -503,7 +516,7 @@ class ConfigReader(FileIssues):
         self.keys(data, _TRIGGER_KEYS[kind], body_path)
         if kind == "on_completion":
             if isinstance(data.get("stage"), list):
-                self.issue(_join(body_path, "stage"), SEVERAL_STAGES_HINT)
+                self.issue(_join(body_path, "stage"), several_stages_hint(self.syntax))
                 return None
             stage = self.field(data, "stage", body_path, self.name, None, required=True)
             success_only = self.field(data, "success_only", body_path, self.boolean, True)

@@ -46,7 +46,7 @@ Lines: TypeAlias = Callable[[Collection[str]], Mapping[str, int]]
 
 
 def no_lines(wanted: Collection[str]) -> Mapping[str, int]:
-    """No line for any path: a file that has none (TOML), or that was not read."""
+    """No line for any path: a file that was not read."""
     return {}
 
 
@@ -179,7 +179,7 @@ _BLANKS_AROUND_DOTS = re.compile(r"[ \t]*+\.[ \t]*+")
 
 
 def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
-    """The file's value and the issues of reading it (TOML has no lines)."""
+    """The file's value and the issues of reading it (its lines: ``toml_lines``)."""
     import tomllib  # noqa: PLC0415 - only TOML files need it (start-up time)
 
     too_deep = [ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)]

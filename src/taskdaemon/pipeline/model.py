@@ -33,7 +33,6 @@ from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
     "BUILTIN_LOOPS",
-    "ENTRY_STAGE_HINT",
     "FAN_OUT_OUTPUTS",
     "Backoff",
     "Edge",
@@ -53,9 +52,6 @@ __all__ = [
 ]
 
 BUILTIN_LOOPS = frozenset({"python", "command"})
-
-#: Added to a "no triggers" issue: a stage without triggers is most often meant to start the run.
-ENTRY_STAGE_HINT = " (an entry stage has triggers: [{manual: {approval_required: false}}])"
 
 
 class ErrorStrategy(StrEnum):

@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.hint_syntax import Syntax, Word, setting
 
 __all__ = ["ORDERING_KEYS", "completion_body_hint", "stage_key_hint", "trigger_kind_hint"]
 
@@ -40,31 +40,16 @@ _AFTER_KEYS: Final = frozenset(
         "wait_for",
     }
 )
-_AFTER_HINT: Final = (
-    "a stage runs after another by a trigger: triggers: [{on_completion: {stage: NAME}}]"
-)
+_AFTER: Final = "a stage runs after another by a trigger: "
 _CALLBACK_KEYS: Final = frozenset(
     {"on_success", "on_failure", "on_failure_callback", "on_success_callback"}
 )
 _CONDITION_KEYS: Final = ("when", "if", "condition", "rules", "only_if", "run_if")
 _GITLAB_WHEN: Final = frozenset({"always", "never", "on_success", "on_failure", "delayed"})
-_CONDITION_HINT: Final = (
-    "a stage runs on a condition by a trigger: triggers: [{on_condition: {expression: CEL}}]"
-)
-_STAGE_KEYS: Final = {
-    **dict.fromkeys(_AFTER_KEYS, _AFTER_HINT),
-    **dict.fromkeys(_CONDITION_KEYS, _CONDITION_HINT),
-    **dict.fromkeys(("script", "run", "cmd", "shell", "bash_command"), "did you mean 'command'?"),
-    **dict.fromkeys(
-        ("env", "environment", "variables"),
-        "a command gets its inputs as TASKDAEMON_INPUT_<NAME> variables: inputs: {NAME: CEL}",
-    ),
-    **dict.fromkeys(
-        _CALLBACK_KEYS,
-        "a stage that runs after another names it in its own triggers: triggers: "
-        "[{on_completion: {stage: NAME}}]",
-    ),
-}
+_CONDITION: Final = "a stage runs on a condition by a trigger: "
+_COMMAND_KEYS: Final = frozenset(("script", "run", "cmd", "shell", "bash_command"))
+_ENV_KEYS: Final = frozenset(("env", "environment", "variables"))
+_CALLBACK: Final = "a stage that runs after another names it in its own triggers: "
 #: The stage keys whose hint is the trigger to write: a stage with one and no ``triggers`` is
 #: not told how to make an entry stage as well.
 ORDERING_KEYS: Final = _AFTER_KEYS | _CALLBACK_KEYS
@@ -80,24 +65,40 @@ _SCHEDULE_HINT: Final = (
 )
 
 
-def stage_key_hint(key: str, value: Any) -> str | None:
-    """The hint for a stage's unknown ``key`` that another tool uses, or None; for ``retries:
-    N`` it names the attempts (``retry: {max_attempts: N + 1}``)."""
+def stage_key_hint(key: str, value: Any, syntax: Syntax) -> str | None:
+    """The hint for a stage's unknown ``key`` that another tool uses, or None, in the file's
+    ``syntax``; for ``retries: N`` it names the attempts (``retry: {max_attempts: N + 1}``)."""
     if key in _AFTER_KEYS:
         names = [value] if isinstance(value, str) else value if isinstance(value, list) else []
         if not 0 < len(names) <= 3 or not all(map(_is_stage_name, names)):
-            return _AFTER_HINT
-        triggers = ", ".join(f"{{on_completion: {{stage: {name!r}}}}}" for name in names)
-        both = ", with trigger_mode: all to wait for all" if len(names) > 1 else ""
-        return f"write triggers: [{triggers}]{both}"
+            return _AFTER + _triggers("on_completion", "stage", Word("NAME"), syntax)
+        triggers = [{"on_completion": {"stage": name}} for name in names]
+        both = setting("trigger_mode", Word("all"), syntax)
+        more = f", with {both} to wait for all" if len(names) > 1 else ""
+        return f"write {setting('triggers', triggers, syntax)}{more}"
     if key == "when" and value == "manual":  # GitLab's approval
-        return "write triggers: [{manual: {approval_required: true}}]"
+        return "write " + _triggers("manual", "approval_required", True, syntax)
     if key in _CONDITION_KEYS and isinstance(value, str) and value not in _GITLAB_WHEN:
-        return f"write triggers: [{{on_condition: {{expression: {quote(value)}}}}}]"
+        return "write " + _triggers("on_condition", "expression", value, syntax)
+    if key in _CONDITION_KEYS:
+        return _CONDITION + _triggers("on_condition", "expression", Word("CEL"), syntax)
     if key in ("retries", "max_retries"):
-        attempts = value + 1 if type(value) is int and 0 <= value < 1000 else "N"
-        return f"write retry: {{max_attempts: {attempts}}}, the first attempt included"
-    return _STAGE_KEYS.get(key)
+        attempts = value + 1 if type(value) is int and 0 <= value < 1000 else Word("N")
+        retry = setting("retry", {"max_attempts": attempts}, syntax)
+        return f"write {retry}, the first attempt included"
+    if key in _COMMAND_KEYS:
+        return "did you mean 'command'?"
+    if key in _ENV_KEYS:
+        inputs = setting("inputs", {"NAME": Word("CEL")}, syntax)
+        return f"a command gets its inputs as TASKDAEMON_INPUT_<NAME> variables: {inputs}"
+    if key in _CALLBACK_KEYS:
+        return _CALLBACK + _triggers("on_completion", "stage", Word("NAME"), syntax)
+    return None
+
+
+def _triggers(kind: str, field: str, value: object, syntax: Syntax) -> str:
+    """``triggers: [{KIND: {FIELD: VALUE}}]`` in the file's syntax."""
+    return setting("triggers", [{kind: {field: value}}], syntax)
 
 
 def completion_body_hint(key: str) -> str | None:
@@ -105,33 +106,37 @@ def completion_body_hint(key: str) -> str | None:
     return _COMPLETION_BODY_HINT if key in _COMPLETION_BODY_KEYS else None
 
 
-def trigger_kind_hint(kind: str, body: Any) -> str | None:
+def trigger_kind_hint(kind: str, body: Any, syntax: Syntax) -> str | None:
     """The line to write for a trigger of another tool's ``kind`` (``on_success: build``), with
-    the stage ``body`` names (a string, or a mapping's ``stage``), else None."""
+    the stage ``body`` names (a string, or a mapping's ``stage``), else None; in the file's
+    ``syntax``."""
     stage = _stage_named(body)
-    shown = stage if stage == "NAME" else repr(stage)
     if kind in ("on_success", "after", "needs", "depends_on", "upstream", "requires"):
-        return f"write on_completion: {{stage: {shown}}}"
+        return "write " + setting("on_completion", {"stage": stage}, syntax)
     if kind in _ALWAYS:
-        return f"write on_completion: {{stage: {shown}, success_only: false}}"
+        body = {"stage": stage, "success_only": False}
+        return "write " + setting("on_completion", body, syntax)
     if kind in ("on_failure", "on_error"):
         name = stage if stage.isidentifier() else "NAME"  # CEL reads stages.a-b as a minus
-        condition = f"\"stages.{name}.status == 'failure'\""
-        return f"write on_condition: {{expression: {condition}}}, with error_strategy: continue"
+        condition = f"stages.{name}.status == 'failure'"
+        on_condition = setting("on_condition", {"expression": condition}, syntax)
+        strategy = setting("error_strategy", Word("continue"), syntax)
+        return f"write {on_condition}, with {strategy}"
     if kind in ("when", "if", "condition"):
-        return "write on_condition: {expression: CEL}"
+        return "write " + setting("on_condition", {"expression": Word("CEL")}, syntax)
     if kind in ("schedule", "cron"):
         return _SCHEDULE_HINT
     if kind in ("approval", "approve", "manual_approval"):
-        return "write manual: {approval_required: true}"
+        return "write " + setting("manual", {"approval_required": True}, syntax)
     return None
 
 
 def _stage_named(body: Any) -> str:
-    """The stage a trigger's ``body`` names (``build``, ``{stage: build}``), else ``NAME``."""
+    """The stage a trigger's ``body`` names (``build``, ``{stage: build}``), else ``NAME`` (a
+    :class:`~taskdaemon.pipeline.hint_syntax.Word`)."""
     if isinstance(body, dict):
         body = body.get("stage", body.get("job", body.get("task")))
-    return body if _is_stage_name(body) else "NAME"
+    return body if _is_stage_name(body) else Word("NAME")
 
 
 def _is_stage_name(value: Any) -> bool:

@@ -11,8 +11,9 @@ program that builds ``Pipeline(...)`` calls it itself), so ``model`` needs nothi
 ``validate_pipeline`` from this module.
 
 The naming rules (``NAME_PATTERN``, ``MAX_NAME_LENGTH``) live here too: only validation reads
-them. ``BUILTIN_LOOPS`` and ``ENTRY_STAGE_HINT`` stay in ``model``: the loader reads them as well,
-and they describe the model (the loop types it knows, what an entry stage is), not a check.
+them. ``BUILTIN_LOOPS`` stays in ``model``: the loader reads it as well, and it describes the
+model (the loop types it knows), not a check. An issue that says what to write writes it in the
+``syntax`` of the file (``hint_syntax``): the loader passes its format.
 """
 
 from __future__ import annotations
@@ -22,13 +23,14 @@ import re
 from collections.abc import Collection, Mapping
 from itertools import islice
 
+from taskdaemon.pipeline.config_hints import entry_stage_hint
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
+from taskdaemon.pipeline.hint_syntax import Syntax, Word, setting, written
 from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
-    ENTRY_STAGE_HINT,
     InputMapping,
     LoopDef,
     Manual,
@@ -87,6 +89,7 @@ def validate_pipeline(
     registered_loops: Collection[str] = (),
     ran: bool = False,
     compiled: dict[str, Expression] | None = None,
+    syntax: Syntax = "yaml",
 ) -> list[ValidationIssue]:
     """Every problem of ``pipeline`` that its types cannot express, in a stable order.
 
@@ -114,7 +117,7 @@ def validate_pipeline(
     ``compiled``, when given, receives every expression compiled, by its path: what the
     warnings read (``validation_warnings``), so that they tokenize nothing again.
     """
-    return _Validator(pipeline, frozenset(registered_loops), ran, compiled).run()
+    return _Validator(pipeline, frozenset(registered_loops), ran, compiled, syntax).run()
 
 
 class _Validator:
@@ -124,8 +127,10 @@ class _Validator:
         registered_loops: frozenset[str],
         ran: bool,
         compiled: dict[str, Expression] | None,
+        syntax: Syntax,
     ) -> None:
         self.pipeline = pipeline
+        self.syntax = syntax  # the file's, in which a hint writes what to write
         self.ran = ran  # ``validate_pipeline``'s: a file's own rules are not checked
         self.compiled = compiled  # ``validate_pipeline``'s: the expressions, by path
         self.issues: list[ValidationIssue] = []
@@ -193,7 +198,7 @@ class _Validator:
             name = stage.name
             if name in first_index:
                 first = f"stages[{first_index[name]}]"
-                message = f"duplicate stage name {quote(name)} (first at {first})"
+                message = f"duplicate stage name {quote(name)} (first at {first}: rename one)"
                 self.issue(f"stages[{index}].name", message)
             else:
                 first_index[name] = index
@@ -221,7 +226,7 @@ class _Validator:
             and not self.ran
             and not NAME_PATTERN.fullmatch(name)
         ):
-            self.issue(path, _bad_name(name))
+            self.issue(path, _bad_name(name, self.syntax))
 
     def name_length(self, path: str, name: str, what: str) -> bool:
         """False (and an issue) if ``name`` is longer than MAX_NAME_LENGTH characters."""
@@ -274,7 +279,8 @@ class _Validator:
         if not _HANDLER_PATTERN.fullmatch(handler):
             # ``steps.count``, a Python dotted path: the function follows the last dot
             meant = ":".join(handler.rsplit(".", 1))
-            write = f": write {quote(meant)}" if _HANDLER_PATTERN.fullmatch(meant) else ""
+            shown = written(meant, self.syntax)
+            write = f": write {shown}" if _HANDLER_PATTERN.fullmatch(meant) else ""
             message = f"invalid handler {quote(handler)} (expected module:function{write})"
             self.issue(f"{owner}.handler", message)
         else:  # stages share handlers: each valid one is matched once
@@ -304,7 +310,8 @@ class _Validator:
         if stage.retry is not None:
             self.retry(f"stages[{index}]", "retry", stage.retry)
         if not stage.triggers and not self.ran:
-            self.issue(f"stages[{index}].triggers", f"must not be empty{ENTRY_STAGE_HINT}")
+            hint = entry_stage_hint(self.syntax)
+            self.issue(f"stages[{index}].triggers", f"must not be empty{hint}")
         for position, trigger in enumerate(stage.triggers):
             if type(trigger) is OnCompletion and trigger.stage in self.stage_names:
                 continue  # a known stage: nothing to report (``trigger`` says the same)
@@ -335,8 +342,8 @@ class _Validator:
                 names = ", ".join(quote(name, _SHOWN_VARIABLE) for name in sorted(given)[:10])
                 hint = f" (the stage's inputs set {names})"
             elif not hint:
-                hint = " (the stage has no inputs: inputs: {NAME: CEL} sets " + _INPUT_PREFIX
-                hint += "<NAME>)"
+                write = setting("inputs", {"NAME": Word("CEL")}, self.syntax)
+                hint = f" (the stage has no inputs: {write} sets {_INPUT_PREFIX}<NAME>)"
             shown = quote(variable, _SHOWN_VARIABLE)
             self.issue(f"stages[{index}].command", f"reads {shown}, which no input sets{hint}")
             return
@@ -388,9 +395,10 @@ class _Validator:
         if isinstance(trigger, OnEvent):
             known = self.ran or trigger.type in self.emitted or trigger.type in self.external
             if self.name_length(f"{path}.type", trigger.type, "event type") and not known:
+                external = setting("external_events", [trigger.type], self.syntax)
                 hint = self.suggest(trigger.type, self.emitted) or (
-                    " (add it to the emits of the stage that publishes it, or write external_"
-                    f"events: [{quote(trigger.type)}] for one published from outside the run)"
+                    " (add it to the emits of the stage that publishes it, or write "
+                    f"{external} for one published from outside the run)"
                 )
                 self.issue(
                     f"{path}.type",
@@ -457,7 +465,9 @@ class _Validator:
                 else:
                     continue
                 path = f"stages[{index}].triggers[{position}].{field_}"
-                self.issue(path, "cycle: " + " -> ".join(cycle))
+                waits = "itself" if closing == start else quote(closing)
+                why = f"none of them can start: {quote(start)} waits for {waits} here"
+                self.issue(path, f"cycle: {' -> '.join(cycle)} ({why}; remove this trigger)")
                 break
 
     def upstream_reads(self) -> None:
@@ -483,7 +493,7 @@ class _Validator:
                     name = next(group for group in match.groups() if group is not None)
                     if name not in self.stage_names or self.upstream_of(stage.name, name):
                         continue
-                    wait = f"triggers: [{{on_completion: {{stage: {name!r}}}}}]"
+                    wait = setting("triggers", [{"on_completion": {"stage": name}}], self.syntax)
                     why = (
                         "reads the stage's own outputs, which it has only once it ended (what "
                         "the handler returns is result, in outputs:)"
@@ -522,10 +532,11 @@ class _Validator:
                     isinstance(trigger, OnEvent) and trigger.type in self.external
                 ):
                     return
+        manual = setting("triggers", [{"manual": {}}], self.syntax)
         self.issue(
             "stages",
             "no entry stage (a stage with no upstream stages and a manual, on_condition "
-            "or external on_event trigger)",
+            f"or external on_event trigger: give the first stage {manual})",
         )
 
 
@@ -570,9 +581,10 @@ def _path(owner: str, field: str) -> str:
     return f"{owner}.{field}" if owner else field
 
 
-def _bad_name(name: str) -> str:
+def _bad_name(name: str, syntax: Syntax) -> str:
     """The issue of a name the pattern refuses, with the name to write (``'Build step'``:
     ``'build-step'``) when lowering it and joining its words with ``-`` makes one."""
     meant = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-")
-    write = f": write {quote(meant)}" if NAME_PATTERN.fullmatch(meant) and meant != name else ""
+    fits = NAME_PATTERN.fullmatch(meant) and meant != name
+    write = f": write {written(meant, syntax)}" if fits else ""
     return f"invalid name {quote(name)} (expected [a-z0-9][a-z0-9_.-]*{write})"

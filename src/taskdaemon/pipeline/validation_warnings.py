@@ -381,8 +381,8 @@ _TOML_COMMENT: Final = (
 
 def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
     """An issue for each ``# taskdaemon: ignore[...]`` comment of ``text`` that suppresses
-    nothing: in YAML, one naming an unknown code; in TOML, any (a TOML file has no lines here to
-    place a warning on, so a comment cannot say which one it means: ``ignore_warnings`` does).
+    nothing: in YAML, one naming an unknown code; in TOML, any (its comments are not read for
+    directives: ``ignore_warnings``, which every format has, says which warning it means).
     JSON has no comments. Each issue is on its comment's line."""
     issues: list[ValidationIssue] = []
     for comment in ignore_comments(text, fmt):

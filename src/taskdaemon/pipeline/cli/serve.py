@@ -322,7 +322,7 @@ def serve_command(args: argparse.Namespace) -> int:
             return EXIT_INVALID
         add_working_directory_to_path()
         registry = LoopRegistry.default()
-        issues = resolve_issues(pipeline, registry)
+        issues = resolve_issues(pipeline, registry, from_file=True)
         if issues:
             _log_lines(issues)
             return EXIT_INVALID

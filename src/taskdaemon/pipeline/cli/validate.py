@@ -105,9 +105,17 @@ def add_working_directory_to_path() -> None:
 SHOWN_STAGES = 3
 
 
-def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
+def resolve_issues(
+    pipeline: Pipeline, registry: LoopRegistry, *, from_file: bool = False
+) -> list[str]:
     """One line per distinct problem of the stages whose loop type does not resolve to a
     handler, in the order of the first stage that has it.
+
+    ``from_file``: ``pipeline`` is the file ``pipeline.source`` loaded, stage for stage, so
+    each line names the line of its first stage's reference, ``FILE:LINE:`` as the loader's
+    issues do (:func:`reference_path`): the file is read again for it, only when a stage
+    fails. ``replay`` resolves some of a recorded run's stages, whose places in a file are
+    not known, and leaves it false.
 
     Stages that share a problem (the same handler module missing, say) share the line, which
     names the first :data:`SHOWN_STAGES` and counts the rest: a 300-stage file whose handler
@@ -122,7 +130,9 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
 
     handlers_imported()  # their top-level code may hold the process's end (``process_end``)
     stages_of: dict[str, list[str]] = {}
-    for stage in pipeline.stages:
+    first_of: dict[str, str] = {}  # each problem's first stage's reference, by its path
+    for index, stage in enumerate(pipeline.stages):
+        before = len(stages_of)
         try:
             registry.resolve(pipeline, stage)
         except HandlerImportError as error:
@@ -140,8 +150,35 @@ def resolve_issues(pipeline: Pipeline, registry: LoopRegistry) -> list[str]:
                 stages_of.setdefault(text[len(prefix) :], []).append(stage.name)
             else:
                 stages_of.setdefault(text, [])
+        if len(stages_of) > before:
+            first_of[next(reversed(stages_of))] = reference_path(pipeline, index)
     source = pipeline.source or "<pipeline>"
-    return [f"{source}: {_stages_phrase(names)}{problem}" for problem, names in stages_of.items()]
+    lines = {}
+    if from_file and stages_of:
+        from taskdaemon.pipeline.config import field_lines  # noqa: PLC0415 - a failure only
+
+        lines = field_lines(source, first_of.values())
+    return [
+        f"{source}{_at(lines.get(first_of.get(problem, '')))}: {_stages_phrase(names)}{problem}"
+        for problem, names in stages_of.items()
+    ]
+
+
+def reference_path(pipeline: Pipeline, index: int) -> str:
+    """The field path of what stage ``index`` of ``pipeline`` runs, as ``LoopRegistry`` resolves
+    it: its ``handler`` (loop type ``python``) or ``command``, else its loop type's
+    declaration under ``loops:``, else its ``loop`` (a registered type, or none)."""
+    stage = pipeline.stages[index]
+    if stage.loop in ("python", "command"):
+        return f"stages[{index}].{'handler' if stage.loop == 'python' else 'command'}"
+    declared = pipeline.loops.get(stage.loop)
+    if declared is not None:
+        return f"loops.{stage.loop}.{'handler' if declared.handler else 'command'}"
+    return f"stages[{index}].loop"
+
+
+def _at(line: int | None) -> str:
+    return f":{line}" if line is not None else ""
 
 
 def _stages_phrase(names: list[str]) -> str:
@@ -186,7 +223,8 @@ def load_for_run(
     add_working_directory_to_path()
     registry = LoopRegistry.default()
     issues = redact_texts(
-        resolve_issues(pipeline, registry) + check_approvals(pipeline, approve, command)
+        resolve_issues(pipeline, registry, from_file=True)
+        + check_approvals(pipeline, approve, command)
     )
     missing = missing_request_inputs(pipeline, request)
     if missing is not None:  # not redacted: ``--input token=VALUE`` would read as a secret
@@ -213,7 +251,7 @@ def run_validate(args: argparse.Namespace) -> int:
             print(located(str(error), file), flush=True)
             code = 2
             continue
-        issues = [] if args.no_resolve else resolve_issues(pipeline, registry)
+        issues = [] if args.no_resolve else resolve_issues(pipeline, registry, from_file=True)
         if issues:
             print(printable("\n".join(issues)), flush=True)
             code = 2
