@@ -164,6 +164,36 @@ def test_a_handler_that_does_not_resolve_names_its_line(
             "  - name: a\n    command: echo\n    triggers: [{manual: {}}]\n",
             ["6: stages[1].name: duplicate stage name 'a' (first at stages[0]: rename one)"],
         ),
+        (
+            "unknown.toml",
+            'name = "p"\n[[stages]]\nname = "a"\ncommand = "echo"\n'
+            'triggers = [{manual = {}},\n  {on_completion = {stage = "b"}}]\n',
+            ["5: stages[0].triggers[1].on_completion.stage: unknown stage 'b' (the stages: 'a')"],
+        ),
+        (
+            "word.toml",
+            "name = demo\n",
+            [
+                "1: invalid toml: invalid value at column 8 (a string is quoted in TOML: "
+                "write 'demo')"
+            ],
+        ),
+        (
+            "colon.toml",
+            'name = "p"\n[[stages]]\nname = "a"\ntriggers = [{manual: {}}]\n',
+            [
+                "4: invalid toml: expected '=' after a key in a key/value pair at column 20 "
+                "(TOML writes key = value, in an inline table too)"
+            ],
+        ),
+        (
+            "twice.toml",
+            'name = "p"\n[[stages]]\nname = "a"\nname = "b"\n',
+            [
+                "4: invalid toml: cannot overwrite a value at column 11 ('name' is given twice: "
+                "a key is written once in its table)"
+            ],
+        ),
     ],
 )
 def test_a_newcomer_s_slip_is_one_line_that_says_what_to_write(
@@ -171,7 +201,9 @@ def test_a_newcomer_s_slip_is_one_line_that_says_what_to_write(
 ) -> None:
     """A misspelt required key is its "did you mean" alone (it was also "missing required
     field", with a hint about entry stages that misled); a cycle says which trigger to remove;
-    a stage named twice says to rename one; each on its line, TOML's too."""
+    a stage named twice says to rename one; an entry stage that also waits for an unknown
+    stage is that stage's issue alone (it was also "no entry stage"); TOML's YAML habits (a
+    bare word, ``key: value``, a key twice) say what to write; each on its line."""
     write(tmp_path / name, text)
     done = taskdaemon(home, "validate", name, cwd=tmp_path)
     assert (2, [f"{name}:{issue}" for issue in expected]) == (

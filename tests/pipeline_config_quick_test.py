@@ -364,9 +364,6 @@ def test_the_validator_names_each_field_it_reports() -> None:
         "<string>:3: retry.backoff.factor: must be >= 1, got 0.5",
         "<string>:5: loops.lint.handler: invalid handler 'not-a-handler' (expected "
         "module:function)",
-        "<string>:6: stages: no entry stage (a stage with no upstream stages and a manual, "
-        "on_condition or external on_event trigger: give the first stage triggers: "
-        "[{manual: {}}])",
         "<string>:9: stages[0].parallel_instances: must be >= 1, got 0",
         "<string>:10: stages[0].retry.backoff.initial: must be > 0, got 0",
         "<string>:10: stages[0].retry.backoff.max: must be > 0, got 0",

@@ -198,14 +198,34 @@ def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
         return None, [ValidationIssue("", f"invalid toml: {reason.lower()}", file=file)]
 
 
+_TOML_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]*")
+_TOML_KEY = re.compile(r"[ \t]*([A-Za-z0-9_-]+)[ \t]*=")
+
+
+def _toml_hint(reason: str, line: str, column: int) -> str:
+    """What to write for a YAML habit ``tomllib`` refuses: a bare word as a value (``name =
+    demo``), ``key: value`` in an inline table, a key given twice in one table."""
+    at = line[column - 1 :] if 0 < column <= len(line) else ""
+    word = _TOML_WORD.match(at) if reason.startswith("invalid value") else None
+    if word is not None and word.group() not in ("true", "false", "inf", "nan"):
+        return f" (a string is quoted in TOML: write {quote(word.group())})"
+    if reason.startswith("expected '=' after a key") and at.startswith(":"):
+        return " (TOML writes key = value, in an inline table too)"
+    if reason.startswith("cannot overwrite a value") and (key := _TOML_KEY.match(line)):
+        return f" ({quote(key.group(1))} is given twice: a key is written once in its table)"
+    return ""
+
+
 def _toml_issue(message: str, text: str, file: str) -> ValidationIssue:
     """``tomllib``'s ``reason (at line L, column C)`` as YAML's and JSON's issues read: the line
     as the issue's, the column in the reason. Its ``(at end of document)`` is the file's last
     line, which had no line at all: the usual slip there is a value or bracket left out."""
     found = re.search(r"\(at line (\d+), column (\d+)\)$", message)
     if found:
-        reason = f"{message[: found.start()].rstrip().lower()} at column {found.group(2)}"
-        return ValidationIssue("", f"invalid toml: {reason}", file=file, line=int(found.group(1)))
+        line, column = int(found.group(1)), int(found.group(2))
+        reason = f"{message[: found.start()].rstrip().lower()} at column {column}"
+        reason += _toml_hint(reason, text.split("\n")[line - 1] if line else "", column)
+        return ValidationIssue("", f"invalid toml: {reason}", file=file, line=line)
     end = message.endswith("(at end of document)")
     reason = message.removesuffix("(at end of document)").rstrip().lower()
     if not end:

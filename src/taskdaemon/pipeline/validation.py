@@ -521,9 +521,12 @@ class _Validator:
         return False
 
     def entry(self) -> None:
-        targets = {edge.target for edge in self.pipeline.edges}
-        # An on_completion of an unknown stage adds an edge whose source is not a stage; the
-        # stage still waits on it, so it is no entry stage either.
+        # An on_completion of an unknown stage adds an edge whose source is not a stage: the
+        # stage waits on it, so it is no entry stage, but that stage's issue says so and names
+        # the stage meant. "No entry stage" beside it, saying to add the trigger the stage
+        # has, would only mislead.
+        names = self.stage_names
+        targets = {edge.target for edge in self.pipeline.edges if edge.source in names}
         for stage in self.pipeline.stages:
             if stage.name in targets:
                 continue
