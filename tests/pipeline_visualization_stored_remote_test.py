@@ -117,9 +117,8 @@ async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> 
     ), said
 
 
-def _an_hour_earlier(span: SpanRecord) -> SpanRecord:
-    """``span`` and its events as they were had it run an hour ago."""
-    hour = 3600 * 10**9
+def _an_hour_earlier(span: SpanRecord, hour: int = 3600 * 10**9) -> SpanRecord:
+    """``span`` and its events as they were had it run an hour ago (``hour`` ns)."""
     return replace(
         span,
         start_ns=span.start_ns - hour,
@@ -185,3 +184,67 @@ def test_watch_says_on_stderr_that_no_new_span_came(home: Path) -> None:
         lines[0].split(",")[0],
         lines[-1].split(",")[0],
     ), (said, out)
+
+
+def _stages(snapshot: DagSnapshot) -> list[tuple[str, str]]:
+    assert snapshot.run is not None
+    return [(stage.name, stage.status) for stage in snapshot.run.stages]
+
+
+async def _watch_torn(
+    end_at: int, *, settle_timeout: float, hours_ago: int = 0
+) -> tuple[list[DagSnapshot], list[str], int]:
+    """The snapshots and lines of a watch of HELD's run on a Tempo that has every span but
+    deploy's (the run span came in a batch before deploy's) until its ``end_at``-th poll, then
+    all of them; and the polls it took (each span ``hours_ago`` hours earlier)."""
+    run_id, _, ended = await held_run_spans()
+    ended = [_an_hour_earlier(span, hours_ago * 3600 * 10**9) for span in ended]
+    torn = [span for span in ended if span.name != "deploy"]
+    said: list[str] = []
+    with serve(Backend()) as tempo:
+        source = _EndingLater(tempo, run_id, torn, ended)
+        source.end_at = end_at
+        try:
+            stream = watch_stored_run(
+                source, run_id, interval=0.01, on_quiet=said.append, settle_timeout=settle_timeout
+            )
+            snapshots = [snapshot async for snapshot in stream]
+        finally:
+            source.source.close()
+    return snapshots, said, source.polls
+
+
+async def test_a_run_span_in_before_a_stage_span_is_followed_until_the_stage_span_is() -> None:
+    """Tempo has the run span, ended, and build's and notify's, not yet deploy's: the run read
+    ``success`` with deploy ``skipped``, and the watch ended on that. It polls on, shows no such
+    picture, and ends once deploy's span is in (the fifth poll), on the run as it was."""
+    snapshots, said, polls = await _watch_torn(5, settle_timeout=30.0)
+    assert ([[("build", "success"), ("deploy", "success"), ("notify", "success")]], [], 5) == (
+        [_stages(snapshot) for snapshot in snapshots],
+        said,
+        polls,
+    )
+
+
+async def test_a_stage_span_that_never_comes_is_waited_for_a_while_then_said() -> None:
+    """Deploy's span never reaches Tempo: after ``settle_timeout`` the watch ends on the run as
+    Tempo has it, and says in one line which stage has no span (it may have run). The run's
+    spans say it ended an hour from now (a clock ahead): the wait is bounded all the same."""
+    snapshots, said, polls = await _watch_torn(10**6, settle_timeout=0.2, hours_ago=-1)
+    assert (1, ("deploy", "skipped"), [True]) == (
+        len(snapshots),
+        _stages(snapshots[0])[1],
+        ["has no span of stage deploy: shown as skipped, it may have run" in line for line in said],
+    ), said
+    assert polls > 1  # it waited
+
+
+async def test_a_run_that_ended_long_ago_is_not_waited_for() -> None:
+    """A run whose span ended an hour ago gets no wait for a span still missing: it is lost.
+    One poll, and the line."""
+    snapshots, said, polls = await _watch_torn(10**6, settle_timeout=30.0, hours_ago=1)
+    assert (1, 1, ["ended 1h00m ago"]) == (
+        len(snapshots),
+        polls,
+        [line.split(", ")[0].partition(": ")[2] for line in said],
+    ), said

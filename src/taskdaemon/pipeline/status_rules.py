@@ -27,6 +27,7 @@ __all__ = [
     "HALTED_ACTIONS",
     "INTERRUPTED",
     "NOT_STARTED_STAGE_STATUSES",
+    "NO_SPAN_REASON",
     "OPEN_RUN_STATUSES",
     "OTHER_ERROR_TYPE",
     "RUN_RECORD_STATUSES",
@@ -45,6 +46,12 @@ __all__ = [
 
 #: The status of a run or attempt whose writer is gone before it ended (records only).
 INTERRUPTED: Final = "interrupted"
+
+#: The skip reason of a stage an ended run names that has no span at all in its source (records
+#: only). The engine writes a skip span for each stage that never ran, so such a stage's spans
+#: are lost or not yet in the source: a backend may receive the run span before a batch that
+#: ended earlier (``visualization._stored`` waits a while for them).
+NO_SPAN_REASON: Final = "never ran"
 
 #: A stage (or attempt) with one of these failed: the run fails unless its strategy continues.
 FAILED_STAGE_STATUSES: Final = frozenset({StageStatus.FAILURE, StageStatus.TIMEOUT})

@@ -58,6 +58,7 @@ from taskdaemon.pipeline.status_rules import (
     FAILED_STAGE_STATUSES,
     HALTED_ACTIONS,
     INTERRUPTED,
+    NO_SPAN_REASON,
     OPEN_RUN_STATUSES,
     awaiting_approval,
     execution_numbers,
@@ -568,7 +569,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             stage_status = (StageStatus.WAITING if waiting else StageStatus.PENDING).value
         else:
             stage_status = StageStatus.SKIPPED.value
-            skip_reason = "run interrupted" if status == INTERRUPTED else "never ran"
+            skip_reason = "run interrupted" if status == INTERRUPTED else NO_SPAN_REASON
         held: tuple[int, ...] = ()
         if not attempts:
             if evaluated is None:

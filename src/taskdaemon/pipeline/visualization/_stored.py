@@ -49,6 +49,22 @@ brings every span at once, and the definition with it, used when whole: Tempo cu
 attribute over 2,048 bytes unless told otherwise (``tempo/tempo.yaml`` raises it to 1 MiB), and
 a cut definition no longer hashes to the run's definition hash. To follow a run's waits, watch
 it from the embedded store (``sqlite:///``), or from the process that runs it.
+
+A run span in before a stage's. A backend receives the spans in batches, and a batch may arrive
+after a later one (a Collector retries a failed export, or sends batches in parallel): the run
+span, ended, can be read while a stage that ran has no span there yet. Rebuilt, that stage is
+``skipped`` ("never ran", ``status_rules.NO_SPAN_REASON``), and the watch ended on it. Yet the
+engine writes a skip span for every stage that never ran, so a stage the run span names without
+any span of its own is a span not come yet, or lost. On a source that cannot tell a dead writer
+(where spans arrive this way) such a run is not taken as ended: the watch polls on, shows nothing
+new, and ends on the whole run once the spans are there. It waits at most ``settle_timeout``
+seconds (30 by default: a Collector's export retries and batching take seconds), counted from
+the run's end by its own span as the quiet line's time is, so a watch of a run that ended long
+ago does not wait; and at most that long from the watch's first sight of the run, whatever the
+clocks say. Then it ends on the run as it is, and ``on_quiet`` gets one line naming the stages
+without a span (the first five). A missing attempt of a stage that has another is not told: the
+run span counts neither attempts nor stages. The embedded store's writer commits a run's
+spans in order, so a run it holds ended has all of them: it is never waited for.
 """
 
 from __future__ import annotations
@@ -65,10 +81,16 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES
+from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES, NO_SPAN_REASON
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 
-__all__ = ["follow_stored_run", "recorded_pipeline", "watch_stored_run"]
+__all__ = ["SETTLE_TIMEOUT", "follow_stored_run", "recorded_pipeline", "watch_stored_run"]
+
+#: Seconds after a run's end that a watch waits for the spans of stages the run span names and
+#: the source does not have yet (the module docstring).
+SETTLE_TIMEOUT = 30.0
+#: Stages without a span that the line names; the rest are counted.
+_NAMED_MISSING = 5
 
 #: The longest recorded definition used, in characters: the largest pipeline file the loader
 #: reads (``yamlsafe.MAX_YAML_BYTES``, 16 MiB; not imported, which would import PyYAML). A longer
@@ -114,6 +136,7 @@ async def watch_stored_run(
     appear_timeout: float = 30.0,
     quiet_polls: int = 120,
     on_quiet: Callable[[str], None] | None = None,
+    settle_timeout: float = SETTLE_TIMEOUT,
 ) -> AsyncIterator[DagSnapshot]:
     """Yield a snapshot of ``run_id`` as ``source`` (any span source: ``open_source(url)``)
     has it, then one after each change, until the run is no longer running.
@@ -124,7 +147,8 @@ async def watch_stored_run(
     written) is polled for until ``appear_timeout`` seconds have passed, then
     RunNotFoundError is raised. ``on_quiet``: given one line once ``quiet_polls`` polls in a
     row found the running run unchanged on a source that cannot tell a dead writer (see the
-    module docstring), again after each later change.
+    module docstring), again after each later change; and once, at the end, when the run ended
+    with stages still without a span after ``settle_timeout`` seconds (the module docstring).
     """
     stream = follow_stored_run(
         source,
@@ -133,12 +157,18 @@ async def watch_stored_run(
         interval=interval,
         appear_timeout=appear_timeout,
         quiet_polls=quiet_polls,
+        settle_timeout=settle_timeout,
     )
+    last: RunRecord | None = None
     async for snapshot, quiet_since in stream:
         if quiet_since is None:
+            last = snapshot.run
             yield snapshot
         elif on_quiet is not None:
             on_quiet(_quiet_line(run_id, time.time() - quiet_since))
+    missing = _without_span(last) if last is not None and _spans_arrive_late(source) else []
+    if missing and on_quiet is not None and last is not None:
+        on_quiet(_missing_line(run_id, missing, max(0.0, time.time() - (last.end or last.start))))
 
 
 async def follow_stored_run(
@@ -150,6 +180,7 @@ async def follow_stored_run(
     appear_timeout: float = 30.0,
     quiet_polls: int = 120,
     first: RunRecord | None = None,
+    settle_timeout: float = SETTLE_TIMEOUT,
 ) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
     """``watch_stored_run``'s stream with its quiet stretches in it: ``(snapshot, None)`` at
     each change, and ``(the same snapshot, when the newest span of the run ended)`` (epoch
@@ -157,12 +188,15 @@ async def follow_stored_run(
     that cannot tell a dead writer (once per quiet stretch: see the module docstring).
     ``first``: the run as the caller has just read it, taken as the first poll's: the web
     page keeps an ended run it read (``web/_data.py``), and its stream rebuilt that run from
-    its spans once more, seconds for thousands of stages, to yield it and end."""
+    its spans once more, seconds for thousands of stages, to yield it and end. A run that ended
+    with a stage the run span names still without a span is polled on, unyielded, for up to
+    ``settle_timeout`` seconds (the module docstring)."""
     deadline = time.monotonic() + appear_timeout
     snapshot: DagSnapshot | None = None  # the last one yielded
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
-    tells_dead = callable(getattr(source, "is_interrupted", None))  # the embedded store
+    tells_dead = not _spans_arrive_late(source)
     unchanged = 0  # polls in a row that found the run as it was
+    settle_by: float | None = None  # monotonic bound of the wait for late spans, once begun
     while True:
         try:
             if first is None:
@@ -173,6 +207,12 @@ async def follow_stored_run(
             if snapshot is not None or time.monotonic() > deadline:
                 raise
         else:
+            if not tells_dead and run.status not in GOING_RUN_STATUSES and _without_span(run):
+                now = time.monotonic()
+                settle_by = now + settle_timeout if settle_by is None else settle_by
+                if now < settle_by and time.time() < (run.end or run.start) + settle_timeout:
+                    await asyncio.sleep(interval)
+                    continue
             if snapshot is not None and run == snapshot.run:
                 unchanged += 1
                 if unchanged == quiet_polls and not tells_dead:
@@ -189,6 +229,35 @@ async def follow_stored_run(
             if run.status not in GOING_RUN_STATUSES:
                 return
         await asyncio.sleep(interval)
+
+
+def _spans_arrive_late(source: object) -> bool:
+    """Whether ``source`` may hold a run's spans out of order: any but the embedded store (the
+    one that tells a dead writer, ``is_interrupted``), whose writer commits them in order."""
+    return not callable(getattr(source, "is_interrupted", None))
+
+
+def _without_span(run: RunRecord) -> list[str]:
+    """The stages of ``run`` (ended) that its run span names and that have no span at all."""
+    return [
+        stage.name
+        for stage in run.stages
+        if stage.skip_reason == NO_SPAN_REASON and not stage.attempts
+    ]
+
+
+def _missing_line(run_id: str, missing: list[str], seconds: float) -> str:
+    """What ``on_quiet`` is told when a run ended with ``missing`` stages without a span."""
+    named = ", ".join(missing[:_NAMED_MISSING])
+    more = len(missing) - _NAMED_MISSING
+    if more > 0:
+        named += f" and {more} more"
+    one = len(missing) == 1
+    return (
+        f"run {run_id}: ended {format_duration(seconds)} ago, and this source has no span of "
+        f"{'stage' if one else 'stages'} {named}: shown as skipped, {'it' if one else 'they'} "
+        "may have run (a span lost, or not arrived yet)"
+    )
 
 
 def _newest_span_end(run: RunRecord) -> float:
