@@ -4,6 +4,10 @@ spans and its ``runs`` row, and a trace read in several queries, in one read tra
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import sqlite3
+import time
 from collections.abc import Sequence
 from contextlib import aclosing
 from pathlib import Path
@@ -22,6 +26,7 @@ from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking import SpanRecord, SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking import _trace_read as trace_read
 from taskdaemon.pipeline.tracking._rows import LARGE_BODY, decode_span
+from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.visualization import watch_stored_run
 
 
@@ -138,3 +143,46 @@ def test_a_run_ending_between_the_queries_of_a_large_span_reads_as_it_was(
         ("running", "success", "pending"),
         ("success", "success", "success"),
     )
+
+
+def test_runs_list_of_open_runs_reads_its_pages_as_one_commit_left_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``runs list --status running`` reads the open runs in pages (some are dropped as
+    ``interrupted``). The newest run, running, ends between two pages: read apart, the second
+    page's offset then counted one open run fewer, and the running run below the first page
+    was left out of the list. Read in one transaction, the list has both."""
+    db = tmp_path / "spans.db"
+    connect(db).close()  # as a writer does: readers never create a store
+    now = time.time_ns()
+    first, below = f"{1:032x}", f"{2:032x}"
+    rows = [(first, 1, now), *((f"{n + 3:032x}", None, now - n - 1) for n in range(49))]
+    rows.append((below, 1, now - 100))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO writers (id, pid, host, started_ns, heartbeat_ns) VALUES (1, ?, ?, ?, ?)",
+            (os.getpid(), socket.gethostname(), now, now),
+        )
+        conn.executemany(
+            "INSERT INTO runs (trace_id, pipeline, status, start_ns, writer_id) "
+            "VALUES (?, 'p', 'running', ?, ?)",
+            [(run_id, start, writer) for run_id, writer, start in rows],
+        )
+    with SpanStore(db) as store:
+        summary = store._summary
+        read = []
+
+        def then_end(conn: sqlite3.Connection, row: Sequence[Any]) -> Any:
+            read.append(row[0])
+            if len(read) == 50:  # the first page's last row: the newest run ends now
+                with sqlite3.connect(db) as writer:
+                    writer.execute(
+                        "UPDATE runs SET status = 'success', end_ns = ? WHERE trace_id = ?",
+                        (now + 1, first),
+                    )
+                writer.close()
+            return summary(conn, row)
+
+        monkeypatch.setattr(store, "_summary", then_end)
+        listed = [found.run_id for found in store.search(status="running", limit=10)]
+    assert listed == [first, below]

@@ -415,7 +415,9 @@ class SpanStore:
         open_filter = status in OPEN_RUN_STATUSES
         out: list[RunSummary] = []
         skipped: list[str] = []
-        with self._cursor() as conn:
+        # One read transaction (``_snapshot``): an open-run filter reads pages by offset, and
+        # a run ending between two pages shifted the next one past an open run it then left out.
+        with self._snapshot() as conn:
             if before is not None:
                 start_ns = self._start_ns(conn, before)
                 query += (" AND " if where else " WHERE ") + (
