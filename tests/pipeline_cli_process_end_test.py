@@ -107,9 +107,9 @@ def test_run_ends_with_its_code_and_names_what_its_stage_left(
 @pytest.mark.slow
 @pytest.mark.parametrize(("command", "leaves"), [("debug", "hook"), ("replay", "thread")])
 def test_debug_and_replay_end_alike(home: Path, pipeline: Path, command: str, leaves: str) -> None:
-    """``debug FILE`` and ``replay`` too: before, neither ended. (``debug``'s engine runs on a
-    daemon thread, whose threads are daemons too: a thread a handler starts there never held
-    its end.)"""
+    """``debug FILE`` and ``replay`` too: before, neither ended. (A thread a handler starts
+    under ``debug``, whose engine runs on a daemon thread:
+    ``pipeline_cli_process_end_sync_test.py``.)"""
     path = pythonpath_with(pipeline.parent)
     if command == "debug":
         ran = taskdaemon(home, "debug", str(pipeline), stdin="", PYTHONPATH=path, LEAVES=leaves)

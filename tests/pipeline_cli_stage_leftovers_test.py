@@ -74,9 +74,39 @@ def test_a_hook_stage_code_registers_is_noted_while_it_runs(
     assert ([("bye", (hook, STAGE))], None) == (seen, running_hook())
 
 
+def test_a_thread_stage_code_creates_on_taskdaemons_daemon_thread_is_not_a_daemon() -> None:
+    """On a daemon thread of taskdaemon's (a sync handler's pool thread), a thread stage code
+    creates without ``daemon=`` is not a daemon, as on the main thread; ``daemon=True`` is
+    kept; a thread created there outside a stage, or by the stage's own daemon thread,
+    inherits the flag as Python does. Before, the first was a daemon (True)."""
+    flags: list[bool] = []
+
+    def own_daemon() -> None:
+        flags.append(threading.Thread().daemon)
+
+    def pool_thread() -> None:
+        flags.append(_as_stage(threading.Thread).daemon)
+        flags.append(_as_stage(lambda: threading.Thread(daemon=True)).daemon)
+        flags.append(threading.Thread().daemon)
+        theirs = _as_stage(lambda: threading.Thread(target=own_daemon, daemon=True))
+        theirs.start()
+        theirs.join()
+
+    with leftovers_traced():
+        pool = threading.Thread(target=pool_thread, name="taskdaemon-sync-9", daemon=True)
+        pool.start()
+        pool.join()
+    assert [False, True, True, True] == flags
+
+
 def test_thread_start_and_atexit_register_are_their_own_after_the_block() -> None:
     """Nothing is noted, nor wrapped, once the command has run its stages."""
-    start, register = threading.Thread.start, atexit.register
+    init, start, register = threading.Thread.__init__, threading.Thread.start, atexit.register
     with leftovers_traced():
+        assert init != threading.Thread.__init__
         assert (start, register) != (threading.Thread.start, atexit.register)
-    assert (start, register) == (threading.Thread.start, atexit.register)
+    assert (init, start, register) == (
+        threading.Thread.__init__,
+        threading.Thread.start,
+        atexit.register,
+    )

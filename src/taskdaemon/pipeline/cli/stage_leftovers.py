@@ -14,8 +14,24 @@ are called (in a thread stage code started: the execution that started that thre
 threads not named ``taskdaemon-*`` are noted: taskdaemon names its own threads so (the sync
 handlers' pool starts its threads from a stage's hop). A hook is registered wrapped
 (:class:`_Hook`), equal to the function it wraps so that ``atexit.unregister(f)`` still finds it,
-and notes while it runs that it is the hook atexit is running. Nothing changes what the thread or
-the hook does; the cost is one look-up a thread started or a hook registered, none a stage.
+and notes while it runs that it is the hook atexit is running.
+
+A thread inherits the daemon flag of the thread that creates it. taskdaemon runs a sync handler
+(and ``asyncio.to_thread`` work) on its sync pool's threads, and every handler under ``debug
+FILE`` on its run's thread, all daemon threads so that a handler abandoned at its timeout never
+holds the process. A thread such a handler started without saying ``daemon=`` was so a daemon
+thread where the same code run by an ``async def`` handler (on the main thread), or by plain
+Python, starts a non-daemon one: at the process's end it was killed with no word, its work (an
+upload finishing in the background) lost. Decision: while the block runs, ``Thread.__init__``
+gives such a thread the flag plain Python would give it, non-daemon, when stage code creates it
+on one of taskdaemon's daemon threads; ``daemon=True`` said (or ``thread.daemon = True`` later)
+is kept, and a thread stage code's own thread creates inherits as Python does. The process's end
+then waits for it as for any other, :data:`process_end.END_GRACE` seconds at most, and names it
+if it is cut off (``cli/process_end.py``). An explicit daemon thread stays unannounced: its code
+said that it may be killed.
+
+Nothing else changes what the thread or the hook does; the cost is one look-up a thread created
+or started or a hook registered, none a stage.
 """
 
 from __future__ import annotations
@@ -106,8 +122,16 @@ class _Hook:
 @contextlib.contextmanager
 def leftovers_traced() -> Iterator[None]:
     """Note, for the block, the stage that starts each thread and registers each hook."""
+    real_init = threading.Thread.__init__
     real_start = threading.Thread.start
     real_register = atexit.register
+
+    def init(self: threading.Thread, *args: Any, daemon: bool | None = None, **kwargs: Any) -> None:
+        real_init(self, *args, daemon=daemon, **kwargs)
+        if daemon is None and self.daemon and not self.name.startswith("taskdaemon-"):
+            creator = threading.current_thread()
+            if creator not in _STARTED and current_execution() is not None:
+                self.daemon = False  # inherited from taskdaemon's thread: as plain Python's
 
     def start(self: threading.Thread) -> None:
         if not self.name.startswith("taskdaemon-") and (execution := _current()) is not None:
@@ -122,11 +146,14 @@ def leftovers_traced() -> Iterator[None]:
         return func  # as atexit.register returns it: a decorator keeps the function
 
     _TRACED[:] = [True]
+    threading.Thread.__init__ = init  # type: ignore[method-assign]
     threading.Thread.start = start  # type: ignore[method-assign]
     atexit.register = register
     try:
         yield
     finally:
+        if threading.Thread.__init__ is init:
+            threading.Thread.__init__ = real_init  # type: ignore[method-assign]
         if threading.Thread.start is start:
             threading.Thread.start = real_start  # type: ignore[method-assign]
         if atexit.register is register:
