@@ -1,7 +1,8 @@
 """The real ``taskdaemon`` process's end with what a *sync* handler (or any handler under ``debug
 FILE``) left behind, as with an ``async def`` one's (``pipeline_cli_process_end_test.py``): a
 thread it started without ``daemon=`` is waited for (``END_GRACE`` seconds at most) and named
-when cut off, not killed unannounced (``cli/stage_leftovers.py``). ``run``, ``debug FILE``,
+when cut off, not killed unannounced (``cli/stage_leftovers.py``); and stage code's
+``os._exit`` during that grace is said (``cli/process_end.py``). ``run``, ``debug FILE``,
 ``replay`` and ``serve`` alike."""
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ import pytest
 from cli_support import pythonpath_with, taskdaemon
 from schedule_support import scheduled_serve
 
-#: ``a`` (sync) or ``a_async`` leaves what ``LEAVES`` names: a thread running that function;
-#: nothing when it is unset.
+#: ``a`` (sync) or ``a_async`` leaves what ``LEAVES`` names: a thread running that function,
+#: or ``hook``, an ``atexit`` hook calling ``os._exit(CODE)``; nothing when it is unset.
 HANDLERS = """\
+import atexit
 import os
 import threading
 import time
@@ -37,9 +39,20 @@ def upload():
         out.write("uploaded")
 
 
+def exits():
+    at_end()
+    os._exit(int(os.environ["CODE"]))
+
+
+def bye():
+    os._exit(int(os.environ["CODE"]))
+
+
 def leaves(ctx):
     leaves = os.environ.get("LEAVES")
-    if leaves:
+    if leaves == "hook":
+        atexit.register(bye)
+    elif leaves:
         threading.Thread(target=globals()[leaves], name="uploader").start()
     return {}
 
@@ -118,3 +131,36 @@ def test_a_thread_a_sync_handler_leaves_finishes_its_work_within_the_grace(
     uploaded = tmp_path / "uploaded"
     code, stderr = _ended(home, pipeline, "run", LEAVES="upload", UPLOADED=str(uploaded))
     assert (0, "", "uploaded") == (code, stderr, uploaded.read_text())
+
+
+#: Who calls ``os._exit`` after the command, as the line names it.
+THREAD = "thread 'uploader' (started by stage 'a', running leaving.exits)"
+HOOK = "the atexit hook leaving.bye (registered by stage 'a')"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("command", "leaves", "said", "asked", "ended"),
+    [
+        ("run", "exits", THREAD, 5, 0),
+        ("run", "hook", HOOK, 0, 1),
+        ("debug", "hook", HOOK, 5, 0),
+        ("replay", "exits", THREAD, 5, 0),
+        ("serve", "exits", THREAD, 5, 0),
+    ],
+)
+def test_os_exit_after_the_command_ended_is_said(  # noqa: PLR0917 - the cases' columns
+    home: Path, tmp_path: Path, command: str, leaves: str, said: str, asked: int, ended: int
+) -> None:
+    """``os._exit`` from a stage's thread or hook once the command has returned (``ended``
+    its code): the process ends with the code asked, but one read as 0 never hides a run that
+    failed (stage ``b`` exits 3 where ``ended`` is 1). Before, the process ended silent with
+    the code asked."""
+    pipeline = _pipeline(tmp_path, "leaves_async")
+    env = {"LEAVES": leaves, "CODE": str(asked), "B_EXIT": str(3 * ended)}
+    code, stderr = _ended(home, pipeline, command, **env)
+    line = (
+        f"taskdaemon: {said} ended the process with os._exit({asked}) after the command ended "
+        f"with exit code {ended}"
+    )
+    assert (asked or ended, line) == (code, stderr.splitlines()[-1] if stderr else ""), stderr

@@ -21,6 +21,14 @@ something kills it, for work whose result nobody reads. Work that must finish be
 handler (``thread.join()``, ``executor.shutdown()``), where its stage's span, timeout and
 cancellation count it.
 
+Stage code's ``os._exit`` during the grace (a thread it left, an ``atexit`` hook) ended the
+process at once with the code it asked, with nothing said: a run stored ``success`` and a
+process that exited 5, or 0 after a run that failed. It is said now, in one line naming who
+called it as above (``taskdaemon: thread 'exiter' (started by stage 'a', running m.f) ended the
+process with os._exit(5) after the command ended with exit code 0``), and the process still
+ends at once with the code asked (code that calls ``os._exit`` means it), but one the shell
+reads as 0 is the command's: it never hides a run that failed. A forked child's is its own.
+
 Ctrl-C while the end is held: one line naming what held it, exit 130 (as a Ctrl-C anywhere
 else), no traceback. A SIGINT ignored from the start (``nohup``) stays ignored.
 
@@ -43,6 +51,7 @@ import signal
 import sys
 import threading
 import time
+from types import FrameType
 from typing import Final, NoReturn
 
 from taskdaemon.pipeline.cli import EXIT_INTERRUPTED
@@ -67,6 +76,7 @@ def watch_end(code: int) -> int:
     main = threading.main_thread()
     if not ran_stages() and all(t.daemon for t in threading.enumerate() if t is not main):
         return code
+    _say_exits(code)
     # Signals reach the watch through a wake-up pipe, which Python's C handler writes whichever
     # thread the kernel gave the signal to: a handler run by the main thread would never run
     # while that thread waits for a lock (threading._shutdown) and another got the signal.
@@ -97,6 +107,35 @@ def watch_end(code: int) -> int:
     return code
 
 
+def _say_exits(code: int) -> None:
+    """Replace ``os._exit`` for the grace after a command that returned ``code`` (module
+    docstring)."""
+    real_exit, pid = os._exit, os.getpid()
+
+    def said_exit(status: int) -> NoReturn:
+        if os.getpid() != pid or type(status) is not int or not -(2**31) <= status < 2**31:
+            real_exit(status)  # a forked child's, or a wrong call (its error as before)
+        try:
+            caller = _caller()
+        except Exception:  # stage code's names and objects: the process ends all the same
+            caller = "code Python ran at exit"
+        _end(
+            f"{caller} ended the process with os._exit({status}) after the command ended "
+            f"with exit code {code}",
+            status if status % 256 else code,
+        )
+
+    os._exit = said_exit
+
+
+def _caller() -> str:
+    """Who calls, in the grace: a thread, or the ``atexit`` hook the main thread runs."""
+    thread = threading.current_thread()
+    if thread is not threading.main_thread():
+        return f"thread {_thread_named(thread)}"
+    return _hook_named(sys._getframe())
+
+
 def _noted(signum: int, frame: object) -> None:
     """SIGINT's Python handler while the end is watched: the watch acts on it (its wake-up
     pipe), so that the main thread raises nothing (``KeyboardInterrupt`` in
@@ -118,8 +157,6 @@ def _end(said: str, code: int) -> NoReturn:
 def _holder() -> tuple[str, str]:
     """What holds the process's end (the threads it waits for, else the hook it runs), and
     what the code that holds it should do instead (its line's end)."""
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
-
     main = threading.main_thread()
     # A foreign thread's stand-in (threading._DummyThread) is a daemon: never waited for.
     waited = [t for t in threading.enumerate() if t is not main and not t.daemon]
@@ -131,17 +168,24 @@ def _holder() -> tuple[str, str]:
             f"thread{plural} {named}" + (f" and {more} more" if more > 0 else ""),
             "; a handler joins the threads it starts before it returns",
         )
+    frame = sys._current_frames().get(main.ident or 0)
+    if running_hook() is None and frame is None:
+        return "what Python runs at exit", ""
+    return _hook_named(frame), "; an atexit hook must not block"
+
+
+def _hook_named(frame: FrameType | None) -> str:
+    """The ``atexit`` hook the main thread runs (``frame`` one of its frames), with the stage
+    that registered it when one did."""
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+
     if (hook := running_hook()) is not None:
         func, execution = hook
-        by = f"registered by stage {quote(execution.stage)}"
-        return f"the atexit hook {_code_name(func)} ({by})", "; an atexit hook must not block"
-    frame = sys._current_frames().get(main.ident or 0)
+        return f"the atexit hook {_code_name(func)} (registered by stage {quote(execution.stage)})"
     while frame is not None and frame.f_back is not None:  # atexit calls the outermost: the hook
         frame = frame.f_back
-    if frame is None:
-        return "what Python runs at exit", ""
     # A hook no stage registered: a handler module's, as it was imported (``validate``).
-    return f"the atexit hook {_code_name(frame)}", "; an atexit hook must not block"
+    return f"the atexit hook {_code_name(frame)}"
 
 
 def _thread_named(thread: threading.Thread) -> str:
