@@ -15,7 +15,8 @@ from cli_support import pythonpath_with, taskdaemon
 from schedule_support import scheduled_serve
 
 #: ``a`` (sync) or ``a_async`` leaves what ``LEAVES`` names: a thread running that function,
-#: or ``hook``, an ``atexit`` hook calling ``os._exit(CODE)``; nothing when it is unset.
+#: ``hook``, an ``atexit`` hook calling ``os._exit(CODE)`` (``exit_hook``: ``os._exit`` itself);
+#: nothing when it is unset.
 HANDLERS = """\
 import atexit
 import os
@@ -52,6 +53,8 @@ def leaves(ctx):
     leaves = os.environ.get("LEAVES")
     if leaves == "hook":
         atexit.register(bye)
+    elif leaves == "exit_hook":
+        atexit.register(os._exit, int(os.environ["CODE"]))
     elif leaves:
         threading.Thread(target=globals()[leaves], name="uploader").start()
     return {}
@@ -144,6 +147,7 @@ HOOK = "the atexit hook leaving.bye (registered by stage 'a')"
     [
         ("run", "exits", THREAD, 5, 0),
         ("run", "hook", HOOK, 0, 1),
+        ("run", "exit_hook", "the atexit hook os._exit (registered by stage 'a')", 5, 0),
         ("debug", "hook", HOOK, 5, 0),
         ("replay", "exits", THREAD, 5, 0),
         ("serve", "exits", THREAD, 5, 0),

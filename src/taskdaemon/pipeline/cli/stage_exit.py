@@ -25,6 +25,11 @@ which the block enters): its ``os._exit`` is said and stored alike, the line nam
 too (``... (os._exit(5)) from its thread 'uploader': ...``). Before, such a call ended the process
 silent, and the run was lost when its telemetry had not loaded yet.
 
+A call of this replacement after the block (kept by stage code: ``atexit.register(os._exit,
+5)`` in a handler) is passed on to the ``os._exit`` of then: during the process's end, the one
+that says it (``cli/process_end.py``); before, it went to the real one unsaid, and a thread of
+the stage's that had kept it was said as ending a run that had been stored.
+
 Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
 and the engine ends a handler's stray fork so: ``engine/_attempt.py``), and taskdaemon's own
 exits (a second Ctrl-C: no stage execution is current there, nor is it a thread stage code
@@ -61,7 +66,15 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
     monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
     flush_monitor = getattr(monitor, "flush", None)
 
+    # False once the block has ended; None once a call after it was passed on.
+    running: list[bool | None] = [True]
+
     def said_exit(status: int) -> NoReturn:
+        if not running[0]:  # kept past the block (``atexit.register(os._exit, 5)``)
+            if running[0] is False:  # once: the ``os._exit`` of now may wrap this one
+                running[0] = None
+                os._exit(status)  # the process's end says it (``cli/process_end.py``)
+            real_exit(status)
         thread = threading.current_thread()
         execution = current_execution() or started_by(thread)
         if (
@@ -93,11 +106,14 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
         finally:
             real_exit(status if status % 256 else 1)
 
+    # A hook registered as ``atexit.register(os._exit, 5)`` is named as what it was asked.
+    said_exit.__module__, said_exit.__qualname__ = "os", "_exit"
     os._exit = said_exit
     try:
         with leftovers_traced():
             yield
     finally:
+        running[0] = False
         if os._exit is said_exit:
             os._exit = real_exit
 
