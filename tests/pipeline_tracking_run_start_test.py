@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import uuid
 from pathlib import Path
 
+import pytest
+
 from pipeline_monitor_support import chain_pipeline
+from taskdaemon.pipeline import redaction
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.monitor._books import pipeline_info
 from taskdaemon.pipeline.redaction import REDACTED
@@ -100,3 +104,29 @@ def test_no_start_is_written_once_the_span_writer_opened_the_store(tmp_path: Pat
     assert write_run_start(store, RUN_ID, chain_pipeline(), 1.0) is None
     assert not store.exists()
     assert (False, None) == (started_early(RUN_ID), adopted_writer(store))
+
+
+def test_stage_names_without_a_secret_s_hint_are_not_redacted_one_by_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A long definition's start row is written before its first stage: its stage names are
+    shown clean by one pre-check of all its texts, as the monitor's run span's are, not by a
+    ``redact_text`` of each; the row holds them alike."""
+    tested: list[str] = []
+    original = redaction.redact_text
+
+    def counted(text: str) -> str:
+        tested.append(text)
+        return original(text)
+
+    monkeypatch.setattr(redaction, "redact_text", counted)
+    names = [f"n{uuid.uuid4().hex}" for _ in range(300)]  # never seen: none in redact's memo
+    store = tmp_path / "spans.db"
+    assert write_run_start(store, RUN_ID, chain_pipeline(names), 1.0) is not None
+    try:
+        with sqlite3.connect(store) as conn:
+            (body,) = conn.execute("SELECT body FROM spans").fetchone()
+        assert names == json.loads(body)[5][t.PIPELINE_STAGES]
+        assert [] == [text for text in tested if text in names]
+    finally:
+        assert adopted_writer(store) is not None
