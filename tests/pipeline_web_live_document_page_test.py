@@ -70,7 +70,7 @@ COUNT_MUTATIONS = """(() => {
     configurable: true,
     get() { return real; },
     set(value) {
-      real = { apply(state, delta) {
+      real = { ...value, apply(state, delta) {
         count += watcher.takeRecords().length;
         window.__marks.push(count);
         return value.apply(state, delta);

@@ -51,7 +51,8 @@ COUNT_DELTAS = """(() => {
     configurable: true,
     get() { return real; },
     set(value) {
-      real = { apply(state, delta) { window.__deltas += 1; return value.apply(state, delta); } };
+      real = { ...value,
+        apply(state, delta) { window.__deltas += 1; return value.apply(state, delta); } };
     },
   });
 })();"""

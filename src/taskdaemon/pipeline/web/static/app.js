@@ -38,7 +38,11 @@
     const REDRAW_MS = 10000;
     const MAX_DRAWN = 500;
     const ENDED = new Set(["success", "failure", "cancelled", "interrupted"]);
-    function drawKey(s) { return s.nodes.map((n) => n.name + "\u0000" + n.state + "\u0000" + n.attempts).join("\u0001") + "\u0002" + s.run.status; }
+    // What the page says of the whole run is counted as the stream's deltas change it
+    // (deltas.js): an event's work is the size of what it changed, not of the run.
+    const deltas = window.taskdaemonDeltas;
+    const drawKey = deltas.layout;
+    const offers = (s) => deltas.tally(s).approvable.size + deltas.tally(s).resumable.size > 0;
 
     // The DAG: Graphviz SVG fetched from the API, cleaned, then inserted as DOM nodes.
     function clean(svg) {
@@ -172,7 +176,7 @@
       container.dataset.dagState = "drawing";
       // A failed drawing is not asked again before the next change: the key counts as drawn.
       const key = drawKey(state);
-      const nodes = state.nodes;
+      const nodes = state.nodes.slice();  // deltas change state.nodes in place
       drawnKey = key;
       try {
         let response;
@@ -331,7 +335,7 @@
         for (const name of Array.from(stageRows.keys())) if (!names.has(name)) stageRows.delete(name);
       }
       // No stage to approve or resume (an ended run, a read-only page): no empty Actions column.
-      document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
+      document.getElementById("stages").classList.toggle("no-actions", !offers(state));
     }
 
     function renderRun() {
@@ -346,11 +350,11 @@
       error.textContent = visible(said);
       error.hidden = !said;
       body.dataset.runStatus = run.status;
-      document.getElementById("run-controls").hidden = !state.nodes.some((n) => n.resumable);
+      document.getElementById("run-controls").hidden = deltas.tally(state).resumable.size === 0;
       // The stages this page can approve, said at the top (a live region, written when it
       // changes): their rows are below the fold of a long page, and the run only read
       // "running" meanwhile. Their buttons are there too (renderLinesAtTop).
-      const approvable = state.nodes.filter((n) => n.approvable).map((n) => n.name);
+      const approvable = deltas.nodesWhere(state, "approvable").map((n) => n.name);
       setText(document.getElementById("run-approvals"), approvable.length === 0 ? ""
         : "Waiting for your approval: " + approvable.join(", ") + ".");
       // A remote span source has had nothing new of this running run for a while (_data.py):
@@ -397,8 +401,8 @@
     }
 
     function renderLinesAtTop() {
-      renderLines(document.getElementById("approval-buttons"), approvalLines, state.nodes.filter((n) => n.approvable), approvalButtons);
-      renderLines(document.getElementById("paused-buttons"), pausedLines, state.nodes.filter((n) => n.resumable), resumeButtons, (n) => n.name + (n.retryable ? " retry" : ""));
+      renderLines(document.getElementById("approval-buttons"), approvalLines, deltas.nodesWhere(state, "approvable"), approvalButtons);
+      renderLines(document.getElementById("paused-buttons"), pausedLines, deltas.nodesWhere(state, "resumable"), resumeButtons, (n) => n.name + (n.retryable ? " retry" : ""));
     }
 
     document.getElementById("continue-run").addEventListener("click", async (event) => {
@@ -435,7 +439,7 @@
 
     async function loadDetail() {
       if (!selected) return;
-      const node = state ? state.nodes.find((n) => n.name === selected) : undefined;
+      const node = state ? deltas.node(state, selected) : undefined;
       const key = selected + "\u0000" + (node ? node.label : "");
       if (key === detailKey) return;
       detailKey = key;
@@ -491,8 +495,7 @@
       const run = state.run || {};
       setAttr(document.getElementById("dag"), "aria-label", visible("DAG of " + (run.pipeline || "the run") + ": " +
         n + (n === 1 ? " stage" : " stages") + ", run " + (run.status || "-")));
-      const counts = new Map();
-      for (const node of state.nodes) counts.set(node.state, (counts.get(node.state) || 0) + 1);
+      const counts = deltas.tally(state).states;
       setText(document.getElementById("dag-said"), legendStates.filter((s) => counts.get(s)).map((s) => counts.get(s) + " " + s).join(", "));
     }
 
@@ -526,7 +529,7 @@
         renderStages();
       } else {
         for (const [, node] of nodes ? nodes.put : []) stageRow(node);
-        document.getElementById("stages").classList.toggle("no-actions", !state.nodes.some((n) => n.approvable || n.resumable));
+        document.getElementById("stages").classList.toggle("no-actions", !offers(state));
       }
       renderLinesAtTop();
       if (delta) renderTimeline.change(state.timeline, delta.timeline && delta.timeline.rows);
@@ -577,7 +580,7 @@
           return;
         }
         body.dataset.lastEventId = event.lastEventId;
-        wire = window.taskdaemonDeltas.apply(wire, delta.state);
+        wire = deltas.apply(wire, delta.state);
         onState(wire, delta.state);
       });
       stream.addEventListener("end", () => {
