@@ -369,7 +369,11 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
     def row(text: str) -> list[str]:
         return next(line for line in text.splitlines() if line.startswith("a ")).split()
 
-    assert (["a", "replayed", "1", "2"], ["1", "2"], "  a  replayed  (attempt 2)") == (
+    assert (
+        ["a", "replayed", "1", "2"],
+        ["1", "2"],
+        f"  a  replayed  (from run {old}; attempt 2)",
+    ) == (
         row(replay.stdout)[:4],
         row(shown)[6:8],  # INSTANCES, ATTEMPTS after STAGE, STATUS, START's two, DURATION, QUEUE
         next(line for line in step.splitlines() if line.startswith("  a ")),
@@ -486,7 +490,7 @@ _ENDED = """\
     stages:
       - name: a
         command: "%s"
-        timeout: 0.2
+        timeout: 2
         triggers: [{manual: {approval_required: false}}]
       - name: b
         command: "true"
@@ -500,7 +504,7 @@ _ENDED = """\
     [
         (
             "sleep 30",
-            "stage 'a' timeout: timed out after 0.2s",
+            "stage 'a' timeout: timed out after 2s",
             ("TimeoutError", "timeout"),
             "timeout",
         ),
