@@ -166,7 +166,8 @@ tests_for() {
                 tests/pipeline_monitor_outcomes_test.py ;;
         pipeline/masked_values.py)
             echo tests/pipeline_masked_values_test.py tests/pipeline_secret_values_test.py \
-                tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py ;;
+                tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py \
+                tests/pipeline_secret_values_overlap_test.py ;;
         pipeline/settings.py | pipeline/settings_parsers.py)
             echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
                 tests/pipeline_settings_grafana_credentials_test.py \
@@ -235,7 +236,7 @@ tests_for() {
             # Masking by value, then the declared and learnt pools (the bound on each, holders
             # released, values forgotten and said).
             echo tests/pipeline_secret_values_test.py tests/pipeline_secret_values_declared_test.py \
-                tests/pipeline_secret_values_pools_test.py ;;
+                tests/pipeline_secret_values_pools_test.py tests/pipeline_secret_values_unmaskable_test.py ;;
         pipeline/web/_deltas.py)
             # The deltas made and applied back in-process. Not the stream's file, whose page
             # tests start chromium for each mutant (about 40 s each: 2 hours for the module).

@@ -1,12 +1,14 @@
 """An exporter's batch looked at again as it leaves (``masked_values.masked_batch``): the items
-recorded before a value became known as a secret, and only those, go out masked. And the set
-of known values itself (``MaskedValues``): what it starts with, what a change empties."""
+recorded before a value became known as a secret, and only those, go out masked. The set
+of known values itself (``MaskedValues``): what it starts with, what a change empties. And a
+text's stretches that values cover, each replaced once (``masked_text``; overlapping values in
+``pipeline_secret_values_overlap_test.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from taskdaemon.pipeline.masked_values import MaskedValues, masked_batch
+from taskdaemon.pipeline.masked_values import MaskedValues, masked_batch, masked_text
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -105,3 +107,24 @@ def test_each_change_is_a_generation_none_before_had() -> None:
         known.replace(values, values)
         seen.append(known.generation)
     assert 3 == len(set(seen))
+
+
+def test_many_stretches_are_each_masked_in_order() -> None:
+    """More stretches than one chunk holds (``masked_values._CHUNK_PIECES``): the text is made
+    of several chunks, and reads as one replacement per stretch, in order."""
+    parts = [f"{n}:{'alpha-key-1234' if n % 2 else '1234-beta-key'};" for n in range(5_000)]
+    masked = masked_text("".join(parts), ("alpha-key-1234", "1234-beta-key"), "[R]")
+    assert "".join(f"{n}:[R];" for n in range(5_000)) == masked
+
+
+def test_a_stretch_at_the_start_or_the_end_of_the_text() -> None:
+    values = ("alpha-key-1234", "1234-beta-key")
+    assert "[R] x [R]" == masked_text("alpha-key-1234 x 1234-beta-key", values, "[R]")
+    assert "[R]" == masked_text("alpha-key-1234-beta-key", values, "[R]")
+    assert "[R]-[R]" == masked_text("1234-beta-key-alpha-key-1234", values, "[R]")
+
+
+def test_one_value_held_of_several_is_replaced_where_it_is() -> None:
+    values = ("nowhere-in-text", "alpha-key-1234", "not-here-either")
+    assert "a [R] b [R]" == masked_text("a alpha-key-1234 b alpha-key-1234", values, "[R]")
+    assert "a [R] b" == masked_text("a alpha-key-1234 b", values[1:], "[R]")

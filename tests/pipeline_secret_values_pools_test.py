@@ -164,6 +164,17 @@ def test_the_environment_declares_more_values_than_the_learnt_bound() -> None:
     assert forgotten_count() == 0
 
 
+def test_the_environments_values_outlive_a_flood_of_learnt_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``remember_environment_secrets`` declares them (``ENVIRONMENT``): not learnt ones, which
+    a stage's output of many values under a secret key pushes out."""
+    monkeypatch.setenv("DEPLOY_TOKEN", "Env9Secret7Value")
+    secret_values.remember_environment_secrets()
+    _flood(MASK_MAX_VALUES * 2)
+    assert REDACTED == redact_text("Env9Secret7Value")
+
+
 def test_a_flood_counts_each_value_it_pushes_out_once_and_never_a_declared_one() -> None:
     remember_secrets({"token": "learnt-before"})
     declare_secrets({"api_key": DECLARED}, "run-1")
