@@ -93,6 +93,7 @@ from taskdaemon.pipeline.events import (
     EventPublished,
     RunFinished,
     RunStarted,
+    StageFinished,
     StageStarted,
 )
 from taskdaemon.pipeline.model import Pipeline
@@ -316,19 +317,38 @@ class DeferredMonitor:
                     or len(self._kept) >= MAX_KEPT_EVENTS
                     or (published and self._kept_payloads >= MAX_KEPT_PAYLOADS)
                 )
-                if not self._over and not waits:  # ``_loaded.is_set()``, read as its flag
+                kept = not self._over and not waits  # ``_loaded.is_set()``, read as its flag
+                if kept:
                     self._kept.append(event)
                     self._kept_payloads += published
                     if isinstance(event, StageStarted) and not self._begin_asked:
                         self._begin_asked = True
                         self._begin_after_this_turn()
-                    return
+            if kept:
+                if self.run_start is not None and isinstance(event, StageStarted | StageFinished):
+                    self.run_start.stage(event, self._early_span_id(event))
+                return
             # Only the engine's thread emits, so nothing can pass this event while it waits.
             self.wait()
             self._forward(event)
         except Exception:
             self.lost += 1
             self._log_failure(type(event), "recording")
+
+    def _early_span_id(self, event: StageStarted | StageFinished) -> str | None:
+        """The span id the stage span of a kept ``StageStarted`` will take, drawn now if
+        ``stage_environment`` has not (its early row has it: ``cli/run_start.py``); None for a
+        ``StageFinished``, and when that id is not drawn here (as ``stage_environment``)."""
+        if not isinstance(event, StageStarted):
+            return None
+        key = (event.run_id, event.task_run_id)
+        if self._presets_spans and event.run_id in self._named:
+            with self._lock:  # as ``stage_environment``: not once ``started`` set ``_monitor``
+                if self._monitor is None and not self._over:
+                    return self._span_ids.setdefault(
+                        key, format(int.from_bytes(os.urandom(8)) or 1, "016x")
+                    )
+        return None
 
     def wants_record(self, kind: type) -> bool:
         """The monitor's answer once it exists (``PipelineMonitor.wants_record``). Before, the

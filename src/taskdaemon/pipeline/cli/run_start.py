@@ -4,7 +4,8 @@ The stand-in monitor (``cli/deferred.py``) names the run before its first stage 
 telemetry loads once that stage has started: a process killed in between (``kill -9``, the OOM
 killer) left nothing of its run. :class:`RunStart` writes the run's start to the embedded store
 as the run is named, on the engine's thread, before its first stage (``tracking/run_start.py``
-says what it writes, and what that costs the first stage); hands the span id of that row to the
+says what it writes, and what that costs the first stage), and its first stage attempts' starts
+and ends until the span writer takes over (``stage``); hands the span id of that row to the
 run span when the monitor starts it (``preset``); keeps the process's ``writers`` row alive
 until the span writer takes it over (:func:`keep_alive`, called by the loading thread as the
 load begins: ``tracking/early_heartbeat.py``); and, at the run's end (``end``), stops that and
@@ -26,6 +27,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from taskdaemon.pipeline.events import StageFinished, StageStarted
+
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
 
@@ -43,6 +46,25 @@ class RunStart:
         self.path = path
         self._written: list[str] = []  # run ids whose start is in the store
         self._span_ids: dict[str, str] = {}  # their run span's id, until the span takes it
+        self._stages: dict[str, str] = {}  # task run id -> span id of an early stage row open
+
+    def stage(self, event: StageStarted | StageFinished, span_id: str | None) -> None:
+        """Write the start of a stage attempt of a run written here (``span_id``: its stage
+        span's, drawn before its start is handed to the monitor), or the end of one written
+        (``tracking/run_start.write_stage_start``); only before the span writer takes over."""
+        from taskdaemon.pipeline.tracking.run_start import (  # noqa: PLC0415
+            write_stage_end,
+            write_stage_start,
+        )
+
+        try:
+            if isinstance(event, StageStarted):
+                if span_id is not None and write_stage_start(self.path, event, span_id):
+                    self._stages[event.task_run_id] = span_id
+            elif (written := self._stages.pop(event.task_run_id, None)) is not None:
+                write_stage_end(self.path, event, written)
+        except Exception:  # monitoring never stops the pipeline
+            _log.debug("run %s: no early stage row", event.run_id, exc_info=True)
 
     def write(self, run_id: str, pipeline: Pipeline, at: float | None) -> None:
         """Write run ``run_id``'s start (``at``: its start, epoch seconds)."""
@@ -73,10 +95,12 @@ class RunStart:
         written: telemetry did not store the runs (module docstring)."""
         from taskdaemon.pipeline.tracking.early_heartbeat import END_WAIT  # noqa: PLC0415
         from taskdaemon.pipeline.tracking.run_start import (  # noqa: PLC0415
+            close_stage_rows,
             stop_heartbeat,
             withdraw_run_start,
         )
 
+        close_stage_rows(self.path)
         stop_heartbeat(self.path, timeout=END_WAIT)
         if not stored:
             for run_id in self._written:

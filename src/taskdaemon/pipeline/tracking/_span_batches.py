@@ -75,12 +75,17 @@ REFRESH_SPACING: Final = 19.0
 #: ``flush_open_spans`` and ``shutdown`` write every event.
 OPEN_ROW_BYTES_A_SECOND: Final = 1 << 20
 
-# A start never overwrites a row (the end may already be there); an end always does. Both insert
-# many rows a statement (``_row_inserts``), 64 at most (384 parameters).
+# A start never overwrites an ended row (the end may already be there), but replaces an open one:
+# the start row that ``run`` wrote of a run span or stage span before its telemetry loaded
+# (``tracking.run_start``), with all the span records (the conflict costs what ``OR IGNORE``'s
+# did; no look-up in Python). An end always overwrites. Both insert many rows a statement
+# (``_row_inserts``), 64 at most (384 parameters).
 _START: Final = statements(
-    "INSERT OR IGNORE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",
+    "INSERT INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",
     6,
     64,
+    "ON CONFLICT (trace_no, span_id) DO UPDATE SET start_ns = excluded.start_ns, "
+    "resource_no = excluded.resource_no, body = excluded.body WHERE end_ns IS NULL",
 )
 _END: Final = statements(
     "INSERT OR REPLACE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) VALUES",

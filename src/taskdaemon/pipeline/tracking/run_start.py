@@ -20,9 +20,17 @@ and before the run's first stage starts, what a reader needs to show the run:
   replaces it (``started_early``: once per run, never per stage), with all the span records;
 * the run's ``runs`` row, ``running``, as the writer would make it.
 
-All in one transaction, so a reader sees the run whole or not at all. What it costs the first
-stage: opening the store (what the writer would do on the loading thread; the schema check's
-in-memory copy is made once a process, for both) and one small transaction. It never waits
+And as each of its first ``MAX_EARLY_STAGES`` stage attempts starts before the take-over, its
+stage span's start row (:func:`write_stage_start`), and its end as it ends
+(:func:`write_stage_end`), so that a process killed meanwhile shows which stage was running
+(``interrupted``, with its start) and how the ones before it ended, not ``skipped``. Its span
+id is the one the stage span is then started with; the writer's start row replaces it (its
+start rows replace an open row of the same span: ``tracking._span_batches``).
+
+The run's rows go in one transaction, so a reader sees the run whole or not at all. What it
+costs the first stage: opening the store (what the writer would do on the loading thread; the
+schema check's in-memory copy is made once a process, for both) and one small transaction; each
+early stage row, one statement on a second connection, opened once. It never waits
 long for another process's write lock (``BUSY_WAIT``), and never migrates a store of an older
 schema (a migration can take long): the loaded writer does, as before, and the start row comes
 with it. It says nothing when it cannot write (the writer says why the store cannot open, once).
@@ -33,6 +41,7 @@ reads as it did before, not stored, rather than ``interrupted`` though it ran to
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
@@ -50,17 +59,22 @@ from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollba
 from taskdaemon.pipeline.tracking._tables import INSERT_RUN, insert_writer
 
 if TYPE_CHECKING:
+    from taskdaemon.pipeline.events import StageFinished, StageStarted
     from taskdaemon.pipeline.model import Pipeline
     from taskdaemon.pipeline.tracking.early_heartbeat import Heartbeat
 
 __all__ = [
     "BUSY_WAIT",
+    "MAX_EARLY_STAGES",
     "adopted_writer",
+    "close_stage_rows",
     "keep_alive",
     "started_early",
     "stop_heartbeat",
     "withdraw_run_start",
     "write_run_start",
+    "write_stage_end",
+    "write_stage_start",
 ]
 
 _log = logging.getLogger("taskdaemon.tracking")
@@ -68,6 +82,11 @@ _log = logging.getLogger("taskdaemon.tracking")
 #: Milliseconds the start waits for another process's write lock before it gives up (the
 #: loaded writer then writes the start, as before): the first stage waits that long at most.
 BUSY_WAIT: Final = 250
+#: Stage attempts of a process given an early row at most (two statements each, on the engine's
+#: thread: one as it starts, one as it ends). A chain of quick stages can start hundreds before
+#: the take-over; what a crash leaves unclear is the stages running then, which a handful
+#: covers; past the bound a stage reads ``skipped`` (``run interrupted``), as all did before.
+MAX_EARLY_STAGES: Final = 64
 #: The resource of an early start row: the SDK's is not known before it loads.
 _NO_RESOURCE: Final = "{}"
 
@@ -76,12 +95,17 @@ _lock = threading.Lock()
 _writing = threading.Lock()
 # By store file (absolute path): (pid, writers row id) registered here, until a writer takes it.
 _writers: dict[str, tuple[int, int | None]] = {}
-# Run ids whose start row was written here and not yet replaced by the writer's.
-_early_runs: set[str] = set()
+# Run ids whose start row was written here and not yet replaced by the writer's: their trace
+# and resource numbers and run span id, which their stages' early rows use.
+_early_runs: dict[str, tuple[int, int, str]] = {}
 # By store file: the heartbeat renewing the row of ``_writers``, until stopped.
 _heartbeats: dict[str, Heartbeat] = {}
 # By store file: the pid of the process whose span writer opened it (``adopted_writer``).
 _taken: dict[str, int] = {}
+# By store file: the connection writing early stage rows, with the pid that opened it.
+_stage_conns: dict[str, tuple[int, sqlite3.Connection]] = {}
+# Early stage rows this process wrote (``MAX_EARLY_STAGES``).
+_stage_rows = 0
 
 
 def _key(path: Path) -> str:
@@ -119,7 +143,7 @@ def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None
         try:
             if writer_id is None:
                 writer_id = insert_writer(conn)
-            _insert(
+            numbers = _insert(
                 conn, run_id, pipeline, span_id=span_id, start_ns=epoch_ns(at), writer=writer_id
             )
             conn.execute("COMMIT")
@@ -133,7 +157,7 @@ def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None
         conn.close()
     with _lock:
         _writers[_key(path)] = (os.getpid(), writer_id)
-        _early_runs.add(run_id)
+        _early_runs[run_id] = (*numbers, span_id)
     return span_id
 
 
@@ -156,8 +180,9 @@ def _insert(
     span_id: str,
     start_ns: int,
     writer: int | None,
-) -> None:
-    """The trace, the run span's start row and the ``runs`` row, in the caller's transaction."""
+) -> tuple[int, int]:
+    """The trace, the run span's start row and the ``runs`` row, in the caller's transaction:
+    the trace's and the resource's numbers."""
     attributes = {
         # The monitor's run span starts with these (``monitor._books.pipeline_info``), and more
         # that the first stage does not wait for: the edges (``telemetry_codec``, not imported
@@ -195,11 +220,12 @@ def _insert(
             span_id,
             start_ns,
             resource_no,
-            json.dumps(body, ensure_ascii=False, separators=(",", ":")),
+            _dumps(body),
         ),
     )
     pipeline_name, stages = redacted[t.CICD_PIPELINE_NAME], len(pipeline.stages)
     conn.execute(INSERT_RUN, (run_id, pipeline_name, start_ns, stages, writer, None, None))
+    return trace_no, resource_no
 
 
 def adopted_writer(path: Path) -> int | None:
@@ -209,6 +235,7 @@ def adopted_writer(path: Path) -> int | None:
     with _writing, _lock:
         known = _writers.pop(_key(path), None)
         _taken[_key(path)] = os.getpid()
+        _close_stage_conn(path)
     stop_heartbeat(path)
     return _own_row(known)
 
@@ -257,7 +284,7 @@ def started_early(run_id: str) -> bool:
     with _lock:
         if run_id not in _early_runs:
             return False
-        _early_runs.discard(run_id)
+        del _early_runs[run_id]
         return True
 
 
@@ -265,9 +292,8 @@ def withdraw_run_start(path: Path, run_id: str) -> None:
     """Delete what :func:`write_run_start` wrote of ``run_id`` (and its ``writers`` row, unless
     a writer took it over), when no telemetry will ever write the rest; silent on failure."""
     with _lock:
-        if run_id not in _early_runs:
+        if _early_runs.pop(run_id, None) is None:
             return
-        _early_runs.discard(run_id)
         known = _writers.pop(_key(path), None)
     stop_heartbeat(path)
     try:
@@ -293,3 +319,106 @@ def withdraw_run_start(path: Path, run_id: str) -> None:
         _log.debug("%s: run start of %s not withdrawn: %s", path, run_id, error)
     finally:
         conn.close()
+
+
+def write_stage_start(path: Path, event: StageStarted, span_id: str) -> bool:
+    """Write the start row of ``event``'s stage span, ``span_id``, to the store at ``path``
+    (module docstring): whether it was, which it is not after the take-over, for a run whose
+    start was not written here, past ``MAX_EARLY_STAGES``, or when the store is busy or fails
+    (said at debug level; no more rows are tried then)."""
+    global _stage_rows  # noqa: PLW0603 (a count a process)
+    with _writing:
+        run = _early_runs.get(event.run_id)
+        if run is None or _stage_rows >= MAX_EARLY_STAGES or _taken_here(path):
+            return False
+        _stage_rows += 1
+        trace_no, resource_no, parent = run
+        attributes = {
+            t.CICD_PIPELINE_RUN_ID: event.run_id,
+            t.CICD_TASK_NAME: event.stage,
+            t.STAGE_LOOP: event.loop,
+            t.CICD_TASK_RUN_ID: event.task_run_id,
+            t.STAGE_ATTEMPT: event.attempt,
+            t.STAGE_INSTANCE: event.instance,
+        }
+        name = redact_text(t.stage_span_name(event.stage))
+        body = [parent, name, "INTERNAL", "UNSET", "", redact(attributes), [], []]
+        row = (trace_no, span_id, epoch_ns(event.at), resource_no, _dumps(body))
+        return _stage_write(
+            path,
+            "INSERT OR IGNORE INTO spans (trace_no, span_id, start_ns, end_ns, resource_no, body) "
+            "VALUES (?, ?, ?, NULL, ?, ?)",
+            row,
+        )
+
+
+def write_stage_end(path: Path, event: StageFinished, span_id: str) -> None:
+    """End the row :func:`write_stage_start` wrote of ``event``'s stage span, ``span_id``: its
+    end, status (``failure`` and ``timeout`` with status ERROR, as the monitor ends them) and
+    whether it is retried, as readers read an ended attempt; not after the take-over."""
+    with _writing:
+        run = _early_runs.get(event.run_id)
+        if run is None or _taken_here(path):
+            return
+        code = "ERROR" if event.status in ("failure", "timeout") else "UNSET"
+        _stage_write(
+            path,
+            "UPDATE spans SET end_ns = ?, body = json_set(body, '$[3]', ?, ?, ?, ?, json(?)) "
+            "WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL",
+            (
+                epoch_ns(event.at),
+                code,
+                f'$[5]."{t.STAGE_STATUS}"',
+                str(event.status),
+                f'$[5]."{t.STAGE_WILL_RETRY}"',
+                _dumps(event.will_retry),
+                run[0],
+                span_id,
+            ),
+        )
+
+
+def _taken_here(path: Path) -> bool:
+    """Whether this process's span writer has taken over the store at ``path``."""
+    return _taken.get(_key(path)) == os.getpid()
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _stage_write(path: Path, statement: str, parameters: tuple[Any, ...]) -> bool:
+    """Run ``statement``, one transaction, on the stage rows' connection (``_writing`` held):
+    whether it did. On failure, none is tried again in this process (``MAX_EARLY_STAGES``)."""
+    global _stage_rows  # noqa: PLW0603
+    key = _key(path)
+    try:
+        opened = _stage_conns.get(key)
+        if opened is None or opened[0] != os.getpid():  # a forked child opens its own
+            conn = connect(path, create=False)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
+            _stage_conns[key] = (os.getpid(), conn)
+        else:
+            conn = opened[1]
+        conn.execute(statement, parameters)
+    except Exception as error:
+        _log.debug("%s: no early stage row: %s", path, error)
+        _stage_rows = MAX_EARLY_STAGES
+        _close_stage_conn(path)
+        return False
+    return True
+
+
+def close_stage_rows(path: Path) -> None:
+    """Close the connection :func:`write_stage_start` opened on the store at ``path``, if any
+    (at the run's end; the take-over closes it too)."""
+    with _writing:
+        _close_stage_conn(path)
+
+
+def _close_stage_conn(path: Path) -> None:
+    """:func:`close_stage_rows`, ``_writing`` held."""
+    opened = _stage_conns.pop(_key(path), None)
+    if opened is not None and opened[0] == os.getpid():
+        with contextlib.suppress(Exception):
+            opened[1].close()
