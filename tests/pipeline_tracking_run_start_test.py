@@ -17,6 +17,7 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.monitor._books import pipeline_info
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.tracking._schema import connect
+from taskdaemon.pipeline.tracking._tables import insert_writer
 from taskdaemon.pipeline.tracking.run_start import (
     adopted_writer,
     started_early,
@@ -97,8 +98,9 @@ def test_a_store_it_cannot_write_at_once_is_left_to_the_loaded_writer(tmp_path: 
 
 
 def test_no_start_is_written_once_the_span_writer_opened_the_store(tmp_path: Path) -> None:
-    """A run named after this process's span writer opened the store (its load began first):
-    no early row, which no writer would take over or renew; the monitor writes the start."""
+    """A run named after this process's span writer opened the store (its load began first)
+    without a ``writers`` row of its own yet: no early row, which no writer would take over or
+    renew; the monitor writes the start."""
     store = tmp_path / "spans.db"
     assert adopted_writer(store) is None  # the writer's open: nothing to take over yet
     assert write_run_start(store, RUN_ID, chain_pipeline(), 1.0) is None
@@ -130,3 +132,25 @@ def test_stage_names_without_a_secret_s_hint_are_not_redacted_one_by_one(
         assert [] == [text for text in tested if text in names]
     finally:
         assert adopted_writer(store) is not None
+
+
+def test_a_start_after_the_take_over_uses_the_span_writer_s_row(tmp_path: Path) -> None:
+    """A run named after this process's span writer opened the store and registered its
+    ``writers`` row, before the monitor has the run: its start is written at once, with that
+    row (which the writer renews), not a new one, and reads ``running``. Before, nothing was
+    written until the writer's first batch with the run span."""
+    store = tmp_path / "spans.db"
+    conn = connect(store)
+    try:
+        registered = insert_writer(conn)
+        assert registered == adopted_writer(store, lambda: registered)
+    finally:
+        conn.close()
+    assert write_run_start(store, RUN_ID, chain_pipeline(), 1.0) is not None
+    with sqlite3.connect(store) as db:
+        writers = db.execute("SELECT id FROM writers").fetchall()
+        runs = db.execute("SELECT trace_id, writer_id FROM runs").fetchall()
+    assert ([(registered,)], [(RUN_ID, registered)]) == (writers, runs)
+    with SpanStore(store, retention=RetentionPolicy()) as reader:
+        assert ["running"] == [summary.status for summary in reader.search()]
+    assert (True, None) == (started_early(RUN_ID), adopted_writer(store))

@@ -49,6 +49,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -100,8 +101,9 @@ _writers: dict[str, tuple[int, int | None]] = {}
 _early_runs: dict[str, tuple[int, int, str]] = {}
 # By store file: the heartbeat renewing the row of ``_writers``, until stopped.
 _heartbeats: dict[str, Heartbeat] = {}
-# By store file: the pid of the process whose span writer opened it (``adopted_writer``).
-_taken: dict[str, int] = {}
+# By store file: the pid of the process whose span writer opened it (``adopted_writer``), and
+# that writer's ``writers`` row when it had one then.
+_taken: dict[str, tuple[int, int | None]] = {}
 # By store file: the connection writing early stage rows, with the pid that opened it.
 _stage_conns: dict[str, tuple[int, sqlite3.Connection]] = {}
 # Early stage rows this process wrote (``MAX_EARLY_STAGES``).
@@ -116,17 +118,22 @@ def write_run_start(path: Path, run_id: str, pipeline: Pipeline, at: float) -> s
     """Write run ``run_id``'s start to the store at ``path`` (module docstring): the span id
     of its run span's row, or None when nothing was written (the store missing a schema this
     code writes without migrating, busy, unwritable: said at debug level only), and when
-    this process's span writer has opened the store already: its own ``writers`` row is the
-    live one, and the monitor, about to have the run, writes the start with it (a run named
-    after its telemetry began to load: an early row then would be one no writer renews)."""
+    this process's span writer has opened the store already without a ``writers`` row of its
+    own yet (its first batch registers it). Once it has one (a run named after its telemetry
+    began to load, before the monitor has the run), the start is written with that row, which
+    the writer renews, not with a new one that nobody would renew."""
     with _writing:  # the take-over comes before or after, not in between
-        if _taken.get(_key(path)) == os.getpid():
-            return None
-        return _write(path, run_id, pipeline, at)
+        taken = _taken.get(_key(path))
+        if taken is None or taken[0] != os.getpid():
+            return _write(path, run_id, pipeline, at, taken=None)
+        return None if taken[1] is None else _write(path, run_id, pipeline, at, taken=taken[1])
 
 
-def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None:
-    """:func:`write_run_start`'s write."""
+def _write(
+    path: Path, run_id: str, pipeline: Pipeline, at: float, *, taken: int | None
+) -> str | None:
+    """:func:`write_run_start`'s write; ``taken``: the span writer's ``writers`` row, if it
+    took over."""
     try:
         if path.exists() and _old_schema(path):
             return None
@@ -137,7 +144,7 @@ def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None
     try:
         conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
         with _lock:
-            writer_id = _own_row(_writers.get(_key(path)))
+            writer_id = taken if taken is not None else _own_row(_writers.get(_key(path)))
         span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -156,7 +163,8 @@ def _write(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None
     finally:
         conn.close()
     with _lock:
-        _writers[_key(path)] = (os.getpid(), writer_id)
+        if taken is None:
+            _writers[_key(path)] = (os.getpid(), writer_id)
         _early_runs[run_id] = (*numbers, span_id)
     return span_id
 
@@ -228,16 +236,22 @@ def _insert(
     return trace_no, resource_no
 
 
-def adopted_writer(path: Path) -> int | None:
+def adopted_writer(path: Path, register: Callable[[], int | None] | None = None) -> int | None:
     """The ``writers`` row this process registered for the store at ``path`` before its span
-    writer started, which the writer takes over (once), or None. Its heartbeat stops: once
-    this returns, the caller alone writes the row (``early_heartbeat``)."""
-    with _writing, _lock:
-        known = _writers.pop(_key(path), None)
-        _taken[_key(path)] = os.getpid()
+    writer started, which the writer takes over (once), else ``register()``'s (the writer's
+    own, None when not registered yet), or None. Its heartbeat stops: once this returns, the
+    caller alone writes the row (``early_heartbeat``); a run's start written later uses it
+    (:func:`write_run_start`)."""
+    with _writing:
+        with _lock:
+            known = _own_row(_writers.pop(_key(path), None))
+        if known is None and register is not None:
+            known = register()
+        with _lock:
+            _taken[_key(path)] = (os.getpid(), known)
         _close_stage_conn(path)
     stop_heartbeat(path)
-    return _own_row(known)
+    return known
 
 
 def keep_alive(path: Path) -> None:
@@ -380,7 +394,8 @@ def write_stage_end(path: Path, event: StageFinished, span_id: str) -> None:
 
 def _taken_here(path: Path) -> bool:
     """Whether this process's span writer has taken over the store at ``path``."""
-    return _taken.get(_key(path)) == os.getpid()
+    taken = _taken.get(_key(path))
+    return taken is not None and taken[0] == os.getpid()
 
 
 def _dumps(value: Any) -> str:

@@ -39,6 +39,7 @@ default and may spill to disk.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import sqlite3
@@ -321,9 +322,8 @@ class SqliteSpanProcessor(SpanBatchWriter, SpanProcessor):
                 # first command stage, which needs the monitor) would wait out the busy
                 # timeout. The first write registers then (``_write``).
                 # A row this process registered before its telemetry loaded is this one's.
-                adopted = adopted_writer(self.path)
-                self._writer_id = (
-                    adopted if adopted is not None else register_writer(conn, wait=False)
+                self._writer_id = adopted_writer(
+                    self.path, functools.partial(register_writer, conn, wait=False)
                 )
         except BaseException as exc:  # reported to the constructor
             self._error = exc
