@@ -116,6 +116,8 @@ MAX_KEPT_PAYLOADS = 32
 MAX_KEPT_RECORDS = 10_000
 #: A wait for the load longer than this many ``TASKDAEMON_EXPORT_TIMEOUT`` abandons it.
 LOAD_TIMEOUTS = 12
+#: The kept events that may write an early stage row (``cli/run_start.RunStart.stage``).
+_STAGE_BOUNDS = (StageStarted, StageFinished)
 
 Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 #: A run's record or output batch kept until the monitor has the events before it: how many
@@ -325,8 +327,8 @@ class DeferredMonitor:
                         self._begin_asked = True
                         self._begin_after_this_turn()
             if kept:
-                if self.run_start is not None and isinstance(event, StageStarted | StageFinished):
-                    self.run_start.stage(event, self._early_span_id(event))
+                if self.run_start is not None and isinstance(event, _STAGE_BOUNDS):
+                    self.run_start.stage(event, self._early_span_id)
                 return
             # Only the engine's thread emits, so nothing can pass this event while it waits.
             self.wait()
@@ -335,12 +337,11 @@ class DeferredMonitor:
             self.lost += 1
             self._log_failure(type(event), "recording")
 
-    def _early_span_id(self, event: StageStarted | StageFinished) -> str | None:
+    def _early_span_id(self, event: StageStarted) -> str | None:
         """The span id the stage span of a kept ``StageStarted`` will take, drawn now if
-        ``stage_environment`` has not (its early row has it: ``cli/run_start.py``); None for a
-        ``StageFinished``, and when that id is not drawn here (as ``stage_environment``)."""
-        if not isinstance(event, StageStarted):
-            return None
+        ``stage_environment`` has not, for its early row (``cli/run_start.py``, which asks only
+        for a row it writes: a stage start with a drawn id is handed over alone, under its
+        preset); None when that id is not drawn here (as ``stage_environment``)."""
         key = (event.run_id, event.task_run_id)
         if self._presets_spans and event.run_id in self._named:
             with self._lock:  # as ``stage_environment``: not once ``started`` set ``_monitor``

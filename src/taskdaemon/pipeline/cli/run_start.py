@@ -47,21 +47,33 @@ class RunStart:
         self._written: list[str] = []  # run ids whose start is in the store
         self._span_ids: dict[str, str] = {}  # their run span's id, until the span takes it
         self._stages: dict[str, str] = {}  # task run id -> span id of an early stage row open
+        self._stages_over = False  # no more early stage rows (``stage``)
 
-    def stage(self, event: StageStarted | StageFinished, span_id: str | None) -> None:
-        """Write the start of a stage attempt of a run written here (``span_id``: its stage
-        span's, drawn before its start is handed to the monitor), or the end of one written
-        (``tracking/run_start.write_stage_start``); only before the span writer takes over."""
-        from taskdaemon.pipeline.tracking.run_start import (  # noqa: PLC0415
-            write_stage_end,
-            write_stage_start,
-        )
-
+    def stage(
+        self, event: StageStarted | StageFinished, draw: Callable[[StageStarted], str | None]
+    ) -> None:
+        """Write the start of a stage attempt of a run written here, with the span id ``draw``
+        gives its stage span, or the end of one written (``tracking/run_start``'s
+        ``write_stage_start``); until the first start it writes no row for (the span writer
+        took over, the bound: nothing more is asked then, nor any id drawn)."""
         try:
             if isinstance(event, StageStarted):
-                if span_id is not None and write_stage_start(self.path, event, span_id):
+                if self._stages_over:
+                    return
+                from taskdaemon.pipeline.tracking.run_start import (  # noqa: PLC0415
+                    stage_rows_left,
+                    write_stage_start,
+                )
+
+                if not stage_rows_left(self.path, event.run_id):
+                    self._stages_over = True
+                elif (span_id := draw(event)) is not None and write_stage_start(
+                    self.path, event, span_id
+                ):
                     self._stages[event.task_run_id] = span_id
             elif (written := self._stages.pop(event.task_run_id, None)) is not None:
+                from taskdaemon.pipeline.tracking.run_start import write_stage_end  # noqa: PLC0415
+
                 write_stage_end(self.path, event, written)
         except Exception:  # monitoring never stops the pipeline
             _log.debug("run %s: no early stage row", event.run_id, exc_info=True)

@@ -70,6 +70,7 @@ __all__ = [
     "adopted_writer",
     "close_stage_rows",
     "keep_alive",
+    "stage_rows_left",
     "started_early",
     "stop_heartbeat",
     "withdraw_run_start",
@@ -333,6 +334,13 @@ def withdraw_run_start(path: Path, run_id: str) -> None:
         _log.debug("%s: run start of %s not withdrawn: %s", path, run_id, error)
     finally:
         conn.close()
+
+
+def stage_rows_left(path: Path, run_id: str) -> bool:
+    """Whether :func:`write_stage_start` may still write a row of a run ``run_id`` stage to
+    the store at ``path``: its start was written here, the bound is not reached and this
+    process's span writer has not taken over (the last two for good once false)."""
+    return _stage_rows < MAX_EARLY_STAGES and run_id in _early_runs and not _taken_here(path)
 
 
 def write_stage_start(path: Path, event: StageStarted, span_id: str) -> bool:
