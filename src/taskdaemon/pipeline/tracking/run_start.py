@@ -88,7 +88,11 @@ BUSY_WAIT: Final = 250
 #: thread: one as it starts, one as it ends). A chain of quick stages can start hundreds before
 #: the take-over; what a crash leaves unclear is the stages running then, which a handful
 #: covers; past the bound a stage reads ``skipped`` (``run interrupted``), as all did before.
-MAX_EARLY_STAGES: Final = 64
+#: Decision: 8, not more. Each row is a commit on the engine's thread, a bounded cost a run,
+#: and a quick chain pays it for each of its early stages (the lead's count at 64: the session's
+#: closing figures in benchmarks/README.md), while the stages a larger bound adds are a quick
+#: chain's first ones, not those running when it is killed.
+MAX_EARLY_STAGES: Final = 8
 #: The resource of an early start row: the SDK's is not known before it loads.
 _NO_RESOURCE: Final = "{}"
 
