@@ -389,6 +389,11 @@ tests_for() {
             echo tests/pipeline_replay_run_test.py tests/pipeline_replay_run_shapes_test.py \
                 tests/pipeline_replay_run_workspace_test.py tests/pipeline_replay_run_reuse_test.py \
                 tests/pipeline_reporting_replays_test.py ;;
+        pipeline/replay/reuse.py)
+            # The decisions and the plan's candidates in-process (only the decisions file
+            # imports it); not the replay files, whose subprocesses mutmut credits nothing.
+            echo tests/pipeline_replay_reuse_decisions_test.py \
+                tests/pipeline_replay_plan_reuse_test.py ;;
         pipeline/tracking/_jaeger.py)
             # Jaeger's answers, as fixtures served by a local HTTP server (no test imports it).
             echo tests/pipeline_tracking_sources_jaeger_test.py ;;
