@@ -179,3 +179,24 @@ def test_a_stage_the_definition_file_changed_reuses_nothing() -> None:
     assert ({}, {}) == (plan.reused, plan.reuse_reasons)
     same = build_plan(recorded, from_stage="check", pipeline_file=FLOW, use_file=True)
     assert [0] == sorted(same.reused["check"])
+
+
+def _release(instance: int, status: str = "success") -> RecordedExecution:
+    """An instance of ``release`` (``on_completion``: no event makes it) with its inputs' hash."""
+    return dataclasses.replace(ran("release", status, instance=instance), inputs=_hashed({}))
+
+
+def test_each_stage_run_again_is_decided_after_one_with_no_candidate() -> None:
+    """``check`` reuses nothing (all succeeded, or its only success has no hash of its inputs);
+    ``release``, after it, still keeps its own; and a stage no event triggers never says "with
+    no event": none of its instances has an item."""
+    releases = (_release(0), _release(1, "failure"))
+    line = (
+        "run   release: run 1 instance again (1: failure); reuse the recorded outputs of "
+        "1 instance (0) where each gets the item and inputs it got (compared as each starts: "
+        "check runs again)"
+    )
+    for checks in ((_check(0), _check(1)), (_check(0, inputs=None), _check(1, "failure"))):
+        plan = build_plan(_recorded(*checks, *releases), from_stage="check")
+        assert {"release": [0]} == {name: sorted(kept) for name, kept in plan.reused.items()}
+        assert [line, TRUSTED] == plan.describe()[3:]
