@@ -177,6 +177,10 @@ def test_a_stage_the_definition_file_changed_reuses_nothing() -> None:
     recorded = _recorded(_check(0), _check(1, "failure"))
     plan = build_plan(recorded, from_stage="check", pipeline_file=changed, use_file=True)
     assert ({}, {}) == (plan.reused, plan.reuse_reasons)
+    # A stage after it that the file did not change still keeps its own.
+    recorded = _recorded(_check(0), _check(1, "failure"), _release(0), _release(1, "failure"))
+    plan = build_plan(recorded, from_stage="check", pipeline_file=changed, use_file=True)
+    assert ["release"] == list(plan.reused)
     same = build_plan(recorded, from_stage="check", pipeline_file=FLOW, use_file=True)
     assert [0] == sorted(same.reused["check"])
 
