@@ -430,3 +430,30 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+#: Stands in for the standard library's ``uuid`` (the telemetry load imports it, through
+#: orjson): its import on the loading thread lasts until the file RELEASE exists, as a
+#: telemetry load on a loaded host or a slow file system lasts.
+_SLOW_UUID = """\
+import os
+import sysconfig
+import threading
+import time
+from pathlib import Path
+
+if threading.current_thread().name == "taskdaemon-telemetry-load":
+    while not os.path.exists("RELEASE"):
+        time.sleep(0.01)
+_real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
+exec(compile(_real.read_text(), str(_real), "exec"))
+"""
+
+
+def load_held_until(tmp_path: Path, release: Path) -> Path:
+    """A folder for ``PYTHONPATH`` under ``tmp_path`` whose ``uuid`` holds a ``taskdaemon``
+    process's telemetry load (its loading thread) until the file ``release`` exists."""
+    shadow = tmp_path / "shadow"
+    shadow.mkdir()
+    (shadow / "uuid.py").write_text(_SLOW_UUID.replace("RELEASE", str(release)))
+    return shadow

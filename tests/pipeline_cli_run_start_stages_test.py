@@ -19,23 +19,7 @@ from typing import Any
 
 import pytest
 
-from cli_support import in_background, pythonpath_with, taskdaemon, write
-
-#: Stands in for the standard library's ``uuid`` (the telemetry load imports it, through
-#: orjson): its import on the loading thread lasts until the file RELEASE exists.
-_SLOW_UUID = """\
-import os
-import sysconfig
-import threading
-import time
-from pathlib import Path
-
-if threading.current_thread().name == "taskdaemon-telemetry-load":
-    while not os.path.exists("RELEASE"):
-        time.sleep(0.01)
-_real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
-exec(compile(_real.read_text(), str(_real), "exec"))
-"""
+from cli_support import in_background, load_held_until, pythonpath_with, taskdaemon, write
 
 #: Stage ``a`` ends at once, ``b`` makes the file STARTED and waits for the file GO; ``c``
 #: comes after ``b``.
@@ -59,9 +43,7 @@ def _held_run(tmp_path: Path, home: Path) -> tuple[subprocess.Popen[str], Path, 
     the file it answers second exists (stage ``b`` ends once the third does), once ``b`` has
     made its file."""
     started, release, go = tmp_path / "started", tmp_path / "release", tmp_path / "go"
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    (shadow / "uuid.py").write_text(_SLOW_UUID.replace("RELEASE", str(release)))
+    shadow = load_held_until(tmp_path, release)
     text = CHAIN.replace("STARTED", str(started)).replace("GO", str(go))
     pipeline = write(tmp_path / "chain.yaml", text)
     process = in_background(home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(shadow))

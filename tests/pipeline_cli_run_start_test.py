@@ -21,6 +21,7 @@ from cli_support import (
     ONE_STAGE_PIPELINE,
     TASKDAEMON,
     in_background,
+    load_held_until,
     pythonpath_with,
     taskdaemon,
     write,
@@ -51,22 +52,6 @@ _real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
 exec(compile(_real.read_text(), str(_real), "exec"))
 """
 
-
-#: Stands in for ``uuid`` as above: its import on the loading thread lasts until the file
-#: RELEASE exists, as a telemetry load on a loaded host or a slow file system lasts.
-_SLOW_UUID = """\
-import os
-import sysconfig
-import threading
-import time
-from pathlib import Path
-
-if threading.current_thread().name == "taskdaemon-telemetry-load":
-    while not os.path.exists("RELEASE"):
-        time.sleep(0.01)
-_real = Path(sysconfig.get_paths()["stdlib"], "uuid.py")
-exec(compile(_real.read_text(), str(_real), "exec"))
-"""
 
 #: One command stage that makes the file STARTED, then waits for the file GO.
 WAITING = """\
@@ -181,9 +166,7 @@ def _slowly_loading(tmp_path: Path, home: Path) -> tuple[subprocess.Popen[str], 
     the file it answers second is made (the stage ends once the third is), once its stage
     has started."""
     started, release, go = tmp_path / "started", tmp_path / "release", tmp_path / "go"
-    shadow = tmp_path / "shadow"
-    shadow.mkdir()
-    (shadow / "uuid.py").write_text(_SLOW_UUID.replace("RELEASE", str(release)))
+    shadow = load_held_until(tmp_path, release)
     text = WAITING.replace("STARTED", str(started)).replace("GO", str(go))
     pipeline = write(tmp_path / "waiting.yaml", text)
     process = in_background(home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(shadow))
