@@ -16,6 +16,7 @@ import re
 import select
 import signal
 import socket
+import sqlite3
 import struct
 import subprocess
 import sys
@@ -308,16 +309,34 @@ def in_background(home: Path) -> Iterator[Callable[..., Served]]:
 
 def killed_run(home: Path, tmp_path: Path) -> str:
     """The id of a run of :data:`SLOW_PIPELINE` whose process was killed (``kill -9``) while
-    ``wait`` ran, once the store held that: no writer will end it, and its control socket is
-    left behind, stale."""
+    ``wait`` ran, once the store held that and its record ``stage wait.0.1 started``: no
+    writer will end it, and its control socket is left behind, stale. Both are waited for: a
+    stage that starts before telemetry has loaded is stored at once, its records only once the
+    log writer has loaded (``tracking/run_start.py``)."""
     path, _pids = slow_pipeline(tmp_path)
     with in_background(home) as start:
         killed = start("run", str(path))
         killed.wait_for_line("wait                     running")
         wait_until_stored(home, killed.run_id, "wait")
+        _wait_until_logged(home, killed.run_id, "stage wait.0.1 started")
         killed.process.kill()  # taskdaemon alone: its group watchdog ends the stage's processes
         killed.finish()
     return killed.run_id
+
+
+def _wait_until_logged(home: Path, run_id: str, body: str) -> None:
+    """Wait until the home's store holds a record of the run whose body starts with ``body``."""
+    from taskdaemon.pipeline.errors import SpanSourceError
+    from taskdaemon.pipeline.tracking.log_read import run_log_records
+
+    for _ in range(300):
+        try:
+            if any(r.body.startswith(body) for r in run_log_records(home / "spans.db", run_id)):
+                return
+        except (SpanSourceError, sqlite3.Error):  # not yet written, or mid-write
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"no record {body!r} of run {run_id} in the store")
 
 
 @contextlib.contextmanager
