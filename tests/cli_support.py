@@ -120,6 +120,17 @@ def read_line(stream: IO[str] | None, timeout: float = LINE_WAIT, seen: Sequence
     return line
 
 
+def exit_and_stderr(process: subprocess.Popen[str]) -> tuple[int, str]:
+    """``process``'s exit code and stderr, once it ended (killed after a minute)."""
+    try:
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return process.returncode, stderr
+
+
 @contextlib.contextmanager
 def ended_at_exit(process: subprocess.Popen[str]) -> Iterator[subprocess.Popen[str]]:
     """``process``, killed on leaving if still running and its pipes then read to their end: a

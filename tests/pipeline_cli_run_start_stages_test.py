@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-from cli_support import in_background, load_held_until, pythonpath_with, taskdaemon, write
+from cli_support import (
+    exit_and_stderr,
+    in_background,
+    load_held_until,
+    pythonpath_with,
+    taskdaemon,
+    write,
+)
 
 #: Stage ``a`` ends at once, ``b`` makes the file STARTED and waits for the file GO; ``c``
 #: comes after ``b``.
@@ -60,17 +67,6 @@ def _until(check: Any, failure: str, timeout: float = 60) -> Any:
     return answer
 
 
-def _ended(process: subprocess.Popen[str]) -> tuple[int, str]:
-    """``process``'s exit code and stderr, once it ended (killed after a minute)."""
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, stderr
-
-
 def _stage_rows(home: Path) -> dict[str, list[tuple[bool, dict[str, Any]]]]:
     """The store's stage span rows by stage name: (ended, attributes) of each."""
     with contextlib.closing(sqlite3.connect(home / "spans.db")) as conn:
@@ -99,7 +95,7 @@ def test_a_run_killed_before_its_telemetry_loaded_shows_its_running_stage(
         process.send_signal(signal.SIGKILL)
     finally:
         release.touch()
-        code, _ = _ended(process)
+        code, _ = exit_and_stderr(process)
     assert -signal.SIGKILL == code
     listed = taskdaemon(home, "runs", "list", "--json")
     assert 0 == listed.returncode, listed.stderr
@@ -139,7 +135,7 @@ def test_the_span_writers_rows_replace_the_early_ones(tmp_path: Path, home: Path
     finally:
         release.touch()
         go.touch()
-        code, stderr = _ended(process)
+        code, stderr = exit_and_stderr(process)
     assert 0 == code, stderr
     rows = _stage_rows(home)
     assert {name: [True] for name in "abc"} == {

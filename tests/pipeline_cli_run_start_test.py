@@ -20,6 +20,7 @@ import pytest
 from cli_support import (
     ONE_STAGE_PIPELINE,
     TASKDAEMON,
+    exit_and_stderr,
     in_background,
     load_held_until,
     pythonpath_with,
@@ -188,17 +189,6 @@ def _listed(home: Path, *, launcher: tuple[str, ...] = (TASKDAEMON,)) -> list[tu
     return [(run["pipeline"], run["status"]) for run in json.loads(listed.stdout)]
 
 
-def _ended(process: subprocess.Popen[str]) -> tuple[int, str]:
-    """``process``'s exit code and stderr, once it ended (killed after a minute)."""
-    try:
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
-    return process.returncode, stderr
-
-
 @pytest.mark.slow
 def test_a_run_whose_telemetry_loads_slowly_reads_running_meanwhile(
     tmp_path: Path, home: Path
@@ -219,7 +209,7 @@ def test_a_run_whose_telemetry_loads_slowly_reads_running_meanwhile(
     finally:
         release.touch()
         go.touch()
-        code, stderr = _ended(process)
+        code, stderr = exit_and_stderr(process)
     assert 0 == code, stderr
     assert [("waiting", "success")] == _listed(home)
     assert [True] == [closed for _, _, closed in _writers(home)]
@@ -241,6 +231,6 @@ def test_a_run_killed_before_the_writer_took_over_reads_interrupted(
     finally:
         release.touch()
         go.touch()
-        code, _ = _ended(process)
+        code, _ = exit_and_stderr(process)
     assert -signal.SIGKILL == code
     assert [("waiting", "interrupted")] == _listed(home)
