@@ -92,12 +92,6 @@ _END: Final = statements(
     6,
     64,
 )
-# A run span's start row replacing the one ``run`` wrote before its telemetry loaded
-# (``tracking.run_start``), with all the span records; never a row whose end is written.
-_REPLACE_EARLY: Final = (
-    "UPDATE spans SET start_ns = ?, resource_no = ?, body = ? "
-    "WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
-)
 # An open span's row rewritten with what it gained; never a row whose end is already written.
 _REFRESH_OPEN: Final = (
     "UPDATE spans SET body = ? WHERE trace_no = ? AND span_id = ? AND end_ns IS NULL"
@@ -172,7 +166,6 @@ class SpanBatchWriter:
         first_start: dict[int, int] = {}
         resources: dict[int, Any] = {}
         new_runs: list[tuple[Any, ...]] = []
-        early: list[list[Any]] = []  # run span starts whose row ``run_start`` wrote
         ended_root_spans: list[tuple[str, Any]] = []
         seen: list[tuple[int, Any, Mapping[str, Any], Any]] = []  # for the report aggregates
         now = time.monotonic()
@@ -247,8 +240,7 @@ class SpanBatchWriter:
                     # its stages, and the summary trusts a tally (it rebuilds the run without).
                     self._tally.open(trace_id)
                     seen.append((RUN_STARTED, span, attrs, None))
-                    if started_early(trace_id):
-                        early.append(row)
+                    started_early(trace_id)  # forgotten there: ``_START`` replaces its row
                 stages = attrs.get(t.PIPELINE_STAGES) or ()
                 pipeline = str(attrs.get(t.CICD_PIPELINE_NAME, ""))
                 new_runs.append(
@@ -287,8 +279,6 @@ class SpanBatchWriter:
                     uses.add((row[0], row[4]))
             conn.executemany("INSERT OR IGNORE INTO trace_resources VALUES (?, ?)", uses)
             insert_rows(conn, _START, started)
-            if early:
-                conn.executemany(_REPLACE_EARLY, [(r[2], r[4], r[5], r[0], r[1]) for r in early])
             insert_rows(conn, _END, ended)
             conn.executemany(INSERT_RUN, new_runs)
             rebuilt: dict[int, RunRecord | None] = {}

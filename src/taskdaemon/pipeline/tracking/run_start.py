@@ -296,8 +296,9 @@ def stop_heartbeat(path: Path, *, timeout: float | None = None) -> None:
 
 
 def started_early(run_id: str) -> bool:
-    """Whether ``run_id``'s start row was written here, before its run span existed (asked
-    once, by the writer writing that span's start: its row then replaces this one)."""
+    """Whether ``run_id``'s start row was written here, before its run span existed; asked
+    once, by the writer writing that span's start (whose row replaces this one:
+    ``_span_batches._START``), and forgotten then."""
     if not _early_runs:
         return False
     with _lock:
