@@ -338,14 +338,16 @@ class DeferredMonitor:
             self._log_failure(type(event), "recording")
 
     def _early_span_id(self, event: StageStarted) -> str | None:
-        """The span id the stage span of a kept ``StageStarted`` will take, drawn now if
-        ``stage_environment`` has not, for its early row (``cli/run_start.py``, which asks only
-        for a row it writes: a stage start with a drawn id is handed over alone, under its
-        preset); None when that id is not drawn here (as ``stage_environment``)."""
+        """The span id the stage span of a kept ``StageStarted`` will take, drawn now if not
+        yet (``stage_environment``, or its early row: ``cli/run_start.py``, which asks only for
+        a row it writes: a stage start with a drawn id is handed over alone, under its preset);
+        None when that id is not drawn here: the run was not named here, or the monitor has it.
+        """
         key = (event.run_id, event.task_run_id)
         if self._presets_spans and event.run_id in self._named:
-            with self._lock:  # as ``stage_environment``: not once ``started`` set ``_monitor``
+            with self._lock:  # no event is handed over before ``started`` sets ``_monitor``
                 if self._monitor is None and not self._over:
+                    # As ``allocate_run_id`` draws; a span id is never all zeros.
                     return self._span_ids.setdefault(
                         key, format(int.from_bytes(os.urandom(8)) or 1, "016x")
                     )
@@ -421,14 +423,9 @@ class DeferredMonitor:
         foreseen (``span_context_foreseen``, a run id drawn here), at once: a span id drawn
         here, which its stage span is later started with (``_preset_for``). Else the monitor's,
         waiting for it; empty if it failed."""
-        key = (event.run_id, event.task_run_id)
-        span_id = self._span_ids.get(key)
-        if span_id is None and self._presets_spans and event.run_id in self._named:
-            with self._lock:  # no event is handed over before ``started`` sets ``_monitor``
-                if self._monitor is None and not self._over:
-                    # As ``allocate_run_id`` draws; a span id is never all zeros.
-                    span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
-                    self._span_ids[key] = span_id
+        span_id = self._span_ids.get((event.run_id, event.task_run_id))
+        if span_id is None:
+            span_id = self._early_span_id(event)
         if span_id is not None:
             return {"TRACEPARENT": f"00-{event.run_id}-{span_id}-03"}
         monitor = self.wait()
