@@ -40,6 +40,7 @@ import threading
 import time
 from typing import Any, Final, TextIO
 
+from taskdaemon.pipeline import _threads
 from taskdaemon.pipeline.execution import current_execution
 
 __all__ = ["MAX_OPEN_LINES", "capture_prints"]
@@ -48,17 +49,6 @@ __all__ = ["MAX_OPEN_LINES", "capture_prints"]
 MAX_OPEN_LINES: Final = 256
 
 _Key = tuple[str, str, int, int]
-
-#: Set in a forked child: a write there asks which process it is in (module docstring).
-_forked = False
-
-
-def _note_fork() -> None:
-    global _forked  # noqa: PLW0603 - a flag the fork hook sets, read by each write
-    _forked = True
-
-
-os.register_at_fork(after_in_child=_note_fork)
 
 
 class _StageStdout:
@@ -76,7 +66,7 @@ class _StageStdout:
     def write(self, text: str) -> int:
         written = self._real.write(text)
         context = current_execution()
-        if context is None or (_forked and os.getpid() != self._pid):
+        if context is None or (_threads._forked_child and os.getpid() != self._pid):
             return written
         # Here, not at the top: ``run`` installs this before its first stage, and the capture's
         # module is loaded by then only where a stage prints (``cli/deferred.py``'s start-up).
