@@ -23,6 +23,22 @@ def instance_counts(statuses: Iterable[str]) -> str:
     return "instances: " + ", ".join(f"{n} {s}" for s, n in Counter(statuses).items())
 
 
+#: What a replay's prompts say of its executions it did not run (the spans' and ``--dry-run``'s
+#: words): fed from the record, reused from it.
+_NOT_RUN = ("replayed", "reused")
+
+
+def not_run_by_replay(statuses: Collection[str], status: str, original: str) -> str | None:
+    """What ``where`` adds to a replay's stage whose executions' ``statuses`` hold some it did
+    not run, taken from run ``original``: ``from run R`` when that is the stage's ``status``
+    itself, else ``reused from run R`` (or ``replayed and reused ...``); None when it ran all."""
+    said = [word for word in _NOT_RUN if word in statuses]
+    if not said:
+        return None
+    what = "" if said == [status] else f"{' and '.join(said)} "
+    return f"{what}from run {original}"
+
+
 def no_run_of(pipeline: str) -> str:
     """What ``runs list``, ``report`` and the web runs page say when the source holds no run of
     ``pipeline`` at all (a typo, say): "no runs" sent the reader to widen filters that were not

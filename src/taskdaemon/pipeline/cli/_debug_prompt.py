@@ -35,7 +35,7 @@ from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.secret_values import remember_secrets, secret_key
 from taskdaemon.pipeline.table_fit import wrapped
-from taskdaemon.pipeline.wording import counted, instance_counts
+from taskdaemon.pipeline.wording import counted, instance_counts, not_run_by_replay
 
 __all__ = ["COMMANDS", "DebugPrompt"]
 
@@ -76,10 +76,6 @@ _RESUMING = frozenset({"continue", "step", "skip", "retry"})
 _LEFT_OUT = "STAGE may be left out when one stage is paused"
 #: Every form of ``break``, said whichever one was mistyped (``on failur`` is not ``if CEL``'s).
 _BREAK_USAGE = "usage: break STAGE [on failure] [if CEL] | break on event TYPE"
-
-#: What ``where`` shows of a replay's executions it did not run (the spans' and ``--dry-run``'s
-#: words): fed from the record, reused from it.
-_NOT_RUN = ("replayed", "reused")
 
 
 class DebugPrompt(CommandPrompt):
@@ -330,10 +326,11 @@ class DebugPrompt(CommandPrompt):
                 extra.append(f"{counted(stage['pending_events'], 'event')} waiting")
             if stage["approval"] == "requested":
                 extra.append("waiting for approval")
-            said = [word for word in _NOT_RUN if word in stage["instances"]]
-            if original and said:  # ``a  replayed  (from run R)``, ``(...; reused from run R)``
-                what = "" if said == [stage["status"]] else f"{' and '.join(said)} "
-                extra.append(f"{what}from run {original}")
+            # ``a  replayed  (from run R)``, ``(...; reused from run R)``
+            if original and (
+                note := not_run_by_replay(stage["instances"], stage["status"], original)
+            ):
+                extra.append(note)
             tail = f"  ({'; '.join(extra)})" if extra else ""
             self._print(f"  {name:<{width}}  {stage['status']}{tail}")
         for line in _paused_lines(state["paused"], summary_width(self._out)):

@@ -33,7 +33,7 @@ from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.table_fit import MIN_GIVEN, text_columns, wrapped
 from taskdaemon.pipeline.terminal_text import one_line
 from taskdaemon.pipeline.tracking.log_read import StoredLog
-from taskdaemon.pipeline.wording import counted, instance_counts
+from taskdaemon.pipeline.wording import counted, instance_counts, not_run_by_replay
 
 __all__ = ["STEP_COMMANDS", "StepPrompt", "log_reader_for"]
 
@@ -68,9 +68,6 @@ _STEP_ALIASES = {
     "?": "help",
 }
 _MOVES = frozenset({"next", "prev", "goto"})
-#: What ``where`` says of a replay's executions it did not run, as the debugger's ``where``
-#: says them (``RecordedWalk.shown``): fed from the record, reused from it.
-_NOT_RUN = ("replayed", "reused")
 #: The debugger's commands that act on a live run (and their short forms), typed here by
 #: habit: each is refused saying that nothing runs here and how to move instead.
 _LIVE_ONLY = dict.fromkeys(
@@ -206,10 +203,9 @@ class StepPrompt(CommandPrompt):
             status, last = walk.shown(stage)
             if len(last) > 1:
                 extra.append(instance_counts(last.values()))
-            said = [word for word in _NOT_RUN if word in last.values()]
-            if original and said:  # ``a  replayed  (from run R)``, ``(...; reused from run R)``
-                what = "" if said == [status] else f"{' and '.join(said)} "
-                extra.append(f"{what}from run {original}")
+            # ``a  replayed  (from run R)``, ``(...; reused from run R)``
+            if original and (note := not_run_by_replay(last.values(), status, original)):
+                extra.append(note)
             retries = max((a.attempts_made for a in stage.attempts), default=1)
             if retries > 1:
                 extra.append(f"attempt {retries}")
