@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any, Final
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.durations import epoch_ns
 from taskdaemon.pipeline.redaction import mappings_unchanged, redact, redact_text
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect, rollback
 from taskdaemon.pipeline.tracking._tables import INSERT_RUN, insert_writer
 
@@ -387,7 +388,7 @@ def write_stage_end(path: Path, event: StageFinished, span_id: str) -> None:
         run = _early_runs.get(event.run_id)
         if run is None or _taken_here(path):
             return
-        code = "ERROR" if event.status in ("failure", "timeout") else "UNSET"
+        code = "ERROR" if event.status in FAILED_STAGE_STATUSES else "UNSET"
         _stage_write(
             path,
             "UPDATE spans SET end_ns = ?, body = json_set(body, '$[3]', ?, ?, ?, ?, json(?)) "
