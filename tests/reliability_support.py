@@ -156,13 +156,21 @@ def store_one_run(folder: Path, pipeline: str) -> tuple[Path, str]:
 
 
 def stored_span_counts(db: Path) -> tuple[int, int]:
-    """(rows, ended rows) in the ``spans`` table of the store at ``db``."""
+    """(spans stored in full, early rows) in the ``spans`` table of the store at ``db``: an
+    early row is what ``taskdaemon run`` writes of its run's and first stages' spans before its
+    telemetry loads (``tracking/run_start.py``), with an empty resource. The span writer's row
+    of the same span replaces it; when that write fails, the span is counted lost and its early
+    row stays, so it is neither stored in full nor missing from the lost count."""
     conn = sqlite3.connect(db)
     try:
-        rows, ended = conn.execute("SELECT count(*), count(end_ns) FROM spans").fetchone()
+        full, early = conn.execute(
+            "SELECT count(*) FILTER (WHERE r.attributes != '{}' AND s.end_ns IS NOT NULL), "
+            "count(*) FILTER (WHERE r.attributes = '{}') "
+            "FROM spans AS s JOIN resources AS r USING (resource_no)"
+        ).fetchone()
     finally:
         conn.close()
-    return int(rows), int(ended)
+    return int(full), int(early)
 
 
 def sample(registry: CollectorRegistry, name: str) -> float | None:
