@@ -14,7 +14,10 @@ a sitting whose CPU figures are noise (benchmarks/README.md). Columns:
 * ``syscalls``, and the system calls a sync hop is made of: ``futex`` (a lock or the GIL
   handed to a blocked thread), ``epoll_wait`` (the loop's selector), ``read`` and ``write``
   (the loop inbox's ``eventfd``), ``sched_yield`` (the pool thread after a delivery,
-  ``_sync_pool``), ``getpid`` (asyncio's running-loop check in Python 3.11);
+  ``_sync_pool``), ``getpid`` (asyncio's running-loop check in Python 3.11), and the span
+  store's page reads and writes, ``pread64`` and ``pwrite64`` (the WAL's frames, the
+  database file's pages; a WAL checkpoint reads the one and writes the other, on the thread
+  whose connection runs it);
 * ``switches`` (context switches) and ``migrations`` (a thread moved to another CPU);
 * ``wakeups``: threads of the process woken by threads of the process, and of them the share
   woken on another CPU than the waker's (``cross``). On this two-CPU VM a wake-up onto the
@@ -24,13 +27,15 @@ a sitting whose CPU figures are noise (benchmarks/README.md). Columns:
   CPU to wake a thread on.
 
 With ``--threads``, each round also runs both chains once more under ``perf record`` of
-``futex`` calls and context switches, and a second table gives them a stage by thread, named
-by the Python thread that the kernel's thread ran (``MainThread`` is the loop;
-``taskdaemon-sync-1`` the pool's hot thread; ``taskdaemon-telemetry-load`` the loader,
-``cli/deferred.py``): which thread a change moved the cost off or onto. Those processes start
-through a ``-c`` stub that notes each thread's name (``threading.setprofile``, once a thread)
-and hands over to ``python -m taskdaemon.pipeline.cli``; a thread whose name was not noted
-(the process ended by ``os._exit``) shows as ``tid N``.
+``futex``, ``pread64`` and ``pwrite64`` calls and context switches, and a second table gives
+them a stage by thread, named by the Python thread that the kernel's thread ran
+(``MainThread`` is the loop; ``taskdaemon-sync-1`` the pool's hot thread;
+``taskdaemon-telemetry-load`` the loader, ``cli/deferred.py``; ``taskdaemon-log-writer`` and
+``taskdaemon-span-store`` the store's two writers): which thread a change moved the cost off
+or onto. Those processes start through a ``-c`` stub that notes each thread's name
+(``threading.setprofile``, once a thread) and hands over to
+``python -m taskdaemon.pipeline.cli``; a thread whose name was not noted (the process ended
+by ``os._exit``) shows as ``tid N``.
 
 Needs ``perf`` with access to tracepoints (root, or ``kernel.perf_event_paranoid`` at most
 1). With ``--baseline SRC`` (another checkout's ``src``) each kind also runs that code, in the
@@ -61,6 +66,8 @@ COUNTED = {
     "syscalls:sys_enter_write": "write",
     "syscalls:sys_enter_sched_yield": "sched_yield",
     "syscalls:sys_enter_getpid": "getpid",
+    "syscalls:sys_enter_pread64": "pread64",
+    "syscalls:sys_enter_pwrite64": "pwrite64",
     "context-switches": "switches",
     "cpu-migrations": "migrations",
 }
@@ -123,7 +130,16 @@ runpy.run_module("taskdaemon.pipeline.cli", run_name="__main__", alter_sys=True)
 """
 
 #: ``perf script -F tid,event`` lines of ``--threads``' record.
-_THREAD_LINE = re.compile(r"\s*(\d+)\s+(syscalls:sys_enter_futex|sched:sched_switch):")
+_THREAD_LINE = re.compile(r"\s*(\d+)\s+(?:syscalls:sys_enter_|sched:sched_)(\w+):")
+
+#: ``--threads``' columns: the event counted (``perf script``'s name after its prefix) and its
+#: column.
+THREAD_COLUMNS = {
+    "futex": "futex",
+    "switch": "switches",
+    "pread64": "pread64",
+    "pwrite64": "pwrite64",
+}
 
 
 def _environment(work: Path, source: str | None) -> dict[str, str]:
@@ -135,13 +151,16 @@ def _environment(work: Path, source: str | None) -> dict[str, str]:
 
 
 def by_thread(work: Path, file: str, source: str | None) -> dict[str, dict[str, float]]:
-    """``futex`` calls and context switches (counted on the thread switched out) of one
-    ``taskdaemon run -q FILE`` process, by thread name (``--threads``)."""
+    """``futex``, ``pread64`` and ``pwrite64`` calls and context switches (counted on the
+    thread switched out) of one ``taskdaemon run -q FILE`` process, by thread name
+    (``--threads``)."""
     env = _environment(work, source)
     names_file, data = work / "threads.txt", work / "threads.data"
     env["TD_THREAD_NAMES"] = str(names_file)
     names_file.unlink(missing_ok=True)
-    events = ["-e", "syscalls:sys_enter_futex", "-e", "sched:sched_switch"]
+    events = ["-e", "sched:sched_switch"]
+    for call in ("futex", "pread64", "pwrite64"):
+        events += ["-e", f"syscalls:sys_enter_{call}"]
     command = [sys.executable, "-c", NAMER, "run", "-q", file]
     perf = ["perf", "record", "-q", "-o", str(data), *events, "--"]
     subprocess.run([*perf, *command], cwd=work, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -160,9 +179,8 @@ def by_thread(work: Path, file: str, source: str | None) -> dict[str, dict[str, 
         match = _THREAD_LINE.match(line)
         if match is not None:
             name = names.get(int(match[1]), f"tid {match[1]}")
-            column = "futex" if match[2].endswith("futex") else "switches"
-            row = counts.setdefault(name, {"futex": 0.0, "switches": 0.0})
-            row[column] += 1
+            row = counts.setdefault(name, dict.fromkeys(THREAD_COLUMNS.values(), 0.0))
+            row[THREAD_COLUMNS[match[2]]] += 1
     return counts
 
 
@@ -202,7 +220,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--kinds", default="sync,async", help="comma list of sync, async")
     parser.add_argument("--baseline", metavar="SRC")
-    parser.add_argument("--threads", action="store_true", help="futex calls, switches by thread")
+    parser.add_argument(
+        "--threads", action="store_true", help="futex, pread64, pwrite64 calls, switches by thread"
+    )
     args = parser.parse_args()
     kinds = [kind for kind in args.kinds.split(",") if kind]
     if args.stages < 2 or args.rounds < 1 or not set(kinds) <= {"sync", "async"} or not kinds:
@@ -244,7 +264,9 @@ def main() -> None:
                     one_by = by_thread(work, f"{kind}-1.yaml", source)
                     many_by = by_thread(work, f"{kind}-n.yaml", source)
                     for name in one_by.keys() | many_by.keys():
-                        row = threads[variant].setdefault(name, {"futex": [], "switches": []})
+                        row = threads[variant].setdefault(
+                            name, {column: [] for column in THREAD_COLUMNS.values()}
+                        )
                         before, after = one_by.get(name, {}), many_by.get(name, {})
                         for column, figures in row.items():
                             delta = after.get(column, 0.0) - before.get(column, 0.0)
@@ -262,14 +284,17 @@ def main() -> None:
         print(f"  {variant:<11}{figures}")
     if args.threads:
         print("by thread, a stage (median of the rounds, a thread missing from one counting 0)")
-        print(f"  {'variant':<11} {'thread':<38} {'futex':>9} {'switches':>9}")
+        print(
+            f"  {'variant':<11} {'thread':<38}"
+            + "".join(f" {column:>9}" for column in THREAD_COLUMNS.values())
+        )
         for variant, rows in threads.items():
             medians = {
-                name: [_median_of(row[column], args.rounds) for column in ("futex", "switches")]
+                name: [_median_of(figures, args.rounds) for figures in row.values()]
                 for name, row in rows.items()
             }
-            for name, (futex, switches) in sorted(medians.items(), key=lambda item: -item[1][0]):
-                print(f"  {variant:<11} {name:<38} {futex:9.2f} {switches:9.2f}")
+            for name, figures in sorted(medians.items(), key=lambda item: -item[1][0]):
+                print(f"  {variant:<11} {name:<38}" + "".join(f" {f:9.2f}" for f in figures))
 
 
 if __name__ == "__main__":

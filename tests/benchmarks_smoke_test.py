@@ -150,7 +150,7 @@ SMOKES: dict[str, Smoke] = {
     ),
     "stage_kernel_counts": Smoke(
         ("--stages", "3", "--rounds", "1", "--kinds", "sync", "--threads"),
-        r"^  sync +-?[\d.]+(?s:.*)^  sync +MainThread +-?[\d.]+ +-?[\d.]+$",
+        r"^  sync +-?[\d.]+(?s:.*)^  sync +MainThread( +-?[\d.]+){4}$",
         perf=True,
     ),
     "startup_costs": Smoke(("--processes", "1"), "  asyncio "),
