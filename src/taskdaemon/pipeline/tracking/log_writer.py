@@ -33,6 +33,14 @@ nothing and counts what it is handed in ``dropped``, so that the run logs a brok
 are counted (``taskdaemon_logs_dropped_total``, alert ``TaskdaemonRunLogsLost``) as its spans
 are (``unavailable.UnavailableSpanStore``).
 
+The writer's connection keeps SQLite's automatic WAL checkpoint (every 1,000 pages), unlike
+the span writer's (``_checkpoint.Checkpointer``, which counts span rows only): in a run, this
+connection's commits make the store's checkpoints (a WAL frame read and a database page
+written for each page copied: in a chain of no-op stages, most of this thread's reads and
+writes). Kept so: the WAL stays bounded when a run's logs outweigh its spans, and turning it
+off only moved about as many copies to the span writer's close, on the run's way out
+(benchmarks/README.md, sync56's section).
+
 Values a run's data brings that were not masked before (``secret_values``: a stage returned
 the token it printed) are masked again in that run's rows written before: the writer listens
 for them while open and queues a ``tracking._remask.Remask`` behind the rows queued so far.
