@@ -1,4 +1,4 @@
-"""A run as a remote backend (Tempo) has it while its process waits, and once it ended:
+"""A run as a remote backend (Tempo, Jaeger) has it while its process waits, and once it ended:
 HELD waits for an approval between its first stage and the rest, so the spans ended by then
 are what Tempo would hold for ever had the run's process died there."""
 
@@ -58,3 +58,21 @@ async def held_run_spans() -> tuple[str, list[SpanRecord], list[SpanRecord]]:
 def tempo_trace(spans: list[SpanRecord]) -> dict[str, Any]:
     """Tempo's answer to ``GET /api/v2/traces/<id>`` holding ``spans``."""
     return {"trace": encode_traces(spans, ids="base64", enums="int"), "status": "COMPLETE"}
+
+
+def jaeger_trace(spans: list[SpanRecord]) -> dict[str, Any]:
+    """Jaeger's answer to ``GET /api/v3/traces/<id>`` holding ``spans``, in the shape of
+    ``tests/fixtures/jaeger`` (its README): ``{"result": <OTLP JSON>}`` with hex ids, enums as
+    integers, ``flags`` as the Python SDK sets them, each attribute list sorted by key and each
+    span's events by name (Jaeger's adjusters)."""
+    traces = encode_traces(spans, ids="hex", enums="int")
+    for resource in traces["resourceSpans"]:
+        resource["resource"]["attributes"].sort(key=lambda item: item["key"])
+        for scope in resource["scopeSpans"]:
+            for span in scope["spans"]:
+                span["flags"] = 257
+                span["attributes"].sort(key=lambda item: item["key"])
+                for event in span.get("events", ()):
+                    event["attributes"].sort(key=lambda item: item["key"])
+                span.get("events", []).sort(key=lambda event: event["name"])
+    return {"result": traces}

@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, read_line
-from pipeline_remote_run_support import HELD, held_run_spans, tempo_trace
+from pipeline_remote_run_support import HELD, held_run_spans, jaeger_trace, tempo_trace
 from pipeline_replay_support import cut_like_tempo
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
-from taskdaemon.pipeline.tracking import SpanRecord, TempoSource
+from taskdaemon.pipeline.tracking import JaegerSource, SpanRecord, TempoSource
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
 from taskdaemon.pipeline.visualization._terminal import stage_rows
 
@@ -69,22 +69,34 @@ QUIET = 3
 
 
 class _EndingLater:
-    """A Tempo that has ``held``, as it would for ever had the run's process died, until its
-    ``end_at``-th poll, from which on it has ``ended``."""
+    """A Tempo (or a Jaeger, ``jaeger``) that has ``held``, as it would for ever had the run's
+    process died, until its ``end_at``-th poll, from which on it has ``ended``."""
 
     def __init__(
-        self, tempo: Backend, run_id: str, held: list[SpanRecord], ended: list[SpanRecord]
+        self,
+        tempo: Backend,
+        run_id: str,
+        held: list[SpanRecord],
+        ended: list[SpanRecord],
+        *,
+        jaeger: bool = False,
     ) -> None:
-        self.tempo, self.path, self.ended = tempo, f"/api/v2/traces/{run_id}", ended
-        self.source = TempoSource(tempo.url)
+        self.tempo, self.ended = tempo, ended
+        self.source: TempoSource | JaegerSource
+        if jaeger:
+            self.path, self.answer = f"/api/v3/traces/{run_id}", jaeger_trace
+            self.source = JaegerSource(tempo.url)
+        else:
+            self.path, self.answer = f"/api/v2/traces/{run_id}", tempo_trace
+            self.source = TempoSource(tempo.url)
         self.polls = 0
         self.end_at = 10 * QUIET  # a watch that never says ends all the same: fails, not hangs
-        tempo.route(self.path, tempo_trace(held))
+        tempo.route(self.path, self.answer(held))
 
     def get_run(self, run_id: str) -> RunRecord:
         self.polls += 1
         if self.polls == self.end_at:
-            self.tempo.route(self.path, tempo_trace(self.ended))
+            self.tempo.route(self.path, self.answer(self.ended))
         return self.source.get_run(run_id)
 
 
@@ -192,17 +204,18 @@ def _stages(snapshot: DagSnapshot) -> list[tuple[str, str]]:
 
 
 async def _watch_torn(
-    end_at: int, *, settle_timeout: float, hours_ago: int = 0
+    end_at: int, *, settle_timeout: float, hours_ago: int = 0, jaeger: bool = False
 ) -> tuple[list[DagSnapshot], list[str], int]:
-    """The snapshots and lines of a watch of HELD's run on a Tempo that has every span but
-    deploy's (the run span came in a batch before deploy's) until its ``end_at``-th poll, then
-    all of them; and the polls it took (each span ``hours_ago`` hours earlier)."""
+    """The snapshots and lines of a watch of HELD's run on a Tempo (a Jaeger: ``jaeger``) that
+    has every span but deploy's (the run span came in a batch before deploy's) until its
+    ``end_at``-th poll, then all of them; and the polls it took (each span ``hours_ago`` hours
+    earlier)."""
     run_id, _, ended = await held_run_spans()
     ended = [_an_hour_earlier(span, hours_ago * 3600 * 10**9) for span in ended]
     torn = [span for span in ended if span.name != "deploy"]
     said: list[str] = []
     with serve(Backend()) as tempo:
-        source = _EndingLater(tempo, run_id, torn, ended)
+        source = _EndingLater(tempo, run_id, torn, ended, jaeger=jaeger)
         source.end_at = end_at
         try:
             stream = watch_stored_run(
@@ -248,3 +261,30 @@ async def test_a_run_that_ended_long_ago_is_not_waited_for() -> None:
         polls,
         [line.split(", ")[0].partition(": ")[2] for line in said],
     ), said
+
+
+async def test_a_jaeger_run_span_in_before_a_stage_span_is_waited_for_as_tempos() -> None:
+    """Jaeger (its API v3's answers: hex ids, sorted attributes) has the run span and build's
+    and notify's, not deploy's: the watch polls on and ends once deploy's span is in, on the
+    whole run; when it never comes, the wait ends and one line names deploy."""
+    snapshots, said, polls = await _watch_torn(5, settle_timeout=30.0, jaeger=True)
+    lost, lost_said, lost_polls = await _watch_torn(
+        10**6, settle_timeout=0.2, hours_ago=-1, jaeger=True
+    )
+    assert (
+        [[("build", "success"), ("deploy", "success"), ("notify", "success")]],
+        [],
+        5,
+        [("deploy", "skipped")],
+        [True],
+    ) == (
+        [_stages(snapshot) for snapshot in snapshots],
+        said,
+        polls,
+        [_stages(snapshot)[1] for snapshot in lost],
+        [
+            "has no span of stage deploy: shown as skipped, it may have run" in line
+            for line in lost_said
+        ],
+    ), (said, lost_said)
+    assert lost_polls > 1  # it waited
