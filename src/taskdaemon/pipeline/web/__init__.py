@@ -10,6 +10,8 @@ Modules:
 
 * ``_app``: the routes (the runs page, the run page, their JSON and event-stream API), access
   and escaping.
+* ``_runs_query``: the runs page's query: its filters, the links that page through the runs,
+  and what an empty runs table says.
 * ``_data``: where runs come from: this process's engine, and a span source.
 * ``_views``: pure functions turning snapshots and records into what the page and its API
   answer.

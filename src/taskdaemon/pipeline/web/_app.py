@@ -41,14 +41,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, parse_limit, query_flag
+from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, query_flag
 from taskdaemon.pipeline.durations import format_run_duration, local_time, utc_offset
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
@@ -67,7 +66,7 @@ from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
-from taskdaemon.pipeline.web._data import RunData, check_status
+from taskdaemon.pipeline.web._data import RunData
 from taskdaemon.pipeline.web._deltas import state_delta
 from taskdaemon.pipeline.web._drawings import RunDrawings
 from taskdaemon.pipeline.web._live_document import LiveDocument
@@ -77,6 +76,16 @@ from taskdaemon.pipeline.web._logs import (
     dump_stage_logs,
     follow_stage_logs,
     stage_log_tail,
+)
+from taskdaemon.pipeline.web._runs_query import (
+    NARROWING,
+    NO_MATCH,
+    NO_RUN_YET,
+    NONE_SHOWN,
+    PAGED,
+    page_url,
+    raw_filters,
+    read_filters,
 )
 from taskdaemon.pipeline.web._streams import (
     EventStreamResponse,
@@ -272,25 +281,25 @@ class WebApp:
         """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
         error, status, rows, older, empty = None, 200, [], None, None
         try:
-            filters = _filters(request)
+            filters = read_filters(request)
             rows = await self._recent(filters)
             empty = await self._empty(filters, rows)
         except (ValueError, RunNotFoundError) as exc:
-            error, status, empty = str(exc), 400, _NONE_SHOWN
+            error, status, empty = str(exc), 400, NONE_SHOWN
         except SpanSourceError as exc:
-            error, status, empty = _failed("span source", exc), 502, _NONE_SHOWN
+            error, status, empty = _failed("span source", exc), 502, NONE_SHOWN
         else:
             if len(rows) == filters["limit"]:  # maybe more: a link to the runs after the last
-                older = _page_url(request, rows[-1]["run_id"])
+                older = page_url(request, rows[-1]["run_id"])
         return self._page(
             "runs.html",
             status=status,
             rows=rows,
-            filters=_raw_filters(request),
+            filters=raw_filters(request),
             older=older,
-            empty=empty or _NO_MATCH,
+            empty=empty or NO_MATCH,
             limit=filters["limit"] if status == 200 else DEFAULT_LIMIT,
-            newest=_page_url(request, None) if _PAGED & request.query_params.keys() else None,
+            newest=page_url(request, None) if PAGED & request.query_params.keys() else None,
             error=error,
             # The URL may carry a password or a token for the backend: named, never shown.
             source=redact_text(self.data.source_url or ""),
@@ -354,19 +363,19 @@ class WebApp:
         the filters."""
         if rows:
             return None
-        if all(filters[name] is None for name in _NARROWING):
-            return _NO_RUN_YET
+        if all(filters[name] is None for name in NARROWING):
+            return NO_RUN_YET
         pipeline = filters["pipeline"]
         if pipeline is not None and not await self.data.knows_pipeline(pipeline):
             said = no_run_of(pipeline)
             return f"{said[:1].upper()}{said[1:]}."
-        return _NO_MATCH
+        return NO_MATCH
 
     async def api_recent(self, request: Request) -> Response:
         """``{"runs": [...], "empty": ...}`` newest first; ``empty``: what the page says when
         no run is listed (``_empty``), null when some are."""
         try:
-            filters = _filters(request)
+            filters = read_filters(request)
             rows = await self._recent(filters)
             return JSONResponse({"runs": rows, "empty": await self._empty(filters, rows)})
         except (ValueError, RunNotFoundError) as exc:
@@ -577,55 +586,6 @@ def _gzip(request: Request) -> bool:
 _NO_RUN = "Run not found"
 #: A run page's heading when its source did not answer (502).
 _NO_SOURCE = "Cannot read the run"
-#: The runs table's one line when filters that name a pipeline with runs match none.
-_NO_MATCH = "No runs match."
-#: Its line when nothing was filtered (a fresh home, a store not made yet): "No runs match."
-#: sent the reader to look for a filter there was none of.
-_NO_RUN_YET = "No runs in this source yet."
-#: The filters that narrow the runs listed (``limit`` only cuts them).
-_NARROWING = ("pipeline", "status", "since", "until", "before")
-#: The empty list's line under a refused filter or a source that did not answer: "No runs
-#: match." sent the reader to widen filters that were not the cause.
-_NONE_SHOWN = "No runs shown: see the error above."
-
-#: The query parameters that page back: ``before``, the page's; ``until``, as older links
-#: paged (by start alone: runs of one start were lost), still followed.
-_PAGED = {"before", "until"}
-
-
-def _page_url(request: Request, before: str | None) -> str:
-    """The runs page with the request's filters, listing the runs after run ``before`` (the
-    last row of a page); None: the newest."""
-    query = {k: v for k, v in request.query_params.items() if k not in _PAGED}
-    if before is not None:
-        query["before"] = before
-    return "/?" + urlencode(query)
-
-
-def _raw_filters(request: Request) -> dict[str, str]:
-    return {k: request.query_params.get(k, "") for k in ("pipeline", "status", "since")}
-
-
-def _filters(request: Request) -> dict[str, Any]:
-    """The query's filters for ``RunData.recent``; ValueError with the reason."""
-    from taskdaemon.pipeline.durations import parse_when  # noqa: PLC0415
-
-    query = request.query_params
-    limit = parse_limit(query.get("limit"))
-    since, until = query.get("since") or None, query.get("until") or None
-    before = query.get("before") or None
-    if before is not None and (problem := run_id_problem(before, full=True)) is not None:
-        raise ValueError(f"before: {problem}")
-    return {
-        "pipeline": query.get("pipeline") or None,
-        "status": check_status(query.get("status")),
-        "since": parse_when(since) if since else None,
-        "until": parse_when(until) if until else None,
-        "limit": limit,
-        "before": before,
-    }
-
-
 #: The characters of an error a stages table cell shows (the script cuts alike); the stage
 #: panel shows it whole.
 _CELL = 200

@@ -84,7 +84,7 @@ window.taskdaemonRunsPage = (function () {
     // "Older runs" follows the table's last row. A refresh brings the runs that started since
     // on top and pushes as many off the bottom: the link the server drew, to the runs after
     // its own last row, skipped those (they were on no page). The page after a row is named by
-    // its run id (`before`, _app._page_url): runs that started in one nanosecond come by run
+    // its run id (`before`, _runs_query.page_url): runs that started in one nanosecond come by run
     // id, and a start alone lost those of the last row's start that the page had no room for.
     const pages = document.getElementById("runs-pages");
     const limit = Number(pages.dataset.limit);
