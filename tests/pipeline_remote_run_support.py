@@ -14,6 +14,7 @@ from pipeline_tracking_support import make_provider
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.model import Manual, TriggerMode
 from taskdaemon.pipeline.monitor import PipelineMonitor
+from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.tracking import SpanRecord, encode_traces, span_record_from_sdk
 
 # Descriptions long enough that the recorded definition is over Tempo's default attribute
@@ -76,3 +77,13 @@ def jaeger_trace(spans: list[SpanRecord]) -> dict[str, Any]:
                     event["attributes"].sort(key=lambda item: item["key"])
                 span.get("events", []).sort(key=lambda event: event["name"])
     return {"result": traces}
+
+
+def earlier(span: SpanRecord, ns: int) -> SpanRecord:
+    """``span`` and its events as they were had it run ``ns`` nanoseconds earlier."""
+    return replace(
+        span,
+        start_ns=span.start_ns - ns,
+        end_ns=None if span.end_ns is None else span.end_ns - ns,
+        events=tuple(replace(event, time_ns=event.time_ns - ns) for event in span.events),
+    )

@@ -14,10 +14,15 @@ from pathlib import Path
 import pytest
 
 from cli_support import ROOT, TASKDAEMON, environment, read_line
-from pipeline_remote_run_support import HELD, held_run_spans, jaeger_trace, tempo_trace
+from pipeline_remote_run_support import (
+    HELD,
+    earlier,
+    held_run_spans,
+    jaeger_trace,
+    tempo_trace,
+)
 from pipeline_replay_support import cut_like_tempo
 from pipeline_tracking_support import Backend, serve
-from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking import JaegerSource, SpanRecord, TempoSource
 from taskdaemon.pipeline.visualization import DagSnapshot, watch_stored_run
@@ -131,12 +136,7 @@ async def test_a_run_that_sends_no_new_span_is_said_once_and_still_watched() -> 
 
 def _an_hour_earlier(span: SpanRecord, hour: int = 3600 * 10**9) -> SpanRecord:
     """``span`` and its events as they were had it run an hour ago (``hour`` ns)."""
-    return replace(
-        span,
-        start_ns=span.start_ns - hour,
-        end_ns=None if span.end_ns is None else span.end_ns - hour,
-        events=tuple(replace(event, time_ns=event.time_ns - hour) for event in span.events),
-    )
+    return earlier(span, hour)
 
 
 async def test_the_quiet_line_counts_from_the_newest_span_not_from_the_watch() -> None:

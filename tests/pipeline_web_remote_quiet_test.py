@@ -2,7 +2,8 @@
 answering recorded payloads) has a run's spans only once each ended, its run span only at its
 end, so a run whose process died reads ``running`` there for ever. After ``quiet_polls`` polls
 with nothing new the page says since when no new span came and that the run's process may be
-gone; the next span clears it (docs/web.md, "Live updates")."""
+gone; the next span clears it (docs/web.md, "Live updates"). A run span in before a stage's
+is followed until the stage's comes; one that never comes is said, naming the stage."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import pytest
 
 from browser_support import SHARED_BROWSER_LOOP, TOKEN, browser_page
-from pipeline_remote_run_support import held_run_spans, tempo_trace
+from pipeline_remote_run_support import earlier, held_run_spans, tempo_trace
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.server import MonitorServer, create_app
@@ -89,6 +90,7 @@ async def test_the_page_says_a_quiet_remote_run_may_have_lost_its_process(
                 hidden = await page.eval_on_selector(
                     "#run-quiet", "(quiet) => [quiet.hidden, quiet.textContent]"
                 )
+                no_span = await page.eval_on_selector("#run-no-span", "(p) => p.hidden")
                 status = await page.text_content("#run-status")
                 values = await page.evaluate(
                     "[...window.__since.slice(1),"
@@ -101,5 +103,83 @@ async def test_the_page_says_a_quiet_remote_run_may_have_lost_its_process(
     for text, spans in ((first, held), (second, stages)):
         assert f"No new span from the span source since {_said(_newest_end(spans))}" in (text or "")
         assert "the run's process may be gone" in (text or "")
-    assert ([True, ""], "success") == (hidden, status)
+    assert ([True, ""], "success", True) == (hidden, status, no_span)
     assert [] == errors
+
+
+#: Every text ``#run-no-span`` shows, in order, from the page's first script on.
+RECORD_NO_SPAN = """
+window.__noSpan = [];
+new MutationObserver(() => {
+  const p = document.getElementById("run-no-span");
+  if (p && !p.hidden) window.__noSpan.push(p.textContent);
+}).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+"""
+
+
+async def _page_of_torn_run(
+    browser: Any, hours_ago: int, arrives_at: int | None
+) -> tuple[list[str], str, list[str], list[str]]:
+    """The run page of HELD's run (its spans ``hours_ago`` hours earlier) on a Tempo that has
+    every span but deploy's, and all of them from its ``arrives_at``-th poll (None: never):
+    the texts ``#run-no-span`` showed, the run's status, each stage's state, and the page's
+    errors, once the stream ended."""
+    run_id, _, ended = await held_run_spans()
+    ended = [earlier(span, hours_ago * 3600 * 10**9) for span in ended]
+    torn = [span for span in ended if span.name != "deploy"]
+    path = f"/api/v2/traces/{run_id}"
+    with serve(Backend()) as tempo:
+        tempo.route(path, tempo_trace(torn))
+        options = WebOptions(source_url=f"tempo+{tempo.url}", read_only=True, poll_interval=0.05)
+        app = create_app(auth=ApiAuth.configured(TOKEN), web=options)
+        server = MonitorServer(app, host="127.0.0.1", port=0)
+        await server.start()
+        try:
+            async with browser_page(browser, timezone_id="UTC") as (page, errors):
+                await page.add_init_script(RECORD_NO_SPAN)
+                await page.goto(f"{server.url}/runs/{run_id}?token={TOKEN}")
+                if arrives_at is not None:
+                    while sum(line.startswith(path) for line in tempo.requests) < arrives_at:
+                        await page.wait_for_timeout(20)
+                    tempo.route(path, tempo_trace(ended))
+                await page.wait_for_selector('body[data-stream-state="ended"]')
+                said = await page.evaluate("window.__noSpan")
+                status = await page.text_content("#run-status")
+                states = await page.eval_on_selector_all(
+                    "#stages tbody tr", "(rows) => rows.map((r) => r.dataset.state)"
+                )
+        finally:
+            await server.aclose()
+            app.state.web.close()
+    return said, status or "", states, errors
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_page_names_a_stage_whose_span_never_came(shared_chromium: Any) -> None:
+    """Tempo has the run span, ended an hour ago, and build's and notify's, never deploy's: the
+    page ends on the run as Tempo has it and says, as ``watch`` does, that the source has no
+    span of deploy, shown as skipped, and that it may have run."""
+    said, status, states, errors = await _page_of_torn_run(shared_chromium, 1, None)
+    assert (
+        "success",
+        ["success", "skipped", "success"],
+        [
+            "This source has no span of stage deploy: shown as skipped, it may have run "
+            "(a span lost, or not arrived yet)."
+        ],
+        [],
+    ) == (status, states, sorted(set(said)), errors)
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_page_waits_for_a_stage_span_that_comes_late(shared_chromium: Any) -> None:
+    """Tempo has the run span, ended just now, before deploy's, which comes a few polls later:
+    the page follows on, shows deploy ``success`` at the end, and never says a span is
+    missing."""
+    said, status, states, errors = await _page_of_torn_run(shared_chromium, 0, 5)
+    assert ("success", ["success", "success", "success"], [], []) == (
+        status,
+        states,
+        said,
+        errors,
+    )

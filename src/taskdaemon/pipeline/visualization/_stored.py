@@ -84,7 +84,15 @@ from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES, NO_SPAN_REASON
 from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapshot
 
-__all__ = ["SETTLE_TIMEOUT", "follow_stored_run", "recorded_pipeline", "watch_stored_run"]
+__all__ = [
+    "SETTLE_TIMEOUT",
+    "follow_stored_run",
+    "no_span_text",
+    "recorded_pipeline",
+    "spans_arrive_late",
+    "stages_without_span",
+    "watch_stored_run",
+]
 
 #: Seconds after a run's end that a watch waits for the spans of stages the run span names and
 #: the source does not have yet (the module docstring).
@@ -166,7 +174,7 @@ async def watch_stored_run(
             yield snapshot
         elif on_quiet is not None:
             on_quiet(_quiet_line(run_id, time.time() - quiet_since))
-    missing = _without_span(last) if last is not None and _spans_arrive_late(source) else []
+    missing = stages_without_span(last) if last is not None and spans_arrive_late(source) else []
     if missing and on_quiet is not None and last is not None:
         on_quiet(_missing_line(run_id, missing, max(0.0, time.time() - (last.end or last.start))))
 
@@ -194,7 +202,7 @@ async def follow_stored_run(
     deadline = time.monotonic() + appear_timeout
     snapshot: DagSnapshot | None = None  # the last one yielded
     recorded = pipeline is not None  # the run span was read for its definition (fixed)
-    tells_dead = not _spans_arrive_late(source)
+    tells_dead = not spans_arrive_late(source)
     unchanged = 0  # polls in a row that found the run as it was
     settle_by: float | None = None  # monotonic bound of the wait for late spans, once begun
     while True:
@@ -207,7 +215,7 @@ async def follow_stored_run(
             if snapshot is not None or time.monotonic() > deadline:
                 raise
         else:
-            if not tells_dead and run.status not in GOING_RUN_STATUSES and _without_span(run):
+            if not tells_dead and run.status not in GOING_RUN_STATUSES and stages_without_span(run):
                 now = time.monotonic()
                 settle_by = now + settle_timeout if settle_by is None else settle_by
                 if now < settle_by and time.time() < (run.end or run.start) + settle_timeout:
@@ -231,13 +239,13 @@ async def follow_stored_run(
         await asyncio.sleep(interval)
 
 
-def _spans_arrive_late(source: object) -> bool:
+def spans_arrive_late(source: object) -> bool:
     """Whether ``source`` may hold a run's spans out of order: any but the embedded store (the
     one that tells a dead writer, ``is_interrupted``), whose writer commits them in order."""
     return not callable(getattr(source, "is_interrupted", None))
 
 
-def _without_span(run: RunRecord) -> list[str]:
+def stages_without_span(run: RunRecord) -> list[str]:
     """The stages of ``run`` (ended) that its run span names and that have no span at all."""
     return [
         stage.name
@@ -248,15 +256,21 @@ def _without_span(run: RunRecord) -> list[str]:
 
 def _missing_line(run_id: str, missing: list[str], seconds: float) -> str:
     """What ``on_quiet`` is told when a run ended with ``missing`` stages without a span."""
+    return f"run {run_id}: ended {format_duration(seconds)} ago, and {no_span_text(missing)}"
+
+
+def no_span_text(missing: list[str]) -> str:
+    """``this source has no span of stage S: shown as skipped, ...``: the words ``watch`` and
+    the web page say of an ended run's ``missing`` stages (the first five named, the rest
+    counted)."""
     named = ", ".join(missing[:_NAMED_MISSING])
     more = len(missing) - _NAMED_MISSING
     if more > 0:
         named += f" and {more} more"
     one = len(missing) == 1
     return (
-        f"run {run_id}: ended {format_duration(seconds)} ago, and this source has no span of "
-        f"{'stage' if one else 'stages'} {named}: shown as skipped, {'it' if one else 'they'} "
-        "may have run (a span lost, or not arrived yet)"
+        f"this source has no span of {'stage' if one else 'stages'} {named}: shown as skipped, "
+        f"{'it' if one else 'they'} may have run (a span lost, or not arrived yet)"
     )
 
 

@@ -466,6 +466,7 @@ class WebApp:
                 can_control=control,
                 debug=self.debug,
                 quiet_since=quiet_since,
+                no_span=None if live else self.data.no_span(snapshot.run),
                 max_rows=max_rows,
             )
 

@@ -10,6 +10,10 @@
   nothing new of for ``quiet_polls`` polls comes with when the newest span it holds ended: the
   page says the run has been quiet since then and that its process may be gone, and no more
   once a span arrives. That time is the source's own word, not when this server began to poll.
+  A run that such a source has ended while a stage the run span names has no span there is
+  followed as ``watch`` follows it, for up to 30 s (``visualization/_stored.py``); if the span
+  never comes, the page says which stages have none (:meth:`RunData.no_span`), as ``watch``
+  says it in one line.
 
 An ended run read from the source is kept ``kept_for`` seconds (the last few runs): one view
 of a run asks for it several times (the page, its stream, a stage's details and logs), and
@@ -35,7 +39,11 @@ from typing import Any
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
 from taskdaemon.pipeline.records import RunRecord, RunSummary
-from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES, RUN_RECORD_STATUSES
+from taskdaemon.pipeline.status_rules import (
+    GOING_RUN_STATUSES,
+    OPEN_RUN_STATUSES,
+    RUN_RECORD_STATUSES,
+)
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
 
@@ -182,6 +190,26 @@ class RunData:
             assert self.live is not None
             return self.live.changes(run_id)
         return _whole(self._poll(run_id))
+
+    def no_span(self, run: RunRecord | None) -> str | None:
+        """What the page says of ``run``, ended, when the source may receive spans late (any
+        but the embedded store) and has no span of stages the run span names: which stages,
+        in ``watch``'s words (``visualization/_stored.py``); None otherwise. The follower has
+        waited for those spans before it yielded such a run (``follow_stored_run``), or the
+        run ended long ago and they are lost."""
+        from taskdaemon.pipeline.visualization._stored import (  # noqa: PLC0415
+            no_span_text,
+            spans_arrive_late,
+            stages_without_span,
+        )
+
+        if run is None or run.status in GOING_RUN_STATUSES:
+            return None
+        missing = stages_without_span(run)
+        if not missing or not spans_arrive_late(self.source()):
+            return None
+        said = no_span_text(missing)
+        return f"{said[:1].upper()}{said[1:]}."
 
     async def _poll(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
         from taskdaemon.pipeline.visualization import follow_stored_run  # noqa: PLC0415

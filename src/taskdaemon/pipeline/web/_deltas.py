@@ -7,8 +7,8 @@ in a run of 5,000 stages, not the 5,000 (figures in ``benchmarks/README.md``, li
 
 A delta (:func:`state_delta`) is ``{"base": ID, "state": {...}}``: ``base`` the id of the event
 whose state it applies to, and ``state`` the new values of the document's top-level fields
-that changed (``run``, ``now``, ``quiet_since``, ``controls``: whole), except its two lists,
-which change by key:
+that changed (``run``, ``now``, ``quiet_since``, ``no_span``, ``controls``: whole), except its
+two lists, which change by key:
 
 * ``nodes`` (keyed by ``name``) and ``timeline.rows`` (keyed by ``[stage, instance,
   attempt]``) are ``{"put": [[AFTER, ITEM], ...], "drop": [KEY, ...]}``: ``put`` the items new

@@ -37,7 +37,7 @@ from taskdaemon.pipeline.web._views import MAX_ROWS
 __all__ = ["LiveDocument"]
 
 #: The document's top-level fields besides its nodes and timeline.
-_FIELDS = ("run", "now", "quiet_since", "controls")
+_FIELDS = ("run", "now", "quiet_since", "no_span", "controls")
 
 #: ``render(snapshot, quiet_since, max_rows)``: ``_views.run_state`` of the snapshot.
 Render = Callable[[Any, Any, int], dict[str, Any]]
@@ -99,6 +99,7 @@ class LiveDocument:
             },
             "now": now,
             "quiet_since": self._fields["quiet_since"],
+            "no_span": self._fields["no_span"],
             "controls": self._fields["controls"],
         }
 

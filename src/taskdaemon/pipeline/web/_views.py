@@ -249,6 +249,7 @@ def run_state(
     can_control: bool,
     debug: bool = False,
     quiet_since: float | None = None,
+    no_span: str | None = None,
     max_rows: int = MAX_ROWS,
 ) -> dict[str, Any]:
     """The document of one live update (see the module docstring), its timeline's rows cut
@@ -257,7 +258,9 @@ def run_state(
     ``can_control``: the run is served by this process's engine, so approvals (and, with
     ``debug``, the debugger's continue and step) can be sent. ``quiet_since``: when the newest
     span ended of a running run a remote source has had nothing new of for a while (its
-    process may be gone: ``web/_data.py``), else None.
+    process may be gone: ``web/_data.py``), else None. ``no_span``: what the page says of the
+    stages of an ended run that a remote source has no span of (``RunData.no_span``), else
+    None.
     """
     run = snapshot.run
     open_run = run is not None and run.end is None
@@ -312,6 +315,7 @@ def run_state(
         "timeline": timeline(snapshot, now=now, max_rows=max_rows),
         "now": _r(now),
         "quiet_since": _r(quiet_since),
+        "no_span": no_span,
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
 

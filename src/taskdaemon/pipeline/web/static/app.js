@@ -366,6 +366,12 @@
         "; still waiting. A long stage or an approval sends none either, but the run's process may be gone: " +
         "a run whose process died never ends in this source.";
       quiet.hidden = since === null;
+      // A remote span source ended the run without the span of a stage its run span names,
+      // and the span did not come within the follower's wait (_data.py): said, as `watch`
+      // says it, beside the stage shown skipped.
+      const noSpan = document.getElementById("run-no-span");
+      setText(noSpan, state.no_span || "");
+      noSpan.hidden = !state.no_span;
     }
 
     // Each stage waiting for this page's approval, and each one paused in the debugger, has a
