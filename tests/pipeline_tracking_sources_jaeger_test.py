@@ -15,6 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 
+from pipeline_remote_run_support import held_run_spans, jaeger_trace
 from pipeline_tracking_support import T0, Backend, S, serve, write_example_run
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.cli import main
@@ -288,3 +289,17 @@ def test_a_search_for_no_runs_asks_for_one_trace_not_jaegers_default() -> None:
         (request,) = jaeger.requests
     params = parse_qs(urlsplit(request).query)
     assert (["1"], ["1"]) == (params["query.search_depth"], params["query.num_traces"])
+
+
+async def test_a_run_listed_running_is_listed_ended_once_its_run_span_is_in() -> None:
+    """Jaeger's search by service finds a run whose run span has not come (HELD waits for its
+    approval): it is listed ``running`` with the one stage ended so far. Each search reads
+    afresh, so a listing asked again (the runs page refreshes itself) lists the run ended, its
+    three stages counted, once Jaeger has its run span; nothing kept the old row."""
+    run_id, held, ended = await held_run_spans()
+    listed = []
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        for spans in (held, ended):
+            jaeger.route("/api/v3/traces", jaeger_trace(spans))
+            listed.append([(s.run_id, s.status, s.stage_count) for s in source.search()])
+    assert [[(run_id, "running", 1)], [(run_id, "success", 3)]] == listed

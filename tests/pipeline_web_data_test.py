@@ -1,5 +1,5 @@
 """Where the web page reads runs from (``web/_data.py``): the pipelines it lists, and the
-ended runs it keeps for the next requests."""
+ended runs it keeps for the next requests (not one a remote source may yet add a span to)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from typing import Any
 
 from opentelemetry.sdk.trace import TracerProvider
 
-from pipeline_tracking_support import RESOURCE, T0, S, write_run
+from pipeline_remote_run_support import earlier, held_run_spans, tempo_trace
+from pipeline_tracking_support import RESOURCE, T0, Backend, S, serve, write_run
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.sources import open_source
 from taskdaemon.pipeline.tracking.writer import SqliteSpanProcessor
@@ -91,3 +92,33 @@ async def test_an_ended_run_is_read_once_for_a_views_requests(tmp_path: Path) ->
     run_id = await asyncio.to_thread(_ended_run, db)
     kept, not_kept = [await _reads(db, run_id, kept_for=k) for k in (60.0, 0.0)]
     assert (1, 4) == (kept, not_kept)
+
+
+async def _torn_reads(hours_ago: int) -> tuple[list[str], int]:
+    """The status of deploy in two reads of HELD's run (its spans ``hours_ago`` hours
+    earlier) by one ``RunData``, Tempo having every span but deploy's at the first and all of
+    them at the second; and how many times Tempo was asked for the run."""
+    run_id, _, ended = await held_run_spans()
+    ended = [earlier(span, hours_ago * 3600 * 10**9) for span in ended]
+    path = f"/api/v2/traces/{run_id}"
+    states = []
+    with serve(Backend()) as tempo:
+        data = RunData(source_url=f"tempo+{tempo.url}")
+        try:
+            for spans in ([span for span in ended if span.name != "deploy"], ended):
+                tempo.route(path, tempo_trace(spans))
+                record = await data.record(run_id)
+                states.append(next(s.status for s in record.stages if s.name == "deploy"))
+        finally:
+            data.close()
+    return states, sum(line.startswith(path) for line in tempo.requests)
+
+
+async def test_an_ended_run_still_without_a_stage_span_is_read_afresh() -> None:
+    """Tempo has the run span, ended just now, before deploy's: that run is not kept, so the
+    next request (the stage panel, a reload) reads deploy's span once it is in. One that
+    ended an hour ago is kept: its span is lost, and the run no longer changes."""
+    assert ((["skipped", "success"], 2), (["skipped", "skipped"], 1)) == (
+        await _torn_reads(0),
+        await _torn_reads(1),
+    )

@@ -1,8 +1,12 @@
 """The HTTP span sources, Grafana Tempo and Jaeger, which ``sources.open_source`` opens for
 ``tempo+http(s)://`` and ``jaeger+http(s)://`` URLs (the URL forms: ``tracking.sources``).
 
-Decisions: a backend stores the run span only when it ends, so a remote search lists finished
-runs only (``running`` / ``interrupted`` filters return nothing there). Remote searches fetch each
+Decisions: a backend stores the run span only when it ends. Tempo's search asks for run spans,
+so it lists finished runs only (``running`` / ``interrupted`` filters return nothing there);
+Jaeger's, by service, also finds a run whose run span has not come, listed ``running`` with the
+stages ended so far (by pipeline it asks for the run span's name, so finished runs only). Each
+search reads afresh: a listing asked again shows such a run ended once its run span is in
+(the runs page refreshes itself; ``runs list`` prints once). Remote searches fetch each
 found trace (one request per run, ``limit`` bounds it) so that stage and failure counts are as
 exact as the store's; a Tempo search fetches at most ``limit`` of the traces found, the newest.
 HTTP: timeouts (3 s connect, 10 s read), three tries with backoff on connection errors and 5xx,

@@ -19,7 +19,10 @@ An ended run read from the source is kept ``kept_for`` seconds (the last few run
 of a run asks for it several times (the page, its stream, a stage's details and logs), and
 each read rebuilt the whole run from its spans, seconds for thousands of stages, for a run
 that no longer changes. Its stream's follower takes it too, as its first poll, which ends
-the stream (the run has ended). A running run is read afresh each time.
+the stream (the run has ended). A running run is read afresh each time, and so is an ended one
+that a remote source still lacks a stage span of while the follower waits for it (up to 30 s
+after the run's end): kept, the stage panel and a reload read the run without that stage's
+span for a minute after the page showed it whole.
 
 A run the engine knows is drawn from the engine; its stage details (inputs, outputs, CPU,
 memory) come from its spans, which hold them redacted and capped as captured. Blocking source
@@ -129,12 +132,25 @@ class RunData:
             record: RunRecord = await asyncio.to_thread(source.get_run, run_id)
         except RunNotFoundError:
             return None
-        if record.status not in OPEN_RUN_STATUSES:
+        if record.status not in OPEN_RUN_STATUSES and not self._awaits_spans(record):
             self._kept[run_id] = (now, record)
             self._kept.move_to_end(run_id)
             while len(self._kept) > _KEPT_RUNS:
                 self._kept.popitem(last=False)
         return record
+
+    def _awaits_spans(self, run: RunRecord) -> bool:
+        """Whether ``run``, ended, may yet gain a stage span: the source receives spans late, a
+        stage the run span names has none, and the run ended less than ``SETTLE_TIMEOUT`` ago
+        (``visualization/_stored.py``)."""
+        from taskdaemon.pipeline.visualization._stored import (  # noqa: PLC0415
+            SETTLE_TIMEOUT,
+            spans_arrive_late,
+            stages_without_span,
+        )
+
+        recent = self.clock() < (run.end or run.start) + SETTLE_TIMEOUT
+        return recent and bool(stages_without_span(run)) and spans_arrive_late(self.source())
 
     # --- what the routes ask ----------------------------------------------------------------
 
