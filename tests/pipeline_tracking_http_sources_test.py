@@ -194,8 +194,27 @@ def test_a_redirect_is_one_line_with_its_target_cut(
         tempo.location = location
         message = _refusal(source)
     cut = "…" if len(target) < len(location or "nowhere") else ""
-    expected = f"HTTP {status}, a redirect to {target}{cut}: not followed"
+    expected = f"HTTP {status}, a redirect not followed, to {target}{cut}"
     assert expected == message.partition(f"{RUN}: ")[2]
+
+
+@pytest.mark.parametrize(
+    ("location", "target"),
+    [
+        ("https://sso.invalid/login?code=4%2F0AX&state=s3cr3t#frag", "https://sso.invalid/login?…"),
+        ("/login#session=abc", "/login?…"),
+        ("http://evil.invalid/x?pw=secret", "http://evil.invalid/x?…"),
+    ],
+)
+def test_a_redirect_target_is_said_without_its_query(location: str, target: str) -> None:
+    """A sign-in page's redirect carries a code, a state or a token in its query or fragment
+    under names no redaction knows: the line names the host and path only. The target ends the
+    line: ``?pw=secret: not followed`` was redacted to ``?pw=secret: [REDACTED] followed``."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route(f"/api/v2/traces/{RUN}", b"", 302)
+        tempo.location = location
+        message = _refusal(source)
+    assert f"HTTP 302, a redirect not followed, to {target}" == message.partition(f"{RUN}: ")[2]
 
 
 @pytest.mark.parametrize(

@@ -396,7 +396,7 @@ def test_a_redirect_is_reported_not_followed() -> None:
         with JaegerSource(backend.url) as source, pytest.raises(SpanSourceError) as caught:
             source.get_trace(run_id)
     message = str(caught.value)
-    expected = "HTTP 302, a redirect to http://u:[REDACTED]@elsewhere.invalid/login: not followed"
+    expected = "HTTP 302, a redirect not followed, to http://u:[REDACTED]@elsewhere.invalid/login"
     assert expected == message.partition(f"{run_id}: ")[2]
 
 

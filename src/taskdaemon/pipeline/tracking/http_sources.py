@@ -183,10 +183,10 @@ class _HttpSource:
         if 300 <= response.status_code < 400:
             # Not followed: a backend's address is configured, and a redirect to a sign-in
             # page or another host is worth a clear line, not an empty or HTML "trace".
-            target = one_line(display_url(response.headers.get("Location", "")), _SNIPPET_WIDTH)
+            target = one_line(_redirect_target(response), _SNIPPET_WIDTH)
             raise SpanSourceError(
-                f"{_where(response)}: HTTP {response.status_code}, a redirect to "
-                f"{target or 'nowhere'}: not followed"
+                f"{_where(response)}: HTTP {response.status_code}, a redirect not followed, "
+                f"to {target or 'nowhere'}"
             )
         try:
             # JSON is UTF-8 (RFC 8259), whatever charset the Content-Type names.
@@ -259,6 +259,17 @@ def _where(response: httpx.Response) -> str:
     query holds what a client asked for (a 16 KiB ``pipeline`` filter of the web page's
     ``/api/runs/recent`` went into a 502's text whole)."""
     return one_line(str(response.request.url), _SNIPPET_WIDTH)
+
+
+def _redirect_target(response: httpx.Response) -> str:
+    """Where a redirect points, as shown: its password hidden (``display_url``), and its query
+    and fragment left out (``?…``). A sign-in page's redirect carries its state, a code or a
+    session's token there under names no redaction knows, and which page it is reads from its
+    host and path. The target ends the line: redaction took ``secret: not`` after a query
+    value for a key and its value, and the line read "[REDACTED] followed"."""
+    target = display_url(response.headers.get("Location", ""))
+    cut = min((i for i in (target.find("?"), target.find("#")) if i >= 0), default=-1)
+    return target if cut < 0 else f"{target[:cut]}?…"
 
 
 def _snippet(response: httpx.Response) -> str:
