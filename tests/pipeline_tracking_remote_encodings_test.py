@@ -122,6 +122,33 @@ def test_a_body_that_is_not_what_its_encoding_says_is_one_line() -> None:
     )
 
 
+@pytest.mark.parametrize(("encoding", "wbits"), [("gzip", 31), ("deflate", 15)])
+@pytest.mark.parametrize("lost", [4, 30])
+def test_a_compressed_body_cut_short_is_one_line(encoding: str, wbits: int, lost: int) -> None:
+    """A compressed answer that stops before its stream's end, its length saying so (a proxy
+    cut it), is refused: read as it came, it inflated to part of its JSON, or to nothing, which
+    Jaeger's answer of no trace is. A body of no byte at all is read as empty."""
+    body = deflated(json.dumps(ANSWER).encode(), wbits)[:-lost]  # its check, or more
+    kept = len(body)
+    with serving(answering(body, encoding)) as url, serving(answering(b"", encoding)) as empty:
+        message = read(url)
+        with httpx.Client(base_url=empty) as client:
+            nothing = read_bounded(
+                client,
+                "/x",
+                None,
+                read_timeout=5.0,
+                deadline_at=time.monotonic() + 30,
+                max_bytes=1 << 20,
+                shown="here",
+            ).content
+    expected = (
+        f"here: answer in {encoding} cut short: its {kept} bytes end before the compressed "
+        "stream does"
+    )
+    assert (expected, b"") == (message, nothing)
+
+
 def test_what_follows_a_compressed_body_is_not_read() -> None:
     """A gzip body followed by an endless stream (no length: the body runs until the server
     closes) is read as its compressed part; the rest is never read (it would never end, and

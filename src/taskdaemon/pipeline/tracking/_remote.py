@@ -16,7 +16,11 @@ an overall deadline per query, a cap on the bytes of each response.
   piece that arrives whole (64 KiB of a bomb is 64 MiB) and inflates the whole of one layer
   into the next for every encoding the answer names (``Content-Encoding: gzip, gzip``: 2 KB
   held a GiB at once, and each further layer multiplies that by a thousand). One encoding,
-  ``gzip`` or ``deflate``, is read; an answer naming more, or another, is refused in one line.
+  ``gzip`` or ``deflate``, is read; an answer naming more, or another, is refused in one line,
+  and so is one whose compressed stream stops before its end (a proxy or a backend that cut the
+  answer, with a ``Content-Length`` that says the cut size): read as it was, it inflated to a
+  part of the JSON, or to nothing, which Jaeger's answer of no trace is, and ``runs list`` said
+  "no runs" with exit 0. A body of no byte at all is read as empty, whatever encoding it names.
 """
 
 from __future__ import annotations
@@ -215,8 +219,10 @@ def _decoded(response: httpx.Response, shown: str) -> Iterator[bytes]:
             "only one of gzip or deflate is read"
         )
     inflater = zlib.decompressobj(_ENCODINGS[encodings[0]])
+    received = 0
     try:
         for raw in response.iter_raw():
+            received += len(raw)
             data = raw
             while True:
                 piece = inflater.decompress(data, _INFLATE_STEP)
@@ -229,3 +235,8 @@ def _decoded(response: httpx.Response, shown: str) -> Iterator[bytes]:
                 return  # what may follow the compressed body is not read (nor kept)
     except zlib.error as exc:
         raise SpanSourceError(f"{shown}: answer not valid {encodings[0]}: {exc}") from None
+    if received:
+        raise SpanSourceError(
+            f"{shown}: answer in {encodings[0]} cut short: its {received} bytes end before "
+            "the compressed stream does"
+        )
