@@ -7,6 +7,8 @@ is followed until the stage's comes; one that never comes is said, naming the st
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +54,28 @@ def _changes(values: list[str]) -> list[float | None]:
     return changes
 
 
+@contextlib.asynccontextmanager
+async def _run_page(
+    browser: Any, tempo: Backend, run_id: str, script: str, **options: Any
+) -> AsyncIterator[tuple[Any, list[str]]]:
+    """The run page of ``run_id`` in chromium, served read-only over the fake ``tempo`` (polled
+    every 0.05 s, ``options`` the page's others), ``script`` run before the page's own; and
+    the list of its console errors. The server is stopped at the block's end."""
+    web = WebOptions(source_url=f"tempo+{tempo.url}", read_only=True, poll_interval=0.05, **options)
+    app = create_app(auth=ApiAuth.configured(TOKEN), web=web)
+    server = MonitorServer(app, host="127.0.0.1", port=0)
+    await server.start()
+    try:
+        async with browser_page(browser, timezone_id="UTC") as (page, errors):
+            await page.add_init_script(script)
+            # Signed in on the run page itself: the runs page would search the fake Tempo.
+            await page.goto(f"{server.url}/runs/{run_id}?token={TOKEN}")
+            yield page, errors
+    finally:
+        await server.aclose()
+        app.state.web.close()
+
+
 @SHARED_BROWSER_LOOP
 async def test_the_page_says_a_quiet_remote_run_may_have_lost_its_process(
     shared_chromium: Any,
@@ -65,40 +89,27 @@ async def test_the_page_says_a_quiet_remote_run_may_have_lost_its_process(
     quiet = "#run-quiet:not([hidden])"
     with serve(Backend()) as tempo:
         tempo.route(path, tempo_trace(held))
-        options = WebOptions(
-            source_url=f"tempo+{tempo.url}", read_only=True, poll_interval=0.05, quiet_polls=3
-        )
-        app = create_app(auth=ApiAuth.configured(TOKEN), web=options)
-        server = MonitorServer(app, host="127.0.0.1", port=0)
-        await server.start()
-        try:
-            async with browser_page(shared_chromium, timezone_id="UTC") as (page, errors):
-                await page.add_init_script(RECORD_SINCE)
-                # Signed in on the run page itself: the runs page would search the fake Tempo.
-                await page.goto(f"{server.url}/runs/{run_id}?token={TOKEN}")
-                await page.wait_for_selector(quiet)
-                first = await page.text_content("#run-quiet")
-                tempo.route(path, tempo_trace(stages))
-                await page.wait_for_function(
-                    "(t) => Number(document.getElementById('run-quiet').dataset.since) === t",
-                    arg=_newest_end(stages),
-                )
-                second = await page.text_content("#run-quiet")
-                tempo.route(path, tempo_trace(ended))
-                await page.wait_for_selector('body[data-stream-state="ended"]')
-                # The attribute and the text: an empty paragraph reads as hidden to Playwright.
-                hidden = await page.eval_on_selector(
-                    "#run-quiet", "(quiet) => [quiet.hidden, quiet.textContent]"
-                )
-                no_span = await page.eval_on_selector("#run-no-span", "(p) => p.hidden")
-                status = await page.text_content("#run-status")
-                values = await page.evaluate(
-                    "[...window.__since.slice(1),"
-                    " document.getElementById('run-quiet').dataset.since]"
-                )
-        finally:
-            await server.aclose()
-            app.state.web.close()
+        page_of = _run_page(shared_chromium, tempo, run_id, RECORD_SINCE, quiet_polls=3)
+        async with page_of as (page, errors):
+            await page.wait_for_selector(quiet)
+            first = await page.text_content("#run-quiet")
+            tempo.route(path, tempo_trace(stages))
+            await page.wait_for_function(
+                "(t) => Number(document.getElementById('run-quiet').dataset.since) === t",
+                arg=_newest_end(stages),
+            )
+            second = await page.text_content("#run-quiet")
+            tempo.route(path, tempo_trace(ended))
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            # The attribute and the text: an empty paragraph reads as hidden to Playwright.
+            hidden = await page.eval_on_selector(
+                "#run-quiet", "(quiet) => [quiet.hidden, quiet.textContent]"
+            )
+            no_span = await page.eval_on_selector("#run-no-span", "(p) => p.hidden")
+            status = await page.text_content("#run-status")
+            values = await page.evaluate(
+                "[...window.__since.slice(1), document.getElementById('run-quiet').dataset.since]"
+            )
     assert [None, _newest_end(held), None, _newest_end(stages), None] == _changes(values)
     for text, spans in ((first, held), (second, stages)):
         assert f"No new span from the span source since {_said(_newest_end(spans))}" in (text or "")
@@ -130,27 +141,17 @@ async def _page_of_torn_run(
     path = f"/api/v2/traces/{run_id}"
     with serve(Backend()) as tempo:
         tempo.route(path, tempo_trace(torn))
-        options = WebOptions(source_url=f"tempo+{tempo.url}", read_only=True, poll_interval=0.05)
-        app = create_app(auth=ApiAuth.configured(TOKEN), web=options)
-        server = MonitorServer(app, host="127.0.0.1", port=0)
-        await server.start()
-        try:
-            async with browser_page(browser, timezone_id="UTC") as (page, errors):
-                await page.add_init_script(RECORD_NO_SPAN)
-                await page.goto(f"{server.url}/runs/{run_id}?token={TOKEN}")
-                if arrives_at is not None:
-                    while sum(line.startswith(path) for line in tempo.requests) < arrives_at:
-                        await page.wait_for_timeout(20)
-                    tempo.route(path, tempo_trace(ended))
-                await page.wait_for_selector('body[data-stream-state="ended"]')
-                said = await page.evaluate("window.__noSpan")
-                status = await page.text_content("#run-status")
-                states = await page.eval_on_selector_all(
-                    "#stages tbody tr", "(rows) => rows.map((r) => r.dataset.state)"
-                )
-        finally:
-            await server.aclose()
-            app.state.web.close()
+        async with _run_page(browser, tempo, run_id, RECORD_NO_SPAN) as (page, errors):
+            if arrives_at is not None:
+                while sum(line.startswith(path) for line in tempo.requests) < arrives_at:
+                    await page.wait_for_timeout(20)
+                tempo.route(path, tempo_trace(ended))
+            await page.wait_for_selector('body[data-stream-state="ended"]')
+            said = await page.evaluate("window.__noSpan")
+            status = await page.text_content("#run-status")
+            states = await page.eval_on_selector_all(
+                "#stages tbody tr", "(rows) => rows.map((r) => r.dataset.state)"
+            )
     return said, status or "", states, errors
 
 
