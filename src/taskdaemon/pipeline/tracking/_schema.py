@@ -523,10 +523,11 @@ def _refuse_crafted(conn: sqlite3.Connection, path: Path, version: int) -> None:
         )
 
 
-def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
+def connect(path: Path, *, create: bool = True, wait: float = 30.0) -> sqlite3.Connection:
     """A connection in WAL mode with the schema at ``SCHEMA_VERSION`` (created or migrated);
     SpanSourceError naming the file when it cannot be opened, is newer than this code, or is
-    another program's database (left untouched).
+    another program's database (left untouched). ``wait``: the seconds it waits for another
+    connection's lock, at each step and as the connection's busy timeout after.
 
     A missing file is created 0600 in a 0700 directory (``create_private``); with ``create``
     False it is MissingStoreError instead, and SQLite is told not to create it either (a file
@@ -539,7 +540,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
         if create:
             create_private(path)
             conn = sqlite3.connect(
-                path, timeout=30.0, isolation_level=None, check_same_thread=False
+                path, timeout=wait, isolation_level=None, check_same_thread=False
             )
         else:
             if not path.exists():
@@ -547,11 +548,11 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             conn = sqlite3.connect(
                 f"file:{urllib.parse.quote(str(path.absolute()))}?mode=rw",
                 uri=True,
-                timeout=30.0,
+                timeout=wait,
                 isolation_level=None,
                 check_same_thread=False,
             )
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(f"PRAGMA busy_timeout = {round(wait * 1000)}")
         # The version and the tables in one read transaction: another process creating the
         # store commits both at once, and two reads apart could see its tables without its
         # version, and refuse the store as another program's.
@@ -570,7 +571,7 @@ def connect(path: Path, *, create: bool = True) -> sqlite3.Connection:
             raise MissingStoreError(f"{path}: no span store here (the file holds none)")
         if version == 0:  # auto_vacuum must be chosen before the first table exists
             conn.execute("PRAGMA auto_vacuum = INCREMENTAL")
-        _use_wal(conn)
+        _use_wal(conn, wait)
         conn.execute("PRAGMA synchronous = NORMAL")
         if version > 0:  # in WAL mode: the read does not hold off another opener's switch to it
             _refuse_crafted(conn, path, version)

@@ -48,7 +48,8 @@ _log = logging.getLogger("taskdaemon.tracking")
 
 #: Seconds between beats: the span writer's own period (``writer.HEARTBEAT_EVERY``).
 BEAT_EVERY: Final = 1.0
-#: Milliseconds a beat waits for another process's write lock before it is skipped.
+#: Milliseconds a beat waits for another process's lock (a write lock, or the store held in
+#: SQLite's exclusive locking mode) before it is skipped.
 BUSY_WAIT: Final = 250
 #: Seconds the run's end waits for a beat under way and the thread to end (a beat waits
 #: ``BUSY_WAIT`` at most for a lock; only a hung file system makes it longer).
@@ -105,8 +106,7 @@ class Heartbeat:
         connection to keep (None when it could not be opened)."""
         try:
             if conn is None:
-                conn = connect(self._path, create=False)
-                conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
+                conn = connect(self._path, create=False, wait=BUSY_WAIT / 1000)
                 conn.execute("PRAGMA wal_autocheckpoint = 0")
             conn.execute(
                 "UPDATE writers SET heartbeat_ns = ? WHERE id = ? AND closed_ns IS NULL",

@@ -31,7 +31,7 @@ The run's rows go in one transaction, so a reader sees the run whole or not at a
 costs the first stage: opening the store (what the writer would do on the loading thread; the
 schema check's in-memory copy is made once a process, for both) and one small transaction; each
 early stage row, one statement on a second connection, opened once. It never waits
-long for another process's write lock (``BUSY_WAIT``), and never migrates a store of an older
+long for another process's lock (``BUSY_WAIT``), and never migrates a store of an older
 schema (a migration can take long): the loaded writer does, as before, and the start row comes
 with it. It says nothing when it cannot write (the writer says why the store cannot open, once).
 
@@ -82,8 +82,10 @@ __all__ = [
 
 _log = logging.getLogger("taskdaemon.tracking")
 
-#: Milliseconds the start waits for another process's write lock before it gives up (the
-#: loaded writer then writes the start, as before): the first stage waits that long at most.
+#: Milliseconds the start waits for another process's lock before it gives up (the loaded
+#: writer then writes the start, as before), at each step of opening the store and writing:
+#: a write lock, or a store another program holds in SQLite's exclusive locking mode, which
+#: no one may even read (its default wait, 5 s, and the writer's, 30 s, would hold the stage).
 BUSY_WAIT: Final = 250
 #: Stage attempts of a process given an early row at most (two statements each, on the engine's
 #: thread: one as it starts, one as it ends). A chain of quick stages can start hundreds before
@@ -143,12 +145,11 @@ def _write(
     try:
         if path.exists() and _old_schema(path):
             return None
-        conn = connect(path)
+        conn = connect(path, wait=BUSY_WAIT / 1000)
     except Exception as error:
         _log.debug("%s: run start not written before telemetry: %s", path, error)
         return None
     try:
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
         with _lock:
             writer_id = taken if taken is not None else _own_row(_writers.get(_key(path)))
         span_id = format(int.from_bytes(os.urandom(8)) or 1, "016x")
@@ -178,7 +179,11 @@ def _write(
 def _old_schema(path: Path) -> bool:
     """Whether the file at ``path`` holds a store of another schema version than this code's
     (an older one is migrated by the loaded writer; anything else is its to refuse)."""
-    conn = sqlite3.connect(f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro", uri=True)
+    conn = sqlite3.connect(
+        f"file:{urllib.parse.quote(str(path.absolute()))}?mode=ro",
+        uri=True,
+        timeout=BUSY_WAIT / 1000,
+    )
     try:
         (version,) = conn.execute("PRAGMA user_version").fetchone()
     finally:
@@ -424,8 +429,7 @@ def _stage_write(path: Path, statement: str, parameters: tuple[Any, ...]) -> boo
     try:
         opened = _stage_conns.get(key)
         if opened is None or opened[0] != os.getpid():  # a forked child opens its own
-            conn = connect(path, create=False)
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_WAIT}")
+            conn = connect(path, create=False, wait=BUSY_WAIT / 1000)
             _stage_conns[key] = (os.getpid(), conn)
         else:
             conn = opened[1]
