@@ -76,6 +76,7 @@ __all__ = [
     "ENVIRONMENT",
     "MASK_MAX_CHARS",
     "MASK_MAX_DECLARED",
+    "MASK_MAX_LINES",
     "MASK_MAX_PARTS",
     "MASK_MAX_VALUES",
     "MASK_MIN_CHARS",
@@ -102,6 +103,9 @@ _logger = logging.getLogger("taskdaemon.pipeline.masking")
 
 MASK_MIN_CHARS: Final = 8
 MASK_MAX_CHARS: Final = 4096
+#: Lines of a value holding line breaks masked alone at most (:func:`_lines`): more than a PEM
+#: private key of 4096 bits has, in its lines of 64 characters.
+MASK_MAX_LINES: Final = 64
 #: Values learnt on the way kept, the newest (module docstring, "Declared and learnt").
 MASK_MAX_VALUES: Final = 256
 #: Values declared secret that the open runs may keep together (the environment's aside).
@@ -131,11 +135,11 @@ class _Registry:
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-        #: Each value learnt on the way, least recently remembered first: its needle and its
+        #: Each value learnt on the way, least recently remembered first: its needles and its
         #: written forms.
-        self.learnt: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.learnt: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         #: Each value declared (``declare_secrets``), the same, and who declared it.
-        self.declared: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self.declared: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
         self.holders: dict[str, set[Hashable]] = {}
         #: What each holder declared.
         self.held: dict[Hashable, set[str]] = {}
@@ -336,12 +340,29 @@ def written_forms(value: str) -> tuple[str, ...]:
     """``value`` as written, then as each encoding of the module docstring writes it (each
     form once; a value no encoding changes has one form); and the same of ``value`` without
     the blanks around it, if any, when that is long enough to mask (a secret read from a file
-    keeps its line break, which a program printing it drops)."""
+    keeps its line break, which a program printing it drops); and of each of its lines
+    (:func:`_lines`)."""
     forms = dict.fromkeys(_encoded(value))
     stripped = value.strip()
     if stripped != value and len(stripped) >= MASK_MIN_CHARS:
         forms.update(dict.fromkeys(_encoded(stripped)))
+    for line in _lines(value):
+        forms.update(dict.fromkeys(_encoded(line)))
     return tuple(forms)
+
+
+def _lines(value: str) -> list[str]:
+    """The lines of ``value``, when it holds line breaks, each without the blanks around it
+    (``\\r`` too) and long enough to mask. Decision: a line of a secret is a secret. A program
+    that writes a multi-line value a line at a time (a line-buffered stream, a loop, a log
+    record per line) puts it whole in no read of its pipe and no record, so the whole value is
+    never found (docs/redaction.md, "Values known as secrets"); each line is. A line shorter
+    than :data:`MASK_MIN_CHARS` is not masked alone, as a value that short is not, and only the
+    first :data:`MASK_MAX_LINES` are: each is one more search for every text redacted."""
+    if "\n" not in value:
+        return []
+    lines = (part.strip() for part in value.split("\n"))
+    return [line for line in lines if len(line) >= MASK_MIN_CHARS][:MASK_MAX_LINES]
 
 
 def _encoded(value: str) -> tuple[str, ...]:
@@ -360,13 +381,19 @@ def _encoded(value: str) -> tuple[str, ...]:
     )
 
 
-def _needle(forms: tuple[str, ...]) -> str:
-    """A text each of ``forms`` (a value's, the value first) holds: the value when it has no
-    other form, else its longest run of the characters every encoding writes as they are
-    (empty when it has none: then every text is looked at form by form)."""
+def _needles(forms: tuple[str, ...]) -> tuple[str, ...]:
+    """Texts one of which each of ``forms`` (a value's, the value first) holds: the value when
+    it has no other form, else its longest run of the characters every encoding writes as they
+    are (empty when it has none: then every text is looked at form by form), and the same of
+    each of its lines masked alone (:func:`_lines`), which a form of a line holds."""
     if len(forms) == 1:
-        return forms[0]
-    return max(_KEPT_RUN.findall(forms[0]), key=len, default="")
+        return forms
+    return tuple(
+        dict.fromkeys(
+            max(_KEPT_RUN.findall(text), key=len, default="")
+            for text in (forms[0], *_lines(forms[0]))
+        )
+    )
 
 
 def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
@@ -398,7 +425,7 @@ def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
             if known is None:
                 new.append(value)
                 forms = written_forms(value)
-                known = (_needle(forms), forms)
+                known = (_needles(forms), forms)
             if holder is not None:
                 declared[value] = known
                 holders.setdefault(value, set()).add(holder)
@@ -432,7 +459,7 @@ def _publish() -> None:
     """Mask the values declared and learnt, and no other (under the lock)."""
     entries = (*_registry.declared.values(), *_registry.learnt.values())
     every = {form for _, forms in entries for form in forms}
-    needles = tuple(dict.fromkeys(needle for needle, _ in entries))
+    needles = tuple(dict.fromkeys(needle for kept, _ in entries for needle in kept))
     MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles)
 
 

@@ -1,0 +1,87 @@
+"""A secret value holding line breaks (a multi-line password, a key file's text) is masked line
+by line too (``secret_values.written_forms``): a program that writes it a line at a time (a
+line-buffered stream, a loop, a log record per line) never puts it whole in one read or one
+record, and each of its lines was shown."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.redaction import REDACTED, redact_text
+from taskdaemon.pipeline.secret_values import MASK_MAX_LINES, remember_secrets
+
+FIRST, SECOND = "first-line-s3cr3t", "second-line-s3cr3t"
+
+
+def test_each_line_of_a_value_is_masked_alone() -> None:
+    """Each line of a value holding line breaks is masked where it stands alone, CRLF or LF,
+    its blanks around it dropped; a line shorter than ``MASK_MIN_CHARS`` is not (a common
+    word), nor the value's other texts."""
+    remember_secrets({"password": f"{FIRST}\r\n  {SECOND}  \nshort\n"})
+    assert [f"a {REDACTED} b", f"{REDACTED}.", "short first-line"] == [
+        redact_text(f"a {FIRST} b"),
+        redact_text(f"{SECOND}."),
+        redact_text("short first-line"),
+    ]
+
+
+def test_the_lines_masked_alone_are_bounded() -> None:
+    """The first ``MASK_MAX_LINES`` lines of a value are masked alone, not the next one (each
+    is one more search for every text redacted); the whole value still is."""
+    lines = [f"line-{n:04d}-s3cr3t" for n in range(MASK_MAX_LINES + 1)]
+    value = "\n".join(lines)
+    remember_secrets({"password": value})
+    assert [REDACTED, lines[-1], REDACTED] == [
+        redact_text(lines[MASK_MAX_LINES - 1]),
+        redact_text(lines[-1]),
+        redact_text(value),
+    ]
+
+
+#: Prints the request's secret a line at a time, a pause between (two reads of the pipe), on
+#: stdout, then on stderr, and fails.
+LINE_BY_LINE = """\
+    name: lines
+    stages:
+      - name: show
+        command: >-
+          printf '%s\\n' "$TASKDAEMON_INPUT_API_KEY" |
+          while IFS= read -r line; do echo "out $line"; echo "err $line" >&2; sleep 0.3; done;
+          exit 3
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_secret_printed_a_line_at_a_time_is_masked_everywhere(home: Path, tmp_path: Path) -> None:
+    """A request's secret of two lines, printed one line per read of the pipe on stdout and
+    stderr by a command that then fails: neither of its lines is in the run's output, ``logs``,
+    ``runs show --json`` or the store; the lines that said them are there, masked."""
+    done = taskdaemon(
+        home,
+        "run",
+        str(write(tmp_path / "p.yaml", LINE_BY_LINE)),
+        "--input",
+        f"api_key={FIRST}\n{SECOND}",
+    )
+    run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
+    shown = [
+        done.stdout,
+        done.stderr,
+        taskdaemon(home, "logs", run_id).stdout,
+        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+    ]
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("spans", "logs"):
+            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    leaks = [text for text in (FIRST, SECOND) if any(text in s for s in shown)]
+    assert ([], 2, 2) == (
+        leaks,
+        shown[2].count(f"[stdout] out {REDACTED}"),
+        shown[2].count(f"[stderr] err {REDACTED}"),
+    )
