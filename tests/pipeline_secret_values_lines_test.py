@@ -42,6 +42,18 @@ def test_the_lines_masked_alone_are_bounded() -> None:
     ]
 
 
+#: Prints the request's secret as it is, on stdout and stderr, and fails.
+SPANNING = """\
+    name: spanning
+    stages:
+      - name: show
+        command: >-
+          printf 'key: %s\\n' "$TASKDAEMON_INPUT_API_KEY";
+          printf 'err %s\\n' "$TASKDAEMON_INPUT_API_KEY" >&2; exit 3
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
 #: Prints the request's secret a line at a time, a pause between (two reads of the pipe), on
 #: stdout, then on stderr, and fails.
 LINE_BY_LINE = """\
@@ -57,18 +69,11 @@ LINE_BY_LINE = """\
 """
 
 
-@pytest.mark.slow
-def test_a_secret_printed_a_line_at_a_time_is_masked_everywhere(home: Path, tmp_path: Path) -> None:
-    """A request's secret of two lines, printed one line per read of the pipe on stdout and
-    stderr by a command that then fails: neither of its lines is in the run's output, ``logs``,
-    ``runs show --json`` or the store; the lines that said them are there, masked."""
-    done = taskdaemon(
-        home,
-        "run",
-        str(write(tmp_path / "p.yaml", LINE_BY_LINE)),
-        "--input",
-        f"api_key={FIRST}\n{SECOND}",
-    )
+def _run_shown(home: Path, pipeline: Path) -> tuple[list[str], list[str]]:
+    """Run ``pipeline`` with the request's ``api_key`` the two lines ``FIRST`` and ``SECOND``:
+    what the run, ``logs``, ``runs show --json`` and the store's rows show, and which of the two
+    lines any of them holds."""
+    done = taskdaemon(home, "run", str(pipeline), "--input", f"api_key={FIRST}\n{SECOND}")
     run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
     shown = [
         done.stdout,
@@ -79,7 +84,30 @@ def test_a_secret_printed_a_line_at_a_time_is_masked_everywhere(home: Path, tmp_
     with sqlite3.connect(home / "spans.db") as db:
         for table in ("spans", "logs"):
             shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
-    leaks = [text for text in (FIRST, SECOND) if any(text in s for s in shown)]
+    return shown, [text for text in (FIRST, SECOND) if any(text in s for s in shown)]
+
+
+@pytest.mark.slow
+def test_a_value_holding_a_line_break_is_masked_across_the_lines_it_spans(
+    home: Path, tmp_path: Path
+) -> None:
+    """A request's secret written over two lines, printed on stdout and stderr by a command
+    that then fails: neither of its lines is in the run's summary, the console's stderr tail,
+    ``logs``, ``runs show --json`` or the store; the lines around it are there, masked."""
+    shown, leaks = _run_shown(home, write(tmp_path / "p.yaml", SPANNING))
+    said = [f"key: {REDACTED}", f"err {REDACTED}"]
+    assert ([], [True, True], 1) == (
+        leaks,
+        [line in shown[2] for line in said],
+        shown[1].count(f"| err {REDACTED}"),
+    )
+
+
+@pytest.mark.slow
+def test_a_secret_printed_a_line_at_a_time_is_masked_everywhere(home: Path, tmp_path: Path) -> None:
+    """The same secret printed one line per read of the pipe on stdout and stderr: neither of
+    its lines is shown anywhere; the lines that said them are there, masked."""
+    shown, leaks = _run_shown(home, write(tmp_path / "p.yaml", LINE_BY_LINE))
     assert ([], 2, 2) == (
         leaks,
         shown[2].count(f"[stdout] out {REDACTED}"),

@@ -257,52 +257,6 @@ def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: P
     assert ([], 2) == (leaks, shown[0].count(said))
 
 
-SPANNING = """\
-    name: spanning
-    stages:
-      - name: show
-        command: >-
-          printf 'key: %s\\n' "$TASKDAEMON_INPUT_API_KEY";
-          printf 'err %s\\n' "$TASKDAEMON_INPUT_API_KEY" >&2; exit 3
-        inputs: {api_key: request.api_key}
-        triggers: [{manual: {approval_required: false}}]
-"""
-
-
-@pytest.mark.slow
-def test_a_value_holding_a_line_break_is_masked_across_the_lines_it_spans(
-    home: Path, tmp_path: Path
-) -> None:
-    """A request's secret written over two lines, printed on stdout and stderr by a command
-    that then fails: neither of its lines is in the run's summary, the console's stderr tail,
-    ``logs``, ``runs show --json`` or the store; the lines around it are there, masked."""
-    first, second = "first-line-s3cr3t", "second-line-s3cr3t"
-    done = taskdaemon(
-        home,
-        "run",
-        str(write(tmp_path / "p.yaml", SPANNING)),
-        "--input",
-        f"api_key={first}\n{second}",
-    )
-    run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
-    shown = [
-        done.stdout,
-        done.stderr,
-        taskdaemon(home, "logs", run_id).stdout,
-        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-    ]
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("spans", "logs"):
-            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
-    leaks = [text for text in (first, second) if any(text in s for s in shown)]
-    said = [f"key: {REDACTED}", f"err {REDACTED}"]
-    assert ([], [True, True], 1) == (
-        leaks,
-        [line in shown[2] for line in said],
-        done.stderr.count(f"| err {REDACTED}"),
-    )
-
-
 def test_a_value_read_with_its_line_break_is_masked_without_it() -> None:
     """A secret read from a file keeps its trailing line break; a program prints it without."""
     remember_secrets({"token": f"  {SECRET}\n"})
