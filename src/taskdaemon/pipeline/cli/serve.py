@@ -34,8 +34,9 @@ pipeline on a schedule.
   ``timeout``, with a warning: a scheduled run never waits for ever for a debugger nobody
   opened (docs/debugging.md, "Breakpoints on serve's runs").
 * Stopping: the first signal cancels the open run, for that signal as ``run``'s are (``run
-  cancelled by SIGTERM``), and exits 0 after telemetry is flushed (within
-  ``TASKDAEMON_EXPORT_TIMEOUT``); a second one exits at once.
+  cancelled by SIGTERM``), and exits after telemetry is flushed (within
+  ``TASKDAEMON_EXPORT_TIMEOUT``), 0 or 1 as its runs went (exit codes, below); a second one
+  exits at once.
 * A scheduled run the engine cannot start (its workspace cannot be made: a read-only or full
   ``$TASKDAEMON_HOME``) is one error line, no traceback, and counted in
   ``taskdaemon.runs.not_started`` (``taskdaemon_runs_not_started_total``, label ``pipeline``);
@@ -45,8 +46,16 @@ pipeline on a schedule.
   that ran.
 * A request that lacks a key a stage of every run reads (``cli/inputs.missing_request_inputs``)
   is refused before serving, as ``run`` refuses it: each scheduled run would fail.
-* Exit codes: 0 stopped cleanly, 2 invalid settings, file, arguments or request, 1 the address
-  is taken.
+* Exit codes: 0 stopped cleanly with every scheduled run a success (or cancelled by that stop),
+  1 a scheduled run did not succeed (it failed, was cancelled by someone else, or could not
+  start), or the address is taken, 2 invalid settings, file, arguments or request. Decision:
+  ``serve`` stopped by its signal exited 0 after a run that failed, where ``run`` exits 1; a
+  CI job or a unit that runs ``serve --pipeline --max-runs N`` and stops it read every run a
+  success. Any run since the start counts, not only the last: a failure followed by a success
+  is still a run that failed, and the exit code never hides one (the process's end keeps the
+  same rule: ``cli/process_end.py``); the line before the exit says how many and which was the
+  last. The run the stop itself cancels does not count: stopping a daemon is its normal end,
+  as its exit 0 on a signal says. ``serve`` without ``--pipeline`` runs nothing: 0.
 
 The monitoring wiring it shares with ``run`` is in ``cli/monitoring.py``.
 """
@@ -99,6 +108,7 @@ from taskdaemon.pipeline.events import (
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.logs import configure_logging
 from taskdaemon.pipeline.settings import Settings, load_settings
+from taskdaemon.pipeline.state import RunStatus
 
 if TYPE_CHECKING:
     from opentelemetry.metrics import MeterProvider
@@ -113,7 +123,34 @@ _log = logging.getLogger("taskdaemon.serve")
 
 EXIT_OK = 0
 EXIT_ADDRESS = 1
+EXIT_RUN_FAILED = 1
 EXIT_INVALID = 2
+
+
+class _Unsuccessful:
+    """The scheduled runs that did not succeed, for ``serve``'s exit code (module docstring)."""
+
+    def __init__(self) -> None:
+        self.runs = 0
+        self.count = 0
+        self.last = ""
+
+    def add(self, what: str) -> None:
+        self.count += 1
+        self.last = what
+
+    def exit_code(self) -> int:
+        """0, or 1 with one line saying how many runs did not succeed and the last one."""
+        if not self.count:
+            return EXIT_OK
+        _log.error(
+            "%d of %d scheduled runs did not succeed, the last: %s; exit code %d",
+            self.count,
+            self.runs,
+            self.last,
+            EXIT_RUN_FAILED,
+        )
+        return EXIT_RUN_FAILED
 
 
 # --- the command ---------------------------------------------------------------------------------
@@ -147,9 +184,10 @@ def register(subparsers: Any) -> None:
         description="Serve /metrics, /healthz, /readyz and the run API (GET /api lists its "
         "routes) until SIGINT, SIGTERM or SIGHUP (its terminal closed; not under nohup); with "
         "--pipeline, also run that pipeline at once and "
-        "then every --every seconds. Exit codes: 0 stopped by a signal, 1 the address is "
-        "taken, 2 invalid settings, arguments, file or request (one its stages cannot run "
-        "without).",
+        "then every --every seconds. Exit codes: 0 stopped by a signal, every scheduled run a "
+        "success (or cancelled by that stop), 1 a scheduled run failed, was cancelled or "
+        "could not start, or the address is taken, 2 invalid settings, arguments, file or "
+        "request (one its stages cannot run without).",
     )
     add_server_options(parser, "TASKDAEMON_METRICS_PORT, else 9090")
     parser.add_argument("--pipeline", metavar="FILE", help="a pipeline file to run repeatedly")
@@ -381,6 +419,7 @@ async def _serve(
         stopped_by.append(signum)
         stop.set()
 
+    unsuccessful = _Unsuccessful()
     async with contextlib.AsyncExitStack() as stack:
         # The stop signals are handled before the server starts and says where its token is:
         # a Ctrl-C that comes as soon as that line is read then stops the server through this
@@ -433,8 +472,9 @@ async def _serve(
                     not_started=not_started,
                     debug=lambda run_id: debug_op(engine, run_id, observers, metrics),
                     stopped_by=stopped_by,
+                    unsuccessful=unsuccessful,
                 )
-    return EXIT_OK
+    return unsuccessful.exit_code()  # said once the telemetry is flushed: the last line
 
 
 def not_started_counter(meter_provider: MeterProvider, scheduled: str) -> Callable[[str], None]:
@@ -467,11 +507,14 @@ async def _schedule(
     not_started: Callable[[str], None] = lambda pipeline: None,
     debug: Callable[[str], DebugOp] | None = None,
     stopped_by: Sequence[int] = (),
+    unsuccessful: _Unsuccessful | None = None,
 ) -> None:
     """Start ``pipeline``'s runs as ``args`` schedule them until ``stop``; ``debug`` makes the
     control socket's ``debug`` op of a run (``cli/debug_socket.py``), without which the
     debugger does not reach the runs; ``stopped_by`` holds the signal that set ``stop``, once
-    one did."""
+    one did; ``unsuccessful`` counts the runs and notes those that did not succeed (a run
+    ended ``cancelled`` once ``stop`` is set is the stop's, not counted)."""
+    tally = _Unsuccessful() if unsuccessful is None else unsuccessful
     runs = 0
     due = time.monotonic()  # the first run's slot: at once
     while not stop.is_set() and (args.max_runs <= 0 or runs < args.max_runs):
@@ -494,6 +537,7 @@ async def _schedule(
                 extra={"pipeline": pipeline.name},
             )
             not_started(pipeline.name)
+            tally.add(f"run {runs} could not start")
             result = None
         else:
             _log.info(
@@ -507,7 +551,12 @@ async def _schedule(
             ops = {} if debug is None else {"debug": debug(handle.run_id)}
             result = await _served_until_end_or_stop(handle, stop, ops, stopped_by)
             end_breakpoints(engine, handle.run_id)
+        tally.runs = runs
         if result is not None:
+            if not result.succeeded and not (
+                stop.is_set() and result.status is RunStatus.CANCELLED
+            ):
+                tally.add(f"run {result.run_id} {result.status}")
             _log.info(
                 "run %s of %s ended %s (%d of %s)",
                 result.run_id,
