@@ -95,6 +95,8 @@ Modules:
   stage.
 * ``process_end``: the process's end after its command returned: bounded, and said when
   something holds it.
+* ``late_exit``: ``os._exit`` as a handler module binds it at import: the one of the moment
+  it is called.
 """
 
 from __future__ import annotations

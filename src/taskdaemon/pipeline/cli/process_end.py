@@ -28,6 +28,8 @@ called it as above (``taskdaemon: thread 'exiter' (started by stage 'a', running
 process with os._exit(5) after the command ended with exit code 0``), and the process still
 ends at once with the code asked (code that calls ``os._exit`` means it), but one the shell
 reads as 0 is the command's: it never hides a run that failed. A forked child's is its own.
+A name a handler module bound as it was imported (``from os import _exit``) calls this one too
+(``cli/late_exit.py``).
 
 Ctrl-C while the end is held: one line naming what held it, exit 130 (as a Ctrl-C anywhere
 else), no traceback. A SIGINT ignored from the start (``nohup``) stays ignored.
@@ -55,6 +57,7 @@ from types import FrameType
 from typing import Final, NoReturn
 
 from taskdaemon.pipeline.cli import EXIT_INTERRUPTED
+from taskdaemon.pipeline.cli.late_exit import beneath
 from taskdaemon.pipeline.cli.stage_leftovers import ran_stages, running_hook, started_by
 
 __all__ = ["END_GRACE", "watch_end"]
@@ -110,7 +113,7 @@ def watch_end(code: int) -> int:
 def _say_exits(code: int) -> None:
     """Replace ``os._exit`` for the grace after a command that returned ``code`` (module
     docstring)."""
-    real_exit, pid = os._exit, os.getpid()
+    real_exit, pid = beneath(os._exit), os.getpid()
 
     def said_exit(status: int) -> NoReturn:
         if os.getpid() != pid or type(status) is not int or not -(2**31) <= status < 2**31:

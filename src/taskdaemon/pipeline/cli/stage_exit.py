@@ -30,6 +30,10 @@ A call of this replacement after the block (kept by stage code: ``atexit.registe
 that says it (``cli/process_end.py``); before, it went to the real one unsaid, and a thread of
 the stage's that had kept it was said as ending a run that had been stored.
 
+A handler module that bound ``os._exit`` as it was imported (``from os import _exit``) holds
+``cli/late_exit.py``'s stand-in, which calls this replacement while the block runs: said and
+stored alike.
+
 Passed straight to the real ``os._exit``: a forked child (``multiprocessing``'s leave that way,
 and the engine ends a handler's stray fork so: ``engine/_attempt.py``), and taskdaemon's own
 exits (a second Ctrl-C: no stage execution is current there, nor is it a thread stage code
@@ -45,6 +49,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Final, NoReturn
 
+from taskdaemon.pipeline.cli.late_exit import beneath
 from taskdaemon.pipeline.cli.stage_leftovers import leftovers_traced, started_by
 from taskdaemon.pipeline.execution import current_execution, enter_execution
 
@@ -61,7 +66,8 @@ FLUSH_BOUND: Final = 10.0
 def exits_said(observers: Iterable[object]) -> Iterator[None]:
     """Replace ``os._exit`` for the block (module docstring); the monitor among ``observers``
     (the run's) hands its queued records on first (its spans then go to the span writer)."""
-    real_exit = os._exit
+    before = os._exit
+    real_exit = beneath(before)  # not the stand-in, which would call this one again
     pid = os.getpid()
     monitor = next((o for o in observers if hasattr(o, "capture") and hasattr(o, "flush")), None)
     flush_monitor = getattr(monitor, "flush", None)
@@ -115,7 +121,7 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
     finally:
         running[0] = False
         if os._exit is said_exit:
-            os._exit = real_exit
+            os._exit = before
 
 
 def _flush(flush_monitor: Callable[[], object] | None) -> None:

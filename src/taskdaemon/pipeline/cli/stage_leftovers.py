@@ -43,12 +43,19 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from taskdaemon.pipeline.cli.late_exit import bound_late
 from taskdaemon.pipeline.execution import current_execution
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
 
-__all__ = ["handlers_imported", "leftovers_traced", "ran_stages", "running_hook", "started_by"]
+__all__ = [
+    "handlers_imported",
+    "leftovers_traced",
+    "ran_stages",
+    "running_hook",
+    "started_by",
+]
 
 #: The stage execution that started each thread stage code started (and their threads').
 _STARTED: weakref.WeakKeyDictionary[threading.Thread, StageContext] = weakref.WeakKeyDictionary()
@@ -72,7 +79,9 @@ def handlers_imported() -> None:
     resolves (``validate``; ``run``, ``debug``, ``serve`` and ``replay`` before their run, or
     instead of it when one does not resolve). A module's top-level code may register a blocking
     ``atexit`` hook or start a thread as a handler may, and held ``validate`` at its end for
-    ever: its process's end is bounded as a run's (``cli/process_end.py``)."""
+    ever: its process's end is bounded as a run's (``cli/process_end.py``). Called before the
+    import: a module that binds ``os._exit`` then binds ``cli/late_exit.py``'s stand-in."""
+    bound_late()
     _TRACED[:] = [True]
 
 
