@@ -65,6 +65,10 @@ PIPELINE_REPLAY_OF: Final = "taskdaemon.pipeline.replay_of"
 # scheduled run only; the run span's start minus it is the run's landing delay (``landing``)
 PIPELINE_SCHEDULED_AT: Final = "taskdaemon.pipeline.scheduled_at_ns"
 PIPELINE_REQUEST: Final = "taskdaemon.pipeline.request"  # JSON, capped and redacted
+# string[]: the threads stage code started (not daemon threads) still running as the run's end
+# was recorded, each ``'name' (started by stage 'a', running m.f)``: the process's end waits
+# for them a grace at most, then goes without them (``cli/process_end.py``)
+PIPELINE_THREADS_LEFT: Final = "taskdaemon.pipeline.threads_left"
 # The span schema version (docs/architecture.md, "Span schema versions"): 2 added what replay
 # needs, 3 the structured edge and trigger specs. Spans without SCHEMA_VERSION are version 1.
 SCHEMA_VERSION: Final = "taskdaemon.schema_version"

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
+from taskdaemon.pipeline.cli.process_end import threads_left
 from taskdaemon.pipeline.cli.run_logging import HandlerSlot, install_run_logging
 from taskdaemon.pipeline.cli.sign_in import api_auth, publish_sign_in
 from taskdaemon.pipeline.cli.span_losses import (
@@ -134,6 +135,8 @@ def build_monitor(
             max_bytes=settings.capture_limit, redact_patterns=settings.redact_patterns
         ),
     )
+    # The threads its stages left running, on each run span as it ends (``cli/process_end.py``).
+    monitor.run_end_attributes = threads_left
     writer = install_run_logging(settings, monitor, telemetry, stack, slot=slot)
     # Pushed last, so run first: what is still queued is handled while run logging and the
     # providers are up, and the monitor's worker thread ends with the command.

@@ -58,9 +58,9 @@ from typing import Final, NoReturn
 
 from taskdaemon.pipeline.cli import EXIT_INTERRUPTED
 from taskdaemon.pipeline.cli.late_exit import beneath
-from taskdaemon.pipeline.cli.stage_leftovers import ran_stages, running_hook, started_by
+from taskdaemon.pipeline.cli.stage_leftovers import left_by, ran_stages, running_hook, started_by
 
-__all__ = ["END_GRACE", "watch_end"]
+__all__ = ["END_GRACE", "threads_left", "watch_end"]
 
 #: Seconds the process's end may take after its command returned before it is forced: time
 #: for a thread finishing a last write or request, short beside anyone waiting for the prompt.
@@ -108,6 +108,23 @@ def watch_end(code: int) -> int:
 
     _thread.start_new_thread(watch, ())
     return code
+
+
+def threads_left(run_id: str) -> dict[str, list[str]]:
+    """The run span's attribute naming the threads stage code of ``run_id`` left running as its
+    end is recorded (:data:`telemetry.PIPELINE_THREADS_LEFT`), which the process's end will
+    wait for and name if cut off; empty when none. Written then, as the store is closed by the
+    time the grace has passed: the record says they still ran at the run's end, and
+    ``runs show`` says it after the fact (the line on stderr says whether one was cut off)."""
+    from taskdaemon.pipeline import telemetry  # noqa: PLC0415
+
+    left = left_by(run_id)
+    if not left:
+        return {}
+    named = [_thread_named(thread) for thread in left[:SHOWN_THREADS]]
+    if len(left) > SHOWN_THREADS:
+        named.append(f"and {len(left) - SHOWN_THREADS} more")
+    return {telemetry.PIPELINE_THREADS_LEFT: named}
 
 
 def _say_exits(code: int) -> None:

@@ -33,7 +33,11 @@ from taskdaemon.pipeline.table_fit import (
     short_ids,
     text_columns,
 )
-from taskdaemon.pipeline.telemetry import PIPELINE_REQUEST_TRUNCATED, STATUS_REPLAYED
+from taskdaemon.pipeline.telemetry import (
+    PIPELINE_REQUEST_TRUNCATED,
+    PIPELINE_THREADS_LEFT,
+    STATUS_REPLAYED,
+)
 from taskdaemon.pipeline.telemetry_codec import recorded_request
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES, one_line
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
@@ -259,6 +263,17 @@ def _request(run: RunRecord) -> str | None:
     return _one_line(text, _RUN_ERROR) + cut_note
 
 
+def _threads_left(run: RunRecord) -> str | None:
+    """The threads its stages left running at the run's end, as its run span recorded them
+    (``cli/process_end.threads_left``), on one line; None when it recorded none."""
+    left = run.attributes.get(PIPELINE_THREADS_LEFT)
+    if not isinstance(left, (list, tuple)) or not left:
+        return None
+    named = ", ".join(str(thread) for thread in left)
+    plural = "s" if len(left) > 1 else ""
+    return _one_line(f"thread{plural} {named} still running at the run's end", _RUN_ERROR)
+
+
 def format_run_table(run: RunRecord, width: int | None = None) -> str:
     """A run header and its stage table: status, start, duration, queue time, instances,
     attempts, cpu, memory, error (start is the first attempt's).
@@ -312,6 +327,8 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
         head.append(f"scheduled {local_time(due)} (started {late} late)")
     if (request := _request(run)) is not None:
         head.append(f"request   {request}")
+    if (left := _threads_left(run)) is not None:
+        head.append(f"left      {left}")
     if run.replay_of:  # a replay (``taskdaemon replay``): the run it re-executed
         head.append(f"replay of {run.replay_of.translate(CONTROL_ESCAPES)}")
     if run.error or run.error_type:

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "handlers_imported",
+    "left_by",
     "leftovers_traced",
     "ran_stages",
     "running_hook",
@@ -89,6 +90,22 @@ def started_by(thread: threading.Thread) -> StageContext | None:
     """The stage execution that started ``thread``, or None: not started by stage code (or
     not while a command traced it)."""
     return _STARTED.get(thread)
+
+
+def left_by(run_id: str) -> list[threading.Thread]:
+    """The threads stage code of run ``run_id`` started that still run and that the process's
+    end waits for (not daemon threads)."""
+    for _ in range(3):  # a thread another thread starts meanwhile changes the mapping
+        with contextlib.suppress(RuntimeError):
+            started = list(_STARTED.items())
+            break
+    else:
+        return []
+    return [
+        thread
+        for thread, execution in started
+        if execution.run_id == run_id and not thread.daemon and thread.is_alive()
+    ]
 
 
 def running_hook() -> tuple[Callable[..., object], StageContext] | None:

@@ -211,6 +211,18 @@ class PipelineMonitor(ManualFeed):
     def span_hook(self, hook: Any) -> None:
         self._recorder.span_hook = hook
 
+    @property
+    def run_end_attributes(self) -> Callable[[str], Mapping[str, Any]] | None:
+        """Attributes to record on a run's span as it ends, by run id, from what only the
+        composition root knows (``cli/process_end.threads_left``: the threads its stages left
+        running). None: none. Called on the thread that handles ``RunFinished``; a failure is
+        logged and the span ends without them."""
+        return self._recorder.run_end_attributes
+
+    @run_end_attributes.setter
+    def run_end_attributes(self, attributes: Callable[[str], Mapping[str, Any]] | None) -> None:
+        self._recorder.run_end_attributes = attributes
+
     def add_event_hook(self, hook: Callable[[EngineEvent, SpanContext | None], None]) -> None:
         """Call ``hook(event, span_context)`` after each record is handled, on the thread that
         handles it, with the span the record belongs to (its execution's, else its stage's open

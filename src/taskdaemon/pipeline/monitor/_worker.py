@@ -11,7 +11,7 @@ dropped, since monitoring must never stop a pipeline.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -116,6 +116,9 @@ class Recorder:
         #: Replay's hook (``replay.run.ReplaySpanHook``): marks the spans of stages fed from
         #: a recorded run. None outside a replay.
         self.span_hook: Any = None
+        #: What the composition root records on a run span as it ends, by run id
+        #: (``PipelineMonitor.run_end_attributes``). None: nothing.
+        self.run_end_attributes: Callable[[str], Mapping[str, Any]] | None = None
         self.hooks: tuple[EventHook, ...] = ()
         # The hooks that take each record type, asked once per turn of the record queue:
         # (turn token, hooks, {type: the hooks that take it}); see ``handle``.
@@ -544,6 +547,11 @@ class Recorder:
             error_type = event.error_type or OTHER_ERROR_TYPE
         if run.span_masked != MASKED.generation:  # the definition, masked with what is known now
             run.span.set_attributes(run.info.run_attributes)
+        if self.run_end_attributes is not None:
+            try:
+                run.span.set_attributes(self.run_end_attributes(run.run_id))
+            except Exception:  # the run span ends all the same
+                _logger.exception("recording run %s end attributes failed", run.run_id)
         _spans.end_run_span(run.span, event, result, error_type)
         duration = max(0.0, event.at - run.started_at)
         self.metrics.run_finished(run.pipeline.name, str(status), result, duration, error_type)
