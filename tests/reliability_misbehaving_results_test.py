@@ -284,3 +284,33 @@ def test_an_async_handler_that_stops_the_loop_leaves_the_run_going(
     )
     attempt = _stored_attempt(home, ran.stdout.strip())
     assert ("success", '{"kept":1}') == (attempt["status"], attempt["outputs"])
+
+
+@pytest.mark.slow
+def test_a_process_that_left_the_command_group_and_holds_its_output_is_said(
+    home: Path, tmp_path: Path
+) -> None:
+    """``setsid`` takes a child out of the command's process group, which the stage's end
+    kills: the line said it was killed with the stage, and it ran on. Now a second line says
+    it runs on and its output is not read."""
+    pids = tmp_path / "pids"
+    command = f"setsid sh -c 'echo $$ > {pids}; exec sleep 1000' & echo done"
+    pipeline = _pipeline(tmp_path, f'command: "{command}"')
+    try:
+        ran = taskdaemon(home, "run", str(pipeline), "-q", timeout=30)
+        left = psutil.Process(int(pids.read_text()))
+        said = (
+            "WARNING taskdaemon.pipeline.command_loop: stage 's': a process its command "
+            "started outside its process group (setsid) still holds its output open: it runs "
+            "on after the stage, and what it writes is not read ["
+        )
+        attempt = _stored_attempt(home, ran.stdout.strip())
+        assert (0, True, "success", True) == (
+            ran.returncode,
+            said in ran.stderr,
+            attempt["status"],
+            left.is_running() and left.status() != psutil.STATUS_ZOMBIE,
+        ), ran.stderr
+    finally:
+        with contextlib.suppress(ProcessLookupError, ValueError, FileNotFoundError):
+            os.kill(int(pids.read_text()), signal.SIGKILL)

@@ -246,12 +246,27 @@ async def _terminate_group(process: asyncio.subprocess.Process, grace: float) ->
         await asyncio.wait_for(process.wait(), grace)
 
 
-async def _end_held_open(stage: str, pgid: int, grace: float) -> None:
+async def _end_held_open(stage: str, pgid: int, grace: float, still: bool) -> None:
     """End the processes a command left in its group that still hold its output open after it
     exited (``stage_output.DRAIN_GRACE``), and say so: they end with the stage all the same
-    (``command_handler``), but the user who started them in the background should know why."""
+    (``command_handler``), but the user who started them in the background should know why.
+
+    ``still``: the output is held after the group's end, by a process that left the group
+    (``setsid``, a daemon that made its own session), which ending the group does not reach:
+    said in a line of its own, as that process runs on past its stage and the rest of its
+    output is not read. Decision: not hunted down (by the pipe it holds, in ``/proc``): a
+    process that made a session of its own asked to outlive its starter, as a daemon does;
+    saying it is what the stage's record can keep honest."""
     from taskdaemon.pipeline.stage_output import DRAIN_GRACE  # noqa: PLC0415 - see the top
 
+    if still:
+        _logger.warning(
+            "stage %r: a process its command started outside its process group (setsid) "
+            "still holds its output open: it runs on after the stage, and what it writes is "
+            "not read",
+            stage,
+        )
+        return
     _logger.warning(
         "stage %r: its command exited, but processes it left running held its output open "
         "for %gs: they are killed with the stage",

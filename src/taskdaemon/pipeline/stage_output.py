@@ -614,15 +614,16 @@ async def communicate(
     process: asyncio.subprocess.Process,
     stdin: bytes,
     capture: OutputCapture,
-    held_open: Callable[[], Awaitable[None]] | None = None,
+    held_open: Callable[[bool], Awaitable[None]] | None = None,
 ) -> None:
     """Feed ``stdin``, capture stdout and stderr to their ends (on a reader thread), and wait
     for the process. When cancelled, the reader stops within 0.1 s and still ends the capture.
 
     Once the process has exited, its pipes are read for :data:`DRAIN_GRACE` more at most:
-    past it, ``held_open()`` is awaited (the command loop ends the processes left in the
+    past it, ``held_open(False)`` is awaited (the command loop ends the processes left in the
     command's group, which hold the pipes), what they wrote is read for as long again, and
-    the reader stops. The wait for the process's end no longer waits for a child it left
+    the reader stops, ``held_open(True)`` first when the pipes are still held (by a process
+    outside the group). The wait for the process's end no longer waits for a child it left
     running, which ran the stage to its timeout.
     """
     loop = asyncio.get_running_loop()
@@ -644,8 +645,10 @@ async def communicate(
         await process.wait()
         if not await _ended_within(done, DRAIN_GRACE):
             if held_open is not None:
-                await held_open()
+                await held_open(False)
             if not await _ended_within(done, DRAIN_GRACE):
+                if held_open is not None:
+                    await held_open(True)
                 stop.set()
                 await asyncio.shield(done)
     except BaseException:
