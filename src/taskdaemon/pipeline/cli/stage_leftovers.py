@@ -30,6 +30,13 @@ then waits for it as for any other, :data:`process_end.END_GRACE` seconds at mos
 if it is cut off (``cli/process_end.py``). An explicit daemon thread stays unannounced: its code
 said that it may be killed.
 
+``sys.exit()`` in such a thread ends that thread alone: Python's ``threading.excepthook`` ignores
+``SystemExit`` without a word, so code that meant to end the process (or its stage) saw its
+stage succeed and the process go on, with nothing said. While the block runs, a thread stage
+code started that ends so is one warning, the stage's own record (``logs --stage``): ``stage
+'a': its thread 'quitter' called sys.exit(3), which ends that thread alone: the stage and
+taskdaemon go on``.
+
 Nothing else changes what the thread or the hook does; the cost is one look-up a thread created
 or started or a hook registered, none a stage.
 """
@@ -38,13 +45,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.cli.late_exit import bound_late
-from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.execution import current_execution, enter_execution
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.loops import StageContext
@@ -57,6 +65,8 @@ __all__ = [
     "running_hook",
     "started_by",
 ]
+
+_log = logging.getLogger(__name__)
 
 #: The stage execution that started each thread stage code started (and their threads').
 _STARTED: weakref.WeakKeyDictionary[threading.Thread, StageContext] = weakref.WeakKeyDictionary()
@@ -151,6 +161,13 @@ def leftovers_traced() -> Iterator[None]:
     real_init = threading.Thread.__init__
     real_start = threading.Thread.start
     real_register = atexit.register
+    real_excepthook = threading.excepthook
+
+    def excepthook(args: threading.ExceptHookArgs) -> None:
+        execution = None if args.thread is None else _STARTED.get(args.thread)
+        if args.exc_type is SystemExit and execution is not None and args.thread is not None:
+            _said_thread_exit(execution, args.thread, args.exc_value)
+        real_excepthook(args)
 
     def init(self: threading.Thread, *args: Any, daemon: bool | None = None, **kwargs: Any) -> None:
         real_init(self, *args, daemon=daemon, **kwargs)
@@ -175,6 +192,7 @@ def leftovers_traced() -> Iterator[None]:
     threading.Thread.__init__ = init  # type: ignore[method-assign]
     threading.Thread.start = start  # type: ignore[method-assign]
     atexit.register = register
+    threading.excepthook = excepthook
     try:
         yield
     finally:
@@ -184,3 +202,28 @@ def leftovers_traced() -> Iterator[None]:
             threading.Thread.start = real_start  # type: ignore[method-assign]
         if atexit.register is register:
             atexit.register = real_register
+        if threading.excepthook is excepthook:
+            threading.excepthook = real_excepthook
+
+
+def _said_thread_exit(
+    execution: StageContext, thread: threading.Thread, exit: BaseException | None
+) -> None:
+    """Say that ``thread``, which ``execution`` started, ended by ``sys.exit`` (module
+    docstring), as the stage's record: the thread is ending, its context is its own."""
+    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - said rarely
+    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
+
+    code = getattr(exit, "code", None)  # stage code's object: its repr is not called
+    if code is None or type(code) is int:
+        asked = "" if code is None else str(code)
+    else:
+        asked = quote(code) if type(code) is str else shown(f"<{type(code).__name__}>")
+    enter_execution(execution)
+    _log.warning(
+        "stage %s: its thread %s called sys.exit(%s), which ends that thread alone: the stage "
+        "and taskdaemon go on",
+        quote(execution.stage),
+        quote(thread.name),
+        asked,
+    )
