@@ -352,6 +352,19 @@ def pythonpath_with(*paths: Path | str) -> str:
     return os.pathsep.join(filter(None, [*map(str, paths), os.environ.get("PYTHONPATH")]))
 
 
+def run_quiet(
+    home: Path, folder: Path, handlers: tuple[str, str], pipeline: str, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """``taskdaemon run -q`` of ``pipeline`` (its text) written in ``folder``, its handler
+    module ``handlers`` (its name and text) beside it and on the path, more environment in
+    ``env``."""
+    module, text = handlers
+    (folder / f"{module}.py").write_text(text)
+    path = folder / "p.yaml"
+    path.write_text(pipeline)
+    return taskdaemon(home, "run", "-q", str(path), PYTHONPATH=pythonpath_with(folder), **env)
+
+
 #: Two Python stages that print to taskdaemon's stdout (``printing.py``, :func:`printing_run`);
 #: the first logs a warning after its line.
 PRINTING_PIPELINE = """\

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon
+from cli_support import run_quiet, taskdaemon
 from taskdaemon.pipeline.cli import late_exit as late_exit_module
 from taskdaemon.pipeline.cli.late_exit import beneath, bound_late, late_exit
 
@@ -47,12 +47,7 @@ stages:
 
 
 def _run(home: Path, tmp_path: Path, **env: str) -> tuple[int, str]:
-    (tmp_path / "bound.py").write_text(HANDLERS)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE)
-    ran = taskdaemon(
-        home, "run", "-q", str(pipeline), timeout=60, PYTHONPATH=pythonpath_with(tmp_path), **env
-    )
+    ran = run_quiet(home, tmp_path, ("bound", HANDLERS), PIPELINE, **env)
     return ran.returncode, ran.stderr.splitlines()[-1] if ran.stderr else ""
 
 

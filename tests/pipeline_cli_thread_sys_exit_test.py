@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon
+from cli_support import run_quiet, taskdaemon
 
 HANDLERS = """\
 import os
@@ -42,12 +42,7 @@ stages:
 def test_sys_exit_in_a_stage_thread_is_said_and_the_run_goes_on(
     home: Path, tmp_path: Path, code: str, asked: str
 ) -> None:
-    (tmp_path / "quitting.py").write_text(HANDLERS)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE)
-    ran = taskdaemon(
-        home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(tmp_path), CODE=code
-    )
+    ran = run_quiet(home, tmp_path, ("quitting", HANDLERS), PIPELINE, CODE=code)
     said = (
         f"stage 'a': its thread 'quitter' called sys.exit({asked}), which ends that thread "
         "alone: the stage and taskdaemon go on"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon
+from cli_support import run_quiet, taskdaemon
 
 #: ``a`` leaves a thread ``uploader`` that runs until the process's end has begun (``held``:
 #: never ends; ``joined``: ``a`` joins it first, so nothing is left).
@@ -61,12 +61,7 @@ stages:
 def test_a_thread_left_running_is_in_the_stored_run(
     home: Path, tmp_path: Path, target: str, left: list[str]
 ) -> None:
-    (tmp_path / "leaving.py").write_text(HANDLERS)
-    pipeline = tmp_path / "p.yaml"
-    pipeline.write_text(PIPELINE)
-    ran = taskdaemon(
-        home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(tmp_path), TARGET=target
-    )
+    ran = run_quiet(home, tmp_path, ("leaving", HANDLERS), PIPELINE, TARGET=target)
     cut_off = "taskdaemon: exiting without waiting for thread 'uploader'" in ran.stderr
     shown = taskdaemon(home, "runs", "show", ran.stdout.strip())
     lines = [line for line in shown.stdout.splitlines() if line.startswith("left ")]
