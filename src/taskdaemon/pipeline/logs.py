@@ -393,6 +393,15 @@ class _ConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
         flush_stdout()
         super().emit(record)
 
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 - logging's name
+        """A record the console could not write, reported as ``logging`` reports it, but not
+        raised when the report itself fails: with stderr closed by stage code
+        (``sys.stderr.close()`` in a handler), ``logging``'s report raised ``ValueError`` out
+        of the logging call, into the engine's observer dispatch, which lost the stage's end:
+        the run hung for ever, SIGTERM too. Nothing is left to say it on."""
+        with contextlib.suppress(ValueError):
+            super().handleError(record)
+
 
 def configure_logging(
     settings: Settings,
