@@ -137,6 +137,27 @@ async def test_the_fan_out_still_logs_a_raising_observer_once(
     assert 1 == sum("failed on StageStarted" in message for message in messages)
 
 
+class _Closed(logging.Handler):
+    """A handler whose stream is gone, as stderr closed by stage code: every record raises."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise ValueError("I/O operation on closed file.")
+
+
+async def test_a_raising_observer_whose_log_line_raises_does_not_stop_the_run() -> None:
+    """The observer's failure, logged to a handler that raises, raised out of the dispatch:
+    the stage's end was lost (``taskdaemon run`` hung on ``sys.stderr.close()``)."""
+    closed = _Closed()
+    engine_logger = logging.getLogger("taskdaemon.pipeline.engine")
+    engine_logger.addHandler(closed)
+    try:
+        async with Engine(resolver=Resolver(), observers=[Guarding(), Raising()]) as engine:
+            result = await asyncio.wait_for(engine.run(PIPELINE), 5)
+    finally:
+        engine_logger.removeHandler(closed)
+    assert RunStatus.SUCCESS == result.status
+
+
 async def test_run_id_comes_from_the_first_observer_that_answers() -> None:
     """allocate_run_id: a raising or invalid answer is skipped, the first 32-hex wins."""
 

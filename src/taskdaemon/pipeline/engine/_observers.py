@@ -6,6 +6,7 @@ never changes what a pipeline does.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
@@ -106,10 +107,15 @@ class Observers:
         return sole.on_event, sole.wants_record or self.wants_record
 
     def _log_once(self, entry: ObserverEntry, what: type, message: str) -> None:
+        """Log an observer's failure, once per observer and record type. A logging handler
+        that raises (its stream closed by stage code: ``sys.stderr.close()``) leaves it unsaid:
+        out of here, the exception left the engine's dispatch and lost a stage's end, and the
+        run hung."""
         key = (id(entry.observer), what)
         if key not in self._logged:
             self._logged.add(key)
-            logger.exception(message, type(entry.observer).__name__, what.__name__)
+            with contextlib.suppress(Exception):
+                logger.exception(message, type(entry.observer).__name__, what.__name__)
 
     def emit(self, event: EngineEvent) -> None:
         """Hand ``event`` to every observer, in order."""
