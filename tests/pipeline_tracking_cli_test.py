@@ -279,6 +279,19 @@ def test_retention_command_vacuums_the_file(
     )
 
 
+def test_retention_vacuum_alone_says_only_the_vacuum(
+    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """retention --vacuum with no --max-age nor --keep compacts the file and keeps every run;
+    it said ``deleted 0 runs (0 spans)`` first, of a deletion nobody asked for."""
+    url, _ = store_url
+    assert main(["retention", "--vacuum", "--source", url]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert main(["runs", "list", "--json", "--source", url]) == 0
+    kept = len(json.loads(capsys.readouterr().out))
+    assert ([True], 2) == ([line.startswith("vacuumed ") for line in lines], kept)
+
+
 def _files_up_to(size: int) -> None:
     """In a child, before it runs: no file written past ``size`` bytes (``EFBIG``, SIGXFSZ
     ignored), as on a device that fills up."""

@@ -83,11 +83,12 @@ def _retention(args: argparse.Namespace) -> int:
     try:
         if not isinstance(source, SpanStore):
             return refuse("retention", 2, "retention applies to the embedded sqlite:// store only")
-        result = source.apply_retention(policy)
-        deleted = counted(result.deleted_runs, "run")
-        # Out before the vacuum, which may take minutes or fail: a reader of a pipe sees the
-        # deletion done meanwhile, and a vacuum's error (``refuse``) comes after it.
-        print(f"deleted {deleted} ({counted(result.deleted_spans, 'span')})", flush=True)
+        if policy.is_active:  # ``--vacuum`` alone deletes nothing, so says nothing of it
+            result = source.apply_retention(policy)
+            deleted = counted(result.deleted_runs, "run")
+            # Out before the vacuum, which may take minutes or fail: a reader of a pipe sees the
+            # deletion done meanwhile, and a vacuum's error (``refuse``) comes after it.
+            print(f"deleted {deleted} ({counted(result.deleted_spans, 'span')})", flush=True)
         if args.vacuum and source.missing:  # the home's store, not made yet
             print(f"nothing to vacuum: no span store at {source.path} yet")
         elif args.vacuum:
