@@ -75,7 +75,7 @@ def test_rerun_all_runs_every_instance_again_and_dry_run_says_which(home: Path) 
     success: exit 3), not the reused ones as if they had run again."""
     original = failed_once(home)
     verified = taskdaemon(home, "replay", original, "--from", "c", "--verify", "-q", cwd=home)
-    assert (3, "verify: 2 divergences in 1 re-executed execution") == (
+    assert (3, "verify: 2 divergences in 1 execution run again") == (
         verified.returncode,
         verified.stdout.splitlines()[-1].split(" (")[0],
     ), verified.stdout

@@ -163,7 +163,7 @@ def test_a_replay_of_a_replay_that_fed_a_retried_stage_verifies_clean(
         run.returncode,
         [stage["status"] for stage in shown["stages"]],
     ), run.stderr
-    assert lines[-1].startswith("verify: no divergence in 2 re-executed executions"), lines
+    assert lines[-1].startswith("verify: no divergence in 2 executions run again"), lines
 
 
 #: ``build`` fires three ``check`` instances; the first fails at once and stops the run before

@@ -389,14 +389,14 @@ def test_the_report_as_a_table() -> None:
         "build  0         1        outputs  at,n  at: 1 → 2\n"
         "check  12        3        missing  -     ran in the original only\n"
         "\n"
-        "verify: 2 divergences in 3 re-executed executions (replay new of orig)"
+        "verify: 2 divergences in 3 executions run again (replay new of orig)"
     )
 
 
 def test_an_empty_report_as_a_table_is_one_line() -> None:
     """No divergence: only the summary line."""
     report = DivergenceReport("orig", "new", compared=4)
-    assert "verify: no divergence in 4 re-executed executions (replay new of orig)" == (
+    assert "verify: no divergence in 4 executions run again (replay new of orig)" == (
         report.render_table()
     )
     assert not report.diverged
@@ -407,7 +407,7 @@ def test_the_summary_counts_one_of_each_in_the_singular() -> None:
     report = DivergenceReport("orig", "new", compared=1)
     report.divergences.append(Divergence("build", 0, 1, "status", (), "success → failure"))
     assert report.render_table().endswith(
-        "verify: 1 divergence in 1 re-executed execution (replay new of orig)"
+        "verify: 1 divergence in 1 execution run again (replay new of orig)"
     )
 
 

@@ -89,7 +89,7 @@ class DivergenceReport:
             ]
             lines.append("")
         verdict = counted(len(self.divergences), "divergence") if rows else "no divergence"
-        executions = counted(self.compared, "re-executed execution")
+        executions = f"{counted(self.compared, 'execution')} run again"
         lines.append(f"verify: {verdict} in {executions} (replay {self.replay} of {self.original})")
         return "\n".join(lines)
 
