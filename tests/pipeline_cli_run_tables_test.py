@@ -80,6 +80,26 @@ def test_a_failed_stage_whose_last_instance_succeeded_shows_its_last_error() -> 
     assert "bad item 3" == row.split("  ")[-1].strip()
 
 
+def test_a_stage_with_an_instance_still_running_has_no_duration_yet() -> None:
+    """A fan-out stage one of whose instances is still running shows DURATION ``-``, as its
+    run does; it showed the span of the instances that ended (1.5s of a stage still going),
+    and, once every instance ended, it shows the whole stage's."""
+    done = (
+        AttemptRecord("work.0.1", 0, 1, "success", 1.0, 2.5),
+        AttemptRecord("work.1.1", 1, 1, "success", 1.0, 2.0),
+    )
+    going = (*done, AttemptRecord("work.2.1", 2, 1, "running", 1.5, None))
+    ended = (*done, AttemptRecord("work.2.1", 2, 1, "success", 1.5, 9.0))
+
+    def duration(attempts: tuple[AttemptRecord, ...], status: str) -> str:
+        stage = StageRecord("work", "python", status, attempts)
+        run = RunRecord(RUN_ID, "p", status, 1.0, None, (stage,), ())
+        row = format_run_table(run).split("\n\n", 1)[1].splitlines()[1]
+        return row.split()[4]
+
+    assert ("-", "8.0s") == (duration(going, "running"), duration(ended, "success"))
+
+
 def _local_zone(monkeypatch: pytest.MonkeyPatch, zone: str) -> Iterator[None]:
     """This process's local time zone is ``zone`` while the test runs."""
     monkeypatch.setenv("TZ", zone)

@@ -363,8 +363,12 @@ def format_run_table(run: RunRecord, width: int | None = None) -> str:
     for stage in run.stages:
         first = stage.attempts[0] if stage.attempts else None
         ran = _ran(stage.attempts)
-        end = max((a.end for a in ran if a.end is not None), default=None)
-        duration = None if not ran or end is None else max(0.0, end - ran[0].start)
+        # An attempt not ended (running, waiting, cut short by a crash) leaves the stage's end
+        # unknown: its DURATION is ``-``, as a running run's is, not the span of the attempts
+        # that ended, which read as the whole stage's (812ms for a stage 3s into its work).
+        ends = [a.end for a in ran if a.end is not None]
+        ended = ran and len(ends) == len(ran)
+        duration = max(0.0, max(ends) - ran[0].start) if ended else None
         cpu = [a.cpu_seconds for a in stage.attempts if a.cpu_seconds is not None]
         mem = [a.peak_memory_bytes for a in stage.attempts if a.peak_memory_bytes is not None]
         queues = [a.queue_time for a in ran if a.queue_time is not None]

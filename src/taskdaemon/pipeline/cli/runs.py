@@ -94,7 +94,9 @@ def register(subparsers: Any) -> None:
         help="one run and its stages",
         description="Show one run and its stages. INSTANCES is how many instances of a stage "
         "ran; ATTEMPTS the most attempts one instance needed (1: no retry), as in the run "
-        "summary. ERROR is the last error, the skip reason, or why the stage was cancelled. "
+        "summary. DURATION runs from the first start to the last end: '-' while an attempt "
+        "has not ended. ERROR is the last error, the skip reason, or why the stage was "
+        "cancelled. "
         "--json gives every attempt of every instance.",
     )
     show_p.add_argument(
