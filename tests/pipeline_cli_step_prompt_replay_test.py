@@ -37,8 +37,10 @@ def test_stepping_through_a_replay_names_what_it_did_not_run(home: Path) -> None
     """At the replay's end: the opening line and ``where``'s first say whose replay it is;
     ``a`` is ``replayed`` and ``c`` counts 2 ``reused`` instances, each from the original run,
     as the live prompt's ``where`` says; ``outputs c`` and ``logs c`` name instances 0 and 2
-    ``reused``, and the walk's events say they ended so. Before, ``where`` said ``a  replayed``
-    and ``c  success  (instances: 2 replayed, 1 success)`` with no original run, and
+    ``reused``, and the walk's events say they started and ended so, each start with the
+    original run, as ``where`` says it (before: ``c#0 started``, as if it ran). Before,
+    ``where`` said ``a  replayed`` and ``c  success  (instances: 2 replayed, 1 success)``
+    with no original run, and
     ``outputs``/``logs`` ``replayed`` for the reused instances, as for a fed stage."""
     original, replay = _replayed(home)
     code, shown = on_a_terminal_of(
@@ -68,8 +70,14 @@ def test_stepping_through_a_replay_names_what_it_did_not_run(home: Path) -> None
     assert ["  c.0.1: reused", "  c.1.1: success", "  c.2.1: reused"] == _answer(shown, "logs c", 3)
     with SpanStore(home / "spans.db") as store:
         walk = RecordedWalk(store.get_trace(replay))
-    ended = [event.what for event in walk.events if event.what.startswith(("a ", "c#"))]
-    assert {"a replayed", "c#0 reused", "c#1 success", "c#2 reused"} <= set(ended), ended
+    said = [event.what for event in walk.events if event.what.startswith(("a ", "c#"))]
+    assert {"a replayed", "c#0 reused", "c#1 success", "c#2 reused"} <= set(said), said
+    assert {
+        f"a replayed from run {original}",
+        f"c#0 reused from run {original}",
+        "c#1 started",
+        f"c#2 reused from run {original}",
+    } == {what for what in said if what.endswith(("started", original))}, said
 
 
 @pytest.mark.slow
@@ -80,11 +88,11 @@ def test_a_fed_stage_is_replayed_from_its_start(home: Path) -> None:
     original, replay = _replayed(home)
     with SpanStore(home / "spans.db") as store:
         walk = RecordedWalk(store.get_trace(replay))
-    walk.index = [event.what for event in walk.events].index("a started")
+    walk.index = [event.what for event in walk.events].index(f"a replayed from run {original}")
     keys = f"goto {walk.offset:.9f}s\nwhere\n\x04".encode()  # its instant: ``a`` not ended
     code, shown = on_a_terminal_of(240, home, "replay", replay, "--step", keys=keys, cwd=home)
     assert 0 == code, shown
     assert f"  a  replayed  (from run {original})" in _answer(shown, "where", 4), shown
     assert ("replayed", {0: "replayed"}) == walk.shown(walk.stage("a"))
-    walk.index = [event.what for event in walk.events].index("c#0 started")
+    walk.index = [event.what for event in walk.events].index(f"c#0 reused from run {original}")
     assert ("reused", {0: "reused"}) == walk.shown(walk.stage("c"))

@@ -1,4 +1,5 @@
-"""Counts as people read them: ``1 event``, ``2 events``, never ``2 event(s)``; the sentence
+"""Counts as people read them: ``1 event``, ``2 events``, never ``2 event(s)``; what every
+view of a replay calls an execution it did not run, and the run it took it from; the sentence
 every view says of a pipeline nobody ran; and which known name a wrong one was meant to be."""
 
 from __future__ import annotations
@@ -23,9 +24,32 @@ def instance_counts(statuses: Iterable[str]) -> str:
     return "instances: " + ", ".join(f"{n} {s}" for s, n in Counter(statuses).items())
 
 
-#: What a replay's prompts say of its executions it did not run (the spans' and ``--dry-run``'s
-#: words): fed from the record, reused from it.
-_NOT_RUN = ("replayed", "reused")
+#: What every view of a replay calls an execution it did not run, as ``--dry-run`` does: fed
+#: from the record (``replayed``, its span's status), or an instance of a stage it ran again
+#: that took its recorded outputs (``reused``; its span says ``replayed`` all the same). The
+#: first is ``telemetry.STATUS_REPLAYED``, written here: a shared helper imports none of the
+#: layers above it (docs/architecture.md, "Layers").
+_FED = "replayed"
+_REUSED = "reused"
+_NOT_RUN = (_FED, _REUSED)
+
+
+def not_run_word(*, fed: bool) -> str:
+    """The word for an execution a replay did not run: ``replayed`` when the replay ``fed`` its
+    whole stage from the record, else ``reused``."""
+    return _FED if fed else _REUSED
+
+
+def is_not_run(status: str) -> bool:
+    """Whether ``status`` is one of :func:`not_run_word`'s words."""
+    return status in _NOT_RUN
+
+
+def taken_from(what: str, original: str) -> str:
+    """``reused c#0 from run R``: ``what`` (a word of :func:`not_run_word`'s, and what it
+    names; or nothing) said with the run it was taken from, one wording for the walk's events,
+    the replay's note and ``where``."""
+    return f"{what} from run {original}" if what else f"from run {original}"
 
 
 def not_run_by_replay(statuses: Collection[str], status: str, original: str) -> str | None:
@@ -35,8 +59,7 @@ def not_run_by_replay(statuses: Collection[str], status: str, original: str) -> 
     said = [word for word in _NOT_RUN if word in statuses]
     if not said:
         return None
-    what = "" if said == [status] else f"{' and '.join(said)} "
-    return f"{what}from run {original}"
+    return taken_from(" and ".join(said) if said != [status] else "", original)
 
 
 def no_run_of(pipeline: str) -> str:

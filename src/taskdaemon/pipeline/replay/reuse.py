@@ -34,6 +34,7 @@ from typing import Any
 from taskdaemon.pipeline.events import EngineEvent, RunStarted, StageStarted
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.replay.plan import FedExecution, ReplayPlan
+from taskdaemon.pipeline.wording import not_run_word, taken_from
 
 __all__ = ["InstanceReuse"]
 
@@ -120,7 +121,8 @@ class InstanceReuse:
         if self._reused:
             named = ", ".join(f"{stage}#{instance}" for stage, instance in sorted(self._reused))
             lines.append(
-                f"reused {named} from run {self._original} on their item and inputs alone: "
+                f"{taken_from(f'{not_run_word(fed=False)} {named}', self._original)} "
+                "on their item and inputs alone: "
                 "the files they read were not compared (--rerun-all runs them again)"
             )
         return lines

@@ -88,6 +88,7 @@ from taskdaemon.pipeline.replay.reuse import InstanceReuse
 from taskdaemon.pipeline.replay.verify import DivergenceReport, compare_run
 from taskdaemon.pipeline.stage_context import StageContext
 from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.wording import not_run_word
 
 __all__ = ["ReplayOutcome", "ReplaySpanHook", "execute_plan", "recorded_workspace"]
 
@@ -394,8 +395,9 @@ class ReplaySpanHook:
         if run_id != self._run_id:
             return None
         if stage in self._plan.fed:
-            return t.STATUS_REPLAYED
-        return "reused" if self._reuse.reused(run_id, stage, instance) is not None else None
+            return not_run_word(fed=True)
+        reused = self._reuse.reused(run_id, stage, instance) is not None
+        return not_run_word(fed=False) if reused else None
 
     def feeds(self, run_id: str, stage: str, instance: int) -> bool:
         """Whether this instance of ``stage`` in run ``run_id`` is fed from the record (the

@@ -10,8 +10,10 @@ Nothing is executed: everything comes from the run's spans, from any span source
 * ``timeline(spans)``: the run's events in time order: run started, stage started and
   finished, trigger evaluated, approval requested and resolved, event published, retry,
   skip, a breakpoint's pause and resumption, an input overridden, run finished;
-  ``replay --step`` walks it. Of a replay's record, an execution the replay did not run ends
-  as ``not_run`` names it: ``a replayed`` (fed), ``c#0 reused``.
+  ``replay --step`` walks it. Of a replay's record, an execution the replay did not run starts
+  and ends as ``not_run`` names it, its start with the run it was taken from, as ``where``
+  says it: ``c#0 reused from run R`` then ``c#0 reused`` (``a replayed ...`` when fed), not
+  ``c#0 started``, as if it ran again.
 * ``not_run(spans)``: a replay's executions it did not run (each span linked ``replayed_from``
   to the original from its start on), named as the replay's ``--dry-run`` and the debugger's
   ``where`` name them: ``replayed`` when every execution of its stage is such (fed from the
@@ -40,8 +42,10 @@ from taskdaemon.pipeline.tracking.reconstruct import (
     is_skip,
     pipeline_of,
     reconstruct_run,
+    replay_of,
 )
 from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.wording import not_run_word, taken_from
 
 __all__ = ["TimelineEvent", "not_run", "parse_offset", "run_at", "spans_at", "timeline"]
 
@@ -177,17 +181,21 @@ def not_run(spans: Iterable[SpanRecord]) -> dict[str, str]:
         else:
             ran.add(stage)
     return {
-        span_id: "reused" if stage in ran else t.STATUS_REPLAYED
+        span_id: not_run_word(fed=stage not in ran)
         for stage, span_ids in linked.items()
         for span_id in span_ids
     }
 
 
-def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
-    """The run's recorded events in time order (stable: start before end at one instant)."""
+def timeline(
+    spans: Iterable[SpanRecord], words: Mapping[str, str] | None = None
+) -> list[TimelineEvent]:
+    """The run's recorded events in time order (stable: start before end at one instant);
+    ``words`` is ``not_run(spans)`` when the caller has it already."""
     spans = list(spans)
     root = find_root(spans)
-    words = not_run(spans)
+    words = not_run(spans) if words is None else words
+    original = replay_of(root.attributes) if root is not None else None
     # Stages of several instances (fan-out, events): every instance is named with its number,
     # the first one too, as ``run``'s progress lines name them.
     multi = {
@@ -216,12 +224,12 @@ def timeline(spans: Iterable[SpanRecord]) -> list[TimelineEvent]:
             what = f"{stage} skipped" + (f": {reason}" if reason else "")
             events.append((span.start_ns, 2, TimelineEvent(span.start_ns, what, stage)))
             continue
-        events.append((span.start_ns, 1, TimelineEvent(span.start_ns, f"{label} started", stage)))
+        word = words.get(span.span_id)
+        began = taken_from(word, original) if word and original else "started"
+        events.append((span.start_ns, 1, TimelineEvent(span.start_ns, f"{label} {began}", stage)))
         events.extend((e.time_ns, 2, e) for e in _span_events(span, stage))
         if span.end_ns is not None:
-            status = words.get(span.span_id) or ended_attempt_status(
-                span.attributes, span.status_code
-            )
+            status = word or ended_attempt_status(span.attributes, span.status_code)
             events.append((span.end_ns, 2, TimelineEvent(span.end_ns, f"{label} {status}", stage)))
     events.sort(key=lambda item: (item[0], item[1]))
     return [event for _, _, event in events]

@@ -26,7 +26,6 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
@@ -40,6 +39,7 @@ from taskdaemon.pipeline.replay.timeline import (
 from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.tracking.reconstruct import find_root, reconstruct_run
 from taskdaemon.pipeline.tracking.spans import SpanRecord
+from taskdaemon.pipeline.wording import is_not_run
 
 __all__ = ["RecordedWalk"]
 
@@ -61,7 +61,9 @@ class RecordedWalk:
 
     def __init__(self, spans: Sequence[SpanRecord]) -> None:
         self.spans = list(spans)
-        self.events: list[TimelineEvent] = timeline(self.spans)
+        #: Span id -> ``replayed`` or ``reused``: the executions the replay did not run.
+        self._not_run = not_run(self.spans)
+        self.events: list[TimelineEvent] = timeline(self.spans, self._not_run)
         if not self.events:
             raise ValueError("the run has no recorded events")
         root = find_root(self.spans)
@@ -72,8 +74,6 @@ class RecordedWalk:
         self._status = str(whole.status)
         #: The run this record's run replays, None when it is no replay.
         self.replay_of = whole.replay_of
-        #: Span id -> ``replayed`` or ``reused``: the executions the replay did not run.
-        self._not_run = not_run(self.spans)
 
     # ------------------------------------------------------------------ moving
 
@@ -139,8 +139,8 @@ class RecordedWalk:
             for a in sorted(stage.attempts, key=lambda a: a.attempt)
         }
         words = set(last.values())
-        none_ran = len(words) == 1 and words <= {t.STATUS_REPLAYED, "reused"}
-        return (words.pop() if none_ran else stage.status), last
+        only = words.pop() if len(words) == 1 else stage.status
+        return (only if is_not_run(only) else stage.status), last
 
     def attempt_status(self, attempt: AttemptRecord) -> str:
         """``attempt``'s status, as a replay's is named (the module docstring)."""
