@@ -17,7 +17,9 @@ from browser_support import (
     state_of,
     stored_runs_server,
 )
+from cli_support import taskdaemon
 from pipeline_replay_support import Recording, replayed_from_b
+from replay_fan_support import failed_once
 from taskdaemon.pipeline.cli.run_tables import format_run_table
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.tracking import SpanStore
@@ -104,3 +106,47 @@ async def test_the_run_page_gives_a_fed_stage_no_time_of_its_own(
 
 #: The stages table's rows of the replay: the fed stage, and the one run again.
 _SHOWN = (("a", "replayed"), ("b", "success"))
+
+
+@SHARED_BROWSER_LOOP
+async def test_the_run_page_says_reused_of_an_instance_a_replay_did_not_run_again(
+    shared_chromium: Any, home: Path
+) -> None:
+    """A ``replay --from c`` of a fan-out whose instance 1 failed reruns instance 1 alone and
+    reuses 0 and 2: on its page their timeline rows say ``reused``, the stage ``c`` counts
+    them, and the stage panel says each was reused from the original run, linked. Before, the
+    rows and the panel said ``replayed``, as of a fed stage, and ``c``'s line ``success · 3
+    instances``, as if all three ran; the fed ``a`` stays ``replayed``."""
+    original = await asyncio.to_thread(failed_once, home)
+    done = await asyncio.to_thread(
+        taskdaemon, home, "replay", original, "--from", "c", "-q", cwd=home
+    )
+    assert 0 == done.returncode, done.stdout + done.stderr
+    replay = next(line for line in done.stdout.splitlines() if line.startswith("run ")).split()[1]
+    async with (
+        stored_runs_server(home / "spans.db") as url,
+        browser_page(shared_chromium) as (page, errors),
+    ):
+        await open_run_page(page, url, replay)
+        rows = await page.eval_on_selector_all(
+            "#timeline .row .label-rest", "els => els.map(e => e.textContent)"
+        )
+        line = await page.text_content('#stages tr[data-stage="c"] .state')
+        await page.click('#stages tr[data-stage="c"] button.select')
+        await page.wait_for_selector('#stage-detail h3[data-stage="c"]')
+        headings = await page.eval_on_selector_all(
+            "#stage-detail .attempt h4:first-child", "els => els.map(e => e.textContent)"
+        )
+        links = await page.eval_on_selector_all(
+            "#stage-detail .attempt h4 a", "els => els.map(e => e.getAttribute('href'))"
+        )
+    shown = [" · replayed", " [0] · reused", " [1] · success", " [2] · reused", " · success"]
+    assert shown == rows
+    assert re.fullmatch(r"success · 3 instances \(2 reused\) · \d+ms", line or ""), line
+    assert [
+        f"instance 0 · attempt 1 · reused from run {original[:12]}",
+        "instance 1 · attempt 1 · success",
+        f"instance 2 · attempt 1 · reused from run {original[:12]}",
+    ] == headings
+    assert [f"/runs/{original}"] * 2 == links
+    assert [] == errors

@@ -15,6 +15,12 @@
 * :func:`record_json` is the run record as stored (inputs and outputs redacted and capped when
   they were captured: the page shows nothing the spans do not hold).
 
+A replay's attempts it did not run are stored ``replayed`` alike (their spans' status). The
+page names them as ``replay --step``'s and the debugger's ``where`` do (:func:`not_run_words`):
+a fed stage's ``replayed``, an instance of a stage it ran again ``reused``, with the run it
+took them from; their ``status`` stays as stored, for the API's readers and the page's
+no-length marks.
+
 They read no clock: ``now`` is an argument.
 """
 
@@ -43,7 +49,7 @@ from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.telemetry_codec import recorded_request
 from taskdaemon.pipeline.visualization import STATES, DagNode, DagSnapshot, format_duration
 from taskdaemon.pipeline.visualization._snapshot import node_summary
-from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.wording import counted, not_run_word
 
 __all__ = [
     "MAX_ERROR",
@@ -119,11 +125,22 @@ def _approval_gate(node: DagNode) -> bool:
 _SLACK = 1e-3
 
 
+def not_run_words(attempts: Iterable[AttemptRecord]) -> dict[str, str]:
+    """Task run id -> the word for each of one stage's ``attempts`` a replay did not run
+    (``replayed``): ``replayed`` when none of them ran (a fed stage), else ``reused``, the
+    rule of ``replay/timeline.not_run``, read from records rather than spans."""
+    attempts = list(attempts)
+    fed = all(a.status == STATUS_REPLAYED for a in attempts)
+    word = not_run_word(fed=fed)
+    return {a.task_run_id: word for a in attempts if a.status == STATUS_REPLAYED}
+
+
 def timeline(snapshot: DagSnapshot, *, now: float, max_rows: int = MAX_ROWS) -> dict[str, Any]:
     """``{"start", "end", "rows": [...], "hidden"}``: one row per attempt of every instance.
 
     A row is ``{"stage", "instance", "attempt", "status", "open", "segments": [{"kind",
-    "start", "end"}]}``; kinds are ``approval``, ``queued``, ``paused``, ``running`` and
+    "start", "end"}]}``, its status a reused instance's ``reused`` (:func:`not_run_words`);
+    kinds are ``approval``, ``queued``, ``paused``, ``running`` and
     ``replayed``: a replay's fed attempt is one mark of no length where it started, its
     handler did not run and its stand-in's time is its wait in the replay (``runs show``
     reads ``-`` for it). An
@@ -155,6 +172,7 @@ def timeline(snapshot: DagSnapshot, *, now: float, max_rows: int = MAX_ROWS) -> 
         waits.setdefault(wait.stage, []).append(wait)
     for node in snapshot.nodes:
         stage_waits = waits.get(node.name, [])
+        words = not_run_words(node.attempts)
         drawn = node.attempts or _awaiting(stage_waits)
         held: dict[str, PausedBeforeStart] = {}
         if node.paused_before_start:  # they have no attempt: one row each of their own
@@ -170,7 +188,7 @@ def timeline(snapshot: DagSnapshot, *, now: float, max_rows: int = MAX_ROWS) -> 
                 "stage": node.name,
                 "instance": attempt.instance,
                 "attempt": attempt.attempt,
-                "status": attempt.status,
+                "status": words.get(attempt.task_run_id, attempt.status),
                 "open": attempt.end is None and died is None,
                 "segments": segments,
             }
@@ -272,7 +290,7 @@ def run_state(
                 "name": node.name,
                 "title": node.title,
                 "state": node.state or "pending",
-                "label": state_label(node) or (node.state or "pending"),
+                "label": _reused(node, state_label(node) or (node.state or "pending")),
                 "duration": _r(node.duration),
                 "instances": node.instances,
                 # The most attempts one instance needed, as every table and the DAG's label
@@ -318,6 +336,16 @@ def run_state(
         "no_span": no_span,
         "controls": {"approve": can_control and open_run, "debug": can_control and debug},
     }
+
+
+def _reused(node: DagNode, label: str) -> str:
+    """``label`` of a stage a replay ran again, its instances counted with those it reused:
+    ``success · 3 instances (2 reused) · 5ms``. Its state is what the instances it ran gave;
+    the others did not run (a stage with one reused has others: its count is there)."""
+    word = not_run_word(fed=False)
+    reused = sum(1 for said in not_run_words(node.attempts).values() if said == word)
+    said = f"{node.instances} instances"
+    return label.replace(said, f"{said} ({reused} {word})", 1) if reused else label
 
 
 def _late(run: RunRecord) -> str | None:
@@ -367,6 +395,14 @@ def record_json(record: RunRecord) -> dict[str, Any]:
     data["lasted_at_least"] = _r(record.lasted_at_least)  # interrupted: a bound, not a duration
     data["landing_delay"] = _r(landing_delay(record.attributes, record.start))
     data["attributes"] = {k: v for k, v in record.attributes.items() if _jsonable(v)}
+    original = _run_id_or_none(record.replay_of)
+    for stage, shown in zip(record.stages, data["stages"], strict=True):
+        words = not_run_words(stage.attempts)
+        for attempt in shown["attempts"]:
+            # what the page calls one the replay did not run, and the run it took it from
+            word = words.get(attempt["task_run_id"])
+            attempt["not_run"] = word
+            attempt["taken_from"] = original if word else None
     return data
 
 

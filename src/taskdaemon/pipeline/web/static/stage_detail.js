@@ -83,7 +83,12 @@ window.taskdaemonStageDetail = (function () {
     if (!stage.attempts.length) parts.push(el("p", { class: "muted" }, "No attempt yet."));
     for (const a of stage.attempts) {
       const box = el("div", { class: "attempt", "data-task-run-id": a.task_run_id });
-      box.appendChild(el("h4", null, "instance " + a.instance + " · attempt " + a.attempt + " · " + a.status));
+      // One a replay did not run: replayed (fed) or reused, and the run it was taken from,
+      // linked, as replay --step's where says it (its status is the span's, replayed).
+      const heading = box.appendChild(el("h4", null, "instance " + a.instance + " · attempt " + a.attempt + " · " + (a.not_run || a.status)));
+      if (a.not_run && a.taken_from) {
+        heading.append(" from run ", el("a", { class: "taken-from", href: "/runs/" + a.taken_from }, a.taken_from.slice(0, 12)));
+      }
       const list = el("dl", { class: "facts" });
       fact(list, "started", fmtTime(a.start));
       // Fed by a replay, its handler did not run: its times are its wait in the replay.
