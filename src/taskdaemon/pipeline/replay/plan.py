@@ -33,7 +33,15 @@
   data;
 * **what it cannot repeat**: an input overridden, a stage skipped or retried at a breakpoint
   of the original, in a stage that runs again: one note each (the replay runs the stage as
-  its definition says, so it may differ there).
+  its definition says, so it may differ there);
+* **what a fed failure does**: a stage upstream of ``from_stage`` that failed (or timed out)
+  in the original is fed as it ended, so the replay fails there as the original did, and under
+  ``error_strategy: fail`` (or ``retry``) skips the stages run again that have not started by
+  then, ``from_stage`` among them unless another trigger started it first (under
+  ``continue``, those that wait for its success): one note each
+  (``_fed_failures``), which the dry run says, where it listed ``run c`` of a stage that was
+  then skipped. Not refused: a replay that ends as the record did is what a test of the
+  record's ending asks for, and ``--from`` the failed stage runs it again.
 
 Which values are needed: the request (every replay), the definition, each fed stage's
 outputs and published events, and each event from outside that a stage run again listens to
@@ -56,13 +64,14 @@ from taskdaemon.pipeline.definition import (
 )
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
-from taskdaemon.pipeline.model import OnEvent, Pipeline
+from taskdaemon.pipeline.model import ErrorStrategy, OnEvent, Pipeline
 from taskdaemon.pipeline.replay.record import (
     RecordedExecution,
     RecordedIntervention,
     RecordedRun,
     redacted_paths,
 )
+from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.wording import counted
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES
 
@@ -524,6 +533,7 @@ def build_plan(
                 f"{done.by or 'a debugger'}): the replay runs {done.stage} as its definition "
                 "says, so it may differ there"
             )
+    notes += _fed_failures(recorded, pipeline, fed)
     if lost := _record_gaps(recorded):
         notes.append(lost)
     return ReplayPlan(
@@ -539,6 +549,31 @@ def build_plan(
         changes=changes,
         notes=notes,
     )
+
+
+def _fed_failures(
+    recorded: RecordedRun, pipeline: Pipeline | None, fed: Mapping[str, object]
+) -> list[str]:
+    """One note per fed stage that failed in the original (the module docstring)."""
+    if pipeline is None:
+        return []
+    stops = pipeline.error_strategy != ErrorStrategy.CONTINUE
+    notes = []
+    for name in fed:
+        status = recorded.stage_status(name)
+        if status not in FAILED_STAGE_STATUSES:
+            continue
+        then = (
+            f"error_strategy {pipeline.error_strategy} stops the replay there, as it stopped "
+            "the original, and skips every stage run again that has not started by then"
+            if stops
+            else "a stage that waits for its success is skipped"
+        )
+        notes.append(
+            f"{name} is fed as the original ended it, {status}: {then} (--from {name} "
+            "runs it again)"
+        )
+    return notes
 
 
 def load_stage_output(spec: str) -> tuple[str, Any]:
