@@ -96,3 +96,27 @@ def test_a_fed_stage_is_replayed_from_its_start(home: Path) -> None:
     assert ("replayed", {0: "replayed"}) == walk.shown(walk.stage("a"))
     walk.index = [event.what for event in walk.events].index(f"c#0 reused from run {original}")
     assert ("reused", {0: "reused"}) == walk.shown(walk.stage("c"))
+
+
+@pytest.mark.slow
+def test_step_refuses_the_options_of_a_replay_that_runs(home: Path) -> None:
+    """``--step`` runs nothing: ``--from c`` walked the whole run from its start and
+    ``--verify``, ``--input`` or ``--dry-run`` were ignored, with no word said. Each is now
+    refused in one line naming them, exit 2, before any walk; ``--quiet`` is not refused."""
+    original = failed_once(home)
+    given = [
+        [original, "--step", "--from", "c", "--verify"],
+        [original, "--step", "--input", "n=1"],
+        [original, "--step", "--dry-run"],
+        [original, "fan.yaml", "--step", "--use-file"],
+    ]
+    refused = [taskdaemon(home, "replay", *args, cwd=home, stdin="") for args in given]
+    said = "taskdaemon replay: --step runs nothing: {} on a replay that runs"
+    assert [
+        (2, "", [said.format("--from, --verify act")]),
+        (2, "", [said.format("--input acts")]),
+        (2, "", [said.format("--dry-run acts")]),
+        (2, "", [said.format("FILE, --use-file act")]),
+    ] == [(r.returncode, r.stdout, r.stderr.splitlines()) for r in refused]
+    quiet = taskdaemon(home, "replay", original, "--step", "-q", cwd=home, stdin="quit\n")
+    assert (0, True) == (quiet.returncode, quiet.stdout.startswith("stepping through")), quiet

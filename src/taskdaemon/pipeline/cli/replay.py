@@ -161,6 +161,31 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=replay_command)
 
 
+#: The options that only a replay that runs reads, by their ``args`` name: with ``--step``,
+#: which runs nothing, each is refused, not ignored (``--step --from c`` walked the whole run
+#: from its start, and ``--step --verify`` compared nothing, with no word said).
+_FOR_A_RUN = {
+    "file": "FILE",
+    "from_stage": "--from",
+    "rerun_all": "--rerun-all",
+    "verify": "--verify",
+    "json": "--json",
+    "dry_run": "--dry-run",
+    "use_file": "--use-file",
+    "input": "--input",
+    "input_file": "--input-file",
+    "stage_output": "--stage-output",
+    "workspace": "--workspace",
+    "breaks": "--break",
+    "break_on_failure": "--break-on-failure",
+}
+
+
+def _for_a_run(args: argparse.Namespace) -> list[str]:
+    """The options of :data:`_FOR_A_RUN` that ``args`` gives."""
+    return [option for name, option in _FOR_A_RUN.items() if getattr(args, name, None)]
+
+
 def replay_command(args: argparse.Namespace) -> int:
     """Run the ``replay`` command named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
@@ -173,8 +198,10 @@ def replay_command(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     if args.step:
-        if args.breaks or args.break_on_failure:
-            return refuse("replay", 2, "--step runs nothing: --break acts on a replay that runs")
+        if given := _for_a_run(args):
+            acts = "acts" if len(given) == 1 else "act"
+            said = f"--step runs nothing: {', '.join(given)} {acts} on a replay that runs"
+            return refuse("replay", 2, said)
         return _step(args)
     try:
         inputs = parse_inputs(args.input, args.input_file)
