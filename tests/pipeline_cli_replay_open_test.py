@@ -1,14 +1,19 @@
 """``taskdaemon replay RUN --step`` over a run whose record has no end yet (the run still
-going, here held at an approval): said as ``replay`` without ``--step`` says it."""
+going, here held at an approval, or its process killed): said as ``replay`` without
+``--step`` says it."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from cli_faults_support import killed_run
 from cli_support import in_background, line_with, taskdaemon, wait_until_stored, write
 from pipeline_debug_cli_support import APPROVED
+from taskdaemon.pipeline.status_rules import INTERRUPTED
+from taskdaemon.pipeline.tracking.store import SpanStore
 
 
 @pytest.mark.slow
@@ -32,3 +37,31 @@ def test_stepping_through_a_run_still_going_says_its_record_is_incomplete(home: 
         stepped.stderr,
     )
     assert note in replayed.stderr
+
+
+@pytest.mark.slow
+def test_a_run_whose_process_died_is_said_interrupted(home: Path, tmp_path: Path) -> None:
+    """A run killed (``kill -9``) mid-stage, which the store judges ``interrupted`` as ``runs
+    list`` says it: ``replay --dry-run`` and ``--step`` say it was interrupted, where they
+    said ``still running (or was interrupted)`` of a run the store knew no process drives."""
+    run_id = killed_run(home, tmp_path)
+    _judged_interrupted(home, run_id)
+    stepped = taskdaemon(home, "replay", run_id, "--step", stdin="")
+    replayed = taskdaemon(home, "replay", run_id, "--dry-run")
+    note = f"note: run {run_id} was interrupted (its process died): its record is incomplete"
+    assert (0, f"{note}; the walk ends at its last recorded event\n") == (
+        stepped.returncode,
+        stepped.stderr,
+    )
+    assert note in replayed.stderr.splitlines(), replayed.stdout + replayed.stderr
+
+
+def _judged_interrupted(home: Path, run_id: str) -> None:
+    """Wait until the store judges the run ``interrupted``, as ``runs list`` says it: until
+    its writer's first batch, a run has spans and no ``runs`` row, and reads ``running``."""
+    for _ in range(100):
+        with SpanStore(home / "spans.db") as store:
+            if store.get_run(run_id).status == INTERRUPTED:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"run {run_id} never read interrupted")

@@ -81,6 +81,7 @@ from taskdaemon.pipeline.errors import (
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.record_fields import replace
+from taskdaemon.pipeline.status_rules import INTERRUPTED
 from taskdaemon.pipeline.terminal_text import json_shown, shown
 
 __all__ = ["register"]
@@ -241,11 +242,8 @@ def replay_command(args: argparse.Namespace) -> int:
         print(f"note: the file differs from the recorded definition: {plan.changes.describe()}",
               file=sys.stderr)  # fmt: skip
     if plan.recorded.status == "running" and not args.verify:  # --verify refuses it (check)
-        print(
-            f"note: run {recorded.run_id} is still running (or was interrupted): its record is "
-            "incomplete",
-            file=sys.stderr,
-        )
+        said = _no_end(recorded.run_id, args.source or _default_source())
+        print(f"note: run {recorded.run_id} {said}: its record is incomplete", file=sys.stderr)
     if args.dry_run:  # names as recorded: a span source's (an OTLP JSON file's) own text
         header = f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:"
         print(printable("\n".join([header, *plan.describe()])))
@@ -422,6 +420,27 @@ def _started(
 # --- --step -----------------------------------------------------------------------------------
 
 
+def _no_end(run_id: str, url: str) -> str:
+    """What a note says of run ``run_id``, whose record has no end: ``was interrupted (its
+    process died)`` when the source judges that no writer will end it (the embedded store's
+    rule, as ``runs list`` says ``interrupted``), else ``is still running (or was
+    interrupted)``: a source that does not judge (Tempo, a file) cannot tell them apart. One
+    more read of the source, for a record with no end only."""
+    from taskdaemon.pipeline.tracking.sources import open_source  # noqa: PLC0415
+
+    try:
+        source = open_source(url)
+        try:
+            status = source.get_run(run_id).status
+        finally:
+            source.close()
+    except (RunNotFoundError, SpanSourceError):
+        status = None
+    if status == INTERRUPTED:
+        return "was interrupted (its process died)"
+    return "is still running (or was interrupted)"
+
+
 def _step(args: argparse.Namespace) -> int:
     """``--step``: the debugger's prompt (``cli/_step_prompt.py``) over the recorded run."""
     from taskdaemon.pipeline.cli._step_prompt import StepPrompt, log_reader_for  # noqa: PLC0415
@@ -449,7 +468,7 @@ def _step(args: argparse.Namespace) -> int:
         return refuse("replay", 1, f"run {args.run_id}: {error}")
     if walk.open:  # said as replay without --step says it: the walk ends before the run did
         print(
-            f"note: run {args.run_id} is still running (or was interrupted): its record is "
+            f"note: run {args.run_id} {_no_end(args.run_id, url)}: its record is "
             "incomplete; the walk ends at its last recorded event",
             file=sys.stderr,
             flush=True,
