@@ -12,8 +12,9 @@ looked for where the format has its comments:
   token holds with its indicators, where nothing but a comment can hold a ``#``. The line and
   column are the scanner's (its line breaks, so a comment's line is the one its warnings are
   placed on).
-* TOML: outside its strings (basic, literal, and the multi-line forms of both), read by one
-  pattern; TOML has no unquoted text that may hold a ``#``.
+* TOML: in the comment ``toml_scan`` finds on each line, outside its strings (basic, literal,
+  and the multi-line forms of both); TOML has no unquoted text that may hold a ``#``. Its
+  lines are ``tomllib``'s, split at ``\n`` only.
 
 The cost is bounded by the text's (``yamlsafe.MAX_YAML_BYTES``, of a file that loaded): a
 file without the word ``taskdaemon:`` is not scanned, the scan stops at the last occurrence of
@@ -28,6 +29,7 @@ import re
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
+from taskdaemon.pipeline.toml_scan import toml_scan
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import parser_of
 
@@ -49,16 +51,6 @@ _WORD: Final = "taskdaemon:"
 _BLOCK: Final = ("|", ">")
 #: YAML's line breaks (the scanner counts ``\r\n`` as one).
 _YAML_BREAK: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
-#: A TOML string of any form, or a comment. A multi-line string may end in one or two quotes
-#: of its own before its closing three (``"""a"""""``).
-_TOML_PART: Final = re.compile(
-    r'"""(?:[^\\]|\\.)*?"""(?:""?)?'
-    r"|'''.*?'''(?:''?)?"
-    r'|"(?:[^"\\\n]|\\.)*"'
-    r"|'[^'\n]*'"
-    r"|#[^\n]*",
-    re.DOTALL,
-)
 
 
 class IgnoreComment(NamedTuple):
@@ -131,15 +123,11 @@ def _in_gap(text: str, start: int, stop: int, line: int, column: int) -> Iterato
 
 def _toml(text: str) -> Iterator[IgnoreComment]:
     last = text.rindex(_WORD)
-    line, counted = 1, 0
-    for part in _TOML_PART.finditer(text):
-        if part.start() > last:
+    for line in toml_scan(text):
+        if line.start > last:
             return
-        if text[part.start()] != "#":
-            continue
-        found = IGNORE_COMMENT.search(text, part.start(), part.end())
-        if found is not None:
-            line += text.count("\n", counted, found.start())
-            counted = found.start()
-            column = found.start() - text.rfind("\n", 0, found.start())
-            yield IgnoreComment(line, column, _codes(found))
+        if line.comment >= 0:
+            found = IGNORE_COMMENT.search(text, line.comment, line.end)
+            if found is not None:
+                column = found.start() - line.start + 1
+                yield IgnoreComment(line.number, column, _codes(found))
