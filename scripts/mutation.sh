@@ -204,6 +204,9 @@ tests_for() {
         pipeline/toml_lines.py)
             echo tests/pipeline_toml_lines_test.py tests/pipeline_hint_syntax_test.py \
                 tests/pipeline_cli_validate_lines_test.py ;;
+        pipeline/toml_scan.py)
+            echo tests/pipeline_ignore_comments_toml_test.py tests/pipeline_toml_lines_test.py \
+                tests/pipeline_ignore_comments_test.py ;;
         pipeline/hint_syntax.py)
             echo tests/pipeline_hint_syntax_test.py tests/pipeline_config_invalid_test.py ;;
         pipeline/_watchdog_process.py)

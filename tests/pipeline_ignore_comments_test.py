@@ -2,7 +2,8 @@
 a string of any form is the string's, and a real comment after it is still read, on its line
 and column. Before, a text match found the directive in strings too: one there naming an
 unknown code failed the file, one naming a real code hid a warning on its line or was reported
-as an unused suppression, and in TOML any such string was an error."""
+as an unused suppression, and in TOML any such string was an error (a TOML comment is read as
+a YAML one now: ``pipeline_ignore_comments_toml_test.py``)."""
 
 from __future__ import annotations
 
@@ -81,20 +82,20 @@ def test_a_directive_in_a_string_hides_no_warning() -> None:
 
 
 def test_a_toml_string_is_no_comment() -> None:
-    """In TOML every comment directive is an error (a TOML file has no lines to place a
-    warning on); the same text in a string of each form is none, and a comment after them
-    still is, on its line."""
+    """In TOML the directive in a string of each form is the string's, and a comment after
+    them is read, on its line: the one after the last string, naming an unknown code, is an
+    error there, and no other is. Before, the same strings' directives were errors too."""
     text = (
-        'name = "p"\ndescription = """\n# taskdaemon: ignore[own-status]\n"""""\n'
+        'name = "p"\ndescription = """\n# taskdaemon: ignore[bogus]\n"""""\n'
         '[[stages]]\nname = "a"\ntriggers = [{manual = {}}]\n'
-        "command = \"echo '# taskdaemon: ignore[own-status]' # x\"\n"
-        "description = '''\n# taskdaemon: ignore'''\n"
+        "command = \"echo '# taskdaemon: ignore[bogus]' # x\"\n"
+        "description = '''\n# taskdaemon: ignore[bogus]'''\n"
         '[[stages]]\nname = "b"\ntriggers = [{manual = {}}]\n'
-        "command = 'true'\ndescription = '# taskdaemon: ignore'\n"
+        "command = 'true'\ndescription = '# taskdaemon: ignore[bogus]'\n"
     )
     assert _warnings(text, "toml") == []
     with pytest.raises(ConfigError) as raised:
-        parse_pipeline(text + "# taskdaemon: ignore\n", fmt="toml", source="p")
+        parse_pipeline(text + "# taskdaemon: ignore[bogus]\n", fmt="toml", source="p")
     assert [len(text.splitlines()) + 1] == [issue.line for issue in raised.value.issues]
 
 

@@ -269,11 +269,11 @@ def _warnings(
     fmt: str,
 ) -> list[ValidationWarning]:
     """The warnings of a valid ``pipeline`` on the lines of ``text``, without those its
-    ``ignore_warnings`` fields or its comments suppress (a TOML file's comments are not read
-    for directives and a JSON file has none: only the fields suppress there), then those
-    suppressions that suppressed nothing (``unused_ignores``)."""
+    ``ignore_warnings`` fields or its comments suppress (a JSON file has none: only the
+    fields suppress there), then those suppressions that suppressed nothing
+    (``unused_ignores``)."""
     used = None
-    if reader.ignored or (fmt == "yaml" and "taskdaemon:" in text):
+    if reader.ignored or (fmt != "json" and "taskdaemon:" in text):
         # Only a file that suppresses a warning imports the check (start-up time).
         from taskdaemon.pipeline.unused_ignores import Used  # noqa: PLC0415
 

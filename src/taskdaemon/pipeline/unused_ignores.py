@@ -58,7 +58,8 @@ def unused_ignores(
 ) -> list[ValidationWarning]:
     """The warnings of the suppressions of a valid file that ``used`` says hid nothing:
     ``ignored`` its ``ignore_warnings`` codes by owner, as the reader kept them (in the file's
-    order: a valid file has no code that was dropped), and in YAML the comments of ``text``.
+    order: a valid file has no code that was dropped), and in YAML and TOML the comments of
+    ``text``.
     Placed as every warning (``placed``, which also drops one a comment suppresses)."""
     if not used.complete or CODE in ignored.get("", ()):
         return []
@@ -77,16 +78,15 @@ def unused_ignores(
                     )
                 )
     kept = placed(found, text, lines_of, source, used, fmt=fmt)  # a bare ignore hiding one is used
-    if fmt == "yaml":
-        kept += _comments(used, text, source)
+    kept += _comments(used, text, source, fmt)
     return kept[:MAX_WARNINGS]
 
 
-def _comments(used: Used, text: str, source: str) -> list[ValidationWarning]:
+def _comments(used: Used, text: str, source: str, fmt: str) -> list[ValidationWarning]:
     """A warning for each ``# taskdaemon: ignore`` comment of ``text`` with a code that hid
     nothing on its line (or, on a stage's first line, in its stage), at the comment's column."""
     found: list[ValidationWarning] = []
-    for line, column, codes in ignore_comments(text, "yaml"):
+    for line, column, codes in ignore_comments(text, fmt):
         if codes is not None and CODE in codes:
             continue
         if codes is None:

@@ -29,9 +29,9 @@ judges as a secret.
 
 Suppressed (docs/validation.md, "Suppressing a warning"): by a stage's or the pipeline's
 ``ignore_warnings: [CODE, ...]`` field, in every format, which :func:`pipeline_warnings` takes
-(``ignored``), and in YAML by a ``# taskdaemon: ignore[CODE]`` comment, which :func:`placed`
-reads. A code neither knows is an error (:func:`unknown_code`, :func:`comment_issues`): a typo'd
-suppression would hide nothing, and say nothing of it.
+(``ignored``), and in YAML and TOML by a ``# taskdaemon: ignore[CODE]`` comment, which
+:func:`placed` reads. A code neither knows is an error (:func:`unknown_code`,
+:func:`comment_issues`): a typo'd suppression would hide nothing, and say nothing of it.
 """
 
 from __future__ import annotations
@@ -347,8 +347,8 @@ def placed(
     fmt: str,
 ) -> list[ValidationWarning]:
     """``warnings`` with their file, line and column, without those a comment of a ``yaml``
-    file suppresses (each comment that does is marked in ``used``, by its line and the
-    warning's code).
+    or ``toml`` file suppresses (each comment that does is marked in ``used``, by its line and
+    the warning's code).
 
     ``lines_of`` gives the line of each path (or of its nearest ancestor the file has). A
     warning is suppressed by ``# taskdaemon: ignore[CODE]`` on its own line, or on its stage's
@@ -356,8 +356,9 @@ def placed(
     that of the path's last key on its line, else the line's first character."""
     stage_paths = [warning.path.partition(".")[0] for warning in warnings]
     lines = lines_of([warning.path for warning in warnings] + stage_paths)
-    comments = _comments_on(text, {at for at in lines if at is not None}) if fmt == "yaml" else {}
-    texts = text.splitlines()
+    comments = _comments_on(text, {at for at in lines if at is not None}, fmt)
+    # The lines as the format counts them: TOML's at "\n" only (a U+2028 in its string is text).
+    texts = text.split("\n") if fmt == "toml" else text.splitlines()
     kept = []
     for position, warning in enumerate(warnings):
         line, stage_line = lines[position], lines[len(warnings) + position]
@@ -373,43 +374,32 @@ def placed(
     return kept
 
 
-_TOML_COMMENT: Final = (
-    "a comment suppresses no warning in a TOML file (write ignore_warnings = "
-    '["CODE"] in the stage, or at the top for the whole file)'
-)
-
-
 def comment_issues(text: str, source: str, fmt: str) -> list[ValidationIssue]:
-    """An issue for each ``# taskdaemon: ignore[...]`` comment of ``text`` that suppresses
-    nothing: in YAML, one naming an unknown code; in TOML, any (its comments are not read for
-    directives: ``ignore_warnings``, which every format has, says which warning it means).
-    JSON has no comments. Each issue is on its comment's line."""
+    """An issue for each code of a ``# taskdaemon: ignore[...]`` comment of ``text`` (YAML or
+    TOML: JSON has no comments) that names no warning, on its comment's line."""
     issues: list[ValidationIssue] = []
     for comment in ignore_comments(text, fmt):
-        if fmt == "toml":
-            issues.append(ValidationIssue("", _TOML_COMMENT, source, comment.line))
-        else:
-            for code in comment.codes or ():
-                # One issue past those shown says there are more (``ConfigError``), and no
-                # code after it is looked up: each look-up is a "did you mean".
-                reason = unknown_code(code) if code else None
-                if reason is not None:
-                    issues.append(
-                        ValidationIssue("", f"ignore comment: {reason}", source, comment.line)
-                    )
-                    if len(issues) > MAX_ISSUES:
-                        break
+        for code in comment.codes or ():
+            # One issue past those shown says there are more (``ConfigError``), and no code
+            # after it is looked up: each look-up is a "did you mean".
+            reason = unknown_code(code) if code else None
+            if reason is not None:
+                issues.append(
+                    ValidationIssue("", f"ignore comment: {reason}", source, comment.line)
+                )
+                if len(issues) > MAX_ISSUES:
+                    break
         if len(issues) > MAX_ISSUES:
             break
     return issues
 
 
-def _comments_on(text: str, lines: set[int]) -> dict[int, list[tuple[str, ...] | None]]:
-    """The codes of each ignore comment of the YAML ``text`` on one of ``lines`` (None: a bare
-    ``ignore``), read up to the last of them."""
+def _comments_on(text: str, lines: set[int], fmt: str) -> dict[int, list[tuple[str, ...] | None]]:
+    """The codes of each ignore comment of ``text``, a file of format ``fmt``, on one of
+    ``lines`` (None: a bare ``ignore``), read up to the last of them."""
     found: dict[int, list[tuple[str, ...] | None]] = {}
     last = max(lines, default=0)
-    for comment in ignore_comments(text, "yaml") if lines else ():
+    for comment in ignore_comments(text, fmt) if lines else ():
         if comment.line > last:
             break
         if comment.line in lines:

@@ -1,0 +1,117 @@
+"""``# taskdaemon: ignore[CODE]`` in a TOML pipeline file, read as in YAML (docs/validation.md,
+"Suppressing a warning"): on a warning's key line it suppresses that warning, on a stage's
+``[[stages]]`` line every warning of its code in the stage; one that hid nothing is an
+``unused-ignore`` warning at its line and column, one naming no warning an error, and a
+directive in a string is the string's. ``validate`` and ``run`` end to end, subprocesses of the
+console script. Before, every such comment was the error "a comment suppresses no warning in a
+TOML file"."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.ignore_comments import ignore_comments
+from taskdaemon.pipeline.toml_scan import toml_scan
+from taskdaemon.pipeline.validation_warnings import ValidationWarning
+
+#: A run that succeeds: ``later`` and ``never`` suppressed, ``shown``'s comment on the wrong
+#: line (its ``command``'s), so its warning shows and the comment is unused. The description
+#: holds a U+2028, a line break to ``str.splitlines`` and none to TOML.
+_FILE = (
+    'name = "parked"\n'
+    'description = "a line separator \u2028 and # taskdaemon: ignore[bogus]"\n'
+    "\n"
+    "[[stages]]\n"
+    'name = "build"\n'
+    "command = \"echo '# taskdaemon: ignore[own-status]'\"\n"
+    "triggers = [{manual = {}}]\n"
+    "\n"
+    "[[stages]]  # taskdaemon: ignore[constant-condition]\n"
+    'name = "later"\n'
+    'command = "true"\n'
+    'triggers = [{on_condition = {expression = "1 > 2"}}]\n'
+    "\n"
+    "[[stages]]\n"
+    'name = "never"\n'
+    'command = "true"\n'
+    'triggers = [{on_condition = {expression = "2 > 3"}}]'
+    "  # taskdaemon: ignore[constant-condition]\n"
+    "\n"
+    "[[stages]]\n"
+    'name = "shown"\n'
+    'command = "true"  # taskdaemon: ignore[constant-condition]\n'
+    'triggers = [{on_condition = {expression = "3 > 4"}}]\n'
+)
+_SHOWN = [
+    "p.toml:22:30: warning: stages[3].triggers[0].on_condition.expression: '3 > 4' reads no "
+    "variable and is never true: the stage never starts [constant-condition]",
+    "p.toml:21:19: warning: ignore comment: constant-condition suppresses nothing on this line "
+    "or its stage (remove it) [unused-ignore]",
+]
+
+
+@pytest.mark.slow
+def test_validate_and_run_read_a_toml_file_s_comments(home: Path, tmp_path: Path) -> None:
+    """``validate`` prints the warning left and the unused comment, each at its line and
+    column, then OK; ``run`` prints the same lines on stderr and runs (its stdout is the
+    run's own)."""
+    (tmp_path / "p.toml").write_text(_FILE, encoding="utf-8")
+    done = taskdaemon(home, "validate", "p.toml", cwd=tmp_path)
+    assert (0, [*_SHOWN, "OK p.toml (4 stages, 2 warnings)"], "") == (
+        done.returncode,
+        done.stdout.splitlines(),
+        done.stderr,
+    )
+    run = taskdaemon(home, "run", "-q", "p.toml", cwd=tmp_path)
+    assert (0, _SHOWN) == (run.returncode, run.stderr.splitlines()[:2])
+    assert not any(line.startswith("p.toml") for line in run.stderr.splitlines()[2:])
+
+
+@pytest.mark.slow
+def test_a_toml_comment_naming_no_warning_stops_validate_and_run(
+    home: Path, tmp_path: Path
+) -> None:
+    """A misspelt code in a TOML comment is one line with a "did you mean", on the comment's
+    line (after a CRLF line, counted as TOML counts it); ``run`` refuses to start."""
+    text = _FILE.replace("\n", "\r\n", 3).replace(
+        "[[stages]]  # taskdaemon: ignore[constant-condition]",
+        "[[stages]]  # taskdaemon: ignore[constant-conditon]",
+    )
+    (tmp_path / "p.toml").write_text(text, encoding="utf-8", newline="")
+    expected = [
+        "p.toml:9: ignore comment: unknown warning code 'constant-conditon' "
+        "(did you mean 'constant-condition'?)"
+    ]
+    done = taskdaemon(home, "validate", "p.toml", cwd=tmp_path)
+    assert (2, expected) == (done.returncode, done.stdout.splitlines())
+    run = taskdaemon(home, "run", "p.toml", cwd=tmp_path)
+    assert (2, expected) == (run.returncode, run.stderr.splitlines())
+
+
+def test_toml_comments_are_found_on_toml_s_lines_and_columns() -> None:
+    """Lines split at ``\\n`` only (a U+2028 in a string is text, ``\\r\\n`` one break),
+    columns in characters; a ``#`` in a string of each form, on a line of a multi-line string
+    or array, is text; a comment inside a multi-line array is still a comment."""
+    text = (
+        'a = "é \u2028 # taskdaemon: ignore[x]"  # taskdaemon: ignore[y, z]\r\n'
+        'b = """\n# taskdaemon: ignore[x]\n"""  # taskdaemon: ignore\n'
+        "c = [\n  '# taskdaemon: ignore[x]',  # taskdaemon: ignore[w]\n]\n"
+    )
+    assert [(1, 36, ("y", "z")), (4, 6, None), (6, 31, ("w",))] == [
+        tuple(comment) for comment in ignore_comments(text, "toml")
+    ]
+    tops = [line.number for line in toml_scan(text) if line.top]
+    assert ([1, 2, 5, 8], 8) == (tops, len(text.split("\n")))
+
+
+def test_a_warning_after_a_line_separator_has_its_toml_column() -> None:
+    """The column is read on the warning's own line, as TOML counts lines: before, the lines
+    were ``str.splitlines``'s, so after a U+2028 in a string the column was read on the line
+    above the warning's."""
+    found: list[ValidationWarning] = []
+    parse_pipeline(_FILE, fmt="toml", source="p.toml", warnings=found)
+    assert [(22, 30), (21, 19)] == [(warning.line, warning.column) for warning in found]
