@@ -126,7 +126,7 @@ def test_unresolvable_handler_exits_2(home: Path, tmp_path: Path) -> None:
     done = taskdaemon(home, "run", str(path))
     assert 2 == done.returncode
     expected = (
-        f"{path}:4: stage 'a': cannot import module 'no_such_module_abc': "
+        f"{path}:4: stages[0].handler: cannot import module 'no_such_module_abc': "
         "ModuleNotFoundError: No module named 'no_such_module_abc' (handler modules are "
         f"imported from the current directory, {ROOT}, and PYTHONPATH)\n"
     )
@@ -141,7 +141,8 @@ def test_an_example_run_from_another_directory_says_where_handlers_are_looked_fo
     done = taskdaemon(home, "validate", str(ROOT / "examples/feature_delivery.yaml"), cwd=tmp_path)
     assert 2 == done.returncode
     expected = (
-        f"{ROOT / 'examples/feature_delivery.yaml'}:16: stages 'planning', 'specification', "
+        f"{ROOT / 'examples/feature_delivery.yaml'}:16: loops.plan.handler: stages 'planning', "
+        "'specification', "
         "'implementation' and 1 more: cannot import module 'examples.loops': "
         "ModuleNotFoundError: No module named 'examples' (handler modules are imported from "
         f"the current directory, {tmp_path}, and PYTHONPATH)\n"
@@ -168,7 +169,7 @@ def test_a_handler_module_missing_a_dependency_is_not_blamed_on_the_directory(
     done = taskdaemon(home, "validate", str(path), cwd=tmp_path)
     assert 2 == done.returncode
     expected = (
-        f"{path}:4: stage 'a': cannot import module 'needs_dep_mod': "
+        f"{path}:4: stages[0].handler: cannot import module 'needs_dep_mod': "
         "ModuleNotFoundError: No module named 'no_such_dependency_xyz' "
         "(raised at needs_dep_mod.py:1)\n"
     )
@@ -199,11 +200,11 @@ def test_stages_that_share_a_resolution_problem_share_one_line(home: Path, tmp_p
     done = taskdaemon(home, "validate", str(path))
     assert 2 == done.returncode
     assert [
-        f"{path}:4: stages 's0', 's1', 's2' and 2 more: cannot import module "
+        f"{path}:4: stages[0].handler: stages 's0', 's1', 's2' and 2 more: cannot import module "
         "'no_such_module_grp': ModuleNotFoundError: No module named 'no_such_module_grp' "
         f"(handler modules are imported from the current directory, {ROOT}, "
         "and PYTHONPATH)",
-        f"{path}:19: stage 'odd': loop type 'python': handler 'os:no_such_function': "
+        f"{path}:19: stages[5].handler: loop type 'python': handler 'os:no_such_function': "
         "module 'os' has no attribute 'no_such_function'",
     ] == done.stdout.splitlines()
 

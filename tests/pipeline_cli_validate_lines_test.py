@@ -1,7 +1,8 @@
 """A handler that does not resolve, and a newcomer's usual slips, each on one line that names
 its line in the file: ``taskdaemon validate`` and ``run`` end to end, subprocesses of the
 console script, on YAML and TOML files. Before, a handler's problem named no line (``FILE:
-stage 'a': ...``), and a TOML file's issues none at all."""
+stage 'a': ...``), and a TOML file's issues none at all; then it named a line and no field
+path, where every other issue names both (``FILE:LINE: stages[0].handler: ...``)."""
 
 from __future__ import annotations
 
@@ -84,16 +85,18 @@ handler = "no_such_module_lines:g"
 triggers = [{manual = {}}]
 """
 _PROBLEMS = [
-    "stage 'a': loop type 'python': handler 'count:cuont': module 'count' has no attribute "
-    "'cuont' (did you mean 'count'?)",
-    "stage 'b': loop type 'python': handler 'count:two': 'two' takes 2 arguments: a handler is "
-    "called with one argument, the stage context (def handler(ctx): ...)",
-    "stages 'c', 'g': cannot import module 'no_such_module_lines': ModuleNotFoundError: No "
-    "module named 'no_such_module_lines' (handler modules are imported from the current "
-    "directory, {cwd}, and PYTHONPATH)",
-    "stage 'd': cannot import module 'broken': SyntaxError: expected ':' (broken.py, line 1)",
-    "stage 'e': loop type 'python': handler 'count:VALUE': 'VALUE' is not callable",
-    "stage 'f': loop type 'plan': handler 'count:plann': module 'count' has no attribute 'plann'",
+    "stages[0].handler: loop type 'python': handler 'count:cuont': module 'count' has no "
+    "attribute 'cuont' (did you mean 'count'?)",
+    "stages[1].handler: loop type 'python': handler 'count:two': 'two' takes 2 arguments: a "
+    "handler is called with one argument, the stage context (def handler(ctx): ...)",
+    "stages[2].handler: stages 'c', 'g': cannot import module 'no_such_module_lines': "
+    "ModuleNotFoundError: No module named 'no_such_module_lines' (handler modules are imported "
+    "from the current directory, {cwd}, and PYTHONPATH)",
+    "stages[3].handler: cannot import module 'broken': SyntaxError: expected ':' (broken.py, "
+    "line 1)",
+    "stages[4].handler: loop type 'python': handler 'count:VALUE': 'VALUE' is not callable",
+    "loops.plan.handler: stage 'f': loop type 'plan': handler 'count:plann': module 'count' has "
+    "no attribute 'plann'",
 ]
 
 

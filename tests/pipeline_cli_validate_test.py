@@ -108,14 +108,14 @@ def test_a_newcomer_s_handler_mistakes_say_what_was_meant_and_where(
     done = taskdaemon(home, "validate", "first.yaml", cwd=tmp_path)
     assert 2 == done.returncode
     assert [
-        "first.yaml:3: stage 'a': loop type 'python': handler 'steps.build:fecth': "
+        "first.yaml:3: stages[0].handler: loop type 'python': handler 'steps.build:fecth': "
         "module 'steps.build' has no attribute 'fecth' (did you mean 'fetch'?)",
-        "first.yaml:4: stage 'b': cannot import module 'steps.biuld': "
+        "first.yaml:4: stages[1].handler: cannot import module 'steps.biuld': "
         "ModuleNotFoundError: No module named 'steps.biuld' (did you mean 'steps.build'?)",
-        "first.yaml:5: stage 'c': cannot import module 'steps.broken': JSONDecodeError: "
+        "first.yaml:5: stages[2].handler: cannot import module 'steps.broken': JSONDecodeError: "
         "Expecting property name enclosed in double quotes: line 1 column 2 (char 1) "
         "(raised at steps/broken.py:3)",
-        "first.yaml:6: stage 'd': loop type 'python': handler 'steps.build:Tool.rn': "
+        "first.yaml:6: stages[3].handler: loop type 'python': handler 'steps.build:Tool.rn': "
         "module 'steps.build' has no attribute 'Tool.rn' (did you mean 'Tool.run'?)",
     ] == done.stdout.splitlines()
 
@@ -154,11 +154,11 @@ def test_a_handler_that_cannot_take_the_stage_context_is_refused_before_a_run(
     assert (
         2,
         [
-            f"first.yaml:3: stage 's0': loop type 'python': handler 'handlers:bare': 'bare' takes "
-            f"no argument: {called}",
-            f"first.yaml:4: stage 's1': loop type 'python': handler 'handlers:two': 'two' takes "
-            f"2 arguments: {called}",
-            "first.yaml:7: stage 's4': loop type 'python': handler 'handlers:Tool.method': "
+            "first.yaml:3: stages[0].handler: loop type 'python': handler 'handlers:bare': "
+            f"'bare' takes no argument: {called}",
+            "first.yaml:4: stages[1].handler: loop type 'python': handler 'handlers:two': "
+            f"'two' takes 2 arguments: {called}",
+            "first.yaml:7: stages[4].handler: loop type 'python': handler 'handlers:Tool.method': "
             f"'Tool.method' takes 2 arguments: {called}",
         ],
     ) == (done.returncode, done.stdout.splitlines())

@@ -112,10 +112,12 @@ def resolve_issues(
     handler, in the order of the first stage that has it.
 
     ``from_file``: ``pipeline`` is the file ``pipeline.source`` loaded, stage for stage, so
-    each line names the line of its first stage's reference, ``FILE:LINE:`` as the loader's
-    issues do (:func:`reference_path`): the file is read again for it, only when a stage
-    fails. ``replay`` resolves some of a recorded run's stages, whose places in a file are
-    not known, and leaves it false.
+    each line is ``FILE:LINE: PATH: REASON`` as the loader's issues are, ``PATH`` its first
+    stage's reference (:func:`reference_path`, ``stages[2].handler``) and ``LINE`` that
+    reference's: the file is read again for it, only when a stage fails. The reason names the
+    stages only when the path does not: when several share it, or the path is a loop type's
+    under ``loops:``. ``replay`` resolves some of a recorded run's stages, whose places in a
+    file are not known, and leaves it false: its lines name the stages, ``stage 'a': REASON``.
 
     Stages that share a problem (the same handler module missing, say) share the line, which
     names the first :data:`SHOWN_STAGES` and counts the rest: a 300-stage file whose handler
@@ -153,15 +155,20 @@ def resolve_issues(
         if len(stages_of) > before:
             first_of[next(reversed(stages_of))] = reference_path(pipeline, index)
     source = pipeline.source or "<pipeline>"
-    lines = {}
-    if from_file and stages_of:
-        from taskdaemon.pipeline.config import field_lines  # noqa: PLC0415 - a failure only
+    if not from_file:
+        return [
+            f"{source}: {_stages_phrase(names)}{problem}" for problem, names in stages_of.items()
+        ]
+    from taskdaemon.pipeline.config import field_lines  # noqa: PLC0415 - a failure only
 
-        lines = field_lines(source, first_of.values())
-    return [
-        f"{source}{_at(lines.get(first_of.get(problem, '')))}: {_stages_phrase(names)}{problem}"
-        for problem, names in stages_of.items()
-    ]
+    lines = field_lines(source, first_of.values()) if stages_of else {}
+    found = []
+    for problem, names in stages_of.items():
+        path = first_of[problem]
+        named = len(names) == 1 and path.startswith("stages[")  # the path names the stage
+        who = "" if named else _stages_phrase(names)
+        found.append(f"{source}{_at(lines.get(path))}: {path}: {who}{problem}")
+    return found
 
 
 def reference_path(pipeline: Pipeline, index: int) -> str:
