@@ -72,6 +72,11 @@ __all__ = [
     "registered_loop_types",
 ]
 
+#: A byte order mark, which some editors write at the start of a UTF-8 file: skipped in every
+#: format, as YAML skips it and as JSON's RFC 8259 lets a parser do. ``tomllib`` and ``json``
+#: refused it (``invalid statement at column 1``), at a character no editor shows.
+BOM: Final = "\ufeff"
+
 #: The entry point group through which packages register loop types (name = loop type).
 LOOP_ENTRY_POINT_GROUP: Final = "taskdaemon.loops"
 
@@ -107,7 +112,7 @@ def load_pipeline(
     suffix = Path(file).suffix.lower()
     fmt = _SUFFIXES.get(suffix)
     if os.path.isdir(file):  # ``validate examples``: its suffix said nothing of what it is
-        files = os.path.join(file, "*.yaml")
+        files = os.path.join(file, f"*{suffix if fmt is not None else '.yaml'}")
         reason = f"a directory, not a pipeline file (give its files: {files})"
         raise ConfigError([ValidationIssue("", reason, file=file)])
     if fmt is None:
@@ -148,6 +153,7 @@ def field_lines(file: str, paths: Collection[str]) -> dict[str, int]:
         return {}
     if len(text) > MAX_YAML_BYTES:  # grown since it loaded: its loader would refuse it now
         return {}
+    text = text.removeprefix(BOM)  # as parse_pipeline read it
     lines: Lines
     if fmt == "toml":
         lines = partial(_toml_lines, text)
@@ -176,6 +182,7 @@ def parse_pipeline(
     if len(text) > MAX_YAML_BYTES:
         reason = f"larger than {MAX_YAML_BYTES // (1024 * 1024)} MiB"
         raise ConfigError([ValidationIssue("", reason, file=source, line=1)])
+    text = text.removeprefix(BOM)
     # The expressions validation compiled, by path, which the warnings read: only when asked.
     compiled: dict[str, Expression] | None = None if warnings is None else {}
     with _gc_paused():

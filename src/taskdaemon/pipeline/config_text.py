@@ -131,16 +131,38 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
         issue = ValidationIssue("", f"nested deeper than {MAX_YAML_DEPTH} levels", file=file)
         return None, no_lines, [issue]
     except json.JSONDecodeError as exc:
-        reason = f"invalid json: {exc.msg.lower()} at column {exc.colno}"
+        # Its message may end in "at" ("Invalid control character at"), which "at column" says.
+        reason = f"invalid json: {exc.msg.lower().removesuffix(' at')} at column {exc.colno}"
+        if text.startswith("\n", exc.pos):
+            reason += _OPEN_STRING
         issue = ValidationIssue("", reason, file=file, line=exc.lineno)
         return None, no_lines, [issue]
     except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
-        return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
+        issue = ValidationIssue("", f"invalid json: {exc}", file=file)
+        if str(exc).startswith("duplicate key"):
+            issue = _json_duplicate(text, file) or issue
+        return None, no_lines, [issue]
     try:
         check_text(text, data)  # an escaped lone surrogate: no command could print the value
     except BoundedInputError as exc:
         return None, no_lines, [ValidationIssue("", f"invalid json: {exc}", file=file)]
     return data, lambda wanted: _json_lines(text, wanted), []
+
+
+#: What a line break where a string goes on says: the usual cause is its closing quote left out.
+_OPEN_STRING = " (a string is not closed on its line)"
+
+
+def _json_duplicate(text: str, file: str) -> ValidationIssue | None:
+    """A JSON file's duplicate key as a YAML file's is (``stages[0].command: duplicate key`` on
+    the key's line): ``json`` says which key, but not where. Read as YAML, only when a key is
+    given twice; None when YAML reads the text otherwise (a raw DEL in a string)."""
+    try:
+        _, _, issues = read_yaml(text, "")
+    except (yaml.YAMLError, ValueError):
+        return None
+    found = next((issue for issue in issues if issue.message == "duplicate key"), None)
+    return None if found is None else ValidationIssue(found.path, found.message, file, found.line)
 
 
 def _json_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
@@ -188,6 +210,8 @@ def read_toml(text: str, file: str) -> tuple[Any, list[ValidationIssue]]:
     try:
         data = tomllib.loads(text)
         check_depth(data, MAX_YAML_DEPTH)
+        if not data:  # blank, or comments alone: as a YAML or JSON file, not two missing keys
+            return None, [ValidationIssue("", "the file is empty", file=file, line=1)]
         return data, []
     except (RecursionError, BoundedInputError):  # tomllib recurses, from about 330 levels
         return None, too_deep
@@ -204,7 +228,8 @@ _TOML_KEY = re.compile(r"[ \t]*([A-Za-z0-9_-]+)[ \t]*=")
 
 def _toml_hint(reason: str, line: str, column: int) -> str:
     """What to write for a YAML habit ``tomllib`` refuses: a bare word as a value (``name =
-    demo``), ``key: value`` in an inline table, a key given twice in one table."""
+    demo``), ``key: value`` in an inline table, a key given twice in one table; and what a line
+    break inside a one-line string is."""
     at = line[column - 1 :] if 0 < column <= len(line) else ""
     word = _TOML_WORD.match(at) if reason.startswith("invalid value") else None
     if word is not None and word.group() not in ("true", "false", "inf", "nan"):
@@ -213,6 +238,8 @@ def _toml_hint(reason: str, line: str, column: int) -> str:
         return " (TOML writes key = value, in an inline table too)"
     if reason.startswith("cannot overwrite a value") and (key := _TOML_KEY.match(line)):
         return f" ({quote(key.group(1))} is given twice: a key is written once in its table)"
+    if reason.startswith("illegal character '\\n'"):
+        return _OPEN_STRING
     return ""
 
 

@@ -5,9 +5,10 @@ line. :func:`toml_lines` reads the text again, line by line, only when the file 
 (``config_text.Lines``: the lines are asked for the issues' paths alone), and knows the field
 paths the reader words issues with: a table header (``[retry]``), an array of tables'
 headers numbered as items (the second ``[[stages]]`` is ``stages[1]``) and each ``key =``
-(dotted keys too) under the header it follows. A value written inline (``triggers =
-[{manual = {}}]``, or one spread over lines in brackets) is the line of its key: a path inside
-it takes that line, its nearest ancestor's (``config_issues.FileIssues.placed``).
+(dotted keys too) under the header it follows; the file's root (``""``) is its first line
+that is not blank or a comment, as a YAML file's is its first key's. A value written inline
+(``triggers = [{manual = {}}]``, or one spread over lines in brackets) is the line of its key:
+a path inside it takes that line, its nearest ancestor's (``config_issues.FileIssues.placed``).
 
 The text is read by ``toml_scan``, which skips strings as TOML reads them, so a ``[``, ``=``
 or ``#`` inside one is text, and a line inside a multi-line string or a multi-line array is
@@ -36,6 +37,8 @@ def toml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
             continue
         line = text[start:end]
         stripped = line.lstrip()
+        if "" in wanted and stripped[:1] not in ("", "#"):  # the root's line: its first
+            found.setdefault("", number)
         if stripped.startswith("["):
             table = _header(stripped, items, found, number, wanted)
             continue
