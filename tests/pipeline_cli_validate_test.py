@@ -174,7 +174,8 @@ def test_toml_and_json_syntax_errors_give_their_line_and_column(home: Path, tmp_
     done = taskdaemon(home, "validate", str(toml), str(json))
     expected = [
         f"{toml}:2: invalid toml: invalid value at the end of the file (column 15)",
-        f"{json}:2: invalid json: expecting property name enclosed in double quotes at column 15",
+        f"{json}:2: invalid json: expecting property name enclosed in double quotes at column 15 "
+        "(JSON has no comma after the last item)",
     ]
     assert (2, expected) == (done.returncode, done.stdout.splitlines()), done.stderr
 

@@ -275,10 +275,12 @@ def test_unknown_suffix_is_a_config_error(tmp_path: Path) -> None:
 
 
 def test_non_utf8_file_is_a_config_error(tmp_path: Path) -> None:
-    """A file that is not UTF-8 text is reported with the offending byte."""
+    """A file that is not UTF-8 text is reported with the offending byte, on its line (it had
+    none), saying what to do."""
     path = tmp_path / "latin1.yaml"
-    path.write_bytes(b"name: caf\xe9\n")
-    assert f"{path}: not utf-8 text (byte 9)" == str(load_error(path))
+    path.write_bytes(b"name: p\ndescription: caf\xe9\n")
+    expected = f"{path}:2: not utf-8 text (byte 24: save the file as UTF-8)"
+    assert expected == str(load_error(path))
 
 
 def test_toml_syntax_error_has_its_line() -> None:

@@ -1,11 +1,12 @@
-"""Broken pipeline files a probe of 50 found wanting, each through ``taskdaemon validate`` and
+"""Broken pipeline files a probe of 60 found wanting, each through ``taskdaemon validate`` and
 ``run`` (subprocesses of the console script): every one is a single line, on the right line,
 exit 2. Before: a TOML or JSON file starting with a byte order mark was refused at a character
 no editor shows (JSON's message told to "decode using utf-8-sig"); an empty or comments-only
 TOML file was two lines of missing fields with no line; a TOML file's missing top-level key had
 no line; a JSON key given twice had no line or path; a JSON string not closed read "invalid
-control character at at column"; and a directory named ``x.toml`` was told to give its
-``*.yaml`` files."""
+control character at at column"; a JSON comma after the last item, or a comment, said only
+what JSON expected there; a NUL in a YAML file, or a file not UTF-8, had no line; and a
+directory named ``x.toml`` was told to give its ``*.yaml`` files."""
 
 from __future__ import annotations
 
@@ -17,8 +18,8 @@ from cli_support import taskdaemon
 
 _STAGE_TOML = '[[stages]]\nname = "a"\ncommand = "echo"\ntriggers = [{manual = {}}]\n'
 _DURATION = "stages[0].timeout: invalid duration 'soon' (expected seconds or 500ms, 30s, 10m, 2h)"
-#: Each file's text and the line ``validate`` prints for it (after ``FILE:``).
-_SLIPS = {
+#: Each file's text (or bytes) and the line ``validate`` prints for it (after ``FILE:``).
+_SLIPS: dict[str, tuple[str | bytes, str]] = {
     "bom.toml": ("\ufeffname = 'p'\n" + _STAGE_TOML + 'timeout = "soon"\n', f"6: {_DURATION}"),
     "bom.json": (
         '\ufeff{"name": "p",\n "stages": [\n  {"name": "a", "command": "echo",'
@@ -44,6 +45,24 @@ _SLIPS = {
         "4: invalid toml: illegal character '\\n' at column 16 (a string is not closed on its "
         "line)",
     ),
+    "comma.json": (
+        '{"name": "p",\n "stages": [\n  {"name": "a", "command": "echo", "triggers": '
+        '[{"manual": {}}]},\n ]}\n',
+        "4: invalid json: expecting value at column 2 (JSON has no comma after the last item)",
+    ),
+    "comment.json": (
+        '{"name": "p", // the demo\n "stages": []}\n',
+        "1: invalid json: expecting property name enclosed in double quotes at column 15 (JSON "
+        "has no comments)",
+    ),
+    "nul.yaml": (
+        "name: p\nstages:\n  - name: a\x00\n",
+        "3: invalid yaml: a character YAML does not allow (U+0000) at column 12",
+    ),
+    "latin.yaml": (
+        "name: p\ndescription: caf\xe9\n".encode("latin-1"),
+        "2: not utf-8 text (byte 24: save the file as UTF-8)",
+    ),
 }
 
 
@@ -51,7 +70,8 @@ _SLIPS = {
 def test_each_slip_is_one_line_on_its_line(home: Path, tmp_path: Path) -> None:
     """``validate`` of all the files at once, then ``run`` of each: the same line, exit 2."""
     for name, (text, _) in _SLIPS.items():
-        (tmp_path / name).write_text(text, encoding="utf-8")
+        data = text if isinstance(text, bytes) else text.encode()
+        (tmp_path / name).write_bytes(data)
     expected = [f"{name}:{line}" for name, (_, line) in _SLIPS.items()]
     done = taskdaemon(home, "validate", *_SLIPS, cwd=tmp_path)
     assert (2, expected) == (done.returncode, done.stdout.splitlines())

@@ -127,9 +127,10 @@ def load_pipeline(
     except OSError as exc:
         reason = f"cannot read the file: {(exc.strerror or str(exc)).lower()}"
         raise ConfigError([ValidationIssue("", reason, file=file)]) from None
-    except UnicodeDecodeError as exc:
-        reason = f"not utf-8 text (byte {exc.start})"
-        raise ConfigError([ValidationIssue("", reason, file=file)]) from None
+    except UnicodeDecodeError as exc:  # on its line, as every format counts a "\n"
+        reason = f"not utf-8 text (byte {exc.start}: save the file as UTF-8)"
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError([ValidationIssue("", reason, file=file, line=line)]) from None
     return parse_pipeline(
         text,
         fmt=fmt,

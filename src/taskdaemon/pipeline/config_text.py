@@ -133,8 +133,7 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
     except json.JSONDecodeError as exc:
         # Its message may end in "at" ("Invalid control character at"), which "at column" says.
         reason = f"invalid json: {exc.msg.lower().removesuffix(' at')} at column {exc.colno}"
-        if text.startswith("\n", exc.pos):
-            reason += _OPEN_STRING
+        reason += _json_hint(text, exc.pos)
         issue = ValidationIssue("", reason, file=file, line=exc.lineno)
         return None, no_lines, [issue]
     except ValueError as exc:  # a duplicate key, NaN, an integer over Python's digit limit
@@ -151,6 +150,18 @@ def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
 
 #: What a line break where a string goes on says: the usual cause is its closing quote left out.
 _OPEN_STRING = " (a string is not closed on its line)"
+
+
+def _json_hint(text: str, at: int) -> str:
+    """What a JSON syntax error at ``at`` most often is, for what other formats allow: a
+    string not closed on its line, a comment, a comma after a list's or an object's last item."""
+    if text.startswith("\n", at):
+        return _OPEN_STRING
+    if text.startswith(("//", "/*", "#"), at):
+        return " (JSON has no comments)"
+    if text[:at].rstrip().endswith(",") and text.startswith(("]", "}"), at):
+        return " (JSON has no comma after the last item)"
+    return ""
 
 
 def _json_duplicate(text: str, file: str) -> ValidationIssue | None:

@@ -31,7 +31,7 @@ from typing import Final, NamedTuple
 
 from taskdaemon.pipeline.toml_scan import toml_scan
 from taskdaemon.pipeline.yaml_import import yaml
-from taskdaemon.pipeline.yamlsafe import parser_of
+from taskdaemon.pipeline.yamlsafe import YAML_BREAK, parser_of
 
 __all__ = ["IGNORE_COMMENT", "IgnoreComment", "ignore_comments"]
 
@@ -49,8 +49,6 @@ IGNORE_COMMENT: Final = re.compile(r"#[ \t]*taskdaemon:[ \t]*ignore(?:\[([^\[\]\
 _WORD: Final = "taskdaemon:"
 #: The styles of a block scalar, whose token holds its header line's comment.
 _BLOCK: Final = ("|", ">")
-#: YAML's line breaks (the scanner counts ``\r\n`` as one).
-_YAML_BREAK: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
 
 
 class IgnoreComment(NamedTuple):
@@ -98,7 +96,7 @@ def _yaml(text: str) -> Iterator[IgnoreComment]:
                 yield from _in_gap(text, end, start, line, column)
             if getattr(token, "style", None) in _BLOCK:  # a comment may end its header line
                 mark = token.start_mark
-                header = _YAML_BREAK.search(text, start, token.end_mark.index)
+                header = YAML_BREAK.search(text, start, token.end_mark.index)
                 stop = token.end_mark.index if header is None else header.start()
                 if text.find(_WORD, start, stop) >= 0:
                     yield from _in_gap(text, start, stop, mark.line, mark.column)
@@ -114,7 +112,7 @@ def _in_gap(text: str, start: int, stop: int, line: int, column: int) -> Iterato
     0-based ``line`` and ``column``."""
     at = start
     for found in IGNORE_COMMENT.finditer(text, start, stop):
-        for newline in _YAML_BREAK.finditer(text, at, found.start()):
+        for newline in YAML_BREAK.finditer(text, at, found.start()):
             line, column, at = line + 1, 0, newline.end()
         column += found.start() - at
         at = found.start()

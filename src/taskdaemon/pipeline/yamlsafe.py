@@ -21,10 +21,12 @@ costs one look-up, and the refusal of a bomb takes microseconds.
 from __future__ import annotations
 
 import functools
+import re
 from typing import Any, Final
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from yaml.reader import ReaderError
 
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth
 
@@ -32,6 +34,7 @@ __all__ = [
     "ALIAS_BUDGET",
     "MAX_YAML_BYTES",
     "MAX_YAML_DEPTH",
+    "YAML_BREAK",
     "YamlLimitError",
     "compose_bounded",
     "is_tree",
@@ -147,6 +150,10 @@ def load_bounded(text: str, *, max_depth: int = MAX_YAML_DEPTH) -> Any:
     return value
 
 
+#: YAML's line breaks (the scanner counts ``\r\n`` as one).
+YAML_BREAK: Final = re.compile("\r\n|[\r\n\x85\u2028\u2029]")
+
+
 def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
     """A YAML syntax error as ``(problem, line)``: the pure parser's words, the same with or
     without libyaml, except for a nesting error (the pure parser would recurse on it), with the
@@ -167,6 +174,18 @@ def syntax_problem(text: str, exc: yaml.YAMLError) -> tuple[str, int | None]:
         line = mark.line + 1 if mark is not None else None
         problem = _misindented(exc) or _worded(exc)
         return problem.replace("\n", " "), line
+    if (
+        isinstance(exc, ReaderError)
+        and isinstance(exc.position, int)
+        and isinstance(exc.character, int)
+    ):
+        # A character YAML refuses (NUL, a control character), which the reader finds before
+        # any mark: its line and column from its position in the text, as YAML counts lines.
+        before = text[: exc.position]
+        line = len(YAML_BREAK.findall(before)) + 1
+        column = exc.position - max(before.rfind(end) for end in "\r\n\x85\u2028\u2029")
+        problem = f"a character YAML does not allow (U+{exc.character:04X}) at column {column}"
+        return problem, line
     return str(exc).splitlines()[0] if str(exc) else "syntax error", None
 
 
