@@ -8,6 +8,7 @@ TOML file"."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ import pytest
 from cli_support import taskdaemon
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.ignore_comments import ignore_comments
-from taskdaemon.pipeline.toml_scan import toml_scan
+from taskdaemon.pipeline.toml_scan import toml_comments, toml_scan
 from taskdaemon.pipeline.validation_warnings import ValidationWarning
 
 #: A run that succeeds: ``later`` and ``never`` suppressed, ``shown``'s comment on the wrong
@@ -115,3 +116,17 @@ def test_a_warning_after_a_line_separator_has_its_toml_column() -> None:
     found: list[ValidationWarning] = []
     parse_pipeline(_FILE, fmt="toml", source="p.toml", warnings=found)
     assert [(22, 30), (21, 19)] == [(warning.line, warning.column) for warning in found]
+
+
+def test_a_text_tomllib_refused_is_read_in_bounded_time() -> None:
+    """A file read again after it changed (``config.field_lines``) may hold strings never
+    closed: each ends its line, so a line of 200,000 escaped quotes after an opening one is
+    read once, where each quote looking for its string's end took time with the square of the
+    line (minutes). Its lines are still given, each at the top (a multi-line string never
+    closed is none)."""
+    line = '"' + '\\"' * 200_000
+    text = f"a = {line}\nb = '''x\n[c]\n"
+    started = time.monotonic()
+    tops = [found.number for found in toml_scan(text) if found.top]
+    comments = list(toml_comments(text + line))
+    assert ([1, 2, 3, 4], [], True) == (tops, comments, time.monotonic() - started < 5)

@@ -12,9 +12,9 @@ looked for where the format has its comments:
   token holds with its indicators, where nothing but a comment can hold a ``#``. The line and
   column are the scanner's (its line breaks, so a comment's line is the one its warnings are
   placed on).
-* TOML: in the comment ``toml_scan`` finds on each line, outside its strings (basic, literal,
-  and the multi-line forms of both); TOML has no unquoted text that may hold a ``#``. Its
-  lines are ``tomllib``'s, split at ``\n`` only.
+* TOML: in the comments ``toml_scan`` finds, outside its strings (basic, literal, and the
+  multi-line forms of both); TOML has no unquoted text that may hold a ``#``. Its lines are
+  ``tomllib``'s, split at ``\n`` only.
 
 The cost is bounded by the text's (``yamlsafe.MAX_YAML_BYTES``, of a file that loaded): a
 file without the word ``taskdaemon:`` is not scanned, the scan stops at the last occurrence of
@@ -29,7 +29,7 @@ import re
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-from taskdaemon.pipeline.toml_scan import toml_scan
+from taskdaemon.pipeline.toml_scan import toml_comments
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import YAML_BREAK, parser_of
 
@@ -121,11 +121,10 @@ def _in_gap(text: str, start: int, stop: int, line: int, column: int) -> Iterato
 
 def _toml(text: str) -> Iterator[IgnoreComment]:
     last = text.rindex(_WORD)
-    for line in toml_scan(text):
-        if line.start > last:
+    for comment in toml_comments(text):
+        if comment.start > last:
             return
-        if line.comment >= 0:
-            found = IGNORE_COMMENT.search(text, line.comment, line.end)
-            if found is not None:
-                column = found.start() - line.start + 1
-                yield IgnoreComment(line.number, column, _codes(found))
+        found = IGNORE_COMMENT.search(text, comment.start, comment.end)
+        if found is not None:
+            column = comment.column + found.start() - comment.start
+            yield IgnoreComment(comment.line, column, _codes(found))

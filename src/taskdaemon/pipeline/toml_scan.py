@@ -1,6 +1,6 @@
-"""A TOML file's text read line by line as TOML reads it: where its strings, brackets and
-comments are, and its keys; one scanner for the lines of its fields (``toml_lines``) and its
-``# taskdaemon: ignore`` comments (``ignore_comments``).
+"""A TOML file's text read as TOML reads it: where its strings, brackets and comments are,
+and its keys; one scanner for the lines of its fields (``toml_lines``) and its ``#
+taskdaemon: ignore`` comments (``ignore_comments``).
 
 ``tomllib`` gives plain values and no position. What the text itself says is read here:
 
@@ -13,9 +13,10 @@ comments are, and its keys; one scanner for the lines of its fields (``toml_line
 * :func:`key_parts` reads a dotted key (bare or quoted parts) up to its ``=``, or a header's
   ``]``.
 
-One pass, linear in the text: the next sign is found by a pattern, and a string's end by
-``str.find``, so a text of a million lines is read once. A text ``tomllib`` refused (a file
-read again after it changed) gives lines all the same: a string never closed ends its line.
+One pass of one pattern over the text, linear: a text of a million lines is read once. The
+strings and comments alone, without the lines, are :func:`toml_comments`'s, read by the same
+pattern less brackets and line breaks, which leaves less for Python to loop over. A text
+``tomllib`` refused (a file read again after it changed) gives lines all the same.
 """
 
 from __future__ import annotations
@@ -24,15 +25,38 @@ import re
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-__all__ = ["TomlLine", "key_parts", "toml_scan"]
+__all__ = ["TomlComment", "TomlLine", "key_parts", "toml_comments", "toml_scan"]
 
-#: What can change the scan's state on a line: a bracket, a string's quote, a comment's ``#``.
-_SIGN: Final = re.compile(r"[\[\]{}#\"']")
-_DELIMITERS: Final = ('"""', "'''", '"', "'")
+#: TOML's strings, each form once: multi-line basic (which may end in one or two quotes of its
+#: own before its closing three, ``"""a"""""``), multi-line literal, basic, literal; and, in a
+#: text ``tomllib`` refused, a quote never closed, which ends its line (else each quote after it
+#: on the line would look for its end again: quadratic).
+_STRINGS: Final = (
+    r'"""(?:[^\\]|\\.)*?"""(?:""?)?',
+    r"'''.*?'''(?:''?)?",
+    r'"(?:[^"\\\n]|\\[^\n])*"',
+    r"'[^'\n]*'",
+    r"[\"'][^\n]*",
+)
+_COMMENT: Final = r"(#[^\n]*)"
+#: What the lines need: a string, a comment (group 1), a bracket (2), a line break (3).
+_PARTS: Final = re.compile("|".join((*_STRINGS, _COMMENT, r"([\[\]{}])", r"(\n)")), re.DOTALL)
+#: What the comments need: a string, skipped, or a comment (group 1).
+_STRINGS_OR_COMMENT: Final = re.compile("|".join((*_STRINGS, _COMMENT)), re.DOTALL)
 # One part of a key: bare, or quoted ("..." with escapes, '...' raw), with the blanks around it.
 _KEY_PART: Final = re.compile(
     r"[ \t]*(?:([A-Za-z0-9_-]+)|\"((?:[^\"\\\n]|\\.)*)\"|'([^'\n]*)')[ \t]*"
 )
+
+
+class TomlComment(NamedTuple):
+    """One comment: its 1-based ``line`` and ``column`` (of its ``#``), and its ``start`` and
+    ``end`` as indices in the text."""
+
+    line: int
+    column: int
+    start: int
+    end: int
 
 
 class TomlLine(NamedTuple):
@@ -50,42 +74,35 @@ class TomlLine(NamedTuple):
 def toml_scan(text: str) -> Iterator[TomlLine]:
     """The lines of ``text``, in order (see the module docstring)."""
     depth = 0  # open brackets of a value spread over lines
-    closing: str | None = None  # the delimiter that ends the multi-line string we are in
-    start, number, length = 0, 1, len(text)
-    while True:
-        end = text.find("\n", start)
-        if end < 0:
-            end = length
-        top = closing is None and depth == 0
-        at, comment = start, -1
-        if closing is not None:
-            at = _string_end(text, start, end, closing)
-            if at >= 0:
-                closing = None
-        while at >= 0:
-            sign = _SIGN.search(text, at, end)
-            if sign is None:
-                break
-            at = sign.start()
-            char = text[at]
-            if char == "#":
-                comment = at
-                break
-            if char in "[{":
-                depth += 1
-            elif char in "]}":
-                depth = max(depth - 1, 0)
-            else:
-                delimiter = next(d for d in _DELIMITERS if text.startswith(d, at))
-                at = _string_end(text, at + len(delimiter), end, delimiter)
-                if at < 0 and len(delimiter) == 3:
-                    closing = delimiter
-                continue
-            at += 1
-        yield TomlLine(number, start, end, top, comment)
-        if end == length:
-            return
-        start, number = end + 1, number + 1
+    number, start, top, comment = 1, 0, True, -1  # the line being read
+    for part in _PARTS.finditer(text):
+        kind = part.lastindex
+        if kind == 3:  # its line break
+            yield TomlLine(number, start, part.start(), top, comment)
+            number, start, top, comment = number + 1, part.end(), depth == 0, -1
+        elif kind == 2:
+            depth = depth + 1 if part.group(2) in "[{" else max(depth - 1, 0)
+        elif kind == 1:
+            comment = part.start()
+        else:  # a string: a multi-line one's line breaks are lines inside it
+            at = text.find("\n", part.start(), part.end())
+            while at >= 0:
+                yield TomlLine(number, start, at, top, comment)
+                number, start, top, comment = number + 1, at + 1, False, -1
+                at = text.find("\n", start, part.end())
+    yield TomlLine(number, start, len(text), top, comment)
+
+
+def toml_comments(text: str) -> Iterator[TomlComment]:
+    """The comments of ``text``, in order: only comments and strings are read, so this is
+    cheaper than the lines of :func:`toml_scan` when the comments are all that is wanted."""
+    number, counted = 1, 0
+    for part in _STRINGS_OR_COMMENT.finditer(text):
+        if part.lastindex == 1:
+            number += text.count("\n", counted, part.start())
+            counted = part.start()
+            column = part.start() - text.rfind("\n", 0, part.start())
+            yield TomlComment(number, column, part.start(), part.end())
 
 
 def key_parts(line: str, at: int) -> tuple[list[str], int] | None:
@@ -102,25 +119,3 @@ def key_parts(line: str, at: int) -> tuple[list[str], int] | None:
             at += 1
             continue
         return (parts, at) if line.startswith(("=", "]"), at) else None
-
-
-def _string_end(text: str, at: int, end: int, delimiter: str) -> int:
-    """Where the string opened before ``at`` ends before ``end`` (past its delimiter), or -1.
-    A multi-line string's closing three quotes may come after one or two of its own: those
-    are read as an empty string after it, which changes nothing of the scan."""
-    while True:
-        found = text.find(delimiter, at, end)
-        if found < 0:
-            return -1
-        if delimiter.startswith('"') and _escaped(text, found):
-            at = found + 1
-            continue
-        return found + len(delimiter)
-
-
-def _escaped(text: str, at: int) -> bool:
-    """True if the character at ``at`` follows an odd number of backslashes."""
-    count = 0
-    while at - count - 1 >= 0 and text[at - count - 1] == "\\":
-        count += 1
-    return count % 2 == 1
