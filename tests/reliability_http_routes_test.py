@@ -26,6 +26,7 @@ from pipeline_engine_support import Resolver
 from taskdaemon.pipeline import http_security
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
+from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import OPEN_PATHS, ApiAuth
 
 TOKEN = "every-route-test-token-0123456789"
@@ -77,11 +78,14 @@ async def test_every_route_refuses_a_client_without_the_token() -> None:
     """Each route but the three probes answers 401 (a browser's page, the sign-in page; a
     browser's page with a wrong token, a redirect to it without the token) to every way of
     asking without the token; no answer holds a stage's name or the token tried, and the run
-    still waits for its approval afterwards."""
+    still waits for its approval afterwards. The wrong tokens' bound is lifted: this asks
+    hundreds of times from one address, which past it would be 429s
+    (``pipeline_token_failures_test.py`` tests that)."""
     seen = server_support.ApprovalSeen()
+    unbounded = HttpLimits(token_failures=1_000_000)
     async with (
         Engine(resolver=Resolver(), observers=[seen]) as engine,
-        server_support.serving(engine, auth=ApiAuth.configured(TOKEN)) as server,
+        server_support.serving(engine, auth=ApiAuth.configured(TOKEN), limits=unbounded) as server,
         httpx.AsyncClient(base_url=server.url) as client,
     ):
         handle = await engine.start_run(parse_pipeline(server_support.GATED_PIPELINE), {})

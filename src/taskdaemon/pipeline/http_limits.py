@@ -55,6 +55,11 @@ events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 
                                          rejecting would invite an instant retry. Prometheus
                                          servers scrape every 15 s or so: 20 a second serves
                                          hundreds of them
+wrong API tokens            10 per 60 s  per client address (an IPv6 one by its /64): its requests
+                                         needing a credential are answered 429 with
+                                         ``Retry-After`` until its window ends; at most 4096
+                                         addresses followed, one log line each per window
+                                         (``token_failures``)
 server error logs           10 per 60 s  per server, each with its own limits (``http_thread``
                                          charges a record to the server that logs it): the rest
                                          are counted and the count is appended to the next
@@ -123,6 +128,9 @@ class HttpLimits:
     engine_timeout: float = 5.0
     log_burst: int = 10
     log_interval: float = 60.0
+    token_failures: int = 10
+    token_window: float = 60.0
+    token_clients: int = 4096
 
     def connection_cap(self) -> int:
         """``max_connections``, lowered to leave descriptors for the rest of the process."""

@@ -17,6 +17,9 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   stands for); or ``?token=T`` on any request, taken off the query the app is given (a
   redirect or a link it makes from the query would hold it). Tokens are compared with
   :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
+* **Wrong tokens.** Counted per client address (``token_failures``): past the bound in a
+  window, that address's requests are answered 429 with ``Retry-After`` before any token is
+  compared (a valid session cookie still passes), and each window is one log line.
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
   including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``, the
@@ -67,6 +70,7 @@ from urllib.parse import quote as url_quote
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.token_failures import TokenFailures
 
 __all__ = [
     "OPEN_PATHS",
@@ -270,15 +274,23 @@ class SecurityMiddleware:
     """ASGI middleware enforcing the rules of the module docstring before the app sees a request.
 
     ``bind_host`` is the address the server listens on (for the Host allow-list), or a
-    function returning it: the app is built before the server binds.
+    function returning it: the app is built before the server binds. ``failures`` counts the
+    wrong tokens of each client address and refuses one past its bound (``token_failures``);
+    by default one of its own, with the default bounds.
     """
 
     def __init__(
-        self, app: App, *, auth: ApiAuth, bind_host: str | Callable[[], str] = "127.0.0.1"
+        self,
+        app: App,
+        *,
+        auth: ApiAuth,
+        bind_host: str | Callable[[], str] = "127.0.0.1",
+        failures: TokenFailures | None = None,
     ) -> None:
         self.app = app
         self.auth = auth
         self._bind_host = bind_host
+        self.failures = failures if failures is not None else TokenFailures()
 
     @property
     def bind_host(self) -> str:
@@ -305,8 +317,21 @@ class SecurityMiddleware:
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         cookie_name = _cookie_name(scope)
+        client = (scope.get("client") or (None, 0))[0]
+        if not self._signed_in(headers, cookie_name):
+            retry = self.failures.retry_after(client)
+            if retry is not None:
+                await send_error(
+                    send,
+                    429,
+                    f"too many wrong tokens from this address: try again in {retry} s",
+                    extra=[(b"retry-after", str(retry).encode())],
+                )
+                return
         via = self._authenticate(headers, query, cookie_name)
         if via is None:
+            if "token" in query or _AUTH_HEADER.match(headers.get("authorization", "")):
+                self.failures.failed(client)
             if wants_page(scope, headers) and "token" in query:
                 # A wrong token leaves the address bar (the sign-in box hides what is typed:
                 # a mistyped token is most of the right one); the next page says why.
@@ -360,13 +385,17 @@ class SecurityMiddleware:
         match = _AUTH_HEADER.match(headers.get("authorization", ""))
         if match and self.auth.token_matches(match.group(1)):
             return "header"
-        cookie = _cookies(headers.get("cookie", "")).get(cookie_name)
-        if cookie is not None and self.auth.session_valid(cookie):
+        if self._signed_in(headers, cookie_name):
             return "cookie"
         token = query.get("token")
         if token is not None and self.auth.token_matches(token):
             return "query"
         return None
+
+    def _signed_in(self, headers: dict[str, str], cookie_name: str) -> bool:
+        """Whether the request carries a session cookie this server signed."""
+        cookie = _cookies(headers.get("cookie", "")).get(cookie_name)
+        return cookie is not None and self.auth.session_valid(cookie)
 
     async def _start_session(
         self, scope: Scope, send: Send, query: dict[str, str], cookie_name: str

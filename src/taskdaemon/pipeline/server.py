@@ -125,6 +125,7 @@ from taskdaemon.pipeline.http_limits import HttpLimits, MetricsCache, RequestLim
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware, wants_page
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge, MonitorServer
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
+from taskdaemon.pipeline.token_failures import TokenFailures
 from taskdaemon.pipeline.visualization import DagWatcher
 from taskdaemon.pipeline.web import WebApp, WebOptions
 
@@ -404,7 +405,16 @@ def create_app(
         middleware=[
             Middleware(GzipMiddleware, minimum_size=GZIP_FROM),
             Middleware(AnswerHeadersMiddleware),
-            Middleware(SecurityMiddleware, auth=auth, bind_host=lambda: app.state.bind_host),
+            Middleware(
+                SecurityMiddleware,
+                auth=auth,
+                bind_host=lambda: app.state.bind_host,
+                failures=TokenFailures(
+                    limit=limits.token_failures,
+                    window=limits.token_window,
+                    max_clients=limits.token_clients,
+                ),
+            ),
             Middleware(RequestLimitMiddleware, limits=limits),
             Middleware(RequestCheckMiddleware, params=API_QUERY, routes=lambda: app.routes),
         ],
