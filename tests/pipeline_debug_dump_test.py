@@ -31,7 +31,8 @@ from taskdaemon.pipeline.tracking.dump_source import (
     MAX_MEMBERS,
     DumpSource,
 )
-from taskdaemon.pipeline.tracking.log_read import StoredLog, encode_logs
+from taskdaemon.pipeline.tracking.log_read import StoredLog
+from taskdaemon.pipeline.tracking.otlp_logs import encode_logs
 
 SECRET = "s3cr3t-VALUE-7d1f0b"
 

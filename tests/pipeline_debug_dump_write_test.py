@@ -33,8 +33,9 @@ from taskdaemon.pipeline.model import LoopDef, RetryPolicy
 from taskdaemon.pipeline.payloads import PayloadCapture
 from taskdaemon.pipeline.record_fields import as_dict, replace
 from taskdaemon.pipeline.tracking import SpanStore, encode_traces, reconstruct_run
-from taskdaemon.pipeline.tracking.log_read import encode_logs, read_logs
+from taskdaemon.pipeline.tracking.log_read import read_logs
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+from taskdaemon.pipeline.tracking.otlp_logs import encode_logs
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.visualization import render_dot
 

@@ -46,8 +46,9 @@ from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch
 from taskdaemon.pipeline.tracking import RetentionPolicy, SpanStore, SqliteSpanProcessor
 from taskdaemon.pipeline.tracking._schema import SCHEMA_VERSION, connect
-from taskdaemon.pipeline.tracking.log_read import encode_logs, read_logs, run_log_records
+from taskdaemon.pipeline.tracking.log_read import read_logs, run_log_records
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
+from taskdaemon.pipeline.tracking.otlp_logs import encode_logs
 
 ROOT = Path(__file__).resolve().parent.parent
 

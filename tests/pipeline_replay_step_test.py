@@ -26,7 +26,8 @@ from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.replay.walk import RecordedWalk
 from taskdaemon.pipeline.tracking import encode_traces
 from taskdaemon.pipeline.tracking.dump_logs import decode_logs
-from taskdaemon.pipeline.tracking.log_read import StoredLog, encode_logs
+from taskdaemon.pipeline.tracking.log_read import StoredLog
+from taskdaemon.pipeline.tracking.otlp_logs import encode_logs
 from taskdaemon.pipeline.tracking.spans import SpanRecord
 from taskdaemon.pipeline.tracking.store import SpanStore
 

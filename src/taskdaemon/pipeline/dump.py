@@ -86,7 +86,8 @@ def stored_logs(source_url: str, run_id: str) -> tuple[dict[str, Any] | None, st
     """The run's log records in the embedded store at ``source_url`` as OTLP JSON logs, or
     (None, why not): the store keeps them beside the spans (``tracking/log_read.py``)."""
     from taskdaemon.pipeline.errors import SpanSourceError  # noqa: PLC0415
-    from taskdaemon.pipeline.tracking.log_read import encode_logs, run_log_records  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.log_read import run_log_records  # noqa: PLC0415
+    from taskdaemon.pipeline.tracking.otlp_logs import encode_logs  # noqa: PLC0415
 
     try:
         rows = run_log_records(source_url, run_id)

@@ -42,7 +42,9 @@ Modules:
 * ``_rows``: stored span rows decoded, refusing those that are not what the writer writes.
 * ``store``: ``SpanStore``, the reading side: runs, traces and retention over the file.
 * ``_retention``: retention's pass: the runs a policy dooms, and their rows deleted.
-* ``log_read``: runs' log records read from the store, and written as OTLP JSON logs.
+* ``log_read``: runs' log records read from the store.
+* ``otlp_logs``: runs' log records written as OTLP JSON logs, the collector file exporter's
+  format.
 * ``aggregates``: the report aggregates, written as runs end and read by ``taskdaemon
   report``.
 * ``_aggregates_schema``: the aggregates' tables (schema versions 5 and 7).

@@ -1,6 +1,6 @@
 """The log records of a debug dump (``logs.otlp.json``), read back as ``StoredLog`` objects.
 
-The inverse of :func:`~.log_read.encode_logs` (the collector file exporter's OTLP JSON), for
+The inverse of :func:`~.otlp_logs.encode_logs` (the collector file exporter's OTLP JSON), for
 tools that read a dump as they read the store: ``replay RUN --step --source dump://...`` shows
 a stage's records. The archive is read with :func:`~.dump_source.read_dump_members`' bounds; a
 record that is not an object, or whose body cannot be read, is skipped, an attribute that cannot
@@ -77,7 +77,7 @@ def _record(raw: Any, scope: str) -> StoredLog | None:
 
 def decode_logs(body: Any) -> list[StoredLog]:
     """The records of one OTLP JSON ``ExportLogsServiceRequest``, in the document's order
-    (:func:`~.log_read.encode_logs` keeps the store's: sorting by time listed a dump
+    (:func:`~.otlp_logs.encode_logs` keeps the store's: sorting by time listed a dump
     differently from the store it was written from)."""
     rows: list[StoredLog] = []
     if not isinstance(body, dict):

@@ -1,14 +1,13 @@
-"""Reading runs' log records from the span store, and writing them as OTLP JSON logs.
+"""Reading runs' log records from the span store.
 
 * :func:`read_logs` answers a run's records in order, optionally from one stage, at or above a
   level, after a row id (``taskdaemon logs --follow`` polls with the last id it saw);
 * :func:`run_log_records` is the one-call form for other tools (the debugger's ``logs STAGE``
   and its dumps);
 * :func:`row_records` turns one stored row into its records: captured output is stored one row
-  per batch of lines (``tracking._output_rows``) and read back one record per line;
-* :func:`encode_logs` / :func:`write_otlp_json_logs` give the records as an OTLP
-  ``ExportLogsServiceRequest`` in JSON, one object a line: the collector file exporter's format
-  (``resourceLogs`` → ``scopeLogs`` per logger → ``logRecords``, hex ids, ints as strings).
+  per batch of lines (``tracking._output_rows``) and read back one record per line.
+
+The records written as OTLP JSON logs are ``otlp_logs``' job.
 
 Reads only SQLite: no OTel SDK, so ``taskdaemon logs`` starts fast.
 """
@@ -18,10 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import Any, Final
 
 from taskdaemon.pipeline.durations import log_time
 from taskdaemon.pipeline.errors import SpanSourceError
@@ -29,7 +28,6 @@ from taskdaemon.pipeline.log_levels import level_number, severity_number
 from taskdaemon.pipeline.run_log_scope import LIFECYCLE_LOGGER
 from taskdaemon.pipeline.tracking._rows import RowTypes
 from taskdaemon.pipeline.tracking._schema import connect_to_read
-from taskdaemon.pipeline.tracking.otlp_json import encode_any_value
 from taskdaemon.pipeline.tracking.source_urls import store_path
 from taskdaemon.pipeline.wording import counted
 
@@ -40,13 +38,11 @@ __all__ = [
     "StoredLog",
     "columns",
     "connect_store",
-    "encode_logs",
     "read_logs",
     "row_records",
     "run_end_logged",
     "run_ended",
     "run_log_records",
-    "write_otlp_json_logs",
 ]
 
 #: The logger (scope) name of captured command output.
@@ -298,70 +294,3 @@ def run_log_records(
 ) -> list[StoredLog]:
     """Every stored record of ``run_id`` (a full id), in order: for the debugger and dumps."""
     return read_logs(store, run_id, stage=stage, level=level)
-
-
-def encode_logs(
-    rows: Iterable[StoredLog], resource: Mapping[str, Any] | None = None
-) -> dict[str, Any]:
-    """The rows as one OTLP JSON ``ExportLogsServiceRequest``, in their order: each run of
-    consecutive rows of one logger is one ``ScopeLogs`` entry (a logger's name may come back in
-    a later entry). Grouping each logger's rows into one entry lost the order the store holds
-    them in (its insertion order, which ``logs`` prints): records come from several threads
-    (the monitor's, the output readers'), so one can be older than the record stored before it,
-    or as old as another logger's; a dump read back by time listed such a run differently."""
-    scopes: list[tuple[str, list[dict[str, Any]]]] = []
-    for row in rows:
-        attributes = {
-            f"taskdaemon.{name}": value
-            for name, value in (
-                ("run_id", row.run_id),
-                ("pipeline", row.pipeline),
-                ("stage", row.stage),
-                ("instance", row.instance),
-                ("attempt", row.attempt),
-            )
-            if value is not None
-        }
-        attributes.update(row.attributes)
-        record: dict[str, Any] = {
-            "timeUnixNano": str(row.time_ns),
-            "observedTimeUnixNano": str(row.time_ns),
-            "severityNumber": row.severity,
-            "severityText": row.level,
-            "body": {"stringValue": row.body},
-            "attributes": [
-                {"key": key, "value": encode_any_value(value)}
-                for key, value in attributes.items()
-                if value is not None
-            ],
-            "traceId": row.trace_id,
-        }
-        if row.span_id:
-            record["spanId"] = row.span_id
-        if not scopes or scopes[-1][0] != row.scope:
-            scopes.append((row.scope, []))
-        scopes[-1][1].append(record)
-    resource_attributes = dict(resource or {"service.name": "taskdaemon"})
-    return {
-        "resourceLogs": [
-            {
-                "resource": {
-                    "attributes": [
-                        {"key": k, "value": encode_any_value(v)}
-                        for k, v in resource_attributes.items()
-                    ]
-                },
-                "scopeLogs": [
-                    {"scope": {"name": scope}, "logRecords": records} for scope, records in scopes
-                ],
-            }
-        ]
-    }
-
-
-def write_otlp_json_logs(
-    rows: Iterable[StoredLog], out: IO[str], resource: Mapping[str, Any] | None = None
-) -> None:
-    """Write the rows to ``out`` as the collector file exporter does: one JSON line."""
-    out.write(json.dumps(encode_logs(rows, resource), separators=(",", ":")))
-    out.write("\n")
