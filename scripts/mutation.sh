@@ -41,6 +41,8 @@ core_modules=(
     pipeline/tracking/reconstruct.py
     pipeline/payloads.py
     pipeline/redaction.py
+    pipeline/secret_keys.py
+    pipeline/secret_shapes.py
 )
 
 # The tests that exercise each module, fast ones first. mutmut runs, for each mutant, only the
@@ -156,7 +158,7 @@ tests_for() {
             echo tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
                 tests/pipeline_monitor_outcomes_test.py ;;
-        pipeline/redaction.py)
+        pipeline/redaction.py | pipeline/secret_keys.py | pipeline/secret_shapes.py)
             echo tests/pipeline_redaction_memory_test.py tests/pipeline_redaction_unchanged_test.py \
                 tests/pipeline_redaction_rules_test.py tests/pipeline_redaction_test.py \
                 tests/pipeline_redaction_precheck_test.py tests/pipeline_redaction_memo_walk_test.py \

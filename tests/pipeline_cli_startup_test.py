@@ -510,10 +510,10 @@ def test_redaction_compiles_its_value_shapes_on_first_use() -> None:
     may hold a secret does, and is still redacted."""
     code = textwrap.dedent(
         """
-        from taskdaemon.pipeline import redaction
-        before = redaction._shapes.cache_info().currsize
+        from taskdaemon.pipeline import redaction, secret_shapes
+        before = secret_shapes.shapes.cache_info().currsize
         text = redaction.redact_text("password=hunter2 and no more")
-        print(before, redaction._shapes.cache_info().currsize, text)
+        print(before, secret_shapes.shapes.cache_info().currsize, text)
         """
     )
     done = subprocess.run(

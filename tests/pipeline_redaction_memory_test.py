@@ -3,7 +3,8 @@ within its bound."""
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.redaction import CLEAN_TEXTS, KeyMatcher, redact_text
+from taskdaemon.pipeline.redaction import CLEAN_TEXTS, redact_text
+from taskdaemon.pipeline.secret_keys import KeyMatcher
 
 
 def test_a_matcher_remembers_each_verdict_under_its_key() -> None:

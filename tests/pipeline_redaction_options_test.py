@@ -12,7 +12,7 @@ import pytest
 
 from cli_support import taskdaemon, write
 from redaction_support import shown_everywhere
-from taskdaemon.pipeline import redaction
+from taskdaemon.pipeline import secret_shapes
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 
 
@@ -68,8 +68,8 @@ def test_what_is_not_a_secret_option_value_stays(text: str) -> None:
 @pytest.mark.parametrize("text", ["--token abcdefgh", "--passphrase abcdefgh", "-passin xyz"])
 def test_a_secret_option_alone_passes_the_pre_check(text: str) -> None:
     """A text whose only hint is the option (no ``=`` or ``:``) reaches the pattern."""
-    assert redaction._may_hold_secret(text)
-    assert redaction._shapes().search(text) is not None
+    assert secret_shapes.may_hold_secret(text)
+    assert secret_shapes.shapes().search(text) is not None
 
 
 SECRET = "opt-s3cr3t-value"

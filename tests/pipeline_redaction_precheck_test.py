@@ -1,7 +1,7 @@
 """The substring pre-check of ``redact_text`` never skips a text the full pattern would change.
 
 ``redact_text`` and ``redact_lines`` run the full shapes pattern only on texts the cheap
-pre-check (``redaction._may_hold_secret``) lets through, so the pre-check must answer True for
+pre-check (``secret_shapes.may_hold_secret``) lets through, so the pre-check must answer True for
 every text the pattern matches: a False for such a text is a secret left in a span or a log.
 """
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskdaemon.pipeline import redaction
+from taskdaemon.pipeline import secret_shapes
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 
 CREDENTIAL = "abcd1234efgh5678ijkl"
@@ -30,8 +30,8 @@ def test_a_bearer_credential_in_any_casing_is_redacted(scheme: str) -> None:
     """The bearer shape matches the scheme word in any casing ("BeArEr"), and so must the
     pre-check: it looked for "earer" or "EARER" only, so "BeArEr <credential>" passed as clean."""
     text = f"{scheme} {CREDENTIAL}"
-    assert redaction._shapes().search(text) is not None
-    assert redaction._may_hold_secret(text)
+    assert secret_shapes.shapes().search(text) is not None
+    assert secret_shapes.may_hold_secret(text)
     assert redact_text(text) == f"{scheme} {REDACTED}"
     assert redact_lines(["plain", text]) == ["plain", f"{scheme} {REDACTED}"]
 
@@ -49,8 +49,8 @@ _WORDS += [" --token ", " -secret "]
 def test_the_pre_check_lets_through_every_text_the_pattern_matches(parts: list[str]) -> None:
     """For generated texts: the full pattern matches only where the pre-check says maybe."""
     text = "".join(parts)
-    if redaction._shapes().search(text) is not None:
-        assert redaction._may_hold_secret(text)
+    if secret_shapes.shapes().search(text) is not None:
+        assert secret_shapes.may_hold_secret(text)
 
 
 # One text per shape, holding nothing but the shape (and no character another shape needs
@@ -74,6 +74,6 @@ _ALONE = [
 @pytest.mark.parametrize("text", _ALONE)
 def test_each_shape_alone_passes_the_pre_check(text: str) -> None:
     """Each shape, alone in its text, is matched by the pattern and let through."""
-    assert redaction._shapes().search(text) is not None
-    assert redaction._may_hold_secret(text)
+    assert secret_shapes.shapes().search(text) is not None
+    assert secret_shapes.may_hold_secret(text)
     assert redact_text(text) != text

@@ -17,12 +17,11 @@ import pytest
 from taskdaemon.pipeline.redaction import (
     DEFAULT_REDACT_PATTERNS,
     REDACTED,
-    KeyMatcher,
-    key_words,
     redact,
     redact_endpoint_passwords,
     redact_text,
 )
+from taskdaemon.pipeline.secret_keys import KeyMatcher, key_words
 
 
 @pytest.mark.parametrize(

@@ -16,14 +16,9 @@ import pytest
 
 from taskdaemon.pipeline import payloads, settings
 from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.redaction import (
-    REDACTED,
-    key_matcher,
-    open_key_start,
-    redact,
-    redact_lines,
-    redact_text,
-)
+from taskdaemon.pipeline.redaction import REDACTED, redact, redact_lines, redact_text
+from taskdaemon.pipeline.secret_keys import key_matcher
+from taskdaemon.pipeline.secret_shapes import open_key_start
 from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.tracking import SpanStore
 

@@ -8,11 +8,11 @@ import uuid
 import pytest
 
 from taskdaemon.pipeline.redaction import (
-    key_matcher,
     mappings_unchanged,
     redact_endpoint_passwords,
     redact_lines,
 )
+from taskdaemon.pipeline.secret_keys import key_matcher
 
 
 def test_clean_lines_come_back_as_the_same_list() -> None:

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskdaemon.pipeline import redaction
+from taskdaemon.pipeline import secret_shapes
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 
 #: Fake keys, one per shape (built, so that no scanner takes this file for a leak). None holds
@@ -39,7 +39,7 @@ def test_each_key_is_masked_where_it_is_written(key: str) -> None:
     )
     assert redact_text(f"using {key}, retrying") == f"using {REDACTED}, retrying"
     assert redact_text(f'{{"x": "{key}"}}') == f'{{"x": "{REDACTED}"}}'
-    assert redaction._may_hold_secret(key)
+    assert secret_shapes.may_hold_secret(key)
 
 
 @pytest.mark.parametrize(
@@ -70,8 +70,8 @@ def test_the_pre_check_lets_through_every_text_a_shape_matches(parts: list[str])
     """For generated texts around the prefixes: the full pattern matches only where the
     pre-check says maybe (a False there is a key left in a span)."""
     text = "".join(parts)
-    if redaction._shapes().search(text) is not None:
-        assert redaction._may_hold_secret(text)
+    if secret_shapes.shapes().search(text) is not None:
+        assert secret_shapes.may_hold_secret(text)
 
 
 _LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"

@@ -64,12 +64,8 @@ from collections.abc import Callable, Hashable, Mapping
 from typing import Any, Final
 
 from taskdaemon.pipeline.masked_values import MASKED
-from taskdaemon.pipeline.redaction import (
-    DEFAULT_REDACT_PATTERNS,
-    REDACTED,
-    KeyMatcher,
-    key_matcher,
-)
+from taskdaemon.pipeline.redaction import REDACTED
+from taskdaemon.pipeline.secret_keys import DEFAULT_REDACT_PATTERNS, KeyMatcher, key_matcher
 from taskdaemon.pipeline.wording import counted
 
 __all__ = [

@@ -30,7 +30,7 @@ The contract of a capture (one per stage execution, both streams together):
   lines, for the failure message;
 * a sink that raises loses that batch, never the stage: the failure is logged once per sink;
 * a PEM private key is never split between batches: from its BEGIN line, lines that leave it
-  open (``redaction.open_key_start``) wait for the read that closes it, or the stream's end,
+  open (``secret_shapes.open_key_start``) wait for the read that closes it, or the stream's end,
   or :data:`KEY_HOLD_CHARS`, so the sinks' ``redact_lines`` finds it whole whatever the
   pipe's reads cut (a command that pauses mid-key). Held lines keep their read's time.
 
@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from taskdaemon.pipeline.output_pipes import drain, make_pipe
-from taskdaemon.pipeline.redaction import open_key_start, redact_lines, secret_spans
+from taskdaemon.pipeline.redaction import redact_lines, secret_spans
+from taskdaemon.pipeline.secret_shapes import open_key_start
 
 __all__ = [
     "CUT_LOOK_BYTES",

@@ -304,7 +304,8 @@ def _unknown_output(
 def _secret(path: str, name: str, source: str) -> list[ValidationWarning]:
     # Lazy: ``redaction`` compiles its patterns at the first use; a file without literals in
     # its inputs never needs them.
-    from taskdaemon.pipeline.redaction import key_matcher, secret_spans  # noqa: PLC0415
+    from taskdaemon.pipeline.redaction import secret_spans  # noqa: PLC0415
+    from taskdaemon.pipeline.secret_keys import key_matcher  # noqa: PLC0415
 
     for match in _STRING_LITERAL.finditer(source):
         literal = match.group(1) if match.group(1) is not None else match.group(2)
