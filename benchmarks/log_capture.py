@@ -62,7 +62,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from taskdaemon.pipeline import output_pipes, stage_output
+from taskdaemon.pipeline import output_pipes, output_sinks
 from taskdaemon.pipeline.loops import StageContext, command_handler
 from taskdaemon.pipeline.stage_output import CaptureLimits
 from taskdaemon.pipeline.tracking.log_writer import SqliteLogWriter
@@ -164,8 +164,8 @@ def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
         "captured": CaptureLimits(),
         "captured-all": CaptureLimits(lines + 1, 1 << 40),
     }[mode]
-    previous = stage_output.set_capture_limits(limit)
-    stage_output.add_output_sink(writer)
+    previous = output_sinks.set_capture_limits(limit)
+    output_sinks.add_output_sink(writer)
     try:
         own0, child0 = _cpu()
         started = time.perf_counter()
@@ -176,8 +176,8 @@ def _measure(command: str, mode: str, lines: int, directory: Path) -> Sample:
         elapsed = time.perf_counter() - started
         _STAGE_ONLY.setdefault(mode, []).append(stage)
     finally:
-        stage_output.remove_output_sink(writer)
-        stage_output.set_capture_limits(previous)
+        output_sinks.remove_output_sink(writer)
+        output_sinks.set_capture_limits(previous)
         writer.close()
     own1, child1 = _cpu()
     return Sample(elapsed, own1 - own0, child1 - child0)

@@ -366,16 +366,16 @@ def sink() -> Iterator[Sink]:
     """An output sink registered for the test (``pipeline_stage_output_support.Sink``); the
     capture limits the test began with are restored after it."""
     from pipeline_stage_output_support import Sink
-    from taskdaemon.pipeline import stage_output
+    from taskdaemon.pipeline import output_sinks
 
     registered = Sink()
-    previous = stage_output.capture_limits()
-    stage_output.add_output_sink(registered)
+    previous = output_sinks.capture_limits()
+    output_sinks.add_output_sink(registered)
     try:
         yield registered
     finally:
-        stage_output.remove_output_sink(registered)
-        stage_output.set_capture_limits(previous)
+        output_sinks.remove_output_sink(registered)
+        output_sinks.set_capture_limits(previous)
 
 
 @pytest.fixture

@@ -33,14 +33,14 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.loops import LoopRegistry, StageContext
 from taskdaemon.pipeline.model import Pipeline, Stage
-from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.settings import Settings, load_settings
-from taskdaemon.pipeline.stage_output import (
+from taskdaemon.pipeline.output_sinks import (
     OutputBatch,
     add_output_sink,
     output_sinks,
     remove_output_sink,
 )
+from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.settings import Settings, load_settings
 from taskdaemon.pipeline.state import RunStatus
 
 
@@ -101,7 +101,7 @@ def record(message: str) -> logging.LogRecord:
 
 @pytest.fixture
 def sinks() -> Iterator[list[Recorder]]:
-    """Output sinks the test registers (``stage_output``'s process-wide list), removed after."""
+    """Output sinks the test registers (``output_sinks``' process-wide list), removed after."""
     made: list[Recorder] = []
     yield made
     for sink in made:

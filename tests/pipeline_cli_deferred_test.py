@@ -624,15 +624,15 @@ def test_the_engine_calls_run_s_stand_in_directly() -> None:
 
 _BOUND_AT_ONCE = """
 import asyncio, contextlib
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.cli.deferred_start import start_deferred_monitoring
 from taskdaemon.pipeline.settings import load_settings
 
 async def main():
     async with contextlib.AsyncExitStack() as stack:
         start_deferred_monitoring(load_settings(), stack)
-        print(stage_output.capture_limits().stdout_max_bytes)
-    print(stage_output.capture_limits().stdout_max_bytes)
+        print(output_sinks.capture_limits().stdout_max_bytes)
+    print(output_sinks.capture_limits().stdout_max_bytes)
 
 asyncio.run(main())
 """

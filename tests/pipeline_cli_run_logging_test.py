@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_monitor_support import scope_labels
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.cli.run_logging import install_run_logging
 from taskdaemon.pipeline.cli.telemetry import Telemetry
 from taskdaemon.pipeline.monitor import PipelineMonitor
@@ -54,7 +54,7 @@ def test_the_stdout_bound_setting_reaches_the_captures(
     with contextlib.ExitStack() as stack:
         stack.callback(monitor.close)
         install_run_logging(settings, monitor, telemetry, stack)
-        bound = stage_output.capture_limits().stdout_max_bytes
+        bound = output_sinks.capture_limits().stdout_max_bytes
     assert 4096 == bound
 
 
@@ -73,7 +73,7 @@ def test_run_logs_of_a_store_that_cannot_be_opened_are_counted_on_metrics(
     with contextlib.ExitStack() as stack:
         stack.callback(monitor.close)
         writer = install_run_logging(settings, monitor, telemetry, stack)
-        for sink in stage_output.output_sinks():
+        for sink in output_sinks.output_sinks():
             sink.write_output(batch)
         logging.getLogger("taskdaemon.test").warning("of the run", extra={"run_id": run_id})
         logging.getLogger("taskdaemon.test").warning("of no run")

@@ -28,7 +28,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from pipeline_debug_logs_support import IDS
 from pipeline_engine_support import Resolver, after, pipeline, stage
 from pipeline_stage_output_support import TRACEPARENT, Sink
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks, stage_output
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.engine import Engine
 from taskdaemon.pipeline.log_export import OTelOutputSink
@@ -55,11 +55,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture
 def limits() -> Iterator[None]:
-    previous = stage_output.capture_limits()
+    previous = output_sinks.capture_limits()
     try:
         yield
     finally:
-        stage_output.set_capture_limits(previous)
+        output_sinks.set_capture_limits(previous)
 
 
 def _ctx(command: str) -> StageContext:
@@ -98,7 +98,7 @@ async def test_command_output_is_captured_line_by_line_with_the_stage_ids(sink: 
 
 async def test_capture_is_bounded_and_counts_what_it_drops(sink: Sink, limits: None) -> None:
     """Past the line bound lines are dropped, and one marker says how many lines and bytes."""
-    stage_output.set_capture_limits(CaptureLimits(max_lines=10, max_bytes=1_000_000))
+    output_sinks.set_capture_limits(CaptureLimits(max_lines=10, max_bytes=1_000_000))
     result = await command_handler()(_ctx("seq 1 1000"))
     assert [str(n) for n in range(1, 11)] == sink.lines()
     marker = sink.batches[-1]
@@ -110,7 +110,7 @@ async def test_capture_is_bounded_and_counts_what_it_drops(sink: Sink, limits: N
 
 async def test_byte_bound_and_a_line_without_newline_stay_bounded(sink: Sink, limits: None) -> None:
     """The byte bound applies too, and a line with no newline is cut into bounded pieces."""
-    stage_output.set_capture_limits(CaptureLimits(max_lines=1000, max_bytes=40_000))
+    output_sinks.set_capture_limits(CaptureLimits(max_lines=1000, max_bytes=40_000))
     await command_handler()(_ctx("head -c 100000 /dev/zero | tr '\\0' x"))
     lines = sink.lines()
     assert [stage_output.MAX_LINE_BYTES] * 2 == [len(line) for line in lines]
@@ -169,7 +169,7 @@ def test_counting_past_the_bound_agrees_with_splitting_every_chunk(sink: Sink) -
 
 async def test_failed_command_keeps_its_stderr_tail(limits: None) -> None:
     """The failure still carries the last 20 stderr lines, whatever the capture bound."""
-    stage_output.set_capture_limits(CaptureLimits(max_lines=0, max_bytes=0))
+    output_sinks.set_capture_limits(CaptureLimits(max_lines=0, max_bytes=0))
     with pytest.raises(CommandFailedError) as caught:
         await command_handler()(_ctx("seq 1 50 >&2; exit 4"))
     assert "\n".join(str(n) for n in range(31, 51)) == caught.value.stderr_tail

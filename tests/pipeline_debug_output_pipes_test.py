@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from pipeline_stage_output_support import TRACEPARENT, Sink
-from taskdaemon.pipeline import output_pipes, stage_output
+from taskdaemon.pipeline import output_pipes, output_sinks
 from taskdaemon.pipeline.command_loop import _parse_stdout, _sample_peaks
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.loops import CommandFailedError, StageContext, command_handler
@@ -79,7 +79,7 @@ async def test_a_refused_enlargement_keeps_the_pipe_and_captures_everything(
         return real(fd, command, arg)
 
     monkeypatch.setattr(fcntl, "fcntl", refuse)
-    stage_output.set_capture_limits(CaptureLimits(1_000_000, 1 << 30))
+    output_sinks.set_capture_limits(CaptureLimits(1_000_000, 1 << 30))
     result = await command_handler()(_ctx("seq 1 200000"))
     expected = [str(n) for n in range(1, 200_001)]
     assert expected == result["stdout"].split("\n")
@@ -137,7 +137,7 @@ def test_a_pipe_filled_faster_than_the_cadence_is_read_again_at_once() -> None:
 async def test_both_streams_busy_keep_their_own_order_and_the_stderr_tail(sink: Sink) -> None:
     """A command writing to stdout and stderr in turn, fast, has every line of each stream
     captured in its order, and its failure shows stderr's last 20 lines."""
-    stage_output.set_capture_limits(CaptureLimits(100_000, 1 << 30))
+    output_sinks.set_capture_limits(CaptureLimits(100_000, 1 << 30))
     script = (
         'i=0; while [ $i -lt 5000 ]; do echo "out $i"; echo "err $i" >&2; i=$((i+1)); done; exit 3'
     )
@@ -151,7 +151,7 @@ async def test_both_streams_busy_keep_their_own_order_and_the_stderr_tail(sink: 
 async def test_a_partial_last_line_is_captured_after_a_large_output(sink: Sink) -> None:
     """The last line, with no newline after it, is a record of its own once the command
     ends, after every complete line, and is the last line of a failure's stderr tail."""
-    stage_output.set_capture_limits(CaptureLimits(100_000, 1 << 30))
+    output_sinks.set_capture_limits(CaptureLimits(100_000, 1 << 30))
     with pytest.raises(CommandFailedError) as caught:
         await command_handler()(
             _ctx("seq 1 30000; printf 'no newline'; printf 'x\\ny' >&2; exit 1")
@@ -164,7 +164,7 @@ async def test_a_partial_last_line_is_captured_after_a_large_output(sink: Sink) 
 async def test_a_stage_cancelled_mid_output_ends_its_capture(sink: Sink) -> None:
     """Cancelling a stage whose command is still printing stops the reader, closes every pipe
     and leaves only whole lines captured, with the drop marker when the bound was passed."""
-    stage_output.set_capture_limits(CaptureLimits(1000, 1 << 30))
+    output_sinks.set_capture_limits(CaptureLimits(1000, 1 << 30))
     before = _open_fds()
     task = asyncio.ensure_future(command_handler(kill_grace=5.0)(_ctx("yes 'a line'")))
     arrived = await asyncio.to_thread(sink.arrived.wait, 30)

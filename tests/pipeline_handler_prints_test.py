@@ -14,7 +14,7 @@ import pytest
 
 from cli_support import taskdaemon
 from pipeline_engine_support import plain_context
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks, stage_output
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.handler_prints import capture_prints
 from taskdaemon.pipeline.loops import StageContext
@@ -101,7 +101,7 @@ def test_writes_outside_a_stage_pass_through_and_open_lines_are_bounded(
     real = io.StringIO()
     monkeypatch.setattr(sys, "stdout", real)
     sink = _Sink()
-    stage_output.add_output_sink(sink)
+    output_sinks.add_output_sink(sink)
     try:
         with contextlib.ExitStack() as stack:
             capture_prints(stack)
@@ -115,7 +115,7 @@ def test_writes_outside_a_stage_pass_through_and_open_lines_are_bounded(
             assert [("x" * stage_output.MAX_LINE_BYTES,)] == [b.texts for b in sink.batches]
         assert sys.stdout is real
     finally:
-        stage_output.remove_output_sink(sink)
+        output_sinks.remove_output_sink(sink)
     assert "summary\n" + "x" * (stage_output.MAX_LINE_BYTES + 5) == real.getvalue()
     assert ("xxxxx",) == sink.batches[-1].texts
     assert ("ab" * 16, "cd" * 8, "stdout") == (

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.loops import StageContext, StdoutTooLargeError, command_handler
 from taskdaemon.pipeline.settings import load_settings
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputCapture
@@ -20,9 +20,9 @@ pytestmark = pytest.mark.timeout(30)
 @pytest.fixture
 def bound() -> Iterator[None]:
     """Captures started in the test keep 1,000 bytes of stdout at most."""
-    previous = stage_output.set_capture_limits(CaptureLimits(stdout_max_bytes=1000))
+    previous = output_sinks.set_capture_limits(CaptureLimits(stdout_max_bytes=1000))
     yield
-    stage_output.set_capture_limits(previous)
+    output_sinks.set_capture_limits(previous)
 
 
 def context() -> StageContext:

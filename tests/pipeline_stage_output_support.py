@@ -10,7 +10,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.stage_output import CaptureLimits, OutputBatch, OutputCapture
 
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -42,7 +42,7 @@ def captured_in_reads(data: bytes, cuts: Iterable[int]) -> list[OutputBatch]:
     """The batches a capture (default limits) delivers of ``data`` read in pieces cut at
     ``cuts`` (each at most ``len(data)``), its pipes then ended as at a stage's end."""
     sink = Sink()
-    stage_output.add_output_sink(sink)
+    output_sinks.add_output_sink(sink)
     capture = OutputCapture(
         run_id="r", pipeline="p", stage="s", instance=0, attempt=1, limits=CaptureLimits()
     )
@@ -54,7 +54,7 @@ def captured_in_reads(data: bytes, cuts: Iterable[int]) -> list[OutputBatch]:
         stop.set()
         capture.read_pipes(stop)
     finally:
-        stage_output.remove_output_sink(sink)
+        output_sinks.remove_output_sink(sink)
         capture.abandon()
     return sink.batches
 

@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline_stage_output_support import TRACEPARENT, Sink, captured_in_reads, new_capture
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks, stage_output
 from taskdaemon.pipeline.redaction import redact_lines
 from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.stage_output import (
@@ -67,8 +67,8 @@ def _batch(*texts: str, **more: Any) -> OutputBatch:
 def test_removing_a_sink_keeps_the_others(sink: Sink, captures: list[OutputCapture]) -> None:
     """After one of two sinks is removed, the other one still receives every batch."""
     other = Sink()
-    stage_output.add_output_sink(other)
-    stage_output.remove_output_sink(other)
+    output_sinks.add_output_sink(other)
+    output_sinks.remove_output_sink(other)
     new_capture(captures).feed("stdout", b"kept\n")
     assert (["kept"], []) == (sink.lines(), other.lines())
 
@@ -77,7 +77,7 @@ def test_a_sink_added_twice_receives_each_batch_once(
     sink: Sink, captures: list[OutputCapture]
 ) -> None:
     """Adding a registered sink again does not make it receive batches twice."""
-    stage_output.add_output_sink(sink)
+    output_sinks.add_output_sink(sink)
     new_capture(captures).feed("stdout", b"once\n")
     assert ["once"] == sink.lines()
 
@@ -88,16 +88,16 @@ def test_a_failing_sink_is_reported_once_and_the_others_still_receive(
     """A sink that raises is logged once, with its exception, however often it fails, and the
     sinks after it still get every batch."""
     failing = FailingSink()
-    stage_output.remove_output_sink(sink)
-    stage_output.add_output_sink(failing)
-    stage_output.add_output_sink(sink)
+    output_sinks.remove_output_sink(sink)
+    output_sinks.add_output_sink(failing)
+    output_sinks.add_output_sink(sink)
     try:
         with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.stage_output"):
             capture = new_capture(captures)
             capture.feed("stdout", b"one\n")
             capture.feed("stdout", b"two\n")
     finally:
-        stage_output.remove_output_sink(failing)
+        output_sinks.remove_output_sink(failing)
     reports = [
         (r.getMessage(), type(r.exc_info[1]) if r.exc_info else None)
         for r in caplog.records
@@ -115,11 +115,11 @@ def test_a_sink_removed_and_added_again_is_reported_again(
     failing = FailingSink()
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.stage_output"):
         for _ in range(2):
-            stage_output.add_output_sink(failing)
+            output_sinks.add_output_sink(failing)
             try:
                 new_capture(captures).feed("stdout", b"line\n")
             finally:
-                stage_output.remove_output_sink(failing)
+                output_sinks.remove_output_sink(failing)
     failures = [r for r in caplog.records if r.name == "taskdaemon.pipeline.stage_output"]
     assert 2 == len(failures)
 
@@ -127,11 +127,11 @@ def test_a_sink_removed_and_added_again_is_reported_again(
 def test_set_capture_limits_returns_the_previous_bound(sink: Sink) -> None:
     """``set_capture_limits`` answers the bound it replaced, and ``capture_limits`` the new one."""
     first = CaptureLimits(5, 50)
-    stage_output.set_capture_limits(first)
+    output_sinks.set_capture_limits(first)
     second = CaptureLimits(6, 60)
     assert (first, second) == (
-        stage_output.set_capture_limits(second),
-        stage_output.capture_limits(),
+        output_sinks.set_capture_limits(second),
+        output_sinks.capture_limits(),
     )
 
 
@@ -139,7 +139,7 @@ def test_a_capture_without_limits_takes_the_process_bound(
     sink: Sink, captures: list[OutputCapture]
 ) -> None:
     """A capture made without limits applies the bound set for the process when it started."""
-    stage_output.set_capture_limits(CaptureLimits(max_lines=2, max_bytes=1000))
+    output_sinks.set_capture_limits(CaptureLimits(max_lines=2, max_bytes=1000))
     capture = new_capture(captures)
     capture.feed("stdout", b"a\nb\nc\n")
     assert (["a", "b"], 1) == (sink.lines(), capture.dropped_lines)
@@ -469,7 +469,7 @@ def test_a_reader_ending_after_its_loop_closed_raises_nothing(
             release.wait()
 
     blocking = Blocking()
-    stage_output.add_output_sink(blocking)
+    output_sinks.add_output_sink(blocking)
     try:
         capture = new_capture(captures)
         os.write(capture.child_stdout, b"line\n")
@@ -486,7 +486,7 @@ def test_a_reader_ending_after_its_loop_closed_raises_nothing(
         reader.join()
     finally:
         release.set()
-        stage_output.remove_output_sink(blocking)
+        output_sinks.remove_output_sink(blocking)
         if not loop.is_closed():
             loop.close()
     assert [] == failures
@@ -505,14 +505,14 @@ async def test_the_reader_is_a_daemon_thread_named_for_the_output(
             seen.append((thread.name, thread.daemon))
 
     where = Where()
-    stage_output.add_output_sink(where)
+    output_sinks.add_output_sink(where)
     try:
         capture = new_capture(captures)
         os.write(capture.child_stdout, b"line\n")
         capture.spawned()
         await communicate(StandInProcess(None), b"", capture)  # type: ignore[arg-type]
     finally:
-        stage_output.remove_output_sink(where)
+        output_sinks.remove_output_sink(where)
     assert [("taskdaemon-output", True)] == seen
 
 

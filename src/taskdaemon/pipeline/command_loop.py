@@ -58,7 +58,7 @@ KILL_GRACE = 2.0
 
 class StdoutTooLargeError(StageFailedError):
     """Raised when a command stage printed more on stdout than its result may hold
-    (``stage_output.CaptureLimits.stdout_max_bytes``): its result would be cut, so wrong."""
+    (``output_sinks.CaptureLimits.stdout_max_bytes``): its result would be cut, so wrong."""
 
     def __init__(self, seen: int, bound: int) -> None:
         self.seen = seen

@@ -7,7 +7,7 @@ log export had no trace of it, where a scheduler keeps a task's prints in that t
 closes: a write made while a stage execution is current (``execution.current_execution``: on
 the loop for an async handler, in the worker thread of a sync one, in the tasks a handler
 starts) still goes to the real stdout, and is also cut into lines, each delivered as a
-command's captured stdout is (``stage_output.deliver``: every output sink, redacted there,
+command's captured stdout is (``output_sinks.deliver``: every output sink, redacted there,
 tagged with the run, stage, instance, attempt and span); any other write (the run's summary,
 the debugger's prompt) goes to the real stdout alone.
 
@@ -106,7 +106,7 @@ class _StageStdout:
 
 
 def _deliver(context: Any, lines: list[str]) -> None:
-    from taskdaemon.pipeline.stage_output import OutputBatch, deliver, trace_ids  # noqa: PLC0415
+    from taskdaemon.pipeline.output_sinks import OutputBatch, deliver, trace_ids  # noqa: PLC0415
 
     trace_id, span_id = trace_ids(context.environment)
     deliver(

@@ -1,6 +1,6 @@
 """Captured command output sent to an OTel ``LoggerProvider`` (the OTLP log exporter).
 
-:class:`OTelOutputSink` is a ``stage_output.OutputSink``: each captured line becomes one OTel
+:class:`OTelOutputSink` is an ``output_sinks.OutputSink``: each captured line becomes one OTel
 log record of the ``taskdaemon.run.output`` scope, in the stage span's context (so backends
 link it to the span), with the stage's ids as ``taskdaemon.*`` attributes and ``log.iostream``.
 Bodies are redacted. The provider's batch processor does the exporting, off the event loop.
@@ -17,8 +17,8 @@ from opentelemetry._logs import SeverityNumber
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from taskdaemon.pipeline.output_sinks import OutputBatch
 from taskdaemon.pipeline.redaction import redact_lines
-from taskdaemon.pipeline.stage_output import OutputBatch
 
 __all__ = ["OUTPUT_SCOPE", "OTelOutputSink"]
 

@@ -3,9 +3,9 @@
 :func:`communicate` replaces ``Process.communicate`` for a command stage: it writes stdin, reads
 both pipes (made by :class:`OutputCapture`, 256 KiB each when allowed) on a thread of its own
 at a cadence (``output_pipes``: a wake-up per 20 ms at most, not per line written), and hands
-each read's complete lines, as one :class:`OutputBatch`, to every registered sink
-(:func:`add_output_sink`; the CLI registers the span store's log writer and, with an OTLP log
-exporter, the OTel one). The engine layer knows nothing of where lines go; with no sink
+each read's complete lines, as one :class:`~.output_sinks.OutputBatch`, to every registered
+sink (``output_sinks.deliver``: the CLI registers the span store's log writer and, with an OTLP
+log exporter, the OTel one). The engine layer knows nothing of where lines go; with no sink
 registered, each line becomes a stdlib ``logging`` record of the ``taskdaemon.run.output``
 logger (INFO), so a library user's handlers see it.
 
@@ -18,9 +18,10 @@ The contract of a capture (one per stage execution, both streams together):
   for :data:`CUT_LOOK_BYTES` around it), so the sinks find the secret whole in the next piece,
   and never falls inside a UTF-8 character;
 * at most ``max_lines`` lines and ``max_bytes`` bytes (line ends not counted) are captured
-  (:class:`CaptureLimits`, ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES`` in the CLI);
-  past the bound, lines are counted and dropped, and when the command ends one WARNING marker
-  record says how many lines and bytes were dropped (``dropped_lines`` / ``dropped_bytes``);
+  (``output_sinks.CaptureLimits``, ``TASKDAEMON_LOG_CAPTURE_MAX_LINES`` / ``_MAX_BYTES`` in
+  the CLI); past the bound, lines are counted and dropped, and when the command ends one
+  WARNING marker record says how many lines and bytes were dropped (``dropped_lines`` /
+  ``dropped_bytes``);
 * stdout is also kept whole in memory, since it is the stage's result (``{"stdout": ...}`` or
   the JSON object it prints), up to ``stdout_max_bytes`` (``TASKDAEMON_STDOUT_MAX_BYTES`` in
   the CLI, 64 MiB by default): past it what was kept is let go and the rest is read (so the
@@ -28,7 +29,7 @@ The contract of a capture (one per stage execution, both streams together):
   ``command`` loop type then fails the stage, since a cut result would be wrong data. The log
   capture above is not affected. stderr is not kept, only its last :data:`STDERR_TAIL_LINES`
   lines, for the failure message;
-* a sink that raises loses that batch, never the stage: the failure is logged once per sink;
+* a sink that raises loses that batch, never the stage (``output_sinks.deliver``);
 * a PEM private key is never split between batches: from its BEGIN line, lines that leave it
   open (``secret_shapes.open_key_start``) wait for the read that closes it, or the stream's end,
   or :data:`KEY_HOLD_CHARS`, so the sinks' ``redact_lines`` finds it whole whatever the
@@ -42,39 +43,35 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
-import re
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Final
 
 from taskdaemon.pipeline.output_pipes import drain, make_pipe
-from taskdaemon.pipeline.redaction import redact_lines, secret_spans
+from taskdaemon.pipeline.output_sinks import (
+    CaptureLimits,
+    OutputBatch,
+    capture_limits,
+    deliver,
+    trace_ids,
+)
+from taskdaemon.pipeline.redaction import secret_spans
 from taskdaemon.pipeline.secret_shapes import open_key_start
 
+#: ``CaptureLimits`` and ``OutputBatch``, the bound a capture keeps and the batch it delivers,
+#: are ``output_sinks``', which every sink imports; named here too, beside the capture.
 __all__ = [
     "CUT_LOOK_BYTES",
     "KEY_HOLD_CHARS",
     "MAX_LINE_BYTES",
     "STDERR_TAIL_LINES",
     "CaptureLimits",
-    "CaptureSettings",
     "OutputBatch",
     "OutputCapture",
-    "OutputSink",
-    "add_output_sink",
-    "bound_captures",
-    "capture_limits",
     "communicate",
-    "deliver",
-    "output_sinks",
-    "remove_output_sink",
-    "set_capture_limits",
-    "trace_ids",
 ]
 
 #: How much of a failed command's stderr its error message keeps.
@@ -88,180 +85,6 @@ CUT_LOOK_BYTES: Final = 4_096
 #: An open PEM private key's lines held back for the next read at most (characters): more than
 #: any key's (an RSA key of 16,384 bits is about 13,000), so a key is always redacted whole.
 KEY_HOLD_CHARS: Final = 65_536
-_TRACEPARENT: Final = re.compile(r"^[0-9a-f]{2}-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
-_logger = logging.getLogger("taskdaemon.run.output")
-_own_logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class CaptureLimits:
-    """Per stage execution: lines and bytes captured as log records at most (0 captures
-    nothing), and the bytes of stdout kept as the stage's result at most."""
-
-    max_lines: int = 10_000
-    max_bytes: int = 1_048_576
-    stdout_max_bytes: int = 64 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class OutputBatch:
-    """Lines one stage execution wrote on one stream, in order, and the marker of dropped ones.
-
-    ``texts`` are the lines (without their line ends), all read at ``time_ns`` (one read of
-    the pipe: one batch). A batch with ``dropped_lines > 0`` (and no lines) is the
-    end-of-capture marker.
-    """
-
-    run_id: str
-    pipeline: str
-    stage: str
-    instance: int
-    attempt: int
-    trace_id: str | None
-    span_id: str | None
-    stream: str  # "stdout" | "stderr"
-    texts: Sequence[str] = ()
-    time_ns: int = 0
-    dropped_lines: int = 0
-    dropped_bytes: int = 0
-    limits: CaptureLimits | None = None
-
-    @property
-    def lines(self) -> tuple[tuple[int, str], ...]:
-        """``(time_ns, text)`` per line (a convenience: built on each call)."""
-        when = self.time_ns
-        return tuple((when, text) for text in self.texts)
-
-    def marker_text(self) -> str:
-        """The marker record's message (only meaningful when ``dropped_lines``)."""
-        limits = self.limits or CaptureLimits()
-        return (
-            f"[taskdaemon] {self.dropped_lines} output lines ({self.dropped_bytes} bytes) "
-            f"dropped past the capture bound of {limits.max_lines} lines / "
-            f"{limits.max_bytes} bytes per stage"
-        )
-
-
-class OutputSink(Protocol):
-    """Receives captured output; called from a stage's reader thread, so it must be
-    thread-safe and must not block (queue the batch, do the I/O elsewhere)."""
-
-    def write_output(self, batch: OutputBatch) -> None:
-        """Take one batch (queue it; do the I/O elsewhere)."""
-
-
-class _Registry:
-    """The process's sinks and bound (replaced whole, so readers need no lock)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.sinks: tuple[OutputSink, ...] = ()
-        self.limits = CaptureLimits()
-        self.failed: set[int] = set()
-
-
-_registry = _Registry()
-
-
-def add_output_sink(sink: OutputSink) -> None:
-    """Send every captured batch to ``sink`` from now on (process-wide)."""
-    with _registry.lock:
-        if sink not in _registry.sinks:
-            _registry.sinks = (*_registry.sinks, sink)
-
-
-def output_sinks() -> tuple[OutputSink, ...]:
-    """The sinks every captured batch goes to now."""
-    return _registry.sinks
-
-
-def remove_output_sink(sink: OutputSink) -> None:
-    """Stop sending batches to ``sink`` (no error if it was not registered)."""
-    with _registry.lock:
-        _registry.sinks = tuple(s for s in _registry.sinks if s is not sink)
-        _registry.failed.discard(id(sink))
-
-
-class CaptureSettings(Protocol):
-    """The settings that bound captures (``settings.Settings`` has them)."""
-
-    @property
-    def log_capture_max_lines(self) -> int: ...
-    @property
-    def log_capture_max_bytes(self) -> int: ...
-    @property
-    def stdout_max_bytes(self) -> int: ...
-
-
-def bound_captures(
-    settings: CaptureSettings, stack: contextlib.ExitStack | contextlib.AsyncExitStack
-) -> None:
-    """Bound the captures started from now on as ``settings`` say, until ``stack`` closes
-    (the previous bound is then set again)."""
-    limits = CaptureLimits(
-        settings.log_capture_max_lines, settings.log_capture_max_bytes, settings.stdout_max_bytes
-    )
-    previous = set_capture_limits(limits)
-    stack.callback(set_capture_limits, previous)
-
-
-def set_capture_limits(limits: CaptureLimits) -> CaptureLimits:
-    """Set the per-stage bound of captures started from now on; returns the previous one."""
-    with _registry.lock:
-        previous, _registry.limits = _registry.limits, limits
-    return previous
-
-
-def capture_limits() -> CaptureLimits:
-    """The bound captures start with."""
-    return _registry.limits
-
-
-def trace_ids(environment: Mapping[str, str] | None) -> tuple[str | None, str | None]:
-    """The stage span's trace and span ids, from the ``TRACEPARENT`` of ``environment``."""
-    match = _TRACEPARENT.match((environment or {}).get("TRACEPARENT", ""))
-    return (match[1], match[2]) if match else (None, None)
-
-
-def deliver(batch: OutputBatch) -> None:
-    """Hand ``batch`` to every output sink (or, with none, to ``logging``): what a capture
-    does with each read, also for lines that come from elsewhere (``handler_prints``)."""
-    sinks = _registry.sinks
-    if not sinks:
-        _log_batch(batch)
-        return
-    for sink in sinks:
-        try:
-            sink.write_output(batch)
-        except Exception:  # monitoring never stops a pipeline; say so once per sink
-            if id(sink) not in _registry.failed:
-                _registry.failed.add(id(sink))
-                _own_logger.warning(
-                    "output sink %r failed; its batches are lost", sink, exc_info=True
-                )
-
-
-def _log_batch(batch: OutputBatch) -> None:
-    """The fallback sink: one stdlib record per line (a library user's handlers see them),
-    its secrets redacted as every sink redacts them (``redaction.redact_lines``): a library
-    user's handlers are an output like any other."""
-    level = logging.WARNING if batch.dropped_lines else logging.INFO
-    if not _logger.isEnabledFor(level):
-        return
-    extra = {
-        "run_id": batch.run_id,
-        "pipeline": batch.pipeline,
-        "stage": batch.stage,
-        "instance": batch.instance,
-        "attempt": batch.attempt,
-        "trace_id": batch.trace_id,
-        "span_id": batch.span_id,
-        "stream": batch.stream,
-    }
-    if batch.dropped_lines:
-        _logger.warning("%s", batch.marker_text(), extra=extra)
-    for text in redact_lines(list(batch.texts)):
-        _logger.info("%s", text, extra=extra)
 
 
 class OutputCapture:
@@ -279,7 +102,7 @@ class OutputCapture:
         limits: CaptureLimits | None = None,
     ) -> None:
         self._ids = (run_id, pipeline, stage, instance, attempt, *trace_ids(environment))
-        self.limits = limits if limits is not None else _registry.limits
+        self.limits = limits if limits is not None else capture_limits()
         self._lines_left = self.limits.max_lines
         self._bytes_left = self.limits.max_bytes
         self.captured_lines = 0

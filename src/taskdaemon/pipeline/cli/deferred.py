@@ -102,7 +102,7 @@ from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.monitor import PipelineMonitor
-    from taskdaemon.pipeline.stage_output import OutputBatch, OutputSink
+    from taskdaemon.pipeline.output_sinks import OutputBatch, OutputSink
 
 __all__ = ["DeferredMonitor", "span_context_foreseen"]
 
@@ -409,8 +409,8 @@ class DeferredMonitor:
                 return False
             if len(self._kept_logs) < MAX_KEPT_RECORDS:
                 sinks = None
-                if not isinstance(item, LogRecord):  # a batch: stage_output delivers it
-                    from taskdaemon.pipeline.stage_output import output_sinks  # noqa: PLC0415
+                if not isinstance(item, LogRecord):  # a batch: output_sinks delivers it
+                    from taskdaemon.pipeline.output_sinks import output_sinks  # noqa: PLC0415
 
                     sinks = output_sinks()
                 self._kept_logs.append((len(self._kept), item, sinks))

@@ -53,12 +53,12 @@ def start_deferred_monitoring(
     configure_logging(settings)
     # Now, not with the run logging on the loading thread: a command stage that starts
     # before telemetry has loaded (or when it fails to) is bounded as configured too.
-    from taskdaemon.pipeline.secret_values import use_secret_key_patterns  # noqa: PLC0415
-    from taskdaemon.pipeline.stage_output import (  # noqa: PLC0415
+    from taskdaemon.pipeline.output_sinks import (  # noqa: PLC0415
         add_output_sink,
         bound_captures,
         remove_output_sink,
     )
+    from taskdaemon.pipeline.secret_values import use_secret_key_patterns  # noqa: PLC0415
 
     bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
@@ -71,7 +71,7 @@ def start_deferred_monitoring(
     root = logging.getLogger()
     slot = deferred.slot
     # A sink even without a store: output goes to the store's writer or nowhere, as once
-    # telemetry is loaded (the console drops it), not to ``stage_output``'s fallback records,
+    # telemetry is loaded (the console drops it), not to ``output_sinks``' fallback records,
     # which the console would print before then.
     add_output_sink(slot)
     if settings.span_source.lower().startswith("sqlite:///"):  # the store keeps run logs

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 from taskdaemon.pipeline.logs import ContextFilter
 
 if TYPE_CHECKING:
-    from taskdaemon.pipeline.stage_output import OutputBatch, OutputSink
+    from taskdaemon.pipeline.output_sinks import OutputBatch, OutputSink
 
 __all__ = ["PendingLogHandler"]
 
@@ -49,7 +49,7 @@ class PendingLogHandler(logging.Handler):
             self.pass_on(record)
 
     def write_output(self, batch: OutputBatch) -> None:
-        """Keep ``batch`` or pass it on (the ``stage_output.OutputSink`` protocol)."""
+        """Keep ``batch`` or pass it on (the ``output_sinks.OutputSink`` protocol)."""
         if not self._keep(batch):
             self.pass_on(batch)
 
@@ -66,7 +66,7 @@ class PendingLogHandler(logging.Handler):
         if (sink := self._sink) is not None:
             sink.write_output(item)
         if sinks_then is not None:
-            from taskdaemon.pipeline.stage_output import output_sinks  # noqa: PLC0415
+            from taskdaemon.pipeline.output_sinks import output_sinks  # noqa: PLC0415
 
             for later in output_sinks():
                 if later is not self and later not in sinks_then:

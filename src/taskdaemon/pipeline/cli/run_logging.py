@@ -33,7 +33,7 @@ import logging
 import sqlite3
 from typing import TYPE_CHECKING, Protocol
 
-from taskdaemon.pipeline import stage_output
+from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.cli.span_losses import observe_dropped_logs
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.logs import ContextFilter
@@ -55,20 +55,20 @@ _logger = logging.getLogger(__name__)
 class HandlerSlot(Protocol):
     """Where the store's log handler and writer go instead of the root logger and the sinks."""
 
-    def attach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+    def attach(self, handler: logging.Handler, sink: output_sinks.OutputSink) -> None:
         """Start passing records to ``handler`` and captured output to ``sink``."""
 
-    def detach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+    def detach(self, handler: logging.Handler, sink: output_sinks.OutputSink) -> None:
         """Stop passing records to ``handler`` and output to ``sink``."""
 
 
 class _RootSlot:
-    def attach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
+    def attach(self, handler: logging.Handler, sink: output_sinks.OutputSink) -> None:
         logging.getLogger().addHandler(handler)
-        stage_output.add_output_sink(sink)
+        output_sinks.add_output_sink(sink)
 
-    def detach(self, handler: logging.Handler, sink: stage_output.OutputSink) -> None:
-        stage_output.remove_output_sink(sink)
+    def detach(self, handler: logging.Handler, sink: output_sinks.OutputSink) -> None:
+        output_sinks.remove_output_sink(sink)
         logging.getLogger().removeHandler(handler)
 
 
@@ -91,7 +91,7 @@ def install_run_logging(
     slot: HandlerSlot | None = None,
 ) -> SqliteLogWriter | None:
     """Install run logging (see the module docstring); returns the store's log writer, if any."""
-    stage_output.bound_captures(settings, stack)
+    output_sinks.bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
 
     def fed(run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
@@ -120,8 +120,8 @@ def install_run_logging(
         from taskdaemon.pipeline.log_export import OTelOutputSink  # noqa: PLC0415
 
         sink = OTelOutputSink(telemetry.logger_provider)
-        stage_output.add_output_sink(sink)
-        stack.callback(stage_output.remove_output_sink, sink)
+        output_sinks.add_output_sink(sink)
+        stack.callback(output_sinks.remove_output_sink, sink)
     return writer
 
 

@@ -1,6 +1,6 @@
 """Captured output lines into the ``logs`` table: one row per batch, not one per line.
 
-Every line of an :class:`~taskdaemon.pipeline.stage_output.OutputBatch` has the same ids,
+Every line of an :class:`~taskdaemon.pipeline.output_sinks.OutputBatch` has the same ids,
 time, level, scope and attributes; only the body differs. So a batch of ``n`` lines is stored
 as one row: the (redacted) lines joined by ``\\n`` as its body, ``n`` in its attributes
 (``log_read.LINES_ATTRIBUTE``), and the ids of its lines reserved: the row's ``id`` is the id
@@ -21,8 +21,8 @@ import json
 import sqlite3
 from typing import Any, Final
 
+from taskdaemon.pipeline.output_sinks import OutputBatch
 from taskdaemon.pipeline.redaction import redact_lines
-from taskdaemon.pipeline.stage_output import OutputBatch
 from taskdaemon.pipeline.tracking.log_read import LINES_ATTRIBUTE, OUTPUT_SCOPE
 
 __all__ = ["OUTPUT_SCOPE", "OutputRows"]
