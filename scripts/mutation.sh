@@ -39,6 +39,8 @@ core_modules=(
     pipeline/triggers.py
     pipeline/visualization/_dot.py
     pipeline/tracking/reconstruct.py
+    pipeline/tracking/_run_events.py
+    pipeline/tracking/_attribute_values.py
     pipeline/payloads.py
     pipeline/redaction.py
     pipeline/secret_keys.py
@@ -58,7 +60,8 @@ tests_for() {
         pipeline/visualization/_dot.py)
             echo tests/pipeline_visualization_test.py tests/pipeline_visualization_dot_graphviz_test.py \
                 tests/pipeline_visualization_cli_test.py ;;
-        pipeline/tracking/reconstruct.py)
+        pipeline/tracking/reconstruct.py | pipeline/tracking/_run_events.py \
+            | pipeline/tracking/_attribute_values.py)
             echo tests/pipeline_tracking_reconstruct_test.py tests/pipeline_tracking_sources_test.py \
                 tests/pipeline_tracking_reconstruct_statuses_test.py \
                 tests/pipeline_tracking_reconstruct_sources_test.py ;;

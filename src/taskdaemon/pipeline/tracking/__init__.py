@@ -67,6 +67,10 @@ Modules:
 * ``dump_source``: a debug dump (``dump:///PATH.tar.gz``) read as a span source.
 * ``dump_logs``: a debug dump's log records read back as ``StoredLog`` objects.
 * ``reconstruct``: ``reconstruct_run(spans)``, a ``RunRecord`` rebuilt from one trace's spans.
+* ``_run_events``: what a run span's events say of its stages: approvals, trigger evaluations,
+  pauses, executions a stop halted.
+* ``_attribute_values``: span attribute values read as numbers, texts and lists, bounded to
+  what a row holds.
 """
 
 from __future__ import annotations

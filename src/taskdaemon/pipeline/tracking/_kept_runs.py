@@ -32,14 +32,13 @@ from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.reporting import FED, ChainStep, Fired, critical_chain
 from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.telemetry_codec import edges_of
-from taskdaemon.pipeline.tracking.reconstruct import (
+from taskdaemon.pipeline.tracking._attribute_values import (
     NUMBER_BOUND,
-    ended_run_status,
     float_attribute,
     int_attribute,
-    published_type,
     strings_attribute,
 )
+from taskdaemon.pipeline.tracking.reconstruct import ended_run_status, published_type
 from taskdaemon.pipeline.tracking.spans import epoch_seconds
 
 __all__ = ["EdgeUpstream", "Kept", "KeptRun", "attempt_from_sdk", "kept_run", "to_ns"]
@@ -77,7 +76,7 @@ _CPU: Final = t.STAGE_CPU_TIME
 _MEMORY: Final = t.STAGE_PEAK_MEMORY
 _UPSTREAM: Final = t.STAGE_UPSTREAM
 _PUBLISHED: Final = t.EVENT_PUBLISHED
-#: The numbers read as they are (``reconstruct.NUMBER_BOUND``).
+#: The numbers read as they are (``_attribute_values.NUMBER_BOUND``).
 _LOW: Final = -NUMBER_BOUND
 _HIGH: Final = NUMBER_BOUND
 

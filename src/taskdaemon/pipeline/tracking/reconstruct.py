@@ -34,21 +34,17 @@ it gives one.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Final, NamedTuple
+from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.landing import scheduled_at
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import (
-    ApprovalWait,
     AttemptRecord,
     EdgeRecord,
-    PausedBeforeStart,
     RunRecord,
     RunSummary,
     StageRecord,
-    approval_waits,
-    paused_before_start,
     stage_cancel_cause,
     triggers_held,
 )
@@ -56,13 +52,10 @@ from taskdaemon.pipeline.redaction import redact, redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.status_rules import (
     FAILED_STAGE_STATUSES,
-    HALTED_ACTIONS,
     INTERRUPTED,
     NO_SPAN_REASON,
     OPEN_RUN_STATUSES,
     awaiting_approval,
-    execution_numbers,
-    halted_executions,
     not_reached_reason,
     stage_status_of,
 )
@@ -72,7 +65,22 @@ from taskdaemon.pipeline.telemetry_codec import (
     stage_status_of_result,
     triggers_of,
 )
-from taskdaemon.pipeline.tracking.spans import SpanEventRecord, SpanRecord, epoch_seconds
+from taskdaemon.pipeline.tracking._attribute_values import (
+    float_attribute,
+    int_attribute,
+    strings_attribute,
+    text_or_none,
+)
+from taskdaemon.pipeline.tracking._run_events import (
+    Pause,
+    approval_waits_of,
+    halted_by_stops,
+    latest_evaluations,
+    paused_before_start_of,
+    paused_executions,
+    seconds_paused,
+)
+from taskdaemon.pipeline.tracking.spans import SpanRecord, epoch_seconds
 
 __all__ = ["counted_status", "find_root", "reconstruct_run", "replay_of", "summarize_run"]
 
@@ -81,56 +89,10 @@ def _seconds(ns: int | None) -> float | None:
     return None if ns is None else epoch_seconds(ns)
 
 
-#: The magnitude below which a number read from an attribute is kept: what SQLite's
-#: ``INTEGER`` holds. Past it (or not finite: ``inf``, ``nan``) no row holds the value, and
-#: the store's writer, which aggregates what it reads here, failed its whole batch on one.
-NUMBER_BOUND: Final = 2**63
-
-
-def float_attribute(value: Any) -> float | None:
-    """A numeric attribute as a float (text that reads as one too); None for anything else,
-    bools included, and for a number no row can hold (``NUMBER_BOUND``). The span store's writer
-    reads its kept attempts with it (``_kept_runs``)."""
-    if isinstance(value, bool) or value is None:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        return None
-    return number if -NUMBER_BOUND < number < NUMBER_BOUND else None  # False for nan
-
-
-def int_attribute(value: Any, default: int | None = None) -> int | None:
-    """An integer attribute (a float's whole part, text that reads as one); ``default`` for
-    anything else, bools included, and for a number no row can hold (``NUMBER_BOUND``)."""
-    if isinstance(value, bool) or value is None:
-        return default
-    try:
-        number = int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf)
-        return default
-    return number if -NUMBER_BOUND <= number < NUMBER_BOUND else default
-
-
-def strings_attribute(value: Any) -> tuple[str, ...]:
-    """A list attribute as a tuple of texts; a single value as a list of one."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, tuple | list):
-        return tuple(str(v) for v in value)
-    return (str(value),)
-
-
-def _str_or_none(value: Any) -> str | None:
-    return None if value is None or value == "" else str(value)
-
-
 def replay_of(attributes: Mapping[str, Any]) -> str | None:
     """The run a run span's run replays (``taskdaemon.pipeline.replay_of``), None for a run
     that is no replay: what ``RunRecord.replay_of`` and the store's ``runs.replay_of`` hold."""
-    return _str_or_none(attributes.get(t.PIPELINE_REPLAY_OF))
+    return text_or_none(attributes.get(t.PIPELINE_REPLAY_OF))
 
 
 def pipeline_of(root: SpanRecord | None, stage_groups: Iterable[list[SpanRecord]]) -> str:
@@ -141,11 +103,11 @@ def pipeline_of(root: SpanRecord | None, stage_groups: Iterable[list[SpanRecord]
     go by the row. A trace with no such span has no row to agree with: there the name comes
     from a stage span's attribute, else from a run span named ``RUN <pipeline>``."""
     attributes: Mapping[str, Any] = root.attributes if root is not None else {}
-    named = _str_or_none(attributes.get(t.CICD_PIPELINE_NAME))
+    named = text_or_none(attributes.get(t.CICD_PIPELINE_NAME))
     if named is not None or attributes.get(t.CICD_PIPELINE_ACTION_NAME) == t.RUN_ACTION:
         return named or ""
     for group in stage_groups:
-        if pipeline := _str_or_none(group[0].attributes.get(t.CICD_PIPELINE_NAME)):
+        if pipeline := text_or_none(group[0].attributes.get(t.CICD_PIPELINE_NAME)):
             return pipeline
     return root.name.removeprefix(f"{t.RUN_ACTION} ") if root is not None else ""
 
@@ -172,7 +134,7 @@ def _redacted(text: str | None) -> str | None:
 def _run_error(status_message: str | None, attrs: Mapping[str, Any]) -> str | None:
     """The run's error: a failed run's status description, else a cancelled run's reason
     (``taskdaemon.stage.cancel_reason``: who cancelled it), as the engine's result says."""
-    message = _str_or_none(status_message) or _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
+    message = text_or_none(status_message) or text_or_none(attrs.get(t.STAGE_CANCEL_REASON))
     return _redacted(message)
 
 
@@ -188,8 +150,8 @@ def _exception(span: SpanRecord) -> tuple[str | None, str | None]:
     for event in span.events:
         if event.name == "exception":
             return (
-                _str_or_none(event.attributes.get("exception.message")),
-                _str_or_none(event.attributes.get("exception.type")),
+                text_or_none(event.attributes.get("exception.message")),
+                text_or_none(event.attributes.get("exception.type")),
             )
     return None, None
 
@@ -224,8 +186,8 @@ def _attempt(
     else:
         status = ended_attempt_status(attrs, span.status_code)
     exc_message, exc_type = _exception(span)
-    error = _str_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or _str_or_none(span.status_message)
-    cancel_reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
+    error = text_or_none(attrs.get(t.STAGE_ERROR_MESSAGE)) or text_or_none(span.status_message)
+    cancel_reason = text_or_none(attrs.get(t.STAGE_CANCEL_REASON))
     # A cancelled attempt, or one a replay fed from a cancelled one (``replayed``).
     cancelled = StageStatus.CANCELLED in (status, attrs.get(t.STAGE_REPLAYED_STATUS))
     if error is None and cancelled and cancel_reason:
@@ -255,13 +217,13 @@ def _attempt(
         inputs=_payload(span, t.EVENT_STAGE_INPUT),
         outputs=_payload(span, t.EVENT_STAGE_OUTPUT),
         error=_redacted(error or exc_message),
-        error_type=_str_or_none(attrs.get(t.ERROR_TYPE)) or exc_type,
+        error_type=text_or_none(attrs.get(t.ERROR_TYPE)) or exc_type,
         span_id=span.span_id,
         cancel_reason=cancel_reason,
-        cancel_cause=_str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
+        cancel_cause=text_or_none(attrs.get(t.STAGE_CANCEL_CAUSE)),
         paused_time=paused_time.get(task_run_id),
         replayed_attempts=int_attribute(attrs.get(t.STAGE_REPLAYED_ATTEMPTS)),
-        replayed_status=_str_or_none(attrs.get(t.STAGE_REPLAYED_STATUS)),
+        replayed_status=text_or_none(attrs.get(t.STAGE_REPLAYED_STATUS)),
         triggered_by=triggered_by,
         published=published,
     )
@@ -281,144 +243,6 @@ def _is_skip_span(span: SpanRecord) -> bool:
 def is_skip(attrs: Mapping[str, Any], start_ns: int, end_ns: int | None) -> bool:
     """True for the zero-length ``skip`` span of a stage that never ran."""
     return end_ns == start_ns and attrs.get(t.CICD_TASK_RUN_RESULT) == t.RESULT_SKIP
-
-
-def _in_time_order(events: Iterable[SpanEventRecord]) -> list[SpanEventRecord]:
-    """``events`` by time, then name: the order they happened in, whatever order the source
-    gave them in (Jaeger sorts a span's events by name). What is read from several events (a
-    sum of pauses, the latest stop's cause, events published in turn) is then the same from
-    every source."""
-    return sorted(events, key=lambda e: (e.time_ns, e.name))
-
-
-def _approval_waits(root: SpanRecord | None) -> tuple[ApprovalWait, ...]:
-    """Every approval a stage waited for, by the run span's approval events; those still open
-    are the stages awaiting an approval (``status_rules.awaiting_approval``)."""
-    records = []
-    for event in _in_time_order(root.events) if root is not None else ():
-        if event.name in (t.EVENT_APPROVAL_REQUESTED, t.EVENT_APPROVAL_RESOLVED):
-            stage = event.attributes.get(t.CICD_TASK_NAME)
-            if isinstance(stage, str):
-                at = epoch_seconds(event.time_ns)
-                records.append((stage, event.name == t.EVENT_APPROVAL_REQUESTED, at))
-    return approval_waits(records)
-
-
-def _latest_evaluations(root: SpanRecord | None) -> dict[str, dict[int, bool]]:
-    """Stage -> trigger index -> whether its latest ``trigger.evaluated`` on the run span held
-    (a stage not started has no span of its own: its evaluations are on the run span)."""
-    held: dict[str, dict[int, bool]] = {}
-    for event in _in_time_order(root.events) if root is not None else ():
-        if event.name == t.EVENT_TRIGGER_EVALUATED:
-            stage = event.attributes.get(t.CICD_TASK_NAME)
-            index = int_attribute(event.attributes.get(t.TRIGGER_INDEX))
-            if isinstance(stage, str) and index is not None:
-                satisfied = event.attributes.get(t.TRIGGER_SATISFIED) is True
-                held.setdefault(stage, {})[index] = satisfied
-    return held
-
-
-class _Pause(NamedTuple):
-    """An execution paused now, as its ``breakpoint.hit`` event says: its stage, a failure
-    pause's error, when it paused and the breakpoint's reason."""
-
-    stage: str
-    error: str | None
-    since: float
-    reason: str
-
-
-def _paused_executions(root: SpanRecord) -> dict[str, _Pause]:
-    """Task run id -> its pause, of each execution whose latest breakpoint event on the run
-    span is ``breakpoint.hit`` (paused now; docs/debugging.md, "Spans"), in the order they
-    paused. The error is a failure pause's: its attempt failed, but its span ends only when it
-    resumes, so the hit event is where the record finds why it paused."""
-    latest: dict[str, _Pause | None] = {}
-    for event in _in_time_order(root.events):
-        if event.name in (t.EVENT_BREAKPOINT_HIT, t.EVENT_BREAKPOINT_RESUMED):
-            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
-            stage = event.attributes.get(t.CICD_TASK_NAME)
-            if not (isinstance(trid, str) and isinstance(stage, str)):
-                continue
-            latest.pop(trid, None)  # a pause again is in the order it paused last
-            if event.name == t.EVENT_BREAKPOINT_HIT:
-                error = _str_or_none(event.attributes.get(t.STAGE_ERROR_MESSAGE))
-                reason = redact_text(str(event.attributes.get(t.BREAKPOINT_REASON, "")))
-                latest[trid] = _Pause(stage, error, epoch_seconds(event.time_ns), reason)
-    return {trid: pause for trid, pause in latest.items() if pause is not None}
-
-
-def _paused_before_start(
-    pauses: Iterable[tuple[str, _Pause]], attempts: tuple[AttemptRecord, ...]
-) -> tuple[PausedBeforeStart, ...]:
-    """The stage's executions paused now before their start: paused, with no span among its
-    ``attempts`` (its span starts when it does), instance and attempt read from the task run
-    id (``status_rules.execution_numbers``)."""
-    started = {attempt.task_run_id for attempt in attempts}
-    held: dict[str, tuple[int, int, float, str] | None] = {}
-    for trid, pause in pauses:
-        numbers = None if trid in started else execution_numbers(pause.stage, trid)
-        if numbers is not None:
-            held[trid] = (*numbers, pause.since, pause.reason)
-    return paused_before_start(held)
-
-
-def _paused_time(root: SpanRecord | None) -> dict[str, float]:
-    """Task run id -> seconds it was paused at breakpoints, summed over the run span's
-    ``breakpoint.resumed`` events."""
-    totals: dict[str, float] = {}
-    for event in _in_time_order(root.events) if root is not None else ():
-        if event.name == t.EVENT_BREAKPOINT_RESUMED:
-            trid = event.attributes.get(t.CICD_TASK_RUN_ID)
-            seconds = float_attribute(event.attributes.get(t.BREAKPOINT_PAUSED))
-            if isinstance(trid, str) and seconds is not None:
-                totals[trid] = totals.get(trid, 0.0) + seconds
-    return totals
-
-
-_Cause = tuple[str | None, str | None]  # (cancel reason, cancel cause)
-
-
-def _halted(
-    root: SpanRecord | None, spans: Iterable[SpanRecord]
-) -> tuple[dict[str, dict[str, tuple[int, str]]], dict[str, _Cause]]:
-    """Stage -> {task run id: (instance, status)} of the executions a stop cancelled, or the
-    debugger skipped, while paused before their start: the run span's ``breakpoint.resumed``
-    events (``status_rules.halted_executions``) naming an execution none of ``spans`` is of; and
-    stage -> (reason, cause) of the stop that cancelled the latest of them, as its event says
-    (``taskdaemon.stage.cancel_reason``, ``.cancel_cause``). The execution spans are looked at
-    only when such an event exists (most runs have none)."""
-    if root is None:
-        return {}, {}
-    resumptions = []
-    why: dict[str, _Cause] = {}  # task run id -> the stop's reason and cause
-    for event in _in_time_order(root.events):
-        if event.name == t.EVENT_BREAKPOINT_RESUMED:
-            attrs = event.attributes
-            stage = attrs.get(t.CICD_TASK_NAME)
-            trid = attrs.get(t.CICD_TASK_RUN_ID)
-            action = attrs.get(t.BREAKPOINT_ACTION)
-            if isinstance(stage, str) and isinstance(trid, str) and action in HALTED_ACTIONS:
-                resumptions.append((stage, trid, action))
-                reason = _str_or_none(attrs.get(t.STAGE_CANCEL_REASON))
-                cause = _str_or_none(attrs.get(t.STAGE_CANCEL_CAUSE))
-                if reason or cause:
-                    why[trid] = (reason, cause)
-    if not resumptions:
-        return {}, {}
-    started = {
-        trid
-        for span in spans
-        if span is not root and isinstance(trid := span.attributes.get(t.CICD_TASK_RUN_ID), str)
-    }
-    halted = halted_executions(resumptions, started)
-    causes = {
-        stage: why[trid]
-        for stage, executions in halted.items()
-        for trid in executions
-        if trid in why
-    }
-    return halted, causes
 
 
 def _stage_status(
@@ -498,17 +322,17 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
     run_is_open = status in OPEN_RUN_STATUSES
 
     live = root is not None and status == RunStatus.RUNNING
-    approvals = _approval_waits(root)
+    approvals = approval_waits_of(root)
     awaiting = awaiting_approval(approvals) if live else frozenset()
-    paused = _paused_executions(root) if live and root is not None else {}
+    paused = paused_executions(root) if live and root is not None else {}
     paused_stages = {pause.stage for pause in paused.values()}
-    paused_in: dict[str, list[tuple[str, _Pause]]] = {}
+    paused_in: dict[str, list[tuple[str, Pause]]] = {}
     for trid, pause in paused.items():
         paused_in.setdefault(pause.stage, []).append((trid, pause))
     if paused:
         status = RunStatus.PAUSED.value  # the run is paused while anything in it is
-    paused_time = _paused_time(root)
-    halted, halted_causes = _halted(root, all_spans)
+    paused_time = seconds_paused(root)
+    halted, halted_causes = halted_by_stops(root, all_spans)
     evaluated: dict[str, dict[int, bool]] | None = None  # read once a stage not started needs it
     declared = strings_attribute(root_attrs.get(t.PIPELINE_STAGES))
     declared_loops = dict(
@@ -555,15 +379,15 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
             stage_status = _stage_status(attempts, to_retry, _retry_status(status), halted_here)
             if skips and not attempts and stage_status == StageStatus.SKIPPED:
                 # skipped at a breakpoint: the skip span says by whom
-                skip_reason = _str_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
+                skip_reason = text_or_none(skips[0].attributes.get(t.STAGE_SKIP_REASON))
                 if skip_reason == not_reached_reason(status):  # it was reached
                     skip_reason = None
         elif skips:
             stage_status = StageStatus.SKIPPED.value
             skip_attrs = skips[0].attributes
-            skip_reason = _str_or_none(skip_attrs.get(t.STAGE_SKIP_REASON))
-            cancel_reason = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_REASON))
-            cancel_cause = _str_or_none(skip_attrs.get(t.STAGE_CANCEL_CAUSE))
+            skip_reason = text_or_none(skip_attrs.get(t.STAGE_SKIP_REASON))
+            cancel_reason = text_or_none(skip_attrs.get(t.STAGE_CANCEL_REASON))
+            cancel_cause = text_or_none(skip_attrs.get(t.STAGE_CANCEL_CAUSE))
         elif run_is_open and status != INTERRUPTED:
             waiting = name in awaiting
             stage_status = (StageStatus.WAITING if waiting else StageStatus.PENDING).value
@@ -573,7 +397,7 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         held: tuple[int, ...] = ()
         if not attempts:
             if evaluated is None:
-                evaluated = _latest_evaluations(root)
+                evaluated = latest_evaluations(root)
             held = triggers_held(evaluated.get(name, {}))
         stages.append(
             StageRecord(
@@ -586,10 +410,10 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
                 triggers_held=held,
                 upstream=strings_attribute(attrs.get(t.STAGE_UPSTREAM)),
                 skip_reason=skip_reason,
-                trigger_mode=_str_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
+                trigger_mode=text_or_none(attrs.get(t.STAGE_TRIGGER_MODE)),
                 cancel_reason=cancel_reason,
                 cancel_cause=cancel_cause,
-                paused_before_start=_paused_before_start(paused_in[name], attempts)
+                paused_before_start=paused_before_start_of(paused_in[name], attempts)
                 if name in paused_in
                 else (),
             )
@@ -606,10 +430,10 @@ def reconstruct_run(spans: Iterable[SpanRecord], *, interrupted: bool = False) -
         end=None if end_ns is None else epoch_seconds(end_ns),
         stages=stage_tuple,
         edges=_edges(root_attrs, stage_tuple),
-        definition_hash=_str_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),
-        started_by=_str_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
+        definition_hash=text_or_none(root_attrs.get(t.PIPELINE_DEFINITION_HASH)),
+        started_by=text_or_none(root_attrs.get(t.PIPELINE_STARTED_BY)),
         error=None if root is None else _run_error(root.status_message, root_attrs),
-        error_type=_str_or_none(root_attrs.get(t.ERROR_TYPE)),
+        error_type=text_or_none(root_attrs.get(t.ERROR_TYPE)),
         replay_of=replay_of(root_attrs),
         # In key order: Jaeger sorts attribute lists by key, the store keeps the writer's order;
         # one order for every source makes ``runs show --json`` the same bytes from each.
