@@ -3,7 +3,7 @@
 :class:`SqliteLogWriter` is a sibling of the span writer: its own thread and connection on the
 same file, so a stage writing thousands of lines never waits for SQLite. It takes:
 
-* captured command output (``write_output``: it is a ``stage_output.OutputSink``), one
+* captured command output (``write_output``: it is an ``output_sinks.OutputSink``), one
   :class:`~taskdaemon.pipeline.stage_output.OutputBatch` per chunk read, queued whole and
   written by one statement (``tracking._output_rows``);
 * stdlib ``logging`` records through :meth:`SqliteLogWriter.handler` (the run logs of
