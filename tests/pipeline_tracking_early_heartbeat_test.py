@@ -4,7 +4,10 @@ instead of meeting it in SQLite."""
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -110,8 +113,8 @@ def test_a_stop_waits_for_the_beat_under_way(tmp_path: Path) -> None:
     stopper = threading.Thread(target=stop)
     stopper.start()
     try:
-        stopper.join(0.2)
-        assert stopper.is_alive()  # the beat under way holds it
+        stopper.join(1.5)
+        assert stopper.is_alive()  # the beat under way holds it, however long it takes
     finally:
         go_on.set()
         stopper.join(60)
@@ -139,3 +142,82 @@ def test_the_run_s_end_does_not_wait_for_a_beat_that_hangs(tmp_path: Path) -> No
     finally:
         release.set()
         heartbeat.stop(timeout=60)
+
+
+def _skips(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        record.getMessage()
+        for record in caplog.records
+        if "early writer heartbeat skipped" in record.getMessage()
+    ]
+
+
+def _first_skip(caplog: pytest.LogCaptureFixture) -> str:
+    deadline = time.monotonic() + 60
+    while not (skips := _skips(caplog)):
+        assert time.monotonic() < deadline, "no beat was skipped"
+        time.sleep(0.01)
+    return skips[0]
+
+
+def test_a_beat_skipped_on_a_busy_store_is_said_and_the_next_one_renews(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Another process holding the store's write lock: a beat waits ``BUSY_WAIT`` for it, not
+    the store's usual 30 s (the take-over waits for the beat under way), says in the debug log
+    which store and why it was skipped, and the beat after the lock is released renews the row.
+    A stop with a timeout returns once the thread has ended."""
+    caplog.set_level(logging.DEBUG, logger="taskdaemon.tracking")
+    store = tmp_path / "spans.db"
+    assert write_run_start(store, RUN_ID, chain_pipeline(), time.time()) is not None
+    writer_id = adopted_writer(store)
+    assert writer_id is not None
+    other = sqlite3.connect(store, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    heartbeat = Heartbeat(store, lambda: writer_id)
+    try:
+        began = time.monotonic()
+        heartbeat.start()
+        skipped = _first_skip(caplog)
+        assert time.monotonic() - began < 20
+        assert skipped == f"{store}: early writer heartbeat skipped: database is locked"
+        before = _beat_ns(store)
+        other.execute("ROLLBACK")
+        _renewed(store, before)
+    finally:
+        other.close()
+        heartbeat.stop(timeout=60)
+        withdraw_run_start(store, RUN_ID)
+    assert not _heartbeat_threads()
+
+
+def test_a_beat_never_makes_a_store_again(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A store removed while its run starts (the row's file gone) is not made again, empty, by
+    the heartbeat: the beat is skipped and said."""
+    caplog.set_level(logging.DEBUG, logger="taskdaemon.tracking")
+    store = tmp_path / "spans.db"
+    heartbeat = Heartbeat(store, lambda: 1)
+    heartbeat.start()
+    try:
+        assert str(store) in _first_skip(caplog)
+    finally:
+        heartbeat.stop(timeout=60)
+    assert not store.exists()
+    assert not _heartbeat_threads()
+
+
+@pytest.mark.slow
+def test_a_process_that_ends_without_a_stop_does_not_wait_for_the_beats(tmp_path: Path) -> None:
+    """The heartbeat's thread is a daemon: a process that ends by another way than the run's
+    end (its start never stopped) exits at once, not after beats that never stop."""
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from taskdaemon.pipeline.tracking.early_heartbeat import Heartbeat\n"
+        "Heartbeat(Path(sys.argv[1]), lambda: None).start()\n"
+        "time.sleep(0.1)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "spans.db")], timeout=60, check=False
+    )
+    assert done.returncode == 0
