@@ -139,6 +139,29 @@ def test_a_command_list_gets_no_shell_line_when_it_has_none_to_give(command: str
     assert ["4: stages[0].command: expected a string, got list"] == _lines(text, "yaml")
 
 
+@pytest.mark.parametrize(
+    ("fmt", "command", "said"),
+    [
+        ("yaml", "[echo, hi]", "'echo hi'"),
+        ("json", "[echo, hi]", '"echo hi"'),
+        ("yaml", "[" + ", ".join(["x"] * 100) + "]", "'" + "x " * 39 + "x…'"),
+    ],
+)
+def test_a_command_list_is_told_its_shell_line_in_the_file_s_syntax_cut(
+    fmt: str, command: str, said: str
+) -> None:
+    """The line ``/bin/sh -c`` would read, quoted as the file writes a string; a hundred words
+    still get it, cut to 80 characters."""
+    text = f"name: x\nstages:\n  - name: a\n    command: {command}\n    triggers: [manual: {{}}]\n"
+    if fmt == "json":
+        text = json.dumps(yaml.safe_load(text))
+    (line,) = _lines(text, fmt)
+    assert line.endswith(
+        f"stages[0].command: expected a string, got list (write it as one string, as a shell "
+        f"reads it: {said})"
+    )
+
+
 def test_a_quoted_word_that_is_no_number_or_boolean_gets_no_hint() -> None:
     """Only a number's or a boolean's text is told to be unquoted."""
     text = (
