@@ -109,11 +109,12 @@ tests_for() {
             echo tests/pipeline_yaml_graph_test.py tests/pipeline_yaml_quick_test.py \
                 tests/pipeline_config_quick_test.py tests/pipeline_yaml_lines_test.py ;;
         pipeline/config_reader.py | pipeline/config_issues.py | pipeline/config_hints.py)
-            # A newcomer's slips and their hints in each syntax, each field's issue and default
-            # through pipeline texts, then the loader's files, the quick reader's, the numbers'
-            # and the hostile files' (size and count limits). Not the newcomer's and the hint
-            # syntax's files: `taskdaemon validate` processes, credited nothing.
-            echo tests/pipeline_config_hints_test.py \
+            # A newcomer's slips and their hints in each syntax, the paths an issue covers, each
+            # field's issue and default through pipeline texts, then the loader's files, the
+            # quick reader's, the numbers' and the hostile files' (size and count limits). Not
+            # the newcomer's and the hint syntax's files: `taskdaemon validate` processes,
+            # credited nothing.
+            echo tests/pipeline_config_hints_test.py tests/pipeline_config_issues_test.py \
                 tests/pipeline_config_reader_test.py tests/pipeline_config_invalid_test.py \
                 tests/pipeline_config_test.py \
                 tests/pipeline_config_quick_test.py tests/pipeline_finite_number_test.py \
