@@ -55,10 +55,11 @@ def test_a_failure_leaves_the_window_after_window_seconds_and_its_error_with_it(
     health = ExportHealth(window=60.0, clock=clock)
     health.record("otlp", 5, "timed out")
     clock.now = 1060.0
-    assert (1, "otlp: timed out", False) == (
+    assert (1, "otlp: timed out", False, None) == (
         (edge := health.snapshot()).failures,
         edge.last_error,
         edge.ok,
+        edge.last_success_at,
     )
     clock.now = 1060.5
     assert (0, None, True) == ((gone := health.snapshot()).failures, gone.last_error, gone.ok)
