@@ -4,7 +4,7 @@ success, and the bound on what is kept."""
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.cli.export_health import ExportHealth
+from taskdaemon.pipeline.cli.export_health import ExportHealth, ExportHealthSnapshot
 
 
 class _Clock:
@@ -15,39 +15,29 @@ class _Clock:
         return self.now
 
 
+def _said(snapshot: ExportHealthSnapshot) -> tuple[object, ...]:
+    """What ``/readyz`` says of it: failures, successes, last error, last success, ok."""
+    return (
+        snapshot.failures,
+        snapshot.successes,
+        snapshot.last_error,
+        snapshot.last_success_at,
+        snapshot.ok,
+    )
+
+
 def test_a_failure_is_healthy_again_only_after_a_later_success() -> None:
     clock = _Clock()
     health = ExportHealth(window=60.0, clock=clock)
     health.record("otlp", 3, None)
-    first = health.snapshot()
-    assert (0, 1, None, 1000.0, True) == (
-        first.failures,
-        first.successes,
-        first.last_error,
-        first.last_success_at,
-        first.ok,
-    )
+    assert (0, 1, None, 1000.0, True) == _said(health.snapshot())
     clock.now = 1010.0
     health.record("otlp", 5, "connection refused")
     clock.now = 1011.0
-    failed = health.snapshot()
-    assert (1, 0, "otlp: connection refused", 1000.0, False) == (
-        failed.failures,
-        failed.successes,
-        failed.last_error,
-        failed.last_success_at,
-        failed.ok,
-    )
+    assert (1, 0, "otlp: connection refused", 1000.0, False) == _said(health.snapshot())
     clock.now = 1012.0
     health.record("otlp", 2, None)
-    again = health.snapshot()
-    assert (1, 1, "otlp: connection refused", 1012.0, True) == (
-        again.failures,
-        again.successes,
-        again.last_error,
-        again.last_success_at,
-        again.ok,
-    )
+    assert (1, 1, "otlp: connection refused", 1012.0, True) == _said(health.snapshot())
 
 
 def test_a_failure_leaves_the_window_after_window_seconds_and_its_error_with_it() -> None:
