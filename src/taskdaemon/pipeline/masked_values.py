@@ -5,11 +5,21 @@ secrets"). Pure: no import of taskdaemon or OpenTelemetry."""
 
 from __future__ import annotations
 
+import bisect
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Final, TypeVar
 
-__all__ = ["MASKED", "MaskedValues", "holds_any", "holds_masked", "masked_batch", "masked_text"]
+__all__ = [
+    "MASKED",
+    "MaskedValues",
+    "holds_any",
+    "holds_masked",
+    "masked_batch",
+    "masked_text",
+    "masked_wrapped",
+]
 
 _T = TypeVar("_T")
 
@@ -111,6 +121,52 @@ def masked_text(text: str, values: Iterable[str], replacement: str) -> str:
         first, last = start, end
     pieces += (text[shown_from:first], replacement, text[last:])
     return "".join(chunks + pieces)
+
+
+def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) -> list[str]:
+    """``lines`` (consecutive lines of one output) with each value of ``values`` that they
+    hold wrapped, its pieces on two or more lines (``tok[:20]``, then ``tok[20:]``; base64 cut
+    at 64 or 76 columns), masked: each piece becomes ``replacement``, and what was around the
+    value on its first and last lines stays. ``lines`` itself when none is wrapped there.
+
+    A value is looked for in the lines glued together without their line breaks; only a place
+    that crosses a line break counts (a value within one line is ``masked_text``'s). Decision:
+    any line break inside the value counts, wherever the program put it, since the pieces
+    together give the value away as surely as the value whole does."""
+    glued = "".join(lines)
+    present = [value for value in values if value in glued]
+    if not present:
+        return lines
+    ends = list(itertools.accumulate(map(len, lines)))  # where each line ends in ``glued``
+    crossing = sorted(
+        (start, end)
+        for value in present
+        for start, end in _places(glued, value)
+        if bisect.bisect_right(ends, start) != bisect.bisect_right(ends, end - 1)
+    )
+    if not crossing:
+        return lines
+    out: list[str] = []
+    first = 0  # the first place that may reach the current line (sorted by start)
+    line_start = 0
+    for line, line_end in zip(lines, ends, strict=True):
+        while first < len(crossing) and crossing[first][1] <= line_start:
+            first += 1
+        pieces: list[str] = []
+        at = line_start
+        for start, end in itertools.islice(crossing, first, None):
+            if start >= line_end:
+                break
+            if end <= at:  # within a place masked already on this line
+                continue
+            if start > at:
+                pieces += (glued[at:start], replacement)
+            elif not pieces:  # the place started on a line before
+                pieces.append(replacement)
+            at = max(at, min(end, line_end))
+        out.append("".join(pieces) + glued[at:line_end] if pieces else line)
+        line_start = line_end
+    return out
 
 
 #: Pieces of a masked text joined into one chunk at a time (``masked_text``).

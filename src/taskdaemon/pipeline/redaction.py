@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Final
 
-from taskdaemon.pipeline.masked_values import MASKED, holds_masked, masked_text
+from taskdaemon.pipeline.masked_values import MASKED, holds_masked, masked_text, masked_wrapped
 from taskdaemon.pipeline.secret_keys import DEFAULT_REDACT_PATTERNS, KeyMatcher, key_matcher
 from taskdaemon.pipeline.secret_shapes import REDACTED, may_hold_secret, replace_shape, shapes
 
@@ -81,9 +81,12 @@ def secret_spans(text: str) -> list[tuple[int, int]]:
 
 def redact_text(text: str) -> str:
     """``text`` with every secret of a known shape replaced by ``[REDACTED]`` (``text`` itself
-    when it has none)."""
+    when it has none); a value known as a secret wrapped over its lines too, piece by piece
+    (``masked_values.masked_wrapped``)."""
     if text in _clean:
         return text
+    if MASKED.needles and "\n" in text and holds_masked(text.replace("\n", "")):
+        text = "\n".join(masked_wrapped(text.split("\n"), MASKED.values, REDACTED))
     if may_hold_secret(text):
         pattern = shapes()
         if pattern.search(text) is not None:
@@ -146,9 +149,13 @@ def redact_lines(lines: list[str]) -> list[str]:
     secret within one line as :func:`redact_text` replaces it. Other lines are redacted one by
     one, as :func:`redact_text` of each (which remembers the short lines it found clean). A value
     known as a secret that holds line breaks, found in the lines joined, is replaced first, by
-    ``[REDACTED]`` and as many line breaks: the lines it spanned keep what was around it."""
+    ``[REDACTED]`` and as many line breaks: the lines it spanned keep what was around it. Before
+    that, a one-line value the lines hold wrapped (its pieces on consecutive lines) has each
+    piece replaced (``masked_values.masked_wrapped``)."""
     if not lines:
         return lines
+    if MASKED.needles and len(lines) > 1 and holds_masked("".join(lines)):
+        lines = masked_wrapped(lines, MASKED.values, REDACTED)
     joined = "\n".join(lines)
     if not may_hold_secret(joined):
         return lines

@@ -1,0 +1,77 @@
+"""A one-line secret a program prints wrapped, its pieces on consecutive lines (``tok[:20]``
+then ``tok[20:]``, ``fold``, base64 cut at 64 or 76 columns), is masked piece by piece
+(``masked_values.masked_wrapped``, from ``redaction.redact_lines``): no piece alone is the
+value, so each line was shown as it was."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
+from taskdaemon.pipeline.secret_values import remember_secrets
+
+TOKEN = "Tk9vQ2xAbcdEfgh1234567890zyxwvuTSRQPonml"  # 40 characters, no shape of its own
+PIECES = (TOKEN[:20], TOKEN[20:], TOKEN[:16], TOKEN[16:32], TOKEN[32:])
+
+
+def test_a_value_wrapped_over_lines_has_each_piece_masked() -> None:
+    """Cut in two with text around it, or over three lines: each piece is masked, the text
+    around it stays; lines that hold only the value's start, or only its end, stay. A text
+    of several lines (a stage's ``stdout`` result) is masked alike."""
+    remember_secrets({"token": TOKEN})
+    assert [
+        ["pre [REDACTED]", "[REDACTED] post", "after"],
+        [REDACTED, REDACTED, REDACTED],
+        [TOKEN[:20], "and then", TOKEN[20:]],
+        [f"a {REDACTED} b", TOKEN[:20]],
+    ] == [
+        redact_lines([f"pre {TOKEN[:20]}", f"{TOKEN[20:]} post", "after"]),
+        redact_lines(list(PIECES[2:])),
+        redact_lines([TOKEN[:20], "and then", TOKEN[20:]]),
+        redact_lines([f"a {TOKEN} b", TOKEN[:20]]),
+    ]
+    assert f"{REDACTED}\n{REDACTED}\n" == redact_text(f"{TOKEN[:20]}\n{TOKEN[20:]}\n")
+
+
+#: A command stage printing the request's token cut at 20 columns on stdout, at 16 on stderr.
+COMMAND = """\
+    name: wrapped
+    stages:
+      - name: show
+        command: >-
+          printf '%s\\n' "$TASKDAEMON_INPUT_API_KEY" | fold -w 20;
+          printf '%s\\n' "$TASKDAEMON_INPUT_API_KEY" | fold -w 16 >&2
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+def _stored(home: Path, run_id: str) -> list[str]:
+    """What ``logs`` and ``runs show --json`` print of ``run_id``, and the store's rows."""
+    shown = [
+        taskdaemon(home, "logs", run_id).stdout,
+        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+    ]
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("spans", "logs"):
+            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    return shown
+
+
+@pytest.mark.slow
+def test_a_command_printing_a_secret_wrapped_shows_no_piece(home: Path, tmp_path: Path) -> None:
+    """``fold`` cuts the request's token on stdout and stderr: no piece of it is in the run's
+    output, ``logs``, ``runs show --json`` or the store; ``logs`` has each line, masked."""
+    pipeline = write(tmp_path / "p.yaml", COMMAND)
+    done = taskdaemon(home, "run", str(pipeline), "--input", f"api_key={TOKEN}")
+    run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
+    shown = [done.stdout, done.stderr, *_stored(home, run_id)]
+    assert ([], 2, 3) == (
+        [piece for piece in PIECES if any(piece in text for text in shown)],
+        shown[2].count(f"[stdout] {REDACTED}"),
+        shown[2].count(f"[stderr] {REDACTED}"),
+    )
