@@ -123,3 +123,24 @@ def test_writes_outside_a_stage_pass_through_and_open_lines_are_bounded(
         sink.batches[-1].span_id,
         sink.batches[-1].stream,
     )
+
+
+def test_the_lines_of_one_print_are_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``print(text)`` writes ``text``, then its line end: ``text``'s lines wait for that end
+    and go as one batch (where a secret wrapped over them is found whole); a write that ends
+    inside a line left open at the capture's end still gives each of its lines."""
+    monkeypatch.setattr(sys, "stdout", io.StringIO())
+    sink = _Sink()
+    output_sinks.add_output_sink(sink)
+    try:
+        with contextlib.ExitStack() as stack:
+            capture_prints(stack)
+            token = enter_execution(_context("s"))
+            try:
+                print("first\nsecond")
+                sys.stdout.write("open\nend")
+            finally:
+                leave_execution(token)
+    finally:
+        output_sinks.remove_output_sink(sink)
+    assert [("first", "second"), ("open", "end")] == [b.texts for b in sink.batches]

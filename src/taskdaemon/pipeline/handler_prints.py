@@ -16,7 +16,10 @@ progress lines, in order with them in a log of both streams (``stdout_first``), 
 prints progress from a handler expects to see it; a script that wants the run id alone from
 ``run -q`` has handlers that do not print, or log instead. Stdout only. ``sys.stderr`` stays as
 it is: the console log handler writes records there, also from inside a handler's call, and a
-record is already in the stage's logs. A line is delivered when its newline is written; a line
+record is already in the stage's logs. A line is delivered when its newline is written, and
+the lines of one write that ends inside a line wait with that line: ``print(text)`` writes
+``text``, then its line end, and its lines are then one batch, so a secret it prints wrapped
+over them is found by the sinks (``redaction.redact_lines``). A line
 that never gets one waits in a buffer of at most ``stage_output.MAX_LINE_BYTES`` characters per
 execution (then it is delivered cut, as a command's long line is), and at most
 :data:`MAX_OPEN_LINES` executions keep such a buffer (the oldest is delivered first), so a
@@ -75,7 +78,10 @@ class _StageStdout:
         key = (context.run_id, context.stage, context.instance, context.attempt)
         with self._lock:
             _, before = self._open.pop(key, (context, ""))
-            *lines, rest = (before + text).split("\n")
+            held = before + text
+            *lines, rest = held.split("\n")
+            if lines and rest and len(held) <= MAX_LINE_BYTES:
+                lines, rest = [], held  # ``print(text)``'s lines wait for its line end
             while len(rest) > MAX_LINE_BYTES:
                 lines.append(rest[:MAX_LINE_BYTES])
                 rest = rest[MAX_LINE_BYTES:]
@@ -85,7 +91,7 @@ class _StageStdout:
                 while len(self._open) > MAX_OPEN_LINES:
                     evicted.append(self._open.pop(next(iter(self._open))))
         for old, line in evicted:
-            _deliver(old, [line])
+            _deliver(old, line.split("\n"))
         if lines:
             _deliver(context, lines)
         return written
@@ -102,7 +108,7 @@ class _StageStdout:
         with self._lock:
             left, self._open = list(self._open.values()), {}
         for context, line in left:
-            _deliver(context, [line])
+            _deliver(context, line.split("\n"))
 
 
 def _deliver(context: Any, lines: list[str]) -> None:
