@@ -5,12 +5,12 @@ value, so each line was shown as it was."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cli_support import pythonpath_with, taskdaemon, write
+from redaction_support import shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -69,18 +69,6 @@ def show(ctx):
 """
 
 
-def _stored(home: Path, run_id: str) -> list[str]:
-    """What ``logs`` and ``runs show --json`` print of ``run_id``, and the store's rows."""
-    shown = [
-        taskdaemon(home, "logs", run_id).stdout,
-        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-    ]
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("spans", "logs"):
-            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
-    return shown
-
-
 @pytest.mark.slow
 def test_a_command_printing_a_secret_wrapped_shows_no_piece(home: Path, tmp_path: Path) -> None:
     """``fold`` cuts the request's token on stdout and stderr: no piece of it is in the run's
@@ -88,7 +76,7 @@ def test_a_command_printing_a_secret_wrapped_shows_no_piece(home: Path, tmp_path
     pipeline = write(tmp_path / "p.yaml", COMMAND)
     done = taskdaemon(home, "run", str(pipeline), "--input", f"api_key={TOKEN}")
     run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
-    shown = [done.stdout, done.stderr, *_stored(home, run_id)]
+    shown = [done.stdout, done.stderr, *shown_and_stored(home, run_id)]
     assert ([], 2, 3) == (
         [piece for piece in PIECES if any(piece in text for text in shown)],
         shown[2].count(f"[stdout] {REDACTED}"),
@@ -115,7 +103,7 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
         PYTHONPATH=pythonpath_with(tmp_path),
     )
     assert 0 == done.returncode, done.stderr
-    shown = _stored(home, done.stdout.split()[-1])
+    shown = shown_and_stored(home, done.stdout.split()[-1])
     assert ([], 2) == (
         [piece for piece in PIECES[:2] if any(piece in text for text in shown)],
         shown[0].count(f"[stdout] {REDACTED}"),

@@ -5,12 +5,12 @@ record, and each of its lines was shown."""
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon, write
+from redaction_support import shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 from taskdaemon.pipeline.secret_values import MASK_MAX_LINES, remember_secrets
 
@@ -75,15 +75,7 @@ def _run_shown(home: Path, pipeline: Path) -> tuple[list[str], list[str]]:
     lines any of them holds."""
     done = taskdaemon(home, "run", str(pipeline), "--input", f"api_key={FIRST}\n{SECOND}")
     run_id = done.stdout.split("\nrun ", 1)[1].split()[0]
-    shown = [
-        done.stdout,
-        done.stderr,
-        taskdaemon(home, "logs", run_id).stdout,
-        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-    ]
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("spans", "logs"):
-            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    shown = [done.stdout, done.stderr, *shown_and_stored(home, run_id)]
     return shown, [text for text in (FIRST, SECOND) if any(text in s for s in shown)]
 
 

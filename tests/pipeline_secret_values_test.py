@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import urllib.parse
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import pythonpath_with, taskdaemon, write
+from redaction_support import shown_and_stored
 from taskdaemon.pipeline.redaction import (
     REDACTED,
     mappings_unchanged,
@@ -245,13 +245,7 @@ def test_a_real_run_records_no_remembered_value_anywhere(home: Path, tmp_path: P
     )
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.strip()
-    shown = [
-        taskdaemon(home, "logs", run_id).stdout,
-        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
-    ]
-    with sqlite3.connect(home / "spans.db") as db:
-        for table in ("spans", "logs"):
-            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    shown = shown_and_stored(home, run_id)
     leaks = [value for value in (SECRET, "env-s3cr3t-value") if any(value in s for s in shown)]
     said = f"key is {REDACTED} and env is {REDACTED}"
     assert ([], 2) == (leaks, shown[0].count(said))

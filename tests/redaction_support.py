@@ -23,6 +23,19 @@ MAKE_SECRET = "V=$(printf '%s-%s' s3cr3t fetched-77);"
 MADE_SECRET = "s3cr3t-fetched-77"
 
 
+def shown_and_stored(home: Path, run_id: str) -> list[str]:
+    """What ``logs`` and ``runs show --json`` print of ``run_id``, then the store's rows of
+    spans and logs, one text each."""
+    shown = [
+        taskdaemon(home, "logs", run_id).stdout,
+        taskdaemon(home, "runs", "show", run_id, "--json").stdout,
+    ]
+    with sqlite3.connect(home / "spans.db") as db:
+        for table in ("spans", "logs"):
+            shown += [repr(row) for row in db.execute(f"SELECT * FROM {table}")]
+    return shown
+
+
 def shown_everywhere(home: Path, run_id: str, folder: Path) -> dict[str, str]:
     """Each place a run's records are shown or kept, by name: ``logs`` and ``runs show`` (text
     and ``--json``), the files of a dump written into ``folder``, and each table's rows."""
