@@ -1,6 +1,6 @@
 """``--approve``'s refusals name what they refused without showing a secret: the environment's
 and the request's secrets are known before the line is printed, and redacted before the
-name is cut (``cli/approval_policy.py``, ``ellipsis.quote``)."""
+name is cut (``cli/approval_policy.py``, ``quoting.quote``)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A refused command-line value is quoted the house way (``ellipsis.quote``): at most 40
+"""A refused command-line value is quoted the house way (``quoting.quote``): at most 40
 characters, its control characters escaped (a JSON string: ``quoting``), so a pasted line
 break or terminal escape in an argument cannot reach the terminal raw nor split the one-line
 error. The real command, in its own process."""

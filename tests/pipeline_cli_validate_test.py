@@ -31,7 +31,7 @@ def test_an_unknown_stage_and_an_over_long_condition_are_quoted_as_every_refusal
     home: Path, tmp_path: Path
 ) -> None:
     """``validate`` quotes an unknown stage and a condition over the length limit as every
-    other refusal does (``ellipsis.quote``: 40 characters); they were cut at 60."""
+    other refusal does (``quoting.quote``: 40 characters); they were cut at 60."""
     path = write(
         tmp_path / "quoted.yaml",
         f"""\

@@ -10,8 +10,8 @@ import pytest
 
 from cli_support import taskdaemon, write
 from config_support import one_stage, parse_error, parse_text
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.model import Backoff, OutputMapping, RetryPolicy
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.validation import MAX_NAME_LENGTH
 
 _DURATION = "(expected seconds or 500ms, 30s, 10m, 2h)"

@@ -431,7 +431,7 @@ def test_str_of_config_error_is_one_line_per_issue() -> None:
 def test_every_refused_value_is_quoted_short() -> None:
     """A 3,000-character value in each place a file names one (a handler, a loop type, a
     duration, a stage read by an expression, an event type, a trigger mode, a stage name) is
-    named in its issue as ``ellipsis.quote`` cuts it: no issue line runs past 200 characters
+    named in its issue as ``quoting.quote`` cuts it: no issue line runs past 200 characters
     (they ran past 3,000)."""
     long = "x" * 3000
     text = f"""\

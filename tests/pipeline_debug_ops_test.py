@@ -64,7 +64,7 @@ async def test_an_unknown_action_is_refused_with_the_list_of_actions() -> None:
 
 async def test_a_long_unknown_action_is_quoted_cut() -> None:
     """A 100,000-character action is quoted by its first 39 characters and an ellipsis
-    (``ellipsis.quote``), as every refusal quotes, not sent back whole."""
+    (``quoting.quote``), as every refusal quotes, not sent back whole."""
     async with debugged() as run:
         answer = await run.ops({"action": "j" * 100_000})
     error = f"unknown action '{'j' * 39}…' ({', '.join(ACTIONS)})"

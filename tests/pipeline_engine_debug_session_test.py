@@ -44,7 +44,7 @@ async def test_a_breakpoint_on_an_event_type_of_one_character_is_taken() -> None
 async def test_a_refused_condition_or_kind_is_quoted_cut_in_its_error() -> None:
     """A 100,000-character condition that does not compile, or ``on``, is quoted in the one-line
     refusal by its first 39 characters and an ellipsis, as every refusal quotes
-    (``ellipsis.quote``), not whole."""
+    (``quoting.quote``), not whole."""
     async with session() as (_engine, debug):
         errors = []
         for when, on in (("x" * 100_000, "start"), (None, "y" * 100_000)):

@@ -133,7 +133,7 @@ async def test_the_index_lists_each_routes_query_parameters() -> None:
         ("GET", "/api/runs/recent?limit=1_0", BEARER, None, 400, "got '1_0'"),
         ("GET", "/api/runs/recent?limit=%207%20", BEARER, None, 400, "got ' 7 '"),
         ("GET", "/api/runs/recent?limit=%C2%B2", BEARER, None, 400, "1-500, got '²'"),
-        # Quoted as every refused value is (ellipsis.quote): 39 digits and an ellipsis, 40 in all.
+        # Quoted as every refused value is (quoting.quote): 39 digits and an ellipsis, 40 in all.
         ("GET", "/api/runs/recent?limit=" + "9" * 5000, BEARER, None, 400, f"got '{'9' * 39}…'"),
         ("GET", "/api/runs?limit=%207%20", BEARER, None, 400, "got ' 7 '"),
         ("GET", "/api/runs/{run}/dag?fmt=svg", BEARER, None, 400, "(it reads: format)"),

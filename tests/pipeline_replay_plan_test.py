@@ -149,7 +149,7 @@ def test_from_a_stage_the_file_renamed_says_the_record_had_it() -> None:
 
 def test_a_long_stage_name_refused_is_quoted_cut() -> None:
     """A 100,000-character ``--from`` stage is quoted in the refusal by its first 39
-    characters and an ellipsis (``ellipsis.quote``), not whole."""
+    characters and an ellipsis (``quoting.quote``), not whole."""
     with pytest.raises(ReplayError) as refused:
         build_plan(recorded_run(ran("plan")), from_stage="n" * 100_000)
     assert str(refused.value).startswith(f"no stage '{'n' * 39}…' in the definition")

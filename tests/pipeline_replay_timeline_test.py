@@ -95,7 +95,7 @@ def test_an_offset_is_ascii_and_within_the_span_clock() -> None:
 
 def test_a_long_bad_offset_is_quoted_cut_as_every_refusal() -> None:
     """A 100,000-character ``--at`` is quoted by its first 39 characters and an ellipsis
-    (``ellipsis.quote``), not whole."""
+    (``quoting.quote``), not whole."""
     with pytest.raises(ValueError, match="--at") as caught:
         parse_offset("x" * 100_000)
     assert str(caught.value).startswith(f"--at '{'x' * 39}…': expected a time")

@@ -57,7 +57,7 @@ def test_a_prefix_is_taken_unless_the_whole_id_is_asked_for() -> None:
 
 
 def test_a_text_of_40_characters_is_quoted_whole_and_one_more_is_cut() -> None:
-    """40 characters are the most quoted (``ellipsis.quote``): a text of 40 is shown whole,
+    """40 characters are the most quoted (``quoting.quote``): a text of 40 is shown whole,
     one of 41 as its first 39 and an ellipsis."""
     forty = "g" * 40
     rule = "32 hex digits, or a prefix of at least 4"

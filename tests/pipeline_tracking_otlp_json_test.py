@@ -222,7 +222,7 @@ def test_past_a_thousand_attributes_only_taskdaemons_are_kept_and_the_rest_count
             {"traceId": "ASNFZ4mrze8B!I0VniavN7w=="},
             "id 'ASNFZ4mrze8B!I0VniavN7w==' is neither hex nor base64",
         ),
-        # A long refused value is quoted cut, as every refusal quotes (``ellipsis.quote``).
+        # A long refused value is quoted cut, as every refusal quotes (``quoting.quote``).
         ({"traceId": "!" * 1000}, f"id '{'!' * 39}…' is neither hex nor base64"),
         ({"startTimeUnixNano": "9" * 1000 + "x"}, f"bad time '{'9' * 39}…'"),
         (

@@ -1,6 +1,6 @@
 """An error never sends the refused text back at length: whatever a client put in a header, a
 path segment, a query parameter or a body field, the answer quotes at most its first 40
-characters (``ellipsis.quote``), so a 16 KiB header or a 1 MiB body field costs its sender, not
+characters (``quoting.quote``), so a 16 KiB header or a 1 MiB body field costs its sender, not
 the server, and a log line that carries the answer stays a line.
 
 Every test talks to a real server (:func:`server_support.waiting_run`: Uvicorn on a free loopback

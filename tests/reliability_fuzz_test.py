@@ -20,7 +20,7 @@ from fuzz_wire_support import TARGETS, failures
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.dump import write_dump
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.tracking.otlp_json import parse_traces
 
 #: Cases per target in the suite's slice (seeds from 0): about a second each on the CI machine.

@@ -54,7 +54,7 @@ def _dumped(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 PATHS = {
-    # http_url's refusal, quoted by ellipsis.quote (an OTLP endpoint's credentials are
+    # http_url's refusal, quoted by quoting.quote (an OTLP endpoint's credentials are
     # refused before, quoting nothing: tests/pipeline_settings_otlp_credentials_test.py)
     "tempo source": _refused_source("tempo+http://user:secret@x:9x"),
     # display_url: an unknown source, a sqlite URL with a host, the ui's log line, a redirect

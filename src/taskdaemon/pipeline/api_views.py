@@ -28,8 +28,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.landing import late_by
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [
@@ -175,7 +175,7 @@ def query_flag(params: Mapping[str, str], name: str) -> bool:
 def parse_limit(text: str | None) -> int:
     """A list route's ``limit`` (``/api/runs``, ``/api/runs/recent``, the runs page):
     :data:`DEFAULT_LIMIT` when absent, else ASCII digits naming 1 to :data:`MAX_LIMIT`;
-    ValueError otherwise, quoting ``text`` as ``ellipsis.quote`` does. ``int()`` alone would
+    ValueError otherwise, quoting ``text`` as ``quoting.quote`` does. ``int()`` alone would
     take ``+5``, ``1_0``, `` 7 `` and non-ASCII digits, and read thousands of digits first."""
     if text is None:
         return DEFAULT_LIMIT

@@ -87,7 +87,7 @@ class CommandFailedError(StageFailedError):
     relative path in a command (``./scripts/build.sh``) is read from the run's workspace, not
     from where taskdaemon was started, and the shell's own line does not say where it looked.
 
-    The message quotes the command as every error quotes a value (``ellipsis.quote``: redacted,
+    The message quotes the command as every error quotes a value (``quoting.quote``: redacted,
     cut to ``SHOWN_COMMAND`` characters): a generated command line of 100 KB was quoted whole in
     the error, and so in the stage span's status and exception event, ``runs show`` and the
     terminal. ``command`` keeps it whole, and the run span's pipeline definition (replay's
@@ -109,7 +109,7 @@ class CommandFailedError(StageFailedError):
             how = f"exited with code {exit_code}"
         if exit_code in _SHELL_CODES and workspace:
             how += f" ({_SHELL_CODES[exit_code]}; it ran in the run's workspace, {workspace})"
-        from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - a failure only
+        from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - a failure only
 
         message = f"command {quote(command, SHOWN_COMMAND)} {how}"
         if stderr_tail:

@@ -45,7 +45,6 @@ from typing import Final, Literal
 from taskdaemon.pipeline.config_issues import ancestors, line_of
 from taskdaemon.pipeline.config_reader import ConfigReader
 from taskdaemon.pipeline.config_text import Lines, read_json, read_toml, read_yaml
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.hint_syntax import syntax_of
@@ -53,6 +52,7 @@ from taskdaemon.pipeline.model import (
     BUILTIN_LOOPS,
     Pipeline,
 )
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.validation import validate_pipeline
 from taskdaemon.pipeline.validation_warnings import (

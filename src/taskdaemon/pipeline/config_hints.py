@@ -6,7 +6,7 @@ The slips: a number, or a boolean, written as a string (``max_attempts: "3"``, `
 belongs; a trigger's kind written bare (``triggers: on_completion``), or with its one field as
 its value (``on_completion: fetch``); several stages in one ``on_completion``; one stage's
 fields where the list of stages belongs. Each hint is one line, and quotes what the file holds
-bounded (``ellipsis.quote``, ``shown_number``), and writes its code in the file's syntax
+bounded (``quoting.quote``, ``shown_number``), and writes its code in the file's syntax
 (``hint_syntax``). The hints for another tool's keys are ``other_tools``'.
 """
 
@@ -16,8 +16,8 @@ import re
 from collections.abc import Collection
 from typing import Any, Final
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.hint_syntax import Syntax, Word, setting, written
+from taskdaemon.pipeline.quoting import quote
 
 __all__ = [
     "TRIGGER_FIELD",

@@ -32,7 +32,6 @@ from taskdaemon.pipeline.config_hints import (
 )
 from taskdaemon.pipeline.config_issues import FileIssues
 from taskdaemon.pipeline.config_text import Lines
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES
 from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
@@ -59,6 +58,7 @@ from taskdaemon.pipeline.other_tools import (
     stage_key_hint,
     trigger_kind_hint,
 )
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.trigger_values import TRIGGER_KEYS as _TRIGGER_KEYS
 from taskdaemon.pipeline.trigger_values import quick_trigger
 from taskdaemon.pipeline.validation_warnings import unknown_code

@@ -25,8 +25,8 @@ from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeAlias
 
 from taskdaemon.pipeline.bounded import BoundedInputError, check_depth, check_text
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ValidationIssue
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yaml_quick import quick_tree
 from taskdaemon.pipeline.yaml_values import NOT_PLAIN, NodeConverter, plain_tree

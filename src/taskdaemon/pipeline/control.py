@@ -24,7 +24,7 @@ client that sends none (one older than ``by``) is named ``control socket``.
 
 Responses: ``{"ok": true, ...}`` (``status`` adds ``"status": {...}``) or
 ``{"ok": false, "error": "one line"}``, which quotes what it refuses as every error does,
-redacted and cut (``ellipsis.quote_value``), never at length. The server never raises into
+redacted and cut (``quoting.quote_value``), never at length. The server never raises into
 the run: a bad request is answered with an error and the connection stays usable.
 
 What a client can make the run hold is bounded: a request line is at most 1 MiB (a longer one
@@ -62,10 +62,11 @@ from typing import Any, Protocol
 from taskdaemon.pipeline.approval_audit import log_approved, log_rejected, note_field
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.connection_slots import longest_idle, stop_accepting
-from taskdaemon.pipeline.ellipsis import cut, quote_value
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.quoting import quote_value
 from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = [

@@ -65,13 +65,13 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from taskdaemon.pipeline.approval_audit import note_field
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
     PipelineError,
     StageNotFoundError,
     TaskdaemonError,
 )
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
 from taskdaemon.pipeline.secret_values import (
     MASK_MAX_CHARS,

@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 
 __all__ = [
     "epoch_ns",

@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [

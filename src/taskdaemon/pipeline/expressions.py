@@ -221,7 +221,7 @@ def _keys_beside(paths: Paths | None, context: Mapping[str, Any], key: object) -
     ends), nor for an empty mapping."""
     import json  # noqa: PLC0415 - a failure only
 
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - a failure only
+    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - a failure only
 
     found = _holder(paths or {}, context, key, ())
     if found is None or found[0] == ("stages",) or not found[1]:

@@ -7,7 +7,7 @@ as the author would in the file: ``triggers: [{on_completion: {stage: 'a'}}]`` i
 TOML refuses. Each hint builds its value as plain Python data and :func:`written` or
 :func:`setting` renders it:
 
-* a string (a name the file gave) quoted by ``ellipsis.quote``, redacted and cut: ``'a'``, or a
+* a string (a name the file gave) quoted by ``quoting.quote``, redacted and cut: ``'a'``, or a
   JSON string when it holds a quote. Both are TOML strings; JSON gets its double quotes always;
 * a :class:`Word` (a placeholder such as ``NAME`` or ``CEL``, or a word YAML takes bare, such as
   ``all``): bare in YAML, a string in TOML and JSON, where a bare word is no value;
@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import Literal, TypeAlias
 
-from taskdaemon.pipeline.ellipsis import QUOTED, quote
+from taskdaemon.pipeline.quoting import QUOTED, quote
 
 __all__ = ["Syntax", "Word", "setting", "syntax_of", "written"]
 

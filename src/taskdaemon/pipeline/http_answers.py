@@ -73,8 +73,9 @@ from starlette.responses import (
 from starlette.routing import Match, Router
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
 
-from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.run_id_form import run_id_problem
 
 __all__ = [

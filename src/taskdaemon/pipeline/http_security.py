@@ -68,8 +68,8 @@ from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 from urllib.parse import quote as url_quote
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.token_failures import TokenFailures
 
 __all__ = [

@@ -16,7 +16,7 @@ import re
 from typing import Final
 from urllib.parse import SplitResult, urlsplit
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.redaction import REDACTED
 
 __all__ = ["HTTP_SCHEMES", "http_url", "user_part"]
@@ -84,7 +84,7 @@ def _refusal(what: str, url: str) -> ValueError:
 
 
 def _shown(url: str) -> str:
-    """``url`` quoted (``ellipsis.quote``: redacted, cut), all it holds from its scheme's
+    """``url`` quoted (``quoting.quote``: redacted, cut), all it holds from its scheme's
     ``://`` (else its start) to its last ``@`` shown as ``[REDACTED]``, but a user before a
     ``:`` (``user:[REDACTED]@``, as every other view shows a URL's password). An API token is as
     often pasted as the user alone (``http://glsa_s3cret@collector:4318``), which the general

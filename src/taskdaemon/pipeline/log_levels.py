@@ -10,7 +10,7 @@ import functools
 import logging
 from typing import Final
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 
 __all__ = ["LEVEL_NAMES", "TRACE", "level_number", "severity_number"]
 

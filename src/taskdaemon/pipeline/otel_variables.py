@@ -69,7 +69,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.settings_parsers import number
 
 __all__ = [

@@ -1,6 +1,7 @@
 """How a message a person reads quotes what they wrote: a name, a value, a command, a CEL
-expression. One rule for every error and warning (``ellipsis.quote`` applies it, redacted and
-cut); machine formats (``--json``, the HTTP API) keep their own encodings.
+expression. One rule for every error and warning (:func:`quote` applies it, redacted and cut
+within ``QUOTED`` characters); machine formats (``--json``, the HTTP API) keep their own
+encodings.
 
 * **In single quotes, exactly as written**, when that is unambiguous: the text has no single
   quote and nothing that must be escaped: ``'build'``, ``'echo "hi"'``, ``'C:\\tmp'``. A
@@ -24,7 +25,13 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["quoted"]
+from taskdaemon.pipeline.ellipsis import cut
+
+__all__ = ["QUOTED", "REDACTED_WINDOW", "quote", "quote_value", "quoted"]
+
+#: Characters of a refused text an error message quotes: enough to recognise it, never the
+#: text itself at length (a 16 KiB header, a 1 MiB body field sent back to its sender).
+QUOTED = 40
 
 
 def quoted(text: str) -> str:
@@ -44,3 +51,33 @@ def _shown(char: str) -> str:
         return f"\\u{code:04x}"
     code -= 0x10000  # JSON writes a character past the BMP as its UTF-16 surrogate pair
     return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+#: Characters of a text :func:`quote` redacts before it cuts: far more than it shows, so a
+#: secret that starts in the part shown is found whole (a PEM private key is a few KiB), yet
+#: bounded, since redacting costs time with every character and a refused text may be a
+#: 1 MiB field of a request body.
+REDACTED_WINDOW = 64 * 1024
+
+
+def _redacted_cut(text: str, limit: int) -> str:
+    """``text`` with its secrets redacted (``redaction.redact_text``), then cut as by
+    :func:`cut`. Redacted before the cut: a secret cut short is no longer found, and its first
+    characters would be shown. Only the first ``REDACTED_WINDOW`` characters are redacted: the
+    rest is never shown."""
+    from taskdaemon.pipeline.redaction import redact_text  # noqa: PLC0415 - errors only
+
+    return cut(redact_text(text[: max(limit, REDACTED_WINDOW)]), limit)
+
+
+def quote(text: str, limit: int = QUOTED) -> str:
+    """``text`` redacted and cut, then quoted as :func:`quoted` quotes it: how an error
+    names what it refused (``unknown status 'runing'``, ``"it's"``)."""
+    return quoted(_redacted_cut(text, limit))
+
+
+def quote_value(value: object) -> str:
+    """A refused value of any type (or one reported, as what a condition gave): a text as
+    :func:`quote` quotes it, anything else by its ``repr``, redacted and cut alike (``True``
+    and ``-5`` as they are, a long list cut short)."""
+    return quote(value) if isinstance(value, str) else _redacted_cut(repr(value), QUOTED)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 
 __all__ = ["MIN_PREFIX", "RUN_ID_DIGITS", "run_id_problem"]
 

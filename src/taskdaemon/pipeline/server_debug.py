@@ -37,7 +37,6 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from taskdaemon.pipeline.debug_ops import DebugOps, DumpWriter, refusal_text
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     DebugRequestError,
     PipelineError,
@@ -46,6 +45,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.http_json import error_response, json_body
 from taskdaemon.pipeline.http_thread import EngineUnavailableError, LoopBridge
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS
 
 __all__ = ["debug_routes"]

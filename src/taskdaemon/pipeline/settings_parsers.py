@@ -21,10 +21,10 @@ from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.home import home_path
 from taskdaemon.pipeline.http_url import http_url, user_part
 from taskdaemon.pipeline.log_levels import level_number
+from taskdaemon.pipeline.quoting import quote, quote_value
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 
 __all__ = [
@@ -77,7 +77,7 @@ def optional(parse: Parser) -> Parser:
 
 def _refused(reason: str, value: Any) -> ValueError:
     """The error refusing ``value``, quoted after the reason (redacted and cut, as every
-    refused value is: ``ellipsis.quote_value``), so the one line a command prints shows what
+    refused value is: ``quoting.quote_value``), so the one line a command prints shows what
     was wrong, as for the other settings (``not 'foo'``)."""
     return ValueError(f"{reason}, not {quote_value(value)}")
 

@@ -24,7 +24,6 @@ from collections.abc import Collection, Mapping
 from itertools import islice
 
 from taskdaemon.pipeline.config_hints import entry_stage_hint
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
 from taskdaemon.pipeline.graph import shortest_cycle, strongly_connected
@@ -43,6 +42,7 @@ from taskdaemon.pipeline.model import (
     Stage,
     Trigger,
 )
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.wording import close_match
 
 __all__ = ["MAX_NAME_LENGTH", "NAME_PATTERN", "validate_pipeline"]

@@ -42,12 +42,13 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Final
 
 from taskdaemon.pipeline.cel_paths import Paths
-from taskdaemon.pipeline.ellipsis import cut, quote
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import MAX_ISSUES, SHOWN_PATH, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.ignore_comments import ignore_comments
 from taskdaemon.pipeline.model import OnCondition, OnEvent, Pipeline, Stage
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.value_methods import ValueMethods
 from taskdaemon.pipeline.wording import close_match
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable
 
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 
 
 def counted(count: int, noun: str) -> str:

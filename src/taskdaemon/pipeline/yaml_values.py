@@ -24,8 +24,8 @@ from typing import Any
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
 __all__ = ["NOT_PLAIN", "REFUSED", "NodeConverter", "kind_of", "plain_tree", "refusal"]

@@ -31,8 +31,8 @@ from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_b
 from taskdaemon.pipeline.cli._prompt import CommandPrompt, LinesAbove
 from taskdaemon.pipeline.cli.terminal_state import keys_unechoed
 from taskdaemon.pipeline.cli.terminal_width import summary_width
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.secret_values import remember_secrets, secret_key
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.wording import counted, instance_counts, not_run_by_replay

@@ -58,9 +58,9 @@ from taskdaemon.pipeline.cli.hangup import detach_terminal, hangup_handled
 from taskdaemon.pipeline.cli.sigterm import terminal_hung_up
 from taskdaemon.pipeline.cli.terminal_state import keys_as_typed
 from taskdaemon.pipeline.cli.terminal_width import summary_width
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.terminal_text import shown
 from taskdaemon.pipeline.wording import counted

@@ -15,10 +15,10 @@ import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import ApprovalRequested, EngineEvent
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.quoting import quote
 
 if TYPE_CHECKING:  # the engine is imported when the run starts (start-up time)
     from taskdaemon.pipeline.engine import RunHandle

@@ -8,8 +8,8 @@ import argparse
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.terminal_text import shown
 
 if TYPE_CHECKING:

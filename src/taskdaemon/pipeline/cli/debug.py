@@ -66,7 +66,6 @@ from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.log_options import add_log_level_option
 from taskdaemon.pipeline.cli.options import add_input_options, add_workspace_option, workspace_root
 from taskdaemon.pipeline.cli.refusal import refuse
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     PipelineError,
     RunNotFoundError,
@@ -74,6 +73,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register"]

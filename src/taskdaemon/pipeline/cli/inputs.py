@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.model import Manual, OnCompletion, Pipeline
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.yaml_import import yaml
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_BYTES, YamlLimitError, load_bounded
 

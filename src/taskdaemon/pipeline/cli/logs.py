@@ -51,8 +51,8 @@ from taskdaemon.pipeline.cli.options import (
 )
 from taskdaemon.pipeline.cli.refusal import refuse, say
 from taskdaemon.pipeline.durations import log_time
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError, no_such_stage
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.terminal_text import json_shown, shown
 
 __all__ = ["register"]

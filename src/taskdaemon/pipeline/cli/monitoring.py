@@ -30,12 +30,12 @@ from taskdaemon.pipeline.cli.span_losses import (
     unstored_cause,
 )
 from taskdaemon.pipeline.cli.telemetry import Telemetry, build_telemetry
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.handler_prints import capture_prints
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.logs import configure_logging, install_otel_log_handler
 from taskdaemon.pipeline.monitor import PipelineMonitor
 from taskdaemon.pipeline.payloads import PayloadCapture
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.settings import Settings
 
 if TYPE_CHECKING:

@@ -15,8 +15,8 @@ from pathlib import Path
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.refusal import say
 from taskdaemon.pipeline.cli.terminal_width import summary_width
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.home import home_directory
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
 from taskdaemon.pipeline.wording import no_run_of
 

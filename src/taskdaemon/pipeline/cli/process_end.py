@@ -197,7 +197,7 @@ def _holder() -> tuple[str, str]:
 def _hook_named(frame: FrameType | None) -> str:
     """The ``atexit`` hook the main thread runs (``frame`` one of its frames), with the stage
     that registered it when one did."""
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415
 
     if (hook := running_hook()) is not None:
         func, execution = hook
@@ -210,7 +210,7 @@ def _hook_named(frame: FrameType | None) -> str:
 
 def _thread_named(thread: threading.Thread) -> str:
     """``'name'`` with the stage that started ``thread`` and the code it runs, when known."""
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415
+    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415
 
     execution = started_by(thread)
     target = getattr(thread, "_target", None) or type(thread).run

@@ -96,7 +96,6 @@ from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.cli.stop_signals import stop_cancel
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 from taskdaemon.pipeline.control import ControlServer, handle_status
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import ConfigError, PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
@@ -107,6 +106,7 @@ from taskdaemon.pipeline.events import (
 )
 from taskdaemon.pipeline.heap import tuned_collector
 from taskdaemon.pipeline.logs import configure_logging
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.settings import Settings, load_settings
 from taskdaemon.pipeline.state import RunStatus
 

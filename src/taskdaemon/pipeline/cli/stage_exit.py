@@ -91,7 +91,7 @@ def exits_said(observers: Iterable[object]) -> Iterator[None]:
         ):
             real_exit(status)  # not stage code's, or a wrong call (its error as before)
         try:
-            from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - said once
+            from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - said once
 
             from_thread = current_execution() is None
             if from_thread:  # the record is the stage's, in the store as on the console

@@ -211,7 +211,7 @@ def _said_thread_exit(
 ) -> None:
     """Say that ``thread``, which ``execution`` started, ended by ``sys.exit`` (module
     docstring), as the stage's record: the thread is ending, its context is its own."""
-    from taskdaemon.pipeline.ellipsis import quote  # noqa: PLC0415 - said rarely
+    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - said rarely
     from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
 
     code = getattr(exit, "code", None)  # stage code's object: its repr is not called

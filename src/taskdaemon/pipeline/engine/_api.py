@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._handle import RunHandle
 from taskdaemon.pipeline.engine._observers import Observers
 from taskdaemon.pipeline.engine._plan import plan_for
@@ -21,6 +20,7 @@ from taskdaemon.pipeline.engine._run_base import RunContext
 from taskdaemon.pipeline.errors import PipelineError, RunNotFoundError
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.private_file import make_private_dirs
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.secret_values import (
     declare_secrets,
     release_secrets,

@@ -27,11 +27,11 @@ from threading import Lock
 from typing import Any
 
 from taskdaemon.pipeline._threads import LoopEnvironment, call_on_loop
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._run_base import RunBase, RunContext
 from taskdaemon.pipeline.engine._stage_state import Execution, Instance, StageRun
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.events import StageProcess, StageStarted, TaskRunRef
+from taskdaemon.pipeline.quoting import quote
 
 __all__ = ["Callbacks", "LazyEnvironment"]
 

@@ -42,7 +42,7 @@ import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskdaemon.pipeline.ellipsis import QUOTED, cut, quote
+from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.engine._debug_match import (
     MAX_BREAKPOINTS,
     applies,
@@ -68,6 +68,7 @@ from taskdaemon.pipeline.events import (
     StageSkipped,
 )
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.quoting import QUOTED, quote
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.state import RunStatus, StageStatus
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from taskdaemon.pipeline.ellipsis import quote, quote_value
 from taskdaemon.pipeline.engine._debug_records import FAILURE, START, Breakpoint
 from taskdaemon.pipeline.errors import DebugRequestError, ExpressionError
 from taskdaemon.pipeline.expressions import BREAKPOINT_VARIABLES, compile_expression
+from taskdaemon.pipeline.quoting import quote, quote_value
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.engine._run_base import RunBase

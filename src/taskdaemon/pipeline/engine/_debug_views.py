@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._debug_records import split_instance
 from taskdaemon.pipeline.errors import ExpressionError, StageNotFoundError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.wording import counted
 
 

@@ -6,12 +6,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._results import RunResult
 from taskdaemon.pipeline.engine._run import Run
 from taskdaemon.pipeline.engine._stage_state import StageRun
 from taskdaemon.pipeline.errors import PipelineError, StageNotFoundError
 from taskdaemon.pipeline.model import Pipeline
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.state import RunStatus
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.engine._approvals import Approvals
 from taskdaemon.pipeline.engine._makers import stage_waiting, task_run_ref, trigger_evaluated
 from taskdaemon.pipeline.engine._stage_state import (
@@ -31,6 +30,7 @@ from taskdaemon.pipeline.events import (
     TaskRunRef,
 )
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.secret_values import remember_secrets
 from taskdaemon.pipeline.state import StageStatus
 from taskdaemon.pipeline.triggers import (

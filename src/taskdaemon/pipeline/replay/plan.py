@@ -62,9 +62,9 @@ from taskdaemon.pipeline.definition import (
     definition_changes,
     pipeline_from_canonical,
 )
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.model import ErrorStrategy, OnEvent, Pipeline
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.replay.record import (
     RecordedExecution,
     RecordedIntervention,

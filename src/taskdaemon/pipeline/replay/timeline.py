@@ -33,7 +33,7 @@ from typing import Any
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_only
-from taskdaemon.pipeline.ellipsis import quote
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord
 from taskdaemon.pipeline.tracking.reconstruct import (

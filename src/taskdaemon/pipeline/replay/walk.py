@@ -26,8 +26,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.records import AttemptRecord, RunRecord, StageRecord
 from taskdaemon.pipeline.replay.timeline import (
     TimelineEvent,

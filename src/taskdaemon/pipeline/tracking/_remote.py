@@ -32,8 +32,8 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Final
 
 from taskdaemon.pipeline.ascii_number import ascii_only
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.variables import reader
 
@@ -86,7 +86,7 @@ def display_url(url: str) -> str:
     URL parsers read it). Anything else is returned unchanged.
 
     The mask is ``redaction.REDACTED``, the one docs/redaction.md names for a URL's password:
-    a refused URL quoted by ``ellipsis.quote`` and every log line, span and export (redacted
+    a refused URL quoted by ``quoting.quote`` and every log line, span and export (redacted
     on the way out, which would turn ``user:***@`` into ``user:[REDACTED]@`` anyway) show it,
     so one URL reads the same wherever it is shown."""
     bounds = _authority_bounds(url)

@@ -28,8 +28,8 @@ from contextlib import suppress
 from functools import cache
 from typing import Any, Final
 
-from taskdaemon.pipeline.ellipsis import quote_value
 from taskdaemon.pipeline.frozen import maker
+from taskdaemon.pipeline.quoting import quote_value
 from taskdaemon.pipeline.stored_json import decode_at, loads
 from taskdaemon.pipeline.tracking.spans import (
     MAX_SPAN_ITEMS,

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES

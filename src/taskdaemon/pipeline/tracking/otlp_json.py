@@ -28,8 +28,9 @@ from typing import Any, Literal
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
-from taskdaemon.pipeline.ellipsis import cut_line, quote, quote_value
+from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.quoting import quote, quote_value
 from taskdaemon.pipeline.tracking.spans import (
     READ_EVENT_NAMES,
     SpanEventRecord,

@@ -49,7 +49,6 @@ from typing import Any, Final, TypeVar
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.durations import parse_age
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     RunNotFoundError,
     SettingsError,
@@ -57,6 +56,7 @@ from taskdaemon.pipeline.errors import (
     SpanStoreError,
 )
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.run_id_form import RUN_ID_DIGITS, run_id_problem

@@ -49,7 +49,6 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, query_flag
 from taskdaemon.pipeline.durations import format_run_duration, local_time, utc_offset
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import (
     RunNotFoundError,
     SpanSourceError,
@@ -58,6 +57,7 @@ from taskdaemon.pipeline.errors import (
 )
 from taskdaemon.pipeline.http_answers import StaticFolder
 from taskdaemon.pipeline.http_json import error_response
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_id_form import run_id_problem

@@ -39,8 +39,8 @@ from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from taskdaemon.pipeline.ellipsis import quote
 from taskdaemon.pipeline.errors import RunNotFoundError
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.status_rules import (
     GOING_RUN_STATUSES,
