@@ -226,8 +226,8 @@ tests_for() {
             echo tests/pipeline_tracking_otlp_json_test.py \
                 tests/pipeline_tracking_otlp_json_encoding_test.py \
                 tests/pipeline_tracking_sources_test.py ;;
-        pipeline/engine/_debug.py | pipeline/engine/_debug_match.py | \
-            pipeline/engine/_debug_views.py)
+        pipeline/engine/_debug.py | pipeline/engine/_debug_pauses.py | \
+            pipeline/engine/_debug_match.py | pipeline/engine/_debug_views.py)
             echo tests/pipeline_engine_debug_session_test.py \
                 tests/pipeline_engine_debug_commands_test.py \
                 tests/pipeline_engine_debug_inspect_test.py tests/pipeline_debug_engine_test.py \

@@ -126,6 +126,8 @@ Modules:
 * ``_makers``: the makers of the event records the engine builds for every stage.
 * ``_debug``: debug mode's ``DebugSession``: breakpoints, pausing, stepping, skipping,
   retrying, overriding inputs.
+* ``_debug_pauses``: the base of ``DebugSession``: the pause gate, failure pauses, marked
+  events and the hold of a paused execution, the side the engine calls.
 * ``_debug_match``: breakpoints made from a request and matched against a run's moments.
 * ``_debug_records``: the debugger's records: breakpoints and paused executions, live and as
   snapshots.
