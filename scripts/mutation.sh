@@ -376,7 +376,7 @@ tests_for() {
             # The pure views first; then the run API and the runs page over a real server.
             echo tests/pipeline_api_views_test.py tests/pipeline_http_answers_test.py \
                 tests/pipeline_server_runs_page_test.py ;;
-        pipeline/web/_app.py)
+        pipeline/web/_app.py | pipeline/web/_pages.py)
             # The routes over a real server in-process: the API and the pages' HTML first,
             # then pages in chromium. Not the page's script's own files (the page's use, the
             # screen reader's): a minute of browser a mutant of the routes every test reaches.

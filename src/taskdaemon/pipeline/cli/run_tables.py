@@ -183,7 +183,7 @@ def format_runs_table(runs: Sequence[RunSummary], width: int | None = None) -> s
 
 
 #: The columns of a run's error and of a stage's ERROR cell in ``runs show``: as much as the
-#: web page shows of them (``web/_views.MAX_ERROR``, ``web/_app._CELL``), so a pipe or a file
+#: web page shows of them (``web/_views.MAX_ERROR``, ``web/_pages._CELL``), so a pipe or a file
 #: holds what the page says. A narrower terminal cuts them further (``table_fit``).
 _RUN_ERROR = 1000
 _STAGE_ERROR = 200

@@ -10,6 +10,8 @@ Modules:
 
 * ``_app``: the routes (the runs page, the run page, their JSON and event-stream API), access
   and escaping.
+* ``_pages``: the page's HTML: its templates, their filters and the headers every page
+  carries.
 * ``_runs_query``: the runs page's query: its filters, the links that page through the runs,
   and what an empty runs table says.
 * ``_data``: where runs come from: this process's engine, and a span source.
@@ -30,7 +32,8 @@ Modules:
 
 from __future__ import annotations
 
-from taskdaemon.pipeline.web._app import CSP, WebApp, WebOptions
+from taskdaemon.pipeline.web._app import WebApp, WebOptions
+from taskdaemon.pipeline.web._pages import CSP
 from taskdaemon.pipeline.web._streams import StreamHub, StreamLimitError
 
 __all__ = ["CSP", "StreamHub", "StreamLimitError", "WebApp", "WebOptions"]

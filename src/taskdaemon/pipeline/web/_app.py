@@ -26,10 +26,10 @@ Every route sits behind the server's access rules (``http_security.py``): the to
 session cookie, Host and Origin checks. ``EventSource`` cannot send an ``Authorization`` header,
 so the page's stream authenticates by the cookie that ``/?token=T`` set.
 
-Pages are Jinja2 templates with autoescaping on and no ``|safe`` filter; the JavaScript fills
-the page with ``textContent`` only. Every HTML response carries a strict Content Security
-Policy (scripts and styles from this server's ``/static`` only, no inline script), so even a
-hostile stage name reaching the page cannot run.
+Pages are Jinja2 templates (``_pages``) with autoescaping on and no ``|safe`` filter; the
+JavaScript fills the page with ``textContent`` only. Every HTML response carries a strict
+Content Security Policy (scripts and styles from this server's ``/static`` only, no inline
+script), so even a hostile stage name reaching the page cannot run.
 """
 
 from __future__ import annotations
@@ -38,17 +38,14 @@ import asyncio
 import sqlite3
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from taskdaemon.pipeline.api_views import DEFAULT_LIMIT, query_flag
-from taskdaemon.pipeline.durations import format_run_duration, local_time, utc_offset
 from taskdaemon.pipeline.errors import (
     RunNotFoundError,
     SpanSourceError,
@@ -62,7 +59,6 @@ from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.redaction import redact_text
 from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.status_rules import GOING_RUN_STATUSES
-from taskdaemon.pipeline.terminal_text import UNSEEN_ESCAPES
 from taskdaemon.pipeline.tracking.source_urls import LogsPlace, logs_place
 from taskdaemon.pipeline.visualization import DagWatcher, visualize
 from taskdaemon.pipeline.visualization._dot import render_dot_snapshot
@@ -77,6 +73,7 @@ from taskdaemon.pipeline.web._logs import (
     follow_stage_logs,
     stage_log_tail,
 )
+from taskdaemon.pipeline.web._pages import Pages
 from taskdaemon.pipeline.web._runs_query import (
     NARROWING,
     NO_MATCH,
@@ -97,11 +94,8 @@ from taskdaemon.pipeline.web._streams import (
 from taskdaemon.pipeline.web._svg import GraphvizError, SvgRenderer
 from taskdaemon.pipeline.web._views import (
     MAX_ROWS,
-    STATE_NAMES,
-    cut,
     dag_words,
     grafana_trace_url,
-    is_run_id,
     labelled,
     pipelines_json,
     record_json,
@@ -110,21 +104,10 @@ from taskdaemon.pipeline.web._views import (
 )
 from taskdaemon.pipeline.wording import no_run_of
 
-__all__ = ["CSP", "WebApp", "WebOptions"]
+__all__ = ["WebApp", "WebOptions"]
 
 _HERE = Path(__file__).resolve().parent
 
-#: The Content-Security-Policy of every page: nothing inline, nothing from elsewhere.
-CSP = (
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-)
-_PAGE_HEADERS = {
-    "content-security-policy": CSP,
-    "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
-    "cache-control": "no-store",
-}
 _DAG_TYPES = {
     "dot": "text/vnd.graphviz; charset=utf-8",
     "json": "application/json",
@@ -199,20 +182,7 @@ class WebApp:
         )
         self.svg = SvgRenderer()
         self.drawings = RunDrawings()  # one drawing per run's states, for every viewer
-        self.templates = Environment(
-            loader=FileSystemLoader(_HERE / "templates"),
-            autoescape=select_autoescape(default=True, default_for_string=True),
-            undefined=StrictUndefined,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.templates.filters["when"] = local_time
-        # an interrupted run's known part (``summary_json``'s ``lasted_at_least``)
-        self.templates.filters["at_least"] = lambda seconds: format_run_duration(None, seconds)
-        self.templates.filters["iso"] = _iso
-        self.templates.filters["cell"] = _cell
-        self.templates.filters["shown"] = _shown
-        self.templates.tests["run_id"] = is_run_id
+        self.pages = Pages(clock)
 
     def close(self) -> None:
         """End every stream and close the span source (idempotent, thread-safe); the stream
@@ -264,18 +234,10 @@ class WebApp:
 
     # --- pages ----------------------------------------------------------------------------
 
-    def _page(self, name: str, status: int = 200, **context: Any) -> Response:
-        # ``zone``: that of the times ``local_time`` writes (the server's), which the script
-        # rewrites in the browser's zone, saying which.
-        html = self.templates.get_template(name).render(
-            states=STATE_NAMES, zone=utc_offset(self.clock()), **context
-        )
-        return HTMLResponse(html, status_code=status, headers=_PAGE_HEADERS)
-
     def nothing_page(self, message: str) -> Response:
         """The 404 a browser gets for a path no route serves (``server.py`` chooses it over the
         JSON error when the request asks for HTML): the message and a link to the runs."""
-        return self._page("missing.html", status=404, heading="Page not found", error=message)
+        return self.pages.page("missing.html", status=404, heading="Page not found", error=message)
 
     async def runs_page(self, request: Request) -> Response:
         """The runs page, its first rows rendered here (a bad filter: 400 with the reason)."""
@@ -291,7 +253,7 @@ class WebApp:
         else:
             if len(rows) == filters["limit"]:  # maybe more: a link to the runs after the last
                 older = page_url(request, rows[-1]["run_id"])
-        return self._page(
+        return self.pages.page(
             "runs.html",
             status=status,
             rows=rows,
@@ -309,20 +271,20 @@ class WebApp:
         """The run page: the current state rendered here, then kept live by the stream."""
         run_id = request.path_params["run_id"]
         if (problem := run_id_problem(run_id)) is not None:  # as the API's routes refuse it
-            return self._page("missing.html", status=404, heading=_NO_RUN, error=problem)
+            return self.pages.page("missing.html", status=404, heading=_NO_RUN, error=problem)
         try:
             snapshot = await self.data.snapshot(run_id)
         except RunNotFoundError as exc:
             # A whole run id may name a run that has just started, its first span not yet in
             # the source (a run id copied from ``run``'s first line): the page looks again.
             awaited = run_id if run_id_problem(run_id, full=True) is None else None
-            return self._page(
+            return self.pages.page(
                 "missing.html", status=404, heading=_NO_RUN, error=str(exc), awaited=awaited
             )
         except SpanSourceError as exc:
             # Not "Run not found" (404): the run may well be there, behind a source that did
             # not answer, and reloading later is what to do.
-            return self._page(
+            return self.pages.page(
                 "missing.html", status=502, heading=_NO_SOURCE, error=_failed("span source", exc)
             )
         if snapshot.run is not None and snapshot.run.run_id != run_id:
@@ -339,7 +301,7 @@ class WebApp:
             if self.options.grafana_url
             else None
         )
-        return self._page(
+        return self.pages.page(
             "run.html",
             run_id=run_id,
             state=state,
@@ -587,29 +549,6 @@ def _gzip(request: Request) -> bool:
 _NO_RUN = "Run not found"
 #: A run page's heading when its source did not answer (502).
 _NO_SOURCE = "Cannot read the run"
-#: The characters of an error a stages table cell shows (the script cuts alike); the stage
-#: panel shows it whole.
-_CELL = 200
-
-
-def _cell(text: str) -> str:
-    """``text`` cut to ``_CELL`` characters, the last an ellipsis."""
-    return cut(text, _CELL) or ""
-
-
-def _shown(text: str) -> str:
-    """``text`` with its bidirectional controls and zero-width characters written as escapes
-    (the script writes every text it draws alike, and the terminal too: ``terminal_text``)."""
-    return text.translate(UNSEEN_ESCAPES)
-
-
-def _iso(epoch: float | None) -> str:
-    """Epoch seconds as ISO 8601 in UTC, for a ``<time datetime>`` (empty for None). The
-    page's script shows every time in the browser's zone, the ones it fetches as well as
-    these, so a time never changes zone when the page refreshes a row."""
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _failed(what: str, error: Exception) -> str:

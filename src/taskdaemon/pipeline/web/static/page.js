@@ -8,7 +8,7 @@ window.taskdaemonPage = (function () {
   // text after them ("x \u202eevil" reads "x live"), and zero-width characters hide in it
   // (U+200B-200F, U+2060-2064, U+FEFF, U+061C, U+180E): written as escapes, as the terminal
   // writes them (terminal_text.UNSEEN_ESCAPES) and the server's first rendering does
-  // (_app._shown).
+  // (_pages._shown).
   const UNSEEN = /[\u202a-\u202e\u2066-\u2069\u200b-\u200f\u2060-\u2064\ufeff\u061c\u180e]/g;
   function visible(text) {
     return String(text).replace(UNSEEN, (c) => "\\u" + c.charCodeAt(0).toString(16).padStart(4, "0"));
@@ -107,7 +107,7 @@ window.taskdaemonPage = (function () {
   }
 
   // A stages table cell shows an error's first CELL characters (a row stays one row); the
-  // stage panel shows it whole. The server's first rendering cuts alike (_app._cell).
+  // stage panel shows it whole. The server's first rendering cuts alike (_pages._cell).
   const CELL = 200;
   function cellText(text) {
     return text.length <= CELL ? text : text.slice(0, CELL - 1) + "\u2026";
