@@ -69,7 +69,7 @@ tests_for() {
             echo tests/pipeline_replay_verify_test.py ;;
         pipeline/http_security.py)
             echo tests/pipeline_http_security_test.py tests/pipeline_http_security_middleware_test.py ;;
-        pipeline/run_state.py)
+        pipeline/run_state.py | pipeline/run_state_books.py)
             echo tests/pipeline_run_state_vocabulary_test.py tests/pipeline_run_state_reducer_test.py \
                 tests/pipeline_run_state_reducer_pauses_test.py \
                 tests/pipeline_run_state_test.py tests/pipeline_visualization_live_test.py \

@@ -19,7 +19,7 @@ import browser_support
 from cli_support import Served, taskdaemon, write
 from pipeline_debug_cli_support import debug as debug_cli
 from run_state_support import RUN, fold, ids, skipped, started
-from taskdaemon.pipeline import run_state
+from taskdaemon.pipeline import run_state, run_state_books
 from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished
 from taskdaemon.pipeline.log_rows import LogRow
 from taskdaemon.pipeline.model import Manual, OnCondition, Pipeline, Stage
@@ -96,6 +96,7 @@ def test_a_record_redacts_nothing_again_while_nothing_new_is_known(
         return text
 
     monkeypatch.setattr(run_state, "redact_text", counted)
+    monkeypatch.setattr(run_state_books, "redact_text", counted)  # the books' own texts
     state.record()
     first = len(calls)
     state.record()
