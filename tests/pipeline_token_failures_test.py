@@ -139,3 +139,43 @@ async def test_a_real_server_refuses_a_guessing_client_and_serves_another(
             ]
             assert await status(guesser, TOKEN) == 200
     assert not [r for r in caplog.records if TOKEN in r.getMessage() or WRONG in r.getMessage()]
+
+
+@pytest.mark.slow
+async def test_a_browser_from_a_refused_address_gets_a_page_and_a_stop_says_the_window(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A browser opening a page from a refused address gets the sign-in page, 429 with
+    ``Retry-After``, saying when to try again (not the API's JSON); the API still answers
+    JSON. The window still open when the server stops is said at its stop."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    limits = HttpLimits(token_failures=2, token_window=600.0)
+    async with serving(auth=ApiAuth.configured(TOKEN), limits=limits) as server:
+        async with httpx.AsyncClient(base_url=server.url) as guesser:
+            for n in range(2):
+                wrong = await guesser.get("/api", headers={"Authorization": f"Bearer {WRONG}{n}"})
+                assert wrong.status_code == 401
+            page = await guesser.get("/", headers={"Accept": "text/html"})
+            api = await guesser.get("/api", headers={"Accept": "text/html"})
+        assert page.status_code == 429
+        assert page.headers["content-type"].startswith("text/html")
+        assert 590 <= int(page.headers["retry-after"]) <= 600
+        assert f"try again in {page.headers['retry-after']} s" in page.text
+        assert '<input name="token"' in page.text
+        assert (api.status_code, api.headers["content-type"]) == (429, "application/json")
+        assert _lines(caplog) == []
+    assert _lines(caplog) == ["2 wrong API tokens from 127.0.0.1 in 600 s, then 2 refused (429)"]
+
+
+def test_close_says_every_open_window(caplog: pytest.LogCaptureFixture) -> None:
+    """``close`` ends the open windows, one line each, and leaves nothing followed."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    failures = TokenFailures(limit=5, clock=_Clock())
+    failures.failed("10.0.0.1")
+    failures.failed("10.0.0.2")
+    failures.close()
+    assert len(failures) == 0
+    assert _lines(caplog) == [
+        "1 wrong API token from 10.0.0.1 in 60 s",
+        "1 wrong API token from 10.0.0.2 in 60 s",
+    ]

@@ -19,7 +19,8 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
 * **Wrong tokens.** Counted per client address (``token_failures``): past the bound in a
   window, that address's requests are answered 429 with ``Retry-After`` before any token is
-  compared (a valid session cookie still passes), and each window is one log line.
+  compared (a valid session cookie still passes; a browser opening a page gets the sign-in
+  page saying when to try again, not JSON), and each window is one log line.
 * **Open routes.** ``/metrics``, ``/healthz`` and ``/readyz`` need nothing (Prometheus and
   orchestrators' probes do not authenticate; metrics are not secret). Every other path,
   including unknown ones, needs a credential: 401 with ``WWW-Authenticate: Bearer``, the
@@ -320,6 +321,15 @@ class SecurityMiddleware:
         client = (scope.get("client") or (None, 0))[0]
         if not self._signed_in(headers, cookie_name):
             retry = self.failures.retry_after(client)
+            if retry is not None and wants_page(scope, headers):
+                # A browser gets a page it can read, whose box works again once the wait is over.
+                await _sign_in_page(
+                    send,
+                    f"Too many wrong tokens from this address: try again in {retry} s.",
+                    status=429,
+                    extra=[(b"retry-after", str(retry).encode())],
+                )
+                return
             if retry is not None:
                 await send_error(
                     send,
@@ -463,7 +473,8 @@ def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name:
 
 
 #: The page a browser gets for a page it may not see yet. No script, no asset (those need
-#: a sign-in too), nothing from the request: only the reason, chosen from three fixed texts.
+#: a sign-in too), nothing from the request: only the reason, chosen from fixed texts (the
+#: one for a refused address holds the seconds to wait, a number of ours).
 #: Its form has no ``action``: the browser sends the token to the page it asked for (a
 #: pasted link to a run opens that run once signed in, not the runs list).
 _SIGN_IN_PAGE: Final = """<!doctype html>
@@ -485,13 +496,16 @@ server showed on its terminal (<code>/?token=TOKEN</code>) signs in too.</p>
 """
 
 
-async def _sign_in_page(send: Send, reason: str) -> None:
+async def _sign_in_page(
+    send: Send, reason: str, *, status: int = 401, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     body = _SIGN_IN_PAGE.format(reason=reason).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 401,
+            "status": status,
             "headers": [
+                *(extra or []),
                 (b"content-type", b"text/html; charset=utf-8"),
                 (b"content-length", str(len(body)).encode()),
                 (b"www-authenticate", b'Bearer realm="taskdaemon"'),

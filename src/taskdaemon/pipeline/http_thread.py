@@ -145,6 +145,9 @@ class _EmbeddedServer(uvicorn.Server):
             if state.tasks:  # a cancelled request still answers 500, or closes its connection
                 await asyncio.wait(list(state.tasks), timeout=_CANCEL_WAIT)
         await self._abort_connections()
+        failures = getattr(getattr(self.config.app, "state", None), "token_failures", None)
+        if failures is not None:  # no request is left to count: say the open windows
+            failures.close()
         if not self.force_exit:
             await self.lifespan.shutdown()
 

@@ -387,6 +387,9 @@ def create_app(
             return error_response(400, str(exc))
         return JSONResponse({"status": "accepted"}, status_code=202)
 
+    failures = TokenFailures(
+        limit=limits.token_failures, window=limits.token_window, max_clients=limits.token_clients
+    )
     app: Starlette  # the Host check reads the bound address from its state, per request
     app = Starlette(
         routes=[
@@ -409,11 +412,7 @@ def create_app(
                 SecurityMiddleware,
                 auth=auth,
                 bind_host=lambda: app.state.bind_host,
-                failures=TokenFailures(
-                    limit=limits.token_failures,
-                    window=limits.token_window,
-                    max_clients=limits.token_clients,
-                ),
+                failures=failures,
             ),
             Middleware(RequestLimitMiddleware, limits=limits),
             Middleware(RequestCheckMiddleware, params=API_QUERY, routes=lambda: app.routes),
@@ -426,6 +425,7 @@ def create_app(
     )
     relative_slash_redirects(app.router)
     app.state.auth = auth
+    app.state.token_failures = failures  # its open windows are said when the server stops
     app.state.bind_host = "127.0.0.1"  # MonitorServer sets the address it binds
     app.state.bridge = bridge
     app.state.limits = limits

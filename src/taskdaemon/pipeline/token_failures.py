@@ -26,8 +26,9 @@ taskdaemon serves a token the operator may have chosen short, so it goes further
   from 127.0.0.1 in 60 s, then 1650 refused (429)``. The line never holds a token: none is ever
   given to this class. The lines go to ``taskdaemon.http``, so the server's log budget
   (``http_limits.RateLimitFilter``) bounds them as a whole: a flood from many addresses is
-  a few lines a minute, the rest counted. A window still open when the server stops is not
-  said.
+  a few lines a minute, the rest counted. The windows still open when the server stops are
+  said then (:meth:`TokenFailures.close`, from the server's shutdown on its loop), each in its
+  own line: a guesser stopped by a restart is still on record.
 
 Bad input: the address is the socket's peer (``scope["client"]``, never a header such as
 ``X-Forwarded-For``, which any client writes); a request without one (a Unix socket) counts
@@ -147,3 +148,8 @@ class TokenFailures:
         _log.warning(
             "%d wrong API %s from %s in %g s%s", current.failures, noun, key, self.window, refused
         )
+
+    def close(self) -> None:
+        """End every window still open, each said in its line (the server is stopping)."""
+        for key in list(self._windows):
+            self._end(key)
