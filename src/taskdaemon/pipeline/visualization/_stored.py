@@ -86,6 +86,7 @@ from taskdaemon.pipeline.visualization._snapshot import DagSnapshot, dag_snapsho
 
 __all__ = [
     "SETTLE_TIMEOUT",
+    "awaited_span_text",
     "follow_stored_run",
     "no_span_text",
     "recorded_pipeline",
@@ -263,15 +264,31 @@ def no_span_text(missing: list[str]) -> str:
     """``this source has no span of stage S: shown as skipped, ...``: the words ``watch`` and
     the web page say of an ended run's ``missing`` stages (the first five named, the rest
     counted)."""
+    one = len(missing) == 1
+    return (
+        f"this source has no span of {_stages_named(missing)}: shown as skipped, "
+        f"{'it' if one else 'they'} may have run (a span lost, or not arrived yet)"
+    )
+
+
+def awaited_span_text(missing: list[str]) -> str:
+    """``waiting for the span of stage S ...``: what the web page says of an ended run's
+    ``missing`` stages while the follower still waits for their spans (``SETTLE_TIMEOUT``)."""
+    one = len(missing) == 1
+    return (
+        f"waiting for the {'span' if one else 'spans'} of {_stages_named(missing)}, up to "
+        f"{SETTLE_TIMEOUT:g} s after the run's end: shown as skipped until "
+        f"{'it arrives' if one else 'they arrive'}"
+    )
+
+
+def _stages_named(missing: list[str]) -> str:
+    """``stage S`` or ``stages S, T``: the first five named, the rest counted."""
     named = ", ".join(missing[:_NAMED_MISSING])
     more = len(missing) - _NAMED_MISSING
     if more > 0:
         named += f" and {more} more"
-    one = len(missing) == 1
-    return (
-        f"this source has no span of {'stage' if one else 'stages'} {named}: shown as skipped, "
-        f"{'it' if one else 'they'} may have run (a span lost, or not arrived yet)"
-    )
+    return f"{'stage' if len(missing) == 1 else 'stages'} {named}"
 
 
 def _newest_span_end(run: RunRecord) -> float:

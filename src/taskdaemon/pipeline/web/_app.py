@@ -294,7 +294,11 @@ class WebApp:
             return RedirectResponse(f"/runs/{snapshot.run.run_id}", status_code=303)
         live = self.data.is_live(run_id)
         state = run_state(
-            snapshot, now=self.clock(), can_control=self.can_control and live, debug=self.debug
+            snapshot,
+            now=self.clock(),
+            can_control=self.can_control and live,
+            debug=self.debug,
+            no_span=None if live else self.data.no_span(snapshot.run, first=True),
         )
         grafana = (
             grafana_trace_url(self.options.grafana_url, run_id)

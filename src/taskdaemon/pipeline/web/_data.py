@@ -207,13 +207,16 @@ class RunData:
             return self.live.changes(run_id)
         return _whole(self._poll(run_id))
 
-    def no_span(self, run: RunRecord | None) -> str | None:
+    def no_span(self, run: RunRecord | None, *, first: bool = False) -> str | None:
         """What the page says of ``run``, ended, when the source may receive spans late (any
         but the embedded store) and has no span of stages the run span names: which stages,
         in ``watch``'s words (``visualization/_stored.py``); None otherwise. The follower has
         waited for those spans before it yielded such a run (``follow_stored_run``), or the
-        run ended long ago and they are lost."""
+        run ended long ago and they are lost. ``first``: for the page's first rendering, which
+        comes before the follower's wait: while the wait is on (``_awaits_spans``), it says
+        that the page waits for those spans; the stream's next state says what came of it."""
         from taskdaemon.pipeline.visualization._stored import (  # noqa: PLC0415
+            awaited_span_text,
             no_span_text,
             spans_arrive_late,
             stages_without_span,
@@ -224,7 +227,8 @@ class RunData:
         missing = stages_without_span(run)
         if not missing or not spans_arrive_late(self.source()):
             return None
-        said = no_span_text(missing)
+        waiting = first and self._awaits_spans(run)
+        said = (awaited_span_text if waiting else no_span_text)(missing)
         return f"{said[:1].upper()}{said[1:]}."
 
     async def _poll(self, run_id: str) -> AsyncIterator[tuple[DagSnapshot, float | None]]:
