@@ -43,17 +43,26 @@ def test_stepping_through_a_run_still_going_says_its_record_is_incomplete(home: 
 def test_a_run_whose_process_died_is_said_interrupted(home: Path, tmp_path: Path) -> None:
     """A run killed (``kill -9``) mid-stage, which the store judges ``interrupted`` as ``runs
     list`` says it: ``replay --dry-run`` and ``--step`` say it was interrupted, where they
-    said ``still running (or was interrupted)`` of a run the store knew no process drives."""
+    said ``still running (or was interrupted)`` of a run the store knew no process drives;
+    ``--verify``'s refusal says it in the same words."""
     run_id = killed_run(home, tmp_path)
     _judged_interrupted(home, run_id)
     stepped = taskdaemon(home, "replay", run_id, "--step", stdin="")
     replayed = taskdaemon(home, "replay", run_id, "--dry-run")
+    # With its file: a run killed this early may not have recorded its definition yet.
+    slow = str(tmp_path / "slow.yaml")
+    verified = taskdaemon(home, "replay", run_id, slow, "--use-file", "--verify", "-q")
     note = f"note: run {run_id} was interrupted (its process died): its record is incomplete"
     assert (0, f"{note}; the walk ends at its last recorded event\n") == (
         stepped.returncode,
         stepped.stderr,
     )
     assert note in replayed.stderr.splitlines(), replayed.stdout + replayed.stderr
+    assert (
+        2,
+        f"taskdaemon replay: cannot verify against run {run_id}: it was interrupted (its "
+        "process died), so its record has no end; replay it without --verify\n",
+    ) == (verified.returncode, verified.stderr)
 
 
 def _judged_interrupted(home: Path, run_id: str) -> None:

@@ -264,8 +264,8 @@ def test_verify_refuses_a_run_whose_record_has_no_end(
     assert (
         2,
         [
-            f"taskdaemon replay: cannot verify against run {served.run_id}: its record has no "
-            "end (the run is still going, or it was interrupted); replay it without --verify"
+            f"taskdaemon replay: cannot verify against run {served.run_id}: it is still "
+            "running (or was interrupted), so its record has no end; replay it without --verify"
         ],
         "",
         0,

@@ -115,8 +115,8 @@ async def test_the_run_page_says_reused_of_an_instance_a_replay_did_not_run_agai
     """A ``replay --from c`` of a fan-out whose instance 1 failed reruns instance 1 alone and
     reuses 0 and 2: on its page their timeline rows say ``reused``, the stage ``c`` counts
     them, and the stage panel says each was reused from the original run, linked. Before, the
-    rows and the panel said ``replayed``, as of a fed stage, and ``c``'s line ``success · 3
-    instances``, as if all three ran; the fed ``a`` stays ``replayed``."""
+    rows, their timeline marks and the panel said ``replayed``, as of a fed stage, and ``c``'s
+    line ``success · 3 instances``, as if all three ran; the fed ``a`` stays ``replayed``."""
     original = await asyncio.to_thread(failed_once, home)
     done = await asyncio.to_thread(
         taskdaemon, home, "replay", original, "--from", "c", "-q", cwd=home
@@ -131,6 +131,9 @@ async def test_the_run_page_says_reused_of_an_instance_a_replay_did_not_run_agai
         rows = await page.eval_on_selector_all(
             "#timeline .row .label-rest", "els => els.map(e => e.textContent)"
         )
+        marks = await page.eval_on_selector_all(
+            "#timeline .row .seg:last-child", "els => els.map(e => e.title.split(' ')[0])"
+        )
         line = await page.text_content('#stages tr[data-stage="c"] .state')
         await page.click('#stages tr[data-stage="c"] button.select')
         await page.wait_for_selector('#stage-detail h3[data-stage="c"]')
@@ -142,6 +145,7 @@ async def test_the_run_page_says_reused_of_an_instance_a_replay_did_not_run_agai
         )
     shown = [" · replayed", " [0] · reused", " [1] · success", " [2] · reused", " · success"]
     assert shown == rows
+    assert ["replayed", "reused", "running", "reused", "running"] == marks
     assert re.fullmatch(r"success · 3 instances \(2 reused\) · \d+ms", line or ""), line
     assert [
         f"instance 0 · attempt 1 · reused from run {original[:12]}",

@@ -241,9 +241,12 @@ def replay_command(args: argparse.Namespace) -> int:
     if plan.pipeline is not None and plan.changes is not None and plan.changes.any:
         print(f"note: the file differs from the recorded definition: {plan.changes.describe()}",
               file=sys.stderr)  # fmt: skip
-    if plan.recorded.status == "running" and not args.verify:  # --verify refuses it (check)
-        said = _no_end(recorded.run_id, args.source or _default_source())
-        print(f"note: run {recorded.run_id} {said}: its record is incomplete", file=sys.stderr)
+    no_end = ""
+    if plan.recorded.status == "running":
+        no_end = _no_end(recorded.run_id, args.source or _default_source())
+        if not args.verify:  # --verify refuses it in these words (check)
+            print(f"note: run {recorded.run_id} {no_end}: its record is incomplete",
+                  file=sys.stderr)  # fmt: skip
     if args.dry_run:  # names as recorded: a span source's (an OTLP JSON file's) own text
         header = f"replay of run {recorded.run_id} ({recorded.pipeline}), nothing executed:"
         print(printable("\n".join([header, *plan.describe()])))
@@ -251,7 +254,7 @@ def replay_command(args: argparse.Namespace) -> int:
             print(printable(f"missing: {missing.describe()}"))
         return 2 if plan.missing else 0
     try:
-        plan.check(verify=args.verify)
+        plan.check(verify=args.verify, no_end=no_end)
     except ReplayError as error:
         return refuse("replay", 2, str(error))
     env = load_settings().breakpoints

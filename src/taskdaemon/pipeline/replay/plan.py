@@ -132,19 +132,22 @@ class ReplayPlan:
     changes: DefinitionChanges | None = None
     notes: list[str] = field(default_factory=list)
 
-    def check(self, *, verify: bool = False) -> Pipeline:
+    def check(self, *, verify: bool = False, no_end: str = "") -> Pipeline:
         """The pipeline to run; ``ReplayError`` naming every missing value when any is, and,
         with ``verify``, when the record has no end: a run still going (or one killed) has
         executions not ended or not started yet, each of which would read as a divergence
-        (``running → success``, ``ran in the replay only``) that the code did not make."""
+        (``running → success``, ``ran in the replay only``) that the code did not make.
+        ``no_end``: what the source says of such a run (``was interrupted (its process
+        died)``, as the command's note says it), else that it may be either."""
         if self.missing or self.pipeline is None:
             lines = [f"cannot replay run {self.recorded.run_id}:"]
             lines += [f"  {missing.describe()}" for missing in self.missing]
             raise ReplayError("\n".join(lines))
         if verify and self.recorded.status == "running":
+            said = no_end or "is still running (or was interrupted)"
             raise ReplayError(
-                f"cannot verify against run {self.recorded.run_id}: its record has no end (the "
-                "run is still going, or it was interrupted); replay it without --verify"
+                f"cannot verify against run {self.recorded.run_id}: it {said}, so its record "
+                "has no end; replay it without --verify"
             )
         return self.pipeline
 

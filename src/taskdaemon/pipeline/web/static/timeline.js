@@ -73,11 +73,14 @@ window.taskdaemonTimeline = function (box) {
       // Its kind shows; its length too to a screen reader, as its title to a pointer: one
       // heard "queued running" and no time at all, which was the bars' whole point.
       // A replay's fed attempt did no work: its mark has no length to say.
-      const length = (seg.kind === "replayed" ? "" : " " + fmtDuration(end - seg.start))
+      const notRun = seg.kind === "replayed";
+      const length = (notRun ? "" : " " + fmtDuration(end - seg.start))
         + (cut ? " or more: interrupted; its end is the last sign of life of the run's process, at "
           + fmtTime(t.last_seen) : "");
-      setAttr(bar, "title", seg.kind + length);
-      setText(bar.firstChild, seg.kind);
+      // The mark keeps the fed look; its words are its row's: a reused instance's "reused".
+      const named = notRun ? r.status : seg.kind;
+      setAttr(bar, "title", named + length);
+      setText(bar.firstChild, named);
       setText(bar.lastChild, length);
       setVar(bar, "--s", seg.start - t.start);
       if (!open) setVar(bar, "--d", Math.max(0, seg.end - seg.start));
