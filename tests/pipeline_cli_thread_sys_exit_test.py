@@ -5,11 +5,13 @@ succeeded and the process went on as if the call had not been made."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
 from cli_support import run_quiet, taskdaemon
+from taskdaemon.pipeline.tracking.store import SpanStore
 
 HANDLERS = """\
 import os
@@ -56,3 +58,41 @@ def test_sys_exit_in_a_stage_thread_is_said_and_the_run_goes_on(
         bool(lines) and said in lines[0],
         said in logged,
     ), (ran.stderr, logged)
+
+
+QUITTER = """\
+import os
+import sys
+
+
+def a(ctx):
+    code = os.environ["CODE"]
+    sys.exit(None if code == "none" else int(code) if code.isdigit() else code)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("code", "asked"), [("3", "3"), ("none", ""), ("bad config", "'bad config'")]
+)
+def test_sys_exit_in_a_handler_is_said_as_the_call_everywhere(
+    home: Path, tmp_path: Path, code: str, asked: str
+) -> None:
+    """``sys.exit(3)`` in a handler fails its stage with the error ``the handler called
+    sys.exit(3)``, the same in ``runs show``, the stage span's status description and the
+    run's log: before, each said the bare ``3`` (and ``sys.exit()`` nothing at all)."""
+    ran = run_quiet(home, tmp_path, ("quitting", QUITTER), PIPELINE, CODE=code)
+    run_id = ran.stdout.strip()
+    said = f"the handler called sys.exit({asked})"
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    stage = next(s for s in shown["stages"] if s["name"] == "a")
+    with SpanStore(home / "spans.db") as store:
+        span = next(s for s in store.get_trace(run_id) if s.name == "a")
+    logged = taskdaemon(home, "logs", run_id, "--stage", "a").stdout
+    assert (1, "failure", ("SystemExit", said), said, True) == (
+        ran.returncode,
+        shown["status"],
+        (stage["attempts"][-1]["error_type"], stage["attempts"][-1]["error"]),
+        span.status_message,
+        f"stage a.0.1 finished: failure: {said}\n" in logged,
+    ), (ran.stderr, stage, logged)

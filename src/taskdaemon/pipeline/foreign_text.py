@@ -19,6 +19,11 @@ what a failure is read for, and a user's exception class exists to write it. A t
 stop a ``__str__`` that spins: it is left running as a daemon (one a hung exception, and only
 for such an exception), and the process's exit does not wait for it.
 
+A ``SystemExit`` a handler raised (``sys.exit(3)``) is said as the call it was, ``the handler
+called sys.exit(3)``, not as its bare text (``3``, or nothing for ``sys.exit()``), which read
+as an error message nobody wrote (:func:`exit_call`, whose words ``stage_leftovers`` says of
+a stage's thread too).
+
 A log record's message is the same kind of text (``logger.info("%s", obj)`` calls ``obj``'s
 ``__str__``), taken by the same rule before any log handler takes its lock
 (:func:`settle_message`).
@@ -35,12 +40,15 @@ from typing import Any, Final
 
 from taskdaemon.pipeline.descriptor_reserve import exhaustion_text, starved
 from taskdaemon.pipeline.errors import exception_text
+from taskdaemon.pipeline.quoting import quote
+from taskdaemon.pipeline.terminal_text import shown
 
 __all__ = [
     "MESSAGE_MAX_CHARS",
     "PLAIN_ARGS",
     "TEXT_DEADLINE_SECONDS",
     "defining_class",
+    "exit_call",
     "handler_error_text",
     "message_of",
     "settle_message",
@@ -74,13 +82,28 @@ def defining_class(cls: type, name: str) -> type:
 def handler_error_text(error: BaseException) -> str:
     """``str(error)``; ``<Type: str() failed>`` when its ``__str__`` raises; and when its text
     is the handler's code, taken within :data:`TEXT_DEADLINE_SECONDS` or written
-    ``<module.Type: its text did not come within 1s>`` (see the module docstring)."""
+    ``<module.Type: its text did not come within 1s>``; a plain ``SystemExit``'s, ``the
+    handler called sys.exit(3)`` (see the module docstring)."""
+    if type(error) is SystemExit:
+        return f"the handler called {exit_call(error)}"
     if _python_writes(error):
         return exhaustion_text(error) if starved(error) else exception_text(error)
     text = text_within(lambda: exception_text(error))
     if text is None:
         return f"<{_type_name(error)}: its text did not come within {TEXT_DEADLINE_SECONDS:g}s>"
     return text
+
+
+def exit_call(exit: BaseException | None) -> str:
+    """``sys.exit(3)``: the call that raised ``exit``, its code written with no code of the
+    stage's run (its ``repr`` is not called): an int as it is, a str quoted, none as ``()``,
+    any other object ``<TypeName>``."""
+    code = getattr(exit, "code", None)
+    if code is None or type(code) is int:
+        asked = "" if code is None else str(code)
+    else:
+        asked = quote(code) if type(code) is str else shown(f"<{type(code).__name__}>")
+    return f"sys.exit({asked})"
 
 
 def text_within(write: Callable[[], str], seconds: float = TEXT_DEADLINE_SECONDS) -> str | None:

@@ -211,19 +211,14 @@ def _said_thread_exit(
 ) -> None:
     """Say that ``thread``, which ``execution`` started, ended by ``sys.exit`` (module
     docstring), as the stage's record: the thread is ending, its context is its own."""
+    from taskdaemon.pipeline.foreign_text import exit_call  # noqa: PLC0415
     from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - said rarely
-    from taskdaemon.pipeline.terminal_text import shown  # noqa: PLC0415
 
-    code = getattr(exit, "code", None)  # stage code's object: its repr is not called
-    if code is None or type(code) is int:
-        asked = "" if code is None else str(code)
-    else:
-        asked = quote(code) if type(code) is str else shown(f"<{type(code).__name__}>")
     enter_execution(execution)
     _log.warning(
-        "stage %s: its thread %s called sys.exit(%s), which ends that thread alone: the stage "
+        "stage %s: its thread %s called %s, which ends that thread alone: the stage "
         "and taskdaemon go on",
         quote(execution.stage),
         quote(thread.name),
-        asked,
+        exit_call(exit),
     )
