@@ -4,6 +4,7 @@ a different file needs ``--use-file``), the values given instead of recorded one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,38 @@ def test_a_file_other_than_an_unreadable_definition_needs_use_file() -> None:
     assert (None, missing_rows(expected), changed, []) == (
         refused.pipeline,
         missing_rows(*refused.missing),
+        used.pipeline,
+        used.missing,
+    )
+
+
+def test_a_run_killed_before_its_definition_was_stored_takes_a_file_on_use_file() -> None:
+    """A run killed before its telemetry loaded has neither its definition nor its hash nor an
+    end: the plan says so (not "span schema 1"), and that a file given cannot be checked
+    against it (not that the file differs); asked for the file, it is told to add
+    ``--use-file``, which alone runs it."""
+    changed = pipeline(*FLOW.stages[:3], name="flow")
+    recorded = dataclasses.replace(
+        recorded_run(ran("plan"), definition=None), definition_hash=None, status="running"
+    )
+    asked = build_plan(recorded)
+    refused = build_plan(recorded, pipeline_file=changed)
+    used = build_plan(recorded, pipeline_file=changed, use_file=True)
+    expected = (
+        MissingValue(
+            "the definition",
+            "not stored (the run's record stops before its telemetry loaded)",
+            "the pipeline file: taskdaemon replay RUN FILE --use-file",
+        ),
+        MissingValue(
+            "the definition",
+            "not stored (the run's record stops before its telemetry loaded), and no hash of it "
+            "was recorded to check the file given against",
+            "--use-file to run the file anyway",
+        ),
+    )
+    assert (missing_rows(*expected), changed, []) == (
+        missing_rows(*asked.missing, *refused.missing),
         used.pipeline,
         used.missing,
     )

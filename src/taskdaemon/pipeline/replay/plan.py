@@ -200,7 +200,14 @@ def _load_definition(
     recorded: RecordedRun, file: Pipeline | None, use_file: bool, missing: list[MissingValue]
 ) -> tuple[Pipeline | None, DefinitionChanges | None]:
     value = recorded.definition
-    problem, data = ("not recorded (span schema 1)", None) if value is None else value.check()
+    # A run span with no end and no definition is the row ``run`` writes before its telemetry
+    # loads (``tracking/run_start.py``), not one of schema 1, whose spans end.
+    absent = (
+        "not stored (the run's record stops before its telemetry loaded)"
+        if recorded.status == "running"
+        else "not recorded (span schema 1)"
+    )
+    problem, data = (absent, None) if value is None else value.check()
     original = None
     if value is not None and problem is None:
         try:
@@ -220,10 +227,15 @@ def _load_definition(
         if original is None:
             if use_file:
                 return file, None
+            differs = (
+                "the file given is not the recorded definition"
+                if recorded.definition_hash
+                else "no hash of it was recorded to check the file given against"
+            )
             missing.append(
                 MissingValue(
                     "the definition",
-                    f"{problem}, and the file given is not the recorded definition",
+                    f"{problem}, and {differs}",
                     "--use-file to run the file anyway",
                 )
             )
@@ -240,7 +252,10 @@ def _load_definition(
         )
         return None, changes
     if original is None:
-        supply = "the pipeline file: taskdaemon replay RUN FILE"
+        # Without a recorded hash a file given cannot be checked: it runs on --use-file alone.
+        supply = "the pipeline file: taskdaemon replay RUN FILE" + (
+            "" if recorded.definition_hash else " --use-file"
+        )
         if problem and "cut on the way" in problem:
             problem = f"{problem}: {TEMPO_HINT}"
         missing.append(MissingValue("the definition", problem or "unreadable", supply))
