@@ -319,26 +319,19 @@ class SecurityMiddleware:
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         cookie_name = _cookie_name(scope)
         client = (scope.get("client") or (None, 0))[0]
-        if not self._signed_in(headers, cookie_name):
-            retry = self.failures.retry_after(client)
-            if retry is not None and wants_page(scope, headers):
+        signed_in = self._signed_in(headers, cookie_name)
+        retry = None if signed_in else self.failures.retry_after(client)
+        if retry is not None:
+            wait = [(b"retry-after", str(retry).encode())]
+            if wants_page(scope, headers):
                 # A browser gets a page it can read, whose box works again once the wait is over.
-                await _sign_in_page(
-                    send,
-                    f"Too many wrong tokens from this address: try again in {retry} s.",
-                    status=429,
-                    extra=[(b"retry-after", str(retry).encode())],
-                )
-                return
-            if retry is not None:
-                await send_error(
-                    send,
-                    429,
-                    f"too many wrong tokens from this address: try again in {retry} s",
-                    extra=[(b"retry-after", str(retry).encode())],
-                )
-                return
-        via = self._authenticate(headers, query, cookie_name)
+                reason = f"Too many wrong tokens from this address: try again in {retry} s."
+                await _sign_in_page(send, reason, status=429, extra=wait)
+            else:
+                reason = f"too many wrong tokens from this address: try again in {retry} s"
+                await send_error(send, 429, reason, extra=wait)
+            return
+        via = self._authenticate(headers, query, signed_in=signed_in)
         if via is None:
             if "token" in query or _AUTH_HEADER.match(headers.get("authorization", "")):
                 self.failures.failed(client)
@@ -389,13 +382,14 @@ class SecurityMiddleware:
         )
 
     def _authenticate(
-        self, headers: dict[str, str], query: dict[str, str], cookie_name: str
+        self, headers: dict[str, str], query: dict[str, str], *, signed_in: bool
     ) -> str | None:
-        """How the request proved it holds the token: header, cookie, query; None if it did not."""
+        """How the request proved it holds the token: header, cookie (``signed_in``: its
+        session cookie is valid, :meth:`_signed_in`), query; None if it did not."""
         match = _AUTH_HEADER.match(headers.get("authorization", ""))
         if match and self.auth.token_matches(match.group(1)):
             return "header"
-        if self._signed_in(headers, cookie_name):
+        if signed_in:
             return "cookie"
         token = query.get("token")
         if token is not None and self.auth.token_matches(token):
