@@ -144,13 +144,21 @@ class RunData:
         stage the run span names has none, and the run ended less than ``SETTLE_TIMEOUT`` ago
         (``visualization/_stored.py``)."""
         from taskdaemon.pipeline.visualization._stored import (  # noqa: PLC0415
-            SETTLE_TIMEOUT,
             spans_arrive_late,
             stages_without_span,
         )
 
-        recent = self.clock() < (run.end or run.start) + SETTLE_TIMEOUT
-        return recent and bool(stages_without_span(run)) and spans_arrive_late(self.source())
+        return (
+            self._settling(run)
+            and bool(stages_without_span(run))
+            and spans_arrive_late(self.source())
+        )
+
+    def _settling(self, run: RunRecord) -> bool:
+        """Whether ``run`` ended less than ``SETTLE_TIMEOUT`` ago, the wait for late spans."""
+        from taskdaemon.pipeline.visualization._stored import SETTLE_TIMEOUT  # noqa: PLC0415
+
+        return self.clock() < (run.end or run.start) + SETTLE_TIMEOUT
 
     # --- what the routes ask ----------------------------------------------------------------
 
@@ -227,7 +235,7 @@ class RunData:
         missing = stages_without_span(run)
         if not missing or not spans_arrive_late(self.source()):
             return None
-        waiting = first and self._awaits_spans(run)
+        waiting = first and self._settling(run)  # the rest of ``_awaits_spans`` holds
         said = (awaited_span_text if waiting else no_span_text)(missing)
         return f"{said[:1].upper()}{said[1:]}."
 
