@@ -173,7 +173,9 @@ def test_ctrl_c_while_the_end_is_held_is_one_line_and_exit_130(
     args = ("-c", LONG_GRACE, "run", "-q", str(pipeline))
     path = pythonpath_with(pipeline.parent)
     with on_a_terminal(home, *args, command=sys.executable, PYTHONPATH=path, LEAVES=leaves) as ran:
-        ran.wait_for("held")
+        # The whole line, its end too: Ctrl-C typed between ``print``'s two writes cut the
+        # hook's line in the main thread, and the next line began on it ("heldtaskdaemon").
+        ran.wait_for("held\r\n")
         ran.type(b"\x03")
         # The terminal echoes Ctrl-C as ^C, before the line.
         shown = ran.read_to_end().decode().replace("\r\n", "\n").replace("^C", "")
