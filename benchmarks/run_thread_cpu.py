@@ -6,21 +6,30 @@
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of ``--kind`` (``sync`` or ``async``) and over a chain of 1, each a whole process with a fresh
 ``TASKDAEMON_HOME``, under a wrapper that notes every thread's CPU time (``time.thread_time``
-read as the thread's ``run`` returns; the main thread's at exit; a thread still running at
-exit from ``/proc``, in clock ticks) and the process's total (``getrusage``), and beside each its
+read as the thread's ``run`` returns; the main thread's at exit; a thread still running at exit
+from ``/proc``, in clock ticks) and the process's total (``getrusage``); of each, the share
+spent in the kernel (``sys``: ``getrusage(RUSAGE_THREAD)``'s system time as the thread ends,
+``/proc``'s for one still running, the process's own): system calls, futex waits and wakes,
+switches. Linux splits a thread's exact CPU time into user and system time by where the timer
+ticks found it, so ``sys`` is a sampled share, read over several rounds. Beside each, its
 voluntary and involuntary context switches (``/proc/self/task/<tid>/status``): a voluntary
 switch is the thread blocking (on a lock, a queue, the GIL), so they count the cross-thread
-wake-ups a stage causes. Per stage = (N-stage figure - 1-stage figure) / (N - 1), the median
-of the rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
+wake-ups a stage causes. Per stage = (N-stage figure - 1-stage figure) / (N - 1), the median of
+the rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
 monitor on ``taskdaemon-telemetry-load`` for an async chain (it finishes before telemetry has
 loaded, so the kept records are handled there in one batch; ``cli/deferred.py``) or on its
 worker thread for a sync one, the span store and run log writers on theirs. With ``--baseline
 SRC`` (another checkout's ``src``), the same rounds also run that code, beside this one, as a
 second column. With ``--pin CPU``, each tree also runs under ``taskset -c CPU`` (every thread on
-one CPU), in the same rounds, as a column ``@pin``: a diagnostic of how much of a tree's cost
-is threads waking each other across CPUs (dear on this VM), not a setting ``run`` would use
-(it would bind users' handlers and their processes to one CPU). Rounds run the variants in a
+one CPU), in the same rounds, as a column ``@pin``: a diagnostic of how much of a tree's cost is
+threads waking each other across CPUs (dear on this VM), not a setting ``run`` would use (it
+would bind users' handlers and their processes to one CPU). Rounds run the variants in a
 shuffled order.
+
+Run under ``chrt -f 10`` (root, or ``CAP_SYS_NICE``), every thread of the processes measured
+runs ahead of the machine's other work, and nearly every wake-up of one thread by another lands
+on the other CPU, as on an idle machine: the two-CPU case, which a busy machine otherwise never
+shows, where its threads share a CPU with other processes.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: A thread's figures where a process has no such thread.
+NONE = (0.0, 0, 0, 0.0)
 
 WRAPPER = """\
 import atexit, json, os, resource, sys, threading, time
@@ -55,34 +66,38 @@ def switches(tid):
     except OSError:
         pass
     return voluntary, involuntary
-def note(name, seconds, tid):
+def note(name, seconds, system, tid):
     if name.startswith(("ThreadPoolExecutor", "asyncio_")):
         name = "(executor threads)"
     voluntary, involuntary = switches(tid)
-    old = cpu.get(name, (0.0, 0, 0))
-    cpu[name] = (old[0] + seconds, old[1] + voluntary, old[2] + involuntary)
+    old = cpu.get(name, (0.0, 0, 0, 0.0))
+    cpu[name] = (old[0] + seconds, old[1] + voluntary, old[2] + involuntary, old[3] + system)
+def own():
+    return time.thread_time(), resource.getrusage(resource.RUSAGE_THREAD).ru_stime
 _run = threading.Thread.run
 def run(self):
     try:
         _run(self)
     finally:
         self._cpu_noted = True
-        note(self.name, time.thread_time(), threading.get_native_id())
+        note(self.name, *own(), threading.get_native_id())
 threading.Thread.run = run
 def report():
-    note("main", time.thread_time(), threading.get_native_id())
+    note("main", *own(), threading.get_native_id())
     for thread in threading.enumerate():  # still running at exit: CPU from /proc (in ticks)
         if thread is threading.main_thread() or getattr(thread, "_cpu_noted", False):
             continue
         try:
             with open(f"/proc/self/task/{thread.native_id}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
-            seconds = (int(fields[11]) + int(fields[12])) / TICK
+            seconds, system = (int(fields[11]) + int(fields[12])) / TICK, int(fields[12]) / TICK
         except (OSError, TypeError):
             continue
-        note(thread.name + " (alive)", seconds, thread.native_id)
+        note(thread.name + " (alive)", seconds, system, thread.native_id)
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu["(process)"] = (usage.ru_utime + usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw)
+    cpu["(process)"] = (
+        usage.ru_utime + usage.ru_stime, usage.ru_nvcsw, usage.ru_nivcsw, usage.ru_stime
+    )
     with open(os.environ["THREAD_CPU_OUT"], "w") as out:
         json.dump(cpu, out)
 atexit.register(report)
@@ -98,9 +113,9 @@ except SystemExit:
 def measure(
     work: Path, file: str, source: str | None, pin: str | None = None
 ) -> dict[str, list[float]]:
-    """Each thread's [CPU seconds, voluntary switches, involuntary switches] in one
-    ``taskdaemon run -q FILE`` process (with ``source`` first on its ``PYTHONPATH`` when
-    given, under ``taskset -c PIN`` when ``pin`` is)."""
+    """Each thread's [CPU seconds, voluntary switches, involuntary switches, system CPU
+    seconds] in one ``taskdaemon run -q FILE`` process (with ``source`` first on its
+    ``PYTHONPATH`` when given, under ``taskset -c PIN`` when ``pin`` is)."""
     home = work / "home"
     out = work / "cpu.json"
     env = dict(os.environ, TASKDAEMON_HOME=str(home), THREAD_CPU_OUT=str(out))
@@ -145,9 +160,10 @@ def main() -> None:
 
     n = args.stages
     work = Path(tempfile.mkdtemp(prefix="td-thread-cpu-"))
-    # variant -> thread -> one list per figure (CPU, voluntary, involuntary) of per-stage deltas
+    # variant -> thread -> one list per figure (CPU, voluntary, involuntary, system CPU) of
+    # per-stage deltas
     per_stage: dict[str, dict[str, list[list[float]]]] = {
-        variant: defaultdict(lambda: [[], [], []]) for variant in sources
+        variant: defaultdict(lambda: [[], [], [], []]) for variant in sources
     }
     try:
         (work / "wrapper.py").write_text(WRAPPER)
@@ -164,25 +180,28 @@ def main() -> None:
                 many = measure(work, "many.yaml", source, pin)
                 for name in one.keys() | many.keys():
                     lists = per_stage[variant][name]
-                    for i in range(3):
-                        before = one.get(name, (0.0, 0, 0))[i]
-                        lists[i].append((many.get(name, (0.0, 0, 0))[i] - before) / (n - 1))
+                    for i in range(4):
+                        before = one.get(name, NONE)[i]
+                        lists[i].append((many.get(name, NONE)[i] - before) / (n - 1))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print(
         f"taskdaemon run -q, {args.kind} chain of {n} vs 1 no-op stages, a stage by thread: "
-        f"CPU µs, voluntary and involuntary context switches; median of {args.rounds} rounds "
+        f"CPU µs, of it in the kernel (sys), voluntary and involuntary context switches; "
+        f"median of {args.rounds} rounds "
         f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
     )
     print(
         f"  {'thread':<34}"
-        + "".join(f" {variant + ' cpu':>9} {'vol':>6} {'invol':>6}" for variant in sources)
+        + "".join(
+            f" {variant + ' cpu':>9} {'sys':>6} {'vol':>6} {'invol':>6}" for variant in sources
+        )
     )
 
     def figures(variant: str, name: str) -> str:
-        lists = per_stage[variant].get(name) or [[0.0], [0.0], [0.0]]
-        cpu, vol, invol = (statistics.median(values) for values in lists)
-        return f" {cpu * 1e6:9.1f} {vol:6.2f} {invol:6.2f}"
+        lists = per_stage[variant].get(name) or [[0.0]] * 4
+        cpu, vol, invol, system = (statistics.median(values) for values in lists)
+        return f" {cpu * 1e6:9.1f} {system * 1e6:6.1f} {vol:6.2f} {invol:6.2f}"
 
     this = per_stage["this"]
     for name in sorted(this, key=lambda name: -statistics.median(this[name][0])):

@@ -127,7 +127,10 @@ SMOKES: dict[str, Smoke] = {
         ("--runs", "10", "--rounds", "1", "--shapes", "chain"), "  chain   this"
     ),
     "run_log_rows": Smoke(("--stages", "5", "--rounds", "1"), "logging / direct:"),
-    "run_thread_cpu": Smoke(("--stages", "5", "--rounds", "1"), "taskdaemon-log-writer"),
+    "run_thread_cpu": Smoke(
+        ("--stages", "5", "--rounds", "1"),
+        r"^  taskdaemon-log-writer +-?[\d.]+ +-?[\d.]+ +-?[\d.]+ ",
+    ),
     # The floor process that per_stage and sdk_floor_per_stage time: it prints its trace id.
     "sdk_floor": Smoke(("5",), "^[0-9a-f]{32}$"),
     "sdk_floor_per_stage": Smoke(("--stages", "5", "--processes", "1"), "ms CPU a stage"),
