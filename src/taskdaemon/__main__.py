@@ -18,6 +18,8 @@ Decisions:
 * The handler comes from ``_signal``, built into Python and loaded at its start; ``signal``
   would import ``enum`` and more inside the window it is there to close. A SIGINT that the
   parent set to be ignored (``nohup``, a background job) stays ignored.
+* The process may adopt what its command stages leave outside their process groups
+  (``pipeline/adopted_orphans.py``): only an entry point allows it, never ``cli.main`` alone.
 * Once the command has returned, the process's end is bounded: what stage code left running
   (a thread, an ``atexit`` hook) is named and not waited for past a grace
   (``cli/process_end.py``).
@@ -41,6 +43,9 @@ def main() -> int:
         command = _load()
         if command is None:
             return EXIT_INTERRUPTED
+        from taskdaemon.pipeline.adopted_orphans import allow  # noqa: PLC0415 - loaded by now
+
+        allow()  # taskdaemon's own process adopts its stages' orphans
         code = command()
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED

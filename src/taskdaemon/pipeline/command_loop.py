@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     import psutil
 
+    from taskdaemon.pipeline.adopted_orphans import Orphans
     from taskdaemon.pipeline.group_watchdog import GroupWatchdog
     from taskdaemon.pipeline.loops import Handler
     from taskdaemon.pipeline.stage_context import StageContext
@@ -180,14 +181,46 @@ async def _in_thread(function: Callable[..., _T], *args: Any) -> _T:
         raise
 
 
-async def _sample_peaks(peaks: TreePeaks, interval: float) -> None:
+async def _sample_peaks(sample: Callable[[], object], interval: float) -> None:
     """Sample the tree every ``interval`` seconds, off the loop, until cancelled (a sample in
     progress ends first)."""
     import asyncio  # noqa: PLC0415 - see the top
 
     while True:
-        await _in_thread(peaks.sample)
+        await _in_thread(sample)
         await asyncio.sleep(interval)
+
+
+def _sample_both(peaks: TreePeaks, orphans: Orphans) -> None:
+    """One sample of the tree and one look for the processes it left (``adopted_orphans``)."""
+    peaks.sample()
+    orphans.look()
+
+
+async def _end_orphans(stage: str, orphans: Orphans | None, grace: float) -> None:
+    """Kill and reap the processes the command left outside its group, and say them."""
+    if orphans is None:
+        return
+    killed, count, left = await _in_thread(orphans.end, grace)
+    if count:
+        more = f" and {count - len(killed)} more" if count > len(killed) else ""
+        _logger.warning(
+            "stage %r: %d process%s its command started left its process group (setsid) and "
+            "outlived it: killed with the stage (pid %s%s)",
+            stage,
+            count,
+            "" if count == 1 else "es",
+            ", ".join(killed),
+            more,
+        )
+    if left:
+        _logger.warning(
+            "stage %r: %d process%s it left outside its group still ran after %gs",
+            stage,
+            left,
+            "" if left == 1 else "es",
+            grace,
+        )
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> bool:
@@ -253,18 +286,19 @@ async def _end_held_open(stage: str, pgid: int, grace: float, still: bool) -> No
 
     ``still``: the output is held after the group's end, by a process that left the group
     (``setsid``, a daemon that made its own session), which ending the group does not reach:
-    said in a line of its own, as that process runs on past its stage and the rest of its
-    output is not read. Decision: not hunted down (by the pipe it holds, in ``/proc``): a
-    process that made a session of its own asked to outlive its starter, as a daemon does;
-    saying it is what the stage's record can keep honest."""
+    said in a line of its own, as the rest of its output is not read. It is not hunted down
+    by the pipe it holds: on Linux, taskdaemon has adopted it once its parents ended, and
+    kills it with the stage's other orphans (``adopted_orphans``, whose line names it);
+    elsewhere it runs on past its stage, which the line then says."""
+    from taskdaemon.pipeline.adopted_orphans import become_subreaper  # noqa: PLC0415
     from taskdaemon.pipeline.stage_output import DRAIN_GRACE  # noqa: PLC0415 - see the top
 
     if still:
         _logger.warning(
             "stage %r: a process its command started outside its process group (setsid) "
-            "still holds its output open: it runs on after the stage, and what it writes is "
-            "not read",
+            "still holds its output open: what it writes is not read%s",
             stage,
+            "" if become_subreaper() else ", and it runs on after the stage",
         )
         return
     _logger.warning(
@@ -332,7 +366,9 @@ def command_handler(
     group is killed: a stage's processes do not outlive it. Nor do they outlive this process
     when it is killed outright (``kill -9``): the group is listed with the process's watchdog
     (``group_watchdog``) while it exists, and its spawn's processes by their token before.
-    A process that leaves the group (``setsid``) once it is listed is out of reach.
+    A process that leaves the group (``setsid``) once it is listed is out of reach of the
+    watchdog; on Linux, taskdaemon adopts it when its parents end, and kills and reaps it when
+    the stage ends, with one warning (``adopted_orphans``).
 
     The process tree is sampled every ``sample_interval`` seconds; the CPU seconds and peak RSS
     of the tree are reported through ``ctx.report_usage`` when the command ends (also on failure
@@ -342,6 +378,7 @@ def command_handler(
     async def run_command(ctx: StageContext) -> Mapping[str, Any]:
         import asyncio  # noqa: PLC0415 - see the top
 
+        from taskdaemon.pipeline.adopted_orphans import Orphans, become_subreaper  # noqa: PLC0415
         from taskdaemon.pipeline.group_watchdog import (  # noqa: PLC0415
             TOKEN_VARIABLE,
             shared_watchdog,
@@ -376,6 +413,7 @@ def command_handler(
         # their group is listed (group_watchdog's docstring).
         watchdog = shared_watchdog(kill_grace)
         token = env[TOKEN_VARIABLE] = watchdog.spawning()
+        adopting = become_subreaper()  # before the fork: its orphans come back here
         spawning = asyncio.ensure_future(
             asyncio.create_subprocess_exec(
                 "/bin/sh",
@@ -404,10 +442,12 @@ def command_handler(
         # Listed until its group is gone and its leader reaped (group ids are then reused).
         watchdog.started(process.pid, token)
         ending: asyncio.Future[None] | None = None
+        orphans = Orphans(process.pid, token) if adopting else None
         try:
             capture.spawned()
             peaks = TreePeaks(process.pid)
-            sampling = asyncio.create_task(_sample_peaks(peaks, sample_interval))
+            sample = peaks.sample if orphans is None else partial(_sample_both, peaks, orphans)
+            sampling = asyncio.create_task(_sample_peaks(sample, sample_interval))
             ctx.report_process(process.pid)
             try:
                 held_open = partial(_end_held_open, ctx.stage, process.pid, kill_grace)
@@ -421,6 +461,7 @@ def command_handler(
                 ending = asyncio.ensure_future(_terminate_group(process, kill_grace))
                 ending.add_done_callback(partial(_unlist_once_ended, watchdog, process.pid))
                 await asyncio.shield(ending)
+                await asyncio.shield(_end_orphans(ctx.stage, orphans, kill_grace))
                 raise
             finally:
                 sampling.cancel()
@@ -428,6 +469,7 @@ def command_handler(
                     await sampling
                 ctx.report_usage(peaks.cpu_seconds, peaks.peak_rss)
             await _kill_group(process.pid, kill_grace)
+            await _end_orphans(ctx.stage, orphans, kill_grace)
         finally:
             if ending is None:  # else its end unlists the group
                 watchdog.ended(process.pid)

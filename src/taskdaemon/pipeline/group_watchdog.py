@@ -23,7 +23,9 @@ Why this design (docs/architecture.md, "Run semantics"):
   not the process: a command started from a worker thread would be killed when that thread
   retires.
 * ``PR_SET_CHILD_SUBREAPER`` changes who reaps orphans, not whether they die: when taskdaemon
-  itself is killed, its orphans go to the next subreaper or to init as before.
+  itself is killed, its orphans go to the next subreaper or to init as before. (While
+  taskdaemon lives, it is what lets it find a stage's processes that left its group:
+  ``adopted_orphans``.)
 * A cgroup per stage (``cgroup.kill``) would also reach processes that left the group with
   ``setsid``, but needs a delegated, writable cgroup v2 subtree (systemd's ``Delegate=``, or
   root), which an unprivileged user or an ordinary container does not have.
@@ -66,7 +68,8 @@ spawn is unreported, and naming it can only get a process that carries it ended.
 
 Out of reach: a process that leaves its stage's group (``setsid``, ``setpgid``, a daemon that
 double-forks into a session of its own) after the group was listed is no longer in any group
-taskdaemon knows, in normal endings as after ``kill -9``; so is a process of a spawn not yet
+taskdaemon knows, after ``kill -9`` (a normal stage end kills it on Linux, adopted:
+``adopted_orphans``); so is a process of a spawn not yet
 reported that drops the token from its environment (``env -i``).
 
 When the watchdog cannot be started (no interpreter to run, no processes left), or has died,

@@ -1,0 +1,189 @@
+"""Processes a command stage left behind outside its process group: adopted, said and ended.
+
+A command stage's group ends with its stage (``command_loop``), but a process that left the
+group (``setsid sleep 600 >/dev/null 2>&1 &``, a daemon's double fork) is in no group
+taskdaemon knows. When its parents end it is an orphan, and Linux gives an orphan to the
+nearest ancestor that asked to be a *child subreaper* (prctl(2), ``PR_SET_CHILD_SUBREAPER``),
+else to init. So the first command stage of a process makes taskdaemon a subreaper
+(:func:`become_subreaper`, once per process): such a process becomes taskdaemon's child.
+Only in taskdaemon's own process: its entry points (``taskdaemon``'s ``main``, ``python -m
+taskdaemon.pipeline.cli``) call :func:`allow` first. A program that embeds the engine, and the
+tests' own process, is never made a subreaper behind its back: every orphan below it would
+become its child to reap, and a test that waits for a process's end would find its zombie.
+
+Which stage's: each spawn's environment carries its own random token
+(``TASKDAEMON_SPAWN_TOKEN``, ``group_watchdog``), which children inherit. While a stage's command
+runs, each sample of its process tree also looks at taskdaemon's children (``/proc``'s
+``task/*/children``): a child that carries this spawn's token, or is in its group, other than the
+command's own process, is one the stage left (:class:`Orphans`). Tokens tell apart the stages of
+concurrent runs under ``serve``, which each keep their own.
+
+Decision: killed (SIGKILL) when its stage ends, as its group is, and said in one warning naming
+the stage and the processes. The contract of a command stage is that its processes do not
+outlive it; a process that left its group holding nothing is otherwise invisible: the run's
+record says the stage ended while the work goes on, and under ``serve`` such processes pile up
+run after run. A service that must outlive its stage belongs to a service manager
+(``systemd-run``), not to a stage. (Before, such a process ran on unsaid; exit56's note.)
+
+Each process found is reaped by its pid (``waitpid``), never by ``waitpid(-1)``, which would
+take the exit status of a child that ``asyncio`` or ``subprocess`` waits for. A fork bomb is
+bounded: each look examines at most :data:`LOOK_LIMIT` children and keeps at most as many, and
+the end kills and looks again in rounds only while the grace lasts; what is left then is counted
+in the warning.
+
+Not reached: off Linux (no subreaper, nothing changes, docs/architecture.md says so); a process
+that left the group, dropped the token (``env -i``) and kept no parent in the group; one that
+left the group and ended between two samples before its stage's end (its zombie stays until
+taskdaemon exits: it cannot be told from a child some handler's ``subprocess`` waits for); and,
+as before, everything after taskdaemon is killed outright (its orphans go to init then).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+
+__all__ = ["LOOK_LIMIT", "Orphans", "allow", "become_subreaper"]
+
+#: prctl(2)'s option number (linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
+#: Children examined per look, and processes kept per stage: a fork bomb's bound.
+LOOK_LIMIT = 256
+#: Names of processes a warning shows; the others are counted.
+SHOWN = 5
+
+_lock = threading.Lock()
+#: Whether this process may become a subreaper (:func:`allow`), and whether it is one.
+_subreaper: dict[str, bool] = {}
+
+
+def allow() -> None:
+    """Let this process become a subreaper at its first command stage: the entry points'."""
+    with _lock:
+        _subreaper.setdefault("allowed", True)
+
+
+def become_subreaper() -> bool:
+    """Make this process a child subreaper, once, if :func:`allow` was called; True when it is
+    one (Linux only)."""
+    with _lock:
+        if "allowed" not in _subreaper:
+            return False
+        if "is" not in _subreaper:
+            _subreaper["is"] = _ask_kernel()
+        return _subreaper["is"]
+
+
+def _ask_kernel() -> bool:
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes  # noqa: PLC0415 - a process with command stages only
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0)
+    except (OSError, AttributeError):
+        return False
+
+
+def _children() -> list[int]:
+    """This process's children (each thread's list: an orphan goes to one of its threads)."""
+    pids: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in os.listdir("/proc/self/task"):
+            with (
+                contextlib.suppress(OSError, ValueError),
+                open(f"/proc/self/task/{task}/children", "rb") as listing,
+            ):
+                pids.extend(int(pid) for pid in listing.read().split())
+    return pids
+
+
+def _state(pid: int) -> tuple[str, int, str] | None:
+    """A process's state letter, process group and name, from ``/proc/PID/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    name = text[text.find("(") + 1 : text.rfind(")")]
+    fields = text[text.rfind(")") + 2 :].split()
+    try:
+        return fields[0], int(fields[2]), name
+    except (IndexError, ValueError):
+        return None
+
+
+def _carries(pid: int, entry: bytes) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as environ:
+            return entry in environ.read().split(b"\0")
+    except OSError:
+        return False
+
+
+class Orphans:
+    """The processes one command spawn left outside its group that taskdaemon adopted.
+
+    ``root`` is the command's own process (its group's id, reaped by its own waiter), ``token``
+    its spawn's token. :meth:`look` runs off the event loop (with the tree's sample);
+    :meth:`end` once, at the stage's end, after the group's end.
+    """
+
+    def __init__(self, root: int, token: str) -> None:
+        from taskdaemon.pipeline._watchdog_process import TOKEN_VARIABLE  # noqa: PLC0415
+
+        self._root = root
+        self._entry = f"{TOKEN_VARIABLE}={token}".encode()
+        self._found: dict[int, str] = {}
+        self._lock = threading.Lock()
+
+    def look(self) -> None:
+        """Keep each child of this process the spawn left (its token, or its group)."""
+        for pid in _children()[:LOOK_LIMIT]:
+            if pid == self._root or pid in self._found or len(self._found) >= LOOK_LIMIT:
+                continue
+            state = _state(pid)
+            if state is None:
+                continue
+            letter, group, name = state
+            if group == self._root or (letter != "Z" and _carries(pid, self._entry)):
+                with self._lock:
+                    self._found[pid] = name
+
+    def end(self, grace: float) -> tuple[list[str], int, int]:
+        """Kill and reap what :meth:`look` finds, in rounds while ``grace`` lasts.
+
+        Returns the names of the processes that were still running (at most :data:`SHOWN`),
+        how many there were, and how many are left unreaped at the deadline."""
+        deadline = time.monotonic() + grace
+        killed: dict[int, str] = {}
+        while True:
+            self.look()
+            with self._lock:
+                found = dict(self._found)
+            for pid, name in found.items():
+                state = _state(pid)
+                if state is not None and state[0] != "Z":
+                    with contextlib.suppress(OSError):
+                        os.kill(pid, signal.SIGKILL)
+                        killed[pid] = f"{pid} {name!r}"
+                if _reaped(pid):
+                    with self._lock:
+                        self._found.pop(pid, None)
+            if not self._found or time.monotonic() >= deadline:
+                return list(killed.values())[:SHOWN], len(killed), len(self._found)
+            time.sleep(0.01)  # SIGKILL needs no cooperation: a round is enough but for a bomb
+
+
+def _reaped(pid: int) -> bool:
+    """Reap ``pid`` if it has ended; True once it is gone."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # not a child (any more): nothing of it is left to this process
+    return done == pid

@@ -1,0 +1,168 @@
+"""A command stage's processes that left its process group (``setsid``, a double fork) and hold
+nothing open, run by the real ``taskdaemon run``: adopted as a subreaper's children, said, killed
+and reaped when their stage ends (``adopted_orphans``). Before, they ran on, unsaid."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from cli_support import taskdaemon, write
+from taskdaemon.pipeline import adopted_orphans
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
+
+
+def _leaves(pids: Path, seconds: int) -> str:
+    """Shell that leaves one ``sleep`` in a session of its own, holding nothing, its pid in
+    ``pids``."""
+    return f"setsid sh -c 'echo $$ >> {pids}; exec sleep {seconds}' >/dev/null 2>&1 &"
+
+
+def _running(pids: Path) -> list[int]:
+    """The pids listed in ``pids`` that still run (a zombie counts: not reaped)."""
+    left = []
+    for pid in map(int, pids.read_text().split()):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            psutil.Process(pid).status()
+            left.append(pid)
+    return left
+
+
+def _kill_all(*files: Path) -> None:
+    for pids in files:
+        with contextlib.suppress(FileNotFoundError):
+            for pid in map(int, pids.read_text().split()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def _outputs(home: Path, run_id: str) -> dict[str, object]:
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert 0 == shown.returncode, shown.stderr
+    stages = json.loads(shown.stdout)["stages"]
+    return {stage["name"]: stage["attempts"][-1]["outputs"] for stage in stages}
+
+
+@pytest.mark.slow
+def test_processes_that_left_their_stage_group_are_said_killed_and_reaped(
+    home: Path, tmp_path: Path
+) -> None:
+    """``a`` leaves a ``setsid`` child and a double-forked one; ``c``, beside it, one of its
+    own: each stage's line counts its own (tokens tell concurrent stages apart). ``b`` runs
+    after ``a`` in the same taskdaemon and finds ``a``'s processes gone, not zombies."""
+    mine, theirs = tmp_path / "a.pids", tmp_path / "c.pids"
+    double = f"(setsid sh -c 'echo $$ >> {mine}; exec sleep 601' >/dev/null 2>&1 &)"
+    check = f"if kill -0 $(head -1 {mine}) 2>/dev/null; then echo alive; else echo gone; fi"
+    pipeline = write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: orphans
+        timeout: 30s
+        stages:
+          - name: a
+            command: "{_leaves(mine, 600)} {double}; sleep 0.3; echo spawned"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: c
+            command: "{_leaves(theirs, 602)} sleep 1; echo spawned"
+            triggers: [{{manual: {{approval_required: false}}}}]
+          - name: b
+            command: "{check}"
+            triggers: [{{on_completion: {{stage: a}}}}]
+        """,
+    )
+    try:
+        ran = taskdaemon(home, "run", str(pipeline), "-q")
+        said = "its command started left its process group (setsid) and outlived it: killed"
+        run_id = ran.stdout.strip()
+        logs = taskdaemon(home, "logs", run_id, "--stage", "a")
+        assert (0, True, True, [], []) == (
+            ran.returncode,
+            f"stage 'a': 2 processes {said}" in ran.stderr,
+            f"stage 'c': 1 process {said}" in ran.stderr,
+            _running(mine),
+            _running(theirs),
+        ), ran.stderr
+        assert '{"exit_code":0,"stdout":"gone"}' == _outputs(home, run_id)["b"]
+        assert f"stage 'a': 2 processes {said}" in logs.stdout, logs.stderr
+    finally:
+        _kill_all(mine, theirs)
+
+
+@pytest.mark.slow
+def test_a_stage_that_times_out_has_its_adopted_processes_killed_too(
+    home: Path, tmp_path: Path
+) -> None:
+    """The cancellation's path (the engine's timeout) ends the adopted processes as the
+    group's."""
+    pids = tmp_path / "pids"
+    pipeline = write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: orphans
+        stages:
+          - name: a
+            timeout: 1s
+            command: "{_leaves(pids, 600)} sleep 30"
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+    try:
+        ran = taskdaemon(home, "run", str(pipeline), "-q")
+        assert (1, True, []) == (
+            ran.returncode,
+            "stage 'a': 1 process its command started left" in ran.stderr,
+            _running(pids),
+        ), ran.stderr
+    finally:
+        _kill_all(pids)
+
+
+@pytest.mark.slow
+def test_many_processes_left_outside_the_group_are_all_ended_and_counted(
+    home: Path, tmp_path: Path
+) -> None:
+    """More than one look's bound (``LOOK_LIMIT``) of processes: found in rounds, all killed,
+    five named and the rest counted."""
+    pids = tmp_path / "pids"
+    many = adopted_orphans.LOOK_LIMIT + 44
+    spawn = f"for i in $(seq {many}); do setsid sleep 604 >/dev/null 2>&1 & echo $! >> {pids}; done"
+    pipeline = write(
+        tmp_path / "p.yaml",
+        f"""\
+        name: orphans
+        timeout: 60s
+        stages:
+          - name: a
+            command: "{spawn}; echo spawned"
+            triggers: [{{manual: {{approval_required: false}}}}]
+        """,
+    )
+    try:
+        ran = taskdaemon(home, "run", str(pipeline), "-q", timeout=120)
+        assert (0, True, []) == (
+            ran.returncode,
+            f"stage 'a': {many} processes its command started left" in ran.stderr
+            and f"and {many - adopted_orphans.SHOWN} more)" in ran.stderr,
+            _running(pids),
+        ), ran.stderr
+    finally:
+        _kill_all(pids)
+
+
+def test_only_an_entry_point_makes_the_process_a_subreaper(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The tests' process (``cli.main`` and the engine in-process) never allowed it, so it is
+    not one; allowed off Linux, nothing is asked of the kernel either."""
+    assert adopted_orphans.become_subreaper() is False
+    monkeypatch.setattr(adopted_orphans, "_subreaper", {"allowed": True})
+    monkeypatch.setattr(adopted_orphans.sys, "platform", "darwin")
+    assert adopted_orphans.become_subreaper() is False
