@@ -366,6 +366,41 @@ def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
     ) == (logged, spans)
 
 
+class _RaisingHandler(logging.Handler):
+    """A logging handler whose ``emit`` raises, as stage code's may."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        raise ValueError("the handler broke")
+
+
+def test_a_failing_hook_whose_failure_line_raises_leaves_the_run_recorded(tel: Telemetry) -> None:
+    """The monitor's line about a failing hook goes through a logging handler that raises: the
+    line is lost, not the run's spans, and nothing raises out of the monitor (it ended the
+    thread that forwards ``run``'s records, and the run hung)."""
+    feed = Feed(tel, chain_pipeline(("a",)))
+
+    def failing(event: EngineEvent, span: SpanContext | None) -> None:
+        if isinstance(event, StageStarted):
+            raise RuntimeError("hook broke")
+
+    feed.monitor.add_event_hook(failing)
+    monitor_logger = logging.getLogger("taskdaemon.pipeline.monitor")
+    raising = _RaisingHandler()
+    monitor_logger.addHandler(raising)
+    try:
+        feed.start_run()
+        feed.start("a")
+        feed.finish("a")
+        feed.emit(
+            RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.now)
+        )
+        feed.monitor.flush()
+    finally:
+        monitor_logger.removeHandler(raising)
+    spans = sorted(s.name for s in tel.spans())
+    assert sorted([t.run_span_name("chain"), t.stage_span_name("a")]) == spans
+
+
 def test_a_hook_is_asked_again_for_each_record_handled_outside_a_turn(
     tel: Telemetry,
 ) -> None:

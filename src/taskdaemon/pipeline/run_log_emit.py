@@ -28,10 +28,19 @@ hook of its own) may land before the turn's rows: their order against the monito
 already a matter of the queue's timing, as above. A ``flush`` that needs the rows settles the
 monitor's queue first, and a turn ends (its rows handed over) before the queue's lock goes to
 the thread that waits for it.
+
+A logging handler that raises out of its ``emit`` (stage code adds one to the root logger) raised
+out of the run log's hook: the monitor's worker logged that failure, through the same handler,
+and the exception ended the thread that forwards ``taskdaemon run``'s kept records, so the run
+never ended (``tests/reliability_hostile_objects_test.py``). Decision: the record is dropped for
+the handlers after that one, which Python's ``logging`` decides anyway; one line says it, once
+(``_refused``): the run's own records (spans, the store's log rows) are written before stage
+code's handlers see them, so they are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -46,6 +55,7 @@ from taskdaemon.pipeline.logs import has_ambient_ids
 __all__ = ["UNKNOWN", "RunLogEmitter"]
 
 UNKNOWN: Any = object()  # no answer kept yet for this turn
+_logger = logging.getLogger(__name__)
 
 
 class RunLogEmitter:
@@ -63,6 +73,8 @@ class RunLogEmitter:
         # The direct rows of the turn under way, not yet handed to their sink (module doc).
         self._rows: list[Row] = []
         self._rows_sink: RowSink | None = None
+        #: Records a logging handler raised on (``_refused``).
+        self.refused = 0
 
     def _hand_over(self) -> None:
         """Hand the rows kept so far to their sink (at a turn's end, and before anything else
@@ -157,4 +169,19 @@ class RunLogEmitter:
         )
         record.created = event.at
         record.msecs = (event.at - int(event.at)) * 1000
-        logger.handle(record)
+        try:
+            logger.handle(record)
+        except Exception as error:  # a handler of stage code's (module docstring)
+            self._refused(type(error).__name__)
+
+    def _refused(self, error: str) -> None:
+        """Say, once per run log and in one line, that a logging handler raised ``error`` on
+        one of its records."""
+        self.refused += 1
+        if self.refused == 1:
+            with contextlib.suppress(Exception):  # that handler may raise on this one too
+                _logger.warning(
+                    "a logging handler raised %s on a record of the run log: the handlers "
+                    "after it miss that record and any other it raises on; the run goes on",
+                    error,
+                )

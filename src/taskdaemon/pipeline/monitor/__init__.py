@@ -93,6 +93,7 @@ Modules:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -325,10 +326,13 @@ class PipelineMonitor(ManualFeed):
         return False
 
     def _log_failure(self, kind: type, what: str) -> None:
-        """Log the failure being handled, once per record type."""
+        """Log the failure being handled, once per record type. A logging handler that raises
+        (stage code's, added to the root logger) leaves it unsaid: out of here, it ended the
+        thread that forwards ``run``'s kept records, and the run never ended."""
         if kind not in self._failed_kinds:
             self._failed_kinds.add(kind)
-            _logger.warning("monitor failed %s a %s record", what, kind.__name__, exc_info=True)
+            with contextlib.suppress(Exception):
+                _logger.warning("monitor failed %s a %s record", what, kind.__name__, exc_info=True)
 
     def flush(self) -> None:
         """Handle every queued record now, on this thread (safe at any time, and twice).

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from typing import Any
 
 from opentelemetry import trace
@@ -182,7 +182,8 @@ class Recorder:
             for hook in hooks:
                 hook(event, span if span is not None else self._span_context_of(event))
         except Exception:
-            _logger.warning("monitor failed on %s", type(event).__name__, exc_info=True)
+            with suppress(Exception):  # a logging handler of stage code's that raises
+                _logger.warning("monitor failed on %s", type(event).__name__, exc_info=True)
 
     def _span_context_of(self, event: EngineEvent) -> SpanContext | None:
         run = self.runs.get(event.run_id)
