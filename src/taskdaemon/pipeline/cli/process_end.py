@@ -115,7 +115,14 @@ def threads_left(run_id: str) -> dict[str, list[str]]:
     end is recorded (:data:`telemetry.PIPELINE_THREADS_LEFT`), which the process's end will
     wait for and name if cut off; empty when none. Written then, as the store is closed by the
     time the grace has passed: the record says they still ran at the run's end, and
-    ``runs show`` says it after the fact (the line on stderr says whether one was cut off)."""
+    ``runs show`` says it after the fact (the line on stderr says whether one was cut off).
+
+    Decision: the cut itself is not recorded. The run span has ended and been exported (OTLP
+    too) before the grace begins; recording the cut would mean reopening the store from the
+    end's watch, with ``os._exit`` due within the grace, to change a span already ended, so the
+    store and every exported copy would disagree. Under ``serve`` a run's end is not the
+    process's: its threads run on and no cut follows. And the grace may end in a kill, which
+    writes nothing either. So the record keeps what was true when it was written."""
     from taskdaemon.pipeline import telemetry  # noqa: PLC0415
 
     left = left_by(run_id)
