@@ -338,9 +338,8 @@ def test_runs_the_monitor_did_not_name_are_said_once(
     assert expected == failures()
 
 
-def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
-    tel: Telemetry, caplog: pytest.LogCaptureFixture
-) -> None:
+def _run_with_a_failing_hook(tel: Telemetry) -> list[str]:
+    """One run of stage ``a`` whose StageStarted a hook fails on; the names of its spans."""
     feed = Feed(tel, chain_pipeline(("a",)))
 
     def failing(event: EngineEvent, span: SpanContext | None) -> None:
@@ -348,18 +347,24 @@ def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
             raise RuntimeError("hook broke")
 
     feed.monitor.add_event_hook(failing)
+    feed.start_run()
+    feed.start("a")
+    feed.finish("a")
+    feed.emit(
+        RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.now)
+    )
+    feed.monitor.flush()
+    return sorted(s.name for s in tel.spans())
+
+
+def test_a_failing_hook_is_logged_with_its_traceback_and_the_run_goes_on(
+    tel: Telemetry, caplog: pytest.LogCaptureFixture
+) -> None:
     with caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.monitor"):
-        feed.start_run()
-        feed.start("a")
-        feed.finish("a")
-        feed.emit(
-            RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.now)
-        )
-        feed.monitor.flush()
+        spans = _run_with_a_failing_hook(tel)
     logged = [
         (r.getMessage(), r.exc_info is not None and str(r.exc_info[1])) for r in caplog.records
     ]
-    spans = sorted(s.name for s in tel.spans())
     assert (
         [("monitor failed on StageStarted", "hook broke")],
         sorted([t.run_span_name("chain"), t.stage_span_name("a")]),
@@ -377,27 +382,13 @@ def test_a_failing_hook_whose_failure_line_raises_leaves_the_run_recorded(tel: T
     """The monitor's line about a failing hook goes through a logging handler that raises: the
     line is lost, not the run's spans, and nothing raises out of the monitor (it ended the
     thread that forwards ``run``'s records, and the run hung)."""
-    feed = Feed(tel, chain_pipeline(("a",)))
-
-    def failing(event: EngineEvent, span: SpanContext | None) -> None:
-        if isinstance(event, StageStarted):
-            raise RuntimeError("hook broke")
-
-    feed.monitor.add_event_hook(failing)
     monitor_logger = logging.getLogger("taskdaemon.pipeline.monitor")
     raising = _RaisingHandler()
     monitor_logger.addHandler(raising)
     try:
-        feed.start_run()
-        feed.start("a")
-        feed.finish("a")
-        feed.emit(
-            RunFinished(run_id=feed.run_id, pipeline="chain", status=RunStatus.SUCCESS, at=feed.now)
-        )
-        feed.monitor.flush()
+        spans = _run_with_a_failing_hook(tel)
     finally:
         monitor_logger.removeHandler(raising)
-    spans = sorted(s.name for s in tel.spans())
     assert sorted([t.run_span_name("chain"), t.stage_span_name("a")]) == spans
 
 

@@ -14,7 +14,7 @@ become its child to reap, and a test that waits for a process's end would find i
 Which stage's: each spawn's environment carries its own random token
 (``TASKDAEMON_SPAWN_TOKEN``, ``group_watchdog``), which children inherit. While a stage's command
 runs, each sample of its process tree also looks at taskdaemon's children (``/proc``'s
-``task/*/children``): a child that carries this spawn's token, or is in its group, other than the
+``task/PID/children``): a child that carries this spawn's token, or is in its group, other than the
 command's own process, is one the stage left (:class:`Orphans`). Tokens tell apart the stages of
 concurrent runs under ``serve``, which each keep their own.
 
@@ -34,8 +34,10 @@ in the warning.
 Not reached: off Linux (no subreaper, nothing changes, docs/architecture.md says so); a process
 that left the group, dropped the token (``env -i``) and kept no parent in the group; one that
 left the group and ended between two samples before its stage's end (its zombie stays until
-taskdaemon exits: it cannot be told from a child some handler's ``subprocess`` waits for); and,
-as before, everything after taskdaemon is killed outright (its orphans go to init then).
+taskdaemon exits: it cannot be told from a child some handler's ``subprocess`` waits for); an
+orphan of a Python handler's own subprocess, adopted too but no stage's to end (left running,
+and, should it end, a zombie until taskdaemon exits, for the same reason); and, as before,
+everything after taskdaemon is killed outright (its orphans go to init then).
 """
 
 from __future__ import annotations
@@ -91,16 +93,15 @@ def _ask_kernel() -> bool:
 
 
 def _children() -> list[int]:
-    """This process's children (each thread's list: an orphan goes to one of its threads)."""
-    pids: list[int] = []
-    with contextlib.suppress(OSError):
-        for task in os.listdir("/proc/self/task"):
-            with (
-                contextlib.suppress(OSError, ValueError),
-                open(f"/proc/self/task/{task}/children", "rb") as listing,
-            ):
-                pids.extend(int(pid) for pid in listing.read().split())
-    return pids
+    """The main thread's children: the kernel gives an orphan to its subreaper's first thread
+    that is not exiting, the main thread while the process runs (a child another thread forked
+    is in that thread's list, but such a child is no orphan)."""
+    pid = os.getpid()
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", "rb") as listing:
+            return [int(child) for child in listing.read().split()]
+    except (OSError, ValueError):
+        return []
 
 
 def _state(pid: int) -> tuple[str, int, str] | None:
@@ -140,20 +141,28 @@ class Orphans:
         self._root = root
         self._entry = f"{TOKEN_VARIABLE}={token}".encode()
         self._found: dict[int, str] = {}
+        # Children seen not to be the spawn's (other stages' commands, the watchdog): not read
+        # again, as a process's environment and a live one's group are its own (at most
+        # LOOK_LIMIT kept; a pid is not reused while the process is this one's child).
+        self._others: set[int] = set()
         self._lock = threading.Lock()
 
     def look(self) -> None:
         """Keep each child of this process the spawn left (its token, or its group)."""
         for pid in _children()[:LOOK_LIMIT]:
-            if pid == self._root or pid in self._found or len(self._found) >= LOOK_LIMIT:
+            if pid in self._others or pid in self._found or len(self._found) >= LOOK_LIMIT:
                 continue
             state = _state(pid)
             if state is None:
                 continue
             letter, group, name = state
-            if group == self._root or (letter != "Z" and _carries(pid, self._entry)):
+            if pid != self._root and (
+                group == self._root or (letter != "Z" and _carries(pid, self._entry))
+            ):
                 with self._lock:
                     self._found[pid] = name
+            elif letter != "Z" and len(self._others) < LOOK_LIMIT:
+                self._others.add(pid)
 
     def end(self, grace: float) -> tuple[list[str], int, int]:
         """Kill and reap what :meth:`look` finds, in rounds while ``grace`` lasts.
