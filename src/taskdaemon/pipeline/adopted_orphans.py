@@ -143,7 +143,8 @@ class Orphans:
         self._found: dict[int, str] = {}
         # Children seen not to be the spawn's (other stages' commands, the watchdog): not read
         # again, as a process's environment and a live one's group are its own (at most
-        # LOOK_LIMIT kept; a pid is not reused while the process is this one's child).
+        # LOOK_LIMIT kept). A pid comes back only once the kernel has gone round all pids, so
+        # a new orphan of this spawn is not mistaken for one of these while the stage runs.
         self._others: set[int] = set()
         self._lock = threading.Lock()
 
