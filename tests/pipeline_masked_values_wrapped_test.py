@@ -108,3 +108,39 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
         [piece for piece in PIECES[:2] if any(piece in text for text in shown)],
         shown[0].count(f"[stdout] {REDACTED}"),
     )
+
+
+def test_a_value_wrapped_with_an_indent_before_each_piece_is_masked() -> None:
+    """``fold``, then ``sed 's/^/  /'`` (or a tab): the blanks that start a line are laid out
+    around the value, not in it, and stay; a prefix other than blanks keeps the pieces apart
+    (docs/redaction.md)."""
+    remember_secrets({"token": TOKEN})
+    assert [
+        [f"  {REDACTED}", f"  {REDACTED}"],
+        [f"key: {REDACTED}", f"\t\t{REDACTED} end"],
+        [f"log: {TOKEN[:20]}", f"log: {TOKEN[20:]}"],
+    ] == [
+        redact_lines([f"  {TOKEN[:20]}", f"  {TOKEN[20:]}"]),
+        redact_lines([f"key: {TOKEN[:20]}", f"\t\t{TOKEN[20:]} end"]),
+        redact_lines([f"log: {TOKEN[:20]}", f"log: {TOKEN[20:]}"]),
+    ]
+    assert f"  {REDACTED}\n    {REDACTED}" == redact_text(f"  {TOKEN[:20]}\n    {TOKEN[20:]}")
+
+
+@pytest.mark.slow
+def test_a_command_printing_a_secret_wrapped_and_indented_shows_no_piece(
+    home: Path, tmp_path: Path
+) -> None:
+    """``fold -w 20 | sed 's/^/  /'``: no piece of the token is in the run's output, ``logs``,
+    ``runs show --json`` or the store; ``logs`` has both lines, masked, their indent kept."""
+    pipeline = write(
+        tmp_path / "p.yaml",
+        COMMAND.replace("| fold -w 20;", "| fold -w 20 | sed 's/^/  /';"),
+    )
+    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
+    assert 0 == done.returncode, done.stderr
+    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    assert ([], 2) == (
+        [piece for piece in PIECES if any(piece in text for text in shown)],
+        shown[2].count(f"[stdout]   {REDACTED}"),
+    )

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 __all__ = [
     "MASKED",
     "MaskedValues",
+    "glued",
     "holds_any",
     "holds_masked",
     "masked_batch",
@@ -123,25 +124,39 @@ def masked_text(text: str, values: Iterable[str], replacement: str) -> str:
     return "".join(chunks + pieces)
 
 
+def glued(lines: Iterable[str]) -> str:
+    """``lines`` joined without their line breaks and the blanks (spaces, tabs) that start
+    each: where ``masked_wrapped`` looks for a value wrapped over them."""
+    return "".join(line.lstrip(_BLANKS) for line in lines)
+
+
 def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) -> list[str]:
     """``lines`` (consecutive lines of one output) with each value of ``values`` that they
     hold wrapped, its pieces on two or more lines (``tok[:20]``, then ``tok[20:]``; base64 cut
     at 64 or 76 columns), masked: each piece becomes ``replacement``, and what was around the
     value on its first and last lines stays. ``lines`` itself when none is wrapped there.
 
-    A value is looked for in the lines glued together without their line breaks; only a place
-    that crosses a line break counts (a value within one line is ``masked_text``'s). Decision:
-    any line break inside the value counts, wherever the program put it, since the pieces
-    together give the value away as surely as the value whole does."""
-    glued = "".join(lines)
-    present = [value for value in values if value in glued]
+    A value is looked for in the lines glued together without their line breaks and the
+    blanks that start each (:func:`glued`); only a place that crosses a line break counts (a
+    value within one line is ``masked_text``'s). Decisions: any line break inside the value
+    counts, wherever the program put it, since the pieces together give the value away as
+    surely as the value whole does; and so does an indent before a piece (``fold``, then
+    ``sed 's/^/  /'``; a YAML block, a logger's continuation lines): blanks are what a program
+    puts before a line to lay it out, and a value wrapped exactly before a blank of its own
+    (rare: ``textwrap`` drops that blank anyway) is the only one this misses. Any other
+    text before a piece (a prefix such as ``log: ``, a timestamp) is not taken away: it may
+    be anything, and the pieces are then not found."""
+    indents = [len(line) - len(line.lstrip(_BLANKS)) for line in lines]
+    texts = [line[indent:] for line, indent in zip(lines, indents, strict=True)]
+    glue = "".join(texts)
+    present = [value for value in values if value in glue]
     if not present:
         return lines
-    ends = list(itertools.accumulate(map(len, lines)))  # where each line ends in ``glued``
+    ends = list(itertools.accumulate(map(len, texts)))  # where each line's text ends in ``glue``
     crossing = sorted(
         (start, end)
         for value in present
-        for start, end in _places(glued, value)
+        for start, end in _places(glue, value)
         if bisect.bisect_right(ends, start) != bisect.bisect_right(ends, end - 1)
     )
     if not crossing:
@@ -149,10 +164,10 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
     out: list[str] = []
     first = 0  # the first place that may reach the current line (sorted by start)
     line_start = 0
-    for line, line_end in zip(lines, ends, strict=True):
+    for line, indent, line_end in zip(lines, indents, ends, strict=True):
         while first < len(crossing) and crossing[first][1] <= line_start:
             first += 1
-        pieces: list[str] = []
+        pieces: list[str] = [line[:indent]]
         at = line_start
         for start, end in itertools.islice(crossing, first, None):
             if start >= line_end:
@@ -160,14 +175,17 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
             if end <= at:  # within a place masked already on this line
                 continue
             if start > at:
-                pieces += (glued[at:start], replacement)
-            elif not pieces:  # the place started on a line before
+                pieces += (glue[at:start], replacement)
+            elif len(pieces) == 1:  # the place started on a line before
                 pieces.append(replacement)
             at = max(at, min(end, line_end))
-        out.append("".join(pieces) + glued[at:line_end] if pieces else line)
+        out.append("".join(pieces) + glue[at:line_end] if len(pieces) > 1 else line)
         line_start = line_end
     return out
 
+
+#: What an indent is made of (``glued``).
+_BLANKS: Final = " \t"
 
 #: Pieces of a masked text joined into one chunk at a time (``masked_text``).
 _CHUNK_PIECES: Final = 4096

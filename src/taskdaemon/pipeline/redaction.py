@@ -26,7 +26,13 @@ from collections.abc import Iterable, Mapping
 from functools import cache
 from typing import Any, Final
 
-from taskdaemon.pipeline.masked_values import MASKED, holds_masked, masked_text, masked_wrapped
+from taskdaemon.pipeline.masked_values import (
+    MASKED,
+    glued,
+    holds_masked,
+    masked_text,
+    masked_wrapped,
+)
 from taskdaemon.pipeline.secret_keys import DEFAULT_REDACT_PATTERNS, KeyMatcher, key_matcher
 from taskdaemon.pipeline.secret_shapes import REDACTED, may_hold_secret, replace_shape, shapes
 
@@ -85,8 +91,8 @@ def redact_text(text: str) -> str:
     (``masked_values.masked_wrapped``)."""
     if text in _clean:
         return text
-    if MASKED.needles and "\n" in text and holds_masked(text.replace("\n", "")):
-        text = "\n".join(masked_wrapped(text.split("\n"), MASKED.values, REDACTED))
+    if MASKED.needles and "\n" in text and holds_masked(glued(lines := text.split("\n"))):
+        text = "\n".join(masked_wrapped(lines, MASKED.values, REDACTED))
     if may_hold_secret(text):
         pattern = shapes()
         if pattern.search(text) is not None:
@@ -154,7 +160,7 @@ def redact_lines(lines: list[str]) -> list[str]:
     piece replaced (``masked_values.masked_wrapped``)."""
     if not lines:
         return lines
-    if MASKED.needles and len(lines) > 1 and holds_masked("".join(lines)):
+    if MASKED.needles and len(lines) > 1 and holds_masked(glued(lines)):
         lines = masked_wrapped(lines, MASKED.values, REDACTED)
     joined = "\n".join(lines)
     if not may_hold_secret(joined):
