@@ -8,6 +8,7 @@ import dataclasses
 import io
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from taskdaemon.pipeline import output_sinks, stage_output
 from taskdaemon.pipeline.execution import enter_execution, leave_execution
 from taskdaemon.pipeline.handler_prints import capture_prints
 from taskdaemon.pipeline.loops import StageContext
+from taskdaemon.pipeline.secret_values import remember_secrets
 
 HANDLERS = """
 import asyncio
@@ -125,22 +127,46 @@ def test_writes_outside_a_stage_pass_through_and_open_lines_are_bounded(
     )
 
 
-def test_the_lines_of_one_print_are_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``print(text)`` writes ``text``, then its line end: ``text``'s lines wait for that end
-    and go as one batch (where a secret wrapped over them is found whole); a write that ends
-    inside a line left open at the capture's end still gives each of its lines."""
-    monkeypatch.setattr(sys, "stdout", io.StringIO())
+@contextlib.contextmanager
+def _printing(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_Sink, io.StringIO]]:
+    """Prints captured, as stage s's execution, into the sink it yields; the real stdout is
+    the text it yields. The batches are all in when the block ends (the capture ended)."""
+    real = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", real)
     sink = _Sink()
     output_sinks.add_output_sink(sink)
     try:
         with contextlib.ExitStack() as stack:
             capture_prints(stack)
-            token = enter_execution(_context("s"))
+            entered = enter_execution(_context("s"))
             try:
-                print("first\nsecond")
-                sys.stdout.write("open\nend")
+                yield sink, real
             finally:
-                leave_execution(token)
+                leave_execution(entered)
     finally:
         output_sinks.remove_output_sink(sink)
+
+
+def test_the_lines_of_one_print_are_one_batch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``print(text)`` writes ``text``, then its line end: ``text``'s lines wait for that end
+    and go as one batch (where a secret wrapped over them is found whole); a write that ends
+    inside a line left open at the capture's end still gives each of its lines."""
+    with _printing(monkeypatch) as (sink, _):
+        print("first\nsecond")
+        sys.stdout.write("open\nend")
     assert [("first", "second"), ("open", "end")] == [b.texts for b in sink.batches]
+
+
+def test_a_print_that_may_begin_a_secret_waits_for_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """While a value is known, a print whose end begins it is delivered with the execution's
+    next print, as one batch (``secret_tails``); the console gets each write redacted."""
+    token = "Tk9vQ2xAbcdEfgh1234567890zyxwvuTSRQPonml"
+    remember_secrets({"token": token})
+    with _printing(monkeypatch) as (sink, real):
+        print("whole", token)
+        print(token[:20])
+        print(token[20:])
+    assert [(f"whole {token}",), (token[:20], token[20:])] == [b.texts for b in sink.batches]
+    assert f"whole [REDACTED]\n{token[:20]}\n{token[20:]}\n" == real.getvalue()

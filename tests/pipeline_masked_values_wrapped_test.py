@@ -89,7 +89,7 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
     home: Path, tmp_path: Path
 ) -> None:
     """A handler prints the token wrapped at 20 columns: ``logs``, ``runs show --json`` and the
-    store hold no piece of it (``run``'s own stdout keeps what a handler prints, as it is:
+    store hold no piece of it, nor ``run``'s own stdout (each write redacted there:
     docs/stage-logs.md); ``logs`` has both lines, masked."""
     (tmp_path / "wrapping.py").write_text(HANDLER)
     pipeline = write(tmp_path / "p.yaml", PYTHON)
@@ -103,7 +103,7 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
         PYTHONPATH=pythonpath_with(tmp_path),
     )
     assert 0 == done.returncode, done.stderr
-    shown = shown_and_stored(home, done.stdout.split()[-1])
+    shown = [*shown_and_stored(home, done.stdout.split()[-1]), done.stdout]
     assert ([], 2) == (
         [piece for piece in PIECES[:2] if any(piece in text for text in shown)],
         shown[0].count(f"[stdout] {REDACTED}"),

@@ -11,15 +11,20 @@ command's captured stdout is (``output_sinks.deliver``: every output sink, redac
 tagged with the run, stage, instance, attempt and span); any other write (the run's summary,
 the debugger's prompt) goes to the real stdout alone.
 
-Decision: the real stdout keeps what a handler prints. ``run`` shows it between its stage's
-progress lines, in order with them in a log of both streams (``stdout_first``), as a user who
-prints progress from a handler expects to see it; a script that wants the run id alone from
-``run -q`` has handlers that do not print, or log instead. Stdout only. ``sys.stderr`` stays as
+Decision: the real stdout keeps what a handler prints, each write redacted as it is made
+(``redaction.redact_text``: a secret never reaches an output, the console included). ``run``
+shows it between its stage's progress lines, in order with them in a log of both streams
+(``stdout_first``), as a user who prints progress from a handler expects to see it; not held,
+so a text without its line end (``print(".", end="")``) shows at once, and a secret printed
+in pieces over two writes is not found there (the delivered lines find it: below); a
+script that wants the run id alone from ``run -q`` has handlers that do not print, or log
+instead. Stdout only. ``sys.stderr`` stays as
 it is: the console log handler writes records there, also from inside a handler's call, and a
 record is already in the stage's logs. A line is delivered when its newline is written, and
 the lines of one write that ends inside a line wait with that line: ``print(text)`` writes
 ``text``, then its line end, and its lines are then one batch, so a secret it prints wrapped
-over them is found by the sinks (``redaction.redact_lines``). A line
+over them is found by the sinks (``redaction.redact_lines``), and the last line of a print
+that may begin a secret waits for the execution's next one (``secret_tails``). A line
 that never gets one waits in a buffer of at most ``stage_output.MAX_LINE_BYTES`` characters per
 execution (then it is delivered cut, as a command's long line is), and at most
 :data:`MAX_OPEN_LINES` executions keep such a buffer (the oldest is delivered first), so a
@@ -37,6 +42,7 @@ stage's logs keep the parent's lines.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sys
 import threading
@@ -45,6 +51,8 @@ from typing import Any, Final, TextIO
 
 from taskdaemon.pipeline import _threads
 from taskdaemon.pipeline.execution import current_execution
+from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.secret_tails import TailHold
 
 __all__ = ["MAX_OPEN_LINES", "capture_prints"]
 
@@ -61,16 +69,17 @@ class _StageStdout:
         self._real = real
         self._lock = threading.Lock()
         self._open: dict[_Key, tuple[Any, str]] = {}  # unfinished line per execution
+        self._tails: dict[_Key, TailHold] = {}  # per execution, the newest last
         self._pid = os.getpid()  # the engine's process (module docstring: a forked child)
 
     def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer...
         return getattr(self._real, name)
 
     def write(self, text: str) -> int:
-        written = self._real.write(text)
         context = current_execution()
         if context is None or (_threads._forked_child and os.getpid() != self._pid):
-            return written
+            return self._real.write(text)
+        self._real.write(redact_text(text))
         # Here, not at the top: ``run`` installs this before its first stage, and the capture's
         # module is loaded by then only where a stage prints (``cli/deferred.py``'s start-up).
         from taskdaemon.pipeline.stage_output import MAX_LINE_BYTES  # noqa: PLC0415
@@ -91,10 +100,32 @@ class _StageStdout:
                 while len(self._open) > MAX_OPEN_LINES:
                     evicted.append(self._open.pop(next(iter(self._open))))
         for old, line in evicted:
-            _deliver(old, line.split("\n"))
+            self._send(old, line.split("\n"))
         if lines:
-            _deliver(context, lines)
-        return written
+            self._send(context, lines)
+        return len(text)
+
+    def _send(self, context: Any, lines: list[str]) -> None:
+        """Deliver ``lines`` of ``context``'s execution through its :class:`TailHold` (the
+        newest :data:`MAX_OPEN_LINES` executions keep one; an older one's is closed)."""
+        key = (context.run_id, context.stage, context.instance, context.attempt)
+        with self._lock:
+            tail = self._tails.get(key)
+        if tail is None:
+            from taskdaemon.pipeline.output_sinks import trace_ids  # noqa: PLC0415
+
+            # The trace ids now, on the writer's thread, and outside the lock: resolving the
+            # environment may wait on the loop, which a hold's timer must never do.
+            ids = trace_ids(context.environment)
+            tail = TailHold(functools.partial(_deliver, context, ids))
+        with self._lock:
+            tail = self._tails.pop(key, tail)
+            self._tails[key] = tail
+            over = len(self._tails) - MAX_OPEN_LINES
+            closed = [self._tails.pop(next(iter(self._tails))) for _ in range(max(over, 0))]
+        for old in closed:
+            old.close()
+        tail.send([line.removesuffix("\r") for line in lines], time.time_ns())
 
     def writelines(self, lines: Any) -> None:
         for line in lines:
@@ -108,13 +139,17 @@ class _StageStdout:
         with self._lock:
             left, self._open = list(self._open.values()), {}
         for context, line in left:
-            _deliver(context, line.split("\n"))
+            self._send(context, line.split("\n"))
+        with self._lock:
+            tails, self._tails = list(self._tails.values()), {}
+        for tail in tails:
+            tail.close()
 
 
-def _deliver(context: Any, lines: list[str]) -> None:
-    from taskdaemon.pipeline.output_sinks import OutputBatch, deliver, trace_ids  # noqa: PLC0415
+def _deliver(context: Any, ids: tuple[str | None, str | None], lines: list[str], when: int) -> None:
+    from taskdaemon.pipeline.output_sinks import OutputBatch, deliver  # noqa: PLC0415
 
-    trace_id, span_id = trace_ids(context.environment)
+    trace_id, span_id = ids
     deliver(
         OutputBatch(
             context.run_id,
@@ -125,8 +160,8 @@ def _deliver(context: Any, lines: list[str]) -> None:
             trace_id,
             span_id,
             "stdout",
-            tuple(line.removesuffix("\r") for line in lines),
-            time.time_ns(),
+            tuple(lines),
+            when,
         )
     )
 

@@ -33,7 +33,10 @@ The contract of a capture (one per stage execution, both streams together):
 * a PEM private key is never split between batches: from its BEGIN line, lines that leave it
   open (``secret_shapes.open_key_start``) wait for the read that closes it, or the stream's end,
   or :data:`KEY_HOLD_CHARS`, so the sinks' ``redact_lines`` finds it whole whatever the
-  pipe's reads cut (a command that pauses mid-key). Held lines keep their read's time.
+  pipe's reads cut (a command that pauses mid-key). Held lines keep their read's time;
+* a batch's last line that may begin a value known as a secret waits for the stream's next
+  batch, half a second at most (``secret_tails``), so a secret printed wrapped over two reads
+  is redacted with both pieces together.
 
 Each batch carries the execution's ids (``run_id``, ``pipeline``, ``stage``, ``instance``,
 ``attempt``) and the stage span's ``trace_id`` / ``span_id`` from its ``TRACEPARENT``.
@@ -43,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import threading
 import time
@@ -60,6 +64,7 @@ from taskdaemon.pipeline.output_sinks import (
 )
 from taskdaemon.pipeline.redaction import secret_spans
 from taskdaemon.pipeline.secret_shapes import open_key_start
+from taskdaemon.pipeline.secret_tails import TailHold
 
 #: ``CaptureLimits`` and ``OutputBatch``, the bound a capture keeps and the batch it delivers,
 #: are ``output_sinks``', which every sink imports; named here too, beside the capture.
@@ -113,6 +118,10 @@ class OutputCapture:
         self._stderr_tail: deque[bytes] = deque(maxlen=STDERR_TAIL_LINES)
         self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
         self._held: dict[str, tuple[int, list[str]]] = {}  # an open key's lines, its read time
+        self._tails = {
+            stream: TailHold(functools.partial(self._send, stream))
+            for stream in ("stdout", "stderr")
+        }
         self._closed = False
         # [read end, write end] per stream; -1 once closed (a number closed twice could by then
         # be another file's, opened meanwhile by another thread).
@@ -272,7 +281,8 @@ class OutputCapture:
             self._take(stream, [partial])
         held = self._held.pop(stream, None)
         if held is not None:
-            deliver(self._batch(stream, texts=held[1], time_ns=held[0]))
+            self._tails[stream].send(held[1], held[0])
+        self._tails[stream].close()
 
     def read_pipes(self, stop: threading.Event) -> None:
         """Read both pipes to their ends (or until ``stop``), then close them and end the
@@ -326,7 +336,10 @@ class OutputCapture:
                 self._held[stream] = (now, texts[start:])
                 texts = texts[:start]
         if texts:
-            deliver(self._batch(stream, texts=texts, time_ns=now))
+            self._tails[stream].send(texts, now)
+
+    def _send(self, stream: str, texts: list[str], time_ns: int) -> None:
+        deliver(self._batch(stream, texts=texts, time_ns=time_ns))
 
     def _batch(self, stream: str, **fields: object) -> OutputBatch:
         run_id, pipeline, stage, instance, attempt, trace_id, span_id = self._ids

@@ -1,0 +1,140 @@
+"""A one-line secret printed wrapped over two reads of a command's pipe, or two ``print()``
+calls of a handler (``secret_tails``): the line that may begin it waits for the stream's next
+batch, so the sinks mask both pieces together; and what a handler prints reaches ``run``'s
+own stdout redacted."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_support import pythonpath_with, taskdaemon, write
+from redaction_support import shown_and_stored
+from taskdaemon.pipeline.redaction import REDACTED
+from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, TailHold, begins_value
+from taskdaemon.pipeline.secret_values import remember_secrets
+
+TOKEN = "Tk9vQ2xAbcdEfgh1234567890zyxwvuTSRQPonml"  # 40 characters, no shape of its own
+PIECES = (TOKEN[:20], TOKEN[20:])
+
+
+def test_a_line_that_may_begin_a_value_is_held_for_the_next_batch() -> None:
+    """Held while its end is a proper start of a value, and sent first with the next batch;
+    a line ending the value whole, or unlike its start, goes at once; the held line goes
+    alone when the stream ends."""
+    assert [True, True, False, False, False] == [
+        begins_value(line, [TOKEN, "two\nlines-secret"])
+        for line in (f"key: {TOKEN[:20]}", "T", f"{TOKEN} done", "nothing here", "two")
+    ]
+    remember_secrets({"token": TOKEN})
+    sent: list[tuple[list[str], int]] = []
+    hold = TailHold(lambda texts, when: sent.append((texts, when)))
+    hold.send(["first", PIECES[0]], 1)
+    assert [(["first"], 1)] == sent
+    hold.send([PIECES[1], "after"], 2)
+    hold.send([f"again {PIECES[0]}"], 3)
+    hold.close()
+    assert [
+        (["first"], 1),
+        ([PIECES[0], PIECES[1], "after"], 1),
+        ([f"again {PIECES[0]}"], 3),
+    ] == sent
+
+
+def test_a_held_line_leaves_alone_after_the_bound_and_its_end_masks_the_next_piece() -> None:
+    """No next batch within ``HOLD_SECONDS``: the line goes alone, and the piece that then
+    continues it is masked in the next batch."""
+    remember_secrets({"token": TOKEN})
+    sent: list[list[str]] = []
+    hold = TailHold(lambda texts, _when: sent.append(texts))
+    hold.send([f"key: {PIECES[0]}"], 1)
+    deadline = time.monotonic() + HOLD_SECONDS + 5
+    while not sent and time.monotonic() < deadline:
+        time.sleep(0.05)
+    hold.send([f"{PIECES[1]} done", "next"], 2)
+    hold.close()
+    assert [[f"key: {PIECES[0]}"], [f"{REDACTED} done", "next"]] == sent
+
+
+#: The request's token on stdout and on stderr, its first 20 characters and a line break in
+#: one read, then (after a pause longer than the capture's cadence) the rest in another.
+COMMAND = """\
+    name: tails
+    stages:
+      - name: show
+        command: >-
+          printf '%s' "$TASKDAEMON_INPUT_API_KEY" | head -c 20; echo; sleep 0.2;
+          printf '%s\\n' "$TASKDAEMON_INPUT_API_KEY" | cut -c 21-;
+          printf '%s' "$TASKDAEMON_INPUT_API_KEY" | head -c 20 >&2; echo >&2; sleep 0.2;
+          printf '%s\\n' "$TASKDAEMON_INPUT_API_KEY" | cut -c 21- >&2
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_secret_wrapped_over_two_reads_shows_no_piece(home: Path, tmp_path: Path) -> None:
+    """No piece of the token is in the run's output, ``logs``, ``runs show --json`` or the
+    store; ``logs`` has both lines of each stream, masked."""
+    pipeline = write(tmp_path / "p.yaml", COMMAND)
+    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
+    assert 0 == done.returncode, done.stderr
+    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    assert ([], 2, 2) == (
+        [piece for piece in PIECES if any(piece in text for text in shown)],
+        shown[2].count(f"[stdout] {REDACTED}"),
+        shown[2].count(f"[stderr] {REDACTED}"),
+    )
+
+
+PYTHON = """\
+    name: tails
+    stages:
+      - name: show
+        handler: "two_prints:show"
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+
+HANDLER = """\
+import time
+
+
+def show(ctx):
+    token = ctx.inputs["api_key"]
+    print("whole", token)
+    print(token[:20])
+    time.sleep(0.1)
+    print(token[20:])
+    return {}
+"""
+
+
+@pytest.mark.slow
+def test_a_handler_printing_a_secret_in_two_prints_shows_no_piece(
+    home: Path, tmp_path: Path
+) -> None:
+    """A handler prints the token whole, then in two ``print()`` calls: ``logs``, ``runs show
+    --json`` and the store hold no piece of it; ``run``'s own stdout has the whole token
+    masked (each write is redacted there as it is made, so the pieces of two writes are not
+    found: docs/redaction.md)."""
+    (tmp_path / "two_prints.py").write_text(HANDLER)
+    pipeline = write(tmp_path / "p.yaml", PYTHON)
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        str(pipeline),
+        "--input",
+        f"api_key={TOKEN}",
+        PYTHONPATH=pythonpath_with(tmp_path),
+    )
+    assert 0 == done.returncode, done.stderr
+    shown = shown_and_stored(home, done.stdout.split()[-1])
+    assert ([], [f"whole {REDACTED}"], 3) == (
+        [piece for piece in PIECES if any(piece in text for text in shown)],
+        done.stdout.splitlines()[:1],
+        shown[0].count(f"[stdout] {REDACTED}") + shown[0].count(f"[stdout] whole {REDACTED}"),
+    )
