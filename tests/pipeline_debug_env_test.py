@@ -111,3 +111,28 @@ def test_env_shows_pwd_as_the_command_sees_it(home: Path) -> None:
         next(line for line in lines if line.startswith("    PWD=")),
         next(line for line in lines if line.startswith("    OLDPWD=")),
     )
+
+
+#: Variable names of a secret's shape (an AWS access key id, a GitHub token): valid names.
+SHAPED_NAMES = ("AKIAQ7RZ4LMN2WXY8KJD", "ghp_" + ("Zq8vR2mN4pL6tY1wX3cB" * 2)[:36])
+
+
+@pytest.mark.slow
+def test_env_masks_a_variable_name_of_a_secrets_shape(home: Path) -> None:
+    """A variable named like an AWS key id or a GitHub token: its name is masked as text is,
+    each masked name numbered so both variables keep their line (before: both names shown)."""
+    aws, github = SHAPED_NAMES
+    done = taskdaemon(
+        home,
+        "debug",
+        str(write_pipeline(home)),
+        "--break",
+        "b",
+        stdin="env\nquit\n",
+        **{aws: "one", github: "two"},
+    )
+    lines = _env_lines(done.stdout)
+    assert ([], ["    [REDACTED]=one", "    [REDACTED] #2=two"]) == (
+        [name for name in SHAPED_NAMES if name in done.stdout + done.stderr],
+        [line for line in lines if line.startswith("    [REDACTED]")],
+    )

@@ -21,6 +21,12 @@ Decided, and why:
   ``pwd`` is a secret key word (``db_pwd``): shown by value, redacted by shape only, as
   ``secret_values`` leaves them out. A command's shell sets ``PWD`` to its working directory
   (the run's workspace), so that is the ``PWD`` shown for it; it read ``[REDACTED]``.
+* A variable's **name** is masked as any text is, by shape and by the environment's secret
+  values (``AKIA…``, ``ghp_…`` are valid names): a stage name is kept as it is only where it
+  is the key that joins the views (a metric label, the store's ``logs.stage``, a stage to
+  name at the prompt: docs/redaction.md), and masked where it is text, as inside a span; a
+  variable's name in this answer joins nothing and no command takes it, so it is text. Names
+  masked alike are numbered (``[REDACTED] #2``), so the count of variables shown stays true.
 * **Bounded**: at most :data:`MAX_VARIABLES` inherited variables (by name; the answer says how
   many there are), each name and value cut to :data:`MAX_VALUE` characters, the command too. A
   server's environment may be large, and the answer goes to a terminal and over HTTP.
@@ -73,6 +79,7 @@ def stage_environment(
         kept[name] = redact_text(inherited[name])
     if command and "PWD" in kept and workspace:
         kept["PWD"] = workspace
+    kept = _masked_names(kept)
     answer: dict[str, Any] = {
         "stage": paused.stage,
         "task_run_id": paused.task_run_id,
@@ -95,7 +102,7 @@ def stage_environment(
                 "TASKDAEMON_INSTANCE": str(paused.instance),
             }
         )
-        answer["set"] = _bounded_map(redact(own, patterns))
+        answer["set"] = _bounded_map(_masked_names(redact(own, patterns)))
     return answer
 
 
@@ -116,6 +123,21 @@ def environment_lines(answer: Mapping[str, Any]) -> list[str]:
     lines.append(f"  inherited ({count} variables{more}):")
     lines += [f"    {shown(name)}={shown(value)}" for name, value in inherited.items()]
     return lines
+
+
+def _masked_names(variables: Mapping[str, Any]) -> dict[str, Any]:
+    """``variables`` with each name that holds a secret (a shape, a value known as one)
+    masked, as text is (module docstring); names masked alike are numbered, so each variable
+    keeps its line: ``[REDACTED]``, ``[REDACTED] #2``."""
+    out: dict[str, Any] = {}
+    for name, value in variables.items():
+        shown_name = base = redact_text(name)
+        count = 1
+        while shown_name in out:
+            count += 1
+            shown_name = f"{base} #{count}"
+        out[shown_name] = value
+    return out
 
 
 def _bounded(text: str) -> str:
