@@ -22,6 +22,21 @@ def _env_lines(stdout: str) -> list[str]:
     return after.split("(taskdaemon) ", 1)[0].splitlines()
 
 
+def _env_at_b(home: Path, typed: str = "env\nquit\n", **environment: str) -> tuple[list[str], str]:
+    """``typed`` (``env`` first) at a breakpoint before b, under ``environment``: the lines of
+    that ``env``, and all that ``debug`` printed (stdout and stderr)."""
+    done = taskdaemon(
+        home,
+        "debug",
+        str(write_pipeline(home)),
+        "--break",
+        "b",
+        stdin=typed,
+        **environment,
+    )
+    return _env_lines(done.stdout), done.stdout + done.stderr
+
+
 @pytest.mark.slow
 def test_env_at_the_prompt_shows_what_the_command_will_get_masked_and_escaped(
     home: Path,
@@ -30,27 +45,19 @@ def test_env_at_the_prompt_shows_what_the_command_will_get_masked_and_escaped(
     workspace), the ``TASKDAEMON_INPUT_X`` made from the input it will run with, and the
     inherited variables, ``API_TOKEN`` masked by its name, its value nowhere, a terminal
     escape in a value escaped (before: ``unknown command 'env'``)."""
-    done = taskdaemon(
-        home,
-        "debug",
-        str(write_pipeline(home)),
-        "--break",
-        "b",
-        stdin="env\nenv a\nquit\n",
-        API_TOKEN=SECRET,
-        LOOKS="\x1b[31mred\x1b[0m",
+    lines, printed = _env_at_b(
+        home, "env\nenv a\nquit\n", API_TOKEN=SECRET, LOOKS="\x1b[31mred\x1b[0m"
     )
-    lines = _env_lines(done.stdout)
     assert lines[0] == 'b.0.1 runs a command: echo {\\"got\\": $TASKDAEMON_INPUT_X}', lines
     assert lines[1].startswith(f"  cwd {home}/workspaces/"), lines
     assert "    TASKDAEMON_INPUT_X=1" in lines
     assert "    TASKDAEMON_STAGE=b" in lines
     assert "    API_TOKEN=[REDACTED]" in lines
     assert "    LOOKS=\\x1b[31mred\\x1b[0m" in lines
-    assert SECRET not in done.stdout + done.stderr
+    assert SECRET not in printed
     assert (
         "error: no environment to show: stage 'a' is not paused (env shows a paused stage's)"
-        in done.stdout
+        in printed
     )
 
 
@@ -95,17 +102,7 @@ def test_env_shows_pwd_as_the_command_sees_it(home: Path) -> None:
     """``PWD`` and ``OLDPWD`` name directories: shown, though ``pwd`` is a secret key word.
     A command's shell sets ``PWD`` to its working directory, the run's workspace, so that is
     the one shown (before: ``PWD=[REDACTED]``, the key word ``pwd``)."""
-    done = taskdaemon(
-        home,
-        "debug",
-        str(write_pipeline(home)),
-        "--break",
-        "b",
-        stdin="env\nquit\n",
-        PWD="/srv/elsewhere",
-        OLDPWD="/srv/before",
-    )
-    lines = _env_lines(done.stdout)
+    lines = _env_at_b(home, PWD="/srv/elsewhere", OLDPWD="/srv/before")[0]
     cwd = lines[1].removeprefix("  cwd ")
     assert (f"    PWD={cwd}", "    OLDPWD=/srv/before") == (
         next(line for line in lines if line.startswith("    PWD=")),
@@ -122,17 +119,8 @@ def test_env_masks_a_variable_name_of_a_secrets_shape(home: Path) -> None:
     """A variable named like an AWS key id or a GitHub token: its name is masked as text is,
     each masked name numbered so both variables keep their line (before: both names shown)."""
     aws, github = SHAPED_NAMES
-    done = taskdaemon(
-        home,
-        "debug",
-        str(write_pipeline(home)),
-        "--break",
-        "b",
-        stdin="env\nquit\n",
-        **{aws: "one", github: "two"},
-    )
-    lines = _env_lines(done.stdout)
+    lines, printed = _env_at_b(home, **{aws: "one", github: "two"})
     assert ([], ["    [REDACTED]=one", "    [REDACTED] #2=two"]) == (
-        [name for name in SHAPED_NAMES if name in done.stdout + done.stderr],
+        [name for name in SHAPED_NAMES if name in printed],
         [line for line in lines if line.startswith("    [REDACTED]")],
     )

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon, write
-from redaction_support import shown_and_stored
+from cli_support import taskdaemon, write
+from redaction_support import run_key_handler, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -49,16 +49,6 @@ COMMAND = """\
         triggers: [{manual: {approval_required: false}}]
 """
 
-#: A Python stage printing the token wrapped at 20 columns, as ``textwrap.fill`` wraps it.
-PYTHON = """\
-    name: wrapped
-    stages:
-      - name: show
-        handler: "wrapping:show"
-        inputs: {api_key: request.api_key}
-        triggers: [{manual: {approval_required: false}}]
-"""
-
 HANDLER = """\
 import textwrap
 
@@ -91,18 +81,7 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
     """A handler prints the token wrapped at 20 columns: ``logs``, ``runs show --json`` and the
     store hold no piece of it, nor ``run``'s own stdout (each write redacted there:
     docs/stage-logs.md); ``logs`` has both lines, masked."""
-    (tmp_path / "wrapping.py").write_text(HANDLER)
-    pipeline = write(tmp_path / "p.yaml", PYTHON)
-    done = taskdaemon(
-        home,
-        "run",
-        "-q",
-        str(pipeline),
-        "--input",
-        f"api_key={TOKEN}",
-        PYTHONPATH=pythonpath_with(tmp_path),
-    )
-    assert 0 == done.returncode, done.stderr
+    done = run_key_handler(home, tmp_path, HANDLER, TOKEN)
     shown = [*shown_and_stored(home, done.stdout.split()[-1]), done.stdout]
     assert ([], 2) == (
         [piece for piece in PIECES[:2] if any(piece in text for text in shown)],

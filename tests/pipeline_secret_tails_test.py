@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import pythonpath_with, taskdaemon, write
-from redaction_support import shown_and_stored
+from cli_support import taskdaemon, write
+from redaction_support import run_key_handler, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, TailHold, begins_value
 from taskdaemon.pipeline.secret_values import remember_secrets
@@ -89,15 +89,6 @@ def test_a_secret_wrapped_over_two_reads_shows_no_piece(home: Path, tmp_path: Pa
     )
 
 
-PYTHON = """\
-    name: tails
-    stages:
-      - name: show
-        handler: "two_prints:show"
-        inputs: {api_key: request.api_key}
-        triggers: [{manual: {approval_required: false}}]
-"""
-
 HANDLER = """\
 import time
 
@@ -120,18 +111,7 @@ def test_a_handler_printing_a_secret_in_two_prints_shows_no_piece(
     --json`` and the store hold no piece of it; ``run``'s own stdout has the whole token
     masked (each write is redacted there as it is made, so the pieces of two writes are not
     found: docs/redaction.md)."""
-    (tmp_path / "two_prints.py").write_text(HANDLER)
-    pipeline = write(tmp_path / "p.yaml", PYTHON)
-    done = taskdaemon(
-        home,
-        "run",
-        "-q",
-        str(pipeline),
-        "--input",
-        f"api_key={TOKEN}",
-        PYTHONPATH=pythonpath_with(tmp_path),
-    )
-    assert 0 == done.returncode, done.stderr
+    done = run_key_handler(home, tmp_path, HANDLER, TOKEN)
     shown = shown_and_stored(home, done.stdout.split()[-1])
     assert ([], [f"whole {REDACTED}"], 3) == (
         [piece for piece in PIECES if any(piece in text for text in shown)],

@@ -10,9 +10,10 @@ import re
 import sqlite3
 import tarfile
 from pathlib import Path
+from subprocess import CompletedProcess
 from typing import Any
 
-from cli_support import taskdaemon
+from cli_support import pythonpath_with, taskdaemon
 
 #: What ``run -q`` prints on stdout: the run id, alone.
 RUN_ID_LINE = re.compile(r"[0-9a-f]{32}\n")
@@ -21,6 +22,32 @@ RUN_ID_LINE = re.compile(r"[0-9a-f]{32}\n")
 #: it whole) into ``$V``, and the secret it makes.
 MAKE_SECRET = "V=$(printf '%s-%s' s3cr3t fetched-77);"
 MADE_SECRET = "s3cr3t-fetched-77"
+
+
+def run_key_handler(home: Path, folder: Path, source: str, key: str) -> CompletedProcess[str]:
+    """``run -q`` of a pipeline of one Python stage whose handler, ``show`` of ``source`` (a
+    module written into ``folder``), gets the run request's ``api_key``, ``key``; it succeeded.
+    """
+    (folder / "key_handler.py").write_text(source)
+    (folder / "key.yaml").write_text(
+        "name: show-key\n"
+        "stages:\n"
+        "  - name: show\n"
+        '    handler: "key_handler:show"\n'
+        "    inputs: {api_key: request.api_key}\n"
+        "    triggers: [{manual: {approval_required: false}}]\n"
+    )
+    done = taskdaemon(
+        home,
+        "run",
+        "-q",
+        str(folder / "key.yaml"),
+        "--input",
+        f"api_key={key}",
+        PYTHONPATH=pythonpath_with(folder),
+    )
+    assert 0 == done.returncode, done.stderr
+    return done
 
 
 def shown_and_stored(home: Path, run_id: str) -> list[str]:
