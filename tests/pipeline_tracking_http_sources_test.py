@@ -364,23 +364,58 @@ def test_tempo_search_keeps_runs_started_within_its_bounds(
 
 def test_tempo_search_without_bounds_asks_for_the_week_to_now() -> None:
     """Without ``since`` nor ``until`` the window is the week up to the clock's now (its end
-    one second past it); an answer with no ``traces`` is no runs."""
+    one second past it); Tempo's answer of nothing found (``metrics`` only) is no runs."""
     with serve(Backend()) as tempo, TempoSource(tempo.url, clock=lambda: 1_000_000.5) as source:
-        tempo.route("/api/search", {})
+        tempo.route("/api/search", {"metrics": {}})
         found = source.search()
         params = parse_qs(urlsplit(tempo.requests[0]).query)
     expected = ([], ["395200"], ["1000001"], ["100"])
     assert expected == (found, params["start"], params["end"], params["limit"])
 
 
-@pytest.mark.parametrize("body", [[], {"traces": {}}, {"traces": None}, "traces"])
+@pytest.mark.parametrize(
+    "body",
+    [
+        [],
+        {"traces": {}},
+        {"traces": None},
+        "traces",
+        {},
+        {"trace": None},
+        {"result": [1, 2, 3]},
+        {"metrics": 5},
+        {"data": [], "status": "success"},
+    ],
+)
 def test_a_search_answer_of_another_shape_is_one_line(body: object) -> None:
-    """A search answer that is not an object with a list of traces says so."""
+    """A search answer that is not an object with a list of traces, nor Tempo's answer of
+    nothing found (``metrics`` without ``traces``), says so in one line: ``{}`` or another
+    service's JSON at the address was read as no runs, exit 0."""
     with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
         tempo.route("/api/search", body)
         with pytest.raises(SpanSourceError) as caught:
             source.search()
-    assert "not a Tempo search response" == str(caught.value).partition(": ")[2]
+    said = "not a Tempo search response (an object with a list of traces, or metrics when none"
+    assert said == str(caught.value).partition(": ")[2][: len(said)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"metrics": {}},
+        {"metrics": {"inspectedBytes": "292781", "completedJobs": 1, "totalJobs": 1}},
+        {"traces": [], "metrics": {}},
+    ],
+)
+def test_tempos_answer_of_nothing_found_is_no_runs(body: object) -> None:
+    """Tempo leaves an empty ``traces`` out of its search answer (gogo ``jsonpb``, defaults
+    not written) and always writes ``metrics``: such an answer is no runs, with no trace
+    fetched."""
+    with serve(Backend()) as tempo, TempoSource(tempo.url) as source:
+        tempo.route("/api/search", body)
+        found = source.search()
+        asked = [path.partition("?")[0] for path in tempo.requests]
+    assert ([], ["/api/search"]) == (found, asked)
 
 
 @pytest.mark.parametrize("start", [None, '"soon"', "null", "1e999", '"1e3"'])

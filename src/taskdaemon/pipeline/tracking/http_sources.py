@@ -334,12 +334,9 @@ class TempoSource(_HttpSource):
             "limit": limit,
         }
         response = self._get("/api/search", params)
-        body = self._json(response)
-        if not isinstance(body, dict) or not isinstance(body.get("traces", []), list):
-            raise SpanSourceError(f"{_where(response)}: not a Tempo search response")
         trace_ids: list[tuple[int, str]] = []
         unusable = Skipped()  # one line for the answer: the list shown lacks these runs
-        for found in body.get("traces") or []:
+        for found in _search_hits(self._json(response), response):
             try:
                 trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32, pad=True)))
             except (KeyError, TypeError, ValueError) as exc:
@@ -376,6 +373,28 @@ class TempoSource(_HttpSource):
         )
         out.sort(key=lambda s: (-s.start, s.run_id))
         return out[:limit]
+
+
+def _search_hits(body: Any, response: httpx.Response) -> list[Any]:
+    """The ``traces`` of a Tempo search answer; ``SpanSourceError`` for a body that is no such
+    answer.
+
+    Decision: Tempo writes its ``SearchResponse`` (``traces``, ``metrics``) with gogo's
+    ``jsonpb`` and its defaults, which leave out an empty repeated field: a search that found
+    nothing is ``{"metrics": {...}}``, without ``traces``. Its query frontend always sets
+    ``metrics`` (an empty ``SearchMetrics`` at least, written ``{}``), so an object holding
+    neither key is not Tempo's answer (a wrong address, another service's JSON, ``{}``) and is
+    refused rather than read as no runs."""
+    if isinstance(body, dict):
+        if "traces" in body:
+            if isinstance(body["traces"], list):
+                return body["traces"]
+        elif isinstance(body.get("metrics"), dict):
+            return []
+    raise SpanSourceError(
+        f"{_where(response)}: not a Tempo search response "
+        "(an object with a list of traces, or metrics when none was found)"
+    )
 
 
 def _start_of(found: Any) -> int:
