@@ -373,3 +373,30 @@ def test_runs_list_reads_a_file_whose_run_span_starts_after_2262(
         False,
         True,
     ), done.stderr
+
+
+class _StopError(Exception):
+    """What the test's ``check`` raises to end the reading."""
+
+
+@pytest.mark.parametrize(("stop_at", "checks"), [(None, 3), (2, 2)])
+def test_check_is_called_every_512_spans_and_ends_the_reading(
+    stop_at: int | None, checks: int
+) -> None:
+    """``check`` is called before the first span and every 512 spans (1,025 spans: three
+    calls), malformed ones counted too; what it raises ends the reading there."""
+    good = {"traceId": SOUGHT, "spanId": "1" * 16, "name": "s", "startTimeUnixNano": "1"}
+    spans = [good if n % 2 else {"spanId": 5} for n in range(1025)]
+    body = {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}
+    calls: list[int] = []
+
+    def check() -> None:
+        calls.append(len(calls))
+        if len(calls) == stop_at:
+            raise _StopError
+
+    try:
+        read: object = len(parse_traces(body, check=check))
+    except _StopError:
+        read = "stopped"
+    assert (checks, 512 if stop_at is None else "stopped") == (len(calls), read)

@@ -255,3 +255,106 @@ def test_a_stalled_body_ends_at_the_per_read_timeout_well_before_the_deadline() 
     ):
         _read(client, read_timeout=0.3, deadline_in=60)
     assert "deadline reached" != str(caught.value)
+
+
+def _many_spans(count: int) -> bytes:
+    """A Tempo v2 trace answer of ``count`` spans of ``RUN_ID``, about 180 bytes each: cheap
+    to read, and each one several Python calls to read as a span."""
+    spans = [
+        {
+            "traceId": RUN_ID,
+            "spanId": f"{number + 1:016x}",
+            "name": "s",
+            "startTimeUnixNano": "1700000000000000000",
+            "endTimeUnixNano": "1700000001000000000",
+        }
+        for number in range(count)
+    ]
+    return json.dumps({"trace": {"resourceSpans": [{"scopeSpans": [{"spans": spans}]}]}}).encode()
+
+
+@pytest.mark.slow
+def test_an_answer_read_just_before_the_deadline_is_not_read_long_past_it() -> None:
+    """A 27 MB trace of 150,000 spans whose last byte comes 1 s before the deadline (the rest
+    at once, read meanwhile): decoding it and reading its spans takes longer than that, and was
+    done whole, the query answering seconds past its deadline. The spans are now read in steps
+    that stop at the deadline, with the deadline's one line (a decode under way is not cut
+    short; on a machine so loaded that the last byte comes late, the read's own bound says
+    the same line)."""
+    body = _many_spans(150_000)
+    head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+    deadline = 3.0
+
+    def late(server: Backend, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        server.write(handler, head + body[:-1])
+        if not stop.wait(deadline - 1.0):
+            server.write(handler, body[-1:])
+
+    limits = RemoteLimits(deadline=deadline)
+    with serving(late) as server, TempoSource(server.url, limits=limits) as source:
+        try:
+            message = f"{len(source.get_trace(RUN_ID))} spans"
+        except SpanSourceError as exc:
+            message = str(exc)
+    assert "no complete answer within 3 s (TASKDAEMON_SOURCE_TIMEOUT)" in message, message
+
+
+#: How far past its deadline a query that is only waiting may end: what its last wait takes
+#: to wake, and its error to be made, on a loaded machine.
+_SLACK = 0.5
+
+
+def _dribble(headers: bytes, dribbled: bytes, every: float) -> Any:
+    """A ``serving`` handler sending ``headers`` at once, then ``dribbled`` a byte every
+    ``every`` s."""
+
+    def send(server: Backend, handler: BaseHTTPRequestHandler, stop: threading.Event) -> None:
+        server.write(handler, headers)
+        for at in range(len(dribbled)):
+            server.write(handler, dribbled[at : at + 1])
+            if stop.wait(every):
+                return
+
+    return send
+
+
+_GZIPPED = gzip.compress(b" " * 100_000 + b"{}")
+#: What is sent at once, and what is dribbled after it.
+_DRIBBLED = {
+    "status line and headers": (b"", b"HTTP/1.1 200 OK\r\n" + b"X-Wait: 1\r\n" * 200),
+    "body": (b"HTTP/1.1 200 OK\r\nContent-Length: 202\r\n\r\n", b" " * 200 + b"{}"),
+    "gzip body": (
+        b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n" % len(_GZIPPED),
+        _GZIPPED,
+    ),
+    "endless chunks": (
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"1\r\n \r\n" * 1000,
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("part", list(_DRIBBLED))
+def test_a_dribbled_answer_ends_the_query_at_its_deadline(part: str) -> None:
+    """An answer dribbled a byte every 0.1 s, in its headers, its body, a gzip body (each
+    byte inflating to nothing yet) or chunks that never end: the query ends with the
+    deadline's line, within :data:`_SLACK` of its deadline, and not before it."""
+    deadline = 1.0
+    limits = RemoteLimits(deadline=deadline)
+    with (
+        serving(_dribble(*_DRIBBLED[part], every=0.1)) as server,
+        TempoSource(server.url, limits=limits) as source,
+    ):
+        started = time.monotonic()
+        try:
+            source.get_trace(RUN_ID)
+            message = "answered"
+        except SpanSourceError as exc:
+            message = str(exc)
+        took = time.monotonic() - started
+    said = f"no complete answer within {deadline:g} s (TASKDAEMON_SOURCE_TIMEOUT)"
+    assert (True, True) == (said in message, deadline <= took < deadline + _SLACK), (
+        message,
+        took,
+    )

@@ -8,7 +8,8 @@ an overall deadline per query, a cap on the bytes of each response.
 * Deadline: every query (``get_run``, ``get_trace``, ``search``) finishes within
   ``TASKDAEMON_SOURCE_TIMEOUT`` seconds (default 30) in all, retries and every request of a
   search included: a backend that trickles a byte every few seconds never trips a per-read
-  timeout, so each read is also bounded by what is left of the deadline.
+  timeout, so each read is also bounded by what is left of the deadline. The answer's
+  decoding, which no read bounds, is the one step not cut short at it (``http_sources``).
 * Body size: a response is streamed and counted while read (after decompression, so a small
   gzip bomb counts as what it expands to); past ``TASKDAEMON_SOURCE_MAX_BYTES`` (default
   64 MiB, the size of a very large run's trace) the query fails with a one-line error.

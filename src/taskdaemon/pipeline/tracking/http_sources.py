@@ -197,10 +197,10 @@ class _HttpSource:
                 f"not UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
         try:
-            return loads_bounded(text)
+            body = loads_bounded(text)
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.
-            objects = _json_lines(text)
+            objects = _json_lines(text, lambda: self._in_time(response))
             if objects:
                 return objects
             raise SpanSourceError(
@@ -208,8 +208,24 @@ class _HttpSource:
             ) from None
         except BoundedInputError as exc:
             raise SpanSourceError(f"{_where(response)}: JSON body {exc}") from None
+        self._in_time(response)
+        return body
 
-    def _traces(self, body: Any, where: str) -> list[SpanRecord]:
+    def _in_time(self, response: httpx.Response) -> None:
+        """``SpanSourceError`` once the query's deadline has passed while an answer already
+        read is decoded and its spans read: CPU work that grows with the answer, which the
+        bounds of the reads do not see. Decision: the decode of one JSON document is not cut
+        short (the decoder is one C call, and decoding in pieces would cost every answer), so
+        a query may end past its deadline by the decoding of the answer in hand; its spans are
+        read in steps that stop at the deadline (``parse_traces``' ``check``)."""
+        if self._deadline_at is not None and time.monotonic() > self._deadline_at:
+            raise SpanSourceError(
+                f"{_where(response)}: no complete answer within {self.limits.deadline:g} s "
+                "(TASKDAEMON_SOURCE_TIMEOUT); its answer came and was still being read"
+            )
+
+    def _traces(self, body: Any, response: httpx.Response) -> list[SpanRecord]:
+        where = _where(response)
         bodies = body if isinstance(body, list) else [body]
         spans: list[SpanRecord] = []
         for item in bodies:
@@ -217,7 +233,7 @@ class _HttpSource:
                 text = error_message(item["error"]) or str(item["error"])
                 error = one_line(text, _SNIPPET_WIDTH)
                 raise SpanSourceError(f"{where}: backend error: {error}")
-            spans.extend(parse_traces(item, where=where))
+            spans.extend(parse_traces(item, where=where, check=lambda: self._in_time(response)))
         return spans
 
     def _trace_spans(self, response: httpx.Response, trace_id: str) -> list[SpanRecord]:
@@ -225,8 +241,7 @@ class _HttpSource:
         when the answer holds none of them."""
         if response.status_code == 404:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
-        where = _where(response)
-        spans = [s for s in self._traces(self._json(response), where) if s.trace_id == trace_id]
+        spans = [s for s in self._traces(self._json(response), response) if s.trace_id == trace_id]
         if not spans:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
         return spans
@@ -240,13 +255,15 @@ class _HttpSource:
         raise NotImplementedError
 
 
-def _json_lines(text: str) -> list[Any] | None:
+def _json_lines(text: str, check: Callable[[], None]) -> list[Any] | None:
     """Every line of ``text`` decoded, blank lines left out; None at the first line that does
     not decode. Quietly: a body that is not JSON lines is one error for the caller, not a
-    warning per line (a protobuf or HTML answer)."""
+    warning per line (a protobuf or HTML answer). ``check`` is called before each line (it
+    raises past the query's deadline)."""
     objects = []
     for line in text.splitlines():
         if line.strip():
+            check()
             try:
                 objects.append(loads_bounded(line))
             except BoundedInputError:
@@ -457,7 +474,7 @@ class JaegerSource(_HttpSource):
         response = self._get("/api/v3/traces", params)
         if self._nothing_found(response):
             return []
-        spans = self._traces(self._json(response), _where(response))
+        spans = self._traces(self._json(response), response)
         return filter_summaries(
             group_by_trace(spans),
             pipeline=pipeline,

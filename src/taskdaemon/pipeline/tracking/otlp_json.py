@@ -333,14 +333,23 @@ def _list(value: Any, key: str) -> list[Any]:
     return value
 
 
-def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
+#: Spans read between two calls of ``parse_traces``' ``check``.
+_CHECK_EVERY = 512
+
+
+def parse_traces(
+    body: Any, *, where: str = "body", check: Callable[[], None] | None = None
+) -> list[SpanRecord]:
     """Every readable span of a decoded OTLP JSON body, in body order.
 
     Raises ``SpanSourceError`` when the body is not an OTLP trace document; skips spans that
     cannot be read, with one warning for the body naming ``where``, their count and the first.
+    ``check``, when given, is called before the first span and every :data:`_CHECK_EVERY`
+    spans; what it raises ends the reading (a remote query past its deadline).
     """
     spans: list[SpanRecord] = []
     skipped, entries, unread = Skipped(), Skipped(), Skipped()
+    seen = 0
     for index, resource_spans in enumerate(_resource_spans(body)):
         if not isinstance(resource_spans, Mapping):
             entries.add(f"#{index}, {type(resource_spans).__name__}")
@@ -357,6 +366,9 @@ def parse_traces(body: Any, *, where: str = "body") -> list[SpanRecord]:
         for scope_spans in _list(scopes, key):
             raw_spans = scope_spans.get("spans") if isinstance(scope_spans, Mapping) else None
             for raw in _list(raw_spans, "spans"):
+                if check is not None and not seen % _CHECK_EVERY:
+                    check()
+                seen += 1
                 try:
                     spans.append(_span(raw, resource))
                 except _BadSpanError as exc:
