@@ -274,6 +274,32 @@ def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
     assert (len(spans), [True]) == (len(read), [w.startswith(said) for w in warnings]), warnings
 
 
+def test_spans_of_another_trace_in_an_answer_are_one_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A trace answer whose spans claim another trace id besides the run's own: the run is
+    read from its own spans, and the others, once left out without a word, are counted in one
+    warning naming the first and its trace."""
+    spans = example_spans()
+    run_id = spans[0].trace_id
+    document = encode_traces(spans)
+    own = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    own.extend({**own[0], "traceId": "e" * 32, "spanId": f"{n:016x}"} for n in (1, 2))
+    with (
+        caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
+        serve(Backend()) as tempo,
+        TempoSource(tempo.url) as source,
+    ):
+        tempo.route(f"/api/v2/traces/{run_id}", {"trace": document})
+        read = source.get_trace(run_id)
+    said = (
+        f"{tempo.url}/api/v2/traces/{run_id}: skipped 2 spans of other traces "
+        f"(the first, 0000000000000001, of trace {'e' * 32})"
+    )
+    warnings = [record.getMessage() for record in caplog.records]
+    assert (len(spans), [said]) == (len(read), warnings)
+
+
 def test_a_missing_run_names_the_backend_and_its_address_without_a_slash() -> None:
     """A run neither Tempo API has, and an answer holding only another run's spans, are both
     "no run", naming the address as given less its last slash (its path kept to the end, a

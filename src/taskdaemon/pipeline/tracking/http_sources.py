@@ -238,10 +238,19 @@ class _HttpSource:
 
     def _trace_spans(self, response: httpx.Response, trace_id: str) -> list[SpanRecord]:
         """The spans of ``trace_id`` in a trace-by-id answer; ``RunNotFoundError`` on 404 or
-        when the answer holds none of them."""
+        when the answer holds none of them. Spans that claim another trace are left out with
+        one warning counting them: they are no part of this run, and the run shown lacks
+        whatever the backend meant by them."""
         if response.status_code == 404:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
-        spans = [s for s in self._traces(self._json(response), response) if s.trace_id == trace_id]
+        spans: list[SpanRecord] = []
+        others = Skipped()
+        for span in self._traces(self._json(response), response):
+            if span.trace_id == trace_id:
+                spans.append(span)
+            else:
+                others.add(f"{span.span_id}, of trace {span.trace_id}")
+        others.warn(logger, _where(response), "span of another trace", "spans of other traces")
         if not spans:
             raise RunNotFoundError(f"no run {trace_id} in {self.backend} at {self.base_url}")
         return spans
