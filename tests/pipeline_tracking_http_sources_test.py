@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -253,15 +254,11 @@ def test_json_lines_with_blank_lines_between_are_read_as_one_answer() -> None:
     assert sorted(span.span_id for span in spans) == sorted(span.span_id for span in read)
 
 
-def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """The spans of an answer that can be read are; the one that cannot is said in a warning
-    naming the answer's URL."""
-    spans = example_spans()
-    run_id = spans[0].trace_id
-    document = encode_traces(spans)
-    document["resourceSpans"][0]["scopeSpans"][0]["spans"].append({"spanId": "zz"})
+def _read_warned(
+    caplog: pytest.LogCaptureFixture, document: dict[str, Any], run_id: str
+) -> tuple[int, list[str], str]:
+    """``get_trace(run_id)`` of a Tempo answering ``{"trace": document}``: how many spans it
+    read, the warnings said meanwhile, and the URL of the answer."""
     with (
         caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
         serve(Backend()) as tempo,
@@ -269,9 +266,21 @@ def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
     ):
         tempo.route(f"/api/v2/traces/{run_id}", {"trace": document})
         read = source.get_trace(run_id)
-    said = f"{tempo.url}/api/v2/traces/{run_id}: skipped 1 malformed span (the first, zz: "
     warnings = [record.getMessage() for record in caplog.records]
-    assert (len(spans), [True]) == (len(read), [w.startswith(said) for w in warnings]), warnings
+    return len(read), warnings, f"{tempo.url}/api/v2/traces/{run_id}"
+
+
+def test_a_malformed_span_in_an_answer_is_one_warning_naming_its_url(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The spans of an answer that can be read are; the one that cannot is said in a warning
+    naming the answer's URL."""
+    spans = example_spans()
+    document = encode_traces(spans)
+    document["resourceSpans"][0]["scopeSpans"][0]["spans"].append({"spanId": "zz"})
+    read, warnings, url = _read_warned(caplog, document, spans[0].trace_id)
+    said = f"{url}: skipped 1 malformed span (the first, zz: "
+    assert (len(spans), [True]) == (read, [w.startswith(said) for w in warnings]), warnings
 
 
 def test_spans_of_another_trace_in_an_answer_are_one_warning(
@@ -281,23 +290,12 @@ def test_spans_of_another_trace_in_an_answer_are_one_warning(
     read from its own spans, and the others, once left out without a word, are counted in one
     warning naming the first and its trace."""
     spans = example_spans()
-    run_id = spans[0].trace_id
     document = encode_traces(spans)
     own = document["resourceSpans"][0]["scopeSpans"][0]["spans"]
     own.extend({**own[0], "traceId": "e" * 32, "spanId": f"{n:016x}"} for n in (1, 2))
-    with (
-        caplog.at_level(logging.WARNING, logger="taskdaemon.pipeline.tracking"),
-        serve(Backend()) as tempo,
-        TempoSource(tempo.url) as source,
-    ):
-        tempo.route(f"/api/v2/traces/{run_id}", {"trace": document})
-        read = source.get_trace(run_id)
-    said = (
-        f"{tempo.url}/api/v2/traces/{run_id}: skipped 2 spans of other traces "
-        f"(the first, 0000000000000001, of trace {'e' * 32})"
-    )
-    warnings = [record.getMessage() for record in caplog.records]
-    assert (len(spans), [said]) == (len(read), warnings)
+    read, warnings, url = _read_warned(caplog, document, spans[0].trace_id)
+    said = f"{url}: skipped 2 spans of other traces (the first, 0000000000000001, of trace "
+    assert (len(spans), [said + "e" * 32 + ")"]) == (read, warnings)
 
 
 def test_a_missing_run_names_the_backend_and_its_address_without_a_slash() -> None:
