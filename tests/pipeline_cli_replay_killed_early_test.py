@@ -70,7 +70,8 @@ def test_a_run_killed_in_its_first_second_replays_alike_at_both_moments(
     tmp_path: Path, home: Path, taken_over: bool
 ) -> None:
     """SIGKILL while ``b`` runs, before the span writer took the store over (its row of the run
-    span has the edges, the early row has not) or after: ``replay --dry-run`` plans ``a`` and
+    span has the edges, the early row has not) or after: ``runs list`` and ``runs show`` say
+    ``interrupted`` at their first read, and ``replay --dry-run`` plans ``a`` and
     ``b`` and exits 0 both times, and the record holds the file's definition and the request.
     Before, the kill before the take-over left the definition out: exit 2, ``missing: the
     definition: not stored``."""
@@ -100,6 +101,14 @@ def test_a_run_killed_in_its_first_second_replays_alike_at_both_moments(
     assert -signal.SIGKILL == code
     assert taken_over == (t.PIPELINE_EDGE_SPECS in _run_span_attributes(store))
     run_id = _run_span_attributes(store)[t.CICD_PIPELINE_RUN_ID]
+    # Read at once, no wait: the run's ``runs`` row came with its first span row, in one
+    # transaction (the early rows' or the writer's), so the store judges it by its dead pid.
+    listed = taskdaemon(home, "runs", "list", "--json")
+    shown = taskdaemon(home, "runs", "show", run_id, "--json")
+    assert ([(run_id, "interrupted")], "interrupted") == (
+        [(run["run_id"], run["status"]) for run in json.loads(listed.stdout)],
+        json.loads(shown.stdout)["status"],
+    ), listed.stderr + shown.stderr
     planned = taskdaemon(home, "replay", run_id, "--dry-run")
     assert (0, ["run   a", "run   b"]) == (
         planned.returncode,
