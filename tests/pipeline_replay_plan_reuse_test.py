@@ -24,6 +24,11 @@ TRUSTED = (
     "starts as the recorded run's as it ended, files elsewhere are read as they are now "
     "(--rerun-all runs every instance again)"
 )
+#: Its line after that when it feeds a stage: what feeding trusts.
+FED = (
+    "a fed stage is not run: the files it read are not read again, nor compared, so a change "
+    "to them since is not seen (--from an earlier stage runs it again)"
+)
 
 
 def _hashed(value: Any) -> RecordedValue:
@@ -69,6 +74,7 @@ def test_the_succeeded_instances_are_candidates_when_every_stage_upstream_is_fed
         "upstream of check is fed)",
         "run   release",
         TRUSTED,
+        FED,
     ] == plan.describe()
 
 
@@ -134,6 +140,7 @@ def test_an_instance_no_event_made_is_a_candidate_said_with_no_event() -> None:
         "gets the item and inputs it got (it will: every stage upstream of check is fed)",
         "run   release",
         TRUSTED,
+        FED,
     ] == plan.describe()[2:]
 
 
@@ -203,4 +210,4 @@ def test_each_stage_run_again_is_decided_after_one_with_no_candidate() -> None:
     for checks in ((_check(0), _check(1)), (_check(0, inputs=None), _check(1, "failure"))):
         plan = build_plan(_recorded(*checks, *releases), from_stage="check")
         assert {"release": [0]} == {name: sorted(kept) for name, kept in plan.reused.items()}
-        assert [line, TRUSTED] == plan.describe()[3:]
+        assert [line, TRUSTED, FED] == plan.describe()[3:]

@@ -410,6 +410,9 @@ def test_describe_says_what_happens_to_each_stage() -> None:
         "feed  build: recorded outputs of 1 instance (success), 2 events",
         "run   check",
         "run   release",
+        # What feeding trusts: the files the fed stages read are not read again.
+        "a fed stage is not run: the files it read are not read again, nor compared, so a "
+        "change to them since is not seen (--from an earlier stage runs it again)",
     ]
     assert expected == plan.describe()
 
@@ -418,7 +421,11 @@ def test_describe_without_a_pipeline_lists_the_fed_stages() -> None:
     """Without a pipeline the dry run lists only what is fed."""
     plan = build_plan(recorded_run(ran("plan"), ran("build")), from_stage="build")
     plan.pipeline = None
-    assert ["feed  plan: recorded outputs of 1 instance (success), 0 events"] == (plan.describe())
+    assert [
+        "feed  plan: recorded outputs of 1 instance (success), 0 events",
+        "a fed stage is not run: the files it read are not read again, nor compared, so a "
+        "change to them since is not seen (--from an earlier stage runs it again)",
+    ] == plan.describe()
 
 
 def test_a_fed_stage_the_record_saw_no_end_of_is_missing() -> None:

@@ -143,6 +143,8 @@ def test_cli_step_walks_events_and_dry_run_and_verify_exit_codes(tmp_path: Path)
     assert [
         "feed  plan: recorded outputs of 1 instance (success), 0 events",
         "run   build",
+        "a fed stage is not run: the files it read are not read again, nor compared, so a "
+        "change to them since is not seen (--from an earlier stage runs it again)",
     ] == (dry.stdout.splitlines()[1:])
     assert [("build", "outputs", ["at"])] == [
         (d["stage"], d["what"], d["keys"]) for d in report["divergences"]

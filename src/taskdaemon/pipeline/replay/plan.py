@@ -184,6 +184,11 @@ class ReplayPlan:
                 "workspace starts as the recorded run's as it ended, files elsewhere are read as "
                 "they are now (--rerun-all runs every instance again)"
             )
+        if self.fed:  # said for the same reason: ``--from`` trusts them (docs/architecture.md)
+            lines.append(
+                "a fed stage is not run: the files it read are not read again, nor compared, so a "
+                "change to them since is not seen (--from an earlier stage runs it again)"
+            )
         return lines
 
 
