@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,40 @@ def test_a_resumed_replay_says_when_the_recorded_workspace_is_gone(home: Path) -
     assert (1, [True]) == (replay.returncode, [note.startswith(said) for note in notes]), (
         replay.stderr
     )
+
+
+@pytest.mark.slow
+def test_a_run_read_from_another_home_s_store_finds_its_workspace_beside_it(home: Path) -> None:
+    """Resumed from a stage of a run made in another home, read with ``--source`` naming that
+    home's store: the replay takes the recorded workspace from beside that store, says so in
+    one line, and verifies clean (before: it looked in this home only, and the stage that needed
+    the files failed); with the folder gone, one line names both places it looked, exit 1."""
+    other = Path(tempfile.mkdtemp(prefix="td-", dir="/tmp"))
+    try:
+        done = taskdaemon(other, "run", "examples/feature_delivery.yaml", "--auto-approve", "-q")
+        assert 0 == done.returncode, done.stderr
+        original = done.stdout.strip()
+        source = f"sqlite:///{other}/spans.db"
+        args = ("replay", original, "--source", source, "--from", "verification", "-q")
+        found = taskdaemon(home, *args, "--verify")
+        taken = f"note: the recorded run's workspace is taken from {other}/workspaces/{original}"
+        assert (0, [True], "verify: no divergence") == (
+            found.returncode,
+            [line.startswith(taken) for line in found.stderr.splitlines() if "note:" in line],
+            found.stdout.splitlines()[-1][:21],
+        ), found.stdout + found.stderr
+        shutil.rmtree(other / "workspaces" / original)
+        lost = taskdaemon(home, *args)
+        said = (
+            f"note: the recorded run's workspace {home}/workspaces/{original} is not there nor "
+            f"in {other}/workspaces: the stages run again start in an empty workspace"
+        )
+        notes = [line for line in lost.stderr.splitlines() if line.startswith("note:")]
+        assert (1, [True]) == (lost.returncode, [note.startswith(said) for note in notes]), (
+            lost.stderr
+        )
+    finally:
+        shutil.rmtree(other, ignore_errors=True)
 
 
 @pytest.mark.slow

@@ -55,6 +55,7 @@ import argparse
 import contextlib
 import functools
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -291,6 +292,24 @@ def _as_recorded(result: Any, fed: Any) -> Any:
     return replace(result, stage_status=statuses, executions=executions)
 
 
+def _store_workspaces(args: argparse.Namespace, root: str) -> list[str]:
+    """Where else the recorded run's workspace may be: the ``workspaces`` folder beside the
+    embedded store ``--source`` names, when it is another home's (its ``run`` kept its
+    workspaces there, as ``TASKDAEMON_HOME`` lays them out) and no ``--workspace`` was given.
+    Decision: looked for there rather than only said missing, since a record copied or read
+    from another home is most often read with that home still in place; a source that is not
+    a store file (Tempo, Jaeger, an OTLP file) says nothing of where its runs worked."""
+    from taskdaemon.pipeline.tracking.source_urls import sqlite_path  # noqa: PLC0415
+
+    if args.workspace or not (args.source or "").startswith("sqlite:"):
+        return []
+    try:
+        beside = str(sqlite_path(args.source, warn=False).absolute().parent / "workspaces")
+    except SpanSourceError:  # read already: a bad URL failed then
+        return []
+    return [] if beside == root else [beside]
+
+
 def _default_source() -> str:
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
@@ -338,15 +357,20 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
     # example's) would write them into the current directory, and a stage reading them back
     # would fail.
     root = str(workspace_root(args))
-    seed = recorded_workspace(root, plan)
+    others = _store_workspaces(args, root)
+    seed = recorded_workspace(root, plan, *others)
     if (plan.fed or plan.reused) and seed is None:
         print(
             f"note: the recorded run's workspace {Path(root) / plan.recorded.run_id} is not "
-            "there: the stages run again start in an empty workspace (a run made with "
-            "--workspace DIR is found with the same --workspace DIR)",
+            f"there{''.join(f' nor in {other}' for other in others)}: the stages run again "
+            "start in an empty workspace (a run made with --workspace DIR is found with the "
+            "same --workspace DIR)",
             file=sys.stderr,
             flush=True,
         )
+    elif seed is not None and os.path.dirname(seed) != root:
+        print(f"note: the recorded run's workspace is taken from {seed}, beside the store "
+              "it was read from", file=sys.stderr, flush=True)  # fmt: skip
     signals = StopSignals()  # Ctrl-C, SIGTERM, SIGHUP cancel the replay, as they cancel ``run``'s
     async with contextlib.AsyncExitStack() as stack:
         try:

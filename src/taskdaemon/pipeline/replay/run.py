@@ -284,12 +284,15 @@ def _recorded_end(original: RecordedExecution) -> Exception:
     return named(message)
 
 
-def recorded_workspace(root: str, plan: ReplayPlan) -> str | None:
-    """The recorded run's workspace under ``root`` (``root/<run id>``), to seed the replay's
-    when ``plan`` feeds stages or reuses instances (the files they left); ``None`` when it
-    does neither, or the folder is not there."""
-    folder = os.path.join(root, plan.recorded.run_id)
-    return folder if (plan.fed or plan.reused) and os.path.isdir(folder) else None
+def recorded_workspace(root: str, plan: ReplayPlan, *elsewhere: str) -> str | None:
+    """The recorded run's workspace under ``root`` (``root/<run id>``), else under the first
+    of ``elsewhere`` that has it (the home of the store the record came from), to seed the
+    replay's when ``plan`` feeds stages or reuses instances (the files they left); ``None``
+    when it does neither, or the folder is in none of them."""
+    if not (plan.fed or plan.reused):
+        return None
+    folders = (os.path.join(base, plan.recorded.run_id) for base in (root, *elsewhere))
+    return next(filter(os.path.isdir, folders), None)
 
 
 class _WorkspaceSeed:
