@@ -3,6 +3,7 @@ and how the report reads as a table and as JSON. Recorded values are real captur
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import PurePosixPath
 from typing import Any
@@ -271,13 +272,63 @@ def test_missing_and_extra_executions_in_instance_then_attempt_order() -> None:
     )
     report = compare(
         recorded,
-        [now("a", {}, instance=0), now("a", {}, instance=0, attempt=2), now("a", {}, instance=2)],
+        [now("a", {}, instance=0), now("a", {}, instance=3), now("a", {}, instance=2)],
     )
     assert [
-        ("a", 0, 2, "extra", (), "ran in the replay only"),
         ("a", 1, 2, "missing", (), "ran in the original only"),
+        ("a", 3, 1, "extra", (), "ran in the replay only"),
     ] == rows(report)
-    assert 2 == report.compared
+    assert (2, []) == (report.compared, report.retried)
+
+
+def test_a_stage_retried_in_the_original_only_compares_its_last_attempt() -> None:
+    """Retried into a success in the original (two failures, then success), and a success at
+    once in the replay: the last attempts are compared, status, outputs and the events of all
+    attempts, and agree; the report says how many attempts each took. Before: three rows,
+    ``failure → success`` of attempt 1 and ``ran in the original only`` of attempts 2 and 3."""
+    recorded = run(
+        was("b", None, status="failure", events=[("part", {"n": 1})]),
+        was("b", None, attempt=2, status="failure"),
+        was("b", {"k": 1}, attempt=3, events=[("part", {"n": 2})]),
+    )
+    published = {"b.0.1": [("part", {"n": 1}), ("part", {"n": 2})]}
+    report = compare(recorded, [now("b", {"k": 1})], published)
+    assert ([], 1, [("b", 0, 3, 1)]) == (rows(report), report.compared, report.retried)
+    assert report.render_table().splitlines() == [
+        "verify: b#0 took 3 attempts in the original and 1 in the replay: the last of each "
+        "compared",
+        "verify: no divergence in 1 execution run again (replay new of orig)",
+    ]
+    assert [{"stage": "b", "instance": 0, "original": 3, "replay": 1}] == (
+        report.to_json()["retried"]
+    )
+    differs = compare(recorded, [now("b", {"k": 2})], published)
+    assert [("b", 0, 1, "outputs", ("k",), "k: 1 → 2")] == rows(differs)
+
+
+def test_a_fed_execution_against_a_replay_that_did_not_retry_compares_its_last_attempt() -> None:
+    """Against a replay's record, an execution it fed stands for the three attempts its own
+    record made; a replay that succeeds at once is compared with it (before this, the
+    attempt it stood for was skipped and the last one read ``ran in the original only``)."""
+    fed = dataclasses.replace(was("b", {"k": 1}, events=[("part", {"n": 1})]), replayed_attempts=3)
+    report = compare(run(fed), [now("b", {"k": 1})], {"b.0.1": [("part", {"n": 1})]})
+    assert ([], 1, [("b", 0, 3, 1)]) == (rows(report), report.compared, report.retried)
+
+
+def test_a_stage_retried_in_the_replay_only_compares_its_last_attempt() -> None:
+    """The other way round: a success at once in the original, a failure then a success in
+    the replay; its last attempt's failure would be a divergence (``success → failure``)."""
+    recorded = run(was("a", {"k": 1}))
+    retried = [now("a", {}, status=StageStatus.FAILURE), now("a", {"k": 1}, attempt=2)]
+    failed = [
+        now("a", {}, status=StageStatus.FAILURE),
+        now("a", {}, attempt=2, status=StageStatus.FAILURE),
+    ]
+    assert ([], [("a", 0, 1, 2)]) == (
+        rows(compare(recorded, retried)),
+        compare(recorded, retried).retried,
+    )
+    assert [("a", 0, 2, "status", (), "success → failure")] == rows(compare(recorded, failed))
 
 
 def test_a_stage_only_one_side_ran_is_missing_or_extra() -> None:
@@ -436,7 +487,8 @@ def test_the_report_as_json() -> None:
                 "first": "ran in the original only",
             },
         ],
+        "retried": [],
     } == _report().to_json()
-    assert {"diverged": False, "divergences": []}.items() <= (
+    assert {"diverged": False, "divergences": [], "retried": []}.items() <= (
         DivergenceReport("o", "n").to_json().items()
     )

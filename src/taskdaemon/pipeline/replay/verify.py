@@ -15,10 +15,16 @@ path in its workspace (``<root>/<run_id>/...``, the same root for both runs by d
 what it did in the original, and is not a divergence. Any other difference is.
 
 An execution the original had and the replay did not (or the other way round) is a divergence
-too. When the original is itself a replay, an execution it fed stands for every attempt its
-own record made (``_standing_for``): a stage run again that retries as the first run did
-does not diverge from it. The report renders as a table or as JSON; the CLI exits 3 when it
-is not empty.
+too, but for an attempt: an instance both ran, retried another number of times in each (it
+failed in the original and retried into a success, and succeeded at once in the replay), has
+its last attempt on each side compared, status and outputs, with the events of all its
+attempts, and the report says how many each took (``retried``). Decision: the instance's
+outcome is what a replay reproduces or not; compared attempt by attempt, the first attempt's
+``failure → success`` and ``ran in the original only`` for each retry said the replay diverged
+where it ended as the original did, after a failure the retry policy is there for. When the
+original is itself a replay, an execution it fed stands for every attempt its own record made
+(``_standing_for``): a stage run again that retries as the first run did does not diverge from
+it. The report renders as a table or as JSON; the CLI exits 3 when it is not empty.
 """
 
 from __future__ import annotations
@@ -57,6 +63,9 @@ class DivergenceReport:
     replay: str
     compared: int = 0
     divergences: list[Divergence] = field(default_factory=list)
+    #: (stage, instance, the original's attempts, the replay's) of each instance retried
+    #: another number of times in each, whose last attempts alone were compared.
+    retried: list[tuple[str, int, int, int]] = field(default_factory=list)
 
     @property
     def diverged(self) -> bool:
@@ -71,6 +80,10 @@ class DivergenceReport:
             "compared": self.compared,
             "diverged": self.diverged,
             "divergences": [{**as_dict(d), "keys": list(d.keys)} for d in self.divergences],
+            "retried": [
+                {"stage": stage, "instance": instance, "original": was, "replay": now}
+                for stage, instance, was, now in self.retried
+            ],
         }
 
     def render_table(self) -> str:
@@ -88,6 +101,11 @@ class DivergenceReport:
                 for row in (header, *rows)
             ]
             lines.append("")
+        lines += [
+            f"verify: {stage}#{instance} took {counted(was, 'attempt')} in the original and "
+            f"{now} in the replay: the last of each compared"
+            for stage, instance, was, now in self.retried
+        ]
         verdict = counted(len(self.divergences), "divergence") if rows else "no divergence"
         executions = f"{counted(self.compared, 'execution')} run again"
         lines.append(f"verify: {verdict} in {executions} (replay {self.replay} of {self.original})")
@@ -192,6 +210,37 @@ def _as_recorded(value: Any, replay_id: str, recorded_id: str) -> Any:
     return value
 
 
+def _retried_apart(
+    old: Mapping[tuple[int, int], RecordedExecution], new: Mapping[tuple[int, int], Any]
+) -> dict[int, tuple[int, int]]:
+    """Instance -> (the original's last attempt, the replay's), of each instance both ran
+    that took another number of attempts in each: a stage retried in the original and not in
+    the replay, or the other way round (``compare_run`` compares those last attempts)."""
+    last_old: dict[int, int] = {}
+    last_new: dict[int, int] = {}
+    for instance, attempt in old:
+        last_old[instance] = max(attempt, last_old.get(instance, 0))
+    for instance, attempt in new:
+        last_new[instance] = max(attempt, last_new.get(instance, 0))
+    return {
+        instance: (last, last_new[instance])
+        for instance, last in last_old.items()
+        if instance in last_new and last != last_new[instance]
+    }
+
+
+def _all_events(
+    old: Mapping[tuple[int, int], RecordedExecution], instance: int, last: int
+) -> tuple[Any, ...]:
+    """The events every recorded attempt of ``instance`` up to ``last`` published, in order."""
+    return tuple(
+        event
+        for number in range(1, last + 1)
+        if (execution := old.get((instance, number))) is not None
+        for event in execution.events
+    )
+
+
 def _standing_for(
     executions: Sequence[RecordedExecution],
 ) -> tuple[dict[tuple[int, int], RecordedExecution], dict[tuple[int, int], int]]:
@@ -235,11 +284,23 @@ def compare_run(  # noqa: PLR0917 - one call site, each argument named there
             (i, number) for (i, last), start in first.items() for number in range(start, last)
         }
         kept = (reused or {}).get(stage, ())
+        retried = _retried_apart(old, new)
         for key in sorted(old.keys() | new.keys()):
             instance, attempt = key
             if instance in kept:
                 continue
-            if key in stood_for:
+            if instance in retried:  # each side's last attempt, compared once
+                last_old, last_new = retried[instance]
+                if attempt != last_new:
+                    continue
+                report.retried.append((stage, instance, last_old, last_new))
+                first[key] = 1
+                old[key] = replace(
+                    old[(instance, last_old)],
+                    attempt=last_new,
+                    events=_all_events(old, instance, last_old),
+                )
+            elif key in stood_for:
                 continue  # an earlier attempt a fed execution stood for: compared with it
             if key not in new:
                 report.divergences.append(
