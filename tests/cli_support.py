@@ -474,6 +474,23 @@ exec(compile(_real.read_text(), str(_real), "exec"))
 """
 
 
+#: Of the held-load tests (:func:`load_held_until`): stage ``a`` ends at once, ``b`` makes
+#: the file STARTED and waits for the file GO; ``c`` comes after ``b``.
+HELD_CHAIN = """\
+    name: chain
+    stages:
+      - name: a
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "touch STARTED; while [ ! -e GO ]; do sleep 0.05; done"
+        triggers: [{on_completion: {stage: a}}]
+      - name: c
+        command: "true"
+        triggers: [{on_completion: {stage: b}}]
+"""
+
+
 def load_held_until(tmp_path: Path, release: Path) -> Path:
     """A folder for ``PYTHONPATH`` under ``tmp_path`` whose ``uuid`` holds a ``taskdaemon``
     process's telemetry load (its loading thread) until the file ``release`` exists."""

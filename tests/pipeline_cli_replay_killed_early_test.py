@@ -13,13 +13,13 @@ import contextlib
 import json
 import signal
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli_support import (
+    HELD_CHAIN,
     exit_and_stderr,
     in_background,
     load_held_until,
@@ -30,28 +30,7 @@ from cli_support import (
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.config import load_pipeline
 from taskdaemon.pipeline.replay import load_recorded_run
-
-#: Stage ``a`` ends at once; ``b`` makes the file STARTED and waits for the file GO (made
-#: once the test is done with the run).
-CHAIN = """\
-    name: chain
-    stages:
-      - name: a
-        command: "true"
-        triggers: [{manual: {approval_required: false}}]
-      - name: b
-        command: "touch STARTED; while [ ! -e GO ]; do sleep 0.05; done"
-        triggers: [{on_completion: {stage: a}}]
-"""
-
-
-def _until(check: Any, failure: str, timeout: float = 60) -> Any:
-    """``check()``'s first true answer, asked every 10 ms for ``timeout`` seconds at most."""
-    deadline = time.monotonic() + timeout
-    while not (answer := check()):
-        assert time.monotonic() < deadline, failure
-        time.sleep(0.01)
-    return answer
+from watchdog_support import until
 
 
 def _run_span_attributes(store: Path) -> dict[str, Any]:
@@ -71,25 +50,25 @@ def test_a_run_killed_in_its_first_second_replays_alike_at_both_moments(
 ) -> None:
     """SIGKILL while ``b`` runs, before the span writer took the store over (its row of the run
     span has the edges, the early row has not) or after: ``runs list`` and ``runs show`` say
-    ``interrupted`` at their first read, and ``replay --dry-run`` plans ``a`` and
-    ``b`` and exits 0 both times, and the record holds the file's definition and the request.
+    ``interrupted`` at their first read, and ``replay --dry-run`` plans ``a``, ``b``
+    and ``c`` and exits 0 both times, and the record holds the file's definition and the request.
     Before, the kill before the take-over left the definition out: exit 2, ``missing: the
     definition: not stored``."""
     started, release, go = tmp_path / "started", tmp_path / "release", tmp_path / "go"
     shadow = load_held_until(tmp_path, release)
-    text = CHAIN.replace("STARTED", str(started)).replace("GO", str(go))
+    text = HELD_CHAIN.replace("STARTED", str(started)).replace("GO", str(go))
     path = write(tmp_path / "chain.yaml", text)
     process = in_background(
         home, "run", "-q", str(path), "--input", "n=1", PYTHONPATH=pythonpath_with(shadow)
     )
     store = home / "spans.db"
     try:
-        _until(started.exists, f"{started} was never made")
+        until(started.exists, f"{started} made")
         if taken_over:
             release.touch()
-            _until(
+            until(
                 lambda: t.PIPELINE_EDGE_SPECS in _run_span_attributes(store),
-                "the writer's row of the run span never replaced the early one",
+                "the writer's row of the run span replacing the early one",
             )
         else:
             assert t.PIPELINE_EDGE_SPECS not in _run_span_attributes(store)
@@ -110,7 +89,7 @@ def test_a_run_killed_in_its_first_second_replays_alike_at_both_moments(
         json.loads(shown.stdout)["status"],
     ), listed.stderr + shown.stderr
     planned = taskdaemon(home, "replay", run_id, "--dry-run")
-    assert (0, ["run   a", "run   b"]) == (
+    assert (0, ["run   a", "run   b", "run   c"]) == (
         planned.returncode,
         planned.stdout.splitlines()[1:],
     ), planned.stderr

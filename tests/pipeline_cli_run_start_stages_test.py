@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from cli_support import (
+    HELD_CHAIN,
     exit_and_stderr,
     in_background,
     load_held_until,
@@ -28,30 +29,14 @@ from cli_support import (
     write,
 )
 
-#: Stage ``a`` ends at once, ``b`` makes the file STARTED and waits for the file GO; ``c``
-#: comes after ``b``.
-CHAIN = """\
-    name: chain
-    stages:
-      - name: a
-        command: "true"
-        triggers: [{manual: {approval_required: false}}]
-      - name: b
-        command: "touch STARTED; while [ ! -e GO ]; do sleep 0.05; done"
-        triggers: [{on_completion: {stage: a}}]
-      - name: c
-        command: "true"
-        triggers: [{on_completion: {stage: b}}]
-"""
-
 
 def _held_run(tmp_path: Path, home: Path) -> tuple[subprocess.Popen[str], Path, Path]:
-    """``taskdaemon run`` of :data:`CHAIN` in the background, its telemetry load held until
+    """``taskdaemon run`` of ``HELD_CHAIN`` in the background, its telemetry load held until
     the file it answers second exists (stage ``b`` ends once the third does), once ``b`` has
     made its file."""
     started, release, go = tmp_path / "started", tmp_path / "release", tmp_path / "go"
     shadow = load_held_until(tmp_path, release)
-    text = CHAIN.replace("STARTED", str(started)).replace("GO", str(go))
+    text = HELD_CHAIN.replace("STARTED", str(started)).replace("GO", str(go))
     pipeline = write(tmp_path / "chain.yaml", text)
     process = in_background(home, "run", "-q", str(pipeline), PYTHONPATH=pythonpath_with(shadow))
     _until(started.exists, f"{started} was never made")
