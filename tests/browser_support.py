@@ -167,6 +167,16 @@ async def open_run_page(page: Any, url: str, run_id: str) -> None:
     await page.wait_for_selector('body[data-stream-state="ended"]')
 
 
+async def until_laid_out(page: Any) -> None:
+    """Wait until a stored run's page holds still: its stream ended (the first state drew the
+    run's lines above the stages table) and its DAG is in (the drawing, or the line saying
+    the run has too many stages to draw). Each moves the table down the page: a click aimed
+    at a row before them landed where the row had been, so its stage was never picked and
+    the wait for its panel ran out."""
+    await page.wait_for_selector('body[data-stream-state="ended"]')
+    await page.wait_for_selector('#dag[data-dag-state="drawn"], #dag[data-dag-state="too-big"]')
+
+
 async def text_of(page: Any, selector: str) -> str | None:
     """The text of ``selector`` on a loaded page, None at once when the page has no such
     element (not after waiting the whole timeout for it)."""

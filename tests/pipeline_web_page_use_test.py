@@ -25,6 +25,7 @@ from browser_support import (
     server_url,
     stored_runs_server,
     taskdaemon,
+    until_laid_out,
 )
 from pipeline_tracking_support import store_stages
 from web_events_support import run_page_with, with_stages
@@ -67,7 +68,7 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await until_laid_out(page)
         await page.click('#stages tr[data-stage="s075"] button.select')
         await page.wait_for_selector('#stage-detail h3[data-stage="s075"]')
         middle = await in_view(page, '#stage-detail h3[data-stage="s075"]')
@@ -311,7 +312,7 @@ async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(
         await page.add_init_script(COUNT_READS)
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await until_laid_out(page)
         await page.route(f"**/api/runs/{run_id}?stage=*", hold_s000)
         await page.click('#stages tr[data-stage="s000"] button.select')
         await page.click('#stages tr[data-stage="s001"] button.select')

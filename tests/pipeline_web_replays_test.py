@@ -16,6 +16,7 @@ from browser_support import (
     open_run_page,
     state_of,
     stored_runs_server,
+    until_laid_out,
 )
 from cli_support import taskdaemon
 from pipeline_replay_support import Recording, replayed_from_b
@@ -76,6 +77,7 @@ async def test_the_run_page_gives_a_fed_stage_no_time_of_its_own(
         browser_page(shared_chromium) as (page, errors),
     ):
         await open_run_page(page, url, new)
+        await until_laid_out(page)
         pills = [await page.text_content(f"{state_of(s, st)} .state") for s, st in _SHOWN]
         bars = [
             await page.get_attribute(
@@ -128,6 +130,7 @@ async def test_the_run_page_says_reused_of_an_instance_a_replay_did_not_run_agai
         browser_page(shared_chromium) as (page, errors),
     ):
         await open_run_page(page, url, replay)
+        await until_laid_out(page)
         rows = await page.eval_on_selector_all(
             "#timeline .row .label-rest", "els => els.map(e => e.textContent)"
         )
