@@ -79,9 +79,11 @@ class Terminal:
         self.text = ""
         self._mark = 0  # where the text stood when the last keys were typed
 
-    def read_until(self, needle: str) -> str:
-        """Read until ``needle`` shows after the last keys typed; the text since then."""
-        while needle not in self.text[self._mark :]:
+    def read_until(self, needle: str, *, whole_line: bool = False) -> str:
+        """Read until ``needle`` shows after the last keys typed, with ``whole_line`` its
+        line's end too (a read returns what the terminal holds, which may end anywhere in a
+        line); the text since then."""
+        while not self._shown(needle, whole_line):
             ready, _, _ = select.select([self.fd], [], [], 60.0)
             if not ready:
                 raise AssertionError(f"{needle!r} never came; the terminal showed:\n{self.text}")
@@ -91,6 +93,11 @@ class Terminal:
                 raise AssertionError(f"{needle!r} never came:\n{self.text}") from None
             self.text += chunk.decode(errors="replace")
         return self.text[self._mark :]
+
+    def _shown(self, needle: str, whole_line: bool) -> bool:
+        """Whether ``needle`` (and its line's end, with ``whole_line``) shows after the mark."""
+        at = self.text.find(needle, self._mark)
+        return at >= 0 and (not whole_line or "\n" in self.text[at + len(needle) :])
 
     def type(self, keys: str) -> str:
         """At the next prompt (readline owns the terminal then), type ``keys``; the text the
@@ -129,10 +136,10 @@ def test_a_prompt_attached_to_a_scheduled_run_pauses_inspects_steps_and_leaves(
     prompt = Terminal(scheduled.home, run_id[:8])
     try:
         attached = prompt.type("break b\n")
-        set_b = prompt.read_until("breakpoint #1")
+        set_b = prompt.read_until("breakpoint #1", whole_line=True)
         over_http = scheduled.api("PUT", f"/api/runs/{run_id}/debug/breakpoints", {"stage": "d"})
         prompt.type("info breakpoints\n")
-        listed = prompt.read_until("#2 ")
+        listed = prompt.read_until("#2 ", whole_line=True)
         seen_over_http = scheduled.api("GET", f"/api/runs/{run_id}/debug")
         approved = taskdaemon(scheduled.home, "approve", run_id, "a")
         scheduled.wait_paused("b")  # a "continue" typed before the pause would resume b

@@ -25,7 +25,9 @@ from taskdaemon.pipeline.redaction import redact_text
 
 _URL = re.compile(r"API: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
 _UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
-_SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)")
+#: Up to the line's end: a read of the terminal can end inside the token, and a match of the
+#: part read said a token the file did not hold.
+_SIGN_IN = re.compile(r"sign in: (http://127\.0\.0\.1:\d+)/\?token=([0-9a-f]+)\r?\n")
 
 
 def _environment(home: Path) -> dict[str, str]:
