@@ -84,7 +84,9 @@ def test_a_signal_sent_again_while_its_timer_starts_is_put_off_too(
         start(timer)
         if not slowed:  # the first start only: the timer fires meanwhile, in the handler
             slowed.append(None)
-            time.sleep(0.2)
+            # Until it has sent the signal again: a fixed sleep was too short for a timer
+            # slow to run on a loaded machine, and the test then passed without the case.
+            assert timer.finished.wait(60), "the timer never sent the signal again"
 
     monkeypatch.setattr(threading.Timer, "start", slow_start)
     sent: list[int] = []
