@@ -193,6 +193,8 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
                 await page.goto(f"{url}/runs/{run_id}")
                 await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
                 await page.wait_for_selector('body[data-stream-state="open"]')
+                # The DAG drawn first: its drawing moves the stages table down the page.
+                await page.wait_for_selector('#dag[data-dag-state="drawn"]')
                 await page.click('#stages tr[data-stage="hold"] button.select')
                 await page.wait_for_selector('#stage-logs[data-log-state="live"]')
                 await page.evaluate("window.__sameDocument = true")
