@@ -33,11 +33,11 @@ in the warning.
 
 Not reached: off Linux (no subreaper, nothing changes, docs/architecture.md says so); a process
 that left the group, dropped the token (``env -i``) and kept no parent in the group; one that
-left the group and ended between two samples before its stage's end (its zombie stays until
-taskdaemon exits: it cannot be told from a child some handler's ``subprocess`` waits for); an
-orphan of a Python handler's own subprocess, adopted too but no stage's to end (left running,
-and, should it end, a zombie until taskdaemon exits, for the same reason); and, as before,
-everything after taskdaemon is killed outright (its orphans go to init then).
+left the group and ended between two samples before its stage's end, and an orphan of a Python
+handler's own subprocess, adopted too but no stage's to end (left running): their zombies are
+reaped by ``adopted_reaper`` when it can tell them from a child some handler's ``subprocess``
+waits for (adopted at least a second after their start), else they stay until taskdaemon exits;
+and, as before, everything after taskdaemon is killed outright (its orphans go to init then).
 """
 
 from __future__ import annotations
@@ -65,8 +65,14 @@ _subreaper: dict[str, bool] = {}
 
 def allow() -> None:
     """Let this process become a subreaper at its first command stage: the entry points'."""
+    import atexit  # noqa: PLC0415
+
+    from taskdaemon.pipeline import adopted_reaper  # noqa: PLC0415
+
     with _lock:
-        _subreaper.setdefault("allowed", True)
+        if "allowed" not in _subreaper:
+            _subreaper["allowed"] = True
+            atexit.register(adopted_reaper.stop)  # the zombies' look ends with the process
 
 
 def become_subreaper() -> bool:
@@ -77,6 +83,10 @@ def become_subreaper() -> bool:
             return False
         if "is" not in _subreaper:
             _subreaper["is"] = _ask_kernel()
+            if _subreaper["is"]:
+                from taskdaemon.pipeline import adopted_reaper  # noqa: PLC0415
+
+                adopted_reaper.start()  # the zombies no stage waits for
         return _subreaper["is"]
 
 

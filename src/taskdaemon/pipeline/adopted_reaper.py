@@ -1,0 +1,176 @@
+"""Zombies of processes taskdaemon adopted as a subreaper and no stage ends: reaped by pid.
+
+Once taskdaemon is a child subreaper (``adopted_orphans``), every orphan below it becomes its
+child, and, when it ends, its zombie until someone waits for it. A command stage's orphans are
+waited for at the stage's end; two kinds are not: an orphan of a Python handler's own
+subprocess (``subprocess.run("sleep 9 & sleep 3", shell=True)`` in a ``def`` handler), and a
+process that left a command stage's group and ended between two samples. Under ``serve``
+(months of runs) their zombies would pile up: init reaped them before taskdaemon was a
+subreaper.
+
+Never reaped: a child some code in the process still waits for. ``subprocess.Popen`` (and
+``asyncio``'s child watcher) reads ``ECHILD`` as exit 0, so reaping such a child gives its
+waiter a wrong status, silently; ``waitpid(-1)`` is therefore never called. The kernel shows no
+mark of adoption (an orphan's parent pid and exit signal become those of a fork's child,
+prctl(2)), but the order of events tells: a child taskdaemon forks is its child from birth (in
+the forking thread's ``/proc/self/task/TID/children``); an adopted one becomes its child only
+when its parents end. So each look (:class:`Reaper`) keeps the set of children of all of
+taskdaemon's threads and the time it was taken (``CLOCK_BOOTTIME``, the clock of
+``/proc/PID/stat``'s start time, field 22, in clock ticks since boot). A child absent from the
+last look whose start time is more than :data:`MARGIN` before that look existed then and was
+nobody's child of taskdaemon: it was adopted since, and its zombie is reaped by its pid
+(``waitpid(pid, WNOHANG)``), its start time compared first (a pid is reused only once reaped).
+The margin covers the kernel's order inside fork (a child's start time is set a moment before
+it is linked to its parent's list); a look read while one of taskdaemon's threads ended (its
+children move to another thread) is not used, nor one whose lists exceed :data:`LIMIT` (a fork
+bomb): neither may prove an absence.
+
+Decision: one daemon thread looks every :data:`INTERVAL` seconds, started when the process
+becomes a subreaper (only then are there orphans to adopt) and stopped at exit, off the event
+loop; ``serve`` idle, and a ``def`` handler's orphans with no command stage running, are looked
+at too. A low rate, because what it reaps holds no resource but a pid slot, and every look
+reads a ``children`` file per thread.
+
+Not reached: an orphan adopted less than :data:`MARGIN` after its start (``sleep 9 &`` whose
+shell ends at once): from the looks it is indistinguishable from a child taskdaemon forked, so
+its zombie stays until taskdaemon exits; and more than :data:`LIMIT` adopted processes waiting
+to end at once (the others are left to taskdaemon's exit).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+__all__ = ["INTERVAL", "LIMIT", "MARGIN", "Reaper", "start", "stop"]
+
+#: Seconds between two looks.
+INTERVAL = 1.0
+#: Seconds a child must have existed before a look that did not find it to count as adopted.
+MARGIN = 1.0
+#: Children per thread's list, threads per look, and adopted processes kept: a fork bomb's bound.
+LIMIT = 1024
+
+_started: list[threading.Thread] = []
+_start_lock = threading.Lock()
+_stop = threading.Event()
+
+
+def start() -> None:
+    """Start the look's thread, once per process (the subreaper's, ``adopted_orphans``)."""
+    with _start_lock:
+        if _started or _stop.is_set():
+            return
+        reaper = Reaper()
+
+        def run() -> None:
+            while not _stop.wait(INTERVAL):
+                reaper.look()
+
+        # Named taskdaemon-*: not taken for stage code's thread (``cli/stage_leftovers``).
+        thread = threading.Thread(target=run, name="taskdaemon-reaper", daemon=True)
+        thread.start()
+        _started.append(thread)
+
+
+def stop() -> None:
+    """Stop the look's thread and wait for its look in progress: registered with ``atexit``
+    by the entry points (``adopted_orphans.allow``), outside any stage, so that the hook is
+    not taken for stage code's (``cli/stage_leftovers``)."""
+    with _start_lock:
+        _stop.set()
+        started = list(_started)
+    for thread in started:
+        thread.join(INTERVAL)
+
+
+class Reaper:
+    """The adopted children one process found, and its last usable look."""
+
+    def __init__(self) -> None:
+        self._ticks = os.sysconf("SC_CLK_TCK")
+        self._last: tuple[float, frozenset[int]] | None = None
+        #: Adopted children not yet reaped: pid to start time (clock ticks since boot).
+        self.adopted: dict[int, int] = {}
+
+    def look(self) -> list[int]:
+        """One look: keep the children adopted since the last one, reap those that ended.
+        Returns the pids reaped."""
+        now = time.clock_gettime(time.CLOCK_BOOTTIME)
+        children = _children()
+        if children is not None:
+            if self._last is not None:
+                then, seen = self._last
+                for pid in children - seen:
+                    started = _start(pid)
+                    if (
+                        started is not None
+                        and started[1] / self._ticks < then - MARGIN
+                        and len(self.adopted) < LIMIT
+                    ):
+                        self.adopted[pid] = started[1]
+            self._last = (now, frozenset(children))
+        return self._reap()
+
+    def _reap(self) -> list[int]:
+        reaped = []
+        for pid, started in list(self.adopted.items()):
+            state = _start(pid)
+            if state is None or state[1] != started:
+                del self.adopted[pid]  # reaped by someone else (a handler's waitpid(-1))
+            elif state[0] == "Z":
+                try:
+                    done, _ = os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    done = pid
+                if done == pid:
+                    del self.adopted[pid]
+                    reaped.append(pid)
+        return reaped
+
+
+def _children() -> set[int] | None:
+    """The children of all this process's threads; None when the look proves nothing (a
+    thread ended meanwhile, or a list over :data:`LIMIT`)."""
+    me = os.getpid()
+    threads = _threads(me)
+    if threads is None:
+        return None
+    children: set[int] = set()
+    for tid in threads:
+        try:
+            with open(f"/proc/{me}/task/{tid}/children", "rb") as listing:
+                found = listing.read().split()
+        except OSError:
+            return None  # the thread ended: its children moved to another one
+        if len(found) > LIMIT:
+            return None
+        try:
+            children.update(map(int, found))
+        except ValueError:
+            return None
+    after = _threads(me)
+    return children if after is not None and threads <= after else None
+
+
+def _threads(me: int) -> set[int] | None:
+    try:
+        threads = {int(tid) for tid in os.listdir(f"/proc/{me}/task")}
+    except (OSError, ValueError):
+        return None
+    return threads if len(threads) <= LIMIT else None
+
+
+def _start(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and start time (clock ticks since boot), ``/proc/PID/stat``."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    try:
+        return fields[0].decode("ascii", "replace"), int(fields[19])
+    except (IndexError, ValueError):
+        return None

@@ -1,0 +1,126 @@
+"""Zombies of processes ``taskdaemon`` adopted as a subreaper that no stage waits for, reaped
+by the real ``taskdaemon run`` (``adopted_reaper``); the children its handlers wait for keep
+their true exit codes. Before, such a zombie stayed until taskdaemon exited."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from cli_support import run_quiet, taskdaemon
+from taskdaemon.pipeline import adopted_reaper
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
+
+#: A ``def`` handler whose shell leaves a ``sleep`` that its end hands to taskdaemon (adopted
+#: 3 s after its start, ended 2 s later), then watches ``/proc`` for its zombie's end; beside
+#: it, children the handler itself waits for, one of them a zombie across many looks, one
+#: started by a thread that ends before it does (the child moves to another thread's list).
+_HANDLERS = """\
+import os
+import subprocess
+import threading
+import time
+
+
+def _stat(pid):
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            text = stat.read()
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+def leave(context):
+    zombie = subprocess.Popen(["sh", "-c", "exit 3"])
+    running = subprocess.Popen(["sh", "-c", "sleep 6; exit 4"])
+    threaded = []
+    thread = threading.Thread(
+        target=lambda: threaded.append(subprocess.Popen(["sh", "-c", "sleep 4; exit 5"]))
+    )
+    thread.start()
+    thread.join()
+    shell = subprocess.run(
+        "sleep 5 >/dev/null 2>&1 & echo $!; sleep 3", shell=True, capture_output=True, text=True
+    )
+    pid = int(shell.stdout)
+    adopted = _stat(pid)
+    seen = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = _stat(pid)
+        if now is None or now[2] != adopted[2]:
+            break
+        if now[0] not in seen:
+            seen.append(now[0])
+        time.sleep(0.05)
+    else:
+        seen.append("left")
+    return {
+        "adopted": adopted[1] == os.getpid(),
+        "states": seen,
+        "codes": [zombie.wait(), running.wait(), threaded[0].wait()],
+    }
+"""
+
+_PIPELINE = """\
+name: reaped
+timeout: 60s
+stages:
+  - name: c
+    command: "true"
+    triggers: [{manual: {approval_required: false}}]
+  - name: h
+    handler: "leaving:leave"
+    triggers: [{on_completion: {stage: c}}]
+"""
+
+
+@pytest.mark.slow
+def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_children(
+    home: Path, tmp_path: Path
+) -> None:
+    """The command stage ``c`` makes taskdaemon a subreaper; ``h``'s ``sleep``, orphaned by
+    its shell, becomes taskdaemon's child, ends, and its zombie is gone while the run goes on.
+    The handler's own children, waited for after many looks, exit 3, 4 and 5 as they did (a
+    child reaped behind ``Popen``'s back would say 0)."""
+    ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _PIPELINE)
+    assert 0 == ran.returncode, ran.stderr
+    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
+    stages = {stage["name"]: stage for stage in json.loads(shown.stdout)["stages"]}
+    outputs = json.loads(stages["h"]["attempts"][-1]["outputs"])
+    assert outputs["adopted"] is True, outputs
+    assert "left" not in outputs["states"], outputs
+    assert [3, 4, 5] == outputs["codes"], outputs
+
+
+def test_a_look_reaps_no_child_this_process_forked() -> None:
+    """A child of the tests' own process (not a subreaper), a zombie across looks spanning
+    more than the margin, is never taken as adopted: its waiter gets its exit code."""
+    child = subprocess.Popen(["sh", "-c", "exit 3"])
+    reaper = adopted_reaper.Reaper()
+    deadline = time.monotonic() + adopted_reaper.MARGIN * 2.5
+    while time.monotonic() < deadline:
+        assert [] == reaper.look()
+        time.sleep(0.1)
+    assert ({}, 3) == (reaper.adopted, child.wait())
+
+
+def test_a_look_over_the_bound_proves_no_absence(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A list longer than ``LIMIT`` (a fork bomb) makes the look unusable, not partial."""
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        monkeypatch.setattr(adopted_reaper, "LIMIT", 0)
+        assert adopted_reaper._children() is None
+        monkeypatch.setattr(adopted_reaper, "LIMIT", 1024)
+        assert child.pid in (adopted_reaper._children() or set())
+    finally:
+        child.kill()
+        child.wait()
