@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import run_quiet, taskdaemon
+from cli_support import pythonpath_with, run_quiet, taskdaemon, write
+from schedule_support import scheduled_serve
 from taskdaemon.pipeline import adopted_reaper
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
 
 #: A ``def`` handler whose shell leaves a ``sleep`` that its end hands to taskdaemon (adopted
-#: 3 s after its start, ended 2 s later), then watches ``/proc`` for its zombie's end; beside
+#: 4.5 s after its start, ended 2.5 s later), then watches ``/proc`` for its zombie's end; beside
 #: it, children the handler itself waits for, one of them a zombie across many looks, one
 #: started by a thread that ends before it does (the child moves to another thread's list).
 _HANDLERS = """\
@@ -48,7 +49,7 @@ def leave(context):
     thread.start()
     thread.join()
     shell = subprocess.run(
-        "sleep 5 >/dev/null 2>&1 & echo $!; sleep 3", shell=True, capture_output=True, text=True
+        "sleep 7 >/dev/null 2>&1 & echo $!; sleep 4.5", shell=True, capture_output=True, text=True
     )
     pid = int(shell.stdout)
     adopted = _stat(pid)
@@ -99,6 +100,48 @@ def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_chi
     assert outputs["adopted"] is True, outputs
     assert "left" not in outputs["states"], outputs
     assert [3, 4, 5] == outputs["codes"], outputs
+
+
+def _stat(pid: int) -> tuple[str, int, int] | None:
+    """A process's state letter, parent pid and start time, from ``/proc/PID/stat``."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = text[text.rfind(b")") + 2 :].split()
+    return fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+@pytest.mark.slow
+def test_an_idle_serve_reaps_the_zombie_an_ended_run_left(home: Path, tmp_path: Path) -> None:
+    """``serve``'s run ends while its handler's orphaned ``sleep`` runs on, now ``serve``'s
+    child; it ends while ``serve`` is idle, and its zombie is gone without another run."""
+    pid_file = tmp_path / "pid"
+    (tmp_path / "leaving.py").write_text(
+        "import subprocess\n\n\ndef leave(context):\n"
+        f"    subprocess.run('sleep 7 >/dev/null 2>&1 & echo $! > {pid_file}; sleep 4.5',"
+        " shell=True)\n    return {}\n"
+    )
+    pipeline = write(tmp_path / "p.yaml", _PIPELINE)
+    with scheduled_serve(
+        home, pipeline, "--max-runs=1", PYTHONPATH=pythonpath_with(tmp_path)
+    ) as serve:
+        ended = serve.line(" ended ")
+        pid = int(pid_file.read_text())
+        adopted = _stat(pid)
+        states = []
+        deadline = time.monotonic() + 15
+        while (now := _stat(pid)) is not None and adopted is not None and now[2] == adopted[2]:
+            if now[0] not in states:
+                states.append(now[0])
+            if time.monotonic() > deadline:
+                states.append("left")
+                break
+            time.sleep(0.05)
+    assert " ended success" in ended, ended
+    assert adopted is not None
+    assert adopted[1] == serve.process.pid, adopted
+    assert "left" not in states, states
 
 
 def test_a_look_reaps_no_child_this_process_forked() -> None:
