@@ -145,7 +145,13 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
     puts before a line to lay it out, and a value wrapped exactly before a blank of its own
     (rare: ``textwrap`` drops that blank anyway) is the only one this misses. Any other
     text before a piece (a prefix such as ``log: ``, a timestamp) is not taken away: it may
-    be anything, and the pieces are then not found."""
+    be anything, and the pieces are then not found.
+
+    Overlapping places are made one stretch before the lines are read: the stretches are then
+    sorted by their ends as by their starts, and each line reads only those reaching it. Sorted
+    by start alone, one long value's place held back the first place a line may reach, and
+    each line read again every place begun since (a secret of one repeated character among
+    longer ones of it: the lines times the longest value's length)."""
     indents = [len(line) - len(line.lstrip(_BLANKS)) for line in lines]
     texts = [line[indent:] for line, indent in zip(lines, indents, strict=True)]
     glue = "".join(texts)
@@ -153,16 +159,21 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
     if not present:
         return lines
     ends = list(itertools.accumulate(map(len, texts)))  # where each line's text ends in ``glue``
-    crossing = sorted(
+    crossing: list[tuple[int, int]] = []  # disjoint, so sorted by their ends too
+    for start, end in sorted(
         (start, end)
         for value in present
         for start, end in _places(glue, value)
         if bisect.bisect_right(ends, start) != bisect.bisect_right(ends, end - 1)
-    )
+    ):
+        if crossing and start < crossing[-1][1]:  # overlapping: one stretch
+            crossing[-1] = (crossing[-1][0], max(end, crossing[-1][1]))
+        else:
+            crossing.append((start, end))
     if not crossing:
         return lines
     out: list[str] = []
-    first = 0  # the first place that may reach the current line (sorted by start)
+    first = 0  # the first stretch that may reach the current line
     line_start = 0
     for line, indent, line_end in zip(lines, indents, ends, strict=True):
         while first < len(crossing) and crossing[first][1] <= line_start:
@@ -172,8 +183,6 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
         for start, end in itertools.islice(crossing, first, None):
             if start >= line_end:
                 break
-            if end <= at:  # within a place masked already on this line
-                continue
             if start > at:
                 pieces += (glue[at:start], replacement)
             elif len(pieces) == 1:  # the place started on a line before
