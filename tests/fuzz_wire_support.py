@@ -233,14 +233,12 @@ async def wire_answers(connections: Clients[Connection]) -> tuple[str, list[byte
         words = {b"TOKEN": token.encode(), b"WRONG": wrong.encode()}
         words[b"{id}"] = handle.run_id.encode()
         try:
-            answers = await _served(connections, lambda c: _converse(server.port, c, words))
-            headers = {"authorization": f"Bearer {token}"}
-            # From another address: a case's wrong tokens may have got 127.0.0.1 refused (429
-            # until its window ends, ``token_failures``), which is no broken server.
-            other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
-            async with httpx.AsyncClient(
-                base_url=server.url, headers=headers, transport=other
-            ) as client:
+            # Signed in first: a case's wrong tokens may have got loopback refused (429 until
+            # its window ends, ``token_failures``), which is no broken server; a session
+            # cookie still passes.
+            async with httpx.AsyncClient(base_url=server.url) as client:
+                assert (await client.get("/", params={"token": token})).status_code == 303
+                answers = await _served(connections, lambda c: _converse(server.port, c, words))
                 after = (await client.get(f"/api/runs/{handle.run_id}")).status_code
         finally:
             handle.cancel()

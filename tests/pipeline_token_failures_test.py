@@ -1,6 +1,7 @@
 """Wrong API tokens counted per client address (``token_failures``): the bound, the 429 with
-``Retry-After``, the one log line per address and window, the bounded bookkeeping, and a real
-server on which one failing address does not lock out a client elsewhere."""
+``Retry-After``, the one log line per address and window, the bounded bookkeeping that a
+guesser cannot use to end its own window, and a real server on which a local guesser cannot
+dodge the bound by binding another loopback address."""
 
 from __future__ import annotations
 
@@ -61,17 +62,38 @@ def test_an_address_past_the_bound_is_refused_until_its_window_ends(
 def test_a_flood_from_many_addresses_keeps_the_bookkeeping_bounded(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Past ``max_clients`` addresses the one followed longest ends (in its line): the table
-    never grows past the bound, and the newest addresses are still counted."""
+    """Past ``max_clients`` addresses the newcomers share one window, ``other addresses``:
+    the table never grows past the bound plus that one, no window is ended early, and the
+    newcomers are refused together past the bound. Once the windows are over there is room
+    again."""
     caplog.set_level(logging.WARNING, LOGGER)
-    failures = TokenFailures(limit=1, max_clients=50, clock=_Clock())
+    clock = _Clock()
+    failures = TokenFailures(limit=3, max_clients=50, clock=clock)
     for n in range(1000):
         failures.failed(f"10.1.{n // 256}.{n % 256}")
-    assert len(failures) == 50
-    assert len(_lines(caplog)) == 950
-    assert _lines(caplog)[0] == "1 wrong API token from 10.1.0.0 in 60 s"
-    assert failures.retry_after("10.1.3.231") is not None  # the last one, still followed
-    assert failures.retry_after("10.1.0.0") is None
+    assert len(failures) == 51
+    assert _lines(caplog) == []
+    assert failures.retry_after("10.1.0.0") is None  # 1 failure of its own: under the bound
+    assert failures.retry_after("10.9.9.9") is not None  # a newcomer: the others' 950
+    clock.now += 60
+    failures.failed("10.9.9.9")
+    assert len(failures) == 1
+    assert len(_lines(caplog)) == 51
+    assert "950 wrong API tokens from other addresses in 60 s, then 1 refused (429)" in _lines(
+        caplog
+    )
+
+
+def test_a_guesser_cannot_end_its_own_window_by_filling_the_table() -> None:
+    """A guesser refused, then one failure from each of ``max_clients`` other addresses (a
+    host with an IPv6 /52 has 4,096 /64s): still refused. Before, the newcomers ended the
+    window followed longest, its own, and it guessed afresh."""
+    failures = TokenFailures(limit=3, max_clients=50, clock=_Clock())
+    for _ in range(3):
+        failures.failed("2001:db8:0:1::1")
+    for n in range(50):
+        failures.failed(f"2001:db8:0:{n + 2:x}::1")
+    assert failures.retry_after("2001:db8:0:1::7") is not None
 
 
 @pytest.mark.parametrize(
@@ -79,34 +101,44 @@ def test_a_flood_from_many_addresses_keeps_the_bookkeeping_bounded(
     [
         ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
         ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "fe80::/64"),
         ("::ffff:192.0.2.7", "192.0.2.7"),
         ("192.0.2.7", "192.0.2.7"),
+        ("127.0.0.1", "loopback"),
+        ("127.255.3.9", "loopback"),
+        ("::1", "loopback"),
+        ("::ffff:127.0.0.2", "loopback"),
         (None, "unknown"),
         ("not an address", "not an address"),
     ],
 )
 def test_the_key_an_address_counts_under(address: str | None, key: str) -> None:
     """An IPv6 host counts by its /64 (one host's usual block), so that its many addresses
-    share one budget; a mapped IPv4 counts as the IPv4."""
+    share one budget; a mapped IPv4 counts as the IPv4; every loopback address, which any
+    local user may bind, counts as one."""
     assert client_key(address) == key
 
 
 @pytest.mark.slow
-async def test_a_real_server_refuses_a_guessing_client_and_serves_another(
+async def test_a_real_server_refuses_a_guessing_client_from_any_loopback_address(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """On a real socket: the guessing client (127.0.0.1) gets 401s, then 429 with
-    ``Retry-After``, its right token too; a client from 127.0.0.2 is served with the right
-    token at once and still gets its own 401 for a wrong one; a browser signed in from the
-    refused address keeps its session. The window's end is one warning counting both,
-    holding no token; then the first client is served again."""
+    ``Retry-After``, its right token too, and so does a guess bound to 127.0.0.2 or
+    127.8.9.10 (before, each of the sixteen million loopback addresses had a budget of its
+    own: a local guesser was not bounded); a browser signed in keeps its session. The
+    window's end is one warning, holding no token; then the right token is served again."""
     caplog.set_level(logging.WARNING, LOGGER)
     limits = HttpLimits(token_failures=3, token_window=2.0)
     async with serving(auth=ApiAuth.configured(TOKEN), limits=limits) as server:
-        other = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
+        elsewhere = [
+            httpx.AsyncHTTPTransport(local_address=address)
+            for address in ("127.0.0.2", "127.8.9.10")
+        ]
         async with (
             httpx.AsyncClient(base_url=server.url) as guesser,
-            httpx.AsyncClient(base_url=server.url, transport=other) as good,
+            httpx.AsyncClient(base_url=server.url, transport=elsewhere[0]) as second,
+            httpx.AsyncClient(base_url=server.url, transport=elsewhere[1]) as third,
             httpx.AsyncClient(base_url=server.url) as browser,
         ):
             signed_in = await browser.get("/", params={"token": TOKEN})
@@ -125,20 +157,38 @@ async def test_a_real_server_refuses_a_guessing_client_and_serves_another(
             assert 1 <= int(refused.headers["retry-after"]) <= 2
             assert "too many wrong tokens" in refused.json()["error"]
             assert (right_from_guesser, by_query.status_code) == (429, 429)
-            assert await status(good, TOKEN) == 200
-            assert await status(good, WRONG) == 401
+            assert [await status(second, WRONG), await status(third, TOKEN)] == [429, 429]
             assert (await browser.get("/api")).status_code == 200
             assert _lines(caplog) == []
             for _ in range(100):
-                if len(_lines(caplog)) == 2:
+                if _lines(caplog):
                     break
                 await asyncio.sleep(0.05)
-            assert sorted(_lines(caplog)) == [
-                "1 wrong API token from 127.0.0.2 in 2 s",
-                "3 wrong API tokens from 127.0.0.1 in 2 s, then 3 refused (429)",
+            assert _lines(caplog) == [
+                "3 wrong API tokens from loopback in 2 s, then 5 refused (429)"
             ]
-            assert await status(guesser, TOKEN) == 200
+            assert await status(second, TOKEN) == 200
     assert not [r for r in caplog.records if TOKEN in r.getMessage() or WRONG in r.getMessage()]
+
+
+@pytest.mark.slow
+async def test_a_request_with_a_header_token_and_a_query_token_counts_two_guesses() -> None:
+    """Both tokens of a request are compared, so both count: two such requests reach a bound
+    of 4 (before, each counted one, and a guesser tried twice as many)."""
+    limits = HttpLimits(token_failures=4, token_window=60.0)
+    async with (
+        serving(auth=ApiAuth.configured(TOKEN), limits=limits) as server,
+        httpx.AsyncClient(base_url=server.url) as guesser,
+    ):
+        answers = [
+            await guesser.get(
+                "/api",
+                params={"token": f"{WRONG}-q{n}"},
+                headers={"Authorization": f"Bearer {WRONG}-h{n}"},
+            )
+            for n in range(3)
+        ]
+    assert [answer.status_code for answer in answers] == [401, 401, 429]
 
 
 @pytest.mark.slow
@@ -164,7 +214,7 @@ async def test_a_browser_from_a_refused_address_gets_a_page_and_a_stop_says_the_
         assert '<input name="token"' in page.text
         assert (api.status_code, api.headers["content-type"]) == (429, "application/json")
         assert _lines(caplog) == []
-    assert _lines(caplog) == ["2 wrong API tokens from 127.0.0.1 in 600 s, then 2 refused (429)"]
+    assert _lines(caplog) == ["2 wrong API tokens from loopback in 600 s, then 2 refused (429)"]
 
 
 def test_close_says_every_open_window(caplog: pytest.LogCaptureFixture) -> None:

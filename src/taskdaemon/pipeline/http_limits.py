@@ -55,11 +55,12 @@ events pending in one run   1000         ``POST /api/runs/{id}/events`` answers 
                                          rejecting would invite an instant retry. Prometheus
                                          servers scrape every 15 s or so: 20 a second serves
                                          hundreds of them
-wrong API tokens            10 per 60 s  per client address (an IPv6 one by its /64): its requests
-                                         needing a credential are answered 429 with
-                                         ``Retry-After`` until its window ends; at most 4096
-                                         addresses followed, one log line each per window
-                                         (``token_failures``)
+wrong API tokens            10 per 60 s  per client address (an IPv6 one by its /64, every
+                                         loopback one as one): its requests needing a
+                                         credential are answered 429 with ``Retry-After``
+                                         until its window ends; at most 4096 addresses
+                                         followed, the rest sharing one window, one log line
+                                         each per window (``token_failures``)
 server error logs           10 per 60 s  per server, each with its own limits (``http_thread``
                                          charges a record to the server that logs it): the rest
                                          are counted and the count is appended to the next

@@ -333,8 +333,9 @@ class SecurityMiddleware:
             return
         via = self._authenticate(headers, query, signed_in=signed_in)
         if via is None:
-            if "token" in query or _AUTH_HEADER.match(headers.get("authorization", "")):
-                self.failures.failed(client)
+            tried = ("token" in query) + bool(_AUTH_HEADER.match(headers.get("authorization", "")))
+            if tried:  # each token compared is a guess: a header and a query are two
+                self.failures.failed(client, tried)
             if wants_page(scope, headers) and "token" in query:
                 # A wrong token leaves the address bar (the sign-in box hides what is typed:
                 # a mistyped token is most of the right one); the next page says why.
