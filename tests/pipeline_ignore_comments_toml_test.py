@@ -9,6 +9,7 @@ TOML file"."""
 from __future__ import annotations
 
 import time
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ import pytest
 from cli_support import taskdaemon
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.ignore_comments import ignore_comments
-from taskdaemon.pipeline.toml_scan import toml_comments, toml_scan
+from taskdaemon.pipeline.toml_scan import key_parts, toml_comments, toml_scan
 from taskdaemon.pipeline.validation_warnings import ValidationWarning
 
 #: A run that succeeds: ``later`` and ``never`` suppressed, ``shown``'s comment on the wrong
@@ -130,3 +131,32 @@ def test_a_text_tomllib_refused_is_read_in_bounded_time() -> None:
     tops = [found.number for found in toml_scan(text) if found.top]
     comments = list(toml_comments(text + line))
     assert ([1, 2, 3, 4], [], True) == (tops, comments, time.monotonic() - started < 5)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'command = "echo ' + "x" * 2_000_000 + '"\n',
+        'command = "' + "\\t" * 1_000_000 + '"\n',
+        'command = """' + "x\\\n" * 500_000 + '"""\n',
+        'command = """' + 'x"' * 1_000_000 + '"""\n',
+        '"""' + "x" * 2_000_000,
+    ],
+    ids=["basic", "escapes", "multi-line", "lone-quotes", "never-closed"],
+)
+def test_a_long_string_is_read_in_bounded_memory(text: str) -> None:
+    """A string of 2 MB (a pipeline file may hold 16 MiB) is read, its lines and its
+    comments, without ``re`` keeping an entry per character: before, a string's characters
+    were an alternation repeated per character, which took many times the string's size
+    (``validate`` of a file with a long ``command`` held it too). A long quoted key alike."""
+    key_line = '"' + "k\\t" * 1_000_000 + '" = 1'
+    tracemalloc.start()
+    try:
+        lines = sum(1 for _ in toml_scan(text))
+        comments = list(toml_comments(text))
+        key = key_parts(key_line, 0)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (lines, comments, key is not None) == (text.count("\n") + 1, [], True)
+    assert peak < 5_000_000, peak

@@ -30,11 +30,14 @@ __all__ = ["TomlComment", "TomlLine", "key_parts", "toml_comments", "toml_scan"]
 #: TOML's strings, each form once: multi-line basic (which may end in one or two quotes of its
 #: own before its closing three, ``"""a"""""``), multi-line literal, basic, literal; and, in a
 #: text ``tomllib`` refused, a quote never closed, which ends its line (else each quote after it
-#: on the line would look for its end again: quadratic).
+#: on the line would look for its end again: quadratic). A string with escapes is read as runs
+#: of plain characters between its escapes (and, multi-line, its lone quotes), each possessive
+#: (``*+``): an alternation repeated per character, ``(?:[^"\\]|\\.)*``, makes ``re`` keep a
+#: backtracking entry per character, many times the string's own size.
 _STRINGS: Final = (
-    r'"""(?:[^\\]|\\.)*?"""(?:""?)?',
+    r'"""[^\\"]*+(?:(?:\\.|"(?!""))[^\\"]*+)*+"""(?:""?)?',
     r"'''.*?'''(?:''?)?",
-    r'"(?:[^"\\\n]|\\[^\n])*"',
+    r'"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"',
     r"'[^'\n]*'",
     r"[\"'][^\n]*",
 )
@@ -45,7 +48,7 @@ _PARTS: Final = re.compile("|".join((*_STRINGS, _COMMENT, r"([\[\]{}])", r"(\n)"
 _STRINGS_OR_COMMENT: Final = re.compile("|".join((*_STRINGS, _COMMENT)), re.DOTALL)
 # One part of a key: bare, or quoted ("..." with escapes, '...' raw), with the blanks around it.
 _KEY_PART: Final = re.compile(
-    r"[ \t]*(?:([A-Za-z0-9_-]+)|\"((?:[^\"\\\n]|\\.)*)\"|'([^'\n]*)')[ \t]*"
+    r"[ \t]*(?:([A-Za-z0-9_-]+)|\"([^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+)\"|'([^'\n]*)')[ \t]*"
 )
 
 
