@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
-from taskdaemon.pipeline.hint_syntax import Word, setting, written
+from taskdaemon.pipeline.hint_syntax import Word, setting, syntax_of, written
 
 _TOML = """\
 name = "My Pipeline"
@@ -128,3 +128,51 @@ def test_every_toml_hint_is_a_value_toml_reads(value: object, toml: str) -> None
     plain = json.loads(json.dumps(value))
     assert {"k": plain} == tomllib.loads(setting("k", value, "toml"))
     assert {"k": plain} == json.loads("{" + setting("k", value, "json") + "}")
+
+
+@pytest.mark.parametrize(
+    ("fmt", "syntax"),
+    [("toml", "toml"), ("json", "json"), ("yaml", "yaml"), ("yml", "yaml"), ("TOML", "yaml")],
+)
+def test_a_loader_s_format_names_its_syntax(fmt: str, syntax: str) -> None:
+    """TOML and JSON by their loaders' names; any other name (a YAML file's) is YAML."""
+    assert syntax_of(fmt) == syntax
+
+
+def test_json_keeps_a_name_s_own_letters_and_its_booleans_lower_case() -> None:
+    """A JSON hint writes a name as the file does (``é``, not ``\\u00e9``), also one that
+    holds a quote; booleans are ``true`` and ``false`` in every syntax, items apart by ", "."""
+    assert [
+        '"é"',
+        '"it\'s é"',
+        "'é'",
+        "[true, false]",
+        '{"a": true, "b": [false]}',
+        "{a: true, b: [false]}",
+    ] == [
+        written("é", "json"),
+        written("it's é", "json"),
+        written("é", "toml"),
+        written([True, False], "toml"),
+        written({"a": True, "b": [False]}, "json"),
+        written({"a": True, "b": [False]}, "yaml"),
+    ]
+
+
+def test_a_long_name_is_cut_to_the_limit_at_every_depth() -> None:
+    """``limit`` cuts a string alone, in a list, in a mapping and in a setting alike: a name
+    the file gave never makes a hint longer than the limit allows."""
+    name = "abcdefghijklmnop"
+    assert [
+        "'abcdefg…'",
+        "['abcdefg…', 'x']",
+        "{stage = 'abcdefg…'}",
+        "k = {stage = 'abcdefg…'}",
+        '"k": "abcdefg…"',
+    ] == [
+        written(name, "yaml", 8),
+        written([name, "x"], "yaml", 8),
+        written({"stage": name}, "toml", 8),
+        setting("k", {"stage": name}, "toml", 8),
+        setting("k", name, "json", 8),
+    ]
