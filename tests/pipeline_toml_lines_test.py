@@ -91,3 +91,21 @@ def test_lines_count_line_feeds_only() -> None:
     feed inside a comment starts no line."""
     text = 'name = "p"  # \x0c\r\n[[stages]]\r\nname = "a"\r\n'
     assert toml_lines(text, ["stages[0].name"]) == {"stages[0].name": 3}
+
+
+def test_the_root_is_the_first_line_that_is_not_blank_or_a_comment() -> None:
+    """The file's root (``""``) is where its first key or header is, as a YAML file's is:
+    blank lines, blanks alone and comments before it are no line of the root."""
+    text = '\n# a comment\n   \n  # another\nname = "p"\n[retry]\nmax_attempts = 3\n'
+    assert {"": 5, "name": 5} == toml_lines(text, ["", "name"])
+    assert {"": 1} == toml_lines("[retry]\nmax_attempts = 3\n", [""])
+    assert {} == toml_lines('name = "p"\n', ["retry"])
+
+
+def test_a_header_of_three_parts_under_an_array_item_names_its_table() -> None:
+    """``[stages.retry.backoff]`` after a ``[[stages]]`` is a table of the last item: its keys'
+    paths hold each part once, in order, with the item's index."""
+    text = '[[stages]]\nname = "a"\n[[stages]]\nname = "b"\n[stages.retry.backoff]\nfactor = 2\n'
+    assert tomllib.loads(text)["stages"][1]["retry"]["backoff"] == {"factor": 2}
+    wanted = ["stages[1].retry.backoff.factor", "stages[1].retry", "stages[0].retry"]
+    assert {"stages[1].retry.backoff.factor": 6, "stages[1].retry": 5} == toml_lines(text, wanted)
