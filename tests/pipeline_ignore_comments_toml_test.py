@@ -160,3 +160,37 @@ def test_a_long_string_is_read_in_bounded_memory(text: str) -> None:
         tracemalloc.stop()
     assert (lines, comments, key is not None) == (text.count("\n") + 1, [], True)
     assert peak < 5_000_000, peak
+
+
+def test_toml_scan_gives_each_line_s_text_and_whether_it_is_at_the_top() -> None:
+    """Each line's ``start`` and ``end`` cut its text out of the file, the last one without a
+    line feed too; a line inside a multi-line string or a value spread over lines (nested
+    brackets closed one by one) is not at the top; a bracket in a comment opens nothing."""
+    text = 'a = """x\ny""" # [\n[t]\nb = [[\n1],\n2]\nc = 1'
+    assert [
+        (1, 'a = """x', True),
+        (2, 'y""" # [', False),
+        (3, "[t]", True),
+        (4, "b = [[", True),
+        (5, "1],", False),
+        (6, "2]", False),
+        (7, "c = 1", True),
+    ] == [(line.number, text[line.start : line.end], line.top) for line in toml_scan(text)]
+
+
+def test_toml_comments_count_a_line_feed_at_the_text_s_start() -> None:
+    """A comment after a first blank line is on line 2, column 1, at its ``#``'s index."""
+    assert [(2, 1, 1, 4), (3, 4, 8, 11)] == [
+        tuple(comment) for comment in toml_comments("\n# a\na=1# b\n")
+    ]
+
+
+def test_key_parts_reads_a_dotted_key_up_to_its_equals_sign_or_bracket() -> None:
+    """Bare and quoted parts, blanks around the dots; a key not followed by ``=`` (or a
+    header's ``]``) is none."""
+    assert [(["a", "b c"], 12), (["x", "y"], 4), None, None] == [
+        key_parts("a . 'b c'   = 1", 0),
+        key_parts("[x.y] # c", 1),
+        key_parts("a b = 1", 0),
+        key_parts("a.b", 0),
+    ]

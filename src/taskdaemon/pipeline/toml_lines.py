@@ -32,7 +32,7 @@ def toml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     items: dict[str, int] = {}  # the number of items of each array of tables so far
     table = ""  # the path of the table the keys below belong to
-    for number, start, end, top, _ in toml_scan(text):
+    for number, start, end, top in toml_scan(text):
         if not top:
             continue
         line = text[start:end]

@@ -6,10 +6,10 @@ taskdaemon: ignore`` comments (``ignore_comments``).
 
 * :func:`toml_scan` gives each line (split at ``\\n`` only, as ``tomllib`` counts lines), with
   whether it begins at the top (outside every string and bracket: a header or a key may begin
-  it, a line inside a multi-line string or a value spread over lines may not) and where its
-  comment begins. Strings are skipped in their four forms (basic, literal, and the multi-line
-  forms of both), so a ``[``, ``=`` or ``#`` inside one is text; TOML has no unquoted text that
-  may hold a ``#``, so one outside every string begins a comment.
+  it, a line inside a multi-line string or a value spread over lines may not). Strings are
+  skipped in their four forms (basic, literal, and the multi-line forms of both), so a ``[``,
+  ``=`` or ``#`` inside one is text; TOML has no unquoted text that may hold a ``#``, so one
+  outside every string begins a comment, which is skipped whole.
 * :func:`key_parts` reads a dotted key (bare or quoted parts) up to its ``=``, or a header's
   ``]``.
 
@@ -64,36 +64,35 @@ class TomlComment(NamedTuple):
 
 class TomlLine(NamedTuple):
     """One line of the text: its 1-based ``number``, its ``start`` and ``end`` (of its ``\\n``,
-    or of the text) as indices in the text, whether it begins at the ``top`` (see the module
-    docstring), and the index of its comment's ``#`` (-1: none)."""
+    or of the text) as indices in the text, and whether it begins at the ``top`` (see the
+    module docstring). Where a comment is, :func:`toml_comments` says: no reader of the lines
+    asked it of them."""
 
     number: int
     start: int
     end: int
     top: bool
-    comment: int
 
 
 def toml_scan(text: str) -> Iterator[TomlLine]:
     """The lines of ``text``, in order (see the module docstring)."""
     depth = 0  # open brackets of a value spread over lines
-    number, start, top, comment = 1, 0, True, -1  # the line being read
+    number, start, top = 1, 0, True  # the line being read
     for part in _PARTS.finditer(text):
         kind = part.lastindex
         if kind == 3:  # its line break
-            yield TomlLine(number, start, part.start(), top, comment)
-            number, start, top, comment = number + 1, part.end(), depth == 0, -1
+            yield TomlLine(number, start, part.start(), top)
+            number, start, top = number + 1, part.end(), depth == 0
         elif kind == 2:
             depth = depth + 1 if part.group(2) in "[{" else max(depth - 1, 0)
-        elif kind == 1:
-            comment = part.start()
-        else:  # a string: a multi-line one's line breaks are lines inside it
+        elif kind is None:  # a string: a multi-line one's line breaks are lines inside it
             at = text.find("\n", part.start(), part.end())
             while at >= 0:
-                yield TomlLine(number, start, at, top, comment)
-                number, start, top, comment = number + 1, at + 1, False, -1
+                yield TomlLine(number, start, at, top)
+                number, start, top = number + 1, at + 1, False
                 at = text.find("\n", start, part.end())
-    yield TomlLine(number, start, len(text), top, comment)
+        # a comment (1) is skipped whole: a bracket in it is text
+    yield TomlLine(number, start, len(text), top)
 
 
 def toml_comments(text: str) -> Iterator[TomlComment]:
