@@ -6,7 +6,9 @@ the code asked (0 after a run that failed)."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
@@ -82,8 +84,13 @@ def test_the_stand_in_calls_the_exit_of_the_moment_and_is_named_as_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Bound once: a second call keeps it; ``beneath`` gives what it calls when ``os._exit``
-    is itself, and what a replacement is otherwise. This process's own put back after."""
-    monkeypatch.setattr(os, "_exit", os._exit)
+    is itself, and what a replacement is otherwise. This process's own put back after; a
+    stand-in for it lies beneath, so that a mutant calling it does not end the test's process."""
+
+    def under(status: int) -> NoReturn:
+        raise AssertionError(f"the exit beneath called with {status}")
+
+    monkeypatch.setattr(os, "_exit", under)
     monkeypatch.setattr(late_exit_module, "_REAL", [])
     calls: list[int] = []
 
@@ -94,12 +101,45 @@ def test_the_stand_in_calls_the_exit_of_the_moment_and_is_named_as_it(
     bound_late()
     bound_late()
     assert os._exit is late_exit
-    real = beneath(late_exit)
     monkeypatch.setattr(os, "_exit", replaced)
     with pytest.raises(SystemExit):
         late_exit(7)
     assert ([7], "os._exit", True) == (
         calls,
         f"{late_exit.__module__}.{late_exit.__qualname__}",
-        real is not late_exit and beneath(replaced) is replaced,  # type: ignore[arg-type]
+        beneath(late_exit) is under and beneath(replaced) is replaced,  # type: ignore[arg-type]
+    )
+
+
+def test_the_stand_in_calls_the_exit_beneath_it_and_is_bound_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With ``os._exit`` the stand-in itself, a call reaches the function it took the place
+    of; with a replacement in its place, the replacement, never the one beneath. A second
+    ``bound_late`` after a replacement leaves the replacement where it is. (A stand-in for the
+    real ``os._exit`` lies beneath, so no mutant can end the test's process.)"""
+    calls: list[tuple[str, int]] = []
+
+    def ending(name: str) -> Callable[[int], NoReturn]:
+        def end(status: int) -> NoReturn:
+            calls.append((name, status))
+            raise SystemExit(status)
+
+        return end
+
+    beneath_it = ending("beneath")
+    monkeypatch.setattr(os, "_exit", beneath_it)
+    monkeypatch.setattr(late_exit_module, "_REAL", [])
+    bound_late()
+    with pytest.raises(SystemExit):
+        os._exit(3)
+    replacement = ending("replacement")
+    monkeypatch.setattr(os, "_exit", replacement)
+    bound_late()
+    with pytest.raises(SystemExit):
+        late_exit(4)
+    assert ([("beneath", 3), ("replacement", 4)], [beneath_it], True) == (
+        calls,
+        late_exit_module._REAL,
+        os._exit is replacement,
     )
