@@ -229,3 +229,45 @@ def test_close_says_every_open_window(caplog: pytest.LogCaptureFixture) -> None:
         "1 wrong API token from 10.0.0.1 in 60 s",
         "1 wrong API token from 10.0.0.2 in 60 s",
     ]
+
+
+def test_the_defaults_are_ten_failures_a_minute_and_4096_addresses(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """What a server without its own limits gets (``ApiAuth``'s own count): an address is
+    refused past its tenth failure, and the 4097th address ends the window of the first."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    clock = _Clock()
+    failures = TokenFailures(clock=clock)
+    for _ in range(9):
+        failures.failed("10.0.0.1")
+    assert failures.retry_after("10.0.0.1") is None
+    failures.failed("10.0.0.1")
+    assert failures.retry_after("10.0.0.1") == 60
+    for n in range(1, 4096):
+        failures.failed(f"10.2.{n // 256}.{n % 256}")
+    assert (4096, []) == (len(failures), _lines(caplog))
+    failures.failed("10.3.0.0")
+    assert (4096, ["10 wrong API tokens from 10.0.0.1 in 60 s, then 1 refused (429)"]) == (
+        len(failures),
+        _lines(caplog),
+    )
+
+
+def test_a_window_ends_at_its_last_second(caplog: pytest.LogCaptureFixture) -> None:
+    """Half a second before the window's end a refused address is told 1 s (not less, never
+    0); at the end itself the window is over and the address tries afresh."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    clock = _Clock()
+    failures = TokenFailures(limit=1, window=60.0, clock=clock)
+    failures.failed("10.0.0.1")
+    clock.now += 59.5
+    assert failures.retry_after("10.0.0.1") == 1
+    clock.now += 0.5
+    assert failures.retry_after("10.0.0.1") is None
+    assert _lines(caplog) == ["1 wrong API token from 10.0.0.1 in 60 s, then 1 refused (429)"]
+
+
+def test_an_ipv6_address_with_a_zone_counts_under_its_block() -> None:
+    """A link-local peer's zone (``%eth0``, which the socket gives) is no part of its key."""
+    assert client_key("fe80::1:2%eth0") == client_key("fe80::9%2") == "fe80::/64"
