@@ -174,9 +174,9 @@ tests_for() {
                 tests/pipeline_monitor_payloads_test.py tests/pipeline_monitor_test.py \
                 tests/pipeline_monitor_outcomes_test.py ;;
         pipeline/masked_values.py)
-            echo tests/pipeline_masked_values_test.py tests/pipeline_secret_values_test.py \
-                tests/pipeline_redaction_test.py tests/pipeline_redaction_rules_test.py \
-                tests/pipeline_secret_values_overlap_test.py ;;
+            echo tests/pipeline_masked_values_test.py tests/pipeline_masked_values_wrapped_test.py \
+                tests/pipeline_secret_values_test.py tests/pipeline_redaction_test.py \
+                tests/pipeline_redaction_rules_test.py tests/pipeline_secret_values_overlap_test.py ;;
         pipeline/settings.py | pipeline/settings_parsers.py)
             echo tests/pipeline_settings_test.py tests/pipeline_settings_parsers_test.py \
                 tests/pipeline_settings_grafana_credentials_test.py \

@@ -11,6 +11,7 @@ import pytest
 
 from cli_support import taskdaemon, write
 from redaction_support import run_key_handler, shown_and_stored
+from taskdaemon.pipeline.masked_values import masked_wrapped
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
 
@@ -123,3 +124,25 @@ def test_a_command_printing_a_secret_wrapped_and_indented_shows_no_piece(
         [piece for piece in PIECES if any(piece in text for text in shown)],
         shown[2].count(f"[stdout]   {REDACTED}"),
     )
+
+
+def test_each_place_wrapped_is_masked_on_every_line_it_reaches() -> None:
+    """``masked_wrapped`` itself: a value cut one character before its end is masked on both
+    lines; a value whole on one line is left to ``masked_text`` (the lines come back as they
+    are); two places may share a line, a place may begin on a line's first character, and a
+    shorter value inside a longer one does not hide the place after it on its line."""
+    assert [
+        ["pre R", "R post"],
+        ["a SECRET", "b"],
+        ["xR", "RxR", "Rx"],
+        ["ab", "R", "Ry"],
+        ["pre R", "R mid R", "R post"],
+        ["aR", "Rb", "cR", "Rd", "e"],
+    ] == [
+        masked_wrapped(["pre SECRE", "T post"], ["SECRET"], "R"),
+        masked_wrapped(["a SECRET", "b"], ["SECRET"], "R"),
+        masked_wrapped(["xSE", "CxSE", "Cx"], ["SEC"], "R"),
+        masked_wrapped(["ab", "SE", "Cy"], ["SEC"], "R"),
+        masked_wrapped(["pre ABCD", "EF mid ABCD", "EF post"], ["ABCDEF", "BCDE"], "R"),
+        masked_wrapped(["aS", "ECb", "cS", "ECd", "e"], ["SEC"], "R"),
+    ]
