@@ -135,3 +135,30 @@ def test_the_work_on_a_file_of_comments_is_bounded() -> None:
 
     assert growth(many_comments, 1_000, 10_000) < 1.5
     assert growth(many_stages, 1_000, 10_000) < 1.5
+
+
+def test_directives_at_a_gap_s_edges_keep_their_lines_and_columns() -> None:
+    """A directive on a YAML file's first line (before its first token), two in one gap on
+    lines of their own (the second indented), one on a block scalar's header when it is the
+    file's last directive, and one on a header the file ends on, with no line break after."""
+    texts = [
+        "# taskdaemon: ignore[x]\na: 1\n",
+        "a: 1\n# taskdaemon: ignore[x]\n  # taskdaemon: ignore[y]\nb: 2\n",
+        "a: |  # taskdaemon: ignore[x]\n  text\nb: 1\n",
+        "a: |  # taskdaemon: ignore[x]",
+    ]
+    assert [
+        [(1, 1, ("x",))],
+        [(2, 1, ("x",)), (3, 3, ("y",))],
+        [(1, 7, ("x",))],
+        [(1, 7, ("x",))],
+    ] == [[tuple(found) for found in ignore_comments(text, "yaml")] for text in texts]
+
+
+def test_no_directive_is_read_outside_a_comment_of_its_format() -> None:
+    """JSON has no comments, whatever its strings hold; in TOML a comment before a string
+    holding the directive's text does not reach into the string."""
+    assert ([], []) == (
+        list(ignore_comments('{"a": "# taskdaemon: ignore"}', "json")),
+        list(ignore_comments('a = 1 # x\nb = "# taskdaemon: ignore[y]"\n', "toml")),
+    )
