@@ -135,9 +135,9 @@ tests_for() {
             echo tests/reliability_sources_test.py tests/reliability_sources_deadlines_test.py \
                 tests/pipeline_tracking_source_urls_test.py \
                 tests/pipeline_settings_size_bounds_test.py ;;
-        pipeline/control.py)
+        pipeline/control.py | pipeline/control_sockets.py)
             echo tests/pipeline_control_test.py tests/pipeline_control_protocol_test.py \
-                tests/pipeline_cli_approve_served_test.py ;;
+                tests/pipeline_cli_approve_served_test.py tests/pipeline_control_stale_test.py ;;
         pipeline/connection_slots.py)
             # Its own test, then the two servers' eviction tests, in-process.
             echo tests/pipeline_connection_slots_test.py tests/pipeline_http_limits_protocol_test.py \
