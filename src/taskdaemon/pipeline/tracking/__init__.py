@@ -36,6 +36,8 @@ Modules:
 * ``_output_rows``: captured output lines as ``logs`` rows, one row per batch of lines.
 * ``_remask``: a run's stored rows masked again for values that became secrets after them.
 * ``_schema``: the store file opened: created, migrated, or refused when it is not one.
+* ``_store_file``: the store's file and its file system apart from SQLite: why this process
+  cannot write it, whether anyone can, the file created private, its identity while written.
 * ``_tables``: the tables this version makes (``SCHEMA_VERSION``).
 * ``_migrations``: a file of an older taskdaemon brought to ``SCHEMA_VERSION``.
 * ``_trace_read``: one trace's span rows read from the file and decoded.
