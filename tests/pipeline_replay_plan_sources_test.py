@@ -16,11 +16,10 @@ from pipeline_replay_support import FLOW
 from replay_plan_support import RUN, missing_rows, ran, recorded_run
 from taskdaemon.pipeline.definition import sha256_text
 from taskdaemon.pipeline.replay.plan import (
-    TEMPO_HINT,
     MissingValue,
     build_plan,
-    load_stage_output,
 )
+from taskdaemon.pipeline.replay.plan_values import TEMPO_HINT, load_stage_output
 from taskdaemon.pipeline.replay.record import (
     RecordedRun,
     RecordedValue,

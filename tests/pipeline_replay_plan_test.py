@@ -25,11 +25,11 @@ from replay_plan_support import (
 )
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.replay.plan import (
-    TEMPO_HINT,
     MissingValue,
     ReplayError,
     build_plan,
 )
+from taskdaemon.pipeline.replay.plan_values import TEMPO_HINT
 from taskdaemon.pipeline.replay.record import (
     RecordedRun,
     RecordedValue,

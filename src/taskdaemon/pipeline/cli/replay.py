@@ -196,7 +196,7 @@ def replay_command(args: argparse.Namespace) -> int:
         build_plan,
         load_recorded_run,
     )
-    from taskdaemon.pipeline.replay.plan import load_stage_output  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.plan_values import load_stage_output  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
     if args.step:

@@ -17,6 +17,8 @@ Modules:
 
 * ``record``: what a recorded run's spans say, in the form replay needs.
 * ``plan``: what a replay runs again, what it feeds from the record, and what is missing.
+* ``plan_values``: the values a replay hands its new run (the definition, the request, a
+  fed stage's outputs and events), from the record or supplied, and each one missing.
 * ``reuse``: which of a replay's reuse candidates is reused, decided as each instance starts.
 * ``run``: executes a plan as a new run (a new trace) linked to the original.
 * ``verify``: ``--verify``, the re-executed stages compared with the recorded ones.
