@@ -187,7 +187,7 @@ tests_for() {
                 tests/pipeline_run_log_stored_rows_test.py tests/pipeline_debug_logs_test.py \
                 tests/pipeline_debug_logs_cli_test.py \
                 tests/pipeline_monitor_unrecorded_test.py tests/pipeline_cli_deferred_test.py ;;
-        pipeline/run_log_emit.py)
+        pipeline/run_log_emit.py | pipeline/run_log_lean.py)
             # The run log's records and rows, then the record queue's turns that batch the rows.
             echo tests/pipeline_run_log_records_test.py tests/pipeline_run_log_rows_test.py \
                 tests/pipeline_run_log_stored_rows_test.py tests/pipeline_monitor_record_queue_test.py \
