@@ -61,7 +61,7 @@ EXPECTED = {
     ),
     "cel_syntax.yaml": (
         "pipelines/invalid/cel_syntax.yaml:6: stages[0].triggers[0].on_condition.expression: "
-        "syntax error at column 17: mismatched input '<EOF>'"
+        "syntax error at column 17: the expression ends at '==', with nothing after it"
     ),
     "cel_unknown_stage.yaml": (
         "pipelines/invalid/cel_unknown_stage.yaml:12: stages[1].inputs.plan.from: reads "
@@ -153,7 +153,7 @@ EXPECTED = {
         "stages[1].triggers[0].on_completion.stage: unknown stage 'planing' (did you mean "
         "'planning'?)\n"
         "pipelines/invalid/several_problems.yaml:16: stages[1].inputs.plan.from: syntax error "
-        "at column 31: mismatched input '<EOF>'\n"
+        "at column 31: the expression ends at '+', with nothing after it\n"
         "pipelines/invalid/several_problems.yaml:17: stages[2].name: duplicate stage name "
         "'planning' (first at stages[0]: rename one)\n"
         "pipelines/invalid/several_problems.yaml:20: stages[2].triggers[0].on_event.type: no "

@@ -179,9 +179,8 @@ def test_errors_of_compiling_and_of_types_say_what_is_wrong_in_one_line() -> Non
         "ExpressionLimitError: expression has a member chain longer than 64 steps",
         "ExpressionLimitError: estimated cost 7,040,402 is over the budget of 1,000,000 "
         "(a comprehension over a large list?)",
-        "ExpressionError: does not compile: Failed to parse expression 'x(': ERROR: <input>:1:3: "
-        "Syntax error: mismatched input '<EOF>' expecting {'[', '{', '(', ')', '.', '-', '!', "
-        "'true', 'false', 'null', NUM_FLOAT, NUM_INT, NUM_UINT, STRING, BYTES, IDENTIFIER}",
+        "ExpressionError: does not compile: syntax error at column 3: the expression ends "
+        "before the ')' that closes the '(' at column 2",
     ] == refused
     assert [
         "ExpressionError: 'request.n > \"3\"': No such overload: the operation is not defined "

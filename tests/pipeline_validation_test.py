@@ -89,7 +89,7 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "external_events (add it to the emits of the stage that publishes it, or write "
         "external_events: ['missing'] for one published from outside the run)",
         "stages[3].triggers[1].on_condition.expression: syntax error at column 15: "
-        "mismatched input '<EOF>'",
+        "the expression ends at '==', with nothing after it",
         "stages[3].triggers[2].manual.timeout: must be > 0, got 0",
         "stages[3].inputs.x: duplicate input name",
         "stages[3].inputs.x.from: reads unknown stage 'zz' (the stages: 'a', 'Bad Name', "
@@ -98,8 +98,8 @@ def test_each_stage_issue_has_its_path_and_message() -> None:
         "200 characters long (the limit is 128)",
         "stages[4].triggers[0].on_completion.stage: unknown stage 'b' (the stages: 'a', "
         "'Bad Name', 'bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb…', 'c', 'd')",
-        "stages[4].triggers[1].on_event.filter: syntax error at column 11: mismatched "
-        "input '<EOF>'",
+        "stages[4].triggers[1].on_event.filter: syntax error at column 11: the expression "
+        "ends at '==', with nothing after it",
         "stages[5].loop: unknown loop type 'ralph' (known: command, lint, python)",
     ]
     assert expected == [f"{i.path}: {i.message}" for i in validate_pipeline(pipeline)]
@@ -185,8 +185,8 @@ def test_a_definition_that_ran_is_checked_only_for_what_every_run_obeys() -> Non
 
 def test_a_single_operator_says_what_cel_writes() -> None:
     """``=``, ``&``, ``|``, ``and`` and ``or``, as other languages write them, are CEL syntax
-    errors; the issue says what CEL writes. Before, only the parser's words
-    (``token recognition error at: '= '``)."""
+    errors; the issue says what CEL writes, in plain words. Before, only the parser's words
+    (``token recognition error at: '= '``, ``mismatched input 'and'``)."""
     conditions = [
         "stages.a.status = 'success'",
         "true & true",
@@ -201,9 +201,9 @@ def test_a_single_operator_says_what_cel_writes() -> None:
     ]
     found = [issue.message for issue in validate_pipeline(Pipeline("ops", tuple(stages)))]
     assert [
-        "syntax error at column 17: token recognition error at: '= ' (CEL compares with ==)",
-        "syntax error at column 6: token recognition error at: '& ' (CEL's and is &&)",
-        "syntax error at column 6: token recognition error at: '| ' (CEL's or is ||)",
-        "syntax error at column 6: mismatched input 'and' (CEL's and is &&)",
-        "syntax error at column 6: mismatched input 'or' (CEL's or is ||)",
+        "syntax error at column 17: '=' (CEL compares with ==)",
+        "syntax error at column 6: '&' (CEL's and is &&)",
+        "syntax error at column 6: '|' (CEL's or is ||)",
+        "syntax error at column 6: unexpected 'and' (CEL's and is &&)",
+        "syntax error at column 6: unexpected 'or' (CEL's or is ||)",
     ] == found

@@ -185,7 +185,11 @@ def compile_expression(
     except BaseException as exc:  # the binding may panic: a BaseException, not an Exception
         if isinstance(exc, KeyboardInterrupt | SystemExit):
             raise
-        raise ExpressionError(f"does not compile: {_first_line(exc)}") from None
+        from taskdaemon.pipeline.cel_syntax import described  # noqa: PLC0415 - a failure only
+
+        raise ExpressionError(
+            f"does not compile: {described(source, str(exc)) or _first_line(exc)}"
+        ) from None
     # Comprehension macros (``list.map(x, ...)``) bind their own names; those are not context.
     bound = set(MACRO_BINDING.findall(source))
     variables = frozenset(program.variables()) - bound
@@ -199,6 +203,11 @@ def compile_expression(
             else ""
         )
         raise ExpressionError(f"unknown variable {unknown[0]!r} (available: {names}{text})")
+    from taskdaemon.pipeline.cel_functions import unknown_function  # noqa: PLC0415
+
+    problem = unknown_function(source, program.functions())
+    if problem is not None:
+        raise ExpressionError(problem)
     isolated = estimate is None or estimate.iterates_data or estimate.cost > IN_PROCESS_COST
     cost = None if estimate is None else estimate.cost
     paths = read_paths(source, variables)

@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Mapping
 from itertools import islice
 
+from taskdaemon.pipeline.cel_syntax import syntax_message
 from taskdaemon.pipeline.config_hints import entry_stage_hint
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
@@ -437,7 +438,7 @@ class _Validator:
             if match.group(1) in self.stage_names:
                 name = match.group(1)
                 return f'stages.{name} is a subtraction in CEL (write stages["{name}"])'
-        return _syntax_message(source) or message
+        return syntax_message(source) or message
 
     def cycles(self, first_index: Mapping[str, int]) -> None:
         try:
@@ -541,43 +542,6 @@ class _Validator:
             "no entry stage (a stage with no upstream stages and a manual, on_condition "
             f"or external on_event trigger: give the first stage {manual})",
         )
-
-
-#: What a newcomer meant by an operator CEL writes doubled (or spelled), after CEL's words.
-_SINGLE_OPERATOR_HINTS = {
-    "token recognition error at: '= '": " (CEL compares with ==)",
-    "token recognition error at: '& '": " (CEL's and is &&)",
-    "token recognition error at: '| '": " (CEL's or is ||)",
-    "mismatched input 'and'": " (CEL's and is &&)",
-    "mismatched input 'or'": " (CEL's or is ||)",
-}
-_CEL_SYNTAX_ERROR = re.compile(r"<input>:(\d+):(\d+): Syntax error: ([^\n]*)")
-
-
-def _syntax_message(source: str) -> str | None:
-    """The binding's first syntax error, short: its position and problem, without the list of
-    every token the grammar would accept (``compile_expression`` keeps only the first line of
-    the error text, which loses the position of multi-line expressions)."""
-    from taskdaemon.pipeline._cel import cel  # noqa: PLC0415 - with its first expression
-
-    try:
-        cel.compile(source)
-    except BaseException as exc:  # ValueError, or a panic; any failure just means "no detail"
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        found = _CEL_SYNTAX_ERROR.search(str(exc))
-        if found is None:
-            return None
-        line, column, problem = found.groups()
-        cut = problem.find(" expecting {")
-        problem = problem[:cut] if cut != -1 else problem
-        where = f"column {column}" if line == "1" else f"line {line}, column {column}"
-        hint = _SINGLE_OPERATOR_HINTS.get(problem, "")
-        unclosed = problem.removeprefix("token recognition error at: '")[:1]
-        if not hint and unclosed in {"'", '"'} and problem.startswith("token recognition"):
-            hint = f" (the string opened with {unclosed} there is never closed)"
-        return f"syntax error at {where}: {problem}{hint}"
-    return None
 
 
 def _path(owner: str, field: str) -> str:
