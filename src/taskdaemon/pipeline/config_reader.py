@@ -260,7 +260,13 @@ class ConfigReader(FileIssues):
             self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
         if not _DURATION.fullmatch(text):
-            why = "expected seconds or 500ms, 30s, 10m, 2h"
+            joined = "".join(text.split())  # `10 m`: its parts written apart
+            fits = _DURATION.fullmatch(joined) and not _NUMBER.fullmatch(joined)
+            why = (
+                f"write {written(Word(joined), self.syntax)}, without spaces"
+                if fits
+                else "expected seconds or 500ms, 30s, 10m, 2h"
+            )
             self.issue(path, f"invalid duration {quote(value)} ({why})")
             return None
         return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
@@ -392,6 +398,14 @@ class ConfigReader(FileIssues):
         loop = get("loop")
         if "loop" not in data and given_handler != given_command:
             loop = "python" if given_handler else "command"
+        elif "loop" not in data and given_handler:  # and a command: which one runs?
+            both = "both command and handler given: keep one (a command runs in a shell, a"
+            self.issue(f"{path}.handler", f"{both} handler is a Python module:function)")
+            self.cover(f"{path}.loop")
+            loop = ""
+        elif "loop" not in data and self.meant & {f"{path}.command", f"{path}.handler"}:
+            self.cover(f"{path}.loop")  # a misspelt key's issue says it (`Command:`)
+            loop = ""
         elif not isinstance(loop, str):  # the hint: the other way to say it (a typo'd command)
             hint = " (or exactly one of handler and command)"
             loop = self.field(data, "loop", path, self.string, "", required=True, hint=hint)
