@@ -12,10 +12,20 @@ replaces the one of each connection pool the client built (its own transport, an
 transports its environment configured). A client given some other transport (a test's mock)
 is left alone. The deadline is per thread: a source may be queried from several threads at
 once (the web page's ``ui``), and httpcore's sync I/O runs in the calling thread.
+
+A host name is resolved here too, not by the socket's connect: ``getaddrinfo`` blocks in C with
+no timeout, so a resolver that never answers held ``runs list`` past every deadline. Each
+look-up runs on a daemon thread of its own (:func:`_resolve`), awaited for the connect
+timeout (already shortened to the deadline); past it the thread is abandoned (it ends when the
+resolver answers, and never holds the process at exit) and the connection fails as a connect
+timeout naming the host. The addresses found are tried in their order, as
+``socket.create_connection`` does; TLS still names the host, which httpcore passes apart.
 """
 
 from __future__ import annotations
 
+import ipaddress
+import socket
 import ssl
 import threading
 import time
@@ -93,9 +103,22 @@ class _Backend(httpcore.NetworkBackend):
         socket_options: Iterable[Any] | None = None,
     ) -> httpcore.NetworkStream:
         timeout = _within(timeout, httpcore.ConnectTimeout)
-        return _Stream(
-            self._backend.connect_tcp(host, port, timeout, local_address, socket_options)
-        )
+        error: Exception | None = None
+        for address in _resolve(host, port, timeout):
+            try:
+                stream = self._backend.connect_tcp(
+                    address,
+                    port,
+                    _within(timeout, httpcore.ConnectTimeout),
+                    local_address,
+                    socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                error = exc  # the next address, as socket.create_connection does
+                continue
+            return _Stream(stream)
+        assert error is not None  # _resolve gives at least one address
+        raise error
 
     def connect_unix_socket(
         self,
@@ -108,6 +131,39 @@ class _Backend(httpcore.NetworkBackend):
 
     def sleep(self, seconds: float) -> None:
         self._backend.sleep(seconds)
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
+    """The addresses of ``host`` (itself when it is one), looked up on a daemon thread awaited
+    at most ``timeout`` seconds; ``httpcore.ConnectTimeout`` past it, ``httpcore.ConnectError``
+    when the look-up fails (module docstring)."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:
+        return [host]
+    found: list[Any] = []
+
+    def look_up() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except OSError as exc:
+            found.append(exc)
+
+    thread = threading.Thread(target=look_up, name="taskdaemon-resolve", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if not found:
+        raise httpcore.ConnectTimeout(
+            f"the address of {host} not found within {timeout:.3g} s (name resolution)"
+        )
+    if isinstance(found[0], OSError):
+        raise httpcore.ConnectError(str(found[0]))
+    addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found[0]))
+    if not addresses:
+        raise httpcore.ConnectError(f"no address for {host}")
+    return addresses
 
 
 def bound(client: httpx.Client) -> None:
