@@ -1,4 +1,5 @@
-"""``bounded.loads_bounded``'s size, depth and value-density limits, at their edges."""
+"""``bounded.loads_bounded``'s size, depth and value-density limits, at their edges, and its
+integers too long to read."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from taskdaemon.pipeline.bounded import (
     FREE_VALUES,
     MIN_BYTES_PER_VALUE,
     BoundedInputError,
+    LongNumber,
     TooDenseError,
     check_depth,
     check_unfolded,
@@ -175,3 +177,24 @@ def test_check_unfolded_walks_each_shared_container_once() -> None:
     with pytest.raises(BoundedInputError, match=r"^holds more than 16,777,216 values"):
         check_unfolded(value)
     check_unfolded(value, max_values=2**62)
+
+
+@pytest.mark.parametrize("sign", ["", "-"])
+def test_an_integer_too_long_to_read_refuses_the_document_unless_asked(sign: str) -> None:
+    """4,300 digits read; 4,301 refuse the document, or with ``long_numbers`` decode to a
+    :class:`LongNumber` of that count beside the values that read, a nested deeper document
+    still refused for its depth."""
+    longest, long = sign + "7" * 4300, sign + "7" * 4301
+    text = f'{{"a": [{longest}, {long}], "b": 1}}'
+    with pytest.raises(BoundedInputError, match="a number of more than 4300 digits"):
+        loads_bounded(text)
+    value = loads_bounded(text, long_numbers=True)
+    read, marker = value["a"]
+    assert (int(longest), LongNumber, "<a number of 4301 digits>", 1) == (
+        read,
+        type(marker),
+        repr(marker),
+        value["b"],
+    )
+    with pytest.raises(BoundedInputError, match="nested deeper than 2 levels"):
+        loads_bounded(f"[{long}, [[1]]]", max_depth=2, long_numbers=True)

@@ -13,7 +13,12 @@ HTTP 500 or unbounded memory:
   walks the value only when the text holds such an escape);
 * numbers: Python refuses to convert an integer of more than 4,300 digits
   (``sys.get_int_max_str_digits``), a ``ValueError`` from inside the decoder that escaped every
-  caller catching :class:`BoundedInputError` (a span file holding one was a traceback);
+  caller catching :class:`BoundedInputError` (a span file holding one was a traceback).
+  A caller reading many items in one document (a remote source's answer) passes
+  ``long_numbers=True`` instead: such a number decodes to a :class:`LongNumber`, which no
+  reader takes for a number, so only the item holding it is lost (one search hit, one span)
+  and not every readable one beside it. The document is decoded again for it, with a hook on
+  every integer, only when the first decode met such a number: other documents cost nothing;
 * ``max_depth``: containers may nest at most this deep. ``json`` itself recurses and raises
   ``RecursionError`` near 1,000 levels; the much lower default keeps every later walker of the
   value (redaction, JSON encoding, CEL conversion) far from Python's recursion limit too;
@@ -37,7 +42,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 __all__ = [
@@ -45,6 +50,7 @@ __all__ = [
     "FREE_VALUES",
     "MIN_BYTES_PER_VALUE",
     "BoundedInputError",
+    "LongNumber",
     "NotJSONError",
     "TooDenseError",
     "check_depth",
@@ -87,19 +93,44 @@ class TooDenseError(BoundedInputError):
     """The input holds more values than its size allows (``holds N values in M bytes, ...``)."""
 
 
+class LongNumber:
+    """An integer of a JSON document too long for Python to read (``loads_bounded``'s
+    ``long_numbers``): its count of digits, not its value. ``int()`` and ``float()`` refuse it
+    (TypeError), as every reader of a number does, and it is shown by that count."""
+
+    __slots__ = ("digits",)
+
+    def __init__(self, digits: int) -> None:
+        self.digits = digits
+
+    def __repr__(self) -> str:
+        return f"<a number of {self.digits} digits>"
+
+
+def _int_or_long(text: str) -> int | LongNumber:
+    try:
+        return int(text)
+    except ValueError:  # past sys.get_int_max_str_digits
+        return LongNumber(len(text.lstrip("-")))
+
+
 def loads_bounded(
     data: bytes | bytearray | str,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_bytes: int | None = None,
     min_bytes_per_value: int | None = MIN_BYTES_PER_VALUE,
+    *,
+    long_numbers: bool = False,
 ) -> Any:
     """Decode the JSON document ``data`` within the limits; BoundedInputError otherwise.
 
     ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding);
-    ``min_bytes_per_value`` None decodes a document however dense in values. The message
-    starts with what is wrong (``larger than …``, ``not UTF-8 …``, ``holds … values …``,
-    ``nested deeper than …``, ``a number of more than … digits``, ``not JSON: …``); callers
-    prefix it with what they were reading.
+    ``min_bytes_per_value`` None decodes a document however dense in values;
+    ``long_numbers`` decodes an integer too long to read as a :class:`LongNumber` instead of
+    refusing the document (module docstring). The message starts with what is wrong
+    (``larger than …``, ``not UTF-8 …``, ``holds … values …``, ``nested deeper than …``,
+    ``a number of more than … digits``, ``not JSON: …``); callers prefix it with what they
+    were reading.
     """
     if max_bytes is not None:
         size = len(data) if not isinstance(data, str) else _utf8_length(data, max_bytes)
@@ -115,17 +146,30 @@ def loads_bounded(
     if min_bytes_per_value is not None:
         _check_density(text, min_bytes_per_value)
     try:
-        value = json.loads(text)
+        value = _decode(text, max_depth, None)
+    except _TooLongError:
+        if not long_numbers:
+            digits = sys.get_int_max_str_digits()
+            raise BoundedInputError(f"a number of more than {digits} digits") from None
+        value = _decode(text, max_depth, _int_or_long)
+    check_depth(value, max_depth)
+    check_text(text, value)
+    return value
+
+
+class _TooLongError(Exception):
+    """An integer past Python's bound on ``int()`` met by the decoder."""
+
+
+def _decode(text: str, max_depth: int, parse_int: Callable[[str], Any] | None) -> Any:
+    try:
+        return json.loads(text, parse_int=parse_int)
     except RecursionError:
         raise BoundedInputError(f"nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:
         raise NotJSONError(f"not JSON: {exc}") from None
     except ValueError:  # Python's own bound on int(), raised inside the decoder
-        digits = sys.get_int_max_str_digits()
-        raise BoundedInputError(f"a number of more than {digits} digits") from None
-    check_depth(value, max_depth)
-    check_text(text, value)
-    return value
+        raise _TooLongError from None
 
 
 def check_depth(value: Any, max_depth: int = DEFAULT_MAX_DEPTH) -> None:

@@ -28,7 +28,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.bounded import BoundedInputError, NotJSONError, loads_bounded
+from taskdaemon.pipeline.bounded import (
+    BoundedInputError,
+    LongNumber,
+    NotJSONError,
+    loads_bounded,
+)
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.records import RunRecord, RunSummary
@@ -197,7 +202,8 @@ class _HttpSource:
                 f"not UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
         try:
-            body = loads_bounded(text)
+            # A number too long to read costs the hit or span holding it, not the answer.
+            body = loads_bounded(text, long_numbers=True)
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.
             objects = _json_lines(text, lambda: self._in_time(response))
@@ -274,7 +280,7 @@ def _json_lines(text: str, check: Callable[[], None]) -> list[Any] | None:
         if line.strip():
             check()
             try:
-                objects.append(loads_bounded(line))
+                objects.append(loads_bounded(line, long_numbers=True))
             except BoundedInputError:
                 return None
     return objects
@@ -367,12 +373,7 @@ class TempoSource(_HttpSource):
                 trace_ids.append((_start_of(found), normalize_id(found["traceID"], 32, pad=True)))
             except (KeyError, TypeError, ValueError) as exc:
                 unusable.add(one_line(str(exc), _SNIPPET_WIDTH))
-        unusable.warn(
-            logger,
-            "Tempo search",
-            "result without a usable traceID",
-            "results without a usable traceID",
-        )
+        unusable.warn(logger, "Tempo search", "unreadable result", "unreadable results")
         trace_ids.sort(reverse=True)
         out = []
         # Found by the search, then not there (Tempo had not written it yet, or it was
@@ -425,11 +426,16 @@ def _search_hits(body: Any, response: httpx.Response) -> list[Any]:
 
 def _start_of(found: Any) -> int:
     """A Tempo search result's ``startTimeUnixNano`` (0 when missing or not a number, infinite
-    included, or when the result is not an object: its ``traceID`` look-up then skips it)."""
+    included, or when the result is not an object: its ``traceID`` look-up then skips it).
+    ValueError for a number too long to read (``bounded.LongNumber``): the result is skipped,
+    said in the answer's warning, where the whole answer was once refused for it."""
     if not isinstance(found, dict):
         return 0
+    start = found.get("startTimeUnixNano")
+    if isinstance(start, LongNumber):
+        raise ValueError(f"startTimeUnixNano {start!r}")
     try:
-        return int(found.get("startTimeUnixNano") or 0)
+        return int(start or 0)
     except (TypeError, ValueError, OverflowError):
         return 0
 
