@@ -14,10 +14,7 @@ import pytest
 from pipeline_monitor_support import chain_pipeline
 from taskdaemon.pipeline import redaction
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.cli.run_start import RunStart
 from taskdaemon.pipeline.monitor._books import pipeline_info
-from taskdaemon.pipeline.payloads import PayloadCapture
-from taskdaemon.pipeline.recorded import definition_attributes, request_attributes
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.tracking._schema import connect
 from taskdaemon.pipeline.tracking._tables import insert_writer
@@ -62,37 +59,6 @@ def test_the_start_row_holds_the_monitor_s_definition_attributes_redacted(tmp_pa
                 summary.status,
                 summary.stage_count,
             )
-    finally:
-        assert started_early(RUN_ID)
-        assert adopted_writer(store) is not None
-
-
-def test_the_start_row_holds_the_definition_and_the_request_as_the_monitor_records_them(
-    tmp_path: Path,
-) -> None:
-    """Written through ``cli/run_start.RunStart``, the start row also holds the definition's
-    text and hash and the request, recorded by the monitor's payload capture and redacted as
-    the monitor's run span holds them (a secret in the request, a token in a stage name):
-    replay reads a run killed before the take-over as one killed after."""
-    pipeline = chain_pipeline(("build", TOKEN), name="ship")
-    store = tmp_path / "spans.db"
-    capture = PayloadCapture()
-    request = {"n": 1, "password": "hunter2"}
-    RunStart(store, capture).write(RUN_ID, pipeline, request, 1_700_000_000.5)
-    try:
-        with sqlite3.connect(store) as conn:
-            (body,) = conn.execute("SELECT body FROM spans").fetchone()
-        attributes = json.loads(body)[5]
-        info = pipeline_info(pipeline, definition_attributes(pipeline, capture))
-        monitor = dict(info.redacted_run_attributes)
-        monitor.pop(t.PIPELINE_EDGE_SPECS)
-        monitor.update(redaction.redact(request_attributes(capture, request)))
-        assert {**monitor, t.CICD_PIPELINE_RUN_ID: RUN_ID} == attributes
-        assert ("hunter2" in body, TOKEN in body) == (False, False)
-        assert (pipeline.definition_hash, True) == (
-            attributes[t.PIPELINE_DEFINITION_HASH],
-            attributes[t.PIPELINE_REQUEST_REDACTED],
-        )
     finally:
         assert started_early(RUN_ID)
         assert adopted_writer(store) is not None

@@ -394,7 +394,7 @@ class DeferredMonitor:
         run_id = format(int.from_bytes(os.urandom(16)) or 1, "032x")
         self._named.add(run_id)
         if self.run_start is not None:
-            self.run_start.write(run_id, pipeline, request, at)
+            self.run_start.write(run_id, pipeline, at)
         return run_id
 
     def keep(self, item: LogRecord | OutputBatch) -> bool:

@@ -79,7 +79,7 @@ def start_deferred_monitoring(
         store = Path(settings.span_source[len("sqlite:///") :])
         _store_directory(store)
         if span_context_foreseen(os.environ):  # spans are recorded
-            deferred.run_start = RunStart(store, capture)
+            deferred.run_start = RunStart(store)
     loaded = contextlib.ExitStack()
 
     def build() -> tuple[Any, Any, Any]:

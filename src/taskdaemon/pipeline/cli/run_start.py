@@ -23,15 +23,14 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from taskdaemon.pipeline.events import StageFinished, StageStarted
 
 if TYPE_CHECKING:
     from taskdaemon.pipeline.model import Pipeline
-    from taskdaemon.pipeline.payloads import PayloadCapture
 
 __all__ = ["RunStart", "keep_alive", "run_preset"]
 
@@ -41,12 +40,10 @@ Preset = Callable[[str], contextlib.AbstractContextManager[None]]
 
 
 class RunStart:
-    """The run starts written to the store at ``path`` by this process (module docstring),
-    with the definition and request recorded by ``capture``, the monitor's."""
+    """The run starts written to the store at ``path`` by this process (module docstring)."""
 
-    def __init__(self, path: Path, capture: PayloadCapture) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.capture = capture
         self._written: list[str] = []  # run ids whose start is in the store
         self._span_ids: dict[str, str] = {}  # their run span's id, until the span takes it
         self._stages: dict[str, str] = {}  # task run id -> span id of an early stage row open
@@ -81,24 +78,13 @@ class RunStart:
         except Exception:  # monitoring never stops the pipeline
             _log.debug("run %s: no early stage row", event.run_id, exc_info=True)
 
-    def write(
-        self, run_id: str, pipeline: Pipeline, request: Mapping[str, Any], at: float | None
-    ) -> None:
-        """Write run ``run_id``'s start (``at``: its start, epoch seconds), with its definition
-        and ``request`` recorded as the monitor's run span records them (``recorded``): a run
-        killed before its telemetry loaded is replayed as one killed after
-        (``tracking/run_start.py`` says why)."""
+    def write(self, run_id: str, pipeline: Pipeline, at: float | None) -> None:
+        """Write run ``run_id``'s start (``at``: its start, epoch seconds)."""
         try:
-            from taskdaemon.pipeline import recorded  # noqa: PLC0415
-            from taskdaemon.pipeline import telemetry as t  # noqa: PLC0415
             from taskdaemon.pipeline.tracking.run_start import write_run_start  # noqa: PLC0415
 
-            values = recorded.definition_attributes(pipeline, self.capture)
-            values[t.PIPELINE_DEFINITION_HASH] = pipeline.definition_hash
-            if self.capture.enabled and request:
-                values.update(recorded.request_attributes(self.capture, request))
             start = time.time() if at is None else at
-            span_id = write_run_start(self.path, run_id, pipeline, start, recorded=values)
+            span_id = write_run_start(self.path, run_id, pipeline, start)
         except Exception:  # monitoring never stops the pipeline
             _log.debug("run %s: its start was not written before telemetry", run_id, exc_info=True)
             return

@@ -13,19 +13,17 @@ and before the run's first stage starts, what a reader needs to show the run:
   Until the take-over, :func:`keep_alive` renews it (``early_heartbeat``): a load slower than
   ``store.STALE_AFTER`` does not make the live run read ``interrupted`` meanwhile;
 * the run span's start row: the run id and what the monitor's run span records of the
-  definition at its start (``monitor._books.pipeline_info``) but its edges, with the values
-  replay reads, the definition's text and hash and the request, as the monitor's payload
-  capture records them (``recorded``, given by ``cli/run_start.py``), all redacted as the
-  monitor's tracer redacts (``redaction.redact``). Its span id is the one the run span is
-  then started with (``cli/run_ids.py``), and the writer's row of that start replaces it
-  (``started_early``: once per run, never per stage), with all the span records. Decision:
-  the definition and the request are written here, not left to the writer's row. Without
-  them ``replay --dry-run`` of a run killed in its first second said the definition was
-  missing, or planned the replay, by whether the writer had taken over before the kill; the
-  answer must not depend on that timing, and the right one is the plan: the run had its
-  definition. The cost: the definition's canonical text and hash, which the monitor makes
-  anyway (cached on the pipeline), are made before the first stage, not on the loading
-  thread;
+  definition at its start (``monitor._books.pipeline_info``) but its edges, hash and text,
+  redacted as the monitor's tracer redacts (``redaction.redact``); not the run's request,
+  which only the monitor's payload capture records (masked, bounded). Its span id is the one
+  the run span is then started with (``cli/run_ids.py``), and the writer's row of that start
+  replaces it (``started_early``: once per run, never per stage), with all the span records.
+  Decision: the definition's text and hash and the request stay the writer's to record. Written
+  here, a run killed in its first second would replay the same whether or not the writer had
+  taken over (replay57 built it), but the text, redacted and stored twice, cost every run
+  work in proportion to its definition's size on the first stage's path (benchmarks/README.md,
+  "The definition kept out of a run's early row (the lead, 2026-12-07)"); replay says why
+  such a run has no definition and asks for the file (``replay/plan_values.py``);
 * the run's ``runs`` row, ``running``, as the writer would make it.
 
 And as each of its first ``MAX_EARLY_STAGES`` stage attempts starts before the take-over, its
@@ -57,7 +55,7 @@ import os
 import sqlite3
 import threading
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -130,16 +128,8 @@ def _key(path: Path) -> str:
     return os.path.abspath(path)
 
 
-def write_run_start(
-    path: Path,
-    run_id: str,
-    pipeline: Pipeline,
-    at: float,
-    *,
-    recorded: Mapping[str, Any] | None = None,
-) -> str | None:
-    """Write run ``run_id``'s start to the store at ``path`` (module docstring), ``recorded``
-    (the definition and request attributes of the run span) among its attributes: the span id
+def write_run_start(path: Path, run_id: str, pipeline: Pipeline, at: float) -> str | None:
+    """Write run ``run_id``'s start to the store at ``path`` (module docstring): the span id
     of its run span's row, or None when nothing was written (the store missing a schema this
     code writes without migrating, busy, unwritable: said at debug level only), and when
     this process's span writer has opened the store already without a ``writers`` row of its
@@ -149,20 +139,12 @@ def write_run_start(
     with _writing:  # the take-over comes before or after, not in between
         taken = _taken.get(_key(path))
         if taken is None or taken[0] != os.getpid():
-            return _write(path, run_id, pipeline, at, recorded, taken=None)
-        if taken[1] is None:
-            return None
-        return _write(path, run_id, pipeline, at, recorded, taken=taken[1])
+            return _write(path, run_id, pipeline, at, taken=None)
+        return None if taken[1] is None else _write(path, run_id, pipeline, at, taken=taken[1])
 
 
 def _write(
-    path: Path,
-    run_id: str,
-    pipeline: Pipeline,
-    at: float,
-    recorded: Mapping[str, Any] | None,
-    *,
-    taken: int | None,
+    path: Path, run_id: str, pipeline: Pipeline, at: float, *, taken: int | None
 ) -> str | None:
     """:func:`write_run_start`'s write; ``taken``: the span writer's ``writers`` row, if it
     took over."""
@@ -182,13 +164,7 @@ def _write(
             if writer_id is None:
                 writer_id = insert_writer(conn)
             numbers = _insert(
-                conn,
-                run_id,
-                pipeline,
-                recorded or {},
-                span_id=span_id,
-                start_ns=epoch_ns(at),
-                writer=writer_id,
+                conn, run_id, pipeline, span_id=span_id, start_ns=epoch_ns(at), writer=writer_id
             )
             conn.execute("COMMIT")
         except BaseException:
@@ -225,7 +201,6 @@ def _insert(
     conn: sqlite3.Connection,
     run_id: str,
     pipeline: Pipeline,
-    recorded: Mapping[str, Any],
     *,
     span_id: str,
     start_ns: int,
@@ -234,10 +209,9 @@ def _insert(
     """The trace, the run span's start row and the ``runs`` row, in the caller's transaction:
     the trace's and the resource's numbers."""
     attributes = {
-        **recorded,
         # The monitor's run span starts with these (``monitor._books.pipeline_info``), and more
         # that the first stage does not wait for: the edges (``telemetry_codec``, not imported
-        # before it).
+        # before it), the definition's hash (its canonical text hashed) and text.
         t.CICD_PIPELINE_NAME: pipeline.name,
         t.CICD_PIPELINE_ACTION_NAME: t.RUN_ACTION,
         t.PIPELINE_STAGES: [stage.name for stage in pipeline.stages],
