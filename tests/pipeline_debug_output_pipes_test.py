@@ -201,7 +201,7 @@ async def test_a_cancelled_sampler_ends_only_after_its_sample_in_progress() -> N
     """Cancelling a stage's process-tree sampler while a sample runs on a worker thread waits
     for that sample, so no thread still reads /proc (the cause of the flaky fd check above)."""
     peaks = _BlockedSample()
-    task = asyncio.ensure_future(_sample_peaks(peaks, 0.01))  # type: ignore[arg-type]
+    task = asyncio.ensure_future(_sample_peaks(peaks.sample, 0.01))
     try:
         assert await asyncio.to_thread(peaks.started.wait, 30)
         task.cancel()

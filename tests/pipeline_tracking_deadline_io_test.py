@@ -91,7 +91,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
 def test_without_a_deadline_a_read_keeps_its_timeout() -> None:
     """Outside ``at``, a read gets the timeout it was given and gives back what it read."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     answer = stream.read(10, 2.5)
     assert (b"answer", ("read", 10, 2.5)) == (answer, backend.calls[-1])
 
@@ -102,7 +102,7 @@ def test_a_reads_timeout_is_cut_to_what_is_left_of_the_deadline(
 ) -> None:
     """30 s before the deadline, a read's timeout is the smaller of its own and 30 s."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     with at(130.0):
         stream.read(10, timeout)
     assert ("read", 10, expected) == backend.calls[-1]
@@ -114,7 +114,7 @@ def test_a_writes_timeout_is_cut_to_what_is_left_of_the_deadline(
 ) -> None:
     """4 s before the deadline, a write's timeout is the smaller of its own and 4 s."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     with at(104.0):
         stream.write(b"GET", timeout)
     assert ("write", b"GET", expected) == backend.calls[-1]
@@ -124,7 +124,7 @@ def test_a_deadline_bounds_only_the_thread_that_set_it() -> None:
     """A thread that never set a deadline keeps its timeouts while another thread's deadline
     has passed."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     errors: list[BaseException] = []
 
     def read() -> None:
@@ -145,7 +145,7 @@ def test_an_inner_deadline_holds_for_its_block_and_the_outer_one_after_it(
 ) -> None:
     """Nested ``at`` blocks each bound their own block; outside both, nothing is bounded."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     with at(130.0):
         with at(110.0):
             stream.read(1)
@@ -156,7 +156,7 @@ def test_an_inner_deadline_holds_for_its_block_and_the_outer_one_after_it(
 
 
 def _connect_tcp(backend: httpcore.NetworkBackend, stream: httpcore.NetworkStream) -> Any:
-    return backend.connect_tcp("h", 1, 5.0)
+    return backend.connect_tcp("127.0.0.1", 1, 5.0)
 
 
 def _connect_unix(backend: httpcore.NetworkBackend, stream: httpcore.NetworkStream) -> Any:
@@ -195,7 +195,7 @@ def test_at_the_deadline_no_operation_starts(
     httpcore's timeout of its kind, and the socket is not touched."""
     recorder = _Backend()
     backend = _deadline_io._Backend(recorder)
-    stream = backend.connect_tcp("h", 1)
+    stream = backend.connect_tcp("127.0.0.1", 1)
     del recorder.calls[:]
     with at(100.0):
         try:
@@ -210,8 +210,8 @@ def test_a_connection_passes_its_arguments_through() -> None:
     """A TCP connection is asked of the wrapped backend with every argument given."""
     backend = _Backend()
     options = [(1, 2, 3)]
-    _deadline_io._Backend(backend).connect_tcp("h", 80, 2.0, "127.0.0.2", options)
-    assert [("connect_tcp", "h", 80, 2.0, "127.0.0.2", options)] == backend.calls
+    _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 80, 2.0, "127.0.0.2", options)
+    assert [("connect_tcp", "127.0.0.1", 80, 2.0, "127.0.0.2", options)] == backend.calls
 
 
 def test_a_unix_connection_passes_its_arguments_through() -> None:
@@ -242,7 +242,7 @@ def test_a_streams_extra_information_and_close_are_the_wrapped_streams() -> None
     """``get_extra_info`` and ``close`` reach the wrapped stream, and the information comes
     back."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     info = stream.get_extra_info("socket")
     stream.close()
     expected = ("extra", [("get_extra_info", "socket"), ("close",)])
@@ -252,7 +252,7 @@ def test_a_streams_extra_information_and_close_are_the_wrapped_streams() -> None
 def test_tls_is_started_with_the_given_context_and_name() -> None:
     """Starting TLS hands the wrapped stream the context, the server name and the timeout."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     context = ssl.create_default_context()
     stream.start_tls(context, "tempo.example", 3.0)
     assert ("start_tls", context, "tempo.example", 3.0) == backend.calls[-1]
@@ -261,7 +261,7 @@ def test_tls_is_started_with_the_given_context_and_name() -> None:
 def test_the_stream_tls_gives_is_bounded_too(clock: list[float]) -> None:
     """The stream that starting TLS gives has its reads cut to the deadline too."""
     backend = _Backend()
-    stream = _deadline_io._Backend(backend).connect_tcp("h", 1)
+    stream = _deadline_io._Backend(backend).connect_tcp("127.0.0.1", 1)
     secure = stream.start_tls(ssl.create_default_context(), "h", 3.0)
     with at(102.0):
         secure.read(7, 9.0)
@@ -288,7 +288,7 @@ def test_a_bound_client_answers_outside_any_deadline() -> None:
     client._transport._pool._network_backend = _answer()  # type: ignore[attr-defined]
     bound(client)
     with client:
-        assert b"ok" == client.get("http://tempo.invalid/").content
+        assert b"ok" == client.get("http://127.0.0.1:9/").content
 
 
 def test_a_proxy_transport_of_a_bound_client_is_bounded_too() -> None:
