@@ -49,6 +49,8 @@ import sys
 import threading
 import time
 
+from taskdaemon.pipeline.adopted_reaper import stat_fields
+
 __all__ = ["LOOK_LIMIT", "Orphans", "allow", "become_subreaper"]
 
 #: prctl(2)'s option number (linux/prctl.h).
@@ -116,15 +118,9 @@ def _children() -> list[int]:
 
 def _state(pid: int) -> tuple[str, int, str] | None:
     """A process's state letter, process group and name, from ``/proc/PID/stat``."""
+    read = stat_fields(pid)
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read().decode("utf-8", "replace")
-    except OSError:
-        return None
-    name = text[text.find("(") + 1 : text.rfind(")")]
-    fields = text[text.rfind(")") + 2 :].split()
-    try:
-        return fields[0], int(fields[2]), name
+        return None if read is None else (read[1][0], int(read[1][2]), read[0])
     except (IndexError, ValueError):
         return None
 

@@ -43,7 +43,7 @@ import os
 import threading
 import time
 
-__all__ = ["INTERVAL", "LIMIT", "MARGIN", "Reaper", "start", "stop"]
+__all__ = ["INTERVAL", "LIMIT", "MARGIN", "Reaper", "start", "stat_fields", "stop"]
 
 #: Seconds between two looks.
 INTERVAL = 1.0
@@ -162,15 +162,22 @@ def _threads(me: int) -> set[int] | None:
     return threads if len(threads) <= LIMIT else None
 
 
-def _start(pid: int) -> tuple[str, int] | None:
-    """A process's state letter and start time (clock ticks since boot), ``/proc/PID/stat``."""
+def stat_fields(pid: int) -> tuple[str, list[str]] | None:
+    """A process's name and the fields after it in ``/proc/PID/stat`` (the state letter first),
+    or None once it is gone: one reader for this module and ``adopted_orphans``."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            text = stat.read()
+            text = stat.read().decode("utf-8", "replace")
     except OSError:
         return None
-    fields = text[text.rfind(b")") + 2 :].split()
+    end = text.rfind(")")
+    return text[text.find("(") + 1 : end], text[end + 2 :].split()
+
+
+def _start(pid: int) -> tuple[str, int] | None:
+    """A process's state letter and start time (clock ticks since boot), ``/proc/PID/stat``."""
+    read = stat_fields(pid)
     try:
-        return fields[0].decode("ascii", "replace"), int(fields[19])
+        return None if read is None else (read[1][0], int(read[1][19]))
     except (IndexError, ValueError):
         return None
