@@ -26,6 +26,13 @@ def _leaves(pids: Path, seconds: int) -> str:
     return f"setsid sh -c 'echo $$ >> {pids}; exec sleep {seconds}' >/dev/null 2>&1 &"
 
 
+def _until_listed(pids: Path, count: int) -> str:
+    """Shell that waits until ``pids`` lists ``count`` processes. Each writes its pid after
+    ``setsid``, so once listed it has left the stage's group: a stage ending sooner would have
+    its group's kill end a process still on its way out, which is not the case under test."""
+    return f"until [ $(cat {pids} 2>/dev/null | wc -l) -ge {count} ]; do sleep 0.02; done;"
+
+
 def _running(pids: Path) -> list[int]:
     """The pids listed in ``pids`` that still run (a zombie counts: not reaped)."""
     left = []
@@ -68,10 +75,10 @@ def test_processes_that_left_their_stage_group_are_said_killed_and_reaped(
         timeout: 30s
         stages:
           - name: a
-            command: "{_leaves(mine, 600)} {double}; sleep 0.3; echo spawned"
+            command: "{_leaves(mine, 600)} {double}; {_until_listed(mine, 2)} echo spawned"
             triggers: [{{manual: {{approval_required: false}}}}]
           - name: c
-            command: "{_leaves(theirs, 602)} sleep 1; echo spawned"
+            command: "{_leaves(theirs, 602)} {_until_listed(theirs, 1)} sleep 1; echo spawned"
             triggers: [{{manual: {{approval_required: false}}}}]
           - name: b
             command: "{check}"
@@ -109,8 +116,8 @@ def test_a_stage_that_times_out_has_its_adopted_processes_killed_too(
         name: orphans
         stages:
           - name: a
-            timeout: 1s
-            command: "{_leaves(pids, 600)} sleep 30"
+            timeout: 5s
+            command: "{_leaves(pids, 600)} {_until_listed(pids, 1)} sleep 30"
             triggers: [{{manual: {{approval_required: false}}}}]
         """,
     )
@@ -133,7 +140,7 @@ def test_many_processes_left_outside_the_group_are_all_ended_and_counted(
     five named and the rest counted."""
     pids = tmp_path / "pids"
     many = adopted_orphans.LOOK_LIMIT + 44
-    spawn = f"for i in $(seq {many}); do setsid sleep 604 >/dev/null 2>&1 & echo $! >> {pids}; done"
+    spawn = f"for i in $(seq {many}); do {_leaves(pids, 604)} done; {_until_listed(pids, many)}"
     pipeline = write(
         tmp_path / "p.yaml",
         f"""\
@@ -141,7 +148,7 @@ def test_many_processes_left_outside_the_group_are_all_ended_and_counted(
         timeout: 60s
         stages:
           - name: a
-            command: "{spawn}; echo spawned"
+            command: "{spawn} echo spawned"
             triggers: [{{manual: {{approval_required: false}}}}]
         """,
     )
