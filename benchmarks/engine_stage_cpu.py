@@ -1,7 +1,7 @@
 """The engine's CPU a stage, with sync or async Python stages, without the monitor.
 
 Run: ``python benchmarks/engine_stage_cpu.py [--kind sync,async] [--children 8]
-[--observer keep|none|monitor] [--baseline SRC]``.
+[--observer keep|none|monitor] [--baseline SRC] [--pin CPU]``.
 
 A chain of ``--stages`` no-op stages against a chain of one, each run in ``asyncio.run`` with
 an ``Engine`` whose one observer keeps every record (so every record is built, as under the
@@ -20,6 +20,13 @@ and reports the median of the pairs' difference, a stage:
 With ``--baseline SRC`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
 ``--baseline /tmp/base/src``) the children alternate between this tree and SRC (first on
 ``PYTHONPATH``), and the table shows the median, low and high over the children of each.
+With ``--pin CPU`` every tree's children alternate with children of the same tree whose
+threads all run on that one CPU (``taskset -c CPU``), a row ``@pin`` each: a sync stage's
+hand-overs cost far more when the loop's thread and the worker's each have a CPU (the state
+they share moves between the CPUs' caches) than when they share one, so the two cases are best
+read side by side, from one sitting. A diagnostic only: ``run`` never binds threads to a CPU.
+Under ``chrt -f 10`` (root) a woken thread nearly always goes to the other CPU, the idle
+machine's case; without it, a busy machine's threads share CPUs with other processes.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -142,12 +150,13 @@ def _child(kind: str, stages: int, pairs: int, observer: str = "keep") -> dict[s
 
 
 def _spawn(
-    source: str | None, kind: str, stages: int, pairs: int, observer: str
+    source: str | None, kind: str, stages: int, pairs: int, observer: str, *, pin: str | None
 ) -> Mapping[str, float]:
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = source
-    command = [sys.executable, __file__, "--child", kind, "--stages", str(stages)]
+    command = ["taskset", "-c", pin] if pin else []
+    command += [sys.executable, __file__, "--child", kind, "--stages", str(stages)]
     command += ["--pairs", str(pairs), "--observer", observer]
     out = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
     result: Mapping[str, float] = json.loads(out.stdout)
@@ -162,25 +171,37 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=8)
     parser.add_argument("--observer", choices=("keep", "none", "monitor"), default="keep")
     parser.add_argument("--baseline", metavar="SRC")
+    parser.add_argument("--pin", metavar="CPU", help="also run each tree under taskset -c CPU")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(_child(args.child, args.stages, args.pairs, args.observer)))
         return
-    trees: dict[str, str | None] = {"this": os.environ.get("PYTHONPATH") or SRC}
+    if args.pin and not shutil.which("taskset"):
+        parser.error("--pin needs taskset (util-linux)")
+    sources = {"this": os.environ.get("PYTHONPATH") or SRC}
     if args.baseline:
-        trees["base"] = os.path.abspath(args.baseline)
+        sources["base"] = os.path.abspath(args.baseline)
+    # row -> (source, pin)
+    trees: dict[str, tuple[str, str | None]] = {}
+    for name, source in sources.items():
+        trees[name] = (source, None)
+        if args.pin:
+            trees[f"{name}@pin"] = (source, args.pin)
     print(
         f"engine, observer {args.observer}, chain of {args.stages} vs 1, CPU µs a stage: "
         f"median (low-high) over {args.children} children x {args.pairs} pairs "
         f"(load average {os.getloadavg()[0]:.1f})"
     )
-    print(f"  {'kind':6} {'tree':5} {'main':>24} {'process':>24}")
+    width = max(5, *map(len, trees))
+    print(f"  {'kind':6} {'tree':{width}} {'main':>24} {'process':>24}")
     for kind in args.kind.split(","):
         seen: dict[str, list[Mapping[str, float]]] = {name: [] for name in trees}
         for _ in range(args.children):
-            for name, source in trees.items():
-                seen[name].append(_spawn(source, kind, args.stages, args.pairs, args.observer))
+            for name, (source, pin) in trees.items():
+                seen[name].append(
+                    _spawn(source, kind, args.stages, args.pairs, args.observer, pin=pin)
+                )
         for name, rows in seen.items():
             cells = []
             for key in ("main", "process"):
@@ -188,7 +209,7 @@ def main() -> None:
                 cells.append(
                     f"{statistics.median(values):7.1f} ({min(values):.1f}-{max(values):.1f})"
                 )
-            print(f"  {kind:6} {name:5} {cells[0]:>24} {cells[1]:>24}")
+            print(f"  {kind:6} {name:{width}} {cells[0]:>24} {cells[1]:>24}")
 
 
 if __name__ == "__main__":
