@@ -26,6 +26,15 @@ tells a cheap handler from one that blocks before it has run (the first call of 
 reads a socket may be its slow one), and one blocking call on the loop stalls every other
 stage, the stage's own timeout, approvals and cancellation. A handler whose cost matters is
 written ``async def``: it runs on the loop, without the hop (see benchmarks/README.md).
+
+The worker thread does the handler's call and its CPU reading, nothing of the engine's work
+on the stage: the result checks, the outputs and the records stay on the loop. Decision: a
+hand-over's extra CPU, where the loop's thread and the worker's each have a CPU, is mostly a
+fixed cost of the hand-over: it hardly grew with the loop's work on the stage (a loop that
+builds every record pays little more of it than one that builds none) and did not shrink with
+the worker's (a worker that skips its CPU reading saves none). Moving work between the threads
+would move its cost, not cut it, and would put the engine's state in two threads' hands
+(benchmarks/README.md, sync58's section).
 """
 
 from __future__ import annotations
