@@ -56,7 +56,8 @@ SMOKES: dict[str, Smoke] = {
     "debug_overhead": Smoke(("--stages", "5", "--rounds", "1"), "on, no breakpoint"),
     "engine_overhead": Smoke(("--quick",), "ratio 10k/1k"),
     "engine_stage_cpu": Smoke(
-        ("--kind", "sync", "--stages", "5", "--pairs", "1", "--children", "1"), "  sync   this"
+        ("--kind", "sync", "--stages", "5", "--pairs", "1", "--children", "1", "--pin", "0"),
+        r"^  sync   this@pin +-?[\d.]+ \(",
     ),
     "engine_stage_instructions": Smoke(
         ("--kind", "sync", "--observer", "none", "--runs", "1"), "  sync  none  this", valgrind=True
