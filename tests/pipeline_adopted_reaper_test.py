@@ -5,6 +5,7 @@ their true exit codes. Before, such a zombie stayed until taskdaemon exited."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,14 +15,15 @@ import pytest
 
 from cli_support import pythonpath_with, run_quiet, taskdaemon, write
 from schedule_support import scheduled_serve
-from taskdaemon.pipeline import adopted_reaper
+from taskdaemon.pipeline import adopted_reaper, waited_children
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
 
-#: A ``def`` handler whose shell leaves a ``sleep`` that its end hands to taskdaemon (adopted
-#: 4.5 s after its start, ended 2.5 s later), then watches ``/proc`` for its zombie's end; beside
-#: it, children the handler itself waits for, one of them a zombie across many looks, one
-#: started by a thread that ends before it does (the child moves to another thread's list).
+#: A ``def`` handler whose shells leave ``sleep``s that their ends hand to taskdaemon (one
+#: adopted at once and ended 3 s later, one adopted 4.5 s after its start and ended 2.5 s later),
+#: then watches ``/proc`` for their zombies' end; beside them, children the handler itself waits
+#: for, one of them a zombie across many looks, one started by a thread that ends before it does
+#: (the child moves to another thread's list), one an ``os.fork``'s, a zombie across looks.
 _HANDLERS = """\
 import os
 import subprocess
@@ -48,26 +50,40 @@ def leave(context):
     )
     thread.start()
     thread.join()
+    at_once = subprocess.run(
+        "sleep 3 >/dev/null 2>&1 & echo $!", shell=True, capture_output=True, text=True
+    )
+    pids = [int(at_once.stdout)]
+    adopted = [_stat(pids[0])]
     shell = subprocess.run(
         "sleep 7 >/dev/null 2>&1 & echo $!; sleep 4.5", shell=True, capture_output=True, text=True
     )
-    pid = int(shell.stdout)
-    adopted = _stat(pid)
-    seen = []
+    pids.append(int(shell.stdout))
+    adopted.append(_stat(pids[1]))
+    forked = os.fork()
+    if forked == 0:
+        os._exit(6)
+    forked_at = time.monotonic()
+    seen = [[], []]
     deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        now = _stat(pid)
-        if now is None or now[2] != adopted[2]:
+    while any(now and now[2] == first[2] for now, first in zip(map(_stat, pids), adopted)):
+        if time.monotonic() > deadline:
+            seen.append("left")
             break
-        if now[0] not in seen:
-            seen.append(now[0])
+        for states, now in zip(seen, map(_stat, pids)):
+            if now is not None and now[0] not in states:
+                states.append(now[0])
         time.sleep(0.05)
-    else:
-        seen.append("left")
+    time.sleep(max(0, forked_at + 3 - time.monotonic()))  # its zombie across looks
     return {
-        "adopted": adopted[1] == os.getpid(),
+        "adopted": [first[1] == os.getpid() for first in adopted],
         "states": seen,
-        "codes": [zombie.wait(), running.wait(), threaded[0].wait()],
+        "codes": [
+            zombie.wait(),
+            running.wait(),
+            threaded[0].wait(),
+            os.waitstatus_to_exitcode(os.waitpid(forked, 0)[1]),
+        ],
     }
 """
 
@@ -88,18 +104,19 @@ stages:
 def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_children(
     home: Path, tmp_path: Path
 ) -> None:
-    """The command stage ``c`` makes taskdaemon a subreaper; ``h``'s ``sleep``, orphaned by
-    its shell, becomes taskdaemon's child, ends, and its zombie is gone while the run goes on.
-    The handler's own children, waited for after many looks, exit 3, 4 and 5 as they did (a
-    child reaped behind ``Popen``'s back would say 0)."""
+    """The command stage ``c`` makes taskdaemon a subreaper; ``h``'s two ``sleep``s, orphaned
+    by their shells (one at once, one 4.5 s after its start), become taskdaemon's children, end,
+    and their zombies are gone while the run goes on. The handler's own children, waited for
+    after many looks, exit 3, 4, 5 and 6 (an ``os.fork``'s) as they did (a child reaped behind
+    ``Popen``'s back would say 0, one reaped behind ``waitpid`` would raise)."""
     ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _PIPELINE)
     assert 0 == ran.returncode, ran.stderr
     shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
     stages = {stage["name"]: stage for stage in json.loads(shown.stdout)["stages"]}
     outputs = json.loads(stages["h"]["attempts"][-1]["outputs"])
-    assert outputs["adopted"] is True, outputs
+    assert [True, True] == outputs["adopted"], outputs
     assert "left" not in outputs["states"], outputs
-    assert [3, 4, 5] == outputs["codes"], outputs
+    assert [3, 4, 5, 6] == outputs["codes"], outputs
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
@@ -119,7 +136,7 @@ def test_an_idle_serve_reaps_the_zombie_an_ended_run_left(home: Path, tmp_path: 
     pid_file = tmp_path / "pid"
     (tmp_path / "leaving.py").write_text(
         "import subprocess\n\n\ndef leave(context):\n"
-        f"    subprocess.run('sleep 7 >/dev/null 2>&1 & echo $! > {pid_file}; sleep 4.5',"
+        f"    subprocess.run('sleep 7 >/dev/null 2>&1 & echo $! > {pid_file}',"
         " shell=True)\n    return {}\n"
     )
     pipeline = write(tmp_path / "p.yaml", _PIPELINE)
@@ -146,9 +163,12 @@ def test_an_idle_serve_reaps_the_zombie_an_ended_run_left(home: Path, tmp_path: 
 
 def test_a_look_reaps_no_child_this_process_forked() -> None:
     """A child of the tests' own process (not a subreaper), a zombie across looks spanning
-    more than the margin, is never taken as adopted: its waiter gets its exit code."""
+    more than the margin, is never taken as adopted, nor as nobody's (its ``Popen`` holds it):
+    its waiter gets its exit code."""
+    forks = waited_children.Forks()
+    forks.begin()
     child = subprocess.Popen(["sh", "-c", "exit 3"])
-    reaper = adopted_reaper.Reaper()
+    reaper = adopted_reaper.Reaper(forks)
     deadline = time.monotonic() + adopted_reaper.MARGIN * 2.5
     while time.monotonic() < deadline:
         assert [] == reaper.look()
@@ -167,3 +187,41 @@ def test_a_look_over_the_bound_proves_no_absence(monkeypatch: pytest.MonkeyPatch
     finally:
         child.kill()
         child.wait()
+
+
+def test_a_zombie_no_code_holds_is_reaped_at_its_second_look() -> None:
+    """A child started with no ``Popen`` and no ``os.fork`` (``posix_spawn``), as an orphan
+    adopted at once is, is reaped once it was a zombie at two looks in a row, not at the first."""
+    forks = waited_children.Forks()
+    forks.begin()
+    time.sleep(0.1)  # past the floor's slack
+    reaper = adopted_reaper.Reaper(forks)
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 3"], os.environ)
+    while (now := _stat(pid)) is not None and now[0] != "Z":
+        time.sleep(0.01)
+    assert pid not in reaper.look()
+    assert "Z" == (_stat(pid) or ("gone",))[0]
+    assert [pid] == reaper.look()
+    assert _stat(pid) is None
+
+
+def test_a_fork_window_spares_the_children_started_in_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A child started while a fork runs, or since one started and has not returned, may be
+    the fork's: spared; one started after it is judged; windows past the bound raise the floor."""
+    forks = waited_children.Forks()
+    assert forks.spared(time.clock_gettime(time.CLOCK_BOOTTIME))  # nothing known yet
+    forks.begin()
+    time.sleep(0.1)
+    forks.before()
+    begun = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert forks.spared(begun + 5)  # a fork still running
+    time.sleep(0.1)
+    forks.after()
+    ended = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert forks.spared((begun + ended) / 2)
+    assert not forks.spared(ended + 0.5)
+    assert not forks.spared(begun - 0.05)
+    monkeypatch.setattr(waited_children, "FORKS_KEPT", 0)
+    forks.before()
+    forks.after()
+    assert forks.spared(ended - 0.05)  # below the floor now

@@ -36,8 +36,10 @@ that left the group, dropped the token (``env -i``) and kept no parent in the gr
 left the group and ended between two samples before its stage's end, and an orphan of a Python
 handler's own subprocess, adopted too but no stage's to end (left running): their zombies are
 reaped by ``adopted_reaper`` when it can tell them from a child some handler's ``subprocess``
-waits for (adopted at least a second after their start), else they stay until taskdaemon exits;
-and, as before, everything after taskdaemon is killed outright (its orphans go to init then).
+waits for (adopted at least a second after their start, or a zombie no ``Popen`` of the process
+holds and no ``os.fork`` of it started, ``waited_children``), else they stay until taskdaemon
+exits; and, as before, everything after taskdaemon is killed outright (its orphans go to init
+then).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ import sys
 import threading
 import time
 
-from taskdaemon.pipeline.adopted_reaper import stat_fields
+from taskdaemon.pipeline.adopted_reaper import reaped, stat_fields
 
 __all__ = ["LOOK_LIMIT", "Orphans", "allow", "become_subreaper"]
 
@@ -69,12 +71,13 @@ def allow() -> None:
     """Let this process become a subreaper at its first command stage: the entry points'."""
     import atexit  # noqa: PLC0415
 
-    from taskdaemon.pipeline import adopted_reaper  # noqa: PLC0415
+    from taskdaemon.pipeline import adopted_reaper, waited_children  # noqa: PLC0415
 
     with _lock:
         if "allowed" not in _subreaper:
             _subreaper["allowed"] = True
             atexit.register(adopted_reaper.stop)  # the zombies' look ends with the process
+            waited_children.forks.watch()  # before any stage: each os.fork's window is known
 
 
 def become_subreaper() -> bool:
@@ -188,18 +191,9 @@ class Orphans:
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
                         killed[pid] = f"{pid} {name!r}"
-                if _reaped(pid):
+                if reaped(pid):
                     with self._lock:
                         self._found.pop(pid, None)
             if not self._found or time.monotonic() >= deadline:
                 return list(killed.values())[:SHOWN], len(killed), len(self._found)
             time.sleep(0.01)  # SIGKILL needs no cooperation: a round is enough but for a bomb
-
-
-def _reaped(pid: int) -> bool:
-    """Reap ``pid`` if it has ended; True once it is gone."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        return True  # not a child (any more): nothing of it is left to this process
-    return done == pid

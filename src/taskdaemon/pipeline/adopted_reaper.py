@@ -25,16 +25,32 @@ it is linked to its parent's list); a look read while one of taskdaemon's thread
 children move to another thread) is not used, nor one whose lists exceed :data:`LIMIT` (a fork
 bomb): neither may prove an absence.
 
+An orphan adopted within the margin of its start (``sleep 9 &`` whose shell ends at once) is
+proven nobody's the other way, from what the process knows of the children its code starts
+(``waited_children``): a zombie at two usable looks in a row, which no ``Popen`` object of the
+process holds and which no ``os.fork`` of it started, is reaped by its pid. A look reads the
+children's states only when some child is a zombie (``waitid`` with ``WNOWAIT``, which reaps
+nothing), and walks the ``Popen`` objects only when such a zombie is left to judge.
+
+Decision: this, not a reaper process of each command stage (a subreaper of its own between
+taskdaemon and the command, so that taskdaemon adopts nothing). Such a process is one more
+interpreter started per command stage, its cost on every stage though few leave anything; the
+stage's process would no longer be the command's (its group, its samples, its signals and exit
+status relayed); and a ``def`` handler's orphans, the case above, would go to init as before
+runend57, which a stage's reaper does not change. The group of a stage does not tell either: a
+handler's own subprocess, and its orphans, share taskdaemon's session and group.
+
 Decision: one daemon thread looks every :data:`INTERVAL` seconds, started when the process
 becomes a subreaper (only then are there orphans to adopt) and stopped at exit, off the event
 loop; ``serve`` idle, and a ``def`` handler's orphans with no command stage running, are looked
 at too. A low rate, because what it reaps holds no resource but a pid slot, and every look
 reads a ``children`` file per thread.
 
-Not reached: an orphan adopted less than :data:`MARGIN` after its start (``sleep 9 &`` whose
-shell ends at once): from the looks it is indistinguishable from a child taskdaemon forked, so
-its zombie stays until taskdaemon exits; and more than :data:`LIMIT` adopted processes waiting
-to end at once (the others are left to taskdaemon's exit).
+Not reached: an orphan adopted less than :data:`MARGIN` after its start whose start time falls
+in a window of an ``os.fork`` of taskdaemon's, or whose pid a ``Popen`` holds (reused), and
+what ``waited_children`` says it cannot tell: their zombies stay until taskdaemon exits; and
+more than :data:`LIMIT` adopted processes or zombies waiting at once (the others are left to
+taskdaemon's exit).
 """
 
 from __future__ import annotations
@@ -43,7 +59,9 @@ import os
 import threading
 import time
 
-__all__ = ["INTERVAL", "LIMIT", "MARGIN", "Reaper", "start", "stat_fields", "stop"]
+from taskdaemon.pipeline import waited_children
+
+__all__ = ["INTERVAL", "LIMIT", "MARGIN", "Reaper", "reaped", "start", "stat_fields", "stop"]
 
 #: Seconds between two looks.
 INTERVAL = 1.0
@@ -88,11 +106,16 @@ def stop() -> None:
 class Reaper:
     """The adopted children one process found, and its last usable look."""
 
-    def __init__(self) -> None:
+    def __init__(self, forks: waited_children.Forks | None = None) -> None:
         self._ticks = os.sysconf("SC_CLK_TCK")
+        self._forks = waited_children.forks if forks is None else forks
         self._last: tuple[float, frozenset[int]] | None = None
         #: Adopted children not yet reaped: pid to start time (clock ticks since boot).
         self.adopted: dict[int, int] = {}
+        #: Zombie children not proven adopted at the last usable look: pid to start time.
+        self._zombies: dict[int, int] = {}
+        #: Those of them a ``Popen`` object held: left to it, not looked for again.
+        self._held: dict[int, int] = {}
 
     def look(self) -> list[int]:
         """One look: keep the children adopted since the last one, reap those that ended.
@@ -111,23 +134,64 @@ class Reaper:
                     ):
                         self.adopted[pid] = started[1]
             self._last = (now, frozenset(children))
+            return self._reap() + self._unwaited(children)
         return self._reap()
 
     def _reap(self) -> list[int]:
-        reaped = []
+        done = []
         for pid, started in list(self.adopted.items()):
             state = _start(pid)
             if state is None or state[1] != started:
                 del self.adopted[pid]  # reaped by someone else (a handler's waitpid(-1))
-            elif state[0] == "Z":
-                try:
-                    done, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    done = pid
-                if done == pid:
-                    del self.adopted[pid]
-                    reaped.append(pid)
-        return reaped
+            elif state[0] == "Z" and reaped(pid):
+                del self.adopted[pid]
+                done.append(pid)
+        return done
+
+    def _unwaited(self, children: set[int]) -> list[int]:
+        """Reap the zombies that were zombies at the last usable look too and that no code of
+        this process waits for (``waited_children``). Returns the pids reaped."""
+        zombies: dict[int, int] = {}
+        for pid in children if _any_zombie() else ():
+            state = None if pid in self.adopted else _start(pid)
+            if state is not None and state[0] == "Z" and len(zombies) < LIMIT:
+                zombies[pid] = state[1]
+        before, self._zombies = self._zombies, zombies
+        self._held = {pid: at for pid, at in self._held.items() if zombies.get(pid) == at}
+        judged = [
+            pid
+            for pid, at in zombies.items()
+            if before.get(pid) == at
+            and pid not in self._held
+            and not self._forks.spared(at / self._ticks)
+        ]
+        waited = waited_children.waited_pids() if judged else set()
+        done = []
+        for pid in judged:
+            if pid in waited:
+                self._held[pid] = zombies[pid]
+            elif reaped(pid):
+                del zombies[pid]
+                done.append(pid)
+        return done
+
+
+def reaped(pid: int) -> bool:
+    """Reap ``pid`` if it has ended; True once it is gone: by its pid, never ``waitpid(-1)``."""
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        return True  # not a child (any more): nothing of it is left to this process
+    return done == pid
+
+
+def _any_zombie() -> bool:
+    """Whether some child of this process is a zombie: one system call that reaps nothing
+    (``WNOWAIT``), so that a look reads no child's ``stat`` while none has ended."""
+    try:
+        return os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None
+    except ChildProcessError:
+        return False
 
 
 def _children() -> set[int] | None:

@@ -1,0 +1,145 @@
+"""Which of this process's children some code in it may still wait for: ``adopted_reaper``'s
+second proof, for an orphan adopted too soon after its start to be told apart by the looks.
+
+``subprocess.run("sleep 9 &", shell=True)`` in a ``def`` handler: the shell ends at once and
+its ``sleep`` becomes taskdaemon's child (a subreaper's, ``adopted_orphans``) within a
+millisecond of its start. Nothing the kernel keeps tells it from a child taskdaemon forked:
+its parent pid before adoption is gone from ``/proc/PID/stat``, its exit signal is reset to a
+fork's, and it shares taskdaemon's session and process group, as does every child a handler
+starts without a session of its own. Its start time is as close to a spawn of taskdaemon's as
+the shell it came from. What does tell is the process itself: every child Python code starts
+is started through
+
+* ``subprocess.Popen`` (``subprocess.run``, ``asyncio``'s subprocesses, ``os.popen``), whose
+  object keeps the child's ``pid`` until it has waited for it (``returncode`` set), also once
+  dropped unwaited (``subprocess._active``); or ``multiprocessing``'s ``Popen``, alike;
+* ``os.fork`` (``os.forkpty``, ``pty.fork``, ``multiprocessing``'s fork), whose at-fork hooks
+  run in the parent just before and just after it (:class:`Forks` keeps those windows);
+* ``os.system``, which blocks in its own ``waitpid`` until its child ended: that child is a
+  zombie for no longer than a wake-up.
+
+So a zombie child is nobody's to wait for when it was a zombie at two looks in a row (no waiter
+blocked on it), no live ``Popen`` object of this process holds its pid (:func:`waited_pids`, a
+walk of the garbage collector's objects), and its start time falls in no ``os.fork`` window.
+
+Decision: the ``Popen`` objects are found by walking ``gc.get_objects()``, not by wrapping
+``subprocess.Popen``: nothing of Python's is patched, and a walk costs only when a zombie is
+left that the looks could not prove adopted (rare; each one found held by a ``Popen`` is not
+walked for again while it is left). The fork windows are kept from :meth:`Forks.watch` on,
+which the entry points call before any stage runs (``adopted_orphans.allow``); a child started
+before it, or before the oldest window kept (at most :data:`FORKS_KEPT`), is never judged.
+
+Not reached: a child started by C code that keeps its pid and waits for it later, more than a
+look after its end (``os.posix_spawn`` called directly, an extension's own ``fork``): nothing
+of the process says it is waited for, so its zombie is reaped and that wait fails (``ECHILD``);
+and an orphan started inside a window of an ``os.fork`` of this process, whose zombie is left
+until the process exits.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import threading
+import time
+from collections import deque
+
+__all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "waited_pids"]
+
+#: ``os.fork`` windows kept: a fork bomb's bound (older ones raise the floor instead).
+FORKS_KEPT = 1024
+#: Seconds around a fork window a child's start time may fall in: it is read in clock ticks
+#: (``SC_CLK_TCK``, a hundredth of a second on Linux), rounded down.
+SLACK = 0.02
+
+
+class Forks:
+    """The windows of this process's ``os.fork`` calls (``CLOCK_BOOTTIME``, the clock of a
+    process's start time), from :meth:`begin` on."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        #: Children started before it are never judged (before :meth:`begin`, windows dropped).
+        self._floor: float | None = None
+        self._open: dict[int, float] = {}
+        self._windows: deque[tuple[float, float]] = deque()
+
+    def begin(self) -> None:
+        """Judge the children started from now on."""
+        with self._lock:
+            if self._floor is None:
+                self._floor = _now()
+
+    def watch(self) -> None:
+        """:meth:`begin`, and keep each ``os.fork``'s window (``register_at_fork``), once."""
+        with self._lock:
+            if self._floor is not None:
+                return
+            self._floor = _now()
+        os.register_at_fork(
+            before=self.before, after_in_parent=self.after, after_in_child=self._forget
+        )
+
+    def before(self) -> None:
+        """A fork starts on this thread (no lock: another thread may hold it in the child)."""
+        self._open[threading.get_ident()] = _now()
+
+    def after(self) -> None:
+        """The fork this thread started has returned in the parent."""
+        started = self._open.pop(threading.get_ident(), None)
+        if started is None:
+            return
+        with self._lock:
+            self._windows.append((started, _now()))
+            if len(self._windows) > FORKS_KEPT:
+                dropped = self._windows.popleft()
+                self._floor = max(self._floor or 0.0, dropped[1])
+
+    def _forget(self) -> None:
+        """In the child: its parent's forks are not its own, and the lock may be held."""
+        self._lock = threading.Lock()
+        self._open.clear()
+        self._windows.clear()
+
+    def spared(self, started: float) -> bool:
+        """Whether a child started at ``started`` (seconds since boot) may be an ``os.fork``'s
+        of this process, or is not judged at all."""
+        with self._lock:
+            floor, windows = self._floor, list(self._windows)
+        opened = list(self._open.values())
+        if floor is None or started <= floor + SLACK:
+            return True
+        if any(started >= begun - SLACK for begun in opened):
+            return True
+        return any(begun - SLACK <= started <= ended + SLACK for begun, ended in windows)
+
+
+#: This process's forks: watched by the entry points (``adopted_orphans.allow``).
+forks = Forks()
+
+
+def waited_pids() -> set[int]:
+    """The pids that a live ``Popen`` object of this process (``subprocess``'s, or
+    ``multiprocessing``'s when loaded) holds and has not waited for."""
+    kinds: list[type] = []
+    for module, name in (("subprocess", "Popen"), ("multiprocessing.popen_fork", "Popen")):
+        loaded = sys.modules.get(module)
+        kind = getattr(loaded, name, None) if loaded is not None else None
+        if isinstance(kind, type):
+            kinds.append(kind)
+    if not kinds:
+        return set()
+    wanted = tuple(kinds)
+    pids: set[int] = set()
+    # type(), not isinstance(): an object's own __class__ (a proxy's) is never run.
+    for held in gc.get_objects():
+        if issubclass(type(held), wanted):
+            pid = held.__dict__.get("pid")
+            if isinstance(pid, int) and held.__dict__.get("returncode") is None:
+                pids.add(pid)
+    return pids
+
+
+def _now() -> float:
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
