@@ -225,3 +225,21 @@ def test_a_fork_window_spares_the_children_started_in_it(monkeypatch: pytest.Mon
     forks.before()
     forks.after()
     assert forks.spared(ended - 0.05)  # below the floor now
+
+
+def test_the_waited_pids_are_those_of_popen_objects_not_waited_for() -> None:
+    """A ``Popen``'s child, and a ``Popen`` subclass's, are held until waited for; a waited
+    one's pid is no longer (its zombie is gone: the pid may be another process's)."""
+
+    class Kept(subprocess.Popen[bytes]):
+        pass
+
+    waited = subprocess.Popen(["true"])
+    waited.wait()
+    kept, plain = Kept(["true"]), subprocess.Popen(["true"])
+    try:
+        pids = waited_children.waited_pids()
+        assert {kept.pid, plain.pid} <= pids
+        assert waited.pid not in pids
+    finally:
+        assert (0, 0) == (kept.wait(), plain.wait())

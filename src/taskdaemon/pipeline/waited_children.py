@@ -22,10 +22,11 @@ So a zombie child is nobody's to wait for when it was a zombie at two looks in a
 blocked on it), no live ``Popen`` object of this process holds its pid (:func:`waited_pids`, a
 walk of the garbage collector's objects), and its start time falls in no ``os.fork`` window.
 
-Decision: the ``Popen`` objects are found by walking ``gc.get_objects()``, not by wrapping
-``subprocess.Popen``: nothing of Python's is patched, and a walk costs only when a zombie is
-left that the looks could not prove adopted (rare; each one found held by a ``Popen`` is not
-walked for again while it is left). The fork windows are kept from :meth:`Forks.watch` on,
+Decision: the ``Popen`` objects are found by the collector (``gc.get_referrers`` of the
+``Popen`` classes, a walk in C that holds the GIL), not by wrapping ``subprocess.Popen``:
+nothing of Python's is patched, and a walk costs only when a zombie is left that the looks
+could not prove adopted (rare; each one found held by a ``Popen`` is not walked for again while
+it is left). The fork windows are kept from :meth:`Forks.watch` on,
 which the entry points call before any stage runs (``adopted_orphans.allow``); a child started
 before it, or before the oldest window kept (at most :data:`FORKS_KEPT`), is never judged.
 
@@ -121,24 +122,32 @@ forks = Forks()
 
 def waited_pids() -> set[int]:
     """The pids that a live ``Popen`` object of this process (``subprocess``'s, or
-    ``multiprocessing``'s when loaded) holds and has not waited for."""
+    ``multiprocessing``'s when loaded, or a subclass's) holds and has not waited for."""
     kinds: list[type] = []
     for module, name in (("subprocess", "Popen"), ("multiprocessing.popen_fork", "Popen")):
-        loaded = sys.modules.get(module)
-        kind = getattr(loaded, name, None) if loaded is not None else None
+        kind = getattr(sys.modules.get(module), name, None)
         if isinstance(kind, type):
-            kinds.append(kind)
+            kinds.extend(_with_subclasses(kind))
     if not kinds:
         return set()
-    wanted = tuple(kinds)
+    exact = set(kinds)
     pids: set[int] = set()
-    # type(), not isinstance(): an object's own __class__ (a proxy's) is never run.
-    for held in gc.get_objects():
-        if issubclass(type(held), wanted):
+    # The collector's own walk, in C: an instance of a class refers to its class. type(), not
+    # isinstance(): an object's own __class__ (a proxy's) is never run.
+    for held in gc.get_referrers(*kinds):
+        if type(held) in exact:
             pid = held.__dict__.get("pid")
             if isinstance(pid, int) and held.__dict__.get("returncode") is None:
                 pids.add(pid)
     return pids
+
+
+def _with_subclasses(kind: type) -> list[type]:
+    found = [kind]
+    subclasses: list[type] = type.__subclasses__(kind)
+    for subclass in subclasses:
+        found.extend(_with_subclasses(subclass))
+    return found
 
 
 def _now() -> float:
