@@ -25,6 +25,7 @@ pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is 
 #: for, one of them a zombie across many looks, one started by a thread that ends before it does
 #: (the child moves to another thread's list), one an ``os.fork``'s, a zombie across looks.
 _HANDLERS = """\
+import asyncio
 import os
 import subprocess
 import threading
@@ -85,6 +86,12 @@ def leave(context):
             os.waitstatus_to_exitcode(os.waitpid(forked, 0)[1]),
         ],
     }
+
+
+async def wait_async(context):
+    process = await asyncio.create_subprocess_exec("sh", "-c", "sleep 1; exit 7")
+    await asyncio.sleep(4)  # ended, across looks, before it is waited for
+    return {"code": await process.wait()}
 """
 
 _PIPELINE = """\
@@ -99,6 +106,16 @@ stages:
     triggers: [{on_completion: {stage: c}}]
 """
 
+#: The same, and beside ``h`` an ``async def`` handler that waits for its ``asyncio`` child.
+_RUN_PIPELINE = (
+    _PIPELINE
+    + """\
+  - name: a
+    handler: "leaving:wait_async"
+    triggers: [{on_completion: {stage: c}}]
+"""
+)
+
 
 @pytest.mark.slow
 def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_children(
@@ -108,8 +125,9 @@ def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_chi
     by their shells (one at once, one 4.5 s after its start), become taskdaemon's children, end,
     and their zombies are gone while the run goes on. The handler's own children, waited for
     after many looks, exit 3, 4, 5 and 6 (an ``os.fork``'s) as they did (a child reaped behind
-    ``Popen``'s back would say 0, one reaped behind ``waitpid`` would raise)."""
-    ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _PIPELINE)
+    ``Popen``'s back would say 0, one reaped behind ``waitpid`` would raise), and ``a``'s
+    ``asyncio`` child 7."""
+    ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _RUN_PIPELINE)
     assert 0 == ran.returncode, ran.stderr
     shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
     stages = {stage["name"]: stage for stage in json.loads(shown.stdout)["stages"]}
@@ -117,6 +135,7 @@ def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_chi
     assert [True, True] == outputs["adopted"], outputs
     assert "left" not in outputs["states"], outputs
     assert [3, 4, 5, 6] == outputs["codes"], outputs
+    assert {"code": 7} == json.loads(stages["a"]["attempts"][-1]["outputs"])
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
