@@ -229,8 +229,10 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
     run's page without one (a link a colleague pasted), gets a page saying so and how to sign
     in (a box for the token), not the
     API's JSON telling it to send a header it cannot; typing the token in the box signs in and
-    opens the page the link named (not the runs list), the token gone from the address. The
-    API's answers stay JSON, for a browser too."""
+    opens the page the link named (not the runs list). The box posts the token: it is in no
+    URL the browser asked for nor in any entry of the tab's history (read over the DevTools
+    protocol, which lists every entry's URL; a ``GET`` form had it in both). The API's
+    answers stay JSON, for a browser too."""
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 3)
     async with (
         stored_runs_server(tmp_path / "spans.db") as url,
@@ -242,11 +244,16 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
         wrong_text = await page.text_content("main")
         missing = await page.goto(f"{url}/runs/{run_id}")
         missing_text = await page.text_content("main")
+        asked: list[tuple[str, str]] = []
+        page.on("request", lambda request: asked.append((request.method, request.url)))
         await page.fill('input[name="token"]', TOKEN)
         await page.press('input[name="token"]', "Enter")
         await page.wait_for_selector('body[data-page="run"]')
         opened = (await page.get_attribute("body", "data-run-id"), page.url)
         await page.wait_for_selector('body[data-stream-state="ended"]')
+        devtools = await page.context.new_cdp_session(page)
+        history = await devtools.send("Page.getNavigationHistory")
+        await devtools.detach()
         await page.context.clear_cookies()
         api = await page.goto(f"{url}/api/runs/recent")
         api_answer = (api.status, api.headers["content-type"], await api.json())
@@ -256,6 +263,10 @@ async def test_a_wrong_or_missing_token_is_a_sign_in_page(
     assert "This page needs the server's token" in (missing_text or ""), missing_text
     assert missing.status == 401
     assert (run_id, f"{url}/runs/{run_id}") == opened
+    assert ("POST", f"{url}/runs/{run_id}") == asked[0]
+    entries = [entry["url"] for entry in history["entries"]]
+    assert f"{url}/runs/{run_id}" == entries[-1], entries
+    assert [] == [u for u in entries + [u for _, u in asked] if TOKEN in u or "token=" in u]
     assert (401, "application/json") == api_answer[:2]
     assert api_answer[2]["error"].startswith("authentication required")
 

@@ -13,10 +13,20 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
   ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
   the token leaves the address bar), as a browser's ``GET`` of any other page with the token
-  does, redirecting to that page (the sign-in page's box sends the token to the page it
-  stands for); or ``?token=T`` on any request, taken off the query the app is given (a
-  redirect or a link it makes from the query would hold it). Tokens are compared with
-  :func:`hmac.compare_digest`. A session cookie dies with the process that signed it.
+  does, redirecting to that page (the sign-in URL ``serve`` shows, a link); or ``?token=T`` on
+  any request, taken off the query the app is given (a redirect or a link it makes from the
+  query would hold it). Tokens are compared with :func:`hmac.compare_digest`. A session cookie
+  dies with the process that signed it.
+* **Sign-in form.** The sign-in page's box posts the token as a form
+  (``application/x-www-form-urlencoded``) to the page it stands for, so that the token is in
+  no URL, not even for one redirect (a ``GET`` form put it in the address bar and the
+  browser's history): a right one starts a session and a wrong one is counted, as by
+  ``?token=``, each answered by a redirect to the page (``sign_in_page`` reads the body,
+  bounded). Forgery: a page of any site can post such a form (its content type needs no CORS
+  preflight), so this ``POST`` needs an ``Origin`` naming this server (every browser sends
+  one on a ``POST``; without one it is 403), where the JSON ones are checked only when they
+  send one. The session cookie's ``SameSite=Strict`` does not help here: a forged sign-in
+  needs no cookie, it would set one.
 * **Wrong tokens.** Counted per client address (``token_failures``): past the bound in a
   window, that address's requests are answered 429 with ``Retry-After`` before any token is
   compared (a valid session cookie still passes; a browser opening a page gets the sign-in
@@ -38,7 +48,8 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   cross-site page cannot use the browser's cookie (``SameSite=Strict`` already withholds it).
 * **No state change on a simple content type.** ``POST``, ``PUT``, ``PATCH`` and ``DELETE``
   need ``Content-Type: application/json`` even with an empty body (415 otherwise): browsers
-  send those only after a CORS preflight, which this server never grants.
+  send those only after a CORS preflight, which this server never grants. The sign-in form is
+  the one exception, and is never given to the app.
 * **Principal.** The token stands for one principal: ``TASKDAEMON_API_USER``, else the OS user
   running the server (whoever holds the token could read it from that user's files or
   environment). Approvals record this name; a request body cannot choose it.
@@ -71,6 +82,7 @@ from urllib.parse import quote as url_quote
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.quoting import quote
+from taskdaemon.pipeline.sign_in_page import is_sign_in_form, read_sign_in_form, sign_in_page
 from taskdaemon.pipeline.token_failures import TokenFailures
 
 __all__ = [
@@ -321,15 +333,19 @@ class SecurityMiddleware:
         client = (scope.get("client") or (None, 0))[0]
         signed_in = self._signed_in(headers, cookie_name)
         retry = None if signed_in else self.failures.retry_after(client)
+        form = is_sign_in_form(scope, headers)
         if retry is not None:
             wait = [(b"retry-after", str(retry).encode())]
-            if wants_page(scope, headers):
+            if wants_page(scope, headers) or form:
                 # A browser gets a page it can read, whose box works again once the wait is over.
                 reason = f"Too many wrong tokens from this address: try again in {retry} s."
-                await _sign_in_page(send, reason, status=429, extra=wait)
+                await sign_in_page(send, reason, status=429, extra=wait)
             else:
                 reason = f"too many wrong tokens from this address: try again in {retry} s"
                 await send_error(send, 429, reason, extra=wait)
+            return
+        if form:
+            await self._form_sign_in(scope, receive, send, query=query)
             return
         via = self._authenticate(headers, query, signed_in=signed_in)
         if via is None:
@@ -342,7 +358,7 @@ class SecurityMiddleware:
                 await _redirect(send, _page_without_token(scope, query, [(_REFUSED, "1")]))
                 return
             if wants_page(scope, headers):
-                await _sign_in_page(send, _why_signed_out(query, headers, cookie_name))
+                await sign_in_page(send, _why_signed_out(query, headers, cookie_name))
                 return
             await send_error(
                 send,
@@ -362,7 +378,7 @@ class SecurityMiddleware:
             and method == "GET"
             and (scope["path"] == "/" or wants_page(scope, headers))
         ):
-            await self._start_session(scope, send, query, cookie_name)
+            await self._start_session(scope, send, _page_without_token(scope, query))
             return
         if "token" in query:
             scope = {**scope, "query_string": _without_token(scope["query_string"])}
@@ -402,15 +418,34 @@ class SecurityMiddleware:
         cookie = _cookies(headers.get("cookie", "")).get(cookie_name)
         return cookie is not None and self.auth.session_valid(cookie)
 
-    async def _start_session(
-        self, scope: Scope, send: Send, query: dict[str, str], cookie_name: str
-    ) -> None:
-        """``GET /PAGE?token=T``: set the session cookie and redirect to the same URL without
-        the token."""
-        cookie = f"{cookie_name}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict" + (
-            "; Secure" if scope.get("scheme") == "https" else ""
+    async def _start_session(self, scope: Scope, send: Send, location: str) -> None:
+        """Set the session cookie and redirect to ``location`` (the page signed in to, without
+        the token)."""
+        cookie = (
+            f"{_cookie_name(scope)}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict"
+            + ("; Secure" if scope.get("scheme") == "https" else "")
         )
-        await _redirect(send, _page_without_token(scope, query), cookie)
+        await _redirect(send, location, cookie)
+
+    async def _form_sign_in(
+        self, scope: Scope, receive: Receive, send: Send, *, query: dict[str, str]
+    ) -> None:
+        """The sign-in form's ``POST``: its token starts a session and goes back to the page
+        as a ``GET`` (303); a wrong one is counted and goes back to the page's sign-in page
+        saying so, as a wrong ``?token=`` does."""
+        headers = _headers(scope)
+        if "origin" not in headers:  # one not naming this server was refused already
+            await send_error(send, 403, "the sign-in form needs an Origin naming this server")
+            return
+        token = await read_sign_in_form(headers, receive)
+        if isinstance(token, tuple):
+            await send_error(send, *token)
+            return
+        if self.auth.token_matches(token):
+            await self._start_session(scope, send, _page_without_token(scope, query))
+            return
+        self.failures.failed((scope.get("client") or (None, 0))[0], 1)
+        await _redirect(send, _page_without_token(scope, query, [(_REFUSED, "1")]))
 
 
 #: The query parameter a refused token's redirect adds, so that the sign-in page says why.
@@ -465,57 +500,6 @@ def _why_signed_out(query: dict[str, str], headers: dict[str, str], cookie_name:
     if cookie_name in _cookies(headers.get("cookie", "")):
         return "Your session has ended: the server was restarted since you signed in."
     return "This page needs the server's token."
-
-
-#: The page a browser gets for a page it may not see yet. No script, no asset (those need
-#: a sign-in too), nothing from the request: only the reason, chosen from fixed texts (the
-#: one for a refused address holds the seconds to wait, a number of ours).
-#: Its form has no ``action``: the browser sends the token to the page it asked for (a
-#: pasted link to a run opens that run once signed in, not the runs list).
-_SIGN_IN_PAGE: Final = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<meta name="color-scheme" content="light dark">
-<title>Sign in · taskdaemon</title></head>
-<body><main>
-<h1>Sign in to taskdaemon</h1>
-<p><strong>{reason}</strong></p>
-<form method="get"><label>Token
-<input name="token" type="password" autocomplete="off" required autofocus></label>
-<button type="submit">Sign in</button></form>
-<p>The token is <code>TASKDAEMON_API_TOKEN</code> when the server has it, else the one it
-generated and wrote under <code>TASKDAEMON_HOME</code>: <code>api-token.PORT</code> for
-<code>serve</code>, <code>ui-token.PORT</code> for <code>ui</code>. The sign-in address the
-server showed on its terminal (<code>/?token=TOKEN</code>) signs in too.</p>
-</main></body></html>
-"""
-
-
-async def _sign_in_page(
-    send: Send, reason: str, *, status: int = 401, extra: list[tuple[bytes, bytes]] | None = None
-) -> None:
-    body = _SIGN_IN_PAGE.format(reason=reason).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                *(extra or []),
-                (b"content-type", b"text/html; charset=utf-8"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="taskdaemon"'),
-                (
-                    b"content-security-policy",
-                    b"default-src 'none'; form-action 'self'; base-uri 'none'; "
-                    b"frame-ancestors 'none'",
-                ),
-                (b"x-content-type-options", b"nosniff"),
-                (b"referrer-policy", b"no-referrer"),
-                (b"cache-control", b"no-store"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
 
 
 def _headers(scope: Scope) -> dict[str, str]:

@@ -1,0 +1,135 @@
+"""The sign-in page a browser gets for a page it may not see yet, and its form's ``POST``.
+
+``http_security`` decides when a browser is signed out and what a token opens; this module
+holds what the browser is shown and sends: the page (no script, no asset, only a reason
+chosen from fixed texts), and the form's body, read bounded, since the security middleware
+reads it before the app's body bounds (``http_limits``) apply. The form posts to the page it
+stands for, so the token is in no URL, not even for one redirect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any, Final
+from urllib.parse import parse_qsl
+
+from taskdaemon.pipeline.ascii_number import ascii_digits
+
+__all__ = [
+    "SIGN_IN_BODY_BYTES",
+    "SIGN_IN_BODY_SECONDS",
+    "is_sign_in_form",
+    "read_sign_in_form",
+    "sign_in_page",
+]
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+#: Bounds on the sign-in form's body (``token=`` and a token, percent-encoded: a token of up
+#: to about 1,000 characters even when each is encoded as three).
+SIGN_IN_BODY_BYTES: Final = 4096
+SIGN_IN_BODY_SECONDS: Final = 10.0
+_FORM: Final = "application/x-www-form-urlencoded"
+
+
+def is_sign_in_form(scope: Scope, headers: dict[str, str]) -> bool:
+    """A browser's sign-in form: a form ``POST`` to a page (not the API, not an asset)."""
+    path = scope["path"]
+    return (
+        scope["method"] == "POST"
+        and headers.get("content-type", "").split(";", 1)[0].strip().lower() == _FORM
+        and not path.startswith(("/api/", "/static/"))
+        and path != "/api"
+    )
+
+
+async def read_sign_in_form(headers: dict[str, str], receive: Receive) -> str | tuple[int, str]:
+    """The token the sign-in form sent, or why it was refused (status, message): over
+    ``SIGN_IN_BODY_BYTES`` (by its ``Content-Length`` or as it comes), or not whole within
+    ``SIGN_IN_BODY_SECONDS``. The rest of a refused body is bounded by the connection's own
+    rule for a request answered before its body was read (``http_limits``)."""
+    too_large = (413, f"a sign-in form's body is at most {SIGN_IN_BODY_BYTES} bytes")
+    declared = headers.get("content-length", "")
+    if ascii_digits(declared) and int(declared) > SIGN_IN_BODY_BYTES:
+        return too_large
+    chunks: list[bytes] = []
+    size = 0
+    deadline = time.monotonic() + SIGN_IN_BODY_SECONDS
+    try:
+        while True:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                message = await receive()
+            if message["type"] != "http.request":
+                return (400, "the sign-in form's request ended before its body")
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > SIGN_IN_BODY_BYTES:
+                return too_large
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    except TimeoutError:
+        return (408, f"the sign-in form's body did not come within {SIGN_IN_BODY_SECONDS:g}s")
+    try:
+        fields = parse_qsl(b"".join(chunks).decode("latin-1"), max_num_fields=4)
+    except ValueError:  # more fields than a sign-in form has
+        fields = []
+    token = dict(fields).get("token")
+    return (400, "the sign-in form needs one 'token' field") if token is None else token
+
+
+#: The page a browser gets for a page it may not see yet. No script, no asset (those need
+#: a sign-in too), nothing from the request: only the reason, chosen from fixed texts (the
+#: one for a refused address holds the seconds to wait, a number of ours).
+#: Its form has no ``action``: the browser posts the token to the page it asked for (a
+#: pasted link to a run opens that run once signed in, not the runs list).
+SIGN_IN_PAGE: Final = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<title>Sign in · taskdaemon</title></head>
+<body><main>
+<h1>Sign in to taskdaemon</h1>
+<p><strong>{reason}</strong></p>
+<form method="post"><label>Token
+<input name="token" type="password" autocomplete="off" required autofocus></label>
+<button type="submit">Sign in</button></form>
+<p>The token is <code>TASKDAEMON_API_TOKEN</code> when the server has it, else the one it
+generated and wrote under <code>TASKDAEMON_HOME</code>: <code>api-token.PORT</code> for
+<code>serve</code>, <code>ui-token.PORT</code> for <code>ui</code>. The sign-in address the
+server showed on its terminal (<code>/?token=TOKEN</code>) signs in too.</p>
+</main></body></html>
+"""
+
+
+async def sign_in_page(
+    send: Send, reason: str, *, status: int = 401, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    body = SIGN_IN_PAGE.format(reason=reason).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                *(extra or []),
+                (b"content-type", b"text/html; charset=utf-8"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="taskdaemon"'),
+                (
+                    b"content-security-policy",
+                    b"default-src 'none'; form-action 'self'; base-uri 'none'; "
+                    b"frame-ancestors 'none'",
+                ),
+                (b"x-content-type-options", b"nosniff"),
+                # The form's POST carries an Origin under this policy (``Origin: null``
+                # under ``no-referrer``), and the page's URL holds no token to leak.
+                (b"referrer-policy", b"same-origin"),
+                (b"cache-control", b"no-store"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
