@@ -161,20 +161,19 @@ SHARED_BROWSER_LOOP = pytest.mark.asyncio(loop_scope="module")
 
 async def open_run_page(page: Any, url: str, run_id: str) -> None:
     """Sign ``page`` in to the server at ``url`` and open the page of the ended run
-    ``run_id``, once its stream has ended (its last state shown)."""
+    ``run_id``, once its stream has ended (its last state shown) and its stages table shows
+    (:func:`until_laid_out`: a hidden button takes no focus)."""
     await page.goto(f"{url}/?token={TOKEN}")
     await page.goto(f"{url}/runs/{run_id}")
-    await page.wait_for_selector('body[data-stream-state="ended"]')
+    await until_laid_out(page)
 
 
 async def until_laid_out(page: Any) -> None:
-    """Wait until a stored run's page holds still: its stream ended (the first state drew the
-    run's lines above the stages table) and its DAG is in (the drawing, or the line saying
-    the run has too many stages to draw). Each moves the table down the page: a click aimed
-    at a row before them landed where the row had been, so its stage was never picked and
-    the wait for its panel ran out."""
-    await page.wait_for_selector('body[data-stream-state="ended"]')
-    await page.wait_for_selector('#dag[data-dag-state="drawn"], #dag[data-dag-state="too-big"]')
+    """Wait until a stored run's page shows its end: its stream ended (its last state drawn)
+    and its stages table shown (``data-layout="done"``: the first state and the DAG are in
+    above it). A click on a row needs no wait: the table is shown only where it stays, and
+    Playwright's click waits until it shows."""
+    await page.wait_for_selector('body[data-stream-state="ended"][data-layout="done"]')
 
 
 async def text_of(page: Any, selector: str) -> str | None:

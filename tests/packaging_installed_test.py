@@ -36,6 +36,7 @@ SETUPTOOLS_FLOOR = 77
 #: The page's assets, each of which the installed server must answer.
 ASSETS = (
     "style.css",
+    "noscript.css",
     "page.js",
     "runs.js",
     "timeline.js",

@@ -36,7 +36,6 @@ from browser_support import (
     state_of,
     stored_runs_server,
     taskdaemon,
-    until_laid_out,
 )
 from cli_support import without_settings
 from pipeline_tracking_support import T0, store_stages, store_with
@@ -432,7 +431,6 @@ async def test_the_stage_panel_writes_durations_as_the_terminal_does(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="work"] button.select')
         took = await page.text_content('#stage-detail dt:text-is("took") + dd')
     assert format_duration(work_ms / 1000) == took
@@ -459,7 +457,6 @@ async def test_a_long_unbroken_error_never_widens_the_run_page(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="work"] button.select')
         await page.wait_for_selector("#stage-detail pre.error")
         widths = await page.evaluate(
@@ -484,7 +481,6 @@ async def test_a_long_error_is_cut_in_the_stages_table_and_whole_in_the_panel(
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
         rendered = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="work"] button.select')
         panel = await page.text_content("#stage-detail pre.error")
         redrawn = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
@@ -555,7 +551,6 @@ async def test_the_stage_panels_scrolling_boxes_take_keyboard_focus(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="work"] button.select')
         await page.wait_for_selector("#stage-detail pre.error")
         boxes = await page.eval_on_selector_all(
@@ -586,7 +581,6 @@ async def test_an_unseen_character_in_an_error_is_shown_as_an_escape(
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
         sent = await page.text_content("#run-error")
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="work"] button.select')
         cell = await page.text_content('#stages tr[data-stage="work"] td.error-cell')
         panel = await page.text_content("#stage-detail pre.error")

@@ -121,8 +121,6 @@ async def test_page_steps_and_continues_a_paused_run_and_tails_its_stage_logs(
                 f"{state_of('build', 'paused')} button[data-action]",
                 "buttons => buttons.map(b => b.dataset.action)",
             )
-            # The DAG drawn first: its drawing moves the stages table down the page.
-            await page.wait_for_selector('#dag[data-dag-state="drawn"]')
             await page.click('#stages tr[data-stage="build"] button.select')
             refused = await page.evaluate(
                 """async (runId) => (await fetch("/api/runs/" + runId + "/debug/continue", {

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from browser_support import TOKEN as BROWSER_TOKEN
-from browser_support import browser_page, until_laid_out
+from browser_support import browser_page
 from cli_support import TASKDAEMON, environment, line_with
 from taskdaemon.pipeline.http_security import ApiAuth
 from taskdaemon.pipeline.log_rows import LogRow
@@ -204,7 +204,6 @@ async def test_a_dumps_page_shows_the_stage_logs_in_chromium(dumped_run: tuple[s
         async with browser_page() as (page, errors):
             await page.goto(f"{server.url}/?token={BROWSER_TOKEN}")
             await page.goto(f"{server.url}/runs/{run_id}")
-            await until_laid_out(page)
             await page.click('#stages tr[data-stage="say"] button.select')
             await page.wait_for_selector('#stage-logs[data-log-state="complete"]')
             bodies = await page.eval_on_selector_all(

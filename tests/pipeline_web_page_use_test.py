@@ -68,7 +68,6 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await until_laid_out(page)
         await page.click('#stages tr[data-stage="s075"] button.select')
         await page.wait_for_selector('#stage-detail h3[data-stage="s075"]')
         middle = await in_view(page, '#stage-detail h3[data-stage="s075"]')
@@ -85,9 +84,10 @@ async def test_a_stage_picked_far_down_a_long_table_shows_its_panel_in_view(
 async def test_the_first_state_takes_over_the_rows_the_server_drew(
     shared_chromium: Any, tmp_path: Path
 ) -> None:
-    """The page's script, held back until a user has the server-drawn table in hand, takes
-    those rows over when the first state arrives instead of drawing them anew: a stage's button
-    pressed at that moment is the same element after it (a table drawn anew lost the press)."""
+    """The page's script, held back while the server-drawn table is in the page (shown once
+    the page is laid out), takes those rows over when the first state arrives instead of
+    drawing them anew: a stage's button held at that moment is the same element after it (a
+    table drawn anew lost a press)."""
     run_id = await asyncio.to_thread(store_many_stages, tmp_path / "spans.db", 5)
     released = asyncio.Event()
 
@@ -102,7 +102,10 @@ async def test_the_first_state_takes_over_the_rows_the_server_drew(
         await page.goto(f"{url}/?token={TOKEN}")
         await page.route("**/app.js*", hold)
         await page.goto(f"{url}/runs/{run_id}", wait_until="commit")
-        await page.wait_for_selector('#stages tr[data-stage="s002"] button.select')
+        # Drawn by the server, hidden until the script has laid the page out.
+        await page.wait_for_selector(
+            '#stages tr[data-stage="s002"] button.select', state="attached"
+        )
         await page.evaluate(
             """() => { window.__pressed =
                 document.querySelector('#stages tr[data-stage="s002"] button.select'); }"""
@@ -130,7 +133,7 @@ async def test_keyboard_focus_stays_on_a_stage_through_redraws(
     ):
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await page.wait_for_selector('body[data-stream-state="ended"]')
+        await until_laid_out(page)  # a hidden button takes no focus
         await page.focus('#stages tr[data-stage="s001"] button.select')
         await page.keyboard.press("Enter")
         await page.wait_for_selector('#stage-detail h3[data-stage="s001"]')
@@ -193,8 +196,6 @@ async def test_a_live_page_says_its_session_is_gone_and_recovers_after_sign_in(
                 await page.goto(f"{url}/runs/{run_id}")
                 await page.wait_for_selector('#stages tr[data-stage="hold"][data-state="running"]')
                 await page.wait_for_selector('body[data-stream-state="open"]')
-                # The DAG drawn first: its drawing moves the stages table down the page.
-                await page.wait_for_selector('#dag[data-dag-state="drawn"]')
                 await page.click('#stages tr[data-stage="hold"] button.select')
                 await page.wait_for_selector('#stage-logs[data-log-state="live"]')
                 await page.evaluate("window.__sameDocument = true")
@@ -325,7 +326,6 @@ async def test_a_slow_answer_for_a_stage_left_never_fills_the_panel(
         await page.add_init_script(COUNT_READS)
         await page.goto(f"{url}/?token={TOKEN}")
         await page.goto(f"{url}/runs/{run_id}")
-        await until_laid_out(page)
         await page.route(f"**/api/runs/{run_id}?stage=*", hold_s000)
         await page.click('#stages tr[data-stage="s000"] button.select')
         await page.click('#stages tr[data-stage="s001"] button.select')

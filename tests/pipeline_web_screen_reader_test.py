@@ -21,7 +21,6 @@ from browser_support import (
     browser_page,
     open_run_page,
     stored_runs_server,
-    until_laid_out,
 )
 from pipeline_tracking_support import store_example_run, store_stages, store_with
 
@@ -228,7 +227,6 @@ async def test_the_stage_panels_value_boxes_are_named_with_their_attempt(
         browser_page(shared_chromium) as (page, errors),
     ):
         await open_run_page(page, url, run_id)
-        await until_laid_out(page)
         said = []
         for stage in ("plan", "build"):
             await page.click(f'#stages tr[data-stage="{stage}"] button.select')

@@ -381,8 +381,6 @@ async def test_the_timeline_draws_a_stage_paused_before_its_first_attempt(
         await page.wait_for_selector('#timeline .row[data-stage="build"] .seg-paused.open')
         live = await build_row(page)
         record = (await api.get(f"/api/runs/{run_id}")).json()
-        # The DAG drawn first: its drawing moves the stages table down the page.
-        await page.wait_for_selector('#dag[data-dag-state="drawn"]')
         await page.click('#stages tr[data-stage="build"] button.select')
         panel = await page.text_content('#stage-detail dt:text-is("paused") + dd')
         async with (

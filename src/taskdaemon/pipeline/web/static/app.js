@@ -147,6 +147,7 @@
         said.append(el("code", null, "taskdaemon dag --run " + runId + " --format svg -o dag.svg"), " draws the whole DAG.");
         container.replaceChildren(said);
         fitDag();
+        laidOut();
         return;
       }
       const wait = state.nodes.length > BIG_DAG && !ended ? drawnAt + REDRAW_MS - Date.now() : 0;
@@ -169,6 +170,23 @@
         ? "The run has ended and its server with it, before the DAG of its end was drawn: the dimmed drawing shows an earlier state; the stages table shows the end."
         : "The server is unreachable; the drawing may be out of date.";
     }
+
+    // The stages table is shown once what lies above it is in: the first state (the lines at
+    // the top, the timeline's rows), then the DAG (drawn, too big to draw, or failed). Each
+    // moved the table down the page while it loaded, so a row clicked then was another stage
+    // by the time the press landed. A drawing later than LAYOUT_MS does not hide the table
+    // longer: the DAG's box then keeps the greatest height fit gives it (80% of the window),
+    // so the drawing, whenever it comes, moves nothing under it (docs/web.md, "Pages").
+    const LAYOUT_MS = 5000;
+    function laidOut() {
+      if (body.dataset.layout === "pending") body.dataset.layout = "done";
+    }
+    window.setTimeout(() => {
+      if (body.dataset.layout !== "pending") return;
+      const container = document.getElementById("dag");
+      if (!["drawn", "too-big", "failed"].includes(container.dataset.dagState)) container.classList.add("reserved");
+      laidOut();
+    }, LAYOUT_MS);
 
     async function drawDag() {
       drawing = true;
@@ -214,6 +232,7 @@
       } finally {
         drawing = false;
         drawnAt = Date.now();
+        laidOut();
         wantDraw();
       }
     }
@@ -596,6 +615,7 @@
         // a screen reader's user to find out how. (A stream may end before any state: the
         // page then shows the server's rendering.)
         note.textContent = "The run has ended" + (state === null ? "." : ": " + state.run.status + ".");
+        if (state === null) laidOut();  // no state, no drawing to wait for
         if (drawingLost) sayDrawingLost();
       });
       stream.addEventListener("problem", (event) => {
