@@ -6,7 +6,14 @@ dodge the bound by binding another loopback address."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+from collections.abc import Iterable, Iterator
 
 import httpx
 import pytest
@@ -14,7 +21,7 @@ import pytest
 from server_support import serving
 from taskdaemon.pipeline.http_limits import HttpLimits
 from taskdaemon.pipeline.http_security import ApiAuth
-from taskdaemon.pipeline.token_failures import TokenFailures, client_key
+from taskdaemon.pipeline.token_failures import TokenFailures, client_key, site_key
 
 TOKEN = "weak-but-16-char"
 WRONG = "wrong-token-guess"
@@ -68,7 +75,7 @@ def test_a_flood_from_many_addresses_keeps_the_bookkeeping_bounded(
     again."""
     caplog.set_level(logging.WARNING, LOGGER)
     clock = _Clock()
-    failures = TokenFailures(limit=3, max_clients=50, clock=clock)
+    failures = TokenFailures(limit=3, max_clients=50, total_limit=10_000, clock=clock)
     for n in range(1000):
         failures.failed(f"10.1.{n // 256}.{n % 256}")
     assert len(failures) == 51
@@ -269,3 +276,163 @@ def test_a_window_ends_at_its_last_second(caplog: pytest.LogCaptureFixture) -> N
 def test_an_ipv6_address_with_a_zone_counts_under_its_block() -> None:
     """A link-local peer's zone (``%eth0``, which the socket gives) is no part of its key."""
     assert client_key("fe80::1:2%eth0") == client_key("fe80::9%2") == "fe80::/64"
+
+
+def _compared(failures: TokenFailures, addresses: Iterable[str]) -> int:
+    """How many of one wrong guess from each of ``addresses`` get their token compared (each
+    one then counted), as the server does."""
+    compared = 0
+    for address in addresses:
+        if failures.retry_after(address) is None:
+            failures.failed(address)
+            compared += 1
+    return compared
+
+
+def test_a_host_with_a_48_gets_the_sites_bound_not_one_per_64() -> None:
+    """One guess from each /64 of a /48 (65,536 of them), in one window, with the defaults:
+    30 are compared (before, 10 per /64 followed and 10 for the rest: one pass 4,106, ten
+    passes 40,970), the rest refused; another site is not refused."""
+    failures = TokenFailures(clock=_Clock())
+    site = [f"2001:db8:7:{n:x}::1" for n in range(65_536)]
+    assert _compared(failures, site) == 30
+    assert _compared(failures, site[:1000]) == 0
+    assert failures.retry_after("2001:db8:7:ffff::9") is not None
+    assert failures.retry_after("2001:db8:8::1") is None
+
+
+def test_past_the_total_newcomers_are_refused_and_known_clients_are_not(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A flood from many addresses (here sites of their own, and IPv4): past ``total_limit``
+    wrong tokens in the window, an address that never showed the right token is refused;
+    one that did keeps its own budget, and loopback too. The server's window says the
+    flood and its refusals in one line."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    clock = _Clock()
+    failures = TokenFailures(limit=3, total_limit=20, clock=clock)
+    failures.succeeded("192.0.2.1")
+    flood = [f"2001:db8:{n:x}::1" for n in range(10)] + [f"198.51.100.{n}" for n in range(100)]
+    assert _compared(failures, flood) == 20
+    assert failures.retry_after("203.0.113.5") is not None  # a newcomer
+    assert failures.retry_after("192.0.2.1") is None  # showed the token before
+    assert failures.retry_after("127.0.0.1") is None
+    clock.now += 60
+    assert failures.retry_after("203.0.113.5") is None
+    assert "20 wrong API tokens from all addresses in 60 s, then 91 refused (429)" in _lines(caplog)
+
+
+def test_a_site_and_the_server_under_their_bounds_say_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Below its bound a wide window (a /48's, the server's) ends without a line: one
+    failure is one line, its address's."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    failures = TokenFailures(clock=_Clock())
+    failures.failed("2001:db8:1:2::3")
+    assert len(failures) == 2
+    failures.close()
+    assert _lines(caplog) == ["1 wrong API token from 2001:db8:1:2::/64 in 60 s"]
+
+
+def test_the_known_clients_are_bounded_like_the_table() -> None:
+    """Past ``max_clients`` addresses that showed the token, the one seen longest ago is
+    forgotten: a newcomer again."""
+    failures = TokenFailures(limit=3, max_clients=4, total_limit=1, clock=_Clock())
+    for n in range(5):
+        failures.succeeded(f"192.0.2.{n}")
+    failures.succeeded("192.0.2.1")
+    failures.failed("198.51.100.1")
+    assert failures.retry_after("192.0.2.0") is not None
+    assert [failures.retry_after(f"192.0.2.{n}") for n in range(1, 5)] == [None] * 4
+
+
+@pytest.mark.parametrize(
+    ("address", "site"),
+    [
+        ("2001:db8:1:2:aaaa::1", "2001:db8:1::/48"),
+        ("2001:db8:1:ffff::1%eth0", "2001:db8:1::/48"),
+        ("192.0.2.7", None),
+        ("::ffff:192.0.2.7", None),
+        ("::1", None),
+        (None, None),
+        ("not an address", None),
+    ],
+)
+def test_the_site_an_address_counts_under(address: str | None, site: str | None) -> None:
+    """Only an IPv6 address that is not loopback has a site, its /48."""
+    assert site_key(address) == site
+
+
+@contextlib.contextmanager
+def _addresses_on_lo(addresses: list[str]) -> Iterator[None]:
+    """``addresses`` added to ``lo`` (without duplicate address detection, so that they can be
+    bound at once) and removed on exit; the test is skipped, saying why, where the machine
+    does not allow it (not root, no ``ip``, no IPv6)."""
+    if not socket.has_ipv6 or not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("IPv6 is unavailable on this machine")
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("adding IPv6 addresses to lo needs root and iproute2's ip")
+    added: list[str] = []
+    try:
+        for address in addresses:
+            done = subprocess.run(
+                ["ip", "-6", "addr", "add", f"{address}/128", "dev", "lo", "nodad"],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if done.returncode != 0:
+                pytest.skip(f"cannot add {address} to lo: {done.stderr.strip()}")
+            added.append(address)
+        yield
+    finally:
+        for address in added:
+            subprocess.run(
+                ["ip", "-6", "addr", "del", f"{address}/128", "dev", "lo"],
+                capture_output=True,
+                check=False,
+            )
+
+
+@pytest.mark.slow
+async def test_a_real_server_bounds_a_site_and_the_newcomers_of_a_flood(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Real requests from IPv6 source addresses on ``lo`` (unique local ones, a prefix of
+    this run's own) to a server on ``::1``. Six /64s of one /48, one guess each: the sixth
+    is refused, the site past its bound (before, each /64 had a budget of its own). Then new
+    sites guess until the server's bound: a newcomer is refused, its right token too, while a
+    client that showed the token before and a local one are served. Both wide windows are
+    said at the stop."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    gid = secrets.randbits(40)
+
+    def site(n: int) -> str:
+        prefix = (0xFD << 40 | (gid + n) % (1 << 40)).to_bytes(6, "big").hex()
+        return ":".join(prefix[i : i + 4] for i in range(0, 12, 4))
+
+    one_site = [f"{site(0)}:{n:x}::1" for n in range(6)]
+    known, *guessers = [f"{site(n)}::1" for n in range(1, 5)]
+    newcomer = guessers.pop()
+    limits = HttpLimits(
+        token_failures=2, token_site_failures=5, token_total_failures=9, token_window=60.0
+    )
+    with _addresses_on_lo([*one_site, known, *guessers, newcomer]):
+        async with serving(auth=ApiAuth.configured(TOKEN), limits=limits, host="::1") as server:
+
+            async def status(source: str | None, token: str) -> int:
+                transport = httpx.AsyncHTTPTransport(local_address=source)
+                async with httpx.AsyncClient(base_url=server.url, transport=transport) as c:
+                    answer = await c.get("/api", headers={"Authorization": f"Bearer {token}"})
+                return answer.status_code
+
+            assert [await status(a, WRONG) for a in one_site] == [401] * 5 + [429]
+            assert await status(known, TOKEN) == 200
+            flood = [await status(a, WRONG) for a in guessers for _ in range(2)]
+            assert flood == [401] * 4
+            assert [await status(newcomer, WRONG), await status(newcomer, TOKEN)] == [429, 429]
+            assert [await status(known, TOKEN), await status(None, TOKEN)] == [200, 200]
+    lines = _lines(caplog)
+    assert f"5 wrong API tokens from {site(0)}::/48 in 60 s, then 1 refused (429)" in lines
+    assert "9 wrong API tokens from all addresses in 60 s, then 2 refused (429)" in lines

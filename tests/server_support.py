@@ -68,9 +68,10 @@ async def serving(
     lag: LoopLagMonitor | None = None,
     max_lag: float = 1.0,
     web: WebOptions | None = None,
+    host: str = "127.0.0.1",
 ) -> AsyncIterator[MonitorServer]:
-    """A real server on a free port of 127.0.0.1, stopped on exit. Without ``auth`` the app
-    generates its token (``server.app.state.auth.token``).
+    """A real server on a free port of ``host`` (127.0.0.1), stopped on exit. Without
+    ``auth`` the app generates its token (``server.app.state.auth.token``).
 
     ``max_lag`` is ``/healthz``'s bound on the loop's lag and on the time since its last
     tick. A test about serving, not about that verdict, raises it: on a loaded machine the
@@ -84,7 +85,7 @@ async def serving(
         health=HealthSources(lag=lag, max_lag=max_lag),
         web=web,
     )
-    server = MonitorServer(app, host="127.0.0.1", port=0, lag=lag)
+    server = MonitorServer(app, host=host, port=0, lag=lag)
     await server.start()
     try:
         yield server

@@ -61,6 +61,11 @@ wrong API tokens            10 per 60 s  per client address (an IPv6 one by its 
                                          until its window ends; at most 4096 addresses
                                          followed, the rest sharing one window, one log line
                                          each per window (``token_failures``)
+wrong API tokens per site   30 per 60 s  per IPv6 /48, refused as an address is
+                                         (``token_site_failures``)
+wrong API tokens in all     1000 per min from all addresses: past it, a client that has not
+                                         shown the right token since the start is refused
+                                         (``token_total_failures``)
 server error logs           10 per 60 s  per server, each with its own limits (``http_thread``
                                          charges a record to the server that logs it): the rest
                                          are counted and the count is appended to the next
@@ -132,6 +137,8 @@ class HttpLimits:
     token_failures: int = 10
     token_window: float = 60.0
     token_clients: int = 4096
+    token_site_failures: int = 30
+    token_total_failures: int = 1000
 
     def connection_cap(self) -> int:
         """``max_connections``, lowered to leave descriptors for the rest of the process."""

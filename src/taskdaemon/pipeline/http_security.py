@@ -348,7 +348,9 @@ class SecurityMiddleware:
             await self._form_sign_in(scope, receive, send, query=query)
             return
         via = self._authenticate(headers, query, signed_in=signed_in)
-        if via is None:
+        if via is not None:
+            self.failures.succeeded(client)  # no newcomer any more (``token_failures``)
+        else:
             tried = ("token" in query) + bool(_AUTH_HEADER.match(headers.get("authorization", "")))
             if tried:  # each token compared is a guess: a header and a query are two
                 self.failures.failed(client, tried)

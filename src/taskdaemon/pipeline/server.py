@@ -388,7 +388,11 @@ def create_app(
         return JSONResponse({"status": "accepted"}, status_code=202)
 
     failures = TokenFailures(
-        limit=limits.token_failures, window=limits.token_window, max_clients=limits.token_clients
+        limit=limits.token_failures,
+        window=limits.token_window,
+        max_clients=limits.token_clients,
+        site_limit=limits.token_site_failures,
+        total_limit=limits.token_total_failures,
     )
     app: Starlette  # the Host check reads the bound address from its state, per request
     app = Starlette(

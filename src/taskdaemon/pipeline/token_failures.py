@@ -23,23 +23,43 @@ taskdaemon serves a token the operator may have chosen short, so it goes further
   tries a minute per address, that is, no bound. Decision: the price is that a local guesser
   also refuses the other local clients that send the token (not a browser signed in, whose
   cookie passes); a token guessed is the server's control, a refusal is a wait.
-* **Bounded bookkeeping.** At most ``max_clients`` addresses (4096) are followed at once. An
-  address not followed while the table is full counts under one shared key, ``other
-  addresses``, for as long as that window lasts; no window is ended early to make room, or a
-  guesser could end its own by failing once from each of ``max_clients`` other addresses (a
-  host with an IPv6 /52 has that many /64s). A flood from many addresses so costs fixed memory
-  and ``limit`` guesses per window per entry, ``max_clients + 1`` entries at most; the
-  newcomers of a flood share one budget while it lasts.
+* **A site counts too.** An IPv6 address also counts under its /48 (the block a site is
+  usually given: RFC 6177's end-site assignment), past ``site_limit`` failures in a window (30)
+  refused like an address. Without it, a host holding a /48 failed from each of its 65,536
+  /64s: ``limit`` guesses a minute each, about 41,000 a minute once the table was full. The
+  hosts of one site that each mistype the token a few times stay under it; a guesser holding
+  a whole /48 gets 30 a minute.
+* **Newcomers share a cap.** Every wrong token, from any address, also counts in one window of
+  the whole server, ``all addresses``. Past ``total_limit`` in it (1000, a hundred addresses'
+  bound), a newcomer, an address that has not shown the right token (or a valid session cookie)
+  since the server started, is refused before its token is compared. An address that has shown
+  it keeps its own budget, so the API clients already at work go on during a flood from many
+  addresses, whose guesses are so 1000 a minute at most, whatever blocks it holds. Decision: the
+  price is that a new client holding the right token waits out the flood's window
+  (``Retry-After``, as for an address), which the flood's line says; a token guessed is the
+  server's control. Loopback and ``unknown`` (a Unix socket) are never newcomers: a remote flood
+  does not refuse the local clients, bounded as one already. The addresses that showed the token
+  are remembered as the table: ``max_clients`` at most, the one seen longest ago forgotten
+  first.
+* **Bounded bookkeeping.** At most ``max_clients`` addresses and sites (4096) are followed at
+  once. An address or site not followed while the table is full counts under one shared key,
+  ``other addresses``, for as long as that window lasts; no window is ended early to make
+  room, or a guesser could end its own by failing once from each of ``max_clients`` other
+  addresses (a host with an IPv6 /52 has that many /64s). A flood from many addresses so
+  costs fixed memory, ``max_clients + 2`` entries at most (with ``other addresses`` and ``all
+  addresses``); the newcomers of a flood share one budget while it lasts.
 * **Every token tried counts.** A request holding both a header token and a ``?token=`` has
   both compared (``http_security``), so a wrong pair counts two failures, not one.
 * **One log line per address per window.** When a window ends (a timer on the server's loop),
   one warning counts its failures and the requests refused after them: ``10 wrong API tokens
-  from loopback in 60 s, then 1650 refused (429)``. The line never holds a token: none is ever
-  given to this class. The lines go to ``taskdaemon.http``, so the server's log budget
-  (``http_limits.RateLimitFilter``) bounds them as a whole: a flood from many addresses is
-  a few lines a minute, the rest counted. The windows still open when the server stops are
-  said then (:meth:`TokenFailures.close`, from the server's shutdown on its loop), each in its
-  own line: a guesser stopped by a restart is still on record.
+  from loopback in 60 s, then 1650 refused (429)``. A site's and the server's window are said
+  only when they reached their bound: below it, their failures are each an address's line. The
+  line never holds a token: none is ever given to this class. The lines go to
+  ``taskdaemon.http``, so the server's log budget (``http_limits.RateLimitFilter``) bounds them
+  as a whole: a flood from many addresses is a few lines a minute, the rest counted. The windows
+  still open when the server stops are said then (:meth:`TokenFailures.close`, from the server's
+  shutdown on its loop), each in its own line: a guesser stopped by a restart is still on
+  record.
 
 Bad input: the address is the socket's peer (``scope["client"]``, never a header such as
 ``X-Forwarded-For``, which any client writes); a request without one (a Unix socket) counts
@@ -58,7 +78,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["TokenFailures", "client_key"]
+__all__ = ["TokenFailures", "client_key", "site_key"]
 
 _log = logging.getLogger("taskdaemon.http")
 
@@ -66,6 +86,20 @@ _UNKNOWN: Final = "unknown"
 _LOOPBACK: Final = "loopback"
 #: The key of the addresses a full table does not follow (a space: no address holds one).
 _OTHERS: Final = "other addresses"
+#: The key of the window every wrong token counts in.
+_ALL: Final = "all addresses"
+
+
+def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """``address`` parsed without its zone, an IPv4-mapped one as its IPv4; None if it is
+    not an address."""
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return None
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    return ip
 
 
 def client_key(address: str | None) -> str:
@@ -74,12 +108,9 @@ def client_key(address: str | None) -> str:
     none."""
     if not address:
         return _UNKNOWN
-    try:
-        ip = ipaddress.ip_address(address.split("%", 1)[0])
-    except ValueError:
+    ip = _ip(address)
+    if ip is None:
         return address
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
     if ip.is_loopback:
         return _LOOPBACK
     if isinstance(ip, ipaddress.IPv6Address):
@@ -87,11 +118,23 @@ def client_key(address: str | None) -> str:
     return str(ip)
 
 
+def site_key(address: str | None) -> str | None:
+    """The /48 an IPv6 address also counts under (its site); None for any other address,
+    loopback or not one."""
+    ip = _ip(address) if address else None
+    if not isinstance(ip, ipaddress.IPv6Address) or ip.is_loopback:
+        return None
+    return str(ipaddress.IPv6Network(f"{ip}/48", strict=False))
+
+
 @dataclass(slots=True)
 class _Window:
-    """One address's current window: when it started, its failures, how many were refused."""
+    """One key's current window: when it started, its bound, its failures, how many were
+    refused; a ``wide`` one (a site's, the server's) is said only once at its bound."""
 
     started: float
+    limit: int
+    wide: bool = False
     failures: int = 0
     refused: int = 0
     timer: asyncio.TimerHandle | None = None
@@ -107,32 +150,71 @@ class TokenFailures:
         limit: int = 10,
         window: float = 60.0,
         max_clients: int = 4096,
+        site_limit: int = 30,
+        total_limit: int = 1000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.limit = limit
         self.window = window
         self.max_clients = max_clients
+        self.site_limit = site_limit
+        self.total_limit = total_limit
         self._clock = clock
         self._windows: OrderedDict[str, _Window] = OrderedDict()
+        self._known: OrderedDict[str, None] = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._windows)
+        """The addresses and sites followed (``other addresses`` among them, the server's
+        window not)."""
+        return len(self._windows) - (_ALL in self._windows)
 
     def retry_after(self, address: str | None) -> int | None:
-        """Seconds until ``address`` may try again when it is past the bound (counting this
-        request as refused), else None."""
-        current = self._live(self._key(address))
-        if current is None or current.failures < self.limit:
+        """Seconds until ``address`` may try again when it is past a bound (counting this
+        request as refused, in the window that refuses it longest), else None."""
+        keys = [self._key(client_key(address))]
+        site = site_key(address)
+        if site is not None:
+            keys.append(self._key(site))
+        if not self._known_key(client_key(address)):
+            keys.append(_ALL)
+        over = [w for w in map(self._live, keys) if w is not None and w.failures >= w.limit]
+        if not over:
             return None
-        current.refused += 1
-        return max(1, math.ceil(current.started + self.window - self._clock()))
+        last = max(over, key=lambda w: w.started)
+        last.refused += 1
+        return max(1, math.ceil(last.started + self.window - self._clock()))
 
     def failed(self, address: str | None, tokens: int = 1) -> None:
-        """Count ``tokens`` wrong tokens from ``address`` (one request's)."""
-        key = self._key(address)
+        """Count ``tokens`` wrong tokens from ``address`` (one request's): in its own window,
+        its site's, and the server's; a full table's newcomers once in ``other addresses``."""
+        site = site_key(address)
+        counted: set[str] = set()
+        for raw, limit in ((client_key(address), self.limit), (site, self.site_limit)):
+            key = None if raw is None else self._key(raw)
+            if key is not None and key not in counted:
+                counted.add(key)
+                bound = self.limit if key == _OTHERS else limit
+                self._window(key, bound, wide=raw == site).failures += tokens
+        self._window(_ALL, self.total_limit, wide=True).failures += tokens
+
+    def succeeded(self, address: str | None) -> None:
+        """``address`` showed the right token or a valid session: no newcomer any more."""
+        key = client_key(address)
+        self._known[key] = None
+        self._known.move_to_end(key)
+        if len(self._known) > self.max_clients:
+            self._known.popitem(last=False)
+
+    def _known_key(self, key: str) -> bool:
+        """Whether ``key`` is no newcomer: it showed the right token, or it is local (a
+        remote flood does not refuse the local clients, bounded as one already)."""
+        return key in self._known or key in (_LOOPBACK, _UNKNOWN)
+
+    def _window(self, key: str, limit: int, *, wide: bool = False) -> _Window:
+        """``key``'s live window, begun when there is none (its end timed on the loop)."""
         current = self._live(key)
         if current is None:
-            current = _Window(started=self._clock())
+            current = _Window(started=self._clock(), limit=limit, wide=wide)
             self._windows[key] = current
             try:
                 loop = asyncio.get_running_loop()
@@ -140,17 +222,16 @@ class TokenFailures:
                 pass  # no loop to end it on time: it ends when next looked at
             else:
                 current.timer = loop.call_later(self.window, self._end, key)
-        current.failures += tokens
+        return current
 
-    def _key(self, address: str | None) -> str:
-        """The key ``address`` counts under now: its own when it is followed or there is room
-        for it (windows over are ended first, the oldest at the front), else ``_OTHERS``."""
-        key = client_key(address)
+    def _key(self, key: str) -> str:
+        """The key ``key`` counts under now: itself when it is followed or there is room for
+        it (windows over are ended first, the oldest at the front), else ``_OTHERS``."""
         if self._live(key) is not None:
             return key
         while self._windows and self._live(next(iter(self._windows))) is None:
             pass  # the oldest window was over, and is ended: the next
-        if len(self._windows) < self.max_clients and self._live(_OTHERS) is None:
+        if len(self) < self.max_clients and self._live(_OTHERS) is None:
             return key
         return _OTHERS
 
@@ -163,12 +244,14 @@ class TokenFailures:
         return current
 
     def _end(self, key: str) -> None:
-        """End ``key``'s window, saying it in one line."""
+        """End ``key``'s window, saying it in one line (a wide one only if at its bound)."""
         current = self._windows.pop(key, None)
         if current is None:
             return
         if current.timer is not None:
             current.timer.cancel()
+        if current.wide and current.failures < current.limit:
+            return
         refused = f", then {current.refused} refused (429)" if current.refused else ""
         noun = "token" if current.failures == 1 else "tokens"
         _log.warning(
