@@ -7,6 +7,7 @@ literal``), and ``len(x)`` or ``foo(x)`` validated as OK, failing only at run ti
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,11 @@ import pytest
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_functions import FUNCTIONS
+from taskdaemon.pipeline.cel_syntax import described
 from taskdaemon.pipeline.errors import ExpressionError
 from taskdaemon.pipeline.expressions import compile_expression
+from taskdaemon.pipeline.model import OnCondition, Pipeline, Stage
+from taskdaemon.pipeline.validation import validate_pipeline
 
 #: Broken expressions as authors write them, and what each is said to be.
 _SAID = {
@@ -148,3 +152,45 @@ def test_validate_says_each_in_the_files_terms(home: Path, tmp_path: Path) -> No
         f"{path}:15: stages[2].{where}: unknown function 'len' at column 1 (did you mean 'size'?)",
         f"{path}:20: stages[3].{where}: syntax error at column 6: ')' missing at the end",
     ] == done.stdout.splitlines()
+
+
+def _binding_error(source: str) -> str:
+    try:
+        cel.compile(source)
+    except BaseException as exc:  # the binding's ValueError
+        return str(exc)
+    raise AssertionError(f"{source!r} compiled")
+
+
+def test_a_long_word_before_the_error_is_read_in_time_linear_in_it() -> None:
+    """An error after a word of 8,000 characters (the most ``cel_limits`` lets through): the
+    plain words take no time. Before, the check for a word such as ``not`` before the error
+    was a pattern anchored at the end, tried again from each character of the word: half a
+    second of CPU for one expression on an idle machine, several on a loaded one, and
+    ``validate`` said it twice."""
+    source = "f(" + "a" * 8000 + " ,,)"
+    error = _binding_error(source)
+    started = time.process_time()
+    said = described(source, error)
+    assert time.process_time() - started < 0.1
+    assert said == "syntax error at column 8005: unexpected ','"
+
+
+def test_validate_compiles_a_broken_expression_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The binding's error on a long line quotes the line at each of its errors (96 MB of
+    text for 8,000 ``‘``): ``validate`` now says it from the one compilation. Before, it
+    compiled the expression again to say it."""
+    compiled: list[str] = []
+    real = cel.compile
+
+    def counted(source: str) -> object:
+        compiled.append(source)
+        return real(source)
+
+    monkeypatch.setattr(cel, "compile", counted)
+    stage = Stage(name="a", loop="command", command="true", triggers=(OnCondition("x ‘‘ 1"),))
+    issues = validate_pipeline(Pipeline(name="p", stages=(stage,)))
+    assert [issue.message for issue in issues] == [
+        "syntax error at column 3: '‘' is not a quote in CEL (write ' or \")"
+    ]
+    assert compiled == ["x ‘‘ 1"]

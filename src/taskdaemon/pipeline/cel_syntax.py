@@ -20,7 +20,7 @@ import re
 
 from taskdaemon.pipeline.quoting import quote
 
-__all__ = ["described", "syntax_message"]
+__all__ = ["described"]
 
 _ERROR = re.compile(r"<input>:(\d+):(\d+): (Syntax error: )?([^\n]*)")
 #: The operators other languages spell with one character (or a word) where CEL doubles it.
@@ -31,6 +31,7 @@ _WORDS = {
     "is": "CEL compares with ==, and writes None as null",
     "not": "CEL's not is !",
 }
+_LONGEST_WORD = max(map(len, _WORDS))
 _CURLY_QUOTES = frozenset("‘’‚“”„«»")
 _CLOSERS = {"(": ")", "[": "]", "{": "}"}
 _LITERALS = {
@@ -38,20 +39,6 @@ _LITERALS = {
     "invalid uint literal": "the integer is out of CEL's uint range (64 bits)",
     "invalid double literal": "the number is out of CEL's double range",
 }
-
-
-def syntax_message(source: str) -> str | None:
-    """The binding's first error on ``source`` in plain words (:func:`described`), or None
-    when it compiles or its failure has no position."""
-    from taskdaemon.pipeline._cel import cel  # noqa: PLC0415 - with its first expression
-
-    try:
-        cel.compile(source)
-    except BaseException as exc:  # ValueError, or a panic; any failure just means "no detail"
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        return described(source, str(exc))
-    return None
 
 
 def described(source: str, error: str) -> str | None:
@@ -116,11 +103,13 @@ def _plain(problem: str, before: str) -> str:
     if problem.endswith("expecting <EOF>"):
         closes = text in _CLOSERS.values()
         return said + (" (nothing open to close)" if closes else " after a complete expression")
-    word = re.search(r"(\w+)\s*$", before)
+    # Only a short word matters: the end of a long one is read, never the whole (an anchored
+    # pattern searched over ``before`` would try again from each of its characters).
+    word = re.search(r"\w+$", before.rstrip()[-_LONGEST_WORD - 1 :])
     if text in _WORDS:
         return f"{said} ({_WORDS[text]})"
-    if word and word[1] in _WORDS:  # `not x`: the parser stops at x, after the word
-        return f"unexpected {quote(word[1])} ({_WORDS[word[1]]})"
+    if word and word[0] in _WORDS:  # `not x`: the parser stops at x, after the word
+        return f"unexpected {quote(word[0])} ({_WORDS[word[0]]})"
     if text == ">" and before.endswith("<"):
         return "unexpected '<>' (CEL's not-equal is !=)"
     expecting = re.search(r" expecting ('[^']+')$", problem)

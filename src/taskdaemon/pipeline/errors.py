@@ -138,7 +138,11 @@ class SpanSourceURLError(SpanSourceError):
 
 
 class ExpressionError(TaskdaemonError):
-    """Raised when a CEL expression does not compile or cannot be evaluated."""
+    """Raised when a CEL expression does not compile or cannot be evaluated. ``said``: a
+    parser's error in plain words (``cel_syntax``), kept so that nobody compiles the expression
+    again to say it (the binding's text of a long broken line is long to make)."""
+
+    said: str | None = None
 
 
 class LoopTypeError(TaskdaemonError):

@@ -187,9 +187,10 @@ def compile_expression(
             raise
         from taskdaemon.pipeline.cel_syntax import described  # noqa: PLC0415 - a failure only
 
-        raise ExpressionError(
-            f"does not compile: {described(source, str(exc)) or _first_line(exc)}"
-        ) from None
+        said = described(source, str(exc))
+        error = ExpressionError(f"does not compile: {said or _first_line(exc)}")
+        error.said = said
+        raise error from None
     # Comprehension macros (``list.map(x, ...)``) bind their own names; those are not context.
     bound = set(MACRO_BINDING.findall(source))
     variables = frozenset(program.variables()) - bound

@@ -23,7 +23,6 @@ import re
 from collections.abc import Collection, Mapping
 from itertools import islice
 
-from taskdaemon.pipeline.cel_syntax import syntax_message
 from taskdaemon.pipeline.config_hints import entry_stage_hint
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
@@ -423,7 +422,7 @@ class _Validator:
             self.issue(path, f"{quote(source)}: {exc}")
             return
         except ExpressionError as exc:
-            self.issue(path, self.expression_message(source, str(exc)))
+            self.issue(path, self.expression_message(source, exc))
             return
         if self.compiled is not None:
             self.compiled[path] = expression
@@ -433,12 +432,12 @@ class _Validator:
                 hint = self.suggest(name, self.stage_names) or self.stages_listed()
                 self.issue(path, f"reads unknown stage {quote(name)}{hint}")
 
-    def expression_message(self, source: str, message: str) -> str:
+    def expression_message(self, source: str, exc: ExpressionError) -> str:
         for match in _DASHED_REFERENCE.finditer(source):
             if match.group(1) in self.stage_names:
                 name = match.group(1)
                 return f'stages.{name} is a subtraction in CEL (write stages["{name}"])'
-        return syntax_message(source) or message
+        return exc.said or str(exc)
 
     def cycles(self, first_index: Mapping[str, int]) -> None:
         try:
