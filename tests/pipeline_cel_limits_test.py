@@ -12,6 +12,7 @@ from taskdaemon.pipeline.cel_limits import (
     MAX_LENGTH,
     MAX_NESTING,
     MAX_OPERATORS,
+    MAX_UNREADABLE,
     CostEstimate,
     LimitError,
     check_limits,
@@ -479,3 +480,30 @@ def test_the_cost_of_a_map_literal_s_comprehension_is_a_whole_number() -> None:
     estimate = estimate_cost("{1: 2, 3: 4}.all(k, k)")
     assert estimate is not None
     assert (11, int) == (estimate.cost, type(estimate.cost))
+
+
+# --- characters CEL cannot read ---------------------------------------------------------------
+
+
+def test_as_many_unreadable_characters_as_the_limit_are_left_to_the_parser() -> None:
+    """``MAX_UNREADABLE`` characters the lexer cannot read pass the limits: the binding
+    says the first one (``cel_syntax`` in plain words)."""
+    assert None is check_limits("a ‘b‘ && é" + " #" * (MAX_UNREADABLE - 3))
+
+
+def test_one_unreadable_character_more_is_refused_with_the_first() -> None:
+    """Past the limit the expression never reaches the binding, whose error text for 8,000
+    ``‘`` on one line was 96 MB (each error quotes the line again): ``validate`` held
+    430 MB for one such condition, 620 MB when it compiled it twice."""
+    expected = (
+        f"has more than {MAX_UNREADABLE} characters CEL cannot read outside strings (the "
+        "first, '‘', at column 7)"
+    )
+    assert expected == _refusal("'#' + " + "‘" * 8000)
+    assert _refusal("1 +\n  #" * 40).endswith("(the first, '#', at line 2, column 3)")
+
+
+def test_unreadable_characters_in_strings_and_comments_are_not_counted() -> None:
+    """Any character may be written in a string or a comment."""
+    many = "‘é#;" * 500
+    assert None is check_limits(f"'{many}' == r\"{many}\" // {many}")

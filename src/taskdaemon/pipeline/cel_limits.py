@@ -5,8 +5,9 @@ The Rust CEL binding crashes the process on some inputs (a segfault on 22,000 ``
 limit, so an expression is first scanned here, in time linear in its length:
 
 * :func:`check_limits` refuses an expression longer than :data:`MAX_LENGTH` characters, nested
-  deeper than :data:`MAX_NESTING` brackets, with more than :data:`MAX_OPERATORS` operators or
-  a member chain (``a.b[0].c()``) longer than :data:`MAX_CHAIN`;
+  deeper than :data:`MAX_NESTING` brackets, with more than :data:`MAX_OPERATORS` operators,
+  a member chain (``a.b[0].c()``) longer than :data:`MAX_CHAIN` or more than
+  :data:`MAX_UNREADABLE` characters the binding's lexer cannot read;
 * :func:`estimate_cost` estimates, like Kubernetes' static cost estimator, how many steps one
   evaluation takes: a comprehension (``all``, ``exists``, ``exists_one``, ``map``, ``filter``)
   costs its receiver's size times its body. A list or map literal has its own size; a list
@@ -32,6 +33,7 @@ from typing import Final
 
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.frozen import frozen
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.value_methods import ValueMethods
 
 __all__ = [
@@ -44,6 +46,7 @@ __all__ = [
     "MAX_LENGTH",
     "MAX_NESTING",
     "MAX_OPERATORS",
+    "MAX_UNREADABLE",
     "CostEstimate",
     "LimitError",
     "check_limits",
@@ -60,6 +63,11 @@ MAX_NESTING: Final = 32
 MAX_OPERATORS: Final = 1000
 #: Longest member chain: ``.field``, ``[index]`` and ``.method()`` steps after one operand.
 MAX_CHAIN: Final = 64
+#: Most characters the binding's lexer cannot read (outside strings and comments: ``‘``, ``é``,
+#: ``#``, a lone ``=``). Its error text quotes the whole line again at each of them, so its
+#: size grows with their number times the line's length; its parser stops at 32 errors of
+#: its own, and so does this.
+MAX_UNREADABLE: Final = 32
 #: Largest static cost estimate accepted (Kubernetes' per-call limit, about 0.1 s).
 COST_BUDGET: Final = 1_000_000
 #: Estimates up to this, with no data-bound work (``iterates_data``), evaluate in-process.
@@ -139,9 +147,21 @@ def check_limits(source: str) -> None:
     if len(source) > MAX_LENGTH:
         raise LimitError(f"is {len(source)} characters long (the limit is {MAX_LENGTH})")
     depth = operators = 0
+    unreadable: list[int] = []  # where the characters CEL cannot read are
     chains = [0]
     previous = ""
-    for piece in _tokens(source):
+    for match in _lexer().finditer(source):
+        if match.lastgroup == "space":
+            continue
+        piece = match.group()
+        if match.lastgroup == "other":
+            unreadable.append(match.start())
+            if len(unreadable) > MAX_UNREADABLE:
+                first = unreadable[0]
+                raise LimitError(
+                    f"has more than {MAX_UNREADABLE} characters CEL cannot read outside "
+                    f"strings (the first, {quote(source[first])}, at {_where(source, first)})"
+                )
         if piece in _OPENING:
             if piece == "[" and _ends_operand(previous):
                 chains[-1] += 1  # an index step of the current chain
@@ -164,6 +184,13 @@ def check_limits(source: str) -> None:
         if chains[-1] > MAX_CHAIN:
             raise LimitError(f"has a member chain longer than {MAX_CHAIN} steps")
         previous = piece
+
+
+def _where(source: str, index: int) -> str:
+    """``column C`` of ``index`` (``line L, column C`` past the first line), from 1."""
+    line = source.count("\n", 0, index) + 1
+    column = index - source.rfind("\n", 0, index)
+    return f"column {column}" if line == 1 else f"line {line}, column {column}"
 
 
 def _ends_operand(piece: str) -> bool:
