@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 
 from cli_support import taskdaemon, write
 from taskdaemon.pipeline import adopted_orphans
+from taskdaemon.pipeline._watchdog_process import TOKEN_VARIABLE
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
 
@@ -173,3 +175,41 @@ def test_only_an_entry_point_makes_the_process_a_subreaper(
     monkeypatch.setattr(adopted_orphans, "_subreaper", {"allowed": True})
     monkeypatch.setattr(adopted_orphans.sys, "platform", "darwin")
     assert adopted_orphans.become_subreaper() is False
+
+
+def _at_pid(pid: int) -> subprocess.Popen[bytes] | None:
+    """A new ``sleep`` that took ``pid`` (freed), by setting the kernel's last pid given just
+    below it; None when other processes of the machine took it first each time."""
+    for _ in range(50):
+        with open("/proc/sys/kernel/ns_last_pid", "w") as last:
+            last.write(str(pid - 1))
+        process = subprocess.Popen(["sleep", "60"])
+        if process.pid == pid:
+            return process
+        process.kill()
+        process.wait()
+    return None
+
+
+@pytest.mark.slow
+def test_a_process_that_took_a_found_pid_is_neither_killed_nor_waited_for() -> None:
+    """A process the spawn left ends during its stage and is reaped by another (under a
+    subreaper, ``adopted_reaper``); a new process takes its pid. The stage's end leaves that
+    one alone: before, it was killed (SIGKILL, said as the stage's) and its exit status taken
+    from whoever waits for it. The pid is made reused at once through ``ns_last_pid``."""
+    if os.geteuid() != 0 or not os.path.exists("/proc/sys/kernel/ns_last_pid"):
+        pytest.skip("reusing a pid at will needs root and /proc/sys/kernel/ns_last_pid")
+    left = subprocess.Popen(["sleep", "60"], env={**os.environ, TOKEN_VARIABLE: "spawn58"})
+    orphans = adopted_orphans.Orphans(1, "spawn58")
+    orphans.look()
+    left.kill()
+    left.wait()  # reaped by another than the stage's end: its pid is free
+    unrelated = _at_pid(left.pid)
+    if unrelated is None:
+        pytest.skip(f"pid {left.pid} was taken by other processes of the machine each time")
+    try:
+        assert orphans.end(grace=0.5) == ([], 0, 0)
+        assert unrelated.poll() is None
+    finally:
+        unrelated.kill()
+    assert unrelated.wait() == -signal.SIGKILL

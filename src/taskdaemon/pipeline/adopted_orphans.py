@@ -31,6 +31,12 @@ bounded: each look examines at most :data:`LOOK_LIMIT` children and keeps at mos
 the end kills and looks again in rounds only while the grace lasts; what is left then is counted
 in the warning.
 
+A pid is a process's only while it is unreaped: one that a stage left and that ended during the
+stage may be reaped by ``adopted_reaper`` and its pid given to another process, even one that
+is no child of taskdaemon. So each process found is kept with its start time
+(``/proc/PID/stat``'s field 22), and the end kills and waits for a pid only while that is
+still the same: a process that took a freed pid is neither killed nor has its status taken.
+
 Not reached: off Linux (no subreaper, nothing changes, docs/architecture.md says so); a process
 that left the group, dropped the token (``env -i``) and kept no parent in the group; one that
 left the group and ended between two samples before its stage's end, and an orphan of a Python
@@ -119,11 +125,12 @@ def _children() -> list[int]:
         return []
 
 
-def _state(pid: int) -> tuple[str, int, str] | None:
-    """A process's state letter, process group and name, from ``/proc/PID/stat``."""
+def _state(pid: int) -> tuple[str, int, str, int] | None:
+    """A process's state letter, process group, name and start time (clock ticks since boot),
+    from ``/proc/PID/stat``."""
     read = stat_fields(pid)
     try:
-        return None if read is None else (read[1][0], int(read[1][2]), read[0])
+        return None if read is None else (read[1][0], int(read[1][2]), read[0], int(read[1][19]))
     except (IndexError, ValueError):
         return None
 
@@ -149,7 +156,7 @@ class Orphans:
 
         self._root = root
         self._entry = f"{TOKEN_VARIABLE}={token}".encode()
-        self._found: dict[int, str] = {}
+        self._found: dict[int, tuple[str, int]] = {}  # each one's name and start time
         # Children seen not to be the spawn's (other stages' commands, the watchdog): not read
         # again, as a process's environment and a live one's group are its own (at most
         # LOOK_LIMIT kept). A pid comes back only once the kernel has gone round all pids, so
@@ -165,12 +172,12 @@ class Orphans:
             state = _state(pid)
             if state is None:
                 continue
-            letter, group, name = state
+            letter, group, name, start = state
             if pid != self._root and (
                 group == self._root or (letter != "Z" and _carries(pid, self._entry))
             ):
                 with self._lock:
-                    self._found[pid] = name
+                    self._found[pid] = (name, start)
             elif letter != "Z" and len(self._others) < LOOK_LIMIT:
                 self._others.add(pid)
 
@@ -185,8 +192,14 @@ class Orphans:
             self.look()
             with self._lock:
                 found = dict(self._found)
-            for pid, name in found.items():
+            for pid, (name, start) in found.items():
                 state = _state(pid)
+                if state is not None and state[3] != start:
+                    # Ours ended and was reaped by another (``adopted_reaper``), and its pid is
+                    # another process's now: neither killed nor waited for.
+                    with self._lock:
+                        self._found.pop(pid, None)
+                    continue
                 if state is not None and state[0] != "Z":
                     with contextlib.suppress(OSError):
                         os.kill(pid, signal.SIGKILL)
