@@ -492,9 +492,9 @@ def test_as_many_unreadable_characters_as_the_limit_are_left_to_the_parser() -> 
 
 
 def test_one_unreadable_character_more_is_refused_with_the_first() -> None:
-    """Past the limit the expression never reaches the binding, whose error text for 8,000
-    ``‘`` on one line was 96 MB (each error quotes the line again): ``validate`` held
-    430 MB for one such condition, 620 MB when it compiled it twice."""
+    """Past the limit the expression never reaches the binding, whose error text quotes the
+    whole line again at each such character: its size grew by the square of the line's
+    length."""
     expected = (
         f"has more than {MAX_UNREADABLE} characters CEL cannot read outside strings (the "
         "first, '‘', at column 7)"
