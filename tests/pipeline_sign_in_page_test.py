@@ -52,6 +52,7 @@ async def _post(
     headers: list[tuple[str, str]] | None = None,
     auth: ApiAuth | None = None,
     failures: TokenFailures | None = None,
+    client: str = "127.0.0.1",
 ) -> _Sent:
     """``POST path?query`` with ``body`` in those chunks (None: a client that never sends)."""
     sent = _Sent()
@@ -68,7 +69,7 @@ async def _post(
         "query_string": query.encode(),
         "headers": [(k.encode(), v.encode()) for k, v in (headers or [ORIGIN, FORM])],
         "server": ("127.0.0.1", PORT),
-        "client": ("127.0.0.1", 50000),
+        "client": (client, 50000),
     }
     chunks = list(body or [])
 
@@ -111,6 +112,19 @@ async def test_a_wrong_token_is_counted_and_goes_back_to_the_sign_in_page() -> N
     last = await _post([f"token={TOKEN}".encode()], failures=failures)
     assert (last.status, last.headers["content-type"]) == (429, "text/html; charset=utf-8")
     assert "retry-after" in last.headers
+
+
+async def test_a_right_token_in_the_form_makes_its_address_known_in_a_flood() -> None:
+    """An address signed in through the form is no newcomer any more, as one that showed the
+    token in a header: once wrong tokens from elsewhere pass the server's total, newcomers
+    are refused before their token is compared, and that address is not."""
+    failures = TokenFailures(total_limit=3)
+    signed = await _post([f"token={TOKEN}".encode()], failures=failures, client="192.0.2.7")
+    assert signed.status == 303
+    for n in range(3):
+        await _post([b"token=not-the-token-0123"], failures=failures, client=f"198.51.100.{n}")
+    assert failures.retry_after("203.0.113.9") is not None  # a newcomer, in the flood
+    assert failures.retry_after("192.0.2.7") is None
 
 
 @pytest.mark.parametrize(

@@ -443,10 +443,12 @@ class SecurityMiddleware:
         if isinstance(token, tuple):
             await send_error(send, *token)
             return
+        client = (scope.get("client") or (None, 0))[0]
         if self.auth.token_matches(token):
+            self.failures.succeeded(client)  # no newcomer any more, as a header's token
             await self._start_session(scope, send, _page_without_token(scope, query))
             return
-        self.failures.failed((scope.get("client") or (None, 0))[0], 1)
+        self.failures.failed(client, 1)
         await _redirect(send, _page_without_token(scope, query, [(_REFUSED, "1")]))
 
 
