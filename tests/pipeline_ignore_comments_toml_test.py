@@ -194,3 +194,48 @@ def test_key_parts_reads_a_dotted_key_up_to_its_equals_sign_or_bracket() -> None
         key_parts("a b = 1", 0),
         key_parts("a.b", 0),
     ]
+
+
+def test_a_key_after_a_multi_line_string_opened_on_a_later_line_has_its_line() -> None:
+    """A multi-line string opened past the file's first line: the lines inside it are counted
+    from its own opening line, so the key after it, and its warning, are on their lines."""
+    text = (
+        'name = "p"\n'
+        "\n"
+        "[[stages]]\n"
+        'name = "a"\n'
+        'description = """one\ntwo\nthree"""\n'
+        'command = "true"\n'
+        'triggers = [{on_condition = {expression = "1 > 2"}}]\n'
+    )
+    found: list[ValidationWarning] = []
+    parse_pipeline(text, fmt="toml", source="p.toml", warnings=found)
+    assert [(9, 30)] == [(warning.line, warning.column) for warning in found]
+    assert [(5, 5, True), (6, 6, False), (7, 7, False), (8, 8, True)] == [
+        (line.number, text.count("\n", 0, line.start) + 1, line.top)
+        for line in toml_scan(text)
+        if 5 <= line.number <= 8
+    ]
+
+
+def test_a_file_without_the_directive_s_word_has_no_directive() -> None:
+    """A TOML or YAML text that never writes ``taskdaemon:`` holds no directive, and a TOML
+    pipeline without one gives its warnings as any other."""
+    assert ([], []) == (
+        list(ignore_comments("a = 1  # ignore[x]\n", "toml")),
+        list(ignore_comments("a: 1  # ignore[x]\n", "yaml")),
+    )
+    found: list[ValidationWarning] = []
+    text = 'name = "p"\n[[stages]]\nname = "a"\ncommand = "true"\n'
+    text += 'triggers = [{on_condition = {expression = "1 > 2"}}]  # 1 > 2\n'
+    parse_pipeline(text, fmt="toml", source="p.toml", warnings=found)
+    assert ["constant-condition"] == [warning.code for warning in found]
+
+
+def test_a_directive_in_a_string_after_a_comment_is_the_string_s() -> None:
+    """A comment is searched up to its own end: the directive written in a string on a later
+    line (ending in a blank, as a directive may) is the string's, not the comment's."""
+    text = '# a comment\ncommand = "# taskdaemon: ignore[own-status] "\n'
+    assert [] == list(ignore_comments(text, "toml"))
+    text += "# taskdaemon: ignore[y]\n"
+    assert [(3, 1, ("y",))] == [tuple(comment) for comment in ignore_comments(text, "toml")]
