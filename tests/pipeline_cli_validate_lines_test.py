@@ -171,7 +171,8 @@ def test_a_handler_that_does_not_resolve_names_its_line(
             "unknown.toml",
             'name = "p"\n[[stages]]\nname = "a"\ncommand = "echo"\n'
             'triggers = [{manual = {}},\n  {on_completion = {stage = "b"}}]\n',
-            ["5: stages[0].triggers[1].on_completion.stage: unknown stage 'b' (the stages: 'a')"],
+            # the item's own line, not its key's (``toml_values``)
+            ["6: stages[0].triggers[1].on_completion.stage: unknown stage 'b' (the stages: 'a')"],
         ),
         (
             "word.toml",

@@ -20,9 +20,11 @@ import re
 
 from taskdaemon.pipeline.quoting import quote
 
-__all__ = ["described"]
+__all__ = ["described", "message_position"]
 
 _ERROR = re.compile(r"<input>:(\d+):(\d+): (Syntax error: )?([^\n]*)")
+#: The position :func:`_where` says, at the start of a message of :func:`described`.
+_POSITION = re.compile(r"syntax error at (?:line (\d+), )?column (\d+):")
 #: The operators other languages spell with one character (or a word) where CEL doubles it.
 _MEANT = {"=": "CEL compares with ==", "&": "CEL's and is &&", "|": "CEL's or is ||"}
 _WORDS = {
@@ -58,6 +60,13 @@ def described(source: str, error: str) -> str | None:
             return f"syntax error at {_where(line, column)}: the '?' has no ':' and else-value"
         problem = problem[:cut]
     return f"syntax error at {_where(line, column)}: {_plain(problem, before)}"
+
+
+def message_position(message: str) -> tuple[int, int] | None:
+    """The line and column of the expression that a message of :func:`described` names
+    (``line 2, column 3``; ``column 3``: line 1), else None."""
+    found = _POSITION.match(message)
+    return None if found is None else (int(found[1] or 1), int(found[2]))
 
 
 def _where(line: int, column: int) -> str:

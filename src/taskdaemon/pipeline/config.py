@@ -44,7 +44,7 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.config_issues import ancestors, line_of
 from taskdaemon.pipeline.config_reader import ConfigReader
-from taskdaemon.pipeline.config_text import Lines, read_json, read_toml, read_yaml
+from taskdaemon.pipeline.config_text import Lines, ValueLines, read_json, read_toml, read_yaml
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.hint_syntax import syntax_of
@@ -200,6 +200,29 @@ def _toml_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
     return toml_lines(text, wanted)
 
 
+class _TomlPlaces:
+    """A TOML file's answers to ``FileIssues.placed``, one walk of the file for both of its
+    questions: the string values met by the walk for the issues' lines are where the places
+    inside them are then looked for (``toml_lines`` imported only then, as above)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.strings: dict[str, tuple[int, int]] = {}
+
+    def lines(self, wanted: Collection[str]) -> dict[str, int]:
+        from taskdaemon.pipeline.toml_lines import toml_places  # noqa: PLC0415 - as above
+
+        found, self.strings = toml_places(self.text, wanted)
+        return found
+
+    def value_lines(
+        self, wanted: Collection[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], int]:
+        from taskdaemon.pipeline.toml_lines import toml_value_lines  # noqa: PLC0415 - as above
+
+        return toml_value_lines(self.text, wanted, self.strings)
+
+
 @contextlib.contextmanager
 def _gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while a file is read.
@@ -227,19 +250,21 @@ def _parse(
     compiled: dict[str, Expression] | None,
 ) -> tuple[Pipeline, ConfigReader]:
     lines: Lines
+    value_lines: ValueLines | None = None
     if fmt == "yaml":
         data, lines, issues = read_yaml(text, source)
     elif fmt == "json":
         data, lines, issues = read_json(text, source)
     elif fmt == "toml":
         data, issues = read_toml(text, source)
-        lines = partial(_toml_lines, text)
+        places = _TomlPlaces(text)
+        lines, value_lines = places.lines, places.value_lines
     else:
         raise ValueError(f"unknown pipeline format {fmt!r} (expected 'yaml', 'json' or 'toml')")
     if issues:
         raise ConfigError(issues)
     syntax = syntax_of(fmt)
-    reader = ConfigReader(source, lines, syntax)
+    reader = ConfigReader(source, lines, syntax, value_lines)
     pipeline = reader.pipeline(data)
     del data  # the plain values are all read: the validator's peak need not hold them too
     if reader.fatal:

@@ -16,7 +16,7 @@ from itertools import islice
 from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.config_text import Lines
+from taskdaemon.pipeline.config_text import Lines, ValueLines
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
@@ -46,11 +46,14 @@ class FileIssues:
     """The issues of one file with the paths they cover. ``lines`` gives the line of each
     field path asked for; it is called once, by :meth:`placed`, for the paths
     of the issues found, since most files have none and their lines would cost a walk of the
-    file (``config_text.yaml_lines``). An issue has no line until then."""
+    file (``config_text.yaml_lines``). An issue has no line until then. ``value_lines``, when
+    given, places an issue with a ``value_at`` on the file's line of that place in its value
+    (a TOML file's: ``toml_lines.toml_value_lines``)."""
 
-    def __init__(self, file: str, lines: Lines) -> None:
+    def __init__(self, file: str, lines: Lines, value_lines: ValueLines | None = None) -> None:
         self.file = file
         self._lines_of = lines
+        self._value_lines = value_lines
         self.issues: list[ValidationIssue] = []
         self._paths: set[str] = set()
         self._covered: set[str] = set()
@@ -77,7 +80,14 @@ class FileIssues:
         for issue in issues:
             wanted.update(ancestors(issue.path))
         lines = self._lines_of(wanted)
-        return [replace(issue, line=line_of(lines, issue.path)) for issue in issues]
+        inside = {(issue.path, *issue.value_at) for issue in issues if issue.value_at}
+        value = {} if not inside or self._value_lines is None else self._value_lines(inside)
+
+        def line(issue: ValidationIssue) -> int | None:
+            inside = value.get((issue.path, *issue.value_at)) if issue.value_at else None
+            return inside or line_of(lines, issue.path)
+
+        return [replace(issue, line=line(issue)) for issue in issues]
 
     def file_path(self, path: str) -> str:
         """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list

@@ -31,7 +31,7 @@ from taskdaemon.pipeline.config_hints import (
     unquote,
 )
 from taskdaemon.pipeline.config_issues import FileIssues
-from taskdaemon.pipeline.config_text import Lines
+from taskdaemon.pipeline.config_text import Lines, ValueLines
 from taskdaemon.pipeline.errors import MAX_ISSUES
 from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
@@ -159,8 +159,14 @@ class ConfigReader(FileIssues):
     file's ``syntax`` (``hint_syntax``).
     """
 
-    def __init__(self, file: str, lines: Lines, syntax: Syntax = "yaml") -> None:
-        super().__init__(file, lines)
+    def __init__(
+        self,
+        file: str,
+        lines: Lines,
+        syntax: Syntax = "yaml",
+        value_lines: ValueLines | None = None,
+    ) -> None:
+        super().__init__(file, lines, value_lines)
         self.syntax = syntax
         self.fatal = False
         #: The paths an unknown key's "did you mean" names (``trigers`` means

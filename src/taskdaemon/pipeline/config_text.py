@@ -38,11 +38,17 @@ from taskdaemon.pipeline.yamlsafe import (
     syntax_problem,
 )
 
-__all__ = ["Lines", "no_lines", "read_json", "read_toml", "read_yaml", "yaml_lines"]
+__all__ = ["Lines", "ValueLines", "no_lines", "read_json", "read_toml", "read_yaml", "yaml_lines"]
 
 #: The lines of a file's field paths: given the paths wanted (each with the paths around it),
 #: the line of each that the file has.
 Lines: TypeAlias = Callable[[Collection[str]], Mapping[str, int]]
+#: The file's lines of places inside fields' values: given ``(path, line, column)`` triples (a
+#: place in its value, from 1), the file's line of each that the file has (a TOML string's:
+#: ``toml_lines.toml_value_lines``).
+ValueLines: TypeAlias = Callable[
+    [Collection[tuple[str, int, int]]], Mapping[tuple[str, int, int], int]
+]
 
 
 def no_lines(wanted: Collection[str]) -> Mapping[str, int]:

@@ -56,13 +56,18 @@ class ValidationIssue(ValueMethods):
     """One problem in a pipeline definition: where it is and why it is wrong.
 
     ``path`` is the field path in the canonical form (``stages[2].triggers[0].on_event.type``);
-    ``line`` is the 1-based line in the file when the loader knows it.
+    ``line`` is the 1-based line in the file when the loader knows it. ``value_at`` is the
+    1-based line and column inside the field's value where the problem is (a CEL expression's
+    syntax error): a TOML file's loader places the issue on the file's line of it
+    (``toml_lines.toml_value_lines``), which a string spread over lines moves; YAML and JSON
+    on the field's.
     """
 
     path: str
     message: str
     file: str | None = None
     line: int | None = None
+    value_at: tuple[int, int] | None = None
 
     def __str__(self) -> str:
         where = self.file or "<pipeline>"

@@ -25,7 +25,7 @@ import re
 from collections.abc import Iterator
 from typing import Final, NamedTuple
 
-__all__ = ["TomlComment", "TomlLine", "key_parts", "toml_comments", "toml_scan"]
+__all__ = ["STRINGS", "TomlComment", "TomlLine", "key_parts", "toml_comments", "toml_scan"]
 
 #: TOML's strings, each form once: multi-line basic (which may end in one or two quotes of its
 #: own before its closing three, ``"""a"""""``), multi-line literal, basic, literal; and, in a
@@ -34,7 +34,7 @@ __all__ = ["TomlComment", "TomlLine", "key_parts", "toml_comments", "toml_scan"]
 #: of plain characters between its escapes (and, multi-line, its lone quotes), each possessive
 #: (``*+``): an alternation repeated per character, ``(?:[^"\\]|\\.)*``, makes ``re`` keep a
 #: backtracking entry per character, many times the string's own size.
-_STRINGS: Final = (
+STRINGS: Final = (
     r'"""[^\\"]*+(?:(?:\\.|"(?!""))[^\\"]*+)*+"""(?:""?)?',
     r"'''.*?'''(?:''?)?",
     r'"[^"\\\n]*+(?:\\[^\n][^"\\\n]*+)*+"',
@@ -43,9 +43,9 @@ _STRINGS: Final = (
 )
 _COMMENT: Final = r"(#[^\n]*)"
 #: What the lines need: a string, a comment (group 1), a bracket (2), a line break (3).
-_PARTS: Final = re.compile("|".join((*_STRINGS, _COMMENT, r"([\[\]{}])", r"(\n)")), re.DOTALL)
+_PARTS: Final = re.compile("|".join((*STRINGS, _COMMENT, r"([\[\]{}])", r"(\n)")), re.DOTALL)
 #: What the comments need: a string, skipped, or a comment (group 1).
-_STRINGS_OR_COMMENT: Final = re.compile("|".join((*_STRINGS, _COMMENT)), re.DOTALL)
+_STRINGS_OR_COMMENT: Final = re.compile("|".join((*STRINGS, _COMMENT)), re.DOTALL)
 # One part of a key: bare, or quoted ("..." with escapes, '...' raw), with the blanks around it.
 _KEY_PART: Final = re.compile(
     r"[ \t]*(?:([A-Za-z0-9_-]+)|\"([^\"\\\n]*+(?:\\.[^\"\\\n]*+)*+)\"|'([^'\n]*)')[ \t]*"

@@ -23,6 +23,7 @@ import re
 from collections.abc import Collection, Mapping
 from itertools import islice
 
+from taskdaemon.pipeline.cel_syntax import message_position
 from taskdaemon.pipeline.config_hints import entry_stage_hint
 from taskdaemon.pipeline.errors import MAX_ISSUES, ExpressionError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression, ExpressionLimitError, compile_expression
@@ -146,9 +147,10 @@ class _Validator:
         # them quadratic; past the budget an input is not judged (no issue).
         self.reach_budget = _REACH_BUDGET
 
-    def issue(self, path: str, message: str) -> None:
+    def issue(self, path: str, message: str, value_at: tuple[int, int] | None = None) -> None:
         if len(self.issues) <= MAX_ISSUES:  # past it, ``ConfigError`` says more were found
-            self.issues.append(ValidationIssue(path, message, file=self.pipeline.source))
+            source = self.pipeline.source
+            self.issues.append(ValidationIssue(path, message, source, value_at=value_at))
 
     def suggest(self, name: str, candidates: Collection[str]) -> str:
         # difflib compares with every candidate: quadratic over a hostile file's wrong names. A
@@ -422,7 +424,8 @@ class _Validator:
             self.issue(path, f"{quote(source)}: {exc}")
             return
         except ExpressionError as exc:
-            self.issue(path, self.expression_message(source, exc))
+            message = self.expression_message(source, exc)
+            self.issue(path, message, message_position(message))
             return
         if self.compiled is not None:
             self.compiled[path] = expression
