@@ -211,8 +211,10 @@ tests_for() {
         pipeline/yaml_lines.py)
             echo tests/pipeline_yaml_lines_test.py ;;
         pipeline/toml_lines.py)
-            echo tests/pipeline_toml_lines_test.py tests/pipeline_hint_syntax_test.py \
-                tests/pipeline_cli_validate_lines_test.py ;;
+            echo tests/pipeline_toml_lines_test.py tests/pipeline_toml_values_test.py \
+                tests/pipeline_hint_syntax_test.py tests/pipeline_cli_validate_lines_test.py ;;
+        pipeline/toml_values.py)
+            echo tests/pipeline_toml_values_test.py tests/pipeline_toml_lines_test.py ;;
         pipeline/toml_scan.py)
             echo tests/pipeline_ignore_comments_toml_test.py tests/pipeline_toml_lines_test.py \
                 tests/pipeline_ignore_comments_test.py ;;
