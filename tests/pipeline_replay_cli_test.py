@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from cli_support import Served, taskdaemon, write
-from pipeline_replay_support import TWO_STAGES, replayed_from_b
+from pipeline_replay_support import FED_NOTE, TWO_STAGES, replayed_from_b
 from terminal_support import on_a_terminal_of
 from watchdog_support import until
 
@@ -63,9 +63,33 @@ def test_a_resumed_replay_says_when_the_recorded_workspace_is_gone(home: Path) -
     replay = taskdaemon(home, "replay", original, "--from", "verification", "-q")
     said = f"note: the recorded run's workspace {home}/workspaces/{original} is not there"
     notes = [line for line in replay.stderr.splitlines() if line.startswith("note:")]
-    assert (1, [True]) == (replay.returncode, [note.startswith(said) for note in notes]), (
-        replay.stderr
-    )
+    assert (1, [True], FED_NOTE) == (
+        replay.returncode,
+        [note.startswith(said) for note in notes[:-1]],
+        notes[-1],
+    ), replay.stderr
+
+
+@pytest.mark.slow
+def test_a_resumed_replay_says_once_that_its_fed_stages_files_are_not_read_again(
+    home: Path, tmp_path: Path
+) -> None:
+    """``replay --from b`` feeds ``a``: the replay says once, in a note, the line its dry run
+    ends with, that the files ``a`` read are not read again (before: only the dry run said
+    it); a whole replay feeds nothing and says nothing of it."""
+    run = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", TWO_STAGES)), "-q")
+    original = run.stdout.strip()
+    dry = taskdaemon(home, "replay", original, "--from", "b", "--dry-run")
+    trust = dry.stdout.splitlines()[-1]
+    resumed = taskdaemon(home, "replay", original, "--from", "b", "-q")
+    whole = taskdaemon(home, "replay", original, "-q")
+    assert (FED_NOTE, 0, 0, 1, 0) == (
+        f"note: {trust}",
+        resumed.returncode,
+        whole.returncode,
+        resumed.stderr.splitlines().count(FED_NOTE),
+        whole.stderr.count("a fed stage"),
+    ), resumed.stderr + whole.stderr
 
 
 @pytest.mark.slow
@@ -83,9 +107,11 @@ def test_a_run_read_from_another_home_s_store_finds_its_workspace_beside_it(home
         args = ("replay", original, "--source", source, "--from", "verification", "-q")
         found = taskdaemon(home, *args, "--verify")
         taken = f"note: the recorded run's workspace is taken from {other}/workspaces/{original}"
-        assert (0, [True], "verify: no divergence") == (
+        notes = [line for line in found.stderr.splitlines() if "note:" in line]
+        assert (0, [True], FED_NOTE, "verify: no divergence") == (
             found.returncode,
-            [line.startswith(taken) for line in found.stderr.splitlines() if "note:" in line],
+            [line.startswith(taken) for line in notes[:-1]],
+            notes[-1],
             found.stdout.splitlines()[-1][:21],
         ), found.stdout + found.stderr
         shutil.rmtree(other / "workspaces" / original)
@@ -95,9 +121,11 @@ def test_a_run_read_from_another_home_s_store_finds_its_workspace_beside_it(home
             f"in {other}/workspaces: the stages run again start in an empty workspace"
         )
         notes = [line for line in lost.stderr.splitlines() if line.startswith("note:")]
-        assert (1, [True]) == (lost.returncode, [note.startswith(said) for note in notes]), (
-            lost.stderr
-        )
+        assert (1, [True], FED_NOTE) == (
+            lost.returncode,
+            [note.startswith(said) for note in notes[:-1]],
+            notes[-1],
+        ), lost.stderr
     finally:
         shutil.rmtree(other, ignore_errors=True)
 
@@ -210,11 +238,12 @@ def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
 ) -> None:
     """Resumed from ``b``, the fed ``a`` says ``replayed`` in one progress line, as the summary
     does: its stand-in handler's ``running`` and ``success in 0ms`` told of work nobody did.
-    ``-q`` writes no progress line at all."""
+    ``-q`` writes no progress line at all, only the note of what feeding ``a`` trusts."""
     original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
     replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b")
     quiet = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
-    lines = [line.split()[1:4] for line in replay.stderr.splitlines()]
+    said = replay.stderr.splitlines()
+    lines = [line.split()[1:4] for line in said[1:]]
     summary = [line.split()[:2] for line in replay.stdout.splitlines()[1:3]]
     expected = [
         ["a", "replayed"],
@@ -222,9 +251,9 @@ def test_a_fed_stage_s_progress_line_says_replayed_as_the_summary_does(
         ["b", "success", "in"],
         ["run", "two", "success"],
     ]
-    assert (0, expected) == (replay.returncode, lines), replay.stderr
+    assert (0, FED_NOTE, expected) == (replay.returncode, said[0], lines), replay.stderr
     assert [["a", "replayed"], ["b", "success"]] == summary, replay.stdout
-    assert (0, "") == (quiet.returncode, quiet.stderr)
+    assert (0, [FED_NOTE]) == (quiet.returncode, quiet.stderr.splitlines())
 
 
 @pytest.mark.slow

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon
+from pipeline_replay_support import FED_NOTE
 
 #: ``a`` publishes the items of ``items.txt``; ``b`` runs once ``a`` ends; ``c`` runs one
 #: instance per item and one more when ``b`` ends (no event: item 0), and fails for item 2
@@ -95,8 +96,9 @@ def test_an_instance_no_event_made_is_reused_for_the_same_inputs(home: Path) -> 
     assert ["2"] == (home / "ran.txt").read_text().split()
     notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
     assert [
+        FED_NOTE,
         f"note: reused c#0, c#2 from run {original} on their item and inputs alone: the files "
-        "they read were not compared (--rerun-all runs them again)"
+        "they read were not compared (--rerun-all runs them again)",
     ] == notes
 
 
@@ -112,6 +114,7 @@ def test_an_instance_no_event_made_runs_for_other_inputs(home: Path) -> None:
     assert ["0", "1", "2"] == sorted((home / "ran.txt").read_text().split())
     notes = [line for line in done.stderr.splitlines() if line.startswith("note:")]
     assert [
+        FED_NOTE,
         "note: c#0 ran again: its inputs differ from the recorded ones",
         "note: c#2 ran again: its inputs differ from the recorded ones",
     ] == notes

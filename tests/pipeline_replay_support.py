@@ -206,6 +206,13 @@ def cut_like_tempo(spans: list[Any], limit: int = 2048) -> list[Any]:
     ]
 
 
+#: The note a replay that feeds a stage says once, before it runs: the line its dry run ends
+#: with (``replay/plan.py``).
+FED_NOTE = (
+    "note: a fed stage is not run: the files it read are not read again, nor compared, so a "
+    "change to them since is not seen (--from an earlier stage runs it again)"
+)
+
 #: ``b`` after ``a``, each the command ``true``: ``replay --from b`` feeds ``a`` from the record
 #: and runs ``b`` again.
 TWO_STAGES = """\

@@ -330,6 +330,7 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
         resolve_issues,
     )
     from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+    from taskdaemon.pipeline.replay.plan import FED_TRUST  # noqa: PLC0415
     from taskdaemon.pipeline.replay.reuse import InstanceReuse  # noqa: PLC0415
     from taskdaemon.pipeline.replay.run import (  # noqa: PLC0415
         execute_plan,
@@ -371,6 +372,8 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
     elif seed is not None and os.path.dirname(seed) != root:
         print(f"note: the recorded run's workspace is taken from {seed}, beside the store "
               "it was read from", file=sys.stderr, flush=True)  # fmt: skip
+    if plan.fed:  # what feeding trusts, said before it is trusted, as the dry run says it
+        print(f"note: {FED_TRUST}", file=sys.stderr, flush=True)
     signals = StopSignals()  # Ctrl-C, SIGTERM, SIGHUP cancel the replay, as they cancel ``run``'s
     async with contextlib.AsyncExitStack() as stack:
         try:

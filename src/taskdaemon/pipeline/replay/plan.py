@@ -73,7 +73,14 @@ from taskdaemon.pipeline.replay.record import RecordedIntervention, RecordedRun
 from taskdaemon.pipeline.status_rules import FAILED_STAGE_STATUSES
 from taskdaemon.pipeline.wording import counted
 
-__all__ = ["FedExecution", "MissingValue", "ReplayError", "ReplayPlan", "build_plan"]
+__all__ = ["FED_TRUST", "FedExecution", "MissingValue", "ReplayError", "ReplayPlan", "build_plan"]
+
+#: What feeding trusts, said once by the dry run (its last line) and by the replay (a note
+#: before it runs): one sentence for both, so a user reads the same trust either way.
+FED_TRUST = (
+    "a fed stage is not run: the files it read are not read again, nor compared, so a "
+    "change to them since is not seen (--from an earlier stage runs it again)"
+)
 
 
 class ReplayError(PipelineError):
@@ -153,10 +160,7 @@ class ReplayPlan:
                 "they are now (--rerun-all runs every instance again)"
             )
         if self.fed:  # said for the same reason: ``--from`` trusts them (docs/architecture.md)
-            lines.append(
-                "a fed stage is not run: the files it read are not read again, nor compared, so a "
-                "change to them since is not seen (--from an earlier stage runs it again)"
-            )
+            lines.append(FED_TRUST)
         return lines
 
 
