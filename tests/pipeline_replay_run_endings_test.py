@@ -15,17 +15,23 @@ from taskdaemon.pipeline.tracking import SpanStore
 from taskdaemon.pipeline.visualization import dag_snapshot
 from taskdaemon.pipeline.web._views import run_state
 
-#: ``b`` fails first, ``a`` after it, though ``a`` starts first (a file says ``b`` ended).
+#: ``b`` fails first, ``a`` after it, though ``a`` starts first: ``a`` waits for the file of
+#: ``e``, a stage ``b``'s end fires, so the record ends ``b`` before ``a`` however slow the
+#: machine (a fixed sleep after ``b``'s own file was not always long enough for the engine to
+#: end ``b``'s span first).
 _CONTINUED = """\
     name: continued
     error_strategy: continue
     stages:
       - name: a
-        command: "until [ -f b.done ]; do sleep 0.02; done; sleep 0.2; exit 3"
+        command: "until [ -f b.ended ]; do sleep 0.02; done; exit 3"
         triggers: [{manual: {approval_required: false}}]
       - name: b
-        command: "touch b.done; exit 5"
+        command: "exit 5"
         triggers: [{manual: {approval_required: false}}]
+      - name: e
+        command: "touch b.ended"
+        triggers: [{on_completion: {stage: b, success_only: false}}]
       - name: c
         command: "true"
         trigger_mode: all
@@ -38,7 +44,7 @@ _CONTINUED = """\
 #: ``d`` fails first, ``b`` after it, though ``b`` starts first: ``d`` is fired by the end of
 #: ``a``, and its stand-in comes late: after its input is evaluated in the CEL worker, many
 #: turns of the loop (``_WORKED_INPUT``), or after its approval, which the replay gives a turn
-#: after it is asked, as recorded (``_APPROVED``).
+#: after it is asked, as recorded (``_APPROVED``). ``b`` waits for ``e``, fired by ``d``'s end.
 _FIRED_LATE = """\
     name: fired
     error_strategy: continue
@@ -51,12 +57,15 @@ _FIRED_LATE = """\
           - on_completion: {stage: d, success_only: false}
       - {name: a, command: "true", triggers: [{manual: {approval_required: false}}]}
       - name: b
-        command: "until [ -f d.done ]; do sleep 0.02; done; sleep 0.2; exit 3"
+        command: "until [ -f d.ended ]; do sleep 0.02; done; exit 3"
         triggers: [{manual: {approval_required: false}}]
       - name: d
-        command: "touch d.done; exit 5"
+        command: "exit 5"
         %s
         triggers: [{on_completion: {stage: a}}%s]
+      - name: e
+        command: "touch d.ended"
+        triggers: [{on_completion: {stage: d, success_only: false}}]
 """
 _WORKED_INPUT = _FIRED_LATE % ('inputs: {names: {from: "request.map(k, k)", required: true}}', "")
 _APPROVED = _FIRED_LATE % ("trigger_mode: all", ", {manual: {approval_required: true}}")
@@ -74,9 +83,9 @@ def _replayed(home: Path, run_id: str) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("definition", "error"),
     [
-        (_CONTINUED, "stage 'b' failure: command 'touch b.done; exit 5' exited with code 5"),
-        (_WORKED_INPUT, "stage 'd' failure: command 'touch d.done; exit 5' exited with code 5"),
-        (_APPROVED, "stage 'd' failure: command 'touch d.done; exit 5' exited with code 5"),
+        (_CONTINUED, "stage 'b' failure: command 'exit 5' exited with code 5"),
+        (_WORKED_INPUT, "stage 'd' failure: command 'exit 5' exited with code 5"),
+        (_APPROVED, "stage 'd' failure: command 'exit 5' exited with code 5"),
     ],
     ids=["started-later", "fired-with-a-worked-input", "fired-by-an-approval"],
 )
