@@ -295,7 +295,10 @@ def test_a_process_that_left_the_command_group_and_holds_its_output_is_said(
     its output is not read, and, adopted by taskdaemon (``adopted_orphans``), it is killed with
     the stage and said."""
     pids = tmp_path / "pids"
-    command = f"setsid sh -c 'echo $$ > {pids}; exec sleep 1000' & echo done"
+    # The command ends once the child wrote its pid, after ``setsid``: ending sooner, the
+    # stage's group kill could end it while it is still in the group, not the case at hand.
+    child = f"setsid sh -c 'echo $$ > {pids}; exec sleep 1000' &"
+    command = f"{child} until [ -s {pids} ]; do sleep 0.02; done; echo done"
     pipeline = _pipeline(tmp_path, f'command: "{command}"')
     try:
         ran = taskdaemon(home, "run", str(pipeline), "-q", timeout=30)
