@@ -183,6 +183,50 @@ def test_an_option_a_command_does_not_have_names_that_command(
     assert expected == (done.returncode, done.stderr)
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (
+            ["rnu", "pipeline.yaml"],
+            "taskdaemon: error: argument COMMAND: invalid choice: 'rnu', did you mean 'run'? "
+            "(choose from 'run', 'debug', 'dump', 'validate', 'approve', 'publish', 'cancel', "
+            "'status', 'dag', 'runs', 'retention', 'logs', 'replay', 'watch', 'report', "
+            "'serve', 'ui') (see taskdaemon --help)",
+        ),
+        (
+            ["runs", "list", "--status", "runing"],
+            "taskdaemon runs list: error: argument --status: invalid choice: 'runing', did you "
+            "mean 'running'? (choose from 'running', 'success', 'failure', 'cancelled', "
+            "'interrupted', 'paused') (see taskdaemon runs list --help)",
+        ),
+        (
+            ["report", "--sinse=7d", "--untl", "1h"],
+            "taskdaemon report: error: unrecognized arguments: --sinse=7d --untl 1h "
+            "(did you mean '--since' and '--until'?) (see taskdaemon report --help)",
+        ),
+        (
+            ["report", "--format", "pdf", "--zzzz"],
+            "taskdaemon report: error: argument --format/-f: invalid choice: 'pdf' (choose "
+            "from 'table', 'markdown', 'json', 'html') (see taskdaemon report --help)",
+        ),
+        (
+            ["report", "--zzzz"],
+            "taskdaemon report: error: unrecognized arguments: --zzzz "
+            "(see taskdaemon report --help)",
+        ),
+    ],
+)
+def test_a_misspelt_command_choice_or_option_says_what_was_meant(
+    capsys: pytest.CaptureFixture[str], argv: list[str], line: str
+) -> None:
+    """A wrong sub-command, choice or option close to a right one names it, as a definition's
+    wrong name does: ``taskdaemon rnu`` listed the seventeen commands and left the reader to
+    find ``run`` among them; a wrong word close to none is said as before."""
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert (exited.value.code, capsys.readouterr().err) == (2, line + "\n")
+
+
 def test_a_usage_error_escapes_the_controls_it_quotes(home: Path) -> None:
     """argparse quotes an argument no parser took as it was given: ESC, BEL and U+202E in it
     reached the terminal (a title set, the screen cleared, the line reversed). They are

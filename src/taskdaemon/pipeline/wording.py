@@ -74,7 +74,8 @@ def close_match(name: str, candidates: Collection[str]) -> list[str]:
     the close ones, the one that begins as ``name`` does for longest, else the closest. A
     word is misspelt at its end more often than at its start: ``retries`` is ``retry`` with
     another ending, though ``triggers`` shares more of its letters. One rule for a
-    definition's keys and choices and for the stage and loop names it refers to."""
+    definition's keys and choices, for the stage and loop names it refers to, and for the
+    command line's sub-commands, choices and options."""
     import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
 
     close = difflib.get_close_matches(name, list(candidates), n=3)

@@ -234,6 +234,20 @@ class _Parser(argparse.ArgumentParser):
             message += " (a value starting with '-' goes after '=': --option=-value)"
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
+    def _check_value(self, action: argparse.Action, value: Any) -> None:
+        """A value that is none of the choices gets the "did you mean" a definition's wrong
+        name gets (``taskdaemon rnu``: the line listed all the commands and left the reader
+        to find ``run`` among them)."""
+        try:
+            super()._check_value(action, value)
+        except argparse.ArgumentError as exc:
+            meant = _meant(value, action.choices) if isinstance(value, str) else None
+            if meant is None:
+                raise
+            hint = f", did you mean {meant}? (choose from"
+            message = exc.message.replace(" (choose from", hint, 1)
+            raise argparse.ArgumentError(action, message) from None
+
     def _get_values(self, action: argparse.Action, arg_strings: list[str]) -> Any:
         """An option's value of ``--`` (``--home=--``) is the text ``--``: Python 3.11's
         argparse dropped it as the end of the options, and handed the command an empty list
@@ -418,13 +432,34 @@ def _command_parser(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Any
     return current
 
 
+def _meant(word: str, names: Any) -> str | None:
+    """The one of ``names`` a wrong ``word`` was most likely meant to be, quoted (``'run'`` for
+    ``rnu``), else None: one rule (:func:`~taskdaemon.pipeline.wording.close_match`) with a
+    definition's wrong names."""
+    if not names:
+        return None
+    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - a wrong word only
+    from taskdaemon.pipeline.wording import close_match  # noqa: PLC0415
+
+    match = close_match(word, [str(name) for name in names])
+    return quote(match[0]) if match else None
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
     args, extras = parser.parse_known_args(argv)
     if extras:  # named by the sub-command they were given to, whose --help lists its options
-        _command_parser(parser, argv).error(f"unrecognized arguments: {' '.join(extras)}")
+        command = _command_parser(parser, argv)
+        options = [option for action in command._actions for option in action.option_strings]
+        meant = [
+            name
+            for extra in extras
+            if extra.startswith("--") and (name := _meant(extra.partition("=")[0], options))
+        ]
+        hint = f" (did you mean {' and '.join(meant)}?)" if meant else ""
+        command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
     # Imported once a command runs: ``--version`` then needs no dataclasses (nor inspect).
     from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415
 
