@@ -15,13 +15,15 @@ import sys
 from pathlib import Path
 
 from taskdaemon.pipeline.config import load_pipeline
+from taskdaemon.pipeline.errors import ConfigError
 from taskdaemon.pipeline.visualization import VisualizationFormat, visualize
 
 EXAMPLE = Path(__file__).resolve().with_name("feature_delivery.yaml")
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Write the drawing to stdout; returns the exit code."""
+    """Write the drawing to stdout; returns the exit code (2 for a file that cannot be read or
+    is invalid, said in one line per problem on stderr)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument(
         "file",
@@ -36,7 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         help="dot for Graphviz, json, or mermaid for GitHub Markdown (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    pipeline = load_pipeline(args.file)
+    try:
+        pipeline = load_pipeline(args.file)
+    except ConfigError as exc:  # a missing or invalid file: its lines, as `dag` says them
+        print(exc, file=sys.stderr)
+        return 2
     sys.stdout.write(visualize(pipeline, VisualizationFormat(args.format)))
     return 0
 

@@ -205,6 +205,34 @@ def test_example_script_prints_the_mermaid_drawing() -> None:
     assert (0, expected, "") == (done.returncode, done.stdout, done.stderr)
 
 
+@pytest.mark.slow
+def test_example_script_says_a_missing_or_invalid_file_in_lines(tmp_path: Path) -> None:
+    """``examples/visualize_pipeline.py`` given a missing or an invalid file printed a
+    ConfigError traceback: it says the problems as ``dag`` does, one line each, exit 2."""
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("name: b\nstages:\n  - name: a\n    loop: nope\n", encoding="utf-8")
+    said = []
+    for file in (tmp_path / "missing.yaml", broken):
+        done = subprocess.run(
+            [sys.executable, "examples/visualize_pipeline.py", str(file)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        said.append((done.returncode, done.stdout, done.stderr))
+    assert said == [
+        (2, "", f"{tmp_path}/missing.yaml: cannot read the file: no such file or directory\n"),
+        (
+            2,
+            "",
+            f"{broken}:3: stages[0].triggers: missing required field (an entry stage has "
+            "triggers: [{manual: {approval_required: false}}])\n"
+            f"{broken}:4: stages[0].loop: unknown loop type 'nope' (known: command, python)\n",
+        ),
+    ]
+
+
 def test_without_a_format_the_output_files_suffix_chooses_it(tmp_path: Path) -> None:
     """``dag --run RUN -o run.svg`` (no ``--format``) wrote DOT text into a file no viewer
     opened as an image: ``-o``'s suffix now chooses the format, an unknown one DOT, and a
