@@ -90,9 +90,10 @@ class Terminal:
         os.write(self.controller, keys.encode())
 
     def continue_to_the_end(self) -> None:
-        """``continue`` at the prompt, then Ctrl-D once the run succeeded: exit 0."""
+        """``continue`` at the prompt, then Ctrl-D once the run succeeded, and the prompt,
+        which stays, said how to leave it: exit 0."""
         self.type("continue\n")
-        self.expect("run ended success")
+        self.expect("run ended success\n'quit' or Ctrl-D leaves this prompt\n")
         self.type("\x04")
         assert 0 == self.process.wait(timeout=30)
 

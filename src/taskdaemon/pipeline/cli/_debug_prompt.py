@@ -216,6 +216,8 @@ class DebugPrompt(CommandPrompt):
         self.done = True
         error = f": {_flat(answer['error'])}" if answer.get("error") else ""
         self._print_prose(f"run ended {answer['status']}{error}")
+        if self._interactive:  # it stays, for the ended run's outputs and logs: a new user
+            self._print_prose("'quit' or Ctrl-D leaves this prompt")  # waited there, unsure
 
     def _resume(self, action: str, args: Sequence[str]) -> None:
         stage = args[0] if args else None
