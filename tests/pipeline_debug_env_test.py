@@ -124,3 +124,40 @@ def test_env_masks_a_variable_name_of_a_secrets_shape(home: Path) -> None:
         [name for name in SHAPED_NAMES if name in printed],
         [line for line in lines if line.startswith("    [REDACTED]")],
     )
+
+
+#: A pipeline whose stage b takes two inputs named like SHAPED_NAMES.
+SHAPED_INPUTS = """\
+name: dbg
+stages:
+  - name: a
+    command: "echo '{\\"x\\": 1}'"
+    triggers: [{manual: {approval_required: false}}]
+  - name: b
+    command: "echo hi"
+    triggers: [{on_completion: {stage: a}}]
+    inputs: {%s: stages.a.outputs.x, %s: stages.a.outputs.x}
+"""
+
+
+@pytest.mark.slow
+def test_inputs_masks_an_input_name_of_a_secrets_shape(home: Path) -> None:
+    """``inputs b`` and ``set`` at a breakpoint, for inputs named like an AWS key id and a
+    GitHub token: the names masked and numbered as ``env``'s are (the run span's definition
+    masks them too), their values shown (before: both names in clear)."""
+    path = home / "shaped.yaml"
+    path.write_text(SHAPED_INPUTS % SHAPED_NAMES)
+    done = taskdaemon(
+        home,
+        "debug",
+        str(path),
+        "--break",
+        "b",
+        stdin=f"inputs b\nset b {SHAPED_NAMES[0]} 3\nquit\n",
+    )
+    printed = done.stdout + done.stderr
+    assert ([], True, True) == (
+        [name for name in SHAPED_NAMES if name in printed],
+        '(taskdaemon) inputs b\n{"[REDACTED]": 1, "[REDACTED] #2": 1}\n' in done.stdout,
+        "b: input [REDACTED] = 3\n" in done.stdout,
+    ), printed

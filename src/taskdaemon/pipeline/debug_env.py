@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, Final
 from taskdaemon.pipeline.command_env import command_environment
 from taskdaemon.pipeline.command_loop import input_environment
 from taskdaemon.pipeline.ellipsis import cut
-from taskdaemon.pipeline.redaction import redact, redact_text
+from taskdaemon.pipeline.redaction import masked_names, redact, redact_text
 from taskdaemon.pipeline.terminal_text import shown
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def stage_environment(
         kept[name] = redact_text(inherited[name])
     if command and "PWD" in kept and workspace:
         kept["PWD"] = workspace
-    kept = _masked_names(kept)
+    kept = masked_names(kept)
     answer: dict[str, Any] = {
         "stage": paused.stage,
         "task_run_id": paused.task_run_id,
@@ -102,7 +102,7 @@ def stage_environment(
                 "TASKDAEMON_INSTANCE": str(paused.instance),
             }
         )
-        answer["set"] = _bounded_map(_masked_names(redact(own, patterns)))
+        answer["set"] = _bounded_map(masked_names(redact(own, patterns)))
     return answer
 
 
@@ -123,21 +123,6 @@ def environment_lines(answer: Mapping[str, Any]) -> list[str]:
     lines.append(f"  inherited ({count} variables{more}):")
     lines += [f"    {shown(name)}={shown(value)}" for name, value in inherited.items()]
     return lines
-
-
-def _masked_names(variables: Mapping[str, Any]) -> dict[str, Any]:
-    """``variables`` with each name that holds a secret (a shape, a value known as one)
-    masked, as text is (module docstring); names masked alike are numbered, so each variable
-    keeps its line: ``[REDACTED]``, ``[REDACTED] #2``."""
-    out: dict[str, Any] = {}
-    for name, value in variables.items():
-        shown_name = base = redact_text(name)
-        count = 1
-        while shown_name in out:
-            count += 1
-            shown_name = f"{base} #{count}"
-        out[shown_name] = value
-    return out
 
 
 def _bounded(text: str) -> str:

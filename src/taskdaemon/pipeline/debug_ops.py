@@ -39,7 +39,9 @@ recorded on ``breakpoint.resumed`` and ``input.override``, and for ``cancel`` in
 Every answer shows run data as the spans hold it: inputs, outputs, overrides and waiting
 events' payloads redacted by key and shape (``redact_patterns``, the CLI's
 ``TASKDAEMON_REDACT_PATTERNS``), and the texts that may quote them (errors, pause reasons,
-breakpoint conditions, trigger descriptions) by shape. The answers go to a terminal, to another
+breakpoint conditions, trigger descriptions) by shape. An input's name is text there, as
+in the definition's span, so one of a secret's shape is masked (``masked_names``: a user who
+``set``s it knows it from the file). The answers go to a terminal, to another
 process over the control socket and to any holder of the API token; the run itself still gets
 the values as they are.
 
@@ -72,7 +74,7 @@ from taskdaemon.pipeline.errors import (
     TaskdaemonError,
 )
 from taskdaemon.pipeline.quoting import quote
-from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, redact, redact_text
+from taskdaemon.pipeline.redaction import DEFAULT_REDACT_PATTERNS, masked_names, redact, redact_text
 from taskdaemon.pipeline.secret_values import (
     MASK_MAX_CHARS,
     MASK_MIN_CHARS,
@@ -263,6 +265,8 @@ class DebugOps:
             return value
 
         def entry(key: Any, value: Any) -> Any:
+            if key == "inputs" and isinstance(value, dict):  # an input's name is text here
+                return masked_names(redact(value, self._patterns))
             if key in _DATA_KEYS:
                 return redact(value, self._patterns)
             if key in _TEXT_KEYS and isinstance(value, str):

@@ -41,6 +41,7 @@ __all__ = [
     "DEFAULT_REDACT_PATTERNS",
     "REDACTED",
     "mappings_unchanged",
+    "masked_names",
     "redact",
     "redact_endpoint_passwords",
     "redact_lines",
@@ -247,6 +248,23 @@ def mappings_unchanged(mappings: Iterable[Mapping[Any, Any]]) -> bool:
             return False
         texts += items if kinds == _TEXT else [item for item in items if type(item) is str]
     return not may_hold_secret("\n".join(texts))
+
+
+def masked_names(entries: Mapping[Any, Any]) -> dict[Any, Any]:
+    """``entries`` with each name (key) that holds a secret, by shape or as a value known as
+    one, masked as text is, for an answer where a name is text: it joins no view and no
+    command needs it back as it is (the debugger's ``env`` variables and ``inputs``: the
+    definition's spans mask an input's name too, docs/redaction.md). Names masked alike are
+    numbered, so each entry keeps its line: ``[REDACTED]``, ``[REDACTED] #2``."""
+    out: dict[Any, Any] = {}
+    for name, value in entries.items():
+        shown_name = base = redact_text(name) if isinstance(name, str) else name
+        count = 1
+        while shown_name in out:
+            count += 1
+            shown_name = f"{base} #{count}"
+        out[shown_name] = value
+    return out
 
 
 def redact(

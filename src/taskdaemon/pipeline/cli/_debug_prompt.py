@@ -422,9 +422,10 @@ class DebugPrompt(CommandPrompt):
         answer = self._call(request | ({"secret": True} if secret else {}))
         if secret:  # masked here too (after the run learnt it, with its id, in ``debug FILE``):
             remember_secrets(value, hidden=True)  # ``debug attach`` is another process
-        # The run's answer holds the value redacted; an older process's answer holds nothing.
-        shown = answer.get("inputs", {}).get(name, "[REDACTED]")
-        self._print(f"{stage}: input {name} = {_json(shown)}")
+        # The run's answer holds the one input, its value redacted and its name masked when
+        # it has a secret's shape (``redaction.masked_names``); an older process's, nothing.
+        shown_name, shown = next(iter((answer.get("inputs") or {}).items()), (name, "[REDACTED]"))
+        self._print(f"{stage}: input {shown_name} = {_json(shown)}")
 
     def _unseen_value(self, name: str) -> str:
         """The value of ``set --secret [STAGE] NAME``, typed unseen (``cli/hidden_value.py``).
