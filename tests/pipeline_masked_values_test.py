@@ -110,8 +110,8 @@ def test_each_change_is_a_generation_none_before_had() -> None:
 
 
 def test_many_stretches_are_each_masked_in_order() -> None:
-    """More stretches than one chunk holds (``masked_values._CHUNK_PIECES``): the text is made
-    of several chunks, and reads as one replacement per stretch, in order."""
+    """Thousands of stretches of two values: the text reads as one replacement per stretch, in
+    order."""
     parts = [f"{n}:{'alpha-key-1234' if n % 2 else '1234-beta-key'};" for n in range(5_000)]
     masked = masked_text("".join(parts), ("alpha-key-1234", "1234-beta-key"), "[R]")
     assert "".join(f"{n}:[R];" for n in range(5_000)) == masked

@@ -6,9 +6,8 @@ secrets"). Pure: no import of taskdaemon or OpenTelemetry."""
 from __future__ import annotations
 
 import bisect
-import heapq
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 __all__ = [
@@ -100,28 +99,19 @@ def masked_text(text: str, values: Iterable[str], replacement: str) -> str:
     ``1234-beta-key`` both go. Replaced one value after the other, as before, the first took
     the start of the second with it, and the second's rest (``-beta-key``) was shown.
 
-    One value in ``text`` is replaced by ``str.replace``, as before. Several are found in
-    order of their places, each value's at a time (``heapq.merge``), and the text is made in
-    chunks: memory grows with the values and the text, not with the places found."""
+    One value in ``text`` is replaced by ``str.replace``, as before. Several are made stretches
+    first (:func:`_stretches`: a search per stretch, not per place), then the text around
+    them is kept: memory grows with the text and the stretches masked, as the answer does."""
     present = [value for value in values if value in text]
     if len(present) <= 1:
         return text.replace(present[0], replacement) if present else text
-    chunks: list[str] = []
     pieces: list[str] = []
-    shown_from = first = last = 0
-    for start, end in heapq.merge(*(_places(text, value) for value in present)):
-        if start < last:  # overlapping the stretch: the same stretch
-            last = max(last, end)
-            continue
-        if last:
-            pieces += (text[shown_from:first], replacement)
-            shown_from = last
-            if len(pieces) >= _CHUNK_PIECES:
-                chunks.append("".join(pieces))
-                pieces.clear()
-        first, last = start, end
-    pieces += (text[shown_from:first], replacement, text[last:])
-    return "".join(chunks + pieces)
+    shown_from = 0
+    for start, end in zip(*_stretches(text, present), strict=True):
+        pieces += (text[shown_from:start], replacement)
+        shown_from = end
+    pieces.append(text[shown_from:])
+    return "".join(pieces)
 
 
 def glued(lines: Iterable[str]) -> str:
@@ -159,17 +149,7 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
     if not present:
         return lines
     ends = list(itertools.accumulate(map(len, texts)))  # where each line's text ends in ``glue``
-    crossing: list[tuple[int, int]] = []  # disjoint, so sorted by their ends too
-    for start, end in sorted(
-        (start, end)
-        for value in present
-        for start, end in _places(glue, value)
-        if bisect.bisect_right(ends, start) != bisect.bisect_right(ends, end - 1)
-    ):
-        if crossing and start < crossing[-1][1]:  # overlapping: one stretch
-            crossing[-1] = (crossing[-1][0], max(end, crossing[-1][1]))
-        else:
-            crossing.append((start, end))
+    crossing = list(zip(*_stretches(glue, present, ends), strict=True))  # sorted by ends too
     if not crossing:
         return lines
     out: list[str] = []
@@ -196,15 +176,46 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
 #: What an indent is made of (``glued``).
 _BLANKS: Final = " \t"
 
-#: Pieces of a masked text joined into one chunk at a time (``masked_text``).
-_CHUNK_PIECES: Final = 4096
 
+def _stretches(
+    text: str, values: Iterable[str], ends: Sequence[int] | None = None
+) -> tuple[list[int], list[int]]:
+    """The stretches of ``text`` that ``values`` cover, disjoint and in order (their starts,
+    their ends): each value's places as ``str.replace`` finds them (one after the other, not
+    overlapping: a search from each character would make a long value repeated in a long text
+    cost their lengths' product), a place overlapping another making one stretch with it.
+    With ``ends`` (where each line's text ends in ``masked_wrapped``'s glue), only a place
+    that crosses a line's end counts.
 
-def _places(text: str, value: str) -> Iterator[tuple[int, int]]:
-    """``(start, end)`` of each place ``value`` is in ``text``, as ``str.replace`` finds them
-    (one after the other, not overlapping): a search from each character instead would make a
-    long value repeated in a long text cost their lengths' product."""
-    at = text.find(value)
-    while at >= 0:
-        yield at, at + len(value)
-        at = text.find(value, at + len(value))
+    The longest value first, and a place within a stretch found before is passed over with
+    all the places that would be: the search goes on from where the value could first reach
+    past the stretch (and, with ``ends``, from where it could first cross the line's end). So
+    a value costs a search per stretch and per line at most, not one per place it has: a
+    secret of one repeated character among longer ones of it, in a text of that character,
+    used to cost every place of every value (its length over the value's, summed). Places
+    that overlap only the end of a stretch are found where the value's own order might have
+    stepped over them: the stretch then grows, and never shrinks, by them."""
+    starts: list[int] = []
+    stops: list[int] = []
+    for value in sorted(values, key=len, reverse=True):
+        size = len(value)
+        at = text.find(value)
+        while at >= 0:
+            before = bisect.bisect_right(starts, at) - 1  # the last stretch starting by ``at``
+            if before >= 0 and at + size <= stops[before]:  # within it: on past its end
+                at = text.find(value, stops[before] - size + 1)
+                continue
+            if ends is not None:
+                line_end = ends[bisect.bisect_right(ends, at)]
+                if at + size <= line_end:  # within one line: on to where it could cross
+                    at = text.find(value, line_end - size + 1)
+                    continue
+            first = before if before >= 0 and stops[before] > at else before + 1
+            after = bisect.bisect_left(starts, at + size)  # stretches overlapping: first..after
+            start, stop = at, at + size
+            if first < after:
+                start, stop = min(start, starts[first]), max(stop, stops[after - 1])
+            starts[first:after] = [start]
+            stops[first:after] = [stop]
+            at = text.find(value, at + size)
+    return starts, stops
