@@ -13,7 +13,7 @@ import pytest
 from cli_support import taskdaemon, write
 from redaction_support import run_key_handler, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED
-from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, TailHold, begins_value
+from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, MAX_HELD_LINES, TailHold, begins_value
 from taskdaemon.pipeline.secret_values import remember_secrets
 
 TOKEN = "Tk9vQ2xAbcdEfgh1234567890zyxwvuTSRQPonml"  # 40 characters, no shape of its own
@@ -58,6 +58,26 @@ def test_a_held_line_leaves_alone_after_the_bound_and_its_end_masks_the_next_pie
     assert [[f"key: {PIECES[0]}"], [f"{REDACTED} done", "next"]] == sent
 
 
+def test_a_value_over_three_batches_is_held_until_its_pieces_meet() -> None:
+    """A value's first piece, then its middle, then its end, each in its own batch: the first
+    two stay held while they glue to a start of it, and all three go in one batch; a start
+    followed by more than ``MAX_HELD_LINES`` blank lines is not held. Before, the middle piece
+    went out with the first, each shown."""
+    remember_secrets({"token": TOKEN})
+    sent: list[list[str]] = []
+    hold = TailHold(lambda texts, _when: sent.append(texts))
+    hold.send(["first", f"key: {TOKEN[:10]}"], 1)
+    hold.send([f"  {TOKEN[10:25]}"], 2)
+    hold.send([TOKEN[25:], "after"], 3)
+    hold.send([TOKEN[:10], *[""] * (MAX_HELD_LINES + 5)], 4)
+    hold.close()
+    assert [
+        ["first"],
+        [f"key: {TOKEN[:10]}", f"  {TOKEN[10:25]}", TOKEN[25:], "after"],
+        [TOKEN[:10], *[""] * (MAX_HELD_LINES + 5)],
+    ] == sent
+
+
 #: The request's token on stdout and on stderr, its first 20 characters and a line break in
 #: one read, then (after a pause longer than the capture's cadence) the rest in another.
 COMMAND = """\
@@ -87,6 +107,36 @@ def test_a_secret_wrapped_over_two_reads_shows_no_piece(home: Path, tmp_path: Pa
         shown[2].count(f"[stdout] {REDACTED}"),
         shown[2].count(f"[stderr] {REDACTED}"),
     )
+
+
+#: The request's token on stdout in three reads: 15 characters, 15 more, the rest.
+THREE_READS = """\
+    name: tails
+    stages:
+      - name: show
+        command: >-
+          printf '%s' "$TASKDAEMON_INPUT_API_KEY" | cut -c 1-15; sleep 0.15;
+          printf '%s' "$TASKDAEMON_INPUT_API_KEY" | cut -c 16-30; sleep 0.15;
+          printf '%s' "$TASKDAEMON_INPUT_API_KEY" | cut -c 31-
+        inputs: {api_key: request.api_key}
+        triggers: [{manual: {approval_required: false}}]
+"""
+THREE_PIECES = (TOKEN[:15], TOKEN[15:30], TOKEN[30:])
+
+
+@pytest.mark.slow
+def test_a_secret_wrapped_over_three_reads_shows_no_piece(home: Path, tmp_path: Path) -> None:
+    """No piece of the token, the middle one included, is in the run's output, ``logs``,
+    ``runs show --json`` or the store; ``logs`` has its three lines masked (before: the
+    middle piece and the first were shown, only the last masked)."""
+    pipeline = write(tmp_path / "p.yaml", THREE_READS)
+    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
+    assert 0 == done.returncode, done.stderr
+    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    assert ([], 3) == (
+        [piece for piece in THREE_PIECES if any(piece in text for text in shown)],
+        shown[2].count(f"[stdout] {REDACTED}"),
+    ), shown[2]
 
 
 HANDLER = """\

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
 __all__ = [
+    "BLANKS",
     "MASKED",
     "MaskedValues",
     "glued",
@@ -117,7 +118,7 @@ def masked_text(text: str, values: Iterable[str], replacement: str) -> str:
 def glued(lines: Iterable[str]) -> str:
     """``lines`` joined without their line breaks and the blanks (spaces, tabs) that start
     each: where ``masked_wrapped`` looks for a value wrapped over them."""
-    return "".join(line.lstrip(_BLANKS) for line in lines)
+    return "".join(line.lstrip(BLANKS) for line in lines)
 
 
 def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) -> list[str]:
@@ -142,7 +143,7 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
     by start alone, one long value's place held back the first place a line may reach, and
     each line read again every place begun since (a secret of one repeated character among
     longer ones of it: the lines times the longest value's length)."""
-    indents = [len(line) - len(line.lstrip(_BLANKS)) for line in lines]
+    indents = [len(line) - len(line.lstrip(BLANKS)) for line in lines]
     texts = [line[indent:] for line, indent in zip(lines, indents, strict=True)]
     glue = "".join(texts)
     present = [value for value in values if value in glue]
@@ -174,7 +175,7 @@ def masked_wrapped(lines: list[str], values: Iterable[str], replacement: str) ->
 
 
 #: What an indent is made of (``glued``).
-_BLANKS: Final = " \t"
+BLANKS: Final = " \t"
 
 
 def _stretches(

@@ -1,13 +1,15 @@
-"""A stream's last line that may begin a value known as a secret, held for the stream's next
-batch: a one-line secret printed wrapped over two reads of a command's pipe, or over two
-``print()`` calls of a handler, is then redacted with both pieces together
+"""A stream's last lines that may begin a value known as a secret, held for the stream's next
+batch: a one-line secret printed wrapped over two reads of a command's pipe or more, or over
+two ``print()`` calls of a handler or more, is then redacted with all its pieces together
 (``masked_values.masked_wrapped``, in every sink's ``redaction.redact_lines``), as one read's
 lines are (docs/redaction.md, "Values known as secrets").
 
-A batch's last line is held only when its end is a proper start of a one-line value known as a
-secret (:func:`begins_value`), so a stage's output waits only while a value is known and only
-at such a line. It goes with the stream's next batch (first, with its own read's time), or
-alone when the stream ends or :data:`HOLD_SECONDS` pass without one.
+A batch's last lines are held only when they end, glued as ``masked_wrapped`` glues them, with
+a proper start of a one-line value known as a secret (:func:`value_start`), from the line
+where that start begins, so a stage's output waits only while a value is known and only at
+such lines. They go with the stream's next batch (first, with the time of the read that began
+the hold), or alone when the stream ends or :data:`HOLD_SECONDS` pass from the hold's start
+without the value's end.
 
 Decided, and why:
 
@@ -16,8 +18,14 @@ Decided, and why:
   apart than that are not both found: the first leaves alone, but its end is kept (at most
   the longest value's length) and looked at with the next batch, whose piece is masked: the
   rest of the value, which is most of it when a program cut it near its start.
-* Only the last line: a value wrapped over three reads or more has a middle line that is no
-  start of it; that line is masked only when the pieces meet in one batch.
+* The lines held are the last ones whose glue may begin a value: a value wrapped over three
+  reads or more keeps its first pieces held while each next read continues it, and all its
+  pieces meet in one batch. The bound stays the first piece's: a hold that takes a held line
+  again keeps its deadline, so no line waits longer than :data:`HOLD_SECONDS`; lines past
+  that go, and only the rest of the value after them is masked (the kept end, above). At
+  most :data:`MAX_HELD_LINES` lines are held (blank lines add nothing to the glue, so a
+  program's blank lines after a value's start could otherwise be held without end): a value
+  wrapped over more lines than that is found only as far as a batch holds it.
 * Held on a timer thread (one at a time per stream, ended when the stream ends), because the
   reader of a pipe, or a handler that printed and went on with other work, may not come back
   before the bound.
@@ -26,36 +34,46 @@ Decided, and why:
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from taskdaemon.pipeline.masked_values import MASKED, glued, holds_masked, masked_wrapped
+from taskdaemon.pipeline.masked_values import BLANKS, MASKED, glued, holds_masked, masked_wrapped
 from taskdaemon.pipeline.secret_shapes import REDACTED
 
-__all__ = ["HOLD_SECONDS", "TailHold", "begins_value"]
+__all__ = ["HOLD_SECONDS", "MAX_HELD_LINES", "TailHold", "begins_value", "value_start"]
 
 #: How long a line that may begin a secret waits for its stream's next batch, at most.
 HOLD_SECONDS: Final = 0.5
+#: Lines held at most: the lines of a 4 KiB value (``MASK_MAX_CHARS``) wrapped at 64 columns.
+MAX_HELD_LINES: Final = 64
 
 
 def begins_value(line: str, values: Sequence[str]) -> bool:
     """Whether ``line`` ends with a proper start of one of ``values`` (one-line ones: a value
-    holding line breaks is masked line by line, ``secret_values``), at least one character.
+    holding line breaks is masked line by line, ``secret_values``), at least one character."""
+    return value_start(line, values) is not None
 
-    Each place in ``line``'s last characters (fewer than the longest value's length) holding
+
+def value_start(text: str, values: Sequence[str]) -> int | None:
+    """Where in ``text`` the longest proper start of one of ``values`` (one-line ones) that
+    ends it begins, or None when no value's start ends it.
+
+    Each place in ``text``'s last characters (fewer than the longest value's length) holding
     a value's first character is tried, by a binary search of the values in order: a cost by
-    the length of the line's end, not by the number of values known."""
+    the length of the text's end, not by the number of values known."""
     ordered, firsts, longest = _ordered(values)
     if not ordered:
-        return False
-    for match in firsts.finditer(line, max(0, len(line) - longest + 1)):
-        end = line[match.start() :]
+        return None
+    for match in firsts.finditer(text, max(0, len(text) - longest + 1)):
+        end = text[match.start() :]
         at = bisect.bisect_right(ordered, end)  # the first value after ``end`` itself
         if at < len(ordered) and ordered[at].startswith(end):
-            return True
-    return False
+            return match.start()
+    return None
 
 
 _Ordered = tuple[tuple[str, ...], re.Pattern[str], int]
@@ -79,25 +97,44 @@ def _ordered(values: Sequence[str]) -> _Ordered:
     return answer
 
 
+def _held_from(lines: list[str], values: Sequence[str]) -> int:
+    """The index of the first of ``lines``' last lines that glued (``masked_values.glued``)
+    end with a proper start of one of ``values``; ``len(lines)`` when none do. Only the last
+    :data:`MAX_HELD_LINES` lines, and only as many as the longest value's length reaches."""
+    longest = _ordered(values)[2]
+    first, reach = len(lines), 0
+    while first > max(0, len(lines) - MAX_HELD_LINES) and reach < longest:
+        first -= 1
+        reach += len(lines[first].lstrip(BLANKS))
+    texts = [line.lstrip(BLANKS) for line in lines[first:]]
+    start = value_start("".join(texts), values)
+    if start is None:
+        return len(lines)
+    return first + bisect.bisect_right(list(itertools.accumulate(map(len, texts))), start)
+
+
 class TailHold:
-    """One stream's held line: :meth:`send` each batch of lines through it, :meth:`close` it
+    """One stream's held lines: :meth:`send` each batch of lines through it, :meth:`close` it
     when the stream ends. ``deliver(texts, time_ns)`` hands a batch on; it is called under
     the hold's lock (from the caller's thread, or the timer's), so batches keep their order."""
 
     def __init__(self, deliver: Callable[[list[str], int], None]) -> None:
         self._deliver = deliver
         self._lock = threading.Lock()
-        self._held: tuple[int, str] | None = None  # the line, its read's time
-        self._kept = ""  # the end of a held line that left alone
-        self._timer: threading.Timer | None = None  # the held line's
+        self._held: tuple[int, list[str]] | None = None  # the lines, the hold's first read's time
+        self._deadline = 0.0  # when the held lines leave at the latest (``time.monotonic``)
+        self._kept = ""  # the end of held lines that left alone
+        self._timer: threading.Timer | None = None  # the held lines'
 
     def send(self, texts: list[str], time_ns: int) -> None:
-        """Hand ``texts`` (read at ``time_ns``) on, after the held line; hold their last line
-        when it may begin a value known as a secret."""
+        """Hand ``texts`` (read at ``time_ns``) on, after the held lines; hold their last lines
+        when they may begin a value known as a secret."""
         with self._lock:
+            held_before = 0
             if self._held is not None:
-                time_ns, line = self._held
-                texts = [line, *texts]
+                time_ns, lines = self._held
+                held_before = len(lines)
+                texts = [*lines, *texts]
                 self._held = None
                 if self._timer is not None:
                     self._timer.cancel()
@@ -105,35 +142,38 @@ class TailHold:
                 texts = _continued(self._kept, texts)
             self._kept = ""
             values = MASKED.values
-            if values and texts and begins_value(texts[-1], values):
-                self._held = held = (time_ns, texts.pop())
-                if self._timer is not None:
-                    self._timer.cancel()
-                self._timer = threading.Timer(HOLD_SECONDS, self._expire, (held,))
+            first = _held_from(texts, values) if values and texts else len(texts)
+            if first < len(texts):
+                now = time.monotonic()
+                if first >= held_before:  # a new hold: its own bound
+                    self._deadline = now + HOLD_SECONDS
+                self._held = held = (time_ns, texts[first:])
+                texts = texts[:first]
+                self._timer = threading.Timer(max(0.0, self._deadline - now), self._expire, (held,))
                 self._timer.daemon = True
                 self._timer.start()
             if texts:
                 self._deliver(texts, time_ns)
 
     def close(self) -> None:
-        """The stream ended: hand the held line on, and end the timer."""
+        """The stream ended: hand the held lines on, and end the timer."""
         with self._lock:
             timer, self._timer = self._timer, None
             if self._held is not None:
-                self._deliver([self._held[1]], self._held[0])
+                self._deliver(self._held[1], self._held[0])
                 self._held = None
         if timer is not None:
             timer.cancel()
             timer.join()
 
-    def _expire(self, held: tuple[int, str]) -> None:
+    def _expire(self, held: tuple[int, list[str]]) -> None:
         """The timer's: ``held`` leaves alone if no batch took it meanwhile; its end is kept."""
         with self._lock:
             if self._held is held:
                 self._held = None
                 longest = max(map(len, MASKED.values), default=0)
-                self._kept = held[1][-longest:] if longest else ""
-                self._deliver([held[1]], held[0])
+                self._kept = glued(held[1])[-longest:] if longest else ""
+                self._deliver(held[1], held[0])
 
 
 def _continued(kept: str, texts: list[str]) -> list[str]:
