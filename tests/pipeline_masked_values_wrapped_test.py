@@ -21,14 +21,15 @@ PIECES = (TOKEN[:20], TOKEN[20:], TOKEN[:16], TOKEN[16:32], TOKEN[32:])
 
 def test_a_value_wrapped_over_lines_has_each_piece_masked() -> None:
     """Cut in two with text around it, or over three lines: each piece is masked, the text
-    around it stays; lines that hold only the value's start, or only its end, stay. A text
-    of several lines (a stage's ``stdout`` result) is masked alike."""
+    around it stays; lines that hold only the value's start, or only its end, not glued to
+    the rest, are masked as pieces at a text's edge are (``secret_pieces``). A text of
+    several lines (a stage's ``stdout`` result) is masked alike."""
     remember_secrets({"token": TOKEN})
     assert [
         ["pre [REDACTED]", "[REDACTED] post", "after"],
         [REDACTED, REDACTED, REDACTED],
-        [TOKEN[:20], "and then", TOKEN[20:]],
-        [f"a {REDACTED} b", TOKEN[:20]],
+        [REDACTED, "and then", REDACTED],
+        [f"a {REDACTED} b", REDACTED],
     ] == [
         redact_lines([f"pre {TOKEN[:20]}", f"{TOKEN[20:]} post", "after"]),
         redact_lines(list(PIECES[2:])),
@@ -93,12 +94,13 @@ def test_a_python_stage_printing_a_secret_wrapped_shows_no_piece(
 def test_a_value_wrapped_with_an_indent_before_each_piece_is_masked() -> None:
     """``fold``, then ``sed 's/^/  /'`` (or a tab): the blanks that start a line are laid out
     around the value, not in it, and stay; a prefix other than blanks keeps the pieces apart
-    (docs/redaction.md)."""
+    (docs/redaction.md): only the first, a start of the value ending its line, is masked, as a
+    piece at a text's edge (``secret_pieces``)."""
     remember_secrets({"token": TOKEN})
     assert [
         [f"  {REDACTED}", f"  {REDACTED}"],
         [f"key: {REDACTED}", f"\t\t{REDACTED} end"],
-        [f"log: {TOKEN[:20]}", f"log: {TOKEN[20:]}"],
+        [f"log: {REDACTED}", f"log: {TOKEN[20:]}"],
     ] == [
         redact_lines([f"  {TOKEN[:20]}", f"  {TOKEN[20:]}"]),
         redact_lines([f"key: {TOKEN[:20]}", f"\t\t{TOKEN[20:]} end"]),

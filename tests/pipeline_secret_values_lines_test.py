@@ -20,24 +20,26 @@ FIRST, SECOND = "first-line-s3cr3t", "second-line-s3cr3t"
 def test_each_line_of_a_value_is_masked_alone() -> None:
     """Each line of a value holding line breaks is masked where it stands alone, CRLF or LF,
     its blanks around it dropped; a line shorter than ``MASK_MIN_CHARS`` is not (a common
-    word), nor the value's other texts."""
+    word), nor a start of a line shorter than that (``secret_pieces``)."""
     remember_secrets({"password": f"{FIRST}\r\n  {SECOND}  \nshort\n"})
-    assert [f"a {REDACTED} b", f"{REDACTED}.", "short first-line"] == [
+    assert [f"a {REDACTED} b", f"{REDACTED}.", "short first"] == [
         redact_text(f"a {FIRST} b"),
         redact_text(f"{SECOND}."),
-        redact_text("short first-line"),
+        redact_text("short first"),
     ]
 
 
 def test_the_lines_masked_alone_are_bounded() -> None:
     """The first ``MASK_MAX_LINES`` lines of a value are masked alone, not the next one (each
-    is one more search for every text redacted); the whole value still is."""
+    is one more search for every text redacted); the whole value still is. (The next line is
+    looked at inside other text: alone, it is an end of the value's escaped written form,
+    a piece ``secret_pieces`` masks.)"""
     lines = [f"line-{n:04d}-s3cr3t" for n in range(MASK_MAX_LINES + 1)]
     value = "\n".join(lines)
     remember_secrets({"password": value})
-    assert [REDACTED, lines[-1], REDACTED] == [
+    assert [REDACTED, f"a {lines[-1]} b", REDACTED] == [
         redact_text(lines[MASK_MAX_LINES - 1]),
-        redact_text(lines[-1]),
+        redact_text(f"a {lines[-1]} b"),
         redact_text(value),
     ]
 

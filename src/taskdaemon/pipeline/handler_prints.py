@@ -16,7 +16,8 @@ Decision: the real stdout keeps what a handler prints, each write redacted as it
 shows it between its stage's progress lines, in order with them in a log of both streams
 (``stdout_first``), as a user who prints progress from a handler expects to see it; not held,
 so a text without its line end (``print(".", end="")``) shows at once, and a secret printed
-in pieces over two writes is not found there (the delivered lines find it: below); a
+in pieces over two writes is found there only as a piece of 8 characters or more at a
+write's edges (``secret_pieces``; the delivered lines find it whole: below); a
 script that wants the run id alone from ``run -q`` has handlers that do not print, or log
 instead. Stdout only. ``sys.stderr`` stays as
 it is: the console log handler writes records there, also from inside a handler's call, and a

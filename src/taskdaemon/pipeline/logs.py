@@ -276,7 +276,9 @@ class TextFormatter(_BoundedExceptions):
             for name in _TEXT_FIELDS
             if (value := getattr(record, name, None)) is not None
         )
-        message = message_of(record)
+        # the message alone first: a piece of a secret at its edges (``secret_pieces``) is
+        # no longer at the line's edges once the ids follow it
+        message = redact_text(message_of(record))
         line = f"{log_time(int(record.created * 1e9))} {record.levelname} {record.name}: {message}"
         if ids:
             line = f"{line} [{ids}]"

@@ -21,6 +21,7 @@ linear time (``secret_shapes``).
 from __future__ import annotations
 
 import itertools
+import operator
 import re
 from collections.abc import Iterable, Mapping
 from functools import cache
@@ -34,6 +35,7 @@ from taskdaemon.pipeline.masked_values import (
     masked_wrapped,
 )
 from taskdaemon.pipeline.secret_keys import DEFAULT_REDACT_PATTERNS, KeyMatcher, key_matcher
+from taskdaemon.pipeline.secret_pieces import masked_pieces, may_hold_pieces
 from taskdaemon.pipeline.secret_shapes import REDACTED, may_hold_secret, replace_shape, shapes
 
 __all__ = [
@@ -67,10 +69,11 @@ MASKED.clears(_clean)  # a text found clean before may hold a value known now
 
 
 def _mask(text: str) -> str:
-    """``text`` with every masked value replaced (``text`` itself when none is in it)."""
-    if not holds_masked(text):  # a search per value, not per form
-        return text
-    return masked_text(text, MASKED.values, REDACTED)
+    """``text`` with every masked value replaced, and a long enough piece of one at its edges
+    (``secret_pieces``); ``text`` itself when it holds neither."""
+    if holds_masked(text):  # a search per value, not per form
+        text = masked_text(text, MASKED.values, REDACTED)
+    return masked_pieces(text, MASKED.values, REDACTED)
 
 
 def secret_spans(text: str) -> list[tuple[int, int]]:
@@ -89,25 +92,33 @@ def secret_spans(text: str) -> list[tuple[int, int]]:
 def redact_text(text: str) -> str:
     """``text`` with every secret of a known shape replaced by ``[REDACTED]`` (``text`` itself
     when it has none); a value known as a secret wrapped over its lines too, piece by piece
-    (``masked_values.masked_wrapped``)."""
+    (``masked_values.masked_wrapped``), and a long enough piece of one at its edges
+    (``secret_pieces``: a secret cut over separate records)."""
     if text in _clean:
         return text
-    if MASKED.needles and "\n" in text and holds_masked(glued(lines := text.split("\n"))):
-        text = "\n".join(masked_wrapped(lines, MASKED.values, REDACTED))
-    if may_hold_secret(text):
-        pattern = shapes()
-        if pattern.search(text) is not None:
-            redacted = pattern.sub(replace_shape, text)
-            return _mask(redacted) if MASKED.values else redacted
-        if MASKED.values:
-            masked = _mask(text)
-            if masked is not text:
-                return masked
-    if len(text) <= _CLEAN_MAX_CHARS:
+    redacted = _shapes_and_values(text)
+    if redacted is text and len(text) <= _CLEAN_MAX_CHARS:
         if len(_clean) >= _CLEAN_MAX_ENTRIES:
             _clean.clear()
         _clean.add(text)
-    return text
+    return redacted
+
+
+def _shapes_and_values(text: str) -> str:
+    """``text`` with its shapes and its values known as secrets, whole or wrapped, masked."""
+    if MASKED.needles and "\n" in text and holds_masked(glued(lines := text.split("\n"))):
+        text = "\n".join(masked_wrapped(lines, MASKED.values, REDACTED))
+    if not MASKED.values:
+        return _shaped(text) if may_hold_secret(text) else text
+    if may_hold_secret(text):
+        return _mask(_shaped(text))
+    return masked_pieces(text, MASKED.values, REDACTED)  # no value whole: pieces at its edges
+
+
+def _shaped(text: str) -> str:
+    """``text`` with every secret of a known shape replaced."""
+    pattern = shapes()
+    return pattern.sub(replace_shape, text) if pattern.search(text) is not None else text
 
 
 @cache
@@ -140,9 +151,13 @@ def redact_texts(texts: list[str]) -> list[str]:
     """:func:`redact_text` of each of ``texts`` (separate texts: log records' bodies), as a
     list (``texts`` itself when none holds a secret). The substring pre-check runs once on the
     texts joined (a substring missing from the whole is missing from every text)."""
-    if not texts or not may_hold_secret("\n".join(texts)):
+    if not texts or not (
+        may_hold_secret("\n".join(texts))
+        or (MASKED.values and may_hold_pieces(texts, MASKED.values))
+    ):
         return texts
-    return [redact_text(text) for text in texts]
+    redacted = [redact_text(text) for text in texts]
+    return texts if all(map(operator.is_, redacted, texts)) else redacted
 
 
 def redact_lines(lines: list[str]) -> list[str]:
@@ -165,7 +180,10 @@ def redact_lines(lines: list[str]) -> list[str]:
         lines = masked_wrapped(lines, MASKED.values, REDACTED)
     joined = "\n".join(lines)
     if not may_hold_secret(joined):
-        return lines
+        if not (MASKED.values and may_hold_pieces(lines, MASKED.values)):
+            return lines
+        masked = [masked_pieces(line, MASKED.values, REDACTED) for line in lines]
+        return lines if all(map(operator.is_, masked, lines)) else masked
     across = [value for value in MASKED.across_lines if value in joined]
     if across:
         for value in across:

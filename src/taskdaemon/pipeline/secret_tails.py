@@ -5,7 +5,7 @@ two ``print()`` calls of a handler or more, is then redacted with all its pieces
 lines are (docs/redaction.md, "Values known as secrets").
 
 A batch's last lines are held only when they end, glued as ``masked_wrapped`` glues them, with
-a proper start of a one-line value known as a secret (:func:`value_start`), from the line
+a proper start of a one-line value known as a secret (``secret_pieces.value_start``), from the line
 where that start begins, so a stage's output waits only while a value is known and only at
 such lines. They go with the stream's next batch (first, with the time of the read that began
 the hold), or alone when the stream ends or :data:`HOLD_SECONDS` pass from the hold's start
@@ -35,16 +35,16 @@ from __future__ import annotations
 
 import bisect
 import itertools
-import re
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
 from taskdaemon.pipeline.masked_values import BLANKS, MASKED, glued, holds_masked, masked_wrapped
+from taskdaemon.pipeline.secret_pieces import value_start
 from taskdaemon.pipeline.secret_shapes import REDACTED
 
-__all__ = ["HOLD_SECONDS", "MAX_HELD_LINES", "TailHold", "begins_value", "value_start"]
+__all__ = ["HOLD_SECONDS", "MAX_HELD_LINES", "TailHold", "begins_value"]
 
 #: How long a line that may begin a secret waits for its stream's next batch, at most.
 HOLD_SECONDS: Final = 0.5
@@ -58,50 +58,11 @@ def begins_value(line: str, values: Sequence[str]) -> bool:
     return value_start(line, values) is not None
 
 
-def value_start(text: str, values: Sequence[str]) -> int | None:
-    """Where in ``text`` the longest proper start of one of ``values`` (one-line ones) that
-    ends it begins, or None when no value's start ends it.
-
-    Each place in ``text``'s last characters (fewer than the longest value's length) holding
-    a value's first character is tried, by a binary search of the values in order: a cost by
-    the length of the text's end, not by the number of values known."""
-    ordered, firsts, longest = _ordered(values)
-    if not ordered:
-        return None
-    for match in firsts.finditer(text, max(0, len(text) - longest + 1)):
-        end = text[match.start() :]
-        at = bisect.bisect_right(ordered, end)  # the first value after ``end`` itself
-        if at < len(ordered) and ordered[at].startswith(end):
-            return match.start()
-    return None
-
-
-_Ordered = tuple[tuple[str, ...], re.Pattern[str], int]
-
-#: ``_ordered``'s last answer and the values it was for, as one pair replaced whole (the
-#: process's ``MASKED.values`` is replaced whole on each change: the same tuple, the same
-#: values).
-_last: list[tuple[object, _Ordered]] = [(None, ((), re.compile("(?!)"), 0))]
-
-
-def _ordered(values: Sequence[str]) -> _Ordered:
-    """``values`` of one line, in order; a pattern of their first characters; the longest's
-    length."""
-    key, answer = _last[0]
-    if values is not key:
-        ordered = tuple(sorted(value for value in values if value and "\n" not in value))
-        firsts = "".join(sorted({value[0] for value in ordered}))
-        pattern = re.compile(f"[{re.escape(firsts)}]" if firsts else "(?!)")
-        answer = (ordered, pattern, max(map(len, ordered), default=0))
-        _last[0] = (values, answer)
-    return answer
-
-
 def _held_from(lines: list[str], values: Sequence[str]) -> int:
     """The index of the first of ``lines``' last lines that glued (``masked_values.glued``)
     end with a proper start of one of ``values``; ``len(lines)`` when none do. Only the last
     :data:`MAX_HELD_LINES` lines, and only as many as the longest value's length reaches."""
-    longest = _ordered(values)[2]
+    longest = max(map(len, values), default=0)
     first, reach = len(lines), 0
     while first > max(0, len(lines) - MAX_HELD_LINES) and reach < longest:
         first -= 1
