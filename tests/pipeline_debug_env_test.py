@@ -4,12 +4,14 @@ its secrets masked, its size bounded and its terminal controls escaped."""
 
 from __future__ import annotations
 
+import subprocess
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from cli_support import taskdaemon
-from pipeline_debug_cli_support import write_pipeline
+from pipeline_debug_cli_support import PIPELINE, write_pipeline
 from schedule_support import scheduled_serve
 
 #: A secret in the environment taskdaemon starts with (a command stage inherits it).
@@ -25,16 +27,15 @@ def _env_lines(stdout: str) -> list[str]:
 def _env_at_b(home: Path, typed: str = "env\nquit\n", **environment: str) -> tuple[list[str], str]:
     """``typed`` (``env`` first) at a breakpoint before b, under ``environment``: the lines of
     that ``env``, and all that ``debug`` printed (stdout and stderr)."""
-    done = taskdaemon(
-        home,
-        "debug",
-        str(write_pipeline(home)),
-        "--break",
-        "b",
-        stdin=typed,
-        **environment,
-    )
+    done = _debug_at_b(home, typed, write_pipeline(home), **environment)
     return _env_lines(done.stdout), done.stdout + done.stderr
+
+
+def _debug_at_b(
+    home: Path, typed: str, pipeline: Path, **environment: str
+) -> subprocess.CompletedProcess[str]:
+    """``debug PIPELINE --break b`` with ``typed`` on its stdin, under ``environment``."""
+    return taskdaemon(home, "debug", str(pipeline), "--break", "b", stdin=typed, **environment)
 
 
 @pytest.mark.slow
@@ -126,38 +127,22 @@ def test_env_masks_a_variable_name_of_a_secrets_shape(home: Path) -> None:
     )
 
 
-#: A pipeline whose stage b takes two inputs named like SHAPED_NAMES.
-SHAPED_INPUTS = """\
-name: dbg
-stages:
-  - name: a
-    command: "echo '{\\"x\\": 1}'"
-    triggers: [{manual: {approval_required: false}}]
-  - name: b
-    command: "echo hi"
-    triggers: [{on_completion: {stage: a}}]
-    inputs: {%s: stages.a.outputs.x, %s: stages.a.outputs.x}
-"""
-
-
 @pytest.mark.slow
 def test_inputs_masks_an_input_name_of_a_secrets_shape(home: Path) -> None:
     """``inputs b`` and ``set`` at a breakpoint, for inputs named like an AWS key id and a
     GitHub token: the names masked and numbered as ``env``'s are (the run span's definition
     masks them too), their values shown (before: both names in clear)."""
-    path = home / "shaped.yaml"
-    path.write_text(SHAPED_INPUTS % SHAPED_NAMES)
-    done = taskdaemon(
-        home,
-        "debug",
-        str(path),
-        "--break",
-        "b",
-        stdin=f"inputs b\nset b {SHAPED_NAMES[0]} 3\nquit\n",
+    aws, github = SHAPED_NAMES
+    shaped = (
+        f"inputs: {{x: stages.a.outputs.x, {aws}: stages.a.outputs.x,"
+        f" {github}: 'stages.a.outputs.x + 1'}}"
     )
+    path = home / "shaped.yaml"
+    path.write_text(textwrap.dedent(PIPELINE).replace("inputs: {x: stages.a.outputs.x}", shaped))
+    done = _debug_at_b(home, f"inputs b\nset b {SHAPED_NAMES[0]} 3\nquit\n", path)
     printed = done.stdout + done.stderr
     assert ([], True, True) == (
         [name for name in SHAPED_NAMES if name in printed],
-        '(taskdaemon) inputs b\n{"[REDACTED]": 1, "[REDACTED] #2": 1}\n' in done.stdout,
+        '(taskdaemon) inputs b\n{"[REDACTED]": 1, "[REDACTED] #2": 2, "x": 1}\n' in done.stdout,
         "b: input [REDACTED] = 3\n" in done.stdout,
     ), printed

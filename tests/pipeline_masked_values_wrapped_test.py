@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli_support import taskdaemon, write
-from redaction_support import run_key_handler, shown_and_stored
+from redaction_support import run_key_handler, run_with_key, shown_and_stored
 from taskdaemon.pipeline.masked_values import masked_wrapped
 from taskdaemon.pipeline.redaction import REDACTED, redact_lines, redact_text
 from taskdaemon.pipeline.secret_values import remember_secrets
@@ -115,13 +115,8 @@ def test_a_command_printing_a_secret_wrapped_and_indented_shows_no_piece(
 ) -> None:
     """``fold -w 20 | sed 's/^/  /'``: no piece of the token is in the run's output, ``logs``,
     ``runs show --json`` or the store; ``logs`` has both lines, masked, their indent kept."""
-    pipeline = write(
-        tmp_path / "p.yaml",
-        COMMAND.replace("| fold -w 20;", "| fold -w 20 | sed 's/^/  /';"),
-    )
-    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
-    assert 0 == done.returncode, done.stderr
-    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    indented = COMMAND.replace("| fold -w 20;", "| fold -w 20 | sed 's/^/  /';")
+    shown = run_with_key(home, tmp_path, indented, TOKEN)
     assert ([], 2) == (
         [piece for piece in PIECES if any(piece in text for text in shown)],
         shown[2].count(f"[stdout]   {REDACTED}"),

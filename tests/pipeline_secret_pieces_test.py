@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
-from redaction_support import run_key_handler, shown_and_stored
+from redaction_support import run_key_handler, run_with_key, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
 from taskdaemon.pipeline.secret_pieces import MIN_PIECE_CHARS
 from taskdaemon.pipeline.secret_values import forget_secrets, remember_secrets
@@ -101,10 +100,7 @@ COMMAND = """\
 def test_a_secret_in_two_stderr_lines_far_apart_shows_no_piece(home: Path, tmp_path: Path) -> None:
     """A command's stderr line holding the token's first 20 characters, and 0.7 s later the
     next with the rest: neither piece is shown anywhere (before: the first was)."""
-    pipeline = write(tmp_path / "p.yaml", COMMAND)
-    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
-    assert 0 == done.returncode, done.stderr
-    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    shown = run_with_key(home, tmp_path, COMMAND, TOKEN)
     assert [] == [
         piece for piece in (TOKEN[:20], TOKEN[20:]) if any(piece in text for text in shown)
     ], shown[2]

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon, write
-from redaction_support import run_key_handler, shown_and_stored
+from redaction_support import run_key_handler, run_with_key, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, MAX_HELD_LINES, TailHold, begins_value
 from taskdaemon.pipeline.secret_values import remember_secrets
@@ -98,10 +97,7 @@ COMMAND = """\
 def test_a_secret_wrapped_over_two_reads_shows_no_piece(home: Path, tmp_path: Path) -> None:
     """No piece of the token is in the run's output, ``logs``, ``runs show --json`` or the
     store; ``logs`` has both lines of each stream, masked."""
-    pipeline = write(tmp_path / "p.yaml", COMMAND)
-    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
-    assert 0 == done.returncode, done.stderr
-    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    shown = run_with_key(home, tmp_path, COMMAND, TOKEN)
     assert ([], 2, 2) == (
         [piece for piece in PIECES if any(piece in text for text in shown)],
         shown[2].count(f"[stdout] {REDACTED}"),
@@ -129,10 +125,7 @@ def test_a_secret_wrapped_over_three_reads_shows_no_piece(home: Path, tmp_path: 
     """No piece of the token, the middle one included, is in the run's output, ``logs``,
     ``runs show --json`` or the store; ``logs`` has its three lines masked (before: the
     middle piece and the first were shown, only the last masked)."""
-    pipeline = write(tmp_path / "p.yaml", THREE_READS)
-    done = taskdaemon(home, "run", "-q", str(pipeline), "--input", f"api_key={TOKEN}")
-    assert 0 == done.returncode, done.stderr
-    shown = [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
+    shown = run_with_key(home, tmp_path, THREE_READS, TOKEN)
     assert ([], 3) == (
         [piece for piece in THREE_PIECES if any(piece in text for text in shown)],
         shown[2].count(f"[stdout] {REDACTED}"),

@@ -13,7 +13,7 @@ from pathlib import Path
 from subprocess import CompletedProcess
 from typing import Any
 
-from cli_support import pythonpath_with, taskdaemon
+from cli_support import pythonpath_with, taskdaemon, write
 
 #: What ``run -q`` prints on stdout: the run id, alone.
 RUN_ID_LINE = re.compile(r"[0-9a-f]{32}\n")
@@ -48,6 +48,17 @@ def run_key_handler(home: Path, folder: Path, source: str, key: str) -> Complete
     )
     assert 0 == done.returncode, done.stderr
     return done
+
+
+def run_with_key(home: Path, folder: Path, pipeline: str, key: str) -> list[str]:
+    """``run -q`` of ``pipeline`` (its text, written into ``folder``), given the request's
+    ``api_key`` ``key``; it succeeded. What it printed (stdout, stderr), then
+    :func:`shown_and_stored` of its run."""
+    done = taskdaemon(
+        home, "run", "-q", str(write(folder / "p.yaml", pipeline)), "--input", f"api_key={key}"
+    )
+    assert 0 == done.returncode, done.stderr
+    return [done.stdout, done.stderr, *shown_and_stored(home, done.stdout.split()[-1])]
 
 
 def shown_and_stored(home: Path, run_id: str) -> list[str]:
