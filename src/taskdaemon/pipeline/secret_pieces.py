@@ -28,17 +28,19 @@ Decided, and why:
   common word (a person's ``password-2024``) masks that word at a text's edge too
   (``enter your [REDACTED]``): masking more than the secret is the safe side.
 
-Cost: the text's last and first characters (fewer than the longest value's length) are each
-tried by a binary search of the values in order (and of the values reversed), and a text
-shorter than the longest value is looked for in the values joined: a cost by the text's edge
-and the values' length, not by the number of values times the text.
+Cost: almost every text is dismissed by two look-ups of its first and last 8 characters among
+the values' pieces of 8 (a set, while the values are short enough; else a search of the values
+joined). Only then are the text's last and first characters (fewer than the longest value's
+length) each tried by a binary search of the values in order (and of the values reversed),
+and a text shorter than the longest value looked for in the values joined: a cost by the
+text's edges and the values' length, not by the number of values times the text.
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Final
 
 __all__ = ["MIN_PIECE_CHARS", "masked_pieces", "may_hold_pieces", "value_start"]
@@ -71,10 +73,11 @@ def value_start(text: str, values: Sequence[str], *, backwards: bool = False) ->
 
 def may_hold_pieces(texts: Iterable[str], values: Sequence[str]) -> bool:
     """False when no text of ``texts`` can hold a piece :func:`masked_pieces` masks: the
-    same two searches per text, in one pass (a batch of a command's lines)."""
-    joined = _values_joined(values)
+    same two look-ups per text, in one pass (a batch of a command's lines)."""
+    joined, grams = _values_joined(values)
+    edges: Container[str] = joined if grams is None else grams
     return any(
-        text[-MIN_PIECE_CHARS:] in joined or text[:MIN_PIECE_CHARS] in joined
+        text[-MIN_PIECE_CHARS:] in edges or text[:MIN_PIECE_CHARS] in edges
         for text in map(str.strip, texts)
     )
 
@@ -83,13 +86,15 @@ def masked_pieces(text: str, values: Sequence[str], replacement: str) -> str:
     """``text`` with a piece of one of ``values`` at its end, at its start or making it whole,
     of at least :data:`MIN_PIECE_CHARS` characters, replaced by ``replacement`` (module
     docstring); ``text`` itself when it holds none."""
-    joined = _values_joined(values)
+    joined, grams = _values_joined(values)
     core = text.strip(_AROUND)
     # a piece of 8 characters or more at an edge has that edge's 8 characters in a value: two
-    # searches of the values joined dismiss almost every text, before any other work
-    if len(core) < MIN_PIECE_CHARS or (
-        core[-MIN_PIECE_CHARS:] not in joined and core[:MIN_PIECE_CHARS] not in joined
-    ):
+    # look-ups (in the values' 8-character pieces, else in the values joined) dismiss almost
+    # every text, before any other work
+    if len(core) < MIN_PIECE_CHARS:
+        return text
+    edges: Container[str] = joined if grams is None else grams
+    if core[-MIN_PIECE_CHARS:] not in edges and core[:MIN_PIECE_CHARS] not in edges:
         return text
     before = len(text) - len(text.lstrip(_AROUND))
     after = before + len(core)
@@ -112,19 +117,39 @@ def masked_pieces(text: str, values: Sequence[str], replacement: str) -> str:
     )
 
 
-def _values_joined(values: Sequence[str]) -> str:
-    """``values`` of one line joined by NULs, remembered for the last ``values`` given."""
-    key, joined = _joined[0]
+def _values_joined(values: Sequence[str]) -> tuple[str, frozenset[str] | None]:
+    """``values`` of one line joined by NULs, and each of their pieces of
+    :data:`MIN_PIECE_CHARS` characters (None when they hold more than
+    :data:`_MAX_GRAMS_CHARS` characters: the values joined are searched instead), remembered
+    for the last ``values`` given."""
+    key, answer = _joined[0]
     if values is not key:
-        joined = "\0".join(value for value in values if "\n" not in value)
-        _joined[0] = (values, joined)
-    return joined
+        lines = [value for value in values if "\n" not in value]
+        joined = "\0".join(lines)
+        grams = (
+            frozenset(
+                line[at : at + MIN_PIECE_CHARS]
+                for line in lines
+                for at in range(len(line) - MIN_PIECE_CHARS + 1)
+            )
+            if len(joined) <= _MAX_GRAMS_CHARS
+            else None
+        )
+        answer = (joined, grams)
+        _joined[0] = (values, answer)
+    return answer
+
+
+#: The values' characters up to which their pieces of 8 are kept as a set (a look-up per
+#: text's edge instead of a search of the values joined); beyond, the set's memory is not
+#: worth it.
+_MAX_GRAMS_CHARS: Final = 1 << 16
 
 
 _Ordered = tuple[tuple[str, ...], re.Pattern[str], int]
 
-#: The values ``masked_pieces`` last looked at, and those of one line joined by NULs.
-_joined: list[tuple[object, str]] = [(None, "")]
+#: The values ``masked_pieces`` last looked at, and ``_values_joined``'s answer for them.
+_joined: list[tuple[object, tuple[str, frozenset[str] | None]]] = [(None, ("", None))]
 
 #: ``_ordered``'s last answers, forwards and backwards, each with the values it was for, a
 #: pair replaced whole (the process's ``MASKED.values`` is replaced whole on each change:
