@@ -20,11 +20,22 @@ timeout (already shortened to the deadline); past it the thread is abandoned (it
 resolver answers, and never holds the process at exit) and the connection fails as a connect
 timeout naming the host. The addresses found are tried in their order, as
 ``socket.create_connection`` does; TLS still names the host, which httpcore passes apart.
+
+An abandoned look-up's thread stays until the system resolver gives up, and ``watch`` polls
+again and again: so a name has at most one look-up in flight in the process, which a later
+try (a poll's, another thread's) waits for, within its own deadline, rather than starting
+another; its answer serves every try waiting for it and is not kept after (the next look-up
+asks the resolver afresh, as ``getaddrinfo`` would). At most :data:`MAX_LOOK_UPS` names are
+looked up at once: past that a try fails at once as a connect error naming the hanging
+look-ups, rather than adding a thread. Decision: the cap refuses rather than queues, because a
+queued try would wait for threads that may never end, and the query's retries and the next
+poll ask again once a look-up ends.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
 import ssl
 import threading
@@ -133,34 +144,86 @@ class _Backend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
+#: Names looked up at once in the process, at most (module docstring).
+MAX_LOOK_UPS = 8
+
+_look_ups_lock = threading.Lock()
+_look_ups: dict[str, _LookUp] = {}  # the names looked up now, each by one thread
+
+
+def _forget_look_ups() -> None:
+    """In a forked child: its parent's look-up threads are not there to end, or to free the
+    lock."""
+    global _look_ups_lock  # noqa: PLW0603 - the child's own lock
+    _look_ups_lock = threading.Lock()
+    _look_ups.clear()
+
+
+os.register_at_fork(after_in_child=_forget_look_ups)
+
+
+class _LookUp:
+    """One name's look-up in flight: its thread's answer (a ``getaddrinfo`` list or the
+    ``OSError`` it raised), set once, for every try waiting on ``done``."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+        self.done = threading.Event()
+        self.answer: Any = None
+
+    def run(self) -> None:
+        try:
+            self.answer = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            self.answer = exc
+        finally:
+            with _look_ups_lock:
+                _look_ups.pop(self.host, None)
+            self.done.set()
+
+
+def _look_up(host: str, port: int) -> _LookUp:
+    """The look-up of ``host`` in flight, started on a thread of its own when there is none;
+    ``httpcore.ConnectError`` when :data:`MAX_LOOK_UPS` others are in flight."""
+    with _look_ups_lock:
+        look_up = _look_ups.get(host)
+        if look_up is not None:
+            return look_up
+        if len(_look_ups) >= MAX_LOOK_UPS:
+            pending = ", ".join(sorted(_look_ups)[:3])
+            raise httpcore.ConnectError(
+                f"{host} not looked up: {len(_look_ups)} names' look-ups still pending "
+                f"({pending}…), at most {MAX_LOOK_UPS} at once (name resolution)"
+            )
+        look_up = _look_ups[host] = _LookUp(host, port)
+        thread = threading.Thread(target=look_up.run, name="taskdaemon-resolve", daemon=True)
+        try:
+            thread.start()
+        except RuntimeError:  # no thread to be had: no look-up in flight either
+            del _look_ups[host]
+            raise httpcore.ConnectError(f"{host} not looked up: no thread") from None
+    return look_up
+
+
 def _resolve(host: str, port: int, timeout: float | None) -> list[str]:
-    """The addresses of ``host`` (itself when it is one), looked up on a daemon thread awaited
-    at most ``timeout`` seconds; ``httpcore.ConnectTimeout`` past it, ``httpcore.ConnectError``
-    when the look-up fails (module docstring)."""
+    """The addresses of ``host`` (itself when it is one), from its look-up in flight or a new
+    one (:func:`_look_up`), awaited at most ``timeout`` seconds; ``httpcore.ConnectTimeout``
+    past it, ``httpcore.ConnectError`` when the look-up fails (module docstring)."""
     try:
         ipaddress.ip_address(host)
     except ValueError:
         pass
     else:
         return [host]
-    found: list[Any] = []
-
-    def look_up() -> None:
-        try:
-            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except OSError as exc:
-            found.append(exc)
-
-    thread = threading.Thread(target=look_up, name="taskdaemon-resolve", daemon=True)
-    thread.start()
-    thread.join(timeout)
-    if not found:
+    look_up = _look_up(host, port)
+    if not look_up.done.wait(timeout):
         raise httpcore.ConnectTimeout(
             f"the address of {host} not found within {timeout:.3g} s (name resolution)"
         )
-    if isinstance(found[0], OSError):
-        raise httpcore.ConnectError(str(found[0]))
-    addresses = list(dict.fromkeys(str(entry[4][0]) for entry in found[0]))
+    if isinstance(look_up.answer, OSError):
+        raise httpcore.ConnectError(str(look_up.answer))
+    addresses = list(dict.fromkeys(str(entry[4][0]) for entry in look_up.answer))
     if not addresses:
         raise httpcore.ConnectError(f"no address for {host}")
     return addresses
