@@ -121,16 +121,18 @@ def loads_bounded(
     min_bytes_per_value: int | None = MIN_BYTES_PER_VALUE,
     *,
     long_numbers: bool = False,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None = None,
 ) -> Any:
     """Decode the JSON document ``data`` within the limits; BoundedInputError otherwise.
 
     ``max_bytes`` counts UTF-8 bytes (a ``str`` is measured as its encoding);
     ``min_bytes_per_value`` None decodes a document however dense in values;
     ``long_numbers`` decodes an integer too long to read as a :class:`LongNumber` instead of
-    refusing the document (module docstring). The message starts with what is wrong
-    (``larger than …``, ``not UTF-8 …``, ``holds … values …``, ``nested deeper than …``,
-    ``a number of more than … digits``, ``not JSON: …``); callers prefix it with what they
-    were reading.
+    refusing the document (module docstring); ``object_pairs_hook`` is ``json``'s, for a caller
+    that builds objects its own way (``tracking._attribute_flood``). The message starts with
+    what is wrong (``larger than …``, ``not UTF-8 …``, ``holds … values …``, ``nested deeper
+    than …``, ``a number of more than … digits``, ``not JSON: …``); callers prefix it with
+    what they were reading.
     """
     if max_bytes is not None:
         size = len(data) if not isinstance(data, str) else _utf8_length(data, max_bytes)
@@ -146,12 +148,12 @@ def loads_bounded(
     if min_bytes_per_value is not None:
         _check_density(text, min_bytes_per_value)
     try:
-        value = _decode(text, max_depth, None)
+        value = _decode(text, max_depth, None, object_pairs_hook)
     except _TooLongError:
         if not long_numbers:
             digits = sys.get_int_max_str_digits()
             raise BoundedInputError(f"a number of more than {digits} digits") from None
-        value = _decode(text, max_depth, _int_or_long)
+        value = _decode(text, max_depth, _int_or_long, object_pairs_hook)
     check_depth(value, max_depth)
     check_text(text, value)
     return value
@@ -161,9 +163,14 @@ class _TooLongError(Exception):
     """An integer past Python's bound on ``int()`` met by the decoder."""
 
 
-def _decode(text: str, max_depth: int, parse_int: Callable[[str], Any] | None) -> Any:
+def _decode(
+    text: str,
+    max_depth: int,
+    parse_int: Callable[[str], Any] | None,
+    object_pairs_hook: Callable[[list[tuple[str, Any]]], Any] | None,
+) -> Any:
     try:
-        return json.loads(text, parse_int=parse_int)
+        return json.loads(text, parse_int=parse_int, object_pairs_hook=object_pairs_hook)
     except RecursionError:
         raise BoundedInputError(f"nested deeper than {max_depth} levels") from None
     except json.JSONDecodeError as exc:

@@ -32,7 +32,6 @@ from taskdaemon.pipeline.bounded import (
     BoundedInputError,
     LongNumber,
     NotJSONError,
-    loads_bounded,
 )
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
 from taskdaemon.pipeline.quoting import quote
@@ -40,6 +39,7 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import one_line
+from taskdaemon.pipeline.tracking._attribute_flood import loads_answer
 from taskdaemon.pipeline.tracking._jaeger import (
     error_body_message,
     error_message,
@@ -202,11 +202,12 @@ class _HttpSource:
                 f"not UTF-8 ({exc.reason} at byte {exc.start})"
             ) from None
         try:
-            # A number too long to read costs the hit or span holding it, not the answer.
-            body = loads_bounded(text, long_numbers=True)
+            # A number too long to read costs the hit or span holding it, not the answer; a
+            # flood of attributes is left out while decoding (tracking._attribute_flood).
+            body = loads_answer(text, _where(response))
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.
-            objects = _json_lines(text, lambda: self._in_time(response))
+            objects = _json_lines(text, _where(response), lambda: self._in_time(response))
             if objects:
                 return objects
             raise SpanSourceError(
@@ -270,7 +271,7 @@ class _HttpSource:
         raise NotImplementedError
 
 
-def _json_lines(text: str, check: Callable[[], None]) -> list[Any] | None:
+def _json_lines(text: str, where: str, check: Callable[[], None]) -> list[Any] | None:
     """Every line of ``text`` decoded, blank lines left out; None at the first line that does
     not decode. Quietly: a body that is not JSON lines is one error for the caller, not a
     warning per line (a protobuf or HTML answer). ``check`` is called before each line (it
@@ -280,7 +281,7 @@ def _json_lines(text: str, check: Callable[[], None]) -> list[Any] | None:
         if line.strip():
             check()
             try:
-                objects.append(loads_bounded(line, long_numbers=True))
+                objects.append(loads_answer(line, where))
             except BoundedInputError:
                 return None
     return objects

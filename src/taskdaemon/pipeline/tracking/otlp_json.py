@@ -31,6 +31,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.quoting import quote, quote_value
+from taskdaemon.pipeline.tracking._attribute_flood import LEFT_OUT
 from taskdaemon.pipeline.tracking.spans import (
     READ_EVENT_NAMES,
     SpanEventRecord,
@@ -214,7 +215,8 @@ def _attributes(raw: Any) -> dict[str, Any]:
         raise ValueError("attributes must be a list")
     out: dict[str, Any] = {}
     for item in raw:
-        out[str(item["key"])] = decode_any_value(item.get("value") or {})
+        if item is not LEFT_OUT:  # counted where it was left out (tracking._attribute_flood)
+            out[str(item["key"])] = decode_any_value(item.get("value") or {})
     return out
 
 
