@@ -37,7 +37,7 @@ def test_a_line_holding_a_separator_of_another_kind_in_a_string_is_one_line(
 @pytest.mark.slow
 def test_a_body_of_more_lines_than_its_size_allows_is_one_line_at_once() -> None:
     """Four MiB of ``0`` lines (two characters a line): refused before any line is cut out,
-    where each line was a string of its own, all at once (about 25 times the body)."""
+    where each line was once a string of its own, all at once, many times the body."""
     body = b"0\n" * 2**21
     with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
         jaeger.route(PATH, body)

@@ -2,10 +2,10 @@
 
 A reader keeps at most ``MAX_SPAN_ITEMS`` attributes of a span, and as many more that
 taskdaemon reads (``spans.bounded``), but only after the answer is decoded: one span of a
-million attributes (a 45 MB answer, within ``TASKDAEMON_SOURCE_MAX_BYTES``) was a million small
-dicts built at once, a peak of about 14 times the answer's size, nearly all of it thrown away.
-``json.loads`` is one C call; a hook on every object bounds what it builds, but costs every
-answer a third more time.
+million attributes (within ``TASKDAEMON_SOURCE_MAX_BYTES``) was a million small dicts built at
+once, many times the answer's size, nearly all of it thrown away. ``json.loads`` is one C call;
+a hook on every object bounds what it builds, but costs every answer time (figures in
+``benchmarks/README.md``: dns57, remote58).
 
 Decision: the hook is used only on an answer that :func:`flooded` picks out by counting in its
 text (``str.count``, a C loop, nothing decoded): more than :data:`FREE_KEY_VALUES` key-values

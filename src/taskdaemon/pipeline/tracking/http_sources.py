@@ -283,11 +283,12 @@ def _json_lines(text: str, where: str, check: Callable[[], None]) -> list[Any] |
     warning per line (a protobuf or HTML answer). ``check`` is called before each line (it
     raises past the query's deadline).
 
-    Lines end at ``\n`` only (a JSON string may hold U+2028 or a form feed, which
+    Lines end at ``\n`` only (a JSON string may hold U+2028, U+2029 or U+0085 raw, which
     ``splitlines`` broke a line at), and are cut from ``text`` one at a time: each line is a
     value, so ``TooDenseError`` (``bounded``'s density rule) for more than one a
-    ``MIN_BYTES_PER_VALUE`` bytes before anything is cut (64 MiB of ``0`` lines were 33 million
-    strings at once, 600 MiB, before the first line was decoded)."""
+    ``MIN_BYTES_PER_VALUE`` characters, before anything is cut (a body of short lines was once
+    all cut at once, a string a line, many times its size; figures in ``benchmarks/README.md``,
+    remote58)."""
     lines = text.count("\n") + 1
     if lines > max(FREE_VALUES, len(text) // MIN_BYTES_PER_VALUE):
         raise TooDenseError(
