@@ -56,3 +56,20 @@ def test_a_body_of_more_lines_than_its_size_allows_is_one_line_at_once() -> None
     )
     assert peak < 4 * len(body), f"{peak / len(body):.1f} times the body"
     assert took < 10
+
+
+@pytest.mark.slow
+def test_a_body_of_lines_that_are_not_objects_is_refused_at_its_first_line() -> None:
+    """Four MiB of ``"aaaaaa"`` lines, within the density rule: a stream's chunks are objects,
+    so the first line ends the reading, where every line was decoded into a string first."""
+    body = b'"aaaaaa"\n' * (2**22 // 9)
+    with serve(Backend()) as jaeger, JaegerSource(jaeger.url) as source:
+        jaeger.route(PATH, body)
+        started = time.monotonic()
+        with pytest.raises(SpanSourceError) as caught:
+            source.get_trace(RUN)
+        took = time.monotonic() - started
+    assert str(caught.value).startswith(
+        f"{jaeger.url}{PATH}: malformed JSON body ({len(body)} bytes): "
+    )
+    assert took < 10

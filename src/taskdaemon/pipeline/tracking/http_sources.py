@@ -279,9 +279,10 @@ class _HttpSource:
 
 def _json_lines(text: str, where: str, check: Callable[[], None]) -> list[Any] | None:
     """Every line of ``text`` decoded, blank lines left out; None at the first line that does
-    not decode. Quietly: a body that is not JSON lines is one error for the caller, not a
-    warning per line (a protobuf or HTML answer). ``check`` is called before each line (it
-    raises past the query's deadline).
+    not decode to an object (a stream's chunk; a body of short scalars cost many times its size
+    before the first was looked at). Quietly: a body that is not JSON lines is one error for
+    the caller, not a warning per line (a protobuf or HTML answer). ``check`` is called before
+    each line (it raises past the query's deadline).
 
     Lines end at ``\n`` only (a JSON string may hold U+2028, U+2029 or U+0085 raw, which
     ``splitlines`` broke a line at), and are cut from ``text`` one at a time: each line is a
@@ -306,9 +307,12 @@ def _json_lines(text: str, where: str, check: Callable[[], None]) -> list[Any] |
         if line.strip():
             check()
             try:
-                objects.append(loads_answer(line, where))
+                value = loads_answer(line, where)
             except BoundedInputError:
                 return None
+            if not isinstance(value, dict):
+                return None  # a stream's chunks are objects: not such a stream
+            objects.append(value)
     return objects
 
 
