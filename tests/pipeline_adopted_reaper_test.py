@@ -4,12 +4,14 @@ their true exit codes. Before, such a zombie stayed until taskdaemon exited."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -117,6 +119,14 @@ _RUN_PIPELINE = (
 )
 
 
+def _outputs(home: Path, ran: subprocess.CompletedProcess[str], stage: str = "h") -> Any:
+    """The outputs of ``stage``'s last attempt in the run ``ran`` made (it succeeded)."""
+    assert 0 == ran.returncode, ran.stderr
+    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
+    stages = {each["name"]: each for each in json.loads(shown.stdout)["stages"]}
+    return json.loads(stages[stage]["attempts"][-1]["outputs"])
+
+
 @pytest.mark.slow
 def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_children(
     home: Path, tmp_path: Path
@@ -128,14 +138,11 @@ def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_chi
     ``Popen``'s back would say 0, one reaped behind ``waitpid`` would raise), and ``a``'s
     ``asyncio`` child 7."""
     ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _RUN_PIPELINE)
-    assert 0 == ran.returncode, ran.stderr
-    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
-    stages = {stage["name"]: stage for stage in json.loads(shown.stdout)["stages"]}
-    outputs = json.loads(stages["h"]["attempts"][-1]["outputs"])
+    outputs = _outputs(home, ran)
     assert [True, True] == outputs["adopted"], outputs
     assert "left" not in outputs["states"], outputs
     assert [3, 4, 5, 6] == outputs["codes"], outputs
-    assert {"code": 7} == json.loads(stages["a"]["attempts"][-1]["outputs"])
+    assert {"code": 7} == _outputs(home, ran, "a")
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
@@ -146,6 +153,35 @@ def _stat(pid: int) -> tuple[str, int, int] | None:
         return None
     fields = text[text.rfind(b")") + 2 :].split()
     return fields[0].decode(), int(fields[1]), int(fields[19])
+
+
+#: A handler module that starts a child when it is imported, while the pipeline loads (before
+#: ``taskdaemon run`` freezes what exists then, ``heap``), and waits for it in a stage that
+#: runs once a command stage made taskdaemon a subreaper, after looks saw it a zombie.
+_IMPORT_TIME_HANDLERS = """\
+import subprocess
+import time
+
+STARTED = subprocess.Popen(["sh", "-c", "exit 3"])
+
+
+def wait_late(context):
+    time.sleep(3.5)  # a zombie across looks of the reaper
+    return {"code": STARTED.wait()}
+"""
+
+_IMPORT_TIME_PIPELINE = _PIPELINE.replace("leaving:leave", "started:wait_late")
+
+
+@pytest.mark.slow
+def test_a_child_a_handler_module_starts_at_import_is_left_to_its_popen(
+    home: Path, tmp_path: Path
+) -> None:
+    """The ``Popen`` made while the pipeline loads is frozen out of the collector's walk with
+    everything else then (``heap``): it still holds its child, whose waiter reads exit 3, not
+    the 0 of a child reaped behind its back."""
+    ran = run_quiet(home, tmp_path, ("started", _IMPORT_TIME_HANDLERS), _IMPORT_TIME_PIPELINE)
+    assert {"code": 3} == _outputs(home, ran)
 
 
 @pytest.mark.slow
@@ -262,3 +298,61 @@ def test_the_waited_pids_are_those_of_popen_objects_not_waited_for() -> None:
         assert waited.pid not in pids
     finally:
         assert (0, 0) == (kept.wait(), plain.wait())
+
+
+def _judge_every_child() -> adopted_reaper.Reaper:
+    """A reaper that judges every child started from now on (no fork window spares any)."""
+    forks = waited_children.Forks()
+    forks.begin()
+    time.sleep(0.1)  # the children started next start past the floor's slack
+    return adopted_reaper.Reaper(forks)
+
+
+def _zombie(child: subprocess.Popen[bytes]) -> subprocess.Popen[bytes]:
+    while (now := _stat(child.pid)) is not None and now[0] != "Z":
+        time.sleep(0.01)
+    return child
+
+
+def test_a_popen_made_before_a_library_swapped_subprocess_popen_is_still_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A library may put a wrapper subclass, or a class of its own, in ``subprocess.Popen``
+    once taskdaemon runs: the children of the class imported before (``from subprocess import
+    Popen``) are still held, and their waiters get their exit codes."""
+    original = subprocess.Popen
+
+    class Wrapper(original):  # type: ignore[type-arg,valid-type,misc]
+        pass
+
+    class Other:
+        __slots__ = ("pid",)  # no __dict__ to read a pid from
+
+    alive = Other()  # walked for while it is in subprocess.Popen
+    for swapped, code in ((Wrapper, 4), (Other, 5)):
+        monkeypatch.setattr(subprocess, "Popen", swapped)
+        reaper = _judge_every_child()
+        child = _zombie(original(["sh", "-c", f"exit {code}"]))
+        assert ([], code) == (reaper.look() + reaper.look(), child.wait())
+    assert not hasattr(alive, "pid")
+
+
+def test_a_popen_frozen_by_taskdaemon_is_held_by_another_freeze_nothing_is() -> None:
+    """``gc.freeze()`` moves objects out of the collector's walk. Taskdaemon's own freeze
+    (``waited_children.freeze``, ``heap``'s) keeps the ``Popen`` objects it froze: still held.
+    While another freeze (a handler's) holds objects, a ``Popen`` among them would be missed:
+    no zombie is judged nobody's until they are unfrozen. Their waiters read 6 and 7."""
+    reaper = _judge_every_child()
+    ours = _zombie(subprocess.Popen(["sh", "-c", "exit 6"]))
+    waited_children.freeze()
+    try:
+        assert ours.pid in (waited_children.waited_pids() or set())
+        assert [] == reaper.look() + reaper.look()
+        theirs = _zombie(subprocess.Popen(["sh", "-c", "exit 7"]))
+        gc.freeze()
+        assert None is waited_children.waited_pids()
+        assert [] == reaper.look() + reaper.look()
+    finally:
+        gc.unfreeze()
+    assert {ours.pid, theirs.pid} <= (waited_children.waited_pids() or set())
+    assert (6, 7) == (ours.wait(), theirs.wait())

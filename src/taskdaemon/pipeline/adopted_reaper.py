@@ -166,6 +166,8 @@ class Reaper:
             and not self._forks.spared(at / self._ticks)
         ]
         waited = waited_children.waited_pids() if judged else set()
+        if waited is None:
+            return []  # objects frozen out of the walk: nothing is proven at this look
         done = []
         for pid in judged:
             if pid in waited:

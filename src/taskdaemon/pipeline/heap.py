@@ -29,12 +29,14 @@ nothing: the pipeline makes little cyclic garbage while it runs.
   failed run's exception and frames, kept until the run ends): up to 51 young collections
   instead of 11;
 * what exists when it is entered (the imported modules, the loaded pipeline, the settings) is
-  moved to the permanent generation (``gc.freeze``): it lives as long as the process, and a
-  full collection of a long-lived ``serve`` no longer walks it. The body is given a callable
-  that moves what exists by then to it too: ``taskdaemon run`` loads its pipeline inside and
-  then calls it, so that the young collection due when the load's pause of the collector ends
-  (``config._gc_paused``: every container of the definition counts toward the threshold) does
-  not come at the default threshold and walk the whole definition first.
+  moved to the permanent generation (``gc.freeze``, through ``waited_children.freeze``, which
+  keeps the ``Popen`` objects frozen in view of the zombie reaper): it lives as long as the
+  process, and a full collection of a long-lived ``serve`` no longer walks it. The body is
+  given a callable that moves what exists by then to it too: ``taskdaemon run`` loads its
+  pipeline inside and then calls it, so that the young collection due when the load's pause
+  of the collector ends (``config._gc_paused``: every container of the definition counts
+  toward the threshold) does not come at the default threshold and walk the whole definition
+  first.
 
 Both are undone on exit (``gc.unfreeze``, the previous thresholds), so a caller that runs the
 CLI in its own process (tests, an embedding application) gets its collector back as it was.
@@ -48,6 +50,8 @@ import contextlib
 import gc
 from collections.abc import Callable, Iterator
 from typing import Final
+
+from taskdaemon.pipeline import waited_children
 
 __all__ = ["GEN0_THRESHOLD", "GEN1_THRESHOLD", "tuned_collector", "tuned_thresholds"]
 
@@ -84,10 +88,10 @@ def tuned_collector() -> Iterator[Callable[[], None]]:
     # Someone froze objects already (an embedding application): leave its freeze alone.
     freeze = gc.get_freeze_count() == 0
     if freeze:
-        gc.freeze()
+        waited_children.freeze()
     gc.set_threshold(*tuned_thresholds(previous))
     try:
-        yield gc.freeze if freeze else _keep_nothing
+        yield waited_children.freeze if freeze else _keep_nothing
     finally:
         gc.set_threshold(*previous)
         if freeze:

@@ -26,7 +26,15 @@ Decision: the ``Popen`` objects are found by the collector (``gc.get_referrers``
 ``Popen`` classes, a walk in C that holds the GIL), not by wrapping ``subprocess.Popen``:
 nothing of Python's is patched, and a walk costs only when a zombie is left that the looks
 could not prove adopted (rare; each one found held by a ``Popen`` is not walked for again while
-it is left). The fork windows are kept from :meth:`Forks.watch` on,
+it is left). The classes walked for are those in ``subprocess.Popen`` and
+``multiprocessing``'s when first seen, kept, as well as those there now: a library that later
+puts a wrapper, or a class of its own, in ``subprocess.Popen`` leaves the objects made before,
+and those made through an earlier ``from subprocess import Popen``, of the first. Objects
+frozen (``gc.freeze()``) are out of the collector's walk: taskdaemon's own freezes (``heap``,
+once the pipeline has loaded) go through :func:`freeze`, which keeps the ``Popen`` objects it
+freezes (a handler module's, made at its import); while any other freeze holds objects (a
+handler's), nothing is proven: a ``Popen`` among them would be missed, so no zombie is judged
+nobody's until they are unfrozen. The fork windows are kept from :meth:`Forks.watch` on,
 which the entry points call before any stage runs (``adopted_orphans.allow``); a child started
 before it, or before the oldest window kept (at most :data:`FORKS_KEPT`), is never judged.
 
@@ -41,12 +49,14 @@ from __future__ import annotations
 
 import gc
 import os
+import subprocess
 import sys
 import threading
 import time
+import weakref
 from collections import deque
 
-__all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "waited_pids"]
+__all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "freeze", "waited_pids"]
 
 #: ``os.fork`` windows kept: a fork bomb's bound (older ones raise the floor instead).
 FORKS_KEPT = 1024
@@ -116,30 +126,74 @@ class Forks:
         return any(begun - SLACK <= started <= ended + SLACK for begun, ended in windows)
 
 
+#: The ``Popen`` classes first seen in their modules, from this module's import on, walked for
+#: even once another class has taken their place.
+_first_seen: dict[tuple[str, str], type] = {("subprocess", "Popen"): subprocess.Popen}
+
+#: The ``Popen`` objects taskdaemon's own freezes (:func:`freeze`) moved out of the walk; under
+#: the lock, with the sentinel: a young container referring to :data:`_MARKER`, made after
+#: each of them, that the walk no longer finds once another freeze moved it out too.
+_frozen: weakref.WeakSet[object] = weakref.WeakSet()
+_MARKER = object()
+_sentinel: list[list[object]] = [[_MARKER]]
+_frozen_lock = threading.Lock()
+
 #: This process's forks: watched by the entry points (``adopted_orphans.allow``).
 forks = Forks()
 
 
-def waited_pids() -> set[int]:
+def freeze() -> None:
+    """``gc.freeze()`` (``heap``'s), keeping the ``Popen`` objects it moves out of the
+    collector's walk (one a handler module made at its import, as the pipeline loaded): they
+    still hold their children."""
+    with _frozen_lock:
+        kinds = _popen_kinds()
+        for held in gc.get_referrers(*kinds) if kinds else ():
+            if type(held) in kinds:
+                try:
+                    _frozen.add(held)
+                except TypeError:  # a class put in subprocess.Popen with no __weakref__
+                    continue
+        gc.freeze()
+        _sentinel[0] = [_MARKER]
+
+
+def waited_pids() -> set[int] | None:
     """The pids that a live ``Popen`` object of this process (``subprocess``'s, or
-    ``multiprocessing``'s when loaded, or a subclass's) holds and has not waited for."""
-    kinds: list[type] = []
-    for module, name in (("subprocess", "Popen"), ("multiprocessing.popen_fork", "Popen")):
-        kind = getattr(sys.modules.get(module), name, None)
-        if isinstance(kind, type):
-            kinds.extend(_with_subclasses(kind))
-    if not kinds:
-        return set()
-    exact = set(kinds)
+    ``multiprocessing``'s when loaded, or a subclass's) holds and has not waited for; None
+    while another freeze than :func:`freeze` (a handler's ``gc.freeze()``) holds objects out of
+    the collector's walk: it cannot tell."""
+    kinds = _popen_kinds()
+    with _frozen_lock:
+        # The collector's own walk, in C: an instance of a class refers to its class. type(),
+        # not isinstance(): an object's own __class__ (a proxy's) is never run.
+        found = gc.get_referrers(_MARKER, *kinds)
+        if not any(held is _sentinel[0] for held in found):
+            return None
+        held = [popen for popen in found if type(popen) in kinds] + list(_frozen)
     pids: set[int] = set()
-    # The collector's own walk, in C: an instance of a class refers to its class. type(), not
-    # isinstance(): an object's own __class__ (a proxy's) is never run.
-    for held in gc.get_referrers(*kinds):
-        if type(held) in exact:
-            pid = held.__dict__.get("pid")
-            if isinstance(pid, int) and held.__dict__.get("returncode") is None:
-                pids.add(pid)
+    for popen in held:
+        try:  # a class put in subprocess.Popen may have no __dict__ (__slots__)
+            attributes = object.__getattribute__(popen, "__dict__")
+        except AttributeError:
+            continue
+        pid = attributes.get("pid")
+        if isinstance(pid, int) and attributes.get("returncode") is None:
+            pids.add(pid)
     return pids
+
+
+def _popen_kinds() -> set[type]:
+    """The ``Popen`` classes in their modules now and when first seen, and their subclasses."""
+    kinds: set[type] = set()
+    for where in (("subprocess", "Popen"), ("multiprocessing.popen_fork", "Popen")):
+        now = getattr(sys.modules.get(where[0]), where[1], None)
+        if isinstance(now, type):
+            _first_seen.setdefault(where, now)
+        for kind in {now, _first_seen.get(where)}:
+            if isinstance(kind, type):
+                kinds.update(_with_subclasses(kind))
+    return kinds
 
 
 def _with_subclasses(kind: type) -> list[type]:
