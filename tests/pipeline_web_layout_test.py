@@ -132,3 +132,26 @@ async def test_without_script_the_table_is_shown_at_once(
         finally:
             await context.close()
     assert ["pending", "visible"] == shown
+
+
+@SHARED_BROWSER_LOOP
+async def test_a_page_whose_script_never_runs_still_shows_its_table(
+    shared_chromium: Any, tmp_path: Path
+) -> None:
+    """The script that lays the page out may never run with script enabled (its load refused
+    or cut, the server gone): the table is not hidden for ever, but shown once the page's own
+    wait for a late drawing (5 s) is past, by the style sheet alone."""
+    run_id = await asyncio.to_thread(_stored_run, tmp_path / "spans.db", 3)
+    async with (
+        stored_runs_server(tmp_path / "spans.db") as url,
+        browser_page(shared_chromium) as (page, _errors),
+    ):
+        await page.goto(f"{url}/?token={TOKEN}")
+        await page.route("**/static/app.js", lambda route: route.abort())
+        await page.goto(f"{url}/runs/{run_id}")
+        button = '#stages tr[data-stage="s01"] button.select'
+        await page.wait_for_selector(button, state="attached")
+        at_once = await page.eval_on_selector(button, "b => getComputedStyle(b).visibility")
+        await page.wait_for_selector(button, state="visible", timeout=15_000)
+        layout = await page.evaluate("document.body.dataset.layout")
+    assert ("hidden", "pending") == (at_once, layout)
