@@ -213,3 +213,27 @@ def test_a_process_that_took_a_found_pid_is_neither_killed_nor_waited_for() -> N
     finally:
         unrelated.kill()
     assert unrelated.wait() == -signal.SIGKILL
+
+
+def test_a_stage_left_process_is_found_behind_more_other_children_than_a_look_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Children known not to be the spawn's (other stages' commands under ``serve``, the
+    watchdog) come first in the kernel's list; more of them than ``LOOK_LIMIT`` hid every
+    process a stage left behind them, for as long as they ran. The bound is on the children
+    read, not on those skipped as known."""
+    monkeypatch.setattr(adopted_orphans, "LOOK_LIMIT", 3)
+    others = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
+    root = subprocess.Popen(["sleep", "60"], process_group=0)
+    orphans = adopted_orphans.Orphans(root.pid, "spawn58")
+    orphans.look()  # the others are read, and known from now on
+    left = subprocess.Popen(["sleep", "60"], process_group=root.pid)
+    try:
+        orphans.look()
+        named, count, unreaped = orphans.end(grace=2.0)
+        assert (named, count, unreaped) == ([f"{left.pid} 'sleep'"], 1, 0)
+        assert all(other.poll() is None for other in others)
+    finally:
+        for process in [*others, root, left]:  # left: reaped by the end, or killed here
+            process.kill()
+            process.wait()

@@ -27,9 +27,12 @@ run after run. A service that must outlive its stage belongs to a service manage
 
 Each process found is reaped by its pid (``waitpid``), never by ``waitpid(-1)``, which would
 take the exit status of a child that ``asyncio`` or ``subprocess`` waits for. A fork bomb is
-bounded: each look examines at most :data:`LOOK_LIMIT` children and keeps at most as many, and
-the end kills and looks again in rounds only while the grace lasts; what is left then is counted
-in the warning.
+bounded: each look reads at most :data:`LOOK_LIMIT` children it does not know yet and keeps
+at most as many, and the end kills and looks again in rounds only while the grace lasts; what is
+left then is counted in the warning. Children known not to be the spawn's (at most
+:data:`LOOK_LIMIT` of them) are skipped unread: listed first (the kernel lists the oldest
+first), other stages' commands under ``serve`` would otherwise use up every look and hide what
+this stage left. Not reached: more than twice :data:`LOOK_LIMIT` other children at once.
 
 A pid is a process's only while it is unreaped: one that a stage left and that ended during the
 stage may be reaped by ``adopted_reaper`` and its pid given to another process, even one that
@@ -166,9 +169,13 @@ class Orphans:
 
     def look(self) -> None:
         """Keep each child of this process the spawn left (its token, or its group)."""
-        for pid in _children()[:LOOK_LIMIT]:
-            if pid in self._others or pid in self._found or len(self._found) >= LOOK_LIMIT:
-                continue
+        read = 0
+        for pid in _children():
+            if pid in self._others or pid in self._found:
+                continue  # known: skipped, not read (the kernel lists the oldest first)
+            if read >= LOOK_LIMIT or len(self._found) >= LOOK_LIMIT:
+                break
+            read += 1
             state = _state(pid)
             if state is None:
                 continue
