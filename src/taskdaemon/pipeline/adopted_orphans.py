@@ -39,6 +39,9 @@ stage may be reaped by ``adopted_reaper`` and its pid given to another process, 
 is no child of taskdaemon. So each process found is kept with its start time
 (``/proc/PID/stat``'s field 22), and the end kills and waits for a pid only while that is
 still the same: a process that took a freed pid is neither killed nor has its status taken.
+A start time is in clock ticks: a pid taken again within the tick of the first one's start is
+not told apart, which needs the kernel to go round all pids in that time (or root's
+``ns_last_pid``).
 
 Not reached: off Linux (no subreaper, nothing changes, docs/architecture.md says so); a process
 that left the group, dropped the token (``env -i``) and kept no parent in the group; one that
