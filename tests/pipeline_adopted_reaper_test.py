@@ -356,3 +356,34 @@ def test_a_popen_frozen_by_taskdaemon_is_held_by_another_freeze_nothing_is() -> 
         gc.unfreeze()
     assert {ours.pid, theirs.pid} <= (waited_children.waited_pids() or set())
     assert (6, 7) == (ours.wait(), theirs.wait())
+
+
+def test_taskdaemon_s_freeze_walks_the_heap_only_while_the_process_has_a_child() -> None:
+    """A freeze with no child alive walks nothing (a ``Popen`` without a child holds nothing to
+    reap: the walk was every run's cost); with one, its ``Popen`` is kept and still held. In a
+    process of its own, whose only child is the one it starts."""
+    program = """
+import gc, subprocess
+from taskdaemon.pipeline import waited_children
+walks = []
+walk = gc.get_referrers
+gc.get_referrers = lambda *kinds: walks.append(kinds) or walk(*kinds)
+waited_children.freeze()
+before = len(walks)
+child = subprocess.Popen(["sleep", "30"])
+waited_children.freeze()
+gc.get_referrers = walk
+print(before, len(walks), child.pid in (waited_children.waited_pids() or set()))
+child.kill()
+child.wait()
+"""
+    env = {**os.environ, "PYTHONPATH": pythonpath_with()}
+    ran = subprocess.run(
+        [sys.executable, "-c", program],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (0, "0 1 True") == (ran.returncode, ran.stdout.strip()), ran.stderr

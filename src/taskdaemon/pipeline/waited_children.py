@@ -145,9 +145,14 @@ forks = Forks()
 def freeze() -> None:
     """``gc.freeze()`` (``heap``'s), keeping the ``Popen`` objects it moves out of the
     collector's walk (one a handler module made at its import, as the pipeline loaded): they
-    still hold their children."""
+    still hold their children.
+
+    The heap is walked for them only while this process has a child: a ``Popen`` object whose
+    child is gone holds nothing to reap, and the walk of a whole heap is the freeze's cost on
+    every run. Not reached: a ``Popen`` another thread makes during the freeze whose child is
+    forked after it (a thread a handler module started at its import, spawning then)."""
     with _frozen_lock:
-        kinds = _popen_kinds()
+        kinds = _popen_kinds() if _has_children() else []
         for held in gc.get_referrers(*kinds) if kinds else ():
             if type(held) in kinds:
                 try:
@@ -156,6 +161,20 @@ def freeze() -> None:
                     continue
         gc.freeze()
         _sentinel[0] = [_MARKER]
+
+
+def _has_children() -> bool:
+    """Whether some thread of this process has a child (``/proc``; True where it cannot
+    tell)."""
+    try:
+        tasks = os.listdir("/proc/self/task")
+        for task in tasks:
+            with open(f"/proc/self/task/{task}/children", "rb") as listed:
+                if listed.read(1):
+                    return True
+    except OSError:
+        return True
+    return False
 
 
 def waited_pids() -> set[int] | None:
