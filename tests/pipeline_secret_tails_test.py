@@ -5,12 +5,14 @@ own stdout redacted."""
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from redaction_support import run_key_handler, run_with_key, shown_and_stored
+from taskdaemon.pipeline import secret_tails
 from taskdaemon.pipeline.redaction import REDACTED
 from taskdaemon.pipeline.secret_tails import HOLD_SECONDS, MAX_HELD_LINES, TailHold, begins_value
 from taskdaemon.pipeline.secret_values import remember_secrets
@@ -75,6 +77,52 @@ def test_a_value_over_three_batches_is_held_until_its_pieces_meet() -> None:
         [f"key: {TOKEN[:10]}", f"  {TOKEN[10:25]}", TOKEN[25:], "after"],
         [TOKEN[:10], *[""] * (MAX_HELD_LINES + 5)],
     ] == sent
+
+
+def test_a_stream_holding_at_every_batch_starts_one_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each of 500 batches ends with a value's start, so each holds a line the next one takes:
+    one thread serves every hold's deadline, lines go in order and none is lost, and the
+    stream's end ends it. A thread that wakes to no held line ends by itself. Before, each
+    batch cancelled a ``threading.Timer`` and started another."""
+    remember_secrets({"token": TOKEN})
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counted(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counted)
+    # A bound no stall of a loaded machine between two batches reaches: no line leaves alone.
+    monkeypatch.setattr(secret_tails, "HOLD_SECONDS", 600.0)
+    sent: list[str] = []
+    hold = TailHold(lambda texts, _when: sent.extend(texts))
+    batches = [[f"line {n}", f"key {n}: {PIECES[0]}"] for n in range(500)]
+    for batch in batches:
+        hold.send(batch, 1)
+    hold.send(["last"], 2)
+    assert ["taskdaemon-secret-tail"] == started
+    hold.close()
+    assert [] == _senders()
+    assert [*(line for batch in batches for line in batch), "last"] == sent
+
+    monkeypatch.setattr(secret_tails, "HOLD_SECONDS", HOLD_SECONDS)
+    hold = TailHold(lambda texts, _when: None)
+    hold.send([PIECES[0]], 3)
+    hold.send([PIECES[1]], 4)  # takes the held line and holds none
+    deadline = time.monotonic() + HOLD_SECONDS + 5
+    while _senders() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert [] == _senders()
+    assert 2 == len(started)
+    hold.close()
+
+
+def _senders() -> list[threading.Thread]:
+    """The hold threads running now."""
+    return [t for t in threading.enumerate() if t.name == "taskdaemon-secret-tail"]
 
 
 #: The request's token on stdout and on stderr, its first 20 characters and a line break in

@@ -116,7 +116,7 @@ class _StageStdout:
             from taskdaemon.pipeline.output_sinks import trace_ids  # noqa: PLC0415
 
             # The trace ids now, on the writer's thread, and outside the lock: resolving the
-            # environment may wait on the loop, which a hold's timer must never do.
+            # environment may wait on the loop, which a hold's thread must never do.
             ids = trace_ids(context.environment)
             tail = TailHold(functools.partial(_deliver, context, ids))
         with self._lock:

@@ -26,9 +26,16 @@ Decided, and why:
   most :data:`MAX_HELD_LINES` lines are held (blank lines add nothing to the glue, so a
   program's blank lines after a value's start could otherwise be held without end): a value
   wrapped over more lines than that is found only as far as a batch holds it.
-* Held on a timer thread (one at a time per stream, ended when the stream ends), because the
-  reader of a pipe, or a handler that printed and went on with other work, may not come back
-  before the bound.
+* Sent at the bound by a thread of the stream's own, because the reader of a pipe, or a
+  handler that printed and went on with other work, may not come back before the bound. The
+  hold that finds no such thread starts one; it sleeps until the held lines' deadline, sends
+  them if no batch took them meanwhile, sleeps again while lines are held, and ends when it
+  wakes to none, or when the stream ends (:meth:`TailHold.close` joins it). A stream that
+  holds at every batch so starts one thread, not one per batch (a ``threading.Timer`` per
+  batch, before, was cancelled and started again each time). Not one thread per process
+  serving every stream: the hold's own lock is then the only lock its thread takes, with no
+  order to keep between streams' locks, and the stream's end can wait for its own thread, so
+  nothing is left running after it. The cost is a sleeping thread per stream holding at once.
 """
 
 from __future__ import annotations
@@ -85,7 +92,8 @@ class TailHold:
         self._held: tuple[int, list[str]] | None = None  # the lines, the hold's first read's time
         self._deadline = 0.0  # when the held lines leave at the latest (``time.monotonic``)
         self._kept = ""  # the end of held lines that left alone
-        self._timer: threading.Timer | None = None  # the held lines'
+        self._woken = threading.Condition(self._lock)  # the stream ended
+        self._sender: threading.Thread | None = None  # sends held lines at their deadline
 
     def send(self, texts: list[str], time_ns: int) -> None:
         """Hand ``texts`` (read at ``time_ns``) on, after the held lines; hold their last lines
@@ -97,8 +105,6 @@ class TailHold:
                 held_before = len(lines)
                 texts = [*lines, *texts]
                 self._held = None
-                if self._timer is not None:
-                    self._timer.cancel()
             elif self._kept:
                 texts = _continued(self._kept, texts)
             self._kept = ""
@@ -108,33 +114,42 @@ class TailHold:
                 now = time.monotonic()
                 if first >= held_before:  # a new hold: its own bound
                     self._deadline = now + HOLD_SECONDS
-                self._held = held = (time_ns, texts[first:])
+                self._held = (time_ns, texts[first:])
                 texts = texts[:first]
-                self._timer = threading.Timer(max(0.0, self._deadline - now), self._expire, (held,))
-                self._timer.daemon = True
-                self._timer.start()
+                if self._sender is None:
+                    self._sender = threading.Thread(
+                        target=self._send_late, name="taskdaemon-secret-tail", daemon=True
+                    )
+                    self._sender.start()
             if texts:
                 self._deliver(texts, time_ns)
 
     def close(self) -> None:
-        """The stream ended: hand the held lines on, and end the timer."""
+        """The stream ended: hand the held lines on, and end the sending thread."""
         with self._lock:
-            timer, self._timer = self._timer, None
+            sender = self._sender
             if self._held is not None:
                 self._deliver(self._held[1], self._held[0])
                 self._held = None
-        if timer is not None:
-            timer.cancel()
-            timer.join()
+            self._woken.notify()
+        if sender is not None:
+            sender.join()
 
-    def _expire(self, held: tuple[int, list[str]]) -> None:
-        """The timer's: ``held`` leaves alone if no batch took it meanwhile; its end is kept."""
+    def _send_late(self) -> None:
+        """The sending thread's: held lines that no batch took by their deadline leave alone,
+        and their end is kept; it ends when it wakes to no lines held."""
         with self._lock:
-            if self._held is held:
+            while self._held is not None:
+                left = self._deadline - time.monotonic()
+                if left > 0:
+                    self._woken.wait(left)
+                    continue
+                time_ns, lines = self._held
                 self._held = None
                 longest = max(map(len, MASKED.values), default=0)
-                self._kept = glued(held[1])[-longest:] if longest else ""
-                self._deliver(held[1], held[0])
+                self._kept = glued(lines)[-longest:] if longest else ""
+                self._deliver(lines, time_ns)
+            self._sender = None
 
 
 def _continued(kept: str, texts: list[str]) -> list[str]:
