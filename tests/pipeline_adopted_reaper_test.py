@@ -186,30 +186,37 @@ def test_a_child_a_handler_module_starts_at_import_is_left_to_its_popen(
 
 @pytest.mark.slow
 def test_an_idle_serve_reaps_the_zombie_an_ended_run_left(home: Path, tmp_path: Path) -> None:
-    """``serve``'s run ends while its handler's orphaned ``sleep`` runs on, now ``serve``'s
-    child; it ends while ``serve`` is idle, and its zombie is gone without another run."""
-    pid_file = tmp_path / "pid"
+    """``serve``'s run ends while its handler's orphaned loop runs on, now ``serve``'s child;
+    it ends while ``serve`` is idle, and its zombie is gone without another run. The loop
+    ends when the test touches a file after reading its ``/proc`` entry, so no machine's load
+    can end it before that read (it ends after 1,200 looks anyway, should the test stop first)."""
+    pid_file, gate = tmp_path / "pid", tmp_path / "gate"
     (tmp_path / "leaving.py").write_text(
         "import subprocess\n\n\ndef leave(context):\n"
-        f"    subprocess.run('sleep 7 >/dev/null 2>&1 & echo $! > {pid_file}',"
+        f"    subprocess.run('n=0; while [ ! -e {gate} ] && [ $n -lt 1200 ];"
+        f" do sleep 0.05; n=$((n+1)); done >/dev/null 2>&1 & echo $! > {pid_file}',"
         " shell=True)\n    return {}\n"
     )
     pipeline = write(tmp_path / "p.yaml", _PIPELINE)
-    with scheduled_serve(
-        home, pipeline, "--max-runs=1", PYTHONPATH=pythonpath_with(tmp_path)
-    ) as serve:
-        ended = serve.line(" ended ")
-        pid = int(pid_file.read_text())
-        adopted = _stat(pid)
-        states = []
-        deadline = time.monotonic() + 15
-        while (now := _stat(pid)) is not None and adopted is not None and now[2] == adopted[2]:
-            if now[0] not in states:
-                states.append(now[0])
-            if time.monotonic() > deadline:
-                states.append("left")
-                break
-            time.sleep(0.05)
+    try:
+        with scheduled_serve(
+            home, pipeline, "--max-runs=1", PYTHONPATH=pythonpath_with(tmp_path)
+        ) as serve:
+            ended = serve.line(" ended ")
+            pid = int(pid_file.read_text())
+            adopted = _stat(pid)
+            gate.touch()
+            states = []
+            deadline = time.monotonic() + 15
+            while (now := _stat(pid)) is not None and adopted is not None and now[2] == adopted[2]:
+                if now[0] not in states:
+                    states.append(now[0])
+                if time.monotonic() > deadline:
+                    states.append("left")
+                    break
+                time.sleep(0.05)
+    finally:
+        gate.touch()
     assert " ended success" in ended, ended
     assert adopted is not None
     assert adopted[1] == serve.process.pid, adopted
