@@ -209,7 +209,9 @@ tests_for() {
         pipeline/group_watchdog.py)
             echo tests/pipeline_group_watchdog_test.py ;;
         pipeline/yaml_lines.py)
-            echo tests/pipeline_yaml_lines_test.py ;;
+            echo tests/pipeline_yaml_lines_test.py tests/pipeline_yaml_places_test.py ;;
+        pipeline/yaml_places.py)
+            echo tests/pipeline_yaml_places_test.py ;;
         pipeline/toml_lines.py)
             echo tests/pipeline_toml_lines_test.py tests/pipeline_toml_values_test.py \
                 tests/pipeline_hint_syntax_test.py tests/pipeline_cli_validate_lines_test.py ;;

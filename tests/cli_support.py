@@ -205,6 +205,16 @@ def taskdaemon(
 _UI_URL = re.compile(r"taskdaemon ui: (http://127\.0\.0\.1:\d+)/ \(token in (\S+)\)")
 
 
+def validated(
+    home: Path, file: Path, text: str, newline: str, *args: str
+) -> tuple[int, list[str], str]:
+    """``taskdaemon validate`` (with ``args``) of ``text`` written to ``file`` with ``newline``
+    line ends: its exit code, its output's lines and its error output."""
+    file.write_text(text.replace("\n", newline), newline="")
+    done = taskdaemon(home, "validate", *args, file.name, cwd=file.parent)
+    return done.returncode, done.stdout.splitlines(), done.stderr
+
+
 def start_ui(home: Path, cwd: Path = ROOT, **extra: str) -> tuple[subprocess.Popen[str], str, str]:
     """``taskdaemon ui --port 0`` started with ``environment(home, **extra)``, once it serves:
     the process (the caller ends it), its URL and its API token."""

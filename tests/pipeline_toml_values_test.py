@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_support import taskdaemon
+from cli_support import validated
 from taskdaemon.pipeline.config import parse_pipeline
 from taskdaemon.pipeline.toml_lines import toml_lines, toml_value_lines
 from taskdaemon.pipeline.validation_warnings import ValidationWarning
@@ -85,9 +85,7 @@ def test_validate_puts_an_error_inside_a_value_on_its_line(
     home: Path, tmp_path: Path, case: str, newline: str
 ) -> None:
     tail, expected = _CASES[case]
-    (tmp_path / "p.toml").write_text((_BASE + tail).replace("\n", newline), newline="")
-    done = taskdaemon(home, "validate", "p.toml", cwd=tmp_path)
-    assert (2, [expected], "") == (done.returncode, done.stdout.splitlines(), done.stderr)
+    assert (2, [expected], "") == validated(home, tmp_path / "p.toml", _BASE + tail, newline)
 
 
 def test_a_warning_on_an_item_s_line_and_its_comment_there() -> None:

@@ -158,9 +158,10 @@ def field_lines(file: str, paths: Collection[str]) -> dict[str, int]:
     lines: Lines
     if fmt == "toml":
         lines = partial(_toml_lines, text)
-    elif fmt in ("yaml", "json"):
-        read = read_yaml if fmt == "yaml" else read_json
-        _, lines, _ = read(text, file)
+    elif fmt == "yaml":
+        _, lines, _, _ = read_yaml(text, file)
+    elif fmt == "json":
+        _, lines, _ = read_json(text, file)
     else:
         return {}
     found = lines({path for wanted in paths for path in (wanted, *ancestors(wanted))})
@@ -252,7 +253,7 @@ def _parse(
     lines: Lines
     value_lines: ValueLines | None = None
     if fmt == "yaml":
-        data, lines, issues = read_yaml(text, source)
+        data, lines, value_lines, issues = read_yaml(text, source)
     elif fmt == "json":
         data, lines, issues = read_json(text, source)
     elif fmt == "toml":

@@ -48,7 +48,8 @@ class FileIssues:
     of the issues found, since most files have none and their lines would cost a walk of the
     file (``config_text.yaml_lines``). An issue has no line until then. ``value_lines``, when
     given, places an issue with a ``value_at`` on the file's line of that place in its value
-    (a TOML file's: ``toml_lines.toml_value_lines``)."""
+    (a TOML file's: ``toml_lines.toml_value_lines``; a YAML file's:
+    ``config_text.YamlPlaces.value_lines``)."""
 
     def __init__(self, file: str, lines: Lines, value_lines: ValueLines | None = None) -> None:
         self.file = file

@@ -38,14 +38,23 @@ from taskdaemon.pipeline.yamlsafe import (
     syntax_problem,
 )
 
-__all__ = ["Lines", "ValueLines", "no_lines", "read_json", "read_toml", "read_yaml", "yaml_lines"]
+__all__ = [
+    "Lines",
+    "ValueLines",
+    "YamlPlaces",
+    "no_lines",
+    "read_json",
+    "read_toml",
+    "read_yaml",
+    "yaml_lines",
+]
 
 #: The lines of a file's field paths: given the paths wanted (each with the paths around it),
 #: the line of each that the file has.
 Lines: TypeAlias = Callable[[Collection[str]], Mapping[str, int]]
 #: The file's lines of places inside fields' values: given ``(path, line, column)`` triples (a
 #: place in its value, from 1), the file's line of each that the file has (a TOML string's:
-#: ``toml_lines.toml_value_lines``).
+#: ``toml_lines.toml_value_lines``; a YAML scalar's: ``YamlPlaces.value_lines``).
 ValueLines: TypeAlias = Callable[
     [Collection[tuple[str, int, int]]], Mapping[tuple[str, int, int], int]
 ]
@@ -56,40 +65,74 @@ def no_lines(wanted: Collection[str]) -> Mapping[str, int]:
     return {}
 
 
-def read_yaml(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
-    """The file's value, the lines of its field paths (a callable, see the module docstring)
-    and the issues of reading it."""
+def read_yaml(text: str, file: str) -> tuple[Any, Lines, ValueLines | None, list[ValidationIssue]]:
+    """The file's value, the lines of its field paths (a callable, see the module docstring),
+    the lines of places inside their values (a file read as a tree only; the others' issues
+    stay on their fields' lines) and the issues of reading it."""
     data = quick_tree(text)
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
-        return data, lambda wanted: yaml_lines(text, wanted), []
+        places = YamlPlaces(text)
+        return data, places.lines, places.value_lines, []
     try:
         if not is_tree(text):  # an alias: read from the events, unless the converter words it
             read = _graph_read(text, file)
             if read is not None and read[1]:
-                return None, no_lines, read[1]
+                return None, no_lines, None, read[1]
             if read is not None:
-                return read[0], lambda wanted: _graph_lines(text, wanted), []
+                places = YamlPlaces(text, graph=True)
+                return read[0], places.lines, places.value_lines, []
         node = compose_bounded(text)
     except YamlLimitError as exc:
-        return None, no_lines, [ValidationIssue("", str(exc), file=file, line=exc.line)]
+        return None, no_lines, None, [ValidationIssue("", str(exc), file=file, line=exc.line)]
     except yaml.YAMLError as exc:
         problem, line = syntax_problem(text, exc)
         issue = ValidationIssue("", f"invalid yaml: {problem}", file=file, line=line)
-        return None, no_lines, [issue]
+        return None, no_lines, None, [issue]
     if node is None:
-        return None, no_lines, [ValidationIssue("", "the file is empty", file=file, line=1)]
+        issue = ValidationIssue("", "the file is empty", file=file, line=1)
+        return None, no_lines, None, [issue]
     if is_tree(text):
         data = plain_tree(node)
         if data is not NOT_PLAIN:  # and no issue: its lines only if the model has one
-            return data, lambda wanted: yaml_lines(text, wanted), []
+            places = YamlPlaces(text)
+            return data, places.lines, places.value_lines, []
     converter = NodeConverter(file)
     try:
         data = converter.value(node, "", None)
     except RecursionError:
         issue = ValidationIssue("", "nested too deeply", file=file, line=1)
-        return None, no_lines, [issue]
+        return None, no_lines, None, [issue]
     lines = converter.lines
-    return data, lambda wanted: lines, converter.issues
+    return data, lambda wanted: lines, None, converter.issues
+
+
+class YamlPlaces:
+    """A YAML file's answers to ``FileIssues.placed`` (one read without nodes, as a tree or,
+    with ``graph``, as ``yaml_graph`` reads aliases and merge keys), one read of its events for
+    both of its questions. The lines of the issues' paths are read with their scalars' events
+    (``yaml_lines``), where the places inside the values are then looked for
+    (``yaml_places``); each module imported only then, by a file with an issue (start-up
+    time)."""
+
+    def __init__(self, text: str, *, graph: bool = False) -> None:
+        self.text = text
+        self.graph = graph
+        self.scalars: dict[str, Any] = {}
+
+    def lines(self, wanted: Collection[str]) -> dict[str, int]:
+        from taskdaemon.pipeline import yaml_lines  # noqa: PLC0415 - see the docstring
+
+        self.scalars = {}
+        read = yaml_lines.graph_lines if self.graph else yaml_lines.tree_lines
+        return read(self.text, wanted, scalars=self.scalars)
+
+    def value_lines(
+        self, wanted: Collection[tuple[str, int, int]]
+    ) -> dict[tuple[str, int, int], int]:
+        """The file's line of each wanted place in a value whose path :meth:`lines` read."""
+        from taskdaemon.pipeline.yaml_places import yaml_value_lines  # noqa: PLC0415 - as above
+
+        return yaml_value_lines(self.text, wanted, self.scalars)
 
 
 def _graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | None:
@@ -97,12 +140,6 @@ def _graph_read(text: str, file: str) -> tuple[Any, list[ValidationIssue]] | Non
     from taskdaemon.pipeline.yaml_graph import graph_read  # noqa: PLC0415 - see above
 
     return graph_read(text, file)
-
-
-def _graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
-    from taskdaemon.pipeline.yaml_lines import graph_lines  # noqa: PLC0415 - see _graph_read
-
-    return graph_lines(text, wanted)
 
 
 def read_json(text: str, file: str) -> tuple[Any, Lines, list[ValidationIssue]]:
@@ -175,7 +212,7 @@ def _json_duplicate(text: str, file: str) -> ValidationIssue | None:
     the key's line): ``json`` says which key, but not where. Read as YAML, only when a key is
     given twice; None when YAML reads the text otherwise (a raw DEL in a string)."""
     try:
-        _, _, issues = read_yaml(text, "")
+        _, _, _, issues = read_yaml(text, "")
     except (yaml.YAMLError, ValueError):
         return None
     found = next((issue for issue in issues if issue.message == "duplicate key"), None)

@@ -58,9 +58,9 @@ class ValidationIssue(ValueMethods):
     ``path`` is the field path in the canonical form (``stages[2].triggers[0].on_event.type``);
     ``line`` is the 1-based line in the file when the loader knows it. ``value_at`` is the
     1-based line and column inside the field's value where the problem is (a CEL expression's
-    syntax error): a TOML file's loader places the issue on the file's line of it
-    (``toml_lines.toml_value_lines``), which a string spread over lines moves; YAML and JSON
-    on the field's.
+    syntax error): a TOML or YAML file's loader places the issue on the file's line of it
+    (``toml_lines.toml_value_lines``, ``yaml_places.yaml_value_lines``), which a value spread
+    over lines moves; JSON on the field's.
     """
 
     path: str

@@ -41,7 +41,10 @@ _ENDS = (MappingEndEvent, SequenceEndEvent)
 
 
 def tree_lines(
-    text: str, wanted: Collection[str], max_depth: int = MAX_YAML_DEPTH
+    text: str,
+    wanted: Collection[str],
+    max_depth: int = MAX_YAML_DEPTH,
+    scalars: dict[str, ScalarEvent] | None = None,
 ) -> dict[str, int]:
     """The 1-based line of each path of ``wanted`` that ``text`` has, as
     ``yaml_values.NodeConverter`` records it: a mapping field's is its key's line, a list
@@ -54,6 +57,9 @@ def tree_lines(
     places the node it refers to. A later duplicate key and what it holds are passed over, as
     the converter passes them over. Raises ``ValueError`` at an alias of anything else or a
     key that is not a scalar, and ``yaml.YAMLError`` as composing would.
+
+    ``scalars``, when given, gets the event of each wanted path's scalar (not an alias's), for
+    a place inside its value (``yaml_places.yaml_value_lines``).
     """
     last = _last_items(wanted)
     lines: dict[str, int] = {}
@@ -133,6 +139,8 @@ def tree_lines(
                 index += 1
             if here in wanted:
                 lines[here] = line
+                if scalars is not None and event.__class__ is ScalarEvent:
+                    scalars[here] = event
             if kind is ScalarEvent:
                 if not level:
                     break  # the document is one scalar
@@ -175,7 +183,9 @@ _Outline = Any
 _NOTHING: Final[frozenset[str]] = frozenset()
 
 
-def graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
+def graph_lines(
+    text: str, wanted: Collection[str], scalars: dict[str, ScalarEvent] | None = None
+) -> dict[str, int]:
     """The 1-based line of each path of ``wanted`` that ``text`` (a text
     ``yaml_graph.graph_tree`` read) has, as ``yaml_values.NodeConverter`` records it: a mapping
     field's is its key's line, a list item's and the whole document's (``""``) the line its node
@@ -185,12 +195,13 @@ def graph_lines(text: str, wanted: Collection[str]) -> dict[str, int]:
 
     ``wanted`` holds each path's ancestors too (what ``config_issues.FileIssues.placed``
     asks): nothing under a collection whose path is not wanted is followed, but for its
-    anchors.
+    anchors. ``scalars``, when given, gets the event of each wanted path's scalar written at
+    its own place (not an alias's, nor a merged pair's), as :func:`tree_lines` does.
     """
     parser = parser_of(text)
     try:
         get: Callable[[], Any] = parser.get_event
-        lines = _Lines(get, wanted)
+        lines = _Lines(get, wanted, {} if scalars is None else scalars)
         get()  # the stream's start
         get()  # the document's
         lines.node(get(), "", None, keep=False)
@@ -203,9 +214,12 @@ class _Lines:
     """One read of the events of a text ``yaml_graph.graph_tree`` read, for the lines of
     ``wanted``."""
 
-    def __init__(self, get: Callable[[], Any], wanted: Collection[str]) -> None:
+    def __init__(
+        self, get: Callable[[], Any], wanted: Collection[str], scalars: dict[str, ScalarEvent]
+    ) -> None:
         self.get = get
         self.wanted = wanted
+        self.scalars = scalars
         self.lines: dict[str, int] = {}
         self.written: list[str] = []  # every path given a line, in order
         self.anchors: dict[str, _Outline] = {}
@@ -230,6 +244,8 @@ class _Lines:
                 self.anchors[event.anchor] = start
             if path is not None:
                 self.record(path, start if key_line is None else key_line, _NOTHING)
+                if path in self.wanted:
+                    self.scalars[path] = event
             return start
         anchor = event.anchor
         keep = keep or anchor is not None
