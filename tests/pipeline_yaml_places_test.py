@@ -117,13 +117,14 @@ def _scalar(text: str, key: str) -> Any:
         "a: 1\nk: >+\n\n  one\n  two\n\n  three\n    more\n  four\n\nb: 2\n",
         "a: 1\nk: one two\n   three\n\n   four  \n   five\nb: 2\n",
         "a: 1\nk: ' one ''x''\n   three  \n\n   four '\nb: 2\n",
-        'a: 1\nk: " one \\"x\\" \\t\n   three \\\n\n   four\\n fiveé six\n\n  seven "\nb: 2\n',
+        'a: é€𝄞\nk: " one \\"x\\" \\t\n   three \\\n\n   four\\n fiveé six\n\n  seven "\nb: 2\n',
         'a: 1\nk: &x !!str\n  # a comment between\n  "abc\n  def"\nb: 2\n',
     ],
     ids=["literal", "literal header", "folded", "plain", "single", "double", "properties"],
 )
 def test_each_character_of_the_value_is_placed_on_its_own(text: str, newline: str) -> None:
-    """Every character of the value, but the spaces folding makes (at the end of the line
+    """Every character of the value (the parser's marks count characters: ``é€𝄞`` before the
+    double-quoted one is three), but the spaces folding makes (at the end of the line
     before) and the escapes (on their ``\\``), is placed on the file's line and column where
     it is written; a column past its line's end on the line's last character, a line past the
     value's end on the value's last."""
