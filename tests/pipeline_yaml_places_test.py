@@ -114,13 +114,23 @@ def _scalar(text: str, key: str) -> Any:
     [
         "a: 1\nk: |\n  one\n\n    two\n  three\nb: 2\n",
         "a: 1\nk: |2-  # c\n\n    one\n  two\nb: 2\n",
+        "a: 1\nk: |2\n      \n    one\n  \n     \n  two\nb: 2\n",
         "a: 1\nk: >+\n\n  one\n  two\n\n  three\n    more\n  four\n\nb: 2\n",
         "a: 1\nk: one two\n   three\n\n   four  \n   five\nb: 2\n",
         "a: 1\nk: ' one ''x''\n   three  \n\n   four '\nb: 2\n",
         'a: é€𝄞\nk: " one \\"x\\" \\t\n   three \\\n\n   four\\n fiveé six\n\n  seven "\nb: 2\n',
         'a: 1\nk: &x !!str\n  # a comment between\n  "abc\n  def"\nb: 2\n',
     ],
-    ids=["literal", "literal header", "folded", "plain", "single", "double", "properties"],
+    ids=[
+        "literal",
+        "literal header",
+        "blanks past the indentation",
+        "folded",
+        "plain",
+        "single",
+        "double",
+        "properties",
+    ],
 )
 def test_each_character_of_the_value_is_placed_on_its_own(text: str, newline: str) -> None:
     """Every character of the value (the parser's marks count characters: ``é€𝄞`` before the

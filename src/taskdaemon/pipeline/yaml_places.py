@@ -9,9 +9,10 @@ A scalar's value is not its text: YAML folds, strips and unescapes it, by its st
   after the last); ``''`` is one quote; in double quotes an escape is one character
   (``\\n`` a line break of the value on the same line of the file), and a ``\\`` ending a
   line joins the next without a space;
-* ``|`` literal: each line of the file past the header is one line of the value, less the
-  block's indentation (found, or given by the header's digit: the smallest indentation whose
-  rest the value begins with), whatever its chomping;
+* ``|`` literal: each line of the file past the header (and a comment there) is one line of
+  the value, less the block's indentation, whatever its chomping. The indentation is read
+  off the value: the first line's spaces less the value's there, so a header's digit (``|2``)
+  needs no parent's indentation; a line of spaces only is empty unless longer than it;
 * ``>`` folded: as literal, but a line break between two lines of text that do not begin
   with a blank is a space, or, with empty lines between, that many line breaks.
 
@@ -20,7 +21,7 @@ marks) as YAML builds its value, piece by piece, and stops at the piece that hol
 Each piece is checked against the value the parser gave: where they differ (a construct not
 followed here, a ``\\u2028`` line break, which CEL does not count as one) the walk gives up,
 and the issue stays on its key's line, as before. Only a file with an issue inside a value
-asks, for the scalars of its issues' paths (``yaml_lines.tree_lines`` keeps their events):
+asks, for the scalars of its issues' paths (``yaml_lines`` keeps their events):
 a valid file pays nothing. The walk holds nothing per character (a scalar's pieces are
 generated, not kept).
 """
@@ -193,7 +194,7 @@ def _block_pieces(text: str, start: int, end: int, value: str, *, folded: bool) 
     previous: tuple[int, bool] | None = None  # the last line of text's break, its blank start
     empty = 0
     for line_start, line_end in _lines(text, first_break.end(), end):
-        if line_end - line_start <= indent or text[line_start:line_end].isspace():
+        if line_end - line_start <= indent:  # blanks past the indentation are text
             empty += 1
             continue
         content = text[line_start + indent : line_end]
@@ -219,15 +220,18 @@ def _lines(text: str, start: int, end: int) -> Iterator[tuple[int, int]]:
 
 
 def _indentation(text: str, start: int, end: int, value: str) -> int | None:
-    """The block's indentation: its first line of text's leading spaces less those of the
-    value's first line of text (past its leading line breaks, one an empty line)."""
-    for empty, (line_start, line_end) in enumerate(_lines(text, start, end)):
+    """The block's indentation: the leading spaces of its first line that is not empty less
+    those the value has there (past an empty line's line break each). A line of spaces only is
+    empty unless longer than the indentation (the rest is then the value's, as for ``|2``)."""
+    # ``at``: where the line's value begins, past the empty lines' line breaks
+    for at, (line_start, line_end) in enumerate(_lines(text, start, end)):
         line = text[line_start:line_end]
+        spaces = _spaces(value, at)
         if line.strip(" "):
-            indent = _spaces(line, 0) - _spaces(value, empty)
-            if indent < 0 or not value.startswith(line[indent:], empty):
-                return None
-            return indent
+            indent = _spaces(line, 0) - spaces
+            return indent if indent >= 0 and value.startswith(line[indent:], at) else None
+        if spaces:
+            return len(line) - spaces if len(line) >= spaces else None
     return None
 
 
