@@ -54,10 +54,37 @@ _SAID = {
     '"a\\q" == stages.a.outputs.s': "syntax error at column 1: unknown escape '\\q' in a "
     "string (a backslash is written \\\\)",
     "": "syntax error at column 1: the expression is empty",
+    "stages.a.status = 'success'": "syntax error at column 17: '=' (CEL compares with ==)",
+    "stages.a.outputs.n > 1 € 2": "syntax error at column 24: unexpected character '€'",
+    "[1, 2 3]": "syntax error at column 7: unexpected '3'",
+    "stages.a.outputs.n >> 2": "syntax error at column 21: unexpected '>'",
+    "!": "syntax error at column 2: the expression ends at '!', with nothing after it",
+    "stages.a.outputs.n > 1 &&": "syntax error at column 26: the expression ends at '&&', with "
+    "nothing after it",
+    "true &&\n not stages.a.outputs.ok": "syntax error at line 2, column 6: unexpected 'not' "
+    "(CEL's not is !)",
+    # Brackets inside strings (an empty one, an escaped quote) are not counted; an X is a name.
+    "stages.a.outputs.X in ['', 'it\\'s (', \"[\"] &&\n  size(stages.a.outputs.items,": "syntax "
+    "error at line 2, column 31: the expression ends before the ')' that closes the '(' at "
+    "line 2, column 7",
+    # A string may hold the parser's own words ("expecting {", "' at '"): the token is whole.
+    "'a expecting {b": "syntax error at column 1: the string opened with ' is never closed",
+    "a 'x expecting y'": "syntax error at column 3: unexpected \"'x expecting y'\" after a "
+    "complete expression",
+    "(a 'x expecting {y}'": "syntax error at column 4: unexpected \"'x expecting {y}'\"",
+    "(a \"x' at 'y\"": 'syntax error at column 4: unexpected "\\"x\' at \'y\\""',
+    "{'a' \"' at '\" 1}": "syntax error at column 6: ':' missing before '\"' at '\"'",
     "len(stages.a.outputs.items) > 0": "unknown function 'len' at column 1 (did you mean 'size'?)",
     "stages.a.outputs.s.lower() == 'x'": "unknown function 'lower' at column 20",
     "stages.a.outputs.s.startswith('x')": "unknown function 'startswith' at column 20 (did you "
     "mean 'startsWith'?)",
+    # The line counted past the first, the column from the line's own start.
+    "\nstages.a.outputs.ok &&\n  len(stages.a.outputs.items) > 0\n  && true": "unknown function "
+    "'len' at line 3, column 3 (did you mean 'size'?)",
+    "\n  len(stages.a.outputs.items) > 0": "unknown function 'len' at line 2, column 3 (did you "
+    "mean 'size'?)",
+    # A comment between the name and its '(': the call is refused, without a place.
+    "stages.a.outputs.s.lower // why\n() == 'x'": "unknown function 'lower'",
 }
 #: What the parser calls things, which no message may show.
 _INTERNAL = (
@@ -88,7 +115,8 @@ def test_no_message_names_the_parsers_internals() -> None:
     for source in sources:
         with pytest.raises(ExpressionError) as caught:
             compile_expression(source)
-        shown = [word for word in _INTERNAL if word in str(caught.value)]
+        # A word of the parser's that the author wrote, quoted back, is theirs.
+        shown = [word for word in _INTERNAL if word in str(caught.value) and word not in source]
         assert (source, []) == (source, shown)
 
 

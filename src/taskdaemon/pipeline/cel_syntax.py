@@ -54,11 +54,12 @@ def described(source: str, error: str) -> str | None:
         return None
     line, column, problem = int(found[1]), int(found[2]), found[4]
     before = _before(source, line, column)
-    cut = problem.find(" expecting {")
+    # The list follows the token's closing quote; the token (a string) may hold the words.
+    cut = problem.rfind("' expecting {")
     if cut != -1:
         if problem.startswith("mismatched input '<EOF>'") and "':'" in problem[cut:]:
             return f"syntax error at {_where(line, column)}: the '?' has no ':' and else-value"
-        problem = problem[:cut]
+        problem = problem[: cut + 1]
     return f"syntax error at {_where(line, column)}: {_plain(problem, before)}"
 
 
@@ -81,8 +82,8 @@ def _token(problem: str) -> str:
         return ""
     stop = problem.find("' at '") if problem.startswith("missing ") else -1
     if stop == -1:
-        expecting = problem.find(" expecting ")
-        stop = problem.rfind("'", start + 1, expecting if expecting != -1 else len(problem))
+        expecting = problem.rfind("' expecting ")
+        stop = problem.rfind("'", start + 1, expecting + 1 if expecting != -1 else len(problem))
     return problem[start + 1 : stop] if stop > start else ""
 
 
@@ -103,7 +104,7 @@ def _plain(problem: str, before: str) -> str:
         return _unrecognised(text)
     at_end = text == "<EOF>"
     if problem.startswith("missing "):
-        tail = problem.rsplit(" at ", 1)[-1]
+        tail = problem.split(" at ", 1)[-1]  # a grammar's token, then the user's
         place = "at the end" if tail == "'<EOF>'" else f"before {tail}"
         return f"{quote(text)} missing {place}"
     if at_end:
