@@ -4,12 +4,19 @@ their true exit codes. Before, such a zombie stayed until taskdaemon exited."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import gc
 import json
+import multiprocessing
 import os
+import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -229,6 +236,7 @@ def test_a_look_reaps_no_child_this_process_forked() -> None:
     its waiter gets its exit code."""
     forks = waited_children.Forks()
     forks.begin()
+    time.sleep(0.1)  # past the floor's slack: judged, and found held by its Popen
     child = subprocess.Popen(["sh", "-c", "exit 3"])
     reaper = adopted_reaper.Reaper(forks)
     deadline = time.monotonic() + adopted_reaper.MARGIN * 2.5
@@ -246,6 +254,16 @@ def test_a_look_over_the_bound_proves_no_absence(monkeypatch: pytest.MonkeyPatch
         assert adopted_reaper._children() is None
         monkeypatch.setattr(adopted_reaper, "LIMIT", 1024)
         assert child.pid in (adopted_reaper._children() or set())
+        # More threads than the bound: each list within it, the look still unusable.
+        monkeypatch.setattr(adopted_reaper, "LIMIT", 1)
+        stop = threading.Event()
+        thread = threading.Thread(target=stop.wait)
+        thread.start()
+        try:
+            assert adopted_reaper._children() is None
+        finally:
+            stop.set()
+            thread.join()
     finally:
         child.kill()
         child.wait()
@@ -394,3 +412,197 @@ child.wait()
         check=False,
     )
     assert (0, "0 1 True") == (ran.returncode, ran.stdout.strip()), ran.stderr
+
+
+def test_the_fork_windows_spare_starts_within_their_slack(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a clock the test sets: a start up to ``SLACK`` after the floor, up to ``SLACK``
+    before a fork still under way, or within ``SLACK`` of a fork's window, is spared; one just
+    past each is judged. A fork under way when the hooks were registered ends with no window."""
+    clock = [100.0]
+    monkeypatch.setattr(waited_children, "_now", lambda: clock[0])
+    slack = waited_children.SLACK
+    forks = waited_children.Forks()
+    forks.after()  # its start was not seen: nothing is kept
+    forks.begin()
+    assert [True, True, False] == [
+        forks.spared(100 + slack),
+        forks.spared(100.01),
+        forks.spared(101),
+    ]
+    clock[0] = 200.0
+    forks.before()
+    assert [True, False] == [forks.spared(200 - slack), forks.spared(199)]
+    clock[0] = 210.0
+    forks.after()
+    assert [True, True, True] == [forks.spared(t) for t in (200 - slack, 205, 210 + slack)]
+    assert [False, False] == [forks.spared(199), forks.spared(211)]
+
+
+def test_the_oldest_window_past_the_bound_raises_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With room for one window, a second fork drops the first, and the floor rises to its
+    end: a start before it is spared (not judged), one between the two windows is judged."""
+    clock = [100.0]
+    monkeypatch.setattr(waited_children, "_now", lambda: clock[0])
+    monkeypatch.setattr(waited_children, "FORKS_KEPT", 1)
+    forks = waited_children.Forks()
+    forks.begin()
+    for begun in (200.0, 300.0):
+        clock[0] = begun
+        forks.before()
+        clock[0] = begun + 10
+        forks.after()
+        assert [True, False] == [forks.spared(begun + 5), forks.spared(begun + 20)]
+    assert [True, False] == [forks.spared(150), forks.spared(250)]
+
+
+def test_a_watched_fork_keeps_its_window_and_its_child_forgets_them() -> None:
+    """``watch`` starts judging and keeps each ``os.fork``'s window from then on (a second
+    call changes nothing); the forked child starts with none of its parent's forks, an open
+    one included. The hooks of this throwaway ``Forks`` stay registered for the tests' process
+    (``os.register_at_fork`` has no undo): each later fork adds a window to it, nothing else."""
+    forks = waited_children.Forks()
+    forks.watch()
+    forks.watch()
+    time.sleep(0.1)
+    before = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert not forks.spared(before)
+    pid = os.fork()
+    if pid == 0:  # the child: judged from its parent's floor, with no fork of its own
+        code = 4
+        try:
+            code = 0 if not forks.spared(time.clock_gettime(time.CLOCK_BOOTTIME) + 1) else 3
+        finally:
+            os._exit(code)  # whatever happened: never back into pytest
+    after = time.clock_gettime(time.CLOCK_BOOTTIME)
+    assert 0 == os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    assert [True, False] == [forks.spared((before + after) / 2), forks.spared(after + 1)]
+
+
+def test_a_multiprocessing_childs_pid_is_held_until_joined() -> None:
+    """``multiprocessing``'s own ``Popen`` (a forked ``Process``) holds its child's pid until
+    the process is joined, as ``subprocess``'s does."""
+    process = multiprocessing.get_context("fork").Process(target=time.sleep, args=(0.2,))
+    process.start()
+    try:
+        assert process.pid in waited_children.waited_pids()
+    finally:
+        process.join()
+    assert (0, False) == (process.exitcode, process.pid in waited_children.waited_pids())
+
+
+#: prctl(2)'s option number (linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@contextlib.contextmanager
+def _subreaper() -> Iterator[None]:
+    """The tests' process a child subreaper (prctl(2)) for the block only."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert 0 == libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+@pytest.mark.slow
+def test_an_orphan_adopted_long_after_its_start_is_reaped_at_its_end() -> None:
+    """A shell's ``sleep``, started more than the margin before a look that did not find it,
+    becomes this process's child when the shell ends: the next look keeps it as adopted, and
+    the first look after its end reaps it. A child forked after a look, a zombie at the next
+    ones, is never taken as adopted: its ``Popen`` gets its exit code."""
+    forks = waited_children.Forks()
+    forks.begin()
+    reaper = adopted_reaper.Reaper(forks)
+    with _subreaper():
+        shell = subprocess.Popen(
+            ["sh", "-c", "sleep 4 >/dev/null 2>&1 & echo $!; sleep 2.5"], stdout=subprocess.PIPE
+        )
+        orphan = int(shell.stdout.readline()) if shell.stdout else 0
+        try:
+            time.sleep(adopted_reaper.MARGIN + 1)
+            assert [] == reaper.look()
+            own = subprocess.Popen(["sh", "-c", "exit 3"])
+            assert 0 == shell.wait()
+            assert [] == reaper.look()
+            assert [orphan] == list(reaper.adopted)
+            until = time.monotonic() + 15
+            while (now := _stat(orphan)) is not None and now[0] != "Z":
+                assert time.monotonic() < until
+                time.sleep(0.05)
+            assert ([orphan], {}) == (reaper.look(), reaper.adopted)
+            assert _stat(orphan) is None
+            assert ([], [], 3) == (reaper.look(), reaper.look(), own.wait())
+        finally:
+            with contextlib.suppress(ProcessLookupError, ChildProcessError):
+                os.kill(orphan, signal.SIGKILL)
+                os.waitpid(orphan, 0)
+            if shell.stdout:
+                shell.stdout.close()
+
+
+def test_the_look_thread_starts_once_reaps_and_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``start`` starts one daemon thread named ``taskdaemon-*`` (not taken for stage
+    code's) that looks every ``INTERVAL`` with the process's forks: a zombie nobody holds is
+    reaped; ``stop`` ends it, and no later ``start`` starts another."""
+    forks = waited_children.Forks()
+    forks.begin()
+    monkeypatch.setattr(waited_children, "forks", forks)
+    monkeypatch.setattr(adopted_reaper, "_started", [])
+    monkeypatch.setattr(adopted_reaper, "_stop", threading.Event())
+    monkeypatch.setattr(adopted_reaper, "INTERVAL", 0.05)
+    time.sleep(0.1)  # past the floor's slack
+    adopted_reaper.start()
+    adopted_reaper.start()
+    threads = [each for each in threading.enumerate() if each.name == "taskdaemon-reaper"]
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 3"], os.environ)
+    until = time.monotonic() + 15
+    while _stat(pid) is not None:
+        assert time.monotonic() < until, _stat(pid)
+        time.sleep(0.05)
+    adopted_reaper.stop()
+    adopted_reaper.start()
+    assert [(True, False)] == [(each.daemon, each.is_alive()) for each in threads]
+    assert not any(each.name == "taskdaemon-reaper" for each in threading.enumerate())
+
+
+def test_a_pid_already_reaped_is_gone() -> None:
+    """``reaped`` of a pid that is no child (any more) says it is gone, and waits for
+    nothing."""
+    child = subprocess.Popen(["true"])
+    child.wait()
+    assert adopted_reaper.reaped(child.pid) is True
+
+
+def test_a_zombie_started_within_a_fork_window_is_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zombie nobody holds, started while an ``os.fork`` of this process ran, may be that
+    fork's child, waited for by pid: it is left across looks, for its waiter."""
+    forks = waited_children.Forks()
+    forks.begin()
+    time.sleep(0.1)
+    reaper = adopted_reaper.Reaper(forks)
+    forks.before()
+    pid = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 3"], os.environ)
+    while (now := _stat(pid)) is not None and now[0] != "Z":
+        time.sleep(0.01)
+    forks.after()
+    assert [[], [], []] == [reaper.look() for _ in range(3)]
+    assert 3 == os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+
+
+def test_a_name_is_read_whole_whatever_it_holds(tmp_path: Path) -> None:
+    """``stat_fields`` reads a process's name between the first ``(`` and the last ``)``, its
+    bytes that are no UTF-8 replaced, and the fields after it, the state letter first."""
+    sleep = tmp_path / os.fsdecode(b"\xff (a) Z 1")
+    sleep.symlink_to(shutil.which("sleep") or "/bin/sleep")
+    process = subprocess.Popen([str(sleep), "30"])
+    try:
+        until = time.monotonic() + 15
+        while (read := adopted_reaper.stat_fields(process.pid)) and read[0] != "\ufffd (a) Z 1":
+            assert time.monotonic() < until, read  # before its exec, the name is Python's
+            time.sleep(0.01)
+        assert read is not None
+        assert read[1][0] in "RS", read
+    finally:
+        process.kill()
+        process.wait()
