@@ -8,11 +8,14 @@ drives it); these tests call its functions directly, so that a change in them is
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -23,6 +26,7 @@ from taskdaemon.pipeline._watchdog_process import (
     _Listing,
     _live_groups,
     _signal_groups,
+    _watch,
 )
 from watchdog_support import DEADLINE, group, until
 
@@ -192,3 +196,98 @@ def test_a_group_that_is_gone_keeps_no_other_from_its_signal() -> None:
     with group("sleep", "300") as process:
         _signal_groups({2**22 + 1, process.pid, 2**22 + 3}, signal.SIGTERM)
         assert -signal.SIGTERM == process.wait(DEADLINE)
+
+
+def _pdeathsig() -> int:
+    """This thread's parent-death signal, ``prctl(PR_GET_PDEATHSIG)``."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    value = ctypes.c_int(-1)
+    assert 0 == libc.prctl(2, ctypes.byref(value), 0, 0, 0)
+    return value.value
+
+
+def _watched(
+    lines: bytes, parent: int, beside: Callable[[int], None] = lambda write_end: None
+) -> tuple[dict[str, object], float]:
+    """``_watch(parent, grace)`` in this process with a pipe as its stdin, ``lines`` written
+    first and ``beside(write_end)`` run on a thread meanwhile (it closes the write end, or
+    the test does once ``_watch`` returned); what it changed of this process is put back.
+    Returns what the watch left set (the parent-death signal, SIGINT's and SIGUSR1's
+    handlers) and the seconds it took."""
+    open_before = set(os.listdir("/proc/self/fd"))
+    read_end, write_end = os.pipe()
+    os.write(write_end, lines)
+    stdin = os.dup(0)
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGUSR1)}
+    thread = threading.Thread(target=beside, args=(write_end,))
+    started = time.monotonic()
+    try:
+        os.dup2(read_end, 0)
+        thread.start()
+        _watch(parent, DEADLINE)
+        took = time.monotonic() - started
+        left: dict[str, object] = {
+            "pdeathsig": _pdeathsig(),
+            "SIGINT": signal.getsignal(signal.SIGINT),
+            "SIGUSR1": callable(signal.getsignal(signal.SIGUSR1)),
+        }
+    finally:
+        thread.join(DEADLINE)
+        os.dup2(stdin, 0)
+        os.close(stdin)
+        os.close(read_end)
+        with contextlib.suppress(OSError):
+            os.close(write_end)
+        wake = signal.set_wakeup_fd(-1)
+        if wake != -1:
+            os.close(wake)
+        ctypes.CDLL(None, use_errno=True).prctl(1, 0, 0, 0, 0)
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
+        for fd in set(os.listdir("/proc/self/fd")) - open_before:  # the watch's wake-up pipe
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/self/fd/{fd}").startswith("pipe:"):
+                    os.close(int(fd))
+    return left, took
+
+
+def test_the_watch_ends_the_listed_groups_once_the_pipe_ends() -> None:
+    """The program's loop: it lists and unlists groups as lines come, a signal (the parent's
+    death signal, its parent unchanged) only wakes it, and at the pipe's end it ends the
+    groups still listed, not before; meanwhile SIGINT is ignored (a terminal's ^C is the
+    parent's to handle) and the parent's death is asked to be signalled."""
+    seen: dict[str, object] = {}
+    with (
+        group("sleep", "300") as kept,
+        group("sleep", "300") as unlisted,
+        group("sleep", "300") as later,
+    ):
+
+        def beside(write_end: int) -> None:
+            time.sleep(0.3)
+            seen["running"] = [kept.poll(), unlisted.poll()]
+            seen["SIGINT"] = signal.getsignal(signal.SIGINT)
+            if callable(signal.getsignal(signal.SIGUSR1)):  # else it would end the test
+                os.kill(os.getpid(), signal.SIGUSR1)
+            time.sleep(0.1)
+            os.write(write_end, f"-{unlisted.pid}\n+{later.pid}\n".encode())
+            time.sleep(0.1)
+            os.close(write_end)
+
+        left, _ = _watched(f"+{kept.pid}\n+{unlisted.pid}\n".encode(), os.getppid(), beside)
+        ended = [kept.wait(DEADLINE), later.wait(DEADLINE), unlisted.poll()]
+    assert {"running": [None, None], "SIGINT": signal.SIG_IGN} == seen
+    assert [-signal.SIGTERM, -signal.SIGTERM, None] == ended
+    assert {"pdeathsig": signal.SIGUSR1, "SIGINT": signal.SIG_IGN, "SIGUSR1": True} == left
+
+
+def test_the_watch_of_a_parent_already_gone_ends_what_the_pipe_held() -> None:
+    """The parent changed before the loop (it ended before the death signal was asked for):
+    the watch reads what the pipe holds, without waiting for its end, and ends those
+    groups."""
+    with group("sleep", "300") as kept, group("sleep", "300") as unlisted:
+        lines = f"+{kept.pid}\n+{unlisted.pid}\n-{unlisted.pid}\n".encode()
+        _, took = _watched(lines, os.getppid() + 2**22)
+        ended = [kept.wait(DEADLINE), unlisted.poll()]
+    assert [-signal.SIGTERM, None] == ended
+    assert took < DEADLINE
