@@ -67,10 +67,16 @@ _SAID = {
     "stages.a.outputs.X in ['', 'it\\'s (', \"[\"] &&\n  size(stages.a.outputs.items,": "syntax "
     "error at line 2, column 31: the expression ends before the ')' that closes the '(' at "
     "line 2, column 7",
+    "'' == stages.a.outputs.s && (": "syntax error at column 30: the expression ends before the "
+    "')' that closes the '(' at column 29",
+    "[stages.a.outputs.s, 'a('": "syntax error at column 26: the expression ends before the ']' "
+    "that closes the '[' at column 1",
     # A string may hold the parser's own words ("expecting {", "' at '"): the token is whole.
     "'a expecting {b": "syntax error at column 1: the string opened with ' is never closed",
     "a 'x expecting y'": "syntax error at column 3: unexpected \"'x expecting y'\" after a "
     "complete expression",
+    'a "x\' expecting y"': 'syntax error at column 3: unexpected "\\"x\' expecting y\\"" after '
+    "a complete expression",
     "(a 'x expecting {y}'": "syntax error at column 4: unexpected \"'x expecting {y}'\"",
     "(a \"x' at 'y\"": 'syntax error at column 4: unexpected "\\"x\' at \'y\\""',
     "{'a' \"' at '\" 1}": "syntax error at column 6: ':' missing before '\"' at '\"'",
