@@ -71,12 +71,28 @@ _WORKED_INPUT = _FIRED_LATE % ('inputs: {names: {from: "request.map(k, k)", requ
 _APPROVED = _FIRED_LATE % ("trigger_mode: all", ", {manual: {approval_required: true}}")
 
 
-def _replayed(home: Path, run_id: str) -> tuple[str, str]:
-    """``replay RUN --from c -q``: the replay's id and its exit line (``error: ...``)."""
+def _replayed(home: Path, run_id: str, said: list[str] | None = None) -> tuple[str, str]:
+    """``replay RUN --from c -q``: the replay's id and its exit line (``error: ...``); its
+    output is appended to ``said``, the evidence a failed assertion shows."""
     replay = taskdaemon(home, "replay", run_id, "--from", "c", "-q")
+    if said is not None:
+        said.append(f"replay {run_id}: {replay.stdout}{replay.stderr}")
     lines = replay.stdout.splitlines()
     new = next(line for line in lines if line.startswith("run ")).split()[1]
     return new, next((line for line in lines if line.startswith("error: ")), "")
+
+
+def _stages(home: Path, run_id: str) -> str:
+    """A run's error and each attempt's status, end and error, in the order the store tells
+    them, one per line: what a failed assertion shows of which ending came first."""
+    shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+    lines = [f"run {run_id}: {shown['status']} {shown['error_type']}: {shown['error']}"]
+    lines += [
+        f"  {a['task_run_id']} {a['status']} ended {a['end']}: {a['error_type']}: {a['error']}"
+        for stage in shown["stages"]
+        for a in stage["attempts"]
+    ]
+    return "\n".join(lines)
 
 
 @pytest.mark.slow
@@ -101,16 +117,20 @@ def test_a_replay_s_first_failure_is_the_record_s(
     path = str(write(tmp_path / "pipeline.yaml", definition))
     run = taskdaemon(home, "run", path, "--auto-approve", "-q")
     old = run.stdout.strip()
-    new, said = _replayed(home, old)
-    newer, said_again = _replayed(home, new)
+    evidence = [f"run: {run.stdout}{run.stderr}"]
+    new, said = _replayed(home, old, evidence)
+    newer, said_again = _replayed(home, new, evidence)
 
     def first_failure(run_id: str) -> tuple[Any, Any]:
         shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
         return shown["error"], shown["error_type"]
 
-    assert (error, "CommandFailedError") == first_failure(old), run.stderr
-    assert first_failure(old) == first_failure(new) == first_failure(newer)
-    assert [f"error: {error}"] * 2 == [said, said_again]
+    # On a failure, what each process said and each run's stages: a rare failure under load
+    # (flaky58) left only pytest's summary line, so no one could tell which ending came first.
+    evidence += [_stages(home, run_id) for run_id in (old, new, newer)]
+    assert (error, "CommandFailedError") == first_failure(old), "\n".join(evidence)
+    assert first_failure(old) == first_failure(new) == first_failure(newer), "\n".join(evidence)
+    assert [f"error: {error}"] * 2 == [said, said_again], "\n".join(evidence)
 
 
 #: ``b`` runs until cancelled: by a user, or (``stopped``) by the failure of ``a``, which waits
