@@ -9,13 +9,16 @@ garbage or dies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import os
 import pickle
 import resource
+import signal
 import struct
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -231,6 +234,43 @@ def test_a_worker_that_does_not_answer_in_time_is_an_error(
     finally:
         worker.close()
     assert "over the time limit of 0.2 s" == str(raised.value)
+
+
+def _wake(pid: int) -> None:
+    """``SIGCONT`` to ``pid``, unless it was killed while stopped."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.slow
+def test_a_worker_not_given_the_cpu_past_the_time_limit_still_answers() -> None:
+    """A worker stopped past the time limit, as a loaded machine leaves one waiting for a CPU,
+    has not used the time the limit gives it: its answer is waited for, not an error of the
+    machine's load (a fed stage's input failed a replay so: endings58). A silent worker that
+    sleeps is still an error at the limit (``test_a_worker_that_does_not_answer_in_time_...``),
+    and an evaluation that used its time is still stopped (``reliability_hostile_input_test``)."""
+    worker = CelWorker(time_limit=0.2)
+    try:
+        assert 6 == worker.evaluate(
+            "request.items.map(i, i * 2)[2]", {"request": {"items": [1, 2, 3]}}
+        )
+        process = worker._process
+        assert process is not None
+        os.kill(process.pid, signal.SIGSTOP)
+        woken = threading.Timer(0.6, _wake, (process.pid,))
+        begun = time.monotonic()  # before the timer: it wakes the worker 0.6 s after this
+        woken.start()
+        try:
+            answer = worker.evaluate(
+                "request.items.map(i, i * 3)[1]", {"request": {"items": [1, 2]}}
+            )
+            waited = time.monotonic() - begun
+        finally:
+            woken.join()
+        assert (6, True, None) == (answer, waited >= 0.5, process.poll())
+        assert process is worker._process  # the same worker: it was not killed
+    finally:
+        worker.close()
 
 
 def test_a_worker_that_sends_garbage_is_an_error(

@@ -5,10 +5,18 @@ The CEL binding evaluates in Rust while holding the GIL and has no cost or time 
 comprehension over a large list blocks every thread of the process for as long as it runs
 (15.6 s for three nested ``map`` over 100 elements). An expression whose static estimate says it
 may be expensive (``cel_limits``) is therefore sent, with its context, to one long-lived worker
-process; the caller waits at most :data:`TIME_LIMIT` seconds for the answer, then kills the
-worker (a replacement is started at once, so the next call finds one ready) and the evaluation
-is an error. The worker caps its own address space (:data:`MEMORY_LIMIT`), so a string
-blow-up ends in a failed allocation rather than in swapping.
+process; the caller waits for the answer until the worker has used :data:`TIME_LIMIT`
+seconds of CPU, then kills the worker (a replacement is started at once, so the next call finds
+one ready) and the evaluation is an error. The worker caps its own address space
+(:data:`MEMORY_LIMIT`), so a string blow-up ends in a failed allocation rather than in swapping.
+
+The limit is on the CPU the worker used, not on the wall time alone: on a loaded machine a
+worker waiting for a CPU (or stopped) is not yet over it, and a cheap expression would fail
+for the machine's load. Past :data:`TIME_LIMIT` of wall time the caller reads the worker's
+``/proc/PID/stat``: while the worker waits for a CPU, a page or a ``SIGCONT`` (``R``, ``D``,
+``T``) and has used less than the limit, the wait goes on, for at most :data:`WAIT_LIMIT`
+seconds in all. A worker that sleeps (a broken one: an evaluation never waits) is over the limit
+at once, as is any worker where ``/proc`` cannot be read.
 
 Protocol over the worker's stdin/stdout: one ready byte, then length-prefixed pickles
 ``(source, context)`` → ``("ok", value)`` or ``("error", kind, message)``. The worker imports
@@ -34,11 +42,13 @@ from typing import Any, Final
 
 from taskdaemon.pipeline._cel import cel
 
-__all__ = ["MEMORY_LIMIT", "TIME_LIMIT", "CelWorker", "WorkerError", "shared_worker"]
+__all__ = ["MEMORY_LIMIT", "TIME_LIMIT", "WAIT_LIMIT", "CelWorker", "WorkerError", "shared_worker"]
 
 #: Seconds an evaluation may take in the worker (about Kubernetes' per-call limit of 0.1 s,
 #: with room for a loaded machine).
 TIME_LIMIT: Final = 0.25
+#: Seconds of wall time an answer is waited for at most, however little CPU the worker was given.
+WAIT_LIMIT: Final = 10.0
 #: Seconds a newly started worker may take to become ready.
 STARTUP_LIMIT: Final = 15.0
 #: The worker's address-space limit, in bytes.
@@ -62,6 +72,8 @@ class CelWorker:
         self._ready = False
         self._owner = 0
         self._thread: ThreadPoolExecutor | None = None
+        #: When the answer being waited for was asked for, and the worker's CPU seconds then.
+        self._asked: tuple[float, float | None] = (0.0, None)
 
     def start(self) -> None:
         """Start the worker now if none runs (non-blocking: it gets ready in the background)."""
@@ -110,7 +122,8 @@ class CelWorker:
             try:
                 process.stdin.write(_HEADER.pack(len(request)) + request)
                 process.stdin.flush()
-                deadline = time.monotonic() + self.time_limit
+                self._asked = (time.monotonic(), _cpu_state(process.pid)[1])
+                deadline = self._asked[0] + self.time_limit
                 (size,) = _HEADER.unpack(self._read(process, _HEADER.size, deadline, "answer"))
                 reply = pickle.loads(self._read(process, size, deadline, "answer"))  # noqa: S301 - our own worker
             except (OSError, ValueError, pickle.UnpicklingError, EOFError) as exc:
@@ -162,8 +175,12 @@ class CelWorker:
         fd = process.stdout.fileno()
         data = b""
         while len(data) < size:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            # Polled even past the deadline: this thread may have waited for a CPU itself.
+            if not select.select([fd], [], [], max(0.0, deadline - time.monotonic()))[0]:
+                later = self._more_time(process) if what == "answer" else None
+                if later is not None:
+                    deadline = later
+                    continue
                 self._restart()
                 if what == "start":
                     raise WorkerError("the CEL worker did not start in time")
@@ -178,6 +195,19 @@ class CelWorker:
             raise WorkerError("the CEL worker sent garbage")
         return data
 
+    def _more_time(self, process: subprocess.Popen[bytes]) -> float | None:
+        """A later deadline for the answer when the worker has not had the CPU the limit
+        allows it (the module docstring), else None."""
+        asked, spent = self._asked
+        state, now_spent = _cpu_state(process.pid)
+        now = time.monotonic()
+        if spent is None or now_spent is None or state not in ("R", "D", "T"):
+            return None
+        left = self.time_limit - (now_spent - spent)
+        if left <= 0 or now - asked >= WAIT_LIMIT:
+            return None
+        return min(now + left, asked + WAIT_LIMIT)
+
     def _restart(self) -> None:
         self._stop()
         self._ensure()  # started now, so that it is ready by the next call
@@ -191,6 +221,23 @@ class CelWorker:
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
+
+
+#: Clock ticks a second, the unit of ``/proc/PID/stat``'s CPU times.
+_TICKS: Final = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_state(pid: int) -> tuple[str, float | None]:
+    """A process's state letter and its CPU seconds (user and system) from
+    ``/proc/PID/stat``; ``("", None)`` when it cannot be read."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # After the command's closing parenthesis (the command may hold spaces): the
+            # state (field 3), then utime and stime (fields 14 and 15).
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return fields[0].decode(), (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return "", None
 
 
 @functools.cache
