@@ -74,6 +74,8 @@ class CelWorker:
         self._thread: ThreadPoolExecutor | None = None
         #: When the answer being waited for was asked for, and the worker's CPU seconds then.
         self._asked: tuple[float, float | None] = (0.0, None)
+        #: The worker's pid and its ``/proc/PID/stat`` kept open (``_cpu``).
+        self._stat: tuple[int, int] | None = None
 
     def start(self) -> None:
         """Start the worker now if none runs (non-blocking: it gets ready in the background)."""
@@ -122,7 +124,7 @@ class CelWorker:
             try:
                 process.stdin.write(_HEADER.pack(len(request)) + request)
                 process.stdin.flush()
-                self._asked = (time.monotonic(), _cpu_state(process.pid)[1])
+                self._asked = (time.monotonic(), self._cpu(process.pid)[1])
                 deadline = self._asked[0] + self.time_limit
                 (size,) = _HEADER.unpack(self._read(process, _HEADER.size, deadline, "answer"))
                 reply = pickle.loads(self._read(process, size, deadline, "answer"))  # noqa: S301 - our own worker
@@ -199,7 +201,7 @@ class CelWorker:
         """A later deadline for the answer when the worker has not had the CPU the limit
         allows it (the module docstring), else None."""
         asked, spent = self._asked
-        state, now_spent = _cpu_state(process.pid)
+        state, now_spent = self._cpu(process.pid)
         now = time.monotonic()
         if spent is None or now_spent is None or state not in ("R", "D", "T"):
             return None
@@ -207,6 +209,22 @@ class CelWorker:
         if left <= 0 or now - asked >= WAIT_LIMIT:
             return None
         return min(now + left, asked + WAIT_LIMIT)
+
+    def _cpu(self, pid: int) -> tuple[str, float | None]:
+        """``_cpu_state`` of the worker ``pid``: its stat file is opened once for the worker,
+        since every evaluation reads it, and read again from its start."""
+        if self._stat is None or self._stat[0] != pid:
+            self._close_stat()
+            try:
+                self._stat = (pid, os.open(f"/proc/{pid}/stat", os.O_RDONLY))
+            except OSError:
+                return "", None
+        return _cpu_state(self._stat[1])
+
+    def _close_stat(self) -> None:
+        stat, self._stat = self._stat, None
+        if stat is not None:
+            os.close(stat[1])
 
     def _restart(self) -> None:
         self._stop()
@@ -218,6 +236,7 @@ class CelWorker:
             return
         process.kill()
         process.wait()
+        self._close_stat()
         for stream in (process.stdin, process.stdout):
             if stream is not None:
                 stream.close()
@@ -227,14 +246,13 @@ class CelWorker:
 _TICKS: Final = os.sysconf("SC_CLK_TCK")
 
 
-def _cpu_state(pid: int) -> tuple[str, float | None]:
-    """A process's state letter and its CPU seconds (user and system) from
-    ``/proc/PID/stat``; ``("", None)`` when it cannot be read."""
+def _cpu_state(stat: int) -> tuple[str, float | None]:
+    """A process's state letter and its CPU seconds (user and system) from its
+    ``/proc/PID/stat``, open as ``stat``; ``("", None)`` when it cannot be read."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # After the command's closing parenthesis (the command may hold spaces): the
-            # state (field 3), then utime and stime (fields 14 and 15).
-            fields = stat.read().rsplit(b")", 1)[1].split()
+        # After the command's closing parenthesis (the command may hold spaces): the state
+        # (field 3), then utime and stime (fields 14 and 15).
+        fields = os.pread(stat, 4096, 0).rsplit(b")", 1)[1].split()
         return fields[0].decode(), (int(fields[11]) + int(fields[12])) / _TICKS
     except (OSError, IndexError, ValueError):
         return "", None
