@@ -43,10 +43,11 @@ def test_a_report_names_its_source_without_its_secrets(capsys: pytest.CaptureFix
 
 
 @pytest.mark.slow
-def test_a_pipeline_with_no_run_at_all_is_named_as_unknown(home: Path) -> None:
-    """``report -p NAME`` for a pipeline the store holds no run of says so, in the table and
-    in Markdown; a known pipeline with no run in the window still reads "no ended runs in this
-    window" (before, a typo read as an empty window too)."""
+def test_a_pipeline_with_no_run_at_all_is_refused(home: Path) -> None:
+    """``report -p NAME`` for a pipeline the store holds no run of is refused in one line with
+    the stored name meant, exit 1 (it exited 0 with the text of an empty report, so a typo read
+    as a quiet week); a known pipeline with no run in the window still reads "no ended runs in
+    this window" and exits 0."""
     path = write(
         home / "one.yaml",
         """\
@@ -59,12 +60,10 @@ def test_a_pipeline_with_no_run_at_all_is_named_as_unknown(home: Path) -> None:
     )
     assert 0 == taskdaemon(home, "run", str(path), "-q").returncode
     unknown = taskdaemon(home, "report", "-p", "onee")
-    markdown = taskdaemon(home, "report", "-p", "onee", "-f", "markdown")
     old = taskdaemon(home, "report", "-p", "one", "--since", "2020-01-01", "--until", "2020-02-01")
-    assert (0, 0, 0) == (unknown.returncode, markdown.returncode, old.returncode)
-    assert "no run of pipeline 'onee' is known to this source" == unknown.stdout.splitlines()[1]
-    assert "No run of pipeline 'onee' is known to this source." in markdown.stdout
-    assert "no ended runs in this window" == old.stdout.splitlines()[1]
+    line = "taskdaemon report: no run of pipeline 'onee' is known to this source; did you mean "
+    assert (1, "", f"{line}'one'?\n") == (unknown.returncode, unknown.stdout, unknown.stderr)
+    assert (0, "no ended runs in this window") == (old.returncode, old.stdout.splitlines()[1])
 
 
 def test_the_report_of_a_pipeline_of_many_stages_names_the_one_that_failed(

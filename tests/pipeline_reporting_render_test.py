@@ -271,28 +271,3 @@ def test_the_lines_above_a_long_table_wrap_between_stages_never_within_one() -> 
         "    s01 20.0s, s02 19.0s,",
         "    s03 18.0s, s04 17.0s",
     ] == _lines_between(text, "none of 21 stages failed", "STAGE")
-
-
-def test_json_names_a_pipeline_the_source_knows_no_run_of() -> None:
-    """The table, Markdown and HTML say ``no run of pipeline 'onee' is known``; the JSON was
-    that of an empty window, which a script could not tell from a typo. Now ``unknown_pipeline``
-    names it, null when the pipeline is known or none was asked for."""
-    unknown = Report(0.0, 1.0, "sqlite:///x", (), unknown_pipeline="onee")
-    known = Report(0.0, 1.0, "sqlite:///x", ())
-    assert ["onee", None] == [
-        json.loads(render_report(report, "json", None))["unknown_pipeline"]
-        for report in (unknown, known)
-    ]
-
-
-def test_a_long_unknown_pipeline_name_is_wrapped_to_the_terminal() -> None:
-    """The line saying the source knows no run of the pipeline asked for wraps between words
-    in a narrow terminal, as the report's other prose does."""
-    name = "nightly-data-warehouse-refresh-with-a-really-quite-long-pipeline-name"
-    report = Report(0.0, 1.0, "sqlite:///x", (), unknown_pipeline=name)
-    lines = render_report(report, "table", 60).splitlines()
-    assert [
-        "no run of pipeline",
-        "    'nightly-data-warehouse-refresh-with-a-r…' is known to",
-        "    this source",
-    ] == lines[-3:]

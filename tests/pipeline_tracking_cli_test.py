@@ -16,8 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from cli_faults_support import on_a_terminal
-from cli_support import TASKDAEMON, environment
+from cli_support import TASKDAEMON, environment, taskdaemon
 from pipeline_monitor_support import Feed, Telemetry, example_pipeline, play_example_run
 from pipeline_tracking_support import T0, S, make_provider, write_example_run
 from taskdaemon.pipeline.cli import main
@@ -91,75 +90,54 @@ def test_runs_list_since_excludes_older_runs(
     assert capsys.readouterr().out.strip() == "no runs"
 
 
-def test_runs_list_of_a_pipeline_the_source_never_ran_says_so(
-    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
+@pytest.mark.slow
+def test_a_pipeline_the_source_never_ran_is_refused_with_what_was_meant(
+    store_url: tuple[str, list[str]], home: Path
 ) -> None:
-    """A pipeline name with a typo was "no runs", as a filter that matched nothing is: the
-    list now says, as ``report`` does, that the source knows no run of it; a known pipeline
-    filtered to nothing stays "no runs"."""
+    """``runs list`` and ``report`` of a pipeline with a typo printed "no run of pipeline
+    'alpa' is known to this source" (or an empty JSON list) and exited 0, as a filter that
+    matched nothing does: a script could not tell a typo from a quiet week. Now every output
+    form is refused in one line on stderr, with the stored name it is close to, nothing on
+    stdout and no file written, exit 1; a name close to none gets no hint."""
     url, _ = store_url
+    out = home / "report.json"
     said = []
-    for options in (["-p", "alpa"], ["-p", "alpha", "--status", "failure"]):
-        assert main(["runs", "list", "--source", url, *options]) == 0
-        said.append(capsys.readouterr().out.strip())
-    assert ["no run of pipeline 'alpa' is known to this source", "no runs"] == said
-
-
-def test_the_json_of_a_pipeline_the_source_never_ran_says_so_on_stderr(
-    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``runs list --json`` and ``report -f json`` of a pipeline with a typo keep their JSON
-    on stdout and say on stderr, in one line of the same words, that the source knows no run
-    of it, and exit 0: ``runs list --json`` printed ``[]`` alone, as for a filter that matched
-    nothing."""
-    url, _ = store_url
-    said = []
-    for command in (["runs", "list", "--json"], ["report", "-f", "json", "--since", "2023-01-01"]):
-        code = main([*command, "--source", url, "-p", "alpa"])
-        out, err = capsys.readouterr()
-        shown = json.loads(out)
-        said.append((code, shown if command[0] == "runs" else shown["unknown_pipeline"], err))
-    note = "no run of pipeline 'alpa' is known to this source\n"
-    expected = [
-        (0, [], f"taskdaemon runs list: {note}"),
-        (0, "alpa", f"taskdaemon report: {note}"),
-    ]
-    assert expected == said
-
-
-def test_no_note_on_stderr_where_stdout_says_it_or_the_pipeline_ran(
-    store_url: tuple[str, list[str]], capsys: pytest.CaptureFixture[str]
-) -> None:
-    """The tables of ``runs list`` and ``report`` say on stdout that the source knows no run of
-    the pipeline, so stderr does not say it twice; a known pipeline filtered to nothing is no
-    typo, and its JSON comes with no note."""
-    url, _ = store_url
-    errors = []
     for command in (
         ["runs", "list", "-p", "alpa"],
+        ["runs", "list", "--json", "-p", "alpa"],
         ["report", "-p", "alpa"],
-        ["runs", "list", "--json", "-p", "alpha", "--status", "failure"],
+        ["report", "-f", "json", "-o", str(out), "-p", "alpa"],
+        ["runs", "list", "-p", "zzzz"],
     ):
-        assert main([*command, "--source", url]) == 0
-        errors.append(capsys.readouterr().err)
-    assert ["", "", ""] == errors
+        done = taskdaemon(home, *command, "--source", url)
+        said.append((done.returncode, done.stdout, done.stderr))
+    meant = "; did you mean 'alpha'?"
+    line = "no run of pipeline '{}' is known to this source{}\n"
+    assert [
+        (1, "", "taskdaemon runs list: " + line.format("alpa", meant)),
+        (1, "", "taskdaemon runs list: " + line.format("alpa", meant)),
+        (1, "", "taskdaemon report: " + line.format("alpa", meant)),
+        (1, "", "taskdaemon report: " + line.format("alpa", meant)),
+        (1, "", "taskdaemon runs list: " + line.format("zzzz", "")),
+    ] == said
+    assert not out.exists()
 
 
 @pytest.mark.slow
-def test_a_long_unknown_pipeline_name_is_wrapped_to_the_terminal(home: Path) -> None:
-    """On a 60-column terminal the line saying the source knows no run of a long pipeline name
-    wraps between words: it was one line of 85 characters beside tables fitted to the width."""
-    name = "nightly-data-warehouse-refresh-with-a-really-quite-long-pipeline-name"
-    with on_a_terminal(home, "runs", "list", "-p", name, columns=60) as listed:
-        listed.wait_for("this source")
-        code = listed.process.wait(60)
-    lines = bytes(listed.seen).decode().replace("\r", "").splitlines()
-    expected = [
-        "no run of pipeline",
-        "    'nightly-data-warehouse-refresh-with-a-r…' is known to",
-        "    this source",
-    ]
-    assert (0, expected) == (code, lines)
+def test_a_pipeline_with_runs_none_matching_keeps_exit_0(
+    store_url: tuple[str, list[str]], home: Path
+) -> None:
+    """A known pipeline filtered to nothing (by ``--status``, or a window before its runs) is
+    no typo: its empty list and report exit 0, with nothing on stderr."""
+    url, _ = store_url
+    listed = taskdaemon(home, "runs", "list", "-p", "alpha", "--status", "failure", "--source", url)
+    reported = taskdaemon(
+        home, "report", "-p", "alpha", "--since", "2020-01-01", "--until", "2020-02-01",
+        "--source", url,
+    )  # fmt: skip
+    assert (0, "no runs\n", "") == (listed.returncode, listed.stdout, listed.stderr)
+    assert (0, "") == (reported.returncode, reported.stderr)
+    assert "no ended runs in this window" == reported.stdout.splitlines()[1]
 
 
 def test_runs_show_prints_the_stage_table(

@@ -12,15 +12,15 @@ aggregates it keeps (any number of runs); any other source (Tempo, Jaeger, OTLP-
 runs of both windows rebuilt, the newest ``--limit`` (default 1000), and the report says when
 the limit left runs out. Runs of the window that had not ended (still running, or
 ``interrupted``) are left out, and the report's notes say how many, per pipeline. What each
-figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read, 2 invalid
-arguments or settings.
+figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read or holds
+no run of ``--pipeline`` at all (a typo: ``options.unknown_pipeline``), 2 invalid arguments or
+settings.
 """
 
 from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import replace
 from typing import Any, Final
 
 from taskdaemon.pipeline.cli.options import (
@@ -30,9 +30,9 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     add_wide_option,
     any_case,
-    note_unknown_pipeline,
     source_exit_code,
     table_width,
+    unknown_pipeline,
     whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import (
@@ -69,7 +69,8 @@ def register(subparsers: Any) -> None:
         description="Performance over the ended runs that started in [--since, --until): per "
         "pipeline and per stage, percentiles, failure rates, critical paths and regressions "
         "against the previous window of the same length. Exit codes: 0 written, 1 the source "
-        "could not be read or the output written, 2 invalid arguments or settings.",
+        "could not be read, holds no run of --pipeline or the output could not be written, 2 "
+        "invalid arguments or settings.",
     )
     add_pipeline_filter(parser)
     parser.add_argument(
@@ -152,7 +153,12 @@ def run_report(args: argparse.Namespace) -> int:
     except (PipelineError, SpanSourceError) as exc:
         return refuse("report", source_exit_code(exc), str(exc))
     try:
-        text, unknown = _compute(source, args, since, until, url)
+        # Asked first: a typo's "no ended runs in this window" sent the reader to widen a
+        # window that held nothing either, and exited 0 as a quiet week does.
+        unknown = unknown_pipeline(source, args.pipeline)
+        if unknown is not None:
+            return refuse("report", 1, unknown)
+        text = _compute(source, args, since, until, url)
     except (PipelineError, SpanSourceError) as exc:
         return refuse("report", source_exit_code(exc), str(exc))
     except _DAMAGED as exc:
@@ -167,8 +173,6 @@ def run_report(args: argparse.Namespace) -> int:
     problem = write_output(text, output_target(args.output, _IN_FOLDER[args.format]))
     if problem:
         return refuse("report", 1, problem)
-    if unknown is not None and (args.format != "table" or args.output is not None):
-        note_unknown_pipeline("report", unknown)
     return 0
 
 
@@ -185,8 +189,8 @@ def _compute(
     since: float,
     until: float,
     url: str,
-) -> tuple[str, str | None]:
-    """The report's text, and the pipeline asked for if the source holds no run of it."""
+) -> str:
+    """The report's text."""
     from taskdaemon.pipeline.reporting import build_report, render_report  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.aggregates import StoreReportData  # noqa: PLC0415
     from taskdaemon.pipeline.tracking.store import SpanStore  # noqa: PLC0415
@@ -211,12 +215,7 @@ def _compute(
     finally:
         if isinstance(data, StoreReportData):
             data.close()
-    # Not one run of it in the whole source (a typo, say): "no ended runs in this window"
-    # would send the reader to widen a window that holds nothing either.
-    asked = args.pipeline is not None and not report.pipelines and not report.notes
-    if asked and not source.search(pipeline=args.pipeline, limit=1):
-        report = replace(report, unknown_pipeline=args.pipeline)
     # A table for a terminal is fitted to it; one written to a file (-o) is whole.
     width = table_width(args) if args.output is None else None
     text: str = render_report(report, args.format, width)
-    return text, report.unknown_pipeline
+    return text

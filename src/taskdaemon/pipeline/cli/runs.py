@@ -1,7 +1,8 @@
 """``taskdaemon runs list|show``: run history from stored spans.
 
-Exit codes: 0 ok, 1 the run was not found or the span source cannot answer, 2 bad arguments
-(a span source URL that names no source too).
+Exit codes: 0 ok, 1 the run was not found (``runs list``: the source holds no run of
+``--pipeline`` at all) or the span source cannot answer, 2 bad arguments (a span source URL
+that names no source too).
 
 ``runs list`` says on stderr when ``--limit`` cut the list (``20 of 34 runs; --limit N for
 more``), so that a pipe reads only rows.
@@ -21,9 +22,9 @@ from taskdaemon.pipeline.cli.options import (
     add_source_option,
     add_wide_option,
     any_case,
-    note_unknown_pipeline,
     source_exit_code,
     table_width,
+    unknown_pipeline,
     whole_number,
 )
 from taskdaemon.pipeline.cli.refusal import note, refuse
@@ -35,9 +36,8 @@ from taskdaemon.pipeline.landing import landing_delay
 from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
-from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.tracking import open_source
-from taskdaemon.pipeline.wording import counted, no_run_of
+from taskdaemon.pipeline.wording import counted
 
 __all__ = ["register"]
 
@@ -51,7 +51,8 @@ def register(subparsers: Any) -> None:
         help="list and inspect past and running runs",
         description="List and inspect past and running runs, rebuilt from stored spans "
         "(--source, else TASKDAEMON_SPAN_SOURCE, else the embedded store). Exit codes: 0 ok, "
-        "1 the run was not found or the span source cannot answer, 2 invalid arguments.",
+        "1 the run was not found (list: no run of --pipeline at all) or the span source cannot "
+        "answer, 2 invalid arguments.",
     )
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
 
@@ -140,14 +141,15 @@ def _list(args: argparse.Namespace) -> int:
                 count = getattr(source, "count", None)  # the embedded store counts cheaply
                 total = count(**filters) if callable(count) else None
                 total = max(total, args.limit + 1) if total is not None else -1
-            # Not one run of it in the whole source (a typo, say), as ``report`` says: "no
-            # runs" sent the reader to widen filters that were not the cause.
-            unknown = not runs and args.pipeline is not None
-            unknown = unknown and not source.search(pipeline=args.pipeline, limit=1)
+            # Not one run of it in the whole source (a typo, say): "no runs" sent the reader
+            # to widen filters that were not the cause.
+            unknown = None if runs else unknown_pipeline(source, args.pipeline)
         finally:
             source.close()
     except SpanSourceError as exc:
         return refuse("runs list", source_exit_code(exc), str(exc))
+    if unknown is not None:
+        return refuse("runs list", 1, unknown)
     if args.json:
         rows = [
             {
@@ -159,12 +161,8 @@ def _list(args: argparse.Namespace) -> int:
             for r in runs
         ]
         print(json.dumps(rows, indent=2))
-        if unknown:
-            note_unknown_pipeline("runs list", args.pipeline)
     elif runs:
         print(format_runs_table(runs, table_width(args)))
-    elif unknown:  # wrapped on a terminal, as the tables beside it are fitted
-        print("\n".join(wrapped(no_run_of(args.pipeline), table_width(args))))
     else:
         print("no runs")
     if total is not None:

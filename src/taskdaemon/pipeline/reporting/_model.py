@@ -152,6 +152,3 @@ class Report:
     source: str
     pipelines: tuple[PipelineReport, ...]
     notes: tuple[str, ...] = ()  # what the reader should know (runs left out by a limit...)
-    #: The pipeline asked for (``--pipeline``) when the source holds no run of it at all, in
-    #: any window: the report then says so rather than "no ended runs in this window".
-    unknown_pipeline: str | None = None

@@ -116,8 +116,6 @@ def report_to_dict(report: Report) -> dict[str, Any]:
         "source": report.source,
         "notes": list(report.notes),
         "pipelines": [_pipeline_dict(p) for p in report.pipelines],
-        # The other formats say it instead of "no ended runs": a script tells the two apart.
-        "unknown_pipeline": report.unknown_pipeline,
     }
 
 

@@ -10,7 +10,7 @@ from taskdaemon.pipeline.durations import format_duration as format_seconds
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report, StageReport
 from taskdaemon.pipeline.reporting._stats import CriticalPath, CriticalStep
 from taskdaemon.pipeline.terminal_text import CONTROL_ESCAPES
-from taskdaemon.pipeline.wording import counted, no_run_of
+from taskdaemon.pipeline.wording import counted
 
 __all__ = [
     "NOT_COMPARED",
@@ -141,10 +141,8 @@ def summary(p: PipelineReport) -> str:
 
 
 def empty(report: Report) -> str:
-    """What a report without figures says: no ended run in its window, or, for a pipeline of
-    which the source holds no run at all (a typo, say), just that."""
-    if report.unknown_pipeline is not None:
-        return no_run_of(report.unknown_pipeline)
+    """What a report without figures says: no ended run in its window (a ``--pipeline`` of
+    which the source holds no run at all is refused before: ``cli.options.unknown_pipeline``)."""
     return "no ended runs in this window"
 
 
