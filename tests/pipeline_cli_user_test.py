@@ -227,6 +227,26 @@ def test_a_misspelt_command_choice_or_option_says_what_was_meant(
     assert (exited.value.code, capsys.readouterr().err) == (2, line + "\n")
 
 
+@pytest.mark.slow
+def test_an_unknown_option_without_a_command_is_named_first(home: Path) -> None:
+    """``taskdaemon --bogus`` said only ``the following arguments are required: COMMAND``:
+    argparse checked the missing command before the unknown options, and the option the user
+    typed went unnamed. It is named first now, with the option it was close to; no argument
+    at all still says that COMMAND is missing."""
+    said = [taskdaemon(home, *argv) for argv in (["--bogus"], ["--verison", "-x"], [])]
+    missing = "the following arguments are required: COMMAND (see taskdaemon --help)\n"
+    assert [
+        (2, "", f"taskdaemon: error: unrecognized arguments: --bogus; {missing}"),
+        (
+            2,
+            "",
+            "taskdaemon: error: unrecognized arguments: --verison -x (did you mean "
+            f"'--version'?); {missing}",
+        ),
+        (2, "", f"taskdaemon: error: {missing}"),
+    ] == [(done.returncode, done.stdout, done.stderr) for done in said]
+
+
 def test_a_usage_error_escapes_the_controls_it_quotes(home: Path) -> None:
     """argparse quotes an argument no parser took as it was given: ESC, BEL and U+202E in it
     reached the terminal (a title set, the screen cleared, the line reversed). They are

@@ -274,7 +274,9 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Run pipelines and observe them the OpenTelemetry way.",
     )
     parser.add_argument("--version", action="version", version=f"taskdaemon {__version__}")
-    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    # Not required here: argparse checked a missing command before the unknown options, and
+    # ``taskdaemon --bogus`` said only that COMMAND was missing; ``_dispatch`` says both.
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES if argv is None else _modules_for(argv):
         import_module(f"{__name__}.{name}").register(subparsers)
     return parser
@@ -445,21 +447,30 @@ def _meant(word: str, names: Any) -> str | None:
     return quote(match[0]) if match else None
 
 
+def _unrecognized(command: argparse.ArgumentParser, extras: list[str]) -> str:
+    """The line naming the arguments ``command`` did not take, with the option each misspelt
+    ``--option`` was close to."""
+    options = [option for action in command._actions for option in action.option_strings]
+    meant = [
+        name
+        for extra in extras
+        if extra.startswith("--") and (name := _meant(extra.partition("=")[0], options))
+    ]
+    hint = f" (did you mean {' and '.join(meant)}?)" if meant else ""
+    return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
     args, extras = parser.parse_known_args(argv)
+    if args.command is None:  # what was given is said before what is missing
+        missing = "the following arguments are required: COMMAND"
+        parser.error(f"{_unrecognized(parser, extras)}; {missing}" if extras else missing)
     if extras:  # named by the sub-command they were given to, whose --help lists its options
         command = _command_parser(parser, argv)
-        options = [option for action in command._actions for option in action.option_strings]
-        meant = [
-            name
-            for extra in extras
-            if extra.startswith("--") and (name := _meant(extra.partition("=")[0], options))
-        ]
-        hint = f" (did you mean {' and '.join(meant)}?)" if meant else ""
-        command.error(f"unrecognized arguments: {' '.join(extras)}{hint}")
+        command.error(_unrecognized(command, extras))
     # Imported once a command runs: ``--version`` then needs no dataclasses (nor inspect).
     from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415
 
