@@ -44,8 +44,10 @@ pipeline on a schedule.
   ``taskdaemon.*`` counter of its own, not a ``pipeline.executions`` failure: the run never
   existed (no run id, no trace, nothing to look up), and the ``pipeline.*`` series count runs
   that ran.
-* A request that lacks a key a stage of every run reads (``cli/inputs.missing_request_inputs``)
-  is refused before serving, as ``run`` refuses it: each scheduled run would fail.
+* An invalid or unreadable ``--pipeline`` file, and a request that lacks a key a stage of every
+  run reads (``cli/inputs.missing_request_inputs``: each scheduled run would fail), are refused
+  before serving as ``run`` refuses them (``cli/validate.load_for_run``): bare lines on stderr,
+  before the daemon's logging starts, exit 2.
 * Exit codes: 0 stopped cleanly with every scheduled run a success (or cancelled by that stop),
   1 a scheduled run did not succeed (it failed, was cancelled by someone else, or could not
   start), or the address is taken, 2 invalid settings, file, arguments or request. Decision:
@@ -69,7 +71,6 @@ import functools
 import logging
 import math
 import signal
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,7 @@ from taskdaemon.pipeline.cli.breakpoints import add_break_options, checked_break
 from taskdaemon.pipeline.cli.debug_socket import DebugOp, debug_op, end_breakpoints
 from taskdaemon.pipeline.cli.ended_runs import store_run_end
 from taskdaemon.pipeline.cli.hangup import detach_terminal, stop_signals
-from taskdaemon.pipeline.cli.inputs import missing_request_inputs, parse_inputs
+from taskdaemon.pipeline.cli.inputs import parse_inputs
 from taskdaemon.pipeline.cli.log_options import add_log_level_option, settings_overrides
 from taskdaemon.pipeline.cli.monitoring import start_monitoring
 from taskdaemon.pipeline.cli.options import (
@@ -96,7 +97,7 @@ from taskdaemon.pipeline.cli.stage_exit import exits_said
 from taskdaemon.pipeline.cli.stop_signals import stop_cancel
 from taskdaemon.pipeline.cli.terminal_state import exit_now
 from taskdaemon.pipeline.control import ControlServer, handle_status
-from taskdaemon.pipeline.errors import ConfigError, PipelineError
+from taskdaemon.pipeline.errors import PipelineError
 from taskdaemon.pipeline.event_loop import run as run_loop
 from taskdaemon.pipeline.events import (
     ApprovalRequested,
@@ -308,13 +309,6 @@ class _WaitLines:
             )
 
 
-def _log_lines(lines: list[str]) -> None:
-    """A pipeline file's issues, one record each, as ``validate`` writes them one a line: in one
-    record, the log formatter wrote their line breaks as ``\\n`` on a single line."""
-    for line in lines:
-        _log.error("%s", line)
-
-
 #: What ``serve`` does with a run: each says so only with ``--pipeline`` (checked, not ignored).
 _RUN_OPTIONS = (
     ("--every", "every"),
@@ -344,33 +338,21 @@ def serve_command(args: argparse.Namespace) -> int:
     request: dict[str, Any] = {}
     breakpoints: list[Breakpoint] = []
     if args.pipeline:
-        from taskdaemon.pipeline.cli.validate import (  # noqa: PLC0415
-            add_working_directory_to_path,
-            load_warned,
-            resolve_issues,
-        )
-        from taskdaemon.pipeline.loops import LoopRegistry  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.validate import load_for_run  # noqa: PLC0415
 
-        configure_logging(settings)
         try:
             request = parse_inputs(args.input, args.input_file)
-            pipeline = load_warned(args.pipeline)  # once: not at each scheduled run
-        except (ValueError, ConfigError) as error:
-            _log_lines(str(error).splitlines())
+        except ValueError as error:
+            return refuse("serve", EXIT_INVALID, str(error))
+        # Loaded once, not at each scheduled run, and refused as ``run`` refuses it: the
+        # file's issues one bare line each on stderr, exit 2, before the daemon's logging
+        # starts (a timestamped ERROR record read as a crash), and a request that lacks a key
+        # every run reads (each run would fail at its first stage, for ever).
+        loaded = load_for_run(args.pipeline, request, (), "serve")
+        if loaded is None:
             return EXIT_INVALID
-        add_working_directory_to_path()
-        registry = LoopRegistry.default()
-        issues = resolve_issues(pipeline, registry, from_file=True)
-        if issues:
-            _log_lines(issues)
-            return EXIT_INVALID
-        # Every scheduled run would fail at its first stage, for ever: refused as ``run``
-        # refuses it, and printed, not logged: not by ``refuse``, which would redact the line
-        # again (``--input token=VALUE`` reads as a secret assigned: ``cli/inputs.py``).
-        missing = missing_request_inputs(pipeline, request)
-        if missing is not None:
-            print(f"taskdaemon serve: {missing}", file=sys.stderr, flush=True)
-            return EXIT_INVALID
+        pipeline, registry = loaded
+        configure_logging(settings)
         try:
             breakpoints = checked_breakpoints(pipeline, args, settings.breakpoints)
         except ValueError as error:
