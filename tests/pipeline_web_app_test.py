@@ -151,8 +151,8 @@ def empty_rows(page: str) -> list[str]:
 
 async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: Path) -> None:
     """Filtered by a pipeline the store holds no run of, the page and its API say so in the
-    words of ``runs list --pipeline`` (a typo reads as one), where filters that match no run of
-    a pipeline the store holds say that no run matches."""
+    words ``runs list --pipeline`` refuses it with (a typo reads as one), where filters that
+    match no run of a pipeline the store holds say that no run matches."""
     db = tmp_path / "spans.db"
     await asyncio.to_thread(store_with, db, [10])  # a run of "etl", a success
     async with stored(db) as client:
@@ -163,13 +163,14 @@ async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: P
         listed = (await client.get("/api/runs/recent", params={"pipeline": "etl"})).json()
     cli = taskdaemon(tmp_path, "runs", "list", "--pipeline", "etll", "--source", f"sqlite:///{db}")
     said = "No run of pipeline 'etll' is known to this source."
-    expected = ([said], {"runs": [], "empty": said}, ["No runs match."], (1, None), said)
+    refused = "taskdaemon runs list: no run of pipeline 'etll' is known to this source; "
+    expected = ([said], {"runs": [], "empty": said}, ["No runs match."], (1, None), (1, True))
     actual = (
         empty_rows(typo),
         answer,
         empty_rows(none),
         (len(listed["runs"]), listed["empty"]),
-        f"N{cli.stdout.strip()[1:]}.",
+        (cli.returncode, cli.stderr.startswith(refused)),
     )
     assert expected == actual, cli.stderr
 
