@@ -48,6 +48,18 @@ if TYPE_CHECKING:
 # unbuffered child asks for it by name, with its reason.
 os.environ.pop("PYTHONUNBUFFERED", None)
 
+# A background job of a script (``scripts/test.sh > log &`` from a non-interactive shell) starts
+# with SIGINT and SIGQUIT ignored, and every process a test starts inherits that: a Ctrl-C a
+# test types at a child's prompt, or sends to this process, was then never delivered, and two
+# dozen tests failed for how the suite was started, not for the code. The suite runs as a
+# foreground command does, whoever started it.
+for _signum, _handler in (
+    (signal.SIGINT, signal.default_int_handler),
+    (signal.SIGQUIT, signal.SIG_DFL),
+):
+    if signal.getsignal(_signum) == signal.SIG_IGN:
+        signal.signal(_signum, _handler)
+
 #: Names of the threads OpenTelemetry's SDK and ``build_telemetry`` start to export or shut down.
 EXPORTER_THREADS = (
     "OtelBatch",  # OtelBatch{Span,LogRecord}RecordProcessor
