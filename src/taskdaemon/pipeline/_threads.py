@@ -26,6 +26,17 @@ tells a cheap handler from one that blocks before it has run (the first call of 
 reads a socket may be its slow one), and one blocking call on the loop stalls every other
 stage, the stage's own timeout, approvals and cancellation. A handler whose cost matters is
 written ``async def``: it runs on the loop, without the hop (see benchmarks/README.md).
+Decision, after a tree that called a handler inline once its last calls in the pool had been
+quick, and only with no timeout and nothing else ready on the loop, was measured: it took the
+hand-over's whole cost off, and broke three promises. A handler that calls ``asyncio.run()``
+failed at its first inline call (a running loop refuses it; hiding the loop would make the
+engine's callbacks, which tell the loop's thread by its running loop, wait for themselves).
+A call that turned long held SIGINT and SIGTERM until it returned, since the loop handles
+signals between callbacks; only raising inside the handler would bound that, and today's
+handler is never interrupted. And the handler saw the loop's thread, not a worker, for some
+calls of a run and not others. An opt-in would be a second spelling of ``async def``
+(tests/pipeline_loops_sync_off_loop_test.py holds all three; benchmarks/README.md,
+inline59's section, the figures).
 
 The worker thread does the handler's call and its CPU reading, nothing of the engine's work
 on the stage: the result checks, the outputs and the records stay on the loop. Decision: a
