@@ -94,6 +94,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from taskdaemon.pipeline.connection_slots import longest_idle
 from taskdaemon.pipeline.http_answers import ANSWER_HEADERS, accepts_gzip
+from taskdaemon.pipeline.http_body import BodyStop, read_body
 from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
@@ -171,32 +172,23 @@ class RequestLimitMiddleware:
         if declared == -1:
             await _close_with(send, 400, "Content-Length is not a number")
             return
-        if declared is not None and declared > self.limits.max_body_bytes:
-            await _close_with(send, 413, self._too_large())
-            return
         if scope["method"] not in _BODY_METHODS and not declared and not _chunked(scope):
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        deadline = time.monotonic() + self.limits.body_timeout
-        while True:
-            try:
-                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
-            except TimeoutError:
-                await _close_with(send, 408, "request body not received in time")
-                return
-            if message["type"] != "http.request":
-                return  # the client went away
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limits.max_body_bytes:
-                await _close_with(send, 413, self._too_large())
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
+        body = await read_body(
+            receive,
+            max_bytes=self.limits.max_body_bytes,
+            seconds=self.limits.body_timeout,
+            declared=declared,
+        )
+        if body is BodyStop.TOO_LARGE:
+            await _close_with(send, 413, f"request body over {self.limits.max_body_bytes} bytes")
+            return
+        if body is BodyStop.TOO_LATE:
+            await _close_with(send, 408, "request body not received in time")
+            return
+        if body is BodyStop.GONE:
+            return  # the client went away
         replayed = False
 
         async def replay() -> Message:
@@ -207,9 +199,6 @@ class RequestLimitMiddleware:
             return dict(await receive())
 
         await self.app(scope, replay, send)
-
-    def _too_large(self) -> str:
-        return f"request body over {self.limits.max_body_bytes} bytes"
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -2,20 +2,20 @@
 
 ``http_security`` decides when a browser is signed out and what a token opens; this module
 holds what the browser is shown and sends: the page (no script, no asset, only a reason
-chosen from fixed texts), and the form's body, read bounded, since the security middleware
-reads it before the app's body bounds (``http_limits``) apply. The form posts to the page it
+chosen from fixed texts), and the form's body, read bounded with its own, smaller bounds by
+the reader the app's body bound uses too (``http_body``), since the security middleware reads
+it before that bound (``http_limits``) applies. The form posts to the page it
 stands for, so the token is in no URL, not even for one redirect.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
+from taskdaemon.pipeline.http_body import BodyStop, read_body
 
 __all__ = [
     "SIGN_IN_BODY_BYTES",
@@ -52,30 +52,21 @@ async def read_sign_in_form(headers: dict[str, str], receive: Receive) -> str | 
     ``SIGN_IN_BODY_BYTES`` (by its ``Content-Length`` or as it comes), or not whole within
     ``SIGN_IN_BODY_SECONDS``. The rest of a refused body is bounded by the connection's own
     rule for a request answered before its body was read (``http_limits``)."""
-    too_large = (413, f"a sign-in form's body is at most {SIGN_IN_BODY_BYTES} bytes")
     declared = headers.get("content-length", "")
-    if ascii_digits(declared) and int(declared) > SIGN_IN_BODY_BYTES:
-        return too_large
-    chunks: list[bytes] = []
-    size = 0
-    deadline = time.monotonic() + SIGN_IN_BODY_SECONDS
-    try:
-        while True:
-            async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
-                message = await receive()
-            if message["type"] != "http.request":
-                return (400, "the sign-in form's request ended before its body")
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > SIGN_IN_BODY_BYTES:
-                return too_large
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-    except TimeoutError:
+    body = await read_body(
+        receive,
+        max_bytes=SIGN_IN_BODY_BYTES,
+        seconds=SIGN_IN_BODY_SECONDS,
+        declared=int(declared) if ascii_digits(declared) else None,
+    )
+    if body is BodyStop.TOO_LARGE:
+        return (413, f"a sign-in form's body is at most {SIGN_IN_BODY_BYTES} bytes")
+    if body is BodyStop.TOO_LATE:
         return (408, f"the sign-in form's body did not come within {SIGN_IN_BODY_SECONDS:g}s")
+    if body is BodyStop.GONE:
+        return (400, "the sign-in form's request ended before its body")
     try:
-        fields = parse_qsl(b"".join(chunks).decode("latin-1"), max_num_fields=4)
+        fields = parse_qsl(body.decode("latin-1"), max_num_fields=4)
     except ValueError:  # more fields than a sign-in form has
         fields = []
     token = dict(fields).get("token")
