@@ -1,6 +1,7 @@
 """http_body: the bounded body reader at its edges, fed by a real Uvicorn server over real
 sockets (the server's own h11 framing, chunked bodies, a client that stops or goes away), and
-by hand where only an ASGI server other than h11 could send it (a body longer than it declared).
+by hand where only an ASGI server other than h11 could send it (a body longer than it declared);
+the declared length's one rule.
 
 What each caller answers (the body bound's 413, 408 and silence, the sign-in form's 413, 408
 and 400) is tested with its caller: pipeline_http_limits_test.py, pipeline_sign_in_page_test.py.
@@ -19,27 +20,24 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from server_support import sockets_on_port
-from taskdaemon.pipeline.http_body import BodyStop, read_body
+from taskdaemon.pipeline.http_body import BodyStop, declared_length, read_body
 from taskdaemon.pipeline.http_thread import MonitorServer
 
 BOUND = 10
 
 
 class _Reading:
-    """An ASGI app reading each request's body with :func:`read_body` (its ``Content-Length``
-    as declared), handing what it returned to the test, then answering 200."""
+    """An ASGI app reading each request's body with :func:`read_body` (its length as
+    :func:`declared_length` reads it), handing what it returned to the test, then answering
+    200."""
 
     def __init__(self, app: Any, *, seen: queue.Queue[bytes | BodyStop], seconds: float) -> None:
         self.seen = seen
         self.seconds = seconds
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        declared = dict(scope["headers"]).get(b"content-length")
         body = await read_body(
-            receive,
-            max_bytes=BOUND,
-            seconds=self.seconds,
-            declared=None if declared is None else int(declared),
+            receive, max_bytes=BOUND, seconds=self.seconds, declared=declared_length(scope)
         )
         self.seen.put(body)
         await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -197,3 +195,24 @@ async def test_a_body_longer_than_it_declared_is_too_large_as_it_comes() -> None
 async def test_a_message_without_body_or_more_body_is_an_empty_whole_body() -> None:
     """ASGI lets ``body`` and ``more_body`` be left out: no bytes, and the last message."""
     assert b"" == await read_body(_messages({"type": "http.request"}), max_bytes=0, seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("headers", "declared"),
+    [
+        ([], None),
+        ([(b"content-type", b"text/plain")], None),
+        ([(b"Content-Length", b" 10 ")], 10),
+        ([(b"content-length", b"4"), (b"content-length", b"400")], 4),
+        ([(b"content-length", b"-1")], -1),
+        ([(b"content-length", b"1e3")], -1),
+        ([(b"content-length", "\u0661\u0660".encode())], -1),  # Arabic-Indic digits
+        ([(b"content-length", b"")], -1),
+    ],
+)
+def test_the_declared_length_is_ascii_digits_or_minus_one(
+    headers: list[tuple[bytes, bytes]], declared: int | None
+) -> None:
+    """The first ``Content-Length``, in any case, spaces around it dropped; -1 for anything
+    but ASCII digits (a sign, an exponent, another script's digits, nothing), None without."""
+    assert declared == declared_length({"headers": headers})

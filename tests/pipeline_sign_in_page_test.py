@@ -149,6 +149,14 @@ async def test_a_bad_form_is_one_line_and_reaches_nothing(
     assert SIGN_IN_BODY_BYTES == 4096
 
 
+async def test_a_form_whose_length_is_no_number_is_400_as_an_api_body_is() -> None:
+    """A ``Content-Length`` that is no number is refused as the app's body bound refuses it
+    (h11 refuses it first; another server may not), its body not read."""
+    sent = await _post([b"token=x"], headers=[ORIGIN, FORM, ("Content-Length", "ten")])
+    assert (sent.status, sent.reached) == (400, False)
+    assert sent.error() == "the sign-in form's Content-Length is not a number"
+
+
 async def test_a_body_that_never_comes_is_408_in_time(monkeypatch: pytest.MonkeyPatch) -> None:
     """A form whose body never comes is answered 408 when its time is up."""
     monkeypatch.setattr(sign_in_page, "SIGN_IN_BODY_SECONDS", 0.2)

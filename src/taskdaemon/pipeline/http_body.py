@@ -1,5 +1,6 @@
-"""A request body read whole, bounded in size and in time: the one loop behind the API's body
-bound (``http_limits``) and the sign-in form's (``sign_in_page``).
+"""A request body read whole, bounded in size and in time, and the length its
+``Content-Length`` declares: one reader and one rule behind the API's body bound
+(``http_limits``) and the sign-in form's (``sign_in_page``).
 
 The reader answers nothing: it returns the body, or why it stopped (:class:`BodyStop`), and
 each caller words the answer, and decides what a client gone deserves (the middleware, nothing;
@@ -18,8 +19,9 @@ import enum
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-__all__ = ["BodyStop", "read_body"]
+__all__ = ["BodyStop", "declared_length", "read_body"]
 
+Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
@@ -29,6 +31,17 @@ class BodyStop(enum.Enum):
     TOO_LARGE = "too large"  # declared, or sent, over the bound
     TOO_LATE = "too late"  # not whole by the deadline
     GONE = "gone"  # the client went away (a message other than ``http.request``)
+
+
+def declared_length(scope: Scope) -> int | None:
+    """The length a request's ``Content-Length`` declares (the first, in any case, without the
+    spaces around it): None without one, -1 when it is not ASCII digits. h11 refuses such a
+    request before any app sees it; the callers refuse it too, for a server that does not."""
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            text = value.strip()
+            return int(text) if text.isdigit() else -1  # bytes: ASCII digits only
+    return None
 
 
 async def read_body(

@@ -94,7 +94,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from taskdaemon.pipeline.connection_slots import longest_idle
 from taskdaemon.pipeline.http_answers import ANSWER_HEADERS, accepts_gzip
-from taskdaemon.pipeline.http_body import BodyStop, read_body
+from taskdaemon.pipeline.http_body import BodyStop, declared_length, read_body
 from taskdaemon.pipeline.http_security import send_error
 
 __all__ = [
@@ -168,7 +168,7 @@ class RequestLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = _content_length(scope)
+        declared = declared_length(scope)
         if declared == -1:
             await _close_with(send, 400, "Content-Length is not a number")
             return
@@ -199,15 +199,6 @@ class RequestLimitMiddleware:
             return dict(await receive())
 
         await self.app(scope, replay, send)
-
-
-def _content_length(scope: Scope) -> int | None:
-    """The declared length, None without one, -1 when it is not a number."""
-    for name, value in scope.get("headers", ()):
-        if name.lower() == b"content-length":
-            text = value.strip()
-            return int(text) if text.isdigit() else -1
-    return None
 
 
 def _chunked(scope: Scope) -> bool:

@@ -439,7 +439,7 @@ class SecurityMiddleware:
         if "origin" not in headers:  # one not naming this server was refused already
             await send_error(send, 403, "the sign-in form needs an Origin naming this server")
             return
-        token = await read_sign_in_form(headers, receive)
+        token = await read_sign_in_form(scope, receive)
         if isinstance(token, tuple):
             await send_error(send, *token)
             return

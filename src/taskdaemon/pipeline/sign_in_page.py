@@ -14,8 +14,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 
-from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.http_body import BodyStop, read_body
+from taskdaemon.pipeline.http_body import BodyStop, declared_length, read_body
 
 __all__ = [
     "SIGN_IN_BODY_BYTES",
@@ -47,17 +46,17 @@ def is_sign_in_form(scope: Scope, headers: dict[str, str]) -> bool:
     )
 
 
-async def read_sign_in_form(headers: dict[str, str], receive: Receive) -> str | tuple[int, str]:
+async def read_sign_in_form(scope: Scope, receive: Receive) -> str | tuple[int, str]:
     """The token the sign-in form sent, or why it was refused (status, message): over
     ``SIGN_IN_BODY_BYTES`` (by its ``Content-Length`` or as it comes), or not whole within
-    ``SIGN_IN_BODY_SECONDS``. The rest of a refused body is bounded by the connection's own
-    rule for a request answered before its body was read (``http_limits``)."""
-    declared = headers.get("content-length", "")
+    ``SIGN_IN_BODY_SECONDS``, or a ``Content-Length`` that is no number, as the app's body
+    bound refuses it. The rest of a refused body is bounded by the connection's own rule for a
+    request answered before its body was read (``http_limits``)."""
+    declared = declared_length(scope)
+    if declared == -1:
+        return (400, "the sign-in form's Content-Length is not a number")
     body = await read_body(
-        receive,
-        max_bytes=SIGN_IN_BODY_BYTES,
-        seconds=SIGN_IN_BODY_SECONDS,
-        declared=int(declared) if ascii_digits(declared) else None,
+        receive, max_bytes=SIGN_IN_BODY_BYTES, seconds=SIGN_IN_BODY_SECONDS, declared=declared
     )
     if body is BodyStop.TOO_LARGE:
         return (413, f"a sign-in form's body is at most {SIGN_IN_BODY_BYTES} bytes")
