@@ -54,7 +54,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Collection, Mapping, MutableMapping
+from collections.abc import Callable, Collection, Mapping, MutableMapping
 from typing import Any, Final
 from urllib.parse import parse_qsl
 from urllib.parse import quote as url_quote
@@ -72,6 +72,7 @@ from starlette.responses import (
 )
 from starlette.routing import Match, Router
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.http_json import error_response
@@ -91,11 +92,6 @@ __all__ = [
     "relative_slash_redirects",
     "server_error",
 ]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _ALWAYS: Final = frozenset({"token"})
 #: Characters of a path a 404 or 405 names: a run's routes are under 80; the rest of a 16 KiB
@@ -237,7 +233,7 @@ class AnswerHeadersMiddleware:
     answer that does not set them, but ``no-store`` to a static file the page loads (a
     ``GET`` or ``HEAD`` under ``cacheable`` answered below 400): its errors are not kept."""
 
-    def __init__(self, app: App, *, cacheable: str = "/static/") -> None:
+    def __init__(self, app: ASGIApp, *, cacheable: str = "/static/") -> None:
         self.app = app
         self.cacheable = cacheable
 
@@ -270,7 +266,7 @@ class RequestCheckMiddleware:
 
     def __init__(
         self,
-        app: App,
+        app: ASGIApp,
         *,
         params: Mapping[str, Collection[str]],
         routes: Callable[[], Collection[Any]],

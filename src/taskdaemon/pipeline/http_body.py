@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import enum
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+
+from starlette.types import Receive, Scope
 
 __all__ = ["BodyStop", "declared_length", "read_body"]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 
 
 class BodyStop(enum.Enum):

@@ -83,13 +83,14 @@ import math
 import resource
 import threading
 import time
-from collections.abc import Callable, MutableMapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final, cast
 
 import h11
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
+from starlette.types import Message, Scope
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from taskdaemon.pipeline.connection_slots import longest_idle
@@ -113,9 +114,6 @@ _FD_RESERVE: Final = 128
 _HEAD_BYTES: Final = 16 * 1024  # h11's bound on an incomplete event, which uvicorn keeps
 _BATCHES: Final = 4  # per second: when paced /metrics scrapes are answered
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)

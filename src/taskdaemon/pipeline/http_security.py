@@ -73,11 +73,13 @@ import pwd
 import re
 import secrets
 import socket
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit
 from urllib.parse import quote as url_quote
+
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.errors import SettingsError
@@ -115,11 +117,6 @@ _STATE_CHANGING: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _AUTH_HEADER: Final = re.compile(r"^\s*(?:token|bearer)\s+(\S+)\s*$", re.IGNORECASE)
 _IPV4_SHORTHAND: Final = re.compile(r"^(?:0x[0-9a-f]+|[0-9]+)(?:\.(?:0x[0-9a-f]+|[0-9]+)){0,3}$")
 _WILDCARDS: Final = frozenset({"0.0.0.0", "::", ""})  # noqa: S104 - recognised, not bound
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-App = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 # --- addresses -----------------------------------------------------------------------------------
@@ -294,7 +291,7 @@ class SecurityMiddleware:
 
     def __init__(
         self,
-        app: App,
+        app: ASGIApp,
         *,
         auth: ApiAuth,
         bind_host: str | Callable[[], str] = "127.0.0.1",

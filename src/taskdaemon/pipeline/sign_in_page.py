@@ -10,9 +10,10 @@ stands for, so the token is in no URL, not even for one redirect.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Final
 from urllib.parse import parse_qsl
+
+from starlette.types import Receive, Scope, Send
 
 from taskdaemon.pipeline.http_body import BodyStop, declared_length, read_body
 
@@ -23,10 +24,6 @@ __all__ = [
     "read_sign_in_form",
     "sign_in_page",
 ]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 #: Bounds on the sign-in form's body (``token=`` and a token, percent-encoded: a token of up
 #: to about 1,000 characters even when each is encoded as three).
