@@ -15,7 +15,7 @@ import pytest
 
 from taskdaemon.pipeline import sign_in_page
 from taskdaemon.pipeline.http_security import ApiAuth, SecurityMiddleware
-from taskdaemon.pipeline.sign_in_page import SIGN_IN_BODY_BYTES
+from taskdaemon.pipeline.sign_in_page import SIGN_IN_BODY_BYTES, is_page
 from taskdaemon.pipeline.token_failures import TokenFailures
 
 TOKEN = "s3cret-token-0123456789"
@@ -173,3 +173,21 @@ async def test_a_form_to_the_api_is_still_refused_as_a_simple_content_type(path:
         [b"token=x"], path=path, headers=[ORIGIN, FORM, ("authorization", f"Bearer {TOKEN}")]
     )
     assert (sent.status, sent.reached) == (415, False)
+
+
+@pytest.mark.parametrize(
+    ("path", "page"),
+    [
+        ("/", True),
+        ("/runs/r1", True),
+        ("/apidocs", True),  # not under /api: a page the app may serve, or its 404 page
+        ("/static", True),  # the folder itself is no asset
+        ("/api", False),
+        ("/api/runs", False),
+        ("/static/app.js", False),
+    ],
+)
+def test_a_page_is_any_path_but_the_api_and_the_assets(path: str, page: bool) -> None:
+    """The one rule the form and a browser's page request share: the form posts to a page,
+    and only a page is answered with the sign-in page."""
+    assert page == is_page(path)

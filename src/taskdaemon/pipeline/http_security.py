@@ -84,7 +84,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.errors import SettingsError
 from taskdaemon.pipeline.quoting import quote
-from taskdaemon.pipeline.sign_in_page import is_sign_in_form, read_sign_in_form, sign_in_page
+from taskdaemon.pipeline.sign_in_page import (
+    is_page,
+    is_sign_in_form,
+    read_sign_in_form,
+    sign_in_page,
+)
 from taskdaemon.pipeline.token_failures import TokenFailures
 
 __all__ = [
@@ -485,13 +490,11 @@ async def _redirect(send: Send, location: str, cookie: str | None = None) -> Non
 
 
 def wants_page(scope: Scope, headers: dict[str, str]) -> bool:
-    """A browser opening a page (not the API, not an asset): it gets a page, not JSON."""
-    path = scope["path"]
+    """A browser opening a page (``sign_in_page.is_page``): it gets a page, not JSON."""
     return (
         scope["method"] == "GET"
         and "text/html" in headers.get("accept", "")
-        and not path.startswith(("/api/", "/static/"))
-        and path != "/api"
+        and is_page(scope["path"])
     )
 
 

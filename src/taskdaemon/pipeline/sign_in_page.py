@@ -20,6 +20,7 @@ from taskdaemon.pipeline.http_body import BodyStop, declared_length, read_body
 __all__ = [
     "SIGN_IN_BODY_BYTES",
     "SIGN_IN_BODY_SECONDS",
+    "is_page",
     "is_sign_in_form",
     "read_sign_in_form",
     "sign_in_page",
@@ -32,14 +33,19 @@ SIGN_IN_BODY_SECONDS: Final = 10.0
 _FORM: Final = "application/x-www-form-urlencoded"
 
 
+def is_page(path: str) -> bool:
+    """Whether ``path`` is one of the web page's pages: not the API (``/api`` and below it),
+    not an asset (below ``/static/``). Only a page is answered with the sign-in page, and only
+    a page takes its form."""
+    return not path.startswith(("/api/", "/static/")) and path != "/api"
+
+
 def is_sign_in_form(scope: Scope, headers: dict[str, str]) -> bool:
-    """A browser's sign-in form: a form ``POST`` to a page (not the API, not an asset)."""
-    path = scope["path"]
+    """A browser's sign-in form: a form ``POST`` to a page (:func:`is_page`)."""
     return (
         scope["method"] == "POST"
         and headers.get("content-type", "").split(";", 1)[0].strip().lower() == _FORM
-        and not path.startswith(("/api/", "/static/"))
-        and path != "/api"
+        and is_page(scope["path"])
     )
 
 
