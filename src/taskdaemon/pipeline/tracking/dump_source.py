@@ -6,7 +6,12 @@ extracted to disk), each at most ``MAX_MEMBER_BYTES`` (the members read, ``manif
 ``spans.otlp.json``, and those skipped alike) and all together at most ``MAX_DUMP_BYTES``, and
 the spans' sha256 must match the manifest. Sizes are checked from each member's header, before
 its data is inflated: skipping a member of a gzip stream inflates it, and a gzip bomb shrinks a
-thousandfold. ``manifest.json`` is at most ``MAX_MANIFEST_BYTES``. A document is decoded by
+thousandfold. ``manifest.json`` is at most ``MAX_MANIFEST_BYTES``. Only the headers ``dump.py``
+writes are taken, a member's own (ustar): ``tarfile`` reads a long name's, a PAX header's or a
+sparse file's data whole, or a sparse map to the archive's end, before it yields the member whose
+size is checked here, and follows a chain of them by recursion (``_DumpHeader``). Decided so
+rather than bounding them: no dump holds one, and a dump re-packed by a tool that adds them is
+refused in one line, not misread. A document is decoded by
 ``bounded.loads_bounded``, so only if it is not denser in values than ``bounded`` allows:
 documents of nothing but ``[]`` or ``0.5`` decoded to 24 and 12 times their size (a 117 KB dump
 took 3 GB, another 1.4 GB). Anything else, a corrupt or foreign archive included, is one
@@ -19,7 +24,7 @@ import hashlib
 import tarfile
 import zlib
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Self
 
 from taskdaemon.pipeline.bounded import BoundedInputError, TooDenseError, loads_bounded
 from taskdaemon.pipeline.errors import RunNotFoundError, SpanSourceError
@@ -47,7 +52,33 @@ MAX_MANIFEST_BYTES: Final = 1024 * 1024
 #: logs, the run record, the DAG) are seldom larger than those.
 MAX_DUMP_BYTES: Final = 4 * MAX_MEMBER_BYTES
 _FORMAT: Final = "taskdaemon-dump"
+#: The header kinds whose data ``tarfile`` reads before the member they describe: GNU long
+#: names and links, PAX headers (a member's, a global one, Solaris'), GNU sparse files.
+_EXTENDED: Final = {
+    tarfile.GNUTYPE_LONGNAME: "a GNU long name header",
+    tarfile.GNUTYPE_LONGLINK: "a GNU long link header",
+    tarfile.XHDTYPE: "a PAX header",
+    tarfile.XGLTYPE: "a global PAX header",
+    tarfile.SOLARIS_XHDTYPE: "a Solaris extended header",
+    tarfile.GNUTYPE_SPARSE: "a GNU sparse file's header",
+}
 _WANTED: Final = ("manifest.json", "spans.otlp.json")
+
+
+class _DumpHeader(tarfile.TarInfo):
+    """A header of a dump's archive, refused from its first block when it is one of
+    ``_EXTENDED``, before ``tarfile`` reads its data: a long name a gzip bomb inflated was
+    held whole in memory before any member was seen, a chain of long names was a
+    ``RecursionError`` traceback, and a PAX header's sparse map was read to the archive's
+    end, which a gzip bomb put as far as it liked."""
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> Self:
+        header = super().frombuf(buf, encoding, errors)
+        kind = _EXTENDED.get(header.type)
+        if kind is not None:
+            raise tarfile.ReadError(f"{kind}, which no dump has")
+        return header
 
 
 def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str, bytes]:
@@ -60,7 +91,7 @@ def read_dump_members(path: Path, wanted: tuple[str, ...] = _WANTED) -> dict[str
         # the OSError of a name too long (a traceback of every command given such a dump).
         if path.exists() and not path.is_file():
             raise SpanSourceError(f"{path}: not a regular file")
-        with tarfile.open(path, mode="r:gz") as archive:
+        with tarfile.open(path, mode="r:gz", tarinfo=_DumpHeader) as archive:
             for count, member in enumerate(archive, 1):
                 if count > MAX_MEMBERS:
                     raise SpanSourceError(f"{path}: more than {MAX_MEMBERS} members: not a dump")
