@@ -4,16 +4,19 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -153,6 +156,39 @@ def store_one_run(folder: Path, pipeline: str) -> tuple[Path, str]:
     finally:
         conn.close()
     return db, run_id
+
+
+def _renamed(value: Any, suffix: str) -> Any:
+    """``value`` (decoded OTLP JSON) with every text naming :data:`TWO_STAGES`' pipeline or a
+    stage of it ending in ``suffix``."""
+    if isinstance(value, dict):
+        return {key: _renamed(item, suffix) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_renamed(item, suffix) for item in value]
+    return value + suffix if value in ("two", "first", "second") else value
+
+
+def renamed_span_file(folder: Path, suffix: str) -> tuple[str, str]:
+    """An ``otlp-json:///`` source, in ``folder``, of one finished run of :data:`TWO_STAGES`
+    whose pipeline and stage names end in ``suffix``, and the run's id: a span file someone
+    else wrote (a real run's spans, from its dump, the names rewritten)."""
+    db, run_id = store_one_run(folder, TWO_STAGES)
+    done = cli_taskdaemon(
+        folder,
+        "dump",
+        run_id,
+        "-o",
+        str(folder / "run.tar.gz"),
+        TASKDAEMON_SPAN_SOURCE=f"sqlite:///{db}",
+    )
+    assert 0 == done.returncode, done.stderr
+    with tarfile.open(folder / "run.tar.gz") as dump:
+        member = dump.extractfile("spans.otlp.json")
+        assert member is not None
+        spans = json.load(member)
+    renamed = folder / "renamed.json"
+    renamed.write_text(json.dumps(_renamed(spans, suffix)))
+    return f"otlp-json:///{renamed}", run_id
 
 
 def stored_span_counts(db: Path) -> tuple[int, int]:

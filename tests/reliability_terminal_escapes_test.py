@@ -10,15 +10,12 @@ reading command run on the file in a real subprocess must print them escaped.
 
 from __future__ import annotations
 
-import json
-import tarfile
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli_support import taskdaemon
-from reliability_support import TWO_STAGES, store_one_run
+from reliability_support import renamed_span_file
 
 pytestmark = pytest.mark.slow
 
@@ -26,34 +23,11 @@ pytestmark = pytest.mark.slow
 HOSTILE = "\x1b]0;title\x07\x1b[2J\u202e"
 
 
-def _with_hostile_names(value: Any) -> Any:
-    """``value`` (decoded OTLP JSON) with every text naming the pipeline or a stage ending in
-    :data:`HOSTILE`."""
-    if isinstance(value, dict):
-        return {key: _with_hostile_names(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_with_hostile_names(item) for item in value]
-    return value + HOSTILE if value in ("two", "first", "second") else value
-
-
 @pytest.fixture(scope="module")
 def hostile_spans(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
     """An ``otlp-json:///`` source of one finished run whose names end in :data:`HOSTILE`,
     and the run's id."""
-    folder = tmp_path_factory.mktemp("spans")
-    db, run_id = store_one_run(folder, TWO_STAGES)
-    source = f"sqlite:///{db}"
-    done = taskdaemon(
-        folder, "dump", run_id, "-o", str(folder / "run.tar.gz"), TASKDAEMON_SPAN_SOURCE=source
-    )
-    assert 0 == done.returncode, done.stderr
-    with tarfile.open(folder / "run.tar.gz") as dump:
-        member = dump.extractfile("spans.otlp.json")
-        assert member is not None
-        spans = json.load(member)
-    hostile = folder / "hostile.json"
-    hostile.write_text(json.dumps(_with_hostile_names(spans)))
-    return f"otlp-json:///{hostile}", run_id
+    return renamed_span_file(tmp_path_factory.mktemp("spans"), HOSTILE)
 
 
 @pytest.mark.parametrize(

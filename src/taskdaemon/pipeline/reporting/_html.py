@@ -107,9 +107,12 @@ def _section(key: str, title: str, chart: Chart | None) -> str:
     )
 
 
-def _markdown_tables_as_html(report: Report) -> dict[str, str]:
-    """Each pipeline's tables, as HTML, built from the Markdown rendering's rows."""
-    out: dict[str, str] = {}
+def _markdown_tables_as_html(report: Report) -> list[str]:
+    """Each pipeline's tables, as HTML, built from the Markdown rendering's rows, in the
+    report's order of pipelines (one ``## `` heading each). In order, not by name: the heading
+    holds the name escaped, which a name with a control character does not equal, and such a
+    pipeline's tables were left out of the page."""
+    out: list[str] = []
     current: str | None = None
     parts: list[str] = []
     in_table = False
@@ -117,7 +120,7 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
     for line in render_markdown(report).splitlines():
         if line.startswith("## "):
             if current is not None:
-                out[current] = "".join(parts)
+                out.append("".join(parts))
             current, parts, in_table = line[3:].replace("\\|", "|"), [], False
             heading = None
             continue
@@ -151,7 +154,7 @@ def _markdown_tables_as_html(report: Report) -> dict[str, str]:
     if current is not None:
         if in_table:
             parts.append("</table>")
-        out[current] = "".join(parts)
+        out.append("".join(parts))
     return out
 
 
@@ -171,7 +174,7 @@ def render_html(report: Report) -> str:
         body.append(f"<p>{html_text(empty_sentence(report))}</p>")
     for number, p in enumerate(report.pipelines):
         body.append(f"<h2>{html_text(p.pipeline)}</h2>")
-        body.append(tables.get(p.pipeline, ""))
+        body.append(tables[number])
         chosen, which = _charted(p)
         key = f"chart-{number}"
         body.append(
