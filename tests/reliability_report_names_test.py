@@ -8,9 +8,12 @@ its reader would read it.
 
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import pytest
+from markdown_it import MarkdownIt
 
 from cli_support import taskdaemon
 from reliability_support import renamed_span_file
@@ -41,3 +44,30 @@ def test_a_pipeline_named_with_a_control_character_keeps_its_html_tables(
         page.count("<td>first\\x1b]0;t\\x07</td>"),
         "\x1b" in page,
     ), page
+
+
+#: HTML, a link, an entity naming U+202E, and a backslash before a table bar.
+MARKUP = "<img src=x onerror=alert(1)>[fix](https://evil.example)&#x202e;\\|"
+
+
+def test_names_holding_markup_are_text_in_the_markdown_and_the_html_report(
+    home: Path, tmp_path: Path
+) -> None:
+    """The Markdown report, rendered by a CommonMark renderer with tables (markdown-it, which
+    passes raw HTML as CommonMark says), shows each name as written, in its own cell (rows of
+    twelve and of three: the stages' table, the critical path's): no image, no link, no
+    U+202E. Before, the name was raw HTML, a link and an
+    entity there, and its backslash escaped the bar that followed it, which then split the
+    cell. The HTML report shows the same names as written."""
+    source, _ = renamed_span_file(tmp_path, MARKUP)
+    rendered = MarkdownIt("commonmark").enable("table").render(_report(home, source, "markdown"))
+    shown = html.escape(MARKUP, quote=False)
+    rows = [row for row in rendered.split("<tr>") if row.startswith("\n<td>first")]
+    assert ([], [], False, [12, 3]) == (
+        re.findall(r"<img|<a ", rendered),
+        [row for row in rows if f"<td>first{shown}</td>" not in row],
+        "\u202e" in rendered,
+        [row.count("<td>") for row in rows],
+    ), rendered
+    page = _report(home, source, "html")
+    assert page.count(f"<td>first{shown}</td>") == 2, page

@@ -30,7 +30,7 @@ from taskdaemon.pipeline.reporting._charts import (
     distribution_svg,
     timeline_svg,
 )
-from taskdaemon.pipeline.reporting._markdown import render_markdown
+from taskdaemon.pipeline.reporting._markdown import md_plain, render_markdown
 from taskdaemon.pipeline.reporting._model import PipelineReport, Report
 from taskdaemon.pipeline.reporting._text import (
     empty_sentence,
@@ -121,13 +121,13 @@ def _markdown_tables_as_html(report: Report) -> list[str]:
         if line.startswith("## "):
             if current is not None:
                 out.append("".join(parts))
-            current, parts, in_table = line[3:].replace("\\|", "|"), [], False
+            current, parts, in_table = md_plain(line[3:]), [], False
             heading = None
             continue
         if current is None:
             continue
         if line.startswith("|"):
-            cells = [c.strip().replace("\\|", "|") for c in line.strip("|").split(" | ")]
+            cells = [md_plain(c.strip()) for c in line.strip("|").split(" | ")]
             if set(line) <= {"|", "-"}:
                 continue
             tag = "th" if not in_table else "td"
@@ -150,7 +150,7 @@ def _markdown_tables_as_html(report: Report) -> list[str]:
             heading = line[4:].replace("`", "")
             parts.append(f"<h3>{html_text(heading)}</h3>")
         elif line.strip():
-            parts.append(f"<p>{html_text(line)}</p>")
+            parts.append(f"<p>{html_text(md_plain(line))}</p>")
     if current is not None:
         if in_table:
             parts.append("</table>")
