@@ -34,6 +34,7 @@ from reliability_support import (
     fill,
     sample,
     short_dir,
+    store_one_run,
     stored_span_counts,
     taskdaemon,
     tmpfs,
@@ -546,10 +547,54 @@ def test_a_store_is_not_made_in_a_folder_anyone_may_write(tmp_path: Path) -> Non
     home.chmod(0o1777)
     with pytest.raises(SpanSourceError) as raised:
         connect(home / "spans.db")
-    assert ("cannot open span store: its folder may be written by any user", False) == (
-        str(raised.value).partition(": ")[2],
-        (home / "spans.db").exists(),
-    )
+    assert (
+        "cannot open span store: its folder may be written by group or others (mode 1777)",
+        False,
+    ) == (str(raised.value).partition(": ")[2], (home / "spans.db").exists())
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder or a link to nobody needs root")
+def test_a_store_named_outside_the_home_in_a_folder_a_group_may_write_is_not_made(
+    tmp_path: Path,
+) -> None:
+    """``TASKDAEMON_SPAN_SOURCE`` naming a store in a shared project folder (0770, group
+    ``nogroup``, whose member ``nobody`` could make the ``-wal`` first or swap the store): the
+    run goes on (exit 0) with one warning saying why, and no store is made there. Before, only
+    the folder's bit for others was judged, and the run was stored there."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chown(shared, -1, 65534)
+    shared.chmod(0o770)
+    pipeline = write_pipeline(tmp_path / "two.yaml", TWO_STAGES)
+    source = f"sqlite:///{shared / 'spans.db'}"
+    done = taskdaemon(tmp_path / "home", "run", "-q", str(pipeline), TASKDAEMON_SPAN_SOURCE=source)
+    warning = "cannot open span store: its folder may be written by group or others (mode 0770)"
+    assert (0, 1, []) == (
+        done.returncode,
+        done.stderr.count(warning),
+        list(shared.iterdir()),
+    ), done.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a link to nobody needs root")
+def test_another_user_s_link_in_the_store_s_place_is_not_written_through(tmp_path: Path) -> None:
+    """A link ``nobody`` owns where the store should be, naming a store of ours: the run goes
+    on (exit 0) with one warning saying why, and the store it names is left as it was.
+    Before, the link was followed (the owner judged was the target's, ours) and the run was
+    written into the file they chose."""
+    ours, _ = store_one_run(tmp_path, TWO_STAGES)
+    before = ours.read_bytes()
+    home = tmp_path / "home"
+    home.mkdir(mode=0o700)
+    link = home / "spans.db"
+    link.symlink_to(ours)
+    os.lchown(link, 65534, 65534)
+    done = taskdaemon(home, "run", "-q", str(tmp_path / "p.yaml"))
+    assert (0, 1, True) == (
+        done.returncode,
+        done.stderr.count("cannot open span store: it is another user's link (uid 65534)"),
+        ours.read_bytes() == before,
+    ), done.stderr
 
 
 # --- damaged rows ------------------------------------------------------------------------------

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 from typing import Final
 
 from taskdaemon.pipeline.errors import SpanSourceError
+from taskdaemon.pipeline.home import foreign_home
 from taskdaemon.pipeline.private_file import make_private_dirs
 
 __all__ = [
@@ -35,14 +37,24 @@ def create_private(path: Path) -> None:
     SQLite gives the ``-wal`` and ``-shm`` files the mode of the database file. An existing file
     or directory keeps the mode it has (someone chose it), but only this user may have chosen
     it: PermissionError for a file of another user (made in a shared checkout's ``.taskdaemon``
-    before our first run, 0666, it would collect our runs for them to read) or a folder anyone
-    may write (``/tmp``: anyone may make the ``-wal`` file there first, or swap the store)."""
+    before our first run, 0666, it would collect our runs for them to read), another user's
+    link in the file's place (it names a file of ours they chose: our runs went into it), or a
+    folder another user may change, judged as a home is (``home.foreign_home``: its owner, its
+    mode, a link or folder above it). In a folder anyone, or a group of more than us, may
+    write, any of them may make the ``-wal`` file first, or swap the store or its link; a store
+    named by ``TASKDAEMON_SPAN_SOURCE`` outside the home was judged by its folder's bit for
+    others alone, and a shared project folder of a group (0775) took our runs."""
     make_private_dirs(path.parent)
-    if path.parent.stat().st_mode & 0o002:
-        raise PermissionError(errno.EPERM, "its folder may be written by any user", str(path))
+    if why := foreign_home(path.parent):
+        raise PermissionError(errno.EPERM, f"its folder {why}", str(path))
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     except FileExistsError:
+        found = os.lstat(path)
+        if stat.S_ISLNK(found.st_mode) and found.st_uid not in (0, os.geteuid()):
+            raise PermissionError(
+                errno.EPERM, f"it is another user's link (uid {found.st_uid})"
+            ) from None
         if (owner := path.stat().st_uid) != os.geteuid():
             raise PermissionError(
                 errno.EPERM, f"it belongs to another user (uid {owner})"
