@@ -1,6 +1,6 @@
 """The command line's rough edges a new user's first contact found: an unknown option with no
-command named, and ``serve --pipeline`` refusing a bad file as ``run`` does (``runs list`` and
-``report`` of an unknown pipeline: ``pipeline_tracking_cli_test.py``)."""
+command (or no ``runs`` action) named, and ``serve --pipeline`` refusing a bad file as ``run``
+does (``runs list`` and ``report`` of an unknown pipeline: ``pipeline_tracking_cli_test.py``)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,35 @@ def test_an_unknown_option_without_a_command_is_named_first(home: Path) -> None:
             f"'--version'?); {missing}",
         ),
         (2, "", f"taskdaemon: error: {missing}"),
+    ] == [(done.returncode, done.stdout, done.stderr) for done in said]
+
+
+@pytest.mark.slow
+def test_an_unknown_option_without_an_action_is_named_first(home: Path) -> None:
+    """``taskdaemon runs --bogus`` said only that ACTION was missing, as the top level did of
+    COMMAND: the option is named first now, with the option it was close to (``runs`` has
+    only ``--help``); ``runs`` alone still says that ACTION is missing, and an option given
+    to an action is named by that action."""
+    said = [
+        taskdaemon(home, *argv)
+        for argv in (["runs", "--bogus"], ["runs", "--hepl"], ["runs"], ["runs", "list", "-z"])
+    ]
+    missing = "the following arguments are required: ACTION (see taskdaemon runs --help)\n"
+    assert [
+        (2, "", f"taskdaemon runs: error: unrecognized arguments: --bogus; {missing}"),
+        (
+            2,
+            "",
+            "taskdaemon runs: error: unrecognized arguments: --hepl (did you mean '--help'?); "
+            f"{missing}",
+        ),
+        (2, "", f"taskdaemon runs: error: {missing}"),
+        (
+            2,
+            "",
+            "taskdaemon runs list: error: unrecognized arguments: -z (see taskdaemon runs list "
+            "--help)\n",
+        ),
     ] == [(done.returncode, done.stdout, done.stderr) for done in said]
 
 

@@ -274,8 +274,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         description="Run pipelines and observe them the OpenTelemetry way.",
     )
     parser.add_argument("--version", action="version", version=f"taskdaemon {__version__}")
-    # Not required here: argparse checked a missing command before the unknown options, and
-    # ``taskdaemon --bogus`` said only that COMMAND was missing; ``_dispatch`` says both.
+    # Not required here: ``_dispatch`` says a missing one after the unknown options.
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES if argv is None else _modules_for(argv):
         import_module(f"{__name__}.{name}").register(subparsers)
@@ -460,16 +459,27 @@ def _unrecognized(command: argparse.ArgumentParser, extras: list[str]) -> str:
     return f"unrecognized arguments: {' '.join(extras)}{hint}"
 
 
+def _missing_command(command: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
+    """The line saying that ``command``'s sub-command (``taskdaemon``'s COMMAND, ``runs``'
+    ACTION) is missing, else None. No sub-parsers action is ``required``: argparse would then
+    refuse the command before anything said the unknown options given with it
+    (``runs --bogus``)."""
+    for action in command._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest) is None:
+            return f"the following arguments are required: {action.metavar}"
+    return None
+
+
 def _dispatch(argv: Sequence[str] | None) -> int:
     if argv is None:
         argv = sys.argv[1:]
     parser = build_parser(argv)
     args, extras = parser.parse_known_args(argv)
-    if args.command is None:  # what was given is said before what is missing
-        missing = "the following arguments are required: COMMAND"
-        parser.error(f"{_unrecognized(parser, extras)}; {missing}" if extras else missing)
+    command = _command_parser(parser, argv)
+    missing = _missing_command(command, args)
+    if missing is not None:  # what was given is said before what is missing
+        command.error(f"{_unrecognized(command, extras)}; {missing}" if extras else missing)
     if extras:  # named by the sub-command they were given to, whose --help lists its options
-        command = _command_parser(parser, argv)
         command.error(_unrecognized(command, extras))
     # Imported once a command runs: ``--version`` then needs no dataclasses (nor inspect).
     from taskdaemon.pipeline.errors import SettingsError  # noqa: PLC0415

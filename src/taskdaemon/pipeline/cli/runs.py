@@ -54,7 +54,8 @@ def register(subparsers: Any) -> None:
         "1 the run was not found (list: no run of --pipeline at all) or the span source cannot "
         "answer, 2 invalid arguments.",
     )
-    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION", required=True)
+    # Not required here: ``_dispatch`` says a missing one after the unknown options.
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="ACTION")
 
     list_p = runs_sub.add_parser(
         "list",
