@@ -162,7 +162,7 @@ async def test_a_pipeline_nobody_ran_is_said_so_as_runs_list_says_it(tmp_path: P
         none = (await client.get("/", params=cancelled)).text
         listed = (await client.get("/api/runs/recent", params={"pipeline": "etl"})).json()
     cli = taskdaemon(tmp_path, "runs", "list", "--pipeline", "etll", "--source", f"sqlite:///{db}")
-    said = "No run of pipeline 'etll' is known to this source."
+    said = "No run of pipeline 'etll' is known to this source; did you mean 'etl'?"
     refused = "taskdaemon runs list: no run of pipeline 'etll' is known to this source; "
     expected = ([said], {"runs": [], "empty": said}, ["No runs match."], (1, None), (1, True))
     actual = (

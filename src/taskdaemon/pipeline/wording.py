@@ -1,11 +1,13 @@
 """Counts as people read them: ``1 event``, ``2 events``, never ``2 event(s)``; what every
 view of a replay calls an execution it did not run, and the run it took it from; the sentence
-every view says of a pipeline nobody ran; and which known name a wrong one was meant to be."""
+every view says of a pipeline nobody ran, with the name it was likely meant to be; and which
+known name a wrong one was meant to be."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
+from typing import Any
 
 from taskdaemon.pipeline.quoting import quote
 
@@ -67,6 +69,35 @@ def no_run_of(pipeline: str) -> str:
     ``pipeline`` at all (a typo, say): "no runs" sent the reader to widen filters that were not
     the cause."""
     return f"no run of pipeline {quote(pipeline)} is known to this source"
+
+
+#: How many of the source's pipeline names a wrong pipeline is compared with.
+_NAMES_COMPARED = 1000
+
+
+def unknown_pipeline(source: Any, pipeline: str | None, also: Collection[str] = ()) -> str | None:
+    """What ``runs list --pipeline``, ``report --pipeline`` and the web runs page say when the
+    span ``source`` (None: no source) holds no run of ``pipeline`` at all (:func:`no_run_of`),
+    with a "did you mean" from the pipeline names it holds and ``also`` (the web's engine's,
+    whose runs the source may not hold yet); None when it holds one, or no pipeline was asked
+    for.
+
+    A new pipeline before its first run, or one that retention emptied, is said so too: the
+    source cannot tell it from a typo. The names compared are the embedded store's every
+    pipeline (the first ``_NAMES_COMPARED`` by name), or those of another source's newest
+    runs. ``source`` is any span source (none is imported here: a shared helper imports no
+    layer above it); it is read, so call this off an event loop."""
+    if pipeline is None or (source is not None and source.search(pipeline=pipeline, limit=1)):
+        return None
+    counts = getattr(source, "pipeline_counts", None)
+    if source is None:
+        names = set()
+    elif callable(counts):
+        names = set(counts(limit=_NAMES_COMPARED))
+    else:
+        names = {run.pipeline for run in source.search(limit=_NAMES_COMPARED)}
+    close = close_match(pipeline, names | set(also))
+    return no_run_of(pipeline) + (f"; did you mean {quote(close[0])}?" if close else "")
 
 
 def close_match(name: str, candidates: Collection[str]) -> list[str]:

@@ -11,14 +11,12 @@ import argparse
 import math
 from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_only
 from taskdaemon.pipeline.cli.terminal_width import summary_width
 from taskdaemon.pipeline.home import home_directory
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.span_source_forms import SPAN_SOURCE_USAGE, unknown_scheme
-from taskdaemon.pipeline.wording import close_match, no_run_of
 
 __all__ = [
     "INTERVAL_RANGE",
@@ -39,7 +37,6 @@ __all__ = [
     "source_exit_code",
     "span_source",
     "table_width",
-    "unknown_pipeline",
     "whole_number",
 ]
 
@@ -231,35 +228,6 @@ def add_pipeline_filter(parser: argparse.ArgumentParser) -> None:
         help="only this pipeline's runs; one the source knows no run of (a typo) is refused "
         "with a 'did you mean' (exit 1)",
     )
-
-
-#: How many of the source's pipeline names a wrong ``--pipeline`` is compared with.
-_NAMES_COMPARED = 1000
-
-
-def unknown_pipeline(source: Any, pipeline: str | None) -> str | None:
-    """The line ``runs list`` and ``report`` refuse ``--pipeline`` with when the source holds
-    no run of that pipeline at all (``wording.no_run_of``), with a "did you mean" from the
-    pipeline names it holds (``wording.close_match``); None when it holds one, or no
-    ``--pipeline`` was given.
-
-    Exit 1, as ``runs show`` of a run that is not there (docs/architecture.md, "Exit codes"),
-    and nothing on stdout (no ``[]``, no empty report, no ``-o`` file): a script could not tell
-    a typo from a quiet week by an exit 0. A pipeline with runs, none of them matching the
-    other filters (the window, ``--status``), is no typo and keeps exit 0 and its empty list
-    or report. A new pipeline before its first run, or one that retention emptied, is refused
-    too: the source cannot tell it from a typo, and a script that lists it first can test the
-    code. The names compared are the embedded store's every pipeline (the first
-    ``_NAMES_COMPARED`` by name), or those of another source's newest runs."""
-    if pipeline is None or source.search(pipeline=pipeline, limit=1):
-        return None
-    counts = getattr(source, "pipeline_counts", None)
-    if callable(counts):
-        names = set(counts(limit=_NAMES_COMPARED))
-    else:
-        names = {run.pipeline for run in source.search(limit=_NAMES_COMPARED)}
-    close = close_match(pipeline, names)
-    return no_run_of(pipeline) + (f"; did you mean {quote(close[0])}?" if close else "")
 
 
 def add_wide_option(parser: argparse.ArgumentParser) -> None:

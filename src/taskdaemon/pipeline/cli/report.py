@@ -13,7 +13,7 @@ runs of both windows rebuilt, the newest ``--limit`` (default 1000), and the rep
 the limit left runs out. Runs of the window that had not ended (still running, or
 ``interrupted``) are left out, and the report's notes say how many, per pipeline. What each
 figure means: docs/reports.md. Exit codes: 0 written, 1 the source could not be read or holds
-no run of ``--pipeline`` at all (a typo: ``options.unknown_pipeline``), 2 invalid arguments or
+no run of ``--pipeline`` at all (a typo: ``wording.unknown_pipeline``), 2 invalid arguments or
 settings.
 """
 
@@ -32,7 +32,6 @@ from taskdaemon.pipeline.cli.options import (
     any_case,
     source_exit_code,
     table_width,
-    unknown_pipeline,
     whole_number,
 )
 from taskdaemon.pipeline.cli.output_file import (
@@ -45,7 +44,7 @@ from taskdaemon.pipeline.cli.refusal import refuse
 from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.errors import PipelineError, SettingsError, SpanSourceError
 from taskdaemon.pipeline.redaction import redact_text
-from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.wording import counted, unknown_pipeline
 
 __all__ = ["register", "run_report"]
 

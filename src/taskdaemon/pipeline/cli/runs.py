@@ -24,7 +24,6 @@ from taskdaemon.pipeline.cli.options import (
     any_case,
     source_exit_code,
     table_width,
-    unknown_pipeline,
     whole_number,
 )
 from taskdaemon.pipeline.cli.refusal import note, refuse
@@ -37,7 +36,7 @@ from taskdaemon.pipeline.record_fields import as_dict
 from taskdaemon.pipeline.run_id_form import run_id_problem
 from taskdaemon.pipeline.status_rules import RUN_RECORD_STATUSES
 from taskdaemon.pipeline.tracking import open_source
-from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.wording import counted, unknown_pipeline
 
 __all__ = ["register"]
 

@@ -142,7 +142,7 @@ def summary(p: PipelineReport) -> str:
 
 def empty(report: Report) -> str:
     """What a report without figures says: no ended run in its window (a ``--pipeline`` of
-    which the source holds no run at all is refused before: ``cli.options.unknown_pipeline``)."""
+    which the source holds no run at all is refused before: ``wording.unknown_pipeline``)."""
     return "no ended runs in this window"
 
 

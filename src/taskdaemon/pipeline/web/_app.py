@@ -102,7 +102,6 @@ from taskdaemon.pipeline.web._views import (
     run_state,
     summary_json,
 )
-from taskdaemon.pipeline.wording import no_run_of
 
 __all__ = ["WebApp", "WebOptions"]
 
@@ -332,9 +331,9 @@ class WebApp:
         if all(filters[name] is None for name in NARROWING):
             return NO_RUN_YET
         pipeline = filters["pipeline"]
-        if pipeline is not None and not await self.data.knows_pipeline(pipeline):
-            said = no_run_of(pipeline)
-            return f"{said[:1].upper()}{said[1:]}."
+        said = None if pipeline is None else await self.data.unknown_pipeline(pipeline)
+        if said is not None:  # a sentence: "No run ... source." or "...; did you mean 'x'?"
+            return said[:1].upper() + said[1:] + ("" if said.endswith("?") else ".")
         return NO_MATCH
 
     async def api_recent(self, request: Request) -> Response:

@@ -49,6 +49,7 @@ from taskdaemon.pipeline.status_rules import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
+from taskdaemon.pipeline.wording import unknown_pipeline
 
 __all__ = ["RunData", "check_status"]
 
@@ -303,22 +304,23 @@ class RunData:
         ordered = sorted(rows.values(), key=lambda row: (row[0].start, row[0].run_id), reverse=True)
         return ordered[:limit]
 
-    async def knows_pipeline(self, pipeline: str) -> bool:
-        """Whether the engine or the source holds any run of ``pipeline``, whatever its
-        status and start: as ``runs list`` asks, so that a page filtered by a name nobody ran
-        says so rather than that no run matches."""
+    async def unknown_pipeline(self, pipeline: str) -> str | None:
+        """What the runs page says when neither the engine nor the source holds any run of
+        ``pipeline``, whatever its status and start, with the name it is close to, as ``runs
+        list`` says it (``wording.unknown_pipeline``, the engine's runs' names compared too):
+        a page filtered by a name nobody ran says so rather than that no run matches. None
+        when one of them holds one."""
+        names: set[str] = set()
         if self.live is not None:
             for run_id in self.live.runs():
                 try:
-                    if self.live.record(run_id).pipeline == pipeline:
-                        return True
+                    names.add(self.live.record(run_id).pipeline)
                 except KeyError:
                     continue
+        if pipeline in names:
+            return None
         source = await asyncio.to_thread(self.source)
-        if source is None:
-            return False
-        found = await asyncio.to_thread(source.search, pipeline=pipeline, limit=1)
-        return bool(found)
+        return await asyncio.to_thread(unknown_pipeline, source, pipeline, names)
 
     async def _start(self, run_id: str, source: Any) -> float:
         """The start of a run the engine or the source holds; RunNotFoundError otherwise."""
