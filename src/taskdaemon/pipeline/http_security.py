@@ -11,7 +11,8 @@ The model is the one Jupyter's server uses, tightened where it is loose:
   anywhere: its owner already has it.
 * **Credentials.** ``Authorization: Bearer T`` or ``Authorization: token T``; or the session
   cookie ``taskdaemon-session-<port>`` (HMAC-signed with a per-process key, ``HttpOnly``,
-  ``SameSite=Strict``, ``Path=/``) that ``GET /?token=T`` sets before redirecting to ``/`` (so
+  ``SameSite=Strict``, ``Path=/``; ``Secure`` when ``TASKDAEMON_API_PUBLIC_URL`` is https,
+  below) that ``GET /?token=T`` sets before redirecting to ``/`` (so
   the token leaves the address bar), as a browser's ``GET`` of any other page with the token
   does, redirecting to that page (the sign-in URL ``serve`` shows, a link); or ``?token=T`` on
   any request, taken off the query the app is given (a redirect or a link it makes from the
@@ -53,6 +54,16 @@ The model is the one Jupyter's server uses, tightened where it is loose:
 * **Principal.** The token stands for one principal: ``TASKDAEMON_API_USER``, else the OS user
   running the server (whoever holds the token could read it from that user's files or
   environment). Approvals record this name; a request body cannot choose it.
+* **Behind a proxy ending TLS.** The server speaks plain HTTP; nginx or Caddy in front of it
+  may end TLS. Decision: the operator says so, ``TASKDAEMON_API_PUBLIC_URL=https://host``
+  (the session cookie is then ``Secure``, and ``host`` is allowed as a ``Host`` and
+  ``Origin``); no forwarded header is trusted (``X-Forwarded-Proto``, ``-For``, ``Forwarded``).
+  Uvicorn trusts them by default from loopback (its ``forwarded_allow_ips``), and Jupyter
+  when ``trust_xheaders`` is set; on a machine whose loopback other users share, any of them
+  could then choose the address its wrong tokens count under (``token_failures``: a fresh
+  budget a request) and the scheme. The request's client is the socket's peer, always: behind
+  a proxy on this machine every client is loopback, one budget, which the proxy may bound
+  itself per real client.
 * **Exposure.** Serving on a non-loopback address needs a configured token
   (:func:`check_exposure`): a token printed on a shared machine's console is no secret.
 
@@ -203,13 +214,16 @@ class ApiAuth:
     """The API's credentials and allow-lists (see the module docstring).
 
     ``generated`` says the token was made at start (and may be written to a file) rather than
-    configured. ``repr`` never shows the token or the cookie key.
+    configured. ``secure_cookie``: people open the server over https, a proxy in front of it
+    ending TLS (``TASKDAEMON_API_PUBLIC_URL``), so the session cookie is ``Secure``.
+    ``repr`` never shows the token or the cookie key.
     """
 
     token: str = field(repr=False)
     principal: str
     generated: bool = False
     allowed_hosts: frozenset[str] = frozenset()
+    secure_cookie: bool = False
     cookie_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def __post_init__(self) -> None:
@@ -218,7 +232,11 @@ class ApiAuth:
 
     @classmethod
     def generate(
-        cls, *, principal: str | None = None, allowed_hosts: Iterable[str] = ()
+        cls,
+        *,
+        principal: str | None = None,
+        allowed_hosts: Iterable[str] = (),
+        secure_cookie: bool = False,
     ) -> ApiAuth:
         """A fresh random token (``secrets.token_hex(24)``) for ``principal`` (default: us)."""
         return cls(
@@ -226,17 +244,24 @@ class ApiAuth:
             principal=principal or server_user(),
             generated=True,
             allowed_hosts=_normalise_hosts(allowed_hosts),
+            secure_cookie=secure_cookie,
         )
 
     @classmethod
     def configured(
-        cls, token: str, *, principal: str | None = None, allowed_hosts: Iterable[str] = ()
+        cls,
+        token: str,
+        *,
+        principal: str | None = None,
+        allowed_hosts: Iterable[str] = (),
+        secure_cookie: bool = False,
     ) -> ApiAuth:
         """A token the operator chose (``TASKDAEMON_API_TOKEN``)."""
         return cls(
             token=token,
             principal=principal or server_user(),
             allowed_hosts=_normalise_hosts(allowed_hosts),
+            secure_cookie=secure_cookie,
         )
 
     def token_matches(self, candidate: str) -> bool:
@@ -427,7 +452,7 @@ class SecurityMiddleware:
         the token)."""
         cookie = (
             f"{_cookie_name(scope)}={self.auth.new_session()}; Path=/; HttpOnly; SameSite=Strict"
-            + ("; Secure" if scope.get("scheme") == "https" else "")
+            + ("; Secure" if self.auth.secure_cookie or scope.get("scheme") == "https" else "")
         )
         await _redirect(send, location, cookie)
 

@@ -272,6 +272,10 @@ class MonitorServer:
             self.app,
             http=bounded_protocol(limits),
             lifespan="off",
+            # The client and scheme are the socket's, never X-Forwarded-*: Uvicorn trusts those
+            # from loopback by default, where any local user may send them (http_security,
+            # "Behind a proxy ending TLS").
+            proxy_headers=False,
             log_config=None,  # our handlers and format, not uvicorn's own
             log_level="warning",
             access_log=False,

@@ -63,6 +63,10 @@ variable                        meaning                                 default
                                 (recorded as the approver)
 ``TASKDAEMON_API_ALLOWED_HOSTS`` extra ``Host`` names the API answers    none (loopback and the
                                 (comma list; ``*`` = any)                bind address only)
+``TASKDAEMON_API_PUBLIC_URL``   the address people open the server at    none
+                                behind a proxy (``https://host``): an
+                                ``https`` one makes the session cookie
+                                ``Secure``; its host is allowed
 ``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug`` /     none
                                 ``serve --pipeline``:
                                 ``STAGE[:CEL]`` separated by ``;``
@@ -207,6 +211,7 @@ class Settings(ValueMethods):
     stdout_max_bytes: int = 64 * 1024 * 1024
     breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
     grafana_url: str | None = None
+    api_public_url: str | None = None
 
     otel_service_name: str | None = None
     otel_resource_attributes: str | None = None
@@ -348,6 +353,7 @@ _FIELDS: dict[str, tuple[str, parsers.Parser]] = {
     "stdout_max_bytes": ("TASKDAEMON_STDOUT_MAX_BYTES", parsers.integer(ge=1)),
     "breakpoints": ("TASKDAEMON_BREAKPOINTS", parsers.text),
     "grafana_url": ("TASKDAEMON_GRAFANA_URL", parsers.optional(parsers.grafana_url)),
+    "api_public_url": ("TASKDAEMON_API_PUBLIC_URL", parsers.optional(parsers.public_url)),
     "otel_service_name": ("OTEL_SERVICE_NAME", parsers.optional(parsers.text)),
     "otel_resource_attributes": (
         "OTEL_RESOURCE_ATTRIBUTES",

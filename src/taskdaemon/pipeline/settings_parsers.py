@@ -206,6 +206,28 @@ def grafana_url(value: Any) -> str | None:
     return url
 
 
+def public_url(value: Any) -> str | None:
+    """The address people open the server at when a proxy stands in front of it
+    (``https://tasks.example.org``), checked at start: an ``http`` or ``https`` URL of a host
+    and maybe a port, nothing else. A path is refused: the pages link from ``/``, so a proxy
+    serving them under a prefix would break every link; a user or password too, in a line
+    that does not quote the URL (no server signs in with it). ``https`` makes the session
+    cookie ``Secure``, and the host is one the ``Host`` and ``Origin`` checks allow
+    (``http_security``)."""
+    url = text(value).strip()
+    if not url:
+        return None
+    if user_part(url) is not None:
+        raise ValueError("must hold no user or password (user:password@)")
+    parts = http_url(url)
+    if parts.path not in ("", "/") or parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ValueError(
+            f"must be the scheme, host and port alone, not {quote(url)}: the pages link from"
+            " /, so serve them at the root of that host"
+        )
+    return url
+
+
 def span_source(value: Any) -> str | None:
     """A span source URL whose scheme is known (the rest is checked where it is opened): a
     typo such as ``ftp://`` would otherwise only show when a command reads the source, and

@@ -30,15 +30,21 @@ __all__ = ["announce_sign_in", "api_auth", "publish_sign_in"]
 
 def api_auth(settings: Settings) -> ApiAuth:
     """The API's credentials, ``serve``'s, ``run --serve``'s and ``ui``'s alike:
-    ``TASKDAEMON_API_TOKEN`` if set, else a token generated now."""
+    ``TASKDAEMON_API_TOKEN`` if set, else a token generated now; the host of
+    ``TASKDAEMON_API_PUBLIC_URL`` allowed, its https making the session cookie ``Secure``."""
     principal = settings.api_user or None
+    hosts, secure = settings.api_allowed_hosts, False
+    if settings.api_public_url is not None:  # behind a proxy: its host, and https or not
+        public = urlsplit(settings.api_public_url)
+        hosts, secure = (*hosts, public.hostname or ""), public.scheme.lower() == "https"
     if settings.api_token is not None:
         return ApiAuth.configured(
             settings.api_token.get_secret_value(),
             principal=principal,
-            allowed_hosts=settings.api_allowed_hosts,
+            allowed_hosts=hosts,
+            secure_cookie=secure,
         )
-    return ApiAuth.generate(principal=principal, allowed_hosts=settings.api_allowed_hosts)
+    return ApiAuth.generate(principal=principal, allowed_hosts=hosts, secure_cookie=secure)
 
 
 def publish_sign_in(
