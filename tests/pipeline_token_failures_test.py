@@ -109,7 +109,8 @@ def test_a_guesser_cannot_end_its_own_window_by_filling_the_table() -> None:
     [
         ("2001:db8:1:2:aaaa::1", "2001:db8:1:2::/64"),
         ("2001:db8:1:2:bbbb::9", "2001:db8:1:2::/64"),
-        ("fe80::1%eth0", "fe80::/64"),
+        ("fe80::1%eth0", "fe80::1%eth0"),
+        ("fe80::1:2", "fe80::1:2"),
         ("::ffff:192.0.2.7", "192.0.2.7"),
         ("192.0.2.7", "192.0.2.7"),
         ("127.0.0.1", "loopback"),
@@ -274,9 +275,24 @@ def test_a_window_ends_at_its_last_second(caplog: pytest.LogCaptureFixture) -> N
     assert _lines(caplog) == ["1 wrong API token from 10.0.0.1 in 60 s, then 1 refused (429)"]
 
 
-def test_an_ipv6_address_with_a_zone_counts_under_its_block() -> None:
-    """A link-local peer's zone (``%eth0``, which the socket gives) is no part of its key."""
-    assert client_key("fe80::1:2%eth0") == client_key("fe80::9%2") == "fe80::/64"
+def test_link_local_addresses_count_apart_and_their_link_as_a_site() -> None:
+    """Every link-local address is in ``fe80::/64``, on every link: counted by its /64, all
+    the link-local clients of a server shared one address's budget. Each counts as itself
+    now, its zone keeping two links apart when the address has one, and the link is the
+    site: 30 a minute from all its addresses, not 10."""
+    failures = TokenFailures(limit=2, site_limit=5)
+    assert (client_key("fe80::1:2%eth0"), client_key("fe80::1:2%eth1")) == (
+        "fe80::1:2%eth0",
+        "fe80::1:2%eth1",
+    )
+    for _ in range(2):
+        failures.failed("fe80::1%eth0")
+    assert failures.retry_after("fe80::1%eth0") is not None
+    assert failures.retry_after("fe80::2%eth0") is None
+    for n in range(3):
+        failures.failed(f"fe80::{n + 3:x}%eth0")
+    assert failures.retry_after("fe80::99%eth0") is not None  # the link at its bound
+    assert failures.retry_after("fe80::99%eth1") is None  # another link
 
 
 def _compared(failures: TokenFailures, addresses: Iterable[str]) -> int:
@@ -353,6 +369,8 @@ def test_the_known_clients_are_bounded_like_the_table() -> None:
     [
         ("2001:db8:1:2:aaaa::1", "2001:db8:1::/48"),
         ("2001:db8:1:ffff::1%eth0", "2001:db8:1::/48"),
+        ("fe80::1:2%eth0", "fe80::/10%eth0"),
+        ("fe80:0:0:7::1", "fe80::/10"),
         ("192.0.2.7", None),
         ("::ffff:192.0.2.7", None),
         ("::1", None),
@@ -361,7 +379,8 @@ def test_the_known_clients_are_bounded_like_the_table() -> None:
     ],
 )
 def test_the_site_an_address_counts_under(address: str | None, site: str | None) -> None:
-    """Only an IPv6 address that is not loopback has a site, its /48."""
+    """Only an IPv6 address that is not loopback has a site, its /48, or a link-local one's
+    link."""
     assert site_key(address) == site
 
 
@@ -438,3 +457,49 @@ async def test_a_real_server_bounds_a_site_and_the_newcomers_of_a_flood(
     said = ipaddress.ip_network(f"{site(0)}::/48")  # as written: leading zeros dropped
     assert f"5 wrong API tokens from {said} in 60 s, then 1 refused (429)" in lines
     assert "9 wrong API tokens from all addresses in 60 s, then 2 refused (429)" in lines
+
+
+def _link_local_status(source: str, port: int, token: str) -> int:
+    """The status of ``GET /api`` with ``token`` sent to ``[::1]:port`` from the link-local
+    ``source`` on ``lo``, over a socket of its own: the HTTP clients cannot bind a link-local
+    address, which needs the interface's index beside it."""
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as client:
+        client.settimeout(10)
+        client.bind((source, 0, 0, socket.if_nametoindex("lo")))
+        client.connect(("::1", port))
+        head = f"GET /api HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n"
+        client.sendall(f"{head}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while b"\r\n" not in answer and (chunk := client.recv(4096)):
+            answer += chunk
+    return int(answer.split(b" ", 2)[1])
+
+
+@pytest.mark.slow
+async def test_a_real_server_counts_link_local_clients_apart(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Real requests from link-local addresses on ``lo`` to a server on ``::1``: a client
+    past its bound is refused, its right token too, and another link-local client is
+    served, where before every link-local client counted under ``fe80::/64``, one budget;
+    clients taking address after address are refused at the link's bound. Each address's
+    window and the link's are said at the stop."""
+    caplog.set_level(logging.WARNING, LOGGER)
+    tag = secrets.randbits(16)
+    mistyper, neighbour, *many = [f"fe80::{tag:x}:{n + 1:x}" for n in range(6)]
+    limits = HttpLimits(token_failures=2, token_site_failures=5, token_window=60.0)
+    with _addresses_on_lo([mistyper, neighbour, *many]):
+        async with serving(auth=ApiAuth.configured(TOKEN), limits=limits, host="::1") as server:
+            port = int(server.url.rsplit(":", 1)[1])
+
+            async def status(source: str, token: str) -> int:
+                return await asyncio.to_thread(_link_local_status, source, port, token)
+
+            mistyped = [await status(mistyper, WRONG) for _ in range(3)]
+            assert [*mistyped, await status(mistyper, TOKEN)] == [401, 401, 429, 429]
+            assert await status(neighbour, TOKEN) == 200
+            assert [await status(a, WRONG) for a in many] == [401, 401, 401, 429]
+            assert await status(neighbour, TOKEN) == 429  # the link is at its bound
+    lines = _lines(caplog)
+    assert f"2 wrong API tokens from {mistyper} in 60 s, then 2 refused (429)" in lines
+    assert "5 wrong API tokens from fe80::/10 in 60 s, then 2 refused (429)" in lines

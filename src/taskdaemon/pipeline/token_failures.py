@@ -7,12 +7,13 @@ checks: it counts on its long generated token, and logs each 4xx request at warn
 taskdaemon serves a token the operator may have chosen short, so it goes further:
 
 * **Counted per address, in fixed windows.** Each client address (an IPv6 one by its /64, the
-  block one host is usually given) has a window of ``window`` seconds (60) from its first
-  failure. Past ``limit`` failures in it (10), every request of that address that needs a
-  credential is answered 429 with ``Retry-After`` (the seconds left in the window) before
-  its token is compared, so that a guess past the bound learns nothing, the right token
-  included. A valid session cookie still passes: nobody guesses its signature, and a browser
-  signed in behind the same address as a bad client keeps working.
+  block one host is usually given; a link-local one by itself, below) has a window of
+  ``window`` seconds (60) from its first failure. Past ``limit`` failures in it (10), every
+  request of that address that needs a credential is answered 429 with ``Retry-After`` (the
+  seconds left in the window) before its token is compared, so that a guess past the bound
+  learns nothing, the right token included. A valid session cookie still passes: nobody
+  guesses its signature, and a browser signed in behind the same address as a bad client keeps
+  working.
 * **Nobody else is locked out.** Only the failing address is refused; the right token works at
   once from any other. A success does not clear an address's count: a client that holds the
   token, behind one address with a bad one, would otherwise reset the bad one's budget with
@@ -29,6 +30,16 @@ taskdaemon serves a token the operator may have chosen short, so it goes further
   /64s: ``limit`` guesses a minute each, about 41,000 a minute once the table was full. The
   hosts of one site that each mistype the token a few times stay under it; a guesser holding
   a whole /48 gets 30 a minute.
+* **A link is a site.** A link-local IPv6 address (``fe80::/10``) counts as itself, and its
+  link, ``fe80::/10`` with the zone, counts as its site (``site_limit``). Their /64 and /48
+  are the same ``fe80::`` on every link and every interface, so counted by them every
+  link-local client of the server shared one address's budget: one host mistyping the token
+  refused all the others, on any link. Decision: by address, not per link alone, since a
+  link's hosts are as many clients as a site's; the link bounds a host that takes many
+  addresses (any host on a link may) as a /48 bounds a site's /64s. The zone keeps two links
+  apart when the server is told it; Uvicorn's ``scope["client"]`` holds no zone (the peer's
+  scope id is not in it), so there every link-local client shares the one ``fe80::/10``
+  site window: 30 a minute, not 10.
 * **Newcomers share a cap.** Every wrong token, from any address, also counts in one window of
   the whole server, ``all addresses``. Past ``total_limit`` in it (1000, a hundred addresses'
   bound), a newcomer, an address that has not shown the right token (or a valid session cookie)
@@ -88,6 +99,8 @@ _LOOPBACK: Final = "loopback"
 _OTHERS: Final = "other addresses"
 #: The key of the window every wrong token counts in.
 _ALL: Final = "all addresses"
+#: Every link-local IPv6 address: one link's site (with the link's zone, when known).
+_LINK_LOCAL: Final = "fe80::/10"
 
 
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -102,10 +115,16 @@ def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return ip
 
 
+def _zone(address: str) -> str:
+    """``address``'s ``%zone`` (the interface a link-local address is on), or ``""``."""
+    _, sep, zone = address.partition("%")
+    return f"%{zone}" if sep else ""
+
+
 def client_key(address: str | None) -> str:
     """The key an address counts under: the address itself, an IPv6 one's /64 block (an
-    IPv4-mapped one as its IPv4), ``loopback`` for any loopback address, ``unknown`` for
-    none."""
+    IPv4-mapped one as its IPv4), a link-local one itself with its zone, ``loopback`` for
+    any loopback address, ``unknown`` for none."""
     if not address:
         return _UNKNOWN
     ip = _ip(address)
@@ -113,17 +132,23 @@ def client_key(address: str | None) -> str:
         return address
     if ip.is_loopback:
         return _LOOPBACK
+    if isinstance(ip, ipaddress.IPv6Address) and ip.is_link_local:
+        return f"{ip}{_zone(address)}"
     if isinstance(ip, ipaddress.IPv6Address):
         return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
     return str(ip)
 
 
 def site_key(address: str | None) -> str | None:
-    """The /48 an IPv6 address also counts under (its site); None for any other address,
-    loopback or not one."""
-    ip = _ip(address) if address else None
+    """The /48 an IPv6 address also counts under (its site), ``fe80::/10`` with its zone for
+    a link-local one (its link); None for any other address, loopback or not one."""
+    if not address:
+        return None
+    ip = _ip(address)
     if not isinstance(ip, ipaddress.IPv6Address) or ip.is_loopback:
         return None
+    if ip.is_link_local:
+        return f"{_LINK_LOCAL}{_zone(address)}"
     return str(ipaddress.IPv6Network(f"{ip}/48", strict=False))
 
 
