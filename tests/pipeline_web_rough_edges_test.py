@@ -41,7 +41,8 @@ async def test_the_runs_page_of_a_typo_says_the_pipeline_meant_as_runs_list_does
     """``?pipeline=etll`` over a store holding runs of ``etl``: the page said only that no run
     of ``etll`` was known, where ``runs list --pipeline etll`` says ``did you mean 'etl'?``.
     The page says it too, in the table the browser shows once its script has refreshed it;
-    a name close to none says no more than before."""
+    a name close to none says no more than before. A misspelt ``?status=`` (a URL edited by
+    hand) is said with its "did you mean" too, as ``runs list --status`` says it."""
     db = tmp_path / "spans.db"
     await asyncio.to_thread(store_with, db, [10])  # a run of "etl"
     cli = taskdaemon(tmp_path, "runs", "list", "--pipeline", "etll", "--source", f"sqlite:///{db}")
@@ -55,13 +56,20 @@ async def test_the_runs_page_of_a_typo_says_the_pipeline_meant_as_runs_list_does
             await page.goto(f"{url}/?pipeline={name}")
             await page.wait_for_load_state("networkidle")
             said.append(await page.text_content("#runs tr.empty td"))
+        before = list(errors)  # a 400 page is a console error of its own
+        await page.goto(f"{url}/?status=sucess")
+        status = await page.text_content("#runs-error")
     meant = "No run of pipeline 'etll' is known to this source; did you mean 'etl'?"
     assert [meant, "No run of pipeline 'zzzzzz' is known to this source."] == said
+    assert status == (
+        "unknown status 'sucess', did you mean 'success'? (one of running, success, failure,"
+        " cancelled, interrupted, paused)"
+    )
     assert (1, f"taskdaemon runs list: {meant[:1].lower()}{meant[1:]}\n") == (
         cli.returncode,
         cli.stderr,
     )
-    assert [] == errors
+    assert [] == before
 
 
 @contextlib.contextmanager

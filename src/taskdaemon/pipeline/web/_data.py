@@ -49,7 +49,7 @@ from taskdaemon.pipeline.status_rules import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
-from taskdaemon.pipeline.wording import unknown_pipeline
+from taskdaemon.pipeline.wording import close_match, unknown_pipeline
 
 __all__ = ["RunData", "check_status"]
 
@@ -422,9 +422,12 @@ def _matches(
 
 
 def check_status(status: str | None) -> str | None:
-    """``status`` if it is a run status the filters know; ValueError otherwise."""
+    """``status`` if it is a run status the filters know; ValueError otherwise, with the one
+    it was likely meant to be, as ``runs list --status`` says it (``wording.close_match``)."""
     if status in (None, ""):
         return None
     if status not in _STATUSES:
-        raise ValueError(f"unknown status {quote(status)}: one of {', '.join(_STATUSES)}")
+        close = close_match(status, _STATUSES)
+        meant = f", did you mean {quote(close[0])}?" if close else ""
+        raise ValueError(f"unknown status {quote(status)}{meant} (one of {', '.join(_STATUSES)})")
     return status
