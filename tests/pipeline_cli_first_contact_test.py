@@ -12,51 +12,29 @@ from cli_support import taskdaemon, write
 
 
 @pytest.mark.slow
-def test_an_unknown_option_without_a_command_is_named_first(home: Path) -> None:
-    """``taskdaemon --bogus`` said only ``the following arguments are required: COMMAND``:
-    argparse checked the missing command before the unknown options, and the option the user
-    typed went unnamed. It is named first now, with the option it was close to; no argument
-    at all still says that COMMAND is missing."""
-    said = [taskdaemon(home, *argv) for argv in (["--bogus"], ["--verison", "-x"], [])]
-    missing = "the following arguments are required: COMMAND (see taskdaemon --help)\n"
+@pytest.mark.parametrize(
+    ("command", "missing", "typo", "meant"),
+    [([], "COMMAND", "--verison", "--version"), (["runs"], "ACTION", "--hepl", "--help")],
+)
+def test_an_unknown_option_without_a_sub_command_is_named_first(
+    home: Path, command: list[str], missing: str, typo: str, meant: str
+) -> None:
+    """``taskdaemon --bogus`` said only ``the following arguments are required: COMMAND``, and
+    ``taskdaemon runs --bogus`` only that ACTION was: argparse checked the missing
+    sub-command before the unknown options, and the option the user typed went unnamed. It
+    is named first now, with the option it was close to; no argument at all still says that
+    the sub-command is missing."""
+    prog = " ".join(["taskdaemon", *command])
+    said = [taskdaemon(home, *command, *argv) for argv in (["--bogus"], [typo, "-x"], [])]
+    lack = f"the following arguments are required: {missing} (see {prog} --help)\n"
     assert [
-        (2, "", f"taskdaemon: error: unrecognized arguments: --bogus; {missing}"),
+        (2, "", f"{prog}: error: unrecognized arguments: --bogus; {lack}"),
         (
             2,
             "",
-            "taskdaemon: error: unrecognized arguments: --verison -x (did you mean "
-            f"'--version'?); {missing}",
+            f"{prog}: error: unrecognized arguments: {typo} -x (did you mean '{meant}'?); {lack}",
         ),
-        (2, "", f"taskdaemon: error: {missing}"),
-    ] == [(done.returncode, done.stdout, done.stderr) for done in said]
-
-
-@pytest.mark.slow
-def test_an_unknown_option_without_an_action_is_named_first(home: Path) -> None:
-    """``taskdaemon runs --bogus`` said only that ACTION was missing, as the top level did of
-    COMMAND: the option is named first now, with the option it was close to (``runs`` has
-    only ``--help``); ``runs`` alone still says that ACTION is missing, and an option given
-    to an action is named by that action."""
-    said = [
-        taskdaemon(home, *argv)
-        for argv in (["runs", "--bogus"], ["runs", "--hepl"], ["runs"], ["runs", "list", "-z"])
-    ]
-    missing = "the following arguments are required: ACTION (see taskdaemon runs --help)\n"
-    assert [
-        (2, "", f"taskdaemon runs: error: unrecognized arguments: --bogus; {missing}"),
-        (
-            2,
-            "",
-            "taskdaemon runs: error: unrecognized arguments: --hepl (did you mean '--help'?); "
-            f"{missing}",
-        ),
-        (2, "", f"taskdaemon runs: error: {missing}"),
-        (
-            2,
-            "",
-            "taskdaemon runs list: error: unrecognized arguments: -z (see taskdaemon runs list "
-            "--help)\n",
-        ),
+        (2, "", f"{prog}: error: {lack}"),
     ] == [(done.returncode, done.stdout, done.stderr) for done in said]
 
 
