@@ -13,10 +13,10 @@ import pytest
 
 from pipeline_tracking_support import Backend, example_spans, serve
 from taskdaemon.pipeline.tracking import TempoSource, encode_traces
-from taskdaemon.pipeline.tracking._attribute_flood import FREE_KEY_VALUES, flooded
+from taskdaemon.pipeline.tracking._attribute_flood import FREE_ITEMS, flooded
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 
-FLOOD = 150_000  # attributes added to one span: past FREE_KEY_VALUES
+FLOOD = 150_000  # attributes added to one span: past FREE_ITEMS
 
 
 def _attributes(count: int, prefix: str = "k") -> list[dict[str, Any]]:
@@ -59,7 +59,8 @@ def test_a_span_of_a_flood_of_attributes_is_read_without_them_and_said(
     assert flooded_span.dropped_attributes == own + FLOOD - MAX_SPAN_ITEMS
     assert len(spans) == len(example_spans())
     (warning,) = [r.getMessage() for r in caplog.records if "left out" in r.getMessage()]
-    assert f"left out {own + FLOOD - MAX_SPAN_ITEMS} attributes while decoding" in warning
+    left = own + FLOOD - MAX_SPAN_ITEMS
+    assert f"left out {left} attributes, 0 events and 0 links while decoding" in warning
     assert f"/api/v2/traces/{run_id}" in warning
 
 
@@ -93,20 +94,25 @@ def test_the_decoding_of_a_flood_takes_a_few_times_its_size() -> None:
 
 
 def test_an_answer_is_a_flood_only_past_twice_the_bound_a_span_and_the_free_count() -> None:
+    """Key-values, events and links count alike as items; only a span has a start time."""
     spans = 60
-    key_values = 2 * MAX_SPAN_ITEMS * (spans + 1)
-    kv = '{"key":"k","value":{}},'
+    items = 2 * MAX_SPAN_ITEMS * (spans + 1)
+    span = '{"startTimeUnixNano":"1"},'
 
-    span = '{"spanId":"x"},'
+    def text(key_values: int, events: int = 0, links: int = 0) -> str:
+        parts = (
+            '{"key":"k","value":{}},' * key_values,
+            '{"name":"e"},' * events,
+            '{"spanId":"s"},' * links,
+        )
+        return f'{{"spans":[{span * spans}],"items":[{"".join(parts)}]}}'
 
-    def text(key_values: int) -> str:
-        return f'{{"spans":[{span * spans}],"attributes":[{kv * key_values}]}}'
-
-    assert flooded(text(key_values)) is None
-    assert flooded(text(key_values + 1)) == (key_values + 1, spans)
-    assert key_values > FREE_KEY_VALUES  # so the free count does not decide either one
-    assert flooded(text(FREE_KEY_VALUES).replace('"spanId"', '"other"')) is None
-    assert flooded(text(FREE_KEY_VALUES + 1).replace('"spanId"', '"other"')) == (
-        FREE_KEY_VALUES + 1,
-        0,
-    )
+    assert flooded(text(items)) is None
+    assert flooded(text(items + 1)) == (items + 1, spans)
+    assert flooded(text(items - 2, 1, 1)) is None
+    assert flooded(text(0, items, 1)) == (items + 1, spans)
+    assert flooded(text(0, 0, items + 1)) == (items + 1, spans)
+    assert items > FREE_ITEMS  # so the free count does not decide any of them
+    no_spans = text(FREE_ITEMS).replace('"startTimeUnixNano"', '"other"')
+    assert flooded(no_spans) is None
+    assert flooded(no_spans.replace('"other":"1"', '"name":"e"', 1)) == (FREE_ITEMS + 1, 0)

@@ -206,7 +206,8 @@ class _HttpSource:
             ) from None
         try:
             # A number too long to read costs the hit or span holding it, not the answer; a
-            # flood of attributes is left out while decoding (tracking._attribute_flood).
+            # flood of attributes, events or links is left out while decoding
+            # (tracking._attribute_flood).
             body = loads_answer(text, _where(response))
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.

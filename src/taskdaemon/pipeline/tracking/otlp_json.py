@@ -22,7 +22,7 @@ import base64
 import binascii
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from taskdaemon.pipeline import telemetry as t
@@ -31,9 +31,8 @@ from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.quoting import quote, quote_value
-from taskdaemon.pipeline.tracking._attribute_flood import LEFT_OUT
+from taskdaemon.pipeline.tracking._attribute_flood import LEFT_OUT, read_event, trigger_link
 from taskdaemon.pipeline.tracking.spans import (
-    READ_EVENT_NAMES,
     SpanEventRecord,
     SpanLinkRecord,
     SpanRecord,
@@ -220,27 +219,20 @@ def _attributes(raw: Any) -> dict[str, Any]:
     return out
 
 
-def _read_event(raw: Any) -> bool:
-    """Whether an OTLP event (decoded JSON) is one taskdaemon reads (``READ_EVENT_NAMES``)."""
-    name = raw.get("name") if type(raw) is dict else None
-    return type(name) is str and name in READ_EVENT_NAMES
-
-
 def _read_attribute(raw: Any) -> bool:
     """Whether an OTLP attribute (decoded JSON) has a key taskdaemon reads."""
     return type(raw) is dict and is_read_attribute(raw.get("key"))
 
 
-def _trigger_link(raw: Any) -> bool:
-    """Whether an OTLP link (decoded JSON) names what triggered its stage."""
-    items = raw.get("attributes") if type(raw) is dict else None
-    return type(items) is list and any(
-        type(item) is dict
-        and item.get("key") == t.LINK_RELATION
-        and type(value := item.get("value")) is dict
-        and value.get("stringValue") == t.LINK_TRIGGERED_BY
-        for item in items
-    )
+def _bounded_items(raw: Any, wanted: Callable[[Any], bool]) -> tuple[Sequence[Any], int]:
+    """``bounded`` of a span's events or links (``raw``, decoded JSON), those left out while
+    decoding (``LEFT_OUT``: ``tracking._attribute_flood``) counted among the ones not read."""
+    items = raw or []
+    if not isinstance(items, list):
+        raise ValueError("events and links must be lists")
+    present = [item for item in items if item is not LEFT_OUT]
+    kept, dropped = bounded(present, wanted)
+    return kept, dropped + len(items) - len(present)
 
 
 def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
@@ -249,8 +241,8 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
     try:
         parent_raw = raw.get("parentSpanId")
         status = raw.get("status") or {}
-        events, dropped_events = bounded(raw.get("events") or [], _read_event)
-        links, dropped_links = bounded(raw.get("links") or [], _trigger_link)
+        events, dropped_events = _bounded_items(raw.get("events"), read_event)
+        links, dropped_links = _bounded_items(raw.get("links"), trigger_link)
         kept, dropped_attributes = bounded(raw.get("attributes") or [], _read_attribute)
         attributes = _attributes(kept)
         written = [_count(raw.get(field)) for field in _DROPPED_FIELDS]
