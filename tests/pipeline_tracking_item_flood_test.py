@@ -15,7 +15,8 @@ import pytest
 
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
-from taskdaemon.pipeline.tracking import JaegerSource, TempoSource
+from taskdaemon.pipeline.bounded import loads_bounded
+from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, _attribute_flood
 from taskdaemon.pipeline.tracking.otlp_json import normalize_id
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS, SpanRecord
 
@@ -154,3 +155,52 @@ def test_the_decoding_of_a_flood_of_events_and_links_takes_a_few_times_its_size(
     finally:
         tracemalloc.stop()
     assert peak < 5 * len(body), f"{peak / len(body):.1f} times the answer's size"
+
+
+def _key_values(value: Any) -> int:
+    """The key-values (``{"key": ...}``) anywhere in a decoded document."""
+    if isinstance(value, list):
+        return sum(_key_values(item) for item in value)
+    if isinstance(value, dict):
+        own = 1 if next(iter(value), None) == "key" else 0
+        return own + sum(_key_values(item) for item in value.values())
+    return 0
+
+
+def _owned(document: Any) -> tuple[int, int]:
+    """The events and links of an OTLP document, found by where they sit; a scope with a
+    name and no version counts as an event (``tracking._attribute_flood``'s docstring)."""
+    inner = document.get("result") or document.get("trace") or document
+    events = links = 0
+    for resource in inner.get("resourceSpans") or inner.get("batches"):
+        for scope in resource.get("scopeSpans") or resource["instrumentationLibrarySpans"]:
+            named = scope.get("scope") or scope.get("instrumentationLibrary") or {}
+            events += "version" not in named and "name" in named
+            for span in scope["spans"]:
+                events += len(span.get("events", []))
+                links += len(span.get("links", []))
+    return events, links
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "jaeger/api_v3_trace_128bit.json",
+        "jaeger/api_v3_find_traces.json",
+        "tempo/api_v1_traces_batches_fixture.json",
+        "tempo/jsonpb_resourceSpans_trace-with-virtual-nodes.json",
+        "spans/schema2_run.json",
+    ],
+)
+def test_the_hook_tells_the_events_links_and_key_values_of_recorded_answers_apart(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a bound of none, the hook leaves out every key-value, event and link of each
+    recorded answer, and nothing else: it tells them apart by their keys, as they sit."""
+    monkeypatch.setattr(_attribute_flood, "MAX_SPAN_ITEMS", 0)
+    document = json.loads((FIXTURES / name).read_text())
+    thinner = _attribute_flood.Thinner()
+    loads_bounded((FIXTURES / name).read_text(), object_pairs_hook=thinner)
+    counted = (thinner.attributes.left_out, thinner.events.left_out, thinner.links.left_out)
+    assert counted == (_key_values(document), *_owned(document))
+    assert counted[0]  # a document of spans holds key-values, whatever else
