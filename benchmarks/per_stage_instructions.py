@@ -17,11 +17,16 @@ module one chain imports and the other does not must cost its load, not its comp
 (benchmarks/README.md, "Per-run walks of the definition, cut where done twice or per stage for
 nothing (start40, 2026-12-05)", "Noticed").
 
-The count does not depend on the machine's speed, but it is not fixed either: the threads
-beside the loop (the SDK's batch processor, the monitor's worker, the writers) do work per
-batch, and how many batches a run makes depends on when each thread ran, so two runs of the
-same tree differ by a little (benchmarks/README.md, "Instruction counts between runs
-(2026-12-02)"). Compare trees within one run, and give ``--rounds`` (each round runs every
+The count does not follow the machine's speed as a time does, but it is not fixed either: the
+threads beside the loop (the SDK's batch processor, the monitor's worker, the writers) do work
+per batch, and how many batches a run makes depends on when each thread ran, so two runs of
+the same tree differ by a little (benchmarks/README.md, "Instruction counts between runs
+(2026-12-02)"). So does how many of the long chain's stages run while telemetry loads on its
+thread (``cli/deferred.py``): their events are kept and handed to the monitor later, a swap
+at a time, and a run that kept more of them counts fewer instructions. That number follows
+how the loop, the sync worker and the loading thread share the GIL, whose switch interval is
+wall-clock time, so it moves with the machine's load (benchmarks/README.md, inst59's
+section). Compare trees within one run, and give ``--rounds`` (each round runs every
 tree, interleaved; the median is printed with the range) for a steadier figure.
 
 What it leaves out is what ``per_stage.py`` shows: instructions are not time. valgrind runs
