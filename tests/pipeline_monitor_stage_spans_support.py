@@ -36,6 +36,10 @@ class RecordingHook:
         """No execution is fed from a record."""
         return False
 
+    def stage_input(self, event: StageStarted) -> Mapping[str, Any] | None:
+        """No recorded inputs to record in place of the execution's own."""
+        return None
+
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
     ) -> None:

@@ -374,9 +374,9 @@ def test_the_span_hook_tells_the_run_log_what_the_record_did_of_fed_executions(
     rec: Recording,
 ) -> None:
     """While a replay runs, the monitor's span hook answers, for each fed execution, the
-    recorded status and the attempts the record made (a retried stage's two, which its span
-    keeps too); nothing for an execution run again, nor for another run's stage of the same
-    name."""
+    recorded status, the attempts the record made (a retried stage's two, which its span
+    keeps too) and the recorded inputs, which the replay does not evaluate again; nothing
+    for an execution run again, nor for another run's stage of the same name."""
     answers: list[tuple[Any, ...]] = []
 
     class Asking:
@@ -407,8 +407,8 @@ def test_the_span_hook_tells_the_run_log_what_the_record_did_of_fed_executions(
         spans["build"][t.STAGE_REPLAYED_ATTEMPTS],
     )
     assert [
-        ("plan", 0, ("success", 2), None),
-        ("build", 0, ("success", 1), None),
+        ("plan", 0, ("success", 2, {"goal": "g"}), None),
+        ("build", 0, ("success", 1, {"steps": ["g-1", "g-2"]}), None),
         ("check", 0, None, None),
         ("check", 1, None, None),
     ] == sorted(answers, key=lambda a: ("plan", "build", "check").index(a[0]))

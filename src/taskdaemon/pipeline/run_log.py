@@ -122,11 +122,12 @@ class RunLog(LeanRunLog):
     """The monitor hook writing run logs (see the module docstring)."""
 
     def __init__(
-        self, fed: Callable[[str, str, int], tuple[str, int] | None] | None = None
+        self, fed: Callable[[str, str, int], tuple[str, int, Any] | None] | None = None
     ) -> None:
         """``fed(run_id, stage, instance)``: when a replay feeds that execution from its record,
-        the recorded status and the attempts the record made of it, else None (asked for the
-        runs that are replays only; the monitor's span hook knows)."""
+        the recorded status, the attempts the record made of it and its recorded inputs (None
+        when it evaluated its own: a reused instance), else None (asked for the runs that are
+        replays only; the monitor's span hook knows)."""
         super().__init__()
         self._fed = fed
         self._pipelines: dict[str, Pipeline] = {}
@@ -248,7 +249,9 @@ class RunLog(LeanRunLog):
                 (event.task_run_id, wait),
                 {"event": "slot.acquired", "wait_s": round(wait, 6)},
             )
-            inputs = _value(dict(event.inputs))
+            replayed = self._replayed_from(event)
+            given = None if replayed is None else replayed[3]  # a fed stage's evaluate nothing
+            inputs = _value(dict(event.inputs) if given is None else given)
             self._emit(
                 _decision,
                 logging.DEBUG,
@@ -299,7 +302,7 @@ class RunLog(LeanRunLog):
             outcome = status_and_error(status, event.error)
             message, args = "stage %s finished: %s", (event.task_run_id, outcome)
         else:  # fed from the record: one record for its start and end (module doc)
-            original, recorded, attempts = replayed
+            original, recorded, attempts, _inputs = replayed
             outcome = status_and_error(recorded, event.error)
             if attempts > 1:  # ``status_and_error`` begins with the status
                 outcome = f"{recorded} after {attempts} attempts{outcome[len(recorded) :]}"
@@ -313,9 +316,12 @@ class RunLog(LeanRunLog):
             )
         self._emit(_lifecycle, level, event, span, message, args, fields)
 
-    def _replayed_from(self, event: StageStarted | StageFinished) -> tuple[str, str, int] | None:
-        """The id of the run a replay feeds this execution from, the recorded status and the
-        attempts the record made of it; None when it runs."""
+    def _replayed_from(
+        self, event: StageStarted | StageFinished
+    ) -> tuple[str, str, int, Any] | None:
+        """The id of the run a replay feeds this execution from, the recorded status, the
+        attempts the record made of it and its recorded inputs (``__init__``); None when it
+        runs."""
         original = self._replays.get(event.run_id) if self._replays else None
         if original is None or self._fed is None:
             return None

@@ -31,7 +31,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sqlite3
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from taskdaemon.pipeline import output_sinks
 from taskdaemon.pipeline.cli.span_losses import observe_dropped_logs
@@ -94,7 +94,7 @@ def install_run_logging(
     output_sinks.bound_captures(settings, stack)
     stack.callback(use_secret_key_patterns, use_secret_key_patterns(settings.redact_patterns))
 
-    def fed(run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
+    def fed(run_id: str, stage: str, instance: int) -> tuple[str, int, Any] | None:
         """What the record says of an execution the replay under way feeds
         (``replay.run.ReplaySpanHook``, the monitor's span hook while it runs), for its run
         log record (``run_log``); None when it runs."""

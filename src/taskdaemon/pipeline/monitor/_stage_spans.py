@@ -46,7 +46,9 @@ def start_stage_span(
     capture: PayloadCapture,
     span_hook: Any,
 ) -> RedactingSpan:
-    """Start the execution's span (child of the run span) with its input event.
+    """Start the execution's span (child of the run span) with its input event: for a
+    replay's fed execution, the attributes its ``span_hook`` gives (the record's, whose inputs
+    are not evaluated again; none when it gives an empty mapping: the record had none).
 
     The definition's attributes (``info.static``) go to the span redacted once per definition
     (``info.redacted_static``), not once per span, and ``links``, whose attributes the worker
@@ -81,6 +83,13 @@ def start_stage_span(
             span_hook=span_hook,
         )
     if capture.enabled and span.is_recording():
+        recorded_input = None if span_hook is None else span_hook.stage_input(event)
+        if recorded_input is not None:  # a replay's fed execution: its inputs as recorded
+            if recorded_input:
+                span.add_redacted_event(
+                    t.EVENT_STAGE_INPUT, redact_attributes(recorded_input), timestamp=start
+                )
+            return span
         attributes = _payload_event(capture, event.inputs)
         if event.event is not None:  # the instance's item, which a replay compares to reuse it
             event_hash = capture.capture(event.event).sha256

@@ -356,6 +356,8 @@ def build_plan(
                 "says, so it may differ there"
             )
     notes += _fed_failures(recorded, pipeline, fed)
+    if unwhole := _fed_inputs_unwhole(fed):
+        notes.append(unwhole)
     if lost := _record_gaps(recorded):
         notes.append(lost)
     return ReplayPlan(
@@ -396,6 +398,27 @@ def _fed_failures(
             "runs it again)"
         )
     return notes
+
+
+def _fed_inputs_unwhole(fed: Mapping[str, Mapping[int, FedExecution]]) -> str | None:
+    """One note naming the fed executions whose recorded inputs are not whole (a secret
+    redacted, or cut at the capture cap or on the way), with why: the replay does not
+    evaluate a fed stage's inputs again (``run.py``, ``_feeding_pipeline``), so it does not
+    need them, but its span records them as the record has them, which a user reading the
+    replay's inputs should know. None when every one is whole (or none was recorded)."""
+    unwhole = []
+    for instances in fed.values():
+        for execution in instances.values():
+            inputs = execution.original.inputs
+            problem = None if inputs is None or inputs.text is None else inputs.problem()
+            if problem is not None:
+                unwhole.append(f"{execution.original.task_run_id} {problem}")
+    if not unwhole:
+        return None
+    return (
+        f"recorded inputs not whole: {'; '.join(unwhole)}: a fed stage's inputs are not "
+        "evaluated again, so the replay does not need them; its span keeps them as recorded"
+    )
 
 
 def _record_gaps(recorded: RecordedRun) -> str | None:

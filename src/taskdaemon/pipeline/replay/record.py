@@ -112,6 +112,21 @@ class RecordedValue:
         """The parsed JSON (call only when ``problem()`` is None)."""
         return None if self.text is None else orjson.loads(self.text)
 
+    def attributes(self) -> dict[str, Any]:
+        """The ``taskdaemon.payload.*`` attributes this value was read from (``_payload``'s
+        inverse), as a replay records a fed execution's inputs again: the text as kept, with
+        the size, hash and flags of the value it was kept of."""
+        found: dict[str, Any] = {t.PAYLOAD_TRUNCATED: self.truncated}
+        if self.text is not None:
+            found[t.PAYLOAD_JSON] = self.text
+        if self.size is not None:
+            found[t.PAYLOAD_SIZE] = self.size
+        if self.sha256 is not None:
+            found[t.PAYLOAD_SHA256] = self.sha256
+        if self.redacted is not None:
+            found[t.PAYLOAD_REDACTED] = self.redacted
+        return found
+
 
 def _payload(attributes: Mapping[str, Any]) -> RecordedValue:
     # Two per stage span: inlined checks and positional arguments (a third of the reading).

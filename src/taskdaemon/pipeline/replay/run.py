@@ -17,7 +17,8 @@
   stages that stop cancels are then the record's, by the engine's own rules, and a replay of
   the replay, whose fed spans ended in that order, orders them alike. The engine runs a fed
   stage with its ``outputs:`` mapping removed, since the recorded outputs are already mapped,
-  with no timeout (its wait for its turn is no work of its: ``_feeding_pipeline``), and
+  and its ``inputs:`` too, not evaluated again (its span records the recorded ones), with no
+  timeout (its wait for its turn is no work of its: ``_feeding_pipeline``), and
   with one attempt: the stand-in hands on the outcome of every attempt the record made,
   so a retry of a recorded failure would invent attempts (and wait their backoff) that the
   run log and the spans would then tell of as replayed.
@@ -142,7 +143,8 @@ class _FedEndings:
       fires a stage.
 
     Each change of these looks again, once a step. None relies on how many steps the engine
-    takes to bring a stand-in to its handler: an input the CEL worker evaluates takes many."""
+    takes to bring a stand-in to its handler (a fed stage's inputs are not evaluated, but an
+    approval or a worker slot may hold it back many)."""
 
     def __init__(self, plan: ReplayPlan, slots: int) -> None:
         #: The replay's engine, whose run a fed cancellation stops (``_fed_handler``).
@@ -421,11 +423,34 @@ class ReplaySpanHook:
             self._reuse.decide(stage, instance, inputs, event)
         return self.feeds(run_id, stage, instance)
 
-    def recorded(self, run_id: str, stage: str, instance: int) -> tuple[str, int] | None:
-        """A fed execution's recorded status and the attempts the record made of it
-        (``attempts_made``), for its run log record (``run_log``); None when it runs."""
+    def recorded(self, run_id: str, stage: str, instance: int) -> tuple[str, int, Any] | None:
+        """A fed execution's recorded status, the attempts the record made of it
+        (``attempts_made``) and, of a fed stage, its recorded inputs (the JSON read back, else
+        the text as kept; None for a reused instance, which evaluated its own), for its run log
+        records (``run_log``); None when it runs."""
         fed = self._fed(run_id, stage, instance)
-        return None if fed is None else (fed.original.status, fed.original.attempts_made)
+        if fed is None:
+            return None
+        inputs: Any = None
+        if stage in self._plan.fed:
+            recorded = fed.original.inputs
+            parsed = None if recorded is None else recorded.check()[1]
+            inputs = parsed if parsed is not None else getattr(recorded, "text", None) or {}
+        return fed.original.status, fed.original.attempts_made, inputs
+
+    def stage_input(self, event: StageStarted) -> Mapping[str, Any] | None:
+        """A fed execution's ``stage.input`` attributes, the record's (its inputs are not
+        evaluated again: ``_feeding_pipeline``), empty when the record has none; None for an
+        execution that runs, or is reused (it evaluated its inputs, as the original did)."""
+        if event.run_id != self._run_id or event.stage not in self._plan.fed:
+            return None
+        fed = self._plan.fed[event.stage].get(event.instance)
+        if fed is None or fed.original.inputs is None:
+            return {}
+        found = fed.original.inputs.attributes()
+        if fed.original.event_sha256 is not None:
+            found[t.PAYLOAD_EVENT_SHA256] = fed.original.event_sha256
+        return found
 
     def stage_started(
         self, event: StageStarted, attributes: dict[str, Any], links: list[Link]
@@ -485,11 +510,18 @@ class _ReplayObserver:
 
 def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
     """``pipeline`` with each fed stage unmapped, given one attempt (module docstring) and no
-    timeout. A fed stage does no work: its stand-in waits its turn (``_FedEndings``), which
-    lasts as long as the others take to reach theirs, and hands on the record's outcome, a
-    recorded timeout included (``ReplayedTimeoutError``). A deadline would measure only that
-    wait, and end ``timeout`` a stage the record saw succeed. The pipeline's own timeout
-    therefore moves onto each stage run again, which keeps it, and off the run."""
+    timeout. Unmapped on both sides: its outputs are the record's, already mapped, and its
+    inputs are not evaluated again, since its stand-in reads none and hands on what the
+    record says the original made of the inputs it had; evaluated today (another
+    ``--input``, a cut request replaced by ``--input``, another ``--stage-output`` upstream, a
+    file that changed them), they could fail it where the original succeeded, which is not
+    what feeding promises. Its span records the inputs the record has
+    (``ReplaySpanHook.stage_input``). A fed stage does no work: its stand-in waits its turn
+    (``_FedEndings``), which lasts as long as the others take to reach theirs, and hands on
+    the record's outcome, a recorded timeout included (``ReplayedTimeoutError``). A deadline
+    would measure only that wait, and end ``timeout`` a stage the record saw succeed. The
+    pipeline's own timeout therefore moves onto each stage run again, which keeps it, and off
+    the run."""
     names = set(fed)
     if not names:
         return pipeline
@@ -497,7 +529,7 @@ def _feeding_pipeline(pipeline: Pipeline, fed: Iterable[str]) -> Pipeline:
     stages = []
     for stage in pipeline.stages:
         if stage.name in names:
-            stages.append(replace(stage, outputs=None, retry=once, timeout=None))
+            stages.append(replace(stage, inputs=(), outputs=None, retry=once, timeout=None))
         elif stage.timeout is None and pipeline.timeout is not None:
             stages.append(replace(stage, timeout=pipeline.timeout))
         else:
