@@ -255,3 +255,68 @@ def test_a_fed_stage_the_replay_never_started_is_skipped_in_every_view(
         *[(node["name"], node["state"]) for node in drawn["nodes"][:2]],
         *[(node["name"], node["state"]) for node in page["nodes"][:2]],
     ]
+
+
+#: Two worker slots, both held by ``a`` and ``b`` from the start: ``a`` starts first and waits
+#: for the file of ``e``, which ``b``'s end fires and its freed slot runs, so the record ends
+#: ``b`` before ``a``, each a success, however slow the machine (``a`` waiting on ``b``'s own
+#: file ended the two at once, in either order); ``e`` ends before or after ``a``.
+_TWO_SLOTS = """\
+    name: slots
+    concurrency: 2
+    stages:
+      - name: a
+        command: "until [ -f b.ended ]; do sleep 0.02; done"
+        triggers: [{manual: {approval_required: false}}]
+      - name: b
+        command: "true"
+        triggers: [{manual: {approval_required: false}}]
+      - name: e
+        command: "touch b.ended"
+        triggers: [{on_completion: {stage: b}}]
+      - name: c
+        command: "true"
+        trigger_mode: all
+        triggers: [{on_completion: {stage: a}}, {on_completion: {stage: b}}]
+"""
+
+
+@pytest.mark.slow
+def test_two_fed_stages_in_two_slots_are_reported_in_the_record_s_order(
+    home: Path, tmp_path: Path
+) -> None:
+    """With concurrency 2, the fed ``a`` and ``b`` hold both slots at once; the record ended
+    ``b`` first though ``a`` started first, and ``e``, in the slot ``b`` freed, before or
+    after ``a``. The replay, and a replay of it, report them in the record's order: in their
+    progress lines, in their run logs, and by their spans' ends (``runs show``)."""
+    path = str(write(tmp_path / "slots.yaml", _TWO_SLOTS))
+    old = taskdaemon(home, "run", path, "-q").stdout.strip()
+    evidence = [_stages(home, old)]
+
+    def by_end(run_id: str) -> list[str]:
+        shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
+        attempts = [
+            (a["end"], stage["name"]) for stage in shown["stages"] for a in stage["attempts"]
+        ]
+        return [name for _end, name in sorted(attempts) if name != "c"]
+
+    recorded = by_end(old)
+
+    def reported(run_id: str) -> tuple[str, list[str], list[str], list[str]]:
+        replay = taskdaemon(home, "replay", run_id, "--from", "c")
+        evidence.append(f"replay {run_id}: {replay.stdout}{replay.stderr}")
+        new = next(line for line in replay.stdout.splitlines() if line.startswith("run "))
+        new_id = new.split()[1]
+        progress = [line.split()[1] for line in replay.stderr.splitlines() if " replayed" in line]
+        logged = [
+            line.split("stage ")[1].split(".")[0]
+            for line in taskdaemon(home, "logs", new_id).stdout.splitlines()
+            if " replayed from run " in line
+        ]
+        evidence.append(_stages(home, new_id))
+        return new_id, progress, logged, by_end(new_id)
+
+    new, *first = reported(old)
+    _newer, *second = reported(new)
+    assert recorded.index("b") < recorded.index("a"), "\n".join(evidence)
+    assert [recorded] * 3 == first == second, "\n".join(evidence)
