@@ -188,6 +188,24 @@ def _for_a_run(args: argparse.Namespace) -> list[str]:
     return [option for name, option in _FOR_A_RUN.items() if getattr(args, name, None)]
 
 
+#: The options that act only beside another, by their ``args`` name: (the option, the one it
+#: needs, that one's ``args`` name, what it does). Given alone, each is refused, not ignored
+#: (``replay RUN --json`` ran the whole replay and printed its table, no JSON, with no word).
+_NEEDS = (
+    ("json", "--json", "--verify", "verify", "it prints --verify's report as JSON"),
+    ("rerun_all", "--rerun-all", "--from", "from_stage", "without it every stage runs again"),
+    ("use_file", "--use-file", "FILE", "file", "the definition file to run instead"),
+)
+
+
+def _alone(args: argparse.Namespace) -> str | None:
+    """The first option of :data:`_NEEDS` given without the one it needs, said in one line."""
+    for name, option, needed, needed_name, why in _NEEDS:
+        if getattr(args, name) and not getattr(args, needed_name):
+            return f"{option} needs {needed} ({why})"
+    return None
+
+
 def replay_command(args: argparse.Namespace) -> int:
     """Run the ``replay`` command named by ``args``; returns the exit code."""
     from taskdaemon.pipeline.cli.inputs import parse_inputs  # noqa: PLC0415
@@ -205,6 +223,8 @@ def replay_command(args: argparse.Namespace) -> int:
             said = f"--step runs nothing: {', '.join(given)} {acts} on a replay that runs"
             return refuse("replay", 2, said)
         return _step(args)
+    if alone := _alone(args):
+        return refuse("replay", 2, alone)
     try:
         inputs = parse_inputs(args.input, args.input_file)
         stage_outputs = dict(load_stage_output(spec) for spec in args.stage_output)

@@ -356,6 +356,13 @@ def build_plan(
                 "says, so it may differ there"
             )
     notes += _fed_failures(recorded, pipeline, fed)
+    if recorded.status == "cancelled" and not _fed_cancellation(fed):
+        reason = recorded.cancel_reason or "no reason recorded"
+        notes.append(
+            f"run {recorded.run_id} was cancelled ({reason}): a replay does not repeat a "
+            "cancellation from outside, so the stages it runs go on to their end (only a fed "
+            "stage the cancellation caught stops it again)"
+        )
     if unwhole := _fed_inputs_unwhole(fed):
         notes.append(unwhole)
     if lost := _record_gaps(recorded):
@@ -398,6 +405,16 @@ def _fed_failures(
             "runs it again)"
         )
     return notes
+
+
+def _fed_cancellation(fed: Mapping[str, Mapping[int, FedExecution]]) -> bool:
+    """Whether a fed execution ended cancelled: its stand-in stops the replay's run for the
+    recorded reason (``run.py``), as the original's was stopped."""
+    return any(
+        execution.original.status == "cancelled"
+        for instances in fed.values()
+        for execution in instances.values()
+    )
 
 
 def _fed_inputs_unwhole(fed: Mapping[str, Mapping[int, FedExecution]]) -> str | None:

@@ -247,6 +247,8 @@ class RecordedRun:
     skipped: tuple[str, ...] = ()
     spans: tuple[SpanRecord, ...] = field(default=(), repr=False)
     interventions: tuple[RecordedIntervention, ...] = ()
+    #: Why the run was cancelled (``run cancelled by alice``), when it was.
+    cancel_reason: str | None = None
 
     @cached_property
     def final(self) -> Mapping[str, dict[int, RecordedExecution]]:
@@ -427,4 +429,5 @@ def read_recorded_run(spans: Iterable[SpanRecord]) -> RecordedRun:
         skipped=tuple(skipped),
         spans=tuple(by_id.values()),
         interventions=tuple(interventions),
+        cancel_reason=_str(attributes.get(t.STAGE_CANCEL_REASON)),
     )

@@ -477,12 +477,20 @@ class ReplaySpanHook:
             attributes[t.STAGE_REPLAYED_ATTEMPTS] = fed.original.attempts_made
 
 
+#: Who the engine's record of a withdrawn approval request names (``engine/_approvals.py``,
+#: ``withdraw_approval``): a rejection nobody decided, which a replay must not read as one
+#: ("approval rejected by replay (engine)" of a run cancelled while it waited).
+_WITHDRAWN_BY = "engine"
+
+
 class _ReplayObserver:
     """Decides approvals as recorded and collects published events for ``verify``."""
 
     def __init__(self, plan: ReplayPlan) -> None:
         self._decisions: dict[str, deque[Any]] = defaultdict(deque)
         for approval in plan.recorded.approvals:
+            if approval.by == _WITHDRAWN_BY and not approval.approved:
+                continue  # withdrawn, not decided: the stage fired otherwise, or the run stopped
             self._decisions[approval.stage].append(approval)
         self.published: dict[str, list[tuple[str, Mapping[str, Any]]]] = defaultdict(list)
         self.engine: Engine | None = None
@@ -499,7 +507,8 @@ class _ReplayObserver:
         with contextlib.suppress(PipelineError):  # the run ended or moved on meanwhile
             if queue:
                 decision = queue.popleft()
-                by = f"replay ({decision.by or 'recorded'})"
+                said = "timed out in the original" if decision.timed_out else "recorded"
+                by = f"replay ({decision.by or said})"
                 if decision.approved:
                     self.engine.approve(run_id, stage, by=by)
                 else:
