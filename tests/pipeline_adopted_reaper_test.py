@@ -253,7 +253,9 @@ def test_a_look_over_the_bound_proves_no_absence(monkeypatch: pytest.MonkeyPatch
         monkeypatch.setattr(adopted_reaper, "LIMIT", 0)
         assert adopted_reaper._children() is None
         monkeypatch.setattr(adopted_reaper, "LIMIT", 1024)
-        assert child.pid in (adopted_reaper._children() or set())
+        read = adopted_reaper._children()
+        assert read is not None
+        assert threading.get_native_id() == read[0].get(child.pid), read
         # More threads than the bound: each list within it, the look still unusable.
         monkeypatch.setattr(adopted_reaper, "LIMIT", 1)
         stop = threading.Event()

@@ -49,9 +49,9 @@ left the group and ended between two samples before its stage's end, and an orph
 handler's own subprocess, adopted too but no stage's to end (left running): their zombies are
 reaped by ``adopted_reaper`` when it can tell them from a child some handler's ``subprocess``
 waits for (adopted at least a second after their start, or a zombie no ``Popen`` of the process
-holds and no ``os.fork`` of it started, ``waited_children``), else they stay until taskdaemon
-exits; and, as before, everything after taskdaemon is killed outright (its orphans go to init
-then).
+holds and no ``os.fork`` or spawn of it started, ``waited_children``), else they stay until
+taskdaemon exits; and, as before, everything after taskdaemon is killed outright (its orphans
+go to init then).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def allow() -> None:
         if "allowed" not in _subreaper:
             _subreaper["allowed"] = True
             atexit.register(adopted_reaper.stop)  # the zombies' look ends with the process
-            waited_children.forks.watch()  # before any stage: each os.fork's window is known
+            waited_children.watch()  # before any stage: each fork's and spawn's window known
 
 
 def become_subreaper() -> bool:

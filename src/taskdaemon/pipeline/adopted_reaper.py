@@ -28,7 +28,8 @@ bomb): neither may prove an absence.
 An orphan adopted within the margin of its start (``sleep 9 &`` whose shell ends at once) is
 proven nobody's the other way, from what the process knows of the children its code starts
 (``waited_children``): a zombie at two usable looks in a row, which no ``Popen`` object of the
-process holds and which no ``os.fork`` of it started, is reaped by its pid. A look reads the
+process holds and which no ``os.fork`` or ``os.posix_spawn`` of it started (one of the thread
+whose children list it, or of a thread gone), is reaped by its pid. A look reads the
 children's states only when some child is a zombie (``waitid`` with ``WNOWAIT``, which reaps
 nothing), and walks the ``Popen`` objects only when such a zombie is left to judge.
 
@@ -47,10 +48,10 @@ at too. A low rate, because what it reaps holds no resource but a pid slot, and 
 reads a ``children`` file per thread.
 
 Not reached: an orphan adopted less than :data:`MARGIN` after its start whose start time falls
-in a window of an ``os.fork`` of taskdaemon's, or whose pid a ``Popen`` holds (reused), and
-what ``waited_children`` says it cannot tell: their zombies stay until taskdaemon exits; and
-more than :data:`LIMIT` adopted processes or zombies waiting at once (the others are left to
-taskdaemon's exit).
+in a window of an ``os.fork`` or a spawn of the thread it is listed under (the main thread), or
+whose pid a ``Popen`` holds (reused), and what ``waited_children`` says it cannot tell: their
+zombies stay until taskdaemon exits; and more than :data:`LIMIT` adopted processes or zombies
+waiting at once (the others are left to taskdaemon's exit).
 """
 
 from __future__ import annotations
@@ -121,11 +122,12 @@ class Reaper:
         """One look: keep the children adopted since the last one, reap those that ended.
         Returns the pids reaped."""
         now = time.clock_gettime(time.CLOCK_BOOTTIME)
-        children = _children()
-        if children is not None:
+        read = _children()
+        if read is not None:
+            children, threads = read
             if self._last is not None:
                 then, seen = self._last
-                for pid in children - seen:
+                for pid in children.keys() - seen:
                     started = _start(pid)
                     if (
                         started is not None
@@ -134,7 +136,7 @@ class Reaper:
                     ):
                         self.adopted[pid] = started[1]
             self._last = (now, frozenset(children))
-            return self._reap() + self._unwaited(children)
+            return self._reap() + self._unwaited(children, threads)
         return self._reap()
 
     def _reap(self) -> list[int]:
@@ -148,9 +150,11 @@ class Reaper:
                 done.append(pid)
         return done
 
-    def _unwaited(self, children: set[int]) -> list[int]:
+    def _unwaited(self, children: dict[int, int], threads: set[int]) -> list[int]:
         """Reap the zombies that were zombies at the last usable look too and that no code of
-        this process waits for (``waited_children``). Returns the pids reaped."""
+        this process waits for (``waited_children``), judged by the windows of the thread each
+        is listed under and of the threads gone (``threads`` are alive). Returns the pids
+        reaped."""
         zombies: dict[int, int] = {}
         for pid in children if _any_zombie() else ():
             state = None if pid in self.adopted else _start(pid)
@@ -163,7 +167,7 @@ class Reaper:
             for pid, at in zombies.items()
             if before.get(pid) == at
             and pid not in self._held
-            and not self._forks.spared(at / self._ticks)
+            and not self._forks.spared(at / self._ticks, children[pid], threads)
         ]
         waited = waited_children.waited_pids() if judged else set()
         if waited is None:
@@ -196,14 +200,15 @@ def _any_zombie() -> bool:
         return False
 
 
-def _children() -> set[int] | None:
-    """The children of all this process's threads; None when the look proves nothing (a
-    thread ended meanwhile, or a list over :data:`LIMIT`)."""
+def _children() -> tuple[dict[int, int], set[int]] | None:
+    """The children of all this process's threads, each with the thread it is listed under,
+    and those threads; None when the look proves nothing (a thread ended meanwhile, or a list
+    over :data:`LIMIT`)."""
     me = os.getpid()
     threads = _threads(me)
     if threads is None:
         return None
-    children: set[int] = set()
+    children: dict[int, int] = {}
     for tid in threads:
         try:
             with open(f"/proc/{me}/task/{tid}/children", "rb") as listing:
@@ -213,11 +218,11 @@ def _children() -> set[int] | None:
         if len(found) > LIMIT:
             return None
         try:
-            children.update(map(int, found))
+            children.update(dict.fromkeys(map(int, found), tid))
         except ValueError:
             return None
     after = _threads(me)
-    return children if after is not None and threads <= after else None
+    return (children, after) if after is not None and threads <= after else None
 
 
 def _threads(me: int) -> set[int] | None:

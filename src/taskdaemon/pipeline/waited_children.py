@@ -34,19 +34,44 @@ frozen (``gc.freeze()``) are out of the collector's walk: taskdaemon's own freez
 once the pipeline has loaded) go through :func:`freeze`, which keeps the ``Popen`` objects it
 freezes (a handler module's, made at its import); while any other freeze holds objects (a
 handler's), nothing is proven: a ``Popen`` among them would be missed, so no zombie is judged
-nobody's until they are unfrozen. The fork windows are kept from :meth:`Forks.watch` on,
+nobody's until they are unfrozen. The fork windows are kept from :func:`watch` on,
 which the entry points call before any stage runs (``adopted_orphans.allow``); a child started
 before it, or before the oldest window kept (at most :data:`FORKS_KEPT`), is never judged.
 
+``os.posix_spawn`` and ``os.posix_spawnp`` start a child that no object holds and that no
+at-fork hook sees: the caller keeps its pid and waits for it when it likes. So the entry points
+replace both with wrappers (:func:`watch`) that give each call a window of :data:`forks`, as an
+``os.fork``'s: its child is spared until its waiter has it.
+
+Decision: a window, not the pid the call returns. The reaper may look while the call runs,
+before any pid is known, and a window keeps to the rule ``os.fork`` already follows; and the
+child stays spared until someone waits for it, which is the contract: it is this process's own
+child, whose zombie would be its waiter's as much without a subreaper. Wrapping is patching
+Python, which the ``Popen`` objects avoid (above), but nothing else tells such a child: the
+wrappers only read the clock twice around the call, and only in taskdaemon's own process (never
+a program that embeds the engine). The other ways to start a child need nothing of it:
+``os.spawnv*`` and ``pty.spawn`` fork through ``os.fork`` and ``os.forkpty``, whose at-fork
+hooks run; ``subprocess``'s ``posix_spawn`` and ``vfork`` paths leave a ``Popen`` holding the
+pid (its ``posix_spawn`` path gets a window too).
+
+A child is in the list of the thread that started it from its birth, and leaves it only when
+that thread ends, while an adopted orphan is in the main thread's list: so a window spares only
+the children listed under its own thread, or under any once its thread has ended (its children
+moved). An orphan adopted while another thread forks is judged as any other.
+
 Not reached: a child started by C code that keeps its pid and waits for it later, more than a
-look after its end (``os.posix_spawn`` called directly, an extension's own ``fork``): nothing
-of the process says it is waited for, so its zombie is reaped and that wait fails (``ECHILD``);
-and an orphan started inside a window of an ``os.fork`` of this process, whose zombie is left
-until the process exits.
+look after its end (an extension's own ``fork``, ``_posixsubprocess.fork_exec`` called directly
+as ``multiprocessing``'s resource tracker and fork server are started, or a ``from os import
+posix_spawn`` made before :func:`watch`): nothing of the process says it is waited for, so its
+zombie is reaped and that wait fails (``ECHILD``, which ``multiprocessing`` takes as the end it
+waited for); and an orphan adopted inside a window of an ``os.fork`` or a spawn of the thread
+it is listed under (the main thread's: an ``async def`` handler's), whose zombie is left until
+the process exits.
 """
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 import subprocess
@@ -55,10 +80,14 @@ import threading
 import time
 import weakref
 from collections import deque
+from collections.abc import Callable, Collection
+from typing import ParamSpec
 
-__all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "freeze", "waited_pids"]
+__all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "freeze", "waited_pids", "watch"]
 
-#: ``os.fork`` windows kept: a fork bomb's bound (older ones raise the floor instead).
+_P = ParamSpec("_P")
+
+#: ``os.fork`` and spawn windows kept: a fork bomb's bound (older ones raise the floor instead).
 FORKS_KEPT = 1024
 #: Seconds around a fork window a child's start time may fall in: it is read in clock ticks
 #: (``SC_CLK_TCK``, a hundredth of a second on Linux), rounded down.
@@ -66,15 +95,17 @@ SLACK = 0.02
 
 
 class Forks:
-    """The windows of this process's ``os.fork`` calls (``CLOCK_BOOTTIME``, the clock of a
-    process's start time), from :meth:`begin` on."""
+    """The windows of this process's ``os.fork`` and spawn calls (``CLOCK_BOOTTIME``, the
+    clock of a process's start time), each with its thread's id (``/proc/self/task``'s), from
+    :meth:`begin` on."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         #: Children started before it are never judged (before :meth:`begin`, windows dropped).
         self._floor: float | None = None
-        self._open: dict[int, float] = {}
-        self._windows: deque[tuple[float, float]] = deque()
+        #: The calls under way: their start and thread id, by their thread's ``get_ident``.
+        self._open: dict[int, tuple[float, int]] = {}
+        self._windows: deque[tuple[float, float, int]] = deque()
 
     def begin(self) -> None:
         """Judge the children started from now on."""
@@ -82,19 +113,34 @@ class Forks:
             if self._floor is None:
                 self._floor = _now()
 
-    def watch(self) -> None:
-        """:meth:`begin`, and keep each ``os.fork``'s window (``register_at_fork``), once."""
+    def watch(self) -> bool:
+        """:meth:`begin`, and keep each ``os.fork``'s window (``register_at_fork``), once; True
+        the first time."""
         with self._lock:
             if self._floor is not None:
-                return
+                return False
             self._floor = _now()
         os.register_at_fork(
             before=self.before, after_in_parent=self.after, after_in_child=self._forget
         )
+        return True
+
+    def spawning(self, spawn: Callable[_P, int]) -> Callable[_P, int]:
+        """``spawn`` (``os.posix_spawn``) with a window of its own for each call, as a fork's."""
+
+        @functools.wraps(spawn)
+        def within(*args: _P.args, **kwargs: _P.kwargs) -> int:
+            self.before()
+            try:
+                return spawn(*args, **kwargs)
+            finally:
+                self.after()
+
+        return within
 
     def before(self) -> None:
         """A fork starts on this thread (no lock: another thread may hold it in the child)."""
-        self._open[threading.get_ident()] = _now()
+        self._open[threading.get_ident()] = (_now(), threading.get_native_id())
 
     def after(self) -> None:
         """The fork this thread started has returned in the parent."""
@@ -102,7 +148,7 @@ class Forks:
         if started is None:
             return
         with self._lock:
-            self._windows.append((started, _now()))
+            self._windows.append((started[0], _now(), started[1]))
             if len(self._windows) > FORKS_KEPT:
                 dropped = self._windows.popleft()
                 self._floor = max(self._floor or 0.0, dropped[1])
@@ -113,17 +159,29 @@ class Forks:
         self._open.clear()
         self._windows.clear()
 
-    def spared(self, started: float) -> bool:
+    def spared(
+        self, started: float, listed: int | None = None, alive: Collection[int] = ()
+    ) -> bool:
         """Whether a child started at ``started`` (seconds since boot) may be an ``os.fork``'s
-        of this process, or is not judged at all."""
+        or a spawn's of this process, or is not judged at all. ``listed``: the thread whose
+        children it is listed among, ``alive`` the threads that were alive then; a window of
+        another thread still alive does not spare it (None: every window does)."""
         with self._lock:
             floor, windows = self._floor, list(self._windows)
         opened = list(self._open.values())
         if floor is None or started <= floor + SLACK:
             return True
-        if any(started >= begun - SLACK for begun in opened):
+
+        def mine(thread: int) -> bool:
+            return listed is None or thread == listed or thread not in alive
+
+        if any(started >= begun - SLACK for begun, thread in opened if mine(thread)):
             return True
-        return any(begun - SLACK <= started <= ended + SLACK for begun, ended in windows)
+        return any(
+            begun - SLACK <= started <= ended + SLACK
+            for begun, ended, thread in windows
+            if mine(thread)
+        )
 
 
 #: The ``Popen`` classes first seen in their modules, from this module's import on, walked for
@@ -140,6 +198,16 @@ _frozen_lock = threading.Lock()
 
 #: This process's forks: watched by the entry points (``adopted_orphans.allow``).
 forks = Forks()
+
+
+def watch() -> None:
+    """:meth:`Forks.watch` of :data:`forks`, and, the first time, ``os.posix_spawn`` and
+    ``os.posix_spawnp`` replaced by their :meth:`Forks.spawning`: the entry points' only."""
+    if forks.watch():
+        for name in ("posix_spawn", "posix_spawnp"):
+            spawn = getattr(os, name, None)
+            if spawn is not None:
+                setattr(os, name, forks.spawning(spawn))
 
 
 def freeze() -> None:

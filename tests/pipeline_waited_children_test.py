@@ -1,0 +1,218 @@
+"""The children of ``taskdaemon``'s process that its own code waits for, told from adopted
+orphans by their start (``waited_children``): a child a handler ``posix_spawn``s and waits for
+later keeps its exit status (before, the reaper took its zombie and that wait failed with
+``ECHILD``), and an orphan adopted while another thread forks is reaped (before, its zombie
+stayed until taskdaemon exited)."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from cli_support import run_quiet, taskdaemon
+from taskdaemon.pipeline import adopted_reaper, waited_children
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
+
+#: A ``def`` handler that starts two children with ``os.posix_spawn`` and ``os.posix_spawnp``
+#: (no ``Popen``, no at-fork hook), lets them be zombies across the reaper's looks, then waits
+#: for each by its pid.
+_HANDLERS = """\
+import os
+import time
+
+
+def spawn(context):
+    spawned = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 3"], os.environ)
+    found = os.posix_spawnp("true", ["true"], os.environ)
+    time.sleep(3.5)  # zombies at more than two looks of the reaper, a second apart
+    codes = []
+    for pid in (spawned, found):
+        try:
+            codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+        except ChildProcessError:
+            codes.append("reaped behind its waiter's back")
+    return {"codes": codes}
+"""
+
+#: The command stage ``c`` makes taskdaemon a subreaper, and its reaper's thread looks from then.
+_PIPELINE = """\
+name: spawned
+timeout: 60s
+stages:
+  - name: c
+    command: "true"
+    triggers: [{manual: {approval_required: false}}]
+  - name: h
+    handler: "spawning:spawn"
+    triggers: [{on_completion: {stage: c}}]
+"""
+
+
+@pytest.mark.slow
+def test_a_child_a_handler_posix_spawns_keeps_its_status_for_its_waiter(
+    home: Path, tmp_path: Path
+) -> None:
+    """The handler's waits, after many looks, read exit 3 and 0 by the children's pids."""
+    ran = run_quiet(home, tmp_path, ("spawning", _HANDLERS), _PIPELINE)
+    assert 0 == ran.returncode, ran.stderr
+    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
+    stages = {each["name"]: each for each in json.loads(shown.stdout)["stages"]}
+    assert {"codes": [3, 0]} == json.loads(stages["h"]["attempts"][-1]["outputs"])
+
+
+@pytest.mark.slow
+def test_watch_gives_each_spawn_a_window_and_changes_nothing_more() -> None:
+    """In a process of its own: ``watch`` replaces ``os.posix_spawn`` and ``os.posix_spawnp``
+    once (a second call wraps nothing again); each call, one that raises too, opens and closes
+    a window that spares the child it started and not one started after it."""
+    program = """
+import os, time
+from taskdaemon.pipeline import waited_children as w
+w.watch()
+time.sleep(0.1)
+wrapped = os.posix_spawn
+w.watch()
+pid = os.posix_spawnp("true", ["true"], os.environ)
+started = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
+ticks = os.sysconf("SC_CLK_TCK")
+_, status = os.waitpid(pid, 0)
+try:
+    os.posix_spawn("/nonexistent", ["x"], os.environ)
+except FileNotFoundError:
+    pass
+print(
+    wrapped is os.posix_spawn,
+    os.posix_spawn.__name__,
+    len(w.forks._windows),
+    w.forks._open,
+    w.forks.spared(started / ticks),
+    w.forks.spared(time.clock_gettime(time.CLOCK_BOOTTIME) + 1),
+    os.waitstatus_to_exitcode(status),
+)
+"""
+    ran = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert (0, "True posix_spawn 2 {} True False 0") == (ran.returncode, ran.stdout.strip()), (
+        ran.stderr
+    )
+
+
+def test_a_window_spares_the_children_of_its_own_thread_and_of_threads_gone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a clock the test sets: a start within a window of thread 7 is spared when listed
+    under 7, or when 7 is no longer alive (its children moved); listed under another thread
+    while 7 is alive, it is not. A call under way counts alike. Without a thread, every window
+    counts."""
+    clock = [100.0]
+    monkeypatch.setattr(waited_children, "_now", lambda: clock[0])
+    monkeypatch.setattr(threading, "get_native_id", lambda: 7)
+    forks = waited_children.Forks()
+    forks.begin()
+    clock[0] = 200.0
+    forks.before()
+    assert [True, False, True, True] == [
+        forks.spared(205, 7, {1, 7}),
+        forks.spared(205, 1, {1, 7}),
+        forks.spared(205, 1, {1}),
+        forks.spared(205),
+    ]
+    clock[0] = 210.0
+    forks.after()
+    assert [True, False, True, True, False] == [
+        forks.spared(205, 7, {1, 7}),
+        forks.spared(205, 1, {1, 7}),
+        forks.spared(205, 1, {1}),
+        forks.spared(205),
+        forks.spared(215, 7, {1, 7}),
+    ]
+
+
+#: prctl(2)'s option number (linux/prctl.h).
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@contextlib.contextmanager
+def _subreaper() -> Iterator[None]:
+    """The tests' process a child subreaper (prctl(2)) for the block only."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert 0 == libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    try:
+        yield
+    finally:
+        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+
+
+def _until_zombie(pid: int) -> None:
+    deadline = time.monotonic() + 10
+    while (state := adopted_reaper.stat_fields(pid)) is None or state[1][0] != "Z":
+        assert state is not None, pid  # reaped by another: no zombie to look at
+        assert time.monotonic() < deadline, state
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_an_orphan_adopted_in_another_threads_fork_window_is_reaped() -> None:
+    """Another thread opens a fork window and starts a child in it; meanwhile a shell's child,
+    orphaned at once (its shell ends first), is adopted by the main thread. Both are zombies.
+    The orphan, listed under the main thread, is reaped at the second look; the window's own
+    child, listed under its thread, is spared, and still once that thread ended and it moved:
+    its waiter reads 4."""
+    forks = waited_children.Forks()
+    forks.begin()
+    time.sleep(0.1)  # past the floor's slack
+    reaper = adopted_reaper.Reaper(forks)
+    owned: list[int] = []
+    opened, close, closed, end = (threading.Event() for _ in range(4))
+
+    def fork_window() -> None:
+        forks.before()
+        try:
+            owned.append(os.posix_spawn("/bin/sh", ["sh", "-c", "exit 4"], os.environ))
+            opened.set()
+            close.wait(10)
+        finally:
+            forks.after()
+            closed.set()
+        end.wait(10)
+
+    thread = threading.Thread(target=fork_window)
+    orphan = 0
+    with _subreaper():
+        thread.start()
+        try:
+            assert opened.wait(10)
+            shell = subprocess.run(
+                ["sh", "-c", "sh -c 'sleep 0.5; exit 3' >/dev/null 2>&1 & echo $!"],
+                capture_output=True,
+                text=True,
+                check=True,
+                timeout=30,
+            )
+            orphan = int(shell.stdout)
+            _until_zombie(orphan)
+            _until_zombie(owned[0])
+            close.set()
+            assert closed.wait(10)
+            assert [[], [orphan]] == [reaper.look(), reaper.look()]
+            assert adopted_reaper.stat_fields(orphan) is None
+        finally:
+            close.set()
+            end.set()
+            thread.join()
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(orphan, 0)
+    assert [[], []] == [reaper.look(), reaper.look()]
+    assert 4 == os.waitstatus_to_exitcode(os.waitpid(owned[0], 0)[1])
