@@ -118,3 +118,122 @@ def test_the_warning_names_a_few_and_counts_them_all(
     names, count, left = adopted_orphans.Orphans(root, _TOKEN).end(5.0)
     assert (2, 3, 0) == (len(names), count, left)
     assert [None, None, None] == [_state(pid) for pid in carriers]
+
+
+#: The children's listing itself, kept before any test replaces it.
+_LISTED = adopted_orphans._children
+
+
+def _listing_only(monkeypatch: pytest.MonkeyPatch, pids: list[int]) -> None:
+    """The looks list only these children of the test's, in the kernel's order (other tests'
+    children, should any be left, would shift the bounds the test counts on)."""
+    monkeypatch.setattr(adopted_orphans, "_children", lambda: [p for p in _LISTED() if p in pids])
+
+
+def test_a_look_reads_at_most_its_bound_of_children_it_does_not_know(
+    spawned: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two: the end's look reads the command's process and another child, not
+    the carrier, third; the next end's look skips both, known, and ends the carrier (a fork
+    bomb's bound: each look's work is bounded, and what is known is not read again)."""
+    monkeypatch.setattr(adopted_orphans, "LOOK_LIMIT", 2)
+    root = _spawn("exec sleep 30")
+    other = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, other, carrier]
+    for pid in (other, carrier):
+        _until(pid, "S")
+    _listing_only(monkeypatch, spawned)
+    orphans = adopted_orphans.Orphans(root, _TOKEN)
+    assert ([], 0, 0) == orphans.end(5.0)
+    assert "S" == _state(carrier)
+    assert ([f"{carrier} 'sleep'"], 1, 0) == orphans.end(5.0)
+    assert ["S", "S", None] == [_state(pid) for pid in (root, other, carrier)]
+
+
+def test_the_looks_keep_at_most_their_bound_of_processes(
+    spawned: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With room for two: neither the processes found nor the others' children kept grow past
+    it, look after look (memory a fork bomb cannot grow)."""
+    monkeypatch.setattr(adopted_orphans, "LOOK_LIMIT", 2)
+    root = _spawn("exec sleep 30")
+    carriers = [_spawn("exec sleep 30", token=True) for _ in range(3)]
+    others = [_spawn("exec sleep 30") for _ in range(3)]
+    spawned += [root, *carriers, *others]
+    for pid in (*carriers, *others):
+        _until(pid, "S")
+    _listing_only(monkeypatch, carriers)
+    found = adopted_orphans.Orphans(root, _TOKEN)
+    for _ in range(3):
+        found.look()
+    _listing_only(monkeypatch, others)
+    kept = adopted_orphans.Orphans(root, _TOKEN)
+    for _ in range(3):
+        kept.look()
+    assert [2, 2] == [len(found._found), len(kept._others)]
+
+
+def test_a_process_gone_before_it_is_read_is_passed_over(
+    spawned: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A child listed and reaped before its ``stat`` and environment are read (by its waiter,
+    or ``adopted_reaper``) reads as gone, carrying nothing, and the look goes on to the next."""
+    gone = _spawn("exit 0")
+    os.waitpid(gone, 0)
+    assert (None, False) == (adopted_orphans._state(gone), adopted_orphans._carries(gone, b"A=1"))
+    root = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, carrier]
+    _until(carrier, "S")
+    listed = adopted_orphans._children
+    monkeypatch.setattr(adopted_orphans, "_children", lambda: [gone, *listed()])
+    assert ([f"{carrier} 'sleep'"], 1, 0) == adopted_orphans.Orphans(root, _TOKEN).end(5.0)
+
+
+def test_a_process_found_then_reaped_by_another_is_not_waited_for(spawned: list[int]) -> None:
+    """A process the look found, ended and reaped by another before the stage's end (its
+    waiter, ``adopted_reaper``), is neither killed nor said: the end is over at once."""
+    root = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, carrier]
+    _until(carrier, "S")
+    orphans = adopted_orphans.Orphans(root, _TOKEN)
+    orphans.look()
+    os.kill(carrier, signal.SIGKILL)
+    os.waitpid(carrier, 0)
+    began = time.monotonic()
+    assert ([], 0, 0) == orphans.end(60.0)
+    assert time.monotonic() - began < 30
+
+
+def test_a_pid_that_is_another_process_now_is_neither_killed_nor_waited_for(
+    spawned: list[int],
+) -> None:
+    """A process found whose pid another process took since (its start time differs: the
+    found one was reaped by another, and the kernel gave its pid again, which no test can make
+    happen, so the test keeps a start time one tick off) is left alone, and the end is over at
+    once, nothing left."""
+    root = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, carrier]
+    _until(carrier, "S")
+    orphans = adopted_orphans.Orphans(root, _TOKEN)
+    orphans.look()
+    name, start = orphans._found[carrier]
+    orphans._found[carrier] = (name, start - 1)
+    began = time.monotonic()
+    assert ([], 0, 0) == orphans.end(60.0)
+    assert time.monotonic() - began < 30
+    assert "S" == _state(carrier)
+
+
+def test_the_end_is_over_once_all_it_found_are_reaped(spawned: list[int]) -> None:
+    """The end's rounds stop when nothing found is left, not at the grace's end."""
+    root = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, carrier]
+    _until(carrier, "S")
+    began = time.monotonic()
+    assert ([f"{carrier} 'sleep'"], 1, 0) == adopted_orphans.Orphans(root, _TOKEN).end(60.0)
+    assert time.monotonic() - began < 30
