@@ -120,6 +120,15 @@ def test_the_warning_names_a_few_and_counts_them_all(
     assert [None, None, None] == [_state(pid) for pid in carriers]
 
 
+def _command_and_carrier(spawned: list[int]) -> tuple[int, int]:
+    """A command's process and a child carrying its spawn's token, running."""
+    root = _spawn("exec sleep 30")
+    carrier = _spawn("exec sleep 30", token=True)
+    spawned += [root, carrier]
+    _until(carrier, "S")
+    return root, carrier
+
+
 #: The children's listing itself, kept before any test replaces it.
 _LISTED = adopted_orphans._children
 
@@ -182,10 +191,7 @@ def test_a_process_gone_before_it_is_read_is_passed_over(
     gone = _spawn("exit 0")
     os.waitpid(gone, 0)
     assert (None, False) == (adopted_orphans._state(gone), adopted_orphans._carries(gone, b"A=1"))
-    root = _spawn("exec sleep 30")
-    carrier = _spawn("exec sleep 30", token=True)
-    spawned += [root, carrier]
-    _until(carrier, "S")
+    root, carrier = _command_and_carrier(spawned)
     listed = adopted_orphans._children
     monkeypatch.setattr(adopted_orphans, "_children", lambda: [gone, *listed()])
     assert ([f"{carrier} 'sleep'"], 1, 0) == adopted_orphans.Orphans(root, _TOKEN).end(5.0)
@@ -194,10 +200,7 @@ def test_a_process_gone_before_it_is_read_is_passed_over(
 def test_a_process_found_then_reaped_by_another_is_not_waited_for(spawned: list[int]) -> None:
     """A process the look found, ended and reaped by another before the stage's end (its
     waiter, ``adopted_reaper``), is neither killed nor said: the end is over at once."""
-    root = _spawn("exec sleep 30")
-    carrier = _spawn("exec sleep 30", token=True)
-    spawned += [root, carrier]
-    _until(carrier, "S")
+    root, carrier = _command_and_carrier(spawned)
     orphans = adopted_orphans.Orphans(root, _TOKEN)
     orphans.look()
     os.kill(carrier, signal.SIGKILL)
@@ -214,10 +217,7 @@ def test_a_pid_that_is_another_process_now_is_neither_killed_nor_waited_for(
     found one was reaped by another, and the kernel gave its pid again, which no test can make
     happen, so the test keeps a start time one tick off) is left alone, and the end is over at
     once, nothing left."""
-    root = _spawn("exec sleep 30")
-    carrier = _spawn("exec sleep 30", token=True)
-    spawned += [root, carrier]
-    _until(carrier, "S")
+    root, carrier = _command_and_carrier(spawned)
     orphans = adopted_orphans.Orphans(root, _TOKEN)
     orphans.look()
     name, start = orphans._found[carrier]
@@ -230,10 +230,7 @@ def test_a_pid_that_is_another_process_now_is_neither_killed_nor_waited_for(
 
 def test_the_end_is_over_once_all_it_found_are_reaped(spawned: list[int]) -> None:
     """The end's rounds stop when nothing found is left, not at the grace's end."""
-    root = _spawn("exec sleep 30")
-    carrier = _spawn("exec sleep 30", token=True)
-    spawned += [root, carrier]
-    _until(carrier, "S")
+    root, carrier = _command_and_carrier(spawned)
     began = time.monotonic()
     assert ([f"{carrier} 'sleep'"], 1, 0) == adopted_orphans.Orphans(root, _TOKEN).end(60.0)
     assert time.monotonic() - began < 30

@@ -5,9 +5,7 @@ their true exit codes. Before, such a zombie stayed until taskdaemon exited."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
-import json
 import multiprocessing
 import os
 import shutil
@@ -16,14 +14,13 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from cli_support import pythonpath_with, run_quiet, taskdaemon, write
+from cli_support import pythonpath_with, run_quiet, write
 from schedule_support import scheduled_serve
+from subreaper_support import stage_outputs, subreaper, subreaper_pipeline
 from taskdaemon.pipeline import adopted_reaper, waited_children
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
@@ -103,17 +100,7 @@ async def wait_async(context):
     return {"code": await process.wait()}
 """
 
-_PIPELINE = """\
-name: reaped
-timeout: 60s
-stages:
-  - name: c
-    command: "true"
-    triggers: [{manual: {approval_required: false}}]
-  - name: h
-    handler: "leaving:leave"
-    triggers: [{on_completion: {stage: c}}]
-"""
+_PIPELINE = subreaper_pipeline("leaving:leave")
 
 #: The same, and beside ``h`` an ``async def`` handler that waits for its ``asyncio`` child.
 _RUN_PIPELINE = (
@@ -124,14 +111,6 @@ _RUN_PIPELINE = (
     triggers: [{on_completion: {stage: c}}]
 """
 )
-
-
-def _outputs(home: Path, ran: subprocess.CompletedProcess[str], stage: str = "h") -> Any:
-    """The outputs of ``stage``'s last attempt in the run ``ran`` made (it succeeded)."""
-    assert 0 == ran.returncode, ran.stderr
-    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
-    stages = {each["name"]: each for each in json.loads(shown.stdout)["stages"]}
-    return json.loads(stages[stage]["attempts"][-1]["outputs"])
 
 
 @pytest.mark.slow
@@ -145,11 +124,11 @@ def test_an_adopted_orphan_of_a_handlers_subprocess_is_reaped_not_its_waited_chi
     ``Popen``'s back would say 0, one reaped behind ``waitpid`` would raise), and ``a``'s
     ``asyncio`` child 7."""
     ran = run_quiet(home, tmp_path, ("leaving", _HANDLERS), _RUN_PIPELINE)
-    outputs = _outputs(home, ran)
+    outputs = stage_outputs(home, ran)
     assert [True, True] == outputs["adopted"], outputs
     assert "left" not in outputs["states"], outputs
     assert [3, 4, 5, 6] == outputs["codes"], outputs
-    assert {"code": 7} == _outputs(home, ran, "a")
+    assert {"code": 7} == stage_outputs(home, ran, "a")
 
 
 def _stat(pid: int) -> tuple[str, int, int] | None:
@@ -188,7 +167,7 @@ def test_a_child_a_handler_module_starts_at_import_is_left_to_its_popen(
     everything else then (``heap``): it still holds its child, whose waiter reads exit 3, not
     the 0 of a child reaped behind its back."""
     ran = run_quiet(home, tmp_path, ("started", _IMPORT_TIME_HANDLERS), _IMPORT_TIME_PIPELINE)
-    assert {"code": 3} == _outputs(home, ran)
+    assert {"code": 3} == stage_outputs(home, ran)
 
 
 @pytest.mark.slow
@@ -492,21 +471,6 @@ def test_a_multiprocessing_childs_pid_is_held_until_joined() -> None:
     assert (0, False) == (process.exitcode, process.pid in waited_children.waited_pids())
 
 
-#: prctl(2)'s option number (linux/prctl.h).
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-@contextlib.contextmanager
-def _subreaper() -> Iterator[None]:
-    """The tests' process a child subreaper (prctl(2)) for the block only."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert 0 == libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    try:
-        yield
-    finally:
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-
-
 @pytest.mark.slow
 def test_an_orphan_adopted_long_after_its_start_is_reaped_at_its_end() -> None:
     """A shell's ``sleep``, started more than the margin before a look that did not find it,
@@ -516,7 +480,7 @@ def test_an_orphan_adopted_long_after_its_start_is_reaped_at_its_end() -> None:
     forks = waited_children.Forks()
     forks.begin()
     reaper = adopted_reaper.Reaper(forks)
-    with _subreaper():
+    with subreaper():
         shell = subprocess.Popen(
             ["sh", "-c", "sleep 4 >/dev/null 2>&1 & echo $!; sleep 2.5"], stdout=subprocess.PIPE
         )

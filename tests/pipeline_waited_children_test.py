@@ -7,19 +7,17 @@ stayed until taskdaemon exited)."""
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cli_support import run_quiet, taskdaemon
+from cli_support import run_quiet
+from subreaper_support import stage_outputs, subreaper, subreaper_pipeline
 from taskdaemon.pipeline import adopted_reaper, waited_children
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="a subreaper is Linux's")
@@ -45,30 +43,15 @@ def spawn(context):
     return {"codes": codes}
 """
 
-#: The command stage ``c`` makes taskdaemon a subreaper, and its reaper's thread looks from then.
-_PIPELINE = """\
-name: spawned
-timeout: 60s
-stages:
-  - name: c
-    command: "true"
-    triggers: [{manual: {approval_required: false}}]
-  - name: h
-    handler: "spawning:spawn"
-    triggers: [{on_completion: {stage: c}}]
-"""
-
 
 @pytest.mark.slow
 def test_a_child_a_handler_posix_spawns_keeps_its_status_for_its_waiter(
     home: Path, tmp_path: Path
 ) -> None:
     """The handler's waits, after many looks, read exit 3 and 0 by the children's pids."""
-    ran = run_quiet(home, tmp_path, ("spawning", _HANDLERS), _PIPELINE)
-    assert 0 == ran.returncode, ran.stderr
-    shown = taskdaemon(home, "runs", "show", ran.stdout.strip(), "--json")
-    stages = {each["name"]: each for each in json.loads(shown.stdout)["stages"]}
-    assert {"codes": [3, 0]} == json.loads(stages["h"]["attempts"][-1]["outputs"])
+    pipeline = subreaper_pipeline("spawning:spawn")
+    ran = run_quiet(home, tmp_path, ("spawning", _HANDLERS), pipeline)
+    assert {"codes": [3, 0]} == stage_outputs(home, ran)
 
 
 @pytest.mark.slow
@@ -140,21 +123,6 @@ def test_a_window_spares_the_children_of_its_own_thread_and_of_threads_gone(
     ]
 
 
-#: prctl(2)'s option number (linux/prctl.h).
-_PR_SET_CHILD_SUBREAPER = 36
-
-
-@contextlib.contextmanager
-def _subreaper() -> Iterator[None]:
-    """The tests' process a child subreaper (prctl(2)) for the block only."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    assert 0 == libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    try:
-        yield
-    finally:
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
-
-
 def _until_zombie(pid: int) -> None:
     deadline = time.monotonic() + 10
     while (state := adopted_reaper.stat_fields(pid)) is None or state[1][0] != "Z":
@@ -190,7 +158,7 @@ def test_an_orphan_adopted_in_another_threads_fork_window_is_reaped() -> None:
 
     thread = threading.Thread(target=fork_window)
     orphan = 0
-    with _subreaper():
+    with subreaper():
         thread.start()
         try:
             assert opened.wait(10)
