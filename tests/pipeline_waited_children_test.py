@@ -54,42 +54,35 @@ def test_a_child_a_handler_posix_spawns_keeps_its_status_for_its_waiter(
     assert {"codes": [3, 0]} == stage_outputs(home, ran)
 
 
-@pytest.mark.slow
-def test_watch_gives_each_spawn_a_window_and_changes_nothing_more() -> None:
-    """In a process of its own: ``watch`` replaces ``os.posix_spawn`` and ``os.posix_spawnp``
-    once (a second call wraps nothing again); each call, one that raises too, opens and closes
-    a window that spares the child it started and not one started after it."""
-    program = """
-import os, time
-from taskdaemon.pipeline import waited_children as w
-w.watch()
-time.sleep(0.1)
-wrapped = os.posix_spawn
-w.watch()
-pid = os.posix_spawnp("true", ["true"], os.environ)
-started = int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[19])
-ticks = os.sysconf("SC_CLK_TCK")
-_, status = os.waitpid(pid, 0)
-try:
-    os.posix_spawn("/nonexistent", ["x"], os.environ)
-except FileNotFoundError:
-    pass
-print(
-    wrapped is os.posix_spawn,
-    os.posix_spawn.__name__,
-    len(w.forks._windows),
-    w.forks._open,
-    w.forks.spared(started / ticks),
-    w.forks.spared(time.clock_gettime(time.CLOCK_BOOTTIME) + 1),
-    os.waitstatus_to_exitcode(status),
-)
-"""
-    ran = subprocess.run(
-        [sys.executable, "-c", program], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert (0, "True posix_spawn 2 {} True False 0") == (ran.returncode, ran.stdout.strip()), (
-        ran.stderr
-    )
+def test_watch_gives_each_spawn_a_window_and_changes_nothing_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``watch`` replaces ``os.posix_spawn`` and ``os.posix_spawnp`` once (a second call wraps
+    nothing again); each call, one that raises too, opens and closes a window that spares the
+    child it started and not one started after it. On a throwaway ``Forks``, the functions put
+    back after the test (its at-fork hooks stay registered: ``os.register_at_fork`` has no
+    undo, and each later fork adds a window to it, nothing else)."""
+    forks = waited_children.Forks()
+    monkeypatch.setattr(waited_children, "forks", forks)
+    originals = (os.posix_spawn, os.posix_spawnp)
+    monkeypatch.setattr(os, "posix_spawn", originals[0])
+    monkeypatch.setattr(os, "posix_spawnp", originals[1])
+    waited_children.watch()
+    wrapped = (os.posix_spawn, os.posix_spawnp)
+    waited_children.watch()
+    assert wrapped == (os.posix_spawn, os.posix_spawnp)
+    assert originals == tuple(getattr(each, "__wrapped__", None) for each in wrapped)
+    time.sleep(0.1)  # past the floor's slack
+    pid = os.posix_spawnp("true", ["true"], os.environ)
+    stat = adopted_reaper.stat_fields(pid)
+    assert stat is not None
+    started = int(stat[1][19]) / os.sysconf("SC_CLK_TCK")
+    assert 0 == os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    with pytest.raises(FileNotFoundError):
+        os.posix_spawn("/nonexistent", ["x"], os.environ)
+    assert [2, {}] == [len(forks._windows), forks._open]
+    later = time.clock_gettime(time.CLOCK_BOOTTIME) + 1
+    assert [True, False] == [forks.spared(started), forks.spared(later)]
 
 
 def test_a_window_spares_the_children_of_its_own_thread_and_of_threads_gone(
