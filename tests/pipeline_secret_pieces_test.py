@@ -12,7 +12,12 @@ import pytest
 
 from redaction_support import run_key_handler, run_with_key, shown_and_stored
 from taskdaemon.pipeline.redaction import REDACTED, redact_text
-from taskdaemon.pipeline.secret_pieces import MIN_PIECE_CHARS
+from taskdaemon.pipeline.secret_pieces import (
+    MIN_PIECE_CHARS,
+    masked_pieces,
+    may_hold_pieces,
+    value_start,
+)
 from taskdaemon.pipeline.secret_values import forget_secrets, remember_secrets
 
 TOKEN = "Tk9vQ2xAbcdEfgh1234567890zyxwvuTSRQPonml"  # 40 characters, no shape of its own
@@ -47,6 +52,80 @@ def test_a_texts_edge_piece_is_masked_when_long_enough() -> None:
         ]
     finally:
         forget_secrets()
+
+
+def test_a_value_s_proper_start_ends_a_text_and_its_end_starts_one() -> None:
+    """``value_start``: where the longest proper start of a value that ends the text begins
+    (a start one character short of the longest value too), none for a whole value unless a
+    longer one starts with it; read reversed, a value's end that starts the text. Values of
+    several lines, and empty ones, are never looked for."""
+    assert 5 == value_start(f"key: {TOKEN[:-1]}", (TOKEN,))
+    assert 0 == value_start(TOKEN[:10], (TOKEN,))
+    assert 5 == value_start(f"key: {TOKEN[:3]}", ("x" * 5, TOKEN))
+    assert None is value_start(f"key: {TOKEN}", (TOKEN,))
+    assert 5 == value_start(f"key: {TOKEN}", (TOKEN, f"{TOKEN}z"))
+    assert 5 == value_start(f"{TOKEN[-12:]} done"[::-1], (TOKEN,), backwards=True)
+    assert None is value_start(f"{TOKEN[-12:]} done"[::-1], (TOKEN,))
+    assert None is value_start("key: ab", ("",))
+    assert None is value_start("key: ab", ())
+    assert 5 == value_start("key: ab", ("a\nb", "abc"))
+    assert None is value_start("key: ab", ("a\nbc",))
+
+
+def test_only_a_text_whose_edge_is_in_a_value_may_hold_a_piece() -> None:
+    """``may_hold_pieces``: true when a text, blanks around it aside, ends or starts with
+    ``MIN_PIECE_CHARS`` characters of a value, with few values (their pieces of 8 as a set)
+    and with many (the values joined searched instead); false for shorter edges, and, with
+    few values, for a text shorter than a piece."""
+    cut = MIN_PIECE_CHARS
+    many = tuple(f"{index:06d}{TOKEN}" for index in range(2000))  # beyond the set's bound
+    for values, value in (((TOKEN,), TOKEN), (many, many[1500])):
+        assert may_hold_pieces(["no", f"key: {value[:cut]}  "], values)
+        assert may_hold_pieces([f"\t{value[-cut:]} done"], values)
+        assert not may_hold_pieces([f"key: {value[: cut - 1]}", f"{value[1 - cut :]} x"], values)
+        assert "key: R" == masked_pieces(f"key: {value[:12]}", values, "R")
+        assert "R done" == masked_pieces(f"{value[-12:]} done", values, "R")
+        assert "R" == masked_pieces(value[20:40], values, "R")
+    assert not may_hold_pieces(["", TOKEN[-7:]], (TOKEN,))  # shorter than a piece
+    spanning = f"{many[0][-5:]}\0{many[1][:5]}"  # the values joined hold it, no value does
+    assert spanning == masked_pieces(spanning, many, "R")
+
+
+def test_pieces_at_both_edges_and_pieces_that_meet() -> None:
+    """A value's end starting a text and its start ending it: both masked, the text between
+    shown; when the two pieces are the whole text, one replacement for all of it. Blanks
+    around a text are kept (a form feed is no blank), a text shorter than a piece is kept
+    whole, one of a piece's length is masked, and a middle piece spanning two values (the
+    NUL that joins them) is no piece of either."""
+    assert "R mid R" == masked_pieces(f"{TOKEN[-9:]} mid {TOKEN[:9]}", (TOKEN,), "R")
+    assert f"R mid {TOKEN[:7]}" == masked_pieces(f"{TOKEN[-9:]} mid {TOKEN[:7]}", (TOKEN,), "R")
+    assert "R" == masked_pieces(TOKEN[-10:] + TOKEN[:10], (TOKEN,), "R")
+    assert " \tR\r\n" == masked_pieces(f" \t{TOKEN[5:20]}\r\n", (TOKEN,), "R")
+    assert "\f" + TOKEN[5:20] == masked_pieces("\f" + TOKEN[5:20], (TOKEN,), "R")
+    assert TOKEN[:7] == masked_pieces(TOKEN[:7], (TOKEN,), "R")
+    assert "R" == masked_pieces(TOKEN[10 : 10 + MIN_PIECE_CHARS], (TOKEN,), "R")
+    assert "R done" == masked_pieces(f"{TOKEN[1:]} done", (TOKEN,), "R")  # the longest end
+    text = "ghij\0klmn"
+    assert text == masked_pieces(text, ("abcdefghij", "klmnopqrst"), "R")
+
+
+def test_a_value_of_several_lines_gives_no_piece() -> None:
+    """A value holding a line break is masked line by line (``secret_values``), not here:
+    neither a start of it ending a text nor a middle piece of it is masked, even beside a
+    one-line value that holds the same characters."""
+    several = "Secr3tPiece\nsecond line"
+    assert "key: Secr3tPie" == masked_pieces("key: Secr3tPie", (several, "xxSecr3tPiecexx"), "R")
+    assert "Secr3tPiec" == masked_pieces("Secr3tPiec", (several, TOKEN), "R")
+
+
+def test_other_values_are_looked_for_once_given() -> None:
+    """Each call looks for the values it is given, not for those of the call before."""
+    other = "Zq8pW3vLmN7rT2sXkY5u"
+    assert "key: R" == masked_pieces(f"key: {TOKEN[:10]}", (TOKEN,), "R")
+    assert f"key: {TOKEN[:10]}" == masked_pieces(f"key: {TOKEN[:10]}", (other,), "R")
+    assert "key: R" == masked_pieces(f"key: {other[:10]}", (other,), "R")
+    assert 5 == value_start(f"key: {other[:10]}", (other,))
+    assert None is value_start(f"key: {other[:10]}", (TOKEN,))
 
 
 HANDLER = """\
