@@ -179,3 +179,30 @@ def test_a_text_changed_since_it_loaded_is_walked_without_raising() -> None:
     assert {"a": 1, "a[1]": 3} == toml_lines(text, ["a", "a[1]", "b", "c"])
     assert {"b": 1} == toml_lines("b = ]\nc = 1\n", ["b"])
     assert {("d", 2, 1): 1} == toml_value_lines('d = """x\\\ny', [("d", 2, 1)])
+
+
+def test_a_string_s_first_line_and_a_literal_s_backslash_are_the_value_s() -> None:
+    """The first character after a multi-line string's left-out line break is the value's
+    (``b`` of ``ab\\`` is on that line, ``c`` joined after it on the next); a ``\\`` ending a
+    line of a literal string is a character of its value, whose line goes on to the next
+    line of the file (not a join: ``x\\`` is the value's line 1, ``y`` its line 2)."""
+    basic = 'a = """\nab\\\n   cd"""\n'
+    literal = "c = '''\nx\\\ny'''\n"
+    assert {("a", 1, 2): 2, ("a", 1, 3): 3} == toml_value_lines(basic, [("a", 1, 2), ("a", 1, 3)])
+    assert {("c", 1, 2): 2, ("c", 2, 1): 3} == toml_value_lines(literal, [("c", 1, 2), ("c", 2, 1)])
+
+
+def test_an_escape_is_one_character_of_its_line() -> None:
+    """An escape (``\\t``) is one character of the value's line, whatever its length in the
+    file: the character after it, joined from the next line, is on that line."""
+    text = 'a = """\nx\\tb\\\n  c"""\nd = """\n\\t\\\n  e"""\n'
+    assert {("a", 1, 3): 2, ("d", 1, 2): 6} == toml_value_lines(text, [("a", 1, 3), ("d", 1, 2)])
+
+
+def test_items_after_an_inline_table_s_keys_and_a_string_s_lines() -> None:
+    """The walk goes on past an inline table's second key, a multi-line string's line breaks
+    (counted) and a key written without blanks around its ``=``; an inline table's trailing
+    comma (a text changed since it loaded) ends it without raising."""
+    text = "a = [{b = 1, c = 2},\n  3]\ne = [\n  '''x\ny''',\n  2,\n]\nf = [{g=[1,\n  2]}]\n"
+    assert {"a[1]": 2, "e[1]": 6, "f[0].g[1]": 9} == toml_lines(text, ["a[1]", "e[1]", "f[0].g[1]"])
+    assert {"a": 1, "c": 2} == toml_lines("a = {b = 1, }\nc = 2\n", ["a", "c"])
