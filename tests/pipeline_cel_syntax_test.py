@@ -170,7 +170,8 @@ def test_every_listed_function_is_one_the_binding_evaluates() -> None:
 @pytest.mark.slow
 def test_validate_says_each_in_the_files_terms(home: Path, tmp_path: Path) -> None:
     """Through the real command: ``FILE:LINE: PATH: REASON``, one line per broken expression,
-    the line of its own trigger."""
+    the line of its own trigger; a syntax error's ``FILE:LINE:COLUMN:``, the column of its
+    place in the file."""
     broken = ["stages.a.status = 'success'", "len(stages.a.outputs.items) > 0", "(true"]
     lines = ["name: demo", "stages:", "  - name: a", "    command: 'true'"]
     lines += ["    triggers: [{manual: {}}]"]
@@ -182,9 +183,9 @@ def test_validate_says_each_in_the_files_terms(home: Path, tmp_path: Path) -> No
     assert (2, "") == (done.returncode, done.stderr)
     where = "triggers[0].on_condition.expression"
     assert [
-        f"{path}:10: stages[1].{where}: syntax error at column 17: '=' (CEL compares with ==)",
+        f"{path}:10:40: stages[1].{where}: syntax error at column 17: '=' (CEL compares with ==)",
         f"{path}:15: stages[2].{where}: unknown function 'len' at column 1 (did you mean 'size'?)",
-        f"{path}:20: stages[3].{where}: syntax error at column 6: ')' missing at the end",
+        f"{path}:20:28: stages[3].{where}: syntax error at column 6: ')' missing at the end",
     ] == done.stdout.splitlines()
 
 

@@ -60,7 +60,7 @@ EXPECTED = {
         "variable 'result' (available: request, stages)"
     ),
     "cel_syntax.yaml": (
-        "pipelines/invalid/cel_syntax.yaml:6: stages[0].triggers[0].on_condition.expression: "
+        "pipelines/invalid/cel_syntax.yaml:6:52: stages[0].triggers[0].on_condition.expression: "
         "syntax error at column 17: the expression ends at '==', with nothing after it"
     ),
     "cel_unknown_stage.yaml": (

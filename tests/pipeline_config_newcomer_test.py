@@ -44,6 +44,6 @@ def test_each_issue_of_a_first_pipeline_says_what_to_write(home: Path, tmp_path:
         "mappings: triggers: [{on_completion: {stage: NAME}}])",
         f"{path}:11: stages[2].triggers[0].on_completion.stage: unknown stage 'deploy' (the "
         "stages: 'fetch', 'build', 'test', 'report')",
-        f"{path}:15: stages[3].triggers[0].on_condition.expression: syntax error at column "
+        f"{path}:15:84: stages[3].triggers[0].on_condition.expression: syntax error at column "
         "48: the string opened with ' is never closed",
     ] == done.stdout.splitlines()

@@ -195,8 +195,9 @@ def test_the_last_issue_shown_of_many_mistakes_is_on_its_line() -> None:
     assert "<string>:1002: stages[999]: expected a mapping, got string" == lines[999]
 
 
-def test_an_issue_of_a_merged_field_is_on_the_anchored_mapping_s_line() -> None:
-    """A file with an alias: a field merged by ``<<`` is placed where the anchor wrote it."""
+def test_an_issue_of_a_merged_field_is_on_its_merge_s_alias_line() -> None:
+    """A file with an alias: a field merged by ``<<`` is placed on the merge's alias, which
+    names the line where the anchor wrote it."""
     text = (
         "name: demo\n"
         "stages:\n"
@@ -207,13 +208,13 @@ def test_an_issue_of_a_merged_field_is_on_the_anchored_mapping_s_line() -> None:
     )
     assert _error(text).splitlines() == [
         "<string>:3: stages[0].timeout: must be > 0, got 0",
-        "<string>:3: stages[1].timeout: must be > 0, got 0",
+        "<string>:5:9: stages[1].timeout: must be > 0, got 0 (via '*base', defined at line 3)",
     ]
 
 
-def test_an_issue_inside_an_aliased_list_is_on_the_anchored_list_s_line() -> None:
+def test_an_issue_inside_an_aliased_list_is_on_the_alias_s_line() -> None:
     """A file with an alias of a list: its item's mistake is reported under each path, on
-    the line the anchored list wrote it."""
+    the line the anchored list wrote it, and on the alias's line, naming that one."""
     text = (
         "name: demo\n"
         "stages:\n"
@@ -227,8 +228,8 @@ def test_an_issue_inside_an_aliased_list_is_on_the_anchored_list_s_line() -> Non
     assert _error(text).splitlines()[1:] == [
         "<string>:5: stages[0].triggers[0].on_completion.stage: unknown stage 'nope' (the "
         "stages: 'a', 'b')",
-        "<string>:5: stages[1].triggers[0].on_completion.stage: unknown stage 'nope' (the "
-        "stages: 'a', 'b')",
+        "<string>:8:15: stages[1].triggers[0].on_completion.stage: unknown stage 'nope' (the "
+        "stages: 'a', 'b') (via '*t', defined at line 5)",
     ]
 
 

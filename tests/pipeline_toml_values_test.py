@@ -53,26 +53,26 @@ _CASES = {
         "stages.build.status == 'success' &&\n"
         "  stages.build.outputs.x = 1\n"
         '"""}}]\n',
-        f"p.toml:13: {_EXPRESSION}: syntax error at line 2, column 26: {_EQUALS}",
+        f"p.toml:13:26: {_EXPRESSION}: syntax error at line 2, column 26: {_EQUALS}",
     ),
     "line continuation": (
         'triggers = [{on_condition = {expression = """\\\n'
         "    stages.build.status == 'success' && \\\n"
         '    stages.build.outputs.x = 1"""}}]\n',
-        f"p.toml:13: {_EXPRESSION}: syntax error at column 60: {_EQUALS}",
+        f"p.toml:13:28: {_EXPRESSION}: syntax error at column 60: {_EQUALS}",
     ),
     "literal string": (
         "triggers = [{on_condition = {expression = '''stages.build.status == 'success'\n"
         "  && true\n"
         "  && stages.build.outputs.x = 1'''}}]\n",
-        f"p.toml:13: {_EXPRESSION}: syntax error at line 3, column 29: {_EQUALS}",
+        f"p.toml:13:29: {_EXPRESSION}: syntax error at line 3, column 29: {_EQUALS}",
     ),
     "escaped line break": (
         "triggers = [\n"
         "  {manual = {}},\n"
         '  {on_condition = {expression = "true &&\\n stages.build.outputs.x = 1"}},\n'
         "]\n",
-        "p.toml:13: stages[1].triggers[1].on_condition.expression: syntax error at line 2, "
+        "p.toml:13:67: stages[1].triggers[1].on_condition.expression: syntax error at line 2, "
         f"column 25: {_EQUALS}",
     ),
 }
@@ -130,10 +130,10 @@ def test_nested_arrays_and_inline_tables_number_their_items() -> None:
 
 
 def test_a_place_in_a_string_s_value_is_on_its_file_line() -> None:
-    """``(path, line, column)`` of a string's value to the file's line: the first line break
-    after the opening quotes left out, a joined line's characters on the line they are
-    written on, the unicode escape of a line break a line of the value, a place past the
-    value's end on its last line; a path whose value is no string has none."""
+    """``(path, line, column)`` of a string's value to the file's line and column: the first line
+    break after the opening quotes left out, a joined line's characters on the line they are written
+    on, the unicode escape of a line break a line of the value, a place past the value's end on its
+    last line; a path whose value is no string has none."""
     text = (
         'a = """\nx\\u000Ay\\\n   z\\\\w\n"""\n'  # value: "x\ny" + "z\\w\n"
         "b = '''\r\nu\r\nv'''\r\n"
@@ -142,13 +142,13 @@ def test_a_place_in_a_string_s_value_is_on_its_file_line() -> None:
     wanted = [("a", 1, 1), ("a", 2, 1), ("a", 2, 2), ("a", 2, 4), ("a", 9, 1)]
     wanted += [("b", 2, 1), ("b", 5, 1), ("c", 1, 1)]
     assert {
-        ("a", 1, 1): 2,
-        ("a", 2, 1): 2,
-        ("a", 2, 2): 3,
-        ("a", 2, 4): 3,
-        ("a", 9, 1): 4,
-        ("b", 2, 1): 7,
-        ("b", 5, 1): 7,
+        ("a", 1, 1): (2, 1),
+        ("a", 2, 1): (2, 8),  # past the escape ``\u000A``
+        ("a", 2, 2): (3, 4),  # the joined line's first character, past its blanks
+        ("a", 2, 4): (3, 7),  # past the escape ``\\``
+        ("a", 9, 1): (4, 1),
+        ("b", 2, 1): (7, 1),
+        ("b", 5, 1): (7, 1),
     } == toml_value_lines(text, wanted)
 
 
@@ -167,7 +167,9 @@ def test_long_values_spread_over_lines_are_placed_in_bounded_memory() -> None:
     finally:
         tracemalloc.stop()
     assert {"a": 1, "a[49999]": 50_001} == lines
-    assert {("b", 100_001, 1): 50_004, ("b", 1, 1_000_000): 50_003} == places
+    assert {("b", 100_001, 1): (50_004, 300_004), ("b", 1, 1_000_000): (50_003, 1_000_007)} == (
+        places
+    )
     assert peak < 5_000_000, peak
 
 
@@ -178,7 +180,8 @@ def test_a_text_changed_since_it_loaded_is_walked_without_raising() -> None:
     text = "a = [\n  1,\n  {x\nb = '''never\nc = ]\n"
     assert {"a": 1, "a[1]": 3} == toml_lines(text, ["a", "a[1]", "b", "c"])
     assert {"b": 1} == toml_lines("b = ]\nc = 1\n", ["b"])
-    assert {("d", 2, 1): 1} == toml_value_lines('d = """x\\\ny', [("d", 2, 1)])
+    # ``"""`` never closed reads as ``""``, an empty string: the walk ends past it.
+    assert {("d", 2, 1): (1, 7)} == toml_value_lines('d = """x\\\ny', [("d", 2, 1)])
 
 
 def test_a_string_s_first_line_and_a_literal_s_backslash_are_the_value_s() -> None:
@@ -188,15 +191,21 @@ def test_a_string_s_first_line_and_a_literal_s_backslash_are_the_value_s() -> No
     line of the file (not a join: ``x\\`` is the value's line 1, ``y`` its line 2)."""
     basic = 'a = """\nab\\\n   cd"""\n'
     literal = "c = '''\nx\\\ny'''\n"
-    assert {("a", 1, 2): 2, ("a", 1, 3): 3} == toml_value_lines(basic, [("a", 1, 2), ("a", 1, 3)])
-    assert {("c", 1, 2): 2, ("c", 2, 1): 3} == toml_value_lines(literal, [("c", 1, 2), ("c", 2, 1)])
+    assert {("a", 1, 2): (2, 2), ("a", 1, 3): (3, 4)} == toml_value_lines(
+        basic, [("a", 1, 2), ("a", 1, 3)]
+    )
+    assert {("c", 1, 2): (2, 2), ("c", 2, 1): (3, 1)} == toml_value_lines(
+        literal, [("c", 1, 2), ("c", 2, 1)]
+    )
 
 
 def test_an_escape_is_one_character_of_its_line() -> None:
     """An escape (``\\t``) is one character of the value's line, whatever its length in the
     file: the character after it, joined from the next line, is on that line."""
     text = 'a = """\nx\\tb\\\n  c"""\nd = """\n\\t\\\n  e"""\n'
-    assert {("a", 1, 3): 2, ("d", 1, 2): 6} == toml_value_lines(text, [("a", 1, 3), ("d", 1, 2)])
+    assert {("a", 1, 3): (2, 4), ("d", 1, 2): (6, 3)} == toml_value_lines(
+        text, [("a", 1, 3), ("d", 1, 2)]
+    )
 
 
 def test_items_after_an_inline_table_s_keys_and_a_string_s_lines() -> None:

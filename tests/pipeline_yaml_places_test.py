@@ -45,36 +45,36 @@ _CASES = {
         '      {on_condition: {expression: "true &&\n'
         f'        {_WRONG}"}}}},\n'
         "    ]\n",
-        "p.yaml:13: stages[1].triggers[1].on_condition.expression: syntax error at column 32: "
+        "p.yaml:13:32: stages[1].triggers[1].on_condition.expression: syntax error at column 32: "
         f"{_EQUALS}",
     ),
     "literal": (
         f"{_CONDITION}|\n            stages.build.status == 'success' &&\n              {_WRONG}\n",
-        f"p.yaml:13: {_EXPRESSION}: syntax error at line 2, column 26: {_EQUALS}",
+        f"p.yaml:13:38: {_EXPRESSION}: syntax error at line 2, column 26: {_EQUALS}",
     ),
     "literal with indentation, chomping and a comment": (
         f"{_CONDITION}|2-  # the block's own indentation\n\n"
         f"              stages.build.status == 'success' &&\n            {_WRONG}\n",
-        f"p.yaml:14: {_EXPRESSION}: syntax error at line 3, column 24: {_EQUALS}",
+        f"p.yaml:14:36: {_EXPRESSION}: syntax error at line 3, column 24: {_EQUALS}",
     ),
     "folded": (
         f"{_CONDITION}>\n            stages.build.status == 'success'\n"
         f"            && true\n            && {_WRONG}\n",
-        f"p.yaml:14: {_EXPRESSION}: syntax error at column 68: {_EQUALS}",
+        f"p.yaml:14:39: {_EXPRESSION}: syntax error at column 68: {_EQUALS}",
     ),
     "plain": (
         f"{_CONDITION}stages.build.status == 'success'\n            && true\n\n"
         f"            && {_WRONG}\n",
-        f"p.yaml:14: {_EXPRESSION}: syntax error at line 2, column 27: {_EQUALS}",
+        f"p.yaml:14:39: {_EXPRESSION}: syntax error at line 2, column 27: {_EQUALS}",
     ),
     "single quoted": (
         f"{_CONDITION}'stages.build.status == ''success''\n            && {_WRONG}'\n",
-        f"p.yaml:12: {_EXPRESSION}: syntax error at column 60: {_EQUALS}",
+        f"p.yaml:12:39: {_EXPRESSION}: syntax error at column 60: {_EQUALS}",
     ),
     "double quoted, escaped line breaks": (
         f'{_CONDITION}"stages.build.status == \\"success\\" \\\n'
         f'            && true\\n && {_WRONG}"\n',
-        f"p.yaml:12: {_EXPRESSION}: syntax error at line 2, column 28: {_EQUALS}",
+        f"p.yaml:12:49: {_EXPRESSION}: syntax error at line 2, column 28: {_EQUALS}",
     ),
 }
 
@@ -221,9 +221,9 @@ def test_a_fold_and_an_escape_are_placed_where_they_are_written() -> None:
 
 def test_a_file_with_an_alias_of_a_collection_places_it_too() -> None:
     """A file with an alias of a collection (read from its events by ``yaml_graph``) places
-    the error on its line too; where the path's value is an alias (of the scalar, or of a
-    collection holding it), on the line the reader gives the path, as before: the scalar is
-    written elsewhere, for other paths too."""
+    the error on its line and column too; where the path's value is an alias (of the scalar,
+    or of a collection holding it), on the alias's line and column, naming the line its anchor
+    writes the value on: the scalar is written elsewhere, for other paths too."""
     expression = f"{_CONDITION}|\n            true &&\n              {_WRONG}\n"
     text = (
         _BASE.replace("triggers: [{manual: {}}]", "triggers: &manual [{manual: {}}]")
@@ -232,12 +232,19 @@ def test_a_file_with_an_alias_of_a_collection_places_it_too() -> None:
     )
     with pytest.raises(ConfigError) as raised:
         parse_pipeline(text, source="p.yaml", registered_loops=())
-    assert [(13, _EXPRESSION)] == [(issue.line, issue.path) for issue in raised.value.issues]
+    assert [(13, 38, _EXPRESSION)] == [
+        (issue.line, issue.column, issue.path) for issue in raised.value.issues
+    ]
     aliased = text.replace(expression, f"{_CONDITION}*wrong\n").replace(
         "[{manual: {}}]", f"[{{on_condition: {{expression: &wrong '{_WRONG}'}}}}]", 1
     )
     with pytest.raises(ConfigError) as raised:
         parse_pipeline(aliased, source="p.yaml", registered_loops=())
-    assert [(5, "stages[0]"), (5, "stages[2]"), (11, "stages[1]")] == [
-        (issue.line, issue.path[:9]) for issue in raised.value.issues
+    assert [
+        (5, 83, "stages[0]", ""),
+        (11, 23, "stages[1]", " (via '*wrong', defined at line 5)"),
+        (14, 15, "stages[2]", " (via '*manual', defined at line 5)"),
+    ] == [
+        (issue.line, issue.column, issue.path[:9], issue.message.partition(_EQUALS)[2])
+        for issue in raised.value.issues
     ]

@@ -44,7 +44,14 @@ from typing import Final, Literal
 
 from taskdaemon.pipeline.config_issues import ancestors, line_of
 from taskdaemon.pipeline.config_reader import ConfigReader
-from taskdaemon.pipeline.config_text import Lines, ValueLines, read_json, read_toml, read_yaml
+from taskdaemon.pipeline.config_text import (
+    Aliases,
+    Lines,
+    ValueLines,
+    read_json,
+    read_toml,
+    read_yaml,
+)
 from taskdaemon.pipeline.errors import ConfigError, ValidationIssue
 from taskdaemon.pipeline.expressions import Expression
 from taskdaemon.pipeline.hint_syntax import syntax_of
@@ -218,7 +225,7 @@ class _TomlPlaces:
 
     def value_lines(
         self, wanted: Collection[tuple[str, int, int]]
-    ) -> dict[tuple[str, int, int], int]:
+    ) -> dict[tuple[str, int, int], tuple[int, int]]:
         from taskdaemon.pipeline.toml_lines import toml_value_lines  # noqa: PLC0415 - as above
 
         return toml_value_lines(self.text, wanted, self.strings)
@@ -252,8 +259,11 @@ def _parse(
 ) -> tuple[Pipeline, ConfigReader]:
     lines: Lines
     value_lines: ValueLines | None = None
+    aliases: Aliases | None = None
     if fmt == "yaml":
-        data, lines, value_lines, issues = read_yaml(text, source)
+        data, lines, yaml_places, issues = read_yaml(text, source)
+        if yaml_places is not None:
+            value_lines, aliases = yaml_places.value_lines, yaml_places.aliases
     elif fmt == "json":
         data, lines, issues = read_json(text, source)
     elif fmt == "toml":
@@ -265,7 +275,7 @@ def _parse(
     if issues:
         raise ConfigError(issues)
     syntax = syntax_of(fmt)
-    reader = ConfigReader(source, lines, syntax, value_lines)
+    reader = ConfigReader(source, lines, syntax, value_lines, aliases)
     pipeline = reader.pipeline(data)
     del data  # the plain values are all read: the validator's peak need not hold them too
     if reader.fatal:
@@ -319,7 +329,7 @@ def _warnings(
     def lines_of(paths: list[str]) -> list[int | None]:
         # A valid file had no list item dropped: the model's paths are the file's.
         issues = [ValidationIssue(path, "") for path in paths]
-        return [issue.line for issue in reader.placed(issues)]
+        return [issue.line for issue in reader.placed(issues, aliases=False)]
 
     kept = placed(found, text, lines_of, source, used, fmt=fmt)
     if used is not None:

@@ -16,20 +16,25 @@ from itertools import islice
 from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
-from taskdaemon.pipeline.config_text import Lines, ValueLines
+from taskdaemon.pipeline.config_text import Aliases, Lines, ValueLines
 from taskdaemon.pipeline.errors import MAX_ISSUES, ValidationIssue
+from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.record_fields import replace
 from taskdaemon.pipeline.yamlsafe import MAX_YAML_DEPTH
 
-__all__ = ["FileIssues", "ancestors", "line_of"]
+__all__ = ["FileIssues", "ancestors", "line_of", "placed_path"]
 
 _SEPARATOR = re.compile(r"[.\[]")  # where a field path's parts begin
 
 
 def line_of(lines: Mapping[str, int], path: str) -> int | None:
     """The line of ``path`` in ``lines``, else of its nearest ancestor there, else None."""
-    found = path if path in lines else next((p for p in ancestors(path) if p in lines), "")
-    return lines.get(found)
+    return lines.get(placed_path(lines, path))
+
+
+def placed_path(lines: Mapping[str, int], path: str) -> str:
+    """``path`` if ``lines`` has it, else its nearest ancestor there, else ``""``."""
+    return path if path in lines else next((p for p in ancestors(path) if p in lines), "")
 
 
 def ancestors(path: str) -> Iterator[str]:
@@ -47,14 +52,26 @@ class FileIssues:
     field path asked for; it is called once, by :meth:`placed`, for the paths
     of the issues found, since most files have none and their lines would cost a walk of the
     file (``config_text.yaml_lines``). An issue has no line until then. ``value_lines``, when
-    given, places an issue with a ``value_at`` on the file's line of that place in its value
-    (a TOML file's: ``toml_lines.toml_value_lines``; a YAML file's:
-    ``config_text.YamlPlaces.value_lines``)."""
+    given, places an issue with a ``value_at`` on the file's line and column of that place in
+    its value (a TOML file's: ``toml_lines.toml_value_lines``; a YAML file's:
+    ``config_text.YamlPlaces.value_lines``). ``aliases``, when given (a YAML file's,
+    ``config_text.YamlPlaces.aliases``), places an issue whose path an alias gives its value on
+    the alias's line and column, and says where its anchor writes it: the user sees the alias
+    first, as it is what gives the field its value, and the anchor's line as the one to edit,
+    since that value may serve other aliases too (as a compiler says a macro's use first, then
+    where it was defined)."""
 
-    def __init__(self, file: str, lines: Lines, value_lines: ValueLines | None = None) -> None:
+    def __init__(
+        self,
+        file: str,
+        lines: Lines,
+        value_lines: ValueLines | None = None,
+        aliases: Aliases | None = None,
+    ) -> None:
         self.file = file
         self._lines_of = lines
         self._value_lines = value_lines
+        self._aliases = aliases
         self.issues: list[ValidationIssue] = []
         self._paths: set[str] = set()
         self._covered: set[str] = set()
@@ -74,21 +91,34 @@ class FileIssues:
         """Count ``path`` as reported, with no issue of its own: another issue says it."""
         self._covered.add(path)
 
-    def placed(self, issues: list[ValidationIssue]) -> list[ValidationIssue]:
+    def placed(
+        self, issues: list[ValidationIssue], *, aliases: bool = True
+    ) -> list[ValidationIssue]:
         """``issues`` each on the line of its path, or of the nearest ancestor of it the file
-        has: the file's lines are read once, for these paths and their ancestors."""
+        has: the file's lines are read once, for these paths and their ancestors. Without
+        ``aliases``, a path an alias gives its value stays on the line its anchor writes it
+        on (a warning's: its suppression comment is written there, for every alias of it)."""
         wanted = {issue.path for issue in issues}
         for issue in issues:
             wanted.update(ancestors(issue.path))
         lines = self._lines_of(wanted)
         inside = {(issue.path, *issue.value_at) for issue in issues if issue.value_at}
         value = {} if not inside or self._value_lines is None else self._value_lines(inside)
+        through = {} if self._aliases is None or not aliases else self._aliases()
 
-        def line(issue: ValidationIssue) -> int | None:
-            inside = value.get((issue.path, *issue.value_at)) if issue.value_at else None
-            return inside or line_of(lines, issue.path)
+        def place(issue: ValidationIssue) -> ValidationIssue:
+            found = value.get((issue.path, *issue.value_at)) if issue.value_at else None
+            if found is not None:
+                return replace(issue, line=found[0], column=found[1])
+            path = placed_path(lines, issue.path)
+            alias = through.get(path)
+            if alias is None:
+                return replace(issue, line=lines.get(path))
+            line, column, name, written = alias
+            message = f"{issue.message} (via {quote('*' + name)}, defined at line {written})"
+            return replace(issue, message=message, line=line, column=column)
 
-        return [replace(issue, line=line(issue)) for issue in issues]
+        return [place(issue) for issue in issues]
 
     def file_path(self, path: str) -> str:
         """``path`` of the model (``stages[1].triggers[1]``) numbered as in the file: a list

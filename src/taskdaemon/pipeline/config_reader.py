@@ -31,7 +31,7 @@ from taskdaemon.pipeline.config_hints import (
     unquote,
 )
 from taskdaemon.pipeline.config_issues import FileIssues
-from taskdaemon.pipeline.config_text import Lines, ValueLines
+from taskdaemon.pipeline.config_text import Aliases, Lines, ValueLines
 from taskdaemon.pipeline.errors import MAX_ISSUES
 from taskdaemon.pipeline.finite_number import is_finite_number, is_number
 from taskdaemon.pipeline.frozen import lazy_maker
@@ -165,8 +165,9 @@ class ConfigReader(FileIssues):
         lines: Lines,
         syntax: Syntax = "yaml",
         value_lines: ValueLines | None = None,
+        aliases: Aliases | None = None,
     ) -> None:
-        super().__init__(file, lines, value_lines)
+        super().__init__(file, lines, value_lines, aliases)
         self.syntax = syntax
         self.fatal = False
         #: The paths an unknown key's "did you mean" names (``trigers`` means

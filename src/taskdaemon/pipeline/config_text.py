@@ -39,7 +39,9 @@ from taskdaemon.pipeline.yamlsafe import (
 )
 
 __all__ = [
+    "Aliases",
     "Lines",
+    "Through",
     "ValueLines",
     "YamlPlaces",
     "no_lines",
@@ -56,8 +58,15 @@ Lines: TypeAlias = Callable[[Collection[str]], Mapping[str, int]]
 #: place in its value, from 1), the file's line of each that the file has (a TOML string's:
 #: ``toml_lines.toml_value_lines``; a YAML scalar's: ``YamlPlaces.value_lines``).
 ValueLines: TypeAlias = Callable[
-    [Collection[tuple[str, int, int]]], Mapping[tuple[str, int, int], int]
+    [Collection[tuple[str, int, int]]], Mapping[tuple[str, int, int], tuple[int, int]]
 ]
+#: The alias (``*name``, or a ``<<: *name`` merge) that gives a YAML field path its value: the
+#: alias's line and column, its anchor's name, and the path's line where the anchor writes it
+#: (``yaml_lines``). Such a path is on the alias's line (``FileIssues.placed``).
+Through: TypeAlias = tuple[int, int, str, int]
+#: The alias of each path a file's :data:`Lines` read that an alias gives its value, asked for
+#: after them (``YamlPlaces.aliases``).
+Aliases: TypeAlias = Callable[[], Mapping[str, Through]]
 
 
 def no_lines(wanted: Collection[str]) -> Mapping[str, int]:
@@ -65,14 +74,14 @@ def no_lines(wanted: Collection[str]) -> Mapping[str, int]:
     return {}
 
 
-def read_yaml(text: str, file: str) -> tuple[Any, Lines, ValueLines | None, list[ValidationIssue]]:
+def read_yaml(text: str, file: str) -> tuple[Any, Lines, YamlPlaces | None, list[ValidationIssue]]:
     """The file's value, the lines of its field paths (a callable, see the module docstring),
-    the lines of places inside their values (a file read as a tree only; the others' issues
-    stay on their fields' lines) and the issues of reading it."""
+    the places inside their values and the aliases that give them (a file read without nodes
+    only; the others' issues stay on their fields' lines) and the issues of reading it."""
     data = quick_tree(text)
     if data is not NOT_PLAIN:  # no nodes, no issue: its lines only if the model has one
         places = YamlPlaces(text)
-        return data, places.lines, places.value_lines, []
+        return data, places.lines, places, []
     try:
         if not is_tree(text):  # an alias: read from the events, unless the converter words it
             read = _graph_read(text, file)
@@ -80,7 +89,7 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, ValueLines | None, list
                 return None, no_lines, None, read[1]
             if read is not None:
                 places = YamlPlaces(text, graph=True)
-                return read[0], places.lines, places.value_lines, []
+                return read[0], places.lines, places, []
         node = compose_bounded(text)
     except YamlLimitError as exc:
         return None, no_lines, None, [ValidationIssue("", str(exc), file=file, line=exc.line)]
@@ -95,7 +104,7 @@ def read_yaml(text: str, file: str) -> tuple[Any, Lines, ValueLines | None, list
         data = plain_tree(node)
         if data is not NOT_PLAIN:  # and no issue: its lines only if the model has one
             places = YamlPlaces(text)
-            return data, places.lines, places.value_lines, []
+            return data, places.lines, places, []
     converter = NodeConverter(file)
     try:
         data = converter.value(node, "", None)
@@ -118,18 +127,24 @@ class YamlPlaces:
         self.text = text
         self.graph = graph
         self.scalars: dict[str, Any] = {}
+        self.through: dict[str, Through] = {}
 
     def lines(self, wanted: Collection[str]) -> dict[str, int]:
         from taskdaemon.pipeline import yaml_lines  # noqa: PLC0415 - see the docstring
 
-        self.scalars = {}
+        self.scalars, self.through = {}, {}
         read = yaml_lines.graph_lines if self.graph else yaml_lines.tree_lines
-        return read(self.text, wanted, scalars=self.scalars)
+        return read(self.text, wanted, scalars=self.scalars, through=self.through)
+
+    def aliases(self) -> dict[str, Through]:
+        """The alias of each path :meth:`lines` read that an alias gives its value."""
+        return self.through
 
     def value_lines(
         self, wanted: Collection[tuple[str, int, int]]
-    ) -> dict[tuple[str, int, int], int]:
-        """The file's line of each wanted place in a value whose path :meth:`lines` read."""
+    ) -> dict[tuple[str, int, int], tuple[int, int]]:
+        """The file's line and column of each wanted place in a value whose path
+        :meth:`lines` read."""
         from taskdaemon.pipeline.yaml_places import yaml_value_lines  # noqa: PLC0415 - as above
 
         return yaml_value_lines(self.text, wanted, self.scalars)

@@ -60,7 +60,10 @@ class ValidationIssue(ValueMethods):
     1-based line and column inside the field's value where the problem is (a CEL expression's
     syntax error): a TOML or YAML file's loader places the issue on the file's line of it
     (``toml_lines.toml_value_lines``, ``yaml_places.yaml_value_lines``), which a value spread
-    over lines moves; JSON on the field's.
+    over lines moves; JSON on the field's. ``column`` is the 1-based column in the file where
+    the loader knows exactly where the problem is (that place inside a value, or the alias that
+    gives the field its value), printed as compilers print it, ``FILE:LINE:COLUMN:``, which
+    editors open at; else None, and ``FILE:LINE:`` is printed (docs/validation.md).
     """
 
     path: str
@@ -68,11 +71,14 @@ class ValidationIssue(ValueMethods):
     file: str | None = None
     line: int | None = None
     value_at: tuple[int, int] | None = None
+    column: int | None = None
 
     def __str__(self) -> str:
         where = self.file or "<pipeline>"
         if self.line is not None:
             where = f"{where}:{self.line}"
+            if self.column is not None:
+                where = f"{where}:{self.column}"
         if not self.path:
             return f"{where}: {self.message}"
         return f"{where}: {cut(self.path, SHOWN_PATH)}: {self.message}"

@@ -25,7 +25,7 @@ from collections.abc import Collection, Mapping
 
 from taskdaemon.pipeline.config_issues import ancestors
 from taskdaemon.pipeline.toml_scan import key_parts, toml_scan
-from taskdaemon.pipeline.toml_values import string_line, value_lines
+from taskdaemon.pipeline.toml_values import string_place, value_lines
 
 __all__ = ["toml_lines", "toml_places", "toml_value_lines"]
 
@@ -41,15 +41,16 @@ def toml_value_lines(
     text: str,
     wanted: Collection[tuple[str, int, int]],
     strings: Mapping[str, tuple[int, int]] | None = None,
-) -> dict[tuple[str, int, int], int]:
-    """The file's line of each wanted ``(path, line, column)``: a place (from 1) in the string
-    value at ``path`` (``toml_values.string_line``); none for a path that is no string.
+) -> dict[tuple[str, int, int], tuple[int, int]]:
+    """The file's line and column of each wanted ``(path, line, column)``: a place (from 1) in
+    the string value at ``path`` (``toml_values.string_place``); none for a path that is no
+    string.
     ``strings``, from :func:`toml_places` asked for those paths, spares a walk of the text."""
     paths = {path for path, _, _ in wanted}
     if strings is None or not paths <= strings.keys():
         strings = toml_places(text, paths)[1]
     return {
-        (path, line, column): string_line(text, *strings[path], line, column)
+        (path, line, column): string_place(text, *strings[path], line, column)
         for path, line, column in wanted
         if path in strings
     }

@@ -11,11 +11,11 @@ places a flow sequence's item on its own line:
   keys on theirs, past comments and blank lines between items, and the line breaks inside
   strings counted. It stops where the value ends: each value of the file is walked once at
   most, so the walk is linear in the text.
-* :func:`string_line` gives the file's line of a line of a string's value (``line 2`` of a
-  CEL expression), as TOML makes the value: a multi-line string's first line break, right
-  after its opening quotes, is not the value's; a ``\\`` ending a line of a basic string joins
-  the next non-blank line to it; ``\\n`` (and its ``\\u`` forms) is a line of the value on the
-  same line of the file. A ``\\r\\n`` is one line break, as ``tomllib`` reads it.
+* :func:`string_place` gives the file's line and column of a place in a string's value
+  (``line 2, column 5`` of a CEL expression), as TOML makes the value: a multi-line string's first
+  line break, right after its opening quotes, is not the value's; a ``\\`` ending a line of a basic
+  string joins the next non-blank line to it; ``\\n`` (and its ``\\u`` forms) is a line of the value
+  on the same line of the file. A ``\\r\\n`` is one line break, as ``tomllib`` reads it.
 
 Only the text of a file ``tomllib`` read is walked (or that file read again: a text that
 changed since ends the walk where it no longer reads as TOML, never raises).
@@ -29,7 +29,7 @@ from typing import Final
 
 from taskdaemon.pipeline.toml_scan import STRINGS, key_parts
 
-__all__ = ["string_line", "value_lines"]
+__all__ = ["string_place", "value_lines"]
 
 #: A value's pieces: a string or a bare word (a number, a date, ``true``), unnamed; a comment
 #: (group 1), an opening bracket (2), a closing one (3), a comma (4), a line break (5).
@@ -48,6 +48,10 @@ _BASIC_PARTS: Final = re.compile(
     r"|(\\(?:u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.))|(\r?\n)|([^\\\r\n]+|\r)",
     re.DOTALL,
 )
+#: A literal string's parts: a line break of the file (4), any other characters (5); the other
+#: groups never match (a literal string has no escapes).
+_LITERAL_PARTS: Final = re.compile(r"((?!))|((?!))|((?!))|(\r?\n)|([^\r\n]+|\r)")
+_JOINED, _ESCAPED_BREAK, _ESCAPE, _FILE_BREAK = 1, 2, 3, 4
 
 
 def value_lines(
@@ -121,34 +125,40 @@ def _key(
     return path, read[1] + 1
 
 
-def string_line(text: str, start: int, number: int, line: int, column: int) -> int:
-    """The file's line of the place at ``line`` and ``column`` (from 1) of the value of the
-    string that begins at index ``start`` of ``text``, on the file's line ``number`` (see the
-    module docstring); its last line's when the value ends before it."""
-    quotes = text[start : start + 3]
-    if quotes not in ('"""', "'''"):  # on one line of the file, whatever its escapes
-        return number
-    end = _PIECES.match(text, start)
-    stop = len(text) if end is None else end.end()
-    at = start + 3
-    if text.startswith(("\n", "\r\n"), at):  # the line break TOML leaves out
+def string_place(text: str, start: int, number: int, line: int, column: int) -> tuple[int, int]:
+    """The file's line and column (from 1) of the place at ``line`` and ``column`` (from 1) of
+    the value of the string that begins at index ``start`` of ``text``, on the file's line
+    ``number`` (see the module docstring); its line's last character's when the value's line,
+    or the value, ends before it."""
+    quote = text[start]
+    width = 3 if text.startswith(quote * 3, start) else 1
+    found = _PIECES.match(text, start)
+    stop = len(text) if found is None else found.end()
+    if stop - start >= 2 * width and text.startswith(quote * width, stop - width):
+        stop -= width  # the closing quotes are not the value's
+    at = start + width
+    if width == 3 and text.startswith(("\n", "\r\n"), at):  # the line break TOML leaves out
         at = text.index("\n", at) + 1
         number += 1
-    if quotes == "'''":  # literal: each line break of the file is one of the value
-        return number + min(line - 1, text.count("\n", at, stop))
+    line_start = text.rfind("\n", 0, at) + 1
     here, read = 1, 0  # the value's line, and its characters read on it
-    for part in _BASIC_PARTS.finditer(text, at, stop):
+    last = at  # the file's index past the last character read on the value's line
+    for part in (_BASIC_PARTS if quote == '"' else _LITERAL_PARTS).finditer(text, at, stop):
         kind = part.lastindex
-        if kind == 1:  # joined: the file's lines go on, the value's line does not
+        if kind == _JOINED:  # the file's lines go on, the value's line does not
             number += text.count("\n", part.start(), part.end())
+            line_start = text.rfind("\n", part.start(), part.end()) + 1
             continue
-        if kind in (2, 4):
+        if kind in (_ESCAPED_BREAK, _FILE_BREAK):
             if here == line:  # the value's line ends before the column
-                return number
-            here, read = here + 1, 0
-            number += kind == 4
+                break
+            here, read, last = here + 1, 0, part.end()
+            if kind == _FILE_BREAK:
+                number, line_start = number + 1, part.end()
             continue
-        read += 1 if kind == 3 else len(part.group())
-        if here == line and read >= column:
-            return number
-    return number
+        size = 1 if kind == _ESCAPE else len(part.group())
+        if here == line and read + size >= column:
+            index = part.start() + (0 if kind == _ESCAPE else column - read - 1)
+            return number, index - line_start + 1
+        read, last = read + size, part.end()
+    return number, max(last - line_start, 1)

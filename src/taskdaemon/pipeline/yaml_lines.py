@@ -39,24 +39,30 @@ _STARTS = (MappingStartEvent, SequenceStartEvent)
 _MERGE: Final = "<<"
 _ENDS = (MappingEndEvent, SequenceEndEvent)
 
+#: A path's alias: its line and column, its anchor's name, and the path's line where the anchor
+#: writes it (``config_text.Through``).
+_Through = tuple[int, int, str, int]
+
 
 def tree_lines(
     text: str,
     wanted: Collection[str],
     max_depth: int = MAX_YAML_DEPTH,
     scalars: dict[str, ScalarEvent] | None = None,
+    through: dict[str, _Through] | None = None,
 ) -> dict[str, int]:
     """The 1-based line of each path of ``wanted`` that ``text`` has, as
     ``yaml_values.NodeConverter`` records it: a mapping field's is its key's line, a list
     item's and the whole document's (``""``) the line its value starts on; a collection
     ``max_depth`` collections deep has a line, what it holds none.
 
-    For a text that composes to a tree of string keys but for aliases of scalars (no alias of
-    a collection, no ``<<`` merge, no key of another type: what ``quick_tree``, ``plain_tree``
-    and JSON read). An alias in a list is on its anchored scalar's line, as the converter
-    places the node it refers to. A later duplicate key and what it holds are passed over, as
-    the converter passes them over. Raises ``ValueError`` at an alias of anything else or a
-    key that is not a scalar, and ``yaml.YAMLError`` as composing would.
+    For a text that composes to a tree of string keys but for aliases of scalars (no alias of a
+    collection, no ``<<`` merge, no key of another type: what ``quick_tree``, ``plain_tree`` and
+    JSON read). An alias in a list is on its anchored scalar's line, as the converter places the
+    node it refers to; ``through``, when given, gets each wanted path an alias gives its value,
+    as :func:`graph_lines` does. A later duplicate key and what it holds are passed over, as the
+    converter passes them over. Raises ``ValueError`` at an alias of anything else or a key that
+    is not a scalar, and ``yaml.YAMLError`` as composing would.
 
     ``scalars``, when given, gets the event of each wanted path's scalar (not an alias's), for
     a place inside its value (``yaml_places.yaml_value_lines``).
@@ -141,6 +147,9 @@ def tree_lines(
                 lines[here] = line
                 if scalars is not None and event.__class__ is ScalarEvent:
                     scalars[here] = event
+                elif through is not None and event.__class__ is AliasEvent:
+                    alias_line, column, name = _via(event)
+                    through[here] = (alias_line, column, name, anchored[name])
             if kind is ScalarEvent:
                 if not level:
                     break  # the document is one scalar
@@ -180,11 +189,16 @@ def _last_items(wanted: Collection[str]) -> dict[str, int]:
 #: ``(True, line, pairs)`` for a mapping (``(key, key's line, outline)`` each, merged pairs
 #: expanded first, as the converter's ``pairs()`` gives them) or ``(False, line, items)``.
 _Outline = Any
+#: An alias being followed: its line, column and name.
+_Via = tuple[int, int, str]
 _NOTHING: Final[frozenset[str]] = frozenset()
 
 
 def graph_lines(
-    text: str, wanted: Collection[str], scalars: dict[str, ScalarEvent] | None = None
+    text: str,
+    wanted: Collection[str],
+    scalars: dict[str, ScalarEvent] | None = None,
+    through: dict[str, _Through] | None = None,
 ) -> dict[str, int]:
     """The 1-based line of each path of ``wanted`` that ``text`` (a text
     ``yaml_graph.graph_tree`` read) has, as ``yaml_values.NodeConverter`` records it: a mapping
@@ -197,11 +211,18 @@ def graph_lines(
     asks): nothing under a collection whose path is not wanted is followed, but for its
     anchors. ``scalars``, when given, gets the event of each wanted path's scalar written at
     its own place (not an alias's, nor a merged pair's), as :func:`tree_lines` does.
+
+    ``through``, when given, gets each wanted path reached through an alias (``*name``, or a
+    ``<<: *name`` merge): the alias's line and column and name, and the path's line where the
+    anchor writes it (an alias's own path: its anchored node's first line), which
+    ``config_issues.FileIssues.placed`` puts the path's issues on and names.
     """
     parser = parser_of(text)
     try:
         get: Callable[[], Any] = parser.get_event
         lines = _Lines(get, wanted, {} if scalars is None else scalars)
+        if through is not None:
+            lines.through = through
         get()  # the stream's start
         get()  # the document's
         lines.node(get(), "", None, keep=False)
@@ -223,11 +244,33 @@ class _Lines:
         self.lines: dict[str, int] = {}
         self.written: list[str] = []  # every path given a line, in order
         self.anchors: dict[str, _Outline] = {}
+        self.through: dict[str, _Through] = {}
+        self.via: _Via | None = None  # the alias followed by ``walk``, if any
 
     def record(self, path: str, line: int, skip: Collection[str]) -> None:
         if path in self.wanted and path not in skip:
+            via = self.via
             self.lines[path] = line
+            if via is None:
+                self.through.pop(path, None)
+            else:
+                self.through[path] = (*via, line)
             self.written.append(path)
+
+    def follow(
+        self,
+        via: _Via | None,
+        outline: _Outline,
+        path: str,
+        key_line: int | None,
+        skip: Collection[str],
+    ) -> None:
+        """:meth:`walk` ``outline`` under ``path``, reached through the alias ``via``."""
+        self.via = via
+        try:
+            self.walk(outline, path, key_line, skip)
+        finally:
+            self.via = None
 
     def node(self, event: Any, path: str | None, key_line: int | None, keep: bool) -> _Outline:
         """Read the node ``event`` starts: record the lines under ``path`` (None: none), and
@@ -236,7 +279,11 @@ class _Lines:
         if kind is AliasEvent:
             target = self.anchors[event.anchor]
             if path is not None:
-                self.walk(target, path, key_line, _NOTHING)
+                via = _via(event)
+                self.follow(via, target, path, key_line, _NOTHING)
+                if path in self.through:  # its anchor writes it where its node starts
+                    start = target if target.__class__ is int else target[1]
+                    self.through[path] = (*via, start)
             return target
         start = event.start_mark.line + 1
         if kind is ScalarEvent:
@@ -278,7 +325,7 @@ class _Lines:
     def mapping(self, path: str | None, start: int, keep: bool) -> _Outline:
         get = self.get
         pairs: list[tuple[str, int, _Outline]] = []
-        sources: list[_Outline] = []
+        sources: list[tuple[_Outline, _Via | None]] = []
         first = len(self.written)
         while True:
             event = get()
@@ -289,24 +336,37 @@ class _Lines:
             if event.anchor is not None:
                 self.anchors[event.anchor] = key_line
             if key == _MERGE and event.implicit[0]:
-                sources.append(self.node(get(), None, None, keep=True))
+                sources.extend(self.sources(get()))
                 continue
             here = None if path is None else (f"{path}.{key}" if path else key)
             value = self.node(get(), here, key_line, keep)
             if keep:
                 pairs.append((key, key_line, value))
         if sources:
-            merged: list[tuple[str, int, _Outline]] = []
-            for source in sources:
-                for mapping in reversed(source[2] if not source[0] else [source]):
-                    merged.extend(mapping[2])
+            merged: list[tuple[str, int, _Outline, _Via | None]] = []
+            for source, via in sources:
+                for mapping, each in reversed(
+                    [(source, via)] if source[0] else [(item, via) for item in source[2]]
+                ):
+                    merged.extend((*pair, each) for pair in mapping[2])
             if path is not None:
                 # The converter walks the merged pairs first: the own ones' lines win.
                 own = set(self.written[first:])
-                for key, key_line, value in merged:
-                    self.walk(value, f"{path}.{key}" if path else key, key_line, own)
-            pairs = merged + pairs
+                for key, key_line, value, via in merged:
+                    self.follow(via, value, f"{path}.{key}" if path else key, key_line, own)
+            pairs = [pair[:3] for pair in merged] + pairs
         return (True, start, pairs) if keep else None
+
+    def sources(self, event: Any) -> list[tuple[_Outline, _Via | None]]:
+        """The mappings a ``<<`` merges (its value starts at ``event``: a mapping, an alias of
+        one, or a list of them), each with the alias it is written as (None: written there)."""
+        if event.__class__ is SequenceStartEvent and event.anchor is None:
+            found = []
+            while (item := self.get()).__class__ is not SequenceEndEvent:
+                found.extend(self.sources(item))
+            return [(outline, via) for outline, via in reversed(found)]
+        outline = self.node(event, None, None, keep=True)
+        return [(outline, _via(event) if event.__class__ is AliasEvent else None)]
 
     def walk(
         self, outline: _Outline, path: str, key_line: int | None, skip: Collection[str]
@@ -326,3 +386,9 @@ class _Lines:
         else:
             for index, item in enumerate(children):
                 self.walk(item, f"{path}[{index}]", None, skip)
+
+
+def _via(alias: Any) -> _Via:
+    """The line, column and name of the alias whose event is ``alias``."""
+    mark = alias.start_mark
+    return mark.line + 1, mark.column + 1, alias.anchor

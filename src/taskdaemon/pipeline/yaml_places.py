@@ -70,15 +70,15 @@ _Piece = tuple[str, int, bool]
 
 def yaml_value_lines(
     text: str, wanted: Collection[tuple[str, int, int]], scalars: Mapping[str, Any]
-) -> dict[tuple[str, int, int], int]:
-    """The file's line of each wanted ``(path, line, column)`` (a place, from 1, in the value
-    at ``path``) whose scalar event is in ``scalars`` and is walked to the place."""
-    found: dict[tuple[str, int, int], int] = {}
+) -> dict[tuple[str, int, int], tuple[int, int]]:
+    """The file's line and column of each wanted ``(path, line, column)`` (a place, from 1, in
+    the value at ``path``) whose scalar event is in ``scalars`` and is walked to the place."""
+    found: dict[tuple[str, int, int], tuple[int, int]] = {}
     for path, line, column in wanted:
         event = scalars.get(path)
         place = None if event is None else scalar_place(text, event, line, column)
         if place is not None:
-            found[(path, line, column)] = place[0]
+            found[(path, line, column)] = place
     return found
 
 
