@@ -16,7 +16,8 @@ from cli_support import taskdaemon, write
 from taskdaemon.pipeline._cel import cel
 from taskdaemon.pipeline.cel_functions import FUNCTIONS
 from taskdaemon.pipeline.cel_syntax import described
-from taskdaemon.pipeline.errors import ExpressionError
+from taskdaemon.pipeline.config import parse_pipeline
+from taskdaemon.pipeline.errors import ConfigError, ExpressionError
 from taskdaemon.pipeline.expressions import compile_expression
 from taskdaemon.pipeline.model import OnCondition, Pipeline, Stage
 from taskdaemon.pipeline.validation import validate_pipeline
@@ -184,9 +185,25 @@ def test_validate_says_each_in_the_files_terms(home: Path, tmp_path: Path) -> No
     where = "triggers[0].on_condition.expression"
     assert [
         f"{path}:10:40: stages[1].{where}: syntax error at column 17: '=' (CEL compares with ==)",
-        f"{path}:15: stages[2].{where}: unknown function 'len' at column 1 (did you mean 'size'?)",
+        f"{path}:15:24: stages[2].{where}: unknown function 'len' at column 1 "
+        "(did you mean 'size'?)",
         f"{path}:20:28: stages[3].{where}: syntax error at column 6: ')' missing at the end",
     ] == done.stdout.splitlines()
+
+
+def test_an_unknown_function_is_on_its_call_s_line_and_column() -> None:
+    """An unknown function's call on the second line of a TOML string is on the file's line
+    and column of it, as a syntax error is."""
+    text = (
+        'name = "p"\n[[stages]]\nname = "a"\ncommand = "true"\n'
+        'triggers = [{on_condition = {expression = """\ntrue &&\n  len("x") > 0\n"""}}]\n'
+    )
+    with pytest.raises(ConfigError) as raised:
+        parse_pipeline(text, fmt="toml", source="p.toml", registered_loops=())
+    assert [
+        "p.toml:7:3: stages[0].triggers[0].on_condition.expression: unknown function 'len' at "
+        "line 2, column 3 (did you mean 'size'?)"
+    ] == [str(issue) for issue in raised.value.issues]
 
 
 def _binding_error(source: str) -> str:

@@ -23,8 +23,11 @@ from taskdaemon.pipeline.quoting import quote
 __all__ = ["described", "message_position"]
 
 _ERROR = re.compile(r"<input>:(\d+):(\d+): (Syntax error: )?([^\n]*)")
-#: The position :func:`_where` says, at the start of a message of :func:`described`.
-_POSITION = re.compile(r"syntax error at (?:line (\d+), )?column (\d+):")
+#: The position :func:`_where` says, at the start of a message of :func:`described`, or of
+#: ``cel_functions.unknown_function``'s (whose name is a word: never a quote in it).
+_POSITION = re.compile(
+    r"(?:syntax error|unknown function '\w+') at (?:line (\d+), )?column (\d+)(?![\d,])"
+)
 #: The operators other languages spell with one character (or a word) where CEL doubles it.
 _MEANT = {"=": "CEL compares with ==", "&": "CEL's and is &&", "|": "CEL's or is ||"}
 _WORDS = {
@@ -64,8 +67,8 @@ def described(source: str, error: str) -> str | None:
 
 
 def message_position(message: str) -> tuple[int, int] | None:
-    """The line and column of the expression that a message of :func:`described` names
-    (``line 2, column 3``; ``column 3``: line 1), else None."""
+    """The line and column of the expression that a message of :func:`described`, or an
+    unknown function's, names (``line 2, column 3``; ``column 3``: line 1), else None."""
     found = _POSITION.match(message)
     return None if found is None else (int(found[1] or 1), int(found[2]))
 
