@@ -162,6 +162,18 @@ def test_a_handler_that_does_not_resolve_names_its_line(
             ],
         ),
         (
+            # an entry stage that also waits for the last stage: "no entry stage" said to give
+            # it the manual trigger it has
+            "entry_cycle.yaml",
+            "name: p\nstages:\n  - name: a\n    command: echo\n"
+            "    triggers: [{manual: {}}, {on_completion: {stage: b}}]\n"
+            "  - name: b\n    command: echo\n    triggers: [{on_completion: {stage: a}}]\n",
+            [
+                "5: stages[0].triggers[1].on_completion.stage: cycle: a -> b -> a (none of "
+                "them can start: 'a' waits for 'b' here; remove this trigger)",
+            ],
+        ),
+        (
             "twice.yaml",
             "name: p\nstages:\n  - name: a\n    command: echo\n    triggers: [{manual: {}}]\n"
             "  - name: a\n    command: echo\n    triggers: [{manual: {}}]\n",
@@ -204,7 +216,8 @@ def test_a_newcomer_s_slip_is_one_line_that_says_what_to_write(
     home: Path, tmp_path: Path, name: str, text: str, expected: list[str]
 ) -> None:
     """A misspelt required key is its "did you mean" alone (it was also "missing required
-    field", with a hint about entry stages that misled); a cycle says which trigger to remove;
+    field", with a hint about entry stages that misled); a cycle says which trigger to remove
+    (and no more "no entry stage" when removing it leaves one);
     a stage named twice says to rename one; an entry stage that also waits for an unknown
     stage is that stage's issue alone (it was also "no entry stage"); TOML's YAML habits (a
     bare word, ``key: value``, a key twice) say what to write; each on its line."""

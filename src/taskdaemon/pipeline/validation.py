@@ -146,6 +146,9 @@ class _Validator:
         # linear, and a hostile chain of 100,000 stages each reading the first would make
         # them quadratic; past the budget an input is not judged (no issue).
         self.reach_budget = _REACH_BUDGET
+        # The triggers a cycle's issue says to remove, by stage: ``entry`` judges the graph
+        # as it will be once they are gone.
+        self.removed: set[tuple[str, OnCompletion | OnEvent]] = set()
 
     def issue(self, path: str, message: str, value_at: tuple[int, int] | None = None) -> None:
         if len(self.issues) <= MAX_ISSUES:  # past it, ``ConfigError`` says more were found
@@ -471,6 +474,7 @@ class _Validator:
                 waits = "itself" if closing == start else quote(closing)
                 why = f"none of them can start: {quote(start)} waits for {waits} here"
                 self.issue(path, f"cycle: {' -> '.join(cycle)} ({why}; remove this trigger)")
+                self.removed.add((start, trigger))
                 break
 
     def upstream_reads(self) -> None:
@@ -527,9 +531,15 @@ class _Validator:
         # An on_completion of an unknown stage adds an edge whose source is not a stage: the
         # stage waits on it, so it is no entry stage, but that stage's issue says so and names
         # the stage meant. "No entry stage" beside it, saying to add the trigger the stage
-        # has, would only mislead.
-        names = self.stage_names
-        targets = {edge.target for edge in self.pipeline.edges if edge.source in names}
+        # has, would only mislead. So would it beside a cycle through a stage that has an
+        # entry trigger: the cycle's issue says which trigger to remove, and that stage is
+        # then an entry stage; "no entry stage" stays only if none would be left.
+        names, removed = self.stage_names, self.removed
+        targets = {
+            edge.target
+            for edge in self.pipeline.edges
+            if edge.source in names and (edge.target, edge.trigger) not in removed
+        }
         for stage in self.pipeline.stages:
             if stage.name in targets:
                 continue
