@@ -138,6 +138,6 @@ def test_logs_of_a_stage_the_run_does_not_have_is_one_line(
     expected = (
         1,
         f"taskdaemon logs: run {run_id} of pipeline 'demo' has no stage 'biuld' "
-        "(its stages: plan, build, test, deploy)\n",
+        "(its stages: plan, build, test, deploy); did you mean 'build'?\n",
     )
     assert expected == (code, capsys.readouterr().err)

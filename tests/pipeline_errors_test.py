@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from taskdaemon.pipeline.errors import (
+    CLOSE_NAME,
+    CLOSE_STAGES,
     REDACTION_REACH,
     bounded_text,
     no_such_stage,
@@ -16,6 +18,20 @@ def test_no_such_stage_names_at_most_twenty_stages() -> None:
     stages = [f"s{i}" for i in range(23)]
     expected = f"has no stage 'x' (its stages: {', '.join(stages[:20])} and 3 more)"
     assert expected == no_such_stage("x", stages)
+
+
+def test_no_such_stage_says_the_stage_meant_within_its_bounds() -> None:
+    """A misspelt stage gets the stage meant among up to :data:`CLOSE_STAGES` stages and up
+    to :data:`CLOSE_NAME` characters; past either, the list alone (each comparison costs the
+    product of the two names' lengths)."""
+    stages = ["build", *(f"n{i:04d}" for i in range(CLOSE_STAGES - 1))]
+    long = "b" * (CLOSE_NAME + 1)
+    said = [
+        no_such_stage("biuld", stages).endswith("; did you mean 'build'?"),
+        no_such_stage("biuld", [*stages, "more"]).endswith(" more)"),
+        no_such_stage(long, [*stages[:-1], long[:-1]]).endswith(" more)"),
+    ]
+    assert [True, True, True] == said
 
 
 def test_a_long_text_is_redacted_at_its_kept_ends_only() -> None:

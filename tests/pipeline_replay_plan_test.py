@@ -135,7 +135,7 @@ def test_a_stage_the_definition_does_not_have_is_refused(option: str) -> None:
 def test_from_a_stage_the_file_renamed_says_the_record_had_it() -> None:
     """``--use-file --from b`` where the file renamed ``b`` to ``bb`` since the run: the
     refusal says the recorded run had ``b``, so the file changed shape (before: only the
-    file's stages, as if ``b`` were a typo)."""
+    file's stages, as if ``b`` were a typo), then the stage it may have become."""
     a, b = stage("a"), stage("b", *after("a"))
     renamed = pipeline(a, stage("bb", *after("a")), name=FLOW.name)
     recorded = recorded_run(ran("a"), ran("b"), flow=pipeline(a, b, name=FLOW.name))
@@ -143,7 +143,7 @@ def test_from_a_stage_the_file_renamed_says_the_record_had_it() -> None:
         build_plan(recorded, pipeline_file=renamed, use_file=True, from_stage="b")
     assert str(refused.value) == (
         "no stage 'b' in the definition (stages: a, bb); "
-        "the recorded run had it: the file removed or renamed it"
+        "the recorded run had it: the file removed or renamed it; did you mean 'bb'?"
     )
 
 

@@ -130,7 +130,7 @@ def test_the_prompt_on_a_pipe_reads_logs_up_to_the_instant(recorded: tuple[Path,
     prompt = StepPrompt(
         RecordedWalk(_spans(home, run_id)),
         logs=lambda run, stage: [r for r in rows if r.run_id == run and r.stage == stage],
-        stdin=io.StringIO("\nbogus\ninputs\nlogs plan\nquit\nnext\n"),
+        stdin=io.StringIO("\nxyzzy\ninputs\nlogs plan\nquit\nnext\n"),
         stdout=out,
     )
     prompt.run()
@@ -138,7 +138,7 @@ def test_the_prompt_on_a_pipe_reads_logs_up_to_the_instant(recorded: tuple[Path,
     assert lines[1].startswith("[1/")
     assert "run demo started" in lines[1]
     assert lines[4].startswith("[2/")  # the empty line moved on
-    assert "error: unknown command 'bogus' ('help' lists them)" in lines
+    assert "error: unknown command 'xyzzy' ('help' lists them)" in lines
     assert "error: usage: inputs STAGE" in lines
     assert "  [INFO] early" in lines
     assert "  [INFO] late" not in lines

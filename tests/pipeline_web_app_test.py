@@ -103,7 +103,8 @@ async def test_the_run_record_of_a_stage_the_run_lacks_is_404_naming_its_stages(
     (run_id,) = await asyncio.to_thread(store_with, tmp_path / "spans.db", [10])
     async with stored(tmp_path / "spans.db") as client:
         response = await client.get(f"/api/runs/{run_id}", params={"stage": "sloww"})
-    expected = (404, f"run {run_id} has no stage 'sloww' (its stages: work, fast, slow, done)")
+    stages = "(its stages: work, fast, slow, done); did you mean 'slow'?"
+    expected = (404, f"run {run_id} has no stage 'sloww' {stages}")
     actual = (response.status_code, response.json()["error"])
     assert expected == actual
 

@@ -222,7 +222,8 @@ async def test_logs_of_a_stage_the_run_does_not_have_are_404(tmp_path: Path) -> 
         app.state.web.close()
     expected = (
         404,
-        f"run {run_id} has no stage 'biuld' (its stages: plan, build, test, deploy)",
+        f"run {run_id} has no stage 'biuld' (its stages: plan, build, test, deploy); "
+        "did you mean 'build'?",
         200,
     )
     assert expected == (typo.status_code, typo.json()["error"], known.status_code)

@@ -10,6 +10,7 @@ from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.value_methods import ValueMethods
+from taskdaemon.pipeline.wording import close_match
 
 __all__ = [
     "ERROR_MAX_CHARS",
@@ -38,10 +39,16 @@ __all__ = [
     "exception_text",
     "no_such_stage",
     "redacted_bounded_text",
+    "stage_meant",
 ]
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
 NAMED_STAGES = 20
+#: Stages an unknown stage's "did you mean" compares it with, and the longest name it looks
+#: one up for: each comparison costs up to the product of the two lengths, and a stored run
+#: may have 100,000 stages of 128 characters alike; past either bound, no hint.
+CLOSE_STAGES: Final = 1000
+CLOSE_NAME: Final = 128
 #: Characters of an issue's field path shown: a path holds the file's keys as written, and an
 #: unknown key of 80,000 characters was an 80 KB line (a real path is far shorter).
 SHOWN_PATH: Final = 300
@@ -193,11 +200,23 @@ class StageTimeoutError(TaskdaemonError):
 def no_such_stage(stage: str, stages: Sequence[str]) -> str:
     """``has no stage 'x' (its stages: a, b and 3 more)``: what ``taskdaemon logs --stage`` and
     the web page's log routes say of a stage the run does not have, after naming the run; at
-    most :data:`NAMED_STAGES` names, so a typo is one line however large the run."""
+    most :data:`NAMED_STAGES` names, so a typo is one line however large the run; then
+    :func:`stage_meant`."""
     named = ", ".join(stages[:NAMED_STAGES])
     if len(stages) > NAMED_STAGES:
         named += f" and {len(stages) - NAMED_STAGES} more"
-    return f"has no stage {quote(stage)} (its stages: {named})"
+    return f"has no stage {quote(stage)} (its stages: {named}){stage_meant(stage, stages)}"
+
+
+def stage_meant(stage: str, stages: Sequence[str]) -> str:
+    """``; did you mean 'implementation'?`` for a wrong ``stage`` close to one of ``stages``,
+    else nothing: the rule of a definition's wrong stage names (``wording.close_match``) for
+    a stage named on the command line or in a URL (``logs --stage``, ``replay --from``),
+    looked up within :data:`CLOSE_STAGES` and :data:`CLOSE_NAME`."""
+    if len(stages) > CLOSE_STAGES or len(stage) > CLOSE_NAME:
+        return ""
+    close = close_match(stage, stages)
+    return f"; did you mean {quote(close[0])}?" if close else ""
 
 
 #: Characters of a failed attempt's error message that are kept (``bounded_text``): a handler's

@@ -63,7 +63,7 @@ from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.terminal_text import shown
-from taskdaemon.pipeline.wording import counted
+from taskdaemon.pipeline.wording import close_match, counted
 
 __all__ = ["CommandPrompt", "LinesAbove"]
 
@@ -284,6 +284,13 @@ class CommandPrompt:
 
         return redact_text(line)
 
+    def meant(self, word: str) -> str:
+        """What an unknown command's error adds: the command ``word`` is closest to, as a
+        definition's misspelt name gets it (``did you mean 'inputs'?``), else where the
+        commands are listed. A word past a name's length is looked up in no table."""
+        close = close_match(word, self.COMMANDS) if len(word) <= 128 else []
+        return f"did you mean {quote(close[0])}?" if close else "'help' lists them"
+
     def _print(self, text: str) -> None:
         # What the commands print comes from the run (errors, log records, reasons): each
         # line's control characters are escaped (``terminal_text``).
@@ -328,7 +335,7 @@ class CommandPrompt:
             if instead is not None:
                 self._print(f"error: {quote(words[0])} {instead} ('help' lists the commands)")
             else:
-                self._print(f"error: unknown command {quote(words[0])} ('help' lists them)")
+                self._print(f"error: unknown command {quote(words[0])} ({self.meant(words[0])})")
             return
         try:
             getattr(self, "_do_" + command)(words[1:])

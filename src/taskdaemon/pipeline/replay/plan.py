@@ -57,7 +57,7 @@ from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.definition import DefinitionChanges
-from taskdaemon.pipeline.errors import PipelineError
+from taskdaemon.pipeline.errors import PipelineError, stage_meant
 from taskdaemon.pipeline.model import ErrorStrategy, OnEvent, Pipeline
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.replay.plan_values import (
@@ -325,7 +325,10 @@ def build_plan(
             gone = ""
             if use_file and (name in recorded.executions or name in recorded.skipped):
                 gone = "; the recorded run had it: the file removed or renamed it"
-            raise ReplayError(f"no stage {quote(name)} in the definition (stages: {known}){gone}")
+            meant = stage_meant(name, names)
+            raise ReplayError(
+                f"no stage {quote(name)} in the definition (stages: {known}){gone}{meant}"
+            )
     if pipeline is None or from_stage is None:
         rerun = tuple(names)
     else:
