@@ -147,6 +147,17 @@ def test_from_a_stage_the_file_renamed_says_the_record_had_it() -> None:
     )
 
 
+def test_a_stage_refused_in_a_large_definition_names_twenty_stages() -> None:
+    """``--from`` a stage that a 25-stage definition lacks names its first 20 stages and a
+    count of the rest, as ``logs --stage`` does (before: every stage, however many)."""
+    stages = [stage("s0"), *(stage(f"s{i}", *after(f"s{i - 1}")) for i in range(1, 25))]
+    flow = pipeline(*stages, name=FLOW.name)
+    with pytest.raises(ReplayError) as refused:
+        build_plan(recorded_run(ran("s0"), flow=flow), from_stage="nope")
+    named = ", ".join(f"s{i}" for i in range(20))
+    assert f"no stage 'nope' in the definition (stages: {named} and 5 more)" == str(refused.value)
+
+
 def test_a_long_stage_name_refused_is_quoted_cut() -> None:
     """A 100,000-character ``--from`` stage is quoted in the refusal by its first 39
     characters and an ellipsis (``quoting.quote``), not whole."""

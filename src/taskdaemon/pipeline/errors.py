@@ -40,6 +40,7 @@ __all__ = [
     "no_such_stage",
     "redacted_bounded_text",
     "stage_meant",
+    "stages_named",
 ]
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
@@ -202,10 +203,16 @@ def no_such_stage(stage: str, stages: Sequence[str]) -> str:
     the web page's log routes say of a stage the run does not have, after naming the run; at
     most :data:`NAMED_STAGES` names, so a typo is one line however large the run; then
     :func:`stage_meant`."""
+    named = stages_named(stages)
+    return f"has no stage {quote(stage)} (its stages: {named}){stage_meant(stage, stages)}"
+
+
+def stages_named(stages: Sequence[str]) -> str:
+    """``a, b and 3 more``: at most :data:`NAMED_STAGES` of ``stages``, then a count."""
     named = ", ".join(stages[:NAMED_STAGES])
     if len(stages) > NAMED_STAGES:
         named += f" and {len(stages) - NAMED_STAGES} more"
-    return f"has no stage {quote(stage)} (its stages: {named}){stage_meant(stage, stages)}"
+    return named
 
 
 def stage_meant(stage: str, stages: Sequence[str]) -> str:

@@ -57,7 +57,7 @@ from typing import Any
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.definition import DefinitionChanges
-from taskdaemon.pipeline.errors import PipelineError, stage_meant
+from taskdaemon.pipeline.errors import PipelineError, stage_meant, stages_named
 from taskdaemon.pipeline.model import ErrorStrategy, OnEvent, Pipeline
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.replay.plan_values import (
@@ -321,7 +321,7 @@ def build_plan(
     names = [s.name for s in pipeline.stages] if pipeline is not None else []
     for name in [from_stage, *supplied]:
         if name is not None and pipeline is not None and name not in pipeline.stage_map:
-            known = ", ".join(names)
+            known = stages_named(names)
             gone = ""
             if use_file and (name in recorded.executions or name in recorded.skipped):
                 gone = "; the recorded run had it: the file removed or renamed it"
