@@ -11,6 +11,7 @@ import inspect
 import logging
 import re
 import socket
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -214,6 +215,25 @@ def test_a_proxys_password_is_in_no_exporter_line(
     ), done.stderr[-3000:]
 
 
+def _cut_at_a_second(
+    home: Path, tmp_path: Path, **exporters: str
+) -> subprocess.CompletedProcess[str]:
+    """``run -q`` of one stage, its ``exporters`` sending to a collector that never answers,
+    each willing to wait five minutes, the shutdown's bound one second."""
+    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
+    with _hanging() as endpoint:
+        return taskdaemon(
+            home,
+            "run",
+            "-q",
+            path,
+            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
+            OTEL_EXPORTER_OTLP_TIMEOUT="300",
+            TASKDAEMON_EXPORT_TIMEOUT="1",
+            **exporters,
+        )
+
+
 @pytest.mark.slow
 def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: Path) -> None:
     """A collector that never answers, exporters that would wait five minutes: the shutdown
@@ -222,23 +242,30 @@ def test_a_shutdown_cut_at_its_bound_says_so_in_one_line(home: Path, tmp_path: P
     line of the SDK's own ("Shutdown called, ignoring Log."). (The metric reader's shutdown,
     given what is left of the bound, ends its export as the bound ends: the failed export's
     line may come too, or not.)"""
-    path = str(write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE))
-    with _hanging() as endpoint:
-        done = taskdaemon(
-            home,
-            "run",
-            "-q",
-            path,
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_LOGS_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="otlp",
-            OTEL_EXPORTER_OTLP_ENDPOINT=endpoint,
-            OTEL_EXPORTER_OTLP_TIMEOUT="300",
-            TASKDAEMON_EXPORT_TIMEOUT="1",
-        )
+    done = _cut_at_a_second(
+        home,
+        tmp_path,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_LOGS_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+    )
     cut = "telemetry shutdown did not finish within 1.0s (TASKDAEMON_EXPORT_TIMEOUT)"
     strangers = [line for line in done.stderr.splitlines() if " WARNING taskdaemon." not in line]
     assert (0, [], True) == (done.returncode, strangers, cut in done.stderr), done.stderr
+
+
+@pytest.mark.slow
+def test_a_cut_shutdown_names_only_what_it_drops(home: Path, tmp_path: Path) -> None:
+    """Only log records go to a collector that never answers: the cut shutdown says the log
+    records are dropped. It said "unexported spans and metrics are dropped", of a run that
+    exported neither, and never named the log records it did drop."""
+    done = _cut_at_a_second(
+        home, tmp_path, OTEL_LOGS_EXPORTER="otlp", OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf"
+    )
+    said = [
+        line.split("; ", 1)[-1] for line in done.stderr.splitlines() if "did not finish" in line
+    ]
+    assert (0, ["unexported log records are dropped"]) == (done.returncode, said), done.stderr
 
 
 @pytest.mark.slow

@@ -76,7 +76,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
@@ -143,6 +143,21 @@ __all__ = [
 ]
 
 _log = logging.getLogger(__name__)
+
+#: What each signal's shutdown step drops when it is cut: the words of the warning.
+_LOST = {"traces": "spans", "metrics": "metrics", "logs": "log records"}
+
+
+def _unfinished(steps: Mapping[str, object], workers: Sequence[threading.Thread]) -> str:
+    """The data of the shutdown steps still running, ``spans and log records are``: a cut
+    shutdown names what it drops, not every signal (a hung log endpoint alone said its spans
+    and metrics were dropped, of a run that exported neither)."""
+    lost = [
+        _LOST[signal] for signal, worker in zip(steps, workers, strict=True) if worker.is_alive()
+    ]
+    lost = lost or list(_LOST.values())  # interrupted between two checks: say all
+    head = ", ".join(lost[:-1])
+    return f"{head} and {lost[-1]} are" if head else f"{lost[0]} are"
 
 
 # --- span exports observed ---------------------------------------------------------------------
@@ -287,13 +302,16 @@ class Telemetry:
             # Ctrl-C while a slow exporter holds the exit (the run has ended, its signal
             # handlers are gone): stop waiting, as at the bound, rather than a traceback that
             # also loses the run's summary and exit code.
-            _log.warning("telemetry shutdown interrupted; unexported spans and metrics are dropped")
+            _log.warning(
+                "telemetry shutdown interrupted; unexported %s dropped", _unfinished(steps, workers)
+            )
             return False
         if any(worker.is_alive() for worker in workers):
             _log.warning(
                 "telemetry shutdown did not finish within %.1fs (TASKDAEMON_EXPORT_TIMEOUT); "
-                "unexported spans and metrics are dropped",
+                "unexported %s dropped",
                 budget,
+                _unfinished(steps, workers),
             )
             return False
         return True
