@@ -233,12 +233,25 @@ _UNPARSED: Final = _raw_error("400 Bad Request", "invalid HTTP request: its head
 
 class _CountingTransport:
     """A transport that counts the bytes written through it and calls ``on_wait`` whenever a
-    write leaves output waiting in its buffer (the client takes it slower than it comes)."""
+    write leaves output waiting in its buffer (the client takes it slower than it comes).
 
-    def __init__(self, transport: asyncio.Transport, on_wait: Callable[[], None]) -> None:
+    Its ``close`` aborts when ``cut()`` (the app gave up on a response it had started: an event
+    stream dropped for a client that took nothing): ``close`` would wait, holding the slot and
+    a stopping server, for that client to take the rest of an answer that cannot end well."""
+
+    def __init__(
+        self, transport: asyncio.Transport, on_wait: Callable[[], None], cut: Callable[[], bool]
+    ) -> None:
         self._transport = transport
         self._on_wait = on_wait
+        self._cut = cut
         self._written = 0
+
+    def close(self) -> None:
+        if self._cut():
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -266,7 +279,7 @@ class _BoundedH11Protocol(H11Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._write_timer: asyncio.TimerHandle | None = None
         self._body_timer: asyncio.TimerHandle | None = None
-        self._counted = _CountingTransport(transport, self._output_waits)
+        self._counted = _CountingTransport(transport, self._output_waits, self._response_cut)
         super().connection_made(cast(asyncio.Transport, self._counted))
         self._header_timer: asyncio.TimerHandle | None = None
         self._idle_since = self.loop.time()
@@ -370,6 +383,10 @@ class _BoundedH11Protocol(H11Protocol):
         )
         # close() would wait for the buffer to be sent, which is what never happens.
         self._abort()
+
+    def _response_cut(self) -> bool:
+        cycle = self.cycle
+        return cycle is not None and cycle.response_started and not cycle.response_complete
 
     def _waiting_for_request(self) -> bool:
         cycle = self.cycle

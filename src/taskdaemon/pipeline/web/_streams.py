@@ -6,8 +6,12 @@ A client whose queue is full (it reads slower than the run changes) is dropped: 
 emptied and its response ended, and the browser reconnects (after ``retry``) to a fresh full
 snapshot, so it loses nothing but the intermediate states. A send that does not complete within
 ``send_timeout`` drops the client too, so a client that stops reading holds neither memory nor
-a stream slot for long. At most ``max_streams`` streams are open at once; one more is answered
-503 with ``Retry-After``.
+a stream slot for long. A dropped client's send still waiting on its full socket is cut at once
+(its connection aborted: ``http_limits``), and a stopping server's within ``close_timeout``
+(half a second: a client that reads takes the final state and ``end`` in far less, and the
+server's grace, a second at least, then never has to cancel a stream, which logged an error
+and a traceback for each). At most ``max_streams`` streams are open at once; one more is
+answered 503 with ``Retry-After``.
 
 Big documents are paced: after an event of more than ``pace_over`` bytes on the wire (see
 "Compression") a feed waits until it has had its share of ``pace_rate`` bytes a second before
@@ -142,6 +146,7 @@ class Subscription:
         self._ready = asyncio.Event()
         self.ended = False  # the feed ended (run finished) or the hub closed
         self.dropped = False  # too slow: the queue overflowed or a send timed out
+        self.sending: asyncio.Timeout | None = None  # the bound of the send under way
 
     def wire(self, chunk: bytes) -> bytes:
         """``chunk`` as the stream sends it, compressed and flushed whole if gzipped. Call it in
@@ -175,12 +180,22 @@ class Subscription:
         self._ready.set()
 
     def drop(self) -> None:
-        """Forget queued events and end the stream (the client reconnects to a fresh one)."""
+        """Forget queued events and end the stream (the client reconnects to a fresh one),
+        cutting a send under way: the client is not taking it."""
         if not self.dropped:
             self.dropped = True
             self._queue.clear()
             self.hub.dropped += 1
             self._ready.set()
+            self.hasten(0.0)
+
+    def hasten(self, within: float) -> None:
+        """Bound a send under way to ``within`` seconds from now, when that is sooner."""
+        if self.sending is not None:
+            deadline = asyncio.get_running_loop().time() + within
+            when = self.sending.when()
+            if when is None or deadline < when:
+                self.sending.reschedule(deadline)
 
     async def next(self, idle: float) -> bytes | None:
         """The next chunk of the stream's bytes; a ping (``: ping``) after ``idle`` seconds
@@ -360,6 +375,7 @@ class StreamHub:
         heartbeat: float = 15.0,
         retry_ms: int = 2000,
         send_timeout: float = 10.0,
+        close_timeout: float = 0.5,
         pace: Pace | None = None,
     ) -> None:
         self.max_streams = max_streams
@@ -368,6 +384,7 @@ class StreamHub:
         self.heartbeat = heartbeat
         self.retry_ms = retry_ms
         self.send_timeout = send_timeout
+        self.close_timeout = close_timeout
         self._feeds: dict[str, Feed] = {}
         self._open = 0
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -491,6 +508,7 @@ class StreamHub:
                     subscriber.end()
                 else:
                     subscriber.end(None)
+                subscriber.hasten(self.close_timeout)
             if feed.task is not None:
                 feed.task.cancel()
 
@@ -542,24 +560,35 @@ class EventStreamResponse:
                 if not await self._send(send, chunk):
                     return  # dropped: returning mid-response makes the server close it
             if not gone.is_set():
-                last = sub.finish()
-                await send({"type": "http.response.body", "body": last, "more_body": False})
+                await self._send(send, sub.finish(), more=False)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
             sub.close()
 
-    async def _send(self, send: Any, chunk: bytes) -> bool:
+    async def _send(self, send: Any, chunk: bytes, *, more: bool = True) -> bool:
+        sub = self.subscription
+        hub = sub.hub
+        limit = hub.close_timeout if hub._closed else hub.send_timeout
         try:
-            async with asyncio.timeout(self.subscription.hub.send_timeout):
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            try:
+                async with asyncio.timeout(limit) as sub.sending:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": more})
+            finally:
+                sub.sending = None  # ended: nothing to hasten
         except TimeoutError:
-            _log.warning(
-                "dropped a slow event-stream client (send took over %gs)",
-                self.subscription.hub.send_timeout,
-            )
-            self.subscription.drop()
+            if sub.dropped:  # its queue overflowed meanwhile (counted then)
+                _log.warning(
+                    "dropped a slow event-stream client (%d events behind)", hub.queue_size
+                )
+            elif hub._closed:
+                _log.debug("cut an event-stream client that took nothing as the server stopped")
+            else:
+                _log.warning(
+                    "dropped a slow event-stream client (send took over %gs)", hub.send_timeout
+                )
+            sub.drop()
             return False
         except OSError:
             return False
