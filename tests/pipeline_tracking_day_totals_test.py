@@ -89,9 +89,9 @@ class _Counted:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.data, name)
 
-    def sample(self, *args: Any) -> Any:
+    def sample(self, *args: Any, **kwargs: Any) -> Any:
         self.samples += 1
-        return self.data.sample(*args)
+        return self.data.sample(*args, **kwargs)
 
 
 @pytest.mark.slow

@@ -99,14 +99,15 @@ def _daily_p90(
     """
     (since, until), (first, last) = window, days
     if last - first > _DAY_BY_DAY:
-        if data.sample(pipeline, max(first * DAY, since), min(last * DAY, until)).stages:
+        stretch = (max(first * DAY, since), min(last * DAY, until))
+        if data.sample(pipeline, *stretch, shown=False).stages:
             middle = (first + last) // 2
             _daily_p90(data, pipeline, window, (first, middle), per_day)
             _daily_p90(data, pipeline, window, (middle, last), per_day)
         return
     for day in range(first, last):
         low = max(day * DAY, since)
-        for stage in data.sample(pipeline, low, min((day + 1) * DAY, until)).stages:
+        for stage in data.sample(pipeline, low, min((day + 1) * DAY, until), shown=False).stages:
             p90 = percentile(stage.durations, 0.9)
             if p90 is not None:
                 per_day.setdefault(stage.stage, []).append((low, p90))
@@ -192,7 +193,7 @@ def build_report(
             notes.append(unended_note(name, unended[name]))
         if sample.runs == 0:
             continue
-        previous = data.sample(name, previous_since, since)
+        previous = data.sample(name, previous_since, since, shown=False)
         reports.append(
             _pipeline_report(
                 data, sample, previous, since, until, charts=charts, threshold=threshold

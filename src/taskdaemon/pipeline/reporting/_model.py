@@ -69,8 +69,13 @@ class ReportData(Protocol):
         """Pipelines with ended runs started in [since, until), sorted."""
         ...
 
-    def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
-        """The sample of ``pipeline``'s ended runs started in [since, until)."""
+    def sample(
+        self, pipeline: str, since: float, until: float, *, shown: bool = True
+    ) -> PipelineSample:
+        """The sample of ``pipeline``'s ended runs started in [since, until). ``shown=False``:
+        a sample the report only compares with (the previous window) or charts (a day's p90),
+        whose runs it never names: its ``median_run`` and ``slowest_run`` are None and its
+        stages' ``critical_seconds`` 0, which a provider need not read."""
         ...
 
     def run(self, run_id: str) -> RunRecord:

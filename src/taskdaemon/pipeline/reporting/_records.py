@@ -66,8 +66,11 @@ class RecordData:
                 c[run.status == INTERRUPTED] += 1
         return {name: Unended(c[0], c[1]) for name, c in sorted(counts.items())}
 
-    def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
-        """The sample of ``pipeline``'s ended runs started in [since, until)."""
+    def sample(
+        self, pipeline: str, since: float, until: float, *, shown: bool = True
+    ) -> PipelineSample:
+        """The sample of ``pipeline``'s ended runs started in [since, until) (``shown``:
+        ``reporting.ReportData.sample``)."""
         window = [
             r for r in self._runs.values() if r.pipeline == pipeline and since <= r.start < until
         ]
@@ -102,7 +105,7 @@ class RecordData:
                         memory[stage.name] = max(
                             memory.get(stage.name, 0), attempt.peak_memory_bytes
                         )
-            path = self._paths.get(run.run_id)
+            path = self._paths.get(run.run_id) if shown else None
             for step in path.steps if path is not None else ():
                 critical[step.stage] = critical.get(step.stage, 0.0) + _whole_ns(step.duration)
         stages = tuple(
@@ -128,7 +131,7 @@ class RecordData:
             durations=[_whole_ns(r.duration or 0.0) for r in runs],
             total_seconds=sum(_whole_ns(r.duration or 0.0) for r in runs),
             stages=stages,
-            median_run=runs[(len(runs) - 1) // 2].run_id if runs else None,
-            slowest_run=runs[-1].run_id if runs else None,
+            median_run=runs[(len(runs) - 1) // 2].run_id if runs and shown else None,
+            slowest_run=runs[-1].run_id if runs and shown else None,
             replays=len(replays),
         )

@@ -391,11 +391,12 @@ class StoreReportData:
             )
         )
 
-    def _stages(self, pipeline: str, window: _Window) -> tuple[StageSample, ...]:
+    def _stages(self, pipeline: str, window: _Window, shown: bool) -> tuple[StageSample, ...]:
         """The samples of ``pipeline``'s stages with executions in ``window``, by stage name:
         each kind of row read for all its stages at once, and the durations and queue waits of
         a stage with at most ``_FEW`` executions read whole in one more query, where reading
-        them by rank would cost a query or two a percentile."""
+        them by rank would cost a query or two a percentile. Not ``shown``: the cut days'
+        critical steps are not read (``reporting.ReportData.sample``)."""
         keys = self._conn.execute(
             "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
             "ORDER BY stage",
@@ -436,6 +437,8 @@ class StoreReportData:
                 duration_counts[key_no][bucket(took)] += 1
                 if queue_ns is not None:
                     queue_counts[key_no][bucket(queue_ns)] += 1
+            if not shown:
+                continue
             for key_no, critical_ns in self._conn.execute(
                 "SELECT key_no, sum(run_ns) FROM critical_steps WHERE key_no IN (SELECT key_no "
                 "FROM stage_keys WHERE pipeline = ? AND stage != '') "
@@ -471,7 +474,7 @@ class StoreReportData:
                     peak_memory_bytes=peak,
                     durations=durations,
                     queue_waits=queue_waits,
-                    critical_seconds=critical_ns / NS_PER_SECOND,
+                    critical_seconds=critical_ns / NS_PER_SECOND if shown else 0.0,
                 )
             )
         return tuple(stages)
@@ -526,8 +529,12 @@ class StoreReportData:
             self._bucket_cache,
         )
 
-    def sample(self, pipeline: str, since: float, until: float) -> PipelineSample:
-        """The sample of ``pipeline``'s ended runs started in [since, until)."""
+    def sample(
+        self, pipeline: str, since: float, until: float, *, shown: bool = True
+    ) -> PipelineSample:
+        """The sample of ``pipeline``'s ended runs started in [since, until). Not ``shown``
+        (a previous window, a chart's day): its median and slowest runs are not looked for,
+        each a rank read and a trace lookup (``reporting.ReportData.sample``)."""
         window = _Window(since, until)
         counts: Counter[str] = Counter()
         total_ns = 0
@@ -583,9 +590,9 @@ class StoreReportData:
             failed=counts.get("failure", 0),
             durations=durations,
             total_seconds=total_ns / NS_PER_SECOND,
-            stages=self._stages(pipeline, window),
-            median_run=self._run_at(durations, (runs - 1) // 2) if runs else None,
-            slowest_run=self._run_at(durations, runs - 1) if runs else None,
+            stages=self._stages(pipeline, window, shown),
+            median_run=self._run_at(durations, (runs - 1) // 2) if runs and shown else None,
+            slowest_run=self._run_at(durations, runs - 1) if runs and shown else None,
             replays=replays,
         )
 
