@@ -265,13 +265,28 @@ def test_the_sample_equals_a_naive_computation(
 ) -> None:
     """Over generated runs and windows (cutting days and histogram buckets anywhere), the
     sample's counts, sums, CPU and memory totals, sorted durations and queue waits, their
-    percentiles and the median and slowest runs equal a computation over the runs in Python,
+    percentiles and the median and slowest runs equal a computation over the runs in Python
+    (and so do a sample's runs, executions and durations when it is not shown),
     with buckets read through the window (``walk_per_read`` 0), by rank (``bucket_rows`` 0, or
     a history not crowded enough) or each bucket its own way (``bucket_rows`` 1 or 3)."""
     since, until = bounds
     with _opened(runs, bucket_rows, walk_per_read) as data:
         observed = _observed(data.sample("p", float(since), float(until)))
-    assert _naive(runs, since * S, until * S) == observed
+        compared = data.sample("p", float(since), float(until), shown=False)
+        compared_stages = {
+            s.stage: (s.executions, _percentiles(s.durations), list(s.durations))
+            for s in compared.stages
+        }
+    expected = _naive(runs, since * S, until * S)
+    assert expected == observed
+    # A sample the report only compares with or charts: its run count, and its stages'
+    # executions and durations (all the report reads of it), counted in SQL on the cut days.
+    assert expected["counts"][0] == compared.runs
+    assert {
+        stage: (e["totals"][0], e["percentiles"], e["durations"])
+        for stage, e in expected.items()
+        if stage in STAGES
+    } == compared_stages
 
 
 def _steps_to_read_percentiles(runs: Sequence[Run], since_ns: int, until_ns: int) -> int:

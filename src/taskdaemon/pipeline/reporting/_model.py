@@ -74,8 +74,9 @@ class ReportData(Protocol):
     ) -> PipelineSample:
         """The sample of ``pipeline``'s ended runs started in [since, until). ``shown=False``:
         a sample the report only compares with (the previous window) or charts (a day's p90),
-        whose runs it never names: its ``median_run`` and ``slowest_run`` are None and its
-        stages' ``critical_seconds`` 0, which a provider need not read."""
+        whose runs it never names: its ``median_run`` and ``slowest_run`` may be None, and of
+        its stages only the executions and durations need be whole (the report reads nothing
+        else of it), so a provider need not read the rest."""
         ...
 
     def run(self, run_id: str) -> RunRecord:

@@ -312,6 +312,7 @@ class StoreReportData:
                 _remove(self._copy)
                 raise
         try:
+            self._conn.create_function("taskdaemon_bucket", 1, bucket, deterministic=True)
             self.aggregated = aggregate_missing(self._conn)
             self.rebuilt_days = refresh_stale_days(self._conn)
             self._conn.execute("BEGIN")
@@ -395,8 +396,9 @@ class StoreReportData:
         """The samples of ``pipeline``'s stages with executions in ``window``, by stage name:
         each kind of row read for all its stages at once, and the durations and queue waits of
         a stage with at most ``_FEW`` executions read whole in one more query, where reading
-        them by rank would cost a query or two a percentile. Not ``shown``: the cut days'
-        critical steps are not read (``reporting.ReportData.sample``)."""
+        them by rank would cost a query or two a percentile. Not ``shown``, only the cut
+        days' executions and duration histograms are read, counted in SQL, not attempt by
+        attempt in Python, and the queue waits are left empty (``reporting.ReportData.sample``)."""
         keys = self._conn.execute(
             "SELECT key_no, stage FROM stage_keys WHERE pipeline = ? AND stage != '' "
             "ORDER BY stage",
@@ -427,6 +429,16 @@ class StoreReportData:
         ):
             histograms[series][key_no][number] = count
         for low, high in window.edges:
+            if not shown:
+                for key_no, number, count in self._conn.execute(
+                    "SELECT key_no, taskdaemon_bucket(duration_ns), count(*) FROM stage_attempts "
+                    "WHERE key_no IN (SELECT key_no FROM stage_keys WHERE pipeline = ? "
+                    "AND stage != '') AND start_ns >= ? AND start_ns < ? GROUP BY 1, 2",
+                    (pipeline, low, high),
+                ):
+                    totals[key_no][0] += count
+                    duration_counts[key_no][number] += count
+                continue
             for key_no, failed, attempt, took, queue_ns, cpu_s, peak in self._conn.execute(
                 "SELECT key_no, failed, attempt, duration_ns, queue_ns, cpu_s, peak_memory "
                 "FROM stage_attempts WHERE key_no IN (SELECT key_no FROM stage_keys "
@@ -437,8 +449,6 @@ class StoreReportData:
                 duration_counts[key_no][bucket(took)] += 1
                 if queue_ns is not None:
                     queue_counts[key_no][bucket(queue_ns)] += 1
-            if not shown:
-                continue
             for key_no, critical_ns in self._conn.execute(
                 "SELECT key_no, sum(run_ns) FROM critical_steps WHERE key_no IN (SELECT key_no "
                 "FROM stage_keys WHERE pipeline = ? AND stage != '') "
@@ -459,9 +469,11 @@ class StoreReportData:
             if key_no in few:
                 durations, queue_waits = few[key_no]
             else:
-                durations, queue_waits = (
-                    self._column(key_no, series, window, histograms, executions)
-                    for series in (SERIES_DURATION, SERIES_QUEUE)
+                durations = self._column(key_no, SERIES_DURATION, window, histograms, executions)
+                queue_waits = (
+                    self._column(key_no, SERIES_QUEUE, window, histograms, executions)
+                    if shown
+                    else ()
                 )
             stages.append(
                 StageSample(
