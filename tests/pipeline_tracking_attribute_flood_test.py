@@ -1,5 +1,5 @@
 """A remote answer holding far more attributes than its spans can keep: decoded without them,
-counted in one warning, its memory bounded (``tracking/_attribute_flood.py``; a local HTTP
+counted in one warning, its memory bounded (``tracking/_item_flood.py``; a local HTTP
 server stands in for Tempo)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import pytest
 
 from pipeline_tracking_support import Backend, example_spans, serve
 from taskdaemon.pipeline.tracking import TempoSource, encode_traces
-from taskdaemon.pipeline.tracking._attribute_flood import FREE_ITEMS, flooded
+from taskdaemon.pipeline.tracking._item_flood import FREE_ITEMS, flooded
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS
 
 FLOOD = 150_000  # attributes added to one span: past FREE_ITEMS

@@ -1,5 +1,5 @@
 """A remote answer whose span holds a flood of events or links: those past the span's bound
-left out while the answer is decoded, counted and said (``tracking/_attribute_flood.py``).
+left out while the answer is decoded, counted and said (``tracking/_item_flood.py``).
 Each answer is a recorded payload of ``tests/fixtures/`` (Jaeger's API v3 answer, its 1.x
 grpc-gateway stream, Tempo's v2 answer) with one span grown, served by a local HTTP server."""
 
@@ -16,7 +16,7 @@ import pytest
 from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import loads_bounded
-from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, _attribute_flood
+from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, _item_flood
 from taskdaemon.pipeline.tracking.otlp_json import normalize_id
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS, SpanRecord
 
@@ -169,7 +169,7 @@ def _key_values(value: Any) -> int:
 
 def _owned(document: Any) -> tuple[int, int]:
     """The events and links of an OTLP document, found by where they sit; a scope with a
-    name and no version counts as an event (``tracking._attribute_flood``'s docstring)."""
+    name and no version counts as an event (``tracking._item_flood``'s docstring)."""
     inner = document.get("result") or document.get("trace") or document
     events = links = 0
     for resource in inner.get("resourceSpans") or inner.get("batches"):
@@ -197,9 +197,9 @@ def test_the_hook_tells_the_events_links_and_key_values_of_recorded_answers_apar
 ) -> None:
     """With a bound of none, the hook leaves out every key-value, event and link of each
     recorded answer, and nothing else: it tells them apart by their keys, as they sit."""
-    monkeypatch.setattr(_attribute_flood, "MAX_SPAN_ITEMS", 0)
+    monkeypatch.setattr(_item_flood, "MAX_SPAN_ITEMS", 0)
     document = json.loads((FIXTURES / name).read_text())
-    thinner = _attribute_flood.Thinner()
+    thinner = _item_flood.Thinner()
     loads_bounded((FIXTURES / name).read_text(), object_pairs_hook=thinner)
     counted = (thinner.attributes.left_out, thinner.events.left_out, thinner.links.left_out)
     assert counted == (_key_values(document), *_owned(document))

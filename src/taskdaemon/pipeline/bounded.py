@@ -129,7 +129,7 @@ def loads_bounded(
     ``min_bytes_per_value`` None decodes a document however dense in values;
     ``long_numbers`` decodes an integer too long to read as a :class:`LongNumber` instead of
     refusing the document (module docstring); ``object_pairs_hook`` is ``json``'s, for a caller
-    that builds objects its own way (``tracking._attribute_flood``). The message starts with
+    that builds objects its own way (``tracking._item_flood``). The message starts with
     what is wrong (``larger than …``, ``not UTF-8 …``, ``holds … values …``, ``nested deeper
     than …``, ``a number of more than … digits``, ``not JSON: …``); callers prefix it with
     what they were reading.

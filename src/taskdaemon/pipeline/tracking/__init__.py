@@ -66,7 +66,7 @@ Modules:
 * ``_remote``: the remote sources' bounds: no credential in a message, a deadline per query,
   a cap on a response's bytes.
 * ``_deadline_io``: a remote query's deadline on every socket read and write.
-* ``_attribute_flood``: an answer holding far more attributes, events or links than its spans
+* ``_item_flood``: an answer holding far more attributes, events or links than its spans
   keep, decoded without them.
 * ``dump_source``: a debug dump (``dump:///PATH.tar.gz``) read as a span source.
 * ``dump_logs``: a debug dump's log records read back as ``StoredLog`` objects.

@@ -42,7 +42,7 @@ from taskdaemon.pipeline.records import RunRecord, RunSummary
 from taskdaemon.pipeline.state import RunStatus
 from taskdaemon.pipeline.status_rules import OPEN_RUN_STATUSES
 from taskdaemon.pipeline.terminal_text import one_line
-from taskdaemon.pipeline.tracking._attribute_flood import loads_answer
+from taskdaemon.pipeline.tracking._item_flood import loads_answer
 from taskdaemon.pipeline.tracking._jaeger import (
     error_body_message,
     error_message,
@@ -207,7 +207,7 @@ class _HttpSource:
         try:
             # A number too long to read costs the hit or span holding it, not the answer; a
             # flood of attributes, events or links is left out while decoding
-            # (tracking._attribute_flood).
+            # (tracking._item_flood).
             body = loads_answer(text, _where(response))
         except NotJSONError:
             # grpc-gateway streams one JSON object per line.

@@ -31,7 +31,7 @@ from taskdaemon.pipeline.bounded import BoundedInputError, loads_bounded
 from taskdaemon.pipeline.ellipsis import cut_line
 from taskdaemon.pipeline.errors import SpanSourceError
 from taskdaemon.pipeline.quoting import quote, quote_value
-from taskdaemon.pipeline.tracking._attribute_flood import LEFT_OUT, read_event, trigger_link
+from taskdaemon.pipeline.tracking._item_flood import LEFT_OUT, read_event, trigger_link
 from taskdaemon.pipeline.tracking.spans import (
     SpanEventRecord,
     SpanLinkRecord,
@@ -214,7 +214,7 @@ def _attributes(raw: Any) -> dict[str, Any]:
         raise ValueError("attributes must be a list")
     out: dict[str, Any] = {}
     for item in raw:
-        if item is not LEFT_OUT:  # counted where it was left out (tracking._attribute_flood)
+        if item is not LEFT_OUT:  # counted where it was left out (tracking._item_flood)
             out[str(item["key"])] = decode_any_value(item.get("value") or {})
     return out
 
@@ -226,7 +226,7 @@ def _read_attribute(raw: Any) -> bool:
 
 def _bounded_items(raw: Any, wanted: Callable[[Any], bool]) -> tuple[Sequence[Any], int]:
     """``bounded`` of a span's events or links (``raw``, decoded JSON), those left out while
-    decoding (``LEFT_OUT``: ``tracking._attribute_flood``) counted among the ones not read."""
+    decoding (``LEFT_OUT``: ``tracking._item_flood``) counted among the ones not read."""
     items = raw or []
     if not isinstance(items, list):
         raise ValueError("events and links must be lists")
