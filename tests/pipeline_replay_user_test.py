@@ -44,6 +44,36 @@ def test_an_option_that_needs_another_is_refused_alone(
     assert [old] == _run_ids(home)
 
 
+@pytest.mark.slow
+def test_a_dry_run_refuses_what_acts_only_while_a_replay_runs(home: Path, tmp_path: Path) -> None:
+    """``replay RUN --json --dry-run --verify`` printed the dry run as text, compared nothing
+    and said nothing of either option. A dry run has no report to give as JSON: each option that
+    acts only while a replay runs is refused in one line naming them, exit 2, and nothing runs;
+    the options that shape the plan are still the dry run's."""
+    path = str(write(tmp_path / "two.yaml", TWO_STAGES))
+    old = taskdaemon(home, "run", path, "-q").stdout.strip()
+    given = [
+        ("--json", "--dry-run", "--verify"),
+        ("--dry-run", "--json"),
+        ("--from", "b", "--dry-run", "--workspace", str(tmp_path), "--break", "b"),
+        ("--dry-run", "--break-on-failure"),
+    ]
+    refused = [taskdaemon(home, "replay", old, *args) for args in given]
+    said = "taskdaemon replay: --dry-run runs nothing: {} on a replay that runs"
+    assert [
+        (2, "", [said.format("--verify, --json act")]),
+        (2, "", [said.format("--json acts")]),
+        (2, "", [said.format("--workspace, --break act")]),
+        (2, "", [said.format("--break-on-failure acts")]),
+    ] == [(r.returncode, r.stdout, r.stderr.splitlines()) for r in refused]
+    dry = taskdaemon(home, "replay", old, "--from", "b", "--dry-run")
+    assert (0, f"replay of run {old} (two), nothing executed:") == (
+        dry.returncode,
+        dry.stdout.splitlines()[0],
+    ), dry
+    assert [old] == _run_ids(home)
+
+
 #: ``b`` waits for an approval after ``a``: the run is cancelled while it waits.
 _GATED = """\
     name: gated

@@ -20,7 +20,9 @@
   record, shown ``replayed`` (``replay/plan.py`` says when and why); ``--rerun-all`` runs
   them all. ``FILE`` is used when it is the recorded definition; when it
   differs the command says how and runs it only with ``--use-file`` (said once: a note when
-  it runs, else the error). ``--dry-run`` prints what would run and what would be fed.
+  it runs, else the error). ``--dry-run`` prints what would run and what would be fed;
+  it runs nothing, so it refuses what acts only while a replay runs (``--verify``, ``--json``,
+  ``--workspace``, ``--break``, ``--break-on-failure``) in one line, exit 2.
 * A value the replay needs that was redacted or cut stops it before anything runs, with one
   error naming every such value and how to supply it (``--input``, ``--stage-output``).
 * ``--verify`` compares each re-executed stage with the record and prints the divergence
@@ -57,6 +59,7 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -183,9 +186,21 @@ _FOR_A_RUN = {
 }
 
 
-def _for_a_run(args: argparse.Namespace) -> list[str]:
-    """The options of :data:`_FOR_A_RUN` that ``args`` gives."""
-    return [option for name, option in _FOR_A_RUN.items() if getattr(args, name, None)]
+#: Of :data:`_FOR_A_RUN`, the ones that act only while the replay runs, by their ``args`` name:
+#: with ``--dry-run``, which runs nothing, each is refused, not ignored (``--dry-run --verify
+#: --json`` printed the plan as text and compared nothing, with no word said). Decision: refused,
+#: not a dry run in JSON: ``--json`` is ``--verify``'s report, and a dry run has none to give.
+#: The options that shape the plan (FILE, ``--from``, ``--input``...) are the dry run's to show.
+_WHILE_IT_RUNS = ("verify", "json", "workspace", "breaks", "break_on_failure")
+
+
+def _for_a_run(args: argparse.Namespace, names: Iterable[str] = _FOR_A_RUN) -> str | None:
+    """The options of :data:`_FOR_A_RUN` named in ``names`` that ``args`` gives, said as
+    ``--step`` and ``--dry-run`` refuse them, or None when it gives none."""
+    given = [_FOR_A_RUN[name] for name in names if getattr(args, name, None)]
+    if not given:
+        return None
+    return f"{', '.join(given)} {'acts' if len(given) == 1 else 'act'} on a replay that runs"
 
 
 #: The options that act only beside another, by their ``args`` name: (the option, the one it
@@ -219,10 +234,10 @@ def replay_command(args: argparse.Namespace) -> int:
 
     if args.step:
         if given := _for_a_run(args):
-            acts = "acts" if len(given) == 1 else "act"
-            said = f"--step runs nothing: {', '.join(given)} {acts} on a replay that runs"
-            return refuse("replay", 2, said)
+            return refuse("replay", 2, f"--step runs nothing: {given}")
         return _step(args)
+    if args.dry_run and (given := _for_a_run(args, _WHILE_IT_RUNS)):
+        return refuse("replay", 2, f"--dry-run runs nothing: {given}")
     if alone := _alone(args):
         return refuse("replay", 2, alone)
     try:
