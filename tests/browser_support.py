@@ -78,10 +78,12 @@ def taskdaemon(
 
 
 def server_url(process: subprocess.Popen[str]) -> str:
-    """The URL the process announces on stderr (``API: http://...``), read line by line."""
+    """The URL the process listens at, as it announces it on stderr (``API: http://...``, or
+    ``API: https://PUBLIC/ (listening on http://...``), read line by line."""
     assert process.stderr is not None
-    found = re.search(r"API: (http://[\d.:]+)/", line_with(process.stderr, "API: http://"))
-    assert found is not None
+    line = line_with(process.stderr, "API: http")
+    found = re.search(r"(?:API: |listening on )(http://[\d.:]+)/", line)
+    assert found is not None, line
     # Keep draining stderr so the process never blocks on a full pipe.
     threading.Thread(target=process.stderr.read, daemon=True).start()
     return found.group(1)

@@ -34,10 +34,12 @@ def _environment(home: Path) -> dict[str, str]:
     return without_settings(TASKDAEMON_HOME=str(home), OTEL_METRICS_EXPORTER="none")
 
 
-def _serve(home: Path, stderr: int, command: str = "serve") -> subprocess.Popen[bytes]:
+def _serve(
+    home: Path, stderr: int, command: str = "serve", **variables: str
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", command, "--port", "0"],
-        env=_environment(home),
+        env={**_environment(home), **variables},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=stderr,
@@ -154,6 +156,37 @@ def test_a_terminal_gets_the_sign_in_url_with_the_token(tmp_path: Path) -> None:
     shown = _SIGN_IN.search(text)
     assert shown is not None
     assert (shown.group(2), mode, len(stored)) == (stored, 0o600, 48)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["serve", "ui"])
+def test_behind_a_proxy_the_sign_in_names_the_public_url(tmp_path: Path, command: str) -> None:
+    """With ``TASKDAEMON_API_PUBLIC_URL`` (a proxy ending TLS in front of the server), the
+    sign-in showed ``http://127.0.0.1:PORT/``, which a browser elsewhere cannot open. The line
+    and the sign-in URL now name the public address; the line keeps the local one after it."""
+    controller, terminal = pty.openpty()
+    public = "https://tasks.example.org"
+    process = _serve(tmp_path / "home", terminal, command, TASKDAEMON_API_PUBLIC_URL=public)
+    os.close(terminal)
+    sign_in = re.compile(r"sign in: (\S+)/\?token=([0-9a-f]+)\r?\n")
+    try:
+        text = _read_until(controller, sign_in)
+    finally:
+        _stop(process)
+        os.close(controller)
+    label = "API" if command == "serve" else "taskdaemon ui"
+    line = re.search(
+        rf"{label}: (\S+)/ \(listening on http://127\.0\.0\.1:(\d+)/; token in (\S+)\)", text
+    )
+    shown = sign_in.search(text)
+    assert line is not None, text
+    assert shown is not None
+    token_file = Path(line.group(3))
+    assert (line.group(1), shown.group(1), token_file.name.endswith(f".{line.group(2)}")) == (
+        public,
+        public,
+        True,
+    ), text
 
 
 @pytest.mark.slow

@@ -223,6 +223,7 @@ def _announce(
         auth,
         settings.home,
         written=lambda files: stack.callback(files.remove),
+        public=settings.api_public_url,
     )
 
 

@@ -56,6 +56,7 @@ def publish_sign_in(
     *,
     file_name: str = TOKEN_FILE_NAME,
     written: Callable[[ServerTokenFiles], object] = lambda files: None,
+    public: str | None = None,
 ) -> ServerTokenFiles | None:
     """Write a generated token to this server's 0600 files ``file_name.PORT`` (and
     ``file_name`` when no running server holds it: ``token_files``) under ``home``, the port
@@ -66,9 +67,9 @@ def publish_sign_in(
     ``written`` gets the files before the sign-in line is logged, so the caller registers
     their removal first: a stop that comes as soon as the line is read (a user's Ctrl-C, a
     supervisor's SIGTERM) cannot fall between the line and the registration and leave the
-    files behind."""
+    files behind. ``public`` is ``TASKDAEMON_API_PUBLIC_URL`` (:func:`announce_sign_in`)."""
     if not auth.generated:
-        announce_sign_in(log, label, url, None, None)
+        announce_sign_in(log, label, url, None, None, public=public)
         return None
     files: ServerTokenFiles | None = None
     try:
@@ -76,7 +77,8 @@ def publish_sign_in(
         written(files)
     except OSError as error:
         log.warning("cannot write the API token file under %s: %s", home, error)
-    announce_sign_in(log, label, url, auth.token, None if files is None else files.path)
+    path = None if files is None else files.path
+    announce_sign_in(log, label, url, auth.token, path, public=public)
     return files
 
 
@@ -88,6 +90,7 @@ def announce_sign_in(
     token_file: Path | None,
     *,
     stream: TextIO | None = None,
+    public: str | None = None,
 ) -> None:
     """Log ``label: url/`` and where the token is; show the token URL on a terminal.
 
@@ -96,10 +99,20 @@ def announce_sign_in(
     (a home this user may not write: root never meets one); with no terminal either, the line
     says the token is nowhere and how to choose one, where it said "on the terminal only" of
     a terminal there was not.
+
+    ``public`` (``TASKDAEMON_API_PUBLIC_URL``: a proxy ending TLS in front of the server) is
+    the address a user opens, so the line and the sign-in URL name it, not ``url``, which a
+    browser elsewhere cannot reach. Decision: the line keeps ``url`` after it
+    (``API: https://host/ (listening on http://127.0.0.1:PORT/; token in FILE)``): the
+    proxy's operator points it there, a local check reads it, and its port names the token
+    file; the sign-in URL on the terminal is the public one alone, the one to click.
     """
+    shown, listening = url, ""
+    if public is not None:
+        shown, listening = public.rstrip("/"), f"listening on {url}/; "
     if token is None:
         # Not "token: NAME": the logs redact whatever follows "token:", the name included.
-        log.info("%s: %s/ (token from TASKDAEMON_API_TOKEN)", label, url)
+        log.info("%s: %s/ (%stoken from TASKDAEMON_API_TOKEN)", label, shown, listening)
         return
     out = sys.stderr if stream is None else stream
     try:
@@ -112,11 +125,11 @@ def announce_sign_in(
         where = "token on the terminal only"
     else:
         where = "token shown nowhere: set TASKDAEMON_API_TOKEN to sign in"
-    log.info("%s: %s/ (%s)", label, url, where)
+    log.info("%s: %s/ (%s%s)", label, shown, listening, where)
     if interactive:
         # A terminal hung up since (closed by whoever read the line above) fails the write
         # (EIO): nobody is left to read the URL, and the hang-up's SIGHUP, on its way, stops
         # the server cleanly. Not a failure to serve (it was: exit 1, "cannot serve").
         with contextlib.suppress(OSError):
-            out.write(f"  sign in: {url}/?token={token}\n")
+            out.write(f"  sign in: {shown}/?token={token}\n")
             out.flush()

@@ -125,6 +125,7 @@ async def _serve(settings: Any, url: str, host: str, port: int) -> int:
             settings.home,
             file_name=UI_TOKEN_FILE_NAME,
             written=token_files.append,
+            public=settings.api_public_url,
         )
         await stop.wait()
     finally:
