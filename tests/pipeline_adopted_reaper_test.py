@@ -250,6 +250,25 @@ def test_a_look_over_the_bound_proves_no_absence(monkeypatch: pytest.MonkeyPatch
         child.wait()
 
 
+def test_a_list_as_long_as_the_bound_is_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread's list of exactly ``LIMIT`` children is within the bound: the look is whole,
+    not unusable (``_children``' ``>`` made ``>=`` was not killed: polish59). As many children
+    as the process has threads, so that ``_threads``' own bound holds too."""
+    me, tid = os.getpid(), threading.get_native_id()
+    threads = len(os.listdir(f"/proc/{me}/task"))
+    children = [subprocess.Popen(["sleep", "5"]) for _ in range(threads)]
+    try:
+        listed = Path(f"/proc/{me}/task/{tid}/children").read_bytes().split()
+        monkeypatch.setattr(adopted_reaper, "LIMIT", len(listed))
+        read = adopted_reaper._children()
+        assert read is not None, listed
+        assert {child.pid: tid for child in children}.items() <= read[0].items(), read
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
 def test_a_zombie_no_code_holds_is_reaped_at_its_second_look() -> None:
     """A child started with no ``Popen`` and no ``os.fork`` (``posix_spawn``), as an orphan
     adopted at once is, is reaped once it was a zombie at two looks in a row, not at the first."""
