@@ -83,16 +83,52 @@ async def _until(check: Any, within: float) -> float:
     return within
 
 
-async def test_a_dropped_client_blocked_in_a_send_gives_up_its_slot_at_once() -> None:
+@contextlib.contextmanager
+def _server_log(caplog: pytest.LogCaptureFixture) -> Iterator[list[logging.LogRecord]]:
+    """The records of the server's loggers, uvicorn's included (it may not reach the root)."""
+    caplog.set_level(logging.DEBUG, logger="taskdaemon.http")
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addHandler(caplog.handler)
+    try:
+        yield caplog.records
+    finally:
+        uvicorn_log.removeHandler(caplog.handler)
+
+
+def _alarms(records: list[logging.LogRecord]) -> set[str]:
+    """What the server logged as an error: uvicorn's "ASGI callable returned without
+    completing response." for a stream ended mid-answer, a traceback for one cancelled."""
+    return {r.getMessage() for r in records if r.exc_info or r.levelno >= logging.ERROR}
+
+
+async def test_a_dropped_client_blocked_in_a_send_gives_up_its_slot_at_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Its queue overflows while its send waits on a full socket: the stream ends at once
-    (the bound leaves room for a loaded machine), counted, not after the ten seconds of
-    ``send_timeout``."""
+    (the bound leaves room for a loaded machine), counted and said in the project's words,
+    not after the ten seconds of ``send_timeout``, nor with uvicorn's error line for an
+    unfinished answer: its connection is aborted, and the client sees it end."""
     hub = StreamHub(queue_size=4, send_timeout=10.0)
-    async with MonitorServer(_app(hub, items=40), port=0) as server:
-        with _not_reading(server.port, 1):
-            assert await _until(lambda: hub.stats().dropped == 1, 10.0) < 10.0
-            freed = await _until(lambda: hub.stats().open == 0, 10.0)
+    with _server_log(caplog) as records:
+        async with MonitorServer(_app(hub, items=40), port=0) as server:
+            with _not_reading(server.port, 1) as (client,):
+                assert await _until(lambda: hub.stats().dropped == 1, 10.0) < 10.0
+                freed = await _until(lambda: hub.stats().open == 0, 10.0)
+                await asyncio.to_thread(_read_to_the_end, client)
+        said = [r.getMessage() for r in records if r.name == "taskdaemon.http"]
+    assert (set(), ["dropped a slow event-stream client (4 events behind)"]) == (
+        _alarms(records),
+        [m for m in said if "event-stream" in m],
+    )
     assert freed < 2.0, freed
+
+
+def _read_to_the_end(client: socket.socket) -> None:
+    """Read what the server had sent until the connection ends (a reset is an end)."""
+    client.settimeout(10.0)
+    with contextlib.suppress(ConnectionResetError):
+        while client.recv(1 << 16):
+            pass
 
 
 async def test_a_stopping_server_cuts_the_sends_of_clients_that_take_nothing(
@@ -102,27 +138,18 @@ async def test_a_stopping_server_cuts_the_sends_of_clients_that_take_nothing(
     stops in about ``close_timeout`` (half a second), before its grace of two, without
     cancelling a request (an error line, then a traceback for
     each), and the cut streams are counted."""
-    caplog.set_level(logging.INFO)
-    uvicorn_log = logging.getLogger("uvicorn.error")  # it may not reach the root logger
-    uvicorn_log.addHandler(caplog.handler)
     hub = StreamHub(queue_size=1000, send_timeout=10.0)
     server = MonitorServer(_app(hub, items=8), port=0, grace=2.0)
-    await server.start()
-    try:
-        with _not_reading(server.port, 20):
-            assert await _until(lambda: hub.stats().open == 20, 10.0) < 10.0
-            await asyncio.sleep(1.0)  # every stream's send now waits on its full socket
-            started = time.monotonic()
+    with _server_log(caplog) as records:
+        await server.start()
+        try:
+            with _not_reading(server.port, 20):
+                assert await _until(lambda: hub.stats().open == 20, 10.0) < 10.0
+                await asyncio.sleep(1.0)  # every stream's send now waits on its full socket
+                started = time.monotonic()
+                await server.aclose()
+                stopped = time.monotonic() - started
+        finally:
             await server.aclose()
-            stopped = time.monotonic() - started
-    finally:
-        await server.aclose()
-        uvicorn_log.removeHandler(caplog.handler)
-    # Uvicorn's "ASGI callable returned without completing response." (ERROR, no traceback)
-    # comes of every stream cut short, dropped while the server runs as well: not counted here.
-    errors = {
-        r.getMessage()
-        for r in caplog.records
-        if r.exc_info or (r.name == "taskdaemon.http" and r.levelno >= logging.ERROR)
-    }
+        errors = _alarms(records)
     assert (set(), True, 20) == (errors, stopped < 1.5, hub.stats().dropped), stopped

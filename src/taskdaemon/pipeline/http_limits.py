@@ -267,9 +267,17 @@ class _CountingTransport:
         return self._written - self._transport.get_write_buffer_size()
 
 
+#: The ASGI extension (``scope["extensions"]``) whose ``abort()`` ends the connection of a
+#: response its app started and cannot end (an event stream cut: its send is stuck on a full
+#: socket). Returning mid-response instead made uvicorn log "ASGI callable returned without
+#: completing response." at ERROR; after ``abort()`` the app sees ``http.disconnect`` and returns
+#: from a connection that is gone, which uvicorn takes quietly (the app logs the cut itself).
+ABORT_EXTENSION: Final = "taskdaemon.abort"
+
+
 class _BoundedH11Protocol(H11Protocol):
-    """Uvicorn's h11 protocol plus a header-read timeout, a response write stall timeout and a
-    connection cap (see the module)."""
+    """Uvicorn's h11 protocol plus a header-read timeout, a response write stall timeout, a
+    connection cap (see the module) and :data:`ABORT_EXTENSION`."""
 
     header_timeout: float = 10.0
     write_timeout: float = 30.0
@@ -316,6 +324,13 @@ class _BoundedH11Protocol(H11Protocol):
                 if self.transport.is_closing():
                     return
         self._received(data)
+
+    def handle_events(self) -> None:
+        cycle = self.cycle
+        super().handle_events()
+        if self.cycle is not None and self.cycle is not cycle:  # a new request: not started yet
+            scope = cast(dict[str, Any], self.cycle.scope)
+            scope.setdefault("extensions", {})[ABORT_EXTENSION] = {"abort": self._abort}
 
     def _received(self, data: bytes) -> None:
         super().data_received(data)

@@ -84,6 +84,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from taskdaemon.pipeline.http_answers import accepts_gzip
+from taskdaemon.pipeline.http_limits import ABORT_EXTENSION
 from taskdaemon.pipeline.web._gzip_members import GzipMember, keep
 
 __all__ = [
@@ -517,7 +518,8 @@ class EventStreamResponse:
     """An ASGI response sending a :class:`Subscription` as ``text/event-stream``.
 
     It ends when the subscription does, when the client disconnects, or when a send takes
-    longer than the hub's ``send_timeout`` (the client is dropped; the connection is closed).
+    longer than the hub's ``send_timeout`` (the client is dropped, its connection aborted:
+    :func:`_cut`).
     """
 
     def __init__(self, subscription: Subscription) -> None:
@@ -552,15 +554,15 @@ class EventStreamResponse:
                 }
             )
             if not await self._send(send, sub.preamble):
-                return
+                return await _cut(scope, gone)
             while not gone.is_set():
                 chunk = await sub.next(hub.heartbeat)
                 if chunk is None:
                     break
                 if not await self._send(send, chunk):
-                    return  # dropped: returning mid-response makes the server close it
-            if not gone.is_set():
-                await self._send(send, sub.finish(), more=False)
+                    return await _cut(scope, gone)
+            if not gone.is_set() and not await self._send(send, sub.finish(), more=False):
+                return await _cut(scope, gone)
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -593,3 +595,17 @@ class EventStreamResponse:
         except OSError:
             return False
         return True
+
+
+async def _cut(scope: Any, gone: asyncio.Event) -> None:
+    """End a response whose send was given up (already logged and counted): abort its
+    connection through the server's ``ABORT_EXTENSION`` and wait, at most a second, for the
+    server to report it gone, so the response ends as a disconnect, not as an answer left
+    unfinished (uvicorn's error line). Under a server without the extension, just return."""
+    abort = scope.get("extensions", {}).get(ABORT_EXTENSION, {}).get("abort")
+    if abort is None:
+        return
+    abort()
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(1.0):
+            await gone.wait()
