@@ -47,6 +47,7 @@ VARIABLES: dict[str, tuple[str, ...]] = {
                                "sqlite://zero"),
     "TASKDAEMON_GRAFANA_URL": (f"http://u:{CANARY}@127.0.0.1:3000", "https://g.example/x"),
     "TASKDAEMON_API_PUBLIC_URL": (f"https://u:{CANARY}@t.example", "https://t.example/x"),
+    "TASKDAEMON_API_TRUSTED_PROXY": ("127.0.0.1, ::1", "proxy.example"),
     "OTEL_EXPORTER_OTLP_ENDPOINT": (f"http://u:{CANARY}@127.0.0.1:4318", "http://127.0.0.1:9"),
     "OTEL_RESOURCE_ATTRIBUTES": (f"api_token={CANARY}", f"service.name=x,password={CANARY}"),
     "TASKDAEMON_SOURCE_TIMEOUT": ("30", "0.001", "1e400"),

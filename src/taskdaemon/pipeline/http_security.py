@@ -57,13 +57,15 @@ The model is the one Jupyter's server uses, tightened where it is loose:
 * **Behind a proxy ending TLS.** The server speaks plain HTTP; nginx or Caddy in front of it
   may end TLS. Decision: the operator says so, ``TASKDAEMON_API_PUBLIC_URL=https://host``
   (the session cookie is then ``Secure``, and ``host`` is allowed as a ``Host`` and
-  ``Origin``); no forwarded header is trusted (``X-Forwarded-Proto``, ``-For``, ``Forwarded``).
+  ``Origin``); no forwarded header is trusted (``X-Forwarded-Proto``, ``-For``, ``Forwarded``)
+  but ``X-Forwarded-For`` from a proxy named in ``TASKDAEMON_API_TRUSTED_PROXY``
+  (``forwarded_for``, its own decisions).
   Uvicorn trusts them by default from loopback (its ``forwarded_allow_ips``), and Jupyter
   when ``trust_xheaders`` is set; on a machine whose loopback other users share, any of them
   could then choose the address its wrong tokens count under (``token_failures``: a fresh
-  budget a request) and the scheme. The request's client is the socket's peer, always: behind
-  a proxy on this machine every client is loopback, one budget, which the proxy may bound
-  itself per real client.
+  budget a request) and the scheme. The request's client is the socket's peer unless the
+  operator names that peer as a proxy: behind a proxy on this machine every client is
+  otherwise loopback, one budget, which the proxy may bound itself per real client.
 * **Exposure.** Serving on a non-loopback address needs a configured token
   (:func:`check_exposure`): a token printed on a shared machine's console is no secret.
 
@@ -94,6 +96,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from taskdaemon.pipeline.ascii_number import ascii_digits
 from taskdaemon.pipeline.errors import SettingsError
+from taskdaemon.pipeline.forwarded_for import NO_PROXIES, TrustedProxies
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.sign_in_page import (
     is_page,
@@ -216,7 +219,9 @@ class ApiAuth:
     ``generated`` says the token was made at start (and may be written to a file) rather than
     configured. ``secure_cookie``: people open the server over https, a proxy in front of it
     ending TLS (``TASKDAEMON_API_PUBLIC_URL``), so the session cookie is ``Secure``.
-    ``repr`` never shows the token or the cookie key.
+    ``trusted_proxies``: the proxies whose ``X-Forwarded-For`` names the client wrong tokens
+    count under (``TASKDAEMON_API_TRUSTED_PROXY``, ``forwarded_for``). ``repr`` never shows
+    the token or the cookie key.
     """
 
     token: str = field(repr=False)
@@ -224,6 +229,7 @@ class ApiAuth:
     generated: bool = False
     allowed_hosts: frozenset[str] = frozenset()
     secure_cookie: bool = False
+    trusted_proxies: TrustedProxies = NO_PROXIES
     cookie_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def __post_init__(self) -> None:
@@ -237,6 +243,7 @@ class ApiAuth:
         principal: str | None = None,
         allowed_hosts: Iterable[str] = (),
         secure_cookie: bool = False,
+        trusted_proxies: TrustedProxies = NO_PROXIES,
     ) -> ApiAuth:
         """A fresh random token (``secrets.token_hex(24)``) for ``principal`` (default: us)."""
         return cls(
@@ -245,6 +252,7 @@ class ApiAuth:
             generated=True,
             allowed_hosts=_normalise_hosts(allowed_hosts),
             secure_cookie=secure_cookie,
+            trusted_proxies=trusted_proxies,
         )
 
     @classmethod
@@ -255,6 +263,7 @@ class ApiAuth:
         principal: str | None = None,
         allowed_hosts: Iterable[str] = (),
         secure_cookie: bool = False,
+        trusted_proxies: TrustedProxies = NO_PROXIES,
     ) -> ApiAuth:
         """A token the operator chose (``TASKDAEMON_API_TOKEN``)."""
         return cls(
@@ -262,6 +271,7 @@ class ApiAuth:
             principal=principal or server_user(),
             allowed_hosts=_normalise_hosts(allowed_hosts),
             secure_cookie=secure_cookie,
+            trusted_proxies=trusted_proxies,
         )
 
     def token_matches(self, candidate: str) -> bool:
@@ -357,7 +367,7 @@ class SecurityMiddleware:
             return
         query = dict(parse_qsl(scope.get("query_string", b"").decode("latin-1")))
         cookie_name = _cookie_name(scope)
-        client = (scope.get("client") or (None, 0))[0]
+        client = self.auth.trusted_proxies.client(scope)
         signed_in = self._signed_in(headers, cookie_name)
         retry = None if signed_in else self.failures.retry_after(client)
         form = is_sign_in_form(scope, headers)
@@ -470,7 +480,7 @@ class SecurityMiddleware:
         if isinstance(token, tuple):
             await send_error(send, *token)
             return
-        client = (scope.get("client") or (None, 0))[0]
+        client = self.auth.trusted_proxies.client(scope)
         if self.auth.token_matches(token):
             self.failures.succeeded(client)  # no newcomer any more, as a header's token
             await self._start_session(scope, send, _page_without_token(scope, query))

@@ -67,6 +67,10 @@ variable                        meaning                                 default
                                 behind a proxy (``https://host``): an
                                 ``https`` one makes the session cookie
                                 ``Secure``; its host is allowed
+``TASKDAEMON_API_TRUSTED_PROXY`` proxies whose ``X-Forwarded-For`` last  none (the socket's peer
+                                hop is the client wrong tokens count     counts)
+                                under (addresses or networks, comma
+                                list; ``forwarded_for``)
 ``TASKDAEMON_BREAKPOINTS``      breakpoints of ``run`` / ``debug`` /     none
                                 ``serve --pipeline``:
                                 ``STAGE[:CEL]`` separated by ``;``
@@ -212,6 +216,7 @@ class Settings(ValueMethods):
     breakpoints: str = ""  # parsed by cli/debug.py (``STAGE[:CEL]`` separated by ``;``)
     grafana_url: str | None = None
     api_public_url: str | None = None
+    api_trusted_proxy: tuple[str, ...] = ()
 
     otel_service_name: str | None = None
     otel_resource_attributes: str | None = None
@@ -354,6 +359,7 @@ _FIELDS: dict[str, tuple[str, parsers.Parser]] = {
     "breakpoints": ("TASKDAEMON_BREAKPOINTS", parsers.text),
     "grafana_url": ("TASKDAEMON_GRAFANA_URL", parsers.optional(parsers.grafana_url)),
     "api_public_url": ("TASKDAEMON_API_PUBLIC_URL", parsers.optional(parsers.public_url)),
+    "api_trusted_proxy": ("TASKDAEMON_API_TRUSTED_PROXY", parsers.proxies),
     "otel_service_name": ("OTEL_SERVICE_NAME", parsers.optional(parsers.text)),
     "otel_resource_attributes": (
         "OTEL_RESOURCE_ATTRIBUTES",

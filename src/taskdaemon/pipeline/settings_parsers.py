@@ -228,6 +228,17 @@ def public_url(value: Any) -> str | None:
     return url
 
 
+def proxies(value: Any) -> tuple[str, ...]:
+    """The proxies whose ``X-Forwarded-For`` names the client (``forwarded_for``): IP
+    addresses or networks, a comma list, each checked at start (the module imported only
+    then: every command reads the settings, few set this)."""
+    from taskdaemon.pipeline.forwarded_for import proxy_networks  # noqa: PLC0415
+
+    items = words(value)
+    proxy_networks(items)
+    return items
+
+
 def span_source(value: Any) -> str | None:
     """A span source URL whose scheme is known (the rest is checked where it is opened): a
     typo such as ``ftp://`` would otherwise only show when a command reads the source, and

@@ -73,8 +73,9 @@ taskdaemon serves a token the operator may have chosen short, so it goes further
   record.
 
 Bad input: the address is the socket's peer (``scope["client"]``, never a header such as
-``X-Forwarded-For``, which any client writes); a request without one (a Unix socket) counts
-under ``unknown``.
+``X-Forwarded-For``, which any client writes), but for a peer the operator named as a proxy,
+whose forwarded last hop counts (``forwarded_for``); a request without one (a Unix socket)
+counts under ``unknown``.
 """
 
 from __future__ import annotations

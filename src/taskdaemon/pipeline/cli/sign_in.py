@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from urllib.parse import urlsplit
 
+from taskdaemon.pipeline.forwarded_for import TrustedProxies, proxy_networks
 from taskdaemon.pipeline.http_security import TOKEN_FILE_NAME, ApiAuth
 from taskdaemon.pipeline.token_files import ServerTokenFiles, publish_token
 
@@ -31,8 +32,10 @@ __all__ = ["announce_sign_in", "api_auth", "publish_sign_in"]
 def api_auth(settings: Settings) -> ApiAuth:
     """The API's credentials, ``serve``'s, ``run --serve``'s and ``ui``'s alike:
     ``TASKDAEMON_API_TOKEN`` if set, else a token generated now; the host of
-    ``TASKDAEMON_API_PUBLIC_URL`` allowed, its https making the session cookie ``Secure``."""
+    ``TASKDAEMON_API_PUBLIC_URL`` allowed, its https making the session cookie ``Secure``;
+    the proxies of ``TASKDAEMON_API_TRUSTED_PROXY`` trusted (``forwarded_for``)."""
     principal = settings.api_user or None
+    proxies = TrustedProxies(proxy_networks(settings.api_trusted_proxy))
     hosts, secure = settings.api_allowed_hosts, False
     if settings.api_public_url is not None:  # behind a proxy: its host, and https or not
         public = urlsplit(settings.api_public_url)
@@ -43,8 +46,11 @@ def api_auth(settings: Settings) -> ApiAuth:
             principal=principal,
             allowed_hosts=hosts,
             secure_cookie=secure,
+            trusted_proxies=proxies,
         )
-    return ApiAuth.generate(principal=principal, allowed_hosts=hosts, secure_cookie=secure)
+    return ApiAuth.generate(
+        principal=principal, allowed_hosts=hosts, secure_cookie=secure, trusted_proxies=proxies
+    )
 
 
 def publish_sign_in(
