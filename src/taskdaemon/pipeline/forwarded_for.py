@@ -43,6 +43,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from taskdaemon.pipeline.quoting import quote
+from taskdaemon.pipeline.token_failures import ip_of
 
 __all__ = ["MAX_HOPS", "MAX_HOP_CHARS", "NO_PROXIES", "TrustedProxies", "proxy_networks"]
 
@@ -69,17 +70,6 @@ def proxy_networks(items: Iterable[str]) -> tuple[_Network, ...]:
     return tuple(networks)
 
 
-def _address(text: str) -> _Address | None:
-    """``text`` as an address (an IPv4-mapped one as its IPv4, without its zone), or None."""
-    try:
-        ip = ipaddress.ip_address(text.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    return ip
-
-
 @dataclass(frozen=True, slots=True)
 class TrustedProxies:
     """The proxies whose ``X-Forwarded-For`` names the client (the module docstring)."""
@@ -94,14 +84,14 @@ class TrustedProxies:
         peer: str | None = (scope.get("client") or (None, 0))[0]
         if not self.networks or peer is None:
             return peer
-        ip = _address(peer)
+        ip = ip_of(peer)
         if ip is None or not self._named(ip):
             return peer
         lines = [value for name, value in scope.get("headers", ()) if name == b"x-forwarded-for"]
         hops = b",".join(lines).rsplit(b",", MAX_HOPS)[-MAX_HOPS:]
         for hop in reversed(hops):
             text = hop.strip().decode("latin-1")
-            hop_ip = _address(text) if len(text) <= MAX_HOP_CHARS else None
+            hop_ip = ip_of(text) if len(text) <= MAX_HOP_CHARS else None
             if hop_ip is None:
                 return peer
             if not self._named(hop_ip):

@@ -90,7 +90,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["TokenFailures", "client_key", "site_key"]
+__all__ = ["TokenFailures", "client_key", "ip_of", "site_key"]
 
 _log = logging.getLogger("taskdaemon.http")
 
@@ -104,9 +104,9 @@ _ALL: Final = "all addresses"
 _LINK_LOCAL: Final = "fe80::/10"
 
 
-def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+def ip_of(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     """``address`` parsed without its zone, an IPv4-mapped one as its IPv4; None if it is
-    not an address."""
+    not an address (``forwarded_for`` reads a proxy's hops with it too)."""
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -128,7 +128,7 @@ def client_key(address: str | None) -> str:
     any loopback address, ``unknown`` for none."""
     if not address:
         return _UNKNOWN
-    ip = _ip(address)
+    ip = ip_of(address)
     if ip is None:
         return address
     if ip.is_loopback:
@@ -145,7 +145,7 @@ def site_key(address: str | None) -> str | None:
     a link-local one (its link); None for any other address, loopback or not one."""
     if not address:
         return None
-    ip = _ip(address)
+    ip = ip_of(address)
     if not isinstance(ip, ipaddress.IPv6Address) or ip.is_loopback:
         return None
     if ip.is_link_local:
