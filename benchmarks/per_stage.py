@@ -1,6 +1,7 @@
 """Per-stage cost of ``taskdaemon run``, all in, against the raw OTel SDK floor.
 
-``.venv/bin/python benchmarks/per_stage.py [--rounds 7] [--stages 301] [--floor-stages 3001]``
+``.venv/bin/python benchmarks/per_stage.py [--rounds 7] [--stages 301] [--floor-stages 3001]
+[--variants sync,async,command] [--baseline SRC] [--live]``
 
 Each measurement is a whole process, as a user runs it: ``taskdaemon run -q FILE`` (engine,
 monitor, embedded span store, Prometheus reader: the defaults) over a chain of ``--stages``
@@ -25,6 +26,8 @@ slower for minutes at a time moves less, since a round's variants run within sec
 other. Every process gets a fresh ``TASKDAEMON_HOME``. With
 ``--baseline SRC`` (e.g. ``git archive main src | tar -x -C /tmp/base``, then
 ``--baseline /tmp/base/src``) each variant is also timed with that code, in the same rounds.
+With ``--live`` each chain's first stage waits for telemetry to load (``chain``), so the
+monitor handles the others' records as they run, whatever their kind.
 """
 
 from __future__ import annotations
@@ -46,22 +49,42 @@ PYTHON = sys.executable
 TASKDAEMON = [PYTHON, "-m", "taskdaemon.pipeline.cli"]
 FLOOR = [PYTHON, str(HERE / "sdk_floor.py")]
 
-HANDLERS = """\
+#: Seconds the first stage of a ``live`` chain waits (``chain``): more than telemetry takes
+#: to load beside a run that has started (``cli/deferred.py``).
+LIVE_SECONDS = 1.5
+
+HANDLERS = f"""\
+import asyncio
+
+
 def sync_noop(ctx):
     return None
 
 
 async def async_noop(ctx):
     return None
+
+
+async def wait_live(ctx):
+    await asyncio.sleep({LIVE_SECONDS})
 """
 
 
-def chain(kind: str, stages: int) -> str:
-    """A chain of ``stages`` no-op stages of ``kind`` (sync, async, command) as YAML."""
+def chain(kind: str, stages: int, live: bool = False) -> str:
+    """A chain of ``stages`` no-op stages of ``kind`` (sync, async, command) as YAML.
+
+    ``live``: the first stage waits ``LIVE_SECONDS`` instead, so that the others run with the
+    monitor loaded and handling records as they come. Without it, ``taskdaemon run`` loads
+    telemetry beside the chain (``cli/deferred.py``): a chain that outruns the load (an async
+    one, of thousands of stages) has its records kept and handled in one batch at the end,
+    one that does not (a sync one) has them handled while it runs, so the two kinds' figures
+    differ by more than their handlers' hop. A chain of 1 is then the waiting stage alone."""
     lines = [f"name: chain-{kind}-{stages}", "stages:"]
     for i in range(stages):
         lines.append(f"  - name: s{i}")
-        if kind == "command":
+        if live and i == 0:
+            lines += ["    loop: python", "    handler: bench_handlers:wait_live"]
+        elif kind == "command":
             lines += ["    loop: command", '    command: ":"']
         else:
             lines += ["    loop: python", f"    handler: bench_handlers:{kind}_noop"]
@@ -127,6 +150,12 @@ def main() -> None:
         help="also time each variant with SRC (another checkout's src directory) first on "
         "PYTHONPATH, in the same rounds, as VARIANT@base",
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="each chain's first stage waits for telemetry to load, so the others run with "
+        "the monitor live (chain's docstring); the floor is unchanged",
+    )
     args = parser.parse_args()
     absolute_pythonpath()
     n: int = args.stages
@@ -144,7 +173,7 @@ def main() -> None:
         baseline = str(Path(args.baseline).resolve()) if args.baseline else None
         for kind in variants:
             for size in (1, n):
-                (work / f"{kind}{size}.yaml").write_text(chain(kind, size))
+                (work / f"{kind}{size}.yaml").write_text(chain(kind, size, args.live))
             runs = (
                 [*TASKDAEMON, "run", "-q", f"{kind}1.yaml"],
                 [*TASKDAEMON, "run", "-q", f"{kind}{n}.yaml"],
@@ -188,8 +217,9 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     load = os.getloadavg()[0]
     print(
-        f"taskdaemon run -q, chain of {n} vs 1 no-op stages (the floor {args.floor_stages} vs "
-        f"1), {args.rounds} interleaved rounds (load average {load:.1f} on {os.cpu_count()} CPUs)"
+        f"taskdaemon run -q, chain of {n} vs 1 no-op stages{' after a wait' if args.live else ''}"
+        f" (the floor {args.floor_stages} vs 1), {args.rounds} interleaved rounds (load average "
+        f"{load:.1f} on {os.cpu_count()} CPUs)"
     )
 
     def best(name: str) -> float:

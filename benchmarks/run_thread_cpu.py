@@ -1,7 +1,7 @@
 """Where a stage's CPU goes in ``taskdaemon run``, thread by thread.
 
 ``.venv/bin/python benchmarks/run_thread_cpu.py [--stages 301] [--rounds 5] [--kind async]
-[--baseline SRC] [--pin CPU]``
+[--baseline SRC] [--pin CPU] [--live]``
 
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of ``--kind`` (``sync`` or ``async``) and over a chain of 1, each a whole process with a fresh
@@ -18,13 +18,14 @@ wake-ups a stage causes. Per stage = (N-stage figure - 1-stage figure) / (N - 1)
 the rounds, by thread name (pool threads summed): the engine and the YAML parse on ``main``, the
 monitor on ``taskdaemon-telemetry-load`` for an async chain (it finishes before telemetry has
 loaded, so the kept records are handled there in one batch; ``cli/deferred.py``) or on its
-worker thread for a sync one, the span store and run log writers on theirs. With ``--baseline
-SRC`` (another checkout's ``src``), the same rounds also run that code, beside this one, as a
-second column. With ``--pin CPU``, each tree also runs under ``taskset -c CPU`` (every thread on
-one CPU), in the same rounds, as a column ``@pin``: a diagnostic of how much of a tree's cost is
-threads waking each other across CPUs (dear on this VM), not a setting ``run`` would use (it
-would bind users' handlers and their processes to one CPU). Rounds run the variants in a
-shuffled order.
+worker thread for a sync one (with ``--live``, the chains of ``per_stage.py --live``, on the
+loop or the worker for both kinds), the span store and run log writers on theirs. With
+``--baseline SRC`` (another checkout's ``src``), the same rounds also run that code, beside
+this one, as a second column. With ``--pin CPU``, each tree also runs under ``taskset -c CPU``
+(every thread on one CPU), in the same rounds, as a column ``@pin``: a diagnostic of how much
+of a tree's cost is threads waking each other across CPUs (dear on this VM), not a setting
+``run`` would use (it would bind users' handlers and their processes to one CPU). Rounds run
+the variants in a shuffled order.
 
 Run under ``chrt -f 10`` (root, or ``CAP_SYS_NICE``), every thread of the processes measured
 runs ahead of the machine's other work, and nearly every wake-up of one thread by another lands
@@ -139,6 +140,11 @@ def main() -> None:
     parser.add_argument("--kind", choices=("sync", "async"), default="async")
     parser.add_argument("--baseline", metavar="SRC")
     parser.add_argument("--pin", metavar="CPU", help="also run each tree under taskset -c CPU")
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="the chain's first stage waits for telemetry to load (per_stage.chain)",
+    )
     args = parser.parse_args()
     trees: dict[str, str | None] = {"this": None}
     if args.baseline:
@@ -168,8 +174,8 @@ def main() -> None:
     try:
         (work / "wrapper.py").write_text(WRAPPER)
         (work / "bench_handlers.py").write_text(HANDLERS)
-        (work / "one.yaml").write_text(chain(args.kind, 1))
-        (work / "many.yaml").write_text(chain(args.kind, n))
+        (work / "one.yaml").write_text(chain(args.kind, 1, args.live))
+        (work / "many.yaml").write_text(chain(args.kind, n, args.live))
         for source in trees.values():  # warm-up: page cache, .pyc files
             measure(work, "one.yaml", source)
         for _ in range(args.rounds):

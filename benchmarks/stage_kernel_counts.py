@@ -1,7 +1,7 @@
 """What a stage of ``taskdaemon run`` asks of the kernel: system calls, switches, wake-ups.
 
 ``.venv/bin/python benchmarks/stage_kernel_counts.py [--stages 1001] [--rounds 3]
-[--kinds sync,async] [--baseline SRC] [--threads]``
+[--kinds sync,async] [--baseline SRC] [--threads] [--live]``
 
 Each round runs ``taskdaemon run -q`` over ``per_stage.py``'s chain of ``--stages`` no-op stages
 of each kind and over a chain of 1, each a whole process with a fresh ``TASKDAEMON_HOME``,
@@ -39,7 +39,8 @@ by ``os._exit``) shows as ``tid N``.
 
 Needs ``perf`` with access to tracepoints (root, or ``kernel.perf_event_paranoid`` at most
 1). With ``--baseline SRC`` (another checkout's ``src``) each kind also runs that code, in the
-same rounds, as ``KIND@base``.
+same rounds, as ``KIND@base``. With ``--live``, the chains of ``per_stage.py --live``: the
+first stage waits for telemetry to load, so no count is the loader's.
 """
 
 from __future__ import annotations
@@ -223,6 +224,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", action="store_true", help="futex, pread64, pwrite64 calls, switches by thread"
     )
+    parser.add_argument(
+        "--live",
+        action="store_true",
+        help="the chain's first stage waits for telemetry to load (per_stage.chain)",
+    )
     args = parser.parse_args()
     kinds = [kind for kind in args.kinds.split(",") if kind]
     if args.stages < 2 or args.rounds < 1 or not set(kinds) <= {"sync", "async"} or not kinds:
@@ -249,8 +255,8 @@ def main() -> None:
     try:
         (work / "bench_handlers.py").write_text(HANDLERS)
         for kind in kinds:
-            (work / f"{kind}-1.yaml").write_text(chain(kind, 1))
-            (work / f"{kind}-n.yaml").write_text(chain(kind, n))
+            (work / f"{kind}-1.yaml").write_text(chain(kind, 1, args.live))
+            (work / f"{kind}-n.yaml").write_text(chain(kind, n, args.live))
         for _ in range(args.rounds):
             order = list(variants.items())
             random.shuffle(order)  # no variant always runs first

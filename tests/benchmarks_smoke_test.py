@@ -285,3 +285,17 @@ def test_a_relative_pythonpath_still_names_the_tree_measured(name: str, tmp_path
     assert done.returncode == 0, done.stderr[-4000:]
     # The script itself, and every taskdaemon process it ran (one at least).
     assert len(seen.read_text().split()) > 1, done.stdout[-2000:]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_a_live_chain_runs_with_the_monitor_loaded(tmp_path: Path) -> None:
+    """``--live`` (``per_stage.chain``): the chain's first stage waits until telemetry has
+    loaded, so the monitor's record worker handles the other stages' records as they come; a
+    chain that outran the load would have them handed over in one batch at the run's end,
+    and the worker's thread would not show. ``run_thread_cpu.py`` names every thread that
+    ran."""
+    args = ["--kind", "async", "--stages", "5", "--rounds", "1", "--live"]
+    done = _run([str(BENCHMARKS / "run_thread_cpu.py"), *args], tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert re.search(r"^  taskdaemon-monitor +-?[\d.]+ ", done.stdout, re.MULTILINE), done.stdout
