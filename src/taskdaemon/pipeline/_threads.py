@@ -38,6 +38,19 @@ calls of a run and not others. An opt-in would be a second spelling of ``async d
 (tests/pipeline_loops_sync_off_loop_test.py holds all three; benchmarks/README.md,
 inline59's section, the figures).
 
+Nor does a pool thread take the loop's turn. Decision, after a tree whose worker, once a
+handler returned, ran the loop's ready callbacks itself while the loop's thread slept in
+``select`` (a lock the loop's thread held everywhere else): the stage's end, its dependents'
+triggers and the next stage's start ran on the worker, which then took the next handler
+without a wake-up. It kept the three promises above (the handler still ran on a pool thread
+with no loop of its own, and a signal woke the loop's thread, which took its lock back after
+one such turn) and cut the switches a stage, but the loop's code ran on a pool thread for
+most turns: observers, the engine's callbacks and the caller's own coroutines saw another
+thread than the loop's, and loop code bound to its thread (a thread-local, a ``sqlite3``
+connection made there, ``signal.signal``) would break. The engine's state stays with the
+loop's thread, so a sync stage hands over both ways (benchmarks/README.md, shape60's
+section).
+
 The worker thread does the handler's call and its CPU reading, nothing of the engine's work
 on the stage: the result checks, the outputs and the records stay on the loop. Decision: a
 hand-over's extra CPU, where the loop's thread and the worker's each have a CPU, is mostly a
