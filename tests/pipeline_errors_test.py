@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from taskdaemon.pipeline.errors import (
-    CLOSE_NAME,
     CLOSE_STAGES,
     REDACTION_REACH,
     bounded_text,
@@ -11,6 +10,7 @@ from taskdaemon.pipeline.errors import (
     redacted_bounded_text,
 )
 from taskdaemon.pipeline.redaction import redact_text
+from taskdaemon.pipeline.wording import CLOSE_NAME
 
 
 def test_no_such_stage_names_at_most_twenty_stages() -> None:
@@ -22,7 +22,7 @@ def test_no_such_stage_names_at_most_twenty_stages() -> None:
 
 def test_no_such_stage_says_the_stage_meant_within_its_bounds() -> None:
     """A misspelt stage gets the stage meant among up to :data:`CLOSE_STAGES` stages and up
-    to :data:`CLOSE_NAME` characters; past either, the list alone (each comparison costs the
+    to ``wording.CLOSE_NAME`` characters; past either, the list alone (each comparison costs the
     product of the two names' lengths)."""
     stages = ["build", *(f"n{i:04d}" for i in range(CLOSE_STAGES - 1))]
     long = "b" * (CLOSE_NAME + 1)

@@ -45,11 +45,10 @@ __all__ = [
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
 NAMED_STAGES = 20
-#: Stages an unknown stage's "did you mean" compares it with, and the longest name it looks
-#: one up for: each comparison costs up to the product of the two lengths, and a stored run
-#: may have 100,000 stages of 128 characters alike; past either bound, no hint.
+#: Stages an unknown stage's "did you mean" compares it with: each comparison costs up to the
+#: product of the two lengths, and a stored run may have 100,000 stages of 128 characters
+#: alike; past the bound, no hint (the name's length is ``wording.close_match``'s bound).
 CLOSE_STAGES: Final = 1000
-CLOSE_NAME: Final = 128
 #: Characters of an issue's field path shown: a path holds the file's keys as written, and an
 #: unknown key of 80,000 characters was an 80 KB line (a real path is far shorter).
 SHOWN_PATH: Final = 300
@@ -219,8 +218,8 @@ def stage_meant(stage: str, stages: Sequence[str]) -> str:
     """``; did you mean 'implementation'?`` for a wrong ``stage`` close to one of ``stages``,
     else nothing: the rule of a definition's wrong stage names (``wording.close_match``) for
     a stage named on the command line or in a URL (``logs --stage``, ``replay --from``),
-    looked up within :data:`CLOSE_STAGES` and :data:`CLOSE_NAME`."""
-    if len(stages) > CLOSE_STAGES or len(stage) > CLOSE_NAME:
+    looked up among at most :data:`CLOSE_STAGES`."""
+    if len(stages) > CLOSE_STAGES:
         return ""
     close = close_match(stage, stages)
     return f"; did you mean {quote(close[0])}?" if close else ""

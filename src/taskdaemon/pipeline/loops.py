@@ -290,10 +290,6 @@ def _call_mismatch(function: object) -> str | None:
     return None
 
 
-#: The longest name given a "did you mean": difflib's work grows with its length.
-_MAX_NEAR_NAME = 100
-
-
 def _near_name(owner: object, name: str, prefix: str) -> str:
     """`` (did you mean 'fetch'?)`` for ``name`` missing from ``owner``, among its public
     attributes (``prefix`` is the dotted path to ``owner``), or ``""``."""
@@ -303,7 +299,7 @@ def _near_name(owner: object, name: str, prefix: str) -> str:
         names = [found for found in dir(owner) if not found.startswith("_")]
     except Exception:  # a hostile ``__dir__``: no hint rather than no error line
         return ""
-    close = close_match(name, names) if len(name) <= _MAX_NEAR_NAME else []
+    close = close_match(name, names)
     return f" (did you mean {prefix + close[0]!r}?)" if close else ""
 
 
@@ -314,7 +310,7 @@ def _near_module(module_name: str) -> str:
     package_name, _, name = module_name.rpartition(".")
     package = sys.modules.get(package_name) if package_name else None
     paths = getattr(package, "__path__", None)
-    if paths is None or len(name) > _MAX_NEAR_NAME:
+    if paths is None:
         return ""
     import pkgutil  # noqa: PLC0415 - a failure only (start-up time)
 

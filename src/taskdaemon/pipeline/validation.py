@@ -158,7 +158,7 @@ class _Validator:
     def suggest(self, name: str, candidates: Collection[str]) -> str:
         # difflib compares with every candidate: quadratic over a hostile file's wrong names. A
         # definition that ran is checked for a drawing, which tells nobody what was wrong.
-        if self.ran or self.suggestions >= _MAX_SUGGESTIONS or len(name) > MAX_NAME_LENGTH:
+        if self.ran or self.suggestions >= _MAX_SUGGESTIONS:
             return ""
         self.suggestions += 1
         close = close_match(name, candidates)

@@ -178,7 +178,7 @@ def unknown_code(code: str) -> str | None:
     """Why ``code`` names no warning (with a "did you mean"), or None for a known code."""
     if code in WARNING_CODES:
         return None
-    close = close_match(code, WARNING_CODES) if len(code) <= 128 else []
+    close = close_match(code, WARNING_CODES)
     hint = f"did you mean {close[0]!r}?" if close else "expected " + ", ".join(WARNING_CODES)
     return f"unknown warning code {quote(code, 80)} ({hint})"
 
@@ -232,7 +232,7 @@ def _reads(path: str, paths: Paths | None, stages: Mapping[str, Stage]) -> list[
             continue
         for field_, keys in fields.items():
             if field_ not in _STAGE_FIELDS:
-                close = close_match(field_, _STAGE_FIELDS) if len(field_) <= 128 else []
+                close = close_match(field_, _STAGE_FIELDS)
                 hint = f"did you mean {close[0]!r}?" if close else "a stage has status and outputs"
                 message = (
                     f"reads stages.{name}.{cut(field_, 80)}, which a stage does not have ({hint})"
@@ -274,7 +274,7 @@ def _statuses(path: str, source: str) -> list[ValidationWarning]:
             if value in statuses:
                 continue
             name = next(match[group] for group in stage_groups if match[group] is not None)
-            close = close_match(value, statuses) if len(value) <= 128 else []
+            close = close_match(value, statuses)
             hint = f"did you mean {close[0]!r}?" if close else "a status is " + ", ".join(statuses)
             message = (
                 f"compares the status of stage {quote(name)} with {quote(value, 80)}, which "
@@ -289,7 +289,7 @@ def _unknown_output(
 ) -> ValidationWarning:
     """``provided``: the outputs the engine gives the stage beyond ``declared`` (a fan-out's
     ``instances``), which a typo may be close to, and which the hint names as such."""
-    close = close_match(key, [*declared, *provided]) if len(key) <= 128 else []
+    close = close_match(key, [*declared, *provided])
     if close:
         hint = f"did you mean {close[0]!r}?"
     elif declared:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
-from typing import Any
+from typing import Any, Final
 
 from taskdaemon.pipeline.quoting import quote
 
@@ -100,13 +100,31 @@ def unknown_pipeline(source: Any, pipeline: str | None, also: Collection[str] = 
     return no_run_of(pipeline) + (f"; did you mean {quote(close[0])}?" if close else "")
 
 
+#: The longest wrong name :func:`close_match` looks a candidate up for: the longest name a
+#: definition may give a pipeline, a stage, a loop type or an event type
+#: (``validation.MAX_NAME_LENGTH``, which imports this module, so the value is written twice
+#: and a test holds them equal).
+CLOSE_NAME: Final = 128
+
+
 def close_match(name: str, candidates: Collection[str]) -> list[str]:
     """The candidate closest to a wrong ``name``, if any is close (a list of at most one): of
     the close ones, the one that begins as ``name`` does for longest, else the closest. A
     word is misspelt at its end more often than at its start: ``retries`` is ``retry`` with
     another ending, though ``triggers`` shares more of its letters. One rule for a
     definition's keys and choices, for the stage and loop names it refers to, and for the
-    command line's sub-commands, choices and options."""
+    command line's sub-commands, choices and options.
+
+    A ``name`` longer than :data:`CLOSE_NAME` gets none, whoever asks: each comparison costs
+    up to the product of the two lengths, and the name comes from a file, a command line or a
+    URL anyone writes. The bound is here, not in the callers, which had three values and some
+    none (a pipeline name against the store's, a web ``?status=``). Its value is the longest
+    name a definition allows, so that every name it can hold gets its hint; a longer one is
+    no name a definition holds, and the caller's own message (the names there are, or what
+    is expected) still says what to write. The number of ``candidates`` is each caller's
+    bound, as only it knows where they come from."""
+    if len(name) > CLOSE_NAME:
+        return []
     import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
 
     close = difflib.get_close_matches(name, list(candidates), n=3)

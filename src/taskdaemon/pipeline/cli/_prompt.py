@@ -287,8 +287,8 @@ class CommandPrompt:
     def meant(self, word: str) -> str:
         """What an unknown command's error adds: the command ``word`` is closest to, as a
         definition's misspelt name gets it (``did you mean 'inputs'?``), else where the
-        commands are listed. A word past a name's length is looked up in no table."""
-        close = close_match(word, self.COMMANDS) if len(word) <= 128 else []
+        commands are listed."""
+        close = close_match(word, self.COMMANDS)
         return f"did you mean {quote(close[0])}?" if close else "'help' lists them"
 
     def _print(self, text: str) -> None:
