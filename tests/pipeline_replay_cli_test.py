@@ -637,7 +637,7 @@ def test_a_fed_stage_has_no_duration_in_the_dag(home: Path, tmp_path: Path) -> N
     drawn = {f: taskdaemon(home, "dag", "--run", new, "--format", f).stdout for f in _DRAWINGS}
     graph = json.loads(taskdaemon(home, "dag", "--run", new, "--format", "json").stdout)
     nodes = {node["name"]: node["timings"] for node in graph["nodes"]}
-    # ``replayed · 0ms``; Mermaid writes the dot as ``#183;``
+    # ``replayed · 0ms``, the dot as itself or as a character reference (``&#183;``)
     timed = {f: bool(re.search("replayed (·|#183;)", text)) for f, text in drawn.items()}
     assert dict.fromkeys(_DRAWINGS, False) == timed, drawn
     assert (None, None) == (nodes["a"]["duration"], nodes["a"]["queue_time"]), nodes

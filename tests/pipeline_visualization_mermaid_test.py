@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pipeline_visualization_support import failed_run, feature_delivery, hostile_pipeline
 from taskdaemon.pipeline.model import Manual, OnCompletion, OnCondition, Pipeline, Stage
 from taskdaemon.pipeline.visualization import render_mermaid
-from taskdaemon.pipeline.visualization._mermaid import beyond_default_limits
+from taskdaemon.pipeline.visualization._mermaid import beyond_default_limits, text
 
 NODE = re.compile(r'^  ([sg]\d+)(\(|\{|\[\\|>)"([^"]*)"(\)|\}|/\]|\])$')
 EDGE = re.compile(r'^  ([sg]\d+) (-->|-\.->)\|"([^"]*)"\| (s\d+)$')
@@ -38,12 +40,13 @@ def test_every_line_is_a_node_edge_or_class() -> None:
     assert set() == {end for edge in edges for end in edge[:2]} - set(nodes)
 
 
-def test_labels_use_br_and_entities() -> None:
-    """Node labels join lines with <br/> and write the middle dot as an entity."""
+def test_labels_use_br_and_write_characters_as_they_are() -> None:
+    """Node labels join lines with <br/> and write the middle dot as itself: an entity code
+    (``#183;``) showed as ``&#183;`` where Mermaid draws labels as SVG text."""
     nodes, _ = parse(render_mermaid(feature_delivery(), failed_run()))
     assert (
         nodes["s2"] == "Implementation<br/>(phase loop)<br/>"
-        "failure #183; 3 instances #183; 2 attempts #183; 1.2s"
+        "failure · 3 instances · 2 attempts · 1.2s"
     )
 
 
@@ -57,14 +60,46 @@ def test_states_get_class_definitions() -> None:
 
 
 def test_hostile_text_is_escaped() -> None:
-    """Quotes, pipes, brackets, markup and newlines in names never reach Mermaid raw."""
+    """Quotes, markup and newlines in names never reach Mermaid raw: a quote is Mermaid's code,
+    markup HTML's entities; brackets, braces and the rest are written as they are, which a
+    quoted label holds as text."""
     pipeline = hostile_pipeline()
     nodes, edges = parse(render_mermaid(pipeline))
     assert len(pipeline.stages) + 3 == len(nodes)
-    assert nodes["s0"] == "say #34;hi#34;<br/>(py#34;thon loop)"
-    assert nodes["s6"] == "#60;b#62;html#60;/b#62; #38; co<br/>(python loop)"
-    assert all(re.fullmatch(r"[^\"<>|\n]*", label.replace("<br/>", "")) for label in nodes.values())
-    assert all("|" not in label for _, _, label in edges)
+    assert nodes["s0"] == "say #quot;hi#quot;<br/>(py#quot;thon loop)"
+    assert nodes["s6"] == "&lt;b&gt;html&lt;/b&gt; &amp; co<br/>(python loop)"
+    assert nodes["s7"] == "{braces}; [brackets] -&gt; arrow<br/>(python loop)"
+    assert all(re.fullmatch(r"[^\"<>\n]*", label.replace("<br/>", "")) for label in nodes.values())
+    assert (
+        "s0",
+        "s10",
+        "on event<br/>ev#quot;t<br/>if event.x == #quot;}\\#quot;#quot; &amp;&amp; "
+        "size(event.y) &gt; 0",
+    ) in edges
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        ("size(x) > 0", '"size(x) &gt; 0"'),
+        ("a < b & c", '"a &lt; b &amp; c"'),
+        ("x -->|y| z", '"x --&gt;|y| z"'),
+        ('say "hi"', '"say #quot;hi#quot;"'),
+        ("#fff; #1 a#b", '"#35;fff; #1 a#b"'),
+        ("#quot; &amp;", '"#35;quot; &amp;amp;"'),
+        ("`md` x", '"#96;md` x"'),
+        ("x `md`", '"x `md`"'),
+        ("é 日本 · — {[(;)]} %% \\", '"é 日本 · — {[(;)]} %% \\"'),
+        ("a\nb\r\nc", '"a<br/>b<br/>c"'),
+        ("esc\x1b[2J rtl\u202eab zero\u200bw", '"esc\\x1b[2J rtl\\u202eab zero\\u200bw"'),
+    ],
+)
+def test_label_text_writes_characters_as_mermaid_draws_them(value: str, written: str) -> None:
+    """Each character as itself, but ``&``, ``<`` and ``>`` as the HTML entities Mermaid
+    decodes for labels drawn as HTML and as SVG text alike, ``"`` and a ``#`` that would begin
+    an entity code as Mermaid's codes, a backtick that would open a Markdown string as its
+    code, and what a terminal would act on as its visible escape."""
+    assert written == text(value)
 
 
 def _fan(links: int, gates: int = 0, name: str = "stage") -> str:

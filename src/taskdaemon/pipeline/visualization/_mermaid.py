@@ -3,8 +3,8 @@ stage nodes, edge labels in ``|"…"|``, one ``classDef`` per state (same colour
 pseudo-nodes for conditions (rhombus), approvals (inverted trapezoid) and external events
 (flag), and a dotted edge, labelled with the reason, from a failed stage to each stage its
 failure cancelled. Node ids are generated (``s0``, ``g0``), so any stage name is safe; label
-text is quoted and every character Mermaid could read as syntax is written as an entity code
-(``#34;``), which GitHub's renderer decodes.
+text is quoted, and written as it is but for the few characters Mermaid would read as
+something else (:func:`text`).
 
 Decision: a box is headed by the stage's title (``feature_delivery`` as ``Feature Delivery``),
 as DOT's is: DOT's label is a contract (docs/architecture.md, "Output formats") and Mermaid draws
@@ -14,8 +14,10 @@ the same content. The web page names boxes as written (``web._views.labelled``).
 from __future__ import annotations
 
 import json
+import re
 
 from taskdaemon.pipeline.ellipsis import cut
+from taskdaemon.pipeline.terminal_text import shown
 from taskdaemon.pipeline.visualization._cancel import cancellations
 from taskdaemon.pipeline.visualization._snapshot import (
     STATE_HEX,
@@ -31,16 +33,20 @@ from taskdaemon.pipeline.visualization._snapshot import (
 
 __all__ = ["beyond_default_limits", "render_mermaid_snapshot"]
 
-_SAFE = frozenset(
-    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 .,:_-()/+*=!?'@$%^~"
-)
+#: What label text writes other than as itself: ``&``, ``<`` and ``>`` as the three HTML
+#: entities Mermaid decodes whether it draws labels as HTML or as SVG text, and ``"`` (which
+#: would end the quoted label) as Mermaid's own code.
+_WRITTEN = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "#quot;"})
+#: A ``#`` that begins what Mermaid reads as its own entity code (``#quot;``, ``#9829;``: a
+#: ``#``, ASCII word characters, a ``;``).
+_CODE_START = re.compile(r"#(?=[A-Za-z0-9_]+;)")
 # The DOT shapes' families (see _dot.py): rhombus (decision), inverted trapezoid (manual
 # operation), asymmetric flag (incoming signal).
 _GATE_SHAPES = {"condition": ("{", "}"), "approval": ("[\\", "/]"), "external_event": (">", "]")}
 
 
 #: The longest label text, in characters: longer text is cut with an ellipsis (Mermaid refuses
-#: a whole diagram over 50,000 characters by default, and entity codes multiply the length).
+#: a whole diagram over 50,000 characters by default, and entities multiply the length).
 MAX_TEXT = 500
 
 
@@ -56,7 +62,7 @@ def beyond_default_limits(mermaid: str) -> str | None:
     A DAG of hundreds of stages passes Mermaid's limits; its text stays valid, for a renderer
     configured to draw more, but a user who pastes it into GitHub is told why it shows an
     error there and what draws it instead."""
-    # Every link is written ``-->|`` or ``-.->|``; label text writes ``>`` and ``|`` as codes.
+    # Every link is written ``-->|`` or ``-.->|``; label text writes ``>`` as ``&gt;``.
     links = mermaid.count("->|")
     if links <= DEFAULT_MAX_LINKS and len(mermaid) <= DEFAULT_MAX_CHARACTERS:
         return None
@@ -69,11 +75,29 @@ def beyond_default_limits(mermaid: str) -> str | None:
 
 
 def text(value: str) -> str:
-    """Quoted Mermaid label text: lines joined by ``<br/>``, unsafe characters as ``#NNN;``;
-    cut to ``MAX_TEXT`` characters with an ellipsis."""
+    """Quoted Mermaid label text, cut to ``MAX_TEXT`` characters with an ellipsis: lines joined
+    by ``<br/>``, each written as it is (``x > 0 · 3 instances``, ``é``, ``|``, brackets) but
+    for what Mermaid would read as something else.
+
+    Decision: Mermaid's documented way to write a character, its entity code (``#62;``), is
+    used only where nothing else is read as the character: for ``"``, and for a ``#`` that
+    would begin a code (``#35;``). Mermaid turns a code into an HTML character reference,
+    which it resolves only when it draws labels as HTML: drawn as SVG text (``htmlLabels:
+    false``) the label showed ``&#62;`` (and still shows ``&quot;`` for a ``"``, which no
+    other spelling writes). Inside a quoted label the grammar takes every other character
+    as text, but the label is read as HTML once parsed, so ``&``, ``<`` and ``>`` are
+    written ``&amp;``, ``&lt;`` and ``&gt;``, which Mermaid decodes for both kinds of label
+    (a bare ``>`` vanished from SVG text, and ``<b>`` would be markup). A control,
+    bidirectional or invisible character is written as its escape (``\\x1b``, ``\\u202e``),
+    as a terminal shows it (``terminal_text.shown``): this text is printed too. A label that
+    would begin with a backtick begins with its code (``#96;``), as a backtick just after the
+    quote opens a Markdown string. Not worked around: in a label of several lines (every
+    node's), Mermaid reads a backslash and an ``n`` as a line break however they are
+    written, as codes too."""
     lines = cut(value, MAX_TEXT).replace("\r\n", "\n").split("\n")
-    encoded = ["".join(ch if ch in _SAFE else f"#{ord(ch)};" for ch in line) for line in lines]
-    return '"' + "<br/>".join(encoded) + '"'
+    written = [_CODE_START.sub("#35;", shown(line)).translate(_WRITTEN) for line in lines]
+    joined = "<br/>".join(written)
+    return '"' + ("#96;" + joined[1:] if joined.startswith("`") else joined) + '"'
 
 
 def render_mermaid_snapshot(snapshot: DagSnapshot) -> str:
