@@ -3,11 +3,12 @@ stage transition, the approval's and the pause's lines, a failed command's stder
 stages a stop left queued, the run's end, and a replay's fed stages.
 
 The events are the engine's, made here with the times and texts a run would give them; the
-clock column is fixed (``pipeline_cli_run_progress_test.py`` reads the clock)."""
+clock column is dropped (``pipeline_cli_run_progress_test.py`` reads the clock)."""
 
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 import pytest
@@ -55,17 +56,21 @@ def _finished(
     )  # fmt: skip
 
 
+#: A line's clock column: ``   90.25s  ``.
+_CLOCK = re.compile(r"^ *\d+\.\d\ds  ")
+
+
 def _lines(view: ProgressView, stream: io.StringIO, *events: EngineEvent) -> list[str]:
-    """The lines ``events`` add, each one's clock column (always 0.00 s here) dropped."""
+    """The lines ``events`` add, each one's clock column dropped."""
     before = len(stream.getvalue().splitlines())
     for event in events:
         view.on_event(event)
-    return [line.removeprefix("    0.00s  ") for line in stream.getvalue().splitlines()[before:]]
+    return [_CLOCK.sub("", line) for line in stream.getvalue().splitlines()[before:]]
 
 
 def _view(**options: Any) -> tuple[ProgressView, io.StringIO]:
     stream = io.StringIO()
-    return ProgressView(stream, clock=lambda: 0.0, **options), stream
+    return ProgressView(stream, **options), stream
 
 
 def test_a_run_retried_skipped_approved_paused_and_cancelled_reads_line_by_line() -> None:
@@ -231,7 +236,7 @@ def test_an_execution_cancelled_at_its_pause_ends_there_without_a_duration() -> 
 
 def test_without_a_stream_the_lines_go_to_stderr(capsys: pytest.CaptureFixture[str]) -> None:
     """The view made without a stream writes to stderr (``run``'s), nothing to stdout."""
-    ProgressView(clock=lambda: 0.0).on_event(_started("build"))
+    ProgressView().on_event(_started("build"))
     assert ("", "    0.00s  build                    running\n") == capsys.readouterr()
 
 
@@ -267,7 +272,7 @@ def _on_terminal(columns: int, *events: EngineEvent, **options: Any) -> list[str
     terminal = _Terminal()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLUMNS", str(columns))
-        view = ProgressView(terminal, clock=lambda: 0.0, **options)
+        view = ProgressView(terminal, **options)
     for event in events:
         view.on_event(event)
     return terminal.getvalue().splitlines()
@@ -314,7 +319,7 @@ def test_on_a_narrow_terminal_a_hint_that_does_not_fit_goes_whole_on_its_own_lin
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLUMNS", "60")
         stream = _Terminal()
-        narrow = ProgressView(stream, clock=lambda: 0.0, approve_hint=hint)
+        narrow = ProgressView(stream, approve_hint=hint)
     asked = ApprovalRequested(**_BOOK, stage="gate", at=0.0)
     narrow.on_event(asked)
     assert [

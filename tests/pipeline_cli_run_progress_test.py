@@ -4,6 +4,7 @@ breakpoint, and the first lines of a run."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +21,15 @@ from cli_support import (
 )
 from pipeline_engine_support import pipeline, stage
 from taskdaemon.pipeline.cli.run_progress import ProgressView
-from taskdaemon.pipeline.events import BreakpointHit, RunStarted, StageFinished, StageStarted
+from taskdaemon.pipeline.events import (
+    BreakpointHit,
+    RunFinished,
+    RunStarted,
+    StageFinished,
+    StageStarted,
+)
 from taskdaemon.pipeline.model import OnEvent
-from taskdaemon.pipeline.state import StageStatus
+from taskdaemon.pipeline.state import RunStatus, StageStatus
 from taskdaemon.pipeline.table_fit import text_columns
 from terminal_support import on_a_terminal_of
 
@@ -53,7 +60,7 @@ def test_a_paused_fan_out_names_its_instances_and_how_to_attach() -> None:
     """Each instance paused before its start has its own line (``fan#1``, ``fan#2`` after the
     first), and ``run``'s lines say how to reach the pause from another terminal."""
     stream = io.StringIO()
-    lines = _lines(ProgressView(stream, clock=lambda: 0.0), stream)
+    lines = _lines(ProgressView(stream), stream)
     hint = f"(waiting for: taskdaemon debug attach {RUN_ID}; Ctrl-C or SIGTERM cancels the run)"
     assert [
         f"fan                      paused: #1 before fan {hint}",
@@ -65,7 +72,7 @@ def test_a_paused_fan_out_names_its_instances_and_how_to_attach() -> None:
 def test_the_debuggers_own_progress_does_not_send_its_user_elsewhere() -> None:
     """``debug FILE`` runs the prompt itself: its pause lines name no ``debug attach``."""
     stream = io.StringIO()
-    lines = _lines(ProgressView(stream, clock=lambda: 0.0, attach_hint=False), stream)
+    lines = _lines(ProgressView(stream, attach_hint=False), stream)
     assert [
         "fan                      paused: #1 before fan",
         "fan#1                    paused: #1 before fan",
@@ -78,7 +85,7 @@ def test_an_event_stages_first_paused_instance_is_numbered_too() -> None:
     first line: the first pause of a fan-out read ``fan``, the next ``fan#1``, and its resume
     and start ``fan#0``: two names for one execution."""
     stream = io.StringIO()
-    view = ProgressView(stream, clock=lambda: 0.0, attach_hint=False)
+    view = ProgressView(stream, attach_hint=False)
     definition = pipeline(stage("a", emits=("go",)), stage("fan", OnEvent("go")))
     view.on_event(RunStarted(run_id=RUN_ID, pipeline=definition, request={}, at=0.0))
     assert [
@@ -89,22 +96,54 @@ def test_an_event_stages_first_paused_instance_is_numbered_too() -> None:
 
 
 def test_the_clock_counts_from_the_runs_start() -> None:
-    """The first column counts from the run's start, as ``runs show --at`` does, not from the
-    view's making: the set-up between them (telemetry, observers; a tenth of a second on a
-    busy machine) made every line and the run's last one read later than the run's own
-    times."""
+    """The first column counts from the run's start, ``RunStarted.at``, by each event's own
+    time, not by when the view reads the event: the engine writes the run's start and names it
+    before its observers hear of it, so an entry stage read ``running`` at ``0.00s`` while
+    ``report`` said it had waited, and the run's last line read less than its duration."""
     stream = io.StringIO()
-    times = iter([100.0, 100.25, 101.5])  # made, the run starts, a stage starts
-    view = ProgressView(stream, clock=lambda: next(times), attach_hint=False)
+    view = ProgressView(stream, attach_hint=False)
     definition = pipeline(stage("a"))
-    view.on_event(RunStarted(run_id=RUN_ID, pipeline=definition, request={}, at=0.0))
+    view.on_event(RunStarted(run_id=RUN_ID, pipeline=definition, request={}, at=1000.0))
     view.on_event(
         StageStarted(
             run_id=RUN_ID, pipeline="p", stage="a", instance=0, attempt=1, task_run_id="a.0.1",
-            loop="command", at=1.25, queued_at=1.25, considered_at=1.25, inputs={},
+            loop="command", at=1000.25, queued_at=1000.25, considered_at=1000.0, inputs={},
         )
     )  # fmt: skip
-    assert "    1.25s  a                        running" == stream.getvalue().splitlines()[-1]
+    view.on_event(RunFinished(run_id=RUN_ID, pipeline="p", status=RunStatus.SUCCESS, at=1001.5))
+    assert [
+        "    0.25s  a                        running",
+        "    1.50s  run p                    success",
+    ] == stream.getvalue().splitlines()[-2:]
+
+
+@pytest.mark.slow
+def test_a_real_runs_clock_agrees_with_its_report(home: Path, tmp_path: Path) -> None:
+    """In a real run, the progress's clock at the entry stage's start is the wait ``report``'s
+    critical path gives it, and at the run's end the run's duration: both count from the
+    stored run's start."""
+    path = write(
+        tmp_path / "two.yaml",
+        """\
+        name: two
+        stages:
+          - name: a
+            command: "sleep 0.2"
+            triggers: [{manual: {}}]
+          - name: b
+            command: "true"
+            triggers: [{on_completion: {stage: a}}]
+        """,
+    )
+    run = taskdaemon(home, "run", str(path))
+    report = taskdaemon(home, "report", "--pipeline", "two", "--format", "json")
+    lines = re.findall(r"^ *(\d+\.\d\d)s  (a +running|run two +success)", run.stderr, re.M)
+    said = {" ".join(line.split()): float(seconds) for seconds, line in lines}
+    critical = json.loads(report.stdout)["pipelines"][0]["critical_path"]["slowest_run"]
+    first = critical["steps"][0]
+    assert (0, 0, "a") == (run.returncode, report.returncode, first["stage"]), run.stderr
+    assert said["a running"] == pytest.approx(first["wait_s"], abs=0.006), run.stderr
+    assert said["run two success"] == pytest.approx(critical["run_duration_s"], abs=0.006)
 
 
 #: An entry stage that waits for an approval: the engine asks for it as the run starts.
@@ -202,7 +241,7 @@ def test_on_a_narrow_terminal_a_long_stage_name_gives_way_to_its_label() -> None
     terminal, pipe = _Terminal(), io.StringIO()
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("COLUMNS", "80")
-        views = [ProgressView(terminal, clock=lambda: 0.0), ProgressView(pipe, clock=lambda: 0.0)]
+        views = [ProgressView(terminal), ProgressView(pipe)]
     for view in views:
         view.on_event(started)
         view.on_event(failed)

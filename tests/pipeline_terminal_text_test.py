@@ -130,7 +130,7 @@ def test_a_progress_line_escapes_an_approvers_name() -> None:
     """The name an approval records (which a client of the control socket chose) is escaped
     on ``run``'s progress line."""
     out = io.StringIO()
-    view = ProgressView(out, clock=lambda: 0.0)
+    view = ProgressView(out)
     view.on_event(
         ApprovalResolved(
             run_id="r", pipeline="p", stage="release", approved=True, at=0.0, by="eve\x1b[2J"

@@ -23,7 +23,6 @@ after the run's last line.
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Callable, Collection
 from typing import IO, Protocol
 
@@ -93,10 +92,17 @@ class ProgressView:
 
     Lines read ``  1.23s  stage[#instance]  what``; the first column is a clock (seconds since
     the run started, fixed width so lines align: the origin of ``runs show --at``, ``dag --at``
-    and ``replay --step``, and the run's last line reads its duration; it counted from the
-    view's making, up to a tenth of a second earlier, while telemetry and the observers were
-    set up); durations in the text use ``format_duration`` like every other view. Never blocks
-    beyond a line write.
+    and ``replay --step``, and the run's last line reads its duration); durations in the text
+    use ``format_duration`` like every other view. Never blocks beyond a line write.
+
+    Decision: the clock is the engine's, read from the events (each line's event's ``at``
+    less ``RunStarted.at``), not the view's own at the line's writing. It counted from the
+    view's making at first (the set-up of telemetry and observers before the run made every
+    line late), then from the moment ``RunStarted`` reached the view: the engine writes the
+    run's start and names it before it tells its observers, and an entry stage read
+    ``running`` at ``0.00s`` while ``report``'s critical path said it had waited, and the
+    run's last line read less than its duration. The run's start is the span store's, every
+    view's; what happened before its first stage is that stage's wait, in both views.
 
     The view reads the width of the terminal ``stream`` is itself (``summary_width``), once,
     when made. On a terminal, a wrapped line breaks the clock column, so a line wider than the
@@ -114,7 +120,6 @@ class ProgressView:
         self,
         stream: IO[str] | None = None,
         *,
-        clock: Callable[[], float] = time.monotonic,
         approve_hint: Callable[[str, str], str | None] | None = None,
         attach_hint: bool = True,
         header: Callable[[str], str] | None = None,
@@ -125,8 +130,7 @@ class ProgressView:
             stream if stream is not None else sys.stderr, flush_stdout
         )
         self._width = summary_width(stream if stream is not None else sys.stderr)
-        self._clock = clock
-        self._start = clock()
+        self._start: float | None = None  # RunStarted.at (engine clock): the clock's origin
         self._hint = approve_hint  # (run id, stage) -> the command that approves it, if any
         # The run's first line (``run ... started``), written when the run starts: before any
         # line of its stages, an entry stage's request for an approval included, which the
@@ -158,9 +162,11 @@ class ProgressView:
 
     def _write(
         self,
+        at: float,
         stage: str,
         what: str,
         instance: int | None = None,
+        *,
         detail: str | None = None,
         hint: str | None = None,
     ) -> None:
@@ -169,7 +175,9 @@ class ProgressView:
             # The clock and its gap (11), a space, ``what``, and the least of the detail.
             fixed = 12 + len(what) + (2 + _MIN_DETAIL if detail else 0)
             label = cut_columns(label, max(24, self._width - fixed))
-        elapsed = self._clock() - self._start
+        if self._start is None:  # no ``RunStarted`` seen: the first line is the origin
+            self._start = at
+        elapsed = at - self._start
         line = f"{elapsed:8.2f}s  {label:<24} {what}"
         if detail and self._width is None:  # an error or a reason: cut (the class docstring)
             line += f": {one_line(detail, 80)}"
@@ -196,7 +204,7 @@ class ProgressView:
         """Write the line for ``event`` (most events have none); a failed command's stderr tail
         follows its failure line."""
         if isinstance(event, RunStarted):
-            self._start = self._clock()  # the clock's origin (the class docstring)
+            self._start = event.at  # the clock's origin (the class docstring)
             # An event stage's instances are numbered from its first line on: its first pause
             # read "implementation", its second "implementation#1", then "implementation#0".
             self._multi.update(stage.name for stage in event.pipeline.stages if stage.event_types)
@@ -211,7 +219,7 @@ class ProgressView:
             if self._is_replayed(event.stage, event.instance):
                 return  # it never ran: its one line is ``replayed`` (the constructor)
             retry = f" (attempt {event.attempt})" if event.attempt > 1 else ""
-            self._write(event.stage, f"running{retry}", event.instance)
+            self._write(event.at, event.stage, f"running{retry}", event.instance)
         elif isinstance(event, StageFinished):
             started = self._started.pop(event.task_run_id, None)
             if started is None and event.stage in self._skipped:
@@ -226,18 +234,20 @@ class ProgressView:
             retry = " (will retry)" if event.will_retry else ""
             replayed = self._is_replayed(event.stage, event.instance)
             what = "replayed" if replayed else f"{event.status}{took}{retry}"
-            self._write(event.stage, what, event.instance, error)
+            self._write(event.at, event.stage, what, event.instance, detail=error)
             if isinstance(event.exception, CommandFailedError) and event.exception.stderr_tail:
                 self._write_tail(event.exception.stderr_tail)
         elif isinstance(event, StageRetrying):
-            self._write(event.stage, f"retrying in {format_duration(event.delay)}", event.instance)
+            self._write(
+                event.at, event.stage, f"retrying in {format_duration(event.delay)}", event.instance
+            )
         elif isinstance(event, StageSkipped):
             self._skipped.add(event.stage)
-            self._write(event.stage, "skipped", detail=event.reason)
+            self._write(event.at, event.stage, "skipped", detail=event.reason)
         elif isinstance(event, ApprovalRequested):
             command = self._hint(event.run_id, event.stage) if self._hint else None
             hint = None if command is None else f"({command})"
-            self._write(event.stage, "waiting for approval", hint=hint)
+            self._write(event.at, event.stage, "waiting for approval", hint=hint)
         elif isinstance(event, ApprovalResolved):
             if event.timed_out:
                 what = "approval timed out"
@@ -246,7 +256,7 @@ class ProgressView:
             else:
                 what = "approved" if event.approved else "rejected"
                 what += f" by {event.by}" if event.by else ""
-            self._write(event.stage, what)
+            self._write(event.at, event.stage, what)
         elif isinstance(event, BreakpointHit):
             if event.instance > 0:  # a fan-out paused before its first start: say which
                 self._multi.add(event.stage)
@@ -258,10 +268,16 @@ class ProgressView:
                     f"(waiting for: taskdaemon debug attach {event.run_id}; "
                     "Ctrl-C or SIGTERM cancels the run)"
                 )
-            self._write(event.stage, "paused", event.instance, event.reason, attach)
+            self._write(
+                event.at, event.stage, "paused", event.instance, detail=event.reason, hint=attach
+            )
         elif isinstance(event, BreakpointResumed):
-            self._write(event.stage, f"resumed: {event.action} by {event.by}", event.instance)
+            self._write(
+                event.at, event.stage, f"resumed: {event.action} by {event.by}", event.instance
+            )
         elif isinstance(event, RunFinished):
             for stage, instance in self._unreached:
-                self._write(stage, f"skipped: {not_reached_reason(str(event.status))}", instance)
-            self._write(f"run {event.pipeline}", str(event.status), detail=event.error)
+                self._write(
+                    event.at, stage, f"skipped: {not_reached_reason(str(event.status))}", instance
+                )
+            self._write(event.at, f"run {event.pipeline}", str(event.status), detail=event.error)
