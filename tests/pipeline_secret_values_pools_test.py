@@ -154,7 +154,7 @@ def test_listeners_are_told_each_run_s_values_once() -> None:
         declare_secrets({"api_key": DECLARED}, "run-2", "r3")
     finally:
         secret_values.remove_secret_listener(listener)
-    assert told == [("r1", (DECLARED,))]
+    assert told == [("r1", secret_values.written_forms(DECLARED))]
 
 
 def test_the_environment_declares_more_values_than_the_learnt_bound() -> None:

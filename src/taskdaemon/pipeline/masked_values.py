@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeVar
 
@@ -17,6 +18,7 @@ __all__ = [
     "glued",
     "holds_any",
     "holds_masked",
+    "holds_needle",
     "masked_batch",
     "masked_text",
     "masked_wrapped",
@@ -29,7 +31,15 @@ class MaskedValues:
     """Texts known as secrets by their value, not their shape (``secret_values`` fills it):
     ``redaction.redact_text`` and the functions built on it replace each wherever it appears."""
 
-    __slots__ = ("_caches", "across_lines", "generation", "needles", "values")
+    __slots__ = (
+        "_caches",
+        "across_lines",
+        "encoded_needles",
+        "generation",
+        "long_run",
+        "needles",
+        "values",
+    )
 
     def __init__(self) -> None:
         #: Longest first, so a value holding another is replaced whole; replaced whole on a
@@ -38,6 +48,13 @@ class MaskedValues:
         #: A text each value's forms all hold (one per value remembered, fewer than
         #: ``values``): a text holding none holds no value, at one search per value.
         self.needles: tuple[str, ...] = ()
+        #: The same for the values' base64 forms (runs of letters and digits, a few a value),
+        #: looked for only in a text :attr:`long_run` finds something in.
+        self.encoded_needles: tuple[str, ...] = ()
+        #: Finds a run of letters and digits as long as the shortest of ``encoded_needles``:
+        #: a text without one holds none of them, and most texts (log lines of words and
+        #: numbers) are dismissed by this one scan instead of a search per needle.
+        self.long_run: re.Pattern[str] = _NO_RUN
         #: The values holding a line break: a text split into lines holds none of them whole.
         self.across_lines: tuple[str, ...] = ()
         self._caches: list[set[Any] | dict[Any, Any]] = []
@@ -49,9 +66,16 @@ class MaskedValues:
         """Empty ``cache`` (texts redacted before, by what they held) at each change."""
         self._caches.append(cache)
 
-    def replace(self, values: tuple[str, ...], needles: tuple[str, ...]) -> None:
+    def replace(
+        self, values: tuple[str, ...], needles: tuple[str, ...], encoded: tuple[str, ...] = ()
+    ) -> None:
         """Mask ``values`` from now on (longest first), instead of the ones before, looking
-        for ``needles`` first (see the attribute)."""
+        for ``needles`` first, then ``encoded`` in a text with a long enough run (see the
+        attributes)."""
+        shortest = min(map(len, encoded), default=0)
+        # the gate first: a reader meanwhile sees a looser one, never a tighter one
+        self.long_run = re.compile(f"[A-Za-z0-9]{{{shortest}}}") if encoded else _NO_RUN
+        self.encoded_needles = encoded
         self.needles = needles
         self.values = values
         self.across_lines = tuple(value for value in values if "\n" in value)
@@ -59,6 +83,9 @@ class MaskedValues:
         for texts in self._caches:  # a text found clean before may hold a value known now
             texts.clear()
 
+
+#: :attr:`MaskedValues.long_run` while no value has base64 forms: finds nothing.
+_NO_RUN: Final = re.compile("(?!)")
 
 #: The process's masked values.
 MASKED: Final = MaskedValues()
@@ -72,11 +99,21 @@ def holds_any(values: tuple[str, ...], text: str) -> bool:
     return False
 
 
+def holds_needle(text: str) -> bool:
+    """Whether ``text`` holds a needle of a value known as a secret: one of ``MASKED.needles``,
+    or, when a run of it is long enough, of ``MASKED.encoded_needles``. A text that does not
+    holds none of the values' forms."""
+    if holds_any(MASKED.needles, text):
+        return True
+    encoded = MASKED.encoded_needles
+    return bool(encoded) and MASKED.long_run.search(text) is not None and holds_any(encoded, text)
+
+
 def holds_masked(text: str) -> bool:
     """Whether ``text`` holds a value known as a secret (``secret_values``), in any of its
-    written forms: a search per value for its needle, then, only if one is found, per form."""
-    needles = MASKED.needles
-    return bool(needles) and holds_any(needles, text) and holds_any(MASKED.values, text)
+    written forms: a search per value for its needle (:func:`holds_needle`), then, only if one
+    is found, per form."""
+    return bool(MASKED.needles) and holds_needle(text) and holds_any(MASKED.values, text)
 
 
 def masked_batch(

@@ -24,11 +24,14 @@ a stage prints its digits. A float or a boolean is not.
 
 A value is looked for as written and as the usual encodings write it (:func:`written_forms`):
 JSON-escaped (``\\"``, ``\\\\``, ``\\n``; non-ASCII kept or written ``\\u00e9``; ``<``, ``>``, ``&``
-written ``\\u003c``... as Go does), Python's ``repr`` and ``ascii``, and URL-encoded (a path's
-``quote``, a form's ``quote_plus``): a stage printing ``json.dumps({"k": secret})`` writes the
-escaped text, not the value. Only a value holding a character some encoding changes has more
-than one form (a token of letters, digits, ``-``, ``_``, ``.`` and ``~`` has one), so the look-up
-grows only with such values. No transform beyond these (base64, hashing, a cipher) is looked
+written ``\\u003c``... as Go does), JSON-escaped twice, HTML-escaped, a CSV field's and a shell's
+single-quoted word's quoting, Python's ``repr`` and ``ascii``, URL-encoded (a path's ``quote``,
+a form's ``quote_plus``) and base64-encoded (:func:`base64_forms`): a stage printing
+``json.dumps({"k": secret})`` writes the escaped text, not the value. Only a value holding a
+character some escaping changes has more than one escaped form (a token of letters, digits,
+``-``, ``_``, ``.`` and ``~`` has one), and they share one needle; its base64 forms have their
+own, looked for only in texts with a run of letters and digits that long
+(``masked_values.holds_needle``). No transform beyond these (hex, hashing, a cipher) is looked
 for: masking by value cannot know them (docs/redaction.md, "Values known as secrets").
 
 Declared and learnt (docs/redaction.md): a secret taskdaemon was told about is masked for the
@@ -54,6 +57,8 @@ revisited (docs/redaction.md, "Values known as secrets").
 
 from __future__ import annotations
 
+import base64
+import html
 import json
 import logging
 import os
@@ -78,6 +83,7 @@ __all__ = [
     "MASK_MIN_CHARS",
     "SecretListener",
     "add_secret_listener",
+    "base64_forms",
     "declare_secrets",
     "forget_secrets",
     "forgotten_count",
@@ -125,6 +131,10 @@ class _RefusedError(Exception):
     """Values not declared: the bound :data:`MASK_MAX_DECLARED` would be passed."""
 
 
+#: What is kept of a value masked: its needles, its base64 forms' needles, and its forms.
+_Known = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
+
+
 class _Registry:
     """The process's remembered values, declared and learnt on the way, and the key patterns
     that find them."""
@@ -133,9 +143,9 @@ class _Registry:
         self.lock = threading.Lock()
         #: Each value learnt on the way, least recently remembered first: its needles and its
         #: written forms.
-        self.learnt: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.learnt: dict[str, _Known] = {}
         #: Each value declared (``declare_secrets``), the same, and who declared it.
-        self.declared: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+        self.declared: dict[str, _Known] = {}
         self.holders: dict[str, set[Hashable]] = {}
         #: What each holder declared.
         self.held: dict[Hashable, set[str]] = {}
@@ -344,6 +354,48 @@ def written_forms(value: str) -> tuple[str, ...]:
         forms.update(dict.fromkeys(_encoded(stripped)))
     for line in _lines(value):
         forms.update(dict.fromkeys(_encoded(line)))
+    forms.update(dict.fromkeys(base64_forms(stripped)))
+    return tuple(forms)
+
+
+def base64_forms(value: str) -> tuple[str, ...]:
+    """What the base64 of any text holding ``value`` (UTF-8) surely holds, whatever is around
+    it (:func:`_base64_groups`), and, for a text ending with ``value``, its base64 to the
+    padding; in the standard alphabet and in the URL-safe one (``-`` and ``_`` for ``+`` and
+    ``/``). Decision: masked as a value's other forms are; only the character at each end that
+    mixes ``value``'s bits with its neighbours' stays shown (2 or 4 bits of ``value``'s first
+    or last byte: less than one character of it). None when ``value`` is shorter than
+    :data:`MASK_MIN_CHARS`, as for its other forms."""
+    if len(value) < MASK_MIN_CHARS:
+        return ()
+    data = value.encode("utf-8", "surrogatepass")
+    ending = (base64.b64encode(data[skip:]).decode("ascii") for skip in _SKIPS)
+    standard = (*_base64_groups(value), *ending)
+    safe = (form.replace("+", "-").replace("/", "_") for form in standard)
+    return tuple(dict.fromkeys((*standard, *safe)))
+
+
+#: How many bytes of a value fill the group its text's bytes before it began: a text holding
+#: the value at a multiple of 3 bytes, then 1 or 2 past one.
+_SKIPS: Final = (0, 2, 1)
+
+
+def _base64_groups(value: str) -> tuple[str, ...]:
+    """The standard base64 characters that only ``value``'s bytes decide, for each place it
+    may start at: base64 writes 3 bytes as 4 characters (6 bits each), so where ``value``
+    starts in its text's bytes (:data:`_SKIPS`) decides which of its bytes begin a group. Of
+    each: the last characters of the group its first bytes close (1 or 2), the groups its
+    bytes fill alone, and the first characters of the group its last bytes open (1 or 2)."""
+    if len(value) < MASK_MIN_CHARS:
+        return ()
+    data = value.encode("utf-8", "surrogatepass")
+    forms = []
+    for skip in _SKIPS:
+        rest = (len(data) - skip) % 3
+        whole = data[skip : len(data) - rest]
+        closing = base64.b64encode(bytes(3 - skip) + data[:skip])[4 - skip :] if skip else b""
+        opening = base64.b64encode(data[len(data) - rest :] + bytes(3 - rest))[:rest]
+        forms.append((closing + base64.b64encode(whole) + opening).decode("ascii"))
     return tuple(forms)
 
 
@@ -364,10 +416,16 @@ def _lines(value: str) -> list[str]:
 def _encoded(value: str) -> tuple[str, ...]:
     """``value`` and its encodings (the module docstring), some of them equal."""
     json_text = json.dumps(value, ensure_ascii=False)[1:-1]
+    ascii_json = json.dumps(value)[1:-1]
     return (
         value,
-        json.dumps(value)[1:-1],
+        ascii_json,
         json_text,
+        json.dumps(ascii_json)[1:-1],  # JSON text inside a JSON string: a JSON log line's
+        json.dumps(json_text, ensure_ascii=False)[1:-1],
+        html.escape(value),
+        value.replace('"', '""'),  # a CSV field's
+        value.replace("'", "'\\''"),  # a shell's single-quoted word (``set -x``)
         json_text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"),
         repr(value)[1:-1],
         ascii(value)[1:-1],
@@ -378,18 +436,25 @@ def _encoded(value: str) -> tuple[str, ...]:
 
 
 def _needles(forms: tuple[str, ...]) -> tuple[str, ...]:
-    """Texts one of which each of ``forms`` (a value's, the value first) holds: the value when
-    it has no other form, else its longest run of the characters every encoding writes as they
-    are (empty when it has none: then every text is looked at form by form), and the same of
-    each of its lines masked alone (:func:`_lines`), which a form of a line holds."""
-    if len(forms) == 1:
-        return forms
-    return tuple(
-        dict.fromkeys(
-            max(_KEPT_RUN.findall(text), key=len, default="")
-            for text in (forms[0], *_lines(forms[0]))
-        )
-    )
+    """Texts one of which each of ``forms`` (a value's, the value first) holds: its longest run
+    of the characters every encoding writes as they are (the value itself when it holds no
+    other; empty when it has none: then every text is looked at form by form), and the same of
+    each of its lines masked alone (:func:`_lines`), which a form of a line holds. Its base64
+    forms have their own (:func:`_base64_needles`)."""
+    return tuple(dict.fromkeys(_longest_run(text) for text in (forms[0], *_lines(forms[0]))))
+
+
+def _base64_needles(value: str) -> tuple[str, ...]:
+    """Texts one of which each base64 form of ``value`` (:func:`base64_forms`) holds: the
+    longest run of letters and digits of each of its groups (:func:`_base64_groups`), which
+    the URL-safe alphabet's form holds too."""
+    return tuple(dict.fromkeys(map(_longest_run, _base64_groups(value.strip()))))
+
+
+def _longest_run(text: str) -> str:
+    """``text``'s longest run of the characters every encoding writes as they are (empty
+    when it has none)."""
+    return max(_KEPT_RUN.findall(text), key=len, default="")
 
 
 def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
@@ -421,7 +486,7 @@ def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
             if known is None:
                 new.append(value)
                 forms = written_forms(value)
-                known = (_needles(forms), forms)
+                known = (_needles(forms), _base64_needles(value), forms)
             if holder is not None:
                 declared[value] = known
                 holders.setdefault(value, set()).add(holder)
@@ -433,7 +498,7 @@ def _add(values: list[str], holder: Hashable | None) -> tuple[str, ...]:
         forgotten = lost + _trim()
         _publish()
         kept_forms = (declared.get(value) or learnt.get(value) for value in new)
-        masked = tuple(form for known in kept_forms if known for form in known[1])
+        masked = tuple(form for known in kept_forms if known for form in known[2])
     _said(forgotten)
     return masked
 
@@ -454,9 +519,10 @@ def _trim() -> int:
 def _publish() -> None:
     """Mask the values declared and learnt, and no other (under the lock)."""
     entries = (*_registry.declared.values(), *_registry.learnt.values())
-    every = {form for _, forms in entries for form in forms}
-    needles = tuple(dict.fromkeys(needle for kept, _ in entries for needle in kept))
-    MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles)
+    every = {form for *_, forms in entries for form in forms}
+    needles = tuple(dict.fromkeys(needle for kept, _, _ in entries for needle in kept))
+    encoded = tuple(dict.fromkeys(needle for _, kept, _ in entries for needle in kept))
+    MASKED.replace(tuple(sorted(every, key=len, reverse=True)), needles, encoded)
 
 
 def _said(forgotten: int) -> None:

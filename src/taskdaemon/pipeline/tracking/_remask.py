@@ -32,7 +32,7 @@ from typing import Final
 import orjson
 
 from taskdaemon.pipeline.frozen import frozen
-from taskdaemon.pipeline.masked_values import MASKED, holds_any, masked_text
+from taskdaemon.pipeline.masked_values import holds_any, holds_needle, masked_text
 from taskdaemon.pipeline.redaction import REDACTED, redact, redact_lines, redact_text
 from taskdaemon.pipeline.tracking.log_read import OUTPUT_SCOPE
 
@@ -104,7 +104,7 @@ def masked_span_body(body: str) -> str:
     tracer redacts what is recorded now when it holds a value known (``body`` itself when
     not). Else the row the writer writes from the span's memory after this run's rows were
     masked again would hold the value in clear again."""
-    if not holds_any(MASKED.needles, body):  # every written form of a value holds its needle
+    if not holds_needle(body):  # every written form of a value holds its needle
         return body
     return _redacted_span_body(body)
 
