@@ -191,6 +191,24 @@ def test_past_a_thousand_attributes_only_taskdaemons_are_kept_and_the_rest_count
     assert (span.attributes["other.999"], span.attributes["cicd.pipeline.task.name"]) == (999, "a")
 
 
+def test_an_events_and_a_links_attributes_are_bounded_as_a_spans_and_counted() -> None:
+    """An event's and a link's attributes are kept as a span's are: the first thousand, then
+    those taskdaemon reads; the rest, of both, counted among the span's attributes not read.
+    Before, all 1,501 of each were kept, and nothing said so."""
+    foreign = [{"key": f"other.{i}", "value": {"intValue": i}} for i in range(1_500)]
+    ours = [{"key": "taskdaemon.link.relation", "value": {"stringValue": "triggered_by"}}]
+    event = {"name": "e", "timeUnixNano": "1", "attributes": foreign + ours}
+    link = {"traceId": GOOD["traceId"], "spanId": GOOD["spanId"], "attributes": foreign + ours}
+    [span] = parse_traces(_body(_span(events=[event], links=[link])))
+    (kept_event,), (kept_link,) = span.events, span.links
+    assert (len(kept_event.attributes), len(kept_link.attributes), span.dropped_attributes) == (
+        1_001,
+        1_001,
+        1_000,
+    )
+    assert "triggered_by" == kept_link.attributes["taskdaemon.link.relation"]
+
+
 @pytest.mark.parametrize(
     ("changes", "reason"),
     [

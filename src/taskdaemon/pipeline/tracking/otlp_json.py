@@ -235,6 +235,20 @@ def _bounded_items(raw: Any, wanted: Callable[[Any], bool]) -> tuple[Sequence[An
     return kept, dropped + len(items) - len(present)
 
 
+def _item_attributes(raw: Any, left: list[int]) -> dict[str, Any]:
+    """An event's or a link's attributes (``raw``, decoded JSON) as a span's are kept
+    (``bounded``: the first ``MAX_SPAN_ITEMS``, then those taskdaemon reads), those not read
+    added to ``left[0]``. Decision: counted among the span's attributes not read
+    (``dropped_attributes``), which ``runs show`` says: an event or a link has no count of
+    its own, and a flood of them is the span's. Before, an answer not picked as flooded
+    (``tracking._item_flood``) kept every attribute of an event, silently."""
+    if type(raw) is not list:
+        return _attributes(raw)
+    kept, dropped = bounded(raw, _read_attribute)
+    left[0] += dropped
+    return _attributes(kept)
+
+
 def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
     if not isinstance(raw, Mapping):
         raise _BadSpanError("span is not an object")
@@ -245,6 +259,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
         links, dropped_links = _bounded_items(raw.get("links"), trigger_link)
         kept, dropped_attributes = bounded(raw.get("attributes") or [], _read_attribute)
         attributes = _attributes(kept)
+        left = [0]  # the attributes of its events and links not read (``_item_attributes``)
         written = [_count(raw.get(field)) for field in _DROPPED_FIELDS]
         for i, key in enumerate(_DROPPED_ATTRIBUTES):
             # A backend that stored the span in another model gives the count as an attribute.
@@ -266,7 +281,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
                 SpanEventRecord(
                     str(e.get("name", "")),
                     _nanos(e.get("timeUnixNano"), required=False) or 0,
-                    _attributes(e.get("attributes")),
+                    _item_attributes(e.get("attributes"), left),
                 )
                 for e in events
             ),
@@ -274,7 +289,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
                 SpanLinkRecord(
                     normalize_id(link.get("traceId"), 32),
                     normalize_id(link.get("spanId"), 16),
-                    _attributes(link.get("attributes")),
+                    _item_attributes(link.get("attributes"), left),
                 )
                 for link in links
             ),
@@ -284,7 +299,7 @@ def _span(raw: Any, resource: dict[str, Any]) -> SpanRecord:
             events_dropped_when_written=written[0],
             links_dropped_when_written=written[1],
             attributes_dropped_when_written=written[2],
-            dropped_attributes=dropped_attributes,
+            dropped_attributes=dropped_attributes + left[0],
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _BadSpanError(str(exc)) from exc
