@@ -111,15 +111,9 @@ def test_a_run_printing_its_secret_encoded_keeps_none_of_it(home: Path, tmp_path
     """A command stage prints the request's secret base64-encoded after ``user:``, as JSON in
     a JSON string, and in bash's ``-x`` trace: ``logs``, ``runs show``, a dump, the
     store's tables, the run's own output and the console span export give none of it back."""
+    request = ("--input", f"api_key={SECRET}")
     pipeline = write(tmp_path / "encoded.yaml", PIPELINE)
-    ran = taskdaemon(
-        home,
-        "run",
-        str(pipeline),
-        "--input",
-        f"api_key={SECRET}",
-        OTEL_TRACES_EXPORTER="console",
-    )
+    ran = taskdaemon(home, "run", str(pipeline), *request, OTEL_TRACES_EXPORTER="console")
     assert 0 == ran.returncode, ran.stderr
     (run_id,) = (line.split()[1] for line in ran.stdout.splitlines() if line.startswith("run "))
     shown = shown_everywhere(home, run_id, tmp_path)
