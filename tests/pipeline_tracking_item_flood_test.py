@@ -17,6 +17,7 @@ from pipeline_tracking_support import Backend, serve
 from taskdaemon.pipeline import telemetry as t
 from taskdaemon.pipeline.bounded import loads_bounded
 from taskdaemon.pipeline.tracking import JaegerSource, TempoSource, _item_flood
+from taskdaemon.pipeline.tracking._remote import RemoteLimits
 from taskdaemon.pipeline.tracking.otlp_json import normalize_id
 from taskdaemon.pipeline.tracking.spans import MAX_SPAN_ITEMS, SpanRecord
 
@@ -57,8 +58,13 @@ def _grown(span: dict[str, Any], *, events: bool = False, links: bool = False) -
     return own
 
 
-def _read(source_type: type[JaegerSource | TempoSource], path: str, body: bytes) -> Any:
-    with serve(Backend()) as backend, source_type(backend.url) as source:
+def _read(
+    source_type: type[JaegerSource | TempoSource],
+    path: str,
+    body: bytes,
+    limits: RemoteLimits | None = None,
+) -> Any:
+    with serve(Backend()) as backend, source_type(backend.url, limits=limits) as source:
         backend.route(path, body)
         return source.get_trace(path.rsplit("/", 1)[1])
 
@@ -146,11 +152,12 @@ def test_floods_of_events_and_links_in_a_tempo_answer_are_left_out_while_decodin
 def test_the_decoding_of_a_flood_of_events_and_links_takes_a_few_times_its_size() -> None:
     """The peak of Python's allocations while the answer is fetched and read: the body's
     copies (bytes, text) and the kept spans, where a dict of each event and link was many
-    times the answer's size."""
+    times the answer's size. The deadline is lengthened: ``tracemalloc`` slows the decoding
+    several times, and this test measures memory, not the machine's speed under load."""
     run_id, body = _tempo_answer()
     tracemalloc.start()
     try:
-        _read(TempoSource, f"/api/v2/traces/{run_id}", body)
+        _read(TempoSource, f"/api/v2/traces/{run_id}", body, RemoteLimits(deadline=600.0))
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
