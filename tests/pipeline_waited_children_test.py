@@ -1,8 +1,8 @@
 """The children of ``taskdaemon``'s process that its own code waits for, told from adopted
-orphans by their start (``waited_children``): a child a handler ``posix_spawn``s and waits for
-later keeps its exit status (before, the reaper took its zombie and that wait failed with
-``ECHILD``), and an orphan adopted while another thread forks is reaped (before, its zombie
-stayed until taskdaemon exited)."""
+orphans by their start (``waited_children``): a child a handler ``posix_spawn``s and waits
+for later keeps its exit status (before, the reaper took its zombie and that wait failed with
+``ECHILD``), and an orphan adopted while another thread forks, or while the main thread's own
+spawn runs, is reaped (before, its zombie stayed until taskdaemon exited)."""
 
 from __future__ import annotations
 
@@ -54,24 +54,41 @@ def test_a_child_a_handler_posix_spawns_keeps_its_status_for_its_waiter(
     assert {"codes": [3, 0]} == stage_outputs(home, ran)
 
 
+def _watched(monkeypatch: pytest.MonkeyPatch) -> tuple[waited_children.Forks, list[object]]:
+    """``watch`` on a throwaway ``Forks``, each call it wraps put back after the test (its
+    at-fork hooks stay registered: ``os.register_at_fork`` has no undo, and each later fork
+    adds a window to it, nothing else); the calls it replaced, in ``_SPAWNS``' order."""
+    forks = waited_children.Forks()
+    monkeypatch.setattr(waited_children, "forks", forks)
+    originals = []
+    for module, names in waited_children._SPAWNS:
+        for name in names:
+            originals.append(getattr(sys.modules[module], name))
+            monkeypatch.setattr(sys.modules[module], name, originals[-1])
+    waited_children.watch()
+    return forks, originals
+
+
+def _spawns() -> list[object]:
+    return [
+        getattr(sys.modules[module], name)
+        for module, names in waited_children._SPAWNS
+        for name in names
+    ]
+
+
 def test_watch_gives_each_spawn_a_window_and_changes_nothing_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``watch`` replaces ``os.posix_spawn`` and ``os.posix_spawnp`` once (a second call wraps
-    nothing again); each call, one that raises too, opens and closes a window that spares the
-    child it started and not one started after it. On a throwaway ``Forks``, the functions put
-    back after the test (its at-fork hooks stay registered: ``os.register_at_fork`` has no
-    undo, and each later fork adds a window to it, nothing else)."""
-    forks = waited_children.Forks()
-    monkeypatch.setattr(waited_children, "forks", forks)
-    originals = (os.posix_spawn, os.posix_spawnp)
-    monkeypatch.setattr(os, "posix_spawn", originals[0])
-    monkeypatch.setattr(os, "posix_spawnp", originals[1])
+    """``watch`` replaces ``os.posix_spawn``, ``os.posix_spawnp``, ``os.fork`` and
+    ``os.forkpty`` once (a second call wraps nothing again); each call, one that raises too,
+    opens and closes a window that spares the child it started and not one started after it,
+    nor another pid in it."""
+    forks, originals = _watched(monkeypatch)
+    wrapped = _spawns()
     waited_children.watch()
-    wrapped = (os.posix_spawn, os.posix_spawnp)
-    waited_children.watch()
-    assert wrapped == (os.posix_spawn, os.posix_spawnp)
-    assert originals == tuple(getattr(each, "__wrapped__", None) for each in wrapped)
+    assert wrapped == _spawns()
+    assert originals == [getattr(each, "__wrapped__", None) for each in wrapped]
     time.sleep(0.1)  # past the floor's slack
     pid = os.posix_spawnp("true", ["true"], os.environ)
     stat = adopted_reaper.stat_fields(pid)
@@ -80,9 +97,55 @@ def test_watch_gives_each_spawn_a_window_and_changes_nothing_more(
     assert 0 == os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
     with pytest.raises(FileNotFoundError):
         os.posix_spawn("/nonexistent", ["x"], os.environ)
-    assert [2, {}] == [len(forks._windows), forks._open]
+    assert [2, {}, [pid, 0]] == [
+        len(forks._windows),
+        forks._open,
+        [window.pid for window in forks._windows],
+    ]
     later = time.clock_gettime(time.CLOCK_BOOTTIME) + 1
-    assert [True, False] == [forks.spared(started), forks.spared(later)]
+    assert [True, True, False, False] == [
+        forks.spared(started),
+        forks.spared(started, pid=pid),
+        forks.spared(started, pid=pid + 1),
+        forks.spared(later),
+    ]
+
+
+def test_a_window_that_knows_its_pid_spares_that_child_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a clock the test sets: a wrapped call that forks through the at-fork hooks (its
+    window opened and closed inside it, as ``os.fork``'s) and returns ``os.forkpty``'s pair
+    gives that window the pid: it spares that pid, not another started in it; while it runs
+    (no pid yet) it spares any child of its thread, and a window no wrapper closed (C code's
+    fork) spares any child in it."""
+    clock = [100.0]
+    monkeypatch.setattr(waited_children, "_now", lambda: clock[0])
+    forks = waited_children.Forks()
+    forks.begin()
+    under_way: list[bool] = []
+
+    def forkpty() -> tuple[int, int]:
+        clock[0] = 200.0
+        forks.before()
+        clock[0] = 205.0
+        under_way.extend([forks.spared(205, pid=1234), forks.spared(205, pid=99)])
+        clock[0] = 210.0
+        forks.after()
+        return 1234, 5
+
+    assert (1234, 5) == forks.spawning(forkpty)()
+    assert [[True, True], True, False, True] == [
+        under_way,
+        forks.spared(205, pid=1234),
+        forks.spared(205, pid=99),
+        forks.spared(205),
+    ]
+    clock[0] = 300.0
+    forks.before()
+    clock[0] = 310.0
+    forks.after()
+    assert [True, False] == [forks.spared(305, pid=99), forks.spared(205, pid=99)]
 
 
 def test_a_window_spares_the_children_of_its_own_thread_and_of_threads_gone(
@@ -124,6 +187,19 @@ def _until_zombie(pid: int) -> None:
         time.sleep(0.01)
 
 
+def _orphan() -> int:
+    """A shell's child, orphaned at once (its shell ends first): adopted by the subreaper's
+    main thread. Its pid."""
+    shell = subprocess.run(
+        ["sh", "-c", "sh -c 'sleep 0.5; exit 3' >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return int(shell.stdout)
+
+
 @pytest.mark.slow
 def test_an_orphan_adopted_in_another_threads_fork_window_is_reaped() -> None:
     """Another thread opens a fork window and starts a child in it; meanwhile a shell's child,
@@ -155,14 +231,7 @@ def test_an_orphan_adopted_in_another_threads_fork_window_is_reaped() -> None:
         thread.start()
         try:
             assert opened.wait(10)
-            shell = subprocess.run(
-                ["sh", "-c", "sh -c 'sleep 0.5; exit 3' >/dev/null 2>&1 & echo $!"],
-                capture_output=True,
-                text=True,
-                check=True,
-                timeout=30,
-            )
-            orphan = int(shell.stdout)
+            orphan = _orphan()
             _until_zombie(orphan)
             _until_zombie(owned[0])
             close.set()
@@ -177,3 +246,38 @@ def test_an_orphan_adopted_in_another_threads_fork_window_is_reaped() -> None:
                 os.waitpid(orphan, 0)
     assert [[], []] == [reaper.look(), reaper.look()]
     assert 4 == os.waitstatus_to_exitcode(os.waitpid(owned[0], 0)[1])
+
+
+@pytest.mark.slow
+def test_an_orphan_adopted_in_the_main_threads_own_spawn_window_is_reaped() -> None:
+    """The main thread, inside a spawn's window (an ``async def`` handler's), starts a child
+    that exits 4, and meanwhile an orphan is adopted, listed under the main thread as that
+    child is: while the call runs both are spared; once it has returned its child's pid, the
+    orphan is reaped at the next look and the child is still spared: its waiter reads 4.
+    Before, the window spared the orphan too, until the process exited."""
+    forks = waited_children.Forks()
+    forks.begin()
+    time.sleep(0.1)  # past the floor's slack
+    reaper = adopted_reaper.Reaper(forks)
+    orphan: list[int] = []
+    looks: list[list[int]] = []
+
+    def spawn() -> int:
+        owned = os.posix_spawn("/bin/sh", ["sh", "-c", "exit 4"], os.environ)
+        orphan.append(_orphan())
+        _until_zombie(orphan[0])
+        _until_zombie(owned)
+        looks.extend([reaper.look(), reaper.look()])
+        return owned
+
+    with subreaper():
+        try:
+            owned = forks.spawning(spawn)()
+            looks.extend([reaper.look(), reaper.look()])
+            assert [[], [], orphan, []] == looks
+            assert adopted_reaper.stat_fields(orphan[0]) is None
+        finally:
+            for pid in orphan:
+                with contextlib.suppress(ChildProcessError):
+                    os.waitpid(pid, 0)
+    assert 4 == os.waitstatus_to_exitcode(os.waitpid(owned, 0)[1])

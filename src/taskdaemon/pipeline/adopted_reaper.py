@@ -28,8 +28,9 @@ bomb): neither may prove an absence.
 An orphan adopted within the margin of its start (``sleep 9 &`` whose shell ends at once) is
 proven nobody's the other way, from what the process knows of the children its code starts
 (``waited_children``): a zombie at two usable looks in a row, which no ``Popen`` object of the
-process holds and which no ``os.fork`` or ``os.posix_spawn`` of it started (one of the thread
-whose children list it, or of a thread gone), is reaped by its pid. A look reads the
+process holds and which no ``os.fork`` or spawn of it started (one of the thread whose
+children list it, or of a thread gone, that returned its pid or no pid yet), is reaped by its
+pid. A look reads the
 children's states only when some child is a zombie (``waitid`` with ``WNOWAIT``, which reaps
 nothing), and walks the ``Popen`` objects only when such a zombie is left to judge.
 
@@ -48,10 +49,11 @@ at too. A low rate, because what it reaps holds no resource but a pid slot, and 
 reads a ``children`` file per thread.
 
 Not reached: an orphan adopted less than :data:`MARGIN` after its start whose start time falls
-in a window of an ``os.fork`` or a spawn of the thread it is listed under (the main thread), or
-whose pid a ``Popen`` holds (reused), and what ``waited_children`` says it cannot tell: their
-zombies stay until taskdaemon exits; and more than :data:`LIMIT` adopted processes or zombies
-waiting at once (the others are left to taskdaemon's exit).
+in a window of the thread it is listed under (the main thread) of a fork whose pid no wrapper
+of ``waited_children`` saw, or whose pid a ``Popen`` holds (reused), and what
+``waited_children`` says it cannot tell: their zombies stay until taskdaemon exits; and more
+than :data:`LIMIT` adopted processes or zombies waiting at once (the others are left to
+taskdaemon's exit).
 """
 
 from __future__ import annotations
@@ -167,7 +169,7 @@ class Reaper:
             for pid, at in zombies.items()
             if before.get(pid) == at
             and pid not in self._held
-            and not self._forks.spared(at / self._ticks, children[pid], threads)
+            and not self._forks.spared(at / self._ticks, children[pid], threads, pid)
         ]
         waited = waited_children.waited_pids() if judged else set()
         if waited is None:

@@ -20,7 +20,8 @@ is started through
 
 So a zombie child is nobody's to wait for when it was a zombie at two looks in a row (no waiter
 blocked on it), no live ``Popen`` object of this process holds its pid (:func:`waited_pids`, a
-walk of the garbage collector's objects), and its start time falls in no ``os.fork`` window.
+walk of the garbage collector's objects), and no ``os.fork`` or spawn may have started it
+(:class:`Forks`: its start time falls in no window that may be its).
 
 Decision: the ``Popen`` objects are found by the collector (``gc.get_referrers`` of the
 ``Popen`` classes, a walk in C that holds the GIL), not by wrapping ``subprocess.Popen``:
@@ -43,16 +44,24 @@ at-fork hook sees: the caller keeps its pid and waits for it when it likes. So t
 replace both with wrappers (:func:`watch`) that give each call a window of :data:`forks`, as an
 ``os.fork``'s: its child is spared until its waiter has it.
 
-Decision: a window, not the pid the call returns. The reaper may look while the call runs,
-before any pid is known, and a window keeps to the rule ``os.fork`` already follows; and the
-child stays spared until someone waits for it, which is the contract: it is this process's own
-child, whose zombie would be its waiter's as much without a subreaper. Wrapping is patching
-Python, which the ``Popen`` objects avoid (above), but nothing else tells such a child: the
-wrappers only read the clock twice around the call, and only in taskdaemon's own process (never
-a program that embeds the engine). The other ways to start a child need nothing of it:
-``os.spawnv*`` and ``pty.spawn`` fork through ``os.fork`` and ``os.forkpty``, whose at-fork
-hooks run; ``subprocess``'s ``posix_spawn`` and ``vfork`` paths leave a ``Popen`` holding the
-pid (its ``posix_spawn`` path gets a window too).
+Decision: a window that learns its child's pid. The reaper may look while a call runs, before
+any pid is known: the window of a call under way spares every child its thread lists. Once the
+call has returned, its wrapper gives the window the pid it returned (0 when it raised: no
+child), and the window spares that child alone. An orphan adopted meanwhile, which the kernel
+lists under the main thread as it lists the main thread's own children (an ``async def``
+handler's spawn, or the engine's), is so judged at the next look after the call, where it was
+left until the process exited. ``os.fork`` and ``os.forkpty`` are wrapped for that pid too:
+their at-fork hooks open and close the window inside the call, and the wrapper names its child
+after it. A fork whose pid no wrapper sees (an extension's own ``fork``, a ``from os import
+fork`` made before :func:`watch`, ``subprocess``'s ``preexec_fn`` path) keeps a window that
+spares every child of its thread. The child stays spared until someone waits for it, which is
+the contract: it is this process's own child, whose zombie would be its waiter's as much
+without a subreaper. Wrapping is patching Python, which the ``Popen`` objects avoid (above),
+but nothing else tells such a child: the wrappers only read the clock twice around the call,
+and only in taskdaemon's own process (never a program that embeds the engine). The other ways
+to start a child need nothing more: ``os.spawnv*``, ``pty.spawn`` and ``multiprocessing``'s
+fork go through ``os.fork`` and ``os.forkpty``; ``subprocess``'s paths leave a ``Popen``
+holding the pid.
 
 A child is in the list of the thread that started it from its birth, and leaves it only when
 that thread ends, while an adopted orphan is in the main thread's list: so a window spares only
@@ -60,13 +69,13 @@ the children listed under its own thread, or under any once its thread has ended
 moved). An orphan adopted while another thread forks is judged as any other.
 
 Not reached: a child started by C code that keeps its pid and waits for it later, more than a
-look after its end (an extension's own ``fork``, ``_posixsubprocess.fork_exec`` called directly
-as ``multiprocessing``'s resource tracker and fork server are started, or a ``from os import
-posix_spawn`` made before :func:`watch`): nothing of the process says it is waited for, so its
-zombie is reaped and that wait fails (``ECHILD``, which ``multiprocessing`` takes as the end it
-waited for); and an orphan adopted inside a window of an ``os.fork`` or a spawn of the thread
-it is listed under (the main thread's: an ``async def`` handler's), whose zombie is left until
-the process exits.
+look after its end (an extension's own ``fork`` or ``posix_spawn``, ``_posixsubprocess.fork_exec``
+called directly as ``multiprocessing``'s resource tracker and fork server are started, or a
+``from os import posix_spawn`` made before :func:`watch`): nothing of the process says it is
+waited for, so its zombie is reaped and that wait fails (``ECHILD``, which ``multiprocessing``
+takes as the end it waited for); and an orphan adopted inside a window of the
+thread it is listed under (the main thread's) whose pid is not known: until its call returns,
+or, for a fork no wrapper saw, until the process exits.
 """
 
 from __future__ import annotations
@@ -81,17 +90,29 @@ import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Collection
-from typing import ParamSpec
+from typing import ParamSpec, TypeVar
 
 __all__ = ["FORKS_KEPT", "SLACK", "Forks", "forks", "freeze", "waited_pids", "watch"]
 
 _P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 #: ``os.fork`` and spawn windows kept: a fork bomb's bound (older ones raise the floor instead).
 FORKS_KEPT = 1024
 #: Seconds around a fork window a child's start time may fall in: it is read in clock ticks
 #: (``SC_CLK_TCK``, a hundredth of a second on Linux), rounded down.
 SLACK = 0.02
+
+
+class _Window:
+    """One ``os.fork`` or spawn call's window: its start and end, its thread (``/proc``'s id),
+    and the pid the call returned, once its wrapper knows it (0: it started no child)."""
+
+    __slots__ = ("begun", "ended", "pid", "thread")
+
+    def __init__(self, begun: float, ended: float, thread: int) -> None:
+        self.begun, self.ended, self.thread = begun, ended, thread
+        self.pid: int | None = None
 
 
 class Forks:
@@ -105,7 +126,9 @@ class Forks:
         self._floor: float | None = None
         #: The calls under way: their start and thread id, by their thread's ``get_ident``.
         self._open: dict[int, tuple[float, int]] = {}
-        self._windows: deque[tuple[float, float, int]] = deque()
+        self._windows: deque[_Window] = deque()
+        #: Each thread's window last closed, until the wrapper of its call gives it its pid.
+        self._closed = threading.local()
 
     def begin(self) -> None:
         """Judge the children started from now on."""
@@ -125,16 +148,24 @@ class Forks:
         )
         return True
 
-    def spawning(self, spawn: Callable[_P, int]) -> Callable[_P, int]:
-        """``spawn`` (``os.posix_spawn``) with a window of its own for each call, as a fork's."""
+    def spawning(self, spawn: Callable[_P, _R]) -> Callable[_P, _R]:
+        """``spawn`` (``os.posix_spawn``, ``os.fork``) with a window of its own for each call,
+        which knows the pid the call returned once it has returned. A call that forks through
+        ``os.fork``'s at-fork hooks (:meth:`before`, :meth:`after`) has its window from them,
+        closed inside the call: the pid goes to that one."""
 
         @functools.wraps(spawn)
-        def within(*args: _P.args, **kwargs: _P.kwargs) -> int:
+        def within(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            self._closed.window = None
             self.before()
+            pid = 0
             try:
-                return spawn(*args, **kwargs)
+                started = spawn(*args, **kwargs)
+                pid = _pid_of(started)
+                return started
             finally:
                 self.after()
+                self._born(pid)
 
         return within
 
@@ -147,25 +178,42 @@ class Forks:
         started = self._open.pop(threading.get_ident(), None)
         if started is None:
             return
+        window = _Window(started[0], _now(), started[1])
+        self._closed.window = window
         with self._lock:
-            self._windows.append((started[0], _now(), started[1]))
+            self._windows.append(window)
             if len(self._windows) > FORKS_KEPT:
                 dropped = self._windows.popleft()
-                self._floor = max(self._floor or 0.0, dropped[1])
+                self._floor = max(self._floor or 0.0, dropped.ended)
+
+    def _born(self, pid: int) -> None:
+        """The call whose window this thread closed last returned ``pid`` (0 in a fork's child,
+        where its parent's windows are gone, or when it started none)."""
+        window: _Window | None = getattr(self._closed, "window", None)
+        self._closed.window = None
+        if window is not None:
+            window.pid = pid
 
     def _forget(self) -> None:
         """In the child: its parent's forks are not its own, and the lock may be held."""
         self._lock = threading.Lock()
         self._open.clear()
         self._windows.clear()
+        self._closed = threading.local()
 
     def spared(
-        self, started: float, listed: int | None = None, alive: Collection[int] = ()
+        self,
+        started: float,
+        listed: int | None = None,
+        alive: Collection[int] = (),
+        pid: int | None = None,
     ) -> bool:
         """Whether a child started at ``started`` (seconds since boot) may be an ``os.fork``'s
         or a spawn's of this process, or is not judged at all. ``listed``: the thread whose
         children it is listed among, ``alive`` the threads that were alive then; a window of
-        another thread still alive does not spare it (None: every window does)."""
+        another thread still alive does not spare it (None: every window does). ``pid``: the
+        child's; a window whose call returned another pid does not spare it (None: every
+        window does)."""
         with self._lock:
             floor, windows = self._floor, list(self._windows)
         opened = list(self._open.values())
@@ -178,9 +226,9 @@ class Forks:
         if any(started >= begun - SLACK for begun, thread in opened if mine(thread)):
             return True
         return any(
-            begun - SLACK <= started <= ended + SLACK
-            for begun, ended, thread in windows
-            if mine(thread)
+            window.begun - SLACK <= started <= window.ended + SLACK
+            for window in windows
+            if mine(window.thread) and (pid is None or window.pid in (None, pid))
         )
 
 
@@ -200,14 +248,20 @@ _frozen_lock = threading.Lock()
 forks = Forks()
 
 
+#: What :func:`watch` wraps: the module, and the names of its calls that start a child.
+_SPAWNS = (("os", ("posix_spawn", "posix_spawnp", "fork", "forkpty")),)
+
+
 def watch() -> None:
-    """:meth:`Forks.watch` of :data:`forks`, and, the first time, ``os.posix_spawn`` and
-    ``os.posix_spawnp`` replaced by their :meth:`Forks.spawning`: the entry points' only."""
+    """:meth:`Forks.watch` of :data:`forks`, and, the first time, each call of
+    :data:`_SPAWNS` replaced by its :meth:`Forks.spawning`: the entry points' only."""
     if forks.watch():
-        for name in ("posix_spawn", "posix_spawnp"):
-            spawn = getattr(os, name, None)
-            if spawn is not None:
-                setattr(os, name, forks.spawning(spawn))
+        for module, names in _SPAWNS:
+            found = sys.modules.get(module)
+            for name in names:
+                spawn = getattr(found, name, None)
+                if spawn is not None:
+                    setattr(found, name, forks.spawning(spawn))
 
 
 def freeze() -> None:
@@ -289,6 +343,13 @@ def _with_subclasses(kind: type) -> list[type]:
     for subclass in subclasses:
         found.extend(_with_subclasses(subclass))
     return found
+
+
+def _pid_of(started: object) -> int:
+    """The pid a spawn returned (``os.forkpty``'s is first of two; 0 in a fork's child)."""
+    if isinstance(started, tuple) and started:
+        started = started[0]
+    return started if isinstance(started, int) else 0
 
 
 def _now() -> float:
