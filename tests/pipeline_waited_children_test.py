@@ -1,12 +1,14 @@
 """The children of ``taskdaemon``'s process that its own code waits for, told from adopted
-orphans by their start (``waited_children``): a child a handler ``posix_spawn``s and waits
-for later keeps its exit status (before, the reaper took its zombie and that wait failed with
-``ECHILD``), and an orphan adopted while another thread forks, or while the main thread's own
-spawn runs, is reaped (before, its zombie stayed until taskdaemon exited)."""
+orphans by their start (``waited_children``): a child a handler ``posix_spawn``s, or
+``multiprocessing`` starts with ``fork_exec``, and waits for later keeps its exit status (before,
+the reaper took its zombie and that wait failed with ``ECHILD``), and an orphan adopted while
+another thread forks, or while the main thread's own spawn runs, is reaped (before, its zombie
+stayed until taskdaemon exited)."""
 
 from __future__ import annotations
 
 import contextlib
+import multiprocessing.util
 import os
 import subprocess
 import sys
@@ -80,10 +82,10 @@ def _spawns() -> list[object]:
 def test_watch_gives_each_spawn_a_window_and_changes_nothing_more(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """``watch`` replaces ``os.posix_spawn``, ``os.posix_spawnp``, ``os.fork`` and
-    ``os.forkpty`` once (a second call wraps nothing again); each call, one that raises too,
-    opens and closes a window that spares the child it started and not one started after it,
-    nor another pid in it."""
+    """``watch`` replaces ``os.posix_spawn``, ``os.posix_spawnp``, ``os.fork``,
+    ``os.forkpty`` and ``_posixsubprocess.fork_exec`` once (a second call wraps nothing
+    again); each call, one that raises too, opens and closes a window that spares the child it
+    started and not one started after it, nor another pid in it."""
     forks, originals = _watched(monkeypatch)
     wrapped = _spawns()
     waited_children.watch()
@@ -109,6 +111,26 @@ def test_watch_gives_each_spawn_a_window_and_changes_nothing_more(
         forks.spared(started, pid=pid + 1),
         forks.spared(later),
     ]
+
+
+@pytest.mark.slow
+def test_a_child_multiprocessing_starts_with_fork_exec_keeps_its_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``multiprocessing`` starts its resource tracker and fork server with
+    ``_posixsubprocess.fork_exec`` called directly (no ``Popen``, no at-fork hook) and waits
+    for them by their pid. Once watched, such a child, a zombie across looks, is spared: its
+    waiter reads 5 (before, the second look reaped it and that wait failed)."""
+    forks, _ = _watched(monkeypatch)
+    time.sleep(0.1)  # past the floor's slack
+    reaper = adopted_reaper.Reaper(forks)
+    pid = multiprocessing.util.spawnv_passfds(b"/bin/sh", ["sh", "-c", "exit 5"], ())
+    try:
+        _until_zombie(pid)
+        assert [[], []] == [reaper.look(), reaper.look()]
+    finally:
+        status = os.waitpid(pid, 0)[1]
+    assert 5 == os.waitstatus_to_exitcode(status)
 
 
 def test_a_window_that_knows_its_pid_spares_that_child_alone(

@@ -40,9 +40,22 @@ which the entry points call before any stage runs (``adopted_orphans.allow``); a
 before it, or before the oldest window kept (at most :data:`FORKS_KEPT`), is never judged.
 
 ``os.posix_spawn`` and ``os.posix_spawnp`` start a child that no object holds and that no
-at-fork hook sees: the caller keeps its pid and waits for it when it likes. So the entry points
-replace both with wrappers (:func:`watch`) that give each call a window of :data:`forks`, as an
-``os.fork``'s: its child is spared until its waiter has it.
+at-fork hook sees: the caller keeps its pid and waits for it when it likes; so does
+``_posixsubprocess.fork_exec`` called directly (``multiprocessing.util.spawnv_passfds``, which
+starts ``multiprocessing``'s resource tracker and fork server, and waits for them by their pid,
+and its ``spawn`` children). So the entry points replace the three with wrappers
+(:func:`watch`) that give each call a window of :data:`forks`, as an ``os.fork``'s: its child is
+spared until its waiter has it.
+
+Decision: ``_posixsubprocess.fork_exec`` is wrapped, though it is private. Its callers in the
+standard library are ``subprocess``, which binds it once at its import (``from _posixsubprocess
+import fork_exec``: the wrapper never sees it, and its ``Popen`` holds the pid anyway), and
+``multiprocessing.util.spawnv_passfds``, which looks it up at each call, as public code that
+calls it does (a debugger that wraps it to follow child processes). The wrapper takes any
+arguments, so the function's signature may change between Python versions; where it is
+missing nothing is wrapped. Left out, a resource tracker or fork server that ended early would
+have its zombie reaped behind ``multiprocessing``'s back, its ``waitpid`` failing with
+``ECHILD``.
 
 Decision: a window that learns its child's pid. The reaper may look while a call runs, before
 any pid is known: the window of a call under way spares every child its thread lists. Once the
@@ -69,11 +82,9 @@ the children listed under its own thread, or under any once its thread has ended
 moved). An orphan adopted while another thread forks is judged as any other.
 
 Not reached: a child started by C code that keeps its pid and waits for it later, more than a
-look after its end (an extension's own ``fork`` or ``posix_spawn``, ``_posixsubprocess.fork_exec``
-called directly as ``multiprocessing``'s resource tracker and fork server are started, or a
-``from os import posix_spawn`` made before :func:`watch`): nothing of the process says it is
-waited for, so its zombie is reaped and that wait fails (``ECHILD``, which ``multiprocessing``
-takes as the end it waited for); and an orphan adopted inside a window of the
+look after its end (an extension's own ``fork`` or ``posix_spawn``, or a ``from os import
+posix_spawn`` made before :func:`watch`): nothing of the process says it is waited for, so its
+zombie is reaped and that wait fails (``ECHILD``); and an orphan adopted inside a window of the
 thread it is listed under (the main thread's) whose pid is not known: until its call returns,
 or, for a fork no wrapper saw, until the process exits.
 """
@@ -249,7 +260,10 @@ forks = Forks()
 
 
 #: What :func:`watch` wraps: the module, and the names of its calls that start a child.
-_SPAWNS = (("os", ("posix_spawn", "posix_spawnp", "fork", "forkpty")),)
+_SPAWNS = (
+    ("os", ("posix_spawn", "posix_spawnp", "fork", "forkpty")),
+    ("_posixsubprocess", ("fork_exec",)),
+)
 
 
 def watch() -> None:
@@ -257,7 +271,7 @@ def watch() -> None:
     :data:`_SPAWNS` replaced by its :meth:`Forks.spawning`: the entry points' only."""
     if forks.watch():
         for module, names in _SPAWNS:
-            found = sys.modules.get(module)
+            found = sys.modules.get(module)  # both imported with ``subprocess``
             for name in names:
                 spawn = getattr(found, name, None)
                 if spawn is not None:
