@@ -214,6 +214,21 @@ def test_an_option_a_command_does_not_have_names_that_command(
             "taskdaemon report: error: unrecognized arguments: --zzzz "
             "(see taskdaemon report --help)",
         ),
+        (
+            ["serve", "127.0.0.1:9391"],
+            "taskdaemon serve: error: unrecognized arguments: 127.0.0.1:9391 "
+            "(did you mean --host 127.0.0.1 --port 9391?) (see taskdaemon serve --help)",
+        ),
+        (
+            ["ui", "9391"],
+            "taskdaemon ui: error: unrecognized arguments: 9391 "
+            "(did you mean --port 9391?) (see taskdaemon ui --help)",
+        ),
+        (
+            ["serve", "[::1]:9391"],
+            "taskdaemon serve: error: unrecognized arguments: [::1]:9391 "
+            "(see taskdaemon serve --help)",
+        ),
     ],
 )
 def test_a_misspelt_command_choice_or_option_says_what_was_meant(
@@ -221,7 +236,9 @@ def test_a_misspelt_command_choice_or_option_says_what_was_meant(
 ) -> None:
     """A wrong sub-command, choice or option close to a right one names it, as a definition's
     wrong name does: ``taskdaemon rnu`` listed the seventeen commands and left the reader to
-    find ``run`` among them; a wrong word close to none is said as before."""
+    find ``run`` among them; a wrong word close to none is said as before. ``serve`` and
+    ``ui`` given their address as an argument, as ``run --serve`` takes it, name the options
+    that take it."""
     with pytest.raises(SystemExit) as exited:
         main(argv)
     assert (exited.value.code, capsys.readouterr().err) == (2, line + "\n")

@@ -455,8 +455,25 @@ def _unrecognized(command: argparse.ArgumentParser, extras: list[str]) -> str:
         for extra in extras
         if extra.startswith("--") and (name := _meant(extra.partition("=")[0], options))
     ]
-    hint = f" (did you mean {' and '.join(meant)}?)" if meant else ""
+    hint = f" (did you mean {' and '.join(meant)}?)" if meant else _address_hint(options, extras)
     return f"unrecognized arguments: {' '.join(extras)}{hint}"
+
+
+def _address_hint(options: list[str], extras: list[str]) -> str:
+    """The options that give the address a command with ``--port`` was given as an argument
+    (``serve 127.0.0.1:9391``, the form ``run --serve`` takes), else "": the line said only that
+    the argument was not recognized, and the reader had to find ``--host`` and ``--port`` in
+    ``--help``. Decision: a hint, not a second way to give the address, which would then need
+    a rule for an argument and an option that disagree."""
+    import re  # noqa: PLC0415 - a usage error only
+
+    if "--port" not in options:
+        return ""
+    for extra in extras:
+        if found := re.fullmatch(r"(?:([A-Za-z0-9][A-Za-z0-9.-]*):)?([0-9]{1,5})", extra):
+            host, port = found.groups()
+            return f" (did you mean {f'--host {host} ' if host else ''}--port {port}?)"
+    return ""
 
 
 def _missing_command(command: argparse.ArgumentParser, args: argparse.Namespace) -> str | None:
