@@ -113,9 +113,11 @@ DESCRIPTION = """\
 Validate a pipeline file, run it, show its progress on stderr and a summary on stdout.
 
 Summary columns: INSTANCES is how many instances of the stage ran (more than one for event
-stages and fan-out); ATTEMPTS is the most attempts one instance needed (1: no retry); QUEUE the
-longest wait for a worker slot; DURATION from the first start to the last end; ERROR the first
-error, why the stage was skipped, or why it was cancelled.
+stages and fan-out); ATTEMPTS is the most attempts one instance needed (1: no retry); in a
+terminal narrower than the table, these two read INST and TRIES; QUEUE the longest wait for a
+worker slot; DURATION from the first start to the last end; ERROR why the stage was skipped,
+else the last error of an instance whose final attempt failed, or why it was cancelled (as
+runs show says).
 
 Exit codes: 0 the run succeeded, 1 it failed or was cancelled, 2 invalid file or arguments
 (a request that lacks an input a stage needs, a workspace that cannot be created), 130

@@ -97,7 +97,8 @@ def register(subparsers: Any) -> None:
         "ran; ATTEMPTS the most attempts one instance needed (1: no retry), as in the run "
         "summary. DURATION runs from the first start to the last end: '-' while an attempt "
         "has not ended. ERROR is the last error, the skip reason, or why the stage was "
-        "cancelled. "
+        "cancelled. In a terminal narrower than the table, they read INST, TRIES and TOOK, "
+        "and the columns left out are named under it. "
         "--json gives every attempt of every instance.",
     )
     show_p.add_argument(
