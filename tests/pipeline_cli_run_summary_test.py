@@ -46,15 +46,19 @@ async def _long_names_run() -> tuple[RunResult, Pipeline]:
 
 
 async def test_a_terminal_of_80_columns_gets_rows_of_80_at_most() -> None:
-    """Given the terminal's 80 columns, every line of the summary fits in them, the errors cut
-    with an ellipsis."""
+    """Given the terminal's 80 columns, every line of the summary fits in them, the stage's
+    error cut with an ellipsis, the run's wrapped whole: cut, it lost its end (a command's exit
+    code and last lines of stderr), what a failure is read for."""
     result, graph = await _failed_run()
+    assert result.error is not None
     lines = render_summary(result, graph, 80).splitlines()
-    expected = (True, True, True)
+    at = next(n for n, line in enumerate(lines) if line.startswith("error: "))
+    expected = (True, True, "error: " + result.error.strip(), True)
     actual = (
         all(len(line) <= 80 for line in lines),
         lines[1].endswith("…"),
-        lines[-1].startswith("error: ") and lines[-1].endswith("…"),
+        " ".join(line.strip() for line in lines[at:]),
+        len(lines) - at > 1 and all(line.startswith("    ") for line in lines[at + 1 :]),
     )
     assert expected == actual, lines
 

@@ -13,11 +13,11 @@ from taskdaemon.pipeline.durations import format_duration
 from taskdaemon.pipeline.model import Pipeline
 from taskdaemon.pipeline.table_fit import (
     LAST_GIVEN,
-    MIN_GIVEN,
     aligned,
     cut_columns,
     fit,
     text_columns,
+    wrapped,
 )
 from taskdaemon.pipeline.telemetry import STATUS_REPLAYED
 from taskdaemon.pipeline.terminal_text import one_line
@@ -76,7 +76,7 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     show``): the other columns take 49, so at 12 a 60-column terminal wrapped every row with
     an error, its cut tail under the STAGE column. STATUS, the counts and the durations are
     never cut, and no column is left out (``run`` has no ``--wide``; ``runs show RUN`` has
-    every column and whole errors). The run's error line is cut to the width too.
+    every column and whole errors). The run's error line is wrapped to the width, not cut.
     None (a pipe, a file) keeps up to 70 characters of each stage's error and 200 of the run's.
     """
     header = ("STAGE", "STATUS", "INSTANCES", "ATTEMPTS", "QUEUE", "DURATION", "ERROR")
@@ -117,8 +117,9 @@ def render_summary(result: RunResult, pipeline: Pipeline, width: int | None = No
     lines.append("")
     lines.append(f"run {result.run_id} {result.status} in {format_duration(total)}")
     if result.error:
-        error = one_line(result.error, 200)
-        if width is not None:  # in terminal columns: a CJK message takes two a character
-            error = cut_columns(error, max(MIN_GIVEN, width - len("error: ")))
-        lines.append(f"error: {error}")
+        # Wrapped, not cut: it is no table row, and its end is what a failure is read for (the
+        # exit code, the stderr's last lines). A word wider than the line (a path, a CJK
+        # sentence with no space) is still cut to it.
+        said = wrapped(f"error: {one_line(result.error, 200)}", width)
+        lines.extend(said if width is None else (cut_columns(line, width) for line in said))
     return "\n".join(lines)
