@@ -9,8 +9,11 @@ Every operation runs in a fresh child process over each store, under ``valgrind
 off, a fixed hash seed, the ``.pyc`` files compiled first and written by no child), once with
 the operation done once and once with it done twice in a row; the difference is the
 operation's own instructions, the interpreter's start-up, imports and first-use work
-cancelled. Each size's figure is printed with the ratio of the largest size to the smallest:
-1.0 is an operation whose cost does not depend on the history, 5.0 one that reads all of it.
+cancelled. A time an operation names (``--since``, ``--until``) is fixed by the store's own
+runs, not by the clock (``sample_ids``): the stores are built at different times, and each must
+be read for the same runs, a report's previous window whole in each (``report_window``). Each
+size's figure is printed with the ratio of the largest size to the smallest: 1.0 is an
+operation whose cost does not depend on the history, 5.0 one that reads all of it.
 ``--memory`` adds each child's peak resident set (``ru_maxrss``, one run of the operation, no
 valgrind); ``--memory-only`` measures that alone.
 
@@ -119,13 +122,15 @@ def _serve_start(db: Path, ids: dict[str, str]) -> None:
     _cli("serve", "--port", "0", "--pipeline", str(pipeline), "--max-runs", "1")(db, ids)
 
 
+# The report's window: ``report_window``, the same in every store, not the default 7 days.
+WINDOW = ("--since", "{report_since}", "--until", "{report_until}")
 OPS: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "runs-list": _cli("runs", "list"),
     "runs-list-50": _cli("runs", "list", "--limit", "50"),
     "runs-list-pipeline": _cli("runs", "list", "--pipeline", "nightly-build", "--limit", "50"),
     "runs-list-failure": _cli("runs", "list", "--status", "failure", "--limit", "50"),
     "runs-list-running": _cli("runs", "list", "--status", "running", "--limit", "50"),
-    "runs-list-since-1h": _cli("runs", "list", "--since", "1h"),
+    "runs-list-since-1h": _cli("runs", "list", "--since", "{hour_back}"),
     "runs-list-page-old": _cli("runs", "list", "--until", "{old_start}", "--limit", "50"),
     "runs-show": _cli("runs", "show", "{middle}"),
     "runs-show-prefix": _cli("runs", "show", "{middle_prefix}"),
@@ -133,9 +138,9 @@ OPS: dict[str, Callable[[Path, dict[str, str]], None]] = {
     "dag-run": _cli("dag", "examples/feature_delivery.yaml", "--run", "{middle}"),
     "dump": _cli("dump", "{middle}", "-o", "{tmp}/dump.tar.gz"),
     "logs": _cli("logs", "{middle}"),
-    "report": _cli("report"),
-    "report-7d": _cli("report", "--since", "7d"),
-    "report-html": _cli("report", "--format", "html", "-o", "{tmp}/report.html"),
+    "report": _cli("report", *WINDOW),
+    "report-12h": _cli("report", "--since", "{half_day}", "--until", "{report_until}"),
+    "report-html": _cli("report", *WINDOW, "--format", "html", "-o", "{tmp}/report.html"),
     "retention-none": _cli("retention", "--max-age", "400d", "--keep", "1000000"),
     "runs-list-env-retention": _cli("runs", "list", "--limit", "50"),
     "web-runs": _web("/"),
@@ -158,9 +163,25 @@ ENV: dict[str, dict[str, str]] = {
 WRITES = {"serve-start"}
 
 
+def _iso(seconds: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
+
+
+def report_window(newest_s: float) -> tuple[float, float]:
+    """The report's window over a store whose newest run started at ``newest_s``: the two days
+    to the last noon (UTC) before it. Every store then holds the same runs in it, cut days of
+    the same length (half days) at its ends, and the previous window whole once the history is
+    five days long (10,000 runs, one a minute, are 6.9 days: too short for the default 7-day
+    window's previous one, which made a report of it look like one that grows with history)."""
+    until = (newest_s - DAY / 2) // DAY * DAY + DAY / 2
+    return until - 2 * DAY, until
+
+
 def sample_ids(db: Path) -> dict[str, str]:
-    """Run ids the operations name: the run in the middle of the history, a prefix of it, and
-    the start of a run 90% back (a page of old runs)."""
+    """What the operations name: the run in the middle of the history, a prefix of it, the
+    start of a run 90% back (a page of old runs), the hour before the newest run, and the
+    report's windows (``report_window``, and its last 12 hours), all fixed by the store's runs,
+    not by the clock, so each store is read for the same runs whenever it was built."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     (total,) = conn.execute("SELECT count(*) FROM runs").fetchone()
     (middle,) = conn.execute(
@@ -169,9 +190,29 @@ def sample_ids(db: Path) -> dict[str, str]:
     (old_ns,) = conn.execute(
         "SELECT start_ns FROM runs ORDER BY start_ns LIMIT 1 OFFSET ?", (total // 10,)
     ).fetchone()
+    (newest_ns,) = conn.execute("SELECT max(start_ns) FROM runs").fetchone()
     conn.close()
-    old = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(old_ns / 1e9))
-    return {"middle": middle, "middle_prefix": middle[:8], "old_start": old}
+    since, until = report_window(newest_ns / 1e9)
+    return {
+        "middle": middle,
+        "middle_prefix": middle[:8],
+        "old_start": _iso(old_ns / 1e9),
+        "hour_back": _iso(newest_ns / 1e9 - 3600),
+        "report_since": _iso(since),
+        "half_day": _iso(until - DAY / 2),
+        "report_until": _iso(until),
+    }
+
+
+def holds_report_windows(db: Path) -> bool:
+    """Whether ``db`` holds the report's window and the previous one whole (a report of a
+    store that does not compares nothing, less work than one that does)."""
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        oldest_ns, newest_ns = conn.execute(
+            "SELECT min(start_ns), max(start_ns) FROM runs"
+        ).fetchone()
+    since, until = report_window(newest_ns / 1e9)
+    return bool(oldest_ns / 1e9 <= since - (until - since))
 
 
 def child(op: str, db: Path, reps: int) -> None:
@@ -284,6 +325,12 @@ def main() -> None:
     if args.baseline:
         trees["base"] = os.path.abspath(args.baseline)
     stores = {size: ensure_store(args.dir, size) for size in sizes}
+    short = [size for size in sizes if not holds_report_windows(stores[size])]
+    if short and any(op.startswith("report") for op in ops):
+        sys.exit(
+            f"{short[0]:,} runs do not hold the report's window and the one before it: "
+            "the report's operations need five days of runs (7,200, one a minute)"
+        )
     for source in (*trees.values(), str(HERE)):  # .pyc read by every child, written by none
         subprocess.run([sys.executable, "-m", "compileall", "-q", source], check=True)
     small, large = sizes[0], sizes[-1]
