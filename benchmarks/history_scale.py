@@ -281,16 +281,19 @@ def peak_kib(source: str, op: str, db: Path) -> int:
 
 
 def ensure_store(folder: Path, runs: int) -> Path:
-    """The store of ``runs`` runs in ``folder``, built (and its report caught up) if missing."""
+    """The store of ``runs`` runs in ``folder``, built (and its report caught up) if missing.
+
+    Built by a child of its own: a child's peak resident set counts its parent's up to its
+    ``exec`` (``vfork``), so a parent that built a store in-process gave every ``--memory``
+    child the builder's peak."""
     db = folder / f"history-{runs}.db"
     if db.exists():
         with contextlib.closing(sqlite3.connect(db)) as conn:
             if conn.execute("SELECT count(*) FROM runs").fetchone()[0] == runs:
                 return db
-    from history_store import build
-
     print(f"building {db} ({runs} runs)...", file=sys.stderr, flush=True)
-    build(db, runs)
+    builder = [sys.executable, str(HERE / "history_store.py"), "--runs", str(runs), "--db", str(db)]
+    subprocess.run(builder, stdout=sys.stderr, check=True)
     # A first report catches the per-day totals up, once; every later report reads them.
     subprocess.run(
         [sys.executable, "-m", "taskdaemon.pipeline.cli", "report"],
