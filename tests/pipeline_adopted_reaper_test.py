@@ -551,6 +551,56 @@ def test_the_look_thread_starts_once_reaps_and_stops(monkeypatch: pytest.MonkeyP
     assert not any(each.name == "taskdaemon-reaper" for each in threading.enumerate())
 
 
+def test_stop_waits_for_a_look_in_progress_an_interval_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A look that does not return (a read of ``/proc`` that blocks) holds ``stop``, and so the
+    process's exit, ``INTERVAL`` at most: ``stop``'s ``join(None)`` was not killed (mut58)."""
+    entered, release = threading.Event(), threading.Event()
+
+    class Stuck(adopted_reaper.Reaper):
+        def look(self) -> list[int]:
+            entered.set()
+            release.wait(20)
+            return []
+
+    monkeypatch.setattr(adopted_reaper, "Reaper", Stuck)
+    monkeypatch.setattr(adopted_reaper, "_started", [])
+    monkeypatch.setattr(adopted_reaper, "_stop", threading.Event())
+    monkeypatch.setattr(adopted_reaper, "INTERVAL", 0.2)
+    adopted_reaper.start()
+    (thread,) = adopted_reaper._started
+    try:
+        assert entered.wait(30)
+        began = time.monotonic()
+        adopted_reaper.stop()
+        took = time.monotonic() - began
+        assert thread.is_alive()  # still in its look: stop did not wait for it to end
+    finally:
+        release.set()
+        thread.join(30)
+    assert 0.2 <= took < 10, took
+    assert not thread.is_alive()
+
+
+def test_an_adopted_pid_gone_or_taken_again_is_dropped_not_reaped() -> None:
+    """An adopted child reaped by someone else (a handler's ``waitpid(-1)``) leaves the list at
+    the next look, without an error; one whose pid now names a process started at another time
+    (the pid given again) is dropped, not waited for: its own waiter gets its exit code."""
+    reaper = adopted_reaper.Reaper(waited_children.Forks())  # no window begun: none judged
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    taken = subprocess.Popen(["sh", "-c", "sleep 0.5; exit 3"])
+    try:
+        started = adopted_reaper._start(taken.pid)
+        assert started is not None
+        reaper.adopted = {gone.pid: started[1], taken.pid: started[1] - 1}
+        assert ([], {}) == (reaper.look(), reaper.adopted)
+        assert _stat(taken.pid) is not None
+    finally:
+        assert 3 == taken.wait()
+
+
 def test_a_pid_already_reaped_is_gone() -> None:
     """``reaped`` of a pid that is no child (any more) says it is gone, and waits for
     nothing."""
