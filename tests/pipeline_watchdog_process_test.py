@@ -103,9 +103,16 @@ def test_a_group_with_a_running_process_is_alive() -> None:
 
 def test_without_proc_a_group_is_alive_while_signal_0_finds_a_process(tmp_path: Path) -> None:
     """Without ``/proc`` (not Linux) the live groups are those a signal 0 reaches: the running
-    one, not the one nobody has; nothing raises."""
+    one, not the one nobody has, though that one comes first in the set; nothing raises, and
+    the running one gets no signal."""
     with group("sleep", "300") as process:
-        live = _live_groups({process.pid, 2**22 + 1}, proc=str(tmp_path / "no-proc"))
+        # No pid is over 2**22: nobody's groups, one of them first in the set's order.
+        nobodys = range(2**22 + 1, 2**22 + 64)
+        gone = next(pgid for pgid in nobodys if next(iter({pgid, process.pid})) == pgid)
+        groups = {gone, process.pid}
+        live = _live_groups(groups, proc=str(tmp_path / "no-proc"))
+        with pytest.raises(subprocess.TimeoutExpired):
+            process.wait(0.5)  # a signal sent would have ended it by then
     assert {process.pid} == live
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,10 +21,13 @@ from collections.abc import Callable, Iterator
 import psutil
 import pytest
 
+from taskdaemon.pipeline import _watchdog_process
 from taskdaemon.pipeline._watchdog_process import (
     ENVIRON_MAX,
+    TOKEN_VARIABLE,
     _end_groups,
     _Listing,
+    _signal_carriers,
 )
 from watchdog_support import DEADLINE, gone, group, until
 
@@ -201,3 +205,170 @@ def test_the_searcher_and_its_parent_are_never_signalled(token: str) -> None:
         check=False,
     )
     assert (0, "0 []\n") == (done.returncode, done.stdout), done.stderr
+
+
+@contextlib.contextmanager
+def _sleeping(env: dict[str, str], user: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
+    """``sleep 300`` in a session of its own with exactly ``env`` as its environment (``group``
+    puts the test's own first), as ``user`` when given; killed with its group at the end."""
+    sleep = shutil.which("sleep") or "/bin/sleep"
+    process = subprocess.Popen([sleep, "300"], env=env, user=user, start_new_session=True)
+    first = "".join(f"{name}={value}\0" for name, value in env.items()).encode()
+    try:
+        until(lambda: _environment(process.pid) == first, "the process's environment")
+        yield process
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def _environment(pid: int) -> bytes:
+    with open(f"/proc/{pid}/environ", "rb") as environ:
+        return environ.read()
+
+
+def test_a_token_in_the_first_variable_is_found(token: str, signalled: list[int]) -> None:
+    """An environment's first variable has no NUL before it: it is matched as the others are
+    (a search without its leading NUL was not killed before mut60)."""
+    with _sleeping({TOKEN_VARIABLE: token, "LATER": "1"}) as first:
+        _end_groups(set(), DEADLINE, {token.encode()})
+        assert [first.pid] == signalled
+        assert -signal.SIGTERM == first.wait(DEADLINE)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="a process of another user is started as root")
+def test_another_users_process_is_passed_over_and_the_search_goes_on(
+    token: str, signalled: list[int]
+) -> None:
+    """A process of another user carrying the token is not signalled (not this user's to
+    end), and the processes after it in ``/proc`` are still searched."""
+    with (
+        _sleeping({TOKEN_VARIABLE: token}, user=65534) as other,
+        _sleeping({TOKEN_VARIABLE: token}) as ours,
+    ):
+        assert other.pid < ours.pid  # the order of /proc's listing (pids not wrapped round)
+        _end_groups(set(), DEADLINE, {token.encode()})
+        assert [ours.pid] == signalled
+        assert (-signal.SIGTERM, None) == (ours.wait(DEADLINE), other.poll())
+
+
+def test_a_process_that_ends_before_its_pidfd_is_passed_over(
+    token: str, signalled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process listed in ``/proc`` that ends (and is reaped) before the search opens its
+    pidfd is passed over; the processes after it are still searched, in the same search (one
+    search, signal 0: the grace's next search would find them anyway)."""
+    real = os.pidfd_open
+    with _sleeping({TOKEN_VARIABLE: token}) as ends, _sleeping({TOKEN_VARIABLE: token}) as ours:
+        assert ends.pid < ours.pid  # the order of /proc's listing (pids not wrapped round)
+
+        def pidfd_open(pid: int, flags: int = 0) -> int:
+            if pid == ends.pid and ends.poll() is None:
+                ends.kill()
+                ends.wait()
+            return real(pid, flags)
+
+        monkeypatch.setattr(os, "pidfd_open", pidfd_open)
+        found: set[int] = set()
+        count = _signal_carriers({token.encode()}, 0, 0, found)
+        assert (1, {ours.pid}, -signal.SIGKILL) == (count, found, ends.returncode)
+    assert [ours.pid] == signalled
+
+
+def test_the_first_parent_is_never_signalled(token: str, signalled: list[int]) -> None:
+    """The parent the watchdog was started by (``parent``, not its parent now) carries the
+    token, at the first search, at the grace's and at SIGKILL's: it gets no signal; the other
+    carriers, which ignore SIGTERM, get SIGTERM then SIGKILL."""
+    with (
+        _sleeping({TOKEN_VARIABLE: token}) as parent,
+        group("sh", "-c", "trap '' TERM; sleep 300 & wait", token=token) as process,
+    ):
+        until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
+        child = psutil.Process(process.pid).children()[0].pid
+        _end_groups(set(), 0.2, {token.encode()}, parent.pid)
+        assert -signal.SIGKILL == process.wait(DEADLINE)
+        until(lambda: gone(child), "the child's end")
+        assert None is parent.poll()
+    assert {process.pid: 2, child: 2} == Counter(signalled)
+
+
+def test_the_carriers_are_counted_and_each_signalled_once(token: str, signalled: list[int]) -> None:
+    """The search says how many processes carry a token, those signalled before too, and
+    signals only those not signalled yet (signal 0 here: none ends)."""
+    with group("sh", "-c", "sleep 300 & wait", token=token) as process:
+        until(lambda: bool(psutil.Process(process.pid).children()), "the shell's child")
+        child = psutil.Process(process.pid).children()[0].pid
+        found: set[int] = set()
+        counts = [_signal_carriers({token.encode()}, 0, 0, found) for _ in range(2)]
+        assert ([2, 2], {process.pid, child}) == (counts, found)
+    assert {process.pid: 1, child: 1} == Counter(signalled)
+
+
+def test_with_no_grace_the_carriers_found_get_sigkill_at_once(
+    token: str, signalled: list[int]
+) -> None:
+    """A grace over before the first search ends (0 here) has no look of its own: the carriers
+    that first search found get SIGTERM, then SIGKILL at once."""
+    with group("sh", "-c", "trap '' TERM; sleep 300 & wait", token=token) as process:
+        until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
+        child = psutil.Process(process.pid).children()[0].pid
+        _end_groups(set(), 0, {token.encode()})
+        assert {process.pid: 2, child: 2} == Counter(signalled)
+        assert -signal.SIGKILL == process.wait(DEADLINE)
+
+
+def test_a_carrier_found_only_after_the_first_search_is_ended(
+    token: str, signalled: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Carriers are looked for again at least once after the first search, though it found
+    none: a spawn's shell in the middle of its exec shows its token only then (here a
+    carrier started once the first search is over)."""
+    real = _watchdog_process._live_groups
+    late: list[subprocess.Popen[bytes]] = []
+    with contextlib.ExitStack() as stack:
+
+        def live_groups(groups: set[int], proc: str = "/proc") -> set[int]:
+            if not late:  # called first right after the first search
+                late.append(stack.enter_context(_sleeping({TOKEN_VARIABLE: token})))
+            return real(groups, proc)
+
+        monkeypatch.setattr(_watchdog_process, "_live_groups", live_groups)
+        _end_groups(set(), DEADLINE, {token.encode()})
+        assert [late[0].pid] == signalled
+        assert -signal.SIGTERM == late[0].wait(DEADLINE)
+
+
+#: Run in a pid namespace of its own under two shells (pid 1, then its child, this one's
+#: parent), all three carrying the token: prints its pid and how many it signalled and tried to.
+_UNDER_PID_1 = textwrap.dedent(
+    """
+    import os, signal
+    from taskdaemon.pipeline._watchdog_process import _signal_carriers
+
+    tried = []
+    signal.pidfd_send_signal = lambda pidfd, sig: tried.append(pidfd)
+    token = os.environ["TASKDAEMON_SPAWN_TOKEN"].encode()
+    print(os.getpid(), _signal_carriers({token}, 0, signal.SIGTERM, set()), tried)
+    """
+)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not shutil.which("unshare"), reason="a pid namespace is made as root"
+)
+def test_pid_1_is_never_signalled(token: str) -> None:
+    """pid 1 (a container's init) is never signalled, though it carries the token and is
+    neither the searcher nor its parent: searched in a pid namespace whose pid 1 is a shell."""
+    shells = """sh -c '"$0" -c "$1"; exit $?' "$0" "$1"; exit $?"""
+    namespace = ["unshare", "--pid", "--fork", "--mount-proc"]
+    env = {**os.environ, "TASKDAEMON_SPAWN_TOKEN": token}
+    done = subprocess.run(
+        [*namespace, "sh", "-c", shells, sys.executable, _UNDER_PID_1],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=DEADLINE,
+        check=False,
+    )
+    assert (0, "3 0 []\n") == (done.returncode, done.stdout), done.stderr
