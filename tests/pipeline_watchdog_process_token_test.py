@@ -318,6 +318,18 @@ def test_with_no_grace_the_carriers_found_get_sigkill_at_once(
         assert -signal.SIGKILL == process.wait(DEADLINE)
 
 
+def test_groups_alone_are_ended_without_a_search(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no spawn listed, ending the groups opens no process's pidfd nor reads its
+    environment: the search over ``/proc`` is for tokens only (the common end pays nothing)."""
+    opened: list[int] = []
+    real = os.pidfd_open
+    monkeypatch.setattr(os, "pidfd_open", lambda pid, flags=0: opened.append(pid) or real(pid))
+    with group("sleep", "300") as process:
+        _end_groups({process.pid}, DEADLINE)
+        assert -signal.SIGTERM == process.wait(DEADLINE)
+    assert [] == opened
+
+
 def test_a_carrier_found_only_after_the_first_search_is_ended(
     token: str, signalled: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
