@@ -195,43 +195,22 @@ _SELF_AND_PARENT = textwrap.dedent(
 def test_the_searcher_and_its_parent_are_never_signalled(token: str) -> None:
     """A search from a process that carries the token, whose parent carries it too, signals
     neither of them."""
-    env = {**os.environ, "TASKDAEMON_SPAWN_TOKEN": token}
-    done = subprocess.run(
-        [sys.executable, "-c", _SELF_AND_PARENT, "parent", _SELF_AND_PARENT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=False,
-    )
+    done = _carrying(token, sys.executable, "-c", _SELF_AND_PARENT, "parent", _SELF_AND_PARENT)
     assert (0, "0 []\n") == (done.returncode, done.stdout), done.stderr
 
 
-@contextlib.contextmanager
-def _sleeping(env: dict[str, str], user: int | None = None) -> Iterator[subprocess.Popen[bytes]]:
-    """``sleep 300`` in a session of its own with exactly ``env`` as its environment (``group``
-    puts the test's own first), as ``user`` when given; killed with its group at the end."""
-    sleep = shutil.which("sleep") or "/bin/sleep"
-    process = subprocess.Popen([sleep, "300"], env=env, user=user, start_new_session=True)
-    first = "".join(f"{name}={value}\0" for name, value in env.items()).encode()
-    try:
-        until(lambda: _environment(process.pid) == first, "the process's environment")
-        yield process
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-
-
-def _environment(pid: int) -> bytes:
-    with open(f"/proc/{pid}/environ", "rb") as environ:
-        return environ.read()
+def _carrying(token: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``argv`` run to its end with the token in its environment, its output read."""
+    env = {**os.environ, TOKEN_VARIABLE: token}
+    return subprocess.run(
+        argv, env=env, capture_output=True, text=True, timeout=DEADLINE, check=False
+    )
 
 
 def test_a_token_in_the_first_variable_is_found(token: str, signalled: list[int]) -> None:
     """An environment's first variable has no NUL before it: it is matched as the others are
     (a search without its leading NUL was not killed before mut60)."""
-    with _sleeping({TOKEN_VARIABLE: token, "LATER": "1"}) as first:
+    with group("sleep", "300", only={TOKEN_VARIABLE: token, "LATER": "1"}) as first:
         _end_groups(set(), DEADLINE, {token.encode()})
         assert [first.pid] == signalled
         assert -signal.SIGTERM == first.wait(DEADLINE)
@@ -244,8 +223,8 @@ def test_another_users_process_is_passed_over_and_the_search_goes_on(
     """A process of another user carrying the token is not signalled (not this user's to
     end), and the processes after it in ``/proc`` are still searched."""
     with (
-        _sleeping({TOKEN_VARIABLE: token}, user=65534) as other,
-        _sleeping({TOKEN_VARIABLE: token}) as ours,
+        group("sleep", "300", only={TOKEN_VARIABLE: token}, user=65534) as other,
+        group("sleep", "300", only={TOKEN_VARIABLE: token}) as ours,
     ):
         assert other.pid < ours.pid  # the order of /proc's listing (pids not wrapped round)
         _end_groups(set(), DEADLINE, {token.encode()})
@@ -260,7 +239,10 @@ def test_a_process_that_ends_before_its_pidfd_is_passed_over(
     pidfd is passed over; the processes after it are still searched, in the same search (one
     search, signal 0: the grace's next search would find them anyway)."""
     real = os.pidfd_open
-    with _sleeping({TOKEN_VARIABLE: token}) as ends, _sleeping({TOKEN_VARIABLE: token}) as ours:
+    with (
+        group("sleep", "300", only={TOKEN_VARIABLE: token}) as ends,
+        group("sleep", "300", only={TOKEN_VARIABLE: token}) as ours,
+    ):
         assert ends.pid < ours.pid  # the order of /proc's listing (pids not wrapped round)
 
         def pidfd_open(pid: int, flags: int = 0) -> int:
@@ -281,7 +263,7 @@ def test_the_first_parent_is_never_signalled(token: str, signalled: list[int]) -
     token, at the first search, at the grace's and at SIGKILL's: it gets no signal; the other
     carriers, which ignore SIGTERM, get SIGTERM then SIGKILL."""
     with (
-        _sleeping({TOKEN_VARIABLE: token}) as parent,
+        group("sleep", "300", only={TOKEN_VARIABLE: token}) as parent,
         group("sh", "-c", "trap '' TERM; sleep 300 & wait", token=token) as process,
     ):
         until(lambda: bool(psutil.Process(process.pid).children()), "the trap")
@@ -342,7 +324,9 @@ def test_a_carrier_found_only_after_the_first_search_is_ended(
 
         def live_groups(groups: set[int], proc: str = "/proc") -> set[int]:
             if not late:  # called first right after the first search
-                late.append(stack.enter_context(_sleeping({TOKEN_VARIABLE: token})))
+                late.append(
+                    stack.enter_context(group("sleep", "300", only={TOKEN_VARIABLE: token}))
+                )
             return real(groups, proc)
 
         monkeypatch.setattr(_watchdog_process, "_live_groups", live_groups)
@@ -374,13 +358,5 @@ def test_pid_1_is_never_signalled(token: str) -> None:
     neither the searcher nor its parent: searched in a pid namespace whose pid 1 is a shell."""
     shells = """sh -c '"$0" -c "$1"; exit $?' "$0" "$1"; exit $?"""
     namespace = ["unshare", "--pid", "--fork", "--mount-proc"]
-    env = {**os.environ, "TASKDAEMON_SPAWN_TOKEN": token}
-    done = subprocess.run(
-        [*namespace, "sh", "-c", shells, sys.executable, _UNDER_PID_1],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=DEADLINE,
-        check=False,
-    )
+    done = _carrying(token, *namespace, "sh", "-c", shells, sys.executable, _UNDER_PID_1)
     assert (0, "3 0 []\n") == (done.returncode, done.stdout), done.stderr

@@ -37,15 +37,25 @@ def until(condition: Callable[[], bool], what: str) -> None:
 
 
 @contextlib.contextmanager
-def group(*argv: str, token: str | None = None, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+def group(
+    *argv: str,
+    token: str | None = None,
+    user: int | None = None,
+    only: dict[str, str] | None = None,
+    **extra: str,
+) -> Iterator[subprocess.Popen[bytes]]:
     """``argv`` in a session (so a process group) of its own, killed with its group at the
     end, with ``TASKDAEMON_SPAWN_TOKEN=token`` (none when None) and ``extra`` in its
-    environment."""
-    env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
-    if token is not None:
-        env[TOKEN_VARIABLE] = token
-    env.update(extra)
-    process = subprocess.Popen(argv, env=env, start_new_session=True)
+    environment, or ``only`` as its whole environment (in its order) when given; run as
+    ``user`` when given."""
+    if only is not None:
+        env = dict(only)
+    else:
+        env = {k: v for k, v in os.environ.items() if k != TOKEN_VARIABLE}
+        if token is not None:
+            env[TOKEN_VARIABLE] = token
+        env.update(extra)
+    process = subprocess.Popen(argv, env=env, user=user, start_new_session=True)
     try:
         # Popen returns once the exec has begun; the new environment is set a moment later.
         until(lambda: bool(_environment(process.pid)), "the process's environment")
