@@ -232,7 +232,7 @@ def test_a_full_disk_still_runs_pipelines_and_shows_the_history(
 
 
 def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) -> None:
-    """``TASKDAEMON_HOME`` naming a file: every reader says so in one line and exits non-zero,
+    """``TASKDAEMON_HOME`` naming a file: every reader says so in one line and exits 1,
     and the commands that run pipelines exit 2 with one line each. Before, the readers said
     "no runs" (exit 0), hiding the mistake, ``debug`` prefixed its line with
     ``PipelineError:`` and exited 1, and the store's warning gave mkdir's "File exists"."""
@@ -242,7 +242,7 @@ def test_a_file_where_the_home_should_be_is_one_line_everywhere(tmp_path: Path) 
     blocked = f"{home}: not a directory, so no span store can be in it"
     for args in (("runs", "list"), ("report",), ("logs", "abc"), ("watch", "abc")):
         done = taskdaemon(home, *args)
-        assert done.returncode != 0, args
+        assert 1 == done.returncode, args
         assert [blocked] == [line.split(": ", 1)[1] for line in done.stderr.splitlines()], args
     for command in ("run", "debug"):
         done = taskdaemon(home, command, str(path), stdin="")
@@ -324,7 +324,7 @@ def test_a_damaged_store_is_one_line_for_every_reader_and_a_run_still_runs(
     ]
     for args in readers:
         read = taskdaemon(home, *args)
-        assert read.returncode != 0, (args, read.stdout)
+        assert 1 == read.returncode, (args, read.stdout)
         assert 1 == len(read.stderr.splitlines()), (args, read.stderr)
         assert str(store) in read.stderr, (args, read.stderr)
     again = taskdaemon(home, "run", str(quick))

@@ -46,14 +46,14 @@ def test_a_missing_store_file_is_refused_by_the_store(tmp_path: Path) -> None:
 def test_a_reader_given_a_missing_store_names_it_and_fails(
     command: tuple[str, ...], home: Path, tmp_path: Path
 ) -> None:
-    """A read command given ``--source`` naming a missing file exits non-zero with one line
+    """A read command given ``--source`` naming a missing file exits 1 with one line
     naming the path, and creates nothing."""
     typo = tmp_path / "typo.db"
     done = taskdaemon(home, *command, "--source", f"sqlite:///{typo}")
     lines = done.stderr.strip().splitlines()
-    expected = (True, 1, True, [])
+    expected = (1, 1, True, [])
     assert expected == (
-        done.returncode != 0,
+        done.returncode,
         len(lines),
         str(typo) in done.stderr,
         list(tmp_path.iterdir()),
