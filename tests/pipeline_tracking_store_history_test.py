@@ -105,6 +105,20 @@ def test_retention_with_nothing_old_enough_reads_no_run(tmp_path: Path, counted:
     assert expected == _steps(counted, long, retention)
 
 
+def test_retention_with_every_run_kept_reads_no_run(tmp_path: Path, counted: list[int]) -> None:
+    """A retention pass by a count above the store's runs executes as many instructions over
+    3,000 runs as over 50, with an age that dooms nothing beside it."""
+    short = _history(tmp_path / "short.db", SHORT, open_runs=0)
+    long = _history(tmp_path / "long.db", LONG, open_runs=0)
+
+    def retention(store: SpanStore) -> object:
+        policy = RetentionPolicy(max_age=400 * 86400.0, keep=1_000_000)
+        return store.apply_retention(policy, now=T0 / 1e9 + 86400)
+
+    expected = _steps(counted, short, retention)
+    assert expected == _steps(counted, long, retention)
+
+
 def test_retention_by_count_keeps_the_runs_listed_first(tmp_path: Path) -> None:
     """Of runs that started at the same instant, retention keeps those ``runs list`` shows
     first, up to ``keep`` a pipeline."""

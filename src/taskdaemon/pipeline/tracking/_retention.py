@@ -8,9 +8,20 @@ what it reads must not grow with the whole history:
   start of each pipeline, read on the (pipeline, start) index, the pipelines themselves by
   seeking from one name to the next: the pass reads ``keep`` index entries a pipeline, not
   every run (a ``ROW_NUMBER`` over all runs did);
+- a store whose runs all fit within ``keep`` is told so without counting them: ``runs`` is a
+  rowid table, and its rows' distinct rowids all lie between its least and greatest, two
+  seeks; when that span is no wider than ``keep``, no pipeline can hold more, and no pipeline
+  is walked (the walk read every run of a store under ``keep``: a pass that deleted nothing
+  grew with the history);
 - runs older than ``max_age`` are a range of the start index;
 - when nothing is doomed, nothing is deleted and nothing else is read;
 - a resource is looked at only when a doomed trace used it.
+
+The rowid span is a bound, not a count: runs deleted from the middle of the history (by
+``keep`` from one pipeline of several) leave gaps that widen it, and then each pipeline is
+walked as above, up to ``keep`` entries. An exact ``count(*)`` was not chosen for the bound:
+it visits every leaf page of an index, fewer steps than a walk but still as many more as the
+history is longer.
 
 What still grows with the history when something is deleted: dropping the closed writers no
 run refers to reads every run's ``writer_id`` (no index holds it). Traces without a run row (other
@@ -30,6 +41,13 @@ __all__ = ["delete_expired"]
 
 _DOOMED_NOS: Final = (
     "SELECT trace_no FROM traces WHERE trace_id IN (SELECT trace_id FROM temp.doomed)"
+)
+
+
+#: Whether every run fits within ``?`` runs: the rowid span bounds the count (module docstring).
+#: NULL (no runs) counts as true.
+_ALL_WITHIN: Final = (
+    "SELECT coalesce((SELECT max(rowid) FROM runs) - (SELECT min(rowid) FROM runs) < ?, 1)"
 )
 
 
@@ -111,7 +129,7 @@ def delete_expired(
             "INSERT OR IGNORE INTO temp.doomed SELECT trace_id FROM runs WHERE start_ns < ?",
             (cutoff_ns,),
         )
-    if keep is not None:
+    if keep is not None and not conn.execute(_ALL_WITHIN, (keep,)).fetchone()[0]:
         for (pipeline,) in conn.execute(PIPELINE_NAMES).fetchall():
             _doom_beyond(conn, pipeline, keep)
     open_rows = conn.execute(

@@ -568,7 +568,8 @@ class SpanStore:
         to count them by, and finding the newest ``keep`` of them would read every trace in
         the store on every open (no index tells them from runs). Freed pages are then
         released with an incremental vacuum. What a pass reads grows with what it deletes and
-        with ``keep``, not with the whole history (``tracking._retention``)."""
+        with ``keep``, not with the whole history, and a store whose runs all fit within
+        ``keep`` is not walked at all (``tracking._retention``)."""
         if not policy.is_active:
             return RetentionResult(0, 0)
         self._refuse_read_only("delete runs from")
