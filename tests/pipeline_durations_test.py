@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from taskdaemon.pipeline.durations import log_time, parse_age, parse_when
@@ -36,22 +38,33 @@ def test_an_age_as_a_point_in_time_is_before_now() -> None:
     assert NOW - 7200.0 == parse_when("2h", clock=lambda: NOW)
 
 
-def test_a_bare_number_is_seconds() -> None:
-    """An age without a unit (``90``) is that many seconds."""
-    assert 90.0 == parse_age("90")
+@pytest.mark.parametrize("parse", [parse_age, lambda text: parse_when(text, clock=lambda: NOW)])
+def test_a_bare_number_is_refused_asking_its_unit(parse: Callable[[str], float]) -> None:
+    """An age without a unit (``7``, meant as days as often as seconds) is refused, asking
+    which unit, where it was read as seconds: ``report --since 7`` then found no runs."""
+    with pytest.raises(ValueError, match="what") as refused:
+        parse("7")
+    assert "not a duration: '7' (7 what? write 7s, 7m, 7h or 7d)" == str(refused.value)
+
+
+def test_a_bare_zero_and_a_bare_setting_are_seconds() -> None:
+    """Zero is the same in every unit; ``bare_seconds`` (``TASKDAEMON_RETENTION_MAX_AGE``,
+    documented as seconds) reads a bare number as seconds."""
+    assert 0.0 == parse_age("0")
+    assert 90.0 == parse_age("90", bare_seconds=True)
 
 
 def test_an_age_one_second_past_a_hundred_years_is_refused() -> None:
     """The limit is exactly 36500 days: one second more is refused."""
     with pytest.raises(ValueError, match="at most 36500d"):
-        parse_age(str(36500 * 86400 + 1))
+        parse_age(f"{36500 * 86400 + 1}s")
 
 
 def test_text_that_is_no_duration_is_one_line_naming_it() -> None:
     """A word that is no duration is a ValueError that quotes it and shows the forms."""
     with pytest.raises(ValueError, match="not a duration") as refused:
         parse_age("ten minutes")
-    expected = "not a duration: 'ten minutes' (use e.g. 90, 30s, 10m, 2h, 30d)"
+    expected = "not a duration: 'ten minutes' (use e.g. 30s, 10m, 2h, 30d)"
     assert expected == str(refused.value)
 
 

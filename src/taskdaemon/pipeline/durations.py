@@ -7,10 +7,20 @@ Decision: compact units without a space (``850ms``, ``12.3s``, ``4m05s``, ``2h03
 people type them in ``--since 10m`` and in pipeline files' ``timeout: 30s``. Each unit is
 chosen after rounding, so 0.9996 s reads ``1.0s``, never ``1000ms``.
 
-Parsing (:func:`parse_age`, :func:`parse_when`; queries, retention, the web API): ages are ``90``
-(seconds), ``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time (``--since`` /
+Parsing (:func:`parse_age`, :func:`parse_when`; queries, retention, the web API): ages are
+``500ms``, ``30s``, ``10m``, ``2h``, ``30d``, ``2w``. Points in time (``--since`` /
 ``--until``): an age meaning "that long before now", or an ISO 8601 date/time (naive means
 local time).
+
+Decision: an age carries its unit. A bare number (``report --since 7``) was read as seconds,
+silently, where its writer meant days as often as seconds: the report then said there were no
+runs in its window, an answer that looks right. It is refused in one line that asks which
+unit (``7 what? write 7s, 7m, 7h or 7d``), in every option and query that takes an age
+(``runs list`` and ``report``'s ``--since`` / ``--until``, ``retention --max-age``, the web
+API's ``since`` / ``until``). Two exceptions: zero, the same in every unit, and
+``TASKDAEMON_RETENTION_MAX_AGE`` (``bare_seconds=True``), documented as seconds since it was
+added and set once in a deployment, where refusing it now would turn a working retention off
+with one warning (``run``, ``serve``).
 
 Bounds: an age is at most a hundred years (``36500d``) and a point in time lies between 1900
 and 2200. The span store keeps times as signed 64-bit nanoseconds (1678 to 2262) and a report
@@ -117,11 +127,19 @@ def utc_offset(epoch: float) -> str:
     return f"UTC{offset[:3]}:{offset[3:5]}"
 
 
-def parse_age(text: str) -> float:
-    """Seconds in ``text`` (``30d``, ``12h``, ``90``); ValueError naming the text otherwise."""
+def parse_age(text: str, *, bare_seconds: bool = False) -> float:
+    """Seconds in ``text`` (``30d``, ``12h``); ValueError naming the text otherwise, a bare
+    number other than zero too unless ``bare_seconds`` (see the module docstring)."""
     match = _AGE.match(text)
     if not match:
-        raise ValueError(f"not a duration: {quote(text)} (use e.g. 90, 30s, 10m, 2h, 30d)")
+        raise ValueError(f"not a duration: {quote(text)} (use e.g. 30s, 10m, 2h, 30d)")
+    number = match.group(1)
+    if match.group(2) is None and not bare_seconds and float(number) != 0.0:
+        number = number if len(number) <= 12 else "N"  # a long one is quoted once, not five times
+        raise ValueError(
+            f"not a duration: {quote(text)} ({number} what? write {number}s, {number}m, "
+            f"{number}h or {number}d)"
+        )
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
     if not seconds <= _MAX_AGE_DAYS * 86400.0:  # NaN-proof: "9" * 400 is inf
         raise ValueError(

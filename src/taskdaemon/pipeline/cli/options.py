@@ -60,7 +60,8 @@ MAX_LIST = 1_000_000
 
 #: How ``--since``, ``--until`` (``runs list``, ``report``) are written (``durations.parse_when``).
 WHEN_FORMAT = (
-    "an age (90s, 1h, 7d) or an ISO 8601 time (2025-01-31T12:00, local unless it ends in Z)"
+    "an age with its unit (90s, 1h, 7d) or an ISO 8601 time (2025-01-31T12:00, local unless it "
+    "ends in Z)"
 )
 
 #: ``--interval`` bounds, in seconds: polls faster than 20 a second load the span source (a

@@ -43,8 +43,8 @@ def register(subparsers: Any) -> None:
     ret.add_argument(
         "--max-age",
         metavar="AGE",
-        help="delete runs, and other services' traces, that started more than AGE ago "
-        "(90s, 12h, 30d)",
+        help="delete runs, and other services' traces, that started more than AGE ago, "
+        "with its unit (90s, 12h, 30d)",
     )
     ret.add_argument(
         "--keep",

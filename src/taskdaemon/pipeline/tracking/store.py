@@ -138,7 +138,7 @@ def retention_from_env(environ: dict[str, str] | None = None) -> RetentionPolicy
     max_age: float | None = None
     keep: int | None = None
     try:
-        max_age = parse_age(raw_age) if raw_age else None
+        max_age = parse_age(raw_age, bare_seconds=True) if raw_age else None
     except ValueError as exc:
         problems.append(("TASKDAEMON_RETENTION_MAX_AGE", str(exc)))
     try:
