@@ -19,7 +19,7 @@ def _replay(home: Path, *args: str) -> tuple[str, list[SpanRecord]]:
     """Replay with ``args``: the new run's id and its spans, read back from the store."""
     done = taskdaemon(home, "replay", *args, "-q", cwd=home)
     assert 0 == done.returncode, done.stdout + done.stderr
-    new = next(line for line in done.stdout.splitlines() if line.startswith("run ")).split()[1]
+    new = done.stdout.strip()  # -q: the replay's run id alone
     with SpanStore(home / "spans.db") as store:
         return new, store.get_trace(new)
 
@@ -74,7 +74,7 @@ def test_rerun_all_runs_every_instance_again_and_dry_run_says_which(home: Path) 
     instances the default reuses, and ``--verify`` compares only the one it ran (item 2, now a
     success: exit 3), not the reused ones as if they had run again."""
     original = failed_once(home)
-    verified = taskdaemon(home, "replay", original, "--from", "c", "--verify", "-q", cwd=home)
+    verified = taskdaemon(home, "replay", original, "--from", "c", "--verify", cwd=home)
     assert (3, "verify: 2 divergences in 1 execution run again") == (
         verified.returncode,
         verified.stdout.splitlines()[-1].split(" (")[0],

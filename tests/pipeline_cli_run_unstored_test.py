@@ -65,7 +65,7 @@ def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored
     new runs, whose ids they print in their summaries: on a damaged store they end, as ``run``
     does, with one line saying the run is not stored; they used to say nothing. ``replay``'s
     stdout and stderr go to one pipe, as ``replay ... > log 2>&1`` puts them in one file: the
-    line comes after the summary, where its buffered stdout had the summary come last."""
+    line comes after the run id (``-q``), where its buffered stdout had the summary come last."""
     path = write(tmp_path / "one.yaml", ONE_STAGE_PIPELINE)
     original = taskdaemon(home, "run", "-q", str(path)).stdout.strip()
     dump = tmp_path / "one.tar.gz"
@@ -76,10 +76,11 @@ def test_replay_and_debug_on_a_store_that_cannot_open_say_their_id_is_not_stored
         home, "replay", original, "--source", f"dump://{dump}", "-q", launcher=ONE_STREAM, **quiet
     )
     debug = taskdaemon(home, "debug", str(path), "-q", stdin="", **quiet)
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    new = replay.stdout.splitlines()[-2]  # -q: the id alone, before the line saying it is lost
     debugged = next(
         line for line in debug.stdout.splitlines() if line.startswith("debugging run ")
     ).split()[2]
+    assert debugged == debug.stdout.splitlines()[-1], debug.stdout  # -q: the id, last
     ended = [line for line in debug.stderr.splitlines() if "is not stored" in line]
     assert (0, 0) == (replay.returncode, debug.returncode), replay.stdout + debug.stderr
     assert [

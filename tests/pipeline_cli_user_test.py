@@ -163,7 +163,7 @@ def test_unknown_source_scheme_is_a_usage_error_in_every_command(
 @pytest.mark.parametrize(
     ("argv", "command", "extras"),
     [
-        (["replay", "abcd", "--auto-approve"], "replay", "--auto-approve"),
+        (["dag", "p.yaml", "--auto-approve"], "dag", "--auto-approve"),
         (["runs", "list", "--bogus", "x"], "runs list", "--bogus x"),
         (["run", "pipeline.yaml", "extra"], "run", "extra"),
     ],

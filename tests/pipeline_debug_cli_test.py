@@ -560,13 +560,17 @@ def test_a_pause_with_an_input_over_a_mebibyte_keeps_the_prompt(home: Path) -> N
     path.write_text(BIG_OUTPUT)
     done = debug(home, str(path), "--break", "b", "-q", stdin="inputs b\nskip\n")
     lines = done.stdout.splitlines()
-    assert [
-        "paused at b.0.1 (#1 before b (pipeline big))",
-        "(taskdaemon) inputs b",
-        json.dumps({"x": "y" * 2_000_000}),
-        "(taskdaemon) skip",
-        "run ended success",
-    ] == lines[1:]
+    assert (
+        [
+            "paused at b.0.1 (#1 before b (pipeline big))",
+            "(taskdaemon) inputs b",
+            json.dumps({"x": "y" * 2_000_000}),
+            "(taskdaemon) skip",
+            "run ended success",
+            lines[0].split()[2],  # -q: the run id, last
+        ]
+        == lines[1:]
+    )
 
 
 @pytest.mark.slow
@@ -589,15 +593,19 @@ def test_debug_approve_of_a_stage_without_approval_is_one_line_and_exit_2(
 
 
 @pytest.mark.slow
-def test_quiet_drops_the_progress_lines_and_the_summary(home: Path, pipeline_file: Path) -> None:
-    """``debug FILE -q`` drops the progress lines on stderr and the summary table at the end;
-    the prompt's lines stay."""
+def test_quiet_ends_with_the_run_id_alone(home: Path, pipeline_file: Path) -> None:
+    """``debug FILE -q`` means what ``run -q`` means: no progress lines, and the run id alone
+    at the end of stdout instead of the summary table (it printed nothing there), the failed
+    run's reason its one line on stderr; the prompt's lines stay."""
     loud, quiet = (debug(home, str(pipeline_file), *q) for q in ((), ("-q",)))
-    assert ([True, False], [True, True], [True, False]) == (
+    run_id = quiet.stdout.split()[2]  # "debugging run ID ..."
+    assert ([True, False], [True, True], run_id, 1) == (
         ["STAGE  STATUS" in done.stdout for done in (loud, quiet)],
         ["run ended failure" in done.stdout for done in (loud, quiet)],
-        [bool(done.stderr) for done in (loud, quiet)],
-    )
+        quiet.stdout.splitlines()[-1],
+        len(quiet.stderr.splitlines()),
+    ), quiet.stdout + quiet.stderr
+    assert quiet.stderr.startswith(f"taskdaemon debug: run {run_id} failure: "), quiet.stderr
 
 
 @pytest.mark.slow

@@ -35,8 +35,8 @@ def test_the_example_replays_and_resumes_from_a_stage_without_divergence(home: P
     workspaces = home / "workspaces"
     files = sorted(str(p.relative_to(workspaces)) for p in (workspaces / original).rglob("*"))
     replays = [
-        taskdaemon(home, "replay", original, "--verify", "-q"),
-        taskdaemon(home, "replay", original, "--from", "verification", "--verify", "-q"),
+        taskdaemon(home, "replay", original, "--verify"),
+        taskdaemon(home, "replay", original, "--from", "verification", "--verify"),
     ]
     assert [(0, True)] * 2 == [
         (replay.returncode, replay.stdout.splitlines()[-1].startswith("verify: no divergence"))
@@ -104,7 +104,7 @@ def test_a_run_read_from_another_home_s_store_finds_its_workspace_beside_it(home
         assert 0 == done.returncode, done.stderr
         original = done.stdout.strip()
         source = f"sqlite:///{other}/spans.db"
-        args = ("replay", original, "--source", source, "--from", "verification", "-q")
+        args = ("replay", original, "--source", source, "--from", "verification")
         found = taskdaemon(home, *args, "--verify")
         taken = f"note: the recorded run's workspace is taken from {other}/workspaces/{original}"
         notes = [line for line in found.stderr.splitlines() if "note:" in line]
@@ -213,17 +213,20 @@ _ONE = """\
 
 
 @pytest.mark.slow
-def test_quiet_drops_only_the_progress_lines(home: Path, tmp_path: Path) -> None:
-    """``replay -q`` drops the progress lines on stderr and still prints the summary on stdout
-    (``run -q`` prints only the run id)."""
+def test_quiet_prints_only_the_replays_run_id(home: Path, tmp_path: Path) -> None:
+    """``replay -q`` means what ``run -q`` means: the replay's run id alone on stdout (it
+    printed the summary), no progress line on stderr; the id is the one the summary names."""
     path = write(tmp_path / "one.yaml", _ONE)
     original = taskdaemon(home, "run", str(path), "-q").stdout.strip()
     loud, quiet = (taskdaemon(home, "replay", original, *q) for q in ((), ("-q",)))
-    assert ([True, True], True, "") == (
-        [done.stdout.startswith("STAGE") for done in (loud, quiet)],
+    shown = json.loads(taskdaemon(home, "runs", "show", quiet.stdout.strip(), "--json").stdout)
+    assert (True, True, "", 1, original) == (
+        loud.stdout.startswith("STAGE"),
         "success in" in loud.stderr,  # a's progress line
         quiet.stderr,
-    )
+        len(quiet.stdout.splitlines()),
+        shown["replay_of"],
+    ), quiet.stdout + quiet.stderr
 
 
 _TWO = TWO_STAGES
@@ -355,7 +358,7 @@ def test_a_fed_stage_s_log_records_say_it_was_replayed(home: Path, tmp_path: Pat
     original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
     old = original.stdout.strip()
     replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
-    new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+    new = replay.stdout.strip()  # -q: the replay's run id alone
     text = taskdaemon(home, "logs", new)
     records = [
         json.loads(line) for line in taskdaemon(home, "logs", new, "--json").stdout.splitlines()
@@ -406,7 +409,7 @@ def test_a_fed_stage_s_record_tells_the_attempts_the_record_made(  # noqa: PLR09
     pipeline = write(tmp_path / "retried.yaml", _RETRIED % command)
     old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
     replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    new = replay.stdout.strip()  # -q: the replay's run id alone
     logs = taskdaemon(home, "logs", new, "--stage", "a", "--json")
     records = [json.loads(line) for line in logs.stdout.splitlines()]
     assert [("stage.replayed", status, attempts)] == [
@@ -425,11 +428,11 @@ def test_a_fed_stage_s_attempts_are_the_record_s_in_every_view(home: Path, tmp_p
         tmp_path / "retried.yaml", _RETRIED % "[ -f tried ] || { touch tried; exit 3; }"
     )
     old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
-    replay = taskdaemon(home, "replay", old, "--from", "b", "-q")
+    replay = taskdaemon(home, "replay", old, "--from", "b")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     shown = taskdaemon(home, "runs", "show", new, "--wide").stdout
     step = taskdaemon(home, "replay", new, "--step", stdin="goto 1h\nwhere\n").stdout
-    again = taskdaemon(home, "replay", new, "--from", "b", "-q").stdout  # a replay of the replay
+    again = taskdaemon(home, "replay", new, "--from", "b").stdout  # a replay of the replay
 
     def row(text: str) -> list[str]:
         return next(line for line in text.splitlines() if line.startswith("a ")).split()
@@ -478,7 +481,7 @@ def test_a_fed_stage_s_debug_records_read_as_the_original_s(home: Path, tmp_path
     pipeline = write(tmp_path / "mapped.yaml", _MAPPED)
     old = taskdaemon(home, "run", str(pipeline), "-q", "--log-level", "debug").stdout.strip()
     replay = taskdaemon(home, "replay", old, "--from", "b", "-q", "--log-level", "debug")
-    new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+    new = replay.stdout.strip()  # -q: the replay's run id alone
 
     def records(run_id: str) -> list[tuple[str | None, str]]:
         logs = taskdaemon(home, "logs", run_id, "--stage", "a", "--level", "debug", "--json")
@@ -516,7 +519,7 @@ def test_log_level_debug_adds_the_engine_s_decisions(home: Path, tmp_path: Path)
     def decision_loggers(*options: str) -> set[str]:
         replay = taskdaemon(home, "replay", old, "-q", *options)
         assert 0 == replay.returncode, replay.stderr
-        new = replay.stdout.splitlines()[-2].split()[1]  # "run ID success in ..."
+        new = replay.stdout.strip()  # -q: the replay's run id alone
         logs = taskdaemon(home, "logs", new, "--json", "--level", "debug")
         return {json.loads(line)["logger"] for line in logs.stdout.splitlines()} & {
             "taskdaemon.run.decision"
@@ -592,7 +595,7 @@ def test_a_fed_stage_ends_as_the_original_did(  # noqa: PLR0917
     pipeline = write(tmp_path / "ended.yaml", _ENDED % command)
     old = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
     replay = taskdaemon(home, "replay", old, "--from", "b", "-q", "--log-level", "debug")
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
+    new = replay.stdout.strip()  # -q: the replay's run id alone
 
     def said(run_id: str) -> tuple[Any, ...]:
         shown = json.loads(taskdaemon(home, "runs", "show", run_id, "--json").stdout)
@@ -611,7 +614,7 @@ def test_a_fed_stage_has_no_duration_or_queue_of_its_own(home: Path, tmp_path: P
     of queue), which was neither the record's figure nor any work's. The stage run again has
     its own."""
     original = taskdaemon(home, "run", str(write(tmp_path / "two.yaml", _TWO)), "-q")
-    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     shown = taskdaemon(home, "runs", "show", new, "--wide").stdout
 

@@ -42,7 +42,7 @@ def test_a_fed_failure_under_fail_says_the_replay_stops_there(home: Path) -> Non
         "not started by then (--from b runs it again)"
     )
     dry = taskdaemon(home, "replay", original, "--from", "c", "--dry-run")
-    replay = taskdaemon(home, "replay", original, "--from", "c", "-q")
+    replay = taskdaemon(home, "replay", original, "--from", "c")
     assert (0, [note]) == (dry.returncode, dry.stderr.splitlines()), dry.stdout + dry.stderr
     assert "run   c" in dry.stdout.splitlines(), dry.stdout
     assert 1 == replay.returncode, replay.stdout + replay.stderr
@@ -59,7 +59,7 @@ def test_a_fed_failure_under_continue_says_what_waits_for_its_success(
     """Under ``error_strategy: continue`` the note says a stage waiting for ``b``'s success is
     skipped: ``c`` is, when it waits for that, and runs when it follows any end of ``b``."""
     original = _failed_midway(home, "continue", success_only)
-    replay = taskdaemon(home, "replay", original, "--from", "c", "-q")
+    replay = taskdaemon(home, "replay", original, "--from", "c")
     note = (
         "note: b is fed as the original ended it, failure: a stage that waits for its "
         "success is skipped (--from b runs it again)"

@@ -59,7 +59,7 @@ def test_a_fed_stage_s_inputs_are_the_recorded_ones(
     old = original.stdout.strip()
     changed = write(tmp_path / "changed.yaml", _DOUBLED.replace("request.n * 2", "request.m"))
     given = [str(changed) if arg == "FILE" else arg for arg in args]
-    replay = taskdaemon(home, "replay", old, *given, "--from", "b", "-q")
+    replay = taskdaemon(home, "replay", old, *given, "--from", "b")
     said = f"{original.stderr}{replay.stdout}{replay.stderr}"
     assert 0 == replay.returncode, said
     assert "input" not in replay.stdout.split("\nrun ")[0], said  # no stage's error names one
@@ -112,7 +112,7 @@ def test_recorded_inputs_not_whole_are_said_in_one_line(
     outputs.write_text("{}")
     replay_args = (old, path, "--from", "b", *supplied, "--stage-output", f"a={outputs}")
     dry = taskdaemon(home, "replay", *replay_args, "--dry-run", **env)
-    replay = taskdaemon(home, "replay", *replay_args, "-q", **env)
+    replay = taskdaemon(home, "replay", *replay_args, **env)
     said = f"{original.stderr}{dry.stdout}{dry.stderr}{replay.stdout}{replay.stderr}"
     assert (0, 0) == (dry.returncode, replay.returncode), said
     for stderr in (dry.stderr, replay.stderr):

@@ -75,8 +75,8 @@ def _handlers(folder: Path) -> dict[str, str]:
 
 
 def _replayed(home: Path, run_id: str, *args: str, **env: str) -> tuple[str, list[str]]:
-    """``replay RUN ARGS -q``: the replay's id and its lines on stdout."""
-    lines = taskdaemon(home, "replay", run_id, *args, "-q", **env).stdout.splitlines()
+    """``replay RUN ARGS``: the replay's id and its lines on stdout."""
+    lines = taskdaemon(home, "replay", run_id, *args, **env).stdout.splitlines()
     return next(line for line in lines if line.startswith("run ")).split()[1], lines
 
 
@@ -123,8 +123,7 @@ def test_a_fed_stage_does_not_time_out_while_it_waits_its_turn(
         "-q",
         **env,
     )
-    new = next(line for line in replay.stdout.splitlines() if line.startswith("run "))
-    shown = _shown(home, new.split()[1], **env)
+    shown = _shown(home, replay.stdout.strip(), **env)  # -q: the replay's run id alone
     assert (0 if last == "success" else 1) == replay.returncode, replay.stderr + replay.stdout
     assert (["replayed"] * _WIDE, last) == (
         [stage["status"] for stage in shown["stages"][:-1]],

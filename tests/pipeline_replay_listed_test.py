@@ -114,7 +114,7 @@ def _failing_replayed(home: Path, tmp_path: Path) -> tuple[str, str, str]:
     """A run of ``_FAILING`` and its replay from ``b``: their ids and the replay's output."""
     pipeline = write(tmp_path / "failing.yaml", _FAILING)
     original = taskdaemon(home, "run", str(pipeline), "-q").stdout.strip()
-    replay = taskdaemon(home, "replay", original, "--from", "b", "-q")
+    replay = taskdaemon(home, "replay", original, "--from", "b")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     return original, new, replay.stdout + replay.stderr
 

@@ -85,7 +85,7 @@ def _statuses(home: Path, run_id: str) -> dict[int, str]:
 
 def _replay(home: Path, *args: str) -> tuple[str, list[str]]:
     """Replay: the new run's id and the ``note:`` lines it said."""
-    done = taskdaemon(home, "replay", *args, "-q", cwd=home)
+    done = taskdaemon(home, "replay", *args, cwd=home)
     assert 0 == done.returncode, done.stdout + done.stderr
     new = next(line for line in done.stdout.splitlines() if line.startswith("run ")).split()[1]
     return new, [line for line in done.stderr.splitlines() if line.startswith("note: c#")]

@@ -72,9 +72,9 @@ _APPROVED = _FIRED_LATE % ("trigger_mode: all", ", {manual: {approval_required: 
 
 
 def _replayed(home: Path, run_id: str, said: list[str] | None = None) -> tuple[str, str]:
-    """``replay RUN --from c -q``: the replay's id and its exit line (``error: ...``); its
+    """``replay RUN --from c``: the replay's id and its exit line (``error: ...``); its
     output is appended to ``said``, the evidence a failed assertion shows."""
-    replay = taskdaemon(home, "replay", run_id, "--from", "c", "-q")
+    replay = taskdaemon(home, "replay", run_id, "--from", "c")
     if said is not None:
         said.append(f"replay {run_id}: {replay.stdout}{replay.stderr}")
     lines = replay.stdout.splitlines()
@@ -234,7 +234,7 @@ def test_a_fed_stage_the_replay_never_started_is_skipped_in_every_view(
     ``skipped``, not reached. The summary now says what they say."""
     run = taskdaemon(home, "run", str(write(tmp_path / "queued.yaml", _QUEUED)), "-q")
     old = run.stdout.strip()
-    replay = taskdaemon(home, "replay", old, "--from", "c", "-q")
+    replay = taskdaemon(home, "replay", old, "--from", "c")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     summary = {
         line.split()[0]: (line.split()[1], line.split(maxsplit=6)[-1])

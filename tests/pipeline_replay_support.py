@@ -231,6 +231,6 @@ def replayed_from_b(home: Path, folder: Path) -> tuple[str, str]:
     """``taskdaemon run`` of :data:`TWO_STAGES` (written in ``folder``) in ``home``, then
     ``replay --from b`` of that run: the replay's run id and its standard output."""
     original = taskdaemon(home, "run", str(write(folder / "two.yaml", TWO_STAGES)), "-q")
-    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b", "-q")
+    replay = taskdaemon(home, "replay", original.stdout.strip(), "--from", "b")
     new = next(line for line in replay.stdout.splitlines() if line.startswith("run ")).split()[1]
     return new, replay.stdout

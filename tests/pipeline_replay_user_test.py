@@ -102,7 +102,7 @@ def test_a_run_cancelled_at_an_approval_replays_with_no_decision_read_into_it(
     assert 0 == taskdaemon(home, "cancel", served.run_id, "--by", "alice").returncode
     assert 1 == served.finish()[0]
     dry = taskdaemon(home, "replay", served.run_id, *args, "--dry-run")
-    replay = taskdaemon(home, "replay", served.run_id, *args, "-q")
+    replay = taskdaemon(home, "replay", served.run_id, *args)
     said = f"{dry.stdout}{dry.stderr}{replay.stdout}{replay.stderr}"
     note = (
         f"note: run {served.run_id} was cancelled (run cancelled by alice): a replay does not "

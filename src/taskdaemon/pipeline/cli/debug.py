@@ -10,11 +10,13 @@
 * ``debug FILE`` validates and runs the file like ``taskdaemon run`` (same request options,
   progress on stderr, spans in the store), paused at its breakpoints, and reads commands at the
   prompt (:mod:`._debug_prompt`). The run is served on its control socket and the prompt speaks
-  to it there, so ``debug attach`` from another terminal drives the same run. ``-q`` drops the
-  progress lines and the summary table at the end, not the prompt's lines (``run -q`` prints the
-  run id instead of the summary). ``--log-level`` is ``run``'s (``cli/log_options.py``; the
-  run's settings are ``run.build_observers``'s from the same arguments). When the input ends
-  (a pipe), the run's breakpoints are deleted and the run goes on to its end; the exit code
+  to it there, so ``debug attach`` from another terminal drives the same run. ``-q`` means what
+  ``run -q`` means (docs/architecture.md, "Command line"): no progress lines, and at the end
+  the run id alone on stdout instead of the summary table (a failed run's reason on stderr);
+  the prompt's lines stay, the prompt being what ``debug FILE`` is for. ``--log-level`` is
+  ``run``'s (``cli/log_options.py``; the run's settings are ``run.build_observers``'s from the
+  same arguments). When the input ends (a pipe), the run's breakpoints are deleted and the run
+  goes on to its end; the exit code
   is the run's (0 success, 1 failure or cancelled; ``quit`` cancels), 2 for an invalid file or
   breakpoint, 130 on Ctrl-C (while the prompt waits for the run: at the terminal's prompt,
   Ctrl-C drops the line being typed, ``cli/_prompt.py``); SIGTERM cancels the run as Ctrl-C
@@ -124,8 +126,8 @@ def register(subparsers: Any) -> None:
         "--quiet",
         "-q",
         action="store_true",
-        help="debug FILE: no progress lines on stderr and no summary table at the end; the "
-        "prompt's lines are still shown",
+        help="debug FILE: print only the run id at the end (no summary table; a failed run's "
+        "reason still goes to stderr) and no progress lines; the prompt's lines are still shown",
     )
     add_log_level_option(parser)
     parser.set_defaults(func=debug_command)
@@ -408,7 +410,11 @@ class RunThread(threading.Thread):
             self._ready.set()
 
     async def _main(self) -> None:
-        from taskdaemon.pipeline.cli.run import build_observers, say_unstored  # noqa: PLC0415
+        from taskdaemon.pipeline.cli.run import (  # noqa: PLC0415
+            build_observers,
+            say_quietly,
+            say_unstored,
+        )
         from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
         from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
         from taskdaemon.pipeline.cli.stage_exit import exits_said  # noqa: PLC0415
@@ -446,7 +452,9 @@ class RunThread(threading.Thread):
                 result = await handle.wait()
                 await store_run_end(result.run_id)  # before the socket closes (the stack)
                 await asyncio.get_running_loop().run_in_executor(None, self._finished.wait)
-        if not args.quiet:
+        if args.quiet:
+            say_quietly("debug", result)
+        else:
             print(render_summary(result, self._pipeline, summary_width()), flush=True)
         say_unstored("debug", result.run_id, observers.unstored())
         if result.succeeded:

@@ -30,8 +30,10 @@
   refused (``ReplayPlan.check``); without ``--verify`` a note says the record is incomplete.
 * A span store that cannot be opened (the record read from another source, ``--source``) ends
   the replay, as ``run``, with one line saying its run is not stored (``run.say_unstored``).
-* ``-q`` drops the progress lines on stderr only: the summary (or ``--verify``'s report) is the
-  replay's answer, and a note still goes to stderr (``run -q`` drops its summary too).
+* ``-q`` means what ``run -q`` means (docs/architecture.md, "Command line"): the replay's run id
+  alone on stdout, no progress lines, and on stderr its notes and a failed replay's reason;
+  ``--verify``'s divergence is its exit code, 3. ``--json`` (a report on stdout), ``--step`` and
+  ``--dry-run`` (no run, no run id) refuse it in one line, exit 2.
 * ``--break STAGE[:CEL]`` / ``--break-on-failure`` (and ``TASKDAEMON_BREAKPOINTS``) run the
   replay under the debugger's prompt, as ``debug FILE`` runs a file (``cli/replay_debug.py``);
   fed stages and reused instances never pause. Checked before anything runs (exit 2).
@@ -158,12 +160,27 @@ def register(subparsers: Any) -> None:
         "--quiet",
         "-q",
         action="store_true",
-        help="no progress lines on stderr; the summary (or --verify's report) still goes to stdout",
+        help="print only the replay's run id (no summary, no --verify report: exit 3 says a "
+        "divergence) and no progress lines; notes and a failed replay's reason still go to "
+        "stderr",
     )
+    for option in ("--auto-approve", "--approve"):  # unlisted: each is refused (_APPROVALS)
+        parser.add_argument(option, nargs="?", const=True, help=argparse.SUPPRESS)
     add_break_options(parser)
     add_workspace_option(parser)
     add_log_level_option(parser)
     parser.set_defaults(func=replay_command)
+
+
+#: What ``replay --auto-approve`` / ``--approve STAGE`` (``run``'s options, given by habit) are
+#: told. Decision: refused, not taken: a replay decides each approval as the recorded run's was
+#: decided (``replay/run.py``), so that it runs what ran, and one never decided is rejected, so
+#: that a replay never approves what nobody approved; an option granting approvals would make
+#: a replay of a rejected release approve it. argparse said only "unrecognized arguments".
+_APPROVALS = (
+    "{} is run's: a replay decides each approval as the recorded run's was decided, and "
+    "rejects one that never was (no replay approves what nobody approved)"
+)
 
 
 #: The options that only a replay that runs reads, by their ``args`` name: with ``--step``,
@@ -183,6 +200,7 @@ _FOR_A_RUN = {
     "workspace": "--workspace",
     "breaks": "--break",
     "break_on_failure": "--break-on-failure",
+    "quiet": "-q",
 }
 
 
@@ -191,7 +209,7 @@ _FOR_A_RUN = {
 #: --json`` printed the plan as text and compared nothing, with no word said). Decision: refused,
 #: not a dry run in JSON: ``--json`` is ``--verify``'s report, and a dry run has none to give.
 #: The options that shape the plan (FILE, ``--from``, ``--input``...) are the dry run's to show.
-_WHILE_IT_RUNS = ("verify", "json", "workspace", "breaks", "break_on_failure")
+_WHILE_IT_RUNS = ("verify", "json", "workspace", "breaks", "break_on_failure", "quiet")
 
 
 def _for_a_run(args: argparse.Namespace, names: Iterable[str] = _FOR_A_RUN) -> str | None:
@@ -232,6 +250,9 @@ def replay_command(args: argparse.Namespace) -> int:
     from taskdaemon.pipeline.replay.plan_values import load_stage_output  # noqa: PLC0415
     from taskdaemon.pipeline.settings import load_settings  # noqa: PLC0415
 
+    if args.auto_approve or args.approve:
+        option = "--auto-approve" if args.auto_approve else "--approve"
+        return refuse("replay", 2, _APPROVALS.format(option))
     if args.step:
         if given := _for_a_run(args):
             return refuse("replay", 2, f"--step runs nothing: {given}")
@@ -240,6 +261,8 @@ def replay_command(args: argparse.Namespace) -> int:
         return refuse("replay", 2, f"--dry-run runs nothing: {given}")
     if alone := _alone(args):
         return refuse("replay", 2, alone)
+    if args.quiet and args.json:
+        return refuse("replay", 2, "-q prints only the run id, --json the report: give one")
     try:
         inputs = parse_inputs(args.input, args.input_file)
         stage_outputs = dict(load_stage_output(spec) for spec in args.stage_output)
@@ -355,7 +378,7 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
     """Run the checked ``plan`` as ``args`` ask; the exit code. ``debugged``: the thread that
     runs it under the debugger's prompt (``cli/replay_debug.py``), which gives the hooks."""
     from taskdaemon.pipeline.cli.monitoring import start_monitoring  # noqa: PLC0415
-    from taskdaemon.pipeline.cli.run import say_unstored  # noqa: PLC0415
+    from taskdaemon.pipeline.cli.run import say_quietly, say_unstored  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run_progress import ProgressView  # noqa: PLC0415
     from taskdaemon.pipeline.cli.run_summary import render_summary  # noqa: PLC0415
     from taskdaemon.pipeline.cli.stop_signals import StopSignals  # noqa: PLC0415
@@ -445,7 +468,9 @@ async def execute_replay(args: argparse.Namespace, plan: Any, debugged: Any = No
     result = outcome.result
     for line in reuse.notes():  # a candidate that ran, as the dry run said it might
         print(f"note: {line}", file=sys.stderr, flush=True)
-    if args.json and outcome.report is not None:
+    if args.quiet:
+        say_quietly("replay", result)
+    elif args.json and outcome.report is not None:
         print(json_shown(json.dumps(outcome.report.to_json(), indent=2, ensure_ascii=False)))
     else:
         print(render_summary(_as_recorded(result, plan.fed), pipeline, summary_width()))

@@ -14,7 +14,7 @@
   The summary table (stage, status, instances, attempts, queue time, duration, error or skip
   reason) and the run id go to stdout. ``--quiet`` keeps only the run id on stdout, and on
   stderr a wait for an approval (with its command) and a failed run's reason; it overrides
-  ``--watch``. (``replay -q`` and ``debug FILE -q`` drop less: their help says what.)
+  ``--watch``. ``replay -q`` and ``debug FILE -q`` mean the same (:func:`say_quietly`).
   ``--watch`` replaces the progress lines with a live table on stderr when it is a terminal
   (one row per stage: state, elapsed time, fan-out progress, what it waits for), or with one
   line per stage state change when it is not (``taskdaemon watch``, ``cli/watch.py``).
@@ -180,6 +180,16 @@ def say_unstored(command: str, run_id: str, cause: str | None) -> None:
     found (docs/architecture.md, "Span sources"); nothing when it is stored."""
     if cause is not None:
         say(command, f"run {run_id} is not stored ({cause}): runs show will not find it")
+
+
+def say_quietly(command: str, result: Any) -> None:
+    """What ``-q`` leaves of a run's end (``run``, ``replay``, ``debug FILE``; docs/architecture.md,
+    "Command line"): its id alone on stdout, and a failed run's reason on stderr, which ``-q``
+    drops with the summary it was part of."""
+    print(result.run_id, flush=True)
+    if not result.succeeded:
+        reason = f": {one_line(result.error, 500)}" if result.error else ""
+        say(command, f"run {result.run_id} {result.status}{reason}")
 
 
 class ApprovalHint:
@@ -408,10 +418,7 @@ async def run_pipeline(
             if view is not None:
                 await view  # ends with the snapshot of the finished run
     if args.quiet:
-        print(result.run_id, flush=True)
-        if not result.succeeded:  # --quiet drops progress and summary, never the reason
-            reason = f": {one_line(result.error, 500)}" if result.error else ""
-            refuse("run", EXIT_FAILURE, f"run {result.run_id} {result.status}{reason}")
+        say_quietly("run", result)
     else:
         print(render_summary(result, pipeline, summary_width()), flush=True)
     say_unstored("run", result.run_id, observers.unstored())
