@@ -250,6 +250,21 @@ def test_the_benchmark_runs_and_prints_its_figures(name: str, tmp_path: Path) ->
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_sse_streams_run_cost_runs_a_watched_run_of_each_server(tmp_path: Path) -> None:
+    """``sse_streams.py --run-cost``: a real run watched through ``serve`` and ``run
+    --serve`` ends 0 (a viewer refused stops the script), and its scratch home is removed
+    (in ``/tmp``: a control socket's path under this test's TMPDIR is too long)."""
+    script = str(BENCHMARKS / "sse_streams.py")
+    args = ["--run-cost", "--stages", "2", "--rounds", "1", "--viewers", "2", "--chains", "sync"]
+    done = _run([script, *args, "--reading", "slow"], tmp_path)
+    assert done.returncode == 0, done.stderr[-4000:]
+    rows = re.findall(r"^0\tsync\t(serve|run --serve)\t2\t0\t[\d.]+\t", done.stdout, re.M)
+    assert sorted(rows) == ["run --serve", "serve"], done.stdout
+    assert not list(Path("/tmp").glob("td-viewers-*")), "a scratch home left behind"
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("part", ["redaction", "capture", "hooks", "tracer"])
 def test_monitor_instructions_switches_each_part_off(part: str, tmp_path: Path) -> None:
     """The counted child of ``monitor_instructions.py`` with one part switched off, without
