@@ -53,7 +53,9 @@ async def test_a_big_document_small_on_the_wire_is_paced_by_its_render_cost() ->
     async def sleep(seconds: float) -> None:
         asked.append(seconds)
 
-    pace = Pace(over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02))
+    pace = Pace(
+        over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02), send_rate=0
+    )
     hub = StreamHub(pace=pace)
     subscription = hub.subscribe("run", lambda item: item, lambda: _items(queue), gzip=True)
     unzip = zlib.decompressobj(31)
@@ -81,7 +83,9 @@ async def test_big_feeds_share_one_render_budget() -> None:
     async def sleep(seconds: float) -> None:
         asked.append(seconds)
 
-    pace = Pace(over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02))
+    pace = Pace(
+        over=1000, rate=1e12, sleep=sleep, cpu_share=0.1, cpu_clock=CpuClock(0.02), send_rate=0
+    )
     hub = StreamHub(pace=pace)
     subscriptions = {
         key: hub.subscribe(key, lambda item: item, lambda key=key: _items(queues[key]))
@@ -96,3 +100,40 @@ async def test_big_feeds_share_one_render_budget() -> None:
             pass
         subscription.close()
     assert [0.18, 0.38] == [round(seconds, 9) for seconds in asked]
+
+
+async def test_a_feed_waits_its_share_of_the_hubs_send_rate_after_each_event() -> None:
+    """Every event is one send on each open stream, small or not. 200 viewers of a run of
+    this process that changed hundreds of times a second kept the server's thread sending and
+    slowed the run (``run --serve``); before, no small document was paced (``asked`` stayed
+    empty). Now the feed waits ``streams / send_rate`` seconds after each
+    event: the hub sends at most ``send_rate`` events a second in all, and one viewer waits
+    200 times less than 200 do. The final state and the end still follow unpaced."""
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+    asked: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        asked.append(seconds)
+
+    pace = Pace(over=1000, rate=1e12, sleep=sleep, send_rate=4000)
+    hub = StreamHub(pace=pace)
+    viewers = [
+        hub.subscribe("run", lambda item: item, lambda: _items(queue), lambda item: item["end"])
+        for _ in range(200)
+    ]
+    for seed in range(3):
+        queue.put_nowait({"seed": seed, "end": seed == 2})
+        for viewer in viewers:
+            assert _events(await viewer.next(5.0) or b"") == [seed]
+    for viewer in viewers[1:]:
+        viewer.close()
+    alone: asyncio.Queue[Any] = asyncio.Queue()
+    one = hub.subscribe("other", lambda item: item, lambda: _items(alone))
+    alone.put_nowait({"seed": 9})
+    assert _events(await one.next(5.0) or b"") == [9]
+    queue.put_nowait(None)
+    assert _events(await viewers[0].next(5.0) or b"") == ["end"]
+    one.close()
+    viewers[0].close()
+    # 200 streams after the first two events, none after the final one; then two streams.
+    assert [0.05, 0.05, 0.0005] == [round(seconds, 9) for seconds in asked]

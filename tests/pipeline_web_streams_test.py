@@ -64,7 +64,7 @@ async def test_changes_during_a_big_documents_pause_are_sent_as_the_last_one() -
     """After an event over ``over`` bytes the feed pauses before its next snapshot: the
     changes made meanwhile arrive as one event, the latest, then the end."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, send_rate=0))
     subscription = hub.subscribe("run", render, source)
     source.items.put_nowait(2000)
     first = size_of(await subscription.next(5.0))
@@ -83,7 +83,7 @@ async def test_changes_during_a_big_documents_pause_are_sent_as_the_last_one() -
 async def test_a_big_documents_pause_is_its_share_of_the_byte_rate() -> None:
     """The pause after an event is its size over ``rate`` bytes a second."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, cpu_share=0))
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, cpu_share=0, send_rate=0))
     subscription = hub.subscribe("run", render, source)
     source.items.put_nowait(5000)
     chunk = await subscription.next(5.0)
@@ -98,7 +98,7 @@ async def test_a_big_documents_pause_is_its_share_of_the_byte_rate() -> None:
 async def test_small_documents_are_sent_without_a_pause() -> None:
     """Events of at most ``over`` bytes are sent as the source yields them, none paused."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, send_rate=0))
     subscription = hub.subscribe("run", render, source)
     sizes = []
     for size in (10, 11, 12, None):
@@ -113,7 +113,7 @@ async def test_a_final_big_document_is_followed_by_the_end_without_a_pause() -> 
     source ends, unpaced: a pause there only kept the page of a run of thousands of stages
     saying it was live."""
     source, pauses = Latest(), Pauses()
-    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses))
+    hub = StreamHub(pace=Pace(over=1000, rate=100_000, sleep=pauses, send_rate=0))
     subscription = hub.subscribe("run", render, source, lambda size: size == 3000)
     source.items.put_nowait(2000)
     sizes = [size_of(await subscription.next(5.0))]
@@ -185,7 +185,7 @@ async def test_a_gzipped_stream_decodes_each_chunk_whole_as_it_is_queued() -> No
     wire, here its gzipped size."""
     source, pauses = Latest(), Pauses()
     # Paced by bytes alone (``cpu_share=0``): the pause by render cost has its own test.
-    pace = Pace(over=100, rate=100_000, sleep=pauses, cpu_share=0)
+    pace = Pace(over=100, rate=100_000, sleep=pauses, cpu_share=0, send_rate=0)
     hub = StreamHub(pace=pace, heartbeat=0.01)
     subscription = hub.subscribe("run", render, source, gzip=True)
     unzip = zlib.decompressobj(31)

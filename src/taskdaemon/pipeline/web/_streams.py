@@ -23,6 +23,19 @@ one is always sent, then ``end``. A feed's ``final`` item (the run ended) is not
 nothing comes after it but ``end``, which a pause only delayed (seconds for a run of thousands
 of stages, whose page said it was still live meanwhile).
 
+Fan-out: every event a feed makes is one send on each of its streams, and a send costs the
+server's loop thread the same whatever it holds (ASGI, HTTP framing, the transport), so a
+run of this process that changes hundreds of times a second, watched by 200 viewers, kept
+that thread busy and took the interpreter from the engine it shares it with (``run --serve``:
+``benchmarks/README.md``, viewers60). After each event a feed waits ``streams / send_rate``
+seconds, ``streams`` the streams open on the hub: the hub then sends at most ``send_rate``
+events a second in all, however many watch, while one viewer still waits a fraction of a
+millisecond. The rate is a count, not a CPU share as for big documents: a send is small and
+its cost is in the loop's machinery, not in the feed, where no clock can see it. The rate
+is a decision: each of 200 viewers still gets an event every twentieth of a second, with every
+change made meanwhile, which is as often as a person watching a page can use; what the sends
+cost at that rate is measured, not assumed (``sse_streams.py --run-cost``).
+
 Framing (the HTML standard's ``text/event-stream``): the first event carries ``retry:``; every
 event has an ``id:`` (a counter of its feed); a comment line (``: ping``) is sent after
 ``heartbeat`` seconds without an event, so proxies and the browser keep the connection. A client
@@ -224,22 +237,28 @@ class Subscription:
 class Pace:
     """After an event of more than ``over`` bytes on the wire, wait ``size / rate`` seconds
     (``sleep``); after one rendered as more than ``over`` bytes, at least until its making has
-    cost ``cpu_share`` of a core by ``cpu_clock`` (the module docstring, "Render cost")."""
+    cost ``cpu_share`` of a core by ``cpu_clock`` (the module docstring, "Render cost"); after
+    any event, at least ``streams / send_rate`` seconds ("Fan-out"; 0: no such pause)."""
 
     over: int
     rate: float
     sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
     cpu_share: float = 0.1
     cpu_clock: Callable[[], float] = time.thread_time
+    send_rate: float = 4000.0
 
-    def pause(self, rendered: int, wire: int, cpu: float, big_feeds: int = 1) -> float:
+    def pause(
+        self, rendered: int, wire: int, cpu: float, big_feeds: int = 1, streams: int = 0
+    ) -> float:
         """Seconds to wait after an event ``rendered`` bytes long, ``wire`` bytes on the wire
         of the client it cost most, whose render and compression took ``cpu`` seconds, while
-        ``big_feeds`` feeds (this one among them) share ``cpu_share``."""
+        ``big_feeds`` feeds (this one among them) share ``cpu_share`` and ``streams`` streams
+        are open on the hub."""
         by_bytes = wire / self.rate if wire > self.over else 0.0
         share = self.cpu_share / max(1, big_feeds)
         by_cpu = cpu / share - cpu if rendered > self.over and self.cpu_share > 0 else 0
-        return max(by_bytes, by_cpu)
+        by_sends = streams / self.send_rate if self.send_rate > 0 else 0.0
+        return max(by_bytes, by_cpu, by_sends)
 
 
 class FeedView(Protocol):
@@ -289,10 +308,12 @@ class Feed:
         *,
         diff: Callable[[Any, Any, int], Any] | None = None,
         big_feeds: Callable[[], int] = lambda: 1,
+        streams: Callable[[], int] = lambda: 0,
         view: FeedView | None = None,
     ):
         self.key = key
         self._big_feeds = big_feeds
+        self._streams = streams
         self.render = render
         self._source = source
         self._pace = pace
@@ -328,7 +349,7 @@ class Feed:
                     continue
                 size = max(sent, default=0)  # the most bytes a client of it has to take
                 cpu = pace.cpu_clock() - started
-                pause = pace.pause(self.rendered, size, cpu, self._big_feeds())
+                pause = pace.pause(self.rendered, size, cpu, self._big_feeds(), self._streams())
                 if pause > 0:
                     # The source coalesces what changes meanwhile into its next snapshot.
                     await pace.sleep(pause)
@@ -447,6 +468,7 @@ class StreamHub:
                 final,
                 diff=diff,
                 big_feeds=self._big_feeds,
+                streams=lambda: self._open,
                 view=None if view is None else view(),
             )
             self._feeds[key] = feed
