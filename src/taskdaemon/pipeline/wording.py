@@ -5,6 +5,7 @@ known name a wrong one was meant to be."""
 
 from __future__ import annotations
 
+import heapq
 from collections import Counter
 from collections.abc import Collection, Iterable
 from typing import Any, Final
@@ -105,6 +106,16 @@ def unknown_pipeline(source: Any, pipeline: str | None, also: Collection[str] = 
 #: (``validation.MAX_NAME_LENGTH``, which imports this module, so the value is written twice
 #: and a test holds them equal).
 CLOSE_NAME: Final = 128
+#: The work one :func:`close_match` may do (counted as ``name_likeness`` counts it): sixteen
+#: comparisons of the costliest kind for difflib's first search, two names of
+#: :data:`CLOSE_NAME` characters of one letter, whose every character is in the other's
+#: every place. An ordinary look-up (a definition's keys or stages, the command line's
+#: options) costs a small part of it.
+CLOSE_WORK: Final = 16 * CLOSE_NAME * CLOSE_NAME
+#: How close a candidate must be (``SequenceMatcher.ratio``), and how many of the closest are
+#: weighed by their start: ``difflib.get_close_matches``'s defaults, which it used before.
+_CUTOFF = 0.6
+_WEIGHED = 3
 
 
 def close_match(name: str, candidates: Collection[str]) -> list[str]:
@@ -116,24 +127,43 @@ def close_match(name: str, candidates: Collection[str]) -> list[str]:
     command line's sub-commands, choices and options.
 
     A ``name`` longer than :data:`CLOSE_NAME` gets none, whoever asks: each comparison costs
-    up to the product of the two lengths, and the name comes from a file, a command line or a
+    the product of the two lengths or more, and the name comes from a file, a command line or a
     URL anyone writes. The bound is here, not in the callers, which had three values and some
     none (a pipeline name against the store's, a web ``?status=``). Its value is the longest
     name a definition allows, so that every name it can hold gets its hint; a longer one is
     no name a definition holds, and the caller's own message (the names there are, or what
     is expected) still says what to write. The number of ``candidates`` is each caller's
-    bound, as only it knows where they come from."""
+    bound, as only it knows where they come from.
+
+    The work is bounded too (:data:`CLOSE_WORK`): at that length, names that share their
+    letters (``s0417-sss…``) all pass difflib's cheap filters, which count letters and not
+    their order, and each comparison then costs the product of the lengths, or many times it
+    for names made of one short pattern. So the candidates are compared likeliest first, by
+    how much of the name's start and end they share (``name_likeness.ends_shared``: a typo
+    leaves both sides of it), and the comparing stops where the next step would go past the
+    bound; the answer is the closest of those compared. Within the bound every candidate is
+    compared, and the answer is exactly ``difflib.get_close_matches``'s, as before. Past it,
+    a candidate sharing little of either end may go uncompared: a hint that may not be the
+    closest, for an answer bounded in time. Answering nothing past the bound would have
+    taken the hint from a long name among many, the very look-up the length bound keeps."""
     if len(name) > CLOSE_NAME:
         return []
-    import difflib  # noqa: PLC0415 - only a wrong name needs it (start-up time)
+    from taskdaemon.pipeline import name_likeness  # noqa: PLC0415 - difflib: start-up time
 
-    close = difflib.get_close_matches(name, list(candidates), n=3)
-    if not close:
+    total = len(name) or 1
+    likeliest = sorted(
+        (-2 * name_likeness.ends_shared(name, candidate) / (total + len(candidate)), candidate)
+        for candidate in candidates
+    )
+    matcher = name_likeness.BoundedMatcher(name, CLOSE_WORK)
+    close = []
+    try:
+        for _, candidate in likeliest:
+            if (score := matcher.ratio_within(candidate, _CUTOFF)) is not None:
+                close.append((score, candidate))
+    except name_likeness.WorkSpentError:
+        pass  # the closest of those compared
+    weighed = [candidate for _, candidate in heapq.nlargest(_WEIGHED, close)]
+    if not weighed:
         return []
-    return [max(close, key=lambda candidate: _shared_start(name, candidate))]
-
-
-def _shared_start(one: str, other: str) -> int:
-    """How many characters ``one`` and ``other`` begin with alike."""
-    pairs = zip(one, other, strict=False)
-    return next((at for at, (a, b) in enumerate(pairs) if a != b), min(len(one), len(other)))
+    return [max(weighed, key=lambda candidate: name_likeness.shared_start(name, candidate))]
