@@ -23,7 +23,6 @@ from taskdaemon.pipeline.config_reader import (
 )
 from taskdaemon.pipeline.errors import CLOSE_STAGES, no_such_stage
 from taskdaemon.pipeline.name_likeness import shared_start
-from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.validation import MAX_NAME_LENGTH
 from taskdaemon.pipeline.validation_warnings import WARNING_CODES
 from taskdaemon.pipeline.web._data import _STATUSES, check_status
@@ -49,7 +48,7 @@ def test_a_name_at_the_bound_still_gets_its_hint_among_many() -> None:
     stages = [_named(CLOSE_NAME, number) for number in range(CLOSE_STAGES)]
     wrong = stages[417][:-1] + "x"
     assert [stages[417]] == close_match(wrong, stages)
-    assert no_such_stage(wrong, stages).endswith(f"; did you mean {quote(stages[417])}?")
+    assert no_such_stage(wrong, stages).endswith(f"; did you mean '{stages[417]}'?")
 
 
 def test_one_character_past_the_bound_gets_none() -> None:
@@ -226,3 +225,12 @@ def test_unbounded_the_mirrored_names_cost_far_more(monkeypatch: pytest.MonkeyPa
     name, mirrored = _mirrored(10)
     _before(name, mirrored)
     assert work.done > 3 * CLOSE_WORK
+
+
+@pytest.mark.parametrize("length", [60, CLOSE_NAME])
+def test_a_long_hint_says_which_name_it_is(length: int) -> None:
+    """Two long stage names that differ only at their end: the hint names the one meant whole,
+    where it was cut to 40 characters and read the same for both."""
+    stages = ["s" * (length - 1) + "a", "s" * (length - 1) + "b", "other"]
+    wrong = "s" * (length - 2) + "b"
+    assert no_such_stage(wrong, stages).endswith(f"; did you mean '{stages[1]}'?")

@@ -10,7 +10,7 @@ from taskdaemon.pipeline.ellipsis import cut
 from taskdaemon.pipeline.frozen import frozen
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.value_methods import ValueMethods
-from taskdaemon.pipeline.wording import close_match
+from taskdaemon.pipeline.wording import close_match, quote_meant
 
 __all__ = [
     "ERROR_MAX_CHARS",
@@ -222,7 +222,7 @@ def stage_meant(stage: str, stages: Sequence[str]) -> str:
     if len(stages) > CLOSE_STAGES:
         return ""
     close = close_match(stage, stages)
-    return f"; did you mean {quote(close[0])}?" if close else ""
+    return f"; did you mean {quote_meant(close[0])}?" if close else ""
 
 
 #: Characters of a failed attempt's error message that are kept (``bounded_text``): a handler's

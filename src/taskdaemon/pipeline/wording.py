@@ -98,7 +98,7 @@ def unknown_pipeline(source: Any, pipeline: str | None, also: Collection[str] = 
     else:
         names = {run.pipeline for run in source.search(limit=_NAMES_COMPARED)}
     close = close_match(pipeline, names | set(also))
-    return no_run_of(pipeline) + (f"; did you mean {quote(close[0])}?" if close else "")
+    return no_run_of(pipeline) + (f"; did you mean {quote_meant(close[0])}?" if close else "")
 
 
 #: The longest wrong name :func:`close_match` looks a candidate up for: the longest name a
@@ -116,6 +116,15 @@ CLOSE_WORK: Final = 16 * CLOSE_NAME * CLOSE_NAME
 #: weighed by their start: ``difflib.get_close_matches``'s defaults, which it used before.
 _CUTOFF = 0.6
 _WEIGHED = 3
+
+
+def quote_meant(meant: str) -> str:
+    """A "did you mean"'s name, quoted as ``quoting.quote`` quotes, but whole up to
+    :data:`CLOSE_NAME` characters, not cut at 40: two long names that differ only at their
+    end (``stage_…_eu``, ``stage_…_us``) read the same cut, and the hint would not say which
+    one it means. Every name a definition holds is shown whole; a longer one (a remote
+    source's pipeline name) is cut as any quote is, at that bound."""
+    return quote(meant, CLOSE_NAME)
 
 
 def close_match(name: str, candidates: Collection[str]) -> list[str]:

@@ -439,11 +439,10 @@ def _meant(word: str, names: Any) -> str | None:
     definition's wrong names."""
     if not names:
         return None
-    from taskdaemon.pipeline.quoting import quote  # noqa: PLC0415 - a wrong word only
-    from taskdaemon.pipeline.wording import close_match  # noqa: PLC0415
+    from taskdaemon.pipeline.wording import close_match, quote_meant  # noqa: PLC0415
 
     match = close_match(word, [str(name) for name in names])
-    return quote(match[0]) if match else None
+    return quote_meant(match[0]) if match else None
 
 
 def _unrecognized(command: argparse.ArgumentParser, extras: list[str]) -> str:

@@ -63,7 +63,7 @@ from taskdaemon.pipeline.private_file import make_private_dirs
 from taskdaemon.pipeline.quoting import quote
 from taskdaemon.pipeline.table_fit import wrapped
 from taskdaemon.pipeline.terminal_text import shown
-from taskdaemon.pipeline.wording import close_match, counted
+from taskdaemon.pipeline.wording import close_match, counted, quote_meant
 
 __all__ = ["CommandPrompt", "LinesAbove"]
 
@@ -289,7 +289,7 @@ class CommandPrompt:
         definition's misspelt name gets it (``did you mean 'inputs'?``), else where the
         commands are listed."""
         close = close_match(word, self.COMMANDS)
-        return f"did you mean {quote(close[0])}?" if close else "'help' lists them"
+        return f"did you mean {quote_meant(close[0])}?" if close else "'help' lists them"
 
     def _print(self, text: str) -> None:
         # What the commands print comes from the run (errors, log records, reasons): each

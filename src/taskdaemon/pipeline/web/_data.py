@@ -49,7 +49,7 @@ from taskdaemon.pipeline.status_rules import (
 )
 from taskdaemon.pipeline.tracking.reconstruct import summarize_run
 from taskdaemon.pipeline.visualization import DagSnapshot, DagWatcher, dag_snapshot
-from taskdaemon.pipeline.wording import close_match, unknown_pipeline
+from taskdaemon.pipeline.wording import close_match, quote_meant, unknown_pipeline
 
 __all__ = ["RunData", "check_status"]
 
@@ -428,6 +428,6 @@ def check_status(status: str | None) -> str | None:
         return None
     if status not in _STATUSES:
         close = close_match(status, _STATUSES)
-        meant = f", did you mean {quote(close[0])}?" if close else ""
+        meant = f", did you mean {quote_meant(close[0])}?" if close else ""
         raise ValueError(f"unknown status {quote(status)}{meant} (one of {', '.join(_STATUSES)})")
     return status
