@@ -45,9 +45,10 @@ __all__ = [
 
 #: Stage names an unknown-stage error lists (one line, whatever the run's size).
 NAMED_STAGES = 20
-#: Stages an unknown stage's "did you mean" compares it with: each comparison costs up to the
-#: product of the two lengths, and a stored run may have 100,000 stages of 128 characters
-#: alike; past the bound, no hint (the name's length is ``wording.close_match``'s bound).
+#: Stages an unknown stage's "did you mean" is looked for among: a stored run may have 100,000
+#: stages of 128 characters alike; past the bound, no hint. ``wording.close_match`` bounds the
+#: name's length and the comparisons' work itself (one comparison can cost many times the
+#: product of the two lengths); this bound spares even sorting that many candidates.
 CLOSE_STAGES: Final = 1000
 #: Characters of an issue's field path shown: a path holds the file's keys as written, and an
 #: unknown key of 80,000 characters was an 80 KB line (a real path is far shorter).
