@@ -242,3 +242,31 @@ def test_a_stage_left_process_is_found_behind_more_other_children_than_a_look_re
         for process in [*others, root, left]:  # left: reaped by the end, or killed here
             process.kill()
             process.wait()
+
+
+def test_an_end_whose_round_reaps_all_it_found_reads_the_children_past_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """More processes left than a look reads: a round that killed and reaped every one it
+    found went on to the next look only if one of them was not reaped yet. When all died at
+    once (a loaded machine's slow rounds), the end stopped with the rest still running (seen
+    in CI: 257 of 300 killed). Each reap here waits for its process's end, so every round
+    reaps all it found."""
+    monkeypatch.setattr(adopted_orphans, "LOOK_LIMIT", 3)
+
+    def reaped_at_once(pid: int) -> bool:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        return True
+
+    monkeypatch.setattr(adopted_orphans, "reaped", reaped_at_once)
+    root = subprocess.Popen(["sleep", "60"], process_group=0)
+    left = [subprocess.Popen(["sleep", "60"], process_group=root.pid) for _ in range(7)]
+    try:
+        named, count, unreaped = adopted_orphans.Orphans(root.pid, "end60").end(grace=30.0)
+        assert (count, unreaped, [process.poll() for process in left]) == (7, 0, [0] * 7)
+        assert len(named) == adopted_orphans.SHOWN
+    finally:
+        for process in [root, *left]:
+            process.kill()
+            process.wait()

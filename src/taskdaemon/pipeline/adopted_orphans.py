@@ -170,14 +170,15 @@ class Orphans:
         self._others: set[int] = set()
         self._lock = threading.Lock()
 
-    def look(self) -> None:
-        """Keep each child of this process the spawn left (its token, or its group)."""
+    def look(self) -> bool:
+        """Keep each child of this process the spawn left (its token, or its group); True when
+        the look stopped at its bound with children left unread."""
         read = 0
         for pid in _children():
             if pid in self._others or pid in self._found:
                 continue  # known: skipped, not read (the kernel lists the oldest first)
             if read >= LOOK_LIMIT or len(self._found) >= LOOK_LIMIT:
-                break
+                return True
             read += 1
             state = _state(pid)
             if state is None:
@@ -190,6 +191,7 @@ class Orphans:
                     self._found[pid] = (name, start)
             elif letter != "Z" and len(self._others) < LOOK_LIMIT:
                 self._others.add(pid)
+        return False
 
     def end(self, grace: float) -> tuple[list[str], int, int]:
         """Kill and reap what :meth:`look` finds, in rounds while ``grace`` lasts.
@@ -199,7 +201,10 @@ class Orphans:
         deadline = time.monotonic() + grace
         killed: dict[int, str] = {}
         while True:
-            self.look()
+            # A round that killed and reaped all it found is not the last when its look was
+            # cut short: the children past the bound are read by the next one. A cut look
+            # that found none of ours reads the same children again: no more rounds then.
+            cut = self.look()
             with self._lock:
                 found = dict(self._found)
             for pid, (name, start) in found.items():
@@ -217,6 +222,6 @@ class Orphans:
                 if reaped(pid):
                     with self._lock:
                         self._found.pop(pid, None)
-            if not self._found or time.monotonic() >= deadline:
+            if (not self._found and not (cut and found)) or time.monotonic() >= deadline:
                 return list(killed.values())[:SHOWN], len(killed), len(self._found)
             time.sleep(0.01)  # SIGKILL needs no cooperation: a round is enough but for a bomb
