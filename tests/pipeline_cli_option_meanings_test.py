@@ -8,7 +8,8 @@ import re
 from pathlib import Path
 
 import pytest
-from tests.cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
+
+from cli_support import ONE_STAGE_PIPELINE, taskdaemon, write
 
 #: One stage that fails (exit 3): a run, a replay and a debugged run that fail.
 _FAILING = """\
