@@ -76,8 +76,11 @@ def foreign_workspace(path: Path) -> str | None:
     """Why this process must not make its runs' folders in ``path`` (``--workspace``), else
     None: as :func:`foreign_home`, a sticky ``path`` allowed (module docstring). A ``path``
     that is no folder (``/dev/null``) is left to the run, which says it cannot make its
-    folder there."""
-    if path.exists() and not path.is_dir():
+    folder there, as is one that cannot be looked at (a name too long)."""
+    try:
+        if path.exists() and not path.is_dir():
+            return None
+    except OSError:
         return None
     return _foreign_folder(path, sticky_counts=True)
 
